@@ -1,0 +1,71 @@
+/**
+ * Dense row-major tensors on typed arrays. The numeric core works in float32 (what models and the
+ * wire carry) and float64 (references and accumulators); half types are converted at the edges
+ * (src/formats).
+ */
+
+export type FloatArray = Float32Array | Float64Array;
+export type FloatDType = 'float32' | 'float64';
+
+/** A dense row-major tensor. `data.length` always equals the product of `shape`. */
+export interface Tensor<T extends FloatArray = FloatArray> {
+  readonly shape: readonly number[];
+  readonly data: T;
+}
+
+/** A 2-D tensor, the shape of every LoRA factor and adapted weight. */
+export interface Matrix<T extends FloatArray = FloatArray> extends Tensor<T> {
+  readonly shape: readonly [number, number];
+}
+
+/** Number of elements of a shape; throws on negative or fractional dimensions. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new RangeError(`shape [${shape.join(', ')}] has an invalid dimension ${d}`);
+    n *= d;
+  }
+  return n;
+}
+
+/** Wraps `data` as a tensor of `shape`, checking that the sizes agree. */
+export function tensor<T extends FloatArray>(data: T, shape: readonly number[]): Tensor<T> {
+  const n = sizeOf(shape);
+  if (data.length !== n) throw new RangeError(`tensor: shape [${shape.join(', ')}] needs ${n} values, got ${data.length}`);
+  return { shape: [...shape], data };
+}
+
+/** Wraps `data` as a rows × cols matrix. */
+export function matrix<T extends FloatArray>(data: T, rows: number, cols: number): Matrix<T> {
+  if (data.length !== rows * cols) throw new RangeError(`matrix: ${rows}×${cols} needs ${rows * cols} values, got ${data.length}`);
+  return { shape: [rows, cols], data };
+}
+
+/** A zero-filled float32 or float64 matrix. */
+export function zeros(rows: number, cols: number, dtype: FloatDType = 'float32'): Matrix {
+  const data = dtype === 'float32' ? new Float32Array(rows * cols) : new Float64Array(rows * cols);
+  return { shape: [rows, cols], data };
+}
+
+/** Copies a matrix into float64 (for references). */
+export function toFloat64(m: Matrix): Matrix<Float64Array> {
+  return { shape: m.shape, data: Float64Array.from(m.data) };
+}
+
+/** Frobenius norm, accumulated in float64. */
+export function frobeniusNorm(data: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < data.length; i++) s += data[i] * data[i];
+  return Math.sqrt(s);
+}
+
+/** Index of the first NaN or ±Inf value, or -1. */
+export function firstNonFinite(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
+}
+
+/** Formats a shape for messages: `[4096, 16]`. */
+export function shapeString(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}

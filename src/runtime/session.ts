@@ -1,0 +1,98 @@
+/**
+ * The one door to onnxruntime-node. Creates sessions from ONNX bytes, maps device names to
+ * execution providers, checks feeds against the session's inputs, and names the shapes and dtypes
+ * of the feeds when onnxruntime throws.
+ */
+import ort from 'onnxruntime-node';
+
+export type Device = 'cpu' | 'cuda' | 'webgpu';
+export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
+
+export type OrtTensor = ort.Tensor;
+export type OrtSession = ort.InferenceSession;
+export const OrtTensorCtor = ort.Tensor;
+
+/** Raised when a device is requested that this installation cannot provide. */
+export class DeviceUnavailableError extends Error {
+  readonly code = 'DEVICE_UNAVAILABLE';
+  constructor(device: string, detail: string) {
+    super(`device '${device}' is not available: ${detail}. Available here: ${availableDevices().join(', ')}.`);
+    this.name = 'DeviceUnavailableError';
+  }
+}
+
+/** Devices whose execution provider is compiled into (or installed beside) this onnxruntime-node. */
+export function availableDevices(): Device[] {
+  const backends = ort.listSupportedBackends();
+  return DEVICES.filter((d) => backends.some((b) => b.name === d && (b.bundled || d === 'cpu')));
+}
+
+/** Execution providers for a device name; throws a clear error for unknown or unsupported ones. */
+export function executionProviders(device: string): string[] {
+  if (!(DEVICES as readonly string[]).includes(device)) {
+    throw new DeviceUnavailableError(device, `unknown device (expected one of ${DEVICES.join(', ')})`);
+  }
+  const backends = ort.listSupportedBackends();
+  const entry = backends.find((b) => b.name === device);
+  if (entry === undefined) throw new DeviceUnavailableError(device, 'onnxruntime-node has no such backend on this platform');
+  return [device];
+}
+
+export interface SessionOptions {
+  device?: Device;
+  /** Threads for one operator; onnxruntime's default is all cores. */
+  intraOpThreads?: number;
+}
+
+/** Creates a session from ONNX model bytes on the given device. */
+export async function createSession(model: Uint8Array, options: SessionOptions = {}): Promise<OrtSession> {
+  const device = options.device ?? 'cpu';
+  const providers = executionProviders(device);
+  try {
+    return await ort.InferenceSession.create(model, {
+      executionProviders: providers,
+      graphOptimizationLevel: 'all',
+      ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    });
+  } catch (err) {
+    if (device !== 'cpu') throw new DeviceUnavailableError(device, (err as Error).message);
+    throw err;
+  }
+}
+
+/** Wraps a float32 array as an onnxruntime tensor without copying. */
+export function float32Tensor(data: Float32Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor('float32', data, dims);
+}
+
+/** Wraps an int64 array as an onnxruntime tensor without copying. */
+export function int64Tensor(data: BigInt64Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor('int64', data, dims);
+}
+
+function describeFeeds(feeds: Record<string, OrtTensor>): string {
+  return Object.entries(feeds)
+    .map(([name, t]) => `${name}: ${t.type}[${t.dims.join(', ')}]`)
+    .join('; ');
+}
+
+/**
+ * Runs a session after checking that the feeds name exactly the session's inputs. `fetches` may
+ * hold preallocated output tensors (onnxruntime writes into them, no copy).
+ */
+export async function runSession(
+  session: OrtSession,
+  feeds: Record<string, OrtTensor>,
+  fetches?: Record<string, OrtTensor>,
+): Promise<Record<string, OrtTensor>> {
+  const missing = session.inputNames.filter((n) => !(n in feeds));
+  const extra = Object.keys(feeds).filter((n) => !session.inputNames.includes(n));
+  if (missing.length > 0 || extra.length > 0) {
+    throw new Error(`runSession: feeds do not match the model inputs (missing: ${missing.join(', ') || 'none'}; unexpected: ${extra.join(', ') || 'none'})`);
+  }
+  try {
+    return fetches === undefined ? await session.run(feeds) : await session.run(feeds, fetches);
+  } catch (err) {
+    throw new Error(`onnxruntime failed with feeds ${describeFeeds(feeds)}: ${(err as Error).message}`, { cause: err });
+  }
+}
