@@ -14,7 +14,7 @@ const common = {
 };
 
 const entries = [
-  { entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.cjs' },
+  { entryPoints: ['src/cli/bin.ts'], outfile: 'dist/cli.cjs' },
 ];
 
 await Promise.all(entries.map((e) => build({ ...common, ...e, ...(watch ? {} : {}) })));

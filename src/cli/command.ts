@@ -1,0 +1,14 @@
+/** The shape of one `fedex` subcommand. */
+export interface CliCommand {
+  name: string;
+  /** One line for `fedex --help`. */
+  summary: string;
+  /** Runs with the arguments after the subcommand name; resolves to the exit code. */
+  run(argv: readonly string[], io: CliIO): Promise<number>;
+}
+
+/** Where a command writes; injected so tests can capture output. */
+export interface CliIO {
+  stdout: { write(chunk: string): boolean; isTTY?: boolean; columns?: number };
+  stderr: { write(chunk: string): boolean; isTTY?: boolean; columns?: number };
+}
