@@ -1,0 +1,173 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  BFLOAT16_MAX,
+  FLOAT16_MAX,
+  bfloat16BitsToNumber,
+  bfloat16ToFloat32,
+  downcastError,
+  float16BitsToNumber,
+  float16ToFloat32,
+  float32ToBfloat16,
+  float32ToFloat16,
+  float64ToBfloat16,
+  toBfloat16Bits,
+  toFloat16Bits,
+} from '../../src/formats/halfFloat.js';
+
+const isF16NaN = (h: number): boolean => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
+const isBF16NaN = (h: number): boolean => (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0;
+
+// Hand-checked IEEE binary16 encodings (value → bits), including round-to-nearest-even ties.
+const F16_CASES: [number, number][] = [
+  [0, 0x0000],
+  [-0, 0x8000],
+  [1, 0x3c00],
+  [-2, 0xc000],
+  [0.1, 0x2e66],
+  [1 / 3, 0x3555],
+  [FLOAT16_MAX, 0x7bff],
+  [65519.99, 0x7bff], // below the midpoint to 65536: rounds down
+  [65520, 0x7c00], // midpoint between 65504 (odd mantissa) and 2^16: ties to even = Inf
+  [Infinity, 0x7c00],
+  [-Infinity, 0xfc00],
+  [2 ** -14, 0x0400], // smallest normal
+  [1023 * 2 ** -24, 0x03ff], // largest subnormal
+  [2 ** -24, 0x0001], // smallest subnormal
+  [2 ** -25, 0x0000], // tie between 0 and 2^-24: even is 0
+  [1.5 * 2 ** -25, 0x0001],
+  [3 * 2 ** -25, 0x0002], // tie between 1 and 2 units: even is 2
+  [1 + 2 ** -11, 0x3c00], // tie: 1.0 (even) wins over 1 + 2^-10
+  [1 + 3 * 2 ** -11, 0x3c02], // tie: 1 + 2^-9 (even) wins over 1 + 2^-10
+  [1 + 2 ** -11 + 2 ** -20, 0x3c01], // just above the tie
+];
+
+// Hand-checked bfloat16 encodings.
+const BF16_CASES: [number, number][] = [
+  [0, 0x0000],
+  [-0, 0x8000],
+  [1, 0x3f80],
+  [-2, 0xc000],
+  [0.1, 0x3dcd],
+  [Math.PI, 0x4049],
+  [BFLOAT16_MAX, 0x7f7f],
+  [3.4028234663852886e38, 0x7f80], // float32 max rounds past the bf16 max: Inf
+  [Infinity, 0x7f80],
+  [-Infinity, 0xff80],
+  [1 + 2 ** -8, 0x3f80], // tie: even
+  [1 + 3 * 2 ** -8, 0x3f82], // tie: even
+  [2 ** -126, 0x0080], // smallest normal
+  [2 ** -133, 0x0001], // smallest subnormal
+  [2 ** -134, 0x0000], // tie: even is 0
+];
+
+describe('float16', () => {
+  test('known bit patterns, scalar and bulk float32 paths', () => {
+    const src = Float32Array.from(F16_CASES.map(([x]) => x));
+    const bulk = float32ToFloat16(src);
+    F16_CASES.forEach(([x, bits], i) => {
+      assert.equal(toFloat16Bits(x), bits, `scalar ${x}`);
+      assert.equal(bulk[i], bits, `bulk ${x}`);
+    });
+  });
+
+  test('NaN stays NaN on both paths, including a signalling NaN with a low payload', () => {
+    const src = new Float32Array(3);
+    new Uint32Array(src.buffer).set([0x7fc00000, 0x7f800001, 0xffa00000]);
+    const bulk = float32ToFloat16(src);
+    for (const h of bulk) assert.ok(isF16NaN(h), `0x${h.toString(16)} is NaN`);
+    assert.ok(isF16NaN(toFloat16Bits(NaN)));
+  });
+
+  test('decodes known bits', () => {
+    assert.equal(float16BitsToNumber(0x3c00), 1);
+    assert.equal(float16BitsToNumber(0x0001), 2 ** -24);
+    assert.equal(float16BitsToNumber(0x03ff), 1023 * 2 ** -24);
+    assert.equal(float16BitsToNumber(0x7bff), 65504);
+    assert.equal(float16BitsToNumber(0xfc00), -Infinity);
+    assert.ok(Number.isNaN(float16BitsToNumber(0x7e00)));
+    assert.ok(Object.is(float16BitsToNumber(0x8000), -0));
+  });
+
+  test('every float16 value survives f16 → f32 → f16 exactly', () => {
+    const all = new Uint16Array(65536).map((_, i) => i);
+    const back = float32ToFloat16(float16ToFloat32(all));
+    for (let h = 0; h < 65536; h++) {
+      if (isF16NaN(h)) assert.ok(isF16NaN(back[h]), `NaN 0x${h.toString(16)}`);
+      else assert.equal(back[h], h, `0x${h.toString(16)}`);
+    }
+  });
+
+  test('bulk bit path agrees with the exact scalar path on random float32 bit patterns', () => {
+    const bits = new Uint32Array(100_000);
+    let s = 12345;
+    for (let i = 0; i < bits.length; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      bits[i] = (s ^ (s << 7)) >>> 0;
+    }
+    const src = new Float32Array(bits.buffer);
+    const bulk = float32ToFloat16(src);
+    for (let i = 0; i < src.length; i++) {
+      const want = toFloat16Bits(src[i]);
+      if (isF16NaN(want)) assert.ok(isF16NaN(bulk[i]));
+      else if (bulk[i] !== want) assert.fail(`${src[i]}: bulk 0x${bulk[i].toString(16)} vs scalar 0x${want.toString(16)}`);
+    }
+  });
+});
+
+describe('bfloat16', () => {
+  test('known bit patterns, scalar and bulk float32 paths', () => {
+    const src = Float32Array.from(BF16_CASES.map(([x]) => x));
+    const bulk = float32ToBfloat16(src);
+    BF16_CASES.forEach(([x, bits], i) => {
+      assert.equal(toBfloat16Bits(x), bits, `scalar ${x}`);
+      assert.equal(bulk[i], bits, `bulk ${x}`);
+    });
+    assert.ok(isBF16NaN(float32ToBfloat16(Float32Array.of(NaN))[0]));
+    assert.ok(isBF16NaN(toBfloat16Bits(NaN)));
+  });
+
+  test('every bfloat16 value survives bf16 → f32 → bf16 exactly, and decodes as the scalar reference', () => {
+    const all = new Uint16Array(65536).map((_, i) => i);
+    const wide = bfloat16ToFloat32(all);
+    const back = float32ToBfloat16(wide);
+    for (let h = 0; h < 65536; h++) {
+      if (isBF16NaN(h)) {
+        assert.ok(isBF16NaN(back[h]) && Number.isNaN(wide[h]));
+      } else {
+        assert.equal(back[h], h);
+        assert.equal(wide[h], bfloat16BitsToNumber(h));
+      }
+    }
+  });
+
+  test('float64 input is rounded once, not twice through float32', () => {
+    // 1 + 2^-8 + 2^-30 lies just above a bf16 tie; float32 would first round it onto the tie.
+    const x = 1 + 2 ** -8 + 2 ** -30;
+    assert.equal(float64ToBfloat16(Float64Array.of(x))[0], 0x3f81);
+    assert.equal(float32ToBfloat16(Float32Array.of(x))[0], 0x3f80);
+  });
+});
+
+describe('downcastError', () => {
+  test('reports max abs/rel error, relative norm error, overflow and underflow', () => {
+    const data = Float64Array.of(1, 1 + 2 ** -12, 70000, 1e-9, 0, -3);
+    const r = downcastError(data, 'F16');
+    // 1 + 2^-12 rounds to 1; 70000 overflows; 1e-9 flushes to 0; the rest are exact.
+    const errSq = 2 ** -24 + 1e-18;
+    const normSq = 1 + (1 + 2 ** -12) ** 2 + 1e-18 + 9;
+    assert.equal(r.count, 6);
+    assert.equal(r.maxAbsError, 2 ** -12);
+    assert.equal(r.maxRelError, 1);
+    assert.equal(r.overflowCount, 1);
+    assert.equal(r.underflowCount, 1);
+    assert.ok(Math.abs(r.relativeError - Math.sqrt(errSq / normSq)) < 1e-15);
+  });
+
+  test('bf16 error of a float32 copy is within the unit roundoff 2^-8 (8 significant bits)', () => {
+    const data = new Float32Array(5000).map((_, i) => Math.sin(i) * 10 ** ((i % 7) - 3));
+    const r = downcastError(data, 'BF16');
+    assert.ok(r.maxRelError <= 2 ** -8 && r.maxRelError > 2 ** -10, `maxRelError ${r.maxRelError}`);
+    assert.equal(downcastError(data, 'F32').maxAbsError, 0);
+  });
+});
