@@ -1,0 +1,138 @@
+/**
+ * Splitting a dataset across federated clients (IID and non-IID by group) and into train/eval.
+ * Every split is a partition: each item lands in exactly one part, and each part keeps the items
+ * in their original order (shuffling is the batch iterator's job).
+ */
+import { createRng } from '../../core/random.js';
+import { deriveSeed, permutation, sampleDirichlet, shuffleInPlace } from './sampling.js';
+
+/** Options of {@link splitIid}. */
+export interface IidOptions {
+  readonly seed: number;
+}
+
+/** Options of {@link splitNonIid}. */
+export interface NonIidOptions<T> {
+  readonly seed: number;
+  /**
+   * Dirichlet concentration. When given, each group's items are shared across the k clients in
+   * proportions drawn from Dirichlet(alpha, …, alpha): small alpha (0.1) → each group sits on one
+   * or two clients; large alpha (100) → close to IID. Some clients may then get no items at all.
+   */
+  readonly alpha?: number;
+  /**
+   * Without alpha: the share of each group's items that goes to the client(s) it dominates; the
+   * rest is dealt evenly to the other clients. Default 0.8; 1 gives each client its groups only.
+   */
+  readonly dominance?: number;
+  /** The group of an item (default: its `group` field). */
+  readonly groupOf?: (item: T) => string;
+}
+
+/** Deals items to k clients uniformly at random, sizes within one of each other. */
+export function splitIid<T>(items: readonly T[], k: number, options: IidOptions): T[][] {
+  checkK(k, 'splitIid');
+  const owner = new Int32Array(items.length);
+  permutation(items.length, deriveSeed(options.seed, 'iid')).forEach((item, position) => {
+    owner[item] = position % k;
+  });
+  return collect(items, owner, k);
+}
+
+/**
+ * Deals items to k clients by group. Groups are taken in sorted order; without `alpha`, group j is
+ * dominated by the clients c with c mod G = j when k ≥ G groups (several clients may share a
+ * group), or by client j mod k when k < G (a client may dominate several groups): a share
+ * `dominance` of the group's items (rounded) goes to its dominant clients, the rest evenly to the
+ * others. With `alpha`, see {@link NonIidOptions.alpha}. Counts are exact, not sampled: a group of
+ * n items gives round(dominance·n) to its dominant clients.
+ */
+export function splitNonIid<T>(items: readonly T[], k: number, options: NonIidOptions<T>): T[][] {
+  checkK(k, 'splitNonIid');
+  const groupOf = options.groupOf ?? defaultGroup;
+  const byGroup = new Map<string, number[]>();
+  items.forEach((item, i) => {
+    const g = groupOf(item);
+    const list = byGroup.get(g);
+    if (list === undefined) byGroup.set(g, [i]);
+    else list.push(i);
+  });
+  const groups = [...byGroup.keys()].sort();
+  const owner = new Int32Array(items.length);
+  const alpha = options.alpha;
+  if (alpha !== undefined && !(alpha > 0 && Number.isFinite(alpha))) throw new RangeError(`splitNonIid: alpha must be a positive number, got ${alpha}`);
+  const dominance = options.dominance ?? 0.8;
+  if (!(dominance >= 0 && dominance <= 1)) throw new RangeError(`splitNonIid: dominance must be in [0, 1], got ${dominance}`);
+
+  groups.forEach((group, j) => {
+    const members = shuffleInPlace(byGroup.get(group)!.slice(), createRng(deriveSeed(options.seed, 'non-iid', group)));
+    if (alpha !== undefined) {
+      const shares = sampleDirichlet(alpha, k, createRng(deriveSeed(options.seed, 'dirichlet', group)));
+      let start = 0;
+      roundShares(shares, members.length).forEach((n, client) => {
+        for (const i of members.slice(start, start + n)) owner[i] = client;
+        start += n;
+      });
+      return;
+    }
+    const owners = Array.from({ length: k }, (_, c) => c).filter((c) => (k >= groups.length ? c % groups.length === j : c === j % k));
+    const others = Array.from({ length: k }, (_, c) => c).filter((c) => !owners.includes(c));
+    const nOwn = others.length === 0 ? members.length : Math.round(dominance * members.length);
+    members.forEach((i, pos) => {
+      owner[i] = pos < nOwn ? owners[(pos + j) % owners.length] : others[(pos - nOwn + j) % others.length];
+    });
+  });
+  return collect(items, owner, k);
+}
+
+/** A seeded train/eval partition: `round(evalFraction·n)` items go to eval. */
+export function splitTrainEval<T>(items: readonly T[], evalFraction: number, seed: number): { train: T[]; eval: T[] } {
+  if (!(evalFraction >= 0 && evalFraction < 1)) throw new RangeError(`splitTrainEval: evalFraction must be in [0, 1), got ${evalFraction}`);
+  const nEval = Math.round(evalFraction * items.length);
+  const owner = new Int32Array(items.length);
+  permutation(items.length, deriveSeed(seed, 'train-eval')).forEach((item, position) => {
+    owner[item] = position < nEval ? 1 : 0;
+  });
+  const [train, evalPart] = collect(items, owner, 2);
+  return { train, eval: evalPart };
+}
+
+/** Per part, how many items of each group it holds (for reports and tests). */
+export function groupHistogram<T>(parts: readonly (readonly T[])[], groupOf: (item: T) => string = defaultGroup): Array<Record<string, number>> {
+  return parts.map((part) => {
+    const h: Record<string, number> = {};
+    for (const item of part) {
+      const g = groupOf(item);
+      h[g] = (h[g] ?? 0) + 1;
+    }
+    return h;
+  });
+}
+
+/** Integer counts summing to n, proportional to shares (largest remainder, ties to the lower index). */
+function roundShares(shares: readonly number[], n: number): number[] {
+  const raw = shares.map((p) => p * n);
+  const counts = raw.map(Math.floor);
+  let left = n - counts.reduce((s, c) => s + c, 0);
+  const order = raw.map((r, i) => ({ frac: r - Math.floor(r), i })).sort((a, b) => b.frac - a.frac || a.i - b.i);
+  for (let t = 0; left > 0; t++, left--) counts[order[t % order.length].i]++;
+  return counts;
+}
+
+function collect<T>(items: readonly T[], owner: Int32Array, k: number): T[][] {
+  const parts: T[][] = Array.from({ length: k }, () => []);
+  items.forEach((item, i) => parts[owner[i]].push(item));
+  return parts;
+}
+
+function checkK(k: number, op: string): void {
+  if (!Number.isInteger(k) || k <= 0) throw new RangeError(`${op}: the number of clients must be a positive integer, got ${k}`);
+}
+
+function defaultGroup(item: unknown): string {
+  const group = (item as { group?: unknown } | null)?.group;
+  if (typeof group === 'string') return group;
+  const label = (item as { label?: unknown } | null)?.label;
+  if (typeof label === 'number') return `label:${label}`;
+  throw new Error('splitNonIid: an item has no string "group" (nor a numeric "label"); pass groupOf');
+}
