@@ -1,0 +1,143 @@
+/**
+ * The float64 exactness check behind the CLI report: after a round, how far is the effective weight
+ * W0' + s·B̄Ā (W0' and Ā, B̄ as stored, float32) from Σ w_i (W0 + s·B_i A_i) recomputed in float64?
+ * Works row by row on the stored layout of W0 (out × in for `linear`, in × out for `conv1d`), on all
+ * rows or on a seeded random subset for big modules. It is a check: O(rows·k·r·cols) time.
+ */
+import { shapeString } from './tensor.js';
+import type { Matrix } from './tensor.js';
+import type { Layout, LoraFactors } from './lora.js';
+import { createRng, sampleWithoutReplacement } from './random.js';
+
+/** Everything the check needs about one module after a round. */
+export interface ExactnessInput {
+  /** Base weight before the round, stored layout. */
+  readonly w0: Matrix;
+  /** Base weight after the round (FedEx: W0 + s·ΔR; others: W0). */
+  readonly w0New: Matrix;
+  /** The global (Ā, B̄) after the round. */
+  readonly global: LoraFactors;
+  readonly clients: readonly LoraFactors[];
+  readonly weights: ArrayLike<number>;
+  readonly scale: number;
+  readonly layout: Layout;
+}
+
+/** Tolerance: maxAbsError ≤ relative·maxAbsUpdate + base·maxAbsBase (float32 round-off of the update and of W0'). */
+export interface ExactnessTolerance {
+  readonly relative: number;
+  readonly base: number;
+}
+export const DEFAULT_EXACTNESS_TOLERANCE: ExactnessTolerance = { relative: 1e-5, base: 1e-6 };
+
+export interface ExactnessReport {
+  readonly rows: number;
+  readonly rowsChecked: number;
+  /** max |(W0' + s·B̄Ā) − Σ w_i (W0 + s·B_i A_i)| over the checked rows. */
+  readonly maxAbsError: number;
+  /** max |s·Σ w_i B_i A_i| over the checked rows: the size of the ideal update. */
+  readonly maxAbsUpdate: number;
+  /** max |W0| over the checked rows. */
+  readonly maxAbsBase: number;
+  /** maxAbsError / maxAbsUpdate (0/0 := 0). */
+  readonly relativeError: number;
+  /** Frobenius norms of the error and of the ideal update over the checked rows, and their ratio. */
+  readonly errorNorm: number;
+  readonly updateNorm: number;
+  readonly relativeErrorNorm: number;
+  readonly tolerance: number;
+  readonly withinTolerance: boolean;
+}
+
+function checkInput(x: ExactnessInput): [number, number] {
+  const [r, inF] = x.global.a.shape;
+  const out = x.global.b.shape[0];
+  const shape: [number, number] = x.layout === 'linear' ? [out, inF] : [inF, out];
+  for (const [name, m] of [['w0', x.w0], ['w0New', x.w0New]] as const) {
+    if (m.shape[0] !== shape[0] || m.shape[1] !== shape[1]) {
+      throw new RangeError(`checkExactness: ${name} is ${shapeString(m.shape)}, expected ${shapeString(shape)} for the ${x.layout} layout with Ā ${shapeString(x.global.a.shape)}, B̄ ${shapeString(x.global.b.shape)}`);
+    }
+  }
+  if (x.clients.length !== x.weights.length) throw new RangeError(`checkExactness: ${x.clients.length} clients but ${x.weights.length} weights`);
+  x.clients.forEach((c, i) => {
+    if (c.a.shape[0] !== r || c.a.shape[1] !== inF || c.b.shape[0] !== out || c.b.shape[1] !== r) {
+      throw new RangeError(`checkExactness: client ${i} has lora_A ${shapeString(c.a.shape)} and lora_B ${shapeString(c.b.shape)}, expected [${r}, ${inF}] and [${out}, ${r}]`);
+    }
+  });
+  return shape;
+}
+
+/** acc += w·(B·A) restricted to stored row `row` (linear: output row; conv1d: input column, transposed). */
+function addDeltaRow(acc: Float64Array, f: LoraFactors, w: number, layout: Layout, row: number): void {
+  const [r, inF] = f.a.shape;
+  const out = f.b.shape[0];
+  const a = f.a.data;
+  const b = f.b.data;
+  if (layout === 'linear') {
+    for (let j = 0; j < r; j++) {
+      const c = w * b[row * r + j];
+      for (let x = 0; x < inF; x++) acc[x] += c * a[j * inF + x];
+    }
+  } else {
+    for (let j = 0; j < r; j++) {
+      const c = w * a[j * inF + row];
+      for (let o = 0; o < out; o++) acc[o] += c * b[o * r + j];
+    }
+  }
+}
+
+/** Checks exactness on the given stored rows of W0 (all rows when omitted). */
+export function checkExactness(input: ExactnessInput, rows?: readonly number[], tolerance: ExactnessTolerance = DEFAULT_EXACTNESS_TOLERANCE): ExactnessReport {
+  const [nRows, cols] = checkInput(input);
+  const list = rows ?? Array.from({ length: nRows }, (_, i) => i);
+  let sumW = 0;
+  for (let i = 0; i < input.weights.length; i++) sumW += input.weights[i];
+  const ideal = new Float64Array(cols);
+  const have = new Float64Array(cols);
+  let maxErr = 0;
+  let maxUpd = 0;
+  let maxBase = 0;
+  let err2 = 0;
+  let upd2 = 0;
+  for (const t of list) {
+    if (!Number.isInteger(t) || t < 0 || t >= nRows) throw new RangeError(`checkExactness: row ${t} is outside [0, ${nRows})`);
+    ideal.fill(0);
+    have.fill(0);
+    input.clients.forEach((c, i) => addDeltaRow(ideal, c, input.weights[i], input.layout, t));
+    addDeltaRow(have, input.global, 1, input.layout, t);
+    for (let x = 0; x < cols; x++) {
+      const w0 = input.w0.data[t * cols + x];
+      const update = input.scale * ideal[x];
+      const expected = sumW * w0 + update;
+      const actual = input.w0New.data[t * cols + x] + input.scale * have[x];
+      const e = Math.abs(actual - expected);
+      maxErr = Math.max(maxErr, e);
+      maxUpd = Math.max(maxUpd, Math.abs(update));
+      maxBase = Math.max(maxBase, Math.abs(w0));
+      err2 += e * e;
+      upd2 += update * update;
+    }
+  }
+  const tol = tolerance.relative * maxUpd + tolerance.base * maxBase;
+  const ratio = (a: number, b: number): number => (a === 0 ? 0 : b === 0 ? Infinity : a / b);
+  return {
+    rows: nRows,
+    rowsChecked: list.length,
+    maxAbsError: maxErr,
+    maxAbsUpdate: maxUpd,
+    maxAbsBase: maxBase,
+    relativeError: ratio(maxErr, maxUpd),
+    errorNorm: Math.sqrt(err2),
+    updateNorm: Math.sqrt(upd2),
+    relativeErrorNorm: ratio(Math.sqrt(err2), Math.sqrt(upd2)),
+    tolerance: tol,
+    withinTolerance: maxErr <= tol,
+  };
+}
+
+/** The same check on `sampleRows` stored rows drawn by a seeded generator (all rows if there are fewer). */
+export function checkExactnessSampled(input: ExactnessInput, sampleRows: number, seed: number, tolerance: ExactnessTolerance = DEFAULT_EXACTNESS_TOLERANCE): ExactnessReport {
+  const [nRows] = checkInput(input);
+  const rows = sampleWithoutReplacement(nRows, Math.min(nRows, Math.max(0, Math.floor(sampleRows))), createRng(seed));
+  return checkExactness(input, rows, tolerance);
+}

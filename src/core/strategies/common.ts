@@ -1,0 +1,90 @@
+/**
+ * What every strategy does first (check the module's results, resolve the weights, average the
+ * factors) and last (assemble the metrics). Small pure functions shared by fedex, fedit and ffa.
+ */
+import { validateFactors, validateSpec, specScaling } from '../lora.js';
+import type { LoraFactors, LoraModuleSpec } from '../lora.js';
+import { resolveWeights } from '../weights.js';
+import { weightedAverage } from '../average.js';
+import { deviationNorms, moduleDeviation } from '../deviation.js';
+import { denseBytes, factoredBytes, residualRankBound } from '../residual.js';
+import type { FactoredUpdate } from '../residual.js';
+import type { ClientFailure, ClientModuleResult, ModuleAggregateMetrics, ModuleGlobalState, StrategyName, StrategyOptions } from './types.js';
+
+/** A module's round, checked and ready to aggregate. */
+export interface PreparedModuleRound {
+  readonly spec: LoraModuleSpec;
+  readonly scale: number;
+  readonly factors: readonly LoraFactors[];
+  /** Normalised weights aligned with `factors`. */
+  readonly weights: Float64Array;
+  /** Clients with a non-zero weight. */
+  readonly contributors: number;
+  readonly deviationMetrics: boolean;
+}
+
+/**
+ * Checks a module's round: null when there is nothing usable (no results, or failures while
+ * `acceptFailures` is false); otherwise validates the spec, every client's factors and the weights.
+ */
+export function prepareModuleRound(
+  strategy: StrategyName,
+  global: ModuleGlobalState,
+  results: readonly ClientModuleResult[],
+  failures: readonly ClientFailure[],
+  options: StrategyOptions,
+): PreparedModuleRound | null {
+  if (results.length === 0) return null;
+  if (options.acceptFailures === false && failures.length > 0) return null;
+  const spec = global.spec;
+  validateSpec(spec);
+  for (const r of results) validateFactors(spec, r.factors, r.client, r.clientId);
+  let weights: Float64Array;
+  try {
+    weights = resolveWeights(options.weighting ?? 'uniform', results);
+  } catch (err) {
+    throw new RangeError(`${strategy}: module '${spec.name}': ${(err as Error).message}`, { cause: err });
+  }
+  let contributors = 0;
+  for (const w of weights) if (w > 0) contributors++;
+  return { spec, scale: specScaling(spec), factors: results.map((r) => r.factors), weights, contributors, deviationMetrics: options.deviationMetrics ?? true };
+}
+
+/** Ā = Σ w_i A_i and B̄ = Σ w_i B_i (float64 accumulation, float32 result). */
+export function averageFactors(round: PreparedModuleRound): LoraFactors {
+  return {
+    a: weightedAverage(round.factors.map((f) => f.a), round.weights, `module '${round.spec.name}': average of lora_A`),
+    b: weightedAverage(round.factors.map((f) => f.b), round.weights, `module '${round.spec.name}': average of lora_B`),
+  };
+}
+
+/** Assembles the per-module metrics: deviation of plain averaging plus the base update's size. */
+export function moduleMetrics(
+  strategy: StrategyName,
+  roundNumber: number,
+  round: PreparedModuleRound,
+  global: LoraFactors,
+  failures: number,
+  exact: boolean,
+  baseUpdate: FactoredUpdate | null,
+): ModuleAggregateMetrics {
+  const { spec } = round;
+  const norms = round.deviationMetrics
+    ? deviationNorms(round.factors, round.weights, global.a, global.b, round.scale)
+    : { deviationNorm: NaN, idealUpdateNorm: NaN, relativeDeviation: NaN };
+  const inner = baseUpdate === null ? 0 : baseUpdate.p.shape[1];
+  return {
+    ...moduleDeviation(spec.name, norms),
+    strategy,
+    round: roundNumber,
+    clients: round.factors.length,
+    failures,
+    weights: [...round.weights],
+    scale: round.scale,
+    exact,
+    residualRankBound: residualRankBound(round.contributors, spec.rank, spec.outFeatures, spec.inFeatures),
+    baseUpdateInner: inner,
+    baseUpdateFactoredBytes: baseUpdate === null ? 0 : factoredBytes(spec.outFeatures, spec.inFeatures, inner),
+    baseUpdateDenseBytes: baseUpdate === null ? 0 : denseBytes(spec.outFeatures, spec.inFeatures),
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * The aggregation strategy interface (Flower-style: a pure function of the round, the global state,
+ * the clients' results and failures). A strategy works on ONE module at a time so that a whole model
+ * streams through it module by module (peak memory ≈ one module); `round.ts` drives whole models.
+ */
+import type { LoraFactors, LoraModuleSpec } from '../lora.js';
+import type { FactoredUpdate, ResidualForm } from '../residual.js';
+import type { ModuleDeviation } from '../deviation.js';
+import type { WeightingMode } from '../weights.js';
+
+export type StrategyName = 'fedex' | 'fedit' | 'ffa';
+export const STRATEGY_NAMES: readonly StrategyName[] = ['fedex', 'fedit', 'ffa'];
+
+/** The global state of one module: its spec and the adapter the round starts from. */
+export interface ModuleGlobalState {
+  readonly spec: LoraModuleSpec;
+  /** The global (Ā, B̄) clients started this round from; null when unknown (e.g. before round 1). */
+  readonly factors: LoraFactors | null;
+}
+
+/** One client's trained factors for one module, with what its weight is made of. */
+export interface ClientModuleResult {
+  /** Position of the client in this round (named in errors). */
+  readonly client: number;
+  /** Optional stable identifier, named in errors too. */
+  readonly clientId?: string;
+  readonly factors: LoraFactors;
+  /** Training examples this round (weighting `examples`). */
+  readonly numExamples?: number;
+  /** Raw weight (weighting `explicit`; normalised by the strategy). */
+  readonly weight?: number;
+}
+
+/** A client that did not deliver this round. */
+export interface ClientFailure {
+  readonly client: number;
+  readonly clientId?: string;
+  readonly reason: string;
+}
+
+/** What a strategy reports for one module and round. */
+export interface ModuleAggregateMetrics extends ModuleDeviation {
+  readonly strategy: StrategyName;
+  readonly round: number;
+  /** Results aggregated, and failures reported, this round. */
+  readonly clients: number;
+  readonly failures: number;
+  /** The normalised weights used, in the order of the results. */
+  readonly weights: readonly number[];
+  readonly scale: number;
+  /** Whether W0 + s·B̄Ā equals Σ w_i (W0 + s·B_i A_i) after the round (up to float32 round-off). */
+  readonly exact: boolean;
+  /** min((k−1)·r, out, in) for the k contributing clients. */
+  readonly residualRankBound: number;
+  /** Inner size of the base update sent (0 when the base is unchanged). */
+  readonly baseUpdateInner: number;
+  /** Bytes of the base update as factors and as a dense matrix (0 and 0 when the base is unchanged). */
+  readonly baseUpdateFactoredBytes: number;
+  readonly baseUpdateDenseBytes: number;
+}
+
+/** A strategy's answer for one module. */
+export interface ModuleAggregate {
+  /** The new global state: same spec, new (Ā, B̄). */
+  readonly global: ModuleGlobalState;
+  /**
+   * What to add to the base weight W0 (through a `ProductBackend`), or null when W0 stays as is.
+   * Layout-aware: `linear` W0 += scale·P·Q, `conv1d` W0 += scale·(P·Q)ᵀ.
+   */
+  readonly baseUpdate: FactoredUpdate | null;
+  readonly metrics: ModuleAggregateMetrics;
+}
+
+/** Options shared by the strategies. */
+export interface StrategyOptions {
+  /** How clients are weighted (default `uniform`, as in the paper). */
+  readonly weighting?: WeightingMode;
+  /** When false, any failure makes the round "nothing usable" (Flower's accept_failures). Default true. */
+  readonly acceptFailures?: boolean;
+  /**
+   * Compute the deviation norms (default true). They cost two Gram matrices per module, about half
+   * the time of the fused base update on CPU; when false the three norms are reported as NaN.
+   */
+  readonly deviationMetrics?: boolean;
+}
+
+/** FedEx-specific options. */
+export interface FedExOptions extends StrategyOptions {
+  /** Factoring of the residual: `stacked` (k·r, the paper's form, default) or `compact` ((k−1)·r). */
+  readonly residualForm?: ResidualForm;
+}
+
+/** A federated aggregation rule for LoRA factors, applied module by module. */
+export interface AggregationStrategy {
+  readonly name: StrategyName;
+  /** True when the rule reproduces Σ w_i (W0 + s·B_i A_i) exactly (FedEx, FFA). */
+  readonly exact: boolean;
+  /** True when the rule changes the base weight (FedEx). */
+  readonly updatesBase: boolean;
+  /**
+   * Aggregates one module. Returns null ("nothing usable") when there are no results or failures are
+   * not accepted; throws on malformed input (wrong shapes, non-finite values, bad weights, FFA with
+   * differing A), naming the client, module and tensor.
+   */
+  aggregate(round: number, global: ModuleGlobalState, results: readonly ClientModuleResult[], failures: readonly ClientFailure[]): ModuleAggregate | null;
+}

@@ -1,0 +1,126 @@
+// Independent float64 references and seeded fixtures shared by the core tests. Nothing here reuses
+// the code under test: the layout is handled with an explicit transpose of the dense B·A.
+import type { Matrix } from '../../src/core/tensor.js';
+import type { Layout, LoraFactors, LoraModuleSpec } from '../../src/core/lora.js';
+import { randomMatrix } from '../../src/core/random.js';
+import type { Rng } from '../../src/core/random.js';
+
+/** A module spec with defaults for tests. */
+export function spec(name: string, out: number, inF: number, rank: number, layout: Layout, alpha = 16, useRslora = false): LoraModuleSpec {
+  return { name, inFeatures: inF, outFeatures: out, rank, alpha, useRslora, layout };
+}
+
+/** k clients with non-zero, client-specific A and B (as after local training). */
+export function randomClients(s: LoraModuleSpec, k: number, rng: Rng): LoraFactors[] {
+  return Array.from({ length: k }, () => ({
+    a: randomMatrix(s.rank, s.inFeatures, rng, 0.3),
+    b: randomMatrix(s.outFeatures, s.rank, rng, 0.2),
+  }));
+}
+
+/** The base weight in its stored layout. */
+export function randomBase(s: LoraModuleSpec, rng: Rng): Matrix<Float32Array> {
+  return s.layout === 'linear' ? randomMatrix(s.outFeatures, s.inFeatures, rng, 1) : randomMatrix(s.inFeatures, s.outFeatures, rng, 1);
+}
+
+/** Plain float64 a·b (i-j-t loop order, unlike the code under test). */
+export function refMatmul(a: Matrix, b: Matrix): Float64Array {
+  const [m, k] = a.shape;
+  const n = b.shape[1];
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let t = 0; t < k; t++) s += a.data[i * k + t] * b.data[t * n + j];
+      out[i * n + j] = s;
+    }
+  }
+  return out;
+}
+
+/** Explicit transpose of a rows × cols float64 buffer. */
+export function refTranspose(data: Float64Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = data[i * cols + j];
+  return out;
+}
+
+/** B·A (out × in) laid out like W0: itself for linear, its transpose (in × out) for conv1d. */
+export function refDelta(f: LoraFactors, layout: Layout): Float64Array {
+  const ba = refMatmul(f.b, f.a);
+  return layout === 'linear' ? ba : refTranspose(ba, f.b.shape[0], f.a.shape[1]);
+}
+
+/** Σ w_i (W0 + s·B_i A_i) in float64, stored layout. */
+export function refIdealWeight(w0: Matrix, clients: readonly LoraFactors[], weights: ArrayLike<number>, scale: number, layout: Layout): Float64Array {
+  const out = new Float64Array(w0.data.length);
+  clients.forEach((c, i) => {
+    const d = refDelta(c, layout);
+    for (let x = 0; x < out.length; x++) out[x] += weights[i] * (w0.data[x] + scale * d[x]);
+  });
+  return out;
+}
+
+/** W0' + s·B̄Ā in float64 from the stored float32 values. */
+export function refEffectiveWeight(w0New: Matrix, global: LoraFactors, scale: number, layout: Layout): Float64Array {
+  const d = refDelta(global, layout);
+  return Float64Array.from(w0New.data, (v, x) => v + scale * d[x]);
+}
+
+export function maxAbs(data: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < data.length; i++) m = Math.max(m, Math.abs(data[i]));
+  return m;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`maxAbsDiff: lengths ${a.length} and ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+export function frobenius(data: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < data.length; i++) s += data[i] * data[i];
+  return Math.sqrt(s);
+}
+
+export function frobeniusDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) * (a[i] - b[i]);
+  return Math.sqrt(s);
+}
+
+/** Numerical rank by Gaussian elimination with full pivoting; pivots ≤ tol·max|m| count as zero. */
+export function numericalRank(data: Float64Array, rows: number, cols: number, tol = 1e-9): number {
+  const m = Float64Array.from(data);
+  const threshold = tol * Math.max(maxAbs(m), Number.MIN_VALUE);
+  let rank = 0;
+  const usedRow = new Uint8Array(rows);
+  const usedCol = new Uint8Array(cols);
+  for (let step = 0; step < Math.min(rows, cols); step++) {
+    let best = 0;
+    let pr = -1;
+    let pc = -1;
+    for (let i = 0; i < rows; i++) {
+      if (usedRow[i]) continue;
+      for (let j = 0; j < cols; j++) {
+        if (usedCol[j]) continue;
+        const v = Math.abs(m[i * cols + j]);
+        if (v > best) { best = v; pr = i; pc = j; }
+      }
+    }
+    if (best <= threshold) break;
+    rank++;
+    usedRow[pr] = 1;
+    usedCol[pc] = 1;
+    for (let i = 0; i < rows; i++) {
+      if (usedRow[i]) continue;
+      const f = m[i * cols + pc] / m[pr * cols + pc];
+      if (f === 0) continue;
+      for (let j = 0; j < cols; j++) m[i * cols + j] -= f * m[pr * cols + j];
+    }
+  }
+  return rank;
+}

@@ -1,0 +1,110 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createOrtProductBackend, factoredUpdateModel } from '../../../src/runtime/kernels/factoredUpdate.js';
+import { addScaledProductSync, matmul64, transpose64 } from '../../../src/core/product.js';
+import type { Layout } from '../../../src/core/lora.js';
+import type { Matrix } from '../../../src/core/tensor.js';
+import { createRng, randomMatrix } from '../../../src/core/random.js';
+import { maxAbs, maxAbsDiff } from '../../core/reference.js';
+
+// Tolerance: both backends round the float32 update once per entry (plus the pre-scaled P for
+// onnxruntime), so they agree with the float64 reference to ≤ 1e-6·max|s·P·Q| + 1e-7·max|W|.
+function tolerance(update: Float64Array, w: Matrix): number {
+  return 1e-6 * maxAbs(update) + 1e-7 * maxAbs(w.data);
+}
+
+/** Float64 reference: s·P·Q, transposed explicitly for conv1d. */
+function referenceUpdate(layout: Layout, p: Matrix, q: Matrix, scale: number): Float64Array {
+  const pq = matmul64(p, q);
+  const laid = layout === 'linear' ? pq : transpose64(pq);
+  return laid.data.map((v) => scale * v);
+}
+
+function fixture(layout: Layout, out: number, inF: number, inner: number, seed: number) {
+  const rng = createRng(seed);
+  const p = randomMatrix(out, inner, rng, 0.5);
+  const q = randomMatrix(inner, inF, rng, 0.5);
+  const w = layout === 'linear' ? randomMatrix(out, inF, rng) : randomMatrix(inF, out, rng);
+  return { p, q, w };
+}
+
+describe('onnxruntime factored update (Gemm, in place)', () => {
+  const backends = [createOrtProductBackend({ intraOpThreads: 1 }), createOrtProductBackend({ intraOpThreads: 2, rowBlock: 5 })];
+  after(async () => {
+    for (const b of backends) await b.dispose();
+  });
+
+  for (const layout of ['linear', 'conv1d'] as const) {
+    for (const [out, inF, inner] of [[13, 7, 6], [6, 17, 4], [16, 16, 9], [1, 3, 2]] as const) {
+      test(`${layout} out=${out} in=${inF} inner=${inner} matches TypeScript and float64 (whole and in row blocks of 5)`, async () => {
+        const { p, q, w } = fixture(layout, out, inF, inner, out * 31 + inF + (layout === 'linear' ? 0 : 1000));
+        const scale = 0.37;
+        const expected = referenceUpdate(layout, p, q, scale).map((u, i) => u + w.data[i]);
+        const ts = { shape: w.shape, data: Float32Array.from(w.data) };
+        addScaledProductSync(ts, layout, p, q, scale);
+
+        for (const backend of backends) {
+          const target = { shape: w.shape, data: Float32Array.from(w.data) };
+          await backend.addScaledProduct(target, layout, p, q, scale);
+
+          const tol = tolerance(referenceUpdate(layout, p, q, scale), w);
+          assert.ok(maxAbsDiff(target.data, expected) <= tol, `vs float64: ${maxAbsDiff(target.data, expected)} > ${tol}`);
+          assert.ok(maxAbsDiff(target.data, ts.data) <= tol, `vs TypeScript: ${maxAbsDiff(target.data, ts.data)}`);
+        }
+      });
+    }
+  }
+
+  test('a square conv1d update is transposed (non-symmetric data; linear and conv1d differ)', async () => {
+    const { p, q, w } = fixture('conv1d', 8, 8, 3, 77);
+    const asConv = { shape: w.shape, data: Float32Array.from(w.data) };
+    const asLinear = { shape: w.shape, data: Float32Array.from(w.data) };
+    await backends[0].addScaledProduct(asConv, 'conv1d', p, q, 1);
+    await backends[0].addScaledProduct(asLinear, 'linear', p, q, 1);
+    const ref = referenceUpdate('conv1d', p, q, 1).map((u, i) => u + w.data[i]);
+
+    assert.ok(maxAbsDiff(asConv.data, ref) <= 1e-5);
+    assert.ok(maxAbsDiff(asConv.data, asLinear.data) > 0.1, 'the data must be able to reveal a wrong transpose');
+  });
+
+  test('a big target in row blocks equals one call, and repeated calls accumulate', async () => {
+    const { p, q, w } = fixture('linear', 300, 257, 48, 5);
+    const whole = { shape: w.shape, data: Float32Array.from(w.data) };
+    const blocked = { shape: w.shape, data: Float32Array.from(w.data) };
+    await backends[0].addScaledProduct(whole, 'linear', p, q, 0.5);
+    await createOrtProductBackend({ rowBlock: 64 }).addScaledProduct(blocked, 'linear', p, q, 0.25);
+    await backends[1].addScaledProduct(blocked, 'linear', p, q, 0.25);
+    const expected = referenceUpdate('linear', p, q, 0.5).map((u, i) => u + w.data[i]);
+
+    const tol = tolerance(referenceUpdate('linear', p, q, 0.5), w) * 2;
+    assert.ok(maxAbsDiff(whole.data, expected) <= tol, `whole: ${maxAbsDiff(whole.data, expected)}`);
+    assert.ok(maxAbsDiff(blocked.data, expected) <= tol, `blocked: ${maxAbsDiff(blocked.data, expected)}`);
+  });
+
+  test('a target that is a view into a larger buffer is updated in place without touching its neighbours', async () => {
+    const { p, q, w } = fixture('conv1d', 5, 9, 2, 9);
+    const backing = new Float32Array(w.data.length + 8).fill(42);
+    backing.set(w.data, 4);
+    const target = { shape: w.shape, data: backing.subarray(4, 4 + w.data.length) };
+    await backends[1].addScaledProduct(target, 'conv1d', p, q, 2);
+    const expected = referenceUpdate('conv1d', p, q, 2).map((u, i) => u + w.data[i]);
+
+    assert.ok(maxAbsDiff(target.data, expected) <= 1e-5);
+    assert.deepEqual([...backing.subarray(0, 4), ...backing.subarray(4 + w.data.length)], Array(8).fill(42));
+  });
+
+  test('shape mismatches are refused with the shapes named', async () => {
+    const { p, q } = fixture('linear', 4, 6, 2, 1);
+    const target = { shape: [4, 6] as [number, number], data: new Float32Array(24) };
+    await assert.rejects(backends[0].addScaledProduct(target, 'conv1d', p, q, 1), /target is \[4, 6\] but conv1d layout .* needs \[6, 4\]/);
+  });
+
+  test('the cached graphs have one Gemm and symbolic dims', () => {
+    for (const layout of ['linear', 'conv1d'] as const) {
+      const m = factoredUpdateModel(layout);
+      assert.equal(m.graph.nodes.length, 1);
+      assert.equal(m.graph.nodes[0].opType, 'Gemm');
+      assert.ok(m.graph.inputs.every((i) => i.shape !== undefined && i.shape.every((d) => typeof d === 'string')));
+    }
+  });
+});
