@@ -1,0 +1,87 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { padBatch } from '../../../src/trainer/data/batching.js';
+import { encodeDataset } from '../../../src/trainer/data/encode.js';
+import type { Dataset } from '../../../src/trainer/data/records.js';
+import { bertLikeTokenizer, smallBpeTokenizer } from './fixtures.js';
+
+const tok = smallBpeTokenizer();
+const EOS = tok.special.eos!;
+
+describe('encodeDataset', () => {
+  test('text: every token is a label, eos appended, no bos when bos = eos (GPT-2)', () => {
+    const ds: Dataset = { source: 't', kind: 'text', records: [{ kind: 'text', text: 'Tom has apples.' }] };
+
+    const { examples } = encodeDataset(ds, tok, { seqLen: 64 });
+
+    const ids = [...tok.encode('Tom has apples.'), EOS];
+    assert.deepEqual([...examples[0].inputIds], ids);
+    assert.deepEqual([...examples[0].labels], ids);
+    assert.equal(examples[0].classLabel, -1);
+  });
+
+  test('prompt/completion: labels are -100 exactly on the prompt tokens and on padding', () => {
+    const records = [
+      { kind: 'prompt-completion' as const, prompt: 'Q: What is 3 plus 4? A:', completion: ' 7' },
+      { kind: 'prompt-completion' as const, prompt: 'Q: Tom has 12 apples. A:', completion: ' 12 apples' },
+    ];
+    const ds: Dataset = { source: 'pc', kind: 'prompt-completion', records };
+
+    const { examples } = encodeDataset(ds, tok, { seqLen: 32 });
+    const batch = padBatch(examples, { seqLen: 32, padId: EOS });
+
+    let expectedLoss = 0;
+    records.forEach((r, b) => {
+      const p = tok.encode(r.prompt);
+      const c = [...tok.encode(r.completion), EOS];
+      const row = Array.from(batch.labels.subarray(b * 32, (b + 1) * 32), Number);
+      const mask = Array.from(batch.attentionMask.subarray(b * 32, (b + 1) * 32));
+      assert.deepEqual(row, [...p.map(() => -100), ...c, ...new Array<number>(32 - p.length - c.length).fill(-100)]);
+      assert.deepEqual(mask, [...new Array<number>(p.length + c.length).fill(1), ...new Array<number>(32 - p.length - c.length).fill(0)]);
+      assert.equal(tok.decode(c), r.completion + tok.idToToken(EOS));
+      expectedLoss += c.length;
+    });
+    assert.equal(batch.lossTokens, expectedLoss);
+  });
+
+  test('truncation on the right; an example whose completion is cut away is dropped and counted', () => {
+    const ds: Dataset = {
+      source: 'pc',
+      kind: 'prompt-completion',
+      records: [
+        { kind: 'prompt-completion', prompt: 'Q: a long prompt that goes on and on. A:', completion: ' 7' },
+        { kind: 'prompt-completion', prompt: 'Q: 1 A:', completion: ' 2 apples and pens and more pens' },
+      ],
+    };
+
+    const out = encodeDataset(ds, tok, { seqLen: 8 });
+
+    assert.equal(out.truncated, 2);
+    assert.equal(out.dropped, 1);
+    assert.equal(out.examples.length, 1);
+    assert.equal(out.examples[0].inputIds.length, 8);
+  });
+
+  test('classification: the post-processor adds [CLS]/[SEP]; one class label', () => {
+    const bert = bertLikeTokenizer();
+    const ds: Dataset = { source: 'c', kind: 'classification', records: [{ kind: 'classification', text: 'The movie was bad.', label: 0 }], labelNames: ['neg', 'pos'] };
+
+    const out = encodeDataset(ds, bert, { seqLen: 16 });
+
+    assert.deepEqual([...out.examples[0].inputIds], [2, 4, 5, 6, 8, 9, 3]);
+    assert.equal(out.examples[0].classLabel, 0);
+    assert.deepEqual(out.labelNames, ['neg', 'pos']);
+  });
+
+  test('pre-tokenized ids pass through; ids past the vocabulary are named; no tokenizer for text is an error', () => {
+    const ds: Dataset = { source: 'k', kind: 'tokenized', records: [{ kind: 'tokenized', inputIds: [1, 2, 3], labels: [-100, 2, 3] }] };
+    const bad: Dataset = { source: 'k', kind: 'tokenized', records: [{ kind: 'tokenized', inputIds: [1, tok.vocabSize] }] };
+    const text: Dataset = { source: 'x', kind: 'text', records: [{ kind: 'text', text: 'a' }] };
+
+    const out = encodeDataset(ds, null, { seqLen: 8 });
+
+    assert.deepEqual([...out.examples[0].labels], [-100, 2, 3]);
+    assert.throws(() => encodeDataset(bad, tok, { seqLen: 8 }), new RegExp(`k record 0: input_ids\\[1\\] = ${tok.vocabSize} is outside the vocabulary`));
+    assert.throws(() => encodeDataset(text, null, { seqLen: 8 }), /x record 0: a text record needs a tokenizer/);
+  });
+});
