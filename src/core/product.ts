@@ -86,9 +86,8 @@ export function addScaledProductSync(target: Matrix<Float32Array>, layout: Layou
 export function createTypeScriptBackend(): ProductBackend {
   return {
     name: 'typescript',
-    addScaledProduct(target, layout, p, q, scale): Promise<void> {
+    async addScaledProduct(target, layout, p, q, scale): Promise<void> {
       addScaledProductSync(target, layout, p, q, scale);
-      return Promise.resolve();
     },
   };
 }

@@ -1,0 +1,61 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkExactness, checkExactnessSampled } from '../../src/core/exactness.js';
+import { createFedEx } from '../../src/core/strategies/fedex.js';
+import { createFedIt } from '../../src/core/strategies/fedit.js';
+import { addScaledProductSync } from '../../src/core/product.js';
+import { specScaling } from '../../src/core/lora.js';
+import { createRng } from '../../src/core/random.js';
+import { frobeniusDiff, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec } from './reference.js';
+
+function round(layout: 'linear' | 'conv1d', strategyName: 'fedex' | 'fedit', out = 11, inF = 7) {
+  const s = spec('transformer.h.1.attn.c_attn', out, inF, 2, layout, 4);
+  const rng = createRng(21);
+  const clients = randomClients(s, 3, rng);
+  const w0 = randomBase(s, rng);
+  const strategy = strategyName === 'fedex' ? createFedEx({ weighting: 'explicit' }) : createFedIt({ weighting: 'explicit' });
+  const agg = strategy.aggregate(1, { spec: s, factors: null }, clients.map((factors, client) => ({ client, factors, weight: client + 1 })), [])!;
+  const w0New = { shape: w0.shape, data: Float32Array.from(w0.data) };
+  if (agg.baseUpdate !== null) addScaledProductSync(w0New, layout, agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
+  const input = { w0, w0New, global: agg.global.factors!, clients, weights: agg.metrics.weights, scale: specScaling(s), layout };
+  return { input, agg };
+}
+
+describe('exactness check (float64 recomputation)', () => {
+  for (const layout of ['linear', 'conv1d'] as const) {
+    test(`${layout}: FedEx passes, FedIT fails by its deviation; errors equal an independent computation`, () => {
+      const fedex = round(layout, 'fedex');
+      const fedit = round(layout, 'fedit');
+      const exRep = checkExactness(fedex.input);
+      const itRep = checkExactness(fedit.input);
+      const ideal = refIdealWeight(fedit.input.w0, fedit.input.clients, fedit.input.weights, fedit.input.scale, layout);
+      const itEff = refEffectiveWeight(fedit.input.w0New, fedit.input.global, fedit.input.scale, layout);
+
+      assert.equal(exRep.rowsChecked, exRep.rows);
+      assert.ok(exRep.withinTolerance, `FedEx error ${exRep.maxAbsError} > ${exRep.tolerance}`);
+      assert.ok(exRep.relativeError < 1e-5);
+      assert.equal(itRep.withinTolerance, false);
+      assert.ok(Math.abs(itRep.maxAbsError - maxAbsDiff(itEff, ideal)) < 1e-12);
+      assert.ok(Math.abs(itRep.errorNorm - frobeniusDiff(itEff, ideal)) < 1e-12);
+      assert.ok(Math.abs(itRep.errorNorm - fedit.agg.metrics.deviationNorm) < 1e-9 * itRep.updateNorm);
+    });
+  }
+
+  test('the sampled check is seeded and agrees with the full check on its rows', () => {
+    const { input } = round('conv1d', 'fedit', 9, 40);
+    const a = checkExactnessSampled(input, 10, 5);
+    const b = checkExactnessSampled(input, 10, 5);
+    const full = checkExactness(input);
+    const all = checkExactnessSampled(input, 1000, 5);
+
+    assert.deepEqual(a, b);
+    assert.equal(a.rowsChecked, 10);
+    assert.ok(a.maxAbsError <= full.maxAbsError && a.maxAbsError > 0);
+    assert.deepEqual(all, full);
+  });
+
+  test('mismatched shapes are refused with the layout named', () => {
+    const { input } = round('linear', 'fedex');
+    assert.throws(() => checkExactness({ ...input, layout: 'conv1d' }), /w0 is \[11, 7\], expected \[7, 11\] for the conv1d layout/);
+  });
+});

@@ -1,0 +1,69 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { aggregateModel, aggregateModules } from '../../../src/core/strategies/round.js';
+import type { ClientAdapterResult } from '../../../src/core/strategies/round.js';
+import { createStrategy } from '../../../src/core/strategies/registry.js';
+import type { ModuleGlobalState } from '../../../src/core/strategies/types.js';
+import type { LoraFactors } from '../../../src/core/lora.js';
+import { createRng } from '../../../src/core/random.js';
+import { randomClients, spec } from '../reference.js';
+
+function fixture() {
+  const specs = [
+    spec('transformer.h.0.attn.c_attn', 12, 4, 2, 'conv1d'),
+    spec('transformer.h.0.attn.c_proj', 4, 4, 2, 'conv1d'),
+    spec('transformer.h.1.attn.c_attn', 12, 4, 2, 'conv1d'),
+  ];
+  const rng = createRng(17);
+  const perModule = specs.map((s) => randomClients(s, 3, rng));
+  const results: ClientAdapterResult[] = [0, 1, 2].map((client) => ({
+    client,
+    numExamples: 10 * (client + 1),
+    modules: new Map<string, LoraFactors>(specs.map((s, m) => [s.name, perModule[m][client]])),
+  }));
+  const globals: ModuleGlobalState[] = specs.map((s) => ({ spec: s, factors: null }));
+  return { specs, results, globals };
+}
+
+describe('whole-model rounds', () => {
+  test('streams module by module, in order, each with its base update', () => {
+    const { results, globals } = fixture();
+    const stream = aggregateModules(createStrategy('fedex', { weighting: 'examples' }), 2, globals, results, []);
+    assert.ok(stream !== null);
+    const names: string[] = [];
+    for (const m of stream) {
+      names.push(m.global.spec.name);
+      assert.ok(m.baseUpdate !== null && m.baseUpdate.layout === 'conv1d');
+      assert.deepEqual(m.metrics.weights, [1 / 6, 2 / 6, 3 / 6]);
+    }
+    assert.deepEqual(names, globals.map((g) => g.spec.name));
+  });
+
+  test('aggregateModel collects updates and summarises deviation by type and layer', () => {
+    const { results, globals } = fixture();
+    const agg = aggregateModel(createStrategy('fedex'), 1, globals, results, [{ client: 3, reason: 'timeout' }]);
+    assert.ok(agg !== null);
+
+    assert.equal(agg.baseUpdates.size, 3);
+    assert.deepEqual(agg.summary.byLayer.map((l) => [l.layer, l.modules]), [[0, 2], [1, 1]]);
+    assert.deepEqual(agg.summary.byType.map((t) => [t.moduleType, t.modules]), [['qkv', 2], ['o', 1]]);
+    assert.ok(agg.metrics.every((m) => m.failures === 1 && m.clients === 3));
+  });
+
+  test('an empty round is nothing usable; missing or unknown modules are named', () => {
+    const { results, globals } = fixture();
+    const missing = results.map((r, i) => (i === 1 ? { ...r, modules: new Map([...r.modules].slice(1)) } : r));
+    const extra = results.map((r, i) => (i === 2 ? { ...r, clientId: 'zed', modules: new Map([...r.modules, ['lm_head', r.modules.values().next().value!]]) } : r));
+
+    assert.equal(aggregateModel(createStrategy('fedit'), 1, globals, [], [{ client: 0, reason: 'crashed' }]), null);
+    assert.throws(() => aggregateModel(createStrategy('fedit'), 1, globals, missing, []), /client 1 sent no factors for module 'transformer\.h\.0\.attn\.c_attn'/);
+    assert.throws(() => aggregateModel(createStrategy('fedit'), 1, globals, extra, []), /client 2 \('zed'\) sent module 'lm_head', which the global adapter does not have/);
+  });
+
+  test('strategies by name', () => {
+    assert.equal(createStrategy('ffa').name, 'ffa');
+    assert.equal(createStrategy('fedex').updatesBase, true);
+    assert.equal(createStrategy('fedit').exact, false);
+    assert.throws(() => createStrategy('fedprox'), /unknown strategy 'fedprox' \(expected one of fedex, fedit, ffa\)/);
+  });
+});
