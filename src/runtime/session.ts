@@ -65,6 +65,11 @@ export function float32Tensor(data: Float32Array, dims: readonly number[]): OrtT
   return new ort.Tensor('float32', data, dims);
 }
 
+/** Wraps a float64 array as an onnxruntime tensor without copying (gradient checks, references). */
+export function float64Tensor(data: Float64Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor('float64', data, dims);
+}
+
 /** Wraps an int64 array as an onnxruntime tensor without copying. */
 export function int64Tensor(data: BigInt64Array, dims: readonly number[]): OrtTensor {
   return new ort.Tensor('int64', data, dims);

@@ -26,7 +26,8 @@ export type OnnxDim = number | string;
 export interface OnnxValueInfo {
   name: string;
   elemType: OnnxElemType;
-  shape: readonly OnnxDim[];
+  /** Dimensions; `undefined` leaves the rank unknown (no shape field is written). */
+  shape: readonly OnnxDim[] | undefined;
 }
 
 /** An initializer or constant tensor. `raw` holds little-endian bytes, or `externalPath` names a file. */
@@ -89,14 +90,18 @@ function encodeTensor(t: OnnxTensor): Uint8Array {
 }
 
 function encodeValueInfo(v: OnnxValueInfo): Uint8Array {
-  const shape = new ProtoWriter();
-  for (const d of v.shape) {
-    const dim = new ProtoWriter();
-    if (typeof d === 'number') dim.int(1, d);
-    else dim.string(2, d);
-    shape.bytes(1, dim.finish());
+  const tensorTypeWriter = new ProtoWriter().int(1, OnnxDataType[v.elemType]);
+  if (v.shape !== undefined) {
+    const shape = new ProtoWriter();
+    for (const d of v.shape) {
+      const dim = new ProtoWriter();
+      if (typeof d === 'number') dim.int(1, d);
+      else dim.string(2, d);
+      shape.bytes(1, dim.finish());
+    }
+    tensorTypeWriter.bytes(2, shape.finish());
   }
-  const tensorType = new ProtoWriter().int(1, OnnxDataType[v.elemType]).bytes(2, shape.finish()).finish().slice();
+  const tensorType = tensorTypeWriter.finish().slice();
   const type = new ProtoWriter().bytes(1, tensorType).finish().slice();
   return new ProtoWriter().string(1, v.name).bytes(2, type).finish().slice();
 }

@@ -1,0 +1,95 @@
+/**
+ * Reverse-mode autodiff over the graph. `grad(loss, params)` appends the backward nodes to the
+ * same graph and returns one gradient value per parameter. Only nodes that lie on a path from a
+ * parameter to the loss are differentiated, and within a node only the inputs on such a path get
+ * gradients (a frozen weight W0 in `x @ W0` costs no dW0). Fan-out gradients are summed with Add.
+ */
+import type { Node, Value } from './builder.js';
+import { isFloat } from './dtype.js';
+import { check, GraphError } from './errors.js';
+import type { GradContext } from './gradRule.js';
+import { add } from './ops/add.js';
+import { GRADIENTS } from './ops/registry.js';
+import { formatShape, shapeEquals } from './shape.js';
+
+/**
+ * Gradients of a scalar float `loss` with respect to each of `params` (any float values of the
+ * same graph, usually inputs). Throws if the loss is not a scalar, a parameter does not reach the
+ * loss, or an op on the way has no gradient rule.
+ */
+export function grad(loss: Value, params: readonly Value[]): Value[] {
+  const g = loss.graph;
+  check(loss.rank === 0, () => `grad: loss ${loss.toString()} is not a scalar (reduce it first, e.g. with reduceMean)`);
+  check(isFloat(loss.dtype), () => `grad: loss ${loss.toString()} is not float32/float64`);
+  check(params.length > 0, () => 'grad: no parameters given');
+  params.forEach((p, i) => {
+    check(p.graph === g, () => `grad: parameter ${p.name} belongs to another graph`);
+    check(isFloat(p.dtype), () => `grad: parameter ${p.name} is ${p.dtype}; only float32/float64 values have gradients`);
+    check(params.indexOf(p) === i, () => `grad: parameter ${p.name} is listed twice`);
+  });
+  const nodes = [...g.nodes];
+  const fromParams = forwardReach(nodes, params);
+  const toLoss = backwardReach(nodes, loss);
+  for (const p of params) check(toLoss.has(p), () => `grad: parameter ${p.name} does not reach the loss ${loss.name}`);
+  const active = (v: Value | undefined): v is Value => v !== undefined && fromParams.has(v) && toLoss.has(v) && isFloat(v.dtype);
+
+  const pending = new Map<Value, Value[]>([[loss, [g.scalar(1, loss.dtype)]]]);
+  const total = (v: Value): Value | undefined => {
+    const parts = pending.get(v);
+    if (parts === undefined) return undefined;
+    const sum = parts.reduce((acc, part) => add(acc, part));
+    pending.set(v, [sum]);
+    return sum;
+  };
+
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i];
+    if (!node.outputs.some(active)) continue;
+    const dys = node.outputs.map((o) => (active(o) ? total(o) : undefined));
+    if (dys.every((d) => d === undefined)) continue;
+    const needs = node.inputs.map(active);
+    if (!needs.some(Boolean)) continue;
+    const rule = GRADIENTS.get(node.op);
+    if (rule === undefined) {
+      throw new GraphError(`grad: ${node.op} (${node.outputs[0].name}) has no gradient rule but lies between the parameters and the loss`);
+    }
+    const ctx: GradContext = { node, inputs: node.inputs, outputs: node.outputs, dys, needs };
+    const grads = rule.grad(ctx);
+    node.inputs.forEach((x, k) => {
+      const dx = grads[k];
+      if (!needs[k] || x === undefined) return;
+      check(dx !== undefined, () => `grad: the ${node.op} rule gave no gradient for input ${k} (${x.name})`);
+      check(dx.dtype === x.dtype && shapeEquals(dx.shape, x.shape),
+        () => `grad: the ${node.op} rule gave ${dx.dtype}${formatShape(dx.shape)} for ${x.toString()}`);
+      const parts = pending.get(x);
+      if (parts === undefined) pending.set(x, [dx]);
+      else parts.push(dx);
+    });
+  }
+  return params.map((p) => {
+    const dp = total(p);
+    check(dp !== undefined, () => `grad: no gradient reached parameter ${p.name}`);
+    return dp;
+  });
+}
+
+/** Values that depend on any of `params` (through float values only). */
+function forwardReach(nodes: readonly Node[], params: readonly Value[]): Set<Value> {
+  const reach = new Set<Value>(params);
+  for (const n of nodes) {
+    if (n.inputs.some((v) => v !== undefined && reach.has(v) && isFloat(v.dtype))) {
+      for (const o of n.outputs) reach.add(o);
+    }
+  }
+  return reach;
+}
+
+/** Values the loss depends on. */
+function backwardReach(nodes: readonly Node[], loss: Value): Set<Value> {
+  const reach = new Set<Value>([loss]);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
+    if (n.outputs.some((o) => reach.has(o))) for (const v of n.inputs) if (v !== undefined) reach.add(v);
+  }
+  return reach;
+}

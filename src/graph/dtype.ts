@@ -1,0 +1,56 @@
+/**
+ * Element types of graph values: float32 (models), float64 (gradient checks and references),
+ * int64 (token ids, shapes, indices), int32 and bool (masks).
+ */
+import { check } from './errors.js';
+
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
+export type FloatDType = 'float32' | 'float64';
+
+/** The typed array that holds the data of each dtype (bool as one byte per element). */
+export interface DTypeArrays {
+  float32: Float32Array;
+  float64: Float64Array;
+  int64: BigInt64Array;
+  int32: Int32Array;
+  bool: Uint8Array;
+}
+
+export type TypedData = DTypeArrays[DType];
+
+/** True for the differentiable dtypes. */
+export function isFloat(dtype: DType): dtype is FloatDType {
+  return dtype === 'float32' || dtype === 'float64';
+}
+
+/** The dtype of a typed array, or throws for arrays the graph does not carry. */
+export function dtypeOf(data: TypedData): DType {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Float64Array) return 'float64';
+  if (data instanceof BigInt64Array) return 'int64';
+  if (data instanceof Int32Array) return 'int32';
+  return 'bool';
+}
+
+/** A typed array of one element holding `value` in `dtype`. */
+export function scalarData(value: number, dtype: DType): TypedData {
+  switch (dtype) {
+    case 'float32': return Float32Array.of(value);
+    case 'float64': return Float64Array.of(value);
+    case 'int64':
+      check(Number.isInteger(value), () => `scalar: ${value} is not an integer (dtype int64)`);
+      return BigInt64Array.of(BigInt(value));
+    case 'int32':
+      check(Number.isInteger(value), () => `scalar: ${value} is not an integer (dtype int32)`);
+      return Int32Array.of(value);
+    case 'bool': return Uint8Array.of(value === 0 ? 0 : 1);
+  }
+}
+
+const littleEndian = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** Little-endian bytes of a typed array (a copy), as ONNX `raw_data` wants them. */
+export function rawBytes(data: TypedData): Uint8Array {
+  check(littleEndian, () => 'rawBytes: this platform is big-endian; ONNX raw_data is little-endian');
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+}

@@ -1,0 +1,116 @@
+/**
+ * Emission: a built graph → the plain ONNX structures of onnx/model.ts → bytes. Shares common
+ * subexpressions, drops every node the requested outputs do not need, names the outputs, and
+ * writes frozen weights as initializers (raw data, or external data through a hook).
+ */
+import type { GraphBuilder, Node, Value } from './builder.js';
+import { check } from './errors.js';
+import { encodeModel, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnx/model.js';
+import { OPS, attrKind } from './opTable.js';
+import { liveNodes, shareCommonSubexpressions } from './prune.js';
+import { rawBytes, type DType, type TypedData } from './dtype.js';
+import { isStatic, type Shape } from './shape.js';
+
+/** What the external-data hook learns about one initializer. */
+export interface InitializerInfo {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: Shape;
+  readonly data: TypedData;
+}
+
+/**
+ * Decides where an initializer's bytes go: return a location to store it as ONNX external data
+ * (the caller writes `data` there), or undefined to embed it as raw data.
+ */
+export type ExternalDataHook = (init: InitializerInfo) => { location: string; offset: number; length: number } | undefined;
+
+export interface EmitOptions {
+  /** Graph outputs by name. */
+  readonly outputs: Readonly<Record<string, Value>>;
+  /**
+   * Graph inputs, in this order. Default: the declared inputs the outputs need, in declaration
+   * order. Listing an input the outputs do not need keeps it (the session then expects a feed).
+   */
+  readonly inputs?: readonly Value[];
+  /** Default-domain opset (default 18). */
+  readonly opset?: number;
+  /** Merge identical nodes (default true). */
+  readonly shareSubexpressions?: boolean;
+  readonly externalData?: ExternalDataHook;
+}
+
+/** Builds the ONNX model structures for the given outputs of a graph. */
+export function toOnnx(g: GraphBuilder, options: EmitOptions): OnnxModel {
+  const entries = Object.entries(options.outputs);
+  check(entries.length > 0, () => 'toOnnx: no outputs requested');
+  for (const [name, v] of entries) check(v.graph === g, () => `toOnnx: output ${name} (${v.name}) belongs to another graph`);
+  const shared = options.shareSubexpressions === false ? { nodes: g.nodes, canonical: new Map<Value, Value>() } : shareCommonSubexpressions(g.nodes);
+  const canon = (v: Value): Value => shared.canonical.get(v) ?? v;
+  const outputs = entries.map(([name, v]) => [name, canon(v)] as const);
+  const nodes = liveNodes(shared.nodes, outputs.map(([, v]) => v));
+
+  const used = new Set<Value>(outputs.map(([, v]) => v));
+  for (const n of nodes) for (const v of n.inputs) if (v !== undefined) used.add(v);
+  const needed = g.inputs.filter((v) => used.has(v));
+  const inputs = options.inputs ?? needed;
+  for (const v of needed) check(inputs.includes(v), () => `toOnnx: the outputs need input ${v.name}, which options.inputs does not list`);
+  for (const v of inputs) check(v.source === 'input' && v.graph === g, () => `toOnnx: ${v.name} in options.inputs is not an input of this graph`);
+
+  // Output names: rename the producing value when it is free to take the name, else add an Identity.
+  const names = new Map<Value, string>();
+  const taken = new Set<string>([...g.inputs.map((v) => v.name)]);
+  const identities: OnnxNode[] = [];
+  for (const [name, v] of outputs) {
+    check(!taken.has(name), () => `toOnnx: output name '${name}' is already used by an input or another output`);
+    taken.add(name);
+    if (v.source === 'node' && !names.has(v)) names.set(v, name);
+    else identities.push({ opType: 'Identity', inputs: [names.get(v) ?? v.name], outputs: [name] });
+  }
+  const nameOf = (v: Value | undefined): string => (v === undefined ? '' : names.get(v) ?? v.name);
+
+  const onnxNodes: OnnxNode[] = nodes.map((n) => emitNode(n, nameOf, used));
+  const initializers: OnnxTensor[] = [...used]
+    .filter((v) => v.source === 'initializer')
+    .sort((a, b) => a.id - b.id)
+    .map((v) => emitInitializer(g, v, options.externalData));
+  const info = (name: string, v: Value): OnnxValueInfo => ({ name, elemType: v.dtype, shape: v.shape });
+  return {
+    opset: options.opset ?? 18,
+    graph: {
+      name: g.name,
+      nodes: [...onnxNodes, ...identities],
+      inputs: inputs.map((v) => info(v.name, v)),
+      outputs: outputs.map(([name, v]) => info(name, v)),
+      initializers,
+    },
+  };
+}
+
+/** `toOnnx` then protobuf encoding: bytes for `createSession`. */
+export function toOnnxBytes(g: GraphBuilder, options: EmitOptions): Uint8Array {
+  return encodeModel(toOnnx(g, options));
+}
+
+function emitNode(n: Node, nameOf: (v: Value | undefined) => string, used: ReadonlySet<Value>): OnnxNode {
+  const spec: readonly string[] = OPS[n.op].outputs;
+  // Optional outputs nobody reads are left unnamed, so onnxruntime need not produce them.
+  const outputs = n.outputs.map((o, i) => (i > 0 && spec[i]?.endsWith('?') === true && !used.has(o) ? '' : nameOf(o)));
+  while (outputs.length > 1 && outputs[outputs.length - 1] === '') outputs.pop();
+  const attributes: Record<string, NonNullable<OnnxNode['attributes']>[string]> = {};
+  for (const [key, value] of Object.entries(n.attrs)) {
+    const kind = attrKind(n.op, key);
+    check(kind !== undefined, () => `toOnnx: ${n.op} has no attribute ${key}`);
+    attributes[key] = { kind, value } as NonNullable<OnnxNode['attributes']>[string];
+  }
+  return { opType: n.op, inputs: n.inputs.map(nameOf), outputs, attributes };
+}
+
+function emitInitializer(g: GraphBuilder, v: Value, hook: ExternalDataHook | undefined): OnnxTensor {
+  const data = g.initializerData(v);
+  check(isStatic(v.shape), () => `toOnnx: initializer ${v.name} has a symbolic shape`);
+  const dims = v.shape;
+  const external = hook?.({ name: v.name, dtype: v.dtype, shape: dims, data });
+  if (external !== undefined) return { name: v.name, elemType: v.dtype, dims, external };
+  return { name: v.name, elemType: v.dtype, dims, raw: rawBytes(data) };
+}
