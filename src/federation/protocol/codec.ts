@@ -4,10 +4,10 @@
  */
 import type { AdapterLayout } from './adapterTensors.js';
 import { encodeFloatTensor, firstNonFiniteIndex, type FloatWireDType } from './dtypes.js';
-import type { AnyMessage, OutgoingMessage } from './envelope.js';
+import type { AnyMessage, AnyOutgoingMessage } from './envelope.js';
 import { ProtocolError, protocolError, type ProtocolErrorCode } from './errors.js';
 import { decodeFrame, elementCount, encodeFrame, type FrameTensorInput } from './frame.js';
-import { descriptorFor, type Method, type ParamsOf } from './messages.js';
+import { descriptorFor, type ParamsOf } from './messages.js';
 import { BLOB_TENSOR, validateFrame, validateParams, validateTensorSet, type ReceiveOptions } from './validate.js';
 
 /** Sender-side options. */
@@ -38,7 +38,7 @@ function halfOverflowIndex(bytes: Uint8Array, dtype: FloatWireDType): number {
  * (E_TENSOR_SHAPE), the tensor set the method carries (E_TENSOR_NAME/_SHAPE/_DTYPE), finite values
  * including float16/bfloat16 overflow (E_NON_FINITE), and the peer's frame limit (E_TOO_LARGE).
  */
-export function encodeMessage<M extends Method>(message: OutgoingMessage<M>, options: SendOptions = {}): Uint8Array {
+export function encodeMessage(message: AnyOutgoingMessage, options: SendOptions = {}): Uint8Array {
   const descriptor = descriptorFor(message.method);
   if (descriptor === undefined) throw protocolError('E_UNKNOWN_METHOD', `encodeMessage: unknown method ${String(message.method)}`);
   validateParams(descriptor, message.params);

@@ -33,6 +33,9 @@ export interface OutgoingMessage<M extends Method = Method> {
   readonly blob?: Uint8Array;
 }
 
+/** Any outgoing catalogue message (a union discriminated by `method`). */
+export type AnyOutgoingMessage = { [M in Method]: OutgoingMessage<M> }[Method];
+
 /**
  * Structural type guard: `value` is a `method` message whose params satisfy the catalogue schema
  * (and cross-field rules), with well-formed tensors. Tensor names and shapes against an adapter
