@@ -87,14 +87,14 @@ export function parseHeader(bytes: Uint8Array, fileSize: number, file: string): 
   }
   if (!isRecord(json)) throw new FormatError('SAFETENSORS_INVALID_HEADER', 'header JSON is not an object', { file });
 
-  const metadata: Record<string, string> = {};
+  const metadataEntries: [string, string][] = [];
   const entries: { name: string; dtype: SafetensorsDType; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, value] of Object.entries(json)) {
     if (name === '__metadata__') {
       if (!isRecord(value)) throw new FormatError('SAFETENSORS_INVALID_HEADER', '__metadata__ must be an object of strings', { file });
       for (const [k, v] of Object.entries(value)) {
         if (typeof v !== 'string') throw new FormatError('SAFETENSORS_INVALID_HEADER', `__metadata__ value of '${k}' must be a string, got ${typeof v}`, { file });
-        metadata[k] = v;
+        metadataEntries.push([k, v]);
       }
       continue;
     }
@@ -147,7 +147,8 @@ export function parseHeader(bytes: Uint8Array, fileSize: number, file: string): 
   if (cursor !== dataAvailable) {
     throw new FormatError('SAFETENSORS_TRAILING_DATA', `tensors cover ${cursor} bytes of data but the file holds ${dataAvailable} after the header`, { file });
   }
-  return { metadata, tensors, dataOffset, dataLength: cursor };
+  // fromEntries defines own properties, so a key like "__proto__" stays data.
+  return { metadata: Object.fromEntries(metadataEntries), tensors, dataOffset, dataLength: cursor };
 }
 
 /** What the writer needs to know about one tensor. */

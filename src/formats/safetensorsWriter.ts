@@ -173,7 +173,10 @@ export interface TensorToWrite {
   readonly data: TensorData;
 }
 
-/** Writes a whole file from tensors already in memory (name → tensor, in the given order). */
+/**
+ * Writes a whole file from tensors already in memory, in the given order (a Map keeps its order;
+ * a plain object lists integer-like names first, as JavaScript objects do).
+ */
 export async function writeSafetensors(
   path: string,
   tensors: ReadonlyMap<string, TensorToWrite> | Readonly<Record<string, TensorToWrite>>,

@@ -109,6 +109,15 @@ describe('safetensors reader: by range', () => {
     assert.deepEqual([...last], [4, 5]);
   });
 
+  test('a metadata key named __proto__ stays plain data', async () => {
+    const path = join(dir, 'proto.safetensors');
+    await writeFile(path, handMade('{"__metadata__":{"__proto__":"x","a":"b"}}'));
+    const r = await openSafetensors(path);
+    await r.close();
+    assert.deepEqual(Object.keys(r.metadata), ['__proto__', 'a']);
+    assert.equal(Object.getPrototypeOf(r.metadata), Object.prototype);
+  });
+
   test('tensor entries carry absolute offsets inside the file', async () => {
     const path = join(dir, 'offsets.safetensors');
     await writeSafetensors(path, new Map([

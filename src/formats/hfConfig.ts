@@ -1,0 +1,206 @@
+/**
+ * Hugging Face `config.json`: the architecture numbers of the supported families (GPT-2, Llama and
+ * its look-alikes, BERT/RoBERTa), normalised to one typed shape, with the raw JSON kept beside.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FormatError, isNotFound } from './errors.js';
+
+export type ModelFamily = 'gpt2' | 'llama' | 'bert';
+
+/** `model_type` values this project can build, and the family each belongs to. */
+export const SUPPORTED_MODEL_TYPES: Readonly<Record<string, ModelFamily>> = {
+  gpt2: 'gpt2',
+  llama: 'llama',
+  mistral: 'llama',
+  qwen2: 'llama',
+  bert: 'bert',
+  roberta: 'bert',
+  'xlm-roberta': 'bert',
+};
+
+/** A model's architecture numbers under one set of names, whatever the family calls them. */
+export interface HfModelConfig {
+  /** The config.json file read. */
+  readonly source: string;
+  readonly modelType: string;
+  readonly family: ModelFamily;
+  readonly architectures: readonly string[];
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  /** Key/value heads (grouped-query attention); equals numHeads when not grouped. */
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly intermediateSize: number;
+  readonly vocabSize: number;
+  readonly maxPositions: number;
+  /** Layer-norm (GPT-2, BERT) or RMS-norm (Llama) epsilon. */
+  readonly normEps: number;
+  readonly activation: string;
+  readonly tieWordEmbeddings: boolean;
+  /** Llama family: RoPE base. */
+  readonly ropeTheta?: number;
+  /** BERT family: token-type vocabulary. */
+  readonly typeVocabSize?: number;
+  /** Classification heads: `num_labels` or the size of `id2label`. */
+  readonly numLabels?: number;
+  /** `torch_dtype` (or `dtype` in newer transformers), e.g. 'float32', 'bfloat16'. */
+  readonly torchDtype?: string;
+  /** The whole JSON object as read. */
+  readonly raw: Readonly<Record<string, unknown>>;
+}
+
+type Raw = Readonly<Record<string, unknown>>;
+
+function field(raw: Raw, source: string, names: readonly string[], fallback?: number): number {
+  for (const name of names) {
+    const v = raw[name];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
+      throw new FormatError('CONFIG_INVALID_FIELD', `field '${name}' must be a positive integer, got ${JSON.stringify(v)}`, { file: source });
+    }
+    return v;
+  }
+  if (fallback !== undefined) return fallback;
+  throw new FormatError('CONFIG_INVALID_FIELD', `missing field '${names.join("' or '")}'`, { file: source });
+}
+
+function real(raw: Raw, source: string, name: string, fallback: number): number {
+  const v = raw[name];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw new FormatError('CONFIG_INVALID_FIELD', `field '${name}' must be a positive number, got ${JSON.stringify(v)}`, { file: source });
+  }
+  return v;
+}
+
+function text(raw: Raw, name: string, fallback: string): string {
+  const v = raw[name];
+  return typeof v === 'string' ? v : fallback;
+}
+
+function flag(raw: Raw, name: string, fallback: boolean): boolean {
+  const v = raw[name];
+  return typeof v === 'boolean' ? v : fallback;
+}
+
+function numLabels(raw: Raw): number | undefined {
+  if (typeof raw.num_labels === 'number') return raw.num_labels;
+  const id2label = raw.id2label;
+  if (typeof id2label === 'object' && id2label !== null) return Object.keys(id2label).length;
+  return undefined;
+}
+
+function ropeTheta(raw: Raw): number {
+  if (typeof raw.rope_theta === 'number') return raw.rope_theta;
+  // Newer transformers nest it under rope_parameters.
+  const params = raw.rope_parameters;
+  if (typeof params === 'object' && params !== null && typeof (params as Raw).rope_theta === 'number') return (params as Raw).rope_theta as number;
+  return 10000;
+}
+
+/** Normalises a parsed config.json object; `source` names the file in errors. */
+export function parseHfConfig(json: unknown, source: string): HfModelConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new FormatError('CONFIG_INVALID_JSON', 'config.json must hold a JSON object', { file: source });
+  }
+  const raw = json as Raw;
+  const modelType = raw.model_type;
+  if (typeof modelType !== 'string') throw new FormatError('CONFIG_INVALID_FIELD', "missing string field 'model_type'", { file: source });
+  const family = Object.hasOwn(SUPPORTED_MODEL_TYPES, modelType) ? SUPPORTED_MODEL_TYPES[modelType] : undefined;
+  if (family === undefined) {
+    throw new FormatError('CONFIG_UNSUPPORTED_MODEL',
+      `model_type '${modelType}' is not supported (supported: ${Object.keys(SUPPORTED_MODEL_TYPES).join(', ')})`, { file: source });
+  }
+  const architectures = Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [];
+  const torchDtype = typeof raw.torch_dtype === 'string' ? raw.torch_dtype : typeof raw.dtype === 'string' ? raw.dtype : undefined;
+  const common = { source, modelType, family, architectures, raw, numLabels: numLabels(raw), torchDtype };
+
+  let config: HfModelConfig;
+  if (family === 'gpt2') {
+    const hiddenSize = field(raw, source, ['n_embd', 'hidden_size']);
+    const numHeads = field(raw, source, ['n_head', 'num_attention_heads']);
+    config = {
+      ...common,
+      hiddenSize,
+      numLayers: field(raw, source, ['n_layer', 'num_hidden_layers']),
+      numHeads,
+      numKvHeads: numHeads,
+      headDim: hiddenSize / numHeads,
+      intermediateSize: field(raw, source, ['n_inner'], 4 * hiddenSize),
+      vocabSize: field(raw, source, ['vocab_size']),
+      maxPositions: field(raw, source, ['n_positions', 'n_ctx']),
+      normEps: real(raw, source, 'layer_norm_epsilon', 1e-5),
+      activation: text(raw, 'activation_function', 'gelu_new'),
+      tieWordEmbeddings: flag(raw, 'tie_word_embeddings', true),
+    };
+  } else if (family === 'llama') {
+    const hiddenSize = field(raw, source, ['hidden_size']);
+    const numHeads = field(raw, source, ['num_attention_heads']);
+    config = {
+      ...common,
+      hiddenSize,
+      numLayers: field(raw, source, ['num_hidden_layers']),
+      numHeads,
+      numKvHeads: field(raw, source, ['num_key_value_heads'], numHeads),
+      headDim: field(raw, source, ['head_dim'], hiddenSize / numHeads),
+      intermediateSize: field(raw, source, ['intermediate_size']),
+      vocabSize: field(raw, source, ['vocab_size']),
+      maxPositions: field(raw, source, ['max_position_embeddings']),
+      normEps: real(raw, source, 'rms_norm_eps', 1e-6),
+      activation: text(raw, 'hidden_act', 'silu'),
+      tieWordEmbeddings: flag(raw, 'tie_word_embeddings', false),
+      ropeTheta: ropeTheta(raw),
+    };
+  } else {
+    const hiddenSize = field(raw, source, ['hidden_size']);
+    const numHeads = field(raw, source, ['num_attention_heads']);
+    config = {
+      ...common,
+      hiddenSize,
+      numLayers: field(raw, source, ['num_hidden_layers']),
+      numHeads,
+      numKvHeads: numHeads,
+      headDim: hiddenSize / numHeads,
+      intermediateSize: field(raw, source, ['intermediate_size']),
+      vocabSize: field(raw, source, ['vocab_size']),
+      maxPositions: field(raw, source, ['max_position_embeddings']),
+      normEps: real(raw, source, 'layer_norm_eps', 1e-12),
+      activation: text(raw, 'hidden_act', 'gelu'),
+      tieWordEmbeddings: flag(raw, 'tie_word_embeddings', true),
+      typeVocabSize: field(raw, source, ['type_vocab_size'], 2),
+    };
+  }
+  if (!Number.isInteger(config.headDim)) {
+    throw new FormatError('CONFIG_INVALID_FIELD', `hidden size ${config.hiddenSize} is not divisible by ${config.numHeads} heads`, { file: source });
+  }
+  if (config.numHeads % config.numKvHeads !== 0) {
+    throw new FormatError('CONFIG_INVALID_FIELD', `${config.numHeads} attention heads are not a multiple of ${config.numKvHeads} key/value heads`, { file: source });
+  }
+  return config;
+}
+
+/** Reads `config.json` from a model folder (or the file itself). */
+export async function readHfConfig(path: string): Promise<HfModelConfig> {
+  let file = path;
+  try {
+    if ((await stat(path)).isDirectory()) file = join(path, 'config.json');
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  let textContent: string;
+  try {
+    textContent = await readFile(file, 'utf8');
+  } catch (err) {
+    if (isNotFound(err)) throw new FormatError('FILE_NOT_FOUND', 'no config.json here', { file }, { cause: err });
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(textContent);
+  } catch (cause) {
+    throw new FormatError('CONFIG_INVALID_JSON', `invalid JSON (${(cause as Error).message})`, { file }, { cause });
+  }
+  return parseHfConfig(json, file);
+}
