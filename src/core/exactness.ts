@@ -1,6 +1,7 @@
 /**
  * The float64 exactness check behind the CLI report: after a round, how far is the effective weight
- * W0' + s·B̄Ā (W0' and Ā, B̄ as stored, float32) from Σ w_i (W0 + s·B_i A_i) recomputed in float64?
+ * W0' + s·B̄Ā (W0' and Ā, B̄ as stored, float32; or the float32 merged weight) from
+ * Σ w_i (W0 + s·B_i A_i) recomputed in float64?
  * Works row by row on the stored layout of W0 (out × in for `linear`, in × out for `conv1d`), on all
  * rows or on a seeded random subset for big modules. It is a check: O(rows·k·r·cols) time.
  */
@@ -9,18 +10,23 @@ import type { Matrix } from './tensor.js';
 import type { Layout, LoraFactors } from './lora.js';
 import { createRng, sampleWithoutReplacement } from './random.js';
 
+/**
+ * What the round produced for one module: W0' with the global (Ā, B̄) kept as an adapter, or the
+ * float32 merged weight W0' + s·B̄Ā (an exported merged model).
+ */
+export type ExactnessResult =
+  | { readonly kind: 'adapter'; readonly w0New: Matrix; readonly global: LoraFactors }
+  | { readonly kind: 'merged'; readonly weight: Matrix };
+
 /** Everything the check needs about one module after a round. */
 export interface ExactnessInput {
   /** Base weight before the round, stored layout. */
   readonly w0: Matrix;
-  /** Base weight after the round (FedEx: W0 + s·ΔR; others: W0). */
-  readonly w0New: Matrix;
-  /** The global (Ā, B̄) after the round. */
-  readonly global: LoraFactors;
   readonly clients: readonly LoraFactors[];
   readonly weights: ArrayLike<number>;
   readonly scale: number;
   readonly layout: Layout;
+  readonly result: ExactnessResult;
 }
 
 /** Tolerance: maxAbsError ≤ relative·maxAbsUpdate + base·maxAbsBase (float32 round-off of the update and of W0'). */
@@ -50,20 +56,29 @@ export interface ExactnessReport {
 }
 
 function checkInput(x: ExactnessInput): [number, number] {
-  const [r, inF] = x.global.a.shape;
-  const out = x.global.b.shape[0];
+  if (x.clients.length === 0) throw new RangeError('checkExactness: no clients');
+  if (x.clients.length !== x.weights.length) throw new RangeError(`checkExactness: ${x.clients.length} clients but ${x.weights.length} weights`);
+  const [r, inF] = x.clients[0].a.shape;
+  const out = x.clients[0].b.shape[0];
   const shape: [number, number] = x.layout === 'linear' ? [out, inF] : [inF, out];
-  for (const [name, m] of [['w0', x.w0], ['w0New', x.w0New]] as const) {
+  const factors: [string, LoraFactors][] = x.clients.map((c, i) => [`client ${i}`, c]);
+  const weightsToCheck: [string, Matrix][] = [['w0', x.w0]];
+  if (x.result.kind === 'adapter') {
+    factors.push(['the global adapter', x.result.global]);
+    weightsToCheck.push(['w0New', x.result.w0New]);
+  } else {
+    weightsToCheck.push(['the merged weight', x.result.weight]);
+  }
+  for (const [name, m] of weightsToCheck) {
     if (m.shape[0] !== shape[0] || m.shape[1] !== shape[1]) {
-      throw new RangeError(`checkExactness: ${name} is ${shapeString(m.shape)}, expected ${shapeString(shape)} for the ${x.layout} layout with Ā ${shapeString(x.global.a.shape)}, B̄ ${shapeString(x.global.b.shape)}`);
+      throw new RangeError(`checkExactness: ${name} is ${shapeString(m.shape)}, expected ${shapeString(shape)} for the ${x.layout} layout with lora_A [${r}, ${inF}] and lora_B [${out}, ${r}]`);
     }
   }
-  if (x.clients.length !== x.weights.length) throw new RangeError(`checkExactness: ${x.clients.length} clients but ${x.weights.length} weights`);
-  x.clients.forEach((c, i) => {
+  for (const [name, c] of factors) {
     if (c.a.shape[0] !== r || c.a.shape[1] !== inF || c.b.shape[0] !== out || c.b.shape[1] !== r) {
-      throw new RangeError(`checkExactness: client ${i} has lora_A ${shapeString(c.a.shape)} and lora_B ${shapeString(c.b.shape)}, expected [${r}, ${inF}] and [${out}, ${r}]`);
+      throw new RangeError(`checkExactness: ${name} has lora_A ${shapeString(c.a.shape)} and lora_B ${shapeString(c.b.shape)}, expected [${r}, ${inF}] and [${out}, ${r}]`);
     }
-  });
+  }
   return shape;
 }
 
@@ -104,12 +119,14 @@ export function checkExactness(input: ExactnessInput, rows?: readonly number[], 
     ideal.fill(0);
     have.fill(0);
     input.clients.forEach((c, i) => addDeltaRow(ideal, c, input.weights[i], input.layout, t));
-    addDeltaRow(have, input.global, 1, input.layout, t);
+    const { result } = input;
+    if (result.kind === 'adapter') addDeltaRow(have, result.global, 1, input.layout, t);
+    const stored = result.kind === 'adapter' ? result.w0New.data : result.weight.data;
     for (let x = 0; x < cols; x++) {
       const w0 = input.w0.data[t * cols + x];
       const update = input.scale * ideal[x];
       const expected = sumW * w0 + update;
-      const actual = input.w0New.data[t * cols + x] + input.scale * have[x];
+      const actual = stored[t * cols + x] + input.scale * have[x];
       const e = Math.abs(actual - expected);
       maxErr = Math.max(maxErr, e);
       maxUpd = Math.max(maxUpd, Math.abs(update));

@@ -7,6 +7,7 @@
 import { shapeString } from './tensor.js';
 import type { Matrix } from './tensor.js';
 import type { Layout } from './lora.js';
+import type { FactoredUpdate } from './residual.js';
 
 /** Applies scale·P·Q to a float32 target in place, honouring the weight layout. */
 export interface ProductBackend {
@@ -90,6 +91,19 @@ export function createTypeScriptBackend(): ProductBackend {
       addScaledProductSync(target, layout, p, q, scale);
     },
   };
+}
+
+/**
+ * The dense float32 update scale·P·Q in the stored layout of W0 (out × in for `linear`, in × out for
+ * `conv1d`), for sending the residual densely when that is smaller (see `preferFactored`).
+ */
+export async function materializeUpdate(backend: ProductBackend, update: FactoredUpdate): Promise<Matrix<Float32Array>> {
+  const out = update.p.shape[0];
+  const inF = update.q.shape[1];
+  const shape: [number, number] = update.layout === 'linear' ? [out, inF] : [inF, out];
+  const target = { shape, data: new Float32Array(out * inF) };
+  await backend.addScaledProduct(target, update.layout, update.p, update.q, update.scale);
+  return target;
 }
 
 /** Float64 reference product a·b (a: m × k, b: k × n), straightforward triple loop. For tests and checks. */

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkExactness, checkExactnessSampled } from '../../src/core/exactness.js';
+import type { ExactnessInput } from '../../src/core/exactness.js';
 import { createFedEx } from '../../src/core/strategies/fedex.js';
 import { createFedIt } from '../../src/core/strategies/fedit.js';
 import { addScaledProductSync } from '../../src/core/product.js';
@@ -17,8 +18,9 @@ function round(layout: 'linear' | 'conv1d', strategyName: 'fedex' | 'fedit', out
   const agg = strategy.aggregate(1, { spec: s, factors: null }, clients.map((factors, client) => ({ client, factors, weight: client + 1 })), [])!;
   const w0New = { shape: w0.shape, data: Float32Array.from(w0.data) };
   if (agg.baseUpdate !== null) addScaledProductSync(w0New, layout, agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
-  const input = { w0, w0New, global: agg.global.factors!, clients, weights: agg.metrics.weights, scale: specScaling(s), layout };
-  return { input, agg };
+  const global = agg.global.factors!;
+  const input: ExactnessInput = { w0, clients, weights: agg.metrics.weights, scale: specScaling(s), layout, result: { kind: 'adapter', w0New, global } };
+  return { input, agg, w0New, global };
 }
 
 describe('exactness check (float64 recomputation)', () => {
@@ -29,7 +31,7 @@ describe('exactness check (float64 recomputation)', () => {
       const exRep = checkExactness(fedex.input);
       const itRep = checkExactness(fedit.input);
       const ideal = refIdealWeight(fedit.input.w0, fedit.input.clients, fedit.input.weights, fedit.input.scale, layout);
-      const itEff = refEffectiveWeight(fedit.input.w0New, fedit.input.global, fedit.input.scale, layout);
+      const itEff = refEffectiveWeight(fedit.w0New, fedit.global, fedit.input.scale, layout);
 
       assert.equal(exRep.rowsChecked, exRep.rows);
       assert.ok(exRep.withinTolerance, `FedEx error ${exRep.maxAbsError} > ${exRep.tolerance}`);
@@ -40,6 +42,19 @@ describe('exactness check (float64 recomputation)', () => {
       assert.ok(Math.abs(itRep.errorNorm - fedit.agg.metrics.deviationNorm) < 1e-9 * itRep.updateNorm);
     });
   }
+
+  test('a merged float32 weight W0\' + s·B̄Ā is checked the same way', () => {
+    const { input, w0New, global } = round('conv1d', 'fedex', 6, 10);
+    const effective = refEffectiveWeight(w0New, global, input.scale, 'conv1d');
+    const merged = { shape: w0New.shape, data: Float32Array.from(effective) };
+    const corrupted = { shape: w0New.shape, data: Float32Array.from(effective) };
+    corrupted.data[17] += 0.01;
+
+    assert.ok(checkExactness({ ...input, result: { kind: 'merged', weight: merged } }).withinTolerance);
+    const bad = checkExactness({ ...input, result: { kind: 'merged', weight: corrupted } });
+    assert.equal(bad.withinTolerance, false);
+    assert.ok(Math.abs(bad.maxAbsError - 0.01) < 1e-4);
+  });
 
   test('the sampled check is seeded and agrees with the full check on its rows', () => {
     const { input } = round('conv1d', 'fedit', 9, 40);

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addScaledProductSync, createTypeScriptBackend, matmul64, transpose64 } from '../../src/core/product.js';
+import { addScaledProductSync, createTypeScriptBackend, materializeUpdate, matmul64, transpose64 } from '../../src/core/product.js';
 import type { Layout } from '../../src/core/lora.js';
 import { createRng, randomMatrix } from '../../src/core/random.js';
 import { maxAbs, maxAbsDiff, refMatmul, refTranspose } from './reference.js';
@@ -52,6 +52,17 @@ describe('fused product target += s·P·Q (TypeScript backend)', () => {
     assert.deepEqual(target.data, before);
     await assert.rejects(backend.addScaledProduct(target, 'conv1d', p, q, 1), /target is \[4, 3\] but conv1d layout with P \[4, 2\], Q \[2, 3\] needs \[3, 4\]/);
     assert.throws(() => addScaledProductSync(target, 'linear', p, randomMatrix(3, 3, rng), 1), /P is \[4, 2\] and Q is \[3, 3\]: inner sizes differ/);
+  });
+
+  test('materializeUpdate gives s·(P·Q)ᵀ for conv1d, in × out', async () => {
+    const rng = createRng(8);
+    const p = randomMatrix(5, 2, rng);
+    const q = randomMatrix(2, 3, rng);
+    const dense = await materializeUpdate(createTypeScriptBackend(), { p, q, scale: 2, layout: 'conv1d' });
+    const expected = refTranspose(refMatmul(p, q), 5, 3).map((v) => 2 * v);
+
+    assert.deepEqual(dense.shape, [3, 5]);
+    assert.ok(maxAbsDiff(dense.data, expected) < 1e-5);
   });
 
   test('matmul64 and transpose64 agree with hand-computed values', () => {
