@@ -5,7 +5,9 @@ import { addScaledProductSync, matmul64, transpose64 } from '../../../src/core/p
 import type { Layout } from '../../../src/core/lora.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
-import { maxAbs, maxAbsDiff } from '../../core/reference.js';
+import { createFedEx } from '../../../src/core/strategies/fedex.js';
+import { specScaling } from '../../../src/core/lora.js';
+import { maxAbs, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec } from '../../core/reference.js';
 
 // Tolerance: both backends round the float32 update once per entry (plus the pre-scaled P for
 // onnxruntime), so they agree with the float64 reference to ≤ 1e-6·max|s·P·Q| + 1e-7·max|W|.
@@ -67,13 +69,15 @@ describe('onnxruntime factored update (Gemm, in place)', () => {
     assert.ok(maxAbsDiff(asConv.data, asLinear.data) > 0.1, 'the data must be able to reveal a wrong transpose');
   });
 
-  test('a big target in row blocks equals one call, and repeated calls accumulate', async () => {
+  test('a bigger target in row blocks (7 rows by blockBytes, 5 by rowBlock) equals one call; calls accumulate', async () => {
     const { p, q, w } = fixture('linear', 300, 257, 48, 5);
     const whole = { shape: w.shape, data: Float32Array.from(w.data) };
     const blocked = { shape: w.shape, data: Float32Array.from(w.data) };
     await backends[0].addScaledProduct(whole, 'linear', p, q, 0.5);
-    await createOrtProductBackend({ rowBlock: 64 }).addScaledProduct(blocked, 'linear', p, q, 0.25);
+    const byBytes = createOrtProductBackend({ blockBytes: 257 * 4 * 7 });
+    await byBytes.addScaledProduct(blocked, 'linear', p, q, 0.25);
     await backends[1].addScaledProduct(blocked, 'linear', p, q, 0.25);
+    await byBytes.dispose();
     const expected = referenceUpdate('linear', p, q, 0.5).map((u, i) => u + w.data[i]);
 
     const tol = tolerance(referenceUpdate('linear', p, q, 0.5), w) * 2;
@@ -91,6 +95,25 @@ describe('onnxruntime factored update (Gemm, in place)', () => {
 
     assert.ok(maxAbsDiff(target.data, expected) <= 1e-5);
     assert.deepEqual([...backing.subarray(0, 4), ...backing.subarray(4 + w.data.length)], Array(8).fill(42));
+  });
+
+  test('a FedEx round applied through onnxruntime is exact (both layouts, 3 weighted clients)', async () => {
+    for (const layout of ['linear', 'conv1d'] as const) {
+      const s = spec('transformer.h.5.attn.c_attn', 24, 9, 4, layout, 8);
+      const rng = createRng(layout === 'linear' ? 1 : 2);
+      const clients = randomClients(s, 3, rng);
+      const w0 = randomBase(s, rng);
+      const agg = createFedEx({ weighting: 'explicit' }).aggregate(1, { spec: s, factors: null }, clients.map((factors, client) => ({ client, factors, weight: [3, 1, 2][client] })), []);
+      assert.ok(agg !== null && agg.baseUpdate !== null);
+      const w0New = { shape: w0.shape, data: Float32Array.from(w0.data) };
+      await backends[1].addScaledProduct(w0New, layout, agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
+      const ideal = refIdealWeight(w0, clients, agg.metrics.weights, specScaling(s), layout);
+      const effective = refEffectiveWeight(w0New, agg.global.factors!, specScaling(s), layout);
+      const update = maxAbs(ideal.map((v, i) => v - w0.data[i]));
+
+      // Same tolerance as the core exactness property: 1e-5·max|update| + 1e-6·max|W0|.
+      assert.ok(maxAbsDiff(effective, ideal) <= 1e-5 * update + 1e-6 * maxAbs(w0.data), `${layout}: ${maxAbsDiff(effective, ideal)}`);
+    }
   });
 
   test('shape mismatches are refused with the shapes named', async () => {
