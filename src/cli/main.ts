@@ -4,11 +4,12 @@
 import type { CliCommand, CliIO } from './command.js';
 import { CliError } from './errors.js';
 import { aggregateCommand } from './commands/aggregate.js';
+import { demoCommand } from './commands/demo.js';
 
 const VERSION = '0.1.0';
 
 /** Every subcommand, in the order `fedex --help` lists them. */
-export const COMMANDS: readonly CliCommand[] = [aggregateCommand];
+export const COMMANDS: readonly CliCommand[] = [demoCommand, aggregateCommand];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -1,0 +1,64 @@
+"""PyTorch reference timings for the aggregation benchmark (run by bench/aggregation.ts).
+
+Reads one JSON object of arguments from argv[1] and prints one JSON object of results:
+per case the median and min milliseconds of
+  - fused:  W0.addmm_(P, Q, alpha=s)             (factored residual, one fused product)
+  - dense:  paper-style, each B_i @ A_i formed densely, then W0 += s * (sum - Bbar @ Abar)
+Data are seeded normal values; only timings are compared, never results.
+"""
+import json
+import sys
+import time
+
+import torch
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def bench(fn, reps):
+    fn()  # warm-up
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t) * 1e3)
+    return {"median_ms": median(ts), "min_ms": min(ts), "reps": reps}
+
+
+def main():
+    args = json.loads(sys.argv[1])
+    torch.set_num_threads(int(args.get("threads", 2)))
+    torch.manual_seed(0)
+    out_f, in_f, k, r, reps = args["out"], args["in"], args["k"], args["r"], args["reps"]
+    s = 2.0
+    w0 = torch.randn(out_f, in_f)
+    a = [torch.randn(r, in_f) * 0.01 for _ in range(k)]
+    b = [torch.randn(out_f, r) * 0.01 for _ in range(k)]
+    wts = [1.0 / k] * k
+
+    def fused():
+        a_bar = sum(w * x for w, x in zip(wts, a))
+        p = torch.cat([w * x for w, x in zip(wts, b)], dim=1)
+        q = torch.cat([x - a_bar for x in a], dim=0)
+        w0.addmm_(p, q, alpha=s)
+
+    def dense():
+        a_bar = sum(w * x for w, x in zip(wts, a))
+        b_bar = sum(w * x for w, x in zip(wts, b))
+        ideal = sum(w * (y @ x) for w, x, y in zip(wts, a, b))
+        w0.add_(ideal - b_bar @ a_bar, alpha=s)
+
+    result = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "fused": bench(fused, reps),
+        "dense": bench(dense, max(1, reps // 3)),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
