@@ -177,8 +177,9 @@ export const RoundStart = defineMessage({
   doc: 'Starts a round for this client: the global adapter and the base update to apply first.',
   fields: {
     round: required(round, 'Round number, from 1.'),
-    deadline: required(epochMs, 'Uploads after this time (ms since the Unix epoch, UTC) are refused.'),
-    baseRevision: required(revision, 'Base revision the client must hold after applying baseUpdate (= rounds whose residual is folded in).'),
+    deadline: required(epochMs, 'Coordinator clock: uploads arriving after this time (ms since the Unix epoch, UTC) are refused.'),
+    timeLimitMs: required(s.integer(0), 'Time from sending this message to the deadline; clients budget with it (immune to clock skew).'),
+    baseRevision: required(revision, 'Base revision the client holds after applying baseUpdate (the coordinator bumps it whenever the base changes).'),
     baseUpdate: optional(baseUpdate, 'Residual to apply to the base first; absent when the base is unchanged for this client.'),
   },
   refine: residualsAreConsistent,

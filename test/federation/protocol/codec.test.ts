@@ -180,7 +180,7 @@ describe('wire overhead (size property, DESIGN §3: ≤ 1.02 × raw tensor bytes
     const tensors = randomTensors(shapes, 6);
     const raw = tensors.reduce((n, x) => n + x.data.byteLength, 0);
 
-    const frame = encodeMessage({ method: 'round_start', params: { round: 18, deadline: 1_800_000_000_000, baseRevision: 17, baseUpdate: { fromRevision: 16, modules } }, tensors }, { layout });
+    const frame = encodeMessage({ method: 'round_start', params: { round: 18, deadline: 1_800_000_000_000, timeLimitMs: 600_000, baseRevision: 17, baseUpdate: { fromRevision: 16, modules } }, tensors }, { layout });
 
     t.diagnostic(`round_start: ${frame.length} bytes for ${raw} raw (${(frame.length / raw).toFixed(4)}×)`);
     assert.ok(frame.length <= 1.02 * raw, `${frame.length} > 1.02 × ${raw}`);

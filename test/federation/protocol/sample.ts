@@ -69,7 +69,7 @@ export function sampleMessages(): { [M in Method]: OutgoingMessage<M> } {
     } },
     welcome: { method: 'welcome', params: welcomeParams() },
     reject: { method: 'reject', params: { code: 'E_AUTH', message: 'wrong token', retryAfterMs: 1000 } },
-    round_start: { method: 'round_start', params: { round: 2, deadline: 1_700_000_000_000, baseRevision: 1, baseUpdate: { fromRevision: 0, modules: RESIDUALS } }, tensors: globalTensors(1) },
+    round_start: { method: 'round_start', params: { round: 2, deadline: 1_700_000_000_000, timeLimitMs: 600_000, baseRevision: 1, baseUpdate: { fromRevision: 0, modules: RESIDUALS } }, tensors: globalTensors(1) },
     client_update: { method: 'client_update', params: { round: 2, examples: 128, trainLoss: 2.5, steps: 20, durationMs: 1234, metrics: { evalLoss: 2.4, 'acc/top1': 0.5 } }, tensors: randomTensors(adapterTensorShapes(LAYOUT), 2) },
     update_ack: { method: 'update_ack', params: { round: 2 } },
     update_rejected: { method: 'update_rejected', params: { round: 2, code: 'E_ROUND_CLOSED', reason: 'round 2 closed at 12:00' } },
