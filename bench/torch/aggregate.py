@@ -7,6 +7,7 @@ per case the median and min milliseconds of
 Data are seeded normal values; only timings are compared, never results.
 """
 import json
+import resource
 import sys
 import time
 
@@ -56,6 +57,7 @@ def main():
         "threads": torch.get_num_threads(),
         "fused": bench(fused, reps),
         "dense": bench(dense, max(1, reps // 3)),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print(json.dumps(result))
 

@@ -4,6 +4,9 @@
  * of the feeds when onnxruntime throws.
  */
 import ort from 'onnxruntime-node';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
@@ -21,10 +24,25 @@ export class DeviceUnavailableError extends Error {
   }
 }
 
-/** Devices whose execution provider is compiled into (or installed beside) this onnxruntime-node. */
+/**
+ * The CUDA provider is not bundled in the npm package: onnxruntime-node's installer puts
+ * libonnxruntime_providers_cuda.so beside the runtime (see README "GPU"). True when it is there.
+ */
+export function cudaProviderInstalled(): boolean {
+  if (process.platform !== 'linux' && process.platform !== 'win32') return false;
+  try {
+    const pkg = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+    const lib = process.platform === 'linux' ? 'libonnxruntime_providers_cuda.so' : 'onnxruntime_providers_cuda.dll';
+    return existsSync(join(pkg, 'bin', 'napi-v6', process.platform, process.arch, lib));
+  } catch {
+    return false;
+  }
+}
+
+/** Devices whose execution provider is compiled into, or installed beside, this onnxruntime-node. */
 export function availableDevices(): Device[] {
   const backends = ort.listSupportedBackends();
-  return DEVICES.filter((d) => backends.some((b) => b.name === d && (b.bundled || d === 'cpu')));
+  return DEVICES.filter((d) => d === 'cpu' || backends.some((b) => b.name === d && (b.bundled || (d === 'cuda' && cudaProviderInstalled()))));
 }
 
 /** Execution providers for a device name; throws a clear error for unknown or unsupported ones. */
@@ -35,6 +53,9 @@ export function executionProviders(device: string): string[] {
   const backends = ort.listSupportedBackends();
   const entry = backends.find((b) => b.name === device);
   if (entry === undefined) throw new DeviceUnavailableError(device, 'onnxruntime-node has no such backend on this platform');
+  if (device === 'cuda' && !cudaProviderInstalled()) {
+    throw new DeviceUnavailableError(device, 'the CUDA provider library is not installed (run: ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js)');
+  }
   return [device];
 }
 

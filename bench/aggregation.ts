@@ -1,0 +1,102 @@
+/**
+ * Aggregation benchmark (DESIGN §3): one 4096×4096 module, r=16, k=3 — the project's fused path,
+ * the paper's dense formulation in this project's code, and PyTorch (fused and dense) when
+ * python3-torch is installed — and a whole Llama-7B-shaped set of modules from safetensors on disk.
+ * Every case runs in its own process (its own peak RSS), all in the same run, side by side.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeSyntheticAdapters, writeSyntheticCheckpoint } from '../src/model/checkpoints/synthetic.js';
+import type { SyntheticModelSpec } from '../src/model/checkpoints/synthetic.js';
+import type { CaseArgs, CaseResult } from './aggregationCase.js';
+
+export interface BenchRow {
+  suite: string;
+  case: string;
+  impl: string;
+  medianMs: number;
+  minMs: number;
+  peakRssMiB: number | null;
+  note?: string;
+}
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+function runCase(args: CaseArgs): CaseResult {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'aggregationCase.ts'), JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`bench case ${args.kind} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as CaseResult;
+}
+
+interface TorchResult {
+  torch: string;
+  fused: { median_ms: number; min_ms: number };
+  dense: { median_ms: number; min_ms: number };
+  peak_rss_mib?: number;
+}
+
+function runTorch(args: { out: number; in: number; k: number; r: number; reps: number; threads: number }): TorchResult | string {
+  const python = '/usr/bin/python3';
+  const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return 'PyTorch not installed (apt-get install python3-torch libopenblas0-pthread, or bench/setup.sh)';
+  const r = spawnSync(python, [join(here, 'torch', 'aggregate.py'), JSON.stringify(args)], { encoding: 'utf8' });
+  if (r.status !== 0) return `PyTorch run failed: ${r.stderr.split('\n').slice(-3).join(' ')}`;
+  return JSON.parse(r.stdout.trim()) as TorchResult;
+}
+
+export interface AggregationBenchOptions {
+  smoke: boolean;
+  threads: number;
+  /** Layers of the Llama-7B-shaped set (32 for the full model). */
+  llamaLayers: number;
+  workDir: string;
+  log: (line: string) => void;
+}
+
+/** Runs the aggregation suite; returns rows for the table. */
+export async function aggregationBench(o: AggregationBenchOptions): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const n = o.smoke ? 512 : 4096;
+  const mod = { out: n, in: n, k: 3, r: 16, reps: o.smoke ? 3 : 15, threads: o.threads };
+  const label = `${n}×${n} r=16 k=3`;
+  o.log(`aggregation: one module ${label}`);
+  const fused = runCase({ kind: 'fused', ...mod });
+  rows.push({ suite: 'aggregation', case: label, impl: 'fedex fused (onnxruntime Gemm, in place)', medianMs: fused.medianMs, minMs: fused.minMs, peakRssMiB: fused.peakRssMiB });
+  const dense = runCase({ kind: 'dense', ...mod });
+  rows.push({ suite: 'aggregation', case: label, impl: 'paper dense (this project, onnxruntime MatMul)', medianMs: dense.medianMs, minMs: dense.minMs, peakRssMiB: dense.peakRssMiB });
+  const torch = runTorch(mod);
+  if (typeof torch === 'string') {
+    rows.push({ suite: 'aggregation', case: label, impl: 'PyTorch', medianMs: NaN, minMs: NaN, peakRssMiB: null, note: torch });
+  } else {
+    rows.push({ suite: 'aggregation', case: label, impl: `PyTorch ${torch.torch} fused addmm_`, medianMs: torch.fused.median_ms, minMs: torch.fused.min_ms, peakRssMiB: torch.peak_rss_mib ?? null });
+    rows.push({ suite: 'aggregation', case: label, impl: `PyTorch ${torch.torch} paper dense`, medianMs: torch.dense.median_ms, minMs: torch.dense.min_ms, peakRssMiB: null });
+  }
+
+  // The whole Llama-7B-shaped set of adapted modules, streamed from safetensors on disk.
+  const layers = o.smoke ? 1 : o.llamaLayers;
+  const spec: SyntheticModelSpec = o.smoke
+    ? { family: 'llama', layers, hidden: 512, heads: 8, intermediate: 1376, vocab: 32, dtype: 'BF16', onlyModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] }
+    : { family: 'llama', layers, hidden: 4096, heads: 32, intermediate: 11008, vocab: 32, dtype: 'BF16', onlyModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] };
+  const dir = join(o.workDir, `llama-${spec.hidden}-${layers}l`);
+  const base = join(dir, 'base');
+  const haveBase = await stat(join(base, 'model.safetensors')).then(() => true, () => false);
+  if (!haveBase) {
+    o.log(`aggregation: generating a Llama-shaped bf16 checkpoint (${layers} layers × q,k,v,o,gate,up,down, d=${spec.hidden}) in ${dir}`);
+    await mkdir(dir, { recursive: true });
+    await writeSyntheticCheckpoint(base, spec);
+  }
+  const adapters = await writeSyntheticAdapters(join(dir, 'adapters'), spec, { clients: 3, rank: 16, alpha: 32, targetModules: spec.onlyModules!, seed: 3, aDrift: 0.3, bStd: 0.01 });
+  const size = (await stat(join(base, 'model.safetensors'))).size;
+  o.log(`aggregation: whole set, ${(size / 2 ** 30).toFixed(2)} GiB bf16 on disk`);
+  const model = runCase({ kind: 'model', ...mod, base, adapters, outDir: join(dir, 'out') });
+  rows.push({
+    suite: 'aggregation', case: `Llama-shaped set, ${layers}×7 modules, bf16 ${(size / 2 ** 30).toFixed(1)} GiB`, impl: 'fedex aggregate (stream, fused, exactness check)',
+    medianMs: model.medianMs, minMs: model.minMs, peakRssMiB: model.peakRssMiB,
+    note: `${model.extra?.modules} modules, exact=${String(model.extra?.exact)}, ${(size / model.medianMs / 1e6).toFixed(2)} GB/s of base read`,
+  });
+  await rm(join(dir, 'out'), { recursive: true, force: true });
+  if (o.smoke) await rm(dir, { recursive: true, force: true });
+  return rows;
+}

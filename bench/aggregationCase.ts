@@ -1,0 +1,126 @@
+/**
+ * One aggregation benchmark case, run in its own process so that its peak RSS is its own.
+ * argv[2] is a JSON CaseArgs; prints one JSON CaseResult line on stdout.
+ *
+ * Cases:
+ * - `fused`: the project's path — FedEx strategy (Ā, B̄, factored residual P·Q) + one fused
+ *   onnxruntime Gemm per row block into W0, in place.
+ * - `dense`: the paper's formulation in this project's code — every B_i·A_i formed densely
+ *   (onnxruntime MatMul into a preallocated out×in buffer), summed, minus B̄·Ā, added to W0.
+ * - `model`: `aggregateFolders` end to end on a checkpoint folder (streaming, exactness check).
+ */
+import { createFedEx } from '../src/core/strategies/fedex.js';
+import { createRng, kaimingUniform, randomMatrix } from '../src/core/random.js';
+import { weightedAverage } from '../src/core/average.js';
+import type { LoraFactors } from '../src/core/lora.js';
+import { createOrtProductBackend } from '../src/runtime/kernels/factoredUpdate.js';
+import { createSession, float32Tensor, runSession } from '../src/runtime/session.js';
+import { encodeModel } from '../src/graph/onnx/model.js';
+import { aggregateFolders } from '../src/federation/offline/aggregateFolders.js';
+
+export interface CaseArgs {
+  kind: 'fused' | 'dense' | 'model';
+  out: number;
+  in: number;
+  k: number;
+  r: number;
+  reps: number;
+  threads: number;
+  /** model case */
+  base?: string;
+  adapters?: string[];
+  outDir?: string;
+}
+
+export interface CaseResult {
+  kind: string;
+  medianMs: number;
+  minMs: number;
+  reps: number;
+  peakRssMiB: number;
+  extra?: Record<string, number | string | boolean>;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timeIt(reps: number, fn: () => Promise<void>): Promise<{ medianMs: number; minMs: number }> {
+  await fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    await fn();
+    ts.push(performance.now() - t);
+  }
+  return { medianMs: median(ts), minMs: Math.min(...ts) };
+}
+
+function clients(args: CaseArgs): LoraFactors[] {
+  const rng = createRng(42);
+  const a0 = kaimingUniform(args.r, args.in, rng);
+  return Array.from({ length: args.k }, () => ({
+    a: { shape: a0.shape, data: a0.data.map((x) => x + 0.3 * x * rng.gaussian()) },
+    b: randomMatrix(args.out, args.r, rng, 0.01),
+  }));
+}
+
+async function fusedCase(args: CaseArgs): Promise<CaseResult> {
+  const spec = { name: 'model.layers.0.self_attn.q_proj', inFeatures: args.in, outFeatures: args.out, rank: args.r, alpha: 2 * args.r, useRslora: false, layout: 'linear' as const };
+  const results = clients(args).map((factors, client) => ({ client, factors }));
+  const w0 = randomMatrix(args.out, args.in, createRng(1), 0.02);
+  const backend = createOrtProductBackend({ intraOpThreads: args.threads });
+  const fedex = createFedEx({ deviationMetrics: false });
+  const t = await timeIt(args.reps, async () => {
+    const agg = fedex.aggregate(1, { spec, factors: null }, results, [])!;
+    const u = agg.baseUpdate!;
+    await backend.addScaledProduct(w0, u.layout, u.p, u.q, u.scale);
+  });
+  await backend.dispose();
+  return { kind: 'fused', ...t, reps: args.reps, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
+}
+
+async function denseCase(args: CaseArgs): Promise<CaseResult> {
+  const cs = clients(args);
+  const w = new Float64Array(args.k).fill(1 / args.k);
+  const s = 2;
+  const w0 = randomMatrix(args.out, args.in, createRng(1), 0.02);
+  const mm = await createSession(encodeModel({ graph: { name: 'mm', nodes: [{ opType: 'MatMul', inputs: ['X', 'Y'], outputs: ['Z'] }], inputs: [{ name: 'X', elemType: 'float32', shape: ['m', 'k'] }, { name: 'Y', elemType: 'float32', shape: ['k', 'n'] }], outputs: [{ name: 'Z', elemType: 'float32', shape: ['m', 'n'] }] } }), { intraOpThreads: args.threads });
+  const prod = new Float32Array(args.out * args.in);
+  const acc = new Float32Array(args.out * args.in);
+  const matmulInto = async (b: Float32Array, a: Float32Array): Promise<void> => {
+    await runSession(mm, { X: float32Tensor(b, [args.out, args.r]), Y: float32Tensor(a, [args.r, args.in]) }, { Z: float32Tensor(prod, [args.out, args.in]) });
+  };
+  const t = await timeIt(Math.max(1, Math.floor(args.reps / 3)), async () => {
+    const abar = weightedAverage(cs.map((c) => c.a), w);
+    const bbar = weightedAverage(cs.map((c) => c.b), w);
+    acc.fill(0);
+    for (let i = 0; i < cs.length; i++) {
+      await matmulInto(cs[i].b.data, cs[i].a.data);
+      const wi = w[i];
+      for (let j = 0; j < acc.length; j++) acc[j] += wi * prod[j];
+    }
+    await matmulInto(bbar.data, abar.data);
+    const d = w0.data;
+    for (let j = 0; j < acc.length; j++) d[j] += s * (acc[j] - prod[j]);
+  });
+  await mm.release();
+  return { kind: 'dense', ...t, reps: Math.max(1, Math.floor(args.reps / 3)), peakRssMiB: process.resourceUsage().maxRSS / 1024 };
+}
+
+async function modelCase(args: CaseArgs): Promise<CaseResult> {
+  const backend = createOrtProductBackend({ intraOpThreads: args.threads });
+  const t = performance.now();
+  const report = await aggregateFolders({ method: 'fedex', base: args.base!, adapters: args.adapters!, out: args.outDir!, backend, force: true, checkRows: 16 });
+  const ms = performance.now() - t;
+  await backend.dispose();
+  return {
+    kind: 'model', medianMs: ms, minMs: ms, reps: 1, peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    extra: { modules: report.modules.length, exact: report.summary.allWithinTolerance, maxExactnessRelativeError: report.summary.maxExactnessRelativeError },
+  };
+}
+
+const args = JSON.parse(process.argv[2]) as CaseArgs;
+const run = { fused: fusedCase, dense: denseCase, model: modelCase }[args.kind];
+process.stdout.write(`${JSON.stringify(await run(args))}\n`);

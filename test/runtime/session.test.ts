@@ -1,0 +1,41 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { availableDevices, createSession, DeviceUnavailableError, executionProviders, float32Tensor, runSession } from '../../src/runtime/session.js';
+import { encodeModel } from '../../src/graph/onnx/model.js';
+
+const addModel = encodeModel({
+  graph: {
+    name: 'add',
+    nodes: [{ opType: 'Add', inputs: ['x', 'y'], outputs: ['z'] }],
+    inputs: [{ name: 'x', elemType: 'float32', shape: ['n'] }, { name: 'y', elemType: 'float32', shape: ['n'] }],
+    outputs: [{ name: 'z', elemType: 'float32', shape: ['n'] }],
+  },
+});
+
+describe('runtime/session', () => {
+  test('cpu is always available and runs a model built by our ONNX encoder', async () => {
+    assert.ok(availableDevices().includes('cpu'));
+    const s = await createSession(addModel);
+    const out = await runSession(s, { x: float32Tensor(new Float32Array([1, 2]), [2]), y: float32Tensor(new Float32Array([10, 20]), [2]) });
+    assert.deepEqual([...(out.z.data as Float32Array)], [11, 22]);
+  });
+
+  test('an unknown device is refused with a list of what is available', () => {
+    assert.throws(() => executionProviders('tpu'), (e: unknown) => e instanceof DeviceUnavailableError && /unknown device/.test(e.message) && /Available here: cpu/.test(e.message));
+  });
+
+  test('cuda without its provider library fails clearly instead of falling back to cpu', async () => {
+    if (availableDevices().includes('cuda')) return; // a machine with the CUDA provider installed
+    await assert.rejects(createSession(addModel, { device: 'cuda' }), (e: unknown) => e instanceof DeviceUnavailableError && /CUDA provider library is not installed/.test(e.message));
+  });
+
+  test('feeds that do not match the model inputs name what is missing and unexpected', async () => {
+    const s = await createSession(addModel);
+    await assert.rejects(runSession(s, { x: float32Tensor(new Float32Array([1]), [1]), w: float32Tensor(new Float32Array([1]), [1]) }), /missing: y; unexpected: w/);
+  });
+
+  test('an onnxruntime failure names the feeds shapes and dtypes', async () => {
+    const s = await createSession(addModel);
+    await assert.rejects(runSession(s, { x: float32Tensor(new Float32Array([1, 2]), [2]), y: float32Tensor(new Float32Array([1, 2, 3]), [3]) }), /x: float32\[2\]; y: float32\[3\]/);
+  });
+});
