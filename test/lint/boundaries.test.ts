@@ -1,0 +1,38 @@
+/**
+ * The layer boundaries of docs/architecture.md are ESLint rules; this checks that they bite, by
+ * linting small snippets as if they lived in each folder.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ESLint } from 'eslint';
+
+const eslint = new ESLint({ cwd: new URL('../..', import.meta.url).pathname });
+
+async function restricted(code: string, filePath: string): Promise<boolean> {
+  const [result] = await eslint.lintText(code, { filePath });
+  return result.messages.some((m) => m.ruleId === 'no-restricted-imports');
+}
+
+describe('layer boundaries', () => {
+  const cases: [string, string, boolean][] = [
+    ["import ort from 'onnxruntime-node'; export const x = ort;", 'src/runtime/probe.ts', false],
+    ["import ort from 'onnxruntime-node'; export const x = ort;", 'src/core/probe.ts', true],
+    ["import ort from 'onnxruntime-node'; export const x = ort;", 'src/federation/probe.ts', true],
+    ["import ort from 'onnxruntime-node'; export const x = ort;", 'src/extension/probe.ts', true],
+    ["import * as vscode from 'vscode'; export const x = vscode;", 'src/extension/probe.ts', false],
+    ["import * as vscode from 'vscode'; export const x = vscode;", 'src/cli/probe.ts', true],
+    ["import { WebSocket } from 'ws'; export const x = WebSocket;", 'src/federation/transport/probe.ts', false],
+    ["import { WebSocket } from 'ws'; export const x = WebSocket;", 'src/federation/coordinator/probe.ts', true],
+    ["import { readFile } from 'node:fs/promises'; export const x = readFile;", 'src/core/probe.ts', true],
+    ["import { readFile } from 'node:fs/promises'; export const x = readFile;", 'src/formats/probe.ts', false],
+    ["import { readFile } from 'node:fs/promises'; export const x = readFile;", 'src/graph/probe.ts', true],
+    ["import { runCli } from '../cli/main.js'; export const x = runCli;", 'src/core/probe.ts', true],
+    ["import { runCli } from '../cli/main.js'; export const x = runCli;", 'src/runtime/probe.ts', true],
+    ["import { sizeOf } from '../core/tensor.js'; export const x = sizeOf;", 'src/formats/probe.ts', false],
+  ];
+  for (const [code, file, expected] of cases) {
+    test(`${file}: ${code.slice(0, code.indexOf(';'))} is ${expected ? 'refused' : 'allowed'}`, async () => {
+      assert.equal(await restricted(code, file), expected);
+    });
+  }
+});
