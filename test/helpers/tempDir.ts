@@ -1,0 +1,30 @@
+// Temporary folders for tests that write files, and checks that a failed run left nothing behind.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A fresh folder under the OS temp dir; `remove()` deletes it and everything in it. */
+export interface TempDir {
+  readonly path: string;
+  remove(): Promise<void>;
+}
+
+export async function makeTempDir(prefix: string): Promise<TempDir> {
+  const path = await mkdtemp(join(tmpdir(), `fedex-${prefix}-`));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Sorted entry names of a folder (hidden ones included). */
+export async function entries(dir: string): Promise<string[]> {
+  return (await readdir(dir)).sort();
+}
+
+/** Open file descriptors of this process (Linux /proc), or null where that cannot be read. */
+export function openFdCount(): number | null {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return null;
+  }
+}
