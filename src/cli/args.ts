@@ -32,7 +32,8 @@ export function parseFlags(command: string, argv: readonly string[], specs: Flag
     const { values, positionals } = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
     return { values: values as ParsedArgs['values'], positionals };
   } catch (err) {
-    throw usageError(`fedex ${command}: ${(err as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '')}. See 'fedex ${command} --help'.`);
+    const reason = (err as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '').replace(/\.\s*$/, '');
+    throw usageError(`fedex ${command}: ${reason}. See 'fedex ${command} --help'.`);
   }
 }
 

@@ -128,12 +128,25 @@ function checkAdaptersAgree(adapters: readonly PeftAdapter[]): void {
   }
 }
 
-async function prepareOutput(out: string, force: boolean): Promise<string> {
+/** Checks raw client weights up front: finite, non-negative, not all zero; names the adapter folder. */
+function checkWeights(weights: readonly number[], adapters: readonly string[]): void {
+  if (weights.length !== adapters.length) throw new AggregationInputError('BAD_WEIGHTS', `${weights.length} weights given for ${adapters.length} adapters`);
+  weights.forEach((w, i) => {
+    if (!Number.isFinite(w) || w < 0) throw new AggregationInputError('BAD_WEIGHTS', `weight ${w} of adapter '${adapters[i]}' (client ${i}) must be a finite number ≥ 0`);
+  });
+  if (weights.every((w) => w === 0)) throw new AggregationInputError('BAD_WEIGHTS', `all ${weights.length} weights are zero`);
+}
+
+/**
+ * Creates the temporary sibling of `out`. Returns it and what to remove on failure: the first
+ * parent folder this call created (so a failed run leaves no new folders), else the sibling.
+ */
+async function prepareOutput(out: string, force: boolean): Promise<{ tmp: string; cleanup: string }> {
   const exists = (await stat(out).catch(() => null)) !== null;
   if (exists && !force) throw new AggregationInputError('OUTPUT_EXISTS', `output folder '${out}' already exists; pass --force to replace it`);
   const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
-  await mkdir(tmp, { recursive: true });
-  return tmp;
+  const first = await mkdir(tmp, { recursive: true });
+  return { tmp, cleanup: first ?? tmp };
 }
 
 async function commitOutput(tmp: string, out: string): Promise<void> {
@@ -152,9 +165,7 @@ async function commitOutput(tmp: string, out: string): Promise<void> {
 export async function aggregateFolders(options: AggregateFoldersOptions): Promise<AggregateReport> {
   const started = performance.now();
   if (options.adapters.length === 0) throw new AggregationInputError('NO_ADAPTERS', 'no adapter folders given');
-  if (options.weights !== undefined && options.weights.length !== options.adapters.length) {
-    throw new AggregationInputError('BAD_WEIGHTS', `${options.weights.length} weights given for ${options.adapters.length} adapters`);
-  }
+  if (options.weights !== undefined) checkWeights(options.weights, options.adapters);
   const out = resolve(options.out);
   const base = await resolveBase(options.base);
   const adapters: PeftAdapter[] = [];
@@ -163,8 +174,10 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
   const strategy = createStrategy(options.method, { weighting: options.weights === undefined ? 'uniform' : 'explicit' });
 
   const reader = await openSafetensors(base.file);
-  const tmp = await prepareOutput(out, options.force === true);
+  let output: { tmp: string; cleanup: string } | null = null;
   try {
+    output = await prepareOutput(out, options.force === true);
+    const { tmp } = output;
     const plan = planModules(adapters, reader, base);
     const writeModel = strategy.updatesBase;
     const report = await runModules(options, strategy, adapters, reader, plan, writeModel ? join(tmp, 'model.safetensors') : null);
@@ -193,7 +206,7 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
     await commitOutput(tmp, out);
     return full;
   } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
+    if (output !== null) await rm(output.cleanup, { recursive: true, force: true });
     throw err;
   } finally {
     await reader.close();
