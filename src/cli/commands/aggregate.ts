@@ -76,7 +76,8 @@ export const aggregateCommand: CliCommand = {
       io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
       return 0;
     }
-    const adapters = [...((args.values.adapters as string[] | undefined) ?? []), ...args.positionals];
+    if (args.positionals.length > 0) throw usageError(`fedex aggregate: unexpected argument '${args.positionals[0]}' (adapter folders go right after --adapters). See 'fedex aggregate --help'.`);
+    const adapters = (args.values.adapters as string[] | undefined) ?? [];
     if (adapters.length === 0) throw usageError("fedex aggregate: --adapters needs at least one adapter folder. See 'fedex aggregate --help'.");
     const method = choiceFlag(args, 'method', 'aggregate', STRATEGY_NAMES, 'fedex');
     const device = choiceFlag(args, 'device', 'aggregate', DEVICES, 'cpu');
