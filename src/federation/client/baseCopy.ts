@@ -1,0 +1,146 @@
+/**
+ * A peer's float32 master copy of the adapted base weights and its revision (docs/protocol.md
+ * §5.3–5.4). `applyResidual` is the one function both ends use to fold a residual into a weight,
+ * so a client that applies what the coordinator sent holds bit-for-bit the coordinator's base
+ * (given the same `ProductBackend`).
+ */
+import type { Layout } from '../../core/lora.js';
+import type { ProductBackend } from '../../core/product.js';
+import type { Matrix } from '../../core/tensor.js';
+import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type AdapterLayout, type ModuleLayout, type ResidualEntry } from '../protocol/adapterTensors.js';
+import type { NamedTensor } from '../protocol/envelope.js';
+import { tensorMatrix } from './adapterWire.js';
+import { ClientError } from './errors.js';
+
+/** The stored layout of a module's base weight: `conv1d` (in × out) when `fanInFanOut`. */
+export function moduleLayout(m: Pick<ModuleLayout, 'fanInFanOut'>): Layout {
+  return m.fanInFanOut === true ? 'conv1d' : 'linear';
+}
+
+/** Stored shape of a module's base weight. */
+export function storedShape(m: ModuleLayout): [number, number] {
+  return m.fanInFanOut === true ? [m.in, m.out] : [m.out, m.in];
+}
+
+/**
+ * target += scale·D for a dense residual D in wire orientation (out × in); transposed into a
+ * `conv1d` target (in × out). Each value is rounded to float32 once (scale·d, then the sum).
+ */
+export function addDense(target: Matrix<Float32Array>, layout: Layout, d: Matrix<Float32Array>, scale: number): void {
+  const [out, inF] = d.shape;
+  const t = target.data;
+  const src = d.data;
+  if (layout === 'linear') {
+    if (scale === 1) for (let i = 0; i < src.length; i++) t[i] += src[i];
+    else for (let i = 0; i < src.length; i++) t[i] += Math.fround(scale * src[i]);
+    return;
+  }
+  for (let o = 0; o < out; o++) {
+    for (let x = 0; x < inF; x++) t[x * out + o] += scale === 1 ? src[o * inF + x] : Math.fround(scale * src[o * inF + x]);
+  }
+}
+
+/** Folds one residual entry (with its tensors from the message) into the module's stored base weight. */
+export async function applyResidual(
+  target: Matrix<Float32Array>, module: ModuleLayout, entry: ResidualEntry,
+  tensors: ReadonlyMap<string, NamedTensor>, backend: ProductBackend,
+): Promise<void> {
+  const layout = moduleLayout(module);
+  if (entry.form === 'factored') {
+    const p = tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_P), module.out, entry.innerDim);
+    const q = tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_Q), entry.innerDim, module.in);
+    await backend.addScaledProduct(target, layout, p, q, entry.scale);
+  } else {
+    addDense(target, layout, tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_DENSE), module.out, module.in), entry.scale);
+  }
+}
+
+/** Where the pristine base comes from: its content hash and a loader of the adapted modules' weights. */
+export interface BaseSource {
+  /** Content hash of the pristine base model (`baseModelHash` of its files). */
+  readonly hash: string;
+  /** The adapted modules' pristine weights in stored layout, float32. The client copies them. */
+  load(): Promise<ReadonlyMap<string, Matrix<Float32Array>>>;
+}
+
+/** The base update of a `round_start` or `federation_done`. */
+export interface BaseUpdateParams {
+  readonly baseRevision: number;
+  readonly baseUpdate?: { readonly fromRevision: number; readonly modules: readonly ResidualEntry[] };
+}
+
+/** A client's base weights at some revision. */
+export class BaseCopy {
+  private constructor(
+    private readonly source: BaseSource,
+    private current: Map<string, Matrix<Float32Array>>,
+    private rev: number,
+  ) {}
+
+  /** Loads the pristine base (revision 0). */
+  static async load(source: BaseSource): Promise<BaseCopy> {
+    return new BaseCopy(source, await BaseCopy.copyOf(source), 0);
+  }
+
+  private static async copyOf(source: BaseSource): Promise<Map<string, Matrix<Float32Array>>> {
+    const loaded = await source.load();
+    return new Map([...loaded].map(([name, m]) => [name, { shape: [m.shape[0], m.shape[1]], data: Float32Array.from(m.data) }]));
+  }
+
+  get hash(): string {
+    return this.source.hash;
+  }
+
+  get revision(): number {
+    return this.rev;
+  }
+
+  get modules(): ReadonlyMap<string, Matrix<Float32Array>> {
+    return this.current;
+  }
+
+  /** Throws `C_BASE_LAYOUT` unless every layout module is present with its stored shape. */
+  checkLayout(layout: AdapterLayout): void {
+    for (const m of layout) {
+      const w = this.current.get(m.module);
+      const [rows, cols] = storedShape(m);
+      if (w === undefined) throw new ClientError('C_BASE_LAYOUT', `the local base has no weight for module ${m.module}, which the federation adapts`);
+      if (w.shape[0] !== rows || w.shape[1] !== cols) {
+        throw new ClientError('C_BASE_LAYOUT', `module ${m.module}: local base weight is [${w.shape.join(', ')}], the federation's layout needs [${rows}, ${cols}]${m.fanInFanOut ? ' (fanInFanOut: in × out)' : ''}`);
+      }
+    }
+  }
+
+  /**
+   * Applies a message's base update (§5.4): without one the revision must already match; with one
+   * the revision must be `fromRevision`, or `fromRevision` is 0 and the pristine base is reloaded
+   * first. Returns the modules that changed; a revision mismatch throws `E_BASE_MISMATCH` before
+   * anything is touched.
+   */
+  async apply(params: BaseUpdateParams, tensors: readonly NamedTensor[], layout: AdapterLayout, backend: ProductBackend): Promise<string[]> {
+    const update = params.baseUpdate;
+    if (update === undefined) {
+      if (this.rev !== params.baseRevision) {
+        throw new ClientError('E_BASE_MISMATCH', `coordinator assumes base revision ${params.baseRevision} without sending an update; this client holds revision ${this.rev}`);
+      }
+      return [];
+    }
+    if (update.fromRevision !== this.rev && update.fromRevision !== 0) {
+      throw new ClientError('E_BASE_MISMATCH', `base update applies to revision ${update.fromRevision}; this client holds revision ${this.rev}`);
+    }
+    if (update.fromRevision !== this.rev) {
+      this.current = await BaseCopy.copyOf(this.source);
+      this.rev = 0;
+    }
+    const byModule = new Map(layout.map((m) => [m.module, m]));
+    const byName = new Map(tensors.map((t) => [t.name, t]));
+    for (const entry of update.modules) {
+      const m = byModule.get(entry.module);
+      const target = this.current.get(entry.module);
+      if (m === undefined || target === undefined) throw new ClientError('E_BASE_MISMATCH', `base update names module ${entry.module}, which is not adapted here`);
+      await applyResidual(target, m, entry, byName, backend);
+    }
+    this.rev = params.baseRevision;
+    return update.modules.map((e) => e.module);
+  }
+}
