@@ -181,9 +181,11 @@ export class GraphBuilder {
 
   /**
    * An int64 1-D tensor holding `dims` at run time: numbers (and -1) become constants; symbols are
-   * read from the shape of the input that declared them, products of symbols are multiplied.
+   * read from the shape of a graph input that has them (products of symbols are multiplied). The
+   * source is an input that `near` is computed from when there is one (so a graph that needs only
+   * `ids` does not start needing `labels` too), else the first input that declared the symbol.
    */
-  dimsTensor(dims: readonly TargetDim[]): Value {
+  dimsTensor(dims: readonly TargetDim[], near?: Value): Value {
     const parts: Value[] = [];
     let run: number[] = [];
     const flush = (): void => {
@@ -196,7 +198,7 @@ export class GraphBuilder {
         continue;
       }
       flush();
-      parts.push(this.symbolTensor(d));
+      parts.push(this.symbolTensor(d, near));
     }
     flush();
     if (parts.length === 1) return parts[0];
@@ -204,11 +206,11 @@ export class GraphBuilder {
   }
 
   /** A `[1]` int64 tensor holding a symbolic dimension at run time. */
-  private symbolTensor(d: string): Value {
+  private symbolTensor(d: string, near: Value | undefined): Value {
     const { coef, syms } = parseDim(d);
     let acc: Value | undefined;
     for (const s of syms) {
-      const src = this.symbols.get(s);
+      const src = (near === undefined ? undefined : upstreamSource(near, s)) ?? this.symbols.get(s);
       check(src !== undefined, () => `dims: symbol '${s}' (in '${d}') is not a dimension of any graph input, so its run-time value is unknown`);
       const part = this.node('Shape', [src.value], { start: src.axis, end: src.axis + 1 }, [{ dtype: 'int64', shape: [1] }], `dim_${s}`)[0];
       acc = acc === undefined ? part : this.node('Mul', [acc, part], {}, [{ dtype: 'int64', shape: [1] }], 'dim')[0];
@@ -240,4 +242,25 @@ export class GraphBuilder {
   private makeValue(name: string, dtype: DType, shape: Shape, source: ValueSource, producer: Node | undefined): Value {
     return new Value(this, this.nextId++, name, dtype, [...shape], source, producer);
   }
+}
+
+/** The first graph input upstream of `v` (depth-first, inputs in order) that has `sym` as a dimension. */
+function upstreamSource(v: Value, sym: string): SymbolSource | undefined {
+  const seen = new Set<Value>();
+  const stack = [v];
+  while (stack.length > 0) {
+    const u = stack.pop()!;
+    if (seen.has(u)) continue;
+    seen.add(u);
+    if (u.source === 'input') {
+      const axis = u.shape.indexOf(sym);
+      if (axis >= 0) return { value: u, axis };
+    }
+    const inputs = u.producer?.inputs ?? [];
+    for (let i = inputs.length - 1; i >= 0; i--) {
+      const w = inputs[i];
+      if (w !== undefined) stack.push(w);
+    }
+  }
+  return undefined;
 }

@@ -13,6 +13,7 @@ import { split } from '../../src/graph/ops/split.js';
 import { squeeze } from '../../src/graph/ops/squeeze.js';
 import { transpose } from '../../src/graph/ops/transpose.js';
 import { GraphError } from '../../src/graph/errors.js';
+import { toOnnx } from '../../src/graph/emit.js';
 
 describe('shape inference errors name the op and the argument', () => {
   const g = new GraphBuilder();
@@ -58,5 +59,17 @@ describe('builder basics', () => {
     const a = new GraphBuilder().input('a', 'float32', [2]);
     const b = new GraphBuilder().input('b', 'float32', [2]);
     assert.throws(() => add(a, b), /add: b belongs to another graph/);
+  });
+});
+
+describe('run-time symbols', () => {
+  test('a reshape reads its symbols from an input upstream of its operand', async () => {
+    const g = new GraphBuilder();
+    const labels = g.input('labels', 'int64', ['batch', 'seq']);
+    const x = g.input('x', 'float32', ['batch', 'seq', 4]);
+    const y = reshape(reshape(x, [-1, 2]), ['batch', 'seq', 4]);
+    const model = toOnnx(g, { outputs: { y } });
+    assert.deepEqual(model.graph.inputs.map((i) => i.name), ['x'], 'labels declared batch first, yet the graph does not need it');
+    assert.ok(labels.rank === 2);
   });
 });

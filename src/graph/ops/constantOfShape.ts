@@ -16,5 +16,5 @@ export function zerosLike(x: Value): Value {
 
 /** A tensor of `shape` (numbers and symbols) filled with `value`. */
 export function fill(like: Value, shape: Shape, value: number, dtype: DType = like.dtype): Value {
-  return constantOfShape(like.graph.dimsTensor(shape), value, dtype, shape);
+  return constantOfShape(like.graph.dimsTensor(shape, like), value, dtype, shape);
 }

@@ -8,7 +8,7 @@ import { sumToShape } from './reduceSum.js';
 /** Broadcasts x to `shape` (numpy rules; symbols are read at run time). */
 export function expand(x: Value, shape: Shape): Value {
   const out = broadcastShapes('expand', [{ name: 'x', shape: x.shape }, { name: 'shape', shape }]);
-  return x.graph.node('Expand', [x, x.graph.dimsTensor(shape)], {}, [{ dtype: x.dtype, shape: out }], 'expand')[0];
+  return x.graph.node('Expand', [x, x.graph.dimsTensor(shape, x)], {}, [{ dtype: x.dtype, shape: out }], 'expand')[0];
 }
 
 /** Broadcasts x to the run-time shape of `like` (used by gradient rules). */

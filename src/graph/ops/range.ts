@@ -6,7 +6,7 @@ import { canonicalDim, type Dim } from '../shape.js';
 /** `[0, 1, …, length-1]` as int64, `length` a number or symbol (read at run time). */
 export function arange(like: Value, length: Dim): Value {
   const g = like.graph;
-  const limit = g.node('Squeeze', [g.dimsTensor([length])], {}, [{ dtype: 'int64', shape: [] }], 'limit')[0];
+  const limit = g.node('Squeeze', [g.dimsTensor([length], like)], {}, [{ dtype: 'int64', shape: [] }], 'limit')[0];
   return range(g.scalar(0, 'int64'), limit, g.scalar(1, 'int64'), length);
 }
 

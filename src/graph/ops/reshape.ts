@@ -27,7 +27,7 @@ export function reshape(x: Value, dims: readonly TargetDim[]): Value {
     check(dimEquals(total, known), () => `reshape: x ${x.toString()} has ${String(total)} elements, target ${formatShape(dims)} has ${String(known)}`);
     out = dims.map(canonicalDim);
   }
-  return x.graph.node('Reshape', [x, x.graph.dimsTensor(dims)], {}, [{ dtype: x.dtype, shape: out }], 'reshape')[0];
+  return x.graph.node('Reshape', [x, x.graph.dimsTensor(dims, x)], {}, [{ dtype: x.dtype, shape: out }], 'reshape')[0];
 }
 
 /** Reshapes x to the run-time shape of `like` (same element count; used by gradient rules). */

@@ -41,7 +41,7 @@ export function slice(x: Value, axis: number, start: number, end?: Dim, step = 1
     }
   }
   const g = x.graph;
-  const ends = typeof end === 'string' ? g.dimsTensor([end]) : end === undefined ? g.constant(BigInt64Array.of(INT64_MAX), [1], 'ends') : int64s(g, [end]);
+  const ends = typeof end === 'string' ? g.dimsTensor([end], x) : end === undefined ? g.constant(BigInt64Array.of(INT64_MAX), [1], 'ends') : int64s(g, [end]);
   const shape = x.shape.map((d, i) => (i === ax ? len : d));
   const inputs = [x, int64s(g, [start]), ends, int64s(g, [ax])];
   if (step !== 1) inputs.push(int64s(g, [step]));

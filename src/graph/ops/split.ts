@@ -19,7 +19,7 @@ export function split(x: Value, axis: number, sizes: readonly Dim[]): Value[] {
   }
   const g = x.graph;
   const outputs = sizes.map((s) => ({ dtype: x.dtype, shape: x.shape.map((d, i) => (i === ax ? s : d)) }));
-  return g.node('Split', [x, g.dimsTensor(sizes)], { axis: ax }, outputs, 'split');
+  return g.node('Split', [x, g.dimsTensor(sizes, x)], { axis: ax }, outputs, 'split');
 }
 
 /** d split(x) = concat of the pieces' gradients, zeros for pieces that do not reach the loss. */
