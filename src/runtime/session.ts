@@ -73,6 +73,8 @@ export async function createSession(model: Uint8Array, options: SessionOptions =
     return await ort.InferenceSession.create(model, {
       executionProviders: providers,
       graphOptimizationLevel: 'all',
+      // Failures are rethrown with the feeds' shapes and dtypes; onnxruntime's own log would print them twice.
+      logSeverityLevel: 4,
       ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
     });
   } catch (err) {
