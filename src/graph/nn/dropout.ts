@@ -1,30 +1,36 @@
 /**
  * Dropout in training mode, deterministic per seed. onnxruntime's RandomUniformLike cannot be
  * re-seeded per run, so the mask is a counter-based hash computed in the graph from an int64
- * `seed` input: element i of the tensor keeps its value when `hash(seed, salt, i) ≥ rate·P`.
- * The same seed gives the same mask in every session and on every machine, so a training step
- * is reproducible (the trainer feeds e.g. `seed = hash(runSeed, step)`), and
+ * `seed` input: the same seed gives the same mask in every session and on every machine, so a
+ * step is reproducible (the trainer feeds e.g. `seed = hash(runSeed, step)`), and
  * {@link dropoutKeepMask} recomputes the mask in TypeScript for tests.
  *
  * The hash works on int64 values below P = 2³¹−1, so every product stays below 2⁶² (no
- * overflow): h₀ = (i + (seed·K + salt) mod P) mod P, then three rounds of
- * h = (h² + Cₖ) mod P, h = (h·Aₖ) mod P.
+ * overflow). To keep the full-size work small, x is seen as rows × cols (cols = last axis): row
+ * and column indices are hashed separately (two rounds of h ← ((h² + c) mod P)·a mod P, on small
+ * vectors), then each element mixes its row and column hashes with one more quadratic round:
+ * `h = ((r + c)² + C) mod P`, kept when `h ≥ rate·P`.
  */
 import type { Value } from '../builder.js';
 import { check } from '../errors.js';
 import { add } from '../ops/add.js';
-import { cast } from '../ops/cast.js';
 import { checkFloat } from '../ops/common.js';
+import { div } from '../ops/div.js';
 import { greaterOrEqual } from '../ops/logical.js';
 import { mod } from '../ops/mod.js';
 import { mul } from '../ops/mul.js';
 import { range } from '../ops/range.js';
-import { reshapeAs } from '../ops/reshape.js';
-import { numel } from '../shape.js';
+import { reshape } from '../ops/reshape.js';
+import { squeeze } from '../ops/squeeze.js';
+import { where } from '../ops/where.js';
+import { divDims, numel } from '../shape.js';
 
 const P = 2147483647;
-const SEED_MULTIPLIER = 1103515245;
-const ROUNDS: readonly (readonly [number, number])[] = [[1013904223, 48271], [1664525, 69621], [2147483587, 40692]];
+const ROW_SEED = 1103515245;
+const COL_SEED = 1664525;
+const COL_SALT = 40503;
+const ROUNDS: readonly (readonly [number, number])[] = [[1013904223, 48271], [2147483587, 69621]];
+const FINAL = 1442695041;
 
 export interface DropoutOptions {
   /** Probability of dropping an element, in [0, 1). */
@@ -35,35 +41,62 @@ export interface DropoutOptions {
   salt?: number;
 }
 
-/** `x·mask/(1−rate)` with the mask from `hash(seed, salt, i)`; identity when rate is 0. */
+/** Two hash rounds over int64 values in [0, P). */
+function mix(h: Value): Value {
+  let v = h;
+  for (const [c, a] of ROUNDS) v = mod(mul(mod(add(mul(v, v), c), P), a), P);
+  return v;
+}
+
+/** `x·mask/(1−rate)` with the mask from `hash(seed, salt, row, col)`; identity when rate is 0. */
 export function dropout(x: Value, options: DropoutOptions): Value {
   checkFloat('dropout', 'x', x);
   const { rate, seed } = options;
   check(rate >= 0 && rate < 1, () => `dropout: rate ${rate} must be in [0, 1)`);
   check(seed.dtype === 'int64' && seed.rank === 0, () => `dropout: seed must be an int64 scalar, got ${seed.toString()}`);
+  check(x.rank >= 1, () => `dropout: x ${x.toString()} must have at least one axis`);
   if (rate === 0) return x;
   const g = x.graph;
   const salt = options.salt ?? g.nodes.length % P;
   check(Number.isInteger(salt) && salt >= 0 && salt < P, () => `dropout: salt ${salt} must be an integer in [0, 2³¹−1)`);
-  const counter = range(g.scalar(0, 'int64'), g.sizeOf(x), g.scalar(1, 'int64'), numel(x.shape));
-  const offset = mod(add(mul(mod(seed, P), SEED_MULTIPLIER), salt), P);
-  let h = mod(add(counter, offset), P);
-  for (const [c, a] of ROUNDS) h = mod(mul(mod(add(mul(h, h), c), P), a), P);
-  const keep = reshapeAs(greaterOrEqual(h, Math.floor(rate * P)), x);
-  return mul(x, mul(cast(keep, x.dtype), 1 / (1 - rate)));
+  const last = x.shape[x.rank - 1];
+  const cols = squeeze(g.dimsTensor([last], x), 0);
+  const rowCount = divDims(numel(x.shape), last) ?? 1;
+  const zero = g.scalar(0, 'int64');
+  const one = g.scalar(1, 'int64');
+  const s = mod(seed, P);
+  const rowIds = range(zero, div(g.sizeOf(x), cols), one, rowCount);
+  const rows = mix(mod(add(rowIds, mod(add(mul(s, ROW_SEED), salt), P)), P));
+  const colIds = range(zero, cols, one, last);
+  const colHash = mix(mod(add(colIds, mod(add(mul(s, COL_SEED), (salt * COL_SALT) % P + 1), P)), P));
+  const rowHash = reshape(rows, [...x.shape.slice(0, -1), 1]);
+  const h0 = mod(add(rowHash, colHash), P);
+  const h = mod(add(mul(h0, h0), FINAL), P);
+  const mask = where(greaterOrEqual(h, Math.floor(rate * P)), g.scalar(1 / (1 - rate), x.dtype), 0);
+  return mul(x, mask);
 }
 
-/** The keep mask (1 = kept) that {@link dropout} uses for `n` elements, computed in TypeScript. */
-export function dropoutKeepMask(seed: bigint, salt: number, n: number, rate: number): Uint8Array {
+/** The keep mask (1 = kept) that {@link dropout} uses for a tensor of `rows × cols` elements (cols = last axis), in TypeScript. */
+export function dropoutKeepMask(seed: bigint, salt: number, rows: number, cols: number, rate: number): Uint8Array {
   const p = BigInt(P);
   const m = (v: bigint): bigint => ((v % p) + p) % p;
-  const offset = m(m(seed) * BigInt(SEED_MULTIPLIER) + BigInt(salt));
+  const mixRef = (h: bigint): bigint => {
+    let v = h;
+    for (const [c, a] of ROUNDS) v = m(m(v * v + BigInt(c)) * BigInt(a));
+    return v;
+  };
+  const s = m(seed);
+  const rowOffset = m(s * BigInt(ROW_SEED) + BigInt(salt));
+  const colOffset = m(s * BigInt(COL_SEED) + BigInt((salt * COL_SALT) % P + 1));
+  const colHash = Array.from({ length: cols }, (_, c) => mixRef(m(BigInt(c) + colOffset)));
   const threshold = BigInt(Math.floor(rate * P));
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    let h = m(BigInt(i) + offset);
-    for (const [c, a] of ROUNDS) h = m(m(h * h + BigInt(c)) * BigInt(a));
-    out[i] = h >= threshold ? 1 : 0;
+  const out = new Uint8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const rowHash = mixRef(m(BigInt(r) + rowOffset));
+    for (let c = 0; c < cols; c++) {
+      const h0 = m(rowHash + colHash[c]);
+      out[r * cols + c] = m(h0 * h0 + BigInt(FINAL)) >= threshold ? 1 : 0;
+    }
   }
   return out;
 }
