@@ -92,8 +92,9 @@ export class GraphBuilder {
   }
 
   /**
-   * Declares a graph input. Dimensions are numbers or symbol names (`'batch'`, `'seq'`); the first
-   * input that uses a symbol becomes its run-time source (for Reshape/Expand targets).
+   * Declares a graph input. Dimensions are numbers or symbol names (`'batch'`, `'seq'`). Inputs
+   * are where symbols are read at run time (see {@link dimsTensor}); the first input that uses a
+   * symbol is its fallback source, so declare the inputs every variant of a graph needs first.
    */
   input(name: string, dtype: DType, shape: Shape): Value {
     shape.forEach((d, axis) => {
