@@ -10,7 +10,8 @@
 import { FormatError } from './errors.js';
 
 /** 'linear': weight is out × in (nn.Linear). 'conv1d': weight is in × out (GPT-2 Conv1D, PEFT fan_in_fan_out). */
-export type WeightLayout = 'linear' | 'conv1d';
+export type { Layout as WeightLayout } from '../core/lora.js';
+import type { Layout as WeightLayout } from '../core/lora.js';
 
 /** GPT-2 modules built on transformers' Conv1D. Its lm_head and embeddings are not. */
 export const GPT2_CONV1D_MODULES: readonly string[] = ['c_attn', 'c_proj', 'c_fc'];

@@ -196,7 +196,5 @@ export function alphaOf(config: Pick<LoraConfig, 'loraAlpha' | 'alphaPattern'>, 
   return key === undefined ? config.loraAlpha : config.alphaPattern[key];
 }
 
-/** LoRA scaling: alpha / r, or alpha / √r with rsLoRA. */
-export function loraScaling(alpha: number, rank: number, useRslora: boolean): number {
-  return useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
-}
+/** The LoRA scaling s = alpha / r (rsLoRA: alpha / √r): one definition, in src/core. */
+export { loraScaling } from '../core/lora.js';
