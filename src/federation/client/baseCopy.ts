@@ -120,6 +120,12 @@ export class BaseCopy {
   async apply(params: BaseUpdateParams, tensors: readonly NamedTensor[], layout: AdapterLayout, backend: ProductBackend): Promise<string[]> {
     const update = params.baseUpdate;
     if (update === undefined) {
+      // Revision 0 is the pristine base, named by its hash: any client can go back to it.
+      if (params.baseRevision === 0 && this.rev !== 0) {
+        this.current = await BaseCopy.copyOf(this.source);
+        this.rev = 0;
+        return [...this.current.keys()];
+      }
       if (this.rev !== params.baseRevision) {
         throw new ClientError('E_BASE_MISMATCH', `coordinator assumes base revision ${params.baseRevision} without sending an update; this client holds revision ${this.rev}`);
       }

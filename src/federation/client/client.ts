@@ -1,0 +1,171 @@
+/**
+ * The federation client: connects (retrying with backoff), says hello, keeps its float32 base copy
+ * at the coordinator's revision, trains each round it is sampled for through an injected
+ * `LocalTrainer`, uploads, and on a lost connection reconnects and carries on — the round it was
+ * training for if that is still open (a finished training result is uploaded then), else the next.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { ProductBackend } from '../../core/product.js';
+import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
+import { backoffDelay, sleep } from '../transport/backoff.js';
+import { connectWithRetry, type RetryOptions } from '../transport/client.js';
+import { TransportError, type ConnectOptions } from '../transport/types.js';
+import { DEFAULT_LIMITS } from '../protocol/constants.js';
+import type { FloatWireDType } from '../protocol/dtypes.js';
+import type { ParamsOf } from '../protocol/messages.js';
+import { BaseCopy, type BaseSource } from './baseCopy.js';
+import { ClientConnection, type ConnectionOutcome } from './clientConnection.js';
+import { ClientError } from './errors.js';
+import type { Adapter, LocalTrainer, TrainResult } from './trainer.js';
+
+/** Options of a federation client. */
+export interface FederationClientOptions {
+  /** Coordinator URL (`ws://…` or `wss://…`). */
+  readonly url: string;
+  readonly token: string;
+  /** Display name (plain text). */
+  readonly name: string;
+  /** Stable id kept across reconnects (default: random per client object). */
+  readonly clientId?: string;
+  /** Where training runs: cpu, cuda, … (default cpu). */
+  readonly device?: string;
+  /** The pristine base model: hash and the adapted modules' weights. */
+  readonly base: BaseSource;
+  readonly trainer: LocalTrainer;
+  /** Fused base updates (default: onnxruntime); use the coordinator's to hold the same bits. */
+  readonly backend?: ProductBackend;
+  /** Accept factored (P, Q) residuals (default true). */
+  readonly factoredResidual?: boolean;
+  /** Dtypes this client can upload in (default float32 only). */
+  readonly uplinkDtypes?: readonly FloatWireDType[];
+  /** Largest frame accepted (default 64 MiB). */
+  readonly maxFrameBytes?: number;
+  /** Transport heartbeat (WebSocket pings) in ms (default 5000). */
+  readonly heartbeatMs?: number;
+  /** Reconnect spacing; `maxAttempts` bounds consecutive failed attempts (default: unbounded). */
+  readonly reconnect?: Omit<RetryOptions, 'onRetry'>;
+  readonly tls?: ConnectOptions['tls'];
+  readonly signal?: AbortSignal;
+}
+
+/** How a client's federation ended. */
+export interface ClientOutcome {
+  readonly reason: 'completed' | 'stopped' | 'failed' | 'left';
+  readonly roundsCompleted: number;
+  /** The final global adapter (absent when the client left before federation_done). */
+  readonly global: Adapter | null;
+  /** Base revision and weights the client ends with (the coordinator's final base after federation_done). */
+  readonly baseRevision: number;
+  readonly base: BaseCopy;
+  /** Rounds this client uploaded an accepted update for. */
+  readonly roundsParticipated: number;
+}
+
+/** Events of a client. */
+export interface ClientEventMap {
+  connected: [{ readonly url: string }];
+  joined: [{ readonly sessionId: string; readonly currentRound: number }];
+  round_started: [{ readonly round: number; readonly baseRevision: number; readonly updatedModules: readonly string[] }];
+  trained: [{ readonly round: number; readonly result: TrainResult; readonly durationMs: number }];
+  training_failed: [{ readonly round: number; readonly message: string }];
+  uploaded: [{ readonly round: number; readonly bytes: number }];
+  update_acked: [{ readonly round: number }];
+  update_rejected: [{ readonly round: number; readonly code: string; readonly reason: string }];
+  round_closed: [ParamsOf<'round_closed'>];
+  protocol_error: [{ readonly code: string; readonly message: string }];
+  disconnected: [{ readonly code: number; readonly reason: string }];
+  reconnecting: [{ readonly attempt: number; readonly delayMs: number; readonly message: string }];
+  done: [ClientOutcome];
+}
+
+/** A training run for one round; it survives reconnects so a finished result can still be uploaded. */
+export interface TrainingJob {
+  readonly round: number;
+  readonly controller: AbortController;
+  result?: TrainResult;
+  failed?: boolean;
+}
+
+/** A federation client. `run()` drives it to the end of the federation. */
+export class FederationClient extends EventEmitter<ClientEventMap> {
+  readonly clientId: string;
+  readonly backend: ProductBackend;
+  private readonly ownsBackend: boolean;
+  private baseCopy: BaseCopy | undefined;
+  private resumeSessionId: string | undefined;
+  private stopRequested: string | undefined;
+  /** The connection uploads go to (internal). */
+  connection: ClientConnection | undefined;
+  /** The current or last training job (internal). */
+  job: TrainingJob | undefined;
+  /** Rounds with an acknowledged upload. */
+  participated = 0;
+
+  constructor(readonly options: FederationClientOptions) {
+    super();
+    this.clientId = options.clientId ?? `client-${randomBytes(8).toString('hex')}`;
+    this.backend = options.backend ?? createOrtProductBackend();
+    this.ownsBackend = options.backend === undefined;
+  }
+
+  /** The base copy (once `run()` has loaded it). */
+  get base(): BaseCopy {
+    if (this.baseCopy === undefined) throw new ClientError('C_ABORTED', `client ${this.options.name}: run() has not loaded the base yet`);
+    return this.baseCopy;
+  }
+
+  /** Leaves the federation: sends `leave`, closes, and `run()` resolves with reason `left`. */
+  async leave(reason = 'leaving'): Promise<void> {
+    this.stopRequested = reason;
+    this.job?.controller.abort();
+    await this.connection?.leave(reason);
+  }
+
+  /** Runs until federation_done (resolves), a fatal rejection (rejects `ClientError`), or `leave()`. */
+  async run(): Promise<ClientOutcome> {
+    const o = this.options;
+    this.baseCopy = await BaseCopy.load(o.base);
+    let failedSessions = 0;
+    try {
+      for (;;) {
+        if (o.signal?.aborted) throw new ClientError('C_ABORTED', `client ${o.name}: aborted`);
+        if (this.stopRequested !== undefined) return this.finish({ reason: 'left', roundsCompleted: 0, global: null });
+        if (failedSessions > 0) await sleep(backoffDelay(failedSessions - 1, o.reconnect), o.signal);
+        const conn = await connectWithRetry(o.url, {
+          maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes, heartbeatMs: o.heartbeatMs, tls: o.tls, signal: o.signal,
+        }, {
+          ...o.reconnect,
+          onRetry: (attempt, delayMs, error) => this.emit('reconnecting', { attempt, delayMs, message: error.message }),
+        });
+        this.emit('connected', { url: o.url });
+        this.connection = new ClientConnection(conn, this, this.resumeSessionId);
+        const outcome: ConnectionOutcome = await this.connection.run();
+        this.connection = undefined;
+        if (outcome.sessionId !== undefined) this.resumeSessionId = outcome.sessionId;
+        if (outcome.kind === 'done') return this.finish(outcome);
+        if (outcome.kind === 'fatal') throw outcome.error;
+        if (this.stopRequested !== undefined) continue;
+        this.emit('disconnected', { code: outcome.code, reason: outcome.reason });
+        failedSessions = outcome.welcomed ? 1 : failedSessions + 1;
+        if (outcome.retryAfterMs !== undefined) await sleep(outcome.retryAfterMs, o.signal);
+      }
+    } catch (err) {
+      this.job?.controller.abort();
+      if (err instanceof TransportError) {
+        throw err.code === 'T_ABORTED'
+          ? new ClientError('C_ABORTED', `client ${o.name}: aborted`, { cause: err })
+          : new ClientError('C_CONNECT', `client ${o.name}: cannot reach ${o.url}: ${err.message}`, { cause: err });
+      }
+      throw err;
+    } finally {
+      if (this.ownsBackend) await this.backend.dispose?.();
+    }
+  }
+
+  private finish(o: { reason: ClientOutcome['reason']; roundsCompleted: number; global: Adapter | null }): ClientOutcome {
+    const outcome: ClientOutcome = { reason: o.reason, roundsCompleted: o.roundsCompleted, global: o.global, baseRevision: this.base.revision, base: this.base, roundsParticipated: this.participated };
+    this.emit('done', outcome);
+    return outcome;
+  }
+}

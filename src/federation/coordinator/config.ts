@@ -1,0 +1,217 @@
+/**
+ * The coordinator's settings: what the operator gives (`CoordinatorConfig`), the part that is
+ * persisted in the run directory and fixed for the whole federation (`FederationPlan`), and the
+ * pure helpers that derive the round's sample size and quorum from it.
+ */
+import { loraScaling, type LoraModuleSpec } from '../../core/lora.js';
+import type { StrategyName } from '../../core/strategies/types.js';
+import type { ProductBackend } from '../../core/product.js';
+import type { AdapterLayout } from '../protocol/adapterTensors.js';
+import { DEFAULT_LIMITS } from '../protocol/constants.js';
+import type { FloatWireDType } from '../protocol/dtypes.js';
+import type { ParamsOf } from '../protocol/messages.js';
+import { moduleLayout, type BaseSource } from '../client/baseCopy.js';
+import type { Adapter } from '../client/trainer.js';
+import type { ServerTlsOptions } from '../transport/types.js';
+import { CoordinatorError } from './errors.js';
+
+/** How many of a round's sampled clients must deliver for it to aggregate. */
+export type Quorum = { readonly fraction: number } | { readonly count: number };
+
+/** Where and how the coordinator listens. */
+export interface ListenOptions {
+  /** Default 127.0.0.1 (loopback only). */
+  readonly host?: string;
+  /** Default 0 (ephemeral). */
+  readonly port?: number;
+  readonly path?: string;
+  /** Serve wss:// with this certificate. */
+  readonly tls?: ServerTlsOptions;
+}
+
+/** Settings persisted with the run and fixed for the whole federation. */
+export interface FederationPlan {
+  readonly method: StrategyName;
+  readonly rounds: number;
+  readonly layout: AdapterLayout;
+  readonly lora: { readonly rank: number; readonly alpha: number; readonly rsLora: boolean; readonly targetModules: readonly string[] };
+  readonly training: { readonly localSteps?: number; readonly localEpochs?: number; readonly batchSize: number; readonly lr: number; readonly resetOptimizer: boolean };
+  readonly baseModelHash: string;
+  readonly weighting: 'uniform' | 'examples';
+  readonly minClients: number;
+  readonly maxClients: number;
+  readonly quorum: Quorum;
+  readonly roundTimeoutMs: number;
+  readonly sampleFraction: number;
+  readonly seed: number;
+  readonly uplinkDtype: FloatWireDType;
+  readonly maxUpdateNorm?: number;
+  readonly residualForm: 'stacked' | 'compact';
+  readonly deviationMetrics: boolean;
+  readonly limits: { readonly maxFrameBytes: number; readonly heartbeatMs: number; readonly helloTimeoutMs: number; readonly maxProtocolErrors: number };
+}
+
+/** What the operator gives to start a federation. */
+export interface CoordinatorConfig {
+  /** Directory for state, tensors and the event log; must not hold another run. */
+  readonly runDir: string;
+  readonly method: StrategyName;
+  readonly rounds: number;
+  /** Adapted modules in wire order (names, in/out, rank, fanInFanOut). */
+  readonly layout: AdapterLayout;
+  readonly lora: { readonly rank: number; readonly alpha: number; readonly rsLora?: boolean; readonly targetModules: readonly string[] };
+  readonly training: { readonly localSteps?: number; readonly localEpochs?: number; readonly batchSize: number; readonly lr: number; readonly resetOptimizer?: boolean };
+  /** The pristine base: content hash and the adapted modules' float32 weights (stored layout). */
+  readonly base: BaseSource;
+  /** Client weights (default `uniform`, as in the paper). */
+  readonly weighting?: 'uniform' | 'examples';
+  /** Joined clients needed before a round starts (default 1). */
+  readonly minClients?: number;
+  /** Most clients joined at once; more get `E_FULL` (default 1000). */
+  readonly maxClients?: number;
+  /** Default `{ fraction: 0.5 }` of the sampled clients (at least 1). */
+  readonly quorum?: Quorum;
+  /** From round_start to the deadline (default 600 000 ms). */
+  readonly roundTimeoutMs?: number;
+  /** Fraction of the joined clients sampled per round, seeded (default 1). */
+  readonly sampleFraction?: number;
+  /** Seed of the sampling and of the initial adapter (default 0). */
+  readonly seed?: number;
+  /** Join token; generated when absent (read it back from `coordinator.token`). */
+  readonly token?: string;
+  /** Dtype clients upload in when they support it (default float32). */
+  readonly uplinkDtype?: FloatWireDType;
+  /** Bound on ‖update − global‖₂ over a whole client update; none by default. */
+  readonly maxUpdateNorm?: number;
+  /** FedEx residual factoring (default `stacked`). */
+  readonly residualForm?: 'stacked' | 'compact';
+  /** Compute per-module deviation norms (default true; O(k²r²(in+out)) per module). */
+  readonly deviationMetrics?: boolean;
+  /** Adapter of round 1; default A Kaiming-uniform from `seed`, B = 0 (PEFT's init). */
+  readonly initialAdapter?: Adapter;
+  readonly limits?: { readonly maxFrameBytes?: number; readonly heartbeatMs?: number; readonly helloTimeoutMs?: number; readonly maxProtocolErrors?: number };
+  readonly listen?: ListenOptions;
+  /** Fused base updates (default: onnxruntime). */
+  readonly backend?: ProductBackend;
+}
+
+function fail(message: string): never {
+  throw new CoordinatorError('CONFIG_INVALID', `coordinator config: ${message}`);
+}
+
+function positiveInt(name: string, v: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(v) || v < 1 || v > max) fail(`${name} must be an integer in 1..${max}, got ${v}`);
+  return v;
+}
+
+/** Fills in defaults and checks every setting; throws `CONFIG_INVALID` naming the first bad one. */
+export function resolvePlan(config: CoordinatorConfig): FederationPlan {
+  const t = config.training;
+  if ((t.localSteps === undefined) === (t.localEpochs === undefined)) fail('give exactly one of training.localSteps and training.localEpochs');
+  if (t.localSteps !== undefined) positiveInt('training.localSteps', t.localSteps, 100_000_000);
+  if (t.localEpochs !== undefined && !(t.localEpochs > 0 && t.localEpochs <= 10_000)) fail(`training.localEpochs must be in (0, 10000], got ${t.localEpochs}`);
+  if (!(t.lr > 0 && t.lr <= 10)) fail(`training.lr must be in (0, 10], got ${t.lr}`);
+  positiveInt('training.batchSize', t.batchSize, 65_536);
+  if (!['fedex', 'fedit', 'ffa'].includes(config.method)) fail(`method must be fedex, fedit or ffa, got '${String(config.method)}'`);
+  positiveInt('rounds', config.rounds, 1_000_000);
+  if (config.layout.length === 0) fail('layout is empty');
+  const names = new Set<string>();
+  for (const m of config.layout) {
+    if (names.has(m.module)) fail(`layout lists module ${m.module} twice`);
+    names.add(m.module);
+    positiveInt(`layout ${m.module}: in`, m.in, 1 << 24);
+    positiveInt(`layout ${m.module}: out`, m.out, 1 << 24);
+    positiveInt(`layout ${m.module}: rank`, m.rank, 4096);
+  }
+  if (!(config.lora.alpha > 0)) fail(`lora.alpha must be > 0, got ${config.lora.alpha}`);
+  positiveInt('lora.rank', config.lora.rank, 4096);
+  if (!/^[0-9a-f]{64}$/.test(config.base.hash)) fail(`base.hash must be 64 lower-case hex digits, got '${config.base.hash}'`);
+  const minClients = positiveInt('minClients', config.minClients ?? 1);
+  const maxClients = positiveInt('maxClients', config.maxClients ?? 1000);
+  if (maxClients < minClients) fail(`maxClients ${maxClients} is below minClients ${minClients}`);
+  const quorum = config.quorum ?? { fraction: 0.5 };
+  if ('fraction' in quorum ? !(quorum.fraction > 0 && quorum.fraction <= 1) : !(Number.isInteger(quorum.count) && quorum.count >= 1)) {
+    fail(`quorum must be { fraction in (0, 1] } or { count ≥ 1 }, got ${JSON.stringify(quorum)}`);
+  }
+  const sampleFraction = config.sampleFraction ?? 1;
+  if (!(sampleFraction > 0 && sampleFraction <= 1)) fail(`sampleFraction must be in (0, 1], got ${sampleFraction}`);
+  const seed = config.seed ?? 0;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) fail(`seed must be an integer in 0..4294967295, got ${seed}`);
+  if (config.maxUpdateNorm !== undefined && !(config.maxUpdateNorm > 0)) fail(`maxUpdateNorm must be > 0, got ${config.maxUpdateNorm}`);
+  const limits = {
+    maxFrameBytes: positiveInt('limits.maxFrameBytes', config.limits?.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes),
+    heartbeatMs: positiveInt('limits.heartbeatMs', config.limits?.heartbeatMs ?? 5_000, 3_600_000),
+    helloTimeoutMs: positiveInt('limits.helloTimeoutMs', config.limits?.helloTimeoutMs ?? 10_000),
+    maxProtocolErrors: positiveInt('limits.maxProtocolErrors', config.limits?.maxProtocolErrors ?? 16),
+  };
+  if (limits.maxFrameBytes < 4096) fail(`limits.maxFrameBytes must be ≥ 4096, got ${limits.maxFrameBytes}`);
+  if (limits.heartbeatMs < 100) fail(`limits.heartbeatMs must be ≥ 100, got ${limits.heartbeatMs}`);
+  return {
+    method: config.method,
+    rounds: config.rounds,
+    layout: config.layout.map((m) => ({ module: m.module, in: m.in, out: m.out, rank: m.rank, fanInFanOut: m.fanInFanOut === true })),
+    lora: { rank: config.lora.rank, alpha: config.lora.alpha, rsLora: config.lora.rsLora === true, targetModules: [...config.lora.targetModules] },
+    training: { ...(t.localSteps !== undefined ? { localSteps: t.localSteps } : { localEpochs: t.localEpochs }), batchSize: t.batchSize, lr: t.lr, resetOptimizer: t.resetOptimizer ?? true },
+    baseModelHash: config.base.hash,
+    weighting: config.weighting ?? 'uniform',
+    minClients,
+    maxClients,
+    quorum,
+    roundTimeoutMs: positiveInt('roundTimeoutMs', config.roundTimeoutMs ?? 600_000),
+    sampleFraction,
+    seed,
+    uplinkDtype: config.uplinkDtype ?? 'float32',
+    ...(config.maxUpdateNorm !== undefined ? { maxUpdateNorm: config.maxUpdateNorm } : {}),
+    residualForm: config.residualForm ?? 'stacked',
+    deviationMetrics: config.deviationMetrics ?? true,
+    limits,
+  };
+}
+
+/** The core's module specs for the plan's layout (scaling from lora.alpha and each module's rank). */
+export function moduleSpecs(plan: FederationPlan): LoraModuleSpec[] {
+  return plan.layout.map((m) => ({
+    name: m.module, inFeatures: m.in, outFeatures: m.out, rank: m.rank,
+    alpha: plan.lora.alpha, useRslora: plan.lora.rsLora, layout: moduleLayout(m),
+  }));
+}
+
+/** The LoRA scaling of one module of the plan. */
+export function planScaling(plan: FederationPlan, rank: number): number {
+  return loraScaling(plan.lora.alpha, rank, plan.lora.rsLora);
+}
+
+/** `welcome.config` for a client that uploads in `uplinkDtype`. */
+export function welcomeConfig(plan: FederationPlan, uplinkDtype: FloatWireDType): ParamsOf<'welcome'>['config'] {
+  const t = plan.training;
+  return {
+    method: plan.method,
+    rounds: plan.rounds,
+    ...(t.localSteps !== undefined ? { localSteps: t.localSteps } : { localEpochs: t.localEpochs! }),
+    batchSize: t.batchSize,
+    rank: plan.lora.rank,
+    alpha: plan.lora.alpha,
+    rsLora: plan.lora.rsLora,
+    targetModules: [...plan.lora.targetModules],
+    lr: t.lr,
+    seed: plan.seed,
+    weighting: plan.weighting,
+    resetOptimizer: t.resetOptimizer,
+    uplinkDtype,
+    baseModelHash: plan.baseModelHash,
+    layout: plan.layout.map((m) => ({ module: m.module, in: m.in, out: m.out, rank: m.rank, fanInFanOut: m.fanInFanOut === true })),
+  };
+}
+
+/** Clients sampled out of `available`: max(⌈fraction·n⌉, min(minClients, n)). */
+export function sampleSize(plan: Pick<FederationPlan, 'sampleFraction' | 'minClients'>, available: number): number {
+  if (available <= 0) return 0;
+  return Math.min(available, Math.max(Math.ceil(plan.sampleFraction * available - 1e-9), Math.min(plan.minClients, available)));
+}
+
+/** Updates needed to aggregate a round of `sampled` clients: ⌈fraction·sampled⌉ or the count, at least 1, at most `sampled`. */
+export function quorumCount(quorum: Quorum, sampled: number): number {
+  if (sampled <= 0) return 1;
+  const want = 'fraction' in quorum ? Math.ceil(quorum.fraction * sampled - 1e-9) : quorum.count;
+  return Math.max(1, Math.min(sampled, want));
+}

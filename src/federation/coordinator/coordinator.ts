@@ -1,0 +1,311 @@
+/**
+ * The coordinator: the server loop around a pure aggregation strategy (as Flower's `Server` around
+ * its `Strategy`). It owns the sockets, the sampling, the round deadline, the quorum, the float32
+ * master copy of the adapted base weights and the run directory; the strategy only does the math.
+ *
+ * Round r: wait for `minClients` → sample (seeded) → `round_start` (global adapter + the base update
+ * each client needs) → collect validated `client_update`s → close when every sampled client is
+ * accounted for, or the quorum delivered and nobody is still working, or at the deadline →
+ * aggregate module by module, fold the residual into the master base → persist atomically →
+ * `round_closed` to everyone → next round; `federation_done` at the end.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { LoraFactors } from '../../core/lora.js';
+import type { ProductBackend } from '../../core/product.js';
+import { createStrategy } from '../../core/strategies/registry.js';
+import type { AggregationStrategy } from '../../core/strategies/types.js';
+import type { Matrix } from '../../core/tensor.js';
+import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
+import type { Message } from '../protocol/envelope.js';
+import { protocolError, type ProtocolError } from '../protocol/errors.js';
+import { generateToken } from '../protocol/tokens.js';
+import { createTransportServer } from '../transport/server.js';
+import type { Connection, TransportServer } from '../transport/types.js';
+import type { CoordinatorConfig, FederationPlan, ListenOptions } from './config.js';
+import { CoordinatorError } from './errors.js';
+import { EventLog, type CoordinatorEventMap, type CoordinatorEventName } from './events.js';
+import { RoundRunner } from './roundRunner.js';
+import { CoordinatorSession, type SessionHost } from './session.js';
+import { RunStore, type ClientRecord } from './store.js';
+import { ResidualHistory } from './residuals.js';
+import { admitHello, welcomeParams } from './handshake.js';
+import { TrafficMeter } from './traffic.js';
+import { initialState } from './initialState.js';
+
+/** Options when resuming a run from its directory. */
+export interface ResumeOptions {
+  readonly listen?: ListenOptions;
+  readonly backend?: ProductBackend;
+  /** The join token; read from the run directory when absent. */
+  readonly token?: string;
+}
+
+/** How a federation ended. */
+export interface FederationSummary {
+  readonly roundsCompleted: number;
+  readonly rounds: number;
+  readonly baseRevision: number;
+  readonly runDir: string;
+}
+
+/** The mutable state that is persisted after every round. */
+export interface CoordinatorState {
+  round: number;
+  revision: number;
+  roundsCompleted: number;
+  global: Map<string, LoraFactors>;
+  base: Map<string, Matrix<Float32Array>>;
+  registry: Map<string, ClientRecord>;
+  history: CoordinatorEventMap['round_closed'][0][];
+  globalFile: string;
+  baseFile: string;
+  done: { reason: 'completed' | 'failed'; at: number } | null;
+}
+
+/** The coordinator; create with `Coordinator.create` (new run) or `Coordinator.resume` (after a crash). */
+export class Coordinator extends EventEmitter<CoordinatorEventMap> implements SessionHost {
+  private server: TransportServer | undefined;
+  private readonly sessions = new Set<CoordinatorSession>();
+  /** The live session of each joined client. */
+  readonly joined = new Map<string, CoordinatorSession>();
+  readonly traffic = new TrafficMeter();
+  readonly strategy: AggregationStrategy;
+  readonly history: ResidualHistory;
+  readonly runner: RoundRunner;
+  private readonly log: EventLog;
+  private readonly waiters = new Set<() => void>();
+  stopping = false;
+  killed = false;
+
+  private constructor(
+    readonly plan: FederationPlan,
+    readonly store: RunStore,
+    readonly state: CoordinatorState,
+    readonly token: string,
+    readonly backend: ProductBackend,
+    private readonly ownsBackend: boolean,
+    private readonly listen: ListenOptions,
+    private readonly resumedFrom: number | null,
+  ) {
+    super();
+    this.log = new EventLog(store.eventsPath);
+    this.strategy = createStrategy(plan.method, { weighting: plan.weighting, deviationMetrics: plan.deviationMetrics, residualForm: plan.residualForm });
+    this.history = new ResidualHistory((rev) => store.loadStep(rev));
+    this.runner = new RoundRunner(this);
+  }
+
+  /** Starts a new federation in `config.runDir` (which must not hold one) and persists round 0. */
+  static async create(config: CoordinatorConfig): Promise<Coordinator> {
+    const { plan, state } = await initialState(config);
+    const store = await RunStore.create(config.runDir);
+    const token = config.token ?? generateToken();
+    await store.writeToken(token);
+    const backend = config.backend ?? createOrtProductBackend();
+    const c = new Coordinator(plan, store, state, token, backend, config.backend === undefined, config.listen ?? {}, null);
+    await c.persist({ global: state.global, base: state.base });
+    return c;
+  }
+
+  /** Continues the federation persisted in `runDir` after its last completed round. */
+  static async resume(runDir: string, options: ResumeOptions = {}): Promise<Coordinator> {
+    const store = await RunStore.open(runDir);
+    const { state: saved, global, base } = await store.load();
+    const token = options.token ?? await store.readToken();
+    const state: CoordinatorState = {
+      round: saved.round, revision: saved.revision, roundsCompleted: saved.roundsCompleted, global, base,
+      registry: new Map(saved.registry.map((r) => [r.clientId, r])), history: [...saved.history],
+      globalFile: saved.globalFile, baseFile: saved.baseFile, done: saved.done,
+    };
+    const backend = options.backend ?? createOrtProductBackend();
+    return new Coordinator(saved.plan, store, state, token, backend, options.backend === undefined, options.listen ?? {}, saved.round);
+  }
+
+  get runDir(): string {
+    return this.store.dir;
+  }
+
+  /** The URL clients connect to (after `start`). */
+  get url(): string {
+    if (this.server === undefined) throw new CoordinatorError('NOT_STARTED', 'coordinator.url: call start() first');
+    return this.server.url;
+  }
+
+  get limits(): FederationPlan['limits'] {
+    return this.plan.limits;
+  }
+
+  /** Copies of the global adapter and the master base weights (for checks and export). */
+  snapshot(): { round: number; revision: number; global: Map<string, LoraFactors>; base: Map<string, Matrix<Float32Array>> } {
+    const copy = (m: Matrix<Float32Array>): Matrix<Float32Array> => ({ shape: [m.shape[0], m.shape[1]], data: Float32Array.from(m.data) });
+    return {
+      round: this.state.round, revision: this.state.revision,
+      global: new Map([...this.state.global].map(([k, f]) => [k, { a: copy(f.a), b: copy(f.b) }])),
+      base: new Map([...this.state.base].map(([k, m]) => [k, copy(m)])),
+    };
+  }
+
+  /** Starts listening; resolves with the URL. */
+  async start(): Promise<string> {
+    if (this.server !== undefined) return this.server.url;
+    this.server = await createTransportServer({ ...this.listen, maxFrameBytes: this.plan.limits.maxFrameBytes, heartbeatMs: this.plan.limits.heartbeatMs });
+    this.server.on('connection', (conn) => this.accept(conn));
+    this.publish('listening', { url: this.server.url, runDir: this.runDir, resumedFromRound: this.resumedFrom });
+    return this.server.url;
+  }
+
+  /** Runs the remaining rounds; resolves when federation_done was sent, rejects `STOPPED` when stopped first. */
+  async run(): Promise<FederationSummary> {
+    await this.start();
+    await this.runner.runAll();
+    return { roundsCompleted: this.state.roundsCompleted, rounds: this.plan.rounds, baseRevision: this.state.revision, runDir: this.runDir };
+  }
+
+  /** Stops gracefully: clients get `error` E_SHUTDOWN (they reconnect with backoff); the run directory stays resumable. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    this.wake();
+    for (const s of this.sessions) s.closeAfter(this.state.done !== null ? null : { method: 'error', params: { code: 'E_SHUTDOWN', message: 'the coordinator is shutting down', fatal: true } }, 1001, 'coordinator shutting down');
+    await this.server?.close();
+    await this.shutdown();
+  }
+
+  /** Stops abruptly, as a crash would: sockets destroyed, nothing more written. For tests and drills. */
+  async kill(): Promise<void> {
+    this.killed = true;
+    this.stopping = true;
+    this.wake();
+    await this.server?.close({ abrupt: true });
+    await this.shutdown();
+  }
+
+  private async shutdown(): Promise<void> {
+    this.runner.dispose();
+    await this.log.close();
+    if (this.ownsBackend) await this.backend.dispose?.();
+  }
+
+  /** Emits an event and appends it to events.jsonl. */
+  publish<K extends CoordinatorEventName>(type: K, payload: CoordinatorEventMap[K][0]): void {
+    this.log.write(type, payload);
+    (this.emit as (t: K, p: CoordinatorEventMap[K][0]) => boolean)(type, payload);
+  }
+
+  /** Resolves at the next change (join, leave, upload, stop) or after `timeoutMs`. */
+  nextChange(timeoutMs = 60_000): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, timeoutMs));
+      this.waiters.add(done);
+    });
+  }
+
+  wake(): void {
+    for (const l of [...this.waiters]) l();
+  }
+
+  /** Writes state.json (and the given tensor files). Skipped once killed: a crash writes nothing. */
+  async persist(files: Parameters<RunStore['commit']>[1]): Promise<void> {
+    if (this.killed) throw new CoordinatorError('STOPPED', 'the coordinator was killed');
+    const s = this.state;
+    await this.store.commit({
+      format: 'fedex-coordinator-run', version: 1, plan: this.plan, round: s.round, revision: s.revision,
+      roundsCompleted: s.roundsCompleted, globalFile: s.globalFile, baseFile: s.baseFile,
+      registry: [...s.registry.values()], history: s.history, done: s.done, updatedAt: Date.now(),
+    }, files);
+  }
+
+  private accept(conn: Connection): void {
+    if (this.stopping) {
+      conn.close(1001, 'coordinator shutting down');
+      return;
+    }
+    const session = new CoordinatorSession(conn, this);
+    this.sessions.add(session);
+    this.traffic.track(conn);
+  }
+
+  // ---- SessionHost ----
+
+  receiveOptions(session: CoordinatorSession): ReturnType<SessionHost['receiveOptions']> {
+    return {
+      receiver: 'coordinator', limits: { maxFrameBytes: this.plan.limits.maxFrameBytes }, layout: this.plan.layout,
+      uplinkDtypes: [session.uplinkDtype],
+      ...(this.plan.maxUpdateNorm !== undefined ? { maxUpdateNorm: this.plan.maxUpdateNorm, normReference: this.runner.normReference() } : {}),
+    };
+  }
+
+  onHello(session: CoordinatorSession, hello: Message<'hello'>): void {
+    const p = hello.params;
+    const previous = p.clientId !== undefined ? this.joined.get(p.clientId) : undefined;
+    const admission = admitHello(p, { plan: this.plan, token: this.token, joined: this.joined.size - (previous !== undefined ? 1 : 0) });
+    if (!admission.ok) {
+      this.publish('client_rejected', { remote: session.conn.remote, code: admission.code, message: admission.message });
+      session.closeAfter({ method: 'reject', params: { code: admission.code, message: admission.message, ...(admission.retryAfterMs !== undefined ? { retryAfterMs: admission.retryAfterMs } : {}) } }, 1008, admission.code);
+      return;
+    }
+    const clientId = p.clientId ?? `anon-${randomBytes(6).toString('hex')}`;
+    // The same client on a new connection: the old one is dead or half-open; the new one wins.
+    if (previous !== undefined) {
+      this.joined.delete(clientId);
+      previous.closeAfter(null, 4000, 'superseded by a new connection of the same client');
+    }
+    const now = Date.now();
+    const record = this.state.registry.get(clientId);
+    const sessionId = record?.sessionId ?? randomBytes(12).toString('base64url');
+    this.state.registry.set(clientId, { clientId, name: p.clientName, sessionId, firstSeen: record?.firstSeen ?? now, lastSeen: now, roundsParticipated: record?.roundsParticipated ?? 0 });
+    Object.assign(session, {
+      clientId, name: p.clientName, sessionId, revision: p.baseRevision ?? 0, factoredOk: p.capabilities.factoredResidual,
+      uplinkDtype: admission.uplinkDtype, peerMaxFrameBytes: p.capabilities.maxFrameBytes, joined: true,
+    });
+    this.joined.set(clientId, session);
+    void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }) }).catch(() => undefined);
+    this.publish('client_joined', { clientId, name: p.clientName, sessionId, resumed: record !== undefined && p.resumeSessionId === record.sessionId, clients: this.joined.size });
+    this.runner.onJoined(session);
+    this.wake();
+  }
+
+  onUpdate(session: CoordinatorSession, update: Message<'client_update'>, frameBytes: number): void {
+    this.runner.onUpdate(session, update, frameBytes);
+    this.wake();
+  }
+
+  onUpdateRejected(session: CoordinatorSession, round: number, code: string, reason: string): void {
+    this.runner.onRejected(session, round, code, reason);
+    this.wake();
+  }
+
+  onLeave(session: CoordinatorSession, reason: string): void {
+    if (session.clientId !== undefined) this.runner.onGone(session.clientId, `left: ${reason}`, true);
+    this.wake();
+  }
+
+  onProtocolError(session: CoordinatorSession, error: ProtocolError): void {
+    this.publish('protocol_error', { clientId: session.clientId ?? null, remote: session.conn.remote, code: error.code, message: error.message });
+  }
+
+  onClosed(session: CoordinatorSession, reason: string): void {
+    this.sessions.delete(session);
+    this.traffic.untrack(session.conn);
+    const id = session.clientId;
+    if (id !== undefined && session.joined && this.joined.get(id) === session) {
+      this.joined.delete(id);
+      this.runner.onGone(id, `connection closed: ${reason}`, false);
+      this.publish('client_left', { clientId: id, name: session.name, reason, clients: this.joined.size });
+    }
+    this.wake();
+  }
+
+  countTraffic(direction: 'sent' | 'received', bytes: number, rawBytes: number): void {
+    this.traffic.count(direction, bytes, rawBytes);
+  }
+
+  /** The error a refused upload gets, for the runner. */
+  static roundClosed(round: number, why: string): ProtocolError {
+    return protocolError('E_ROUND_CLOSED', `round ${round} is closed: ${why}`);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The coordinator's event stream, declared once: a typed in-process emitter (for the VS Code
+ * extension and the CLI) and the same events, one JSON object per line, in `events.jsonl` of the
+ * run directory. Payloads are plain JSON (no tensors, no peer-controlled paths).
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+
+/** Bytes of a round: protocol frames, TCP payload (`wire*`) and the raw tensor bytes they carried. */
+export interface TrafficRecord {
+  readonly sent: number;
+  readonly received: number;
+  readonly wireSent: number;
+  readonly wireReceived: number;
+  readonly rawSent: number;
+  readonly rawReceived: number;
+}
+
+/** Per-module figures of a round (deviation norms are NaN → null when metrics are off). */
+export interface ModuleRoundRecord {
+  readonly module: string;
+  /** ‖s·ΔR‖_F: what plain averaging loses. */
+  readonly deviation: number | null;
+  readonly relativeDeviation: number | null;
+  /** ‖ΔR‖_F, unscaled. */
+  readonly residualNorm: number | null;
+  /** How the base update travels (FedEx), or null when the base did not change. */
+  readonly residualForm: 'factored' | 'dense' | null;
+  readonly residualInnerDim: number;
+}
+
+/** Everything known about a closed round; also the entries of the metrics history. */
+export interface RoundRecord {
+  readonly round: number;
+  /** True when at least the quorum delivered and the strategy produced a new global adapter. */
+  readonly aggregated: boolean;
+  readonly sampled: readonly string[];
+  readonly quorum: number;
+  /** Client ids whose updates were aggregated, in aggregation order. */
+  readonly participants: readonly string[];
+  readonly failures: readonly { readonly clientId: string; readonly reason: string }[];
+  readonly startedAt: number;
+  readonly closedAt: number;
+  readonly durationMs: number;
+  /** Why it closed: every sampled client accounted for, or the deadline. */
+  readonly closedBy: 'all_reported' | 'deadline' | 'stopped';
+  readonly baseRevision: number;
+  readonly loss: { readonly mean: number; readonly min: number; readonly max: number } | null;
+  readonly clients: Readonly<Record<string, { readonly trainLoss: number; readonly examples: number; readonly weight: number }>>;
+  readonly modules: readonly ModuleRoundRecord[];
+  readonly traffic: TrafficRecord;
+  readonly aggregationMs: number;
+}
+
+/** Every event and its payload. */
+export interface CoordinatorEventMap {
+  listening: [{ readonly url: string; readonly runDir: string; readonly resumedFromRound: number | null }];
+  client_joined: [{ readonly clientId: string; readonly name: string; readonly sessionId: string; readonly resumed: boolean; readonly clients: number }];
+  client_left: [{ readonly clientId: string; readonly name: string; readonly reason: string; readonly clients: number }];
+  client_rejected: [{ readonly remote: string; readonly code: string; readonly message: string }];
+  round_started: [{ readonly round: number; readonly sampled: readonly string[]; readonly quorum: number; readonly deadline: number; readonly baseRevision: number }];
+  update_accepted: [{ readonly round: number; readonly clientId: string; readonly examples: number; readonly trainLoss: number; readonly bytes: number }];
+  update_rejected: [{ readonly round: number; readonly clientId: string; readonly code: string; readonly reason: string }];
+  client_failed: [{ readonly round: number; readonly clientId: string; readonly reason: string }];
+  round_closed: [RoundRecord];
+  /** The broadcast after a round finished: from its last upload to round_closed + the next round_start (or federation_done) handed to every socket. */
+  round_broadcast: [{ readonly round: number; readonly overheadMs: number; readonly clients: number; readonly bytes: number }];
+  protocol_error: [{ readonly clientId: string | null; readonly remote: string; readonly code: string; readonly message: string }];
+  federation_done: [{ readonly roundsCompleted: number; readonly reason: 'completed' | 'stopped' | 'failed'; readonly baseRevision: number }];
+  warning: [{ readonly message: string }];
+}
+
+/** An event name. */
+export type CoordinatorEventName = keyof CoordinatorEventMap;
+
+/** Appends events to a JSONL file: `{"type": …, "time": …, …payload}` per line. */
+export class EventLog {
+  private readonly stream: WriteStream;
+  private failed: Error | undefined;
+
+  constructor(readonly path: string) {
+    this.stream = createWriteStream(path, { flags: 'a', encoding: 'utf8' });
+    this.stream.on('error', (err) => (this.failed = err));
+  }
+
+  /** Writes one line; a failing log never stops the federation (the error is kept in `error`). */
+  write<K extends CoordinatorEventName>(type: K, payload: CoordinatorEventMap[K][0]): void {
+    if (this.failed !== undefined || this.stream.destroyed) return;
+    this.stream.write(`${JSON.stringify({ type, time: Date.now(), ...payload }, jsonSafe)}\n`);
+  }
+
+  get error(): Error | undefined {
+    return this.failed;
+  }
+
+  /** Flushes and closes the file. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.stream.destroyed || this.stream.writableEnded) resolve();
+      else this.stream.end(() => resolve());
+    });
+  }
+}
+
+/** JSON has no NaN or ∞: write them as null. */
+function jsonSafe(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? null : value;
+}

@@ -1,0 +1,278 @@
+/**
+ * The round loop of the coordinator: sampling, round_start, collecting uploads, closing, the
+ * aggregation, persistence and the broadcasts (see coordinator.ts for the overview). Everything a
+ * session reports about the running round goes through here.
+ */
+import { safeText } from '../protocol/codec.js';
+import type { Message } from '../protocol/envelope.js';
+import { adapterFromTensors } from '../client/adapterWire.js';
+import { aggregateRound, type AcceptedUpdate, type RoundAggregate } from './aggregate.js';
+import { GlobalFrames } from './broadcast.js';
+import { quorumCount, sampleSize } from './config.js';
+import type { Coordinator } from './coordinator.js';
+import { CoordinatorError } from './errors.js';
+import type { RoundRecord } from './events.js';
+import { RoundTracker, sampleClients } from './roundState.js';
+import type { ResidualStep } from './residuals.js';
+import type { CoordinatorSession } from './session.js';
+import { RunStore } from './store.js';
+
+type ClosedBy = RoundRecord['closedBy'];
+
+export class RoundRunner {
+  /** Last round started (welcome.currentRound). */
+  startedRound: number;
+  private tracker: RoundTracker | null = null;
+  private closing = false;
+  private updates = new Map<string, AcceptedUpdate>();
+  private frames: GlobalFrames | null = null;
+  private doneFrames: GlobalFrames | null = null;
+  private normRef: Map<string, Float32Array> | undefined;
+  private pending: { round: number; from: number; bytes: number } | null = null;
+
+  constructor(private readonly c: Coordinator) {
+    this.startedRound = c.state.round;
+  }
+
+  /** Rounds until the plan's count; then federation_done. Throws `STOPPED` when stopped first. */
+  async runAll(): Promise<void> {
+    const c = this.c;
+    if (c.state.done === null) {
+      while (c.state.round < c.plan.rounds) {
+        await this.waitForClients();
+        await this.runRound(c.state.round + 1);
+      }
+      await this.finish('completed');
+    }
+  }
+
+  private stopped(): CoordinatorError {
+    return new CoordinatorError('STOPPED', `coordinator stopped after round ${this.c.state.round} of ${this.c.plan.rounds}; resume from ${this.c.runDir}`);
+  }
+
+  private async waitForClients(): Promise<void> {
+    while (this.c.joined.size < this.c.plan.minClients) {
+      if (this.c.stopping) throw this.stopped();
+      await this.c.nextChange();
+    }
+    if (this.c.stopping) throw this.stopped();
+  }
+
+  private async runRound(round: number): Promise<void> {
+    const c = this.c;
+    const plan = c.plan;
+    const ids = [...c.joined.keys()];
+    const sampled = sampleClients(ids, sampleSize(plan, ids.length), plan.seed, round);
+    const startedAt = Date.now();
+    const tracker = new RoundTracker(round, sampled, quorumCount(plan.quorum, sampled.length), startedAt, startedAt + plan.roundTimeoutMs);
+    this.tracker = tracker;
+    this.closing = false;
+    this.updates = new Map();
+    this.startedRound = round;
+    c.traffic.reset();
+    this.frames = new GlobalFrames(plan, c.state.global, c.history, c.state.revision, c.backend);
+    this.normRef = plan.maxUpdateNorm !== undefined ? this.frames.globalByName() : undefined;
+    c.publish('round_started', { round, sampled, quorum: tracker.quorum, deadline: tracker.deadline, baseRevision: c.state.revision });
+    await Promise.all(sampled.map((id) => this.sendRoundStart(id, true)));
+    this.broadcastDone();
+    let closedBy: ClosedBy;
+    for (;;) {
+      if (c.stopping) throw this.stopped();
+      const d = tracker.decide(Date.now());
+      if (d !== 'wait') {
+        closedBy = d;
+        break;
+      }
+      await c.nextChange(tracker.deadline - Date.now() + 1);
+    }
+    await this.closeRound(tracker, closedBy);
+  }
+
+  private async sendRoundStart(clientId: string, cache: boolean): Promise<void> {
+    const tracker = this.tracker!;
+    const session = this.c.joined.get(clientId);
+    if (session === undefined) {
+      tracker.disconnect(clientId);
+      return;
+    }
+    try {
+      const fixed = { round: tracker.round, deadline: tracker.deadline, timeLimitMs: Math.max(0, tracker.deadline - Date.now()) };
+      const f = await this.frames!.roundStart(fixed, session.revision, session.factoredOk, cache);
+      if (this.tracker !== tracker || !session.isOpen) return;
+      const sent = session.sendFrame(f.frame, 'round_start', f.params, f.rawBytes);
+      session.revision = f.params.baseRevision;
+      if (this.pending !== null) this.pending.bytes += f.frame.length;
+      await sent;
+    } catch (err) {
+      tracker.fail(clientId, `round_start could not be delivered: ${(err as Error).message}`);
+      this.c.wake();
+    }
+  }
+
+  private async closeRound(tracker: RoundTracker, closedBy: ClosedBy): Promise<void> {
+    const c = this.c;
+    const s = c.state;
+    const round = tracker.round;
+    this.closing = true;
+    const closedAt = Date.now();
+    const failures = tracker.failures(closedBy);
+    for (const f of failures) c.publish('client_failed', { round, ...f });
+    const participants = tracker.reported.sort();
+    const updates = participants.map((id) => this.updates.get(id)!);
+    let outcome: RoundAggregate | null = null;
+    const t0 = performance.now();
+    if (participants.length >= tracker.quorum) {
+      try {
+        outcome = await aggregateRound(c.plan, c.strategy, round, s.global, s.base, updates, failures.map((f, i) => ({ client: participants.length + i, ...f })), c.backend);
+      } catch (err) {
+        c.publish('warning', { message: `round ${round}: aggregation failed, the global model is unchanged: ${(err as Error).message}` });
+        // A failure halfway may have touched the master base: go back to the last persisted one.
+        s.base = (await c.store.load()).base;
+      }
+    } else {
+      c.publish('warning', { message: `round ${round}: ${participants.length} update(s), quorum ${tracker.quorum}: nothing aggregated` });
+    }
+    const aggregationMs = performance.now() - t0;
+    if (c.killed) throw this.stopped();
+    let step: ResidualStep | undefined;
+    if (outcome !== null) {
+      s.global = outcome.global;
+      s.roundsCompleted++;
+      s.globalFile = RunStore.fileNames(round, s.revision).globalFile;
+      if (outcome.stepModules.length > 0) {
+        s.revision++;
+        step = { revision: s.revision, round, modules: outcome.stepModules };
+        c.history.add(step);
+        c.history.evictUpTo(s.revision - 4);
+        s.baseFile = RunStore.fileNames(round, s.revision).baseFile;
+      }
+      for (const id of participants) {
+        const r = s.registry.get(id);
+        if (r !== undefined) s.registry.set(id, { ...r, roundsParticipated: r.roundsParticipated + 1, lastSeen: closedAt });
+      }
+    }
+    s.round = round;
+    const record = this.record(tracker, closedBy, closedAt, participants, updates, failures, outcome, aggregationMs);
+    s.history.push(record);
+    await c.persist({ ...(outcome !== null ? { global: s.global } : {}), ...(step !== undefined ? { base: s.base, step } : {}) });
+    c.publish('round_closed', record);
+    this.pending = { round, from: closedBy === 'all_reported' ? tracker.lastUploadAt : closedAt, bytes: 0 };
+    const modules = record.modules.every((m) => m.deviation !== null && m.relativeDeviation !== null && m.residualNorm !== null)
+      ? record.modules.map((m) => ({ module: m.module, deviation: m.deviation!, relativeDeviation: m.relativeDeviation!, residualNorm: m.residualNorm! }))
+      : [];
+    const params = {
+      round, participants: participants.length, dropped: failures.length, durationMs: record.durationMs, baseRevision: s.revision,
+      ...(record.loss !== null ? { loss: record.loss } : {}), modules,
+    };
+    await Promise.all([...c.joined.values()].map(async (session) => {
+      this.pending!.bytes += await session.send({ method: 'round_closed', params }).catch(() => 0);
+    }));
+    this.tracker = null;
+    this.closing = false;
+  }
+
+  private record(
+    tracker: RoundTracker, closedBy: ClosedBy, closedAt: number, participants: string[], updates: AcceptedUpdate[],
+    failures: { clientId: string; reason: string }[], outcome: RoundAggregate | null, aggregationMs: number,
+  ): RoundRecord {
+    const clients: Record<string, { trainLoss: number; examples: number; weight: number }> = {};
+    updates.forEach((u, i) => (clients[u.clientId] = { trainLoss: u.trainLoss, examples: u.numExamples, weight: outcome?.weights[i] ?? 0 }));
+    return {
+      round: tracker.round, aggregated: outcome !== null, sampled: tracker.sampled, quorum: tracker.quorum, participants, failures,
+      startedAt: tracker.startedAt, closedAt, durationMs: closedAt - tracker.startedAt, closedBy, baseRevision: this.c.state.revision,
+      loss: outcome?.loss ?? null, clients, modules: outcome?.modules ?? [], traffic: this.c.traffic.snapshot(), aggregationMs,
+    };
+  }
+
+  private broadcastDone(): void {
+    const p = this.pending;
+    if (p === null) return;
+    this.pending = null;
+    this.c.publish('round_broadcast', { round: p.round, overheadMs: Date.now() - p.from, clients: this.c.joined.size, bytes: p.bytes });
+  }
+
+  private async finish(reason: 'completed' | 'failed'): Promise<void> {
+    const c = this.c;
+    c.state.done = { reason, at: Date.now() };
+    await c.persist({});
+    this.doneFrames = new GlobalFrames(c.plan, c.state.global, c.history, c.state.revision, c.backend);
+    await Promise.all([...c.joined.values()].map((session) => this.sendDone(session)));
+    this.broadcastDone();
+    c.publish('federation_done', { roundsCompleted: c.state.roundsCompleted, reason, baseRevision: c.state.revision });
+  }
+
+  private async sendDone(session: CoordinatorSession): Promise<void> {
+    const c = this.c;
+    this.doneFrames ??= new GlobalFrames(c.plan, c.state.global, c.history, c.state.revision, c.backend);
+    try {
+      const reason = c.state.done?.reason ?? 'completed';
+      const f = await this.doneFrames.federationDone({ roundsCompleted: c.state.roundsCompleted, reason }, session.revision, session.factoredOk);
+      const sent = session.sendFrame(f.frame, 'federation_done', f.params, f.rawBytes);
+      session.revision = f.params.baseRevision;
+      if (this.pending !== null) this.pending.bytes += f.frame.length;
+      await sent;
+    } catch {
+      // The client is gone; it can reconnect and get federation_done then.
+    }
+    session.closeAfter(null, 1000, 'federation done');
+  }
+
+  // ---- events from sessions ----
+
+  /** A client joined (or rejoined): finish it, or restart the round for it if it owes an update. */
+  onJoined(session: CoordinatorSession): void {
+    if (this.c.state.done !== null) {
+      void this.sendDone(session);
+      return;
+    }
+    const t = this.tracker;
+    if (t !== null && !this.closing && t.reconnect(session.clientId!)) void this.sendRoundStart(session.clientId!, false);
+  }
+
+  onUpdate(session: CoordinatorSession, update: Message<'client_update'>, frameBytes: number): void {
+    const c = this.c;
+    const id = session.clientId!;
+    const round = update.params.round;
+    const t = this.tracker;
+    const reject = (code: string, reason: string): void => {
+      c.publish('update_rejected', { round, clientId: id, code, reason });
+      void session.send({ method: 'update_rejected', params: { round, code, reason: safeText(reason) } }).catch(() => undefined);
+    };
+    if (t === null || t.round !== round || this.closing) return reject('E_ROUND_CLOSED', `round ${round} is closed (the update arrived after the round ended)`);
+    if (Date.now() > t.deadline) {
+      t.fail(id, 'update arrived after the deadline');
+      return reject('E_ROUND_CLOSED', `round ${round} is closed: the update arrived after the deadline`);
+    }
+    const state = t.stateOf(id);
+    if (state === undefined) return reject('E_ROUND_MISMATCH', `client ${id} was not sampled for round ${round}`);
+    if (state === 'reported') return reject('E_DUPLICATE', `a second update from ${id} for round ${round}`);
+    if (state === 'failed') return reject('E_STATE', `round ${round} already counts ${id} as failed`);
+    this.updates.set(id, { clientId: id, adapter: adapterFromTensors(c.plan.layout, update.tensors), numExamples: update.params.examples, trainLoss: update.params.trainLoss });
+    t.report(id, Date.now());
+    void session.send({ method: 'update_ack', params: { round } }).catch(() => undefined);
+    c.publish('update_accepted', { round, clientId: id, examples: update.params.examples, trainLoss: update.params.trainLoss, bytes: frameBytes });
+  }
+
+  onRejected(session: CoordinatorSession, round: number, code: string, reason: string): void {
+    const id = session.clientId ?? session.conn.remote;
+    this.c.publish('update_rejected', { round, clientId: id, code, reason });
+    const t = this.tracker;
+    if (t !== null && t.round === round && !this.closing) t.fail(id, `update rejected (${code}): ${reason}`);
+  }
+
+  onGone(clientId: string, reason: string, permanent: boolean): void {
+    const t = this.tracker;
+    if (t === null || this.closing) return;
+    if (permanent) t.fail(clientId, reason);
+    else t.disconnect(clientId);
+  }
+
+  /** The current global adapter by tensor name (the norm-bound reference). */
+  normReference(): Map<string, Float32Array> | undefined {
+    return this.normRef;
+  }
+
+  dispose(): void {
+    this.tracker = null;
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The run directory: everything the coordinator needs to resume after a crash with no completed
+ * round lost. `state.json` is the single commit point: tensor files are written first (each to a
+ * temporary name, fsync, rename), then `state.json` the same way, then the directory is fsynced.
+ * A crash at any moment leaves the previous `state.json` naming complete files; leftover
+ * temporaries are ignored and removed on resume.
+ *
+ *   state.json                   plan, round, revision, registry, metrics history, file names
+ *   token                        the join token (mode 0600)
+ *   global-r000003.safetensors   global adapter after round 3 (wire names `<module>.lora_A/B`)
+ *   base-v000002.safetensors     float32 master copy of the adapted base weights at revision 2
+ *   residuals/step-v000002.safetensors  the step revision 1 → 2 (wire names, entries in metadata)
+ *   events.jsonl                 the event stream
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LoraFactors } from '../../core/lora.js';
+import type { Matrix } from '../../core/tensor.js';
+import { withSafetensors } from '../../formats/safetensors.js';
+import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
+import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type ResidualEntry } from '../protocol/adapterTensors.js';
+import { adapterToTensors } from '../client/adapterWire.js';
+import { storedShape } from '../client/baseCopy.js';
+import type { FederationPlan } from './config.js';
+import { CoordinatorError } from './errors.js';
+import type { RoundRecord } from './events.js';
+import { stepTensors, type ResidualStep, type StepModule } from './residuals.js';
+
+/** A client the coordinator has seen, kept across reconnects and restarts. */
+export interface ClientRecord {
+  readonly clientId: string;
+  readonly name: string;
+  readonly sessionId: string;
+  readonly firstSeen: number;
+  readonly lastSeen: number;
+  readonly roundsParticipated: number;
+}
+
+/** The content of state.json. */
+export interface PersistedState {
+  readonly format: 'fedex-coordinator-run';
+  readonly version: 1;
+  readonly plan: FederationPlan;
+  /** Last closed round (0 before the first). */
+  readonly round: number;
+  readonly revision: number;
+  readonly roundsCompleted: number;
+  readonly globalFile: string;
+  readonly baseFile: string;
+  readonly registry: readonly ClientRecord[];
+  readonly history: readonly RoundRecord[];
+  readonly done: { readonly reason: 'completed' | 'failed'; readonly at: number } | null;
+  readonly updatedAt: number;
+}
+
+/** What `commit` writes besides state.json. */
+export interface CommitFiles {
+  readonly global?: ReadonlyMap<string, LoraFactors>;
+  readonly base?: ReadonlyMap<string, Matrix<Float32Array>>;
+  readonly step?: ResidualStep;
+}
+
+const STATE = 'state.json';
+const TEMP = /\.(tmp|partial)-/;
+const pad = (n: number): string => String(n).padStart(6, '0');
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes a file atomically: temporary name, write, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, dir: string, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  await rename(tmp, path);
+  await fsyncDir(dir);
+}
+
+/** The run directory of one federation. */
+export class RunStore {
+  private constructor(readonly dir: string) {}
+
+  get eventsPath(): string {
+    return join(this.dir, 'events.jsonl');
+  }
+
+  /** A new run: creates the directory; `RUN_DIR_IN_USE` when it already holds a state.json. */
+  static async create(dir: string): Promise<RunStore> {
+    await mkdir(join(dir, 'residuals'), { recursive: true });
+    if (await stat(join(dir, STATE)).then(() => true, () => false)) {
+      throw new CoordinatorError('RUN_DIR_IN_USE', `run directory ${dir} already holds a federation (state.json); resume it or choose another directory`);
+    }
+    return new RunStore(dir);
+  }
+
+  /** An existing run, for resuming: removes temporaries a crash left behind. */
+  static async open(dir: string): Promise<RunStore> {
+    if (!(await stat(join(dir, STATE)).then(() => true, () => false))) {
+      throw new CoordinatorError('RESUME_FAILED', `run directory ${dir} has no state.json: nothing to resume`);
+    }
+    for (const sub of [dir, join(dir, 'residuals')]) {
+      const names = await readdir(sub).catch(() => [] as string[]);
+      for (const name of names) if (TEMP.test(name)) await rm(join(sub, name), { force: true });
+    }
+    return new RunStore(dir);
+  }
+
+  async writeToken(token: string): Promise<void> {
+    await writeFileAtomic(join(this.dir, 'token'), `${token}\n`, this.dir, 0o600);
+  }
+
+  async readToken(): Promise<string> {
+    try {
+      return (await readFile(join(this.dir, 'token'), 'utf8')).trim();
+    } catch (err) {
+      throw new CoordinatorError('RESUME_FAILED', `cannot read the join token from ${join(this.dir, 'token')}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** File names for a state at `round` / `revision`. */
+  static fileNames(round: number, revision: number): { globalFile: string; baseFile: string } {
+    return { globalFile: `global-r${pad(round)}.safetensors`, baseFile: `base-v${pad(revision)}.safetensors` };
+  }
+
+  /** Writes the files, then state.json (the commit point), then removes files no state refers to. */
+  async commit(state: PersistedState, files: CommitFiles): Promise<void> {
+    try {
+      if (files.step !== undefined) {
+        const { entries, tensors } = stepTensors(files.step);
+        const map = new Map<string, TensorToWrite>(tensors.map((t) => [t.name, { dtype: 'F32', shape: t.shape, data: t.data }]));
+        await writeSafetensors(join(this.dir, 'residuals', `step-v${pad(files.step.revision)}.safetensors`), map, { 'fedex.entries': JSON.stringify(entries), 'fedex.round': String(files.step.round) });
+        await fsyncDir(join(this.dir, 'residuals'));
+      }
+      if (files.global !== undefined) {
+        const tensors = adapterToTensors(state.plan.layout, files.global);
+        await writeSafetensors(join(this.dir, state.globalFile), new Map(tensors.map((t) => [t.name, { dtype: 'F32', shape: t.shape, data: t.data }])));
+      }
+      if (files.base !== undefined) {
+        const map = new Map<string, TensorToWrite>();
+        for (const m of state.plan.layout) {
+          const w = files.base.get(m.module)!;
+          map.set(`${m.module}.weight`, { dtype: 'F32', shape: w.shape, data: w.data });
+        }
+        await writeSafetensors(join(this.dir, state.baseFile), map);
+      }
+      await writeFileAtomic(join(this.dir, STATE), `${JSON.stringify(state, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`, this.dir);
+    } catch (err) {
+      throw new CoordinatorError('PERSIST_FAILED', `cannot persist round ${state.round} to ${this.dir}: ${(err as Error).message}`, { cause: err });
+    }
+    for (const name of await readdir(this.dir)) {
+      if (/^(global-r|base-v)\d+\.safetensors$/.test(name) && name !== state.globalFile && name !== state.baseFile) await rm(join(this.dir, name), { force: true });
+    }
+  }
+
+  /** Reads state.json and the tensors it names, checking them against the plan's layout. */
+  async load(): Promise<{ state: PersistedState; global: Map<string, LoraFactors>; base: Map<string, Matrix<Float32Array>> }> {
+    const path = join(this.dir, STATE);
+    let state: PersistedState;
+    try {
+      state = JSON.parse(await readFile(path, 'utf8')) as PersistedState;
+    } catch (err) {
+      throw new CoordinatorError('RESUME_FAILED', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    if (state.format !== 'fedex-coordinator-run' || state.version !== 1) throw new CoordinatorError('RESUME_FAILED', `${path} is not a version-1 FedEx coordinator state`);
+    const layout = state.plan.layout;
+    const global = new Map<string, LoraFactors>();
+    const base = new Map<string, Matrix<Float32Array>>();
+    try {
+      await withSafetensors(join(this.dir, state.globalFile), async (r) => {
+        for (const m of layout) global.set(m.module, { a: await r.readMatrix(`${m.module}.lora_A`), b: await r.readMatrix(`${m.module}.lora_B`) });
+      });
+      await withSafetensors(join(this.dir, state.baseFile), async (r) => {
+        for (const m of layout) base.set(m.module, await r.readMatrix(`${m.module}.weight`));
+      });
+    } catch (err) {
+      throw new CoordinatorError('RESUME_FAILED', `run directory ${this.dir}: ${(err as Error).message}`, { cause: err });
+    }
+    for (const m of layout) {
+      const { a, b } = global.get(m.module)!;
+      const w = base.get(m.module)!;
+      const [rows, cols] = storedShape(m);
+      if (a.shape[0] !== m.rank || a.shape[1] !== m.in || b.shape[0] !== m.out || b.shape[1] !== m.rank || w.shape[0] !== rows || w.shape[1] !== cols) {
+        throw new CoordinatorError('RESUME_FAILED', `run directory ${this.dir}: tensors of module ${m.module} do not match the layout (${m.out}×${m.in}, rank ${m.rank})`);
+      }
+    }
+    return { state, global, base };
+  }
+
+  /** Reads the step that produced `revision`. */
+  async loadStep(revision: number): Promise<ResidualStep> {
+    const path = join(this.dir, 'residuals', `step-v${pad(revision)}.safetensors`);
+    try {
+      return await withSafetensors(path, async (r) => {
+        const entries = JSON.parse(r.metadata['fedex.entries'] ?? '[]') as ResidualEntry[];
+        const modules: StepModule[] = [];
+        for (const e of entries) {
+          modules.push(e.form === 'factored'
+            ? { module: e.module, form: 'factored', scale: e.scale, p: await r.readMatrix(tensorName(e.module, ROLE_RESIDUAL_P)), q: await r.readMatrix(tensorName(e.module, ROLE_RESIDUAL_Q)) }
+            : { module: e.module, form: 'dense', scale: e.scale, d: await r.readMatrix(tensorName(e.module, ROLE_RESIDUAL_DENSE)) });
+        }
+        return { revision, round: Number(r.metadata['fedex.round'] ?? 0), modules };
+      });
+    } catch (err) {
+      throw new CoordinatorError('RESUME_FAILED', `cannot read base revision ${revision} from ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
