@@ -95,6 +95,7 @@ export class FederationClient extends EventEmitter<ClientEventMap> {
   private baseCopy: BaseCopy | undefined;
   private resumeSessionId: string | undefined;
   private stopRequested: string | undefined;
+  private killed = false;
   /** The connection uploads go to (internal). */
   connection: ClientConnection | undefined;
   /** The current or last training job (internal). */
@@ -122,6 +123,18 @@ export class FederationClient extends EventEmitter<ClientEventMap> {
     await this.connection?.leave(reason);
   }
 
+  /** Drops the connection abruptly (no close handshake), as a network failure would; the client reconnects. For tests and drills. */
+  dropConnection(): void {
+    this.connection?.terminate();
+  }
+
+  /** Stops abruptly, as a crash would: the socket is destroyed, no `leave`, and `run()` rejects `C_ABORTED`. */
+  kill(): void {
+    this.killed = true;
+    this.job?.controller.abort();
+    this.connection?.terminate();
+  }
+
   /** Runs until federation_done (resolves), a fatal rejection (rejects `ClientError`), or `leave()`. */
   async run(): Promise<ClientOutcome> {
     const o = this.options;
@@ -129,7 +142,7 @@ export class FederationClient extends EventEmitter<ClientEventMap> {
     let failedSessions = 0;
     try {
       for (;;) {
-        if (o.signal?.aborted) throw new ClientError('C_ABORTED', `client ${o.name}: aborted`);
+        if (o.signal?.aborted || this.killed) throw new ClientError('C_ABORTED', `client ${o.name}: ${this.killed ? 'killed' : 'aborted'}`);
         if (this.stopRequested !== undefined) return this.finish({ reason: 'left', roundsCompleted: 0, global: null });
         if (failedSessions > 0) await sleep(backoffDelay(failedSessions - 1, o.reconnect), o.signal);
         const conn = await connectWithRetry(o.url, {
@@ -145,7 +158,7 @@ export class FederationClient extends EventEmitter<ClientEventMap> {
         if (outcome.sessionId !== undefined) this.resumeSessionId = outcome.sessionId;
         if (outcome.kind === 'done') return this.finish(outcome);
         if (outcome.kind === 'fatal') throw outcome.error;
-        if (this.stopRequested !== undefined) continue;
+        if (this.stopRequested !== undefined || this.killed) continue;
         this.emit('disconnected', { code: outcome.code, reason: outcome.reason });
         failedSessions = outcome.welcomed ? 1 : failedSessions + 1;
         if (outcome.retryAfterMs !== undefined) await sleep(outcome.retryAfterMs, o.signal);

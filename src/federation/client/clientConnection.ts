@@ -64,6 +64,11 @@ export class ClientConnection {
     return { ...(this.ending ?? { kind: 'retry', code: info.code, reason: info.reason, welcomed: this.welcome !== undefined }), ...(sessionId !== undefined ? { sessionId } : {}) };
   }
 
+  /** Destroys the socket without a close handshake. */
+  terminate(): void {
+    this.conn.terminate();
+  }
+
   /** Sends `leave` and closes. */
   async leave(reason: string): Promise<void> {
     if (this.state.phase !== 'closed' && this.conn.isOpen) this.send({ method: 'leave', params: { reason: safeText(reason, 256) } });

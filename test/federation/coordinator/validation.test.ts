@@ -1,0 +1,148 @@
+// Every inbound message is validated: a hand-driven peer sends bad, late and duplicated uploads,
+// wrong tokens, wrong versions, malformed, text and oversized frames; each gets its typed answer
+// and the coordinator keeps serving.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { adapterTensorShapes } from '../../../src/federation/protocol/adapterTensors.js';
+import { encodeMessage } from '../../../src/federation/protocol/codec.js';
+import { PREFIX_BYTES } from '../../../src/federation/protocol/constants.js';
+import type { NamedTensor } from '../../../src/federation/protocol/envelope.js';
+import { Coordinator } from '../../../src/federation/coordinator/coordinator.js';
+import type { RoundRecord } from '../../../src/federation/coordinator/events.js';
+import { FederationClient } from '../../../src/federation/client/client.js';
+import { ClientError } from '../../../src/federation/client/errors.js';
+import { LAYOUT, clientOptions, coordinatorConfig, tempRunDir } from './fixtures.js';
+import { RawPeer } from './rawPeer.js';
+
+function adapter(value: (i: number) => number, layout = LAYOUT): NamedTensor[] {
+  return [...adapterTensorShapes(layout)].map(([name, shape]) => {
+    const data = new Float32Array(shape[0] * shape[1]);
+    for (let i = 0; i < data.length; i++) data[i] = value(i);
+    return { name, shape, data };
+  });
+}
+
+/** A valid client_update frame whose first tensor value is then overwritten with NaN. */
+function nanUpdate(round: number): Uint8Array {
+  const frame = encodeMessage({ method: 'client_update', params: { round, examples: 1, trainLoss: 1 }, tensors: adapter(() => 0.01) });
+  const h = new DataView(frame.buffer, frame.byteOffset).getUint32(8, true);
+  new DataView(frame.buffer, frame.byteOffset).setFloat32(PREFIX_BYTES + h, NaN, true);
+  return frame;
+}
+
+async function withCoordinator(overrides: Parameters<typeof coordinatorConfig>[1], body: (c: Coordinator, url: string, records: RoundRecord[]) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = await tempRunDir();
+  const coordinator = await Coordinator.create(coordinatorConfig(dir, { minClients: 1, quorum: { count: 1 }, ...overrides }));
+  const records: RoundRecord[] = [];
+  coordinator.on('round_closed', (r) => records.push(r));
+  try {
+    await body(coordinator, await coordinator.start(), records);
+  } finally {
+    await coordinator.close();
+    await cleanup();
+  }
+}
+
+describe('coordinator input validation', { timeout: 20_000 }, () => {
+  test('bad uploads get update_rejected with their code; late and duplicate uploads too', async () => {
+    await withCoordinator({ rounds: 4, maxUpdateNorm: 50 }, async (coordinator, url, records) => {
+      const peer = await RawPeer.connect(url);
+      await peer.hello();
+      await peer.next('welcome');
+      const running = coordinator.run();
+      running.catch(() => undefined);
+      const rejected = async (round: number): Promise<[string, string]> => {
+        const m = await peer.next('update_rejected');
+        assert.equal(m.params.round, round);
+        return [m.params.code, m.params.reason];
+      };
+
+      assert.equal((await peer.next('round_start')).params.round, 1);
+      await peer.sendBytes(nanUpdate(1));
+      const [nanCode, nanReason] = await rejected(1);
+      assert.equal(nanCode, 'E_NON_FINITE');
+      assert.match(nanReason, /lora_A holds NaN at flat index 0/);
+      assert.equal((await peer.next('round_closed')).params.participants, 0);
+      await peer.send({ method: 'client_update', params: { round: 1, examples: 1, trainLoss: 1 }, tensors: adapter(() => 0.01) });
+      assert.deepEqual((await rejected(1))[0], 'E_ROUND_CLOSED');
+
+      assert.equal((await peer.next('round_start')).params.round, 2);
+      await peer.send({ method: 'client_update', params: { round: 2, examples: 1, trainLoss: 1 }, tensors: adapter(() => 10) });
+      const [normCode, normReason] = await rejected(2);
+      assert.equal(normCode, 'E_NORM_BOUND');
+      assert.match(normReason, /exceeds the bound 50/);
+
+      assert.equal((await peer.next('round_start')).params.round, 3);
+      const wrong = LAYOUT.map((m, i) => (i === 0 ? { ...m, in: m.in - 1 } : m));
+      await peer.send({ method: 'client_update', params: { round: 3, examples: 1, trainLoss: 1 }, tensors: adapter(() => 0.01, wrong) });
+      const [shapeCode, shapeReason] = await rejected(3);
+      assert.equal(shapeCode, 'E_TENSOR_SHAPE');
+      assert.match(shapeReason, /transformer\.h\.0\.attn\.c_attn\.lora_A has shape \[2, 15\], expected \[2, 16\]/);
+
+      assert.equal((await peer.next('round_start')).params.round, 4);
+      const good = { method: 'client_update' as const, params: { round: 4, examples: 1, trainLoss: 1 }, tensors: adapter((i) => 0.001 * (i % 7)) };
+      await peer.send(good);
+      assert.equal((await peer.next('update_ack')).params.round, 4);
+      await peer.send(good);
+      assert.equal((await rejected(4))[0], 'E_DUPLICATE');
+      await peer.next('federation_done');
+      await running;
+      assert.deepEqual(records.map((r) => r.participants.length), [0, 0, 0, 1]);
+      assert.deepEqual(records.map((r) => r.aggregated), [false, false, false, true]);
+    });
+  });
+
+  test('wrong token → E_AUTH, wrong major version in hello or frame → E_VERSION, foreign base → E_BASE_MISMATCH', async () => {
+    await withCoordinator({ rounds: 1 }, async (_c, url) => {
+      const cases: [string, (p: RawPeer) => Promise<void>, string][] = [
+        ['token', (p) => p.hello({ token: 'wrong-token' }), 'E_AUTH'],
+        ['hello major', (p) => p.hello({ protocolMajor: 2 }), 'E_VERSION'],
+        ['frame major', async (p) => {
+          const f = encodeMessage({ method: 'ping', params: { nonce: 1, sentAt: 0 } });
+          new DataView(f.buffer, f.byteOffset).setUint16(4, 2, true);
+          await p.sendBytes(f);
+        }, 'E_VERSION'],
+        ['base', (p) => p.hello({ baseModelHash: 'f'.repeat(64) }), 'E_BASE_MISMATCH'],
+      ];
+      for (const [what, act, code] of cases) {
+        const peer = await RawPeer.connect(url);
+        await act(peer);
+        const reject = await peer.next('reject');
+        assert.equal(reject.params.code, code, what);
+        assert.equal((await peer.closed).code, 1008, what);
+      }
+      const client = new FederationClient(clientOptions(url, 0, { token: 'not-the-token', reconnect: { maxAttempts: 1 } }));
+      await assert.rejects(client.run(), (err: unknown) => err instanceof ClientError && err.code === 'E_AUTH' && /join token is wrong/.test(err.message));
+    });
+  });
+
+  test('malformed, text and oversized frames get an error or a close; the server keeps serving', async () => {
+    await withCoordinator({ rounds: 1, limits: { maxFrameBytes: 64 * 1024, heartbeatMs: 200 } }, async (coordinator, url, records) => {
+      const peer = await RawPeer.connect(url);
+      await peer.hello();
+      await peer.next('welcome');
+      await peer.sendBytes(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]));
+      const e1 = await peer.next('error');
+      assert.deepEqual([e1.params.code, e1.params.fatal], ['E_MAGIC', false]);
+      const bad = encodeMessage({ method: 'ping', params: { nonce: 1, sentAt: 0 } });
+      bad[PREFIX_BYTES] = 0x5b; // '{' → '[': not a JSON object any more
+      await peer.sendBytes(bad);
+      assert.equal((await peer.next('error')).params.code, 'E_MALFORMED');
+      await peer.sendBytes(new Uint8Array(64 * 1024 + 1));
+      const big = await peer.closed;
+      assert.deepEqual([big.code, big.cause], [1009, 'too_large']);
+
+      const texter = new WebSocket(url);
+      await new Promise((resolve) => texter.once('open', resolve));
+      texter.send('{"method": "hello"}');
+      const [code] = await new Promise<[number]>((resolve) => texter.once('close', (c) => resolve([c])));
+      assert.equal(code, 1003, 'a text message closes the connection with 1003');
+
+      const client = new FederationClient(clientOptions(url, 0));
+      const [, outcome] = await Promise.all([coordinator.run(), client.run()]);
+      assert.equal(outcome.reason, 'completed');
+      assert.deepEqual(records[0].participants, ['c0']);
+    });
+  });
+});
