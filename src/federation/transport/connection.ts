@@ -15,9 +15,10 @@ const CLOSE_GRACE_MS = 2_000;
 
 let nextId = 1;
 
+/** The message as a plain Uint8Array view (no copy of a single Buffer; fragments are joined). */
 function asBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+  const buf = Array.isArray(data) ? Buffer.concat(data) : data;
+  return buf instanceof ArrayBuffer ? new Uint8Array(buf) : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
 function byteLengthOf(data: RawData): number {
