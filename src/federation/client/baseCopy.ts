@@ -59,7 +59,7 @@ export async function applyResidual(
 export interface BaseSource {
   /** Content hash of the pristine base model (`baseModelHash` of its files). */
   readonly hash: string;
-  /** The adapted modules' pristine weights in stored layout, float32. The client copies them. */
+  /** The adapted modules' pristine weights in stored layout, float32. Never written to: clients copy a module before changing it. */
   load(): Promise<ReadonlyMap<string, Matrix<Float32Array>>>;
 }
 
@@ -69,8 +69,14 @@ export interface BaseUpdateParams {
   readonly baseUpdate?: { readonly fromRevision: number; readonly modules: readonly ResidualEntry[] };
 }
 
-/** A client's base weights at some revision. */
+/**
+ * A client's base weights at some revision. Copy-on-write: the loaded weights are shared until a
+ * base update touches a module (FedIT and FFA-LoRA never copy anything; FedEx copies each module
+ * once), so a loader may hand out the same matrices to many clients.
+ */
 export class BaseCopy {
+  private readonly owned = new Set<string>();
+
   private constructor(
     private readonly source: BaseSource,
     private current: Map<string, Matrix<Float32Array>>,
@@ -79,12 +85,24 @@ export class BaseCopy {
 
   /** Loads the pristine base (revision 0). */
   static async load(source: BaseSource): Promise<BaseCopy> {
-    return new BaseCopy(source, await BaseCopy.copyOf(source), 0);
+    return new BaseCopy(source, new Map(await source.load()), 0);
   }
 
-  private static async copyOf(source: BaseSource): Promise<Map<string, Matrix<Float32Array>>> {
-    const loaded = await source.load();
-    return new Map([...loaded].map(([name, m]) => [name, { shape: [m.shape[0], m.shape[1]], data: Float32Array.from(m.data) }]));
+  /** Back to the pristine base (revision 0). */
+  private async reload(): Promise<void> {
+    this.current = new Map(await this.source.load());
+    this.owned.clear();
+    this.rev = 0;
+  }
+
+  /** The module's weight, copied first if it is still shared with the source. */
+  private writable(module: string): Matrix<Float32Array> | undefined {
+    const m = this.current.get(module);
+    if (m === undefined || this.owned.has(module)) return m;
+    const copy: Matrix<Float32Array> = { shape: [m.shape[0], m.shape[1]], data: Float32Array.from(m.data) };
+    this.current.set(module, copy);
+    this.owned.add(module);
+    return copy;
   }
 
   get hash(): string {
@@ -122,8 +140,7 @@ export class BaseCopy {
     if (update === undefined) {
       // Revision 0 is the pristine base, named by its hash: any client can go back to it.
       if (params.baseRevision === 0 && this.rev !== 0) {
-        this.current = await BaseCopy.copyOf(this.source);
-        this.rev = 0;
+        await this.reload();
         return [...this.current.keys()];
       }
       if (this.rev !== params.baseRevision) {
@@ -134,15 +151,12 @@ export class BaseCopy {
     if (update.fromRevision !== this.rev && update.fromRevision !== 0) {
       throw new ClientError('E_BASE_MISMATCH', `base update applies to revision ${update.fromRevision}; this client holds revision ${this.rev}`);
     }
-    if (update.fromRevision !== this.rev) {
-      this.current = await BaseCopy.copyOf(this.source);
-      this.rev = 0;
-    }
+    if (update.fromRevision !== this.rev) await this.reload();
     const byModule = new Map(layout.map((m) => [m.module, m]));
     const byName = new Map(tensors.map((t) => [t.name, t]));
     for (const entry of update.modules) {
       const m = byModule.get(entry.module);
-      const target = this.current.get(entry.module);
+      const target = this.writable(entry.module);
       if (m === undefined || target === undefined) throw new ClientError('E_BASE_MISMATCH', `base update names module ${entry.module}, which is not adapted here`);
       await applyResidual(target, m, entry, byName, backend);
     }

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { loraScaling } from '../../../src/core/lora.js';
+import { createOrtProductBackend } from '../../../src/runtime/kernels/factoredUpdate.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import { Coordinator } from '../../../src/federation/coordinator/coordinator.js';
 import type { RoundRecord } from '../../../src/federation/coordinator/events.js';
@@ -18,21 +19,26 @@ interface RoundCheck {
   snapshot: ReturnType<Coordinator['snapshot']>;
 }
 
-async function federate(method: StrategyName, weighting: 'uniform' | 'examples'): Promise<{ checks: RoundCheck[]; seen: Map<number, Seen>[]; outcomes: ClientOutcome[]; start: ReturnType<Coordinator['snapshot']> }> {
+async function federate(method: StrategyName, weighting: 'uniform' | 'examples', ort = false): Promise<{ checks: RoundCheck[]; seen: Map<number, Seen>[]; outcomes: ClientOutcome[]; start: ReturnType<Coordinator['snapshot']> }> {
   const { dir, cleanup } = await tempRunDir();
-  const coordinator = await Coordinator.create(coordinatorConfig(dir, { method, weighting }));
+  // With `ort`, the coordinator and every client get their own onnxruntime backend, as separate processes would.
+  const coordinator = await Coordinator.create(coordinatorConfig(dir, { method, weighting, ...(ort ? { backend: createOrtProductBackend() } : {}) }));
   const start = coordinator.snapshot();
   const checks: RoundCheck[] = [];
   coordinator.on('round_closed', (record) => checks.push({ record, snapshot: coordinator.snapshot() }));
   try {
     const url = await coordinator.start();
     const seen = [0, 1, 2].map(() => new Map<number, Seen>());
-    const { runs } = startClients(url, 3, (i) => ({ trainer: recording(createSyntheticTrainer({ seed: 100 + i, numExamples: 50 * (i + 1), noise: 0.05 }), seen[i]) }));
+    const { runs } = startClients(url, 3, (i) => ({
+      trainer: recording(createSyntheticTrainer({ seed: 100 + i, numExamples: 50 * (i + 1), noise: 0.05 }), seen[i]),
+      ...(ort ? { backend: createOrtProductBackend() } : {}),
+    }));
     const [summary, ...outcomes] = await Promise.all([coordinator.run(), ...runs]);
     assert.equal((summary as { roundsCompleted: number }).roundsCompleted, 3);
     return { checks, seen, outcomes: outcomes as ClientOutcome[], start };
   } finally {
     await coordinator.close();
+    if (ort) await coordinator.backend.dispose?.();
     await cleanup();
   }
 }
@@ -71,31 +77,33 @@ function sameBits(a: Map<string, Matrix<Float32Array>> | ReadonlyMap<string, Mat
 }
 
 describe('federation over loopback WebSockets, 3 clients × 3 rounds', { timeout: 20_000 }, () => {
-  test('FedEx (examples weighting): the global model equals the weighted mean of the clients\' models after every round', async () => {
-    const { checks, seen, outcomes, start } = await federate('fedex', 'examples');
-    assert.equal(checks.length, 3);
-    let before = start.base;
-    for (const [r, check] of checks.entries()) {
-      const round = r + 1;
-      assert.deepEqual(check.record.participants, ['c0', 'c1', 'c2']);
-      assert.equal(check.record.baseRevision, round, 'every FedEx round with 3 different clients changes the base');
-      // Every client trained on the base the coordinator held before the round, bit for bit.
-      for (const s of seen) sameBits(s.get(round)!.base, before, `round ${round} client base vs coordinator`);
-      for (const c of compare(check, before, seen, round, 'examples')) {
-        assert.ok(c.size > 1e-4, `${c.module}: the round changed the model`);
-        // float32 round-off relative to the update, plus a few ulps of W0 (|W0| ≲ 0.1).
-        assert.ok(c.err <= 1e-5 * c.size + 5e-8, `round ${round} ${c.module}: max error ${c.err} vs update ${c.size}`);
+  for (const ort of [false, true]) {
+    test(`FedEx (examples weighting, ${ort ? 'onnxruntime' : 'TypeScript'} base updates): the global model equals the weighted mean of the clients' models after every round`, async () => {
+      const { checks, seen, outcomes, start } = await federate('fedex', 'examples', ort);
+      assert.equal(checks.length, 3);
+      let before = start.base;
+      for (const [r, check] of checks.entries()) {
+        const round = r + 1;
+        assert.deepEqual(check.record.participants, ['c0', 'c1', 'c2']);
+        assert.equal(check.record.baseRevision, round, 'every FedEx round with 3 different clients changes the base');
+        // Every client trained on the base the coordinator held before the round, bit for bit.
+        for (const s of seen) sameBits(s.get(round)!.base, before, `round ${round} client base vs coordinator`);
+        for (const c of compare(check, before, seen, round, 'examples')) {
+          assert.ok(c.size > 1e-4, `${c.module}: the round changed the model`);
+          // float32 round-off relative to the update, plus a few ulps of W0 (|W0| ≲ 0.1).
+          assert.ok(c.err <= 1e-5 * c.size + 5e-8, `round ${round} ${c.module}: max error ${c.err} vs update ${c.size}`);
+        }
+        assert.ok(check.record.modules.some((m) => m.residualForm === 'factored') && check.record.modules.some((m) => m.residualForm === 'dense'));
+        before = check.snapshot.base;
       }
-      assert.ok(check.record.modules.some((m) => m.residualForm === 'factored') && check.record.modules.some((m) => m.residualForm === 'dense'));
-      before = check.snapshot.base;
-    }
-    for (const o of outcomes) {
-      assert.equal(o.reason, 'completed');
-      assert.equal(o.baseRevision, 3);
-      sameBits(o.base.modules, checks[2].snapshot.base, 'final client base vs coordinator');
-      for (const m of LAYOUT) assert.deepEqual(o.global!.get(m.module)!.a.data, checks[2].snapshot.global.get(m.module)!.a.data);
-    }
-  });
+      for (const o of outcomes) {
+        assert.equal(o.reason, 'completed');
+        assert.equal(o.baseRevision, 3);
+        sameBits(o.base.modules, checks[2].snapshot.base, 'final client base vs coordinator');
+        for (const m of LAYOUT) assert.deepEqual(o.global!.get(m.module)!.a.data, checks[2].snapshot.global.get(m.module)!.a.data);
+      }
+    });
+  }
 
   test('FedIT: the global model misses the ideal one by exactly the reported deviation', async () => {
     const { checks, seen, start } = await federate('fedit', 'uniform');
