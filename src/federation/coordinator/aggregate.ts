@@ -3,7 +3,8 @@
  * through the strategy module by module (streaming, one module's update alive at a time), folds
  * each FedEx base update into the coordinator's float32 master copy, and records the step in the
  * form it will travel: factored (P, Q) when (out + in)·inner < out·in, else dense D = s·P·Q —
- * applied to the master exactly as clients will apply it, so both ends hold the same bits.
+ * applied to the master exactly as clients will apply it, so both ends hold the same bits. The
+ * strategy runs without its own deviation metrics; metrics.ts computes them at bounded cost.
  */
 import type { LoraFactors } from '../../core/lora.js';
 import type { ProductBackend } from '../../core/product.js';
@@ -14,6 +15,7 @@ import { chooseResidualForm } from '../protocol/adapterTensors.js';
 import { addDense, moduleLayout } from '../client/baseCopy.js';
 import { moduleSpecs, type FederationPlan } from './config.js';
 import type { ModuleRoundRecord } from './events.js';
+import { moduleNorms } from './metrics.js';
 import type { StepModule } from './residuals.js';
 
 /** One accepted client update. */
@@ -69,6 +71,7 @@ export async function aggregateRound(
     weights = agg.metrics.weights;
     let form: 'factored' | 'dense' | null = null;
     let inner = 0;
+    let scaledResidual: Matrix<Float32Array> | undefined;
     const u = agg.baseUpdate;
     if (u !== null) {
       const target = base.get(name)!;
@@ -83,14 +86,18 @@ export async function aggregateRound(
         await backend.addScaledProduct(d, 'linear', u.p, u.q, u.scale);
         addDense(target, moduleLayout(m), d, 1);
         stepModules.push({ module: name, form, scale: 1, d });
+        scaledResidual = d;
       }
     }
-    const dev = agg.metrics.deviationNorm;
+    const scale = agg.metrics.scale;
+    const norms = plan.deviationMetrics
+      ? await moduleNorms({ out: m.out, in: m.in, scale, clients: updates.map((x) => x.adapter.get(name)!), weights, global: agg.global.factors!, scaledResidual }, backend)
+      : { deviationNorm: NaN, relativeDeviation: NaN };
     modules.push({
       module: name,
-      deviation: finiteOrNull(dev),
-      relativeDeviation: finiteOrNull(agg.metrics.relativeDeviation),
-      residualNorm: finiteOrNull(agg.metrics.scale === 0 ? NaN : dev / Math.abs(agg.metrics.scale)),
+      deviation: finiteOrNull(norms.deviationNorm),
+      relativeDeviation: finiteOrNull(norms.relativeDeviation),
+      residualNorm: finiteOrNull(scale === 0 ? NaN : norms.deviationNorm / Math.abs(scale)),
       residualForm: form,
       residualInnerDim: inner,
     });

@@ -90,7 +90,8 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   ) {
     super();
     this.log = new EventLog(store.eventsPath);
-    this.strategy = createStrategy(plan.method, { weighting: plan.weighting, deviationMetrics: plan.deviationMetrics, residualForm: plan.residualForm });
+    // Deviation metrics are computed by aggregate.ts through the backend (bounded cost for many clients).
+    this.strategy = createStrategy(plan.method, { weighting: plan.weighting, deviationMetrics: false, residualForm: plan.residualForm });
     this.history = new ResidualHistory((rev) => store.loadStep(rev));
     this.runner = new RoundRunner(this);
   }

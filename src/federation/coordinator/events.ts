@@ -63,7 +63,7 @@ export interface CoordinatorEventMap {
   client_failed: [{ readonly round: number; readonly clientId: string; readonly reason: string }];
   round_closed: [RoundRecord];
   /** The broadcast after a round finished: from its last upload to round_closed + the next round_start (or federation_done) handed to every socket. */
-  round_broadcast: [{ readonly round: number; readonly overheadMs: number; readonly clients: number; readonly bytes: number }];
+  round_broadcast: [{ readonly round: number; readonly overheadMs: number; readonly aggregationMs: number; readonly persistMs: number; readonly clients: number; readonly bytes: number }];
   protocol_error: [{ readonly clientId: string | null; readonly remote: string; readonly code: string; readonly message: string }];
   federation_done: [{ readonly roundsCompleted: number; readonly reason: 'completed' | 'stopped' | 'failed'; readonly baseRevision: number }];
   warning: [{ readonly message: string }];

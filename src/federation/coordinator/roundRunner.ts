@@ -28,7 +28,7 @@ export class RoundRunner {
   private frames: GlobalFrames | null = null;
   private doneFrames: GlobalFrames | null = null;
   private normRef: Map<string, Float32Array> | undefined;
-  private pending: { round: number; from: number; bytes: number } | null = null;
+  private pending: { round: number; from: number; bytes: number; aggregationMs: number; persistMs: number } | null = null;
 
   constructor(private readonly c: Coordinator) {
     this.startedRound = c.state.round;
@@ -154,9 +154,11 @@ export class RoundRunner {
     s.round = round;
     const record = this.record(tracker, closedBy, closedAt, participants, updates, failures, outcome, aggregationMs);
     s.history.push(record);
+    const t1 = performance.now();
     await c.persist({ ...(outcome !== null ? { global: s.global } : {}), ...(step !== undefined ? { base: s.base, step } : {}) });
+    const persistMs = performance.now() - t1;
     c.publish('round_closed', record);
-    this.pending = { round, from: closedBy === 'all_reported' ? tracker.lastUploadAt : closedAt, bytes: 0 };
+    this.pending = { round, from: closedBy === 'all_reported' ? tracker.lastUploadAt : closedAt, bytes: 0, aggregationMs, persistMs };
     const modules = record.modules.every((m) => m.deviation !== null && m.relativeDeviation !== null && m.residualNorm !== null)
       ? record.modules.map((m) => ({ module: m.module, deviation: m.deviation!, relativeDeviation: m.relativeDeviation!, residualNorm: m.residualNorm! }))
       : [];
@@ -188,7 +190,7 @@ export class RoundRunner {
     const p = this.pending;
     if (p === null) return;
     this.pending = null;
-    this.c.publish('round_broadcast', { round: p.round, overheadMs: Date.now() - p.from, clients: this.c.joined.size, bytes: p.bytes });
+    this.c.publish('round_broadcast', { round: p.round, overheadMs: Date.now() - p.from, aggregationMs: p.aggregationMs, persistMs: p.persistMs, clients: this.c.joined.size, bytes: p.bytes });
   }
 
   private async finish(reason: 'completed' | 'failed'): Promise<void> {

@@ -97,3 +97,19 @@ test('a client whose connection drops mid-round reconnects and delivers the same
     assert.deepEqual(calls, [1], 'the trainer ran once for round 1');
   });
 });
+
+test('a client that leaves mid-round is counted as a failure with its reason; the round closes without waiting for the deadline', { timeout: 15_000 }, async () => {
+  await withCoordinator({ rounds: 1, minClients: 2, quorum: { count: 1 } }, async (coordinator, url, records) => {
+    const { clients, runs } = startClients(url, 2, (i) => (i === 1 ? { trainer: slow(101, () => 5_000) } : {}));
+    await waitFor(coordinator, 'client_joined', (e: { clients: number }) => e.clients === 2);
+    const running = coordinator.run();
+    await waitFor(clients[1], 'round_started');
+    await clients[1].leave('battery low');
+    const [summary, first, second] = await Promise.all([running, ...runs]);
+    assert.equal(summary.roundsCompleted, 1);
+    assert.deepEqual(records[0].participants, ['c0']);
+    assert.equal(records[0].closedBy, 'all_reported');
+    assert.deepEqual(records[0].failures, [{ clientId: 'c1', reason: 'left: battery low' }]);
+    assert.deepEqual([(first as { reason: string }).reason, (second as { reason: string }).reason], ['completed', 'left']);
+  });
+});

@@ -145,4 +145,25 @@ describe('coordinator input validation', { timeout: 20_000 }, () => {
       assert.deepEqual(records[0].participants, ['c0']);
     });
   });
+
+  test('a connection that never says hello is dropped with E_TIMEOUT; a full federation answers E_FULL with a retry hint', async () => {
+    await withCoordinator({ rounds: 1, maxClients: 1, limits: { heartbeatMs: 200, helloTimeoutMs: 150 } }, async (_c, url) => {
+      const silent = await RawPeer.connect(url);
+      const started = Date.now();
+      assert.equal((await silent.next('reject')).params.code, 'E_TIMEOUT');
+      assert.ok(Date.now() - started < 1000);
+      const first = await RawPeer.connect(url);
+      await first.hello({ clientId: 'first' });
+      await first.next('welcome');
+      const second = await RawPeer.connect(url);
+      await second.hello({ clientId: 'second' });
+      const full = await second.next('reject');
+      assert.deepEqual([full.params.code, full.params.retryAfterMs], ['E_FULL', 30_000]);
+      // The same client on a new connection is not "another" client: it replaces its old connection.
+      const again = await RawPeer.connect(url);
+      await again.hello({ clientId: 'first' });
+      await again.next('welcome');
+      assert.equal((await first.closed).code, 4000);
+    });
+  });
 });
