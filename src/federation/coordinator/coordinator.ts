@@ -18,7 +18,7 @@ import type { AggregationStrategy } from '../../core/strategies/types.js';
 import type { Matrix } from '../../core/tensor.js';
 import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
 import type { Message } from '../protocol/envelope.js';
-import { protocolError, type ProtocolError } from '../protocol/errors.js';
+import type { ProtocolError } from '../protocol/errors.js';
 import { generateToken } from '../protocol/tokens.js';
 import { createTransportServer } from '../transport/server.js';
 import type { Connection, TransportServer } from '../transport/types.js';
@@ -303,10 +303,5 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
 
   countTraffic(direction: 'sent' | 'received', bytes: number, rawBytes: number): void {
     this.traffic.count(direction, bytes, rawBytes);
-  }
-
-  /** The error a refused upload gets, for the runner. */
-  static roundClosed(round: number, why: string): ProtocolError {
-    return protocolError('E_ROUND_CLOSED', `round ${round} is closed: ${why}`);
   }
 }
