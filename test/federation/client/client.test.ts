@@ -78,3 +78,22 @@ test('a client whose base differs from the federation\'s, or lacks a layout modu
     await cleanup();
   }
 });
+
+test('a client that offers bfloat16 uploads in bfloat16 when the coordinator asks for it: half the uplink bytes', { timeout: 10_000 }, async () => {
+  const { dir, cleanup } = await tempRunDir();
+  const coordinator = await Coordinator.create(coordinatorConfig(dir, { minClients: 2, rounds: 1, uplinkDtype: 'bfloat16', quorum: { count: 2 } }));
+  const uploads = new Map<string, number>();
+  coordinator.on('update_accepted', (e) => uploads.set(e.clientId, e.bytes));
+  try {
+    const url = await coordinator.start();
+    const { runs } = startClients(url, 2, (i) => (i === 0 ? { uplinkDtypes: ['bfloat16'] } : {}));
+    const [summary] = await Promise.all([coordinator.run(), ...runs]);
+    assert.equal(summary.roundsCompleted, 1);
+    const raw = LAYOUT.reduce((n, m) => n + 4 * m.rank * (m.in + m.out), 0);
+    assert.ok(uploads.get('c1')! > raw && uploads.get('c1')! < raw + 2048, `float32 client: ${uploads.get('c1')} bytes`);
+    assert.ok(uploads.get('c0')! > raw / 2 && uploads.get('c0')! < raw / 2 + 2048, `bfloat16 client: ${uploads.get('c0')} bytes`);
+  } finally {
+    await coordinator.close();
+    await cleanup();
+  }
+});
