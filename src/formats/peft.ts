@@ -6,11 +6,11 @@
  * (out × r), without the adapter name; other tensors (modules_to_save, trained biases) are
  * `base_model.model.<path>` and are carried as `extraTensors`.
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Matrix, Tensor } from '../core/tensor.js';
 import { FormatError, isNotFound } from './errors.js';
+import { writeFileAtomic } from './atomicFile.js';
 import { openSafetensors } from './safetensors.js';
 import type { SafetensorsDType } from './safetensorsHeader.js';
 import { createSafetensorsWriter } from './safetensorsWriter.js';
@@ -310,17 +310,3 @@ export async function writePeftAdapter(dir: string, adapter: PeftAdapterInput, o
   return config;
 }
 
-async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx');
-  try {
-    await fh.writeFile(text, 'utf8');
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  await rename(tmp, path);
-}

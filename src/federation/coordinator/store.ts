@@ -12,11 +12,11 @@
  *   residuals/step-v000002.safetensors  the step revision 1 → 2 (wire names, entries in metadata)
  *   events.jsonl                 the event stream
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoraFactors } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
+import { fsyncDir, writeFileAtomic } from '../../formats/atomicFile.js';
 import { withSafetensors } from '../../formats/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
 import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type ResidualEntry } from '../protocol/adapterTensors.js';
@@ -65,32 +65,6 @@ const STATE = 'state.json';
 const TEMP = /\.(tmp|partial)-/;
 const pad = (n: number): string => String(n).padStart(6, '0');
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Writes a file atomically: temporary name, write, fsync, rename, fsync of the directory. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, dir: string, mode = 0o644): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  await rename(tmp, path);
-  await fsyncDir(dir);
-}
-
 /** The run directory of one federation. */
 export class RunStore {
   private constructor(readonly dir: string) {}
@@ -121,7 +95,7 @@ export class RunStore {
   }
 
   async writeToken(token: string): Promise<void> {
-    await writeFileAtomic(join(this.dir, 'token'), `${token}\n`, this.dir, 0o600);
+    await writeFileAtomic(join(this.dir, 'token'), `${token}\n`, { mode: 0o600 });
   }
 
   async readToken(): Promise<string> {
@@ -158,7 +132,7 @@ export class RunStore {
         }
         await writeSafetensors(join(this.dir, state.baseFile), map);
       }
-      await writeFileAtomic(join(this.dir, STATE), `${JSON.stringify(state, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`, this.dir);
+      await writeFileAtomic(join(this.dir, STATE), `${JSON.stringify(state, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`);
     } catch (err) {
       throw new CoordinatorError('PERSIST_FAILED', `cannot persist round ${state.round} to ${this.dir}: ${(err as Error).message}`, { cause: err });
     }

@@ -9,7 +9,8 @@ import type { LoraFactors } from '../../../src/core/lora.js';
 import { writeSafetensors } from '../../../src/formats/safetensorsWriter.js';
 import { resolvePlan } from '../../../src/federation/coordinator/config.js';
 import { initialAdapter } from '../../../src/federation/coordinator/initialState.js';
-import { RunStore, writeFileAtomic, type PersistedState } from '../../../src/federation/coordinator/store.js';
+import { RunStore, type PersistedState } from '../../../src/federation/coordinator/store.js';
+import { writeFileAtomic } from '../../../src/formats/atomicFile.js';
 import { BASE, LAYOUT, coordinatorConfig, tempRunDir } from './fixtures.js';
 
 function state(round: number, revision: number, plan: PersistedState['plan']): PersistedState {
@@ -78,8 +79,8 @@ test('writeFileAtomic replaces the whole file and leaves no temporary', async ()
   try {
     await RunStore.create(dir);
     const path = join(dir, 'x.json');
-    await writeFileAtomic(path, 'first version, rather long', dir);
-    await writeFileAtomic(path, 'second', dir);
+    await writeFileAtomic(path, 'first version, rather long');
+    await writeFileAtomic(path, 'second');
     assert.equal(await readFile(path, 'utf8'), 'second');
     assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('x.json')), ['x.json']);
   } finally {
