@@ -8,6 +8,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { aggregationBench } from './aggregation.js';
+import { federationBench } from './federation.js';
 import type { BenchRow } from './aggregation.js';
 import { renderTable } from '../src/cli/ui/table.js';
 
@@ -30,6 +31,7 @@ rows.push(...await aggregationBench({
   workDir: values.work!,
   log,
 }));
+rows.push(...await federationBench({ smoke: values.smoke === true, log }));
 
 const fmt = (x: number): string => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : '–');
 const groups = new Map<string, BenchRow[]>();
