@@ -1,0 +1,100 @@
+/**
+ * The contract between the architectures (src/model/<arch>/) and the trainer (src/trainer/).
+ *
+ * An architecture turns a checkpoint's `config.json` and tensor list into a graph (src/graph):
+ * token ids in, logits and loss out, every LoRA factor a graph input. Frozen base weights are graph
+ * inputs too, fed as float32 each run (zero-copy in onnxruntime), so a FedEx round's base update
+ * needs no new session. Only the trainable tensors and small scalars leave a session.
+ */
+import type { Layout } from '../core/lora.js';
+import type { GraphBuilder, Value } from '../graph/builder.js';
+
+/** The task head a graph ends in. */
+export type ModelTask = 'causal-lm' | 'sequence-classification';
+
+/** LoRA settings, as PEFT's `LoraConfig` names them. */
+export interface LoraSettings {
+  readonly r: number;
+  readonly alpha: number;
+  readonly useRslora: boolean;
+  /** `lora_dropout`, on the adapter's input only; 0 = none. */
+  readonly dropout: number;
+  /**
+   * PEFT `target_modules`: a module is adapted when its path equals a name or ends with `.name`
+   * (e.g. `c_attn` matches `transformer.h.0.attn.c_attn`).
+   */
+  readonly targetModules: readonly string[];
+  /** FFA-LoRA: A stays at its initialisation (a graph input that is not trained). */
+  readonly freezeA: boolean;
+  /** PEFT `modules_to_save` (e.g. a classification head): trained in full and saved with the adapter. */
+  readonly modulesToSave: readonly string[];
+}
+
+/** One LoRA-adapted module of a built graph. */
+export interface AdaptedModule {
+  /** PEFT module path, e.g. `transformer.h.0.attn.c_attn` (adapter keys: `base_model.model.<path>.lora_A.weight`). */
+  readonly path: string;
+  /** Checkpoint key of the frozen base weight W0 (e.g. `h.0.attn.c_attn.weight`). */
+  readonly baseKey: string;
+  readonly layout: Layout;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** Graph input names of A `[r, in]` and B `[out, r]`. */
+  readonly aInput: string;
+  readonly bInput: string;
+}
+
+/** Where a frozen graph input's float32 data comes from. */
+export interface FrozenInput {
+  /** Graph input name. */
+  readonly input: string;
+  /** Checkpoint tensor key (float32 after conversion from F16/BF16). */
+  readonly key: string;
+  readonly shape: readonly number[];
+}
+
+/** A model built as a graph, ready for `buildTrainStep` (training) or `toOnnx` (evaluation). */
+export interface ModelGraph {
+  readonly graph: GraphBuilder;
+  readonly task: ModelTask;
+  /** int64 `[batch, seq]`. */
+  readonly inputIds: Value;
+  /** int64 `[batch, seq]`, 1 = real token, 0 = padding. */
+  readonly attentionMask: Value;
+  /** int64 `[batch, seq]` for causal LM (aligned with inputIds; the loss shifts; −100 ignored), `[batch]` for classification. */
+  readonly labels: Value;
+  /** `[batch, seq, vocab]` (causal LM) or `[batch, numLabels]` (classification). */
+  readonly logits: Value;
+  /** Scalar mean loss over the counted tokens or examples. */
+  readonly loss: Value;
+  /** Trainable graph inputs: LoRA A (unless frozen) and B of every adapted module, then `modules_to_save` tensors. */
+  readonly trainable: readonly Value[];
+  /** Frozen graph inputs fed from the checkpoint each run. */
+  readonly frozen: readonly FrozenInput[];
+  readonly modules: readonly AdaptedModule[];
+}
+
+/** What an architecture is built from. */
+export interface BuildOptions {
+  /** The parsed `config.json`. */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Checkpoint tensor keys and shapes (as stored, before any prefix mapping). */
+  readonly tensors: ReadonlyMap<string, readonly number[]>;
+  readonly lora: LoraSettings;
+  readonly task: ModelTask;
+  /** Dropout seed input is added when any dropout rate is > 0 and `training` is true. */
+  readonly training: boolean;
+  /** Fixed sequence length, or undefined for a symbolic one. */
+  readonly seqLen?: number;
+}
+
+/** One architecture (GPT-2, Llama, BERT/RoBERTa): recognises its config and builds graphs. */
+export interface Architecture {
+  /** HF `model_type` values it accepts (e.g. `gpt2`; `llama`, `mistral`, `qwen2`; `bert`, `roberta`). */
+  readonly modelTypes: readonly string[];
+  /** Default `target_modules` when the user names none (PEFT's defaults for this family). */
+  readonly defaultTargetModules: readonly string[];
+  /** Tasks this architecture supports. */
+  readonly tasks: readonly ModelTask[];
+  build(options: BuildOptions): ModelGraph;
+}
