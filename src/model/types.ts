@@ -86,6 +86,11 @@ export interface BuildOptions {
   readonly training: boolean;
   /** Fixed sequence length, or undefined for a symbolic one. */
   readonly seqLen?: number;
+  /**
+   * Full fine-tuning instead of LoRA: every checkpoint tensor is trainable (no adapters, `modules`
+   * empty). Used to pretrain the tiny default model with the project's own code.
+   */
+  readonly trainAll?: boolean;
 }
 
 /** One architecture (GPT-2, Llama, BERT/RoBERTa): recognises its config and builds graphs. */
