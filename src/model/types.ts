@@ -53,6 +53,25 @@ export interface FrozenInput {
   readonly shape: readonly number[];
 }
 
+/**
+ * A trainable graph input that is not a LoRA factor: a `modules_to_save` tensor (e.g. a
+ * classification head), or with `trainAll` any checkpoint tensor.
+ */
+export interface FullTrainable {
+  /** Graph input name. */
+  readonly input: string;
+  /**
+   * The tensor's name in the Hugging Face model class, e.g. `score.weight` or
+   * `transformer.h.0.ln_1.weight` (PEFT adapter files store it as `base_model.model.<name>`).
+   */
+  readonly name: string;
+  /** Checkpoint key it starts from; undefined when the checkpoint lacks it (a new head). */
+  readonly key?: string;
+  readonly shape: readonly number[];
+  /** Standard deviation of the normal initialisation when `key` is undefined (zero mean). */
+  readonly initStd: number;
+}
+
 /** A model built as a graph, ready for `buildTrainStep` (training) or `toOnnx` (evaluation). */
 export interface ModelGraph {
   readonly graph: GraphBuilder;
@@ -72,6 +91,13 @@ export interface ModelGraph {
   /** Frozen graph inputs fed from the checkpoint each run. */
   readonly frozen: readonly FrozenInput[];
   readonly modules: readonly AdaptedModule[];
+  /**
+   * The int64 scalar seed of every dropout site (LoRA and model dropout), present only when the
+   * graph applies dropout (`training` and a rate > 0). Feed a new value each step.
+   */
+  readonly dropoutSeed?: Value;
+  /** Where the non-LoRA entries of `trainable` start from and how they are named, in `trainable` order. */
+  readonly fullTrainable?: readonly FullTrainable[];
 }
 
 /** What an architecture is built from. */
