@@ -130,6 +130,9 @@ const JOIN_TYPES: Record<keyof JoinEventMap, true> = {
   join_uploaded: true, join_update_acked: true, join_update_rejected: true, join_round_closed: true, join_done: true,
 };
 
+/** The coordinator's event types (what `simulate` and `host` forward). */
+export const COORDINATOR_EVENT_TYPES: readonly CoordinatorEventName[] = Object.keys(COORDINATOR_TYPES) as CoordinatorEventName[];
+
 /** Every event type of the stream. */
 export const CLI_EVENT_TYPES: readonly CliEventType[] = [
   ...Object.keys(COORDINATOR_TYPES), ...Object.keys(SIMULATION_TYPES), ...Object.keys(JOIN_TYPES),

@@ -1,0 +1,155 @@
+/**
+ * One federated method of a simulation: a coordinator and k clients in this process, talking over
+ * real WebSocket connections on 127.0.0.1, each client training its own share of the data through
+ * the workload's trainer. After every round the global model (the coordinator's global adapter and
+ * master base) is evaluated on the held-out set. Every coordinator event, client progress and
+ * evaluation goes to the event sink, tagged with the method.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ProductBackend } from '../../core/product.js';
+import type { StrategyName } from '../../core/strategies/types.js';
+import { FederationClient } from '../client/client.js';
+import type { LocalTrainer } from '../client/trainer.js';
+import { Coordinator } from '../coordinator/coordinator.js';
+import type { CoordinatorEventMap, CoordinatorEventName, RoundRecord } from '../coordinator/events.js';
+import type { EventSink } from './eventSink.js';
+import { COORDINATOR_EVENT_TYPES } from './events.js';
+import { federatedRound, initialRound, summarize, type MethodReport, type RoundReport } from './report.js';
+import { AdapterSaver } from './saveAdapters.js';
+import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
+
+/** Settings of one federated run. */
+export interface FederatedRunOptions {
+  readonly method: StrategyName;
+  readonly workload: SimulationWorkload;
+  readonly clients: number;
+  readonly rounds: number;
+  readonly localSteps: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly rank: number;
+  readonly alpha: number;
+  readonly seed: number;
+  /** The coordinator's run directory (replaced if present). */
+  readonly runDir: string;
+  readonly sink: EventSink;
+  /** Fused base updates, shared by the coordinator and the in-process clients. */
+  readonly backend: ProductBackend;
+  /** Evaluation of the initial model (round 0), shared by all methods. */
+  readonly initial: EvalMetrics;
+  /** Keep every round's adapters and base here. */
+  readonly saveAdaptersDir?: string;
+  /** Called after each round's evaluation (for the live table). */
+  readonly onRound?: (round: RoundReport, record: RoundRecord) => void;
+  /** Called for each training step of a client (for a progress bar). */
+  readonly onStep?: (clientId: string, p: StepProgress) => void;
+  /** Gives up after this long per round (default 30 min). */
+  readonly roundTimeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Client ids of a simulation: client-1 … client-k. */
+export function simulationClientId(index: number): string {
+  return `client-${index + 1}`;
+}
+
+/** Emits client_progress at most every `ms` per client, and always for a round's last step. */
+export function progressThrottle(emit: (clientId: string, p: StepProgress) => void, ms = 250): (clientId: string, p: StepProgress) => void {
+  const last = new Map<string, number>();
+  return (clientId, p) => {
+    const now = Date.now();
+    if (p.step < p.totalSteps && now - (last.get(clientId) ?? 0) < ms) return;
+    last.set(clientId, now);
+    emit(clientId, p);
+  };
+}
+
+/** Runs one federated method to the end and returns its report. */
+export async function runFederated(o: FederatedRunOptions): Promise<MethodReport> {
+  const started = performance.now();
+  const { method, sink, workload } = o;
+  await rm(o.runDir, { recursive: true, force: true });
+  const coordinator = await Coordinator.create({
+    runDir: o.runDir, method, rounds: o.rounds, layout: workload.layout,
+    lora: { rank: o.rank, alpha: o.alpha, targetModules: workload.targetModules },
+    training: { localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr },
+    base: workload.base, backend: o.backend, seed: o.seed,
+    minClients: o.clients, maxClients: o.clients, quorum: { count: o.clients }, roundTimeoutMs: o.roundTimeoutMs ?? 1_800_000,
+  });
+  const saver = o.saveAdaptersDir !== undefined
+    ? new AdapterSaver(o.saveAdaptersDir, workload, { rank: o.rank, alpha: o.alpha, targetModules: workload.targetModules, fanInFanOut: workload.layout.some((m) => m.fanInFanOut === true) })
+    : undefined;
+  for (const type of COORDINATOR_EVENT_TYPES) forward(coordinator, type, sink, method);
+  const rounds: RoundReport[] = [initialRound(o.initial)];
+  let evaluations: Promise<void> = Promise.resolve();
+  let evalError: Error | undefined;
+  const initial = coordinator.snapshot();
+  saver?.global(0, initial.global, initial.base);
+  coordinator.on('round_closed', (record) => {
+    if (!record.aggregated) return;
+    const snap = coordinator.snapshot();
+    saver?.global(record.round, snap.global, snap.base);
+    evaluations = evaluations.then(async () => {
+      const evaluation = await workload.evaluate(snap.global, snap.base);
+      const row = federatedRound(record, evaluation);
+      rounds.push(row);
+      sink.emit('round_evaluated', { method, round: record.round, evalLoss: evaluation.loss, evalAccuracy: evaluation.accuracy, exactMatch: evaluation.exactMatch }, method);
+      o.onRound?.(row, record);
+    }).catch((err: unknown) => {
+      evalError ??= err as Error;
+    });
+  });
+
+  const progress = progressThrottle((clientId, p) => sink.emit('client_progress', { method, clientId, ...p }, method));
+  const trainers: LocalTrainer[] = [];
+  const clients: FederationClient[] = [];
+  try {
+    const url = await coordinator.start();
+    for (let i = 0; i < o.clients; i++) {
+      const clientId = simulationClientId(i);
+      const trainer = workload.createTrainer({ index: i, count: o.clients }, (p) => {
+        progress(clientId, p);
+        o.onStep?.(clientId, p);
+      });
+      trainers.push(trainer);
+      const client = new FederationClient({
+        url, token: coordinator.token, name: clientId, clientId, base: workload.base, trainer, backend: o.backend,
+        reconnect: { maxAttempts: 5 }, ...(o.signal !== undefined ? { signal: o.signal } : {}),
+      });
+      client.on('trained', ({ round, result, durationMs }) => {
+        sink.emit('client_round_done', { method, clientId, round, trainLoss: result.trainLoss, examples: result.numExamples, steps: result.steps ?? o.localSteps, seconds: durationMs / 1000 }, method);
+        saver?.client(round, clientId, result.adapter);
+      });
+      client.on('training_failed', ({ round, message }) => sink.emit('warning', { message: `${clientId}, round ${round}: training failed: ${message}` }, method));
+      clients.push(client);
+    }
+    const onAbort = (): void => void coordinator.close();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const [summary] = await Promise.all([coordinator.run(), ...clients.map((c) => c.run())]);
+      if (summary.roundsCompleted < o.rounds) throw new Error(`${method}: only ${summary.roundsCompleted} of ${o.rounds} rounds completed`);
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+    }
+    await evaluations;
+    if (evalError !== undefined) throw evalError;
+    await saver?.flush();
+  } finally {
+    await coordinator.close();
+    for (const c of clients) c.kill();
+    await Promise.all(trainers.map((t) => t.dispose?.()));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return { method, summary: summarize(method, rounds, seconds), rounds, runDir: o.runDir, adaptersDir: o.saveAdaptersDir ?? null };
+}
+
+function forward<K extends CoordinatorEventName>(coordinator: Coordinator, type: K, sink: EventSink, method: StrategyName): void {
+  const listener = (payload: CoordinatorEventMap[K][0]): void => sink.emit(type, payload as never, method);
+  (coordinator.on as (t: K, l: (p: CoordinatorEventMap[K][0]) => void) => Coordinator)(type, listener);
+}
+
+/** Where a method's coordinator keeps its run under the simulation's output folder. */
+export function methodRunDir(out: string, method: string): string {
+  return join(out, 'runs', method);
+}

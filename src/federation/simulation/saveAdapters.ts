@@ -1,0 +1,110 @@
+/**
+ * `--save-adapters`: every round's client adapters and global adapter as PEFT folders, and the
+ * global base model after every round, so the exactness can be checked offline with
+ * `fedex aggregate`:
+ *
+ *   <dir>/round-000/base/                 the pristine base (model folder, or base.safetensors)
+ *   <dir>/round-003/clients/<client>/     PEFT adapter each client uploaded in round 3
+ *   <dir>/round-003/global/               the global adapter after round 3
+ *   <dir>/round-003/base/                 the base after round 3 (FedEx: W0 + the folded residuals)
+ *
+ * `fedex aggregate --method fedex --base round-002/base --adapters round-003/clients/* --out x`
+ * reproduces round-003/global and round-003/base. Folder names are built from round numbers and
+ * client ids this process chose, never from what a peer sent.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Matrix } from '../../core/tensor.js';
+import { writePeftAdapter } from '../../formats/peft.js';
+import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
+import { storedShape } from '../client/baseCopy.js';
+import type { Adapter } from '../client/trainer.js';
+import type { AdapterLayout } from '../protocol/adapterTensors.js';
+import type { SimulationWorkload } from './workload.js';
+
+/** LoRA settings written into adapter_config.json. */
+export interface AdapterConfigFields {
+  readonly rank: number;
+  readonly alpha: number;
+  readonly targetModules: readonly string[];
+  readonly fanInFanOut: boolean;
+}
+
+/** Folder of one round (three digits, so a shell glob lists rounds in order). */
+export function roundDir(dir: string, round: number): string {
+  return join(dir, `round-${String(round).padStart(3, '0')}`);
+}
+
+/** Writes one adapter as a PEFT folder. */
+export async function writeAdapterFolder(dir: string, adapter: Adapter, layout: AdapterLayout, fields: AdapterConfigFields): Promise<void> {
+  await writePeftAdapter(dir, {
+    config: { r: fields.rank, loraAlpha: fields.alpha, fanInFanOut: fields.fanInFanOut, targetModules: [...fields.targetModules] },
+    modules: layout.map((m) => {
+      const f = adapter.get(m.module);
+      if (f === undefined) throw new RangeError(`saveAdapters: adapter has no module ${m.module}`);
+      return { modulePath: m.module, A: f.a, B: f.b };
+    }),
+  });
+}
+
+/**
+ * Writes a base state: a full model folder through the workload when it has model files, else a
+ * `base.safetensors` with the adapted weights (stored layout, float32) under their module paths + `.weight`.
+ */
+export async function writeBaseFolder(dir: string, base: ReadonlyMap<string, Matrix<Float32Array>>, workload: SimulationWorkload): Promise<void> {
+  if (workload.writeModel !== undefined) {
+    await workload.writeModel(dir, base);
+    return;
+  }
+  await mkdir(dir, { recursive: true });
+  const tensors = new Map<string, TensorToWrite>();
+  for (const m of workload.layout) {
+    const w = base.get(m.module);
+    if (w === undefined) throw new RangeError(`saveAdapters: base has no module ${m.module}`);
+    tensors.set(`${m.module}.weight`, { dtype: 'F32', shape: storedShape(m), data: w.data });
+  }
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+}
+
+/** Serialises the writes of one federation so they never overlap and errors surface at `flush`. */
+export class AdapterSaver {
+  private queue: Promise<void> = Promise.resolve();
+  private failed: Error | undefined;
+
+  constructor(readonly dir: string, private readonly workload: SimulationWorkload, private readonly fields: AdapterConfigFields) {}
+
+  private enqueue(task: () => Promise<void>): void {
+    this.queue = this.queue.then(task).catch((err: unknown) => {
+      this.failed ??= err as Error;
+    });
+  }
+
+  /** A client's uploaded adapter of `round` (copied now: the caller may reuse the buffers). */
+  client(round: number, clientId: string, adapter: Adapter): void {
+    const copy = copyAdapter(adapter);
+    this.enqueue(() => writeAdapterFolder(join(roundDir(this.dir, round), 'clients', clientId), copy, this.workload.layout, this.fields));
+  }
+
+  /** The global adapter and base after `round` (round 0: the initial state). */
+  global(round: number, adapter: Adapter, base: ReadonlyMap<string, Matrix<Float32Array>>): void {
+    const a = copyAdapter(adapter);
+    const b = new Map([...base].map(([k, m]) => [k, { shape: m.shape, data: Float32Array.from(m.data) } as Matrix<Float32Array>]));
+    this.enqueue(async () => {
+      if (round > 0) await writeAdapterFolder(join(roundDir(this.dir, round), 'global'), a, this.workload.layout, this.fields);
+      await writeBaseFolder(join(roundDir(this.dir, round), 'base'), b, this.workload);
+    });
+  }
+
+  /** Waits for every write; throws the first failure. */
+  async flush(): Promise<void> {
+    await this.queue;
+    if (this.failed !== undefined) throw this.failed;
+  }
+}
+
+function copyAdapter(adapter: Adapter): Adapter {
+  return new Map([...adapter].map(([k, f]) => [k, {
+    a: { shape: f.a.shape, data: Float32Array.from(f.a.data) } as Matrix<Float32Array>,
+    b: { shape: f.b.shape, data: Float32Array.from(f.b.data) } as Matrix<Float32Array>,
+  }]));
+}

@@ -1,0 +1,101 @@
+/**
+ * `fedex simulate` without the terminal: the same federation — same workload, clients, data split,
+ * rounds, steps and initial adapter — run once per method (FedEx-LoRA, FedIT, FFA-LoRA over real
+ * loopback WebSockets; centralized LoRA on the pooled data), then report.json and report.html.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ProductBackend } from '../../core/product.js';
+import type { RoundRecord } from '../coordinator/events.js';
+import type { EventSink } from './eventSink.js';
+import type { SimulationMethod } from './events.js';
+import { buildReport, writeReportJson, type MethodReport, type RoundReport, type SimulationReport, type SimulationSettings } from './report.js';
+import { writeReportHtml } from './reportHtml.js';
+import { runCentralized } from './runCentralized.js';
+import { methodRunDir, runFederated } from './runFederated.js';
+import type { SimulationWorkload, StepProgress } from './workload.js';
+
+/** Everything a simulation needs; the workload (model + data) is built by the caller. */
+export interface SimulationOptions {
+  readonly methods: readonly SimulationMethod[];
+  readonly clients: number;
+  readonly rounds: number;
+  readonly localSteps: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly rank: number;
+  readonly alpha: number;
+  readonly seed: number;
+  /** Output folder: report.json, report.html, runs/<method>/, adapters/<method>/. */
+  readonly out: string;
+  readonly saveAdapters: boolean;
+  readonly workload: SimulationWorkload;
+  /** Labels for the report: model folder, data spec, split, device. */
+  readonly labels: { readonly model: string; readonly data: string; readonly split: string; readonly device: string };
+  readonly sink: EventSink;
+  readonly backend: ProductBackend;
+  readonly onRound?: (method: SimulationMethod, round: RoundReport, record: RoundRecord | null) => void;
+  readonly onStep?: (method: SimulationMethod, clientId: string, p: StepProgress) => void;
+  readonly onMethodStart?: (method: SimulationMethod) => void;
+  readonly signal?: AbortSignal;
+  /** Override of the Chart.js source inlined into report.html (default: read from node_modules). */
+  readonly chartJsSource?: string | null;
+}
+
+/** Where the outputs went. */
+export interface SimulationResult {
+  readonly report: SimulationReport;
+  readonly reportJson: string;
+  readonly reportHtml: string;
+}
+
+/** Runs every method in turn and writes the reports. */
+export async function runSimulation(o: SimulationOptions): Promise<SimulationResult> {
+  const started = performance.now();
+  const out = resolve(o.out);
+  await mkdir(out, { recursive: true });
+  const { workload, sink } = o;
+  sink.emit('simulation_started', {
+    methods: o.methods, clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, model: o.labels.model, data: o.labels.data,
+    out, rank: o.rank, alpha: o.alpha, seed: o.seed,
+  });
+  const settings: SimulationSettings = {
+    methods: o.methods, clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr, rank: o.rank,
+    alpha: o.alpha, seed: o.seed, model: o.labels.model, data: o.labels.data, split: o.labels.split, device: o.labels.device,
+    workload: workload.kind, targetModules: workload.targetModules, modules: workload.layout.length,
+  };
+  // The initial global adapter has B = 0, so every method starts from the base model itself.
+  const pristine = await workload.base.load();
+  const zero = new Map(workload.layout.map((m) => [m.module, {
+    a: { shape: [m.rank, m.in] as [number, number], data: new Float32Array(m.rank * m.in) },
+    b: { shape: [m.out, m.rank] as [number, number], data: new Float32Array(m.out * m.rank) },
+  }]));
+  const initial = await workload.evaluate(zero, pristine);
+  const reports: MethodReport[] = [];
+  for (const method of o.methods) {
+    if (o.signal?.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new Error('simulation aborted');
+    sink.emit('method_started', { method }, method);
+    o.onMethodStart?.(method);
+    const common = {
+      workload, clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr, rank: o.rank,
+      alpha: o.alpha, seed: o.seed, initial, onStep: (id: string, p: StepProgress) => o.onStep?.(method, id, p),
+      ...(o.signal !== undefined ? { signal: o.signal } : {}),
+    };
+    const report = method === 'centralized'
+      ? await runCentralized({ ...common, sink, onRound: (row) => o.onRound?.(method, row, null) })
+      : await runFederated({
+        ...common, method, sink, backend: o.backend, runDir: methodRunDir(out, method),
+        onRound: (row, record) => o.onRound?.(method, row, record),
+        ...(o.saveAdapters ? { saveAdaptersDir: join(out, 'adapters', method) } : {}),
+      });
+    reports.push(report);
+    sink.emit('method_done', report.summary, method);
+  }
+  const report = buildReport(settings, reports, (performance.now() - started) / 1000);
+  const reportJson = join(out, 'report.json');
+  const reportHtml = join(out, 'report.html');
+  await writeReportJson(reportJson, report);
+  await writeReportHtml(reportHtml, report, o.chartJsSource);
+  sink.emit('simulation_done', { reportJson, reportHtml });
+  return { report, reportJson, reportHtml };
+}
