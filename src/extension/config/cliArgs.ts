@@ -1,0 +1,185 @@
+/**
+ * The `fedex.*` settings, read and checked, and their mapping onto `fedex` CLI arguments for
+ * simulate, host, join and aggregate. No vscode here: `readSettings` takes a getter.
+ */
+
+/** A remote federation listed in settings. */
+export interface RemoteFederation {
+  readonly name: string;
+  readonly url: string;
+}
+
+/** The extension's settings (`fedex.*`), with defaults filled in. */
+export interface FedexSettings {
+  readonly device: string;
+  /** Model folder; empty = the CLI's default tiny model. */
+  readonly model: string;
+  /** Data spec (`task:NAME` or a JSONL path); empty = the CLI's default synthetic task. */
+  readonly data: string;
+  readonly rank: number;
+  readonly alpha: number;
+  /** Empty = the model's default target modules. */
+  readonly targetModules: readonly string[];
+  readonly port: number;
+  readonly bindAddress: string;
+  readonly rounds: number;
+  readonly localSteps: number;
+  readonly method: 'fedex' | 'fedit' | 'ffa';
+  readonly remoteFederations: readonly RemoteFederation[];
+}
+
+/** Defaults (also written as the defaults of `contributes.configuration` in package.json). */
+export const DEFAULT_SETTINGS: FedexSettings = {
+  device: 'cpu', model: '', data: '', rank: 8, alpha: 16, targetModules: [], port: 8765, bindAddress: '127.0.0.1',
+  rounds: 5, localSteps: 10, method: 'fedex', remoteFederations: [],
+};
+
+/** The federated methods (`fedex.method`). */
+export const METHODS: readonly FedexSettings['method'][] = ['fedex', 'fedit', 'ffa'];
+
+/** Settings and the problems found while reading them (each names the setting and the bad value). */
+export interface SettingsRead {
+  readonly settings: FedexSettings;
+  readonly problems: readonly string[];
+}
+
+/** Reads every `fedex.*` setting through `get('rank')` etc.; bad values fall back to the default and are reported. */
+export function readSettings(get: (key: string) => unknown): SettingsRead {
+  const problems: string[] = [];
+  const d = DEFAULT_SETTINGS;
+  const str = (key: keyof FedexSettings, fallback: string): string => {
+    const v = get(key);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v === 'string') return v.trim();
+    problems.push(`fedex.${key} must be a string, got ${JSON.stringify(v)}; using '${fallback}'`);
+    return fallback;
+  };
+  const int = (key: keyof FedexSettings, fallback: number, min: number, max: number): number => {
+    const v = get(key);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
+    problems.push(`fedex.${key} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}; using ${fallback}`);
+    return fallback;
+  };
+  const alphaRaw = get('alpha');
+  let alpha = d.alpha;
+  if (alphaRaw !== undefined && alphaRaw !== null) {
+    if (typeof alphaRaw === 'number' && alphaRaw > 0 && Number.isFinite(alphaRaw)) alpha = alphaRaw;
+    else problems.push(`fedex.alpha must be a number > 0, got ${JSON.stringify(alphaRaw)}; using ${d.alpha}`);
+  }
+  const methodRaw = str('method', d.method);
+  const method = (METHODS as readonly string[]).includes(methodRaw) ? (methodRaw as FedexSettings['method']) : d.method;
+  if (method !== methodRaw) problems.push(`fedex.method must be one of ${METHODS.join(', ')}, got '${methodRaw}'; using ${d.method}`);
+  const targetsRaw = get('targetModules');
+  let targetModules: string[] = [];
+  if (Array.isArray(targetsRaw) && targetsRaw.every((t) => typeof t === 'string')) targetModules = (targetsRaw as string[]).map((t) => t.trim()).filter((t) => t !== '');
+  else if (typeof targetsRaw === 'string') targetModules = targetsRaw.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  else if (targetsRaw !== undefined && targetsRaw !== null) problems.push(`fedex.targetModules must be a list of module names, got ${JSON.stringify(targetsRaw)}`);
+  return {
+    settings: {
+      device: str('device', d.device) || d.device,
+      model: str('model', d.model),
+      data: str('data', d.data),
+      rank: int('rank', d.rank, 1, 4096),
+      alpha,
+      targetModules,
+      port: int('port', d.port, 0, 65535),
+      bindAddress: str('bindAddress', d.bindAddress) || d.bindAddress,
+      rounds: int('rounds', d.rounds, 1, 1_000_000),
+      localSteps: int('localSteps', d.localSteps, 1, 100_000_000),
+      method,
+      remoteFederations: readRemotes(get('remoteFederations'), problems),
+    },
+    problems,
+  };
+}
+
+function readRemotes(raw: unknown, problems: string[]): RemoteFederation[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    problems.push('fedex.remoteFederations must be a list of {name, url}');
+    return [];
+  }
+  const out: RemoteFederation[] = [];
+  raw.forEach((item: unknown, i) => {
+    const r = item as Partial<Record<'name' | 'url', unknown>> | null;
+    const url = typeof r?.url === 'string' ? r.url.trim() : '';
+    const problem = validateFederationUrl(url);
+    if (problem !== null) {
+      problems.push(`fedex.remoteFederations[${i}]: ${problem}`);
+      return;
+    }
+    out.push({ name: typeof r?.name === 'string' && r.name.trim() !== '' ? r.name.trim() : url, url });
+  });
+  return out;
+}
+
+/** Null when `url` is a ws:// or wss:// URL with a host, else why not. */
+export function validateFederationUrl(url: string): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `'${url}' is not a URL (expected ws://host:port or wss://host:port)`;
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') return `'${url}' must start with ws:// or wss://`;
+  if (parsed.hostname === '') return `'${url}' has no host`;
+  return null;
+}
+
+/** The `--events -` tail every long-running command gets: the JSONL stream on stdout. */
+const EVENTS = ['--events', '-'] as const;
+
+function loraArgs(s: FedexSettings): string[] {
+  return [
+    '--rank', String(s.rank), '--alpha', String(s.alpha),
+    ...(s.targetModules.length > 0 ? ['--target-modules', s.targetModules.join(',')] : []),
+  ];
+}
+
+function optional(flag: string, value: string): string[] {
+  return value === '' ? [] : [flag, value];
+}
+
+/** `fedex simulate …` for a local simulation writing to `out`. */
+export function simulateArgs(s: FedexSettings, o: { out: string; methods?: readonly string[]; clients?: number }): string[] {
+  return [
+    'simulate',
+    ...(o.methods !== undefined && o.methods.length > 0 ? ['--methods', o.methods.join(',')] : []),
+    ...(o.clients !== undefined ? ['--clients', String(o.clients)] : []),
+    '--rounds', String(s.rounds), '--local-steps', String(s.localSteps),
+    ...loraArgs(s),
+    ...optional('--model', s.model), ...optional('--data', s.data),
+    '--device', s.device,
+    '--out', o.out, ...EVENTS,
+  ];
+}
+
+/** `fedex host …`: a coordinator on `bindAddress:port` writing its run folder to `out` (no token: the CLI generates one). */
+export function hostArgs(s: FedexSettings, o: { out: string; port?: number; token?: string }): string[] {
+  return [
+    'host', '--host', s.bindAddress, '--port', String(o.port ?? s.port), ...optional('--token', o.token ?? ''),
+    '--rounds', String(s.rounds), '--method', s.method, '--local-steps', String(s.localSteps),
+    ...loraArgs(s), ...optional('--model', s.model),
+    '--out', o.out, ...EVENTS,
+  ];
+}
+
+/** `fedex join <url> …`: a client training on `data`. */
+export function joinArgs(s: FedexSettings, o: { url: string; token: string; name?: string }): string[] {
+  return [
+    'join', o.url, '--token', o.token, ...optional('--data', s.data), ...optional('--model', s.model), '--device', s.device,
+    ...(o.name !== undefined && o.name !== '' ? ['--name', o.name] : []),
+    ...EVENTS,
+  ];
+}
+
+/** `fedex aggregate …` over PEFT adapter folders. */
+export function aggregateArgs(o: { method: string; base: string; adapters: readonly string[]; out: string; device: string; weights?: readonly number[]; force?: boolean }): string[] {
+  if (o.adapters.length === 0) throw new Error('aggregateArgs: no adapter folders given');
+  return [
+    'aggregate', '--method', o.method, '--base', o.base, '--adapters', ...o.adapters,
+    ...(o.weights !== undefined && o.weights.length > 0 ? ['--weights', o.weights.join(',')] : []),
+    '--out', o.out, '--device', o.device, ...(o.force === true ? ['--force'] : []), '--json',
+  ];
+}

@@ -1,0 +1,184 @@
+/**
+ * The sidebar's content as plain data: tree items for the federations, clients and rounds views and
+ * the status-bar text, all derived from `FederationState`. The vscode glue maps these 1:1 onto
+ * `TreeItem`s. No vscode here.
+ */
+import { TERMINAL_PHASES } from './federationState.js';
+import type { ClientView, FederationState, RoundView } from './federationState.js';
+
+/** One tree item, independent of VS Code. `icon` is a codicon id. */
+export interface TreeNode {
+  readonly id: string;
+  readonly label: string;
+  readonly description?: string;
+  readonly tooltip?: string;
+  readonly icon?: string;
+  /** Drives the context menus (`viewItem` in package.json's `menus`). */
+  readonly contextValue?: string;
+  /** The federation it belongs to (commands invoked on the item act on it). */
+  readonly federationId?: string;
+  readonly children?: readonly TreeNode[];
+}
+
+const KIND_LABEL: Record<FederationState['kind'], string> = { simulation: 'local simulation', host: 'hosted', join: 'joined', remote: 'remote' };
+const KIND_ICON: Record<FederationState['kind'], string> = { simulation: 'beaker', host: 'server', join: 'plug', remote: 'globe' };
+
+/** `0.1234` → `0.123`, null → `–`. */
+export function formatMetric(x: number | null, digits = 3): string {
+  if (x === null || !Number.isFinite(x)) return '–';
+  return Math.abs(x) >= 1000 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(2) : x.toPrecision(digits);
+}
+
+/** Bytes as B / KB / MB / GB (decimal). */
+export function formatBytes(n: number | null): string {
+  if (n === null) return '–';
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+/** `round 2/5` (or `round 2` when the total is unknown). */
+export function roundText(s: FederationState): string {
+  return `round ${s.round}${s.totalRounds !== null ? `/${s.totalRounds}` : ''}`;
+}
+
+/** The status-bar text of the active federation, e.g. `FedEx round 2/5 · training`. */
+export function statusText(s: FederationState | undefined): string {
+  if (s === undefined) return 'FedEx';
+  const method = s.kind === 'simulation' && s.method !== null && s.live ? ` · ${s.method}` : '';
+  return `FedEx ${roundText(s)} · ${s.phase}${method}`;
+}
+
+/** The status-bar tooltip. */
+export function statusTooltip(s: FederationState | undefined): string {
+  if (s === undefined) return 'FedEx: no federation running. Click to open the dashboard.';
+  const lines = [`${s.label} (${KIND_LABEL[s.kind]})`, `${roundText(s)}, ${s.phase}`];
+  if (s.clients.length > 0) lines.push(`${s.clients.filter((c) => c.status !== 'left').length} clients`);
+  if (s.lastError !== null) lines.push(`error: ${s.lastError}`);
+  lines.push('Click to open the dashboard.');
+  return lines.join('\n');
+}
+
+/** Context value of a federation item: `federation.<kind>.<live|ended|idle>`. */
+export function federationContext(s: FederationState): string {
+  return `federation.${s.kind}.${s.live ? 'live' : s.kind === 'remote' ? 'idle' : 'ended'}`;
+}
+
+function phaseIcon(s: FederationState): string {
+  if (s.phase === 'failed') return 'error';
+  if (s.phase === 'done') return 'pass';
+  if (s.phase === 'stopped') return 'circle-slash';
+  if (s.live && (s.phase === 'training' || s.phase === 'aggregating' || s.phase === 'evaluating')) return 'sync~spin';
+  return KIND_ICON[s.kind];
+}
+
+/**
+ * The federations view: one item per federation. Remote federations from settings are hidden while
+ * a joined federation for the same URL exists (that one shows instead, with live status).
+ */
+export function federationNodes(states: readonly FederationState[]): TreeNode[] {
+  const joinedUrls = new Set(states.filter((s) => s.kind === 'join' && s.url !== null).map((s) => s.url));
+  return states
+    .filter((s) => !(s.kind === 'remote' && s.url !== null && joinedUrls.has(s.url)))
+    .map((s) => {
+      const description = s.kind === 'remote' && !s.live ? (s.url ?? '') : `${s.phase} · ${roundText(s)}`;
+      const tooltip = [
+        `${s.label} — ${KIND_LABEL[s.kind]}`,
+        s.url !== null ? `URL: ${s.url}` : null,
+        s.outDir !== null ? `Folder: ${s.outDir}` : null,
+        s.method !== null ? `Method: ${s.method}` : null,
+        `Phase: ${s.phase}${s.live ? ' (running)' : ''}`,
+        s.lastError !== null ? `Error: ${s.lastError}` : null,
+        s.lastWarning !== null ? `Last warning: ${s.lastWarning}` : null,
+      ].filter((l): l is string => l !== null).join('\n');
+      return { id: `fed:${s.id}`, label: s.label, description, tooltip, icon: phaseIcon(s), contextValue: federationContext(s), federationId: s.id };
+    });
+}
+
+function clientNode(s: FederationState, c: ClientView): TreeNode {
+  const progress = c.status === 'training' && c.step !== null && c.totalSteps !== null ? ` ${c.step}/${c.totalSteps}` : '';
+  const parts = [`${c.status}${progress}`, c.examples !== null ? `${c.examples} examples` : null, c.lastLoss !== null ? `loss ${formatMetric(c.lastLoss)}` : null];
+  const icon = c.status === 'failed' || c.status === 'rejected' ? 'warning' : c.status === 'left' ? 'debug-disconnect' : c.status === 'training' ? 'loading~spin' : 'account';
+  return {
+    id: `client:${s.id}:${c.id}`,
+    label: c.name,
+    description: parts.filter((p): p is string => p !== null).join(' · '),
+    tooltip: `${c.name} (${c.id})\nstatus: ${c.status}\nexamples: ${c.examples ?? '–'}\nlast loss: ${formatMetric(c.lastLoss, 5)}`,
+    icon,
+    contextValue: 'client',
+    federationId: s.id,
+  };
+}
+
+/** The clients view: a node per federation that has clients, holding its clients. */
+export function clientNodes(states: readonly FederationState[]): TreeNode[] {
+  return states
+    .filter((s) => s.clients.length > 0)
+    .map((s) => ({
+      id: `clients:${s.id}`,
+      label: s.label,
+      description: `${s.clients.filter((c) => c.status !== 'left').length} connected${s.method !== null && s.kind === 'simulation' ? ` · ${s.method}` : ''}`,
+      icon: KIND_ICON[s.kind],
+      contextValue: federationContext(s),
+      federationId: s.id,
+      children: s.clients.map((c) => clientNode(s, c)),
+    }));
+}
+
+function roundNode(s: FederationState, r: RoundView): TreeNode {
+  const parts = [
+    r.status === 'running' ? 'running' : null,
+    r.meanLoss !== null ? `loss ${formatMetric(r.meanLoss)}` : null,
+    r.evalLoss !== null ? `eval ${formatMetric(r.evalLoss)}` : null,
+    r.meanRelativeDeviation !== null ? `dev ${formatMetric(r.meanRelativeDeviation, 2)}` : null,
+    r.participants > 0 ? `${r.participants}${r.sampled > 0 ? `/${r.sampled}` : ''} clients` : null,
+  ];
+  const tooltip = [
+    `Round ${r.round}${r.method !== null ? ` (${r.method})` : ''}: ${r.status}`,
+    `mean train loss: ${formatMetric(r.meanLoss, 5)}`,
+    `eval loss: ${formatMetric(r.evalLoss, 5)}`,
+    `eval accuracy: ${formatMetric(r.evalAccuracy, 4)}`,
+    `mean relative deviation of plain averaging: ${formatMetric(r.meanRelativeDeviation, 4)}`,
+    `participants: ${r.participants} of ${r.sampled} sampled`,
+    `bytes on the wire: ${formatBytes(r.bytes)}`,
+    `duration: ${r.durationMs !== null ? `${(r.durationMs / 1000).toFixed(1)} s` : '–'}`,
+  ].join('\n');
+  return {
+    id: `round:${s.id}:${r.method ?? ''}:${r.round}`,
+    label: `Round ${r.round}`,
+    description: parts.filter((p): p is string => p !== null).join(' · '),
+    tooltip,
+    icon: r.status === 'running' ? 'loading~spin' : r.aggregated === false ? 'warning' : 'check',
+    contextValue: 'round',
+    federationId: s.id,
+  };
+}
+
+/** The rounds view: per federation (and per method in a simulation), its rounds, latest first. */
+export function roundNodes(states: readonly FederationState[]): TreeNode[] {
+  return states
+    .filter((s) => s.rounds.length > 0)
+    .map((s) => {
+      const methods = [...new Set(s.rounds.map((r) => r.method))];
+      const latestFirst = (rs: readonly RoundView[]): TreeNode[] => [...rs].reverse().map((r) => roundNode(s, r));
+      const children = methods.length === 1 && methods[0] === null
+        ? latestFirst(s.rounds)
+        : methods.map((m) => {
+          const result = s.results.find((x) => x.method === m);
+          return {
+            id: `rounds:${s.id}:${m ?? ''}`,
+            label: m ?? 'rounds',
+            description: result !== undefined ? `final eval loss ${formatMetric(result.evalLoss)}` : s.method === m && !TERMINAL_PHASES.has(s.phase) ? 'running' : '',
+            icon: 'symbol-method',
+            federationId: s.id,
+            children: latestFirst(s.rounds.filter((r) => r.method === m)),
+          };
+        });
+      return { id: `rounds:${s.id}`, label: s.label, description: roundText(s), icon: KIND_ICON[s.kind], contextValue: federationContext(s), federationId: s.id, children };
+    });
+}

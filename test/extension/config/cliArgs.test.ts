@@ -1,0 +1,69 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { aggregateArgs, DEFAULT_SETTINGS, hostArgs, joinArgs, readSettings, simulateArgs, validateFederationUrl } from '../../../src/extension/config/cliArgs.js';
+
+const getter = (values: Record<string, unknown>) => (key: string): unknown => values[key];
+
+describe('readSettings', () => {
+  test('defaults when nothing is set', () => {
+    const { settings, problems } = readSettings(getter({}));
+    assert.deepEqual(settings, DEFAULT_SETTINGS);
+    assert.deepEqual(problems, []);
+  });
+
+  test('bad values fall back to the default and are named', () => {
+    const { settings, problems } = readSettings(getter({
+      rank: 0, alpha: -1, port: 70000, method: 'fedprox', rounds: 2.5, targetModules: 'q_proj, v_proj',
+      remoteFederations: [{ name: 'Lab', url: 'ws://lab:8765' }, { url: 'http://nope' }, { name: '', url: 'wss://x.org/fed' }],
+    }));
+    assert.equal(settings.rank, DEFAULT_SETTINGS.rank);
+    assert.equal(settings.alpha, DEFAULT_SETTINGS.alpha);
+    assert.equal(settings.port, DEFAULT_SETTINGS.port);
+    assert.equal(settings.method, 'fedex');
+    assert.equal(settings.rounds, DEFAULT_SETTINGS.rounds);
+    assert.deepEqual(settings.targetModules, ['q_proj', 'v_proj']);
+    assert.deepEqual(settings.remoteFederations, [{ name: 'Lab', url: 'ws://lab:8765' }, { name: 'wss://x.org/fed', url: 'wss://x.org/fed' }]);
+    for (const key of ['fedex.rank', 'fedex.alpha', 'fedex.port', 'fedex.method', 'fedex.rounds', 'fedex.remoteFederations[1]']) {
+      assert.ok(problems.some((p) => p.startsWith(key)), `no problem reported for ${key}: ${problems.join(' | ')}`);
+    }
+  });
+
+  test('validateFederationUrl', () => {
+    assert.equal(validateFederationUrl('ws://127.0.0.1:8765'), null);
+    assert.match(validateFederationUrl('https://x') ?? '', /ws:\/\//);
+    assert.match(validateFederationUrl('lab:8765 x') ?? '', /not a URL|ws:/);
+  });
+});
+
+describe('settings → CLI arguments', () => {
+  const s = { ...DEFAULT_SETTINGS, model: 'models/tiny', data: 'task:copy', rank: 4, alpha: 8, targetModules: ['c_attn', 'c_proj'], rounds: 3, localSteps: 7, method: 'fedit' as const, device: 'cuda', port: 9000, bindAddress: '0.0.0.0' };
+
+  test('simulate', () => {
+    assert.deepEqual(simulateArgs(s, { out: '/o', methods: ['fedex', 'fedit'], clients: 3 }), [
+      'simulate', '--methods', 'fedex,fedit', '--clients', '3', '--rounds', '3', '--local-steps', '7',
+      '--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny', '--data', 'task:copy',
+      '--device', 'cuda', '--out', '/o', '--events', '-',
+    ]);
+    // empty model/data/targets are left to the CLI's defaults
+    const bare = simulateArgs(DEFAULT_SETTINGS, { out: '/o' });
+    assert.ok(!bare.includes('--model') && !bare.includes('--data') && !bare.includes('--target-modules') && !bare.includes('--methods'));
+  });
+
+  test('host', () => {
+    assert.deepEqual(hostArgs(s, { out: '/run', token: 'tok' }), [
+      'host', '--host', '0.0.0.0', '--port', '9000', '--token', 'tok', '--rounds', '3', '--method', 'fedit', '--local-steps', '7',
+      '--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny', '--out', '/run', '--events', '-',
+    ]);
+    assert.ok(!hostArgs(s, { out: '/run' }).includes('--token'));
+  });
+
+  test('join and aggregate', () => {
+    assert.deepEqual(joinArgs(s, { url: 'ws://h:1', token: 't', name: 'me' }), [
+      'join', 'ws://h:1', '--token', 't', '--data', 'task:copy', '--model', 'models/tiny', '--device', 'cuda', '--name', 'me', '--events', '-',
+    ]);
+    assert.deepEqual(aggregateArgs({ method: 'fedex', base: '/b', adapters: ['/a1', '/a2'], out: '/o', device: 'cpu', weights: [3, 1] }), [
+      'aggregate', '--method', 'fedex', '--base', '/b', '--adapters', '/a1', '/a2', '--weights', '3,1', '--out', '/o', '--device', 'cpu', '--json',
+    ]);
+    assert.throws(() => aggregateArgs({ method: 'fedex', base: '/b', adapters: [], out: '/o', device: 'cpu' }), /no adapter folders/);
+  });
+});
