@@ -1,0 +1,30 @@
+/**
+ * The architectures this project builds, found by config.json's `model_type`. Adding one = one
+ * entry in {@link ARCHITECTURES}.
+ */
+import { ModelError } from './errors.js';
+import { gpt2Architecture } from './gpt2/architecture.js';
+import type { Architecture } from './types.js';
+
+/** Every registered architecture. */
+export const ARCHITECTURES: readonly Architecture[] = [
+  gpt2Architecture,
+];
+
+/** The `model_type` values some registered architecture accepts, in registration order. */
+export function supportedModelTypes(): string[] {
+  return ARCHITECTURES.flatMap((a) => a.modelTypes);
+}
+
+/** The architecture for a parsed config.json; UNSUPPORTED_MODEL lists the supported types. */
+export function architectureFor(config: Readonly<Record<string, unknown>>): Architecture {
+  const modelType = config.model_type;
+  if (typeof modelType !== 'string') {
+    throw new ModelError('UNSUPPORTED_MODEL', `config.json has no string 'model_type' (supported: ${supportedModelTypes().join(', ')})`);
+  }
+  const arch = ARCHITECTURES.find((a) => a.modelTypes.includes(modelType));
+  if (arch === undefined) {
+    throw new ModelError('UNSUPPORTED_MODEL', `model_type '${modelType}' is not supported (supported: ${supportedModelTypes().join(', ')})`);
+  }
+  return arch;
+}
