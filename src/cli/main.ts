@@ -5,11 +5,12 @@ import type { CliCommand, CliIO } from './command.js';
 import { CliError } from './errors.js';
 import { aggregateCommand } from './commands/aggregate.js';
 import { demoCommand } from './commands/demo.js';
+import { simulateCommand } from './commands/simulate.js';
 
 const VERSION = '0.1.0';
 
 /** Every subcommand, in the order `fedex --help` lists them. */
-export const COMMANDS: readonly CliCommand[] = [demoCommand, aggregateCommand];
+export const COMMANDS: readonly CliCommand[] = [simulateCommand, demoCommand, aggregateCommand];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -95,8 +95,8 @@ export function baseOverrides(base: Pick<BaseUpdateInfo, 'revision' | 'modules'>
 export interface OnnxLocalTrainer extends LocalTrainer {
   /** Evaluates `adapter` on the base `weights` (adapted modules, stored layout; pristine when absent). */
   evaluate(settings: FederationSettings, adapter: Adapter, weights?: ReadonlyMap<string, Matrix<Float32Array>>, options?: EvalOptions): Promise<EvalResult>;
-  /** The built trainer for these settings (built on first use). */
-  trainerFor(settings: FederationSettings): Promise<LoraTrainer>;
+  /** The built trainer for these settings (built on first use); checks its modules against `settings.layout` unless told not to. */
+  trainerFor(settings: FederationSettings, options?: { checkLayout?: boolean }): Promise<LoraTrainer>;
   dispose(): Promise<void>;
 }
 
@@ -104,7 +104,7 @@ export interface OnnxLocalTrainer extends LocalTrainer {
 export function createOnnxTrainer(options: OnnxTrainerOptions): OnnxLocalTrainer {
   let current: { key: string; trainer: Promise<LoraTrainer> } | undefined;
 
-  const trainerFor = async (config: FederationSettings): Promise<LoraTrainer> => {
+  const trainerFor = async (config: FederationSettings, check: { checkLayout?: boolean } = {}): Promise<LoraTrainer> => {
     const lora = federationLora(config);
     const setup: TrainerSetup = {
       modelDir: options.modelDir, data: options.data, ...(options.evalData !== undefined ? { evalData: options.evalData } : {}),
@@ -120,7 +120,7 @@ export function createOnnxTrainer(options: OnnxTrainerOptions): OnnxLocalTrainer
       if (previous !== undefined) await (await previous.trainer.catch(() => undefined))?.dispose();
     }
     const trainer = await current.trainer;
-    checkTrainerLayout(trainer, config.layout, options.modelDir);
+    if (check.checkLayout !== false) checkTrainerLayout(trainer, config.layout, options.modelDir);
     return trainer;
   };
 

@@ -1,0 +1,95 @@
+/**
+ * What `fedex simulate`, `host` and `join` share: finding the model folder (the shipped default
+ * model included), the adapted-module layout a model and LoRA settings imply, the trainer factory,
+ * and where human-readable output goes when `--events -` takes stdout.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { withCheckpoint } from '../../model/checkpoint.js';
+import { architectureFor } from '../../model/registry.js';
+import type { AdaptedModule, LoraSettings } from '../../model/types.js';
+import type { AdapterLayout } from '../../federation/protocol/adapterTensors.js';
+import type { CliIO } from '../command.js';
+import { usageError } from '../errors.js';
+
+/** The model `simulate`, `host` and `join` use when `--model` is not given. */
+export const DEFAULT_MODEL = 'models/tiny-gpt2';
+
+/** Folders to look for the shipped models in: this package's root (walking up from this module and the script), then the working directory. */
+function searchRoots(): string[] {
+  const starts: string[] = [];
+  try {
+    starts.push(dirname(fileURLToPath(import.meta.url)));
+  } catch {
+    // Bundled as CommonJS: no import.meta.url.
+  }
+  if (process.argv[1] !== undefined) starts.push(dirname(resolve(process.argv[1])));
+  const roots: string[] = [process.cwd()];
+  for (const start of starts) {
+    for (let dir = start; ; dir = dirname(dir)) {
+      if (existsSync(join(dir, 'package.json'))) roots.push(dir);
+      if (dirname(dir) === dir) break;
+    }
+  }
+  return [...new Set(roots)];
+}
+
+/**
+ * Resolves `--model`: an existing folder as given, else (for a relative path) the same path under
+ * the package root, where the shipped default model lives. Throws a usage error naming the flag.
+ */
+export function resolveModelDir(given: string | undefined, command: string): string {
+  const name = given ?? DEFAULT_MODEL;
+  if (existsSync(join(name, 'config.json'))) return resolve(name);
+  if (!isAbsolute(name)) {
+    for (const root of searchRoots()) {
+      const candidate = join(root, name);
+      if (existsSync(join(candidate, 'config.json'))) return candidate;
+    }
+  }
+  throw usageError(given === undefined
+    ? `fedex ${command}: the default model ${DEFAULT_MODEL} was not found (looked in the working directory and the package folder); give --model <folder with config.json and model.safetensors>.`
+    : `fedex ${command}: --model '${given}' is not a model folder (no config.json in it).`);
+}
+
+/** The adapted modules of a model under some LoRA settings, as the federation's layout. */
+export interface ModelLayout {
+  readonly layout: AdapterLayout;
+  readonly modules: readonly AdaptedModule[];
+  /** The target modules used (the architecture's default when none were given). */
+  readonly targetModules: readonly string[];
+  readonly modelType: string;
+}
+
+/** Builds the model's graph (no data, no onnxruntime) to learn which modules the LoRA settings adapt. */
+export async function modelLayout(modelDir: string, lora: { rank: number; alpha: number; targetModules: readonly string[] }): Promise<ModelLayout> {
+  return withCheckpoint(modelDir, async (checkpoint) => {
+    const arch = architectureFor(checkpoint.config);
+    const targetModules = lora.targetModules.length > 0 ? lora.targetModules : arch.defaultTargetModules;
+    const settings: LoraSettings = { r: lora.rank, alpha: lora.alpha, useRslora: false, dropout: 0, targetModules, freezeA: false, modulesToSave: [] };
+    const graph = arch.build({ config: checkpoint.config, tensors: checkpoint.tensors, lora: settings, task: 'causal-lm', training: false });
+    if (graph.modules.length === 0) throw usageError(`target modules ${targetModules.join(', ')} match no module of ${modelDir}`);
+    return {
+      layout: graph.modules.map((m) => ({ module: m.path, in: m.inFeatures, out: m.outFeatures, rank: lora.rank, fanInFanOut: m.layout === 'conv1d' })),
+      modules: graph.modules, targetModules, modelType: checkpoint.modelType,
+    };
+  });
+}
+
+/** A comma-separated list flag (`--target-modules c_attn,c_proj`). */
+export function listFlag(value: string | undefined): string[] {
+  return value === undefined ? [] : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/** Where human-readable output goes: stderr when the event stream takes stdout (`--events -`). */
+export function humanOut(io: CliIO, eventsTarget: string | undefined): CliIO['stdout'] {
+  return eventsTarget === '-' ? io.stderr : io.stdout;
+}
+
+/** Seconds as `12.3 s` or `4 min 05 s`. */
+export function formatSeconds(s: number): string {
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${String(Math.round(s - 60 * m)).padStart(2, '0')} s`;
+}

@@ -1,0 +1,198 @@
+/**
+ * `fedex simulate`: the main job. The same federated fine-tuning run with FedEx-LoRA, FedIT,
+ * FFA-LoRA (a coordinator and k clients in this process, over real WebSocket connections on
+ * 127.0.0.1) and centralized LoRA on the pooled data, on the shipped tiny model and a synthetic task
+ * split non-IID across clients. Prints a live round table and a comparison, writes report.json and
+ * report.html. Needs no arguments and nothing from the network.
+ */
+import { resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
+import { DEVICES } from '../../runtime/session.js';
+import { eventsFlagSink, teeSink, type EventSink } from '../../federation/simulation/eventSink.js';
+import { SIMULATION_METHODS, type SimulationMethod } from '../../federation/simulation/events.js';
+import { createOnnxWorkload } from '../../federation/simulation/onnxWorkload.js';
+import { runSimulation } from '../../federation/simulation/simulate.js';
+import { createSyntheticWorkload } from '../../federation/simulation/syntheticWorkload.js';
+import type { SimulationWorkload } from '../../federation/simulation/workload.js';
+import type { CliCommand, CliIO } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
+import { usageError } from '../errors.js';
+import { ProgressBar } from '../ui/progress.js';
+import { LiveTable } from '../ui/liveTable.js';
+import { formatBytes, formatNumber, renderTable } from '../ui/table.js';
+import { DEFAULT_MODEL, formatSeconds, humanOut, listFlag, modelLayout, resolveModelDir } from './federationCommon.js';
+import { loadTrainerFactory } from './trainerFactory.js';
+
+/** Defaults of the main job (sized to finish in a few minutes on 2 cores; see docs/cli.md). */
+export const SIMULATE_DEFAULTS = {
+  clients: 3, rounds: 5, localSteps: 10, rank: 8, alpha: 16, batchSize: 8, lr: 3e-3, seed: 0, seqLen: 64, evalExamples: 120,
+  data: 'task:arith', split: 'non-iid', out: 'runs/simulate', methods: 'fedex,fedit,ffa,centralized',
+} as const;
+
+const D = SIMULATE_DEFAULTS;
+const FLAGS: FlagSpecs = {
+  clients: { type: 'string', value: 'k', help: 'number of clients', default: String(D.clients) },
+  rounds: { type: 'string', value: 'n', help: 'federated rounds', default: String(D.rounds) },
+  'local-steps': { type: 'string', value: 'n', help: 'optimizer steps per client per round', default: String(D.localSteps) },
+  rank: { type: 'string', value: 'r', help: 'LoRA rank', default: String(D.rank) },
+  alpha: { type: 'string', value: 'a', help: 'LoRA alpha (scaling alpha/r)', default: String(D.alpha) },
+  'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's, c_attn for GPT-2)" },
+  model: { type: 'string', value: 'dir|synthetic', help: "model folder, or 'synthetic' (no model: protocol and aggregation only)", default: DEFAULT_MODEL },
+  data: { type: 'string', value: 'task:NAME|file.jsonl', help: 'training data (eval: its held-out split)', default: D.data },
+  'eval-data': { type: 'string', value: 'task:NAME|file.jsonl', help: 'eval data (default: held out from --data)' },
+  split: { type: 'string', value: 'non-iid|iid', help: 'how the data is shared among clients', default: D.split },
+  methods: { type: 'string', value: 'list', help: `methods to compare, from ${SIMULATION_METHODS.join(',')}`, default: D.methods },
+  out: { type: 'string', value: 'dir', help: 'output folder (report.json, report.html, runs/, adapters/)', default: D.out },
+  seed: { type: 'string', value: 's', help: 'seed of data split, order and adapter init', default: String(D.seed) },
+  device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for training', default: 'cpu' },
+  'batch-size': { type: 'string', value: 'n', help: 'examples per step', default: String(D.batchSize) },
+  lr: { type: 'string', value: 'x', help: 'learning rate (AdamW)', default: String(D.lr) },
+  'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens', default: String(D.seqLen) },
+  'eval-examples': { type: 'string', value: 'n', help: 'eval examples per evaluation (0 = all)', default: String(D.evalExamples) },
+  threads: { type: 'string', value: 'n', help: 'onnxruntime threads per trainer (default: cores / (clients + 1), at least 1)' },
+  'save-adapters': { type: 'boolean', help: "keep every round's client/global adapters (PEFT) and global base (safetensors) under <out>/adapters" },
+  events: { type: 'string', value: 'file|-', help: "write the JSONL event stream to a file, or '-' for stdout (human output then goes to stderr)" },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+const USAGE = 'fedex simulate [--clients 3] [--rounds 5] [--local-steps 10] [--methods fedex,fedit,ffa,centralized] [--model dir] [--data task:arith] [--out dir]';
+const SUMMARY = [
+  'Runs the same federated LoRA fine-tuning with FedEx-LoRA, FedIT and FFA-LoRA — a coordinator and',
+  'k clients in this process over real WebSocket connections on 127.0.0.1, each client training on its',
+  'non-IID share of the data — and centralized LoRA on the pooled data with the same number of steps.',
+  'Prints a round table and a comparison (eval loss, accuracy, deviation, bytes); writes report.json',
+  'and report.html (opens offline). With no arguments: the shipped tiny GPT-2 on task:arith.',
+].join('\n');
+
+function parseMethods(raw: string): SimulationMethod[] {
+  const list = listFlag(raw);
+  const bad = list.find((m) => !(SIMULATION_METHODS as readonly string[]).includes(m));
+  if (bad !== undefined || list.length === 0) throw usageError(`fedex simulate: --methods must list some of ${SIMULATION_METHODS.join(', ')}, got '${bad ?? raw}'.`);
+  return [...new Set(list)] as SimulationMethod[];
+}
+
+function int(args: ParsedArgs, name: string, fallback: number, min: number, max: number): number {
+  return numberFlag(args, name, 'simulate', fallback, { min, max, integer: true });
+}
+
+const COLUMNS = [
+  { header: 'method', width: 11, align: 'left' as const }, { header: 'round', width: 5 }, { header: 'train loss', width: 10 },
+  { header: 'eval loss', width: 9 }, { header: 'accuracy', width: 8 }, { header: 'exact', width: 6 }, { header: 'rel. dev.', width: 9 },
+  { header: 'sent', width: 10 }, { header: 'received', width: 10 }, { header: 'time', width: 8 },
+];
+
+function pct(x: number | null): string {
+  return x === null || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(1)}%`;
+}
+
+function num(x: number | null): string {
+  return x === null || !Number.isFinite(x) ? '–' : formatNumber(x, 4);
+}
+
+export const simulateCommand: CliCommand = {
+  name: 'simulate',
+  summary: 'THE MAIN JOB: compare FedEx-LoRA, FedIT, FFA-LoRA and centralized LoRA on one machine (no arguments needed)',
+  async run(argv, io) {
+    const args = parseFlags('simulate', argv, FLAGS);
+    if (booleanFlag(args, 'help')) {
+      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
+      return 0;
+    }
+    if (args.positionals.length > 0) throw usageError(`fedex simulate: unexpected argument '${args.positionals[0]}'. See 'fedex simulate --help'.`);
+    const clients = int(args, 'clients', D.clients, 1, 64);
+    const rounds = int(args, 'rounds', D.rounds, 1, 10_000);
+    const localSteps = int(args, 'local-steps', D.localSteps, 1, 1_000_000);
+    const rank = int(args, 'rank', D.rank, 1, 1024);
+    const alpha = numberFlag(args, 'alpha', 'simulate', D.alpha, { min: Number.MIN_VALUE });
+    const batchSize = int(args, 'batch-size', D.batchSize, 1, 4096);
+    const lr = numberFlag(args, 'lr', 'simulate', D.lr, { min: Number.MIN_VALUE, max: 10 });
+    const seed = int(args, 'seed', D.seed, 0, 0xffffffff);
+    const seqLen = int(args, 'seq-len', D.seqLen, 2, 65_536);
+    const evalExamples = int(args, 'eval-examples', D.evalExamples, 0, 10_000_000);
+    const methods = parseMethods(optionalString(args, 'methods') ?? D.methods);
+    const split = choiceFlag(args, 'split', 'simulate', ['non-iid', 'iid'] as const, D.split);
+    const device = choiceFlag(args, 'device', 'simulate', DEVICES, 'cpu');
+    const threads = args.values.threads === undefined ? undefined : int(args, 'threads', 1, 1, 256);
+    const out = resolve(optionalString(args, 'out') ?? D.out);
+    const data = optionalString(args, 'data') ?? D.data;
+    const evalData = optionalString(args, 'eval-data');
+    const eventsTarget = optionalString(args, 'events');
+    const human = humanOut(io, eventsTarget);
+    const synthetic = optionalString(args, 'model') === 'synthetic';
+    const targetModules = listFlag(optionalString(args, 'target-modules'));
+
+    let workload: SimulationWorkload;
+    let modelLabel: string;
+    if (synthetic) {
+      workload = createSyntheticWorkload({ rank, alpha, seed });
+      modelLabel = 'synthetic';
+    } else {
+      const modelDir = resolveModelDir(optionalString(args, 'model'), 'simulate');
+      const resolved = await modelLayout(modelDir, { rank, alpha, targetModules });
+      const cores = availableParallelism();
+      human.write(`building ${clients + 1} trainers for ${modelDir} (${resolved.modelType}, ${resolved.layout.length} adapted modules: ${resolved.targetModules.join(', ')})…\n`);
+      workload = await createOnnxWorkload({
+        createTrainer: await loadTrainerFactory(), modelDir, data, ...(evalData !== undefined ? { evalData } : {}), split, rank, alpha,
+        targetModules: resolved.targetModules, batchSize, lr, seed, seqLen, device,
+        threads: threads ?? Math.max(1, Math.floor(cores / (clients + 1))), ...(evalExamples > 0 ? { evalExamples } : {}),
+      });
+      modelLabel = modelDir;
+    }
+
+    const sink: EventSink = teeSink(eventsFlagSink(eventsTarget, io.stdout));
+    const backend = createOrtProductBackend();
+    const controller = new AbortController();
+    const onSigint = (): void => controller.abort(new Error('interrupted'));
+    process.once('SIGINT', onSigint);
+    const table = new LiveTable(COLUMNS, human);
+    let bar: { key: string; bar: ProgressBar } | undefined;
+    const clearBar = (): void => {
+      bar?.bar.done();
+      bar = undefined;
+    };
+    human.write(`fedex simulate: ${clients} clients × ${rounds} rounds × ${localSteps} local steps (batch ${batchSize}, lr ${lr}, rank ${rank}), `
+      + `model ${modelLabel}, data ${data} (${split}), methods ${methods.join(', ')}\n\n`);
+    try {
+      const result = await runSimulation({
+        methods, clients, rounds, localSteps, batchSize, lr, rank, alpha, seed, out, saveAdapters: booleanFlag(args, 'save-adapters'),
+        workload, labels: { model: modelLabel, data, split, device }, sink, backend, signal: controller.signal,
+        onStep: (method, clientId, p) => {
+          const key = `${method}/${p.round}`;
+          if (bar?.key !== key) {
+            clearBar();
+            const total = method === 'centralized' ? p.totalSteps : p.totalSteps * clients;
+            bar = { key, bar: new ProgressBar(`${method} round ${p.round}`, total, io.stderr) };
+          }
+          bar.bar.tick(1, `${clientId} loss ${formatNumber(p.loss)}`);
+        },
+        onRound: (method, row) => {
+          clearBar();
+          table.row([method, String(row.round), num(row.trainLoss), num(row.evalLoss), pct(row.evalAccuracy), pct(row.exactMatch),
+            row.meanRelativeDeviation === null ? '–' : formatNumber(row.meanRelativeDeviation), formatBytes(row.bytesSent), formatBytes(row.bytesReceived), formatSeconds(row.seconds)]);
+        },
+        onMethodStart: () => {
+          clearBar();
+          table.header();
+        },
+      });
+      clearBar();
+      const rows = result.report.comparison.map((m) => [m.method, num(m.evalLoss), pct(m.evalAccuracy), pct(m.exactMatch),
+        m.meanRelativeDeviation === null ? '–' : formatNumber(m.meanRelativeDeviation), formatBytes(m.bytesSent), formatBytes(m.bytesReceived), formatSeconds(m.seconds)]);
+      const initial = result.report.methods[0]?.rounds[0];
+      human.write(`\n${renderTable(['method', 'final eval loss', 'accuracy', 'exact match', 'mean rel. deviation', 'sent', 'received', 'time'], rows)}\n`);
+      human.write(`\n${initial !== undefined ? `Initial model: eval loss ${num(initial.evalLoss)}. ` : ''}Relative deviation = the share of the ideal update that plain averaging loses (FedIT keeps the error; FedEx-LoRA folds it into the base weights).\n`);
+      human.write(`Total ${formatSeconds(result.report.seconds)}. Report: ${result.reportHtml}\n          ${result.reportJson}\n`);
+      return 0;
+    } catch (err) {
+      clearBar();
+      sink.emit('error', { message: (err as Error).message });
+      throw err;
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+      await workload.dispose();
+      await backend.dispose();
+      await sink.close();
+    }
+  },
+};

@@ -1,0 +1,91 @@
+/**
+ * A Hugging Face model folder as a federation's base model: its content hash (docs/protocol.md §8)
+ * over a fixed list of files — config.json, the weights (model.safetensors, or the index and its
+ * shards), tokenizer.json and tokenizer_config.json when present — and a `BaseSource` that reads
+ * the adapted modules' weights as float32 in stored layout. Coordinator and clients compute the
+ * same hash from the same files, whatever else the folders hold.
+ */
+import { createReadStream } from 'node:fs';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Matrix } from '../../core/tensor.js';
+import { withCheckpoint } from '../../model/checkpoint.js';
+import { baseModelHash, type ModelFile } from '../protocol/baseModel.js';
+import type { BaseSource } from './baseCopy.js';
+
+/** The model files that make up the hash, in hash order (weights shards are inserted after the index). */
+const HASHED = ['config.json', 'model.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json'];
+
+/** The files and content hash of a model folder. */
+export interface ModelManifest {
+  readonly dir: string;
+  readonly files: readonly ModelFile[];
+  readonly hash: string;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function shardNames(indexPath: string): Promise<string[]> {
+  const index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: Record<string, string> };
+  const names = [...new Set(Object.values(index.weight_map ?? {}))];
+  for (const n of names) if (!/^[A-Za-z0-9_.-]+$/.test(n) || n.startsWith('.')) throw new Error(`${indexPath}: shard name '${n}' is not a plain file name`);
+  return names;
+}
+
+/** Reads the manifest of a model folder and computes its content hash. Throws naming the folder when it has no config.json or weights. */
+export async function modelManifest(dir: string): Promise<ModelManifest> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    throw new Error(`model folder ${dir} does not exist or cannot be read`);
+  }
+  if (!entries.includes('config.json')) throw new Error(`model folder ${dir} has no config.json`);
+  const names: string[] = [];
+  for (const name of HASHED) {
+    if (!entries.includes(name)) continue;
+    names.push(name);
+    if (name === 'model.safetensors.index.json') names.push(...await shardNames(join(dir, name)));
+  }
+  if (!names.includes('model.safetensors') && !names.includes('model.safetensors.index.json')) throw new Error(`model folder ${dir} has no model.safetensors`);
+  const files: ModelFile[] = [];
+  for (const name of names) {
+    const path = join(dir, name);
+    files.push({ name, bytes: (await stat(path)).size, sha256: await sha256File(path) });
+  }
+  return { dir, files, hash: baseModelHash(files) };
+}
+
+/** An adapted module: its PEFT path and the checkpoint key of its base weight. */
+export interface BaseModuleKey {
+  readonly path: string;
+  readonly baseKey: string;
+}
+
+/**
+ * The base source of a model folder: `hash` from its manifest, `load()` reads the adapted modules'
+ * weights once (as stored: in × out for Conv1D) and returns the same matrices on every call.
+ */
+export function modelBaseSource(dir: string, hash: string, modules: readonly BaseModuleKey[]): BaseSource {
+  let loaded: Promise<ReadonlyMap<string, Matrix<Float32Array>>> | undefined;
+  return {
+    hash,
+    load() {
+      loaded ??= withCheckpoint(dir, async (checkpoint) => {
+        const out = new Map<string, Matrix<Float32Array>>();
+        for (const m of modules) {
+          const info = checkpoint.info(m.baseKey);
+          if (info.shape.length !== 2) throw new Error(`${dir}: base weight ${m.baseKey} of module ${m.path} has shape [${info.shape.join(', ')}], not 2-D`);
+          out.set(m.path, { shape: [info.shape[0], info.shape[1]], data: await checkpoint.readFloat32(m.baseKey) });
+        }
+        return out;
+      });
+      return loaded;
+    },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * The real workload of `fedex simulate`: a Hugging Face model folder trained with onnxruntime
+ * through src/trainer. Client i trains on its share of the data (non-IID by default, split by the
+ * trainer); one more trainer on the pooled data evaluates every global model on the held-out set
+ * and trains the centralized reference.
+ */
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Matrix } from '../../core/tensor.js';
+import { openSafetensors } from '../../formats/safetensors.js';
+import { createSafetensorsWriter } from '../../formats/safetensorsWriter.js';
+import type { AdaptedModule } from '../../model/types.js';
+import type { Device } from '../../runtime/session.js';
+import { modelBaseSource, modelManifest } from '../client/modelBase.js';
+import { createOnnxTrainer, type OnnxLocalTrainer, type TrainerFactory } from '../client/onnxTrainer.js';
+import type { FederationSettings, LocalTrainer } from '../client/trainer.js';
+import type { AdapterLayout } from '../protocol/adapterTensors.js';
+import type { DataPart, EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
+
+/** Settings of the real workload. */
+export interface OnnxWorkloadOptions {
+  readonly createTrainer: TrainerFactory;
+  readonly modelDir: string;
+  readonly data: string;
+  readonly evalData?: string;
+  readonly split: 'iid' | 'non-iid';
+  readonly rank: number;
+  readonly alpha: number;
+  /** PEFT target_modules (non-empty). */
+  readonly targetModules: readonly string[];
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly seed: number;
+  readonly seqLen: number;
+  readonly device: Device;
+  /** onnxruntime threads per trainer. */
+  readonly threads?: number;
+  /** Eval examples per evaluation (default: the whole eval set). */
+  readonly evalExamples?: number;
+  /** Greedy-decoding exact match in evaluations (default true; slower). */
+  readonly exactMatch?: boolean;
+  /** Run trainers in worker threads (default true). */
+  readonly worker?: boolean;
+}
+
+/** Federation settings for a trainer of this workload (method decides whether A is frozen). */
+function settingsFor(o: OnnxWorkloadOptions, layout: AdapterLayout, hash: string, method: FederationSettings['method']): FederationSettings {
+  return {
+    method, rounds: 1, localSteps: 1, batchSize: o.batchSize, rank: o.rank, alpha: o.alpha, rsLora: false,
+    targetModules: [...o.targetModules], lr: o.lr, seed: o.seed, weighting: 'uniform', resetOptimizer: true, uplinkDtype: 'float32',
+    baseModelHash: hash, layout: layout.map((m) => ({ ...m, fanInFanOut: m.fanInFanOut === true })),
+  };
+}
+
+/** Builds the workload: opens the model, builds the evaluator (which fixes the layout). */
+export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<SimulationWorkload> {
+  const manifest = await modelManifest(o.modelDir);
+  const common = {
+    createTrainer: o.createTrainer, modelDir: o.modelDir, data: o.data, device: o.device, seqLen: o.seqLen, seed: o.seed,
+    ...(o.evalData !== undefined ? { evalData: o.evalData } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.worker !== undefined ? { worker: o.worker } : {}),
+  };
+  let onPooledProgress: ((p: StepProgress) => void) | undefined;
+  const pooled: OnnxLocalTrainer = createOnnxTrainer({ ...common, onProgress: (p) => onPooledProgress?.(p) });
+  // The layout is what the model adapts: build the pooled trainer first (layout unchecked) and read it off.
+  let info: readonly AdaptedModule[];
+  try {
+    info = (await pooled.trainerFor(settingsFor(o, [], manifest.hash, 'fedit'), { checkLayout: false })).modules;
+  } catch (err) {
+    await pooled.dispose();
+    throw err;
+  }
+  const layout: AdapterLayout = info.map((m) => ({ module: m.path, in: m.inFeatures, out: m.outFeatures, rank: o.rank, fanInFanOut: m.layout === 'conv1d' }));
+  const evalSettings = settingsFor(o, layout, manifest.hash, 'fedit');
+  const base = modelBaseSource(o.modelDir, manifest.hash, info.map((m) => ({ path: m.path, baseKey: m.baseKey })));
+  const baseKeys = new Map(info.map((m) => [m.path, m.baseKey]));
+
+  return {
+    kind: 'onnx',
+    layout,
+    targetModules: o.targetModules,
+    base,
+    createTrainer(part: DataPart, onProgress?: (p: StepProgress) => void): LocalTrainer {
+      if (part === null) {
+        // The pooled trainer is also the evaluator: hand out a view whose dispose keeps it alive.
+        onPooledProgress = onProgress;
+        return { train: (...args) => pooled.train(...args), dispose: async () => { onPooledProgress = undefined; } };
+      }
+      return createOnnxTrainer({ ...common, shard: { index: part.index, count: part.count, split: o.split, seed: o.seed }, ...(onProgress !== undefined ? { onProgress } : {}) });
+    },
+    async evaluate(adapter, weights): Promise<EvalMetrics> {
+      const e = await pooled.evaluate(evalSettings, adapter, weights, {
+        ...(o.evalExamples !== undefined ? { maxExamples: o.evalExamples } : {}), exactMatch: o.exactMatch ?? true,
+      });
+      return { loss: e.loss, accuracy: e.accuracy ?? null, exactMatch: e.exactMatch ?? null, examples: e.examples };
+    },
+    writeModel: (dir, weights) => writeModelFolder(o.modelDir, dir, weights, baseKeys),
+    dispose: () => pooled.dispose(),
+  };
+}
+
+/**
+ * Copies a model folder with the adapted weights replaced by `weights` (float32; stored layout).
+ * Other tensors are copied byte for byte; config and tokenizer files are copied.
+ */
+export async function writeModelFolder(from: string, to: string, weights: ReadonlyMap<string, Matrix<Float32Array>>, baseKeys: ReadonlyMap<string, string>): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const name of await readdir(from)) {
+    if (name === 'config.json' || name.startsWith('tokenizer') || name === 'generation_config.json' || name === 'special_tokens_map.json' || name === 'vocab.json' || name === 'merges.txt') {
+      await copyFile(join(from, name), join(to, name));
+    }
+  }
+  const reader = await openSafetensors(join(from, 'model.safetensors'));
+  try {
+    const replaced = new Map<string, Float32Array>();
+    for (const [path, key] of baseKeys) {
+      const w = weights.get(path);
+      if (w === undefined) throw new Error(`writeModelFolder: no weight for module ${path}`);
+      const stored = reader.tensors.has(key) ? key : [...reader.tensors.keys()].find((k) => k.endsWith(`.${key}`) || key.endsWith(`.${k}`));
+      if (stored === undefined) throw new Error(`writeModelFolder: ${from}/model.safetensors has no tensor ${key}`);
+      replaced.set(stored, w.data);
+    }
+    const entries = [...reader.tensors.values()].map((t) => ({ name: t.name, dtype: replaced.has(t.name) ? 'F32' as const : t.dtype, shape: t.shape }));
+    const writer = await createSafetensorsWriter(join(to, 'model.safetensors'), entries, { ...reader.metadata, format: 'pt' });
+    try {
+      for (const t of reader.tensors.values()) await writer.writeTensor(t.name, replaced.get(t.name) ?? await reader.readRaw(t.name));
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    await writer.close();
+  } finally {
+    await reader.close();
+  }
+}
