@@ -15,7 +15,7 @@ import { createOnnxWorkload } from '../../federation/simulation/onnxWorkload.js'
 import { runSimulation } from '../../federation/simulation/simulate.js';
 import { createSyntheticWorkload } from '../../federation/simulation/syntheticWorkload.js';
 import type { SimulationWorkload } from '../../federation/simulation/workload.js';
-import type { CliCommand, CliIO } from '../command.js';
+import type { CliCommand } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { usageError } from '../errors.js';
 import { ProgressBar } from '../ui/progress.js';
