@@ -1,0 +1,377 @@
+/**
+ * The LoRA trainer on the calling thread: builds the model's training and evaluation graphs once,
+ * loads the frozen weights once (fed as zero-copy float32 tensors each run), compiles the sessions,
+ * and runs training and evaluation. `baseOverrides` swap the W0 tensors of adapted modules for one
+ * call without rebuilding anything. onnxruntime's run blocks the thread: in an application, use
+ * the worker (createTrainer) instead.
+ */
+import { createRng, fillGaussian } from '../core/random.js';
+import type { LoraFactors } from '../core/lora.js';
+import { loraScaling } from '../core/lora.js';
+import type { OptimizerConfig } from '../graph/trainStep.js';
+import { initLoraAdapters } from '../model/loraInit.js';
+import type { FullTrainable, ModelGraph, ModelTask } from '../model/types.js';
+import { float32Tensor, int64Tensor } from '../runtime/session.js';
+import type { OrtSession, OrtTensor } from '../runtime/session.js';
+import { BatchStream } from './batchStream.js';
+import { compileApply, compileEval, compileGenerate, compileGrads, compileStep } from './compile.js';
+import type { SessionSettings } from './compile.js';
+import { padIdFor } from './data/batching.js';
+import { encodeDataset } from './data/encode.js';
+import type { EncodedDataset } from './data/encode.js';
+import { loadSpec, prepareData } from './data/pipeline.js';
+import type { PreparedData } from './data/pipeline.js';
+import { deriveSeed } from './data/sampling.js';
+import { isTaskSpec } from './data/tasks.js';
+import { checkTokenizerMatchesModel } from './data/tokenizer.js';
+import type { TextTokenizer } from './data/tokenizer.js';
+import { throwIfAborted } from './errors.js';
+import type { AbortLike } from './errors.js';
+import { batchFeeds, evaluateExamples } from './evaluate.js';
+import type { BatchInputNames } from './evaluate.js';
+import type { ModelSource } from './modelSource.js';
+import { learningRate } from './schedule.js';
+import { checkSetup } from './setup.js';
+import { StepRunner } from './stepRunner.js';
+import type { Feeds, MicroBatch } from './stepRunner.js';
+import type { AdapterTensors, EvalOptions, EvalResult, LoraTrainer, TrainerInfo, TrainerSetup, TrainHooks, TrainOutcome, TrainProgress, TrainRun, TrainStart } from './types.js';
+
+type BaseOverrides = ReadonlyMap<string, Float32Array>;
+
+/** TrainHooks whose signal may be any abort flag (the worker's shared one). */
+export interface InProcessHooks extends Omit<TrainHooks, 'signal'> {
+  readonly signal?: AbortLike;
+}
+
+/** EvalOptions whose signal may be any abort flag. */
+export interface InProcessEvalOptions extends Omit<EvalOptions, 'signal'> {
+  readonly signal?: AbortLike;
+}
+
+function numel(shape: readonly (number | string)[]): number {
+  return shape.reduce<number>((a, b) => a * (b as number), 1);
+}
+
+function optimizerConfig(setup: TrainerSetup): OptimizerConfig {
+  const weightDecay = setup.weightDecay ?? 0;
+  return setup.optimizer === 'adamw' ? { kind: 'adamw', weightDecay } : { kind: 'sgd', weightDecay };
+}
+
+/** Where each trainable input's value comes from. */
+interface ParamRole {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly module?: string;
+  readonly factor: 'a' | 'b' | 'saved';
+  readonly saved?: FullTrainable;
+}
+
+/** See the module comment. Create with {@link InProcessTrainer.create}. */
+export class InProcessTrainer implements LoraTrainer {
+  private runner: StepRunner | null = null;
+  private evalSession: OrtSession | null = null;
+  private generateSession: OrtSession | null = null;
+  private evalModel: ModelGraph | null = null;
+  private readonly frozenFeeds: Record<string, OrtTensor> = {};
+  private readonly savedInit = new Map<string, Float32Array>();
+  private disposed = false;
+  /** Micro-batches run by this trainer (seeds dropout, so no two micro-batches share a mask). */
+  private microBatches = 0;
+  readonly info: TrainerInfo;
+
+  private constructor(
+    private readonly setup: TrainerSetup,
+    private readonly source: ModelSource,
+    private readonly tokenizer: TextTokenizer | null,
+    private readonly data: PreparedData,
+    private readonly trainModel: ModelGraph,
+    private readonly roles: readonly ParamRole[],
+    private readonly stream: BatchStream,
+  ) {
+    const modules = trainModel.modules;
+    this.info = {
+      modules,
+      saved: roles.flatMap((r) => (r.saved === undefined ? [] : [{ name: r.saved.name, input: r.name, shape: r.shape }])),
+      task: trainModel.task,
+      scaling: loraScaling(setup.lora.alpha, setup.lora.r, setup.lora.useRslora),
+      trainExamples: data.train.examples.length,
+      evalExamples: data.eval.examples.length,
+      ...(data.labelNames !== undefined ? { labelNames: data.labelNames } : {}),
+      device: setup.device,
+    };
+  }
+
+  get modules(): TrainerInfo['modules'] {
+    return this.info.modules;
+  }
+
+  /** Loads tokenizer and data, builds the training graph, loads the frozen weights, compiles the training sessions. */
+  static async create(given: TrainerSetup, source: ModelSource): Promise<InProcessTrainer> {
+    checkSetup(given);
+    const targetModules = given.lora.targetModules.length > 0 ? given.lora.targetModules : source.architecture.defaultTargetModules;
+    const setup: TrainerSetup = { ...given, lora: { ...given.lora, targetModules } };
+    const tokenizer = await source.loadTokenizer();
+    const vocab = source.config.vocab_size;
+    if (tokenizer !== null && typeof vocab === 'number') checkTokenizerMatchesModel(tokenizer, vocab);
+    const data = await prepareData(setup, tokenizer);
+    const task: ModelTask = setup.task ?? (data.kind === 'classification' ? 'sequence-classification' : 'causal-lm');
+    if ((task === 'sequence-classification') !== (data.kind === 'classification')) {
+      throw new Error(`trainer: task ${task} does not fit ${data.kind} data from ${setup.data}`);
+    }
+    const model = source.architecture.build({ config: source.config, tensors: source.tensors, lora: setup.lora, task, training: true });
+    checkClasses(model, data.labelNames);
+    const roles = paramRoles(model);
+    const padId = tokenizer !== null ? padIdFor(tokenizer.special) : 0;
+    const eosId = tokenizer?.special.eos ?? undefined;
+    const stream = new BatchStream(data.train.examples, {
+      batchSize: setup.batchSize, seqLen: setup.seqLen, padId, seed: setup.seed,
+      mode: setup.packing === true ? 'pack' : 'pad', ...(eosId !== undefined ? { eosId } : {}),
+    });
+    const trainer = new InProcessTrainer(setup, source, tokenizer, data, model, roles, stream);
+    await trainer.loadFrozen(model);
+    await trainer.loadSavedInit();
+    await trainer.compileTraining();
+    return trainer;
+  }
+
+  private get sessionSettings(): SessionSettings {
+    return { device: this.setup.device, ...(this.setup.threads !== undefined ? { threads: this.setup.threads } : {}) };
+  }
+
+  private async loadFrozen(model: ModelGraph): Promise<void> {
+    for (const f of model.frozen) {
+      if (f.input in this.frozenFeeds) continue;
+      const data = await this.source.readFloat32(f.key);
+      if (data.length !== numel(f.shape)) throw new Error(`trainer: ${this.source.name}: tensor ${f.key} has ${data.length} values, the graph input ${f.input} [${f.shape.join(', ')}] needs ${numel(f.shape)}`);
+      this.frozenFeeds[f.input] = float32Tensor(data, f.shape);
+    }
+  }
+
+  /** Initial values of modules_to_save tensors: the checkpoint's, or N(0, initStd²) seeded by (setup seed, name) for a new head. */
+  private async loadSavedInit(): Promise<void> {
+    for (const r of this.roles) {
+      if (r.saved === undefined) continue;
+      const f = r.saved;
+      const data = f.key !== undefined
+        ? await this.source.readFloat32(f.key)
+        : fillGaussian(new Float32Array(numel(f.shape)), createRng(deriveSeed(this.setup.seed, 'saved', f.name)), f.initStd);
+      if (data.length !== numel(f.shape)) throw new Error(`trainer: ${this.source.name}: tensor ${f.key ?? f.name} has ${data.length} values, [${f.shape.join(', ')}] needs ${numel(f.shape)}`);
+      this.savedInit.set(f.name, data);
+    }
+  }
+
+  private async compileTraining(): Promise<void> {
+    const step = { optimizer: optimizerConfig(this.setup), ...(this.setup.maxGradNorm !== undefined ? { maxGradNorm: this.setup.maxGradNorm } : {}) };
+    const params = this.roles.map((r) => ({ name: r.name, shape: r.shape }));
+    const sessions = (this.setup.gradAccumulation ?? 1) === 1
+      ? { step: await compileStep(this.trainModel, step, this.sessionSettings) }
+      : { grads: await compileGrads(this.trainModel, this.sessionSettings), apply: await compileApply(params, step, this.sessionSettings) };
+    this.runner = new StepRunner(params, step.optimizer, sessions);
+  }
+
+  private get names(): BatchInputNames {
+    return { inputIds: this.trainModel.inputIds.name, attentionMask: this.trainModel.attentionMask.name, labels: this.trainModel.labels.name };
+  }
+
+  initialAdapter(seed: number): AdapterTensors {
+    const modules = initLoraAdapters(this.modules.map((m) => ({ path: m.path, inFeatures: m.inFeatures, outFeatures: m.outFeatures })), this.setup.lora.r, seed);
+    return { modules, saved: new Map([...this.savedInit].map(([k, v]) => [k, v.slice()])) };
+  }
+
+  /** Frozen weights with the overrides in place (by module path → the module's base tensor). */
+  private baseFeeds(overrides: BaseOverrides | undefined, model: ModelGraph): Record<string, OrtTensor> {
+    if (overrides === undefined || overrides.size === 0) return this.frozenFeeds;
+    const feeds = { ...this.frozenFeeds };
+    for (const [path, data] of overrides) {
+      const m = this.modules.find((x) => x.path === path);
+      if (m === undefined) throw new Error(`trainer: baseOverrides names module '${path}', which is not adapted (adapted: ${this.modules.map((x) => x.path).join(', ')})`);
+      const inputs = model.frozen.filter((f) => f.key === m.baseKey);
+      if (inputs.length === 0) throw new Error(`trainer: the base weight ${m.baseKey} of module '${path}' is not a frozen graph input`);
+      for (const f of inputs) {
+        if (data.length !== numel(f.shape)) throw new Error(`trainer: baseOverrides['${path}'] has ${data.length} values, W0 ${m.baseKey} [${f.shape.join(', ')}] needs ${numel(f.shape)}`);
+        feeds[f.input] = float32Tensor(data, f.shape);
+      }
+    }
+    return feeds;
+  }
+
+  /** Every adapter tensor by input name, checked against the modules. */
+  private adapterValues(adapter: AdapterTensors): Map<string, Float32Array> {
+    const values = new Map<string, Float32Array>();
+    for (const m of this.modules) {
+      const f: LoraFactors | undefined = adapter.modules.get(m.path);
+      if (f === undefined) throw new Error(`trainer: the adapter has no factors for module '${m.path}'`);
+      const r = this.setup.lora.r;
+      if (f.a.shape[0] !== r || f.a.shape[1] !== m.inFeatures || f.a.data.length !== r * m.inFeatures) {
+        throw new Error(`trainer: module '${m.path}': A is [${f.a.shape.join(', ')}], expected [${r}, ${m.inFeatures}]`);
+      }
+      if (f.b.shape[0] !== m.outFeatures || f.b.shape[1] !== r || f.b.data.length !== r * m.outFeatures) {
+        throw new Error(`trainer: module '${m.path}': B is [${f.b.shape.join(', ')}], expected [${m.outFeatures}, ${r}]`);
+      }
+      values.set(m.aInput, f.a.data);
+      values.set(m.bInput, f.b.data);
+    }
+    for (const s of this.info.saved) {
+      const v = adapter.saved?.get(s.name) ?? this.savedInit.get(s.name)!;
+      if (v.length !== numel(s.shape)) throw new Error(`trainer: saved tensor ${s.name} has ${v.length} values, [${s.shape.join(', ')}] needs ${numel(s.shape)}`);
+      values.set(s.input, v);
+    }
+    return values;
+  }
+
+  private static tensorFeeds(values: ReadonlyMap<string, Float32Array>, model: ModelGraph): Record<string, OrtTensor> {
+    const feeds: Record<string, OrtTensor> = {};
+    for (const v of model.graph.inputs) {
+      const data = values.get(v.name);
+      if (data !== undefined) feeds[v.name] = float32Tensor(data, v.shape as number[]);
+    }
+    return feeds;
+  }
+
+  private checkOpen(): void {
+    if (this.disposed) throw new Error('trainer: used after dispose()');
+  }
+
+  async train(start: TrainStart, run: TrainRun, hooks: InProcessHooks = {}): Promise<TrainOutcome> {
+    this.checkOpen();
+    const runner = this.runner!;
+    const k = this.setup.gradAccumulation ?? 1;
+    const totalSteps = run.steps ?? Math.ceil(((run.epochs ?? 1) * this.stream.batchesPerEpoch) / k);
+    if (!Number.isInteger(totalSteps) || totalSteps < 0) throw new RangeError(`train: steps must be a non-negative integer, got ${totalSteps}`);
+    const lr = run.lr ?? this.setup.lr;
+    const schedule = { kind: this.setup.schedule ?? 'constant', lr, totalSteps, warmupSteps: this.setup.warmupSteps ?? 0 } as const;
+    const values = this.adapterValues(start.adapter);
+    runner.setValues(values);
+    if (run.resetOptimizer !== false) runner.resetOptimizer();
+    const constants = { ...this.baseFeeds(start.baseOverrides, this.trainModel), ...InProcessTrainer.tensorFeeds(values, this.trainModel) };
+    const seedInput = this.trainModel.dropoutSeed?.name;
+    const started = performance.now();
+    let tokens = 0;
+    let examples = 0;
+    let lossSum = 0;
+    let lossTokens = 0;
+    for (let step = 0; step < totalSteps; step++) {
+      const batches: MicroBatch[] = [];
+      let epoch = 0;
+      for (let i = 0; i < k; i++) {
+        throwIfAborted(hooks.signal, 'training');
+        const next = this.stream.next();
+        epoch = next.epoch;
+        const feeds: Feeds = batchFeeds(next.batch, this.names);
+        if (seedInput !== undefined) feeds[seedInput] = int64Tensor(BigInt64Array.of(BigInt(deriveSeed(this.setup.seed, 'dropout', this.microBatches))), []);
+        this.microBatches++;
+        batches.push({ feeds, lossTokens: next.batch.lossTokens });
+        tokens += next.batch.attentionMask.reduce((s, x) => s + x, 0);
+        examples += next.batch.shape[0];
+      }
+      const stepLr = learningRate(schedule, step);
+      const losses = await runner.step(batches, stepLr, constants);
+      const stepTokens = batches.reduce((s, b) => s + b.lossTokens, 0);
+      const stepLoss = stepTokens > 0 ? losses.reduce((s, l, i) => s + l * batches[i].lossTokens, 0) / stepTokens : losses.reduce((a, b) => a + b, 0) / losses.length;
+      lossSum += stepLoss * stepTokens;
+      lossTokens += stepTokens;
+      if (!Number.isFinite(stepLoss)) throw new Error(`training diverged: the loss is ${stepLoss} at step ${step + 1} (lower the learning rate or set maxGradNorm)`);
+      if (hooks.onProgress !== undefined) {
+        const elapsed = (performance.now() - started) / 1000;
+        const progress: TrainProgress = {
+          step: step + 1, totalSteps, loss: stepLoss, lr: stepLr, epoch,
+          tokensPerSecond: elapsed > 0 ? tokens / elapsed : 0,
+          etaSeconds: (elapsed / (step + 1)) * (totalSteps - step - 1),
+        };
+        hooks.onProgress(progress);
+      }
+    }
+    return {
+      adapter: this.adapterFromRunner(start.adapter, totalSteps === 0),
+      numExamples: examples,
+      trainLoss: lossTokens > 0 ? lossSum / lossTokens : Number.NaN,
+      steps: totalSteps,
+      tokens,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
+
+  /** The runner's values as an adapter (fresh arrays; frozen A copied from the start adapter). */
+  private adapterFromRunner(start: AdapterTensors, copy: boolean): AdapterTensors {
+    const runner = this.runner!;
+    const trainable = new Set(this.roles.map((r) => r.name));
+    const take = (name: string, fallback: Float32Array): Float32Array => {
+      const v = trainable.has(name) ? runner.value(name) : fallback;
+      return copy || !trainable.has(name) ? v.slice() : v;
+    };
+    const modules = new Map<string, LoraFactors>();
+    for (const m of this.modules) {
+      const f = start.modules.get(m.path)!;
+      modules.set(m.path, { a: { shape: f.a.shape, data: take(m.aInput, f.a.data) }, b: { shape: f.b.shape, data: take(m.bInput, f.b.data) } });
+    }
+    const saved = new Map<string, Float32Array>();
+    for (const s of this.info.saved) saved.set(s.name, take(s.input, start.saved?.get(s.name) ?? this.savedInit.get(s.name)!));
+    return { modules, saved };
+  }
+
+  private async evalSessions(): Promise<{ model: ModelGraph; session: OrtSession }> {
+    if (this.evalModel === null || this.evalSession === null) {
+      const model = this.source.architecture.build({ config: this.source.config, tensors: this.source.tensors, lora: this.setup.lora, task: this.trainModel.task, training: false });
+      await this.loadFrozen(model);
+      this.evalSession = await compileEval(model, this.sessionSettings);
+      this.evalModel = model;
+    }
+    return { model: this.evalModel, session: this.evalSession };
+  }
+
+  async evaluate(state: { adapter: AdapterTensors; baseOverrides?: BaseOverrides }, options: InProcessEvalOptions = {}): Promise<EvalResult> {
+    this.checkOpen();
+    throwIfAborted(options.signal, 'evaluation');
+    const { model, session } = await this.evalSessions();
+    const data = options.data === undefined ? this.data.eval : await this.loadEvalData(options.data);
+    const values = this.adapterValues(state.adapter);
+    const constants = { ...this.baseFeeds(state.baseOverrides, model), ...InProcessTrainer.tensorFeeds(values, model) };
+    return evaluateExamples({
+      names: this.names,
+      evalSession: session,
+      generateSession: async () => (this.generateSession ??= await compileGenerate(model, this.sessionSettings)),
+      constants,
+      tokenizer: this.tokenizer,
+      padId: this.tokenizer !== null ? padIdFor(this.tokenizer.special) : 0,
+      eosId: this.tokenizer?.special.eos ?? null,
+      batchSize: this.setup.evalBatchSize ?? this.setup.batchSize,
+      seqLen: this.setup.seqLen,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    }, data, { ...(options.maxExamples !== undefined ? { maxExamples: options.maxExamples } : {}), ...(options.exactMatch !== undefined ? { exactMatch: options.exactMatch } : {}) });
+  }
+
+  private async loadEvalData(spec: string): Promise<EncodedDataset> {
+    const dataset = await loadSpec(spec, this.setup.seed, isTaskSpec(spec) ? 'eval' : undefined);
+    if (dataset.kind !== this.data.kind) throw new Error(`evaluate: ${spec} holds ${dataset.kind} records, the trainer was built for ${this.data.kind} data`);
+    return encodeDataset(dataset, this.tokenizer, { seqLen: this.setup.seqLen });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.source.close();
+  }
+}
+
+/** Trainable inputs and where their values come from (A, B of a module, or a saved tensor). */
+function paramRoles(model: ModelGraph): ParamRole[] {
+  const full = model.fullTrainable ?? [];
+  return model.trainable.map((p) => {
+    const shape = p.shape as number[];
+    const a = model.modules.find((m) => m.aInput === p.name);
+    if (a !== undefined) return { name: p.name, shape, module: a.path, factor: 'a' as const };
+    const b = model.modules.find((m) => m.bInput === p.name);
+    if (b !== undefined) return { name: p.name, shape, module: b.path, factor: 'b' as const };
+    const f = full.find((x) => x.input === p.name);
+    if (f === undefined) throw new Error(`trainer: trainable input ${p.name} is neither a LoRA factor nor listed in the model's fullTrainable`);
+    return { name: p.name, shape, factor: 'saved' as const, saved: f };
+  });
+}
+
+function checkClasses(model: ModelGraph, labelNames: readonly string[] | undefined): void {
+  if (model.task !== 'sequence-classification' || labelNames === undefined) return;
+  const classes = model.logits.shape[model.logits.rank - 1];
+  if (typeof classes === 'number' && classes < labelNames.length) {
+    throw new Error(`trainer: the data has ${labelNames.length} classes (${labelNames.join(', ')}) but the model's head has ${classes} (set num_labels in config.json)`);
+  }
+}

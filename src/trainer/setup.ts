@@ -1,0 +1,43 @@
+/** Checks and defaults for a {@link TrainerSetup}; every error names the field and the bad value. */
+import type { LoraSettings } from '../model/types.js';
+import { DEVICES } from '../runtime/session.js';
+import { SCHEDULES } from './schedule.js';
+import type { TrainerSetup } from './types.js';
+
+/** LoRA settings with FedEx's defaults: r 8, alpha 16 (2·r), no dropout; empty target modules = the architecture's defaults. */
+export function defaultLoraSettings(overrides: Partial<LoraSettings> = {}): LoraSettings {
+  return { r: 8, alpha: 16, useRslora: false, dropout: 0, targetModules: [], freezeA: false, modulesToSave: [], ...overrides };
+}
+
+function positiveInteger(value: number, field: string): void {
+  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`trainer setup: ${field} must be a positive integer, got ${value}`);
+}
+
+/** Throws a RangeError naming the first bad field of `setup`. */
+export function checkSetup(setup: TrainerSetup): void {
+  if (typeof setup.modelDir !== 'string' || setup.modelDir.length === 0) throw new RangeError('trainer setup: modelDir is empty');
+  if (typeof setup.data !== 'string' || setup.data.length === 0) throw new RangeError('trainer setup: data is empty (give task:NAME or a .jsonl path)');
+  positiveInteger(setup.batchSize, 'batchSize');
+  if (!Number.isInteger(setup.seqLen) || setup.seqLen < 2) throw new RangeError(`trainer setup: seqLen must be an integer ≥ 2, got ${setup.seqLen}`);
+  if (!Number.isFinite(setup.seed)) throw new RangeError(`trainer setup: seed must be a finite number, got ${setup.seed}`);
+  if (setup.optimizer !== 'adamw' && setup.optimizer !== 'sgd') throw new RangeError(`trainer setup: optimizer must be adamw or sgd, got '${String(setup.optimizer)}'`);
+  if (!(Number.isFinite(setup.lr) && setup.lr >= 0)) throw new RangeError(`trainer setup: lr must be a finite number ≥ 0, got ${setup.lr}`);
+  if (setup.warmupSteps !== undefined && !(Number.isInteger(setup.warmupSteps) && setup.warmupSteps >= 0)) {
+    throw new RangeError(`trainer setup: warmupSteps must be a non-negative integer, got ${setup.warmupSteps}`);
+  }
+  if (setup.schedule !== undefined && !SCHEDULES.includes(setup.schedule)) throw new RangeError(`trainer setup: schedule must be one of ${SCHEDULES.join(', ')}, got '${String(setup.schedule)}'`);
+  if (setup.weightDecay !== undefined && !(Number.isFinite(setup.weightDecay) && setup.weightDecay >= 0)) {
+    throw new RangeError(`trainer setup: weightDecay must be a finite number ≥ 0, got ${setup.weightDecay}`);
+  }
+  if (setup.maxGradNorm !== undefined && !(Number.isFinite(setup.maxGradNorm) && setup.maxGradNorm > 0)) {
+    throw new RangeError(`trainer setup: maxGradNorm must be a number > 0, got ${setup.maxGradNorm}`);
+  }
+  if (setup.gradAccumulation !== undefined) positiveInteger(setup.gradAccumulation, 'gradAccumulation');
+  if (setup.evalBatchSize !== undefined) positiveInteger(setup.evalBatchSize, 'evalBatchSize');
+  if (!DEVICES.includes(setup.device)) throw new RangeError(`trainer setup: device must be one of ${DEVICES.join(', ')}, got '${String(setup.device)}'`);
+  if (setup.threads !== undefined) positiveInteger(setup.threads, 'threads');
+  const { lora } = setup;
+  positiveInteger(lora.r, 'lora.r');
+  if (!Number.isFinite(lora.alpha)) throw new RangeError(`trainer setup: lora.alpha must be finite, got ${lora.alpha}`);
+  if (!(lora.dropout >= 0 && lora.dropout < 1)) throw new RangeError(`trainer setup: lora.dropout must be in [0, 1), got ${lora.dropout}`);
+}
