@@ -1,0 +1,12 @@
+/** The Llama family (`llama`, `mistral`, `qwen2`) as an {@link Architecture}. */
+import type { Architecture } from '../types.js';
+import { buildLlama } from './build.js';
+import { LLAMA_MODEL_TYPES } from './config.js';
+
+/** Causal LM for Llama, Mistral and Qwen2 checkpoints; PEFT's default targets for them are q_proj and v_proj. */
+export const llamaArchitecture: Architecture = {
+  modelTypes: LLAMA_MODEL_TYPES,
+  defaultTargetModules: ['q_proj', 'v_proj'],
+  tasks: ['causal-lm'],
+  build: (options) => buildLlama(options),
+};

@@ -1,0 +1,69 @@
+/**
+ * Multi-head attention over projected q/k/v, with grouped-query attention (GQA): each key/value
+ * head serves `heads / kvHeads` consecutive query heads, as HF's `repeat_kv` arranges them. The
+ * k/v heads are never repeated in memory: the query heads of a group are folded into the rows of
+ * one batched MatMul (`[b, kv, group·seq, hd] · [b, kv, hd, seq]`).
+ */
+import type { Value } from '../../graph/builder.js';
+import { check } from '../../graph/errors.js';
+import { maskedSoftmax } from '../../graph/nn/attention.js';
+import { rope } from '../../graph/nn/rope.js';
+import { matMul } from '../../graph/ops/matMul.js';
+import { mul } from '../../graph/ops/mul.js';
+import { reshape } from '../../graph/ops/reshape.js';
+import { transpose } from '../../graph/ops/transpose.js';
+import { unsqueeze } from '../../graph/ops/unsqueeze.js';
+import { mulDims } from '../../graph/shape.js';
+
+export interface AttentionShape {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+}
+
+export interface AttentionInputs {
+  /** Rank-4 bool mask broadcastable to `[batch, 1, seq, seq]` (true = attend), or undefined for none. */
+  readonly mask?: Value;
+  /** RoPE tables `[seq, headDim]` applied to q and k (HF Llama `rotate_half` convention). */
+  readonly rope?: { readonly cos: Value; readonly sin: Value };
+  /** Training-mode dropout on the attention probabilities. */
+  readonly dropout?: (probs: Value) => Value;
+}
+
+/**
+ * `softmax(q·kᵀ/√hd + mask)·v` per head. q `[batch, seq, heads·hd]`, k and v `[batch, seq,
+ * kvHeads·hd]` (the projections' outputs); returns `[batch, seq, heads·hd]` with heads in HF order.
+ */
+export function multiHeadAttention(q: Value, k: Value, v: Value, shape: AttentionShape, inputs: AttentionInputs = {}): Value {
+  const { heads, kvHeads, headDim: hd } = shape;
+  check(heads % kvHeads === 0, () => `attention: ${heads} heads are not a multiple of ${kvHeads} key/value heads`);
+  check(q.rank === 3 && k.rank === 3 && v.rank === 3, () => `attention: q ${q.toString()}, k ${k.toString()}, v ${v.toString()} must be [batch, seq, features]`);
+  check(inputs.mask === undefined || inputs.mask.rank === 4, () => `attention: mask ${inputs.mask?.toString() ?? ''} must have rank 4 ([batch, 1, seq, seq])`);
+  const [b, s] = q.shape;
+  const group = heads / kvHeads;
+  let k4 = reshape(k, [b, s, kvHeads, hd]);
+  let q5 = reshape(q, [b, s, kvHeads, group, hd]);
+  if (inputs.rope !== undefined) {
+    const { cos, sin } = inputs.rope;
+    // Tables [seq, hd] become [seq, 1, hd] and [seq, 1, 1, hd] to broadcast over the head axes.
+    k4 = rope(k4, unsqueeze(cos, 1), unsqueeze(sin, 1));
+    q5 = rope(q5, unsqueeze(cos, [1, 2]), unsqueeze(sin, [1, 2]));
+  }
+  const rows = mulDims(group, s);
+  const qT = reshape(transpose(q5, [0, 2, 3, 1, 4]), [b, kvHeads, rows, hd]);
+  const kT = transpose(k4, [0, 2, 3, 1]);
+  const vT = transpose(reshape(v, [b, s, kvHeads, hd]), [0, 2, 1, 3]);
+  let scores = mul(matMul(qT, kT), 1 / Math.sqrt(hd));
+  let probs: Value;
+  if (group === 1) {
+    probs = maskedSoftmax(scores, inputs.mask);
+  } else {
+    scores = reshape(scores, [b, kvHeads, group, s, s]);
+    const mask = inputs.mask === undefined ? undefined : unsqueeze(inputs.mask, 2);
+    probs = reshape(maskedSoftmax(scores, mask), [b, kvHeads, rows, s]);
+  }
+  if (inputs.dropout !== undefined) probs = inputs.dropout(probs);
+  const ctx = matMul(probs, vT);
+  const out = transpose(reshape(ctx, [b, kvHeads, group, s, hd]), [0, 3, 1, 2, 4]);
+  return reshape(out, [b, s, heads * hd]);
+}

@@ -1,0 +1,153 @@
+/**
+ * The Llama family (Llama, Mistral, Qwen2) as a causal-LM graph, HF's `LlamaForCausalLM`:
+ * embeddings → N × (RMSNorm → GQA self-attention with RoPE → residual → RMSNorm → SwiGLU MLP →
+ * residual) → RMSNorm → lm_head (or the tied embeddings), with the shifted next-token loss.
+ */
+import { GraphBuilder, type Value } from '../../graph/builder.js';
+import type { FloatDType } from '../../graph/dtype.js';
+import { causalMask } from '../../graph/nn/attention.js';
+import { crossEntropy } from '../../graph/nn/crossEntropy.js';
+import { dropout } from '../../graph/nn/dropout.js';
+import { linear } from '../../graph/nn/linear.js';
+import { loraLinear } from '../../graph/nn/lora.js';
+import { rmsNorm } from '../../graph/nn/rmsNorm.js';
+import { silu } from '../../graph/nn/silu.js';
+import { add } from '../../graph/ops/add.js';
+import { cast } from '../../graph/ops/cast.js';
+import { concat } from '../../graph/ops/concat.js';
+import { fill } from '../../graph/ops/constantOfShape.js';
+import { gather } from '../../graph/ops/gather.js';
+import { less, logicalAnd } from '../../graph/ops/logical.js';
+import { mul } from '../../graph/ops/mul.js';
+import { arange } from '../../graph/ops/range.js';
+import { slice } from '../../graph/ops/slice.js';
+import { unsqueeze } from '../../graph/ops/unsqueeze.js';
+import { where } from '../../graph/ops/where.js';
+import type { Dim } from '../../graph/shape.js';
+import { ModelError } from '../errors.js';
+import { ALL_LINEAR } from '../targetModules.js';
+import type { BuildOptions, ModelGraph } from '../types.js';
+import { ModelInputs, adaptedPaths } from '../weights.js';
+import { multiHeadAttention } from './attention.js';
+import { parseLlamaConfig, type LlamaConfig } from './config.js';
+
+/** Graph input names of the data (weights are named by their HF names, LoRA factors `<path>.lora_A` / `<path>.lora_B`). */
+export const LLAMA_INPUTS = { inputIds: 'input_ids', attentionMask: 'attention_mask', labels: 'labels', dropoutSeed: 'dropout_seed' } as const;
+
+/** Build options plus the graph's float type (float64 for gradient checks; the trainer uses float32). */
+export interface LlamaBuildOptions extends BuildOptions {
+  readonly dtype?: FloatDType;
+}
+
+/** The adaptable linear modules' PEFT paths, layer by layer (`lm_head` last). */
+export function llamaModulePaths(layers: number): string[] {
+  const out: string[] = [];
+  for (let l = 0; l < layers; l++) {
+    const p = `model.layers.${l}`;
+    for (const m of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']) out.push(`${p}.${m}`);
+  }
+  out.push('lm_head');
+  return out;
+}
+
+/** RoPE cos/sin tables `[rows, headDim]` (HF: `emb = cat(freqs, freqs)`). */
+function ropeTable(g: GraphBuilder, cfg: LlamaConfig, rows: number, dtype: FloatDType, which: 'cos' | 'sin'): Value {
+  const hd = cfg.headDim;
+  const half = hd / 2;
+  const data = dtype === 'float64' ? new Float64Array(rows * hd) : new Float32Array(rows * hd);
+  const f = which === 'cos' ? Math.cos : Math.sin;
+  for (let t = 0; t < rows; t++) for (let i = 0; i < hd; i++) data[t * hd + i] = f(t * cfg.invFreq[i % half]);
+  return g.initializer(`rope.${which}`, data, [rows, hd]);
+}
+
+/**
+ * Next-token labels: position t gets `labels[:, t+1]`, and −100 at the last position and where
+ * the next token is padding (as GPT-2's build does), so cross-entropy over all positions equals
+ * HF's `logits[:, :-1]` vs `labels[:, 1:]` without slicing the large logits.
+ */
+function shiftLabels(labels: Value, mask: Value, seq: Dim): Value {
+  const batch = labels.shape[0];
+  const next = add(arange(labels, seq), 1);
+  const nextLabels = gather(concat([labels, fill(labels, [batch, 1], -100, 'int64')], 1), next, 1);
+  const nextIsToken = cast(gather(concat([mask, fill(mask, [batch, 1], 0, 'int64')], 1), next, 1), 'bool');
+  return where(nextIsToken, nextLabels, -100);
+}
+
+/** Builds the causal-LM graph of a Llama-family checkpoint. */
+export function buildLlama(options: LlamaBuildOptions): ModelGraph {
+  const cfg = parseLlamaConfig(options.config);
+  if (options.task !== 'causal-lm') throw new ModelError('UNSUPPORTED_OPTION', `${cfg.modelType}: task '${options.task}' is not supported (causal-lm only)`);
+  const dtype = options.dtype ?? 'float32';
+  const trainAll = options.trainAll === true;
+  const { lora } = options;
+  const seq: Dim = options.seqLen ?? 'seq';
+  if (typeof seq === 'number' && (!Number.isInteger(seq) || seq < 1 || seq > cfg.maxPositions)) {
+    throw new ModelError('UNSUPPORTED_OPTION', `${cfg.modelType}: seqLen ${seq} must be an integer in [1, max_position_embeddings = ${cfg.maxPositions}]`);
+  }
+  const g = new GraphBuilder(cfg.modelType);
+  const inputIds = g.input(LLAMA_INPUTS.inputIds, 'int64', ['batch', seq]);
+  const attentionMask = g.input(LLAMA_INPUTS.attentionMask, 'int64', ['batch', seq]);
+  const labels = g.input(LLAMA_INPUTS.labels, 'int64', ['batch', seq]);
+  const loraRate = options.training && !trainAll ? lora.dropout : 0;
+  const attnRate = options.training ? cfg.attentionDropout : 0;
+  const seed = loraRate > 0 || attnRate > 0 ? g.input(LLAMA_INPUTS.dropoutSeed, 'int64', []) : undefined;
+  let salt = 0;
+
+  const candidates = llamaModulePaths(cfg.layers).filter((p) => p !== 'lm_head' || !lora.targetModules.includes(ALL_LINEAR));
+  const adapted = adaptedPaths(candidates, lora, trainAll);
+  const inputs = new ModelInputs({ graph: g, tensors: options.tensors, dtype, trainAll, modulesToSave: trainAll ? [] : lora.modulesToSave });
+  /** `nn.Linear` at `path` (`[out, in]` weight), LoRA-adapted when selected. */
+  const proj = (x: Value, path: string, inF: number, outF: number, bias: boolean, weightName = `${path}.weight`): Value => {
+    const w = inputs.weight(weightName, [outF, inF]);
+    const b = bias ? inputs.weight(`${path}.bias`, [outF]) : undefined;
+    if (!adapted.has(path)) return linear(x, w, b, 'outIn');
+    const drop = seed !== undefined && loraRate > 0 ? { rate: loraRate, seed, salt: ++salt } : undefined;
+    return loraLinear(x, w, b, 'outIn', inputs.lora(path, inputs.findKey(weightName)!, 'linear', inF, outF, lora, drop));
+  };
+
+  const d = cfg.hidden;
+  const qDim = cfg.heads * cfg.headDim;
+  const kvDim = cfg.kvHeads * cfg.headDim;
+  let h = gather(inputs.weight('model.embed_tokens.weight', [cfg.vocab, d]), inputIds);
+
+  // Masks, shared by all layers: padding [b, 1, 1, s] and causal [s, s] → [b, 1, s, s].
+  const fullMask = logicalAnd(unsqueeze(cast(attentionMask, 'bool'), [1, 2]), causalMask(inputIds, seq));
+  let windowMask: Value | undefined;
+  const window = cfg.slidingWindow;
+  if (window !== undefined && cfg.windowFromLayer < cfg.layers && (typeof seq !== 'number' || seq > window)) {
+    // Key j is visible from query i when i − j < window.
+    const r = arange(inputIds, seq);
+    windowMask = logicalAnd(fullMask, less(unsqueeze(r, 1), add(unsqueeze(r, 0), window)));
+  }
+  const rows = typeof seq === 'number' ? seq : cfg.maxPositions;
+  const cosTable = ropeTable(g, cfg, rows, dtype, 'cos');
+  const sinTable = ropeTable(g, cfg, rows, dtype, 'sin');
+  const rope = typeof seq === 'number' ? { cos: cosTable, sin: sinTable } : { cos: slice(cosTable, 0, 0, seq), sin: slice(sinTable, 0, 0, seq) };
+  const shape = { heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim };
+  const attnDropout = seed !== undefined && attnRate > 0 ? (p: Value): Value => dropout(p, { rate: attnRate, seed, salt: ++salt }) : undefined;
+
+  for (let l = 0; l < cfg.layers; l++) {
+    const p = `model.layers.${l}`;
+    const x = rmsNorm(h, inputs.weight(`${p}.input_layernorm.weight`, [d]), cfg.rmsEps);
+    const q = proj(x, `${p}.self_attn.q_proj`, d, qDim, cfg.qkvBias);
+    const k = proj(x, `${p}.self_attn.k_proj`, d, kvDim, cfg.qkvBias);
+    const v = proj(x, `${p}.self_attn.v_proj`, d, kvDim, cfg.qkvBias);
+    const mask = windowMask !== undefined && l >= cfg.windowFromLayer ? windowMask : fullMask;
+    const attn = multiHeadAttention(q, k, v, shape, { mask, rope, ...(attnDropout !== undefined ? { dropout: attnDropout } : {}) });
+    h = add(h, proj(attn, `${p}.self_attn.o_proj`, qDim, d, cfg.oBias));
+    const y = rmsNorm(h, inputs.weight(`${p}.post_attention_layernorm.weight`, [d]), cfg.rmsEps);
+    const gate = silu(proj(y, `${p}.mlp.gate_proj`, d, cfg.intermediate, cfg.mlpBias));
+    const up = proj(y, `${p}.mlp.up_proj`, d, cfg.intermediate, cfg.mlpBias);
+    h = add(h, proj(mul(gate, up), `${p}.mlp.down_proj`, cfg.intermediate, d, cfg.mlpBias));
+  }
+  h = rmsNorm(h, inputs.weight('model.norm.weight', [d]), cfg.rmsEps);
+  const logits = proj(h, 'lm_head', d, cfg.vocab, false, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+  const loss = crossEntropy(logits, shiftLabels(labels, attentionMask, seq));
+  inputs.checkModulesToSave();
+  return {
+    graph: g, task: 'causal-lm', inputIds, attentionMask, labels, logits, loss,
+    trainable: inputs.trainable(), frozen: inputs.frozen, modules: inputs.modules,
+    ...(seed !== undefined ? { dropoutSeed: seed } : {}),
+    fullTrainable: inputs.fullTrainable,
+  };
+}
