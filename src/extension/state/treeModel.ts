@@ -47,6 +47,15 @@ export function roundText(s: FederationState): string {
   return `round ${s.round}${s.totalRounds !== null ? `/${s.totalRounds}` : ''}`;
 }
 
+/** 0..1: how far a federation is (closed rounds of methods × rounds for a simulation). */
+export function federationFraction(s: FederationState): number {
+  if (s.totalRounds === null || s.totalRounds <= 0) return 0;
+  const methods = Math.max(1, s.methods.length);
+  const methodIndex = s.method !== null && s.methods.includes(s.method) ? s.methods.indexOf(s.method) : 0;
+  const closed = s.rounds.filter((r) => r.status === 'closed' && (s.kind !== 'simulation' || r.method === s.method)).length;
+  return Math.min(1, (methodIndex * s.totalRounds + Math.min(closed, s.totalRounds)) / (methods * s.totalRounds));
+}
+
 /** The status-bar text of the active federation, e.g. `FedEx round 2/5 · training`. */
 export function statusText(s: FederationState | undefined): string {
   if (s === undefined) return 'FedEx';

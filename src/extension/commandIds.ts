@@ -1,0 +1,11 @@
+/** Every command the extension contributes (package.json `contributes.commands` lists the same; a test checks it). */
+export const COMMAND_IDS = [
+  'fedex.startRound', 'fedex.hostFederation', 'fedex.joinFederation', 'fedex.leaveFederation', 'fedex.stopFederation',
+  'fedex.openDashboard', 'fedex.runSimulation', 'fedex.aggregateAdapters', 'fedex.exportAdapter',
+] as const;
+
+/** A contributed command id. */
+export type CommandId = (typeof COMMAND_IDS)[number];
+
+/** The views of the FedEx activity-bar container. */
+export const VIEW_IDS = ['fedex.federations', 'fedex.clients', 'fedex.rounds'] as const;
