@@ -28,6 +28,7 @@ const entries = [
   { ...node, entryPoints: ['src/trainer/worker/entry.ts'], outfile: 'dist/trainerWorker.cjs' },
   { ...node, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.cjs' },
   { ...browser, entryPoints: ['webview/main.ts'], outfile: 'dist/webview/dashboard.js' },
+  { ...browser, entryPoints: ['webview/dashboard.css'], outfile: 'dist/webview/dashboard.css' },
 ];
 
 const present = entries.filter((e) => {
