@@ -6,11 +6,15 @@ import { CliError } from './errors.js';
 import { aggregateCommand } from './commands/aggregate.js';
 import { demoCommand } from './commands/demo.js';
 import { simulateCommand } from './commands/simulate.js';
+import { hostCommand } from './commands/host.js';
+import { joinCommand } from './commands/join.js';
+import { trainCommand } from './commands/train.js';
+import { evalCommand } from './commands/eval.js';
 
 const VERSION = '0.1.0';
 
 /** Every subcommand, in the order `fedex --help` lists them. */
-export const COMMANDS: readonly CliCommand[] = [simulateCommand, demoCommand, aggregateCommand];
+export const COMMANDS: readonly CliCommand[] = [simulateCommand, hostCommand, joinCommand, trainCommand, evalCommand, demoCommand, aggregateCommand];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -9,7 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { withCheckpoint } from '../../model/checkpoint.js';
 import { architectureFor } from '../../model/registry.js';
 import type { AdaptedModule, LoraSettings } from '../../model/types.js';
+import type { Matrix } from '../../core/tensor.js';
+import type { BaseSource } from '../../federation/client/baseCopy.js';
+import { modelBaseSource, modelManifest } from '../../federation/client/modelBase.js';
 import type { AdapterLayout } from '../../federation/protocol/adapterTensors.js';
+import { writeModelFolder } from '../../federation/simulation/onnxWorkload.js';
+import { createSyntheticWorkload } from '../../federation/simulation/syntheticWorkload.js';
 import type { CliIO } from '../command.js';
 import { usageError } from '../errors.js';
 
@@ -92,4 +97,38 @@ export function formatSeconds(s: number): string {
   if (s < 60) return `${s.toFixed(1)} s`;
   const m = Math.floor(s / 60);
   return `${m} min ${String(Math.round(s - 60 * m)).padStart(2, '0')} s`;
+}
+
+/** The base model of a federation as the host or a client holds it. */
+export interface FederationModel {
+  /** Model folder, or null for the synthetic model. */
+  readonly modelDir: string | null;
+  readonly label: string;
+  readonly base: BaseSource;
+  /** Adapted modules (host: for the given LoRA settings; client: every module that could be adapted). */
+  readonly layout: AdapterLayout;
+  readonly targetModules: readonly string[];
+  /** Writes a model folder with the adapted weights replaced (absent for the synthetic model). */
+  readonly writeModel?: (dir: string, weights: ReadonlyMap<string, Matrix<Float32Array>>) => Promise<void>;
+}
+
+/**
+ * The model behind `--model`: a folder (its content hash, the adapted weights) or `synthetic` (a
+ * seeded Gaussian GPT-2-shaped base that host and clients generate identically from `--seed`).
+ * `lora.targetModules` empty = the architecture's default; `all-linear` gives every candidate.
+ */
+export async function federationModel(given: string | undefined, command: string, lora: { rank: number; alpha: number; seed: number; targetModules: readonly string[] }): Promise<FederationModel> {
+  if (given === 'synthetic') {
+    const w = createSyntheticWorkload({ rank: lora.rank, alpha: lora.alpha, seed: lora.seed });
+    return { modelDir: null, label: 'synthetic', base: w.base, layout: w.layout, targetModules: w.targetModules };
+  }
+  const modelDir = resolveModelDir(given, command);
+  const resolved = await modelLayout(modelDir, lora);
+  const manifest = await modelManifest(modelDir);
+  const baseKeys = new Map(resolved.modules.map((m) => [m.path, m.baseKey]));
+  return {
+    modelDir, label: modelDir, layout: resolved.layout, targetModules: resolved.targetModules,
+    base: modelBaseSource(modelDir, manifest.hash, resolved.modules.map((m) => ({ path: m.path, baseKey: m.baseKey }))),
+    writeModel: (dir, weights) => writeModelFolder(modelDir, dir, weights, baseKeys),
+  };
 }

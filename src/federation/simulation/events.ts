@@ -119,7 +119,7 @@ export type CliEvent = { [K in CliEventType]: CliEventOf<K> }[CliEventType];
 const COORDINATOR_TYPES: Record<CoordinatorEventName, true> = {
   listening: true, client_joined: true, client_left: true, client_rejected: true, round_started: true,
   update_accepted: true, update_rejected: true, client_failed: true, round_closed: true, round_broadcast: true,
-  protocol_error: true, federation_done: true, warning: true,
+  update_heatmap: true, model_transfer: true, protocol_error: true, federation_done: true, warning: true,
 };
 const SIMULATION_TYPES: Record<keyof SimulationEventMap, true> = {
   simulation_started: true, method_started: true, client_progress: true, client_round_done: true,

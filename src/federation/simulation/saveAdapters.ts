@@ -51,7 +51,7 @@ export async function writeAdapterFolder(dir: string, adapter: Adapter, layout: 
  * Writes a base state: a full model folder through the workload when it has model files, else a
  * `base.safetensors` with the adapted weights (stored layout, float32) under their module paths + `.weight`.
  */
-export async function writeBaseFolder(dir: string, base: ReadonlyMap<string, Matrix<Float32Array>>, workload: SimulationWorkload): Promise<void> {
+export async function writeBaseFolder(dir: string, base: ReadonlyMap<string, Matrix<Float32Array>>, workload: Pick<SimulationWorkload, 'layout' | 'writeModel'>): Promise<void> {
   if (workload.writeModel !== undefined) {
     await workload.writeModel(dir, base);
     return;

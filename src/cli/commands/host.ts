@@ -1,0 +1,203 @@
+/**
+ * `fedex host`: runs a coordinator. Listens on 127.0.0.1 by default (wss with --cert/--key), prints
+ * the URL, the join token and the `fedex join` line to give to participants, runs the rounds,
+ * persists after each one (resumable with --resume), and at the end writes the final global adapter
+ * as a PEFT folder (and, for FedEx-LoRA, the updated base model).
+ */
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { STRATEGY_NAMES } from '../../core/strategies/types.js';
+import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
+import { Coordinator } from '../../federation/coordinator/coordinator.js';
+import type { CoordinatorConfig, Quorum } from '../../federation/coordinator/config.js';
+import { eventsFlagSink } from '../../federation/simulation/eventSink.js';
+import { COORDINATOR_EVENT_TYPES } from '../../federation/simulation/events.js';
+import { meanOf } from '../../federation/simulation/report.js';
+import { writeAdapterFolder, writeBaseFolder } from '../../federation/simulation/saveAdapters.js';
+import type { ServerTlsOptions } from '../../federation/transport/types.js';
+import type { CliCommand } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
+import { CliError, usageError } from '../errors.js';
+import { formatBytes, formatNumber } from '../ui/table.js';
+import { DEFAULT_MODEL, federationModel, humanOut, listFlag } from './federationCommon.js';
+
+const FLAGS: FlagSpecs = {
+  port: { type: 'string', value: 'n', help: 'TCP port (0 = any free port)', default: '7777' },
+  host: { type: 'string', value: 'addr', help: 'interface to bind (0.0.0.0 exposes it to the network)', default: '127.0.0.1' },
+  token: { type: 'string', value: 'T', help: 'join token (generated and printed when absent)' },
+  cert: { type: 'string', value: 'file.pem', help: 'TLS certificate: serve wss:// (with --key)' },
+  key: { type: 'string', value: 'file.pem', help: 'TLS private key' },
+  method: { type: 'string', value: STRATEGY_NAMES.join('|'), help: 'aggregation', default: 'fedex' },
+  rounds: { type: 'string', value: 'n', help: 'federated rounds', default: '5' },
+  'local-steps': { type: 'string', value: 'n', help: 'optimizer steps per client per round', default: '10' },
+  'local-epochs': { type: 'string', value: 'x', help: 'passes over local data per round (instead of --local-steps)' },
+  'batch-size': { type: 'string', value: 'n', help: 'examples per step', default: '8' },
+  lr: { type: 'string', value: 'x', help: 'learning rate', default: '0.003' },
+  rank: { type: 'string', value: 'r', help: 'LoRA rank', default: '8' },
+  alpha: { type: 'string', value: 'a', help: 'LoRA alpha', default: '16' },
+  'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's)" },
+  weighting: { type: 'string', value: 'uniform|examples', help: 'client weights', default: 'uniform' },
+  'min-clients': { type: 'string', value: 'n', help: 'clients needed before a round starts', default: '2' },
+  quorum: { type: 'string', value: 'x', help: 'updates needed to aggregate: a fraction (0.5) or a count (3)', default: '0.5' },
+  'round-timeout': { type: 'string', value: 'seconds', help: 'deadline of a round', default: '600' },
+  'sample-fraction': { type: 'string', value: 'x', help: 'share of joined clients sampled per round', default: '1' },
+  seed: { type: 'string', value: 's', help: 'seed of sampling and adapter init', default: '0' },
+  model: { type: 'string', value: 'dir|synthetic', help: 'base model folder', default: DEFAULT_MODEL },
+  out: { type: 'string', value: 'dir', help: 'run directory (state, events.jsonl, final/)', default: 'runs/host' },
+  resume: { type: 'string', value: 'dir', help: 'continue the federation persisted in this run directory' },
+  events: { type: 'string', value: 'file|-', help: "JSONL event stream to a file, or '-' for stdout (human output to stderr)" },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+const USAGE = 'fedex host [--port 7777] [--method fedex] [--rounds 5] [--min-clients 2] [--model dir] [--out runs/host] [--resume dir]';
+const SUMMARY = [
+  'Runs a federation coordinator: clients join with `fedex join <url> --token <token> --data …`, train',
+  'locally and upload their adapters; the coordinator aggregates each round (FedEx-LoRA folds the',
+  'residual into the base, so the global model is exactly the mean of the client models) and persists',
+  'its state; `--resume <dir>` continues after a crash with no completed round lost.',
+].join('\n');
+
+/** `--quorum`: `0.5` or `50%` is a fraction, an integer ≥ 1 a count (`1` means one client). */
+export function parseQuorum(raw: string): Quorum {
+  const text = raw.trim();
+  const percent = text.endsWith('%');
+  const v = Number(percent ? text.slice(0, -1) : text);
+  if (!Number.isFinite(v) || text === '') throw usageError(`fedex host: --quorum must be a fraction (0.5, 50%) or a count (3), got '${raw}'.`);
+  if (percent) {
+    if (!(v > 0 && v <= 100)) throw usageError(`fedex host: --quorum percentage must be in (0, 100], got '${raw}'.`);
+    return { fraction: v / 100 };
+  }
+  if (Number.isInteger(v) && v >= 1) return { count: v };
+  if (v > 0 && v < 1) return { fraction: v };
+  throw usageError(`fedex host: --quorum must be a fraction in (0, 1) or a count ≥ 1, got '${raw}'.`);
+}
+
+async function tlsOptions(args: ParsedArgs): Promise<ServerTlsOptions | undefined> {
+  const cert = optionalString(args, 'cert');
+  const key = optionalString(args, 'key');
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) throw usageError('fedex host: --cert and --key go together.');
+  const read = async (path: string, flag: string): Promise<string> => {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (err) {
+      throw usageError(`fedex host: cannot read --${flag} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: await read(cert, 'cert'), key: await read(key, 'key') };
+}
+
+export const hostCommand: CliCommand = {
+  name: 'host',
+  summary: 'run a federation coordinator that clients join over WebSocket',
+  async run(argv, io) {
+    const args = parseFlags('host', argv, FLAGS);
+    if (booleanFlag(args, 'help')) {
+      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
+      return 0;
+    }
+    if (args.positionals.length > 0) throw usageError(`fedex host: unexpected argument '${args.positionals[0]}'. See 'fedex host --help'.`);
+    const int = (name: string, fallback: number, min: number, max: number): number => numberFlag(args, name, 'host', fallback, { min, max, integer: true });
+    const port = int('port', 7777, 0, 65535);
+    const listen = { host: optionalString(args, 'host') ?? '127.0.0.1', port, ...(await tlsOptions(args).then((tls) => (tls !== undefined ? { tls } : {}))) };
+    const eventsTarget = optionalString(args, 'events');
+    const out = humanOut(io, eventsTarget);
+    const token = optionalString(args, 'token');
+    const resumeDir = optionalString(args, 'resume');
+    const backend = createOrtProductBackend();
+    let coordinator: Coordinator;
+    let model: Awaited<ReturnType<typeof federationModel>> | undefined;
+    try {
+      if (resumeDir !== undefined) {
+        coordinator = await Coordinator.resume(resolve(resumeDir), { listen, backend, ...(token !== undefined ? { token } : {}) });
+      } else {
+        if (args.values['local-epochs'] !== undefined && args.values['local-steps'] !== undefined) throw usageError('fedex host: give --local-steps or --local-epochs, not both.');
+        const rank = int('rank', 8, 1, 4096);
+        const alpha = numberFlag(args, 'alpha', 'host', 16, { min: Number.MIN_VALUE });
+        const seed = int('seed', 0, 0, 0xffffffff);
+        model = await federationModel(optionalString(args, 'model'), 'host', { rank, alpha, seed, targetModules: listFlag(optionalString(args, 'target-modules')) });
+        const epochs = args.values['local-epochs'] === undefined ? undefined : numberFlag(args, 'local-epochs', 'host', 1, { min: Number.MIN_VALUE, max: 10_000 });
+        const config: CoordinatorConfig = {
+          runDir: resolve(optionalString(args, 'out') ?? 'runs/host'),
+          method: choiceFlag(args, 'method', 'host', STRATEGY_NAMES, 'fedex'),
+          rounds: int('rounds', 5, 1, 1_000_000),
+          layout: model.layout,
+          lora: { rank, alpha, targetModules: model.targetModules },
+          training: {
+            ...(epochs !== undefined ? { localEpochs: epochs } : { localSteps: int('local-steps', 10, 1, 100_000_000) }),
+            batchSize: int('batch-size', 8, 1, 65_536), lr: numberFlag(args, 'lr', 'host', 0.003, { min: Number.MIN_VALUE, max: 10 }),
+          },
+          base: model.base,
+          weighting: choiceFlag(args, 'weighting', 'host', ['uniform', 'examples'] as const, 'uniform'),
+          minClients: int('min-clients', 2, 1, 1_000_000),
+          quorum: parseQuorum(optionalString(args, 'quorum') ?? '0.5'),
+          roundTimeoutMs: Math.round(1000 * numberFlag(args, 'round-timeout', 'host', 600, { min: 0.1, max: 86_400 * 7 })),
+          sampleFraction: numberFlag(args, 'sample-fraction', 'host', 1, { min: Number.MIN_VALUE, max: 1 }),
+          seed, backend, listen, ...(token !== undefined ? { token } : {}),
+        };
+        coordinator = await Coordinator.create(config);
+      }
+    } catch (err) {
+      await backend.dispose();
+      const e = err as Error & { code?: string };
+      if (e.code === 'RUN_DIR_IN_USE') throw new CliError(`fedex host: ${e.message} (--resume <dir> continues it, --out <dir> starts a new one elsewhere).`);
+      throw err;
+    }
+
+    const sink = eventsFlagSink(eventsTarget, io.stdout);
+    for (const type of COORDINATOR_EVENT_TYPES) {
+      (coordinator.on as (t: string, l: (p: never) => void) => unknown)(type, (payload: never) => sink.emit(type, payload));
+    }
+    const plan = coordinator.plan;
+    coordinator.on('client_joined', (e) => out.write(`+ ${e.name} joined (${e.clients} connected)\n`));
+    coordinator.on('client_left', (e) => out.write(`- ${e.name} left: ${e.reason} (${e.clients} connected)\n`));
+    coordinator.on('client_rejected', (e) => out.write(`! refused a connection from ${e.remote}: ${e.code} ${e.message}\n`));
+    coordinator.on('round_started', (e) => out.write(`round ${e.round}/${plan.rounds}: ${e.sampled.length} clients sampled, quorum ${e.quorum}\n`));
+    coordinator.on('update_accepted', (e) => out.write(`  ${e.clientId}: update for round ${e.round} (${e.examples} examples, train loss ${formatNumber(e.trainLoss)})\n`));
+    coordinator.on('update_rejected', (e) => out.write(`  ${e.clientId}: update for round ${e.round} refused: ${e.code} ${e.reason}\n`));
+    coordinator.on('client_failed', (e) => out.write(`  ${e.clientId} failed round ${e.round}: ${e.reason}\n`));
+    coordinator.on('round_closed', (r) => {
+      const dev = meanOf(r.modules.map((m) => m.relativeDeviation));
+      out.write(`round ${r.round} closed (${r.closedBy}): ${r.aggregated ? `${r.participants.length} updates aggregated` : 'not aggregated'}`
+        + `${r.loss !== null ? `, mean train loss ${formatNumber(r.loss.mean)}` : ''}${dev !== null ? `, mean rel. deviation ${formatNumber(dev)}` : ''}`
+        + `, ${formatBytes(r.traffic.sent)} sent, ${formatBytes(r.traffic.received)} received\n`);
+    });
+    coordinator.on('warning', (e) => out.write(`warning: ${e.message}\n`));
+
+    const onSigint = (): void => {
+      out.write('\ninterrupted: stopping (the run directory stays resumable with --resume)\n');
+      void coordinator.close();
+    };
+    process.once('SIGINT', onSigint);
+    try {
+      const url = await coordinator.start();
+      out.write(`fedex host: ${plan.method} federation, ${plan.rounds} rounds, ${plan.layout.length} adapted modules, run directory ${coordinator.runDir}\n`);
+      out.write(`listening on ${url}\njoin token: ${coordinator.token}\n`);
+      out.write(`clients join with:\n  fedex join ${url} --token ${coordinator.token} --data task:arith${model?.modelDir === null ? ' --model synthetic' : ''}\n`);
+      out.write(`waiting for ${plan.minClients} client${plan.minClients === 1 ? '' : 's'}…\n`);
+      const summary = await coordinator.run();
+      const snap = coordinator.snapshot();
+      const finalDir = join(coordinator.runDir, 'final');
+      await writeAdapterFolder(join(finalDir, 'adapter'), snap.global, plan.layout, {
+        rank: plan.lora.rank, alpha: plan.lora.alpha, targetModules: plan.lora.targetModules, fanInFanOut: plan.layout.some((m) => m.fanInFanOut === true),
+      });
+      if (snap.revision > 0) {
+        await writeBaseFolder(join(finalDir, 'model'), snap.base, { layout: plan.layout, ...(model?.writeModel !== undefined ? { writeModel: model.writeModel } : {}) });
+      }
+      out.write(`federation done: ${summary.roundsCompleted}/${summary.rounds} rounds. Global adapter (PEFT): ${join(finalDir, 'adapter')}`
+        + `${snap.revision > 0 ? `; updated base model: ${join(finalDir, 'model')}` : ''}\n`);
+      return 0;
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (e.code === 'STOPPED') return 130;
+      sink.emit('error', { message: e.message });
+      if (e.code === 'T_LISTEN') throw new CliError(`fedex host: ${e.message}; choose another --port (0 = any free port) or --host.`);
+      throw err;
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+      await coordinator.close();
+      await backend.dispose();
+      await sink.close();
+    }
+  },
+};

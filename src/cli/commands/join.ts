@@ -1,0 +1,225 @@
+/**
+ * `fedex join <url> --token T --data …`: a federation client. Checks that its local base model has
+ * the coordinator's content hash, trains each round it is sampled for on its own data (onnxruntime,
+ * in a worker thread), uploads its adapter, and reconnects with backoff when the connection drops.
+ * At the end it can write the final global adapter as a PEFT folder.
+ */
+import { readFile } from 'node:fs/promises';
+import { availableParallelism, hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DEVICES } from '../../runtime/session.js';
+import { FederationClient, type ClientOutcome } from '../../federation/client/client.js';
+import { ClientError } from '../../federation/client/errors.js';
+import { createOnnxTrainer } from '../../federation/client/onnxTrainer.js';
+import { createSyntheticTrainer } from '../../federation/client/syntheticTrainer.js';
+import type { FederationSettings, LocalTrainer } from '../../federation/client/trainer.js';
+import { eventsFlagSink } from '../../federation/simulation/eventSink.js';
+import { meanOf } from '../../federation/simulation/report.js';
+import { writeAdapterFolder } from '../../federation/simulation/saveAdapters.js';
+import type { CliCommand } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs } from '../args.js';
+import { CliError, usageError } from '../errors.js';
+import { ProgressBar } from '../ui/progress.js';
+import { formatBytes, formatNumber } from '../ui/table.js';
+import { DEFAULT_MODEL, federationModel, humanOut } from './federationCommon.js';
+import { loadTrainerFactory } from './trainerFactory.js';
+
+const FLAGS: FlagSpecs = {
+  token: { type: 'string', value: 'T', help: "the join token the coordinator's operator gave you" },
+  data: { type: 'string', value: 'file.jsonl|task:NAME', help: 'your training data (docs/data.md)' },
+  'eval-data': { type: 'string', value: 'file.jsonl|task:NAME', help: 'eval data for local metrics (default: held out from --data)' },
+  shard: { type: 'string', value: 'i/k', help: 'train on part i of k of --data (e.g. 2/3; for demos on one machine)' },
+  split: { type: 'string', value: 'non-iid|iid', help: 'how --shard cuts the data', default: 'non-iid' },
+  model: { type: 'string', value: 'dir|synthetic', help: 'your copy of the base model (its hash must match the federation)', default: DEFAULT_MODEL },
+  device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
+  threads: { type: 'string', value: 'n', help: 'onnxruntime threads (default: all cores)' },
+  'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens', default: '64' },
+  name: { type: 'string', value: 'text', help: 'display name shown to the coordinator (default: host name)' },
+  'client-id': { type: 'string', value: 'id', help: 'stable client id kept across restarts (default: random)' },
+  seed: { type: 'string', value: 's', help: 'seed of data order (and of the synthetic model)', default: '0' },
+  retries: { type: 'string', value: 'n', help: 'consecutive failed connection attempts before giving up', default: '8' },
+  ca: { type: 'string', value: 'file.pem', help: 'extra CA certificate to trust for wss://' },
+  out: { type: 'string', value: 'dir', help: 'write the final global adapter here as a PEFT folder' },
+  events: { type: 'string', value: 'file|-', help: "JSONL event stream to a file, or '-' for stdout (human output to stderr)" },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+const USAGE = 'fedex join <ws://host:port/> --token <T> --data <file.jsonl|task:NAME> [--model dir] [--device cpu] [--name text]';
+const SUMMARY = 'Joins a federation run by `fedex host`: trains on your data locally, sends only the LoRA adapter.';
+
+/** `--shard 2/3` → index 1 of 3. */
+export function parseShard(raw: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(raw.trim());
+  const i = m === null ? NaN : Number(m[1]);
+  const k = m === null ? NaN : Number(m[2]);
+  if (!(k >= 1 && i >= 1 && i <= k)) throw usageError(`fedex join: --shard must be i/k with 1 ≤ i ≤ k (e.g. 2/3), got '${raw}'.`);
+  return { index: i - 1, count: k };
+}
+
+/** 32-bit FNV-1a of a string (distinct synthetic updates per client id). */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+function explain(err: ClientError, url: string, attempts: number): CliError {
+  switch (err.code) {
+    case 'C_CONNECT':
+      return new CliError(`fedex join: cannot reach ${url} after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${err.cause instanceof Error ? err.cause.message : err.message}. Is \`fedex host\` running there, and are the scheme (ws:// or wss://), host and port right?`);
+    case 'E_AUTH':
+      return new CliError(`fedex join: ${url} refused the token (E_AUTH). Use the token \`fedex host\` printed.`);
+    case 'E_VERSION':
+      return new CliError(`fedex join: protocol version mismatch with ${url} (E_VERSION): ${err.message}. Use the same fedex version as the coordinator.`);
+    case 'E_BASE_MISMATCH':
+    case 'C_BASE_LAYOUT':
+      return new CliError(`fedex join: your base model does not match the federation's (${err.code}): ${err.message}. Pass --model with the same model folder as the coordinator.`);
+    default:
+      return new CliError(`fedex join: [${err.code}] ${err.message}`);
+  }
+}
+
+export const joinCommand: CliCommand = {
+  name: 'join',
+  summary: 'join a federation as a client: train on local data, upload the adapter',
+  async run(argv, io) {
+    const args = parseFlags('join', argv, FLAGS);
+    if (booleanFlag(args, 'help')) {
+      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
+      return 0;
+    }
+    const [url, extra] = args.positionals;
+    if (url === undefined) throw usageError("fedex join: give the coordinator's URL, e.g. fedex join ws://127.0.0.1:7777/ --token … --data …");
+    if (extra !== undefined) throw usageError(`fedex join: unexpected argument '${extra}'. See 'fedex join --help'.`);
+    if (!/^wss?:\/\/[^\s/]+/.test(url)) throw usageError(`fedex join: '${url}' is not a ws:// or wss:// URL.`);
+    const token = optionalString(args, 'token');
+    if (token === undefined) throw usageError("fedex join: --token is required (the coordinator prints it). See 'fedex join --help'.");
+    const data = optionalString(args, 'data');
+    const modelArg = optionalString(args, 'model');
+    const synthetic = modelArg === 'synthetic';
+    if (data === undefined && !synthetic) throw usageError("fedex join: --data is required (a JSONL file or task:NAME). See 'fedex join --help'.");
+    const int = (name: string, fallback: number, min: number, max: number): number => numberFlag(args, name, 'join', fallback, { min, max, integer: true });
+    const seed = int('seed', 0, 0, 0xffffffff);
+    const retries = int('retries', 8, 1, 1_000_000);
+    const device = choiceFlag(args, 'device', 'join', DEVICES, 'cpu');
+    const shardRaw = optionalString(args, 'shard');
+    const shard = shardRaw === undefined ? undefined : { ...parseShard(shardRaw), split: choiceFlag(args, 'split', 'join', ['non-iid', 'iid'] as const, 'non-iid'), seed };
+    const name = optionalString(args, 'name') ?? hostname().slice(0, 64);
+    const clientId = optionalString(args, 'client-id') ?? `client-${randomBytes(6).toString('hex')}`;
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(clientId)) throw usageError(`fedex join: --client-id must be 1–64 letters, digits, _ or -, got '${clientId}'.`);
+    const caPath = optionalString(args, 'ca');
+    const ca = caPath === undefined ? undefined : await readFile(caPath, 'utf8').catch((err: Error) => {
+      throw usageError(`fedex join: cannot read --ca ${caPath}: ${err.message}`);
+    });
+    const eventsTarget = optionalString(args, 'events');
+    const out = humanOut(io, eventsTarget);
+    const sink = eventsFlagSink(eventsTarget, io.stdout);
+
+    // Every module some target could adapt: the coordinator's layout picks among them.
+    const model = await federationModel(modelArg, 'join', { rank: 8, alpha: 16, seed, targetModules: ['all-linear'] });
+    let bar: ProgressBar | undefined;
+    const onProgress = (p: { round: number; step: number; totalSteps: number; loss: number }): void => {
+      sink.emit('client_progress', { clientId, ...p });
+      bar ??= new ProgressBar(`round ${p.round}`, p.totalSteps, io.stderr);
+      bar.tick(1, `loss ${formatNumber(p.loss)}`);
+    };
+    const inner: LocalTrainer = synthetic
+      ? createSyntheticTrainer({ seed: (seed ^ fnv1a(clientId)) >>> 0, numExamples: 64 })
+      : createOnnxTrainer({
+        createTrainer: await loadTrainerFactory(), modelDir: model.modelDir!, data: data!, device, seqLen: int('seq-len', 64, 2, 65_536),
+        seed, onProgress, ...(optionalString(args, 'eval-data') !== undefined ? { evalData: optionalString(args, 'eval-data')! } : {}),
+        ...(shard !== undefined ? { shard } : {}),
+        threads: args.values.threads === undefined ? availableParallelism() : int('threads', 1, 1, 256),
+      });
+    // Remember the federation's settings (from welcome, as each round hands them to the trainer) for --out.
+    let settings: FederationSettings | undefined;
+    const trainer: LocalTrainer = {
+      train: (round, global, base, config, signal) => {
+        settings = config;
+        return inner.train(round, global, base, config, signal);
+      },
+      dispose: async () => inner.dispose?.(),
+    };
+    const client = new FederationClient({
+      url, token, name, clientId, device, base: model.base, trainer, reconnect: { maxAttempts: retries },
+      ...(ca !== undefined ? { tls: { ca } } : {}),
+    });
+    const started = new Map<number, number>();
+    client.on('connected', (e) => sink.emit('join_connected', e));
+    client.on('joined', (e) => {
+      sink.emit('join_welcomed', { clientId, ...e });
+      out.write(`joined ${url} as ${name} (${clientId}), federation at round ${e.currentRound}\n`);
+    });
+    client.on('reconnecting', (e) => {
+      sink.emit('join_reconnecting', e);
+      out.write(`cannot connect (${e.message}); retrying in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt + 1}/${retries})\n`);
+    });
+    client.on('disconnected', (e) => {
+      sink.emit('join_disconnected', e);
+      out.write(`disconnected (${e.code} ${e.reason}); reconnecting…\n`);
+    });
+    client.on('round_started', (e) => {
+      started.set(e.round, performance.now());
+      sink.emit('join_round_started', { round: e.round, baseRevision: e.baseRevision, updatedModules: e.updatedModules.length });
+      out.write(`round ${e.round}: training${e.updatedModules.length > 0 ? ` (base updated: ${e.updatedModules.length} modules, revision ${e.baseRevision})` : ''}\n`);
+    });
+    client.on('trained', ({ round, result, durationMs }) => {
+      bar?.done();
+      bar = undefined;
+      sink.emit('client_round_done', { clientId, round, trainLoss: result.trainLoss, examples: result.numExamples, steps: result.steps ?? 0, seconds: durationMs / 1000 });
+      out.write(`round ${round}: trained ${result.steps ?? '?'} steps on ${result.numExamples} examples in ${(durationMs / 1000).toFixed(1)} s, train loss ${formatNumber(result.trainLoss)}\n`);
+    });
+    client.on('training_failed', (e) => out.write(`round ${e.round}: training failed: ${e.message}\n`));
+    client.on('uploaded', (e) => {
+      sink.emit('join_uploaded', e);
+      out.write(`round ${e.round}: uploaded ${formatBytes(e.bytes)}\n`);
+    });
+    client.on('update_acked', (e) => sink.emit('join_update_acked', e));
+    client.on('update_rejected', (e) => {
+      sink.emit('join_update_rejected', e);
+      out.write(`round ${e.round}: update refused: ${e.code} ${e.reason}\n`);
+    });
+    client.on('round_closed', (p) => {
+      const dev = meanOf(p.modules.map((m) => m.relativeDeviation));
+      sink.emit('join_round_closed', { round: p.round, participants: p.participants, meanLoss: p.loss?.mean ?? null, meanRelativeDeviation: dev });
+      out.write(`round ${p.round} closed: ${p.participants} updates aggregated${p.loss !== undefined ? `, mean train loss ${formatNumber(p.loss.mean)}` : ''}${dev !== null ? `, mean rel. deviation ${formatNumber(dev)}` : ''}\n`);
+    });
+    const onSigint = (): void => {
+      out.write('\nleaving the federation…\n');
+      void client.leave('interrupted');
+    };
+    process.once('SIGINT', onSigint);
+    let outcome: ClientOutcome;
+    try {
+      out.write(`fedex join: connecting to ${url} with model ${model.label}${data !== undefined ? `, data ${data}` : ''}${shard !== undefined ? ` (part ${shard.index + 1}/${shard.count}, ${shard.split})` : ''}\n`);
+      outcome = await client.run();
+    } catch (err) {
+      bar?.done();
+      const e = err instanceof ClientError ? explain(err, url, retries) : err as Error;
+      sink.emit('error', { message: e.message });
+      throw e;
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+      await trainer.dispose?.();
+    }
+    try {
+      sink.emit('join_done', { reason: outcome.reason, roundsCompleted: outcome.roundsCompleted, roundsParticipated: outcome.roundsParticipated, baseRevision: outcome.baseRevision });
+      out.write(`federation ${outcome.reason}: ${outcome.roundsCompleted} rounds, this client took part in ${outcome.roundsParticipated}\n`);
+      const target = optionalString(args, 'out');
+      if (target !== undefined && outcome.global !== null) {
+        if (settings === undefined) {
+          out.write('no final adapter written: this client never received the federation settings (it trained no round)\n');
+        } else {
+          await writeAdapterFolder(resolve(target), outcome.global, settings.layout, {
+            rank: settings.rank, alpha: settings.alpha, targetModules: settings.targetModules, fanInFanOut: settings.layout.some((m) => m.fanInFanOut === true),
+          });
+          out.write(`final global adapter (PEFT): ${resolve(target)}\n`);
+        }
+      }
+      return outcome.reason === 'completed' || outcome.reason === 'left' ? 0 : 1;
+    } finally {
+      await sink.close();
+    }
+  },
+};
