@@ -85,7 +85,9 @@ function embeddings(ctx: BertContext, ids: Value, seq: Dim, dtype: FloatDType): 
   const d = cfg.hidden;
   const words = gather(inputs.weight(`${p}.word_embeddings.weight`, [cfg.vocab, d]), ids);
   const table = inputs.weight(`${p}.position_embeddings.weight`, [cfg.maxPositions, d]);
-  const positions = cfg.prefix === 'roberta' ? gather(table, robertaPositions(ids, seq, cfg.padTokenId, dtype)) : slice(table, 0, 0, seq);
+  // Gathers (not a Slice to a symbolic seq) keep the tables' gradients defined for trainAll.
+  const positionIds = cfg.prefix === 'roberta' ? robertaPositions(ids, seq, cfg.padTokenId, dtype) : arange(ids, seq);
+  const positions = gather(table, positionIds);
   const tokenType = slice(inputs.weight(`${p}.token_type_embeddings.weight`, [cfg.typeVocab, d]), 0, 0, 1);
   return ctx.drop(layerNorm(ctx, add(add(words, positions), tokenType), `${p}.LayerNorm`), cfg.hiddenDropout);
 }

@@ -262,6 +262,18 @@ describe('bert/roberta ModelGraph bookkeeping', () => {
     assert.deepEqual(model.trainable.map((t) => t.name).sort(), [...checkpoint({ prefix: 'roberta' }).keys()].sort());
   });
 
+  for (const prefix of ['bert', 'roberta'] as const) {
+    test(`${prefix} trainAll with a symbolic seq: the gradient of every tensor builds and runs (finite, the right shapes)`, async () => {
+      const { model, weights } = build({ prefix, act: 'gelu' }, loraSettings(), { trainAll: true });
+      const ds = grad(model.loss, model.trainable);
+      const out = await runGraph(model.graph, modelFeeds(model, { values: weights, ...DATA[prefix], labels: LABELS }), Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])));
+      model.trainable.forEach((t, i) => {
+        assert.deepEqual(out[`d${i}`].dims, t.shape, t.name);
+        assert.ok(out[`d${i}`].data.every(Number.isFinite), t.name);
+      });
+    });
+  }
+
   test('errors: task, regression, activation, targets', () => {
     const tensors = new Map([...checkpoint({ prefix: 'bert' })].map(([k, t]) => [k, t.shape]));
     const base = { tensors, lora: loraSettings(), task: 'sequence-classification' as const, training: false };

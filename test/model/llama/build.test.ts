@@ -234,6 +234,16 @@ describe('llama ModelGraph bookkeeping', () => {
     assert.ok(model.fullTrainable?.every((f) => f.key === f.name));
   });
 
+  test('trainAll with a symbolic seq: the gradient of every tensor builds and runs (finite, the right shapes)', async () => {
+    const { model, weights } = build({ tie: true }, loraSettings(), { trainAll: true, dtype: 'float32' });
+    const ds = grad(model.loss, model.trainable);
+    const out = await runGraph(model.graph, modelFeeds(model, { values: weights, ids: IDS, mask: MASK, labels: LABELS }), Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])));
+    model.trainable.forEach((t, i) => {
+      assert.deepEqual(out[`d${i}`].dims, t.shape, t.name);
+      assert.ok(out[`d${i}`].data.every(Number.isFinite), t.name);
+    });
+  });
+
   test('a bare LlamaModel checkpoint (keys without model.) is found; PEFT paths keep the prefix', () => {
     const ckpt = checkpoint();
     const tensors = new Map([...ckpt].map(([k, t]) => [k.replace(/^model\./, ''), t.shape]));
