@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { federationExited, initialFederation, reduceFederation } from '../../../src/extension/state/federationState.js';
 import type { FederationState } from '../../../src/extension/state/federationState.js';
-import { clientNodes, federationNodes, roundNodes, statusText } from '../../../src/extension/state/treeModel.js';
+import { clientNodes, federationFraction, federationNodes, roundNodes, statusText } from '../../../src/extension/state/treeModel.js';
 import type { StreamEvent } from '../../../src/extension/process/jsonlLines.js';
 
 function recorded(name: string): StreamEvent[] {
@@ -140,5 +140,20 @@ describe('joined and remote federations', () => {
     assert.equal(nodes[0].description, 'ws://g:2');
     const left = reduceFederation(closed, { type: 'join_done', time: 6, reason: 'left', roundsCompleted: 4, roundsParticipated: 1, baseRevision: 4 } as StreamEvent);
     assert.equal(left.phase, 'stopped');
+  });
+});
+
+describe('federationFraction', () => {
+  test('closed rounds over methods × rounds', () => {
+    const sim = initialFederation({ id: 's', kind: 'simulation', label: 'S' });
+    const s = replay(sim, [
+      { type: 'simulation_started', time: 1, methods: ['fedex', 'fedit'], clients: 1, rounds: 2, localSteps: 1, model: 'm', data: 'd', out: '/o', rank: 1, alpha: 1, seed: 0 },
+      { type: 'method_started', time: 2, method: 'fedit' },
+      { type: 'round_started', time: 3, method: 'fedit', round: 1, sampled: ['a'], quorum: 1, deadline: 9, baseRevision: 0 },
+    ] as StreamEvent[]);
+    assert.equal(federationFraction(s), 0.5);
+    const closed = replay(s, recorded('hostRunEnd.jsonl').slice(0, 1).map((e) => ({ ...e, method: 'fedit', round: 1 }) as StreamEvent));
+    assert.equal(federationFraction(closed), 0.75);
+    assert.equal(federationFraction(initialFederation({ id: 'j', kind: 'join', label: 'J' })), 0);
   });
 });
