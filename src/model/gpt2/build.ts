@@ -21,7 +21,6 @@ import { mod } from '../../graph/ops/mod.js';
 import { mul } from '../../graph/ops/mul.js';
 import { arange } from '../../graph/ops/range.js';
 import { reduceMax } from '../../graph/ops/reduceMax.js';
-import { slice } from '../../graph/ops/slice.js';
 import { squeeze } from '../../graph/ops/squeeze.js';
 import { unsqueeze } from '../../graph/ops/unsqueeze.js';
 import { where } from '../../graph/ops/where.js';
@@ -119,7 +118,8 @@ export function buildGpt2(options: Gpt2BuildOptions): ModelGraph {
 
   const wte = weight('transformer.wte.weight', [vocabSize, d]);
   const wpe = weight('transformer.wpe.weight', [nPositions, d]);
-  let h = drop(add(gather(wte, ids), slice(wpe, 0, 0, seq)), config.embdPdrop);
+  // Position ids 0..seq−1 looked up like HF's wpe(position_ids); a gather (not a slice) keeps wpe's gradient defined for a symbolic seq.
+  let h = drop(add(gather(wte, ids), gather(wpe, arange(ids, seq))), config.embdPdrop);
   const attnMask = logicalAnd(unsqueeze(cast(mask, 'bool'), [1, 2]), causalMask(ids, seq));
   const ctx: BlockContext = { config, seq, attnMask, weight, conv1d, dropout: drop };
   for (let l = 0; l < config.nLayer; l++) h = gpt2Block(ctx, h, l);

@@ -53,12 +53,12 @@ describe('GPT-2 gradients against central differences (float64)', () => {
     await gradCheck(model.graph, model.loss, feeds(model, batch, [2, 0], extra), params, { ...F64, maxCoords: 16 });
   });
 
-  test('trainAll: d loss / d the tied wte (embedding + lm_head), a LayerNorm scale and a Conv1D weight', async () => {
+  test('trainAll: d loss / d the tied wte (embedding + lm_head), wpe, a LayerNorm scale and a Conv1D weight', async () => {
     const model = buildGpt2({ config: tinyConfigJson(), tensors: tinyShapes(), lora: loraSettings(), task: 'causal-lm', training: false, dtype: 'float64', trainAll: true });
     assert.equal(model.modules.length, 0);
     assert.equal(model.frozen.length, 0);
     assert.equal(model.trainable.length, tinyShapes().size);
-    const params = byName(model, ['transformer.wte.weight', 'transformer.h.0.ln_1.weight', 'transformer.h.1.attn.c_attn.weight']);
+    const params = byName(model, ['transformer.wte.weight', 'transformer.wpe.weight', 'transformer.h.0.ln_1.weight', 'transformer.h.1.attn.c_attn.weight']);
     await gradCheck(model.graph, model.loss, feeds(model, batch, lmLabels, new Map()), params, { ...F64, maxCoords: 10 });
   });
 });
