@@ -93,6 +93,7 @@ export class InProcessTrainer implements LoraTrainer {
       modules,
       saved: roles.flatMap((r) => (r.saved === undefined ? [] : [{ name: r.saved.name, input: r.name, shape: r.shape }])),
       task: trainModel.task,
+      lora: setup.lora,
       scaling: loraScaling(setup.lora.alpha, setup.lora.r, setup.lora.useRslora),
       trainExamples: data.train.examples.length,
       evalExamples: data.eval.examples.length,

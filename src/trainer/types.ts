@@ -73,6 +73,8 @@ export interface TrainerInfo {
   readonly modules: readonly AdaptedModule[];
   readonly saved: readonly SavedTensor[];
   readonly task: ModelTask;
+  /** The LoRA settings in force (target modules resolved to the architecture's defaults when none were given). */
+  readonly lora: LoraSettings;
   /** LoRA scaling s (alpha/r or alpha/√r). */
   readonly scaling: number;
   /** Training examples of this trainer's shard, after encoding. */

@@ -1,0 +1,105 @@
+/**
+ * `fedex eval`: mean loss, perplexity, and accuracy (classification) or greedy exact match
+ * (prompt/completion) of a model folder, with or without a PEFT adapter, on a JSONL file or a
+ * built-in task's held-out split. One line, or JSON with --json.
+ */
+import { resolve } from 'node:path';
+import { readLoraConfig } from '../../formats/peft.js';
+import type { LoraSettings } from '../../model/types.js';
+import { DEVICES } from '../../runtime/session.js';
+import { readAdapterFolder } from '../../trainer/adapterFolder.js';
+import { defaultModelDir } from '../../trainer/defaultModel.js';
+import { createTrainer } from '../../trainer/loraTrainer.js';
+import { defaultLoraSettings } from '../../trainer/setup.js';
+import type { EvalResult, LoraTrainer } from '../../trainer/types.js';
+import type { CliCommand } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, stringFlag } from '../args.js';
+import type { FlagSpecs, ParsedArgs } from '../args.js';
+import { usageError } from '../errors.js';
+
+const FLAGS: FlagSpecs = {
+  model: { type: 'string', value: 'dir', help: 'model folder', default: 'models/tiny-gpt2 (shipped)' },
+  adapter: { type: 'string', value: 'dir', help: 'PEFT adapter folder to apply (default: the base model alone)' },
+  data: { type: 'string', value: 'jsonl|task:NAME', help: "a JSONL file (all of it) or a built-in task (its held-out split)" },
+  'max-examples': { type: 'string', value: 'n', help: 'evaluate at most this many examples', default: '200' },
+  'batch-size': { type: 'string', value: 'b', help: 'examples per batch', default: '16' },
+  'seq-len': { type: 'string', value: 't', help: 'longest sequence (longer examples are cut)', default: '64' },
+  'no-exact-match': { type: 'boolean', help: 'skip greedy decoding (loss and perplexity only)' },
+  device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
+  threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
+  json: { type: 'boolean', help: 'print the result as JSON' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+const USAGE = 'fedex eval [--model <dir>] [--adapter <dir>] --data <jsonl|task:NAME> [--json]';
+const SUMMARY = 'Evaluates a model (and a PEFT adapter): mean loss, perplexity, accuracy or greedy exact match.';
+
+/** A comma-separated list flag (`--target-modules c_attn,c_proj`). */
+export function listFlag(args: ParsedArgs, name: string, command: string): string[] | undefined {
+  const raw = optionalString(args, name);
+  if (raw === undefined) return undefined;
+  const items = raw.split(',').map((s) => s.trim());
+  if (items.some((s) => s.length === 0)) throw usageError(`fedex ${command}: --${name} must be a comma-separated list of names, got '${raw}'.`);
+  return items;
+}
+
+/** One line: loss, perplexity, accuracy / exact match, examples. */
+export function formatEval(r: EvalResult): string {
+  const parts = [`loss ${r.loss.toFixed(4)}`, `perplexity ${r.perplexity.toPrecision(4)}`];
+  if (r.accuracy !== undefined) parts.push(`accuracy ${(100 * r.accuracy).toFixed(1)}%`);
+  if (r.exactMatch !== undefined) parts.push(`exact match ${(100 * r.exactMatch).toFixed(1)}%`);
+  return `${parts.join(', ')} (${r.examples} examples)`;
+}
+
+/** LoRA settings of a PEFT folder's adapter_config.json (per-module rank/alpha patterns are refused). */
+async function loraOfAdapter(dir: string): Promise<LoraSettings> {
+  const config = await readLoraConfig(dir);
+  if (Object.keys(config.rankPattern).length > 0 || Object.keys(config.alphaPattern).length > 0) {
+    throw new Error(`${dir}: rank_pattern / alpha_pattern (per-module ranks) are not supported by the trainer`);
+  }
+  const targets = config.targetModules === null ? [] : typeof config.targetModules === 'string' ? [config.targetModules] : [...config.targetModules];
+  return defaultLoraSettings({ r: config.r, alpha: config.loraAlpha, useRslora: config.useRslora, targetModules: targets, modulesToSave: [...(config.modulesToSave ?? [])] });
+}
+
+async function evaluate(args: ParsedArgs): Promise<{ result: EvalResult; model: string; adapter: string | null; data: string }> {
+  const cmd = 'eval';
+  const model = resolve(optionalString(args, 'model') ?? defaultModelDir());
+  const adapterDir = optionalString(args, 'adapter');
+  const data = stringFlag(args, 'data', cmd);
+  const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', cmd, 1, { min: 1, max: 256, integer: true });
+  const batchSize = numberFlag(args, 'batch-size', cmd, 16, { min: 1, max: 4096, integer: true });
+  const lora = adapterDir !== undefined ? await loraOfAdapter(resolve(adapterDir)) : defaultLoraSettings();
+  let trainer: LoraTrainer | null = null;
+  try {
+    trainer = await createTrainer({
+      modelDir: model, data, evalData: data, lora, batchSize, seqLen: numberFlag(args, 'seq-len', cmd, 64, { min: 2, max: 65536, integer: true }),
+      seed: 0, optimizer: 'sgd', lr: 0, device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'), ...(threads !== undefined ? { threads } : {}),
+    });
+    // Without an adapter, B = 0: the LoRA path adds nothing and the base model is evaluated.
+    const adapter = adapterDir !== undefined ? await readAdapterFolder(resolve(adapterDir), trainer.info, lora.r) : trainer.initialAdapter(0);
+    const result = await trainer.evaluate({ adapter }, {
+      maxExamples: numberFlag(args, 'max-examples', cmd, 200, { min: 1, integer: true }),
+      exactMatch: !booleanFlag(args, 'no-exact-match'),
+    });
+    return { result, model, adapter: adapterDir !== undefined ? resolve(adapterDir) : null, data };
+  } finally {
+    await trainer?.dispose();
+  }
+}
+
+export const evalCommand: CliCommand = {
+  name: 'eval',
+  summary: 'evaluate a model (+ PEFT adapter): loss, perplexity, accuracy or exact match',
+  async run(argv, io) {
+    const args = parseFlags('eval', argv, FLAGS);
+    if (booleanFlag(args, 'help')) {
+      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
+      return 0;
+    }
+    if (args.positionals.length > 0) throw usageError(`fedex eval: unexpected argument '${args.positionals[0]}'. See 'fedex eval --help'.`);
+    const { result, model, adapter, data } = await evaluate(args);
+    if (booleanFlag(args, 'json')) io.stdout.write(`${JSON.stringify({ model, adapter, data, ...result }, null, 2)}\n`);
+    else io.stdout.write(`${formatEval(result)}\n`);
+    return 0;
+  },
+};

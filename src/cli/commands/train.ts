@@ -1,0 +1,186 @@
+/**
+ * `fedex train`: LoRA fine-tuning of a model folder on a JSONL file or a built-in task. Writes a PEFT
+ * adapter folder (loads with `PeftModel.from_pretrained`) and `metrics.jsonl` (one line per step,
+ * then the evaluation and a summary). Training runs in a worker thread; Ctrl-C stops it cleanly.
+ */
+import { mkdir, open, readdir } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { DEVICES } from '../../runtime/session.js';
+import { readAdapterFolder, writeAdapterFolder } from '../../trainer/adapterFolder.js';
+import { defaultModelDir } from '../../trainer/defaultModel.js';
+import { isAbortError } from '../../trainer/errors.js';
+import { createTrainer } from '../../trainer/loraTrainer.js';
+import { SCHEDULES } from '../../trainer/schedule.js';
+import { defaultLoraSettings } from '../../trainer/setup.js';
+import type { EvalResult, LoraTrainer, TrainerSetup } from '../../trainer/types.js';
+import type { CliCommand, CliIO } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, stringFlag } from '../args.js';
+import type { FlagSpecs, ParsedArgs } from '../args.js';
+import { CliError, usageError } from '../errors.js';
+import { ProgressBar } from '../ui/progress.js';
+import { formatEval, listFlag } from './eval.js';
+
+const FLAGS: FlagSpecs = {
+  model: { type: 'string', value: 'dir', help: 'model folder (config.json, model.safetensors, tokenizer.json)', default: 'models/tiny-gpt2 (shipped)' },
+  data: { type: 'string', value: 'jsonl|task:NAME', help: 'training data: a JSONL file or a built-in task (task:arith, task:sentiment, …)' },
+  'eval-data': { type: 'string', value: 'jsonl|task:NAME', help: 'evaluation data (default: held-out part of --data)' },
+  out: { type: 'string', value: 'dir', help: 'output folder: PEFT adapter + metrics.jsonl' },
+  steps: { type: 'string', value: 'n', help: 'optimizer steps (default: one epoch, or --epochs)' },
+  epochs: { type: 'string', value: 'n', help: 'passes over the data (when --steps is not given)' },
+  lr: { type: 'string', value: 'x', help: 'peak learning rate', default: '2e-3' },
+  optimizer: { type: 'string', value: 'adamw|sgd', help: 'optimizer', default: 'adamw' },
+  schedule: { type: 'string', value: SCHEDULES.join('|'), help: 'learning-rate schedule after warm-up', default: 'linear' },
+  warmup: { type: 'string', value: 'n', help: 'linear warm-up steps', default: '0' },
+  'weight-decay': { type: 'string', value: 'x', help: 'weight decay', default: '0' },
+  'max-grad-norm': { type: 'string', value: 'x', help: 'clip the global gradient norm (0 = off)', default: '1' },
+  'grad-accum': { type: 'string', value: 'k', help: 'micro-batches per optimizer step', default: '1' },
+  rank: { type: 'string', value: 'r', help: 'LoRA rank', default: '8' },
+  alpha: { type: 'string', value: 'a', help: 'lora_alpha (scaling alpha/r)', default: '16' },
+  dropout: { type: 'string', value: 'p', help: 'lora_dropout', default: '0' },
+  rslora: { type: 'boolean', help: 'rsLoRA scaling alpha/√r' },
+  'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's, e.g. c_attn for GPT-2)" },
+  'batch-size': { type: 'string', value: 'b', help: 'examples per micro-batch', default: '8' },
+  'seq-len': { type: 'string', value: 't', help: 'longest sequence (longer examples are cut)', default: '64' },
+  seed: { type: 'string', value: 's', help: 'seed (data order, dropout, adapter init)', default: '0' },
+  device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
+  threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
+  adapter: { type: 'string', value: 'dir', help: 'start from this PEFT adapter instead of a fresh one' },
+  'eval-examples': { type: 'string', value: 'n', help: 'examples evaluated after training (0 = skip)', default: '200' },
+  force: { type: 'boolean', help: 'overwrite an adapter already in --out' },
+  json: { type: 'boolean', help: 'print the summary as JSON' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+const USAGE = 'fedex train [--model <dir>] --data <jsonl|task:NAME> --out <dir> [--steps N | --epochs N] [--lr X] [--rank R] [--alpha A] [--target-modules a,b] …';
+const SUMMARY = [
+  'Fine-tunes LoRA adapters on a model folder (GPT-2 family) with onnxruntime and writes a PEFT adapter',
+  'folder that loads in Hugging Face PEFT, plus metrics.jsonl. Without --model, the shipped tiny GPT-2.',
+].join('\n');
+
+/** The trainer setup the flags describe (shared with `fedex eval`'s model/data/device flags). */
+function setupFromFlags(args: ParsedArgs, modelDir: string): TrainerSetup {
+  const cmd = 'train';
+  const maxGradNorm = numberFlag(args, 'max-grad-norm', cmd, 1, { min: 0 });
+  const evalData = optionalString(args, 'eval-data');
+  const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', cmd, 1, { min: 1, max: 256, integer: true });
+  const targets = listFlag(args, 'target-modules', cmd);
+  return {
+    modelDir,
+    data: stringFlag(args, 'data', cmd),
+    ...(evalData !== undefined ? { evalData } : {}),
+    lora: defaultLoraSettings({
+      r: numberFlag(args, 'rank', cmd, 8, { min: 1, max: 1024, integer: true }),
+      alpha: numberFlag(args, 'alpha', cmd, 16, { min: 0 }),
+      dropout: numberFlag(args, 'dropout', cmd, 0, { min: 0, max: 0.99 }),
+      useRslora: booleanFlag(args, 'rslora'),
+      ...(targets !== undefined ? { targetModules: targets } : {}),
+    }),
+    batchSize: numberFlag(args, 'batch-size', cmd, 8, { min: 1, max: 4096, integer: true }),
+    seqLen: numberFlag(args, 'seq-len', cmd, 64, { min: 2, max: 65536, integer: true }),
+    seed: numberFlag(args, 'seed', cmd, 0, { integer: true }),
+    optimizer: choiceFlag(args, 'optimizer', cmd, ['adamw', 'sgd'] as const, 'adamw'),
+    lr: numberFlag(args, 'lr', cmd, 2e-3, { min: 0 }),
+    schedule: choiceFlag(args, 'schedule', cmd, SCHEDULES, 'linear'),
+    warmupSteps: numberFlag(args, 'warmup', cmd, 0, { min: 0, integer: true }),
+    weightDecay: numberFlag(args, 'weight-decay', cmd, 0, { min: 0 }),
+    ...(maxGradNorm > 0 ? { maxGradNorm } : {}),
+    gradAccumulation: numberFlag(args, 'grad-accum', cmd, 1, { min: 1, max: 4096, integer: true }),
+    device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'),
+    ...(threads !== undefined ? { threads } : {}),
+  };
+}
+
+/** Refuses to overwrite an adapter unless --force. */
+async function checkOut(out: string, force: boolean): Promise<void> {
+  const entries = await readdir(out).catch(() => [] as string[]);
+  if (!force && entries.includes('adapter_config.json')) {
+    throw new CliError(`fedex train: ${out} already holds an adapter; pass --force to overwrite it or choose another --out`);
+  }
+}
+
+async function writeLine(file: FileHandle, record: Record<string, unknown>): Promise<void> {
+  await file.write(`${JSON.stringify(record)}\n`);
+}
+
+async function train(args: ParsedArgs, io: CliIO): Promise<number> {
+  const modelDir = resolve(optionalString(args, 'model') ?? defaultModelDir());
+  const out = resolve(stringFlag(args, 'out', 'train'));
+  const setup = setupFromFlags(args, modelDir);
+  const steps = args.values.steps === undefined ? undefined : numberFlag(args, 'steps', 'train', 0, { min: 0, integer: true });
+  const epochs = args.values.epochs === undefined ? undefined : numberFlag(args, 'epochs', 'train', 1, { min: 0 });
+  if (steps !== undefined && epochs !== undefined) throw usageError("fedex train: give --steps or --epochs, not both. See 'fedex train --help'.");
+  const evalExamples = numberFlag(args, 'eval-examples', 'train', 200, { min: 0, integer: true });
+  const initDir = optionalString(args, 'adapter');
+  await checkOut(out, booleanFlag(args, 'force'));
+
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
+  process.once('SIGINT', onSigint);
+  let trainer: LoraTrainer | null = null;
+  let metrics: FileHandle | null = null;
+  try {
+    trainer = await createTrainer(setup);
+    const start = initDir !== undefined ? await readAdapterFolder(resolve(initDir), trainer.info, setup.lora.r) : trainer.initialAdapter(setup.seed);
+    await mkdir(out, { recursive: true });
+    const file = metrics = await open(join(out, 'metrics.jsonl'), 'w');
+    let bar: ProgressBar | null = null;
+    // One write at a time, in order.
+    let writes = Promise.resolve();
+    const result = await trainer.train({ adapter: start }, { ...(steps !== undefined ? { steps } : {}), ...(epochs !== undefined ? { epochs } : {}) }, {
+      signal: controller.signal,
+      onProgress: (p) => {
+        bar ??= new ProgressBar('training', p.totalSteps, io.stderr);
+        bar.tick(1, `loss ${p.loss.toFixed(3)} · ${Math.round(p.tokensPerSecond)} tok/s`);
+        writes = writes.then(() => writeLine(file, { type: 'step', ...p }));
+      },
+    });
+    (bar as ProgressBar | null)?.done();
+    await writes;
+    const config = await writeAdapterFolder(out, result.adapter, { info: trainer.info, baseModel: modelDir });
+    let evaluation: EvalResult | null = null;
+    if (evalExamples > 0 && trainer.info.evalExamples > 0) {
+      evaluation = await trainer.evaluate({ adapter: result.adapter }, { maxExamples: evalExamples, signal: controller.signal });
+      await writeLine(file, { type: 'eval', ...evaluation });
+    }
+    const summary = {
+      out, model: modelDir, data: setup.data, modules: trainer.info.modules.length, targetModules: config.targetModules,
+      steps: result.steps, examples: result.numExamples, tokens: result.tokens, seconds: result.seconds,
+      tokensPerSecond: result.seconds > 0 ? result.tokens / result.seconds : 0, trainLoss: result.trainLoss, eval: evaluation,
+    };
+    await writeLine(file, { type: 'summary', ...summary });
+    if (booleanFlag(args, 'json')) {
+      io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    } else {
+      io.stdout.write(`trained ${result.steps} steps (${result.numExamples} examples, ${trainer.info.modules.length} LoRA modules) in ${result.seconds.toFixed(1)} s, `
+        + `${Math.round(summary.tokensPerSecond)} tokens/s; train loss ${result.trainLoss.toFixed(4)}\n`);
+      if (evaluation !== null) io.stdout.write(`eval: ${formatEval(evaluation)}\n`);
+      io.stdout.write(`adapter written to ${out} (adapter_config.json, adapter_model.safetensors); metrics in ${join(out, 'metrics.jsonl')}\n`);
+    }
+    return 0;
+  } catch (err) {
+    if (isAbortError(err)) {
+      io.stderr.write('\nfedex train: interrupted; no adapter was written\n');
+      return 130;
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await metrics?.close();
+    await trainer?.dispose();
+  }
+}
+
+export const trainCommand: CliCommand = {
+  name: 'train',
+  summary: 'LoRA fine-tuning of a model on JSONL or a built-in task; writes a PEFT adapter',
+  async run(argv, io) {
+    const args = parseFlags('train', argv, FLAGS);
+    if (booleanFlag(args, 'help')) {
+      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
+      return 0;
+    }
+    if (args.positionals.length > 0) throw usageError(`fedex train: unexpected argument '${args.positionals[0]}'. See 'fedex train --help'.`);
+    return train(args, io);
+  },
+};
