@@ -1,7 +1,8 @@
 /**
  * Synthetic Hugging Face checkpoints and PEFT adapters with real key names and layouts, for tests,
  * the aggregation demo and benchmarks (no download needed). GPT-2 weights are Conv1D (in × out,
- * fused c_attn), Llama weights are Linear (out × in, grouped-query k/v). Values are seeded random.
+ * fused c_attn), Llama weights are Linear (out × in, grouped-query k/v), BERT/RoBERTa weights are
+ * Linear under the `bert.` / `roberta.` prefix. Values are seeded random.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import type { Matrix } from '../../core/tensor.js';
 import { createSafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import { writePeftAdapter } from '../../formats/peft.js';
 
-export type SyntheticFamily = 'gpt2' | 'llama';
+export type SyntheticFamily = 'gpt2' | 'llama' | 'bert';
 
 export interface SyntheticModelSpec {
   readonly family: SyntheticFamily;
@@ -29,6 +30,12 @@ export interface SyntheticModelSpec {
   readonly seed?: number;
   /** Keep only the weights of these module names (e.g. ['q_proj', 'v_proj']): for big benchmark files. */
   readonly onlyModules?: readonly string[];
+  /** BERT family: `bert` (default) or `roberta` (keys under `roberta.`, positions offset by pad_token_id + 1). */
+  readonly modelType?: 'bert' | 'roberta';
+  /** BERT family: labels of the classification config (default 2). */
+  readonly numLabels?: number;
+  /** BERT family: also write the sequence-classification head (`classifier.*`); default false, like a base checkpoint. */
+  readonly classifierHead?: boolean;
 }
 
 interface TensorPlan {
@@ -48,7 +55,17 @@ export interface SyntheticModule {
 }
 
 function mlpWidth(spec: SyntheticModelSpec): number {
-  return spec.intermediate ?? (spec.family === 'gpt2' ? 4 * spec.hidden : Math.round((8 * spec.hidden) / 3));
+  return spec.intermediate ?? (spec.family === 'llama' ? Math.round((8 * spec.hidden) / 3) : 4 * spec.hidden);
+}
+
+/** BERT family: the encoder's key prefix. */
+function bertPrefix(spec: SyntheticModelSpec): 'bert' | 'roberta' {
+  return spec.modelType ?? 'bert';
+}
+
+/** BERT family: rows of the position table (RoBERTa's positions start at pad_token_id + 1 = 2). */
+function bertPositionRows(spec: SyntheticModelSpec): number {
+  return (spec.positions ?? 64) + (bertPrefix(spec) === 'roberta' ? 2 : 0);
 }
 
 /** The adaptable modules of one layer, with their PEFT module paths. */
@@ -63,6 +80,12 @@ export function syntheticModules(spec: SyntheticModelSpec): SyntheticModule[] {
       out.push({ path: `${p}.attn.c_proj`, name: 'c_proj', inFeatures: d, outFeatures: d });
       out.push({ path: `${p}.mlp.c_fc`, name: 'c_fc', inFeatures: d, outFeatures: ff });
       out.push({ path: `${p}.mlp.c_proj`, name: 'c_proj', inFeatures: ff, outFeatures: d });
+    } else if (spec.family === 'bert') {
+      const p = `${bertPrefix(spec)}.encoder.layer.${l}`;
+      for (const m of ['query', 'key', 'value']) out.push({ path: `${p}.attention.self.${m}`, name: m, inFeatures: d, outFeatures: d });
+      out.push({ path: `${p}.attention.output.dense`, name: 'dense', inFeatures: d, outFeatures: d });
+      out.push({ path: `${p}.intermediate.dense`, name: 'dense', inFeatures: d, outFeatures: ff });
+      out.push({ path: `${p}.output.dense`, name: 'dense', inFeatures: ff, outFeatures: d });
     } else {
       const hd = d / spec.heads;
       const kv = (spec.kvHeads ?? spec.heads) * hd;
@@ -101,6 +124,8 @@ function planTensors(spec: SyntheticModelSpec): TensorPlan[] {
       }
     }
     if (spec.onlyModules === undefined) plans.push({ name: 'transformer.ln_f.weight', shape: [d], std: 0, ones: true }, { name: 'transformer.ln_f.bias', shape: [d], std: 0 });
+  } else if (spec.family === 'bert') {
+    planBertTensors(spec, plans, keep);
   } else {
     if (spec.onlyModules === undefined) plans.push({ name: 'model.embed_tokens.weight', shape: [spec.vocab, d], std });
     const mods = syntheticModules(spec);
@@ -117,8 +142,65 @@ function planTensors(spec: SyntheticModelSpec): TensorPlan[] {
   return plans;
 }
 
+/** BERT/RoBERTa state dict: embeddings, post-norm encoder layers (Linear out × in, biases), BERT's pooler, the optional head. */
+function planBertTensors(spec: SyntheticModelSpec, plans: TensorPlan[], keep: (name: string) => boolean): void {
+  const d = spec.hidden;
+  const std = 0.02;
+  const all = spec.onlyModules === undefined;
+  const prefix = bertPrefix(spec);
+  const norm = (key: string): void => {
+    if (all) plans.push({ name: `${key}.weight`, shape: [d], std: 0, ones: true }, { name: `${key}.bias`, shape: [d], std: 0 });
+  };
+  const dense = (key: string, outF: number, inF: number): void => {
+    plans.push({ name: `${key}.weight`, shape: [outF, inF], std });
+    if (all) plans.push({ name: `${key}.bias`, shape: [outF], std: 0 });
+  };
+  if (all) {
+    plans.push(
+      { name: `${prefix}.embeddings.word_embeddings.weight`, shape: [spec.vocab, d], std },
+      { name: `${prefix}.embeddings.position_embeddings.weight`, shape: [bertPositionRows(spec), d], std },
+      { name: `${prefix}.embeddings.token_type_embeddings.weight`, shape: [prefix === 'roberta' ? 1 : 2, d], std },
+    );
+  }
+  norm(`${prefix}.embeddings.LayerNorm`);
+  const mods = syntheticModules(spec);
+  for (let l = 0; l < spec.layers; l++) {
+    const p = `${prefix}.encoder.layer.${l}`;
+    for (const m of mods.filter((x) => x.path.startsWith(`${p}.`))) {
+      if (keep(m.name)) dense(m.path, m.outFeatures, m.inFeatures);
+      if (m.path.endsWith('.attention.output.dense')) norm(`${p}.attention.output.LayerNorm`);
+    }
+    norm(`${p}.output.LayerNorm`);
+  }
+  if (!all) return;
+  if (prefix === 'bert') dense('bert.pooler.dense', d, d);
+  if (spec.classifierHead === true) {
+    const labels = spec.numLabels ?? 2;
+    if (prefix === 'bert') dense('classifier', labels, d);
+    else {
+      dense('classifier.dense', d, d);
+      dense('classifier.out_proj', labels, d);
+    }
+  }
+}
+
+function bertConfigJson(spec: SyntheticModelSpec, torchDtype: string): Record<string, unknown> {
+  const roberta = bertPrefix(spec) === 'roberta';
+  const labels = spec.numLabels ?? 2;
+  const id2label = Object.fromEntries(Array.from({ length: labels }, (_, i) => [String(i), `LABEL_${i}`]));
+  return {
+    model_type: bertPrefix(spec), architectures: [roberta ? 'RobertaForSequenceClassification' : 'BertForSequenceClassification'],
+    hidden_size: spec.hidden, num_hidden_layers: spec.layers, num_attention_heads: spec.heads, intermediate_size: mlpWidth(spec),
+    vocab_size: spec.vocab, max_position_embeddings: bertPositionRows(spec), type_vocab_size: roberta ? 1 : 2,
+    layer_norm_eps: roberta ? 1e-5 : 1e-12, hidden_act: 'gelu', hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1,
+    initializer_range: 0.02, pad_token_id: roberta ? 1 : 0, position_embedding_type: 'absolute', id2label,
+    label2id: Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)])), torch_dtype: torchDtype,
+  };
+}
+
 function configJson(spec: SyntheticModelSpec): Record<string, unknown> {
   const torchDtype = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[spec.dtype ?? 'F32'];
+  if (spec.family === 'bert') return bertConfigJson(spec, torchDtype);
   if (spec.family === 'gpt2') {
     return {
       model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_embd: spec.hidden, n_layer: spec.layers, n_head: spec.heads,
@@ -150,7 +232,7 @@ function fillTensor(n: number, std: number, rng: Rng, block: Float32Array): Floa
  * one tensor at a time, so benchmark-sized models need memory for one tensor only.
  */
 export async function writeSyntheticCheckpoint(dir: string, spec: SyntheticModelSpec): Promise<{ file: string; tensors: number }> {
-  if (spec.family === 'llama' && spec.hidden % spec.heads !== 0) throw new RangeError(`synthetic llama: hidden ${spec.hidden} is not divisible by heads ${spec.heads}`);
+  if (spec.family !== 'gpt2' && spec.hidden % spec.heads !== 0) throw new RangeError(`synthetic ${spec.family}: hidden ${spec.hidden} is not divisible by heads ${spec.heads}`);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), `${JSON.stringify(configJson(spec), null, 2)}\n`);
   const plans = planTensors(spec);
@@ -218,7 +300,7 @@ export async function writeSyntheticAdapters(dir: string, spec: SyntheticModelSp
     await writePeftAdapter(folder, {
       config: {
         r: options.rank, loraAlpha: options.alpha, useRslora: options.useRslora ?? false, fanInFanOut: spec.family === 'gpt2',
-        targetModules: [...options.targetModules], taskType: 'CAUSAL_LM', baseModelNameOrPath: `synthetic-${spec.family}`,
+        targetModules: [...options.targetModules], taskType: spec.family === 'bert' ? 'SEQ_CLS' : 'CAUSAL_LM', baseModelNameOrPath: `synthetic-${spec.family}`,
       },
       modules: factors,
     });
