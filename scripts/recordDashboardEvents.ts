@@ -3,7 +3,7 @@
 // synthetic trainer, every coordinator event tagged with its method, method_done, simulation_done).
 // Used for the reducer test fixture and the preview page.
 //
-// Usage: node --import tsx scripts/recordDashboardEvents.ts [out.jsonl] [--rounds N] [--clients K] [--layers L] [--methods fedex,fedit]
+// Usage: node --import tsx scripts/recordDashboardEvents.ts [out.jsonl] [--rounds N] [--clients K] [--layers L] [--dim D] [--methods fedex,fedit]
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ const layers = Number(flag('layers', '2'));
 const methods = flag('methods', 'fedex,fedit').split(',') as StrategyName[];
 
 // GPT-2-shaped modules (Conv1D, fan_in_fan_out), tiny: attention c_attn/c_proj and MLP c_fc/c_proj per layer.
-const d = 16;
+const d = Number(flag('dim', '16'));
 const layout: AdapterLayout = Array.from({ length: layers }, (_, l) => [
   { module: `transformer.h.${l}.attn.c_attn`, in: d, out: 3 * d, rank: 2, fanInFanOut: true },
   { module: `transformer.h.${l}.attn.c_proj`, in: d, out: d, rank: 2, fanInFanOut: true },
