@@ -4,9 +4,11 @@
  * product through Gram matrices: ‖P·Q‖_F² = trace((PᵀP)(QQᵀ)) = Σ_ij (PᵀP)_ij (QQᵀ)_ij, both n × n
  * with n = k·r (+ r). Plus per-layer and per-module-type summaries.
  */
-import { shapeString } from './tensor.js';
+import { frobeniusNorm, shapeString } from './tensor.js';
 import type { Matrix } from './tensor.js';
 import type { LoraFactors } from './lora.js';
+import type { ProductBackend } from './product.js';
+import { denseBytes, factorResidual, factoredBytes } from './residual.js';
 import { classifyModule, layerIndex } from './moduleNames.js';
 import type { ModuleType } from './moduleNames.js';
 
@@ -142,6 +144,50 @@ export function deviationNorms(clients: readonly LoraFactors[], weights: ArrayLi
   }
   const ideal = Math.abs(scale) * Math.sqrt(Math.max(0, ideal2));
   return { deviationNorm: dev, idealUpdateNorm: ideal, relativeDeviation: relativeDeviation(dev, ideal) };
+}
+
+/** One module's round for `deviationNormsBounded`. */
+export interface BoundedDeviationInput {
+  readonly clients: readonly LoraFactors[];
+  /** Normalised weights aligned with `clients`. */
+  readonly weights: ArrayLike<number>;
+  /** The global Ā, B̄ actually sent (float32). */
+  readonly abar: Matrix<Float32Array>;
+  readonly bbar: Matrix<Float32Array>;
+  readonly scale: number;
+  /** s·ΔR (out × in, `linear` orientation) when the caller already formed it (a dense FedEx residual). */
+  readonly scaledResidual?: Matrix<Float32Array>;
+}
+
+/**
+ * `deviationNorms` at a cost bounded by one dense product: the Gram route costs O((out + in)·(k·r)²)
+ * in TypeScript — right for a few clients, minutes for a hundred. When the residual is bigger
+ * factored than dense (the test that also picks its wire form) the norms come from the dense s·ΔR
+ * instead: the one given, or one fused product through `backend` (onnxruntime in the coordinator);
+ * the ideal update s·Σ w_i B_i A_i = s·ΔR + s·B̄Ā is one rank-r product more.
+ */
+export async function deviationNormsBounded(input: BoundedDeviationInput, backend: ProductBackend): Promise<DeviationNorms> {
+  const { clients, weights, abar, bbar, scale } = input;
+  const [r, inF] = abar.shape;
+  const out = bbar.shape[0];
+  let active = 0;
+  for (let i = 0; i < weights.length; i++) if (weights[i] !== 0) active++;
+  if (input.scaledResidual === undefined && factoredBytes(out, inF, active * r) < denseBytes(out, inF)) {
+    return deviationNorms(clients, weights, abar, bbar, scale);
+  }
+  let d = input.scaledResidual;
+  if (d === undefined) {
+    const { p, q } = factorResidual(clients, weights, abar, 'stacked');
+    d = { shape: [out, inF], data: new Float32Array(out * inF) };
+    await backend.addScaledProduct(d, 'linear', p, q, scale);
+  } else if (d.shape[0] !== out || d.shape[1] !== inF) {
+    throw new RangeError(`deviationNormsBounded: scaledResidual is ${shapeString(d.shape)}, expected [${out}, ${inF}]`);
+  }
+  const deviation = frobeniusNorm(d.data);
+  const ideal: Matrix<Float32Array> = { shape: [out, inF], data: Float32Array.from(d.data) };
+  await backend.addScaledProduct(ideal, 'linear', bbar, abar, scale);
+  const idealNorm = frobeniusNorm(ideal.data);
+  return { deviationNorm: deviation, idealUpdateNorm: idealNorm, relativeDeviation: relativeDeviation(deviation, idealNorm) };
 }
 
 /** A module's deviation with what it is, for reports. */

@@ -13,6 +13,7 @@ import type { ParamsOf } from '../protocol/messages.js';
 import { moduleLayout, type BaseSource } from '../client/baseCopy.js';
 import type { Adapter } from '../client/trainer.js';
 import type { ServerTlsOptions } from '../transport/types.js';
+import type { IncrementalMode } from './accumulator.js';
 import { CoordinatorError } from './errors.js';
 
 /** How many of a round's sampled clients must deliver for it to aggregate. */
@@ -49,6 +50,10 @@ export interface FederationPlan {
   readonly residualForm: 'stacked' | 'compact';
   readonly deviationMetrics: boolean;
   readonly limits: { readonly maxFrameBytes: number; readonly heartbeatMs: number; readonly helloTimeoutMs: number; readonly maxProtocolErrors: number };
+  /** Emit `update_heatmap` after every aggregated round (absent in plans persisted before it existed: on). */
+  readonly updateHeatmap?: boolean;
+  /** Accumulate uploads as they arrive (accumulator.ts); absent: `auto`. */
+  readonly incrementalAggregation?: IncrementalMode;
 }
 
 /** What the operator gives to start a federation. */
@@ -87,6 +92,10 @@ export interface CoordinatorConfig {
   readonly residualForm?: 'stacked' | 'compact';
   /** Compute per-module deviation norms (default true; O(k²r²(in+out)) per module). */
   readonly deviationMetrics?: boolean;
+  /** Emit an `update_heatmap` event after every aggregated round (default true; computed after the broadcast). */
+  readonly updateHeatmap?: boolean;
+  /** Aggregate during the uploads where the residual travels dense (default `auto`: large modules only; see accumulator.ts). */
+  readonly incrementalAggregation?: IncrementalMode;
   /** Adapter of round 1; default A Kaiming-uniform from `seed`, B = 0 (PEFT's init). */
   readonly initialAdapter?: Adapter;
   readonly limits?: { readonly maxFrameBytes?: number; readonly heartbeatMs?: number; readonly helloTimeoutMs?: number; readonly maxProtocolErrors?: number };
@@ -146,6 +155,8 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
   };
   if (limits.maxFrameBytes < 4096) fail(`limits.maxFrameBytes must be ≥ 4096, got ${limits.maxFrameBytes}`);
   if (limits.heartbeatMs < 100) fail(`limits.heartbeatMs must be ≥ 100, got ${limits.heartbeatMs}`);
+  const incremental = config.incrementalAggregation ?? 'auto';
+  if (!['auto', 'always', 'off'].includes(incremental)) fail(`incrementalAggregation must be auto, always or off, got '${String(incremental)}'`);
   return {
     method: config.method,
     rounds: config.rounds,
@@ -165,6 +176,8 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     residualForm: config.residualForm ?? 'stacked',
     deviationMetrics: config.deviationMetrics ?? true,
     limits,
+    updateHeatmap: config.updateHeatmap ?? true,
+    incrementalAggregation: incremental,
   };
 }
 

@@ -182,6 +182,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
 
   private async shutdown(): Promise<void> {
     this.runner.dispose();
+    await this.runner.heatmapsDone();
     await this.log.close();
     if (this.ownsBackend) await this.backend.dispose?.();
   }

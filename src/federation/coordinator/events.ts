@@ -26,6 +26,50 @@ export interface ModuleRoundRecord {
   /** How the base update travels (FedEx), or null when the base did not change. */
   readonly residualForm: 'factored' | 'dense' | null;
   readonly residualInnerDim: number;
+  /** ‖Ā_r − Ā_{r−1}‖_F: how far the global lora_A moved this round (absent in records written before it existed). */
+  readonly globalDeltaANorm?: number;
+  /** ‖B̄_r − B̄_{r−1}‖_F. */
+  readonly globalDeltaBNorm?: number;
+  /** ‖A_i − Ā_r‖_F per participant, in `RoundRecord.participants` order. */
+  readonly clientDeltaANorms?: readonly number[];
+  /** ‖B_i − B̄_r‖_F per participant, in `RoundRecord.participants` order. */
+  readonly clientDeltaBNorms?: readonly number[];
+}
+
+/**
+ * One module of an `update_heatmap`: the change of the global effective weight W0 + s·B̄Ā over the
+ * round, in `nn.Linear` orientation (out × in, whatever the stored layout), max-|·| pooled: cell
+ * (i, j) is the largest |ΔW| over rows [i·poolRows, (i+1)·poolRows) and columns [j·poolCols, …)
+ * (edge cells may cover fewer). `values` is null (and `note` says why) when the dense update was
+ * too costly to form.
+ */
+export interface HeatmapModule {
+  readonly module: string;
+  readonly out: number;
+  readonly in: number;
+  /** Pooled size: ⌈out / poolRows⌉ × ⌈in / poolCols⌉, at most 32 × 32 (0 × 0 when skipped). */
+  readonly rows: number;
+  readonly cols: number;
+  /** Pooling factors: ⌈out / 32⌉ and ⌈in / 32⌉. */
+  readonly poolRows: number;
+  readonly poolCols: number;
+  /** max |ΔW| over the module. */
+  readonly maxAbs: number | null;
+  /** ‖ΔW‖_F. */
+  readonly norm: number | null;
+  /** rows × cols pooled values, row-major, six significant digits. */
+  readonly values: readonly number[] | null;
+  readonly note?: string;
+}
+
+/** The `update_heatmap` event of an aggregated round. */
+export interface UpdateHeatmap {
+  readonly round: number;
+  readonly method: 'fedex' | 'fedit' | 'ffa';
+  /** The first layout modules (at most 64), in layout order. */
+  readonly modules: readonly HeatmapModule[];
+  /** Layout modules left out by the cap. */
+  readonly omittedModules: number;
 }
 
 /** Everything known about a closed round; also the entries of the metrics history. */
@@ -63,7 +107,15 @@ export interface CoordinatorEventMap {
   client_failed: [{ readonly round: number; readonly clientId: string; readonly reason: string }];
   round_closed: [RoundRecord];
   /** The broadcast after a round finished: from its last upload to round_closed + the next round_start (or federation_done) handed to every socket. */
-  round_broadcast: [{ readonly round: number; readonly overheadMs: number; readonly aggregationMs: number; readonly persistMs: number; readonly clients: number; readonly bytes: number }];
+  round_broadcast: [{
+    readonly round: number; readonly overheadMs: number; readonly aggregationMs: number; readonly persistMs: number; readonly clients: number; readonly bytes: number;
+    /** From the last upload until every frame was handed to its socket (queued; the coordinator's own work). `overheadMs` waits until the sockets accepted the bytes. */
+    readonly queuedMs?: number;
+  }];
+  /** After an aggregated round (computed after its broadcast, off the critical path); see `UpdateHeatmap`. */
+  update_heatmap: [UpdateHeatmap];
+  /** A client without the base model fetching it (model_request): started, finished (it reconnects with the hash) or aborted. */
+  model_transfer: [{ readonly clientId: string; readonly name: string; readonly status: 'started' | 'finished' | 'aborted'; readonly bytesServed: number; readonly requests: number }];
   protocol_error: [{ readonly clientId: string | null; readonly remote: string; readonly code: string; readonly message: string }];
   federation_done: [{ readonly roundsCompleted: number; readonly reason: 'completed' | 'stopped' | 'failed'; readonly baseRevision: number }];
   warning: [{ readonly message: string }];

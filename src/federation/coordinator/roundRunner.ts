@@ -6,9 +6,12 @@
 import { safeText } from '../protocol/codec.js';
 import type { Message } from '../protocol/envelope.js';
 import { adapterFromTensors } from '../client/adapterWire.js';
+import type { LoraFactors } from '../../core/lora.js';
+import { accumulatedModules, IdealUpdateAccumulator } from './accumulator.js';
 import { aggregateRound, type AcceptedUpdate, type RoundAggregate } from './aggregate.js';
 import { GlobalFrames } from './broadcast.js';
 import { quorumCount, sampleSize } from './config.js';
+import { roundHeatmap } from './dashboard.js';
 import type { Coordinator } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
 import type { RoundRecord } from './events.js';
@@ -28,7 +31,11 @@ export class RoundRunner {
   private frames: GlobalFrames | null = null;
   private doneFrames: GlobalFrames | null = null;
   private normRef: Map<string, Float32Array> | undefined;
-  private pending: { round: number; from: number; bytes: number; aggregationMs: number; persistMs: number } | null = null;
+  private accumulator: IdealUpdateAccumulator | null = null;
+  private pending: { round: number; from: number; bytes: number; aggregationMs: number; persistMs: number; queuedAt: number } | null = null;
+  /** The last aggregated round's heatmap inputs, computed after its broadcast. */
+  private heatmapJob: { round: number; previous: ReadonlyMap<string, LoraFactors>; outcome: RoundAggregate } | null = null;
+  private heatmapTask: Promise<void> = Promise.resolve();
 
   constructor(private readonly c: Coordinator) {
     this.startedRound = c.state.round;
@@ -72,9 +79,14 @@ export class RoundRunner {
     c.traffic.reset();
     this.frames = new GlobalFrames(plan, c.state.global, c.history, c.state.revision, c.backend);
     this.normRef = plan.maxUpdateNorm !== undefined ? this.frames.globalByName() : undefined;
+    this.accumulator?.dispose();
+    this.accumulator = new IdealUpdateAccumulator(
+      accumulatedModules(plan.layout, plan.method, plan.deviationMetrics, sampled.length, plan.incrementalAggregation ?? 'auto'), plan.weighting, c.backend,
+    );
     c.publish('round_started', { round, sampled, quorum: tracker.quorum, deadline: tracker.deadline, baseRevision: c.state.revision });
     await Promise.all(sampled.map((id) => this.sendRoundStart(id, true)));
     this.broadcastDone();
+    this.startHeatmap();
     let closedBy: ClosedBy;
     for (;;) {
       if (c.stopping) throw this.stopped();
@@ -101,7 +113,10 @@ export class RoundRunner {
       if (this.tracker !== tracker || !session.isOpen) return;
       const sent = session.sendFrame(f.frame, 'round_start', f.params, f.rawBytes);
       session.revision = f.params.baseRevision;
-      if (this.pending !== null) this.pending.bytes += f.frame.length;
+      if (this.pending !== null) {
+        this.pending.bytes += f.frame.length;
+        this.pending.queuedAt = Date.now();
+      }
       await sent;
     } catch (err) {
       tracker.fail(clientId, `round_start could not be delivered: ${(err as Error).message}`);
@@ -123,7 +138,7 @@ export class RoundRunner {
     const t0 = performance.now();
     if (participants.length >= tracker.quorum) {
       try {
-        outcome = await aggregateRound(c.plan, c.strategy, round, s.global, s.base, updates, failures.map((f, i) => ({ client: participants.length + i, ...f })), c.backend);
+        outcome = await aggregateRound(c.plan, c.strategy, round, s.global, s.base, updates, failures.map((f, i) => ({ client: participants.length + i, ...f })), c.backend, { accumulator: this.accumulator ?? undefined });
       } catch (err) {
         c.publish('warning', { message: `round ${round}: aggregation failed, the global model is unchanged: ${(err as Error).message}` });
         // A failure halfway may have touched the master base: go back to the last persisted one.
@@ -133,7 +148,10 @@ export class RoundRunner {
       c.publish('warning', { message: `round ${round}: ${participants.length} update(s), quorum ${tracker.quorum}: nothing aggregated` });
     }
     const aggregationMs = performance.now() - t0;
+    this.accumulator?.dispose();
+    this.accumulator = null;
     if (c.killed) throw this.stopped();
+    if (outcome !== null && c.plan.updateHeatmap !== false) this.heatmapJob = { round, previous: s.global, outcome };
     let step: ResidualStep | undefined;
     if (outcome !== null) {
       s.global = outcome.global;
@@ -158,7 +176,7 @@ export class RoundRunner {
     await c.persist({ ...(outcome !== null ? { global: s.global } : {}), ...(step !== undefined ? { base: s.base, step } : {}) });
     const persistMs = performance.now() - t1;
     c.publish('round_closed', record);
-    this.pending = { round, from: closedBy === 'all_reported' ? tracker.lastUploadAt : closedAt, bytes: 0, aggregationMs, persistMs };
+    this.pending = { round, from: closedBy === 'all_reported' ? tracker.lastUploadAt : closedAt, bytes: 0, aggregationMs, persistMs, queuedAt: Date.now() };
     const modules = record.modules.every((m) => m.deviation !== null && m.relativeDeviation !== null && m.residualNorm !== null)
       ? record.modules.map((m) => ({ module: m.module, deviation: m.deviation!, relativeDeviation: m.relativeDeviation!, residualNorm: m.residualNorm! }))
       : [];
@@ -190,7 +208,31 @@ export class RoundRunner {
     const p = this.pending;
     if (p === null) return;
     this.pending = null;
-    this.c.publish('round_broadcast', { round: p.round, overheadMs: Date.now() - p.from, aggregationMs: p.aggregationMs, persistMs: p.persistMs, clients: this.c.joined.size, bytes: p.bytes });
+    this.c.publish('round_broadcast', {
+      round: p.round, overheadMs: Date.now() - p.from, aggregationMs: p.aggregationMs, persistMs: p.persistMs, clients: this.c.joined.size, bytes: p.bytes,
+      queuedMs: p.queuedAt - p.from,
+    });
+  }
+
+  /** Computes the last aggregated round's `update_heatmap` in the background (after its broadcast). */
+  private startHeatmap(): void {
+    const job = this.heatmapJob;
+    this.heatmapJob = null;
+    if (job === null) return;
+    this.heatmapTask = this.heatmapTask.then(() => this.heatmap(job)).catch((err: unknown) => {
+      this.c.publish('warning', { message: `round ${job.round}: update heatmap failed: ${(err as Error).message}` });
+    });
+  }
+
+  private async heatmap(job: { round: number; previous: ReadonlyMap<string, LoraFactors>; outcome: RoundAggregate }): Promise<void> {
+    const c = this.c;
+    const heatmap = await roundHeatmap(c.plan, job.round, job.previous, job.outcome.global, job.outcome.stepModules, c.backend, () => c.killed);
+    if (heatmap !== null) c.publish('update_heatmap', heatmap);
+  }
+
+  /** Resolves when the pending heatmap (if any) was published. */
+  heatmapsDone(): Promise<void> {
+    return this.heatmapTask;
   }
 
   private async finish(reason: 'completed' | 'failed'): Promise<void> {
@@ -200,6 +242,8 @@ export class RoundRunner {
     this.doneFrames = new GlobalFrames(c.plan, c.state.global, c.history, c.state.revision, c.backend);
     await Promise.all([...c.joined.values()].map((session) => this.sendDone(session)));
     this.broadcastDone();
+    this.startHeatmap();
+    await this.heatmapTask;
     c.publish('federation_done', { roundsCompleted: c.state.roundsCompleted, reason, baseRevision: c.state.revision });
   }
 
@@ -211,7 +255,10 @@ export class RoundRunner {
       const f = await this.doneFrames.federationDone({ roundsCompleted: c.state.roundsCompleted, reason }, session.revision, session.factoredOk);
       const sent = session.sendFrame(f.frame, 'federation_done', f.params, f.rawBytes);
       session.revision = f.params.baseRevision;
-      if (this.pending !== null) this.pending.bytes += f.frame.length;
+      if (this.pending !== null) {
+        this.pending.bytes += f.frame.length;
+        this.pending.queuedAt = Date.now();
+      }
       await sent;
     } catch {
       // The client is gone; it can reconnect and get federation_done then.
@@ -249,7 +296,9 @@ export class RoundRunner {
     if (state === undefined) return reject('E_ROUND_MISMATCH', `client ${id} was not sampled for round ${round}`);
     if (state === 'reported') return reject('E_DUPLICATE', `a second update from ${id} for round ${round}`);
     if (state === 'failed') return reject('E_STATE', `round ${round} already counts ${id} as failed`);
-    this.updates.set(id, { clientId: id, adapter: adapterFromTensors(c.plan.layout, update.tensors), numExamples: update.params.examples, trainLoss: update.params.trainLoss });
+    const adapter = adapterFromTensors(c.plan.layout, update.tensors);
+    this.updates.set(id, { clientId: id, adapter, numExamples: update.params.examples, trainLoss: update.params.trainLoss });
+    this.accumulator?.add(id, adapter, update.params.examples);
     t.report(id, Date.now());
     void session.send({ method: 'update_ack', params: { round } }).catch(() => undefined);
     c.publish('update_accepted', { round, clientId: id, examples: update.params.examples, trainLoss: update.params.trainLoss, bytes: frameBytes });
