@@ -3,12 +3,16 @@
  * entry in {@link ARCHITECTURES}.
  */
 import { ModelError } from './errors.js';
+import { bertArchitecture } from './bert/architecture.js';
 import { gpt2Architecture } from './gpt2/architecture.js';
+import { llamaArchitecture } from './llama/architecture.js';
 import type { Architecture } from './types.js';
 
 /** Every registered architecture. */
 export const ARCHITECTURES: readonly Architecture[] = [
   gpt2Architecture,
+  llamaArchitecture,
+  bertArchitecture,
 ];
 
 /** The `model_type` values some registered architecture accepts, in registration order. */

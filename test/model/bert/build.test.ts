@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { grad } from '../../../src/graph/autodiff.js';
 import { dropoutKeepMask } from '../../../src/graph/nn/dropout.js';
 import { bertArchitecture } from '../../../src/model/bert/architecture.js';
+import { architectureFor } from '../../../src/model/registry.js';
 import { buildBert, type BertBuildOptions } from '../../../src/model/bert/build.js';
 import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
 import { F64, assertClose, gradCheck, runGraph } from '../../graph/gradCheck.js';
@@ -289,5 +290,6 @@ describe('bert/roberta ModelGraph bookkeeping', () => {
     assert.deepEqual([...bertArchitecture.modelTypes], ['bert', 'roberta', 'xlm-roberta']);
     assert.deepEqual([...bertArchitecture.defaultTargetModules], ['query', 'value']);
     assert.deepEqual([...bertArchitecture.tasks], ['sequence-classification']);
+    for (const t of ['bert', 'roberta', 'xlm-roberta']) assert.equal(architectureFor({ model_type: t }), bertArchitecture, t);
   });
 });

@@ -9,6 +9,7 @@ import { dropoutKeepMask } from '../../../src/graph/nn/dropout.js';
 import { ropeInverseFrequencies } from '../../../src/model/llama/config.js';
 import { buildLlama, llamaModulePaths, type LlamaBuildOptions } from '../../../src/model/llama/build.js';
 import { llamaArchitecture } from '../../../src/model/llama/architecture.js';
+import { architectureFor } from '../../../src/model/registry.js';
 import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
 import { F64, assertClose, gradCheck, runGraph } from '../../graph/gradCheck.js';
 import { loraSettings, modelFeeds, randomFactors, runModel, uniform } from './harness.js';
@@ -271,5 +272,6 @@ describe('llama ModelGraph bookkeeping', () => {
     assert.deepEqual([...llamaArchitecture.modelTypes], ['llama', 'mistral', 'qwen2']);
     assert.deepEqual([...llamaArchitecture.defaultTargetModules], ['q_proj', 'v_proj']);
     assert.equal(llamaModulePaths(1).length, 8);
+    for (const t of ['llama', 'mistral', 'qwen2']) assert.equal(architectureFor({ model_type: t }), llamaArchitecture, t);
   });
 });
