@@ -1,8 +1,8 @@
-/** The LoRA trainer factory the CLI's federation commands use (src/trainer). */
+/** The LoRA trainer factory the CLI's federation commands use (src/trainer's `createTrainer`, in worker threads). */
 import type { TrainerFactory } from '../../federation/client/onnxTrainer.js';
-import { CliError } from '../errors.js';
+import { createTrainer } from '../../trainer/loraTrainer.js';
 
 /** Returns src/trainer's `createTrainer`. */
 export async function loadTrainerFactory(): Promise<TrainerFactory> {
-  throw new CliError('the onnxruntime LoRA trainer (src/trainer) is not available in this build; use --model synthetic');
+  return createTrainer;
 }
