@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { hostArgs, joinArgs, simulateArgs, validateFederationUrl } from '../config/cliArgs.js';
 import type { Services } from '../services.js';
 import type { FederationState } from '../state/federationState.js';
@@ -87,10 +88,17 @@ export async function hostFederation(services: Services): Promise<FederationStat
     const s = services.store.get(id);
     if (c.id !== id || s === undefined) return;
     if (s.phase === 'waiting' || !s.live) sub.dispose();
+    if (!s.live && s.phase === 'failed') {
+      void vscode.window.showErrorMessage(`FedEx: hosting failed: ${s.lastError ?? 'see the log'}`, 'Show Log', 'Open Settings').then((a) => {
+        if (a === 'Show Log') services.output.show(true);
+        if (a === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'fedex');
+      });
+    }
     if (s.phase === 'waiting' && s.live) {
       const shownUrl = s.url ?? url;
       void services.tokens.set(shownUrl, token);
-      void vscode.window.showInformationMessage(`FedEx: hosting at ${shownUrl} (${settings.method}, ${settings.rounds} rounds). Rounds start when clients join.`, 'Copy Join Token', 'Copy URL', 'Open Dashboard')
+      const wait = `Rounds start once ${settings.minClients} client${settings.minClients === 1 ? ' has' : 's have'} joined.`;
+      void vscode.window.showInformationMessage(`FedEx: hosting at ${shownUrl} (${settings.method}, ${settings.rounds} rounds). ${wait}`, 'Copy Join Token', 'Copy URL', 'Open Dashboard')
         .then((a) => {
           if (a === 'Copy Join Token') void vscode.env.clipboard.writeText(token);
           if (a === 'Copy URL') void vscode.env.clipboard.writeText(shownUrl);
@@ -140,8 +148,12 @@ export async function joinFederation(services: Services, arg?: unknown): Promise
     await services.tokens.set(target.url, token);
   }
   const id = newId('join');
+  const out = services.newRunDir('join');
   try {
-    services.runs.start({ id, kind: 'join', label: target.name, url: target.url, args: joinArgs(services.settings(), { url: target.url, token }), cwd: services.cwd() });
+    services.runs.start({
+      id, kind: 'join', label: target.name, url: target.url, outDir: out,
+      args: joinArgs(services.settings(), { url: target.url, token, out: join(out, 'final-adapter') }), cwd: services.cwd(),
+    });
   } catch (err) {
     startFailed(services, `joining ${target.url}`, err);
     return undefined;
@@ -151,7 +163,7 @@ export async function joinFederation(services: Services, arg?: unknown): Promise
     const s = services.store.get(id);
     if (c.id !== id || s === undefined || s.live) return;
     sub.dispose();
-    if (s.phase === 'failed' && /token|auth/i.test(s.lastError ?? s.lastWarning ?? '')) {
+    if (s.phase === 'failed' && /E_AUTH/.test(s.lastError ?? '')) {
       void services.tokens.delete(target.url);
       void vscode.window.showErrorMessage(`FedEx: ${target.name} refused the join token; it was forgotten. Join again to enter another.`);
     } else if (s.phase === 'failed') {
@@ -180,16 +192,18 @@ export async function stopFederation(services: Services, arg?: unknown): Promise
 }
 
 /**
- * `FedEx: Start Round`. The coordinator starts each round by itself as soon as enough clients have
- * joined (the CLI has no "start now" control), so: with a hosted federation running, this says where
- * it is and opens the dashboard; with none, it offers to host one or to run one local FedEx round.
+ * `FedEx: Start Round`. The coordinator starts each round by itself as soon as `fedex.minClients`
+ * clients have joined (the CLI has no "start now" control), so: with a hosted federation running,
+ * this says where it is (and what it waits for); with none, it offers to host one or to run one
+ * local FedEx round (`fedex simulate --methods fedex --rounds 1`).
  */
 export async function startRound(services: Services): Promise<void> {
   const hosted = services.store.list().find((s) => s.kind === 'host' && s.live);
   if (hosted !== undefined) {
     const joined = hosted.clients.filter((c) => c.status !== 'left').length;
-    const state = hosted.phase === 'waiting' && joined === 0
-      ? 'is waiting for clients: its next round starts as soon as one joins'
+    const needed = services.settings().minClients;
+    const state = hosted.phase === 'waiting' && hosted.round === 0 && joined < needed
+      ? `is waiting for clients (${joined} of ${needed} joined): the first round starts once ${needed} have joined (setting fedex.minClients)`
       : `is at round ${hosted.round}${hosted.totalRounds !== null ? `/${hosted.totalRounds}` : ''} (${hosted.phase}); rounds follow one another automatically`;
     void vscode.window.showInformationMessage(`FedEx: ${hosted.label} ${state}.`, 'Copy URL', 'Open Dashboard').then((a) => {
       if (a === 'Copy URL' && hosted.url !== null) void vscode.env.clipboard.writeText(hosted.url);
@@ -197,7 +211,7 @@ export async function startRound(services: Services): Promise<void> {
     });
     return;
   }
-  const host = { label: '$(server) Host a federation', detail: 'Rounds start as soon as clients join.' };
+  const host = { label: '$(server) Host a federation', detail: `Rounds start once ${services.settings().minClients} clients have joined (fedex.minClients).` };
   const local = { label: '$(beaker) Run one local round', detail: 'FedEx-LoRA, one round, clients simulated on this machine.' };
   const picked = await vscode.window.showQuickPick([host, local], { title: 'FedEx: Start Round', placeHolder: 'No hosted federation is running' });
   if (picked === host) await hostFederation(services);

@@ -23,6 +23,8 @@ export interface FedexSettings {
   readonly port: number;
   readonly bindAddress: string;
   readonly rounds: number;
+  /** Clients a hosted federation waits for before each round starts. */
+  readonly minClients: number;
   readonly localSteps: number;
   readonly method: 'fedex' | 'fedit' | 'ffa';
   readonly remoteFederations: readonly RemoteFederation[];
@@ -31,7 +33,7 @@ export interface FedexSettings {
 /** Defaults (also written as the defaults of `contributes.configuration` in package.json). */
 export const DEFAULT_SETTINGS: FedexSettings = {
   device: 'cpu', model: '', data: '', rank: 8, alpha: 16, targetModules: [], port: 8765, bindAddress: '127.0.0.1',
-  rounds: 5, localSteps: 10, method: 'fedex', remoteFederations: [],
+  rounds: 5, minClients: 2, localSteps: 10, method: 'fedex', remoteFederations: [],
 };
 
 /** The federated methods (`fedex.method`). */
@@ -86,6 +88,7 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
       port: int('port', d.port, 0, 65535),
       bindAddress: str('bindAddress', d.bindAddress) || d.bindAddress,
       rounds: int('rounds', d.rounds, 1, 1_000_000),
+      minClients: int('minClients', d.minClients, 1, 1_000_000),
       localSteps: int('localSteps', d.localSteps, 1, 100_000_000),
       method,
       remoteFederations: readRemotes(get('remoteFederations'), problems),
@@ -159,18 +162,18 @@ export function simulateArgs(s: FedexSettings, o: { out: string; methods?: reado
 export function hostArgs(s: FedexSettings, o: { out: string; port?: number; token?: string }): string[] {
   return [
     'host', '--host', s.bindAddress, '--port', String(o.port ?? s.port), ...optional('--token', o.token ?? ''),
-    '--rounds', String(s.rounds), '--method', s.method, '--local-steps', String(s.localSteps),
+    '--rounds', String(s.rounds), '--min-clients', String(s.minClients), '--method', s.method, '--local-steps', String(s.localSteps),
     ...loraArgs(s), ...optional('--model', s.model),
     '--out', o.out, ...EVENTS,
   ];
 }
 
-/** `fedex join <url> …`: a client training on `data`. */
-export function joinArgs(s: FedexSettings, o: { url: string; token: string; name?: string }): string[] {
+/** `fedex join <url> …`: a client training on `data`; with `out`, the final global adapter is written there (PEFT). */
+export function joinArgs(s: FedexSettings, o: { url: string; token: string; name?: string; out?: string }): string[] {
   return [
     'join', o.url, '--token', o.token, ...optional('--data', s.data), ...optional('--model', s.model), '--device', s.device,
     ...(o.name !== undefined && o.name !== '' ? ['--name', o.name] : []),
-    ...EVENTS,
+    ...optional('--out', o.out ?? ''), ...EVENTS,
   ];
 }
 

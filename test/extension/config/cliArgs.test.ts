@@ -51,15 +51,15 @@ describe('settings → CLI arguments', () => {
 
   test('host', () => {
     assert.deepEqual(hostArgs(s, { out: '/run', token: 'tok' }), [
-      'host', '--host', '0.0.0.0', '--port', '9000', '--token', 'tok', '--rounds', '3', '--method', 'fedit', '--local-steps', '7',
+      'host', '--host', '0.0.0.0', '--port', '9000', '--token', 'tok', '--rounds', '3', '--min-clients', '2', '--method', 'fedit', '--local-steps', '7',
       '--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny', '--out', '/run', '--events', '-',
     ]);
     assert.ok(!hostArgs(s, { out: '/run' }).includes('--token'));
   });
 
   test('join and aggregate', () => {
-    assert.deepEqual(joinArgs(s, { url: 'ws://h:1', token: 't', name: 'me' }), [
-      'join', 'ws://h:1', '--token', 't', '--data', 'task:copy', '--model', 'models/tiny', '--device', 'cuda', '--name', 'me', '--events', '-',
+    assert.deepEqual(joinArgs(s, { url: 'ws://h:1', token: 't', name: 'me', out: '/run/final-adapter' }), [
+      'join', 'ws://h:1', '--token', 't', '--data', 'task:copy', '--model', 'models/tiny', '--device', 'cuda', '--name', 'me', '--out', '/run/final-adapter', '--events', '-',
     ]);
     assert.deepEqual(aggregateArgs({ method: 'fedex', base: '/b', adapters: ['/a1', '/a2'], out: '/o', device: 'cpu', weights: [3, 1] }), [
       'aggregate', '--method', 'fedex', '--base', '/b', '--adapters', '/a1', '/a2', '--weights', '3,1', '--out', '/o', '--device', 'cpu', '--json',
