@@ -1,0 +1,109 @@
+// `fedex host` and `fedex join` as separate processes (node --import tsx src/cli/bin.ts …), as
+// people run them: a coordinator on an ephemeral port and two clients with the real trainer on
+// their shares of task:arith complete a FedEx round; the host's event file parses; a wrong token,
+// an unreachable host and a different base model fail with clear messages.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parseEventLine, type CliEventOf } from '../../src/federation/simulation/events.js';
+import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Run {
+  readonly child: ChildProcess;
+  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  output(): string;
+}
+
+function fedex(...args: string[]): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return { child, done, output: () => stdout };
+}
+
+async function waitForUrl(run: Run, ms = 30_000): Promise<string> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const m = /listening on (wss?:\/\/\S+)/.exec(run.output());
+    if (m !== null) return m[1];
+    if (run.child.exitCode !== null) throw new Error(`host exited early: ${(await run.done).stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('host did not print its URL');
+}
+
+describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, () => {
+  let tmp: TempDir;
+  let model: string;
+  const running: Run[] = [];
+  before(async () => {
+    tmp = await makeTempDir('cli-host');
+    model = join(tmp.path, 'model');
+    await writeTinyGpt2(model);
+  });
+  after(async () => {
+    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
+    await tmp.remove();
+  });
+
+  test('a coordinator and two clients complete a FedEx round; the host writes events, the final adapter and base', async () => {
+    const runDir = join(tmp.path, 'run');
+    const eventsFile = join(tmp.path, 'host-events.jsonl');
+    const host = fedex('host', '--model', model, '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8',
+      '--min-clients', '2', '--quorum', '2', '--token', 'secret-token', '--out', runDir, '--events', eventsFile);
+    running.push(host);
+    const url = await waitForUrl(host);
+    assert.match(host.output(), /join token: secret-token/);
+    const joins = [1, 2].map((i) => fedex('join', url, '--token', 'secret-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`,
+      '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`, '--events', join(tmp.path, `join-${i}.jsonl`), ...(i === 1 ? ['--out', join(tmp.path, 'final-1')] : [])));
+    running.push(...joins);
+    const [h, j1, j2] = await Promise.all([host.done, ...joins.map((j) => j.done)]);
+    assert.equal(j1.code, 0, j1.stderr);
+    assert.equal(j2.code, 0, j2.stderr);
+    assert.equal(h.code, 0, h.stderr);
+    assert.match(j1.stdout, /round 1: uploaded/);
+    assert.match(h.stdout, /round 1 closed \(all_reported\): 2 updates aggregated/);
+
+    const events = (await readFile(eventsFile, 'utf8')).trim().split('\n').map((l) => parseEventLine(l)!);
+    const closed = events.filter((e) => e.type === 'round_closed') as CliEventOf<'round_closed'>[];
+    assert.equal(closed.length, 1);
+    assert.deepEqual([...closed[0].participants].sort(), ['c1', 'c2']);
+    assert.ok(closed[0].modules.every((m) => m.relativeDeviation !== null && m.relativeDeviation > 0));
+    assert.equal(events.filter((e) => e.type === 'client_joined').length, 2);
+    assert.ok((await readdir(join(runDir, 'final', 'adapter'))).includes('adapter_model.safetensors'));
+    assert.ok((await readdir(join(runDir, 'final', 'model'))).includes('model.safetensors'), 'FedEx changed the base: it is written');
+    assert.ok((await readdir(join(tmp.path, 'final-1'))).includes('adapter_config.json'), 'join --out wrote the final adapter');
+    const joinEvents = (await readFile(join(tmp.path, 'join-1.jsonl'), 'utf8')).trim().split('\n').map((l) => parseEventLine(l)!.type);
+    for (const t of ['join_connected', 'join_welcomed', 'join_round_started', 'client_progress', 'client_round_done', 'join_uploaded', 'join_round_closed', 'join_done']) {
+      assert.ok(joinEvents.includes(t), `join events include ${t}`);
+    }
+  });
+
+  test('clear failures: wrong token, different base model, unreachable host', async () => {
+    const host = fedex('host', '--model', 'synthetic', '--port', '0', '--rounds', '1', '--min-clients', '1', '--token', 'right', '--out', join(tmp.path, 'run2'));
+    running.push(host);
+    const url = await waitForUrl(host);
+    const [wrongToken, wrongBase, unreachable] = await Promise.all([
+      fedex('join', url, '--token', 'wrong', '--model', 'synthetic').done,
+      fedex('join', url, '--token', 'right', '--model', 'synthetic', '--seed', '9').done,
+      fedex('join', 'ws://127.0.0.1:9/', '--token', 'x', '--model', 'synthetic', '--retries', '1').done,
+    ]);
+    host.child.kill('SIGINT');
+    await host.done;
+    assert.equal(wrongToken.code, 1);
+    assert.match(wrongToken.stderr, /refused the token \(E_AUTH\)/);
+    assert.equal(wrongBase.code, 1);
+    assert.match(wrongBase.stderr, /base model does not match the federation's \(E_BASE_MISMATCH\)/);
+    assert.equal(unreachable.code, 1);
+    assert.match(unreachable.stderr, /cannot reach ws:\/\/127\.0\.0\.1:9\/ after 1 attempt/);
+  });
+});
