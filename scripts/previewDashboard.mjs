@@ -5,7 +5,9 @@
 //   node scripts/previewDashboard.mjs <events.jsonl> [--port 5177]
 //       open http://127.0.0.1:5177/?theme=dark (light, high-contrast, high-contrast-light; &live=200 replays live)
 //   node scripts/previewDashboard.mjs <events.jsonl> --screenshot <dir> [--width 1280] [--themes dark,light,high-contrast]
-//       writes <dir>/dashboard-<theme>.png with Debian's chromium through playwright-core, then exits.
+//       [--query live=150 --wait 3000 --name live]
+//       writes <dir>/dashboard-<theme>[-name].png with Debian's chromium through playwright-core, then exits
+//       (--query adds URL parameters, --wait waits that long after the first points, e.g. to catch a live replay mid-run).
 /* global document */ // used inside page.waitForFunction (runs in the browser)
 import { createServer } from 'node:http';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -82,11 +84,13 @@ async function screenshots(url, dir) {
       const problems = [];
       page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text()); });
       page.on('pageerror', (e) => problems.push(e.message));
-      await page.goto(`${url}?theme=${theme}`);
+      const query = flag('query', null);
+      await page.goto(`${url}?theme=${theme}${query === null ? '' : `&${query}`}`);
       await page.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-points') ?? 0) > 0, null, { timeout: 15_000 });
-      await page.waitForTimeout(300);
+      await page.waitForTimeout(Number(flag('wait', '300')));
       const points = await page.$$eval('[data-points]', (els) => els.map((e) => `${e.getAttribute('data-testid')}=${e.getAttribute('data-points')}`));
-      const out = join(dir, `dashboard-${theme}.png`);
+      const name = flag('name', null);
+      const out = join(dir, `dashboard-${theme}${name === null ? '' : `-${name}`}.png`);
       await page.screenshot({ path: out, fullPage: true });
       console.log(`${out}: ${points.join(' ')}`);
       for (const p of problems) console.log(`  console: ${p}`);

@@ -38,7 +38,7 @@ export function chartContainer(parent: HTMLElement, testId: string, label: strin
 /** Axis options in the theme's colours. */
 export function axis(theme: ChartTheme, title: string, extra: Record<string, unknown> = {}): ScaleOptions {
   return {
-    grid: { color: toCss(theme.grid, theme.kind.startsWith('high') ? 0.6 : 0.25) },
+    grid: { color: toCss(theme.grid, theme.kind.startsWith('high') ? 0.4 : 0.25) },
     border: { color: toCss(theme.border, 0.6) },
     ticks: { color: toCss(theme.foreground, 0.9), font: { family: theme.fontFamily, size: theme.fontSize - 2 } },
     title: { display: title !== '', text: title, color: toCss(theme.foreground), font: { family: theme.fontFamily, size: theme.fontSize - 1 } },
@@ -47,9 +47,11 @@ export function axis(theme: ChartTheme, title: string, extra: Record<string, unk
 }
 
 /** Plugin options (legend, tooltip, title) in the theme's colours. */
-function pluginOptions(theme: ChartTheme, title: string, tooltipTitle?: (index: number) => string): Record<string, unknown> {
+function pluginOptions(theme: ChartTheme, title: string, kind: PanelKind, tooltipTitle?: (index: number) => string): Record<string, unknown> {
+  // Line charts show a line sample (with its dash) in the legend; bar charts a filled box.
+  const sample = kind === 'line' ? { usePointStyle: true, pointStyle: 'line', pointStyleWidth: 28 } : { boxWidth: 14 };
   return {
-    legend: { position: 'bottom', labels: { color: toCss(theme.foreground), boxWidth: 14, font: { family: theme.fontFamily, size: theme.fontSize - 2 } } },
+    legend: { position: 'bottom', labels: { color: toCss(theme.foreground), ...sample, font: { family: theme.fontFamily, size: theme.fontSize - 2 } } },
     title: { display: true, text: title, color: toCss(theme.foreground), font: { family: theme.fontFamily, size: theme.fontSize, weight: 'bold' } },
     tooltip: {
       backgroundColor: toCss(theme.background, 0.95), titleColor: toCss(theme.foreground), bodyColor: toCss(theme.foreground),
@@ -135,7 +137,7 @@ export class ChartPanel {
       color: toCss(this.theme.foreground),
       font: { family: this.theme.fontFamily },
       scales,
-      plugins: pluginOptions(this.theme, this.title, tooltipTitle),
+      plugins: pluginOptions(this.theme, this.title, this.kind, tooltipTitle),
     } as ChartConfiguration['options'];
   }
 

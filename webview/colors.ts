@@ -56,11 +56,10 @@ export function diverging(value: number | null, range: number, negative: Rgba, m
   return s < 0 ? mix(middle, negative, -s) : mix(middle, positive, s);
 }
 
-/** Sequential scale: `value` in [0, max] → `low` … `high` (√-stretched like `diverging`); null stays null. */
+/** Sequential scale: `value` in [0, max] → `low` … `high`, linear; null stays null. */
 export function sequential(value: number | null, max: number, low: Rgba, high: Rgba): Rgba | null {
   if (value === null || !Number.isFinite(value)) return null;
-  const t = max > 0 ? Math.max(0, Math.min(1, value / max)) : 0;
-  return mix(low, high, Math.sqrt(t));
+  return mix(low, high, max > 0 ? value / max : 0);
 }
 
 /** Relative luminance (WCAG), 0 (black) … 1 (white). */

@@ -196,6 +196,27 @@ export function heatmapScale(h: HeatmapView): { readonly min: number; readonly m
   return { min: signed ? -max : 0, max, signed };
 }
 
+/** A row of the rounds table. */
+export interface RoundRow {
+  readonly round: number;
+  readonly aggregated: boolean;
+  readonly participants: number;
+  readonly meanLoss: number | null;
+  readonly evalLoss: number | null;
+  readonly meanRelativeDeviation: number | null;
+  readonly durationMs: number | null;
+  readonly bytes: number | null;
+}
+
+/** The closed rounds of a run with their eval loss, oldest first. */
+export function roundRows(run: RunView): RoundRow[] {
+  return run.rounds.map((r) => ({
+    round: r.round, aggregated: r.aggregated, participants: r.clientLoss.length, meanLoss: r.meanLoss,
+    evalLoss: run.evals.find((e) => e.round === r.round)?.loss ?? null, meanRelativeDeviation: r.meanRelativeDeviation,
+    durationMs: r.durationMs, bytes: r.bytes,
+  }));
+}
+
 /** The round-progress panel's figures. */
 export interface ProgressView {
   readonly round: number;

@@ -12,6 +12,7 @@ import { el, setOptions, setText } from './dom.js';
 import { HeatmapPanel } from './heatmap.js';
 import type { DashboardState } from './model.js';
 import { ProgressPanel } from './progressPanel.js';
+import { RoundsTable } from './roundsTable.js';
 import {
   adapterDiffs, clientDiffs, deviationSeries, heatmapModules, lossSeries, residualByLayer, residualByType, selectedHeatmap, selectedRound, selectedRun,
 } from './series.js';
@@ -35,7 +36,7 @@ function select(testId: string, label: string): VscodeSingleSelect {
 
 function section(parent: HTMLElement, testId: string, heading: string, ...tools: HTMLElement[]): HTMLElement {
   const body = el('div', { class: 'section-body' });
-  const box = el('vscode-collapsible', { class: 'section', 'data-testid': `${testId}-section`, heading, open: '' });
+  const box = el('vscode-collapsible', { class: 'section', 'data-testid': `${testId}-section`, heading, open: '', 'always-show-header-actions': '' });
   if (tools.length > 0) box.append(el('div', { class: 'section-tools', slot: 'actions' }, ...tools));
   box.append(body);
   parent.append(box);
@@ -60,6 +61,7 @@ export class DashboardView {
   private readonly diff: ChartPanel;
   private readonly clientDiff: ChartPanel;
   private readonly heatmap: HeatmapPanel;
+  private readonly rounds: RoundsTable;
   private readonly charts: HTMLElement;
 
   constructor(root: HTMLElement, theme: ChartTheme, private readonly onChoice: (choice: UiChoice) => void) {
@@ -78,10 +80,11 @@ export class DashboardView {
     this.residual = new ChartPanel(resBody, 'residual-chart', 'line', 'Per module type, per round', 'round', '‖ΔR‖_F', theme, 'No residuals yet: they appear when a round aggregates.');
     this.residualLayer = new ChartPanel(resBody, 'residual-layer-chart', 'bar', 'Per layer and module type (selected round)', 'layer', '‖ΔR‖_F', theme, 'No residuals in this round.');
     const diffBody = section(this.charts, 'diff', 'Adapter diffs', el('label', {}, 'Client factor', this.factor));
-    this.diff = new ChartPanel(diffBody, 'diff-chart', 'bar', 'Global adapter change since the previous round', 'module', 'Frobenius norm', theme, 'No adapter change recorded for this round (the coordinator reports it from round 2 on).');
+    this.diff = new ChartPanel(diffBody, 'diff-chart', 'bar', 'Global adapter change since the previous round', 'module', 'Frobenius norm', theme, 'No adapter change recorded for this round.');
     this.clientDiff = new ChartPanel(diffBody, 'client-diff-chart', 'bar', 'Each client against the global adapter', 'module', 'Frobenius norm', theme, 'No client distances recorded for this round.');
     const heatBody = section(this.charts, 'heatmap', 'Update heatmap', el('label', {}, 'Module', this.module));
     this.heatmap = new HeatmapPanel(heatBody, theme);
+    this.rounds = new RoundsTable(section(this.charts, 'rounds', 'Rounds'));
     setOptions(this.factor, [{ value: 'b', label: '‖Bᵢ − B̄‖' }, { value: 'a', label: '‖Aᵢ − Ā‖' }], 'b');
     this.federation.addEventListener('change', () => this.onChoice({ kind: 'federation', value: this.federation.value }));
     this.run.addEventListener('change', () => this.onChoice({ kind: 'run', value: this.run.value }));
@@ -123,6 +126,7 @@ export class DashboardView {
     setOptions(this.module, modules.map((m) => ({ value: m, label: m })), map?.module ?? '');
     this.module.parentElement!.hidden = modules.length === 0;
     this.heatmap.set(map);
+    this.rounds.update(run);
   }
 
   /** Re-styles every chart. */
@@ -135,6 +139,7 @@ export class DashboardView {
     for (const c of [this.loss, this.deviation, this.residual]) c.setLines([]);
     for (const c of [this.residualLayer, this.diff, this.clientDiff]) c.setBars({ categories: [], titles: [], series: [] });
     this.heatmap.set(null);
+    this.rounds.update(null);
     setText(this.subtitle, '');
   }
 }

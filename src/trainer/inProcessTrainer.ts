@@ -91,7 +91,7 @@ export class InProcessTrainer implements LoraTrainer {
     const modules = trainModel.modules;
     this.info = {
       modules,
-      saved: roles.flatMap((r) => (r.saved === undefined ? [] : [{ name: r.saved.name, input: r.name, shape: r.shape }])),
+      saved: roles.flatMap((r) => (r.saved === undefined ? [] : [{ name: r.saved.name, input: r.name, shape: r.shape, ...(r.saved.key !== undefined ? { key: r.saved.key } : {}) }])),
       task: trainModel.task,
       lora: setup.lora,
       scaling: loraScaling(setup.lora.alpha, setup.lora.r, setup.lora.useRslora),
@@ -119,7 +119,7 @@ export class InProcessTrainer implements LoraTrainer {
     if ((task === 'sequence-classification') !== (data.kind === 'classification')) {
       throw new Error(`trainer: task ${task} does not fit ${data.kind} data from ${setup.data}`);
     }
-    const model = source.architecture.build({ config: source.config, tensors: source.tensors, lora: setup.lora, task, training: true });
+    const model = source.architecture.build({ config: source.config, tensors: source.tensors, lora: setup.lora, task, training: true, trainAll: setup.trainAll === true });
     checkClasses(model, data.labelNames);
     const roles = paramRoles(model);
     const padId = tokenizer !== null ? padIdFor(tokenizer.special) : 0;
@@ -312,7 +312,7 @@ export class InProcessTrainer implements LoraTrainer {
 
   private async evalSessions(): Promise<{ model: ModelGraph; session: OrtSession }> {
     if (this.evalModel === null || this.evalSession === null) {
-      const model = this.source.architecture.build({ config: this.source.config, tensors: this.source.tensors, lora: this.setup.lora, task: this.trainModel.task, training: false });
+      const model = this.source.architecture.build({ config: this.source.config, tensors: this.source.tensors, lora: this.setup.lora, task: this.trainModel.task, training: false, trainAll: this.setup.trainAll === true });
       await this.loadFrozen(model);
       this.evalSession = await compileEval(model, this.sessionSettings);
       this.evalModel = model;

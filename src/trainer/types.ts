@@ -44,6 +44,11 @@ export interface TrainerSetup {
   readonly packing?: boolean;
   /** Examples per evaluation batch; default batchSize. */
   readonly evalBatchSize?: number;
+  /**
+   * Full fine-tuning (BuildOptions.trainAll): every checkpoint tensor is trained and returned in
+   * `AdapterTensors.saved` (no LoRA modules). Used to pretrain the shipped tiny model.
+   */
+  readonly trainAll?: boolean;
   /** Default 'cpu'. */
   readonly device: Device;
   /** onnxruntime intra-op threads; default: all cores. */
@@ -64,6 +69,8 @@ export interface SavedTensor {
   readonly name: string;
   /** Graph input name. */
   readonly input: string;
+  /** Checkpoint key it started from; undefined for a new head. */
+  readonly key?: string;
   readonly shape: readonly number[];
 }
 

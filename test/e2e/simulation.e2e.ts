@@ -11,9 +11,14 @@ import { join } from 'node:path';
 import type { Frame, Page } from 'playwright-core';
 import { e2eEnvironment, findFrame, openWorkbench, runCommand, screenshot, treeRows, waitUntil } from './workbench.js';
 
-/** Small run: the default tiny model, a few rounds of a few steps (settings of the manifest). */
+/**
+ * Small run: the shipped default model (fedex.model empty = models/tiny-gpt2 inside the VSIX), a few
+ * rounds of a few steps (settings of the manifest). FEDEX_E2E_MODEL overrides the model (e.g.
+ * `synthetic`, the CLI's model-free mode, to exercise the editor side alone).
+ */
 const ROUNDS = 2;
 const WORKSPACE_SETTINGS = {
+  'fedex.model': process.env.FEDEX_E2E_MODEL ?? '',
   'fedex.rounds': ROUNDS,
   'fedex.localSteps': 2,
   'fedex.rank': 4,
@@ -67,6 +72,13 @@ async function showFedexSideBar(page: Page): Promise<void> {
   await runCommand(page, 'View: Show FedEx');
 }
 
+/** A reason to stop waiting: the federation row says the run failed (the FedEx log says why). */
+async function simulationFailure(page: Page): Promise<string | null> {
+  const labels = await treeRows(page, /^federations$/i).evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? r.textContent ?? ''));
+  const failed = labels.find((l) => /failed/i.test(l));
+  return failed === undefined ? null : `the simulation failed ('${failed}'; see the FedEx log under vscode-logs/ in the artifacts)`;
+}
+
 test('FedEx: Run Local Simulation fills the views and the dashboard charts', { timeout: RUN_TIMEOUT_MS + 180_000 }, async () => {
   // prepare
   const env = e2eEnvironment();
@@ -81,8 +93,8 @@ test('FedEx: Run Local Simulation fills the views and the dashboard charts', { t
     await showFedexSideBar(page);
 
     // assert: the tree views fill (clients with their status, rounds with their metrics)
-    const clients = await waitUntil('client rows in the Clients view', () => treeRows(page, /clients/i).count(), (n) => n >= 2, RUN_TIMEOUT_MS);
-    const rounds = await waitUntil(`${ROUNDS} rows in the Rounds view`, () => treeRows(page, /rounds/i).count(), (n) => n >= ROUNDS, RUN_TIMEOUT_MS);
+    const clients = await waitUntil('client rows in the Clients view', () => treeRows(page, /clients/i).count(), (n) => n >= 2, RUN_TIMEOUT_MS, () => simulationFailure(page));
+    const rounds = await waitUntil(`${ROUNDS} rows in the Rounds view`, () => treeRows(page, /rounds/i).count(), (n) => n >= ROUNDS, RUN_TIMEOUT_MS, () => simulationFailure(page));
     assert.ok(clients >= 2, `expected at least 2 clients, saw ${clients}`);
     assert.ok(rounds >= ROUNDS, `expected ${ROUNDS} rounds, saw ${rounds}`);
     await screenshot(page, env, '02-tree-views');

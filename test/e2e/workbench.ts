@@ -94,8 +94,11 @@ export function treeRows(page: Page, title: string | RegExp): Locator {
   return pane.locator('.pane-body .monaco-list-row');
 }
 
-/** Polls `read` until `done` accepts its value; throws `what` with the last value after `timeoutMs`. */
-export async function waitUntil<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, intervalMs = 500): Promise<T> {
+/**
+ * Polls `read` until `done` accepts its value; throws `what` with the last value after `timeoutMs`, or
+ * at once when `failure` (checked on every poll) names a reason to stop waiting.
+ */
+export async function waitUntil<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, failure?: () => Promise<string | null>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
@@ -105,8 +108,10 @@ export async function waitUntil<T>(what: string, read: () => Promise<T>, done: (
     } catch {
       // The element may be (re)rendering; try again.
     }
+    const reason = failure === undefined ? null : await failure().catch(() => null);
+    if (reason !== null) throw new Error(`e2e: gave up waiting for ${what}: ${reason}`);
     if (Date.now() > deadline) throw new Error(`e2e: timed out after ${timeoutMs} ms waiting for ${what} (last value: ${JSON.stringify(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
 

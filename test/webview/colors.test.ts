@@ -26,7 +26,8 @@ describe('colours', () => {
     assert.equal(diverging(Number.NaN, 2, neg, mid, pos), null);
     assert.deepEqual(sequential(0, 4, mid, pos), mid);
     assert.deepEqual(sequential(4, 4, mid, pos), pos);
-    assert.deepEqual(sequential(1, 4, mid, pos), mix(mid, pos, 0.5), '√ stretch: a quarter of the range is half way');
+    assert.deepEqual(sequential(1, 4, mid, pos), mix(mid, pos, 0.25), 'linear');
+    assert.deepEqual(diverging(0.5, 2, neg, mid, pos), mix(mid, pos, 0.5), '√ stretch of signed values: a quarter of the range is half way');
   });
 
   test('contrast and series styles', () => {

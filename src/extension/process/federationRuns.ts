@@ -59,6 +59,7 @@ export class FederationRuns {
     const tag = `[${spec.label}]`;
     this.log.info(`${tag} fedex ${describeCommand(spec.args)}`);
     let pending: StreamEvent[] = [];
+    let lastLog: string | undefined;
     // Events of one stdout chunk arrive synchronously: hand them to the store as one batch.
     const flush = (): void => {
       const batch = pending;
@@ -74,10 +75,13 @@ export class FederationRuns {
           if (event.type === 'error' && 'message' in event) this.log.error(`${tag} ${String(event.message)}`);
         },
         onMalformed: (line, reason) => this.log.warn(`${tag} ignored a stdout line that is not an event (${reason}): ${line}`),
-        onStderr: (line) => this.log.info(`${tag} ${line}`),
+        onStderr: (line) => {
+          if (line.trim() !== '') lastLog = line;
+          this.log.info(`${tag} ${line}`);
+        },
         onExit: (exit) => {
           if (pending.length > 0) flush();
-          this.store.exited(spec.id, exit);
+          this.store.exited(spec.id, exit, lastLog);
           const how = exitText(exit);
           if (exit.stopped || exit.code === 0) this.log.info(`${tag} ${how}`);
           else this.log.error(`${tag} ${how}`);

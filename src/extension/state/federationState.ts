@@ -210,11 +210,15 @@ export function reduceFederation(state: FederationState, event: StreamEvent): Fe
   return { ...state, ...patch, startedAt: state.startedAt ?? time, updatedAt: time ?? state.updatedAt };
 }
 
-/** The state after the CLI process exited: not live, and a final phase if the stream had none. */
-export function federationExited(state: FederationState, exit: { code: number | null; signal: string | null; stopped: boolean; error?: string }): FederationState {
+/**
+ * The state after the CLI process exited: not live, and a final phase if the stream had none. When
+ * it failed without an `error` event, `lastLog` (its last stderr line, e.g. a usage error) says why.
+ */
+export function federationExited(state: FederationState, exit: { code: number | null; signal: string | null; stopped: boolean; error?: string }, lastLog?: string): FederationState {
   if (TERMINAL_PHASES.has(state.phase)) return { ...state, live: false };
   if (exit.stopped) return { ...state, live: false, phase: 'stopped' };
   if (exit.code === 0) return { ...state, live: false, phase: 'done' };
   const why = exit.error ?? (exit.signal !== null ? `killed by ${exit.signal}` : `exit code ${String(exit.code)}`);
-  return { ...state, live: false, phase: 'failed', lastError: state.lastError ?? `the fedex process ended unexpectedly (${why})` };
+  const fallback = lastLog !== undefined && lastLog.trim() !== '' && exit.error === undefined ? `${lastLog.trim()} (${why})` : `the fedex process ended unexpectedly (${why})`;
+  return { ...state, live: false, phase: 'failed', lastError: state.lastError ?? fallback };
 }

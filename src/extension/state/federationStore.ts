@@ -61,11 +61,11 @@ export class FederationStore {
     this.emit({ kind: 'updated', id, events });
   }
 
-  /** Marks a federation's process as ended. */
-  exited(id: string, exit: Parameters<typeof federationExited>[1]): void {
+  /** Marks a federation's process as ended (`lastLog`: its last stderr line, the reason of a failure without an event). */
+  exited(id: string, exit: Parameters<typeof federationExited>[1], lastLog?: string): void {
     const entry = this.entries.get(id);
     if (entry === undefined) return;
-    entry.state = federationExited(entry.state, exit);
+    entry.state = federationExited(entry.state, exit, lastLog);
     this.emit({ kind: 'updated', id });
   }
 

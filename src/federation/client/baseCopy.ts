@@ -24,17 +24,20 @@ export function storedShape(m: ModuleLayout): [number, number] {
 
 /**
  * target += scale·D for a dense residual D in wire orientation (out × in); transposed into a
- * `conv1d` target (in × out). Each value is rounded to float32 once (scale·d, then the sum).
+ * `conv1d` target (in × out). Each value is rounded to float32 once (scale·d, then the sum). With
+ * `from`, target = from + scale·D instead (one pass for a copy-and-update, the same bits).
  */
-export function addDense(target: Matrix<Float32Array>, layout: Layout, d: Matrix<Float32Array>, scale: number): void {
+export function addDense(target: Matrix<Float32Array>, layout: Layout, d: Matrix<Float32Array>, scale: number, from: Matrix<Float32Array> = target): void {
   const [out, inF] = d.shape;
   const t = target.data;
+  const w = from.data;
   const src = d.data;
   if (layout === 'linear') {
-    if (scale === 1) for (let i = 0; i < src.length; i++) t[i] += src[i];
-    else for (let i = 0; i < src.length; i++) t[i] += Math.fround(scale * src[i]);
+    if (scale === 1) for (let i = 0; i < src.length; i++) t[i] = w[i] + src[i];
+    else for (let i = 0; i < src.length; i++) t[i] = w[i] + Math.fround(scale * src[i]);
     return;
   }
+  if (from !== target) t.set(w);
   for (let o = 0; o < out; o++) {
     for (let x = 0; x < inF; x++) t[x * out + o] += scale === 1 ? src[o * inF + x] : Math.fround(scale * src[o * inF + x]);
   }
@@ -95,11 +98,11 @@ export class BaseCopy {
     this.rev = 0;
   }
 
-  /** The module's weight, copied first if it is still shared with the source. */
-  private writable(module: string): Matrix<Float32Array> | undefined {
+  /** The module's weight, copied first if it is still shared with the source (`fill: false`: allocated, not copied). */
+  private writable(module: string, fill = true): Matrix<Float32Array> | undefined {
     const m = this.current.get(module);
     if (m === undefined || this.owned.has(module)) return m;
-    const copy: Matrix<Float32Array> = { shape: [m.shape[0], m.shape[1]], data: Float32Array.from(m.data) };
+    const copy: Matrix<Float32Array> = { shape: [m.shape[0], m.shape[1]], data: fill ? Float32Array.from(m.data) : new Float32Array(m.data.length) };
     this.current.set(module, copy);
     this.owned.add(module);
     return copy;
@@ -156,9 +159,13 @@ export class BaseCopy {
     const byName = new Map(tensors.map((t) => [t.name, t]));
     for (const entry of update.modules) {
       const m = byModule.get(entry.module);
-      const target = this.writable(entry.module);
-      if (m === undefined || target === undefined) throw new ClientError('E_BASE_MISMATCH', `base update names module ${entry.module}, which is not adapted here`);
-      await applyResidual(target, m, entry, byName, backend);
+      if (m === undefined || !this.current.has(entry.module)) throw new ClientError('E_BASE_MISMATCH', `base update names module ${entry.module}, which is not adapted here`);
+      const shared = this.owned.has(entry.module) ? undefined : this.current.get(entry.module);
+      // A dense update of a still-shared module: copy and add in one pass.
+      const fused = shared !== undefined && entry.form === 'dense';
+      const target = this.writable(entry.module, !fused)!;
+      if (fused) addDense(target, moduleLayout(m), tensorMatrix(byName, tensorName(m.module, ROLE_RESIDUAL_DENSE), m.out, m.in), entry.scale, shared);
+      else await applyResidual(target, m, entry, byName, backend);
     }
     this.rev = params.baseRevision;
     return update.modules.map((e) => e.module);

@@ -125,7 +125,7 @@ export class ClientConnection {
   private async handle(bytes: Uint8Array): Promise<void> {
     if (this.state.phase === 'closed') return;
     const maxFrameBytes = this.client.options.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes;
-    const decoded = tryDecodeMessage(bytes, { receiver: 'client', layout: this.welcome?.config.layout, limits: { maxFrameBytes } });
+    const decoded = tryDecodeMessage(bytes, { receiver: 'client', layout: this.welcome?.config.layout, limits: { maxFrameBytes }, viewResiduals: true });
     if (!decoded.ok) return this.protocolFailure(decoded.error);
     const message: AnyMessage = decoded.message;
     try {

@@ -119,6 +119,16 @@ export function decodeFloatTensor(bytes: Uint8Array, dtype: FloatWireDType): Flo
   return out;
 }
 
+/**
+ * float32 values of little-endian float32 `bytes` as a view of the same memory when it is 4-byte
+ * aligned on a little-endian host (no copy; the caller must not let anyone write to the frame or
+ * the view), else a fresh copy as `decodeFloatTensor`.
+ */
+export function viewFloat32Tensor(bytes: Uint8Array): Float32Array {
+  if (HOST_IS_LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  return decodeFloatTensor(bytes, 'float32');
+}
+
 /** Index of the first NaN/±Inf in `data`, or -1. */
 export function firstNonFiniteIndex(data: Float32Array): number {
   for (let i = 0; i < data.length; i++) {

@@ -4,11 +4,11 @@
  * finite values, and the optional update-norm bound. Everything bad becomes a `ProtocolError`.
  */
 import {
-  adapterTensorShapes, parseTensorName, residualTensorShapes, ROLE_LORA_A, ROLE_LORA_B,
+  adapterTensorShapes, parseTensorName, residualTensorShapes, ROLE_LORA_A, ROLE_LORA_B, ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q,
   type AdapterLayout, type ModuleLayout, type ResidualEntry,
 } from './adapterTensors.js';
 import type { FrameLimits } from './constants.js';
-import { decodeFloatTensor, firstNonFiniteIndex, FLOAT_WIRE_DTYPES, type FloatWireDType, type WireDType } from './dtypes.js';
+import { decodeFloatTensor, viewFloat32Tensor, firstNonFiniteIndex, FLOAT_WIRE_DTYPES, type FloatWireDType, type WireDType } from './dtypes.js';
 import type { AnyMessage, NamedTensor } from './envelope.js';
 import { protocolError } from './errors.js';
 import { entryBytes, type RawFrame } from './frame.js';
@@ -28,6 +28,12 @@ export interface ReceiveOptions {
   readonly maxUpdateNorm?: number;
   /** Tensors to subtract before taking the norm (e.g. the round's global adapter), by name. */
   readonly normReference?: ReadonlyMap<string, Float32Array>;
+  /**
+   * Return the float32 residual tensors (`residual_P`, `residual_Q`, `residual`) of a frame as views
+   * of its bytes when aligned, not copies (they are the bulk of a FedEx downlink and are only read).
+   * Adapter tensors are always copied.
+   */
+  readonly viewResiduals?: boolean;
 }
 
 /** The name, dtype and shape of a tensor, before or after encoding. */
@@ -133,6 +139,11 @@ export function checkUpdateNorm(method: string, tensors: readonly NamedTensor[],
   if (!(norm <= bound)) throw protocolError('E_NORM_BOUND', `${method}: update norm ${norm.toPrecision(6)} exceeds the bound ${bound}`);
 }
 
+function isResidualTensor(name: string): boolean {
+  const role = parseTensorName(name)?.role;
+  return role === ROLE_RESIDUAL_P || role === ROLE_RESIDUAL_Q || role === ROLE_RESIDUAL_DENSE;
+}
+
 /** Turns a decoded frame into a typed message, checking everything `options` knows about. */
 export function validateFrame(frame: RawFrame, options: ReceiveOptions = {}): AnyMessage {
   const descriptor = descriptorFor(frame.method);
@@ -152,7 +163,7 @@ export function validateFrame(frame: RawFrame, options: ReceiveOptions = {}): An
       blob = new Uint8Array(bytes);
       continue;
     }
-    const data = decodeFloatTensor(bytes, e.dtype);
+    const data = options.viewResiduals === true && e.dtype === 'float32' && isResidualTensor(e.name) ? viewFloat32Tensor(bytes) : decodeFloatTensor(bytes, e.dtype);
     const bad = firstNonFiniteIndex(data);
     if (bad >= 0) throw protocolError('E_NON_FINITE', `${frame.method}: tensor ${e.name} holds ${data[bad]} at flat index ${bad}`);
     tensors.push({ name: e.name, shape: e.shape, data });

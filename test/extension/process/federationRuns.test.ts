@@ -61,3 +61,13 @@ describe('FederationRuns', () => {
     assert.ok(log.lines.includes('error [Sim] exited with code 3'));
   });
 });
+
+describe('FederationRuns failure reasons', () => {
+  test('a CLI that fails with only a stderr message (a usage error) ends failed with that message', async () => {
+    const store = new FederationStore();
+    const runs = new FederationRuns(store, { nodePath: process.execPath, cliPath: FAKE_CLI }, memoryLog());
+    await runs.start({ id: 'u', kind: 'simulation', label: 'U', args: ['no-such-mode'] }).exited;
+    assert.equal(store.get('u')?.phase, 'failed');
+    assert.equal(store.get('u')?.lastError, 'fakeCli: unknown mode no-such-mode (exit code 2)');
+  });
+});
