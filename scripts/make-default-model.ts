@@ -49,7 +49,8 @@ const MODEL = { nEmbd: Number(values['n-embd']), nLayer: Number(values['n-layer'
 /** Every task's text as one LM line: prompt + completion for arithmetic, the sentence for classification. */
 function texts(dataset: Dataset): string[] {
   return dataset.records.map((r: DataRecord) => {
-    if (r.kind === 'prompt-completion') return r.prompt + r.completion;
+    // Questions without their answers: answering is what the federation's fine-tuning teaches.
+    if (r.kind === 'prompt-completion') return r.prompt;
     if (r.kind === 'classification' || r.kind === 'text') return r.text;
     throw new Error(`unexpected record kind ${r.kind}`);
   });

@@ -73,6 +73,10 @@ JSON
   # node-gyp builds against Node 24's headers, not the machine's nodedir.
   (
     cd "$CS_PREFIX"
+    # Under `npm run test:e2e` the outer npm (Node 20) exports npm_config_* variables, user_agent among
+    # them; the inner npm would take them as its own config, and code-server's postinstall reads the
+    # Node version from npm_config_user_agent. Start the inner install from a clean npm environment.
+    while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep -i '^npm_')
     export PATH="$NODE_HOME/bin:$PATH"
     export npm_config_nodedir="$NODE_HOME"
     export npm_config_omit_lockfile_registry_resolved=false

@@ -4,8 +4,11 @@
  *
  * Cancellation: aborting a call's signal sets a shared flag the worker reads between micro-batches;
  * the call rejects with an AbortError as soon as the worker stops, or after `abortGraceMs` at the
- * latest, when the worker is terminated (the next call starts a fresh one, with the data stream back
- * at its start). Errors from the worker keep their name, code and message.
+ * latest. A worker that has not stopped by then is set aside and terminated once its current
+ * onnxruntime run returns: terminating a worker inside onnxruntime-node's run makes the binding
+ * throw into a torn-down environment, and std::terminate aborts the whole process. The next call
+ * starts a fresh worker, with the data stream back at its start. Errors from the worker keep their
+ * name, code and message.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -70,11 +73,17 @@ interface Pending {
   resolve(value: unknown): void;
   reject(err: Error): void;
   onProgress?: TrainHooks['onProgress'];
+  /** The worker the request went to. */
+  readonly live: Live;
 }
 
 interface Live {
   readonly worker: Worker;
   readonly flag: Int32Array;
+  /** Ids of requests sent to this worker and not answered yet (a rejected caller does not stop the worker). */
+  readonly sent: Set<number>;
+  /** Set once the worker is retired: called when it has answered everything or is gone. */
+  idle?: () => void;
 }
 
 /** See the module comment. */
@@ -84,6 +93,8 @@ export class WorkerTrainer implements LoraTrainer {
   private nextId = 1;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  /** Retired workers, each settled once the worker is terminated. */
+  private readonly retiring = new Set<Promise<void>>();
 
   private constructor(
     private readonly setup: TrainerSetup,
@@ -112,7 +123,7 @@ export class WorkerTrainer implements LoraTrainer {
     const abortFlag = new SharedArrayBuffer(4);
     const init: WorkerInit = { setup, abortFlag };
     const worker = startWorker(entry, init);
-    const live: Live = { worker, flag: new Int32Array(abortFlag) };
+    const live: Live = { worker, flag: new Int32Array(abortFlag), sent: new Set() };
     return new Promise((resolve, reject) => {
       const fail = (err: Error): void => {
         cleanup();
@@ -145,22 +156,48 @@ export class WorkerTrainer implements LoraTrainer {
       if (m.type === 'progress') {
         this.pending.get(m.id)?.onProgress?.(m.progress);
       } else if (m.type === 'result' || m.type === 'error') {
+        live.sent.delete(m.id);
         const p = this.pending.get(m.id);
-        if (p === undefined) return;
-        this.pending.delete(m.id);
-        if (m.type === 'result') p.resolve(m.value);
-        else p.reject(fromWireError(m.error));
+        if (p !== undefined) {
+          this.pending.delete(m.id);
+          if (m.type === 'result') p.resolve(m.value);
+          else p.reject(fromWireError(m.error));
+        }
+        if (live.sent.size === 0) live.idle?.();
       }
     });
     const lost = (why: string): void => {
       if (this.live === live) this.live = null;
       for (const [id, p] of this.pending) {
+        if (p.live !== live) continue;
         this.pending.delete(id);
         p.reject(new Error(`trainer: ${why}`));
       }
+      live.sent.clear();
+      live.idle?.();
     };
     live.worker.on('error', (err) => lost(`the worker crashed: ${err.message}`));
     live.worker.on('exit', (code) => lost(`the worker exited (code ${code})`));
+  }
+
+  /**
+   * Stops using `live`: raises its abort flag (the current run stops at its next micro-batch) and
+   * terminates it once it has answered every request sent to it, never inside a run (see the module
+   * comment). Resolves when it is terminated.
+   */
+  private retire(live: Live): Promise<void> {
+    if (this.live === live) this.live = null;
+    Atomics.store(live.flag, 0, 1);
+    const gone = new Promise<void>((resolve) => {
+      live.idle = (): void => {
+        live.idle = undefined;
+        live.worker.terminate().then(() => resolve(), () => resolve());
+      };
+    });
+    this.retiring.add(gone);
+    void gone.then(() => this.retiring.delete(gone));
+    if (live.sent.size === 0) live.idle?.();
+    return gone;
   }
 
   private async ensureLive(): Promise<Live> {
@@ -181,7 +218,7 @@ export class WorkerTrainer implements LoraTrainer {
       Atomics.store(live.flag, 0, 0);
       const id = this.nextId++;
       const done = new Promise<T>((resolve, reject) => {
-        this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...(onProgress !== undefined ? { onProgress } : {}) });
+        this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, live, ...(onProgress !== undefined ? { onProgress } : {}) });
       });
       let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => {
@@ -190,13 +227,13 @@ export class WorkerTrainer implements LoraTrainer {
           const p = this.pending.get(id);
           if (p === undefined) return;
           this.pending.delete(id);
-          p.reject(new TrainerAbortError(`the request was aborted; the worker did not stop within ${this.options.abortGraceMs ?? 2000} ms and was terminated`));
-          if (this.live === live) this.live = null;
-          void live.worker.terminate();
+          p.reject(new TrainerAbortError(`the request was aborted; the worker did not stop within ${this.options.abortGraceMs ?? 2000} ms and is ended after its current step (the next call starts a fresh one)`));
+          void this.retire(live);
         }, this.options.abortGraceMs ?? 2000);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
+        live.sent.add(id);
         live.worker.postMessage(make(id));
         return await done;
       } finally {
@@ -223,7 +260,10 @@ export class WorkerTrainer implements LoraTrainer {
     return this.request<EvalResult>((id) => ({ type: 'evaluate', id, state, options: rest }), signal);
   }
 
-  /** Disposes the worker's trainer and ends the worker. */
+  /**
+   * Disposes the worker's trainer and ends the worker. A request still running after 5 s is
+   * aborted, and the worker ends once it has stopped; also waits for workers set aside by aborts.
+   */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     const live = this.live;
@@ -234,11 +274,12 @@ export class WorkerTrainer implements LoraTrainer {
           new Promise((resolve) => setTimeout(resolve, 5000).unref()),
         ]);
       } catch {
-        // The worker is terminated below either way.
+        // The worker is ended below either way.
       }
-      await live.worker.terminate();
     }
     this.disposed = true;
     this.live = null;
+    if (live !== null) await this.retire(live);
+    await Promise.all([...this.retiring]);
   }
 }
