@@ -2,7 +2,9 @@
  * Makes the shipped default model `models/tiny-gpt2/` with the project's own code, from nothing:
  *
  * 1. a byte-level BPE tokenizer (src/trainer/data/bpeTrainer.ts, digits split) trained on text of
- *    the built-in synthetic tasks (train splits only);
+ *    the built-in synthetic tasks (train splits only): the sentiment and parity sentences, and the
+ *    arithmetic questions *without their answers*, so that the model knows the language of the
+ *    tasks but answering them is what a federation's LoRA fine-tuning (the main job) teaches it;
  * 2. a randomly initialised GPT-2 (src/model/checkpoints/tinyGpt2.ts, GPT-2's init, no dropout);
  * 3. full-parameter pretraining (TrainerSetup.trainAll) as a plain language model on that text,
  *    packed into rows, AdamW with warm-up and cosine decay, for a fixed number of steps;
@@ -105,7 +107,7 @@ async function main(): Promise<void> {
     const params = trainer.info.saved.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
     const record = {
       recipe: {
-        tokenizer: { kind: 'byte-level BPE (src/trainer/data/bpeTrainer.ts)', vocabSize: tokenizer.vocabSize, splitDigits: true, corpus: 'task:arith 6000 + task:sentiment 1500 + task:parity 1500 train-split texts, seed 0' },
+        tokenizer: { kind: 'byte-level BPE (src/trainer/data/bpeTrainer.ts)', vocabSize: tokenizer.vocabSize, splitDigits: true, corpus: 'task:arith 6000 questions (no answers) + task:sentiment 1500 + task:parity 1500 sentences, train splits, seed 0' },
         model: { ...MODEL, nPositions: POSITIONS, vocabSize: tokenizer.vocabSize, dropout: 0, parameters: params, init: 'GPT-2 (src/model/checkpoints/tinyGpt2.ts), seed 0' },
         pretraining: { objective: 'causal LM on every token, texts packed into rows', steps: STEPS, batchSize: setup.batchSize, seqLen: SEQ_LEN, optimizer: 'AdamW', lr: setup.lr, weightDecay: setup.weightDecay, warmupSteps: setup.warmupSteps, schedule: setup.schedule, maxGradNorm: setup.maxGradNorm, threads: THREADS },
       },
