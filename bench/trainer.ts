@@ -1,0 +1,183 @@
+/**
+ * Trainer benchmark (DESIGN §3): LoRA training tokens/s of the project's trainer — the one
+ * `fedex train` runs — against PyTorch doing the identical step (bench/torch/train.py), in the same
+ * run, on a GPT-2-small-shaped model with random weights (12 layers, d = 768, 12 heads, vocab
+ * 50257, T = 128, batch 8, LoRA r = 8, alpha 16 on PEFT target_modules ['c_attn', 'c_proj'],
+ * AdamW, float32, no dropout); and the trainer alone on the shipped models/tiny-gpt2.
+ * Every case runs in its own process (its own peak RSS). Both sides train on the same rows of the
+ * same pre-tokenized file from the same checkpoint, so their first-step losses must agree.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRng } from '../src/core/random.js';
+import { writeRandomGpt2Checkpoint } from '../src/model/checkpoints/tinyGpt2.js';
+import type { TinyGpt2Spec } from '../src/model/checkpoints/tinyGpt2.js';
+import { defaultModelDir } from '../src/trainer/defaultModel.js';
+import type { BenchRow } from './aggregation.js';
+import type { TrainerCaseArgs, TrainerCaseResult } from './trainerCase.js';
+
+/** A trainer row: step times in medianMs/minMs, and tokens/s (or, for the ratio row, ours / PyTorch). */
+export interface TrainerRow extends BenchRow {
+  readonly tokensPerSecond?: { readonly median: number; readonly best: number };
+  /** Ours / PyTorch tokens/s, median and best. */
+  readonly ratio?: { readonly median: number; readonly best: number };
+}
+
+export interface TrainerBenchOptions {
+  readonly smoke: boolean;
+  readonly threads: number;
+  readonly workDir: string;
+  readonly log: (line: string) => void;
+}
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const PYTHON = '/usr/bin/python3';
+const LR = 1e-4;
+
+interface TorchResult {
+  torch: string;
+  threads: number;
+  step_ms: number[];
+  median_ms: number;
+  min_ms: number;
+  tokens_per_step: number;
+  first_loss: number;
+  last_loss: number;
+  modules: string[];
+  trainable: number;
+  peak_rss_mib: number;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function threadEnv(threads: number): NodeJS.ProcessEnv {
+  const n = String(threads);
+  return { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
+}
+
+function runOurs(args: TrainerCaseArgs): TrainerCaseResult {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'trainerCase.ts'), JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24, env: threadEnv(args.threads) });
+  if (r.status !== 0) throw new Error(`trainer bench case (${args.modelDir}) failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TrainerCaseResult;
+}
+
+function runTorch(args: TrainerCaseArgs): TorchResult | string {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.error !== undefined || probe.status !== 0) return 'PyTorch not installed (bash bench/setup.sh: apt-get install python3-torch libopenblas0-pthread)';
+  const py = {
+    model_dir: args.modelDir, data: args.data, seq_len: args.seqLen, batch_size: args.batchSize, rank: args.rank, alpha: args.alpha,
+    target_modules: args.targetModules, warmup: args.warmup, steps: args.steps, threads: args.threads, lr: args.lr,
+  };
+  const r = spawnSync(PYTHON, [join(here, 'torch', 'train.py'), JSON.stringify(py)], { encoding: 'utf8', maxBuffer: 1 << 24, env: threadEnv(args.threads) });
+  if (r.status !== 0) return `PyTorch run failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`;
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult;
+}
+
+/** `model.safetensors` + `config.json` of a random GPT-2, generated once per spec and kept in the work dir. */
+async function cachedCheckpoint(dir: string, spec: TinyGpt2Spec, log: (line: string) => void): Promise<void> {
+  const stamp = join(dir, 'bench-spec.json');
+  const want = JSON.stringify(spec);
+  if (await readFile(stamp, 'utf8').then((s) => s === want, () => false)) return;
+  log(`trainer: generating a random GPT-2 checkpoint (${spec.nLayer} layers, d=${spec.nEmbd}, vocab ${spec.vocabSize}) in ${dir}`);
+  await rm(dir, { recursive: true, force: true });
+  await writeRandomGpt2Checkpoint(dir, spec);
+  await writeFile(stamp, want);
+}
+
+/** `rows` rows of `seqLen` seeded random token ids in [0, vocab), as pre-tokenized JSONL. */
+async function tokenRows(path: string, rows: number, seqLen: number, vocab: number, seed: number): Promise<void> {
+  const rng = createRng(seed);
+  const lines = Array.from({ length: rows }, () => JSON.stringify({ input_ids: Array.from({ length: seqLen }, () => rng.int(vocab)) }));
+  await writeFile(path, `${lines.join('\n')}\n`);
+}
+
+function tokensPerSecond(tokens: number, medianMs: number, minMs: number): { median: number; best: number } {
+  return { median: (tokens * 1000) / medianMs, best: (tokens * 1000) / minMs };
+}
+
+/** `transformer.h.N.attn.c_attn` … → `attn.c_attn, attn.c_proj, mlp.c_proj × 12`. */
+function describeModules(paths: readonly string[]): string {
+  const kinds = [...new Set(paths.map((p) => p.replace(/^transformer\.h\.\d+\./, '')))];
+  const layers = new Set(paths.map((p) => /^transformer\.h\.(\d+)\./.exec(p)?.[1])).size;
+  return `${paths.length} modules: ${kinds.join(', ')} × ${layers} layers`;
+}
+
+/** Runs the trainer suite; returns rows for the table. */
+export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]> {
+  const rows: TrainerRow[] = [];
+  const spec: TinyGpt2Spec = o.smoke
+    ? { vocabSize: 512, nEmbd: 64, nLayer: 2, nHead: 4, nPositions: 64, seed: 7, dropout: 0 }
+    : { vocabSize: 50257, nEmbd: 768, nLayer: 12, nHead: 12, nPositions: 1024, seed: 7, dropout: 0 };
+  const seqLen = o.smoke ? 32 : 128;
+  const batchSize = o.smoke ? 2 : 8;
+  const warmup = o.smoke ? 1 : 2;
+  const steps = o.smoke ? 3 : 10;
+  const dir = join(o.workDir, `gpt2-random-${spec.nLayer}l-${spec.nEmbd}d-v${spec.vocabSize}`);
+  await mkdir(o.workDir, { recursive: true });
+  await cachedCheckpoint(dir, spec, o.log);
+  // Exactly one batch of rows (and the same file as eval set): every step trains on these rows, on both sides.
+  const data = join(o.workDir, `trainer-data-${spec.vocabSize}-${batchSize}x${seqLen}.jsonl`);
+  await tokenRows(data, batchSize, seqLen, spec.vocabSize, 11);
+
+  const label = o.smoke
+    ? `GPT-2 ${spec.nLayer}×${spec.nEmbd} LoRA step (smoke), T=${seqLen}, batch ${batchSize}`
+    : `GPT-2-small LoRA step, T=${seqLen}, batch ${batchSize}`;
+  const args: TrainerCaseArgs = {
+    modelDir: dir, data, seqLen, batchSize, rank: 8, alpha: 16, targetModules: ['c_attn', 'c_proj'], warmup, steps, threads: o.threads, lr: LR,
+  };
+  o.log(`trainer: ${label}, ours (${warmup} warm-up + ${steps} timed steps)`);
+  const ours = runOurs(args);
+  const oursMedian = median(ours.stepMs);
+  const oursMin = Math.min(...ours.stepMs);
+  const oursTps = tokensPerSecond(ours.tokensPerStep, oursMedian, oursMin);
+  rows.push({
+    suite: 'trainer', case: label, impl: 'fedex trainer (createTrainer, onnxruntime)', medianMs: oursMedian, minMs: oursMin, peakRssMiB: ours.peakRssMiB,
+    tokensPerSecond: oursTps,
+    note: `${describeModules(ours.modules)}; step-1 loss ${ours.firstLoss.toPrecision(8)}; setup ${ours.setupSeconds.toFixed(1)} s`,
+  });
+
+  o.log(`trainer: ${label}, PyTorch`);
+  const torch = runTorch(args);
+  if (typeof torch === 'string') {
+    rows.push({ suite: 'trainer', case: label, impl: 'PyTorch', medianMs: NaN, minMs: NaN, peakRssMiB: null, note: torch });
+  } else {
+    const same = torch.modules.length === ours.modules.length && torch.modules.every((m, i) => m === ours.modules[i]);
+    const lossGap = Math.abs(torch.first_loss - ours.firstLoss) / Math.abs(torch.first_loss);
+    const torchTps = tokensPerSecond(torch.tokens_per_step, torch.median_ms, torch.min_ms);
+    rows.push({
+      suite: 'trainer', case: label, impl: `PyTorch ${torch.torch} (${torch.threads} threads)`, medianMs: torch.median_ms, minMs: torch.min_ms, peakRssMiB: torch.peak_rss_mib,
+      tokensPerSecond: torchTps,
+      note: `${same ? 'same modules' : `MODULES DIFFER: ${describeModules(torch.modules)}`}; step-1 loss ${torch.first_loss.toPrecision(8)} (${lossGap < 1e-4 ? 'matches' : 'DIFFERS'}, rel. ${lossGap.toExponential(1)})`,
+    });
+    rows.push({
+      suite: 'trainer', case: label, impl: 'ratio ours / PyTorch (tokens/s)', medianMs: NaN, minMs: NaN, peakRssMiB: null,
+      ratio: { median: oursTps.median / torchTps.median, best: oursTps.best / torchTps.best },
+      note: 'target ≥ 1.0×',
+    });
+  }
+
+  // The shipped default model, as `fedex train` uses it without --model.
+  const tiny = defaultModelDir();
+  const tinyConfig = JSON.parse(await readFile(join(tiny, 'config.json'), 'utf8')) as { vocab_size: number };
+  const tinyT = 64;
+  const tinyData = join(o.workDir, `trainer-data-${tinyConfig.vocab_size}-8x${tinyT}.jsonl`);
+  await tokenRows(tinyData, 8, tinyT, tinyConfig.vocab_size, 12);
+  o.log('trainer: tiny default model (models/tiny-gpt2), ours');
+  const t = runOurs({ ...args, modelDir: tiny, data: tinyData, seqLen: tinyT, batchSize: 8, targetModules: ['c_attn'], warmup: o.smoke ? 1 : 3, steps: o.smoke ? 3 : 20 });
+  const tMedian = median(t.stepMs);
+  const tMin = Math.min(...t.stepMs);
+  rows.push({
+    suite: 'trainer', case: `tiny default model (models/tiny-gpt2), T=${tinyT}, batch 8, r=8 on c_attn`, impl: 'fedex trainer (createTrainer, onnxruntime)',
+    medianMs: tMedian, minMs: tMin, peakRssMiB: t.peakRssMiB, tokensPerSecond: tokensPerSecond(t.tokensPerStep, tMedian, tMin),
+    note: `${describeModules(t.modules)}; setup ${t.setupSeconds.toFixed(1)} s`,
+  });
+  await rm(data, { force: true });
+  await rm(tinyData, { force: true });
+  if (o.smoke) await rm(dir, { recursive: true, force: true });
+  return rows;
+}

@@ -1,0 +1,89 @@
+/**
+ * One trainer benchmark case, run in its own process so that its peak RSS is its own.
+ * argv[2] is a JSON TrainerCaseArgs; prints one JSON TrainerCaseResult line on stdout.
+ *
+ * It runs the trainer `fedex train` runs — src/trainer's createTrainer, here on the calling thread
+ * (`worker: false`; the worker adds one message per run, not per step) — for `warmup + steps`
+ * optimizer steps in one `train()` call, and times every step from the trainer's own progress
+ * callbacks (each step: batch feeds, one session run of forward + backward + AdamW, swapping
+ * the updated parameters in).
+ */
+import { createTrainer } from '../src/trainer/loraTrainer.js';
+import { defaultLoraSettings } from '../src/trainer/setup.js';
+import type { TrainerSetup } from '../src/trainer/types.js';
+
+export interface TrainerCaseArgs {
+  /** Hugging Face model folder. */
+  readonly modelDir: string;
+  /** Pre-tokenized JSONL (`{"input_ids": […]}` rows of exactly `seqLen` tokens). */
+  readonly data: string;
+  readonly seqLen: number;
+  readonly batchSize: number;
+  readonly rank: number;
+  readonly alpha: number;
+  readonly targetModules: readonly string[];
+  readonly warmup: number;
+  readonly steps: number;
+  readonly threads: number;
+  readonly lr: number;
+}
+
+export interface TrainerCaseResult {
+  /** Milliseconds of each timed step (after warm-up). */
+  readonly stepMs: number[];
+  /** Tokens per step (batch × seqLen, every position real). */
+  readonly tokensPerStep: number;
+  /** Loss of the first step (the base model's: B starts at zero). */
+  readonly firstLoss: number;
+  readonly lastLoss: number;
+  /** Adapted module paths. */
+  readonly modules: string[];
+  /** Seconds from createTrainer to a ready trainer (graph build, weights, session compile). */
+  readonly setupSeconds: number;
+  readonly peakRssMiB: number;
+}
+
+async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
+  const setup: TrainerSetup = {
+    modelDir: args.modelDir,
+    data: args.data,
+    evalData: args.data,
+    lora: defaultLoraSettings({ r: args.rank, alpha: args.alpha, targetModules: [...args.targetModules] }),
+    batchSize: args.batchSize,
+    seqLen: args.seqLen,
+    seed: 1,
+    optimizer: 'adamw',
+    lr: args.lr,
+    device: 'cpu',
+    threads: args.threads,
+  };
+  const t0 = performance.now();
+  const trainer = await createTrainer(setup, { worker: false });
+  const setupSeconds = (performance.now() - t0) / 1000;
+  try {
+    const stamps: number[] = [];
+    const losses: number[] = [];
+    const start = performance.now();
+    await trainer.train({ adapter: trainer.initialAdapter(1) }, { steps: args.warmup + args.steps }, {
+      onProgress: (p) => {
+        stamps.push(performance.now());
+        losses.push(p.loss);
+      },
+    });
+    const ends = [start, ...stamps];
+    const stepMs = stamps.map((t, i) => t - ends[i]).slice(args.warmup);
+    return {
+      stepMs,
+      tokensPerStep: args.batchSize * args.seqLen,
+      firstLoss: losses[0],
+      lastLoss: losses[losses.length - 1],
+      modules: trainer.modules.map((m) => m.path),
+      setupSeconds,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    };
+  } finally {
+    await trainer.dispose();
+  }
+}
+
+process.stdout.write(`${JSON.stringify(await main(JSON.parse(process.argv[2]) as TrainerCaseArgs))}\n`);
