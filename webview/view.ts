@@ -68,7 +68,7 @@ export class DashboardView {
     const toolbar = el('header', { class: 'toolbar' },
       el('label', {}, 'Federation', this.federation), el('label', {}, 'Method', this.run), el('label', {}, 'Round', this.round),
       this.subtitle, el('span', { class: 'spacer' }), this.exportButton);
-    root.append(toolbar, this.empty);
+    root.replaceChildren(toolbar, this.empty); // drops the static "Loading…" placeholder
     this.progress = new ProgressPanel(root);
     this.charts = el('div', { class: 'sections' });
     root.append(this.charts);

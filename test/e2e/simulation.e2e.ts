@@ -115,6 +115,7 @@ test('FedEx: Run Local Simulation fills the views and the dashboard charts', { t
     const deviation = charts.find((c) => c.testId === 'deviation-chart')!;
     assert.ok(deviation.points >= 1, `deviation-chart: ${deviation.points} points`);
     console.log(`e2e: charts ${charts.map((c) => `${c.testId}=${c.points}`).join(', ')}`);
+    assert.equal(await frame.locator('#fedex-loading').count(), 0, 'the "Loading the FedEx dashboard…" placeholder is still shown');
     await screenshot(page, env, '03-dashboard');
   } catch (err) {
     await screenshot(page, env, 'failure').catch(() => undefined);
