@@ -18,8 +18,9 @@ export const OrtTensorCtor = ort.Tensor;
 /** Raised when a device is requested that this installation cannot provide. */
 export class DeviceUnavailableError extends Error {
   readonly code = 'DEVICE_UNAVAILABLE';
-  constructor(device: string, detail: string) {
-    super(`device '${device}' is not available: ${detail}. Available here: ${availableDevices().join(', ')}.`);
+  /** `failedHere`: the device is installed but could not start on this machine (left out of the list). */
+  constructor(device: string, detail: string, failedHere = false) {
+    super(`device '${device}' is not available: ${detail}. Available here: ${availableDevices().filter((d) => !(failedHere && d === device)).join(', ')}.`);
     this.name = 'DeviceUnavailableError';
   }
 }
@@ -43,6 +44,15 @@ export function cudaProviderInstalled(): boolean {
 export function availableDevices(): Device[] {
   const backends = ort.listSupportedBackends();
   return DEVICES.filter((d) => d === 'cpu' || backends.some((b) => b.name === d && (b.bundled || (d === 'cuda' && cudaProviderInstalled()))));
+}
+
+/** Why an installed provider could not start, in one line (onnxruntime's text keeps its source location). */
+function startFailure(device: string, message: string): string {
+  if (device === 'webgpu' && /adapter/i.test(message)) {
+    return 'the WebGPU provider is installed but found no GPU adapter on this machine (it needs a GPU with a Vulkan driver on Linux, D3D12 on Windows, Metal on macOS)';
+  }
+  const line = message.split('\n').map((l) => l.trim()).filter((l) => l !== '').pop() ?? message;
+  return `the ${device} provider failed to start: ${line}`;
 }
 
 /** Execution providers for a device name; throws a clear error for unknown or unsupported ones. */
@@ -78,7 +88,7 @@ export async function createSession(model: Uint8Array, options: SessionOptions =
       ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
     });
   } catch (err) {
-    if (device !== 'cpu') throw new DeviceUnavailableError(device, (err as Error).message);
+    if (device !== 'cpu') throw new DeviceUnavailableError(device, startFailure(device, (err as Error).message), true);
     throw err;
   }
 }

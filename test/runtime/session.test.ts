@@ -29,6 +29,22 @@ describe('runtime/session', () => {
     await assert.rejects(createSession(addModel, { device: 'cuda' }), (e: unknown) => e instanceof DeviceUnavailableError && /CUDA provider library is not installed/.test(e.message));
   });
 
+  test('webgpu without a GPU adapter fails clearly, naming the cause and leaving webgpu out of the list', async () => {
+    if (!availableDevices().includes('webgpu')) return; // a platform without the bundled WebGPU provider
+    let session: Awaited<ReturnType<typeof createSession>> | undefined;
+    try {
+      session = await createSession(addModel, { device: 'webgpu' });
+    } catch (e) {
+      assert.ok(e instanceof DeviceUnavailableError, String(e));
+      assert.match(e.message, /device 'webgpu' is not available: the WebGPU provider is installed but found no GPU adapter/);
+      assert.match(e.message, /Available here: cpu\.$/);
+      return;
+    }
+    // A machine with a WebGPU adapter: the session works.
+    const out = await runSession(session, { x: float32Tensor(new Float32Array([1, 2]), [2]), y: float32Tensor(new Float32Array([10, 20]), [2]) });
+    assert.deepEqual([...(out.z.data as Float32Array)], [11, 22]);
+  });
+
   test('feeds that do not match the model inputs name what is missing and unexpected', async () => {
     const s = await createSession(addModel);
     await assert.rejects(runSession(s, { x: float32Tensor(new Float32Array([1]), [1]), w: float32Tensor(new Float32Array([1]), [1]) }), /missing: y; unexpected: w/);
