@@ -11,17 +11,30 @@ import type { Layout, LoraFactors } from './lora.js';
 import { createRng, sampleWithoutReplacement } from './random.js';
 
 /**
+ * Some stored rows of a matrix, packed: `data` holds row `rows[i]` of the full `shape` at
+ * [i·cols, (i+1)·cols). Lets a streaming caller keep only the rows a sampled check reads.
+ */
+export interface MatrixRows {
+  readonly shape: readonly [number, number];
+  readonly rows: readonly number[];
+  readonly data: ArrayLike<number>;
+}
+
+/** A whole matrix, or only some of its rows. */
+export type CheckedMatrix = Matrix | MatrixRows;
+
+/**
  * What the round produced for one module: W0' with the global (Ā, B̄) kept as an adapter, or the
  * float32 merged weight W0' + s·B̄Ā (an exported merged model).
  */
 export type ExactnessResult =
-  | { readonly kind: 'adapter'; readonly w0New: Matrix; readonly global: LoraFactors }
-  | { readonly kind: 'merged'; readonly weight: Matrix };
+  | { readonly kind: 'adapter'; readonly w0New: CheckedMatrix; readonly global: LoraFactors }
+  | { readonly kind: 'merged'; readonly weight: CheckedMatrix };
 
 /** Everything the check needs about one module after a round. */
 export interface ExactnessInput {
-  /** Base weight before the round, stored layout. */
-  readonly w0: Matrix;
+  /** Base weight before the round, stored layout (or at least the rows checked). */
+  readonly w0: CheckedMatrix;
   readonly clients: readonly LoraFactors[];
   readonly weights: ArrayLike<number>;
   readonly scale: number;
@@ -62,7 +75,7 @@ function checkInput(x: ExactnessInput): [number, number] {
   const out = x.clients[0].b.shape[0];
   const shape: [number, number] = x.layout === 'linear' ? [out, inF] : [inF, out];
   const factors: [string, LoraFactors][] = x.clients.map((c, i) => [`client ${i}`, c]);
-  const weightsToCheck: [string, Matrix][] = [['w0', x.w0]];
+  const weightsToCheck: [string, CheckedMatrix][] = [['w0', x.w0]];
   if (x.result.kind === 'adapter') {
     factors.push(['the global adapter', x.result.global]);
     weightsToCheck.push(['w0New', x.result.w0New]);
@@ -73,6 +86,8 @@ function checkInput(x: ExactnessInput): [number, number] {
     if (m.shape[0] !== shape[0] || m.shape[1] !== shape[1]) {
       throw new RangeError(`checkExactness: ${name} is ${shapeString(m.shape)}, expected ${shapeString(shape)} for the ${x.layout} layout with lora_A [${r}, ${inF}] and lora_B [${out}, ${r}]`);
     }
+    const held = 'rows' in m ? m.rows.length : shape[0];
+    if (m.data.length !== held * shape[1]) throw new RangeError(`checkExactness: ${name} holds ${m.data.length} values for ${held} rows of ${shape[1]}`);
   }
   for (const [name, c] of factors) {
     if (c.a.shape[0] !== r || c.a.shape[1] !== inF || c.b.shape[0] !== out || c.b.shape[1] !== r) {
@@ -101,6 +116,18 @@ function addDeltaRow(acc: Float64Array, f: LoraFactors, w: number, layout: Layou
   }
 }
 
+/** Offset of stored row `t` in `m.data`; throws when `m` holds only other rows. */
+function rowStart(m: CheckedMatrix, positions: ReadonlyMap<number, number> | undefined, t: number, cols: number, name: string): number {
+  if (positions === undefined) return t * cols;
+  const i = positions.get(t);
+  if (i === undefined) throw new RangeError(`checkExactness: row ${t} is checked but ${name} holds only rows ${(m as MatrixRows).rows.slice(0, 5).join(', ')}${(m as MatrixRows).rows.length > 5 ? ', …' : ''}`);
+  return i * cols;
+}
+
+function positionsOf(m: CheckedMatrix): Map<number, number> | undefined {
+  return 'rows' in m ? new Map(m.rows.map((t, i) => [t, i])) : undefined;
+}
+
 /** Checks exactness on the given stored rows of W0 (all rows when omitted). */
 export function checkExactness(input: ExactnessInput, rows?: readonly number[], tolerance: ExactnessTolerance = DEFAULT_EXACTNESS_TOLERANCE): ExactnessReport {
   const [nRows, cols] = checkInput(input);
@@ -114,6 +141,9 @@ export function checkExactness(input: ExactnessInput, rows?: readonly number[], 
   let maxBase = 0;
   let err2 = 0;
   let upd2 = 0;
+  const after = input.result.kind === 'adapter' ? input.result.w0New : input.result.weight;
+  const w0Rows = positionsOf(input.w0);
+  const afterRows = positionsOf(after);
   for (const t of list) {
     if (!Number.isInteger(t) || t < 0 || t >= nRows) throw new RangeError(`checkExactness: row ${t} is outside [0, ${nRows})`);
     ideal.fill(0);
@@ -121,12 +151,13 @@ export function checkExactness(input: ExactnessInput, rows?: readonly number[], 
     input.clients.forEach((c, i) => addDeltaRow(ideal, c, input.weights[i], input.layout, t));
     const { result } = input;
     if (result.kind === 'adapter') addDeltaRow(have, result.global, 1, input.layout, t);
-    const stored = result.kind === 'adapter' ? result.w0New.data : result.weight.data;
+    const s0 = rowStart(input.w0, w0Rows, t, cols, 'w0');
+    const s1 = rowStart(after, afterRows, t, cols, result.kind === 'adapter' ? 'w0New' : 'the merged weight');
     for (let x = 0; x < cols; x++) {
-      const w0 = input.w0.data[t * cols + x];
+      const w0 = input.w0.data[s0 + x];
       const update = input.scale * ideal[x];
       const expected = sumW * w0 + update;
-      const actual = stored[t * cols + x] + input.scale * have[x];
+      const actual = after.data[s1 + x] + input.scale * have[x];
       const e = Math.abs(actual - expected);
       maxErr = Math.max(maxErr, e);
       maxUpd = Math.max(maxUpd, Math.abs(update));
@@ -152,9 +183,16 @@ export function checkExactness(input: ExactnessInput, rows?: readonly number[], 
   };
 }
 
+/**
+ * The stored rows {@link checkExactnessSampled} checks for a matrix of `nRows` rows, sorted: a
+ * streaming caller keeps just these rows of W0 before updating it in place.
+ */
+export function exactnessSampleRows(nRows: number, sampleRows: number, seed: number): number[] {
+  return sampleWithoutReplacement(nRows, Math.min(nRows, Math.max(0, Math.floor(sampleRows))), createRng(seed));
+}
+
 /** The same check on `sampleRows` stored rows drawn by a seeded generator (all rows if there are fewer). */
 export function checkExactnessSampled(input: ExactnessInput, sampleRows: number, seed: number, tolerance: ExactnessTolerance = DEFAULT_EXACTNESS_TOLERANCE): ExactnessReport {
   const [nRows] = checkInput(input);
-  const rows = sampleWithoutReplacement(nRows, Math.min(nRows, Math.max(0, Math.floor(sampleRows))), createRng(seed));
-  return checkExactness(input, rows, tolerance);
+  return checkExactness(input, exactnessSampleRows(nRows, sampleRows, seed), tolerance);
 }

@@ -194,51 +194,87 @@ export interface DowncastReport {
 }
 
 /**
- * Measures the rounding error of storing `data` as `dtype` (e.g. a float32 master copy written back
- * as bf16). Works in chunks, so the extra memory stays small for any tensor size.
+ * Accumulates a {@link DowncastReport} over the pieces of a tensor as they are stored: feed each
+ * piece with what storing it gives back (the safetensors writer does so while it encodes, so the
+ * error costs no second conversion pass over the tensor).
  */
-export function downcastError(data: Float32Array | Float64Array, dtype: StorageFloat): DowncastReport {
-  const chunk = 1 << 16;
-  const bits = new Uint16Array(chunk);
-  const f32 = new Float32Array(chunk);
-  let maxAbs = 0;
-  let maxRel = 0;
-  let errSq = 0;
-  let normSq = 0;
-  let overflow = 0;
-  let underflow = 0;
-  for (let start = 0; start < data.length; start += chunk) {
-    const n = Math.min(chunk, data.length - start);
-    const part = data.subarray(start, start + n);
-    const stored = storedValues(part, dtype, bits.subarray(0, n), f32.subarray(0, n));
-    for (let i = 0; i < n; i++) {
-      const x = part[i];
+export class DowncastMeter {
+  private count = 0;
+  private maxAbs = 0;
+  private maxRel = 0;
+  private errSq = 0;
+  private normSq = 0;
+  private overflow = 0;
+  private underflow = 0;
+
+  constructor(readonly dtype: StorageFloat) {}
+
+  /** Adds values and their stored counterparts (`stored[i]` = the value `values[i]` is stored as). */
+  add(values: Float32Array | Float64Array, stored: Float32Array | Float64Array): void {
+    if (stored.length !== values.length) throw new RangeError(`DowncastMeter.add: ${values.length} values but ${stored.length} stored`);
+    let { maxAbs, maxRel, errSq, normSq, overflow, underflow } = this;
+    for (let i = 0; i < values.length; i++) {
+      const x = values[i];
       if (!Number.isFinite(x)) continue;
       const q = stored[i];
       if (!Number.isFinite(q)) {
         overflow++;
         continue;
       }
-      if (x !== 0 && q === 0) underflow++;
+      normSq += x * x;
+      if (x === q) continue;
+      if (q === 0) underflow++;
       const err = Math.abs(x - q);
       if (err > maxAbs) maxAbs = err;
-      if (x !== 0 && err / Math.abs(x) > maxRel) maxRel = err / Math.abs(x);
+      // Divides only for a likely new maximum (the margin keeps the filter from missing one to rounding).
+      if (err > maxRel * Math.abs(x) * (1 - 1e-7)) {
+        const rel = err / Math.abs(x);
+        if (rel > maxRel) maxRel = rel;
+      }
       errSq += err * err;
-      normSq += x * x;
     }
+    this.maxAbs = maxAbs;
+    this.maxRel = maxRel;
+    this.errSq = errSq;
+    this.normSq = normSq;
+    this.overflow = overflow;
+    this.underflow = underflow;
+    this.count += values.length;
   }
-  return {
-    dtype,
-    count: data.length,
-    maxAbsError: maxAbs,
-    maxRelError: maxRel,
-    relativeError: normSq === 0 ? 0 : Math.sqrt(errSq / normSq),
-    overflowCount: overflow,
-    underflowCount: underflow,
-  };
+
+  report(): DowncastReport {
+    return {
+      dtype: this.dtype,
+      count: this.count,
+      maxAbsError: this.maxAbs,
+      maxRelError: this.maxRel,
+      relativeError: this.normSq === 0 ? 0 : Math.sqrt(this.errSq / this.normSq),
+      overflowCount: this.overflow,
+      underflowCount: this.underflow,
+    };
+  }
 }
 
-function storedValues(part: Float32Array | Float64Array, dtype: StorageFloat, bits: Uint16Array, f32: Float32Array): ArrayLike<number> {
+/** Elements per piece of {@link downcastError}: the piece and its stored copy stay in cache. */
+const DOWNCAST_CHUNK = 1 << 16;
+
+/**
+ * Measures the rounding error of storing `data` as `dtype` (e.g. a float32 master copy written back
+ * as bf16). Works in chunks, so the extra memory stays small for any tensor size.
+ */
+export function downcastError(data: Float32Array | Float64Array, dtype: StorageFloat): DowncastReport {
+  const bits = new Uint16Array(DOWNCAST_CHUNK);
+  const f32 = new Float32Array(DOWNCAST_CHUNK);
+  const meter = new DowncastMeter(dtype);
+  for (let start = 0; start < data.length; start += DOWNCAST_CHUNK) {
+    const n = Math.min(DOWNCAST_CHUNK, data.length - start);
+    const part = data.subarray(start, start + n);
+    meter.add(part, storedValues(part, dtype, bits.subarray(0, n), f32.subarray(0, n)));
+  }
+  return meter.report();
+}
+
+function storedValues(part: Float32Array | Float64Array, dtype: StorageFloat, bits: Uint16Array, f32: Float32Array): Float32Array | Float64Array {
   switch (dtype) {
     case 'F64':
       return part;

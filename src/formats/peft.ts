@@ -6,33 +6,21 @@
  * (out × r), without the adapter name; other tensors (modules_to_save, trained biases) are
  * `base_model.model.<path>` and are carried as `extraTensors`.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Matrix, Tensor } from '../core/tensor.js';
-import { FormatError, isNotFound } from './errors.js';
+import { FormatError } from './errors.js';
 import { writeFileAtomic } from './atomicFile.js';
-import { openSafetensors } from './safetensors.js';
 import type { SafetensorsDType } from './safetensorsHeader.js';
 import { createSafetensorsWriter } from './safetensorsWriter.js';
 import type { SafetensorsEntry } from './safetensorsWriter.js';
-import { alphaOf, isTargetModule, loraConfig, loraScaling, parseLoraConfig, patternKey, rankOf, serializeLoraConfig } from './peftConfig.js';
+import { isTargetModule, loraConfig, patternKey, serializeLoraConfig } from './peftConfig.js';
 import type { LoraConfig } from './peftConfig.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PEFT_KEY_PREFIX as PREFIX, adapterTensorKey, checkFinite, openPeftAdapterIndex } from './peftIndex.js';
+import type { LoraModule } from './peftIndex.js';
 
-export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
-export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
-const PREFIX = 'base_model.model.';
-
-/** One adapted module: W_eff = W0 + scaling · B·A (Linear layout). */
-export interface LoraModule {
-  readonly modulePath: string;
-  /** r × in */
-  readonly A: Matrix<Float32Array>;
-  /** out × r */
-  readonly B: Matrix<Float32Array>;
-  readonly rank: number;
-  readonly alpha: number;
-  readonly scaling: number;
-}
+export { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterTensorKey, readLoraConfig } from './peftIndex.js';
+export type { LoraModule } from './peftIndex.js';
 
 /** An adapter folder as read. */
 export interface PeftAdapter {
@@ -46,127 +34,22 @@ export interface PeftAdapter {
   readonly dtype: SafetensorsDType;
 }
 
-/** The safetensors key of a module's factor. */
-export function adapterTensorKey(modulePath: string, factor: 'A' | 'B'): string {
-  return `${PREFIX}${modulePath}.lora_${factor}.weight`;
-}
-
-function checkFinite(data: ArrayLike<number>, file: string, tensor: string): void {
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) throw new FormatError('PEFT_NON_FINITE', `holds ${data[i]} at flat index ${i}`, { file, tensor });
-  }
-}
-
-/** Reads and checks `adapter_config.json` of a folder. */
-export async function readLoraConfig(dir: string): Promise<LoraConfig> {
-  const file = join(dir, ADAPTER_CONFIG_FILE);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if (isNotFound(err)) throw new FormatError('FILE_NOT_FOUND', `adapter folder has no ${ADAPTER_CONFIG_FILE}`, { file }, { cause: err });
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new FormatError('PEFT_CONFIG_INVALID', `invalid JSON (${(cause as Error).message})`, { file }, { cause });
-  }
-  return parseLoraConfig(json, file);
-}
-
-interface KeyPair {
-  A?: string;
-  B?: string;
-}
-
-/** Sorts a file's keys into LoRA factor pairs and other tensors; refuses LoRA variants it cannot represent. */
-function classifyKeys(keys: Iterable<string>, file: string): { pairs: Map<string, KeyPair>; extras: string[] } {
-  const pairs = new Map<string, KeyPair>();
-  const extras: string[] = [];
-  for (const key of keys) {
-    const path = key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key;
-    const m = /^(.+)\.lora_([AB])\.weight$/.exec(path);
-    if (m !== null) {
-      const pair = pairs.get(m[1]) ?? {};
-      pair[m[2] as 'A' | 'B'] = key;
-      pairs.set(m[1], pair);
-    } else if (/(^|\.)lora_/.test(path)) {
-      throw new FormatError('PEFT_UNSUPPORTED',
-        'is not a plain LoRA factor (lora_A/lora_B .weight without adapter name); embedding LoRA, DoRA and LoRA biases are not supported', { file, tensor: key });
-    } else {
-      extras.push(key);
-    }
-  }
-  return { pairs, extras };
-}
-
 /**
- * Reads a PEFT LoRA adapter folder: config, every module's A (r × in) and B (out × r) as float32
- * with its rank, alpha and scaling, and any extra tensors. Checks that both factors exist, that
- * ranks agree with each other and with the config (r / rank_pattern), that the module is one the
- * config targets, and that values are finite (unless `allowNonFinite`).
+ * Reads a PEFT LoRA adapter folder whole: config, every module's A (r × in) and B (out × r) as
+ * float32 with its rank, alpha and scaling, and any extra tensors. Checks as `openPeftAdapterIndex`
+ * does (partners, ranks against each other and the config, targets) and that values are finite
+ * (unless `allowNonFinite`). For a whole model's adapters prefer the index, one module at a time.
  */
 export async function readPeftAdapter(dir: string, options: { allowNonFinite?: boolean } = {}): Promise<PeftAdapter> {
-  const config = await readLoraConfig(dir);
-  const file = join(dir, ADAPTER_WEIGHTS_FILE);
-  const reader = await openSafetensors(file).catch(async (err: unknown) => {
-    if (err instanceof FormatError && err.code === 'FILE_NOT_FOUND') {
-      const bin = await readFile(join(dir, 'adapter_model.bin')).then(() => true, () => false);
-      if (bin) throw new FormatError('PEFT_UNSUPPORTED', 'only adapter_model.bin (pickle) is present; save the adapter with safe_serialization=True', { file: dir });
-    }
-    throw err;
-  });
+  const index = await openPeftAdapterIndex(dir, options);
   try {
-    const { pairs, extras } = classifyKeys(reader.tensors.keys(), file);
     const modules: LoraModule[] = [];
-    let dtype: SafetensorsDType | undefined;
-    for (const [modulePath, pair] of pairs) {
-      if (pair.A === undefined || pair.B === undefined) {
-        const have = (pair.A ?? pair.B)!;
-        throw new FormatError('PEFT_MISSING_TENSOR', `has no partner ${adapterTensorKey(modulePath, pair.A === undefined ? 'A' : 'B')}`, { file, tensor: have });
-      }
-      const infoA = reader.info(pair.A);
-      const infoB = reader.info(pair.B);
-      for (const info of [infoA, infoB]) {
-        if (info.shape.length !== 2) throw new FormatError('PEFT_SHAPE_MISMATCH', `must be 2-D, has shape [${info.shape.join(', ')}]`, { file, tensor: info.name });
-      }
-      const rank = infoA.shape[0];
-      if (infoB.shape[1] !== rank) {
-        throw new FormatError('PEFT_RANK_MISMATCH', `lora_A has rank ${rank} (shape [${infoA.shape.join(', ')}]) but lora_B has shape [${infoB.shape.join(', ')}]`, { file, tensor: pair.B });
-      }
-      const want = rankOf(config, modulePath);
-      if (rank !== want) {
-        const key = patternKey(config.rankPattern, modulePath);
-        throw new FormatError('PEFT_RANK_MISMATCH', `has rank ${rank} but the config gives this module r = ${want}${key === undefined ? '' : ` (rank_pattern '${key}')`}`, { file, tensor: pair.A });
-      }
-      if (!isTargetModule(config, modulePath)) {
-        throw new FormatError('PEFT_TARGET_MISMATCH', `module '${modulePath}' is not matched by target_modules ${JSON.stringify(config.targetModules)}; PEFT would ignore it`, { file, tensor: pair.A });
-      }
-      const A = await reader.readMatrix(pair.A);
-      const B = await reader.readMatrix(pair.B);
-      if (options.allowNonFinite !== true) {
-        checkFinite(A.data, file, pair.A);
-        checkFinite(B.data, file, pair.B);
-      }
-      const alpha = alphaOf(config, modulePath);
-      modules.push({ modulePath, A, B, rank, alpha, scaling: loraScaling(alpha, rank, config.useRslora) });
-      dtype ??= infoA.dtype;
-    }
+    for (const m of index.modules) modules.push(await index.readModule(m.modulePath));
     const extraTensors = new Map<string, Tensor<Float32Array>>();
-    for (const key of extras) {
-      const info = reader.info(key);
-      if (!['F16', 'BF16', 'F32', 'F64'].includes(info.dtype)) {
-        throw new FormatError('PEFT_UNSUPPORTED', `extra tensor has dtype ${info.dtype}; only float tensors are supported`, { file, tensor: key });
-      }
-      const t = await reader.readTensor(key);
-      if (options.allowNonFinite !== true) checkFinite(t.data, file, key);
-      extraTensors.set(key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key, t);
-    }
-    return { dir, config, modules, extraTensors, dtype: dtype ?? 'F32' };
+    for (const key of index.extraKeys) extraTensors.set(key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key, await index.readExtra(key));
+    return { dir, config: index.config, modules, extraTensors, dtype: index.dtype };
   } finally {
-    await reader.close();
+    await index.close();
   }
 }
 
@@ -207,10 +90,27 @@ function uniquePatternKey(path: string, all: readonly string[]): string {
   return path;
 }
 
+/** A module of an adapter to be written: its shape and alpha, values later. */
+export interface LoraModulePlan {
+  readonly modulePath: string;
+  readonly rank: number;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly alpha?: number;
+}
+
+/** An adapter to be written module by module (see {@link createPeftAdapterWriter}). */
+export interface PeftAdapterPlan {
+  readonly config: Partial<LoraConfig> & { readonly loraAlpha: number };
+  readonly modules: readonly LoraModulePlan[];
+  /** Shapes of the extra tensors by path without `base_model.model.`. */
+  readonly extraTensors?: ReadonlyMap<string, { readonly shape: readonly number[] }>;
+}
+
 /** Config as it will be written: derived r and target_modules, rank/alpha patterns for the exceptions. */
-function resolveConfig(input: PeftAdapterInput, dir: string, exactTargets: boolean): LoraConfig {
+function resolveConfig(input: PeftAdapterPlan, dir: string, exactTargets: boolean): LoraConfig {
   const paths = input.modules.map((m) => m.modulePath);
-  const ranks = input.modules.map((m) => m.A.shape[0]);
+  const ranks = input.modules.map((m) => m.rank);
   const targets = input.config.targetModules ?? (exactTargets ? [...paths] : [...new Set(paths.map((p) => p.slice(p.lastIndexOf('.') + 1)))].sort());
   const base = loraConfig({ ...input.config, r: input.config.r ?? mostCommon(ranks), targetModules: targets });
   const rankPattern: Record<string, number> = { ...base.rankPattern };
@@ -236,7 +136,8 @@ function resolveConfig(input: PeftAdapterInput, dir: string, exactTargets: boole
   return { ...base, rankPattern, alphaPattern };
 }
 
-function checkModule(m: LoraModuleInput, dir: string): void {
+/** Checks one module's factors: shapes against each other (and against `plan` when given), finite values. */
+function checkModule(m: LoraModuleInput, dir: string, plan?: LoraModulePlan): void {
   const [r, inF] = m.A.shape;
   const [outF, rB] = m.B.shape;
   const tensor = adapterTensorKey(m.modulePath, 'B');
@@ -246,11 +147,15 @@ function checkModule(m: LoraModuleInput, dir: string): void {
   if (r !== rB || r === 0) {
     throw new FormatError('PEFT_RANK_MISMATCH', `module '${m.modulePath}': A is [${m.A.shape.join(', ')}] (r × in) but B is [${m.B.shape.join(', ')}] (out × r)`, { file: dir, tensor });
   }
+  if (plan !== undefined && (r !== plan.rank || inF !== plan.inFeatures || outF !== plan.outFeatures)) {
+    throw new FormatError('PEFT_SHAPE_MISMATCH',
+      `module '${m.modulePath}': A [${m.A.shape.join(', ')}] and B [${m.B.shape.join(', ')}] differ from the planned [${plan.rank}, ${plan.inFeatures}] and [${plan.outFeatures}, ${plan.rank}]`, { file: dir, tensor });
+  }
   checkFinite(m.A.data, dir, adapterTensorKey(m.modulePath, 'A'));
   checkFinite(m.B.data, dir, tensor);
 }
 
-/** Options of {@link writePeftAdapter}. */
+/** Options of {@link writePeftAdapter} and {@link createPeftAdapterWriter}. */
 export interface WritePeftOptions {
   /** Storage dtype of the factors and extra tensors (default F32). */
   readonly dtype?: 'F32' | 'F16' | 'BF16';
@@ -261,6 +166,71 @@ export interface WritePeftOptions {
    * of the base model with such a name.
    */
   readonly exactTargets?: boolean;
+}
+
+/** An adapter folder being written; `close()` finishes it, `abort()` drops the weights file. */
+export interface PeftAdapterWriter {
+  /** The config as it will be written. */
+  readonly config: LoraConfig;
+  /** Writes one planned module's factors (any order); checks shapes and finite values. */
+  writeModule(module: LoraModuleInput): Promise<void>;
+  /** Writes one planned extra tensor (path without `base_model.model.`). */
+  writeExtra(path: string, data: Float32Array | Float64Array): Promise<void>;
+  /** Checks that everything was written, moves the weights file into place, writes the config. */
+  close(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/**
+ * Starts a PEFT adapter folder whose modules are written one at a time (peak memory: one module).
+ * The config (r, target_modules, rank/alpha patterns) and the weights file's header are fixed by
+ * the plan; tensors sit in the plan's order (A then B per module, then extras) whatever order they
+ * are written in, so the file is byte-identical to {@link writePeftAdapter}'s for the same plan.
+ */
+export async function createPeftAdapterWriter(dir: string, plan: PeftAdapterPlan, options: WritePeftOptions = {}): Promise<PeftAdapterWriter> {
+  if (plan.modules.length === 0) throw new FormatError('PEFT_CONFIG_INVALID', 'an adapter needs at least one module', { file: dir });
+  const planned = new Map<string, LoraModulePlan>();
+  for (const m of plan.modules) {
+    if (planned.has(m.modulePath)) throw new FormatError('PEFT_CONFIG_INVALID', `module '${m.modulePath}' is listed twice`, { file: dir });
+    planned.set(m.modulePath, m);
+  }
+  const config = resolveConfig(plan, dir, options.exactTargets === true);
+  const extras = [...(plan.extraTensors ?? new Map<string, { shape: readonly number[] }>()).entries()];
+  for (const [path] of extras) {
+    const saved = (config.modulesToSave ?? []).some((name) => new RegExp(`(^|\\.)${name.replace(/\./g, '\\.')}\\.`).test(path));
+    const bias = config.bias !== 'none' && path.endsWith('.bias');
+    if (!saved && !bias) {
+      throw new FormatError('PEFT_TARGET_MISMATCH', `extra tensor '${path}' belongs to no module in modules_to_save ${JSON.stringify(config.modulesToSave)}; PEFT would ignore it`, { file: dir });
+    }
+  }
+
+  await mkdir(dir, { recursive: true });
+  const dtype = options.dtype ?? 'F32';
+  const entries: SafetensorsEntry[] = plan.modules.flatMap((m) => [
+    { name: adapterTensorKey(m.modulePath, 'A'), dtype, shape: [m.rank, m.inFeatures] },
+    { name: adapterTensorKey(m.modulePath, 'B'), dtype, shape: [m.outFeatures, m.rank] },
+  ]);
+  for (const [path, t] of extras) entries.push({ name: PREFIX + path, dtype, shape: t.shape });
+  const writer = await createSafetensorsWriter(join(dir, ADAPTER_WEIGHTS_FILE), entries, { format: 'pt' });
+  return {
+    config,
+    async writeModule(m) {
+      const p = planned.get(m.modulePath);
+      if (p === undefined) throw new FormatError('PEFT_CONFIG_INVALID', `module '${m.modulePath}' is not among the ${planned.size} planned modules`, { file: dir });
+      checkModule(m, dir, p);
+      await writer.writeTensor(adapterTensorKey(m.modulePath, 'A'), m.A.data);
+      await writer.writeTensor(adapterTensorKey(m.modulePath, 'B'), m.B.data);
+    },
+    async writeExtra(path, data) {
+      checkFinite(data, dir, PREFIX + path);
+      await writer.writeTensor(PREFIX + path, data);
+    },
+    async close() {
+      await writer.close();
+      await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), serializeLoraConfig(config));
+    },
+    abort: () => writer.abort(),
+  };
 }
 
 /**
@@ -276,37 +246,21 @@ export async function writePeftAdapter(dir: string, adapter: PeftAdapterInput, o
     seen.add(m.modulePath);
     checkModule(m, dir);
   }
-  const config = resolveConfig(adapter, dir, options.exactTargets === true);
   const extras = [...(adapter.extraTensors ?? new Map<string, Tensor>()).entries()];
-  for (const [path, t] of extras) {
-    const saved = (config.modulesToSave ?? []).some((name) => new RegExp(`(^|\\.)${name.replace(/\./g, '\\.')}\\.`).test(path));
-    const bias = config.bias !== 'none' && path.endsWith('.bias');
-    if (!saved && !bias) {
-      throw new FormatError('PEFT_TARGET_MISMATCH', `extra tensor '${path}' belongs to no module in modules_to_save ${JSON.stringify(config.modulesToSave)}; PEFT would ignore it`, { file: dir });
-    }
-    checkFinite(t.data, dir, PREFIX + path);
-  }
-
-  await mkdir(dir, { recursive: true });
-  const dtype = options.dtype ?? 'F32';
-  const entries: SafetensorsEntry[] = adapter.modules.flatMap((m) => [
-    { name: adapterTensorKey(m.modulePath, 'A'), dtype, shape: m.A.shape },
-    { name: adapterTensorKey(m.modulePath, 'B'), dtype, shape: m.B.shape },
-  ]);
-  for (const [path, t] of extras) entries.push({ name: PREFIX + path, dtype, shape: t.shape });
-  const writer = await createSafetensorsWriter(join(dir, ADAPTER_WEIGHTS_FILE), entries, { format: 'pt' });
+  // Refused before the folder is created, as the modules are.
+  for (const [path, t] of extras) checkFinite(t.data, dir, PREFIX + path);
+  const writer = await createPeftAdapterWriter(dir, {
+    config: adapter.config,
+    modules: adapter.modules.map((m) => ({ modulePath: m.modulePath, rank: m.A.shape[0], inFeatures: m.A.shape[1], outFeatures: m.B.shape[0], ...(m.alpha !== undefined ? { alpha: m.alpha } : {}) })),
+    extraTensors: new Map(extras.map(([path, t]) => [path, { shape: t.shape }])),
+  }, options);
   try {
-    for (const m of adapter.modules) {
-      await writer.writeTensor(adapterTensorKey(m.modulePath, 'A'), m.A.data);
-      await writer.writeTensor(adapterTensorKey(m.modulePath, 'B'), m.B.data);
-    }
-    for (const [path, t] of extras) await writer.writeTensor(PREFIX + path, t.data);
+    for (const m of adapter.modules) await writer.writeModule(m);
+    for (const [path, t] of extras) await writer.writeExtra(path, t.data);
   } catch (err) {
     await writer.abort();
     throw err;
   }
   await writer.close();
-  await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), serializeLoraConfig(config));
-  return config;
+  return writer.config;
 }
-

@@ -24,6 +24,8 @@ export interface SafetensorsReader {
   info(name: string): TensorInfo;
   /** The tensor's bytes as stored (little-endian), any dtype. */
   readRaw(name: string): Promise<Uint8Array>;
+  /** Bytes [start, start + length) of the tensor's stored bytes: a huge tensor copied in pieces. */
+  readRawRange(name: string, start: number, length: number): Promise<Uint8Array>;
   /** The tensor as float32 (F16/BF16 widen exactly, F64 rounds to nearest). */
   readFloat32(name: string): Promise<Float32Array>;
   /** The tensor as float64 (exact for every float dtype). */
@@ -32,6 +34,11 @@ export interface SafetensorsReader {
   readTensor(name: string): Promise<Tensor<Float32Array>>;
   /** A 2-D tensor as a float32 matrix; throws if it is not 2-D. */
   readMatrix(name: string): Promise<Matrix<Float32Array>>;
+  /**
+   * The tensor as float32 into `out` (its element count), read and widened a few MiB at a time:
+   * no full-size temporary besides `out`, which callers can reuse from tensor to tensor.
+   */
+  readFloat32Into(name: string, out: Float32Array): Promise<void>;
   /** Rows [start, end) of a tensor (first dimension) as float32: for blocks of huge matrices. */
   readRows(name: string, start: number, end: number): Promise<Float32Array>;
   close(): Promise<void>;
@@ -39,6 +46,8 @@ export interface SafetensorsReader {
 
 /** Node cannot read more than 2 GiB in one call; larger tensors are read in pieces. */
 const MAX_READ = 1 << 30;
+/** Stored bytes per piece when `readFloat32Into` widens a half or double tensor. */
+const WIDEN_BYTES = 4 << 20;
 
 function hostIsLittleEndian(): boolean {
   return new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -114,6 +123,14 @@ class FileReader implements SafetensorsReader {
     return this.readRange(info, 0, info.byteLength);
   }
 
+  async readRawRange(name: string, start: number, length: number): Promise<Uint8Array> {
+    const info = this.info(name);
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0 || start + length > info.byteLength) {
+      throw new RangeError(`readRawRange: bytes [${start}, ${start + length}) out of range for ${this.path}: tensor '${name}' with ${info.byteLength} bytes`);
+    }
+    return this.readRange(info, start, length);
+  }
+
   async readFloat32(name: string): Promise<Float32Array> {
     const info = this.info(name);
     this.requireFloat(info);
@@ -139,6 +156,31 @@ class FileReader implements SafetensorsReader {
       throw new FormatError('SAFETENSORS_INVALID_SHAPE', `expected a 2-D tensor, got shape [${info.shape.join(', ')}]`, { file: this.path, tensor: name });
     }
     return { shape: [info.shape[0], info.shape[1]], data: await this.readFloat32(name) };
+  }
+
+  async readFloat32Into(name: string, out: Float32Array): Promise<void> {
+    const info = this.info(name);
+    this.requireFloat(info);
+    const size = itemSize(info.dtype);
+    const n = info.byteLength / size;
+    if (out.length !== n) throw new RangeError(`readFloat32Into: out has ${out.length} elements, ${this.path}: tensor '${name}' has ${n}`);
+    if (this.closed) throw new FormatError('SAFETENSORS_CLOSED', 'reader is closed', { file: this.path, tensor: name });
+    const what = `tensor '${name}'`;
+    if (info.dtype === 'F32') {
+      await readExactly(this.fh, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), info.byteOffset, this.path, what);
+      return;
+    }
+    const per = Math.max(1, Math.min(n, Math.floor(WIDEN_BYTES / size)));
+    const scratch = new Uint8Array(per * size);
+    for (let start = 0; start < n; start += per) {
+      const count = Math.min(per, n - start);
+      const bytes = scratch.subarray(0, count * size);
+      await readExactly(this.fh, bytes, info.byteOffset + start * size, this.path, what);
+      const dst = out.subarray(start, start + count);
+      if (info.dtype === 'BF16') bfloat16ToFloat32(new Uint16Array(scratch.buffer, 0, count), dst);
+      else if (info.dtype === 'F16') float16ToFloat32(new Uint16Array(scratch.buffer, 0, count), dst);
+      else dst.set(new Float64Array(scratch.buffer, 0, count));
+    }
   }
 
   async readRows(name: string, start: number, end: number): Promise<Float32Array> {

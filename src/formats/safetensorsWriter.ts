@@ -9,7 +9,8 @@ import { open, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { FormatError } from './errors.js';
-import { float32ToBfloat16, float32ToFloat16, float64ToBfloat16, float64ToFloat16 } from './halfFloat.js';
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16, float64ToBfloat16, float64ToFloat16 } from './halfFloat.js';
+import type { DowncastMeter } from './halfFloat.js';
 import { isFloatDType, itemSize, planHeader, referenceOrder } from './safetensorsHeader.js';
 import type { SafetensorsDType, TensorInfo, TensorSpec } from './safetensorsHeader.js';
 
@@ -27,24 +28,40 @@ export interface SafetensorsWriterOptions {
   readonly order?: 'given' | 'reference';
 }
 
+/** Options of one `writeTensor` call. */
+export interface WriteTensorOptions {
+  /**
+   * Fed with every piece of float data and the values it is stored as, while it is encoded: the
+   * rounding error of a down-cast without a second pass over the tensor.
+   */
+  readonly downcast?: DowncastMeter;
+}
+
 /** A file being written. Call `close()` to finish it or `abort()` to drop it. */
 export interface SafetensorsWriter {
   readonly path: string;
   /** The planned layout, in file order (absolute byte offsets). */
   readonly tensors: readonly TensorInfo[];
-  writeTensor(name: string, data: TensorData): Promise<void>;
+  writeTensor(name: string, data: TensorData, options?: WriteTensorOptions): Promise<void>;
+  /**
+   * Writes the next piece of a tensor's stored bytes, pieces in order from its start (a large
+   * tensor copied without holding it whole); the tensor counts as written once all its bytes are.
+   */
+  writeRawPart(name: string, bytes: Uint8Array): Promise<void>;
   /** Checks that every tensor was written, flushes and moves the file into place. */
   close(): Promise<void>;
   /** Removes the partial file. */
   abort(): Promise<void>;
 }
 
-/** Elements converted per chunk: bounds the extra memory of a down-cast to a few MB. */
-const CHUNK = 1 << 20;
+/** Elements converted per chunk: bounds the extra memory of a down-cast to about a MiB (and keeps it in cache). */
+const CHUNK = 1 << 18;
 
 class FileWriter implements SafetensorsWriter {
   private readonly byName: Map<string, TensorInfo>;
   private readonly written = new Set<string>();
+  /** Bytes written so far of tensors being written in pieces. */
+  private readonly partial = new Map<string, number>();
   private state: 'open' | 'closed' | 'aborted' = 'open';
 
   constructor(
@@ -56,12 +73,35 @@ class FileWriter implements SafetensorsWriter {
     this.byName = new Map(tensors.map((t) => [t.name, t]));
   }
 
-  async writeTensor(name: string, data: TensorData): Promise<void> {
+  /** The entry of a tensor that may still be written; throws naming it otherwise. */
+  private pending(name: string): TensorInfo {
     const ctx = { file: this.path, tensor: name };
     if (this.state !== 'open') throw new FormatError('SAFETENSORS_WRITE_INVALID', `writer is ${this.state}`, ctx);
     const info = this.byName.get(name);
     if (info === undefined) throw new FormatError('SAFETENSORS_WRITE_INVALID', `tensor is not among the ${this.tensors.length} planned entries`, ctx);
     if (this.written.has(name)) throw new FormatError('SAFETENSORS_WRITE_INVALID', 'tensor written twice', ctx);
+    return info;
+  }
+
+  async writeRawPart(name: string, bytes: Uint8Array): Promise<void> {
+    const info = this.pending(name);
+    const done = this.partial.get(name) ?? 0;
+    if (done + bytes.byteLength > info.byteLength) {
+      throw new FormatError('SAFETENSORS_WRITE_INVALID', `piece of ${bytes.byteLength} bytes after ${done} runs past the tensor's ${info.byteLength} bytes`, { file: this.path, tensor: name });
+    }
+    await this.writeAt(bytes, info.byteOffset + done);
+    if (done + bytes.byteLength === info.byteLength) {
+      this.partial.delete(name);
+      this.written.add(name);
+    } else {
+      this.partial.set(name, done + bytes.byteLength);
+    }
+  }
+
+  async writeTensor(name: string, data: TensorData, options: WriteTensorOptions = {}): Promise<void> {
+    const ctx = { file: this.path, tensor: name };
+    const info = this.pending(name);
+    if (this.partial.has(name)) throw new FormatError('SAFETENSORS_WRITE_INVALID', 'tensor is being written in pieces', ctx);
     const numel = info.byteLength / itemSize(info.dtype);
     if (data instanceof Uint8Array) {
       if (data.byteLength !== info.byteLength) {
@@ -75,21 +115,25 @@ class FileWriter implements SafetensorsWriter {
       if (data.length !== numel) {
         throw new FormatError('SAFETENSORS_WRITE_INVALID', `got ${data.length} values, shape [${info.shape.join(', ')}] needs ${numel}`, ctx);
       }
-      await this.writeFloats(data, info);
+      await this.writeFloats(data, info, options.downcast);
     }
     this.written.add(name);
   }
 
-  private async writeFloats(data: Float32Array | Float64Array, info: TensorInfo): Promise<void> {
+  private async writeFloats(data: Float32Array | Float64Array, info: TensorInfo, meter: DowncastMeter | undefined): Promise<void> {
     const dtype = info.dtype;
     if ((dtype === 'F32' && data instanceof Float32Array) || (dtype === 'F64' && data instanceof Float64Array)) {
+      meter?.add(data, data);
       await this.writeAt(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), info.byteOffset);
       return;
     }
     const size = itemSize(dtype);
+    const widened = meter === undefined ? undefined : new Float32Array(Math.min(CHUNK, data.length));
     for (let start = 0; start < data.length; start += CHUNK) {
       const part = data.subarray(start, Math.min(data.length, start + CHUNK));
-      await this.writeAt(convert(part, dtype), info.byteOffset + start * size);
+      const bytes = convert(part, dtype);
+      if (meter !== undefined) meter.add(part, storedAsFloat(bytes, dtype, part.length, widened!));
+      await this.writeAt(bytes, info.byteOffset + start * size);
     }
   }
 
@@ -137,6 +181,20 @@ function convert(part: Float32Array | Float64Array, dtype: SafetensorsDType): Ui
       return asBytes(part instanceof Float32Array ? float32ToBfloat16(part) : float64ToBfloat16(part));
     default:
       throw new Error(`convert: ${dtype} is not a float dtype`);
+  }
+}
+
+/** The values `bytes` (a converted piece of `count` elements) hold, as floats, for a down-cast meter. */
+function storedAsFloat(bytes: Uint8Array, dtype: SafetensorsDType, count: number, scratch: Float32Array): Float32Array | Float64Array {
+  switch (dtype) {
+    case 'F16':
+      return float16ToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, count), scratch.subarray(0, count));
+    case 'BF16':
+      return bfloat16ToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, count), scratch.subarray(0, count));
+    case 'F32':
+      return new Float32Array(bytes.buffer, bytes.byteOffset, count);
+    default:
+      return new Float64Array(bytes.buffer, bytes.byteOffset, count);
   }
 }
 

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkExactness, checkExactnessSampled } from '../../src/core/exactness.js';
+import { checkExactness, checkExactnessSampled, exactnessSampleRows } from '../../src/core/exactness.js';
 import type { ExactnessInput } from '../../src/core/exactness.js';
 import { createFedEx } from '../../src/core/strategies/fedex.js';
 import { createFedIt } from '../../src/core/strategies/fedit.js';
@@ -20,7 +20,7 @@ function round(layout: 'linear' | 'conv1d', strategyName: 'fedex' | 'fedit', out
   if (agg.baseUpdate !== null) addScaledProductSync(w0New, layout, agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
   const global = agg.global.factors!;
   const input: ExactnessInput = { w0, clients, weights: agg.metrics.weights, scale: specScaling(s), layout, result: { kind: 'adapter', w0New, global } };
-  return { input, agg, w0New, global };
+  return { input, agg, w0, w0New, global };
 }
 
 describe('exactness check (float64 recomputation)', () => {
@@ -30,7 +30,7 @@ describe('exactness check (float64 recomputation)', () => {
       const fedit = round(layout, 'fedit');
       const exRep = checkExactness(fedex.input);
       const itRep = checkExactness(fedit.input);
-      const ideal = refIdealWeight(fedit.input.w0, fedit.input.clients, fedit.input.weights, fedit.input.scale, layout);
+      const ideal = refIdealWeight(fedit.w0, fedit.input.clients, fedit.input.weights, fedit.input.scale, layout);
       const itEff = refEffectiveWeight(fedit.w0New, fedit.global, fedit.input.scale, layout);
 
       assert.equal(exRep.rowsChecked, exRep.rows);
@@ -67,6 +67,35 @@ describe('exactness check (float64 recomputation)', () => {
     assert.equal(a.rowsChecked, 10);
     assert.ok(a.maxAbsError <= full.maxAbsError && a.maxAbsError > 0);
     assert.deepEqual(all, full);
+  });
+
+  test('only the sampled rows of W0 and W0\' kept (packed): the same report; a corrupted sampled row is caught', () => {
+    // prepare: the rows a streaming caller keeps before updating W0 in place
+    const { input, w0, w0New, global } = round('linear', 'fedex', 30, 9);
+    const rows = exactnessSampleRows(30, 6, 3);
+    const pack = (m: { data: Float32Array }, cols: number): Float32Array => {
+      const out = new Float32Array(rows.length * cols);
+      rows.forEach((t, i) => out.set(m.data.subarray(t * cols, (t + 1) * cols), i * cols));
+      return out;
+    };
+    const packedW0 = { shape: w0.shape, rows, data: pack(w0, 9) };
+    // act
+    const whole = checkExactnessSampled(input, 6, 3);
+    const packed = checkExactnessSampled({ ...input, w0: packedW0 }, 6, 3);
+    const bothPacked = checkExactnessSampled({ ...input, w0: packedW0, result: { kind: 'adapter', w0New: { shape: w0New.shape, rows, data: pack(w0New, 9) }, global } }, 6, 3);
+    const corrupted = Float32Array.from(w0New.data);
+    corrupted[rows[2] * 9 + 4] += 0.05;
+    const caught = checkExactnessSampled({ ...input, w0: packedW0, result: { kind: 'adapter', w0New: { shape: w0New.shape, data: corrupted }, global } }, 6, 3);
+    // assert
+    assert.equal(rows.length, 6);
+    assert.ok(whole.withinTolerance);
+    assert.deepEqual(packed, whole);
+    assert.deepEqual(bothPacked, whole);
+    assert.equal(caught.withinTolerance, false);
+    assert.ok(Math.abs(caught.maxAbsError - 0.05) < 1e-4, `the corrupted entry is the error (${caught.maxAbsError})`);
+    // A row the packed matrix does not hold is refused, not read from the wrong place.
+    const missing = [...Array(30).keys()].find((t) => !rows.includes(t))!;
+    assert.throws(() => checkExactness({ ...input, w0: packedW0 }, [missing]), /row \d+ is checked but w0 holds only rows/);
   });
 
   test('mismatched shapes are refused with the layout named', () => {

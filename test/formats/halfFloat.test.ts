@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   BFLOAT16_MAX,
+  DowncastMeter,
   FLOAT16_MAX,
   bfloat16BitsToNumber,
   bfloat16ToFloat32,
@@ -162,6 +163,20 @@ describe('downcastError', () => {
     assert.equal(r.overflowCount, 1);
     assert.equal(r.underflowCount, 1);
     assert.ok(Math.abs(r.relativeError - Math.sqrt(errSq / normSq)) < 1e-15);
+  });
+
+  test('a DowncastMeter fed piece by piece reports what one pass over the whole does, non-finite values included', () => {
+    const data = new Float32Array(3000).map((_, i) => (i === 7 ? NaN : i === 11 ? 1e30 : Math.cos(i) * 10 ** ((i % 12) - 8)));
+    const meter = new DowncastMeter('F16');
+    for (let start = 0; start < data.length; start += 700) {
+      const part = data.subarray(start, start + 700);
+      meter.add(part, float16ToFloat32(float32ToFloat16(part)));
+    }
+    const whole = downcastError(data, 'F16');
+    assert.deepEqual(meter.report(), whole);
+    assert.equal(whole.overflowCount, 1);
+    assert.ok(whole.underflowCount > 0 && whole.maxRelError === 1, 'tiny values flush to zero');
+    assert.throws(() => meter.add(data.subarray(0, 2), data.subarray(0, 3)), /2 values but 3 stored/);
   });
 
   test('bf16 error of a float32 copy is within the unit roundoff 2^-8 (8 significant bits)', () => {

@@ -8,7 +8,8 @@ import type { Matrix } from '../../src/core/tensor.js';
 import { FormatError } from '../../src/formats/errors.js';
 import type { FormatErrorCode } from '../../src/formats/errors.js';
 import { toBfloat16Bits, bfloat16BitsToNumber } from '../../src/formats/halfFloat.js';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, readPeftAdapter, writePeftAdapter } from '../../src/formats/peft.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, createPeftAdapterWriter, readPeftAdapter, writePeftAdapter } from '../../src/formats/peft.js';
+import { openPeftAdapterIndex } from '../../src/formats/peftIndex.js';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { writeSafetensors } from '../../src/formats/safetensorsWriter.js';
 import type { TensorToWrite } from '../../src/formats/safetensorsWriter.js';
@@ -214,4 +215,69 @@ describe('PEFT adapter folders: writing refuses what PEFT could not load', () =>
   test('a rank that contradicts a given rank_pattern', () =>
     refuse('pattern', { config: { loraAlpha: 8, r: 4, rankPattern: { q_proj: 2 } }, modules: [{ modulePath: 'm.q_proj', A, B }] }, 'PEFT_RANK_MISMATCH'));
   test('duplicate modules', () => refuse('dup', { config: { loraAlpha: 8 }, modules: [{ modulePath: 'q', A, B }, { modulePath: 'q', A, B }] }, 'PEFT_CONFIG_INVALID'));
+});
+
+describe('PEFT adapter folders: module by module', () => {
+  const modules = [
+    { modulePath: 'model.layers.0.self_attn.q_proj', A: filled(4, 8, 1), B: filled(12, 4, 2) },
+    { modulePath: 'model.layers.0.self_attn.v_proj', A: filled(2, 8, 3), B: filled(6, 2, 4), alpha: 16 },
+    { modulePath: 'model.layers.1.self_attn.q_proj', A: filled(4, 8, 5), B: filled(12, 4, 6) },
+  ];
+  const plan = modules.map((m) => ({ modulePath: m.modulePath, rank: m.A.shape[0], inFeatures: m.A.shape[1], outFeatures: m.B.shape[0], ...(m.alpha !== undefined ? { alpha: m.alpha } : {}) }));
+
+  test('the index lists modules from the header; a NaN surfaces only when its module is read', async () => {
+    // prepare: the last module's B holds a NaN
+    const folder = join(dir, 'index-nan');
+    await writePeftAdapter(folder, { config: { loraAlpha: 8 }, modules });
+    const file = join(folder, ADAPTER_WEIGHTS_FILE);
+    const bytes = await readFile(file);
+    const r = await openSafetensors(file);
+    const nanAt = r.info('base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight').byteOffset + 4 * 3;
+    await r.close();
+    bytes.set(new Uint8Array(Float32Array.of(NaN).buffer), nanAt);
+    await writeFile(file, bytes);
+    // act
+    const index = await openPeftAdapterIndex(folder);
+    const first = await index.readModule('model.layers.0.self_attn.v_proj');
+    // assert
+    assert.deepEqual(index.modules.map((m) => [m.modulePath, m.rank, m.inFeatures, m.outFeatures, m.alpha, m.scaling]), [
+      ['model.layers.0.self_attn.q_proj', 4, 8, 12, 8, 2],
+      ['model.layers.0.self_attn.v_proj', 2, 8, 6, 16, 8],
+      ['model.layers.1.self_attn.q_proj', 4, 8, 12, 8, 2],
+    ]);
+    assert.deepEqual(first.B.data, modules[1].B.data);
+    await assert.rejects(index.readModule('model.layers.1.self_attn.q_proj'), (e: unknown) =>
+      e instanceof FormatError && e.code === 'PEFT_NON_FINITE' && e.tensor === 'base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight' && e.message.includes('flat index 3'));
+    await assert.rejects(index.readModule('model.layers.2.self_attn.q_proj'), (e: unknown) => e instanceof FormatError && e.code === 'PEFT_MISSING_TENSOR');
+    await index.close();
+    await assert.rejects(readPeftAdapter(folder), (e: unknown) => e instanceof FormatError && e.code === 'PEFT_NON_FINITE', 'reading whole still refuses it');
+    const lenient = await openPeftAdapterIndex(folder, { allowNonFinite: true });
+    assert.ok(Number.isNaN((await lenient.readModule('model.layers.1.self_attn.q_proj')).B.data[3]));
+    await lenient.close();
+  });
+
+  test('modules written one at a time, in any order, give the same bytes as writing them all at once', async () => {
+    // prepare
+    const whole = join(dir, 'stream-whole');
+    const streamed = join(dir, 'stream-parts');
+    await writePeftAdapter(whole, { config: { loraAlpha: 8, taskType: 'CAUSAL_LM' }, modules }, { dtype: 'BF16' });
+    // act
+    const writer = await createPeftAdapterWriter(streamed, { config: { loraAlpha: 8, taskType: 'CAUSAL_LM' }, modules: plan }, { dtype: 'BF16' });
+    for (const m of [...modules].reverse()) await writer.writeModule(m);
+    await writer.close();
+    // assert
+    for (const f of [ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE]) assert.ok((await readFile(join(streamed, f))).equals(await readFile(join(whole, f))), f);
+    assert.deepEqual(writer.config.rankPattern, { v_proj: 2 });
+  });
+
+  test('a module that does not fit the plan, an unplanned one or a missing one is refused; nothing is left', async () => {
+    const folder = join(dir, 'stream-bad');
+    const writer = await createPeftAdapterWriter(folder, { config: { loraAlpha: 8 }, modules: plan });
+    await assert.rejects(writer.writeModule({ ...modules[0], A: filled(4, 9, 1) }), (e: unknown) => e instanceof FormatError && e.code === 'PEFT_SHAPE_MISMATCH' && e.message.includes('planned [4, 8]'));
+    await assert.rejects(writer.writeModule({ ...modules[0], modulePath: 'other.q_proj' }), (e: unknown) => e instanceof FormatError && e.message.includes('not among the 3 planned'));
+    await assert.rejects(writer.writeModule({ ...modules[0], B: matrix(modules[0].B.data.map(() => Infinity), 12, 4) }), (e: unknown) => e instanceof FormatError && e.code === 'PEFT_NON_FINITE');
+    await writer.writeModule(modules[0]);
+    await assert.rejects(writer.close(), (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_WRITE_INCOMPLETE');
+    assert.deepEqual(await readdir(folder), [], 'no weights file and no config');
+  });
 });

@@ -109,6 +109,34 @@ describe('safetensors reader: by range', () => {
     assert.deepEqual([...last], [4, 5]);
   });
 
+  test('readFloat32Into widens every float dtype into a reused buffer, in pieces; readRawRange reads stored bytes', async () => {
+    // prepare: 2.5 M BF16 values (more than one 4 MiB piece), exact in bf16; small F16/F64/F32 tensors
+    const path = join(dir, 'into.safetensors');
+    const big = new Float32Array(2_500_000).map((_, i) => (i % 511) - 255);
+    const small = Float32Array.of(0.5, -2, 3.25);
+    await writeSafetensors(path, new Map([
+      ['big', { dtype: 'BF16' as const, shape: [2500, 1000], data: big }],
+      ['h', { dtype: 'F16' as const, shape: [3], data: small }],
+      ['d', { dtype: 'F64' as const, shape: [3], data: small }],
+      ['f', { dtype: 'F32' as const, shape: [3], data: small }],
+    ]));
+    const r = await openSafetensors(path);
+    const buffer = new Float32Array(2_500_000).fill(NaN);
+    // act + assert: each read overwrites exactly its view of the shared buffer
+    await r.readFloat32Into('big', buffer);
+    assert.deepEqual(buffer, big);
+    for (const name of ['h', 'd', 'f']) {
+      buffer.fill(NaN, 0, 4);
+      await r.readFloat32Into(name, buffer.subarray(0, 3));
+      assert.deepEqual([...buffer.subarray(0, 4)], [0.5, -2, 3.25, NaN], name);
+    }
+    assert.deepEqual(await r.readRawRange('f', 4, 8), new Uint8Array(small.buffer, 4, 8));
+    assert.deepEqual(await r.readRawRange('big', 0, 0), new Uint8Array(0));
+    await assert.rejects(r.readFloat32Into('h', new Float32Array(4)), /out has 4 elements, .*'h' has 3/);
+    await assert.rejects(r.readRawRange('f', 8, 8), /bytes \[8, 16\) out of range .*'f' with 12 bytes/);
+    await r.close();
+  });
+
   test('a metadata key named __proto__ stays plain data', async () => {
     const path = join(dir, 'proto.safetensors');
     await writeFile(path, handMade('{"__metadata__":{"__proto__":"x","a":"b"}}'));

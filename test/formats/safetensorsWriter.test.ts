@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.js';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { createSafetensorsWriter, writeSafetensors } from '../../src/formats/safetensorsWriter.js';
+import { DowncastMeter, bfloat16ToFloat32, downcastError, float32ToBfloat16 } from '../../src/formats/halfFloat.js';
 
 let dir: string;
 before(async () => {
@@ -101,6 +102,34 @@ describe('safetensors writer: streaming', () => {
     assert.deepEqual(await r.readFloat32('big'), big);
     assert.deepEqual([...(await r.readFloat32('small'))], [0.5, -0.25]);
     await r.close();
+  });
+
+  test('a tensor copied in raw pieces, in order, counts as written once complete; a down-cast is measured while encoding', async () => {
+    // prepare: a BF16 tensor of 700 k values (several conversion chunks) and a raw I8 tensor
+    const path = join(dir, 'pieces.safetensors');
+    const values = new Float32Array(700_000).map((_, i) => Math.sin(i) * 3);
+    const raw = new Uint8Array(10).map((_, i) => i * 7);
+    const writer = await createSafetensorsWriter(path, [
+      { name: 'w', dtype: 'BF16', shape: [700, 1000] },
+      { name: 'ids', dtype: 'I8', shape: [10] },
+      { name: 'empty', dtype: 'F32', shape: [0, 3] },
+    ]);
+    const meter = new DowncastMeter('BF16');
+    // act
+    await writer.writeRawPart('ids', raw.subarray(0, 4));
+    await assert.rejects(writer.writeTensor('ids', raw), /being written in pieces/);
+    await assert.rejects(writer.writeRawPart('ids', raw), /runs past the tensor's 10 bytes/);
+    await writer.writeRawPart('ids', raw.subarray(4));
+    await assert.rejects(writer.writeRawPart('ids', raw.subarray(0, 1)), /written twice/);
+    await writer.writeRawPart('empty', new Uint8Array(0));
+    await writer.writeTensor('w', values, { downcast: meter });
+    await writer.close();
+    // assert
+    const r = await openSafetensors(path);
+    assert.deepEqual(await r.readRaw('ids'), raw);
+    assert.deepEqual(await r.readFloat32('w'), bfloat16ToFloat32(float32ToBfloat16(values)));
+    await r.close();
+    assert.deepEqual(meter.report(), downcastError(values, 'BF16'), 'the same report as a separate pass');
   });
 
   test('close() refuses an incomplete file and leaves nothing behind', async () => {

@@ -1,34 +1,39 @@
 /**
- * Offline aggregation: one federated round over adapters saved as PEFT folders. Streams the base
- * checkpoint module by module (peak memory ≈ one module plus the adapters): every adapted weight is
- * read as a float32 master copy, the strategy's base update is applied through a ProductBackend,
- * the result is checked against a float64 recomputation and written back (same names, same dtype
- * unless float32 is asked for); every other tensor is copied byte for byte. The output folder
+ * Offline aggregation: one federated round over adapters saved as PEFT folders, streamed module by
+ * module so that peak memory is about one module (the largest adapted weight as float32), not the
+ * model. The adapter folders are opened as indexes (config and tensor entries checked up front);
+ * a module's client factors are read when that module is aggregated and dropped after. Every
+ * adapted weight is read into one reused float32 master buffer, the strategy's base update is
+ * applied in place through a ProductBackend, the rows the float64 exactness check samples are kept
+ * from before the update, and the result is written back (same names, same dtype unless float32 is
+ * asked for; the down-cast error measured while encoding). The global adapter's tensors are written
+ * as they are produced; every other tensor is copied byte for byte in pieces. The output folder
  * appears only when everything succeeded (written to a temporary sibling, renamed at the end).
  */
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import type { LoraFactors, LoraModuleSpec, Layout } from '../../core/lora.js';
+import { rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Layout } from '../../core/lora.js';
 import type { ProductBackend } from '../../core/product.js';
-import { checkExactnessSampled } from '../../core/exactness.js';
-import type { ExactnessReport } from '../../core/exactness.js';
+import { checkExactness, exactnessSampleRows } from '../../core/exactness.js';
+import type { CheckedMatrix, ExactnessReport } from '../../core/exactness.js';
 import { createStrategy } from '../../core/strategies/registry.js';
 import type { AggregationStrategy, ModuleAggregateMetrics, StrategyName, ClientModuleResult } from '../../core/strategies/types.js';
 import { summarizeDeviations } from '../../core/deviation.js';
 import type { DeviationSummary } from '../../core/deviation.js';
-import { readPeftAdapter, writePeftAdapter } from '../../formats/peft.js';
-import type { PeftAdapter } from '../../formats/peft.js';
+import { createPeftAdapterWriter } from '../../formats/peft.js';
+import type { PeftAdapterWriter } from '../../formats/peft.js';
+import type { PeftAdapterIndex } from '../../formats/peftIndex.js';
 import { openSafetensors } from '../../formats/safetensors.js';
-import type { SafetensorsReader } from '../../formats/safetensors.js';
+import type { SafetensorsReader, TensorInfo } from '../../formats/safetensors.js';
 import { createSafetensorsWriter } from '../../formats/safetensorsWriter.js';
-import { isFloatDType } from '../../formats/safetensorsHeader.js';
+import type { SafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import type { SafetensorsDType } from '../../formats/safetensorsHeader.js';
-import { checkBaseShape, inferLayout, resolveBaseKey } from '../../formats/adapterKeys.js';
-import { readHfConfig } from '../../formats/hfConfig.js';
-import { downcastError } from '../../formats/halfFloat.js';
-import type { DowncastReport, StorageFloat } from '../../formats/halfFloat.js';
+import { DowncastMeter } from '../../formats/halfFloat.js';
+import type { DowncastReport } from '../../formats/halfFloat.js';
 import { AggregationInputError } from './errors.js';
+import { checkAdaptersAgree, checkWeights, closeAll, openAdapters, planModules, resolveBase } from './inputs.js';
+import type { ModulePlan } from './inputs.js';
+import { commitOutput, prepareOutput } from './outputFolder.js';
 
 export interface AggregateFoldersOptions {
   readonly method: StrategyName;
@@ -87,80 +92,6 @@ export interface AggregateReport {
   readonly seconds: number;
 }
 
-interface ResolvedBase {
-  file: string;
-  modelType?: string;
-}
-
-async function resolveBase(path: string): Promise<ResolvedBase> {
-  const info = await stat(path).catch(() => null);
-  if (info === null) throw new AggregationInputError('BASE_NOT_FOUND', `base model '${path}' does not exist`);
-  if (info.isFile()) return { file: path };
-  const file = join(path, 'model.safetensors');
-  if ((await stat(file).catch(() => null)) === null) {
-    const sharded = (await stat(join(path, 'model.safetensors.index.json')).catch(() => null)) !== null;
-    throw new AggregationInputError('BASE_NOT_FOUND', sharded
-      ? `base model folder '${path}' is sharded (model.safetensors.index.json); sharded checkpoints are not supported yet: merge the shards into one model.safetensors`
-      : `base model folder '${path}' has no model.safetensors`);
-  }
-  const hasConfig = (await stat(join(path, 'config.json')).catch(() => null)) !== null;
-  return { file, modelType: hasConfig ? (await readHfConfig(join(path, 'config.json'))).modelType : undefined };
-}
-
-/** Checks that every adapter adapts the same modules with the same rank, alpha and rsLoRA flag. */
-function checkAdaptersAgree(adapters: readonly PeftAdapter[]): void {
-  const [first, ...rest] = adapters;
-  const names = new Map(first.modules.map((m) => [m.modulePath, m]));
-  for (const a of rest) {
-    if (a.config.useRslora !== first.config.useRslora) {
-      throw new AggregationInputError('ADAPTER_MISMATCH', `adapter '${a.dir}' has use_rslora=${a.config.useRslora} but '${first.dir}' has ${first.config.useRslora}`);
-    }
-    const seen = new Set<string>();
-    for (const m of a.modules) {
-      const ref = names.get(m.modulePath);
-      if (ref === undefined) throw new AggregationInputError('ADAPTER_MISMATCH', `adapter '${a.dir}' adapts module '${m.modulePath}', which '${first.dir}' does not`);
-      if (m.rank !== ref.rank) throw new AggregationInputError('ADAPTER_MISMATCH', `adapter '${a.dir}': module '${m.modulePath}' has rank ${m.rank} but '${first.dir}' has rank ${ref.rank}`);
-      if (m.alpha !== ref.alpha) throw new AggregationInputError('ADAPTER_MISMATCH', `adapter '${a.dir}': module '${m.modulePath}' has lora_alpha ${m.alpha} but '${first.dir}' has ${ref.alpha}`);
-      seen.add(m.modulePath);
-    }
-    const missing = [...names.keys()].filter((n) => !seen.has(n));
-    if (missing.length > 0) throw new AggregationInputError('ADAPTER_MISMATCH', `adapter '${a.dir}' lacks module '${missing[0]}'${missing.length > 1 ? ` and ${missing.length - 1} more` : ''} that '${first.dir}' adapts`);
-  }
-}
-
-/** Checks raw client weights up front: finite, non-negative, not all zero; names the adapter folder. */
-function checkWeights(weights: readonly number[], adapters: readonly string[]): void {
-  if (weights.length !== adapters.length) throw new AggregationInputError('BAD_WEIGHTS', `${weights.length} weights given for ${adapters.length} adapters`);
-  weights.forEach((w, i) => {
-    if (!Number.isFinite(w) || w < 0) throw new AggregationInputError('BAD_WEIGHTS', `weight ${w} of adapter '${adapters[i]}' (client ${i}) must be a finite number ≥ 0`);
-  });
-  if (weights.every((w) => w === 0)) throw new AggregationInputError('BAD_WEIGHTS', `all ${weights.length} weights are zero`);
-}
-
-/**
- * Creates the temporary sibling of `out`. Returns it and what to remove on failure: the first
- * parent folder this call created (so a failed run leaves no new folders), else the sibling.
- */
-async function prepareOutput(out: string, force: boolean): Promise<{ tmp: string; cleanup: string }> {
-  const exists = (await stat(out).catch(() => null)) !== null;
-  if (exists && !force) throw new AggregationInputError('OUTPUT_EXISTS', `output folder '${out}' already exists; pass --force to replace it`);
-  const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const first = await mkdir(tmp, { recursive: true });
-  return { tmp, cleanup: first ?? tmp };
-}
-
-async function commitOutput(tmp: string, out: string): Promise<void> {
-  const exists = (await stat(out).catch(() => null)) !== null;
-  if (!exists) {
-    await rename(tmp, out);
-    return;
-  }
-  const old = `${out}.old-${randomBytes(4).toString('hex')}`;
-  await rename(out, old);
-  await rename(tmp, out);
-  await rm(old, { recursive: true, force: true });
-}
-
 /** Runs one offline aggregation round and writes adapter/, model.safetensors (FedEx) and report.json. */
 export async function aggregateFolders(options: AggregateFoldersOptions): Promise<AggregateReport> {
   const started = performance.now();
@@ -168,93 +99,91 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
   if (options.weights !== undefined) checkWeights(options.weights, options.adapters);
   const out = resolve(options.out);
   const base = await resolveBase(options.base);
-  const adapters: PeftAdapter[] = [];
-  for (const dir of options.adapters) adapters.push(await readPeftAdapter(dir));
-  checkAdaptersAgree(adapters);
-  const strategy = createStrategy(options.method, { weighting: options.weights === undefined ? 'uniform' : 'explicit' });
-
-  const reader = await openSafetensors(base.file);
-  let output: { tmp: string; cleanup: string } | null = null;
+  const adapters = await openAdapters(options.adapters);
   try {
-    output = await prepareOutput(out, options.force === true);
-    const { tmp } = output;
-    const plan = planModules(adapters, reader, base);
-    const writeModel = strategy.updatesBase;
-    const report = await runModules(options, strategy, adapters, reader, plan, writeModel ? join(tmp, 'model.safetensors') : null);
-    await writePeftAdapter(join(tmp, 'adapter'), {
-      config: { ...adapters[0].config },
-      modules: report.globals.map((g) => ({ modulePath: g.modulePath, A: g.factors.a, B: g.factors.b })),
-    }, { dtype: adapters[0].dtype === 'F16' || adapters[0].dtype === 'BF16' ? adapters[0].dtype : 'F32' });
-    const full: AggregateReport = {
-      method: strategy.name,
-      exactMethod: strategy.exact,
-      base: base.file,
-      adapters: [...options.adapters],
-      weights: report.weights,
-      outputDtype: options.dtype ?? 'same',
-      modelWritten: writeModel,
-      modules: report.modules,
-      summary: {
-        ...summarizeDeviations(report.metrics),
-        maxExactnessRelativeError: Math.max(0, ...report.modules.map((m) => m.exactness.relativeError)),
-        allWithinTolerance: report.modules.every((m) => m.exactness.withinTolerance),
-        maxDowncastAbsError: Math.max(0, ...report.modules.map((m) => m.downcast?.maxAbsError ?? 0)),
-      },
-      seconds: (performance.now() - started) / 1000,
-    };
-    await writeFile(join(tmp, 'report.json'), `${JSON.stringify(full, null, 2)}\n`);
-    await commitOutput(tmp, out);
-    return full;
-  } catch (err) {
-    if (output !== null) await rm(output.cleanup, { recursive: true, force: true });
-    throw err;
+    checkAdaptersAgree(adapters);
+    // Extra tensors (modules_to_save) are not aggregated, but a non-finite one is refused as before.
+    for (const a of adapters) await a.checkExtrasFinite();
+    const strategy = createStrategy(options.method, { weighting: options.weights === undefined ? 'uniform' : 'explicit' });
+    const reader = await openSafetensors(base.file);
+    let output: { tmp: string; cleanup: string } | null = null;
+    try {
+      output = await prepareOutput(out, options.force === true);
+      const { tmp } = output;
+      const plan = planModules(adapters, reader, base);
+      const writeModel = strategy.updatesBase;
+      const report = await runModules(options, strategy, adapters, reader, plan, { model: writeModel ? join(tmp, 'model.safetensors') : null, adapter: join(tmp, 'adapter') });
+      const full: AggregateReport = {
+        method: strategy.name,
+        exactMethod: strategy.exact,
+        base: base.file,
+        adapters: [...options.adapters],
+        weights: report.weights,
+        outputDtype: options.dtype ?? 'same',
+        modelWritten: writeModel,
+        modules: report.modules,
+        summary: {
+          ...summarizeDeviations(report.metrics),
+          maxExactnessRelativeError: Math.max(0, ...report.modules.map((m) => m.exactness.relativeError)),
+          allWithinTolerance: report.modules.every((m) => m.exactness.withinTolerance),
+          maxDowncastAbsError: Math.max(0, ...report.modules.map((m) => m.downcast?.maxAbsError ?? 0)),
+        },
+        seconds: (performance.now() - started) / 1000,
+      };
+      await writeFile(join(tmp, 'report.json'), `${JSON.stringify(full, null, 2)}\n`);
+      await commitOutput(tmp, out);
+      return full;
+    } catch (err) {
+      if (output !== null) await rm(output.cleanup, { recursive: true, force: true });
+      throw err;
+    } finally {
+      await reader.close();
+    }
   } finally {
-    await reader.close();
+    await closeAll(adapters);
   }
-}
-
-interface ModulePlan {
-  spec: LoraModuleSpec;
-  baseKey: string;
-  /** Index of the module in each adapter's module list. */
-  index: number;
-}
-
-function planModules(adapters: readonly PeftAdapter[], reader: SafetensorsReader, base: ResolvedBase): Map<string, ModulePlan> {
-  const keys = new Set(reader.tensors.keys());
-  const first = adapters[0];
-  const plan = new Map<string, ModulePlan>();
-  first.modules.forEach((m, index) => {
-    const baseKey = resolveBaseKey(m.modulePath, keys, { file: base.file });
-    if (plan.has(baseKey)) throw new AggregationInputError('ADAPTER_MISMATCH', `modules '${plan.get(baseKey)!.spec.name}' and '${m.modulePath}' both map to base weight '${baseKey}'`);
-    // The model type decides Conv1D vs Linear as PEFT does; fan_in_fan_out when there is no config.json.
-    const layout = base.modelType !== undefined ? inferLayout(base.modelType, m.modulePath) : inferLayout(first.config.fanInFanOut);
-    const info = reader.info(baseKey);
-    checkBaseShape(info.shape, layout, m, { modulePath: m.modulePath, baseKey, file: base.file });
-    if (!isFloatDType(info.dtype)) throw new AggregationInputError('BASE_DTYPE', `base weight '${baseKey}' in '${base.file}' has dtype ${info.dtype}; adapted weights must be floating point`);
-    plan.set(baseKey, {
-      baseKey,
-      index,
-      spec: { name: m.modulePath, inFeatures: m.A.shape[1], outFeatures: m.B.shape[0], rank: m.rank, alpha: m.alpha, useRslora: first.config.useRslora, layout },
-    });
-  });
-  return plan;
 }
 
 interface ModulesOutcome {
   modules: ModuleReport[];
   metrics: ModuleAggregateMetrics[];
-  globals: { modulePath: string; factors: LoraFactors }[];
   weights: number[];
+}
+
+/** Stored bytes per piece when a tensor that is not adapted is copied. */
+const COPY_BYTES = 8 << 20;
+
+/** Copies a tensor's stored bytes from the base to the output in pieces (no full-size buffer). */
+async function copyTensor(reader: SafetensorsReader, writer: SafetensorsWriter, info: TensorInfo): Promise<void> {
+  let start = 0;
+  do {
+    const length = Math.min(COPY_BYTES, info.byteLength - start);
+    await writer.writeRawPart(info.name, await reader.readRawRange(info.name, start, length));
+    start += length;
+  } while (start < info.byteLength);
+}
+
+/** Stored rows `rows` of a row-major matrix, packed one after the other. */
+function packRows(data: Float32Array, cols: number, rows: readonly number[]): Float32Array {
+  const packed = new Float32Array(rows.length * cols);
+  rows.forEach((t, i) => packed.set(data.subarray(t * cols, (t + 1) * cols), i * cols));
+  return packed;
+}
+
+/** Reads stored rows `rows` of a base tensor only (when the weight is neither updated nor written). */
+async function readSampledRows(reader: SafetensorsReader, name: string, cols: number, rows: readonly number[]): Promise<Float32Array> {
+  const packed = new Float32Array(rows.length * cols);
+  for (const [i, t] of rows.entries()) packed.set(await reader.readRows(name, t, t + 1), i * cols);
+  return packed;
 }
 
 async function runModules(
   options: AggregateFoldersOptions,
   strategy: AggregationStrategy,
-  adapters: readonly PeftAdapter[],
+  adapters: readonly PeftAdapterIndex[],
   reader: SafetensorsReader,
   plan: ReadonlyMap<string, ModulePlan>,
-  modelPath: string | null,
+  paths: { model: string | null; adapter: string },
 ): Promise<ModulesOutcome> {
   const toF32 = options.dtype === 'float32';
   const entries = [...reader.tensors.values()].map((t) => ({
@@ -262,38 +191,68 @@ async function runModules(
     shape: t.shape,
     dtype: toF32 && plan.has(t.name) ? ('F32' as const) : t.dtype,
   }));
-  const writer = modelPath === null ? null : await createSafetensorsWriter(modelPath, entries, reader.metadata);
-  const outcome: ModulesOutcome = { modules: [], metrics: [], globals: [], weights: [] };
+  const first = adapters[0];
+  let writer: SafetensorsWriter | null = null;
+  let adapterWriter: PeftAdapterWriter | null = null;
+  const outcome: ModulesOutcome = { modules: [], metrics: [], weights: [] };
+  // One float32 buffer for the largest adapted weight, reused by every module: peak ≈ one module.
+  let master: Float32Array | null = null;
+  const masterFor = (n: number): Float32Array => {
+    master ??= new Float32Array(Math.max(...[...plan.keys()].map((k) => reader.info(k).shape[0] * reader.info(k).shape[1])));
+    return master.subarray(0, n);
+  };
   let done = 0;
   try {
+    writer = paths.model === null ? null : await createSafetensorsWriter(paths.model, entries, reader.metadata);
+    // Tensors sit in the adapter's module order (as PEFT lists them), written as each module is done.
+    adapterWriter = await createPeftAdapterWriter(paths.adapter, {
+      config: { ...first.config },
+      modules: [...plan.values()].map((p) => ({ modulePath: p.spec.name, rank: p.spec.rank, inFeatures: p.spec.inFeatures, outFeatures: p.spec.outFeatures })),
+    }, { dtype: first.dtype === 'F16' || first.dtype === 'BF16' ? first.dtype : 'F32' });
     for (const info of reader.tensors.values()) {
       const p = plan.get(info.name);
       if (p === undefined) {
-        if (writer !== null) await writer.writeTensor(info.name, await reader.readRaw(info.name));
+        if (writer !== null) await copyTensor(reader, writer, info);
         continue;
       }
-      const results: ClientModuleResult[] = adapters.map((a, client) => ({
-        client,
-        clientId: a.dir,
-        factors: { a: a.modules[p.index].A, b: a.modules[p.index].B },
-        ...(options.weights !== undefined ? { weight: options.weights[client] } : {}),
-      }));
+      const results: ClientModuleResult[] = [];
+      for (const [client, a] of adapters.entries()) {
+        const m = await a.readModule(p.spec.name);
+        results.push({ client, clientId: a.dir, factors: { a: m.A, b: m.B }, ...(options.weights !== undefined ? { weight: options.weights[client] } : {}) });
+      }
       const agg = strategy.aggregate(1, { spec: p.spec, factors: null }, results, []);
       if (agg === null) throw new AggregationInputError('NOTHING_USABLE', `module '${p.spec.name}': nothing usable to aggregate`);
-      const w0 = await reader.readMatrix(info.name);
-      const updated = { shape: w0.shape, data: agg.baseUpdate === null ? w0.data : Float32Array.from(w0.data) };
-      if (agg.baseUpdate !== null) await options.backend.addScaledProduct(updated, agg.baseUpdate.layout, agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
-      const exactness = checkExactnessSampled({
-        w0, result: { kind: 'adapter', w0New: updated, global: agg.global.factors! }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: p.spec.layout,
-      }, options.checkRows === 0 ? Number.MAX_SAFE_INTEGER : options.checkRows ?? 64, done + 1);
+      const global = agg.global.factors!;
+      const [nRows, cols] = [info.shape[0], info.shape[1]];
+      const shape: [number, number] = [nRows, cols];
+      const rows = exactnessSampleRows(nRows, options.checkRows === 0 ? Number.MAX_SAFE_INTEGER : options.checkRows ?? 64, done + 1);
+      let w0: CheckedMatrix;
+      let w0New: CheckedMatrix;
+      let data: Float32Array | null = null;
+      if (writer === null && agg.baseUpdate === null) {
+        // Neither updated nor written: only the rows the check reads.
+        w0 = { shape, rows, data: await readSampledRows(reader, info.name, cols, rows) };
+        w0New = w0;
+      } else {
+        data = masterFor(nRows * cols);
+        await reader.readFloat32Into(info.name, data);
+        w0New = { shape, data };
+        // The check needs the pre-update values of its rows only, not a second full-size copy.
+        w0 = agg.baseUpdate === null ? w0New : { shape, rows, data: packRows(data, cols, rows) };
+        if (agg.baseUpdate !== null) await options.backend.addScaledProduct({ shape, data }, agg.baseUpdate.layout, agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
+      }
+      const exactness = checkExactness({
+        w0, result: { kind: 'adapter', w0New, global }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: p.spec.layout,
+      }, rows);
       const storedDtype = toF32 ? 'F32' : info.dtype;
       let downcast: DowncastReport | undefined;
-      if (writer !== null) {
-        if (agg.baseUpdate !== null && (storedDtype === 'F16' || storedDtype === 'BF16')) downcast = downcastError(updated.data, storedDtype as StorageFloat);
-        await writer.writeTensor(info.name, updated.data);
+      if (writer !== null && data !== null) {
+        const meter = agg.baseUpdate !== null && (storedDtype === 'F16' || storedDtype === 'BF16') ? new DowncastMeter(storedDtype) : undefined;
+        await writer.writeTensor(info.name, data, { downcast: meter });
+        downcast = meter?.report();
       }
+      await adapterWriter.writeModule({ modulePath: p.spec.name, A: global.a, B: global.b });
       outcome.metrics.push(agg.metrics);
-      outcome.globals.push({ modulePath: p.spec.name, factors: agg.global.factors! });
       outcome.weights = [...agg.metrics.weights];
       outcome.modules.push({
         module: p.spec.name,
@@ -315,12 +274,11 @@ async function runModules(
       options.onModule?.(done, plan.size, p.spec.name);
     }
     if (writer !== null) await writer.close();
+    await adapterWriter.close();
   } catch (err) {
     if (writer !== null) await writer.abort();
+    if (adapterWriter !== null) await adapterWriter.abort();
     throw err;
   }
-  // Modules are reported in the adapter's order, as PEFT lists them.
-  const order = new Map([...plan.values()].map((p) => [p.spec.name, p.index]));
-  outcome.globals.sort((a, b) => order.get(a.modulePath)! - order.get(b.modulePath)!);
   return outcome;
 }

@@ -8,12 +8,22 @@
 // of the update itself (checked below to be > 100× the tolerance).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aggregateFolders } from '../../../src/federation/offline/aggregateFolders.js';
 import type { AggregateReport } from '../../../src/federation/offline/aggregateFolders.js';
 import { createOrtProductBackend } from '../../../src/runtime/kernels/factoredUpdate.js';
-import { readPeftAdapter } from '../../../src/formats/peft.js';
+import { readPeftAdapter, writePeftAdapter } from '../../../src/formats/peft.js';
+import { openSafetensors } from '../../../src/formats/safetensors.js';
+import { writeSafetensors } from '../../../src/formats/safetensorsWriter.js';
+import type { TensorToWrite } from '../../../src/formats/safetensorsWriter.js';
+import { downcastError } from '../../../src/formats/halfFloat.js';
+import { createStrategy } from '../../../src/core/strategies/registry.js';
+import { checkExactnessSampled } from '../../../src/core/exactness.js';
+import type { ExactnessReport } from '../../../src/core/exactness.js';
+import type { LoraModuleInput } from '../../../src/formats/peft.js';
+import type { ProductBackend } from '../../../src/core/product.js';
+import type { DowncastReport } from '../../../src/formats/halfFloat.js';
 import { combine64, exactness64, laidOut, maxAbs, mul64, normalised, readAdapter64, readAll64, relativeDeviation64, idealUpdate } from '../../helpers/lora64.js';
 import type { Adapter64, Exactness64, StoredLayout } from '../../helpers/lora64.js';
 import { GPT2_SPEC, GPT2_TARGETS, LLAMA_SPEC, LLAMA_TARGETS, assertStructurePreserved, makeFixture } from '../../helpers/offlineFixtures.js';
@@ -249,5 +259,85 @@ describe('aggregateFolders fedit and ffa', () => {
       (err: Error) => /ffa/.test(err.message) && /model\.layers\.0\.self_attn\.q_proj/.test(err.message) && /client-1/.test(err.message) && /lora_A differs/.test(err.message),
     );
     assert.deepEqual(await entries(parent).catch(() => []), [], 'nothing written beside the output');
+  });
+});
+
+/**
+ * The whole-model, in-memory aggregation the streaming code replaced (a Llama checkpoint, Linear):
+ * every client adapter read whole, each weight read whole and copied before the update, the
+ * down-cast measured on the finished copy, the global adapter written at the end.
+ */
+async function inMemoryAggregation(fx: Fixture, out: string, weights: readonly number[], checkRows: number): Promise<{ exactness: ExactnessReport[]; downcast: DowncastReport[] }> {
+  const clients = await Promise.all(fx.adapters.map((d) => readPeftAdapter(d)));
+  const strategy = createStrategy('fedex', { weighting: 'explicit' });
+  const reader = await openSafetensors(join(fx.base, 'model.safetensors'));
+  const tensors = new Map<string, TensorToWrite>();
+  const globals = new Map<string, LoraModuleInput>();
+  const exactness: ExactnessReport[] = [];
+  const downcast: DowncastReport[] = [];
+  for (const info of reader.tensors.values()) {
+    const index = clients[0].modules.findIndex((m) => `${m.modulePath}.weight` === info.name);
+    if (index < 0) {
+      tensors.set(info.name, { dtype: info.dtype, shape: info.shape, data: await reader.readRaw(info.name) });
+      continue;
+    }
+    const m = clients[0].modules[index];
+    const spec = { name: m.modulePath, inFeatures: m.A.shape[1], outFeatures: m.B.shape[0], rank: m.rank, alpha: m.alpha, useRslora: false, layout: 'linear' as const };
+    const results = clients.map((c, client) => ({ client, factors: { a: c.modules[index].A, b: c.modules[index].B }, weight: weights[client] }));
+    const agg = strategy.aggregate(1, { spec, factors: null }, results, [])!;
+    const w0 = await reader.readMatrix(info.name);
+    const updated = { shape: w0.shape, data: Float32Array.from(w0.data) };
+    await backend.addScaledProduct(updated, 'linear', agg.baseUpdate!.p, agg.baseUpdate!.q, agg.baseUpdate!.scale);
+    exactness.push(checkExactnessSampled({
+      w0, result: { kind: 'adapter', w0New: updated, global: agg.global.factors! }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: 'linear',
+    }, checkRows, exactness.length + 1));
+    downcast.push(downcastError(updated.data, 'BF16'));
+    tensors.set(info.name, { dtype: info.dtype, shape: info.shape, data: updated.data });
+    globals.set(m.modulePath, { modulePath: m.modulePath, A: agg.global.factors!.a, B: agg.global.factors!.b });
+  }
+  await reader.close();
+  await mkdir(out, { recursive: true });
+  await writeSafetensors(join(out, 'model.safetensors'), tensors, reader.metadata);
+  await writePeftAdapter(join(out, 'adapter'), { config: { ...clients[0].config }, modules: clients[0].modules.map((m) => globals.get(m.modulePath)!) });
+  return { exactness, downcast };
+}
+
+describe('aggregateFolders streams module by module', () => {
+  test('BF16 Llama, weights 3,1,2: adapter, model and report equal the whole-model in-memory aggregation byte for byte', async () => {
+    // prepare
+    const fx = await makeFixture(join(tmp.path, 'stream-ref'), { ...LLAMA_SPEC, dtype: 'BF16', seed: 31 }, LLAMA_TARGETS, { seed: 32 });
+    const out = join(tmp.path, 'stream-ref-out');
+    const ref = join(tmp.path, 'stream-ref-memory');
+    // act
+    const report = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, weights: [3, 1, 2], out, backend, checkRows: 7 });
+    const expected = await inMemoryAggregation(fx, ref, [3, 1, 2], 7);
+    // assert
+    for (const file of ['model.safetensors', join('adapter', 'adapter_model.safetensors'), join('adapter', 'adapter_config.json')]) {
+      assert.ok((await readFile(join(out, file))).equals(await readFile(join(ref, file))), `${file} is byte-identical`);
+    }
+    assert.deepEqual(report.modules.map((m) => m.exactness), expected.exactness, 'the same rows checked, with the same results, from the kept pre-update rows');
+    assert.deepEqual(report.modules.map((m) => m.downcast), expected.downcast, 'the down-cast measured while encoding equals a separate pass');
+    assert.ok(report.modules.every((m) => m.exactness.rowsChecked === 7 && m.downcast!.maxAbsError > 0));
+  });
+
+  test('an update corrupted after the fused product is caught by the sampled check of that module only', async () => {
+    // prepare: a backend that applies the right update, then shifts every entry of the third module
+    const fx = await makeFixture(join(tmp.path, 'corrupt'), GPT2_SPEC, GPT2_TARGETS);
+    let calls = 0;
+    const faulty: ProductBackend = {
+      name: 'faulty',
+      async addScaledProduct(target, layout, p, q, scale) {
+        await backend.addScaledProduct(target, layout, p, q, scale);
+        if (++calls === 3) for (let i = 0; i < target.data.length; i++) target.data[i] += 1e-3;
+      },
+    };
+    // act
+    const report = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out: join(tmp.path, 'corrupt-out'), backend: faulty, checkRows: 2 });
+    // assert
+    assert.equal(report.summary.allWithinTolerance, false);
+    report.modules.forEach((m, i) => {
+      assert.equal(m.exactness.withinTolerance, i !== 2, `${m.module}: within tolerance ${m.exactness.withinTolerance}`);
+      if (i === 2) assert.ok(Math.abs(m.exactness.maxAbsError - 1e-3) < 1e-5, `${m.module}: the shift is the error (${m.exactness.maxAbsError})`);
+    });
   });
 });

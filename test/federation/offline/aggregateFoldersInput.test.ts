@@ -12,6 +12,7 @@ import type { AggregationErrorCode } from '../../../src/federation/offline/error
 import { FormatError } from '../../../src/formats/errors.js';
 import type { FormatErrorCode } from '../../../src/formats/errors.js';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
+import { matrix } from '../../../src/core/tensor.js';
 import { writeSyntheticAdapters } from '../../../src/model/checkpoints/synthetic.js';
 import { createOrtProductBackend } from '../../../src/runtime/kernels/factoredUpdate.js';
 import { GPT2_SPEC, makeFixture } from '../../helpers/offlineFixtures.js';
@@ -26,6 +27,9 @@ let fx: Fixture;
 before(async () => {
   tmp = await makeTempDir('aggregate-input');
   fx = await makeFixture(join(tmp.path, 'fx'), GPT2_SPEC, TARGETS);
+  // onnxruntime opens files of its own (a cache database) on its first session and keeps them: open
+  // them now, so that the file-handle counts below see only what an aggregation leaves open.
+  await backend.addScaledProduct(matrix(new Float32Array(4), 2, 2), 'linear', matrix(new Float32Array(2), 2, 1), matrix(new Float32Array(2), 1, 2), 1);
 });
 after(async () => {
   await backend.dispose();
@@ -95,18 +99,24 @@ describe('aggregateFolders: mismatched adapters', () => {
     });
   });
 
-  test('a NaN in one adapter: names the adapter file and the tensor', async () => {
+  test('a NaN in the last module of one adapter: found mid-stream, names the file and the tensor, nothing partial left', async () => {
+    // prepare: the module streamed last (in the base's order) carries the NaN
     const bad = join(tmp.path, 'nan-client');
     await cp(fx.adapters[2], bad, { recursive: true });
     const file = join(bad, 'adapter_model.safetensors');
-    const key = 'base_model.model.transformer.h.1.attn.c_proj.lora_B.weight';
+    const key = 'base_model.model.transformer.h.1.mlp.c_proj.lora_B.weight';
     const reader = await openSafetensors(file);
     const offset = reader.info(key).byteOffset + 4 * 5;
     await reader.close();
     const fh = await open(file, 'r+');
     await fh.write(new Uint8Array(new Float32Array([NaN]).buffer), 0, 4, offset);
     await fh.close();
-    await expectFailure({ adapters: [fx.adapters[0], fx.adapters[1], bad] }, { kind: 'format', code: 'PEFT_NON_FINITE', mentions: [file, key, 'NaN'] });
+    const streamed: string[] = [];
+    // act + assert: refused with the tensor named, after the other modules were aggregated and
+    // written (streaming), and still no output folder nor any partial file beside it
+    await expectFailure({ adapters: [fx.adapters[0], fx.adapters[1], bad], onModule: (_d, _t, m) => streamed.push(m) }, { kind: 'format', code: 'PEFT_NON_FINITE', mentions: [file, key, 'NaN', 'flat index 5'] });
+    assert.deepEqual(streamed, ['transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.0.mlp.c_proj', 'transformer.h.1.attn.c_attn', 'transformer.h.1.attn.c_proj'],
+      'every module before it in the base was done first');
   });
 });
 
