@@ -46,7 +46,7 @@ const emit = <K extends CliEventType>(type: K, payload: CliEventMap[K], method?:
 
 // Listed by name (not CLI_EVENT_TYPES) so a recorder built against an older coordinator still runs.
 const COORDINATOR_EVENTS: string[] = [
-  'listening', 'client_joined', 'client_left', 'client_rejected', 'round_started', 'update_accepted', 'update_rejected',
+  'listening', 'client_joined', 'client_left', 'client_rejected', 'round_ready', 'round_started', 'update_accepted', 'update_rejected',
   'client_failed', 'round_closed', 'round_broadcast', 'update_heatmap', 'model_transfer', 'protocol_error', 'federation_done', 'warning',
 ];
 

@@ -13,8 +13,8 @@ export const MAX_NOTES = 50;
 /** Version of the saved state; a saved state of another version is dropped. */
 export const DASHBOARD_STATE_VERSION = 1;
 
-/** Where a run (one federation, or one method of a simulation) stands. */
-export type RunPhase = 'pending' | 'waiting' | 'training' | 'aggregating' | 'closed' | 'done' | 'stopped' | 'failed';
+/** Where a run (one federation, or one method of a simulation) stands; `ready`: a manual round waits for FedEx: Start Round. */
+export type RunPhase = 'pending' | 'waiting' | 'ready' | 'training' | 'aggregating' | 'closed' | 'done' | 'stopped' | 'failed';
 
 /** A client as the coordinator (or the simulation) saw it. */
 export interface ClientView {

@@ -17,7 +17,7 @@ import type { FederationView, RunView } from './model.js';
 import { progress } from './series.js';
 
 const PHASE_TEXT: Readonly<Record<RunView['phase'], string>> = {
-  pending: 'pending', waiting: 'waiting for clients', training: 'local training', aggregating: 'aggregating', closed: 'round closed',
+  pending: 'pending', waiting: 'waiting for clients', ready: 'ready — run FedEx: Start Round', training: 'local training', aggregating: 'aggregating', closed: 'round closed',
   done: 'done', stopped: 'stopped', failed: 'failed',
 };
 

@@ -132,6 +132,10 @@ export function applyEvent(view: FederationView, event: DashboardEvent): Federat
       c.status = 'left';
       break;
     }
+    case 'round_ready':
+      // Manual rounds: the clients are there; the round waits for the operator (FedEx: Start Round).
+      r.phase = 'ready';
+      break;
     case 'round_started': {
       r.round = num(p.round) ?? r.round + 1;
       r.phase = 'training';

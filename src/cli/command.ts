@@ -11,4 +11,6 @@ export interface CliCommand {
 export interface CliIO {
   stdout: { write(chunk: string): boolean; isTTY?: boolean; columns?: number };
   stderr: { write(chunk: string): boolean; isTTY?: boolean; columns?: number };
+  /** Operator input (`host --manual-rounds`); read only by commands that need it. */
+  stdin?: NodeJS.ReadableStream;
 }

@@ -30,8 +30,18 @@ function topHelp(): string {
   ].join('\n');
 }
 
+/** The process's streams; stdin is opened only when a command asks for it (touching it opens the handle). */
+function processIO(): CliIO {
+  return {
+    stdout: process.stdout, stderr: process.stderr,
+    get stdin(): NodeJS.ReadableStream {
+      return process.stdin;
+    },
+  };
+}
+
 /** Runs the CLI on argv (without node and script); resolves to the exit code. */
-export async function runCli(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function runCli(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(`${topHelp()}\n`);

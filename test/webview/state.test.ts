@@ -151,6 +151,21 @@ describe('dashboard reducer on other streams', () => {
     assert.equal(view.runs[0].phase, 'done');
   });
 
+  test('manual rounds: round_ready → ready (waiting for Start Round), round_started → training', () => {
+    const t = 1000;
+    const stream: RawEvent[] = [
+      { type: 'listening', time: t, url: 'ws://x', runDir: '/r', resumedFromRound: null },
+      { type: 'client_joined', time: t, clientId: 'a', name: 'a', sessionId: 's', resumed: false, clients: 1 },
+      { type: 'round_ready', time: t, round: 1, clients: 1, minClients: 1 },
+    ] as RawEvent[];
+    const state = applyEvents(createDashboardState(), 'h', stream);
+    const ready = progress(state.federations[0].runs[0]);
+    assert.equal(ready.phase, 'ready');
+    assert.equal(ready.round, 0, 'no round has started yet');
+    applyEvents(state, 'h', [{ type: 'round_started', time: t, round: 1, sampled: ['a'], quorum: 1, deadline: t, baseRevision: 0 }] as RawEvent[]);
+    assert.equal(state.federations[0].runs[0].phase, 'training');
+  });
+
   test('join events feed the loss and deviation series', () => {
     const t = 1000;
     const join: RawEvent[] = [

@@ -2,7 +2,8 @@
  * `fedex host`: runs a coordinator. Listens on 127.0.0.1 by default (wss with --cert/--key), prints
  * the URL, the join token and the `fedex join` line to give to participants, runs the rounds,
  * persists after each one (resumable with --resume), and at the end writes the final global adapter
- * as a PEFT folder (and, for FedEx-LoRA, the updated base model).
+ * as a PEFT folder (and, for FedEx-LoRA, the updated base model). With --manual-rounds each round
+ * waits for the operator: Enter (or a line `start`) on standard input runs it (ui/roundPrompt.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -18,6 +19,7 @@ import type { ServerTlsOptions } from '../../federation/transport/types.js';
 import type { CliCommand } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
+import { readRoundCommands, readyText } from '../ui/roundPrompt.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
 import { DEFAULT_MODEL, federationModel, humanOut, listFlag } from './federationCommon.js';
 
@@ -45,11 +47,12 @@ const FLAGS: FlagSpecs = {
   model: { type: 'string', value: 'dir|synthetic', help: 'base model folder', default: DEFAULT_MODEL },
   out: { type: 'string', value: 'dir', help: 'run directory (state, events.jsonl, final/)', default: 'runs/host' },
   resume: { type: 'string', value: 'dir', help: 'continue the federation persisted in this run directory' },
+  'manual-rounds': { type: 'boolean', help: 'each round waits for the operator: Enter (or a line "start") on standard input runs the next one (not persisted: choose again with --resume)' },
   events: { type: 'string', value: 'file|-', help: "JSONL event stream to a file, or '-' for stdout (human output to stderr)" },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const USAGE = 'fedex host [--port 7777] [--method fedex] [--rounds 5] [--min-clients 2] [--model dir] [--out runs/host] [--resume dir]';
+const USAGE = 'fedex host [--port 7777] [--method fedex] [--rounds 5] [--min-clients 2] [--model dir] [--out runs/host] [--resume dir] [--manual-rounds]';
 const SUMMARY = [
   'Runs a federation coordinator: clients join with `fedex join <url> --token <token> --data …`, train',
   'locally and upload their adapters; the coordinator aggregates each round (FedEx-LoRA folds the',
@@ -104,12 +107,13 @@ export const hostCommand: CliCommand = {
     const out = humanOut(io, eventsTarget);
     const token = optionalString(args, 'token');
     const resumeDir = optionalString(args, 'resume');
+    const manualRounds = booleanFlag(args, 'manual-rounds');
     const backend = createOrtProductBackend();
     let coordinator: Coordinator;
     let model: Awaited<ReturnType<typeof federationModel>> | undefined;
     try {
       if (resumeDir !== undefined) {
-        coordinator = await Coordinator.resume(resolve(resumeDir), { listen, backend, ...(token !== undefined ? { token } : {}) });
+        coordinator = await Coordinator.resume(resolve(resumeDir), { listen, backend, manualRounds, ...(token !== undefined ? { token } : {}) });
       } else {
         if (args.values['local-epochs'] !== undefined && args.values['local-steps'] !== undefined) throw usageError('fedex host: give --local-steps or --local-epochs, not both.');
         const rank = int('rank', 8, 1, 4096);
@@ -135,7 +139,7 @@ export const hostCommand: CliCommand = {
           sampleFraction: numberFlag(args, 'sample-fraction', 'host', 1, { min: Number.MIN_VALUE, max: 1 }),
           seed, backend, listen, ...(token !== undefined ? { token } : {}),
         };
-        coordinator = await Coordinator.create(config);
+        coordinator = await Coordinator.create({ ...config, manualRounds });
       }
     } catch (err) {
       await backend.dispose();
@@ -152,6 +156,7 @@ export const hostCommand: CliCommand = {
     coordinator.on('client_joined', (e) => out.write(`+ ${e.name} joined (${e.clients} connected)\n`));
     coordinator.on('client_left', (e) => out.write(`- ${e.name} left: ${e.reason} (${e.clients} connected)\n`));
     coordinator.on('client_rejected', (e) => out.write(`! refused a connection from ${e.remote}: ${e.code} ${e.message}\n`));
+    coordinator.on('round_ready', (e) => out.write(`${readyText(e.round, plan.rounds)}\n`));
     coordinator.on('round_started', (e) => out.write(`round ${e.round}/${plan.rounds}: ${e.sampled.length} clients sampled, quorum ${e.quorum}\n`));
     coordinator.on('update_accepted', (e) => out.write(`  ${e.clientId}: update for round ${e.round} (${e.examples} examples, train loss ${formatNumber(e.trainLoss)})\n`));
     coordinator.on('update_rejected', (e) => out.write(`  ${e.clientId}: update for round ${e.round} refused: ${e.code} ${e.reason}\n`));
@@ -169,12 +174,17 @@ export const hostCommand: CliCommand = {
       void coordinator.close();
     };
     process.once('SIGINT', onSigint);
+    let prompt: { close(): void } | undefined;
     try {
       const url = await coordinator.start();
       out.write(`fedex host: ${plan.method} federation, ${plan.rounds} rounds, ${plan.layout.length} adapted modules, run directory ${coordinator.runDir}\n`);
       out.write(`listening on ${url}\njoin token: ${coordinator.token}\n`);
       out.write(`clients join with:\n  fedex join ${url} --token ${coordinator.token} --data task:arith${model?.modelDir === null ? ' --model synthetic' : ''}\n`);
       out.write(`waiting for ${plan.minClients} client${plan.minClients === 1 ? '' : 's'}…\n`);
+      if (manualRounds) {
+        out.write('manual rounds: once they have joined, press Enter (or type start) to run each round\n');
+        prompt = readRoundCommands(io.stdin ?? process.stdin, () => coordinator.startNextRound(), out);
+      }
       const summary = await coordinator.run();
       const snap = coordinator.snapshot();
       const finalDir = join(coordinator.runDir, 'final');
@@ -195,6 +205,7 @@ export const hostCommand: CliCommand = {
       throw err;
     } finally {
       process.removeListener('SIGINT', onSigint);
+      prompt?.close();
       await coordinator.close();
       await backend.dispose();
       await sink.close();

@@ -11,6 +11,7 @@ import type { FederationState } from '../state/federationState.js';
 import { FederationBusyError } from '../process/federationRuns.js';
 import { followWithProgress } from './progress.js';
 import { federationIdOf, pickFederation } from './pickFederation.js';
+import { startRoundAction } from './startRoundAction.js';
 
 let counter = 0;
 /** A federation id unique for this session (so the dashboard never mixes two runs' histories). */
@@ -77,7 +78,7 @@ export async function hostFederation(services: Services): Promise<FederationStat
   try {
     services.runs.start({
       id, kind: 'host', label: `Hosted :${settings.port}`, args: hostArgs(settings, { out, token }),
-      outDir: out, totalRounds: settings.rounds, method: settings.method, cwd: services.cwd(),
+      outDir: out, totalRounds: settings.rounds, method: settings.method, manualRounds: settings.manualRounds, cwd: services.cwd(),
     });
   } catch (err) {
     startFailed(services, 'the federation', err);
@@ -97,7 +98,8 @@ export async function hostFederation(services: Services): Promise<FederationStat
     if (s.phase === 'waiting' && s.live) {
       const shownUrl = s.url ?? url;
       void services.tokens.set(shownUrl, token);
-      const wait = `Rounds start once ${settings.minClients} client${settings.minClients === 1 ? ' has' : 's have'} joined.`;
+      const joined = `${settings.minClients} client${settings.minClients === 1 ? ' has' : 's have'} joined`;
+      const wait = settings.manualRounds ? `Once ${joined}, run FedEx: Start Round for each round.` : `Rounds start once ${joined}.`;
       void vscode.window.showInformationMessage(`FedEx: hosting at ${shownUrl} (${settings.method}, ${settings.rounds} rounds). ${wait}`, 'Copy Join Token', 'Copy URL', 'Open Dashboard')
         .then((a) => {
           if (a === 'Copy Join Token') void vscode.env.clipboard.writeText(token);
@@ -192,26 +194,38 @@ export async function stopFederation(services: Services, arg?: unknown): Promise
 }
 
 /**
- * `FedEx: Start Round`. The coordinator starts each round by itself as soon as `fedex.minClients`
- * clients have joined (the CLI has no "start now" control), so: with a hosted federation running,
- * this says where it is (and what it waits for); with none, it offers to host one or to run one
+ * `FedEx: Start Round` (what it does is decided in startRoundAction.ts): with a hosted federation
+ * in manual-rounds mode (`fedex.manualRounds` when it was hosted), sends `start` to its process and
+ * says which round that starts; with automatic rounds, says where it is (rounds follow by
+ * themselves once `fedex.minClients` have joined); with none, offers to host one or to run one
  * local FedEx round (`fedex simulate --methods fedex --rounds 1`).
  */
 export async function startRound(services: Services): Promise<void> {
-  const hosted = services.store.list().find((s) => s.kind === 'host' && s.live);
-  if (hosted !== undefined) {
-    const joined = hosted.clients.filter((c) => c.status !== 'left').length;
-    const needed = services.settings().minClients;
-    const state = hosted.phase === 'waiting' && hosted.round === 0 && joined < needed
-      ? `is waiting for clients (${joined} of ${needed} joined): the first round starts once ${needed} have joined (setting fedex.minClients)`
-      : `is at round ${hosted.round}${hosted.totalRounds !== null ? `/${hosted.totalRounds}` : ''} (${hosted.phase}); rounds follow one another automatically`;
-    void vscode.window.showInformationMessage(`FedEx: ${hosted.label} ${state}.`, 'Copy URL', 'Open Dashboard').then((a) => {
-      if (a === 'Copy URL' && hosted.url !== null) void vscode.env.clipboard.writeText(hosted.url);
-      if (a === 'Open Dashboard') services.openDashboard(hosted.id);
+  const settings = services.settings();
+  const action = startRoundAction(services.store.list(), settings.minClients);
+  if (action.kind === 'send') {
+    if (!services.runs.send(action.federationId, action.line)) {
+      void vscode.window.showErrorMessage('FedEx: the hosted federation is no longer running; nothing was started.', 'Show Log').then((a) => a !== undefined && services.output.show(true));
+      return;
+    }
+    services.log.info(`Start Round: ${action.message}`);
+    vscode.window.setStatusBarMessage(`$(debug-start) FedEx: ${action.message}`, 5000);
+    // A round that starts now shows in the status bar and the views; one that waits is worth a notification.
+    if (!action.startsNow) {
+      void vscode.window.showInformationMessage(`FedEx: ${action.message}`, 'Open Dashboard').then((a) => a !== undefined && services.openDashboard(action.federationId));
+    }
+    return;
+  }
+  if (action.kind === 'inform') {
+    const hosted = services.store.get(action.federationId);
+    void vscode.window.showInformationMessage(`FedEx: ${action.message}`, 'Copy URL', 'Open Dashboard').then((a) => {
+      if (a === 'Copy URL' && hosted !== undefined && hosted.url !== null) void vscode.env.clipboard.writeText(hosted.url);
+      if (a === 'Open Dashboard') services.openDashboard(action.federationId);
     });
     return;
   }
-  const host = { label: '$(server) Host a federation', detail: `Rounds start once ${services.settings().minClients} clients have joined (fedex.minClients).` };
+  const rule = settings.manualRounds ? 'each round runs when you start it' : `rounds start once ${settings.minClients} clients have joined (fedex.minClients)`;
+  const host = { label: '$(server) Host a federation', detail: `With fedex.manualRounds ${settings.manualRounds ? 'on' : 'off'}: ${rule}.` };
   const local = { label: '$(beaker) Run one local round', detail: 'FedEx-LoRA, one round, clients simulated on this machine.' };
   const picked = await vscode.window.showQuickPick([host, local], { title: 'FedEx: Start Round', placeHolder: 'No hosted federation is running' });
   if (picked === host) await hostFederation(services);

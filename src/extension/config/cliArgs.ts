@@ -25,6 +25,8 @@ export interface FedexSettings {
   readonly rounds: number;
   /** Clients a hosted federation waits for before each round starts. */
   readonly minClients: number;
+  /** A hosted federation runs each round only when asked (FedEx: Start Round), once `minClients` have joined. */
+  readonly manualRounds: boolean;
   readonly localSteps: number;
   readonly method: 'fedex' | 'fedit' | 'ffa';
   readonly remoteFederations: readonly RemoteFederation[];
@@ -33,7 +35,7 @@ export interface FedexSettings {
 /** Defaults (also written as the defaults of `contributes.configuration` in package.json). */
 export const DEFAULT_SETTINGS: FedexSettings = {
   device: 'cpu', model: '', data: '', rank: 8, alpha: 16, targetModules: [], port: 8765, bindAddress: '127.0.0.1',
-  rounds: 5, minClients: 2, localSteps: 10, method: 'fedex', remoteFederations: [],
+  rounds: 5, minClients: 2, manualRounds: false, localSteps: 10, method: 'fedex', remoteFederations: [],
 };
 
 /** The federated methods (`fedex.method`). */
@@ -63,6 +65,13 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
     problems.push(`fedex.${key} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}; using ${fallback}`);
     return fallback;
   };
+  const bool = (key: keyof FedexSettings, fallback: boolean): boolean => {
+    const v = get(key);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v === 'boolean') return v;
+    problems.push(`fedex.${key} must be true or false, got ${JSON.stringify(v)}; using ${fallback}`);
+    return fallback;
+  };
   const alphaRaw = get('alpha');
   let alpha = d.alpha;
   if (alphaRaw !== undefined && alphaRaw !== null) {
@@ -89,6 +98,7 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
       bindAddress: str('bindAddress', d.bindAddress) || d.bindAddress,
       rounds: int('rounds', d.rounds, 1, 1_000_000),
       minClients: int('minClients', d.minClients, 1, 1_000_000),
+      manualRounds: bool('manualRounds', d.manualRounds),
       localSteps: int('localSteps', d.localSteps, 1, 100_000_000),
       method,
       remoteFederations: readRemotes(get('remoteFederations'), problems),
@@ -158,12 +168,15 @@ export function simulateArgs(s: FedexSettings, o: { out: string; methods?: reado
   ];
 }
 
-/** `fedex host …`: a coordinator on `bindAddress:port` writing its run folder to `out` (no token: the CLI generates one). */
+/**
+ * `fedex host …`: a coordinator on `bindAddress:port` writing its run folder to `out` (no token: the
+ * CLI generates one). With `manualRounds`, `--manual-rounds`: the CLI reads `start` lines on stdin.
+ */
 export function hostArgs(s: FedexSettings, o: { out: string; port?: number; token?: string }): string[] {
   return [
     'host', '--host', s.bindAddress, '--port', String(o.port ?? s.port), ...optional('--token', o.token ?? ''),
     '--rounds', String(s.rounds), '--min-clients', String(s.minClients), '--method', s.method, '--local-steps', String(s.localSteps),
-    ...loraArgs(s), ...optional('--model', s.model),
+    ...loraArgs(s), ...optional('--model', s.model), ...(s.manualRounds ? ['--manual-rounds'] : []),
     '--out', o.out, ...EVENTS,
   ];
 }

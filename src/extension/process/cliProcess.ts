@@ -2,6 +2,8 @@
  * Runs the `fedex` CLI as a child process with `--events -`: JSONL events on stdout, human logs on
  * stderr. The extension host never trains or aggregates itself; it only reads these streams.
  * Stopping is SIGTERM first (the CLI closes the federation cleanly), SIGKILL after a grace period.
+ * stdin is a pipe for operator lines (`send('start')` to `host --manual-rounds`); commands that do
+ * not read it never see it.
  */
 import { spawn as nodeSpawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -79,6 +81,8 @@ export class CliProcess {
       else deliver(events.push(chunk));
     });
     child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk).forEach((l) => handlers.onStderr?.(l)));
+    // A line sent as the child exits fails with EPIPE: the exit itself is reported through 'close'.
+    child.stdin?.on('error', () => undefined);
     this.exited = new Promise<CliExit>((resolve) => {
       const finish = (exit: CliExit): void => {
         if (this.done) return;
@@ -116,6 +120,18 @@ export class CliProcess {
     return this.stopRequested;
   }
 
+  /**
+   * Writes one line to the child's stdin (e.g. `start` for `fedex host --manual-rounds`). False when
+   * the child no longer runs (or is being stopped) and nothing was written.
+   */
+  send(line: string): boolean {
+    if (/[\r\n]/.test(line)) throw new Error(`CliProcess.send: one line without line breaks, got ${JSON.stringify(line)}`);
+    const stdin = this.child.stdin;
+    if (this.done || this.stopRequested || stdin === null || !stdin.writable) return false;
+    stdin.write(`${line}\n`);
+    return true;
+  }
+
   /** SIGTERM now, SIGKILL after the grace period if it is still alive; resolves on exit. */
   stop(graceMs: number = this.killGraceMs): Promise<CliExit> {
     if (!this.done && !this.stopRequested) {
@@ -137,7 +153,7 @@ export function startCliProcess(options: CliProcessOptions, handlers: CliProcess
     cwd: options.cwd,
     // ELECTRON_RUN_AS_NODE makes the editor's Electron binary behave as plain Node.
     env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
     windowsHide: true,
   });
   const proc = new CliProcess(child, handlers, options.killGraceMs ?? DEFAULT_KILL_GRACE_MS, options.stdout ?? 'events');

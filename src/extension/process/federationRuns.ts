@@ -34,6 +34,8 @@ export interface RunSpec {
   readonly outDir?: string | null;
   readonly method?: string | null;
   readonly totalRounds?: number | null;
+  /** A hosted federation started with `--manual-rounds` (its rounds wait for `send(id, 'start')`). */
+  readonly manualRounds?: boolean;
   readonly cwd?: string;
   readonly env?: Readonly<Record<string, string>>;
 }
@@ -55,7 +57,7 @@ export class FederationRuns {
   /** Starts a federation; its state (cleared) and events appear in the store under `spec.id`. */
   start(spec: RunSpec): CliProcess {
     if (this.processes.get(spec.id)?.running === true) throw new FederationBusyError(spec.id);
-    this.store.add({ id: spec.id, kind: spec.kind, label: spec.label, url: spec.url ?? null, outDir: spec.outDir ?? null, method: spec.method ?? null, totalRounds: spec.totalRounds ?? null, live: true });
+    this.store.add({ id: spec.id, kind: spec.kind, label: spec.label, url: spec.url ?? null, outDir: spec.outDir ?? null, method: spec.method ?? null, totalRounds: spec.totalRounds ?? null, manualRounds: spec.manualRounds === true, live: true });
     const tag = `[${spec.label}]`;
     this.log.info(`${tag} fedex ${describeCommand(spec.args)}`);
     let pending: StreamEvent[] = [];
@@ -107,6 +109,14 @@ export class FederationRuns {
   /** The process of a federation, if it runs. */
   process(id: string): CliProcess | undefined {
     return this.processes.get(id);
+  }
+
+  /** Writes one line to a federation's process (e.g. `start` to a manual-rounds host); false when it does not run. */
+  send(id: string, line: string): boolean {
+    const proc = this.processes.get(id);
+    if (proc === undefined || !proc.send(line)) return false;
+    this.log.info(`[${this.store.get(id)?.label ?? id}] > ${line}`);
+    return true;
   }
 
   /** Stops one federation (SIGTERM, SIGKILL after the grace period); undefined when it was not running. */

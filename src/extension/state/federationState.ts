@@ -15,6 +15,7 @@ export type FederationPhase =
   | 'reconnecting'
   | 'disconnected'
   | 'waiting' // for clients or for the next round
+  | 'ready' // manual rounds: the clients are there, the next round waits for FedEx: Start Round
   | 'training'
   | 'uploaded' // a joined client sent its update
   | 'aggregating'
@@ -84,6 +85,10 @@ export interface FederationState {
   readonly clients: readonly ClientView[];
   readonly rounds: readonly RoundView[];
   readonly results: readonly MethodResult[];
+  /** Hosted with manual rounds: each round waits for FedEx: Start Round. */
+  readonly manualRounds: boolean;
+  /** Manual rounds: the round that waits for Start Round and the clients it needs (from `round_ready`), until it starts. */
+  readonly ready: { readonly round: number; readonly minClients: number } | null;
   /** The joined client's id (join only). */
   readonly clientId: string | null;
   readonly lastError: string | null;
@@ -103,6 +108,7 @@ export function initialFederation(init: {
   outDir?: string | null;
   method?: string | null;
   totalRounds?: number | null;
+  manualRounds?: boolean;
   live?: boolean;
 }): FederationState {
   const live = init.live ?? init.kind !== 'remote';
@@ -110,7 +116,7 @@ export function initialFederation(init: {
     id: init.id, kind: init.kind, label: init.label, url: init.url ?? null, outDir: init.outDir ?? null,
     live, phase: !live ? 'idle' : init.kind === 'join' ? 'connecting' : 'starting',
     method: init.method ?? null, methods: init.method ? [init.method] : [], round: 0, totalRounds: init.totalRounds ?? null,
-    clients: [], rounds: [], results: [], clientId: null, lastError: null, lastWarning: null,
+    manualRounds: init.manualRounds === true, ready: null, clients: [], rounds: [], results: [], clientId: null, lastError: null, lastWarning: null,
     reportJson: null, reportHtml: null, startedAt: null, updatedAt: null,
   };
 }
@@ -143,6 +149,13 @@ function meanOf(values: readonly (number | null)[]): number | null {
   return xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
+/** Clients changed while a round waits for Start Round: ready again with enough of them, else waiting. */
+function readiness(s: FederationState, clients: ClientView[]): Partial<FederationState> {
+  if (s.ready === null || (s.phase !== 'ready' && s.phase !== 'waiting')) return { clients };
+  const connected = clients.filter((c) => c.status !== 'left').length;
+  return { clients, phase: connected >= s.ready.minClients ? 'ready' : 'waiting' };
+}
+
 /** Handlers per event type; each returns the changed fields. */
 type Reducers = { readonly [K in CliEventType]?: (s: FederationState, e: Payload<K>) => Partial<FederationState> };
 
@@ -150,12 +163,13 @@ const REDUCERS: Reducers = {
   simulation_started: (_s, e) => ({ methods: [...e.methods], totalRounds: e.rounds, outDir: e.out, phase: 'starting' }),
   method_started: (_s, e) => ({ method: e.method, round: 0, clients: [], phase: 'starting' }),
   listening: (s, e) => ({ url: s.kind === 'simulation' ? s.url : e.url, outDir: s.outDir ?? e.runDir, phase: 'waiting', round: e.resumedFromRound ?? s.round }),
-  client_joined: (s, e) => ({ clients: upsertClient(s.clients, e.clientId, { name: e.name, status: 'joined' }) }),
-  client_left: (s, e) => ({ clients: upsertClient(s.clients, e.clientId, { status: 'left' }) }),
+  client_joined: (s, e) => readiness(s, upsertClient(s.clients, e.clientId, { name: e.name, status: 'joined' })),
+  client_left: (s, e) => readiness(s, upsertClient(s.clients, e.clientId, { status: 'left' })),
+  round_ready: (_s, e) => ({ manualRounds: true, ready: { round: e.round, minClients: e.minClients }, phase: 'ready' }),
   round_started: (s, e) => {
     let clients = s.clients;
     for (const id of e.sampled) clients = upsertClient(clients, id, { status: 'training', step: null, totalSteps: null });
-    return { round: e.round, phase: 'training', clients, rounds: upsertRound(s.rounds, e.round, e.method ?? null, { status: 'running', sampled: e.sampled.length }) };
+    return { round: e.round, phase: 'training', ready: null, clients, rounds: upsertRound(s.rounds, e.round, e.method ?? null, { status: 'running', sampled: e.sampled.length }) };
   },
   update_accepted: (s, e) => {
     const clients = upsertClient(s.clients, e.clientId, { status: 'uploaded', examples: e.examples, lastLoss: finite(e.trainLoss) });

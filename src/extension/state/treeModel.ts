@@ -47,6 +47,11 @@ export function roundText(s: FederationState): string {
   return `round ${s.round}${s.totalRounds !== null ? `/${s.totalRounds}` : ''}`;
 }
 
+/** The phase as shown: `ready` says what to do (`ready — run FedEx: Start Round`). */
+export function phaseText(s: FederationState): string {
+  return s.phase === 'ready' ? 'ready — run FedEx: Start Round' : s.phase;
+}
+
 /** 0..1: how far a federation is (closed rounds of methods × rounds for a simulation). */
 export function federationFraction(s: FederationState): number {
   if (s.totalRounds === null || s.totalRounds <= 0) return 0;
@@ -60,17 +65,22 @@ export function federationFraction(s: FederationState): number {
 export function statusText(s: FederationState | undefined): string {
   if (s === undefined) return 'FedEx';
   const method = s.kind === 'simulation' && s.method !== null && s.live ? ` · ${s.method}` : '';
-  return `FedEx ${roundText(s)} · ${s.phase}${method}`;
+  return `FedEx ${roundText(s)} · ${phaseText(s)}${method}`;
 }
 
 /** The status-bar tooltip. */
 export function statusTooltip(s: FederationState | undefined): string {
   if (s === undefined) return 'FedEx: no federation running. Click to open the dashboard.';
-  const lines = [`${s.label} (${KIND_LABEL[s.kind]})`, `${roundText(s)}, ${s.phase}`];
+  const lines = [`${s.label} (${KIND_LABEL[s.kind]})`, `${roundText(s)}, ${phaseText(s)}`];
   if (s.clients.length > 0) lines.push(`${s.clients.filter((c) => c.status !== 'left').length} clients`);
   if (s.lastError !== null) lines.push(`error: ${s.lastError}`);
-  lines.push('Click to open the dashboard.');
+  lines.push(statusCommand(s) === 'fedex.startRound' ? 'Click to run FedEx: Start Round.' : 'Click to open the dashboard.');
   return lines.join('\n');
+}
+
+/** What a click on the status-bar item runs: Start Round while a round waits for it, else the dashboard. */
+export function statusCommand(s: FederationState | undefined): 'fedex.startRound' | 'fedex.openDashboard' {
+  return s !== undefined && s.live && s.phase === 'ready' ? 'fedex.startRound' : 'fedex.openDashboard';
 }
 
 /** Context value of a federation item: `federation.<kind>.<live|ended|idle>`. */
@@ -82,6 +92,7 @@ function phaseIcon(s: FederationState): string {
   if (s.phase === 'failed') return 'error';
   if (s.phase === 'done') return 'pass';
   if (s.phase === 'stopped') return 'circle-slash';
+  if (s.live && s.phase === 'ready') return 'debug-start';
   if (s.live && (s.phase === 'training' || s.phase === 'aggregating' || s.phase === 'evaluating')) return 'sync~spin';
   return KIND_ICON[s.kind];
 }
@@ -95,13 +106,13 @@ export function federationNodes(states: readonly FederationState[]): TreeNode[] 
   return states
     .filter((s) => !(s.kind === 'remote' && s.url !== null && joinedUrls.has(s.url)))
     .map((s) => {
-      const description = s.kind === 'remote' && !s.live ? (s.url ?? '') : `${s.phase} · ${roundText(s)}`;
+      const description = s.kind === 'remote' && !s.live ? (s.url ?? '') : `${phaseText(s)} · ${roundText(s)}`;
       const tooltip = [
         `${s.label} — ${KIND_LABEL[s.kind]}`,
         s.url !== null ? `URL: ${s.url}` : null,
         s.outDir !== null ? `Folder: ${s.outDir}` : null,
         s.method !== null ? `Method: ${s.method}` : null,
-        `Phase: ${s.phase}${s.live ? ' (running)' : ''}`,
+        `Phase: ${phaseText(s)}${s.live ? ' (running)' : ''}`,
         s.lastError !== null ? `Error: ${s.lastError}` : null,
         s.lastWarning !== null ? `Last warning: ${s.lastWarning}` : null,
       ].filter((l): l is string => l !== null).join('\n');

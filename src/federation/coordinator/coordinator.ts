@@ -3,7 +3,8 @@
  * its `Strategy`). It owns the sockets, the sampling, the round deadline, the quorum, the float32
  * master copy of the adapted base weights and the run directory; the strategy only does the math.
  *
- * Round r: wait for `minClients` → sample (seeded) → `round_start` (global adapter + the base update
+ * Round r: wait for `minClients` (with `manualRounds`, also for the operator's `startNextRound`;
+ * `round_ready` says it waits) → sample (seeded) → `round_start` (global adapter + the base update
  * each client needs) → collect validated `client_update`s → close when every sampled client is
  * accounted for, or the quorum delivered and nobody is still working, or at the deadline →
  * aggregate module by module, fold the residual into the master base → persist atomically →
@@ -25,7 +26,7 @@ import type { Connection, TransportServer } from '../transport/types.js';
 import type { CoordinatorConfig, FederationPlan, ListenOptions } from './config.js';
 import { CoordinatorError } from './errors.js';
 import { EventLog, type CoordinatorEventMap, type CoordinatorEventName } from './events.js';
-import { RoundRunner } from './roundRunner.js';
+import { RoundRunner, type RoundGrant } from './roundRunner.js';
 import { CoordinatorSession, type SessionHost } from './session.js';
 import { RunStore, type ClientRecord } from './store.js';
 import { ResidualHistory } from './residuals.js';
@@ -33,8 +34,17 @@ import { admitHello, welcomeParams } from './handshake.js';
 import { TrafficMeter } from './traffic.js';
 import { initialState } from './initialState.js';
 
+/** How this process runs the rounds; not persisted (a resumed run chooses again). */
+export interface RuntimeOptions {
+  /**
+   * Rounds start only when the operator asks (`startNextRound`), once `minClients` have joined;
+   * default false (each round starts as soon as they have).
+   */
+  readonly manualRounds?: boolean;
+}
+
 /** Options when resuming a run from its directory. */
-export interface ResumeOptions {
+export interface ResumeOptions extends RuntimeOptions {
   readonly listen?: ListenOptions;
   readonly backend?: ProductBackend;
   /** The join token; read from the run directory when absent. */
@@ -87,6 +97,8 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     private readonly ownsBackend: boolean,
     private readonly listen: ListenOptions,
     private readonly resumedFrom: number | null,
+    /** Rounds wait for `startNextRound` (see `RuntimeOptions`). */
+    readonly manualRounds: boolean,
   ) {
     super();
     this.log = new EventLog(store.eventsPath);
@@ -97,13 +109,13 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   }
 
   /** Starts a new federation in `config.runDir` (which must not hold one) and persists round 0. */
-  static async create(config: CoordinatorConfig): Promise<Coordinator> {
+  static async create(config: CoordinatorConfig & RuntimeOptions): Promise<Coordinator> {
     const { plan, state } = await initialState(config);
     const store = await RunStore.create(config.runDir);
     const token = config.token ?? generateToken();
     await store.writeToken(token);
     const backend = config.backend ?? createOrtProductBackend();
-    const c = new Coordinator(plan, store, state, token, backend, config.backend === undefined, config.listen ?? {}, null);
+    const c = new Coordinator(plan, store, state, token, backend, config.backend === undefined, config.listen ?? {}, null, config.manualRounds === true);
     await c.persist({ global: state.global, base: state.base });
     return c;
   }
@@ -119,7 +131,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       globalFile: saved.globalFile, baseFile: saved.baseFile, done: saved.done,
     };
     const backend = options.backend ?? createOrtProductBackend();
-    return new Coordinator(saved.plan, store, state, token, backend, options.backend === undefined, options.listen ?? {}, saved.round);
+    return new Coordinator(saved.plan, store, state, token, backend, options.backend === undefined, options.listen ?? {}, saved.round, options.manualRounds === true);
   }
 
   get runDir(): string {
@@ -160,6 +172,18 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     await this.start();
     await this.runner.runAll();
     return { roundsCompleted: this.state.roundsCompleted, rounds: this.plan.rounds, baseRevision: this.state.revision, runDir: this.runDir };
+  }
+
+  /**
+   * Manual rounds: lets the next round start — now when `minClients` have joined and no round runs,
+   * else as soon as they have joined or the running round has closed. One grant is kept at most (a
+   * second request before the round started is refused), so each call runs at most one round.
+   * Without `manualRounds` it changes nothing and says so.
+   */
+  startNextRound(): RoundGrant {
+    const grant = this.runner.grant();
+    if (grant.granted) this.wake();
+    return grant;
   }
 
   /** Stops gracefully: clients get `error` E_SHUTDOWN (they reconnect with backoff); the run directory stays resumable. */

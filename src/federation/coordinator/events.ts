@@ -101,6 +101,11 @@ export interface CoordinatorEventMap {
   client_joined: [{ readonly clientId: string; readonly name: string; readonly sessionId: string; readonly resumed: boolean; readonly clients: number }];
   client_left: [{ readonly clientId: string; readonly name: string; readonly reason: string; readonly clients: number }];
   client_rejected: [{ readonly remote: string; readonly code: string; readonly message: string }];
+  /**
+   * Manual rounds only: `minClients` have joined and round `round` waits for the operator's grant
+   * (`Coordinator.startNextRound`). Published once per round, when the wait for the grant begins.
+   */
+  round_ready: [{ readonly round: number; readonly clients: number; readonly minClients: number }];
   round_started: [{ readonly round: number; readonly sampled: readonly string[]; readonly quorum: number; readonly deadline: number; readonly baseRevision: number }];
   update_accepted: [{ readonly round: number; readonly clientId: string; readonly examples: number; readonly trainLoss: number; readonly bytes: number }];
   update_rejected: [{ readonly round: number; readonly clientId: string; readonly code: string; readonly reason: string }];

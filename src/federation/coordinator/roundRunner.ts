@@ -22,6 +22,18 @@ import { RunStore } from './store.js';
 
 type ClosedBy = RoundRecord['closedBy'];
 
+/** What `Coordinator.startNextRound` did with the operator's request for a round. */
+export interface RoundGrant {
+  /** True when the round starts now: `minClients` have joined and no round runs. */
+  readonly started: boolean;
+  /** True when the grant was kept: the round started, or starts once the clients have joined / the running round closed. */
+  readonly granted: boolean;
+  /** The round the grant is for (null when there is none left). */
+  readonly round: number | null;
+  /** Why the round did not start now (one sentence, for the operator). */
+  readonly reason?: string;
+}
+
 export class RoundRunner {
   /** Last round started (welcome.currentRound). */
   startedRound: number;
@@ -36,6 +48,10 @@ export class RoundRunner {
   /** The last aggregated round's heatmap inputs, computed after its broadcast. */
   private heatmapJob: { round: number; previous: ReadonlyMap<string, LoraFactors>; outcome: RoundAggregate } | null = null;
   private heatmapTask: Promise<void> = Promise.resolve();
+  /** Manual rounds: the operator let the next round start and it has not started yet (one grant at most). */
+  private granted = false;
+  /** The round `round_ready` was published for (once per round). */
+  private readyRound = 0;
 
   constructor(private readonly c: Coordinator) {
     this.startedRound = c.state.round;
@@ -57,12 +73,45 @@ export class RoundRunner {
     return new CoordinatorError('STOPPED', `coordinator stopped after round ${this.c.state.round} of ${this.c.plan.rounds}; resume from ${this.c.runDir}`);
   }
 
+  /** Waits for `minClients` and, with manual rounds, for the operator's grant, which it consumes. */
   private async waitForClients(): Promise<void> {
-    while (this.c.joined.size < this.c.plan.minClients) {
-      if (this.c.stopping) throw this.stopped();
-      await this.c.nextChange();
+    const c = this.c;
+    const round = c.state.round + 1;
+    for (;;) {
+      if (c.stopping) throw this.stopped();
+      const enough = c.joined.size >= c.plan.minClients;
+      if (enough && (!c.manualRounds || this.granted)) break;
+      if (enough && this.readyRound !== round) {
+        this.readyRound = round;
+        c.publish('round_ready', { round, clients: c.joined.size, minClients: c.plan.minClients });
+      }
+      await c.nextChange();
     }
-    if (this.c.stopping) throw this.stopped();
+    this.granted = false;
+  }
+
+  /**
+   * Manual rounds: the operator lets the next round start. One grant is kept at most: given before
+   * the clients are there, or while a round runs, it waits for them / for that round to close; a
+   * second request before it is used is refused (each grant runs exactly one round).
+   */
+  grant(): RoundGrant {
+    const c = this.c;
+    const refuse = (round: number | null, reason: string): RoundGrant => ({ started: false, granted: false, round, reason });
+    if (!c.manualRounds) return refuse(null, 'rounds start by themselves once enough clients have joined (the coordinator was not started with manual rounds)');
+    if (c.stopping) return refuse(null, 'the coordinator is stopping');
+    const running = this.tracker !== null;
+    const next = (running ? this.startedRound : c.state.round) + 1;
+    if (c.state.done !== null || next > c.plan.rounds) return refuse(null, `no round is left: the federation has ${c.plan.rounds} round${c.plan.rounds === 1 ? '' : 's'}`);
+    const joined = c.joined.size;
+    const min = c.plan.minClients;
+    const waiting = `waiting for clients (${joined} of ${min} joined)`;
+    const when = running ? `when round ${this.startedRound} has closed` : joined < min ? `when ${min} clients have joined` : 'now';
+    if (this.granted) return refuse(next, `round ${next} was already requested: it starts ${when}${!running && joined < min ? `; ${waiting}` : ''}`);
+    this.granted = true;
+    if (running) return { started: false, granted: true, round: next, reason: `round ${this.startedRound} is still running: round ${next} starts ${when}` };
+    if (joined < min) return { started: false, granted: true, round: next, reason: `${waiting}: round ${next} starts ${when}` };
+    return { started: true, granted: true, round: next };
   }
 
   private async runRound(round: number): Promise<void> {

@@ -117,7 +117,7 @@ export type CliEvent = { [K in CliEventType]: CliEventOf<K> }[CliEventType];
 
 // Exhaustive by construction: adding a coordinator event without listing it here is a type error.
 const COORDINATOR_TYPES: Record<CoordinatorEventName, true> = {
-  listening: true, client_joined: true, client_left: true, client_rejected: true, round_started: true,
+  listening: true, client_joined: true, client_left: true, client_rejected: true, round_ready: true, round_started: true,
   update_accepted: true, update_rejected: true, client_failed: true, round_closed: true, round_broadcast: true,
   update_heatmap: true, model_transfer: true, protocol_error: true, federation_done: true, warning: true,
 };

@@ -55,6 +55,16 @@ describe('settings → CLI arguments', () => {
       '--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny', '--out', '/run', '--events', '-',
     ]);
     assert.ok(!hostArgs(s, { out: '/run' }).includes('--token'));
+    assert.ok(!hostArgs(s, { out: '/run' }).includes('--manual-rounds'), 'automatic rounds by default');
+    const manual = hostArgs({ ...s, manualRounds: true }, { out: '/run' });
+    assert.deepEqual(manual.slice(manual.indexOf('--model'), manual.indexOf('--out')), ['--model', 'models/tiny', '--manual-rounds']);
+  });
+
+  test('fedex.manualRounds is read as a boolean; anything else falls back to false and is named', () => {
+    assert.equal(readSettings(getter({ manualRounds: true })).settings.manualRounds, true);
+    const bad = readSettings(getter({ manualRounds: 'yes' }));
+    assert.equal(bad.settings.manualRounds, false);
+    assert.match(bad.problems.join(' | '), /^fedex\.manualRounds must be true or false/);
   });
 
   test('join and aggregate', () => {

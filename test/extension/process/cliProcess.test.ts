@@ -103,6 +103,23 @@ describe('startCliProcess', () => {
     assert.equal(rec.malformed.length, 0);
   });
 
+  test('send() writes lines to the child\'s stdin; after the exit it writes nothing and says so', async () => {
+    // prepare: a fake manual-rounds host that starts a round per `start` line
+    const rec = recorder();
+    const proc = startCliProcess({ nodePath: process.execPath, cliPath: FAKE_CLI, args: ['manual'] }, rec);
+    await rec.firstEvent;
+    // act
+    const sent = [proc.send('start'), proc.send('hello'), proc.send('start'), proc.send('quit')];
+    const exit = await proc.exited;
+    // assert
+    assert.deepEqual(sent, [true, true, true, true]);
+    assert.equal(exit.code, 0);
+    assert.deepEqual(rec.events.map((e) => ('round' in e && e.type === 'round_started' ? `round_started ${String(e.round)}` : e.type)),
+      ['round_ready', 'round_started 1', 'warning', 'round_started 2', 'federation_done']);
+    assert.equal(proc.send('start'), false, 'nothing to write to after the exit');
+    assert.throws(() => proc.send('start\nstart'), /one line without line breaks/);
+  });
+
   test('describeCommand hides the token and quotes spaces', () => {
     assert.equal(describeCommand(['join', 'ws://h:1', '--token', 's3cret', '--data', 'my data.jsonl']), 'join ws://h:1 --token *** --data "my data.jsonl"');
   });

@@ -50,6 +50,33 @@ describe('FederationRuns', () => {
     assert.equal(await runs.stop('h'), undefined);
   });
 
+  test('send() reaches a manual-rounds host by federation id: ready, then a round per start; unknown ids get nothing', async () => {
+    // prepare
+    const store = new FederationStore();
+    const log = memoryLog();
+    const runs = new FederationRuns(store, { nodePath: process.execPath, cliPath: FAKE_CLI }, log);
+    const ready = new Promise<void>((resolve) => store.onDidChange((c) => c.events?.some((e) => e.type === 'round_ready') === true && resolve()));
+    const proc = runs.start({ id: 'm', kind: 'host', label: 'Manual', args: ['manual'], totalRounds: 3, manualRounds: true });
+    await ready;
+    const waiting = store.get('m');
+    const started = new Promise<void>((resolve) => store.onDidChange((c) => c.events?.some((e) => e.type === 'round_started') === true && resolve()));
+    // act
+    const sent = runs.send('m', 'start');
+    await started;
+    // assert
+    assert.equal(waiting?.manualRounds, true);
+    assert.equal(waiting?.phase, 'ready');
+    assert.equal(statusText(waiting), 'FedEx round 0/3 · ready — run FedEx: Start Round');
+    assert.equal(sent, true);
+    assert.equal(store.get('m')?.phase, 'training');
+    assert.equal(store.get('m')?.round, 1);
+    assert.ok(log.lines.includes('info [Manual] > start'));
+    assert.equal(runs.send('nope', 'start'), false);
+    runs.send('m', 'quit');
+    await proc.exited;
+    assert.equal(runs.send('m', 'start'), false, 'nothing is sent once the process ended');
+  });
+
   test('a failing CLI logs its error event and ends failed', async () => {
     const store = new FederationStore();
     const log = memoryLog();

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { federationExited, initialFederation, reduceFederation } from '../../../src/extension/state/federationState.js';
 import type { FederationState } from '../../../src/extension/state/federationState.js';
-import { clientNodes, federationFraction, federationNodes, roundNodes, statusText } from '../../../src/extension/state/treeModel.js';
+import { clientNodes, federationFraction, federationNodes, roundNodes, statusCommand, statusText, statusTooltip } from '../../../src/extension/state/treeModel.js';
 import type { StreamEvent } from '../../../src/extension/process/jsonlLines.js';
 
 function recorded(name: string): StreamEvent[] {
@@ -78,6 +78,48 @@ describe('reduceFederation on a recorded host run', () => {
     const after = reduceFederation(s, { type: 'brand_new_event', time: 99_999 });
     assert.deepEqual({ ...after, updatedAt: s.updatedAt }, s);
     assert.equal(after.updatedAt, 99_999);
+  });
+});
+
+describe('reduceFederation with manual rounds', () => {
+  const host = initialFederation({ id: 'host:m', kind: 'host', label: 'Hosted :8765', totalRounds: 3, method: 'fedex', manualRounds: true });
+  const joined = (id: string, clients: number): StreamEvent => ({ type: 'client_joined', time: 2, clientId: id, name: id, sessionId: `s-${id}`, resumed: false, clients });
+  const events: StreamEvent[] = [
+    { type: 'listening', time: 1, url: 'ws://127.0.0.1:8765', runDir: '/runs/m', resumedFromRound: null },
+    joined('a', 1), joined('b', 2),
+    { type: 'round_ready', time: 3, round: 1, clients: 2, minClients: 2 },
+  ];
+
+  test('round_ready → ready: the status bar and the tree say to run Start Round, and a click runs it', () => {
+    // act
+    const s = replay(host, events);
+    // assert
+    assert.equal(s.phase, 'ready');
+    assert.deepEqual(s.ready, { round: 1, minClients: 2 });
+    assert.equal(statusText(s), 'FedEx round 0/3 · ready — run FedEx: Start Round');
+    assert.match(statusTooltip(s), /Click to run FedEx: Start Round\./);
+    assert.equal(statusCommand(s), 'fedex.startRound');
+    const [fed] = federationNodes([s]);
+    assert.equal(fed.description, 'ready — run FedEx: Start Round · round 0/3');
+    assert.equal(fed.icon, 'debug-start');
+  });
+
+  test('a client leaving while ready → waiting; enough again → ready; round_started → training and no longer ready', () => {
+    const left = replay(host, [...events, { type: 'client_left', time: 4, clientId: 'b', name: 'b', reason: 'bye', clients: 1 }]);
+    assert.equal(left.phase, 'waiting');
+    assert.equal(statusCommand(left), 'fedex.openDashboard');
+    const back = reduceFederation(left, joined('c', 2));
+    assert.equal(back.phase, 'ready');
+    const started = reduceFederation(back, { type: 'round_started', time: 5, round: 1, sampled: ['a', 'c'], quorum: 1, deadline: 9, baseRevision: 0 });
+    assert.equal(started.phase, 'training');
+    assert.equal(started.ready, null);
+    assert.equal(reduceFederation(started, { type: 'client_left', time: 6, clientId: 'a', name: 'a', reason: 'bye', clients: 1 }).phase, 'training', 'a running round keeps its phase');
+  });
+
+  test('round_ready also marks a federation started without the flag as manual (the stream is the truth)', () => {
+    const plain = initialFederation({ id: 'host:p', kind: 'host', label: 'P' });
+    assert.equal(plain.manualRounds, false);
+    assert.equal(replay(plain, events).manualRounds, true);
   });
 });
 

@@ -1,0 +1,122 @@
+// `fedex host --manual-rounds` as people run it: the host in a child process reading the operator's
+// lines from its stdin, clients as `fedex join` processes, the model-free synthetic base. A `start`
+// before the clients joined is kept for round 1; round 2 waits for Enter; the host exits when the
+// federation is done although its stdin is still open; an ended stdin breaks nothing and a waiting
+// host still stops on Ctrl+C.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parseEventLine } from '../../src/federation/simulation/events.js';
+import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Run {
+  readonly child: ChildProcess;
+  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  output(): string;
+}
+
+function fedex(...args: string[]): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return { child, done, output: () => stdout };
+}
+
+/** Resolves with the first match of `pattern` in the run's stdout; rejects when it exits first or after `ms`. */
+async function waitForOutput(run: Run, pattern: RegExp, ms = 30_000): Promise<RegExpExecArray> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const m = pattern.exec(run.output());
+    if (m !== null) return m;
+    if (run.child.exitCode !== null) throw new Error(`exited before printing ${pattern}: ${(await run.done).stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`did not print ${pattern}; printed:\n${run.output()}`);
+}
+
+async function eventTypes(file: string): Promise<{ type: string; round?: number }[]> {
+  return (await readFile(file, 'utf8')).trim().split('\n').map((l) => parseEventLine(l) as { type: string; round?: number });
+}
+
+describe('fedex host --manual-rounds', { timeout: 90_000 }, () => {
+  let tmp: TempDir;
+  const running: Run[] = [];
+  before(async () => {
+    tmp = await makeTempDir('cli-manual');
+  });
+  after(async () => {
+    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
+    await tmp.remove();
+  });
+
+  const host = (out: string, rounds: number, minClients: number, events: string): Run => {
+    const run = fedex('host', '--model', 'synthetic', '--port', '0', '--rounds', String(rounds), '--min-clients', String(minClients), '--local-steps', '2',
+      '--token', 'manual-token', '--out', out, '--events', events, '--manual-rounds');
+    running.push(run);
+    return run;
+  };
+  const client = (url: string, i: number): Run => {
+    const run = fedex('join', url, '--token', 'manual-token', '--model', 'synthetic', '--name', `client ${i}`, '--client-id', `c${i}`);
+    running.push(run);
+    return run;
+  };
+
+  test('start before the clients runs round 1 once they joined; round 2 waits for Enter; the host exits with stdin open', async () => {
+    // prepare
+    const events = join(tmp.path, 'events.jsonl');
+    const h = host(join(tmp.path, 'run'), 2, 2, events);
+    const url = (await waitForOutput(h, /listening on (ws:\/\/\S+)/))[1];
+    await waitForOutput(h, /manual rounds: once they have joined, press Enter/);
+
+    // act: ask before anyone joined, then an unknown line
+    h.child.stdin!.write('start\nfoo\n');
+    await waitForOutput(h, /unknown command 'foo'/);
+    const clients = [1, 2].map((i) => client(url, i));
+    await waitForOutput(h, /round 2\/2 ready: press Enter \(or type start\) to run it/);
+    await new Promise((r) => setTimeout(r, 500));
+    const beforeEnter = h.output();
+    h.child.stdin!.write('\n');
+    const [result, ...joins] = await Promise.all([h.done, ...clients.map((c) => c.done)]);
+
+    // assert
+    assert.match(result.stdout, /waiting for clients \(0 of 2 joined\): round 1 starts when 2 clients have joined/);
+    assert.doesNotMatch(beforeEnter, /round 2\/2: \d clients sampled/, 'round 2 did not start before Enter');
+    assert.match(result.stdout, /starting round 2/);
+    assert.equal(result.code, 0, result.stderr);
+    for (const j of joins) assert.equal(j.code, 0, j.stderr);
+    const log = await eventTypes(events);
+    assert.deepEqual(log.filter((e) => e.type === 'round_ready').map((e) => e.round), [2], 'only round 2 waited for the operator');
+    assert.deepEqual(log.filter((e) => e.type === 'round_started').map((e) => e.round), [1, 2]);
+    assert.equal(log.filter((e) => e.type === 'federation_done').length, 1);
+  });
+
+  test('an ended stdin breaks nothing: the round waits and Ctrl+C stops the host cleanly', async () => {
+    // prepare
+    const events = join(tmp.path, 'events-2.jsonl');
+    const h = host(join(tmp.path, 'run-2'), 1, 1, events);
+    const url = (await waitForOutput(h, /listening on (ws:\/\/\S+)/))[1];
+
+    // act
+    h.child.stdin!.end();
+    await waitForOutput(h, /standard input closed: rounds can no longer be started from here/);
+    client(url, 1);
+    await waitForOutput(h, /round 1\/1 ready/);
+    h.child.kill('SIGINT');
+    const result = await h.done;
+
+    // assert
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stdout, /interrupted: stopping/);
+    const log = await eventTypes(events);
+    assert.deepEqual(log.filter((e) => e.type === 'round_ready').map((e) => e.round), [1]);
+    assert.equal(log.filter((e) => e.type === 'round_started').length, 0, 'no round without a grant');
+  });
+});
