@@ -97,6 +97,7 @@ async function overhead(layout: AdapterLayout, method: StrategyName, clients: nu
   const records: RoundRecord[] = [];
   const overheads: number[] = [];
   const persists: number[] = [];
+  const queued: number[] = [];
   const sent: number[] = [];
   coordinator.on('round_closed', (r) => {
     records.push(r);
@@ -105,6 +106,7 @@ async function overhead(layout: AdapterLayout, method: StrategyName, clients: nu
   coordinator.on('round_broadcast', (b) => {
     overheads.push(b.overheadMs);
     persists.push(b.persistMs);
+    if (b.queuedMs !== undefined) queued.push(b.queuedMs);
     sent.push(b.bytes);
   });
   const child = runClients({ url: await coordinator.start(), token: TOKEN, clients, layout, baseSeed: 1, factoredResidual: true });
@@ -118,6 +120,7 @@ async function overhead(layout: AdapterLayout, method: StrategyName, clients: nu
       impl: `${method}${deviationMetrics ? ' + deviation metrics' : ''}: last upload → round_closed + next round_start sent`,
       medianMs: median(overheads), minMs: Math.min(...overheads), peakRssMiB: null,
       note: `${records.length} rounds, no update lost; of which aggregation ${median(records.map((r) => r.aggregationMs)).toFixed(0)} ms, persist ${median(persists).toFixed(0)} ms, `
+        + `coordinator done (every frame queued) after ${queued.length > 0 ? `${median(queued).toFixed(0)} ms` : '?'}, `
         + `broadcast ${(median(sent) / MB).toFixed(0)} MB (${(down / MB).toFixed(2)} MB/client); client process peak RSS ${result.maxRssMiB.toFixed(0)} MiB; target < 1000 ms`,
     };
   } finally {
