@@ -23,6 +23,8 @@ export interface TrainerRow extends BenchRow {
   readonly tokensPerSecond?: { readonly median: number; readonly best: number };
   /** Ours / PyTorch tokens/s, median and best. */
   readonly ratio?: { readonly median: number; readonly best: number };
+  /** Every timed step, in milliseconds (for the JSON rows). */
+  readonly stepMs?: readonly number[];
 }
 
 export interface TrainerBenchOptions {
@@ -40,6 +42,7 @@ interface TorchResult {
   torch: string;
   threads: number;
   step_ms: number[];
+  warmup_ms: number[];
   median_ms: number;
   min_ms: number;
   tokens_per_step: number;
@@ -96,6 +99,10 @@ async function tokenRows(path: string, rows: number, seqLen: number, vocab: numb
   await writeFile(path, `${lines.join('\n')}\n`);
 }
 
+function warmupNote(ms: readonly number[]): string {
+  return `warm-up step${ms.length === 1 ? '' : 's'} ${ms.map((x) => (x >= 1000 ? `${(x / 1000).toFixed(1)} s` : `${x.toFixed(0)} ms`)).join(', ')}`;
+}
+
 function tokensPerSecond(tokens: number, medianMs: number, minMs: number): { median: number; best: number } {
   return { median: (tokens * 1000) / medianMs, best: (tokens * 1000) / minMs };
 }
@@ -137,8 +144,8 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
   const oursTps = tokensPerSecond(ours.tokensPerStep, oursMedian, oursMin);
   rows.push({
     suite: 'trainer', case: label, impl: 'fedex trainer (createTrainer, onnxruntime)', medianMs: oursMedian, minMs: oursMin, peakRssMiB: ours.peakRssMiB,
-    tokensPerSecond: oursTps,
-    note: `${describeModules(ours.modules)}; step-1 loss ${ours.firstLoss.toPrecision(8)}; setup ${ours.setupSeconds.toFixed(1)} s`,
+    tokensPerSecond: oursTps, stepMs: ours.stepMs.map(Math.round),
+    note: `${describeModules(ours.modules)}; step-1 loss ${ours.firstLoss.toPrecision(8)}; setup ${ours.setupSeconds.toFixed(1)} s; ${warmupNote(ours.warmupMs)}`,
   });
 
   o.log(`trainer: ${label}, PyTorch`);
@@ -151,8 +158,8 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
     const torchTps = tokensPerSecond(torch.tokens_per_step, torch.median_ms, torch.min_ms);
     rows.push({
       suite: 'trainer', case: label, impl: `PyTorch ${torch.torch} (${torch.threads} threads)`, medianMs: torch.median_ms, minMs: torch.min_ms, peakRssMiB: torch.peak_rss_mib,
-      tokensPerSecond: torchTps,
-      note: `${same ? 'same modules' : `MODULES DIFFER: ${describeModules(torch.modules)}`}; step-1 loss ${torch.first_loss.toPrecision(8)} (${lossGap < 1e-4 ? 'matches' : 'DIFFERS'}, rel. ${lossGap.toExponential(1)})`,
+      tokensPerSecond: torchTps, stepMs: torch.step_ms.map(Math.round),
+      note: `${same ? 'same modules' : `MODULES DIFFER: ${describeModules(torch.modules)}`}; step-1 loss ${torch.first_loss.toPrecision(8)} (${lossGap < 1e-4 ? 'matches' : 'DIFFERS'}, rel. ${lossGap.toExponential(1)}); ${warmupNote(torch.warmup_ms)}`,
     });
     rows.push({
       suite: 'trainer', case: label, impl: 'ratio ours / PyTorch (tokens/s)', medianMs: NaN, minMs: NaN, peakRssMiB: null,
@@ -173,8 +180,8 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
   const tMin = Math.min(...t.stepMs);
   rows.push({
     suite: 'trainer', case: `tiny default model (models/tiny-gpt2), T=${tinyT}, batch 8, r=8 on c_attn`, impl: 'fedex trainer (createTrainer, onnxruntime)',
-    medianMs: tMedian, minMs: tMin, peakRssMiB: t.peakRssMiB, tokensPerSecond: tokensPerSecond(t.tokensPerStep, tMedian, tMin),
-    note: `${describeModules(t.modules)}; setup ${t.setupSeconds.toFixed(1)} s`,
+    medianMs: tMedian, minMs: tMin, peakRssMiB: t.peakRssMiB, tokensPerSecond: tokensPerSecond(t.tokensPerStep, tMedian, tMin), stepMs: t.stepMs.map((x) => Math.round(x * 10) / 10),
+    note: `${describeModules(t.modules)}; setup ${t.setupSeconds.toFixed(1)} s; ${warmupNote(t.warmupMs)}`,
   });
   await rm(data, { force: true });
   await rm(tinyData, { force: true });

@@ -31,6 +31,8 @@ export interface TrainerCaseArgs {
 export interface TrainerCaseResult {
   /** Milliseconds of each timed step (after warm-up). */
   readonly stepMs: number[];
+  /** Milliseconds of each warm-up step (onnxruntime's first runs allocate and touch their memory). */
+  readonly warmupMs: number[];
   /** Tokens per step (batch × seqLen, every position real). */
   readonly tokensPerStep: number;
   /** Loss of the first step (the base model's: B starts at zero). */
@@ -71,9 +73,10 @@ async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
       },
     });
     const ends = [start, ...stamps];
-    const stepMs = stamps.map((t, i) => t - ends[i]).slice(args.warmup);
+    const allMs = stamps.map((t, i) => t - ends[i]);
     return {
-      stepMs,
+      stepMs: allMs.slice(args.warmup),
+      warmupMs: allMs.slice(0, args.warmup),
       tokensPerStep: args.batchSize * args.seqLen,
       firstLoss: losses[0],
       lastLoss: losses[losses.length - 1],

@@ -190,6 +190,7 @@ def main():
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "step_ms": step_ms,
+        "warmup_ms": times[: args["warmup"]],
         "median_ms": median(step_ms),
         "min_ms": min(step_ms),
         "tokens_per_step": args["batch_size"] * args["seq_len"],
