@@ -73,6 +73,12 @@ export interface SessionOptions {
   device?: Device;
   /** Threads for one operator; onnxruntime's default is all cores. */
   intraOpThreads?: number;
+  /**
+   * onnxruntime's memory-pattern planning (default on). It pays off for fixed input shapes; with
+   * symbolic batch/sequence dims (training and evaluation sessions) it only adds planning runs and
+   * memory, so those sessions turn it off.
+   */
+  memoryPattern?: boolean;
 }
 
 /** Creates a session from ONNX model bytes on the given device. */
@@ -86,6 +92,7 @@ export async function createSession(model: Uint8Array, options: SessionOptions =
       // Failures are rethrown with the feeds' shapes and dtypes; onnxruntime's own log would print them twice.
       logSeverityLevel: 4,
       ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      ...(options.memoryPattern !== undefined ? { enableMemPattern: options.memoryPattern } : {}),
     });
   } catch (err) {
     if (device !== 'cpu') throw new DeviceUnavailableError(device, startFailure(device, (err as Error).message), true);

@@ -59,7 +59,8 @@ export const ROWS = 'rows';
 
 async function session(g: GraphBuilder, outputs: Record<string, Value>, settings: SessionSettings, inputs?: readonly Value[]): Promise<OrtSession> {
   const bytes = toOnnxBytes(g, { outputs, ...(inputs !== undefined ? { inputs } : {}) });
-  return createSession(bytes, { device: settings.device, ...(settings.threads !== undefined ? { intraOpThreads: settings.threads } : {}) });
+  // Batch and sequence dims are symbolic: memory-pattern planning costs more than it saves (bench/trainer.ts).
+  return createSession(bytes, { device: settings.device, memoryPattern: false, ...(settings.threads !== undefined ? { intraOpThreads: settings.threads } : {}) });
 }
 
 function checkTrainable(model: ModelGraph): void {
