@@ -11,7 +11,7 @@ import { architectureFor } from '../../model/registry.js';
 import type { AdaptedModule, LoraSettings } from '../../model/types.js';
 import type { Matrix } from '../../core/tensor.js';
 import type { BaseSource } from '../../federation/client/baseCopy.js';
-import { modelBaseSource, modelManifest } from '../../federation/client/modelBase.js';
+import { modelBaseSource, modelManifest, type ModelManifest } from '../../federation/client/modelBase.js';
 import type { AdapterLayout } from '../../federation/protocol/adapterTensors.js';
 import { writeModelFolder } from '../../federation/simulation/onnxWorkload.js';
 import { createSyntheticWorkload } from '../../federation/simulation/syntheticWorkload.js';
@@ -108,6 +108,8 @@ export interface FederationModel {
   /** Adapted modules (host: for the given LoRA settings; client: every module that could be adapted). */
   readonly layout: AdapterLayout;
   readonly targetModules: readonly string[];
+  /** The folder's files and content hash (absent for the synthetic model). */
+  readonly manifest?: ModelManifest;
   /** Writes a model folder with the adapted weights replaced (absent for the synthetic model). */
   readonly writeModel?: (dir: string, weights: ReadonlyMap<string, Matrix<Float32Array>>) => Promise<void>;
 }
@@ -116,18 +118,19 @@ export interface FederationModel {
  * The model behind `--model`: a folder (its content hash, the adapted weights) or `synthetic` (a
  * seeded Gaussian GPT-2-shaped base that host and clients generate identically from `--seed`).
  * `lora.targetModules` empty = the architecture's default; `all-linear` gives every candidate.
+ * `known` is the folder's manifest when it was just computed (a verified model cache): not hashed again.
  */
-export async function federationModel(given: string | undefined, command: string, lora: { rank: number; alpha: number; seed: number; targetModules: readonly string[] }): Promise<FederationModel> {
+export async function federationModel(given: string | undefined, command: string, lora: { rank: number; alpha: number; seed: number; targetModules: readonly string[] }, known?: ModelManifest): Promise<FederationModel> {
   if (given === 'synthetic') {
     const w = createSyntheticWorkload({ rank: lora.rank, alpha: lora.alpha, seed: lora.seed });
     return { modelDir: null, label: 'synthetic', base: w.base, layout: w.layout, targetModules: w.targetModules };
   }
   const modelDir = resolveModelDir(given, command);
   const resolved = await modelLayout(modelDir, lora);
-  const manifest = await modelManifest(modelDir);
+  const manifest = known ?? await modelManifest(modelDir);
   const baseKeys = new Map(resolved.modules.map((m) => [m.path, m.baseKey]));
   return {
-    modelDir, label: modelDir, layout: resolved.layout, targetModules: resolved.targetModules,
+    modelDir, label: modelDir, layout: resolved.layout, targetModules: resolved.targetModules, manifest,
     base: modelBaseSource(modelDir, manifest.hash, resolved.modules.map((m) => ({ path: m.path, baseKey: m.baseKey }))),
     writeModel: (dir, weights) => writeModelFolder(modelDir, dir, weights, baseKeys),
   };

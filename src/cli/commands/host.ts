@@ -4,6 +4,8 @@
  * persists after each one (resumable with --resume), and at the end writes the final global adapter
  * as a PEFT folder (and, for FedEx-LoRA, the updated base model). With --manual-rounds each round
  * waits for the operator: Enter (or a line `start`) on standard input runs it (ui/roundPrompt.ts).
+ * A model folder is offered to clients that lack it (they fetch it over the protocol and verify its
+ * content hash); --no-model-transfer turns that off.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -11,6 +13,8 @@ import { STRATEGY_NAMES } from '../../core/strategies/types.js';
 import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
 import { Coordinator } from '../../federation/coordinator/coordinator.js';
 import type { CoordinatorConfig, Quorum } from '../../federation/coordinator/config.js';
+import type { ModelOffer } from '../../federation/coordinator/modelServer.js';
+import { modelManifest } from '../../federation/client/modelBase.js';
 import { eventsFlagSink } from '../../federation/simulation/eventSink.js';
 import { COORDINATOR_EVENT_TYPES } from '../../federation/simulation/events.js';
 import { meanOf } from '../../federation/simulation/report.js';
@@ -21,7 +25,7 @@ import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, render
 import { CliError, usageError } from '../errors.js';
 import { readRoundCommands, readyText } from '../ui/roundPrompt.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
-import { DEFAULT_MODEL, federationModel, humanOut, listFlag } from './federationCommon.js';
+import { DEFAULT_MODEL, federationModel, humanOut, listFlag, resolveModelDir, type FederationModel } from './federationCommon.js';
 
 const FLAGS: FlagSpecs = {
   port: { type: 'string', value: 'n', help: 'TCP port (0 = any free port)', default: '7777' },
@@ -44,7 +48,8 @@ const FLAGS: FlagSpecs = {
   'round-timeout': { type: 'string', value: 'seconds', help: 'deadline of a round', default: '600' },
   'sample-fraction': { type: 'string', value: 'x', help: 'share of joined clients sampled per round', default: '1' },
   seed: { type: 'string', value: 's', help: 'seed of sampling and adapter init', default: '0' },
-  model: { type: 'string', value: 'dir|synthetic', help: 'base model folder', default: DEFAULT_MODEL },
+  model: { type: 'string', value: 'dir|synthetic', help: 'base model folder (offered to clients that lack it; with --resume: offered when it is the run\'s model)', default: DEFAULT_MODEL },
+  'no-model-transfer': { type: 'boolean', help: 'do not send the base model to clients that lack it (each client then needs --model with its own copy)' },
   out: { type: 'string', value: 'dir', help: 'run directory (state, events.jsonl, final/)', default: 'runs/host' },
   resume: { type: 'string', value: 'dir', help: 'continue the federation persisted in this run directory' },
   'manual-rounds': { type: 'boolean', help: 'each round waits for the operator: Enter (or a line "start") on standard input runs the next one (not persisted: choose again with --resume)' },
@@ -73,6 +78,28 @@ export function parseQuorum(raw: string): Quorum {
   if (Number.isInteger(v) && v >= 1) return { count: v };
   if (v > 0 && v < 1) return { fraction: v };
   throw usageError(`fedex host: --quorum must be a fraction in (0, 1) or a count ≥ 1, got '${raw}'.`);
+}
+
+/**
+ * The base model offered over the protocol: the model folder's manifest, unless --no-model-transfer
+ * or the synthetic model. On --resume the folder of --model (or the default) is offered when its
+ * content hash is the run's; a --model given explicitly that is not the run's model is an error.
+ */
+async function modelOffer(args: ParsedArgs, model: FederationModel | undefined, runHash: string): Promise<ModelOffer | undefined> {
+  if (booleanFlag(args, 'no-model-transfer')) return undefined;
+  if (model !== undefined) return model.modelDir !== null && model.manifest !== undefined ? { dir: model.modelDir, hash: model.manifest.hash, files: model.manifest.files } : undefined;
+  const given = optionalString(args, 'model');
+  if (given === 'synthetic') return undefined;
+  let manifest;
+  try {
+    manifest = await modelManifest(resolveModelDir(given, 'host'));
+  } catch (err) {
+    if (given !== undefined) throw err;
+    return undefined;
+  }
+  if (manifest.hash === runHash) return { dir: manifest.dir, hash: manifest.hash, files: manifest.files };
+  if (given !== undefined) throw usageError(`fedex host: --model ${manifest.dir} has content hash ${manifest.hash.slice(0, 12)}…, the resumed run uses ${runHash.slice(0, 12)}…; give the run's model folder (or --no-model-transfer).`);
+  return undefined;
 }
 
 async function tlsOptions(args: ParsedArgs): Promise<ServerTlsOptions | undefined> {
@@ -113,7 +140,9 @@ export const hostCommand: CliCommand = {
     let model: Awaited<ReturnType<typeof federationModel>> | undefined;
     try {
       if (resumeDir !== undefined) {
-        coordinator = await Coordinator.resume(resolve(resumeDir), { listen, backend, manualRounds, ...(token !== undefined ? { token } : {}) });
+        coordinator = await Coordinator.resume(resolve(resumeDir), {
+          listen, backend, manualRounds, ...(token !== undefined ? { token } : {}), modelOffer: (hash) => modelOffer(args, undefined, hash),
+        });
       } else {
         if (args.values['local-epochs'] !== undefined && args.values['local-steps'] !== undefined) throw usageError('fedex host: give --local-steps or --local-epochs, not both.');
         const rank = int('rank', 8, 1, 4096);
@@ -139,7 +168,7 @@ export const hostCommand: CliCommand = {
           sampleFraction: numberFlag(args, 'sample-fraction', 'host', 1, { min: Number.MIN_VALUE, max: 1 }),
           seed, backend, listen, ...(token !== undefined ? { token } : {}),
         };
-        coordinator = await Coordinator.create({ ...config, manualRounds });
+        coordinator = await Coordinator.create({ ...config, manualRounds, modelOffer: await modelOffer(args, model, model.base.hash) });
       }
     } catch (err) {
       await backend.dispose();
@@ -168,6 +197,12 @@ export const hostCommand: CliCommand = {
         + `, ${formatBytes(r.traffic.sent)} sent, ${formatBytes(r.traffic.received)} received\n`);
     });
     coordinator.on('warning', (e) => out.write(`warning: ${e.message}\n`));
+    const offered = coordinator.models?.offer;
+    const offeredBytes = offered?.files.reduce((n, f) => n + f.bytes, 0) ?? 0;
+    coordinator.on('model_transfer', (e) => {
+      if (e.status === 'started') out.write(`↓ ${e.name} is fetching the base model (${formatBytes(offeredBytes)})\n`);
+      else out.write(`↓ ${e.name} ${e.status === 'finished' ? 'has fetched the base model' : 'stopped fetching the base model'}: ${formatBytes(e.bytesServed)} in ${e.requests} requests\n`);
+    });
 
     const onSigint = (): void => {
       out.write('\ninterrupted: stopping (the run directory stays resumable with --resume)\n');
@@ -179,7 +214,9 @@ export const hostCommand: CliCommand = {
       const url = await coordinator.start();
       out.write(`fedex host: ${plan.method} federation, ${plan.rounds} rounds, ${plan.layout.length} adapted modules, run directory ${coordinator.runDir}\n`);
       out.write(`listening on ${url}\njoin token: ${coordinator.token}\n`);
-      out.write(`clients join with:\n  fedex join ${url} --token ${coordinator.token} --data task:arith${model?.modelDir === null ? ' --model synthetic' : ''}\n`);
+      const modelHint = offered !== undefined || model === undefined ? '' : model.modelDir === null ? ' --model synthetic' : ' --model <their copy of the model folder>';
+      out.write(`clients join with:\n  fedex join ${url} --token ${coordinator.token} --data task:arith${modelHint}\n`);
+      if (offered !== undefined) out.write(`base model offered to clients that lack it: ${offered.files.length} files, ${formatBytes(offeredBytes)} (--no-model-transfer turns this off)\n`);
       out.write(`waiting for ${plan.minClients} client${plan.minClients === 1 ? '' : 's'}…\n`);
       if (manualRounds) {
         out.write('manual rounds: once they have joined, press Enter (or type start) to run each round\n');

@@ -24,7 +24,8 @@ export interface ModelManifest {
   readonly hash: string;
 }
 
-async function sha256File(path: string): Promise<string> {
+/** SHA-256 (lower-case hex) of a file's contents, read as a stream. */
+export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
@@ -37,8 +38,11 @@ async function shardNames(indexPath: string): Promise<string[]> {
   return names;
 }
 
-/** Reads the manifest of a model folder and computes its content hash. Throws naming the folder when it has no config.json or weights. */
-export async function modelManifest(dir: string): Promise<ModelManifest> {
+/**
+ * The names of a model folder's files that make up its content hash, in hash order (what
+ * `modelManifest` hashes). Throws naming the folder when it has no config.json or weights.
+ */
+export async function manifestNames(dir: string): Promise<string[]> {
   let entries: string[];
   try {
     entries = await readdir(dir);
@@ -53,6 +57,12 @@ export async function modelManifest(dir: string): Promise<ModelManifest> {
     if (name === 'model.safetensors.index.json') names.push(...await shardNames(join(dir, name)));
   }
   if (!names.includes('model.safetensors') && !names.includes('model.safetensors.index.json')) throw new Error(`model folder ${dir} has no model.safetensors`);
+  return names;
+}
+
+/** Reads the manifest of a model folder and computes its content hash. Throws naming the folder when it has no config.json or weights. */
+export async function modelManifest(dir: string): Promise<ModelManifest> {
+  const names = await manifestNames(dir);
   const files: ModelFile[] = [];
   for (const name of names) {
     const path = join(dir, name);

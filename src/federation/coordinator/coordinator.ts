@@ -9,6 +9,9 @@
  * accounted for, or the quorum delivered and nobody is still working, or at the deadline →
  * aggregate module by module, fold the residual into the master base → persist atomically →
  * `round_closed` to everyone → next round; `federation_done` at the end.
+ *
+ * With a `modelOffer`, clients without the base model are welcomed to fetch it (modelServer.ts,
+ * docs/protocol.md §8); they are not joined (never sampled) until they reconnect with its hash.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +22,7 @@ import type { AggregationStrategy } from '../../core/strategies/types.js';
 import type { Matrix } from '../../core/tensor.js';
 import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
 import type { Message } from '../protocol/envelope.js';
-import type { ProtocolError } from '../protocol/errors.js';
+import { protocolError, type ProtocolError } from '../protocol/errors.js';
 import { generateToken } from '../protocol/tokens.js';
 import { createTransportServer } from '../transport/server.js';
 import type { Connection, TransportServer } from '../transport/types.js';
@@ -33,6 +36,7 @@ import { ResidualHistory } from './residuals.js';
 import { admitHello, welcomeParams } from './handshake.js';
 import { TrafficMeter } from './traffic.js';
 import { initialState } from './initialState.js';
+import { checkOffer, ModelServer, type ModelOffer } from './modelServer.js';
 
 /** How this process runs the rounds; not persisted (a resumed run chooses again). */
 export interface RuntimeOptions {
@@ -41,10 +45,17 @@ export interface RuntimeOptions {
    * default false (each round starts as soon as they have).
    */
   readonly manualRounds?: boolean;
+  /**
+   * Offer the base model over model_request (its manifest must hash to the plan's base model hash);
+   * default none: clients must already hold the model.
+   */
+  readonly modelOffer?: ModelOffer;
 }
 
 /** Options when resuming a run from its directory. */
-export interface ResumeOptions extends RuntimeOptions {
+export interface ResumeOptions extends Omit<RuntimeOptions, 'modelOffer'> {
+  /** As in `RuntimeOptions`, or chosen once the run's base model hash is known. */
+  readonly modelOffer?: ModelOffer | ((baseModelHash: string) => Promise<ModelOffer | undefined>);
   readonly listen?: ListenOptions;
   readonly backend?: ProductBackend;
   /** The join token; read from the run directory when absent. */
@@ -79,6 +90,10 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   private readonly sessions = new Set<CoordinatorSession>();
   /** The live session of each joined client. */
   readonly joined = new Map<string, CoordinatorSession>();
+  /** The live session of each client fetching the base model (admitted, not joined). */
+  readonly fetching = new Map<string, CoordinatorSession>();
+  /** Serves the base model when it is offered. */
+  readonly models: ModelServer | undefined;
   readonly traffic = new TrafficMeter();
   readonly strategy: AggregationStrategy;
   readonly history: ResidualHistory;
@@ -99,8 +114,11 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     private readonly resumedFrom: number | null,
     /** Rounds wait for `startNextRound` (see `RuntimeOptions`). */
     readonly manualRounds: boolean,
+    modelOffer: ModelOffer | undefined,
   ) {
     super();
+    if (modelOffer !== undefined) checkOffer(modelOffer, plan.baseModelHash);
+    this.models = modelOffer === undefined ? undefined : new ModelServer(modelOffer, (e) => this.publish('model_transfer', e));
     this.log = new EventLog(store.eventsPath);
     // Deviation metrics are computed by aggregate.ts through the backend (bounded cost for many clients).
     this.strategy = createStrategy(plan.method, { weighting: plan.weighting, deviationMetrics: false, residualForm: plan.residualForm });
@@ -111,11 +129,12 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   /** Starts a new federation in `config.runDir` (which must not hold one) and persists round 0. */
   static async create(config: CoordinatorConfig & RuntimeOptions): Promise<Coordinator> {
     const { plan, state } = await initialState(config);
+    if (config.modelOffer !== undefined) checkOffer(config.modelOffer, plan.baseModelHash);
     const store = await RunStore.create(config.runDir);
     const token = config.token ?? generateToken();
     await store.writeToken(token);
     const backend = config.backend ?? createOrtProductBackend();
-    const c = new Coordinator(plan, store, state, token, backend, config.backend === undefined, config.listen ?? {}, null, config.manualRounds === true);
+    const c = new Coordinator(plan, store, state, token, backend, config.backend === undefined, config.listen ?? {}, null, config.manualRounds === true, config.modelOffer);
     await c.persist({ global: state.global, base: state.base });
     return c;
   }
@@ -130,8 +149,9 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       registry: new Map(saved.registry.map((r) => [r.clientId, r])), history: [...saved.history],
       globalFile: saved.globalFile, baseFile: saved.baseFile, done: saved.done,
     };
+    const offer = typeof options.modelOffer === 'function' ? await options.modelOffer(saved.plan.baseModelHash) : options.modelOffer;
     const backend = options.backend ?? createOrtProductBackend();
-    return new Coordinator(saved.plan, store, state, token, backend, options.backend === undefined, options.listen ?? {}, saved.round, options.manualRounds === true);
+    return new Coordinator(saved.plan, store, state, token, backend, options.backend === undefined, options.listen ?? {}, saved.round, options.manualRounds === true, offer);
   }
 
   get runDir(): string {
@@ -267,8 +287,11 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
 
   onHello(session: CoordinatorSession, hello: Message<'hello'>): void {
     const p = hello.params;
-    const previous = p.clientId !== undefined ? this.joined.get(p.clientId) : undefined;
-    const admission = admitHello(p, { plan: this.plan, token: this.token, joined: this.joined.size - (previous !== undefined ? 1 : 0) });
+    const previous = p.clientId !== undefined ? this.joined.get(p.clientId) ?? this.fetching.get(p.clientId) : undefined;
+    const admission = admitHello(p, {
+      plan: this.plan, token: this.token, offersModel: this.models !== undefined,
+      joined: this.joined.size + this.fetching.size - (previous !== undefined ? 1 : 0),
+    });
     if (!admission.ok) {
       this.publish('client_rejected', { remote: session.conn.remote, code: admission.code, message: admission.message });
       session.closeAfter({ method: 'reject', params: { code: admission.code, message: admission.message, ...(admission.retryAfterMs !== undefined ? { retryAfterMs: admission.retryAfterMs } : {}) } }, 1008, admission.code);
@@ -277,8 +300,19 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     const clientId = p.clientId ?? `anon-${randomBytes(6).toString('hex')}`;
     // The same client on a new connection: the old one is dead or half-open; the new one wins.
     if (previous !== undefined) {
-      this.joined.delete(clientId);
+      if (this.joined.get(clientId) === previous) this.joined.delete(clientId);
+      if (this.fetching.get(clientId) === previous) this.fetching.delete(clientId);
       previous.closeAfter(null, 4000, 'superseded by a new connection of the same client');
+    }
+    if (admission.fetching) {
+      // Only here to fetch the base model: no registry entry, no round; it rejoins with the hash.
+      Object.assign(session, {
+        clientId, name: p.clientName, sessionId: randomBytes(12).toString('base64url'), uplinkDtype: admission.uplinkDtype,
+        peerMaxFrameBytes: p.capabilities.maxFrameBytes, fetching: true,
+      });
+      this.fetching.set(clientId, session);
+      void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId: session.sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() => undefined);
+      return;
     }
     const now = Date.now();
     const record = this.state.registry.get(clientId);
@@ -289,7 +323,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       uplinkDtype: admission.uplinkDtype, peerMaxFrameBytes: p.capabilities.maxFrameBytes, joined: true,
     });
     this.joined.set(clientId, session);
-    void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }) }).catch(() => undefined);
+    void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() => undefined);
     this.publish('client_joined', { clientId, name: p.clientName, sessionId, resumed: record !== undefined && p.resumeSessionId === record.sessionId, clients: this.joined.size });
     this.runner.onJoined(session);
     this.wake();
@@ -300,13 +334,18 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     this.wake();
   }
 
+  onModelRequest(session: CoordinatorSession, request: Message<'model_request'>): void {
+    if (this.models === undefined) session.refuse(protocolError('E_MODEL_TRANSFER', 'model_request: this coordinator does not offer the base model'));
+    else this.models.request(session, request.params);
+  }
+
   onUpdateRejected(session: CoordinatorSession, round: number, code: string, reason: string): void {
     this.runner.onRejected(session, round, code, reason);
     this.wake();
   }
 
   onLeave(session: CoordinatorSession, reason: string): void {
-    if (session.clientId !== undefined) this.runner.onGone(session.clientId, `left: ${reason}`, true);
+    if (session.clientId !== undefined && session.joined) this.runner.onGone(session.clientId, `left: ${reason}`, true);
     this.wake();
   }
 
@@ -317,7 +356,9 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   onClosed(session: CoordinatorSession, reason: string): void {
     this.sessions.delete(session);
     this.traffic.untrack(session.conn);
+    this.models?.closed(session);
     const id = session.clientId;
+    if (id !== undefined && session.fetching && this.fetching.get(id) === session) this.fetching.delete(id);
     if (id !== undefined && session.joined && this.joined.get(id) === session) {
       this.joined.delete(id);
       this.runner.onGone(id, `connection closed: ${reason}`, false);

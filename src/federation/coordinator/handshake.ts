@@ -1,6 +1,8 @@
 /**
  * The coordinator's answer to a hello (docs/protocol.md §6.1–6.3), as pure functions: version,
- * token (constant time), base model, capacity; then the welcome it sends.
+ * token (constant time), base model, capacity; then the welcome it sends. A client without the
+ * federation's base model is admitted only to fetch it (§8), when the coordinator offers it and
+ * the client declared `modelTransfer`.
  */
 import { PROTOCOL_MINOR } from '../protocol/constants.js';
 import type { FloatWireDType } from '../protocol/dtypes.js';
@@ -9,18 +11,25 @@ import type { ParamsOf } from '../protocol/messages.js';
 import { negotiateVersion } from '../protocol/session.js';
 import { tokensEqual } from '../protocol/tokens.js';
 import { welcomeConfig, type FederationPlan } from './config.js';
+import { DEFAULT_MAX_CHUNK_BYTES, type ModelServer } from './modelServer.js';
 
 /** The verdict on a hello. */
 export type Admission =
-  | { readonly ok: true; readonly minor: number; readonly uplinkDtype: FloatWireDType }
+  | {
+    readonly ok: true; readonly minor: number; readonly uplinkDtype: FloatWireDType;
+    /** Admitted without the base model, to fetch it: never sampled for a round. */
+    readonly fetching: boolean;
+  }
   | { readonly ok: false; readonly code: ProtocolErrorCode; readonly message: string; readonly retryAfterMs?: number };
 
 /** What the coordinator knows when a hello arrives. */
 export interface AdmissionContext {
   readonly plan: FederationPlan;
   readonly token: string;
-  /** Clients joined now, not counting an older connection of the same client. */
+  /** Clients joined or fetching now, not counting an older connection of the same client. */
   readonly joined: number;
+  /** Whether the coordinator offers the base model over model_request. */
+  readonly offersModel: boolean;
 }
 
 /** Checks a hello: E_VERSION, E_AUTH, E_BASE_MISMATCH, E_FULL, in that order. */
@@ -33,18 +42,20 @@ export function admitHello(hello: ParamsOf<'hello'>, ctx: AdmissionContext): Adm
     throw err;
   }
   if (!tokensEqual(hello.token, ctx.token)) return { ok: false, code: 'E_AUTH', message: 'the join token is wrong; ask the coordinator\'s operator for the current token' };
-  if (hello.baseModelHash !== ctx.plan.baseModelHash) {
+  const fetching = hello.baseModelHash !== ctx.plan.baseModelHash;
+  if (fetching && !(ctx.offersModel && hello.capabilities.modelTransfer)) {
     const has = hello.baseModelHash === undefined ? 'no base model' : `base model ${hello.baseModelHash.slice(0, 12)}…`;
-    return { ok: false, code: 'E_BASE_MISMATCH', message: `this federation uses base model ${ctx.plan.baseModelHash.slice(0, 12)}…, the client has ${has}, and this coordinator does not transfer models` };
+    const why = ctx.offersModel ? 'the client does not fetch models (capabilities.modelTransfer is false)' : 'this coordinator does not transfer models';
+    return { ok: false, code: 'E_BASE_MISMATCH', message: `this federation uses base model ${ctx.plan.baseModelHash.slice(0, 12)}…, the client has ${has}, and ${why}` };
   }
   if (ctx.joined >= ctx.plan.maxClients) return { ok: false, code: 'E_FULL', message: `the federation is full (${ctx.plan.maxClients} clients)`, retryAfterMs: 30_000 };
   const wanted = ctx.plan.uplinkDtype;
   const uplinkDtype: FloatWireDType = hello.capabilities.uplinkDtypes.includes(wanted) ? wanted : 'float32';
-  return { ok: true, minor, uplinkDtype };
+  return { ok: true, minor, uplinkDtype, fetching };
 }
 
-/** The welcome for an admitted client. */
-export function welcomeParams(plan: FederationPlan, args: { sessionId: string; minor: number; currentRound: number; uplinkDtype: FloatWireDType }): ParamsOf<'welcome'> {
+/** The welcome for an admitted client; `baseModel` is in it whenever the coordinator offers the model. */
+export function welcomeParams(plan: FederationPlan, args: { sessionId: string; minor: number; currentRound: number; uplinkDtype: FloatWireDType }, models?: ModelServer): ParamsOf<'welcome'> {
   return {
     sessionId: args.sessionId,
     protocolMinor: args.minor,
@@ -52,9 +63,10 @@ export function welcomeParams(plan: FederationPlan, args: { sessionId: string; m
     config: welcomeConfig(plan, args.uplinkDtype),
     limits: {
       maxFrameBytes: plan.limits.maxFrameBytes,
-      maxChunkBytes: 1 << 20,
+      maxChunkBytes: models?.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES,
       heartbeatMs: plan.limits.heartbeatMs,
       ...(plan.maxUpdateNorm !== undefined ? { maxUpdateNorm: plan.maxUpdateNorm } : {}),
     },
+    ...(models !== undefined ? { baseModel: models.manifest } : {}),
   };
 }

@@ -22,6 +22,8 @@ export interface SessionHost {
   receiveOptions(session: CoordinatorSession): ReceiveOptions;
   onHello(session: CoordinatorSession, hello: Message<'hello'>): void;
   onUpdate(session: CoordinatorSession, update: Message<'client_update'>, frameBytes: number): void;
+  /** A model_request (docs/protocol.md §8); the host answers it, in order, or refuses it. */
+  onModelRequest(session: CoordinatorSession, request: Message<'model_request'>): void;
   onUpdateRejected(session: CoordinatorSession, round: number, code: string, reason: string): void;
   onLeave(session: CoordinatorSession, reason: string): void;
   onProtocolError(session: CoordinatorSession, error: ProtocolError): void;
@@ -43,6 +45,8 @@ export class CoordinatorSession {
   uplinkDtype: FloatWireDType = 'float32';
   peerMaxFrameBytes = 4096;
   joined = false;
+  /** Welcomed without the base model to fetch it (§8): never sampled, leaves and rejoins with the hash. */
+  fetching = false;
   private errors = 0;
   private lastSent = Date.now();
   private nonce = 0;
@@ -59,7 +63,7 @@ export class CoordinatorSession {
       if (this.state.phase === 'connecting') this.fatal(protocolError('E_TIMEOUT', `no hello within ${host.limits.helloTimeoutMs} ms`));
     }, host.limits.helloTimeoutMs);
     const ping = setInterval(() => {
-      if (this.joined && Date.now() - this.lastSent >= host.limits.heartbeatMs) {
+      if ((this.joined || this.fetching) && Date.now() - this.lastSent >= host.limits.heartbeatMs) {
         this.nonce = (this.nonce + 1) >>> 0;
         void this.send({ method: 'ping', params: { nonce: this.nonce, sentAt: Date.now() } }).catch(() => undefined);
       }
@@ -100,6 +104,11 @@ export class CoordinatorSession {
       : { method: 'error', params: errorParams(err, true) };
     this.host.onProtocolError(this, err);
     this.sendBestEffort(message).finally(() => this.conn.close(1008, err.code));
+  }
+
+  /** Answers a bad request with a non-fatal `error` (fatal once there were too many protocol errors). */
+  refuse(err: ProtocolError): void {
+    if (this.state.phase !== 'closed') this.failure(err);
   }
 
   /** Closes politely after a final message. */
@@ -173,7 +182,7 @@ export class CoordinatorSession {
         if (message.params.fatal) this.conn.close(1008, message.params.code);
         return;
       case 'model_request':
-        void this.sendBestEffort({ method: 'error', params: errorParams(protocolError('E_MODEL_TRANSFER', 'this coordinator does not offer the base model'), false) });
+        this.host.onModelRequest(this, message);
         return;
       default:
         return;

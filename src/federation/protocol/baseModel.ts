@@ -8,6 +8,12 @@ import { createHash } from 'node:crypto';
 import { protocolError } from './errors.js';
 import type { ParamsOf } from './messages.js';
 
+/**
+ * Bytes a model_chunk frame adds to its chunk (prefix, JSON header, padding): a frame is at most
+ * `length + MODEL_CHUNK_OVERHEAD_BYTES`, so a client asks for at most its own maxFrameBytes minus this.
+ */
+export const MODEL_CHUNK_OVERHEAD_BYTES = 512;
+
 /** One file of the base model manifest (welcome.baseModel.files[]). */
 export interface ModelFile {
   readonly name: string;

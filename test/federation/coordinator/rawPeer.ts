@@ -62,6 +62,21 @@ export class RawPeer {
     }
   }
 
+  /** The next message of any of `methods`, in arrival order (for answers that must come in order). */
+  async nextOf<M extends Method>(methods: readonly M[], timeoutMs = 5_000): Promise<Message<M>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.inbox.findIndex((m) => (methods as readonly Method[]).includes(m.method));
+      if (i >= 0) return this.inbox.splice(i, 1)[0] as Message<M>;
+      if (!this.conn.isOpen) throw new Error(`connection closed while waiting for ${methods.join('/')}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${methods.join('/')}`);
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, 50);
+      });
+    }
+  }
+
   /** Sends a valid hello (with overrides). */
   hello(overrides: Partial<ParamsOf<'hello'>> = {}): Promise<void> {
     return this.send({
