@@ -128,10 +128,13 @@ class FileWriter implements SafetensorsWriter {
       return;
     }
     const size = itemSize(dtype);
-    const widened = meter === undefined ? undefined : new Float32Array(Math.min(CHUNK, data.length));
+    const piece = Math.min(CHUNK, data.length);
+    // Each piece is written before the next is converted, so one scratch buffer serves them all.
+    const scratch = new ArrayBuffer(piece * size);
+    const widened = meter === undefined ? undefined : new Float32Array(piece);
     for (let start = 0; start < data.length; start += CHUNK) {
       const part = data.subarray(start, Math.min(data.length, start + CHUNK));
-      const bytes = convert(part, dtype);
+      const bytes = convert(part, dtype, scratch);
       if (meter !== undefined) meter.add(part, storedAsFloat(bytes, dtype, part.length, widened!));
       await this.writeAt(bytes, info.byteOffset + start * size);
     }
@@ -168,20 +171,31 @@ class FileWriter implements SafetensorsWriter {
   }
 }
 
-function convert(part: Float32Array | Float64Array, dtype: SafetensorsDType): Uint8Array {
-  const asBytes = (a: Float32Array | Float64Array | Uint16Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+/**
+ * Converts a piece to the stored dtype into `scratch` (reused from piece to piece, so a long tensor
+ * leaves no garbage behind); returns the bytes to write, a view of `scratch`.
+ */
+function convert(part: Float32Array | Float64Array, dtype: SafetensorsDType, scratch: ArrayBuffer): Uint8Array {
+  const n = part.length;
   switch (dtype) {
     case 'F32':
-      return asBytes(Float32Array.from(part));
+      new Float32Array(scratch, 0, n).set(part);
+      break;
     case 'F64':
-      return asBytes(Float64Array.from(part));
+      new Float64Array(scratch, 0, n).set(part);
+      break;
     case 'F16':
-      return asBytes(part instanceof Float32Array ? float32ToFloat16(part) : float64ToFloat16(part));
+      if (part instanceof Float32Array) float32ToFloat16(part, new Uint16Array(scratch, 0, n));
+      else float64ToFloat16(part, new Uint16Array(scratch, 0, n));
+      break;
     case 'BF16':
-      return asBytes(part instanceof Float32Array ? float32ToBfloat16(part) : float64ToBfloat16(part));
+      if (part instanceof Float32Array) float32ToBfloat16(part, new Uint16Array(scratch, 0, n));
+      else float64ToBfloat16(part, new Uint16Array(scratch, 0, n));
+      break;
     default:
       throw new Error(`convert: ${dtype} is not a float dtype`);
   }
+  return new Uint8Array(scratch, 0, n * itemSize(dtype));
 }
 
 /** The values `bytes` (a converted piece of `count` elements) hold, as floats, for a down-cast meter. */
