@@ -57,7 +57,7 @@ const FLAGS: FlagSpecs = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const USAGE = 'fedex host [--port 7777] [--method fedex] [--rounds 5] [--min-clients 2] [--model dir] [--out runs/host] [--resume dir] [--manual-rounds]';
+const USAGE = 'fedex host [--port 7777] [--method fedex] [--rounds 5] [--min-clients 2] [--model dir] [--out runs/host] [--resume dir] [--manual-rounds] [--no-model-transfer]';
 const SUMMARY = [
   'Runs a federation coordinator: clients join with `fedex join <url> --token <token> --data …`, train',
   'locally and upload their adapters; the coordinator aggregates each round (FedEx-LoRA folds the',

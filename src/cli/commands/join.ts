@@ -1,12 +1,15 @@
 /**
- * `fedex join <url> --token T --data …`: a federation client. Checks that its local base model has
- * the coordinator's content hash, trains each round it is sampled for on its own data (onnxruntime,
- * in a worker thread), uploads its adapter, and reconnects with backoff when the connection drops.
- * At the end it can write the final global adapter as a PEFT folder.
+ * `fedex join <url> --token T --data …`: a federation client. With --model, checks that its local
+ * base model has the coordinator's content hash; without, fetches the coordinator's base model into
+ * the model cache (or finds it there, verified) and uses that. Trains each round it is sampled for
+ * on its own data (onnxruntime, in a worker thread), uploads its adapter, and reconnects with
+ * backoff when the connection drops. At the end it can write the final global adapter as a PEFT folder.
  */
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { defaultModelCacheDir, ModelCache } from '../../federation/client/modelCache.js';
+import { fetchBaseModel, type ModelFetchProgress } from '../../federation/client/modelFetch.js';
 import { randomBytes } from 'node:crypto';
 import { DEVICES } from '../../runtime/session.js';
 import { FederationClient, type ClientOutcome } from '../../federation/client/client.js';
@@ -17,12 +20,12 @@ import type { FederationSettings, LocalTrainer } from '../../federation/client/t
 import { eventsFlagSink } from '../../federation/simulation/eventSink.js';
 import { meanOf } from '../../federation/simulation/report.js';
 import { writeAdapterFolder } from '../../federation/simulation/saveAdapters.js';
-import type { CliCommand } from '../command.js';
+import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
 import { ProgressBar } from '../ui/progress.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
-import { DEFAULT_MODEL, federationModel, humanOut } from './federationCommon.js';
+import { federationModel, humanOut, type FederationModel } from './federationCommon.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 
 const FLAGS: FlagSpecs = {
@@ -31,7 +34,8 @@ const FLAGS: FlagSpecs = {
   'eval-data': { type: 'string', value: 'file.jsonl|task:NAME', help: 'eval data for local metrics (default: held out from --data)' },
   shard: { type: 'string', value: 'i/k', help: 'train on part i of k of --data (e.g. 2/3; for demos on one machine)' },
   split: { type: 'string', value: 'non-iid|iid', help: 'how --shard cuts the data', default: 'non-iid' },
-  model: { type: 'string', value: 'dir|synthetic', help: 'your copy of the base model (its hash must match the federation)', default: DEFAULT_MODEL },
+  model: { type: 'string', value: 'dir|synthetic', help: "your copy of the base model (its content hash must be the federation's); without it the coordinator's model is fetched into --model-cache, or found there" },
+  'model-cache': { type: 'string', value: 'dir', help: 'where base models fetched without --model are kept, one folder per content hash (default ~/.cache/fedex/models)' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads (default: all cores)' },
   'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens', default: '64' },
@@ -45,7 +49,7 @@ const FLAGS: FlagSpecs = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const USAGE = 'fedex join <ws://host:port/> --token <T> --data <file.jsonl|task:NAME> [--model dir] [--device cpu] [--name text]';
+const USAGE = 'fedex join <ws://host:port/> --token <T> --data <file.jsonl|task:NAME> [--model dir | --model-cache dir] [--device cpu] [--name text]';
 const SUMMARY = 'Joins a federation run by `fedex host`: trains on your data locally, sends only the LoRA adapter.';
 
 /** `--shard 2/3` → index 1 of 3. */
@@ -64,7 +68,11 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-function explain(err: ClientError, url: string, attempts: number): CliError {
+function explain(err: ClientError, url: string, attempts: number, fetching: boolean): CliError {
+  if (fetching && err.code === 'E_BASE_MISMATCH') {
+    return new CliError(`fedex join: ${err.message}. Pass --model with your copy of the coordinator's model folder (or --model synthetic if it runs the synthetic model).`);
+  }
+  if (err.code === 'E_MODEL_TRANSFER') return new CliError(`fedex join: fetching the base model from ${url} failed (${err.code}): ${err.message}`);
   switch (err.code) {
     case 'C_CONNECT':
       return new CliError(`fedex join: cannot reach ${url} after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${err.cause instanceof Error ? err.cause.message : err.message}. Is \`fedex host\` running there, and are the scheme (ws:// or wss://), host and port right?`);
@@ -77,6 +85,51 @@ function explain(err: ClientError, url: string, attempts: number): CliError {
       return new CliError(`fedex join: your base model does not match the federation's (${err.code}): ${err.message}. Pass --model with the same model folder as the coordinator.`);
     default:
       return new CliError(`fedex join: [${err.code}] ${err.message}`);
+  }
+}
+
+/** The coordinator's base model from the model cache, fetched first when it is not there (Ctrl-C stops the fetch). */
+async function fetchedModel(o: {
+  url: string; token: string; name: string; clientId: string; device: string; retries: number; ca: string | undefined; cacheDir: string | undefined;
+  out: CliIO['stdout']; stderr: CliIO['stderr']; sink: ReturnType<typeof eventsFlagSink>;
+  lora: Parameters<typeof federationModel>[2];
+}): Promise<FederationModel> {
+  const cache = new ModelCache(resolve(o.cacheDir ?? defaultModelCacheDir()));
+  const stop = new AbortController();
+  const onSigint = (): void => stop.abort();
+  process.once('SIGINT', onSigint);
+  let bar: ProgressBar | undefined;
+  let shown = 0;
+  const onProgress = (p: ModelFetchProgress): void => {
+    o.sink.emit('join_model', p);
+    const what = `base model ${p.hash.slice(0, 12)}… (${p.files} files, ${formatBytes(p.totalBytes)})`;
+    if (p.status === 'offered') o.out.write(`fetching ${what} from the coordinator into ${cache.root}\n`);
+    if (p.status === 'waiting') o.out.write(`another fedex process is fetching ${what} into ${cache.root}; waiting for it\n`);
+    if (p.status === 'progress') {
+      bar ??= new ProgressBar('base model', p.totalBytes, o.stderr);
+      bar.tick(p.bytes - shown, `${formatBytes(p.bytes)} / ${formatBytes(p.totalBytes)}`);
+      shown = p.bytes;
+    }
+  };
+  try {
+    const fetched = await fetchBaseModel({
+      url: o.url, token: o.token, name: o.name, clientId: o.clientId, device: o.device, cache, signal: stop.signal, onProgress,
+      reconnect: { maxAttempts: o.retries }, ...(o.ca !== undefined ? { tls: { ca: o.ca } } : {}),
+      onRetry: (attempt, delayMs, message) => o.out.write(`cannot connect (${message}); retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1}/${o.retries})\n`),
+    });
+    bar?.done();
+    const m = fetched.manifest;
+    o.out.write(fetched.downloaded
+      ? `base model ${m.hash.slice(0, 12)}… fetched (${formatBytes(fetched.bytesFetched)} in ${fetched.requests} requests), SHA-256 verified, cached in ${m.dir}\n`
+      : `base model ${m.hash.slice(0, 12)}… found in the cache, verified: ${m.dir}\n`);
+    return await federationModel(m.dir, 'join', o.lora, m);
+  } catch (err) {
+    bar?.done();
+    const e = err instanceof ClientError ? explain(err, o.url, o.retries, true) : err as Error;
+    o.sink.emit('error', { message: e.message });
+    throw e;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
   }
 }
 
@@ -117,7 +170,10 @@ export const joinCommand: CliCommand = {
     const sink = eventsFlagSink(eventsTarget, io.stdout);
 
     // Every module some target could adapt: the coordinator's layout picks among them.
-    const model = await federationModel(modelArg, 'join', { rank: 8, alpha: 16, seed, targetModules: ['all-linear'] });
+    const lora = { rank: 8, alpha: 16, seed, targetModules: ['all-linear'] };
+    const model = modelArg !== undefined
+      ? await federationModel(modelArg, 'join', lora)
+      : await fetchedModel({ url, token, name, clientId, device, retries, ca, cacheDir: optionalString(args, 'model-cache'), out, stderr: io.stderr, sink, lora });
     let bar: ProgressBar | undefined;
     const onProgress = (p: { round: number; step: number; totalSteps: number; loss: number }): void => {
       sink.emit('client_progress', { clientId, ...p });
@@ -196,7 +252,7 @@ export const joinCommand: CliCommand = {
       outcome = await client.run();
     } catch (err) {
       bar?.done();
-      const e = err instanceof ClientError ? explain(err, url, retries) : err as Error;
+      const e = err instanceof ClientError ? explain(err, url, retries, false) : err as Error;
       sink.emit('error', { message: e.message });
       throw e;
     } finally {

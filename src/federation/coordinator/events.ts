@@ -119,7 +119,12 @@ export interface CoordinatorEventMap {
   }];
   /** After an aggregated round (computed after its broadcast, off the critical path); see `UpdateHeatmap`. */
   update_heatmap: [UpdateHeatmap];
-  /** A client without the base model fetching it (model_request): started, finished (it reconnects with the hash) or aborted. */
+  /**
+   * A client without the base model fetching it (modelServer.ts): `started` at a connection's first
+   * model_request; when that connection ends, `finished` (the client has now received every byte of
+   * every file, over this and earlier connections; it rejoins with the hash) or `aborted`.
+   * `bytesServed` and `requests` count this connection.
+   */
   model_transfer: [{ readonly clientId: string; readonly name: string; readonly status: 'started' | 'finished' | 'aborted'; readonly bytesServed: number; readonly requests: number }];
   protocol_error: [{ readonly clientId: string | null; readonly remote: string; readonly code: string; readonly message: string }];
   federation_done: [{ readonly roundsCompleted: number; readonly reason: 'completed' | 'stopped' | 'failed'; readonly baseRevision: number }];

@@ -130,11 +130,12 @@ export class ModelServer {
   request(peer: ModelPeer, params: ParamsOf<'model_request'>): void {
     let t = this.transfers.get(peer);
     if (t === undefined) {
-      t = { queue: Promise.resolve(), queued: 0, bytesServed: 0, requests: 0 };
+      t = { queue: Promise.resolve(), queued: 0, bytesServed: 0, requests: 1 };
       this.transfers.set(peer, t);
       this.publish(this.event(peer, t, 'started'));
+    } else {
+      t.requests++;
     }
-    t.requests++;
     if (t.queued >= MAX_QUEUED_REQUESTS) {
       // Answered in order like the others, so the client can still match answers to requests.
       const error = protocolError('E_MODEL_TRANSFER', `model_request: more than ${MAX_QUEUED_REQUESTS} requests outstanding; wait for the chunks`);

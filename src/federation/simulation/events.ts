@@ -98,6 +98,14 @@ export interface JoinEventMap {
   join_update_rejected: { readonly round: number; readonly code: string; readonly reason: string };
   join_round_closed: { readonly round: number; readonly participants: number; readonly meanLoss: number | null; readonly meanRelativeDeviation: number | null };
   join_done: { readonly reason: 'completed' | 'stopped' | 'failed' | 'left'; readonly roundsCompleted: number; readonly roundsParticipated: number; readonly baseRevision: number };
+  /**
+   * Fetching the coordinator's base model (no --model): offered, cached (found in the model cache),
+   * waiting (another process fetches it), progress (throttled), verified (fetched and checked).
+   */
+  join_model: {
+    readonly status: 'offered' | 'cached' | 'waiting' | 'progress' | 'verified';
+    readonly hash: string; readonly files: number; readonly bytes: number; readonly totalBytes: number; readonly requests: number;
+  };
 }
 
 /** Payload of every coordinator event, by name. */
@@ -127,7 +135,7 @@ const SIMULATION_TYPES: Record<keyof SimulationEventMap, true> = {
 };
 const JOIN_TYPES: Record<keyof JoinEventMap, true> = {
   join_connected: true, join_welcomed: true, join_reconnecting: true, join_disconnected: true, join_round_started: true,
-  join_uploaded: true, join_update_acked: true, join_update_rejected: true, join_round_closed: true, join_done: true,
+  join_uploaded: true, join_update_acked: true, join_update_rejected: true, join_round_closed: true, join_done: true, join_model: true,
 };
 
 /** The coordinator's event types (what `simulate` and `host` forward). */

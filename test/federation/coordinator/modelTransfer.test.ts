@@ -174,6 +174,26 @@ describe('coordinator: base model transfer', { timeout: 30_000 }, () => {
     });
   });
 
+  test('a resumed run chooses its offer once it knows the run\'s base model hash', async () => {
+    const { dir, cleanup } = await tempRunDir();
+    try {
+      await (await Coordinator.create(modelConfig(dir, m))).close();
+      let asked: string | undefined;
+      const c = await Coordinator.resume(dir, { modelOffer: async (hash) => ((asked = hash), m.offer()) });
+      try {
+        const peer = await RawPeer.connect(await c.start());
+        await peer.send(fetchHello());
+        assert.equal((await peer.next('welcome')).params.baseModel?.hash, m.manifest.hash);
+        assert.equal(asked, m.manifest.hash);
+        peer.conn.close();
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('an offer that is not the federation\'s base model is refused at creation', async () => {
     const { dir, cleanup } = await tempRunDir();
     try {

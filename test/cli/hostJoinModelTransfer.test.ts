@@ -1,0 +1,122 @@
+// `fedex join` without --model, as people run it: `fedex host` (shipped models/tiny-gpt2) and the
+// clients as separate processes. A client without the model fetches it into --model-cache, verifies
+// it and completes a FedEx round with a client that has its own copy; a later join finds it in the
+// cache and sends no model_request; with `fedex host --no-model-transfer` a client without the model
+// stops with a message telling it to pass --model.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { modelManifest, type ModelManifest } from '../../src/federation/client/modelBase.js';
+import { parseEventLine, type CliEvent, type CliEventOf } from '../../src/federation/simulation/events.js';
+import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Run {
+  readonly child: ChildProcess;
+  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  output(): string;
+}
+
+function fedex(...args: string[]): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return { child, done, output: () => stdout };
+}
+
+async function waitForUrl(run: Run, ms = 30_000): Promise<string> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const m = /listening on (wss?:\/\/\S+)/.exec(run.output());
+    if (m !== null) return m[1];
+    if (run.child.exitCode !== null) throw new Error(`host exited early: ${(await run.done).stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('host did not print its URL');
+}
+
+async function events(file: string): Promise<CliEvent[]> {
+  return (await readFile(file, 'utf8')).trim().split('\n').map((l) => parseEventLine(l) as CliEvent);
+}
+
+describe('fedex join without --model fetches the base model from fedex host', { timeout: 120_000 }, () => {
+  let tmp: TempDir;
+  let shipped: ModelManifest;
+  let cache: string;
+  const running: Run[] = [];
+  before(async () => {
+    tmp = await makeTempDir('cli-model-transfer');
+    shipped = await modelManifest(join(ROOT, 'models', 'tiny-gpt2'));
+    cache = join(tmp.path, 'cache');
+  });
+  after(async () => {
+    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
+    await tmp.remove();
+  });
+
+  const host = (name: string, ...extra: string[]): Run => {
+    const run = fedex('host', '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8', '--token', 'tok',
+      '--out', join(tmp.path, name), '--events', join(tmp.path, `${name}.jsonl`), ...extra);
+    running.push(run);
+    return run;
+  };
+  const client = (url: string, id: string, ...extra: string[]): Run => {
+    const run = fedex('join', url, '--token', 'tok', '--data', 'task:arith?count=80', '--seq-len', '32', '--threads', '1', '--client-id', id, '--name', id,
+      '--events', join(tmp.path, `${id}.jsonl`), ...extra);
+    running.push(run);
+    return run;
+  };
+
+  test('a client without the model fetches it, verifies it and completes a FedEx round beside a client with its own copy', async () => {
+    const h = host('run1', '--min-clients', '2', '--quorum', '2');
+    const url = await waitForUrl(h);
+    assert.match(h.output(), /base model offered to clients that lack it: 4 files/);
+    const [hr, own, fetched] = await Promise.all([h.done, client(url, 'own', '--model', 'models/tiny-gpt2').done, client(url, 'fetcher', '--model-cache', cache).done]);
+    assert.equal(own.code, 0, own.stderr);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.equal(hr.code, 0, hr.stderr);
+    assert.match(fetched.stdout, new RegExp(`base model ${shipped.hash.slice(0, 12)}… fetched \\(1\\.5 MiB in \\d+ requests\\), SHA-256 verified, cached in ${cache}/${shipped.hash}`));
+    assert.match(fetched.stdout, /round 1: uploaded/);
+    assert.deepEqual(await readdir(cache), [shipped.hash], 'the cache holds the model under its hash, nothing else');
+    for (const f of shipped.files) assert.deepEqual(await readFile(join(cache, shipped.hash, f.name)), await readFile(join(shipped.dir, f.name)));
+
+    const hostEvents = await events(join(tmp.path, 'run1.jsonl'));
+    const transfers = hostEvents.filter((e) => e.type === 'model_transfer') as CliEventOf<'model_transfer'>[];
+    assert.deepEqual(transfers.map((t) => [t.clientId, t.status]), [['fetcher', 'started'], ['fetcher', 'finished']]);
+    assert.equal(transfers[1].bytesServed, shipped.files.reduce((n, f) => n + f.bytes, 0));
+    const closed = hostEvents.find((e) => e.type === 'round_closed') as CliEventOf<'round_closed'>;
+    assert.deepEqual([...closed.participants].sort(), ['fetcher', 'own']);
+    const statuses = (await events(join(tmp.path, 'fetcher.jsonl'))).filter((e) => e.type === 'join_model').map((e) => (e as CliEventOf<'join_model'>).status);
+    assert.deepEqual([statuses[0], statuses.at(-1)], ['offered', 'verified']);
+  });
+
+  test('the next join finds the model in the cache and sends no model_request; --no-model-transfer makes a client without the model stop, telling it to pass --model', async () => {
+    const reuse = host('run2', '--min-clients', '1');
+    const refuse = host('run3', '--min-clients', '1', '--no-model-transfer');
+    const [url2, url3] = await Promise.all([waitForUrl(reuse), waitForUrl(refuse)]);
+    assert.match(refuse.output(), /--model <their copy of the model folder>/);
+    const otherCache = join(tmp.path, 'cache-unused');
+    const [again, refused] = await Promise.all([client(url2, 'again', '--model-cache', cache).done, client(url3, 'refused', '--model-cache', otherCache).done]);
+    refuse.child.kill('SIGINT');
+    const hr = await reuse.done;
+    await refuse.done;
+
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(hr.code, 0, hr.stderr);
+    assert.match(again.stdout, /found in the cache, verified/);
+    assert.ok(!(await events(join(tmp.path, 'run2.jsonl'))).some((e) => e.type === 'model_transfer'), 'the host served no byte');
+    assert.deepEqual((await events(join(tmp.path, 'again.jsonl'))).filter((e) => e.type === 'join_model').map((e) => (e as CliEventOf<'join_model'>).status), ['cached']);
+
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /\(E_BASE_MISMATCH\).*the client has no base model, and this coordinator does not transfer models\. Pass --model with your copy of the coordinator's model folder/);
+    assert.ok(!existsSync(join(otherCache, shipped.hash)), 'nothing cached');
+  });
+});
