@@ -3,48 +3,23 @@
 // their shares of task:arith complete a FedEx round; the host's event file parses; a wrong token,
 // an unreachable host and a different base model fail with clear messages.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseEventLine, type CliEventOf } from '../../src/federation/simulation/events.js';
+import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const fedex = (...args: string[]): FedexRun => spawnFedex(args);
 
-interface Run {
-  readonly child: ChildProcess;
-  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
-  output(): string;
-}
 
-function fedex(...args: string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-  return { child, done, output: () => stdout };
-}
 
-async function waitForUrl(run: Run, ms = 30_000): Promise<string> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const m = /listening on (wss?:\/\/\S+)/.exec(run.output());
-    if (m !== null) return m[1];
-    if (run.child.exitCode !== null) throw new Error(`host exited early: ${(await run.done).stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('host did not print its URL');
-}
 
 describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, () => {
   let tmp: TempDir;
   let model: string;
-  const running: Run[] = [];
+  const running: FedexRun[] = [];
   before(async () => {
     tmp = await makeTempDir('cli-host');
     model = join(tmp.path, 'model');
@@ -61,7 +36,7 @@ describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, 
     const host = fedex('host', '--model', model, '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8',
       '--min-clients', '2', '--quorum', '2', '--token', 'secret-token', '--out', runDir, '--events', eventsFile);
     running.push(host);
-    const url = await waitForUrl(host);
+    const url = await waitForHostUrl(host);
     assert.match(host.output(), /join token: secret-token/);
     const joins = [1, 2].map((i) => fedex('join', url, '--token', 'secret-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`,
       '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`, '--events', join(tmp.path, `join-${i}.jsonl`), ...(i === 1 ? ['--out', join(tmp.path, 'final-1')] : [])));
@@ -91,7 +66,7 @@ describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, 
   test('clear failures: wrong token, different base model, unreachable host', async () => {
     const host = fedex('host', '--model', 'synthetic', '--port', '0', '--rounds', '1', '--min-clients', '1', '--token', 'right', '--out', join(tmp.path, 'run2'));
     running.push(host);
-    const url = await waitForUrl(host);
+    const url = await waitForHostUrl(host);
     const [wrongToken, wrongBase, unreachable] = await Promise.all([
       fedex('join', url, '--token', 'wrong', '--model', 'synthetic').done,
       fedex('join', url, '--token', 'right', '--model', 'synthetic', '--seed', '9').done,

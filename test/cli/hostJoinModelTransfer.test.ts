@@ -4,7 +4,6 @@
 // cache and sends no model_request; with `fedex host --no-model-transfer` a client without the model
 // stops with a message telling it to pass --model.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,36 +11,14 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { modelManifest, type ModelManifest } from '../../src/federation/client/modelBase.js';
 import { parseEventLine, type CliEvent, type CliEventOf } from '../../src/federation/simulation/events.js';
+import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const fedex = (...args: string[]): FedexRun => spawnFedex(args);
 
-interface Run {
-  readonly child: ChildProcess;
-  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
-  output(): string;
-}
 
-function fedex(...args: string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-  return { child, done, output: () => stdout };
-}
 
-async function waitForUrl(run: Run, ms = 30_000): Promise<string> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const m = /listening on (wss?:\/\/\S+)/.exec(run.output());
-    if (m !== null) return m[1];
-    if (run.child.exitCode !== null) throw new Error(`host exited early: ${(await run.done).stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('host did not print its URL');
-}
 
 async function events(file: string): Promise<CliEvent[]> {
   return (await readFile(file, 'utf8')).trim().split('\n').map((l) => parseEventLine(l) as CliEvent);
@@ -51,7 +28,7 @@ describe('fedex join without --model fetches the base model from fedex host', { 
   let tmp: TempDir;
   let shipped: ModelManifest;
   let cache: string;
-  const running: Run[] = [];
+  const running: FedexRun[] = [];
   before(async () => {
     tmp = await makeTempDir('cli-model-transfer');
     shipped = await modelManifest(join(ROOT, 'models', 'tiny-gpt2'));
@@ -62,13 +39,13 @@ describe('fedex join without --model fetches the base model from fedex host', { 
     await tmp.remove();
   });
 
-  const host = (name: string, ...extra: string[]): Run => {
+  const host = (name: string, ...extra: string[]): FedexRun => {
     const run = fedex('host', '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8', '--token', 'tok',
       '--out', join(tmp.path, name), '--events', join(tmp.path, `${name}.jsonl`), ...extra);
     running.push(run);
     return run;
   };
-  const client = (url: string, id: string, ...extra: string[]): Run => {
+  const client = (url: string, id: string, ...extra: string[]): FedexRun => {
     const run = fedex('join', url, '--token', 'tok', '--data', 'task:arith?count=80', '--seq-len', '32', '--threads', '1', '--client-id', id, '--name', id,
       '--events', join(tmp.path, `${id}.jsonl`), ...extra);
     running.push(run);
@@ -77,7 +54,7 @@ describe('fedex join without --model fetches the base model from fedex host', { 
 
   test('a client without the model fetches it, verifies it and completes a FedEx round beside a client with its own copy', async () => {
     const h = host('run1', '--min-clients', '2', '--quorum', '2');
-    const url = await waitForUrl(h);
+    const url = await waitForHostUrl(h);
     assert.match(h.output(), /base model offered to clients that lack it: 4 files/);
     const [hr, own, fetched] = await Promise.all([h.done, client(url, 'own', '--model', 'models/tiny-gpt2').done, client(url, 'fetcher', '--model-cache', cache).done]);
     assert.equal(own.code, 0, own.stderr);
@@ -101,7 +78,7 @@ describe('fedex join without --model fetches the base model from fedex host', { 
   test('the next join finds the model in the cache and sends no model_request; --no-model-transfer makes a client without the model stop, telling it to pass --model', async () => {
     const reuse = host('run2', '--min-clients', '1');
     const refuse = host('run3', '--min-clients', '1', '--no-model-transfer');
-    const [url2, url3] = await Promise.all([waitForUrl(reuse), waitForUrl(refuse)]);
+    const [url2, url3] = await Promise.all([waitForHostUrl(reuse), waitForHostUrl(refuse)]);
     assert.match(refuse.output(), /--model <their copy of the model folder>/);
     const otherCache = join(tmp.path, 'cache-unused');
     const [again, refused] = await Promise.all([client(url2, 'again', '--model-cache', cache).done, client(url3, 'refused', '--model-cache', otherCache).done]);

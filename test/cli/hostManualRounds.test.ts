@@ -4,43 +4,17 @@
 // federation is done although its stdin is still open; an ended stdin breaks nothing and a waiting
 // host still stops on Ctrl+C.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseEventLine } from '../../src/federation/simulation/events.js';
+import { spawnFedex, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const fedex = (...args: string[]): FedexRun => spawnFedex(args, { stdin: 'pipe' });
 
-interface Run {
-  readonly child: ChildProcess;
-  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
-  output(): string;
-}
 
-function fedex(...args: string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-  return { child, done, output: () => stdout };
-}
 
-/** Resolves with the first match of `pattern` in the run's stdout; rejects when it exits first or after `ms`. */
-async function waitForOutput(run: Run, pattern: RegExp, ms = 30_000): Promise<RegExpExecArray> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const m = pattern.exec(run.output());
-    if (m !== null) return m;
-    if (run.child.exitCode !== null) throw new Error(`exited before printing ${pattern}: ${(await run.done).stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`did not print ${pattern}; printed:\n${run.output()}`);
-}
 
 async function eventTypes(file: string): Promise<{ type: string; round?: number }[]> {
   return (await readFile(file, 'utf8')).trim().split('\n').map((l) => parseEventLine(l) as { type: string; round?: number });
@@ -48,7 +22,7 @@ async function eventTypes(file: string): Promise<{ type: string; round?: number 
 
 describe('fedex host --manual-rounds', { timeout: 90_000 }, () => {
   let tmp: TempDir;
-  const running: Run[] = [];
+  const running: FedexRun[] = [];
   before(async () => {
     tmp = await makeTempDir('cli-manual');
   });
@@ -57,13 +31,13 @@ describe('fedex host --manual-rounds', { timeout: 90_000 }, () => {
     await tmp.remove();
   });
 
-  const host = (out: string, rounds: number, minClients: number, events: string): Run => {
+  const host = (out: string, rounds: number, minClients: number, events: string): FedexRun => {
     const run = fedex('host', '--model', 'synthetic', '--port', '0', '--rounds', String(rounds), '--min-clients', String(minClients), '--local-steps', '2',
       '--token', 'manual-token', '--out', out, '--events', events, '--manual-rounds');
     running.push(run);
     return run;
   };
-  const client = (url: string, i: number): Run => {
+  const client = (url: string, i: number): FedexRun => {
     const run = fedex('join', url, '--token', 'manual-token', '--model', 'synthetic', '--name', `client ${i}`, '--client-id', `c${i}`);
     running.push(run);
     return run;
