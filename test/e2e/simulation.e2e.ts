@@ -104,8 +104,9 @@ test('FedEx: Run Local Simulation fills the views and the dashboard charts', { t
     const frame = await findFrame(page, '[data-testid="loss-chart"]', 60_000);
 
     // assert: the charts hold points from this run and the canvas shows them
-    const charts = await waitUntil('data points in the loss and deviation charts', () => readCharts(frame),
-      (list) => REQUIRED_CHARTS.every((id) => (list.find((c) => c.testId === id)?.points ?? 0) > 0), RUN_TIMEOUT_MS);
+    const charts = await waitUntil('data points drawn in the loss and deviation charts', () => readCharts(frame),
+      // Both: a chart that just received data may be between a clear and its next frame for a moment.
+      (list) => REQUIRED_CHARTS.every((id) => { const c = list.find((x) => x.testId === id); return c !== undefined && c.points > 0 && c.inked > 0; }), RUN_TIMEOUT_MS);
     for (const id of REQUIRED_CHARTS) {
       const chart = charts.find((c) => c.testId === id)!;
       assert.ok(chart.points > 0, `${id}: no data points`);
