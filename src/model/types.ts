@@ -128,4 +128,9 @@ export interface Architecture {
   /** Tasks this architecture supports. */
   readonly tasks: readonly ModelTask[];
   build(options: BuildOptions): ModelGraph;
+  /**
+   * The longest sequence the checkpoint's position table covers (GPT-2 `n_positions`, Llama
+   * `max_position_embeddings`), with the config key it comes from; undefined when unbounded.
+   */
+  maxSeqLen?(config: Readonly<Record<string, unknown>>): { readonly value: number; readonly key: string } | undefined;
 }

@@ -15,8 +15,8 @@ import { float32Tensor, int64Tensor } from '../runtime/session.js';
 import type { OrtSession, OrtTensor } from '../runtime/session.js';
 import { BatchStream } from './batchStream.js';
 import { compileApply, compileEval, compileGenerate, compileGrads, compileStep } from './compile.js';
-import type { SessionSettings } from './compile.js';
-import { padIdFor } from './data/batching.js';
+import type { SessionSettings, StepSettings } from './compile.js';
+import { padIdFor, splitBatch } from './data/batching.js';
 import { encodeDataset } from './data/encode.js';
 import type { EncodedDataset } from './data/encode.js';
 import { loadSpec, prepareData } from './data/pipeline.js';
@@ -30,8 +30,12 @@ import type { AbortLike } from './errors.js';
 import { batchFeeds, evaluateExamples } from './evaluate.js';
 import type { BatchInputNames } from './evaluate.js';
 import type { ModelSource } from './modelSource.js';
+import { systemMemoryProbe } from './memoryBudget.js';
+import type { MemoryProbe } from './memoryBudget.js';
+import { planForSetup, StepMemoryModel } from './memoryPlan.js';
+import type { BatchPlan } from './memoryPlan.js';
 import { learningRate } from './schedule.js';
-import { checkSetup } from './setup.js';
+import { checkSeqLen, checkSetup } from './setup.js';
 import { StepRunner } from './stepRunner.js';
 import type { Feeds, MicroBatch } from './stepRunner.js';
 import type { AdapterTensors, EvalOptions, EvalResult, LoraTrainer, TrainerInfo, TrainerSetup, TrainHooks, TrainOutcome, TrainProgress, TrainRun, TrainStart } from './types.js';
@@ -57,6 +61,10 @@ function optimizerConfig(setup: TrainerSetup): OptimizerConfig {
   return setup.optimizer === 'adamw' ? { kind: 'adamw', weightDecay } : { kind: 'sgd', weightDecay };
 }
 
+function stepSettings(setup: TrainerSetup): StepSettings {
+  return { optimizer: optimizerConfig(setup), ...(setup.maxGradNorm !== undefined ? { maxGradNorm: setup.maxGradNorm } : {}) };
+}
+
 /** Where each trainable input's value comes from. */
 interface ParamRole {
   readonly name: string;
@@ -71,7 +79,6 @@ export class InProcessTrainer implements LoraTrainer {
   private runner: StepRunner | null = null;
   private evalSession: OrtSession | null = null;
   private generateSession: OrtSession | null = null;
-  private evalModel: ModelGraph | null = null;
   private readonly frozenFeeds: Record<string, OrtTensor> = {};
   private readonly savedInit = new Map<string, Float32Array>();
   private disposed = false;
@@ -85,8 +92,10 @@ export class InProcessTrainer implements LoraTrainer {
     private readonly tokenizer: TextTokenizer | null,
     private readonly data: PreparedData,
     private readonly trainModel: ModelGraph,
+    private readonly evalModel: ModelGraph,
     private readonly roles: readonly ParamRole[],
     private readonly stream: BatchStream,
+    private readonly plan: BatchPlan,
   ) {
     const modules = trainModel.modules;
     this.info = {
@@ -99,6 +108,7 @@ export class InProcessTrainer implements LoraTrainer {
       evalExamples: data.eval.examples.length,
       ...(data.labelNames !== undefined ? { labelNames: data.labelNames } : {}),
       device: setup.device,
+      memory: plan,
     };
   }
 
@@ -106,9 +116,14 @@ export class InProcessTrainer implements LoraTrainer {
     return this.info.modules;
   }
 
-  /** Loads tokenizer and data, builds the training graph, loads the frozen weights, compiles the training sessions. */
-  static async create(given: TrainerSetup, source: ModelSource): Promise<InProcessTrainer> {
+  /**
+   * Loads tokenizer and data, builds the training graph, plans the micro-batches that fit the
+   * memory budget (`probe` says what is available when the setup gives no budget), loads the
+   * frozen weights, compiles the training sessions.
+   */
+  static async create(given: TrainerSetup, source: ModelSource, probe: MemoryProbe = systemMemoryProbe()): Promise<InProcessTrainer> {
     checkSetup(given);
+    checkSeqLen(given, source);
     const targetModules = given.lora.targetModules.length > 0 ? given.lora.targetModules : source.architecture.defaultTargetModules;
     const setup: TrainerSetup = { ...given, lora: { ...given.lora, targetModules } };
     const tokenizer = await source.loadTokenizer();
@@ -119,8 +134,12 @@ export class InProcessTrainer implements LoraTrainer {
     if ((task === 'sequence-classification') !== (data.kind === 'classification')) {
       throw new Error(`trainer: task ${task} does not fit ${data.kind} data from ${setup.data}`);
     }
-    const model = source.architecture.build({ config: source.config, tensors: source.tensors, lora: setup.lora, task, training: true, trainAll: setup.trainAll === true });
+    const build = (training: boolean): ModelGraph => source.architecture.build({ config: source.config, tensors: source.tensors, lora: setup.lora, task, training, trainAll: setup.trainAll === true });
+    const model = build(true);
     checkClasses(model, data.labelNames);
+    const evalModel = build(false);
+    // Before any weight is loaded: a setup that cannot fit fails here, with the figures.
+    const plan = planForSetup(setup, new StepMemoryModel(build(true), evalModel, stepSettings(setup)), probe);
     const roles = paramRoles(model);
     const padId = tokenizer !== null ? padIdFor(tokenizer.special) : 0;
     const eosId = tokenizer?.special.eos ?? undefined;
@@ -128,7 +147,7 @@ export class InProcessTrainer implements LoraTrainer {
       batchSize: setup.batchSize, seqLen: setup.seqLen, padId, seed: setup.seed,
       mode: setup.packing === true ? 'pack' : 'pad', ...(eosId !== undefined ? { eosId } : {}),
     });
-    const trainer = new InProcessTrainer(setup, source, tokenizer, data, model, roles, stream);
+    const trainer = new InProcessTrainer(setup, source, tokenizer, data, model, evalModel, roles, stream, plan);
     await trainer.loadFrozen(model);
     await trainer.loadSavedInit();
     await trainer.compileTraining();
@@ -162,9 +181,9 @@ export class InProcessTrainer implements LoraTrainer {
   }
 
   private async compileTraining(): Promise<void> {
-    const step = { optimizer: optimizerConfig(this.setup), ...(this.setup.maxGradNorm !== undefined ? { maxGradNorm: this.setup.maxGradNorm } : {}) };
+    const step = stepSettings(this.setup);
     const params = this.roles.map((r) => ({ name: r.name, shape: r.shape }));
-    const sessions = (this.setup.gradAccumulation ?? 1) === 1
+    const sessions = this.plan.gradAccumulation === 1
       ? { step: await compileStep(this.trainModel, step, this.sessionSettings) }
       : { grads: await compileGrads(this.trainModel, this.sessionSettings), apply: await compileApply(params, step, this.sessionSettings) };
     this.runner = new StepRunner(params, step.optimizer, sessions);
@@ -258,10 +277,13 @@ export class InProcessTrainer implements LoraTrainer {
         throwIfAborted(hooks.signal, 'training');
         const next = this.stream.next();
         epoch = next.epoch;
-        const feeds: Feeds = batchFeeds(next.batch, this.names);
-        if (seedInput !== undefined) feeds[seedInput] = int64Tensor(BigInt64Array.of(BigInt(deriveSeed(this.setup.seed, 'dropout', this.microBatches))), []);
-        this.microBatches++;
-        batches.push({ feeds, lossTokens: next.batch.lossTokens });
+        // A batch too large for the memory budget runs as several micro-batches of the same step.
+        for (const part of splitBatch(next.batch, this.plan.microBatchSize)) {
+          const feeds: Feeds = batchFeeds(part, this.names);
+          if (seedInput !== undefined) feeds[seedInput] = int64Tensor(BigInt64Array.of(BigInt(deriveSeed(this.setup.seed, 'dropout', this.microBatches))), []);
+          this.microBatches++;
+          batches.push({ feeds, lossTokens: part.lossTokens });
+        }
         tokens += next.batch.attentionMask.reduce((s, x) => s + x, 0);
         examples += next.batch.shape[0];
       }
@@ -311,11 +333,9 @@ export class InProcessTrainer implements LoraTrainer {
   }
 
   private async evalSessions(): Promise<{ model: ModelGraph; session: OrtSession }> {
-    if (this.evalModel === null || this.evalSession === null) {
-      const model = this.source.architecture.build({ config: this.source.config, tensors: this.source.tensors, lora: this.setup.lora, task: this.trainModel.task, training: false, trainAll: this.setup.trainAll === true });
-      await this.loadFrozen(model);
-      this.evalSession = await compileEval(model, this.sessionSettings);
-      this.evalModel = model;
+    if (this.evalSession === null) {
+      await this.loadFrozen(this.evalModel);
+      this.evalSession = await compileEval(this.evalModel, this.sessionSettings);
     }
     return { model: this.evalModel, session: this.evalSession };
   }
@@ -335,7 +355,7 @@ export class InProcessTrainer implements LoraTrainer {
       tokenizer: this.tokenizer,
       padId: this.tokenizer !== null ? padIdFor(this.tokenizer.special) : 0,
       eosId: this.tokenizer?.special.eos ?? null,
-      batchSize: this.setup.evalBatchSize ?? this.setup.batchSize,
+      batchSize: this.plan.evalBatchSize,
       seqLen: this.setup.seqLen,
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
     }, data, { ...(options.maxExamples !== undefined ? { maxExamples: options.maxExamples } : {}), ...(options.exactMatch !== undefined ? { exactMatch: options.exactMatch } : {}) });

@@ -1,6 +1,7 @@
 /** Checks and defaults for a {@link TrainerSetup}; every error names the field and the bad value. */
 import type { LoraSettings } from '../model/types.js';
 import { DEVICES } from '../runtime/session.js';
+import type { ModelSource } from './modelSource.js';
 import { SCHEDULES } from './schedule.js';
 import type { TrainerSetup } from './types.js';
 
@@ -36,8 +37,19 @@ export function checkSetup(setup: TrainerSetup): void {
   if (setup.evalBatchSize !== undefined) positiveInteger(setup.evalBatchSize, 'evalBatchSize');
   if (!DEVICES.includes(setup.device)) throw new RangeError(`trainer setup: device must be one of ${DEVICES.join(', ')}, got '${String(setup.device)}'`);
   if (setup.threads !== undefined) positiveInteger(setup.threads, 'threads');
+  if (setup.memoryBudgetBytes !== undefined && !(Number.isFinite(setup.memoryBudgetBytes) && setup.memoryBudgetBytes > 0)) {
+    throw new RangeError(`trainer setup: memoryBudgetBytes must be a number of bytes > 0, got ${setup.memoryBudgetBytes}`);
+  }
   const { lora } = setup;
   positiveInteger(lora.r, 'lora.r');
   if (!Number.isFinite(lora.alpha)) throw new RangeError(`trainer setup: lora.alpha must be finite, got ${lora.alpha}`);
   if (!(lora.dropout >= 0 && lora.dropout < 1)) throw new RangeError(`trainer setup: lora.dropout must be in [0, 1), got ${lora.dropout}`);
+}
+
+/** Refuses a seqLen beyond the model's position table (onnxruntime would fail mid-run on the first long example). */
+export function checkSeqLen(setup: TrainerSetup, source: ModelSource): void {
+  const max = source.architecture.maxSeqLen?.(source.config);
+  if (max !== undefined && setup.seqLen > max.value) {
+    throw new RangeError(`trainer setup: seqLen ${setup.seqLen} is longer than the model takes: ${source.name} has ${max.key} = ${max.value} in config.json; lower --seq-len (seqLen) to ${max.value} or less`);
+  }
 }

@@ -7,6 +7,7 @@ import type { LoraFactors } from '../core/lora.js';
 import type { AdaptedModule, LoraSettings, ModelTask } from '../model/types.js';
 import type { Device } from '../runtime/session.js';
 import type { ShardSpec } from './data/pipeline.js';
+import type { BatchPlan } from './memoryPlan.js';
 import type { ScheduleKind } from './schedule.js';
 
 /** Everything a trainer is built from. Plain data (it crosses to the worker). */
@@ -22,7 +23,11 @@ export interface TrainerSetup {
   readonly lora: LoraSettings;
   /** Default: `sequence-classification` for classification data, else `causal-lm`. */
   readonly task?: ModelTask;
-  /** Examples per micro-batch. */
+  /**
+   * Examples per micro-batch. When a step at this size would not fit {@link memoryBudgetBytes},
+   * each batch is split into smaller micro-batches and accumulated (same optimizer steps; see
+   * TrainerInfo.memory).
+   */
   readonly batchSize: number;
   /** Longest sequence; longer examples are cut on the right. */
   readonly seqLen: number;
@@ -53,6 +58,13 @@ export interface TrainerSetup {
   readonly device: Device;
   /** onnxruntime intra-op threads; default: all cores. */
   readonly threads?: number;
+  /**
+   * Bytes a training step (with evaluation) may use; batches that would need more are split
+   * (src/trainer/memoryPlan.ts). Default: 60 % of the memory available when the trainer is built
+   * (the smaller of free memory and a container's limit); for cuda and webgpu the same host rule,
+   * since there is no portable query of GPU memory: give the GPU's budget here.
+   */
+  readonly memoryBudgetBytes?: number;
 }
 
 /** An adapter as the trainer takes and returns it. */
@@ -91,6 +103,8 @@ export interface TrainerInfo {
   readonly labelNames?: readonly string[];
   /** onnxruntime device the sessions run on. */
   readonly device: Device;
+  /** The memory estimate, the budget, and the micro-batches each requested batch runs as. */
+  readonly memory: BatchPlan;
 }
 
 /** Reported after every optimizer step. */

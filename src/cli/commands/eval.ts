@@ -74,6 +74,8 @@ async function evaluate(args: ParsedArgs): Promise<{ result: EvalResult; model: 
     trainer = await createTrainer({
       modelDir: model, data, evalData: data, lora, batchSize, seqLen: numberFlag(args, 'seq-len', cmd, 64, { min: 2, max: 65536, integer: true }),
       seed: 0, optimizer: 'sgd', lr: 0, device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'), ...(threads !== undefined ? { threads } : {}),
+      // Evaluation runs no training step, so there is none to fit: batches stay as asked.
+      memoryBudgetBytes: Number.MAX_SAFE_INTEGER,
     });
     // Without an adapter, B = 0: the LoRA path adds nothing and the base model is evaluated.
     const adapter = adapterDir !== undefined ? await readAdapterFolder(resolve(adapterDir), trainer.info, lora.r) : trainer.initialAdapter(0);

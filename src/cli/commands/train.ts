@@ -40,11 +40,16 @@ const FLAGS: FlagSpecs = {
   dropout: { type: 'string', value: 'p', help: 'lora_dropout', default: '0' },
   rslora: { type: 'boolean', help: 'rsLoRA scaling alpha/√r' },
   'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's, e.g. c_attn for GPT-2)" },
-  'batch-size': { type: 'string', value: 'b', help: 'examples per micro-batch', default: '8' },
+  'batch-size': { type: 'string', value: 'b', help: 'examples per micro-batch (split further when a step would not fit --memory-budget)', default: '8' },
   'seq-len': { type: 'string', value: 't', help: 'longest sequence (longer examples are cut)', default: '64' },
   seed: { type: 'string', value: 's', help: 'seed (data order, dropout, adapter init)', default: '0' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
+  'memory-budget': {
+    type: 'string', value: 'GB', default: '60 % of the available memory',
+    help: 'memory (decimal GB) a training step and evaluation may use: a batch that needs more runs as several micro-batches of the same step, '
+      + 'a step that cannot fit one example stops before training; for cuda/webgpu give the GPU memory (it cannot be queried)',
+  },
   adapter: { type: 'string', value: 'dir', help: 'start from this PEFT adapter instead of a fresh one' },
   'eval-examples': { type: 'string', value: 'n', help: 'examples evaluated after training (0 = skip)', default: '200' },
   force: { type: 'boolean', help: 'overwrite an adapter already in --out' },
@@ -65,6 +70,7 @@ function setupFromFlags(args: ParsedArgs, modelDir: string): TrainerSetup {
   const evalData = optionalString(args, 'eval-data');
   const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', cmd, 1, { min: 1, max: 256, integer: true });
   const targets = listFlag(args, 'target-modules', cmd);
+  const budgetGb = args.values['memory-budget'] === undefined ? undefined : numberFlag(args, 'memory-budget', cmd, 0, { min: 0.001, max: 1e6 });
   return {
     modelDir,
     data: stringFlag(args, 'data', cmd),
@@ -88,6 +94,7 @@ function setupFromFlags(args: ParsedArgs, modelDir: string): TrainerSetup {
     gradAccumulation: numberFlag(args, 'grad-accum', cmd, 1, { min: 1, max: 4096, integer: true }),
     device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'),
     ...(threads !== undefined ? { threads } : {}),
+    ...(budgetGb !== undefined ? { memoryBudgetBytes: Math.round(budgetGb * 1e9) } : {}),
   };
 }
 
@@ -121,6 +128,8 @@ async function train(args: ParsedArgs, io: CliIO): Promise<number> {
   let metrics: FileHandle | null = null;
   try {
     trainer = await createTrainer(setup);
+    const { note } = trainer.info.memory;
+    if (note !== undefined) io.stderr.write(`fedex train: ${note}\n`);
     const start = initDir !== undefined ? await readAdapterFolder(resolve(initDir), trainer.info, setup.lora.r) : trainer.initialAdapter(setup.seed);
     await mkdir(out, { recursive: true });
     const file = metrics = await open(join(out, 'metrics.jsonl'), 'w');

@@ -31,7 +31,7 @@ import { ModelError } from '../errors.js';
 import { multiHeadAttention } from '../llama/attention.js';
 import type { BuildOptions, ModelGraph } from '../types.js';
 import { ModelInputs, adaptedPaths } from '../weights.js';
-import { parseBertConfig, type BertConfig } from './config.js';
+import { bertMaxSeqLen, parseBertConfig, type BertConfig } from './config.js';
 import { classificationHead } from './head.js';
 
 /** Graph input names of the data. */
@@ -119,8 +119,7 @@ export function buildBert(options: BertBuildOptions): ModelGraph {
   const trainAll = options.trainAll === true;
   const { lora, training } = options;
   const seq: Dim = options.seqLen ?? 'seq';
-  // RoBERTa's positions run from pad_token_id + 1.
-  const maxSeq = cfg.prefix === 'roberta' ? cfg.maxPositions - cfg.padTokenId - 1 : cfg.maxPositions;
+  const maxSeq = bertMaxSeqLen(cfg);
   if (typeof seq === 'number' && (!Number.isInteger(seq) || seq < 1 || seq > maxSeq)) {
     throw new ModelError('UNSUPPORTED_OPTION', `${cfg.modelType}: seqLen ${seq} must be an integer in [1, ${maxSeq}]`);
   }

@@ -80,3 +80,8 @@ export function parseBertConfig(raw: Raw): BertConfig {
     initializerRange: typeof raw.initializer_range === 'number' ? raw.initializer_range : 0.02,
   };
 }
+
+/** The longest sequence a checkpoint's position table covers: RoBERTa's positions start at pad_token_id + 1. */
+export function bertMaxSeqLen(cfg: BertConfig): number {
+  return cfg.prefix === 'roberta' ? cfg.maxPositions - cfg.padTokenId - 1 : cfg.maxPositions;
+}

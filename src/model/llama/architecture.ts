@@ -1,7 +1,7 @@
 /** The Llama family (`llama`, `mistral`, `qwen2`) as an {@link Architecture}. */
 import type { Architecture } from '../types.js';
 import { buildLlama } from './build.js';
-import { LLAMA_MODEL_TYPES } from './config.js';
+import { LLAMA_MODEL_TYPES, parseLlamaConfig } from './config.js';
 
 /** Causal LM for Llama, Mistral and Qwen2 checkpoints; PEFT's default targets for them are q_proj and v_proj. */
 export const llamaArchitecture: Architecture = {
@@ -9,4 +9,5 @@ export const llamaArchitecture: Architecture = {
   defaultTargetModules: ['q_proj', 'v_proj'],
   tasks: ['causal-lm'],
   build: (options) => buildLlama(options),
+  maxSeqLen: (config) => ({ value: parseLlamaConfig(config).maxPositions, key: 'max_position_embeddings' }),
 };

@@ -182,6 +182,38 @@ export function* accumulate(batches: Iterable<Batch>, accumulationSteps: number)
   if (group.length > 0) yield { microBatches: group, lossTokens: group.reduce((s, b) => s + b.lossTokens, 0) };
 }
 
+/**
+ * Splits a batch into micro-batches of `rows` rows (the last may have fewer), each keeping the
+ * batch's width and counting its own loss tokens as padBatch does, so the micro-batches together
+ * score exactly the batch's tokens.
+ */
+export function splitBatch(batch: Batch, rows: number): Batch[] {
+  if (!Number.isInteger(rows) || rows <= 0) throw new RangeError(`splitBatch: rows must be a positive integer, got ${rows}`);
+  const [B, T] = batch.shape;
+  if (rows >= B) return [batch];
+  const classification = batch.labelShape.length === 1;
+  const ignore = BigInt(IGNORE_INDEX);
+  const out: Batch[] = [];
+  for (let start = 0; start < B; start += rows) {
+    const n = Math.min(rows, B - start);
+    const labels = classification ? batch.labels.slice(start, start + n) : batch.labels.slice(start * T, (start + n) * T);
+    let lossTokens = n;
+    if (!classification) {
+      lossTokens = 0;
+      for (let i = 0; i < labels.length; i++) if (i % T > 0 && labels[i] !== ignore) lossTokens++;
+    }
+    out.push({
+      shape: [n, T],
+      inputIds: batch.inputIds.slice(start * T, (start + n) * T),
+      attentionMask: batch.attentionMask.slice(start * T, (start + n) * T),
+      labels,
+      labelShape: classification ? [n] : [n, T],
+      lossTokens,
+    });
+  }
+  return out;
+}
+
 function stackRows(rows: readonly PackedRow[], T: number): Batch {
   const B = rows.length;
   const inputIds = new BigInt64Array(B * T);

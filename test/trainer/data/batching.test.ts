@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accumulate, epochBatches, packExamples, padBatch, padIdFor } from '../../../src/trainer/data/batching.js';
+import { accumulate, epochBatches, packExamples, padBatch, padIdFor, splitBatch } from '../../../src/trainer/data/batching.js';
 import type { EncodedExample } from '../../../src/trainer/data/encode.js';
 
 function ex(ids: number[], labels: number[] = ids, classLabel = -1): EncodedExample {
@@ -107,5 +107,21 @@ describe('epochBatches', () => {
     assert.equal(padIdFor({ pad: 3, eos: 1 }), 3);
     assert.equal(padIdFor({ pad: null, eos: 1 }), 1);
     assert.equal(padIdFor({ pad: null, eos: null }), 0);
+  });
+
+  test('splitBatch: row slices of the same width whose loss tokens add up to the batch\'s; classification keeps one label per row', () => {
+    const batch = padBatch([ex([5, 6, 7], [-100, 6, 7]), ex([8, 9]), ex([1, 2, 3]), ex([4])], { seqLen: 4, padId: 0, padTo: 'longest' });
+
+    const parts = splitBatch(batch, 3);
+
+    assert.deepEqual(parts.map((p) => p.shape), [[3, 3], [1, 3]]);
+    assert.deepEqual(num(parts[1].inputIds), [4, 0, 0]);
+    assert.deepEqual(Array.from(parts[1].attentionMask), [1, 0, 0]);
+    assert.deepEqual(parts.map((p) => p.lossTokens), [5, 0]);
+    assert.equal(parts[0].lossTokens + parts[1].lossTokens, batch.lossTokens);
+    assert.deepEqual(splitBatch(batch, 4), [batch]);
+    const classes = splitBatch(padBatch([ex([2, 4], [-100, -100], 1), ex([3], [-100], 0)], { seqLen: 2, padId: 0 }), 1);
+    assert.deepEqual(classes.map((p) => [num(p.labels), p.labelShape, p.lossTokens]), [[[1], [1], 1], [[0], [1], 1]]);
+    assert.throws(() => splitBatch(batch, 0), /rows must be a positive integer, got 0/);
   });
 });

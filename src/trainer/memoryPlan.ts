@@ -1,0 +1,183 @@
+/**
+ * Batch sizes that fit in memory. The trainer estimates what one training step holds at a
+ * micro-batch of B rows of seqLen tokens, from the very graphs it compiles (src/graph/memory.ts):
+ *
+ *   estimate(B, T) = inputs(B, T) + train(B, T) + 1.25 · eval(E, T) + host + runtime, where
+ *
+ * - inputs: the train step's graph inputs — frozen weights, trainable tensors, optimizer state,
+ *   the batch tensors — held the whole run (and by the host between runs: the same arrays);
+ * - train: the most bytes of the train step's node values alive at once (forward activations the
+ *   backward still needs, what the running node makes, the updated parameters and state), counted
+ *   over the emitted node order with every symbolic shape evaluated at batch = B, seq = T;
+ * - eval: the same peak for the evaluation forward at E rows (the eval batch). Its session keeps
+ *   its own onnxruntime arena, which is not given back after a run, so it adds to the training one;
+ *   that arena grew by 1.08–1.27 × this count on the 4 × 256 model below ({@link EVAL_ARENA_FACTOR});
+ * - host: with gradient accumulation, each micro-batch's gradients and their running sums (2 × the
+ *   trainable bytes) in JS;
+ * - runtime: Node, onnxruntime and the trainer's own objects, {@link RUNTIME_OVERHEAD_BYTES}.
+ *
+ * Measured against peak RSS (2-core x86, onnxruntime CPU, 2 threads, under tsx; a process that
+ * builds the trainer, trains 2–3 steps of full-length rows, then evaluates 64 rows), estimate /
+ * actual was 1.17–1.28:
+ *
+ * | model | batch × seq | estimate MiB | peak RSS MiB | ratio |
+ * |---|---|---:|---:|---:|
+ * | shipped models/tiny-gpt2 (3 × 96, vocab 512) | 8 × 64 / 8 × 128 / 32 × 128 | 197 / 236 / 461 | 168 / 202 / 375 | 1.18 / 1.17 / 1.23 |
+ * | same, 0.3 GB budget | 64 × 128 as 5 micro-batches of ≤ 13 | 283 | 242 | 1.17 |
+ * | random GPT-2 4 × 256, vocab 50257 | 8 × 128 / 16 × 256 / 4 × 512 | 1700 / 6166 / 3227 | 1397 / 5022 / 2658 | 1.22 / 1.23 / 1.21 |
+ * | same, 2.5 / 1.2 GB budget | 16 × 256 as 4 × 4 / 32 × 128 as 8 × 4 | 1709 / 962 | 1404 / 804 | 1.22 / 1.20 |
+ * | GPT-2-small shapes (12 × 768), LoRA on c_attn | 8 × 128 | 3743 | 2931 | 1.28 |
+ *
+ * Training alone (before the evaluation) was 1.19–1.31 × its peak. The estimate is high mostly
+ * because onnxruntime fuses nodes and writes some outputs in place: a safe bound, roughly right,
+ * not a trace.
+ */
+import { memoryModel, type MemoryModel } from '../graph/memory.js';
+import { buildTrainStep } from '../graph/trainStep.js';
+import type { ModelGraph } from '../model/types.js';
+import type { StepSettings } from './compile.js';
+import { formatBytes, memoryBudget, type MemoryBudget, type MemoryProbe } from './memoryBudget.js';
+import type { TrainerSetup } from './types.js';
+
+/** Node (~50 MiB), onnxruntime's library and sessions, the trainer's JS: measured 135–150 MiB under tsx. */
+export const RUNTIME_OVERHEAD_BYTES = 160 * 2 ** 20;
+
+/** The evaluation arena's growth over its liveness count, rounded up from the 1.08–1.27 measured (module comment). */
+export const EVAL_ARENA_FACTOR = 1.25;
+
+/** What one training step holds, in bytes, by part (see the module comment). */
+export interface MemoryEstimate {
+  readonly microBatch: number;
+  readonly seqLen: number;
+  readonly evalBatch: number;
+  readonly inputBytes: number;
+  readonly trainBytes: number;
+  readonly evalBytes: number;
+  readonly hostBytes: number;
+  readonly runtimeBytes: number;
+  readonly totalBytes: number;
+}
+
+/** Estimates for one model and optimizer at any batch and sequence size. */
+export class StepMemoryModel {
+  private readonly train: MemoryModel;
+  private readonly eval: MemoryModel | undefined;
+  private readonly trainableBytes: number;
+
+  /**
+   * `train` must be a graph built for estimating only (the train step is appended to it); `evalModel`
+   * (training: false) is only read and may be the one the trainer compiles. Undefined: no evaluation.
+   */
+  constructor(train: ModelGraph, evalModel: ModelGraph | undefined, step: StepSettings) {
+    const built = buildTrainStep({ loss: train.loss, params: train.trainable, optimizer: step.optimizer, ...(step.maxGradNorm !== undefined ? { maxGradNorm: step.maxGradNorm } : {}) });
+    this.train = memoryModel(train.graph, Object.values(built.outputs));
+    this.eval = evalModel === undefined ? undefined : memoryModel(evalModel.graph, [evalModel.loss]);
+    this.trainableBytes = train.trainable.reduce((s, p) => s + 4 * p.shape.reduce<number>((a, d) => a * (d as number), 1), 0);
+  }
+
+  /** The estimate at `microBatch` rows of `seqLen` tokens, evaluating `evalBatch` rows; `accumulate`: gradients summed on the host. */
+  estimate(microBatch: number, seqLen: number, evalBatch: number, accumulate: boolean): MemoryEstimate {
+    const train = this.train({ batch: microBatch, seq: seqLen });
+    const evalBytes = this.eval === undefined ? 0 : Math.ceil(EVAL_ARENA_FACTOR * this.eval({ batch: evalBatch, seq: seqLen }).peakBytes);
+    const hostBytes = accumulate ? 2 * this.trainableBytes : 0;
+    const totalBytes = train.inputBytes + train.peakBytes + evalBytes + hostBytes + RUNTIME_OVERHEAD_BYTES;
+    return { microBatch, seqLen, evalBatch, inputBytes: train.inputBytes, trainBytes: train.peakBytes, evalBytes, hostBytes, runtimeBytes: RUNTIME_OVERHEAD_BYTES, totalBytes };
+  }
+}
+
+/** Raised before training when even one row at the requested sequence length does not fit the budget. */
+export class MemoryBudgetError extends Error {
+  readonly code = 'MEMORY_BUDGET';
+  constructor(message: string) {
+    super(message);
+    this.name = 'MemoryBudgetError';
+  }
+}
+
+/** The batch sizes a setup asks for. */
+export interface BatchRequest {
+  /** Rows per batch as the setup gives it. */
+  readonly batchSize: number;
+  /** Batches per optimizer step as the setup gives it. */
+  readonly gradAccumulation: number;
+  readonly seqLen: number;
+  /** The setup's eval batch; default: the micro-batch run. */
+  readonly evalBatchSize?: number;
+}
+
+/** How the trainer runs the requested batches (TrainerInfo.memory). */
+export interface BatchPlan {
+  /** Requested rows per batch. */
+  readonly batchSize: number;
+  /** Rows per micro-batch actually run (the last one of a batch may have fewer). */
+  readonly microBatchSize: number;
+  /** Micro-batches each requested batch is split into (1: not split). */
+  readonly splits: number;
+  /** Micro-batches per optimizer step: the setup's gradAccumulation × splits. The effective batch is unchanged. */
+  readonly gradAccumulation: number;
+  readonly seqLen: number;
+  readonly evalBatchSize: number;
+  /** The estimate at microBatchSize. */
+  readonly estimate: MemoryEstimate;
+  readonly budget: MemoryBudget;
+  /** One line saying why and how the batch was split; undefined when it was not. */
+  readonly note?: string;
+}
+
+/** `estimate(micro, evalBatch, accumulate)` in bytes at the request's seqLen. */
+export type EstimateAt = (microBatch: number, evalBatch: number, accumulate: boolean) => MemoryEstimate;
+
+function describeEstimate(e: MemoryEstimate): string {
+  return `weights, adapter and optimizer state ${formatBytes(e.inputBytes)}, training activations ${formatBytes(e.trainBytes)}, `
+    + `evaluation ${formatBytes(e.evalBytes)}${e.hostBytes >= 1e6 ? `, summed gradients ${formatBytes(e.hostBytes)}` : ''}, runtime ${formatBytes(e.runtimeBytes)}`;
+}
+
+/**
+ * The largest micro-batch that fits `budget`; a batch that does not fit whole is split into
+ * equal micro-batches (the last may be smaller) and gradAccumulation raised to match, so the
+ * optimizer sees the same batches. Throws {@link MemoryBudgetError} when one row does not fit.
+ */
+export function planBatches(request: BatchRequest, budget: MemoryBudget, estimateAt: EstimateAt): BatchPlan {
+  const { batchSize: B, gradAccumulation: k, seqLen } = request;
+  const at = (m: number): MemoryEstimate => estimateAt(m, request.evalBatchSize ?? m, k * Math.ceil(B / m) > 1);
+  const fits = (m: number): boolean => at(m).totalBytes <= budget.bytes;
+  let micro = B;
+  if (!fits(B)) {
+    if (!fits(1)) {
+      const e = at(1);
+      throw new MemoryBudgetError(`trainer: one training step at batch 1, seq-len ${seqLen} needs about ${formatBytes(e.totalBytes)} (${describeEstimate(e)}), `
+        + `more than the memory budget of ${formatBytes(budget.bytes)} (${budget.source}). Lower the sequence length (--seq-len, seqLen)`
+        + `${request.evalBatchSize !== undefined && request.evalBatchSize > 1 ? ' or the eval batch (evalBatchSize)' : ''}, or raise the budget (--memory-budget <GB>, memoryBudgetBytes) if the machine has the memory. `
+        + `A smaller --batch-size does not help: batches are already split down to 1 row.`);
+    }
+    // fits() is monotone in m (every value's size grows with the batch), so bisect [1, B).
+    let lo = 1;
+    let hi = B - 1;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (fits(mid)) lo = mid;
+      else hi = mid - 1;
+    }
+    micro = lo;
+  }
+  const splits = Math.ceil(B / micro);
+  const size = Math.ceil(B / splits);
+  const estimate = at(size);
+  const plan = { batchSize: B, microBatchSize: size, splits, gradAccumulation: k * splits, seqLen, evalBatchSize: estimate.evalBatch, estimate, budget };
+  if (splits === 1) return plan;
+  const each = B % splits === 0 ? `${size}` : `up to ${size}`;
+  const perStep = k === 1 ? '' : ` (${k} batches of ${B}, each in ${splits})`;
+  return {
+    ...plan,
+    note: `batch ${B} does not fit the ${formatBytes(budget.bytes)} budget at seq-len ${seqLen}: running ${k * splits} micro-batches of ${each} per step${perStep}`,
+  };
+}
+
+/** The plan of a trainer's setup: its batches, its budget (or `probe`'s default), the estimates of `memory`. */
+export function planForSetup(setup: TrainerSetup, memory: StepMemoryModel, probe: MemoryProbe): BatchPlan {
+  return planBatches(
+    { batchSize: setup.batchSize, gradAccumulation: setup.gradAccumulation ?? 1, seqLen: setup.seqLen, ...(setup.evalBatchSize !== undefined ? { evalBatchSize: setup.evalBatchSize } : {}) },
+    memoryBudget(setup.memoryBudgetBytes, setup.device, probe),
+    (micro, evalBatch, accumulate) => memory.estimate(micro, setup.seqLen, evalBatch, accumulate),
+  );
+}
