@@ -21,5 +21,7 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ') || '(all)'}`);
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], { cwd: root, stdio: 'inherit' });
+// A test that hangs fails after 10 minutes instead of holding CI, and a test file whose finished or
+// timed-out tests leave a socket or timer behind still ends (--test-force-exit).
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-force-exit', ...files], { cwd: root, stdio: 'inherit' });
 process.exit(result.status ?? 1);
