@@ -5,20 +5,12 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCli } from '../../src/cli/main.js';
-import type { CliIO } from '../../src/cli/command.js';
 import { CLI_EVENT_TYPES, parseEventLine } from '../../src/federation/simulation/events.js';
 import type { SimulationReport } from '../../src/federation/simulation/report.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
+import { cli } from '../helpers/cliRun.js';
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = { stdout: { write: (c: string) => ((stdout += c), true) }, stderr: { write: (c: string) => ((stderr += c), true) } };
-  const code = await runCli(argv, io);
-  return { code, stdout, stderr };
-}
 
 describe('fedex simulate', { timeout: 90_000 }, () => {
   let tmp: TempDir;

@@ -10,10 +10,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { CliIO } from '../../src/cli/command.js';
-import { runCli } from '../../src/cli/main.js';
 import { makeTempDir } from '../helpers/tempDir.js';
 import type { TempDir } from '../helpers/tempDir.js';
+import { cli } from '../helpers/cliRun.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SHIPPED_MODEL = join(ROOT, 'models', 'tiny-gpt2');
@@ -25,13 +24,6 @@ function trainFlags(steps: number): string[] {
     '--rank', '4', '--alpha', '8', '--threads', '1', '--seed', '1', '--eval-examples', '64'];
 }
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = { stdout: { write: (c: string) => ((stdout += c), true) }, stderr: { write: (c: string) => ((stderr += c), true) } };
-  const code = await runCli(argv, io);
-  return { code, stdout, stderr };
-}
 
 interface EvalJson {
   model: string;

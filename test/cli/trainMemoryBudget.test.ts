@@ -5,18 +5,10 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { CliIO } from '../../src/cli/command.js';
-import { runCli } from '../../src/cli/main.js';
 import { makeTempDir } from '../helpers/tempDir.js';
 import type { TempDir } from '../helpers/tempDir.js';
+import { cli } from '../helpers/cliRun.js';
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = { stdout: { write: (c: string) => ((stdout += c), true) }, stderr: { write: (c: string) => ((stderr += c), true) } };
-  const code = await runCli(argv, io);
-  return { code, stdout, stderr };
-}
 
 const FLAGS = ['--data', 'task:arith?count=128&evalCount=8', '--steps', '1', '--batch-size', '64', '--seq-len', '128', '--threads', '1', '--eval-examples', '0'];
 
