@@ -59,7 +59,7 @@ const FLAGS: FlagSpecs = {
 
 const USAGE = 'fedex train [--model <dir>] --data <jsonl|task:NAME> --out <dir> [--steps N | --epochs N] [--lr X] [--rank R] [--alpha A] [--target-modules a,b] …';
 const SUMMARY = [
-  'Fine-tunes LoRA adapters on a model folder (GPT-2 family) with onnxruntime and writes a PEFT adapter',
+  'Fine-tunes LoRA adapters on a model folder (GPT-2, Llama family, BERT/RoBERTa) with onnxruntime and writes a PEFT adapter',
   'folder that loads in Hugging Face PEFT, plus metrics.jsonl. Without --model, the shipped tiny GPT-2.',
 ].join('\n');
 
