@@ -199,6 +199,8 @@ const REDUCERS: Reducers = {
   client_round_done: (s, e) => ({ clients: upsertClient(s.clients, e.clientId, { status: 'trained', lastLoss: finite(e.trainLoss), examples: e.examples, step: e.steps }) }),
   method_done: (s, e) => ({
     results: [...s.results.filter((r) => r.method !== e.method), { method: e.method, evalLoss: finite(e.evalLoss), evalAccuracy: finite(e.evalAccuracy), meanRelativeDeviation: finite(e.meanRelativeDeviation) }],
+    // A finished method has no running round (centralized rounds have no round_closed, only round_evaluated).
+    rounds: s.rounds.map((r) => (r.method === e.method && r.status === 'running' ? { ...r, status: 'closed' as const } : r)),
   }),
   simulation_done: (_s, e) => ({ reportJson: e.reportJson, reportHtml: e.reportHtml, phase: 'done' }),
   error: (_s, e) => ({ lastError: e.message, phase: 'failed' }),

@@ -137,6 +137,18 @@ describe('reduceFederation on a simulation', () => {
   ] as StreamEvent[];
   const sim = initialFederation({ id: 'sim:1', kind: 'simulation', label: 'Local simulation' });
 
+  test('centralized rounds (evaluated, never closed by a coordinator) stop running when the method is done', () => {
+    const central: StreamEvent[] = [
+      { type: 'method_started', time: 1, method: 'centralized' },
+      { type: 'round_evaluated', time: 2, method: 'centralized', round: 1, evalLoss: 3, evalAccuracy: null, exactMatch: null },
+      { type: 'round_evaluated', time: 3, method: 'centralized', round: 2, evalLoss: 2.5, evalAccuracy: null, exactMatch: null },
+    ] as StreamEvent[];
+    const during = replay(sim, central);
+    assert.deepEqual(during.rounds.map((r) => r.status), ['running', 'running']);
+    const done = reduceFederation(during, { type: 'method_done', time: 4, method: 'centralized', evalLoss: 2.5, evalAccuracy: null, exactMatch: null, meanRelativeDeviation: null, bytesSent: 0, bytesReceived: 0, seconds: 1 } as StreamEvent);
+    assert.deepEqual(done.rounds.map((r) => [r.round, r.status, r.evalLoss]), [[1, 'closed', 3], [2, 'closed', 2.5]]);
+  });
+
   test('tracks the current method, per-client progress and per-method rounds', () => {
     const during = replay(sim, events.slice(0, 6));
     assert.equal(statusText(during), 'FedEx round 1/1 · training · fedex');
@@ -147,7 +159,7 @@ describe('reduceFederation on a simulation', () => {
     assert.equal(later.clients.length, 0, 'a new method starts with no clients');
     const [rounds] = roundNodes([later]);
     assert.deepEqual(rounds.children?.map((m) => [m.label, m.description]), [['fedex', 'final eval loss 2.75']]);
-    assert.equal(rounds.children?.[0].children?.[0].description, 'running · eval 2.75');
+    assert.equal(rounds.children?.[0].children?.[0].description, 'eval 2.75', 'a finished method has no running round');
   });
 
   test('simulation_done keeps the report paths; error fails it', () => {
