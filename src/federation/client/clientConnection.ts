@@ -13,6 +13,7 @@ import type { Connection } from '../transport/types.js';
 import { adapterFromTensors, adapterToTensors } from './adapterWire.js';
 import type { FederationClient, TrainingJob } from './client.js';
 import { ClientError, rejectionError } from './errors.js';
+import { startHeartbeat } from './heartbeat.js';
 import type { Adapter } from './trainer.js';
 
 /** How a connection ended. */
@@ -34,7 +35,6 @@ export class ClientConnection {
   private ending: ConnectionOutcome | undefined;
   private lastSent = Date.now();
   private timer: NodeJS.Timeout | undefined;
-  private nonce = 0;
 
   constructor(private readonly conn: Connection, private readonly client: FederationClient, private readonly resumeSessionId: string | undefined) {}
 
@@ -172,15 +172,13 @@ export class ClientConnection {
     }
     base.checkLayout(w.config.layout);
     this.welcome = w;
-    const every = w.limits.heartbeatMs;
-    this.timer = setInterval(() => {
-      if (this.conn.isOpen && this.state.phase !== 'closed' && Date.now() - this.lastSent >= every) {
-        this.nonce = (this.nonce + 1) >>> 0;
-        this.send({ method: 'ping', params: { nonce: this.nonce, sentAt: Date.now() } });
-      }
-    }, every);
-    this.timer.unref();
+    this.timer = startHeartbeat(w.limits.heartbeatMs, (ms) => this.idleFor(ms), (ping) => this.send(ping));
     this.client.emit('joined', { sessionId: w.sessionId, currentRound: w.currentRound });
+  }
+
+  /** Whether the socket is open and nothing was sent for `ms` (a heartbeat ping is due). */
+  private idleFor(ms: number): boolean {
+    return this.conn.isOpen && this.state.phase !== 'closed' && Date.now() - this.lastSent >= ms;
   }
 
   private onReject(p: ParamsOf<'reject'>): void {

@@ -18,6 +18,7 @@ import { connectWithRetry, type RetryOptions } from '../transport/client.js';
 import { TransportError, type ConnectOptions, type Connection } from '../transport/types.js';
 import { ClientError, rejectionError } from './errors.js';
 import { cacheFileName, type ModelCache, type ModelDownload } from './modelCache.js';
+import { startHeartbeat } from './heartbeat.js';
 import type { ModelManifest } from './modelBase.js';
 
 /** Options of `fetchBaseModel`. */
@@ -159,7 +160,6 @@ class FetchConnection {
   private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastSent = Date.now();
-  private nonce = 0;
   private lastProgress = 0;
 
   constructor(private readonly conn: Connection, private readonly job: FetchJob) {}
@@ -218,7 +218,7 @@ class FetchConnection {
       case 'welcome': {
         const offer = acceptOffer(this.job, message.params);
         this.welcomed = true;
-        this.startHeartbeat(message.params.limits.heartbeatMs);
+        this.timer = startHeartbeat(message.params.limits.heartbeatMs, (ms) => this.idleFor(ms), (ping) => this.send(ping));
         const chunkBytes = Math.min(message.params.limits.maxChunkBytes, (this.job.o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes) - MODEL_CHUNK_OVERHEAD_BYTES);
         this.work = this.download(offer, chunkBytes).then((result) => this.finish(null, result), (err: unknown) => this.finish(err));
         return;
@@ -251,14 +251,9 @@ class FetchConnection {
     }
   }
 
-  private startHeartbeat(every: number): void {
-    this.timer = setInterval(() => {
-      if (this.conn.isOpen && this.state.phase !== 'closed' && Date.now() - this.lastSent >= every) {
-        this.nonce = (this.nonce + 1) >>> 0;
-        this.send({ method: 'ping', params: { nonce: this.nonce, sentAt: Date.now() } });
-      }
-    }, every);
-    this.timer.unref();
+  /** Whether the socket is open and nothing was sent for `ms` (a heartbeat ping is due). */
+  private idleFor(ms: number): boolean {
+    return this.conn.isOpen && this.state.phase !== 'closed' && Date.now() - this.lastSent >= ms;
   }
 
   private progress(status: ModelFetchProgress['status'], bytes: number, force = true): void {
