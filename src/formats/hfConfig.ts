@@ -2,9 +2,10 @@
  * Hugging Face `config.json`: the architecture numbers of the supported families (GPT-2, Llama and
  * its look-alikes, BERT/RoBERTa), normalised to one typed shape, with the raw JSON kept beside.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError, isNotFound } from './errors.js';
+import { readJsonFile } from './jsonFile.js';
 
 export type ModelFamily = 'gpt2' | 'llama' | 'bert';
 
@@ -189,18 +190,5 @@ export async function readHfConfig(path: string): Promise<HfModelConfig> {
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
-  let textContent: string;
-  try {
-    textContent = await readFile(file, 'utf8');
-  } catch (err) {
-    if (isNotFound(err)) throw new FormatError('FILE_NOT_FOUND', 'no config.json here', { file }, { cause: err });
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(textContent);
-  } catch (cause) {
-    throw new FormatError('CONFIG_INVALID_JSON', `invalid JSON (${(cause as Error).message})`, { file }, { cause });
-  }
-  return parseHfConfig(json, file);
+  return parseHfConfig(await readJsonFile(file, 'no config.json here', 'CONFIG_INVALID_JSON'), file);
 }

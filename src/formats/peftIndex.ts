@@ -11,7 +11,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Matrix, Tensor } from '../core/tensor.js';
-import { FormatError, isNotFound } from './errors.js';
+import { FormatError } from './errors.js';
+import { readJsonFile } from './jsonFile.js';
 import { openSafetensors } from './safetensors.js';
 import type { SafetensorsReader } from './safetensors.js';
 import type { SafetensorsDType } from './safetensorsHeader.js';
@@ -87,20 +88,7 @@ export function checkFinite(data: ArrayLike<number>, file: string, tensor: strin
 /** Reads and checks `adapter_config.json` of a folder. */
 export async function readLoraConfig(dir: string): Promise<LoraConfig> {
   const file = join(dir, ADAPTER_CONFIG_FILE);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if (isNotFound(err)) throw new FormatError('FILE_NOT_FOUND', `adapter folder has no ${ADAPTER_CONFIG_FILE}`, { file }, { cause: err });
-    throw err;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new FormatError('PEFT_CONFIG_INVALID', `invalid JSON (${(cause as Error).message})`, { file }, { cause });
-  }
-  return parseLoraConfig(json, file);
+  return parseLoraConfig(await readJsonFile(file, `adapter folder has no ${ADAPTER_CONFIG_FILE}`, 'PEFT_CONFIG_INVALID'), file);
 }
 
 interface KeyPair {
