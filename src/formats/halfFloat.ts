@@ -242,6 +242,21 @@ export class DowncastMeter {
     this.count += values.length;
   }
 
+  /**
+   * Adds a piece measured elsewhere with the same definitions (e.g. reductions in an onnxruntime
+   * graph): its element count, max |x − stored(x)|, max relative error, Σ(x − stored(x))², Σx² over
+   * finite x, and its overflow and underflow counts.
+   */
+  addReduced(r: { count: number; maxAbs: number; maxRel: number; errSq: number; normSq: number; overflow: number; underflow: number }): void {
+    this.count += r.count;
+    this.maxAbs = Math.max(this.maxAbs, r.maxAbs);
+    this.maxRel = Math.max(this.maxRel, r.maxRel);
+    this.errSq += r.errSq;
+    this.normSq += r.normSq;
+    this.overflow += r.overflow;
+    this.underflow += r.underflow;
+  }
+
   report(): DowncastReport {
     return {
       dtype: this.dtype,

@@ -1,0 +1,353 @@
+/**
+ * The fused base update on a weight as it is stored on disk: one onnxruntime graph per row block
+ * widens the stored block to float32, adds scale·P·Q (`linear`) or scale·(P·Q)ᵀ (`conv1d`) with
+ * one Gemm, rounds it back to the stored dtype and measures that rounding, all without the block
+ * passing through a TypeScript loop. It is how `fedex aggregate` streams a checkpoint:
+ *
+ *   X (stored bits) ─BitCast─Cast─▶ C (f32) ─Gemm(P, Q, C)─▶ Yf (f32) ─Cast─BitCast─▶ Y (stored bits)
+ *                                   └─Gather(rows)─▶ before      └─Gather(rows)─▶ after, rounding stats
+ *
+ * - bf16 and f16 travel as uint16 bits (onnxruntime-node has no bfloat16 tensors in JavaScript);
+ *   BitCast (ONNX opset 26) reinterprets them and Cast widens exactly, so the float32 master values
+ *   are the stored values; the way back is Cast's round-to-nearest-even.
+ * - Only what is written comes back: onnxruntime-node copies every output into a new JavaScript
+ *   buffer, so the block returns in its stored width (2 bytes for bf16), not as float32.
+ * - `before`/`after`: the float32 values of the rows the exactness check samples, before the update
+ *   and after it (before rounding), gathered in the graph.
+ * - Rounding stats per block (max |x − stored(x)|, Σ(x − stored(x))², Σx², max relative error,
+ *   values flushed to zero) are reductions in the graph. A block whose stats are not finite (a NaN
+ *   or ±Inf in the weight, or a value that overflows the stored dtype) is redone with a float32
+ *   output and measured by {@link DowncastMeter}, so such values are counted exactly as everywhere else.
+ * - Blocks are read ahead and written behind: the next block's read and the last block's write run
+ *   on libuv's threads while onnxruntime computes.
+ */
+import { encodeModel } from '../../graph/onnx/model.js';
+import type { OnnxModel, OnnxNode, OnnxValueInfo } from '../../graph/onnx/model.js';
+import type { Layout } from '../../core/lora.js';
+import type { FactoredUpdate } from '../../core/residual.js';
+import { bfloat16ToFloat32, DowncastMeter, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../../formats/halfFloat.js';
+import type { DowncastReport } from '../../formats/halfFloat.js';
+import { createSession, OrtTensorCtor, runSession } from '../session.js';
+import type { Device, OrtSession, OrtTensor } from '../session.js';
+
+/** A float dtype a weight is stored as. */
+export type StoredFloat = 'F32' | 'F16' | 'BF16' | 'F64';
+
+const BYTES: Record<StoredFloat, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+/** ONNX TensorProto.DataType codes. */
+const ONNX = { F32: 1, U16: 4, F16: 10, F64: 11, BF16: 16 } as const;
+
+/** One graph: how the block is stored, how it is written, and whether the Gemm is in it. */
+interface GraphKey {
+  readonly inDtype: StoredFloat;
+  readonly outDtype: StoredFloat;
+  readonly layout: Layout;
+  readonly update: boolean;
+  /** Rounding stats (only when writing bf16/f16). */
+  readonly stats: boolean;
+}
+
+function elemOf(d: StoredFloat): OnnxValueInfo['elemType'] {
+  return d === 'F32' ? 'float32' : d === 'F64' ? 'float64' : 'uint16';
+}
+
+const int = (value: number) => ({ kind: 'int' as const, value });
+
+/** The ONNX model of one block update (exported for tests). */
+export function storedUpdateModel(key: GraphKey): OnnxModel {
+  const { inDtype, outDtype, layout, update, stats } = key;
+  const nodes: OnnxNode[] = [];
+  // X → C: the stored block as float32, exactly.
+  if (inDtype === 'F32') nodes.push({ opType: 'Identity', inputs: ['X'], outputs: ['C'] });
+  else if (inDtype === 'F64') nodes.push({ opType: 'Cast', inputs: ['X'], outputs: ['C'], attributes: { to: int(ONNX.F32) } });
+  else {
+    nodes.push(
+      { opType: 'BitCast', inputs: ['X'], outputs: ['Xh'], attributes: { to: int(ONNX[inDtype]) } },
+      { opType: 'Cast', inputs: ['Xh'], outputs: ['C'], attributes: { to: int(ONNX.F32) } },
+    );
+  }
+  const linear = layout === 'linear';
+  if (update) {
+    nodes.push({
+      opType: 'Gemm',
+      inputs: linear ? ['P', 'Q', 'C'] : ['Q', 'P', 'C'],
+      outputs: ['Yf'],
+      attributes: linear ? {} : { transA: int(1), transB: int(1) },
+    });
+  } else {
+    nodes.push({ opType: 'Identity', inputs: ['C'], outputs: ['Yf'] });
+  }
+  nodes.push(
+    { opType: 'Gather', inputs: ['C', 'R'], outputs: ['before'], attributes: { axis: int(0) } },
+    { opType: 'Gather', inputs: ['Yf', 'R'], outputs: ['after'], attributes: { axis: int(0) } },
+  );
+  // Yf → Y in the stored dtype.
+  if (outDtype === 'F32') nodes.push({ opType: 'Identity', inputs: ['Yf'], outputs: ['Y'] });
+  else if (outDtype === 'F64') nodes.push({ opType: 'Cast', inputs: ['Yf'], outputs: ['Y'], attributes: { to: int(ONNX.F64) } });
+  else {
+    nodes.push(
+      { opType: 'Cast', inputs: ['Yf'], outputs: ['Yh'], attributes: { to: int(ONNX[outDtype]) } },
+      { opType: 'BitCast', inputs: ['Yh'], outputs: ['Y'], attributes: { to: int(ONNX.U16) } },
+    );
+  }
+  const outputs: OnnxValueInfo[] = [
+    { name: 'Y', elemType: elemOf(outDtype), shape: ['rows', 'cols'] },
+    { name: 'before', elemType: 'float32', shape: ['sampled', 'cols'] },
+    { name: 'after', elemType: 'float32', shape: ['sampled', 'cols'] },
+  ];
+  if (stats) {
+    const reduce = (op: string, input: string, output: string): OnnxNode => ({ opType: op, inputs: [input], outputs: [output], attributes: { keepdims: int(0) } });
+    nodes.push(
+      { opType: 'Cast', inputs: ['Yh'], outputs: ['S'], attributes: { to: int(ONNX.F32) } },
+      { opType: 'Sub', inputs: ['Yf', 'S'], outputs: ['D'] },
+      { opType: 'Abs', inputs: ['D'], outputs: ['AD'] },
+      reduce('ReduceMax', 'AD', 'maxAbs'),
+      reduce('ReduceSumSquare', 'D', 'errSq'),
+      reduce('ReduceSumSquare', 'Yf', 'normSq'),
+      // |x − s| / max(|x|, tiny): 0 for x = 0, exactly 1 where a non-zero x was stored as 0 (RNE
+      // never rounds away from zero past |x|), so Σ floor(ratio) counts the values flushed to zero.
+      { opType: 'Abs', inputs: ['Yf'], outputs: ['AX'] },
+      { opType: 'Max', inputs: ['AX', 'tiny'], outputs: ['den'] },
+      { opType: 'Div', inputs: ['AD', 'den'], outputs: ['rel'] },
+      reduce('ReduceMax', 'rel', 'maxRel'),
+      { opType: 'Floor', inputs: ['rel'], outputs: ['flushed'] },
+      reduce('ReduceSum', 'flushed', 'underflow'),
+    );
+    for (const name of ['maxAbs', 'errSq', 'normSq', 'maxRel', 'underflow']) outputs.push({ name, elemType: 'float32', shape: [] });
+  }
+  const inputs: OnnxValueInfo[] = [{ name: 'X', elemType: elemOf(inDtype), shape: ['rows', 'cols'] }];
+  if (update) {
+    inputs.push(
+      { name: 'P', elemType: 'float32', shape: linear ? ['rows', 'inner'] : ['cols', 'inner'] },
+      { name: 'Q', elemType: 'float32', shape: linear ? ['inner', 'cols'] : ['inner', 'rows'] },
+    );
+  }
+  inputs.push({ name: 'R', elemType: 'int64', shape: ['sampled'] });
+  // The smallest positive float32 (a subnormal): every non-zero |x| is at least this.
+  const tiny = new Uint8Array(new Float32Array([1.401298464324817e-45]).buffer);
+  return {
+    opset: 26,
+    producerName: 'fedex-stored-update',
+    graph: {
+      name: `stored_update_${inDtype}_${outDtype}_${layout}${update ? '' : '_cast'}${stats ? '_stats' : ''}`,
+      nodes,
+      inputs,
+      outputs,
+      initializers: stats ? [{ name: 'tiny', elemType: 'float32', dims: [], raw: tiny }] : [],
+    },
+  };
+}
+
+/** What `updateStoredMatrix` reads from and writes to (byte offsets within the tensor's data). */
+export interface StoredMatrixIo {
+  /** Reads `length` bytes at `start` into `into` (a reused buffer of at least `length` bytes). */
+  read(start: number, length: number, into: Uint8Array): Promise<void>;
+  /** Appends the next piece of the output tensor. */
+  write(bytes: Uint8Array): Promise<void>;
+}
+
+export interface StoredMatrixJob {
+  readonly shape: readonly [number, number];
+  readonly inDtype: StoredFloat;
+  readonly outDtype: StoredFloat;
+  /** The base update (scale·P·Q in the stored layout), or null to only convert and sample. */
+  readonly update: FactoredUpdate | null;
+  /** Stored rows whose float32 values before and after the update are returned, sorted. */
+  readonly sampleRows: readonly number[];
+}
+
+export interface StoredMatrixResult {
+  /** The sampled rows before the update, packed (row sampleRows[i] at [i·cols, (i+1)·cols)). */
+  readonly before: Float32Array;
+  /** The same rows after the update, in float32 (before rounding to the stored dtype). */
+  readonly after: Float32Array;
+  /** Rounding of the float32 result into a narrower stored dtype (absent when nothing is rounded). */
+  readonly downcast?: DowncastReport;
+}
+
+export interface StoredUpdateKernelOptions {
+  readonly device?: Device;
+  readonly intraOpThreads?: number;
+  /** Float32 bytes per block (default 4 MiB). */
+  readonly blockBytes?: number;
+}
+
+const DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024;
+
+function storedTensor(dtype: StoredFloat, bytes: Uint8Array, dims: readonly number[]): OrtTensor {
+  const { buffer, byteOffset, byteLength } = bytes;
+  if (dtype === 'F32') return new OrtTensorCtor('float32', new Float32Array(buffer, byteOffset, byteLength / 4), dims);
+  if (dtype === 'F64') return new OrtTensorCtor('float64', new Float64Array(buffer, byteOffset, byteLength / 8), dims);
+  return new OrtTensorCtor('uint16', new Uint16Array(buffer, byteOffset, byteLength / 2), dims);
+}
+
+function bytesOf(t: OrtTensor): Uint8Array {
+  const d = t.data as Float32Array | Float64Array | Uint16Array;
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+function scalar(t: OrtTensor): number {
+  return (t.data as Float32Array)[0];
+}
+
+/** Columns [c0, c1) of a row-major rows × cols matrix, as a rows × (c1 − c0) copy. */
+function columnSlice(data: Float32Array, rows: number, cols: number, c0: number, c1: number): Float32Array {
+  const width = c1 - c0;
+  const out = new Float32Array(rows * width);
+  for (let i = 0; i < rows; i++) out.set(data.subarray(i * cols + c0, i * cols + c1), i * width);
+  return out;
+}
+
+/**
+ * Runs stored row blocks of one 2-D weight through the graph; sessions are cached per
+ * (stored dtype, written dtype, layout, update?) and built on first use.
+ */
+export class StoredUpdateKernel {
+  private readonly sessions = new Map<string, Promise<OrtSession>>();
+
+  constructor(private readonly options: StoredUpdateKernelOptions = {}) {
+    const b = options.blockBytes;
+    if (b !== undefined && (!Number.isInteger(b) || b <= 0)) throw new RangeError(`StoredUpdateKernel: blockBytes must be a positive integer, got ${b}`);
+  }
+
+  private session(key: GraphKey): Promise<OrtSession> {
+    const id = `${key.inDtype}/${key.outDtype}/${key.layout}/${key.update}/${key.stats}`;
+    let s = this.sessions.get(id);
+    if (s === undefined) {
+      s = createSession(encodeModel(storedUpdateModel(key)), { device: this.options.device, intraOpThreads: this.options.intraOpThreads });
+      this.sessions.set(id, s);
+      s.catch(() => this.sessions.delete(id));
+    }
+    return s;
+  }
+
+  /**
+   * Streams one stored matrix through the update: reads it block by block through `io.read`,
+   * writes the result in `outDtype` through `io.write` in order, and returns the sampled rows and
+   * the rounding report.
+   */
+  async run(job: StoredMatrixJob, io: StoredMatrixIo): Promise<StoredMatrixResult> {
+    const [rows, cols] = job.shape;
+    const { update } = job;
+    const layout: Layout = update?.layout ?? 'linear';
+    if (update !== null) {
+      const [out, inner] = update.p.shape;
+      const inF = update.q.shape[1];
+      const expected = layout === 'linear' ? [out, inF] : [inF, out];
+      if (update.q.shape[0] !== inner || rows !== expected[0] || cols !== expected[1]) {
+        throw new RangeError(`StoredUpdateKernel.run: stored weight is [${rows}, ${cols}] but the ${layout} update has P [${out}, ${inner}] and Q [${update.q.shape[0]}, ${inF}]`);
+      }
+      if (!Number.isFinite(update.scale)) throw new RangeError(`StoredUpdateKernel.run: scale must be finite, got ${update.scale}`);
+    }
+    for (let i = 0; i < job.sampleRows.length; i++) {
+      const t = job.sampleRows[i];
+      if (!Number.isInteger(t) || t < 0 || t >= rows || (i > 0 && t <= job.sampleRows[i - 1])) {
+        throw new RangeError(`StoredUpdateKernel.run: sample rows must be sorted, distinct and in [0, ${rows}); got ${t} at ${i}`);
+      }
+    }
+    const doUpdate = update !== null && update.p.shape[1] > 0 && update.scale !== 0;
+    const narrow = job.outDtype === 'F16' || job.outDtype === 'BF16';
+    // Rounding is measured only when it can lose something the stored weight did not already lose.
+    const measure = narrow && (doUpdate || job.inDtype !== job.outDtype);
+    const key: GraphKey = { inDtype: job.inDtype, outDtype: job.outDtype, layout, update: doUpdate, stats: measure };
+    const meter = measure ? new DowncastMeter(job.outDtype) : null;
+    const before = new Float32Array(job.sampleRows.length * cols);
+    const after = new Float32Array(job.sampleRows.length * cols);
+    if (rows === 0 || cols === 0) return { before, after, ...(meter !== null ? { downcast: meter.report() } : {}) };
+
+    const session = await this.session(key);
+    let sp: Float32Array | null = null;
+    if (doUpdate) {
+      sp = update.p.data;
+      if (update.scale !== 1) {
+        sp = new Float32Array(update.p.data.length);
+        for (let i = 0; i < sp.length; i++) sp[i] = update.scale * update.p.data[i];
+      }
+    }
+    const inner = update?.p.shape[1] ?? 0;
+    const rowBytes = cols * BYTES[job.inDtype];
+    const block = Math.max(1, Math.min(rows, Math.floor((this.options.blockBytes ?? DEFAULT_BLOCK_BYTES) / (4 * cols))));
+    // Two read buffers: one being computed on, one being filled ahead.
+    const buffers = [new Uint8Array(block * rowBytes), new Uint8Array(Math.min(rows, 2 * block) > block ? block * rowBytes : 0)];
+    const readBlock = (b: number): Promise<Uint8Array> => {
+      const r0 = b * block;
+      const n = Math.min(block, rows - r0);
+      const into = buffers[b % 2].subarray(0, n * rowBytes);
+      return io.read(r0 * rowBytes, n * rowBytes, into).then(() => into);
+    };
+    const blocks = Math.ceil(rows / block);
+    let next: Promise<Uint8Array> | null = readBlock(0);
+    let writing: Promise<void> = Promise.resolve();
+    let sampleIdx = 0;
+    try {
+      for (let b = 0; b < blocks; b++) {
+        const r0 = b * block;
+        const n = Math.min(block, rows - r0);
+        const raw = await next!;
+        next = b + 1 < blocks ? readBlock(b + 1) : null;
+        // A failed read ahead is reported when awaited; until then it must not count as unhandled.
+        next?.catch(() => undefined);
+        const first = sampleIdx;
+        while (sampleIdx < job.sampleRows.length && job.sampleRows[sampleIdx] < r0 + n) sampleIdx++;
+        const local = BigInt64Array.from(job.sampleRows.slice(first, sampleIdx), (t) => BigInt(t - r0));
+        const feeds: Record<string, OrtTensor> = { X: storedTensor(job.inDtype, raw, [n, cols]), R: new OrtTensorCtor('int64', local, [local.length]) };
+        if (doUpdate) {
+          const q = update.q.data;
+          const inF = update.q.shape[1];
+          if (layout === 'linear') {
+            feeds.P = new OrtTensorCtor('float32', sp!.subarray(r0 * inner, (r0 + n) * inner), [n, inner]);
+            feeds.Q = new OrtTensorCtor('float32', q, [inner, inF]);
+          } else {
+            feeds.P = new OrtTensorCtor('float32', sp!, [update.p.shape[0], inner]);
+            feeds.Q = new OrtTensorCtor('float32', n === inF ? q : columnSlice(q, inner, inF, r0, r0 + n), [inner, n]);
+          }
+        }
+        const out = await runSession(session, feeds);
+        before.set(out.before.data as Float32Array, first * cols);
+        after.set(out.after.data as Float32Array, first * cols);
+        let bytes = bytesOf(out.Y);
+        if (meter !== null) {
+          const r = { count: n * cols, maxAbs: scalar(out.maxAbs), errSq: scalar(out.errSq), normSq: scalar(out.normSq), maxRel: scalar(out.maxRel), overflow: 0, underflow: scalar(out.underflow) };
+          // NaN, ±Inf or an overflow in this block make a reduction non-finite: round and measure it the exact way.
+          if (Object.values(r).every(Number.isFinite)) meter.addReduced(r);
+          else bytes = await this.exactBlock(key, feeds, meter);
+        }
+        await writing;
+        writing = io.write(bytes);
+        writing.catch(() => undefined);
+      }
+      await writing;
+    } catch (err) {
+      await writing.catch(() => undefined);
+      await next?.catch(() => undefined);
+      throw err;
+    }
+    return { before, after, ...(meter !== null ? { downcast: meter.report() } : {}) };
+  }
+
+  /** Redoes a block with a float32 output and rounds it with the TypeScript encoder and meter. */
+  private async exactBlock(key: GraphKey, feeds: Record<string, OrtTensor>, meter: DowncastMeter): Promise<Uint8Array> {
+    const session = await this.session({ ...key, outDtype: 'F32', stats: false });
+    const yf = (await runSession(session, feeds)).Y.data as Float32Array;
+    const bits = key.outDtype === 'BF16' ? float32ToBfloat16(yf) : float32ToFloat16(yf);
+    meter.add(yf, key.outDtype === 'BF16' ? bfloat16ToFloat32(bits) : float16ToFloat32(bits));
+    return new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+  }
+
+  async dispose(): Promise<void> {
+    const pending = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of pending) {
+      try {
+        await (await s).release();
+      } catch {
+        // A session that failed to build has nothing to release.
+      }
+    }
+  }
+}
+
+/** Creates the stored-weight update kernel (sessions are built lazily). */
+export function createStoredUpdateKernel(options: StoredUpdateKernelOptions = {}): StoredUpdateKernel {
+  return new StoredUpdateKernel(options);
+}
