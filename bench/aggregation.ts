@@ -34,6 +34,8 @@ interface TorchResult {
   torch: string;
   fused: { median_ms: number; min_ms: number };
   dense: { median_ms: number; min_ms: number };
+  stored: { median_ms: number; min_ms: number };
+  stored_measured: { median_ms: number; min_ms: number };
   peak_rss_mib?: number;
 }
 
@@ -64,6 +66,8 @@ export async function aggregationBench(o: AggregationBenchOptions): Promise<Benc
   o.log(`aggregation: one module ${label}`);
   const fused = runCase({ kind: 'fused', ...mod });
   rows.push({ suite: 'aggregation', case: label, impl: 'fedex fused (onnxruntime Gemm, in place)', medianMs: fused.medianMs, minMs: fused.minMs, peakRssMiB: fused.peakRssMiB });
+  const storedLabel = `${n}×${n} r=16 k=3, stored bf16`;
+  const stored = runCase({ kind: 'stored', ...mod });
   const dense = runCase({ kind: 'dense', ...mod });
   rows.push({ suite: 'aggregation', case: label, impl: 'paper dense (this project, onnxruntime MatMul)', medianMs: dense.medianMs, minMs: dense.minMs, peakRssMiB: dense.peakRssMiB });
   const torch = runTorch(mod);
@@ -72,6 +76,11 @@ export async function aggregationBench(o: AggregationBenchOptions): Promise<Benc
   } else {
     rows.push({ suite: 'aggregation', case: label, impl: `PyTorch ${torch.torch} fused addmm_`, medianMs: torch.fused.median_ms, minMs: torch.fused.min_ms, peakRssMiB: torch.peak_rss_mib ?? null });
     rows.push({ suite: 'aggregation', case: label, impl: `PyTorch ${torch.torch} paper dense`, medianMs: torch.dense.median_ms, minMs: torch.dense.min_ms, peakRssMiB: null });
+  }
+  rows.push({ suite: 'aggregation', case: storedLabel, impl: 'fedex stored (onnxruntime graph: widen, Gemm, round, rounding report)', medianMs: stored.medianMs, minMs: stored.minMs, peakRssMiB: stored.peakRssMiB });
+  if (typeof torch !== 'string') {
+    rows.push({ suite: 'aggregation', case: storedLabel, impl: `PyTorch ${torch.torch} float(), addmm_, copy_ (no report)`, medianMs: torch.stored.median_ms, minMs: torch.stored.min_ms, peakRssMiB: null });
+    rows.push({ suite: 'aggregation', case: storedLabel, impl: `PyTorch ${torch.torch} the same + the same rounding report`, medianMs: torch.stored_measured.median_ms, minMs: torch.stored_measured.min_ms, peakRssMiB: null });
   }
 
   // The whole Llama-7B-shaped set of adapted modules, streamed from safetensors on disk.

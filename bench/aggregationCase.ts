@@ -5,21 +5,25 @@
  * Cases:
  * - `fused`: the project's path — FedEx strategy (Ā, B̄, factored residual P·Q) + one fused
  *   onnxruntime Gemm per row block into W0, in place.
+ * - `stored`: the same module stored as bf16, as `fedex aggregate` streams it — the FedEx strategy,
+ *   then the stored-weight graph per row block (widen, Gemm, round to bf16, measure the rounding).
  * - `dense`: the paper's formulation in this project's code — every B_i·A_i formed densely
  *   (onnxruntime MatMul into a preallocated out×in buffer), summed, minus B̄·Ā, added to W0.
  * - `model`: `aggregateFolders` end to end on a checkpoint folder (streaming, exactness check).
  */
 import { createFedEx } from '../src/core/strategies/fedex.js';
 import { createRng, kaimingUniform, randomMatrix } from '../src/core/random.js';
+import { float32ToBfloat16 } from '../src/formats/halfFloat.js';
 import { weightedAverage } from '../src/core/average.js';
 import type { LoraFactors } from '../src/core/lora.js';
 import { createOrtProductBackend } from '../src/runtime/kernels/factoredUpdate.js';
+import { createStoredUpdateKernel } from '../src/runtime/kernels/storedUpdate.js';
 import { createSession, float32Tensor, runSession } from '../src/runtime/session.js';
 import { encodeModel } from '../src/graph/onnx/model.js';
 import { aggregateFolders } from '../src/federation/offline/aggregateFolders.js';
 
 export interface CaseArgs {
-  kind: 'fused' | 'dense' | 'model';
+  kind: 'fused' | 'stored' | 'dense' | 'model';
   out: number;
   in: number;
   k: number;
@@ -81,6 +85,30 @@ async function fusedCase(args: CaseArgs): Promise<CaseResult> {
   return { kind: 'fused', ...t, reps: args.reps, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
 }
 
+async function storedCase(args: CaseArgs): Promise<CaseResult> {
+  const spec = { name: 'model.layers.0.self_attn.q_proj', inFeatures: args.in, outFeatures: args.out, rank: args.r, alpha: 2 * args.r, useRslora: false, layout: 'linear' as const };
+  const results = clients(args).map((factors, client) => ({ client, factors }));
+  const stored = new Uint8Array(float32ToBfloat16(randomMatrix(args.out, args.in, createRng(1), 0.02).data).buffer);
+  const written = new Uint8Array(stored.byteLength);
+  const kernel = createStoredUpdateKernel({ intraOpThreads: args.threads });
+  const fedex = createFedEx({ deviationMetrics: false });
+  let maxAbs = 0;
+  const t = await timeIt(args.reps, async () => {
+    const agg = fedex.aggregate(1, { spec, factors: null }, results, [])!;
+    let at = 0;
+    const r = await kernel.run({ shape: [args.out, args.in], inDtype: 'BF16', outDtype: 'BF16', update: agg.baseUpdate, sampleRows: [] }, {
+      read: async (start, into) => into.set(stored.subarray(start, start + into.byteLength)),
+      write: async (bytes) => {
+        written.set(bytes, at);
+        at += bytes.byteLength;
+      },
+    });
+    maxAbs = r.downcast!.maxAbsError;
+  });
+  await kernel.dispose();
+  return { kind: 'stored', ...t, reps: args.reps, peakRssMiB: process.resourceUsage().maxRSS / 1024, extra: { maxAbsRounding: maxAbs } };
+}
+
 async function denseCase(args: CaseArgs): Promise<CaseResult> {
   const cs = clients(args);
   const w = new Float64Array(args.k).fill(1 / args.k);
@@ -110,11 +138,11 @@ async function denseCase(args: CaseArgs): Promise<CaseResult> {
 }
 
 async function modelCase(args: CaseArgs): Promise<CaseResult> {
-  const backend = createOrtProductBackend({ intraOpThreads: args.threads });
+  const updater = createStoredUpdateKernel({ intraOpThreads: args.threads });
   const t = performance.now();
-  const report = await aggregateFolders({ method: 'fedex', base: args.base!, adapters: args.adapters!, out: args.outDir!, backend, force: true, checkRows: 16 });
+  const report = await aggregateFolders({ method: 'fedex', base: args.base!, adapters: args.adapters!, out: args.outDir!, updater, force: true, checkRows: 16 });
   const ms = performance.now() - t;
-  await backend.dispose();
+  await updater.dispose();
   return {
     kind: 'model', medianMs: ms, minMs: ms, reps: 1, peakRssMiB: process.resourceUsage().maxRSS / 1024,
     extra: { modules: report.modules.length, exact: report.summary.allWithinTolerance, maxExactnessRelativeError: report.summary.maxExactnessRelativeError },
@@ -122,5 +150,5 @@ async function modelCase(args: CaseArgs): Promise<CaseResult> {
 }
 
 const args = JSON.parse(process.argv[2]) as CaseArgs;
-const run = { fused: fusedCase, dense: denseCase, model: modelCase }[args.kind];
+const run = { fused: fusedCase, stored: storedCase, dense: denseCase, model: modelCase }[args.kind];
 process.stdout.write(`${JSON.stringify(await run(args))}\n`);

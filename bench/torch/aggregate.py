@@ -3,6 +3,9 @@
 Reads one JSON object of arguments from argv[1] and prints one JSON object of results:
 per case the median and min milliseconds of
   - fused:  W0.addmm_(P, Q, alpha=s)             (factored residual, one fused product)
+  - stored: the module stored as bf16: W32 = W.float(); W32.addmm_(P, Q); W.copy_(W32) (round to
+            nearest even), and the same with the rounding report fedex computes (max |error|,
+            Σ error², Σ x², max relative error, values flushed to zero)
   - dense:  paper-style, each B_i @ A_i formed densely, then W0 += s * (sum - Bbar @ Abar)
 Data are seeded normal values; only timings are compared, never results.
 """
@@ -46,6 +49,25 @@ def main():
         q = torch.cat([x - a_bar for x in a], dim=0)
         w0.addmm_(p, q, alpha=s)
 
+    w16 = torch.randn(out_f, in_f).mul_(0.02).bfloat16()
+    tiny = torch.tensor(1.401298464324817e-45)
+
+    def stored():
+        a_bar = sum(w * x for w, x in zip(wts, a))
+        p = torch.cat([w * x for w, x in zip(wts, b)], dim=1)
+        q = torch.cat([x - a_bar for x in a], dim=0)
+        w32 = w16.float()
+        w32.addmm_(p, q, alpha=s)
+        w16.copy_(w32)
+        return w32
+
+    def stored_measured():
+        w32 = stored()
+        d = w32 - w16.float()
+        ad = d.abs()
+        rel = ad / torch.maximum(w32.abs(), tiny)
+        return (ad.max().item(), d.square().sum().item(), w32.square().sum().item(), rel.max().item(), rel.floor().sum().item())
+
     def dense():
         a_bar = sum(w * x for w, x in zip(wts, a))
         b_bar = sum(w * x for w, x in zip(wts, b))
@@ -57,6 +79,8 @@ def main():
         "threads": torch.get_num_threads(),
         "fused": bench(fused, reps),
         "dense": bench(dense, max(1, reps // 3)),
+        "stored": bench(stored, reps),
+        "stored_measured": bench(stored_measured, reps),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print(json.dumps(result))

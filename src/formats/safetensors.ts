@@ -26,6 +26,8 @@ export interface SafetensorsReader {
   readRaw(name: string): Promise<Uint8Array>;
   /** Bytes [start, start + length) of the tensor's stored bytes: a huge tensor copied in pieces. */
   readRawRange(name: string, start: number, length: number): Promise<Uint8Array>;
+  /** The same bytes into `out` (its length from `start`): a caller streaming a tensor reuses one buffer. */
+  readRawRangeInto(name: string, start: number, out: Uint8Array): Promise<void>;
   /** The tensor as float32 (F16/BF16 widen exactly, F64 rounds to nearest). */
   readFloat32(name: string): Promise<Float32Array>;
   /** The tensor as float64 (exact for every float dtype). */
@@ -123,12 +125,23 @@ class FileReader implements SafetensorsReader {
     return this.readRange(info, 0, info.byteLength);
   }
 
+  private checkRange(op: string, info: TensorInfo, start: number, length: number): void {
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0 || start + length > info.byteLength) {
+      throw new RangeError(`${op}: bytes [${start}, ${start + length}) out of range for ${this.path}: tensor '${info.name}' with ${info.byteLength} bytes`);
+    }
+  }
+
   async readRawRange(name: string, start: number, length: number): Promise<Uint8Array> {
     const info = this.info(name);
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0 || start + length > info.byteLength) {
-      throw new RangeError(`readRawRange: bytes [${start}, ${start + length}) out of range for ${this.path}: tensor '${name}' with ${info.byteLength} bytes`);
-    }
+    this.checkRange('readRawRange', info, start, length);
     return this.readRange(info, start, length);
+  }
+
+  async readRawRangeInto(name: string, start: number, out: Uint8Array): Promise<void> {
+    const info = this.info(name);
+    this.checkRange('readRawRangeInto', info, start, out.byteLength);
+    if (this.closed) throw new FormatError('SAFETENSORS_CLOSED', 'reader is closed', { file: this.path, tensor: name });
+    await readExactly(this.fh, out, info.byteOffset + start, this.path, `tensor '${name}'`);
   }
 
   async readFloat32(name: string): Promise<Float32Array> {

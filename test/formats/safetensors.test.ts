@@ -134,6 +134,10 @@ describe('safetensors reader: by range', () => {
     assert.deepEqual(await r.readRawRange('big', 0, 0), new Uint8Array(0));
     await assert.rejects(r.readFloat32Into('h', new Float32Array(4)), /out has 4 elements, .*'h' has 3/);
     await assert.rejects(r.readRawRange('f', 8, 8), /bytes \[8, 16\) out of range .*'f' with 12 bytes/);
+    const into = new Uint8Array(12).fill(7);
+    await r.readRawRangeInto('f', 4, into.subarray(2, 10));
+    assert.deepEqual(into, Uint8Array.from([7, 7, ...new Uint8Array(small.buffer, 4, 8), 7, 7]));
+    await assert.rejects(r.readRawRangeInto('f', 8, new Uint8Array(8)), /readRawRangeInto: bytes \[8, 16\) out of range .*'f' with 12 bytes/);
     await r.close();
   });
 

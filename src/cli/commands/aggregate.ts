@@ -3,7 +3,7 @@ import { aggregateFolders } from '../../federation/offline/aggregateFolders.js';
 import type { AggregateReport } from '../../federation/offline/aggregateFolders.js';
 import { STRATEGY_NAMES } from '../../core/strategies/types.js';
 import { classifyModule } from '../../core/moduleNames.js';
-import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
+import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
 import { DEVICES } from '../../runtime/session.js';
 import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, numberListFlag, parseFlags, renderHelp, stringFlag } from '../args.js';
@@ -82,7 +82,7 @@ export const aggregateCommand: CliCommand = {
     const method = choiceFlag(args, 'method', 'aggregate', STRATEGY_NAMES, 'fedex');
     const device = choiceFlag(args, 'device', 'aggregate', DEVICES, 'cpu');
     const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', 'aggregate', 0, { min: 1, max: 256, integer: true });
-    const backend = createOrtProductBackend({ device, ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
+    const updater = createStoredUpdateKernel({ device, ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
     let bar: ProgressBar | null = null;
     try {
       const report = await aggregateFolders({
@@ -94,7 +94,7 @@ export const aggregateCommand: CliCommand = {
         dtype: choiceFlag(args, 'dtype', 'aggregate', ['same', 'float32'] as const, 'same'),
         force: booleanFlag(args, 'force'),
         checkRows: numberFlag(args, 'check-rows', 'aggregate', 64, { min: 0, integer: true }),
-        backend,
+        updater,
         onModule: (_done, total, module) => {
           bar ??= new ProgressBar('aggregating', total, io.stderr);
           bar.tick(1, module);
@@ -105,7 +105,7 @@ export const aggregateCommand: CliCommand = {
       else printSummary(report, io);
       return report.exactMethod && !report.summary.allWithinTolerance ? 1 : 0;
     } finally {
-      await backend.dispose();
+      await updater.dispose();
     }
   },
 };

@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import { aggregateFolders } from '../../federation/offline/aggregateFolders.js';
 import { writeSyntheticAdapters, writeSyntheticCheckpoint } from '../../model/checkpoints/synthetic.js';
 import type { SyntheticModelSpec } from '../../model/checkpoints/synthetic.js';
-import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
+import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
 import type { StrategyName } from '../../core/strategies/types.js';
 import type { CliCommand } from '../command.js';
 import { booleanFlag, numberFlag, optionalString, parseFlags, renderHelp } from '../args.js';
@@ -43,7 +43,7 @@ export const demoCommand: CliCommand = {
     const clients = numberFlag(args, 'clients', 'demo', 3, { min: 1, max: 64, integer: true });
     const rank = numberFlag(args, 'rank', 'demo', 8, { min: 1, max: 128, integer: true });
     const seed = numberFlag(args, 'seed', 'demo', 1, { integer: true });
-    const backend = createOrtProductBackend();
+    const updater = createStoredUpdateKernel();
     const rows: string[][] = [];
     let failed = false;
     try {
@@ -54,7 +54,7 @@ export const demoCommand: CliCommand = {
         await writeSyntheticCheckpoint(join(dir, 'base'), { ...m.spec, seed: seed + i });
         const adapters = await writeSyntheticAdapters(join(dir, 'adapters'), m.spec, { clients, rank, alpha: 2 * rank, targetModules: m.targets, seed: seed * 31 + i, bStd: 0.05, aDrift: 0.3 });
         for (const method of METHODS) {
-          const report = await aggregateFolders({ method, base: join(dir, 'base'), adapters, out: join(dir, method), backend, force: true });
+          const report = await aggregateFolders({ method, base: join(dir, 'base'), adapters, out: join(dir, method), updater, force: true });
           const s = report.summary;
           if (report.exactMethod && !s.allWithinTolerance) failed = true;
           rows.push([
@@ -67,7 +67,7 @@ export const demoCommand: CliCommand = {
         }
       }
     } finally {
-      await backend.dispose();
+      await updater.dispose();
     }
     io.stdout.write(`\n${renderTable(['model', 'method', 'modules', 'plain-avg deviation', 'global vs. mean of clients', 'base updated', 'time'], rows)}\n`);
     io.stdout.write(`\nFedEx-LoRA folds the residual into the base, so the global model equals the mean of the client models to float32 round-off;\nFedIT (plain averaging) loses the share shown. Outputs (PEFT adapter, model.safetensors, report.json) are under ${out}.\n`);

@@ -1,19 +1,18 @@
 /**
- * Offline aggregation: one federated round over adapters saved as PEFT folders, streamed module by
- * module so that peak memory is about one module (the largest adapted weight as float32), not the
- * model. The adapter folders are opened as indexes (config and tensor entries checked up front);
- * a module's client factors are read when that module is aggregated and dropped after. Every
- * adapted weight is read into one reused float32 master buffer, the strategy's base update is
- * applied in place through a ProductBackend, the rows the float64 exactness check samples are kept
- * from before the update, and the result is written back (same names, same dtype unless float32 is
- * asked for; the down-cast error measured while encoding). The global adapter's tensors are written
- * as they are produced; every other tensor is copied byte for byte in pieces. The output folder
- * appears only when everything succeeded (written to a temporary sibling, renamed at the end).
+ * Offline aggregation: one federated round over adapters saved as PEFT folders, streamed so that
+ * memory stays a few row blocks plus one module's LoRA factors, whatever the size of the model.
+ * The adapter folders are opened as indexes (config and tensor entries checked up front); a
+ * module's client factors are read when that module is aggregated and dropped after. Every updated
+ * weight streams through a `StoredWeightUpdater` block by block: read as stored, widened to float32,
+ * W0 + s·P·Q, rounded back to the stored dtype (or float32 when asked), written; the rows the
+ * float64 exactness check samples come back from before and after the update, and the rounding is
+ * measured on the way. A weight that is not updated is copied byte for byte. The global adapter's
+ * tensors are written as they are produced. The output folder appears only when everything
+ * succeeded (written to a temporary sibling, renamed at the end).
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Layout } from '../../core/lora.js';
-import type { ProductBackend } from '../../core/product.js';
 import { checkExactness, exactnessSampleRows } from '../../core/exactness.js';
 import type { CheckedMatrix, ExactnessReport } from '../../core/exactness.js';
 import { createStrategy } from '../../core/strategies/registry.js';
@@ -28,8 +27,8 @@ import type { SafetensorsReader, TensorInfo } from '../../formats/safetensors.js
 import { createSafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import type { SafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import type { SafetensorsDType } from '../../formats/safetensorsHeader.js';
-import { DowncastMeter } from '../../formats/halfFloat.js';
 import type { DowncastReport } from '../../formats/halfFloat.js';
+import type { StoredFloat, StoredWeightUpdater } from '../../formats/storedUpdate.js';
 import { AggregationInputError } from './errors.js';
 import { checkAdaptersAgree, checkWeights, closeAll, openAdapters, planModules, resolveBase } from './inputs.js';
 import type { ModulePlan } from './inputs.js';
@@ -48,7 +47,8 @@ export interface AggregateFoldersOptions {
   readonly dtype?: 'same' | 'float32';
   /** Replace an existing output folder. */
   readonly force?: boolean;
-  readonly backend: ProductBackend;
+  /** Computes each updated weight block by block (the onnxruntime graph in the CLI). */
+  readonly updater: StoredWeightUpdater;
   /** Stored rows per module checked against float64 (0 = all rows). Default 64. */
   readonly checkRows?: number;
   /** Called after each adapted module. */
@@ -163,13 +163,6 @@ async function copyTensor(reader: SafetensorsReader, writer: SafetensorsWriter, 
   } while (start < info.byteLength);
 }
 
-/** Stored rows `rows` of a row-major matrix, packed one after the other. */
-function packRows(data: Float32Array, cols: number, rows: readonly number[]): Float32Array {
-  const packed = new Float32Array(rows.length * cols);
-  rows.forEach((t, i) => packed.set(data.subarray(t * cols, (t + 1) * cols), i * cols));
-  return packed;
-}
-
 /** Reads stored rows `rows` of a base tensor only (when the weight is neither updated nor written). */
 async function readSampledRows(reader: SafetensorsReader, name: string, cols: number, rows: readonly number[]): Promise<Float32Array> {
   const packed = new Float32Array(rows.length * cols);
@@ -195,12 +188,6 @@ async function runModules(
   let writer: SafetensorsWriter | null = null;
   let adapterWriter: PeftAdapterWriter | null = null;
   const outcome: ModulesOutcome = { modules: [], metrics: [], weights: [] };
-  // One float32 buffer for the largest adapted weight, reused by every module: peak ≈ one module.
-  let master: Float32Array | null = null;
-  const masterFor = (n: number): Float32Array => {
-    master ??= new Float32Array(Math.max(...[...plan.keys()].map((k) => reader.info(k).shape[0] * reader.info(k).shape[1])));
-    return master.subarray(0, n);
-  };
   let done = 0;
   try {
     writer = paths.model === null ? null : await createSafetensorsWriter(paths.model, entries, reader.metadata);
@@ -226,31 +213,28 @@ async function runModules(
       const [nRows, cols] = [info.shape[0], info.shape[1]];
       const shape: [number, number] = [nRows, cols];
       const rows = exactnessSampleRows(nRows, options.checkRows === 0 ? Number.MAX_SAFE_INTEGER : options.checkRows ?? 64, done + 1);
+      const storedDtype = toF32 ? 'F32' : info.dtype;
       let w0: CheckedMatrix;
       let w0New: CheckedMatrix;
-      let data: Float32Array | null = null;
-      if (writer === null && agg.baseUpdate === null) {
-        // Neither updated nor written: only the rows the check reads.
+      let downcast: DowncastReport | undefined;
+      if (agg.baseUpdate === null && (writer === null || storedDtype === info.dtype)) {
+        // Not updated and written as stored (or not written): the bytes are copied, the check reads its rows.
+        if (writer !== null) await copyTensor(reader, writer, info);
         w0 = { shape, rows, data: await readSampledRows(reader, info.name, cols, rows) };
         w0New = w0;
       } else {
-        data = masterFor(nRows * cols);
-        await reader.readFloat32Into(info.name, data);
-        w0New = { shape, data };
-        // The check needs the pre-update values of its rows only, not a second full-size copy.
-        w0 = agg.baseUpdate === null ? w0New : { shape, rows, data: packRows(data, cols, rows) };
-        if (agg.baseUpdate !== null) await options.backend.addScaledProduct({ shape, data }, agg.baseUpdate.layout, agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
+        const w = writer;
+        const result = await options.updater.run(
+          { shape, inDtype: info.dtype as StoredFloat, outDtype: storedDtype as StoredFloat, update: agg.baseUpdate, sampleRows: rows },
+          { read: (start, into) => reader.readRawRangeInto(info.name, start, into), write: async (bytes) => { if (w !== null) await w.writeRawPart(info.name, bytes); } },
+        );
+        w0 = { shape, rows, data: result.before };
+        w0New = { shape, rows, data: result.after };
+        downcast = result.downcast;
       }
       const exactness = checkExactness({
         w0, result: { kind: 'adapter', w0New, global }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: p.spec.layout,
       }, rows);
-      const storedDtype = toF32 ? 'F32' : info.dtype;
-      let downcast: DowncastReport | undefined;
-      if (writer !== null && data !== null) {
-        const meter = agg.baseUpdate !== null && (storedDtype === 'F16' || storedDtype === 'BF16') ? new DowncastMeter(storedDtype) : undefined;
-        await writer.writeTensor(info.name, data, { downcast: meter });
-        downcast = meter?.report();
-      }
       await adapterWriter.writeModule({ modulePath: p.spec.name, A: global.a, B: global.b });
       outcome.metrics.push(agg.metrics);
       outcome.weights = [...agg.metrics.weights];

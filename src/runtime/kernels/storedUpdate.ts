@@ -24,16 +24,12 @@
 import { encodeModel } from '../../graph/onnx/model.js';
 import type { OnnxModel, OnnxNode, OnnxValueInfo } from '../../graph/onnx/model.js';
 import type { Layout } from '../../core/lora.js';
-import type { FactoredUpdate } from '../../core/residual.js';
-import { bfloat16ToFloat32, DowncastMeter, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../../formats/halfFloat.js';
-import type { DowncastReport } from '../../formats/halfFloat.js';
+import { DowncastMeter } from '../../formats/halfFloat.js';
+import { blockRows, checkStoredJob, columnSlice, float32ToStored, STORED_BYTES } from '../../formats/storedUpdate.js';
+import type { StoredFloat, StoredMatrixIo, StoredMatrixJob, StoredMatrixResult, StoredWeightUpdater } from '../../formats/storedUpdate.js';
 import { createSession, OrtTensorCtor, runSession } from '../session.js';
 import type { Device, OrtSession, OrtTensor } from '../session.js';
 
-/** A float dtype a weight is stored as. */
-export type StoredFloat = 'F32' | 'F16' | 'BF16' | 'F64';
-
-const BYTES: Record<StoredFloat, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
 /** ONNX TensorProto.DataType codes. */
 const ONNX = { F32: 1, U16: 4, F16: 10, F64: 11, BF16: 16 } as const;
 
@@ -96,7 +92,8 @@ export function storedUpdateModel(key: GraphKey): OnnxModel {
     { name: 'after', elemType: 'float32', shape: ['sampled', 'cols'] },
   ];
   if (stats) {
-    const reduce = (op: string, input: string, output: string): OnnxNode => ({ opType: op, inputs: [input], outputs: [output], attributes: { keepdims: int(0) } });
+    // Reduced along each row (onnxruntime's fast, threaded path), finished over the block's rows in TypeScript.
+    const reduce = (op: string, input: string, output: string): OnnxNode => ({ opType: op, inputs: [input, 'axis1'], outputs: [output], attributes: { keepdims: int(0) } });
     nodes.push(
       { opType: 'Cast', inputs: ['Yh'], outputs: ['S'], attributes: { to: int(ONNX.F32) } },
       { opType: 'Sub', inputs: ['Yf', 'S'], outputs: ['D'] },
@@ -113,7 +110,7 @@ export function storedUpdateModel(key: GraphKey): OnnxModel {
       { opType: 'Floor', inputs: ['rel'], outputs: ['flushed'] },
       reduce('ReduceSum', 'flushed', 'underflow'),
     );
-    for (const name of ['maxAbs', 'errSq', 'normSq', 'maxRel', 'underflow']) outputs.push({ name, elemType: 'float32', shape: [] });
+    for (const name of ['maxAbs', 'errSq', 'normSq', 'maxRel', 'underflow']) outputs.push({ name, elemType: 'float32', shape: ['rows'] });
   }
   const inputs: OnnxValueInfo[] = [{ name: 'X', elemType: elemOf(inDtype), shape: ['rows', 'cols'] }];
   if (update) {
@@ -133,36 +130,9 @@ export function storedUpdateModel(key: GraphKey): OnnxModel {
       nodes,
       inputs,
       outputs,
-      initializers: stats ? [{ name: 'tiny', elemType: 'float32', dims: [], raw: tiny }] : [],
+      initializers: stats ? [{ name: 'tiny', elemType: 'float32', dims: [], raw: tiny }, { name: 'axis1', elemType: 'int64', dims: [1], raw: new Uint8Array(new BigInt64Array([1n]).buffer) }] : [],
     },
   };
-}
-
-/** What `updateStoredMatrix` reads from and writes to (byte offsets within the tensor's data). */
-export interface StoredMatrixIo {
-  /** Reads `length` bytes at `start` into `into` (a reused buffer of at least `length` bytes). */
-  read(start: number, length: number, into: Uint8Array): Promise<void>;
-  /** Appends the next piece of the output tensor. */
-  write(bytes: Uint8Array): Promise<void>;
-}
-
-export interface StoredMatrixJob {
-  readonly shape: readonly [number, number];
-  readonly inDtype: StoredFloat;
-  readonly outDtype: StoredFloat;
-  /** The base update (scale·P·Q in the stored layout), or null to only convert and sample. */
-  readonly update: FactoredUpdate | null;
-  /** Stored rows whose float32 values before and after the update are returned, sorted. */
-  readonly sampleRows: readonly number[];
-}
-
-export interface StoredMatrixResult {
-  /** The sampled rows before the update, packed (row sampleRows[i] at [i·cols, (i+1)·cols)). */
-  readonly before: Float32Array;
-  /** The same rows after the update, in float32 (before rounding to the stored dtype). */
-  readonly after: Float32Array;
-  /** Rounding of the float32 result into a narrower stored dtype (absent when nothing is rounded). */
-  readonly downcast?: DowncastReport;
 }
 
 export interface StoredUpdateKernelOptions {
@@ -186,23 +156,20 @@ function bytesOf(t: OrtTensor): Uint8Array {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
-function scalar(t: OrtTensor): number {
-  return (t.data as Float32Array)[0];
-}
-
-/** Columns [c0, c1) of a row-major rows × cols matrix, as a rows × (c1 − c0) copy. */
-function columnSlice(data: Float32Array, rows: number, cols: number, c0: number, c1: number): Float32Array {
-  const width = c1 - c0;
-  const out = new Float32Array(rows * width);
-  for (let i = 0; i < rows; i++) out.set(data.subarray(i * cols + c0, i * cols + c1), i * width);
-  return out;
+/** Max (NaN if any is NaN) or float64 sum of a per-row reduction. */
+function finish(t: OrtTensor, how: 'max' | 'sum'): number {
+  const d = t.data as Float32Array;
+  let acc = 0;
+  for (let i = 0; i < d.length; i++) acc = how === 'sum' ? acc + d[i] : d[i] > acc || Number.isNaN(d[i]) ? d[i] : acc;
+  return acc;
 }
 
 /**
  * Runs stored row blocks of one 2-D weight through the graph; sessions are cached per
  * (stored dtype, written dtype, layout, update?) and built on first use.
  */
-export class StoredUpdateKernel {
+export class StoredUpdateKernel implements StoredWeightUpdater {
+  readonly name = 'onnxruntime';
   private readonly sessions = new Map<string, Promise<OrtSession>>();
 
   constructor(private readonly options: StoredUpdateKernelOptions = {}) {
@@ -227,28 +194,9 @@ export class StoredUpdateKernel {
    * the rounding report.
    */
   async run(job: StoredMatrixJob, io: StoredMatrixIo): Promise<StoredMatrixResult> {
+    const { layout, doUpdate, measure } = checkStoredJob(job, 'StoredUpdateKernel.run');
     const [rows, cols] = job.shape;
     const { update } = job;
-    const layout: Layout = update?.layout ?? 'linear';
-    if (update !== null) {
-      const [out, inner] = update.p.shape;
-      const inF = update.q.shape[1];
-      const expected = layout === 'linear' ? [out, inF] : [inF, out];
-      if (update.q.shape[0] !== inner || rows !== expected[0] || cols !== expected[1]) {
-        throw new RangeError(`StoredUpdateKernel.run: stored weight is [${rows}, ${cols}] but the ${layout} update has P [${out}, ${inner}] and Q [${update.q.shape[0]}, ${inF}]`);
-      }
-      if (!Number.isFinite(update.scale)) throw new RangeError(`StoredUpdateKernel.run: scale must be finite, got ${update.scale}`);
-    }
-    for (let i = 0; i < job.sampleRows.length; i++) {
-      const t = job.sampleRows[i];
-      if (!Number.isInteger(t) || t < 0 || t >= rows || (i > 0 && t <= job.sampleRows[i - 1])) {
-        throw new RangeError(`StoredUpdateKernel.run: sample rows must be sorted, distinct and in [0, ${rows}); got ${t} at ${i}`);
-      }
-    }
-    const doUpdate = update !== null && update.p.shape[1] > 0 && update.scale !== 0;
-    const narrow = job.outDtype === 'F16' || job.outDtype === 'BF16';
-    // Rounding is measured only when it can lose something the stored weight did not already lose.
-    const measure = narrow && (doUpdate || job.inDtype !== job.outDtype);
     const key: GraphKey = { inDtype: job.inDtype, outDtype: job.outDtype, layout, update: doUpdate, stats: measure };
     const meter = measure ? new DowncastMeter(job.outDtype) : null;
     const before = new Float32Array(job.sampleRows.length * cols);
@@ -256,24 +204,25 @@ export class StoredUpdateKernel {
     if (rows === 0 || cols === 0) return { before, after, ...(meter !== null ? { downcast: meter.report() } : {}) };
 
     const session = await this.session(key);
+    // The scale cannot be a Gemm attribute of a cached graph: P (the small factor) is pre-scaled.
     let sp: Float32Array | null = null;
     if (doUpdate) {
-      sp = update.p.data;
-      if (update.scale !== 1) {
-        sp = new Float32Array(update.p.data.length);
-        for (let i = 0; i < sp.length; i++) sp[i] = update.scale * update.p.data[i];
+      sp = update!.p.data;
+      if (update!.scale !== 1) {
+        sp = new Float32Array(update!.p.data.length);
+        for (let i = 0; i < sp.length; i++) sp[i] = update!.scale * update!.p.data[i];
       }
     }
     const inner = update?.p.shape[1] ?? 0;
-    const rowBytes = cols * BYTES[job.inDtype];
-    const block = Math.max(1, Math.min(rows, Math.floor((this.options.blockBytes ?? DEFAULT_BLOCK_BYTES) / (4 * cols))));
+    const rowBytes = cols * STORED_BYTES[job.inDtype];
+    const block = blockRows(rows, cols, this.options.blockBytes ?? DEFAULT_BLOCK_BYTES);
     // Two read buffers: one being computed on, one being filled ahead.
     const buffers = [new Uint8Array(block * rowBytes), new Uint8Array(Math.min(rows, 2 * block) > block ? block * rowBytes : 0)];
     const readBlock = (b: number): Promise<Uint8Array> => {
       const r0 = b * block;
       const n = Math.min(block, rows - r0);
       const into = buffers[b % 2].subarray(0, n * rowBytes);
-      return io.read(r0 * rowBytes, n * rowBytes, into).then(() => into);
+      return io.read(r0 * rowBytes, into).then(() => into);
     };
     const blocks = Math.ceil(rows / block);
     let next: Promise<Uint8Array> | null = readBlock(0);
@@ -292,13 +241,13 @@ export class StoredUpdateKernel {
         const local = BigInt64Array.from(job.sampleRows.slice(first, sampleIdx), (t) => BigInt(t - r0));
         const feeds: Record<string, OrtTensor> = { X: storedTensor(job.inDtype, raw, [n, cols]), R: new OrtTensorCtor('int64', local, [local.length]) };
         if (doUpdate) {
-          const q = update.q.data;
-          const inF = update.q.shape[1];
+          const q = update!.q.data;
+          const inF = update!.q.shape[1];
           if (layout === 'linear') {
             feeds.P = new OrtTensorCtor('float32', sp!.subarray(r0 * inner, (r0 + n) * inner), [n, inner]);
             feeds.Q = new OrtTensorCtor('float32', q, [inner, inF]);
           } else {
-            feeds.P = new OrtTensorCtor('float32', sp!, [update.p.shape[0], inner]);
+            feeds.P = new OrtTensorCtor('float32', sp!, [update!.p.shape[0], inner]);
             feeds.Q = new OrtTensorCtor('float32', n === inF ? q : columnSlice(q, inner, inF, r0, r0 + n), [inner, n]);
           }
         }
@@ -307,7 +256,10 @@ export class StoredUpdateKernel {
         after.set(out.after.data as Float32Array, first * cols);
         let bytes = bytesOf(out.Y);
         if (meter !== null) {
-          const r = { count: n * cols, maxAbs: scalar(out.maxAbs), errSq: scalar(out.errSq), normSq: scalar(out.normSq), maxRel: scalar(out.maxRel), overflow: 0, underflow: scalar(out.underflow) };
+          const r = {
+            count: n * cols, maxAbs: finish(out.maxAbs, 'max'), errSq: finish(out.errSq, 'sum'), normSq: finish(out.normSq, 'sum'),
+            maxRel: finish(out.maxRel, 'max'), overflow: 0, underflow: finish(out.underflow, 'sum'),
+          };
           // NaN, ±Inf or an overflow in this block make a reduction non-finite: round and measure it the exact way.
           if (Object.values(r).every(Number.isFinite)) meter.addReduced(r);
           else bytes = await this.exactBlock(key, feeds, meter);
@@ -329,9 +281,9 @@ export class StoredUpdateKernel {
   private async exactBlock(key: GraphKey, feeds: Record<string, OrtTensor>, meter: DowncastMeter): Promise<Uint8Array> {
     const session = await this.session({ ...key, outDtype: 'F32', stats: false });
     const yf = (await runSession(session, feeds)).Y.data as Float32Array;
-    const bits = key.outDtype === 'BF16' ? float32ToBfloat16(yf) : float32ToFloat16(yf);
-    meter.add(yf, key.outDtype === 'BF16' ? bfloat16ToFloat32(bits) : float16ToFloat32(bits));
-    return new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+    const out = float32ToStored(yf, key.outDtype);
+    meter.add(yf, out.stored);
+    return out.bytes;
   }
 
   async dispose(): Promise<void> {

@@ -14,6 +14,7 @@ import type { FormatErrorCode } from '../../../src/formats/errors.js';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { matrix } from '../../../src/core/tensor.js';
 import { writeSyntheticAdapters } from '../../../src/model/checkpoints/synthetic.js';
+import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
 import { createOrtProductBackend } from '../../../src/runtime/kernels/factoredUpdate.js';
 import { GPT2_SPEC, makeFixture } from '../../helpers/offlineFixtures.js';
 import type { Fixture } from '../../helpers/offlineFixtures.js';
@@ -22,6 +23,7 @@ import type { TempDir } from '../../helpers/tempDir.js';
 
 const TARGETS = ['c_attn', 'c_proj'];
 const backend = createOrtProductBackend({ intraOpThreads: 1 });
+const updater = createStoredUpdateKernel({ intraOpThreads: 1 });
 let tmp: TempDir;
 let fx: Fixture;
 before(async () => {
@@ -33,6 +35,7 @@ before(async () => {
 });
 after(async () => {
   await backend.dispose();
+  await updater.dispose();
   await tmp.remove();
 });
 
@@ -50,7 +53,7 @@ async function expectFailure(overrides: Partial<AggregateFoldersOptions>, expect
   const parent = join(tmp.path, 'cases', String(caseNo++));
   await mkdir(parent, { recursive: true });
   const fds = openFdCount();
-  const options: AggregateFoldersOptions = { method: 'fedex', base: fx.base, adapters: fx.adapters, out: join(parent, 'out'), backend, ...overrides };
+  const options: AggregateFoldersOptions = { method: 'fedex', base: fx.base, adapters: fx.adapters, out: join(parent, 'out'), updater, ...overrides };
   await assert.rejects(aggregateFolders(options), (err: unknown) => {
     const codes: readonly string[] = typeof expected.code === 'string' ? [expected.code] : expected.code;
     if (expected.kind === 'input') assert.ok(err instanceof AggregationInputError, `expected AggregationInputError, got ${String(err)}`);
@@ -169,7 +172,7 @@ describe('aggregateFolders: weights and output folder', () => {
   test('a failure creates no missing parent folder of the output', async () => {
     const dirs = await writeSyntheticAdapters(join(tmp.path, 'hidden48b'), { ...GPT2_SPEC, hidden: 48 }, { clients: 2, rank: 4, alpha: 8, targetModules: TARGETS });
     const root = join(tmp.path, 'no-parent');
-    await assert.rejects(aggregateFolders({ method: 'fedex', base: fx.base, adapters: dirs, out: join(root, 'a', 'b', 'out'), backend }), FormatError);
+    await assert.rejects(aggregateFolders({ method: 'fedex', base: fx.base, adapters: dirs, out: join(root, 'a', 'b', 'out'), updater }), FormatError);
     assert.equal(await stat(root).catch(() => null), null, `'${root}' was not created`);
   });
 
@@ -180,7 +183,7 @@ describe('aggregateFolders: weights and output folder', () => {
     await writeFile(join(out, 'keep.txt'), 'mine');
     const fds = openFdCount();
     await assert.rejects(
-      aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out, backend }),
+      aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out, updater }),
       (err: unknown) => err instanceof AggregationInputError && err.code === 'OUTPUT_EXISTS' && err.message.includes(out) && err.message.includes('--force'),
     );
     assert.equal(await readFile(join(out, 'keep.txt'), 'utf8'), 'mine');
@@ -194,7 +197,7 @@ describe('aggregateFolders: weights and output folder', () => {
     const out = join(parent, 'out');
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'stale.txt'), 'old');
-    const report = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out, backend, force: true });
+    const report = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out, updater, force: true });
     assert.equal(report.modules.length, 6);
     assert.deepEqual(await entries(out), ['adapter', 'model.safetensors', 'report.json']);
     assert.deepEqual(await entries(parent), ['out'], 'no .old-* or .partial-* sibling');

@@ -1,6 +1,7 @@
 // runSimulation end to end on the model-free synthetic workload (real coordinator and clients over
 // loopback WebSockets, real aggregation; only training is synthetic): the report's contents, the
 // event stream, and the saved adapters, which `fedex aggregate` (aggregateFolders) must reproduce.
+import { createBlockwiseUpdater } from '../../../src/formats/storedUpdate.js';
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -102,7 +103,7 @@ describe('runSimulation (synthetic workload, 3 clients × 2 rounds, all four met
     }
     const clients = (await readdir(join(roundDir(dir, 2), 'clients'))).sort().map((c) => join(roundDir(dir, 2), 'clients', c));
     const out = join(tmp.path, 'offline');
-    await aggregateFolders({ method: 'fedex', base: join(roundDir(dir, 1), 'base'), adapters: clients, out, backend: createTypeScriptBackend() });
+    await aggregateFolders({ method: 'fedex', base: join(roundDir(dir, 1), 'base'), adapters: clients, out, updater: createBlockwiseUpdater(createTypeScriptBackend()) });
     const offlineGlobal = await readPeftAdapter(join(out, 'adapter'));
     const onlineGlobal = await readPeftAdapter(join(roundDir(dir, 2), 'global'));
     for (const m of onlineGlobal.modules) {

@@ -1,8 +1,9 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
-import type { StoredFloat, StoredMatrixIo } from '../../../src/runtime/kernels/storedUpdate.js';
-import { matmul64, transpose64 } from '../../../src/core/product.js';
+import { createBlockwiseUpdater } from '../../../src/formats/storedUpdate.js';
+import type { StoredFloat, StoredMatrixIo, StoredWeightUpdater } from '../../../src/formats/storedUpdate.js';
+import { createTypeScriptBackend, matmul64, transpose64 } from '../../../src/core/product.js';
 import type { Layout } from '../../../src/core/lora.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
@@ -31,9 +32,8 @@ function memoryIo(stored: Uint8Array): StoredMatrixIo & { written: Uint8Array[];
   const written: Uint8Array[] = [];
   return {
     written,
-    async read(start, length, into) {
-      assert.ok(into.byteLength >= length, 'read buffer large enough');
-      into.set(stored.subarray(start, start + length));
+    async read(start, into) {
+      into.set(stored.subarray(start, start + into.byteLength));
     },
     async write(bytes) {
       written.push(Uint8Array.from(bytes));
@@ -75,9 +75,15 @@ function halfUlp(x: number, dtype: StoredFloat): number {
 }
 
 describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)', () => {
-  const kernels = [createStoredUpdateKernel({ intraOpThreads: 1 }), createStoredUpdateKernel({ intraOpThreads: 2, blockBytes: 3 * 17 * 4 })];
+  // The onnxruntime graph (whole matrix in one block; blocks of 3 rows of 17) and the TypeScript
+  // reference on the TypeScript backend (blocks of 2 rows): every check below holds for each.
+  const kernels: StoredWeightUpdater[] = [
+    createStoredUpdateKernel({ intraOpThreads: 1 }),
+    createStoredUpdateKernel({ intraOpThreads: 2, blockBytes: 3 * 17 * 4 }),
+    createBlockwiseUpdater(createTypeScriptBackend(), 2 * 23 * 4),
+  ];
   after(async () => {
-    for (const k of kernels) await k.dispose();
+    for (const k of kernels) await k.dispose?.();
   });
 
   const dtypes: StoredFloat[] = ['BF16', 'F16', 'F32', 'F64'];
@@ -131,8 +137,7 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
     const values = new Float32Array(cols * 12);
     values.set(special);
     for (let i = special.length; i < values.length; i++) values[i] = rng.gaussian() * 10 ** Math.floor(rng.next() * 12 - 9);
-    for (const outDtype of ['BF16', 'F16'] as const) {
-      const kernel = kernels[1];
+    for (const [outDtype, kernel] of [['BF16', kernels[1]], ['F16', kernels[1]], ['BF16', kernels[2]], ['F16', kernels[2]]] as const) {
       const io = memoryIo(encode(values, 'F32'));
       const rows = values.length / cols;
       const r = await kernel.run({ shape: [rows, cols], inDtype: 'F32', outDtype, update: null, sampleRows: [] }, io);
@@ -159,19 +164,20 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
     values[10] = Infinity;
     values[20] = 70000; // overflows f16
     values[41] = -1e-9; // flushes to zero in f16
-    const kernel = kernels[1];
-    const io = memoryIo(encode(values, 'F32'));
-    const r = await kernel.run({ shape: [6, cols], inDtype: 'F32', outDtype: 'F16', update: null, sampleRows: [] }, io);
-    const bits = new Uint16Array(io.output().buffer);
-    const ref = float32ToFloat16(values);
-    assert.deepEqual(bits, ref);
-    const meter = new DowncastMeter('F16');
-    meter.add(values, float16ToFloat32(ref));
-    const want = meter.report();
-    assert.equal(r.downcast!.overflowCount, 1);
-    assert.equal(r.downcast!.underflowCount, want.underflowCount);
-    assert.equal(r.downcast!.maxAbsError, want.maxAbsError);
-    assert.equal(r.downcast!.count, want.count);
+    for (const kernel of kernels) {
+      const io = memoryIo(encode(values, 'F32'));
+      const r = await kernel.run({ shape: [6, cols], inDtype: 'F32', outDtype: 'F16', update: null, sampleRows: [] }, io);
+      const bits = new Uint16Array(io.output().buffer);
+      const ref = float32ToFloat16(values);
+      assert.deepEqual(bits, ref);
+      const meter = new DowncastMeter('F16');
+      meter.add(values, float16ToFloat32(ref));
+      const want = meter.report();
+      assert.equal(r.downcast!.overflowCount, 1);
+      assert.equal(r.downcast!.underflowCount, want.underflowCount);
+      assert.equal(r.downcast!.maxAbsError, want.maxAbsError);
+      assert.equal(r.downcast!.count, want.count);
+    }
   });
 
   test('no update and the same dtype: bytes come back unchanged and nothing is measured', async () => {
@@ -190,7 +196,7 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
     const io = memoryIo(stored);
     await kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: { p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, io);
     assert.ok(io.written.length > 5, `${io.written.length} blocks`);
-    const failRead: StoredMatrixIo = { read: async (start) => { if (start > 0) throw new Error('disk gone'); }, write: async () => undefined };
+    const failRead: StoredMatrixIo = { read: async (start: number) => { if (start > 0) throw new Error('disk gone'); }, write: async () => undefined };
     await assert.rejects(kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: null, sampleRows: [] }, failRead), /disk gone/);
     const failWrite: StoredMatrixIo = { read: async () => undefined, write: async () => { throw new Error('disk full'); } };
     await assert.rejects(kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: null, sampleRows: [] }, failWrite), /disk full/);
