@@ -84,14 +84,22 @@ function parseIndex(json: unknown, indexPath: string): Map<string, string> {
   return map;
 }
 
-async function readIndex(indexPath: string): Promise<Map<string, string>> {
+/**
+ * Reads a `model.safetensors.index.json`: its weight_map (key → shard file name, checked to be plain
+ * names in the same folder) and the JSON itself (to write an updated copy).
+ */
+export async function readSafetensorsIndex(indexPath: string): Promise<{ weightMap: Map<string, string>; json: Record<string, unknown> }> {
   let json: unknown;
   try {
     json = JSON.parse(await readFile(indexPath, 'utf8'));
   } catch (cause) {
     throw new ModelError('CHECKPOINT_INVALID_INDEX', `${indexPath}: invalid JSON (${(cause as Error).message})`, { cause });
   }
-  return parseIndex(json, indexPath);
+  return { weightMap: parseIndex(json, indexPath), json: json as Record<string, unknown> };
+}
+
+async function readIndex(indexPath: string): Promise<Map<string, string>> {
+  return (await readSafetensorsIndex(indexPath)).weightMap;
 }
 
 /** Up to five stored keys that end like `key` (same last two components), else the first few keys. */

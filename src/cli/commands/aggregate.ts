@@ -14,10 +14,10 @@ import { formatNumber, renderTable } from '../ui/table.js';
 
 const FLAGS: FlagSpecs = {
   method: { type: 'string', value: 'fedex|fedit|ffa', help: 'aggregation rule', default: 'fedex' },
-  base: { type: 'string', value: 'path', help: 'base model folder (model.safetensors [+ config.json]) or a .safetensors file' },
+  base: { type: 'string', value: 'path', help: 'base model folder (model.safetensors, or shards listed by model.safetensors.index.json; + config.json) or a .safetensors file' },
   adapters: { type: 'string', multiple: true, value: 'dir…', help: 'PEFT adapter folders, one per client (list them after the flag)' },
   weights: { type: 'string', value: 'w1,w2,…', help: 'client weights (normalised); uniform when absent' },
-  out: { type: 'string', value: 'dir', help: 'output folder: adapter/, model.safetensors (fedex), report.json' },
+  out: { type: 'string', value: 'dir', help: 'output folder: adapter/, model.safetensors or the base\'s shards + index (fedex), report.json' },
   dtype: { type: 'string', value: 'same|float32', help: 'dtype of the written base weights', default: 'same' },
   'check-rows': { type: 'string', value: 'n', help: 'rows per module checked against float64 (0 = all)', default: '64' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for the fused update', default: 'cpu' },
@@ -32,7 +32,8 @@ const SUMMARY = [
   'Aggregates client LoRA adapters in one offline round. FedEx-LoRA averages A and B and folds the',
   'residual s·(Σ w_i B_i A_i − B̄Ā) into the base weights (model.safetensors), so the result equals the',
   'weighted mean of the client models; FedIT averages only; FFA-LoRA averages B (A must be shared).',
-  'Streams the base one module at a time; nothing is written unless everything succeeds.',
+  'Streams the base in row blocks (a few MiB at a time, single-file or sharded checkpoints); nothing is',
+  'written unless everything succeeds.',
 ].join('\n');
 
 /** `--adapters a b c`: parseArgs takes one value per flag, so each following non-flag argument becomes its own `--adapters x`. */

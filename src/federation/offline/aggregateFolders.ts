@@ -11,7 +11,7 @@
  * succeeded (written to a temporary sibling, renamed at the end).
  */
 import { rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { Layout } from '../../core/lora.js';
 import { checkExactness, exactnessSampleRows } from '../../core/exactness.js';
 import type { CheckedMatrix, ExactnessReport } from '../../core/exactness.js';
@@ -22,17 +22,18 @@ import type { DeviationSummary } from '../../core/deviation.js';
 import { createPeftAdapterWriter } from '../../formats/peft.js';
 import type { PeftAdapterWriter } from '../../formats/peft.js';
 import type { PeftAdapterIndex } from '../../formats/peftIndex.js';
-import { openSafetensors } from '../../formats/safetensors.js';
 import type { SafetensorsReader, TensorInfo } from '../../formats/safetensors.js';
 import { createSafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import type { SafetensorsWriter } from '../../formats/safetensorsWriter.js';
+import { itemSize } from '../../formats/safetensorsHeader.js';
 import type { SafetensorsDType } from '../../formats/safetensorsHeader.js';
 import type { DowncastReport } from '../../formats/halfFloat.js';
 import type { StoredFloat, StoredWeightUpdater } from '../../formats/storedUpdate.js';
 import { AggregationInputError } from './errors.js';
-import { checkAdaptersAgree, checkWeights, closeAll, openAdapters, planModules, resolveBase } from './inputs.js';
-import type { ModulePlan } from './inputs.js';
+import { checkAdaptersAgree, checkWeights, closeAll, openAdapters, openBase, planModules, resolveBase } from './inputs.js';
+import type { BaseView, ModulePlan } from './inputs.js';
 import { commitOutput, prepareOutput } from './outputFolder.js';
+import { SAFETENSORS_INDEX_FILE } from '../../model/checkpoint.js';
 
 export interface AggregateFoldersOptions {
   readonly method: StrategyName;
@@ -105,14 +106,20 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
     // Extra tensors (modules_to_save) are not aggregated, but a non-finite one is refused as before.
     for (const a of adapters) await a.checkExtrasFinite();
     const strategy = createStrategy(options.method, { weighting: options.weights === undefined ? 'uniform' : 'explicit' });
-    const reader = await openSafetensors(base.file);
+    const view = await openBase(base);
     let output: { tmp: string; cleanup: string } | null = null;
     try {
       output = await prepareOutput(out, options.force === true);
       const { tmp } = output;
-      const plan = planModules(adapters, reader, base);
+      const plan = planModules(adapters, view, base);
       const writeModel = strategy.updatesBase;
-      const report = await runModules(options, strategy, adapters, reader, plan, { model: writeModel ? join(tmp, 'model.safetensors') : null, adapter: join(tmp, 'adapter') });
+      // A single base is written as model.safetensors; a sharded one keeps its shard names and gets a new index.
+      const modelFiles = base.index === undefined ? [join(tmp, 'model.safetensors')] : base.files.map((f) => join(tmp, basename(f)));
+      const report = await runModules(options, strategy, adapters, view, plan, { model: writeModel ? modelFiles : null, adapter: join(tmp, 'adapter') });
+      if (writeModel && base.index !== undefined) {
+        const json = { ...base.index.json, metadata: { ...(base.index.json.metadata as Record<string, unknown> | undefined), total_size: report.modelBytes } };
+        await writeFile(join(tmp, SAFETENSORS_INDEX_FILE), `${JSON.stringify(json, null, 2)}\n`);
+      }
       const full: AggregateReport = {
         method: strategy.name,
         exactMethod: strategy.exact,
@@ -137,7 +144,7 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
       if (output !== null) await rm(output.cleanup, { recursive: true, force: true });
       throw err;
     } finally {
-      await reader.close();
+      for (const r of view.readers) await r.close();
     }
   } finally {
     await closeAll(adapters);
@@ -148,6 +155,8 @@ interface ModulesOutcome {
   modules: ModuleReport[];
   metrics: ModuleAggregateMetrics[];
   weights: number[];
+  /** Tensor bytes written to the model files (an index's total_size). */
+  modelBytes: number;
 }
 
 /** Stored bytes per piece when a tensor that is not adapted is copied. */
@@ -174,90 +183,96 @@ async function runModules(
   options: AggregateFoldersOptions,
   strategy: AggregationStrategy,
   adapters: readonly PeftAdapterIndex[],
-  reader: SafetensorsReader,
+  view: BaseView,
   plan: ReadonlyMap<string, ModulePlan>,
-  paths: { model: string | null; adapter: string },
+  paths: { model: readonly string[] | null; adapter: string },
 ): Promise<ModulesOutcome> {
   const toF32 = options.dtype === 'float32';
-  const entries = [...reader.tensors.values()].map((t) => ({
-    name: t.name,
-    shape: t.shape,
-    dtype: toF32 && plan.has(t.name) ? ('F32' as const) : t.dtype,
-  }));
   const first = adapters[0];
   let writer: SafetensorsWriter | null = null;
   let adapterWriter: PeftAdapterWriter | null = null;
-  const outcome: ModulesOutcome = { modules: [], metrics: [], weights: [] };
+  const outcome: ModulesOutcome = { modules: [], metrics: [], weights: [], modelBytes: 0 };
   let done = 0;
   try {
-    writer = paths.model === null ? null : await createSafetensorsWriter(paths.model, entries, reader.metadata);
     // Tensors sit in the adapter's module order (as PEFT lists them), written as each module is done.
     adapterWriter = await createPeftAdapterWriter(paths.adapter, {
       config: { ...first.config },
       modules: [...plan.values()].map((p) => ({ modulePath: p.spec.name, rank: p.spec.rank, inFeatures: p.spec.inFeatures, outFeatures: p.spec.outFeatures })),
     }, { dtype: first.dtype === 'F16' || first.dtype === 'BF16' ? first.dtype : 'F32' });
-    for (const info of reader.tensors.values()) {
-      const p = plan.get(info.name);
-      if (p === undefined) {
-        if (writer !== null) await copyTensor(reader, writer, info);
-        continue;
+    for (const [fileIndex, reader] of view.readers.entries()) {
+      const entries = [...reader.tensors.values()].map((t) => ({
+        name: t.name,
+        shape: t.shape,
+        dtype: toF32 && plan.has(t.name) ? ('F32' as const) : t.dtype,
+      }));
+      writer = paths.model === null ? null : await createSafetensorsWriter(paths.model[fileIndex], entries, reader.metadata);
+      for (const info of reader.tensors.values()) {
+        const p = plan.get(info.name);
+        if (p === undefined) {
+          if (writer !== null) await copyTensor(reader, writer, info);
+          continue;
+        }
+        const results: ClientModuleResult[] = [];
+        for (const [client, a] of adapters.entries()) {
+          const m = await a.readModule(p.spec.name);
+          results.push({ client, clientId: a.dir, factors: { a: m.A, b: m.B }, ...(options.weights !== undefined ? { weight: options.weights[client] } : {}) });
+        }
+        const agg = strategy.aggregate(1, { spec: p.spec, factors: null }, results, []);
+        if (agg === null) throw new AggregationInputError('NOTHING_USABLE', `module '${p.spec.name}': nothing usable to aggregate`);
+        const global = agg.global.factors!;
+        const [nRows, cols] = [info.shape[0], info.shape[1]];
+        const shape: [number, number] = [nRows, cols];
+        const rows = exactnessSampleRows(nRows, options.checkRows === 0 ? Number.MAX_SAFE_INTEGER : options.checkRows ?? 64, done + 1);
+        const storedDtype = toF32 ? 'F32' : info.dtype;
+        let w0: CheckedMatrix;
+        let w0New: CheckedMatrix;
+        let downcast: DowncastReport | undefined;
+        if (agg.baseUpdate === null && (writer === null || storedDtype === info.dtype)) {
+          // Not updated and written as stored (or not written): the bytes are copied, the check reads its rows.
+          if (writer !== null) await copyTensor(reader, writer, info);
+          w0 = { shape, rows, data: await readSampledRows(reader, info.name, cols, rows) };
+          w0New = w0;
+        } else {
+          const w = writer;
+          const result = await options.updater.run(
+            { shape, inDtype: info.dtype as StoredFloat, outDtype: storedDtype as StoredFloat, update: agg.baseUpdate, sampleRows: rows },
+            { read: (start, into) => reader.readRawRangeInto(info.name, start, into), write: async (bytes) => { if (w !== null) await w.writeRawPart(info.name, bytes); } },
+          );
+          w0 = { shape, rows, data: result.before };
+          w0New = { shape, rows, data: result.after };
+          downcast = result.downcast;
+        }
+        const exactness = checkExactness({
+          w0, result: { kind: 'adapter', w0New, global }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: p.spec.layout,
+        }, rows);
+        await adapterWriter.writeModule({ modulePath: p.spec.name, A: global.a, B: global.b });
+        outcome.metrics.push(agg.metrics);
+        outcome.weights = [...agg.metrics.weights];
+        outcome.modules.push({
+          module: p.spec.name,
+          baseKey: info.name,
+          layout: p.spec.layout,
+          storedShape: info.shape,
+          dtype: storedDtype,
+          rank: p.spec.rank,
+          scale: agg.metrics.scale,
+          deviationNorm: agg.metrics.deviationNorm,
+          idealUpdateNorm: agg.metrics.idealUpdateNorm,
+          relativeDeviation: agg.metrics.relativeDeviation,
+          residualRankBound: agg.metrics.residualRankBound,
+          baseUpdated: agg.baseUpdate !== null,
+          exactness,
+          ...(downcast !== undefined ? { downcast } : {}),
+        });
+        done++;
+        options.onModule?.(done, plan.size, p.spec.name);
       }
-      const results: ClientModuleResult[] = [];
-      for (const [client, a] of adapters.entries()) {
-        const m = await a.readModule(p.spec.name);
-        results.push({ client, clientId: a.dir, factors: { a: m.A, b: m.B }, ...(options.weights !== undefined ? { weight: options.weights[client] } : {}) });
+      if (writer !== null) {
+        await writer.close();
+        writer = null;
+        outcome.modelBytes += entries.reduce((sum, e) => sum + e.shape.reduce((a, b) => a * b, 1) * itemSize(e.dtype), 0);
       }
-      const agg = strategy.aggregate(1, { spec: p.spec, factors: null }, results, []);
-      if (agg === null) throw new AggregationInputError('NOTHING_USABLE', `module '${p.spec.name}': nothing usable to aggregate`);
-      const global = agg.global.factors!;
-      const [nRows, cols] = [info.shape[0], info.shape[1]];
-      const shape: [number, number] = [nRows, cols];
-      const rows = exactnessSampleRows(nRows, options.checkRows === 0 ? Number.MAX_SAFE_INTEGER : options.checkRows ?? 64, done + 1);
-      const storedDtype = toF32 ? 'F32' : info.dtype;
-      let w0: CheckedMatrix;
-      let w0New: CheckedMatrix;
-      let downcast: DowncastReport | undefined;
-      if (agg.baseUpdate === null && (writer === null || storedDtype === info.dtype)) {
-        // Not updated and written as stored (or not written): the bytes are copied, the check reads its rows.
-        if (writer !== null) await copyTensor(reader, writer, info);
-        w0 = { shape, rows, data: await readSampledRows(reader, info.name, cols, rows) };
-        w0New = w0;
-      } else {
-        const w = writer;
-        const result = await options.updater.run(
-          { shape, inDtype: info.dtype as StoredFloat, outDtype: storedDtype as StoredFloat, update: agg.baseUpdate, sampleRows: rows },
-          { read: (start, into) => reader.readRawRangeInto(info.name, start, into), write: async (bytes) => { if (w !== null) await w.writeRawPart(info.name, bytes); } },
-        );
-        w0 = { shape, rows, data: result.before };
-        w0New = { shape, rows, data: result.after };
-        downcast = result.downcast;
-      }
-      const exactness = checkExactness({
-        w0, result: { kind: 'adapter', w0New, global }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: p.spec.layout,
-      }, rows);
-      await adapterWriter.writeModule({ modulePath: p.spec.name, A: global.a, B: global.b });
-      outcome.metrics.push(agg.metrics);
-      outcome.weights = [...agg.metrics.weights];
-      outcome.modules.push({
-        module: p.spec.name,
-        baseKey: info.name,
-        layout: p.spec.layout,
-        storedShape: info.shape,
-        dtype: storedDtype,
-        rank: p.spec.rank,
-        scale: agg.metrics.scale,
-        deviationNorm: agg.metrics.deviationNorm,
-        idealUpdateNorm: agg.metrics.idealUpdateNorm,
-        relativeDeviation: agg.metrics.relativeDeviation,
-        residualRankBound: agg.metrics.residualRankBound,
-        baseUpdated: agg.baseUpdate !== null,
-        exactness,
-        ...(downcast !== undefined ? { downcast } : {}),
-      });
-      done++;
-      options.onModule?.(done, plan.size, p.spec.name);
     }
-    if (writer !== null) await writer.close();
     await adapterWriter.close();
   } catch (err) {
     if (writer !== null) await writer.abort();

@@ -4,9 +4,11 @@ export type AggregationErrorCode =
   | 'BAD_WEIGHTS'
   | 'BASE_NOT_FOUND'
   | 'BASE_DTYPE'
+  | 'BASE_INVALID'
   | 'ADAPTER_MISMATCH'
   | 'OUTPUT_EXISTS'
-  | 'NOTHING_USABLE';
+  | 'NOTHING_USABLE'
+  | 'OUTPUT_COMMIT';
 
 export class AggregationInputError extends Error {
   constructor(readonly code: AggregationErrorCode, message: string) {

@@ -1,39 +1,101 @@
 /**
  * The input side of offline aggregation, all checked before anything is written: the base model
- * (a folder or a .safetensors file), the client weights, the adapter folders (opened as indexes and
- * checked to agree), and the plan that maps each adapted module to its base weight.
+ * (a folder with model.safetensors or a sharded index, or a .safetensors file), the client weights,
+ * the adapter folders (opened as indexes and checked to agree), and the plan that maps each adapted
+ * module to its base weight.
  */
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { LoraModuleSpec } from '../../core/lora.js';
 import { openPeftAdapterIndex } from '../../formats/peftIndex.js';
 import type { PeftAdapterIndex } from '../../formats/peftIndex.js';
-import type { SafetensorsReader } from '../../formats/safetensors.js';
+import { openSafetensors } from '../../formats/safetensors.js';
+import type { SafetensorsReader, TensorInfo } from '../../formats/safetensors.js';
+import { readSafetensorsIndex, SAFETENSORS_INDEX_FILE } from '../../model/checkpoint.js';
 import { isFloatDType } from '../../formats/safetensorsHeader.js';
 import { checkBaseShape, inferLayout, resolveBaseKey } from '../../formats/adapterKeys.js';
 import { readHfConfig } from '../../formats/hfConfig.js';
 import { AggregationInputError } from './errors.js';
 
-/** The base checkpoint file and, when the folder has a config.json, its model type. */
+/** The base checkpoint: one safetensors file or the shards of an index, and the model type when there is a config.json. */
 export interface ResolvedBase {
+  /** What errors and the report name: the single file, or the index of a sharded base. */
   file: string;
+  /** The safetensors files (absolute or as given), in index order; one for an unsharded base. */
+  files: readonly string[];
+  /** A sharded base's index: its weight_map and JSON (written back with the new total_size). */
+  index?: { weightMap: ReadonlyMap<string, string>; json: Readonly<Record<string, unknown>> };
   modelType?: string;
 }
 
-/** Finds model.safetensors (and config.json) of a base folder, or takes a .safetensors file; names what is missing. */
+async function exists(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => null)) !== null;
+}
+
+/**
+ * Finds the weights of a base folder — model.safetensors, or the shards model.safetensors.index.json
+ * lists — and its config.json, or takes a .safetensors file; names what is missing.
+ */
 export async function resolveBase(path: string): Promise<ResolvedBase> {
   const info = await stat(path).catch(() => null);
   if (info === null) throw new AggregationInputError('BASE_NOT_FOUND', `base model '${path}' does not exist`);
-  if (info.isFile()) return { file: path };
+  if (info.isFile()) return { file: path, files: [path] };
+  const modelType = (await exists(join(path, 'config.json'))) ? (await readHfConfig(join(path, 'config.json'))).modelType : undefined;
   const file = join(path, 'model.safetensors');
-  if ((await stat(file).catch(() => null)) === null) {
-    const sharded = (await stat(join(path, 'model.safetensors.index.json')).catch(() => null)) !== null;
-    throw new AggregationInputError('BASE_NOT_FOUND', sharded
-      ? `base model folder '${path}' is sharded (model.safetensors.index.json); sharded checkpoints are not supported yet: merge the shards into one model.safetensors`
-      : `base model folder '${path}' has no model.safetensors`);
+  if (await exists(file)) return { file, files: [file], modelType };
+  const indexPath = join(path, SAFETENSORS_INDEX_FILE);
+  if (!(await exists(indexPath))) throw new AggregationInputError('BASE_NOT_FOUND', `base model folder '${path}' has no model.safetensors or ${SAFETENSORS_INDEX_FILE}`);
+  const { weightMap, json } = await readSafetensorsIndex(indexPath);
+  const files = [...new Set(weightMap.values())].map((f) => join(path, f));
+  for (const f of files) {
+    if (!(await exists(f))) throw new AggregationInputError('BASE_NOT_FOUND', `shard '${f}' listed in '${indexPath}' does not exist`);
   }
-  const hasConfig = (await stat(join(path, 'config.json')).catch(() => null)) !== null;
-  return { file, modelType: hasConfig ? (await readHfConfig(join(path, 'config.json'))).modelType : undefined };
+  return { file: indexPath, files, index: { weightMap, json }, modelType };
+}
+
+/** The tensors of every base file as one checkpoint: which reader holds each, checked against the index. */
+export interface BaseView {
+  readonly readers: readonly SafetensorsReader[];
+  /** Every tensor by name, in file order, shard after shard. */
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  info(name: string): TensorInfo;
+  readerOf(name: string): SafetensorsReader;
+}
+
+/** Opens every base file (headers only) and checks that names are unique and the index agrees; closes all on failure. */
+export async function openBase(base: ResolvedBase): Promise<BaseView> {
+  const readers: SafetensorsReader[] = [];
+  try {
+    for (const f of base.files) readers.push(await openSafetensors(f));
+    const owner = new Map<string, SafetensorsReader>();
+    const tensors = new Map<string, TensorInfo>();
+    for (const r of readers) {
+      for (const t of r.tensors.values()) {
+        const other = owner.get(t.name);
+        if (other !== undefined) throw new AggregationInputError('BASE_INVALID', `tensor '${t.name}' is in both '${other.path}' and '${r.path}'`);
+        owner.set(t.name, r);
+        tensors.set(t.name, t);
+      }
+    }
+    if (base.index !== undefined) {
+      for (const [key, f] of base.index.weightMap) {
+        const r = owner.get(key);
+        if (r === undefined || basename(r.path) !== f) {
+          throw new AggregationInputError('BASE_INVALID', `'${base.file}' maps '${key}' to ${f}, which does not hold it${r !== undefined ? ` (it is in '${r.path}')` : ''}`);
+        }
+      }
+    }
+    return {
+      readers,
+      tensors,
+      // An unknown name is reported by the first file's reader (with close names).
+      info: (name) => (owner.get(name) ?? readers[0]).info(name),
+      readerOf: (name) => owner.get(name) ?? readers[0],
+    };
+  } catch (err) {
+    for (const r of readers) await r.close();
+    throw err;
+  }
 }
 
 /** Checks that every adapter adapts the same modules with the same rank, alpha and rsLoRA flag. */
@@ -90,7 +152,7 @@ export interface ModulePlan {
 }
 
 /** Checks every adapted module against the base (key, shape, dtype); keyed by base tensor, in the adapter's order. */
-export function planModules(adapters: readonly PeftAdapterIndex[], reader: SafetensorsReader, base: ResolvedBase): Map<string, ModulePlan> {
+export function planModules(adapters: readonly PeftAdapterIndex[], reader: Pick<BaseView, 'tensors' | 'info'>, base: ResolvedBase): Map<string, ModulePlan> {
   const keys = new Set(reader.tensors.keys());
   const first = adapters[0];
   const plan = new Map<string, ModulePlan>();

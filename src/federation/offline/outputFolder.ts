@@ -19,14 +19,35 @@ export async function prepareOutput(out: string, force: boolean): Promise<{ tmp:
   return { tmp, cleanup: first ?? tmp };
 }
 
-export async function commitOutput(tmp: string, out: string): Promise<void> {
+/** The file-system calls `commitOutput` makes (a seam for tests of failures that a real disk rarely shows). */
+export interface CommitOps {
+  rename(from: string, to: string): Promise<void>;
+  rm(path: string, options: { recursive: true; force: true }): Promise<void>;
+}
+
+/**
+ * Moves the finished temporary folder to `out`. An existing `out` (--force) is first moved aside;
+ * if the new folder then cannot take its place, the previous output is moved back, so a failed
+ * commit leaves `out` as it was, and the error names both folders.
+ */
+export async function commitOutput(tmp: string, out: string, ops: CommitOps = { rename, rm }): Promise<void> {
   const exists = (await stat(out).catch(() => null)) !== null;
   if (!exists) {
-    await rename(tmp, out);
+    await ops.rename(tmp, out);
     return;
   }
   const old = `${out}.old-${randomBytes(4).toString('hex')}`;
-  await rename(out, old);
-  await rename(tmp, out);
-  await rm(old, { recursive: true, force: true });
+  await ops.rename(out, old);
+  try {
+    await ops.rename(tmp, out);
+  } catch (err) {
+    const why = (err as Error).message;
+    try {
+      await ops.rename(old, out);
+    } catch (restoreErr) {
+      throw new AggregationInputError('OUTPUT_COMMIT', `could not move the new output into '${out}' (${why}), and the previous output could not be moved back: it is in '${old}' (${(restoreErr as Error).message})`);
+    }
+    throw new AggregationInputError('OUTPUT_COMMIT', `could not move the new output into '${out}' (${why}); the previous output is unchanged`);
+  }
+  await ops.rm(old, { recursive: true, force: true });
 }

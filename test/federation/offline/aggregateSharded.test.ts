@@ -1,0 +1,204 @@
+// Sharded bases (model.safetensors.index.json) in offline aggregation, and the commit of the output
+// folder when a rename fails.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { aggregateFolders } from '../../../src/federation/offline/aggregateFolders.js';
+import { AggregationInputError } from '../../../src/federation/offline/errors.js';
+import { commitOutput } from '../../../src/federation/offline/outputFolder.js';
+import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
+import { openSafetensors } from '../../../src/formats/safetensors.js';
+import { writeSafetensors } from '../../../src/formats/safetensorsWriter.js';
+import type { TensorToWrite } from '../../../src/formats/safetensorsWriter.js';
+import { LLAMA_SPEC, LLAMA_TARGETS, makeFixture } from '../../helpers/offlineFixtures.js';
+import type { Fixture } from '../../helpers/offlineFixtures.js';
+import { makeTempDir } from '../../helpers/tempDir.js';
+import type { TempDir } from '../../helpers/tempDir.js';
+
+const updater = createStoredUpdateKernel({ intraOpThreads: 1 });
+let tmp: TempDir;
+before(async () => {
+  tmp = await makeTempDir('fedex-sharded-');
+});
+after(async () => {
+  await updater.dispose();
+  await tmp.remove();
+});
+
+const SHARDS = ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
+
+/**
+ * Splits `<fx.base>/model.safetensors` into three shards (tensors in file order, dealt in runs) in
+ * `dir`, with config.json and an index as transformers writes them. Returns the weight_map.
+ */
+async function shard(fx: Fixture, dir: string): Promise<Record<string, string>> {
+  await mkdir(dir, { recursive: true });
+  const reader = await openSafetensors(join(fx.base, 'model.safetensors'));
+  const names = [...reader.tensors.keys()];
+  const weightMap: Record<string, string> = {};
+  let totalSize = 0;
+  const per = Math.ceil(names.length / SHARDS.length);
+  for (const [i, file] of SHARDS.entries()) {
+    const part = new Map<string, TensorToWrite>();
+    for (const name of names.slice(i * per, (i + 1) * per)) {
+      const info = reader.info(name);
+      part.set(name, { dtype: info.dtype, shape: info.shape, data: await reader.readRaw(name) });
+      weightMap[name] = file;
+      totalSize += info.byteLength;
+    }
+    await writeSafetensors(join(dir, file), part, { format: 'pt' });
+  }
+  await reader.close();
+  await writeFile(join(dir, 'config.json'), await readFile(join(fx.base, 'config.json')));
+  await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
+  return weightMap;
+}
+
+/** Every tensor of a single file or of the shards an index lists: name → [dtype, shape, bytes]. */
+async function tensorsOf(files: readonly string[]): Promise<Map<string, [string, readonly number[], Buffer]>> {
+  const all = new Map<string, [string, readonly number[], Buffer]>();
+  for (const f of files) {
+    const r = await openSafetensors(f);
+    for (const t of r.tensors.values()) all.set(t.name, [t.dtype, t.shape, Buffer.from(await r.readRaw(t.name))]);
+    await r.close();
+  }
+  return all;
+}
+
+describe('aggregateFolders on a sharded base (model.safetensors.index.json)', () => {
+  let fx: Fixture;
+  let sharded: string;
+  let weightMap: Record<string, string>;
+  before(async () => {
+    fx = await makeFixture(join(tmp.path, 'llama'), { ...LLAMA_SPEC, dtype: 'BF16', layers: 3, seed: 41 }, LLAMA_TARGETS, { seed: 42 });
+    sharded = join(tmp.path, 'llama-sharded');
+    weightMap = await shard(fx, sharded);
+  });
+
+  test('fedex writes the same shards and an index with the same weight_map; every tensor equals the single-file run byte for byte', async () => {
+    // act
+    const single = join(tmp.path, 'out-single');
+    const out = join(tmp.path, 'out-sharded');
+    const r1 = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out: single, updater, checkRows: 5 });
+    const r2 = await aggregateFolders({ method: 'fedex', base: sharded, adapters: fx.adapters, out, updater, checkRows: 5 });
+    // assert
+    assert.deepEqual((await readdir(out)).sort(), ['adapter', 'model.safetensors.index.json', ...SHARDS, 'report.json'].sort());
+    const index = JSON.parse(await readFile(join(out, 'model.safetensors.index.json'), 'utf8')) as { metadata: { total_size: number }; weight_map: Record<string, string> };
+    assert.deepEqual(index.weight_map, weightMap);
+    const got = await tensorsOf(SHARDS.map((f) => join(out, f)));
+    const want = await tensorsOf([join(single, 'model.safetensors')]);
+    assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
+    for (const [name, [dtype, shape, bytes]] of want) {
+      const g = got.get(name)!;
+      assert.deepEqual([g[0], g[1]], [dtype, shape], name);
+      assert.ok(g[2].equals(bytes), `${name}: bytes equal the single-file run`);
+    }
+    assert.equal(index.metadata.total_size, [...got.values()].reduce((a, [, , b]) => a + b.byteLength, 0));
+    // Each shard holds what the index says it holds.
+    for (const f of SHARDS) {
+      const r = await openSafetensors(join(out, f));
+      assert.deepEqual([...r.tensors.keys()], Object.keys(weightMap).filter((k) => weightMap[k] === f), f);
+      await r.close();
+    }
+    assert.equal(r2.base, join(sharded, 'model.safetensors.index.json'));
+    assert.deepEqual(r2.modules.map((m) => [m.module, m.exactness]), r1.modules.map((m) => [m.module, m.exactness]));
+    assert.ok(r2.summary.allWithinTolerance);
+    assert.ok((await readFile(join(out, 'adapter', 'adapter_model.safetensors'))).equals(await readFile(join(single, 'adapter', 'adapter_model.safetensors'))), 'the same global adapter');
+  });
+
+  test('--dtype float32: adapted weights become F32 and total_size counts them', async () => {
+    const out = join(tmp.path, 'out-f32');
+    await aggregateFolders({ method: 'fedex', base: sharded, adapters: fx.adapters, out, updater, dtype: 'float32' });
+    const got = await tensorsOf(SHARDS.map((f) => join(out, f)));
+    const index = JSON.parse(await readFile(join(out, 'model.safetensors.index.json'), 'utf8')) as { metadata: { total_size: number } };
+    assert.equal(index.metadata.total_size, [...got.values()].reduce((a, [, , b]) => a + b.byteLength, 0));
+    assert.ok([...got.entries()].some(([n, [d]]) => n.endsWith('q_proj.weight') && d === 'F32'));
+    assert.ok([...got.entries()].some(([n, [d]]) => n.endsWith('norm.weight') && d === 'BF16'));
+  });
+
+  test('fedit on a sharded base writes the adapter only', async () => {
+    const out = join(tmp.path, 'out-fedit');
+    const r = await aggregateFolders({ method: 'fedit', base: sharded, adapters: fx.adapters, out, updater });
+    assert.equal(r.modelWritten, false);
+    assert.deepEqual((await readdir(out)).sort(), ['adapter', 'report.json']);
+  });
+
+  test('a broken index is named: a missing shard, a key mapped to the wrong shard, a tensor in two shards; nothing is written', async () => {
+    const cases: [string, (dir: string) => Promise<void>, RegExp][] = [
+      ['missing-shard', async (dir) => rm(join(dir, SHARDS[2])), /shard '.*model-00003-of-00003\.safetensors' listed in '.*model\.safetensors\.index\.json' does not exist/],
+      ['wrong-shard', async (dir) => {
+        const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8'));
+        const key = Object.keys(index.weight_map)[0];
+        index.weight_map[key] = SHARDS[1];
+        await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify(index));
+      }, /maps '.*' to model-00002-of-00003\.safetensors, which does not hold it \(it is in '.*model-00001-of-00003\.safetensors'\)/],
+      ['duplicate', async (dir) => {
+        const r = await openSafetensors(join(dir, SHARDS[0]));
+        const first = [...r.tensors.values()][0];
+        const bytes = await r.readRaw(first.name);
+        await r.close();
+        const r3 = await openSafetensors(join(dir, SHARDS[2]));
+        const part = new Map<string, TensorToWrite>([[first.name, { dtype: first.dtype, shape: first.shape, data: bytes }]]);
+        for (const t of r3.tensors.values()) part.set(t.name, { dtype: t.dtype, shape: t.shape, data: await r3.readRaw(t.name) });
+        await r3.close();
+        await writeSafetensors(join(dir, SHARDS[2]), part);
+      }, /tensor '.*' is in both '.*model-00001-of-00003\.safetensors' and '.*model-00003-of-00003\.safetensors'/],
+    ];
+    for (const [name, breakIt, message] of cases) {
+      const dir = join(tmp.path, `broken-${name}`);
+      await shard(fx, dir);
+      await breakIt(dir);
+      const parent = join(tmp.path, `broken-${name}-out`);
+      await assert.rejects(aggregateFolders({ method: 'fedex', base: dir, adapters: fx.adapters, out: join(parent, 'out'), updater }), (err: Error) => {
+        assert.ok(err instanceof AggregationInputError, `${name}: ${err.name}: ${err.message}`);
+        assert.match(err.message, message);
+        return true;
+      });
+      assert.equal(await stat(parent).then(() => true, () => false), false, `${name}: nothing written`);
+    }
+  });
+});
+
+describe('commitOutput', () => {
+  test('replaces an existing output folder; a failed rename puts the previous output back and says so', async () => {
+    const root = join(tmp.path, 'commit');
+    const out = join(root, 'out');
+    const mk = async (dir: string, content: string): Promise<void> => {
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'report.json'), content);
+    };
+    await mk(out, 'old');
+    await mk(join(root, 'new1'), 'new1');
+    await commitOutput(join(root, 'new1'), out);
+    assert.equal(await readFile(join(out, 'report.json'), 'utf8'), 'new1');
+    assert.deepEqual((await readdir(root)).sort(), ['out'], 'the previous output is removed');
+
+    // The move of the new folder fails: the previous output is moved back.
+    await mk(join(root, 'new2'), 'new2');
+    const failing = {
+      rename: async (from: string, to: string) => {
+        if (from.endsWith('new2')) throw new Error('EXDEV: cross-device link not permitted');
+        await rename(from, to);
+      },
+      rm,
+    };
+    await assert.rejects(commitOutput(join(root, 'new2'), out, failing), (err: Error) => {
+      assert.ok(err instanceof AggregationInputError && err.code === 'OUTPUT_COMMIT');
+      assert.match(err.message, /could not move the new output into '.*out' \(EXDEV: cross-device link not permitted\); the previous output is unchanged/);
+      return true;
+    });
+    assert.equal(await readFile(join(out, 'report.json'), 'utf8'), 'new1');
+    assert.deepEqual((await readdir(root)).sort(), ['new2', 'out'], 'no .old- folder left; the new folder stays for the caller to remove');
+
+    // Both moves fail: the error says where the previous output is.
+    const stuck = {
+      rename: async (from: string, to: string) => {
+        if (from.endsWith('new2') || from.includes('.old-')) throw new Error('EIO');
+        await rename(from, to);
+      },
+      rm,
+    };
+    await assert.rejects(commitOutput(join(root, 'new2'), out, stuck), /the previous output could not be moved back: it is in '.*out\.old-[0-9a-f]{8}' \(EIO\)/);
+  });
+});
