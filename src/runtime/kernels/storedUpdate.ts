@@ -138,11 +138,11 @@ export function storedUpdateModel(key: GraphKey): OnnxModel {
 export interface StoredUpdateKernelOptions {
   readonly device?: Device;
   readonly intraOpThreads?: number;
-  /** Float32 bytes per block (default 4 MiB). */
+  /** Float32 bytes per block (default 1 MiB: the graph's dozen passes over a block stay in cache; 1–2 MiB measured fastest). */
   readonly blockBytes?: number;
 }
 
-const DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024;
+const DEFAULT_BLOCK_BYTES = 1024 * 1024;
 
 function storedTensor(dtype: StoredFloat, bytes: Uint8Array, dims: readonly number[]): OrtTensor {
   const { buffer, byteOffset, byteLength } = bytes;
