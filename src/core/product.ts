@@ -34,6 +34,18 @@ export function checkProductShapes(target: Matrix, layout: Layout, p: Matrix, q:
   if (!Number.isFinite(scale)) throw new RangeError(`${op}: scale must be finite, got ${scale}`);
 }
 
+/**
+ * `scale·P` for a fused backend that cannot take the scale as an attribute of a cached graph: P
+ * (out × inner, the small factor) is pre-scaled in float32, out·inner multiplications against
+ * out·inner·in for the product; the extra rounding is float32 round-off of the update. Returns P itself for scale 1.
+ */
+export function prescaled(p: Float32Array, scale: number): Float32Array {
+  if (scale === 1) return p;
+  const out = new Float32Array(p.length);
+  for (let i = 0; i < p.length; i++) out[i] = scale * p[i];
+  return out;
+}
+
 /** Columns of the target updated together: the float64 accumulator of one block stays in L1. */
 const COL_BLOCK = 1024;
 

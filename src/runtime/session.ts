@@ -141,3 +141,34 @@ export async function runSession(
     throw new Error(`onnxruntime failed with feeds ${describeFeeds(feeds)}: ${(err as Error).message}`, { cause: err });
   }
 }
+
+/**
+ * Sessions of small cached kernels, built on first use and keyed by a string. A failed build is not
+ * cached: the next call retries and reports its own error.
+ */
+export class SessionCache {
+  private readonly sessions = new Map<string, Promise<OrtSession>>();
+
+  get(id: string, build: () => Promise<OrtSession>): Promise<OrtSession> {
+    let s = this.sessions.get(id);
+    if (s === undefined) {
+      s = build();
+      this.sessions.set(id, s);
+      s.catch(() => this.sessions.delete(id));
+    }
+    return s;
+  }
+
+  /** Releases every session built so far. */
+  async dispose(): Promise<void> {
+    const pending = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of pending) {
+      try {
+        await (await s).release();
+      } catch {
+        // A session that failed to build has nothing to release.
+      }
+    }
+  }
+}

@@ -17,11 +17,12 @@
  */
 import { encodeModel } from '../../graph/onnx/model.js';
 import type { OnnxModel } from '../../graph/onnx/model.js';
-import { checkProductShapes } from '../../core/product.js';
+import { checkProductShapes, prescaled } from '../../core/product.js';
+import { columnSlice } from '../../formats/storedUpdate.js';
 import type { ProductBackend } from '../../core/product.js';
 import type { Layout } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
-import { createSession, float32Tensor, runSession } from '../session.js';
+import { createSession, float32Tensor, runSession, SessionCache } from '../session.js';
 import type { Device, OrtSession } from '../session.js';
 
 /** Options of the onnxruntime product backend. */
@@ -69,19 +70,10 @@ export function factoredUpdateModel(layout: Layout): OnnxModel {
   };
 }
 
-/** Columns [c0, c1) of a row-major rows × cols matrix, as a rows × (c1 − c0) copy. */
-function columnSlice(m: Matrix<Float32Array>, c0: number, c1: number): Float32Array {
-  const [rows, cols] = m.shape;
-  const width = c1 - c0;
-  const out = new Float32Array(rows * width);
-  for (let i = 0; i < rows; i++) out.set(m.data.subarray(i * cols + c0, i * cols + c1), i * width);
-  return out;
-}
-
 /** The onnxruntime implementation of `ProductBackend`; create with `createOrtProductBackend`. */
 export class OrtProductBackend implements ProductBackend {
   readonly name = 'onnxruntime';
-  private readonly sessions = new Map<Layout, Promise<OrtSession>>();
+  private readonly sessions = new SessionCache();
 
   constructor(private readonly options: OrtProductBackendOptions = {}) {
     for (const key of ['rowBlock', 'blockBytes'] as const) {
@@ -91,14 +83,7 @@ export class OrtProductBackend implements ProductBackend {
   }
 
   private session(layout: Layout): Promise<OrtSession> {
-    let s = this.sessions.get(layout);
-    if (s === undefined) {
-      s = createSession(encodeModel(factoredUpdateModel(layout)), { device: this.options.device, intraOpThreads: this.options.intraOpThreads });
-      this.sessions.set(layout, s);
-      // A failed creation is not cached: the next call retries and reports its own error.
-      s.catch(() => this.sessions.delete(layout));
-    }
-    return s;
+    return this.sessions.get(layout, () => createSession(encodeModel(factoredUpdateModel(layout)), { device: this.options.device, intraOpThreads: this.options.intraOpThreads }));
   }
 
   async addScaledProduct(target: Matrix<Float32Array>, layout: Layout, p: Matrix<Float32Array>, q: Matrix<Float32Array>, scale: number): Promise<void> {
@@ -108,11 +93,7 @@ export class OrtProductBackend implements ProductBackend {
     const [rows, cols] = target.shape;
     if (inner === 0 || scale === 0 || rows === 0 || cols === 0) return;
     const session = await this.session(layout);
-    let sp = p.data;
-    if (scale !== 1) {
-      sp = new Float32Array(p.data.length);
-      for (let i = 0; i < sp.length; i++) sp[i] = scale * p.data[i];
-    }
+    const sp = prescaled(p.data, scale);
     const block = Math.min(rows, this.options.rowBlock ?? Math.max(1, Math.floor((this.options.blockBytes ?? DEFAULT_BLOCK_BYTES) / (4 * cols))));
     for (let r0 = 0; r0 < rows; r0 += block) {
       const r1 = Math.min(rows, r0 + block);
@@ -122,21 +103,13 @@ export class OrtProductBackend implements ProductBackend {
       const y = float32Tensor(view, [n, cols]);
       const feeds = layout === 'linear'
         ? { P: float32Tensor(sp.subarray(r0 * inner, r1 * inner), [n, inner]), Q: float32Tensor(q.data, [inner, inF]), C: c }
-        : { P: float32Tensor(sp, [out, inner]), Q: float32Tensor(n === inF ? q.data : columnSlice(q, r0, r1), [inner, n]), C: c };
+        : { P: float32Tensor(sp, [out, inner]), Q: float32Tensor(n === inF ? q.data : columnSlice(q.data, inner, inF, r0, r1), [inner, n]), C: c };
       await runSession(session, feeds, { Y: y });
     }
   }
 
   async dispose(): Promise<void> {
-    const pending = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const s of pending) {
-      try {
-        await (await s).release();
-      } catch {
-        // A session that failed to build has nothing to release.
-      }
-    }
+    await this.sessions.dispose();
   }
 }
 

@@ -24,10 +24,11 @@
 import { encodeModel } from '../../graph/onnx/model.js';
 import type { OnnxModel, OnnxNode, OnnxValueInfo } from '../../graph/onnx/model.js';
 import type { Layout } from '../../core/lora.js';
+import { prescaled } from '../../core/product.js';
 import { DowncastMeter } from '../../formats/halfFloat.js';
 import { blockRows, checkStoredJob, columnSlice, float32ToStored, STORED_BYTES } from '../../formats/storedUpdate.js';
 import type { StoredFloat, StoredMatrixIo, StoredMatrixJob, StoredMatrixResult, StoredWeightUpdater } from '../../formats/storedUpdate.js';
-import { createSession, OrtTensorCtor, runSession } from '../session.js';
+import { createSession, OrtTensorCtor, runSession, SessionCache } from '../session.js';
 import type { Device, OrtSession, OrtTensor } from '../session.js';
 
 /** ONNX TensorProto.DataType codes. */
@@ -170,7 +171,7 @@ function finish(t: OrtTensor, how: 'max' | 'sum'): number {
  */
 export class StoredUpdateKernel implements StoredWeightUpdater {
   readonly name = 'onnxruntime';
-  private readonly sessions = new Map<string, Promise<OrtSession>>();
+  private readonly sessions = new SessionCache();
 
   constructor(private readonly options: StoredUpdateKernelOptions = {}) {
     const b = options.blockBytes;
@@ -179,13 +180,7 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
 
   private session(key: GraphKey): Promise<OrtSession> {
     const id = `${key.inDtype}/${key.outDtype}/${key.layout}/${key.update}/${key.stats}`;
-    let s = this.sessions.get(id);
-    if (s === undefined) {
-      s = createSession(encodeModel(storedUpdateModel(key)), { device: this.options.device, intraOpThreads: this.options.intraOpThreads });
-      this.sessions.set(id, s);
-      s.catch(() => this.sessions.delete(id));
-    }
-    return s;
+    return this.sessions.get(id, () => createSession(encodeModel(storedUpdateModel(key)), { device: this.options.device, intraOpThreads: this.options.intraOpThreads }));
   }
 
   /**
@@ -205,14 +200,7 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
 
     const session = await this.session(key);
     // The scale cannot be a Gemm attribute of a cached graph: P (the small factor) is pre-scaled.
-    let sp: Float32Array | null = null;
-    if (doUpdate) {
-      sp = update!.p.data;
-      if (update!.scale !== 1) {
-        sp = new Float32Array(update!.p.data.length);
-        for (let i = 0; i < sp.length; i++) sp[i] = update!.scale * update!.p.data[i];
-      }
-    }
+    const sp = doUpdate ? prescaled(update!.p.data, update!.scale) : null;
     const inner = update?.p.shape[1] ?? 0;
     const rowBytes = cols * STORED_BYTES[job.inDtype];
     const block = blockRows(rows, cols, this.options.blockBytes ?? DEFAULT_BLOCK_BYTES);
@@ -287,15 +275,7 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
   }
 
   async dispose(): Promise<void> {
-    const pending = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const s of pending) {
-      try {
-        await (await s).release();
-      } catch {
-        // A session that failed to build has nothing to release.
-      }
-    }
+    await this.sessions.dispose();
   }
 }
 

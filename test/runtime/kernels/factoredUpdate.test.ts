@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { createOrtProductBackend, factoredUpdateModel } from '../../../src/runtime/kernels/factoredUpdate.js';
 import { addScaledProductSync, matmul64, transpose64 } from '../../../src/core/product.js';
 import type { Layout } from '../../../src/core/lora.js';
+import { productFixture } from '../../helpers/productFixture.js';
 import type { Matrix } from '../../../src/core/tensor.js';
-import { createRng, randomMatrix } from '../../../src/core/random.js';
+import { createRng } from '../../../src/core/random.js';
 import { createFedEx } from '../../../src/core/strategies/fedex.js';
 import { specScaling } from '../../../src/core/lora.js';
 import { maxAbs, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec } from '../../core/reference.js';
@@ -22,13 +23,6 @@ function referenceUpdate(layout: Layout, p: Matrix, q: Matrix, scale: number): F
   return laid.data.map((v) => scale * v);
 }
 
-function fixture(layout: Layout, out: number, inF: number, inner: number, seed: number) {
-  const rng = createRng(seed);
-  const p = randomMatrix(out, inner, rng, 0.5);
-  const q = randomMatrix(inner, inF, rng, 0.5);
-  const w = layout === 'linear' ? randomMatrix(out, inF, rng) : randomMatrix(inF, out, rng);
-  return { p, q, w };
-}
 
 describe('onnxruntime factored update (Gemm, in place)', () => {
   const backends = [createOrtProductBackend({ intraOpThreads: 1 }), createOrtProductBackend({ intraOpThreads: 2, rowBlock: 5 })];
@@ -39,7 +33,7 @@ describe('onnxruntime factored update (Gemm, in place)', () => {
   for (const layout of ['linear', 'conv1d'] as const) {
     for (const [out, inF, inner] of [[13, 7, 6], [6, 17, 4], [16, 16, 9], [1, 3, 2]] as const) {
       test(`${layout} out=${out} in=${inF} inner=${inner} matches TypeScript and float64 (whole and in row blocks of 5)`, async () => {
-        const { p, q, w } = fixture(layout, out, inF, inner, out * 31 + inF + (layout === 'linear' ? 0 : 1000));
+        const { p, q, w } = productFixture(layout, out, inF, inner, out * 31 + inF + (layout === 'linear' ? 0 : 1000));
         const scale = 0.37;
         const expected = referenceUpdate(layout, p, q, scale).map((u, i) => u + w.data[i]);
         const ts = { shape: w.shape, data: Float32Array.from(w.data) };
@@ -58,7 +52,7 @@ describe('onnxruntime factored update (Gemm, in place)', () => {
   }
 
   test('a square conv1d update is transposed (non-symmetric data; linear and conv1d differ)', async () => {
-    const { p, q, w } = fixture('conv1d', 8, 8, 3, 77);
+    const { p, q, w } = productFixture('conv1d', 8, 8, 3, 77);
     const asConv = { shape: w.shape, data: Float32Array.from(w.data) };
     const asLinear = { shape: w.shape, data: Float32Array.from(w.data) };
     await backends[0].addScaledProduct(asConv, 'conv1d', p, q, 1);
@@ -70,7 +64,7 @@ describe('onnxruntime factored update (Gemm, in place)', () => {
   });
 
   test('a bigger target in row blocks (7 rows by blockBytes, 5 by rowBlock) equals one call; calls accumulate', async () => {
-    const { p, q, w } = fixture('linear', 300, 257, 48, 5);
+    const { p, q, w } = productFixture('linear', 300, 257, 48, 5);
     const whole = { shape: w.shape, data: Float32Array.from(w.data) };
     const blocked = { shape: w.shape, data: Float32Array.from(w.data) };
     await backends[0].addScaledProduct(whole, 'linear', p, q, 0.5);
@@ -86,7 +80,7 @@ describe('onnxruntime factored update (Gemm, in place)', () => {
   });
 
   test('a target that is a view into a larger buffer is updated in place without touching its neighbours', async () => {
-    const { p, q, w } = fixture('conv1d', 5, 9, 2, 9);
+    const { p, q, w } = productFixture('conv1d', 5, 9, 2, 9);
     const backing = new Float32Array(w.data.length + 8).fill(42);
     backing.set(w.data, 4);
     const target = { shape: w.shape, data: backing.subarray(4, 4 + w.data.length) };
@@ -117,7 +111,7 @@ describe('onnxruntime factored update (Gemm, in place)', () => {
   });
 
   test('shape mismatches are refused with the shapes named', async () => {
-    const { p, q } = fixture('linear', 4, 6, 2, 1);
+    const { p, q } = productFixture('linear', 4, 6, 2, 1);
     const target = { shape: [4, 6] as [number, number], data: new Float32Array(24) };
     await assert.rejects(backends[0].addScaledProduct(target, 'conv1d', p, q, 1), /target is \[4, 6\] but conv1d layout .* needs \[6, 4\]/);
   });

@@ -5,6 +5,7 @@ import { createBlockwiseUpdater } from '../../../src/formats/storedUpdate.js';
 import type { StoredFloat, StoredMatrixIo, StoredWeightUpdater } from '../../../src/formats/storedUpdate.js';
 import { createTypeScriptBackend, matmul64, transpose64 } from '../../../src/core/product.js';
 import type { Layout } from '../../../src/core/lora.js';
+import { productFixture } from '../../helpers/productFixture.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
 import {
@@ -51,13 +52,6 @@ function memoryIo(stored: Uint8Array): StoredMatrixIo & { written: Uint8Array[];
   };
 }
 
-function fixture(layout: Layout, out: number, inF: number, inner: number, seed: number) {
-  const rng = createRng(seed);
-  const p = randomMatrix(out, inner, rng, 0.5);
-  const q = randomMatrix(inner, inF, rng, 0.5);
-  const w = layout === 'linear' ? randomMatrix(out, inF, rng) : randomMatrix(inF, out, rng);
-  return { p, q, w };
-}
 
 /** Float64 reference of W + s·P·Q in the stored layout. */
 function reference(layout: Layout, w: Float32Array, p: Matrix, q: Matrix, scale: number): Float64Array {
@@ -92,7 +86,7 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
       for (const outDtype of [...new Set<StoredFloat>([inDtype, 'F32'])]) {
         test(`${layout} ${inDtype} → ${outDtype}: result within one rounding of the float64 reference; sampled rows; rounding report`, async () => {
           const [out, inF, inner] = layout === 'linear' ? [23, 17, 6] : [17, 23, 6];
-          const { p, q, w } = fixture(layout, out, inF, inner, inDtype.length * 7 + outDtype.length + (layout === 'linear' ? 0 : 100));
+          const { p, q, w } = productFixture(layout, out, inF, inner, inDtype.length * 7 + outDtype.length + (layout === 'linear' ? 0 : 100));
           const stored = encode(w.data, inDtype);
           const w0 = decode(stored, inDtype);
           const scale = 0.37;
@@ -191,7 +185,7 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
   });
 
   test('writes come in order, in blocks, and a failing read or write is reported (no unhandled rejection)', async () => {
-    const { p, q, w } = fixture('linear', 40, 17, 3, 9);
+    const { p, q, w } = productFixture('linear', 40, 17, 3, 9);
     const stored = encode(w.data, 'F32');
     const io = memoryIo(stored);
     await kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: { p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, io);
@@ -203,7 +197,7 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
   });
 
   test('bad jobs name what is wrong', async () => {
-    const { p, q } = fixture('linear', 4, 5, 2, 1);
+    const { p, q } = productFixture('linear', 4, 5, 2, 1);
     const io = memoryIo(new Uint8Array(4 * 5 * 4));
     await assert.rejects(kernels[0].run({ shape: [5, 4], inDtype: 'F32', outDtype: 'F32', update: { p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, io), /stored weight is \[5, 4\] but the linear update/);
     await assert.rejects(kernels[0].run({ shape: [4, 5], inDtype: 'F32', outDtype: 'F32', update: null, sampleRows: [2, 1] }, io), /sample rows must be sorted/);
