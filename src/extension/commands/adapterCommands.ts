@@ -24,7 +24,7 @@ export async function aggregateAdapters(services: Services): Promise<void> {
   const method = await vscode.window.showQuickPick(METHODS.map((m) => ({ label: m, detail: METHOD_DETAIL[m] })), { title: 'FedEx: Aggregate Adapters (1/4): method' });
   if (method === undefined) return;
   const defaultUri = vscode.workspace.workspaceFolders?.[0]?.uri;
-  const base = await vscode.window.showOpenDialog({ title: 'FedEx: Aggregate Adapters (2/4): base model (folder with model.safetensors, or a .safetensors file)', canSelectFiles: true, canSelectFolders: true, canSelectMany: false, defaultUri, openLabel: 'Use as Base Model' });
+  const base = await vscode.window.showOpenDialog({ title: 'FedEx: Aggregate Adapters (2/4): base model (folder with model.safetensors or a sharded model.safetensors.index.json, or a .safetensors file)', canSelectFiles: true, canSelectFolders: true, canSelectMany: false, defaultUri, openLabel: 'Use as Base Model' });
   if (base?.[0] === undefined) return;
   const adapters = await vscode.window.showOpenDialog({ title: 'FedEx: Aggregate Adapters (3/4): client adapter folders (PEFT, two or more)', canSelectFiles: false, canSelectFolders: true, canSelectMany: true, defaultUri, openLabel: 'Aggregate These' });
   if (adapters === undefined || adapters.length === 0) return;
