@@ -9,7 +9,7 @@ import { runCli } from '../../src/cli/main.js';
 import type { CliIO } from '../../src/cli/command.js';
 import { expandMultiValue } from '../../src/cli/commands/aggregate.js';
 import type { AggregateReport } from '../../src/federation/offline/aggregateFolders.js';
-import { GPT2_SPEC, makeFixture } from '../helpers/offlineFixtures.js';
+import { GPT2_SPEC, makeFixture, SHARDS, shardCheckpoint } from '../helpers/offlineFixtures.js';
 import type { Fixture } from '../helpers/offlineFixtures.js';
 import { entries, makeTempDir } from '../helpers/tempDir.js';
 import type { TempDir } from '../helpers/tempDir.js';
@@ -105,6 +105,22 @@ describe('fedex aggregate runs', () => {
     assert.deepEqual(await entries(out), ['adapter', 'model.safetensors', 'report.json']);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as AggregateReport;
     assert.deepEqual(report.adapters, fx.adapters);
+  });
+
+  test('a sharded GPT-2 base (Conv1D): the same shards and an index come out, exact', async () => {
+    // prepare
+    const sharded = join(tmp.path, 'fx-sharded');
+    const weightMap = await shardCheckpoint(fx, sharded);
+    const out = outPath();
+    // act
+    const r = await cli('--base', sharded, '--out', out, '--adapters', ...fx.adapters);
+    // assert
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /fedex: 6 modules from 3 adapters/);
+    assert.match(r.stdout, /exact to float32 round-off/);
+    assert.deepEqual(await entries(out), ['adapter', 'model.safetensors.index.json', ...SHARDS, 'report.json'].sort());
+    const index = JSON.parse(await readFile(join(out, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+    assert.deepEqual(index.weight_map, weightMap);
   });
 
   test('--json prints the report as parseable JSON; --weights 3,1,2 and --dtype float32 reach the aggregation', async () => {

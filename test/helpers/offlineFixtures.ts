@@ -1,8 +1,11 @@
 // Shared fixtures of the offline aggregation tests: small generated checkpoints with client
 // adapters, and structural checks of an output model against its input.
 import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSafetensors } from '../../src/formats/safetensors.js';
+import { writeSafetensors } from '../../src/formats/safetensorsWriter.js';
+import type { TensorToWrite } from '../../src/formats/safetensorsWriter.js';
 import { writeSyntheticAdapters, writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.js';
 import type { SyntheticAdapterOptions, SyntheticModelSpec } from '../../src/model/checkpoints/synthetic.js';
 
@@ -73,4 +76,34 @@ export async function assertStructurePreserved(inFile: string, outFile: string, 
     await b.close();
   }
   return compared;
+}
+
+/** File names of the three shards `shardCheckpoint` writes. */
+export const SHARDS = ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
+
+/**
+ * Splits `<fx.base>/model.safetensors` into three shards (tensors in file order, dealt in runs) in
+ * `dir`, with config.json and an index as transformers writes them. Returns the weight_map.
+ */
+export async function shardCheckpoint(fx: Fixture, dir: string): Promise<Record<string, string>> {
+  await mkdir(dir, { recursive: true });
+  const reader = await openSafetensors(join(fx.base, 'model.safetensors'));
+  const names = [...reader.tensors.keys()];
+  const weightMap: Record<string, string> = {};
+  let totalSize = 0;
+  const per = Math.ceil(names.length / SHARDS.length);
+  for (const [i, file] of SHARDS.entries()) {
+    const part = new Map<string, TensorToWrite>();
+    for (const name of names.slice(i * per, (i + 1) * per)) {
+      const info = reader.info(name);
+      part.set(name, { dtype: info.dtype, shape: info.shape, data: await reader.readRaw(name) });
+      weightMap[name] = file;
+      totalSize += info.byteLength;
+    }
+    await writeSafetensors(join(dir, file), part, { format: 'pt' });
+  }
+  await reader.close();
+  await writeFile(join(dir, 'config.json'), await readFile(join(fx.base, 'config.json')));
+  await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
+  return weightMap;
 }

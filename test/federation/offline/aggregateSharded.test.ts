@@ -11,7 +11,7 @@ import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpd
 import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { writeSafetensors } from '../../../src/formats/safetensorsWriter.js';
 import type { TensorToWrite } from '../../../src/formats/safetensorsWriter.js';
-import { LLAMA_SPEC, LLAMA_TARGETS, makeFixture } from '../../helpers/offlineFixtures.js';
+import { LLAMA_SPEC, LLAMA_TARGETS, makeFixture, SHARDS, shardCheckpoint } from '../../helpers/offlineFixtures.js';
 import type { Fixture } from '../../helpers/offlineFixtures.js';
 import { makeTempDir } from '../../helpers/tempDir.js';
 import type { TempDir } from '../../helpers/tempDir.js';
@@ -25,35 +25,6 @@ after(async () => {
   await updater.dispose();
   await tmp.remove();
 });
-
-const SHARDS = ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors'];
-
-/**
- * Splits `<fx.base>/model.safetensors` into three shards (tensors in file order, dealt in runs) in
- * `dir`, with config.json and an index as transformers writes them. Returns the weight_map.
- */
-async function shard(fx: Fixture, dir: string): Promise<Record<string, string>> {
-  await mkdir(dir, { recursive: true });
-  const reader = await openSafetensors(join(fx.base, 'model.safetensors'));
-  const names = [...reader.tensors.keys()];
-  const weightMap: Record<string, string> = {};
-  let totalSize = 0;
-  const per = Math.ceil(names.length / SHARDS.length);
-  for (const [i, file] of SHARDS.entries()) {
-    const part = new Map<string, TensorToWrite>();
-    for (const name of names.slice(i * per, (i + 1) * per)) {
-      const info = reader.info(name);
-      part.set(name, { dtype: info.dtype, shape: info.shape, data: await reader.readRaw(name) });
-      weightMap[name] = file;
-      totalSize += info.byteLength;
-    }
-    await writeSafetensors(join(dir, file), part, { format: 'pt' });
-  }
-  await reader.close();
-  await writeFile(join(dir, 'config.json'), await readFile(join(fx.base, 'config.json')));
-  await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
-  return weightMap;
-}
 
 /** Every tensor of a single file or of the shards an index lists: name → [dtype, shape, bytes]. */
 async function tensorsOf(files: readonly string[]): Promise<Map<string, [string, readonly number[], Buffer]>> {
@@ -73,7 +44,7 @@ describe('aggregateFolders on a sharded base (model.safetensors.index.json)', ()
   before(async () => {
     fx = await makeFixture(join(tmp.path, 'llama'), { ...LLAMA_SPEC, dtype: 'BF16', layers: 3, seed: 41 }, LLAMA_TARGETS, { seed: 42 });
     sharded = join(tmp.path, 'llama-sharded');
-    weightMap = await shard(fx, sharded);
+    weightMap = await shardCheckpoint(fx, sharded);
   });
 
   test('fedex writes the same shards and an index with the same weight_map; every tensor equals the single-file run byte for byte', async () => {
@@ -147,7 +118,7 @@ describe('aggregateFolders on a sharded base (model.safetensors.index.json)', ()
     ];
     for (const [name, breakIt, message] of cases) {
       const dir = join(tmp.path, `broken-${name}`);
-      await shard(fx, dir);
+      await shardCheckpoint(fx, dir);
       await breakIt(dir);
       const parent = join(tmp.path, `broken-${name}-out`);
       await assert.rejects(aggregateFolders({ method: 'fedex', base: dir, adapters: fx.adapters, out: join(parent, 'out'), updater }), (err: Error) => {
