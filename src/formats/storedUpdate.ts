@@ -136,6 +136,7 @@ export function createBlockwiseUpdater(backend: ProductBackend, blockBytes = 4 *
       const block = blockRows(rows, cols, blockBytes);
       const raw = new Uint8Array(block * rowBytes);
       let s = 0;
+      if (rows === 0 || cols === 0) await io.write(new Uint8Array(0));
       for (let r0 = 0; r0 < rows && cols > 0; r0 += block) {
         const n = Math.min(block, rows - r0);
         const bytes = raw.subarray(0, n * rowBytes);

@@ -100,6 +100,7 @@ export const aggregateCommand: CliCommand = {
           bar ??= new ProgressBar('aggregating', total, io.stderr);
           bar.tick(1, module);
         },
+        onWarning: (message) => io.stderr.write(`fedex aggregate: warning: ${message}\n`),
       });
       (bar as ProgressBar | null)?.done();
       if (booleanFlag(args, 'json')) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -30,7 +30,7 @@ import type { SafetensorsDType } from '../../formats/safetensorsHeader.js';
 import type { DowncastReport } from '../../formats/halfFloat.js';
 import type { StoredFloat, StoredWeightUpdater } from '../../formats/storedUpdate.js';
 import { AggregationInputError } from './errors.js';
-import { checkAdaptersAgree, checkWeights, closeAll, openAdapters, openBase, planModules, resolveBase } from './inputs.js';
+import { checkAdaptersAgree, checkWeights, closeAll, closeReaders, copyModelFiles, openAdapters, openBase, planModules, resolveBase } from './inputs.js';
 import type { BaseView, ModulePlan } from './inputs.js';
 import { commitOutput, prepareOutput } from './outputFolder.js';
 import { SAFETENSORS_INDEX_FILE } from '../../model/checkpoint.js';
@@ -54,6 +54,8 @@ export interface AggregateFoldersOptions {
   readonly checkRows?: number;
   /** Called after each adapted module. */
   readonly onModule?: (done: number, total: number, module: string) => void;
+  /** Called with a sentence when something went wrong that does not fail the run. */
+  readonly onWarning?: (message: string) => void;
 }
 
 /** One module of report.json. */
@@ -108,6 +110,7 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
     const strategy = createStrategy(options.method, { weighting: options.weights === undefined ? 'uniform' : 'explicit' });
     const view = await openBase(base);
     let output: { tmp: string; cleanup: string } | null = null;
+    let failed = false;
     try {
       output = await prepareOutput(out, options.force === true);
       const { tmp } = output;
@@ -117,9 +120,15 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
       const modelFiles = base.index === undefined ? [join(tmp, 'model.safetensors')] : base.files.map((f) => join(tmp, basename(f)));
       const report = await runModules(options, strategy, adapters, view, plan, { model: writeModel ? modelFiles : null, adapter: join(tmp, 'adapter') });
       if (writeModel && base.index !== undefined) {
-        const json = { ...base.index.json, metadata: { ...(base.index.json.metadata as Record<string, unknown> | undefined), total_size: report.modelBytes } };
+        // Every tensor the shards hold is listed, also one the input index left out: a loader that
+        // goes by the index must not miss an updated weight.
+        const weightMap: Record<string, string> = Object.fromEntries(base.index.weightMap);
+        for (const [name] of view.tensors) weightMap[name] ??= basename(view.readerOf(name).path);
+        const json = { ...base.index.json, metadata: { ...(base.index.json.metadata as Record<string, unknown> | undefined), total_size: report.modelBytes }, weight_map: weightMap };
         await writeFile(join(tmp, SAFETENSORS_INDEX_FILE), `${JSON.stringify(json, null, 2)}\n`);
       }
+      // The written model is a loadable folder: the base's config and tokenizer files come along.
+      if (writeModel && base.dir !== undefined) await copyModelFiles(base.dir, tmp);
       const full: AggregateReport = {
         method: strategy.name,
         exactMethod: strategy.exact,
@@ -138,13 +147,18 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
         seconds: (performance.now() - started) / 1000,
       };
       await writeFile(join(tmp, 'report.json'), `${JSON.stringify(full, null, 2)}\n`);
-      await commitOutput(tmp, out);
+      const leftover = await commitOutput(tmp, out, options.force === true);
+      if (leftover !== null) options.onWarning?.(`the previous output was replaced but could not be removed: it is in '${leftover}'`);
       return full;
     } catch (err) {
+      failed = true;
       if (output !== null) await rm(output.cleanup, { recursive: true, force: true });
       throw err;
     } finally {
-      for (const r of view.readers) await r.close();
+      // A failure to close must not hide the error that is on its way out.
+      await closeReaders(view.readers).catch((closeErr: unknown) => {
+        if (!failed) throw closeErr;
+      });
     }
   } finally {
     await closeAll(adapters);

@@ -4,8 +4,8 @@
  * the adapter folders (opened as indexes and checked to agree), and the plan that maps each adapted
  * module to its base weight.
  */
-import { stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { copyFile, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { LoraModuleSpec } from '../../core/lora.js';
 import { openPeftAdapterIndex } from '../../formats/peftIndex.js';
 import type { PeftAdapterIndex } from '../../formats/peftIndex.js';
@@ -21,6 +21,8 @@ import { AggregationInputError } from './errors.js';
 export interface ResolvedBase {
   /** What errors and the report name: the single file, or the index of a sharded base. */
   file: string;
+  /** The base folder (absent when a bare .safetensors file was given). */
+  dir?: string;
   /** The safetensors files (absolute or as given), in index order; one for an unsharded base. */
   files: readonly string[];
   /** A sharded base's index: its weight_map and JSON (written back with the new total_size). */
@@ -34,23 +36,39 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * Finds the weights of a base folder — model.safetensors, or the shards model.safetensors.index.json
- * lists — and its config.json, or takes a .safetensors file; names what is missing.
+ * lists (the index file itself stands for its folder) — and its config.json, or takes a .safetensors
+ * file; names what is missing. Shards are taken in name order (model-00001-of-…, …), which is
+ * their order in the checkpoint whatever order the index lists its keys in.
  */
 export async function resolveBase(path: string): Promise<ResolvedBase> {
   const info = await stat(path).catch(() => null);
   if (info === null) throw new AggregationInputError('BASE_NOT_FOUND', `base model '${path}' does not exist`);
-  if (info.isFile()) return { file: path, files: [path] };
-  const modelType = (await exists(join(path, 'config.json'))) ? (await readHfConfig(join(path, 'config.json'))).modelType : undefined;
-  const file = join(path, 'model.safetensors');
-  if (await exists(file)) return { file, files: [file], modelType };
-  const indexPath = join(path, SAFETENSORS_INDEX_FILE);
-  if (!(await exists(indexPath))) throw new AggregationInputError('BASE_NOT_FOUND', `base model folder '${path}' has no model.safetensors or ${SAFETENSORS_INDEX_FILE}`);
+  if (info.isFile() && basename(path) !== SAFETENSORS_INDEX_FILE) return { file: path, files: [path] };
+  const dir = info.isFile() ? dirname(path) : path;
+  const modelType = (await exists(join(dir, 'config.json'))) ? (await readHfConfig(join(dir, 'config.json'))).modelType : undefined;
+  const file = join(dir, 'model.safetensors');
+  if (!info.isFile() && (await exists(file))) return { file, dir, files: [file], modelType };
+  const indexPath = join(dir, SAFETENSORS_INDEX_FILE);
+  if (!(await exists(indexPath))) throw new AggregationInputError('BASE_NOT_FOUND', `base model folder '${dir}' has no model.safetensors or ${SAFETENSORS_INDEX_FILE}`);
   const { weightMap, json } = await readSafetensorsIndex(indexPath);
-  const files = [...new Set(weightMap.values())].map((f) => join(path, f));
+  const files = [...new Set(weightMap.values())].sort().map((f) => join(dir, f));
   for (const f of files) {
     if (!(await exists(f))) throw new AggregationInputError('BASE_NOT_FOUND', `shard '${f}' listed in '${indexPath}' does not exist`);
   }
-  return { file: indexPath, files, index: { weightMap, json }, modelType };
+  return { file: indexPath, dir, files, index: { weightMap, json }, modelType };
+}
+
+/** Files of a Hugging Face model folder that describe it besides the weights (copied to a written model). */
+export const MODEL_FOLDER_FILES = [
+  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
+  'vocab.json', 'merges.txt', 'vocab.txt', 'tokenizer.model', 'added_tokens.json',
+] as const;
+
+/** Copies those of {@link MODEL_FOLDER_FILES} that `from` has into `to`. */
+export async function copyModelFiles(from: string, to: string): Promise<void> {
+  for (const f of MODEL_FOLDER_FILES) {
+    if (await exists(join(from, f))) await copyFile(join(from, f), join(to, f));
+  }
 }
 
 /** The tensors of every base file as one checkpoint: which reader holds each, checked against the index. */
@@ -93,9 +111,15 @@ export async function openBase(base: ResolvedBase): Promise<BaseView> {
       readerOf: (name) => owner.get(name) ?? readers[0],
     };
   } catch (err) {
-    for (const r of readers) await r.close();
+    await closeReaders(readers);
     throw err;
   }
+}
+
+/** Closes every reader, also when one fails to close; the first failure is rethrown after all were tried. */
+export async function closeReaders(readers: readonly SafetensorsReader[]): Promise<void> {
+  const failed = (await Promise.allSettled(readers.map((r) => r.close()))).find((r) => r.status === 'rejected');
+  if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
 }
 
 /** Checks that every adapter adapts the same modules with the same rank, alpha and rsLoRA flag. */

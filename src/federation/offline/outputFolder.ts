@@ -26,16 +26,19 @@ export interface CommitOps {
 }
 
 /**
- * Moves the finished temporary folder to `out`. An existing `out` (--force) is first moved aside;
- * if the new folder then cannot take its place, the previous output is moved back, so a failed
- * commit leaves `out` as it was, and the error names both folders.
+ * Moves the finished temporary folder to `out`. An `out` that appeared meanwhile is refused unless
+ * `force`; an existing one (--force) is first moved aside, and if the new folder then cannot take
+ * its place the previous output is moved back, so a failed commit leaves `out` as it was (the error
+ * names both folders). Returns null, or the path of the previous output when the commit succeeded
+ * but that folder could not be removed.
  */
-export async function commitOutput(tmp: string, out: string, ops: CommitOps = { rename, rm }): Promise<void> {
+export async function commitOutput(tmp: string, out: string, force: boolean, ops: CommitOps = { rename, rm }): Promise<string | null> {
   const exists = (await stat(out).catch(() => null)) !== null;
   if (!exists) {
     await ops.rename(tmp, out);
-    return;
+    return null;
   }
+  if (!force) throw new AggregationInputError('OUTPUT_EXISTS', `output folder '${out}' appeared while aggregating; pass --force to replace it`);
   const old = `${out}.old-${randomBytes(4).toString('hex')}`;
   await ops.rename(out, old);
   try {
@@ -49,5 +52,10 @@ export async function commitOutput(tmp: string, out: string, ops: CommitOps = { 
     }
     throw new AggregationInputError('OUTPUT_COMMIT', `could not move the new output into '${out}' (${why}); the previous output is unchanged`);
   }
-  await ops.rm(old, { recursive: true, force: true });
+  try {
+    await ops.rm(old, { recursive: true, force: true });
+    return null;
+  } catch {
+    return old;
+  }
 }

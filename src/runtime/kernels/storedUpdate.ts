@@ -15,9 +15,10 @@
  * - `before`/`after`: the float32 values of the rows the exactness check samples, before the update
  *   and after it (before rounding), gathered in the graph.
  * - Rounding stats per block (max |x − stored(x)|, Σ(x − stored(x))², Σx², max relative error,
- *   values flushed to zero) are reductions in the graph. A block whose stats are not finite (a NaN
- *   or ±Inf in the weight, or a value that overflows the stored dtype) is redone with a float32
- *   output and measured by {@link DowncastMeter}, so such values are counted exactly as everywhere else.
+ *   values flushed to zero) are reductions in the graph, per row. A block whose stats are not finite
+ *   (a NaN or ±Inf in the weight, or a value that overflows the stored dtype), or has a row so small
+ *   that float32 squares underflow, is redone with a float32 output and measured by
+ *   {@link DowncastMeter}, so such values are counted exactly as everywhere else.
  * - Blocks are read ahead and written behind: the next block's read and the last block's write run
  *   on libuv's threads while onnxruntime computes.
  */
@@ -157,6 +158,20 @@ function bytesOf(t: OrtTensor): Uint8Array {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
+/**
+ * Per-row Σx² below this (with some rounding in the row) may have lost its squares to float32
+ * underflow (x² < 2⁻¹²⁶ for |x| < 1e-19): such a block is measured the exact way instead.
+ */
+const MIN_ROW_NORM_SQ = 2 ** -80;
+
+/** True when some row rounded something but its float32 Σx² is too small to trust. */
+function underflowRisk(maxAbs: OrtTensor, normSq: OrtTensor): boolean {
+  const m = maxAbs.data as Float32Array;
+  const n = normSq.data as Float32Array;
+  for (let i = 0; i < m.length; i++) if (m[i] > 0 && n[i] < MIN_ROW_NORM_SQ) return true;
+  return false;
+}
+
 /** Max (NaN if any is NaN) or float64 sum of a per-row reduction. */
 function finish(t: OrtTensor, how: 'max' | 'sum'): number {
   const d = t.data as Float32Array;
@@ -196,7 +211,10 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
     const meter = measure ? new DowncastMeter(job.outDtype) : null;
     const before = new Float32Array(job.sampleRows.length * cols);
     const after = new Float32Array(job.sampleRows.length * cols);
-    if (rows === 0 || cols === 0) return { before, after, ...(meter !== null ? { downcast: meter.report() } : {}) };
+    if (rows === 0 || cols === 0) {
+      await io.write(new Uint8Array(0));
+      return { before, after, ...(meter !== null ? { downcast: meter.report() } : {}) };
+    }
 
     const session = await this.session(key);
     // The scale cannot be a Gemm attribute of a cached graph: P (the small factor) is pre-scaled.
@@ -248,8 +266,9 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
             count: n * cols, maxAbs: finish(out.maxAbs, 'max'), errSq: finish(out.errSq, 'sum'), normSq: finish(out.normSq, 'sum'),
             maxRel: finish(out.maxRel, 'max'), overflow: 0, underflow: finish(out.underflow, 'sum'),
           };
-          // NaN, ±Inf or an overflow in this block make a reduction non-finite: round and measure it the exact way.
-          if (Object.values(r).every(Number.isFinite)) meter.addReduced(r);
+          // NaN, ±Inf or an overflow in this block make a reduction non-finite, and tiny weights can
+          // underflow float32 squares: such a block is rounded and measured the exact way.
+          if (Object.values(r).every(Number.isFinite) && !underflowRisk(out.maxAbs, out.normSq)) meter.addReduced(r);
           else bytes = await this.exactBlock(key, feeds, meter);
         }
         await writing;

@@ -14,6 +14,7 @@ import type { TensorToWrite } from '../../../src/formats/safetensorsWriter.js';
 import { LLAMA_SPEC, LLAMA_TARGETS, makeFixture, SHARDS, shardCheckpoint } from '../../helpers/offlineFixtures.js';
 import type { Fixture } from '../../helpers/offlineFixtures.js';
 import { makeTempDir } from '../../helpers/tempDir.js';
+import { withCheckpoint } from '../../../src/model/checkpoint.js';
 import type { TempDir } from '../../helpers/tempDir.js';
 
 const updater = createStoredUpdateKernel({ intraOpThreads: 1 });
@@ -54,7 +55,7 @@ describe('aggregateFolders on a sharded base (model.safetensors.index.json)', ()
     const r1 = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out: single, updater, checkRows: 5 });
     const r2 = await aggregateFolders({ method: 'fedex', base: sharded, adapters: fx.adapters, out, updater, checkRows: 5 });
     // assert
-    assert.deepEqual((await readdir(out)).sort(), ['adapter', 'model.safetensors.index.json', ...SHARDS, 'report.json'].sort());
+    assert.deepEqual((await readdir(out)).sort(), ['adapter', 'config.json', 'model.safetensors.index.json', ...SHARDS, 'report.json'].sort());
     const index = JSON.parse(await readFile(join(out, 'model.safetensors.index.json'), 'utf8')) as { metadata: { total_size: number }; weight_map: Record<string, string> };
     assert.deepEqual(index.weight_map, weightMap);
     const got = await tensorsOf(SHARDS.map((f) => join(out, f)));
@@ -76,6 +77,33 @@ describe('aggregateFolders on a sharded base (model.safetensors.index.json)', ()
     assert.deepEqual(r2.modules.map((m) => [m.module, m.exactness]), r1.modules.map((m) => [m.module, m.exactness]));
     assert.ok(r2.summary.allWithinTolerance);
     assert.ok((await readFile(join(out, 'adapter', 'adapter_model.safetensors'))).equals(await readFile(join(single, 'adapter', 'adapter_model.safetensors'))), 'the same global adapter');
+  });
+
+  test('an index as transformers writes it (keys sorted), given as the index file itself: shards in name order, the same report order; a tensor the index leaves out is listed in the new one; the output folder loads as a checkpoint', async () => {
+    // prepare: re-key the index in sorted order and drop one adapted weight from it
+    const dir = join(tmp.path, 'llama-sorted');
+    await shardCheckpoint(fx, dir);
+    const indexPath = join(dir, 'model.safetensors.index.json');
+    const index = JSON.parse(await readFile(indexPath, 'utf8')) as { metadata: unknown; weight_map: Record<string, string> };
+    const dropped = 'model.layers.1.mlp.down_proj.weight';
+    assert.ok(dropped in index.weight_map);
+    const sorted = Object.fromEntries(Object.keys(index.weight_map).sort().filter((k) => k !== dropped).map((k) => [k, index.weight_map[k]]));
+    await writeFile(indexPath, JSON.stringify({ metadata: index.metadata, weight_map: sorted }));
+    // act
+    const single = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out: join(tmp.path, 'out-sorted-single'), updater, checkRows: 5 });
+    const out = join(tmp.path, 'out-sorted');
+    const r = await aggregateFolders({ method: 'fedex', base: indexPath, adapters: fx.adapters, out, updater, checkRows: 5 });
+    // assert
+    assert.deepEqual(r.modules.map((m) => [m.module, m.exactness]), single.modules.map((m) => [m.module, m.exactness]), 'same order, same sampled rows');
+    const written = JSON.parse(await readFile(join(out, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+    assert.deepEqual(written.weight_map, weightMap, 'every tensor listed, the dropped one with its shard');
+    await withCheckpoint(out, async (ckpt) => {
+      const want = await tensorsOf([join(tmp.path, 'out-sorted-single', 'model.safetensors')]);
+      assert.deepEqual([...ckpt.tensors.keys()].sort(), [...want.keys()].sort());
+      assert.equal(ckpt.modelType, 'llama');
+      const q = await ckpt.readFloat32(dropped);
+      assert.equal(q.length, want.get(dropped)![1].reduce((a, b) => a * b, 1));
+    });
   });
 
   test('--dtype float32: adapted weights become F32 and total_size counts them', async () => {
@@ -141,7 +169,7 @@ describe('commitOutput', () => {
     };
     await mk(out, 'old');
     await mk(join(root, 'new1'), 'new1');
-    await commitOutput(join(root, 'new1'), out);
+    assert.equal(await commitOutput(join(root, 'new1'), out, true), null);
     assert.equal(await readFile(join(out, 'report.json'), 'utf8'), 'new1');
     assert.deepEqual((await readdir(root)).sort(), ['out'], 'the previous output is removed');
 
@@ -154,7 +182,7 @@ describe('commitOutput', () => {
       },
       rm,
     };
-    await assert.rejects(commitOutput(join(root, 'new2'), out, failing), (err: Error) => {
+    await assert.rejects(commitOutput(join(root, 'new2'), out, true, failing), (err: Error) => {
       assert.ok(err instanceof AggregationInputError && err.code === 'OUTPUT_COMMIT');
       assert.match(err.message, /could not move the new output into '.*out' \(EXDEV: cross-device link not permitted\); the previous output is unchanged/);
       return true;
@@ -170,6 +198,21 @@ describe('commitOutput', () => {
       },
       rm,
     };
-    await assert.rejects(commitOutput(join(root, 'new2'), out, stuck), /the previous output could not be moved back: it is in '.*out\.old-[0-9a-f]{8}' \(EIO\)/);
+    await assert.rejects(commitOutput(join(root, 'new2'), out, true, stuck), /the previous output could not be moved back: it is in '.*out\.old-[0-9a-f]{8}' \(EIO\)/);
+  });
+
+  test('an output folder that appeared meanwhile is refused without --force and left alone; a previous output that cannot be removed is returned, not an error', async () => {
+    const root = join(tmp.path, 'commit2');
+    const out = join(root, 'out');
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'mine.txt'), 'keep');
+    await mkdir(join(root, 'new'), { recursive: true });
+    await assert.rejects(commitOutput(join(root, 'new'), out, false), (err: Error) => err instanceof AggregationInputError && err.code === 'OUTPUT_EXISTS' && /appeared while aggregating; pass --force/.test(err.message));
+    assert.equal(await readFile(join(out, 'mine.txt'), 'utf8'), 'keep');
+    const noRm = { rename, rm: async () => { throw new Error('EBUSY'); } };
+    const leftover = await commitOutput(join(root, 'new'), out, true, noRm);
+    assert.match(leftover ?? '', /out\.old-[0-9a-f]{8}$/);
+    assert.equal(await readFile(join(leftover!, 'mine.txt'), 'utf8'), 'keep', 'the previous output is where the returned path says');
+    assert.deepEqual((await readdir(out)), [], 'the new output is in place');
   });
 });

@@ -87,7 +87,8 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
         test(`${layout} ${inDtype} → ${outDtype}: result within one rounding of the float64 reference; sampled rows; rounding report`, async () => {
           const [out, inF, inner] = layout === 'linear' ? [23, 17, 6] : [17, 23, 6];
           const { p, q, w } = productFixture(layout, out, inF, inner, inDtype.length * 7 + outDtype.length + (layout === 'linear' ? 0 : 100));
-          const stored = encode(w.data, inDtype);
+          // F64 weights get digits float32 cannot hold, so the widening to float32 is a real rounding.
+          const stored = inDtype === 'F64' ? new Uint8Array(Float64Array.from(w.data, (x, i) => x + 1e-10 * Math.sin(i)).buffer) : encode(w.data, inDtype);
           const w0 = decode(stored, inDtype);
           const scale = 0.37;
           const ref = reference(layout, w0, p, q, scale);
@@ -174,6 +175,37 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
     }
   });
 
+  test('the rounding report over many blocks (fast path and exact path mixed) matches DowncastMeter: no flushes, then tiny weights', async () => {
+    // 40 rows of 17 in blocks of 3 rows (kernels[1]); one row holds a NaN, so its block goes the exact way.
+    const rng = createRng(8);
+    const normal = Float32Array.from({ length: 40 * 17 }, () => rng.gaussian() * 0.02 + 0.05);
+    normal[7 * 17 + 3] = NaN;
+    // Weights around 1e-21: float32 squares underflow, so every block must be measured the exact way.
+    const tiny = Float32Array.from({ length: 40 * 17 }, () => rng.gaussian() * 1e-21);
+    for (const [values, outDtype] of [[normal, 'BF16'], [normal, 'F16'], [tiny, 'BF16']] as const) {
+      const io = memoryIo(encode(values, 'F32'));
+      const r = await kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype, update: null, sampleRows: [] }, io);
+      const expected = encode(values, outDtype);
+      assert.deepEqual(io.output(), expected);
+      const meter = new DowncastMeter(outDtype);
+      meter.add(values, decode(expected, outDtype));
+      const want = meter.report();
+      const got = r.downcast!;
+      assert.equal(want.underflowCount, 0, 'no value flushes to zero here, so maxRelError is a real comparison');
+      assert.deepEqual([got.count, got.maxAbsError, got.underflowCount, got.overflowCount], [want.count, want.maxAbsError, want.underflowCount, want.overflowCount]);
+      assert.ok(want.maxRelError > 0 && Math.abs(got.maxRelError - want.maxRelError) <= 1e-6 * want.maxRelError, `maxRelError ${got.maxRelError} vs ${want.maxRelError}`);
+      assert.ok(want.relativeError > 0 && Math.abs(got.relativeError - want.relativeError) <= 1e-4 * want.relativeError, `relativeError ${got.relativeError} vs ${want.relativeError}`);
+    }
+  });
+
+  test('a zero-size weight writes one empty piece', async () => {
+    for (const kernel of kernels) {
+      const io = memoryIo(new Uint8Array(0));
+      await kernel.run({ shape: [0, 5], inDtype: 'BF16', outDtype: 'BF16', update: null, sampleRows: [] }, io);
+      assert.deepEqual(io.written.map((w) => w.byteLength), [0]);
+    }
+  });
+
   test('no update and the same dtype: bytes come back unchanged and nothing is measured', async () => {
     const w = randomMatrix(9, 5, createRng(2));
     const stored = encode(w.data, 'BF16');
@@ -190,6 +222,14 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
     const io = memoryIo(stored);
     await kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: { p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, io);
     assert.ok(io.written.length > 5, `${io.written.length} blocks`);
+    const whole = memoryIo(stored);
+    await kernels[0].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: { p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, whole);
+    assert.equal(whole.written.length, 1);
+    // The blocks, in the order written, are the one-block result (to float32 round-off: onnxruntime's
+    // Gemm may sum a 3-row block in another order than a 40-row one).
+    const [blocked, once] = [decode(io.output(), 'F32'), decode(whole.output(), 'F32')];
+    assert.equal(blocked.length, once.length);
+    blocked.forEach((x, i) => assert.ok(Math.abs(x - once[i]) <= 4e-7 * Math.abs(once[i]) + 1e-12, `element ${i}: ${x} vs ${once[i]}`));
     const failRead: StoredMatrixIo = { read: async (start: number) => { if (start > 0) throw new Error('disk gone'); }, write: async () => undefined };
     await assert.rejects(kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: null, sampleRows: [] }, failRead), /disk gone/);
     const failWrite: StoredMatrixIo = { read: async () => undefined, write: async () => { throw new Error('disk full'); } };
