@@ -17,7 +17,7 @@ const FLAGS: FlagSpecs = {
   base: { type: 'string', value: 'path', help: 'base model folder (model.safetensors, or shards listed by model.safetensors.index.json; + config.json) or a .safetensors file' },
   adapters: { type: 'string', multiple: true, value: 'dir…', help: 'PEFT adapter folders, one per client (list them after the flag)' },
   weights: { type: 'string', value: 'w1,w2,…', help: 'client weights (normalised); uniform when absent' },
-  out: { type: 'string', value: 'dir', help: 'output folder: adapter/, model.safetensors or the base\'s shards + index (fedex), report.json' },
+  out: { type: 'string', value: 'dir', help: 'output folder: adapter/, model.safetensors or the base\'s shards + index and its config/tokenizer files (fedex), report.json' },
   dtype: { type: 'string', value: 'same|float32', help: 'dtype of the written base weights', default: 'same' },
   'check-rows': { type: 'string', value: 'n', help: 'rows per module checked against float64 (0 = all)', default: '64' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for the fused update', default: 'cpu' },
