@@ -67,8 +67,11 @@ async function readExactly(fh: FileHandle, target: Uint8Array, position: number,
   }
 }
 
-/** Converts stored bytes (8-byte aligned copy) of a float dtype to float32. */
-function bytesToFloat32(bytes: Uint8Array, dtype: SafetensorsDType, ctx: { file: string; tensor: string }): Float32Array {
+/**
+ * Converts stored bytes of a float dtype (aligned to its item size) to float32; for F32 the result
+ * is a view of `bytes`, otherwise new. `ctx` names the tensor when the dtype is not a float type.
+ */
+export function bytesToFloat32(bytes: Uint8Array, dtype: SafetensorsDType, ctx: { file: string; tensor: string }): Float32Array {
   const n = bytes.byteLength / itemSize(dtype);
   switch (dtype) {
     case 'F32':

@@ -17,6 +17,7 @@ import {
   bfloat16ToFloat32, DowncastMeter, float16ToFloat32, float32ToBfloat16, float32ToFloat16,
 } from './halfFloat.js';
 import type { DowncastReport } from './halfFloat.js';
+import { bytesToFloat32 } from './safetensors.js';
 
 /** A float dtype a weight is stored as. */
 export type StoredFloat = 'F32' | 'F16' | 'BF16' | 'F64';
@@ -89,14 +90,14 @@ export function blockRows(rows: number, cols: number, blockBytes: number): numbe
   return Math.max(1, Math.min(rows, Math.floor(blockBytes / (4 * Math.max(1, cols)))));
 }
 
-/** Stored bytes → float32 (exact for f16/bf16; f64 rounds to nearest). */
+/**
+ * Stored bytes → a new float32 array (exact for f16/bf16; f64 rounds to nearest), never a view of
+ * `bytes`, which a streaming caller reuses for the next block.
+ */
 export function storedToFloat32(bytes: Uint8Array, dtype: StoredFloat): Float32Array {
   const aligned = bytes.byteOffset % STORED_BYTES[dtype] === 0 ? bytes : Uint8Array.from(bytes);
-  const { buffer, byteOffset, byteLength } = aligned;
-  if (dtype === 'F32') return Float32Array.from(new Float32Array(buffer, byteOffset, byteLength / 4));
-  if (dtype === 'F64') return Float32Array.from(new Float64Array(buffer, byteOffset, byteLength / 8));
-  const bits = new Uint16Array(buffer, byteOffset, byteLength / 2);
-  return dtype === 'BF16' ? bfloat16ToFloat32(bits) : float16ToFloat32(bits);
+  const values = bytesToFloat32(aligned, dtype, { file: '(stored block)', tensor: '(stored block)' });
+  return dtype === 'F32' ? Float32Array.from(values) : values;
 }
 
 /** Float32 → stored bytes (round to nearest even for f16/bf16), and the stored values as float32 for a meter. */

@@ -110,6 +110,11 @@ export function float64Tensor(data: Float64Array, dims: readonly number[]): OrtT
   return new ort.Tensor('float64', data, dims);
 }
 
+/** Wraps a uint16 array as an onnxruntime tensor without copying (bf16/f16 bits, reinterpreted in the graph). */
+export function uint16Tensor(data: Uint16Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor('uint16', data, dims);
+}
+
 /** Wraps an int64 array as an onnxruntime tensor without copying. */
 export function int64Tensor(data: BigInt64Array, dims: readonly number[]): OrtTensor {
   return new ort.Tensor('int64', data, dims);

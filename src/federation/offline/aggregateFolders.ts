@@ -74,7 +74,7 @@ export interface ModuleReport {
   readonly baseUpdated: boolean;
   /** float32 result (before any down-cast) against Σ w_i (W0 + s·B_i A_i) in float64. */
   readonly exactness: ExactnessReport;
-  /** Rounding of the float32 master copy into the stored dtype (absent when stored as F32/F64 or unchanged). */
+  /** Rounding of the float32 result into the written dtype (absent when written as F32/F64 or neither updated nor converted). */
   readonly downcast?: DowncastReport;
 }
 
