@@ -206,7 +206,8 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
   async run(job: StoredMatrixJob, io: StoredMatrixIo): Promise<StoredMatrixResult> {
     const { layout, doUpdate, measure } = checkStoredJob(job, 'StoredUpdateKernel.run');
     const [rows, cols] = job.shape;
-    const { update } = job;
+    // The update the graph applies (null when there is none, or it is zero).
+    const update = doUpdate ? job.update : null;
     const key: GraphKey = { inDtype: job.inDtype, outDtype: job.outDtype, layout, update: doUpdate, stats: measure };
     const meter = measure ? new DowncastMeter(job.outDtype) : null;
     const before = new Float32Array(job.sampleRows.length * cols);
@@ -218,12 +219,12 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
 
     const session = await this.session(key);
     // The scale cannot be a Gemm attribute of a cached graph: P (the small factor) is pre-scaled.
-    const sp = doUpdate ? prescaled(update!.p.data, update!.scale) : null;
+    const sp = update === null ? null : prescaled(update.p.data, update.scale);
     const inner = update?.p.shape[1] ?? 0;
     const rowBytes = cols * STORED_BYTES[job.inDtype];
     const block = blockRows(rows, cols, this.options.blockBytes ?? DEFAULT_BLOCK_BYTES);
     // Two read buffers: one being computed on, one being filled ahead.
-    const buffers = [new Uint8Array(block * rowBytes), new Uint8Array(Math.min(rows, 2 * block) > block ? block * rowBytes : 0)];
+    const buffers = [new Uint8Array(block * rowBytes), new Uint8Array(rows > block ? block * rowBytes : 0)];
     const readBlock = (b: number): Promise<Uint8Array> => {
       const r0 = b * block;
       const n = Math.min(block, rows - r0);
@@ -246,14 +247,14 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
         while (sampleIdx < job.sampleRows.length && job.sampleRows[sampleIdx] < r0 + n) sampleIdx++;
         const local = BigInt64Array.from(job.sampleRows.slice(first, sampleIdx), (t) => BigInt(t - r0));
         const feeds: Record<string, OrtTensor> = { X: storedTensor(job.inDtype, raw, [n, cols]), R: int64Tensor(local, [local.length]) };
-        if (doUpdate) {
-          const q = update!.q.data;
-          const inF = update!.q.shape[1];
+        if (update !== null && sp !== null) {
+          const q = update.q.data;
+          const inF = update.q.shape[1];
           if (layout === 'linear') {
-            feeds.P = float32Tensor(sp!.subarray(r0 * inner, (r0 + n) * inner), [n, inner]);
+            feeds.P = float32Tensor(sp.subarray(r0 * inner, (r0 + n) * inner), [n, inner]);
             feeds.Q = float32Tensor(q, [inner, inF]);
           } else {
-            feeds.P = float32Tensor(sp!, [update!.p.shape[0], inner]);
+            feeds.P = float32Tensor(sp, [update.p.shape[0], inner]);
             feeds.Q = float32Tensor(n === inF ? q : columnSlice(q, inner, inF, r0, r0 + n), [inner, n]);
           }
         }
