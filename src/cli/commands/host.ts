@@ -43,6 +43,7 @@ const FLAGS: FlagSpecs = {
   alpha: { type: 'string', value: 'a', help: 'LoRA alpha', default: '16' },
   'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's)" },
   weighting: { type: 'string', value: 'uniform|examples', help: 'client weights', default: 'uniform' },
+  'uplink-dtype': { type: 'string', value: 'float32|float16|bfloat16', help: 'dtype clients upload adapters in (half the bytes with float16/bfloat16; clients that cannot send it use float32; FFA-LoRA needs float32)', default: 'float32' },
   'min-clients': { type: 'string', value: 'n', help: 'clients needed before a round starts', default: '2' },
   quorum: { type: 'string', value: 'x', help: 'updates needed to aggregate: a fraction (0.5) or a count (3)', default: '0.5' },
   'round-timeout': { type: 'string', value: 'seconds', help: 'deadline of a round', default: '600' },
@@ -162,6 +163,7 @@ export const hostCommand: CliCommand = {
           },
           base: model.base,
           weighting: choiceFlag(args, 'weighting', 'host', ['uniform', 'examples'] as const, 'uniform'),
+          uplinkDtype: choiceFlag(args, 'uplink-dtype', 'host', ['float32', 'float16', 'bfloat16'] as const, 'float32'),
           minClients: int('min-clients', 2, 1, 1_000_000),
           quorum: parseQuorum(optionalString(args, 'quorum') ?? '0.5'),
           roundTimeoutMs: Math.round(1000 * numberFlag(args, 'round-timeout', 'host', 600, { min: 0.1, max: 86_400 * 7 })),
@@ -190,9 +192,16 @@ export const hostCommand: CliCommand = {
     coordinator.on('update_accepted', (e) => out.write(`  ${e.clientId}: update for round ${e.round} (${e.examples} examples, train loss ${formatNumber(e.trainLoss)})\n`));
     coordinator.on('update_rejected', (e) => out.write(`  ${e.clientId}: update for round ${e.round} refused: ${e.code} ${e.reason}\n`));
     coordinator.on('client_failed', (e) => out.write(`  ${e.clientId} failed round ${e.round}: ${e.reason}\n`));
+    const notAggregated: { round: number; why: string }[] = [];
     coordinator.on('round_closed', (r) => {
       const dev = meanOf(r.modules.map((m) => m.relativeDeviation));
-      out.write(`round ${r.round} closed (${r.closedBy}): ${r.aggregated ? `${r.participants.length} updates aggregated` : 'not aggregated'}`
+      if (!r.aggregated) {
+        const why = r.participants.length < r.quorum
+          ? `${r.participants.length} of ${r.sampled.length} sampled clients delivered, quorum ${r.quorum}${r.failures.length > 0 ? ` (${r.failures.map((f) => `${f.clientId}: ${f.reason}`).join('; ')})` : ''}`
+          : 'the aggregation failed (see the warning above)';
+        notAggregated.push({ round: r.round, why });
+      }
+      out.write(`round ${r.round} closed (${r.closedBy}): ${r.aggregated ? `${r.participants.length} updates aggregated` : `NOT aggregated, the global model is unchanged: ${notAggregated.at(-1)!.why}`}`
         + `${r.loss !== null ? `, mean train loss ${formatNumber(r.loss.mean)}` : ''}${dev !== null ? `, mean rel. deviation ${formatNumber(dev)}` : ''}`
         + `, ${formatBytes(r.traffic.sent)} sent, ${formatBytes(r.traffic.received)} received\n`);
     });
@@ -231,8 +240,16 @@ export const hostCommand: CliCommand = {
       if (snap.revision > 0) {
         await writeBaseFolder(join(finalDir, 'model'), snap.base, { layout: plan.layout, ...(model?.writeModel !== undefined ? { writeModel: model.writeModel } : {}) });
       }
-      out.write(`federation done: ${summary.roundsCompleted}/${summary.rounds} rounds. Global adapter (PEFT): ${join(finalDir, 'adapter')}`
+      out.write(`federation done: ${summary.roundsCompleted}/${summary.rounds} rounds aggregated. Global adapter (PEFT): ${join(finalDir, 'adapter')}`
         + `${snap.revision > 0 ? `; updated base model: ${join(finalDir, 'model')}` : ''}\n`);
+      if (summary.roundsCompleted < summary.rounds) {
+        // Silent is wrong: rounds that aggregated nothing make the run a failure, whatever was written.
+        const lost = notAggregated.length > 0 ? notAggregated : [{ round: 0, why: 'see events.jsonl' }];
+        io.stderr.write(summary.roundsCompleted === 0
+          ? `fedex host: no round aggregated: ${lost.map((l) => `round ${l.round}: ${l.why}`).join('; ')}\n`
+          : `fedex host: ${summary.rounds - summary.roundsCompleted} of ${summary.rounds} rounds aggregated nothing (${lost.map((l) => `round ${l.round}: ${l.why}`).join('; ')})\n`);
+        return 1;
+      }
       return 0;
     } catch (err) {
       const e = err as Error & { code?: string };

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { DEVICES } from '../../runtime/session.js';
 import { FederationClient, type ClientOutcome } from '../../federation/client/client.js';
 import { ClientError } from '../../federation/client/errors.js';
-import { createOnnxTrainer } from '../../federation/client/onnxTrainer.js';
+import { createModelClient } from '../../federation/client/modelClient.js';
 import { createSyntheticTrainer } from '../../federation/client/syntheticTrainer.js';
 import type { FederationSettings, LocalTrainer } from '../../federation/client/trainer.js';
 import { eventsFlagSink } from '../../federation/simulation/eventSink.js';
@@ -180,31 +180,34 @@ export const joinCommand: CliCommand = {
       bar ??= new ProgressBar(`round ${p.round}`, p.totalSteps, io.stderr);
       bar.tick(1, `loss ${formatNumber(p.loss)}`);
     };
-    const inner: LocalTrainer = synthetic
-      ? createSyntheticTrainer({ seed: (seed ^ fnv1a(clientId)) >>> 0, numExamples: 64 })
-      : createOnnxTrainer({
-        createTrainer: await loadTrainerFactory(), modelDir: model.modelDir!, data: data!, device, seqLen: int('seq-len', 64, 2, 65_536),
-        seed, onProgress, ...(optionalString(args, 'eval-data') !== undefined ? { evalData: optionalString(args, 'eval-data')! } : {}),
-        ...(shard !== undefined ? { shard } : {}),
-        threads: args.values.threads === undefined ? availableParallelism() : int('threads', 1, 1, 256),
-      });
-    // Remember the federation's settings (from welcome, as each round hands them to the trainer) for --out.
-    let settings: FederationSettings | undefined;
-    const trainer: LocalTrainer = {
-      train: (round, global, base, config, signal) => {
-        settings = config;
-        return inner.train(round, global, base, config, signal);
-      },
-      dispose: async () => inner.dispose?.(),
-    };
-    const client = new FederationClient({
-      url, token, name, clientId, device, base: model.base, trainer, reconnect: { maxAttempts: retries },
+    // Every uplink dtype: the coordinator picks the federation's (fedex host --uplink-dtype).
+    const connection = {
+      url, token, name, clientId, device, uplinkDtypes: ['float32', 'float16', 'bfloat16'] as const, reconnect: { maxAttempts: retries },
       ...(ca !== undefined ? { tls: { ca } } : {}),
-    });
+    };
+    // A real model: the client `fedex simulate` builds too (federation/client/modelClient.ts).
+    const built: { client: FederationClient; trainer: LocalTrainer } = synthetic
+      ? (() => {
+        const trainer = createSyntheticTrainer({ seed: (seed ^ fnv1a(clientId)) >>> 0, numExamples: 64 });
+        return { client: new FederationClient({ ...connection, base: model.base, trainer }), trainer };
+      })()
+      : createModelClient({
+        ...connection, modelDir: model.modelDir!, hash: model.base.hash, base: model.base,
+        training: {
+          createTrainer: await loadTrainerFactory(), data: data!, device, seqLen: int('seq-len', 64, 2, 65_536),
+          seed, onProgress, ...(optionalString(args, 'eval-data') !== undefined ? { evalData: optionalString(args, 'eval-data')! } : {}),
+          ...(shard !== undefined ? { shard } : {}),
+          threads: args.values.threads === undefined ? availableParallelism() : int('threads', 1, 1, 256),
+        },
+      });
+    const { client, trainer } = built;
+    // The federation's settings (from welcome) for --out.
+    let settings: FederationSettings | undefined;
+    client.on('joined', (e) => (settings = e.config));
     const started = new Map<number, number>();
     client.on('connected', (e) => sink.emit('join_connected', e));
     client.on('joined', (e) => {
-      sink.emit('join_welcomed', { clientId, ...e });
+      sink.emit('join_welcomed', { clientId, sessionId: e.sessionId, currentRound: e.currentRound });
       out.write(`joined ${url} as ${name} (${clientId}), federation at round ${e.currentRound}\n`);
     });
     client.on('reconnecting', (e) => {
@@ -226,7 +229,13 @@ export const joinCommand: CliCommand = {
       sink.emit('client_round_done', { clientId, round, trainLoss: result.trainLoss, examples: result.numExamples, steps: result.steps ?? 0, seconds: durationMs / 1000 });
       out.write(`round ${round}: trained ${result.steps ?? '?'} steps on ${result.numExamples} examples in ${(durationMs / 1000).toFixed(1)} s, train loss ${formatNumber(result.trainLoss)}\n`);
     });
-    client.on('training_failed', (e) => out.write(`round ${e.round}: training failed: ${e.message}\n`));
+    const failedRounds = new Set<number>();
+    const notAggregated: number[] = [];
+    client.on('training_failed', (e) => {
+      failedRounds.add(e.round);
+      sink.emit('join_training_failed', { clientId, round: e.round, message: e.message });
+      out.write(`round ${e.round}: training failed: ${e.message} (the coordinator is told; this client sends no update for round ${e.round})\n`);
+    });
     client.on('uploaded', (e) => {
       sink.emit('join_uploaded', e);
       out.write(`round ${e.round}: uploaded ${formatBytes(e.bytes)}\n`);
@@ -238,8 +247,10 @@ export const joinCommand: CliCommand = {
     });
     client.on('round_closed', (p) => {
       const dev = meanOf(p.modules.map((m) => m.relativeDeviation));
-      sink.emit('join_round_closed', { round: p.round, participants: p.participants, meanLoss: p.loss?.mean ?? null, meanRelativeDeviation: dev });
-      out.write(`round ${p.round} closed: ${p.participants} updates aggregated${p.loss !== undefined ? `, mean train loss ${formatNumber(p.loss.mean)}` : ''}${dev !== null ? `, mean rel. deviation ${formatNumber(dev)}` : ''}\n`);
+      const aggregated = p.aggregated ?? p.participants > 0;
+      sink.emit('join_round_closed', { round: p.round, participants: p.participants, aggregated, meanLoss: p.loss?.mean ?? null, meanRelativeDeviation: dev });
+      if (!aggregated) notAggregated.push(p.round);
+      out.write(`round ${p.round} closed: ${aggregated ? `${p.participants} updates aggregated` : 'NOT aggregated (the global model is unchanged)'}${p.loss !== undefined ? `, mean train loss ${formatNumber(p.loss.mean)}` : ''}${dev !== null ? `, mean rel. deviation ${formatNumber(dev)}` : ''}\n`);
     });
     const onSigint = (): void => {
       out.write('\nleaving the federation…\n');
@@ -261,7 +272,7 @@ export const joinCommand: CliCommand = {
     }
     try {
       sink.emit('join_done', { reason: outcome.reason, roundsCompleted: outcome.roundsCompleted, roundsParticipated: outcome.roundsParticipated, baseRevision: outcome.baseRevision });
-      out.write(`federation ${outcome.reason}: ${outcome.roundsCompleted} rounds, this client took part in ${outcome.roundsParticipated}\n`);
+      out.write(`federation ${outcome.reason}: ${outcome.roundsCompleted} rounds aggregated, this client took part in ${outcome.roundsParticipated}\n`);
       const target = optionalString(args, 'out');
       if (target !== undefined && outcome.global !== null) {
         if (settings === undefined) {
@@ -273,7 +284,16 @@ export const joinCommand: CliCommand = {
           out.write(`final global adapter (PEFT): ${resolve(target)}\n`);
         }
       }
-      return outcome.reason === 'completed' || outcome.reason === 'left' ? 0 : 1;
+      if (outcome.reason !== 'completed' && outcome.reason !== 'left') return 1;
+      // Silent is wrong: a federation that lost rounds, or in which this client failed, is not a success.
+      const problems: string[] = [];
+      if (failedRounds.size > 0) problems.push(`this client's training failed in round${failedRounds.size === 1 ? '' : 's'} ${[...failedRounds].join(', ')}`);
+      if (notAggregated.length > 0) problems.push(`round${notAggregated.length === 1 ? '' : 's'} ${notAggregated.join(', ')} aggregated nothing`);
+      if (problems.length > 0) {
+        io.stderr.write(`fedex join: the federation ended, but ${problems.join('; ')}.\n`);
+        return 1;
+      }
+      return 0;
     } finally {
       await sink.close();
     }

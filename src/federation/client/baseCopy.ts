@@ -62,8 +62,23 @@ export async function applyResidual(
 export interface BaseSource {
   /** Content hash of the pristine base model (`baseModelHash` of its files). */
   readonly hash: string;
-  /** The adapted modules' pristine weights in stored layout, float32. Never written to: clients copy a module before changing it. */
-  load(): Promise<ReadonlyMap<string, Matrix<Float32Array>>>;
+  /**
+   * The pristine weights of exactly the `layout`'s modules (no more, no fewer), in stored layout,
+   * float32. Throws naming a layout module the model cannot adapt. Never written to: clients copy a
+   * module before changing it.
+   */
+  load(layout: AdapterLayout): Promise<ReadonlyMap<string, Matrix<Float32Array>>>;
+}
+
+/** The weights of exactly `layout`'s modules out of `all`; throws naming the first one missing. */
+export function layoutWeights(all: ReadonlyMap<string, Matrix<Float32Array>>, layout: AdapterLayout, where: string): Map<string, Matrix<Float32Array>> {
+  const out = new Map<string, Matrix<Float32Array>>();
+  for (const m of layout) {
+    const w = all.get(m.module);
+    if (w === undefined) throw new ClientError('C_BASE_LAYOUT', `the federation adapts module ${m.module}, which ${where} does not have (${all.size} adaptable modules, e.g. ${[...all.keys()].slice(0, 3).join(', ')})`);
+    out.set(m.module, w);
+  }
+  return out;
 }
 
 /** The base update of a `round_start` or `federation_done`. */
@@ -82,18 +97,41 @@ export class BaseCopy {
 
   private constructor(
     private readonly source: BaseSource,
+    /** The federation's adapted modules: exactly the modules this copy holds. */
+    readonly layout: AdapterLayout,
     private current: Map<string, Matrix<Float32Array>>,
     private rev: number,
   ) {}
 
-  /** Loads the pristine base (revision 0). */
-  static async load(source: BaseSource): Promise<BaseCopy> {
-    return new BaseCopy(source, new Map(await source.load()), 0);
+  /**
+   * Loads the pristine base (revision 0) of exactly the layout's modules, checked against the
+   * layout's shapes (`C_BASE_LAYOUT` naming the first difference).
+   */
+  static async load(source: BaseSource, layout: AdapterLayout): Promise<BaseCopy> {
+    let loaded: ReadonlyMap<string, Matrix<Float32Array>>;
+    try {
+      loaded = await source.load(layout);
+    } catch (err) {
+      if (err instanceof ClientError) throw err;
+      throw new ClientError('C_BASE_LAYOUT', `cannot load the base weights of the federation's modules: ${(err as Error).message}`, { cause: err });
+    }
+    const copy = new BaseCopy(source, layout, new Map(loaded), 0);
+    copy.checkLayout(layout);
+    if (copy.current.size !== layout.length) throw new ClientError('C_BASE_LAYOUT', `the base source returned ${copy.current.size} modules for a layout of ${layout.length}`);
+    return copy;
+  }
+
+  /** True when this copy holds the same modules, in the same shapes, as `layout`. */
+  sameLayout(layout: AdapterLayout): boolean {
+    return layout.length === this.layout.length && layout.every((m, i) => {
+      const mine = this.layout[i];
+      return mine.module === m.module && mine.in === m.in && mine.out === m.out && (mine.fanInFanOut === true) === (m.fanInFanOut === true);
+    });
   }
 
   /** Back to the pristine base (revision 0). */
   private async reload(): Promise<void> {
-    this.current = new Map(await this.source.load());
+    this.current = new Map(await this.source.load(this.layout));
     this.owned.clear();
     this.rev = 0;
   }

@@ -14,10 +14,11 @@ import { TransportError, type ConnectOptions } from '../transport/types.js';
 import { DEFAULT_LIMITS } from '../protocol/constants.js';
 import type { FloatWireDType } from '../protocol/dtypes.js';
 import type { ParamsOf } from '../protocol/messages.js';
+import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import { BaseCopy, type BaseSource } from './baseCopy.js';
 import { ClientConnection, type ConnectionOutcome } from './clientConnection.js';
 import { ClientError } from './errors.js';
-import type { Adapter, LocalTrainer, TrainResult } from './trainer.js';
+import type { Adapter, FederationSettings, LocalTrainer, TrainResult } from './trainer.js';
 
 /** Options of a federation client. */
 export interface FederationClientOptions {
@@ -55,9 +56,9 @@ export interface ClientOutcome {
   readonly roundsCompleted: number;
   /** The final global adapter (absent when the client left before federation_done). */
   readonly global: Adapter | null;
-  /** Base revision and weights the client ends with (the coordinator's final base after federation_done). */
+  /** Base revision and weights the client ends with (the coordinator's final base after federation_done); null when it was never welcomed. */
   readonly baseRevision: number;
-  readonly base: BaseCopy;
+  readonly base: BaseCopy | null;
   /** Rounds this client uploaded an accepted update for. */
   readonly roundsParticipated: number;
 }
@@ -65,7 +66,7 @@ export interface ClientOutcome {
 /** Events of a client. */
 export interface ClientEventMap {
   connected: [{ readonly url: string }];
-  joined: [{ readonly sessionId: string; readonly currentRound: number }];
+  joined: [{ readonly sessionId: string; readonly currentRound: number; readonly config: FederationSettings; readonly protocolMinor: number }];
   round_started: [{ readonly round: number; readonly baseRevision: number; readonly updatedModules: readonly string[] }];
   trained: [{ readonly round: number; readonly result: TrainResult; readonly durationMs: number }];
   training_failed: [{ readonly round: number; readonly message: string }];
@@ -85,6 +86,8 @@ export interface TrainingJob {
   readonly controller: AbortController;
   result?: TrainResult;
   failed?: boolean;
+  /** Why the training (or encoding its adapter) failed. */
+  failure?: string;
 }
 
 /** A federation client. `run()` drives it to the end of the federation. */
@@ -110,9 +113,24 @@ export class FederationClient extends EventEmitter<ClientEventMap> {
     this.ownsBackend = options.backend === undefined;
   }
 
-  /** The base copy (once `run()` has loaded it). */
+  /** The base copy (loaded at the first welcome, for exactly the federation's layout). */
   get base(): BaseCopy {
-    if (this.baseCopy === undefined) throw new ClientError('C_ABORTED', `client ${this.options.name}: run() has not loaded the base yet`);
+    if (this.baseCopy === undefined) throw new ClientError('C_ABORTED', `client ${this.options.name}: no welcome yet, so no base is loaded`);
+    return this.baseCopy;
+  }
+
+  /** The base revision held (0 before the base is loaded: the pristine base). */
+  get baseRevision(): number {
+    return this.baseCopy?.revision ?? 0;
+  }
+
+  /**
+   * The base copy for a welcome's layout: loaded from the source at the first welcome, kept across
+   * reconnects to the same federation, reloaded (pristine) when the layout differs. The modules
+   * loaded, and so every base override the trainer gets, are exactly the layout's.
+   */
+  async baseFor(layout: AdapterLayout): Promise<BaseCopy> {
+    if (this.baseCopy === undefined || !this.baseCopy.sameLayout(layout)) this.baseCopy = await BaseCopy.load(this.options.base, layout);
     return this.baseCopy;
   }
 
@@ -138,7 +156,6 @@ export class FederationClient extends EventEmitter<ClientEventMap> {
   /** Runs until federation_done (resolves), a fatal rejection (rejects `ClientError`), or `leave()`. */
   async run(): Promise<ClientOutcome> {
     const o = this.options;
-    this.baseCopy = await BaseCopy.load(o.base);
     let failedSessions = 0;
     try {
       for (;;) {
@@ -177,7 +194,7 @@ export class FederationClient extends EventEmitter<ClientEventMap> {
   }
 
   private finish(o: { reason: ClientOutcome['reason']; roundsCompleted: number; global: Adapter | null }): ClientOutcome {
-    const outcome: ClientOutcome = { reason: o.reason, roundsCompleted: o.roundsCompleted, global: o.global, baseRevision: this.base.revision, base: this.base, roundsParticipated: this.participated };
+    const outcome: ClientOutcome = { reason: o.reason, roundsCompleted: o.roundsCompleted, global: o.global, baseRevision: this.baseRevision, base: this.baseCopy ?? null, roundsParticipated: this.participated };
     this.emit('done', outcome);
     return outcome;
   }

@@ -44,13 +44,12 @@ export class ClientConnection {
       this.queue = this.queue.then(() => this.handle(bytes)).catch((err: unknown) => this.internalError(err));
     });
     const o = this.client.options;
-    const base = this.client.base;
     this.send({
       method: 'hello',
       params: {
         protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, token: o.token, clientName: safeText(o.name, 64) || 'client',
         clientId: this.client.clientId, ...(this.resumeSessionId !== undefined ? { resumeSessionId: this.resumeSessionId } : {}),
-        device: o.device ?? 'cpu', baseModelHash: base.hash, baseRevision: base.revision,
+        device: o.device ?? 'cpu', baseModelHash: o.base.hash, baseRevision: this.client.baseRevision,
         capabilities: {
           uplinkDtypes: ['float32', ...(o.uplinkDtypes ?? []).filter((d) => d !== 'float32')], factoredResidual: o.factoredResidual ?? true,
           modelTransfer: false, maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
@@ -164,16 +163,17 @@ export class ClientConnection {
     }
   }
 
-  private onWelcome(message: Message<'welcome'>): void {
+  private async onWelcome(message: Message<'welcome'>): Promise<void> {
     const w = message.params;
-    const base = this.client.base;
-    if (w.config.baseModelHash !== base.hash) {
-      throw new ClientError('E_BASE_MISMATCH', `the federation uses base model ${w.config.baseModelHash}, this client holds ${base.hash}`);
+    const hash = this.client.options.base.hash;
+    if (w.config.baseModelHash !== hash) {
+      throw new ClientError('E_BASE_MISMATCH', `the federation uses base model ${w.config.baseModelHash}, this client holds ${hash}`);
     }
-    base.checkLayout(w.config.layout);
+    // The base copy holds exactly the federation's modules (loaded at the first welcome).
+    await this.client.baseFor(w.config.layout);
     this.welcome = w;
     this.timer = startHeartbeat(w.limits.heartbeatMs, (ms) => this.idleFor(ms), (ping) => this.send(ping));
-    this.client.emit('joined', { sessionId: w.sessionId, currentRound: w.currentRound });
+    this.client.emit('joined', { sessionId: w.sessionId, currentRound: w.currentRound, config: w.config, protocolMinor: w.protocolMinor });
   }
 
   /** Whether the socket is open and nothing was sent for `ms` (a heartbeat ping is due). */
@@ -228,10 +228,22 @@ export class ClientConnection {
       client.emit('trained', { round, result, durationMs: performance.now() - started });
       client.connection?.upload(job);
     }, (err: unknown) => {
-      if (job.controller.signal.aborted) return;
+      if (client.job !== job || job.controller.signal.aborted) return;
       job.failed = true;
-      client.emit('training_failed', { round, message: err instanceof Error ? err.message : String(err) });
+      job.failure = err instanceof Error ? err.message : String(err);
+      client.emit('training_failed', { round, message: job.failure });
+      client.connection?.reportFailure(job);
     });
+  }
+
+  /**
+   * Tells the coordinator that this round's training failed (`client_failed`, protocol 1.1), so the
+   * round need not wait for this client until its deadline. Sent once, in the round's training phase.
+   */
+  reportFailure(job: TrainingJob): void {
+    const w = this.welcome;
+    if (job.failure === undefined || w === undefined || w.protocolMinor < 1 || this.state.phase !== 'training' || this.state.round !== job.round) return;
+    this.send({ method: 'client_failed', params: { round: job.round, reason: safeText(job.failure, 1024) } });
   }
 
   /** Uploads a finished job if this connection is in that round's training phase. */
@@ -251,7 +263,9 @@ export class ClientConnection {
       frame = encodeMessage({ method: 'client_update', params, tensors: adapterToTensors(w.config.layout, r.adapter) }, { uplinkDtype: w.config.uplinkDtype, layout: w.config.layout, maxFrameBytes: w.limits.maxFrameBytes });
     } catch (err) {
       job.failed = true;
-      this.client.emit('training_failed', { round: job.round, message: `the trained adapter cannot be sent: ${(err as Error).message}` });
+      job.failure = `the trained adapter cannot be sent: ${(err as Error).message}`;
+      this.client.emit('training_failed', { round: job.round, message: job.failure });
+      this.reportFailure(job);
       return;
     }
     this.sendFrame(frame, 'client_update', params);

@@ -12,7 +12,12 @@ import { join } from 'node:path';
 import type { Matrix } from '../../core/tensor.js';
 import { withCheckpoint } from '../../model/checkpoint.js';
 import { baseModelHash, type ModelFile } from '../protocol/baseModel.js';
+import { architectureFor } from '../../model/registry.js';
+import { ALL_LINEAR } from '../../model/targetModules.js';
+import type { LoraSettings } from '../../model/types.js';
+import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import type { BaseSource } from './baseCopy.js';
+import { ClientError } from './errors.js';
 
 /** The model files that make up the hash, in hash order (weights shards are inserted after the index). */
 const HASHED = ['config.json', 'model.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json'];
@@ -71,31 +76,64 @@ export async function modelManifest(dir: string): Promise<ModelManifest> {
   return { dir, files, hash: baseModelHash(files) };
 }
 
-/** An adapted module: its PEFT path and the checkpoint key of its base weight. */
+/** An adaptable module: its PEFT path and the checkpoint key of its base weight. */
 export interface BaseModuleKey {
   readonly path: string;
   readonly baseKey: string;
 }
 
 /**
- * The base source of a model folder: `hash` from its manifest, `load()` reads the adapted modules'
- * weights once (as stored: in × out for Conv1D) and returns the same matrices on every call.
+ * Every module of a model folder that LoRA can adapt (the architecture's `all-linear` candidates),
+ * with the checkpoint key of its weight: builds the model's graph, reads no weights.
  */
-export function modelBaseSource(dir: string, hash: string, modules: readonly BaseModuleKey[]): BaseSource {
-  let loaded: Promise<ReadonlyMap<string, Matrix<Float32Array>>> | undefined;
+export async function adaptableModules(dir: string): Promise<BaseModuleKey[]> {
+  return withCheckpoint(dir, async (checkpoint) => {
+    const arch = architectureFor(checkpoint.config);
+    const lora: LoraSettings = { r: 1, alpha: 1, useRslora: false, dropout: 0, targetModules: [ALL_LINEAR], freezeA: false, modulesToSave: [] };
+    const graph = arch.build({ config: checkpoint.config, tensors: checkpoint.tensors, lora, task: 'causal-lm', training: false });
+    return graph.modules.map((m) => ({ path: m.path, baseKey: m.baseKey }));
+  });
+}
+
+/**
+ * The base source of a model folder: `hash` from its manifest; `load(layout)` reads exactly the
+ * layout's modules' weights (as stored: in × out for Conv1D), once per layout, and returns the same
+ * matrices on every call. `modules` are the modules it can serve (default: every adaptable one);
+ * a layout module outside them is refused with `C_BASE_LAYOUT` naming it.
+ */
+export function modelBaseSource(dir: string, hash: string, modules?: readonly BaseModuleKey[]): BaseSource {
+  let keys: Promise<Map<string, string>> | undefined;
+  const loaded = new Map<string, Promise<ReadonlyMap<string, Matrix<Float32Array>>>>();
+  const read = async (layout: AdapterLayout): Promise<ReadonlyMap<string, Matrix<Float32Array>>> => {
+    keys ??= (modules !== undefined ? Promise.resolve(modules) : adaptableModules(dir)).then((list) => new Map(list.map((m) => [m.path, m.baseKey])));
+    const byPath = await keys;
+    for (const m of layout) {
+      if (!byPath.has(m.module)) {
+        throw new ClientError('C_BASE_LAYOUT', `the federation adapts module ${m.module}, which the model in ${dir} does not have (its adaptable modules look like ${[...byPath.keys()].slice(0, 3).join(', ')})`);
+      }
+    }
+    return withCheckpoint(dir, async (checkpoint) => {
+      const out = new Map<string, Matrix<Float32Array>>();
+      for (const m of layout) {
+        const baseKey = byPath.get(m.module)!;
+        const info = checkpoint.info(baseKey);
+        if (info.shape.length !== 2) throw new ClientError('C_BASE_LAYOUT', `${dir}: base weight ${baseKey} of module ${m.module} has shape [${info.shape.join(', ')}], not 2-D`);
+        out.set(m.module, { shape: [info.shape[0], info.shape[1]], data: await checkpoint.readFloat32(baseKey) });
+      }
+      return out;
+    });
+  };
   return {
     hash,
-    load() {
-      loaded ??= withCheckpoint(dir, async (checkpoint) => {
-        const out = new Map<string, Matrix<Float32Array>>();
-        for (const m of modules) {
-          const info = checkpoint.info(m.baseKey);
-          if (info.shape.length !== 2) throw new Error(`${dir}: base weight ${m.baseKey} of module ${m.path} has shape [${info.shape.join(', ')}], not 2-D`);
-          out.set(m.path, { shape: [info.shape[0], info.shape[1]], data: await checkpoint.readFloat32(m.baseKey) });
-        }
-        return out;
-      });
-      return loaded;
+    load(layout) {
+      const key = layout.map((m) => m.module).join('\n');
+      let hit = loaded.get(key);
+      if (hit === undefined) {
+        hit = read(layout);
+        loaded.set(key, hit);
+        hit.catch(() => loaded.delete(key));
+      }
+      return hit;
     },
   };
 }

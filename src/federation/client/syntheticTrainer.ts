@@ -9,7 +9,7 @@ import type { LoraFactors } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import { baseModelHash, sha256Hex } from '../protocol/baseModel.js';
-import { storedShape, type BaseSource } from './baseCopy.js';
+import { layoutWeights, storedShape, type BaseSource } from './baseCopy.js';
 import type { Adapter, BaseUpdateInfo, LocalTrainer, TrainConfig, TrainResult } from './trainer.js';
 
 /** Options of the synthetic trainer. */
@@ -102,5 +102,5 @@ export function createSyntheticBase(layout: AdapterLayout, seed: number, std = 0
     digests.push(sha256Hex(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
   }
   const hash = baseModelHash([{ name: 'synthetic-base.bin', bytes, sha256: sha256Hex(new TextEncoder().encode(digests.join('\n'))) }]);
-  return { hash, modules, load: async () => modules };
+  return { hash, modules, load: async (wanted) => layoutWeights(modules, wanted, 'the synthetic base') };
 }

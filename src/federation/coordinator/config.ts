@@ -133,6 +133,10 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     positiveInt(`layout ${m.module}: rank`, m.rank, 4096);
   }
   if (!(config.lora.alpha > 0)) fail(`lora.alpha must be > 0, got ${config.lora.alpha}`);
+  if (config.method === 'ffa' && (config.uplinkDtype ?? 'float32') !== 'float32') {
+    // FFA-LoRA keeps A frozen bit for bit; a half-precision uplink would round it, so every upload would differ from the global A.
+    fail(`method ffa needs a float32 uplink (A is frozen and compared bit for bit), got uplinkDtype ${String(config.uplinkDtype)}`);
+  }
   positiveInt('lora.rank', config.lora.rank, 4096);
   if (!/^[0-9a-f]{64}$/.test(config.base.hash)) fail(`base.hash must be 64 lower-case hex digits, got '${config.base.hash}'`);
   const minClients = positiveInt('minClients', config.minClients ?? 1);

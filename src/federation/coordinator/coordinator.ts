@@ -308,7 +308,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       // Only here to fetch the base model: no registry entry, no round; it rejoins with the hash.
       Object.assign(session, {
         clientId, name: p.clientName, sessionId: randomBytes(12).toString('base64url'), uplinkDtype: admission.uplinkDtype,
-        peerMaxFrameBytes: p.capabilities.maxFrameBytes, fetching: true,
+        peerMaxFrameBytes: p.capabilities.maxFrameBytes, fetching: true, minor: admission.minor,
       });
       this.fetching.set(clientId, session);
       void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId: session.sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() => undefined);
@@ -320,7 +320,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     this.state.registry.set(clientId, { clientId, name: p.clientName, sessionId, firstSeen: record?.firstSeen ?? now, lastSeen: now, roundsParticipated: record?.roundsParticipated ?? 0 });
     Object.assign(session, {
       clientId, name: p.clientName, sessionId, revision: p.baseRevision ?? 0, factoredOk: p.capabilities.factoredResidual,
-      uplinkDtype: admission.uplinkDtype, peerMaxFrameBytes: p.capabilities.maxFrameBytes, joined: true,
+      uplinkDtype: admission.uplinkDtype, peerMaxFrameBytes: p.capabilities.maxFrameBytes, joined: true, minor: admission.minor,
     });
     this.joined.set(clientId, session);
     void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() => undefined);
@@ -341,6 +341,11 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
 
   onUpdateRejected(session: CoordinatorSession, round: number, code: string, reason: string): void {
     this.runner.onRejected(session, round, code, reason);
+    this.wake();
+  }
+
+  onClientFailed(session: CoordinatorSession, round: number, reason: string): void {
+    this.runner.onClientFailed(session, round, reason);
     this.wake();
   }
 

@@ -4,7 +4,7 @@
  * federation's base model is admitted only to fetch it (§8), when the coordinator offers it and
  * the client declared `modelTransfer`.
  */
-import { PROTOCOL_MINOR } from '../protocol/constants.js';
+import { DEFAULT_LIMITS, PROTOCOL_MINOR } from '../protocol/constants.js';
 import type { FloatWireDType } from '../protocol/dtypes.js';
 import { isProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
 import type { ParamsOf } from '../protocol/messages.js';
@@ -66,6 +66,8 @@ export function welcomeParams(plan: FederationPlan, args: { sessionId: string; m
       maxChunkBytes: models?.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES,
       heartbeatMs: plan.limits.heartbeatMs,
       ...(plan.maxUpdateNorm !== undefined ? { maxUpdateNorm: plan.maxUpdateNorm } : {}),
+      // Fields of protocol 1.1: only for clients that negotiated it.
+      ...(args.minor >= 1 ? { maxHeaderBytes: DEFAULT_LIMITS.maxHeaderBytes, maxTensors: DEFAULT_LIMITS.maxTensors, maxProtocolErrors: plan.limits.maxProtocolErrors } : {}),
     },
     ...(models !== undefined ? { baseModel: models.manifest } : {}),
   };

@@ -28,7 +28,12 @@ function copyMatrix(m: Matrix): Matrix<Float32Array> {
 /** Resolves the plan and builds round 0's state; throws `CONFIG_INVALID` naming a missing or misshapen module. */
 export async function initialState(config: CoordinatorConfig): Promise<{ plan: FederationPlan; state: CoordinatorState }> {
   const plan = resolvePlan(config);
-  const loaded = await config.base.load();
+  let loaded: ReadonlyMap<string, Matrix>;
+  try {
+    loaded = await config.base.load(plan.layout);
+  } catch (err) {
+    throw new CoordinatorError('CONFIG_INVALID', `coordinator config: ${(err as Error).message}`);
+  }
   const base = new Map<string, Matrix<Float32Array>>();
   for (const m of plan.layout) {
     const w = loaded.get(m.module);

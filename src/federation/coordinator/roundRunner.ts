@@ -230,11 +230,13 @@ export class RoundRunner {
       ? record.modules.map((m) => ({ module: m.module, deviation: m.deviation!, relativeDeviation: m.relativeDeviation!, residualNorm: m.residualNorm! }))
       : [];
     const params = {
-      round, participants: participants.length, dropped: failures.length, durationMs: record.durationMs, baseRevision: s.revision,
+      round, participants: outcome !== null ? participants.length : 0, dropped: failures.length, durationMs: record.durationMs, baseRevision: s.revision,
       ...(record.loss !== null ? { loss: record.loss } : {}), modules,
     };
+    // `aggregated` exists from protocol 1.1 on: only sessions that negotiated it get it.
     await Promise.all([...c.joined.values()].map(async (session) => {
-      this.pending!.bytes += await session.send({ method: 'round_closed', params }).catch(() => 0);
+      const message = { method: 'round_closed' as const, params: session.minor >= 1 ? { ...params, aggregated: outcome !== null } : params };
+      this.pending!.bytes += await session.send(message).catch(() => 0);
     }));
     this.tracker = null;
     this.closing = false;
@@ -346,6 +348,14 @@ export class RoundRunner {
     if (state === 'reported') return reject('E_DUPLICATE', `a second update from ${id} for round ${round}`);
     if (state === 'failed') return reject('E_STATE', `round ${round} already counts ${id} as failed`);
     const adapter = adapterFromTensors(c.plan.layout, update.tensors);
+    if (c.plan.method === 'ffa') {
+      const changed = frozenAChange(c.state.global, adapter);
+      if (changed !== null) {
+        // A rejected upload uses up the client's round (docs/protocol.md §7.3).
+        t.fail(id, `update rejected (E_FROZEN_A): ${changed}`);
+        return reject('E_FROZEN_A', changed);
+      }
+    }
     this.updates.set(id, { clientId: id, adapter, numExamples: update.params.examples, trainLoss: update.params.trainLoss });
     this.accumulator?.add(id, adapter, update.params.examples);
     t.report(id, Date.now());
@@ -358,6 +368,14 @@ export class RoundRunner {
     this.c.publish('update_rejected', { round, clientId: id, code, reason });
     const t = this.tracker;
     if (t !== null && t.round === round && !this.closing) t.fail(id, `update rejected (${code}): ${reason}`);
+  }
+
+  /** The client says its training for `round` failed: it counts as failed now, so the round need not wait for it. */
+  onClientFailed(session: CoordinatorSession, round: number, reason: string): void {
+    const t = this.tracker;
+    const id = session.clientId;
+    if (id === undefined || t === null || t.round !== round || this.closing) return;
+    if (t.stateOf(id) === 'pending') t.fail(id, `training failed: ${reason}`);
   }
 
   onGone(clientId: string, reason: string, permanent: boolean): void {
@@ -375,4 +393,20 @@ export class RoundRunner {
   dispose(): void {
     this.tracker = null;
   }
+}
+
+/** FFA-LoRA: the first module whose uploaded lora_A differs (bitwise) from the global one, described; null when all match. */
+export function frozenAChange(global: ReadonlyMap<string, LoraFactors>, upload: ReadonlyMap<string, LoraFactors>): string | null {
+  for (const [module, g] of global) {
+    const mine = upload.get(module);
+    if (mine === undefined) continue;
+    const a = g.a.data;
+    const b = mine.a.data;
+    for (let i = 0; i < a.length; i++) {
+      if (Object.is(a[i], b[i])) continue;
+      const cols = g.a.shape[1];
+      return `module ${module}: lora_A differs from the global (frozen) lora_A at [${Math.floor(i / cols)}, ${i % cols}] (${b[i]} instead of ${a[i]}); FFA-LoRA trains B only and must upload A unchanged`;
+    }
+  }
+  return null;
 }

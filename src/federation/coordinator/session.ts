@@ -25,6 +25,8 @@ export interface SessionHost {
   /** A model_request (docs/protocol.md §8); the host answers it, in order, or refuses it. */
   onModelRequest(session: CoordinatorSession, request: Message<'model_request'>): void;
   onUpdateRejected(session: CoordinatorSession, round: number, code: string, reason: string): void;
+  /** The client reports that its training for `round` failed (protocol 1.1). */
+  onClientFailed(session: CoordinatorSession, round: number, reason: string): void;
   onLeave(session: CoordinatorSession, reason: string): void;
   onProtocolError(session: CoordinatorSession, error: ProtocolError): void;
   onClosed(session: CoordinatorSession, reason: string): void;
@@ -43,6 +45,8 @@ export class CoordinatorSession {
   revision = 0;
   factoredOk = true;
   uplinkDtype: FloatWireDType = 'float32';
+  /** Negotiated protocol minor version (welcome.protocolMinor). */
+  minor = 0;
   peerMaxFrameBytes = 4096;
   joined = false;
   /** Welcomed without the base model to fetch it (§8): never sampled, leaves and rejoins with the hash. */
@@ -142,7 +146,9 @@ export class CoordinatorSession {
       this.host.countTraffic('received', bytes.length, 0);
       const e = asProtocolError(err);
       const round = (raw.params as { round?: unknown }).round;
-      if (raw.method === 'client_update' && this.joined && Number.isInteger(round) && isTensorCheck(e.code)) {
+      // Any bad upload that names its round gets update_rejected for it (it uses up the round), never
+      // a bare error that would leave both ends waiting for the round's update until the deadline.
+      if (raw.method === 'client_update' && this.joined && Number.isInteger(round) && (round as number) >= 1) {
         this.rejectUpdate(round as number, e, raw.params);
       } else {
         this.failure(e);
@@ -169,6 +175,9 @@ export class CoordinatorSession {
         return;
       case 'client_update':
         this.host.onUpdate(this, message, frameBytes);
+        return;
+      case 'client_failed':
+        this.host.onClientFailed(this, message.params.round, message.params.reason);
         return;
       case 'ping':
         void this.send({ method: 'pong', params: { nonce: message.params.nonce } }).catch(() => undefined);
@@ -222,9 +231,6 @@ function asProtocolError(err: unknown): ProtocolError {
   return err instanceof ProtocolError ? err : protocolError('E_INTERNAL', err instanceof Error ? err.message : String(err));
 }
 
-function isTensorCheck(code: string): boolean {
-  return code.startsWith('E_TENSOR_') || code === 'E_NON_FINITE' || code === 'E_NORM_BOUND';
-}
 
 function itemSize(dtype: FloatWireDType): number {
   return dtype === 'float32' ? 4 : 2;

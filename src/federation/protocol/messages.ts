@@ -142,6 +142,9 @@ export const Welcome = defineMessage({
       maxChunkBytes: required(s.integer(1), 'Largest length a model_request may ask for.'),
       heartbeatMs: required(s.integer(100, 3_600_000), 'Send something (ping if idle) at least this often.'),
       maxUpdateNorm: optional(s.number({ min: 0, exclusiveMin: true }), 'Bound on the L2 norm of an update, if the coordinator enforces one.'),
+      maxHeaderBytes: optional(s.integer(1), 'Protocol 1.1: largest JSON header (H) the coordinator accepts.'),
+      maxTensors: optional(s.integer(1), 'Protocol 1.1: most tensor table entries the coordinator accepts in one frame.'),
+      maxProtocolErrors: optional(s.integer(1), 'Protocol 1.1: non-fatal protocol errors tolerated per connection; the next one is fatal.'),
     }), 'Limits the coordinator enforces.'),
     baseModel: optional(s.object({
       hash: required(hash, 'Content hash of the base model (see §Base model); equals config.baseModelHash.'),
@@ -198,6 +201,15 @@ export const ClientUpdate = defineMessage({
   },
 });
 
+export const ClientFailed = defineMessage({
+  method: 'client_failed', sender: 'client', tensors: 'none',
+  doc: 'Protocol 1.1: the client\'s training for a round failed; it sends no update for that round.',
+  fields: {
+    round: required(round, 'Round the client was training for.'),
+    reason: required(humanText, 'What went wrong, for the operator (plain text).'),
+  },
+});
+
 export const UpdateAck = defineMessage({
   method: 'update_ack', sender: 'coordinator', tensors: 'none',
   doc: 'The update was validated and counts for the round.',
@@ -223,6 +235,7 @@ export const RoundClosed = defineMessage({
     dropped: required(s.integer(0), 'Clients that started the round but did not deliver in time.'),
     durationMs: required(s.integer(0), 'From round_start to close.'),
     baseRevision: required(revision, 'Base revision after this round.'),
+    aggregated: optional(s.boolean(), 'Protocol 1.1: whether the round aggregated (false: the global model is unchanged). Sent when the negotiated minor is ≥ 1.'),
     loss: optional(s.object({
       mean: required(s.number(), 'Weighted mean train loss of the participants.'),
       min: required(s.number(), 'Smallest participant train loss.'),
@@ -305,7 +318,7 @@ export const ModelChunk = defineMessage({
 
 /** Every message, in documentation order. */
 export const MESSAGES = [
-  Hello, Welcome, Reject, RoundStart, ClientUpdate, UpdateAck, UpdateRejected, RoundClosed,
+  Hello, Welcome, Reject, RoundStart, ClientUpdate, ClientFailed, UpdateAck, UpdateRejected, RoundClosed,
   Ping, Pong, Leave, FederationDone, ErrorMessage, ModelRequest, ModelChunk,
 ] as const;
 

@@ -85,6 +85,16 @@ export function advanceSession(state: SessionState, from: 'client' | 'coordinato
       requirePhase(state, method, ['training']);
       return { ...state, phase: 'uploaded' };
     }
+    case 'client_failed': {
+      // Like an update, it uses up the client's round: it sends nothing more for it.
+      requirePhase(state, method, JOINED);
+      const r = roundOf(params);
+      if (r <= state.closedRound) throw protocolError('E_ROUND_CLOSED', `client_failed for round ${r}, which is closed`);
+      if (r !== state.round) throw protocolError('E_ROUND_MISMATCH', `client_failed for round ${r}, but this client's round is ${state.round}`);
+      if (state.phase === 'uploaded') throw protocolError('E_DUPLICATE', `client_failed for round ${r} after this client's update or failure for it`);
+      requirePhase(state, method, ['training']);
+      return { ...state, phase: 'uploaded' };
+    }
     case 'update_ack':
     case 'update_rejected': {
       requirePhase(state, method, JOINED);

@@ -96,7 +96,9 @@ export interface JoinEventMap {
   join_uploaded: { readonly round: number; readonly bytes: number };
   join_update_acked: { readonly round: number };
   join_update_rejected: { readonly round: number; readonly code: string; readonly reason: string };
-  join_round_closed: { readonly round: number; readonly participants: number; readonly meanLoss: number | null; readonly meanRelativeDeviation: number | null };
+  /** This client's training for the round failed (the coordinator was told with client_failed). */
+  join_training_failed: { readonly clientId: string; readonly round: number; readonly message: string };
+  join_round_closed: { readonly round: number; readonly participants: number; readonly aggregated: boolean; readonly meanLoss: number | null; readonly meanRelativeDeviation: number | null };
   join_done: { readonly reason: 'completed' | 'stopped' | 'failed' | 'left'; readonly roundsCompleted: number; readonly roundsParticipated: number; readonly baseRevision: number };
   /**
    * Fetching the coordinator's base model (no --model): offered, cached (found in the model cache),
@@ -135,7 +137,7 @@ const SIMULATION_TYPES: Record<keyof SimulationEventMap, true> = {
 };
 const JOIN_TYPES: Record<keyof JoinEventMap, true> = {
   join_connected: true, join_welcomed: true, join_reconnecting: true, join_disconnected: true, join_round_started: true,
-  join_uploaded: true, join_update_acked: true, join_update_rejected: true, join_round_closed: true, join_done: true, join_model: true,
+  join_uploaded: true, join_update_acked: true, join_update_rejected: true, join_training_failed: true, join_round_closed: true, join_done: true, join_model: true,
 };
 
 /** The coordinator's event types (what `simulate` and `host` forward). */

@@ -12,10 +12,11 @@ import { createSafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import type { AdaptedModule } from '../../model/types.js';
 import type { Device } from '../../runtime/session.js';
 import { modelBaseSource, modelManifest } from '../client/modelBase.js';
+import { createModelClient } from '../client/modelClient.js';
 import { createOnnxTrainer, type OnnxLocalTrainer, type TrainerFactory } from '../client/onnxTrainer.js';
 import type { FederationSettings, LocalTrainer } from '../client/trainer.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
-import type { DataPart, EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
+import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
 
 /** Settings of the real workload. */
 export interface OnnxWorkloadOptions {
@@ -80,13 +81,18 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
     layout,
     targetModules: o.targetModules,
     base,
-    createTrainer(part: DataPart, onProgress?: (p: StepProgress) => void): LocalTrainer {
-      if (part === null) {
-        // The pooled trainer is also the evaluator: hand out a view whose dispose keeps it alive.
-        onPooledProgress = onProgress;
-        return { train: (...args) => pooled.train(...args), dispose: async () => { onPooledProgress = undefined; } };
-      }
-      return createOnnxTrainer({ ...common, shard: { index: part.index, count: part.count, split: o.split, seed: o.seed }, ...(onProgress !== undefined ? { onProgress } : {}) });
+    createTrainer(_part: null, onProgress?: (p: StepProgress) => void): LocalTrainer {
+      // The pooled trainer is also the evaluator: hand out a view whose dispose keeps it alive.
+      onPooledProgress = onProgress;
+      return { train: (...args) => pooled.train(...args), dispose: async () => { onPooledProgress = undefined; } };
+    },
+    createClient(part, connection, onProgress) {
+      // Exactly what `fedex join` builds (client/modelClient.ts), sharing one base source.
+      const { modelDir: _dir, ...training } = common;
+      return createModelClient({
+        ...connection, modelDir: o.modelDir, hash: manifest.hash, base,
+        training: { ...training, shard: { index: part.index, count: part.count, split: o.split, seed: o.seed }, ...(onProgress !== undefined ? { onProgress } : {}) },
+      });
     },
     async evaluate(adapter, weights): Promise<EvalMetrics> {
       const e = await pooled.evaluate(evalSettings, adapter, weights, {

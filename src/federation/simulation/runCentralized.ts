@@ -55,7 +55,7 @@ export async function runCentralized(o: CentralizedRunOptions): Promise<MethodRe
     progress(CENTRALIZED_ID, p);
     o.onStep?.(CENTRALIZED_ID, p);
   });
-  const base: ReadonlyMap<string, Matrix<Float32Array>> = await o.workload.base.load();
+  const base: ReadonlyMap<string, Matrix<Float32Array>> = await o.workload.base.load(o.workload.layout);
   const info: BaseUpdateInfo = { revision: 0, fromRevision: null, updatedModules: [], modules: base };
   const config: TrainConfig = {
     method: 'fedit', rounds: o.rounds, localSteps: steps, batchSize: o.batchSize, rank: o.rank, alpha: o.alpha, rsLora: false,

@@ -108,15 +108,14 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
     const url = await coordinator.start();
     for (let i = 0; i < o.clients; i++) {
       const clientId = simulationClientId(i);
-      const trainer = workload.createTrainer({ index: i, count: o.clients }, (p) => {
+      const { client, trainer } = workload.createClient({ index: i, count: o.clients }, {
+        url, token: coordinator.token, name: clientId, clientId, backend: o.backend,
+        reconnect: { maxAttempts: 5 }, ...(o.signal !== undefined ? { signal: o.signal } : {}),
+      }, (p) => {
         progress(clientId, p);
         o.onStep?.(clientId, p);
       });
       trainers.push(trainer);
-      const client = new FederationClient({
-        url, token: coordinator.token, name: clientId, clientId, base: workload.base, trainer, backend: o.backend,
-        reconnect: { maxAttempts: 5 }, ...(o.signal !== undefined ? { signal: o.signal } : {}),
-      });
       client.on('trained', ({ round, result, durationMs }) => {
         sink.emit('client_round_done', { method, clientId, round, trainLoss: result.trainLoss, examples: result.numExamples, steps: result.steps ?? o.localSteps, seconds: durationMs / 1000 }, method);
         saver?.client(round, clientId, result.adapter);

@@ -65,7 +65,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     workload: workload.kind, targetModules: workload.targetModules, modules: workload.layout.length,
   };
   // The initial global adapter has B = 0, so every method starts from the base model itself.
-  const pristine = await workload.base.load();
+  const pristine = await workload.base.load(workload.layout);
   const zero = new Map(workload.layout.map((m) => [m.module, {
     a: { shape: [m.rank, m.in] as [number, number], data: new Float32Array(m.rank * m.in) },
     b: { shape: [m.out, m.rank] as [number, number], data: new Float32Array(m.out * m.rank) },

@@ -8,6 +8,7 @@
 import { loraScaling } from '../../core/lora.js';
 import { createRng, fillGaussian } from '../../core/random.js';
 import type { Matrix } from '../../core/tensor.js';
+import { FederationClient } from '../client/client.js';
 import { createSyntheticBase, createSyntheticTrainer } from '../client/syntheticTrainer.js';
 import type { Adapter, BaseUpdateInfo, LocalTrainer, TrainConfig, TrainResult } from '../client/trainer.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
@@ -42,25 +43,30 @@ export function createSyntheticWorkload(options: SyntheticWorkloadOptions): Simu
   const rng = createRng(options.seed ^ 0x5eed);
   const targets = new Map(layout.map((m) => [m.module, fillGaussian(new Float32Array(m.in * m.out), rng, 0.02)]));
   const scale = loraScaling(options.alpha, options.rank, false);
+  const syntheticTrainer = (part: DataPart, onProgress?: (p: StepProgress) => void): LocalTrainer => {
+    const inner = createSyntheticTrainer({ seed: part === null ? 99 : 100 + part.index, numExamples: 64, noise: 0.01 });
+    return {
+      async train(round: number, global: Adapter, info: BaseUpdateInfo, config: TrainConfig, signal: AbortSignal): Promise<TrainResult> {
+        const steps = config.localSteps ?? 1;
+        const result = await inner.train(round, global, info, config, signal);
+        for (let step = 1; step <= steps; step++) {
+          if ((options.stepDelayMs ?? 0) > 0) await new Promise((r) => setTimeout(r, options.stepDelayMs));
+          onProgress?.({ round, step, totalSteps: steps, loss: result.trainLoss * (1 + 0.1 * (steps - step) / steps) });
+        }
+        return { ...result, numExamples: steps * config.batchSize, steps };
+      },
+    };
+  };
   return {
     kind: 'synthetic',
     layout,
     targetModules: ['c_attn', 'c_proj'],
     base,
-    createTrainer(part: DataPart, onProgress?: (p: StepProgress) => void): LocalTrainer {
-      const inner = createSyntheticTrainer({ seed: part === null ? 99 : 100 + part.index, numExamples: 64, noise: 0.01 });
-      return {
-        async train(round: number, global: Adapter, info: BaseUpdateInfo, config: TrainConfig, signal: AbortSignal): Promise<TrainResult> {
-          const steps = config.localSteps ?? 1;
-          const result = await inner.train(round, global, info, config, signal);
-          for (let step = 1; step <= steps; step++) {
-            if ((options.stepDelayMs ?? 0) > 0) await new Promise((r) => setTimeout(r, options.stepDelayMs));
-            onProgress?.({ round, step, totalSteps: steps, loss: result.trainLoss * (1 + 0.1 * (steps - step) / steps) });
-          }
-          return { ...result, numExamples: steps * config.batchSize, steps };
-        },
-      };
+    createClient(part, connection, onProgress) {
+      const trainer = syntheticTrainer(part, onProgress);
+      return { client: new FederationClient({ ...connection, base, trainer }), trainer };
     },
+    createTrainer: (part: null, onProgress?: (p: StepProgress) => void): LocalTrainer => syntheticTrainer(part, onProgress),
     async evaluate(adapter: Adapter, weights: ReadonlyMap<string, Matrix<Float32Array>>): Promise<EvalMetrics> {
       // Root-mean-square distance of the effective weights to the seeded targets, in units of 0.01.
       let sum = 0;

@@ -6,6 +6,7 @@
  */
 import type { Matrix } from '../../core/tensor.js';
 import type { BaseSource } from '../client/baseCopy.js';
+import type { FederationClient, FederationClientOptions } from '../client/client.js';
 import type { Adapter, LocalTrainer } from '../client/trainer.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 
@@ -30,6 +31,9 @@ export interface StepProgress {
 /** Which data a trainer sees: client `index` of `count` (its non-IID share) or, when null, all of it. */
 export type DataPart = { readonly index: number; readonly count: number } | null;
 
+/** Where a simulated client connects and how (everything of a client but its base and trainer). */
+export type SimulationConnection = Omit<FederationClientOptions, 'base' | 'trainer'>;
+
 /** A model, a data set and how to train and evaluate on them. */
 export interface SimulationWorkload {
   readonly kind: 'onnx' | 'synthetic';
@@ -39,8 +43,13 @@ export interface SimulationWorkload {
   readonly targetModules: readonly string[];
   /** The pristine base model: content hash and adapted weights. */
   readonly base: BaseSource;
-  /** The trainer of one client (or of the pooled data); progress goes to `onProgress`. */
-  createTrainer(part: DataPart, onProgress?: (p: StepProgress) => void): LocalTrainer;
+  /** The trainer of the pooled data (the centralized reference); progress goes to `onProgress`. */
+  createTrainer(part: null, onProgress?: (p: StepProgress) => void): LocalTrainer;
+  /**
+   * Client `part.index` of `part.count` on its share of the data, connected as `connection` says.
+   * The real workload builds it exactly as `fedex join` does (client/modelClient.ts).
+   */
+  createClient(part: { readonly index: number; readonly count: number }, connection: SimulationConnection, onProgress?: (p: StepProgress) => void): { client: FederationClient; trainer: LocalTrainer };
   /** Evaluates the model `base` (adapted modules, stored layout) + `adapter` on the eval set. */
   evaluate(adapter: Adapter, base: ReadonlyMap<string, Matrix<Float32Array>>): Promise<EvalMetrics>;
   /**

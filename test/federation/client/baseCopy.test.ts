@@ -13,7 +13,7 @@ const ones = { name: tensorName(m.module, ROLE_RESIDUAL_DENSE), shape: [m.out, m
 const update = (fromRevision: number, baseRevision: number) => ({ baseRevision, baseUpdate: { fromRevision, modules: [{ module: m.module, form: 'dense' as const, innerDim: 0, scale: 0.5 }] } });
 
 test('updates apply from the held revision or from 0 (reloading the pristine base); anything else is E_BASE_MISMATCH', async () => {
-  const copy = await BaseCopy.load(BASE);
+  const copy = await BaseCopy.load(BASE, LAYOUT);
   const pristine = BASE.modules.get(m.module)!.data;
   assert.deepEqual(await copy.apply(update(0, 1), [ones], LAYOUT, backend), [m.module]);
   assert.equal(copy.revision, 1);
@@ -31,7 +31,7 @@ test('updates apply from the held revision or from 0 (reloading the pristine bas
 });
 
 test('checkLayout names the module whose stored shape is wrong', async () => {
-  const copy = await BaseCopy.load(BASE);
+  const copy = await BaseCopy.load(BASE, LAYOUT);
   copy.checkLayout(LAYOUT);
   assert.throws(() => copy.checkLayout([{ ...LAYOUT[0], fanInFanOut: false }]), (e: unknown) => e instanceof ClientError && e.code === 'C_BASE_LAYOUT' && /\[16, 48\].*needs \[48, 16\]/.test(e.message));
 });

@@ -70,7 +70,7 @@ test('a client whose base differs from the federation\'s, or lacks a layout modu
     const foreign = createSyntheticBase(LAYOUT, 8);
     const a = new FederationClient(clientOptions(url, 0, { base: foreign }));
     await assert.rejects(a.run(), (err: unknown) => err instanceof ClientError && err.code === 'E_BASE_MISMATCH' && /does not transfer models/.test(err.message));
-    const partial = { hash: coordinator.plan.baseModelHash, load: async () => new Map([...(await foreign.load())].slice(1)) };
+    const partial = { hash: coordinator.plan.baseModelHash, load: async () => new Map([...(await foreign.load(LAYOUT))].slice(1)) };
     const b = new FederationClient(clientOptions(url, 1, { base: partial }));
     await assert.rejects(b.run(), (err: unknown) => err instanceof ClientError && err.code === 'C_BASE_LAYOUT' && err.message.includes(LAYOUT[0].module));
   } finally {

@@ -104,8 +104,8 @@ describe('client: fetching the base model', { timeout: 60_000 }, () => {
       assert.equal(b.baseRevision, final.revision);
       assert.ok(final.revision > 0, 'FedEx changed the base');
       for (const l of m.model.layout) {
-        assert.ok(relErr(b.base.modules.get(l.module)!, final.base.get(l.module)!) < 1e-6, `${l.module}: the fetched base ends as the coordinator's`);
-        assert.deepEqual(b.base.modules.get(l.module)!.data, a.base.modules.get(l.module)!.data, `${l.module}: both clients hold the same bits`);
+        assert.ok(relErr(b.base!.modules.get(l.module)!, final.base.get(l.module)!) < 1e-6, `${l.module}: the fetched base ends as the coordinator's`);
+        assert.deepEqual(b.base!.modules.get(l.module)!.data, a.base!.modules.get(l.module)!.data, `${l.module}: both clients hold the same bits`);
       }
 
       const again = await fetchBaseModel(fetchOptions(url, cache, { clientId: 'c9' }));
@@ -138,7 +138,7 @@ describe('client: fetching the base model', { timeout: 60_000 }, () => {
     await writeFile(join(dir, 'notes.txt'), 'hello');
     const files = [...m.manifest.files, { name: 'notes.txt', bytes: 5, sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824' }];
     const hash = baseModelHash(files);
-    await withCoordinator({ base: { hash, load: () => m.model.base.load() } }, { dir, hash, files }, async (_c, url) => {
+    await withCoordinator({ base: { hash, load: (layout) => m.model.base.load(layout) } }, { dir, hash, files }, async (_c, url) => {
       const cache = newCache();
       await assert.rejects(fetchBaseModel(fetchOptions(url, cache)), (err: unknown) => err instanceof ClientError && err.code === 'E_MODEL_TRANSFER' && /'notes\.txt' this client does not store/.test(err.message));
       await assert.rejects(readdir(cache.root), { code: 'ENOENT' });

@@ -28,7 +28,7 @@ function updates(k: number, examples: (i: number) => number): AcceptedUpdate[] {
 
 async function aggregate(weighting: 'uniform' | 'examples', ups: AcceptedUpdate[], accumulate: 'all' | 'some' | 'none'): Promise<{ base: Map<string, Matrix<Float32Array>>; result: NonNullable<Awaited<ReturnType<typeof aggregateRound>>> }> {
   const plan = resolvePlan(coordinatorConfig('unused', { weighting, incrementalAggregation: 'always' }));
-  const base = new Map([...(await BASE.load())].map(([k, m]) => [k, { shape: m.shape, data: Float32Array.from(m.data) } as Matrix<Float32Array>]));
+  const base = new Map([...(await BASE.load(LAYOUT))].map(([k, m]) => [k, { shape: m.shape, data: Float32Array.from(m.data) } as Matrix<Float32Array>]));
   const global = new Map(LAYOUT.map((m) => [m.module, { a: { shape: [m.rank, m.in], data: new Float32Array(m.rank * m.in) }, b: { shape: [m.out, m.rank], data: new Float32Array(m.out * m.rank) } } as LoraFactors]));
   let accumulator: IdealUpdateAccumulator | undefined;
   if (accumulate !== 'none') {

@@ -99,7 +99,7 @@ describe('federation over loopback WebSockets, 3 clients × 3 rounds', { timeout
       for (const o of outcomes) {
         assert.equal(o.reason, 'completed');
         assert.equal(o.baseRevision, 3);
-        sameBits(o.base.modules, checks[2].snapshot.base, 'final client base vs coordinator');
+        sameBits(o.base!.modules, checks[2].snapshot.base, 'final client base vs coordinator');
         for (const m of LAYOUT) assert.deepEqual(o.global!.get(m.module)!.a.data, checks[2].snapshot.global.get(m.module)!.a.data);
       }
     });

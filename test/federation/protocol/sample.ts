@@ -71,10 +71,11 @@ export function sampleMessages(): { [M in Method]: OutgoingMessage<M> } {
     reject: { method: 'reject', params: { code: 'E_AUTH', message: 'wrong token', retryAfterMs: 1000 } },
     round_start: { method: 'round_start', params: { round: 2, deadline: 1_700_000_000_000, timeLimitMs: 600_000, baseRevision: 1, baseUpdate: { fromRevision: 0, modules: RESIDUALS } }, tensors: globalTensors(1) },
     client_update: { method: 'client_update', params: { round: 2, examples: 128, trainLoss: 2.5, steps: 20, durationMs: 1234, metrics: { evalLoss: 2.4, 'acc/top1': 0.5 } }, tensors: randomTensors(adapterTensorShapes(LAYOUT), 2) },
+    client_failed: { method: 'client_failed', params: { round: 2, reason: 'trainer: out of memory at batch 8' } },
     update_ack: { method: 'update_ack', params: { round: 2 } },
     update_rejected: { method: 'update_rejected', params: { round: 2, code: 'E_ROUND_CLOSED', reason: 'round 2 closed at 12:00' } },
     round_closed: { method: 'round_closed', params: {
-      round: 2, participants: 3, dropped: 1, durationMs: 60_000, baseRevision: 2, loss: { mean: 2.1, min: 1.9, max: 2.4 },
+      round: 2, participants: 3, dropped: 1, durationMs: 60_000, baseRevision: 2, aggregated: true, loss: { mean: 2.1, min: 1.9, max: 2.4 },
       modules: [{ module: 'transformer.h.0.attn.c_attn', deviation: 0.25, relativeDeviation: 0.1, residualNorm: 0.03125 }],
     } },
     ping: { method: 'ping', params: { nonce: 7, sentAt: 1_700_000_000_123 } },
