@@ -2,6 +2,9 @@
 # Runs the end-to-end tests (test/e2e/*.e2e.ts) against a real VS Code: code-server 4.139.1 on a free
 # loopback port, with the packaged linux-x64 VSIX installed, driven by Debian's Chromium through
 # playwright-core. Needs scripts/e2e/setup.sh first (`npm run test:e2e` does both, and packages).
+# The specs run one after the other in the same code-server, each in a browser and workspace of its
+# own: hostFederation (FedEx: Host Federation, joined by two `fedex join` processes of the repository's
+# bin/fedex.cjs, run with this shell's node) and simulation (FedEx: Run Local Simulation).
 # Usage: scripts/e2e/run.sh [path/to.vsix] [test file…]
 # Artifacts (screenshots, code-server and extension-host logs): test-results/e2e/ (FEDEX_E2E_ARTIFACTS).
 set -euo pipefail

@@ -107,6 +107,15 @@ export interface PeftAdapterPlan {
   readonly extraTensors?: ReadonlyMap<string, { readonly shape: readonly number[] }>;
 }
 
+/**
+ * The adapter_config.json a plan would write, checked as the writer checks it (every module matched
+ * by target_modules, ranks and alphas expressible), without writing anything: call it before a long
+ * run so a config PEFT could not load fails at the start, not after the last round.
+ */
+export function checkPeftAdapterPlan(plan: PeftAdapterPlan, dir: string): LoraConfig {
+  return resolveConfig(plan, dir, false);
+}
+
 /** Config as it will be written: derived r and target_modules, rank/alpha patterns for the exceptions. */
 function resolveConfig(input: PeftAdapterPlan, dir: string, exactTargets: boolean): LoraConfig {
   const paths = input.modules.map((m) => m.modulePath);

@@ -69,3 +69,16 @@ export function selectTargetModules(candidates: readonly string[], targets: read
   }
   return selected;
 }
+
+/**
+ * The `target_modules` to write into a PEFT adapter_config.json for an adapter whose modules are
+ * `selected` (resolved paths), given what was asked for. A list of plain names is kept: PEFT applies
+ * the same suffix rule, so it selects the same modules. `all-linear` and a regular expression are
+ * resolved: the adapter names its modules' full paths, which PEFT matches exactly (its `all-linear`
+ * also excludes other layers than ours on some architectures, and an adapter should not depend on
+ * a rule being re-evaluated).
+ */
+export function peftTargetModules(requested: readonly string[], selected: readonly string[]): string[] {
+  if (requested.length > 0 && requested.every(isPlainModuleName) && !requested.includes(ALL_LINEAR)) return [...requested];
+  return [...selected];
+}

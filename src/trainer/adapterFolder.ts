@@ -9,6 +9,7 @@ import type { LoraFactors } from '../core/lora.js';
 import type { Tensor } from '../core/tensor.js';
 import { readPeftAdapter, writePeftAdapter } from '../formats/peft.js';
 import type { LoraConfig } from '../formats/peftConfig.js';
+import { peftTargetModules } from '../model/targetModules.js';
 import type { ModelTask } from '../model/types.js';
 import type { AdapterTensors, TrainerInfo } from './types.js';
 
@@ -47,7 +48,7 @@ export async function writeAdapterFolder(dir: string, adapter: AdapterTensors, m
       loraAlpha: lora.alpha,
       useRslora: lora.useRslora,
       loraDropout: lora.dropout,
-      targetModules: [...lora.targetModules],
+      targetModules: peftTargetModules(lora.targetModules, info.modules.map((m) => m.path)),
       fanInFanOut: info.modules.length > 0 && info.modules.every((m) => m.layout === 'conv1d'),
       taskType: peftTaskType(info.task),
       modulesToSave: modulesToSave.length > 0 ? modulesToSave : null,

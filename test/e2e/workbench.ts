@@ -3,8 +3,10 @@
  * playwright-core, runs commands from the Command Palette, reads tree views and finds elements inside
  * webview iframes. The environment comes from scripts/e2e/run.sh (FEDEX_E2E_*).
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Frame, Locator, Page } from 'playwright-core';
 
@@ -136,4 +138,70 @@ export async function screenshot(page: Page, env: E2eEnvironment, name: string):
   const path = join(env.artifacts, `${name}.png`);
   await page.screenshot({ path, fullPage: false });
   return path;
+}
+
+/**
+ * A fresh folder beside the run's workspace (`<run folder>/workspace-<name>`), for a spec that must
+ * not share its workspace settings or `.fedex/runs` with another spec.
+ */
+export function freshWorkspace(env: E2eEnvironment, name: string): string {
+  const folder = join(dirname(env.workspace), `workspace-${name}`);
+  rmSync(folder, { recursive: true, force: true });
+  mkdirSync(folder, { recursive: true });
+  return folder;
+}
+
+/** A TCP port free on 127.0.0.1 right now (the OS picks it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The notification whose message matches `message`: its toast, or (once the toast hid itself, as
+ * information toasts do after a while) its entry in the Notifications center, which this opens.
+ */
+export async function findNotification(page: Page, message: RegExp, timeoutMs: number): Promise<Locator> {
+  const item = (scope: string): Locator => page.locator(`${scope} .notification-list-item`, { has: page.locator('.notification-list-item-message', { hasText: message }) }).first();
+  const toast = item('.notifications-toasts');
+  const center = item('.notifications-center');
+  const started = Date.now();
+  let opened = false;
+  const found = await waitUntil(`a notification matching ${message}`, async () => {
+    if (await toast.isVisible()) return toast;
+    if (await center.isVisible()) return center;
+    // Not shown as a toast for a while (it hid, or toasts are off): look in the Notifications center.
+    if (!opened && (await center.count() > 0 || Date.now() - started > 15_000)) {
+      opened = true;
+      await runCommand(page, 'Notifications: Show Notifications');
+    }
+    return null;
+  }, (l) => l !== null, timeoutMs);
+  return found!;
+}
+
+/** Clicks the button labelled `label` of a notification (found by `findNotification`). */
+export async function clickNotificationButton(notification: Locator, label: string): Promise<void> {
+  await notification.hover();
+  await notification.locator('.notification-list-item-buttons-container .monaco-button', { hasText: label }).first().click();
+}
+
+/**
+ * The text on the browser's clipboard (what the workbench copied with `vscode.env.clipboard`). The
+ * context must have been granted 'clipboard-read' (`allowClipboard`).
+ */
+export async function readClipboard(page: Page): Promise<string> {
+  await page.bringToFront();
+  return page.evaluate(() => navigator.clipboard.readText());
+}
+
+/** Lets the page read and write the clipboard (headless Chromium otherwise refuses `readText`). */
+export async function allowClipboard(workbench: Workbench, env: E2eEnvironment): Promise<void> {
+  await workbench.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(env.url).origin });
 }

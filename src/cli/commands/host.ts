@@ -7,18 +7,21 @@
  * A model folder is offered to clients that lack it (they fetch it over the protocol and verify its
  * content hash); --no-model-transfer turns that off.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { STRATEGY_NAMES } from '../../core/strategies/types.js';
 import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
 import { Coordinator } from '../../federation/coordinator/coordinator.js';
-import type { CoordinatorConfig, Quorum } from '../../federation/coordinator/config.js';
+import type { CoordinatorConfig, FederationPlan, Quorum } from '../../federation/coordinator/config.js';
 import type { ModelOffer } from '../../federation/coordinator/modelServer.js';
-import { modelManifest } from '../../federation/client/modelBase.js';
+import { adaptableModules, modelManifest } from '../../federation/client/modelBase.js';
+import { writeModelFolder } from '../../federation/simulation/onnxWorkload.js';
+import { writeFileAtomic } from '../../formats/atomicFile.js';
 import { eventsFlagSink } from '../../federation/simulation/eventSink.js';
 import { COORDINATOR_EVENT_TYPES } from '../../federation/simulation/events.js';
 import { meanOf } from '../../federation/simulation/report.js';
-import { writeAdapterFolder, writeBaseFolder } from '../../federation/simulation/saveAdapters.js';
+import { AdapterSaver, adapterFields, checkAdapterConfig, writeAdapterFolder, writeBaseFolder } from '../../federation/simulation/saveAdapters.js';
 import type { ServerTlsOptions } from '../../federation/transport/types.js';
 import type { CliCommand } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
@@ -53,6 +56,7 @@ const FLAGS: FlagSpecs = {
   'no-model-transfer': { type: 'boolean', help: 'do not send the base model to clients that lack it (each client then needs --model with its own copy)' },
   out: { type: 'string', value: 'dir', help: 'run directory (state, events.jsonl, final/)', default: 'runs/host' },
   resume: { type: 'string', value: 'dir', help: 'continue the federation persisted in this run directory' },
+  'save-adapters': { type: 'boolean', help: "keep every round's accepted client adapters and global adapter (PEFT folders) and the base after it under <run>/adapters/, to check exactness offline (fedex aggregate)" },
   'manual-rounds': { type: 'boolean', help: 'each round waits for the operator: Enter (or a line "start") on standard input runs the next one (not persisted: choose again with --resume)' },
   events: { type: 'string', value: 'file|-', help: "JSONL event stream to a file, or '-' for stdout (human output to stderr)" },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -81,26 +85,38 @@ export function parseQuorum(raw: string): Quorum {
   throw usageError(`fedex host: --quorum must be a fraction in (0, 1) or a count ≥ 1, got '${raw}'.`);
 }
 
+/** Where a run records its model folder, so `--resume` writes the same complete final/model. */
+const MODEL_SOURCE = 'model-source.json';
+
+/** The model of a resumed run: its folder (or null for the synthetic model), manifest and final-model writer. */
+interface ResumedModel {
+  readonly dir: string | null;
+  readonly offer?: ModelOffer;
+  readonly writeModel?: FederationModel['writeModel'];
+}
+
 /**
- * The base model offered over the protocol: the model folder's manifest, unless --no-model-transfer
- * or the synthetic model. On --resume the folder of --model (or the default) is offered when its
- * content hash is the run's; a --model given explicitly that is not the run's model is an error.
+ * The model folder of a run being resumed: --model, else the folder the run recorded; it must have
+ * the run's content hash (checked once: the hash is the model's identity). It is offered to
+ * clients (unless --no-model-transfer) and final/model is written from it, complete, as an
+ * uninterrupted run writes it. Without it the resume is refused, naming the folder it looked for.
  */
-async function modelOffer(args: ParsedArgs, model: FederationModel | undefined, runHash: string): Promise<ModelOffer | undefined> {
-  if (booleanFlag(args, 'no-model-transfer')) return undefined;
-  if (model !== undefined) return model.modelDir !== null && model.manifest !== undefined ? { dir: model.modelDir, hash: model.manifest.hash, files: model.manifest.files } : undefined;
+async function resumedModel(args: ParsedArgs, runDir: string, plan: FederationPlan): Promise<ResumedModel> {
+  const recorded = await readFile(join(runDir, MODEL_SOURCE), 'utf8').then((t) => (JSON.parse(t) as { modelDir: string | null }).modelDir, () => undefined);
   const given = optionalString(args, 'model');
-  if (given === 'synthetic') return undefined;
-  let manifest;
-  try {
-    manifest = await modelManifest(resolveModelDir(given, 'host'));
-  } catch (err) {
-    if (given !== undefined) throw err;
-    return undefined;
+  if (given === 'synthetic' || (given === undefined && recorded === null)) return { dir: null };
+  const dir = resolveModelDir(given ?? recorded ?? undefined, 'host');
+  const manifest = await modelManifest(dir);
+  if (manifest.hash !== plan.baseModelHash) {
+    throw usageError(`fedex host: --resume ${runDir}: the model folder ${dir} has content hash ${manifest.hash.slice(0, 12)}…, the run uses ${plan.baseModelHash.slice(0, 12)}…; give the run's model folder with --model.`);
   }
-  if (manifest.hash === runHash) return { dir: manifest.dir, hash: manifest.hash, files: manifest.files };
-  if (given !== undefined) throw usageError(`fedex host: --model ${manifest.dir} has content hash ${manifest.hash.slice(0, 12)}…, the resumed run uses ${runHash.slice(0, 12)}…; give the run's model folder (or --no-model-transfer).`);
-  return undefined;
+  const keys = new Map((await adaptableModules(dir)).map((m) => [m.path, m.baseKey]));
+  const baseKeys = new Map(plan.layout.map((m) => [m.module, keys.get(m.module) ?? `${m.module}.weight`]));
+  return {
+    dir,
+    ...(booleanFlag(args, 'no-model-transfer') ? {} : { offer: { dir, hash: manifest.hash, files: manifest.files } }),
+    writeModel: (to, weights) => writeModelFolder(dir, to, weights, baseKeys),
+  };
 }
 
 async function tlsOptions(args: ParsedArgs): Promise<ServerTlsOptions | undefined> {
@@ -139,11 +155,16 @@ export const hostCommand: CliCommand = {
     const backend = createOrtProductBackend();
     let coordinator: Coordinator;
     let model: Awaited<ReturnType<typeof federationModel>> | undefined;
+    let writeModel: FederationModel['writeModel'];
     try {
       if (resumeDir !== undefined) {
-        coordinator = await Coordinator.resume(resolve(resumeDir), {
-          listen, backend, manualRounds, ...(token !== undefined ? { token } : {}), modelOffer: (hash) => modelOffer(args, undefined, hash),
+        const runDir = resolve(resumeDir);
+        let resumed: ResumedModel | undefined;
+        coordinator = await Coordinator.resume(runDir, {
+          listen, backend, manualRounds, ...(token !== undefined ? { token } : {}),
+          modelOffer: async (_hash, plan) => (resumed = await resumedModel(args, runDir, plan)).offer,
         });
+        writeModel = resumed?.writeModel;
       } else {
         if (args.values['local-epochs'] !== undefined && args.values['local-steps'] !== undefined) throw usageError('fedex host: give --local-steps or --local-epochs, not both.');
         const rank = int('rank', 8, 1, 4096);
@@ -170,12 +191,19 @@ export const hostCommand: CliCommand = {
           sampleFraction: numberFlag(args, 'sample-fraction', 'host', 1, { min: Number.MIN_VALUE, max: 1 }),
           seed, backend, listen, ...(token !== undefined ? { token } : {}),
         };
-        coordinator = await Coordinator.create({ ...config, manualRounds, modelOffer: await modelOffer(args, model, model.base.hash) });
+        // The final adapter's config is checked now, not after the last round.
+        checkAdapterConfig(join(config.runDir, 'final', 'adapter'), config.layout, adapterFields(config.layout, config.lora));
+        const offer = booleanFlag(args, 'no-model-transfer') || model.modelDir === null || model.manifest === undefined
+          ? undefined : { dir: model.modelDir, hash: model.manifest.hash, files: model.manifest.files };
+        coordinator = await Coordinator.create({ ...config, manualRounds, ...(offer !== undefined ? { modelOffer: offer } : {}) });
+        await writeFileAtomic(join(config.runDir, MODEL_SOURCE), `${JSON.stringify({ modelDir: model.modelDir })}\n`);
+        writeModel = model.writeModel;
       }
     } catch (err) {
       await backend.dispose();
       const e = err as Error & { code?: string };
       if (e.code === 'RUN_DIR_IN_USE') throw new CliError(`fedex host: ${e.message} (--resume <dir> continues it, --out <dir> starts a new one elsewhere).`);
+      if (e.code === 'RUN_DIR_LOCKED') throw new CliError(`fedex host: ${e.message}; stop it first, or use another --out.`);
       throw err;
     }
 
@@ -184,6 +212,32 @@ export const hostCommand: CliCommand = {
       (coordinator.on as (t: string, l: (p: never) => void) => unknown)(type, (payload: never) => sink.emit(type, payload));
     }
     const plan = coordinator.plan;
+    // --save-adapters: what simulate --save-adapters writes, from the uploads this coordinator accepts.
+    // Folder names are this process's (client-1, client-2, … in order of first upload), listed in clients.json.
+    let saver: AdapterSaver | undefined;
+    let saveNames: (() => Promise<void>) | undefined;
+    if (booleanFlag(args, 'save-adapters')) {
+      const dir = join(coordinator.runDir, 'adapters');
+      const fields = adapterFields(plan.layout, plan.lora);
+      checkAdapterConfig(dir, plan.layout, fields);
+      const names = new Map<string, string>();
+      const s = new AdapterSaver(dir, { layout: plan.layout, ...(writeModel !== undefined ? { writeModel } : {}) }, fields);
+      saver = s;
+      saveNames = async () => writeFileAtomic(join(dir, 'clients.json'), `${JSON.stringify(Object.fromEntries([...names].map(([id, folder]) => [folder, id])), null, 2)}\n`);
+      if (coordinator.state.round === 0) {
+        const snap = coordinator.snapshot();
+        s.global(0, snap.global, snap.base);
+      }
+      coordinator.uploadObserver = (round, clientId, adapter) => {
+        if (!names.has(clientId)) names.set(clientId, `client-${names.size + 1}`);
+        s.client(round, names.get(clientId)!, adapter);
+      };
+      coordinator.on('round_closed', (r) => {
+        if (!r.aggregated) return;
+        const snap = coordinator.snapshot();
+        s.global(r.round, snap.global, snap.base);
+      });
+    }
     coordinator.on('client_joined', (e) => out.write(`+ ${e.name} joined (${e.clients} connected)\n`));
     coordinator.on('client_left', (e) => out.write(`- ${e.name} left: ${e.reason} (${e.clients} connected)\n`));
     coordinator.on('client_rejected', (e) => out.write(`! refused a connection from ${e.remote}: ${e.code} ${e.message}\n`));
@@ -231,14 +285,20 @@ export const hostCommand: CliCommand = {
         out.write('manual rounds: once they have joined, press Enter (or type start) to run each round\n');
         prompt = readRoundCommands(io.stdin ?? process.stdin, () => coordinator.startNextRound(), out);
       }
+      const finishedBefore = coordinator.state.done;
       const summary = await coordinator.run();
+      await saver?.flush();
+      await saveNames?.();
       const snap = coordinator.snapshot();
       const finalDir = join(coordinator.runDir, 'final');
-      await writeAdapterFolder(join(finalDir, 'adapter'), snap.global, plan.layout, {
-        rank: plan.lora.rank, alpha: plan.lora.alpha, targetModules: plan.lora.targetModules, fanInFanOut: plan.layout.some((m) => m.fanInFanOut === true),
-      });
+      if (finishedBefore !== null && existsSync(join(finalDir, 'adapter'))) {
+        // Resuming a finished run changes nothing: final/ stays as the run wrote it.
+        out.write(`fedex host: the federation in ${coordinator.runDir} had already finished (${finishedBefore.reason}, ${summary.roundsCompleted}/${summary.rounds} rounds aggregated); nothing to do, ${finalDir} is unchanged\n`);
+        return summary.roundsCompleted < summary.rounds ? 1 : 0;
+      }
+      await writeAdapterFolder(join(finalDir, 'adapter'), snap.global, plan.layout, adapterFields(plan.layout, plan.lora));
       if (snap.revision > 0) {
-        await writeBaseFolder(join(finalDir, 'model'), snap.base, { layout: plan.layout, ...(model?.writeModel !== undefined ? { writeModel: model.writeModel } : {}) });
+        await writeBaseFolder(join(finalDir, 'model'), snap.base, { layout: plan.layout, ...(writeModel !== undefined ? { writeModel } : {}) });
       }
       out.write(`federation done: ${summary.roundsCompleted}/${summary.rounds} rounds aggregated. Global adapter (PEFT): ${join(finalDir, 'adapter')}`
         + `${snap.revision > 0 ? `; updated base model: ${join(finalDir, 'model')}` : ''}\n`);

@@ -19,7 +19,7 @@ import { createSyntheticTrainer } from '../../federation/client/syntheticTrainer
 import type { FederationSettings, LocalTrainer } from '../../federation/client/trainer.js';
 import { eventsFlagSink } from '../../federation/simulation/eventSink.js';
 import { meanOf } from '../../federation/simulation/report.js';
-import { writeAdapterFolder } from '../../federation/simulation/saveAdapters.js';
+import { adapterFields, checkAdapterConfig, writeAdapterFolder } from '../../federation/simulation/saveAdapters.js';
 import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
@@ -42,7 +42,8 @@ const FLAGS: FlagSpecs = {
   name: { type: 'string', value: 'text', help: 'display name shown to the coordinator (default: host name)' },
   'client-id': { type: 'string', value: 'id', help: 'stable client id kept across restarts (default: random)' },
   seed: { type: 'string', value: 's', help: 'seed of data order (and of the synthetic model)', default: '0' },
-  retries: { type: 'string', value: 'n', help: 'consecutive failed connection attempts before giving up', default: '8' },
+  'reconnect-for': { type: 'string', value: 'seconds', help: 'keep reconnecting (capped exponential backoff, 0.5 s doubling to 30 s) this long after the coordinator becomes unreachable, e.g. while it restarts with --resume', default: '600' },
+  retries: { type: 'string', value: 'n', help: 'also give up after this many consecutive failed connection attempts (default: only --reconnect-for limits them)' },
   ca: { type: 'string', value: 'file.pem', help: 'extra CA certificate to trust for wss://' },
   out: { type: 'string', value: 'dir', help: 'write the final global adapter here as a PEFT folder' },
   events: { type: 'string', value: 'file|-', help: "JSONL event stream to a file, or '-' for stdout (human output to stderr)" },
@@ -68,14 +69,24 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-function explain(err: ClientError, url: string, attempts: number, fetching: boolean): CliError {
+/** How long and how often the client retries an unreachable coordinator, and how it went. */
+interface Reconnect {
+  readonly options: { readonly maxDurationMs: number; readonly maxAttempts?: number };
+  readonly seconds: number;
+  readonly label: string;
+  /** Consecutive failed attempts so far. */
+  attempts: number;
+}
+
+function explain(err: ClientError, url: string, reconnect: Reconnect, fetching: boolean): CliError {
   if (fetching && err.code === 'E_BASE_MISMATCH') {
     return new CliError(`fedex join: ${err.message}. Pass --model with your copy of the coordinator's model folder (or --model synthetic if it runs the synthetic model).`);
   }
   if (err.code === 'E_MODEL_TRANSFER') return new CliError(`fedex join: fetching the base model from ${url} failed (${err.code}): ${err.message}`);
   switch (err.code) {
     case 'C_CONNECT':
-      return new CliError(`fedex join: cannot reach ${url} after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${err.cause instanceof Error ? err.cause.message : err.message}. Is \`fedex host\` running there, and are the scheme (ws:// or wss://), host and port right?`);
+      return new CliError(`fedex join: cannot reach ${url} after ${Math.max(1, reconnect.attempts + 1)} attempt${reconnect.attempts === 0 ? '' : 's'}`
+        + `${reconnect.options.maxAttempts === undefined ? ` over ${reconnect.seconds} s (--reconnect-for)` : ''}: ${err.cause instanceof Error ? err.cause.message : err.message}. Is \`fedex host\` running there, and are the scheme (ws:// or wss://), host and port right?`);
     case 'E_AUTH':
       return new CliError(`fedex join: ${url} refused the token (E_AUTH). Use the token \`fedex host\` printed.`);
     case 'E_VERSION':
@@ -90,7 +101,7 @@ function explain(err: ClientError, url: string, attempts: number, fetching: bool
 
 /** The coordinator's base model from the model cache, fetched first when it is not there (Ctrl-C stops the fetch). */
 async function fetchedModel(o: {
-  url: string; token: string; name: string; clientId: string; device: string; retries: number; ca: string | undefined; cacheDir: string | undefined;
+  url: string; token: string; name: string; clientId: string; device: string; reconnect: Reconnect; ca: string | undefined; cacheDir: string | undefined;
   out: CliIO['stdout']; stderr: CliIO['stderr']; sink: ReturnType<typeof eventsFlagSink>;
   lora: Parameters<typeof federationModel>[2];
 }): Promise<FederationModel> {
@@ -114,8 +125,11 @@ async function fetchedModel(o: {
   try {
     const fetched = await fetchBaseModel({
       url: o.url, token: o.token, name: o.name, clientId: o.clientId, device: o.device, cache, signal: stop.signal, onProgress,
-      reconnect: { maxAttempts: o.retries }, ...(o.ca !== undefined ? { tls: { ca: o.ca } } : {}),
-      onRetry: (attempt, delayMs, message) => o.out.write(`cannot connect (${message}); retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1}/${o.retries})\n`),
+      reconnect: o.reconnect.options, ...(o.ca !== undefined ? { tls: { ca: o.ca } } : {}),
+      onRetry: (attempt, delayMs, message) => {
+        o.reconnect.attempts = attempt + 1;
+        o.out.write(`cannot connect (${message}); retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1}${o.reconnect.label})\n`);
+      },
     });
     bar?.done();
     const m = fetched.manifest;
@@ -125,7 +139,7 @@ async function fetchedModel(o: {
     return await federationModel(m.dir, 'join', o.lora, m);
   } catch (err) {
     bar?.done();
-    const e = err instanceof ClientError ? explain(err, o.url, o.retries, true) : err as Error;
+    const e = err instanceof ClientError ? explain(err, o.url, o.reconnect, true) : err as Error;
     o.sink.emit('error', { message: e.message });
     throw e;
   } finally {
@@ -154,7 +168,13 @@ export const joinCommand: CliCommand = {
     if (data === undefined && !synthetic) throw usageError("fedex join: --data is required (a JSONL file or task:NAME). See 'fedex join --help'.");
     const int = (name: string, fallback: number, min: number, max: number): number => numberFlag(args, name, 'join', fallback, { min, max, integer: true });
     const seed = int('seed', 0, 0, 0xffffffff);
-    const retries = int('retries', 8, 1, 1_000_000);
+    const reconnectFor = numberFlag(args, 'reconnect-for', 'join', 600, { min: 0, max: 86_400 * 30 });
+    const maxAttempts = args.values.retries === undefined ? undefined : int('retries', 8, 1, 1_000_000);
+    const reconnect: Reconnect = {
+      options: { maxDurationMs: Math.round(reconnectFor * 1000), ...(maxAttempts !== undefined ? { maxAttempts } : {}) },
+      attempts: 0, seconds: reconnectFor,
+      label: maxAttempts !== undefined ? `/${maxAttempts}` : `, giving up ${reconnectFor} s after the connection was lost`,
+    };
     const device = choiceFlag(args, 'device', 'join', DEVICES, 'cpu');
     const shardRaw = optionalString(args, 'shard');
     const shard = shardRaw === undefined ? undefined : { ...parseShard(shardRaw), split: choiceFlag(args, 'split', 'join', ['non-iid', 'iid'] as const, 'non-iid'), seed };
@@ -173,7 +193,7 @@ export const joinCommand: CliCommand = {
     const lora = { rank: 8, alpha: 16, seed, targetModules: ['all-linear'] };
     const model = modelArg !== undefined
       ? await federationModel(modelArg, 'join', lora)
-      : await fetchedModel({ url, token, name, clientId, device, retries, ca, cacheDir: optionalString(args, 'model-cache'), out, stderr: io.stderr, sink, lora });
+      : await fetchedModel({ url, token, name, clientId, device, reconnect, ca, cacheDir: optionalString(args, 'model-cache'), out, stderr: io.stderr, sink, lora });
     let bar: ProgressBar | undefined;
     const onProgress = (p: { round: number; step: number; totalSteps: number; loss: number }): void => {
       sink.emit('client_progress', { clientId, ...p });
@@ -182,7 +202,7 @@ export const joinCommand: CliCommand = {
     };
     // Every uplink dtype: the coordinator picks the federation's (fedex host --uplink-dtype).
     const connection = {
-      url, token, name, clientId, device, uplinkDtypes: ['float32', 'float16', 'bfloat16'] as const, reconnect: { maxAttempts: retries },
+      url, token, name, clientId, device, uplinkDtypes: ['float32', 'float16', 'bfloat16'] as const, reconnect: reconnect.options,
       ...(ca !== undefined ? { tls: { ca } } : {}),
     };
     // A real model: the client `fedex simulate` builds too (federation/client/modelClient.ts).
@@ -203,7 +223,20 @@ export const joinCommand: CliCommand = {
     const { client, trainer } = built;
     // The federation's settings (from welcome) for --out.
     let settings: FederationSettings | undefined;
-    client.on('joined', (e) => (settings = e.config));
+    const target = optionalString(args, 'out');
+    let configError: Error | undefined;
+    client.on('joined', (e) => {
+      settings = e.config;
+      if (target === undefined || configError !== undefined) return;
+      try {
+        // --out's adapter config is checked when the federation's settings arrive, not after the last round.
+        checkAdapterConfig(resolve(target), e.config.layout, adapterFields(e.config.layout, e.config));
+      } catch (err) {
+        configError = err as Error;
+        out.write(`fedex join: the final adapter could not be written to --out ${target}: ${configError.message}; leaving\n`);
+        void client.leave('cannot write the final adapter');
+      }
+    });
     const started = new Map<number, number>();
     client.on('connected', (e) => sink.emit('join_connected', e));
     client.on('joined', (e) => {
@@ -212,7 +245,8 @@ export const joinCommand: CliCommand = {
     });
     client.on('reconnecting', (e) => {
       sink.emit('join_reconnecting', e);
-      out.write(`cannot connect (${e.message}); retrying in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt + 1}/${retries})\n`);
+      reconnect.attempts = e.attempt + 1;
+      out.write(`cannot connect (${e.message}); retrying in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt + 1}${reconnect.label})\n`);
     });
     client.on('disconnected', (e) => {
       sink.emit('join_disconnected', e);
@@ -263,7 +297,7 @@ export const joinCommand: CliCommand = {
       outcome = await client.run();
     } catch (err) {
       bar?.done();
-      const e = err instanceof ClientError ? explain(err, url, retries, false) : err as Error;
+      const e = err instanceof ClientError ? explain(err, url, reconnect, false) : err as Error;
       sink.emit('error', { message: e.message });
       throw e;
     } finally {
@@ -273,14 +307,12 @@ export const joinCommand: CliCommand = {
     try {
       sink.emit('join_done', { reason: outcome.reason, roundsCompleted: outcome.roundsCompleted, roundsParticipated: outcome.roundsParticipated, baseRevision: outcome.baseRevision });
       out.write(`federation ${outcome.reason}: ${outcome.roundsCompleted} rounds aggregated, this client took part in ${outcome.roundsParticipated}\n`);
-      const target = optionalString(args, 'out');
+      if (configError !== undefined) throw new CliError(`fedex join: --out ${target}: ${configError.message}`);
       if (target !== undefined && outcome.global !== null) {
         if (settings === undefined) {
           out.write('no final adapter written: this client never received the federation settings (it trained no round)\n');
         } else {
-          await writeAdapterFolder(resolve(target), outcome.global, settings.layout, {
-            rank: settings.rank, alpha: settings.alpha, targetModules: settings.targetModules, fanInFanOut: settings.layout.some((m) => m.fanInFanOut === true),
-          });
+          await writeAdapterFolder(resolve(target), outcome.global, settings.layout, adapterFields(settings.layout, settings));
           out.write(`final global adapter (PEFT): ${resolve(target)}\n`);
         }
       }

@@ -55,7 +55,7 @@ export interface RuntimeOptions {
 /** Options when resuming a run from its directory. */
 export interface ResumeOptions extends Omit<RuntimeOptions, 'modelOffer'> {
   /** As in `RuntimeOptions`, or chosen once the run's base model hash is known. */
-  readonly modelOffer?: ModelOffer | ((baseModelHash: string) => Promise<ModelOffer | undefined>);
+  readonly modelOffer?: ModelOffer | ((baseModelHash: string, plan: FederationPlan) => Promise<ModelOffer | undefined>);
   readonly listen?: ListenOptions;
   readonly backend?: ProductBackend;
   /** The join token; read from the run directory when absent. */
@@ -95,6 +95,8 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   /** Serves the base model when it is offered. */
   readonly models: ModelServer | undefined;
   readonly traffic = new TrafficMeter();
+  /** Sees every accepted upload (its adapter is the coordinator's: copy it to keep it); for `fedex host --save-adapters`. */
+  uploadObserver: ((round: number, clientId: string, adapter: ReadonlyMap<string, LoraFactors>) => void) | undefined;
   readonly strategy: AggregationStrategy;
   readonly history: ResidualHistory;
   readonly runner: RoundRunner;
@@ -149,7 +151,10 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       registry: new Map(saved.registry.map((r) => [r.clientId, r])), history: [...saved.history],
       globalFile: saved.globalFile, baseFile: saved.baseFile, done: saved.done,
     };
-    const offer = typeof options.modelOffer === 'function' ? await options.modelOffer(saved.plan.baseModelHash) : options.modelOffer;
+    const offer = typeof options.modelOffer === 'function' ? await options.modelOffer(saved.plan.baseModelHash, saved.plan).catch(async (err: unknown) => {
+      await store.unlock();
+      throw err;
+    }) : options.modelOffer;
     const backend = options.backend ?? createOrtProductBackend();
     return new Coordinator(saved.plan, store, state, token, backend, options.backend === undefined, options.listen ?? {}, saved.round, options.manualRounds === true, offer);
   }
@@ -183,7 +188,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     if (this.server !== undefined) return this.server.url;
     this.server = await createTransportServer({ ...this.listen, maxFrameBytes: this.plan.limits.maxFrameBytes, heartbeatMs: this.plan.limits.heartbeatMs });
     this.server.on('connection', (conn) => this.accept(conn));
-    this.publish('listening', { url: this.server.url, runDir: this.runDir, resumedFromRound: this.resumedFrom });
+    this.publish('listening', { url: this.server.url, runDir: this.runDir, resumedFromRound: this.resumedFrom, method: this.plan.method, rounds: this.plan.rounds });
     return this.server.url;
   }
 
@@ -228,6 +233,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     this.runner.dispose();
     await this.runner.heatmapsDone();
     await this.log.close();
+    await this.store.unlock();
     if (this.ownsBackend) await this.backend.dispose?.();
   }
 

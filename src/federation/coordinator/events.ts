@@ -97,7 +97,7 @@ export interface RoundRecord {
 
 /** Every event and its payload. */
 export interface CoordinatorEventMap {
-  listening: [{ readonly url: string; readonly runDir: string; readonly resumedFromRound: number | null }];
+  listening: [{ readonly url: string; readonly runDir: string; readonly resumedFromRound: number | null; readonly method: 'fedex' | 'fedit' | 'ffa'; readonly rounds: number }];
   client_joined: [{ readonly clientId: string; readonly name: string; readonly sessionId: string; readonly resumed: boolean; readonly clients: number }];
   client_left: [{ readonly clientId: string; readonly name: string; readonly reason: string; readonly clients: number }];
   client_rejected: [{ readonly remote: string; readonly code: string; readonly message: string }];

@@ -358,6 +358,7 @@ export class RoundRunner {
     }
     this.updates.set(id, { clientId: id, adapter, numExamples: update.params.examples, trainLoss: update.params.trainLoss });
     this.accumulator?.add(id, adapter, update.params.examples);
+    c.uploadObserver?.(round, id, adapter);
     t.report(id, Date.now());
     void session.send({ method: 'update_ack', params: { round } }).catch(() => undefined);
     c.publish('update_accepted', { round, clientId: id, examples: update.params.examples, trainLoss: update.params.trainLoss, bytes: frameBytes });

@@ -12,7 +12,7 @@
  *   residuals/step-v000002.safetensors  the step revision 1 → 2 (wire names, entries in metadata)
  *   events.jsonl                 the event stream
  */
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoraFactors } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
@@ -65,9 +65,56 @@ const STATE = 'state.json';
 const TEMP = /\.(tmp|partial)-/;
 const pad = (n: number): string => String(n).padStart(6, '0');
 
+const LOCK = 'host.lock';
+/** Lock files this process holds (a crashed coordinator in this process leaves none behind: kill() releases). */
+const heldLocks = new Set<string>();
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the run directory's lock (`host.lock`, holding the pid): one coordinator per run directory.
+ * A lock whose process is gone (a crash) is taken over; a live one is refused with `RUN_DIR_LOCKED`
+ * naming its pid. Returns the release function.
+ */
+async function lockRunDir(dir: string): Promise<() => Promise<void>> {
+  const path = join(dir, LOCK);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+      heldLocks.add(path);
+      return async () => {
+        if (!heldLocks.delete(path)) return;
+        await rm(path, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+    }
+    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+    const live = Number.isInteger(pid) && pid > 0 && processAlive(pid) && (pid !== process.pid || heldLocks.has(path));
+    if (live) throw new CoordinatorError('RUN_DIR_LOCKED', `run directory ${dir} is in use by another coordinator (pid ${pid}, ${path})`);
+    await rm(path, { force: true });
+  }
+}
+
 /** The run directory of one federation. */
 export class RunStore {
+  private release: (() => Promise<void>) | undefined;
+
   private constructor(readonly dir: string) {}
+
+  /** Gives up the run directory's lock (at close, or at a crash drill). */
+  async unlock(): Promise<void> {
+    const release = this.release;
+    this.release = undefined;
+    await release?.();
+  }
 
   get eventsPath(): string {
     return join(this.dir, 'events.jsonl');
@@ -76,10 +123,14 @@ export class RunStore {
   /** A new run: creates the directory; `RUN_DIR_IN_USE` when it already holds a state.json. */
   static async create(dir: string): Promise<RunStore> {
     await mkdir(join(dir, 'residuals'), { recursive: true });
+    const release = await lockRunDir(dir);
     if (await stat(join(dir, STATE)).then(() => true, () => false)) {
+      await release();
       throw new CoordinatorError('RUN_DIR_IN_USE', `run directory ${dir} already holds a federation (state.json); resume it or choose another directory`);
     }
-    return new RunStore(dir);
+    const store = new RunStore(dir);
+    store.release = release;
+    return store;
   }
 
   /** An existing run, for resuming: removes temporaries a crash left behind. */
@@ -87,11 +138,14 @@ export class RunStore {
     if (!(await stat(join(dir, STATE)).then(() => true, () => false))) {
       throw new CoordinatorError('RESUME_FAILED', `run directory ${dir} has no state.json: nothing to resume`);
     }
+    const release = await lockRunDir(dir);
     for (const sub of [dir, join(dir, 'residuals')]) {
       const names = await readdir(sub).catch(() => [] as string[]);
       for (const name of names) if (TEMP.test(name)) await rm(join(sub, name), { force: true });
     }
-    return new RunStore(dir);
+    const store = new RunStore(dir);
+    store.release = release;
+    return store;
   }
 
   async writeToken(token: string): Promise<void> {

@@ -9,14 +9,14 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProductBackend } from '../../core/product.js';
 import type { StrategyName } from '../../core/strategies/types.js';
-import { FederationClient } from '../client/client.js';
+import type { FederationClient } from '../client/client.js';
 import type { LocalTrainer } from '../client/trainer.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { CoordinatorEventMap, CoordinatorEventName, RoundRecord } from '../coordinator/events.js';
 import type { EventSink } from './eventSink.js';
 import { COORDINATOR_EVENT_TYPES } from './events.js';
 import { federatedRound, initialRound, summarize, type MethodReport, type RoundReport } from './report.js';
-import { AdapterSaver } from './saveAdapters.js';
+import { AdapterSaver, adapterFields, checkAdapterConfig } from './saveAdapters.js';
 import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
 
 /** Settings of one federated run. */
@@ -77,9 +77,10 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
     base: workload.base, backend: o.backend, seed: o.seed,
     minClients: o.clients, maxClients: o.clients, quorum: { count: o.clients }, roundTimeoutMs: o.roundTimeoutMs ?? 1_800_000,
   });
-  const saver = o.saveAdaptersDir !== undefined
-    ? new AdapterSaver(o.saveAdaptersDir, workload, { rank: o.rank, alpha: o.alpha, targetModules: workload.targetModules, fanInFanOut: workload.layout.some((m) => m.fanInFanOut === true) })
-    : undefined;
+  const fields = adapterFields(workload.layout, { rank: o.rank, alpha: o.alpha, targetModules: workload.targetModules });
+  // Checked before the first round: a config PEFT could not load fails now, not after the last round.
+  if (o.saveAdaptersDir !== undefined) checkAdapterConfig(o.saveAdaptersDir, workload.layout, fields);
+  const saver = o.saveAdaptersDir !== undefined ? new AdapterSaver(o.saveAdaptersDir, workload, fields) : undefined;
   for (const type of COORDINATOR_EVENT_TYPES) forward(coordinator, type, sink, method);
   const rounds: RoundReport[] = [initialRound(o.initial)];
   let evaluations: Promise<void> = Promise.resolve();

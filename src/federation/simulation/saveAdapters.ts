@@ -15,7 +15,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Matrix } from '../../core/tensor.js';
-import { writePeftAdapter } from '../../formats/peft.js';
+import { checkPeftAdapterPlan, writePeftAdapter } from '../../formats/peft.js';
+import { peftTargetModules } from '../../model/targetModules.js';
 import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
 import { storedShape } from '../client/baseCopy.js';
 import type { Adapter } from '../client/trainer.js';
@@ -30,15 +31,36 @@ export interface AdapterConfigFields {
   readonly fanInFanOut: boolean;
 }
 
+/** The adapter fields of a federation with these LoRA settings and layout. */
+export function adapterFields(layout: AdapterLayout, lora: { readonly rank: number; readonly alpha: number; readonly targetModules: readonly string[] }): AdapterConfigFields {
+  return { rank: lora.rank, alpha: lora.alpha, targetModules: lora.targetModules, fanInFanOut: layout.some((m) => m.fanInFanOut === true) };
+}
+
 /** Folder of one round (three digits, so a shell glob lists rounds in order). */
 export function roundDir(dir: string, round: number): string {
   return join(dir, `round-${String(round).padStart(3, '0')}`);
 }
 
+/** The adapter_config of a federation's adapters: target_modules name the layout's modules (`all-linear` and regexes resolved). */
+function federationAdapterConfig(layout: AdapterLayout, fields: AdapterConfigFields): { r: number; loraAlpha: number; fanInFanOut: boolean; targetModules: string[] } {
+  return { r: fields.rank, loraAlpha: fields.alpha, fanInFanOut: fields.fanInFanOut, targetModules: peftTargetModules(fields.targetModules, layout.map((m) => m.module)) };
+}
+
+/**
+ * Checks, before a federation starts, that its adapters can be written as PEFT folders that PEFT
+ * loads (throws the writer's FormatError naming the module otherwise). `dir` is only named in errors.
+ */
+export function checkAdapterConfig(dir: string, layout: AdapterLayout, fields: AdapterConfigFields): void {
+  checkPeftAdapterPlan({
+    config: federationAdapterConfig(layout, fields),
+    modules: layout.map((m) => ({ modulePath: m.module, rank: m.rank, inFeatures: m.in, outFeatures: m.out })),
+  }, dir);
+}
+
 /** Writes one adapter as a PEFT folder. */
 export async function writeAdapterFolder(dir: string, adapter: Adapter, layout: AdapterLayout, fields: AdapterConfigFields): Promise<void> {
   await writePeftAdapter(dir, {
-    config: { r: fields.rank, loraAlpha: fields.alpha, fanInFanOut: fields.fanInFanOut, targetModules: [...fields.targetModules] },
+    config: federationAdapterConfig(layout, fields),
     modules: layout.map((m) => {
       const f = adapter.get(m.module);
       if (f === undefined) throw new RangeError(`saveAdapters: adapter has no module ${m.module}`);
@@ -71,7 +93,7 @@ export class AdapterSaver {
   private queue: Promise<void> = Promise.resolve();
   private failed: Error | undefined;
 
-  constructor(readonly dir: string, private readonly workload: SimulationWorkload, private readonly fields: AdapterConfigFields) {}
+  constructor(readonly dir: string, private readonly workload: Pick<SimulationWorkload, 'layout' | 'writeModel'>, private readonly fields: AdapterConfigFields) {}
 
   private enqueue(task: () => Promise<void>): void {
     this.queue = this.queue.then(task).catch((err: unknown) => {

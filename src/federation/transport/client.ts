@@ -66,6 +66,8 @@ export function connectTransport(url: string, options: ConnectOptions): Promise<
 export interface RetryOptions extends BackoffOptions {
   /** Give up after this many failed attempts (default: never). */
   readonly maxAttempts?: number;
+  /** Give up once retrying longer would pass this many ms since the first failed attempt (default: never). */
+  readonly maxDurationMs?: number;
   /** Random source for the jitter (default Math.random). */
   readonly random?: () => number;
   /** Called before each wait: the attempt that failed (0-based), the delay, and why. */
@@ -79,13 +81,21 @@ export interface RetryOptions extends BackoffOptions {
  */
 export async function connectWithRetry(url: string, options: ConnectOptions, retry: RetryOptions = {}): Promise<Connection> {
   const maxAttempts = retry.maxAttempts ?? Infinity;
+  let firstFailure: number | undefined;
   for (let attempt = 0; ; attempt++) {
     try {
       return await connectTransport(url, options);
     } catch (err) {
       const error = err instanceof TransportError ? err : new TransportError('T_CONNECT', `connect to ${url}: ${String(err)}`, { cause: err });
+      firstFailure ??= Date.now();
       if (error.code !== 'T_CONNECT' || attempt + 1 >= maxAttempts) throw error;
-      const delay = backoffDelay(attempt, retry, retry.random);
+      let delay = backoffDelay(attempt, retry, retry.random);
+      if (retry.maxDurationMs !== undefined) {
+        const left = retry.maxDurationMs - (Date.now() - firstFailure);
+        if (left <= 0) throw error;
+        // The last attempt lands at the end of the window rather than past it.
+        delay = Math.min(delay, left);
+      }
       retry.onRetry?.(attempt, delay, error);
       await sleep(delay, options.signal);
     }
