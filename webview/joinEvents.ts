@@ -42,11 +42,15 @@ export function applyJoinEvent(view: FederationView, type: string, p: Fields, ti
       if (self !== undefined) client(r, self).status = 'failed';
       note(view, time, 'warn', `update of round ${num(p.round) ?? '?'} rejected: ${str(p.reason) ?? str(p.code) ?? ''}`);
       break;
+    case 'join_training_failed':
+      if (self !== undefined) client(r, self).status = 'failed';
+      note(view, time, 'warn', `training of round ${num(p.round) ?? '?'} failed: ${str(p.message) ?? ''}`);
+      break;
     case 'join_round_closed': {
       const round = num(p.round);
       if (round === null) break;
       r.rounds = [...r.rounds.filter((x) => x.round !== round), {
-        round, aggregated: true, closedAt: time, durationMs: null, meanLoss: num(p.meanLoss),
+        round, aggregated: p.aggregated !== false, closedAt: time, durationMs: null, meanLoss: num(p.meanLoss),
         meanRelativeDeviation: num(p.meanRelativeDeviation), clientLoss: [], modules: [], clientDiffs: [], bytes: null,
       }].sort((x, y) => x.round - y.round);
       r.phase = 'closed';

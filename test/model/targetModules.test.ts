@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ModelError } from '../../src/model/errors.js';
-import { isPlainModuleName, matchesTarget, moduleNames, selectTargetModules } from '../../src/model/targetModules.js';
+import { isPlainModuleName, matchesTarget, moduleNames, peftTargetModules, selectTargetModules } from '../../src/model/targetModules.js';
 
 const GPT2 = [0, 1].flatMap((l) => [
   `transformer.h.${l}.attn.c_attn`,
@@ -56,5 +56,19 @@ describe('target_modules matching (PEFT rules)', () => {
 
   test('moduleNames lists distinct last components in order', () => {
     assert.deepEqual(moduleNames(GPT2), ['c_attn', 'c_proj', 'c_fc']);
+  });
+});
+
+describe('peftTargetModules: what an adapter_config.json names', () => {
+  test('plain names are kept; all-linear and a regex become the resolved paths, which PEFT matches exactly', () => {
+    assert.deepEqual(peftTargetModules(['c_attn', 'mlp.c_proj'], ['transformer.h.0.attn.c_attn', 'transformer.h.0.mlp.c_proj']), ['c_attn', 'mlp.c_proj']);
+    const all = selectTargetModules(GPT2, ['all-linear']);
+    assert.deepEqual(peftTargetModules(['all-linear'], all), GPT2);
+    const only0 = selectTargetModules(GPT2, ['.*\\.0\\.attn\\.c_attn']);
+    assert.deepEqual(only0, ['transformer.h.0.attn.c_attn']);
+    const written = peftTargetModules(['.*\\.0\\.attn\\.c_attn'], only0);
+    assert.deepEqual(written, ['transformer.h.0.attn.c_attn']);
+    // PEFT's list rule on what was written selects exactly the adapted modules again.
+    assert.deepEqual(selectTargetModules(GPT2, written), only0);
   });
 });

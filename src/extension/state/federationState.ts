@@ -213,8 +213,11 @@ const REDUCERS: Reducers = {
   join_update_rejected: (_s, e) => ({ lastWarning: `round ${e.round}: update rejected (${e.code}): ${e.reason}` }),
   join_round_closed: (s, e) => ({
     phase: 'waiting',
-    rounds: upsertRound(s.rounds, e.round, null, { status: 'closed', participants: e.participants, meanLoss: finite(e.meanLoss), meanRelativeDeviation: finite(e.meanRelativeDeviation) }),
+    rounds: upsertRound(s.rounds, e.round, null, {
+      status: 'closed', participants: e.participants, meanLoss: finite(e.meanLoss), meanRelativeDeviation: finite(e.meanRelativeDeviation), aggregated: e.aggregated !== false,
+    }),
   }),
+  join_training_failed: (_s, e) => ({ lastWarning: `round ${e.round}: training failed: ${e.message}` }),
   join_done: (_s, e) => ({ phase: e.reason === 'completed' ? 'done' : e.reason === 'left' ? 'stopped' : e.reason }),
 };
 

@@ -40,6 +40,9 @@ test('resume reads the last committed state and ignores what a crash left half-w
     // Crash 2: a safetensors file cut off before its rename.
     await writeFile(join(dir, 'base-v000001.safetensors.partial-4242-0badf00d'), new Uint8Array(37));
 
+    // The crashed coordinator's lock is gone with its process.
+    await assert.rejects(RunStore.open(dir), { code: 'RUN_DIR_LOCKED' });
+    await store.unlock();
     const reopened = await RunStore.open(dir);
     const loaded = await reopened.load();
     assert.equal(loaded.state.round, 1, 'the committed round, not the half-written one');
@@ -52,6 +55,7 @@ test('resume reads the last committed state and ignores what a crash left half-w
 
     // The next commit replaces the stray round-2 file and drops files no state refers to.
     await reopened.commit(state(2, 0, plan), { global: g2 });
+    await reopened.unlock();
     const again = await (await RunStore.open(dir)).load();
     assert.equal(again.state.round, 2);
     assert.deepEqual(again.global.get(LAYOUT[1].module)!.b.data, g2.get(LAYOUT[1].module)!.b.data);
@@ -68,6 +72,8 @@ test('a new run refuses a directory that already holds one; resume refuses one t
     await assert.rejects(RunStore.open(dir), { code: 'RESUME_FAILED' });
     const store = await RunStore.create(dir);
     await store.commit(state(0, 0, plan), { global: initialAdapter(plan), base: BASE.modules });
+    await assert.rejects(RunStore.create(dir), (e: unknown) => (e as { code?: string }).code === 'RUN_DIR_LOCKED' && new RegExp(`pid ${process.pid}`).test((e as Error).message));
+    await store.unlock();
     await assert.rejects(RunStore.create(dir), { code: 'RUN_DIR_IN_USE' });
   } finally {
     await cleanup();

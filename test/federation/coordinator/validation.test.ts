@@ -14,6 +14,7 @@ import { FederationClient } from '../../../src/federation/client/client.js';
 import { ClientError } from '../../../src/federation/client/errors.js';
 import { LAYOUT, clientOptions, coordinatorConfig, tempRunDir } from './fixtures.js';
 import { RawPeer } from './rawPeer.js';
+import { rawEncode } from '../protocol/craft.js';
 
 function adapter(value: (i: number) => number, layout = LAYOUT): NamedTensor[] {
   return [...adapterTensorShapes(layout)].map(([name, shape]) => {
@@ -91,6 +92,56 @@ describe('coordinator input validation', { timeout: 20_000 }, () => {
       assert.deepEqual(records.map((r) => r.participants.length), [0, 0, 0, 1]);
       assert.deepEqual(records.map((r) => r.aggregated), [false, false, false, true]);
     });
+  });
+
+  test('protocol 1.1: an FFA upload whose A moved gets E_FROZEN_A naming the module; a bad-field upload gets update_rejected; client_failed closes the round at once', async () => {
+    await withCoordinator({ rounds: 3, method: 'ffa', roundTimeoutMs: 60_000 }, async (coordinator, url, records) => {
+      const peer = await RawPeer.connect(url);
+      await peer.hello({ protocolMinor: 1 });
+      const welcome = await peer.next('welcome');
+      assert.equal(welcome.params.protocolMinor, 1);
+      assert.equal(welcome.params.limits.maxProtocolErrors, 16);
+      const running = coordinator.run();
+      running.catch(() => undefined);
+      const start = await peer.next('round_start');
+      // The global adapter with one value of one module's A changed: FFA must upload A unchanged.
+      const moved = start.tensors.filter((t) => !t.name.includes('residual')).map((t) => ({ ...t, data: Float32Array.from(t.data) }));
+      const target = moved.find((t) => t.name === `${LAYOUT[1].module}.lora_A`)!;
+      target.data[3] += 1e-3;
+      await peer.send({ method: 'client_update', params: { round: 1, examples: 1, trainLoss: 1 }, tensors: moved });
+      const r1 = await peer.next('update_rejected');
+      assert.equal(r1.params.code, 'E_FROZEN_A');
+      assert.match(r1.params.reason, new RegExp(`module ${LAYOUT[1].module.replace(/\./g, '\\.')}: lora_A differs .* at \\[0, 3\\]`));
+      const c1 = await peer.next('round_closed');
+      assert.deepEqual([c1.params.participants, c1.params.aggregated], [0, false], 'the rejected upload used up the round: it closed at once, not aggregated');
+
+      await peer.next('round_start');
+      // A well-framed upload with a bad field (negative examples) names its round: update_rejected, not a bare error.
+      await peer.sendBytes(rawEncode({ method: 'client_update', params: { round: 2, examples: -1, trainLoss: 1 }, tensors: adapter(() => 0.01) }));
+      const r2 = await peer.next('update_rejected');
+      assert.deepEqual([r2.params.round, r2.params.code], [2, 'E_SCHEMA']);
+      assert.equal((await peer.next('round_closed')).params.aggregated, false);
+
+      const s3 = await peer.next('round_start');
+      const t0 = Date.now();
+      await peer.send({ method: 'client_failed', params: { round: 3, reason: 'trainer: out of memory' } });
+      const c3 = await peer.next('round_closed');
+      assert.ok(Date.now() - t0 < 5_000 && s3.params.timeLimitMs > 50_000, 'closed by client_failed, long before the deadline');
+      assert.deepEqual([c3.params.round, c3.params.participants, c3.params.aggregated], [3, 0, false]);
+      await peer.next('federation_done');
+      await running;
+      assert.deepEqual(records.map((r) => r.aggregated), [false, false, false]);
+      assert.match(records[2].failures[0].reason, /^training failed: trainer: out of memory$/);
+    });
+  });
+
+  test('FFA-LoRA with a half-precision uplink is refused when the federation is configured', async () => {
+    const { dir, cleanup } = await tempRunDir();
+    try {
+      await assert.rejects(Coordinator.create(coordinatorConfig(dir, { method: 'ffa', uplinkDtype: 'bfloat16' })), (e: unknown) => (e as { code?: string }).code === 'CONFIG_INVALID' && /ffa needs a float32 uplink/.test((e as Error).message));
+    } finally {
+      await cleanup();
+    }
   });
 
   test('wrong token → E_AUTH, wrong major version in hello or frame → E_VERSION, foreign base → E_BASE_MISMATCH', async () => {

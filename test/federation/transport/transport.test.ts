@@ -107,6 +107,13 @@ describe('transport', { timeout: 15_000 }, () => {
     const abort = new AbortController();
     setTimeout(() => abort.abort(), 50);
     await assert.rejects(connectWithRetry(url, { maxFrameBytes: 1024, signal: abort.signal }, { initialDelayMs: 1000 }), { code: 'T_ABORTED' });
+    // maxDurationMs: retries (capped backoff) for that long after the first failure, then gives up.
+    const t0 = Date.now();
+    const delays: number[] = [];
+    await assert.rejects(connectWithRetry(url, { maxFrameBytes: 1024 }, { initialDelayMs: 50, maxDelayMs: 200, maxDurationMs: 600, onRetry: (_a, d) => delays.push(d) }), { code: 'T_CONNECT' });
+    const took = Date.now() - t0;
+    assert.ok(took >= 600 && took < 3000, `gave up after ${took} ms (window 600 ms)`);
+    assert.ok(delays.length >= 3 && delays.every((d) => d <= 200), `capped backoff: ${delays.join(', ')}`);
   });
 
   test('backoff grows exponentially to its cap, with jitter in [d·(1 − jitter), d]', () => {
