@@ -85,7 +85,11 @@ export interface RoundRecord {
   readonly startedAt: number;
   readonly closedAt: number;
   readonly durationMs: number;
-  /** Why it closed: every sampled client accounted for, or the deadline. */
+  /**
+   * Why it closed: `all_reported` — every sampled client accounted for (delivered, failed, rejected,
+   * left), or nobody still working and the quorum delivered; `deadline` — the round's deadline;
+   * `stopped` — reserved for a coordinator stopped mid-round (a stopped round is not recorded today).
+   */
   readonly closedBy: 'all_reported' | 'deadline' | 'stopped';
   readonly baseRevision: number;
   readonly loss: { readonly mean: number; readonly min: number; readonly max: number } | null;

@@ -228,11 +228,11 @@ export const UpdateRejected = defineMessage({
 
 export const RoundClosed = defineMessage({
   method: 'round_closed', sender: 'coordinator', tensors: 'none',
-  doc: 'A round ended (quorum or deadline); its summary. Sent to every joined client.',
+  doc: 'A round ended (every sampled client accounted for, or the deadline); its summary. Sent to every joined client.',
   fields: {
     round: required(round, 'Round that closed.'),
     participants: required(s.integer(0), 'Updates aggregated.'),
-    dropped: required(s.integer(0), 'Clients that started the round but did not deliver in time.'),
+    dropped: required(s.integer(0), 'Sampled clients that delivered no accepted update (failed, rejected, left, disconnected or late).'),
     durationMs: required(s.integer(0), 'From round_start to close.'),
     baseRevision: required(revision, 'Base revision after this round.'),
     aggregated: optional(s.boolean(), 'Protocol 1.1: whether the round aggregated (false: the global model is unchanged). Sent when the negotiated minor is ≥ 1.'),
