@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { Frame, Page } from 'playwright-core';
 import {
   allowClipboard, clickNotificationButton, e2eEnvironment, findFrame, findNotification, freePort, freshWorkspace, openWorkbench, readClipboard,
-  runCommand, screenshot, treeRows, waitUntil,
+  runCommand, screenshot, showFedexSideBar, treeRows, waitUntil,
 } from './workbench.js';
 import type { E2eEnvironment } from './workbench.js';
 
@@ -140,15 +140,6 @@ async function statusBarText(page: Page): Promise<string> {
   return (await item.textContent())?.trim() ?? '';
 }
 
-async function showFedexSideBar(page: Page): Promise<void> {
-  const entry = page.locator('.activitybar .action-item a[aria-label^="FedEx"], .activitybar .action-item[aria-label^="FedEx"]').first();
-  if (await entry.count() > 0) {
-    const checked = await entry.getAttribute('aria-checked').catch(() => null);
-    if (checked !== 'true') await entry.click();
-    return;
-  }
-  await runCommand(page, 'View: Show FedEx');
-}
 
 interface DashboardProgress {
   readonly round: string;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Frame, Page } from 'playwright-core';
-import { e2eEnvironment, findFrame, openWorkbench, runCommand, screenshot, treeRows, waitUntil } from './workbench.js';
+import { e2eEnvironment, findFrame, openWorkbench, runCommand, screenshot, showFedexSideBar, treeRows, waitUntil } from './workbench.js';
 
 /**
  * Small run: the shipped default model (fedex.model empty = models/tiny-gpt2 inside the VSIX), a few
@@ -61,16 +61,6 @@ function prepareWorkspace(folder: string): void {
   writeFileSync(join(folder, '.vscode', 'settings.json'), `${JSON.stringify(WORKSPACE_SETTINGS, null, 2)}\n`);
 }
 
-async function showFedexSideBar(page: Page): Promise<void> {
-  // The activity-bar entry of the FedEx view container (its title names it).
-  const entry = page.locator('.activitybar .action-item a[aria-label^="FedEx"], .activitybar .action-item[aria-label^="FedEx"]').first();
-  if (await entry.count() > 0) {
-    const checked = await entry.getAttribute('aria-checked').catch(() => null);
-    if (checked !== 'true') await entry.click();
-    return;
-  }
-  await runCommand(page, 'View: Show FedEx');
-}
 
 /** A reason to stop waiting: the federation row says the run failed (the FedEx log says why). */
 async function simulationFailure(page: Page): Promise<string | null> {

@@ -205,3 +205,14 @@ export async function readClipboard(page: Page): Promise<string> {
 export async function allowClipboard(workbench: Workbench, env: E2eEnvironment): Promise<void> {
   await workbench.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(env.url).origin });
 }
+
+/** Opens the FedEx view container in the activity bar (its title names it), or through the Command Palette. */
+export async function showFedexSideBar(page: Page): Promise<void> {
+  const entry = page.locator('.activitybar .action-item a[aria-label^="FedEx"], .activitybar .action-item[aria-label^="FedEx"]').first();
+  if (await entry.count() > 0) {
+    const checked = await entry.getAttribute('aria-checked').catch(() => null);
+    if (checked !== 'true') await entry.click();
+    return;
+  }
+  await runCommand(page, 'View: Show FedEx');
+}

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { baseModelHash, type ModelFile } from '../protocol/baseModel.js';
 import { ClientError } from './errors.js';
 import { manifestNames, modelManifest, sha256File, type ModelManifest } from './modelBase.js';
+import { processAlive } from '../../formats/atomicFile.js';
 
 /** The files a cached model may hold besides weight shards (the files `modelManifest` hashes). */
 export const CACHE_FILE_NAMES: readonly string[] = ['config.json', 'model.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json'];
@@ -46,14 +47,6 @@ function checkHash(hash: string): string {
   return hash;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** A cache of base models under `root`. */
 export class ModelCache {
@@ -95,7 +88,7 @@ export class ModelCache {
       const pid = Number(text);
       const stale = text === ''
         ? Date.now() - (await stat(path).then((s) => s.mtimeMs, () => Date.now())) > EMPTY_LOCK_GRACE_MS
-        : !Number.isInteger(pid) || pid <= 0 || !isAlive(pid);
+        : !Number.isInteger(pid) || pid <= 0 || !processAlive(pid);
       if (!stale) return null;
       await unlink(path).catch(() => undefined);
     }

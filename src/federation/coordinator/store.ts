@@ -16,7 +16,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import type { LoraFactors } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
-import { fsyncDir, writeFileAtomic } from '../../formats/atomicFile.js';
+import { fsyncDir, processAlive, writeFileAtomic } from '../../formats/atomicFile.js';
 import { withSafetensors } from '../../formats/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
 import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type ResidualEntry } from '../protocol/adapterTensors.js';
@@ -69,14 +69,6 @@ const LOCK = 'host.lock';
 /** Lock files this process holds (a crashed coordinator in this process leaves none behind: kill() releases). */
 const heldLocks = new Set<string>();
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Takes the run directory's lock (`host.lock`, holding the pid): one coordinator per run directory.
