@@ -13,6 +13,8 @@ function boundary(files, patterns, message) {
 }
 
 const io = ['node:fs*', 'fs', 'fs/*', 'node:net', 'node:http*', 'node:child_process', 'node:worker_threads'];
+/** What no part of src/federation but the transport may import. */
+const federationBase = ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', '**/cli/**', '**/extension/**'];
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'out/', '.e2e/', 'bench/results/', '**/*.cjs'] },
@@ -62,8 +64,19 @@ export default tseslint.config(
     'src/trainer sits below federation, cli and extension.'),
   boundary(['src/federation/!(transport)/**/*.ts', 'src/federation/*.ts'], ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', '**/cli/**', '**/extension/**'],
     'src/federation sits below cli and extension; ws only in src/federation/transport.'),
+  // Inside src/federation: the coordinator and the client share code only through protocol/, shared/
+  // and events/ (a rule, not a habit: a client path and a coordinator path that diverge were a bug).
+  boundary(['src/federation/coordinator/**/*.ts'], [...federationBase, '**/client/**', '**/simulation/**', '**/offline/**'],
+    'The coordinator does not import the client or the simulation: shared code lives in federation/shared, events in federation/events.'),
+  boundary(['src/federation/client/**/*.ts'], [...federationBase, '**/coordinator/**', '**/simulation/**', '**/offline/**'],
+    'The client does not import the coordinator or the simulation: shared code lives in federation/shared.'),
+  boundary(['src/federation/shared/**/*.ts', 'src/federation/protocol/**/*.ts'], [...federationBase, '**/client/**', '**/coordinator/**', '**/simulation/**', '**/offline/**', '**/events/**'],
+    'federation/shared and federation/protocol sit below the client, the coordinator and the simulation.'),
   boundary(['src/cli/**/*.ts'], ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', '**/extension/**'],
     'The CLI does not import the VS Code glue.'),
+  // fedex host and fedex join are the path users run: they must not lean on the simulation's code.
+  boundary(['src/cli/commands/host.ts', 'src/cli/commands/join.ts', 'src/cli/commands/federationCommon.ts'], ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', '**/extension/**', '**/federation/simulation/**'],
+    'fedex host/join build on federation/client, coordinator, shared and events, never on federation/simulation.'),
   boundary(['webview/**/*.ts'], ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', 'node:*', '**/src/runtime/**', '**/src/federation/**', '**/src/trainer/**'],
     'The webview is a browser bundle: it shares only message types with the extension.'),
   {

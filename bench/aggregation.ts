@@ -1,5 +1,5 @@
 /**
- * Aggregation benchmark (DESIGN §3): one 4096×4096 module, r=16, k=3 — the project's fused path,
+ * Aggregation benchmark (docs/math.md §3): one 4096×4096 module, r=16, k=3 — the project's fused path,
  * the paper's dense formulation in this project's code, and PyTorch (fused and dense) when
  * python3-torch is installed — and a whole Llama-7B-shaped set of modules from safetensors on disk.
  * Every case runs in its own process (its own peak RSS), all in the same run, side by side.

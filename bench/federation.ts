@@ -1,5 +1,5 @@
 /**
- * Federation benchmark (DESIGN §3): bytes on the wire vs raw tensor bytes, the FedEx downlink
+ * Federation benchmark (docs/math.md §3): bytes on the wire vs raw tensor bytes, the FedEx downlink
  * (dense vs factored residual vs FedIT's adapter only), and the coordinator's round overhead with
  * 100 lightweight loopback clients (synthetic trainer, no model, ~1 MB adapters) in a child
  * process — from the last upload of a round to round_closed + the next round_start (or
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { createOrtProductBackend } from '../src/runtime/kernels/factoredUpdate.js';
 import type { StrategyName } from '../src/core/strategies/types.js';
 import type { AdapterLayout } from '../src/federation/protocol/adapterTensors.js';
-import { adapterBytes } from '../src/federation/client/adapterWire.js';
+import { adapterBytes } from '../src/federation/shared/adapterWire.js';
 import { FederationClient } from '../src/federation/client/client.js';
 import { createSyntheticBase, createSyntheticTrainer } from '../src/federation/client/syntheticTrainer.js';
 import { Coordinator } from '../src/federation/coordinator/coordinator.js';

@@ -1,5 +1,5 @@
 /**
- * Trainer benchmark (DESIGN §3): LoRA training tokens/s of the project's trainer — the one
+ * Trainer benchmark (docs/math.md §3): LoRA training tokens/s of the project's trainer — the one
  * `fedex train` runs — against PyTorch doing the identical step (bench/torch/train.py), in the same
  * run, on a GPT-2-small-shaped model with random weights (12 layers, d = 768, 12 heads, vocab
  * 50257, T = 128, batch 8, LoRA r = 8, alpha 16 on PEFT target_modules ['c_attn', 'c_proj'],

@@ -15,7 +15,7 @@ import type { LocalTrainer } from '../src/federation/client/trainer.js';
 import { Coordinator } from '../src/federation/coordinator/coordinator.js';
 import type { CoordinatorEventName } from '../src/federation/coordinator/events.js';
 import type { AdapterLayout } from '../src/federation/protocol/adapterTensors.js';
-import { formatEventLine, type CliEventMap, type CliEventType, type SimulationMethod } from '../src/federation/simulation/events.js';
+import { formatEventLine, type CliEventMap, type CliEventType, type SimulationMethod } from '../src/federation/events/events.js';
 
 const args = process.argv.slice(2);
 function flag(name: string, fallback: string): string {

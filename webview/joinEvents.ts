@@ -1,5 +1,5 @@
 /**
- * Events of `fedex join` (JoinEventMap in src/federation/simulation/events.ts): the client's own
+ * Events of `fedex join` (JoinEventMap in src/federation/events/events.ts): the client's own
  * view of a federation. It sees no per-module records, only the round's mean loss and mean relative
  * deviation, which feed the same loss and deviation charts.
  */

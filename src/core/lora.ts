@@ -1,6 +1,6 @@
 /**
  * One LoRA-adapted module: its spec (shapes, rank, scaling, weight layout) and the checks applied to
- * every client's factors before they enter an aggregation. Conventions (DESIGN.md §1): A is r × in,
+ * every client's factors before they enter an aggregation. Conventions (docs/math.md §1–2): A is r × in,
  * B is out × r, the scaling is s = alpha / r (rsLoRA: alpha / √r), and the effective weight is
  * W0 + s·B·A in the `linear` layout (W0 stored out × in) or W0 + (s·B·A)ᵀ in the `conv1d` layout
  * (GPT-2's Conv1D, PEFT's fan_in_fan_out: W0 stored in × out).
@@ -30,6 +30,9 @@ export interface LoraFactors {
   readonly a: Matrix<Float32Array>;
   readonly b: Matrix<Float32Array>;
 }
+
+/** An adapter: LoRA factors by module path (`A` rank × in, `B` out × rank, float32, wire orientation). */
+export type Adapter = ReadonlyMap<string, LoraFactors>;
 
 /** The LoRA scaling s = alpha / r, or alpha / √r with rsLoRA. */
 export function loraScaling(alpha: number, rank: number, useRslora: boolean): number {

@@ -1,6 +1,6 @@
 /**
  * The FedEx residual ΔR = Σ w_i B_i A_i − B̄Ā, kept in factored form ΔR = P·Q so that it is never
- * materialised per client (DESIGN.md §1):
+ * materialised per client (docs/math.md §1):
  *
  * - `stacked` (the paper's form): P = [w_1 B_1 | … | w_k B_k] (out × k·r), Q = [A_1 − Ā; …; A_k − Ā]
  *   (k·r × in).

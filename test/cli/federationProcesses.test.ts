@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { readPeftAdapter } from '../../src/formats/peft.js';
 import { withSafetensors } from '../../src/formats/safetensors.js';
 import type { AdapterLayout } from '../../src/federation/protocol/adapterTensors.js';
-import { roundDir } from '../../src/federation/simulation/saveAdapters.js';
+import { roundDir } from '../../src/federation/shared/adapterFolders.js';
 import { spawnFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 import { checkSavedRound } from '../federation/simulation/savedRounds.js';

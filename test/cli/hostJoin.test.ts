@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseEventLine, type CliEventOf } from '../../src/federation/simulation/events.js';
+import { parseEventLine, type CliEventOf } from '../../src/federation/events/events.js';
 import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';

@@ -9,8 +9,8 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { modelManifest, type ModelManifest } from '../../src/federation/client/modelBase.js';
-import { parseEventLine, type CliEvent, type CliEventOf } from '../../src/federation/simulation/events.js';
+import { modelManifest, type ModelManifest } from '../../src/federation/shared/modelBase.js';
+import { parseEventLine, type CliEvent, type CliEventOf } from '../../src/federation/events/events.js';
 import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseEventLine } from '../../src/federation/simulation/events.js';
+import { parseEventLine } from '../../src/federation/events/events.js';
 import { spawnFedex, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 

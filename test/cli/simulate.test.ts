@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI_EVENT_TYPES, parseEventLine } from '../../src/federation/simulation/events.js';
+import { CLI_EVENT_TYPES, parseEventLine } from '../../src/federation/events/events.js';
 import type { SimulationReport } from '../../src/federation/simulation/report.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';

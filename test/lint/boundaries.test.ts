@@ -29,6 +29,15 @@ describe('layer boundaries', () => {
     ["import { runCli } from '../cli/main.js'; export const x = runCli;", 'src/core/probe.ts', true],
     ["import { runCli } from '../cli/main.js'; export const x = runCli;", 'src/runtime/probe.ts', true],
     ["import { sizeOf } from '../core/tensor.js'; export const x = sizeOf;", 'src/formats/probe.ts', false],
+    ["import { BaseCopy } from '../client/baseCopy.js'; export const x = BaseCopy;", 'src/federation/coordinator/probe.ts', true],
+    ["import { addDense } from '../shared/baseWeights.js'; export const x = addDense;", 'src/federation/coordinator/probe.ts', false],
+    ["import { Coordinator } from '../coordinator/coordinator.js'; export const x = Coordinator;", 'src/federation/client/probe.ts', true],
+    ["import { addDense } from '../shared/baseWeights.js'; export const x = addDense;", 'src/federation/client/probe.ts', false],
+    ["import { BaseCopy } from '../client/baseCopy.js'; export const x = BaseCopy;", 'src/federation/shared/probe.ts', true],
+    ["import { runSimulation } from '../../federation/simulation/simulate.js'; export const x = runSimulation;", 'src/cli/commands/host.ts', true],
+    ["import { runSimulation } from '../../federation/simulation/simulate.js'; export const x = runSimulation;", 'src/cli/commands/join.ts', true],
+    ["import { runSimulation } from '../../federation/simulation/simulate.js'; export const x = runSimulation;", 'src/cli/commands/simulate.ts', false],
+    ["import { WebSocket } from 'ws'; export const x = WebSocket;", 'src/federation/client/probe.ts', true],
   ];
   for (const [code, file, expected] of cases) {
     test(`${file}: ${code.slice(0, code.indexOf(';'))} is ${expected ? 'refused' : 'allowed'}`, async () => {

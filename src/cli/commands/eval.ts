@@ -8,7 +8,7 @@ import { readLoraConfig } from '../../formats/peft.js';
 import type { LoraSettings } from '../../model/types.js';
 import { DEVICES } from '../../runtime/session.js';
 import { readAdapterFolder } from '../../trainer/adapterFolder.js';
-import { defaultModelDir } from '../../trainer/defaultModel.js';
+import { resolveModelDir } from '../modelArg.js';
 import { createTrainer } from '../../trainer/loraTrainer.js';
 import { defaultLoraSettings } from '../../trainer/setup.js';
 import type { EvalResult, LoraTrainer } from '../../trainer/types.js';
@@ -63,7 +63,7 @@ async function loraOfAdapter(dir: string): Promise<LoraSettings> {
 
 async function evaluate(args: ParsedArgs): Promise<{ result: EvalResult; model: string; adapter: string | null; data: string }> {
   const cmd = 'eval';
-  const model = resolve(optionalString(args, 'model') ?? defaultModelDir());
+  const model = resolveModelDir(optionalString(args, 'model'), 'eval');
   const adapterDir = optionalString(args, 'adapter');
   const data = stringFlag(args, 'data', cmd);
   const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', cmd, 1, { min: 1, max: 256, integer: true });

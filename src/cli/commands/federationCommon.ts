@@ -3,60 +3,18 @@
  * model included), the adapted-module layout a model and LoRA settings imply, the trainer factory,
  * and where human-readable output goes when `--events -` takes stdout.
  */
-import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { withCheckpoint } from '../../model/checkpoint.js';
 import { architectureFor } from '../../model/registry.js';
 import type { AdaptedModule, LoraSettings } from '../../model/types.js';
 import type { Matrix } from '../../core/tensor.js';
-import type { BaseSource } from '../../federation/client/baseCopy.js';
-import { modelBaseSource, modelManifest, type ModelManifest } from '../../federation/client/modelBase.js';
+import type { BaseSource } from '../../federation/shared/baseWeights.js';
+import { modelBaseSource, modelManifest, type ModelManifest } from '../../federation/shared/modelBase.js';
 import type { AdapterLayout } from '../../federation/protocol/adapterTensors.js';
-import { writeModelFolder } from '../../federation/simulation/onnxWorkload.js';
-import { createSyntheticWorkload } from '../../federation/simulation/syntheticWorkload.js';
+import { writeModelFolder } from '../../federation/shared/modelFolder.js';
+import { createSyntheticBase, SYNTHETIC_TARGET_MODULES, syntheticLayout } from '../../federation/client/syntheticTrainer.js';
 import type { CliIO } from '../command.js';
 import { usageError } from '../errors.js';
-
-/** The model `simulate`, `host` and `join` use when `--model` is not given. */
-export const DEFAULT_MODEL = 'models/tiny-gpt2';
-
-/** Folders to look for the shipped models in: this package's root (walking up from this module and the script), then the working directory. */
-function searchRoots(): string[] {
-  const starts: string[] = [];
-  try {
-    starts.push(dirname(fileURLToPath(import.meta.url)));
-  } catch {
-    // Bundled as CommonJS: no import.meta.url.
-  }
-  if (process.argv[1] !== undefined) starts.push(dirname(resolve(process.argv[1])));
-  const roots: string[] = [process.cwd()];
-  for (const start of starts) {
-    for (let dir = start; ; dir = dirname(dir)) {
-      if (existsSync(join(dir, 'package.json'))) roots.push(dir);
-      if (dirname(dir) === dir) break;
-    }
-  }
-  return [...new Set(roots)];
-}
-
-/**
- * Resolves `--model`: an existing folder as given, else (for a relative path) the same path under
- * the package root, where the shipped default model lives. Throws a usage error naming the flag.
- */
-export function resolveModelDir(given: string | undefined, command: string): string {
-  const name = given ?? DEFAULT_MODEL;
-  if (existsSync(join(name, 'config.json'))) return resolve(name);
-  if (!isAbsolute(name)) {
-    for (const root of searchRoots()) {
-      const candidate = join(root, name);
-      if (existsSync(join(candidate, 'config.json'))) return candidate;
-    }
-  }
-  throw usageError(given === undefined
-    ? `fedex ${command}: the default model ${DEFAULT_MODEL} was not found (looked in the working directory and the package folder); give --model <folder with config.json and model.safetensors>.`
-    : `fedex ${command}: --model '${given}' is not a model folder (no config.json in it).`);
-}
+import { resolveModelDir } from '../modelArg.js';
 
 /** The adapted modules of a model under some LoRA settings, as the federation's layout. */
 export interface ModelLayout {
@@ -122,8 +80,9 @@ export interface FederationModel {
  */
 export async function federationModel(given: string | undefined, command: string, lora: { rank: number; alpha: number; seed: number; targetModules: readonly string[] }, known?: ModelManifest): Promise<FederationModel> {
   if (given === 'synthetic') {
-    const w = createSyntheticWorkload({ rank: lora.rank, alpha: lora.alpha, seed: lora.seed });
-    return { modelDir: null, label: 'synthetic', base: w.base, layout: w.layout, targetModules: w.targetModules };
+    // The model of `fedex simulate --model synthetic`: host and clients generate it identically from the seed.
+    const layout = syntheticLayout(lora.rank);
+    return { modelDir: null, label: 'synthetic', base: createSyntheticBase(layout, lora.seed), layout, targetModules: SYNTHETIC_TARGET_MODULES };
   }
   const modelDir = resolveModelDir(given, command);
   const resolved = await modelLayout(modelDir, lora);

@@ -15,20 +15,21 @@ import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js
 import { Coordinator } from '../../federation/coordinator/coordinator.js';
 import type { CoordinatorConfig, FederationPlan, Quorum } from '../../federation/coordinator/config.js';
 import type { ModelOffer } from '../../federation/coordinator/modelServer.js';
-import { adaptableModules, modelManifest } from '../../federation/client/modelBase.js';
-import { writeModelFolder } from '../../federation/simulation/onnxWorkload.js';
+import { adaptableModules, modelManifest } from '../../federation/shared/modelBase.js';
+import { writeModelFolder } from '../../federation/shared/modelFolder.js';
 import { writeFileAtomic } from '../../formats/atomicFile.js';
-import { eventsFlagSink } from '../../federation/simulation/eventSink.js';
-import { COORDINATOR_EVENT_TYPES } from '../../federation/simulation/events.js';
-import { meanOf } from '../../federation/simulation/report.js';
-import { AdapterSaver, adapterFields, checkAdapterConfig, writeAdapterFolder, writeBaseFolder } from '../../federation/simulation/saveAdapters.js';
+import { eventsFlagSink } from '../../federation/events/eventSink.js';
+import { COORDINATOR_EVENT_TYPES } from '../../federation/events/events.js';
+import { meanOf } from '../../core/stats.js';
+import { AdapterSaver, adapterFields, checkAdapterConfig, writeFederationAdapter, writeBaseFolder } from '../../federation/shared/adapterFolders.js';
 import type { ServerTlsOptions } from '../../federation/transport/types.js';
 import type { CliCommand } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
+import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { readRoundCommands, readyText } from '../ui/roundPrompt.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
-import { DEFAULT_MODEL, federationModel, humanOut, listFlag, resolveModelDir, type FederationModel } from './federationCommon.js';
+import { federationModel, humanOut, listFlag, type FederationModel } from './federationCommon.js';
 
 const FLAGS: FlagSpecs = {
   port: { type: 'string', value: 'n', help: 'TCP port (0 = any free port)', default: '7777' },
@@ -296,7 +297,7 @@ export const hostCommand: CliCommand = {
         out.write(`fedex host: the federation in ${coordinator.runDir} had already finished (${finishedBefore.reason}, ${summary.roundsCompleted}/${summary.rounds} rounds aggregated); nothing to do, ${finalDir} is unchanged\n`);
         return summary.roundsCompleted < summary.rounds ? 1 : 0;
       }
-      await writeAdapterFolder(join(finalDir, 'adapter'), snap.global, plan.layout, adapterFields(plan.layout, plan.lora));
+      await writeFederationAdapter(join(finalDir, 'adapter'), snap.global, plan.layout, adapterFields(plan.layout, plan.lora));
       if (snap.revision > 0) {
         await writeBaseFolder(join(finalDir, 'model'), snap.base, { layout: plan.layout, ...(writeModel !== undefined ? { writeModel } : {}) });
       }

@@ -17,9 +17,9 @@ import { ClientError } from '../../federation/client/errors.js';
 import { createModelClient } from '../../federation/client/modelClient.js';
 import { createSyntheticTrainer } from '../../federation/client/syntheticTrainer.js';
 import type { FederationSettings, LocalTrainer } from '../../federation/client/trainer.js';
-import { eventsFlagSink } from '../../federation/simulation/eventSink.js';
-import { meanOf } from '../../federation/simulation/report.js';
-import { adapterFields, checkAdapterConfig, writeAdapterFolder } from '../../federation/simulation/saveAdapters.js';
+import { eventsFlagSink } from '../../federation/events/eventSink.js';
+import { meanOf } from '../../core/stats.js';
+import { adapterFields, checkAdapterConfig, writeFederationAdapter } from '../../federation/shared/adapterFolders.js';
 import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
@@ -312,7 +312,7 @@ export const joinCommand: CliCommand = {
         if (settings === undefined) {
           out.write('no final adapter written: this client never received the federation settings (it trained no round)\n');
         } else {
-          await writeAdapterFolder(resolve(target), outcome.global, settings.layout, adapterFields(settings.layout, settings));
+          await writeFederationAdapter(resolve(target), outcome.global, settings.layout, adapterFields(settings.layout, settings));
           out.write(`final global adapter (PEFT): ${resolve(target)}\n`);
         }
       }

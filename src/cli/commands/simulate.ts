@@ -9,8 +9,8 @@ import { resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
 import { DEVICES } from '../../runtime/session.js';
-import { eventsFlagSink, teeSink, type EventSink } from '../../federation/simulation/eventSink.js';
-import { SIMULATION_METHODS, type SimulationMethod } from '../../federation/simulation/events.js';
+import { eventsFlagSink, teeSink, type EventSink } from '../../federation/events/eventSink.js';
+import { SIMULATION_METHODS, type SimulationMethod } from '../../federation/events/events.js';
 import { createOnnxWorkload } from '../../federation/simulation/onnxWorkload.js';
 import { runSimulation } from '../../federation/simulation/simulate.js';
 import { createSyntheticWorkload } from '../../federation/simulation/syntheticWorkload.js';
@@ -18,10 +18,11 @@ import type { SimulationWorkload } from '../../federation/simulation/workload.js
 import type { CliCommand } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { usageError } from '../errors.js';
+import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { ProgressBar } from '../ui/progress.js';
 import { LiveTable } from '../ui/liveTable.js';
 import { formatBytes, formatNumber, renderTable } from '../ui/table.js';
-import { DEFAULT_MODEL, formatSeconds, humanOut, listFlag, modelLayout, resolveModelDir } from './federationCommon.js';
+import { formatSeconds, humanOut, listFlag, modelLayout } from './federationCommon.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 
 /** Defaults of the main job (sized to finish in a few minutes on 2 cores; see docs/cli.md). */

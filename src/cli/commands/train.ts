@@ -8,7 +8,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEVICES } from '../../runtime/session.js';
 import { readAdapterFolder, writeAdapterFolder } from '../../trainer/adapterFolder.js';
-import { defaultModelDir } from '../../trainer/defaultModel.js';
+import { resolveModelDir } from '../modelArg.js';
 import { isAbortError } from '../../trainer/errors.js';
 import { createTrainer } from '../../trainer/loraTrainer.js';
 import { SCHEDULES } from '../../trainer/schedule.js';
@@ -111,7 +111,7 @@ async function writeLine(file: FileHandle, record: Record<string, unknown>): Pro
 }
 
 async function train(args: ParsedArgs, io: CliIO): Promise<number> {
-  const modelDir = resolve(optionalString(args, 'model') ?? defaultModelDir());
+  const modelDir = resolveModelDir(optionalString(args, 'model'), 'train');
   const out = resolve(stringFlag(args, 'out', 'train'));
   const setup = setupFromFlags(args, modelDir);
   const steps = args.values.steps === undefined ? undefined : numberFlag(args, 'steps', 'train', 0, { min: 0, integer: true });

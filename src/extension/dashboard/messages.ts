@@ -9,12 +9,12 @@
  * then streams `events` batches. `select` focuses a federation; `federations` replaces the list when
  * one is added or changes state. The webview posts `selectModule`, `exportReport` and `log`.
  *
- * Events are lines of the `fedex … --events -` stream (src/federation/simulation/events.ts): a
+ * Events are lines of the `fedex … --events -` stream (src/federation/events/events.ts): a
  * coordinator, simulation or join event, `{type, time, method?, ...payload}`. They are forwarded
  * unchanged; the guards check the envelope only (`type`, `time`), the dashboard reads payload fields
  * defensively (unknown event types are ignored, non-finite numbers arrive as null).
  */
-import type { CliEvent } from '../../federation/simulation/events.js';
+import type { CliEvent } from '../../federation/events/events.js';
 
 /** Version of this message set; travels with `ready` and `init`. */
 export const DASHBOARD_PROTOCOL_VERSION = 1;

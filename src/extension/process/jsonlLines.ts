@@ -4,8 +4,8 @@
  * the tail until the next newline. No vscode here: unit-tested on its own.
  */
 import { StringDecoder } from 'node:string_decoder';
-import { parseEventLine } from '../../federation/simulation/events.js';
-import type { CliEvent } from '../../federation/simulation/events.js';
+import { parseEventLine } from '../../federation/events/events.js';
+import type { CliEvent } from '../../federation/events/events.js';
 
 /** An event of the stream: a declared one, or one of a type a newer CLI added (kept, not narrowed). */
 export type StreamEvent = CliEvent | { readonly type: string; readonly time: number };

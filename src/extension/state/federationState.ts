@@ -5,7 +5,7 @@
  */
 import type { FederationKind } from '../dashboard/messages.js';
 import type { StreamEvent } from '../process/jsonlLines.js';
-import type { CliEventMap, CliEventType } from '../../federation/simulation/events.js';
+import type { CliEventMap, CliEventType } from '../../federation/events/events.js';
 
 /** Where a federation is in its life. */
 export type FederationPhase =

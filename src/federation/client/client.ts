@@ -15,10 +15,12 @@ import { DEFAULT_LIMITS } from '../protocol/constants.js';
 import type { FloatWireDType } from '../protocol/dtypes.js';
 import type { ParamsOf } from '../protocol/messages.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
-import { BaseCopy, type BaseSource } from './baseCopy.js';
+import { BaseCopy } from './baseCopy.js';
+import { type BaseSource } from '../shared/baseWeights.js';
 import { ClientConnection, type ConnectionOutcome } from './clientConnection.js';
 import { ClientError } from './errors.js';
-import type { Adapter, FederationSettings, LocalTrainer, TrainResult } from './trainer.js';
+import type { FederationSettings, LocalTrainer, TrainResult } from './trainer.js';
+import type { Adapter } from '../../core/lora.js';
 
 /** Options of a federation client. */
 export interface FederationClientOptions {

@@ -8,13 +8,13 @@ import { DEFAULT_LIMITS, PROTOCOL_MAJOR, PROTOCOL_MINOR } from '../protocol/cons
 import type { AnyMessage, AnyOutgoingMessage, Message } from '../protocol/envelope.js';
 import { protocolError, type ProtocolError } from '../protocol/errors.js';
 import type { Method, ParamsOf } from '../protocol/messages.js';
-import { advanceSession, INITIAL_SESSION, type SessionState } from '../protocol/session.js';
+import { advanceSession, INITIAL_SESSION, type SessionState } from '../protocol/sessionState.js';
 import type { Connection } from '../transport/types.js';
-import { adapterFromTensors, adapterToTensors } from './adapterWire.js';
+import { adapterFromTensors, adapterToTensors } from '../shared/adapterWire.js';
 import type { FederationClient, TrainingJob } from './client.js';
 import { ClientError, rejectionError } from './errors.js';
 import { startHeartbeat } from './heartbeat.js';
-import type { Adapter } from './trainer.js';
+import type { Adapter } from '../../core/lora.js';
 
 /** How a connection ended. */
 export type ConnectionOutcome = { readonly sessionId?: string } & (

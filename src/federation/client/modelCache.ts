@@ -16,7 +16,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { baseModelHash, type ModelFile } from '../protocol/baseModel.js';
 import { ClientError } from './errors.js';
-import { manifestNames, modelManifest, sha256File, type ModelManifest } from './modelBase.js';
+import { manifestNames, modelManifest, sha256File, type ModelManifest } from '../shared/modelBase.js';
 import { processAlive } from '../../formats/atomicFile.js';
 
 /** The files a cached model may hold besides weight shards (the files `modelManifest` hashes). */

@@ -5,10 +5,10 @@
  * of src/trainer on this client's data, and the `FederationClient` that connects them. Whatever a
  * simulation's clients do, a joined client does too.
  */
-import type { BaseSource } from './baseCopy.js';
+import type { BaseSource } from '../shared/baseWeights.js';
 import { FederationClient, type FederationClientOptions } from './client.js';
-import { modelBaseSource } from './modelBase.js';
-import { createOnnxTrainer, type OnnxLocalTrainer, type OnnxTrainerOptions } from './onnxTrainer.js';
+import { modelBaseSource } from '../shared/modelBase.js';
+import { createOnnxTrainer, type OnnxLocalTrainer, type OnnxTrainerOptions } from './loraLocalTrainer.js';
 
 /** A model client: where it connects, its model folder and how it trains. */
 export interface ModelClientOptions extends Omit<FederationClientOptions, 'base' | 'trainer'> {

@@ -12,14 +12,14 @@ import { DEFAULT_LIMITS, PROTOCOL_MAJOR, PROTOCOL_MINOR } from '../protocol/cons
 import { baseModelHash, MODEL_CHUNK_OVERHEAD_BYTES, type ModelFile } from '../protocol/baseModel.js';
 import type { AnyOutgoingMessage, Message } from '../protocol/envelope.js';
 import type { ParamsOf } from '../protocol/messages.js';
-import { advanceSession, INITIAL_SESSION, type SessionState } from '../protocol/session.js';
+import { advanceSession, INITIAL_SESSION, type SessionState } from '../protocol/sessionState.js';
 import { backoffDelay, sleep } from '../transport/backoff.js';
 import { connectWithRetry, type RetryOptions } from '../transport/client.js';
 import { TransportError, type ConnectOptions, type Connection } from '../transport/types.js';
 import { ClientError, rejectionError } from './errors.js';
 import { cacheFileName, type ModelCache, type ModelDownload } from './modelCache.js';
 import { startHeartbeat } from './heartbeat.js';
-import type { ModelManifest } from './modelBase.js';
+import type { ModelManifest } from '../shared/modelBase.js';
 
 /** Options of `fetchBaseModel`. */
 export interface ModelFetchOptions {

@@ -9,8 +9,9 @@ import type { LoraFactors } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import { baseModelHash, sha256Hex } from '../protocol/baseModel.js';
-import { layoutWeights, storedShape, type BaseSource } from './baseCopy.js';
-import type { Adapter, BaseUpdateInfo, LocalTrainer, TrainConfig, TrainResult } from './trainer.js';
+import { layoutWeights, storedShape, type BaseSource } from '../shared/baseWeights.js';
+import type { BaseUpdateInfo, LocalTrainer, TrainConfig, TrainResult } from './trainer.js';
+import type { Adapter } from '../../core/lora.js';
 
 /** Options of the synthetic trainer. */
 export interface SyntheticTrainerOptions {
@@ -103,4 +104,17 @@ export function createSyntheticBase(layout: AdapterLayout, seed: number, std = 0
   }
   const hash = baseModelHash([{ name: 'synthetic-base.bin', bytes, sha256: sha256Hex(new TextEncoder().encode(digests.join('\n'))) }]);
   return { hash, modules, load: async (wanted) => layoutWeights(modules, wanted, 'the synthetic base') };
+}
+
+/** The synthetic model's target modules (PEFT names). */
+export const SYNTHETIC_TARGET_MODULES: readonly string[] = ['c_attn', 'c_proj'];
+
+/** The synthetic model's GPT-2-shaped layout: per layer c_attn (hidden → 3·hidden) and c_proj (hidden → hidden), Conv1D. */
+export function syntheticLayout(rank: number, layers = 2, hidden = 32): AdapterLayout {
+  const out: { module: string; in: number; out: number; rank: number; fanInFanOut: boolean }[] = [];
+  for (let l = 0; l < layers; l++) {
+    out.push({ module: `transformer.h.${l}.attn.c_attn`, in: hidden, out: 3 * hidden, rank, fanInFanOut: true });
+    out.push({ module: `transformer.h.${l}.attn.c_proj`, in: hidden, out: hidden, rank, fanInFanOut: true });
+  }
+  return out;
 }

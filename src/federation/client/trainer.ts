@@ -4,15 +4,13 @@
  * adapter; it does no networking. The onnxruntime trainer (src/trainer) plugs in here;
  * `syntheticTrainer.ts` is the lightweight, model-free implementation used by tests and benchmarks.
  */
-import type { LoraFactors } from '../../core/lora.js';
+import type { Adapter } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
 import type { ParamsOf } from '../protocol/messages.js';
 
 /** The federation settings from `welcome.config` (method, rounds, LoRA settings, layout, …). */
 export type FederationSettings = ParamsOf<'welcome'>['config'];
 
-/** An adapter: LoRA factors by module path (`A` rank × in, `B` out × rank, float32, wire orientation). */
-export type Adapter = ReadonlyMap<string, LoraFactors>;
 
 /** What a trainer is told about the round besides the federation settings. */
 export interface TrainConfig extends FederationSettings {

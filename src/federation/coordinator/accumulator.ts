@@ -16,7 +16,7 @@
 import type { ProductBackend } from '../../core/product.js';
 import type { Matrix } from '../../core/tensor.js';
 import { chooseResidualForm, type ModuleLayout } from '../protocol/adapterTensors.js';
-import type { Adapter } from '../client/trainer.js';
+import type { Adapter } from '../../core/lora.js';
 
 /** Below this many multiply-adds of the close-time product (out·in·k·r) `auto` keeps the factored path. */
 export const INCREMENTAL_MIN_MACS = 1 << 27;

@@ -18,10 +18,10 @@ import type { AggregationStrategy, ClientFailure, ModuleAggregate, ModuleGlobalS
 import type { Matrix } from '../../core/tensor.js';
 import { resolveWeights } from '../../core/weights.js';
 import { chooseResidualForm, type ModuleLayout } from '../protocol/adapterTensors.js';
-import { addDense, moduleLayout } from '../client/baseCopy.js';
+import { addDense, moduleLayout } from '../shared/baseWeights.js';
 import type { AccumulatedModule, IdealUpdateAccumulator } from './accumulator.js';
 import { moduleSpecs, type FederationPlan } from './config.js';
-import { adapterDrift } from './dashboard.js';
+import { adapterDrift } from './roundFigures.js';
 import type { ModuleRoundRecord } from './events.js';
 import type { StepModule } from './residuals.js';
 

@@ -8,7 +8,7 @@ import type { ProductBackend } from '../../core/product.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { AnyOutgoingMessage, NamedTensor } from '../protocol/envelope.js';
 import type { ParamsOf } from '../protocol/messages.js';
-import { adapterToTensors } from '../client/adapterWire.js';
+import { adapterToTensors } from '../shared/adapterWire.js';
 import type { FederationPlan } from './config.js';
 import type { ResidualHistory } from './residuals.js';
 

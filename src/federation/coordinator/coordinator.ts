@@ -30,7 +30,7 @@ import type { CoordinatorConfig, FederationPlan, ListenOptions } from './config.
 import { CoordinatorError } from './errors.js';
 import { EventLog, type CoordinatorEventMap, type CoordinatorEventName } from './events.js';
 import { RoundRunner, type RoundGrant } from './roundRunner.js';
-import { CoordinatorSession, type SessionHost } from './session.js';
+import { CoordinatorSession, type SessionHost } from './clientSession.js';
 import { RunStore, type ClientRecord } from './store.js';
 import { ResidualHistory } from './residuals.js';
 import { admitHello, welcomeParams } from './handshake.js';

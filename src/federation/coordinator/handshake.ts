@@ -8,7 +8,7 @@ import { DEFAULT_LIMITS, PROTOCOL_MINOR } from '../protocol/constants.js';
 import type { FloatWireDType } from '../protocol/dtypes.js';
 import { isProtocolError, type ProtocolErrorCode } from '../protocol/errors.js';
 import type { ParamsOf } from '../protocol/messages.js';
-import { negotiateVersion } from '../protocol/session.js';
+import { negotiateVersion } from '../protocol/sessionState.js';
 import { tokensEqual } from '../protocol/tokens.js';
 import { welcomeConfig, type FederationPlan } from './config.js';
 import { DEFAULT_MAX_CHUNK_BYTES, type ModelServer } from './modelServer.js';

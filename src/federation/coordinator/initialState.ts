@@ -6,7 +6,7 @@
 import type { LoraFactors } from '../../core/lora.js';
 import { createRng, kaimingUniform } from '../../core/random.js';
 import type { Matrix } from '../../core/tensor.js';
-import { storedShape } from '../client/baseCopy.js';
+import { storedShape } from '../shared/baseWeights.js';
 import { resolvePlan, type CoordinatorConfig, type FederationPlan } from './config.js';
 import type { CoordinatorState } from './coordinator.js';
 import { CoordinatorError } from './errors.js';

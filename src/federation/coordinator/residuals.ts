@@ -13,7 +13,7 @@ import {
   type AdapterLayout, type ModuleLayout, type ResidualEntry,
 } from '../protocol/adapterTensors.js';
 import type { NamedTensor } from '../protocol/envelope.js';
-import { addDense } from '../client/baseCopy.js';
+import { addDense } from '../shared/baseWeights.js';
 
 /** One module's part of a step: factored (W += scale·P·Q) or dense (W += scale·D, D out × in). */
 export type StepModule =

@@ -5,19 +5,19 @@
  */
 import { safeText } from '../protocol/codec.js';
 import type { Message } from '../protocol/envelope.js';
-import { adapterFromTensors } from '../client/adapterWire.js';
+import { adapterFromTensors } from '../shared/adapterWire.js';
 import type { LoraFactors } from '../../core/lora.js';
 import { accumulatedModules, IdealUpdateAccumulator } from './accumulator.js';
 import { aggregateRound, type AcceptedUpdate, type RoundAggregate } from './aggregate.js';
 import { GlobalFrames } from './broadcast.js';
 import { quorumCount, sampleSize } from './config.js';
-import { roundHeatmap } from './dashboard.js';
+import { roundHeatmap } from './roundFigures.js';
 import type { Coordinator } from './coordinator.js';
 import { CoordinatorError } from './errors.js';
 import type { RoundRecord } from './events.js';
 import { RoundTracker, sampleClients } from './roundState.js';
 import type { ResidualStep } from './residuals.js';
-import type { CoordinatorSession } from './session.js';
+import type { CoordinatorSession } from './clientSession.js';
 import { RunStore } from './store.js';
 
 type ClosedBy = RoundRecord['closedBy'];

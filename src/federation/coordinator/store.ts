@@ -20,8 +20,8 @@ import { fsyncDir, processAlive, writeFileAtomic } from '../../formats/atomicFil
 import { withSafetensors } from '../../formats/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
 import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type ResidualEntry } from '../protocol/adapterTensors.js';
-import { adapterToTensors } from '../client/adapterWire.js';
-import { storedShape } from '../client/baseCopy.js';
+import { adapterToTensors } from '../shared/adapterWire.js';
+import { storedShape } from '../shared/baseWeights.js';
 import type { FederationPlan } from './config.js';
 import { CoordinatorError } from './errors.js';
 import type { RoundRecord } from './events.js';

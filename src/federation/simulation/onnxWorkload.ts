@@ -4,16 +4,12 @@
  * trainer); one more trainer on the pooled data evaluates every global model on the held-out set
  * and trains the centralized reference.
  */
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Matrix } from '../../core/tensor.js';
-import { openSafetensors } from '../../formats/safetensors.js';
-import { createSafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import type { AdaptedModule } from '../../model/types.js';
 import type { Device } from '../../runtime/session.js';
-import { modelBaseSource, modelManifest } from '../client/modelBase.js';
+import { modelBaseSource, modelManifest } from '../shared/modelBase.js';
 import { createModelClient } from '../client/modelClient.js';
-import { createOnnxTrainer, type OnnxLocalTrainer, type TrainerFactory } from '../client/onnxTrainer.js';
+import { writeModelFolder } from '../shared/modelFolder.js';
+import { createOnnxTrainer, type OnnxLocalTrainer, type TrainerFactory } from '../client/loraLocalTrainer.js';
 import type { FederationSettings, LocalTrainer } from '../client/trainer.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
@@ -103,39 +99,4 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
     writeModel: (dir, weights) => writeModelFolder(o.modelDir, dir, weights, baseKeys),
     dispose: () => pooled.dispose(),
   };
-}
-
-/**
- * Copies a model folder with the adapted weights replaced by `weights` (float32; stored layout).
- * Other tensors are copied byte for byte; config and tokenizer files are copied.
- */
-export async function writeModelFolder(from: string, to: string, weights: ReadonlyMap<string, Matrix<Float32Array>>, baseKeys: ReadonlyMap<string, string>): Promise<void> {
-  await mkdir(to, { recursive: true });
-  for (const name of await readdir(from)) {
-    if (name === 'config.json' || name.startsWith('tokenizer') || name === 'generation_config.json' || name === 'special_tokens_map.json' || name === 'vocab.json' || name === 'merges.txt') {
-      await copyFile(join(from, name), join(to, name));
-    }
-  }
-  const reader = await openSafetensors(join(from, 'model.safetensors'));
-  try {
-    const replaced = new Map<string, Float32Array>();
-    for (const [path, key] of baseKeys) {
-      const w = weights.get(path);
-      if (w === undefined) throw new Error(`writeModelFolder: no weight for module ${path}`);
-      const stored = reader.tensors.has(key) ? key : [...reader.tensors.keys()].find((k) => k.endsWith(`.${key}`) || key.endsWith(`.${k}`));
-      if (stored === undefined) throw new Error(`writeModelFolder: ${from}/model.safetensors has no tensor ${key}`);
-      replaced.set(stored, w.data);
-    }
-    const entries = [...reader.tensors.values()].map((t) => ({ name: t.name, dtype: replaced.has(t.name) ? 'F32' as const : t.dtype, shape: t.shape }));
-    const writer = await createSafetensorsWriter(join(to, 'model.safetensors'), entries, { ...reader.metadata, format: 'pt' });
-    try {
-      for (const t of reader.tensors.values()) await writer.writeTensor(t.name, replaced.get(t.name) ?? await reader.readRaw(t.name));
-    } catch (err) {
-      await writer.abort();
-      throw err;
-    }
-    await writer.close();
-  } finally {
-    await reader.close();
-  }
 }

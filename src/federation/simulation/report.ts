@@ -6,8 +6,9 @@
 import { cpus, platform, arch } from 'node:os';
 import { writeFileAtomic } from '../../formats/atomicFile.js';
 import { classifyModule, layerIndex } from '../../core/moduleNames.js';
+import { meanOf } from '../../core/stats.js';
 import type { ModuleRoundRecord, RoundRecord } from '../coordinator/events.js';
-import type { MethodSummary, SimulationMethod } from './events.js';
+import type { MethodSummary, SimulationMethod } from '../events/events.js';
 import type { EvalMetrics } from './workload.js';
 
 /** What was run (the flags, resolved). */
@@ -84,12 +85,6 @@ export interface SimulationReport {
   /** The final figures of every method, in run order. */
   readonly comparison: readonly MethodSummary[];
   readonly seconds: number;
-}
-
-/** Mean of the finite values, or null when there is none. */
-export function meanOf(values: readonly (number | null)[]): number | null {
-  const ok = values.filter((v): v is number => v !== null && Number.isFinite(v));
-  return ok.length === 0 ? null : ok.reduce((a, b) => a + b, 0) / ok.length;
 }
 
 /** Per-module deviation entries of a round record. */

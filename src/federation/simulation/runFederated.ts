@@ -13,10 +13,10 @@ import type { FederationClient } from '../client/client.js';
 import type { LocalTrainer } from '../client/trainer.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { CoordinatorEventMap, CoordinatorEventName, RoundRecord } from '../coordinator/events.js';
-import type { EventSink } from './eventSink.js';
-import { COORDINATOR_EVENT_TYPES } from './events.js';
+import type { EventSink } from '../events/eventSink.js';
+import { COORDINATOR_EVENT_TYPES } from '../events/events.js';
 import { federatedRound, initialRound, summarize, type MethodReport, type RoundReport } from './report.js';
-import { AdapterSaver, adapterFields, checkAdapterConfig } from './saveAdapters.js';
+import { AdapterSaver, adapterFields, checkAdapterConfig } from '../shared/adapterFolders.js';
 import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
 
 /** Settings of one federated run. */

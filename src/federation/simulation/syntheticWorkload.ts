@@ -9,9 +9,9 @@ import { loraScaling } from '../../core/lora.js';
 import { createRng, fillGaussian } from '../../core/random.js';
 import type { Matrix } from '../../core/tensor.js';
 import { FederationClient } from '../client/client.js';
-import { createSyntheticBase, createSyntheticTrainer } from '../client/syntheticTrainer.js';
-import type { Adapter, BaseUpdateInfo, LocalTrainer, TrainConfig, TrainResult } from '../client/trainer.js';
-import type { AdapterLayout } from '../protocol/adapterTensors.js';
+import { createSyntheticBase, createSyntheticTrainer, SYNTHETIC_TARGET_MODULES, syntheticLayout } from '../client/syntheticTrainer.js';
+import type { BaseUpdateInfo, LocalTrainer, TrainConfig, TrainResult } from '../client/trainer.js';
+import type { Adapter } from '../../core/lora.js';
 import type { DataPart, EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
 
 /** Options of the synthetic workload. */
@@ -26,19 +26,10 @@ export interface SyntheticWorkloadOptions {
   readonly stepDelayMs?: number;
 }
 
-/** GPT-2-shaped layout: per layer c_attn (hidden → 3·hidden) and c_proj (hidden → hidden), Conv1D. */
-export function syntheticLayout(layers: number, hidden: number, rank: number): AdapterLayout {
-  const out: { module: string; in: number; out: number; rank: number; fanInFanOut: boolean }[] = [];
-  for (let l = 0; l < layers; l++) {
-    out.push({ module: `transformer.h.${l}.attn.c_attn`, in: hidden, out: 3 * hidden, rank, fanInFanOut: true });
-    out.push({ module: `transformer.h.${l}.attn.c_proj`, in: hidden, out: hidden, rank, fanInFanOut: true });
-  }
-  return out;
-}
 
 /** Creates the synthetic workload. */
 export function createSyntheticWorkload(options: SyntheticWorkloadOptions): SimulationWorkload {
-  const layout = syntheticLayout(options.layers ?? 2, options.hidden ?? 32, options.rank);
+  const layout = syntheticLayout(options.rank, options.layers, options.hidden);
   const base = createSyntheticBase(layout, options.seed);
   const rng = createRng(options.seed ^ 0x5eed);
   const targets = new Map(layout.map((m) => [m.module, fillGaussian(new Float32Array(m.in * m.out), rng, 0.02)]));
@@ -60,7 +51,7 @@ export function createSyntheticWorkload(options: SyntheticWorkloadOptions): Simu
   return {
     kind: 'synthetic',
     layout,
-    targetModules: ['c_attn', 'c_proj'],
+    targetModules: SYNTHETIC_TARGET_MODULES,
     base,
     createClient(part, connection, onProgress) {
       const trainer = syntheticTrainer(part, onProgress);

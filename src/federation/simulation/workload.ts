@@ -5,9 +5,10 @@
  * (`syntheticWorkload.ts`) has no model and exists to exercise the orchestration quickly.
  */
 import type { Matrix } from '../../core/tensor.js';
-import type { BaseSource } from '../client/baseCopy.js';
+import type { BaseSource } from '../shared/baseWeights.js';
 import type { FederationClient, FederationClientOptions } from '../client/client.js';
-import type { Adapter, LocalTrainer } from '../client/trainer.js';
+import type { LocalTrainer } from '../client/trainer.js';
+import type { Adapter } from '../../core/lora.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 
 /** Figures of one evaluation on the held-out eval set. */

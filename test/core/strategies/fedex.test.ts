@@ -9,7 +9,7 @@ import type { Layout, LoraFactors, LoraModuleSpec } from '../../../src/core/lora
 import { createRng } from '../../../src/core/random.js';
 import { frobeniusDiff, maxAbs, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec } from '../reference.js';
 
-// Tolerance of the exactness property (DESIGN.md §1): float32 round-off relative to the update,
+// Tolerance of the exactness property (docs/math.md §1): float32 round-off relative to the update,
 // plus the rounding of W0' itself: maxAbsErr ≤ 1e-5·max|s·Σ w_i B_i A_i| + 1e-6·max|W0|.
 const REL_TOL = 1e-5;
 const BASE_TOL = 1e-6;

@@ -8,7 +8,7 @@ import { loraScaling } from '../../../src/core/lora.js';
 import type { StrategyName } from '../../../src/core/strategies/types.js';
 import { createSyntheticTrainer } from '../../../src/federation/client/syntheticTrainer.js';
 import { Coordinator } from '../../../src/federation/coordinator/coordinator.js';
-import { maxAbsPool } from '../../../src/federation/coordinator/dashboard.js';
+import { maxAbsPool } from '../../../src/federation/coordinator/roundFigures.js';
 import type { RoundRecord, UpdateHeatmap } from '../../../src/federation/coordinator/events.js';
 import { LAYOUT, coordinatorConfig, effective, recording, startClients, tempRunDir, type Seen } from './fixtures.js';
 

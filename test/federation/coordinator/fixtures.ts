@@ -10,7 +10,8 @@ import type { Matrix } from '../../../src/core/tensor.js';
 import type { AdapterLayout } from '../../../src/federation/protocol/adapterTensors.js';
 import { FederationClient, type FederationClientOptions } from '../../../src/federation/client/client.js';
 import { createSyntheticBase, createSyntheticTrainer, type SyntheticBase } from '../../../src/federation/client/syntheticTrainer.js';
-import type { Adapter, BaseUpdateInfo, LocalTrainer, TrainConfig, TrainResult } from '../../../src/federation/client/trainer.js';
+import type { BaseUpdateInfo, LocalTrainer, TrainConfig, TrainResult } from '../../../src/federation/client/trainer.js';
+import type { Adapter } from '../../../src/core/lora.js';
 import type { CoordinatorConfig } from '../../../src/federation/coordinator/config.js';
 
 /** c_attn (Conv1D, factored residual), c_proj (Conv1D, square, factored), down_proj (Linear, dense residual for 3 clients). */

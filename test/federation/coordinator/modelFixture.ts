@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { federationModel, type FederationModel } from '../../../src/cli/commands/federationCommon.js';
-import type { ModelManifest } from '../../../src/federation/client/modelBase.js';
+import type { ModelManifest } from '../../../src/federation/shared/modelBase.js';
 import type { CoordinatorConfig } from '../../../src/federation/coordinator/config.js';
 import type { ModelOffer } from '../../../src/federation/coordinator/modelServer.js';
 import type { ParamsOf } from '../../../src/federation/protocol/messages.js';

@@ -7,7 +7,7 @@ import { createTypeScriptBackend } from '../../../src/core/product.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import type { ModuleLayout } from '../../../src/federation/protocol/adapterTensors.js';
-import { applyResidual, moduleLayout, storedShape } from '../../../src/federation/client/baseCopy.js';
+import { applyResidual, moduleLayout, storedShape } from '../../../src/federation/shared/baseWeights.js';
 import { ResidualHistory, type ResidualStep, type StepModule } from '../../../src/federation/coordinator/residuals.js';
 
 const backend = createTypeScriptBackend();

@@ -159,7 +159,7 @@ function realisticLayout(): AdapterLayout {
   return layout;
 }
 
-describe('wire overhead (size property, DESIGN §3: ≤ 1.02 × raw tensor bytes)', () => {
+describe('wire overhead (size property, docs/math.md §3: ≤ 1.02 × raw tensor bytes)', () => {
   test('client_update: 24 modules × (8×768 A, 768×8 B) float32', (t) => {
     const layout = realisticLayout();
     const tensors = randomTensors(adapterTensorShapes(layout), 5);

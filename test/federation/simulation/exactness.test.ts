@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTypeScriptBackend } from '../../../src/core/product.js';
 import { createOnnxWorkload } from '../../../src/federation/simulation/onnxWorkload.js';
-import { NULL_SINK } from '../../../src/federation/simulation/eventSink.js';
+import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
 import { runFederated } from '../../../src/federation/simulation/runFederated.js';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
 import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';

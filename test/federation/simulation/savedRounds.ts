@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { withCheckpoint } from '../../../src/model/checkpoint.js';
 import { withSafetensors } from '../../../src/formats/safetensors.js';
 import { readPeftAdapter, type LoraModule } from '../../../src/formats/peft.js';
-import { roundDir } from '../../../src/federation/simulation/saveAdapters.js';
+import { roundDir } from '../../../src/federation/shared/adapterFolders.js';
 import type { AdapterLayout } from '../../../src/federation/protocol/adapterTensors.js';
 
 /** Float32 weights of the layout's modules in a saved base folder (a model folder or base.safetensors). */

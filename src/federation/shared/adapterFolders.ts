@@ -1,5 +1,6 @@
 /**
- * `--save-adapters`: every round's client adapters and global adapter as PEFT folders, and the
+ * A federation's adapters and bases as files: one adapter as a PEFT folder (the host's final/adapter,
+ * `join --out`), its config checked before a run, and `--save-adapters` (simulate and host): every round's client adapters and global adapter as PEFT folders, and the
  * global base model after every round, so the exactness can be checked offline with
  * `fedex aggregate`:
  *
@@ -18,10 +19,16 @@ import type { Matrix } from '../../core/tensor.js';
 import { checkPeftAdapterPlan, writePeftAdapter } from '../../formats/peft.js';
 import { peftTargetModules } from '../../model/targetModules.js';
 import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
-import { storedShape } from '../client/baseCopy.js';
-import type { Adapter } from '../client/trainer.js';
+import { storedShape } from './baseWeights.js';
+import type { Adapter } from '../../core/lora.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
-import type { SimulationWorkload } from './workload.js';
+
+/** What writes a base state: the adapted modules, and a full model folder writer when there are model files. */
+export interface BaseWriter {
+  readonly layout: AdapterLayout;
+  /** Writes a complete model folder whose adapted weights are `base` (absent: no model files, e.g. the synthetic model). */
+  readonly writeModel?: (dir: string, base: ReadonlyMap<string, Matrix<Float32Array>>) => Promise<void>;
+}
 
 /** LoRA settings written into adapter_config.json. */
 export interface AdapterConfigFields {
@@ -58,12 +65,12 @@ export function checkAdapterConfig(dir: string, layout: AdapterLayout, fields: A
 }
 
 /** Writes one adapter as a PEFT folder. */
-export async function writeAdapterFolder(dir: string, adapter: Adapter, layout: AdapterLayout, fields: AdapterConfigFields): Promise<void> {
+export async function writeFederationAdapter(dir: string, adapter: Adapter, layout: AdapterLayout, fields: AdapterConfigFields): Promise<void> {
   await writePeftAdapter(dir, {
     config: federationAdapterConfig(layout, fields),
     modules: layout.map((m) => {
       const f = adapter.get(m.module);
-      if (f === undefined) throw new RangeError(`saveAdapters: adapter has no module ${m.module}`);
+      if (f === undefined) throw new RangeError(`writeFederationAdapter: adapter has no module ${m.module}`);
       return { modulePath: m.module, A: f.a, B: f.b };
     }),
   });
@@ -73,7 +80,7 @@ export async function writeAdapterFolder(dir: string, adapter: Adapter, layout: 
  * Writes a base state: a full model folder through the workload when it has model files, else a
  * `base.safetensors` with the adapted weights (stored layout, float32) under their module paths + `.weight`.
  */
-export async function writeBaseFolder(dir: string, base: ReadonlyMap<string, Matrix<Float32Array>>, workload: Pick<SimulationWorkload, 'layout' | 'writeModel'>): Promise<void> {
+export async function writeBaseFolder(dir: string, base: ReadonlyMap<string, Matrix<Float32Array>>, workload: BaseWriter): Promise<void> {
   if (workload.writeModel !== undefined) {
     await workload.writeModel(dir, base);
     return;
@@ -82,7 +89,7 @@ export async function writeBaseFolder(dir: string, base: ReadonlyMap<string, Mat
   const tensors = new Map<string, TensorToWrite>();
   for (const m of workload.layout) {
     const w = base.get(m.module);
-    if (w === undefined) throw new RangeError(`saveAdapters: base has no module ${m.module}`);
+    if (w === undefined) throw new RangeError(`writeBaseFolder: base has no module ${m.module}`);
     tensors.set(`${m.module}.weight`, { dtype: 'F32', shape: storedShape(m), data: w.data });
   }
   await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
@@ -93,7 +100,7 @@ export class AdapterSaver {
   private queue: Promise<void> = Promise.resolve();
   private failed: Error | undefined;
 
-  constructor(readonly dir: string, private readonly workload: Pick<SimulationWorkload, 'layout' | 'writeModel'>, private readonly fields: AdapterConfigFields) {}
+  constructor(readonly dir: string, private readonly workload: BaseWriter, private readonly fields: AdapterConfigFields) {}
 
   private enqueue(task: () => Promise<void>): void {
     this.queue = this.queue.then(task).catch((err: unknown) => {
@@ -104,7 +111,7 @@ export class AdapterSaver {
   /** A client's uploaded adapter of `round` (copied now: the caller may reuse the buffers). */
   client(round: number, clientId: string, adapter: Adapter): void {
     const copy = copyAdapter(adapter);
-    this.enqueue(() => writeAdapterFolder(join(roundDir(this.dir, round), 'clients', clientId), copy, this.workload.layout, this.fields));
+    this.enqueue(() => writeFederationAdapter(join(roundDir(this.dir, round), 'clients', clientId), copy, this.workload.layout, this.fields));
   }
 
   /** The global adapter and base after `round` (round 0: the initial state). */
@@ -112,7 +119,7 @@ export class AdapterSaver {
     const a = copyAdapter(adapter);
     const b = new Map([...base].map(([k, m]) => [k, { shape: m.shape, data: Float32Array.from(m.data) } as Matrix<Float32Array>]));
     this.enqueue(async () => {
-      if (round > 0) await writeAdapterFolder(join(roundDir(this.dir, round), 'global'), a, this.workload.layout, this.fields);
+      if (round > 0) await writeFederationAdapter(join(roundDir(this.dir, round), 'global'), a, this.workload.layout, this.fields);
       await writeBaseFolder(join(roundDir(this.dir, round), 'base'), b, this.workload);
     });
   }

@@ -6,7 +6,7 @@ import type { LoraFactors } from '../../../src/core/lora.js';
 import { createTypeScriptBackend } from '../../../src/core/product.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
 import type { Matrix } from '../../../src/core/tensor.js';
-import { adapterDrift, effectiveUpdate, HEATMAP_MAX_ELEMENTS, maxAbsPool, moduleHeatmap } from '../../../src/federation/coordinator/dashboard.js';
+import { adapterDrift, effectiveUpdate, HEATMAP_MAX_ELEMENTS, maxAbsPool, moduleHeatmap } from '../../../src/federation/coordinator/roundFigures.js';
 import type { StepModule } from '../../../src/federation/coordinator/residuals.js';
 
 const backend = createTypeScriptBackend();

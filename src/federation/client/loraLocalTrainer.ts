@@ -16,7 +16,8 @@ import type { EvalOptions, EvalResult, LoraTrainer, TrainerSetup } from '../../t
 import type { Matrix } from '../../core/tensor.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import { ClientError } from './errors.js';
-import type { Adapter, BaseUpdateInfo, FederationSettings, LocalTrainer, TrainConfig, TrainResult } from './trainer.js';
+import type { BaseUpdateInfo, FederationSettings, LocalTrainer, TrainConfig, TrainResult } from './trainer.js';
+import type { Adapter } from '../../core/lora.js';
 
 /** Builds a LoRA trainer (src/trainer `createTrainer`; injected so tests can use the in-process one). */
 export type TrainerFactory = (setup: TrainerSetup, options?: { worker?: boolean }) => Promise<LoraTrainer>;

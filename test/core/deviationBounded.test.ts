@@ -1,12 +1,12 @@
-// The coordinator's deviation norms: through the core's Gram matrices when the residual is small
-// factored, through one dense product otherwise; both agree with the core's float64 definition.
+// The bounded-cost deviation norms the coordinator uses (deviationNormsBounded): through Gram
+// matrices when the residual is small factored, through one dense product otherwise; both agree
+// with the core's float64 definition.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { deviationNorms } from '../../../src/core/deviation.js';
-import type { LoraFactors } from '../../../src/core/lora.js';
-import { createTypeScriptBackend } from '../../../src/core/product.js';
-import { createRng, randomMatrix } from '../../../src/core/random.js';
-import { moduleNorms } from '../../../src/federation/coordinator/metrics.js';
+import { deviationNorms, deviationNormsBounded } from '../../src/core/deviation.js';
+import type { LoraFactors } from '../../src/core/lora.js';
+import { createTypeScriptBackend } from '../../src/core/product.js';
+import { createRng, randomMatrix } from '../../src/core/random.js';
 
 const backend = createTypeScriptBackend();
 
@@ -27,7 +27,7 @@ for (const [label, out, inF, k] of [['small k·r: Gram', 64, 48, 2], ['large k·
     const weights = Array.from({ length: k }, (_, i) => (i + 1) / ((k * (k + 1)) / 2));
     const global = average(clients, weights);
     const want = deviationNorms(clients, weights, global.a, global.b, 1.5);
-    const got = await moduleNorms({ out, in: inF, scale: 1.5, clients, weights, global }, backend);
+    const got = await deviationNormsBounded({ clients, weights, abar: global.a, bbar: global.b, scale: 1.5 }, backend);
     assert.ok(want.deviationNorm > 0.1);
     for (const key of ['deviationNorm', 'idealUpdateNorm', 'relativeDeviation'] as const) {
       assert.ok(Math.abs(got[key] - want[key]) <= 1e-5 * want[key], `${key}: ${got[key]} vs ${want[key]}`);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ProtocolErrorCode } from '../../../src/federation/protocol/errors.js';
 import type { Method } from '../../../src/federation/protocol/messages.js';
-import { advanceSession, INITIAL_SESSION, negotiateVersion, type SessionState } from '../../../src/federation/protocol/session.js';
+import { advanceSession, INITIAL_SESSION, negotiateVersion, type SessionState } from '../../../src/federation/protocol/sessionState.js';
 
 type Step = [from: 'client' | 'coordinator', method: Method, params?: Record<string, unknown>];
 

@@ -16,8 +16,7 @@ import { architectureFor } from '../../model/registry.js';
 import { ALL_LINEAR } from '../../model/targetModules.js';
 import type { LoraSettings } from '../../model/types.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
-import type { BaseSource } from './baseCopy.js';
-import { ClientError } from './errors.js';
+import type { BaseSource } from './baseWeights.js';
 
 /** The model files that make up the hash, in hash order (weights shards are inserted after the index). */
 const HASHED = ['config.json', 'model.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json'];
@@ -99,7 +98,7 @@ export async function adaptableModules(dir: string): Promise<BaseModuleKey[]> {
  * The base source of a model folder: `hash` from its manifest; `load(layout)` reads exactly the
  * layout's modules' weights (as stored: in × out for Conv1D), once per layout, and returns the same
  * matrices on every call. `modules` are the modules it can serve (default: every adaptable one);
- * a layout module outside them is refused with `C_BASE_LAYOUT` naming it.
+ * a layout module outside them is refused naming it (the client reports it as `C_BASE_LAYOUT`).
  */
 export function modelBaseSource(dir: string, hash: string, modules?: readonly BaseModuleKey[]): BaseSource {
   let keys: Promise<Map<string, string>> | undefined;
@@ -109,7 +108,7 @@ export function modelBaseSource(dir: string, hash: string, modules?: readonly Ba
     const byPath = await keys;
     for (const m of layout) {
       if (!byPath.has(m.module)) {
-        throw new ClientError('C_BASE_LAYOUT', `the federation adapts module ${m.module}, which the model in ${dir} does not have (its adaptable modules look like ${[...byPath.keys()].slice(0, 3).join(', ')})`);
+        throw new RangeError(`the federation adapts module ${m.module}, which the model in ${dir} does not have (its adaptable modules look like ${[...byPath.keys()].slice(0, 3).join(', ')})`);
       }
     }
     return withCheckpoint(dir, async (checkpoint) => {
@@ -117,7 +116,7 @@ export function modelBaseSource(dir: string, hash: string, modules?: readonly Ba
       for (const m of layout) {
         const baseKey = byPath.get(m.module)!;
         const info = checkpoint.info(baseKey);
-        if (info.shape.length !== 2) throw new ClientError('C_BASE_LAYOUT', `${dir}: base weight ${baseKey} of module ${m.module} has shape [${info.shape.join(', ')}], not 2-D`);
+        if (info.shape.length !== 2) throw new RangeError(`${dir}: base weight ${baseKey} of module ${m.module} has shape [${info.shape.join(', ')}], not 2-D`);
         out.set(m.module, { shape: [info.shape[0], info.shape[1]], data: await checkpoint.readFloat32(baseKey) });
       }
       return out;

@@ -11,7 +11,7 @@ import type { AnyMessage, AnyOutgoingMessage, Message } from '../protocol/envelo
 import { ProtocolError, protocolError } from '../protocol/errors.js';
 import { decodeFrame, type RawFrame } from '../protocol/frame.js';
 import type { Method } from '../protocol/messages.js';
-import { advanceSession, INITIAL_SESSION, type SessionState } from '../protocol/session.js';
+import { advanceSession, INITIAL_SESSION, type SessionState } from '../protocol/sessionState.js';
 import { validateFrame, type ReceiveOptions } from '../protocol/validate.js';
 import type { Connection } from '../transport/types.js';
 
