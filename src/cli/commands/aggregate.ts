@@ -7,7 +7,7 @@ import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js'
 import { DEVICES } from '../../runtime/session.js';
 import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, numberListFlag, parseFlags, renderHelp, stringFlag } from '../args.js';
-import type { FlagSpecs } from '../args.js';
+import type { FlagSpecs, ParsedArgs } from '../args.js';
 import { usageError } from '../errors.js';
 import { ProgressBar } from '../ui/progress.js';
 import { formatNumber, renderTable } from '../ui/table.js';
@@ -68,11 +68,17 @@ function printSummary(report: AggregateReport, io: CliIO): void {
     + '\n');
 }
 
+/** Parses `fedex aggregate`'s arguments (what `run` does first). */
+function parse(argv: readonly string[]): ParsedArgs {
+  return parseFlags('aggregate', expandMultiValue(argv, '--adapters'), FLAGS);
+}
+
 export const aggregateCommand: CliCommand = {
   name: 'aggregate',
+  parse,
   summary: 'aggregate PEFT adapters offline (fedex | fedit | ffa) into a global adapter and base model',
   async run(argv, io) {
-    const args = parseFlags('aggregate', expandMultiValue(argv, '--adapters'), FLAGS);
+    const args = parse(argv);
     if (booleanFlag(args, 'help')) {
       io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
       return 0;

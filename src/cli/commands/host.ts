@@ -135,11 +135,17 @@ async function tlsOptions(args: ParsedArgs): Promise<ServerTlsOptions | undefine
   return { cert: await read(cert, 'cert'), key: await read(key, 'key') };
 }
 
+/** Parses `fedex host`'s arguments (what `run` does first). */
+function parse(argv: readonly string[]): ParsedArgs {
+  return parseFlags('host', argv, FLAGS);
+}
+
 export const hostCommand: CliCommand = {
   name: 'host',
+  parse,
   summary: 'run a federation coordinator that clients join over WebSocket',
   async run(argv, io) {
-    const args = parseFlags('host', argv, FLAGS);
+    const args = parse(argv);
     if (booleanFlag(args, 'help')) {
       io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
       return 0;

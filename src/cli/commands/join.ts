@@ -21,7 +21,7 @@ import { eventsFlagSink } from '../../federation/events/eventSink.js';
 import { meanOf } from '../../core/stats.js';
 import { adapterFields, checkAdapterConfig, writeFederationAdapter } from '../../federation/shared/adapterFolders.js';
 import type { CliCommand, CliIO } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs } from '../args.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
 import { ProgressBar } from '../ui/progress.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
@@ -147,11 +147,17 @@ async function fetchedModel(o: {
   }
 }
 
+/** Parses `fedex join`'s arguments (what `run` does first). */
+function parse(argv: readonly string[]): ParsedArgs {
+  return parseFlags('join', argv, FLAGS);
+}
+
 export const joinCommand: CliCommand = {
   name: 'join',
+  parse,
   summary: 'join a federation as a client: train on local data, upload the adapter',
   async run(argv, io) {
-    const args = parseFlags('join', argv, FLAGS);
+    const args = parse(argv);
     if (booleanFlag(args, 'help')) {
       io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
       return 0;

@@ -91,11 +91,17 @@ function num(x: number | null): string {
   return x === null || !Number.isFinite(x) ? '–' : formatNumber(x, 4);
 }
 
+/** Parses `fedex simulate`'s arguments (what `run` does first). */
+function parse(argv: readonly string[]): ParsedArgs {
+  return parseFlags('simulate', argv, FLAGS);
+}
+
 export const simulateCommand: CliCommand = {
   name: 'simulate',
+  parse,
   summary: 'THE MAIN JOB: compare FedEx-LoRA, FedIT, FFA-LoRA and centralized LoRA on one machine (no arguments needed)',
   async run(argv, io) {
-    const args = parseFlags('simulate', argv, FLAGS);
+    const args = parse(argv);
     if (booleanFlag(args, 'help')) {
       io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
       return 0;

@@ -1,6 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aggregateArgs, DEFAULT_SETTINGS, hostArgs, joinArgs, readSettings, simulateArgs, validateFederationUrl } from '../../../src/extension/config/cliArgs.js';
+import { aggregateArgs, DEFAULT_SETTINGS, hostArgs, joinArgs, readSettings, simulateArgs, validateFederationUrl, type FedexSettings } from '../../../src/extension/config/cliArgs.js';
+import type { ParsedArgs } from '../../../src/cli/args.js';
+import { aggregateCommand } from '../../../src/cli/commands/aggregate.js';
+import { hostCommand } from '../../../src/cli/commands/host.js';
+import { joinCommand } from '../../../src/cli/commands/join.js';
+import { simulateCommand } from '../../../src/cli/commands/simulate.js';
 
 const getter = (values: Record<string, unknown>) => (key: string): unknown => values[key];
 
@@ -76,4 +81,37 @@ describe('settings → CLI arguments', () => {
     ]);
     assert.throws(() => aggregateArgs({ method: 'fedex', base: '/b', adapters: [], out: '/o', device: 'cpu' }), /no adapter folders/);
   });
+});
+
+describe("the extension's fedex arguments parse with the CLI's own flag tables", () => {
+  // Every flag the extension generates must exist in the command's table with the right kind; a
+  // renamed or removed CLI flag fails here, not in a user's editor.
+  const commands = new Map([hostCommand, joinCommand, simulateCommand, aggregateCommand].map((c) => [c.name, c]));
+  const parse = (argv: readonly string[]): ParsedArgs => {
+    const command = commands.get(argv[0]);
+    assert.ok(command?.parse !== undefined, `no parser for fedex ${argv[0]}`);
+    return command.parse(argv.slice(1));
+  };
+  const varied: FedexSettings[] = [
+    DEFAULT_SETTINGS,
+    { ...DEFAULT_SETTINGS, model: '/models/qwen', data: '/data/train.jsonl', targetModules: ['q_proj', 'v_proj'], manualRounds: true, method: 'ffa', bindAddress: '0.0.0.0', device: 'webgpu' },
+  ];
+  for (const s of varied) {
+    test(`settings ${s === DEFAULT_SETTINGS ? 'by default' : 'all set'}`, () => {
+      const host = parse(hostArgs(s, { out: '/runs/h', token: 'tok' }));
+      assert.equal(host.values.rounds, String(s.rounds));
+      assert.equal(host.values['min-clients'], String(s.minClients));
+      assert.equal(host.values.method, s.method);
+      assert.equal(host.values['manual-rounds'], s.manualRounds ? true : undefined);
+      const join = parse(joinArgs(s, { url: 'ws://127.0.0.1:7777/', token: 'tok', name: 'me', out: '/out/a' }));
+      assert.deepEqual(join.positionals, ['ws://127.0.0.1:7777/']);
+      assert.equal(join.values.token, 'tok');
+      assert.equal(join.values.model, s.model === '' ? undefined : s.model);
+      const sim = parse(simulateArgs(s, { out: '/runs/s', methods: ['fedex', 'fedit'], clients: 3 }));
+      assert.equal(sim.values.methods, 'fedex,fedit');
+      assert.equal(sim.values['local-steps'], String(s.localSteps));
+      const agg = parse(aggregateArgs({ method: 'fedex', base: '/b', adapters: ['/a1', '/a2'], out: '/o', device: 'cpu', weights: [0.5, 0.5], force: true }));
+      assert.deepEqual(agg.values.adapters, ['/a1', '/a2']);
+    });
+  }
 });
