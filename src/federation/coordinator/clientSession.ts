@@ -34,23 +34,32 @@ export interface SessionHost {
   countTraffic(direction: 'sent' | 'received', bytes: number, rawBytes: number): void;
 }
 
+/**
+ * How a hello was admitted: as a client of the federation (`joined`), or only to fetch the base
+ * model (`fetching`, §8: never sampled; it leaves and rejoins with the hash).
+ */
+export type SessionAdmission = {
+  readonly kind: 'joined' | 'fetching';
+  readonly clientId: string;
+  readonly name: string;
+  readonly sessionId: string;
+  /** Negotiated protocol minor version (welcome.protocolMinor). */
+  readonly minor: number;
+  readonly uplinkDtype: FloatWireDType;
+  readonly peerMaxFrameBytes: number;
+  /** Whether the client applies factored residuals (joined clients; fetching ones get none). */
+  readonly factoredOk: boolean;
+  /** Base revision the client announced. */
+  readonly revision: number;
+};
+
 /** Protocol state of one client connection. */
 export class CoordinatorSession {
   state: SessionState = INITIAL_SESSION;
-  /** Set once the hello is accepted. */
-  clientId: string | undefined;
-  name = '';
-  sessionId = '';
+  /** Set once the hello is admitted (one tagged value, never field by field). */
+  private admission: SessionAdmission | null = null;
   /** Base revision the client holds (hello, then what we sent it). */
   revision = 0;
-  factoredOk = true;
-  uplinkDtype: FloatWireDType = 'float32';
-  /** Negotiated protocol minor version (welcome.protocolMinor). */
-  minor = 0;
-  peerMaxFrameBytes = 4096;
-  joined = false;
-  /** Welcomed without the base model to fetch it (§8): never sampled, leaves and rejoins with the hash. */
-  fetching = false;
   private errors = 0;
   private lastSent = Date.now();
   private nonce = 0;
@@ -75,6 +84,50 @@ export class CoordinatorSession {
     hello.unref();
     ping.unref();
     this.timers.push(hello, ping);
+  }
+
+  /** Records how the hello was admitted (once per connection). */
+  admit(a: SessionAdmission): void {
+    if (this.admission !== null) throw new Error(`session of ${this.admission.clientId} was already admitted`);
+    this.admission = a;
+    this.revision = a.revision;
+  }
+
+  get clientId(): string | undefined {
+    return this.admission?.clientId;
+  }
+
+  get name(): string {
+    return this.admission?.name ?? '';
+  }
+
+  get sessionId(): string {
+    return this.admission?.sessionId ?? '';
+  }
+
+  get joined(): boolean {
+    return this.admission?.kind === 'joined';
+  }
+
+  get fetching(): boolean {
+    return this.admission?.kind === 'fetching';
+  }
+
+  get minor(): number {
+    return this.admission?.minor ?? 0;
+  }
+
+  get uplinkDtype(): FloatWireDType {
+    return this.admission?.uplinkDtype ?? 'float32';
+  }
+
+  get factoredOk(): boolean {
+    return this.admission?.factoredOk ?? true;
+  }
+
+  /** Largest frame the peer accepts (4096 before its hello is admitted). */
+  get peerMaxFrameBytes(): number {
+    return this.admission?.peerMaxFrameBytes ?? 4096;
   }
 
   get isOpen(): boolean {

@@ -84,6 +84,22 @@ export interface CoordinatorState {
   done: { reason: 'completed' | 'failed'; at: number } | null;
 }
 
+/** What a coordinator is made of (`create` and `resume` assemble it). */
+interface CoordinatorParts {
+  readonly plan: FederationPlan;
+  readonly store: RunStore;
+  readonly state: CoordinatorState;
+  readonly token: string;
+  readonly backend: ProductBackend;
+  /** The coordinator made the backend, so it disposes of it. */
+  readonly ownsBackend: boolean;
+  readonly listen: ListenOptions;
+  /** The round a resumed run continues after (null for a new run). */
+  readonly resumedFrom: number | null;
+  readonly manualRounds: boolean;
+  readonly modelOffer: ModelOffer | undefined;
+}
+
 /** The coordinator; create with `Coordinator.create` (new run) or `Coordinator.resume` (after a crash). */
 export class Coordinator extends EventEmitter<CoordinatorEventMap> implements SessionHost {
   private server: TransportServer | undefined;
@@ -105,20 +121,29 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   stopping = false;
   killed = false;
 
-  private constructor(
-    readonly plan: FederationPlan,
-    readonly store: RunStore,
-    readonly state: CoordinatorState,
-    readonly token: string,
-    readonly backend: ProductBackend,
-    private readonly ownsBackend: boolean,
-    private readonly listen: ListenOptions,
-    private readonly resumedFrom: number | null,
-    /** Rounds wait for `startNextRound` (see `RuntimeOptions`). */
-    readonly manualRounds: boolean,
-    modelOffer: ModelOffer | undefined,
-  ) {
+  readonly plan: FederationPlan;
+  readonly store: RunStore;
+  readonly state: CoordinatorState;
+  readonly token: string;
+  readonly backend: ProductBackend;
+  /** Rounds wait for `startNextRound` (see `RuntimeOptions`). */
+  readonly manualRounds: boolean;
+  private readonly ownsBackend: boolean;
+  private readonly listen: ListenOptions;
+  private readonly resumedFrom: number | null;
+
+  private constructor(o: CoordinatorParts) {
     super();
+    const { plan, store, modelOffer } = o;
+    this.plan = plan;
+    this.store = store;
+    this.state = o.state;
+    this.token = o.token;
+    this.backend = o.backend;
+    this.ownsBackend = o.ownsBackend;
+    this.listen = o.listen;
+    this.resumedFrom = o.resumedFrom;
+    this.manualRounds = o.manualRounds;
     if (modelOffer !== undefined) checkOffer(modelOffer, plan.baseModelHash);
     this.models = modelOffer === undefined ? undefined : new ModelServer(modelOffer, (e) => this.publish('model_transfer', e));
     this.log = new EventLog(store.eventsPath);
@@ -136,7 +161,10 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     const token = config.token ?? generateToken();
     await store.writeToken(token);
     const backend = config.backend ?? createOrtProductBackend();
-    const c = new Coordinator(plan, store, state, token, backend, config.backend === undefined, config.listen ?? {}, null, config.manualRounds === true, config.modelOffer);
+    const c = new Coordinator({
+      plan, store, state, token, backend, ownsBackend: config.backend === undefined, listen: config.listen ?? {}, resumedFrom: null,
+      manualRounds: config.manualRounds === true, modelOffer: config.modelOffer,
+    });
     await c.persist({ global: state.global, base: state.base });
     return c;
   }
@@ -156,7 +184,10 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       throw err;
     }) : options.modelOffer;
     const backend = options.backend ?? createOrtProductBackend();
-    return new Coordinator(saved.plan, store, state, token, backend, options.backend === undefined, options.listen ?? {}, saved.round, options.manualRounds === true, offer);
+    return new Coordinator({
+      plan: saved.plan, store, state, token, backend, ownsBackend: options.backend === undefined, listen: options.listen ?? {}, resumedFrom: saved.round,
+      manualRounds: options.manualRounds === true, modelOffer: offer,
+    });
   }
 
   get runDir(): string {
@@ -312,9 +343,9 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     }
     if (admission.fetching) {
       // Only here to fetch the base model: no registry entry, no round; it rejoins with the hash.
-      Object.assign(session, {
-        clientId, name: p.clientName, sessionId: randomBytes(12).toString('base64url'), uplinkDtype: admission.uplinkDtype,
-        peerMaxFrameBytes: p.capabilities.maxFrameBytes, fetching: true, minor: admission.minor,
+      session.admit({
+        kind: 'fetching', clientId, name: p.clientName, sessionId: randomBytes(12).toString('base64url'), minor: admission.minor,
+        uplinkDtype: admission.uplinkDtype, peerMaxFrameBytes: p.capabilities.maxFrameBytes, factoredOk: p.capabilities.factoredResidual, revision: 0,
       });
       this.fetching.set(clientId, session);
       void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId: session.sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() => undefined);
@@ -324,9 +355,9 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     const record = this.state.registry.get(clientId);
     const sessionId = record?.sessionId ?? randomBytes(12).toString('base64url');
     this.state.registry.set(clientId, { clientId, name: p.clientName, sessionId, firstSeen: record?.firstSeen ?? now, lastSeen: now, roundsParticipated: record?.roundsParticipated ?? 0 });
-    Object.assign(session, {
-      clientId, name: p.clientName, sessionId, revision: p.baseRevision ?? 0, factoredOk: p.capabilities.factoredResidual,
-      uplinkDtype: admission.uplinkDtype, peerMaxFrameBytes: p.capabilities.maxFrameBytes, joined: true, minor: admission.minor,
+    session.admit({
+      kind: 'joined', clientId, name: p.clientName, sessionId, minor: admission.minor, uplinkDtype: admission.uplinkDtype,
+      peerMaxFrameBytes: p.capabilities.maxFrameBytes, factoredOk: p.capabilities.factoredResidual, revision: p.baseRevision ?? 0,
     });
     this.joined.set(clientId, session);
     void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() => undefined);
