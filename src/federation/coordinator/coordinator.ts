@@ -29,7 +29,7 @@ import type { Connection, TransportServer } from '../transport/types.js';
 import type { CoordinatorConfig, FederationPlan, ListenOptions } from './config.js';
 import { CoordinatorError } from './errors.js';
 import { EventLog, type CoordinatorEventMap, type CoordinatorEventName } from './events.js';
-import { RoundRunner, type RoundGrant } from './roundRunner.js';
+import { RoundRunner, type RoundGrant, type RoundHost } from './roundRunner.js';
 import { CoordinatorSession, type SessionHost } from './clientSession.js';
 import { RunStore, type ClientRecord } from './store.js';
 import { ResidualHistory } from './residuals.js';
@@ -101,7 +101,7 @@ interface CoordinatorParts {
 }
 
 /** The coordinator; create with `Coordinator.create` (new run) or `Coordinator.resume` (after a crash). */
-export class Coordinator extends EventEmitter<CoordinatorEventMap> implements SessionHost {
+export class Coordinator extends EventEmitter<CoordinatorEventMap> implements SessionHost, RoundHost {
   private server: TransportServer | undefined;
   private readonly sessions = new Set<CoordinatorSession>();
   /** The live session of each joined client. */

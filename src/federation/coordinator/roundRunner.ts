@@ -12,7 +12,13 @@ import { aggregateRound, type AcceptedUpdate, type RoundAggregate } from './aggr
 import { GlobalFrames } from './broadcast.js';
 import { quorumCount, sampleSize } from './config.js';
 import { roundHeatmap } from './roundFigures.js';
-import type { Coordinator } from './coordinator.js';
+import type { ProductBackend } from '../../core/product.js';
+import type { AggregationStrategy } from '../../core/strategies/types.js';
+import type { CoordinatorState } from './coordinator.js';
+import type { CoordinatorEventMap, CoordinatorEventName } from './events.js';
+import type { FederationPlan } from './config.js';
+import type { ResidualHistory } from './residuals.js';
+import type { TrafficMeter } from './traffic.js';
 import { CoordinatorError } from './errors.js';
 import type { RoundRecord } from './events.js';
 import { RoundTracker, sampleClients } from './roundState.js';
@@ -34,6 +40,58 @@ export interface RoundGrant {
   readonly reason?: string;
 }
 
+/**
+ * What the round loop needs from its coordinator, and nothing more: the plan and state, the joined
+ * sessions, the shared services (backend, strategy, residual history, traffic, store), the event
+ * and wake-up plumbing, and the stop flags.
+ */
+export interface RoundHost {
+  readonly plan: FederationPlan;
+  readonly state: CoordinatorState;
+  readonly runDir: string;
+  readonly manualRounds: boolean;
+  readonly stopping: boolean;
+  readonly killed: boolean;
+  readonly joined: ReadonlyMap<string, CoordinatorSession>;
+  readonly backend: ProductBackend;
+  readonly strategy: AggregationStrategy;
+  readonly history: ResidualHistory;
+  readonly traffic: TrafficMeter;
+  readonly store: Pick<RunStore, 'load'>;
+  readonly uploadObserver: ((round: number, clientId: string, adapter: ReadonlyMap<string, LoraFactors>) => void) | undefined;
+  publish<K extends CoordinatorEventName>(type: K, payload: CoordinatorEventMap[K][0]): void;
+  /** Resolves at the next change (a client joined, left, uploaded…) or after `timeoutMs`. */
+  nextChange(timeoutMs?: number): Promise<void>;
+  wake(): void;
+  persist(files: Parameters<RunStore['commit']>[1]): Promise<void>;
+}
+
+/**
+ * The coordinator state after round `round` closed, from what its aggregation produced (null: not
+ * aggregated). Pure: returns the new state and the base step to record (FedEx, when the base
+ * changed); the caller persists and broadcasts. The round counts even when nothing aggregated.
+ */
+export function applyRoundOutcome(
+  s: Readonly<CoordinatorState>, round: number, outcome: Pick<RoundAggregate, 'global' | 'stepModules'> | null, participants: readonly string[], closedAt: number,
+): { state: CoordinatorState; step: ResidualStep | undefined } {
+  if (outcome === null) return { state: { ...s, round }, step: undefined };
+  const changed = outcome.stepModules.length > 0;
+  const revision = changed ? s.revision + 1 : s.revision;
+  const registry = new Map(s.registry);
+  for (const id of participants) {
+    const r = registry.get(id);
+    if (r !== undefined) registry.set(id, { ...r, roundsParticipated: r.roundsParticipated + 1, lastSeen: closedAt });
+  }
+  const files = RunStore.fileNames(round, revision);
+  return {
+    state: {
+      ...s, round, global: outcome.global, roundsCompleted: s.roundsCompleted + 1, registry, revision,
+      globalFile: files.globalFile, baseFile: changed ? files.baseFile : s.baseFile,
+    },
+    step: changed ? { revision, round, modules: outcome.stepModules } : undefined,
+  };
+}
+
 export class RoundRunner {
   /** Last round started (welcome.currentRound). */
   startedRound: number;
@@ -53,7 +111,7 @@ export class RoundRunner {
   /** The round `round_ready` was published for (once per round). */
   private readyRound = 0;
 
-  constructor(private readonly c: Coordinator) {
+  constructor(private readonly c: RoundHost) {
     this.startedRound = c.state.round;
   }
 
@@ -201,24 +259,13 @@ export class RoundRunner {
     this.accumulator = null;
     if (c.killed) throw this.stopped();
     if (outcome !== null && c.plan.updateHeatmap !== false) this.heatmapJob = { round, previous: s.global, outcome };
-    let step: ResidualStep | undefined;
-    if (outcome !== null) {
-      s.global = outcome.global;
-      s.roundsCompleted++;
-      s.globalFile = RunStore.fileNames(round, s.revision).globalFile;
-      if (outcome.stepModules.length > 0) {
-        s.revision++;
-        step = { revision: s.revision, round, modules: outcome.stepModules };
-        c.history.add(step);
-        c.history.evictUpTo(s.revision - 4);
-        s.baseFile = RunStore.fileNames(round, s.revision).baseFile;
-      }
-      for (const id of participants) {
-        const r = s.registry.get(id);
-        if (r !== undefined) s.registry.set(id, { ...r, roundsParticipated: r.roundsParticipated + 1, lastSeen: closedAt });
-      }
+    const applied = applyRoundOutcome(s, round, outcome, participants, closedAt);
+    Object.assign(s, applied.state);
+    const step = applied.step;
+    if (step !== undefined) {
+      c.history.add(step);
+      c.history.evictUpTo(s.revision - 4);
     }
-    s.round = round;
     const record = this.record(tracker, closedBy, closedAt, participants, updates, failures, outcome, aggregationMs);
     s.history.push(record);
     const t1 = performance.now();
