@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { STRATEGY_NAMES } from '../../core/strategies/types.js';
 import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
 import { Coordinator } from '../../federation/coordinator/coordinator.js';
-import type { CoordinatorConfig, FederationPlan, Quorum } from '../../federation/coordinator/config.js';
+import { DEFAULT_MAX_UPDATE_RATIO, type CoordinatorConfig, type FederationPlan, type Quorum } from '../../federation/coordinator/config.js';
 import type { ModelOffer } from '../../federation/coordinator/modelServer.js';
 import { adaptableModules, modelManifest } from '../../federation/shared/modelBase.js';
 import { writeModelFolder } from '../../federation/shared/modelFolder.js';
@@ -47,6 +47,9 @@ const FLAGS: FlagSpecs = {
   alpha: { type: 'string', value: 'a', help: 'LoRA alpha', default: '16' },
   'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's)" },
   weighting: { type: 'string', value: 'uniform|examples', help: 'client weights', default: 'uniform' },
+  'max-update-ratio': { type: 'string', value: 'k', help: "refuse an update farther than k × the global adapter's norm from it (poisoned or diverged; 0: off)", default: String(DEFAULT_MAX_UPDATE_RATIO) },
+  'max-update-norm': { type: 'string', value: 'x', help: 'also refuse an update farther than x (L2, all its tensors) from the global adapter' },
+  'max-examples': { type: 'string', value: 'n', help: 'count no update with more examples than n (examples weighting; default --local-steps × --batch-size)' },
   'uplink-dtype': { type: 'string', value: 'float32|float16|bfloat16', help: 'dtype clients upload adapters in (half the bytes with float16/bfloat16; clients that cannot send it use float32; FFA-LoRA needs float32)', default: 'float32' },
   'min-clients': { type: 'string', value: 'n', help: 'clients needed before a round starts', default: '2' },
   quorum: { type: 'string', value: 'x', help: 'updates needed to aggregate: a fraction (0.5) or a count (3)', default: '0.5' },
@@ -192,6 +195,9 @@ export const hostCommand: CliCommand = {
           base: model.base,
           weighting: choiceFlag(args, 'weighting', 'host', ['uniform', 'examples'] as const, 'uniform'),
           uplinkDtype: choiceFlag(args, 'uplink-dtype', 'host', ['float32', 'float16', 'bfloat16'] as const, 'float32'),
+          maxUpdateRatio: numberFlag(args, 'max-update-ratio', 'host', DEFAULT_MAX_UPDATE_RATIO, { min: 0, max: 1e12 }),
+          ...(args.values['max-update-norm'] !== undefined ? { maxUpdateNorm: numberFlag(args, 'max-update-norm', 'host', 1, { min: Number.MIN_VALUE }) } : {}),
+          ...(args.values['max-examples'] !== undefined ? { maxExamples: int('max-examples', 1, 1, Number.MAX_SAFE_INTEGER) } : {}),
           minClients: int('min-clients', 2, 1, 1_000_000),
           quorum: parseQuorum(optionalString(args, 'quorum') ?? '0.5'),
           roundTimeoutMs: Math.round(1000 * numberFlag(args, 'round-timeout', 'host', 600, { min: 0.1, max: 86_400 * 7 })),

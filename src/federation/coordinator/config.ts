@@ -47,6 +47,10 @@ export interface FederationPlan {
   readonly seed: number;
   readonly uplinkDtype: FloatWireDType;
   readonly maxUpdateNorm?: number;
+  /** Bound on ‖update − global‖₂ as a multiple of ‖global‖₂ each round (0: none); absent in plans persisted before it existed: the default. */
+  readonly maxUpdateRatio?: number;
+  /** Most examples a client's update is counted with (null: no bound); absent in older plans: none. */
+  readonly maxExamples?: number | null;
   readonly residualForm: 'stacked' | 'compact';
   readonly deviationMetrics: boolean;
   readonly limits: { readonly maxFrameBytes: number; readonly heartbeatMs: number; readonly helloTimeoutMs: number; readonly maxProtocolErrors: number };
@@ -88,6 +92,18 @@ export interface CoordinatorConfig {
   readonly uplinkDtype?: FloatWireDType;
   /** Bound on ‖update − global‖₂ over a whole client update; none by default. */
   readonly maxUpdateNorm?: number;
+  /**
+   * Bound on ‖update − global‖₂ as a multiple of the round's ‖global‖₂ (default {@link DEFAULT_MAX_UPDATE_RATIO};
+   * 0 turns it off): a finite but absurd update (a poisoning attempt, a diverged client) is rejected
+   * with E_NORM_BOUND before it is acknowledged.
+   */
+  readonly maxUpdateRatio?: number;
+  /**
+   * Most examples an update is counted with: the coordinator, not the client, bounds the example
+   * count that `examples` weighting uses (default: localSteps × batchSize, what a client can see in a
+   * round; none with localEpochs). A larger report is counted as this and a warning names the client.
+   */
+  readonly maxExamples?: number;
   /** FedEx residual factoring (default `stacked`). */
   readonly residualForm?: 'stacked' | 'compact';
   /** Compute per-module deviation norms (default true; O(k²r²(in+out)) per module). */
@@ -112,6 +128,13 @@ function positiveInt(name: string, v: number, max = Number.MAX_SAFE_INTEGER): nu
   if (!Number.isInteger(v) || v < 1 || v > max) fail(`${name} must be an integer in 1..${max}, got ${v}`);
   return v;
 }
+
+/**
+ * Default bound on an update's distance from the global adapter, as a multiple of the global
+ * adapter's norm. Honest local training moves an adapter by about its own norm (measured on the
+ * built-in task: ratios near 1 after 10 steps); a 1e19-valued upload is 1e18 times over.
+ */
+export const DEFAULT_MAX_UPDATE_RATIO = 1000;
 
 /** Fills in defaults and checks every setting; throws `CONFIG_INVALID` naming the first bad one. */
 export function resolvePlan(config: CoordinatorConfig): FederationPlan {
@@ -151,6 +174,8 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
   const seed = config.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) fail(`seed must be an integer in 0..4294967295, got ${seed}`);
   if (config.maxUpdateNorm !== undefined && !(config.maxUpdateNorm > 0)) fail(`maxUpdateNorm must be > 0, got ${config.maxUpdateNorm}`);
+  if (config.maxUpdateRatio !== undefined && !(config.maxUpdateRatio >= 0 && Number.isFinite(config.maxUpdateRatio))) fail(`maxUpdateRatio must be ≥ 0 (0: off), got ${config.maxUpdateRatio}`);
+  if (config.maxExamples !== undefined) positiveInt('maxExamples', config.maxExamples);
   const limits = {
     maxFrameBytes: positiveInt('limits.maxFrameBytes', config.limits?.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes),
     heartbeatMs: positiveInt('limits.heartbeatMs', config.limits?.heartbeatMs ?? 5_000, 3_600_000),
@@ -177,6 +202,8 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     seed,
     uplinkDtype: config.uplinkDtype ?? 'float32',
     ...(config.maxUpdateNorm !== undefined ? { maxUpdateNorm: config.maxUpdateNorm } : {}),
+    maxUpdateRatio: config.maxUpdateRatio ?? DEFAULT_MAX_UPDATE_RATIO,
+    maxExamples: config.maxExamples ?? (t.localSteps !== undefined ? t.localSteps * t.batchSize : null),
     residualForm: config.residualForm ?? 'stacked',
     deviationMetrics: config.deviationMetrics ?? true,
     limits,

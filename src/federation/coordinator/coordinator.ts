@@ -318,7 +318,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     return {
       receiver: 'coordinator', limits: { maxFrameBytes: this.plan.limits.maxFrameBytes }, layout: this.plan.layout,
       uplinkDtypes: [session.uplinkDtype],
-      ...(this.plan.maxUpdateNorm !== undefined ? { maxUpdateNorm: this.plan.maxUpdateNorm, normReference: this.runner.normReference() } : {}),
+      ...(this.runner.updateBound() !== undefined ? { maxUpdateNorm: this.runner.updateBound(), normReference: this.runner.normReference() } : {}),
     };
   }
 

@@ -10,7 +10,7 @@ import type { LoraFactors } from '../../core/lora.js';
 import { accumulatedModules, IdealUpdateAccumulator } from './accumulator.js';
 import { aggregateRound, type AcceptedUpdate, type RoundAggregate } from './aggregate.js';
 import { GlobalFrames } from './broadcast.js';
-import { quorumCount, sampleSize } from './config.js';
+import { DEFAULT_MAX_UPDATE_RATIO, quorumCount, sampleSize } from './config.js';
 import { roundHeatmap } from './roundFigures.js';
 import type { ProductBackend } from '../../core/product.js';
 import type { AggregationStrategy } from '../../core/strategies/types.js';
@@ -101,6 +101,7 @@ export class RoundRunner {
   private frames: GlobalFrames | null = null;
   private doneFrames: GlobalFrames | null = null;
   private normRef: Map<string, Float32Array> | undefined;
+  private bound: number | undefined;
   private accumulator: IdealUpdateAccumulator | null = null;
   private pending: { round: number; from: number; bytes: number; aggregationMs: number; persistMs: number; queuedAt: number } | null = null;
   /** The last aggregated round's heatmap inputs, computed after its broadcast. */
@@ -185,7 +186,12 @@ export class RoundRunner {
     this.startedRound = round;
     c.traffic.reset();
     this.frames = new GlobalFrames(plan, c.state.global, c.history, c.state.revision, c.backend);
-    this.normRef = plan.maxUpdateNorm !== undefined ? this.frames.globalByName() : undefined;
+    // This round's bound on ‖update − global‖: the operator's absolute bound and/or a multiple of ‖global‖.
+    const ratio = plan.maxUpdateRatio ?? DEFAULT_MAX_UPDATE_RATIO;
+    const relative = ratio > 0 ? ratio * adapterNorm(c.state.global) : Infinity;
+    const bound = Math.min(plan.maxUpdateNorm ?? Infinity, relative > 0 ? relative : Infinity);
+    this.bound = Number.isFinite(bound) ? bound : undefined;
+    this.normRef = this.bound !== undefined ? this.frames.globalByName() : undefined;
     this.accumulator?.dispose();
     this.accumulator = new IdealUpdateAccumulator(
       accumulatedModules(plan.layout, plan.method, plan.deviationMetrics, sampled.length, plan.incrementalAggregation ?? 'auto'), plan.weighting, c.backend,
@@ -246,7 +252,11 @@ export class RoundRunner {
     if (participants.length >= tracker.quorum) {
       try {
         outcome = await aggregateRound(c.plan, c.strategy, round, s.global, s.base, updates, failures.map((f, i) => ({ client: participants.length + i, ...f })), c.backend, { accumulator: this.accumulator ?? undefined });
+        // Never persist or broadcast a broken global model: roll the round back instead.
+        const broken = outcome === null ? null : brokenGlobal(s.global, outcome, s.base, c.plan.maxUpdateRatio ?? DEFAULT_MAX_UPDATE_RATIO);
+        if (broken !== null) throw new Error(`the new global model is refused (${broken}); the round is rolled back`);
       } catch (err) {
+        outcome = null;
         c.publish('warning', { message: `round ${round}: aggregation failed, the global model is unchanged: ${(err as Error).message}` });
         // A failure halfway may have touched the master base: go back to the last persisted one.
         s.base = (await c.store.load()).base;
@@ -395,6 +405,12 @@ export class RoundRunner {
     if (state === 'reported') return reject('E_DUPLICATE', `a second update from ${id} for round ${round}`);
     if (state === 'failed') return reject('E_STATE', `round ${round} already counts ${id} as failed`);
     const adapter = adapterFromTensors(c.plan.layout, update.tensors);
+    // The coordinator decides what an update weighs: a reported example count above the bound counts as the bound.
+    const maxExamples = c.plan.maxExamples ?? null;
+    const examples = maxExamples !== null && update.params.examples > maxExamples ? maxExamples : update.params.examples;
+    if (examples !== update.params.examples) {
+      c.publish('warning', { message: `round ${round}: ${id} reported ${update.params.examples} examples; counted as ${examples}, the most a client can see in a round (local steps × batch size)` });
+    }
     if (c.plan.method === 'ffa') {
       const changed = frozenAChange(c.state.global, adapter);
       if (changed !== null) {
@@ -403,12 +419,12 @@ export class RoundRunner {
         return reject('E_FROZEN_A', changed);
       }
     }
-    this.updates.set(id, { clientId: id, adapter, numExamples: update.params.examples, trainLoss: update.params.trainLoss });
-    this.accumulator?.add(id, adapter, update.params.examples);
+    this.updates.set(id, { clientId: id, adapter, numExamples: examples, trainLoss: update.params.trainLoss });
+    this.accumulator?.add(id, adapter, examples);
     c.uploadObserver?.(round, id, adapter);
     t.report(id, Date.now());
     void session.send({ method: 'update_ack', params: { round } }).catch(() => undefined);
-    c.publish('update_accepted', { round, clientId: id, examples: update.params.examples, trainLoss: update.params.trainLoss, bytes: frameBytes });
+    c.publish('update_accepted', { round, clientId: id, examples, trainLoss: update.params.trainLoss, bytes: frameBytes });
   }
 
   onRejected(session: CoordinatorSession, round: number, code: string, reason: string): void {
@@ -438,6 +454,11 @@ export class RoundRunner {
     return this.normRef;
   }
 
+  /** This round's bound on ‖update − global‖₂ (undefined: none). */
+  updateBound(): number | undefined {
+    return this.bound;
+  }
+
   dispose(): void {
     this.tracker = null;
   }
@@ -456,5 +477,34 @@ export function frozenAChange(global: ReadonlyMap<string, LoraFactors>, upload: 
       return `module ${module}: lora_A differs from the global (frozen) lora_A at [${Math.floor(i / cols)}, ${i % cols}] (${b[i]} instead of ${a[i]}); FFA-LoRA trains B only and must upload A unchanged`;
     }
   }
+  return null;
+}
+
+/** ‖adapter‖₂ over every module's A and B. */
+export function adapterNorm(adapter: ReadonlyMap<string, LoraFactors>): number {
+  let sum = 0;
+  for (const f of adapter.values()) {
+    for (const v of f.a.data) sum += v * v;
+    for (const v of f.b.data) sum += v * v;
+  }
+  return Math.sqrt(sum);
+}
+
+/**
+ * Why a round's new global model must not be kept, or null: a non-finite value in the new global
+ * adapter or in a base weight the round changed, or a global adapter that grew past `ratio` times the
+ * previous one's norm (each update is bounded by the same ratio, so their average cannot; 0: no check).
+ */
+export function brokenGlobal(previous: ReadonlyMap<string, LoraFactors>, outcome: Pick<RoundAggregate, 'global' | 'stepModules'>, base: ReadonlyMap<string, { readonly data: Float32Array }>, ratio: number): string | null {
+  for (const [module, f] of outcome.global) {
+    if (!f.a.data.every(Number.isFinite) || !f.b.data.every(Number.isFinite)) return `module ${module}: the averaged adapter holds a non-finite value`;
+  }
+  for (const step of outcome.stepModules) {
+    const w = base.get(step.module);
+    if (w !== undefined && !w.data.every(Number.isFinite)) return `module ${step.module}: the base weight holds a non-finite value after the residual`;
+  }
+  const before = adapterNorm(previous);
+  const after = adapterNorm(outcome.global);
+  if (ratio > 0 && before > 0 && after > ratio * before) return `its adapter norm ${after.toPrecision(4)} is over ${ratio} × the previous ${before.toPrecision(4)}`;
   return null;
 }
