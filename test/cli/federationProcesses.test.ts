@@ -24,8 +24,9 @@ const EXACT = 1e-5;
 
 let tmp: TempDir;
 const running: FedexRun[] = [];
-const fedex = (...args: string[]): FedexRun => {
-  const run = spawnFedex(args);
+const fedex = (...args: string[]): FedexRun => fedexWith({}, ...args);
+const fedexWith = (env: Record<string, string>, ...args: string[]): FedexRun => {
+  const run = spawnFedex(args, { env });
   running.push(run);
   return run;
 };
@@ -60,9 +61,14 @@ async function host(name: string, ...args: string[]): Promise<{ run: FedexRun; u
   return { run, url, token, dir };
 }
 
-/** `fedex join` as the README shows it (its own model cache in the test folder). */
+/** `fedex join` as the README shows it, the token in FEDEX_TOKEN (its own model cache in the test folder). */
 function joinAs(url: string, token: string, shard: string, ...extra: string[]): FedexRun {
-  return fedex('join', url, '--token', token, '--data', 'task:arith', '--shard', shard, '--model-cache', join(tmp.path, 'model-cache'), ...extra);
+  return fedexWith({ FEDEX_TOKEN: token }, 'join', url, '--data', 'task:arith', '--shard', shard, '--model-cache', join(tmp.path, 'model-cache'), ...extra);
+}
+
+/** The command line of a running process as the process list shows it (Linux /proc). */
+async function commandLine(pid: number): Promise<string> {
+  return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ');
 }
 
 async function layoutOf(runDir: string): Promise<AdapterLayout> {
@@ -101,11 +107,16 @@ describe('fedex host + fedex join processes, defaults, every method', { timeout:
     test(`${method}: 3 rounds, every round aggregates both clients, every process exits 0`, async () => {
       const h = await host(method, '--rounds', '3', '--min-clients', '2', '--save-adapters', ...(method === 'fedex' ? [] : ['--method', method]));
       const joins = [joinAs(h.url, h.token, '1/2', '--out', join(h.dir, 'join-1-adapter')), joinAs(h.url, h.token, '2/2')];
+      // The join token is in no process's command line (ps shows it to every user).
+      for (const r of [h.run, ...joins]) assert.ok(!(await commandLine(r.child.pid!)).includes(h.token), 'the token is not in the process list');
       const [hr, ...jr] = await settle([h.run, ...joins]);
       for (const j of jr) assert.equal(j.code, 0, `join: ${j.stdout}\n${j.stderr}`);
       assert.equal(hr.code, 0, hr.stderr);
       assertEveryRound(hr.stdout, 3, 2);
-      for (const j of jr) assert.match(j.stdout, /federation completed: 3 rounds aggregated, this client took part in 3/);
+      for (const j of jr) {
+        assert.match(j.stdout, /federation completed: 3 rounds aggregated, this client took part in 3/);
+        assert.doesNotMatch(j.stderr, /warning: --token/);
+      }
       const layout = await layoutOf(h.dir);
       if (method === 'fedex') {
         await assertExact(h.dir, [1, 2, 3]);
@@ -211,7 +222,7 @@ describe('fedex host + fedex join processes: the harder paths', { timeout: 300_0
     // Quorum 1 of 2: the good client's update aggregates, the failed client is reported.
     const h = await host('failing', '--rounds', '2', '--min-clients', '2', '--round-timeout', '300');
     const good = joinAs(h.url, h.token, '1/2');
-    const failing = fedex('join', h.url, '--token', h.token, '--data', bad, '--model-cache', join(tmp.path, 'model-cache'));
+    const failing = fedexWith({ FEDEX_TOKEN: h.token }, 'join', h.url, '--data', bad, '--model-cache', join(tmp.path, 'model-cache'));
     const [hr, gr, fr] = await settle([h.run, good, failing]);
     assert.equal(hr.code, 0, hr.stderr);
     assert.equal(gr.code, 0, gr.stderr);
@@ -225,7 +236,7 @@ describe('fedex host + fedex join processes: the harder paths', { timeout: 300_0
 
     // Quorum 2: nothing aggregates; the host exits 1 with a one-line reason.
     const q = await host('failing-quorum', '--rounds', '1', '--min-clients', '2', '--quorum', '2');
-    const runs = [joinAs(q.url, q.token, '1/2'), fedex('join', q.url, '--token', q.token, '--data', bad, '--model-cache', join(tmp.path, 'model-cache'))];
+    const runs = [joinAs(q.url, q.token, '1/2'), fedexWith({ FEDEX_TOKEN: q.token }, 'join', q.url, '--data', bad, '--model-cache', join(tmp.path, 'model-cache'))];
     const [qr, g2] = await settle([q.run, ...runs]);
     assert.equal(qr.code, 1);
     assert.match(qr.stdout, /round 1 closed \(all_reported\): NOT aggregated/);

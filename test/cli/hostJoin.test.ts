@@ -46,6 +46,7 @@ describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, 
     assert.equal(j2.code, 0, j2.stderr);
     assert.equal(h.code, 0, h.stderr);
     assert.match(j1.stdout, /round 1: uploaded/);
+    assert.match(j1.stderr, /warning: --token puts the join token in the process list/, '--token still works, with a warning');
     assert.match(h.stdout, /round 1 closed \(all_reported\): 2 updates aggregated/);
 
     const events = (await readFile(eventsFile, 'utf8')).trim().split('\n').map((l) => parseEventLine(l)!);

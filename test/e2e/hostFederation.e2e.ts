@@ -49,11 +49,12 @@ function startJoin(env: E2eEnvironment, url: string, token: string, shard: numbe
   const name = `e2e-client-${shard}`;
   const log = join(env.artifacts, `host-${name}.log`);
   const args = [
-    FEDEX_BIN, 'join', url, '--token', token, '--data', 'task:arith', '--shard', `${shard}/${CLIENTS}`, '--name', name,
+    FEDEX_BIN, 'join', url, '--data', 'task:arith', '--shard', `${shard}/${CLIENTS}`, '--name', name,
     ...(MODEL !== '' ? ['--model', MODEL] : ['--model-cache', cacheDir]),
     '--events', join(env.artifacts, `host-${name}.events.jsonl`),
   ];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The token in FEDEX_TOKEN, as the host's printed join command says (never on the command line).
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDEX_TOKEN: token } });
   const out = createWriteStream(log);
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });

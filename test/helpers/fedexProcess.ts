@@ -16,8 +16,10 @@ export interface FedexRun {
 }
 
 /** Starts `fedex <args>`; `stdin: 'pipe'` keeps its standard input open for writing. */
-export function spawnFedex(args: readonly string[], options: { stdin?: 'ignore' | 'pipe' } = {}): FedexRun {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
+export function spawnFedex(args: readonly string[], options: { stdin?: 'ignore' | 'pipe'; env?: Readonly<Record<string, string>> } = {}): FedexRun {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], {
+    cwd: ROOT, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'], ...(options.env !== undefined ? { env: { ...process.env, ...options.env } } : {}),
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));

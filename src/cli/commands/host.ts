@@ -7,6 +7,7 @@
  * A model folder is offered to clients that lack it (they fetch it over the protocol and verify its
  * content hash); --no-model-transfer turns that off.
  */
+import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -26,6 +27,7 @@ import type { ServerTlsOptions } from '../../federation/transport/types.js';
 import type { CliCommand } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
+import { readToken, TOKEN_ENV, TOKEN_FLAGS } from '../secrets.js';
 import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { readRoundCommands, readyText } from '../ui/roundPrompt.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
@@ -34,7 +36,7 @@ import { federationModel, humanOut, listFlag, type FederationModel } from './fed
 const FLAGS: FlagSpecs = {
   port: { type: 'string', value: 'n', help: 'TCP port (0 = any free port)', default: '7777' },
   host: { type: 'string', value: 'addr', help: 'interface to bind (0.0.0.0 exposes it to the network)', default: '127.0.0.1' },
-  token: { type: 'string', value: 'T', help: 'join token (generated and printed when absent)' },
+  ...TOKEN_FLAGS,
   cert: { type: 'string', value: 'file.pem', help: 'TLS certificate: serve wss:// (with --key)' },
   key: { type: 'string', value: 'file.pem', help: 'TLS private key' },
   method: { type: 'string', value: STRATEGY_NAMES.join('|'), help: 'aggregation', default: 'fedex' },
@@ -123,6 +125,34 @@ async function resumedModel(args: ParsedArgs, runDir: string, plan: FederationPl
   };
 }
 
+/** Whether `host` is a loopback address (what binding to keeps a coordinator off the network). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/**
+ * The URL clients should use: with a certificate whose names do not include the URL's host (a
+ * certificate issued to `localhost`, say, served on 127.0.0.1 or 0.0.0.0), the same URL with the
+ * certificate's first DNS name, so the printed join command passes the hostname check.
+ */
+function certificateUrl(url: string, listen: { tls?: ServerTlsOptions }): string {
+  if (listen.tls === undefined) return url;
+  let names: string[];
+  try {
+    const san = new X509Certificate(listen.tls.cert).subjectAltName ?? '';
+    names = san.split(',').map((s) => s.trim());
+  } catch {
+    return url;
+  }
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  if (names.includes(`DNS:${host}`) || names.includes(`IP Address:${host}`)) return url;
+  const dns = names.find((n) => n.startsWith('DNS:'));
+  if (dns === undefined) return url;
+  u.hostname = dns.slice(4);
+  return u.toString();
+}
+
 async function tlsOptions(args: ParsedArgs): Promise<ServerTlsOptions | undefined> {
   const cert = optionalString(args, 'cert');
   const key = optionalString(args, 'key');
@@ -159,7 +189,8 @@ export const hostCommand: CliCommand = {
     const listen = { host: optionalString(args, 'host') ?? '127.0.0.1', port, ...(await tlsOptions(args).then((tls) => (tls !== undefined ? { tls } : {}))) };
     const eventsTarget = optionalString(args, 'events');
     const out = humanOut(io, eventsTarget);
-    const token = optionalString(args, 'token');
+    // The join token: --token-file, FEDEX_TOKEN, --token (warned), else generated and printed.
+    const token = (await readToken(args, 'host', (line) => io.stderr.write(`${line}\n`)))?.token;
     const resumeDir = optionalString(args, 'resume');
     const manualRounds = booleanFlag(args, 'manual-rounds');
     const backend = createOrtProductBackend();
@@ -289,9 +320,15 @@ export const hostCommand: CliCommand = {
     try {
       const url = await coordinator.start();
       out.write(`fedex host: ${plan.method} federation, ${plan.rounds} rounds, ${plan.layout.length} adapted modules, run directory ${coordinator.runDir}\n`);
-      out.write(`listening on ${url}\njoin token: ${coordinator.token}\n`);
+      const joinUrl = certificateUrl(url, listen);
+      if (joinUrl !== url) out.write(`listening on ${url} (certificate names ${new URL(joinUrl).hostname}: clients use ${joinUrl})\n`);
+      else out.write(`listening on ${url}\n`);
+      out.write(`join token: ${coordinator.token}\n`);
+      if (!isLoopback(listen.host) && listen.tls === undefined) {
+        out.write(`warning: listening on ${listen.host} without TLS: the join token and every adapter cross the network in clear; give --cert and --key\n`);
+      }
       const modelHint = offered !== undefined || model === undefined ? '' : model.modelDir === null ? ' --model synthetic' : ' --model <their copy of the model folder>';
-      out.write(`clients join with:\n  fedex join ${url} --token ${coordinator.token} --data task:arith${modelHint}\n`);
+      out.write(`clients join with (the token in the environment keeps it out of the process list):\n  ${TOKEN_ENV}=${coordinator.token} fedex join ${joinUrl} --data task:arith${modelHint}${listen.tls !== undefined ? ' --ca <the CA certificate, if not a public one>' : ''}\n`);
       if (offered !== undefined) out.write(`base model offered to clients that lack it: ${offered.files.length} files, ${formatBytes(offeredBytes)} (--no-model-transfer turns this off)\n`);
       out.write(`waiting for ${plan.minClients} client${plan.minClients === 1 ? '' : 's'}…\n`);
       if (manualRounds) {

@@ -23,13 +23,14 @@ import { adapterFields, checkAdapterConfig, writeFederationAdapter } from '../..
 import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
+import { readToken, TOKEN_ENV, TOKEN_FLAGS } from '../secrets.js';
 import { ProgressBar } from '../ui/progress.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
 import { federationModel, humanOut, type FederationModel } from './federationCommon.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 
 const FLAGS: FlagSpecs = {
-  token: { type: 'string', value: 'T', help: "the join token the coordinator's operator gave you" },
+  ...TOKEN_FLAGS,
   data: { type: 'string', value: 'file.jsonl|task:NAME', help: 'your training data (docs/data.md)' },
   'eval-data': { type: 'string', value: 'file.jsonl|task:NAME', help: 'eval data for local metrics (default: held out from --data)' },
   shard: { type: 'string', value: 'i/k', help: 'train on part i of k of --data (e.g. 2/3; for demos on one machine)' },
@@ -50,7 +51,7 @@ const FLAGS: FlagSpecs = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const USAGE = 'fedex join <ws://host:port/> --token <T> --data <file.jsonl|task:NAME> [--model dir | --model-cache dir] [--device cpu] [--name text]';
+const USAGE = 'FEDEX_TOKEN=<T> fedex join <ws://host:port/> [--token-file file] --data <file.jsonl|task:NAME> [--model dir | --model-cache dir] [--device cpu] [--name text]';
 const SUMMARY = 'Joins a federation run by `fedex host`: trains on your data locally, sends only the LoRA adapter.';
 
 /** `--shard 2/3` → index 1 of 3. */
@@ -163,11 +164,11 @@ export const joinCommand: CliCommand = {
       return 0;
     }
     const [url, extra] = args.positionals;
-    if (url === undefined) throw usageError("fedex join: give the coordinator's URL, e.g. fedex join ws://127.0.0.1:7777/ --token … --data …");
+    if (url === undefined) throw usageError(`fedex join: give the coordinator's URL, e.g. ${TOKEN_ENV}=… fedex join ws://127.0.0.1:7777/ --data …`);
     if (extra !== undefined) throw usageError(`fedex join: unexpected argument '${extra}'. See 'fedex join --help'.`);
     if (!/^wss?:\/\/[^\s/]+/.test(url)) throw usageError(`fedex join: '${url}' is not a ws:// or wss:// URL.`);
-    const token = optionalString(args, 'token');
-    if (token === undefined) throw usageError("fedex join: --token is required (the coordinator prints it). See 'fedex join --help'.");
+    const token = (await readToken(args, 'join', (line) => io.stderr.write(`${line}\n`)))?.token;
+    if (token === undefined) throw usageError(`fedex join: the join token is required (the coordinator prints it): set ${TOKEN_ENV}, or give --token-file. See 'fedex join --help'.`);
     const data = optionalString(args, 'data');
     const modelArg = optionalString(args, 'model');
     const synthetic = modelArg === 'synthetic';

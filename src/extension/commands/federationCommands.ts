@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { hostArgs, joinArgs, simulateArgs, validateFederationUrl } from '../config/cliArgs.js';
+import { hostArgs, joinArgs, simulateArgs, tokenEnv, validateFederationUrl } from '../config/cliArgs.js';
 import type { Services } from '../services.js';
 import type { FederationState } from '../state/federationState.js';
 import { FederationBusyError } from '../process/federationRuns.js';
@@ -77,7 +77,7 @@ export async function hostFederation(services: Services): Promise<FederationStat
   const url = `ws://${hostPart === '0.0.0.0' ? '127.0.0.1' : hostPart}:${settings.port}`;
   try {
     services.runs.start({
-      id, kind: 'host', label: `Hosted :${settings.port}`, args: hostArgs(settings, { out, token }),
+      id, kind: 'host', label: `Hosted :${settings.port}`, args: hostArgs(settings, { out }), env: tokenEnv(token),
       outDir: out, totalRounds: settings.rounds, method: settings.method, manualRounds: settings.manualRounds, cwd: services.cwd(),
     });
   } catch (err) {
@@ -154,7 +154,7 @@ export async function joinFederation(services: Services, arg?: unknown): Promise
   try {
     services.runs.start({
       id, kind: 'join', label: target.name, url: target.url, outDir: out,
-      args: joinArgs(services.settings(), { url: target.url, token, out: join(out, 'final-adapter') }), cwd: services.cwd(),
+      args: joinArgs(services.settings(), { url: target.url, out: join(out, 'final-adapter') }), env: tokenEnv(token), cwd: services.cwd(),
     });
   } catch (err) {
     startFailed(services, `joining ${target.url}`, err);

@@ -169,22 +169,28 @@ export function simulateArgs(s: FedexSettings, o: { out: string; methods?: reado
 }
 
 /**
- * `fedex host …`: a coordinator on `bindAddress:port` writing its run folder to `out` (no token: the
- * CLI generates one). With `manualRounds`, `--manual-rounds`: the CLI reads `start` lines on stdin.
+ * `fedex host …`: a coordinator on `bindAddress:port` writing its run folder to `out`. The join
+ * token is never an argument (the process list shows arguments): it travels in the environment
+ * (`tokenEnv`). With `manualRounds`, `--manual-rounds`: the CLI reads `start` lines on stdin.
  */
-export function hostArgs(s: FedexSettings, o: { out: string; port?: number; token?: string }): string[] {
+export function hostArgs(s: FedexSettings, o: { out: string; port?: number }): string[] {
   return [
-    'host', '--host', s.bindAddress, '--port', String(o.port ?? s.port), ...optional('--token', o.token ?? ''),
+    'host', '--host', s.bindAddress, '--port', String(o.port ?? s.port),
     '--rounds', String(s.rounds), '--min-clients', String(s.minClients), '--method', s.method, '--local-steps', String(s.localSteps),
     ...loraArgs(s), ...optional('--model', s.model), ...(s.manualRounds ? ['--manual-rounds'] : []),
     '--out', o.out, ...EVENTS,
   ];
 }
 
-/** `fedex join <url> …`: a client training on `data`; with `out`, the final global adapter is written there (PEFT). */
-export function joinArgs(s: FedexSettings, o: { url: string; token: string; name?: string; out?: string }): string[] {
+/** The environment that hands a `fedex host` or `fedex join` process its join token (FEDEX_TOKEN, never argv). */
+export function tokenEnv(token: string): Record<string, string> {
+  return { FEDEX_TOKEN: token };
+}
+
+/** `fedex join <url> …`: a client training on `data`; with `out`, the final global adapter is written there (PEFT). Its token goes in {@link tokenEnv}. */
+export function joinArgs(s: FedexSettings, o: { url: string; name?: string; out?: string }): string[] {
   return [
-    'join', o.url, '--token', o.token, ...optional('--data', s.data), ...optional('--model', s.model), '--device', s.device,
+    'join', o.url, ...optional('--data', s.data), ...optional('--model', s.model), '--device', s.device,
     ...(o.name !== undefined && o.name !== '' ? ['--name', o.name] : []),
     ...optional('--out', o.out ?? ''), ...EVENTS,
   ];

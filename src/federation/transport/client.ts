@@ -9,6 +9,7 @@ import { WebSocket } from 'ws';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { WsConnection, heartbeatSettings } from './connection.js';
 import { TransportError, type Connection, type ConnectOptions } from './types.js';
+import { rootCertificates } from 'node:tls';
 
 /**
  * Opens a WebSocket to `url` (`ws://` or `wss://`) and resolves with the connection once open.
@@ -31,7 +32,8 @@ export function connectTransport(url: string, options: ConnectOptions): Promise<
       maxPayload: options.maxFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
-      ...(options.tls?.ca !== undefined ? { ca: Buffer.from(options.tls.ca) } : {}),
+      // An extra CA is trusted in addition to Node's default list, not instead of it.
+      ...(options.tls?.ca !== undefined ? { ca: [...rootCertificates, Buffer.from(options.tls.ca)] } : {}),
       ...(options.tls?.rejectUnauthorized !== undefined ? { rejectUnauthorized: options.tls.rejectUnauthorized } : {}),
     });
     let socket: Socket | undefined;

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aggregateArgs, DEFAULT_SETTINGS, hostArgs, joinArgs, readSettings, simulateArgs, validateFederationUrl, type FedexSettings } from '../../../src/extension/config/cliArgs.js';
+import { aggregateArgs, DEFAULT_SETTINGS, hostArgs, joinArgs, readSettings, simulateArgs, tokenEnv, validateFederationUrl, type FedexSettings } from '../../../src/extension/config/cliArgs.js';
 import type { ParsedArgs } from '../../../src/cli/args.js';
 import { aggregateCommand } from '../../../src/cli/commands/aggregate.js';
 import { hostCommand } from '../../../src/cli/commands/host.js';
@@ -55,11 +55,12 @@ describe('settings → CLI arguments', () => {
   });
 
   test('host', () => {
-    assert.deepEqual(hostArgs(s, { out: '/run', token: 'tok' }), [
-      'host', '--host', '0.0.0.0', '--port', '9000', '--token', 'tok', '--rounds', '3', '--min-clients', '2', '--method', 'fedit', '--local-steps', '7',
+    assert.deepEqual(hostArgs(s, { out: '/run' }), [
+      'host', '--host', '0.0.0.0', '--port', '9000', '--rounds', '3', '--min-clients', '2', '--method', 'fedit', '--local-steps', '7',
       '--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny', '--out', '/run', '--events', '-',
     ]);
-    assert.ok(!hostArgs(s, { out: '/run' }).includes('--token'));
+    assert.ok(!hostArgs(s, { out: '/run' }).some((a) => a.startsWith('--token')), 'the token is never an argument');
+    assert.deepEqual(tokenEnv('tok'), { FEDEX_TOKEN: 'tok' });
     assert.ok(!hostArgs(s, { out: '/run' }).includes('--manual-rounds'), 'automatic rounds by default');
     const manual = hostArgs({ ...s, manualRounds: true }, { out: '/run' });
     assert.deepEqual(manual.slice(manual.indexOf('--model'), manual.indexOf('--out')), ['--model', 'models/tiny', '--manual-rounds']);
@@ -73,8 +74,8 @@ describe('settings → CLI arguments', () => {
   });
 
   test('join and aggregate', () => {
-    assert.deepEqual(joinArgs(s, { url: 'ws://h:1', token: 't', name: 'me', out: '/run/final-adapter' }), [
-      'join', 'ws://h:1', '--token', 't', '--data', 'task:copy', '--model', 'models/tiny', '--device', 'cuda', '--name', 'me', '--out', '/run/final-adapter', '--events', '-',
+    assert.deepEqual(joinArgs(s, { url: 'ws://h:1', name: 'me', out: '/run/final-adapter' }), [
+      'join', 'ws://h:1', '--data', 'task:copy', '--model', 'models/tiny', '--device', 'cuda', '--name', 'me', '--out', '/run/final-adapter', '--events', '-',
     ]);
     assert.deepEqual(aggregateArgs({ method: 'fedex', base: '/b', adapters: ['/a1', '/a2'], out: '/o', device: 'cpu', weights: [3, 1] }), [
       'aggregate', '--method', 'fedex', '--base', '/b', '--adapters', '/a1', '/a2', '--weights', '3,1', '--out', '/o', '--device', 'cpu', '--json',
@@ -98,14 +99,15 @@ describe("the extension's fedex arguments parse with the CLI's own flag tables",
   ];
   for (const s of varied) {
     test(`settings ${s === DEFAULT_SETTINGS ? 'by default' : 'all set'}`, () => {
-      const host = parse(hostArgs(s, { out: '/runs/h', token: 'tok' }));
+      const host = parse(hostArgs(s, { out: '/runs/h' }));
+      assert.equal(host.values.token, undefined, 'no token on the command line');
       assert.equal(host.values.rounds, String(s.rounds));
       assert.equal(host.values['min-clients'], String(s.minClients));
       assert.equal(host.values.method, s.method);
       assert.equal(host.values['manual-rounds'], s.manualRounds ? true : undefined);
-      const join = parse(joinArgs(s, { url: 'ws://127.0.0.1:7777/', token: 'tok', name: 'me', out: '/out/a' }));
+      const join = parse(joinArgs(s, { url: 'ws://127.0.0.1:7777/', name: 'me', out: '/out/a' }));
       assert.deepEqual(join.positionals, ['ws://127.0.0.1:7777/']);
-      assert.equal(join.values.token, 'tok');
+      assert.equal(join.values.token, undefined, 'the token travels in FEDEX_TOKEN, not argv');
       assert.equal(join.values.model, s.model === '' ? undefined : s.model);
       const sim = parse(simulateArgs(s, { out: '/runs/s', methods: ['fedex', 'fedit'], clients: 3 }));
       assert.equal(sim.values.methods, 'fedex,fedit');
