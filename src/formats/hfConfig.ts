@@ -15,6 +15,8 @@ export const SUPPORTED_MODEL_TYPES: Readonly<Record<string, ModelFamily>> = {
   llama: 'llama',
   mistral: 'llama',
   qwen2: 'llama',
+  qwen3: 'llama',
+  phi3: 'llama',
   bert: 'bert',
   roberta: 'bert',
   'xlm-roberta': 'bert',

@@ -21,6 +21,8 @@ export type ModelErrorCode =
   | 'TENSOR_NOT_FOUND'
   /** A tensor has another shape than the config implies. */
   | 'TENSOR_SHAPE_MISMATCH'
+  /** The checkpoint holds tensors the built model never reads (and no listed allowance covers). */
+  | 'TENSOR_UNUSED'
   /** No registered architecture for the config's `model_type`. */
   | 'UNSUPPORTED_MODEL'
   /** The architecture cannot build this task or option. */

@@ -6,6 +6,7 @@ import { ModelError } from './errors.js';
 import { bertArchitecture } from './bert/architecture.js';
 import { gpt2Architecture } from './gpt2/architecture.js';
 import { llamaArchitecture } from './llama/architecture.js';
+import { phi3Architecture } from './phi3/architecture.js';
 import type { Architecture } from './types.js';
 
 /** Every registered architecture. */
@@ -13,6 +14,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
   gpt2Architecture,
   llamaArchitecture,
   bertArchitecture,
+  phi3Architecture,
 ];
 
 /** The `model_type` values some registered architecture accepts, in registration order. */

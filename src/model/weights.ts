@@ -4,7 +4,8 @@
  * Architectures ask for tensors by their name in the Hugging Face model class
  * (`transformer.h.0.ln_1.weight`); the stored key may lack or add a wrapper prefix. Each request
  * checks the stored shape against the one the config implies, and records where the input's data
- * comes from (`frozen`, `fullTrainable`, `modules`) for the trainer.
+ * comes from (`frozen`, `fullTrainable`, `modules`) for the trainer. A stored tensor that no request
+ * read is an error ({@link ModelInputs.checkAllRead}) unless a listed allowance covers it.
  */
 import { loraScaling } from '../core/lora.js';
 import type { Layout } from '../core/lora.js';
@@ -31,6 +32,18 @@ function shapeText(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
 
+/** A checkpoint tensor a model may leave unread, and why: listed by the architecture, never implied. */
+export interface UnreadAllowance {
+  /** Matched against the stored key. */
+  readonly pattern: RegExp;
+  /** The keys it covers, for messages (e.g. `*.rotary_emb.inv_freq`). */
+  readonly name: string;
+  readonly reason: string;
+}
+
+/** How many unread keys an error names before it counts the rest. */
+const UNREAD_NAMED = 8;
+
 function modulePathOf(name: string): string {
   const dot = name.lastIndexOf('.');
   return dot < 0 ? name : name.slice(0, dot);
@@ -47,6 +60,8 @@ export class ModelInputs {
   private readonly saveMatch: (path: string) => boolean;
   private readonly savedHits = new Set<string>();
   private readonly modulePaths: string[] = [];
+  /** Stored keys some request has read. */
+  private readonly readKeys = new Set<string>();
 
   constructor(private readonly options: ModelInputsOptions) {
     this.saveMatch = (path) => options.modulesToSave.some((m) => {
@@ -93,6 +108,7 @@ export class ModelInputs {
       throw new ModelError('TENSOR_SHAPE_MISMATCH', `checkpoint tensor '${key}' has shape ${shapeText(stored)}, the config implies ${shapeText(shape)}`);
     }
     this.modulePaths.push(modulePathOf(name));
+    this.readKeys.add(key);
     const value = this.options.graph.input(name, this.options.dtype, shape);
     if (this.isFull(modulePathOf(name))) {
       this.fullTrainable.push({ input: name, name, key, shape: [...shape], initStd: 0 });
@@ -114,6 +130,7 @@ export class ModelInputs {
     const fits = stored !== undefined && stored.length === shape.length && stored.every((d, i) => d === shape[i]);
     this.saveMatch(modulePathOf(name));
     this.modulePaths.push(modulePathOf(name));
+    if (fits && key !== undefined) this.readKeys.add(key);
     const value = this.options.graph.input(name, this.options.dtype, shape);
     this.fullTrainable.push({ input: name, name, ...(fits ? { key } : {}), shape: [...shape], initStd });
     this.fullValues.push(value);
@@ -143,6 +160,28 @@ export class ModelInputs {
   /** Trainable inputs in contract order: LoRA factors of every module, then full tensors. */
   trainable(): Value[] {
     return [...this.loraValues, ...this.fullValues];
+  }
+
+  /** Stored keys that no `weight` or `head` request read and no allowance covers, in checkpoint order. */
+  unreadTensors(allowances: readonly UnreadAllowance[]): string[] {
+    return [...this.options.tensors.keys()].filter((k) => !this.readKeys.has(k) && !allowances.some((a) => a.pattern.test(k)));
+  }
+
+  /**
+   * Throws TENSOR_UNUSED when the checkpoint holds tensors the built model never reads (they would
+   * be silently dropped): names them, lists the allowances, and appends `hint(unread)` (e.g. the
+   * model_type the tensors suggest). Call after the whole model is built.
+   */
+  checkAllRead(allowances: readonly UnreadAllowance[], hint?: (unread: readonly string[]) => string | undefined): void {
+    const unread = this.unreadTensors(allowances);
+    if (unread.length === 0) return;
+    const named = unread.slice(0, UNREAD_NAMED).map((k) => `'${k}'`).join(', ');
+    const more = unread.length > UNREAD_NAMED ? ` and ${unread.length - UNREAD_NAMED} more` : '';
+    const allowed = allowances.length > 0 ? ` (allowed unread: ${allowances.map((a) => `${a.name}, ${a.reason}`).join('; ')})` : '';
+    const advice = hint?.(unread);
+    throw new ModelError('TENSOR_UNUSED',
+      `the checkpoint has ${unread.length} tensor${unread.length === 1 ? '' : 's'} that no part of the built model reads: ${named}${more}; ` +
+      `training would silently ignore ${unread.length === 1 ? 'it' : 'them'}${allowed}.${advice !== undefined ? ` ${advice}` : ''}`);
   }
 
   /** Throws MODULE_TO_SAVE_NOT_FOUND for a modules_to_save entry that matched no module. */

@@ -2,15 +2,19 @@
  * Multi-head attention over projected q/k/v, with grouped-query attention (GQA): each key/value
  * head serves `heads / kvHeads` consecutive query heads, as HF's `repeat_kv` arranges them. The
  * k/v heads are never repeated in memory: the query heads of a group are folded into the rows of
- * one batched MatMul (`[b, kv, group·seq, hd] · [b, kv, hd, seq]`).
+ * one batched MatMul (`[b, kv, group·seq, hd] · [b, kv, hd, seq]`). Optional per-head norms of q
+ * and k (Qwen3) come before RoPE; RoPE may rotate only the leading dims of each head (Phi-3's
+ * partial rotary).
  */
 import type { Value } from '../../graph/builder.js';
 import { check } from '../../graph/errors.js';
 import { maskedSoftmax } from '../../graph/nn/attention.js';
 import { rope } from '../../graph/nn/rope.js';
+import { concat } from '../../graph/ops/concat.js';
 import { matMul } from '../../graph/ops/matMul.js';
 import { mul } from '../../graph/ops/mul.js';
 import { reshape } from '../../graph/ops/reshape.js';
+import { split } from '../../graph/ops/split.js';
 import { transpose } from '../../graph/ops/transpose.js';
 import { unsqueeze } from '../../graph/ops/unsqueeze.js';
 import { mulDims } from '../../graph/shape.js';
@@ -24,10 +28,25 @@ export interface AttentionShape {
 export interface AttentionInputs {
   /** Rank-4 bool mask broadcastable to `[batch, 1, seq, seq]` (true = attend), or undefined for none. */
   readonly mask?: Value;
-  /** RoPE tables `[seq, headDim]` applied to q and k (HF Llama `rotate_half` convention). */
+  /**
+   * RoPE tables `[seq, rotaryDim]` applied to the first rotaryDim dims of each q and k head (HF
+   * `rotate_half` convention); the rest of the head passes through (rotaryDim = headDim: all of it).
+   */
   readonly rope?: { readonly cos: Value; readonly sin: Value };
+  /** Per-head norms over headDim (Qwen3's q_norm / k_norm), applied before RoPE. */
+  readonly qNorm?: (q: Value) => Value;
+  readonly kNorm?: (k: Value) => Value;
   /** Training-mode dropout on the attention probabilities. */
   readonly dropout?: (probs: Value) => Value;
+}
+
+/** RoPE on the first rotaryDim (the tables' width) of the last axis of x; the remaining dims pass through. */
+function partialRope(x: Value, cos: Value, sin: Value, hd: number): Value {
+  const rd = cos.shape[cos.rank - 1];
+  check(typeof rd === 'number' && rd <= hd && rd % 2 === 0, () => `attention: RoPE tables ${cos.toString()} must be at most ${hd} wide and even`);
+  if (rd === hd) return rope(x, cos, sin);
+  const [rot, pass] = split(x, -1, [rd, hd - rd]);
+  return concat([rope(rot, cos, sin), pass], -1);
 }
 
 /**
@@ -43,11 +62,13 @@ export function multiHeadAttention(q: Value, k: Value, v: Value, shape: Attentio
   const group = heads / kvHeads;
   let k4 = reshape(k, [b, s, kvHeads, hd]);
   let q5 = reshape(q, [b, s, kvHeads, group, hd]);
+  if (inputs.kNorm !== undefined) k4 = inputs.kNorm(k4);
+  if (inputs.qNorm !== undefined) q5 = inputs.qNorm(q5);
   if (inputs.rope !== undefined) {
     const { cos, sin } = inputs.rope;
-    // Tables [seq, hd] become [seq, 1, hd] and [seq, 1, 1, hd] to broadcast over the head axes.
-    k4 = rope(k4, unsqueeze(cos, 1), unsqueeze(sin, 1));
-    q5 = rope(q5, unsqueeze(cos, [1, 2]), unsqueeze(sin, [1, 2]));
+    // Tables [seq, rd] become [seq, 1, rd] and [seq, 1, 1, rd] to broadcast over the head axes.
+    k4 = partialRope(k4, unsqueeze(cos, 1), unsqueeze(sin, 1), hd);
+    q5 = partialRope(q5, unsqueeze(cos, [1, 2]), unsqueeze(sin, [1, 2]), hd);
   }
   const rows = mulDims(group, s);
   const qT = reshape(transpose(q5, [0, 2, 3, 1, 4]), [b, kvHeads, rows, hd]);

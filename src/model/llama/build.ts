@@ -1,7 +1,9 @@
 /**
- * The Llama family (Llama, Mistral, Qwen2) as a causal-LM graph, HF's `LlamaForCausalLM`:
- * embeddings → N × (RMSNorm → GQA self-attention with RoPE → residual → RMSNorm → SwiGLU MLP →
- * residual) → RMSNorm → lm_head (or the tied embeddings), with the shifted next-token loss.
+ * The Llama family (Llama, Mistral, Qwen2, Qwen3, Phi-3) as a causal-LM graph, HF's
+ * `LlamaForCausalLM` and its relatives: embeddings → N × (RMSNorm → GQA self-attention with RoPE →
+ * residual → RMSNorm → SwiGLU MLP → residual) → RMSNorm → lm_head (or the tied embeddings), with
+ * the shifted next-token loss. Qwen3 adds per-head q/k RMSNorm; Phi-3 fuses q/k/v into `qkv_proj`
+ * and gate/up into `gate_up_proj` (LoRA adapts the fused modules, as PEFT does).
  */
 import { GraphBuilder, type Value } from '../../graph/builder.js';
 import type { FloatDType } from '../../graph/dtype.js';
@@ -20,7 +22,7 @@ import { gather } from '../../graph/ops/gather.js';
 import { less, logicalAnd } from '../../graph/ops/logical.js';
 import { mul } from '../../graph/ops/mul.js';
 import { arange } from '../../graph/ops/range.js';
-import { slice } from '../../graph/ops/slice.js';
+import { split } from '../../graph/ops/split.js';
 import { unsqueeze } from '../../graph/ops/unsqueeze.js';
 import { where } from '../../graph/ops/where.js';
 import type { Dim } from '../../graph/shape.js';
@@ -30,6 +32,8 @@ import type { BuildOptions, ModelGraph } from '../types.js';
 import { ModelInputs, adaptedPaths } from '../weights.js';
 import { multiHeadAttention } from './attention.js';
 import { parseLlamaConfig, type LlamaConfig } from './config.js';
+import { ropeTables } from './rope.js';
+import { LLAMA_UNREAD_ALLOWANCES, llamaUnreadHint } from './unread.js';
 
 /** Graph input names of the data (weights are named by their HF names, LoRA factors `<path>.lora_A` / `<path>.lora_B`). */
 export const LLAMA_INPUTS = { inputIds: 'input_ids', attentionMask: 'attention_mask', labels: 'labels', dropoutSeed: 'dropout_seed' } as const;
@@ -39,25 +43,15 @@ export interface LlamaBuildOptions extends BuildOptions {
   readonly dtype?: FloatDType;
 }
 
-/** The adaptable linear modules' PEFT paths, layer by layer (`lm_head` last). */
-export function llamaModulePaths(layers: number): string[] {
+const SPLIT_MODULES = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+const FUSED_MODULES = ['self_attn.qkv_proj', 'self_attn.o_proj', 'mlp.gate_up_proj', 'mlp.down_proj'];
+
+/** The adaptable linear modules' PEFT paths, layer by layer (`lm_head` last); `fused`: Phi-3's qkv_proj and gate_up_proj. */
+export function llamaModulePaths(layers: number, fused = false): string[] {
   const out: string[] = [];
-  for (let l = 0; l < layers; l++) {
-    const p = `model.layers.${l}`;
-    for (const m of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']) out.push(`${p}.${m}`);
-  }
+  for (let l = 0; l < layers; l++) for (const m of fused ? FUSED_MODULES : SPLIT_MODULES) out.push(`model.layers.${l}.${m}`);
   out.push('lm_head');
   return out;
-}
-
-/** RoPE cos/sin tables `[rows, headDim]` (HF: `emb = cat(freqs, freqs)`). */
-function ropeTable(g: GraphBuilder, cfg: LlamaConfig, rows: number, dtype: FloatDType, which: 'cos' | 'sin'): Value {
-  const hd = cfg.headDim;
-  const half = hd / 2;
-  const data = dtype === 'float64' ? new Float64Array(rows * hd) : new Float32Array(rows * hd);
-  const f = which === 'cos' ? Math.cos : Math.sin;
-  for (let t = 0; t < rows; t++) for (let i = 0; i < hd; i++) data[t * hd + i] = f(t * cfg.invFreq[i % half]);
-  return g.initializer(`rope.${which}`, data, [rows, hd]);
 }
 
 /**
@@ -73,17 +67,25 @@ function shiftLabels(labels: Value, mask: Value, seq: Dim): Value {
   return where(nextIsToken, nextLabels, -100);
 }
 
+function checkOptions(cfg: LlamaConfig, options: LlamaBuildOptions, seq: Dim): void {
+  if (options.task !== 'causal-lm') throw new ModelError('UNSUPPORTED_OPTION', `${cfg.modelType}: task '${options.task}' is not supported (causal-lm only)`);
+  if (typeof seq === 'number' && (!Number.isInteger(seq) || seq < 1 || seq > cfg.maxPositions)) {
+    throw new ModelError('UNSUPPORTED_OPTION', `${cfg.modelType}: seqLen ${seq} must be an integer in [1, max_position_embeddings = ${cfg.maxPositions}]`);
+  }
+  if (options.training && (cfg.residDropout > 0 || cfg.embedDropout > 0)) {
+    throw new ModelError('UNSUPPORTED_OPTION',
+      `${cfg.modelType}: residual/embedding dropout (resid_pdrop ${cfg.residDropout}, embd_pdrop ${cfg.embedDropout}) is not supported in training; set them to 0 in config.json`);
+  }
+}
+
 /** Builds the causal-LM graph of a Llama-family checkpoint. */
 export function buildLlama(options: LlamaBuildOptions): ModelGraph {
   const cfg = parseLlamaConfig(options.config);
-  if (options.task !== 'causal-lm') throw new ModelError('UNSUPPORTED_OPTION', `${cfg.modelType}: task '${options.task}' is not supported (causal-lm only)`);
   const dtype = options.dtype ?? 'float32';
   const trainAll = options.trainAll === true;
   const { lora } = options;
   const seq: Dim = options.seqLen ?? 'seq';
-  if (typeof seq === 'number' && (!Number.isInteger(seq) || seq < 1 || seq > cfg.maxPositions)) {
-    throw new ModelError('UNSUPPORTED_OPTION', `${cfg.modelType}: seqLen ${seq} must be an integer in [1, max_position_embeddings = ${cfg.maxPositions}]`);
-  }
+  checkOptions(cfg, options, seq);
   const g = new GraphBuilder(cfg.modelType);
   const inputIds = g.input(LLAMA_INPUTS.inputIds, 'int64', ['batch', seq]);
   const attentionMask = g.input(LLAMA_INPUTS.attentionMask, 'int64', ['batch', seq]);
@@ -93,7 +95,7 @@ export function buildLlama(options: LlamaBuildOptions): ModelGraph {
   const seed = loraRate > 0 || attnRate > 0 ? g.input(LLAMA_INPUTS.dropoutSeed, 'int64', []) : undefined;
   let salt = 0;
 
-  const candidates = llamaModulePaths(cfg.layers).filter((p) => p !== 'lm_head' || !lora.targetModules.includes(ALL_LINEAR));
+  const candidates = llamaModulePaths(cfg.layers, cfg.fused).filter((p) => p !== 'lm_head' || !lora.targetModules.includes(ALL_LINEAR));
   const adapted = adaptedPaths(candidates, lora, trainAll);
   const inputs = new ModelInputs({ graph: g, tensors: options.tensors, dtype, trainAll, modulesToSave: trainAll ? [] : lora.modulesToSave });
   /** `nn.Linear` at `path` (`[out, in]` weight), LoRA-adapted when selected. */
@@ -106,44 +108,62 @@ export function buildLlama(options: LlamaBuildOptions): ModelGraph {
   };
 
   const d = cfg.hidden;
-  const qDim = cfg.heads * cfg.headDim;
-  const kvDim = cfg.kvHeads * cfg.headDim;
+  const hd = cfg.headDim;
+  const qDim = cfg.heads * hd;
+  const kvDim = cfg.kvHeads * hd;
+  const ff = cfg.intermediate;
   let h = gather(inputs.weight('model.embed_tokens.weight', [cfg.vocab, d]), inputIds);
 
   // Masks, shared by all layers: padding [b, 1, 1, s] and causal [s, s] → [b, 1, s, s].
   const fullMask = logicalAnd(unsqueeze(cast(attentionMask, 'bool'), [1, 2]), causalMask(inputIds, seq));
   let windowMask: Value | undefined;
   const window = cfg.slidingWindow;
-  if (window !== undefined && cfg.windowFromLayer < cfg.layers && (typeof seq !== 'number' || seq > window)) {
+  if (window !== undefined && cfg.slidingLayers.some(Boolean) && (typeof seq !== 'number' || seq > window)) {
     // Key j is visible from query i when i − j < window.
     const r = arange(inputIds, seq);
     windowMask = logicalAnd(fullMask, less(unsqueeze(r, 1), add(unsqueeze(r, 0), window)));
   }
-  const rows = typeof seq === 'number' ? seq : cfg.maxPositions;
-  const cosTable = ropeTable(g, cfg, rows, dtype, 'cos');
-  const sinTable = ropeTable(g, cfg, rows, dtype, 'sin');
-  const rope = typeof seq === 'number' ? { cos: cosTable, sin: sinTable } : { cos: slice(cosTable, 0, 0, seq), sin: slice(sinTable, 0, 0, seq) };
-  const shape = { heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim };
+  const rope = ropeTables(g, cfg.rope, seq, cfg.maxPositions, dtype, inputIds);
+  const shape = { heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: hd };
   const attnDropout = seed !== undefined && attnRate > 0 ? (p: Value): Value => dropout(p, { rate: attnRate, seed, salt: ++salt }) : undefined;
 
   for (let l = 0; l < cfg.layers; l++) {
     const p = `model.layers.${l}`;
     const x = rmsNorm(h, inputs.weight(`${p}.input_layernorm.weight`, [d]), cfg.rmsEps);
-    const q = proj(x, `${p}.self_attn.q_proj`, d, qDim, cfg.qkvBias);
-    const k = proj(x, `${p}.self_attn.k_proj`, d, kvDim, cfg.qkvBias);
-    const v = proj(x, `${p}.self_attn.v_proj`, d, kvDim, cfg.qkvBias);
-    const mask = windowMask !== undefined && l >= cfg.windowFromLayer ? windowMask : fullMask;
-    const attn = multiHeadAttention(q, k, v, shape, { mask, rope, ...(attnDropout !== undefined ? { dropout: attnDropout } : {}) });
+    let q: Value;
+    let k: Value;
+    let v: Value;
+    if (cfg.fused) {
+      [q, k, v] = split(proj(x, `${p}.self_attn.qkv_proj`, d, qDim + 2 * kvDim, false), -1, [qDim, kvDim, kvDim]);
+    } else {
+      q = proj(x, `${p}.self_attn.q_proj`, d, qDim, cfg.qkvBias);
+      k = proj(x, `${p}.self_attn.k_proj`, d, kvDim, cfg.qkvBias);
+      v = proj(x, `${p}.self_attn.v_proj`, d, kvDim, cfg.qkvBias);
+    }
+    const headNorms = cfg.qkNorm ? {
+      qNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.q_norm.weight`, [hd]), cfg.rmsEps),
+      kNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.k_norm.weight`, [hd]), cfg.rmsEps),
+    } : {};
+    const mask = windowMask !== undefined && cfg.slidingLayers[l] ? windowMask : fullMask;
+    const attn = multiHeadAttention(q, k, v, shape, { mask, rope, ...headNorms, ...(attnDropout !== undefined ? { dropout: attnDropout } : {}) });
     h = add(h, proj(attn, `${p}.self_attn.o_proj`, qDim, d, cfg.oBias));
     const y = rmsNorm(h, inputs.weight(`${p}.post_attention_layernorm.weight`, [d]), cfg.rmsEps);
-    const gate = silu(proj(y, `${p}.mlp.gate_proj`, d, cfg.intermediate, cfg.mlpBias));
-    const up = proj(y, `${p}.mlp.up_proj`, d, cfg.intermediate, cfg.mlpBias);
-    h = add(h, proj(mul(gate, up), `${p}.mlp.down_proj`, cfg.intermediate, d, cfg.mlpBias));
+    let gate: Value;
+    let up: Value;
+    if (cfg.fused) {
+      // transformers' Phi3MLP: `gate, up = gate_up_proj(y).chunk(2, dim=-1)`.
+      [gate, up] = split(proj(y, `${p}.mlp.gate_up_proj`, d, 2 * ff, false), -1, [ff, ff]);
+    } else {
+      gate = proj(y, `${p}.mlp.gate_proj`, d, ff, cfg.mlpBias);
+      up = proj(y, `${p}.mlp.up_proj`, d, ff, cfg.mlpBias);
+    }
+    h = add(h, proj(mul(silu(gate), up), `${p}.mlp.down_proj`, ff, d, cfg.mlpBias));
   }
   h = rmsNorm(h, inputs.weight('model.norm.weight', [d]), cfg.rmsEps);
   const logits = proj(h, 'lm_head', d, cfg.vocab, false, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
   const loss = crossEntropy(logits, shiftLabels(labels, attentionMask, seq));
   inputs.checkModulesToSave();
+  inputs.checkAllRead(LLAMA_UNREAD_ALLOWANCES, (unread) => llamaUnreadHint(cfg, unread));
   return {
     graph: g, task: 'causal-lm', inputIds, attentionMask, labels, logits, loss,
     trainable: inputs.trainable(), frozen: inputs.frozen, modules: inputs.modules,

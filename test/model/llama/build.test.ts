@@ -6,9 +6,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grad } from '../../../src/graph/autodiff.js';
 import { dropoutKeepMask } from '../../../src/graph/nn/dropout.js';
-import { ropeInverseFrequencies } from '../../../src/model/llama/config.js';
+import { ropeInverseFrequencies } from '../../../src/model/llama/rope.js';
 import { buildLlama, llamaModulePaths, type LlamaBuildOptions } from '../../../src/model/llama/build.js';
 import { llamaArchitecture } from '../../../src/model/llama/architecture.js';
+import { phi3Architecture } from '../../../src/model/phi3/architecture.js';
 import { architectureFor } from '../../../src/model/registry.js';
 import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
 import { F64, assertClose, gradCheck, runGraph } from '../../graph/gradCheck.js';
@@ -269,9 +270,13 @@ describe('llama ModelGraph bookkeeping', () => {
   });
 
   test('architecture: model types, PEFT default targets, module paths', () => {
-    assert.deepEqual([...llamaArchitecture.modelTypes], ['llama', 'mistral', 'qwen2']);
+    assert.deepEqual([...llamaArchitecture.modelTypes], ['llama', 'mistral', 'qwen2', 'qwen3']);
     assert.deepEqual([...llamaArchitecture.defaultTargetModules], ['q_proj', 'v_proj']);
     assert.equal(llamaModulePaths(1).length, 8);
-    for (const t of ['llama', 'mistral', 'qwen2']) assert.equal(architectureFor({ model_type: t }), llamaArchitecture, t);
+    assert.deepEqual(llamaModulePaths(1, true), ['model.layers.0.self_attn.qkv_proj', 'model.layers.0.self_attn.o_proj', 'model.layers.0.mlp.gate_up_proj', 'model.layers.0.mlp.down_proj', 'lm_head']);
+    for (const t of ['llama', 'mistral', 'qwen2', 'qwen3']) assert.equal(architectureFor({ model_type: t }), llamaArchitecture, t);
+    // PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING['phi3'].
+    assert.equal(architectureFor({ model_type: 'phi3' }), phi3Architecture);
+    assert.deepEqual([...phi3Architecture.defaultTargetModules], ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj']);
   });
 });

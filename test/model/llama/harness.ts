@@ -29,8 +29,8 @@ export function randomFactors(model: ModelGraph, r: number, seed: number): { byI
 }
 
 export interface ModelData {
-  /** Float data by graph input name (checkpoint tensors, LoRA factors, trainable heads). */
-  readonly values: ReadonlyMap<string, Float64Array>;
+  /** Float data by graph input name (checkpoint tensors, LoRA factors, trainable heads); float32 data feeds a float32 graph as is. */
+  readonly values: ReadonlyMap<string, Float64Array | Float32Array>;
   readonly ids: readonly (readonly number[])[];
   readonly mask: readonly (readonly number[])[];
   /** `[batch][seq]` (causal LM) or `[batch]` (classification). */
@@ -63,7 +63,7 @@ export function modelFeeds(model: ModelGraph, data: ModelData): Feed[] {
   return feeds;
 }
 
-function floatFeed(v: Value, values: ReadonlyMap<string, Float64Array>): Feed {
+function floatFeed(v: Value, values: ReadonlyMap<string, Float64Array | Float32Array>): Feed {
   const src = values.get(v.name);
   if (src === undefined) throw new Error(`harness: no data for input ${v.name}`);
   const dims = v.shape.map((d) => {
@@ -71,7 +71,8 @@ function floatFeed(v: Value, values: ReadonlyMap<string, Float64Array>): Feed {
     return d;
   });
   if (src.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`harness: ${v.name} has ${src.length} values for shape [${dims.join(', ')}]`);
-  return { value: v, data: v.dtype === 'float64' ? src : Float32Array.from(src), dims };
+  const same = v.dtype === 'float64' ? src instanceof Float64Array : src instanceof Float32Array;
+  return { value: v, data: same ? src : v.dtype === 'float64' ? Float64Array.from(src) : Float32Array.from(src), dims };
 }
 
 /** Runs the model once: logits (flat) and the scalar loss. */

@@ -1,8 +1,12 @@
-// Independent float64 reference of HF's LlamaForCausalLM (and the Mistral sliding window, Qwen2
-// biases), written with plain loops from the HF modelling code: nothing here uses src/graph or
-// src/model. One sequence at a time; the padding mask hides keys whose mask is 0.
+// Independent float64 reference of HF's LlamaForCausalLM and its relatives (Mistral's sliding
+// window, Qwen2's q/k/v biases, Qwen3's per-head q_norm/k_norm and explicit head_dim, Phi-3's fused
+// qkv_proj/gate_up_proj and partial RoPE, LongRoPE), written with plain loops from the HF modelling
+// code on the ops of tape.ts: nothing here uses src/graph or src/model. One sequence at a time; the
+// padding mask hides keys whose mask is 0. Gives the loss, the logits, and (by the tape's
+// hand-written backward) the gradient of the loss with respect to every LoRA factor.
+import { Tape, type LoraBranch, type Node, type WeightData } from './tape.js';
 
-/** The numbers of a tiny Llama-family model, spelled out by the test. */
+/** The numbers of a Llama-family model, spelled out by the test. */
 export interface RefLlamaConfig {
   readonly hidden: number;
   readonly layers: number;
@@ -16,20 +20,38 @@ export interface RefLlamaConfig {
   readonly qkvBias: boolean;
   /** Sliding window width (all layers), if any. */
   readonly window?: number;
+  /** Per-head width; hidden / heads when absent. */
+  readonly headDim?: number;
+  /** Qwen3: RMSNorm of each q and k head (`self_attn.q_norm`, `self_attn.k_norm`) before RoPE. */
+  readonly qkNorm?: boolean;
+  /** Phi-3: `self_attn.qkv_proj` (q, k, v rows) and `mlp.gate_up_proj` (gate rows, then up rows). */
+  readonly fused?: boolean;
+  /** RoPE frequencies of the rotated dims (length rotaryDim / 2) and the cos/sin factor; default 1/θ^(2i/hd) over all dims, factor 1. */
+  readonly rope?: { readonly invFreq: readonly number[]; readonly scale: number };
 }
 
 /** LoRA factors by module path: A `[r, in]`, B `[out, r]` row-major, and s = alpha/r. */
 export interface RefLora {
   readonly scaling: number;
   readonly r: number;
-  readonly factors: ReadonlyMap<string, { readonly a: Float64Array; readonly b: Float64Array }>;
+  readonly factors: ReadonlyMap<string, { readonly a: WeightData; readonly b: WeightData }>;
   /** Dropout on the adapter input: keep mask `[batch·seq, in]` per path, and the rate. */
   readonly dropout?: { readonly rate: number; readonly keep: ReadonlyMap<string, Uint8Array> };
 }
 
+/** Float64 weights (the BERT reference's). */
 export type Weights = ReadonlyMap<string, Float64Array>;
+/** Weights as this reference reads them: float64, or float32 holding exact bf16 values. */
+export type RefWeights = ReadonlyMap<string, WeightData>;
 
-function get(w: Weights, key: string): Float64Array {
+/** What the reference computes: logits `[batch, seq, vocab]`, the mean loss, and d loss / d A, d B per adapted path. */
+export interface RefResult {
+  readonly logits: Float64Array;
+  readonly loss: number;
+  readonly grads: ReadonlyMap<string, { readonly a: Float64Array; readonly b: Float64Array }>;
+}
+
+function get(w: RefWeights, key: string): WeightData {
   const v = w.get(key);
   if (v === undefined) throw new Error(`reference: no weight ${key}`);
   return v;
@@ -37,9 +59,9 @@ function get(w: Weights, key: string): Float64Array {
 
 /**
  * `x·Wᵀ + b + s·(drop(x)·Aᵀ)·Bᵀ` for x `[n, in]` (W `[out, in]`), with `rowOffset` the index of
- * x's first row in the flattened batch (for the dropout mask).
+ * x's first row in the flattened batch (for the dropout mask). Forward only (the BERT reference's).
  */
-export function linearRef(x: Float64Array, n: number, inF: number, outF: number, w: Float64Array, bias: Float64Array | undefined, lora: RefLora | undefined, path: string, rowOffset: number): Float64Array {
+export function linearRef(x: Float64Array, n: number, inF: number, outF: number, w: WeightData, bias: WeightData | undefined, lora: RefLora | undefined, path: string, rowOffset: number): Float64Array {
   const y = new Float64Array(n * outF);
   for (let i = 0; i < n; i++) {
     for (let o = 0; o < outF; o++) {
@@ -69,101 +91,96 @@ export function linearRef(x: Float64Array, n: number, inF: number, outF: number,
   return y;
 }
 
-function rmsNormRef(x: Float64Array, n: number, d: number, w: Float64Array, eps: number): Float64Array {
-  const y = new Float64Array(n * d);
-  for (let i = 0; i < n; i++) {
-    let ms = 0;
-    for (let k = 0; k < d; k++) ms += x[i * d + k] ** 2;
-    const inv = 1 / Math.sqrt(ms / d + eps);
-    for (let k = 0; k < d; k++) y[i * d + k] = w[k] * x[i * d + k] * inv;
-  }
-  return y;
+/** HF default RoPE frequencies `1/θ^(2i/dim)`, i < dim/2. */
+export function defaultInvFreq(dim: number, theta: number): number[] {
+  return Array.from({ length: dim / 2 }, (_, i) => 1 / theta ** ((2 * i) / dim));
 }
 
-/** HF apply_rotary_pos_emb on one head vector at position t: x·cos + rotate_half(x)·sin. */
-export function ropeRef(x: ArrayLike<number>, t: number, hd: number, theta: number): number[] {
-  const half = hd / 2;
-  const out: number[] = [];
-  for (let i = 0; i < hd; i++) {
-    const angle = t / theta ** ((2 * (i % half)) / hd);
-    const rotated = i < half ? -x[i + half] : x[i - half];
-    out.push(x[i] * Math.cos(angle) + rotated * Math.sin(angle));
-  }
-  return out;
+/**
+ * Phi-3's LongRoPE as transformers computes it, for a sequence of `seqLen` tokens: frequencies
+ * `1/(ext_i·θ^(2i/dim))` with ext = long_factor beyond original_max_position_embeddings, else
+ * short_factor; cos/sin times √(1 + ln(max/original) / ln(original)).
+ */
+export function longRopeRef(config: Readonly<Record<string, unknown>>, dim: number, seqLen: number): { invFreq: number[]; scale: number } {
+  const scaling = config.rope_scaling as Record<string, number[]>;
+  const original = config.original_max_position_embeddings as number;
+  const factor = (config.max_position_embeddings as number) / original;
+  const ext = seqLen > original ? scaling.long_factor : scaling.short_factor;
+  const theta = config.rope_theta as number;
+  return {
+    invFreq: defaultInvFreq(dim, theta).map((f, i) => f / ext[i]),
+    scale: factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original)),
+  };
 }
 
-/** Logits `[batch, seq, vocab]` and the mean next-token loss over next tokens that are not padding and not labelled −100. */
-export function llamaReference(cfg: RefLlamaConfig, w: Weights, lora: RefLora | undefined, ids: number[][], mask: number[][], labels: number[][]): { logits: Float64Array; loss: number } {
-  const { hidden: d, heads, kvHeads, vocab } = cfg;
-  const hd = d / heads;
-  const group = heads / kvHeads;
+/** Logits, mean next-token loss over next tokens that are not padding and not labelled −100, and the LoRA gradients. */
+export function llamaReference(cfg: RefLlamaConfig, w: RefWeights, lora: RefLora | undefined, ids: number[][], mask: number[][], labels: number[][]): RefResult {
+  const { hidden: d, heads, kvHeads, vocab, intermediate: ff } = cfg;
+  const hd = cfg.headDim ?? d / heads;
+  const qDim = heads * hd;
+  const kvDim = kvHeads * hd;
+  const rope = cfg.rope ?? { invFreq: defaultInvFreq(hd, cfg.theta), scale: 1 };
   const batch = ids.length;
   const seq = ids[0].length;
   const logits = new Float64Array(batch * seq * vocab);
-  let lossSum = 0;
-  let count = 0;
+  const grads = new Map([...(lora?.factors ?? new Map<string, { a: WeightData; b: WeightData }>())].map(([p, f]) => [p, { a: new Float64Array(f.a.length), b: new Float64Array(f.b.length) }]));
+  const targets = labels.map((row, b) => row.map((_, t) => (t + 1 < seq && row[t + 1] !== -100 && mask[b][t + 1] !== 0 ? row[t + 1] : -1)));
+  const count = Math.max(1, targets.flat().filter((x) => x >= 0).length);
+  let loss = 0;
   for (let b = 0; b < batch; b++) {
-    const rowOffset = b * seq;
-    let h = new Float64Array(seq * d);
+    const tape = new Tape();
+    const branch = (path: string): LoraBranch | undefined => {
+      const f = lora?.factors.get(path);
+      if (lora === undefined || f === undefined) return undefined;
+      const keep = lora.dropout?.keep.get(path);
+      return {
+        a: f.a, b: f.b, r: lora.r, scaling: lora.scaling, grad: grads.get(path)!,
+        ...(keep !== undefined ? { keep: { mask: keep, rate: lora.dropout!.rate, rowOffset: b * seq } } : {}),
+      };
+    };
     const embed = get(w, 'model.embed_tokens.weight');
-    for (let t = 0; t < seq; t++) for (let k = 0; k < d; k++) h[t * d + k] = embed[ids[b][t] * d + k];
+    const h0 = new Float64Array(seq * d);
+    for (let t = 0; t < seq; t++) for (let k = 0; k < d; k++) h0[t * d + k] = embed[ids[b][t] * d + k];
+    let h: Node = tape.node(h0, seq, d);
+    const visible = (i: number, j: number): boolean => j <= i && mask[b][j] !== 0 && (cfg.window === undefined || i - j < cfg.window);
     for (let l = 0; l < cfg.layers; l++) {
       const p = `model.layers.${l}`;
-      const lin = (x: Float64Array, name: string, inF: number, outF: number, bias: boolean): Float64Array =>
-        linearRef(x, seq, inF, outF, get(w, `${p}.${name}.weight`), bias ? get(w, `${p}.${name}.bias`) : undefined, lora, `${p}.${name}`, rowOffset);
-      const x = rmsNormRef(h, seq, d, get(w, `${p}.input_layernorm.weight`), cfg.eps);
-      const q = lin(x, 'self_attn.q_proj', d, d, cfg.qkvBias);
-      const k = lin(x, 'self_attn.k_proj', d, kvHeads * hd, cfg.qkvBias);
-      const v = lin(x, 'self_attn.v_proj', d, kvHeads * hd, cfg.qkvBias);
-      const attn = new Float64Array(seq * d);
-      for (let head = 0; head < heads; head++) {
-        const kvh = Math.floor(head / group);
-        const qs = Array.from({ length: seq }, (_, t) => ropeRef(q.subarray(t * d + head * hd, t * d + (head + 1) * hd), t, hd, cfg.theta));
-        const ks = Array.from({ length: seq }, (_, t) => ropeRef(k.subarray(t * kvHeads * hd + kvh * hd, t * kvHeads * hd + (kvh + 1) * hd), t, hd, cfg.theta));
-        for (let i = 0; i < seq; i++) {
-          const scores: number[] = [];
-          for (let j = 0; j < seq; j++) {
-            const visible = j <= i && mask[b][j] !== 0 && (cfg.window === undefined || i - j < cfg.window);
-            let s = -Infinity;
-            if (visible) {
-              s = 0;
-              for (let c = 0; c < hd; c++) s += qs[i][c] * ks[j][c];
-              s /= Math.sqrt(hd);
-            }
-            scores.push(s);
-          }
-          const max = Math.max(...scores);
-          const e = scores.map((s) => (s === -Infinity ? 0 : Math.exp(s - max)));
-          const z = e.reduce((a, c) => a + c, 0);
-          for (let c = 0; c < hd; c++) {
-            let acc = 0;
-            for (let j = 0; j < seq; j++) acc += (e[j] / z) * v[j * kvHeads * hd + kvh * hd + c];
-            attn[i * d + head * hd + c] = acc;
-          }
-        }
+      const lin = (x: Node, name: string, outF: number, bias: boolean): Node =>
+        tape.linear(x, get(w, `${p}.${name}.weight`), outF, bias ? get(w, `${p}.${name}.bias`) : undefined, branch(`${p}.${name}`));
+      const x = tape.rmsNorm(h, get(w, `${p}.input_layernorm.weight`), cfg.eps);
+      let q: Node;
+      let k: Node;
+      let v: Node;
+      if (cfg.fused === true) {
+        const qkv = lin(x, 'self_attn.qkv_proj', qDim + 2 * kvDim, false);
+        [q, k, v] = [tape.columns(qkv, 0, qDim), tape.columns(qkv, qDim, kvDim), tape.columns(qkv, qDim + kvDim, kvDim)];
+      } else {
+        [q, k, v] = [lin(x, 'self_attn.q_proj', qDim, cfg.qkvBias), lin(x, 'self_attn.k_proj', kvDim, cfg.qkvBias), lin(x, 'self_attn.v_proj', kvDim, cfg.qkvBias)];
       }
-      const o = lin(attn, 'self_attn.o_proj', d, d, false);
-      h = h.map((val, i) => val + o[i]);
-      const y = rmsNormRef(h, seq, d, get(w, `${p}.post_attention_layernorm.weight`), cfg.eps);
-      const gate = lin(y, 'mlp.gate_proj', d, cfg.intermediate, false);
-      const up = lin(y, 'mlp.up_proj', d, cfg.intermediate, false);
-      const act = gate.map((gv, i) => (gv / (1 + Math.exp(-gv))) * up[i]);
-      const down = lin(act, 'mlp.down_proj', cfg.intermediate, d, false);
-      h = h.map((val, i) => val + down[i]);
+      if (cfg.qkNorm === true) {
+        q = tape.rmsNorm(q, get(w, `${p}.self_attn.q_norm.weight`), cfg.eps);
+        k = tape.rmsNorm(k, get(w, `${p}.self_attn.k_norm.weight`), cfg.eps);
+      }
+      q = tape.rope(q, hd, rope.invFreq, rope.scale);
+      k = tape.rope(k, hd, rope.invFreq, rope.scale);
+      const attn = tape.attention(q, k, v, hd, visible);
+      h = tape.add(h, lin(attn, 'self_attn.o_proj', d, false));
+      const y = tape.rmsNorm(h, get(w, `${p}.post_attention_layernorm.weight`), cfg.eps);
+      let gate: Node;
+      let up: Node;
+      if (cfg.fused === true) {
+        const gu = lin(y, 'mlp.gate_up_proj', 2 * ff, false);
+        [gate, up] = [tape.columns(gu, 0, ff), tape.columns(gu, ff, ff)];
+      } else {
+        [gate, up] = [lin(y, 'mlp.gate_proj', ff, false), lin(y, 'mlp.up_proj', ff, false)];
+      }
+      h = tape.add(h, lin(tape.swiglu(gate, up), 'mlp.down_proj', d, false));
     }
-    const hn = rmsNormRef(h, seq, d, get(w, 'model.norm.weight'), cfg.eps);
-    const head = cfg.tie ? get(w, 'model.embed_tokens.weight') : get(w, 'lm_head.weight');
-    const out = linearRef(hn, seq, d, vocab, head, undefined, lora, 'lm_head', rowOffset);
-    logits.set(out, b * seq * vocab);
-    for (let t = 0; t + 1 < seq; t++) {
-      const label = labels[b][t + 1];
-      if (label === -100 || mask[b][t + 1] === 0) continue;
-      const row = out.subarray(t * vocab, (t + 1) * vocab);
-      const max = Math.max(...row);
-      const lse = max + Math.log(row.reduce((a, c) => a + Math.exp(c - max), 0));
-      lossSum += lse - row[label];
-      count++;
-    }
+    const hn = tape.rmsNorm(h, get(w, 'model.norm.weight'), cfg.eps);
+    const out = tape.linear(hn, cfg.tie ? embed : get(w, 'lm_head.weight'), vocab, undefined, branch('lm_head'));
+    logits.set(out.value, b * seq * vocab);
+    loss += tape.crossEntropy(out, targets[b], count);
+    tape.backward();
   }
-  return { logits, loss: lossSum / Math.max(count, 1) };
+  return { logits, loss, grads };
 }
