@@ -109,6 +109,7 @@ export class InProcessTrainer implements LoraTrainer {
       ...(data.labelNames !== undefined ? { labelNames: data.labelNames } : {}),
       device: setup.device,
       memory: plan,
+      data: data.report,
     };
   }
 

@@ -7,6 +7,7 @@ import type { LoraFactors } from '../core/lora.js';
 import type { AdaptedModule, LoraSettings, ModelTask } from '../model/types.js';
 import type { Device } from '../runtime/session.js';
 import type { ShardSpec } from './data/pipeline.js';
+import type { DataReport } from './data/report.js';
 import type { BatchPlan } from './memoryPlan.js';
 import type { ScheduleKind } from './schedule.js';
 
@@ -105,6 +106,8 @@ export interface TrainerInfo {
   readonly device: Device;
   /** The memory estimate, the budget, and the micro-batches each requested batch runs as. */
   readonly memory: BatchPlan;
+  /** What encoding did to the data: records cut at the sequence length (count, tokens dropped), packing. */
+  readonly data: DataReport;
 }
 
 /** Reported after every optimizer step. */

@@ -9,11 +9,12 @@ import { join, resolve } from 'node:path';
 import { DEVICES } from '../../runtime/session.js';
 import { readAdapterFolder, writeAdapterFolder } from '../../trainer/adapterFolder.js';
 import { resolveModelDir } from '../modelArg.js';
+import { describeTruncation } from '../../trainer/data/report.js';
 import { isAbortError } from '../../trainer/errors.js';
 import { createTrainer } from '../../trainer/loraTrainer.js';
 import { SCHEDULES } from '../../trainer/schedule.js';
 import { defaultLoraSettings } from '../../trainer/setup.js';
-import type { EvalResult, LoraTrainer, TrainerSetup } from '../../trainer/types.js';
+import type { EvalResult, LoraTrainer, TrainerInfo, TrainerSetup } from '../../trainer/types.js';
 import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, stringFlag } from '../args.js';
 import type { FlagSpecs, ParsedArgs } from '../args.js';
@@ -42,6 +43,7 @@ const FLAGS: FlagSpecs = {
   'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's, e.g. c_attn for GPT-2)" },
   'batch-size': { type: 'string', value: 'b', help: 'examples per micro-batch (split further when a step would not fit --memory-budget)', default: '8' },
   'seq-len': { type: 'string', value: 't', help: 'longest sequence (longer examples are cut)', default: '64' },
+  pack: { type: 'boolean', help: 'pack language-modelling examples into full --seq-len rows instead of padding each (no example is cut; attention crosses example boundaries)' },
   seed: { type: 'string', value: 's', help: 'seed (data order, dropout, adapter init)', default: '0' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
@@ -92,6 +94,7 @@ function setupFromFlags(args: ParsedArgs, modelDir: string): TrainerSetup {
     weightDecay: numberFlag(args, 'weight-decay', cmd, 0, { min: 0 }),
     ...(maxGradNorm > 0 ? { maxGradNorm } : {}),
     gradAccumulation: numberFlag(args, 'grad-accum', cmd, 1, { min: 1, max: 4096, integer: true }),
+    ...(booleanFlag(args, 'pack') ? { packing: true } : {}),
     device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'),
     ...(threads !== undefined ? { threads } : {}),
     ...(budgetGb !== undefined ? { memoryBudgetBytes: Math.round(budgetGb * 1e9) } : {}),
@@ -130,6 +133,9 @@ async function train(args: ParsedArgs, io: CliIO): Promise<number> {
     trainer = await createTrainer(setup);
     const { note } = trainer.info.memory;
     if (note !== undefined) io.stderr.write(`fedex train: ${note}\n`);
+    // TrainerInfo.data: the encoded data's report (src/trainer/data/report.ts), once the trainer passes it on.
+    const truncation = describeTruncation(trainer.info.data);
+    if (truncation !== null) io.stderr.write(`fedex train: ${truncation}\n`);
     const start = initDir !== undefined ? await readAdapterFolder(resolve(initDir), trainer.info, setup.lora.r) : trainer.initialAdapter(setup.seed);
     await mkdir(out, { recursive: true });
     const file = metrics = await open(join(out, 'metrics.jsonl'), 'w');

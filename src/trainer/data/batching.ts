@@ -79,7 +79,7 @@ export function padBatch(examples: readonly EncodedExample[], options: PadOption
 export interface PackOptions {
   readonly seqLen: number;
   readonly padId: number;
-  /** Appended (label = eos) to every example that does not already end with it. */
+  /** Appended to every example that does not already end with it; labelled eos when the example's last label is scored, else -100. */
   readonly eosId: number;
   /** Drop the last, partial row instead of padding it. Default false. */
   readonly dropLast?: boolean;
@@ -105,8 +105,9 @@ export function packExamples(examples: readonly EncodedExample[], options: PackO
       labels.push(e.labels[t]);
     }
     if (e.inputIds[e.inputIds.length - 1] !== eosId) {
+      // The separator is scored only when the example's last token is (not after a chat's unscored "\n").
       ids.push(eosId);
-      labels.push(eosId);
+      labels.push(e.labels[e.labels.length - 1] === IGNORE_INDEX ? IGNORE_INDEX : eosId);
     }
   }
   const rows: PackedRow[] = [];

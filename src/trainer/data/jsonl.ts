@@ -1,9 +1,13 @@
 /**
  * JSONL datasets: one JSON object per line, streamed. Blank lines are skipped. Every error names
- * the file and the 1-based line number. A file holds records of one kind (see records.ts).
+ * the file and the 1-based line number. A file holds records of one format (see records.ts; an
+ * Alpaca file holds prompt/completion records, but does not mix with `{"prompt","completion"}`
+ * lines).
  */
 import { open } from 'node:fs/promises';
-import type { ClassificationRecord, DataRecord, Dataset, RecordKind } from './records.js';
+import { alpacaRecord } from './alpaca.js';
+import { parseChatRecord } from './chatRecord.js';
+import type { ClassificationRecord, DataRecord, Dataset } from './records.js';
 import { IGNORE_INDEX } from './records.js';
 
 /** One parsed line. */
@@ -55,41 +59,63 @@ export async function* readJsonl(path: string): AsyncGenerator<JsonlLine> {
 /** A classification record whose label is still as written in the file. */
 type RawRecord = DataRecord | { kind: 'raw-classification'; text: string; label: string | number; group?: string };
 
+/** What a line is written as: a record kind, or `alpaca` (read as prompt-completion). */
+type LineFormat = DataRecord['kind'] | 'alpaca';
+
 /** Reads a whole JSONL dataset (all lines one kind). */
 export async function loadJsonl(path: string, options: JsonlOptions = {}): Promise<Dataset> {
   const raw: RawRecord[] = [];
   const lines: number[] = [];
-  let first: { kind: RecordKind; line: number } | null = null;
+  let first: { format: LineFormat; line: number } | null = null;
   const limit = options.limit ?? Infinity;
   for await (const { line, value } of readJsonl(path)) {
     if (raw.length >= limit) break;
     const where = `${path}:${line}`;
-    const record = parseRecord(value, where);
-    const kind: RecordKind = record.kind === 'raw-classification' ? 'classification' : record.kind;
-    if (first === null) first = { kind, line };
-    else if (kind !== first.kind) {
-      throw new Error(`${where}: a ${kind} record, but line ${first.line} holds a ${first.kind} record; one file must hold one kind (${describeKinds()})`);
+    const { record, format } = parseRecord(value, where, line);
+    if (first === null) first = { format, line };
+    else if (format !== first.format) {
+      throw new Error(`${where}: ${article(format)} record, but line ${first.line} holds ${article(first.format)} record; one file must hold one kind (${describeKinds()})`);
     }
     raw.push(record);
     lines.push(line);
   }
   if (first === null) throw new Error(`${path}: no records (the file is empty or blank)`);
-  if (first.kind !== 'classification') return { source: path, kind: first.kind, records: raw as DataRecord[] };
+  if (first.format !== 'classification') {
+    return { source: path, kind: first.format === 'alpaca' ? 'prompt-completion' : first.format, records: raw as DataRecord[] };
+  }
   const { records, labelNames } = mapLabels(raw as Array<Extract<RawRecord, { kind: 'raw-classification' }>>, lines, path, options.labelNames);
   return { source: path, kind: 'classification', records, labelNames };
 }
 
 function describeKinds(): string {
-  return '{"text"} | {"prompt","completion"} | {"text","label"} | {"input_ids"[,"labels"]}';
+  return '{"text"} | {"prompt","completion"} | {"instruction","input","output"} | {"messages"} | {"text","label"} | {"input_ids"[,"labels"]}';
+}
+
+function article(format: LineFormat): string {
+  return `${/^[aeiou]/.test(format) ? 'an' : 'a'} ${format}`;
 }
 
 /** Parses one JSON value into a record; `where` (file:line) prefixes every error. */
-function parseRecord(value: unknown, where: string): RawRecord {
+function parseRecord(value: unknown, where: string, line: number): { record: RawRecord; format: LineFormat } {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${where}: expected a JSON object, got ${jsonType(value)}`);
   const o = value as Record<string, unknown>;
   const group = optionalString(o, 'group', where);
-  const has = (k: string): boolean => o[k] !== undefined;
   const withGroup = <R extends object>(r: R): R => (group === undefined ? r : { ...r, group });
+  if (o.messages !== undefined) return { record: withGroup(parseChatRecord(o, where, line)), format: 'chat' };
+  if (o.instruction !== undefined || o.output !== undefined) {
+    for (const other of ['text', 'prompt', 'completion', 'input_ids']) {
+      if (o[other] !== undefined) throw new Error(`${where}: has both "instruction"/"output" and "${other}"; pick one record kind`);
+    }
+    const input = o.input === undefined || o.input === null ? '' : requiredString(o, 'input', where);
+    return { record: alpacaRecord(requiredString(o, 'instruction', where), input, requiredString(o, 'output', where), group), format: 'alpaca' };
+  }
+  const record = parseFlatRecord(o, where, withGroup);
+  return { record, format: record.kind === 'raw-classification' ? 'classification' : record.kind };
+}
+
+/** The text, prompt/completion, classification and pre-tokenized records. */
+function parseFlatRecord(o: Record<string, unknown>, where: string, withGroup: <R extends object>(r: R) => R): RawRecord {
+  const has = (k: string): boolean => o[k] !== undefined;
   if (has('input_ids')) {
     for (const other of ['text', 'prompt', 'completion']) {
       if (has(other)) throw new Error(`${where}: has both "input_ids" and "${other}"; a record is either pre-tokenized or text`);

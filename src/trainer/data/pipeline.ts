@@ -6,12 +6,18 @@
  * Held-out eval set by default: a task's own eval split (disjoint prompts, see tasks.ts), or for a
  * file a seeded 10 % of its records (`splitTrainEval`), which then do not train. Sharding applies
  * to the training records only; every client evaluates on the same eval set.
+ *
+ * Examples longer than seqLen are cut, and the result says how many and how many tokens
+ * ({@link PreparedData.report}); with packing, training examples are kept whole (the packed stream
+ * is cut into rows instead) and only the eval set is cut.
  */
 import { loadDataset } from './dataset.js';
 import type { LoadDatasetOptions } from './dataset.js';
 import { encodeDataset } from './encode.js';
 import type { EncodedDataset } from './encode.js';
 import type { DataRecord, Dataset } from './records.js';
+import { truncationCounts } from './report.js';
+import type { DataReport } from './report.js';
 import { splitIid, splitNonIid, splitTrainEval } from './split.js';
 import { isTaskSpec } from './tasks.js';
 import type { TextTokenizer } from './tokenizer.js';
@@ -46,6 +52,8 @@ export interface DataSettings {
   readonly seqLen: number;
   /** Seeds the task generator (unless the spec names a seed) and the held-out split of a file. */
   readonly seed: number;
+  /** Training examples will be packed (language modelling only): keep them whole. Default false. */
+  readonly packing?: boolean;
 }
 
 /** Encoded train and eval data. */
@@ -55,6 +63,8 @@ export interface PreparedData {
   /** The record kind of the training data. */
   readonly kind: DataRecord['kind'];
   readonly labelNames?: readonly string[];
+  /** What seqLen cut from each set. */
+  readonly report: DataReport;
 }
 
 const FILE_EVAL_FRACTION = 0.1;
@@ -137,10 +147,13 @@ export async function prepareData(settings: DataSettings, tokenizer: TextTokeniz
   if (trainSet.records.length === 0) {
     throw new Error(`data: no training records in ${full.source}${settings.shard !== undefined ? ` for shard ${settings.shard.index} of ${settings.shard.count}` : ''}`);
   }
-  const train = encodeDataset(trainSet, tokenizer, { seqLen: settings.seqLen });
+  const packed = settings.packing === true;
+  if (packed && full.kind === 'classification') throw new Error(`data: ${full.source} holds classification records, which are padded one per row; packing applies to language-modelling data`);
+  const train = encodeDataset(trainSet, tokenizer, { seqLen: settings.seqLen, truncate: !packed });
   const evalEncoded = encodeDataset(evalSet, tokenizer, { seqLen: settings.seqLen });
   if (train.examples.length === 0) {
     throw new Error(`data: every training example of ${full.source} was dropped at seqLen ${settings.seqLen} (no label left to score); raise seqLen`);
   }
-  return { train, eval: evalEncoded, kind: full.kind, ...(full.labelNames !== undefined ? { labelNames: full.labelNames } : {}) };
+  const report: DataReport = { seqLen: settings.seqLen, packed, train: truncationCounts(train), eval: truncationCounts(evalEncoded) };
+  return { train, eval: evalEncoded, kind: full.kind, ...(full.labelNames !== undefined ? { labelNames: full.labelNames } : {}), report };
 }

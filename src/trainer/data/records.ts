@@ -1,12 +1,14 @@
 /**
  * The record kinds a dataset holds, shared by JSONL files and the built-in synthetic tasks.
  *
- * | kind                | JSONL shape                          | loss on                          |
- * |---------------------|--------------------------------------|----------------------------------|
- * | `text`              | `{"text"}`                           | every token                      |
- * | `prompt-completion` | `{"prompt","completion"}`            | completion tokens only           |
- * | `classification`    | `{"text","label"}`                   | one class label per sequence     |
- * | `tokenized`         | `{"input_ids"}` (+ `"labels"`)       | labels (default: every token)    |
+ * | kind                | JSONL shape                                   | loss on                          |
+ * |---------------------|-----------------------------------------------|----------------------------------|
+ * | `text`              | `{"text"}`                                    | every token                      |
+ * | `prompt-completion` | `{"prompt","completion"}`, or Alpaca's        | completion tokens only           |
+ * |                     | `{"instruction","input","output"}`            |                                  |
+ * | `chat`              | `{"messages":[{"role","content"},…]}`         | assistant turns only             |
+ * | `classification`    | `{"text","label"}`                            | one class label per sequence     |
+ * | `tokenized`         | `{"input_ids"}` (+ `"labels"`)                | labels (default: every token)    |
  *
  * Every record may carry a `group` (a task family, a label, a topic) that non-IID splits use.
  */
@@ -26,6 +28,26 @@ export interface PromptCompletionRecord {
   readonly group?: string;
 }
 
+/** One message of a conversation: `role`, `content` and whatever else a template reads (`tool_calls`, …). */
+export interface ChatMessage {
+  readonly role: string;
+  readonly content?: string | null;
+  readonly [field: string]: unknown;
+}
+
+/** A conversation rendered with the tokenizer's chat template: loss on the assistant turns. */
+export interface ChatRecord {
+  readonly kind: 'chat';
+  readonly messages: readonly ChatMessage[];
+  /** Tool (function) definitions the template renders (`tools`). */
+  readonly tools?: readonly unknown[];
+  /** More template variables (TRL's `chat_template_kwargs`, e.g. `enable_thinking`). */
+  readonly templateKwargs?: Readonly<Record<string, unknown>>;
+  /** 1-based line of its JSONL file, for errors found when it is rendered. */
+  readonly line?: number;
+  readonly group?: string;
+}
+
 /** Sequence classification: `label` is a class id in [0, labelNames.length). */
 export interface ClassificationRecord {
   readonly kind: 'classification';
@@ -42,7 +64,7 @@ export interface TokenizedRecord {
   readonly group?: string;
 }
 
-export type DataRecord = TextRecord | PromptCompletionRecord | ClassificationRecord | TokenizedRecord;
+export type DataRecord = TextRecord | PromptCompletionRecord | ChatRecord | ClassificationRecord | TokenizedRecord;
 export type RecordKind = DataRecord['kind'];
 
 /** A loaded dataset: records of one kind. */

@@ -1,11 +1,14 @@
 /**
  * Text tokenizers for the trainer: a Hugging Face `tokenizer.json` (+ optional
- * `tokenizer_config.json`) loaded through `@huggingface/tokenizers`, behind the small
- * {@link TextTokenizer} interface the data pipeline uses.
+ * `tokenizer_config.json` and `chat_template.jinja`) loaded through `@huggingface/tokenizers`,
+ * behind the small {@link TextTokenizer} interface the data pipeline uses. What the config decides
+ * (special tokens, BOS/EOS, chat templates) is in tokenizerConfig.ts.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { chatTemplatesOf, configPostProcessor, specialTokenNames, tokenName } from './tokenizerConfig.js';
+import type { ChatTemplates, SpecialTokenNames } from './tokenizerConfig.js';
 
 /** Ids of the special tokens; null where the tokenizer has none. */
 export interface SpecialTokenIds {
@@ -17,7 +20,10 @@ export interface SpecialTokenIds {
 
 /** Options of {@link TextTokenizer.encode}. */
 export interface EncodeOptions {
-  /** Let the tokenizer's post-processor add its special tokens (BERT's [CLS]/[SEP], Llama's <s>). Default false. */
+  /**
+   * Add the special tokens transformers adds by default (`add_special_tokens=True`): BERT's
+   * [CLS]/[SEP], Llama's `<s>`, none for GPT-2 or Qwen. Default false.
+   */
   readonly addSpecialTokens?: boolean;
 }
 
@@ -34,6 +40,10 @@ export interface TextTokenizer {
   /** One more than the largest id it can produce (added tokens included). */
   readonly vocabSize: number;
   readonly special: SpecialTokenIds;
+  /** The same special tokens by name (what a chat template sees as `bos_token`, `eos_token`, …). */
+  readonly specialTokens: SpecialTokenNames;
+  /** The chat templates of tokenizer_config.json / chat_template.jinja; null when it has none. */
+  readonly chatTemplates: ChatTemplates | null;
   encode(text: string, options?: EncodeOptions): number[];
   /** Text of `ids`; the empty string for no ids. */
   decode(ids: ArrayLike<number | bigint>, options?: DecodeOptions): string;
@@ -41,55 +51,38 @@ export interface TextTokenizer {
   idToToken(id: number): string | undefined;
 }
 
-/** Names tried, in order, for each special token when tokenizer_config.json does not name it. */
-const FALLBACK_NAMES: Record<keyof SpecialTokenIds, readonly string[]> = {
-  bos: ['<|endoftext|>', '<s>', '<|begin_of_text|>', '[CLS]', '<bos>'],
-  eos: ['<|endoftext|>', '</s>', '<|end_of_text|>', '[SEP]', '<eos>'],
-  pad: ['<pad>', '[PAD]', '<|pad|>'],
-  unk: ['<unk>', '[UNK]'],
-};
-
 /**
  * Builds a tokenizer from the parsed contents of tokenizer.json and (optionally)
- * tokenizer_config.json. `source` names them in errors.
+ * tokenizer_config.json (see tokenizerConfig.ts for what the config decides). `source` names them
+ * in errors; `chatTemplateJinja` is the text of a chat_template.jinja file, which replaces the
+ * config's default chat template.
  */
-export function tokenizerFromJson(json: unknown, config: unknown = {}, source = 'tokenizer.json'): TextTokenizer {
+export function tokenizerFromJson(json: unknown, config: unknown = {}, source = 'tokenizer.json', chatTemplateJinja: string | null = null): TextTokenizer {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`tokenizer: ${source} is not a JSON object`);
   for (const key of ['model', 'added_tokens']) {
     if (!(key in json)) throw new Error(`tokenizer: ${source} has no "${key}" (not a Hugging Face tokenizer.json?)`);
   }
+  const cfg: Record<string, unknown> = config !== null && typeof config === 'object' && !Array.isArray(config) ? { ...config } : {};
   // Absent optional components mean "none" in the Python library; this one insists on the keys.
   const tokenizerJson: Record<string, unknown> = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...json };
-  const cfg: Record<string, unknown> = config !== null && typeof config === 'object' && !Array.isArray(config) ? { ...config } : {};
+  const idOf = rawVocabulary(tokenizerJson);
+  const names = specialTokenNames(cfg, (t) => idOf(t) !== undefined, tokenName((tokenizerJson.model as Record<string, unknown> | null)?.unk_token));
+  for (const [key, name] of Object.entries(names)) {
+    if (name !== null && `${key}_token` in cfg && idOf(name) === undefined) throw new Error(`tokenizer: ${source}: ${key}_token "${name}" of tokenizer_config.json is not in the vocabulary`);
+  }
+  const rebuilt = configPostProcessor(cfg, names, idOf, source);
+  if (rebuilt !== null) tokenizerJson.post_processor = rebuilt;
   let inner: Tokenizer;
   try {
     inner = new Tokenizer(tokenizerJson, cfg);
   } catch (err) {
     throw new Error(`tokenizer: @huggingface/tokenizers could not load ${source}: ${(err as Error).message}`, { cause: err });
   }
-  const vocab = inner.get_vocab(true);
   let maxId = -1;
-  for (const id of vocab.values()) maxId = Math.max(maxId, id);
+  for (const id of inner.get_vocab(true).values()) maxId = Math.max(maxId, id);
   if (maxId < 0) throw new Error(`tokenizer: ${source} has an empty vocabulary`);
-
-  const resolve = (key: keyof SpecialTokenIds): number | null => {
-    const named = tokenName(cfg[`${key}_token`]);
-    if (named !== null) {
-      const id = inner.token_to_id(named);
-      if (id === undefined) throw new Error(`tokenizer: ${source}: ${key}_token "${named}" of tokenizer_config.json is not in the vocabulary`);
-      return id;
-    }
-    if (key === 'unk') {
-      const modelUnk = tokenName((tokenizerJson.model as Record<string, unknown> | null)?.unk_token);
-      if (modelUnk !== null) return inner.token_to_id(modelUnk) ?? null;
-    }
-    for (const name of FALLBACK_NAMES[key]) {
-      const id = inner.token_to_id(name);
-      if (id !== undefined) return id;
-    }
-    return null;
-  };
-  const special: SpecialTokenIds = { bos: resolve('bos'), eos: resolve('eos'), pad: resolve('pad'), unk: resolve('unk') };
+  const idOrNull = (name: string | null): number | null => (name === null ? null : inner.token_to_id(name) ?? null);
+  const special: SpecialTokenIds = { bos: idOrNull(names.bos), eos: idOrNull(names.eos), pad: idOrNull(names.pad), unk: idOrNull(names.unk) };
   // The library cleans up spaces before punctuation by default, which breaks encode→decode identity;
   // we only do it when the config asks for it.
   const cleanUp = cfg.clean_up_tokenization_spaces === true;
@@ -98,6 +91,8 @@ export function tokenizerFromJson(json: unknown, config: unknown = {}, source = 
     source,
     vocabSize: maxId + 1,
     special,
+    specialTokens: names,
+    chatTemplates: chatTemplatesOf(cfg, chatTemplateJinja, source),
     encode(text: string, options: EncodeOptions = {}): number[] {
       return inner.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids;
     },
@@ -115,8 +110,33 @@ export function tokenizerFromJson(json: unknown, config: unknown = {}, source = 
 }
 
 /**
- * Loads a tokenizer from a directory holding tokenizer.json (and optionally tokenizer_config.json),
- * or from the path of a tokenizer.json file (its sibling tokenizer_config.json is read if present).
+ * Token → id as a tokenizer.json lists them (added tokens, then the model's vocabulary), for the
+ * checks made before the library builds the tokenizer.
+ */
+function rawVocabulary(json: Record<string, unknown>): (token: string) => number | undefined {
+  const added = new Map<string, number>();
+  if (Array.isArray(json.added_tokens)) {
+    for (const t of json.added_tokens as Array<{ content?: unknown; id?: unknown }>) {
+      if (typeof t.content === 'string' && typeof t.id === 'number') added.set(t.content, t.id);
+    }
+  }
+  const vocab = (json.model as { vocab?: unknown } | null)?.vocab;
+  let model: (token: string) => number | undefined = () => undefined;
+  if (Array.isArray(vocab)) {
+    // Unigram: [[piece, score], …], the id is the position.
+    const ids = new Map(vocab.map((entry: unknown, i): [string, number] => [Array.isArray(entry) ? String(entry[0]) : String(entry), i]));
+    model = (token) => ids.get(token);
+  } else if (vocab !== null && typeof vocab === 'object') {
+    const table = vocab as Record<string, unknown>;
+    model = (token) => (Object.hasOwn(table, token) && typeof table[token] === 'number' ? table[token] : undefined);
+  }
+  return (token) => added.get(token) ?? model(token);
+}
+
+/**
+ * Loads a tokenizer from a directory holding tokenizer.json (and optionally tokenizer_config.json
+ * and chat_template.jinja), or from the path of a tokenizer.json file (its siblings are read if
+ * present).
  */
 export async function loadTokenizer(path: string): Promise<TextTokenizer> {
   let info;
@@ -129,7 +149,11 @@ export async function loadTokenizer(path: string): Promise<TextTokenizer> {
   const configFile = join(dirname(file), 'tokenizer_config.json');
   const json = await readJsonFile(file, `tokenizer: no tokenizer.json in ${path}`);
   const config = await readJsonFile(configFile, null);
-  return tokenizerFromJson(json, config ?? {}, file);
+  const jinja = await readFile(join(dirname(file), 'chat_template.jinja'), 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw new Error(`tokenizer: cannot read ${join(dirname(file), 'chat_template.jinja')}: ${err.message}`, { cause: err });
+  });
+  return tokenizerFromJson(json, config ?? {}, file, jinja);
 }
 
 /** Reads and parses a JSON file; a missing file gives `missing` (or throws it when it is a message). */
@@ -149,15 +173,6 @@ async function readJsonFile(file: string, missing: string | null): Promise<unkno
   } catch (err) {
     throw new Error(`tokenizer: ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
-}
-
-/** A special token as tokenizer_config.json writes it: a string or `{ "content": ... }`. */
-function tokenName(value: unknown): string | null {
-  if (typeof value === 'string') return value;
-  if (value !== null && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') {
-    return (value as { content: string }).content;
-  }
-  return null;
 }
 
 /**

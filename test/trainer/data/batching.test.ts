@@ -54,6 +54,13 @@ describe('packExamples', () => {
     assert.deepEqual([...rows[1].attentionMask], [1, 1, 1, 0]);
   });
 
+  test('the eos put after an example is scored only when the example\'s last token is (a chat ending in an unscored newline)', () => {
+    const rows = packExamples([ex([5, 6, 7], [-100, 6, -100]), ex([8, 9])], { seqLen: 8, padId: 0, eosId: 1 });
+
+    assert.deepEqual([...rows[0].inputIds], [5, 6, 7, 1, 8, 9, 1, 0]);
+    assert.deepEqual([...rows[0].labels], [-100, 6, -100, -100, 8, 9, 1, -100]);
+  });
+
   test('does not double an eos already there; dropLast drops the partial row', () => {
     const rows = packExamples([ex([5, 1]), ex([6, 7, 1]), ex([8])], { seqLen: 3, padId: 0, eosId: 1, dropLast: true });
 

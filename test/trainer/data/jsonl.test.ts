@@ -68,6 +68,39 @@ describe('loadJsonl: record kinds', () => {
     assert.deepEqual(ds.records, [{ kind: 'tokenized', inputIds: [5, 6, 7] }, { kind: 'tokenized', inputIds: [1, 2], labels: [-100, 2] }]);
   });
 
+  test('{"messages"}: messages kept as written (extra fields too), tools and chat_template_kwargs, the line remembered', async () => {
+    const messages = [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Weather?' },
+      { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'w', arguments: {} } }] },
+      { role: 'tool', content: '21' },
+      { role: 'assistant', content: 'Warm.' },
+    ];
+    const path = await file('chat.jsonl', ['', { messages, tools: [{ type: 'function' }], chat_template_kwargs: { enable_thinking: false }, group: 'g' }]);
+
+    const ds = await loadJsonl(path);
+
+    assert.equal(ds.kind, 'chat');
+    assert.deepEqual(ds.records, [{ kind: 'chat', messages, line: 2, tools: [{ type: 'function' }], templateKwargs: { enable_thinking: false }, group: 'g' }]);
+  });
+
+  test('Alpaca {"instruction","input","output"}: prompt/completion records in the Alpaca prompt format', async () => {
+    const path = await file('alpaca.jsonl', [{ instruction: 'Add.', input: '2 and 3', output: '5' }, { instruction: 'Greet.', input: '', output: 'Hi!', group: 'g' }, { instruction: 'Count.', output: '3' }]);
+
+    const ds = await loadJsonl(path);
+
+    assert.equal(ds.kind, 'prompt-completion');
+    assert.deepEqual(ds.records, [
+      {
+        kind: 'prompt-completion', completion: '5',
+        prompt: 'Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n'
+          + '### Instruction:\nAdd.\n\n### Input:\n2 and 3\n\n### Response:\n',
+      },
+      { kind: 'prompt-completion', completion: 'Hi!', group: 'g', prompt: 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nGreet.\n\n### Response:\n' },
+      { kind: 'prompt-completion', completion: '3', prompt: 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nCount.\n\n### Response:\n' },
+    ]);
+  });
+
   test('readJsonl streams values with their line numbers', async () => {
     const path = await file('stream.jsonl', ['\uFEFF{"a":1}', '', '  ', '[2]']);
 
@@ -94,6 +127,16 @@ describe('loadJsonl: errors name the file and the line', () => {
     { name: 'unknown', lines: [{ foo: 1 }], error: /unknown\.jsonl:1: no known field \(keys: foo\)/ },
     { name: 'not-object', lines: ['"just a string"'], error: /not-object\.jsonl:1: expected a JSON object, got string/ },
     { name: 'empty', lines: ['', ''], error: /empty\.jsonl: no records/ },
+    { name: 'chat-empty', lines: [{ messages: [] }], error: /chat-empty\.jsonl:1: "messages" must be a non-empty array/ },
+    { name: 'chat-role', lines: [{ messages: [{ content: 'x' }] }], error: /chat-role\.jsonl:1: "messages"\[0\]: "role" must be a non-empty string/ },
+    { name: 'chat-content', lines: [{ messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 3 }] }], error: /chat-content\.jsonl:1: "messages"\[1\]: "content" must be a string \(or null with "tool_calls"\)/ },
+    { name: 'chat-parts', lines: [{ messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }] }] }], error: /chat-parts\.jsonl:1: "messages"\[0\]: "content" is a list of parts \(multimodal\)/ },
+    { name: 'chat-no-assistant', lines: [{ messages: [{ role: 'user', content: 'a' }] }], error: /chat-no-assistant\.jsonl:1: no "assistant" message/ },
+    { name: 'chat-tools', lines: [{ messages: [{ role: 'assistant', content: 'a' }], tools: {} }], error: /chat-tools\.jsonl:1: "tools" must be an array/ },
+    { name: 'chat-both', lines: [{ messages: [{ role: 'assistant', content: 'a' }], prompt: 'p' }], error: /chat-both\.jsonl:1: has both "messages" and "prompt"/ },
+    { name: 'alpaca-missing', lines: [{ instruction: 'a' }], error: /alpaca-missing\.jsonl:1: missing field "output"/ },
+    { name: 'alpaca-mixed', lines: [{ prompt: 'p', completion: 'c' }, { instruction: 'a', output: 'b' }], error: /alpaca-mixed\.jsonl:2: an alpaca record, but line 1 holds a prompt-completion record/ },
+    { name: 'chat-mixed', lines: [{ text: 'a' }, { messages: [{ role: 'assistant', content: 'a' }] }], error: /chat-mixed\.jsonl:2: a chat record, but line 1 holds a text record/ },
   ];
   for (const c of cases) {
     test(c.name, async () => {

@@ -26,10 +26,36 @@ describe('tokenizerFromJson', () => {
     assert.equal(tok.decode([2, 4, 5, 3], { skipSpecialTokens: true }), 'the movie');
   });
 
-  test('special tokens named by tokenizer_config.json, as strings or {content} objects, win over the fallbacks', () => {
-    const tok = tokenizerFromJson(bertLikeJson(), { bos_token: { content: '[SEP]' }, eos_token: '[CLS]', pad_token: '[UNK]', unk_token: null });
+  test('special tokens named by tokenizer_config.json, as strings or {content} objects, win over the fallbacks; null means none', () => {
+    const named = tokenizerFromJson(bertLikeJson(), { bos_token: { content: '[SEP]' }, eos_token: '[CLS]', pad_token: '[UNK]' });
+    const none = tokenizerFromJson(bertLikeJson(), { bos_token: null, unk_token: null });
 
-    assert.deepEqual(tok.special, { bos: 3, eos: 2, pad: 1, unk: 1 });
+    assert.deepEqual(named.special, { bos: 3, eos: 2, pad: 1, unk: 1 });
+    assert.deepEqual(none.special, { bos: null, eos: 3, pad: 0, unk: null });
+    assert.deepEqual(none.specialTokens, { bos: null, eos: '[SEP]', pad: '[PAD]', unk: null });
+  });
+
+  test('a Llama-class config rebuilds the post-processor from add_bos_token/add_eos_token; other classes keep tokenizer.json\'s', () => {
+    const llama = tokenizerFromJson(bertLikeJson(), { tokenizer_class: 'LlamaTokenizerFast', bos_token: '[CLS]', eos_token: '[SEP]', add_eos_token: true });
+    const noBos = tokenizerFromJson(bertLikeJson(), { tokenizer_class: 'LlamaTokenizer', bos_token: '[CLS]', add_bos_token: false });
+    const bert = tokenizerFromJson(bertLikeJson(), { tokenizer_class: 'BertTokenizer', add_bos_token: false, add_eos_token: false });
+
+    assert.deepEqual(llama.encode('the movie', { addSpecialTokens: true }), [2, 4, 5, 3]);
+    assert.deepEqual(noBos.encode('the movie', { addSpecialTokens: true }), [4, 5]);
+    assert.deepEqual(bert.encode('the movie', { addSpecialTokens: true }), [2, 4, 5, 3]);
+    assert.throws(() => tokenizerFromJson(bertLikeJson(), { tokenizer_class: 'GemmaTokenizer', bos_token: null }, 'g.json'), /g\.json: add_bos_token is true but tokenizer_config\.json has no bos_token/);
+  });
+
+  test('chat templates: a string, named templates, or chat_template.jinja over the config\'s', () => {
+    const plain = tokenizerFromJson(bertLikeJson(), { chat_template: '{{ messages[0].content }}' });
+    const named = tokenizerFromJson(bertLikeJson(), { chat_template: [{ name: 'default', template: 'a' }, { name: 'tool_use', template: 'b' }] });
+    const jinja = tokenizerFromJson(bertLikeJson(), { chat_template: 'a' }, 'x', 'from file');
+
+    assert.deepEqual(plain.chatTemplates, { default: '{{ messages[0].content }}' });
+    assert.deepEqual(named.chatTemplates, { default: 'a', tool_use: 'b' });
+    assert.deepEqual(jinja.chatTemplates, { default: 'from file' });
+    assert.equal(bertLikeTokenizer().chatTemplates, null);
+    assert.throws(() => tokenizerFromJson(bertLikeJson(), { chat_template: [{ name: 1 }] }, 'c.json'), /c\.json: chat_template\[0\] is not a \{"name", "template"\} pair/);
   });
 
   test('a config naming a token that is not in the vocabulary is an error naming it', () => {
@@ -54,10 +80,11 @@ describe('tokenizerFromJson', () => {
 });
 
 describe('loadTokenizer', () => {
-  test('reads tokenizer.json and tokenizer_config.json from a folder, or the file path', async () => {
+  test('reads tokenizer.json, tokenizer_config.json and chat_template.jinja from a folder, or the file path', async () => {
     await withDir(async (dir) => {
       await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(bertLikeJson()));
-      await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ pad_token: '[SEP]' }));
+      await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ pad_token: '[SEP]', chat_template: 'config' }));
+      await writeFile(join(dir, 'chat_template.jinja'), '{{ messages[0].content }}');
 
       const fromDir = await loadTokenizer(dir);
       const fromFile = await loadTokenizer(join(dir, 'tokenizer.json'));
@@ -65,6 +92,7 @@ describe('loadTokenizer', () => {
       assert.equal(fromDir.special.pad, 3);
       assert.equal(fromFile.special.pad, 3);
       assert.equal(fromDir.source, join(dir, 'tokenizer.json'));
+      assert.deepEqual(fromDir.chatTemplates, { default: '{{ messages[0].content }}' });
     });
   });
 
