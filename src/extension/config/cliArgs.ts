@@ -29,13 +29,15 @@ export interface FedexSettings {
   readonly manualRounds: boolean;
   readonly localSteps: number;
   readonly method: 'fedex' | 'fedit' | 'ffa';
+  /** A hosted federation refuses an update farther than this × the global adapter's norm from it (0: off). */
+  readonly maxUpdateRatio: number;
   readonly remoteFederations: readonly RemoteFederation[];
 }
 
 /** Defaults (also written as the defaults of `contributes.configuration` in package.json). */
 export const DEFAULT_SETTINGS: FedexSettings = {
   device: 'cpu', model: '', data: '', rank: 8, alpha: 16, targetModules: [], port: 8765, bindAddress: '127.0.0.1',
-  rounds: 5, minClients: 2, manualRounds: false, localSteps: 10, method: 'fedex', remoteFederations: [],
+  rounds: 5, minClients: 2, manualRounds: false, localSteps: 10, method: 'fedex', maxUpdateRatio: 1000, remoteFederations: [],
 };
 
 /** The federated methods (`fedex.method`). */
@@ -72,6 +74,13 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
     problems.push(`fedex.${key} must be true or false, got ${JSON.stringify(v)}; using ${fallback}`);
     return fallback;
   };
+  const nonNegative = (key: keyof FedexSettings, fallback: number): number => {
+    const v = get(key);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
+    problems.push(`fedex.${key} must be a number ≥ 0, got ${JSON.stringify(v)}; using ${fallback}`);
+    return fallback;
+  };
   const alphaRaw = get('alpha');
   let alpha = d.alpha;
   if (alphaRaw !== undefined && alphaRaw !== null) {
@@ -101,6 +110,7 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
       manualRounds: bool('manualRounds', d.manualRounds),
       localSteps: int('localSteps', d.localSteps, 1, 100_000_000),
       method,
+      maxUpdateRatio: nonNegative('maxUpdateRatio', d.maxUpdateRatio),
       remoteFederations: readRemotes(get('remoteFederations'), problems),
     },
     problems,
@@ -177,6 +187,7 @@ export function hostArgs(s: FedexSettings, o: { out: string; port?: number }): s
   return [
     'host', '--host', s.bindAddress, '--port', String(o.port ?? s.port),
     '--rounds', String(s.rounds), '--min-clients', String(s.minClients), '--method', s.method, '--local-steps', String(s.localSteps),
+    '--max-update-ratio', String(s.maxUpdateRatio),
     ...loraArgs(s), ...optional('--model', s.model), ...(s.manualRounds ? ['--manual-rounds'] : []),
     '--out', o.out, ...EVENTS,
   ];

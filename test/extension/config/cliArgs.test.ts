@@ -57,7 +57,7 @@ describe('settings → CLI arguments', () => {
   test('host', () => {
     assert.deepEqual(hostArgs(s, { out: '/run' }), [
       'host', '--host', '0.0.0.0', '--port', '9000', '--rounds', '3', '--min-clients', '2', '--method', 'fedit', '--local-steps', '7',
-      '--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny', '--out', '/run', '--events', '-',
+      '--max-update-ratio', '1000', '--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny', '--out', '/run', '--events', '-',
     ]);
     assert.ok(!hostArgs(s, { out: '/run' }).some((a) => a.startsWith('--token')), 'the token is never an argument');
     assert.deepEqual(tokenEnv('tok'), { FEDEX_TOKEN: 'tok' });
