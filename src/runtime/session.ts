@@ -6,7 +6,7 @@
 import ort from 'onnxruntime-node';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
@@ -46,11 +46,34 @@ export function availableDevices(): Device[] {
   return DEVICES.filter((d) => d === 'cpu' || backends.some((b) => b.name === d && (b.bundled || (d === 'cuda' && cudaProviderInstalled()))));
 }
 
+/**
+ * SwiftShader, the software Vulkan driver in Debian's chromium-common package: WebGPU without a GPU
+ * (CI, tests) on Linux x64. Both variables must be set when the process starts.
+ */
+export const SWIFTSHADER_ENV: Readonly<Record<'VK_ICD_FILENAMES' | 'LD_LIBRARY_PATH', string>> = {
+  VK_ICD_FILENAMES: '/usr/lib/chromium/vk_swiftshader_icd.json',
+  LD_LIBRARY_PATH: '/usr/lib/chromium',
+};
+
+/**
+ * Why the WebGPU provider found no adapter: a Vulkan driver manifest named in the environment that
+ * does not exist (the usual slip), what a real GPU needs per platform, and the software route.
+ */
+export function noWebGpuAdapter(env: Readonly<Record<string, string | undefined>>, fileExists: (path: string) => boolean): string {
+  // The Vulkan loader reads VK_DRIVER_FILES (newer name) or VK_ICD_FILENAMES: manifest paths, PATH-style.
+  const missing = ['VK_DRIVER_FILES', 'VK_ICD_FILENAMES'].flatMap((name) =>
+    (env[name] ?? '').split(delimiter).filter((f) => f !== '' && !fileExists(f)).map((f) => ` ${name} names ${f}, which does not exist.`));
+  const software = Object.entries(SWIFTSHADER_ENV).map(([k, v]) => `${k}=${v}`).join(' ');
+  return 'the WebGPU provider is installed but found no GPU adapter on this machine.' + missing.join('')
+    + " It needs Linux x64 with the Vulkan loader (libvulkan.so.1) and the GPU driver's Vulkan ICD (NVIDIA: nvidia_icd.json;"
+    + " in a container NVIDIA_DRIVER_CAPABILITIES must include graphics), Windows with D3D12, or macOS on Apple silicon (Metal)."
+    + " Without a GPU (CI, testing), Linux x64 runs it on SwiftShader, the software Vulkan driver in Debian's chromium-common package:"
+    + ` start the process with ${software} (scripts/webgpu/setup.sh in the FedEx repository fetches it)`;
+}
+
 /** Why an installed provider could not start, in one line (onnxruntime's text keeps its source location). */
 function startFailure(device: string, message: string): string {
-  if (device === 'webgpu' && /adapter/i.test(message)) {
-    return 'the WebGPU provider is installed but found no GPU adapter on this machine (it needs a GPU with a Vulkan driver on Linux, D3D12 on Windows, Metal on macOS)';
-  }
+  if (device === 'webgpu' && /adapter/i.test(message)) return noWebGpuAdapter(process.env, existsSync);
   const line = message.split('\n').map((l) => l.trim()).filter((l) => l !== '').pop() ?? message;
   return `the ${device} provider failed to start: ${line}`;
 }

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { availableDevices, createSession, DeviceUnavailableError, executionProviders, float32Tensor, runSession } from '../../src/runtime/session.js';
+import { availableDevices, createSession, DeviceUnavailableError, executionProviders, float32Tensor, noWebGpuAdapter, runSession, SWIFTSHADER_ENV } from '../../src/runtime/session.js';
 import { encodeModel } from '../../src/graph/onnx/model.js';
 
 const addModel = encodeModel({
@@ -37,12 +37,29 @@ describe('runtime/session', () => {
     } catch (e) {
       assert.ok(e instanceof DeviceUnavailableError, String(e));
       assert.match(e.message, /device 'webgpu' is not available: the WebGPU provider is installed but found no GPU adapter/);
+      assert.match(e.message, /SwiftShader/);
       assert.match(e.message, /Available here: cpu\.$/);
       return;
     }
     // A machine with a WebGPU adapter: the session works.
     const out = await runSession(session, { x: float32Tensor(new Float32Array([1, 2]), [2]), y: float32Tensor(new Float32Array([10, 20]), [2]) });
     assert.deepEqual([...(out.z.data as Float32Array)], [11, 22]);
+  });
+
+  test('the no-adapter message names what a real GPU needs and the SwiftShader route, and a driver manifest that does not exist', () => {
+    const present = new Set(['/etc/vulkan/icd.d/nvidia_icd.json']);
+    const env = { VK_ICD_FILENAMES: '/etc/vulkan/icd.d/nvidia_icd.json:/opt/missing_icd.json' };
+
+    const message = noWebGpuAdapter(env, (f) => present.has(f));
+    const plain = noWebGpuAdapter({}, () => false);
+
+    assert.match(message, /VK_ICD_FILENAMES names \/opt\/missing_icd\.json, which does not exist\./);
+    assert.doesNotMatch(message, /names \/etc\/vulkan/);
+    assert.doesNotMatch(plain, /which does not exist/);
+    for (const needed of ['libvulkan.so.1', 'nvidia_icd.json', 'NVIDIA_DRIVER_CAPABILITIES must include graphics', 'D3D12', 'Apple silicon (Metal)', "Debian's chromium-common",
+      `VK_ICD_FILENAMES=${SWIFTSHADER_ENV.VK_ICD_FILENAMES} LD_LIBRARY_PATH=${SWIFTSHADER_ENV.LD_LIBRARY_PATH}`, 'scripts/webgpu/setup.sh']) {
+      assert.ok(plain.includes(needed), `'${needed}' in: ${plain}`);
+    }
   });
 
   test('feeds that do not match the model inputs name what is missing and unexpected', async () => {

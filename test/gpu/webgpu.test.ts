@@ -1,0 +1,156 @@
+// The trainer on onnxruntime's WebGPU provider against the CPU: `fedex train --device webgpu` and
+// `--device cpu` with the same seed on GPT-2 (the shipped models/tiny-gpt2), a Llama-family and a
+// BERT classification checkpoint (small ones generated here), comparing the per-step losses, every
+// tensor of the trained adapter and the eval loss within the tolerances below.
+//
+// Without a GPU this runs on SwiftShader, the software Vulkan driver in Debian's chromium-common
+// (scripts/webgpu/setup.sh installs it; .ci/run runs it). Its variables must be set when a process
+// starts, so the WebGPU runs are `fedex` child processes. SwiftShader compiles a shader per kernel
+// and input shape, so the shapes are tiny and fixed: language models train on packed rows, and each
+// batch (train and eval) holds all examples of its split, so every step sees the same shapes.
+// Without the driver the file skips locally and fails in CI (CI set).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { withSafetensors } from '../../src/formats/safetensors.js';
+import { writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.js';
+import type { SyntheticModelSpec } from '../../src/model/checkpoints/synthetic.js';
+import { saveBpeTokenizer } from '../../src/trainer/data/bpeTrainer.js';
+import { cli } from '../helpers/cliRun.js';
+import { spawnFedex } from '../helpers/fedexProcess.js';
+import { makeTempDir } from '../helpers/tempDir.js';
+import type { TempDir } from '../helpers/tempDir.js';
+import { taskTokenizerFiles } from '../trainer/fixtures.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SETUP = join(ROOT, 'scripts', 'webgpu', 'setup.sh');
+
+/**
+ * Tolerances, WebGPU (SwiftShader) against CPU, float32 throughout. Measured (the same on every run:
+ * SwiftShader is deterministic): step losses up to 9.5e-7, eval loss up to 3.8e-6 (GPT-2), adapter
+ * tensors up to 3.1e-5 (Llama; GPT-2 1.7e-5, BERT 8.0e-6). The adapter bound is loosest because
+ * AdamW divides each gradient entry by its own magnitude, so an entry whose gradient is near zero
+ * moves by a visible part of lr = 1e-2 on rounding alone; a wrong kernel or gradient moves entries by
+ * about lr itself and the losses by far more than these bounds.
+ */
+const LOSS_TOL = 1e-5;
+const EVAL_TOL = 2e-5;
+const ADAPTER_TOL = 2e-4;
+const STEPS = 3;
+
+/** The variables scripts/webgpu/setup.sh --check prints (`export NAME=value`, shell-quoted), or why there are none. */
+function swiftShader(): { env: Record<string, string> } | { missing: string } {
+  const probe = spawnSync('bash', [SETUP, '--check'], { encoding: 'utf8' });
+  if (probe.error) return { missing: `bash not runnable: ${probe.error.message}` };
+  if (probe.status !== 0) return { missing: probe.stderr.trim() };
+  // %q leaves a plain path as it is and escapes anything else with a backslash.
+  const env = Object.fromEntries([...probe.stdout.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2].replace(/\\(.)/g, '$1')]));
+  return { env };
+}
+
+const driver = swiftShader();
+const inCi = !['', '0', 'false'].includes((process.env.CI ?? '').toLowerCase());
+const skip = 'missing' in driver && !inCi
+  ? `WebGPU checks skipped: ${driver.missing} (in CI this fails instead)`
+  : false;
+
+interface Case {
+  readonly id: string;
+  readonly name: string;
+  /** Model folder: the shipped GPT-2, or a checkpoint generated in `before`. */
+  readonly model: () => string;
+  readonly flags: readonly string[];
+}
+
+interface Run {
+  readonly losses: number[];
+  readonly evalLoss: number;
+  readonly adapter: Map<string, Float32Array>;
+}
+
+async function readRun(out: string): Promise<Run> {
+  const lines = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; loss?: number });
+  const evaluation = lines.find((l) => l.type === 'eval');
+  assert.ok(evaluation?.loss !== undefined, `no eval line in ${out}/metrics.jsonl`);
+  const adapter = await withSafetensors(join(out, 'adapter_model.safetensors'), async (reader) => {
+    const tensors = new Map<string, Float32Array>();
+    for (const name of reader.tensors.keys()) tensors.set(name, await reader.readFloat32(name));
+    return tensors;
+  });
+  return { losses: lines.filter((l) => l.type === 'step').map((l) => l.loss!), evalLoss: evaluation.loss, adapter };
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
+
+describe('fedex train --device webgpu matches --device cpu', { skip, timeout: 300_000 }, () => {
+  let tmp: TempDir;
+  let env: Record<string, string>;
+  before(async () => {
+    if ('missing' in driver) throw new Error(`no SwiftShader Vulkan driver for the WebGPU checks: ${driver.missing}`);
+    env = driver.env;
+    tmp = await makeTempDir('webgpu');
+    const tokenizer = taskTokenizerFiles();
+    const specs: Record<string, SyntheticModelSpec> = {
+      llama: { family: 'llama', layers: 2, hidden: 16, heads: 2, kvHeads: 1, intermediate: 24, vocab: tokenizer.vocabSize, positions: 64, seed: 3 },
+      bert: { family: 'bert', layers: 2, hidden: 16, heads: 2, intermediate: 24, vocab: tokenizer.vocabSize, positions: 64, seed: 5 },
+    };
+    for (const [name, spec] of Object.entries(specs)) {
+      await writeSyntheticCheckpoint(join(tmp.path, name), spec);
+      await saveBpeTokenizer(join(tmp.path, name), tokenizer);
+    }
+  });
+  after(() => tmp?.remove());
+
+  const common = ['--steps', String(STEPS), '--lr', '0.01', '--schedule', 'constant', '--rank', '4', '--alpha', '8', '--seed', '1', '--threads', '1'];
+  // Language models: 8 examples packed into rows of 32 tokens, 2 rows per batch; 2 eval examples in one batch.
+  const lm = ['--data', 'task:arith?count=8&evalCount=2&seed=1', '--pack', '--seq-len', '32', '--batch-size', '2', '--eval-examples', '2'];
+  const cases: Case[] = [
+    { id: 'gpt2', name: 'GPT-2 (models/tiny-gpt2, c_attn)', model: () => join(ROOT, 'models', 'tiny-gpt2'), flags: lm },
+    { id: 'llama', name: 'Llama (2 layers, grouped-query, all seven projections)', model: () => join(tmp.path, 'llama'),
+      flags: [...lm, '--target-modules', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'] },
+    // Classification: 4 examples, all in each batch (the same padded width every step), 4 eval examples.
+    { id: 'bert', name: 'BERT sequence classification (query, value + classifier)', model: () => join(tmp.path, 'bert'),
+      flags: ['--data', 'task:sentiment?count=4&evalCount=4&seed=1', '--seq-len', '32', '--batch-size', '4', '--eval-examples', '4'] },
+  ];
+
+  for (const c of cases) {
+    test(`${c.name}: step losses, adapter tensors and eval loss agree`, async (t: TestContext) => {
+      const out = (device: string): string => join(tmp.path, `${c.id}-${device}`);
+      const args = (device: string): string[] => ['train', '--model', c.model(), ...c.flags, ...common, '--device', device, '--out', out(device)];
+
+      const [cpuExit, gpuExit] = await Promise.all([cli(...args('cpu')), spawnFedex(args('webgpu'), { env }).done]);
+
+      assert.equal(cpuExit.code, 0, cpuExit.stderr);
+      assert.equal(gpuExit.code, 0, gpuExit.stderr);
+      const cpu = await readRun(out('cpu'));
+      const gpu = await readRun(out('webgpu'));
+      assert.equal(cpu.losses.length, STEPS);
+      assert.equal(gpu.losses.length, STEPS);
+      assert.deepEqual([...gpu.adapter.keys()], [...cpu.adapter.keys()]);
+      const lossDiff = maxAbsDiff(cpu.losses, gpu.losses);
+      const evalDiff = Math.abs(cpu.evalLoss - gpu.evalLoss);
+      let adapterDiff = 0;
+      let largestB = 0;
+      for (const [name, want] of cpu.adapter) {
+        adapterDiff = Math.max(adapterDiff, maxAbsDiff(want, gpu.adapter.get(name)!));
+        if (name.includes('lora_B')) largestB = Math.max(largestB, maxAbsDiff(want, new Float32Array(want.length)));
+      }
+      t.diagnostic(`max |Δ| step loss ${lossDiff.toExponential(2)}, eval loss ${evalDiff.toExponential(2)}, adapter ${adapterDiff.toExponential(2)} (largest |lora_B| ${largestB.toFixed(4)})`);
+      assert.ok(lossDiff <= LOSS_TOL, `step losses cpu ${cpu.losses.join(', ')} vs webgpu ${gpu.losses.join(', ')}`);
+      assert.ok(evalDiff <= EVAL_TOL, `eval loss cpu ${cpu.evalLoss} vs webgpu ${gpu.evalLoss}`);
+      assert.ok(adapterDiff <= ADAPTER_TOL, `adapter tensors differ by up to ${adapterDiff}`);
+      // The comparison means something: training moved the adapter (LoRA B starts at zero), and the
+      // WebGPU run did its own arithmetic (a silent CPU fallback would match bit for bit).
+      assert.ok(largestB > 1e-3, `lora_B stayed near zero (largest ${largestB})`);
+      assert.ok(adapterDiff > 0 || lossDiff > 0, 'webgpu and cpu agree bit for bit: did the WebGPU run use the CPU?');
+    });
+  }
+});
