@@ -91,6 +91,14 @@ function numberMap(v: unknown, name: string, file: string): Record<string, numbe
   return { ...(v as Record<string, number>) };
 }
 
+function layerList(v: unknown, file: string): number[] | number | null {
+  if (v === undefined || v === null) return null;
+  const isIndex = (n: unknown): boolean => typeof n === 'number' && Number.isInteger(n) && n >= 0;
+  if (isIndex(v)) return v as number;
+  if (Array.isArray(v) && v.every(isIndex)) return [...(v as number[])];
+  fail(file, `'layers_to_transform' must be a layer index or a list of them, got ${JSON.stringify(v)}`);
+}
+
 /** Parses adapter_config.json contents; `file` names it in errors. Only LoRA is accepted. */
 export function parseLoraConfig(json: unknown, file: string): LoraConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) fail(file, 'must hold a JSON object');
@@ -138,7 +146,7 @@ export function parseLoraConfig(json: unknown, file: string): LoraConfig {
     rankPattern,
     alphaPattern,
     revision: str('revision'),
-    layersToTransform: (o.layers_to_transform ?? null) as number[] | number | null,
+    layersToTransform: layerList(o.layers_to_transform, file),
     layersPattern: (o.layers_pattern ?? null) as string[] | string | null,
     extra,
   };
@@ -171,12 +179,47 @@ export function serializeLoraConfig(config: LoraConfig): string {
   return `${JSON.stringify(sorted, null, 2)}\n`;
 }
 
-/** PEFT's target rule: a string is a full-match regex; a list matches a name or a `.name` suffix. */
-export function isTargetModule(config: Pick<LoraConfig, 'targetModules'>, modulePath: string): boolean {
+/**
+ * PEFT's target rule: a string is a full-match regex; a list matches a name or a `.name` suffix and,
+ * when layers_to_transform is set, only modules whose layer index (the number after the
+ * layers_pattern component, or after any component when there is none) is listed.
+ */
+export function isTargetModule(config: Pick<LoraConfig, 'targetModules'> & Partial<Pick<LoraConfig, 'layersToTransform' | 'layersPattern'>>, modulePath: string): boolean {
   const t = config.targetModules;
   if (t === null) return true;
   if (typeof t === 'string') return new RegExp(`^(?:${t})$`).test(modulePath);
-  return t.some((name) => modulePath === name || modulePath.endsWith(`.${name}`));
+  if (!t.some((name) => modulePath === name || modulePath.endsWith(`.${name}`))) return false;
+  const layers = config.layersToTransform ?? null;
+  // PEFT treats an empty list as no restriction.
+  if (layers === null || (Array.isArray(layers) && layers.length === 0)) return true;
+  const layer = layerIndexOf(modulePath, config.layersPattern ?? null);
+  return layer !== undefined && (typeof layers === 'number' ? layer === layers : layers.includes(layer));
+}
+
+/** The layer index PEFT reads from a module path for layers_to_transform (`re.match` of `.*\.{pattern}\.(\d+)\.`). */
+export function layerIndexOf(modulePath: string, layersPattern: readonly string[] | string | null): number | undefined {
+  const patterns = layersPattern === null || layersPattern.length === 0 ? ['[^.]*'] : typeof layersPattern === 'string' ? [layersPattern] : layersPattern;
+  for (const pattern of patterns) {
+    // As PEFT builds it (ungrouped), so a pattern means what it means there.
+    const m = new RegExp(`^.*\\.${pattern}\\.(\\d+)\\.`).exec(modulePath);
+    if (m !== null) return Number(m[1]);
+  }
+  return undefined;
+}
+
+/** The modules PEFT's sequence classification model adds to modules_to_save (its task heads). */
+export const PEFT_CLASSIFIER_MODULES: readonly string[] = ['classifier', 'score'];
+
+/**
+ * The modules_to_save PEFT writes for modules trained in full at `savedPaths` (module paths): for
+ * SEQ_CLS, a module inside a task head is named by the head (`classifier.dense` → `classifier`)
+ * and the list ends with PEFT's own `classifier`, `score` (it adds them on load, and wrapping
+ * `classifier` would hide a listed `classifier.dense`: KeyError). Other tasks keep the paths.
+ */
+export function peftModulesToSave(savedPaths: readonly string[], taskType: string | null): string[] | null {
+  if (taskType !== 'SEQ_CLS') return savedPaths.length > 0 ? [...new Set(savedPaths)] : null;
+  const inHead = (p: string): boolean => PEFT_CLASSIFIER_MODULES.some((h) => p === h || p.startsWith(`${h}.`));
+  return [...new Set([...savedPaths.filter((p) => !inHead(p)), ...PEFT_CLASSIFIER_MODULES])];
 }
 
 /** PEFT's pattern rule: the first key that matches the end of the module path after a dot. */

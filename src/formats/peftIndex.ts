@@ -65,6 +65,8 @@ export interface PeftAdapterIndex {
   readModule(modulePath: string): Promise<LoraModule>;
   /** One extra tensor as float32, checked finite likewise. */
   readExtra(key: string): Promise<Tensor<Float32Array>>;
+  /** The stored shape of an extra tensor (from the header; nothing is read). */
+  extraShape(key: string): readonly number[];
   /**
    * Checks that every extra tensor is finite without holding it: read a block of rows at a time
    * (what `readExtra` would refuse, without its memory).
@@ -181,6 +183,10 @@ class FolderIndex implements PeftAdapterIndex {
     const t = await this.reader.readTensor(key);
     if (!this.allowNonFinite) checkFinite(t.data, this.file, key);
     return t;
+  }
+
+  extraShape(key: string): readonly number[] {
+    return this.reader.info(key).shape;
   }
 
   async checkExtrasFinite(): Promise<void> {

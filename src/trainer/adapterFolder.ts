@@ -7,10 +7,13 @@
  */
 import type { LoraFactors } from '../core/lora.js';
 import type { Tensor } from '../core/tensor.js';
-import { readPeftAdapter, writePeftAdapter } from '../formats/peft.js';
+import { join } from 'node:path';
+import { ADAPTER_CONFIG_FILE, readPeftAdapter, writePeftAdapter } from '../formats/peft.js';
+import { PEFT_CLASSIFIER_MODULES, peftModulesToSave } from '../formats/peftConfig.js';
 import type { LoraConfig } from '../formats/peftConfig.js';
 import { peftTargetModules } from '../model/targetModules.js';
-import type { ModelTask } from '../model/types.js';
+import type { LoraSettings, ModelTask } from '../model/types.js';
+import { defaultLoraSettings } from './setup.js';
 import type { AdapterTensors, TrainerInfo } from './types.js';
 
 /** PEFT task_type of a model task. */
@@ -40,8 +43,9 @@ export async function writeAdapterFolder(dir: string, adapter: AdapterTensors, m
     if (data === undefined) throw new Error(`writeAdapterFolder: the adapter has no value for the saved tensor '${s.name}'`);
     extraTensors.set(s.name, { shape: s.shape, data });
   }
-  const savedModules = [...new Set(info.saved.map((s) => s.name.slice(0, s.name.lastIndexOf('.'))))];
-  const modulesToSave = [...new Set([...lora.modulesToSave, ...savedModules])];
+  const savedModules = info.saved.map((s) => s.name.slice(0, s.name.lastIndexOf('.')));
+  // Named as PEFT names them (module level, `classifier` for RoBERTa's classifier.dense/out_proj), so PEFT loads them.
+  const modulesToSave = peftModulesToSave([...lora.modulesToSave, ...savedModules], peftTaskType(info.task));
   return writePeftAdapter(dir, {
     config: {
       r: lora.r,
@@ -51,7 +55,7 @@ export async function writeAdapterFolder(dir: string, adapter: AdapterTensors, m
       targetModules: peftTargetModules(lora.targetModules, info.modules.map((m) => m.path)),
       fanInFanOut: info.modules.length > 0 && info.modules.every((m) => m.layout === 'conv1d'),
       taskType: peftTaskType(info.task),
-      modulesToSave: modulesToSave.length > 0 ? modulesToSave : null,
+      modulesToSave,
       ...(meta.baseModel !== undefined ? { baseModelNameOrPath: meta.baseModel } : {}),
     },
     modules,
@@ -83,7 +87,70 @@ export async function readAdapterFolder(dir: string, info: Pick<TrainerInfo, 'mo
   const saved = new Map<string, Float32Array>();
   for (const s of info.saved) {
     const t = peft.extraTensors.get(s.name);
-    if (t !== undefined) saved.set(s.name, t.data);
+    if (t === undefined) continue;
+    if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) {
+      throw new Error(`${dir}: saved tensor '${s.name}' has shape [${t.shape.join(', ')}], the model needs [${s.shape.join(', ')}]`);
+    }
+    saved.set(s.name, t.data);
+  }
+  // A trained tensor the model has no place for would be silently dropped: refuse it.
+  const unused = [...peft.extraTensors.keys()].filter((k) => !saved.has(k));
+  if (unused.length > 0) {
+    throw new Error(`${dir}: the adapter holds trained tensors this model does not use: ${unused.join(', ')} (modules_to_save ${JSON.stringify(peft.config.modulesToSave)}, bias "${peft.config.bias}")`);
   }
   return { modules, saved };
+}
+
+/** LoRA settings given on a command line; absent fields are taken from the adapter. */
+export interface ExplicitLora {
+  readonly r?: number;
+  readonly alpha?: number;
+  readonly useRslora?: boolean;
+  readonly dropout?: number;
+  readonly targetModules?: readonly string[];
+}
+
+function sameTargets(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+}
+
+/**
+ * The trainer's LoRA settings for an adapter folder's config: its r, lora_alpha, use_rslora,
+ * lora_dropout, target_modules and modules_to_save. `given` holds what was asked for explicitly
+ * (flags); a value that contradicts the adapter is an error naming both (`names` maps a field to
+ * its flag). PEFT's classifier head names (`classifier`, `score`) are left out of modules_to_save:
+ * the trainer trains and saves a classification model's head whatever the list says, and
+ * {@link readAdapterFolder} refuses saved tensors the model does not use. Refuses what the trainer
+ * cannot represent: per-module ranks or alphas (rank_pattern, alpha_pattern) and layers_to_transform.
+ */
+export function loraSettingsOfAdapter(config: LoraConfig, dir: string, given: ExplicitLora = {}, names: Partial<Record<keyof ExplicitLora, string>> = {}): LoraSettings {
+  const file = join(dir, ADAPTER_CONFIG_FILE);
+  for (const [field, pattern] of [['rank_pattern', config.rankPattern], ['alpha_pattern', config.alphaPattern]] as const) {
+    if (Object.keys(pattern).length > 0) {
+      throw new Error(`${file}: ${field} ${JSON.stringify(pattern)} (per-module ${field === 'rank_pattern' ? 'ranks' : 'alphas'}) is not supported by the trainer; fedex aggregate reads such adapters`);
+    }
+  }
+  if (config.layersToTransform !== null) {
+    throw new Error(`${file}: layers_to_transform ${JSON.stringify(config.layersToTransform)} (LoRA on some layers only) is not supported by the trainer; fedex aggregate reads such adapters`);
+  }
+  const targets = config.targetModules === null ? [] : typeof config.targetModules === 'string' ? [config.targetModules] : [...config.targetModules];
+  const conflicts: string[] = [];
+  const check = (field: keyof ExplicitLora, mine: unknown, peftName: string, same: boolean): void => {
+    if (!same) conflicts.push(`${names[field] ?? field} ${JSON.stringify(given[field])} contradicts ${peftName} = ${JSON.stringify(mine)}`);
+  };
+  if (given.r !== undefined) check('r', config.r, 'r', given.r === config.r);
+  if (given.alpha !== undefined) check('alpha', config.loraAlpha, 'lora_alpha', given.alpha === config.loraAlpha);
+  if (given.useRslora !== undefined) check('useRslora', config.useRslora, 'use_rslora', given.useRslora === config.useRslora);
+  if (given.targetModules !== undefined) check('targetModules', config.targetModules, 'target_modules', sameTargets(given.targetModules, targets));
+  if (conflicts.length > 0) {
+    throw new Error(`${conflicts.join('; ')} in ${file}; leave ${conflicts.length === 1 ? 'it' : 'them'} out to use the adapter's own settings`);
+  }
+  return defaultLoraSettings({
+    r: config.r,
+    alpha: config.loraAlpha,
+    useRslora: config.useRslora,
+    dropout: given.dropout ?? config.loraDropout,
+    targetModules: targets,
+    modulesToSave: (config.modulesToSave ?? []).filter((m) => !PEFT_CLASSIFIER_MODULES.includes(m)),
+  });
 }

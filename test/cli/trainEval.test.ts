@@ -63,7 +63,7 @@ describe('fedex train + fedex eval', { timeout: 120_000 }, () => {
     assert.equal(config.lora_alpha, 8);
     assert.deepEqual(config.target_modules, ['c_attn']);
     assert.equal(config.task_type, 'SEQ_CLS');
-    assert.deepEqual(config.modules_to_save, ['score']);
+    assert.deepEqual(config.modules_to_save, ['classifier', 'score'], 'as PEFT writes it for SEQ_CLS');
     assert.equal(config.fan_in_fan_out, true);
     assert.equal(config.base_model_name_or_path, SHIPPED_MODEL);
     assert.ok(existsSync(join(out, 'adapter_model.safetensors')));

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FormatError } from '../../src/formats/errors.js';
-import { alphaOf, isTargetModule, loraConfig, loraScaling, parseLoraConfig, rankOf, serializeLoraConfig } from '../../src/formats/peftConfig.js';
+import { alphaOf, isTargetModule, layerIndexOf, loraConfig, loraScaling, parseLoraConfig, patternKey, peftModulesToSave, rankOf, serializeLoraConfig } from '../../src/formats/peftConfig.js';
 
 describe('LoRA config rules (as PEFT applies them)', () => {
   test('target_modules: a list matches a name or a dotted suffix; a string is a full-match regex', () => {
@@ -69,5 +69,52 @@ describe('adapter_config.json', () => {
       assert.throws(() => parseLoraConfig(json, 'ad/adapter_config.json'), (e: unknown) =>
         e instanceof FormatError && e.code === code && e.message.startsWith('ad/adapter_config.json: '), JSON.stringify(json));
     }
+  });
+});
+
+// Expectations taken from PEFT's own rules (peft/tuners/tuners_utils.py check_target_module_exists,
+// peft/utils/other.py get_pattern_key: re.match(rf"(.*\.)?({key})$", name), keys in insertion order).
+describe('PEFT rules for layers_to_transform, pattern keys and modules_to_save', () => {
+  test('layers_to_transform keeps list targets to the listed layers (index after layers_pattern, or after any component)', () => {
+    const some = loraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj'], layersToTransform: [1, 3] });
+    const one = loraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj'], layersToTransform: 0, layersPattern: 'layers' });
+    const other = loraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj'], layersToTransform: [0], layersPattern: ['blocks'] });
+    const empty = loraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj'], layersToTransform: [] });
+    const regex = loraConfig({ r: 8, loraAlpha: 16, targetModules: '.*q_proj', layersToTransform: [1] });
+
+    assert.ok(isTargetModule(some, 'model.layers.3.self_attn.q_proj'));
+    assert.ok(!isTargetModule(some, 'model.layers.0.self_attn.q_proj'));
+    assert.ok(!isTargetModule(some, 'q_proj'), 'no layer index: not targeted');
+    assert.ok(isTargetModule(one, 'model.layers.0.self_attn.q_proj'));
+    assert.ok(!isTargetModule(one, 'model.layers.10.self_attn.q_proj'));
+    assert.ok(!isTargetModule(other, 'model.layers.0.self_attn.q_proj'), 'the index must follow the layers_pattern component');
+    assert.ok(isTargetModule(empty, 'model.layers.7.self_attn.q_proj'), 'an empty list restricts nothing');
+    assert.ok(isTargetModule(regex, 'model.layers.0.self_attn.q_proj'), 'a regex target_modules ignores layers_to_transform');
+    assert.equal(layerIndexOf('transformer.h.11.attn.c_attn', null), 11);
+  });
+
+  test('layers_to_transform is read and checked: an index or a list of indexes', () => {
+    const base = { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['q_proj'] };
+
+    assert.deepEqual(parseLoraConfig({ ...base, layers_to_transform: [0, 2], layers_pattern: 'layers' }, 'c.json').layersToTransform, [0, 2]);
+    assert.equal(parseLoraConfig({ ...base, layers_to_transform: 1 }, 'c.json').layersToTransform, 1);
+    assert.throws(() => parseLoraConfig({ ...base, layers_to_transform: ['0'] }, 'c.json'), /'layers_to_transform' must be a layer index or a list of them, got \["0"\]/);
+  });
+
+  test('pattern keys: a key matches the whole path or its end after a dot; the first key in file order wins', () => {
+    const patterns = { 'model.layers.0.self_attn.q_proj': 2, q_proj: 4, 'layers.0.self_attn.q_proj': 6 };
+
+    assert.equal(patternKey(patterns, 'model.layers.0.self_attn.q_proj'), 'model.layers.0.self_attn.q_proj');
+    assert.equal(patternKey(patterns, 'model.layers.1.self_attn.q_proj'), 'q_proj');
+    assert.equal(patternKey({ 'layers.0.self_attn.q_proj': 6, q_proj: 4 }, 'model.layers.0.self_attn.q_proj'), 'layers.0.self_attn.q_proj');
+    assert.equal(patternKey({ 'proj': 1 }, 'model.layers.0.self_attn.q_proj'), undefined, 'not a part of a name');
+  });
+
+  test('modules_to_save as PEFT writes it: SEQ_CLS heads by module ("classifier", "score"), other tasks unchanged', () => {
+    assert.deepEqual(peftModulesToSave(['classifier.dense', 'classifier.out_proj'], 'SEQ_CLS'), ['classifier', 'score']);
+    assert.deepEqual(peftModulesToSave(['score'], 'SEQ_CLS'), ['classifier', 'score']);
+    assert.deepEqual(peftModulesToSave(['bert.pooler.dense', 'classifier'], 'SEQ_CLS'), ['bert.pooler.dense', 'classifier', 'score']);
+    assert.deepEqual(peftModulesToSave(['lm_head'], 'CAUSAL_LM'), ['lm_head']);
+    assert.equal(peftModulesToSave([], 'CAUSAL_LM'), null);
   });
 });

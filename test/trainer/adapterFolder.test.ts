@@ -70,7 +70,7 @@ describe('adapter folders (PEFT)', () => {
     assert.equal(config.lora_alpha, 12);
     assert.deepEqual(config.target_modules, ['fc', 'out']);
     assert.equal(config.task_type, 'SEQ_CLS');
-    assert.deepEqual(config.modules_to_save, ['score']);
+    assert.deepEqual(config.modules_to_save, ['classifier', 'score'], 'as PEFT writes it for SEQ_CLS');
     assert.equal(config.fan_in_fan_out, false, 'one module is Linear-layout');
     assert.equal(config.base_model_name_or_path, 'tiny-test');
     const reader = await openSafetensors(join(dir, 'adapter_model.safetensors'));

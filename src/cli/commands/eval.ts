@@ -3,16 +3,18 @@
  * (prompt/completion) of a model folder, with or without a PEFT adapter, on a JSONL file or a
  * built-in task's held-out split. One line, or JSON with --json.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { readJsonFile } from '../../formats/jsonFile.js';
 import { readLoraConfig } from '../../formats/peft.js';
+import { architectureFor } from '../../model/registry.js';
 import type { LoraSettings } from '../../model/types.js';
 import { DEVICES } from '../../runtime/session.js';
-import { readAdapterFolder } from '../../trainer/adapterFolder.js';
+import { loraSettingsOfAdapter, readAdapterFolder } from '../../trainer/adapterFolder.js';
 import { resolveModelDir } from '../modelArg.js';
 import { createTrainer } from '../../trainer/loraTrainer.js';
 import { defaultLoraSettings } from '../../trainer/setup.js';
 import type { EvalResult, LoraTrainer } from '../../trainer/types.js';
-import type { CliCommand } from '../command.js';
+import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, stringFlag } from '../args.js';
 import type { FlagSpecs, ParsedArgs } from '../args.js';
 import { usageError } from '../errors.js';
@@ -23,7 +25,7 @@ const FLAGS: FlagSpecs = {
   data: { type: 'string', value: 'jsonl|task:NAME', help: "a JSONL file (all of it) or a built-in task (its held-out split)" },
   'max-examples': { type: 'string', value: 'n', help: 'evaluate at most this many examples', default: '200' },
   'batch-size': { type: 'string', value: 'b', help: 'examples per batch', default: '16' },
-  'seq-len': { type: 'string', value: 't', help: 'longest sequence (longer examples are cut)', default: '64' },
+  'seq-len': { type: 'string', value: 't', help: 'longest sequence (longer examples are cut)', default: "64, or the model's position limit when shorter" },
   'no-exact-match': { type: 'boolean', help: 'skip greedy decoding (loss and perplexity only)' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
@@ -51,17 +53,28 @@ export function formatEval(r: EvalResult): string {
   return `${parts.join(', ')} (${r.examples} examples)`;
 }
 
-/** LoRA settings of a PEFT folder's adapter_config.json (per-module rank/alpha patterns are refused). */
+/** LoRA settings of a PEFT folder's adapter_config.json (what the trainer cannot represent is refused). */
 async function loraOfAdapter(dir: string): Promise<LoraSettings> {
-  const config = await readLoraConfig(dir);
-  if (Object.keys(config.rankPattern).length > 0 || Object.keys(config.alphaPattern).length > 0) {
-    throw new Error(`${dir}: rank_pattern / alpha_pattern (per-module ranks) are not supported by the trainer`);
-  }
-  const targets = config.targetModules === null ? [] : typeof config.targetModules === 'string' ? [config.targetModules] : [...config.targetModules];
-  return defaultLoraSettings({ r: config.r, alpha: config.loraAlpha, useRslora: config.useRslora, targetModules: targets, modulesToSave: [...(config.modulesToSave ?? [])] });
+  return loraSettingsOfAdapter(await readLoraConfig(dir), dir);
 }
 
-async function evaluate(args: ParsedArgs): Promise<{ result: EvalResult; model: string; adapter: string | null; data: string }> {
+/** Default sequence length of evaluation: 64, or the model's position limit when that is shorter. */
+export const EVAL_SEQ_LEN = 64;
+
+/**
+ * `--seq-len` when given; else {@link EVAL_SEQ_LEN} capped at the model's position limit (read from
+ * its config.json), with a note saying so. An unreadable config is left for the trainer to report.
+ */
+export async function evalSeqLen(args: ParsedArgs, modelDir: string): Promise<{ seqLen: number; note?: string }> {
+  if (args.values['seq-len'] !== undefined) return { seqLen: numberFlag(args, 'seq-len', 'eval', EVAL_SEQ_LEN, { min: 2, max: 65536, integer: true }) };
+  const max = await readJsonFile(join(modelDir, 'config.json'), 'no config.json', 'CONFIG_INVALID_JSON')
+    .then((config) => architectureFor(config as Record<string, unknown>).maxSeqLen?.(config as Record<string, unknown>), () => undefined)
+    .catch(() => undefined);
+  if (max === undefined || max.value >= EVAL_SEQ_LEN) return { seqLen: EVAL_SEQ_LEN };
+  return { seqLen: max.value, note: `--seq-len ${max.value}: the model takes at most ${max.value} positions (${max.key}), fewer than the default ${EVAL_SEQ_LEN}` };
+}
+
+async function evaluate(args: ParsedArgs, io: CliIO): Promise<{ result: EvalResult; model: string; adapter: string | null; data: string }> {
   const cmd = 'eval';
   const model = resolveModelDir(optionalString(args, 'model'), 'eval');
   const adapterDir = optionalString(args, 'adapter');
@@ -69,10 +82,12 @@ async function evaluate(args: ParsedArgs): Promise<{ result: EvalResult; model: 
   const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', cmd, 1, { min: 1, max: 256, integer: true });
   const batchSize = numberFlag(args, 'batch-size', cmd, 16, { min: 1, max: 4096, integer: true });
   const lora = adapterDir !== undefined ? await loraOfAdapter(resolve(adapterDir)) : defaultLoraSettings();
+  const { seqLen, note } = await evalSeqLen(args, model);
+  if (note !== undefined) io.stderr.write(`fedex eval: ${note}\n`);
   let trainer: LoraTrainer | null = null;
   try {
     trainer = await createTrainer({
-      modelDir: model, data, evalData: data, lora, batchSize, seqLen: numberFlag(args, 'seq-len', cmd, 64, { min: 2, max: 65536, integer: true }),
+      modelDir: model, data, evalData: data, lora, batchSize, seqLen,
       seed: 0, optimizer: 'sgd', lr: 0, device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'), ...(threads !== undefined ? { threads } : {}),
       // Evaluation runs no training step, so there is none to fit: batches stay as asked.
       memoryBudgetBytes: Number.MAX_SAFE_INTEGER,
@@ -99,7 +114,7 @@ export const evalCommand: CliCommand = {
       return 0;
     }
     if (args.positionals.length > 0) throw usageError(`fedex eval: unexpected argument '${args.positionals[0]}'. See 'fedex eval --help'.`);
-    const { result, model, adapter, data } = await evaluate(args);
+    const { result, model, adapter, data } = await evaluate(args, io);
     if (booleanFlag(args, 'json')) io.stdout.write(`${JSON.stringify({ model, adapter, data, ...result }, null, 2)}\n`);
     else io.stdout.write(`${formatEval(result)}\n`);
     return 0;

@@ -197,6 +197,8 @@ export const hostCommand: CliCommand = {
     let coordinator: Coordinator;
     let model: Awaited<ReturnType<typeof federationModel>> | undefined;
     let writeModel: FederationModel['writeModel'];
+    // The base model folder (base_model_name_or_path of the adapters written; null for the synthetic model).
+    let modelDir: string | null;
     try {
       if (resumeDir !== undefined) {
         const runDir = resolve(resumeDir);
@@ -206,6 +208,7 @@ export const hostCommand: CliCommand = {
           modelOffer: async (_hash, plan) => (resumed = await resumedModel(args, runDir, plan)).offer,
         });
         writeModel = resumed?.writeModel;
+        modelDir = resumed?.dir ?? null;
       } else {
         if (args.values['local-epochs'] !== undefined && args.values['local-steps'] !== undefined) throw usageError('fedex host: give --local-steps or --local-epochs, not both.');
         const rank = int('rank', 8, 1, 4096);
@@ -242,6 +245,7 @@ export const hostCommand: CliCommand = {
         coordinator = await Coordinator.create({ ...config, manualRounds, ...(offer !== undefined ? { modelOffer: offer } : {}) });
         await writeFileAtomic(join(config.runDir, MODEL_SOURCE), `${JSON.stringify({ modelDir: model.modelDir })}\n`);
         writeModel = model.writeModel;
+        modelDir = model.modelDir;
       }
     } catch (err) {
       await backend.dispose();
@@ -262,7 +266,7 @@ export const hostCommand: CliCommand = {
     let saveNames: (() => Promise<void>) | undefined;
     if (booleanFlag(args, 'save-adapters')) {
       const dir = join(coordinator.runDir, 'adapters');
-      const fields = adapterFields(plan.layout, plan.lora);
+      const fields = adapterFields(plan.layout, plan.lora, modelDir);
       checkAdapterConfig(dir, plan.layout, fields);
       const names = new Map<string, string>();
       const s = new AdapterSaver(dir, { layout: plan.layout, ...(writeModel !== undefined ? { writeModel } : {}) }, fields);
@@ -346,7 +350,7 @@ export const hostCommand: CliCommand = {
         out.write(`fedex host: the federation in ${coordinator.runDir} had already finished (${finishedBefore.reason}, ${summary.roundsCompleted}/${summary.rounds} rounds aggregated); nothing to do, ${finalDir} is unchanged\n`);
         return summary.roundsCompleted < summary.rounds ? 1 : 0;
       }
-      await writeFederationAdapter(join(finalDir, 'adapter'), snap.global, plan.layout, adapterFields(plan.layout, plan.lora));
+      await writeFederationAdapter(join(finalDir, 'adapter'), snap.global, plan.layout, adapterFields(plan.layout, plan.lora, modelDir));
       if (snap.revision > 0) {
         await writeBaseFolder(join(finalDir, 'model'), snap.base, { layout: plan.layout, ...(writeModel !== undefined ? { writeModel } : {}) });
       }

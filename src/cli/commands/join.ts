@@ -319,7 +319,7 @@ export const joinCommand: CliCommand = {
         if (settings === undefined) {
           out.write('no final adapter written: this client never received the federation settings (it trained no round)\n');
         } else {
-          await writeFederationAdapter(resolve(target), outcome.global, settings.layout, adapterFields(settings.layout, settings));
+          await writeFederationAdapter(resolve(target), outcome.global, settings.layout, adapterFields(settings.layout, settings, model.modelDir));
           out.write(`final global adapter (PEFT): ${resolve(target)}\n`);
         }
       }

@@ -7,14 +7,17 @@ import { mkdir, open, readdir } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEVICES } from '../../runtime/session.js';
-import { readAdapterFolder, writeAdapterFolder } from '../../trainer/adapterFolder.js';
+import { readLoraConfig } from '../../formats/peft.js';
+import type { LoraSettings } from '../../model/types.js';
+import { loraSettingsOfAdapter, readAdapterFolder, writeAdapterFolder } from '../../trainer/adapterFolder.js';
+import type { ExplicitLora } from '../../trainer/adapterFolder.js';
 import { resolveModelDir } from '../modelArg.js';
 import { describeTruncation } from '../../trainer/data/report.js';
 import { isAbortError } from '../../trainer/errors.js';
 import { createTrainer } from '../../trainer/loraTrainer.js';
 import { SCHEDULES } from '../../trainer/schedule.js';
 import { defaultLoraSettings } from '../../trainer/setup.js';
-import type { EvalResult, LoraTrainer, TrainerInfo, TrainerSetup } from '../../trainer/types.js';
+import type { EvalResult, LoraTrainer, TrainerSetup } from '../../trainer/types.js';
 import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, stringFlag } from '../args.js';
 import type { FlagSpecs, ParsedArgs } from '../args.js';
@@ -36,8 +39,8 @@ const FLAGS: FlagSpecs = {
   'weight-decay': { type: 'string', value: 'x', help: 'weight decay', default: '0' },
   'max-grad-norm': { type: 'string', value: 'x', help: 'clip the global gradient norm (0 = off)', default: '1' },
   'grad-accum': { type: 'string', value: 'k', help: 'micro-batches per optimizer step', default: '1' },
-  rank: { type: 'string', value: 'r', help: 'LoRA rank', default: '8' },
-  alpha: { type: 'string', value: 'a', help: 'lora_alpha (scaling alpha/r)', default: '16' },
+  rank: { type: 'string', value: 'r', help: 'LoRA rank (with --adapter: the adapter\'s r)', default: '8' },
+  alpha: { type: 'string', value: 'a', help: 'lora_alpha (scaling alpha/r; with --adapter: the adapter\'s)', default: '16' },
   dropout: { type: 'string', value: 'p', help: 'lora_dropout', default: '0' },
   rslora: { type: 'boolean', help: 'rsLoRA scaling alpha/√r' },
   'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's, e.g. c_attn for GPT-2)" },
@@ -52,7 +55,7 @@ const FLAGS: FlagSpecs = {
     help: 'memory (decimal GB) a training step and evaluation may use: a batch that needs more runs as several micro-batches of the same step, '
       + 'a step that cannot fit one example stops before training; for cuda/webgpu give the GPU memory (it cannot be queried)',
   },
-  adapter: { type: 'string', value: 'dir', help: 'start from this PEFT adapter instead of a fresh one' },
+  adapter: { type: 'string', value: 'dir', help: 'start from this PEFT adapter instead of a fresh one (its r, lora_alpha, target_modules are used)' },
   'eval-examples': { type: 'string', value: 'n', help: 'examples evaluated after training (0 = skip)', default: '200' },
   force: { type: 'boolean', help: 'overwrite an adapter already in --out' },
   json: { type: 'boolean', help: 'print the summary as JSON' },
@@ -65,25 +68,57 @@ const SUMMARY = [
   'folder that loads in Hugging Face PEFT, plus metrics.jsonl. Without --model, the shipped tiny GPT-2.',
 ].join('\n');
 
+/** The LoRA flags given explicitly (absent ones are not defaulted), named as the user typed them. */
+function explicitLora(args: ParsedArgs): ExplicitLora {
+  const cmd = 'train';
+  const targets = listFlag(args, 'target-modules', cmd);
+  return {
+    ...(args.values.rank !== undefined ? { r: numberFlag(args, 'rank', cmd, 8, { min: 1, max: 1024, integer: true }) } : {}),
+    ...(args.values.alpha !== undefined ? { alpha: numberFlag(args, 'alpha', cmd, 16, { min: 0 }) } : {}),
+    ...(args.values.dropout !== undefined ? { dropout: numberFlag(args, 'dropout', cmd, 0, { min: 0, max: 0.99 }) } : {}),
+    ...(booleanFlag(args, 'rslora') ? { useRslora: true } : {}),
+    ...(targets !== undefined ? { targetModules: targets } : {}),
+  };
+}
+
+const LORA_FLAG_NAMES = { r: '--rank', alpha: '--alpha', useRslora: '--rslora', dropout: '--dropout', targetModules: '--target-modules' } as const;
+
+/**
+ * The LoRA settings of a run: from the flags, or with `--adapter DIR` from the adapter's own config
+ * (r, lora_alpha, use_rslora, target_modules, lora_dropout), flags that contradict it refused naming both.
+ */
+async function loraFromFlags(args: ParsedArgs, initDir: string | undefined): Promise<LoraSettings> {
+  const cmd = 'train';
+  if (initDir !== undefined) {
+    const dir = resolve(initDir);
+    try {
+      return loraSettingsOfAdapter(await readLoraConfig(dir), dir, explicitLora(args), LORA_FLAG_NAMES);
+    } catch (err) {
+      throw new CliError(`fedex train: --adapter: ${(err as Error).message}`);
+    }
+  }
+  const targets = listFlag(args, 'target-modules', cmd);
+  return defaultLoraSettings({
+    r: numberFlag(args, 'rank', cmd, 8, { min: 1, max: 1024, integer: true }),
+    alpha: numberFlag(args, 'alpha', cmd, 16, { min: 0 }),
+    dropout: numberFlag(args, 'dropout', cmd, 0, { min: 0, max: 0.99 }),
+    useRslora: booleanFlag(args, 'rslora'),
+    ...(targets !== undefined ? { targetModules: targets } : {}),
+  });
+}
+
 /** The trainer setup the flags describe (shared with `fedex eval`'s model/data/device flags). */
-function setupFromFlags(args: ParsedArgs, modelDir: string): TrainerSetup {
+function setupFromFlags(args: ParsedArgs, modelDir: string, lora: LoraSettings): TrainerSetup {
   const cmd = 'train';
   const maxGradNorm = numberFlag(args, 'max-grad-norm', cmd, 1, { min: 0 });
   const evalData = optionalString(args, 'eval-data');
   const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', cmd, 1, { min: 1, max: 256, integer: true });
-  const targets = listFlag(args, 'target-modules', cmd);
   const budgetGb = args.values['memory-budget'] === undefined ? undefined : numberFlag(args, 'memory-budget', cmd, 0, { min: 0.001, max: 1e6 });
   return {
     modelDir,
     data: stringFlag(args, 'data', cmd),
     ...(evalData !== undefined ? { evalData } : {}),
-    lora: defaultLoraSettings({
-      r: numberFlag(args, 'rank', cmd, 8, { min: 1, max: 1024, integer: true }),
-      alpha: numberFlag(args, 'alpha', cmd, 16, { min: 0 }),
-      dropout: numberFlag(args, 'dropout', cmd, 0, { min: 0, max: 0.99 }),
-      useRslora: booleanFlag(args, 'rslora'),
-      ...(targets !== undefined ? { targetModules: targets } : {}),
-    }),
+    lora,
     batchSize: numberFlag(args, 'batch-size', cmd, 8, { min: 1, max: 4096, integer: true }),
     seqLen: numberFlag(args, 'seq-len', cmd, 64, { min: 2, max: 65536, integer: true }),
     seed: numberFlag(args, 'seed', cmd, 0, { integer: true }),
@@ -116,12 +151,12 @@ async function writeLine(file: FileHandle, record: Record<string, unknown>): Pro
 async function train(args: ParsedArgs, io: CliIO): Promise<number> {
   const modelDir = resolveModelDir(optionalString(args, 'model'), 'train');
   const out = resolve(stringFlag(args, 'out', 'train'));
-  const setup = setupFromFlags(args, modelDir);
+  const initDir = optionalString(args, 'adapter');
+  const setup = setupFromFlags(args, modelDir, await loraFromFlags(args, initDir));
   const steps = args.values.steps === undefined ? undefined : numberFlag(args, 'steps', 'train', 0, { min: 0, integer: true });
   const epochs = args.values.epochs === undefined ? undefined : numberFlag(args, 'epochs', 'train', 1, { min: 0 });
   if (steps !== undefined && epochs !== undefined) throw usageError("fedex train: give --steps or --epochs, not both. See 'fedex train --help'.");
   const evalExamples = numberFlag(args, 'eval-examples', 'train', 200, { min: 0, integer: true });
-  const initDir = optionalString(args, 'adapter');
   await checkOut(out, booleanFlag(args, 'force'));
 
   const controller = new AbortController();

@@ -21,6 +21,7 @@ import { summarizeDeviations } from '../../core/deviation.js';
 import type { DeviationSummary } from '../../core/deviation.js';
 import { createPeftAdapterWriter } from '../../formats/peft.js';
 import type { PeftAdapterWriter } from '../../formats/peft.js';
+import { PEFT_KEY_PREFIX } from '../../formats/peftIndex.js';
 import type { PeftAdapterIndex } from '../../formats/peftIndex.js';
 import type { SafetensorsReader, TensorInfo } from '../../formats/safetensors.js';
 import { createSafetensorsWriter } from '../../formats/safetensorsWriter.js';
@@ -105,7 +106,7 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
   const adapters = await openAdapters(options.adapters);
   try {
     checkAdaptersAgree(adapters);
-    // Extra tensors (modules_to_save) are not aggregated, but a non-finite one is refused as before.
+    // Extra tensors (modules_to_save heads, trained biases) are averaged at the end; a non-finite one is refused up front.
     for (const a of adapters) await a.checkExtrasFinite();
     const strategy = createStrategy(options.method, { weighting: options.weights === undefined ? 'uniform' : 'explicit' });
     const view = await openBase(base);
@@ -193,6 +194,27 @@ async function readSampledRows(reader: SafetensorsReader, name: string, cols: nu
   return packed;
 }
 
+/** An extra tensor's path without PEFT's `base_model.model.` prefix. */
+function extraPath(key: string): string {
+  return key.startsWith(PEFT_KEY_PREFIX) ? key.slice(PEFT_KEY_PREFIX.length) : key;
+}
+
+/**
+ * A trained full tensor (modules_to_save, bias) of the global adapter: Σ w_i T_i with the clients'
+ * normalised weights, accumulated in float64 one client at a time. Such tensors are trained whole,
+ * so their mean is the aggregate (no factor product, no residual).
+ */
+export async function averageExtra(adapters: readonly Pick<PeftAdapterIndex, 'readExtra'>[], key: string, weights: readonly number[]): Promise<Float64Array> {
+  let sum: Float64Array | null = null;
+  for (const [i, a] of adapters.entries()) {
+    const t = await a.readExtra(key);
+    sum ??= new Float64Array(t.data.length);
+    const w = weights[i];
+    for (let j = 0; j < sum.length; j++) sum[j] += w * t.data[j];
+  }
+  return sum ?? new Float64Array(0);
+}
+
 async function runModules(
   options: AggregateFoldersOptions,
   strategy: AggregationStrategy,
@@ -209,9 +231,11 @@ async function runModules(
   let done = 0;
   try {
     // Tensors sit in the adapter's module order (as PEFT lists them), written as each module is done.
+    // Each module keeps its own rank and alpha (rank_pattern / alpha_pattern carried over in the config).
     adapterWriter = await createPeftAdapterWriter(paths.adapter, {
       config: { ...first.config },
-      modules: [...plan.values()].map((p) => ({ modulePath: p.spec.name, rank: p.spec.rank, inFeatures: p.spec.inFeatures, outFeatures: p.spec.outFeatures })),
+      modules: [...plan.values()].map((p) => ({ modulePath: p.spec.name, rank: p.spec.rank, inFeatures: p.spec.inFeatures, outFeatures: p.spec.outFeatures, alpha: p.spec.alpha })),
+      extraTensors: new Map(first.extraKeys.map((key) => [extraPath(key), { shape: first.extraShape(key) }])),
     }, { dtype: first.dtype === 'F16' || first.dtype === 'BF16' ? first.dtype : 'F32' });
     for (const [fileIndex, reader] of view.readers.entries()) {
       const entries = [...reader.tensors.values()].map((t) => ({
@@ -287,6 +311,7 @@ async function runModules(
         outcome.modelBytes += entries.reduce((sum, e) => sum + e.shape.reduce((a, b) => a * b, 1) * itemSize(e.dtype), 0);
       }
     }
+    for (const key of first.extraKeys) await adapterWriter.writeExtra(extraPath(key), await averageExtra(adapters, key, outcome.weights));
     await adapterWriter.close();
   } catch (err) {
     if (writer !== null) await writer.abort();

@@ -140,6 +140,17 @@ export function checkAdaptersAgree(adapters: readonly PeftAdapterIndex[]): void 
     }
     const missing = [...names.keys()].filter((n) => !seen.has(n));
     if (missing.length > 0) throw new AggregationInputError('ADAPTER_MISMATCH', `adapter '${a.dir}' lacks module '${missing[0]}'${missing.length > 1 ? ` and ${missing.length - 1} more` : ''} that '${first.dir}' adapts`);
+    // Trained full tensors (modules_to_save heads, biases) are averaged: every client must hold the same ones.
+    const extras = new Set(a.extraKeys);
+    for (const key of first.extraKeys) {
+      if (!extras.has(key)) throw new AggregationInputError('ADAPTER_MISMATCH', `adapter '${a.dir}' lacks the trained tensor '${key}' that '${first.dir}' holds`);
+      const [s0, s1] = [first.extraShape(key), a.extraShape(key)];
+      if (s0.length !== s1.length || s0.some((d, i) => d !== s1[i])) {
+        throw new AggregationInputError('ADAPTER_MISMATCH', `adapter '${a.dir}': trained tensor '${key}' has shape [${s1.join(', ')}] but '${first.dir}' has [${s0.join(', ')}]`);
+      }
+      extras.delete(key);
+    }
+    if (extras.size > 0) throw new AggregationInputError('ADAPTER_MISMATCH', `adapter '${a.dir}' holds the trained tensor '${[...extras][0]}', which '${first.dir}' does not`);
   }
 }
 

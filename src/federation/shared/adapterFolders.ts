@@ -17,6 +17,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Matrix } from '../../core/tensor.js';
 import { checkPeftAdapterPlan, writePeftAdapter } from '../../formats/peft.js';
+import type { LoraConfig } from '../../formats/peftConfig.js';
 import { peftTargetModules } from '../../model/targetModules.js';
 import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
 import { storedShape } from './baseWeights.js';
@@ -36,11 +37,21 @@ export interface AdapterConfigFields {
   readonly alpha: number;
   readonly targetModules: readonly string[];
   readonly fanInFanOut: boolean;
+  /** PEFT task_type written into adapter_config.json; default CAUSAL_LM (federations train causal LMs). */
+  readonly taskType?: string;
+  /**
+   * base_model_name_or_path (the base model's folder or hub id): AutoPeftModelForCausalLM loads the
+   * base from it, so without it only PeftModel.from_pretrained(base, dir) loads the folder.
+   */
+  readonly baseModel?: string;
 }
 
 /** The adapter fields of a federation with these LoRA settings and layout. */
-export function adapterFields(layout: AdapterLayout, lora: { readonly rank: number; readonly alpha: number; readonly targetModules: readonly string[] }): AdapterConfigFields {
-  return { rank: lora.rank, alpha: lora.alpha, targetModules: lora.targetModules, fanInFanOut: layout.some((m) => m.fanInFanOut === true) };
+export function adapterFields(layout: AdapterLayout, lora: { readonly rank: number; readonly alpha: number; readonly targetModules: readonly string[] }, baseModel?: string | null): AdapterConfigFields {
+  return {
+    rank: lora.rank, alpha: lora.alpha, targetModules: lora.targetModules, fanInFanOut: layout.some((m) => m.fanInFanOut === true),
+    ...(baseModel !== undefined && baseModel !== null ? { baseModel } : {}),
+  };
 }
 
 /** Folder of one round (three digits, so a shell glob lists rounds in order). */
@@ -49,9 +60,17 @@ export function roundDir(dir: string, round: number): string {
 }
 
 /** The adapter_config of a federation's adapters: target_modules name the layout's modules (`all-linear` and regexes resolved). */
-function federationAdapterConfig(layout: AdapterLayout, fields: AdapterConfigFields): { r: number; loraAlpha: number; fanInFanOut: boolean; targetModules: string[] } {
-  return { r: fields.rank, loraAlpha: fields.alpha, fanInFanOut: fields.fanInFanOut, targetModules: peftTargetModules(fields.targetModules, layout.map((m) => m.module)) };
+function federationAdapterConfig(layout: AdapterLayout, fields: AdapterConfigFields): Partial<LoraConfig> & { r: number; loraAlpha: number } {
+  // task_type (and base_model_name_or_path) let AutoPeftModelForCausalLM load the folder.
+  return {
+    r: fields.rank, loraAlpha: fields.alpha, fanInFanOut: fields.fanInFanOut, targetModules: peftTargetModules(fields.targetModules, layout.map((m) => m.module)),
+    taskType: fields.taskType ?? FEDERATION_TASK_TYPE,
+    ...(fields.baseModel !== undefined ? { baseModelNameOrPath: fields.baseModel } : {}),
+  };
 }
+
+/** The PEFT task_type of federation adapters: the federation trains causal language models. */
+export const FEDERATION_TASK_TYPE = 'CAUSAL_LM';
 
 /**
  * Checks, before a federation starts, that its adapters can be written as PEFT folders that PEFT
