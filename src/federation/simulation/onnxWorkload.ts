@@ -74,6 +74,7 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
 
   return {
     kind: 'onnx',
+    modelDir: o.modelDir,
     layout,
     targetModules: o.targetModules,
     base,

@@ -77,7 +77,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
     base: workload.base, backend: o.backend, seed: o.seed,
     minClients: o.clients, maxClients: o.clients, quorum: { count: o.clients }, roundTimeoutMs: o.roundTimeoutMs ?? 1_800_000,
   });
-  const fields = adapterFields(workload.layout, { rank: o.rank, alpha: o.alpha, targetModules: workload.targetModules });
+  const fields = adapterFields(workload.layout, { rank: o.rank, alpha: o.alpha, targetModules: workload.targetModules }, workload.modelDir);
   // Checked before the first round: a config PEFT could not load fails now, not after the last round.
   if (o.saveAdaptersDir !== undefined) checkAdapterConfig(o.saveAdaptersDir, workload.layout, fields);
   const saver = o.saveAdaptersDir !== undefined ? new AdapterSaver(o.saveAdaptersDir, workload, fields) : undefined;

@@ -50,6 +50,7 @@ export function createSyntheticWorkload(options: SyntheticWorkloadOptions): Simu
   };
   return {
     kind: 'synthetic',
+    modelDir: null,
     layout,
     targetModules: SYNTHETIC_TARGET_MODULES,
     base,

@@ -38,6 +38,8 @@ export type SimulationConnection = Omit<FederationClientOptions, 'base' | 'train
 /** A model, a data set and how to train and evaluate on them. */
 export interface SimulationWorkload {
   readonly kind: 'onnx' | 'synthetic';
+  /** The model folder (base_model_name_or_path of saved adapters); null without model files. */
+  readonly modelDir: string | null;
   /** Adapted modules in wire order. */
   readonly layout: AdapterLayout;
   /** PEFT target_modules that produced the layout. */
