@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --smoke] [--only aggregation,federation,trainer] [--json file] [--threads n]
+ * `npm run bench [-- --smoke] [--only aggregation,federation,trainer,preauth] [--json file] [--threads n]
  * [--llama-layers n] [--work dir]`: runs the benchmarks (all suites, or those `--only` names) and
  * prints their tables. Figures worth quoting are ratios between rows of the same run (these
  * machines are noisy); `--json` writes the rows for docs/benchmarks.md.
@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { aggregationBench } from './aggregation.js';
 import { federationBench } from './federation.js';
+import { preAuthBench } from './preAuth.js';
 import { trainerBench } from './trainer.js';
 import type { TrainerRow } from './trainer.js';
 import type { BenchRow } from './aggregation.js';
@@ -22,11 +23,11 @@ const { values } = parseArgs({
     threads: { type: 'string', default: String(availableParallelism()) },
     'llama-layers': { type: 'string', default: '32' },
     work: { type: 'string', default: 'bench/results/work' },
-    only: { type: 'string', default: 'aggregation,federation,trainer' },
+    only: { type: 'string', default: 'aggregation,federation,trainer,preauth' },
   },
 });
 
-const SUITES = ['aggregation', 'federation', 'trainer'] as const;
+const SUITES = ['aggregation', 'federation', 'trainer', 'preauth'] as const;
 const only = new Set(values.only!.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
 const unknown = [...only].filter((s) => !(SUITES as readonly string[]).includes(s));
 if (unknown.length > 0 || only.size === 0) {
@@ -47,6 +48,7 @@ if (only.has('aggregation')) {
   }));
 }
 if (only.has('federation')) rows.push(...await federationBench({ smoke: values.smoke === true, log }));
+if (only.has('preauth')) rows.push(...await preAuthBench({ smoke: values.smoke === true, log }));
 if (only.has('trainer')) trainerRows.push(...await trainerBench({ smoke: values.smoke === true, threads: Number(values.threads), workDir: values.work!, log }));
 
 const fmt = (x: number): string => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : '–');

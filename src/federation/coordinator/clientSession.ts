@@ -3,7 +3,10 @@
  * (docs/protocol.md §9), runs the session state machine over everything sent and received, answers
  * pings, sends its own pings when idle, enforces the hello timeout, and turns every failure into
  * the right reply — `reject` during the handshake, `update_rejected` for an upload, `error`
- * otherwise (fatal after too many). What the messages mean is the host's business.
+ * otherwise (fatal after too many). What the messages mean is the host's business. Until its hello
+ * is admitted the connection is under the limits before authentication (docs/protocol.md §13):
+ * `admit` lifts them, and its protocol errors are logged only as far as the host's
+ * `admissionLimits` allow.
  */
 import { encodeMessage, errorParams, safeText } from '../protocol/codec.js';
 import type { FloatWireDType } from '../protocol/dtypes.js';
@@ -13,7 +16,9 @@ import { decodeFrame, type RawFrame } from '../protocol/frame.js';
 import type { Method } from '../protocol/messages.js';
 import { advanceSession, INITIAL_SESSION, type SessionState } from '../protocol/sessionState.js';
 import { validateFrame, type ReceiveOptions } from '../protocol/validate.js';
+import { markAuthenticated } from '../transport/preAuth.js';
 import type { Connection } from '../transport/types.js';
+import type { AdmissionLimits } from './admissionLimits.js';
 
 /** What a session needs from the coordinator. */
 export interface SessionHost {
@@ -29,6 +34,8 @@ export interface SessionHost {
   onClientFailed(session: CoordinatorSession, round: number, reason: string): void;
   onLeave(session: CoordinatorSession, reason: string): void;
   onProtocolError(session: CoordinatorSession, error: ProtocolError): void;
+  /** Rate limit of what unauthenticated peers get logged (absent: everything is). */
+  readonly admissionLimits?: Pick<AdmissionLimits, 'shouldLog'>;
   onClosed(session: CoordinatorSession, reason: string): void;
   /** Counts traffic of every frame sent and received (bytes, raw tensor bytes). */
   countTraffic(direction: 'sent' | 'received', bytes: number, rawBytes: number): void;
@@ -86,11 +93,12 @@ export class CoordinatorSession {
     this.timers.push(hello, ping);
   }
 
-  /** Records how the hello was admitted (once per connection). */
+  /** Records how the hello was admitted (once per connection) and lifts the limits before authentication. */
   admit(a: SessionAdmission): void {
     if (this.admission !== null) throw new Error(`session of ${this.admission.clientId} was already admitted`);
     this.admission = a;
     this.revision = a.revision;
+    markAuthenticated(this.conn);
   }
 
   get clientId(): string | undefined {
@@ -159,7 +167,7 @@ export class CoordinatorSession {
     const message: AnyOutgoingMessage = handshaking
       ? { method: 'reject', params: { code: err.code, message: safeText(err.message) } }
       : { method: 'error', params: errorParams(err, true) };
-    this.host.onProtocolError(this, err);
+    this.report(err);
     this.sendBestEffort(message).finally(() => this.conn.close(1008, err.code));
   }
 
@@ -240,7 +248,7 @@ export class CoordinatorSession {
         this.conn.close(1000, 'left');
         return;
       case 'error':
-        this.host.onProtocolError(this, protocolError('E_INTERNAL', `client reported ${message.params.code}: ${message.params.message}`));
+        this.report(protocolError('E_INTERNAL', `client reported ${message.params.code}: ${message.params.message}`));
         if (message.params.fatal) this.conn.close(1008, message.params.code);
         return;
       case 'model_request':
@@ -275,8 +283,14 @@ export class CoordinatorSession {
       this.fatal(this.errors > this.host.limits.maxProtocolErrors ? protocolError(err.code, `${err.message} (too many protocol errors: ${this.errors})`) : err);
       return;
     }
-    this.host.onProtocolError(this, err);
+    this.report(err);
     void this.sendBestEffort({ method: 'error', params: errorParams(err, false) });
+  }
+
+  /** Tells the host of a protocol error; an unauthenticated peer's only while the log's budget for its address lasts. */
+  private report(err: ProtocolError): void {
+    if (this.admission === null && this.host.admissionLimits?.shouldLog(this.conn.remote, err.code) === false) return;
+    this.host.onProtocolError(this, err);
   }
 }
 

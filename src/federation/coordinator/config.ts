@@ -14,6 +14,7 @@ import { moduleLayout, type BaseSource } from '../shared/baseWeights.js';
 import type { Adapter } from '../../core/lora.js';
 import type { ServerTlsOptions } from '../transport/types.js';
 import type { IncrementalMode } from './accumulator.js';
+import { admissionSettings, AUTH_MAX_BACKOFF_MS, type AdmissionLimitSettings } from './admissionLimits.js';
 import { CoordinatorError } from './errors.js';
 
 /** How many of a round's sampled clients must deliver for it to aggregate. */
@@ -53,7 +54,8 @@ export interface FederationPlan {
   readonly maxExamples?: number | null;
   readonly residualForm: 'stacked' | 'compact';
   readonly deviationMetrics: boolean;
-  readonly limits: { readonly maxFrameBytes: number; readonly heartbeatMs: number; readonly helloTimeoutMs: number; readonly maxProtocolErrors: number };
+  /** The limits before authentication (`AdmissionLimitSettings`) are absent in plans persisted before they existed: defaults. */
+  readonly limits: { readonly maxFrameBytes: number; readonly heartbeatMs: number; readonly helloTimeoutMs: number; readonly maxProtocolErrors: number } & Partial<AdmissionLimitSettings>;
   /** Emit `update_heatmap` after every aggregated round (absent in plans persisted before it existed: on). */
   readonly updateHeatmap?: boolean;
   /** Accumulate uploads as they arrive (accumulator.ts); absent: `auto`. */
@@ -114,7 +116,16 @@ export interface CoordinatorConfig {
   readonly incrementalAggregation?: IncrementalMode;
   /** Adapter of round 1; default A Kaiming-uniform from `seed`, B = 0 (PEFT's init). */
   readonly initialAdapter?: Adapter;
-  readonly limits?: { readonly maxFrameBytes?: number; readonly heartbeatMs?: number; readonly helloTimeoutMs?: number; readonly maxProtocolErrors?: number };
+  /**
+   * Frame size, heartbeat, hello timeout, protocol errors; and the limits before authentication
+   * (docs/protocol.md §13, defaults in `DEFAULT_ADMISSION_LIMITS`): connections in total
+   * (`maxConnections`, at least `maxClients`) and unauthenticated ones per address
+   * (`maxPendingPerAddress`), the message size before the hello is accepted
+   * (`preAuthMaxFrameBytes`), failed joins per address before it must wait (`authFailuresPerAddress`,
+   * first wait `authBackoffMs`, doubling), rejections logged one by one per address and minute
+   * (`rejectionsLoggedPerAddress`).
+   */
+  readonly limits?: { readonly maxFrameBytes?: number; readonly heartbeatMs?: number; readonly helloTimeoutMs?: number; readonly maxProtocolErrors?: number } & Partial<AdmissionLimitSettings>;
   readonly listen?: ListenOptions;
   /** Fused base updates (default: onnxruntime). */
   readonly backend?: ProductBackend;
@@ -184,6 +195,7 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
   };
   if (limits.maxFrameBytes < 4096) fail(`limits.maxFrameBytes must be ≥ 4096, got ${limits.maxFrameBytes}`);
   if (limits.heartbeatMs < 100) fail(`limits.heartbeatMs must be ≥ 100, got ${limits.heartbeatMs}`);
+  const admission = resolveAdmissionLimits(config.limits ?? {}, limits.maxFrameBytes, maxClients);
   const incremental = config.incrementalAggregation ?? 'auto';
   if (!['auto', 'always', 'off'].includes(incremental)) fail(`incrementalAggregation must be auto, always or off, got '${String(incremental)}'`);
   return {
@@ -206,10 +218,24 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     maxExamples: config.maxExamples ?? (t.localSteps !== undefined ? t.localSteps * t.batchSize : null),
     residualForm: config.residualForm ?? 'stacked',
     deviationMetrics: config.deviationMetrics ?? true,
-    limits,
+    limits: { ...limits, ...admission },
     updateHeatmap: config.updateHeatmap ?? true,
     incrementalAggregation: incremental,
   };
+}
+
+/** The limits before authentication with their defaults; `CONFIG_INVALID` naming the first bad one. */
+function resolveAdmissionLimits(given: Partial<AdmissionLimitSettings>, maxFrameBytes: number, maxClients: number): AdmissionLimitSettings {
+  const s = admissionSettings({ ...given, maxFrameBytes }, maxClients);
+  positiveInt('limits.maxConnections', s.maxConnections, 10_000_000);
+  if (s.maxConnections < maxClients) fail(`limits.maxConnections (${s.maxConnections}) must be at least maxClients (${maxClients}): joined clients hold connections`);
+  positiveInt('limits.maxPendingPerAddress', s.maxPendingPerAddress, s.maxConnections);
+  positiveInt('limits.preAuthMaxFrameBytes', s.preAuthMaxFrameBytes, maxFrameBytes);
+  if (s.preAuthMaxFrameBytes < 4096) fail(`limits.preAuthMaxFrameBytes must be ≥ 4096 (a hello must fit), got ${s.preAuthMaxFrameBytes}`);
+  positiveInt('limits.authFailuresPerAddress', s.authFailuresPerAddress, 1_000_000);
+  positiveInt('limits.authBackoffMs', s.authBackoffMs, AUTH_MAX_BACKOFF_MS);
+  if (!Number.isInteger(s.rejectionsLoggedPerAddress) || s.rejectionsLoggedPerAddress < 0) fail(`limits.rejectionsLoggedPerAddress must be an integer ≥ 0, got ${s.rejectionsLoggedPerAddress}`);
+  return s;
 }
 
 /** The core's module specs for the plan's layout (scaling from lora.alpha and each module's rank). */

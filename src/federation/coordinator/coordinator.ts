@@ -34,6 +34,7 @@ import { CoordinatorSession, type SessionHost } from './clientSession.js';
 import { RunStore, type ClientRecord } from './store.js';
 import { ResidualHistory } from './residuals.js';
 import { admitHello, welcomeParams } from './handshake.js';
+import { AdmissionLimits, admissionSettings } from './admissionLimits.js';
 import { TrafficMeter } from './traffic.js';
 import { initialState } from './initialState.js';
 import { checkOffer, ModelServer, type ModelOffer } from './modelServer.js';
@@ -117,6 +118,12 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   readonly history: ResidualHistory;
   readonly runner: RoundRunner;
   private readonly log: EventLog;
+  /** Limits before authentication: failed joins throttled per address, rejections logged sparingly (admissionLimits.ts). */
+  readonly admissionLimits = new AdmissionLimits(() => admissionSettings(this.plan.limits, this.plan.maxClients), {
+    log: (e) => {
+      if (!this.stopping) this.publish('client_rejected', e);
+    },
+  });
   private readonly waiters = new Set<() => void>();
   stopping = false;
   killed = false;
@@ -217,7 +224,10 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   /** Starts listening; resolves with the URL. */
   async start(): Promise<string> {
     if (this.server !== undefined) return this.server.url;
-    this.server = await createTransportServer({ ...this.listen, maxFrameBytes: this.plan.limits.maxFrameBytes, heartbeatMs: this.plan.limits.heartbeatMs });
+    this.server = await createTransportServer({
+      ...this.listen, maxFrameBytes: this.plan.limits.maxFrameBytes, heartbeatMs: this.plan.limits.heartbeatMs,
+      preAuth: this.admissionLimits.preAuthOptions(this.plan.limits.helloTimeoutMs),
+    });
     this.server.on('connection', (conn) => this.accept(conn));
     this.publish('listening', { url: this.server.url, runDir: this.runDir, resumedFromRound: this.resumedFrom, method: this.plan.method, rounds: this.plan.rounds });
     return this.server.url;
@@ -325,12 +335,12 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   onHello(session: CoordinatorSession, hello: Message<'hello'>): void {
     const p = hello.params;
     const previous = p.clientId !== undefined ? this.joined.get(p.clientId) ?? this.fetching.get(p.clientId) : undefined;
-    const admission = admitHello(p, {
+    const admission = this.admissionLimits.screen(session.conn.remote, () => admitHello(p, {
       plan: this.plan, token: this.token, offersModel: this.models !== undefined,
       joined: this.joined.size + this.fetching.size - (previous !== undefined ? 1 : 0),
-    });
+    }));
     if (!admission.ok) {
-      this.publish('client_rejected', { remote: session.conn.remote, code: admission.code, message: admission.message });
+      if (this.admissionLimits.shouldLog(session.conn.remote, admission.code)) this.publish('client_rejected', { remote: session.conn.remote, code: admission.code, message: admission.message });
       session.closeAfter({ method: 'reject', params: { code: admission.code, message: admission.message, ...(admission.retryAfterMs !== undefined ? { retryAfterMs: admission.retryAfterMs } : {}) } }, 1008, admission.code);
       return;
     }

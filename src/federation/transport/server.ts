@@ -3,13 +3,20 @@
  * bound to 127.0.0.1 unless told otherwise, per-message deflate off (frames are mostly float bytes
  * that do not compress, and compression is a decompression-bomb risk), `maxPayload` = the frame
  * size limit. Plain HTTP requests get 426; every upgraded socket becomes a `Connection`.
+ *
+ * With `preAuth` (preAuth.ts), connections are counted from the TCP accept: beyond the limits in
+ * total or per address the upgrade is answered 503, a socket that does not upgrade in time is
+ * destroyed, and until the layer above calls `markAuthenticated` a message may not exceed the
+ * small pre-authentication limit (frameGuard.ts) while `maxPayload` stays the large one.
  */
 import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { WsConnection, heartbeatSettings } from './connection.js';
+import { PreAuthGate, refuseUpgrade, type PreAuthOptions } from './preAuth.js';
 import { TransportError, type Connection, type TransportServer, type TransportServerEvents, type TransportServerOptions } from './types.js';
 
 class WsTransportServer extends EventEmitter<TransportServerEvents> implements TransportServer {
@@ -64,9 +71,10 @@ function urlHost(host: string): string {
 
 /**
  * Starts a WebSocket server and resolves once it listens. Connections arrive as `connection`
- * events; `close()` ends them all. Throws `T_LISTEN` when the address cannot be bound.
+ * events; `close()` ends them all. Throws `T_LISTEN` when the address cannot be bound, `T_OPTIONS`
+ * on nonsense options. With `preAuth`, the limits before authentication apply (see above).
  */
-export async function createTransportServer(options: TransportServerOptions): Promise<TransportServer> {
+export async function createTransportServer(options: TransportServerOptions & { readonly preAuth?: PreAuthOptions }): Promise<TransportServer> {
   const host = options.host ?? '127.0.0.1';
   const path = options.path ?? '/';
   if (!Number.isInteger(options.maxFrameBytes) || options.maxFrameBytes < 1) {
@@ -76,10 +84,12 @@ export async function createTransportServer(options: TransportServerOptions): Pr
   const http = options.tls === undefined
     ? createHttpServer(rejectPlainHttp)
     : createHttpsServer({ cert: Buffer.from(options.tls.cert), key: Buffer.from(options.tls.key) }, rejectPlainHttp);
-  const wss = new WebSocketServer({ server: http, path, maxPayload: options.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
-  // A failed upgrade (bad request, wrong path) is answered by ws; nothing to do here but not crash.
+  const gate = options.preAuth === undefined ? undefined : new PreAuthGate(options.preAuth);
+  // noServer: the upgrade goes through the gate first; ws answers a bad request or a wrong path itself.
+  const wss = new WebSocketServer({ noServer: true, path, maxPayload: options.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
   wss.on('error', () => undefined);
   http.on('clientError', (_err, socket) => socket.destroy());
+  if (gate !== undefined) http.on('connection', (socket: Socket) => gate.accepted(socket));
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(new TransportError('T_LISTEN', `cannot listen on ${host}:${options.port ?? 0}: ${err.message}`, { cause: err }));
     http.once('error', onError);
@@ -92,9 +102,16 @@ export async function createTransportServer(options: TransportServerOptions): Pr
   const port = (http.address() as AddressInfo).port;
   const scheme = options.tls === undefined ? 'ws' : 'wss';
   const server = new WsTransportServer(http, wss, `${scheme}://${urlHost(host)}:${port}${path}`, port);
-  wss.on('connection', (ws, req) => {
-    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    server.adopt(new WsConnection(ws, req.socket, remote, heartbeat));
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refusal = gate?.refusal(req.socket) ?? null;
+    if (refusal !== null) {
+      refuseUpgrade(socket, refusal);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+      server.adopt(gate === undefined ? new WsConnection(ws, req.socket, remote, heartbeat) : gate.connection(ws, req.socket, remote, heartbeat));
+    });
   });
   return server;
 }
