@@ -288,7 +288,9 @@ export const hostCommand: CliCommand = {
     }
     coordinator.on('client_joined', (e) => out.write(`+ ${e.name} joined (${e.clients} connected)\n`));
     coordinator.on('client_left', (e) => out.write(`- ${e.name} left: ${e.reason} (${e.clients} connected)\n`));
-    coordinator.on('client_rejected', (e) => out.write(`! refused a connection from ${e.remote}: ${e.code} ${e.message}\n`));
+    coordinator.on('client_rejected', (e) => out.write(/^\d+ more rejected/.test(e.message)
+      ? `! ${e.message}\n` // a per-minute summary of rejections no longer logged one by one
+      : `! refused a connection from ${e.remote}: ${e.code} ${e.message}\n`));
     coordinator.on('round_ready', (e) => out.write(`${readyText(e.round, plan.rounds)}\n`));
     coordinator.on('round_started', (e) => out.write(`round ${e.round}/${plan.rounds}: ${e.sampled.length} clients sampled, quorum ${e.quorum}\n`));
     coordinator.on('update_accepted', (e) => out.write(`  ${e.clientId}: update for round ${e.round} (${e.examples} examples, train loss ${formatNumber(e.trainLoss)})\n`));

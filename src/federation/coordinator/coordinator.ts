@@ -254,6 +254,8 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
 
   /** Stops gracefully: clients get `error` E_SHUTDOWN (they reconnect with backoff); the run directory stays resumable. */
   async close(): Promise<void> {
+    // Rejections still waiting for their per-minute summary are logged now, not lost.
+    if (!this.stopping) this.admissionLimits.flushSummaries();
     this.stopping = true;
     this.wake();
     for (const s of this.sessions) s.closeAfter(this.state.done !== null ? null : { method: 'error', params: { code: 'E_SHUTDOWN', message: 'the coordinator is shutting down', fatal: true } }, 1001, 'coordinator shutting down');
