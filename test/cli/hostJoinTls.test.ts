@@ -3,25 +3,18 @@
 // `fedex join` with that URL, the token in FEDEX_TOKEN and `--ca` (trusted in addition to Node's
 // default CAs) completes the federation; without `--ca` the certificate is refused.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawnFedex, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { makeTestCertificate } from '../helpers/testCertificate.js';
 
 describe('fedex host --cert/--key + fedex join --ca', { timeout: 120_000 }, () => {
   let tmp: TempDir;
-  let haveOpenssl = true;
   const running: FedexRun[] = [];
   before(async () => {
     tmp = await makeTempDir('cli-tls');
-    try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(tmp.path, 'key.pem'),
-        '-out', join(tmp.path, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
-    } catch {
-      haveOpenssl = false;
-    }
   });
   after(async () => {
     for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
@@ -29,15 +22,13 @@ describe('fedex host --cert/--key + fedex join --ca', { timeout: 120_000 }, () =
   });
 
   test('the printed join URL names the certificate; join with --ca completes; without it the certificate is refused', async (t) => {
-    if (!haveOpenssl) {
-      assert.ok(process.env.CI === undefined || process.env.CI === '' || process.env.CI === 'false', 'CI must have openssl');
-      t.skip('openssl is not available to make a test certificate');
-      return;
-    }
+    const tls = await makeTestCertificate(t, 'DNS:localhost');
+    if (tls === null) return;
+    t.after(() => tls.dir.remove());
     const tokenFile = join(tmp.path, 'token');
     await writeFile(tokenFile, 'tls-token\n');
     const host = spawnFedex(['host', '--model', 'synthetic', '--port', '0', '--rounds', '1', '--min-clients', '1', '--token-file', tokenFile,
-      '--cert', join(tmp.path, 'cert.pem'), '--key', join(tmp.path, 'key.pem'), '--out', join(tmp.path, 'run')]);
+      '--cert', tls.certPath, '--key', tls.keyPath, '--out', join(tmp.path, 'run')]);
     running.push(host);
     const [, joinUrl] = await waitForOutput(host, /clients use (wss:\/\/localhost:\d+\/)\)/);
     assert.match(host.output(), /join token: tls-token/);
@@ -46,7 +37,7 @@ describe('fedex host --cert/--key + fedex join --ca', { timeout: 120_000 }, () =
     const untrusted = await spawnFedex(['join', joinUrl, '--model', 'synthetic', '--retries', '1'], { env }).done;
     assert.equal(untrusted.code, 1);
     assert.match(untrusted.stderr, /cannot reach .*(self.signed|certificate)/i);
-    const joined = spawnFedex(['join', joinUrl, '--model', 'synthetic', '--ca', join(tmp.path, 'cert.pem')], { env });
+    const joined = spawnFedex(['join', joinUrl, '--model', 'synthetic', '--ca', tls.certPath], { env });
     running.push(joined);
     const [h, j] = await Promise.all([host.done, joined.done]);
     assert.equal(j.code, 0, j.stderr);

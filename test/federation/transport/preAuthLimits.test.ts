@@ -2,11 +2,7 @@
 // limit (read from frame headers, lifted by markAuthenticated), the caps on connections in total and
 // per address (503 at the upgrade), the upgrade deadline; and the pure pieces (frame scanner, address keys).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { FrameLengthScanner } from '../../../src/federation/transport/frameGuard.js';
@@ -14,6 +10,7 @@ import { addressKey, addressKeyOfRemote, markAuthenticated, type PreAuthOptions,
 import { createTransportServer } from '../../../src/federation/transport/server.js';
 import type { Connection, TransportServer } from '../../../src/federation/transport/types.js';
 import { frameHeader, openTcp } from './rawWebSocket.js';
+import { makeTestCertificate } from '../../helpers/testCertificate.js';
 
 interface Served {
   readonly server: TransportServer;
@@ -181,17 +178,11 @@ describe('transport limits before authentication', { timeout: 30_000 }, () => {
   });
 
   test('over wss:// the same: the TLS socket is matched to its TCP connection for the counts, the deadline and the frame limit', { timeout: 8_000 }, async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'fedex-preauth-tls-'));
+    const tls = await makeTestCertificate(t, 'IP:127.0.0.1');
+    if (tls === null) return;
+    const { cert } = tls;
     try {
-      try {
-        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-          '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-      } catch {
-        t.skip('openssl is not available to make a test certificate');
-        return;
-      }
-      const cert = await readFile(join(dir, 'cert.pem'), 'utf8');
-      const { server, refusals } = await serve({ maxPendingPerAddress: 1, upgradeTimeoutMs: 300 }, { cert, key: await readFile(join(dir, 'key.pem'), 'utf8') });
+      const { server, refusals } = await serve({ maxPendingPerAddress: 1, upgradeTimeoutMs: 300 }, { cert, key: tls.key });
       try {
         // Prepare: one pending wss connection from 127.0.0.5.
         const first = await wsFrom(server.url, '127.0.0.5', cert);
@@ -212,7 +203,7 @@ describe('transport limits before authentication', { timeout: 30_000 }, () => {
         await server.close({ abrupt: true });
       }
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await tls.dir.remove();
     }
   });
 });

@@ -2,17 +2,14 @@
 // server unharmed), dead peers found by the heartbeat, reconnect with backoff, and wss:// with a
 // certificate.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, connect as netConnect, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { backoffDelay } from '../../../src/federation/transport/backoff.js';
 import { connectTransport, connectWithRetry } from '../../../src/federation/transport/client.js';
 import { createTransportServer } from '../../../src/federation/transport/server.js';
 import { TransportError, type Connection, type TransportServer } from '../../../src/federation/transport/types.js';
+import { makeTestCertificate } from '../../helpers/testCertificate.js';
 
 async function serve(options: Partial<Parameters<typeof createTransportServer>[0]> = {}): Promise<{ server: TransportServer; accepted: Promise<Connection> }> {
   const server = await createTransportServer({ maxFrameBytes: 1024, heartbeatMs: 100, ...options });
@@ -126,17 +123,11 @@ describe('transport', { timeout: 15_000 }, () => {
   });
 
   test('wss:// with a certificate; a client that does not trust it cannot connect; plain HTTP gets 426', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'fedex-tls-'));
+    const tls = await makeTestCertificate(t, 'IP:127.0.0.1');
+    if (tls === null) return;
+    const { cert } = tls;
     try {
-      try {
-        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-          '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-      } catch {
-        t.skip('openssl is not available to make a test certificate');
-        return;
-      }
-      const cert = await readFile(join(dir, 'cert.pem'), 'utf8');
-      const { server, accepted } = await serve({ tls: { cert, key: await readFile(join(dir, 'key.pem'), 'utf8') } });
+      const { server, accepted } = await serve({ tls: { cert, key: tls.key } });
       try {
         assert.match(server.url, /^wss:\/\//);
         const client = await connectTransport(server.url, { maxFrameBytes: 1024, tls: { ca: cert } });
@@ -156,7 +147,7 @@ describe('transport', { timeout: 15_000 }, () => {
         await plain.close();
       }
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await tls.dir.remove();
     }
   });
 });
