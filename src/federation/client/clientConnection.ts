@@ -24,7 +24,7 @@ export type ConnectionOutcome = { readonly sessionId?: string } & (
 );
 
 /** Rejections worth retrying: the coordinator is full, restarting, or timed us out. */
-const RETRYABLE = new Set(['E_FULL', 'E_SHUTDOWN', 'E_TIMEOUT', 'E_INTERNAL']);
+const RETRYABLE = new Set(['E_FULL', 'E_SHUTDOWN', 'E_TIMEOUT', 'E_INTERNAL', 'E_THROTTLED']);
 const METRIC_KEY = /^[A-Za-z0-9_.:/-]{1,64}$/;
 const RESERVED = new Set(['__proto__', 'constructor', 'prototype']);
 

@@ -71,7 +71,7 @@ type Outcome =
 
 type Answer = { readonly chunk: Message<'model_chunk'> } | { readonly error: ParamsOf<'error'> };
 
-const RETRYABLE = new Set(['E_FULL', 'E_SHUTDOWN', 'E_TIMEOUT', 'E_INTERNAL']);
+const RETRYABLE = new Set(['E_FULL', 'E_SHUTDOWN', 'E_TIMEOUT', 'E_INTERNAL', 'E_THROTTLED']);
 const POLL_MS = 250;
 const PROGRESS_EVERY_MS = 250;
 

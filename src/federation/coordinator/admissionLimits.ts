@@ -249,7 +249,7 @@ export class AdmissionLimits {
   }
 
   /**
-   * The verdict on a hello from `remote`: a throttled address is refused (E_AUTH with
+   * The verdict on a hello from `remote`: a throttled address is refused (E_THROTTLED with
    * `retryAfterMs`) without running `check`, which compares the token; an E_AUTH verdict of
    * `check` counts as a failure of the address.
    */
@@ -259,7 +259,7 @@ export class AdmissionLimits {
     const now = this.now();
     const wait = throttle.blockedFor(key, now);
     if (wait > 0) {
-      return { ok: false, code: 'E_AUTH', message: `too many failed joins from ${key}; wait ${(wait / 1000).toFixed(1)} s before trying again`, retryAfterMs: Math.ceil(wait) };
+      return { ok: false, code: 'E_THROTTLED', message: `too many failed joins from ${key}; wait ${(wait / 1000).toFixed(1)} s before trying again`, retryAfterMs: Math.ceil(wait) };
     }
     const verdict = check();
     if (!verdict.ok && verdict.code === 'E_AUTH') throttle.failed(key, now);

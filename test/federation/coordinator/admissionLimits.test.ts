@@ -90,7 +90,7 @@ describe('AdmissionLimits', () => {
     assert.equal(a.screen('127.0.0.2:2', check(WRONG)), WRONG);
     const refused = a.screen('127.0.0.2:3', check(RIGHT));
     assert.equal(checks, 2, 'the third hello was not checked');
-    assert.deepEqual(refused, { ok: false, code: 'E_AUTH', message: 'too many failed joins from 127.0.0.2; wait 1.0 s before trying again', retryAfterMs: 1_000 });
+    assert.deepEqual(refused, { ok: false, code: 'E_THROTTLED', message: 'too many failed joins from 127.0.0.2; wait 1.0 s before trying again', retryAfterMs: 1_000 });
     assert.equal(a.screen('127.0.0.3:1', check(RIGHT)), RIGHT, 'another address');
     now.t = 1_000;
     assert.equal(a.screen('127.0.0.2:4', check(RIGHT)), RIGHT, 'after the wait, a right token gets in');

@@ -180,9 +180,9 @@ describe('coordinator limits before authentication', { timeout: 60_000 }, () => 
       }
       const seconds = (performance.now() - t0) / 1000;
       await honest;
-      // Assert: every guess refused with E_AUTH; only the first few compared (no retryAfterMs), the rest told to wait.
+      // Assert: every guess refused: the first few compared (E_AUTH, no retryAfterMs), the rest told to wait (E_THROTTLED, retryable).
       assert.ok(answers.length >= 20, `only ${answers.length} guesses were made`);
-      assert.ok(answers.every((a) => a.method === 'reject' && a.code === 'E_AUTH'));
+      assert.ok(answers.every((a) => a.method === 'reject' && (a.retryAfterMs === undefined ? a.code === 'E_AUTH' : a.code === 'E_THROTTLED')));
       const checked = answers.filter((a) => a.method === 'reject' && a.retryAfterMs === undefined).length;
       assert.ok(checked >= 5 && checked <= 7, `${checked} token checks of ${answers.length} guesses`);
       assert.ok(checked / seconds <= 4, `${(checked / seconds).toFixed(1)} token checks per second`);
@@ -210,7 +210,7 @@ describe('coordinator limits before authentication', { timeout: 60_000 }, () => 
       const summary = fromAttacker()[10];
       assert.equal(summary.type, 'client_rejected');
       assert.equal(summary.remote, '127.0.0.2');
-      assert.match(summary.message, /^80 more rejected from 127\.0\.0\.2 in the last minute \(E_AUTH ×\d+, .*\); not logged one by one$/);
+      assert.match(summary.message, /^80 more rejected from 127\.0\.0\.2 in the last minute \((E_[A-Z_]+ ×\d+, )*E_THROTTLED ×\d+.*\); not logged one by one$/);
       await c.kill();
       const lines = (await readFile(c.store.eventsPath, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; remote?: string });
       assert.equal(lines.filter((l) => (l.type === 'client_rejected' || l.type === 'protocol_error') && l.remote?.startsWith('127.0.0.2')).length, 11);
