@@ -59,6 +59,15 @@ export function frobeniusNorm(data: ArrayLike<number>): number {
   return Math.sqrt(s);
 }
 
+/**
+ * Index of the first entry where `a` and `b` differ, or -1: by `===` (so +0 equals −0), or by
+ * `same` (e.g. `Object.is` for bit-for-bit, where +0 and −0 differ).
+ */
+export function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>, same: (x: number, y: number) => boolean = (x, y) => x === y): number {
+  for (let i = 0; i < a.length; i++) if (!same(a[i], b[i])) return i;
+  return -1;
+}
+
 /** Index of the first NaN or ±Inf value, or -1. */
 export function firstNonFinite(data: ArrayLike<number>): number {
   for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;

@@ -10,7 +10,7 @@ import type { Matrix } from '../../core/tensor.js';
 import type { BaseSource } from '../../federation/shared/baseWeights.js';
 import { modelBaseSource, modelManifest, type ModelManifest } from '../../federation/shared/modelBase.js';
 import type { AdapterLayout } from '../../federation/protocol/adapterTensors.js';
-import { writeModelFolder } from '../../federation/shared/modelFolder.js';
+import { modelFolderWriter } from '../../federation/shared/modelFolder.js';
 import { createSyntheticBase, SYNTHETIC_TARGET_MODULES, syntheticLayout } from '../../federation/client/syntheticTrainer.js';
 import type { CliIO } from '../command.js';
 import { usageError } from '../errors.js';
@@ -87,10 +87,9 @@ export async function federationModel(given: string | undefined, command: string
   const modelDir = resolveModelDir(given, command);
   const resolved = await modelLayout(modelDir, lora);
   const manifest = known ?? await modelManifest(modelDir);
-  const baseKeys = new Map(resolved.modules.map((m) => [m.path, m.baseKey]));
   return {
     modelDir, label: modelDir, layout: resolved.layout, targetModules: resolved.targetModules, manifest,
     base: modelBaseSource(modelDir, manifest.hash, resolved.modules.map((m) => ({ path: m.path, baseKey: m.baseKey }))),
-    writeModel: (dir, weights) => writeModelFolder(modelDir, dir, weights, baseKeys),
+    writeModel: modelFolderWriter(modelDir, resolved.modules),
   };
 }

@@ -17,7 +17,7 @@ import { Coordinator } from '../../federation/coordinator/coordinator.js';
 import { DEFAULT_MAX_UPDATE_RATIO, type CoordinatorConfig, type FederationPlan, type Quorum } from '../../federation/coordinator/config.js';
 import type { ModelOffer } from '../../federation/coordinator/modelServer.js';
 import { adaptableModules, modelManifest } from '../../federation/shared/modelBase.js';
-import { writeModelFolder } from '../../federation/shared/modelFolder.js';
+import { modelFolderWriter } from '../../federation/shared/modelFolder.js';
 import { writeFileAtomic } from '../../formats/atomicFile.js';
 import { eventsFlagSink } from '../../federation/events/eventSink.js';
 import { COORDINATOR_EVENT_TYPES } from '../../federation/events/events.js';
@@ -116,12 +116,16 @@ async function resumedModel(args: ParsedArgs, runDir: string, plan: FederationPl
   if (manifest.hash !== plan.baseModelHash) {
     throw usageError(`fedex host: --resume ${runDir}: the model folder ${dir} has content hash ${manifest.hash.slice(0, 12)}…, the run uses ${plan.baseModelHash.slice(0, 12)}…; give the run's model folder with --model.`);
   }
-  const keys = new Map((await adaptableModules(dir)).map((m) => [m.path, m.baseKey]));
-  const baseKeys = new Map(plan.layout.map((m) => [m.module, keys.get(m.module) ?? `${m.module}.weight`]));
+  const adaptable = new Map((await adaptableModules(dir)).map((m) => [m.path, m]));
+  const modules = plan.layout.map((m) => {
+    const found = adaptable.get(m.module);
+    if (found === undefined) throw usageError(`fedex host: --resume ${runDir}: the run adapts module ${m.module}, which the model in ${dir} does not have.`);
+    return found;
+  });
   return {
     dir,
     ...(booleanFlag(args, 'no-model-transfer') ? {} : { offer: { dir, hash: manifest.hash, files: manifest.files } }),
-    writeModel: (to, weights) => writeModelFolder(dir, to, weights, baseKeys),
+    writeModel: modelFolderWriter(dir, modules),
   };
 }
 

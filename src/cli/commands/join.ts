@@ -237,7 +237,7 @@ export const joinCommand: CliCommand = {
       if (target === undefined || configError !== undefined) return;
       try {
         // --out's adapter config is checked when the federation's settings arrive, not after the last round.
-        checkAdapterConfig(resolve(target), e.config.layout, adapterFields(e.config.layout, e.config));
+        checkAdapterConfig(resolve(target), e.config.layout, adapterFields(e.config.layout, e.config, model.modelDir));
       } catch (err) {
         configError = err as Error;
         out.write(`fedex join: the final adapter could not be written to --out ${target}: ${configError.message}; leaving\n`);

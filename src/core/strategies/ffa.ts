@@ -3,17 +3,11 @@
  * client holds the same A, Σ w_i B_i A = B̄A exactly: no residual, base unchanged. The strategy
  * refuses a round whose clients' A are not bit-identical (to each other and to the global A).
  */
-import type { Matrix } from '../tensor.js';
+import { firstDifference } from '../tensor.js';
 import { clientLabel } from '../lora.js';
 import { weightedAverage } from '../average.js';
 import { moduleMetrics, prepareModuleRound } from './common.js';
 import type { AggregationStrategy, StrategyOptions } from './types.js';
-
-/** Index of the first entry where a and b differ (exact comparison), or -1. */
-function firstDifference(a: Matrix, b: Matrix): number {
-  for (let i = 0; i < a.data.length; i++) if (a.data[i] !== b.data[i]) return i;
-  return -1;
-}
 
 /** Creates the FFA-LoRA strategy. */
 export function createFfa(options: StrategyOptions = {}): AggregationStrategy {
@@ -31,7 +25,7 @@ export function createFfa(options: StrategyOptions = {}): AggregationStrategy {
       }
       const sharedName = global.factors === null ? clientLabel(results[0].client, results[0].clientId) : 'the global adapter';
       for (const r of results) {
-        const at = firstDifference(r.factors.a, shared);
+        const at = firstDifference(r.factors.a.data, shared.data);
         if (at >= 0) {
           const cols = spec.inFeatures;
           throw new RangeError(

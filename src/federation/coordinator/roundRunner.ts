@@ -7,22 +7,20 @@ import { safeText } from '../protocol/codec.js';
 import type { Message } from '../protocol/envelope.js';
 import { adapterFromTensors } from '../shared/adapterWire.js';
 import type { LoraFactors } from '../../core/lora.js';
+import { firstDifference, firstNonFinite, frobeniusNorm } from '../../core/tensor.js';
 import { accumulatedModules, IdealUpdateAccumulator } from './accumulator.js';
 import { aggregateRound, type AcceptedUpdate, type RoundAggregate } from './aggregate.js';
 import { GlobalFrames } from './broadcast.js';
-import { DEFAULT_MAX_UPDATE_RATIO, quorumCount, sampleSize } from './config.js';
+import { DEFAULT_MAX_UPDATE_RATIO, quorumCount, sampleSize, type FederationPlan } from './config.js';
 import { roundHeatmap } from './roundFigures.js';
 import type { ProductBackend } from '../../core/product.js';
 import type { AggregationStrategy } from '../../core/strategies/types.js';
 import type { CoordinatorState } from './coordinator.js';
-import type { CoordinatorEventMap, CoordinatorEventName } from './events.js';
-import type { FederationPlan } from './config.js';
-import type { ResidualHistory } from './residuals.js';
 import type { TrafficMeter } from './traffic.js';
 import { CoordinatorError } from './errors.js';
-import type { RoundRecord } from './events.js';
+import type { CoordinatorEventMap, CoordinatorEventName, RoundRecord } from './events.js';
 import { RoundTracker, sampleClients } from './roundState.js';
-import type { ResidualStep } from './residuals.js';
+import type { ResidualHistory, ResidualStep } from './residuals.js';
 import type { CoordinatorSession } from './clientSession.js';
 import { RunStore } from './store.js';
 
@@ -102,6 +100,8 @@ export class RoundRunner {
   private doneFrames: GlobalFrames | null = null;
   private normRef: Map<string, Float32Array> | undefined;
   private bound: number | undefined;
+  /** The round's update ratio and the norm of the global adapter it started from (for the bound and the check at close). */
+  private growth = { ratio: DEFAULT_MAX_UPDATE_RATIO, globalNorm: 0 };
   private accumulator: IdealUpdateAccumulator | null = null;
   private pending: { round: number; from: number; bytes: number; aggregationMs: number; persistMs: number; queuedAt: number } | null = null;
   /** The last aggregated round's heatmap inputs, computed after its broadcast. */
@@ -188,7 +188,8 @@ export class RoundRunner {
     this.frames = new GlobalFrames(plan, c.state.global, c.history, c.state.revision, c.backend);
     // This round's bound on ‖update − global‖: the operator's absolute bound and/or a multiple of ‖global‖.
     const ratio = plan.maxUpdateRatio ?? DEFAULT_MAX_UPDATE_RATIO;
-    const relative = ratio > 0 ? ratio * adapterNorm(c.state.global) : Infinity;
+    this.growth = { ratio, globalNorm: adapterNorm(c.state.global) };
+    const relative = ratio > 0 ? ratio * this.growth.globalNorm : Infinity;
     const bound = Math.min(plan.maxUpdateNorm ?? Infinity, relative > 0 ? relative : Infinity);
     this.bound = Number.isFinite(bound) ? bound : undefined;
     this.normRef = this.bound !== undefined ? this.frames.globalByName() : undefined;
@@ -253,7 +254,7 @@ export class RoundRunner {
       try {
         outcome = await aggregateRound(c.plan, c.strategy, round, s.global, s.base, updates, failures.map((f, i) => ({ client: participants.length + i, ...f })), c.backend, { accumulator: this.accumulator ?? undefined });
         // Never persist or broadcast a broken global model: roll the round back instead.
-        const broken = outcome === null ? null : brokenGlobal(s.global, outcome, s.base, c.plan.maxUpdateRatio ?? DEFAULT_MAX_UPDATE_RATIO);
+        const broken = outcome === null ? null : brokenGlobal(this.growth.globalNorm, outcome, s.base, this.growth.ratio);
         if (broken !== null) throw new Error(`the new global model is refused (${broken}); the round is rolled back`);
       } catch (err) {
         outcome = null;
@@ -471,11 +472,10 @@ export function frozenAChange(global: ReadonlyMap<string, LoraFactors>, upload: 
     if (mine === undefined) continue;
     const a = g.a.data;
     const b = mine.a.data;
-    for (let i = 0; i < a.length; i++) {
-      if (Object.is(a[i], b[i])) continue;
-      const cols = g.a.shape[1];
-      return `module ${module}: lora_A differs from the global (frozen) lora_A at [${Math.floor(i / cols)}, ${i % cols}] (${b[i]} instead of ${a[i]}); FFA-LoRA trains B only and must upload A unchanged`;
-    }
+    const i = firstDifference(a, b, Object.is);
+    if (i < 0) continue;
+    const cols = g.a.shape[1];
+    return `module ${module}: lora_A differs from the global (frozen) lora_A at [${Math.floor(i / cols)}, ${i % cols}] (${b[i]} instead of ${a[i]}); FFA-LoRA trains B only and must upload A unchanged`;
   }
   return null;
 }
@@ -483,28 +483,25 @@ export function frozenAChange(global: ReadonlyMap<string, LoraFactors>, upload: 
 /** ‖adapter‖₂ over every module's A and B. */
 export function adapterNorm(adapter: ReadonlyMap<string, LoraFactors>): number {
   let sum = 0;
-  for (const f of adapter.values()) {
-    for (const v of f.a.data) sum += v * v;
-    for (const v of f.b.data) sum += v * v;
-  }
+  for (const f of adapter.values()) sum += frobeniusNorm(f.a.data) ** 2 + frobeniusNorm(f.b.data) ** 2;
   return Math.sqrt(sum);
 }
 
 /**
  * Why a round's new global model must not be kept, or null: a non-finite value in the new global
  * adapter or in a base weight the round changed, or a global adapter that grew past `ratio` times the
- * previous one's norm (each update is bounded by the same ratio, so their average cannot; 0: no check).
+ * previous one's norm `previousNorm` (each update is bounded by the same ratio, so their average
+ * cannot; 0: no check).
  */
-export function brokenGlobal(previous: ReadonlyMap<string, LoraFactors>, outcome: Pick<RoundAggregate, 'global' | 'stepModules'>, base: ReadonlyMap<string, { readonly data: Float32Array }>, ratio: number): string | null {
+export function brokenGlobal(previousNorm: number, outcome: Pick<RoundAggregate, 'global' | 'stepModules'>, base: ReadonlyMap<string, { readonly data: Float32Array }>, ratio: number): string | null {
   for (const [module, f] of outcome.global) {
-    if (!f.a.data.every(Number.isFinite) || !f.b.data.every(Number.isFinite)) return `module ${module}: the averaged adapter holds a non-finite value`;
+    if (firstNonFinite(f.a.data) >= 0 || firstNonFinite(f.b.data) >= 0) return `module ${module}: the averaged adapter holds a non-finite value`;
   }
   for (const step of outcome.stepModules) {
     const w = base.get(step.module);
-    if (w !== undefined && !w.data.every(Number.isFinite)) return `module ${step.module}: the base weight holds a non-finite value after the residual`;
+    if (w !== undefined && firstNonFinite(w.data) >= 0) return `module ${step.module}: the base weight holds a non-finite value after the residual`;
   }
-  const before = adapterNorm(previous);
   const after = adapterNorm(outcome.global);
-  if (ratio > 0 && before > 0 && after > ratio * before) return `its adapter norm ${after.toPrecision(4)} is over ${ratio} × the previous ${before.toPrecision(4)}`;
+  if (ratio > 0 && previousNorm > 0 && after > ratio * previousNorm) return `its adapter norm ${after.toPrecision(4)} is over ${ratio} × the previous ${previousNorm.toPrecision(4)}`;
   return null;
 }

@@ -42,3 +42,12 @@ export async function writeModelFolder(from: string, to: string, weights: Readon
     await reader.close();
   }
 }
+
+/**
+ * The writer of `from`'s model folder with the given modules' weights replaced: what a federation's
+ * `writeModel` is for a model folder (`modules`: module path and checkpoint key of its weight).
+ */
+export function modelFolderWriter(from: string, modules: readonly { readonly path: string; readonly baseKey: string }[]): (to: string, weights: ReadonlyMap<string, Matrix<Float32Array>>) => Promise<void> {
+  const baseKeys = new Map(modules.map((m) => [m.path, m.baseKey]));
+  return (to, weights) => writeModelFolder(from, to, weights, baseKeys);
+}

@@ -8,7 +8,7 @@ import type { AdaptedModule } from '../../model/types.js';
 import type { Device } from '../../runtime/session.js';
 import { modelBaseSource, modelManifest } from '../shared/modelBase.js';
 import { createModelClient } from '../client/modelClient.js';
-import { writeModelFolder } from '../shared/modelFolder.js';
+import { modelFolderWriter } from '../shared/modelFolder.js';
 import { createOnnxTrainer, type OnnxLocalTrainer, type TrainerFactory } from '../client/loraLocalTrainer.js';
 import type { FederationSettings, LocalTrainer } from '../client/trainer.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
@@ -70,7 +70,6 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
   const layout: AdapterLayout = info.map((m) => ({ module: m.path, in: m.inFeatures, out: m.outFeatures, rank: o.rank, fanInFanOut: m.layout === 'conv1d' }));
   const evalSettings = settingsFor(o, layout, manifest.hash, 'fedit');
   const base = modelBaseSource(o.modelDir, manifest.hash, info.map((m) => ({ path: m.path, baseKey: m.baseKey })));
-  const baseKeys = new Map(info.map((m) => [m.path, m.baseKey]));
 
   return {
     kind: 'onnx',
@@ -97,7 +96,7 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
       });
       return { loss: e.loss, accuracy: e.accuracy ?? null, exactMatch: e.exactMatch ?? null, examples: e.examples };
     },
-    writeModel: (dir, weights) => writeModelFolder(o.modelDir, dir, weights, baseKeys),
+    writeModel: modelFolderWriter(o.modelDir, info),
     dispose: () => pooled.dispose(),
   };
 }

@@ -92,11 +92,11 @@ describe('poisoned and outlier updates', { timeout: 30_000 }, () => {
     const f = (v: number): LoraFactors => ({ a: { shape: [1, 2], data: new Float32Array([v, v]) }, b: { shape: [2, 1], data: new Float32Array([v, 0]) } });
     const previous = new Map([['m', f(1)]]);
     const base = new Map([['m', { data: new Float32Array([1, 2]) }]]);
-    assert.equal(brokenGlobal(previous, { global: new Map([['m', f(1.5)]]), stepModules: [] }, base, 1000), null);
-    assert.match(brokenGlobal(previous, { global: new Map([['m', f(NaN)]]), stepModules: [] }, base, 1000)!, /module m: the averaged adapter holds a non-finite value/);
-    assert.match(brokenGlobal(previous, { global: new Map([['m', f(1e6)]]), stepModules: [] }, base, 1000)!, /over 1000 × the previous/);
-    assert.equal(brokenGlobal(previous, { global: new Map([['m', f(1e6)]]), stepModules: [] }, base, 0), null, 'ratio 0: no growth check');
+    assert.equal(brokenGlobal(adapterNorm(previous), { global: new Map([['m', f(1.5)]]), stepModules: [] }, base, 1000), null);
+    assert.match(brokenGlobal(adapterNorm(previous), { global: new Map([['m', f(NaN)]]), stepModules: [] }, base, 1000)!, /module m: the averaged adapter holds a non-finite value/);
+    assert.match(brokenGlobal(adapterNorm(previous), { global: new Map([['m', f(1e6)]]), stepModules: [] }, base, 1000)!, /over 1000 × the previous/);
+    assert.equal(brokenGlobal(adapterNorm(previous), { global: new Map([['m', f(1e6)]]), stepModules: [] }, base, 0), null, 'ratio 0: no growth check');
     const infBase = new Map([['m', { data: new Float32Array([Infinity, 2]) }]]);
-    assert.match(brokenGlobal(previous, { global: new Map([['m', f(1)]]), stepModules: [{ module: 'm' } as never] }, infBase, 1000)!, /base weight holds a non-finite value/);
+    assert.match(brokenGlobal(adapterNorm(previous), { global: new Map([['m', f(1)]]), stepModules: [{ module: 'm' } as never] }, infBase, 1000)!, /base weight holds a non-finite value/);
   });
 });
