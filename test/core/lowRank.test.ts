@@ -1,0 +1,277 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { applyHouseholderQ, householderQR, refactorLowRank, symmetricEigen, type UpdateTerm } from '../../src/core/lowRank.js';
+import { createRng, randomMatrix, type Rng } from '../../src/core/random.js';
+import type { Matrix } from '../../src/core/tensor.js';
+import { frobenius, frobeniusDiff, refMatmul } from './reference.js';
+
+/** Singular values of a dense row-major matrix by one-sided Jacobi (Hestenes), float64: the independent reference. */
+function jacobiSingularValues(data: Float64Array, rows: number, cols: number): Float64Array {
+  // Orthogonalise the columns of M (rows × cols, rows ≥ cols after a transpose if needed).
+  const tall = rows >= cols;
+  const n = tall ? rows : cols;
+  const k = tall ? cols : rows;
+  const col = Array.from({ length: k }, (_, j) => Float64Array.from({ length: n }, (_, i) => (tall ? data[i * cols + j] : data[j * cols + i])));
+  for (let sweep = 0; sweep < 60; sweep++) {
+    let off = 0;
+    for (let p = 0; p < k - 1; p++) {
+      for (let q = p + 1; q < k; q++) {
+        let alpha = 0;
+        let beta = 0;
+        let gamma = 0;
+        for (let i = 0; i < n; i++) {
+          alpha += col[p][i] * col[p][i];
+          beta += col[q][i] * col[q][i];
+          gamma += col[p][i] * col[q][i];
+        }
+        if (gamma === 0 || Math.abs(gamma) <= 1e-15 * Math.sqrt(alpha * beta)) continue;
+        off = Math.max(off, Math.abs(gamma) / Math.sqrt(alpha * beta));
+        const zeta = (beta - alpha) / (2 * gamma);
+        const t = Math.sign(zeta || 1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
+        const c = 1 / Math.sqrt(1 + t * t);
+        const s = c * t;
+        for (let i = 0; i < n; i++) {
+          const x = col[p][i];
+          const y = col[q][i];
+          col[p][i] = c * x - s * y;
+          col[q][i] = s * x + c * y;
+        }
+      }
+    }
+    if (off <= 1e-15) break;
+  }
+  return Float64Array.from(col.map((c) => Math.hypot(...c))).sort((a, b) => b - a);
+}
+
+function dense64(terms: readonly UpdateTerm[], out: number, inF: number): Float64Array {
+  const acc = new Float64Array(out * inF);
+  for (const t of terms) {
+    const part = t.kind === 'factored' ? refMatmul(t.p, t.q) : Float64Array.from(t.d.data);
+    for (let i = 0; i < acc.length; i++) acc[i] += t.scale * part[i];
+  }
+  return acc;
+}
+
+function product(b: Matrix, a: Matrix): Float64Array {
+  return refMatmul(b, a);
+}
+
+function factoredTerm(out: number, inF: number, k: number, rng: Rng, scale = 1): UpdateTerm {
+  return { kind: 'factored', p: randomMatrix(out, k, rng), q: randomMatrix(k, inF, rng), scale };
+}
+
+describe('householderQR', () => {
+  for (const [n, m] of [[9, 4], [4, 9], [6, 6], [30, 11]] as const) {
+    test(`Q·R reproduces a ${n} × ${m} matrix and Q has orthonormal columns`, () => {
+      const rng = createRng(n * 100 + m);
+      const x0 = Float64Array.from({ length: n * m }, () => rng.gaussian());
+      const x = x0.slice();
+      const { r, tau, t } = householderQR(x, n, m);
+      // Q·R column by column: apply Q to each column of R padded with zeros.
+      const qr = new Float64Array(n * m);
+      for (let c = 0; c < m; c++) for (let i = 0; i < t; i++) qr[c * n + i] = r[i * m + c];
+      applyHouseholderQ(x, n, tau, qr, m);
+      assert.ok(frobeniusDiff(qr, x0) <= 1e-13 * frobenius(x0), `${frobeniusDiff(qr, x0)}`);
+      const q = new Float64Array(n * t);
+      for (let c = 0; c < t; c++) q[c * n + c] = 1;
+      applyHouseholderQ(x, n, tau, q, t);
+      for (let a = 0; a < t; a++) {
+        for (let b = 0; b < t; b++) {
+          let s = 0;
+          for (let i = 0; i < n; i++) s += q[a * n + i] * q[b * n + i];
+          assert.ok(Math.abs(s - (a === b ? 1 : 0)) <= 1e-14, `QᵀQ[${a}][${b}] = ${s}`);
+        }
+      }
+    });
+  }
+});
+
+describe('symmetricEigen', () => {
+  const cases: [string, number, (rng: Rng, n: number) => Float64Array][] = [
+    ['random', 1, randomSymmetric],
+    ['random', 2, randomSymmetric],
+    ['random', 37, randomSymmetric],
+    ['rank 3 (repeated zero eigenvalues)', 25, (rng, n) => lowRankSymmetric(rng, n, 3)],
+    ['diagonal with repeated values', 12, (_rng, n) => Float64Array.from({ length: n * n }, (_, i) => (i % (n + 1) === 0 ? Math.floor((i / (n + 1)) / 4) : 0))],
+    ['zero', 5, (_rng, n) => new Float64Array(n * n)],
+    ['graded (1e-12 … 1)', 20, (rng, n) => gradedSymmetric(rng, n)],
+  ];
+  for (const [what, n, make] of cases) {
+    test(`${what} ${n} × ${n}: A·v = λ·v and orthonormal vectors to ≤ 1e-13·‖A‖`, () => {
+      const rng = createRng(n);
+      const a0 = make(rng, n);
+      const { values, vectors } = symmetricEigen(a0.slice(), n);
+      const scale = Math.max(frobenius(a0), 1e-300);
+      for (let c = 0; c < n; c++) {
+        if (c > 0) assert.ok(values[c] <= values[c - 1], 'descending');
+        let res = 0;
+        for (let i = 0; i < n; i++) {
+          let s = 0;
+          for (let j = 0; j < n; j++) s += a0[i * n + j] * vectors[c * n + j];
+          res = Math.max(res, Math.abs(s - values[c] * vectors[c * n + i]));
+        }
+        assert.ok(res <= 1e-13 * scale || (scale === 1e-300 && res === 0), `residual ${res} for λ_${c}`);
+        for (let d = 0; d <= c; d++) {
+          let s = 0;
+          for (let i = 0; i < n; i++) s += vectors[c * n + i] * vectors[d * n + i];
+          assert.ok(Math.abs(s - (c === d ? 1 : 0)) <= 1e-13, `v_${c}·v_${d} = ${s}`);
+        }
+      }
+    });
+  }
+});
+
+function randomSymmetric(rng: Rng, n: number): Float64Array {
+  const a = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) a[i * n + j] = a[j * n + i] = rng.gaussian();
+  return a;
+}
+
+function lowRankSymmetric(rng: Rng, n: number, r: number): Float64Array {
+  const u = Float64Array.from({ length: n * r }, () => rng.gaussian());
+  const a = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < r; k++) a[i * n + j] += u[i * r + k] * u[j * r + k] * (k === 1 ? -1 : 1);
+  return a;
+}
+
+function gradedSymmetric(rng: Rng, n: number): Float64Array {
+  const g = Float64Array.from({ length: n * n }, () => rng.gaussian());
+  const a = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) a[i * n + j] += g[i * n + k] * g[j * n + k] * 10 ** (-12 * k / (n - 1));
+  return a;
+}
+
+describe('refactorLowRank: ΔW = Σ s_j·P_j·Q_j as one B·A', () => {
+  for (const [out, inF, ks] of [[40, 23, [3, 5, 2]], [17, 50, [4, 4]], [12, 12, [6, 9]], [8, 30, [5, 6]]] as const) {
+    test(`${out} × ${inF}, inner sizes ${ks.join('+')}: exact B·A (≤ 1e-13 relative), singular values as a Jacobi SVD of the dense sum`, () => {
+      const rng = createRng(out * inF);
+      const terms = ks.map((k, j) => factoredTerm(out, inF, k, rng, j === 0 ? 0.5 : -1.25));
+      const ref = dense64(terms, out, inF);
+      const r = refactorLowRank(terms, out, inF);
+      const m = ks.reduce((a, b) => a + b, 0);
+      const full = Math.min(out, inF, m);
+      assert.equal(r.exactRank, full);
+      assert.equal(r.rank, full);
+      assert.equal(r.innerDim, m);
+      assert.deepEqual(r.b.shape, [out, full]);
+      assert.deepEqual(r.a.shape, [full, inF]);
+      assert.ok(frobeniusDiff(product(r.b, r.a), ref) <= 1e-13 * frobenius(ref), `${frobeniusDiff(product(r.b, r.a), ref)}`);
+      assert.equal(r.truncationError, 0);
+      const sv = jacobiSingularValues(ref, out, inF);
+      for (let i = 0; i < full; i++) assert.ok(Math.abs(r.singularValues[i] - sv[i]) <= 1e-12 * sv[0], `σ_${i}: ${r.singularValues[i]} vs ${sv[i]}`);
+      assert.ok(Math.abs(r.norm - frobenius(ref)) <= 1e-13 * frobenius(ref));
+    });
+  }
+
+  test('dependent stacked columns: the exact rank is the rank of the sum, not the inner size', () => {
+    const rng = createRng(7);
+    const base = factoredTerm(30, 20, 4, rng);
+    // The same update split in two halves plus a rank-2 term: rank 6, inner size 10.
+    const half: UpdateTerm = { ...base, scale: 0.5 } as UpdateTerm;
+    const terms = [half, half, factoredTerm(30, 20, 2, rng)];
+    const r = refactorLowRank(terms, 30, 20);
+    assert.equal(r.innerDim, 10);
+    assert.equal(r.exactRank, 6);
+    const ref = dense64(terms, 30, 20);
+    assert.ok(frobeniusDiff(product(r.b, r.a), ref) <= 1e-13 * frobenius(ref));
+  });
+
+  test('ill-conditioned factors with cancellation (terms equal to 1e-9, ‖P‖‖Q‖ ≈ 1e9·‖ΔW‖): error within 1e-14·Σ‖s_j P_j‖‖Q_j‖, as good as forming ΔW densely', () => {
+    const rng = createRng(11);
+    const out = 60;
+    const inF = 45;
+    const p64 = Float64Array.from(randomMatrix(out, 6, rng).data);
+    const q64 = Float64Array.from(randomMatrix(6, inF, rng).data);
+    // Client-like: the second term is the first one perturbed by 1e-9, and subtracted.
+    const pert = Float64Array.from(p64, (v) => v + 1e-9 * rng.gaussian());
+    const qert = Float64Array.from(q64, (v) => v + 1e-9 * rng.gaussian());
+    const terms: UpdateTerm[] = [
+      { kind: 'factored', p: { shape: [out, 6], data: p64 }, q: { shape: [6, inF], data: q64 }, scale: 1 },
+      { kind: 'factored', p: { shape: [out, 6], data: pert }, q: { shape: [6, inF], data: qert }, scale: -1 },
+    ];
+    const ref = dense64(terms, out, inF);
+    const sizes = frobenius(p64) * frobenius(q64) + frobenius(pert) * frobenius(qert);
+    assert.ok(frobenius(ref) < 1e-7 * sizes, 'the case has heavy cancellation');
+    const r = refactorLowRank(terms, out, inF);
+    const err = frobeniusDiff(product(r.b, r.a), ref);
+    assert.ok(err <= 1e-14 * sizes, `error ${err} against Σ‖P‖‖Q‖ = ${sizes}`);
+    assert.ok(r.exactRank <= 12);
+    // The singular values agree with a Jacobi SVD of the dense sum to the accuracy the dense sum itself has.
+    const sv = jacobiSingularValues(ref, out, inF);
+    assert.ok(Math.abs(r.singularValues[0] - sv[0]) <= 1e-14 * sizes);
+  });
+
+  test('a dense term joins the stack (both orientations)', () => {
+    for (const [out, inF] of [[14, 9], [9, 14]] as const) {
+      const rng = createRng(out);
+      const d = randomMatrix(out, inF, rng);
+      const terms: UpdateTerm[] = [factoredTerm(out, inF, 3, rng, 2), { kind: 'dense', d, scale: 0.3 }];
+      const ref = dense64(terms, out, inF);
+      const r = refactorLowRank(terms, out, inF);
+      assert.equal(r.exactRank, Math.min(out, inF));
+      assert.ok(frobeniusDiff(product(r.b, r.a), ref) <= 1e-13 * frobenius(ref));
+    }
+  });
+
+  test('truncation: --max-rank keeps the top directions and reports exactly what a float64 recomputation loses', () => {
+    const rng = createRng(5);
+    const terms = [factoredTerm(40, 33, 8, rng), factoredTerm(40, 33, 8, rng, -0.7)];
+    const ref = dense64(terms, 40, 33);
+    const sv = jacobiSingularValues(ref, 40, 33);
+    for (const k of [1, 5, 12]) {
+      const r = refactorLowRank(terms, 40, 33, { maxRank: k });
+      assert.equal(r.rank, k);
+      const lost = frobeniusDiff(product(r.b, r.a), ref);
+      const eckartYoung = Math.sqrt(sv.slice(k).reduce((s, x) => s + x * x, 0));
+      assert.ok(Math.abs(r.truncationError - lost) <= 1e-12 * frobenius(ref), `reported ${r.truncationError}, measured ${lost}`);
+      assert.ok(Math.abs(r.truncationError - eckartYoung) <= 1e-12 * frobenius(ref), `reported ${r.truncationError}, optimal ${eckartYoung}`);
+      assert.ok(Math.abs(r.relativeError - lost / frobenius(ref)) <= 1e-12);
+    }
+  });
+
+  test('maxRelativeError picks the smallest rank within the budget', () => {
+    const rng = createRng(9);
+    // Singular values 10, 1, 0.1, 0.01 (orthogonal directions), so the budget decides cleanly.
+    const u = householderBasis(20, 4, rng);
+    const v = householderBasis(16, 4, rng);
+    const s = [10, 1, 0.1, 0.01];
+    const p = new Float64Array(20 * 4);
+    for (let i = 0; i < 20; i++) for (let c = 0; c < 4; c++) p[i * 4 + c] = u[c * 20 + i] * s[c];
+    const q = new Float64Array(4 * 16);
+    for (let c = 0; c < 4; c++) for (let j = 0; j < 16; j++) q[c * 16 + j] = v[c * 16 + j];
+    const terms: UpdateTerm[] = [{ kind: 'factored', p: { shape: [20, 4], data: p }, q: { shape: [4, 16], data: q }, scale: 1 }];
+    const norm = Math.hypot(...s);
+    assert.equal(refactorLowRank(terms, 20, 16, { maxRelativeError: 0.009 / norm }).rank, 4);
+    assert.equal(refactorLowRank(terms, 20, 16, { maxRelativeError: 0.011 / norm }).rank, 3);
+    assert.equal(refactorLowRank(terms, 20, 16, { maxRelativeError: 1.1 / norm }).rank, 1);
+    assert.equal(refactorLowRank(terms, 20, 16, { maxRelativeError: 0.2 / norm }).rank, 2);
+    assert.equal(refactorLowRank(terms, 20, 16, { maxRelativeError: 0.05 / norm }).rank, 3);
+    assert.equal(refactorLowRank(terms, 20, 16, { maxRelativeError: 0.2 / norm, maxRank: 1 }).rank, 1);
+  });
+
+  test('zero update and no terms give rank 0', () => {
+    const z: UpdateTerm = { kind: 'factored', p: { shape: [5, 2], data: new Float32Array(10) }, q: { shape: [2, 3], data: new Float32Array(6) }, scale: 1 };
+    for (const terms of [[z], []]) {
+      const r = refactorLowRank(terms, 5, 3);
+      assert.equal(r.rank, 0);
+      assert.equal(r.norm, 0);
+      assert.deepEqual(r.b.shape, [5, 0]);
+      assert.deepEqual(r.a.shape, [0, 3]);
+    }
+  });
+
+  test('a term of the wrong shape is refused naming it', () => {
+    const rng = createRng(1);
+    assert.throws(() => refactorLowRank([factoredTerm(5, 4, 2, rng), factoredTerm(5, 3, 2, rng)], 5, 4), /term 1 has P 5×2 and Q 2×3, expected 5×k and k×4/);
+  });
+});
+
+/** k orthonormal vectors of length n (columns, column-major) from a QR of a random matrix. */
+function householderBasis(n: number, k: number, rng: Rng): Float64Array {
+  const x = Float64Array.from({ length: n * k }, () => rng.gaussian());
+  const { tau } = householderQR(x, n, k);
+  const q = new Float64Array(n * k);
+  for (let c = 0; c < k; c++) q[c * n + c] = 1;
+  applyHouseholderQ(x, n, tau, q, k);
+  return q;
+}
