@@ -4,6 +4,7 @@
 import type { CliCommand, CliIO } from './command.js';
 import { CliError } from './errors.js';
 import { aggregateCommand } from './commands/aggregate.js';
+import { exportCommand } from './commands/export.js';
 import { demoCommand } from './commands/demo.js';
 import { simulateCommand } from './commands/simulate.js';
 import { hostCommand } from './commands/host.js';
@@ -14,7 +15,7 @@ import { evalCommand } from './commands/eval.js';
 const VERSION = '0.1.0';
 
 /** Every subcommand, in the order `fedex --help` lists them. */
-export const COMMANDS: readonly CliCommand[] = [simulateCommand, hostCommand, joinCommand, trainCommand, evalCommand, demoCommand, aggregateCommand];
+export const COMMANDS: readonly CliCommand[] = [simulateCommand, hostCommand, joinCommand, trainCommand, evalCommand, demoCommand, aggregateCommand, exportCommand];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

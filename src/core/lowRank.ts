@@ -375,21 +375,7 @@ export function refactorLowRank(terms: readonly UpdateTerm[], out: number, inF: 
   const floor = (sorted[0] ?? 0) * Math.max(out, inF, m) * EPS;
   let exactRank = 0;
   while (exactRank < sorted.length && sorted[exactRank] > floor && sorted[exactRank] > 0) exactRank++;
-  let rank = Math.min(exactRank, options.maxRank ?? Infinity);
-  const budget = (options.maxRelativeError ?? 0) * norm;
-  if (budget > 0) {
-    // Smallest rank whose dropped tail stays within the budget.
-    let tail2 = 0;
-    for (let k = exactRank; k > 0; k--) {
-      const next = tail2 + sorted[k - 1] * sorted[k - 1];
-      if (Math.sqrt(next) > budget) break;
-      tail2 = next;
-      rank = Math.min(rank, k - 1);
-    }
-  }
-  let tail2 = 0;
-  for (let c = rank; c < sorted.length; c++) tail2 += sorted[c] * sorted[c];
-  const truncationError = Math.sqrt(tail2);
+  const rank = exactRank;
   // X = R_qᵀ·V_k (m × rank, kept transposed); B = P·X (out × rank).
   const xt = new Float64Array(rank * m);
   for (let c = 0; c < rank; c++) {
@@ -413,9 +399,51 @@ export function refactorLowRank(terms: readonly UpdateTerm[], out: number, inF: 
     for (let o = 0; o < out; o++) b[o * rank + c] /= f;
     for (let i = 0; i < inF; i++) a[c * inF + i] *= f;
   }
-  return {
+  const full: Refactored = {
     b: { shape: [out, rank], data: b }, a: { shape: [rank, inF], data: a },
-    rank, exactRank, innerDim: m, norm, truncationError, relativeError: norm === 0 ? 0 : truncationError / norm, singularValues: sorted,
+    rank, exactRank, innerDim: m, norm, truncationError: 0, relativeError: 0, singularValues: sorted,
+  };
+  return truncateLowRank(full, options);
+}
+
+/**
+ * The rank `options` allow for a factorization (at most `maxRank`; lower while the dropped tail of
+ * singular values stays within `maxRelativeError`·‖ΔW‖), never above its exact rank.
+ */
+export function chosenRank(singularValues: Float64Array, exactRank: number, norm: number, options: RefactorOptions): number {
+  let rank = Math.min(exactRank, options.maxRank ?? Infinity);
+  const budget = (options.maxRelativeError ?? 0) * norm;
+  if (budget <= 0) return rank;
+  let tail2 = 0;
+  for (let k = exactRank; k > 0; k--) {
+    const next = tail2 + singularValues[k - 1] * singularValues[k - 1];
+    if (Math.sqrt(next) > budget) break;
+    tail2 = next;
+    rank = Math.min(rank, k - 1);
+  }
+  return rank;
+}
+
+/**
+ * The leading directions of an exact factorization (from {@link refactorLowRank}) that `options`
+ * keep: the first columns of B and rows of A, the best approximation of that rank (Eckart–Young),
+ * with the error ‖C·V_tail‖_F it makes.
+ */
+export function truncateLowRank(full: Refactored, options: RefactorOptions): Refactored {
+  const rank = chosenRank(full.singularValues, full.exactRank, full.norm, options);
+  if (rank === full.rank) return full;
+  if (rank > full.rank) throw new RangeError(`truncateLowRank: the factorization holds ${full.rank} directions, ${rank} asked`);
+  const [out, had] = full.b.shape;
+  const inF = full.a.shape[1];
+  const b = new Float64Array(out * rank);
+  for (let o = 0; o < out; o++) b.set(full.b.data.subarray(o * had, o * had + rank), o * rank);
+  const a = full.a.data.slice(0, rank * inF);
+  let tail2 = 0;
+  for (let c = rank; c < full.singularValues.length; c++) tail2 += full.singularValues[c] ** 2;
+  const truncationError = Math.sqrt(tail2);
+  return {
+    ...full, b: { shape: [out, rank], data: b }, a: { shape: [rank, inF], data: a }, rank,
+    truncationError, relativeError: full.norm === 0 ? 0 : truncationError / full.norm,
   };
 }
 

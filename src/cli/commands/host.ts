@@ -18,6 +18,7 @@ import { DEFAULT_MAX_UPDATE_RATIO, type CoordinatorConfig, type FederationPlan, 
 import type { ModelOffer } from '../../federation/coordinator/modelServer.js';
 import { adaptableModules, modelManifest } from '../../federation/shared/modelBase.js';
 import { modelFolderWriter } from '../../federation/shared/modelFolder.js';
+import { readModelSource, recordModelSource } from '../../federation/shared/modelSource.js';
 import { writeFileAtomic } from '../../formats/atomicFile.js';
 import { eventsFlagSink } from '../../federation/events/eventSink.js';
 import { COORDINATOR_EVENT_TYPES } from '../../federation/events/events.js';
@@ -91,9 +92,6 @@ export function parseQuorum(raw: string): Quorum {
   throw usageError(`fedex host: --quorum must be a fraction in (0, 1) or a count ≥ 1, got '${raw}'.`);
 }
 
-/** Where a run records its model folder, so `--resume` writes the same complete final/model. */
-const MODEL_SOURCE = 'model-source.json';
-
 /** The model of a resumed run: its folder (or null for the synthetic model), manifest and final-model writer. */
 interface ResumedModel {
   readonly dir: string | null;
@@ -108,7 +106,7 @@ interface ResumedModel {
  * uninterrupted run writes it. Without it the resume is refused, naming the folder it looked for.
  */
 async function resumedModel(args: ParsedArgs, runDir: string, plan: FederationPlan): Promise<ResumedModel> {
-  const recorded = await readFile(join(runDir, MODEL_SOURCE), 'utf8').then((t) => (JSON.parse(t) as { modelDir: string | null }).modelDir, () => undefined);
+  const recorded = await readModelSource(runDir);
   const given = optionalString(args, 'model');
   if (given === 'synthetic' || (given === undefined && recorded === null)) return { dir: null };
   const dir = resolveModelDir(given ?? recorded ?? undefined, 'host');
@@ -247,7 +245,7 @@ export const hostCommand: CliCommand = {
         const offer = booleanFlag(args, 'no-model-transfer') || model.modelDir === null || model.manifest === undefined
           ? undefined : { dir: model.modelDir, hash: model.manifest.hash, files: model.manifest.files };
         coordinator = await Coordinator.create({ ...config, manualRounds, ...(offer !== undefined ? { modelOffer: offer } : {}) });
-        await writeFileAtomic(join(config.runDir, MODEL_SOURCE), `${JSON.stringify({ modelDir: model.modelDir })}\n`);
+        await recordModelSource(config.runDir, model.modelDir);
         writeModel = model.writeModel;
         modelDir = model.modelDir;
       }

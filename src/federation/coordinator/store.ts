@@ -27,6 +27,24 @@ import { CoordinatorError } from './errors.js';
 import type { RoundRecord } from './events.js';
 import { stepTensors, type ResidualStep, type StepModule } from './residuals.js';
 
+/** The file of the step that produced `revision` (residuals/step-v000003.safetensors). */
+export function stepFile(dir: string, revision: number): string {
+  return join(dir, 'residuals', `step-v${pad(revision)}.safetensors`);
+}
+
+/** Reads and checks a run directory's state.json without taking its lock (readers such as `fedex export`). */
+export async function readRunState(dir: string): Promise<PersistedState> {
+  const path = join(dir, STATE);
+  let state: PersistedState;
+  try {
+    state = JSON.parse(await readFile(path, 'utf8')) as PersistedState;
+  } catch (err) {
+    throw new CoordinatorError('RESUME_FAILED', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  if (state.format !== 'fedex-coordinator-run' || state.version !== 1) throw new CoordinatorError('RESUME_FAILED', `${path} is not a version-1 FedEx coordinator state`);
+  return state;
+}
+
 /** A client the coordinator has seen, kept across reconnects and restarts. */
 export interface ClientRecord {
   readonly clientId: string;
@@ -163,7 +181,7 @@ export class RunStore {
       if (files.step !== undefined) {
         const { entries, tensors } = stepTensors(files.step);
         const map = new Map<string, TensorToWrite>(tensors.map((t) => [t.name, { dtype: 'F32', shape: t.shape, data: t.data }]));
-        await writeSafetensors(join(this.dir, 'residuals', `step-v${pad(files.step.revision)}.safetensors`), map, { 'fedex.entries': JSON.stringify(entries), 'fedex.round': String(files.step.round) });
+        await writeSafetensors(stepFile(this.dir, files.step.revision), map, { 'fedex.entries': JSON.stringify(entries), 'fedex.round': String(files.step.round) });
         await fsyncDir(join(this.dir, 'residuals'));
       }
       if (files.global !== undefined) {
@@ -189,14 +207,7 @@ export class RunStore {
 
   /** Reads state.json and the tensors it names, checking them against the plan's layout. */
   async load(): Promise<{ state: PersistedState; global: Map<string, LoraFactors>; base: Map<string, Matrix<Float32Array>> }> {
-    const path = join(this.dir, STATE);
-    let state: PersistedState;
-    try {
-      state = JSON.parse(await readFile(path, 'utf8')) as PersistedState;
-    } catch (err) {
-      throw new CoordinatorError('RESUME_FAILED', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
-    }
-    if (state.format !== 'fedex-coordinator-run' || state.version !== 1) throw new CoordinatorError('RESUME_FAILED', `${path} is not a version-1 FedEx coordinator state`);
+    const state = await readRunState(this.dir);
     const layout = state.plan.layout;
     const global = new Map<string, LoraFactors>();
     const base = new Map<string, Matrix<Float32Array>>();
@@ -223,7 +234,7 @@ export class RunStore {
 
   /** Reads the step that produced `revision`. */
   async loadStep(revision: number): Promise<ResidualStep> {
-    const path = join(this.dir, 'residuals', `step-v${pad(revision)}.safetensors`);
+    const path = stepFile(this.dir, revision);
     try {
       return await withSafetensors(path, async (r) => {
         const entries = JSON.parse(r.metadata['fedex.entries'] ?? '[]') as ResidualEntry[];

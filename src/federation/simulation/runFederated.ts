@@ -17,6 +17,7 @@ import type { EventSink } from '../events/eventSink.js';
 import { COORDINATOR_EVENT_TYPES } from '../events/events.js';
 import { federatedRound, initialRound, summarize, type MethodReport, type RoundReport } from './report.js';
 import { AdapterSaver, adapterFields, checkAdapterConfig } from '../shared/adapterFolders.js';
+import { recordModelSource } from '../shared/modelSource.js';
 import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
 
 /** Settings of one federated run. */
@@ -77,6 +78,8 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
     base: workload.base, backend: o.backend, seed: o.seed,
     minClients: o.clients, maxClients: o.clients, quorum: { count: o.clients }, roundTimeoutMs: o.roundTimeoutMs ?? 1_800_000,
   });
+  // `fedex export` finds the original base through it, as for a hosted run.
+  await recordModelSource(o.runDir, workload.modelDir);
   const fields = adapterFields(workload.layout, { rank: o.rank, alpha: o.alpha, targetModules: workload.targetModules }, workload.modelDir);
   // Checked before the first round: a config PEFT could not load fails now, not after the last round.
   if (o.saveAdaptersDir !== undefined) checkAdapterConfig(o.saveAdaptersDir, workload.layout, fields);

@@ -1,0 +1,110 @@
+/** `fedex export`: a federation's result as one exact PEFT adapter on the original base, and/or a merged model. */
+import { exportFederation, type ExportKind, type ExportReport } from '../../federation/export/exportFederation.js';
+import { STRATEGY_NAMES } from '../../core/strategies/types.js';
+import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
+import { DEVICES } from '../../runtime/session.js';
+import type { CliCommand, CliIO } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, stringFlag } from '../args.js';
+import type { FlagSpecs, ParsedArgs } from '../args.js';
+import { usageError } from '../errors.js';
+import { ProgressBar } from '../ui/progress.js';
+import { formatNumber, renderTable } from '../ui/table.js';
+
+const FLAGS: FlagSpecs = {
+  out: { type: 'string', value: 'dir', help: 'output folder: adapter/ (PEFT), model/ (merged HF folder), export-report.json' },
+  as: { type: 'string', value: 'adapter|merged|both', help: 'what to write', default: 'both' },
+  method: { type: 'string', value: STRATEGY_NAMES.join('|'), help: 'which run of a fedex simulate folder (default: fedex when present)' },
+  'max-rank': { type: 'string', value: 'k', help: 'keep at most k directions per module in the adapter (default: the exact rank)' },
+  'max-error': { type: 'string', value: 'x', help: 'lower a module\'s adapter rank while ‖ΔW − B·A‖_F ≤ x·‖ΔW‖_F (default 0: exact)' },
+  base: { type: 'string', value: 'dir', help: 'the original base model folder (default: the one the run recorded)' },
+  dtype: { type: 'string', value: 'same|float32', help: 'dtype of the merged model\'s adapted weights', default: 'same' },
+  'check-rows': { type: 'string', value: 'n', help: 'rows per module checked against the exact update in float64', default: '8' },
+  device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for the merged weights', default: 'cpu' },
+  threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
+  force: { type: 'boolean', help: 'replace an existing output folder' },
+  json: { type: 'boolean', help: 'print the report as JSON instead of the summary table' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+const USAGE = 'fedex export <run dir | simulate out dir> --out <dir> [--as adapter|merged|both] [--max-rank k] [--max-error x]';
+const SUMMARY = [
+  'Writes a federation\'s result as users deploy it. FedEx-LoRA\'s result is the base with every round\'s',
+  'residual folded in plus the global adapter, so the global adapter alone is NOT the result. `adapter`',
+  'is one PEFT LoRA adapter on the ORIGINAL base whose B·A equals the total update per module (exact',
+  'numerical rank, or lower with --max-rank/--max-error, the loss reported); `merged` is the final model',
+  'in the base\'s dtype and sharding. FedIT and FFA-LoRA runs export their global adapter the same way.',
+  'Works on a finished or interrupted `fedex host --out` folder and on `fedex simulate --out` folders.',
+].join('\n');
+
+function printSummary(report: ExportReport, io: CliIO): void {
+  const rows = report.modules.map((m) => [
+    m.module, `${m.out}×${m.in}`, String(m.innerDim), String(m.exactRank), String(m.rank),
+    m.truncationError === 0 ? '0 (exact)' : formatNumber(m.truncationError),
+    m.adapterCheck !== undefined ? formatNumber(m.adapterCheck.relativeError) : '—',
+    m.mergedCheck !== undefined ? formatNumber(m.mergedCheck.relativeError) : '—',
+  ]);
+  io.stdout.write(`${renderTable(['module', 'shape', 'inner', 'exact rank', 'rank', 'truncation error', 'adapter check', 'merged check'], rows)}\n`);
+  const s = report.summary;
+  const src = report.source;
+  io.stdout.write(`\n${src.method}: ${src.roundsCompleted}/${src.rounds} rounds, ${src.baseSteps} base step(s) + the global adapter, ${s.modules} modules in ${report.seconds.toFixed(2)} s. `
+    + (report.adapterDir !== null
+      ? `Adapter (PEFT, on the original base ${report.base ?? '(synthetic model)'}): ${report.adapterDir}, ${(s.adapterBytes / 1e6).toFixed(2)} MB; `
+        + (s.exactModules === s.modules ? 'exact in every module. ' : `${s.modules - s.exactModules} module(s) truncated, largest relative Frobenius error ${formatNumber(s.maxTruncationError)}. `)
+      : '')
+    + (report.modelDir !== null ? `Merged model: ${report.modelDir}${s.maxDowncastAbsError > 0 ? ` (down-cast to the stored dtype: max abs rounding ${formatNumber(s.maxDowncastAbsError)})` : ''}. ` : '')
+    + 'Report: export-report.json.\n');
+}
+
+function parse(argv: readonly string[]): ParsedArgs {
+  return parseFlags('export', argv, FLAGS);
+}
+
+export const exportCommand: CliCommand = {
+  name: 'export',
+  parse,
+  summary: 'export a federation as one exact PEFT adapter on the original base and/or a merged model',
+  async run(argv, io) {
+    const args = parse(argv);
+    if (booleanFlag(args, 'help')) {
+      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
+      return 0;
+    }
+    if (args.positionals.length !== 1) throw usageError(`fedex export: give one run directory (a fedex host --out or fedex simulate --out folder), got ${args.positionals.length}. See 'fedex export --help'.`);
+    const as = choiceFlag(args, 'as', 'export', ['adapter', 'merged', 'both'] as const, 'both') as ExportKind;
+    const methodRaw = optionalString(args, 'method');
+    const method = methodRaw === undefined ? undefined : choiceFlag(args, 'method', 'export', STRATEGY_NAMES, 'fedex');
+    const maxRank = args.values['max-rank'] === undefined ? undefined : numberFlag(args, 'max-rank', 'export', 0, { min: 1, integer: true });
+    const maxError = args.values['max-error'] === undefined ? undefined : numberFlag(args, 'max-error', 'export', 0, { min: 0, max: 0.999999 });
+    const device = choiceFlag(args, 'device', 'export', DEVICES, 'cpu');
+    const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', 'export', 0, { min: 1, max: 256, integer: true });
+    const updater = as === 'adapter' ? undefined : createStoredUpdateKernel({ device, ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
+    let bar: ProgressBar | null = null;
+    try {
+      const base = optionalString(args, 'base');
+      const report = await exportFederation({
+        source: args.positionals[0],
+        ...(method !== undefined ? { method } : {}),
+        out: stringFlag(args, 'out', 'export'),
+        as,
+        ...(maxRank !== undefined ? { maxRank } : {}),
+        ...(maxError !== undefined ? { maxRelativeError: maxError } : {}),
+        ...(base !== undefined ? { base } : {}),
+        dtype: choiceFlag(args, 'dtype', 'export', ['same', 'float32'] as const, 'same'),
+        force: booleanFlag(args, 'force'),
+        checkRows: numberFlag(args, 'check-rows', 'export', 8, { min: 0, integer: true }),
+        ...(updater !== undefined ? { updater } : {}),
+        onModule: (_done, total, module) => {
+          bar ??= new ProgressBar('exporting', total, io.stderr);
+          bar.tick(1, module);
+        },
+        onWarning: (message) => io.stderr.write(`fedex export: ${message}\n`),
+      });
+      (bar as ProgressBar | null)?.done();
+      if (booleanFlag(args, 'json')) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else printSummary(report, io);
+      return 0;
+    } finally {
+      await updater?.dispose();
+    }
+  },
+};

@@ -1,0 +1,111 @@
+/**
+ * The total update of a federation, read from its run directory (a `fedex host` run, or one method
+ * of a `fedex simulate` output): per module, relative to the original base W0,
+ *
+ *   W_final − W0 = Σ_t s_t·P_t·Q_t (every base step, factored or dense, as it was folded in) + s·B̄·Ā
+ *
+ * in the linear orientation (out × in, whatever the base layout). The steps are the ones the run
+ * persisted (residuals/step-v*.safetensors), read module by module, so one module's terms are in
+ * memory at a time; the dense matrix is never formed where the steps were factored.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { loraScaling } from '../../core/lora.js';
+import type { UpdateTerm } from '../../core/lowRank.js';
+import type { StrategyName } from '../../core/strategies/types.js';
+import { openSafetensors, type SafetensorsReader } from '../../formats/safetensors.js';
+import { readRunState, stepFile, type PersistedState } from '../coordinator/store.js';
+import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type ModuleLayout, type ResidualEntry } from '../protocol/adapterTensors.js';
+import { readModelSource } from '../shared/modelSource.js';
+import { ExportError } from './errors.js';
+
+/** A run directory opened for export. */
+export interface RunUpdate {
+  readonly runDir: string;
+  readonly state: PersistedState;
+  /** The recorded model folder (null: the synthetic model; undefined: the run recorded none). */
+  readonly modelDir: string | null | undefined;
+  /** The module's LoRA scaling s (the global adapter's). */
+  scale(m: ModuleLayout): number;
+  /** The module's terms: every base step in order, then the global adapter. */
+  terms(m: ModuleLayout): Promise<UpdateTerm[]>;
+  /** Base steps (revisions) the run holds. */
+  readonly steps: number;
+  close(): Promise<void>;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => null))?.isFile() === true;
+}
+
+/**
+ * The run directory `path` names: itself when it holds state.json, else one of `<path>/runs/<method>/`
+ * (a `fedex simulate` output): `method` when given, else `fedex` when it is there, else the only one.
+ * Returns the directory and a note when a method was picked for the user.
+ */
+export async function findRunDir(path: string, method?: StrategyName): Promise<{ dir: string; note?: string }> {
+  const dir = resolve(path);
+  if (await isFile(join(dir, 'state.json'))) {
+    if (method !== undefined) {
+      const state = await readRunState(dir);
+      if (state.plan.method !== method) throw new ExportError('EXPORT_SOURCE', `run directory ${dir} holds a ${state.plan.method} federation, not ${method}`);
+    }
+    return { dir };
+  }
+  const runs = join(dir, 'runs');
+  const names = (await readdir(runs).catch(() => [] as string[])).sort();
+  const found: string[] = [];
+  for (const n of names) if (await isFile(join(runs, n, 'state.json'))) found.push(n);
+  if (found.length === 0) {
+    throw new ExportError('EXPORT_SOURCE', `${dir} is not a federation run: it has no state.json (a fedex host --out folder) and no runs/<method>/state.json (a fedex simulate --out folder)`);
+  }
+  if (method !== undefined) {
+    if (!found.includes(method)) throw new ExportError('EXPORT_SOURCE', `${dir} has no ${method} run (it has ${found.join(', ')})`);
+    return { dir: join(runs, method) };
+  }
+  const pick = found.includes('fedex') ? 'fedex' : found.length === 1 ? found[0] : undefined;
+  if (pick === undefined) throw new ExportError('EXPORT_SOURCE', `${dir} holds runs of ${found.join(', ')}; choose one with --method`);
+  return { dir: join(runs, pick), ...(found.length > 1 ? { note: `exporting the ${pick} run of ${dir} (it also holds ${found.filter((n) => n !== pick).join(', ')}; --method chooses)` } : {}) };
+}
+
+/** Opens a run directory's total update (the global adapter file and every step file, headers only). */
+export async function openRunUpdate(runDir: string): Promise<RunUpdate> {
+  const state = await readRunState(runDir);
+  const modelDir = await readModelSource(runDir);
+  const readers: SafetensorsReader[] = [];
+  try {
+    const global = await openSafetensors(join(runDir, state.globalFile));
+    readers.push(global);
+    const steps: { reader: SafetensorsReader; entries: Map<string, ResidualEntry> }[] = [];
+    for (let revision = 1; revision <= state.revision; revision++) {
+      const reader = await openSafetensors(stepFile(runDir, revision));
+      readers.push(reader);
+      const entries = JSON.parse(reader.metadata['fedex.entries'] ?? '[]') as ResidualEntry[];
+      steps.push({ reader, entries: new Map(entries.map((e) => [e.module, e])) });
+    }
+    const { lora } = state.plan;
+    return {
+      runDir, state, modelDir, steps: steps.length,
+      scale: (m) => loraScaling(lora.alpha, m.rank, lora.rsLora),
+      async terms(m) {
+        const terms: UpdateTerm[] = [];
+        for (const { reader, entries } of steps) {
+          const e = entries.get(m.module);
+          if (e === undefined) continue;
+          terms.push(e.form === 'factored'
+            ? { kind: 'factored', p: await reader.readMatrix(tensorName(m.module, ROLE_RESIDUAL_P)), q: await reader.readMatrix(tensorName(m.module, ROLE_RESIDUAL_Q)), scale: e.scale }
+            : { kind: 'dense', d: await reader.readMatrix(tensorName(m.module, ROLE_RESIDUAL_DENSE)), scale: e.scale });
+        }
+        terms.push({ kind: 'factored', p: await global.readMatrix(`${m.module}.lora_B`), q: await global.readMatrix(`${m.module}.lora_A`), scale: loraScaling(lora.alpha, m.rank, lora.rsLora) });
+        return terms;
+      },
+      close: async () => {
+        await Promise.all(readers.map((r) => r.close()));
+      },
+    };
+  } catch (err) {
+    await Promise.all(readers.map((r) => r.close()));
+    if (err instanceof ExportError) throw err;
+    throw new ExportError('EXPORT_SOURCE', `run directory ${runDir}: ${(err as Error).message}`, { cause: err });
+  }
+}
