@@ -359,7 +359,7 @@ export const hostCommand: CliCommand = {
         await writeBaseFolder(join(finalDir, 'model'), snap.base, { layout: plan.layout, ...(writeModel !== undefined ? { writeModel } : {}) });
       }
       out.write(`federation done: ${summary.roundsCompleted}/${summary.rounds} rounds aggregated. Global adapter (PEFT): ${join(finalDir, 'adapter')}`
-        + `${snap.revision > 0 ? `; updated base model: ${join(finalDir, 'model')}` : ''}\n`);
+        + `${snap.revision > 0 ? `; updated base model: ${join(finalDir, 'model')} (the adapter applies to this model, not to the original base; one adapter on the original base: fedex export ${coordinator.runDir} --out <dir>)` : ''}\n`);
       if (summary.roundsCompleted < summary.rounds) {
         // Silent is wrong: rounds that aggregated nothing make the run a failure, whatever was written.
         const lost = notAggregated.length > 0 ? notAggregated : [{ round: 0, why: 'see events.jsonl' }];
