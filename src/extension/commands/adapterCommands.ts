@@ -1,17 +1,21 @@
 /**
  * `FedEx: Aggregate Adapters…` (pickers, then `fedex aggregate` in a child process with a
- * cancellable progress notification) and `FedEx: Export Adapter` (copies a PEFT adapter folder a
- * run produced to a folder the user picks).
+ * cancellable progress notification) and `FedEx: Export Adapter` (a finished federation through
+ * `fedex export` the same way; any other folder: one of its PEFT adapters copied as is).
  */
 import * as vscode from 'vscode';
 import { basename, join } from 'node:path';
 import { cp, stat } from 'node:fs/promises';
 import { aggregateArgs, METHODS } from '../config/cliArgs.js';
+import type { ExportKind } from '../config/cliArgs.js';
 import { findAdapterFolders, isAdapterFolder, runStamp, summarizeAggregateReport } from '../adapterFiles.js';
-import { startCliProcess, describeCommand } from '../process/cliProcess.js';
+import { exportFailureText, exportPlan, findFederationRun, removePartialExport, summarizeExportReport } from '../federationExport.js';
+import type { FederationRun } from '../federationExport.js';
 import { exitText } from '../process/federationRuns.js';
 import type { Services } from '../services.js';
+import type { FederationState } from '../state/federationState.js';
 import { federationIdOf, pickFederation } from './pickFederation.js';
+import { runWithProgress } from './progress.js';
 
 const METHOD_DETAIL: Record<string, string> = {
   fedex: 'FedEx-LoRA: average A and B and fold the residual into the base weights (exact)',
@@ -37,17 +41,7 @@ export async function aggregateAdapters(services: Services): Promise<void> {
   if (parent?.[0] === undefined) return;
   const out = join(parent[0].fsPath, `fedex-aggregate-${method.label}-${runStamp()}`);
   const args = aggregateArgs({ method: method.label, base: base[0].fsPath, adapters: adapters.map((a) => a.fsPath), out, device: services.settings().device });
-  services.log.info(`[aggregate] fedex ${describeCommand(args)}`);
-  let stdout = '';
-  const exit = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `FedEx: aggregating ${adapters.length} adapters (${method.label})`, cancellable: true }, (_progress, token) => {
-    const proc = startCliProcess(
-      { nodePath: process.execPath, cliPath: vscode.Uri.joinPath(services.context.extensionUri, 'dist', 'cli.cjs').fsPath, args, cwd: services.cwd(), stdout: 'raw' },
-      { onEvent: () => undefined, onStdout: (t) => (stdout += t), onStderr: (l) => services.log.info(`[aggregate] ${l}`) },
-    );
-    token.onCancellationRequested(() => void proc.stop());
-    return proc.exited;
-  });
-  services.log.info(`[aggregate] ${exitText(exit)}`);
+  const { exit, stdout } = await runWithProgress(services, { title: `FedEx: aggregating ${adapters.length} adapters (${method.label})`, tag: 'aggregate', args });
   if (exit.code === 0) {
     const summary = summarizeAggregateReport(stdout);
     services.log.info(`[aggregate] ${summary}`);
@@ -57,36 +51,100 @@ export async function aggregateAdapters(services: Services): Promise<void> {
   }
 }
 
-/** `FedEx: Export Adapter`: pick a run (or a folder), pick one of its PEFT adapters, copy it out. */
+/** What `FedEx: Export Adapter…` offers to write for a federation (`fedex export --as`). */
+const EXPORT_CHOICES: readonly (vscode.QuickPickItem & { readonly as: ExportKind })[] = [
+  { as: 'adapter', label: 'Adapter on the original base', description: 'recommended', detail: "One PEFT LoRA adapter whose B·A is the federation's whole update (every folded residual plus the global adapter); load it on the original base with PeftModel.from_pretrained." },
+  { as: 'merged', label: 'Merged model', detail: "The original base with the federation's update added: a Hugging Face model folder in the base's dtype and sharding." },
+  { as: 'both', label: 'Both', detail: 'The adapter (adapter/) and the merged model (model/) side by side.' },
+];
+
+/**
+ * `FedEx: Export Adapter`: pick a finished run (or a folder). A federation run (hosted or simulated)
+ * is exported by `fedex export` (its global adapter alone is not the result); any other folder (e.g.
+ * a `fedex train` output) has one of its PEFT adapters copied as is.
+ */
 export async function exportAdapter(services: Services, arg?: unknown): Promise<void> {
   const finished = (f: { outDir: string | null; live: boolean }): boolean => f.outDir !== null && !f.live;
   let root: string | undefined;
+  let picked: FederationState | undefined;
   if (federationIdOf(arg) !== undefined || services.store.list().some(finished)) {
-    const s = await pickFederation(services.store, arg, finished, { title: 'FedEx: Export Adapter', none: 'no finished run with an output folder.' });
-    root = s?.outDir ?? undefined;
+    picked = await pickFederation(services.store, arg, finished, { title: 'FedEx: Export Adapter', none: 'no finished run with an output folder.' });
+    root = picked?.outDir ?? undefined;
   } else {
-    const picked = await vscode.window.showOpenDialog({ title: 'FedEx: Export Adapter: folder to search for PEFT adapters', canSelectFiles: false, canSelectFolders: true, canSelectMany: false });
-    root = picked?.[0]?.fsPath;
+    const folder = await vscode.window.showOpenDialog({ title: 'FedEx: Export Adapter: a federation run folder (fedex host --out, fedex simulate --out) or a folder with PEFT adapters', canSelectFiles: false, canSelectFolders: true, canSelectMany: false, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri });
+    root = folder?.[0]?.fsPath;
   }
   if (root === undefined) return;
-  const dir = root;
-  const found = await findAdapterFolders(dir);
-  if (found.length === 0) {
-    void vscode.window.showWarningMessage(`FedEx: no PEFT adapter folder under ${dir}. \`fedex simulate --save-adapters\` and \`fedex aggregate\` write them.`);
+  const run = await findFederationRun(root);
+  if (run !== null) {
+    await exportFederationRun(services, run, picked?.label ?? basename(root));
     return;
   }
-  const choice = found.length === 1 ? { path: found[0] } : await vscode.window.showQuickPick(found.map((p) => ({ label: p.slice(dir.length + 1) || basename(p), path: p })), { title: 'FedEx: Export Adapter', placeHolder: 'Adapter to export' });
+  if (picked !== undefined && (picked.kind === 'host' || picked.kind === 'simulation')) {
+    void vscode.window.showWarningMessage(`FedEx: ${picked.label} left no federation state in ${root} (no state.json, no runs/<method>/state.json): there is nothing to export.`);
+    return;
+  }
+  await copyAdapter(services, root);
+}
+
+/** A federation run through `fedex export --json`: which run (simulation), what to write, where; then the CLI under a progress notification. */
+async function exportFederationRun(services: Services, run: FederationRun, label: string): Promise<void> {
+  const askMethod = run.kind === 'simulation' && run.methods.length > 1;
+  const steps = askMethod ? 3 : 2;
+  let method: string | undefined;
+  if (askMethod) {
+    const m = await vscode.window.showQuickPick(run.methods.map((name) => ({ label: name, description: `runs/${name}`, detail: METHOD_DETAIL[name], name })), { title: `FedEx: Export Adapter (1/${steps}): which run of ${label}`, placeHolder: 'The simulation ran several methods: export which one' });
+    if (m === undefined) return;
+    method = m.name;
+  }
+  const what = await vscode.window.showQuickPick(EXPORT_CHOICES, { title: `FedEx: Export Adapter (${steps - 1}/${steps}): what to write`, placeHolder: `Export ${label}${method !== undefined ? ` (${method})` : ''} as` });
+  if (what === undefined) return;
+  const dest = await vscode.window.showOpenDialog({ title: `FedEx: Export Adapter (${steps}/${steps}): where to write the export (a new fedex-export-… folder)`, canSelectFiles: false, canSelectFolders: true, canSelectMany: false, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri, openLabel: 'Export Here' });
+  if (dest?.[0] === undefined) return;
+  const plan = exportPlan(run, { as: what.as, parent: dest[0].fsPath, device: services.settings().device, stamp: runStamp(), ...(method !== undefined ? { method } : {}) });
+  const name = `${label}${plan.method !== null ? ` (${plan.method})` : ''}`;
+  const result = await runWithProgress(services, { title: `FedEx: exporting ${name} as ${what.label.toLowerCase()}`, tag: 'export', args: plan.args });
+  if (result.exit.code === 0) {
+    const summary = summarizeExportReport(result.stdout);
+    if (summary === null) {
+      services.log.error(`[export] the report on stdout could not be read: ${result.stdout.slice(0, 500)}`);
+      void vscode.window.showErrorMessage(`FedEx: fedex export finished but its report could not be read; see ${plan.out} and the FedEx log.`, 'Show Log').then((a) => a !== undefined && services.output.show(true));
+      return;
+    }
+    services.log.info(`[export] ${summary.text}`);
+    void vscode.window.showInformationMessage(`FedEx: ${summary.text}`, 'Reveal').then((a) => a !== undefined && vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(summary.reveal)));
+  } else if (result.exit.stopped) {
+    const removed = await removePartialExport(plan.out);
+    const written = await stat(plan.out).then(() => true, () => false);
+    void vscode.window.showInformationMessage(written
+      ? `FedEx: export of ${name} cancelled after it had finished: it is in ${plan.out}.`
+      : `FedEx: export of ${name} cancelled; nothing was written${removed > 0 ? ' (its partial output was removed)' : ''}.`);
+  } else {
+    const why = exportFailureText(result);
+    services.log.error(`[export] ${name}: ${why}`);
+    void vscode.window.showErrorMessage(`FedEx: export of ${name} failed: ${why}`, 'Show Log').then((a) => a !== undefined && services.output.show(true));
+  }
+}
+
+/** A folder that is not a federation run: pick one of its PEFT adapters and copy it as is. */
+async function copyAdapter(services: Services, dir: string): Promise<void> {
+  const found = await findAdapterFolders(dir);
+  if (found.length === 0) {
+    void vscode.window.showWarningMessage(`FedEx: ${dir} is not a federation run (fedex host --out or fedex simulate --out) and has no PEFT adapter folder under it. \`fedex train\`, \`fedex simulate --save-adapters\` and \`fedex aggregate\` write them.`);
+    return;
+  }
+  const choice = found.length === 1 ? { path: found[0] } : await vscode.window.showQuickPick(found.map((p) => ({ label: p.slice(dir.length + 1) || basename(p), path: p })), { title: 'FedEx: Export Adapter (copy as is)', placeHolder: 'Adapter to copy' });
   if (choice === undefined) return;
-  const dest = await vscode.window.showOpenDialog({ title: 'FedEx: Export Adapter: destination folder', canSelectFiles: false, canSelectFolders: true, canSelectMany: false, openLabel: 'Export Here' });
+  const dest = await vscode.window.showOpenDialog({ title: 'FedEx: Export Adapter: destination folder (the adapter is copied as is)', canSelectFiles: false, canSelectFolders: true, canSelectMany: false, openLabel: 'Copy Here' });
   if (dest?.[0] === undefined) return;
   const target = join(dest[0].fsPath, `${basename(choice.path)}-${runStamp()}`);
   try {
     if (await stat(target).then(() => true, () => false)) throw new Error(`${target} already exists`);
     await cp(choice.path, target, { recursive: true, errorOnExist: true, force: false });
-    services.log.info(`exported ${choice.path} → ${target}`);
-    void vscode.window.showInformationMessage(`FedEx: adapter exported to ${target} (loads with PEFT's PeftModel.from_pretrained).`, 'Reveal').then((a) => a !== undefined && vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(target)));
+    services.log.info(`copied the adapter ${choice.path} as is → ${target}`);
+    void vscode.window.showInformationMessage(`FedEx: adapter copied as is to ${target} (${dir} is not a federation run, so nothing was folded in; loads with PEFT's PeftModel.from_pretrained).`, 'Reveal').then((a) => a !== undefined && vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(target)));
   } catch (err) {
-    services.log.error(`export to ${target} failed: ${(err as Error).message}`);
-    void vscode.window.showErrorMessage(`FedEx: could not export the adapter: ${(err as Error).message}`);
+    services.log.error(`copying the adapter to ${target} failed: ${(err as Error).message}`);
+    void vscode.window.showErrorMessage(`FedEx: could not copy the adapter: ${(err as Error).message}`);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The `fedex.*` settings, read and checked, and their mapping onto `fedex` CLI arguments for
- * simulate, host, join and aggregate. No vscode here: `readSettings` takes a getter.
+ * simulate, host, join, aggregate and export. No vscode here: `readSettings` takes a getter.
  */
 
 /** A remote federation listed in settings. */
@@ -214,5 +214,26 @@ export function aggregateArgs(o: { method: string; base: string; adapters: reado
     'aggregate', '--method', o.method, '--base', o.base, '--adapters', ...o.adapters,
     ...(o.weights !== undefined && o.weights.length > 0 ? ['--weights', o.weights.join(',')] : []),
     '--out', o.out, '--device', o.device, ...(o.force === true ? ['--force'] : []), '--json',
+  ];
+}
+
+/** What `fedex export --as` writes: one PEFT adapter on the original base, the merged model, or both. */
+export type ExportKind = 'adapter' | 'merged' | 'both';
+
+/** The values of `fedex export --as`. */
+export const EXPORT_KINDS: readonly ExportKind[] = ['adapter', 'merged', 'both'];
+
+/**
+ * `fedex export <source> …` of a finished federation: `source` is a run folder (`fedex host --out`,
+ * or one `runs/<method>` of a simulation) or a `fedex simulate --out` folder, where `method` picks
+ * the run. `device` is the onnxruntime device for the merged weights. The report comes as JSON.
+ */
+export function exportArgs(o: { source: string; out: string; as: ExportKind; method?: string; device: string; maxRank?: number; maxError?: number; force?: boolean }): string[] {
+  return [
+    'export', o.source, '--out', o.out, '--as', o.as,
+    ...(o.method !== undefined ? ['--method', o.method] : []),
+    ...(o.maxRank !== undefined ? ['--max-rank', String(o.maxRank)] : []),
+    ...(o.maxError !== undefined ? ['--max-error', String(o.maxError)] : []),
+    '--device', o.device, ...(o.force === true ? ['--force'] : []), '--json',
   ];
 }

@@ -172,3 +172,29 @@ export function startCliProcess(options: CliProcessOptions, handlers: CliProcess
 export function describeCommand(args: readonly string[]): string {
   return args.map((a, i) => (args[i - 1] === '--token' ? '***' : /[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ');
 }
+
+/** How a one-shot command (`aggregate --json`, `export --json`) ended: its exit, its whole stdout, its stderr lines. */
+export interface CliResult {
+  readonly exit: CliExit;
+  readonly stdout: string;
+  readonly stderr: readonly string[];
+}
+
+/**
+ * Runs a one-shot CLI command (stdout raw, e.g. a `--json` report) to its end through
+ * {@link startCliProcess}; `onStderr` sees each log line as it comes. Cancel with `options.signal`.
+ */
+export async function runCliToEnd(options: Omit<CliProcessOptions, 'stdout'>, onStderr?: (line: string) => void): Promise<CliResult> {
+  let stdout = '';
+  const stderr: string[] = [];
+  const proc = startCliProcess({ ...options, stdout: 'raw' }, {
+    onEvent: () => undefined,
+    onStdout: (text) => (stdout += text),
+    onStderr: (line) => {
+      stderr.push(line);
+      onStderr?.(line);
+    },
+  });
+  const exit = await proc.exited;
+  return { exit, stdout, stderr };
+}

@@ -52,7 +52,8 @@ export class FederationBusyError extends Error {
 export class FederationRuns {
   private readonly processes = new Map<string, CliProcess>();
 
-  constructor(private readonly store: FederationStore, private readonly cli: CliLocation, private readonly log: Log) {}
+  /** `cli`: where the CLI is; one-shot commands (aggregate, export) start it from the same place. */
+  constructor(private readonly store: FederationStore, readonly cli: CliLocation, private readonly log: Log) {}
 
   /** Starts a federation; its state (cleared) and events appear in the store under `spec.id`. */
   start(spec: RunSpec): CliProcess {

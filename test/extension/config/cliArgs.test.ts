@@ -1,8 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aggregateArgs, DEFAULT_SETTINGS, hostArgs, joinArgs, readSettings, simulateArgs, tokenEnv, validateFederationUrl, type FedexSettings } from '../../../src/extension/config/cliArgs.js';
+import { aggregateArgs, DEFAULT_SETTINGS, EXPORT_KINDS, exportArgs, hostArgs, joinArgs, readSettings, simulateArgs, tokenEnv, validateFederationUrl, type FedexSettings } from '../../../src/extension/config/cliArgs.js';
 import type { ParsedArgs } from '../../../src/cli/args.js';
 import { aggregateCommand } from '../../../src/cli/commands/aggregate.js';
+import { exportCommand } from '../../../src/cli/commands/export.js';
 import { hostCommand } from '../../../src/cli/commands/host.js';
 import { joinCommand } from '../../../src/cli/commands/join.js';
 import { simulateCommand } from '../../../src/cli/commands/simulate.js';
@@ -82,12 +83,19 @@ describe('settings → CLI arguments', () => {
     ]);
     assert.throws(() => aggregateArgs({ method: 'fedex', base: '/b', adapters: [], out: '/o', device: 'cpu' }), /no adapter folders/);
   });
+
+  test('export', () => {
+    assert.deepEqual(exportArgs({ source: '/runs/h', out: '/o', as: 'adapter', device: 'cpu' }), ['export', '/runs/h', '--out', '/o', '--as', 'adapter', '--device', 'cpu', '--json']);
+    assert.deepEqual(exportArgs({ source: '/runs/s', out: '/o', as: 'both', method: 'fedit', device: 'cuda', maxRank: 16, maxError: 0.01, force: true }), [
+      'export', '/runs/s', '--out', '/o', '--as', 'both', '--method', 'fedit', '--max-rank', '16', '--max-error', '0.01', '--device', 'cuda', '--force', '--json',
+    ]);
+  });
 });
 
 describe("the extension's fedex arguments parse with the CLI's own flag tables", () => {
   // Every flag the extension generates must exist in the command's table with the right kind; a
   // renamed or removed CLI flag fails here, not in a user's editor.
-  const commands = new Map([hostCommand, joinCommand, simulateCommand, aggregateCommand].map((c) => [c.name, c]));
+  const commands = new Map([hostCommand, joinCommand, simulateCommand, aggregateCommand, exportCommand].map((c) => [c.name, c]));
   const parse = (argv: readonly string[]): ParsedArgs => {
     const command = commands.get(argv[0]);
     assert.ok(command?.parse !== undefined, `no parser for fedex ${argv[0]}`);
@@ -114,6 +122,15 @@ describe("the extension's fedex arguments parse with the CLI's own flag tables",
       assert.equal(sim.values['local-steps'], String(s.localSteps));
       const agg = parse(aggregateArgs({ method: 'fedex', base: '/b', adapters: ['/a1', '/a2'], out: '/o', device: 'cpu', weights: [0.5, 0.5], force: true }));
       assert.deepEqual(agg.values.adapters, ['/a1', '/a2']);
+      const hostRun = parse(exportArgs({ source: '/runs/h', out: '/exports/e', as: 'adapter', device: s.device }));
+      assert.deepEqual(hostRun.positionals, ['/runs/h']);
+      assert.equal(hostRun.values.method, undefined);
+      for (const as of EXPORT_KINDS) {
+        const simRun = parse(exportArgs({ source: '/runs/s', out: '/exports/e', as, method: s.method, device: s.device, maxRank: 8, maxError: 0.001, force: true }));
+        assert.deepEqual(simRun.positionals, ['/runs/s']);
+        assert.deepEqual([simRun.values.out, simRun.values.as, simRun.values.method, simRun.values['max-rank'], simRun.values['max-error'], simRun.values.device, simRun.values.force, simRun.values.json],
+          ['/exports/e', as, s.method, '8', '0.001', s.device, true, true]);
+      }
     });
   }
 });
