@@ -166,6 +166,29 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
     assert.ok(Math.abs(await evalLoss('--model', SHIPPED, '--adapter', join(out, 'adapter')) - expected) <= 1e-5);
   });
 
+  test('--residual-rank (the best inexact variant): the downlink is rank k, the share dropped is reported per round, and the export is the model as federated', async () => {
+    const rr = join(dir, 'rr');
+    const r = await run(['simulate', '--methods', 'fedex', '--rounds', '2', '--local-steps', '4', '--eval-examples', '24', '--out', rr, '--save-adapters', '--residual-rank', '4']);
+    assert.equal(r.code, 0, r.stderr);
+    const events = (await readFile(join(rr, 'runs', 'fedex', 'events.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; modules?: { residualInnerDim: number; residualTruncation?: { rank: number; exactRank: number; relativeError: number } }[] });
+    const closed = events.filter((e) => e.type === 'round_closed');
+    assert.equal(closed.length, 2);
+    for (const e of closed) {
+      for (const m of e.modules!) {
+        assert.equal(m.residualInnerDim, 4);
+        assert.equal(m.residualTruncation!.rank, 4);
+        assert.ok(m.residualTruncation!.relativeError > 0 && m.residualTruncation!.relativeError < 1);
+      }
+    }
+    const out = join(dir, 'rrx');
+    assert.equal((await run(['export', rr, '--out', out, '--as', 'adapter'])).code, 0);
+    const report = JSON.parse(await readFile(join(out, 'export-report.json'), 'utf8')) as ExportReport;
+    for (const m of report.modules) assert.equal(m.innerDim, 2 * 4 + 8);
+    const last = join(rr, 'adapters', 'fedex', 'round-002');
+    const federated = await evalLoss('--model', join(last, 'base'), '--adapter', join(last, 'global'));
+    assert.ok(Math.abs(await evalLoss('--model', SHIPPED, '--adapter', join(out, 'adapter')) - federated) <= 1e-5);
+  });
+
   test('bad sources and options are refused naming what is wrong', async () => {
     const notRun = await cli('export', join(dir), '--out', join(dir, 'x'));
     assert.notEqual(notRun.code, 0);

@@ -16,6 +16,7 @@ import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js
 import { Coordinator } from '../../federation/coordinator/coordinator.js';
 import { DEFAULT_MAX_UPDATE_RATIO, type CoordinatorConfig, type FederationPlan, type Quorum } from '../../federation/coordinator/config.js';
 import type { ModelOffer } from '../../federation/coordinator/modelServer.js';
+import type { ModuleRoundRecord } from '../../federation/coordinator/events.js';
 import { adaptableModules, modelManifest } from '../../federation/shared/modelBase.js';
 import { modelFolderWriter } from '../../federation/shared/modelFolder.js';
 import { readModelSource, recordModelSource } from '../../federation/shared/modelSource.js';
@@ -53,6 +54,7 @@ const FLAGS: FlagSpecs = {
   'max-update-ratio': { type: 'string', value: 'k', help: "refuse an update farther than k × the global adapter's norm from it (poisoned or diverged; 0: off)", default: String(DEFAULT_MAX_UPDATE_RATIO) },
   'max-update-norm': { type: 'string', value: 'x', help: 'also refuse an update farther than x (L2, all its tensors) from the global adapter' },
   'max-examples': { type: 'string', value: 'n', help: 'count no update with more examples than n (examples weighting; default --local-steps × --batch-size)' },
+  'residual-rank': { type: 'string', value: 'k', help: "FedEx only: fold the best rank-k approximation of each round's residual (the paper's best inexact variant: downlink k·(out + in) per module; the share dropped is reported per round)" },
   'uplink-dtype': { type: 'string', value: 'float32|float16|bfloat16', help: 'dtype clients upload adapters in (half the bytes with float16/bfloat16; clients that cannot send it use float32; FFA-LoRA needs float32)', default: 'float32' },
   'min-clients': { type: 'string', value: 'n', help: 'clients needed before a round starts', default: '2' },
   quorum: { type: 'string', value: 'x', help: 'updates needed to aggregate: a fraction (0.5) or a count (3)', default: '0.5' },
@@ -125,6 +127,13 @@ async function resumedModel(args: ParsedArgs, runDir: string, plan: FederationPl
     ...(booleanFlag(args, 'no-model-transfer') ? {} : { offer: { dir, hash: manifest.hash, files: manifest.files } }),
     writeModel: modelFolderWriter(dir, modules),
   };
+}
+
+/** `, residual truncated to rank k: up to x of ‖ΔR‖ dropped` when --residual-rank cut this round's residual. */
+function truncationNote(modules: readonly ModuleRoundRecord[]): string {
+  const cut = modules.flatMap((m) => (m.residualTruncation !== undefined ? [m.residualTruncation] : []));
+  if (cut.length === 0) return '';
+  return `, residual truncated to rank ${cut[0].rank}: up to ${formatNumber(Math.max(...cut.map((t) => t.relativeError)))} of ‖ΔR‖ dropped (${cut.length} module${cut.length === 1 ? '' : 's'})`;
 }
 
 /** Whether `host` is a loopback address (what binding to keeps a coordinator off the network). */
@@ -231,6 +240,7 @@ export const hostCommand: CliCommand = {
           base: model.base,
           weighting: choiceFlag(args, 'weighting', 'host', ['uniform', 'examples'] as const, 'uniform'),
           uplinkDtype: choiceFlag(args, 'uplink-dtype', 'host', ['float32', 'float16', 'bfloat16'] as const, 'float32'),
+          ...(args.values['residual-rank'] !== undefined ? { residualRank: numberFlag(args, 'residual-rank', 'host', 0, { min: 1, integer: true }) } : {}),
           maxUpdateRatio: numberFlag(args, 'max-update-ratio', 'host', DEFAULT_MAX_UPDATE_RATIO, { min: 0, max: 1e12 }),
           ...(args.values['max-update-norm'] !== undefined ? { maxUpdateNorm: numberFlag(args, 'max-update-norm', 'host', 1, { min: Number.MIN_VALUE }) } : {}),
           ...(args.values['max-examples'] !== undefined ? { maxExamples: int('max-examples', 1, 1, Number.MAX_SAFE_INTEGER) } : {}),
@@ -309,7 +319,7 @@ export const hostCommand: CliCommand = {
       }
       out.write(`round ${r.round} closed (${r.closedBy}): ${r.aggregated ? `${r.participants.length} updates aggregated` : `NOT aggregated, the global model is unchanged: ${notAggregated.at(-1)!.why}`}`
         + `${r.loss !== null ? `, mean train loss ${formatNumber(r.loss.mean)}` : ''}${dev !== null ? `, mean rel. deviation ${formatNumber(dev)}` : ''}`
-        + `, ${formatBytes(r.traffic.sent)} sent, ${formatBytes(r.traffic.received)} received\n`);
+        + `${truncationNote(r.modules)}, ${formatBytes(r.traffic.sent)} sent, ${formatBytes(r.traffic.received)} received\n`);
     });
     coordinator.on('warning', (e) => out.write(`warning: ${e.message}\n`));
     const offered = coordinator.models?.offer;

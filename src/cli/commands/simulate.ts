@@ -52,6 +52,7 @@ const FLAGS: FlagSpecs = {
   'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens', default: String(D.seqLen) },
   'eval-examples': { type: 'string', value: 'n', help: 'eval examples per evaluation (0 = all)', default: String(D.evalExamples) },
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads per trainer (default: cores / (clients + 1), at least 1)' },
+  'residual-rank': { type: 'string', value: 'k', help: "FedEx only: fold the best rank-k approximation of each round's residual (smaller downlink, inexact; the share dropped is reported per round)" },
   'save-adapters': { type: 'boolean', help: "keep every round's client/global adapters (PEFT) and global base (safetensors) under <out>/adapters" },
   events: { type: 'string', value: 'file|-', help: "write the JSONL event stream to a file, or '-' for stdout (human output then goes to stderr)" },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -163,6 +164,7 @@ export const simulateCommand: CliCommand = {
     try {
       const result = await runSimulation({
         methods, clients, rounds, localSteps, batchSize, lr, rank, alpha, seed, out, saveAdapters: booleanFlag(args, 'save-adapters'),
+        ...(args.values['residual-rank'] !== undefined ? { residualRank: numberFlag(args, 'residual-rank', 'simulate', 0, { min: 1, integer: true }) } : {}),
         workload, labels: { model: modelLabel, data, split, device }, sink, backend, signal: controller.signal,
         onStep: (method, clientId, p) => {
           const key = `${method}/${p.round}`;

@@ -3,30 +3,50 @@
  * W0 ← W0 + s·ΔR with ΔR = Σ w_i B_i A_i − B̄Ā = P·Q kept factored. After the round
  * W0' + s·B̄Ā = Σ w_i (W0 + s·B_i A_i): exact aggregation.
  */
+import { refactorLowRank } from '../lowRank.js';
 import { factorResidual, isZeroResidual } from '../residual.js';
+import type { FactoredResidual } from '../residual.js';
 import { averageFactors, moduleMetrics, prepareModuleRound } from './common.js';
 import type { AggregationStrategy, FedExOptions } from './types.js';
 
 /** Creates the FedEx-LoRA strategy. */
 export function createFedEx(options: FedExOptions = {}): AggregationStrategy {
+  const k = options.residualRank;
+  if (k !== undefined && (!Number.isInteger(k) || k < 1)) throw new RangeError(`fedex: residualRank must be an integer ≥ 1, got ${k}`);
   return {
     name: 'fedex',
-    exact: true,
+    exact: k === undefined,
     updatesBase: true,
     aggregate(round, global, results, failures) {
       const prepared = prepareModuleRound('fedex', global, results, failures, options);
       if (prepared === null) return null;
       const factors = averageFactors(prepared);
-      const residual = factorResidual(prepared.factors, prepared.weights, factors.a, options.residualForm ?? 'stacked');
+      const exactResidual = factorResidual(prepared.factors, prepared.weights, factors.a, options.residualForm ?? 'stacked');
+      const { residual, truncation } = k === undefined || isZeroResidual(exactResidual) ? { residual: exactResidual, truncation: undefined } : truncated(exactResidual, k);
       // A single contributor or identical A's leave nothing to fold in: W0 stays bit-identical.
       const baseUpdate = isZeroResidual(residual)
         ? null
         : { p: residual.p, q: residual.q, scale: prepared.scale, layout: prepared.spec.layout };
+      const metrics = moduleMetrics('fedex', round, prepared, factors, failures.length, truncation === undefined || truncation.relativeError === 0, baseUpdate);
       return {
         global: { spec: prepared.spec, factors },
         baseUpdate,
-        metrics: moduleMetrics('fedex', round, prepared, factors, failures.length, true, baseUpdate),
+        metrics: truncation === undefined ? metrics : { ...metrics, residualTruncation: truncation },
       };
     },
+  };
+}
+
+/**
+ * The best rank-k approximation of ΔR = P·Q (float32 factors, inner k), with the rank kept and the
+ * share of ‖ΔR‖_F dropped; the residual itself when its inner size is already at most k.
+ */
+function truncated(residual: FactoredResidual, k: number): { residual: Pick<FactoredResidual, 'p' | 'q'>; truncation?: { rank: number; exactRank: number; relativeError: number } } {
+  const [out, inner] = residual.p.shape;
+  if (inner <= k) return { residual };
+  const r = refactorLowRank([{ kind: 'factored', p: residual.p, q: residual.q, scale: 1 }], out, residual.q.shape[1], { maxRank: k });
+  return {
+    residual: { p: { shape: r.b.shape, data: Float32Array.from(r.b.data) }, q: { shape: r.a.shape, data: Float32Array.from(r.a.data) } },
+    truncation: { rank: r.rank, exactRank: r.exactRank, relativeError: r.relativeError },
   };
 }

@@ -57,6 +57,8 @@ export interface ModuleAggregateMetrics extends ModuleDeviation {
   /** Bytes of the base update as factors and as a dense matrix (0 and 0 when the base is unchanged). */
   readonly baseUpdateFactoredBytes: number;
   readonly baseUpdateDenseBytes: number;
+  /** With `residualRank`: the rank folded and the share of ‖ΔR‖_F dropped (absent when nothing was truncated). */
+  readonly residualTruncation?: { readonly rank: number; readonly exactRank: number; readonly relativeError: number };
 }
 
 /** A strategy's answer for one module. */
@@ -88,6 +90,12 @@ export interface StrategyOptions {
 export interface FedExOptions extends StrategyOptions {
   /** Factoring of the residual: `stacked` (k·r, the paper's form, default) or `compact` ((k−1)·r). */
   readonly residualForm?: ResidualForm;
+  /**
+   * The paper's "best inexact" variant: fold only the best rank-k approximation of each round's
+   * residual (core/lowRank.ts), so the downlink is k·(out + in) per module; what is dropped is
+   * reported (`residualTruncation`) and the round is no longer exact. Absent: the exact residual.
+   */
+  readonly residualRank?: number;
 }
 
 /** A federated aggregation rule for LoRA factors, applied module by module. */

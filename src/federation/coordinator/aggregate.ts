@@ -185,7 +185,8 @@ async function finishModule(ctx: ModuleContext, m: ModuleLayout, agg: ModuleAggr
   if (step !== null) await applyStep(ctx.base.get(name)!, m, step, backend);
   const clients = ctx.updates.map((x) => x.adapter.get(name)!);
   const record = await moduleRecord(ctx.plan, m, scale, clients, agg.metrics.weights, ctx.global.get(name), factors, step, inner, scaledResidual, backend);
-  return { step, record };
+  const truncation = agg.metrics.residualTruncation;
+  return { step, record: truncation !== undefined ? { ...record, residualTruncation: truncation } : record };
 }
 
 /** Folds a step into the module's master weight, as clients will (dense D with scale 1, or the fused P·Q). */

@@ -53,6 +53,8 @@ export interface FederationPlan {
   /** Most examples a client's update is counted with (null: no bound); absent in older plans: none. */
   readonly maxExamples?: number | null;
   readonly residualForm: 'stacked' | 'compact';
+  /** FedEx with each round's residual truncated to this rank (the paper's "best inexact" variant); absent: exact. */
+  readonly residualRank?: number;
   readonly deviationMetrics: boolean;
   /** The limits before authentication (`AdmissionLimitSettings`) are absent in plans persisted before they existed: defaults. */
   readonly limits: { readonly maxFrameBytes: number; readonly heartbeatMs: number; readonly helloTimeoutMs: number; readonly maxProtocolErrors: number } & Partial<AdmissionLimitSettings>;
@@ -108,6 +110,8 @@ export interface CoordinatorConfig {
   readonly maxExamples?: number;
   /** FedEx residual factoring (default `stacked`). */
   readonly residualForm?: 'stacked' | 'compact';
+  /** FedEx only: fold the best rank-k approximation of each round's residual (smaller downlink, inexact, the loss reported). */
+  readonly residualRank?: number;
   /** Compute per-module deviation norms (default true; O(k²r²(in+out)) per module). */
   readonly deviationMetrics?: boolean;
   /** Emit an `update_heatmap` event after every aggregated round (default true; computed after the broadcast). */
@@ -196,7 +200,14 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
   if (limits.maxFrameBytes < 4096) fail(`limits.maxFrameBytes must be ≥ 4096, got ${limits.maxFrameBytes}`);
   if (limits.heartbeatMs < 100) fail(`limits.heartbeatMs must be ≥ 100, got ${limits.heartbeatMs}`);
   const admission = resolveAdmissionLimits(config.limits ?? {}, limits.maxFrameBytes, maxClients);
-  const incremental = config.incrementalAggregation ?? 'auto';
+  const residualRank = config.residualRank;
+  if (residualRank !== undefined) {
+    if (config.method !== 'fedex') fail(`residualRank applies to fedex only, not ${config.method}`);
+    positiveInt('residualRank', residualRank);
+    if (config.incrementalAggregation === 'always') fail('incrementalAggregation always cannot be combined with residualRank (the accumulated sums give the exact residual only)');
+  }
+  // The accumulated sums give the exact dense residual: with a truncated residual every module goes through the strategy.
+  const incremental = residualRank !== undefined ? 'off' : config.incrementalAggregation ?? 'auto';
   if (!['auto', 'always', 'off'].includes(incremental)) fail(`incrementalAggregation must be auto, always or off, got '${String(incremental)}'`);
   return {
     method: config.method,
@@ -217,6 +228,7 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     maxUpdateRatio: config.maxUpdateRatio ?? DEFAULT_MAX_UPDATE_RATIO,
     maxExamples: config.maxExamples ?? (t.localSteps !== undefined ? t.localSteps * t.batchSize : null),
     residualForm: config.residualForm ?? 'stacked',
+    ...(residualRank !== undefined ? { residualRank } : {}),
     deviationMetrics: config.deviationMetrics ?? true,
     limits: { ...limits, ...admission },
     updateHeatmap: config.updateHeatmap ?? true,

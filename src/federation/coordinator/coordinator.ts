@@ -155,7 +155,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     this.models = modelOffer === undefined ? undefined : new ModelServer(modelOffer, (e) => this.publish('model_transfer', e));
     this.log = new EventLog(store.eventsPath);
     // Deviation metrics are computed by aggregate.ts through the backend (bounded cost for many clients).
-    this.strategy = createStrategy(plan.method, { weighting: plan.weighting, deviationMetrics: false, residualForm: plan.residualForm });
+    this.strategy = createStrategy(plan.method, { weighting: plan.weighting, deviationMetrics: false, residualForm: plan.residualForm, ...(plan.residualRank !== undefined ? { residualRank: plan.residualRank } : {}) });
     this.history = new ResidualHistory((rev) => store.loadStep(rev));
     this.runner = new RoundRunner(this);
   }

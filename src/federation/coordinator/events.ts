@@ -26,6 +26,8 @@ export interface ModuleRoundRecord {
   /** How the base update travels (FedEx), or null when the base did not change. */
   readonly residualForm: 'factored' | 'dense' | null;
   readonly residualInnerDim: number;
+  /** With --residual-rank: the rank folded, the residual's exact rank, and the share of ‖ΔR‖_F dropped this round. */
+  readonly residualTruncation?: { readonly rank: number; readonly exactRank: number; readonly relativeError: number };
   /** ‖Ā_r − Ā_{r−1}‖_F: how far the global lora_A moved this round (absent in records written before it existed). */
   readonly globalDeltaANorm?: number;
   /** ‖B̄_r − B̄_{r−1}‖_F. */

@@ -34,6 +34,8 @@ export interface FederatedRunOptions {
   readonly seed: number;
   /** The coordinator's run directory (replaced if present). */
   readonly runDir: string;
+  /** FedEx only: each round's residual truncated to this rank. */
+  readonly residualRank?: number;
   readonly sink: EventSink;
   /** Fused base updates, shared by the coordinator and the in-process clients. */
   readonly backend: ProductBackend;
@@ -77,6 +79,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
     training: { localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr },
     base: workload.base, backend: o.backend, seed: o.seed,
     minClients: o.clients, maxClients: o.clients, quorum: { count: o.clients }, roundTimeoutMs: o.roundTimeoutMs ?? 1_800_000,
+    ...(o.residualRank !== undefined ? { residualRank: o.residualRank } : {}),
   });
   // `fedex export` finds the original base through it, as for a hosted run.
   await recordModelSource(o.runDir, workload.modelDir);

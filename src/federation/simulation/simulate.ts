@@ -29,6 +29,8 @@ export interface SimulationOptions {
   /** Output folder: report.json, report.html, runs/<method>/, adapters/<method>/. */
   readonly out: string;
   readonly saveAdapters: boolean;
+  /** FedEx only: each round's residual truncated to this rank (the paper's "best inexact" variant). */
+  readonly residualRank?: number;
   readonly workload: SimulationWorkload;
   /** Labels for the report: model folder, data spec, split, device. */
   readonly labels: { readonly model: string; readonly data: string; readonly split: string; readonly device: string };
@@ -85,6 +87,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
       ? await runCentralized({ ...common, sink, onRound: (row) => o.onRound?.(method, row, null) })
       : await runFederated({
         ...common, method, sink, backend: o.backend, runDir: methodRunDir(out, method),
+        ...(method === 'fedex' && o.residualRank !== undefined ? { residualRank: o.residualRank } : {}),
         onRound: (row, record) => o.onRound?.(method, row, record),
         ...(o.saveAdapters ? { saveAdaptersDir: join(out, 'adapters', method) } : {}),
       });
