@@ -36,7 +36,7 @@ import { FEDERATION_TASK_TYPE } from '../shared/adapterFolders.js';
 import { moduleLayout } from '../shared/baseWeights.js';
 import { modelManifest } from '../shared/modelBase.js';
 import { ExportError } from './errors.js';
-import { findRunDir, openRunUpdate, type RunUpdate } from './runUpdate.js';
+import { findRunDir, openRunUpdate, type ExportSource } from './runUpdate.js';
 
 export type ExportKind = 'adapter' | 'merged' | 'both';
 
@@ -101,7 +101,7 @@ export interface ExportModuleReport {
 export interface ExportReport {
   readonly format: 'fedex-export';
   readonly version: 1;
-  readonly source: { readonly runDir: string; readonly method: StrategyName; readonly roundsCompleted: number; readonly rounds: number; readonly finished: boolean; readonly baseSteps: number };
+  readonly source: { readonly kind: 'run' | 'aggregate'; readonly runDir: string; readonly method: StrategyName; readonly roundsCompleted: number; readonly rounds: number; readonly finished: boolean; readonly baseSteps: number };
   readonly base: string | null;
   readonly as: ExportKind;
   readonly options: { readonly maxRank: number | null; readonly maxRelativeError: number | null };
@@ -182,7 +182,7 @@ function mostCommon(values: readonly number[]): number {
 }
 
 /** The original base folder: `given`, else the run's recorded one, checked against the run's content hash. */
-async function originalBase(run: RunUpdate, given: string | undefined, needed: boolean): Promise<string | null> {
+async function originalBase(run: ExportSource, given: string | undefined, needed: boolean): Promise<string | null> {
   const dir = given !== undefined ? resolve(given) : run.modelDir;
   if (dir === undefined || dir === null) {
     if (!needed) return null;
@@ -196,8 +196,8 @@ async function originalBase(run: RunUpdate, given: string | undefined, needed: b
   } catch (err) {
     throw new ExportError('EXPORT_BASE', `cannot read the base model folder ${dir}: ${(err as Error).message}`, { cause: err });
   }
-  if (hash !== run.state.plan.baseModelHash) {
-    throw new ExportError('EXPORT_BASE', `the base model folder ${dir} has content hash ${hash.slice(0, 12)}…, the federation in ${run.runDir} started from ${run.state.plan.baseModelHash.slice(0, 12)}…; give the original base with --base`);
+  if (run.baseHash !== null && hash !== run.baseHash) {
+    throw new ExportError('EXPORT_BASE', `the base model folder ${dir} has content hash ${hash.slice(0, 12)}…, the federation in ${run.runDir} started from ${run.baseHash.slice(0, 12)}…; give the original base with --base`);
   }
   return dir;
 }
@@ -216,9 +216,7 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
   const out = resolve(options.out);
   let output: { tmp: string; cleanup: string } | null = null;
   try {
-    const { state } = run;
-    const plan = state.plan;
-    if (state.done === null) options.onWarning?.(`the federation in ${run.runDir} has not finished: exporting its state after round ${state.round} (${state.roundsCompleted}/${plan.rounds} rounds aggregated)`);
+    if (!run.finished) options.onWarning?.(`the federation in ${run.runDir} has not finished: exporting its state after round ${run.round} (${run.roundsCompleted}/${run.rounds} rounds aggregated)`);
     const baseDir = await originalBase(run, options.base, wantMerged);
     if (wantAdapter && baseDir === null) options.onWarning?.(`run ${run.runDir} trained the synthetic model: the adapter has no base model to load with`);
     output = await prepareOutput(out, options.force === true);
@@ -229,7 +227,7 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
     const modules: ExportModuleReport[] = [];
     const partOf = (i: number): string => join(parts, `module-${i}.safetensors`);
     // Pass 1: re-factor each module, check it, park its exact float32 factors.
-    for (const [i, m] of plan.layout.entries()) {
+    for (const [i, m] of run.layout.entries()) {
       const terms = await run.terms(m);
       const full = refactorLowRank(terms, m.out, m.in);
       const kept = truncateLowRank(full, { ...(options.maxRank !== undefined ? { maxRank: options.maxRank } : {}), ...(options.maxRelativeError !== undefined ? { maxRelativeError: options.maxRelativeError } : {}) });
@@ -247,17 +245,17 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
         innerDim: full.innerDim, exactRank: full.exactRank, rank: kept.rank, updateNorm: full.norm, truncationError: kept.relativeError,
         ...(wantAdapter ? { adapterCheck } : {}),
       });
-      options.onModule?.(i + 1, plan.layout.length * (wantMerged ? 2 : 1), m.module);
+      options.onModule?.(i + 1, run.layout.length * (wantMerged ? 2 : 1), m.module);
     }
     let adapterBytes = 0;
-    if (wantAdapter) adapterBytes = await writeAdapter(join(tmp, 'adapter'), plan.layout, modules, partOf, { targetModules: plan.lora.targetModules, baseDir });
+    if (wantAdapter) adapterBytes = await writeAdapter(join(tmp, 'adapter'), run.layout, modules, partOf, { targetModules: run.targetModules, baseDir });
     if (wantMerged) {
-      await writeMerged(join(tmp, 'model'), baseDir!, plan.layout, modules, partOf, options, run);
+      await writeMerged(join(tmp, 'model'), baseDir!, run.layout, modules, partOf, options, run);
     }
     await rm(parts, { recursive: true, force: true });
     const report: ExportReport = {
       format: 'fedex-export', version: 1,
-      source: { runDir: run.runDir, method: plan.method, roundsCompleted: state.roundsCompleted, rounds: plan.rounds, finished: state.done !== null, baseSteps: run.steps },
+      source: { kind: run.kind, runDir: run.runDir, method: run.method, roundsCompleted: run.roundsCompleted, rounds: run.rounds, finished: run.finished, baseSteps: run.steps },
       base: baseDir, as: options.as,
       options: { maxRank: options.maxRank ?? null, maxRelativeError: options.maxRelativeError ?? null },
       adapterDir: wantAdapter ? join(out, 'adapter') : null,
@@ -324,7 +322,7 @@ async function writeAdapter(
 /** Streams the original base into `dir` with each adapted weight W0 + B·A (exact factors), in the base's dtype and sharding. */
 async function writeMerged(
   dir: string, baseDir: string, layout: readonly ModuleLayout[], modules: ExportModuleReport[], partOf: (i: number) => string,
-  options: ExportOptions, run: RunUpdate,
+  options: ExportOptions, run: ExportSource,
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
   const base = await resolveBase(baseDir);

@@ -14,23 +14,34 @@ import { loraScaling } from '../../core/lora.js';
 import type { UpdateTerm } from '../../core/lowRank.js';
 import type { StrategyName } from '../../core/strategies/types.js';
 import { openSafetensors, type SafetensorsReader } from '../../formats/safetensors.js';
-import { readRunState, stepFile, type PersistedState } from '../coordinator/store.js';
-import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type ModuleLayout, type ResidualEntry } from '../protocol/adapterTensors.js';
+import { readRunState, stepFile } from '../coordinator/store.js';
+import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type AdapterLayout, type ModuleLayout, type ResidualEntry } from '../protocol/adapterTensors.js';
 import { readModelSource } from '../shared/modelSource.js';
 import { ExportError } from './errors.js';
 
-/** A run directory opened for export. */
-export interface RunUpdate {
+/** What `fedex export` exports: the total update per module relative to the original base, and where it comes from. */
+export interface ExportSource {
+  /** `run`: a coordinator run directory; `aggregate`: a `fedex aggregate --out` folder. */
+  readonly kind: 'run' | 'aggregate';
+  /** The folder read. */
   readonly runDir: string;
-  readonly state: PersistedState;
-  /** The recorded model folder (null: the synthetic model; undefined: the run recorded none). */
+  readonly method: StrategyName;
+  readonly layout: AdapterLayout;
+  /** target_modules of the federation (names, `all-linear` or a regex), for the adapter config. */
+  readonly targetModules: readonly string[];
+  /** Content hash the original base must have (null: not recorded, not checked). */
+  readonly baseHash: string | null;
+  /** The recorded base model folder (null: the synthetic model; undefined: none recorded). */
   readonly modelDir: string | null | undefined;
-  /** The module's LoRA scaling s (the global adapter's). */
-  scale(m: ModuleLayout): number;
+  readonly roundsCompleted: number;
+  readonly rounds: number;
+  /** Last closed round (a run that has not finished is exported as of it). */
+  readonly round: number;
+  readonly finished: boolean;
+  /** Base steps folded in before the global adapter. */
+  readonly steps: number;
   /** The module's terms: every base step in order, then the global adapter. */
   terms(m: ModuleLayout): Promise<UpdateTerm[]>;
-  /** Base steps (revisions) the run holds. */
-  readonly steps: number;
   close(): Promise<void>;
 }
 
@@ -69,7 +80,7 @@ export async function findRunDir(path: string, method?: StrategyName): Promise<{
 }
 
 /** Opens a run directory's total update (the global adapter file and every step file, headers only). */
-export async function openRunUpdate(runDir: string): Promise<RunUpdate> {
+export async function openRunUpdate(runDir: string): Promise<ExportSource> {
   const state = await readRunState(runDir);
   const modelDir = await readModelSource(runDir);
   const readers: SafetensorsReader[] = [];
@@ -85,8 +96,8 @@ export async function openRunUpdate(runDir: string): Promise<RunUpdate> {
     }
     const { lora } = state.plan;
     return {
-      runDir, state, modelDir, steps: steps.length,
-      scale: (m) => loraScaling(lora.alpha, m.rank, lora.rsLora),
+      kind: 'run', runDir, method: state.plan.method, layout: state.plan.layout, targetModules: lora.targetModules, baseHash: state.plan.baseModelHash, modelDir,
+      roundsCompleted: state.roundsCompleted, rounds: state.plan.rounds, round: state.round, finished: state.done !== null, steps: steps.length,
       async terms(m) {
         const terms: UpdateTerm[] = [];
         for (const { reader, entries } of steps) {
