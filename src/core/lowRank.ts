@@ -17,6 +17,12 @@
  * k directions loses exactly ‖C·V_tail‖_F (Q_p and Q_q are orthonormal), the error reported. The
  * side applied through Householder reflectors (4·n·m·k flops) is the smaller of out and in; the other
  * is one product (2·n·m·k). Cost O((out + in)·m² + m³); the dense out × in matrix is never formed.
+ *
+ * The QR is blocked (panels of {@link PANEL} columns, compact WY: H_1…H_b = I − Y·T·Yᵀ), so nearly
+ * all of the O((out + in)·m²) work is matrix products. The algorithm is written once, as a generator
+ * that yields its products ({@link GemmRequest}); {@link refactorLowRank} computes them in TypeScript
+ * (synchronous, for the strategies), {@link refactorLowRankWith} on a {@link GemmBackend} (the
+ * onnxruntime one in src/runtime/kernels/gemm64.ts, about 20× faster per product).
  */
 import type { Matrix } from './tensor.js';
 
@@ -54,7 +60,34 @@ export interface Refactored {
   readonly singularValues: Float64Array;
 }
 
+/**
+ * out = op(A)·op(B) (or out −= op(A)·op(B) with `subtract`), row-major float64; out is m × n, op(A)
+ * m × k, op(B) k × n.
+ */
+export interface GemmRequest {
+  readonly transA: boolean;
+  readonly transB: boolean;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly a: Float64Array;
+  readonly b: Float64Array;
+  readonly out: Float64Array;
+  readonly subtract?: boolean;
+}
+
+/** Computes {@link GemmRequest}s (the seam for a native implementation). */
+export interface GemmBackend {
+  readonly name: string;
+  gemm(request: GemmRequest): Promise<void>;
+  dispose?(): Promise<void>;
+}
+
+type Products<T> = Generator<GemmRequest, T, void>;
+
 const EPS = 2 ** -52;
+/** Columns per QR panel. */
+const PANEL = 32;
 
 /** The stacked factors of a sum of terms: P column-major (out × m), Qᵀ column-major (in × m). */
 function stack(terms: readonly UpdateTerm[], out: number, inF: number): { p: Float64Array; qt: Float64Array; m: number } {
@@ -71,11 +104,15 @@ function stack(terms: readonly UpdateTerm[], out: number, inF: number): { p: Flo
       }
       const pd = t.p.data;
       const qd = t.q.data;
-      for (let c = 0; c < k; c++) {
-        const pc = (col + c) * out;
-        for (let o = 0; o < out; o++) p[pc + o] = t.scale * pd[o * k + c];
-        qt.set(qd.subarray(c * inF, (c + 1) * inF), (col + c) * inF);
+      // P_j (out × k, row-major) into columns col.. of column-major P, in 16 × 16 tiles.
+      for (let o0 = 0; o0 < out; o0 += 16) {
+        const o1 = Math.min(out, o0 + 16);
+        for (let c0 = 0; c0 < k; c0 += 16) {
+          const c1 = Math.min(k, c0 + 16);
+          for (let o = o0; o < o1; o++) for (let c = c0; c < c1; c++) p[(col + c) * out + o] = t.scale * pd[o * k + c];
+        }
       }
+      for (let c = 0; c < k; c++) qt.set(qd.subarray(c * inF, (c + 1) * inF), (col + c) * inF);
       col += k;
     } else {
       if (t.d.shape[0] !== out || t.d.shape[1] !== inF) throw new RangeError(`refactor: dense term ${j} is ${t.d.shape.join('×')}, expected ${out}×${inF}`);
@@ -99,42 +136,145 @@ function stack(terms: readonly UpdateTerm[], out: number, inF: number): { p: Flo
   return { p, qt, m };
 }
 
-/**
- * Householder QR of the column-major n × m matrix `x`, in place: R in the upper triangle, the
- * reflectors H_j = I − τ_j·v_j·v_jᵀ (v_j[j] = 1 implied) below it. Returns R (t × m, row-major,
- * t = min(n, m)) and τ.
- */
-export function householderQR(x: Float64Array, n: number, m: number): { r: Float64Array; tau: Float64Array; t: number } {
-  const t = Math.min(n, m);
-  const tau = new Float64Array(t);
-  for (let j = 0; j < t; j++) {
-    const cj = j * n;
-    let amax = 0;
-    for (let i = j; i < n; i++) amax = Math.max(amax, Math.abs(x[cj + i]));
-    if (amax === 0) continue;
-    let ss = 0;
-    for (let i = j; i < n; i++) {
-      const v = x[cj + i] / amax;
-      ss += v * v;
-    }
-    const alpha = amax * Math.sqrt(ss);
-    const x0 = x[cj + j];
-    const beta = x0 >= 0 ? -alpha : alpha;
-    const denom = x0 - beta;
-    for (let i = j + 1; i < n; i++) x[cj + i] /= denom;
-    const tj = (beta - x0) / beta;
-    tau[j] = tj;
-    x[cj + j] = beta;
-    reflectColumns(x, n, cj, j, tj, x, j + 1, m);
-  }
-  const r = new Float64Array(t * m);
-  for (let k = 0; k < m; k++) for (let i = 0; i <= Math.min(k, t - 1); i++) r[i * m + k] = x[k * n + i];
-  return { r, tau, t };
+/** One panel of a blocked Householder QR: H_j0 … H_j0+nb−1 = I − Y·T·Yᵀ. */
+interface WyBlock {
+  readonly nb: number;
+  /** Yᵀ (nb × n, row-major): row l is v_{j0+l} (zeros before j0+l, then 1, then the reflector). */
+  readonly yt: Float64Array;
+  /** T (nb × nb, upper triangular, row-major). */
+  readonly t: Float64Array;
 }
 
-/** Q·Y for the Q of {@link householderQR}: `y` is column-major n × k with Y in its first t rows (zeros below); overwritten. */
-export function applyHouseholderQ(x: Float64Array, n: number, tau: Float64Array, y: Float64Array, k: number): void {
-  for (let j = tau.length - 1; j >= 0; j--) if (tau[j] !== 0) reflectColumns(x, n, j * n, j, tau[j], y, 0, k);
+/** A thin Householder QR: R (t × m, row-major, t = min(n, m)) and Q as compact-WY blocks. */
+export interface HouseholderQR {
+  readonly n: number;
+  readonly m: number;
+  readonly t: number;
+  readonly r: Float64Array;
+  readonly blocks: readonly WyBlock[];
+}
+
+/**
+ * Householder QR of X (n × m), given as `xt` = Xᵀ row-major (X's columns contiguous), overwritten.
+ * Panels are factored column by column; each panel's reflectors update the columns right of it as
+ * two products (C ← C − Y·(Tᵀ·(Yᵀ·C))).
+ */
+function* blockedQR(xt: Float64Array, n: number, m: number): Products<HouseholderQR> {
+  const t = Math.min(n, m);
+  const blocks: WyBlock[] = [];
+  for (let j0 = 0; j0 < t; j0 += PANEL) {
+    const j1 = Math.min(t, j0 + PANEL);
+    const nb = j1 - j0;
+    const tau = new Float64Array(nb);
+    for (let j = j0; j < j1; j++) {
+      const cj = j * n;
+      let amax = 0;
+      for (let i = j; i < n; i++) amax = Math.max(amax, Math.abs(xt[cj + i]));
+      if (amax === 0) continue;
+      let ss = 0;
+      for (let i = j; i < n; i++) {
+        const v = xt[cj + i] / amax;
+        ss += v * v;
+      }
+      const alpha = amax * Math.sqrt(ss);
+      const x0 = xt[cj + j];
+      const beta = x0 >= 0 ? -alpha : alpha;
+      const denom = x0 - beta;
+      for (let i = j + 1; i < n; i++) xt[cj + i] /= denom;
+      const tj = (beta - x0) / beta;
+      tau[j - j0] = tj;
+      xt[cj + j] = beta;
+      reflectColumns(xt, n, cj, j, tj, xt, j + 1, j1);
+    }
+    const yt = new Float64Array(nb * n);
+    for (let l = 0; l < nb; l++) {
+      const j = j0 + l;
+      yt[l * n + j] = 1;
+      yt.set(xt.subarray(j * n + j + 1, (j + 1) * n), l * n + j + 1);
+    }
+    const tm = triangularFactor(yt, tau, nb, n, j0);
+    blocks.push({ nb, yt, t: tm });
+    const rest = m - j1;
+    if (rest > 0) {
+      const ct = xt.subarray(j1 * n, m * n);
+      const wMat = new Float64Array(nb * rest);
+      yield { transA: false, transB: true, m: nb, n: rest, k: n, a: yt, b: ct, out: wMat };
+      const w2 = upperTimes(tm, nb, wMat, rest, true);
+      yield { transA: true, transB: false, m: rest, n, k: nb, a: w2, b: yt, out: ct, subtract: true };
+    }
+  }
+  const r = new Float64Array(t * m);
+  for (let k = 0; k < m; k++) for (let i = 0; i <= Math.min(k, t - 1); i++) r[i * m + k] = xt[k * n + i];
+  return { n, m, t, r, blocks };
+}
+
+/**
+ * T of a compact-WY block (LAPACK's dlarft, forward and columnwise): H_1…H_nb = I − Y·T·Yᵀ for the
+ * reflectors in the rows of Yᵀ (`yt`, nb × n), row l starting with its 1 at `start + l`:
+ * T[0:l, l] = −τ_l·T[0:l, 0:l]·(Y[:, 0:l]ᵀ·y_l), T[l][l] = τ_l.
+ */
+function triangularFactor(yt: Float64Array, tau: Float64Array, nb: number, n: number, start: number): Float64Array {
+  const tm = new Float64Array(nb * nb);
+  const w = new Float64Array(nb);
+  for (let l = 0; l < nb; l++) {
+    const tl = tau[l];
+    tm[l * nb + l] = tl;
+    if (tl === 0 || l === 0) continue;
+    const from = start + l;
+    for (let q = 0; q < l; q++) {
+      let d = 0;
+      for (let i = from; i < n; i++) d += yt[q * n + i] * yt[l * n + i];
+      w[q] = d;
+    }
+    for (let q = 0; q < l; q++) {
+      let acc = 0;
+      for (let z = q; z < l; z++) acc += tm[q * nb + z] * w[z];
+      tm[q * nb + l] = -tl * acc;
+    }
+  }
+  return tm;
+}
+
+/** T·W or Tᵀ·W for T upper triangular (nb × nb) and W (nb × cols), row-major. */
+function upperTimes(tm: Float64Array, nb: number, w: Float64Array, cols: number, transposeT: boolean): Float64Array {
+  const out = new Float64Array(nb * cols);
+  for (let a = 0; a < nb; a++) {
+    const oa = a * cols;
+    // Tᵀ·W: row a = Σ_{l ≤ a} T[l][a]·W[l]; T·W: row a = Σ_{l ≥ a} T[a][l]·W[l].
+    const [l0, l1] = transposeT ? [0, a + 1] : [a, nb];
+    for (let l = l0; l < l1; l++) {
+      const f = transposeT ? tm[l * nb + a] : tm[a * nb + l];
+      if (f === 0) continue;
+      const wl = l * cols;
+      for (let c = 0; c < cols; c++) out[oa + c] += f * w[wl + c];
+    }
+  }
+  return out;
+}
+
+/** Q·Z for the Q of a QR, Z (n × k) given as `zt` = Zᵀ row-major with Z's first t rows set; overwritten. */
+function* applyQ(qr: HouseholderQR, zt: Float64Array, k: number): Products<void> {
+  const { n } = qr;
+  for (let bi = qr.blocks.length - 1; bi >= 0; bi--) {
+    const { nb, yt, t } = qr.blocks[bi];
+    const w = new Float64Array(nb * k);
+    yield { transA: false, transB: true, m: nb, n: k, k: n, a: yt, b: zt, out: w };
+    const w2 = upperTimes(t, nb, w, k, false);
+    yield { transA: true, transB: false, m: k, n, k: nb, a: w2, b: yt, out: zt, subtract: true };
+  }
+}
+
+/**
+ * Householder QR of the column-major n × m matrix `x` (overwritten), products in TypeScript: R
+ * (t × m, row-major, t = min(n, m)) and Q as blocks for {@link applyHouseholderQ}.
+ */
+export function householderQR(x: Float64Array, n: number, m: number): HouseholderQR {
+  return runSync(blockedQR(x, n, m));
+}
+
+/** Q·Y for a {@link householderQR}: `y` is column-major n × k with Y in its first t rows (zeros below); overwritten. */
+export function applyHouseholderQ(qr: HouseholderQR, y: Float64Array, k: number): void {
+  runSync(applyQ(qr, y, k));
 }
 
 /**
@@ -188,18 +328,21 @@ function reflectColumns(x: Float64Array, n: number, cj: number, j: number, tj: n
 /**
  * Eigendecomposition of the symmetric n × n matrix `a` (row-major; destroyed): eigenvalues in
  * descending order and the eigenvectors as the rows of `vectors` (row i belongs to value i).
- * Householder tridiagonalization, then QL with implicit Wilkinson shifts; accurate to about
- * n·2⁻⁵²·‖a‖ in the residual and the orthogonality.
+ * Householder tridiagonalization, implicit QL with Wilkinson shifts on the tridiagonal, then the
+ * reflectors applied back in compact-WY blocks (products); accurate to about n·2⁻⁵²·‖a‖ in the
+ * residual and the orthogonality.
  */
 export function symmetricEigen(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
-  const zt = new Float64Array(n * n); // row i: column i of Z, where a = Z·T·Zᵀ
-  for (let i = 0; i < n; i++) zt[i * n + i] = 1;
-  const d = new Float64Array(n);
-  const e = new Float64Array(n); // e[i] = T[i][i + 1]
-  const v = new Float64Array(n);
+  return runSync(eigenProducts(a, n));
+}
+
+function* eigenProducts(a: Float64Array, n: number): Products<{ values: Float64Array; vectors: Float64Array }> {
+  const count = Math.max(0, n - 2);
+  // Row k of `refl`: the reflector H_k = I − τ_k·v·vᵀ that zeroes a[k+2.., k] (its 1 at k + 1).
+  const refl = new Float64Array(count * n);
+  const tau = new Float64Array(count);
   const p = new Float64Array(n);
-  for (let k = 0; k < n - 2; k++) {
-    // Reflector on rows/columns k+1.. that zeroes a[k+2.., k].
+  for (let k = 0; k < count; k++) {
     const lo = k + 1;
     let amax = 0;
     for (let i = lo; i < n; i++) amax = Math.max(amax, Math.abs(a[i * n + k]));
@@ -213,9 +356,11 @@ export function symmetricEigen(a: Float64Array, n: number): { values: Float64Arr
     const x0 = a[lo * n + k];
     const beta = x0 >= 0 ? -alpha : alpha;
     const denom = x0 - beta;
+    const v = refl.subarray(k * n, (k + 1) * n);
     v[lo] = 1;
     for (let i = lo + 1; i < n; i++) v[i] = a[i * n + k] / denom;
     const tk = (beta - x0) / beta;
+    tau[k] = tk;
     // p = τ·A'·v, w = p − (τ/2)(pᵀv)·v, A' −= v·wᵀ + w·vᵀ.
     let pv = 0;
     for (let i = lo; i < n; i++) {
@@ -235,26 +380,35 @@ export function symmetricEigen(a: Float64Array, n: number): { values: Float64Arr
     }
     a[lo * n + k] = beta;
     a[k * n + lo] = beta;
-    for (let i = lo + 1; i < n; i++) {
-      a[i * n + k] = 0;
-      a[k * n + i] = 0;
-    }
-    // Z ← Z·H_k, i.e. Zᵀ ← H_k·Zᵀ on rows lo..: Zᵀ −= τ·v·(vᵀZᵀ).
-    const u = new Float64Array(n);
-    for (let i = lo; i < n; i++) {
-      const vi = v[i];
-      const ri = i * n;
-      for (let j = 0; j < n; j++) u[j] += vi * zt[ri + j];
-    }
-    for (let i = lo; i < n; i++) {
-      const f = tk * v[i];
-      const ri = i * n;
-      for (let j = 0; j < n; j++) zt[ri + j] -= f * u[j];
-    }
   }
+  const d = new Float64Array(n);
+  const e = new Float64Array(n); // e[i] = T[i][i + 1]
   for (let i = 0; i < n; i++) d[i] = a[i * n + i];
   for (let i = 0; i < n - 1; i++) e[i] = a[i * n + i + 1];
+  // QL on T = Z_ql·Λ·Z_qlᵀ with the rotations on the rows of zt = Z_qlᵀ.
+  const zt = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) zt[i * n + i] = 1;
   tridiagonalQL(d, e, zt, n);
+  // Eigenvectors as rows: (Z_hh·Z_ql)ᵀ = zt·H_{n−3}·…·H_0, a block at a time from the last:
+  // M·(H_k0 … H_k1−1)ᵀ = M − (M·Y)·Tᵀ·Yᵀ.
+  for (let k1 = count; k1 > 0; k1 -= PANEL) {
+    const k0 = Math.max(0, k1 - PANEL);
+    const nb = k1 - k0;
+    const yt = refl.subarray(k0 * n, k1 * n);
+    const tm = triangularFactor(yt, tau.subarray(k0, k1), nb, n, k0 + 1);
+    const my = new Float64Array(n * nb);
+    yield { transA: false, transB: true, m: n, n: nb, k: n, a: zt, b: yt, out: my };
+    // (M·Y)·Tᵀ, row by row: (M·Y·Tᵀ)[r][a] = Σ_{l ≥ a} (M·Y)[r][l]·T[a][l].
+    const myt = new Float64Array(n * nb);
+    for (let r = 0; r < n; r++) {
+      for (let c = 0; c < nb; c++) {
+        let acc = 0;
+        for (let l = c; l < nb; l++) acc += my[r * nb + l] * tm[c * nb + l];
+        myt[r * nb + c] = acc;
+      }
+    }
+    yield { transA: false, transB: false, m: n, n, k: nb, a: myt, b: yt, out: zt, subtract: true };
+  }
   const order = [...d.keys()].sort((x, y) => d[y] - d[x]);
   const values = new Float64Array(n);
   const vectors = new Float64Array(n * n);
@@ -322,88 +476,101 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, zt: Float64Array, n: nu
 }
 
 /**
- * ΔW = Σ terms as B·A (module docs). `out` × `inF` is ΔW's shape in the linear orientation (out × in).
- * With no terms, or ΔW = 0, the result has rank 0.
+ * ΔW = Σ terms as B·A (module docs), products in TypeScript. `out` × `inF` is ΔW's shape in the
+ * linear orientation (out × in). With no terms, or ΔW = 0, the result has rank 0.
  */
 export function refactorLowRank(terms: readonly UpdateTerm[], out: number, inF: number, options: RefactorOptions = {}): Refactored {
+  return truncateLowRank(runSync(refactorProducts(terms, out, inF)), options);
+}
+
+/** {@link refactorLowRank} with the products computed by `backend`. */
+export async function refactorLowRankWith(backend: GemmBackend, terms: readonly UpdateTerm[], out: number, inF: number, options: RefactorOptions = {}): Promise<Refactored> {
+  const gen = refactorProducts(terms, out, inF);
+  let step = gen.next();
+  while (step.done !== true) {
+    await backend.gemm(step.value);
+    step = gen.next();
+  }
+  return truncateLowRank(step.value, options);
+}
+
+function runSync<T>(gen: Products<T>): T {
+  let step = gen.next();
+  while (step.done !== true) {
+    typeScriptGemm(step.value);
+    step = gen.next();
+  }
+  return step.value;
+}
+
+/** The exact factorization (every direction above the rank floor), its products yielded. */
+function* refactorProducts(terms: readonly UpdateTerm[], out: number, inF: number): Products<Refactored> {
   if (inF > out) {
     // Work on ΔWᵀ = Σ s·Qᵀ·Pᵀ so that the reflector side (the costlier one) is the smaller dimension.
-    const t = refactorLowRank(terms.map(transposeTerm), inF, out, options);
+    const t = yield* refactorProducts(terms.map(transposeTerm), inF, out);
     return { ...t, b: transpose(t.a), a: transpose(t.b) };
   }
   const { p, qt, m } = stack(terms, out, inF);
-  const pRows = transposeColumnMajor(p, out, m);
-  const { r: rp, t: tp } = householderQR(p, out, m);
-  const { r: rq, tau: tauQ, t: tq } = householderQR(qt, inF, m);
-  // C = R_p·R_qᵀ (tp × tq): C[i][l] = Σ_{j ≥ max(i, l)} R_p[i][j]·R_q[l][j].
+  const pt = p.slice(); // Pᵀ row-major (m × out), kept for B = P·X
+  const { r: rp, t: tp } = yield* blockedQR(p, out, m);
+  const qrQ = yield* blockedQR(qt, inF, m);
+  const { r: rq, t: tq } = qrQ;
+  // C = R_p·R_qᵀ (tp × tq), G = CᵀC (tq × tq), its eigenvectors V (rows), and C·v_c (rows of V·Cᵀ).
   const core = new Float64Array(tp * tq);
-  for (let i = 0; i < tp; i++) {
-    for (let l = 0; l < tq; l++) {
-      let s = 0;
-      for (let j = Math.max(i, l); j < m; j++) s += rp[i * m + j] * rq[l * m + j];
-      core[i * tq + l] = s;
-    }
-  }
-  // G = CᵀC (tq × tq), its eigenvectors V, and C·V with σ_i = ‖C·v_i‖.
+  if (tp * tq > 0) yield { transA: false, transB: true, m: tp, n: tq, k: m, a: rp, b: rq, out: core };
   const gram = new Float64Array(tq * tq);
-  for (let i = 0; i < tp; i++) {
-    const ri = i * tq;
-    for (let a = 0; a < tq; a++) {
-      const ca = core[ri + a];
-      if (ca === 0) continue;
-      for (let b = a; b < tq; b++) gram[a * tq + b] += ca * core[ri + b];
-    }
-  }
-  for (let a = 0; a < tq; a++) for (let b = 0; b < a; b++) gram[a * tq + b] = gram[b * tq + a];
-  const { vectors } = symmetricEigen(gram, tq); // row c: v_c
+  if (tq > 0) yield { transA: true, transB: false, m: tq, n: tq, k: tp, a: core, b: core, out: gram };
+  for (let a = 0; a < tq; a++) for (let b = 0; b < a; b++) gram[a * tq + b] = gram[b * tq + a] = (gram[a * tq + b] + gram[b * tq + a]) / 2;
+  const { vectors } = yield* eigenProducts(gram, tq);
+  const cv = new Float64Array(tq * tp);
+  if (tq * tp > 0) yield { transA: false, transB: true, m: tq, n: tp, k: tq, a: vectors, b: core, out: cv };
   const sigma = new Float64Array(tq);
   for (let c = 0; c < tq; c++) {
-    const vc = vectors.subarray(c * tq, (c + 1) * tq);
     let ss = 0;
-    for (let i = 0; i < tp; i++) {
-      let s = 0;
-      const ri = i * tq;
-      for (let l = 0; l < tq; l++) s += core[ri + l] * vc[l];
-      ss += s * s;
-    }
+    for (let i = 0; i < tp; i++) ss += cv[c * tp + i] ** 2;
     sigma[c] = Math.sqrt(ss);
   }
   const order = [...sigma.keys()].sort((x, y) => sigma[y] - sigma[x]);
   const sorted = Float64Array.from(order, (c) => sigma[c]);
-  const total2 = sorted.reduce((s, x) => s + x * x, 0);
-  const norm = Math.sqrt(total2);
+  const norm = Math.sqrt(sorted.reduce((s, x) => s + x * x, 0));
   const floor = (sorted[0] ?? 0) * Math.max(out, inF, m) * EPS;
-  let exactRank = 0;
-  while (exactRank < sorted.length && sorted[exactRank] > floor && sorted[exactRank] > 0) exactRank++;
-  const rank = exactRank;
-  // X = R_qᵀ·V_k (m × rank, kept transposed); B = P·X (out × rank).
+  let rank = 0;
+  while (rank < sorted.length && sorted[rank] > floor && sorted[rank] > 0) rank++;
+  const vk = new Float64Array(rank * tq);
+  for (let c = 0; c < rank; c++) vk.set(vectors.subarray(order[c] * tq, (order[c] + 1) * tq), c * tq);
+  // Xᵀ = V_kᵀ·R_q (rank × m); B = P·X (out × rank); A = (Q_q·V_k)ᵀ (rank × in).
   const xt = new Float64Array(rank * m);
-  for (let c = 0; c < rank; c++) {
-    const vc = vectors.subarray(order[c] * tq, (order[c] + 1) * tq);
-    const xc = c * m;
-    for (let l = 0; l < tq; l++) {
-      const vl = vc[l];
-      if (vl === 0) continue;
-      const rl = l * m;
-      for (let j = l; j < m; j++) xt[xc + j] += rq[rl + j] * vl;
-    }
-  }
-  const b = multiplyNT(pRows, out, m, xt, rank);
-  // A = (Q_q·V_k)ᵀ: the reflectors applied to [V_k; 0] (column-major in × rank = A row-major).
+  const b = new Float64Array(out * rank);
   const a = new Float64Array(rank * inF);
-  for (let c = 0; c < rank; c++) a.set(vectors.subarray(order[c] * tq, (order[c] + 1) * tq), c * inF);
-  applyHouseholderQ(qt, inF, tauQ, a, rank);
+  if (rank > 0) {
+    yield { transA: false, transB: false, m: rank, n: m, k: tq, a: vk, b: rq, out: xt };
+    yield { transA: true, transB: true, m: out, n: rank, k: m, a: pt, b: xt, out: b };
+    for (let c = 0; c < rank; c++) a.set(vk.subarray(c * tq, (c + 1) * tq), c * inF);
+    yield* applyQ(qrQ, a, rank);
+  }
   // Balance: column c of B and row c of A each carry √σ_c.
   for (let c = 0; c < rank; c++) {
     const f = Math.sqrt(sorted[c]);
     for (let o = 0; o < out; o++) b[o * rank + c] /= f;
     for (let i = 0; i < inF; i++) a[c * inF + i] *= f;
   }
-  const full: Refactored = {
+  return {
     b: { shape: [out, rank], data: b }, a: { shape: [rank, inF], data: a },
-    rank, exactRank, innerDim: m, norm, truncationError: 0, relativeError: 0, singularValues: sorted,
+    rank, exactRank: rank, innerDim: m, norm, truncationError: 0, relativeError: 0, singularValues: sorted,
   };
-  return truncateLowRank(full, options);
+}
+
+/** A {@link GemmRequest} in TypeScript: operands brought to A (m × k) and Bᵀ (n × k), then 2 × 2 blocks of dot products. */
+export function typeScriptGemm(r: GemmRequest): void {
+  const a = r.transA ? transposeRows(r.a, r.k, r.m) : r.a;
+  const bt = r.transB ? r.b : transposeRows(r.b, r.k, r.n);
+  if (r.subtract !== true) {
+    multiplyNT(a, r.m, r.k, bt, r.n, r.out);
+    return;
+  }
+  const d = new Float64Array(r.m * r.n);
+  multiplyNT(a, r.m, r.k, bt, r.n, d);
+  for (let i = 0; i < d.length; i++) r.out[i] -= d[i];
 }
 
 /**
@@ -448,8 +615,7 @@ export function truncateLowRank(full: Refactored, options: RefactorOptions): Ref
 }
 
 /** A·Bᵀ for A (rows × m) and B (k × m), both row-major: rows × k, in 2 × 2 blocks of dot products. */
-function multiplyNT(a: Float64Array, rows: number, m: number, bt: Float64Array, k: number): Float64Array {
-  const out = new Float64Array(rows * k);
+function multiplyNT(a: Float64Array, rows: number, m: number, bt: Float64Array, k: number, out: Float64Array): void {
   for (let o = 0; o < rows; o += 2) {
     const a0 = o * m;
     const a1 = o + 1 < rows ? a0 + m : a0;
@@ -478,17 +644,16 @@ function multiplyNT(a: Float64Array, rows: number, m: number, bt: Float64Array, 
       }
     }
   }
-  return out;
 }
 
-/** The row-major copy of a column-major rows × cols matrix, in 8 × 8 tiles. */
-function transposeColumnMajor(x: Float64Array, rows: number, cols: number): Float64Array {
+/** The transpose (cols × rows) of a row-major rows × cols matrix, in 8 × 8 tiles. */
+function transposeRows(x: Float64Array, rows: number, cols: number): Float64Array {
   const out = new Float64Array(rows * cols);
-  for (let c0 = 0; c0 < cols; c0 += 8) {
-    const c1 = Math.min(cols, c0 + 8);
-    for (let r0 = 0; r0 < rows; r0 += 8) {
-      const r1 = Math.min(rows, r0 + 8);
-      for (let c = c0; c < c1; c++) for (let r = r0; r < r1; r++) out[r * cols + c] = x[c * rows + r];
+  for (let r0 = 0; r0 < rows; r0 += 8) {
+    const r1 = Math.min(rows, r0 + 8);
+    for (let c0 = 0; c0 < cols; c0 += 8) {
+      const c1 = Math.min(cols, c0 + 8);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = x[r * cols + c];
     }
   }
   return out;

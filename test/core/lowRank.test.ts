@@ -61,20 +61,21 @@ function factoredTerm(out: number, inF: number, k: number, rng: Rng, scale = 1):
 }
 
 describe('householderQR', () => {
-  for (const [n, m] of [[9, 4], [4, 9], [6, 6], [30, 11]] as const) {
+  for (const [n, m] of [[9, 4], [4, 9], [6, 6], [30, 11], [150, 70], [70, 150]] as const) {
     test(`Q·R reproduces a ${n} × ${m} matrix and Q has orthonormal columns`, () => {
       const rng = createRng(n * 100 + m);
       const x0 = Float64Array.from({ length: n * m }, () => rng.gaussian());
       const x = x0.slice();
-      const { r, tau, t } = householderQR(x, n, m);
+      const qrx = householderQR(x, n, m);
+      const { r, t } = qrx;
       // Q·R column by column: apply Q to each column of R padded with zeros.
       const qr = new Float64Array(n * m);
       for (let c = 0; c < m; c++) for (let i = 0; i < t; i++) qr[c * n + i] = r[i * m + c];
-      applyHouseholderQ(x, n, tau, qr, m);
+      applyHouseholderQ(qrx, qr, m);
       assert.ok(frobeniusDiff(qr, x0) <= 1e-13 * frobenius(x0), `${frobeniusDiff(qr, x0)}`);
       const q = new Float64Array(n * t);
       for (let c = 0; c < t; c++) q[c * n + c] = 1;
-      applyHouseholderQ(x, n, tau, q, t);
+      applyHouseholderQ(qrx, q, t);
       for (let a = 0; a < t; a++) {
         for (let b = 0; b < t; b++) {
           let s = 0;
@@ -269,9 +270,9 @@ describe('refactorLowRank: ΔW = Σ s_j·P_j·Q_j as one B·A', () => {
 /** k orthonormal vectors of length n (columns, column-major) from a QR of a random matrix. */
 function householderBasis(n: number, k: number, rng: Rng): Float64Array {
   const x = Float64Array.from({ length: n * k }, () => rng.gaussian());
-  const { tau } = householderQR(x, n, k);
+  const qrx = householderQR(x, n, k);
   const q = new Float64Array(n * k);
   for (let c = 0; c < k; c++) q[c * n + c] = 1;
-  applyHouseholderQ(x, n, tau, q, k);
+  applyHouseholderQ(qrx, q, k);
   return q;
 }
