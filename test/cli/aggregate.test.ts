@@ -102,7 +102,7 @@ describe('fedex aggregate runs', () => {
     for (const type of ['qkv', 'o', 'mlp']) assert.match(r.stdout, new RegExp(`^\\s*\\S*\\s*${type}\\b`, 'm'), `a row for ${type}`);
     assert.match(r.stdout, /fedex: 6 modules from 3 adapters/);
     assert.match(r.stdout, /exact to float32 round-off/);
-    assert.deepEqual(await entries(out), ['adapter', 'config.json', 'model.safetensors', 'report.json']);
+    assert.deepEqual(await entries(out), ['adapter', 'config.json', 'model.safetensors', 'report.json', 'residual.safetensors']);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as AggregateReport;
     assert.deepEqual(report.adapters, fx.adapters);
   });
@@ -118,7 +118,7 @@ describe('fedex aggregate runs', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /fedex: 6 modules from 3 adapters/);
     assert.match(r.stdout, /exact to float32 round-off/);
-    assert.deepEqual(await entries(out), ['adapter', 'config.json', 'model.safetensors.index.json', ...SHARDS, 'report.json'].sort());
+    assert.deepEqual(await entries(out), ['adapter', 'config.json', 'model.safetensors.index.json', ...SHARDS, 'report.json', 'residual.safetensors'].sort());
     const index = JSON.parse(await readFile(join(out, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
     assert.deepEqual(index.weight_map, weightMap);
   });

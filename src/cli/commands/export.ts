@@ -1,6 +1,7 @@
 /** `fedex export`: a federation's result as one exact PEFT adapter on the original base, and/or a merged model. */
 import { exportFederation, type ExportKind, type ExportReport } from '../../federation/export/exportFederation.js';
 import { STRATEGY_NAMES } from '../../core/strategies/types.js';
+import { createOrtGemmBackend } from '../../runtime/kernels/gemm64.js';
 import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
 import { DEVICES } from '../../runtime/session.js';
 import type { CliCommand, CliIO } from '../command.js';
@@ -19,21 +20,22 @@ const FLAGS: FlagSpecs = {
   base: { type: 'string', value: 'dir', help: 'the original base model folder (default: the one the run recorded)' },
   dtype: { type: 'string', value: 'same|float32', help: 'dtype of the merged model\'s adapted weights', default: 'same' },
   'check-rows': { type: 'string', value: 'n', help: 'rows per module checked against the exact update in float64', default: '8' },
-  device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for the merged weights', default: 'cpu' },
+  device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for the merged weights (the re-factoring runs in float64 on the CPU)', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
   force: { type: 'boolean', help: 'replace an existing output folder' },
   json: { type: 'boolean', help: 'print the report as JSON instead of the summary table' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const USAGE = 'fedex export <run dir | simulate out dir> --out <dir> [--as adapter|merged|both] [--max-rank k] [--max-error x]';
+const USAGE = 'fedex export <run dir | simulate out dir | aggregate out dir> --out <dir> [--as adapter|merged|both] [--max-rank k] [--max-error x]';
 const SUMMARY = [
   'Writes a federation\'s result as users deploy it. FedEx-LoRA\'s result is the base with every round\'s',
   'residual folded in plus the global adapter, so the global adapter alone is NOT the result. `adapter`',
   'is one PEFT LoRA adapter on the ORIGINAL base whose B·A equals the total update per module (exact',
   'numerical rank, or lower with --max-rank/--max-error, the loss reported); `merged` is the final model',
   'in the base\'s dtype and sharding. FedIT and FFA-LoRA runs export their global adapter the same way.',
-  'Works on a finished or interrupted `fedex host --out` folder and on `fedex simulate --out` folders.',
+  'Works on a finished or interrupted `fedex host --out` folder, on `fedex simulate --out` folders and on',
+  '`fedex aggregate --out` folders (relative to the base given to the aggregation).',
 ].join('\n');
 
 function printSummary(report: ExportReport, io: CliIO): void {
@@ -69,7 +71,7 @@ export const exportCommand: CliCommand = {
       io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
       return 0;
     }
-    if (args.positionals.length !== 1) throw usageError(`fedex export: give one run directory (a fedex host --out or fedex simulate --out folder), got ${args.positionals.length}. See 'fedex export --help'.`);
+    if (args.positionals.length !== 1) throw usageError(`fedex export: give one run directory (a fedex host --out, fedex simulate --out or fedex aggregate --out folder), got ${args.positionals.length}. See 'fedex export --help'.`);
     const as = choiceFlag(args, 'as', 'export', ['adapter', 'merged', 'both'] as const, 'both') as ExportKind;
     const methodRaw = optionalString(args, 'method');
     const method = methodRaw === undefined ? undefined : choiceFlag(args, 'method', 'export', STRATEGY_NAMES, 'fedex');
@@ -78,6 +80,8 @@ export const exportCommand: CliCommand = {
     const device = choiceFlag(args, 'device', 'export', DEVICES, 'cpu');
     const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', 'export', 0, { min: 1, max: 256, integer: true });
     const updater = as === 'adapter' ? undefined : createStoredUpdateKernel({ device, ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
+    // The re-factoring's float64 products run on onnxruntime's CPU DGEMM (WebGPU has no float64).
+    const gemm = createOrtGemmBackend(threads !== undefined ? { intraOpThreads: threads } : {});
     let bar: ProgressBar | null = null;
     try {
       const base = optionalString(args, 'base');
@@ -93,6 +97,7 @@ export const exportCommand: CliCommand = {
         force: booleanFlag(args, 'force'),
         checkRows: numberFlag(args, 'check-rows', 'export', 8, { min: 0, integer: true }),
         ...(updater !== undefined ? { updater } : {}),
+        gemm,
         onModule: (_done, total, module) => {
           bar ??= new ProgressBar('exporting', total, io.stderr);
           bar.tick(1, module);
@@ -105,6 +110,7 @@ export const exportCommand: CliCommand = {
       return 0;
     } finally {
       await updater?.dispose();
+      await gemm.dispose?.();
     }
   },
 };

@@ -15,7 +15,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { refactorLowRank, truncateLowRank, type UpdateTerm } from '../../core/lowRank.js';
+import { refactorLowRank, refactorLowRankWith, truncateLowRank, type GemmBackend, type UpdateTerm } from '../../core/lowRank.js';
 import { exactnessSampleRows } from '../../core/exactness.js';
 import type { Layout } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
@@ -36,7 +36,8 @@ import { FEDERATION_TASK_TYPE } from '../shared/adapterFolders.js';
 import { moduleLayout } from '../shared/baseWeights.js';
 import { modelManifest } from '../shared/modelBase.js';
 import { ExportError } from './errors.js';
-import { findRunDir, openRunUpdate, type ExportSource } from './runUpdate.js';
+import { openExportSource } from './aggregateSource.js';
+import type { ExportSource } from './runUpdate.js';
 
 export type ExportKind = 'adapter' | 'merged' | 'both';
 
@@ -60,6 +61,8 @@ export interface ExportOptions {
   readonly checkRows?: number;
   /** Streams W0 + B·A through onnxruntime (required for `merged`). */
   readonly updater?: StoredWeightUpdater;
+  /** Computes the re-factoring's matrix products (the CLI passes onnxruntime's; default: TypeScript). */
+  readonly gemm?: GemmBackend;
   readonly onModule?: (done: number, total: number, module: string) => void;
   readonly onWarning?: (message: string) => void;
 }
@@ -210,15 +213,17 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
   if (wantMerged && options.updater === undefined) throw new ExportError('EXPORT_OPTIONS', 'a merged export needs a weight updater');
   if (options.maxRank !== undefined && (!Number.isInteger(options.maxRank) || options.maxRank < 1)) throw new ExportError('EXPORT_OPTIONS', `--max-rank must be an integer ≥ 1, got ${options.maxRank}`);
   if (options.maxRelativeError !== undefined && !(options.maxRelativeError >= 0 && options.maxRelativeError < 1)) throw new ExportError('EXPORT_OPTIONS', `--max-error must be in [0, 1), got ${options.maxRelativeError}`);
-  const found = await findRunDir(options.source, options.method);
-  if (found.note !== undefined) options.onWarning?.(found.note);
-  const run = await openRunUpdate(found.dir);
+  const run = await openExportSource(options.source, { method: options.method, base: options.base, merged: wantMerged, onWarning: options.onWarning });
   const out = resolve(options.out);
   let output: { tmp: string; cleanup: string } | null = null;
   try {
     if (!run.finished) options.onWarning?.(`the federation in ${run.runDir} has not finished: exporting its state after round ${run.round} (${run.roundsCompleted}/${run.rounds} rounds aggregated)`);
     const baseDir = await originalBase(run, options.base, wantMerged);
-    if (wantAdapter && baseDir === null) options.onWarning?.(`run ${run.runDir} trained the synthetic model: the adapter has no base model to load with`);
+    if (wantAdapter && baseDir === null) {
+      options.onWarning?.(run.modelDir === null
+        ? `run ${run.runDir} trained the synthetic model: the adapter has no base model to load with`
+        : `${run.runDir} does not record a base model folder: the adapter's base_model_name_or_path is left out (give --base to set it)`);
+    }
     output = await prepareOutput(out, options.force === true);
     const { tmp } = output;
     const parts = join(tmp, '.parts');
@@ -229,7 +234,7 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
     // Pass 1: re-factor each module, check it, park its exact float32 factors.
     for (const [i, m] of run.layout.entries()) {
       const terms = await run.terms(m);
-      const full = refactorLowRank(terms, m.out, m.in);
+      const full = options.gemm !== undefined ? await refactorLowRankWith(options.gemm, terms, m.out, m.in) : refactorLowRank(terms, m.out, m.in);
       const kept = truncateLowRank(full, { ...(options.maxRank !== undefined ? { maxRank: options.maxRank } : {}), ...(options.maxRelativeError !== undefined ? { maxRelativeError: options.maxRelativeError } : {}) });
       const b = toF32(full.b);
       const a = toF32(full.a);

@@ -68,7 +68,7 @@ export async function findRunDir(path: string, method?: StrategyName): Promise<{
   const found: string[] = [];
   for (const n of names) if (await isFile(join(runs, n, 'state.json'))) found.push(n);
   if (found.length === 0) {
-    throw new ExportError('EXPORT_SOURCE', `${dir} is not a federation run: it has no state.json (a fedex host --out folder) and no runs/<method>/state.json (a fedex simulate --out folder)`);
+    throw new ExportError('EXPORT_SOURCE', `${dir} is not a federation run: it has no state.json (a fedex host --out folder), no runs/<method>/state.json (a fedex simulate --out folder), and no report.json with adapter/ (a fedex aggregate --out folder)`);
   }
   if (method !== undefined) {
     if (!found.includes(method)) throw new ExportError('EXPORT_SOURCE', `${dir} has no ${method} run (it has ${found.join(', ')})`);

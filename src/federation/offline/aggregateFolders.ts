@@ -9,8 +9,15 @@
  * measured on the way. A weight that is not updated is copied byte for byte. The global adapter's
  * tensors are written as they are produced. The output folder appears only when everything
  * succeeded (written to a temporary sibling, renamed at the end).
+ *
+ * FedEx also keeps the residual it folds into the base, `residual.safetensors` (per module
+ * `<module>.residual_P` out × inner and `<module>.residual_Q` inner × in, float32, linear
+ * orientation; metadata `fedex.entries` as a coordinator's step file), so that `fedex export` can
+ * rebuild one adapter relative to the input base: each module's factors are parked in a part file
+ * as the module is done and the file is assembled at the end, one module at a time. report.json
+ * records the base folder (absolute) and its content hash, which the export checks its base against.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Layout } from '../../core/lora.js';
 import { checkExactness, exactnessSampleRows } from '../../core/exactness.js';
@@ -23,8 +30,9 @@ import { createPeftAdapterWriter } from '../../formats/peft.js';
 import type { PeftAdapterWriter } from '../../formats/peft.js';
 import { PEFT_KEY_PREFIX } from '../../formats/peftIndex.js';
 import type { PeftAdapterIndex } from '../../formats/peftIndex.js';
+import { withSafetensors } from '../../formats/safetensors.js';
 import type { SafetensorsReader, TensorInfo } from '../../formats/safetensors.js';
-import { createSafetensorsWriter } from '../../formats/safetensorsWriter.js';
+import { createSafetensorsWriter, writeSafetensors } from '../../formats/safetensorsWriter.js';
 import type { SafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import { itemSize } from '../../formats/safetensorsHeader.js';
 import type { SafetensorsDType } from '../../formats/safetensorsHeader.js';
@@ -32,9 +40,17 @@ import type { DowncastReport } from '../../formats/halfFloat.js';
 import type { StoredFloat, StoredWeightUpdater } from '../../formats/storedUpdate.js';
 import { AggregationInputError } from './errors.js';
 import { checkAdaptersAgree, checkWeights, closeAll, closeReaders, copyModelFiles, openAdapters, openBase, planModules, resolveBase } from './inputs.js';
-import type { BaseView, ModulePlan } from './inputs.js';
+import type { BaseView, ModulePlan, ResolvedBase } from './inputs.js';
 import { commitOutput, prepareOutput } from './outputFolder.js';
 import { SAFETENSORS_INDEX_FILE } from '../../model/checkpoint.js';
+import { ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName } from '../protocol/adapterTensors.js';
+import type { ResidualEntry } from '../protocol/adapterTensors.js';
+import { modelManifest } from '../shared/modelBase.js';
+
+/** The report of an aggregation, in its output folder. */
+export const AGGREGATE_REPORT_FILE = 'report.json';
+/** FedEx: the residual folded into the base, in its output folder (what `fedex export` reads). */
+export const RESIDUAL_FILE = 'residual.safetensors';
 
 export interface AggregateFoldersOptions {
   readonly method: StrategyName;
@@ -82,7 +98,17 @@ export interface ModuleReport {
 export interface AggregateReport {
   readonly method: StrategyName;
   readonly exactMethod: boolean;
+  /** The base's weights file (model.safetensors, the index, or the .safetensors file), as given. */
   readonly base: string;
+  /** The base model folder as an absolute path (null: the base was a bare .safetensors file). */
+  readonly baseDir: string | null;
+  /**
+   * Content hash of the base model folder (docs/protocol.md §8, what `fedex export` checks a base
+   * against); null for a bare .safetensors file or a folder that cannot be hashed (no config.json).
+   */
+  readonly baseHash: string | null;
+  /** FedEx: `residual.safetensors`, the residual folded into the base per module; null for FedIT/FFA. */
+  readonly residualFile: string | null;
   readonly adapters: readonly string[];
   readonly weights: readonly number[];
   readonly outputDtype: 'same' | 'float32';
@@ -119,7 +145,14 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
       const writeModel = strategy.updatesBase;
       // A single base is written as model.safetensors; a sharded one keeps its shard names and gets a new index.
       const modelFiles = base.index === undefined ? [join(tmp, 'model.safetensors')] : base.files.map((f) => join(tmp, basename(f)));
-      const report = await runModules(options, strategy, adapters, view, plan, { model: writeModel ? modelFiles : null, adapter: join(tmp, 'adapter') });
+      const residualParts = writeModel ? join(tmp, '.residual-parts') : null;
+      if (residualParts !== null) await mkdir(residualParts);
+      const report = await runModules(options, strategy, adapters, view, plan, { model: writeModel ? modelFiles : null, adapter: join(tmp, 'adapter'), residualParts });
+      if (residualParts !== null) {
+        await writeResidualFile(join(tmp, RESIDUAL_FILE), report.residuals);
+        await rm(residualParts, { recursive: true, force: true });
+      }
+      const baseHash = await hashBase(base, options.onWarning);
       if (writeModel && base.index !== undefined) {
         // Every tensor the shards hold is listed, also one the input index left out: a loader that
         // goes by the index must not miss an updated weight.
@@ -134,6 +167,9 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
         method: strategy.name,
         exactMethod: strategy.exact,
         base: base.file,
+        baseDir: base.dir !== undefined ? resolve(base.dir) : null,
+        baseHash,
+        residualFile: writeModel ? RESIDUAL_FILE : null,
         adapters: [...options.adapters],
         weights: report.weights,
         outputDtype: options.dtype ?? 'same',
@@ -147,7 +183,7 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
         },
         seconds: (performance.now() - started) / 1000,
       };
-      await writeFile(join(tmp, 'report.json'), `${JSON.stringify(full, null, 2)}\n`);
+      await writeFile(join(tmp, AGGREGATE_REPORT_FILE), `${JSON.stringify(full, null, 2)}\n`);
       const leftover = await commitOutput(tmp, out, options.force === true);
       if (leftover !== null) options.onWarning?.(`the previous output was replaced but could not be removed: it is in '${leftover}'`);
       return full;
@@ -166,12 +202,62 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
   }
 }
 
+/** One module's residual parked in a part file until residual.safetensors is assembled. */
+interface ParkedResidual {
+  readonly entry: ResidualEntry;
+  readonly out: number;
+  readonly in: number;
+  readonly part: string;
+}
+
 interface ModulesOutcome {
   modules: ModuleReport[];
   metrics: ModuleAggregateMetrics[];
   weights: number[];
   /** Tensor bytes written to the model files (an index's total_size). */
   modelBytes: number;
+  /** FedEx: the residual of every module whose base changed, in the order aggregated. */
+  residuals: ParkedResidual[];
+}
+
+/**
+ * The base folder's content hash (what `fedex export` checks its base against): null for a bare
+ * .safetensors file, and, with a warning, for a folder that cannot be hashed (no config.json).
+ */
+async function hashBase(base: ResolvedBase, onWarning?: (message: string) => void): Promise<string | null> {
+  if (base.dir === undefined) return null;
+  try {
+    return (await modelManifest(base.dir)).hash;
+  } catch (err) {
+    onWarning?.(`the base folder '${base.dir}' has no content hash (${(err as Error).message}); fedex export of this output will not check its base`);
+    return null;
+  }
+}
+
+/**
+ * Writes residual.safetensors from the parked parts, one module in memory at a time: the tensor
+ * names and metadata of a coordinator's step file (`<module>.residual_P` / `_Q`, float32, linear
+ * orientation; `fedex.entries`, `fedex.round` 1). A FedEx round that changed no weight writes a file
+ * with no tensors and no entries.
+ */
+async function writeResidualFile(path: string, residuals: readonly ParkedResidual[]): Promise<void> {
+  const header = residuals.flatMap(({ entry, out, in: inF }) => [
+    { name: tensorName(entry.module, ROLE_RESIDUAL_P), dtype: 'F32' as const, shape: [out, entry.innerDim] },
+    { name: tensorName(entry.module, ROLE_RESIDUAL_Q), dtype: 'F32' as const, shape: [entry.innerDim, inF] },
+  ]);
+  const writer = await createSafetensorsWriter(path, header, { 'fedex.entries': JSON.stringify(residuals.map((r) => r.entry)), 'fedex.round': '1' });
+  try {
+    for (const { entry, part } of residuals) {
+      const { p, q } = await withSafetensors(part, async (r) => ({ p: await r.readMatrix('P'), q: await r.readMatrix('Q') }));
+      await writer.writeTensor(tensorName(entry.module, ROLE_RESIDUAL_P), p.data);
+      await writer.writeTensor(tensorName(entry.module, ROLE_RESIDUAL_Q), q.data);
+      await rm(part, { force: true });
+    }
+    await writer.close();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
 }
 
 /** Stored bytes per piece when a tensor that is not adapted is copied. */
@@ -221,13 +307,13 @@ async function runModules(
   adapters: readonly PeftAdapterIndex[],
   view: BaseView,
   plan: ReadonlyMap<string, ModulePlan>,
-  paths: { model: readonly string[] | null; adapter: string },
+  paths: { model: readonly string[] | null; adapter: string; residualParts: string | null },
 ): Promise<ModulesOutcome> {
   const toF32 = options.dtype === 'float32';
   const first = adapters[0];
   let writer: SafetensorsWriter | null = null;
   let adapterWriter: PeftAdapterWriter | null = null;
-  const outcome: ModulesOutcome = { modules: [], metrics: [], weights: [], modelBytes: 0 };
+  const outcome: ModulesOutcome = { modules: [], metrics: [], weights: [], modelBytes: 0, residuals: [] };
   let done = 0;
   try {
     // Tensors sit in the adapter's module order (as PEFT lists them), written as each module is done.
@@ -284,6 +370,16 @@ async function runModules(
           w0, result: { kind: 'adapter', w0New, global }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: p.spec.layout,
         }, rows);
         await adapterWriter.writeModule({ modulePath: p.spec.name, A: global.a, B: global.b });
+        const update = agg.baseUpdate;
+        if (paths.residualParts !== null && update !== null && update.p.shape[1] > 0) {
+          // Parked as float32 (P out × inner, Q inner × in: the linear orientation, whatever the base layout).
+          const part = join(paths.residualParts, `module-${outcome.residuals.length}.safetensors`);
+          await writeSafetensors(part, new Map([
+            ['P', { dtype: 'F32' as const, shape: update.p.shape, data: update.p.data }],
+            ['Q', { dtype: 'F32' as const, shape: update.q.shape, data: update.q.data }],
+          ]));
+          outcome.residuals.push({ entry: { module: p.spec.name, form: 'factored', innerDim: update.p.shape[1], scale: update.scale }, out: p.spec.outFeatures, in: p.spec.inFeatures, part });
+        }
         outcome.metrics.push(agg.metrics);
         outcome.weights = [...agg.metrics.weights];
         outcome.modules.push({

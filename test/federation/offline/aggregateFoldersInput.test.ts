@@ -199,7 +199,7 @@ describe('aggregateFolders: weights and output folder', () => {
     await writeFile(join(out, 'stale.txt'), 'old');
     const report = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out, updater, force: true });
     assert.equal(report.modules.length, 6);
-    assert.deepEqual(await entries(out), ['adapter', 'config.json', 'model.safetensors', 'report.json']);
+    assert.deepEqual(await entries(out), ['adapter', 'config.json', 'model.safetensors', 'report.json', 'residual.safetensors']);
     assert.deepEqual(await entries(parent), ['out'], 'no .old-* or .partial-* sibling');
   });
 });

@@ -55,7 +55,7 @@ describe('aggregateFolders on a sharded base (model.safetensors.index.json)', ()
     const r1 = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out: single, updater, checkRows: 5 });
     const r2 = await aggregateFolders({ method: 'fedex', base: sharded, adapters: fx.adapters, out, updater, checkRows: 5 });
     // assert
-    assert.deepEqual((await readdir(out)).sort(), ['adapter', 'config.json', 'model.safetensors.index.json', ...SHARDS, 'report.json'].sort());
+    assert.deepEqual((await readdir(out)).sort(), ['adapter', 'config.json', 'model.safetensors.index.json', ...SHARDS, 'report.json', 'residual.safetensors'].sort());
     const index = JSON.parse(await readFile(join(out, 'model.safetensors.index.json'), 'utf8')) as { metadata: { total_size: number }; weight_map: Record<string, string> };
     assert.deepEqual(index.weight_map, weightMap);
     const got = await tensorsOf(SHARDS.map((f) => join(out, f)));
@@ -77,6 +77,7 @@ describe('aggregateFolders on a sharded base (model.safetensors.index.json)', ()
     assert.deepEqual(r2.modules.map((m) => [m.module, m.exactness]), r1.modules.map((m) => [m.module, m.exactness]));
     assert.ok(r2.summary.allWithinTolerance);
     assert.ok((await readFile(join(out, 'adapter', 'adapter_model.safetensors'))).equals(await readFile(join(single, 'adapter', 'adapter_model.safetensors'))), 'the same global adapter');
+    assert.ok((await readFile(join(out, 'residual.safetensors'))).equals(await readFile(join(single, 'residual.safetensors'))), 'the same residual');
   });
 
   test('an index as transformers writes it (keys sorted), given as the index file itself: shards in name order, the same report order; a tensor the index leaves out is listed in the new one; the output folder loads as a checkpoint', async () => {
