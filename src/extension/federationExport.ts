@@ -37,9 +37,25 @@ async function runMethod(dir: string): Promise<string | null> {
   }
 }
 
-/** What `dir` holds for `fedex export`, or null when it is not a federation run (e.g. a `fedex train` adapter folder). */
+/** The method of a `fedex aggregate --out` folder (report.json with its method and adapters, and adapter/), or null. */
+async function aggregateMethod(dir: string): Promise<string | null> {
+  if (!(await stat(join(dir, 'adapter')).then((s) => s.isDirectory(), () => false))) return null;
+  try {
+    const report = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as { method?: unknown; adapters?: unknown };
+    return typeof report.method === 'string' && Array.isArray(report.adapters) ? report.method : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What `dir` holds for `fedex export`, or null when it is not a federation run (e.g. a `fedex train`
+ * adapter folder). A `fedex aggregate --out` folder counts as a run (one offline round).
+ */
 export async function findFederationRun(dir: string): Promise<FederationRun | null> {
   if (await isFile(join(dir, 'state.json'))) return { kind: 'run', dir, method: await runMethod(dir) };
+  const aggregated = await aggregateMethod(dir);
+  if (aggregated !== null) return { kind: 'run', dir, method: aggregated };
   const names = await readdir(join(dir, 'runs')).catch(() => [] as string[]);
   const methods: string[] = [];
   for (const m of METHODS) if (names.includes(m) && (await isFile(join(dir, 'runs', m, 'state.json')))) methods.push(m);

@@ -43,14 +43,18 @@ describe('federation export: finding the run', () => {
     mkdirSync(trained);
     writeFileSync(join(trained, 'adapter_config.json'), '{}');
     writeFileSync(join(trained, 'adapter_model.safetensors'), '');
+    const aggregated = join(root, 'aggregate-out');
+    mkdirSync(join(aggregated, 'adapter'), { recursive: true });
+    writeFileSync(join(aggregated, 'report.json'), JSON.stringify({ method: 'fedex', adapters: ['a', 'b'] }));
     // act
-    const found = await Promise.all([host, sim, trained, join(root, 'missing')].map(findFederationRun));
+    const found = await Promise.all([host, sim, trained, join(root, 'missing'), aggregated].map(findFederationRun));
     // assert
     assert.deepEqual(found, [
       { kind: 'run', dir: host, method: 'fedit' },
       { kind: 'simulation', dir: sim, methods: ['fedex', 'ffa'] },
       null,
       null,
+      { kind: 'run', dir: aggregated, method: 'fedex' },
     ]);
   });
 });
