@@ -46,13 +46,13 @@ export interface Refactored {
   readonly a: Matrix<Float64Array>;
   /** Directions kept. */
   readonly rank: number;
-  /** Numerical rank of ΔW: directions with σ_i > σ_1 · max(out, in, m) · 2⁻⁵². */
+  /** Numerical rank of ΔW: directions with σ_i > σ_1 · 2⁻²⁶ (the resolution of σ_i = ‖C·v_i‖ from CᵀC; below float32's 2⁻²⁴). */
   readonly exactRank: number;
   /** Inner size m of the stacked factors. */
   readonly innerDim: number;
   /** ‖ΔW‖_F. */
   readonly norm: number;
-  /** ‖ΔW − B·A‖_F in float64 (0 when every non-zero direction was kept). */
+  /** ‖ΔW − B·A‖_F in float64: the directions below the resolution at full rank (about 1e-9 of ‖ΔW‖ when there are any), more when truncated. */
   readonly truncationError: number;
   /** truncationError / norm (0 for ΔW = 0). */
   readonly relativeError: number;
@@ -85,6 +85,13 @@ export interface GemmBackend {
 
 type Products<T> = Generator<GemmRequest, T, void>;
 
+/**
+ * Singular values below σ_1·2⁻²⁶ are not resolved: they come from the eigenvalues of CᵀC, whose
+ * absolute accuracy is about 2⁻⁵²·σ_1², so a direction of ΔW that is zero reads as up to ~3e-9·σ_1
+ * (measured, docs/benchmarks.md). Such directions are dropped and their share reported; they are also
+ * below the float32 rounding (2⁻²⁴) of the factors that get written.
+ */
+const RESOLUTION = 2 ** -26;
 const EPS = 2 ** -52;
 /** Columns per QR panel. */
 const PANEL = 32;
@@ -533,7 +540,7 @@ function* refactorProducts(terms: readonly UpdateTerm[], out: number, inF: numbe
   const order = [...sigma.keys()].sort((x, y) => sigma[y] - sigma[x]);
   const sorted = Float64Array.from(order, (c) => sigma[c]);
   const norm = Math.sqrt(sorted.reduce((s, x) => s + x * x, 0));
-  const floor = (sorted[0] ?? 0) * Math.max(out, inF, m) * EPS;
+  const floor = (sorted[0] ?? 0) * RESOLUTION;
   let rank = 0;
   while (rank < sorted.length && sorted[rank] > floor && sorted[rank] > 0) rank++;
   const vk = new Float64Array(rank * tq);
@@ -554,9 +561,12 @@ function* refactorProducts(terms: readonly UpdateTerm[], out: number, inF: numbe
     for (let o = 0; o < out; o++) b[o * rank + c] /= f;
     for (let i = 0; i < inF; i++) a[c * inF + i] *= f;
   }
+  let below2 = 0;
+  for (let c = rank; c < sorted.length; c++) below2 += sorted[c] * sorted[c];
+  const below = Math.sqrt(below2);
   return {
     b: { shape: [out, rank], data: b }, a: { shape: [rank, inF], data: a },
-    rank, exactRank: rank, innerDim: m, norm, truncationError: 0, relativeError: 0, singularValues: sorted,
+    rank, exactRank: rank, innerDim: m, norm, truncationError: below, relativeError: norm === 0 ? 0 : below / norm, singularValues: sorted,
   };
 }
 

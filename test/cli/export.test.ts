@@ -86,8 +86,10 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
     assert.equal(report.source.baseSteps, 3);
     for (const m of report.modules) {
       assert.equal(m.rank, m.exactRank);
-      assert.equal(m.truncationError, 0);
       assert.equal(m.innerDim, 3 * 3 * 8 + 8, 'three rounds of three rank-8 clients plus the global adapter');
+      // Each round's residual has rank (k − 1)·r; the rest of the stack is float32 rounding of Ā, below the resolution.
+      assert.equal(m.exactRank, 3 * (3 - 1) * 8 + 8);
+      assert.ok(m.truncationError <= 1e-7, `${m.module}: ${m.truncationError}`);
       assert.ok(m.adapterCheck!.relativeError <= 1e-6, `${m.module}: adapter check ${m.adapterCheck!.relativeError}`);
       assert.ok(m.mergedCheck!.relativeError <= 1e-5, `${m.module}: merged check ${m.mergedCheck!.relativeError}`);
     }
@@ -117,7 +119,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
           }
           const measured = Math.sqrt(err / ref);
           const reported = report.modules.find((x) => x.module === m.module)!.truncationError;
-          assert.ok(reported > 1e-3, 'rank 12 of 80 truncates');
+          assert.ok(reported > 1e-3, 'rank 12 of 56 truncates');
           assert.ok(Math.abs(measured - reported) <= 1e-5 * Math.max(1, reported), `${m.module}: reported ${reported}, measured ${measured}`);
         }
       });

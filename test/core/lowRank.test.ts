@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { applyHouseholderQ, householderQR, refactorLowRank, symmetricEigen, type UpdateTerm } from '../../src/core/lowRank.js';
 import { createRng, randomMatrix, type Rng } from '../../src/core/random.js';
 import type { Matrix } from '../../src/core/tensor.js';
-import { frobenius, frobeniusDiff, refMatmul } from './reference.js';
+import { frobenius, frobeniusDiff, randomClients, refMatmul, spec } from './reference.js';
+import { factorResidual } from '../../src/core/residual.js';
+import { weightedAverage } from '../../src/core/average.js';
 
 /** Singular values of a dense row-major matrix by one-sided Jacobi (Hestenes), float64: the independent reference. */
 function jacobiSingularValues(data: Float64Array, rows: number, cols: number): Float64Array {
@@ -248,6 +250,25 @@ describe('refactorLowRank: ΔW = Σ s_j·P_j·Q_j as one B·A', () => {
     assert.equal(refactorLowRank(terms, 20, 16, { maxRelativeError: 0.2 / norm }).rank, 2);
     assert.equal(refactorLowRank(terms, 20, 16, { maxRelativeError: 0.05 / norm }).rank, 3);
     assert.equal(refactorLowRank(terms, 20, 16, { maxRelativeError: 0.2 / norm, maxRank: 1 }).rank, 1);
+  });
+
+  test('a stacked FedEx residual (float32 Ā): (k − 1)·r directions carry it, the float32-rounding ones are tiny and dropped where below the resolution', () => {
+    const s = spec('m', 70, 50, 4, 'linear');
+    const clients = randomClients(s, 3, createRng(21));
+    const w = [0.2, 0.3, 0.5];
+    const abar = weightedAverage(clients.map((c) => c.a), w);
+    const res = factorResidual(clients, w, abar, 'stacked');
+    const terms: UpdateTerm[] = [{ kind: 'factored', p: res.p, q: res.q, scale: 1 }];
+    const r = refactorLowRank(terms, 70, 50);
+    assert.equal(r.innerDim, 12);
+    // Σ w_i (A_i − Ā) = 0 up to the float32 rounding of Ā: (k − 1)·r directions carry the update, the
+    // other r are rounding, kept only where they clear the resolution.
+    assert.ok(r.singularValues[7] > 1e-3 * r.singularValues[0]);
+    assert.ok(r.singularValues[8] < 1e-6 * r.singularValues[0], `σ_9/σ_1 = ${r.singularValues[8] / r.singularValues[0]}`);
+    assert.ok(r.exactRank >= 8 && r.exactRank <= 12);
+    assert.ok(r.relativeError < 1e-7, `${r.relativeError}`);
+    const ref = dense64(terms, 70, 50);
+    assert.ok(Math.abs(frobeniusDiff(product(r.b, r.a), ref) - r.truncationError) <= 1e-12 * frobenius(ref));
   });
 
   test('zero update and no terms give rank 0', () => {

@@ -41,7 +41,7 @@ const SUMMARY = [
 function printSummary(report: ExportReport, io: CliIO): void {
   const rows = report.modules.map((m) => [
     m.module, `${m.out}×${m.in}`, String(m.innerDim), String(m.exactRank), String(m.rank),
-    m.truncationError === 0 ? '0 (exact)' : formatNumber(m.truncationError),
+    m.truncationError === 0 ? '0' : formatNumber(m.truncationError),
     m.adapterCheck !== undefined ? formatNumber(m.adapterCheck.relativeError) : '—',
     m.mergedCheck !== undefined ? formatNumber(m.mergedCheck.relativeError) : '—',
   ]);
@@ -51,7 +51,9 @@ function printSummary(report: ExportReport, io: CliIO): void {
   io.stdout.write(`\n${src.method}: ${src.roundsCompleted}/${src.rounds} rounds, ${src.baseSteps} base step(s) + the global adapter, ${s.modules} modules in ${report.seconds.toFixed(2)} s. `
     + (report.adapterDir !== null
       ? `Adapter (PEFT, on the original base ${report.base ?? '(synthetic model)'}): ${report.adapterDir}, ${(s.adapterBytes / 1e6).toFixed(2)} MB; `
-        + (s.exactModules === s.modules ? 'exact in every module. ' : `${s.modules - s.exactModules} module(s) truncated, largest relative Frobenius error ${formatNumber(s.maxTruncationError)}. `)
+        + (s.exactModules === s.modules
+          ? `exact in every module (below the resolution of 2⁻²⁶·σ₁: at most ${formatNumber(s.maxTruncationError)} of a module's update). `
+          : `${s.modules - s.exactModules} module(s) truncated, largest relative Frobenius error ${formatNumber(s.maxTruncationError)}. `)
       : '')
     + (report.modelDir !== null ? `Merged model: ${report.modelDir}${s.maxDowncastAbsError > 0 ? ` (down-cast to the stored dtype: max abs rounding ${formatNumber(s.maxDowncastAbsError)})` : ''}. ` : '')
     + 'Report: export-report.json.\n');
