@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- --smoke] [--only aggregation,federation,trainer,preauth] [--json file] [--threads n]
- * [--llama-layers n] [--work dir]`: runs the benchmarks (all suites, or those `--only` names) and
+ * `npm run bench [-- --smoke] [--only aggregation,federation,trainer,preauth,export] [--json file]
+ * [--threads n] [--llama-layers n] [--work dir] [--export-modules n] [--export-mlp]
+ * [--export-svd auto|torch|numpy]`: runs the benchmarks (all suites, or those `--only` names) and
  * prints their tables. Figures worth quoting are ratios between rows of the same run (these
  * machines are noisy); `--json` writes the rows for docs/benchmarks.md.
  */
@@ -9,6 +10,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { aggregationBench } from './aggregation.js';
+import { exportBench, type SvdChoice } from './export.js';
 import { federationBench } from './federation.js';
 import { preAuthBench } from './preAuth.js';
 import { trainerBench } from './trainer.js';
@@ -23,15 +25,26 @@ const { values } = parseArgs({
     threads: { type: 'string', default: String(availableParallelism()) },
     'llama-layers': { type: 'string', default: '32' },
     work: { type: 'string', default: 'bench/results/work' },
-    only: { type: 'string', default: 'aggregation,federation,trainer,preauth' },
+    only: { type: 'string', default: 'aggregation,federation,trainer,preauth,export' },
+    /** Export suite: how many 4096×4096 attention modules (q_proj, v_proj of layers 0, 1, …). */
+    'export-modules': { type: 'string', default: '4' },
+    /** Export suite: also one 11008×4096 MLP module. */
+    'export-mlp': { type: 'boolean', default: false },
+    /** Export suite: dense-SVD reference (auto: PyTorch when it loads, else numpy). */
+    'export-svd': { type: 'string', default: 'auto' },
   },
 });
 
-const SUITES = ['aggregation', 'federation', 'trainer', 'preauth'] as const;
+const SUITES = ['aggregation', 'federation', 'trainer', 'preauth', 'export'] as const;
 const only = new Set(values.only!.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
 const unknown = [...only].filter((s) => !(SUITES as readonly string[]).includes(s));
 if (unknown.length > 0 || only.size === 0) {
   process.stderr.write(`bench: --only takes a comma-separated list of ${SUITES.join(', ')}; got '${values.only}'\n`);
+  process.exit(2);
+}
+const exportModules = Number(values['export-modules']);
+if (!Number.isInteger(exportModules) || exportModules < 1 || !['auto', 'torch', 'numpy'].includes(values['export-svd']!)) {
+  process.stderr.write(`bench: --export-modules takes a positive integer and --export-svd auto, torch or numpy\n`);
   process.exit(2);
 }
 
@@ -49,6 +62,17 @@ if (only.has('aggregation')) {
 }
 if (only.has('federation')) rows.push(...await federationBench({ smoke: values.smoke === true, log }));
 if (only.has('preauth')) rows.push(...await preAuthBench({ smoke: values.smoke === true, log }));
+if (only.has('export')) {
+  rows.push(...await exportBench({
+    smoke: values.smoke === true,
+    threads: Number(values.threads),
+    modules: exportModules,
+    mlp: values['export-mlp'] === true,
+    svd: values['export-svd'] as SvdChoice,
+    workDir: values.work!,
+    log,
+  }));
+}
 if (only.has('trainer')) trainerRows.push(...await trainerBench({ smoke: values.smoke === true, threads: Number(values.threads), workDir: values.work!, log }));
 
 const fmt = (x: number): string => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : '–');
