@@ -1,3 +1,13 @@
+"""Checks a `fedex export` of a GPT-2 federation with the real PEFT (manual; needs torch, transformers, peft).
+
+    python checkExport.py <original base dir> <export>/adapter <export>/model/model.safetensors \
+        <simulate out>/adapters/fedex/round-00R/base/model.safetensors <simulate out>/adapters/fedex/round-00R/global
+
+Loads the base in float64, applies the exported adapter with PeftModel.from_pretrained, merges it,
+and prints, per c_attn weight, the largest relative difference (to the size of the total update) of
+PEFT's merged weight and of fedex's merged model from the federated model: the last round's base plus
+s·(B̄Ā)ᵀ of its global adapter. docs/export.md quotes one run.
+"""
 import sys, torch, json
 from transformers import AutoModelForCausalLM
 from peft import PeftModel
