@@ -73,7 +73,7 @@ describe('fedex export of a fedex aggregate output', { timeout: 300_000 }, () =>
     assert.equal(report.summary.modules, 3);
     for (const m of report.modules) {
       assert.equal(m.rank, m.exactRank, `${m.module}: the rank written is the exact rank`);
-      assert.equal(m.truncationError, 0);
+      assert.ok(m.truncationError <= 1e-7, `${m.module}: ${m.truncationError}`); // only what lies below the σ₁·2⁻²⁶ resolution
       assert.equal(m.innerDim, 3 * 4 + 4, `${m.module}: three rank-4 clients' residual plus the global adapter`);
       assert.ok(m.adapterCheck!.relativeError <= 1e-6, `${m.module}: adapter check ${m.adapterCheck!.relativeError}`);
       assert.ok(m.mergedCheck!.relativeError <= 1e-5, `${m.module}: merged check ${m.mergedCheck!.relativeError}`);
