@@ -182,6 +182,11 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
         assert.ok(m.residualTruncation!.relativeError > 0 && m.residualTruncation!.relativeError < 1);
       }
     }
+    assert.match(r.stdout + r.stderr, /fedex round 1: residual truncated to rank 4, up to \S+ of a module's ‖ΔR‖ dropped/);
+    const simReport = JSON.parse(await readFile(join(rr, 'report.json'), 'utf8')) as { methods: { method: string; rounds: { round: number; residualTruncation?: { rank: number; maxRelativeError: number } }[] }[] };
+    const fedexRounds = simReport.methods.find((m) => m.method === 'fedex')!.rounds.filter((x) => x.round > 0);
+    assert.equal(fedexRounds.length, 2);
+    for (const x of fedexRounds) assert.ok(x.residualTruncation!.rank === 4 && x.residualTruncation!.maxRelativeError > 0);
     const out = join(dir, 'rrx');
     assert.equal((await run(['export', rr, '--out', out, '--as', 'adapter'])).code, 0);
     const report = JSON.parse(await readFile(join(out, 'export-report.json'), 'utf8')) as ExportReport;

@@ -179,6 +179,8 @@ export const simulateCommand: CliCommand = {
           clearBar();
           table.row([method, String(row.round), num(row.trainLoss), num(row.evalLoss), pct(row.evalAccuracy), pct(row.exactMatch),
             row.meanRelativeDeviation === null ? '–' : formatNumber(row.meanRelativeDeviation), formatBytes(row.bytesSent), formatBytes(row.bytesReceived), formatSeconds(row.seconds)]);
+          const cut = row.residualTruncation;
+          if (cut !== undefined) human.write(`  ${method} round ${row.round}: residual truncated to rank ${cut.rank}, up to ${formatNumber(cut.maxRelativeError)} of a module's ‖ΔR‖ dropped\n`);
         },
         onMethodStart: () => {
           clearBar();

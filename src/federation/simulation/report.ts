@@ -61,6 +61,8 @@ export interface RoundReport {
   readonly meanRelativeDeviation: number | null;
   readonly layers: readonly LayerDeviationEntry[];
   readonly modules: readonly ModuleDeviationEntry[];
+  /** With --residual-rank: the rank folded and the largest share of a module's ‖ΔR‖_F dropped this round. */
+  readonly residualTruncation?: { readonly rank: number; readonly maxRelativeError: number };
 }
 
 /** Everything about one method. */
@@ -119,7 +121,13 @@ export function federatedRound(record: RoundRecord, evaluation: EvalMetrics): Ro
     meanRelativeDeviation: meanOf(modules.map((m) => m.relativeDeviation)),
     layers: layerEntries(modules),
     modules,
+    ...truncationOf(record),
   };
+}
+
+function truncationOf(record: RoundRecord): Pick<RoundReport, 'residualTruncation'> {
+  const cut = record.modules.flatMap((m) => (m.residualTruncation !== undefined ? [m.residualTruncation] : []));
+  return cut.length === 0 ? {} : { residualTruncation: { rank: cut[0].rank, maxRelativeError: Math.max(...cut.map((t) => t.relativeError)) } };
 }
 
 /** The round-0 row: the initial model, shared by every method. */
