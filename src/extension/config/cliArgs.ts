@@ -31,13 +31,15 @@ export interface FedexSettings {
   readonly method: 'fedex' | 'fedit' | 'ffa';
   /** A hosted federation refuses an update farther than this × the global adapter's norm from it (0: off). */
   readonly maxUpdateRatio: number;
+  /** FedEx with each round's residual truncated to this rank (the paper's best inexact variant); 0: exact. */
+  readonly residualRank: number;
   readonly remoteFederations: readonly RemoteFederation[];
 }
 
 /** Defaults (also written as the defaults of `contributes.configuration` in package.json). */
 export const DEFAULT_SETTINGS: FedexSettings = {
   device: 'cpu', model: '', data: '', rank: 8, alpha: 16, targetModules: [], port: 8765, bindAddress: '127.0.0.1',
-  rounds: 5, minClients: 2, manualRounds: false, localSteps: 10, method: 'fedex', maxUpdateRatio: 1000, remoteFederations: [],
+  rounds: 5, minClients: 2, manualRounds: false, localSteps: 10, method: 'fedex', maxUpdateRatio: 1000, residualRank: 0, remoteFederations: [],
 };
 
 /** The federated methods (`fedex.method`). */
@@ -111,6 +113,7 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
       localSteps: int('localSteps', d.localSteps, 1, 100_000_000),
       method,
       maxUpdateRatio: nonNegative('maxUpdateRatio', d.maxUpdateRatio),
+      residualRank: int('residualRank', d.residualRank, 0, 1_000_000),
       remoteFederations: readRemotes(get('remoteFederations'), problems),
     },
     problems,
@@ -174,6 +177,7 @@ export function simulateArgs(s: FedexSettings, o: { out: string; methods?: reado
     ...loraArgs(s),
     ...optional('--model', s.model), ...optional('--data', s.data),
     '--device', s.device,
+    ...(s.residualRank > 0 ? ['--residual-rank', String(s.residualRank)] : []),
     '--out', o.out, ...EVENTS,
   ];
 }
@@ -188,6 +192,7 @@ export function hostArgs(s: FedexSettings, o: { out: string; port?: number }): s
     'host', '--host', s.bindAddress, '--port', String(o.port ?? s.port),
     '--rounds', String(s.rounds), '--min-clients', String(s.minClients), '--method', s.method, '--local-steps', String(s.localSteps),
     '--max-update-ratio', String(s.maxUpdateRatio),
+    ...(s.residualRank > 0 && s.method === 'fedex' ? ['--residual-rank', String(s.residualRank)] : []),
     ...loraArgs(s), ...optional('--model', s.model), ...(s.manualRounds ? ['--manual-rounds'] : []),
     '--out', o.out, ...EVENTS,
   ];

@@ -67,6 +67,18 @@ describe('settings → CLI arguments', () => {
     assert.deepEqual(manual.slice(manual.indexOf('--model'), manual.indexOf('--out')), ['--model', 'models/tiny', '--manual-rounds']);
   });
 
+  test('fedex.residualRank: --residual-rank for a FedEx host and for simulate, nothing at 0 or for other methods', () => {
+    const cut = { ...s, method: 'fedex' as const, residualRank: 4 };
+    const host = hostArgs(cut, { out: '/run' });
+    assert.deepEqual(host.slice(host.indexOf('--residual-rank'), host.indexOf('--residual-rank') + 2), ['--residual-rank', '4']);
+    assert.ok(!hostArgs({ ...cut, method: 'fedit' }, { out: '/run' }).includes('--residual-rank'), 'FedEx only');
+    assert.ok(!hostArgs({ ...cut, residualRank: 0 }, { out: '/run' }).includes('--residual-rank'), '0: exact');
+    const sim = simulateArgs(cut, { out: '/o' });
+    assert.deepEqual(sim.slice(sim.indexOf('--residual-rank'), sim.indexOf('--residual-rank') + 2), ['--residual-rank', '4']);
+    assert.equal(readSettings((k) => (k === 'residualRank' ? 3 : undefined)).settings.residualRank, 3);
+    assert.match(readSettings((k) => (k === 'residualRank' ? -1 : undefined)).problems.join('\n'), /fedex\.residualRank/);
+  });
+
   test('fedex.manualRounds is read as a boolean; anything else falls back to false and is named', () => {
     assert.equal(readSettings(getter({ manualRounds: true })).settings.manualRounds, true);
     const bad = readSettings(getter({ manualRounds: 'yes' }));
@@ -104,10 +116,13 @@ describe("the extension's fedex arguments parse with the CLI's own flag tables",
   const varied: FedexSettings[] = [
     DEFAULT_SETTINGS,
     { ...DEFAULT_SETTINGS, model: '/models/qwen', data: '/data/train.jsonl', targetModules: ['q_proj', 'v_proj'], manualRounds: true, method: 'ffa', bindAddress: '0.0.0.0', device: 'webgpu' },
+    { ...DEFAULT_SETTINGS, method: 'fedex', residualRank: 6 },
   ];
   for (const s of varied) {
-    test(`settings ${s === DEFAULT_SETTINGS ? 'by default' : 'all set'}`, () => {
+    test(`settings ${s === DEFAULT_SETTINGS ? 'by default' : s.residualRank > 0 ? 'with a residual rank' : 'all set'}`, () => {
       const host = parse(hostArgs(s, { out: '/runs/h' }));
+      assert.equal(host.values['residual-rank'], s.residualRank > 0 ? String(s.residualRank) : undefined);
+      assert.equal(parse(simulateArgs(s, { out: '/runs/s' })).values['residual-rank'], s.residualRank > 0 ? String(s.residualRank) : undefined);
       assert.equal(host.values.token, undefined, 'no token on the command line');
       assert.equal(host.values.rounds, String(s.rounds));
       assert.equal(host.values['min-clients'], String(s.minClients));
