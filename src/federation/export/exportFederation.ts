@@ -27,9 +27,8 @@ import { withSafetensors } from '../../formats/safetensors.js';
 import { itemSize } from '../../formats/safetensorsHeader.js';
 import { createSafetensorsWriter, writeSafetensors, type SafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import type { StoredFloat, StoredWeightUpdater } from '../../formats/storedUpdate.js';
-import { SAFETENSORS_INDEX_FILE } from '../../model/checkpoint.js';
 import { peftTargetModules } from '../../model/targetModules.js';
-import { closeReaders, copyModelFiles, openBase, resolveBase } from '../offline/inputs.js';
+import { closeReaders, copyModelFiles, copyTensorBytes, openBase, resolveBase, writeShardIndex } from '../offline/inputs.js';
 import { commitOutput, prepareOutput } from '../offline/outputFolder.js';
 import type { ModuleLayout } from '../protocol/adapterTensors.js';
 import { FEDERATION_TASK_TYPE } from '../shared/adapterFolders.js';
@@ -351,7 +350,7 @@ async function writeMerged(
       for (const info of reader.tensors.values()) {
         const i = byKey.get(info.name);
         if (i === undefined) {
-          for (let start = 0; start < info.byteLength; start += 8 << 20) await writer.writeRawPart(info.name, await reader.readRawRange(info.name, start, Math.min(8 << 20, info.byteLength - start)));
+          await copyTensorBytes(reader, writer, info);
           continue;
         }
         const m = layout[i];
@@ -376,11 +375,7 @@ async function writeMerged(
       writer = null;
       totalBytes += entries.reduce((s, e) => s + e.shape.reduce((x, y) => x * y, 1) * itemSize(e.dtype), 0);
     }
-    if (base.index !== undefined) {
-      const weightMap: Record<string, string> = Object.fromEntries(base.index.weightMap);
-      const json = { ...base.index.json, metadata: { ...(base.index.json.metadata as Record<string, unknown> | undefined), total_size: totalBytes }, weight_map: weightMap };
-      await writeFile(join(dir, SAFETENSORS_INDEX_FILE), `${JSON.stringify(json, null, 2)}\n`);
-    }
+    await writeShardIndex(dir, base, view, totalBytes);
     if (base.dir !== undefined) await copyModelFiles(base.dir, dir);
   } catch (err) {
     if (writer !== null) await writer.abort();

@@ -31,7 +31,7 @@ import type { PeftAdapterWriter } from '../../formats/peft.js';
 import { PEFT_KEY_PREFIX } from '../../formats/peftIndex.js';
 import type { PeftAdapterIndex } from '../../formats/peftIndex.js';
 import { withSafetensors } from '../../formats/safetensors.js';
-import type { SafetensorsReader, TensorInfo } from '../../formats/safetensors.js';
+import type { SafetensorsReader } from '../../formats/safetensors.js';
 import { createSafetensorsWriter, writeSafetensors } from '../../formats/safetensorsWriter.js';
 import type { SafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import { itemSize } from '../../formats/safetensorsHeader.js';
@@ -39,10 +39,9 @@ import type { SafetensorsDType } from '../../formats/safetensorsHeader.js';
 import type { DowncastReport } from '../../formats/halfFloat.js';
 import type { StoredFloat, StoredWeightUpdater } from '../../formats/storedUpdate.js';
 import { AggregationInputError } from './errors.js';
-import { checkAdaptersAgree, checkWeights, closeAll, closeReaders, copyModelFiles, openAdapters, openBase, planModules, resolveBase } from './inputs.js';
+import { checkAdaptersAgree, checkWeights, closeAll, closeReaders, copyModelFiles, copyTensorBytes, openAdapters, openBase, planModules, resolveBase, writeShardIndex } from './inputs.js';
 import type { BaseView, ModulePlan, ResolvedBase } from './inputs.js';
 import { commitOutput, prepareOutput } from './outputFolder.js';
-import { SAFETENSORS_INDEX_FILE } from '../../model/checkpoint.js';
 import { ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName } from '../protocol/adapterTensors.js';
 import type { ResidualEntry } from '../protocol/adapterTensors.js';
 import { modelManifest } from '../shared/modelBase.js';
@@ -153,14 +152,7 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
         await rm(residualParts, { recursive: true, force: true });
       }
       const baseHash = await hashBase(base, options.onWarning);
-      if (writeModel && base.index !== undefined) {
-        // Every tensor the shards hold is listed, also one the input index left out: a loader that
-        // goes by the index must not miss an updated weight.
-        const weightMap: Record<string, string> = Object.fromEntries(base.index.weightMap);
-        for (const [name] of view.tensors) weightMap[name] ??= basename(view.readerOf(name).path);
-        const json = { ...base.index.json, metadata: { ...(base.index.json.metadata as Record<string, unknown> | undefined), total_size: report.modelBytes }, weight_map: weightMap };
-        await writeFile(join(tmp, SAFETENSORS_INDEX_FILE), `${JSON.stringify(json, null, 2)}\n`);
-      }
+      if (writeModel) await writeShardIndex(tmp, base, view, report.modelBytes);
       // The written model is a loadable folder: the base's config and tokenizer files come along.
       if (writeModel && base.dir !== undefined) await copyModelFiles(base.dir, tmp);
       const full: AggregateReport = {
@@ -260,18 +252,6 @@ async function writeResidualFile(path: string, residuals: readonly ParkedResidua
   }
 }
 
-/** Stored bytes per piece when a tensor that is not adapted is copied. */
-const COPY_BYTES = 8 << 20;
-
-/** Copies a tensor's stored bytes from the base to the output in pieces (no full-size buffer). */
-async function copyTensor(reader: SafetensorsReader, writer: SafetensorsWriter, info: TensorInfo): Promise<void> {
-  let start = 0;
-  do {
-    const length = Math.min(COPY_BYTES, info.byteLength - start);
-    await writer.writeRawPart(info.name, await reader.readRawRange(info.name, start, length));
-    start += length;
-  } while (start < info.byteLength);
-}
 
 /** Reads stored rows `rows` of a base tensor only (when the weight is neither updated nor written). */
 async function readSampledRows(reader: SafetensorsReader, name: string, cols: number, rows: readonly number[]): Promise<Float32Array> {
@@ -333,7 +313,7 @@ async function runModules(
       for (const info of reader.tensors.values()) {
         const p = plan.get(info.name);
         if (p === undefined) {
-          if (writer !== null) await copyTensor(reader, writer, info);
+          if (writer !== null) await copyTensorBytes(reader, writer, info);
           continue;
         }
         const results: ClientModuleResult[] = [];
@@ -353,7 +333,7 @@ async function runModules(
         let downcast: DowncastReport | undefined;
         if (agg.baseUpdate === null && (writer === null || storedDtype === info.dtype)) {
           // Not updated and written as stored (or not written): the bytes are copied, the check reads its rows.
-          if (writer !== null) await copyTensor(reader, writer, info);
+          if (writer !== null) await copyTensorBytes(reader, writer, info);
           w0 = { shape, rows, data: await readSampledRows(reader, info.name, cols, rows) };
           w0New = w0;
         } else {

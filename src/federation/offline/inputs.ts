@@ -4,13 +4,14 @@
  * the adapter folders (opened as indexes and checked to agree), and the plan that maps each adapted
  * module to its base weight.
  */
-import { copyFile, stat } from 'node:fs/promises';
+import { copyFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { LoraModuleSpec } from '../../core/lora.js';
 import { openPeftAdapterIndex } from '../../formats/peftIndex.js';
 import type { PeftAdapterIndex } from '../../formats/peftIndex.js';
 import { openSafetensors } from '../../formats/safetensors.js';
 import type { SafetensorsReader, TensorInfo } from '../../formats/safetensors.js';
+import type { SafetensorsWriter } from '../../formats/safetensorsWriter.js';
 import { readSafetensorsIndex, SAFETENSORS_INDEX_FILE } from '../../model/checkpoint.js';
 import { isFloatDType } from '../../formats/safetensorsHeader.js';
 import { checkBaseShape, inferLayout, resolveBaseKey } from '../../formats/adapterKeys.js';
@@ -205,4 +206,30 @@ export function planModules(adapters: readonly PeftAdapterIndex[], reader: Pick<
     });
   }
   return plan;
+}
+
+/** Stored bytes per piece when a tensor that is not adapted is copied. */
+const COPY_BYTES = 8 << 20;
+
+/** Copies a tensor's stored bytes from the base to a model being written, in pieces (no full-size buffer). */
+export async function copyTensorBytes(reader: SafetensorsReader, writer: SafetensorsWriter, info: TensorInfo): Promise<void> {
+  let start = 0;
+  do {
+    const length = Math.min(COPY_BYTES, info.byteLength - start);
+    await writer.writeRawPart(info.name, await reader.readRawRange(info.name, start, length));
+    start += length;
+  } while (start < info.byteLength);
+}
+
+/**
+ * Writes the index of a model written as the sharded base's shards (same names): the base's index
+ * with the new total size, listing every tensor the shards hold, also one the input index left out
+ * (a loader that goes by the index must not miss an updated weight).
+ */
+export async function writeShardIndex(dir: string, base: ResolvedBase, view: BaseView, totalBytes: number): Promise<void> {
+  if (base.index === undefined) return;
+  const weightMap: Record<string, string> = Object.fromEntries(base.index.weightMap);
+  for (const [name] of view.tensors) weightMap[name] ??= basename(view.readerOf(name).path);
+  const json = { ...base.index.json, metadata: { ...(base.index.json.metadata as Record<string, unknown> | undefined), total_size: totalBytes }, weight_map: weightMap };
+  await writeFile(join(dir, SAFETENSORS_INDEX_FILE), `${JSON.stringify(json, null, 2)}\n`);
 }
