@@ -187,6 +187,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
     const fedexRounds = simReport.methods.find((m) => m.method === 'fedex')!.rounds.filter((x) => x.round > 0);
     assert.equal(fedexRounds.length, 2);
     for (const x of fedexRounds) assert.ok(x.residualTruncation!.rank === 4 && x.residualTruncation!.maxRelativeError > 0);
+    assert.match(await readFile(join(rr, 'report.html'), 'utf8'), /residual dropped \(rank\)[\s\S]*\(4\)/);
     const out = join(dir, 'rrx');
     assert.equal((await run(['export', rr, '--out', out, '--as', 'adapter'])).code, 0);
     const report = JSON.parse(await readFile(join(out, 'export-report.json'), 'utf8')) as ExportReport;

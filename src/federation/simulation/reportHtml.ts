@@ -127,10 +127,16 @@ export function renderReportHtml(report: SimulationReport, chartJs: string | nul
     ['method', 'final eval loss', 'accuracy', 'exact match', 'mean rel. deviation', 'bytes sent', 'bytes received', 'time'],
     report.comparison.map((m) => [m.method, fmt(m.evalLoss), pct(m.evalAccuracy), pct(m.exactMatch), fmt(m.meanRelativeDeviation, 3), bytes(m.bytesSent), bytes(m.bytesReceived), `${m.seconds.toFixed(1)} s`]),
   );
-  const perRound = report.methods.map((m) => `<h3>${escapeHtml(m.method)}</h3>\n${table(
-    ['round', 'eval loss', 'accuracy', 'train loss', 'clients', 'mean rel. deviation', 'bytes ↓', 'bytes ↑', 'time'],
-    m.rounds.map((r) => [String(r.round), fmt(r.evalLoss), pct(r.evalAccuracy), fmt(r.trainLoss), String(r.participants), fmt(r.meanRelativeDeviation, 3), bytes(r.bytesSent), bytes(r.bytesReceived), `${r.seconds.toFixed(1)} s`]),
-  )}`).join('\n');
+  const perRound = report.methods.map((m) => {
+    // --residual-rank: one more column, the largest share of a module's residual the round dropped.
+    const cut = m.rounds.some((r) => r.residualTruncation !== undefined);
+    return `<h3>${escapeHtml(m.method)}</h3>\n${table(
+      ['round', 'eval loss', 'accuracy', 'train loss', 'clients', 'mean rel. deviation', ...(cut ? ['residual dropped (rank)'] : []), 'bytes ↓', 'bytes ↑', 'time'],
+      m.rounds.map((r) => [String(r.round), fmt(r.evalLoss), pct(r.evalAccuracy), fmt(r.trainLoss), String(r.participants), fmt(r.meanRelativeDeviation, 3),
+        ...(cut ? [r.residualTruncation === undefined ? '–' : `${fmt(r.residualTruncation.maxRelativeError, 3)} (${r.residualTruncation.rank})`] : []),
+        bytes(r.bytesSent), bytes(r.bytesReceived), `${r.seconds.toFixed(1)} s`]),
+    )}`;
+  }).join('\n');
   const devCharts = report.methods.map((m, i) => (showDeviation(m)
     ? `<figure><figcaption>${escapeHtml(m.method)}: relative deviation per layer per round${DEVIATION_NOTE[m.method] ?? ''}</figcaption><canvas id="chart-dev-${i}"></canvas></figure>` : '')).join('\n');
   const settings = table(['setting', 'value'], [
