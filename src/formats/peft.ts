@@ -68,7 +68,8 @@ export interface PeftAdapterInput {
   readonly extraTensors?: ReadonlyMap<string, Tensor>;
 }
 
-function mostCommon(values: readonly number[]): number {
+/** The most frequent value (the first seen among ties): an adapter's `r` when modules differ in rank. */
+export function mostCommon(values: readonly number[]): number {
   const counts = new Map<number, number>();
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
   return [...counts.entries()].reduce((best, e) => (e[1] > best[1] ? e : best))[0];

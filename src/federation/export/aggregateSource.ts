@@ -21,22 +21,15 @@ import { STRATEGY_NAMES, type StrategyName } from '../../core/strategies/types.j
 import { openPeftAdapterIndex, PEFT_KEY_PREFIX, type PeftAdapterIndex } from '../../formats/peftIndex.js';
 import { openSafetensors, type SafetensorsReader } from '../../formats/safetensors.js';
 import { AGGREGATE_REPORT_FILE, RESIDUAL_FILE, type AggregateReport } from '../offline/aggregateFolders.js';
-import {
-  residualTensorShapes, ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName,
-  type AdapterLayout, type ResidualEntry,
-} from '../protocol/adapterTensors.js';
+import { residualTensorShapes, type AdapterLayout, type ResidualEntry } from '../protocol/adapterTensors.js';
 import { ExportError } from './errors.js';
-import { findRunDir, openRunUpdate, type ExportSource } from './runUpdate.js';
+import { findRunDir, isFile, openRunUpdate, residualTerm, type ExportSource } from './runUpdate.js';
 
 /** The global adapter's folder inside an aggregate output. */
 const ADAPTER_DIR = 'adapter';
 
 /** What report.json holds that the export reads (fields added over time are optional). */
 type AggregateReportOnDisk = Pick<AggregateReport, 'method' | 'exactMethod' | 'modules'> & Partial<Pick<AggregateReport, 'base' | 'baseDir' | 'baseHash' | 'residualFile'>>;
-
-async function isFile(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => null))?.isFile() === true;
-}
 
 async function isDir(path: string): Promise<boolean> {
   return (await stat(path).catch(() => null))?.isDirectory() === true;
@@ -144,11 +137,7 @@ export async function openAggregateUpdate(path: string): Promise<ExportSource & 
       async terms(m) {
         const terms: UpdateTerm[] = [];
         const e = entries.get(m.module);
-        if (e !== undefined && reader !== null) {
-          terms.push(e.form === 'factored'
-            ? { kind: 'factored', p: await reader.readMatrix(tensorName(m.module, ROLE_RESIDUAL_P)), q: await reader.readMatrix(tensorName(m.module, ROLE_RESIDUAL_Q)), scale: e.scale }
-            : { kind: 'dense', d: await reader.readMatrix(tensorName(m.module, ROLE_RESIDUAL_DENSE)), scale: e.scale });
-        }
+        if (e !== undefined && reader !== null) terms.push(await residualTerm(reader, e));
         const g = await adapter.readModule(m.module);
         // The global adapter with its own scaling (alpha/r or rsLoRA, per module).
         terms.push({ kind: 'factored', p: g.B, q: g.A, scale: byModule.get(m.module)!.scaling });

@@ -9,8 +9,9 @@
  *   streamed tensor by tensor; the rounding of every down-cast is reported.
  *
  * Peak memory is one module: pass 1 re-factors module by module and parks each module's float32
- * factors in a part file; the adapter and the merged model are then written from those parts. Every
- * module is checked on sampled rows against the exact terms in float64. Nothing appears at `out`
+ * factors (and, for the merged check, the exact update on the rows it samples) in a part file; the
+ * adapter and the merged model are then written from those parts, so the run's terms are read once.
+ * Every module is checked on sampled rows against the exact terms in float64. Nothing appears at `out`
  * unless everything succeeded.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -22,10 +23,10 @@ import type { Matrix } from '../../core/tensor.js';
 import type { StrategyName } from '../../core/strategies/types.js';
 import { resolveBaseKey } from '../../formats/adapterKeys.js';
 import type { DowncastReport } from '../../formats/halfFloat.js';
-import { createPeftAdapterWriter } from '../../formats/peft.js';
+import { createPeftAdapterWriter, mostCommon } from '../../formats/peft.js';
 import { withSafetensors } from '../../formats/safetensors.js';
 import { itemSize } from '../../formats/safetensorsHeader.js';
-import { createSafetensorsWriter, writeSafetensors, type SafetensorsWriter } from '../../formats/safetensorsWriter.js';
+import { createSafetensorsWriter, writeSafetensors, type SafetensorsWriter, type TensorToWrite } from '../../formats/safetensorsWriter.js';
 import type { StoredFloat, StoredWeightUpdater } from '../../formats/storedUpdate.js';
 import { peftTargetModules } from '../../model/targetModules.js';
 import { closeReaders, copyModelFiles, copyTensorBytes, openBase, resolveBase, writeShardIndex } from '../offline/inputs.js';
@@ -155,6 +156,11 @@ function exactStoredRows(terms: readonly UpdateTerm[], m: ModuleLayout, rows: re
   return acc;
 }
 
+/** The stored rows of a module's base weight that the merged check samples (stored layout: conv1d is in × out). */
+function mergedSampleRows(m: ModuleLayout, i: number, checkRows: number): number[] {
+  return exactnessSampleRows(m.fanInFanOut === true ? m.in : m.out, checkRows, 1000 + i);
+}
+
 /** Rows of B·A (float32 factors) in the stored orientation, float64 arithmetic. */
 function productStoredRows(b: Matrix, a: Matrix, m: ModuleLayout, rows: readonly number[]): Float64Array {
   return exactStoredRows([{ kind: 'factored', p: b, q: a, scale: 1 }], m, rows);
@@ -175,12 +181,6 @@ function rowCheck(written: ArrayLike<number>, exact: Float64Array, rows: number)
 
 function toF32(m: Matrix<Float64Array>): Matrix<Float32Array> {
   return { shape: m.shape, data: Float32Array.from(m.data) };
-}
-
-function mostCommon(values: readonly number[]): number {
-  const counts = new Map<number, number>();
-  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  return [...counts.entries()].reduce((best, e) => (e[1] > best[1] ? e : best))[0];
 }
 
 /** The original base folder: `given`, else the run's recorded one, checked against the run's content hash. */
@@ -237,10 +237,16 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
       const kept = truncateLowRank(full, { ...(options.maxRank !== undefined ? { maxRank: options.maxRank } : {}), ...(options.maxRelativeError !== undefined ? { maxRelativeError: options.maxRelativeError } : {}) });
       const b = toF32(full.b);
       const a = toF32(full.a);
-      await writeSafetensors(partOf(i), new Map([
-        ['B', { dtype: 'F32' as const, shape: b.shape, data: b.data }],
-        ['A', { dtype: 'F32' as const, shape: a.shape, data: a.data }],
-      ]), { rank: String(kept.rank) });
+      const part = new Map<string, TensorToWrite>([
+        ['B', { dtype: 'F32', shape: b.shape, data: b.data }],
+        ['A', { dtype: 'F32', shape: a.shape, data: a.data }],
+      ]);
+      const mergedRows = wantMerged ? mergedSampleRows(m, i, checkRows) : [];
+      if (mergedRows.length > 0) {
+        const exact = exactStoredRows(terms, m, mergedRows);
+        part.set('exactRows', { dtype: 'F64', shape: [mergedRows.length, exact.length / mergedRows.length], data: exact });
+      }
+      await writeSafetensors(partOf(i), part);
       const outRows = exactnessSampleRows(m.out, checkRows, i + 1);
       const linear: ModuleLayout = { ...m, fanInFanOut: false };
       const adapterCheck = rowCheck(productStoredRows(toF32(kept.b), toF32(kept.a), linear, outRows), exactStoredRows(terms, linear, outRows), outRows.length);
@@ -254,7 +260,7 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
     let adapterBytes = 0;
     if (wantAdapter) adapterBytes = await writeAdapter(join(tmp, 'adapter'), run.layout, modules, partOf, { targetModules: run.targetModules, baseDir });
     if (wantMerged) {
-      await writeMerged(join(tmp, 'model'), baseDir!, run.layout, modules, partOf, options, run);
+      await writeMerged(join(tmp, 'model'), baseDir!, run.layout, modules, partOf, options);
     }
     await rm(parts, { recursive: true, force: true });
     const report: ExportReport = {
@@ -326,7 +332,7 @@ async function writeAdapter(
 /** Streams the original base into `dir` with each adapted weight W0 + B·A (exact factors), in the base's dtype and sharding. */
 async function writeMerged(
   dir: string, baseDir: string, layout: readonly ModuleLayout[], modules: ExportModuleReport[], partOf: (i: number) => string,
-  options: ExportOptions, run: ExportSource,
+  options: ExportOptions,
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
   const base = await resolveBase(baseDir);
@@ -354,9 +360,13 @@ async function writeMerged(
           continue;
         }
         const m = layout[i];
-        const { a, b } = await withSafetensors(partOf(i), async (r) => ({ a: await r.readMatrix('A'), b: await r.readMatrix('B') }));
+        const rows = mergedSampleRows(m, i, options.checkRows ?? 8);
+        const { a, b, exact } = await withSafetensors(partOf(i), async (r) => ({
+          a: await r.readMatrix('A'), b: await r.readMatrix('B'),
+          // The exact update on those rows, computed in pass 1 from the terms.
+          exact: rows.length > 0 ? await r.readFloat64('exactRows') : new Float64Array(0),
+        }));
         const shape: [number, number] = [info.shape[0], info.shape[1]];
-        const rows = exactnessSampleRows(shape[0], options.checkRows ?? 8, 1000 + i);
         const w = writer;
         const result = await updater.run(
           {
@@ -365,7 +375,6 @@ async function writeMerged(
           },
           { read: (start, into) => reader.readRawRangeInto(info.name, start, into), write: (bytes) => w.writeRawPart(info.name, bytes) },
         );
-        const exact = exactStoredRows(await run.terms(m), m, rows);
         const written = Float64Array.from(result.after, (v, j) => v - result.before[j]);
         modules[i] = { ...modules[i], mergedCheck: rowCheck(written, exact, rows.length), ...(result.downcast !== undefined ? { downcast: result.downcast } : {}) };
         done++;

@@ -45,7 +45,15 @@ export interface ExportSource {
   close(): Promise<void>;
 }
 
-async function isFile(path: string): Promise<boolean> {
+/** A base step's residual for one module (an entry of a step file's `fedex.entries`) as an update term. */
+export async function residualTerm(reader: SafetensorsReader, e: ResidualEntry): Promise<UpdateTerm> {
+  return e.form === 'factored'
+    ? { kind: 'factored', p: await reader.readMatrix(tensorName(e.module, ROLE_RESIDUAL_P)), q: await reader.readMatrix(tensorName(e.module, ROLE_RESIDUAL_Q)), scale: e.scale }
+    : { kind: 'dense', d: await reader.readMatrix(tensorName(e.module, ROLE_RESIDUAL_DENSE)), scale: e.scale };
+}
+
+/** True when `path` is a file. */
+export async function isFile(path: string): Promise<boolean> {
   return (await stat(path).catch(() => null))?.isFile() === true;
 }
 
@@ -102,10 +110,7 @@ export async function openRunUpdate(runDir: string): Promise<ExportSource> {
         const terms: UpdateTerm[] = [];
         for (const { reader, entries } of steps) {
           const e = entries.get(m.module);
-          if (e === undefined) continue;
-          terms.push(e.form === 'factored'
-            ? { kind: 'factored', p: await reader.readMatrix(tensorName(m.module, ROLE_RESIDUAL_P)), q: await reader.readMatrix(tensorName(m.module, ROLE_RESIDUAL_Q)), scale: e.scale }
-            : { kind: 'dense', d: await reader.readMatrix(tensorName(m.module, ROLE_RESIDUAL_DENSE)), scale: e.scale });
+          if (e !== undefined) terms.push(await residualTerm(reader, e));
         }
         terms.push({ kind: 'factored', p: await global.readMatrix(`${m.module}.lora_B`), q: await global.readMatrix(`${m.module}.lora_A`), scale: loraScaling(lora.alpha, m.rank, lora.rsLora) });
         return terms;
