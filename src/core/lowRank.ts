@@ -515,7 +515,7 @@ function* refactorProducts(terms: readonly UpdateTerm[], out: number, inF: numbe
   if (inF > out) {
     // Work on ΔWᵀ = Σ s·Qᵀ·Pᵀ so that the reflector side (the costlier one) is the smaller dimension.
     const t = yield* refactorProducts(terms.map(transposeTerm), inF, out);
-    return { ...t, b: transpose(t.a), a: transpose(t.b) };
+    return { ...t, b: transposed(t.a), a: transposed(t.b) };
   }
   const { p, qt, m } = stack(terms, out, inF);
   const pt = p.slice(); // Pᵀ row-major (m × out), kept for B = P·X
@@ -669,19 +669,15 @@ function transposeRows(x: Float64Array, rows: number, cols: number): Float64Arra
   return out;
 }
 
-function transpose(t: Matrix<Float64Array>): Matrix<Float64Array> {
+/** The transpose of a matrix, in float64 (tiled, through {@link transposeRows}). */
+function transposed(t: Matrix): Matrix<Float64Array> {
   const [rows, cols] = t.shape;
-  const out = new Float64Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = t.data[i * cols + j];
-  return { shape: [cols, rows], data: out };
-}
-
-function transposeAny(t: Matrix): Matrix<Float64Array> {
-  return transpose({ shape: t.shape, data: t.data instanceof Float64Array ? t.data : Float64Array.from(t.data) });
+  const data = t.data instanceof Float64Array ? t.data : Float64Array.from(t.data);
+  return { shape: [cols, rows], data: transposeRows(data, rows, cols) };
 }
 
 function transposeTerm(t: UpdateTerm): UpdateTerm {
   return t.kind === 'factored'
-    ? { kind: 'factored', p: transposeAny(t.q), q: transposeAny(t.p), scale: t.scale }
-    : { kind: 'dense', d: transposeAny(t.d), scale: t.scale };
+    ? { kind: 'factored', p: transposed(t.q), q: transposed(t.p), scale: t.scale }
+    : { kind: 'dense', d: transposed(t.d), scale: t.scale };
 }
