@@ -69,6 +69,18 @@ export interface RoundPoint {
   readonly modules: ModulePoint[];
   readonly clientDiffs: ClientModuleDiff[];
   readonly bytes: number | null;
+  /** Client-level DP (the record's `privacy`); absent for a federation without it (and in states saved before it existed). */
+  readonly privacy?: PrivacyPoint;
+}
+
+/** A round's client-level DP figures: ε spent so far at δ (null ε: no bound), rounds released, updates clipped. */
+export interface PrivacyPoint {
+  readonly epsilon: number | null;
+  readonly delta: number | null;
+  readonly releases: number | null;
+  readonly clipped: number | null;
+  readonly updates: number;
+  readonly noiseStd: number | null;
 }
 
 /** Eval figures of the global model after a round (simulation). */

@@ -14,7 +14,7 @@ import '@vscode-elements/elements/dist/vscode-table-header-cell/index.js';
 import '@vscode-elements/elements/dist/vscode-table-row/index.js';
 import { el, setText } from './dom.js';
 import type { FederationView, RunView } from './model.js';
-import { progress } from './series.js';
+import { privacySummary, progress } from './series.js';
 
 const PHASE_TEXT: Readonly<Record<RunView['phase'], string>> = {
   pending: 'pending', waiting: 'waiting for clients', ready: 'ready — run FedEx: Start Round', training: 'local training', aggregating: 'aggregating', closed: 'round closed',
@@ -31,6 +31,8 @@ export class ProgressPanel {
   private readonly headline = el('span', { class: 'headline', 'data-testid': 'round-label' });
   private readonly phase = el('vscode-badge', { 'data-testid': 'phase-badge' });
   private readonly reported = el('span', { class: 'muted', 'data-testid': 'clients-reported' });
+  /** Client-level DP: ε spent so far (`data-epsilon`), hidden for a federation without DP. */
+  private readonly privacy = el('span', { class: 'muted', 'data-testid': 'privacy-spent' });
   private readonly ring = el('vscode-progress-ring', { class: 'ring' });
   private readonly bar = el('vscode-progress-bar', { 'aria-label': 'federation progress' });
   private readonly body = el('vscode-table-body', { slot: 'body' });
@@ -42,7 +44,7 @@ export class ProgressPanel {
       el('vscode-table-header', { slot: 'header' }, ...['client', 'status', 'step', 'last loss', 'examples'].map((h) => el('vscode-table-header-cell', {}, h))),
       this.body));
     this.box = el('section', { class: 'progress', id: 'round-progress', 'data-testid': 'round-progress' },
-      el('div', { class: 'progress-line' }, this.headline, this.phase, this.reported, this.ring), this.bar, table, this.notes);
+      el('div', { class: 'progress-line' }, this.headline, this.phase, this.reported, this.privacy, this.ring), this.bar, table, this.notes);
     parent.append(this.box);
   }
 
@@ -54,6 +56,7 @@ export class ProgressPanel {
       this.box.dataset.totalRounds = '';
       this.box.dataset.phase = 'pending';
       this.ring.hidden = true;
+      this.privacy.hidden = true;
       this.body.replaceChildren();
       this.notes.replaceChildren();
       return;
@@ -66,6 +69,11 @@ export class ProgressPanel {
     this.box.dataset.round = String(p.round);
     this.box.dataset.totalRounds = p.totalRounds === null ? '' : String(p.totalRounds);
     this.box.dataset.phase = p.phase;
+    const dp = privacySummary(run);
+    this.privacy.hidden = dp === null;
+    this.privacy.dataset.epsilon = dp === null ? '' : dp.epsilon === null ? 'Infinity' : String(dp.epsilon);
+    setText(this.privacy, dp === null ? '' : `DP ε = ${dp.epsilon === null ? '∞' : fmt(dp.epsilon)}${dp.delta === null ? '' : ` at δ = ${dp.delta}`} after ${dp.releases ?? '?'} round${dp.releases === 1 ? '' : 's'}`
+      + `${dp.clipped === null ? '' : `, ${dp.clipped}/${dp.updates} clipped last round`}`);
     this.ring.hidden = !(view.live && ['waiting', 'training', 'aggregating', 'closed'].includes(p.phase));
     if (p.fraction === null) {
       this.bar.indeterminate = view.live && p.phase !== 'done';

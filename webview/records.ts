@@ -4,7 +4,7 @@
  * ‖A_i − Ā‖, ‖B_i − B̄‖), and an `update_heatmap` event → one HeatmapView per module.
  */
 import { classifyModule, layerIndex } from '../src/core/moduleNames.js';
-import type { ClientLoss, ClientModuleDiff, HeatmapView, ModulePoint, RoundPoint } from './model.js';
+import type { ClientLoss, ClientModuleDiff, HeatmapView, ModulePoint, PrivacyPoint, RoundPoint } from './model.js';
 import { arr, entries, fields, num, str, strings, type Fields } from './read.js';
 
 /** Largest heatmap side accepted (the coordinator pools to ≤ 32). */
@@ -52,7 +52,15 @@ export function readRoundClosed(p: Fields, time: number): RoundPoint | null {
     modules,
     clientDiffs,
     bytes: sent === null && received === null ? null : (sent ?? 0) + (received ?? 0),
+    ...readPrivacy(p.privacy),
   };
+}
+
+/** A round record's `privacy` (client-level DP) as a RoundPoint field; nothing when absent or not an object. */
+function readPrivacy(raw: unknown): { privacy?: PrivacyPoint } {
+  const p = fields(raw);
+  if (p === null) return {};
+  return { privacy: { epsilon: num(p.epsilon), delta: num(p.delta), releases: num(p.releases), clipped: num(p.clipped), updates: arr(p.updateNorms).length, noiseStd: num(p.noiseStd) } };
 }
 
 /** One module of an `update_heatmap` as a HeatmapView, or null when its grid is malformed. */

@@ -25,21 +25,30 @@ function bytes(v: number | null): string {
 /** The table; `update` re-renders its rows. */
 export class RoundsTable {
   private readonly body = el('vscode-table-body', { slot: 'body' });
+  private readonly header = el('vscode-table-header', { slot: 'header' });
   private readonly table: HTMLElement;
 
   constructor(parent: HTMLElement) {
-    this.table = el('vscode-table', { 'data-testid': 'rounds-table', id: 'rounds-table', 'bordered-rows': '', zebra: '' },
-      el('vscode-table-header', { slot: 'header' }, ...['round', 'clients', 'mean loss', 'eval loss', 'deviation', 'time', 'traffic'].map((h) => el('vscode-table-header-cell', {}, h))),
-      this.body);
+    this.table = el('vscode-table', { 'data-testid': 'rounds-table', id: 'rounds-table', 'bordered-rows': '', zebra: '' }, this.header, this.body);
+    this.setHeader(false);
     parent.append(this.table);
+  }
+
+  /** The column headers; a `DP ε` column for a run with client-level DP. */
+  private setHeader(privacy: boolean): void {
+    const names = ['round', 'clients', 'mean loss', 'eval loss', 'deviation', ...(privacy ? ['DP ε'] : []), 'time', 'traffic'];
+    this.header.replaceChildren(...names.map((h) => el('vscode-table-header-cell', {}, h)));
   }
 
   /** Shows the rounds of a run (newest first). */
   update(run: RunView | null): void {
     const rows = run === null ? [] : roundRows(run).reverse();
+    const privacy = rows.some((r) => r.epsilon !== undefined);
+    this.setHeader(privacy);
     this.table.dataset.rows = String(rows.length);
     this.body.replaceChildren(...rows.map((r) => el('vscode-table-row', { 'data-round': String(r.round) },
       ...[String(r.round), r.aggregated ? String(r.participants) : `${r.participants} (not aggregated)`, fmt(r.meanLoss), fmt(r.evalLoss), fmt(r.meanRelativeDeviation, 3),
+        ...(privacy ? [r.epsilon === undefined ? '–' : r.epsilon === null ? '∞' : fmt(r.epsilon)] : []),
         r.durationMs === null ? '–' : `${(r.durationMs / 1000).toFixed(2)} s`, bytes(r.bytes)].map((t) => el('vscode-table-cell', {}, t)))));
     this.table.style.height = `${30 + 24 * Math.min(Math.max(rows.length, 1), 12)}px`;
   }

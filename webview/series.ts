@@ -206,6 +206,8 @@ export interface RoundRow {
   readonly meanRelativeDeviation: number | null;
   readonly durationMs: number | null;
   readonly bytes: number | null;
+  /** Client-level DP: ε spent after the round (null: no bound or not reported); absent without DP. */
+  readonly epsilon?: number | null;
 }
 
 /** The closed rounds of a run with their eval loss, oldest first. */
@@ -213,8 +215,23 @@ export function roundRows(run: RunView): RoundRow[] {
   return run.rounds.map((r) => ({
     round: r.round, aggregated: r.aggregated, participants: r.clientLoss.length, meanLoss: r.meanLoss,
     evalLoss: run.evals.find((e) => e.round === r.round)?.loss ?? null, meanRelativeDeviation: r.meanRelativeDeviation,
-    durationMs: r.durationMs, bytes: r.bytes,
+    durationMs: r.durationMs, bytes: r.bytes, ...(r.privacy !== undefined ? { epsilon: r.privacy.epsilon } : {}),
   }));
+}
+
+/** A run's client-level DP so far: the latest closed round's ε at δ and rounds released; null without DP. */
+export interface PrivacySummary {
+  readonly epsilon: number | null;
+  readonly delta: number | null;
+  readonly releases: number | null;
+  readonly clipped: number | null;
+  readonly updates: number;
+}
+
+/** The privacy summary of a run (its latest round with DP figures), or null. */
+export function privacySummary(run: RunView): PrivacySummary | null {
+  const last = [...run.rounds].reverse().find((r) => r.privacy !== undefined)?.privacy;
+  return last === undefined ? null : { epsilon: last.epsilon, delta: last.delta, releases: last.releases, clipped: last.clipped, updates: last.updates };
 }
 
 /** The round-progress panel's figures. */

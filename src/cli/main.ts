@@ -11,11 +11,13 @@ import { hostCommand } from './commands/host.js';
 import { joinCommand } from './commands/join.js';
 import { trainCommand } from './commands/train.js';
 import { evalCommand } from './commands/eval.js';
+import { keygenCommand } from './commands/keygen.js';
+import { clientsCommand } from './commands/clients.js';
 
 const VERSION = '0.1.0';
 
 /** Every subcommand, in the order `fedex --help` lists them. */
-export const COMMANDS: readonly CliCommand[] = [simulateCommand, hostCommand, joinCommand, trainCommand, evalCommand, demoCommand, aggregateCommand, exportCommand];
+export const COMMANDS: readonly CliCommand[] = [simulateCommand, hostCommand, joinCommand, trainCommand, evalCommand, demoCommand, aggregateCommand, exportCommand, keygenCommand, clientsCommand];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -9,6 +9,7 @@ import { shapeString } from './tensor.js';
 import type { Matrix } from './tensor.js';
 import type { Layout, LoraFactors } from './lora.js';
 import { createRng, sampleWithoutReplacement } from './random.js';
+import { addRobustDeltaRow, isRobustRule, type AggregationRule } from './robust.js';
 
 /**
  * Some stored rows of a matrix, packed: `data` holds row `rows[i]` of the full `shape` at
@@ -40,6 +41,8 @@ export interface ExactnessInput {
   readonly scale: number;
   readonly layout: Layout;
   readonly result: ExactnessResult;
+  /** A robust rule (robust.ts): compare with rule_i(W0 + s·B_i A_i) instead of the weighted mean (weights then unused). */
+  readonly rule?: AggregationRule;
 }
 
 /** Tolerance: maxAbsError ≤ relative·maxAbsUpdate + base·maxAbsBase (float32 round-off of the update and of W0'). */
@@ -144,11 +147,16 @@ export function checkExactness(input: ExactnessInput, rows?: readonly number[], 
   const after = input.result.kind === 'adapter' ? input.result.w0New : input.result.weight;
   const w0Rows = positionsOf(input.w0);
   const afterRows = positionsOf(after);
+  // A robust rule commutes with the common W0 (its weights sum to 1 in effect): rule_i(W0 + s·B_i A_i) = W0 + s·rule_i(B_i A_i).
+  const robust = isRobustRule(input.rule);
+  if (robust) sumW = 1;
+  const scratch = new Float64Array(robust ? input.clients.length * cols : 0);
   for (const t of list) {
     if (!Number.isInteger(t) || t < 0 || t >= nRows) throw new RangeError(`checkExactness: row ${t} is outside [0, ${nRows})`);
     ideal.fill(0);
     have.fill(0);
-    input.clients.forEach((c, i) => addDeltaRow(ideal, c, input.weights[i], input.layout, t));
+    if (robust) addRobustDeltaRow(ideal, input.clients, 1, input.rule!, input.layout, t, scratch);
+    else input.clients.forEach((c, i) => addDeltaRow(ideal, c, input.weights[i], input.layout, t));
     const { result } = input;
     if (result.kind === 'adapter') addDeltaRow(have, result.global, 1, input.layout, t);
     const s0 = rowStart(input.w0, w0Rows, t, cols, 'w0');

@@ -2,6 +2,7 @@
 export const COMMAND_IDS = [
   'fedex.startRound', 'fedex.hostFederation', 'fedex.joinFederation', 'fedex.leaveFederation', 'fedex.stopFederation',
   'fedex.openDashboard', 'fedex.runSimulation', 'fedex.aggregateAdapters', 'fedex.exportAdapter',
+  'fedex.manageClients', 'fedex.createIdentityKey',
 ] as const;
 
 /** A contributed command id. */

@@ -11,6 +11,7 @@ import { NodeTreeProvider } from './views/nodeTreeProvider.js';
 import { createStatusBar } from './views/statusBar.js';
 import { clientNodes, federationNodes, roundNodes } from './state/treeModel.js';
 import { aggregateAdapters, exportAdapter } from './commands/adapterCommands.js';
+import { createIdentityKey, manageClients } from './commands/identityCommands.js';
 import { hostFederation, joinFederation, leaveFederation, runSimulation, startRound, stopFederation } from './commands/federationCommands.js';
 import type { SimulationOptions } from './commands/federationCommands.js';
 import { federationIdOf } from './commands/pickFederation.js';
@@ -38,6 +39,8 @@ const HANDLERS: Readonly<Record<CommandId, Handler>> = {
   'fedex.runSimulation': (s, arg) => runSimulation(s, typeof arg === 'object' && arg !== null && !('federationId' in arg) ? (arg as SimulationOptions) : {}),
   'fedex.aggregateAdapters': (s) => aggregateAdapters(s),
   'fedex.exportAdapter': (s, arg) => exportAdapter(s, arg),
+  'fedex.manageClients': (s) => manageClients(s),
+  'fedex.createIdentityKey': (s) => createIdentityKey(s),
 };
 
 /** Mirrors `fedex.remoteFederations` into the store (as `remote` federations). */

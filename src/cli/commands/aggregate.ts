@@ -9,6 +9,7 @@ import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, numberListFlag, parseFlags, renderHelp, stringFlag } from '../args.js';
 import type { FlagSpecs, ParsedArgs } from '../args.js';
 import { usageError } from '../errors.js';
+import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
 import { ProgressBar } from '../ui/progress.js';
 import { formatNumber, renderTable } from '../ui/table.js';
 
@@ -17,6 +18,7 @@ const FLAGS: FlagSpecs = {
   base: { type: 'string', value: 'path', help: 'base model folder (model.safetensors, or shards listed by model.safetensors.index.json; + config.json) or a .safetensors file' },
   adapters: { type: 'string', multiple: true, value: 'dir…', help: 'PEFT adapter folders, one per client (list them after the flag)' },
   weights: { type: 'string', value: 'w1,w2,…', help: 'client weights (normalised); uniform when absent' },
+  ...AGGREGATION_FLAGS,
   out: { type: 'string', value: 'dir', help: 'output folder: adapter/, model.safetensors or the base\'s shards + index and its config/tokenizer files (fedex), report.json' },
   dtype: { type: 'string', value: 'same|float32', help: 'dtype of the written base weights', default: 'same' },
   'check-rows': { type: 'string', value: 'n', help: 'rows per module checked against float64 (0 = all)', default: '64' },
@@ -59,10 +61,11 @@ function printSummary(report: AggregateReport, io: CliIO): void {
   ]);
   io.stdout.write(`${renderTable(['module type', 'modules', 'mean rel. deviation', 'max rel. deviation', 'max exactness error'], rows)}\n`);
   const s = report.summary;
-  io.stdout.write(`\n${report.method}: ${report.modules.length} modules from ${report.adapters.length} adapters in ${report.seconds.toFixed(2)} s. `
-    + `Plain averaging loses ${(s.total.relativeDeviation * 100).toPrecision(3)}% of the ideal update (Frobenius, all modules). `
+  const rule = report.aggregation ?? 'mean';
+  io.stdout.write(`\n${report.method}${rule !== 'mean' ? ` (${rule})` : ''}: ${report.modules.length} modules from ${report.adapters.length} adapters in ${report.seconds.toFixed(2)} s. `
+    + `${rule === 'mean' ? 'Plain averaging' : `The ${rule} of the factors alone`} loses ${(s.total.relativeDeviation * 100).toPrecision(3)}% of the ideal update (Frobenius, all modules). `
     + (report.exactMethod
-      ? `Global model vs. mean of client models: max relative error ${formatNumber(s.maxExactnessRelativeError)} (${s.allWithinTolerance ? 'exact to float32 round-off' : 'OUTSIDE float32 tolerance'}).`
+      ? `Global model vs. ${rule} of client models: max relative error ${formatNumber(s.maxExactnessRelativeError)} (${s.allWithinTolerance ? 'exact to float32 round-off' : 'OUTSIDE float32 tolerance'}).`
       : `This method is inexact: the global model misses that share.`)
     + (s.maxDowncastAbsError > 0 ? ` Down-cast to the stored dtype: max abs rounding ${formatNumber(s.maxDowncastAbsError)}.` : '')
     + '\n');
@@ -87,6 +90,8 @@ export const aggregateCommand: CliCommand = {
     const adapters = (args.values.adapters as string[] | undefined) ?? [];
     if (adapters.length === 0) throw usageError("fedex aggregate: --adapters needs at least one adapter folder. See 'fedex aggregate --help'.");
     const method = choiceFlag(args, 'method', 'aggregate', STRATEGY_NAMES, 'fedex');
+    const weights = numberListFlag(args, 'weights', 'aggregate');
+    const aggregation = aggregationFlags(args, 'aggregate', { ...(weights !== undefined ? { weightedBy: '--weights' } : {}), clients: adapters.length });
     const device = choiceFlag(args, 'device', 'aggregate', DEVICES, 'cpu');
     const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', 'aggregate', 0, { min: 1, max: 256, integer: true });
     const updater = createStoredUpdateKernel({ device, ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
@@ -96,7 +101,8 @@ export const aggregateCommand: CliCommand = {
         method,
         base: stringFlag(args, 'base', 'aggregate'),
         adapters,
-        weights: numberListFlag(args, 'weights', 'aggregate'),
+        weights,
+        ...(aggregation !== undefined ? { aggregation } : {}),
         out: stringFlag(args, 'out', 'aggregate'),
         dtype: choiceFlag(args, 'dtype', 'aggregate', ['same', 'float32'] as const, 'same'),
         force: booleanFlag(args, 'force'),

@@ -1,5 +1,6 @@
 /**
- * `fedex host`: runs a coordinator. Listens on 127.0.0.1 by default (wss with --cert/--key), prints
+ * `fedex host`: runs a coordinator. Listens on 127.0.0.1 by default (wss with --cert/--key; with
+ * --client-ca also, mutual TLS: only clients with a certificate that CA signed get through), prints
  * the URL, the join token and the `fedex join` line to give to participants, runs the rounds,
  * persists after each one (resumable with --resume), and at the end writes the final global adapter
  * as a PEFT folder (and, for FedEx-LoRA, the updated base model). With --manual-rounds each round
@@ -30,6 +31,10 @@ import type { CliCommand } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
 import { readToken, TOKEN_ENV, TOKEN_FLAGS } from '../secrets.js';
+import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
+import { deltaText, DP_FLAGS, epsilonText, hasPrivacyFlags, privacyBanner, privacyFlags, privacyNote } from '../privacyFlags.js';
+import { ruleLabel } from '../../core/robust.js';
+import { CLIENT_CA_FLAG, readClientCa } from '../mutualTls.js';
 import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { readRoundCommands, readyText } from '../ui/roundPrompt.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
@@ -39,8 +44,10 @@ const FLAGS: FlagSpecs = {
   port: { type: 'string', value: 'n', help: 'TCP port (0 = any free port)', default: '7777' },
   host: { type: 'string', value: 'addr', help: 'interface to bind (0.0.0.0 exposes it to the network)', default: '127.0.0.1' },
   ...TOKEN_FLAGS,
+  clients: { type: 'string', value: 'file.json', help: 'admit only the clients enrolled in this registry, each by its own key (fedex keygen, fedex clients add); the shared token then admits no one. Recorded in the run: --resume keeps it' },
   cert: { type: 'string', value: 'file.pem', help: 'TLS certificate: serve wss:// (with --key)' },
   key: { type: 'string', value: 'file.pem', help: 'TLS private key' },
+  ...CLIENT_CA_FLAG,
   method: { type: 'string', value: STRATEGY_NAMES.join('|'), help: 'aggregation', default: 'fedex' },
   rounds: { type: 'string', value: 'n', help: 'federated rounds', default: '5' },
   'local-steps': { type: 'string', value: 'n', help: 'optimizer steps per client per round', default: '10' },
@@ -54,7 +61,9 @@ const FLAGS: FlagSpecs = {
   'max-update-ratio': { type: 'string', value: 'k', help: "refuse an update farther than k × the global adapter's norm from it (poisoned or diverged; 0: off)", default: String(DEFAULT_MAX_UPDATE_RATIO) },
   'max-update-norm': { type: 'string', value: 'x', help: 'also refuse an update farther than x (L2, all its tensors) from the global adapter' },
   'max-examples': { type: 'string', value: 'n', help: 'count no update with more examples than n (examples weighting; default --local-steps × --batch-size)' },
+  ...DP_FLAGS,
   'residual-rank': { type: 'string', value: 'k', help: "FedEx only: fold the best rank-k approximation of each round's residual (the paper's best inexact variant: downlink k·(out + in) per module; the share dropped is reported per round)" },
+  ...AGGREGATION_FLAGS,
   'uplink-dtype': { type: 'string', value: 'float32|float16|bfloat16', help: 'dtype clients upload adapters in (half the bytes with float16/bfloat16; clients that cannot send it use float32; FFA-LoRA needs float32)', default: 'float32' },
   'min-clients': { type: 'string', value: 'n', help: 'clients needed before a round starts', default: '2' },
   quorum: { type: 'string', value: 'x', help: 'updates needed to aggregate: a fraction (0.5) or a count (3)', default: '0.5' },
@@ -167,7 +176,11 @@ function certificateUrl(url: string, listen: { tls?: ServerTlsOptions }): string
 async function tlsOptions(args: ParsedArgs): Promise<ServerTlsOptions | undefined> {
   const cert = optionalString(args, 'cert');
   const key = optionalString(args, 'key');
-  if (cert === undefined && key === undefined) return undefined;
+  const clientCa = optionalString(args, 'client-ca');
+  if (cert === undefined && key === undefined) {
+    if (clientCa !== undefined) throw usageError('fedex host: --client-ca needs --cert and --key (client certificates are checked in the TLS handshake of wss://).');
+    return undefined;
+  }
   if (cert === undefined || key === undefined) throw usageError('fedex host: --cert and --key go together.');
   const read = async (path: string, flag: string): Promise<string> => {
     try {
@@ -176,7 +189,7 @@ async function tlsOptions(args: ParsedArgs): Promise<ServerTlsOptions | undefine
       throw usageError(`fedex host: cannot read --${flag} ${path}: ${(err as Error).message}`);
     }
   };
-  return { cert: await read(cert, 'cert'), key: await read(key, 'key') };
+  return { cert: await read(cert, 'cert'), key: await read(key, 'key'), ...(clientCa !== undefined ? { clientCa: await readClientCa(clientCa) } : {}) };
 }
 
 /** Parses `fedex host`'s arguments (what `run` does first). */
@@ -203,6 +216,8 @@ export const hostCommand: CliCommand = {
     // The join token: --token-file, FEDEX_TOKEN, --token (warned), else generated and printed.
     const token = (await readToken(args, 'host', (line) => io.stderr.write(`${line}\n`)))?.token;
     const resumeDir = optionalString(args, 'resume');
+    const clientsArg = optionalString(args, 'clients');
+    const clients = clientsArg !== undefined ? resolve(clientsArg) : undefined;
     const manualRounds = booleanFlag(args, 'manual-rounds');
     const backend = createOrtProductBackend();
     let coordinator: Coordinator;
@@ -212,10 +227,11 @@ export const hostCommand: CliCommand = {
     let modelDir: string | null;
     try {
       if (resumeDir !== undefined) {
+        if (hasPrivacyFlags(args)) throw usageError('fedex host: --dp-clip, --dp-noise and --dp-delta cannot be given with --resume: a run keeps the DP settings it started with (its accountant continues from the rounds already released).');
         const runDir = resolve(resumeDir);
         let resumed: ResumedModel | undefined;
         coordinator = await Coordinator.resume(runDir, {
-          listen, backend, manualRounds, ...(token !== undefined ? { token } : {}),
+          listen, backend, manualRounds, ...(token !== undefined ? { token } : {}), ...(clients !== undefined ? { clients } : {}),
           modelOffer: async (_hash, plan) => (resumed = await resumedModel(args, runDir, plan)).offer,
         });
         writeModel = resumed?.writeModel;
@@ -227,6 +243,13 @@ export const hostCommand: CliCommand = {
         const seed = int('seed', 0, 0, 0xffffffff);
         model = await federationModel(optionalString(args, 'model'), 'host', { rank, alpha, seed, targetModules: listFlag(optionalString(args, 'target-modules')) });
         const epochs = args.values['local-epochs'] === undefined ? undefined : numberFlag(args, 'local-epochs', 'host', 1, { min: Number.MIN_VALUE, max: 10_000 });
+        // The coordinator checks the rule against the rounds the plan allows (minClients, quorum).
+        const weightedBy = (optionalString(args, 'weighting') ?? 'uniform') === 'uniform' ? undefined : `--weighting ${optionalString(args, 'weighting')}`;
+        const aggregation = aggregationFlags(args, 'host', weightedBy !== undefined ? { weightedBy } : {});
+        const privacy = privacyFlags(args, 'host', [
+          ...(weightedBy !== undefined ? [weightedBy] : []), ...(args.values['residual-rank'] !== undefined ? ['--residual-rank'] : []),
+          ...(aggregation !== undefined ? [`--aggregation ${optionalString(args, 'aggregation')}`] : []),
+        ]);
         const config: CoordinatorConfig = {
           runDir: resolve(optionalString(args, 'out') ?? 'runs/host'),
           method: choiceFlag(args, 'method', 'host', STRATEGY_NAMES, 'fedex'),
@@ -239,6 +262,8 @@ export const hostCommand: CliCommand = {
           },
           base: model.base,
           weighting: choiceFlag(args, 'weighting', 'host', ['uniform', 'examples'] as const, 'uniform'),
+          ...(aggregation !== undefined ? { aggregation } : {}),
+          ...(privacy !== undefined ? { privacy } : {}),
           uplinkDtype: choiceFlag(args, 'uplink-dtype', 'host', ['float32', 'float16', 'bfloat16'] as const, 'float32'),
           ...(args.values['residual-rank'] !== undefined ? { residualRank: numberFlag(args, 'residual-rank', 'host', 0, { min: 1, integer: true }) } : {}),
           maxUpdateRatio: numberFlag(args, 'max-update-ratio', 'host', DEFAULT_MAX_UPDATE_RATIO, { min: 0, max: 1e12 }),
@@ -254,7 +279,7 @@ export const hostCommand: CliCommand = {
         checkAdapterConfig(join(config.runDir, 'final', 'adapter'), config.layout, adapterFields(config.layout, config.lora));
         const offer = booleanFlag(args, 'no-model-transfer') || model.modelDir === null || model.manifest === undefined
           ? undefined : { dir: model.modelDir, hash: model.manifest.hash, files: model.manifest.files };
-        coordinator = await Coordinator.create({ ...config, manualRounds, ...(offer !== undefined ? { modelOffer: offer } : {}) });
+        coordinator = await Coordinator.create({ ...config, manualRounds, ...(offer !== undefined ? { modelOffer: offer } : {}), ...(clients !== undefined ? { clients } : {}) });
         await recordModelSource(config.runDir, model.modelDir);
         writeModel = model.writeModel;
         modelDir = model.modelDir;
@@ -264,6 +289,7 @@ export const hostCommand: CliCommand = {
       const e = err as Error & { code?: string };
       if (e.code === 'RUN_DIR_IN_USE') throw new CliError(`fedex host: ${e.message} (--resume <dir> continues it, --out <dir> starts a new one elsewhere).`);
       if (e.code === 'RUN_DIR_LOCKED') throw new CliError(`fedex host: ${e.message}; stop it first, or use another --out.`);
+      if (e.code === 'CONFIG_INVALID' && clients !== undefined && e.message.includes(clients)) throw new CliError(`fedex host: --clients: ${e.message}`);
       throw err;
     }
 
@@ -298,8 +324,8 @@ export const hostCommand: CliCommand = {
         s.global(r.round, snap.global, snap.base);
       });
     }
-    coordinator.on('client_joined', (e) => out.write(`+ ${e.name} joined (${e.clients} connected)\n`));
-    coordinator.on('client_left', (e) => out.write(`- ${e.name} left: ${e.reason} (${e.clients} connected)\n`));
+    coordinator.on('client_joined', (e) => out.write(`+ ${e.name}${coordinator.keys !== undefined ? ` (client ${e.clientId}, by key)` : ''} joined${e.certificate !== undefined ? ` with certificate ${e.certificate}` : ''} (${e.clients} connected)\n`));
+    coordinator.on('client_left', (e) => out.write(`- ${e.name}${coordinator.keys !== undefined ? ` (client ${e.clientId})` : ''} left: ${e.reason} (${e.clients} connected)\n`));
     coordinator.on('client_rejected', (e) => out.write(/^\d+ more rejected/.test(e.message)
       ? `! ${e.message}\n` // a per-minute summary of rejections no longer logged one by one
       : `! refused a connection from ${e.remote}: ${e.code} ${e.message}\n`));
@@ -319,7 +345,7 @@ export const hostCommand: CliCommand = {
       }
       out.write(`round ${r.round} closed (${r.closedBy}): ${r.aggregated ? `${r.participants.length} updates aggregated` : `NOT aggregated, the global model is unchanged: ${notAggregated.at(-1)!.why}`}`
         + `${r.loss !== null ? `, mean train loss ${formatNumber(r.loss.mean)}` : ''}${dev !== null ? `, mean rel. deviation ${formatNumber(dev)}` : ''}`
-        + `${truncationNote(r.modules)}, ${formatBytes(r.traffic.sent)} sent, ${formatBytes(r.traffic.received)} received\n`);
+        + `${truncationNote(r.modules)}${r.privacy !== undefined ? privacyNote(r.privacy) : ''}, ${formatBytes(r.traffic.sent)} sent, ${formatBytes(r.traffic.received)} received\n`);
     });
     coordinator.on('warning', (e) => out.write(`warning: ${e.message}\n`));
     const offered = coordinator.models?.offer;
@@ -337,16 +363,23 @@ export const hostCommand: CliCommand = {
     let prompt: { close(): void } | undefined;
     try {
       const url = await coordinator.start();
-      out.write(`fedex host: ${plan.method} federation, ${plan.rounds} rounds, ${plan.layout.length} adapted modules, run directory ${coordinator.runDir}\n`);
+      out.write(`fedex host: ${plan.method} federation${plan.aggregation !== undefined ? ` (aggregation ${ruleLabel(plan.aggregation)})` : ''}, ${plan.rounds} rounds, ${plan.layout.length} adapted modules, run directory ${coordinator.runDir}\n`);
+      if (plan.privacy !== undefined) out.write(`${privacyBanner(plan.privacy)}\n`);
       const joinUrl = certificateUrl(url, listen);
       if (joinUrl !== url) out.write(`listening on ${url} (certificate names ${new URL(joinUrl).hostname}: clients use ${joinUrl})\n`);
       else out.write(`listening on ${url}\n`);
-      out.write(`join token: ${coordinator.token}\n`);
+      const keys = coordinator.keys;
+      if (keys === undefined) out.write(`join token: ${coordinator.token} (shared by every client, for trials among trusted parties: any holder can join under any client id; --clients admits each client by its own key)\n`);
+      else out.write(`clients admitted by key: ${keys.enrolled.length} enrolled in ${keys.path} (fedex clients add|revoke|list --clients ${keys.path}; changes apply within a second)\n`);
       if (!isLoopback(listen.host) && listen.tls === undefined) {
-        out.write(`warning: listening on ${listen.host} without TLS: the join token and every adapter cross the network in clear; give --cert and --key\n`);
+        out.write(`warning: listening on ${listen.host} without TLS: ${keys === undefined ? 'the join token' : 'client ids'} and every adapter cross the network in clear; give --cert and --key\n`);
       }
       const modelHint = offered !== undefined || model === undefined ? '' : model.modelDir === null ? ' --model synthetic' : ' --model <their copy of the model folder>';
-      out.write(`clients join with (the token in the environment keeps it out of the process list):\n  ${TOKEN_ENV}=${coordinator.token} fedex join ${joinUrl} --data task:arith${modelHint}${listen.tls !== undefined ? ' --ca <the CA certificate, if not a public one>' : ''}\n`);
+      if (listen.tls?.clientCa !== undefined) out.write(`mutual TLS: only clients presenting a certificate signed by --client-ca ${optionalString(args, 'client-ca')} get through the TLS handshake\n`);
+      const clientCertHint = listen.tls?.clientCa !== undefined ? ' --client-cert <their certificate> --client-key <its key>' : '';
+      const tlsHint = `${listen.tls !== undefined ? ' --ca <the CA certificate, if not a public one>' : ''}${clientCertHint}`;
+      if (keys === undefined) out.write(`clients join with (the token in the environment keeps it out of the process list):\n  ${TOKEN_ENV}=${coordinator.token} fedex join ${joinUrl} --data task:arith${modelHint}${tlsHint}\n`);
+      else out.write(`clients join with their key:\n  fedex join ${joinUrl} --identity <their .key file> --data task:arith${modelHint}${tlsHint}\n`);
       if (offered !== undefined) out.write(`base model offered to clients that lack it: ${offered.files.length} files, ${formatBytes(offeredBytes)} (--no-model-transfer turns this off)\n`);
       out.write(`waiting for ${plan.minClients} client${plan.minClients === 1 ? '' : 's'}…\n`);
       if (manualRounds) {
@@ -370,6 +403,8 @@ export const hostCommand: CliCommand = {
       }
       out.write(`federation done: ${summary.roundsCompleted}/${summary.rounds} rounds aggregated. Global adapter (PEFT): ${join(finalDir, 'adapter')}`
         + `${snap.revision > 0 ? `; updated base model: ${join(finalDir, 'model')} (the adapter applies to this model, not to the original base; one adapter on the original base: fedex export ${coordinator.runDir} --out <dir>)` : ''}\n`);
+      const spent = coordinator.state.history.at(-1)?.privacy;
+      if (spent !== undefined) out.write(`privacy spent: ε = ${epsilonText(spent.epsilon)} at δ = ${deltaText(spent.delta)} over ${spent.releases} released round${spent.releases === 1 ? '' : 's'} (client-level, sampling rate 1)\n`);
       if (summary.roundsCompleted < summary.rounds) {
         // Silent is wrong: rounds that aggregated nothing make the run a failure, whatever was written.
         const lost = notAggregated.length > 0 ? notAggregated : [{ round: 0, why: 'see events.jsonl' }];

@@ -17,6 +17,7 @@ import { ClientError } from '../../federation/client/errors.js';
 import { createModelClient } from '../../federation/client/modelClient.js';
 import { createSyntheticTrainer } from '../../federation/client/syntheticTrainer.js';
 import type { FederationSettings, LocalTrainer } from '../../federation/client/trainer.js';
+import type { ConnectOptions } from '../../federation/transport/types.js';
 import { eventsFlagSink } from '../../federation/events/eventSink.js';
 import { meanOf } from '../../core/stats.js';
 import { adapterFields, checkAdapterConfig, writeFederationAdapter } from '../../federation/shared/adapterFolders.js';
@@ -24,6 +25,8 @@ import type { CliCommand, CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
 import { readToken, TOKEN_ENV, TOKEN_FLAGS } from '../secrets.js';
+import { IdentityFileError, readIdentityFile, type ClientIdentity } from '../../federation/shared/identityFiles.js';
+import { certificateRefusal, CLIENT_CERTIFICATE_FLAGS, readClientCertificate } from '../mutualTls.js';
 import { ProgressBar } from '../ui/progress.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
 import { federationModel, humanOut, type FederationModel } from './federationCommon.js';
@@ -31,6 +34,7 @@ import { loadTrainerFactory } from './trainerFactory.js';
 
 const FLAGS: FlagSpecs = {
   ...TOKEN_FLAGS,
+  identity: { type: 'string', value: 'file.key', help: 'join with your own key (fedex keygen) at a coordinator that admits clients by key (fedex host --clients); your client id is the key\'s' },
   data: { type: 'string', value: 'file.jsonl|task:NAME', help: 'your training data (docs/data.md)' },
   'eval-data': { type: 'string', value: 'file.jsonl|task:NAME', help: 'eval data for local metrics (default: held out from --data)' },
   shard: { type: 'string', value: 'i/k', help: 'train on part i of k of --data (e.g. 2/3; for demos on one machine)' },
@@ -46,6 +50,7 @@ const FLAGS: FlagSpecs = {
   'reconnect-for': { type: 'string', value: 'seconds', help: 'keep reconnecting (capped exponential backoff, 0.5 s doubling to 30 s) this long after the coordinator becomes unreachable, e.g. while it restarts with --resume', default: '600' },
   retries: { type: 'string', value: 'n', help: 'also give up after this many consecutive failed connection attempts (default: only --reconnect-for limits them)' },
   ca: { type: 'string', value: 'file.pem', help: 'extra CA certificate to trust for wss://' },
+  ...CLIENT_CERTIFICATE_FLAGS,
   out: { type: 'string', value: 'dir', help: 'write the final global adapter here as a PEFT folder' },
   events: { type: 'string', value: 'file|-', help: "JSONL event stream to a file, or '-' for stdout (human output to stderr)" },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -79,7 +84,9 @@ interface Reconnect {
   attempts: number;
 }
 
-function explain(err: ClientError, url: string, reconnect: Reconnect, fetching: boolean): CliError {
+function explain(err: ClientError, url: string, reconnect: Reconnect, fetching: boolean, clientCertPath: string | undefined): CliError {
+  const refused = certificateRefusal(err, url, clientCertPath);
+  if (refused !== null) return refused;
   if (fetching && err.code === 'E_BASE_MISMATCH') {
     return new CliError(`fedex join: ${err.message}. Pass --model with your copy of the coordinator's model folder (or --model synthetic if it runs the synthetic model).`);
   }
@@ -89,7 +96,9 @@ function explain(err: ClientError, url: string, reconnect: Reconnect, fetching: 
       return new CliError(`fedex join: cannot reach ${url} after ${Math.max(1, reconnect.attempts + 1)} attempt${reconnect.attempts === 0 ? '' : 's'}`
         + `${reconnect.options.maxAttempts === undefined ? ` over ${reconnect.seconds} s (--reconnect-for)` : ''}: ${err.cause instanceof Error ? err.cause.message : err.message}. Is \`fedex host\` running there, and are the scheme (ws:// or wss://), host and port right?`);
     case 'E_AUTH':
-      return new CliError(`fedex join: ${url} refused the token (E_AUTH). Use the token \`fedex host\` printed.`);
+      return new CliError(/token/.test(err.message) && !/key/.test(err.message)
+        ? `fedex join: ${url} refused the token (E_AUTH). Use the token \`fedex host\` printed.`
+        : `fedex join: ${url} refused this client (E_AUTH): ${err.message}.`);
     case 'E_VERSION':
       return new CliError(`fedex join: protocol version mismatch with ${url} (E_VERSION): ${err.message}. Use the same fedex version as the coordinator.`);
     case 'E_BASE_MISMATCH':
@@ -102,7 +111,7 @@ function explain(err: ClientError, url: string, reconnect: Reconnect, fetching: 
 
 /** The coordinator's base model from the model cache, fetched first when it is not there (Ctrl-C stops the fetch). */
 async function fetchedModel(o: {
-  url: string; token: string; name: string; clientId: string; device: string; reconnect: Reconnect; ca: string | undefined; cacheDir: string | undefined;
+  url: string; token?: string; identity?: ClientIdentity; name: string; clientId: string; device: string; reconnect: Reconnect; tls: ConnectOptions['tls']; clientCertPath: string | undefined; cacheDir: string | undefined;
   out: CliIO['stdout']; stderr: CliIO['stderr']; sink: ReturnType<typeof eventsFlagSink>;
   lora: Parameters<typeof federationModel>[2];
 }): Promise<FederationModel> {
@@ -125,8 +134,8 @@ async function fetchedModel(o: {
   };
   try {
     const fetched = await fetchBaseModel({
-      url: o.url, token: o.token, name: o.name, clientId: o.clientId, device: o.device, cache, signal: stop.signal, onProgress,
-      reconnect: o.reconnect.options, ...(o.ca !== undefined ? { tls: { ca: o.ca } } : {}),
+      url: o.url, ...(o.identity !== undefined ? { identity: o.identity } : { token: o.token }), name: o.name, clientId: o.clientId, device: o.device, cache, signal: stop.signal, onProgress,
+      reconnect: o.reconnect.options, ...(o.tls !== undefined ? { tls: o.tls } : {}),
       onRetry: (attempt, delayMs, message) => {
         o.reconnect.attempts = attempt + 1;
         o.out.write(`cannot connect (${message}); retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1}${o.reconnect.label})\n`);
@@ -140,7 +149,7 @@ async function fetchedModel(o: {
     return await federationModel(m.dir, 'join', o.lora, m);
   } catch (err) {
     bar?.done();
-    const e = err instanceof ClientError ? explain(err, o.url, o.reconnect, true) : err as Error;
+    const e = err instanceof ClientError ? explain(err, o.url, o.reconnect, true, o.clientCertPath) : err as Error;
     o.sink.emit('error', { message: e.message });
     throw e;
   } finally {
@@ -167,8 +176,14 @@ export const joinCommand: CliCommand = {
     if (url === undefined) throw usageError(`fedex join: give the coordinator's URL, e.g. ${TOKEN_ENV}=… fedex join ws://127.0.0.1:7777/ --data …`);
     if (extra !== undefined) throw usageError(`fedex join: unexpected argument '${extra}'. See 'fedex join --help'.`);
     if (!/^wss?:\/\/[^\s/]+/.test(url)) throw usageError(`fedex join: '${url}' is not a ws:// or wss:// URL.`);
-    const token = (await readToken(args, 'join', (line) => io.stderr.write(`${line}\n`)))?.token;
-    if (token === undefined) throw usageError(`fedex join: the join token is required (the coordinator prints it): set ${TOKEN_ENV}, or give --token-file. See 'fedex join --help'.`);
+    const identityPath = optionalString(args, 'identity');
+    const identity = identityPath === undefined ? undefined : await readIdentityFile(identityPath, (line) => io.stderr.write(`${line}\n`)).catch((err: unknown) => {
+      throw err instanceof IdentityFileError ? usageError(`fedex join: --identity: ${err.message}`) : err;
+    });
+    const token = (await readToken(args, 'join', (line) => io.stderr.write(`${line}\n`), identity !== undefined ? {} : process.env))?.token;
+    if (identity !== undefined && token !== undefined) throw usageError('fedex join: give --identity or a join token, not both (a coordinator admits clients either by key or by its shared token).');
+    if (identity === undefined && token === undefined) throw usageError(`fedex join: the join token is required (the coordinator prints it): set ${TOKEN_ENV}, or give --token-file; at a coordinator that admits clients by key, give --identity <file.key>. See 'fedex join --help'.`);
+    const credential = identity !== undefined ? { identity } : { token: token! };
     const data = optionalString(args, 'data');
     const modelArg = optionalString(args, 'model');
     const synthetic = modelArg === 'synthetic';
@@ -186,12 +201,17 @@ export const joinCommand: CliCommand = {
     const shardRaw = optionalString(args, 'shard');
     const shard = shardRaw === undefined ? undefined : { ...parseShard(shardRaw), split: choiceFlag(args, 'split', 'join', ['non-iid', 'iid'] as const, 'non-iid'), seed };
     const name = optionalString(args, 'name') ?? hostname().slice(0, 64);
-    const clientId = optionalString(args, 'client-id') ?? `client-${randomBytes(6).toString('hex')}`;
+    const clientIdArg = optionalString(args, 'client-id');
+    if (identity !== undefined && clientIdArg !== undefined && clientIdArg !== identity.clientId) throw usageError(`fedex join: --client-id ${clientIdArg} differs from the client id of --identity ${identityPath} ('${identity.clientId}'); leave --client-id out.`);
+    const clientId = identity?.clientId ?? clientIdArg ?? `client-${randomBytes(6).toString('hex')}`;
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(clientId)) throw usageError(`fedex join: --client-id must be 1–64 letters, digits, _ or -, got '${clientId}'.`);
     const caPath = optionalString(args, 'ca');
     const ca = caPath === undefined ? undefined : await readFile(caPath, 'utf8').catch((err: Error) => {
       throw usageError(`fedex join: cannot read --ca ${caPath}: ${err.message}`);
     });
+    const clientCertPath = optionalString(args, 'client-cert');
+    const clientCertificate = await readClientCertificate(clientCertPath, optionalString(args, 'client-key'), url);
+    const tls = ca === undefined && clientCertificate === undefined ? undefined : { ...(ca !== undefined ? { ca } : {}), ...clientCertificate };
     const eventsTarget = optionalString(args, 'events');
     const out = humanOut(io, eventsTarget);
     const sink = eventsFlagSink(eventsTarget, io.stdout);
@@ -200,7 +220,7 @@ export const joinCommand: CliCommand = {
     const lora = { rank: 8, alpha: 16, seed, targetModules: ['all-linear'] };
     const model = modelArg !== undefined
       ? await federationModel(modelArg, 'join', lora)
-      : await fetchedModel({ url, token, name, clientId, device, reconnect, ca, cacheDir: optionalString(args, 'model-cache'), out, stderr: io.stderr, sink, lora });
+      : await fetchedModel({ url, ...credential, name, clientId, device, reconnect, tls, clientCertPath, cacheDir: optionalString(args, 'model-cache'), out, stderr: io.stderr, sink, lora });
     let bar: ProgressBar | undefined;
     const onProgress = (p: { round: number; step: number; totalSteps: number; loss: number }): void => {
       sink.emit('client_progress', { clientId, ...p });
@@ -209,8 +229,8 @@ export const joinCommand: CliCommand = {
     };
     // Every uplink dtype: the coordinator picks the federation's (fedex host --uplink-dtype).
     const connection = {
-      url, token, name, clientId, device, uplinkDtypes: ['float32', 'float16', 'bfloat16'] as const, reconnect: reconnect.options,
-      ...(ca !== undefined ? { tls: { ca } } : {}),
+      url, ...credential, name, clientId, device, uplinkDtypes: ['float32', 'float16', 'bfloat16'] as const, reconnect: reconnect.options,
+      ...(tls !== undefined ? { tls } : {}),
     };
     // A real model: the client `fedex simulate` builds too (federation/client/modelClient.ts).
     const built: { client: FederationClient; trainer: LocalTrainer } = synthetic
@@ -304,7 +324,7 @@ export const joinCommand: CliCommand = {
       outcome = await client.run();
     } catch (err) {
       bar?.done();
-      const e = err instanceof ClientError ? explain(err, url, reconnect, false) : err as Error;
+      const e = err instanceof ClientError ? explain(err, url, reconnect, false, clientCertPath) : err as Error;
       sink.emit('error', { message: e.message });
       throw e;
     } finally {

@@ -23,6 +23,10 @@ import { ProgressBar } from '../ui/progress.js';
 import { LiveTable } from '../ui/liveTable.js';
 import { formatBytes, formatNumber, renderTable } from '../ui/table.js';
 import { formatSeconds, humanOut, listFlag, modelLayout } from './federationCommon.js';
+import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
+import { deltaText, DP_FLAGS, epsilonText, privacyBanner, privacyFlags } from '../privacyFlags.js';
+import { DEFAULT_DP_DELTA } from '../../federation/coordinator/privacyPlan.js';
+import { ruleLabel } from '../../core/robust.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 
 /** Defaults of the main job (sized to finish in a few minutes on 2 cores; see docs/cli.md). */
@@ -53,6 +57,8 @@ const FLAGS: FlagSpecs = {
   'eval-examples': { type: 'string', value: 'n', help: 'eval examples per evaluation (0 = all)', default: String(D.evalExamples) },
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads per trainer (default: cores / (clients + 1), at least 1)' },
   'residual-rank': { type: 'string', value: 'k', help: "FedEx only: fold the best rank-k approximation of each round's residual (smaller downlink, inexact; the share dropped is reported per round)" },
+  ...AGGREGATION_FLAGS,
+  ...DP_FLAGS,
   'save-adapters': { type: 'boolean', help: "keep every round's client/global adapters (PEFT) and global base (safetensors) under <out>/adapters" },
   events: { type: 'string', value: 'file|-', help: "write the JSONL event stream to a file, or '-' for stdout (human output then goes to stderr)" },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -129,6 +135,12 @@ export const simulateCommand: CliCommand = {
     const human = humanOut(io, eventsTarget);
     const synthetic = optionalString(args, 'model') === 'synthetic';
     const targetModules = listFlag(optionalString(args, 'target-modules'));
+    // Every round aggregates all the clients (quorum = clients): a trim must drop someone out of them.
+    const aggregation = aggregationFlags(args, 'simulate', { clients });
+    if (aggregation !== undefined && args.values['residual-rank'] !== undefined) throw usageError(`fedex simulate: --residual-rank applies to the mean rule only, not to --aggregation ${aggregation.name}.`);
+    const privacy = privacyFlags(args, 'simulate', [
+      ...(args.values['residual-rank'] !== undefined ? ['--residual-rank'] : []), ...(aggregation !== undefined ? [`--aggregation ${aggregation.name}`] : []),
+    ]);
 
     let workload: SimulationWorkload;
     let modelLabel: string;
@@ -160,11 +172,14 @@ export const simulateCommand: CliCommand = {
       bar = undefined;
     };
     human.write(`fedex simulate: ${clients} clients × ${rounds} rounds × ${localSteps} local steps (batch ${batchSize}, lr ${lr}, rank ${rank}), `
-      + `model ${modelLabel}, data ${data} (${split}), methods ${methods.join(', ')}\n\n`);
+      + `model ${modelLabel}, data ${data} (${split}), methods ${methods.join(', ')}${aggregation !== undefined ? `, aggregation ${ruleLabel(aggregation)}` : ''}\n\n`);
+    if (privacy !== undefined) human.write(`${privacyBanner({ ...privacy, delta: privacy.delta ?? DEFAULT_DP_DELTA })} (federated methods; centralized is not private)\n\n`);
     try {
       const result = await runSimulation({
         methods, clients, rounds, localSteps, batchSize, lr, rank, alpha, seed, out, saveAdapters: booleanFlag(args, 'save-adapters'),
         ...(args.values['residual-rank'] !== undefined ? { residualRank: numberFlag(args, 'residual-rank', 'simulate', 0, { min: 1, integer: true }) } : {}),
+        ...(aggregation !== undefined ? { aggregation } : {}),
+        ...(privacy !== undefined ? { privacy } : {}),
         workload, labels: { model: modelLabel, data, split, device }, sink, backend, signal: controller.signal,
         onStep: (method, clientId, p) => {
           const key = `${method}/${p.round}`;
@@ -181,6 +196,8 @@ export const simulateCommand: CliCommand = {
             row.meanRelativeDeviation === null ? '–' : formatNumber(row.meanRelativeDeviation), formatBytes(row.bytesSent), formatBytes(row.bytesReceived), formatSeconds(row.seconds)]);
           const cut = row.residualTruncation;
           if (cut !== undefined) human.write(`  ${method} round ${row.round}: residual truncated to rank ${cut.rank}, up to ${formatNumber(cut.maxRelativeError)} of a module's ‖ΔR‖ dropped\n`);
+          const dp = row.privacy;
+          if (dp !== undefined) human.write(`  ${method} round ${row.round}: DP ε = ${epsilonText(dp.epsilon)} at δ = ${deltaText(dp.delta)} after ${dp.releases} round${dp.releases === 1 ? '' : 's'}, ${dp.clipped} of ${dp.updateNorms.length} updates clipped (noise std ${formatNumber(dp.noiseStd)})\n`);
         },
         onMethodStart: () => {
           clearBar();
@@ -193,6 +210,11 @@ export const simulateCommand: CliCommand = {
       const initial = result.report.methods[0]?.rounds[0];
       human.write(`\n${renderTable(['method', 'final eval loss', 'accuracy', 'exact match', 'mean rel. deviation', 'sent', 'received', 'time'], rows)}\n`);
       human.write(`\n${initial !== undefined ? `Initial model: eval loss ${num(initial.evalLoss)}. ` : ''}Relative deviation = the share of the ideal update that plain averaging loses (FedIT keeps the error; FedEx-LoRA folds it into the base weights).\n`);
+      const spent = result.report.methods.flatMap((m) => {
+        const dp = m.rounds.at(-1)?.privacy;
+        return dp === undefined ? [] : [`${m.method} ε = ${epsilonText(dp.epsilon)}`];
+      });
+      if (privacy !== undefined) human.write(`Client-level DP at δ = ${deltaText(privacy.delta ?? DEFAULT_DP_DELTA)}: ${spent.join(', ')} (centralized is not private).\n`);
       human.write(`Total ${formatSeconds(result.report.seconds)}. Report: ${result.reportHtml}\n          ${result.reportJson}\n`);
       return 0;
     } catch (err) {

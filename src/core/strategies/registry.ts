@@ -2,6 +2,8 @@
 import { createFedEx } from './fedex.js';
 import { createFedIt } from './fedit.js';
 import { createFfa } from './ffa.js';
+import { createRobustStrategy } from './robust.js';
+import { isRobustRule } from '../robust.js';
 import { STRATEGY_NAMES } from './types.js';
 import type { AggregationStrategy, FedExOptions, StrategyName } from './types.js';
 
@@ -10,9 +12,13 @@ export function isStrategyName(name: string): name is StrategyName {
   return (STRATEGY_NAMES as readonly string[]).includes(name);
 }
 
-/** Creates a strategy by name; options that do not apply to it (residualForm for fedit/ffa) are ignored. */
+/**
+ * Creates a strategy by name; options that do not apply to it (residualForm for fedit/ffa) are ignored.
+ * A robust `aggregation` rule (median, trimmed-mean) gives the strategy under that rule (strategies/robust.ts).
+ */
 export function createStrategy(name: string, options: FedExOptions = {}): AggregationStrategy {
   if (!isStrategyName(name)) throw new RangeError(`unknown strategy '${name}' (expected one of ${STRATEGY_NAMES.join(', ')})`);
+  if (options.aggregation !== undefined && isRobustRule(options.aggregation)) return createRobustStrategy(name, options.aggregation, options);
   switch (name) {
     case 'fedex':
       return createFedEx(options);

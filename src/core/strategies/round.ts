@@ -8,7 +8,7 @@ import type { LoraFactors } from '../lora.js';
 import type { FactoredUpdate } from '../residual.js';
 import { summarizeDeviations } from '../deviation.js';
 import type { DeviationSummary } from '../deviation.js';
-import type { AggregationStrategy, ClientFailure, ClientModuleResult, ModuleAggregate, ModuleAggregateMetrics, ModuleGlobalState } from './types.js';
+import type { AggregationStrategy, ClientFailure, ClientModuleResult, DenseResidual, ModuleAggregate, ModuleAggregateMetrics, ModuleGlobalState } from './types.js';
 
 /** One client's whole adapter for a round. */
 export interface ClientAdapterResult {
@@ -73,6 +73,8 @@ export interface ModelAggregate {
   readonly global: readonly ModuleGlobalState[];
   /** Base updates by module name (FedEx; modules whose residual vanished are absent). */
   readonly baseUpdates: ReadonlyMap<string, FactoredUpdate>;
+  /** Dense base updates by module name (FedEx under a robust rule; modules whose D vanished are absent). */
+  readonly denseBaseUpdates: ReadonlyMap<string, DenseResidual>;
   readonly metrics: readonly ModuleAggregateMetrics[];
   readonly summary: DeviationSummary;
 }
@@ -89,11 +91,13 @@ export function aggregateModel(
   if (stream === null) return null;
   const global: ModuleGlobalState[] = [];
   const baseUpdates = new Map<string, FactoredUpdate>();
+  const denseBaseUpdates = new Map<string, DenseResidual>();
   const metrics: ModuleAggregateMetrics[] = [];
   for (const m of stream) {
     global.push(m.global);
     if (m.baseUpdate !== null) baseUpdates.set(m.global.spec.name, m.baseUpdate);
+    if (m.denseResidual?.foldedIntoBase === true) denseBaseUpdates.set(m.global.spec.name, m.denseResidual);
     metrics.push(m.metrics);
   }
-  return { global, baseUpdates, metrics, summary: summarizeDeviations(metrics) };
+  return { global, baseUpdates, denseBaseUpdates, metrics, summary: summarizeDeviations(metrics) };
 }

@@ -3,7 +3,9 @@
  * the clients' results and failures). A strategy works on ONE module at a time so that a whole model
  * streams through it module by module (peak memory ≈ one module); `round.ts` drives whole models.
  */
-import type { LoraFactors, LoraModuleSpec } from '../lora.js';
+import type { Layout, LoraFactors, LoraModuleSpec } from '../lora.js';
+import type { Matrix } from '../tensor.js';
+import type { AggregationRule } from '../robust.js';
 import type { FactoredUpdate, ResidualForm } from '../residual.js';
 import type { ModuleDeviation } from '../deviation.js';
 import type { WeightingMode } from '../weights.js';
@@ -59,6 +61,22 @@ export interface ModuleAggregateMetrics extends ModuleDeviation {
   readonly baseUpdateDenseBytes: number;
   /** With `residualRank`: the rank folded and the share of ‖ΔR‖_F dropped (absent when nothing was truncated). */
   readonly residualTruncation?: { readonly rank: number; readonly exactRank: number; readonly relativeError: number };
+  /**
+   * A robust rule (robust.ts; absent: the weighted mean). Then `exact` compares with rule_i(W0 + s·B_i A_i),
+   * the deviation norms are those of s·(rule_i(B_i A_i) − B̄Ā), and a dense base update reports inner 0.
+   */
+  readonly aggregation?: AggregationRule;
+}
+
+/**
+ * Under a robust rule (robust.ts), the dense D = s·(rule_i(B_i A_i) − B̄Ā), out × in in `linear`
+ * orientation (float32).
+ */
+export interface DenseResidual {
+  readonly d: Matrix<Float32Array>;
+  readonly layout: Layout;
+  /** True when D is the base update (FedEx: `linear` W0 += D, `conv1d` W0 += Dᵀ); false when it is what the round lost (FedIT, FFA). */
+  readonly foldedIntoBase: boolean;
 }
 
 /** A strategy's answer for one module. */
@@ -70,6 +88,8 @@ export interface ModuleAggregate {
    * Layout-aware: `linear` W0 += scale·P·Q, `conv1d` W0 += scale·(P·Q)ᵀ.
    */
   readonly baseUpdate: FactoredUpdate | null;
+  /** Robust rules only: D, folded into the base (FedEx; `baseUpdate` is then null) or for the deviation metrics. */
+  readonly denseResidual?: DenseResidual;
   readonly metrics: ModuleAggregateMetrics;
 }
 
@@ -84,6 +104,8 @@ export interface StrategyOptions {
    * the time of the fused base update on CPU; when false the three norms are reported as NaN.
    */
   readonly deviationMetrics?: boolean;
+  /** The aggregation rule (default `mean`); `createStrategy` honours it (a robust rule needs uniform weighting). */
+  readonly aggregation?: AggregationRule;
 }
 
 /** FedEx-specific options. */
@@ -105,6 +127,11 @@ export interface AggregationStrategy {
   readonly exact: boolean;
   /** True when the rule changes the base weight (FedEx). */
   readonly updatesBase: boolean;
+  /**
+   * A robust rule (absent: the weighted mean). Such a strategy is not linear in the uploads: nothing
+   * may be pre-summed as they arrive, and its base update is dense (`ModuleAggregate.denseResidual`).
+   */
+  readonly aggregation?: AggregationRule;
   /**
    * Aggregates one module. Returns null ("nothing usable") when there are no results or failures are
    * not accepted; throws on malformed input (wrong shapes, non-finite values, bad weights, FFA with

@@ -40,7 +40,8 @@ export async function aggregateAdapters(services: Services): Promise<void> {
   const parent = await vscode.window.showOpenDialog({ title: 'FedEx: Aggregate Adapters (4/4): where to write the result', canSelectFiles: false, canSelectFolders: true, canSelectMany: false, defaultUri, openLabel: 'Write Here' });
   if (parent?.[0] === undefined) return;
   const out = join(parent[0].fsPath, `fedex-aggregate-${method.label}-${runStamp()}`);
-  const args = aggregateArgs({ method: method.label, base: base[0].fsPath, adapters: adapters.map((a) => a.fsPath), out, device: services.settings().device });
+  const { device, aggregation, aggregationTrim } = services.settings();
+  const args = aggregateArgs({ method: method.label, base: base[0].fsPath, adapters: adapters.map((a) => a.fsPath), out, device, aggregation, trim: aggregationTrim });
   const { exit, stdout } = await runWithProgress(services, { title: `FedEx: aggregating ${adapters.length} adapters (${method.label})`, tag: 'aggregate', args });
   if (exit.code === 0) {
     const summary = summarizeAggregateReport(stdout);

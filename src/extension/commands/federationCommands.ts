@@ -95,7 +95,16 @@ export async function hostFederation(services: Services): Promise<FederationStat
         if (a === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'fedex');
       });
     }
-    if (s.phase === 'waiting' && s.live) {
+    if (s.phase === 'waiting' && s.live && settings.hostClients !== '') {
+      // Clients are admitted by key: there is no token to hand out.
+      const shownUrl = s.url ?? url;
+      void vscode.window.showInformationMessage(`FedEx: hosting at ${shownUrl} (${settings.method}, ${settings.rounds} rounds) for the clients enrolled in ${settings.hostClients}.`, 'Manage Enrolled Clients', 'Copy URL', 'Open Dashboard')
+        .then((a) => {
+          if (a === 'Manage Enrolled Clients') void vscode.commands.executeCommand('fedex.manageClients');
+          if (a === 'Copy URL') void vscode.env.clipboard.writeText(shownUrl);
+          if (a === 'Open Dashboard') services.openDashboard(id);
+        });
+    } else if (s.phase === 'waiting' && s.live) {
       const shownUrl = s.url ?? url;
       void services.tokens.set(shownUrl, token);
       const joined = `${settings.minClients} client${settings.minClients === 1 ? ' has' : 's have'} joined`;
@@ -142,7 +151,8 @@ export async function joinFederation(services: Services, arg?: unknown): Promise
     void vscode.window.showInformationMessage(`FedEx: already joined ${target.name} (${live.phase}).`);
     return live;
   }
-  let token = await services.tokens.get(target.url);
+  const byKey = services.settings().joinIdentity !== '';
+  let token = byKey ? '' : await services.tokens.get(target.url);
   if (token === undefined) {
     token = await vscode.window.showInputBox({ title: `FedEx: join ${target.name}`, prompt: 'Join token (from the host)', password: true, ignoreFocusOut: true, validateInput: (v) => (v.trim() === '' ? 'The token is required.' : null) });
     if (token === undefined) return undefined;
@@ -154,7 +164,7 @@ export async function joinFederation(services: Services, arg?: unknown): Promise
   try {
     services.runs.start({
       id, kind: 'join', label: target.name, url: target.url, outDir: out,
-      args: joinArgs(services.settings(), { url: target.url, out: join(out, 'final-adapter') }), env: tokenEnv(token), cwd: services.cwd(),
+      args: joinArgs(services.settings(), { url: target.url, out: join(out, 'final-adapter') }), env: byKey ? {} : tokenEnv(token), cwd: services.cwd(),
     });
   } catch (err) {
     startFailed(services, `joining ${target.url}`, err);
@@ -165,7 +175,9 @@ export async function joinFederation(services: Services, arg?: unknown): Promise
     const s = services.store.get(id);
     if (c.id !== id || s === undefined || s.live) return;
     sub.dispose();
-    if (s.phase === 'failed' && /E_AUTH/.test(s.lastError ?? '')) {
+    if (s.phase === 'failed' && byKey && /E_AUTH/.test(s.lastError ?? '')) {
+      void vscode.window.showErrorMessage(`FedEx: ${target.name} refused this client's key: ${s.lastError ?? 'E_AUTH'}. Ask its operator to enroll your public key (.pub).`, 'Show Log').then((a) => a !== undefined && services.output.show(true));
+    } else if (s.phase === 'failed' && /E_AUTH/.test(s.lastError ?? '')) {
       void services.tokens.delete(target.url);
       void vscode.window.showErrorMessage(`FedEx: ${target.name} refused the join token; it was forgotten. Join again to enter another.`);
     } else if (s.phase === 'failed') {

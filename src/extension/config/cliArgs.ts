@@ -33,14 +33,44 @@ export interface FedexSettings {
   readonly maxUpdateRatio: number;
   /** FedEx with each round's residual truncated to this rank (the paper's best inexact variant); 0: exact. */
   readonly residualRank: number;
+  /** Client-level DP for hosted federations and simulations: clip each client's update to this L2 norm (0: DP off). */
+  readonly dpClip: number;
+  /** DP noise multiplier σ (noise std σ·C/m); used when `dpClip` > 0. */
+  readonly dpNoise: number;
+  /** δ of the (ε, δ) reported per round; used when `dpClip` > 0. */
+  readonly dpDelta: number;
+  /** How hosted federations, simulations and Aggregate Adapters combine client adapters: the mean, or the coordinate-wise median / trimmed mean. */
+  readonly aggregation: 'mean' | 'median' | 'trimmed-mean';
+  /** `trimmed-mean`: the share of clients dropped at each end of every coordinate, in [0, 0.5). */
+  readonly aggregationTrim: number;
   readonly remoteFederations: readonly RemoteFederation[];
+  /** TLS certificate and key (PEM paths) a hosted federation serves wss:// with; empty: ws://. */
+  readonly hostCert: string;
+  readonly hostKey: string;
+  /** Mutual TLS: a hosted federation admits only clients with a certificate this CA (PEM path) signed; empty: none asked for. */
+  readonly hostClientCa: string;
+  /** A hosted federation admits only the clients enrolled in this registry (JSON path), each by its own key; empty: the shared join token. */
+  readonly hostClients: string;
+  /** The identity key file (`fedex keygen`) a joining client presents instead of a token; empty: the token. */
+  readonly joinIdentity: string;
+  /** A CA certificate (PEM path) a joining client trusts in addition to the system's. */
+  readonly joinCa: string;
+  /** Mutual TLS: the client certificate and key (PEM paths) a joining client presents; empty: none. */
+  readonly joinClientCert: string;
+  readonly joinClientKey: string;
 }
 
 /** Defaults (also written as the defaults of `contributes.configuration` in package.json). */
 export const DEFAULT_SETTINGS: FedexSettings = {
   device: 'cpu', model: '', data: '', rank: 8, alpha: 16, targetModules: [], port: 8765, bindAddress: '127.0.0.1',
   rounds: 5, minClients: 2, manualRounds: false, localSteps: 10, method: 'fedex', maxUpdateRatio: 1000, residualRank: 0, remoteFederations: [],
+  aggregation: 'mean', aggregationTrim: 0.2,
+  dpClip: 0, dpNoise: 1, dpDelta: 1e-5,
+  hostCert: '', hostKey: '', hostClientCa: '', hostClients: '', joinIdentity: '', joinCa: '', joinClientCert: '', joinClientKey: '',
 };
+
+/** The aggregation rules (`fedex.aggregation`). */
+export const AGGREGATIONS: readonly FedexSettings['aggregation'][] = ['mean', 'median', 'trimmed-mean'];
 
 /** The federated methods (`fedex.method`). */
 export const METHODS: readonly FedexSettings['method'][] = ['fedex', 'fedit', 'ffa'];
@@ -92,6 +122,15 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
   const methodRaw = str('method', d.method);
   const method = (METHODS as readonly string[]).includes(methodRaw) ? (methodRaw as FedexSettings['method']) : d.method;
   if (method !== methodRaw) problems.push(`fedex.method must be one of ${METHODS.join(', ')}, got '${methodRaw}'; using ${d.method}`);
+  const aggregationRaw = str('aggregation', d.aggregation);
+  const aggregation = (AGGREGATIONS as readonly string[]).includes(aggregationRaw) ? (aggregationRaw as FedexSettings['aggregation']) : d.aggregation;
+  if (aggregation !== aggregationRaw) problems.push(`fedex.aggregation must be one of ${AGGREGATIONS.join(', ')}, got '${aggregationRaw}'; using ${d.aggregation}`);
+  const trimRaw = get('aggregationTrim');
+  let aggregationTrim = d.aggregationTrim;
+  if (trimRaw !== undefined && trimRaw !== null) {
+    if (typeof trimRaw === 'number' && trimRaw >= 0 && trimRaw < 0.5) aggregationTrim = trimRaw;
+    else problems.push(`fedex.aggregationTrim must be a number in [0, 0.5), got ${JSON.stringify(trimRaw)}; using ${d.aggregationTrim}`);
+  }
   const targetsRaw = get('targetModules');
   let targetModules: string[] = [];
   if (Array.isArray(targetsRaw) && targetsRaw.every((t) => typeof t === 'string')) targetModules = (targetsRaw as string[]).map((t) => t.trim()).filter((t) => t !== '');
@@ -114,10 +153,31 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
       method,
       maxUpdateRatio: nonNegative('maxUpdateRatio', d.maxUpdateRatio),
       residualRank: int('residualRank', d.residualRank, 0, 1_000_000),
+      dpClip: nonNegative('dpClip', d.dpClip),
+      dpNoise: nonNegative('dpNoise', d.dpNoise),
+      dpDelta: readDelta(get('dpDelta'), d.dpDelta, problems),
+      aggregation,
+      aggregationTrim,
       remoteFederations: readRemotes(get('remoteFederations'), problems),
+      hostCert: str('hostCert', d.hostCert),
+      hostKey: str('hostKey', d.hostKey),
+      hostClientCa: str('hostClientCa', d.hostClientCa),
+      hostClients: str('hostClients', d.hostClients),
+      joinIdentity: str('joinIdentity', d.joinIdentity),
+      joinCa: str('joinCa', d.joinCa),
+      joinClientCert: str('joinClientCert', d.joinClientCert),
+      joinClientKey: str('joinClientKey', d.joinClientKey),
     },
     problems,
   };
+}
+
+/** `fedex.dpDelta`: a number in (0, 1). */
+function readDelta(raw: unknown, fallback: number, problems: string[]): number {
+  if (raw === undefined || raw === null) return fallback;
+  if (typeof raw === 'number' && raw > 0 && raw < 1) return raw;
+  problems.push(`fedex.dpDelta must be a number in (0, 1), got ${JSON.stringify(raw)}; using ${fallback}`);
+  return fallback;
 }
 
 function readRemotes(raw: unknown, problems: string[]): RemoteFederation[] {
@@ -167,6 +227,17 @@ function optional(flag: string, value: string): string[] {
   return value === '' ? [] : [flag, value];
 }
 
+/** `--aggregation` (with `--trim` for a trimmed mean), nothing for the mean (the CLI's default). */
+function aggregationArgs(aggregation: FedexSettings['aggregation'] | undefined, trim: number | undefined): string[] {
+  if (aggregation === undefined || aggregation === 'mean') return [];
+  return ['--aggregation', aggregation, ...(aggregation === 'trimmed-mean' && trim !== undefined ? ['--trim', String(trim)] : [])];
+}
+
+/** `--dp-clip C --dp-noise σ --dp-delta δ` when client-level DP is on (`fedex.dpClip` > 0), else nothing. */
+function privacyArgs(s: FedexSettings): string[] {
+  return s.dpClip > 0 ? ['--dp-clip', String(s.dpClip), '--dp-noise', String(s.dpNoise), '--dp-delta', String(s.dpDelta)] : [];
+}
+
 /** `fedex simulate …` for a local simulation writing to `out`. */
 export function simulateArgs(s: FedexSettings, o: { out: string; methods?: readonly string[]; clients?: number }): string[] {
   return [
@@ -178,6 +249,8 @@ export function simulateArgs(s: FedexSettings, o: { out: string; methods?: reado
     ...optional('--model', s.model), ...optional('--data', s.data),
     '--device', s.device,
     ...(s.residualRank > 0 ? ['--residual-rank', String(s.residualRank)] : []),
+    ...aggregationArgs(s.aggregation, s.aggregationTrim),
+    ...privacyArgs(s),
     '--out', o.out, ...EVENTS,
   ];
 }
@@ -193,6 +266,9 @@ export function hostArgs(s: FedexSettings, o: { out: string; port?: number }): s
     '--rounds', String(s.rounds), '--min-clients', String(s.minClients), '--method', s.method, '--local-steps', String(s.localSteps),
     '--max-update-ratio', String(s.maxUpdateRatio),
     ...(s.residualRank > 0 && s.method === 'fedex' ? ['--residual-rank', String(s.residualRank)] : []),
+    ...aggregationArgs(s.aggregation, s.aggregationTrim),
+    ...privacyArgs(s),
+    ...optional('--cert', s.hostCert), ...optional('--key', s.hostKey), ...optional('--client-ca', s.hostClientCa), ...optional('--clients', s.hostClients),
     ...loraArgs(s), ...optional('--model', s.model), ...(s.manualRounds ? ['--manual-rounds'] : []),
     '--out', o.out, ...EVENTS,
   ];
@@ -206,18 +282,34 @@ export function tokenEnv(token: string): Record<string, string> {
 /** `fedex join <url> …`: a client training on `data`; with `out`, the final global adapter is written there (PEFT). Its token goes in {@link tokenEnv}. */
 export function joinArgs(s: FedexSettings, o: { url: string; name?: string; out?: string }): string[] {
   return [
-    'join', o.url, ...optional('--data', s.data), ...optional('--model', s.model), '--device', s.device,
+    'join', o.url, ...optional('--data', s.data), ...optional('--model', s.model), '--device', s.device, ...optional('--identity', s.joinIdentity),
+    ...optional('--ca', s.joinCa), ...optional('--client-cert', s.joinClientCert), ...optional('--client-key', s.joinClientKey),
     ...(o.name !== undefined && o.name !== '' ? ['--name', o.name] : []),
     ...optional('--out', o.out ?? ''), ...EVENTS,
   ];
 }
 
-/** `fedex aggregate …` over PEFT adapter folders. */
-export function aggregateArgs(o: { method: string; base: string; adapters: readonly string[]; out: string; device: string; weights?: readonly number[]; force?: boolean }): string[] {
+/** `fedex clients add <pub>|revoke <id>|list --clients <registry>` (list as JSON). */
+export function clientsArgs(registry: string, action: { add: string } | { revoke: string } | 'list'): string[] {
+  if (action === 'list') return ['clients', 'list', '--clients', registry, '--json'];
+  return 'add' in action ? ['clients', 'add', action.add, '--clients', registry] : ['clients', 'revoke', action.revoke, '--clients', registry];
+}
+
+/** `fedex keygen --client-id <id> --out <file.key>`. */
+export function keygenArgs(clientId: string, out: string): string[] {
+  return ['keygen', '--client-id', clientId, '--out', out];
+}
+
+/** `fedex aggregate …` over PEFT adapter folders (a robust `aggregation` is unweighted: not with `weights`). */
+export function aggregateArgs(o: {
+  method: string; base: string; adapters: readonly string[]; out: string; device: string; weights?: readonly number[]; force?: boolean;
+  aggregation?: FedexSettings['aggregation']; trim?: number;
+}): string[] {
   if (o.adapters.length === 0) throw new Error('aggregateArgs: no adapter folders given');
   return [
     'aggregate', '--method', o.method, '--base', o.base, '--adapters', ...o.adapters,
     ...(o.weights !== undefined && o.weights.length > 0 ? ['--weights', o.weights.join(',')] : []),
+    ...aggregationArgs(o.aggregation, o.trim),
     '--out', o.out, '--device', o.device, ...(o.force === true ? ['--force'] : []), '--json',
   ];
 }

@@ -19,6 +19,8 @@ import { BaseCopy } from './baseCopy.js';
 import { type BaseSource } from '../shared/baseWeights.js';
 import { ClientConnection, type ConnectionOutcome } from './clientConnection.js';
 import { ClientError } from './errors.js';
+import { clientCredential, type ClientCredential } from './credentials.js';
+import type { ClientIdentity } from '../shared/identityFiles.js';
 import type { FederationSettings, LocalTrainer, TrainResult } from './trainer.js';
 import type { Adapter } from '../../core/lora.js';
 
@@ -26,7 +28,10 @@ import type { Adapter } from '../../core/lora.js';
 export interface FederationClientOptions {
   /** Coordinator URL (`ws://…` or `wss://…`). */
   readonly url: string;
-  readonly token: string;
+  /** The federation's shared join token (trial mode); absent when `identity` is given. */
+  readonly token?: string;
+  /** The client's own key (protocol 1.2): its client id is the identity's. */
+  readonly identity?: ClientIdentity;
   /** Display name (plain text). */
   readonly name: string;
   /** Stable id kept across reconnects (default: random per client object). */
@@ -95,6 +100,8 @@ export interface TrainingJob {
 /** A federation client. `run()` drives it to the end of the federation. */
 export class FederationClient extends EventEmitter<ClientEventMap> {
   readonly clientId: string;
+  /** What the hello proves identity with. */
+  readonly credential: ClientCredential;
   readonly backend: ProductBackend;
   private readonly ownsBackend: boolean;
   private baseCopy: BaseCopy | undefined;
@@ -110,7 +117,8 @@ export class FederationClient extends EventEmitter<ClientEventMap> {
 
   constructor(readonly options: FederationClientOptions) {
     super();
-    this.clientId = options.clientId ?? `client-${randomBytes(8).toString('hex')}`;
+    this.credential = clientCredential(options);
+    this.clientId = options.identity?.clientId ?? options.clientId ?? `client-${randomBytes(8).toString('hex')}`;
     this.backend = options.backend ?? createOrtProductBackend();
     this.ownsBackend = options.backend === undefined;
   }

@@ -14,6 +14,7 @@ import { adapterFromTensors, adapterToTensors } from '../shared/adapterWire.js';
 import type { FederationClient, TrainingJob } from './client.js';
 import { ClientError, rejectionError } from './errors.js';
 import { startHeartbeat } from './heartbeat.js';
+import { answerChallenge, helloCredential } from './credentials.js';
 import type { Adapter } from '../../core/lora.js';
 
 /** How a connection ended. */
@@ -35,6 +36,8 @@ export class ClientConnection {
   private ending: ConnectionOutcome | undefined;
   private lastSent = Date.now();
   private timer: NodeJS.Timeout | undefined;
+  /** The hello sent (a challenge's signature covers its client id, key and base model hash). */
+  private hello: ParamsOf<'hello'> | undefined;
 
   constructor(private readonly conn: Connection, private readonly client: FederationClient, private readonly resumeSessionId: string | undefined) {}
 
@@ -47,7 +50,7 @@ export class ClientConnection {
     this.send({
       method: 'hello',
       params: {
-        protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, token: o.token, clientName: safeText(o.name, 64) || 'client',
+        protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, ...helloCredential(this.client.credential), clientName: safeText(o.name, 64) || 'client',
         clientId: this.client.clientId, ...(this.resumeSessionId !== undefined ? { resumeSessionId: this.resumeSessionId } : {}),
         device: o.device ?? 'cpu', baseModelHash: o.base.hash, baseRevision: this.client.baseRevision,
         capabilities: {
@@ -76,6 +79,7 @@ export class ClientConnection {
   }
 
   private send(message: AnyOutgoingMessage): void {
+    if (message.method === 'hello') this.hello = message.params;
     const o = { maxFrameBytes: this.welcome?.limits.maxFrameBytes, uplinkDtype: this.welcome?.config.uplinkDtype, layout: this.welcome?.config.layout };
     this.sendFrame(encodeMessage(message, o), message.method, message.params);
   }
@@ -134,6 +138,7 @@ export class ClientConnection {
     }
     switch (message.method) {
       case 'welcome': return this.onWelcome(message);
+      case 'challenge': return this.onChallenge(message.params);
       case 'reject': return this.onReject(message.params);
       case 'round_start': return this.onRoundStart(message);
       case 'federation_done': return this.onDone(message);
@@ -179,6 +184,16 @@ export class ClientConnection {
   /** Whether the socket is open and nothing was sent for `ms` (a heartbeat ping is due). */
   private idleFor(ms: number): boolean {
     return this.conn.isOpen && this.state.phase !== 'closed' && Date.now() - this.lastSent >= ms;
+  }
+
+  /** Signs the coordinator's challenge with the client's key (protocol 1.2); a token client never gets one. */
+  private onChallenge(challenge: ParamsOf<'challenge'>): void {
+    const identity = this.client.credential.identity;
+    if (identity === undefined || this.hello === undefined) {
+      this.end({ kind: 'fatal', error: new ClientError('E_AUTH', `the coordinator at ${this.client.options.url} admits enrolled clients only (it sent a challenge); join with --identity <key file> (fedex keygen makes one)`) }, 1008, 'E_AUTH');
+      return;
+    }
+    this.send({ method: 'challenge_response', params: answerChallenge(identity, this.hello, challenge) });
   }
 
   private onReject(p: ParamsOf<'reject'>): void {

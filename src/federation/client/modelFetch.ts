@@ -19,12 +19,16 @@ import { TransportError, type ConnectOptions, type Connection } from '../transpo
 import { ClientError, rejectionError } from './errors.js';
 import { cacheFileName, type ModelCache, type ModelDownload } from './modelCache.js';
 import { startHeartbeat } from './heartbeat.js';
+import { answerChallenge, clientCredential, helloCredential } from './credentials.js';
+import type { ClientIdentity } from '../shared/identityFiles.js';
 import type { ModelManifest } from '../shared/modelBase.js';
 
 /** Options of `fetchBaseModel`. */
 export interface ModelFetchOptions {
   readonly url: string;
-  readonly token: string;
+  /** The shared join token, or the client's identity key (exactly one). */
+  readonly token?: string;
+  readonly identity?: ClientIdentity;
   readonly name: string;
   readonly clientId: string;
   readonly device?: string;
@@ -161,6 +165,8 @@ class FetchConnection {
   private timer: NodeJS.Timeout | undefined;
   private lastSent = Date.now();
   private lastProgress = 0;
+  /** The hello sent (signed in a challenge response). */
+  private hello: ParamsOf<'hello'> | undefined;
 
   constructor(private readonly conn: Connection, private readonly job: FetchJob) {}
 
@@ -172,7 +178,7 @@ class FetchConnection {
     this.send({
       method: 'hello',
       params: {
-        protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, token: o.token, clientName: safeText(o.name, 64) || 'client',
+        protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, ...helloCredential(clientCredential(o)), clientName: safeText(o.name, 64) || 'client',
         clientId: o.clientId, device: o.device ?? 'cpu',
         capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: true, maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes },
       },
@@ -187,6 +193,7 @@ class FetchConnection {
   }
 
   private send(message: AnyOutgoingMessage): void {
+    if (message.method === 'hello') this.hello = message.params;
     this.state = advanceSession(this.state, 'client', message);
     this.lastSent = Date.now();
     this.conn.send(encodeMessage(message)).catch(() => undefined);
@@ -221,6 +228,12 @@ class FetchConnection {
         this.timer = startHeartbeat(message.params.limits.heartbeatMs, (ms) => this.idleFor(ms), (ping) => this.send(ping));
         const chunkBytes = Math.min(message.params.limits.maxChunkBytes, (this.job.o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes) - MODEL_CHUNK_OVERHEAD_BYTES);
         this.work = this.download(offer, chunkBytes).then((result) => this.finish(null, result), (err: unknown) => this.finish(err));
+        return;
+      }
+      case 'challenge': {
+        const identity = this.job.o.identity;
+        if (identity === undefined || this.hello === undefined) throw new ClientError('E_AUTH', `the coordinator at ${this.job.o.url} admits enrolled clients only (it sent a challenge); join with --identity <key file>`);
+        this.send({ method: 'challenge_response', params: answerChallenge(identity, this.hello, message.params) });
         return;
       }
       case 'reject': {

@@ -17,6 +17,7 @@ import { checkModuleSets, moduleResults, type ClientAdapterResult } from '../../
 import type { AggregationStrategy, ClientFailure, ModuleAggregate, ModuleGlobalState } from '../../core/strategies/types.js';
 import type { Matrix } from '../../core/tensor.js';
 import { resolveWeights } from '../../core/weights.js';
+import { isRobustRule } from '../../core/robust.js';
 import { chooseResidualForm, type ModuleLayout } from '../protocol/adapterTensors.js';
 import { addDense, moduleLayout } from '../shared/baseWeights.js';
 import type { AccumulatedModule, IdealUpdateAccumulator } from './accumulator.js';
@@ -110,7 +111,8 @@ export async function aggregateRound(
   const globals: ModuleGlobalState[] = specs.map((spec) => ({ spec, factors: global.get(spec.name) ?? null }));
   const results: ClientAdapterResult[] = updates.map((u, i) => ({ client: i, clientId: u.clientId, numExamples: u.numExamples, modules: u.adapter }));
   const averaging = createStrategy('fedit', { weighting: plan.weighting, deviationMetrics: false });
-  const sums = extras.accumulator !== undefined ? await extras.accumulator.finish(updates, expectedWeights(plan, updates)) : null;
+  // Pre-summed uploads give the mean only: a robust rule (strategy.aggregation) needs every upload itself.
+  const sums = extras.accumulator !== undefined && !isRobustRule(strategy.aggregation) ? await extras.accumulator.finish(updates, expectedWeights(plan, updates)) : null;
   const active = updates.filter((u) => plan.weighting === 'uniform' || u.numExamples > 0).length;
   const accumulated = new Set<string>();
   for (const m of plan.layout) if (sums?.has(m.module) === true && chooseResidualForm(m.out, m.in, active * m.rank) === 'dense') accumulated.add(m.module);
@@ -181,6 +183,11 @@ async function finishModule(ctx: ModuleContext, m: ModuleLayout, agg: ModuleAggr
       await backend.addScaledProduct(scaledResidual, 'linear', u.p, u.q, u.scale);
       step = { module: name, form: 'dense', scale: 1, d: scaledResidual };
     }
+  } else if (agg.denseResidual !== undefined) {
+    // A robust rule: D = s·(rule_i(B_i A_i) − B̄Ā) has no factored form. FedEx folds it in (the same bits
+    // travel to clients, scale 1); FedIT and FFA only report it.
+    scaledResidual = agg.denseResidual.d;
+    if (agg.denseResidual.foldedIntoBase) step = { module: name, form: 'dense', scale: 1, d: scaledResidual };
   }
   if (step !== null) await applyStep(ctx.base.get(name)!, m, step, backend);
   const clients = ctx.updates.map((x) => x.adapter.get(name)!);

@@ -13,7 +13,8 @@ import type { FloatWireDType } from '../protocol/dtypes.js';
 import type { AnyMessage, AnyOutgoingMessage, Message } from '../protocol/envelope.js';
 import { ProtocolError, protocolError } from '../protocol/errors.js';
 import { decodeFrame, type RawFrame } from '../protocol/frame.js';
-import type { Method } from '../protocol/messages.js';
+import type { Method, ParamsOf } from '../protocol/messages.js';
+import type { KeyObject } from 'node:crypto';
 import { advanceSession, INITIAL_SESSION, type SessionState } from '../protocol/sessionState.js';
 import { validateFrame, type ReceiveOptions } from '../protocol/validate.js';
 import { markAuthenticated } from '../transport/preAuth.js';
@@ -26,6 +27,8 @@ export interface SessionHost {
   /** Receive options for this session's frames (layout, dtypes, norm bound and reference). */
   receiveOptions(session: CoordinatorSession): ReceiveOptions;
   onHello(session: CoordinatorSession, hello: Message<'hello'>): void;
+  /** The answer to the challenge this session was sent (protocol 1.2, §7.2). */
+  onChallengeResponse(session: CoordinatorSession, pending: PendingChallenge, response: Message<'challenge_response'>): void;
   onUpdate(session: CoordinatorSession, update: Message<'client_update'>, frameBytes: number): void;
   /** A model_request (docs/protocol.md §8); the host answers it, in order, or refuses it. */
   onModelRequest(session: CoordinatorSession, request: Message<'model_request'>): void;
@@ -60,6 +63,14 @@ export type SessionAdmission = {
   readonly revision: number;
 };
 
+/** A challenge sent and not yet answered: what the answer is checked against. */
+export interface PendingChallenge {
+  readonly hello: ParamsOf<'hello'>;
+  readonly nonce: string;
+  readonly key: KeyObject;
+  readonly minor: number;
+}
+
 /** Protocol state of one client connection. */
 export class CoordinatorSession {
   state: SessionState = INITIAL_SESSION;
@@ -71,6 +82,8 @@ export class CoordinatorSession {
   private lastSent = Date.now();
   private nonce = 0;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** The challenge sent, until it is answered (each nonce is checked once). */
+  private pending: PendingChallenge | undefined;
 
   constructor(readonly conn: Connection, private readonly host: SessionHost) {
     conn.on('frame', (bytes) => this.onFrame(bytes));
@@ -91,6 +104,16 @@ export class CoordinatorSession {
     hello.unref();
     ping.unref();
     this.timers.push(hello, ping);
+  }
+
+  /** Waits for the answer to a challenge (within the hello timeout) before the hello is decided. */
+  expectResponse(pending: PendingChallenge): void {
+    this.pending = pending;
+    const timer = setTimeout(() => {
+      if (this.state.phase === 'authenticating') this.fatal(protocolError('E_TIMEOUT', `no challenge_response within ${this.host.limits.helloTimeoutMs} ms`));
+    }, this.host.limits.helloTimeoutMs);
+    timer.unref();
+    this.timers.push(timer);
   }
 
   /** Records how the hello was admitted (once per connection) and lifts the limits before authentication. */
@@ -161,7 +184,7 @@ export class CoordinatorSession {
 
   /** Sends `error`/`reject` for `err` and closes with 1008. */
   fatal(err: ProtocolError): void {
-    const handshaking = this.state.phase === 'connecting' || this.state.phase === 'handshaking';
+    const handshaking = this.state.phase === 'connecting' || this.state.phase === 'handshaking' || this.state.phase === 'authenticating';
     // A first frame that is no valid hello still gets a reject: treat it as the attempted hello.
     if (this.state.phase === 'connecting') this.state = { ...this.state, phase: 'handshaking' };
     const message: AnyOutgoingMessage = handshaking
@@ -234,6 +257,13 @@ export class CoordinatorSession {
       case 'hello':
         this.host.onHello(this, message);
         return;
+      case 'challenge_response': {
+        const pending = this.pending;
+        this.pending = undefined;
+        if (pending !== undefined) this.host.onChallengeResponse(this, pending, message);
+        else this.fatal(protocolError('E_STATE', 'challenge_response without a challenge'));
+        return;
+      }
       case 'client_update':
         this.host.onUpdate(this, message, frameBytes);
         return;
@@ -279,7 +309,7 @@ export class CoordinatorSession {
 
   /** A bad frame: reject during the handshake, else a non-fatal error until there are too many. */
   private failure(err: ProtocolError): void {
-    if (this.state.phase === 'connecting' || this.state.phase === 'handshaking' || ++this.errors > this.host.limits.maxProtocolErrors) {
+    if (this.state.phase === 'connecting' || this.state.phase === 'handshaking' || this.state.phase === 'authenticating' || ++this.errors > this.host.limits.maxProtocolErrors) {
       this.fatal(this.errors > this.host.limits.maxProtocolErrors ? protocolError(err.code, `${err.message} (too many protocol errors: ${this.errors})`) : err);
       return;
     }

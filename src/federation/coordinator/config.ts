@@ -5,6 +5,7 @@
  */
 import { loraScaling, type LoraModuleSpec } from '../../core/lora.js';
 import type { StrategyName } from '../../core/strategies/types.js';
+import { checkAggregationRule, isRobustRule, ruleLabel, ruleProblem, type AggregationRule } from '../../core/robust.js';
 import type { ProductBackend } from '../../core/product.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import { DEFAULT_LIMITS } from '../protocol/constants.js';
@@ -16,6 +17,7 @@ import type { ServerTlsOptions } from '../transport/types.js';
 import type { IncrementalMode } from './accumulator.js';
 import { admissionSettings, AUTH_MAX_BACKOFF_MS, type AdmissionLimitSettings } from './admissionLimits.js';
 import { CoordinatorError } from './errors.js';
+import { resolvePrivacy, type PrivacyConfig, type PrivacyPlan } from './privacyPlan.js';
 
 /** How many of a round's sampled clients must deliver for it to aggregate. */
 export type Quorum = { readonly fraction: number } | { readonly count: number };
@@ -62,6 +64,10 @@ export interface FederationPlan {
   readonly updateHeatmap?: boolean;
   /** Accumulate uploads as they arrive (accumulator.ts); absent: `auto`. */
   readonly incrementalAggregation?: IncrementalMode;
+  /** Client-level differential privacy (privacyPlan.ts, docs/security.md); absent: off. */
+  readonly privacy?: PrivacyPlan;
+  /** A robust aggregation rule (core/robust.ts); absent (and in plans persisted before it existed): the weighted mean. */
+  readonly aggregation?: AggregationRule;
 }
 
 /** What the operator gives to start a federation. */
@@ -118,6 +124,13 @@ export interface CoordinatorConfig {
   readonly updateHeatmap?: boolean;
   /** Aggregate during the uploads where the residual travels dense (default `auto`: large modules only; see accumulator.ts). */
   readonly incrementalAggregation?: IncrementalMode;
+  /** Client-level DP: clip each client's update to `clip`, add Gaussian noise of multiplier `noiseMultiplier`, report ε at `delta` (privacyPlan.ts). */
+  readonly privacy?: PrivacyConfig;
+  /**
+   * Coordinate-wise `median` or `trimmed-mean` of the uploads instead of the mean (default `mean`):
+   * unweighted, so not with `examples` weighting; FedEx's base update is then dense (docs/math.md §1.2).
+   */
+  readonly aggregation?: AggregationRule;
   /** Adapter of round 1; default A Kaiming-uniform from `seed`, B = 0 (PEFT's init). */
   readonly initialAdapter?: Adapter;
   /**
@@ -207,7 +220,13 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     if (config.incrementalAggregation === 'always') fail('incrementalAggregation always cannot be combined with residualRank (the accumulated sums give the exact residual only)');
   }
   // The accumulated sums give the exact dense residual: with a truncated residual every module goes through the strategy.
-  const incremental = residualRank !== undefined ? 'off' : config.incrementalAggregation ?? 'auto';
+  const privacy = config.privacy !== undefined ? resolvePrivacy(config.privacy, { weighting: config.weighting ?? 'uniform', residualRank }) : undefined;
+  // The private round forms its own noisy dense step (privateRound.ts): nothing to accumulate.
+  const aggregation = resolveAggregation(config, minClients, quorum, sampleFraction);
+  // DP's sensitivity C/m is the mean's: a median or trimmed mean of clipped updates needs another analysis.
+  if (privacy !== undefined && aggregation !== undefined) fail(`client-level DP cannot be combined with aggregation ${ruleLabel(aggregation)} (the noise is calibrated to the mean of the clipped updates)`);
+  // A robust rule needs every upload itself (core/strategies/robust.ts): nothing to accumulate either.
+  const incremental = residualRank !== undefined || privacy !== undefined || aggregation !== undefined ? 'off' : config.incrementalAggregation ?? 'auto';
   if (!['auto', 'always', 'off'].includes(incremental)) fail(`incrementalAggregation must be auto, always or off, got '${String(incremental)}'`);
   return {
     method: config.method,
@@ -233,7 +252,35 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     limits: { ...limits, ...admission },
     updateHeatmap: config.updateHeatmap ?? true,
     incrementalAggregation: incremental,
+    ...(privacy !== undefined ? { privacy } : {}),
+    ...(aggregation !== undefined ? { aggregation } : {}),
   };
+}
+
+/**
+ * The robust rule, checked (undefined for the mean): unweighted, not with residualRank, accumulated
+ * uploads or privacy, and a trimmed mean must drop someone even in the smallest round the plan can
+ * aggregate.
+ */
+function resolveAggregation(config: CoordinatorConfig, minClients: number, quorum: Quorum, sampleFraction: number): AggregationRule | undefined {
+  if (config.aggregation === undefined) return undefined;
+  let rule: AggregationRule;
+  try {
+    rule = checkAggregationRule(config.aggregation);
+  } catch (err) {
+    fail(`aggregation: ${(err as Error).message}`);
+  }
+  if (!isRobustRule(rule)) return undefined;
+  const label = ruleLabel(rule);
+  if ((config.weighting ?? 'uniform') !== 'uniform') fail(`aggregation ${label} is unweighted (every client counts once): it cannot be combined with weighting '${config.weighting}'`);
+  if (config.residualRank !== undefined) fail(`residualRank applies to the mean rule only, not to aggregation ${label}`);
+  if (config.incrementalAggregation === 'always') fail(`incrementalAggregation always cannot be combined with aggregation ${label} (the accumulated sums give the mean only)`);
+  if (config.privacy !== undefined) fail(`privacy (clipping and noise on the mean) cannot be combined with aggregation ${label}`);
+  // The fewest updates a round can aggregate: the quorum of the sample drawn from minClients joined clients.
+  const fewest = quorumCount(quorum, sampleSize({ sampleFraction, minClients }, minClients));
+  const problem = ruleProblem(rule, fewest);
+  if (problem !== null) fail(`aggregation ${label}: a round may aggregate as few as ${fewest} update${fewest === 1 ? '' : 's'} (minClients ${minClients}, quorum ${JSON.stringify(quorum)}): ${problem}; raise minClients or the quorum`);
+  return rule;
 }
 
 /** The limits before authentication with their defaults; `CONFIG_INVALID` naming the first bad one. */

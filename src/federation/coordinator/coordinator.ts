@@ -15,6 +15,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { LoraFactors } from '../../core/lora.js';
 import type { ProductBackend } from '../../core/product.js';
 import { createStrategy } from '../../core/strategies/registry.js';
@@ -22,6 +23,7 @@ import type { AggregationStrategy } from '../../core/strategies/types.js';
 import type { Matrix } from '../../core/tensor.js';
 import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
 import type { Message } from '../protocol/envelope.js';
+import type { ParamsOf } from '../protocol/messages.js';
 import { protocolError, type ProtocolError } from '../protocol/errors.js';
 import { generateToken } from '../protocol/tokens.js';
 import { createTransportServer } from '../transport/server.js';
@@ -30,14 +32,19 @@ import type { CoordinatorConfig, FederationPlan, ListenOptions } from './config.
 import { CoordinatorError } from './errors.js';
 import { EventLog, type CoordinatorEventMap, type CoordinatorEventName } from './events.js';
 import { RoundRunner, type RoundGrant, type RoundHost } from './roundRunner.js';
-import { CoordinatorSession, type SessionHost } from './clientSession.js';
+import { CoordinatorSession, type PendingChallenge, type SessionHost } from './clientSession.js';
 import { RunStore, type ClientRecord } from './store.js';
 import { ResidualHistory } from './residuals.js';
-import { admitHello, welcomeParams } from './handshake.js';
+import { admitAuthenticated, admitHello, authenticateHello, verifyResponse, welcomeParams, type Admission, type Authentication, type Credential, type Refusal } from './handshake.js';
+import { ClientKeys } from './enrollment.js';
+import { newNonce } from '../protocol/identity.js';
 import { AdmissionLimits, admissionSettings } from './admissionLimits.js';
 import { TrafficMeter } from './traffic.js';
 import { initialState } from './initialState.js';
 import { checkOffer, ModelServer, type ModelOffer } from './modelServer.js';
+
+/** How often a coordinator admitting clients by key re-reads its registry (revocations). */
+const REGISTRY_POLL_MS = 1_000;
 
 /** How this process runs the rounds; not persisted (a resumed run chooses again). */
 export interface RuntimeOptions {
@@ -51,6 +58,11 @@ export interface RuntimeOptions {
    * default none: clients must already hold the model.
    */
   readonly modelOffer?: ModelOffer;
+  /**
+   * Admit clients by enrolled Ed25519 key (the client registry at this path, `fedex clients`)
+   * instead of the shared token. Recorded in the run directory: a resumed run keeps it.
+   */
+  readonly clients?: string;
 }
 
 /** Options when resuming a run from its directory. */
@@ -61,6 +73,8 @@ export interface ResumeOptions extends Omit<RuntimeOptions, 'modelOffer'> {
   readonly backend?: ProductBackend;
   /** The join token; read from the run directory when absent. */
   readonly token?: string;
+  /** As in `RuntimeOptions`; absent: the registry the run recorded, if any. */
+  readonly clients?: string;
 }
 
 /** How a federation ended. */
@@ -99,6 +113,8 @@ interface CoordinatorParts {
   readonly resumedFrom: number | null;
   readonly manualRounds: boolean;
   readonly modelOffer: ModelOffer | undefined;
+  /** Enrolled keys, when clients are admitted by key. */
+  readonly keys: ClientKeys | undefined;
 }
 
 /** The coordinator; create with `Coordinator.create` (new run) or `Coordinator.resume` (after a crash). */
@@ -125,6 +141,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     },
   });
   private readonly waiters = new Set<() => void>();
+  private revocationTimer: NodeJS.Timeout | undefined;
   stopping = false;
   killed = false;
 
@@ -132,6 +149,8 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   readonly store: RunStore;
   readonly state: CoordinatorState;
   readonly token: string;
+  /** The enrolled clients' keys when the run admits clients by key (then the token admits no one). */
+  readonly keys: ClientKeys | undefined;
   readonly backend: ProductBackend;
   /** Rounds wait for `startNextRound` (see `RuntimeOptions`). */
   readonly manualRounds: boolean;
@@ -146,6 +165,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     this.store = store;
     this.state = o.state;
     this.token = o.token;
+    this.keys = o.keys;
     this.backend = o.backend;
     this.ownsBackend = o.ownsBackend;
     this.listen = o.listen;
@@ -155,7 +175,11 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     this.models = modelOffer === undefined ? undefined : new ModelServer(modelOffer, (e) => this.publish('model_transfer', e));
     this.log = new EventLog(store.eventsPath);
     // Deviation metrics are computed by aggregate.ts through the backend (bounded cost for many clients).
-    this.strategy = createStrategy(plan.method, { weighting: plan.weighting, deviationMetrics: false, residualForm: plan.residualForm, ...(plan.residualRank !== undefined ? { residualRank: plan.residualRank } : {}) });
+    // A robust rule (plan.aggregation) forms its own dense s·(rule_i(B_i A_i) − B̄Ā), which the deviation metrics then use.
+    this.strategy = createStrategy(plan.method, {
+      weighting: plan.weighting, deviationMetrics: false, residualForm: plan.residualForm, ...(plan.residualRank !== undefined ? { residualRank: plan.residualRank } : {}),
+      ...(plan.aggregation !== undefined ? { aggregation: plan.aggregation, deviationMetrics: plan.deviationMetrics } : {}),
+    });
     this.history = new ResidualHistory((rev) => store.loadStep(rev));
     this.runner = new RoundRunner(this);
   }
@@ -166,11 +190,13 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     if (config.modelOffer !== undefined) checkOffer(config.modelOffer, plan.baseModelHash);
     const store = await RunStore.create(config.runDir);
     const token = config.token ?? generateToken();
+    const keys = await openKeys(config.clients, store);
     await store.writeToken(token);
+    if (keys !== undefined) await store.writeAuth(keys.path);
     const backend = config.backend ?? createOrtProductBackend();
     const c = new Coordinator({
       plan, store, state, token, backend, ownsBackend: config.backend === undefined, listen: config.listen ?? {}, resumedFrom: null,
-      manualRounds: config.manualRounds === true, modelOffer: config.modelOffer,
+      manualRounds: config.manualRounds === true, modelOffer: config.modelOffer, keys,
     });
     await c.persist({ global: state.global, base: state.base });
     return c;
@@ -190,10 +216,12 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       await store.unlock();
       throw err;
     }) : options.modelOffer;
+    const keys = await openKeys(options.clients ?? await store.readAuth(), store);
+    if (keys !== undefined) await store.writeAuth(keys.path);
     const backend = options.backend ?? createOrtProductBackend();
     return new Coordinator({
       plan: saved.plan, store, state, token, backend, ownsBackend: options.backend === undefined, listen: options.listen ?? {}, resumedFrom: saved.round,
-      manualRounds: options.manualRounds === true, modelOffer: offer,
+      manualRounds: options.manualRounds === true, modelOffer: offer, keys,
     });
   }
 
@@ -229,8 +257,25 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       preAuth: this.admissionLimits.preAuthOptions(this.plan.limits.helloTimeoutMs),
     });
     this.server.on('connection', (conn) => this.accept(conn));
+    if (this.keys !== undefined) this.watchRevocations(this.keys);
     this.publish('listening', { url: this.server.url, runDir: this.runDir, resumedFromRound: this.resumedFrom, method: this.plan.method, rounds: this.plan.rounds });
     return this.server.url;
+  }
+
+  /** Re-reads the client registry every second; clients revoked while connected are disconnected (E_AUTH). */
+  private watchRevocations(keys: ClientKeys): void {
+    keys.onError = (message) => this.publish('warning', { message });
+    const timer = setInterval(() => {
+      void keys.refresh().then((changed) => {
+        if (!changed || this.stopping) return;
+        for (const session of [...this.joined.values(), ...this.fetching.values()]) {
+          const id = session.clientId ?? '';
+          if (keys.lookup(id).status !== 'enrolled') session.fatal(protocolError('E_AUTH', `client '${id}' was revoked at the coordinator`));
+        }
+      });
+    }, REGISTRY_POLL_MS);
+    timer.unref();
+    this.revocationTimer = timer;
   }
 
   /** Runs the remaining rounds; resolves when federation_done was sent, rejects `STOPPED` when stopped first. */
@@ -273,6 +318,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   }
 
   private async shutdown(): Promise<void> {
+    clearInterval(this.revocationTimer);
     this.runner.dispose();
     await this.runner.heatmapsDone();
     await this.log.close();
@@ -336,16 +382,56 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
 
   onHello(session: CoordinatorSession, hello: Message<'hello'>): void {
     const p = hello.params;
-    const previous = p.clientId !== undefined ? this.joined.get(p.clientId) ?? this.fetching.get(p.clientId) : undefined;
-    const admission = this.admissionLimits.screen(session.conn.remote, () => admitHello(p, {
-      plan: this.plan, token: this.token, offersModel: this.models !== undefined,
-      joined: this.joined.size + this.fetching.size - (previous !== undefined ? 1 : 0),
-    }));
-    if (!admission.ok) {
-      if (this.admissionLimits.shouldLog(session.conn.remote, admission.code)) this.publish('client_rejected', { remote: session.conn.remote, code: admission.code, message: admission.message });
-      session.closeAfter({ method: 'reject', params: { code: admission.code, message: admission.message, ...(admission.retryAfterMs !== undefined ? { retryAfterMs: admission.retryAfterMs } : {}) } }, 1008, admission.code);
+    if (this.keys === undefined) {
+      const auth: Authentication = { kind: 'token', token: this.token };
+      const verdict = this.admissionLimits.screen(session.conn.remote, () => admitHello(p, { plan: this.plan, auth, offersModel: this.models !== undefined, joined: this.joinedBesides(p.clientId) }));
+      this.decide(session, p, verdict);
       return;
     }
+    // Enrolled keys: the registry as it is now (a revocation counts at once), then a challenge.
+    const keys = this.keys;
+    void keys.refresh().then(() => {
+      if (!session.isOpen) return;
+      let credential: Credential | undefined;
+      const screened = this.admissionLimits.screen(session.conn.remote, () => {
+        credential = authenticateHello(p, { kind: 'keys', keys });
+        return credential.ok ? { ok: true, minor: credential.minor, uplinkDtype: 'float32', fetching: false } : credential;
+      });
+      if (!screened.ok) return this.refuseHello(session, screened);
+      if (credential?.ok !== true || credential.challenge === null) return this.refuseHello(session, { ok: false, code: 'E_INTERNAL', message: 'a keyed hello was admitted without a challenge' });
+      const nonce = newNonce();
+      session.expectResponse({ hello: p, nonce, key: credential.challenge.key, minor: credential.minor });
+      void session.send({ method: 'challenge', params: { nonce, issuedAt: Date.now() } }).catch(() => undefined);
+    }, (err: unknown) => this.refuseHello(session, { ok: false, code: 'E_INTERNAL', message: `the client registry cannot be read: ${(err as Error).message}` }));
+  }
+
+  onChallengeResponse(session: CoordinatorSession, pending: PendingChallenge, response: Message<'challenge_response'>): void {
+    const p = pending.hello;
+    const verdict = this.admissionLimits.screen(session.conn.remote, () => {
+      const refused = verifyResponse(p, pending.nonce, pending.key, response.params);
+      if (refused !== null) return refused;
+      // Revoked while the challenge was out: refused too.
+      if (this.keys?.lookup(p.clientId ?? '').status !== 'enrolled') return { ok: false, code: 'E_AUTH', message: `client '${p.clientId ?? ''}' is no longer enrolled` };
+      return admitAuthenticated(p, pending.minor, { plan: this.plan, offersModel: this.models !== undefined, joined: this.joinedBesides(p.clientId) });
+    });
+    this.decide(session, p, verdict);
+  }
+
+  /** Clients joined or fetching, not counting an older connection of `clientId`. */
+  private joinedBesides(clientId: string | undefined): number {
+    const previous = clientId !== undefined ? this.joined.get(clientId) ?? this.fetching.get(clientId) : undefined;
+    return this.joined.size + this.fetching.size - (previous !== undefined ? 1 : 0);
+  }
+
+  private refuseHello(session: CoordinatorSession, refusal: Refusal): void {
+    if (this.admissionLimits.shouldLog(session.conn.remote, refusal.code)) this.publish('client_rejected', { remote: session.conn.remote, code: refusal.code, message: refusal.message });
+    session.closeAfter({ method: 'reject', params: { code: refusal.code, message: refusal.message, ...(refusal.retryAfterMs !== undefined ? { retryAfterMs: refusal.retryAfterMs } : {}) } }, 1008, refusal.code);
+  }
+
+  /** Welcomes an admitted hello (joined, or fetching the model) or refuses it. */
+  private decide(session: CoordinatorSession, p: ParamsOf<'hello'>, admission: Admission): void {
+    if (!admission.ok) return this.refuseHello(session, admission);
+    const previous = p.clientId !== undefined ? this.joined.get(p.clientId) ?? this.fetching.get(p.clientId) : undefined;
     const clientId = p.clientId ?? `anon-${randomBytes(6).toString('hex')}`;
     // The same client on a new connection: the old one is dead or half-open; the new one wins.
     if (previous !== undefined) {
@@ -373,7 +459,10 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     });
     this.joined.set(clientId, session);
     void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() => undefined);
-    this.publish('client_joined', { clientId, name: p.clientName, sessionId, resumed: record !== undefined && p.resumeSessionId === record.sessionId, clients: this.joined.size });
+    this.publish('client_joined', {
+      clientId, name: p.clientName, sessionId, resumed: record !== undefined && p.resumeSessionId === record.sessionId, clients: this.joined.size,
+      ...(session.conn.certificateSubject !== null ? { certificate: session.conn.certificateSubject } : {}),
+    });
     this.runner.onJoined(session);
     this.wake();
   }
@@ -423,5 +512,16 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
 
   countTraffic(direction: 'sent' | 'received', bytes: number, rawBytes: number): void {
     this.traffic.count(direction, bytes, rawBytes);
+  }
+}
+
+/** The client registry at `path` (absolute in the run's record), or undefined; the run directory is unlocked when it cannot be opened. */
+async function openKeys(path: string | undefined, store: RunStore): Promise<ClientKeys | undefined> {
+  if (path === undefined) return undefined;
+  try {
+    return await ClientKeys.open(resolve(path));
+  } catch (err) {
+    await store.unlock();
+    throw new CoordinatorError('CONFIG_INVALID', (err as Error).message, { cause: err });
   }
 }

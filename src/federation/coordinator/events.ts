@@ -99,12 +99,47 @@ export interface RoundRecord {
   readonly modules: readonly ModuleRoundRecord[];
   readonly traffic: TrafficRecord;
   readonly aggregationMs: number;
+  /** The aggregation rule: `mean`, `median` or `trimmed-mean β` (core/robust.ts); absent in records written before it existed. */
+  readonly aggregation?: string;
+  /** With client-level DP (`--dp-clip`): the round's clipping, noise and the ε spent so far; absent without DP. */
+  readonly privacy?: RoundPrivacy;
+}
+
+/**
+ * Client-level DP figures of a round (privateRound.ts; docs/security.md). ε is what the released
+ * global models (adapters and base updates) have spent so far; the other figures are the
+ * coordinator's own (they are not sent to clients and are not covered by ε).
+ */
+export interface RoundPrivacy {
+  /** ε spent so far at `delta`, this round included when `released`; null: no bound (noise multiplier 0). */
+  readonly epsilon: number | null;
+  readonly delta: number;
+  /** The Rényi order that gave ε (null when ε is 0 or unbounded). */
+  readonly order: number | null;
+  /** Rounds that ran the noisy mechanism so far (the accountant's composition count). */
+  readonly releases: number;
+  /** Whether this round ran the mechanism (it counts even when the result was then rolled back). */
+  readonly released: boolean;
+  /** Sampling rate the accountant used: 1 (the seeded fixed-size sampling gives no amplification claim). */
+  readonly samplingRate: number;
+  /** C and σ. */
+  readonly clip: number;
+  readonly noiseMultiplier: number;
+  /** m: the fixed denominator, the number of clients sampled this round. */
+  readonly denominator: number;
+  /** σ·C/m: the noise std added to every released coordinate (0 when not released). */
+  readonly noiseStd: number;
+  /** Participants whose update was scaled down to norm C. */
+  readonly clipped: number;
+  /** Each participant's update norm before clipping, in `participants` order (to choose C). */
+  readonly updateNorms: readonly number[];
 }
 
 /** Every event and its payload. */
 export interface CoordinatorEventMap {
   listening: [{ readonly url: string; readonly runDir: string; readonly resumedFromRound: number | null; readonly method: 'fedex' | 'fedit' | 'ffa'; readonly rounds: number }];
-  client_joined: [{ readonly clientId: string; readonly name: string; readonly sessionId: string; readonly resumed: boolean; readonly clients: number }];
+  /** `certificate`: the subject of the client certificate it connected with (mutual TLS, `ServerTlsOptions.clientCa`). */
+  client_joined: [{ readonly clientId: string; readonly name: string; readonly sessionId: string; readonly resumed: boolean; readonly clients: number; readonly certificate?: string }];
   client_left: [{ readonly clientId: string; readonly name: string; readonly reason: string; readonly clients: number }];
   client_rejected: [{ readonly remote: string; readonly code: string; readonly message: string }];
   /**

@@ -8,6 +8,7 @@ import type { Message } from '../protocol/envelope.js';
 import { adapterFromTensors } from '../shared/adapterWire.js';
 import type { LoraFactors } from '../../core/lora.js';
 import { firstDifference, firstNonFinite, frobeniusNorm } from '../../core/tensor.js';
+import { ruleLabel } from '../../core/robust.js';
 import { accumulatedModules, IdealUpdateAccumulator } from './accumulator.js';
 import { aggregateRound, type AcceptedUpdate, type RoundAggregate } from './aggregate.js';
 import { GlobalFrames } from './broadcast.js';
@@ -23,6 +24,7 @@ import { RoundTracker, sampleClients } from './roundState.js';
 import type { ResidualHistory, ResidualStep } from './residuals.js';
 import type { CoordinatorSession } from './clientSession.js';
 import { RunStore } from './store.js';
+import { PrivacyLedger } from './privateRound.js';
 
 type ClosedBy = RoundRecord['closedBy'];
 
@@ -111,9 +113,12 @@ export class RoundRunner {
   private granted = false;
   /** The round `round_ready` was published for (once per round). */
   private readyRound = 0;
+  /** Client-level DP (plan.privacy): the noise source and the accountant's count of released rounds. */
+  private readonly privacy: PrivacyLedger | null;
 
   constructor(private readonly c: RoundHost) {
     this.startedRound = c.state.round;
+    this.privacy = c.plan.privacy !== undefined ? new PrivacyLedger(c.plan, c.plan.privacy, c.state.history) : null;
   }
 
   /** Rounds until the plan's count; then federation_done. Throws `STOPPED` when stopped first. */
@@ -194,6 +199,7 @@ export class RoundRunner {
     this.bound = Number.isFinite(bound) ? bound : undefined;
     this.normRef = this.bound !== undefined ? this.frames.globalByName() : undefined;
     this.accumulator?.dispose();
+    this.privacy?.begin(sampled.length);
     this.accumulator = new IdealUpdateAccumulator(
       accumulatedModules(plan.layout, plan.method, plan.deviationMetrics, sampled.length, plan.incrementalAggregation ?? 'auto'), plan.weighting, c.backend,
     );
@@ -252,7 +258,9 @@ export class RoundRunner {
     const t0 = performance.now();
     if (participants.length >= tracker.quorum) {
       try {
-        outcome = await aggregateRound(c.plan, c.strategy, round, s.global, s.base, updates, failures.map((f, i) => ({ client: participants.length + i, ...f })), c.backend, { accumulator: this.accumulator ?? undefined });
+        outcome = this.privacy !== null
+          ? await this.privacy.aggregate(s.global, s.base, updates, c.backend)
+          : await aggregateRound(c.plan, c.strategy, round, s.global, s.base, updates, failures.map((f, i) => ({ client: participants.length + i, ...f })), c.backend, { accumulator: this.accumulator ?? undefined });
         // Never persist or broadcast a broken global model: roll the round back instead.
         const broken = outcome === null ? null : brokenGlobal(this.growth.globalNorm, outcome, s.base, this.growth.ratio);
         if (broken !== null) throw new Error(`the new global model is refused (${broken}); the round is rolled back`);
@@ -277,7 +285,8 @@ export class RoundRunner {
       c.history.add(step);
       c.history.evictUpTo(s.revision - 4);
     }
-    const record = this.record(tracker, closedBy, closedAt, participants, updates, failures, outcome, aggregationMs);
+    const plain = this.record(tracker, closedBy, closedAt, participants, updates, failures, outcome, aggregationMs);
+    const record = this.privacy !== null ? { ...plain, privacy: this.privacy.figures() } : plain;
     s.history.push(record);
     const t1 = performance.now();
     await c.persist({ ...(outcome !== null ? { global: s.global } : {}), ...(step !== undefined ? { base: s.base, step } : {}) });
@@ -289,7 +298,8 @@ export class RoundRunner {
       : [];
     const params = {
       round, participants: outcome !== null ? participants.length : 0, dropped: failures.length, durationMs: record.durationMs, baseRevision: s.revision,
-      ...(record.loss !== null ? { loss: record.loss } : {}), modules,
+      // Under DP the participants' losses are not released to clients (they are not covered by ε).
+      ...(record.loss !== null && record.privacy === undefined ? { loss: record.loss } : {}), modules,
     };
     // `aggregated` exists from protocol 1.1 on: only sessions that negotiated it get it.
     await Promise.all([...c.joined.values()].map(async (session) => {
@@ -310,6 +320,7 @@ export class RoundRunner {
       round: tracker.round, aggregated: outcome !== null, sampled: tracker.sampled, quorum: tracker.quorum, participants, failures,
       startedAt: tracker.startedAt, closedAt, durationMs: closedAt - tracker.startedAt, closedBy, baseRevision: this.c.state.revision,
       loss: outcome?.loss ?? null, clients, modules: outcome?.modules ?? [], traffic: this.c.traffic.snapshot(), aggregationMs,
+      aggregation: ruleLabel(this.c.plan.aggregation),
     };
   }
 

@@ -170,6 +170,28 @@ export class RunStore {
     }
   }
 
+  /**
+   * Records that the run admits clients by enrolled key, from the registry at `clientsFile`
+   * (absolute), so that `--resume` can never fall back to the shared token by omission.
+   */
+  async writeAuth(clientsFile: string): Promise<void> {
+    await writeFileAtomic(join(this.dir, 'auth.json'), `${JSON.stringify({ mode: 'keys', clientsFile }, null, 2)}\n`);
+  }
+
+  /** The registry path `writeAuth` recorded; undefined for a run that uses the shared token. */
+  async readAuth(): Promise<string | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, 'auth.json'), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new CoordinatorError('RESUME_FAILED', `cannot read ${join(this.dir, 'auth.json')}: ${(err as Error).message}`, { cause: err });
+    }
+    const o = JSON.parse(text) as { mode?: unknown; clientsFile?: unknown };
+    if (o.mode !== 'keys' || typeof o.clientsFile !== 'string') throw new CoordinatorError('RESUME_FAILED', `${join(this.dir, 'auth.json')} is malformed (expected {"mode": "keys", "clientsFile": …})`);
+    return o.clientsFile;
+  }
+
   /** File names for a state at `round` / `revision`. */
   static fileNames(round: number, revision: number): { globalFile: string; baseFile: string } {
     return { globalFile: `global-r${pad(round)}.safetensors`, baseFile: `base-v${pad(revision)}.safetensors` };

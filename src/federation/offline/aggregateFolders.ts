@@ -13,7 +13,8 @@
  * FedEx also keeps the residual it folds into the base, `residual.safetensors` (per module
  * `<module>.residual_P` out × inner and `<module>.residual_Q` inner × in, float32, linear
  * orientation; metadata `fedex.entries` as a coordinator's step file), so that `fedex export` can
- * rebuild one adapter relative to the input base: each module's factors are parked in a part file
+ * rebuild one adapter relative to the input base (under a robust rule, `fedex aggregate --aggregation`,
+ * a dense `<module>.residual` out × in instead: the rule's D has no factored form): each module's factors are parked in a part file
  * as the module is done and the file is assembled at the end, one module at a time. report.json
  * records the base folder (absolute) and its content hash, which the export checks its base against.
  */
@@ -23,6 +24,7 @@ import type { Layout } from '../../core/lora.js';
 import { checkExactness, exactnessSampleRows } from '../../core/exactness.js';
 import type { CheckedMatrix, ExactnessReport } from '../../core/exactness.js';
 import { createStrategy } from '../../core/strategies/registry.js';
+import { denseAsFactored, isRobustRule, robustCombine, ruleLabel, type AggregationRule } from '../../core/robust.js';
 import type { AggregationStrategy, ModuleAggregateMetrics, StrategyName, ClientModuleResult } from '../../core/strategies/types.js';
 import { summarizeDeviations } from '../../core/deviation.js';
 import type { DeviationSummary } from '../../core/deviation.js';
@@ -42,7 +44,7 @@ import { AggregationInputError } from './errors.js';
 import { checkAdaptersAgree, checkWeights, closeAll, closeReaders, copyModelFiles, copyTensorBytes, openAdapters, openBase, planModules, resolveBase, writeShardIndex } from './inputs.js';
 import type { BaseView, ModulePlan, ResolvedBase } from './inputs.js';
 import { commitOutput, prepareOutput } from './outputFolder.js';
-import { ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName } from '../protocol/adapterTensors.js';
+import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName } from '../protocol/adapterTensors.js';
 import type { ResidualEntry } from '../protocol/adapterTensors.js';
 import { modelManifest } from '../shared/modelBase.js';
 
@@ -59,6 +61,8 @@ export interface AggregateFoldersOptions {
   readonly adapters: readonly string[];
   /** Raw client weights (normalised); uniform when absent. */
   readonly weights?: readonly number[];
+  /** A robust rule (core/robust.ts; unweighted: not with `weights`); absent: the weighted mean. */
+  readonly aggregation?: AggregationRule;
   readonly out: string;
   /** 'same' keeps each tensor's dtype; 'float32' writes adapted float weights as F32. */
   readonly dtype?: 'same' | 'float32';
@@ -96,6 +100,8 @@ export interface ModuleReport {
 
 export interface AggregateReport {
   readonly method: StrategyName;
+  /** `mean`, `median` or `trimmed-mean β`: what `exactMethod` and every module's `exactness` compare with (absent in reports written before it existed: mean). */
+  readonly aggregation?: string;
   readonly exactMethod: boolean;
   /** The base's weights file (model.safetensors, the index, or the .safetensors file), as given. */
   readonly base: string;
@@ -133,7 +139,7 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
     checkAdaptersAgree(adapters);
     // Extra tensors (modules_to_save heads, trained biases) are averaged at the end; a non-finite one is refused up front.
     for (const a of adapters) await a.checkExtrasFinite();
-    const strategy = createStrategy(options.method, { weighting: options.weights === undefined ? 'uniform' : 'explicit' });
+    const strategy = createStrategy(options.method, { weighting: options.weights === undefined ? 'uniform' : 'explicit', ...(options.aggregation !== undefined ? { aggregation: options.aggregation } : {}) });
     const view = await openBase(base);
     let output: { tmp: string; cleanup: string } | null = null;
     let failed = false;
@@ -157,6 +163,7 @@ export async function aggregateFolders(options: AggregateFoldersOptions): Promis
       if (writeModel && base.dir !== undefined) await copyModelFiles(base.dir, tmp);
       const full: AggregateReport = {
         method: strategy.name,
+        aggregation: ruleLabel(strategy.aggregation),
         exactMethod: strategy.exact,
         base: base.file,
         baseDir: base.dir !== undefined ? resolve(base.dir) : null,
@@ -233,13 +240,20 @@ async function hashBase(base: ResolvedBase, onWarning?: (message: string) => voi
  * with no tensors and no entries.
  */
 async function writeResidualFile(path: string, residuals: readonly ParkedResidual[]): Promise<void> {
-  const header = residuals.flatMap(({ entry, out, in: inF }) => [
-    { name: tensorName(entry.module, ROLE_RESIDUAL_P), dtype: 'F32' as const, shape: [out, entry.innerDim] },
-    { name: tensorName(entry.module, ROLE_RESIDUAL_Q), dtype: 'F32' as const, shape: [entry.innerDim, inF] },
-  ]);
+  const header = residuals.flatMap(({ entry, out, in: inF }) => (entry.form === 'dense'
+    ? [{ name: tensorName(entry.module, ROLE_RESIDUAL_DENSE), dtype: 'F32' as const, shape: [out, inF] }]
+    : [
+      { name: tensorName(entry.module, ROLE_RESIDUAL_P), dtype: 'F32' as const, shape: [out, entry.innerDim] },
+      { name: tensorName(entry.module, ROLE_RESIDUAL_Q), dtype: 'F32' as const, shape: [entry.innerDim, inF] },
+    ]));
   const writer = await createSafetensorsWriter(path, header, { 'fedex.entries': JSON.stringify(residuals.map((r) => r.entry)), 'fedex.round': '1' });
   try {
     for (const { entry, part } of residuals) {
+      if (entry.form === 'dense') {
+        await writer.writeTensor(tensorName(entry.module, ROLE_RESIDUAL_DENSE), (await withSafetensors(part, (r) => r.readMatrix('D'))).data);
+        await rm(part, { force: true });
+        continue;
+      }
       const { p, q } = await withSafetensors(part, async (r) => ({ p: await r.readMatrix('P'), q: await r.readMatrix('Q') }));
       await writer.writeTensor(tensorName(entry.module, ROLE_RESIDUAL_P), p.data);
       await writer.writeTensor(tensorName(entry.module, ROLE_RESIDUAL_Q), q.data);
@@ -279,6 +293,16 @@ export async function averageExtra(adapters: readonly Pick<PeftAdapterIndex, 're
     for (let j = 0; j < sum.length; j++) sum[j] += w * t.data[j];
   }
   return sum ?? new Float64Array(0);
+}
+
+/** A trained full tensor under a robust rule: rule_i(T_i) coordinate-wise (every client's copy in memory at once). */
+async function robustExtra(adapters: readonly Pick<PeftAdapterIndex, 'readExtra'>[], key: string, rule: AggregationRule): Promise<Float64Array> {
+  const copies = [];
+  for (const a of adapters) {
+    const t = await a.readExtra(key);
+    copies.push({ shape: [1, t.data.length] as [number, number], data: t.data });
+  }
+  return Float64Array.from(robustCombine(copies, rule, `extra tensor '${key}'`).data);
 }
 
 async function runModules(
@@ -324,6 +348,9 @@ async function runModules(
         const agg = strategy.aggregate(1, { spec: p.spec, factors: null }, results, []);
         if (agg === null) throw new AggregationInputError('NOTHING_USABLE', `module '${p.spec.name}': nothing usable to aggregate`);
         const global = agg.global.factors!;
+        // A robust FedEx update is a dense D: the stored-weight updater applies it as D·I (exact, see denseAsFactored).
+        const dense = agg.denseResidual?.foldedIntoBase === true ? agg.denseResidual : null;
+        const baseUpdate = agg.baseUpdate ?? (dense !== null ? denseAsFactored(dense.d, dense.layout) : null);
         const [nRows, cols] = [info.shape[0], info.shape[1]];
         const shape: [number, number] = [nRows, cols];
         const rows = exactnessSampleRows(nRows, options.checkRows === 0 ? Number.MAX_SAFE_INTEGER : options.checkRows ?? 64, done + 1);
@@ -331,7 +358,7 @@ async function runModules(
         let w0: CheckedMatrix;
         let w0New: CheckedMatrix;
         let downcast: DowncastReport | undefined;
-        if (agg.baseUpdate === null && (writer === null || storedDtype === info.dtype)) {
+        if (baseUpdate === null && (writer === null || storedDtype === info.dtype)) {
           // Not updated and written as stored (or not written): the bytes are copied, the check reads its rows.
           if (writer !== null) await copyTensorBytes(reader, writer, info);
           w0 = { shape, rows, data: await readSampledRows(reader, info.name, cols, rows) };
@@ -339,7 +366,7 @@ async function runModules(
         } else {
           const w = writer;
           const result = await options.updater.run(
-            { shape, inDtype: info.dtype as StoredFloat, outDtype: storedDtype as StoredFloat, update: agg.baseUpdate, sampleRows: rows },
+            { shape, inDtype: info.dtype as StoredFloat, outDtype: storedDtype as StoredFloat, update: baseUpdate, sampleRows: rows },
             { read: (start, into) => reader.readRawRangeInto(info.name, start, into), write: async (bytes) => { if (w !== null) await w.writeRawPart(info.name, bytes); } },
           );
           w0 = { shape, rows, data: result.before };
@@ -348,9 +375,16 @@ async function runModules(
         }
         const exactness = checkExactness({
           w0, result: { kind: 'adapter', w0New, global }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: p.spec.layout,
+          ...(strategy.aggregation !== undefined ? { rule: strategy.aggregation } : {}),
         }, rows);
         await adapterWriter.writeModule({ modulePath: p.spec.name, A: global.a, B: global.b });
         const update = agg.baseUpdate;
+        if (paths.residualParts !== null && dense !== null) {
+          // Parked as float32 D (out × in, the linear orientation): a dense entry, as a coordinator's dense step.
+          const part = join(paths.residualParts, `module-${outcome.residuals.length}.safetensors`);
+          await writeSafetensors(part, new Map([['D', { dtype: 'F32' as const, shape: dense.d.shape, data: dense.d.data }]]));
+          outcome.residuals.push({ entry: { module: p.spec.name, form: 'dense', innerDim: 0, scale: 1 }, out: p.spec.outFeatures, in: p.spec.inFeatures, part });
+        }
         if (paths.residualParts !== null && update !== null && update.p.shape[1] > 0) {
           // Parked as float32 (P out × inner, Q inner × in: the linear orientation, whatever the base layout).
           const part = join(paths.residualParts, `module-${outcome.residuals.length}.safetensors`);
@@ -374,7 +408,7 @@ async function runModules(
           idealUpdateNorm: agg.metrics.idealUpdateNorm,
           relativeDeviation: agg.metrics.relativeDeviation,
           residualRankBound: agg.metrics.residualRankBound,
-          baseUpdated: agg.baseUpdate !== null,
+          baseUpdated: baseUpdate !== null,
           exactness,
           ...(downcast !== undefined ? { downcast } : {}),
         });
@@ -387,7 +421,10 @@ async function runModules(
         outcome.modelBytes += entries.reduce((sum, e) => sum + e.shape.reduce((a, b) => a * b, 1) * itemSize(e.dtype), 0);
       }
     }
-    for (const key of first.extraKeys) await adapterWriter.writeExtra(extraPath(key), await averageExtra(adapters, key, outcome.weights));
+    for (const key of first.extraKeys) {
+      const rule = strategy.aggregation;
+      await adapterWriter.writeExtra(extraPath(key), isRobustRule(rule) ? await robustExtra(adapters, key, rule!) : await averageExtra(adapters, key, outcome.weights));
+    }
     await adapterWriter.close();
   } catch (err) {
     if (writer !== null) await writer.abort();

@@ -87,13 +87,17 @@ export const Hello = defineMessage({
   fields: {
     protocolMajor: required(s.integer(1, 65_535), 'Protocol major version the client speaks; must equal the coordinator\'s.'),
     protocolMinor: required(s.integer(0, 65_535), 'Highest minor version the client speaks.'),
-    token: required(s.string(1, 512, 'token'), 'Join token given by the coordinator\'s operator.'),
+    token: optional(s.string(1, 512, 'token'), 'Shared join token given by the coordinator\'s operator; absent when `identity` is given (1.2).'),
     clientName: required(s.text(1, 64), 'Display name, plain text (never a path or HTML).'),
     clientId: optional(s.string(1, 64, 'id'), 'Stable random id kept across reconnects, to recognise the same client.'),
     resumeSessionId: optional(s.string(1, 64, 'id'), 'Session id from an earlier welcome, when reconnecting.'),
     device: required(s.string(1, 64, 'device'), 'Where the client trains: cpu, cuda, cuda:1, webgpu, …'),
     baseModelHash: optional(hash, 'Content hash of the base model the client already holds; absent if none.'),
     baseRevision: optional(revision, 'Base revision the client holds (0 = pristine); absent means 0.'),
+    identity: optional(s.object({
+      scheme: required(s.enum('ed25519'), 'Signature scheme of the key.'),
+      publicKey: required(s.string(43, 43, 'base64url'), 'The client\'s public key: its 32 raw Ed25519 bytes.'),
+    }), 'Per-client identity (1.2): the key the coordinator enrolled for clientId; the client proves it holds it by answering `challenge`.'),
     capabilities: required(s.object({
       uplinkDtypes: required(s.array(dtype, 1, 3), 'Dtypes the client can send adapters in; float32 must be listed.'),
       factoredResidual: required(s.boolean(), 'Whether the client applies factored (P, Q) residuals; otherwise it gets dense ones.'),
@@ -101,7 +105,30 @@ export const Hello = defineMessage({
       maxFrameBytes: required(s.integer(4096), 'Largest frame the client accepts.'),
     }), 'What the client supports.'),
   },
-  refine: (p) => (p.capabilities.uplinkDtypes.includes('float32') ? undefined : 'params.capabilities.uplinkDtypes: must include float32'),
+  refine: (p) => {
+    if (!p.capabilities.uplinkDtypes.includes('float32')) return 'params.capabilities.uplinkDtypes: must include float32';
+    if ((p.token === undefined) === (p.identity === undefined)) return 'params: exactly one of token and identity must be given';
+    if (p.identity !== undefined && p.clientId === undefined) return 'params.clientId: required with identity';
+    return undefined;
+  },
+});
+
+export const Challenge = defineMessage({
+  method: 'challenge', sender: 'coordinator', tensors: 'none',
+  doc: 'Answers a hello with `identity` (1.2): a fresh nonce for the client to sign.',
+  fields: {
+    nonce: required(s.string(43, 43, 'base64url'), '32 random bytes, never sent twice.'),
+    issuedAt: required(epochMs, 'The coordinator\'s clock when it sent the challenge (ms since the epoch).'),
+  },
+});
+
+export const ChallengeResponse = defineMessage({
+  method: 'challenge_response', sender: 'client', tensors: 'none',
+  doc: 'The client\'s Ed25519 signature of the challenge (1.2, §7.2).',
+  fields: {
+    signature: required(s.string(86, 86, 'base64url'), 'The 64-byte Ed25519 signature of the bytes in §7.2.'),
+    signedAt: required(epochMs, 'The client\'s clock when it signed (ms since the epoch); signed too.'),
+  },
 });
 
 const layoutItem = s.object({
@@ -319,7 +346,7 @@ export const ModelChunk = defineMessage({
 /** Every message, in documentation order. */
 export const MESSAGES = [
   Hello, Welcome, Reject, RoundStart, ClientUpdate, ClientFailed, UpdateAck, UpdateRejected, RoundClosed,
-  Ping, Pong, Leave, FederationDone, ErrorMessage, ModelRequest, ModelChunk,
+  Ping, Pong, Leave, FederationDone, ErrorMessage, ModelRequest, ModelChunk, Challenge, ChallengeResponse,
 ] as const;
 
 /** The descriptor type of the catalogue. */

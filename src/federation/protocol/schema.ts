@@ -15,6 +15,8 @@ export const STRING_FORMATS = {
   hex64: /^[0-9a-f]{64}$/,
   /** Join tokens: printable ASCII without spaces. */
   token: /^[\x21-\x7e]+$/,
+  /** Binary values (keys, nonces, signatures): base64url without padding (RFC 4648 §5). */
+  base64url: /^[A-Za-z0-9_-]+$/,
   /** Advisory file names of the base model manifest (never used as a path by a receiver). */
   filename: /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/,
   /** Error codes, known or from a newer peer. */

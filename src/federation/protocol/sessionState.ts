@@ -9,7 +9,7 @@ import { protocolError } from './errors.js';
 import { descriptorFor, maySend, type Method, type ParamsOf } from './messages.js';
 
 /** Where a connection stands. */
-export type SessionPhase = 'connecting' | 'handshaking' | 'idle' | 'training' | 'uploaded' | 'done' | 'closed';
+export type SessionPhase = 'connecting' | 'handshaking' | 'authenticating' | 'idle' | 'training' | 'uploaded' | 'done' | 'closed';
 
 export interface SessionState {
   readonly phase: SessionPhase;
@@ -57,12 +57,19 @@ export function advanceSession(state: SessionState, from: 'client' | 'coordinato
       const current = (params as ParamsOf<'welcome'>).currentRound;
       return { phase: 'idle', round: 0, closedRound: Math.max(0, current - 1) };
     }
-    case 'reject':
+    case 'challenge':
+      // 1.2: only after a hello, once; the client's answer returns the session to handshaking.
       requirePhase(state, method, ['handshaking']);
+      return { ...state, phase: 'authenticating' };
+    case 'challenge_response':
+      requirePhase(state, method, ['authenticating']);
+      return { ...state, phase: 'handshaking' };
+    case 'reject':
+      requirePhase(state, method, ['handshaking', 'authenticating']);
       return { ...state, phase: 'closed' };
     case 'ping':
     case 'pong':
-      requirePhase(state, method, ['handshaking', ...JOINED, 'done']);
+      requirePhase(state, method, ['handshaking', 'authenticating', ...JOINED, 'done']);
       return state;
     case 'error':
       return (params as ParamsOf<'error'>).fatal ? { ...state, phase: 'closed' } : state;

@@ -7,7 +7,8 @@ import { cpus, platform, arch } from 'node:os';
 import { writeFileAtomic } from '../../formats/atomicFile.js';
 import { classifyModule, layerIndex } from '../../core/moduleNames.js';
 import { meanOf } from '../../core/stats.js';
-import type { ModuleRoundRecord, RoundRecord } from '../coordinator/events.js';
+import type { ModuleRoundRecord, RoundPrivacy, RoundRecord } from '../coordinator/events.js';
+import type { PrivacyPlan } from '../coordinator/privacyPlan.js';
 import type { MethodSummary, SimulationMethod } from '../events/events.js';
 import type { EvalMetrics } from './workload.js';
 
@@ -29,6 +30,10 @@ export interface SimulationSettings {
   readonly workload: 'onnx' | 'synthetic';
   readonly targetModules: readonly string[];
   readonly modules: number;
+  /** The federated methods' aggregation rule: `mean`, `median` or `trimmed-mean β` (absent in reports written before it existed: mean). */
+  readonly aggregation?: string;
+  /** Client-level DP of the federated methods (absent: off). */
+  readonly privacy?: PrivacyPlan;
 }
 
 /** One module's deviation in one round. */
@@ -63,6 +68,8 @@ export interface RoundReport {
   readonly modules: readonly ModuleDeviationEntry[];
   /** With --residual-rank: the rank folded and the largest share of a module's ‖ΔR‖_F dropped this round. */
   readonly residualTruncation?: { readonly rank: number; readonly maxRelativeError: number };
+  /** With client-level DP: the round's clipping and noise, and ε spent so far (the coordinator's `RoundRecord.privacy`). */
+  readonly privacy?: RoundPrivacy;
 }
 
 /** Everything about one method. */
@@ -122,6 +129,7 @@ export function federatedRound(record: RoundRecord, evaluation: EvalMetrics): Ro
     layers: layerEntries(modules),
     modules,
     ...truncationOf(record),
+    ...(record.privacy !== undefined ? { privacy: record.privacy } : {}),
   };
 }
 

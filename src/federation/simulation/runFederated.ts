@@ -8,12 +8,14 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProductBackend } from '../../core/product.js';
+import type { AggregationRule } from '../../core/robust.js';
 import type { StrategyName } from '../../core/strategies/types.js';
 import type { FederationClient } from '../client/client.js';
 import type { LocalTrainer } from '../client/trainer.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { CoordinatorEventMap, CoordinatorEventName, RoundRecord } from '../coordinator/events.js';
 import type { EventSink } from '../events/eventSink.js';
+import type { PrivacyConfig } from '../coordinator/privacyPlan.js';
 import { COORDINATOR_EVENT_TYPES } from '../events/events.js';
 import { federatedRound, initialRound, summarize, type MethodReport, type RoundReport } from './report.js';
 import { AdapterSaver, adapterFields, checkAdapterConfig } from '../shared/adapterFolders.js';
@@ -36,6 +38,10 @@ export interface FederatedRunOptions {
   readonly runDir: string;
   /** FedEx only: each round's residual truncated to this rank. */
   readonly residualRank?: number;
+  /** A robust aggregation rule (core/robust.ts); absent: the mean. */
+  readonly aggregation?: AggregationRule;
+  /** Client-level DP (privacyPlan.ts); absent: off. */
+  readonly privacy?: PrivacyConfig;
   readonly sink: EventSink;
   /** Fused base updates, shared by the coordinator and the in-process clients. */
   readonly backend: ProductBackend;
@@ -80,6 +86,8 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
     base: workload.base, backend: o.backend, seed: o.seed,
     minClients: o.clients, maxClients: o.clients, quorum: { count: o.clients }, roundTimeoutMs: o.roundTimeoutMs ?? 1_800_000,
     ...(o.residualRank !== undefined ? { residualRank: o.residualRank } : {}),
+    ...(o.aggregation !== undefined ? { aggregation: o.aggregation } : {}),
+    ...(o.privacy !== undefined ? { privacy: o.privacy } : {}),
   });
   // `fedex export` finds the original base through it, as for a hosted run.
   await recordModelSource(o.runDir, workload.modelDir);

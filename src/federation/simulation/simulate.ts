@@ -6,7 +6,9 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ProductBackend } from '../../core/product.js';
+import { ruleLabel, type AggregationRule } from '../../core/robust.js';
 import type { RoundRecord } from '../coordinator/events.js';
+import { DEFAULT_DP_DELTA, type PrivacyConfig } from '../coordinator/privacyPlan.js';
 import type { EventSink } from '../events/eventSink.js';
 import type { SimulationMethod } from '../events/events.js';
 import { buildReport, writeReportJson, type MethodReport, type RoundReport, type SimulationReport, type SimulationSettings } from './report.js';
@@ -31,6 +33,10 @@ export interface SimulationOptions {
   readonly saveAdapters: boolean;
   /** FedEx only: each round's residual truncated to this rank (the paper's "best inexact" variant). */
   readonly residualRank?: number;
+  /** A robust aggregation rule for every federated method (core/robust.ts); absent: the mean. */
+  readonly aggregation?: AggregationRule;
+  /** Client-level DP for every federated method (privacyPlan.ts); absent: off. */
+  readonly privacy?: PrivacyConfig;
   readonly workload: SimulationWorkload;
   /** Labels for the report: model folder, data spec, split, device. */
   readonly labels: { readonly model: string; readonly data: string; readonly split: string; readonly device: string };
@@ -64,7 +70,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
   const settings: SimulationSettings = {
     methods: o.methods, clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr, rank: o.rank,
     alpha: o.alpha, seed: o.seed, model: o.labels.model, data: o.labels.data, split: o.labels.split, device: o.labels.device,
-    workload: workload.kind, targetModules: workload.targetModules, modules: workload.layout.length,
+    workload: workload.kind, targetModules: workload.targetModules, modules: workload.layout.length, aggregation: ruleLabel(o.aggregation),
+    ...(o.privacy !== undefined ? { privacy: { ...o.privacy, delta: o.privacy.delta ?? DEFAULT_DP_DELTA } } : {}),
   };
   // The initial global adapter has B = 0, so every method starts from the base model itself.
   const pristine = await workload.base.load(workload.layout);
@@ -88,6 +95,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
       : await runFederated({
         ...common, method, sink, backend: o.backend, runDir: methodRunDir(out, method),
         ...(method === 'fedex' && o.residualRank !== undefined ? { residualRank: o.residualRank } : {}),
+        ...(o.aggregation !== undefined ? { aggregation: o.aggregation } : {}),
+        ...(o.privacy !== undefined ? { privacy: o.privacy } : {}),
         onRound: (row, record) => o.onRound?.(method, row, record),
         ...(o.saveAdapters ? { saveAdaptersDir: join(out, 'adapters', method) } : {}),
       });

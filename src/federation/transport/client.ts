@@ -10,10 +10,21 @@ import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { WsConnection, heartbeatSettings } from './connection.js';
 import { TransportError, type Connection, type ConnectOptions } from './types.js';
 import { rootCertificates } from 'node:tls';
+import { certificateAlert, checkClientCertificate } from './tlsMaterial.js';
+
+/** The `T_CONNECT` of a failed open, or `T_CERTIFICATE` when the TLS server refused this client's certificate (or its lack of one). */
+function connectError(url: string, err: Error, withCertificate: boolean): TransportError {
+  const alert = certificateAlert(err);
+  if (alert === null) return new TransportError('T_CONNECT', `connect to ${url}: ${err.message}`, { cause: err });
+  const what = withCertificate ? 'refused the client certificate' : 'requires a client certificate (mutual TLS) and none was given';
+  return new TransportError('T_CERTIFICATE', `connect to ${url}: the server ${what} (TLS alert: ${alert})`, { cause: err });
+}
 
 /**
  * Opens a WebSocket to `url` (`ws://` or `wss://`) and resolves with the connection once open.
- * Rejects `T_CONNECT` (refused, TLS failure, HTTP error, handshake timeout) or `T_ABORTED`.
+ * Rejects `T_CONNECT` (refused, TLS failure, HTTP error, handshake timeout), `T_CERTIFICATE` (the
+ * server refused the client certificate or requires one), `T_OPTIONS` (a client certificate that
+ * does not parse or whose key is not its own) or `T_ABORTED`.
  */
 export function connectTransport(url: string, options: ConnectOptions): Promise<Connection> {
   const heartbeat = heartbeatSettings(options);
@@ -27,6 +38,18 @@ export function connectTransport(url: string, options: ConnectOptions): Promise<
     return Promise.reject(new TransportError('T_OPTIONS', `connectTransport: '${url}' must start with ws:// or wss://`));
   }
   if (options.signal?.aborted) return Promise.reject(new TransportError('T_ABORTED', `connect to ${url}: aborted`));
+  const clientCert = options.tls?.cert;
+  const clientKey = options.tls?.key;
+  if ((clientCert === undefined) !== (clientKey === undefined)) {
+    return Promise.reject(new TransportError('T_OPTIONS', 'connectTransport: tls.cert and tls.key go together'));
+  }
+  if (clientCert !== undefined && clientKey !== undefined) {
+    try {
+      checkClientCertificate(clientCert, clientKey);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       maxPayload: options.maxFrameBytes,
@@ -35,6 +58,7 @@ export function connectTransport(url: string, options: ConnectOptions): Promise<
       // An extra CA is trusted in addition to Node's default list, not instead of it.
       ...(options.tls?.ca !== undefined ? { ca: [...rootCertificates, Buffer.from(options.tls.ca)] } : {}),
       ...(options.tls?.rejectUnauthorized !== undefined ? { rejectUnauthorized: options.tls.rejectUnauthorized } : {}),
+      ...(clientCert !== undefined && clientKey !== undefined ? { cert: Buffer.from(clientCert), key: Buffer.from(clientKey) } : {}),
     });
     let socket: Socket | undefined;
     let settled = false;
@@ -53,7 +77,7 @@ export function connectTransport(url: string, options: ConnectOptions): Promise<
     ws.once('unexpected-response', (_req: ClientRequest, res: IncomingMessage) => {
       fail(new TransportError('T_CONNECT', `connect to ${url}: server answered HTTP ${res.statusCode ?? '?'} instead of upgrading`));
     });
-    ws.once('error', (err) => fail(new TransportError('T_CONNECT', `connect to ${url}: ${err.message}`, { cause: err })));
+    ws.once('error', (err) => fail(connectError(url, err, clientCert !== undefined)));
     ws.once('open', () => {
       if (settled) return;
       settled = true;
@@ -79,7 +103,7 @@ export interface RetryOptions extends BackoffOptions {
 /**
  * Connects to `url`, retrying with exponential backoff and jitter while the server is unreachable.
  * Rejects with the last `T_CONNECT` after `maxAttempts`, with `T_ABORTED` when `options.signal`
- * aborts, and at once for errors that retrying cannot fix (`T_OPTIONS`).
+ * aborts, and at once for errors that retrying cannot fix (`T_OPTIONS`, `T_CERTIFICATE`).
  */
 export async function connectWithRetry(url: string, options: ConnectOptions, retry: RetryOptions = {}): Promise<Connection> {
   const maxAttempts = retry.maxAttempts ?? Infinity;

@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
+import { peerCertificateSubject } from './tlsMaterial.js';
 import { TransportError, type CloseCause, type CloseInfo, type Connection, type ConnectionEvents, type ConnectionStats, type HeartbeatOptions } from './types.js';
 
 const DEFAULT_HEARTBEAT_MS = 5_000;
@@ -39,6 +40,7 @@ export function heartbeatSettings(options: HeartbeatOptions): { heartbeatMs: num
 export class WsConnection extends EventEmitter<ConnectionEvents> implements Connection {
   readonly id = `c${nextId++}`;
   readonly closed: Promise<CloseInfo>;
+  readonly certificateSubject: string | null;
   private resolveClosed!: (info: CloseInfo) => void;
   private cause: CloseCause | undefined;
   private lastHeard = Date.now();
@@ -54,6 +56,8 @@ export class WsConnection extends EventEmitter<ConnectionEvents> implements Conn
   ) {
     super();
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    // Read while the socket is open: a TLS socket forgets its peer's certificate once destroyed.
+    this.certificateSubject = peerCertificateSubject(socket);
     const { heartbeatMs, deadAfterMs } = heartbeatSettings(heartbeat);
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('pong', () => (this.lastHeard = Date.now()));

@@ -8,6 +8,10 @@
  * total or per address the upgrade is answered 503, a socket that does not upgrade in time is
  * destroyed, and until the layer above calls `markAuthenticated` a message may not exceed the
  * small pre-authentication limit (frameGuard.ts) while `maxPayload` stays the large one.
+ *
+ * With `tls.clientCa` (mutual TLS) the TLS layer asks each client for a certificate and ends the
+ * handshake of one that presents none (alert `certificate required`) or one the CA did not sign
+ * (Node closes it without an alert): no HTTP request of such a connection is read.
  */
 import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -17,6 +21,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { WsConnection, heartbeatSettings } from './connection.js';
 import { PreAuthGate, refuseUpgrade, type PreAuthOptions } from './preAuth.js';
+import { pemCertificates } from './tlsMaterial.js';
 import { TransportError, type Connection, type TransportServer, type TransportServerEvents, type TransportServerOptions } from './types.js';
 
 class WsTransportServer extends EventEmitter<TransportServerEvents> implements TransportServer {
@@ -81,9 +86,15 @@ export async function createTransportServer(options: TransportServerOptions & { 
     throw new TransportError('T_OPTIONS', `createTransportServer: maxFrameBytes must be a positive integer, got ${options.maxFrameBytes}`);
   }
   const heartbeat = heartbeatSettings(options);
+  const clientCa = options.tls?.clientCa;
+  // Node ignores a CA option without certificates, and would then refuse every client.
+  if (clientCa !== undefined) pemCertificates(clientCa, 'createTransportServer: tls.clientCa');
   const http = options.tls === undefined
     ? createHttpServer(rejectPlainHttp)
-    : createHttpsServer({ cert: Buffer.from(options.tls.cert), key: Buffer.from(options.tls.key) }, rejectPlainHttp);
+    : createHttpsServer({
+      cert: Buffer.from(options.tls.cert), key: Buffer.from(options.tls.key),
+      ...(clientCa !== undefined ? { ca: Buffer.from(clientCa), requestCert: true, rejectUnauthorized: true } : {}),
+    }, rejectPlainHttp);
   const gate = options.preAuth === undefined ? undefined : new PreAuthGate(options.preAuth);
   // noServer: the upgrade goes through the gate first; ws answers a bad request or a wrong path itself.
   const wss = new WebSocketServer({ noServer: true, path, maxPayload: options.maxFrameBytes, perMessageDeflate: false, clientTracking: false });

@@ -11,6 +11,7 @@ export type TransportErrorCode =
   | 'T_CLOSED' // send on a connection that is not open
   | 'T_LISTEN' // the server could not bind
   | 'T_ABORTED' // an AbortSignal stopped the operation
+  | 'T_CERTIFICATE' // the TLS server refused this client's certificate, or requires one (mutual TLS): retrying cannot help
   | 'T_OPTIONS'; // invalid options
 
 /** A transport failure: a stable code and one sentence naming the peer, URL or option. */
@@ -62,6 +63,11 @@ export interface Connection extends EventEmitter<ConnectionEvents> {
   readonly id: string;
   /** `address:port` of the peer. */
   readonly remote: string;
+  /**
+   * Subject (`CN=alice, O=Lab`) of the certificate the peer presented over TLS: on a server with
+   * `clientCa`, the client certificate it verified; null without TLS or without one.
+   */
+  readonly certificateSubject: string | null;
   readonly isOpen: boolean;
   readonly stats: ConnectionStats;
   /** Resolves when the whole frame has been handed to the kernel; rejects `T_CLOSED` when not open. */
@@ -86,6 +92,12 @@ export interface HeartbeatOptions {
 export interface ServerTlsOptions {
   readonly cert: string | Uint8Array;
   readonly key: string | Uint8Array;
+  /**
+   * Mutual TLS: the CA certificate(s) client certificates must be signed by. The server then asks
+   * every client for a certificate and ends, in the TLS handshake, a connection that presents none
+   * or one this CA did not sign (no HTTP request or WebSocket frame of it is read).
+   */
+  readonly clientCa?: string | Uint8Array;
 }
 
 /** Options of `createTransportServer`. */
@@ -124,7 +136,16 @@ export interface ConnectOptions extends HeartbeatOptions {
   readonly maxFrameBytes: number;
   /** Give up opening after this long (default 10 000 ms). */
   readonly handshakeTimeoutMs?: number;
-  /** For `wss://`: extra trusted CA certificates (PEM) and whether to check the server's certificate (default true). */
-  readonly tls?: { readonly ca?: string | Uint8Array; readonly rejectUnauthorized?: boolean };
+  /**
+   * For `wss://`: extra trusted CA certificates (PEM), whether to check the server's certificate
+   * (default true), and a client certificate with its private key (PEM) for servers that require
+   * one (mutual TLS).
+   */
+  readonly tls?: {
+    readonly ca?: string | Uint8Array;
+    readonly rejectUnauthorized?: boolean;
+    readonly cert?: string | Uint8Array;
+    readonly key?: string | Uint8Array;
+  };
   readonly signal?: AbortSignal;
 }

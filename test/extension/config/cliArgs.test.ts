@@ -1,12 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aggregateArgs, DEFAULT_SETTINGS, EXPORT_KINDS, exportArgs, hostArgs, joinArgs, readSettings, simulateArgs, tokenEnv, validateFederationUrl, type FedexSettings } from '../../../src/extension/config/cliArgs.js';
+import { aggregateArgs, DEFAULT_SETTINGS, EXPORT_KINDS, exportArgs, hostArgs, joinArgs, readSettings, simulateArgs, tokenEnv, validateFederationUrl, type FedexSettings, clientsArgs, keygenArgs } from '../../../src/extension/config/cliArgs.js';
 import type { ParsedArgs } from '../../../src/cli/args.js';
 import { aggregateCommand } from '../../../src/cli/commands/aggregate.js';
 import { exportCommand } from '../../../src/cli/commands/export.js';
+import { clientsCommand } from '../../../src/cli/commands/clients.js';
+import { keygenCommand } from '../../../src/cli/commands/keygen.js';
 import { hostCommand } from '../../../src/cli/commands/host.js';
 import { joinCommand } from '../../../src/cli/commands/join.js';
 import { simulateCommand } from '../../../src/cli/commands/simulate.js';
+import { privacyFlags } from '../../../src/cli/privacyFlags.js';
 
 const getter = (values: Record<string, unknown>) => (key: string): unknown => values[key];
 
@@ -79,6 +82,45 @@ describe('settings → CLI arguments', () => {
     assert.match(readSettings((k) => (k === 'residualRank' ? -1 : undefined)).problems.join('\n'), /fedex\.residualRank/);
   });
 
+  test('fedex.aggregation: --aggregation (and --trim for a trimmed mean) for host, simulate and aggregate, parsed by the CLI; nothing for the mean', () => {
+    const after = (args: string[], flag: string): string | undefined => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
+    const median = { ...s, aggregation: 'median' as const };
+    const trimmed = { ...s, aggregation: 'trimmed-mean' as const, aggregationTrim: 0.25 };
+    for (const [settings, rule, trim] of [[median, 'median', undefined], [trimmed, 'trimmed-mean', '0.25']] as const) {
+      const host = hostArgs(settings, { out: '/run' });
+      const sim = simulateArgs(settings, { out: '/o' });
+      const agg = aggregateArgs({ method: 'fedex', base: '/b', adapters: ['/a1', '/a2'], out: '/o', device: 'cpu', aggregation: settings.aggregation, trim: settings.aggregationTrim });
+      for (const [args, command] of [[host, hostCommand], [sim, simulateCommand], [agg, aggregateCommand]] as const) {
+        assert.deepEqual([after(args, '--aggregation'), after(args, '--trim')], [rule, trim], args.join(' '));
+        const parsed = command.parse!(args.slice(1));
+        assert.deepEqual([parsed.values.aggregation, parsed.values.trim], [rule, trim], `fedex ${args[0]} parses it`);
+      }
+    }
+    for (const args of [hostArgs(s, { out: '/run' }), simulateArgs(s, { out: '/o' }), aggregateArgs({ method: 'fedex', base: '/b', adapters: ['/a'], out: '/o', device: 'cpu', aggregation: 'mean', trim: 0.2 })]) {
+      assert.ok(!args.includes('--aggregation') && !args.includes('--trim'), 'the mean is the CLI default');
+    }
+    assert.deepEqual(readSettings(getter({ aggregation: 'trimmed-mean', aggregationTrim: 0.3 })).settings.aggregationTrim, 0.3);
+    const bad = readSettings(getter({ aggregation: 'mode', aggregationTrim: 0.5 }));
+    assert.deepEqual([bad.settings.aggregation, bad.settings.aggregationTrim], ['mean', 0.2]);
+    assert.match(bad.problems.join(' | '), /fedex\.aggregation must be one of mean, median, trimmed-mean, got 'mode'/);
+    assert.match(bad.problems.join(' | '), /fedex\.aggregationTrim must be a number in \[0, 0\.5\), got 0\.5/);
+  });
+
+  test('fedex.dpClip/dpNoise/dpDelta: --dp-clip --dp-noise --dp-delta for host and simulate, read back by the CLI; nothing at dpClip 0', () => {
+    const dp = { ...s, method: 'fedex' as const, dpClip: 0.5, dpNoise: 1.2, dpDelta: 1e-6 };
+    for (const [args, command] of [[hostArgs(dp, { out: '/run' }), hostCommand], [simulateArgs(dp, { out: '/o' }), simulateCommand]] as const) {
+      const parsed = command.parse!(args.slice(1));
+      assert.deepEqual(privacyFlags(parsed, args[0]), { clip: 0.5, noiseMultiplier: 1.2, delta: 1e-6 }, args.join(' '));
+    }
+    for (const args of [hostArgs(s, { out: '/run' }), simulateArgs(s, { out: '/o' })]) assert.ok(!args.some((a) => a.startsWith('--dp-')), 'DP off by default');
+    assert.deepEqual(readSettings(getter({ dpClip: 2, dpNoise: 0, dpDelta: 0.001 })).settings, { ...DEFAULT_SETTINGS, dpClip: 2, dpNoise: 0, dpDelta: 0.001 });
+    const bad = readSettings(getter({ dpClip: -1, dpNoise: 'loud', dpDelta: 1 }));
+    assert.deepEqual([bad.settings.dpClip, bad.settings.dpNoise, bad.settings.dpDelta], [0, 1, 1e-5]);
+    for (const key of ['fedex.dpClip must be a number ≥ 0, got -1', 'fedex.dpNoise must be a number ≥ 0, got "loud"', 'fedex.dpDelta must be a number in (0, 1), got 1']) {
+      assert.ok(bad.problems.some((p) => p.startsWith(key)), `${key}: ${bad.problems.join(' | ')}`);
+    }
+  });
+
   test('fedex.manualRounds is read as a boolean; anything else falls back to false and is named', () => {
     assert.equal(readSettings(getter({ manualRounds: true })).settings.manualRounds, true);
     const bad = readSettings(getter({ manualRounds: 'yes' }));
@@ -96,6 +138,25 @@ describe('settings → CLI arguments', () => {
     assert.throws(() => aggregateArgs({ method: 'fedex', base: '/b', adapters: [], out: '/o', device: 'cpu' }), /no adapter folders/);
   });
 
+  test('TLS settings: --cert, --key, --client-ca for a host; --ca, --client-cert, --client-key for a join; nothing when empty', () => {
+    const { settings, problems } = readSettings(getter({
+      hostCert: ' certs/server.pem ', hostKey: 'certs/server-key.pem', hostClientCa: '/pki/ca.pem', joinCa: 'certs/ca.pem', joinClientCert: 'me.pem', joinClientKey: 'me-key.pem',
+    }));
+    assert.deepEqual(problems, []);
+    const host = hostArgs(settings, { out: '/run' });
+    const after = (args: string[], flag: string): string | undefined => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
+    assert.deepEqual(['--cert', '--key', '--client-ca'].map((f) => after(host, f)), ['certs/server.pem', 'certs/server-key.pem', '/pki/ca.pem']);
+    const joined = joinArgs(settings, { url: 'wss://h:1/' });
+    assert.deepEqual(['--ca', '--client-cert', '--client-key'].map((f) => after(joined, f)), ['certs/ca.pem', 'me.pem', 'me-key.pem']);
+    assert.ok(!host.includes('--client-cert') && !joined.includes('--client-ca'), 'each command gets its own side');
+    for (const flag of ['--cert', '--key', '--client-ca', '--ca', '--client-cert', '--client-key']) {
+      assert.ok(![...hostArgs(DEFAULT_SETTINGS, { out: '/run' }), ...joinArgs(DEFAULT_SETTINGS, { url: 'ws://h:1/' })].includes(flag), `${flag} only when set`);
+    }
+    const bad = readSettings(getter({ joinClientCert: 42 }));
+    assert.equal(bad.settings.joinClientCert, '');
+    assert.match(bad.problems.join(' | '), /^fedex\.joinClientCert must be a string/);
+  });
+
   test('export', () => {
     assert.deepEqual(exportArgs({ source: '/runs/h', out: '/o', as: 'adapter', device: 'cpu' }), ['export', '/runs/h', '--out', '/o', '--as', 'adapter', '--device', 'cpu', '--json']);
     assert.deepEqual(exportArgs({ source: '/runs/s', out: '/o', as: 'both', method: 'fedit', device: 'cuda', maxRank: 16, maxError: 0.01, force: true }), [
@@ -107,7 +168,7 @@ describe('settings → CLI arguments', () => {
 describe("the extension's fedex arguments parse with the CLI's own flag tables", () => {
   // Every flag the extension generates must exist in the command's table with the right kind; a
   // renamed or removed CLI flag fails here, not in a user's editor.
-  const commands = new Map([hostCommand, joinCommand, simulateCommand, aggregateCommand, exportCommand].map((c) => [c.name, c]));
+  const commands = new Map([hostCommand, joinCommand, simulateCommand, aggregateCommand, exportCommand, clientsCommand, keygenCommand].map((c) => [c.name, c]));
   const parse = (argv: readonly string[]): ParsedArgs => {
     const command = commands.get(argv[0]);
     assert.ok(command?.parse !== undefined, `no parser for fedex ${argv[0]}`);
@@ -148,4 +209,28 @@ describe("the extension's fedex arguments parse with the CLI's own flag tables",
       }
     });
   }
+
+  test('TLS settings parse as fedex host --cert --key --client-ca and fedex join --ca --client-cert --client-key', () => {
+    const s = { ...DEFAULT_SETTINGS, hostCert: 's.pem', hostKey: 's-key.pem', hostClientCa: 'ca.pem', joinCa: 'server-ca.pem', joinClientCert: 'c.pem', joinClientKey: 'c-key.pem' };
+    const host = parse(hostArgs(s, { out: '/runs/h' }));
+    assert.deepEqual([host.values.cert, host.values.key, host.values['client-ca']], ['s.pem', 's-key.pem', 'ca.pem']);
+    const join = parse(joinArgs(s, { url: 'wss://127.0.0.1:7777/' }));
+    assert.deepEqual([join.values.ca, join.values['client-cert'], join.values['client-key']], ['server-ca.pem', 'c.pem', 'c-key.pem']);
+  });
+
+  test('identity settings parse as fedex host --clients and fedex join --identity (nothing when empty); fedex clients and keygen arguments parse', () => {
+    assert.equal(parse(hostArgs(DEFAULT_SETTINGS, { out: '/runs/h' })).values.clients, undefined);
+    assert.equal(parse(joinArgs(DEFAULT_SETTINGS, { url: 'ws://127.0.0.1:7777/' })).values.identity, undefined);
+    const s = { ...DEFAULT_SETTINGS, hostClients: 'clients.json', joinIdentity: 'me.key' };
+    assert.equal(parse(hostArgs(s, { out: '/runs/h' })).values.clients, 'clients.json');
+    assert.equal(parse(joinArgs(s, { url: 'ws://127.0.0.1:7777/' })).values.identity, 'me.key');
+    const add = parse(clientsArgs('/r/clients.json', { add: '/k/alice.pub' }));
+    assert.deepEqual([add.positionals, add.values.clients], [['add', '/k/alice.pub'], '/r/clients.json']);
+    const revoke = parse(clientsArgs('/r/clients.json', { revoke: 'alice' }));
+    assert.deepEqual(revoke.positionals, ['revoke', 'alice']);
+    const list = parse(clientsArgs('/r/clients.json', 'list'));
+    assert.deepEqual([list.positionals, list.values.json], [['list'], true]);
+    const keygen = parse(keygenArgs('alice', '/k/alice.key'));
+    assert.deepEqual([keygen.values['client-id'], keygen.values.out], ['alice', '/k/alice.key']);
+  });
 });

@@ -85,5 +85,7 @@ export function sampleMessages(): { [M in Method]: OutgoingMessage<M> } {
     error: { method: 'error', params: { code: 'E_SCHEMA', message: 'bad', fatal: false, round: 2 } },
     model_request: { method: 'model_request', params: { hash: HASH, file: 0, offset: 0, length: 100 } },
     model_chunk: { method: 'model_chunk', params: { hash: HASH, file: 0, offset: 0 }, blob: Uint8Array.from({ length: 100 }, (_, i) => (i * 37) & 0xff) },
+    challenge: { method: 'challenge', params: { nonce: 'n'.repeat(43), issuedAt: 1_700_000_000_000 } },
+    challenge_response: { method: 'challenge_response', params: { signature: 'S'.repeat(86), signedAt: 1_700_000_000_500 } },
   };
 }
