@@ -4,6 +4,7 @@ import type { Matrix } from '../../src/core/tensor.js';
 import type { Layout, LoraFactors, LoraModuleSpec } from '../../src/core/lora.js';
 import { randomMatrix } from '../../src/core/random.js';
 import type { Rng } from '../../src/core/random.js';
+import type { AggregationRule } from '../../src/core/robust.js';
 
 /** A module spec with defaults for tests. */
 export function spec(name: string, out: number, inF: number, rank: number, layout: Layout, alpha = 16, useRslora = false): LoraModuleSpec {
@@ -123,4 +124,14 @@ export function numericalRank(data: Float64Array, rows: number, cols: number, to
     }
   }
   return rank;
+}
+
+/** A robust rule over plain numbers, written out independently of src/core/robust.ts (sort with a comparator, explicit slice). */
+export function refRule(values: readonly number[], rule: AggregationRule): number {
+  const v = [...values].sort((a, b) => a - b);
+  const k = v.length;
+  if (rule.name === 'median') return k % 2 === 1 ? v[(k - 1) / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+  const t = rule.name === 'trimmed-mean' ? Math.floor(rule.trim * k + 1e-9) : 0;
+  const kept = v.slice(t, k - t);
+  return kept.reduce((a, b) => a + b, 0) / kept.length;
 }

@@ -10,17 +10,8 @@ import type { AggregationRule } from '../../src/core/robust.js';
 import { addScaledProductSync } from '../../src/core/product.js';
 import { createRng, randomMatrix } from '../../src/core/random.js';
 import type { Matrix } from '../../src/core/tensor.js';
-import { maxAbs, maxAbsDiff, randomClients, refMatmul, spec } from './reference.js';
+import { maxAbs, maxAbsDiff, randomClients, refMatmul, spec, refRule } from './reference.js';
 
-/** The rule of plain numbers, written out independently (Array sort with a comparator). */
-function refRule(values: number[], rule: AggregationRule): number {
-  const v = [...values].sort((a, b) => a - b);
-  const k = v.length;
-  if (rule.name === 'median') return k % 2 === 1 ? v[(k - 1) / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
-  const t = rule.name === 'trimmed-mean' ? Math.floor(rule.trim * k + 1e-9) : 0;
-  const kept = v.slice(t, k - t);
-  return kept.reduce((a, b) => a + b, 0) / kept.length;
-}
 
 const MEDIAN: AggregationRule = { name: 'median' };
 const TRIM_20: AggregationRule = { name: 'trimmed-mean', trim: 0.2 };

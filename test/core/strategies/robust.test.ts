@@ -14,7 +14,7 @@ import { specScaling } from '../../../src/core/lora.js';
 import type { Layout, LoraFactors, LoraModuleSpec } from '../../../src/core/lora.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
 import type { Matrix } from '../../../src/core/tensor.js';
-import { maxAbs, maxAbsDiff, randomBase, randomClients, refDelta, refEffectiveWeight, spec } from '../reference.js';
+import { maxAbs, maxAbsDiff, randomBase, randomClients, refDelta, refEffectiveWeight, spec, refRule } from '../reference.js';
 
 // Tolerance of the exactness property (docs/math.md §1.2), as for the mean: float32 round-off
 // relative to the rule's update, plus the rounding of W0' itself:
@@ -26,15 +26,6 @@ function results(clients: readonly LoraFactors[]): ClientModuleResult[] {
   return clients.map((factors, client) => ({ client, factors, numExamples: 10 + client }));
 }
 
-/** The rule over plain numbers, written out (sort with a comparator, explicit slice). */
-function refRule(values: number[], rule: AggregationRule): number {
-  const v = [...values].sort((a, b) => a - b);
-  const k = v.length;
-  if (rule.name === 'median') return k % 2 === 1 ? v[(k - 1) / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
-  const t = rule.name === 'trimmed-mean' ? Math.floor(rule.trim * k + 1e-9) : 0;
-  const kept = v.slice(t, k - t);
-  return kept.reduce((a, b) => a + b, 0) / kept.length;
-}
 
 /** rule_i(W0 + s·B_i A_i) in float64, stored layout: the rule applied to the client MODELS. */
 function refRobustModel(w0: Matrix, clients: readonly LoraFactors[], scale: number, layout: Layout, rule: AggregationRule): Float64Array {
