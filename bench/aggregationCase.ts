@@ -79,6 +79,7 @@ async function fusedCase(args: CaseArgs): Promise<CaseResult> {
   const t = await timeIt(args.reps, async () => {
     const agg = fedex.aggregate(1, { spec, factors: null }, results, [])!;
     const u = agg.baseUpdate!;
+    if (u.form !== 'factored') throw new Error('bench: FedEx under the mean gives a factored update');
     await backend.addScaledProduct(w0, u.layout, u.p, u.q, u.scale);
   });
   await backend.dispose();
@@ -95,6 +96,7 @@ async function storedCase(args: CaseArgs): Promise<CaseResult> {
   let maxAbs = 0;
   const t = await timeIt(args.reps, async () => {
     const agg = fedex.aggregate(1, { spec, factors: null }, results, [])!;
+    if (agg.baseUpdate !== null && agg.baseUpdate.form !== 'factored') throw new Error('bench: FedEx under the mean gives a factored update');
     let at = 0;
     const r = await kernel.run({ shape: [args.out, args.in], inDtype: 'BF16', outDtype: 'BF16', update: agg.baseUpdate, sampleRows: [] }, {
       read: async (start, into) => into.set(stored.subarray(start, start + into.byteLength)),

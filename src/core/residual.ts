@@ -14,18 +14,12 @@
 import { shapeString } from './tensor.js';
 import type { Matrix } from './tensor.js';
 import type { Layout, LoraFactors } from './lora.js';
+import type { FactoredChange } from './baseChange.js';
 
 export type ResidualForm = 'stacked' | 'compact';
 
-/** A base-weight update in factored form: W0 += scale·P·Q (`linear`) or W0 += scale·(P·Q)ᵀ (`conv1d`). */
-export interface FactoredUpdate {
-  /** out × inner */
-  readonly p: Matrix<Float32Array>;
-  /** inner × in */
-  readonly q: Matrix<Float32Array>;
-  readonly scale: number;
-  readonly layout: Layout;
-}
+/** A base-weight update in factored form: W0 += scale·P·Q (`linear`) or W0 += scale·(P·Q)ᵀ (`conv1d`); see baseChange.ts. */
+export type FactoredUpdate = FactoredChange & { readonly layout: Layout };
 
 /** The factors of ΔR and how many clients they hold. */
 export interface FactoredResidual {

@@ -276,5 +276,5 @@ export function denseAsFactored(d: Matrix<Float32Array>, layout: Layout): Factor
   const eye = new Float32Array(n * n);
   for (let i = 0; i < n; i++) eye[i * n + i] = 1;
   const identity: Matrix<Float32Array> = { shape: [n, n], data: eye };
-  return inF <= out ? { p: d, q: identity, scale: 1, layout } : { p: identity, q: d, scale: 1, layout };
+  return inF <= out ? { form: 'factored', p: d, q: identity, scale: 1, layout } : { form: 'factored', p: identity, q: d, scale: 1, layout };
 }

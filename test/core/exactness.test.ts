@@ -7,7 +7,7 @@ import { createFedIt } from '../../src/core/strategies/fedit.js';
 import { addScaledProductSync } from '../../src/core/product.js';
 import { specScaling } from '../../src/core/lora.js';
 import { createRng } from '../../src/core/random.js';
-import { frobeniusDiff, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec } from './reference.js';
+import { frobeniusDiff, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec, factored } from './reference.js';
 
 function round(layout: 'linear' | 'conv1d', strategyName: 'fedex' | 'fedit', out = 11, inF = 7) {
   const s = spec('transformer.h.1.attn.c_attn', out, inF, 2, layout, 4);
@@ -17,7 +17,10 @@ function round(layout: 'linear' | 'conv1d', strategyName: 'fedex' | 'fedit', out
   const strategy = strategyName === 'fedex' ? createFedEx({ weighting: 'explicit' }) : createFedIt({ weighting: 'explicit' });
   const agg = strategy.aggregate(1, { spec: s, factors: null }, clients.map((factors, client) => ({ client, factors, weight: client + 1 })), [])!;
   const w0New = { shape: w0.shape, data: Float32Array.from(w0.data) };
-  if (agg.baseUpdate !== null) addScaledProductSync(w0New, layout, agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
+  if (agg.baseUpdate !== null) {
+    const u = factored(agg.baseUpdate);
+    addScaledProductSync(w0New, layout, u.p, u.q, u.scale);
+  }
   const global = agg.global.factors!;
   const input: ExactnessInput = { w0, clients, weights: agg.metrics.weights, scale: specScaling(s), layout, result: { kind: 'adapter', w0New, global } };
   return { input, agg, w0, w0New, global };

@@ -58,7 +58,7 @@ describe('fused product target += s·P·Q (TypeScript backend)', () => {
     const rng = createRng(8);
     const p = randomMatrix(5, 2, rng);
     const q = randomMatrix(2, 3, rng);
-    const dense = await materializeUpdate(createTypeScriptBackend(), { p, q, scale: 2, layout: 'conv1d' });
+    const dense = await materializeUpdate(createTypeScriptBackend(), { form: 'factored', p, q, scale: 2, layout: 'conv1d' });
     const expected = refTranspose(refMatmul(p, q), 5, 3).map((v) => 2 * v);
 
     assert.deepEqual(dense.shape, [3, 5]);

@@ -5,6 +5,8 @@ import type { Layout, LoraFactors, LoraModuleSpec } from '../../src/core/lora.js
 import { randomMatrix } from '../../src/core/random.js';
 import type { Rng } from '../../src/core/random.js';
 import type { AggregationRule } from '../../src/core/robust.js';
+import type { DenseChange, ModuleBaseChange } from '../../src/core/baseChange.js';
+import type { FactoredUpdate } from '../../src/core/residual.js';
 
 /** A module spec with defaults for tests. */
 export function spec(name: string, out: number, inF: number, rank: number, layout: Layout, alpha = 16, useRslora = false): LoraModuleSpec {
@@ -134,4 +136,16 @@ export function refRule(values: readonly number[], rule: AggregationRule): numbe
   const t = rule.name === 'trimmed-mean' ? Math.floor(rule.trim * k + 1e-9) : 0;
   const kept = v.slice(t, k - t);
   return kept.reduce((a, b) => a + b, 0) / kept.length;
+}
+
+/** A strategy's base update, asserted factored (FedEx under the mean). */
+export function factored(change: ModuleBaseChange | null): FactoredUpdate {
+  if (change === null || change.form !== 'factored') throw new Error(`expected a factored base update, got ${change === null ? 'none' : change.form}`);
+  return change;
+}
+
+/** A strategy's base update, asserted dense (FedEx under a robust rule, or finished from summed uploads). */
+export function dense(change: ModuleBaseChange | null): DenseChange & { readonly layout: Layout } {
+  if (change === null || change.form !== 'dense') throw new Error(`expected a dense base update, got ${change === null ? 'none' : change.form}`);
+  return change;
 }

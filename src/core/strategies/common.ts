@@ -8,7 +8,7 @@ import { resolveWeights } from '../weights.js';
 import { weightedAverage } from '../average.js';
 import { deviationNorms, moduleDeviation } from '../deviation.js';
 import { denseBytes, factoredBytes, residualRankBound } from '../residual.js';
-import type { FactoredUpdate } from '../residual.js';
+import { changeInner, type ModuleBaseChange } from '../baseChange.js';
 import type { ClientFailure, ClientModuleResult, ModuleAggregateMetrics, ModuleGlobalState, StrategyName, StrategyOptions } from './types.js';
 
 /** A module's round, checked and ready to aggregate. */
@@ -66,13 +66,13 @@ export function moduleMetrics(
   global: LoraFactors,
   failures: number,
   exact: boolean,
-  baseUpdate: FactoredUpdate | null,
+  baseUpdate: ModuleBaseChange | null,
 ): ModuleAggregateMetrics {
   const { spec } = round;
   const norms = round.deviationMetrics
     ? deviationNorms(round.factors, round.weights, global.a, global.b, round.scale)
     : { deviationNorm: NaN, idealUpdateNorm: NaN, relativeDeviation: NaN };
-  const inner = baseUpdate === null ? 0 : baseUpdate.p.shape[1];
+  const inner = baseUpdate === null ? 0 : changeInner(baseUpdate);
   return {
     ...moduleDeviation(spec.name, norms),
     strategy,
@@ -84,7 +84,7 @@ export function moduleMetrics(
     exact,
     residualRankBound: residualRankBound(round.contributors, spec.rank, spec.outFeatures, spec.inFeatures),
     baseUpdateInner: inner,
-    baseUpdateFactoredBytes: baseUpdate === null ? 0 : factoredBytes(spec.outFeatures, spec.inFeatures, inner),
+    baseUpdateFactoredBytes: baseUpdate?.form === 'factored' ? factoredBytes(spec.outFeatures, spec.inFeatures, inner) : 0,
     baseUpdateDenseBytes: baseUpdate === null ? 0 : denseBytes(spec.outFeatures, spec.inFeatures),
   };
 }

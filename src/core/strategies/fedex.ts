@@ -7,6 +7,7 @@ import { refactorLowRank } from '../lowRank.js';
 import { factorResidual, isZeroResidual } from '../residual.js';
 import type { FactoredResidual } from '../residual.js';
 import { averageFactors, moduleMetrics, prepareModuleRound } from './common.js';
+import { sumsAccumulator } from './sums.js';
 import type { AggregationStrategy, FedExOptions } from './types.js';
 
 /** Creates the FedEx-LoRA strategy. */
@@ -26,7 +27,7 @@ export function createFedEx(options: FedExOptions = {}): AggregationStrategy {
       // A single contributor or identical A's leave nothing to fold in: W0 stays bit-identical.
       const baseUpdate = isZeroResidual(residual)
         ? null
-        : { p: residual.p, q: residual.q, scale: prepared.scale, layout: prepared.spec.layout };
+        : { form: 'factored' as const, p: residual.p, q: residual.q, scale: prepared.scale, layout: prepared.spec.layout };
       const metrics = moduleMetrics('fedex', round, prepared, factors, failures.length, truncation === undefined || truncation.relativeError === 0, baseUpdate);
       return {
         global: { spec: prepared.spec, factors },
@@ -34,6 +35,8 @@ export function createFedEx(options: FedExOptions = {}): AggregationStrategy {
         metrics: truncation === undefined ? metrics : { ...metrics, residualTruncation: truncation },
       };
     },
+    // The residual of the pre-summed uploads is exact: a truncated one needs the factors themselves.
+    ...(k === undefined ? { accumulator: (spec, backend) => sumsAccumulator('fedex', spec, backend, true, options) } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
  * reports (the metrics' deviation is exactly what W0 + s·B̄Ā misses of Σ w_i (W0 + s·B_i A_i)).
  */
 import { averageFactors, moduleMetrics, prepareModuleRound } from './common.js';
+import { sumsAccumulator } from './sums.js';
 import type { AggregationStrategy, StrategyOptions } from './types.js';
 
 /** Creates the FedIT (FedAvg of LoRA factors) strategy. */
@@ -21,5 +22,6 @@ export function createFedIt(options: StrategyOptions = {}): AggregationStrategy 
         metrics: moduleMetrics('fedit', round, prepared, factors, failures.length, false, null),
       };
     },
+    accumulator: (spec, backend) => sumsAccumulator('fedit', spec, backend, false, options),
   };
 }

@@ -15,6 +15,7 @@ export function createFfa(options: StrategyOptions = {}): AggregationStrategy {
     name: 'ffa',
     exact: true,
     updatesBase: false,
+    frozenA: true,
     aggregate(round, global, results, failures) {
       const prepared = prepareModuleRound('ffa', global, results, failures, options);
       if (prepared === null) return null;

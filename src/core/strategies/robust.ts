@@ -17,7 +17,7 @@ import { moduleDeviation, relativeDeviation } from '../deviation.js';
 import type { LoraFactors } from '../lora.js';
 import { moduleMetrics, prepareModuleRound } from './common.js';
 import { createFfa } from './ffa.js';
-import type { AggregationStrategy, DenseResidual, FedExOptions, ModuleAggregateMetrics, StrategyName } from './types.js';
+import type { AggregationStrategy, FedExOptions, ModuleAggregate, ModuleAggregateMetrics, StrategyName } from './types.js';
 
 /**
  * Creates `name` under the robust `rule`. Throws when the rule is `mean` (use the plain strategies),
@@ -38,6 +38,7 @@ export function createRobustStrategy(name: StrategyName, rule: AggregationRule, 
     name,
     exact: name === 'fedex',
     updatesBase: name === 'fedex',
+    ...(ffa !== null ? { frozenA: true } : {}),
     aggregation: checked,
     aggregate(round, global, results, failures) {
       const prepared = prepareModuleRound(name, global, results, failures, { ...options, weighting: 'uniform', deviationMetrics: false });
@@ -59,14 +60,14 @@ export function createRobustStrategy(name: StrategyName, rule: AggregationRule, 
       const metricsOn = options.deviationMetrics ?? true;
       const fold = name === 'fedex';
       const residual = fold || metricsOn ? robustResidual(prepared.factors, factors, prepared.scale, checked) : null;
-      const dense: DenseResidual | undefined = residual !== null && residual.d !== null ? { d: residual.d, layout: spec.layout, foldedIntoBase: fold && !residual.zero } : undefined;
+      const d = residual?.d ?? null;
+      const folded = fold && d !== null && residual?.zero !== true;
       // FedEx is exact for the rule; FFA and FedIT only where the rule is the plain mean of these k (FFA) — never for FedIT.
       const exact = fold || (name === 'ffa' && ruleIsMean(checked, k));
       const base = moduleMetrics(name, round, prepared, factors, failures.length, exact, null);
       const norms = residual !== null
         ? { deviationNorm: residual.deviationNorm, idealUpdateNorm: residual.idealUpdateNorm, relativeDeviation: relativeDeviation(residual.deviationNorm, residual.idealUpdateNorm) }
         : { deviationNorm: NaN, idealUpdateNorm: NaN, relativeDeviation: NaN };
-      const folded = dense?.foldedIntoBase === true;
       const metrics: ModuleAggregateMetrics = {
         ...base,
         ...moduleDeviation(spec.name, norms),
@@ -77,7 +78,10 @@ export function createRobustStrategy(name: StrategyName, rule: AggregationRule, 
         baseUpdateDenseBytes: folded ? denseBytes(spec.outFeatures, spec.inFeatures) : 0,
         aggregation: checked,
       };
-      return { global: { spec, factors }, baseUpdate: null, ...(dense !== undefined ? { denseResidual: dense } : {}), metrics };
+      const out: ModuleAggregate = folded
+        ? { global: { spec, factors }, baseUpdate: { form: 'dense', d: d!, scale: 1, layout: spec.layout }, metrics }
+        : { global: { spec, factors }, baseUpdate: null, ...(d !== null && !fold ? { deviation: d } : {}), metrics };
+      return out;
     },
   };
 }

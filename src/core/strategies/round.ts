@@ -1,14 +1,15 @@
 /**
  * Whole-model rounds on top of the per-module strategies: cut adapter-level client results into
  * module results, and stream the modules through a strategy one at a time (`aggregateModules`, peak
- * memory ≈ one module's update) or collect them all (`aggregateModel`, for small models and tests).
+ * memory ≈ one module's update: what the coordinator runs) or collect them all (`aggregateModel`, for
+ * small models and tests).
  */
 import { clientLabel } from '../lora.js';
 import type { LoraFactors } from '../lora.js';
-import type { FactoredUpdate } from '../residual.js';
+import type { ModuleBaseChange } from '../baseChange.js';
 import { summarizeDeviations } from '../deviation.js';
 import type { DeviationSummary } from '../deviation.js';
-import type { AggregationStrategy, ClientFailure, ClientModuleResult, DenseResidual, ModuleAggregate, ModuleAggregateMetrics, ModuleGlobalState } from './types.js';
+import type { AggregationStrategy, ClientFailure, ClientModuleResult, ModuleAccumulator, ModuleAggregate, ModuleAggregateMetrics, ModuleGlobalState } from './types.js';
 
 /** One client's whole adapter for a round. */
 export interface ClientAdapterResult {
@@ -43,25 +44,33 @@ export function checkModuleSets(globals: readonly ModuleGlobalState[], results: 
 }
 
 /**
- * Streams a round through a strategy, one module per step, in the order of `globals`. Returns null
- * when the round has nothing usable (decided on the first module, as the strategy decides it).
- * Consume each yielded module (apply its base update, write it out) before pulling the next.
+ * Streams a round through a strategy, one module per step, in the order of `globals`: each module
+ * from its accumulator's sums when `accumulated` has one for it (the uploads were summed as they
+ * arrived), else from the strategy's `aggregate`. Resolves null when the round has nothing usable
+ * (decided on the first module, as the strategy decides it). Consume each yielded module (apply its
+ * base update, write it out) before pulling the next: one module's update is alive at a time.
  */
-export function aggregateModules(
+export async function aggregateModules(
   strategy: AggregationStrategy,
   round: number,
   globals: readonly ModuleGlobalState[],
   results: readonly ClientAdapterResult[],
   failures: readonly ClientFailure[],
-): Iterable<ModuleAggregate> | null {
+  accumulated: ReadonlyMap<string, ModuleAccumulator> = new Map(),
+): Promise<AsyncIterable<ModuleAggregate> | null> {
   if (results.length === 0 || globals.length === 0) return null;
   checkModuleSets(globals, results);
-  const first = strategy.aggregate(round, globals[0], moduleResults(results, globals[0].spec.name), failures);
+  const one = (g: ModuleGlobalState): Promise<ModuleAggregate | null> | ModuleAggregate | null => {
+    const acc = accumulated.get(g.spec.name);
+    const moduleResultsOf = moduleResults(results, g.spec.name);
+    return acc !== undefined ? acc.finish(round, g, moduleResultsOf, failures) : strategy.aggregate(round, g, moduleResultsOf, failures);
+  };
+  const first = await one(globals[0]);
   if (first === null) return null;
-  return (function* stream(): Generator<ModuleAggregate> {
+  return (async function* stream(): AsyncGenerator<ModuleAggregate> {
     yield first;
     for (const g of globals.slice(1)) {
-      const next = strategy.aggregate(round, g, moduleResults(results, g.spec.name), failures);
+      const next = await one(g);
       if (next === null) throw new Error(`${strategy.name}: module '${g.spec.name}' had nothing usable although module '${globals[0].spec.name}' did`);
       yield next;
     }
@@ -71,33 +80,29 @@ export function aggregateModules(
 /** A whole round's outcome, all modules at once. */
 export interface ModelAggregate {
   readonly global: readonly ModuleGlobalState[];
-  /** Base updates by module name (FedEx; modules whose residual vanished are absent). */
-  readonly baseUpdates: ReadonlyMap<string, FactoredUpdate>;
-  /** Dense base updates by module name (FedEx under a robust rule; modules whose D vanished are absent). */
-  readonly denseBaseUpdates: ReadonlyMap<string, DenseResidual>;
+  /** Base updates by module name (FedEx; modules whose residual vanished are absent): factored, or dense under a robust rule. */
+  readonly baseUpdates: ReadonlyMap<string, ModuleBaseChange>;
   readonly metrics: readonly ModuleAggregateMetrics[];
   readonly summary: DeviationSummary;
 }
 
 /** Aggregates every module of a round and summarises the deviation by type and layer; null when nothing is usable. */
-export function aggregateModel(
+export async function aggregateModel(
   strategy: AggregationStrategy,
   round: number,
   globals: readonly ModuleGlobalState[],
   results: readonly ClientAdapterResult[],
   failures: readonly ClientFailure[],
-): ModelAggregate | null {
-  const stream = aggregateModules(strategy, round, globals, results, failures);
+): Promise<ModelAggregate | null> {
+  const stream = await aggregateModules(strategy, round, globals, results, failures);
   if (stream === null) return null;
   const global: ModuleGlobalState[] = [];
-  const baseUpdates = new Map<string, FactoredUpdate>();
-  const denseBaseUpdates = new Map<string, DenseResidual>();
+  const baseUpdates = new Map<string, ModuleBaseChange>();
   const metrics: ModuleAggregateMetrics[] = [];
-  for (const m of stream) {
+  for await (const m of stream) {
     global.push(m.global);
     if (m.baseUpdate !== null) baseUpdates.set(m.global.spec.name, m.baseUpdate);
-    if (m.denseResidual?.foldedIntoBase === true) denseBaseUpdates.set(m.global.spec.name, m.denseResidual);
     metrics.push(m.metrics);
   }
-  return { global, baseUpdates, denseBaseUpdates, metrics, summary: summarizeDeviations(metrics) };
+  return { global, baseUpdates, metrics, summary: summarizeDeviations(metrics) };
 }

@@ -3,10 +3,12 @@
  * the clients' results and failures). A strategy works on ONE module at a time so that a whole model
  * streams through it module by module (peak memory ≈ one module); `round.ts` drives whole models.
  */
-import type { Layout, LoraFactors, LoraModuleSpec } from '../lora.js';
+import type { LoraFactors, LoraModuleSpec } from '../lora.js';
 import type { Matrix } from '../tensor.js';
+import type { ProductBackend } from '../product.js';
 import type { AggregationRule } from '../robust.js';
-import type { FactoredUpdate, ResidualForm } from '../residual.js';
+import type { ResidualForm } from '../residual.js';
+import type { ModuleBaseChange } from '../baseChange.js';
 import type { ModuleDeviation } from '../deviation.js';
 import type { WeightingMode } from '../weights.js';
 
@@ -68,17 +70,6 @@ export interface ModuleAggregateMetrics extends ModuleDeviation {
   readonly aggregation?: AggregationRule;
 }
 
-/**
- * Under a robust rule (robust.ts), the dense D = s·(rule_i(B_i A_i) − B̄Ā), out × in in `linear`
- * orientation (float32).
- */
-export interface DenseResidual {
-  readonly d: Matrix<Float32Array>;
-  readonly layout: Layout;
-  /** True when D is the base update (FedEx: `linear` W0 += D, `conv1d` W0 += Dᵀ); false when it is what the round lost (FedIT, FFA). */
-  readonly foldedIntoBase: boolean;
-}
-
 /** A strategy's answer for one module. */
 export interface ModuleAggregate {
   /** The new global state: same spec, new (Ā, B̄). */
@@ -87,9 +78,13 @@ export interface ModuleAggregate {
    * What to add to the base weight W0 (through a `ProductBackend`), or null when W0 stays as is.
    * Layout-aware: `linear` W0 += scale·P·Q, `conv1d` W0 += scale·(P·Q)ᵀ.
    */
-  readonly baseUpdate: FactoredUpdate | null;
-  /** Robust rules only: D, folded into the base (FedEx; `baseUpdate` is then null) or for the deviation metrics. */
-  readonly denseResidual?: DenseResidual;
+  readonly baseUpdate: ModuleBaseChange | null;
+  /**
+   * What the aggregate misses of the ideal update and does not fold into the base, dense out × in
+   * (`linear` orientation): s·(ideal − B̄Ā) for FedIT and FFA, when the strategy formed it anyway
+   * (from pre-summed uploads, or under a robust rule); the deviation metrics use it.
+   */
+  readonly deviation?: Matrix<Float32Array>;
   readonly metrics: ModuleAggregateMetrics;
 }
 
@@ -128,8 +123,14 @@ export interface AggregationStrategy {
   /** True when the rule changes the base weight (FedEx). */
   readonly updatesBase: boolean;
   /**
+   * True when lora_A stays frozen at its shared seeded init (FFA-LoRA): every upload must carry the
+   * global lora_A bit for bit, so the server refuses one that does not as it arrives, and uploads
+   * must travel in float32 (a half-precision uplink would round A).
+   */
+  readonly frozenA?: boolean;
+  /**
    * A robust rule (absent: the weighted mean). Such a strategy is not linear in the uploads: nothing
-   * may be pre-summed as they arrive, and its base update is dense (`ModuleAggregate.denseResidual`).
+   * may be pre-summed as they arrive, and its base update is dense.
    */
   readonly aggregation?: AggregationRule;
   /**
@@ -138,4 +139,25 @@ export interface AggregationStrategy {
    * differing A), naming the client, module and tensor.
    */
   aggregate(round: number, global: ModuleGlobalState, results: readonly ClientModuleResult[], failures: readonly ClientFailure[]): ModuleAggregate | null;
+  /**
+   * A streaming accumulator for one module (absent: the strategy needs every upload at the close, as
+   * a robust rule does). Only for rules linear in the uploads: see `ModuleAccumulator`.
+   */
+  accumulator?(spec: LoraModuleSpec, backend: ProductBackend): ModuleAccumulator;
+}
+
+/**
+ * A module's uploads summed as they arrive, for a strategy whose aggregate is linear in them. With
+ * many clients the close's one heavy product is Σ w_i·B_i·A_i (out × in); an accumulator adds each
+ * client's c_i·B_i·A_i while other uploads are still on the wire, and `finish` needs only the sums.
+ */
+export interface ModuleAccumulator {
+  /** Adds c·B·A for one client's factors (c: its raw weight, 1 for uniform weighting); calls are summed in order. */
+  add(factors: LoraFactors, coefficient: number): Promise<void>;
+  /**
+   * The module's aggregate from the sums, as `aggregate` would give it up to float32 round-off, for
+   * `results`: exactly the clients added, with normalised weights c_i / Σc (the caller checks); null
+   * when nothing is usable.
+   */
+  finish(round: number, global: ModuleGlobalState, results: readonly ClientModuleResult[], failures: readonly ClientFailure[]): Promise<ModuleAggregate | null>;
 }

@@ -5,10 +5,9 @@
  */
 import type { ProductBackend } from '../../core/product.js';
 import type { Matrix } from '../../core/tensor.js';
-import { ROLE_RESIDUAL_DENSE, tensorName, type AdapterLayout, type ResidualEntry } from '../protocol/adapterTensors.js';
+import type { AdapterLayout, ResidualEntry } from '../protocol/adapterTensors.js';
 import type { NamedTensor } from '../protocol/envelope.js';
-import { tensorMatrix } from '../shared/adapterWire.js';
-import { addDense, applyResidual, moduleLayout, storedShape, type BaseSource } from '../shared/baseWeights.js';
+import { applyResidual, storedShape, type BaseSource } from '../shared/baseWeights.js';
 import { ClientError } from './errors.js';
 
 /** The base update of a `round_start` or `federation_done`. */
@@ -132,8 +131,7 @@ export class BaseCopy {
       // A dense update of a still-shared module: copy and add in one pass.
       const fused = shared !== undefined && entry.form === 'dense';
       const target = this.writable(entry.module, !fused)!;
-      if (fused) addDense(target, moduleLayout(m), tensorMatrix(byName, tensorName(m.module, ROLE_RESIDUAL_DENSE), m.out, m.in), entry.scale, shared);
-      else await applyResidual(target, m, entry, byName, backend);
+      await applyResidual(target, m, entry, byName, backend, fused ? shared : undefined);
     }
     this.rev = params.baseRevision;
     return update.modules.map((e) => e.module);

@@ -2,21 +2,18 @@
  * Aggregation during the uploads. With many clients the FedEx residual is full rank and travels
  * dense; forming it at the close, D = s·P·Q with inner dimension k·r, is the one heavy product of a
  * round (100 clients, 8 × 512², r = 32: ≈ 0.3 s on 2 cores) and sits between the last upload and
- * the broadcast. Instead each accepted upload adds c_i·B_i·A_i into a float32 out × in accumulator
- * S per module as it arrives (one rank-r product, while other uploads are still on the wire), and
- * the close only needs
- *
- *   D = s·(S / Σc − B̄Ā)      (c_i = 1 for uniform weights, the example count for `examples`)
- *
- * which equals s·ΔR = s·(Σ w_i B_i A_i − B̄Ā) with the B̄, Ā actually sent. The sum runs in arrival
- * order, so its float32 rounding (≈ 1e-7 of ‖Σ w_i B_i A_i‖, the size the exactness test measures
- * against) may differ between runs; small modules, where the close is cheap anyway, keep the
- * deterministic factored path (`mode: 'auto'`).
+ * the broadcast. A strategy that is linear in the uploads offers a streaming accumulator per module
+ * (`AggregationStrategy.accumulator`, core/strategies/sums.ts): each accepted upload is added as it
+ * arrives, while other uploads are still on the wire, and the close only finishes the sums. This
+ * file decides which modules are worth it and keeps the bookkeeping: one queue in arrival order,
+ * each client's coefficient, and whether the sums hold exactly the round's participants with the
+ * strategy's weights (otherwise the close uses the strategy's own `aggregate`). Small modules,
+ * where the close is cheap anyway, keep the deterministic path (`mode: 'auto'`).
  */
+import type { Adapter, LoraModuleSpec } from '../../core/lora.js';
 import type { ProductBackend } from '../../core/product.js';
-import type { Matrix } from '../../core/tensor.js';
+import type { AggregationStrategy, ModuleAccumulator } from '../../core/strategies/types.js';
 import { chooseResidualForm, type ModuleLayout } from '../protocol/adapterTensors.js';
-import type { Adapter } from '../../core/lora.js';
 
 /** Below this many multiply-adds of the close-time product (out·in·k·r) `auto` keeps the factored path. */
 export const INCREMENTAL_MIN_MACS = 1 << 27;
@@ -24,34 +21,30 @@ export const INCREMENTAL_MIN_MACS = 1 << 27;
 /** When to accumulate: `auto` for large modules whose residual will travel dense, `always` whenever it will be dense, `off` never. */
 export type IncrementalMode = 'auto' | 'always' | 'off';
 
-/** What the close gets for one module: S = Σ c_i B_i A_i and Σ c_i. */
-export interface AccumulatedModule {
-  readonly sum: Matrix<Float32Array>;
-  readonly total: number;
-}
-
 /** The accumulators of one round. */
-export class IdealUpdateAccumulator {
-  private readonly sums = new Map<string, Float32Array>();
+export class UploadAccumulator {
+  private readonly accumulators = new Map<string, ModuleAccumulator>();
   private readonly coefficients = new Map<string, number>();
   private chain: Promise<void> = Promise.resolve();
   private failed: Error | undefined;
 
   /**
-   * `modules`: the layout modules to accumulate (see `accumulatedModules`). `weighting` fixes the
-   * coefficients c_i.
+   * `modules`: the specs to accumulate (see `accumulatedModules`), each through the strategy's own
+   * accumulator. `weighting` fixes the coefficients c_i (1, or the example count).
    */
   constructor(
-    private readonly modules: readonly ModuleLayout[],
+    modules: readonly LoraModuleSpec[],
+    strategy: AggregationStrategy,
     private readonly weighting: 'uniform' | 'examples',
-    private readonly backend: ProductBackend,
+    backend: ProductBackend,
   ) {
-    for (const m of modules) this.sums.set(m.module, new Float32Array(m.out * m.in));
+    if (strategy.accumulator === undefined) return;
+    for (const spec of modules) this.accumulators.set(spec.name, strategy.accumulator(spec, backend));
   }
 
   /** True when no module is accumulated. */
   get empty(): boolean {
-    return this.modules.length === 0;
+    return this.accumulators.size === 0;
   }
 
   /** Adds one accepted upload (queued behind the previous ones; never throws, a failure disables the accumulator). */
@@ -59,24 +52,20 @@ export class IdealUpdateAccumulator {
     if (this.empty || this.coefficients.has(clientId)) return;
     const c = this.weighting === 'uniform' ? 1 : numExamples;
     this.coefficients.set(clientId, c);
-    if (c === 0) return;
     this.chain = this.chain.then(async () => {
       if (this.failed !== undefined) return;
-      for (const m of this.modules) {
-        const f = adapter.get(m.module)!;
-        await this.backend.addScaledProduct({ shape: [m.out, m.in], data: this.sums.get(m.module)! }, 'linear', f.b, f.a, c);
-      }
+      for (const [name, acc] of this.accumulators) await acc.add(adapter.get(name)!, c);
     }).catch((err: unknown) => {
       this.failed = err instanceof Error ? err : new Error(String(err));
     });
   }
 
   /**
-   * The accumulated sums once every queued addition is done, if they hold exactly `participants`
-   * and their coefficients match the strategy's normalised `weights`; otherwise null (the caller
-   * falls back to the factored path).
+   * The accumulators once every queued addition is done, if they hold exactly `participants` and
+   * their coefficients match the strategy's normalised `weights`; otherwise null (the caller uses
+   * the strategy's `aggregate`).
    */
-  async finish(participants: readonly { readonly clientId: string }[], weights: readonly number[]): Promise<Map<string, AccumulatedModule> | null> {
+  async finish(participants: readonly { readonly clientId: string }[], weights: readonly number[]): Promise<ReadonlyMap<string, ModuleAccumulator> | null> {
     await this.chain;
     if (this.failed !== undefined || this.empty || participants.length !== this.coefficients.size || weights.length !== participants.length) return null;
     let total = 0;
@@ -89,25 +78,26 @@ export class IdealUpdateAccumulator {
     for (let i = 0; i < participants.length; i++) {
       if (!(Math.abs(this.coefficients.get(participants[i].clientId)! / total - weights[i]) <= 1e-12)) return null;
     }
-    return new Map(this.modules.map((m) => [m.module, { sum: { shape: [m.out, m.in], data: this.sums.get(m.module)! }, total }]));
+    return this.accumulators;
   }
 
   /** Drops the sums (a round that closes without them). */
   dispose(): void {
-    this.sums.clear();
+    this.accumulators.clear();
   }
 }
 
 /**
- * The modules worth accumulating for a round of `sampled` clients: those whose residual will travel
- * dense with that many contributors ((out + in)·k·r ≥ out·in), and for `auto` only where the
- * close-time product is large (≥ `INCREMENTAL_MIN_MACS`). Only FedEx-LoRA (the base update) and
- * FedIT with deviation metrics (the norms of s·ΔR) use the sums.
+ * The modules worth accumulating for a round of `sampled` clients: none when the strategy offers no
+ * accumulator, or when the sums would serve nothing (a strategy that leaves the base alone, without
+ * deviation metrics); else those whose residual will travel dense with that many contributors
+ * ((out + in)·k·r ≥ out·in), and for `auto` only where the close-time product is large
+ * (≥ `INCREMENTAL_MIN_MACS`).
  */
 export function accumulatedModules(
-  layout: readonly ModuleLayout[], method: 'fedex' | 'fedit' | 'ffa', deviationMetrics: boolean, sampled: number, mode: IncrementalMode,
+  layout: readonly ModuleLayout[], strategy: Pick<AggregationStrategy, 'accumulator' | 'updatesBase'>, deviationMetrics: boolean, sampled: number, mode: IncrementalMode,
 ): ModuleLayout[] {
-  if (mode === 'off' || sampled < 2 || !(method === 'fedex' || (method === 'fedit' && deviationMetrics))) return [];
+  if (mode === 'off' || sampled < 2 || strategy.accumulator === undefined || !(strategy.updatesBase || deviationMetrics)) return [];
   return layout.filter((m) => chooseResidualForm(m.out, m.in, sampled * m.rank) === 'dense'
     && (mode === 'always' || m.out * m.in * sampled * m.rank >= INCREMENTAL_MIN_MACS));
 }

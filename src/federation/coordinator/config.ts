@@ -4,7 +4,8 @@
  * pure helpers that derive the round's sample size and quorum from it.
  */
 import { loraScaling, type LoraModuleSpec } from '../../core/lora.js';
-import type { StrategyName } from '../../core/strategies/types.js';
+import { STRATEGY_NAMES, type StrategyName } from '../../core/strategies/types.js';
+import { createStrategy, isStrategyName } from '../../core/strategies/registry.js';
 import { checkAggregationRule, isRobustRule, ruleLabel, ruleProblem, type AggregationRule } from '../../core/robust.js';
 import type { ProductBackend } from '../../core/product.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
@@ -172,7 +173,7 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
   if (t.localEpochs !== undefined && !(t.localEpochs > 0 && t.localEpochs <= 10_000)) fail(`training.localEpochs must be in (0, 10000], got ${t.localEpochs}`);
   if (!(t.lr > 0 && t.lr <= 10)) fail(`training.lr must be in (0, 10], got ${t.lr}`);
   positiveInt('training.batchSize', t.batchSize, 65_536);
-  if (!['fedex', 'fedit', 'ffa'].includes(config.method)) fail(`method must be fedex, fedit or ffa, got '${String(config.method)}'`);
+  if (!isStrategyName(config.method)) fail(`method must be one of ${STRATEGY_NAMES.join(', ')}, got '${String(config.method)}'`);
   positiveInt('rounds', config.rounds, 1_000_000);
   if (config.layout.length === 0) fail('layout is empty');
   const names = new Set<string>();
@@ -184,9 +185,9 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     positiveInt(`layout ${m.module}: rank`, m.rank, 4096);
   }
   if (!(config.lora.alpha > 0)) fail(`lora.alpha must be > 0, got ${config.lora.alpha}`);
-  if (config.method === 'ffa' && (config.uplinkDtype ?? 'float32') !== 'float32') {
-    // FFA-LoRA keeps A frozen bit for bit; a half-precision uplink would round it, so every upload would differ from the global A.
-    fail(`method ffa needs a float32 uplink (A is frozen and compared bit for bit), got uplinkDtype ${String(config.uplinkDtype)}`);
+  if (createStrategy(config.method).frozenA === true && (config.uplinkDtype ?? 'float32') !== 'float32') {
+    // A frozen A is compared bit for bit; a half-precision uplink would round it, so every upload would differ from the global A.
+    fail(`method ${config.method} needs a float32 uplink (A is frozen and compared bit for bit), got uplinkDtype ${String(config.uplinkDtype)}`);
   }
   positiveInt('lora.rank', config.lora.rank, 4096);
   if (!/^[0-9a-f]{64}$/.test(config.base.hash)) fail(`base.hash must be 64 lower-case hex digits, got '${config.base.hash}'`);

@@ -13,12 +13,10 @@ import {
   type AdapterLayout, type ModuleLayout, type ResidualEntry,
 } from '../protocol/adapterTensors.js';
 import type { NamedTensor } from '../protocol/envelope.js';
-import { addDense } from '../shared/baseWeights.js';
+import { addDense, type BaseChange } from '../../core/baseChange.js';
 
-/** One module's part of a step: factored (W += scale·P·Q) or dense (W += scale·D, D out × in). */
-export type StepModule =
-  | { readonly module: string; readonly form: 'factored'; readonly scale: number; readonly p: Matrix<Float32Array>; readonly q: Matrix<Float32Array> }
-  | { readonly module: string; readonly form: 'dense'; readonly scale: number; readonly d: Matrix<Float32Array> };
+/** One module's part of a step: a base change (core/baseChange.ts: W += scale·P·Q, or W += scale·D with D out × in). */
+export type StepModule = { readonly module: string } & BaseChange;
 
 /** The base change of one round: from `revision − 1` to `revision`. */
 export interface ResidualStep {

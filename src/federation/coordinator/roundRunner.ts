@@ -9,10 +9,10 @@ import { adapterFromTensors } from '../shared/adapterWire.js';
 import type { LoraFactors } from '../../core/lora.js';
 import { firstDifference, firstNonFinite, frobeniusNorm } from '../../core/tensor.js';
 import { ruleLabel } from '../../core/robust.js';
-import { accumulatedModules, IdealUpdateAccumulator } from './accumulator.js';
+import { accumulatedModules, UploadAccumulator } from './accumulator.js';
 import { aggregateRound, type AcceptedUpdate, type RoundAggregate } from './aggregate.js';
 import { GlobalFrames } from './broadcast.js';
-import { DEFAULT_MAX_UPDATE_RATIO, quorumCount, sampleSize, type FederationPlan } from './config.js';
+import { DEFAULT_MAX_UPDATE_RATIO, moduleSpecs, quorumCount, sampleSize, type FederationPlan } from './config.js';
 import { roundHeatmap } from './roundFigures.js';
 import type { ProductBackend } from '../../core/product.js';
 import type { AggregationStrategy } from '../../core/strategies/types.js';
@@ -104,7 +104,7 @@ export class RoundRunner {
   private bound: number | undefined;
   /** The round's update ratio and the norm of the global adapter it started from (for the bound and the check at close). */
   private growth = { ratio: DEFAULT_MAX_UPDATE_RATIO, globalNorm: 0 };
-  private accumulator: IdealUpdateAccumulator | null = null;
+  private accumulator: UploadAccumulator | null = null;
   private pending: { round: number; from: number; bytes: number; aggregationMs: number; persistMs: number; queuedAt: number } | null = null;
   /** The last aggregated round's heatmap inputs, computed after its broadcast. */
   private heatmapJob: { round: number; previous: ReadonlyMap<string, LoraFactors>; outcome: RoundAggregate } | null = null;
@@ -200,9 +200,8 @@ export class RoundRunner {
     this.normRef = this.bound !== undefined ? this.frames.globalByName() : undefined;
     this.accumulator?.dispose();
     this.privacy?.begin(sampled.length);
-    this.accumulator = new IdealUpdateAccumulator(
-      accumulatedModules(plan.layout, plan.method, plan.deviationMetrics, sampled.length, plan.incrementalAggregation ?? 'auto'), plan.weighting, c.backend,
-    );
+    const accumulated = new Set(accumulatedModules(plan.layout, c.strategy, plan.deviationMetrics, sampled.length, plan.incrementalAggregation ?? 'auto').map((m) => m.module));
+    this.accumulator = new UploadAccumulator(moduleSpecs(plan).filter((s) => accumulated.has(s.name)), c.strategy, plan.weighting, c.backend);
     c.publish('round_started', { round, sampled, quorum: tracker.quorum, deadline: tracker.deadline, baseRevision: c.state.revision });
     await Promise.all(sampled.map((id) => this.sendRoundStart(id, true)));
     this.broadcastDone();
@@ -423,7 +422,7 @@ export class RoundRunner {
     if (examples !== update.params.examples) {
       c.publish('warning', { message: `round ${round}: ${id} reported ${update.params.examples} examples; counted as ${examples}, the most a client can see in a round (local steps × batch size)` });
     }
-    if (c.plan.method === 'ffa') {
+    if (c.strategy.frozenA === true) {
       const changed = frozenAChange(c.state.global, adapter);
       if (changed !== null) {
         // A rejected upload uses up the client's round (docs/protocol.md §7.3).

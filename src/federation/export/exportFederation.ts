@@ -371,7 +371,7 @@ async function writeMerged(
         const result = await updater.run(
           {
             shape, inDtype: info.dtype as StoredFloat, outDtype: (toF32Dtype ? 'F32' : info.dtype) as StoredFloat, sampleRows: rows,
-            update: b.shape[1] === 0 ? null : { p: b, q: a, scale: 1, layout: moduleLayout(m) },
+            update: b.shape[1] === 0 ? null : { form: 'factored', p: b, q: a, scale: 1, layout: moduleLayout(m) },
           },
           { read: (start, into) => reader.readRawRangeInto(info.name, start, into), write: (bytes) => w.writeRawPart(info.name, bytes) },
         );

@@ -349,8 +349,9 @@ async function runModules(
         if (agg === null) throw new AggregationInputError('NOTHING_USABLE', `module '${p.spec.name}': nothing usable to aggregate`);
         const global = agg.global.factors!;
         // A robust FedEx update is a dense D: the stored-weight updater applies it as D·I (exact, see denseAsFactored).
-        const dense = agg.denseResidual?.foldedIntoBase === true ? agg.denseResidual : null;
-        const baseUpdate = agg.baseUpdate ?? (dense !== null ? denseAsFactored(dense.d, dense.layout) : null);
+        const change = agg.baseUpdate;
+        const dense = change?.form === 'dense' ? change : null;
+        const baseUpdate = change === null ? null : change.form === 'factored' ? change : denseAsFactored(change.d, change.layout);
         const [nRows, cols] = [info.shape[0], info.shape[1]];
         const shape: [number, number] = [nRows, cols];
         const rows = exactnessSampleRows(nRows, options.checkRows === 0 ? Number.MAX_SAFE_INTEGER : options.checkRows ?? 64, done + 1);
@@ -378,7 +379,7 @@ async function runModules(
           ...(strategy.aggregation !== undefined ? { rule: strategy.aggregation } : {}),
         }, rows);
         await adapterWriter.writeModule({ modulePath: p.spec.name, A: global.a, B: global.b });
-        const update = agg.baseUpdate;
+        const update = change?.form === 'factored' ? change : null;
         if (paths.residualParts !== null && dense !== null) {
           // Parked as float32 D (out × in, the linear orientation): a dense entry, as a coordinator's dense step.
           const part = join(paths.residualParts, `module-${outcome.residuals.length}.safetensors`);

@@ -1,13 +1,14 @@
 /**
  * A module's base weight as both ends of a federation hold it: its stored layout (`conv1d`, in × out,
  * for GPT-2's fan_in_fan_out modules), where the pristine weights come from (`BaseSource`), and
- * `applyResidual`, the one function the coordinator and the clients use to fold a residual into a
- * weight, so a client that applies what the coordinator sent holds bit-for-bit the coordinator's
+ * `applyResidual`, which the clients use to fold a message's residual into a weight through core's
+ * `applyBaseChange` (the coordinator's function for its own steps), so a client that applies what the coordinator sent holds bit-for-bit the coordinator's
  * base (given the same `ProductBackend`).
  */
 import type { Layout } from '../../core/lora.js';
 import type { ProductBackend } from '../../core/product.js';
 import type { Matrix } from '../../core/tensor.js';
+import { applyBaseChange, type BaseChange } from '../../core/baseChange.js';
 import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type AdapterLayout, type ModuleLayout, type ResidualEntry } from '../protocol/adapterTensors.js';
 import type { NamedTensor } from '../protocol/envelope.js';
 import { tensorMatrix } from './adapterWire.js';
@@ -22,40 +23,23 @@ export function storedShape(m: ModuleLayout): [number, number] {
   return m.fanInFanOut === true ? [m.in, m.out] : [m.out, m.in];
 }
 
-/**
- * target += scale·D for a dense residual D in wire orientation (out × in); transposed into a
- * `conv1d` target (in × out). Each value is rounded to float32 once (scale·d, then the sum). With
- * `from`, target = from + scale·D instead (one pass for a copy-and-update, the same bits).
- */
-export function addDense(target: Matrix<Float32Array>, layout: Layout, d: Matrix<Float32Array>, scale: number, from: Matrix<Float32Array> = target): void {
-  const [out, inF] = d.shape;
-  const t = target.data;
-  const w = from.data;
-  const src = d.data;
-  if (layout === 'linear') {
-    if (scale === 1) for (let i = 0; i < src.length; i++) t[i] = w[i] + src[i];
-    else for (let i = 0; i < src.length; i++) t[i] = w[i] + Math.fround(scale * src[i]);
-    return;
-  }
-  if (from !== target) t.set(w);
-  for (let o = 0; o < out; o++) {
-    for (let x = 0; x < inF; x++) t[x * out + o] += scale === 1 ? src[o * inF + x] : Math.fround(scale * src[o * inF + x]);
-  }
+/** The base change one residual entry of a message describes (its tensors looked up by name). */
+export function entryChange(module: ModuleLayout, entry: ResidualEntry, tensors: ReadonlyMap<string, NamedTensor>): BaseChange {
+  return entry.form === 'factored'
+    ? {
+      form: 'factored', scale: entry.scale,
+      p: tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_P), module.out, entry.innerDim),
+      q: tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_Q), entry.innerDim, module.in),
+    }
+    : { form: 'dense', scale: entry.scale, d: tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_DENSE), module.out, module.in) };
 }
 
-/** Folds one residual entry (with its tensors from the message) into the module's stored base weight. */
+/** Folds one residual entry (with its tensors from the message) into the module's stored base weight (`from`: copy-and-update in one pass). */
 export async function applyResidual(
   target: Matrix<Float32Array>, module: ModuleLayout, entry: ResidualEntry,
-  tensors: ReadonlyMap<string, NamedTensor>, backend: ProductBackend,
+  tensors: ReadonlyMap<string, NamedTensor>, backend: ProductBackend, from?: Matrix<Float32Array>,
 ): Promise<void> {
-  const layout = moduleLayout(module);
-  if (entry.form === 'factored') {
-    const p = tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_P), module.out, entry.innerDim);
-    const q = tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_Q), entry.innerDim, module.in);
-    await backend.addScaledProduct(target, layout, p, q, entry.scale);
-  } else {
-    addDense(target, layout, tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_DENSE), module.out, module.in), entry.scale);
-  }
+  await applyBaseChange(target, moduleLayout(module), entryChange(module, entry, tensors), backend, from);
 }
 
 /** Where the pristine base comes from: its content hash and a loader of the adapted modules' weights. */

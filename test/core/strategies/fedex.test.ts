@@ -7,7 +7,7 @@ import { createTypeScriptBackend } from '../../../src/core/product.js';
 import { specScaling } from '../../../src/core/lora.js';
 import type { Layout, LoraFactors, LoraModuleSpec } from '../../../src/core/lora.js';
 import { createRng } from '../../../src/core/random.js';
-import { frobeniusDiff, maxAbs, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec } from '../reference.js';
+import { frobeniusDiff, maxAbs, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec, factored } from '../reference.js';
 
 // Tolerance of the exactness property (docs/math.md §1): float32 round-off relative to the update,
 // plus the rounding of W0' itself: maxAbsErr ≤ 1e-5·max|s·Σ w_i B_i A_i| + 1e-6·max|W0|.
@@ -27,7 +27,7 @@ async function fedexRound(s: LoraModuleSpec, k: number, raw: readonly number[] |
   assert.ok(agg !== null);
   const w0New = { shape: w0.shape, data: Float32Array.from(w0.data) };
   if (agg.baseUpdate !== null) {
-    const u = agg.baseUpdate;
+    const u = factored(agg.baseUpdate);
     await createTypeScriptBackend().addScaledProduct(w0New, u.layout, u.p, u.q, u.scale);
   }
   const weights = agg.metrics.weights;
@@ -95,12 +95,13 @@ describe('FedEx-LoRA exactness: W0\' + s·B̄Ā = Σ w_i (W0 + s·B_i A_i)', () 
     const agg = createFedEx({ residualForm: 'compact', weighting: 'explicit' }).aggregate(2, { spec: s, factors: null }, results(clients, [1, 0, 2, 5]), []);
     assert.ok(agg !== null && agg.baseUpdate !== null);
     const w0New = { shape: w0.shape, data: Float32Array.from(w0.data) };
-    await createTypeScriptBackend().addScaledProduct(w0New, 'conv1d', agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
+    const u = factored(agg.baseUpdate);
+    await createTypeScriptBackend().addScaledProduct(w0New, 'conv1d', u.p, u.q, u.scale);
     const ideal = refIdealWeight(w0, clients, agg.metrics.weights, specScaling(s), 'conv1d');
     const effective = refEffectiveWeight(w0New, agg.global.factors!, specScaling(s), 'conv1d');
 
     // Client 1 has weight 0 and drops out: 3 contributors, compact inner size (3−1)·2.
-    assert.equal(agg.baseUpdate.p.shape[1], 4);
+    assert.equal(u.p.shape[1], 4);
     assert.equal(agg.metrics.residualRankBound, 4);
     const updateSize = maxAbs(ideal.map((v, i) => v - w0.data[i]));
     assert.ok(maxAbsDiff(effective, ideal) <= REL_TOL * updateSize + BASE_TOL * maxAbs(w0.data));

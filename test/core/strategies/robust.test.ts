@@ -14,7 +14,7 @@ import { specScaling } from '../../../src/core/lora.js';
 import type { Layout, LoraFactors, LoraModuleSpec } from '../../../src/core/lora.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
 import type { Matrix } from '../../../src/core/tensor.js';
-import { maxAbs, maxAbsDiff, randomBase, randomClients, refDelta, refEffectiveWeight, spec, refRule } from '../reference.js';
+import { maxAbs, maxAbsDiff, randomBase, randomClients, refDelta, refEffectiveWeight, spec, refRule, factored, dense } from '../reference.js';
 
 // Tolerance of the exactness property (docs/math.md §1.2), as for the mean: float32 round-off
 // relative to the rule's update, plus the rounding of W0' itself:
@@ -39,8 +39,10 @@ function refRobustModel(w0: Matrix, clients: readonly LoraFactors[], scale: numb
 /** W0' as a client gets it: W0 + D (linear) or W0 + Dᵀ (conv1d), in float32. */
 function applyDense(w0: Matrix<Float32Array>, agg: ModuleAggregate, s: LoraModuleSpec): Matrix<Float32Array> {
   const out = { shape: w0.shape, data: Float32Array.from(w0.data) };
-  const dense = agg.denseResidual;
-  if (dense === undefined || !dense.foldedIntoBase) return out;
+  const dense = agg.baseUpdate;
+  if (dense === null) return out;
+  assert.equal(dense.form, 'dense', 'a robust rule folds a dense D');
+  if (dense.form !== 'dense') return out;
   assert.equal(dense.layout, s.layout);
   assert.deepEqual(dense.d.shape, [s.outFeatures, s.inFeatures], 'D is out × in whatever the layout');
   for (let o = 0; o < s.outFeatures; o++) {
@@ -82,8 +84,7 @@ describe('FedEx-LoRA under a robust rule: W0 + D + s·B̄Ā = rule_i(W0 + s·B_i
             assert.ok(err <= REL_TOL * updateSize + BASE_TOL * maxAbs(w0.data), `max-abs error ${err} vs update ${updateSize}`);
             assert.equal(agg.metrics.exact, true);
             assert.deepEqual(agg.metrics.aggregation, rule);
-            assert.equal(agg.baseUpdate, null, 'no factored update under a robust rule');
-            assert.equal(agg.denseResidual?.foldedIntoBase, true);
+            assert.equal(agg.baseUpdate?.form, 'dense', 'no factored update under a robust rule: D is dense');
             assert.equal(agg.metrics.baseUpdateDenseBytes, 4 * out * inF);
           });
         }
@@ -97,7 +98,7 @@ describe('FedEx-LoRA under a robust rule: W0 + D + s·B̄Ā = rule_i(W0 + s·B_i
     const withoutD = refEffectiveWeight(w0, agg.global.factors!, specScaling(s), s.layout);
     assert.ok(maxAbsDiff(withoutD, reference) > 1e-2 * updateSize);
     // And the deviation reported is ‖D‖_F, what the factor-wise median alone misses.
-    const d = agg.denseResidual!.d.data;
+    const d = dense(agg.baseUpdate).d.data;
     assert.ok(Math.abs(agg.metrics.deviationNorm - Math.hypot(...d)) <= 1e-5 * agg.metrics.deviationNorm);
     assert.ok(agg.metrics.relativeDeviation > 0 && agg.metrics.relativeDeviation < Infinity);
   });
@@ -111,7 +112,7 @@ describe('FedEx-LoRA under a robust rule: W0 + D + s·B̄Ā = rule_i(W0 + s·B_i
       const robust = createStrategy('fedex', { aggregation: { name: 'trimmed-mean', trim: 0 } }).aggregate(1, { spec: s, factors: null }, results(clients), [])!;
       const plain = createFedEx().aggregate(1, { spec: s, factors: null }, results(clients), [])!;
       const plainW0 = { shape: w0.shape, data: Float32Array.from(w0.data) };
-      const u = plain.baseUpdate!;
+      const u = factored(plain.baseUpdate);
       await createTypeScriptBackend().addScaledProduct(plainW0, u.layout, u.p, u.q, u.scale);
       const scale = specScaling(s);
       const a = refEffectiveWeight(applyDense(w0, robust, s), robust.global.factors!, scale, layout);
@@ -130,14 +131,14 @@ describe('FedEx-LoRA under a robust rule: W0 + D + s·B̄Ā = rule_i(W0 + s·B_i
     const one = createStrategy('fedex', { aggregation: rule }).aggregate(1, { spec: s, factors: null }, results(clients), [])!;
     const two = createStrategy('fedex', { aggregation: rule }).aggregate(1, { spec: s, factors: null }, results([...clients].reverse()), [])!;
     assert.deepEqual(two.global.factors, one.global.factors);
-    assert.deepEqual(two.denseResidual!.d.data, one.denseResidual!.d.data);
+    assert.deepEqual(dense(two.baseUpdate).d.data, dense(one.baseUpdate).d.data);
   });
 
   test('one client: the base stays as it is and the global adapter is the client\'s', () => {
     const s = spec('m', 5, 7, 2, 'linear');
     const [c] = randomClients(s, 1, createRng(9));
     const agg = createStrategy('fedex', { aggregation: { name: 'median' } }).aggregate(1, { spec: s, factors: null }, results([c]), [])!;
-    assert.equal(agg.denseResidual?.foldedIntoBase, false);
+    assert.equal(agg.baseUpdate, null);
     assert.deepEqual(agg.global.factors, c);
     assert.equal(agg.metrics.baseUpdateDenseBytes, 0);
   });
@@ -152,11 +153,12 @@ describe('FedIT and FFA-LoRA under a robust rule', () => {
       const got = pick(agg.global.factors!).data;
       got.forEach((v, x) => assert.equal(v, Math.fround(refRule(clients.map((c) => pick(c).data[x]), { name: 'median' })), `${t}[${x}]`));
     }
-    assert.equal(agg.denseResidual?.foldedIntoBase, false);
+    assert.equal(agg.baseUpdate, null);
+    assert.ok(agg.deviation !== undefined, 'the deviation D is formed for the metrics');
     assert.equal(agg.metrics.exact, false);
     assert.ok(agg.metrics.deviationNorm > 0);
     const off = createStrategy('fedit', { aggregation: { name: 'median' }, deviationMetrics: false }).aggregate(1, { spec: s, factors: null }, results(clients), [])!;
-    assert.equal(off.denseResidual, undefined, 'no dense product without metrics');
+    assert.equal(off.deviation, undefined, 'no dense product without metrics');
     assert.ok(Number.isNaN(off.metrics.deviationNorm));
   });
 

@@ -26,12 +26,12 @@ function fixture() {
 }
 
 describe('whole-model rounds', () => {
-  test('streams module by module, in order, each with its base update', () => {
+  test('streams module by module, in order, each with its base update', async () => {
     const { results, globals } = fixture();
-    const stream = aggregateModules(createStrategy('fedex', { weighting: 'examples' }), 2, globals, results, []);
+    const stream = await aggregateModules(createStrategy('fedex', { weighting: 'examples' }), 2, globals, results, []);
     assert.ok(stream !== null);
     const names: string[] = [];
-    for (const m of stream) {
+    for await (const m of stream) {
       names.push(m.global.spec.name);
       assert.ok(m.baseUpdate !== null && m.baseUpdate.layout === 'conv1d');
       assert.deepEqual(m.metrics.weights, [1 / 6, 2 / 6, 3 / 6]);
@@ -39,9 +39,9 @@ describe('whole-model rounds', () => {
     assert.deepEqual(names, globals.map((g) => g.spec.name));
   });
 
-  test('aggregateModel collects updates and summarises deviation by type and layer', () => {
+  test('aggregateModel collects updates and summarises deviation by type and layer', async () => {
     const { results, globals } = fixture();
-    const agg = aggregateModel(createStrategy('fedex'), 1, globals, results, [{ client: 3, reason: 'timeout' }]);
+    const agg = await aggregateModel(createStrategy('fedex'), 1, globals, results, [{ client: 3, reason: 'timeout' }]);
     assert.ok(agg !== null);
 
     assert.equal(agg.baseUpdates.size, 3);
@@ -50,14 +50,14 @@ describe('whole-model rounds', () => {
     assert.ok(agg.metrics.every((m) => m.failures === 1 && m.clients === 3));
   });
 
-  test('an empty round is nothing usable; missing or unknown modules are named', () => {
+  test('an empty round is nothing usable; missing or unknown modules are named', async () => {
     const { results, globals } = fixture();
     const missing = results.map((r, i) => (i === 1 ? { ...r, modules: new Map([...r.modules].slice(1)) } : r));
     const extra = results.map((r, i) => (i === 2 ? { ...r, clientId: 'zed', modules: new Map([...r.modules, ['lm_head', r.modules.values().next().value!]]) } : r));
 
-    assert.equal(aggregateModel(createStrategy('fedit'), 1, globals, [], [{ client: 0, reason: 'crashed' }]), null);
-    assert.throws(() => aggregateModel(createStrategy('fedit'), 1, globals, missing, []), /client 1 sent no factors for module 'transformer\.h\.0\.attn\.c_attn'/);
-    assert.throws(() => aggregateModel(createStrategy('fedit'), 1, globals, extra, []), /client 2 \('zed'\) sent module 'lm_head', which the global adapter does not have/);
+    assert.equal(await aggregateModel(createStrategy('fedit'), 1, globals, [], [{ client: 0, reason: 'crashed' }]), null);
+    await assert.rejects(aggregateModel(createStrategy('fedit'), 1, globals, missing, []), /client 1 sent no factors for module 'transformer\.h\.0\.attn\.c_attn'/);
+    await assert.rejects(aggregateModel(createStrategy('fedit'), 1, globals, extra, []), /client 2 \('zed'\) sent module 'lm_head', which the global adapter does not have/);
   });
 
   test('strategies by name', () => {

@@ -9,9 +9,9 @@ import { createRng, randomMatrix } from '../../../src/core/random.js';
 import { createStrategy } from '../../../src/core/strategies/registry.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import { createSyntheticTrainer } from '../../../src/federation/client/syntheticTrainer.js';
-import { accumulatedModules, IdealUpdateAccumulator } from '../../../src/federation/coordinator/accumulator.js';
+import { accumulatedModules, UploadAccumulator } from '../../../src/federation/coordinator/accumulator.js';
 import { aggregateRound, type AcceptedUpdate } from '../../../src/federation/coordinator/aggregate.js';
-import { resolvePlan } from '../../../src/federation/coordinator/config.js';
+import { moduleSpecs, resolvePlan } from '../../../src/federation/coordinator/config.js';
 import { Coordinator } from '../../../src/federation/coordinator/coordinator.js';
 import type { RoundRecord } from '../../../src/federation/coordinator/events.js';
 import { BASE, LAYOUT, backend, coordinatorConfig, effective, recording, startClients, tempRunDir, type Seen } from './fixtures.js';
@@ -30,26 +30,32 @@ async function aggregate(weighting: 'uniform' | 'examples', ups: AcceptedUpdate[
   const plan = resolvePlan(coordinatorConfig('unused', { weighting, incrementalAggregation: 'always' }));
   const base = new Map([...(await BASE.load(LAYOUT))].map(([k, m]) => [k, { shape: m.shape, data: Float32Array.from(m.data) } as Matrix<Float32Array>]));
   const global = new Map(LAYOUT.map((m) => [m.module, { a: { shape: [m.rank, m.in], data: new Float32Array(m.rank * m.in) }, b: { shape: [m.out, m.rank], data: new Float32Array(m.out * m.rank) } } as LoraFactors]));
-  let accumulator: IdealUpdateAccumulator | undefined;
+  let accumulator: UploadAccumulator | undefined;
+  const strategy = createStrategy('fedex', { weighting, deviationMetrics: false });
   if (accumulate !== 'none') {
-    accumulator = new IdealUpdateAccumulator(accumulatedModules(plan.layout, 'fedex', false, ups.length, 'always'), weighting, backend);
+    const names = new Set(accumulatedModules(plan.layout, strategy, false, ups.length, 'always').map((m) => m.module));
+    accumulator = new UploadAccumulator(moduleSpecs(plan).filter((x) => names.has(x.name)), strategy, weighting, backend);
     for (const u of accumulate === 'all' ? ups : ups.slice(1)) accumulator.add(u.clientId, u.adapter, u.numExamples);
   }
-  const strategy = createStrategy('fedex', { weighting, deviationMetrics: false });
   const result = await aggregateRound(plan, strategy, 1, global, base, ups, [], backend, accumulator !== undefined ? { accumulator } : {});
   assert.ok(result !== null);
   return { base, result };
 }
 
 describe('aggregation from accumulated uploads', () => {
-  test('only modules whose residual travels dense are accumulated, and only for fedex or fedit with metrics', () => {
+  test('only modules whose residual travels dense are accumulated, and only where the strategy offers sums that serve the base update or the metrics', () => {
+    const fedex = createStrategy('fedex');
+    const fedit = createStrategy('fedit');
     // 3 clients: only down_proj goes dense ((12 + 40)·3·4 ≥ 12·40); 4 clients: c_proj too ((16 + 16)·4·2 ≥ 16·16).
-    assert.deepEqual(accumulatedModules(LAYOUT, 'fedex', false, 3, 'always').map((m) => m.module), [DENSE.module]);
-    assert.deepEqual(accumulatedModules(LAYOUT, 'fedex', false, 4, 'always').map((m) => m.module), [LAYOUT[1].module, DENSE.module]);
-    assert.deepEqual(accumulatedModules(LAYOUT, 'fedit', true, 3, 'always').map((m) => m.module), [DENSE.module]);
-    assert.deepEqual(accumulatedModules(LAYOUT, 'fedit', false, 4, 'always'), []);
-    assert.deepEqual(accumulatedModules(LAYOUT, 'fedex', false, 4, 'auto'), [], 'auto: tiny modules keep the deterministic path');
-    assert.deepEqual(accumulatedModules(LAYOUT, 'fedex', false, 4, 'off'), []);
+    assert.deepEqual(accumulatedModules(LAYOUT, fedex, false, 3, 'always').map((m) => m.module), [DENSE.module]);
+    assert.deepEqual(accumulatedModules(LAYOUT, fedex, false, 4, 'always').map((m) => m.module), [LAYOUT[1].module, DENSE.module]);
+    assert.deepEqual(accumulatedModules(LAYOUT, fedit, true, 3, 'always').map((m) => m.module), [DENSE.module]);
+    assert.deepEqual(accumulatedModules(LAYOUT, fedit, false, 4, 'always'), [], 'FedIT without metrics: the sums would serve nothing');
+    assert.deepEqual(accumulatedModules(LAYOUT, createStrategy('ffa'), true, 4, 'always'), [], 'FFA-LoRA offers no accumulator');
+    assert.deepEqual(accumulatedModules(LAYOUT, createStrategy('fedex', { aggregation: { name: 'median' } }), true, 4, 'always'), [], 'a robust rule is not linear in the uploads');
+    assert.deepEqual(accumulatedModules(LAYOUT, createStrategy('fedex', { residualRank: 2 }), false, 4, 'always'), [], 'a truncated residual needs the factors');
+    assert.deepEqual(accumulatedModules(LAYOUT, fedex, false, 4, 'auto'), [], 'auto: tiny modules keep the deterministic path');
+    assert.deepEqual(accumulatedModules(LAYOUT, fedex, false, 4, 'off'), []);
   });
 
   for (const weighting of ['uniform', 'examples'] as const) {

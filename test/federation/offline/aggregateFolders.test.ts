@@ -7,6 +7,7 @@
 // round each entry at ~1e-7 relative, far below; a missing or mis-oriented residual is of the order
 // of the update itself (checked below to be > 100× the tolerance).
 import { after, before, describe, test } from 'node:test';
+import { factored } from '../../core/reference.js';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -291,7 +292,8 @@ async function inMemoryAggregation(fx: Fixture, out: string, weights: readonly n
     const agg = strategy.aggregate(1, { spec, factors: null }, results, [])!;
     const w0 = await reader.readMatrix(info.name);
     const updated = { shape: w0.shape, data: Float32Array.from(w0.data) };
-    await backend.addScaledProduct(updated, 'linear', agg.baseUpdate!.p, agg.baseUpdate!.q, agg.baseUpdate!.scale);
+    const u = factored(agg.baseUpdate);
+    await backend.addScaledProduct(updated, 'linear', u.p, u.q, u.scale);
     exactness.push(checkExactnessSampled({
       w0, result: { kind: 'adapter', w0New: updated, global: agg.global.factors! }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: 'linear',
     }, checkRows, exactness.length + 1));

@@ -8,7 +8,7 @@ import type { Matrix } from '../../../src/core/tensor.js';
 import { createRng } from '../../../src/core/random.js';
 import { createFedEx } from '../../../src/core/strategies/fedex.js';
 import { specScaling } from '../../../src/core/lora.js';
-import { maxAbs, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec } from '../../core/reference.js';
+import { maxAbs, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec, factored } from '../../core/reference.js';
 
 // Tolerance: both backends round the float32 update once per entry (plus the pre-scaled P for
 // onnxruntime), so they agree with the float64 reference to ≤ 1e-6·max|s·P·Q| + 1e-7·max|W|.
@@ -100,7 +100,8 @@ describe('onnxruntime factored update (Gemm, in place)', () => {
       const agg = createFedEx({ weighting: 'explicit' }).aggregate(1, { spec: s, factors: null }, clients.map((factors, client) => ({ client, factors, weight: [3, 1, 2][client] })), []);
       assert.ok(agg !== null && agg.baseUpdate !== null);
       const w0New = { shape: w0.shape, data: Float32Array.from(w0.data) };
-      await backends[1].addScaledProduct(w0New, layout, agg.baseUpdate.p, agg.baseUpdate.q, agg.baseUpdate.scale);
+      const u = factored(agg.baseUpdate);
+      await backends[1].addScaledProduct(w0New, layout, u.p, u.q, u.scale);
       const ideal = refIdealWeight(w0, clients, agg.metrics.weights, specScaling(s), layout);
       const effective = refEffectiveWeight(w0New, agg.global.factors!, specScaling(s), layout);
       const update = maxAbs(ideal.map((v, i) => v - w0.data[i]));

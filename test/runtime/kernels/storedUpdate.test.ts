@@ -96,7 +96,7 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
           const sampleRows = [0, 2, 3, 9, rows - 1];
           for (const kernel of kernels) {
             const io = memoryIo(stored);
-            const r = await kernel.run({ shape: [rows, cols], inDtype, outDtype, update: { p, q, scale, layout }, sampleRows }, io);
+            const r = await kernel.run({ shape: [rows, cols], inDtype, outDtype, update: { form: 'factored', p, q, scale, layout }, sampleRows }, io);
             const got = decode(io.output(), outDtype);
             assert.equal(got.length, rows * cols);
             let maxErr = 0;
@@ -220,10 +220,10 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
     const { p, q, w } = productFixture('linear', 40, 17, 3, 9);
     const stored = encode(w.data, 'F32');
     const io = memoryIo(stored);
-    await kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: { p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, io);
+    await kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: { form: 'factored', p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, io);
     assert.ok(io.written.length > 5, `${io.written.length} blocks`);
     const whole = memoryIo(stored);
-    await kernels[0].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: { p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, whole);
+    await kernels[0].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: { form: 'factored', p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, whole);
     assert.equal(whole.written.length, 1);
     // The blocks, in the order written, are the one-block result (to float32 round-off: onnxruntime's
     // Gemm may sum a 3-row block in another order than a 40-row one).
@@ -239,9 +239,9 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
   test('bad jobs name what is wrong', async () => {
     const { p, q } = productFixture('linear', 4, 5, 2, 1);
     const io = memoryIo(new Uint8Array(4 * 5 * 4));
-    await assert.rejects(kernels[0].run({ shape: [5, 4], inDtype: 'F32', outDtype: 'F32', update: { p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, io), /stored weight is \[5, 4\] but the linear update/);
+    await assert.rejects(kernels[0].run({ shape: [5, 4], inDtype: 'F32', outDtype: 'F32', update: { form: 'factored', p, q, scale: 1, layout: 'linear' }, sampleRows: [] }, io), /stored weight is \[5, 4\] but the linear update/);
     await assert.rejects(kernels[0].run({ shape: [4, 5], inDtype: 'F32', outDtype: 'F32', update: null, sampleRows: [2, 1] }, io), /sample rows must be sorted/);
-    await assert.rejects(kernels[0].run({ shape: [4, 5], inDtype: 'F32', outDtype: 'F32', update: { p, q, scale: NaN, layout: 'linear' }, sampleRows: [] }, io), /scale must be finite/);
+    await assert.rejects(kernels[0].run({ shape: [4, 5], inDtype: 'F32', outDtype: 'F32', update: { form: 'factored', p, q, scale: NaN, layout: 'linear' }, sampleRows: [] }, io), /scale must be finite/);
   });
 });
 

@@ -1,0 +1,55 @@
+/**
+ * The streaming accumulator of the mean-based strategies (FedEx-LoRA, FedIT): S = Σ c_i·B_i·A_i,
+ * out × in, summed as uploads arrive, and at the close
+ *
+ *   D = s·(S / Σc − B̄Ā)      (= s·ΔR, with the B̄, Ā actually sent)
+ *
+ * which FedEx folds into the base as a dense change and FedIT reports as what it loses. The sum runs
+ * in arrival order, so its float32 rounding (≈ 1e-7 of ‖Σ w_i B_i A_i‖, the size the exactness
+ * checks measure against) may differ between runs; where the residual travels factored the
+ * strategies' own `aggregate` is the deterministic path.
+ */
+import type { LoraFactors, LoraModuleSpec } from '../lora.js';
+import type { ProductBackend } from '../product.js';
+import type { Matrix } from '../tensor.js';
+import { averageFactors, moduleMetrics, prepareModuleRound } from './common.js';
+import type { ModuleAccumulator, ModuleAggregate, StrategyName, StrategyOptions } from './types.js';
+
+/** True when every entry is exactly zero. */
+function allZero(m: Matrix<Float32Array>): boolean {
+  return m.data.every((v) => v === 0);
+}
+
+/**
+ * An accumulator for `spec`: `fold` (FedEx) makes D the base update, otherwise (FedIT) D is only
+ * reported as the aggregate's `deviation`.
+ */
+export function sumsAccumulator(name: StrategyName, spec: LoraModuleSpec, backend: ProductBackend, fold: boolean, options: StrategyOptions): ModuleAccumulator {
+  const sum: Matrix<Float32Array> = { shape: [spec.outFeatures, spec.inFeatures], data: new Float32Array(spec.outFeatures * spec.inFeatures) };
+  let total = 0;
+  return {
+    async add(factors: LoraFactors, coefficient: number): Promise<void> {
+      if (!(Number.isFinite(coefficient) && coefficient >= 0)) throw new RangeError(`${name}: module '${spec.name}': a client's coefficient must be finite and ≥ 0, got ${coefficient}`);
+      total += coefficient;
+      if (coefficient > 0) await backend.addScaledProduct(sum, 'linear', factors.b, factors.a, coefficient);
+    },
+    async finish(round, global, results, failures): Promise<ModuleAggregate | null> {
+      const prepared = prepareModuleRound(name, global, results, failures, { ...options, deviationMetrics: false });
+      if (prepared === null) return null;
+      if (!(total > 0)) throw new RangeError(`${name}: module '${spec.name}': nothing was accumulated`);
+      const factors = averageFactors(prepared);
+      const f = prepared.scale / total;
+      const d = new Float32Array(sum.data.length);
+      for (let i = 0; i < d.length; i++) d[i] = f * sum.data[i];
+      const residual: Matrix<Float32Array> = { shape: [spec.outFeatures, spec.inFeatures], data: d };
+      await backend.addScaledProduct(residual, 'linear', factors.b, factors.a, -prepared.scale);
+      const baseUpdate = fold && !allZero(residual) ? { form: 'dense' as const, d: residual, scale: 1, layout: spec.layout } : null;
+      return {
+        global: { spec, factors },
+        baseUpdate,
+        ...(fold ? {} : { deviation: residual }),
+        metrics: moduleMetrics(name, round, prepared, factors, failures.length, fold, baseUpdate),
+      };
+    },
+  };
+}
