@@ -27,6 +27,7 @@ import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
 import { deltaText, DP_FLAGS, epsilonText, privacyBanner, privacyFlags } from '../privacyFlags.js';
 import { DEFAULT_DP_DELTA } from '../../federation/coordinator/privacyPlan.js';
 import { ruleLabel } from '../../core/robust.js';
+import type { SimulationHyperparameters } from '../../federation/simulation/workload.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 
 /** Defaults of the main job (sized to finish in a few minutes on 2 cores; see docs/cli.md). */
@@ -114,14 +115,17 @@ export const simulateCommand: CliCommand = {
       return 0;
     }
     if (args.positionals.length > 0) throw usageError(`fedex simulate: unexpected argument '${args.positionals[0]}'. See 'fedex simulate --help'.`);
-    const clients = int(args, 'clients', D.clients, 1, 64);
-    const rounds = int(args, 'rounds', D.rounds, 1, 10_000);
-    const localSteps = int(args, 'local-steps', D.localSteps, 1, 1_000_000);
-    const rank = int(args, 'rank', D.rank, 1, 1024);
-    const alpha = numberFlag(args, 'alpha', 'simulate', D.alpha, { min: Number.MIN_VALUE });
-    const batchSize = int(args, 'batch-size', D.batchSize, 1, 4096);
-    const lr = numberFlag(args, 'lr', 'simulate', D.lr, { min: Number.MIN_VALUE, max: 10 });
-    const seed = int(args, 'seed', D.seed, 0, 0xffffffff);
+    const hp: SimulationHyperparameters = {
+      clients: int(args, 'clients', D.clients, 1, 64),
+      rounds: int(args, 'rounds', D.rounds, 1, 10_000),
+      localSteps: int(args, 'local-steps', D.localSteps, 1, 1_000_000),
+      rank: int(args, 'rank', D.rank, 1, 1024),
+      alpha: numberFlag(args, 'alpha', 'simulate', D.alpha, { min: Number.MIN_VALUE }),
+      batchSize: int(args, 'batch-size', D.batchSize, 1, 4096),
+      lr: numberFlag(args, 'lr', 'simulate', D.lr, { min: Number.MIN_VALUE, max: 10 }),
+      seed: int(args, 'seed', D.seed, 0, 0xffffffff),
+    };
+    const { clients, rounds, localSteps, rank, alpha, batchSize, lr, seed } = hp;
     const seqLen = int(args, 'seq-len', D.seqLen, 2, 65_536);
     const evalExamples = int(args, 'eval-examples', D.evalExamples, 0, 10_000_000);
     const methods = parseMethods(optionalString(args, 'methods') ?? D.methods);
@@ -176,7 +180,7 @@ export const simulateCommand: CliCommand = {
     if (privacy !== undefined) human.write(`${privacyBanner({ ...privacy, delta: privacy.delta ?? DEFAULT_DP_DELTA })} (federated methods; centralized is not private)\n\n`);
     try {
       const result = await runSimulation({
-        methods, clients, rounds, localSteps, batchSize, lr, rank, alpha, seed, out, saveAdapters: booleanFlag(args, 'save-adapters'),
+        methods, ...hp, out, saveAdapters: booleanFlag(args, 'save-adapters'),
         ...(args.values['residual-rank'] !== undefined ? { residualRank: numberFlag(args, 'residual-rank', 'simulate', 0, { min: 1, integer: true }) } : {}),
         ...(aggregation !== undefined ? { aggregation } : {}),
         ...(privacy !== undefined ? { privacy } : {}),

@@ -10,19 +10,11 @@ import { meanOf } from '../../core/stats.js';
 import type { ModuleRoundRecord, RoundPrivacy, RoundRecord } from '../coordinator/events.js';
 import type { PrivacyPlan } from '../coordinator/privacyPlan.js';
 import type { MethodSummary, SimulationMethod } from '../events/events.js';
-import type { EvalMetrics } from './workload.js';
+import type { EvalMetrics, SimulationHyperparameters } from './workload.js';
 
 /** What was run (the flags, resolved). */
-export interface SimulationSettings {
+export interface SimulationSettings extends SimulationHyperparameters {
   readonly methods: readonly SimulationMethod[];
-  readonly clients: number;
-  readonly rounds: number;
-  readonly localSteps: number;
-  readonly batchSize: number;
-  readonly lr: number;
-  readonly rank: number;
-  readonly alpha: number;
-  readonly seed: number;
   readonly model: string;
   readonly data: string;
   readonly split: string;

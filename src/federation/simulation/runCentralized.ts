@@ -14,19 +14,11 @@ import type { Adapter } from '../../core/lora.js';
 import type { EventSink } from '../events/eventSink.js';
 import { initialRound, summarize, type MethodReport, type RoundReport } from './report.js';
 import { progressThrottle } from './runFederated.js';
-import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
+import type { EvalMetrics, SimulationHyperparameters, SimulationWorkload, StepProgress } from './workload.js';
 
 /** Settings of the centralized run (the federation's, for a like-for-like budget). */
-export interface CentralizedRunOptions {
+export interface CentralizedRunOptions extends SimulationHyperparameters {
   readonly workload: SimulationWorkload;
-  readonly clients: number;
-  readonly rounds: number;
-  readonly localSteps: number;
-  readonly batchSize: number;
-  readonly lr: number;
-  readonly rank: number;
-  readonly alpha: number;
-  readonly seed: number;
   readonly sink: EventSink;
   readonly initial: EvalMetrics;
   readonly onRound?: (round: RoundReport) => void;

@@ -20,20 +20,12 @@ import { COORDINATOR_EVENT_TYPES } from '../events/events.js';
 import { federatedRound, initialRound, summarize, type MethodReport, type RoundReport } from './report.js';
 import { AdapterSaver, adapterFields, checkAdapterConfig } from '../shared/adapterFolders.js';
 import { recordModelSource } from '../shared/modelSource.js';
-import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
+import type { EvalMetrics, SimulationHyperparameters, SimulationWorkload, StepProgress } from './workload.js';
 
 /** Settings of one federated run. */
-export interface FederatedRunOptions {
+export interface FederatedRunOptions extends SimulationHyperparameters {
   readonly method: StrategyName;
   readonly workload: SimulationWorkload;
-  readonly clients: number;
-  readonly rounds: number;
-  readonly localSteps: number;
-  readonly batchSize: number;
-  readonly lr: number;
-  readonly rank: number;
-  readonly alpha: number;
-  readonly seed: number;
   /** The coordinator's run directory (replaced if present). */
   readonly runDir: string;
   /** FedEx only: each round's residual truncated to this rank. */

@@ -15,19 +15,11 @@ import { buildReport, writeReportJson, type MethodReport, type RoundReport, type
 import { writeReportHtml } from './reportHtml.js';
 import { runCentralized } from './runCentralized.js';
 import { methodRunDir, runFederated } from './runFederated.js';
-import type { SimulationWorkload, StepProgress } from './workload.js';
+import type { SimulationHyperparameters, SimulationWorkload, StepProgress } from './workload.js';
 
 /** Everything a simulation needs; the workload (model + data) is built by the caller. */
-export interface SimulationOptions {
+export interface SimulationOptions extends SimulationHyperparameters {
   readonly methods: readonly SimulationMethod[];
-  readonly clients: number;
-  readonly rounds: number;
-  readonly localSteps: number;
-  readonly batchSize: number;
-  readonly lr: number;
-  readonly rank: number;
-  readonly alpha: number;
-  readonly seed: number;
   /** Output folder: report.json, report.html, runs/<method>/, adapters/<method>/. */
   readonly out: string;
   readonly saveAdapters: boolean;
@@ -63,13 +55,13 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
   const out = resolve(o.out);
   await mkdir(out, { recursive: true });
   const { workload, sink } = o;
+  const hp: SimulationHyperparameters = { clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr, rank: o.rank, alpha: o.alpha, seed: o.seed };
   sink.emit('simulation_started', {
     methods: o.methods, clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, model: o.labels.model, data: o.labels.data,
     out, rank: o.rank, alpha: o.alpha, seed: o.seed,
   });
   const settings: SimulationSettings = {
-    methods: o.methods, clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr, rank: o.rank,
-    alpha: o.alpha, seed: o.seed, model: o.labels.model, data: o.labels.data, split: o.labels.split, device: o.labels.device,
+    methods: o.methods, ...hp, model: o.labels.model, data: o.labels.data, split: o.labels.split, device: o.labels.device,
     workload: workload.kind, targetModules: workload.targetModules, modules: workload.layout.length, aggregation: ruleLabel(o.aggregation),
     ...(o.privacy !== undefined ? { privacy: { ...o.privacy, delta: o.privacy.delta ?? DEFAULT_DP_DELTA } } : {}),
   };
@@ -86,8 +78,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     sink.emit('method_started', { method }, method);
     o.onMethodStart?.(method);
     const common = {
-      workload, clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr, rank: o.rank,
-      alpha: o.alpha, seed: o.seed, initial, onStep: (id: string, p: StepProgress) => o.onStep?.(method, id, p),
+      workload, ...hp, initial, onStep: (id: string, p: StepProgress) => o.onStep?.(method, id, p),
       ...(o.signal !== undefined ? { signal: o.signal } : {}),
     };
     const report = method === 'centralized'

@@ -11,6 +11,22 @@ import type { LocalTrainer } from '../client/trainer.js';
 import type { Adapter } from '../../core/lora.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 
+/**
+ * The hyperparameters of a simulated federation, declared once: the CLI's flags resolve into it, the
+ * federated and centralized runs take it, and the report records it.
+ */
+export interface SimulationHyperparameters {
+  readonly clients: number;
+  readonly rounds: number;
+  /** Optimizer steps per client per round (the centralized run takes clients × localSteps per round). */
+  readonly localSteps: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly rank: number;
+  readonly alpha: number;
+  readonly seed: number;
+}
+
 /** Figures of one evaluation on the held-out eval set. */
 export interface EvalMetrics {
   readonly loss: number;
