@@ -31,6 +31,7 @@ import { ModelError } from '../errors.js';
 import { multiHeadAttention } from '../llama/attention.js';
 import type { BuildOptions, ModelGraph } from '../types.js';
 import { ModelInputs, adaptedPaths } from '../weights.js';
+import { bertUnreadAllowances, bertUnreadHint } from './unread.js';
 import { bertMaxSeqLen, parseBertConfig, type BertConfig } from './config.js';
 import { classificationHead } from './head.js';
 
@@ -153,6 +154,7 @@ export function buildBert(options: BertBuildOptions): ModelGraph {
   const logits = classificationHead(ctx, h);
   const loss = crossEntropy(logits, labels);
   inputs.checkModulesToSave();
+  inputs.checkAllRead(bertUnreadAllowances(cfg), (unread) => bertUnreadHint(cfg, unread));
   return {
     graph: g, task: 'sequence-classification', inputIds, attentionMask, labels, logits, loss,
     trainable: inputs.trainable(), frozen: inputs.frozen, modules: inputs.modules,

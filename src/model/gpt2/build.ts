@@ -32,6 +32,7 @@ import type { Dim } from '../../graph/shape.js';
 import { ModelError } from '../errors.js';
 import type { BuildOptions, ModelGraph } from '../types.js';
 import { ModelInputs, adaptedPaths } from '../weights.js';
+import { gpt2UnreadAllowances, gpt2UnreadHint } from './unread.js';
 import { conv1dProjection, gpt2Block, type BlockContext } from './block.js';
 import { parseGpt2Config, type Gpt2Config } from './config.js';
 
@@ -137,6 +138,7 @@ export function buildGpt2(options: Gpt2BuildOptions): ModelGraph {
     loss = crossEntropy(logits, labels);
   }
   inputs.checkModulesToSave();
+  inputs.checkAllRead(gpt2UnreadAllowances(options.task), (unread) => gpt2UnreadHint(config, unread));
   return {
     graph: g,
     task: options.task,

@@ -14,6 +14,7 @@ import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
 import { F64, assertClose, gradCheck, runGraph } from '../../graph/gradCheck.js';
 import { loraSettings as anyLora, modelFeeds, randomFactors, runModel, uniform } from '../llama/harness.js';
 import { bertReference, erfRef, positionIds, type RefBertConfig } from './reference.js';
+import { ModelError } from '../../../src/model/errors.js';
 
 type Prefix = 'bert' | 'roberta';
 
@@ -291,5 +292,28 @@ describe('bert/roberta ModelGraph bookkeeping', () => {
     assert.deepEqual([...bertArchitecture.defaultTargetModules], ['query', 'value']);
     assert.deepEqual([...bertArchitecture.tasks], ['sequence-classification']);
     for (const t of ['bert', 'roberta', 'xlm-roberta']) assert.equal(architectureFor({ model_type: t }), bertArchitecture, t);
+  });
+});
+
+describe('BERT-family checkpoint tensors the classifier does not read', () => {
+  const shapes = (v: Variant, extra: Record<string, number[]> = {}): Map<string, readonly number[]> =>
+    new Map<string, readonly number[]>([...[...checkpoint(v)].map(([k, t]) => [k, t.shape] as [string, readonly number[]]), ...Object.entries(extra)]);
+  const make = (v: Variant, tensors: Map<string, readonly number[]>): ModelGraph => buildBert({ config: rawConfig(v), tensors, lora: loraSettings(), task: 'sequence-classification', training: false });
+
+  test('allowed as in transformers: the pretraining heads, the position-id buffer, and RoBERTa\'s pooler', () => {
+    make({ prefix: 'bert' }, shapes({ prefix: 'bert' }, {
+      'cls.predictions.bias': [40], 'cls.predictions.transform.dense.weight': [16, 16], 'cls.seq_relationship.weight': [2, 16], 'bert.embeddings.position_ids': [1, 16],
+    }));
+    make({ prefix: 'roberta' }, shapes({ prefix: 'roberta' }, { 'roberta.pooler.dense.weight': [16, 16], 'roberta.pooler.dense.bias': [16], 'lm_head.dense.weight': [16, 16] }));
+  });
+
+  test('anything else is refused naming it, with a hint (a layer beyond num_hidden_layers; keys of the other family)', () => {
+    const unused = (re: RegExp) => (e: unknown): boolean => e instanceof ModelError && e.code === 'TENSOR_UNUSED' && re.test(e.message);
+    assert.throws(() => make({ prefix: 'bert' }, shapes({ prefix: 'bert' }, { 'bert.encoder.layer.2.output.dense.weight': [16, 24] })),
+      unused(/'bert\.encoder\.layer\.2\.output\.dense\.weight'.*num_hidden_layers 2, but the checkpoint holds layer 2/));
+    assert.throws(() => make({ prefix: 'bert' }, shapes({ prefix: 'bert' }, { 'roberta.pooler.dense.weight': [16, 16] })),
+      unused(/keys start with 'roberta\.'/));
+    // A BERT model has a pooler it reads: the allowance is RoBERTa's only.
+    assert.throws(() => make({ prefix: 'roberta' }, shapes({ prefix: 'roberta' }, { 'bert.pooler.dense.weight': [16, 16] })), unused(/'bert\.pooler\.dense\.weight'/));
   });
 });

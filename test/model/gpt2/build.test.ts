@@ -89,3 +89,19 @@ describe('GPT-2 build: inputs, options and errors', () => {
     assert.throws(() => buildGpt2(options({ config: tinyConfigJson(TINY, { activation_function: 'swish' }) })), modelError('UNSUPPORTED_OPTION', /'swish'/));
   });
 });
+
+describe('GPT-2 checkpoint tensors the built model does not read', () => {
+  const withExtra = (extra: Record<string, number[]>): Map<string, number[]> => new Map([...tinyShapes(), ...Object.entries(extra)]);
+
+  test('allowed: the causal-mask buffers older exports store; for classification, the language-model head', () => {
+    buildGpt2(options({ tensors: withExtra({ 'h.0.attn.bias': [1, 1, 8, 8], 'h.1.attn.masked_bias': [] }) }));
+    buildGpt2(options({ task: 'sequence-classification', config: tinyConfigJson(TINY, { num_labels: 2, pad_token_id: 0 }), tensors: withExtra({ 'lm_head.weight': [TINY.vocab, TINY.d] }) }));
+  });
+
+  test('refused, naming them with a hint: a stored lm_head under tied embeddings, a layer beyond n_layer, Llama-style weights', () => {
+    assert.throws(() => buildGpt2(options({ tensors: withExtra({ 'lm_head.weight': [TINY.vocab, TINY.d] }) })),
+      modelError('TENSOR_UNUSED', /'lm_head\.weight'/, /ties the output layer to transformer\.wte\.weight.*remove it.*"tie_word_embeddings": false/));
+    assert.throws(() => buildGpt2(options({ tensors: withExtra({ 'h.2.ln_1.weight': [TINY.d] }) })), modelError('TENSOR_UNUSED', /n_layer 2, but the checkpoint holds layer 2/));
+    assert.throws(() => buildGpt2(options({ tensors: withExtra({ 'model.layers.0.mlp.gate_proj.weight': [24, 16] }) })), modelError('TENSOR_UNUSED', /Llama-family weights/, /allowed unread: \*\.attn\.bias/));
+  });
+});
