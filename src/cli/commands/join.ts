@@ -28,6 +28,8 @@ import { readToken, TOKEN_ENV, TOKEN_FLAGS } from '../secrets.js';
 import { IdentityFileError, readIdentityFile, type ClientIdentity } from '../../federation/shared/identityFiles.js';
 import { certificateRefusal, CLIENT_CERTIFICATE_FLAGS, readClientCertificate } from '../mutualTls.js';
 import { ProgressBar } from '../ui/progress.js';
+import { describeTruncation, type DataReport } from '../../trainer/data/report.js';
+import { resolveSplit } from '../../trainer/data/pipeline.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
 import { federationModel, humanOut, type FederationModel } from './federationCommon.js';
 import { loadTrainerFactory } from './trainerFactory.js';
@@ -38,12 +40,13 @@ const FLAGS: FlagSpecs = {
   data: { type: 'string', value: 'file.jsonl|task:NAME', help: 'your training data (docs/data.md)' },
   'eval-data': { type: 'string', value: 'file.jsonl|task:NAME', help: 'eval data for local metrics (default: held out from --data)' },
   shard: { type: 'string', value: 'i/k', help: 'train on part i of k of --data (e.g. 2/3; for demos on one machine)' },
-  split: { type: 'string', value: 'non-iid|iid', help: 'how --shard cuts the data', default: 'non-iid' },
+  split: { type: 'string', value: 'non-iid|iid', help: 'how --shard cuts the data (non-iid groups records by "group" or "label"; data with neither is split iid, with a note)', default: 'non-iid' },
   model: { type: 'string', value: 'dir|synthetic', help: "your copy of the base model (its content hash must be the federation's); without it the coordinator's model is fetched into --model-cache, or found there" },
   'model-cache': { type: 'string', value: 'dir', help: 'where base models fetched without --model are kept, one folder per content hash (default ~/.cache/fedex/models)' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads (default: all cores)' },
-  'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens', default: '64' },
+  'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens (longer records are cut, and how many is reported)', default: '64' },
+  pack: { type: 'boolean', help: 'pack language-modelling examples into full --seq-len rows instead of padding each (no example is cut; attention crosses example boundaries)' },
   name: { type: 'string', value: 'text', help: 'display name shown to the coordinator (default: host name)' },
   'client-id': { type: 'string', value: 'id', help: 'stable client id kept across restarts (default: random)' },
   seed: { type: 'string', value: 's', help: 'seed of data order (and of the synthetic model)', default: '0' },
@@ -199,7 +202,16 @@ export const joinCommand: CliCommand = {
     };
     const device = choiceFlag(args, 'device', 'join', DEVICES, 'cpu');
     const shardRaw = optionalString(args, 'shard');
-    const shard = shardRaw === undefined ? undefined : { ...parseShard(shardRaw), split: choiceFlag(args, 'split', 'join', ['non-iid', 'iid'] as const, 'non-iid'), seed };
+    let split = choiceFlag(args, 'split', 'join', ['non-iid', 'iid'] as const, 'non-iid');
+    if (shardRaw !== undefined && data !== undefined) {
+      // A non-IID split needs groups or labels: the default falls back to IID for data without them, and says so.
+      const chosen = await resolveSplit(data, seed, args.values.split === undefined ? undefined : split).catch((err: unknown) => {
+        throw err instanceof RangeError ? usageError(`fedex join: ${err.message}`) : err;
+      });
+      split = chosen.split;
+      if (chosen.note !== undefined) io.stderr.write(`note: ${chosen.note}\n`);
+    }
+    const shard = shardRaw === undefined ? undefined : { ...parseShard(shardRaw), split, seed };
     const name = optionalString(args, 'name') ?? hostname().slice(0, 64);
     const clientIdArg = optionalString(args, 'client-id');
     if (identity !== undefined && clientIdArg !== undefined && clientIdArg !== identity.clientId) throw usageError(`fedex join: --client-id ${clientIdArg} differs from the client id of --identity ${identityPath} ('${identity.clientId}'); leave --client-id out.`);
@@ -243,6 +255,12 @@ export const joinCommand: CliCommand = {
         training: {
           createTrainer: await loadTrainerFactory(), data: data!, device, seqLen: int('seq-len', 64, 2, 65_536),
           seed, onProgress, ...(optionalString(args, 'eval-data') !== undefined ? { evalData: optionalString(args, 'eval-data')! } : {}),
+          ...(booleanFlag(args, 'pack') ? { packing: true } : {}),
+          onData: (report: DataReport) => {
+            const cut = describeTruncation(report);
+            if (cut !== null) io.stderr.write(`warning: ${cut}\n`);
+            sink.emit('join_data', { clientId, ...report });
+          },
           ...(shard !== undefined ? { shard } : {}),
           threads: args.values.threads === undefined ? availableParallelism() : int('threads', 1, 1, 256),
         },

@@ -28,6 +28,8 @@ import { deltaText, DP_FLAGS, epsilonText, privacyBanner, privacyFlags } from '.
 import { DEFAULT_DP_DELTA } from '../../federation/coordinator/privacyPlan.js';
 import { ruleLabel } from '../../core/robust.js';
 import type { SimulationHyperparameters } from '../../federation/simulation/workload.js';
+import { describeTruncation } from '../../trainer/data/report.js';
+import { resolveSplit } from '../../trainer/data/pipeline.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 
 /** Defaults of the main job (sized to finish in a few minutes on 2 cores; see docs/cli.md). */
@@ -47,14 +49,15 @@ const FLAGS: FlagSpecs = {
   model: { type: 'string', value: 'dir|synthetic', help: "model folder, or 'synthetic' (no model: protocol and aggregation only)", default: DEFAULT_MODEL },
   data: { type: 'string', value: 'task:NAME|file.jsonl', help: 'training data (eval: its held-out split)', default: D.data },
   'eval-data': { type: 'string', value: 'task:NAME|file.jsonl', help: 'eval data (default: held out from --data)' },
-  split: { type: 'string', value: 'non-iid|iid', help: 'how the data is shared among clients', default: D.split },
+  split: { type: 'string', value: 'non-iid|iid', help: 'how the data is shared among clients (non-iid groups records by "group" or "label"; data with neither is split iid, with a note)', default: D.split },
   methods: { type: 'string', value: 'list', help: `methods to compare, from ${SIMULATION_METHODS.join(',')}`, default: D.methods },
   out: { type: 'string', value: 'dir', help: 'output folder (report.json, report.html, runs/, adapters/)', default: D.out },
   seed: { type: 'string', value: 's', help: 'seed of data split, order and adapter init', default: String(D.seed) },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for training', default: 'cpu' },
   'batch-size': { type: 'string', value: 'n', help: 'examples per step', default: String(D.batchSize) },
   lr: { type: 'string', value: 'x', help: 'learning rate (AdamW)', default: String(D.lr) },
-  'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens', default: String(D.seqLen) },
+  'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens (longer records are cut, and how many is reported)', default: String(D.seqLen) },
+  pack: { type: 'boolean', help: 'pack language-modelling examples into full --seq-len rows instead of padding each (no example is cut; attention crosses example boundaries)' },
   'eval-examples': { type: 'string', value: 'n', help: 'eval examples per evaluation (0 = all)', default: String(D.evalExamples) },
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads per trainer (default: cores / (clients + 1), at least 1)' },
   'residual-rank': { type: 'string', value: 'k', help: "FedEx only: fold the best rank-k approximation of each round's residual (smaller downlink, inexact; the share dropped is reported per round)" },
@@ -129,7 +132,7 @@ export const simulateCommand: CliCommand = {
     const seqLen = int(args, 'seq-len', D.seqLen, 2, 65_536);
     const evalExamples = int(args, 'eval-examples', D.evalExamples, 0, 10_000_000);
     const methods = parseMethods(optionalString(args, 'methods') ?? D.methods);
-    const split = choiceFlag(args, 'split', 'simulate', ['non-iid', 'iid'] as const, D.split);
+    let split = choiceFlag(args, 'split', 'simulate', ['non-iid', 'iid'] as const, D.split);
     const device = choiceFlag(args, 'device', 'simulate', DEVICES, 'cpu');
     const threads = args.values.threads === undefined ? undefined : int(args, 'threads', 1, 1, 256);
     const out = resolve(optionalString(args, 'out') ?? D.out);
@@ -148,6 +151,16 @@ export const simulateCommand: CliCommand = {
 
     let workload: SimulationWorkload;
     let modelLabel: string;
+    // What --seq-len cut, once per trainer (each client's shard, and the pooled evaluation data).
+    const reported = new Set<string>();
+    if (!synthetic) {
+      // A non-IID split needs groups or labels: the default falls back to IID for data without them, and says so.
+      const chosen = await resolveSplit(data, seed, args.values.split === undefined ? undefined : split).catch((err: unknown) => {
+        throw err instanceof RangeError ? usageError(`fedex simulate: ${err.message}`) : err;
+      });
+      split = chosen.split;
+      if (chosen.note !== undefined) human.write(`note: ${chosen.note}\n`);
+    }
     if (synthetic) {
       workload = createSyntheticWorkload({ rank, alpha, seed });
       modelLabel = 'synthetic';
@@ -160,6 +173,14 @@ export const simulateCommand: CliCommand = {
         createTrainer: await loadTrainerFactory(), modelDir, data, ...(evalData !== undefined ? { evalData } : {}), split, rank, alpha,
         targetModules: resolved.targetModules, batchSize, lr, seed, seqLen, device,
         threads: threads ?? Math.max(1, Math.floor(cores / (clients + 1))), ...(evalExamples > 0 ? { evalExamples } : {}),
+        ...(booleanFlag(args, 'pack') ? { packing: true } : {}),
+        onData: (who, report) => {
+          const cut = describeTruncation(report);
+          if (cut !== null && !reported.has(`${who}:${cut}`)) {
+            reported.add(`${who}:${cut}`);
+            human.write(`warning: ${who}: ${cut}\n`);
+          }
+        },
       });
       modelLabel = modelDir;
     }

@@ -9,6 +9,7 @@
  * (rank, alpha, target modules, batch size, learning rate, seed; FFA-LoRA freezes A), and rebuilt
  * only when those change. Its adapted modules must match the federation's layout exactly.
  */
+import type { DataReport } from '../../trainer/data/report.js';
 import type { LoraSettings } from '../../model/types.js';
 import type { Device } from '../../runtime/session.js';
 import type { ShardSpec } from '../../trainer/data/pipeline.js';
@@ -52,6 +53,10 @@ export interface OnnxTrainerOptions {
   readonly seed?: number;
   /** Evaluate the trained local adapter each round and report it as metrics `evalLoss`/`evalAccuracy`. */
   readonly evaluateLocal?: boolean;
+  /** Pack language-modelling examples into full rows instead of padding each (`--pack`). */
+  readonly packing?: boolean;
+  /** Told what encoding did to the data (records cut at `seqLen`, packing) each time a trainer is built. */
+  readonly onData?: (report: DataReport) => void;
   readonly onProgress?: (p: OnnxStepProgress) => void;
 }
 
@@ -113,14 +118,18 @@ export function createOnnxTrainer(options: OnnxTrainerOptions): OnnxLocalTrainer
       lora, batchSize: config.batchSize, seqLen: options.seqLen ?? 64, seed: options.seed ?? config.seed,
       optimizer: options.optimizer ?? 'adamw', lr: config.lr, device: options.device,
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      ...(options.packing === true ? { packing: true } : {}),
     };
     const key = JSON.stringify(setup);
+    let built = false;
     if (current?.key !== key) {
       const previous = current;
       current = { key, trainer: options.createTrainer(setup, { worker: options.worker ?? true }) };
+      built = true;
       if (previous !== undefined) await (await previous.trainer.catch(() => undefined))?.dispose();
     }
     const trainer = await current.trainer;
+    if (built) options.onData?.(trainer.info.data);
     if (check.checkLayout !== false) checkTrainerLayout(trainer, config.layout, options.modelDir);
     return trainer;
   };

@@ -10,6 +10,7 @@
  * Readers must ignore event types they do not know (a newer CLI may add some).
  */
 import type { CoordinatorEventMap, CoordinatorEventName } from '../coordinator/events.js';
+import type { DataReport } from '../../trainer/data/report.js';
 
 /** A compared method: the three federated strategies and the centralized reference. */
 export type SimulationMethod = 'fedex' | 'fedit' | 'ffa' | 'centralized';
@@ -108,6 +109,11 @@ export interface JoinEventMap {
     readonly status: 'offered' | 'cached' | 'waiting' | 'progress' | 'verified';
     readonly hash: string; readonly files: number; readonly bytes: number; readonly totalBytes: number; readonly requests: number;
   };
+  /**
+   * What encoding did to this client's data when its trainer was built: `train`/`eval` counts of
+   * records cut at `seqLen` (and tokens dropped), and whether training examples were packed.
+   */
+  join_data: { readonly clientId: string } & DataReport;
 }
 
 /** Payload of every coordinator event, by name. */
@@ -137,7 +143,7 @@ const SIMULATION_TYPES: Record<keyof SimulationEventMap, true> = {
 };
 const JOIN_TYPES: Record<keyof JoinEventMap, true> = {
   join_connected: true, join_welcomed: true, join_reconnecting: true, join_disconnected: true, join_round_started: true,
-  join_uploaded: true, join_update_acked: true, join_update_rejected: true, join_training_failed: true, join_round_closed: true, join_done: true, join_model: true,
+  join_uploaded: true, join_update_acked: true, join_update_rejected: true, join_training_failed: true, join_round_closed: true, join_done: true, join_model: true, join_data: true,
 };
 
 /** The coordinator's event types (what `simulate` and `host` forward). */

@@ -4,6 +4,7 @@
  * trainer); one more trainer on the pooled data evaluates every global model on the held-out set
  * and trains the centralized reference.
  */
+import type { DataReport } from '../../trainer/data/report.js';
 import type { AdaptedModule } from '../../model/types.js';
 import type { Device } from '../../runtime/session.js';
 import { modelBaseSource, modelManifest } from '../shared/modelBase.js';
@@ -38,6 +39,10 @@ export interface OnnxWorkloadOptions {
   readonly exactMatch?: boolean;
   /** Run trainers in worker threads (default true). */
   readonly worker?: boolean;
+  /** Pack language-modelling examples into full rows (`--pack`). */
+  readonly packing?: boolean;
+  /** Told what encoding did to each trainer's data: `who` is `pooled` (evaluation, centralized) or `client i/k`. */
+  readonly onData?: (who: string, report: DataReport) => void;
 }
 
 /** Federation settings for a trainer of this workload (method decides whether A is frozen). */
@@ -55,10 +60,10 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
   const common = {
     createTrainer: o.createTrainer, modelDir: o.modelDir, data: o.data, device: o.device, seqLen: o.seqLen, seed: o.seed,
     ...(o.evalData !== undefined ? { evalData: o.evalData } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.worker !== undefined ? { worker: o.worker } : {}),
+    ...(o.worker !== undefined ? { worker: o.worker } : {}), ...(o.packing === true ? { packing: true } : {}),
   };
   let onPooledProgress: ((p: StepProgress) => void) | undefined;
-  const pooled: OnnxLocalTrainer = createOnnxTrainer({ ...common, onProgress: (p) => onPooledProgress?.(p) });
+  const pooled: OnnxLocalTrainer = createOnnxTrainer({ ...common, onProgress: (p) => onPooledProgress?.(p), ...(o.onData !== undefined ? { onData: (r: DataReport) => o.onData!('pooled', r) } : {}) });
   // The layout is what the model adapts: build the pooled trainer first (layout unchecked) and read it off.
   let info: readonly AdaptedModule[];
   try {
@@ -87,7 +92,10 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
       const { modelDir: _dir, ...training } = common;
       return createModelClient({
         ...connection, modelDir: o.modelDir, hash: manifest.hash, base,
-        training: { ...training, shard: { index: part.index, count: part.count, split: o.split, seed: o.seed }, ...(onProgress !== undefined ? { onProgress } : {}) },
+        training: {
+          ...training, shard: { index: part.index, count: part.count, split: o.split, seed: o.seed }, ...(onProgress !== undefined ? { onProgress } : {}),
+          ...(o.onData !== undefined ? { onData: (r: DataReport) => o.onData!(`client ${part.index + 1}/${part.count}`, r) } : {}),
+        },
       });
     },
     async evaluate(adapter, weights): Promise<EvalMetrics> {

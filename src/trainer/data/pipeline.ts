@@ -103,10 +103,37 @@ function checkShard(shard: ShardSpec): void {
   if (shard.split !== 'iid' && shard.split !== 'non-iid') throw new RangeError(`data: shard.split must be 'iid' or 'non-iid', got '${String(shard.split)}'`);
 }
 
+/** The position of the first record without a string `group` or a numeric `label` (what a non-IID split groups by), or -1. */
+export function firstUngrouped(records: readonly DataRecord[]): number {
+  return records.findIndex((r) => typeof (r as { group?: unknown }).group !== 'string' && typeof (r as { label?: unknown }).label !== 'number');
+}
+
+/** Why a non-IID split of these records cannot be made (record `at` has no group), for errors. */
+function ungroupedMessage(at: number): string {
+  return `a non-IID split (--split non-iid) groups records by their "group" (or numeric "label"), and record ${at + 1} has neither: use --split iid, or add a "group" field to each record`;
+}
+
+/**
+ * The split a federation uses for the records of `spec`: `requested` when given (a non-IID split of
+ * records without groups throws a RangeError saying so); else non-IID when every record carries a
+ * group or a label, and IID otherwise — then `note` says why, so the choice is never silent.
+ */
+export async function resolveSplit(spec: string, seed: number, requested?: 'iid' | 'non-iid'): Promise<{ split: 'iid' | 'non-iid'; note?: string }> {
+  if (requested === 'iid') return { split: 'iid' };
+  const at = firstUngrouped((await loadSpec(spec, seed)).records);
+  if (at < 0) return { split: 'non-iid' };
+  if (requested === 'non-iid') throw new RangeError(`${spec}: ${ungroupedMessage(at)}`);
+  return { split: 'iid', note: `${spec}: record ${at + 1} has no "group" (nor a numeric "label") to split by, so clients get an IID share (--split iid); add a "group" field to each record for a non-IID split` };
+}
+
 /** The records of this client's shard (all records without a shard). */
 export function shardRecords<R extends DataRecord>(records: readonly R[], shard: ShardSpec | undefined): R[] {
   if (shard === undefined) return [...records];
   checkShard(shard);
+  if (shard.split === 'non-iid') {
+    const at = firstUngrouped(records);
+    if (at >= 0) throw new RangeError(`data: ${ungroupedMessage(at)}`);
+  }
   const parts = shard.split === 'iid'
     ? splitIid(records, shard.count, { seed: shard.seed })
     : splitNonIid(records, shard.count, {
