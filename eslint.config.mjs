@@ -2,17 +2,20 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-/** Restricts imports in `files` to keep a layer honest. */
+/** Restricts imports in `files` to keep a layer honest (a pattern that is an array is one group: `!` re-allows in it). */
 function boundary(files, patterns, message) {
   return {
     files,
     rules: {
-      'no-restricted-imports': ['error', { patterns: patterns.map((group) => ({ group: [group], message })) }],
+      'no-restricted-imports': ['error', { patterns: patterns.map((group) => ({ group: Array.isArray(group) ? group : [group], message })) }],
     },
   };
 }
 
 const io = ['node:fs*', 'fs', 'fs/*', 'node:net', 'node:http*', 'node:child_process', 'node:worker_threads'];
+/** What code bundled into the webview may not import. */
+const browserSafe = ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', 'node:*'];
+const sharedWithWebview = 'src/extension/state and dashboard/messages.ts are bundled into the webview too: no vscode, no node, nothing of the extension host.';
 /** What no part of src/federation but the transport may import. */
 const federationBase = ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', '**/cli/**', '**/extension/**'];
 
@@ -77,8 +80,12 @@ export default tseslint.config(
   // fedex host and fedex join are the path users run: they must not lean on the simulation's code.
   boundary(['src/cli/commands/host.ts', 'src/cli/commands/join.ts', 'src/cli/commands/federationCommon.ts'], ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', '**/extension/**', '**/federation/simulation/**'],
     'fedex host/join build on federation/client, coordinator, shared and events, never on federation/simulation.'),
-  boundary(['webview/**/*.ts'], ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', 'node:*', '**/src/runtime/**', '**/src/federation/**', '**/src/trainer/**'],
-    'The webview is a browser bundle: it shares only message types with the extension.'),
+  // What the webview bundles of the extension: the federation fold (state/) and the dashboard's messages.
+  boundary(['src/extension/state/**/*.ts'], [...browserSafe, ['../*.js', '../*/**', '!../../**', '!../state/**', '!../dashboard/messages.js']], sharedWithWebview),
+  boundary(['src/extension/dashboard/messages.ts'], [...browserSafe, ['./*.js', '../*.js', '../*/**', '!../../**', '!../state/**']], sharedWithWebview),
+  boundary(['webview/**/*.ts'], ['vscode', 'onnxruntime-node', 'onnxruntime-*', 'ws', 'node:*', '**/src/runtime/**', '**/src/federation/**', '**/src/trainer/**',
+    ['**/src/extension/*.js', '**/src/extension/*/**', '!**/src/extension/state/**', '!**/src/extension/dashboard/messages.js']],
+    'The webview is a browser bundle: of the extension it shares only the federation fold (src/extension/state) and the typed messages.'),
   {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.mjs', 'esbuild.mjs'],
     rules: { 'no-restricted-imports': 'off' },

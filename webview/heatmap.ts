@@ -7,9 +7,9 @@
  * whose area is painted with the same gradient. Axes, ticks and tooltips are chart.js's own.
  */
 import { Chart, type ChartConfiguration, type Plugin } from 'chart.js';
+import type { HeatmapView } from '../src/extension/state/federationState.js';
 import { axis, chartContainer, tickStyle } from './charts.js';
 import { diverging, sequential, toCss } from './colors.js';
-import type { HeatmapView } from './model.js';
 import { heatmapScale } from './series.js';
 import type { ChartTheme } from './theme.js';
 

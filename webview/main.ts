@@ -2,15 +2,19 @@
  * The dashboard's entry point (bundled to dist/webview/dashboard.js, loaded with the page's nonce):
  * restores the saved model, posts `ready`, folds validated extension messages into the model,
  * re-renders once per frame and saves the model with `setState` so the panel comes back as it was
- * after being hidden or after a VS Code reload.
+ * after being hidden or after a VS Code reload. Export is a request: the extension saves the report
+ * and its reply says where (or why not).
  */
 import { checkExtensionToWebview, DASHBOARD_PROTOCOL_VERSION } from '../src/extension/dashboard/messages.js';
-import { applyMessage, restoreState } from './state.js';
+import type { UiChoice } from './model.js';
+import { DashboardRequestFailure, RequestClient } from './requests.js';
+import { applyChoice, applyMessage, restoreState } from './state.js';
 import { readTheme, watchTheme } from './theme.js';
-import { DashboardView, type UiChoice } from './view.js';
+import { DashboardView } from './view.js';
 import { vsCodeApi } from './vscodeApi.js';
 
 const api = vsCodeApi();
+const requests = new RequestClient((message) => api.postMessage(message));
 const state = restoreState(api.getState());
 const root = document.getElementById('dashboard') ?? document.body;
 let frame = 0;
@@ -25,30 +29,26 @@ function schedule(): void {
   });
 }
 
-function choose(choice: UiChoice): void {
-  switch (choice.kind) {
-    case 'federation':
-      if (choice.value !== state.selected) state.ui = { ...state.ui, run: null, module: null, round: null };
-      state.selected = choice.value;
-      break;
-    case 'run':
-      state.ui.run = choice.value;
-      state.ui.round = null;
-      break;
-    case 'round':
-      state.ui.round = choice.value;
-      break;
-    case 'module':
-      state.ui.module = choice.value;
-      if (state.selected !== null) api.postMessage({ type: 'selectModule', federationId: state.selected, module: choice.value });
-      break;
-    case 'factor':
-      state.ui.factor = choice.value;
-      break;
-    case 'export':
-      if (state.selected !== null) api.postMessage({ type: 'exportReport', federationId: state.selected, format: 'html' });
-      return;
+/** Asks the extension to save the selected federation's report: HTML when the CLI wrote one, else JSON. */
+async function exportReport(): Promise<void> {
+  const federation = state.federations.find((f) => f.id === state.selected);
+  if (federation === undefined) return;
+  const format = federation.reportHtml !== null ? 'html' : 'json';
+  view.showExport('pending', `Exporting the ${format.toUpperCase()} report…`);
+  try {
+    const { path } = await requests.request('exportReport', { federationId: federation.id, format });
+    view.showExport(path === null ? 'idle' : 'saved', path === null ? '' : `Report saved to ${path}`);
+  } catch (err) {
+    view.showExport('failed', err instanceof DashboardRequestFailure ? err.message : `Export failed: ${(err as Error).message}`);
   }
+}
+
+function choose(choice: UiChoice): void {
+  if (choice.kind === 'export') {
+    void exportReport();
+    return;
+  }
+  applyChoice(state, choice);
   schedule();
 }
 
@@ -58,6 +58,10 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
   const check = checkExtensionToWebview(event.data);
   if (!check.ok) {
     api.postMessage({ type: 'log', level: 'warn', message: `dashboard: ignored a message (${check.code}): ${check.reason}` });
+    return;
+  }
+  if (check.message.type === 'reply') {
+    requests.settle(check.message);
     return;
   }
   applyMessage(state, check.message);

@@ -12,14 +12,20 @@ import '@vscode-elements/elements/dist/vscode-table-cell/index.js';
 import '@vscode-elements/elements/dist/vscode-table-header/index.js';
 import '@vscode-elements/elements/dist/vscode-table-header-cell/index.js';
 import '@vscode-elements/elements/dist/vscode-table-row/index.js';
+import { activeRun, type FederationState, type RunState } from '../src/extension/state/federationState.js';
+import { CONNECTION_PHASES, type FederationPhase } from '../src/extension/state/phases.js';
 import { el, setText } from './dom.js';
-import type { FederationView, RunView } from './model.js';
 import { privacySummary, progress } from './series.js';
 
-const PHASE_TEXT: Readonly<Record<RunView['phase'], string>> = {
-  pending: 'pending', waiting: 'waiting for clients', ready: 'ready — run FedEx: Start Round', training: 'local training', aggregating: 'aggregating', closed: 'round closed',
-  done: 'done', stopped: 'stopped', failed: 'failed',
+/** The phases as the panel says them (the sidebar shows their names). */
+const PHASE_TEXT: Readonly<Record<FederationPhase, string>> = {
+  idle: 'not joined', starting: 'starting', connecting: 'connecting', reconnecting: 'reconnecting', disconnected: 'disconnected',
+  waiting: 'waiting for clients', ready: 'ready — run FedEx: Start Round', training: 'local training', uploaded: 'update sent',
+  aggregating: 'aggregating', closed: 'round closed', done: 'done', stopped: 'stopped', failed: 'failed',
 };
+
+/** Phases in which a live federation is busy (the ring turns). */
+const BUSY: ReadonlySet<FederationPhase> = new Set(['waiting', 'training', 'uploaded', 'aggregating', 'closed']);
 
 function fmt(v: number | null, digits = 4): string {
   return v === null ? '–' : Number(v.toPrecision(digits)).toString();
@@ -49,7 +55,7 @@ export class ProgressPanel {
   }
 
   /** Shows a run (or nothing). */
-  update(view: FederationView | null, run: RunView | null): void {
+  update(view: FederationState | null, run: RunState | null): void {
     if (run === null || view === null) {
       setText(this.headline, 'No federation yet');
       this.box.dataset.round = '0';
@@ -64,17 +70,19 @@ export class ProgressPanel {
     const p = progress(run);
     const method = run.key === '' ? '' : `${run.key}: `;
     setText(this.headline, `${method}Round ${p.round}${p.totalRounds === null ? '' : ` / ${p.totalRounds}`}`);
-    setText(this.phase, PHASE_TEXT[p.phase]);
+    // A joined client's connection is the federation's, not its run's: it shows on the active run.
+    const phase = run === activeRun(view) && CONNECTION_PHASES.has(view.phase) ? view.phase : p.phase;
+    setText(this.phase, PHASE_TEXT[phase]);
     setText(this.reported, p.sampled === 0 ? '' : `${p.reported}/${p.sampled} clients reported${p.failed > 0 ? `, ${p.failed} failed` : ''}${p.quorum === null ? '' : ` (quorum ${p.quorum})`}`);
     this.box.dataset.round = String(p.round);
     this.box.dataset.totalRounds = p.totalRounds === null ? '' : String(p.totalRounds);
-    this.box.dataset.phase = p.phase;
+    this.box.dataset.phase = phase;
     const dp = privacySummary(run);
     this.privacy.hidden = dp === null;
     this.privacy.dataset.epsilon = dp === null ? '' : dp.epsilon === null ? 'Infinity' : String(dp.epsilon);
     setText(this.privacy, dp === null ? '' : `DP ε = ${dp.epsilon === null ? '∞' : fmt(dp.epsilon)}${dp.delta === null ? '' : ` at δ = ${dp.delta}`} after ${dp.releases ?? '?'} round${dp.releases === 1 ? '' : 's'}`
       + `${dp.clipped === null ? '' : `, ${dp.clipped}/${dp.updates} clipped last round`}`);
-    this.ring.hidden = !(view.live && ['waiting', 'training', 'aggregating', 'closed'].includes(p.phase));
+    this.ring.hidden = !(view.live && BUSY.has(phase));
     if (p.fraction === null) {
       this.bar.indeterminate = view.live && p.phase !== 'done';
       this.bar.value = undefined;

@@ -8,8 +8,8 @@ import '@vscode-elements/elements/dist/vscode-table-cell/index.js';
 import '@vscode-elements/elements/dist/vscode-table-header/index.js';
 import '@vscode-elements/elements/dist/vscode-table-header-cell/index.js';
 import '@vscode-elements/elements/dist/vscode-table-row/index.js';
+import type { RunState } from '../src/extension/state/federationState.js';
 import { el } from './dom.js';
-import type { RunView } from './model.js';
 import { roundRows } from './series.js';
 
 function fmt(v: number | null, digits = 4): string {
@@ -41,7 +41,7 @@ export class RoundsTable {
   }
 
   /** Shows the rounds of a run (newest first). */
-  update(run: RunView | null): void {
+  update(run: RunState | null): void {
     const rows = run === null ? [] : roundRows(run).reverse();
     const privacy = rows.some((r) => r.epsilon !== undefined);
     this.setHeader(privacy);

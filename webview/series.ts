@@ -1,9 +1,11 @@
 /**
- * Selectors: the dashboard model → the series each chart draws. Pure; the chart code only maps
- * these to chart.js datasets. A point with a null value is left out (a gap), never drawn as 0.
+ * Selectors: a federation's state (the one the extension folded, federationState.ts) → the series
+ * each chart draws, the rows of the rounds table and the progress panel's figures: the dashboard's
+ * layer on top of the shared state. Pure; the chart code only maps these to chart.js datasets. A
+ * point with a null value is left out (a gap), never drawn as 0.
  */
 import { MODULE_TYPES, type ModuleType } from '../src/core/moduleNames.js';
-import type { FederationView, HeatmapView, ModulePoint, RoundPoint, RunView } from './model.js';
+import { activeRun, type FederationState, type HeatmapView, type ModulePoint, type RoundPoint, type RunState } from '../src/extension/state/federationState.js';
 
 /** A point of a per-round line. */
 export interface XY {
@@ -54,14 +56,14 @@ export function countPoints(series: readonly LineSeries[] | BarSeries): number {
   return (series as BarSeries).series.reduce((n, s) => n + s.values.filter((v) => v !== null).length, 0);
 }
 
-/** The run to detail: the chosen one when it exists, else the active one (the first once all are done). */
-export function selectedRun(view: FederationView, chosen: string | null): RunView | null {
-  const active = view.done ? undefined : view.runs.find((r) => r.key === view.activeRun);
+/** The run to detail: the chosen one when it exists, else the active one (the first once the federation is done). */
+export function selectedRun(view: FederationState, chosen: string | null): RunState | null {
+  const active = view.phase === 'done' ? undefined : activeRun(view);
   return view.runs.find((r) => r.key === chosen) ?? active ?? view.runs[0] ?? null;
 }
 
 /** The round the per-round charts show: the chosen one when closed, else the latest closed. */
-export function selectedRound(run: RunView, chosen: number | null): RoundPoint | null {
+export function selectedRound(run: RunState, chosen: number | null): RoundPoint | null {
   return run.rounds.find((r) => r.round === chosen) ?? run.rounds[run.rounds.length - 1] ?? null;
 }
 
@@ -73,7 +75,7 @@ function runLabel(key: string): string {
  * Loss per round: the selected run's global mean train loss, eval loss and each client's train
  * loss; in a simulation also the other methods' global (eval, else train) loss.
  */
-export function lossSeries(view: FederationView, run: RunView): LineSeries[] {
+export function lossSeries(view: FederationState, run: RunState): LineSeries[] {
   const name = (id: string): string => run.clients.find((c) => c.id === id)?.name ?? id;
   const out: LineSeries[] = [{ key: 'global', label: `${runLabel(run.key)} mean train loss`, role: 'global', points: points(run.rounds, (r) => r.round, (r) => r.meanLoss) }];
   if (run.evals.length > 0) out.push({ key: 'eval', label: `${runLabel(run.key)} eval loss`, role: 'eval', points: points(run.evals, (e) => e.round, (e) => e.loss) });
@@ -98,7 +100,7 @@ function typesPresent(modules: readonly ModulePoint[]): ModuleType[] {
  * Relative deviation of plain averaging from the exact update, per round: the mean over modules
  * for every run (method), and per module type for the selected run.
  */
-export function deviationSeries(view: FederationView, run: RunView): LineSeries[] {
+export function deviationSeries(view: FederationState, run: RunState): LineSeries[] {
   const out: LineSeries[] = [];
   for (const r of [run, ...view.runs.filter((x) => x !== run)]) {
     const p = points(r.rounds, (x) => x.round, (x) => x.meanRelativeDeviation);
@@ -114,7 +116,7 @@ export function deviationSeries(view: FederationView, run: RunView): LineSeries[
 }
 
 /** ‖ΔR‖_F per module type per round (√Σ over the type's modules, i.e. the norm of their concatenation). */
-export function residualByType(run: RunView): LineSeries[] {
+export function residualByType(run: RunState): LineSeries[] {
   return typesPresent(run.rounds.flatMap((r) => r.modules)).map((t) => ({
     key: `type:${t}`, label: t, role: 'type' as const,
     points: points(run.rounds, (r) => r.round, (r) => rootSumSquares(r.modules.filter((m) => m.type === t).map((m) => m.residualNorm))),
@@ -155,7 +157,7 @@ export function adapterDiffs(round: RoundPoint | null): BarSeries {
 }
 
 /** ‖A_i − Ā‖_F (factor 'a') or ‖B_i − B̄‖_F ('b') per module (categories) and client (series). */
-export function clientDiffs(run: RunView, round: RoundPoint | null, factor: 'a' | 'b'): BarSeries {
+export function clientDiffs(run: RunState, round: RoundPoint | null, factor: 'a' | 'b'): BarSeries {
   const diffs = round?.clientDiffs ?? [];
   const modules = [...new Set([...(round?.modules ?? []).map((m) => m.module), ...diffs.map((d) => d.module)])];
   const layerOf = (module: string): number | null => round?.modules.find((m) => m.module === module)?.layer ?? null;
@@ -171,12 +173,12 @@ export function clientDiffs(run: RunView, round: RoundPoint | null, factor: 'a' 
 }
 
 /** Modules the heatmap can show (those with a heatmap), in arrival order. */
-export function heatmapModules(run: RunView): string[] {
+export function heatmapModules(run: RunState): string[] {
   return run.heatmaps.map((h) => h.module);
 }
 
 /** The heatmap of the chosen module, else the first. */
-export function selectedHeatmap(run: RunView, chosen: string | null): HeatmapView | null {
+export function selectedHeatmap(run: RunState, chosen: string | null): HeatmapView | null {
   return run.heatmaps.find((h) => h.module === chosen) ?? run.heatmaps[0] ?? null;
 }
 
@@ -211,9 +213,9 @@ export interface RoundRow {
 }
 
 /** The closed rounds of a run with their eval loss, oldest first. */
-export function roundRows(run: RunView): RoundRow[] {
+export function roundRows(run: RunState): RoundRow[] {
   return run.rounds.map((r) => ({
-    round: r.round, aggregated: r.aggregated, participants: r.clientLoss.length, meanLoss: r.meanLoss,
+    round: r.round, aggregated: r.aggregated, participants: r.participants, meanLoss: r.meanLoss,
     evalLoss: run.evals.find((e) => e.round === r.round)?.loss ?? null, meanRelativeDeviation: r.meanRelativeDeviation,
     durationMs: r.durationMs, bytes: r.bytes, ...(r.privacy !== undefined ? { epsilon: r.privacy.epsilon } : {}),
   }));
@@ -229,7 +231,7 @@ export interface PrivacySummary {
 }
 
 /** The privacy summary of a run (its latest round with DP figures), or null. */
-export function privacySummary(run: RunView): PrivacySummary | null {
+export function privacySummary(run: RunState): PrivacySummary | null {
   const last = [...run.rounds].reverse().find((r) => r.privacy !== undefined)?.privacy;
   return last === undefined ? null : { epsilon: last.epsilon, delta: last.delta, releases: last.releases, clipped: last.clipped, updates: last.updates };
 }
@@ -238,7 +240,7 @@ export function privacySummary(run: RunView): PrivacySummary | null {
 export interface ProgressView {
   readonly round: number;
   readonly totalRounds: number | null;
-  readonly phase: RunView['phase'];
+  readonly phase: RunState['phase'];
   readonly reported: number;
   readonly sampled: number;
   readonly failed: number;
@@ -248,7 +250,7 @@ export interface ProgressView {
 }
 
 /** Progress of a run. */
-export function progress(run: RunView): ProgressView {
+export function progress(run: RunState): ProgressView {
   const closed = run.rounds.length;
   const done = run.phase === 'done';
   return {

@@ -1,43 +1,36 @@
 /**
- * The dashboard reducer: extension messages and stream events → the dashboard model (model.ts).
- * No DOM. Payload fields are read defensively (the stream is JSON from a CLI, numbers that were not
- * finite arrive as null, a newer CLI may add event types): a malformed field becomes null, an
- * unknown event is counted and ignored, nothing throws.
- *
- * The functions update the state they are given in place and return it (the model is plain JSON
- * owned by the webview; cloning it per event would cost more than the charts).
+ * The dashboard's reducer: extension messages and the user's choices → the dashboard model
+ * (model.ts). No DOM. A federation's state comes from the extension (`init`, `federation`) and moves
+ * on with its `events`, folded by the same `reduceFederation` the extension folds them with, so the
+ * dashboard shows the state the sidebar shows. The functions update the model they are given in
+ * place and return it (it is owned by the webview; the federation states in it are immutable).
  */
-import type { DashboardEvent, DashboardFederation, ExtensionToWebviewMessage } from '../src/extension/dashboard/messages.js';
-import { applyJoinEvent } from './joinEvents.js';
-import { client, createDashboardState, createFederationView, DASHBOARD_STATE_VERSION, note, run, type DashboardState, type FederationView } from './model.js';
-import { readHeatmaps, readRoundClosed } from './records.js';
-import { arr, fields, num, str, strings, type Fields } from './read.js';
+import type { DashboardEvent, ExtensionToWebviewMessage } from '../src/extension/dashboard/messages.js';
+import { initialFederation, reduceFederation, type FederationState } from '../src/extension/state/federationState.js';
+import { fields, num, str, strings } from '../src/extension/state/read.js';
+import { isFederationState } from '../src/extension/state/stateGuard.js';
+import { createDashboardState, DASHBOARD_STATE_VERSION, type DashboardState, type UiChoice } from './model.js';
 
-/** Applies one message from the extension. */
+/** Applies one message from the extension (a `reply` is the request client's, requests.ts: it leaves the model alone). */
 export function applyMessage(state: DashboardState, message: ExtensionToWebviewMessage): DashboardState {
   switch (message.type) {
     case 'init': {
-      // The extension's history is authoritative; federations it no longer knows stay, marked restored.
-      const kept = state.federations.filter((f) => !message.federations.some((g) => g.id === f.id));
-      for (const f of kept) {
-        f.restored = true;
-        f.live = false;
-      }
-      state.federations = [...message.federations.map((info) => {
-        const view = createFederationView(info);
-        for (const event of message.history[info.id] ?? []) applyEvent(view, event);
-        return view;
-      }), ...kept];
+      // The extension's states are authoritative; federations it no longer knows stay, marked restored.
+      const known = new Set(message.federations.map((f) => f.id));
+      const kept = state.federations.filter((f) => !known.has(f.id)).map((f) => (f.live ? { ...f, live: false } : f));
+      state.federations = [...message.federations, ...kept];
+      state.restored = kept.map((f) => f.id);
       state.selected = pickSelected(state, message.selected ?? state.selected);
       return state;
     }
-    case 'federations':
-      updateFederations(state, message.federations);
+    case 'federation':
+      putFederation(state, message.federation);
+      state.selected = pickSelected(state, state.selected);
       return state;
     case 'events': {
-      const view = federation(state, message.federationId);
-      for (const event of message.events) applyEvent(view, event);
-      state.selected ??= view.id;
+      const i = federationIndex(state, message.federationId);
+      state.federations[i] = message.events.reduce(reduceFederation, state.federations[i]);
+      state.selected ??= message.federationId;
       return state;
     }
     case 'select':
@@ -46,7 +39,36 @@ export function applyMessage(state: DashboardState, message: ExtensionToWebviewM
         state.selected = message.federationId;
       }
       return state;
+    case 'reply':
+      return state;
   }
+}
+
+/** Applies a choice the user made in the toolbar or a section (`export` is a request, not a choice: main.ts). */
+export function applyChoice(state: DashboardState, choice: UiChoice): DashboardState {
+  switch (choice.kind) {
+    case 'federation':
+      if (choice.value !== state.selected) state.ui = { ...state.ui, run: null, module: null, round: null };
+      state.selected = choice.value;
+      break;
+    case 'run':
+      state.ui.run = choice.value;
+      state.ui.round = null;
+      break;
+    case 'round':
+      state.ui.round = choice.value;
+      break;
+    case 'module':
+      // Every module's latest heatmap is in the state: the heatmap panel switches to it, nothing to ask.
+      state.ui.module = choice.value;
+      break;
+    case 'factor':
+      state.ui.factor = choice.value;
+      break;
+    case 'export':
+      break;
+  }
+  return state;
 }
 
 function pickSelected(state: DashboardState, wanted: string | null): string | null {
@@ -54,189 +76,22 @@ function pickSelected(state: DashboardState, wanted: string | null): string | nu
   return state.federations[0]?.id ?? null;
 }
 
-function updateFederations(state: DashboardState, list: readonly DashboardFederation[]): void {
-  const next: FederationView[] = [];
-  for (const info of list) {
-    const view = state.federations.find((f) => f.id === info.id) ?? createFederationView(info);
-    view.label = info.label;
-    view.kind = info.kind;
-    view.live = info.live;
-    view.restored = false;
-    next.push(view);
+/** Puts a federation's state in place of the one of its id (new ones before the restored ones). */
+function putFederation(state: DashboardState, federation: FederationState): void {
+  state.restored = state.restored.filter((id) => id !== federation.id);
+  const i = state.federations.findIndex((f) => f.id === federation.id);
+  if (i >= 0) {
+    state.federations[i] = federation;
+    return;
   }
-  state.federations = [...next, ...state.federations.filter((f) => f.restored && !list.some((g) => g.id === f.id))];
-  state.selected = pickSelected(state, state.selected);
+  const firstRestored = state.federations.findIndex((f) => state.restored.includes(f.id));
+  state.federations.splice(firstRestored < 0 ? state.federations.length : firstRestored, 0, federation);
 }
 
-/** The federation view of `id`, created (labelled by its id) when events arrive before `federations`. */
-function federation(state: DashboardState, id: string): FederationView {
-  let view = state.federations.find((f) => f.id === id);
-  if (view === undefined) {
-    view = createFederationView({ id, label: id, kind: 'host', live: true });
-    state.federations.push(view);
-  }
-  return view;
-}
-
-function addUnique(list: string[], id: string): void {
-  if (!list.includes(id)) list.push(id);
-}
-
-/** Applies one stream event to a federation. Unknown types are ignored. */
-export function applyEvent(view: FederationView, event: DashboardEvent): FederationView {
-  const p: Fields = event as unknown as Fields;
-  const time = event.time;
-  view.eventCount++;
-  if (event.type.startsWith('join_')) {
-    applyJoinEvent(view, event.type, p, time);
-    return view;
-  }
-  if (event.type === 'simulation_started') {
-    const methods = strings(p.methods);
-    view.simulation = { methods, clients: num(p.clients), rounds: num(p.rounds), model: str(p.model) ?? '', data: str(p.data) ?? '' };
-    view.kind = 'simulation';
-    for (const m of methods) run(view, m).totalRounds = num(p.rounds);
-    return view;
-  }
-  if (event.type === 'simulation_done') {
-    view.done = true;
-    view.live = false;
-    return view;
-  }
-  // Only a simulation has several runs; elsewhere `method` (update_heatmap carries the strategy) is no run key.
-  const key = view.simulation !== null && typeof event.method === 'string' ? event.method : '';
-  const r = run(view, key);
-  view.activeRun = key;
-  r.updatedAt = time;
-  r.startedAt ??= time;
-  if (r.totalRounds === null && view.simulation !== null) r.totalRounds = view.simulation.rounds;
-  switch (event.type) {
-    case 'method_started':
-      r.phase = 'waiting';
-      r.startedAt = time;
-      break;
-    case 'listening': {
-      r.phase = 'waiting';
-      const resumed = num(p.resumedFromRound);
-      if (resumed !== null) r.round = resumed;
-      const total = num(p.rounds);
-      if (total !== null) r.totalRounds = total;
-      break;
-    }
-    case 'client_joined':
-      client(r, str(p.clientId) ?? '?', str(p.name) ?? undefined).connected = true;
-      break;
-    case 'client_left': {
-      const c = client(r, str(p.clientId) ?? '?', str(p.name) ?? undefined);
-      c.connected = false;
-      c.status = 'left';
-      break;
-    }
-    case 'round_ready':
-      // Manual rounds: the clients are there; the round waits for the operator (FedEx: Start Round).
-      r.phase = 'ready';
-      break;
-    case 'round_started': {
-      r.round = num(p.round) ?? r.round + 1;
-      r.phase = 'training';
-      r.sampled = strings(p.sampled);
-      r.quorum = num(p.quorum);
-      r.reported = [];
-      r.failed = [];
-      for (const id of r.sampled) Object.assign(client(r, id), { status: 'training', step: null, totalSteps: null });
-      break;
-    }
-    case 'client_progress': {
-      const c = client(r, str(p.clientId) ?? '?');
-      c.status = 'training';
-      c.step = num(p.step);
-      c.totalSteps = num(p.totalSteps);
-      c.lastLoss = num(p.loss) ?? c.lastLoss;
-      break;
-    }
-    case 'client_round_done': {
-      const c = client(r, str(p.clientId) ?? '?');
-      c.status = 'trained';
-      c.lastLoss = num(p.trainLoss) ?? c.lastLoss;
-      c.examples = num(p.examples) ?? c.examples;
-      c.step = num(p.steps) ?? c.totalSteps ?? c.step;
-      c.totalSteps = num(p.steps) ?? c.totalSteps;
-      break;
-    }
-    case 'update_accepted': {
-      const id = str(p.clientId) ?? '?';
-      const c = client(r, id);
-      c.status = 'reported';
-      c.lastLoss = num(p.trainLoss) ?? c.lastLoss;
-      c.examples = num(p.examples) ?? c.examples;
-      addUnique(r.reported, id);
-      if (r.sampled.length > 0 && r.reported.length + r.failed.length >= r.sampled.length) r.phase = 'aggregating';
-      break;
-    }
-    case 'update_rejected':
-    case 'client_failed': {
-      const id = str(p.clientId) ?? '?';
-      client(r, id).status = 'failed';
-      addUnique(r.failed, id);
-      note(view, time, 'warn', `${id}: ${str(p.reason) ?? str(p.code) ?? 'failed'}`);
-      break;
-    }
-    case 'round_closed': {
-      const point = readRoundClosed(p, time);
-      if (point === null) break;
-      r.rounds = [...r.rounds.filter((x) => x.round !== point.round), point].sort((x, y) => x.round - y.round);
-      r.round = Math.max(r.round, point.round);
-      r.phase = 'closed';
-      for (const loss of point.clientLoss) {
-        const c = client(r, loss.client);
-        c.lastLoss = loss.loss ?? c.lastLoss;
-        c.examples = loss.examples ?? c.examples;
-      }
-      break;
-    }
-    case 'update_heatmap': {
-      // Latest per module, in layout order of first arrival.
-      for (const h of readHeatmaps(p)) {
-        const i = r.heatmaps.findIndex((x) => x.module === h.module);
-        if (i < 0) r.heatmaps.push(h);
-        else if (h.round >= r.heatmaps[i].round) r.heatmaps[i] = h;
-      }
-      break;
-    }
-    case 'model_transfer':
-      note(view, time, 'info', `${str(p.name) ?? str(p.clientId) ?? '?'}: base model transfer ${str(p.status) ?? ''}`);
-      break;
-    case 'round_evaluated': {
-      const round = num(p.round);
-      if (round === null) break;
-      r.evals = [...r.evals.filter((e) => e.round !== round), { round, loss: num(p.evalLoss), accuracy: num(p.evalAccuracy) }].sort((x, y) => x.round - y.round);
-      break;
-    }
-    case 'federation_done': {
-      const reason = str(p.reason);
-      r.phase = reason === 'stopped' ? 'stopped' : reason === 'failed' ? 'failed' : 'done';
-      if (view.simulation === null) view.done = true;
-      break;
-    }
-    case 'method_done':
-      r.phase = r.phase === 'failed' || r.phase === 'stopped' ? r.phase : 'done';
-      r.summary = { evalLoss: num(p.evalLoss), evalAccuracy: num(p.evalAccuracy), meanRelativeDeviation: num(p.meanRelativeDeviation), seconds: num(p.seconds) };
-      break;
-    case 'warning':
-      note(view, time, 'warn', str(p.message) ?? 'warning');
-      break;
-    case 'error':
-      r.phase = 'failed';
-      note(view, time, 'error', str(p.message) ?? 'error');
-      break;
-    case 'client_rejected':
-    case 'protocol_error':
-      note(view, time, 'info', `${str(p.code) ?? 'rejected'}: ${str(p.message) ?? ''}`);
-      break;
-    default:
-      break;
-  }
-  return view;
+/** The index of federation `id`, added (labelled by its id) when events arrive before its state. */
+function federationIndex(state: DashboardState, id: string): number {
+  if (!state.federations.some((f) => f.id === id)) putFederation(state, initialFederation({ id, label: id, kind: 'host', live: true }));
+  return state.federations.findIndex((f) => f.id === id);
 }
 
 /** Applies a list of events to one federation of the state (for tests and replay). */
@@ -251,7 +106,7 @@ export function serializeState(state: DashboardState): string {
 
 /**
  * A saved state (from `getState`, parsed or not) back as a DashboardState, or a fresh one when it is
- * missing, of another version or malformed. Checks the shape of everything the UI walks.
+ * missing, of another version or malformed. Malformed federations are dropped.
  */
 export function restoreState(saved: unknown): DashboardState {
   let value: unknown = saved;
@@ -264,12 +119,13 @@ export function restoreState(saved: unknown): DashboardState {
   }
   const s = fields(value);
   if (s === null || s.version !== DASHBOARD_STATE_VERSION || !Array.isArray(s.federations)) return createDashboardState();
-  const federations = arr(s.federations).filter(isFederationView);
+  const federations = s.federations.filter(isFederationState);
   const ui = fields(s.ui);
   const fresh = createDashboardState();
   return {
     version: DASHBOARD_STATE_VERSION,
     federations,
+    restored: strings(s.restored).filter((id) => federations.some((f) => f.id === id)),
     selected: typeof s.selected === 'string' && federations.some((f) => f.id === s.selected) ? s.selected : (federations[0]?.id ?? null),
     ui: {
       run: str(ui?.run) ?? null,
@@ -278,14 +134,4 @@ export function restoreState(saved: unknown): DashboardState {
       factor: ui?.factor === 'a' ? 'a' : fresh.ui.factor,
     },
   };
-}
-
-function isFederationView(value: unknown): value is FederationView {
-  const f = fields(value);
-  return f !== null && typeof f.id === 'string' && typeof f.label === 'string' && Array.isArray(f.runs) && Array.isArray(f.notes)
-    && f.runs.every((r) => {
-      const x = fields(r);
-      return x !== null && typeof x.key === 'string' && Array.isArray(x.rounds) && Array.isArray(x.clients) && Array.isArray(x.heatmaps) && Array.isArray(x.evals)
-        && Array.isArray(x.sampled) && Array.isArray(x.reported) && Array.isArray(x.failed);
-    });
 }

@@ -1,7 +1,8 @@
 /**
  * The dashboard's DOM: a toolbar (federation, method, round, export), the round-progress panel and
  * the chart sections, built once; `render(state)` updates them from the model. User choices are
- * reported through `onChoice` (the controller in main.ts updates the state and tells the extension).
+ * reported through `onChoice` (main.ts updates the model, or sends the export request and shows its
+ * outcome with `showExport`).
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
@@ -10,24 +11,19 @@ import type { VscodeSingleSelect } from '@vscode-elements/elements/dist/vscode-s
 import { ChartPanel } from './charts.js';
 import { el, setOptions, setText } from './dom.js';
 import { HeatmapPanel } from './heatmap.js';
-import type { DashboardState } from './model.js';
+import type { DashboardState, UiChoice } from './model.js';
 import { ProgressPanel } from './progressPanel.js';
 import { RoundsTable } from './roundsTable.js';
 import {
   adapterDiffs, clientDiffs, deviationSeries, heatmapModules, lossSeries, residualByLayer, residualByType, selectedHeatmap, selectedRound, selectedRun,
 } from './series.js';
 import type { ChartTheme } from './theme.js';
+import type { FederationKind } from '../src/extension/state/phases.js';
 
-/** A choice the user made in the toolbar or a section. */
-export type UiChoice =
-  | { readonly kind: 'federation'; readonly value: string }
-  | { readonly kind: 'run'; readonly value: string }
-  | { readonly kind: 'round'; readonly value: number | null }
-  | { readonly kind: 'module'; readonly value: string }
-  | { readonly kind: 'factor'; readonly value: 'a' | 'b' }
-  | { readonly kind: 'export' };
+const FEDERATION_KIND_TEXT: Readonly<Record<FederationKind, string>> = { simulation: 'simulation', host: 'hosted', join: 'joined', remote: 'remote' };
 
-const FEDERATION_KIND_TEXT = { simulation: 'simulation', host: 'hosted', join: 'joined', remote: 'remote' } as const;
+/** Where an export request stands (the text next to the Export button). */
+export type ExportStatus = 'idle' | 'pending' | 'saved' | 'failed';
 
 function select(testId: string, label: string): VscodeSingleSelect {
   const s = el('vscode-single-select', { 'data-testid': testId, id: testId, 'aria-label': label });
@@ -51,6 +47,8 @@ export class DashboardView {
   private readonly module = select('module-select', 'module of the heatmap');
   private readonly factor = select('factor-select', 'adapter factor');
   private readonly exportButton = el('vscode-button', { 'data-testid': 'export-report', secondary: '' }, 'Export report');
+  /** The outcome of the last export request (`data-status`: idle, pending, saved or failed). */
+  private readonly exportStatus = el('span', { class: 'muted', 'data-testid': 'export-status', 'data-status': 'idle', role: 'status' });
   private readonly subtitle = el('span', { class: 'muted', 'data-testid': 'federation-info' });
   private readonly empty = el('p', { class: 'empty', 'data-testid': 'empty-state' }, 'No federation yet. Start one with “FedEx: Run Local Simulation” or “FedEx: Host Federation”.');
   private readonly progress: ProgressPanel;
@@ -67,7 +65,7 @@ export class DashboardView {
   constructor(root: HTMLElement, theme: ChartTheme, private readonly onChoice: (choice: UiChoice) => void) {
     const toolbar = el('header', { class: 'toolbar' },
       el('label', {}, 'Federation', this.federation), el('label', {}, 'Method', this.run), el('label', {}, 'Round', this.round),
-      this.subtitle, el('span', { class: 'spacer' }), this.exportButton);
+      this.subtitle, el('span', { class: 'spacer' }), this.exportStatus, this.exportButton);
     root.replaceChildren(toolbar, this.empty); // drops the static "Loading…" placeholder
     this.progress = new ProgressPanel(root);
     this.charts = el('div', { class: 'sections' });
@@ -100,8 +98,10 @@ export class DashboardView {
     const run = view === null ? null : selectedRun(view, state.ui.run);
     this.empty.hidden = view !== null;
     this.charts.hidden = view === null;
-    this.exportButton.toggleAttribute('disabled', view === null);
-    setOptions(this.federation, state.federations.map((f) => ({ value: f.id, label: `${f.label} (${FEDERATION_KIND_TEXT[f.kind]}${f.restored ? ', restored' : f.live ? ', live' : ''})` })), state.selected ?? '');
+    this.exportButton.toggleAttribute('disabled', view === null || this.exportStatus.dataset.status === 'pending');
+    setOptions(this.federation, state.federations.map((f) => ({
+      value: f.id, label: `${f.label} (${FEDERATION_KIND_TEXT[f.kind]}${state.restored.includes(f.id) ? ', restored' : f.live ? ', live' : ''})`,
+    })), state.selected ?? '');
     this.federation.parentElement!.hidden = state.federations.length < 2;
     this.progress.update(view, run);
     if (view === null || run === null) {
@@ -127,6 +127,13 @@ export class DashboardView {
     this.module.parentElement!.hidden = modules.length === 0;
     this.heatmap.set(map);
     this.rounds.update(run);
+  }
+
+  /** Shows where an export request stands; the button waits while one is pending. */
+  showExport(status: ExportStatus, text: string): void {
+    this.exportStatus.dataset.status = status;
+    setText(this.exportStatus, text);
+    this.exportButton.toggleAttribute('disabled', status === 'pending');
   }
 
   /** Re-styles every chart. */

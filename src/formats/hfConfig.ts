@@ -17,9 +17,23 @@ export const SUPPORTED_MODEL_TYPES: Readonly<Record<string, ModelFamily>> = {
   qwen2: 'llama',
   qwen3: 'llama',
   phi3: 'llama',
+  gemma2: 'llama',
+  gemma3_text: 'llama',
   bert: 'bert',
   roberta: 'bert',
   'xlm-roberta': 'bert',
+};
+
+/**
+ * `model_type` values refused with the reason, rather than as unknown: Gemma 3's multimodal
+ * checkpoints (Gemma3ForConditionalGeneration) hold the language model under `language_model.`
+ * beside a vision tower, and PEFT names its modules `model.language_model.…`.
+ */
+export const REFUSED_MODEL_TYPES: Readonly<Record<string, string>> = {
+  gemma3: "model_type 'gemma3' is Gemma 3's multimodal model (Gemma3ForConditionalGeneration: a SigLIP vision tower and " +
+    'projector around the language model); fedex trains Gemma 3 text models (model_type gemma3_text, as gemma-3-270m and ' +
+    'gemma-3-1b are published). Save its language model as a text checkpoint first (docs/models.md shows how, with transformers) ' +
+    'and point --model at that folder.',
 };
 
 /** A model's architecture numbers under one set of names, whatever the family calls them. */
@@ -112,6 +126,7 @@ export function parseHfConfig(json: unknown, source: string): HfModelConfig {
   const modelType = raw.model_type;
   if (typeof modelType !== 'string') throw new FormatError('CONFIG_INVALID_FIELD', "missing string field 'model_type'", { file: source });
   const family = Object.hasOwn(SUPPORTED_MODEL_TYPES, modelType) ? SUPPORTED_MODEL_TYPES[modelType] : undefined;
+  if (Object.hasOwn(REFUSED_MODEL_TYPES, modelType)) throw new FormatError('CONFIG_UNSUPPORTED_MODEL', REFUSED_MODEL_TYPES[modelType], { file: source });
   if (family === undefined) {
     throw new FormatError('CONFIG_UNSUPPORTED_MODEL',
       `model_type '${modelType}' is not supported (supported: ${Object.keys(SUPPORTED_MODEL_TYPES).join(', ')})`, { file: source });
@@ -152,8 +167,9 @@ export function parseHfConfig(json: unknown, source: string): HfModelConfig {
       vocabSize: field(raw, source, ['vocab_size']),
       maxPositions: field(raw, source, ['max_position_embeddings']),
       normEps: real(raw, source, 'rms_norm_eps', 1e-6),
-      activation: text(raw, 'hidden_act', 'silu'),
-      tieWordEmbeddings: flag(raw, 'tie_word_embeddings', false),
+      // Gemma's configs name the activation `hidden_activation` and tie by default.
+      activation: text(raw, 'hidden_activation', text(raw, 'hidden_act', 'silu')),
+      tieWordEmbeddings: flag(raw, 'tie_word_embeddings', modelType.startsWith('gemma')),
       ropeTheta: ropeTheta(raw),
     };
   } else {

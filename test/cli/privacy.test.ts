@@ -11,8 +11,7 @@ import { gaussianPrivacySpent } from '../../src/core/privacy/accountant.js';
 import { epsilonText } from '../../src/cli/privacyFlags.js';
 import { parseEventLine, type CliEventOf } from '../../src/federation/events/events.js';
 import type { SimulationReport } from '../../src/federation/simulation/report.js';
-import { createDashboardState } from '../../webview/model.js';
-import { applyMessage } from '../../webview/state.js';
+import { initialFederation, reduceFederation } from '../../src/extension/state/federationState.js';
 import { privacySummary, roundRows } from '../../webview/series.js';
 import { cli } from '../helpers/cliRun.js';
 import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
@@ -68,10 +67,8 @@ describe('client-level DP from the command line', { timeout: 120_000 }, () => {
     assert.match(stdout, new RegExp(`Client-level DP at δ = 1e-5: fedex ε = ${epsilonText(spent(sigma, 3)).replace('.', '\\.')}, ffa ε = `));
     // The dashboard's model of the same stream: per-round ε in the rounds table and the latest in the progress panel.
     const lines = (await readFile(eventsFile, 'utf8')).trim().split('\n').map((l) => parseEventLine(l)!);
-    const state = applyMessage(createDashboardState(), {
-      type: 'init', version: 1, federations: [{ id: 'sim', label: 'dp', kind: 'simulation', live: false }], history: { sim: lines }, selected: null, theme: 'dark',
-    });
-    const fedex = state.federations[0].runs.find((r) => r.key === 'fedex')!;
+    const state = lines.reduce(reduceFederation, initialFederation({ id: 'sim', label: 'dp', kind: 'simulation', live: false }));
+    const fedex = state.runs.find((r) => r.key === 'fedex')!;
     assert.deepEqual(roundRows(fedex).map((r) => r.epsilon), closed.filter((e) => e.method === 'fedex').map((e) => e.privacy!.epsilon));
     assert.deepEqual(privacySummary(fedex), { epsilon: spent(sigma, 3), delta: 1e-5, releases: 3, clipped: closed.filter((e) => e.method === 'fedex')[2].privacy!.clipped, updates: 3 });
   });

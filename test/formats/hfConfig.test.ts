@@ -87,6 +87,19 @@ describe('readHfConfig', () => {
       e instanceof FormatError && e.code === 'CONFIG_INVALID_JSON' && e.message.includes(join(folder, 'config.json')));
   });
 
+  test('Gemma 2 / Gemma 3 text: Llama-family numbers, hidden_activation, tied unless said otherwise; multimodal gemma3 refused with the reason', () => {
+    const gemma = {
+      model_type: 'gemma3_text', hidden_size: 1152, num_hidden_layers: 26, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 256,
+      intermediate_size: 6912, vocab_size: 262144, max_position_embeddings: 32768, hidden_activation: 'gelu_pytorch_tanh',
+    };
+    const c = parseHfConfig(gemma, 'g/config.json');
+    assert.deepEqual([c.family, c.headDim, c.activation, c.tieWordEmbeddings], ['llama', 256, 'gelu_pytorch_tanh', true]);
+    assert.equal(parseHfConfig({ ...gemma, model_type: 'gemma2', tie_word_embeddings: false }, 'g/config.json').tieWordEmbeddings, false);
+    assert.equal(parseHfConfig({ ...LLAMA, tie_word_embeddings: undefined }, 'l/config.json').tieWordEmbeddings, false);
+    assert.throws(() => parseHfConfig({ model_type: 'gemma3', text_config: gemma }, 'mm/config.json'), (e: unknown) =>
+      e instanceof FormatError && e.code === 'CONFIG_UNSUPPORTED_MODEL' && /multimodal .*gemma3_text/.test(e.message));
+  });
+
   test('an unsupported model_type lists the supported ones', () => {
     assert.throws(() => parseHfConfig({ model_type: 't5' }, 't5/config.json'), (e: unknown) =>
       e instanceof FormatError && e.code === 'CONFIG_UNSUPPORTED_MODEL' && e.message.includes("'t5'") && e.message.includes('gpt2, llama'));

@@ -38,6 +38,18 @@ describe('layer boundaries', () => {
     ["import { runSimulation } from '../../federation/simulation/simulate.js'; export const x = runSimulation;", 'src/cli/commands/join.ts', true],
     ["import { runSimulation } from '../../federation/simulation/simulate.js'; export const x = runSimulation;", 'src/cli/commands/simulate.ts', false],
     ["import { WebSocket } from 'ws'; export const x = WebSocket;", 'src/federation/client/probe.ts', true],
+    // The webview bundles the extension's federation fold (state/) and its typed messages, nothing else of the extension.
+    ["import { reduceFederation } from '../src/extension/state/federationState.js'; export const x = reduceFederation;", 'webview/probe.ts', false],
+    ["import { checkExtensionToWebview } from '../src/extension/dashboard/messages.js'; export const x = checkExtensionToWebview;", 'webview/probe.ts', false],
+    ["import { DashboardController } from '../src/extension/dashboard/panel.js'; export const x = DashboardController;", 'webview/probe.ts', true],
+    ["import { LineSplitter } from '../src/extension/process/jsonlLines.js'; export const x = LineSplitter;", 'webview/probe.ts', true],
+    ["import { createServices } from '../src/extension/services.js'; export const x = createServices;", 'webview/probe.ts', true],
+    ["import * as vscode from 'vscode'; export const x = vscode;", 'src/extension/state/probe.ts', true],
+    ["import { readFile } from 'node:fs/promises'; export const x = readFile;", 'src/extension/state/probe.ts', true],
+    ["import { LineSplitter } from '../process/jsonlLines.js'; export const x = LineSplitter;", 'src/extension/state/probe.ts', true],
+    ["import { isFederationState } from '../state/stateGuard.js'; export const x = isFederationState;", 'src/extension/dashboard/messages.ts', false],
+    ["import { exportReport } from './exportReport.js'; export const x = exportReport;", 'src/extension/dashboard/messages.ts', true],
+    ["import { classifyModule } from '../../core/moduleNames.js'; export const x = classifyModule;", 'src/extension/state/probe.ts', false],
   ];
   for (const [code, file, expected] of cases) {
     test(`${file}: ${code.slice(0, code.indexOf(';'))} is ${expected ? 'refused' : 'allowed'}`, async () => {

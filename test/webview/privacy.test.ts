@@ -3,8 +3,7 @@
 // malformed or unbounded values are read defensively. (Real streams with DP: test/cli/privacy.test.ts.)
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { applyEvent } from '../../webview/state.js';
-import { createFederationView } from '../../webview/model.js';
+import { initialFederation, reduceFederation, type FederationState } from '../../src/extension/state/federationState.js';
 import { privacySummary, roundRows, selectedRun } from '../../webview/series.js';
 import type { DashboardEvent } from '../../src/extension/dashboard/messages.js';
 import { fixtureEvents, replayed } from './helpers.js';
@@ -18,10 +17,8 @@ function withPrivacy(round: number, value: unknown): DashboardEvent {
   return copy as unknown as DashboardEvent;
 }
 
-function host(events: readonly DashboardEvent[]): ReturnType<typeof createFederationView> {
-  const view = createFederationView({ id: 'h', label: 'host', kind: 'host', live: true });
-  for (const e of events) applyEvent(view, { ...e, method: undefined } as DashboardEvent);
-  return view;
+function host(events: readonly DashboardEvent[]): FederationState {
+  return events.reduce((s, e) => reduceFederation(s, { ...e, method: undefined } as DashboardEvent), initialFederation({ id: 'h', label: 'host', kind: 'host' }));
 }
 
 describe('dashboard: client-level DP', () => {

@@ -3,6 +3,8 @@
 // keeps the user's choices and the federations the extension no longer knows.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { DASHBOARD_PROTOCOL_VERSION } from '../../src/extension/dashboard/messages.js';
+import { initialFederation, reduceFederation } from '../../src/extension/state/federationState.js';
 import { createDashboardState, DASHBOARD_STATE_VERSION } from '../../webview/model.js';
 import { applyMessage, restoreState, serializeState } from '../../webview/state.js';
 import { lossSeries, selectedRun } from '../../webview/series.js';
@@ -39,15 +41,13 @@ describe('dashboard state restore', () => {
     assert.equal(restored.selected, 'sim');
   });
 
-  test('init after a reload: new history replaces, unknown federations stay as restored, choices stay', () => {
+  test('init after a reload: new states replace, unknown federations stay as restored, choices stay', () => {
     const before = replayed();
     before.ui = { run: 'fedit', module: null, round: 1, factor: 'b' };
     const restored = restoreState(serializeState(before));
-    const after = applyMessage(restored, {
-      type: 'init', version: 1, federations: [{ id: 'live', label: 'new host', kind: 'host', live: true }],
-      history: { live: [{ type: 'round_started', time: 1, round: 1, sampled: ['a'], quorum: 1, deadline: 2, baseRevision: 0 }] }, selected: null, theme: 'light',
-    });
-    assert.deepEqual(after.federations.map((f) => [f.id, f.restored, f.live]), [['live', false, true], ['sim', true, false]]);
+    const live = reduceFederation(initialFederation({ id: 'live', label: 'new host', kind: 'host' }), { type: 'round_started', time: 1, round: 1, sampled: ['a'], quorum: 1, deadline: 2, baseRevision: 0 });
+    const after = applyMessage(restored, { type: 'init', version: DASHBOARD_PROTOCOL_VERSION, federations: [live], selected: null, theme: 'light' });
+    assert.deepEqual(after.federations.map((f) => [f.id, after.restored.includes(f.id), f.live]), [['live', false, true], ['sim', true, false]]);
     assert.equal(after.selected, 'sim', 'the restored selection is kept');
     assert.equal(after.ui.run, 'fedit');
     assert.equal(after.federations[1].runs[0].rounds.length, 3, 'restored data kept');

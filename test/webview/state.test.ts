@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { classifyModule } from '../../src/core/moduleNames.js';
+import { initialFederation } from '../../src/extension/state/federationState.js';
 import { createDashboardState } from '../../webview/model.js';
 import { applyEvents, applyMessage } from '../../webview/state.js';
 import {
@@ -30,7 +31,7 @@ describe('dashboard reducer on a recorded simulation', () => {
       assert.deepEqual(progress(r), { round: 3, totalRounds: 3, phase: 'done', reported: 3, sampled: 3, failed: 0, quorum: 3, fraction: 1 });
       assert.deepEqual(r.clients.map((c) => [c.id, c.name]), [['c0', 'client 0'], ['c1', 'client 1'], ['c2', 'client 2']]);
     }
-    assert.equal(view.done, true);
+    assert.equal(view.phase, 'done');
     assert.equal(view.eventCount, events.length);
   });
 
@@ -212,9 +213,10 @@ describe('dashboard reducer on other streams', () => {
     assert.equal(state.federations[0].eventCount, 6);
   });
 
-  test('select and federations messages', () => {
+  test('select and federation messages', () => {
     let state = replayed();
-    state = applyMessage(state, { type: 'federations', federations: [{ id: 'sim', label: 'renamed', kind: 'simulation', live: false }, { id: 'h', label: 'host', kind: 'host', live: true }] });
+    state = applyMessage(state, { type: 'federation', federation: { ...state.federations[0], label: 'renamed' } });
+    state = applyMessage(state, { type: 'federation', federation: initialFederation({ id: 'h', label: 'host', kind: 'host' }) });
     assert.deepEqual(state.federations.map((f) => f.label), ['renamed', 'host']);
     state.ui.module = 'transformer.h.0.attn.c_attn';
     state = applyMessage(state, { type: 'select', federationId: 'h' });

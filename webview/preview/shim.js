@@ -1,7 +1,8 @@
-/* global window, document, location, URLSearchParams, fetch, setInterval, clearInterval, sessionStorage */
+/* global window, document, location, URLSearchParams, fetch, setInterval, clearInterval, setTimeout, sessionStorage */
 // Stand-in for VS Code's webview API in the preview page (plain browser script, loaded before the
 // dashboard bundle). Query parameters: theme=dark|light|high-contrast|high-contrast-light;
-// live=<ms> replays the recorded events in batches every <ms> instead of all at once in `init`;
+// live=<ms> replays the recorded events in batches every <ms> instead of all at once after `init`
+// (the page folds them with the extension's reducer, as it folds a live federation's events);
 // state is kept in sessionStorage so a reload behaves like VS Code restoring a panel.
 (function () {
   'use strict';
@@ -12,7 +13,14 @@
   document.body.setAttribute('data-vscode-theme-kind', 'vscode-' + theme);
   var posted = [];
   window.__fedexPosted = posted;
-  var federation = { id: 'preview', label: params.get('label') || 'recorded run', kind: 'simulation', live: params.has('live') };
+  var live = params.has('live');
+  // A federation before its first event: the shape of initialFederation() in src/extension/state/federationState.ts.
+  var federation = {
+    id: 'preview', kind: 'simulation', label: params.get('label') || 'recorded run', url: null, outDir: null, live: live, phase: live ? 'starting' : 'idle',
+    method: null, totalRounds: null, runs: [], simulation: null, manualRounds: false, ready: null, clientId: null, notes: [], lastError: null,
+    reportJson: null, reportHtml: null, eventCount: 0, startedAt: null, updatedAt: null,
+  };
+  var STATE_KEY = 'fedex-dashboard-state';
 
   function send(message) {
     window.postMessage(message, '*');
@@ -25,14 +33,16 @@
   function replay() {
     fetch('/events.jsonl').then(function (r) { return r.text(); }).then(function (text) {
       var events = parse(text);
-      var live = Number(params.get('live'));
-      if (!live) {
-        var history = {};
-        history[federation.id] = events;
-        send({ type: 'init', version: 1, federations: [federation], history: history, selected: null, theme: theme });
+      var every = Number(params.get('live'));
+      // How the extension would know it: a simulation's, a joined client's or a host's stream.
+      var first = events.length > 0 ? events[0].type : '';
+      federation.kind = first === 'simulation_started' ? 'simulation' : first.indexOf('join_') === 0 ? 'join' : 'host';
+      if (federation.kind === 'join') federation.phase = live ? 'connecting' : 'idle';
+      send({ type: 'init', version: 2, federations: [federation], selected: null, theme: theme });
+      if (!every) {
+        send({ type: 'events', federationId: federation.id, events: events });
         return;
       }
-      send({ type: 'init', version: 1, federations: [federation], history: {}, selected: null, theme: theme });
       var i = 0;
       var timer = setInterval(function () {
         var batch = events.slice(i, i + 4);
@@ -40,9 +50,14 @@
         if (batch.length > 0) send({ type: 'events', federationId: federation.id, events: batch });
         if (i >= events.length) {
           clearInterval(timer);
-          send({ type: 'federations', federations: [Object.assign({}, federation, { live: false })] });
+          // The process ended: the extension pushes the federation's whole state, no longer live.
+          setTimeout(function () {
+            var saved = JSON.parse(sessionStorage.getItem(STATE_KEY) || '{}');
+            var folded = (saved.federations || []).filter(function (f) { return f.id === federation.id; })[0];
+            if (folded) send({ type: 'federation', federation: Object.assign({}, folded, { live: false }) });
+          }, 100);
         }
-      }, live);
+      }, every);
     });
   }
 
@@ -51,13 +66,17 @@
       postMessage: function (message) {
         posted.push(message);
         if (message && message.type === 'ready') replay();
+        // Requests get a reply as from the extension; the preview saves nothing.
+        if (message && message.type === 'request') {
+          send({ type: 'reply', id: message.id, method: message.method, error: { code: 'E_WRITE_FAILED', message: 'The preview page cannot save files.' } });
+        }
       },
       getState: function () {
-        var s = sessionStorage.getItem('fedex-dashboard-state');
+        var s = sessionStorage.getItem(STATE_KEY);
         return s === null ? undefined : JSON.parse(s);
       },
       setState: function (state) {
-        sessionStorage.setItem('fedex-dashboard-state', JSON.stringify(state));
+        sessionStorage.setItem(STATE_KEY, JSON.stringify(state));
       },
     };
   };

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { hostArgs, joinArgs, simulateArgs, tokenEnv, validateFederationUrl } from '../config/cliArgs.js';
 import type { Services } from '../services.js';
-import type { FederationState } from '../state/federationState.js';
+import { activeRun, type FederationState } from '../state/federationState.js';
 import { FederationBusyError } from '../process/federationRuns.js';
 import { followWithProgress } from './progress.js';
 import { federationIdOf, pickFederation } from './pickFederation.js';
@@ -51,7 +51,7 @@ export async function runSimulation(services: Services, options: SimulationOptio
   const final = await followWithProgress(services, id, 'FedEx: local simulation');
   if (final?.phase === 'done') {
     const actions = final.reportHtml !== null ? ['Open Dashboard', 'Open Report'] : ['Open Dashboard'];
-    void vscode.window.showInformationMessage(`FedEx: simulation finished (${final.results.length} methods compared). Results in ${out}.`, ...actions).then((a) => {
+    void vscode.window.showInformationMessage(`FedEx: simulation finished (${final.runs.filter((r) => r.summary !== null).length} methods compared). Results in ${out}.`, ...actions).then((a) => {
       if (a === 'Open Dashboard') services.openDashboard(id);
       if (a === 'Open Report' && final.reportHtml !== null) void vscode.env.openExternal(vscode.Uri.file(final.reportHtml));
     });
@@ -198,7 +198,7 @@ export async function leaveFederation(services: Services, arg?: unknown): Promis
 export async function stopFederation(services: Services, arg?: unknown): Promise<void> {
   const s = await pickFederation(services.store, arg, (f) => (f.kind === 'host' || f.kind === 'simulation') && f.live, { title: 'FedEx: Stop Federation', none: 'no hosted federation or simulation is running.' });
   if (s === undefined) return;
-  if (s.kind === 'host' && s.clients.some((c) => c.status !== 'left')) {
+  if (s.kind === 'host' && (activeRun(s)?.clients ?? []).some((c) => c.connected)) {
     const ok = await vscode.window.showWarningMessage(`Stop ${s.label}? Its clients will be disconnected; completed rounds stay saved in ${s.outDir ?? 'the run folder'}.`, { modal: true }, 'Stop');
     if (ok !== 'Stop') return;
   }

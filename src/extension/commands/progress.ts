@@ -9,11 +9,11 @@ import type { CliResult } from '../process/cliProcess.js';
 import { exitText } from '../process/federationRuns.js';
 import type { Services } from '../services.js';
 import type { FederationState } from '../state/federationState.js';
-import { federationFraction } from '../state/treeModel.js';
+import { federationFraction, roundText } from '../state/treeModel.js';
 
 function progressMessage(s: FederationState): string {
   const method = s.kind === 'simulation' && s.method !== null ? `${s.method}: ` : '';
-  return `${method}round ${s.round}${s.totalRounds !== null ? `/${s.totalRounds}` : ''} · ${s.phase}`;
+  return `${method}${roundText(s)} · ${s.phase}`;
 }
 
 /** Shows progress for federation `id` until it ends; resolves with its final state. */

@@ -6,7 +6,7 @@
  * - a live hosted federation with automatic rounds: say where it is (rounds follow by themselves);
  * - none: offer to host one or to run one local round.
  */
-import type { FederationState } from '../state/federationState.js';
+import { activeRun, currentRound, roundsTotal, type FederationState } from '../state/federationState.js';
 
 /** The decision. `message` is one sentence for the user, without the `FedEx: ` prefix. */
 export type StartRoundAction =
@@ -21,23 +21,25 @@ const RUNNING: ReadonlySet<FederationState['phase']> = new Set(['training', 'upl
 export function startRoundAction(states: readonly FederationState[], minClients: number): StartRoundAction {
   const hosted = states.find((s) => s.kind === 'host' && s.live);
   if (hosted === undefined) return { kind: 'offer' };
-  const joined = hosted.clients.filter((c) => c.status !== 'left').length;
-  const total = hosted.totalRounds !== null ? `/${hosted.totalRounds}` : '';
+  const joined = (activeRun(hosted)?.clients ?? []).filter((c) => c.connected).length;
+  const round = currentRound(hosted);
+  const totalRounds = roundsTotal(hosted);
+  const total = totalRounds !== null ? `/${totalRounds}` : '';
   if (!hosted.manualRounds) {
-    const state = hosted.phase === 'waiting' && hosted.round === 0 && joined < minClients
+    const state = hosted.phase === 'waiting' && round === 0 && joined < minClients
       ? `is waiting for clients (${joined} of ${minClients} joined): the first round starts once ${minClients} have joined (setting fedex.minClients)`
-      : `is at round ${hosted.round}${total} (${hosted.phase}); rounds follow one another automatically (it was hosted with fedex.manualRounds off)`;
+      : `is at round ${round}${total} (${hosted.phase}); rounds follow one another automatically (it was hosted with fedex.manualRounds off)`;
     return { kind: 'inform', federationId: hosted.id, message: `${hosted.label} ${state}.` };
   }
-  const next = hosted.round + 1;
-  if (hosted.totalRounds !== null && next > hosted.totalRounds) {
-    return { kind: 'inform', federationId: hosted.id, message: `${hosted.label} has no round left to start (${hosted.totalRounds} rounds).` };
+  const next = round + 1;
+  if (totalRounds !== null && next > totalRounds) {
+    return { kind: 'inform', federationId: hosted.id, message: `${hosted.label} has no round left to start (${totalRounds} rounds).` };
   }
   const needed = hosted.ready?.minClients ?? minClients;
   const when = hosted.phase === 'ready'
     ? 'starting now'
     : RUNNING.has(hosted.phase)
-      ? `it starts when round ${hosted.round} has closed`
+      ? `it starts when round ${round} has closed`
       : joined < needed
         ? `it starts once ${needed} clients have joined (${joined} so far)`
         : 'it starts as soon as the coordinator is ready';

@@ -5,22 +5,28 @@
  * everything they receive. No `vscode` import: the webview bundle imports this file too.
  *
  * Handshake: the webview posts `ready` (with its protocol version) once its script has loaded; the
- * extension answers with `init` (every federation it knows, their full event history, the theme),
- * then streams `events` batches. `select` focuses a federation; `federations` replaces the list when
- * one is added or changes state. The webview posts `selectModule`, `exportReport` and `log`.
+ * extension answers with `init`: every federation's state as the extension folded it
+ * (src/extension/state/federationState.ts; the charts' figures included), not its event history.
+ * Then the extension forwards each federation's new `events`, which the webview folds with the same
+ * `reduceFederation`, and pushes a `federation`'s whole state when it changed without an event (a
+ * new federation, its process ended). `select` focuses a federation. The webview asks with
+ * `request` (a method with typed params, like vscode-jsonrpc) and the extension answers each with a
+ * `reply` carrying its id and a typed result or an error with a stable code; `log` is one-way.
  *
  * Events are lines of the `fedex … --events -` stream (src/federation/events/events.ts): a
  * coordinator, simulation or join event, `{type, time, method?, ...payload}`. They are forwarded
- * unchanged; the guards check the envelope only (`type`, `time`), the dashboard reads payload fields
+ * unchanged; the guards check the envelope only (`type`, `time`), the fold reads payload fields
  * defensively (unknown event types are ignored, non-finite numbers arrive as null).
  */
 import type { CliEvent } from '../../federation/events/events.js';
+import type { FederationState } from '../state/federationState.js';
+import { isFederationState, MAX_STATE_STRING } from '../state/stateGuard.js';
 
 /** Version of this message set; travels with `ready` and `init`. */
-export const DASHBOARD_PROTOCOL_VERSION = 1;
+export const DASHBOARD_PROTOCOL_VERSION = 2;
 
 /** Stable error codes of message validation. */
-export type DashboardMessageErrorCode = 'E_NOT_OBJECT' | 'E_UNKNOWN_TYPE' | 'E_BAD_FIELD' | 'E_VERSION';
+export type DashboardMessageErrorCode = 'E_NOT_OBJECT' | 'E_UNKNOWN_TYPE' | 'E_UNKNOWN_METHOD' | 'E_BAD_FIELD' | 'E_VERSION';
 
 /** VS Code's colour theme kinds (mirrors `vscode.ColorThemeKind`, by name). */
 export type DashboardThemeKind = 'light' | 'dark' | 'high-contrast' | 'high-contrast-light';
@@ -36,47 +42,68 @@ export interface UnknownDashboardEvent {
 /** One event of a federation's stream, as the CLI wrote it. */
 export type DashboardEvent = CliEvent | UnknownDashboardEvent;
 
-/** How the extension knows a federation. */
-export type FederationKind = 'simulation' | 'host' | 'join' | 'remote';
-const FEDERATION_KINDS: readonly FederationKind[] = ['simulation', 'host', 'join', 'remote'];
+/** A report's format: the CLI's report.html, or JSON (report.json, or the federation's state and events). */
+export type ReportFormat = 'json' | 'html';
+const REPORT_FORMATS: readonly ReportFormat[] = ['json', 'html'];
 
-/** A federation the dashboard can show. `id` is the extension's key; `label` is shown as text. */
-export interface DashboardFederation {
-  readonly id: string;
-  readonly label: string;
-  readonly kind: FederationKind;
-  /** True while its CLI process runs. */
-  readonly live: boolean;
+/** What the webview may ask the extension: per method, its params and the result of its reply. */
+export interface DashboardRequestMap {
+  /** Save a federation's report where the user chooses; `path` is null when the user cancelled. */
+  exportReport: {
+    readonly params: { readonly federationId: string; readonly format: ReportFormat };
+    readonly result: { readonly path: string | null };
+  };
 }
+
+/** A request method. */
+export type DashboardRequestMethod = keyof DashboardRequestMap;
+
+/** Stable codes of a request that failed (`E_INTERNAL`: a bug of the extension, logged there). */
+export type DashboardRequestErrorCode = 'E_UNKNOWN_FEDERATION' | 'E_NO_REPORT' | 'E_WRITE_FAILED' | 'E_INTERNAL';
+const REQUEST_ERROR_CODES: readonly DashboardRequestErrorCode[] = ['E_UNKNOWN_FEDERATION', 'E_NO_REPORT', 'E_WRITE_FAILED', 'E_INTERNAL'];
+
+/** Why a request failed: a stable code and one sentence for the user. */
+export interface DashboardRequestError {
+  readonly code: DashboardRequestErrorCode;
+  readonly message: string;
+}
+
+/** A request (`id`: chosen by the webview, unique among its pending requests). */
+export type DashboardRequest = {
+  [M in DashboardRequestMethod]: { readonly id: number; readonly method: M; readonly params: DashboardRequestMap[M]['params'] }
+}[DashboardRequestMethod];
+
+/** The reply to request `id`: its result, or an error. */
+export type DashboardReply = {
+  [M in DashboardRequestMethod]: { readonly id: number; readonly method: M } & ({ readonly result: DashboardRequestMap[M]['result'] } | { readonly error: DashboardRequestError })
+}[DashboardRequestMethod];
 
 /** Payloads of the messages the extension posts to the webview. */
 export interface ExtensionToWebviewMap {
-  /** Answer to `ready`: everything known so far. */
+  /** Answer to `ready`: every federation the dashboard shows, as folded so far. */
   init: {
     readonly version: number;
-    readonly federations: readonly DashboardFederation[];
-    /** Full event history per federation id (ids missing here have none yet). */
-    readonly history: Readonly<Record<string, readonly DashboardEvent[]>>;
+    readonly federations: readonly FederationState[];
     /** Federation to focus, or null to keep the webview's restored choice (or the first). */
     readonly selected: string | null;
     readonly theme: DashboardThemeKind;
   };
-  /** New events of one federation, in stream order. */
+  /** New events of one federation, in stream order (fold them with `reduceFederation`). */
   events: { readonly federationId: string; readonly events: readonly DashboardEvent[] };
+  /** A federation's whole state, when it changed without an event (new, restarted, its process ended). */
+  federation: { readonly federation: FederationState };
   /** Focus a federation (e.g. from the sidebar). */
   select: { readonly federationId: string };
-  /** The list of federations changed (added, removed, live state). */
-  federations: { readonly federations: readonly DashboardFederation[] };
+  /** The answer to a `request`. */
+  reply: DashboardReply;
 }
 
 /** Payloads of the messages the webview posts to the extension. */
 export interface WebviewToExtensionMap {
   /** The script is loaded and listening; the extension answers with `init`. */
   ready: { readonly version: number };
-  /** The user picked a module for the update heatmap. */
-  selectModule: { readonly federationId: string; readonly module: string };
-  /** The user asked to export the federation's report (the extension asks where and writes it). */
-  exportReport: { readonly federationId: string; readonly format: 'json' | 'html' };
+  /** A request; the extension answers with a `reply` of the same id. */
+  request: DashboardRequest;
   /** A diagnostic line for the extension's output channel. */
   log: { readonly level: 'info' | 'warn' | 'error'; readonly message: string };
 }
@@ -95,8 +122,8 @@ export type MessageCheck<T> =
   | { readonly ok: true; readonly message: T }
   | { readonly ok: false; readonly code: DashboardMessageErrorCode; readonly reason: string };
 
-/** Longest id, label, module name or log line accepted (they end up as text in the UI or a log). */
-export const MAX_MESSAGE_STRING = 4096;
+/** Longest id, label or log line accepted (they end up as text in the UI or a log); the same bound as a state's. */
+export const MAX_MESSAGE_STRING = MAX_STATE_STRING;
 
 type Fields = Record<string, unknown>;
 type Check = (value: Fields) => string | null;
@@ -125,16 +152,44 @@ function eventsProblem(value: unknown, field: string): string | null {
   return bad < 0 ? null : `${field}[${bad}] is not an event ({type: string, time: number})`;
 }
 
-/** True when `value` is a well-formed federation descriptor. */
-export function isDashboardFederation(value: unknown): value is DashboardFederation {
-  return isRecord(value) && nonEmptyStr(value.id) && str(value.label)
-    && FEDERATION_KINDS.includes(value.kind as FederationKind) && typeof value.live === 'boolean';
-}
-
 function federationsProblem(value: unknown): string | null {
   if (!Array.isArray(value)) return 'federations is not an array';
-  const bad = value.findIndex((f) => !isDashboardFederation(f));
-  return bad < 0 ? null : `federations[${bad}] is not {id, label, kind, live}`;
+  const bad = value.findIndex((f) => !isFederationState(f));
+  return bad < 0 ? null : `federations[${bad}] is not a federation state`;
+}
+
+/** Params and result checks per request method. */
+const REQUESTS: { readonly [M in DashboardRequestMethod]: { readonly params: Check; readonly result: Check } } = {
+  exportReport: {
+    params: (p) => (!nonEmptyStr(p.federationId) ? 'params.federationId is not a non-empty string' : REPORT_FORMATS.includes(p.format as ReportFormat) ? null : 'params.format is not json or html'),
+    result: (r) => (r.path === null || nonEmptyStr(r.path) ? null : 'result.path is neither null nor a path'),
+  },
+};
+
+function isRequestMethod(value: unknown): value is DashboardRequestMethod {
+  return typeof value === 'string' && Object.hasOwn(REQUESTS, value);
+}
+
+function idProblem(value: unknown): string | null {
+  return Number.isSafeInteger(value) && (value as number) > 0 ? null : 'id is not a positive integer';
+}
+
+function requestProblem(m: Fields): string | null {
+  const id = idProblem(m.id);
+  if (id !== null) return id;
+  if (!isRecord(m.params)) return 'params is not an object';
+  return REQUESTS[m.method as DashboardRequestMethod].params(m.params);
+}
+
+function replyProblem(m: Fields): string | null {
+  const id = idProblem(m.id);
+  if (id !== null) return id;
+  if (('result' in m) === ('error' in m)) return 'a reply carries either a result or an error';
+  if ('error' in m) {
+    const e = m.error;
+    return isRecord(e) && REQUEST_ERROR_CODES.includes(e.code as DashboardRequestErrorCode) && str(e.message) ? null : `error is not {code: ${REQUEST_ERROR_CODES.join(' | ')}, message}`;
+  }
+  return isRecord(m.result) ? REQUESTS[m.method as DashboardRequestMethod].result(m.result) : 'result is not an object';
 }
 
 function versionProblem(value: unknown): string | null {
@@ -147,24 +202,19 @@ const EXTENSION_TO_WEBVIEW: { readonly [K in ExtensionToWebviewType]: Check } = 
     if (version !== null) return version;
     const federations = federationsProblem(m.federations);
     if (federations !== null) return federations;
-    if (!isRecord(m.history)) return 'history is not an object';
-    for (const [id, events] of Object.entries(m.history)) {
-      const problem = eventsProblem(events, `history[${JSON.stringify(id.slice(0, 40))}]`);
-      if (problem !== null) return problem;
-    }
     if (m.selected !== null && !nonEmptyStr(m.selected)) return 'selected is neither null nor an id';
     if (!THEME_KINDS.includes(m.theme as DashboardThemeKind)) return `theme is not one of ${THEME_KINDS.join(', ')}`;
     return null;
   },
   events: (m) => (nonEmptyStr(m.federationId) ? eventsProblem(m.events, 'events') : 'federationId is not a non-empty string'),
+  federation: (m) => (isFederationState(m.federation) ? null : 'federation is not a federation state'),
   select: (m) => (nonEmptyStr(m.federationId) ? null : 'federationId is not a non-empty string'),
-  federations: (m) => federationsProblem(m.federations),
+  reply: replyProblem,
 };
 
 const WEBVIEW_TO_EXTENSION: { readonly [K in WebviewToExtensionType]: Check } = {
   ready: (m) => versionProblem(m.version),
-  selectModule: (m) => (!nonEmptyStr(m.federationId) ? 'federationId is not a non-empty string' : nonEmptyStr(m.module) ? null : 'module is not a non-empty string'),
-  exportReport: (m) => (!nonEmptyStr(m.federationId) ? 'federationId is not a non-empty string' : m.format === 'json' || m.format === 'html' ? null : 'format is not json or html'),
+  request: requestProblem,
   log: (m) => (!['info', 'warn', 'error'].includes(m.level as string) ? 'level is not info, warn or error' : str(m.message) ? null : 'message is not a string (≤ 4096 chars)'),
 };
 
@@ -173,6 +223,9 @@ function check<T>(value: unknown, checks: Readonly<Record<string, Check>>, direc
   const type = value.type;
   if (typeof type !== 'string' || !Object.hasOwn(checks, type)) {
     return { ok: false, code: 'E_UNKNOWN_TYPE', reason: `${direction}: unknown message type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 40) : type ?? null)}` };
+  }
+  if ((type === 'request' || type === 'reply') && !isRequestMethod(value.method)) {
+    return { ok: false, code: 'E_UNKNOWN_METHOD', reason: `${direction} ${type}: unknown method ${JSON.stringify(typeof value.method === 'string' ? value.method.slice(0, 40) : value.method ?? null)}` };
   }
   const problem = checks[type](value);
   if (problem !== null) return { ok: false, code: 'E_BAD_FIELD', reason: `${direction} ${type}: ${problem}` };

@@ -1,26 +1,23 @@
 /**
  * The dashboard panel controller: one WebviewPanel (local resources from dist/webview and media
  * only, fresh CSP nonce per render, no retained context), the `ready` handshake (answered with
- * `init`: every federation and its event history), then live `events` batches and `federations`
- * updates. A WebviewPanelSerializer brings the panel back after a reload; the webview restores its
- * own choices with getState/setState and asks again with `ready`.
+ * `init`: every federation's folded state), then what dashboardSync.ts derives from each store
+ * change, and a `reply` to each of the webview's requests. A WebviewPanelSerializer brings the
+ * panel back after a reload; the webview restores its own choices with getState/setState and asks
+ * again with `ready`.
  */
 import * as vscode from 'vscode';
-import { copyFile, writeFile } from 'node:fs/promises';
-import { checkWebviewToExtension, DASHBOARD_PROTOCOL_VERSION } from './messages.js';
-import type { DashboardEvent, DashboardFederation, DashboardThemeKind, ExtensionToWebviewMessage, WebviewToExtensionMessage } from './messages.js';
+import { checkWebviewToExtension } from './messages.js';
+import type { DashboardRequest, DashboardThemeKind, ExtensionToWebviewMessage, WebviewToExtensionMessage } from './messages.js';
+import { changeMessage, initMessage } from './dashboardSync.js';
+import { exportReport } from './exportReport.js';
 import { renderDashboardHtml } from './html.js';
+import { answerRequest } from './requests.js';
 import type { FederationStore, StoreChange } from '../state/federationStore.js';
-import type { FederationState } from '../state/federationState.js';
 import type { Log } from '../process/federationRuns.js';
 
 /** The panel's view type (also in package.json's `onWebviewPanel:` activation event). */
 export const DASHBOARD_VIEW_TYPE = 'fedex.dashboard';
-
-/** The federations as the dashboard lists them (remote ones not joined have no data: left out). */
-export function dashboardFederations(states: readonly FederationState[]): DashboardFederation[] {
-  return states.filter((s) => s.kind !== 'remote').map((s) => ({ id: s.id, label: s.label, kind: s.kind, live: s.live }));
-}
 
 function themeKind(kind: vscode.ColorThemeKind): DashboardThemeKind {
   switch (kind) {
@@ -38,7 +35,6 @@ export class DashboardController implements vscode.Disposable {
   /** True between the webview's `ready` and its disappearance (hidden panels lose their context). */
   private ready = false;
   private pendingSelect: string | null = null;
-  private lastFederations = '';
   private readonly storeSub: { dispose(): void };
 
   constructor(private readonly extensionUri: vscode.Uri, private readonly store: FederationStore, private readonly log: Log) {
@@ -66,7 +62,6 @@ export class DashboardController implements vscode.Disposable {
     this.detach();
     this.panel = panel;
     this.ready = false;
-    this.lastFederations = '';
     panel.webview.options = this.webviewOptions();
     panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'fedex.svg');
     this.panelDisposables.push(
@@ -115,27 +110,14 @@ export class DashboardController implements vscode.Disposable {
   }
 
   private sendInit(): void {
-    const states = this.store.list();
-    const federations = dashboardFederations(states);
-    const history: Record<string, readonly DashboardEvent[]> = {};
-    for (const f of federations) history[f.id] = this.store.events(f.id) as DashboardEvent[];
-    const selected = this.pendingSelect !== null && federations.some((f) => f.id === this.pendingSelect) ? this.pendingSelect : null;
+    this.post(initMessage(this.store.list(), this.pendingSelect, themeKind(vscode.window.activeColorTheme.kind)));
     this.pendingSelect = null;
-    this.lastFederations = JSON.stringify(federations);
-    this.post({ type: 'init', version: DASHBOARD_PROTOCOL_VERSION, federations, history, selected, theme: themeKind(vscode.window.activeColorTheme.kind) });
   }
 
   private onStoreChange(change: StoreChange): void {
     if (this.panel === undefined || !this.ready) return;
-    const federations = dashboardFederations(this.store.list());
-    const text = JSON.stringify(federations);
-    if (text !== this.lastFederations) {
-      this.lastFederations = text;
-      this.post({ type: 'federations', federations });
-    }
-    if (change.events !== undefined && change.events.length > 0 && federations.some((f) => f.id === change.id)) {
-      this.post({ type: 'events', federationId: change.id, events: change.events as DashboardEvent[] });
-    }
+    const message = changeMessage(this.store, change);
+    if (message !== null) this.post(message);
   }
 
   private async onMessage(raw: unknown): Promise<void> {
@@ -153,38 +135,22 @@ export class DashboardController implements vscode.Disposable {
       case 'log':
         this.log[message.level](`dashboard: ${message.message}`);
         return;
-      case 'selectModule':
-        this.log.info(`dashboard: module ${message.module} selected for ${message.federationId}`);
-        return;
-      case 'exportReport':
-        await this.exportReport(message.federationId, message.format);
+      case 'request':
+        await this.answer(message);
         return;
     }
   }
 
-  /** Saves a federation's report: the CLI's report.json/html when it wrote one, else the event history as JSON. */
-  private async exportReport(federationId: string, format: 'json' | 'html'): Promise<void> {
-    const state = this.store.get(federationId);
-    if (state === undefined) return;
-    const source = format === 'html' ? state.reportHtml : state.reportJson;
-    if (format === 'html' && source === null) {
-      void vscode.window.showWarningMessage(`FedEx: ${state.label} has no HTML report (only \`fedex simulate\` writes one). Export it as JSON instead.`);
-      return;
-    }
-    const target = await vscode.window.showSaveDialog({
-      title: `Export the report of ${state.label}`,
-      filters: format === 'html' ? { HTML: ['html'] } : { JSON: ['json'] },
-      defaultUri: vscode.Uri.file(`fedex-report.${format}`),
-    });
-    if (target === undefined) return;
-    try {
-      if (source !== null) await copyFile(source, target.fsPath);
-      else await writeFile(target.fsPath, `${JSON.stringify({ federation: state, events: this.store.events(federationId) }, null, 1)}\n`);
-      this.log.info(`dashboard: report of ${state.label} written to ${target.fsPath}`);
-    } catch (err) {
-      this.log.error(`dashboard: could not write ${target.fsPath}: ${(err as Error).message}`);
-      void vscode.window.showErrorMessage(`FedEx: could not write the report to ${target.fsPath}: ${(err as Error).message}`);
-    }
+  /** Carries out a request and posts its reply (to the panel that is there then). */
+  private async answer(request: DashboardRequest): Promise<void> {
+    const reply = await answerRequest(request, {
+      exportReport: (params) => exportReport(this.store, params, async (o) => (await vscode.window.showSaveDialog({
+        title: o.title, filters: o.format === 'html' ? { HTML: ['html'] } : { JSON: ['json'] }, defaultUri: vscode.Uri.file(o.defaultName),
+      }))?.fsPath),
+    }, (err) => this.log.error(`dashboard: ${request.method} failed: ${(err as Error).stack ?? String(err)}`));
+    if ('error' in reply) this.log.warn(`dashboard: ${request.method} failed (${reply.error.code}): ${reply.error.message}`);
+    else if (request.method === 'exportReport' && reply.result.path !== null) this.log.info(`dashboard: report of ${request.params.federationId} written to ${reply.result.path}`);
+    this.post({ type: 'reply', ...reply });
   }
 }
 

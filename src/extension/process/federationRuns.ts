@@ -2,7 +2,7 @@
  * The federations this editor runs: one `fedex` child per federation (simulate, host or join),
  * its events fed into the store, its stderr into the log. No vscode here: the log is an interface.
  */
-import type { FederationKind } from '../dashboard/messages.js';
+import type { FederationKind } from '../state/phases.js';
 import type { FederationStore } from '../state/federationStore.js';
 import { describeCommand, startCliProcess } from './cliProcess.js';
 import type { CliExit, CliProcess, SpawnFn } from './cliProcess.js';

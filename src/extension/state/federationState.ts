@@ -1,67 +1,167 @@
 /**
- * What the sidebar and the status bar show about one federation, derived from its event stream by
- * a pure reducer: `reduceFederation(state, event) → state`. No vscode here. Events of unknown types
- * leave the state unchanged (a newer CLI may add some).
+ * What the extension knows about one federation, folded from its event stream by ONE pure reducer,
+ * `reduceFederation(state, event) → state`, that the sidebar, the status bar and the dashboard
+ * webview all use: the extension folds each stream once, hands the folded state to the dashboard
+ * (`init`, `federation`) and forwards new events, which the webview folds with this same function.
+ * No vscode and no node here (the webview bundles this folder; eslint.config.mjs keeps it so).
+ *
+ * Payload fields are read defensively (read.ts): the stream is JSON from a CLI, numbers that were not
+ * finite arrive as null, a newer CLI may add event types. A malformed field becomes null, an unknown
+ * event only counts, nothing throws. The state is plain JSON (no Maps, no class instances, no
+ * undefined fields): it travels through `postMessage` and `setState` unchanged. Everything keyed by
+ * something a peer chose (client ids, module names) is an array of records, never an object's keys.
  */
-import type { FederationKind } from '../dashboard/messages.js';
-import type { StreamEvent } from '../process/jsonlLines.js';
-import type { CliEventMap, CliEventType } from '../../federation/events/events.js';
+import type { ModuleType } from '../../core/moduleNames.js';
+import type { CliEvent } from '../../federation/events/events.js';
+import { JOIN_HANDLERS } from './joinEvents.js';
+import { TERMINAL_PHASES, type ClientStatus, type FederationKind, type FederationPhase } from './phases.js';
+import type { Fields } from './read.js';
+import { RUN_HANDLERS } from './runEvents.js';
+import { activeRunKey, type Handlers } from './stateUpdates.js';
 
-/** Where a federation is in its life. */
-export type FederationPhase =
-  | 'idle' // a remote federation from settings, not joined
-  | 'starting'
-  | 'connecting'
-  | 'reconnecting'
-  | 'disconnected'
-  | 'waiting' // for clients or for the next round
-  | 'ready' // manual rounds: the clients are there, the next round waits for FedEx: Start Round
-  | 'training'
-  | 'uploaded' // a joined client sent its update
-  | 'aggregating'
-  | 'evaluating'
-  | 'done'
-  | 'stopped'
-  | 'failed';
-
-/** Phases after which nothing runs any more. */
-export const TERMINAL_PHASES: ReadonlySet<FederationPhase> = new Set(['done', 'stopped', 'failed']);
-
-/** One client as the host or the simulation sees it. */
-export interface ClientView {
+/** A client as the coordinator (or the simulation, or a joined client about itself) saw it. */
+export interface ClientState {
   readonly id: string;
   readonly name: string;
-  readonly status: 'joined' | 'training' | 'trained' | 'uploaded' | 'rejected' | 'failed' | 'left';
-  readonly examples: number | null;
-  readonly lastLoss: number | null;
+  readonly connected: boolean;
+  readonly status: ClientStatus;
   readonly step: number | null;
   readonly totalSteps: number | null;
+  readonly lastLoss: number | null;
+  readonly examples: number | null;
 }
 
-/** One round's figures. */
-export interface RoundView {
+/** Figures of one module in one round (null when not measured). */
+export interface ModulePoint {
+  readonly module: string;
+  readonly type: ModuleType;
+  readonly layer: number | null;
+  readonly deviation: number | null;
+  readonly relativeDeviation: number | null;
+  readonly residualNorm: number | null;
+  /** ‖Ā_t − Ā_{t−1}‖_F and ‖B̄_t − B̄_{t−1}‖_F: how far the global adapter moved this round. */
+  readonly deltaA: number | null;
+  readonly deltaB: number | null;
+}
+
+/** ‖A_i − Ā‖_F, ‖B_i − B̄‖_F of one client and module in one round. */
+export interface ClientModuleDiff {
+  readonly client: string;
+  readonly module: string;
+  readonly a: number | null;
+  readonly b: number | null;
+}
+
+/** Train loss of one client in one round. */
+export interface ClientLoss {
+  readonly client: string;
+  readonly loss: number | null;
+  readonly examples: number | null;
+}
+
+/** A round's client-level DP figures: ε spent so far at δ (null ε: no bound), rounds released, updates clipped. */
+export interface PrivacyPoint {
+  readonly epsilon: number | null;
+  readonly delta: number | null;
+  readonly releases: number | null;
+  readonly clipped: number | null;
+  readonly updates: number;
+  readonly noiseStd: number | null;
+}
+
+/** One closed round (a coordinator's `round_closed`, or a joined client's `join_round_closed`). */
+export interface RoundPoint {
   readonly round: number;
-  /** The simulated method it belongs to (null outside `simulate`). */
-  readonly method: string | null;
-  readonly status: 'running' | 'closed';
+  readonly aggregated: boolean;
+  readonly closedAt: number;
+  readonly durationMs: number | null;
+  /** Clients sampled and clients whose updates were aggregated (a joined client knows only the latter). */
   readonly sampled: number;
   readonly participants: number;
   readonly meanLoss: number | null;
-  readonly evalLoss: number | null;
-  readonly evalAccuracy: number | null;
-  /** Mean over modules of the relative deviation of plain averaging (null when not measured). */
+  /** Mean over modules of the relative deviation of plain averaging (given directly by `join_round_closed`). */
   readonly meanRelativeDeviation: number | null;
+  readonly clientLoss: readonly ClientLoss[];
+  readonly modules: readonly ModulePoint[];
+  readonly clientDiffs: readonly ClientModuleDiff[];
+  /** Bytes on the wire (sent + received), null when not reported. */
   readonly bytes: number | null;
-  readonly durationMs: number | null;
-  readonly aggregated: boolean | null;
+  /** Client-level DP (the record's `privacy`); absent for a federation without it. */
+  readonly privacy?: PrivacyPoint;
 }
 
-/** Final figures of one simulated method. */
-export interface MethodResult {
-  readonly method: string;
+/** Eval figures of the global model after a round (simulation). */
+export interface EvalPoint {
+  readonly round: number;
+  readonly loss: number | null;
+  readonly accuracy: number | null;
+}
+
+/**
+ * A pooled (≤ 32×32) picture of one module's round update of the effective weight W0 + s·B̄Ā, in
+ * out × in orientation; the coordinator pools max |ΔW| per block (all values ≥ 0).
+ */
+export interface HeatmapView {
+  readonly module: string;
+  readonly round: number;
+  readonly rows: number;
+  readonly cols: number;
+  /** Row-major, rows × cols; null cells were not finite. Empty when the coordinator skipped it (see `note`). */
+  readonly values: readonly (number | null)[];
+  /** Shape of the full update it was pooled from (out × in), when given. */
+  readonly sourceRows: number | null;
+  readonly sourceCols: number | null;
+  /** max |ΔW| and ‖ΔW‖_F of the whole module. */
+  readonly maxAbs: number | null;
+  readonly norm: number | null;
+  /** Why there are no values (e.g. the dense update was too costly to form). */
+  readonly note: string | null;
+}
+
+/** `method_done`'s figures of a simulated method. */
+export interface RunSummary {
   readonly evalLoss: number | null;
   readonly evalAccuracy: number | null;
   readonly meanRelativeDeviation: number | null;
+  readonly seconds: number | null;
+}
+
+/** One run: a hosted federation, a joined one, or one method of a simulation. */
+export interface RunState {
+  /** Method of a simulation, or '' for a plain federation. */
+  readonly key: string;
+  readonly phase: FederationPhase;
+  /** Current (or last) round, 0 before the first. */
+  readonly round: number;
+  readonly totalRounds: number | null;
+  /** The current round's sampled clients, those that reported and those that failed or were rejected. */
+  readonly sampled: readonly string[];
+  readonly reported: readonly string[];
+  readonly failed: readonly string[];
+  readonly quorum: number | null;
+  readonly clients: readonly ClientState[];
+  /** Closed rounds, oldest first. */
+  readonly rounds: readonly RoundPoint[];
+  readonly evals: readonly EvalPoint[];
+  /** Latest heatmap per module, in layout order of first arrival. */
+  readonly heatmaps: readonly HeatmapView[];
+  readonly summary: RunSummary | null;
+}
+
+/** A line about a federation (warnings, errors, rejected peers). */
+export interface Note {
+  readonly time: number;
+  readonly level: 'info' | 'warn' | 'error';
+  readonly text: string;
+}
+
+/** What `simulation_started` announced. */
+export interface SimulationInfo {
+  readonly methods: readonly string[];
+  readonly clients: number | null;
+  readonly rounds: number | null;
+  readonly model: string;
+  readonly data: string;
 }
 
 /** Everything known about one federation. */
@@ -73,31 +173,34 @@ export interface FederationState {
   readonly url: string | null;
   /** Output / run folder on this machine (simulation and host). */
   readonly outDir: string | null;
-  /** True while its CLI child process runs. */
+  /** True while its CLI child process runs (set by the extension, never by an event). */
   readonly live: boolean;
   readonly phase: FederationPhase;
-  /** Method being run (host: the strategy; simulation: the current method). */
+  /** Host: the strategy; simulation: the method running now (the key of the active run). */
   readonly method: string | null;
-  readonly methods: readonly string[];
-  /** Current (or last) round, 0 before the first. */
-  readonly round: number;
+  /** Rounds per run it was started with (settings, or `simulation_started`); a run may learn its own. */
   readonly totalRounds: number | null;
-  readonly clients: readonly ClientView[];
-  readonly rounds: readonly RoundView[];
-  readonly results: readonly MethodResult[];
+  readonly runs: readonly RunState[];
+  readonly simulation: SimulationInfo | null;
   /** Hosted with manual rounds: each round waits for FedEx: Start Round. */
   readonly manualRounds: boolean;
   /** Manual rounds: the round that waits for Start Round and the clients it needs (from `round_ready`), until it starts. */
   readonly ready: { readonly round: number; readonly minClients: number } | null;
   /** The joined client's id (join only). */
   readonly clientId: string | null;
+  /** The latest notes (at most MAX_NOTES, stateUpdates.ts). */
+  readonly notes: readonly Note[];
   readonly lastError: string | null;
-  readonly lastWarning: string | null;
   readonly reportJson: string | null;
   readonly reportHtml: string | null;
+  /** Events folded so far (of any type). */
+  readonly eventCount: number;
   readonly startedAt: number | null;
   readonly updatedAt: number | null;
 }
+
+/** One event of a federation's stream: a declared one, or one of a type a newer CLI added. */
+export type FederationEvent = CliEvent | { readonly type: string; readonly time: number; readonly method?: string };
 
 /** A fresh state for a federation about to start (or a remote one from settings). */
 export function initialFederation(init: {
@@ -115,129 +218,59 @@ export function initialFederation(init: {
   return {
     id: init.id, kind: init.kind, label: init.label, url: init.url ?? null, outDir: init.outDir ?? null,
     live, phase: !live ? 'idle' : init.kind === 'join' ? 'connecting' : 'starting',
-    method: init.method ?? null, methods: init.method ? [init.method] : [], round: 0, totalRounds: init.totalRounds ?? null,
-    manualRounds: init.manualRounds === true, ready: null, clients: [], rounds: [], results: [], clientId: null, lastError: null, lastWarning: null,
-    reportJson: null, reportHtml: null, startedAt: null, updatedAt: null,
+    method: init.method ?? null, totalRounds: init.totalRounds ?? null, runs: [], simulation: null,
+    manualRounds: init.manualRounds === true, ready: null, clientId: null, notes: [], lastError: null,
+    reportJson: null, reportHtml: null, eventCount: 0, startedAt: null, updatedAt: null,
   };
 }
 
-type Payload<K extends CliEventType> = CliEventMap[K] & { readonly method?: string };
+const HANDLERS: Handlers = { ...RUN_HANDLERS, ...JOIN_HANDLERS };
 
-function upsertClient(clients: readonly ClientView[], id: string, patch: Partial<ClientView>): ClientView[] {
-  const i = clients.findIndex((c) => c.id === id);
-  const base: ClientView = i >= 0 ? clients[i] : { id, name: id, status: 'joined', examples: null, lastLoss: null, step: null, totalSteps: null };
-  const next = { ...base, ...patch };
-  return i >= 0 ? clients.map((c, j) => (j === i ? next : c)) : [...clients, next];
+/** Applies one event of the federation's stream. Unknown event types change nothing but the count and the time. */
+export function reduceFederation(state: FederationState, event: FederationEvent): FederationState {
+  const time = typeof event.time === 'number' && Number.isFinite(event.time) ? event.time : null;
+  const counted: FederationState = { ...state, eventCount: state.eventCount + 1, startedAt: state.startedAt ?? time, updatedAt: time ?? state.updatedAt };
+  const handler = Object.hasOwn(HANDLERS, event.type) ? HANDLERS[event.type] : undefined;
+  return handler === undefined ? counted : handler(counted, event as unknown as Fields, time ?? 0);
 }
 
-function upsertRound(rounds: readonly RoundView[], round: number, method: string | null, patch: Partial<RoundView>): RoundView[] {
-  const i = rounds.findIndex((r) => r.round === round && r.method === method);
-  const base: RoundView = i >= 0 ? rounds[i] : {
-    round, method, status: 'running', sampled: 0, participants: 0, meanLoss: null, evalLoss: null, evalAccuracy: null,
-    meanRelativeDeviation: null, bytes: null, durationMs: null, aggregated: null,
-  };
-  const next = { ...base, ...patch };
-  return i >= 0 ? rounds.map((r, j) => (j === i ? next : r)) : [...rounds, next];
+/** The run the federation is in now (the current method of a simulation), if it has begun. */
+export function activeRun(s: FederationState): RunState | undefined {
+  const key = activeRunKey(s);
+  return s.runs.find((r) => r.key === key);
 }
 
-function finite(x: number | null | undefined): number | null {
-  return typeof x === 'number' && Number.isFinite(x) ? x : null;
+/** The active run's current round (0 before the first). */
+export function currentRound(s: FederationState): number {
+  return activeRun(s)?.round ?? 0;
 }
 
-function meanOf(values: readonly (number | null)[]): number | null {
-  const xs = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
-  return xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
+/** The active run's number of rounds, else the federation's. */
+export function roundsTotal(s: FederationState): number | null {
+  return activeRun(s)?.totalRounds ?? s.totalRounds;
 }
 
-/** Clients changed while a round waits for Start Round: ready again with enough of them, else waiting. */
-function readiness(s: FederationState, clients: ClientView[]): Partial<FederationState> {
-  if (s.ready === null || (s.phase !== 'ready' && s.phase !== 'waiting')) return { clients };
-  const connected = clients.filter((c) => c.status !== 'left').length;
-  return { clients, phase: connected >= s.ready.minClients ? 'ready' : 'waiting' };
-}
-
-/** Handlers per event type; each returns the changed fields. */
-type Reducers = { readonly [K in CliEventType]?: (s: FederationState, e: Payload<K>) => Partial<FederationState> };
-
-const REDUCERS: Reducers = {
-  simulation_started: (_s, e) => ({ methods: [...e.methods], totalRounds: e.rounds, outDir: e.out, phase: 'starting' }),
-  method_started: (_s, e) => ({ method: e.method, round: 0, clients: [], phase: 'starting' }),
-  listening: (s, e) => ({ url: s.kind === 'simulation' ? s.url : e.url, outDir: s.outDir ?? e.runDir, phase: 'waiting', round: e.resumedFromRound ?? s.round }),
-  client_joined: (s, e) => readiness(s, upsertClient(s.clients, e.clientId, { name: e.name, status: 'joined' })),
-  client_left: (s, e) => readiness(s, upsertClient(s.clients, e.clientId, { status: 'left' })),
-  round_ready: (_s, e) => ({ manualRounds: true, ready: { round: e.round, minClients: e.minClients }, phase: 'ready' }),
-  round_started: (s, e) => {
-    let clients = s.clients;
-    for (const id of e.sampled) clients = upsertClient(clients, id, { status: 'training', step: null, totalSteps: null });
-    return { round: e.round, phase: 'training', ready: null, clients, rounds: upsertRound(s.rounds, e.round, e.method ?? null, { status: 'running', sampled: e.sampled.length }) };
-  },
-  update_accepted: (s, e) => {
-    const clients = upsertClient(s.clients, e.clientId, { status: 'uploaded', examples: e.examples, lastLoss: finite(e.trainLoss) });
-    const sampled = s.rounds.find((r) => r.round === e.round && r.method === (e.method ?? null))?.sampled ?? 0;
-    const uploaded = clients.filter((c) => c.status === 'uploaded').length;
-    return { clients, phase: sampled > 0 && uploaded >= sampled ? 'aggregating' : s.phase };
-  },
-  update_rejected: (s, e) => ({ clients: upsertClient(s.clients, e.clientId, { status: 'rejected' }), lastWarning: `${e.clientId}: ${e.reason}` }),
-  client_failed: (s, e) => ({ clients: upsertClient(s.clients, e.clientId, { status: 'failed' }), lastWarning: `${e.clientId}: ${e.reason}` }),
-  round_closed: (s, e) => {
-    let clients = s.clients;
-    for (const [id, c] of Object.entries(e.clients)) clients = upsertClient(clients, id, { examples: c.examples, lastLoss: finite(c.trainLoss) });
-    const rounds = upsertRound(s.rounds, e.round, e.method ?? null, {
-      status: 'closed', sampled: e.sampled.length, participants: e.participants.length, meanLoss: finite(e.loss?.mean),
-      meanRelativeDeviation: meanOf(e.modules.map((m) => m.relativeDeviation)),
-      bytes: e.traffic.sent + e.traffic.received, durationMs: e.durationMs, aggregated: e.aggregated,
-    });
-    return { clients, rounds, round: e.round, phase: s.kind === 'simulation' ? 'evaluating' : 'waiting' };
-  },
-  round_evaluated: (s, e) => ({ rounds: upsertRound(s.rounds, e.round, e.method, { evalLoss: finite(e.evalLoss), evalAccuracy: finite(e.evalAccuracy) }) }),
-  federation_done: (s, e) => (s.kind === 'simulation' ? {} : { phase: e.reason === 'completed' ? 'done' : e.reason }),
-  warning: (_s, e) => ({ lastWarning: e.message }),
-  client_progress: (s, e) => ({
-    clients: upsertClient(s.clients, e.clientId, { status: 'training', step: e.step, totalSteps: e.totalSteps, lastLoss: finite(e.loss) }),
-    round: Math.max(s.round, e.round), phase: s.phase === 'starting' || s.phase === 'waiting' ? 'training' : s.phase,
-  }),
-  client_round_done: (s, e) => ({ clients: upsertClient(s.clients, e.clientId, { status: 'trained', lastLoss: finite(e.trainLoss), examples: e.examples, step: e.steps }) }),
-  method_done: (s, e) => ({
-    results: [...s.results.filter((r) => r.method !== e.method), { method: e.method, evalLoss: finite(e.evalLoss), evalAccuracy: finite(e.evalAccuracy), meanRelativeDeviation: finite(e.meanRelativeDeviation) }],
-    // A finished method has no running round (centralized rounds have no round_closed, only round_evaluated).
-    rounds: s.rounds.map((r) => (r.method === e.method && r.status === 'running' ? { ...r, status: 'closed' as const } : r)),
-  }),
-  simulation_done: (_s, e) => ({ reportJson: e.reportJson, reportHtml: e.reportHtml, phase: 'done' }),
-  error: (_s, e) => ({ lastError: e.message, phase: 'failed' }),
-  join_connected: (_s, e) => ({ url: e.url, phase: 'waiting' }),
-  join_welcomed: (s, e) => ({ clientId: e.clientId, round: Math.max(s.round, e.currentRound), phase: 'waiting' }),
-  join_reconnecting: (_s, e) => ({ phase: 'reconnecting', lastWarning: `reconnecting (attempt ${e.attempt}): ${e.message}` }),
-  join_disconnected: (s) => (TERMINAL_PHASES.has(s.phase) ? {} : { phase: 'disconnected' }),
-  join_round_started: (s, e) => ({ round: e.round, phase: 'training', rounds: upsertRound(s.rounds, e.round, null, { status: 'running' }) }),
-  join_uploaded: () => ({ phase: 'uploaded' }),
-  join_update_rejected: (_s, e) => ({ lastWarning: `round ${e.round}: update rejected (${e.code}): ${e.reason}` }),
-  join_round_closed: (s, e) => ({
-    phase: 'waiting',
-    rounds: upsertRound(s.rounds, e.round, null, {
-      status: 'closed', participants: e.participants, meanLoss: finite(e.meanLoss), meanRelativeDeviation: finite(e.meanRelativeDeviation), aggregated: e.aggregated !== false,
-    }),
-  }),
-  join_training_failed: (_s, e) => ({ lastWarning: `round ${e.round}: training failed: ${e.message}` }),
-  join_done: (_s, e) => ({ phase: e.reason === 'completed' ? 'done' : e.reason === 'left' ? 'stopped' : e.reason }),
-};
-
-/** Applies one event of the federation's stream. Unknown event types change nothing but `updatedAt`. */
-export function reduceFederation(state: FederationState, event: StreamEvent): FederationState {
-  const reducer = (REDUCERS as Record<string, ((s: FederationState, e: StreamEvent) => Partial<FederationState>) | undefined>)[event.type];
-  const time = typeof event.time === 'number' ? event.time : null;
-  const patch = reducer === undefined ? {} : reducer(state, event);
-  return { ...state, ...patch, startedAt: state.startedAt ?? time, updatedAt: time ?? state.updatedAt };
+/** The latest warning, or null. */
+export function lastWarning(s: FederationState): string | null {
+  for (let i = s.notes.length - 1; i >= 0; i--) if (s.notes[i].level === 'warn') return s.notes[i].text;
+  return null;
 }
 
 /**
- * The state after the CLI process exited: not live, and a final phase if the stream had none. When
- * it failed without an `error` event, `lastLog` (its last stderr line, e.g. a usage error) says why.
+ * The state after the CLI process exited: not live, and a final phase (for the federation and its
+ * active run) if the stream had none. When it failed without an `error` event, `lastLog` (its last
+ * stderr line, e.g. a usage error) says why.
  */
 export function federationExited(state: FederationState, exit: { code: number | null; signal: string | null; stopped: boolean; error?: string }, lastLog?: string): FederationState {
   if (TERMINAL_PHASES.has(state.phase)) return { ...state, live: false };
-  if (exit.stopped) return { ...state, live: false, phase: 'stopped' };
-  if (exit.code === 0) return { ...state, live: false, phase: 'done' };
+  const ended = (phase: FederationPhase, patch: Partial<FederationState> = {}): FederationState => {
+    const key = activeRunKey(state);
+    const runs = state.runs.map((r) => (r.key === key && !TERMINAL_PHASES.has(r.phase) ? { ...r, phase } : r));
+    return { ...state, ...patch, live: false, phase, runs };
+  };
+  if (exit.stopped) return ended('stopped');
+  if (exit.code === 0) return ended('done');
   const why = exit.error ?? (exit.signal !== null ? `killed by ${exit.signal}` : `exit code ${String(exit.code)}`);
   const fallback = lastLog !== undefined && lastLog.trim() !== '' && exit.error === undefined ? `${lastLog.trim()} (${why})` : `the fedex process ended unexpectedly (${why})`;
-  return { ...state, live: false, phase: 'failed', lastError: state.lastError ?? fallback };
+  return ended('failed', { lastError: state.lastError ?? fallback });
 }

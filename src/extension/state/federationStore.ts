@@ -1,17 +1,16 @@
 /**
- * Every federation the extension knows (started here, joined, or listed in settings): its reduced
- * state and its event history (the dashboard replays it after `ready`). Listeners hear about every
- * change. No vscode here.
+ * Every federation the extension knows (started here, joined, or listed in settings): its folded
+ * state (the one the sidebar and the dashboard show) and its event history (kept for the report a
+ * federation without a CLI report exports). Listeners hear about every change. No vscode here.
  */
-import type { StreamEvent } from '../process/jsonlLines.js';
 import { federationExited, initialFederation, reduceFederation } from './federationState.js';
-import type { FederationState } from './federationState.js';
+import type { FederationEvent, FederationState } from './federationState.js';
 
 /** What changed. `events` is set when events were appended (in stream order). */
 export interface StoreChange {
   readonly kind: 'added' | 'updated' | 'removed';
   readonly id: string;
-  readonly events?: readonly StreamEvent[];
+  readonly events?: readonly FederationEvent[];
 }
 
 /** Unsubscribes a listener. */
@@ -24,7 +23,7 @@ export const MAX_EVENTS_PER_FEDERATION = 50_000;
 
 interface Entry {
   state: FederationState;
-  events: StreamEvent[];
+  events: FederationEvent[];
   dropped: number;
 }
 
@@ -50,7 +49,7 @@ export class FederationStore {
   }
 
   /** Applies events of one federation's stream (ignored when the id is unknown). */
-  apply(id: string, events: readonly StreamEvent[]): void {
+  apply(id: string, events: readonly FederationEvent[]): void {
     const entry = this.entries.get(id);
     if (entry === undefined || events.length === 0) return;
     for (const event of events) {
@@ -87,7 +86,7 @@ export class FederationStore {
   }
 
   /** The event history of one federation (a copy). */
-  events(id: string): StreamEvent[] {
+  events(id: string): FederationEvent[] {
     return [...(this.entries.get(id)?.events ?? [])];
   }
 

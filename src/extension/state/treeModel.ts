@@ -3,8 +3,9 @@
  * the status-bar text, all derived from `FederationState`. The vscode glue maps these 1:1 onto
  * `TreeItem`s. No vscode here.
  */
-import { TERMINAL_PHASES } from './federationState.js';
-import type { ClientView, FederationState, RoundView } from './federationState.js';
+import { activeRun, currentRound, lastWarning, roundsTotal } from './federationState.js';
+import type { ClientState, FederationState, RunState } from './federationState.js';
+import { TERMINAL_PHASES } from './phases.js';
 
 /** One tree item, independent of VS Code. `icon` is a codicon id. */
 export interface TreeNode {
@@ -42,9 +43,60 @@ export function formatBytes(n: number | null): string {
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
+/** One row of the rounds view: a closed round, a round evaluated without a coordinator, or the running one. */
+export interface RoundView {
+  readonly round: number;
+  /** The simulated method it belongs to (null outside `simulate`). */
+  readonly method: string | null;
+  readonly status: 'running' | 'closed';
+  readonly sampled: number;
+  readonly participants: number;
+  readonly meanLoss: number | null;
+  readonly evalLoss: number | null;
+  readonly evalAccuracy: number | null;
+  /** Mean over modules of the relative deviation of plain averaging (null when not measured). */
+  readonly meanRelativeDeviation: number | null;
+  readonly bytes: number | null;
+  readonly durationMs: number | null;
+  readonly aggregated: boolean | null;
+}
+
+/** Run phases in which a round runs. */
+const IN_ROUND: ReadonlySet<RunState['phase']> = new Set(['training', 'uploaded', 'aggregating']);
+
+/**
+ * The rows of one run, oldest first: its closed rounds (with their eval figures), the rounds only
+ * evaluated (centralized: running until the method is done), and the round running now.
+ */
+export function runRoundViews(run: RunState): RoundView[] {
+  const method = run.key === '' ? null : run.key;
+  const ended = TERMINAL_PHASES.has(run.phase);
+  const empty = { method, sampled: 0, participants: 0, meanLoss: null, evalLoss: null, evalAccuracy: null, meanRelativeDeviation: null, bytes: null, durationMs: null, aggregated: null };
+  const rows = new Map<number, RoundView>();
+  for (const r of run.rounds) {
+    rows.set(r.round, {
+      ...empty, round: r.round, status: 'closed', sampled: r.sampled, participants: r.participants, meanLoss: r.meanLoss,
+      meanRelativeDeviation: r.meanRelativeDeviation, bytes: r.bytes, durationMs: r.durationMs, aggregated: r.aggregated,
+    });
+  }
+  for (const e of run.evals) {
+    rows.set(e.round, { ...(rows.get(e.round) ?? { ...empty, round: e.round, status: ended ? 'closed' : 'running' }), evalLoss: e.loss, evalAccuracy: e.accuracy });
+  }
+  if (run.round > 0 && !rows.has(run.round) && IN_ROUND.has(run.phase)) {
+    rows.set(run.round, { ...empty, round: run.round, status: 'running', sampled: run.sampled.length });
+  }
+  return [...rows.values()].sort((a, b) => a.round - b.round);
+}
+
+/** The rows of every run of a federation, run after run. */
+export function roundViews(s: FederationState): RoundView[] {
+  return s.runs.flatMap(runRoundViews);
+}
+
 /** `round 2/5` (or `round 2` when the total is unknown). */
 export function roundText(s: FederationState): string {
-  return `round ${s.round}${s.totalRounds !== null ? `/${s.totalRounds}` : ''}`;
+  const total = roundsTotal(s);
+  return `round ${currentRound(s)}${total !== null ? `/${total}` : ''}`;
 }
 
 /** The phase as shown: `ready` says what to do (`ready — run FedEx: Start Round`). */
@@ -54,11 +106,18 @@ export function phaseText(s: FederationState): string {
 
 /** 0..1: how far a federation is (closed rounds of methods × rounds for a simulation). */
 export function federationFraction(s: FederationState): number {
-  if (s.totalRounds === null || s.totalRounds <= 0) return 0;
-  const methods = Math.max(1, s.methods.length);
-  const methodIndex = s.method !== null && s.methods.includes(s.method) ? s.methods.indexOf(s.method) : 0;
-  const closed = s.rounds.filter((r) => r.status === 'closed' && (s.kind !== 'simulation' || r.method === s.method)).length;
-  return Math.min(1, (methodIndex * s.totalRounds + Math.min(closed, s.totalRounds)) / (methods * s.totalRounds));
+  const total = roundsTotal(s);
+  if (total === null || total <= 0) return 0;
+  const methods = s.simulation?.methods ?? [];
+  const methodIndex = s.method !== null && methods.includes(s.method) ? methods.indexOf(s.method) : 0;
+  const run = activeRun(s);
+  const closed = run === undefined ? 0 : runRoundViews(run).filter((r) => r.status === 'closed').length;
+  return Math.min(1, (methodIndex * total + Math.min(closed, total)) / (Math.max(1, methods.length) * total));
+}
+
+/** The clients of the run the federation is in now. */
+function currentClients(s: FederationState): readonly ClientState[] {
+  return activeRun(s)?.clients ?? [];
 }
 
 /** The status-bar text of the active federation, e.g. `FedEx round 2/5 · training`. */
@@ -72,7 +131,8 @@ export function statusText(s: FederationState | undefined): string {
 export function statusTooltip(s: FederationState | undefined): string {
   if (s === undefined) return 'FedEx: no federation running. Click to open the dashboard.';
   const lines = [`${s.label} (${KIND_LABEL[s.kind]})`, `${roundText(s)}, ${phaseText(s)}`];
-  if (s.clients.length > 0) lines.push(`${s.clients.filter((c) => c.status !== 'left').length} clients`);
+  const clients = currentClients(s);
+  if (clients.length > 0) lines.push(`${clients.filter((c) => c.connected).length} clients`);
   if (s.lastError !== null) lines.push(`error: ${s.lastError}`);
   lines.push(statusCommand(s) === 'fedex.startRound' ? 'Click to run FedEx: Start Round.' : 'Click to open the dashboard.');
   return lines.join('\n');
@@ -93,7 +153,7 @@ function phaseIcon(s: FederationState): string {
   if (s.phase === 'done') return 'pass';
   if (s.phase === 'stopped') return 'circle-slash';
   if (s.live && s.phase === 'ready') return 'debug-start';
-  if (s.live && (s.phase === 'training' || s.phase === 'aggregating' || s.phase === 'evaluating')) return 'sync~spin';
+  if (s.live && (s.phase === 'training' || s.phase === 'aggregating' || s.phase === 'closed')) return 'sync~spin';
   return KIND_ICON[s.kind];
 }
 
@@ -107,6 +167,7 @@ export function federationNodes(states: readonly FederationState[]): TreeNode[] 
     .filter((s) => !(s.kind === 'remote' && s.url !== null && joinedUrls.has(s.url)))
     .map((s) => {
       const description = s.kind === 'remote' && !s.live ? (s.url ?? '') : `${phaseText(s)} · ${roundText(s)}`;
+      const warning = lastWarning(s);
       const tooltip = [
         `${s.label} — ${KIND_LABEL[s.kind]}`,
         s.url !== null ? `URL: ${s.url}` : null,
@@ -114,16 +175,16 @@ export function federationNodes(states: readonly FederationState[]): TreeNode[] 
         s.method !== null ? `Method: ${s.method}` : null,
         `Phase: ${phaseText(s)}${s.live ? ' (running)' : ''}`,
         s.lastError !== null ? `Error: ${s.lastError}` : null,
-        s.lastWarning !== null ? `Last warning: ${s.lastWarning}` : null,
+        warning !== null ? `Last warning: ${warning}` : null,
       ].filter((l): l is string => l !== null).join('\n');
       return { id: `fed:${s.id}`, label: s.label, description, tooltip, icon: phaseIcon(s), contextValue: federationContext(s), federationId: s.id };
     });
 }
 
-function clientNode(s: FederationState, c: ClientView): TreeNode {
+function clientNode(s: FederationState, c: ClientState): TreeNode {
   const progress = c.status === 'training' && c.step !== null && c.totalSteps !== null ? ` ${c.step}/${c.totalSteps}` : '';
   const parts = [`${c.status}${progress}`, c.examples !== null ? `${c.examples} examples` : null, c.lastLoss !== null ? `loss ${formatMetric(c.lastLoss)}` : null];
-  const icon = c.status === 'failed' || c.status === 'rejected' ? 'warning' : c.status === 'left' ? 'debug-disconnect' : c.status === 'training' ? 'loading~spin' : 'account';
+  const icon = c.status === 'failed' || c.status === 'rejected' ? 'warning' : c.status === 'left' || !c.connected ? 'debug-disconnect' : c.status === 'training' ? 'loading~spin' : 'account';
   return {
     id: `client:${s.id}:${c.id}`,
     label: c.name,
@@ -135,18 +196,18 @@ function clientNode(s: FederationState, c: ClientView): TreeNode {
   };
 }
 
-/** The clients view: a node per federation that has clients, holding its clients. */
+/** The clients view: a node per federation whose current run has clients, holding them. */
 export function clientNodes(states: readonly FederationState[]): TreeNode[] {
   return states
-    .filter((s) => s.clients.length > 0)
+    .filter((s) => currentClients(s).length > 0)
     .map((s) => ({
       id: `clients:${s.id}`,
       label: s.label,
-      description: `${s.clients.filter((c) => c.status !== 'left').length} connected${s.method !== null && s.kind === 'simulation' ? ` · ${s.method}` : ''}`,
+      description: `${currentClients(s).filter((c) => c.connected).length} connected${s.method !== null && s.kind === 'simulation' ? ` · ${s.method}` : ''}`,
       icon: KIND_ICON[s.kind],
       contextValue: federationContext(s),
       federationId: s.id,
-      children: s.clients.map((c) => clientNode(s, c)),
+      children: currentClients(s).map((c) => clientNode(s, c)),
     }));
 }
 
@@ -182,21 +243,22 @@ function roundNode(s: FederationState, r: RoundView): TreeNode {
 /** The rounds view: per federation (and per method in a simulation), its rounds, latest first. */
 export function roundNodes(states: readonly FederationState[]): TreeNode[] {
   return states
-    .filter((s) => s.rounds.length > 0)
-    .map((s) => {
-      const methods = [...new Set(s.rounds.map((r) => r.method))];
+    .map((s) => ({ s, rows: roundViews(s) }))
+    .filter(({ rows }) => rows.length > 0)
+    .map(({ s, rows }) => {
+      const methods = [...new Set(rows.map((r) => r.method))];
       const latestFirst = (rs: readonly RoundView[]): TreeNode[] => [...rs].reverse().map((r) => roundNode(s, r));
       const children = methods.length === 1 && methods[0] === null
-        ? latestFirst(s.rounds)
+        ? latestFirst(rows)
         : methods.map((m) => {
-          const result = s.results.find((x) => x.method === m);
+          const result = s.runs.find((r) => r.key === m)?.summary ?? null;
           return {
             id: `rounds:${s.id}:${m ?? ''}`,
             label: m ?? 'rounds',
-            description: result !== undefined ? `final eval loss ${formatMetric(result.evalLoss)}` : s.method === m && !TERMINAL_PHASES.has(s.phase) ? 'running' : '',
+            description: result !== null ? `final eval loss ${formatMetric(result.evalLoss)}` : s.method === m && !TERMINAL_PHASES.has(s.phase) ? 'running' : '',
             icon: 'symbol-method',
             federationId: s.id,
-            children: latestFirst(s.rounds.filter((r) => r.method === m)),
+            children: latestFirst(rows.filter((r) => r.method === m)),
           };
         });
       return { id: `rounds:${s.id}`, label: s.label, description: roundText(s), icon: KIND_ICON[s.kind], contextValue: federationContext(s), federationId: s.id, children };

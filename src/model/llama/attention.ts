@@ -3,18 +3,21 @@
  * head serves `heads / kvHeads` consecutive query heads, as HF's `repeat_kv` arranges them. The
  * k/v heads are never repeated in memory: the query heads of a group are folded into the rows of
  * one batched MatMul (`[b, kv, group·seq, hd] · [b, kv, hd, seq]`). Optional per-head norms of q
- * and k (Qwen3) come before RoPE; RoPE may rotate only the leading dims of each head (Phi-3's
- * partial rotary).
+ * and k (Qwen3, Gemma 3) come before RoPE; RoPE may rotate only the leading dims of each head
+ * (Phi-3's partial rotary); the score scale may differ from 1/√hd and the scores may be soft-capped
+ * (Gemma's `query_pre_attn_scalar` and `attn_logit_softcapping`).
  */
 import type { Value } from '../../graph/builder.js';
 import { check } from '../../graph/errors.js';
 import { maskedSoftmax } from '../../graph/nn/attention.js';
 import { rope } from '../../graph/nn/rope.js';
 import { concat } from '../../graph/ops/concat.js';
+import { div } from '../../graph/ops/div.js';
 import { matMul } from '../../graph/ops/matMul.js';
 import { mul } from '../../graph/ops/mul.js';
 import { reshape } from '../../graph/ops/reshape.js';
 import { split } from '../../graph/ops/split.js';
+import { tanh } from '../../graph/ops/tanh.js';
 import { transpose } from '../../graph/ops/transpose.js';
 import { unsqueeze } from '../../graph/ops/unsqueeze.js';
 import { mulDims } from '../../graph/shape.js';
@@ -38,6 +41,10 @@ export interface AttentionInputs {
   readonly kNorm?: (k: Value) => Value;
   /** Training-mode dropout on the attention probabilities. */
   readonly dropout?: (probs: Value) => Value;
+  /** Factor on q·kᵀ; 1/√headDim when absent (Gemma: `query_pre_attn_scalar^-0.5`). */
+  readonly scale?: number;
+  /** Soft cap c of the scaled scores, `c·tanh(scores/c)`, before the mask (Gemma 2's `attn_logit_softcapping`). */
+  readonly softcap?: number;
 }
 
 /** RoPE on the first rotaryDim (the tables' width) of the last axis of x; the remaining dims pass through. */
@@ -50,8 +57,9 @@ function partialRope(x: Value, cos: Value, sin: Value, hd: number): Value {
 }
 
 /**
- * `softmax(q·kᵀ/√hd + mask)·v` per head. q `[batch, seq, heads·hd]`, k and v `[batch, seq,
- * kvHeads·hd]` (the projections' outputs); returns `[batch, seq, heads·hd]` with heads in HF order.
+ * `softmax(cap(scale·q·kᵀ) + mask)·v` per head (scale 1/√hd and no cap unless given). q `[batch,
+ * seq, heads·hd]`, k and v `[batch, seq, kvHeads·hd]` (the projections' outputs); returns `[batch,
+ * seq, heads·hd]` with heads in HF order.
  */
 export function multiHeadAttention(q: Value, k: Value, v: Value, shape: AttentionShape, inputs: AttentionInputs = {}): Value {
   const { heads, kvHeads, headDim: hd } = shape;
@@ -74,7 +82,8 @@ export function multiHeadAttention(q: Value, k: Value, v: Value, shape: Attentio
   const qT = reshape(transpose(q5, [0, 2, 3, 1, 4]), [b, kvHeads, rows, hd]);
   const kT = transpose(k4, [0, 2, 3, 1]);
   const vT = transpose(reshape(v, [b, s, kvHeads, hd]), [0, 2, 1, 3]);
-  let scores = mul(matMul(qT, kT), 1 / Math.sqrt(hd));
+  let scores = mul(matMul(qT, kT), inputs.scale ?? 1 / Math.sqrt(hd));
+  if (inputs.softcap !== undefined) scores = mul(tanh(div(scores, inputs.softcap)), inputs.softcap);
   let probs: Value;
   if (group === 1) {
     probs = maskedSoftmax(scores, inputs.mask);

@@ -59,7 +59,7 @@ export function llamaModulePaths(layers: number, fused = false): string[] {
  * the next token is padding (as GPT-2's build does), so cross-entropy over all positions equals
  * HF's `logits[:, :-1]` vs `labels[:, 1:]` without slicing the large logits.
  */
-function shiftLabels(labels: Value, mask: Value, seq: Dim): Value {
+export function shiftLabels(labels: Value, mask: Value, seq: Dim): Value {
   const batch = labels.shape[0];
   const next = add(arange(labels, seq), 1);
   const nextLabels = gather(concat([labels, fill(labels, [batch, 1], -100, 'int64')], 1), next, 1);

@@ -112,7 +112,8 @@ export function parseLlamaConfig(raw: Raw): LlamaConfig {
     mlpBias: !fused && raw.mlp_bias === true,
     qkNorm: modelType === 'qwen3',
     fused,
-    rope: ropeSpec(raw, c.headDim, c.ropeTheta ?? 10000, c.maxPositions, fused),
+    // Phi3Config's original_max_position_embeddings defaults to 4096 (LongRoPE's switch point).
+    rope: ropeSpec(raw, c.headDim, c.ropeTheta ?? 10000, c.maxPositions, fused ? { partialRotary: true, originalMaxDefault: 4096 } : {}),
     ...(sliding.window !== undefined ? { slidingWindow: sliding.window } : {}),
     slidingLayers: sliding.layers,
     attentionDropout: typeof raw.attention_dropout === 'number' ? raw.attention_dropout : 0,

@@ -39,6 +39,8 @@ export interface TextTokenizer {
   readonly source: string;
   /** One more than the largest id it can produce (added tokens included). */
   readonly vocabSize: number;
+  /** Ids of the added tokens tokenizer.json marks `special` (they appear only where their literal text does). */
+  readonly addedSpecialIds: ReadonlySet<number>;
   readonly special: SpecialTokenIds;
   /** The same special tokens by name (what a chat template sees as `bos_token`, `eos_token`, …). */
   readonly specialTokens: SpecialTokenNames;
@@ -90,6 +92,7 @@ export function tokenizerFromJson(json: unknown, config: unknown = {}, source = 
   return {
     source,
     vocabSize: maxId + 1,
+    addedSpecialIds: addedSpecialIds(tokenizerJson),
     special,
     specialTokens: names,
     chatTemplates: chatTemplatesOf(cfg, chatTemplateJinja, source),
@@ -107,6 +110,14 @@ export function tokenizerFromJson(json: unknown, config: unknown = {}, source = 
     tokenToId: (token: string): number | undefined => inner.token_to_id(token),
     idToToken: (id: number): string | undefined => inner.id_to_token(id),
   };
+}
+
+/** The ids of tokenizer.json's `added_tokens` with `"special": true`. */
+function addedSpecialIds(json: Record<string, unknown>): Set<number> {
+  const ids = new Set<number>();
+  if (!Array.isArray(json.added_tokens)) return ids;
+  for (const t of json.added_tokens as Array<{ id?: unknown; special?: unknown }>) if (t.special === true && typeof t.id === 'number') ids.add(t.id);
+  return ids;
 }
 
 /**
@@ -177,17 +188,26 @@ async function readJsonFile(file: string, missing: string | null): Promise<unkno
 
 /**
  * Throws when the tokenizer can produce ids the model has no embedding for (tokenizer vocabulary
- * larger than the model's `vocab_size`). A model vocabulary larger than the tokenizer's is fine
- * (models often pad it to a multiple of 64).
+ * larger than the model's `vocab_size`), naming both sizes and the first such tokens. Special added
+ * tokens past the table are allowed: Gemma 3's shared tokenizer ends with `<image_soft_token>`
+ * (id 262144), which its text models (vocab_size 262144) never embed; it appears only where a text
+ * spells it out. A model vocabulary larger than the tokenizer's is fine (models often pad it to a
+ * multiple of 64).
  */
 export function checkTokenizerMatchesModel(tokenizer: TextTokenizer, modelVocabSize: number): void {
   if (!Number.isInteger(modelVocabSize) || modelVocabSize <= 0) {
     throw new RangeError(`checkTokenizerMatchesModel: model vocab size must be a positive integer, got ${modelVocabSize}`);
   }
-  if (tokenizer.vocabSize > modelVocabSize) {
+  const past: string[] = [];
+  for (let id = modelVocabSize; id < tokenizer.vocabSize; id++) {
+    const token = tokenizer.idToToken(id);
+    if (token !== undefined && !tokenizer.addedSpecialIds.has(id)) past.push(token);
+  }
+  if (past.length > 0) {
     throw new Error(
       `tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${modelVocabSize}: ` +
-        'ids past the embedding table would be produced; use the tokenizer that was trained with this model',
+        `ids past the embedding table would be produced (${past.length} token${past.length === 1 ? '' : 's'}: ${past.slice(0, 3).map((t) => JSON.stringify(t)).join(', ')}${past.length > 3 ? ', …' : ''}); ` +
+        'use the tokenizer that was trained with this model',
     );
   }
 }

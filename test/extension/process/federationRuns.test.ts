@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { FederationBusyError, FederationRuns } from '../../../src/extension/process/federationRuns.js';
 import type { Log } from '../../../src/extension/process/federationRuns.js';
+import { currentRound } from '../../../src/extension/state/federationState.js';
 import { FederationStore } from '../../../src/extension/state/federationStore.js';
 import { statusText } from '../../../src/extension/state/treeModel.js';
 
@@ -27,7 +28,7 @@ describe('FederationRuns', () => {
     const s = store.get('host:1');
     assert.equal(s?.live, false);
     assert.equal(s?.phase, 'done', 'exit code 0 with no final event ends as done');
-    assert.equal(s?.round, 2);
+    assert.equal(s === undefined ? undefined : currentRound(s), 2);
     assert.equal(store.events('host:1').length, 12);
     assert.equal(statusText(s), 'FedEx round 2/2 · done');
     assert.ok(log.lines.includes('info [Hosted] fake: start'));
@@ -69,7 +70,7 @@ describe('FederationRuns', () => {
     assert.equal(statusText(waiting), 'FedEx round 0/3 · ready — run FedEx: Start Round');
     assert.equal(sent, true);
     assert.equal(store.get('m')?.phase, 'training');
-    assert.equal(store.get('m')?.round, 1);
+    assert.equal(currentRound(store.get('m')!), 1);
     assert.ok(log.lines.includes('info [Manual] > start'));
     assert.equal(runs.send('nope', 'start'), false);
     runs.send('m', 'quit');

@@ -2,9 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { federationExited, initialFederation, reduceFederation } from '../../../src/extension/state/federationState.js';
+import { activeRun, currentRound, federationExited, initialFederation, reduceFederation } from '../../../src/extension/state/federationState.js';
 import type { FederationState } from '../../../src/extension/state/federationState.js';
-import { clientNodes, federationFraction, federationNodes, roundNodes, statusCommand, statusText, statusTooltip } from '../../../src/extension/state/treeModel.js';
+import { clientNodes, federationFraction, federationNodes, roundNodes, roundViews, statusCommand, statusText, statusTooltip } from '../../../src/extension/state/treeModel.js';
 import type { StreamEvent } from '../../../src/extension/process/jsonlLines.js';
 
 function recorded(name: string): StreamEvent[] {
@@ -22,7 +22,7 @@ describe('reduceFederation on a recorded host run', () => {
     const s = replay(host, recorded('hostRun.jsonl'));
     // assert: state
     assert.equal(s.phase, 'training');
-    assert.equal(s.round, 2);
+    assert.equal(currentRound(s), 2);
     assert.equal(s.url, 'ws://127.0.0.1:8765');
     assert.equal(s.outDir, '/runs/host-1');
     assert.equal(statusText(s), 'FedEx round 2/2 · training');
@@ -54,7 +54,7 @@ describe('reduceFederation on a recorded host run', () => {
     assert.equal(replay(host, events.slice(0, 6)).phase, 'aggregating');
     const done = replay(host, [...events, ...recorded('hostRunEnd.jsonl')]);
     assert.equal(done.phase, 'done');
-    const r2 = done.rounds.find((r) => r.round === 2);
+    const r2 = roundViews(done).find((r) => r.round === 2);
     assert.equal(r2?.participants, 1);
     assert.equal(r2?.meanRelativeDeviation, null, 'null deviations (metrics off) must not become 0');
     const exited = federationExited(done, { code: 0, signal: null, stopped: false });
@@ -73,11 +73,12 @@ describe('reduceFederation on a recorded host run', () => {
     assert.equal(federationExited(mid, { code: null, signal: 'SIGTERM', stopped: true }).phase, 'stopped');
   });
 
-  test('unknown event types change nothing but the time', () => {
+  test('unknown event types change nothing but the time and the event count', () => {
     const s = replay(host, recorded('hostRun.jsonl'));
     const after = reduceFederation(s, { type: 'brand_new_event', time: 99_999 });
-    assert.deepEqual({ ...after, updatedAt: s.updatedAt }, s);
+    assert.deepEqual({ ...after, updatedAt: s.updatedAt, eventCount: s.eventCount }, s);
     assert.equal(after.updatedAt, 99_999);
+    assert.equal(after.eventCount, s.eventCount + 1);
   });
 });
 
@@ -144,9 +145,9 @@ describe('reduceFederation on a simulation', () => {
       { type: 'round_evaluated', time: 3, method: 'centralized', round: 2, evalLoss: 2.5, evalAccuracy: null, exactMatch: null },
     ] as StreamEvent[];
     const during = replay(sim, central);
-    assert.deepEqual(during.rounds.map((r) => r.status), ['running', 'running']);
+    assert.deepEqual(roundViews(during).map((r) => r.status), ['running', 'running']);
     const done = reduceFederation(during, { type: 'method_done', time: 4, method: 'centralized', evalLoss: 2.5, evalAccuracy: null, exactMatch: null, meanRelativeDeviation: null, bytesSent: 0, bytesReceived: 0, seconds: 1 } as StreamEvent);
-    assert.deepEqual(done.rounds.map((r) => [r.round, r.status, r.evalLoss]), [[1, 'closed', 3], [2, 'closed', 2.5]]);
+    assert.deepEqual(roundViews(done).map((r) => [r.round, r.status, r.evalLoss]), [[1, 'closed', 3], [2, 'closed', 2.5]]);
   });
 
   test('tracks the current method, per-client progress and per-method rounds', () => {
@@ -156,7 +157,7 @@ describe('reduceFederation on a simulation', () => {
     assert.equal(during.url, null, "a simulation's loopback URL is not shown as the federation's");
     const later = replay(sim, events);
     assert.equal(later.method, 'fedit');
-    assert.equal(later.clients.length, 0, 'a new method starts with no clients');
+    assert.equal(activeRun(later)?.clients.length, 0, 'a new method starts with no clients');
     const [rounds] = roundNodes([later]);
     assert.deepEqual(rounds.children?.map((m) => [m.label, m.description]), [['fedex', 'final eval loss 2.75']]);
     assert.equal(rounds.children?.[0].children?.[0].description, 'eval 2.75', 'a finished method has no running round');
@@ -184,7 +185,7 @@ describe('joined and remote federations', () => {
     ] as StreamEvent[]);
     assert.equal(statusText(s), 'FedEx round 4 · uploaded');
     const closed = reduceFederation(s, { type: 'join_round_closed', time: 5, round: 4, participants: 3, meanLoss: 1.5, meanRelativeDeviation: 0.25 } as StreamEvent);
-    assert.equal(closed.phase, 'waiting');
+    assert.equal(closed.phase, 'closed');
     assert.equal(roundNodes([closed])[0].children?.[0].description, 'loss 1.50 · dev 0.25 · 3 clients');
     const remote = initialFederation({ id: 'remote:ws://h:1', kind: 'remote', label: 'Lab', url: 'ws://h:1' });
     const other = initialFederation({ id: 'remote:ws://g:2', kind: 'remote', label: 'Other', url: 'ws://g:2' });

@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { currentRound } from '../../../src/extension/state/federationState.js';
 import { FederationStore } from '../../../src/extension/state/federationStore.js';
 import type { StoreChange } from '../../../src/extension/state/federationStore.js';
 import type { StreamEvent } from '../../../src/extension/process/jsonlLines.js';
@@ -23,7 +24,7 @@ describe('FederationStore', () => {
     store.exited('a', { code: 0, signal: null, stopped: false });
     // assert
     assert.deepEqual(store.events('a'), batch);
-    assert.equal(store.get('a')?.round, 1);
+    assert.equal(currentRound(store.get('a')!), 1);
     assert.equal(store.get('a')?.live, false);
     assert.deepEqual(changes.map((c) => [c.kind, c.id, c.events?.length ?? 0]), [['added', 'a', 0], ['updated', 'a', 2], ['updated', 'a', 0]]);
   });

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grad } from '../../../src/graph/autodiff.js';
 import { dropoutKeepMask } from '../../../src/graph/nn/dropout.js';
-import { ropeInverseFrequencies } from '../../../src/model/llama/rope.js';
+import { ropeFrequencies } from '../../../src/model/llama/ropeScaling.js';
 import { buildLlama, llamaModulePaths, type LlamaBuildOptions } from '../../../src/model/llama/build.js';
 import { llamaArchitecture } from '../../../src/model/llama/architecture.js';
 import { phi3Architecture } from '../../../src/model/phi3/architecture.js';
@@ -194,14 +194,16 @@ describe('llama float32 training graph', () => {
 
 describe('llama config', () => {
   test('RoPE frequencies: 1/θ^(2i/d); llama3 scaling keeps high frequencies, divides low ones by the factor, blends between', () => {
-    const plain = ropeInverseFrequencies({}, 8, 10000);
+    const inv = (params: Record<string, unknown> | undefined, dim: number, theta: number): Float64Array =>
+      ropeFrequencies({ ...(params !== undefined ? { params } : {}), theta, maxPositions: 4096 }, dim).invFreq;
+    const plain = inv(undefined, 8, 10000);
     assertClose(plain, [1, 0.1, 0.01, 0.001], 1e-12, 0, 'default');
-    const scaled = ropeInverseFrequencies({ rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 1024 } }, 8, 10000);
+    const scaled = inv({ rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 1024 }, 8, 10000);
     // Wavelengths 2π/f: 6.3 and 63 are below 1024/4 (kept), 6283 is above 1024/1 (÷ 8), 628 lies between.
     const smooth = (1024 / (2 * Math.PI / 0.01) - 1) / 3;
     assertClose(scaled, [1, 0.1, (1 - smooth) * 0.01 / 8 + smooth * 0.01, 0.001 / 8], 1e-12, 0, 'llama3');
-    assertClose(ropeInverseFrequencies({ rope_scaling: { type: 'linear', factor: 4 } }, 4, 100), [0.25, 0.025], 1e-12, 0, 'linear');
-    assert.throws(() => ropeInverseFrequencies({ rope_scaling: { rope_type: 'yarn', factor: 4 } }, 4, 100), /yarn/);
+    assertClose(inv({ type: 'linear', factor: 4 }, 4, 100), [0.25, 0.025], 1e-12, 0, 'linear');
+    assert.throws(() => inv({ rope_type: 'proportional', factor: 4 }, 4, 100), /'proportional' is not supported \(supported: default, linear, llama3, dynamic, yarn, longrope\)/);
   });
 });
 

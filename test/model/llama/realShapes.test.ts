@@ -1,7 +1,12 @@
-// Qwen3-0.6B, Phi-3-mini-4k and Phi-4-mini at their real widths and head layouts: the public
-// config.json of each (2 layers instead of 28/32), random weights held as bf16 values. The trainer's
+// Qwen3-0.6B (plain, and with its model card's YaRN block), Phi-3-mini-4k and Phi-4-mini at their
+// real widths and head layouts: the public config.json of each (2 layers instead of 28/32), random
+// weights held as bf16 values; YaRN's frequencies and attention factor in the reference are
+// transformers' own (test/fixtures/rope/references.json). The trainer's
 // graph (float32, onnxruntime) against the float64 reference (reference.ts, its own backward): the
 // loss, the logits and the gradient of every LoRA factor, on a padded batch of 2 × 4 tokens.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grad } from '../../../src/graph/autodiff.js';
@@ -74,9 +79,17 @@ const PHI3_2L = { ...PHI3_MINI_4K, num_hidden_layers: 2 };
 // 32064 rows here (widths, heads, RoPE and tying as published).
 const PHI4_2L = { ...PHI4_MINI, num_hidden_layers: 2, vocab_size: 32064 };
 
+// Qwen3's model card extends its context with YaRN by adding this block to config.json.
+const QWEN3_YARN_2L = { ...QWEN3_2L, vocab_size: 32064, rope_scaling: { rope_type: 'yarn', factor: 4.0, original_max_position_embeddings: 32768 } };
+const here = dirname(fileURLToPath(import.meta.url));
+const qwen3Yarn = (JSON.parse(readFileSync(join(here, '..', '..', 'fixtures', 'rope', 'references.json'), 'utf8')) as { cases: { name: string; invFreq: number[]; attentionScaling: number }[] })
+  .cases.find((c) => c.name.startsWith('Qwen3-0.6B with the yarn block'))!;
+
 const CASES: readonly Case[] = [
   { name: 'Qwen3-0.6B (hidden 1024, 16 q / 8 kv heads of head_dim 128, q/k norms, tied, full 151936 vocab)', config: QWEN3_2L,
     targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], ref: { ...refOf(QWEN3_2L), rope: { invFreq: defaultInvFreq(128, 1000000), scale: 1 } } },
+  { name: 'Qwen3-0.6B+YaRN (factor 4 from 32768 positions: low frequencies ÷ 4, cos/sin × 1.139; vocab cut to 32064)', config: QWEN3_YARN_2L,
+    targets: ['q_proj', 'v_proj', 'o_proj'], ref: { ...refOf(QWEN3_YARN_2L), rope: { invFreq: qwen3Yarn.invFreq, scale: qwen3Yarn.attentionScaling } } },
   { name: 'Phi-3-mini-4k (hidden 3072, 32 heads, fused qkv_proj [9216, 3072] and gate_up_proj [16384, 3072], 32064 vocab)', config: PHI3_2L,
     targets: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], ref: { ...refOf(PHI3_2L), window: 2047, rope: { invFreq: defaultInvFreq(96, 10000), scale: 1 } } },
   { name: 'Phi-4-mini (24 q / 8 kv heads, partial RoPE 96 of 128, LongRoPE attention factor, tied; vocab cut to 32064)', config: PHI4_2L,

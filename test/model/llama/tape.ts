@@ -1,8 +1,9 @@
 // The float64 reference's operations, each with its hand-written backward (plain loops over
 // row-major arrays, nothing from src/graph): linear with a LoRA branch, RMSNorm over rows, RoPE
-// (partial, scaled), grouped-query causal attention, SwiGLU, residual add, column slices and the
-// next-token cross-entropy. A Tape records the backward steps of one forward pass and replays them
-// in reverse, accumulating into each Node's grad and into the LoRA factors' gradients.
+// (partial, scaled), grouped-query causal attention (any score scale, optional soft cap), SwiGLU,
+// residual add, column slices and the next-token cross-entropy. A Tape records the backward steps
+// of one forward pass and replays them in reverse, accumulating into each Node's grad and into the
+// LoRA factors' gradients.
 import { addRowsTimesW, matVecRows, type WeightData } from './kernels.js';
 
 export type { WeightData } from './kernels.js';
@@ -164,27 +165,38 @@ export class Tape {
 
   /**
    * Causal softmax attention per query head; query head h reads key/value head
-   * `floor(h / (heads / kvHeads))` (HF repeat_kv); `visible(i, j)` hides keys.
+   * `floor(h / (heads / kvHeads))` (HF repeat_kv); `visible(i, j)` hides keys. Scores are
+   * `scale·q·k` (default 1/√hd), soft-capped to `cap·tanh(score/cap)` when `softcap` is given (Gemma 2).
    */
-  attention(q: Node, k: Node, v: Node, hd: number, visible: (i: number, j: number) => boolean): Node {
+  attention(q: Node, k: Node, v: Node, hd: number, visible: (i: number, j: number) => boolean, options: { scale?: number; softcap?: number } = {}): Node {
     const T = q.rows;
     const heads = q.cols / hd;
     const kvHeads = k.cols / hd;
     const group = heads / kvHeads;
     const probs: Float64Array[] = [];
+    /** d capped score / d score per head, `1 − tanh²(score/cap)`. */
+    const capSlopes: Float64Array[] = [];
     const out = new Float64Array(T * q.cols);
-    const scale = 1 / Math.sqrt(hd);
+    const scale = options.scale ?? 1 / Math.sqrt(hd);
+    const cap = options.softcap;
     for (let hh = 0; hh < heads; hh++) {
       const kv = Math.floor(hh / group);
       const p = new Float64Array(T * T);
+      const slope = new Float64Array(T * T).fill(1);
       for (let i = 0; i < T; i++) {
         let max = -Infinity;
         for (let j = 0; j < T; j++) {
           if (!visible(i, j)) continue;
           let s = 0;
           for (let c = 0; c < hd; c++) s += q.value[i * q.cols + hh * hd + c] * k.value[j * k.cols + kv * hd + c];
-          p[i * T + j] = s * scale;
-          max = Math.max(max, s * scale);
+          s *= scale;
+          if (cap !== undefined) {
+            const t = Math.tanh(s / cap);
+            slope[i * T + j] = 1 - t * t;
+            s = cap * t;
+          }
+          p[i * T + j] = s;
+          max = Math.max(max, s);
         }
         let z = 0;
         for (let j = 0; j < T; j++) {
@@ -197,6 +209,7 @@ export class Tape {
         }
       }
       probs.push(p);
+      capSlopes.push(slope);
     }
     return this.node(out, T, q.cols, (self) => {
       const dout = self.grad!;
@@ -217,7 +230,7 @@ export class Tape {
             sum += p[i * T + j] * dp[j];
           }
           for (let j = 0; j < T; j++) {
-            const ds = p[i * T + j] * (dp[j] - sum) * scale;
+            const ds = p[i * T + j] * (dp[j] - sum) * capSlopes[hh][i * T + j] * scale;
             if (ds === 0) continue;
             for (let c = 0; c < hd; c++) {
               dq[i * q.cols + hh * hd + c] += ds * k.value[j * k.cols + kv * hd + c];

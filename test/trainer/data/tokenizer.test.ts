@@ -114,7 +114,19 @@ describe('checkTokenizerMatchesModel', () => {
 
     assert.doesNotThrow(() => checkTokenizerMatchesModel(tok, 11));
     assert.doesNotThrow(() => checkTokenizerMatchesModel(tok, 64));
-    assert.throws(() => checkTokenizerMatchesModel(tok, 10), /has 11 tokens but the model's vocab_size is 10/);
+    assert.throws(() => checkTokenizerMatchesModel(tok, 10), /has 11 tokens but the model's vocab_size is 10: .*\(1 token: "##s"\)/);
     assert.throws(() => checkTokenizerMatchesModel(tok, 0), /positive integer/);
+  });
+
+  test('special added tokens past the table are allowed (Gemma 3\'s <image_soft_token> beyond its text models\' vocab_size), others are not', () => {
+    const json = bertLikeJson();
+    const image = { id: 11, content: '<image_soft_token>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+    const plain = { ...image, id: 12, content: '<unused0>', special: false };
+    const withImage = tokenizerFromJson({ ...json, added_tokens: [...(json.added_tokens as unknown[]), image] });
+    const withBoth = tokenizerFromJson({ ...json, added_tokens: [...(json.added_tokens as unknown[]), image, plain] });
+
+    assert.deepEqual([withImage.vocabSize, [...withImage.addedSpecialIds]], [12, [0, 1, 2, 3, 11]]);
+    assert.doesNotThrow(() => checkTokenizerMatchesModel(withImage, 11));
+    assert.throws(() => checkTokenizerMatchesModel(withBoth, 11), /has 13 tokens but the model's vocab_size is 11: .*\(1 token: "<unused0>"\)/);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Defensive readers of JSON payloads: a field of the wrong type reads as null (or empty), never
- * throws. The dashboard's input is a JSON stream; one odd field must not blank the charts.
+ * throws. The federation fold reads a JSON stream from a CLI (and the dashboard a state sent as
+ * JSON): one odd field must not blank the sidebar or the charts.
  */
 
 /** A JSON object's fields. */
@@ -29,15 +30,6 @@ export function arr(value: unknown): readonly unknown[] {
 /** The strings of an array (other entries dropped). */
 export function strings(value: unknown): string[] {
   return arr(value).filter((x): x is string => typeof x === 'string');
-}
-
-/** The first of `names` that `f` has as a finite number, or null. */
-export function firstNum(f: Fields, ...names: string[]): number | null {
-  for (const name of names) {
-    const v = num(f[name]);
-    if (v !== null) return v;
-  }
-  return null;
 }
 
 /**

@@ -3,8 +3,8 @@
  * `round_closed` RoundRecord → RoundPoint (with the per-module ‖ΔĀ‖, ‖ΔB̄‖ and the per-participant
  * ‖A_i − Ā‖, ‖B_i − B̄‖), and an `update_heatmap` event → one HeatmapView per module.
  */
-import { classifyModule, layerIndex } from '../src/core/moduleNames.js';
-import type { ClientLoss, ClientModuleDiff, HeatmapView, ModulePoint, PrivacyPoint, RoundPoint } from './model.js';
+import { classifyModule, layerIndex } from '../../core/moduleNames.js';
+import type { ClientLoss, ClientModuleDiff, HeatmapView, ModulePoint, PrivacyPoint, RoundPoint } from './federationState.js';
 import { arr, entries, fields, num, str, strings, type Fields } from './read.js';
 
 /** Largest heatmap side accepted (the coordinator pools to ≤ 32). */
@@ -46,6 +46,8 @@ export function readRoundClosed(p: Fields, time: number): RoundPoint | null {
     aggregated: p.aggregated !== false,
     closedAt: num(p.closedAt) ?? time,
     durationMs: num(p.durationMs),
+    sampled: strings(p.sampled).length,
+    participants: participants.length,
     meanLoss: num(loss?.mean),
     meanRelativeDeviation: rel.length > 0 ? rel.reduce((x, y) => x + y, 0) / rel.length : null,
     clientLoss,

@@ -1,0 +1,166 @@
+// Gemma 2 and Gemma 3 text graphs at small widths against the float64 reference (reference.ts):
+// (1 + w) RMSNorm and sandwich norms, embeddings × √hidden, GeGLU, query_pre_attn_scalar,
+// attention and final soft caps (Gemma 2), per-head q/k norms and a second RoPE base on sliding
+// layers (Gemma 3), alternating sliding windows shorter than the sequence, padding, tied and untied
+// heads. Float64 graphs agree with the reference to round-off in the loss, the logits and every
+// LoRA gradient (fixed and symbolic sequence length); the reference's hand-written backward is
+// itself checked by finite differences, and each Gemma feature is shown to change the loss.
+// Score scales are 1/8 and 1/4 (query_pre_attn_scalar 64 and 16): onnxruntime fuses the scale
+// into a float32 attribute even in float64 graphs, so only scales exact in float32 give round-off.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { grad } from '../../../src/graph/autodiff.js';
+import { buildGemma } from '../../../src/model/gemma/build.js';
+import type { LlamaBuildOptions } from '../../../src/model/llama/build.js';
+import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
+import { assertClose, runGraph } from '../../graph/gradCheck.js';
+import { familyShapes, smallCheckpoint } from '../llama/checkpoints.js';
+import { loraSettings, modelFeeds, randomFactors } from '../llama/harness.js';
+import { defaultInvFreq, type RefResult } from '../llama/reference.js';
+import { gemmaReference, type RefGemmaConfig } from './reference.js';
+
+/** Gemma 2's layout: 3 layers (sliding, full, sliding), window 3, both soft caps; tied by default. */
+const GEMMA2_SMALL = {
+  model_type: 'gemma2', hidden_size: 16, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
+  intermediate_size: 24, vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-6, hidden_activation: 'gelu_pytorch_tanh',
+  query_pre_attn_scalar: 64, sliding_window: 3, attn_logit_softcapping: 1.0, final_logit_softcapping: 3.0, rope_theta: 10000.0,
+};
+
+/** Gemma 3's layout: q/k norms, one full layer in three, global RoPE 1e6 with linear × 8, local base 1e4, an untied head. */
+const GEMMA3_SMALL = {
+  model_type: 'gemma3_text', hidden_size: 16, num_hidden_layers: 3, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16,
+  intermediate_size: 24, vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-6, hidden_activation: 'gelu_pytorch_tanh',
+  query_pre_attn_scalar: 16, sliding_window: 3, sliding_window_pattern: 3, rope_theta: 1000000.0, rope_local_base_freq: 10000.0,
+  rope_scaling: { rope_type: 'linear', factor: 8.0 }, final_logit_softcapping: null, attn_logit_softcapping: null, tie_word_embeddings: false,
+};
+
+const ALL_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'];
+
+const IDS = [[3, 17, 29, 5, 11, 38], [7, 0, 22, 31, 2, 2]];
+const MASK = [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]];
+const LABELS = [[3, 17, 29, 5, 11, 38], [7, 0, 22, 31, -100, -100]];
+const DATA = { ids: IDS, mask: MASK, labels: LABELS };
+
+function gemma2Ref(): RefGemmaConfig {
+  const rope = { invFreq: defaultInvFreq(16, 10000), scale: 1 };
+  return {
+    hidden: 16, layers: 3, heads: 4, kvHeads: 2, headDim: 16, intermediate: 24, vocab: 40, eps: 1e-6, tie: true, queryPreAttnScalar: 64,
+    attnSoftcap: 1, finalSoftcap: 3, qkNorm: false, window: 3, sliding: [true, false, true], ropeFull: rope, ropeSliding: rope,
+  };
+}
+
+function gemma3Ref(): RefGemmaConfig {
+  return {
+    hidden: 16, layers: 3, heads: 2, kvHeads: 1, headDim: 16, intermediate: 24, vocab: 40, eps: 1e-6, tie: false, queryPreAttnScalar: 16,
+    qkNorm: true, window: 3, sliding: [true, true, false],
+    ropeFull: { invFreq: defaultInvFreq(16, 1e6).map((f) => f / 8), scale: 1 }, ropeSliding: { invFreq: defaultInvFreq(16, 1e4), scale: 1 },
+  };
+}
+
+interface Run {
+  readonly model: ModelGraph;
+  readonly loss: number;
+  readonly logits: number[];
+  readonly grads: Map<string, number[]>;
+  readonly ref: RefResult;
+}
+
+async function runBoth(config: Record<string, unknown>, ref: RefGemmaConfig, lora: LoraSettings, data: typeof DATA, extra: Partial<LlamaBuildOptions> = {}): Promise<Run> {
+  const weights = smallCheckpoint(config);
+  const model = buildGemma({ config, tensors: familyShapes(config), lora, task: 'causal-lm', training: false, dtype: 'float64', ...extra });
+  const factors = randomFactors(model, lora.r, 50);
+  const feeds = modelFeeds(model, { values: new Map([...weights, ...factors.byInput]), ...data });
+  const ds = grad(model.loss, model.trainable);
+  const out = await runGraph(model.graph, feeds, { loss: model.loss, logits: model.logits, ...Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])) });
+  const grads = new Map(model.trainable.map((t, i) => [t.name, out[`d${i}`].data]));
+  const refResult = gemmaReference(ref, weights, { r: lora.r, scaling: lora.alpha / lora.r, factors: factors.byPath }, data.ids, data.mask, data.labels);
+  return { model, loss: out.loss.data[0], logits: out.logits.data, grads, ref: refResult };
+}
+
+function assertMatches(run: Run, tol: { rtol: number; atol: number }): void {
+  assertClose([run.loss], [run.ref.loss], tol.rtol, tol.atol, 'loss');
+  assertClose(run.logits, run.ref.logits, tol.rtol, tol.atol, 'logits');
+  for (const m of run.model.modules) {
+    const g = run.ref.grads.get(m.path)!;
+    assertClose(run.grads.get(m.aInput)!, g.a, tol.rtol, tol.atol, `d loss / d ${m.aInput}`);
+    assertClose(run.grads.get(m.bInput)!, g.b, tol.rtol, tol.atol, `d loss / d ${m.bInput}`);
+  }
+}
+
+// Float64 graph and float64 reference: the same sums in another order, so round-off only.
+const EXACT = { rtol: 1e-9, atol: 1e-11 };
+
+describe('gemma2 at small widths (4 heads of 16 over 2 kv heads, window 3 on layers 0 and 2, soft caps 1 and 3, tied) vs the float64 reference', () => {
+  test('LoRA on all seven projections and lm_head, fixed seq 6: loss, logits and LoRA gradients to 1e-9', async () => {
+    const run = await runBoth(GEMMA2_SMALL, gemma2Ref(), loraSettings({ targetModules: ALL_TARGETS }), DATA, { seqLen: 6 });
+
+    assert.equal(run.model.modules.length, 3 * 7 + 1);
+    assert.ok(run.model.frozen.some((f) => f.key === 'model.layers.2.post_feedforward_layernorm.weight'));
+    assertMatches(run, EXACT);
+  });
+
+  test('symbolic seq (the trainer\'s graph), PEFT\'s default targets q_proj and v_proj', async () => {
+    const run = await runBoth(GEMMA2_SMALL, gemma2Ref(), loraSettings(), DATA);
+
+    assert.equal(run.model.modules.length, 6);
+    assertMatches(run, EXACT);
+  });
+});
+
+describe('gemma3_text at small widths (q/k norms, 2 heads over 1 kv head, sliding layers 0–1 with base 1e4, full layer 2 with 1e6 / 8, untied) vs the float64 reference', () => {
+  test('LoRA on all seven projections and lm_head, fixed and symbolic seq: to 1e-9', async () => {
+    const lora = loraSettings({ targetModules: ALL_TARGETS });
+    const run = await runBoth(GEMMA3_SMALL, gemma3Ref(), lora, DATA, { seqLen: 6 });
+
+    assert.ok(run.model.frozen.some((f) => f.key === 'model.layers.0.self_attn.q_norm.weight'));
+    assert.ok(run.model.frozen.some((f) => f.key === 'lm_head.weight'));
+    assertMatches(run, EXACT);
+    assertMatches(await runBoth(GEMMA3_SMALL, gemma3Ref(), lora, DATA), EXACT);
+  });
+});
+
+describe('each Gemma feature changes the result at these sizes (so matching the reference pins it)', () => {
+  const loss = (config: Record<string, unknown>, ref: RefGemmaConfig): number => gemmaReference(ref, smallCheckpoint(config), undefined, IDS, MASK, LABELS).loss;
+  const differs = (a: number, b: number, what: string): void => assert.ok(Math.abs(a - b) > 1e-3, `${what}: loss ${a} vs ${b}`);
+
+  test('gemma2: the attention soft cap, the final soft cap, the sliding window', () => {
+    const base = loss(GEMMA2_SMALL, gemma2Ref());
+    differs(base, loss(GEMMA2_SMALL, { ...gemma2Ref(), attnSoftcap: undefined }), 'no attention cap');
+    differs(base, loss(GEMMA2_SMALL, { ...gemma2Ref(), finalSoftcap: undefined }), 'no final cap');
+    differs(base, loss(GEMMA2_SMALL, { ...gemma2Ref(), window: 32 }), 'no window');
+  });
+
+  test('gemma3: the q/k norms, the local RoPE base, the linear scaling of the global one', () => {
+    const base = loss(GEMMA3_SMALL, gemma3Ref());
+    differs(base, loss(GEMMA3_SMALL, { ...gemma3Ref(), qkNorm: false }), 'no q/k norms');
+    differs(base, loss(GEMMA3_SMALL, { ...gemma3Ref(), ropeSliding: gemma3Ref().ropeFull }), 'the global RoPE on sliding layers');
+    differs(base, loss(GEMMA3_SMALL, { ...gemma3Ref(), ropeFull: { invFreq: defaultInvFreq(16, 1e6), scale: 1 } }), 'no linear scaling');
+  });
+});
+
+describe('the reference\'s backward (finite differences of its own loss, eps 1e-6, rtol 1e-6, atol 1e-9)', () => {
+  for (const [name, config, ref] of [['gemma2', GEMMA2_SMALL, gemma2Ref()], ['gemma3_text', GEMMA3_SMALL, gemma3Ref()]] as const) {
+    test(`${name}: d loss / d A and d B at coordinates of every module type, lm_head included`, () => {
+      const weights = smallCheckpoint(config);
+      const model = buildGemma({ config, tensors: familyShapes(config), lora: loraSettings({ targetModules: ALL_TARGETS }), task: 'causal-lm', training: false });
+      const factors = randomFactors(model, 2, 50).byPath;
+      const lora = { r: 2, scaling: 2, factors };
+      const base = gemmaReference(ref, weights, lora, IDS, MASK, LABELS);
+      const eps = 1e-6;
+      for (const [i, m] of model.modules.entries()) {
+        if (!/layers\.0\.|lm_head/.test(m.path)) continue;
+        for (const which of ['a', 'b'] as const) {
+          const data = factors.get(m.path)![which];
+          const at = (i * 7 + (which === 'a' ? 1 : 3)) % data.length;
+          const saved = data[at];
+          data[at] = saved + eps;
+          const up = gemmaReference(ref, weights, lora, IDS, MASK, LABELS).loss;
+          data[at] = saved - eps;
+          const down = gemmaReference(ref, weights, lora, IDS, MASK, LABELS).loss;
+          data[at] = saved;
+          assertClose([base.grads.get(m.path)![which][at]], [(up - down) / (2 * eps)], 1e-6, 1e-9, `${m.path}.${which}[${at}]`);
+        }
+      }
+    });
+  }
+});
