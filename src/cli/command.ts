@@ -1,4 +1,5 @@
-import type { ParsedArgs } from './args.js';
+import { booleanFlag, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from './args.js';
+import { usageError } from './errors.js';
 
 /** The shape of one `fedex` subcommand. */
 export interface CliCommand {
@@ -17,4 +18,50 @@ export interface CliIO {
   stderr: { write(chunk: string): boolean; isTTY?: boolean; columns?: number };
   /** Operator input (`host --manual-rounds`); read only by commands that need it. */
   stdin?: NodeJS.ReadableStream;
+}
+
+/** One subcommand declared once: its flags, help and positional arguments, and what it does. */
+export interface CommandSpec {
+  readonly name: string;
+  /** One line for `fedex --help`. */
+  readonly summary: string;
+  /** The usage line(s) and the paragraph `fedex <name> --help` shows above the flags. */
+  readonly usage: string;
+  readonly help: string;
+  readonly flags: FlagSpecs;
+  /**
+   * Positional arguments accepted (default 0): more are a usage error naming the first extra one,
+   * with `hint` (what goes where instead) when given.
+   */
+  readonly positionals?: { readonly max: number; readonly hint?: string };
+  /** Rewrites the arguments before parsing (e.g. a flag that takes several values). */
+  readonly preprocess?: (argv: readonly string[]) => string[];
+  /** Runs with the parsed arguments (after `--help` and the positional check); resolves to the exit code. */
+  run(args: ParsedArgs, io: CliIO): Promise<number>;
+}
+
+/**
+ * A `CliCommand` from its spec: the preamble every subcommand shares — parse with its own flag
+ * table, answer `--help`, refuse extra positional arguments — written once.
+ */
+export function defineCommand(spec: CommandSpec): CliCommand {
+  const parse = (argv: readonly string[]): ParsedArgs => parseFlags(spec.name, spec.preprocess?.(argv) ?? argv, spec.flags);
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    parse,
+    async run(argv, io) {
+      const args = parse(argv);
+      if (booleanFlag(args, 'help')) {
+        io.stdout.write(`${renderHelp(spec.usage, spec.help, spec.flags)}\n`);
+        return 0;
+      }
+      const max = spec.positionals?.max ?? 0;
+      if (args.positionals.length > max) {
+        const hint = spec.positionals?.hint !== undefined ? ` (${spec.positionals.hint})` : '';
+        throw usageError(`fedex ${spec.name}: unexpected argument '${args.positionals[max]}'${hint}. See 'fedex ${spec.name} --help'.`);
+      }
+      return spec.run(args, io);
+    },
+  };
 }

@@ -5,9 +5,9 @@ import { STRATEGY_NAMES } from '../../core/strategies/types.js';
 import { classifyModule } from '../../core/moduleNames.js';
 import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
 import { DEVICES } from '../../runtime/session.js';
-import type { CliCommand, CliIO } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, numberListFlag, parseFlags, renderHelp, stringFlag } from '../args.js';
-import type { FlagSpecs, ParsedArgs } from '../args.js';
+import { defineCommand, type CliCommand, type CliIO } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, numberListFlag, stringFlag } from '../args.js';
+import type { FlagSpecs } from '../args.js';
 import { usageError } from '../errors.js';
 import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
 import { ProgressBar } from '../ui/progress.js';
@@ -71,22 +71,14 @@ function printSummary(report: AggregateReport, io: CliIO): void {
     + '\n');
 }
 
-/** Parses `fedex aggregate`'s arguments (what `run` does first). */
-function parse(argv: readonly string[]): ParsedArgs {
-  return parseFlags('aggregate', expandMultiValue(argv, '--adapters'), FLAGS);
-}
 
-export const aggregateCommand: CliCommand = {
+export const aggregateCommand: CliCommand = defineCommand({
   name: 'aggregate',
-  parse,
   summary: 'aggregate PEFT adapters offline (fedex | fedit | ffa) into a global adapter and base model',
-  async run(argv, io) {
-    const args = parse(argv);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
-      return 0;
-    }
-    if (args.positionals.length > 0) throw usageError(`fedex aggregate: unexpected argument '${args.positionals[0]}' (adapter folders go right after --adapters). See 'fedex aggregate --help'.`);
+  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  preprocess: (argv) => expandMultiValue(argv, '--adapters'),
+  positionals: { max: 0, hint: 'adapter folders go right after --adapters' },
+  async run(args, io) {
     const adapters = (args.values.adapters as string[] | undefined) ?? [];
     if (adapters.length === 0) throw usageError("fedex aggregate: --adapters needs at least one adapter folder. See 'fedex aggregate --help'.");
     const method = choiceFlag(args, 'method', 'aggregate', STRATEGY_NAMES, 'fedex');
@@ -122,4 +114,4 @@ export const aggregateCommand: CliCommand = {
       await updater.dispose();
     }
   },
-};
+});;

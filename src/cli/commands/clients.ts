@@ -7,8 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { EnrollmentError, enrollClient, readEnrollment, revokeClient, writeEnrollment } from '../../federation/coordinator/enrollment.js';
 import { IdentityFileError, parsePublicKeyLine } from '../../federation/shared/identityFiles.js';
-import type { CliCommand, CliIO } from '../command.js';
-import { booleanFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
+import { defineCommand, type CliCommand, type CliIO } from '../command.js';
+import { booleanFlag, optionalString, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { usageError } from '../errors.js';
 import { renderTable } from '../ui/table.js';
 
@@ -84,18 +84,13 @@ async function list(args: ParsedArgs, io: CliIO): Promise<number> {
   return 0;
 }
 
-export const clientsCommand: CliCommand = {
+export const clientsCommand: CliCommand = defineCommand({
   name: 'clients',
   summary: SUMMARY,
-  parse: (argv) => parseFlags('clients', argv, FLAGS),
-  async run(argv, io) {
-    const args = parseFlags('clients', argv, FLAGS);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
-      return 0;
-    }
-    const [action, operand, extra] = args.positionals;
-    if (extra !== undefined) throw usageError(`fedex clients: unexpected argument '${extra}'. See 'fedex clients --help'.`);
+  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  positionals: { max: 2 },
+  async run(args, io) {
+    const [action, operand] = args.positionals;
     try {
       switch (action) {
         case 'add': return await add(args, operand, io);
@@ -111,4 +106,4 @@ export const clientsCommand: CliCommand = {
       throw err;
     }
   },
-};
+});;

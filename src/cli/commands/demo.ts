@@ -10,8 +10,8 @@ import { writeSyntheticAdapters, writeSyntheticCheckpoint } from '../../model/ch
 import type { SyntheticModelSpec } from '../../model/checkpoints/synthetic.js';
 import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
 import type { StrategyName } from '../../core/strategies/types.js';
-import type { CliCommand } from '../command.js';
-import { booleanFlag, numberFlag, optionalString, parseFlags, renderHelp } from '../args.js';
+import { defineCommand, type CliCommand } from '../command.js';
+import { numberFlag, optionalString } from '../args.js';
 import type { FlagSpecs } from '../args.js';
 import { formatNumber, renderTable } from '../ui/table.js';
 
@@ -30,15 +30,13 @@ const MODELS: readonly { label: string; spec: SyntheticModelSpec; targets: strin
 
 const METHODS: readonly StrategyName[] = ['fedex', 'fedit'];
 
-export const demoCommand: CliCommand = {
+export const demoCommand: CliCommand = defineCommand({
   name: 'demo',
   summary: 'aggregation demo on generated GPT-2 and Llama-layout checkpoints (no download)',
-  async run(argv, io) {
-    const args = parseFlags('demo', argv, FLAGS);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp('fedex demo [--out dir] [--clients k] [--rank r]', 'Generates small checkpoints and client adapters, aggregates them with FedEx-LoRA and FedIT, and compares.', FLAGS)}\n`);
-      return 0;
-    }
+  usage: 'fedex demo [--out dir] [--clients k] [--rank r]',
+  help: 'Generates small checkpoints and client adapters, aggregates them with FedEx-LoRA and FedIT, and compares.',
+  flags: FLAGS,
+  async run(args, io) {
     const out = resolve(optionalString(args, 'out') ?? 'runs/demo');
     const clients = numberFlag(args, 'clients', 'demo', 3, { min: 1, max: 64, integer: true });
     const rank = numberFlag(args, 'rank', 'demo', 8, { min: 1, max: 128, integer: true });
@@ -73,4 +71,4 @@ export const demoCommand: CliCommand = {
     io.stdout.write(`\nFedEx-LoRA folds the residual into the base, so the global model equals the mean of the client models to float32 round-off;\nFedIT (plain averaging) loses the share shown. Outputs (PEFT adapter, model.safetensors, report.json) are under ${out}.\n`);
     return failed ? 1 : 0;
   },
-};
+});;

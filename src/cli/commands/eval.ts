@@ -14,8 +14,8 @@ import { resolveModelDir } from '../modelArg.js';
 import { createTrainer } from '../../trainer/loraTrainer.js';
 import { defaultLoraSettings } from '../../trainer/setup.js';
 import type { EvalResult, LoraTrainer } from '../../trainer/types.js';
-import type { CliCommand, CliIO } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, stringFlag } from '../args.js';
+import { defineCommand, type CliCommand, type CliIO } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js';
 import type { FlagSpecs, ParsedArgs } from '../args.js';
 import { usageError } from '../errors.js';
 
@@ -104,19 +104,14 @@ async function evaluate(args: ParsedArgs, io: CliIO): Promise<{ result: EvalResu
   }
 }
 
-export const evalCommand: CliCommand = {
+export const evalCommand: CliCommand = defineCommand({
   name: 'eval',
   summary: 'evaluate a model (+ PEFT adapter): loss, perplexity, accuracy or exact match',
-  async run(argv, io) {
-    const args = parseFlags('eval', argv, FLAGS);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
-      return 0;
-    }
-    if (args.positionals.length > 0) throw usageError(`fedex eval: unexpected argument '${args.positionals[0]}'. See 'fedex eval --help'.`);
+  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  async run(args, io) {
     const { result, model, adapter, data } = await evaluate(args, io);
     if (booleanFlag(args, 'json')) io.stdout.write(`${JSON.stringify({ model, adapter, data, ...result }, null, 2)}\n`);
     else io.stdout.write(`${formatEval(result)}\n`);
     return 0;
   },
-};
+});;

@@ -4,9 +4,9 @@ import { STRATEGY_NAMES } from '../../core/strategies/types.js';
 import { createOrtGemmBackend } from '../../runtime/kernels/gemm64.js';
 import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
 import { DEVICES } from '../../runtime/session.js';
-import type { CliCommand, CliIO } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, stringFlag } from '../args.js';
-import type { FlagSpecs, ParsedArgs } from '../args.js';
+import { defineCommand, type CliCommand, type CliIO } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js';
+import type { FlagSpecs } from '../args.js';
 import { usageError } from '../errors.js';
 import { ProgressBar } from '../ui/progress.js';
 import { formatNumber, renderTable } from '../ui/table.js';
@@ -59,20 +59,13 @@ function printSummary(report: ExportReport, io: CliIO): void {
     + 'Report: export-report.json.\n');
 }
 
-function parse(argv: readonly string[]): ParsedArgs {
-  return parseFlags('export', argv, FLAGS);
-}
 
-export const exportCommand: CliCommand = {
+export const exportCommand: CliCommand = defineCommand({
   name: 'export',
-  parse,
   summary: 'export a federation as one exact PEFT adapter on the original base and/or a merged model',
-  async run(argv, io) {
-    const args = parse(argv);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
-      return 0;
-    }
+  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  positionals: { max: 1 },
+  async run(args, io) {
     if (args.positionals.length !== 1) throw usageError(`fedex export: give one run directory (a fedex host --out, fedex simulate --out or fedex aggregate --out folder), got ${args.positionals.length}. See 'fedex export --help'.`);
     const as = choiceFlag(args, 'as', 'export', ['adapter', 'merged', 'both'] as const, 'both') as ExportKind;
     const methodRaw = optionalString(args, 'method');
@@ -115,4 +108,4 @@ export const exportCommand: CliCommand = {
       await gemm.dispose?.();
     }
   },
-};
+});;

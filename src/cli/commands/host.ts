@@ -27,8 +27,8 @@ import { COORDINATOR_EVENT_TYPES } from '../../federation/events/events.js';
 import { meanOf } from '../../core/stats.js';
 import { AdapterSaver, adapterFields, checkAdapterConfig, writeFederationAdapter, writeBaseFolder } from '../../federation/shared/adapterFolders.js';
 import type { ServerTlsOptions } from '../../federation/transport/types.js';
-import type { CliCommand } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
+import { defineCommand, type CliCommand } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
 import { readToken, TOKEN_ENV, TOKEN_FLAGS } from '../secrets.js';
 import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
@@ -192,22 +192,12 @@ async function tlsOptions(args: ParsedArgs): Promise<ServerTlsOptions | undefine
   return { cert: await read(cert, 'cert'), key: await read(key, 'key'), ...(clientCa !== undefined ? { clientCa: await readClientCa(clientCa) } : {}) };
 }
 
-/** Parses `fedex host`'s arguments (what `run` does first). */
-function parse(argv: readonly string[]): ParsedArgs {
-  return parseFlags('host', argv, FLAGS);
-}
 
-export const hostCommand: CliCommand = {
+export const hostCommand: CliCommand = defineCommand({
   name: 'host',
-  parse,
   summary: 'run a federation coordinator that clients join over WebSocket',
-  async run(argv, io) {
-    const args = parse(argv);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
-      return 0;
-    }
-    if (args.positionals.length > 0) throw usageError(`fedex host: unexpected argument '${args.positionals[0]}'. See 'fedex host --help'.`);
+  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  async run(args, io) {
     const int = (name: string, fallback: number, min: number, max: number): number => numberFlag(args, name, 'host', fallback, { min, max, integer: true });
     const port = int('port', 7777, 0, 65535);
     const listen = { host: optionalString(args, 'host') ?? '127.0.0.1', port, ...(await tlsOptions(args).then((tls) => (tls !== undefined ? { tls } : {}))) };
@@ -428,4 +418,4 @@ export const hostCommand: CliCommand = {
       await sink.close();
     }
   },
-};
+});;

@@ -21,8 +21,8 @@ import type { ConnectOptions } from '../../federation/transport/types.js';
 import { eventsFlagSink } from '../../federation/events/eventSink.js';
 import { meanOf } from '../../core/stats.js';
 import { adapterFields, checkAdapterConfig, writeFederationAdapter } from '../../federation/shared/adapterFolders.js';
-import type { CliCommand, CliIO } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
+import { defineCommand, type CliCommand, type CliIO } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, type FlagSpecs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
 import { readToken, TOKEN_ENV, TOKEN_FLAGS } from '../secrets.js';
 import { IdentityFileError, readIdentityFile, type ClientIdentity } from '../../federation/shared/identityFiles.js';
@@ -160,24 +160,15 @@ async function fetchedModel(o: {
   }
 }
 
-/** Parses `fedex join`'s arguments (what `run` does first). */
-function parse(argv: readonly string[]): ParsedArgs {
-  return parseFlags('join', argv, FLAGS);
-}
 
-export const joinCommand: CliCommand = {
+export const joinCommand: CliCommand = defineCommand({
   name: 'join',
-  parse,
   summary: 'join a federation as a client: train on local data, upload the adapter',
-  async run(argv, io) {
-    const args = parse(argv);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
-      return 0;
-    }
-    const [url, extra] = args.positionals;
+  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  positionals: { max: 1 },
+  async run(args, io) {
+    const [url] = args.positionals;
     if (url === undefined) throw usageError(`fedex join: give the coordinator's URL, e.g. ${TOKEN_ENV}=… fedex join ws://127.0.0.1:7777/ --data …`);
-    if (extra !== undefined) throw usageError(`fedex join: unexpected argument '${extra}'. See 'fedex join --help'.`);
     if (!/^wss?:\/\/[^\s/]+/.test(url)) throw usageError(`fedex join: '${url}' is not a ws:// or wss:// URL.`);
     const identityPath = optionalString(args, 'identity');
     const identity = identityPath === undefined ? undefined : await readIdentityFile(identityPath, (line) => io.stderr.write(`${line}\n`)).catch((err: unknown) => {
@@ -375,4 +366,4 @@ export const joinCommand: CliCommand = {
       await sink.close();
     }
   },
-};
+});;

@@ -5,8 +5,8 @@
  */
 import { resolve } from 'node:path';
 import { IdentityFileError, writeIdentityFiles } from '../../federation/shared/identityFiles.js';
-import type { CliCommand } from '../command.js';
-import { booleanFlag, optionalString, parseFlags, renderHelp, type FlagSpecs } from '../args.js';
+import { defineCommand, type CliCommand } from '../command.js';
+import { booleanFlag, optionalString, type FlagSpecs } from '../args.js';
 import { usageError } from '../errors.js';
 
 const FLAGS: FlagSpecs = {
@@ -19,17 +19,11 @@ const FLAGS: FlagSpecs = {
 const USAGE = 'fedex keygen --client-id <id> [--out <file.key>] [--force]';
 const SUMMARY = 'Makes a client identity key (Ed25519) for federations that admit clients by key.';
 
-export const keygenCommand: CliCommand = {
+export const keygenCommand: CliCommand = defineCommand({
   name: 'keygen',
   summary: SUMMARY,
-  parse: (argv) => parseFlags('keygen', argv, FLAGS),
-  async run(argv, io) {
-    const args = parseFlags('keygen', argv, FLAGS);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
-      return 0;
-    }
-    if (args.positionals.length > 0) throw usageError(`fedex keygen: unexpected argument '${args.positionals[0]}'. See 'fedex keygen --help'.`);
+  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  async run(args, io) {
     const clientId = optionalString(args, 'client-id');
     if (clientId === undefined) throw usageError("fedex keygen: --client-id is required (the id you join under). See 'fedex keygen --help'.");
     const keyPath = resolve(optionalString(args, 'out') ?? `${clientId}.key`);
@@ -44,4 +38,4 @@ export const keygenCommand: CliCommand = {
       throw err;
     }
   },
-};
+});;

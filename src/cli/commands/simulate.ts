@@ -15,8 +15,8 @@ import { createOnnxWorkload } from '../../federation/simulation/onnxWorkload.js'
 import { runSimulation } from '../../federation/simulation/simulate.js';
 import { createSyntheticWorkload } from '../../federation/simulation/syntheticWorkload.js';
 import type { SimulationWorkload } from '../../federation/simulation/workload.js';
-import type { CliCommand } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from '../args.js';
+import { defineCommand, type CliCommand } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, type FlagSpecs, type ParsedArgs } from '../args.js';
 import { usageError } from '../errors.js';
 import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { ProgressBar } from '../ui/progress.js';
@@ -102,22 +102,12 @@ function num(x: number | null): string {
   return x === null || !Number.isFinite(x) ? '–' : formatNumber(x, 4);
 }
 
-/** Parses `fedex simulate`'s arguments (what `run` does first). */
-function parse(argv: readonly string[]): ParsedArgs {
-  return parseFlags('simulate', argv, FLAGS);
-}
 
-export const simulateCommand: CliCommand = {
+export const simulateCommand: CliCommand = defineCommand({
   name: 'simulate',
-  parse,
   summary: 'THE MAIN JOB: compare FedEx-LoRA, FedIT, FFA-LoRA and centralized LoRA on one machine (no arguments needed)',
-  async run(argv, io) {
-    const args = parse(argv);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
-      return 0;
-    }
-    if (args.positionals.length > 0) throw usageError(`fedex simulate: unexpected argument '${args.positionals[0]}'. See 'fedex simulate --help'.`);
+  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  async run(args, io) {
     const hp: SimulationHyperparameters = {
       clients: int(args, 'clients', D.clients, 1, 64),
       rounds: int(args, 'rounds', D.rounds, 1, 10_000),
@@ -253,4 +243,4 @@ export const simulateCommand: CliCommand = {
       await sink.close();
     }
   },
-};
+});;
