@@ -6,13 +6,10 @@
  * soft-caps its scores (Gemma 2), slides its window on alternate layers, and (Gemma 3) normalises
  * each q and k head and uses a local RoPE base on sliding layers.
  */
-import { GraphBuilder, type Value } from '../../graph/builder.js';
+import type { Value } from '../../graph/builder.js';
 import { causalMask } from '../../graph/nn/attention.js';
 import { crossEntropy } from '../../graph/nn/crossEntropy.js';
-import { dropout } from '../../graph/nn/dropout.js';
 import { geluTanh } from '../../graph/nn/gelu.js';
-import { linear } from '../../graph/nn/linear.js';
-import { loraLinear } from '../../graph/nn/lora.js';
 import { rmsNorm } from '../../graph/nn/rmsNorm.js';
 import { add } from '../../graph/ops/add.js';
 import { cast } from '../../graph/ops/cast.js';
@@ -26,11 +23,9 @@ import { unsqueeze } from '../../graph/ops/unsqueeze.js';
 import type { Dim } from '../../graph/shape.js';
 import { ModelError } from '../errors.js';
 import { multiHeadAttention } from '../llama/attention.js';
-import { LLAMA_INPUTS, llamaModulePaths, shiftLabels, type LlamaBuildOptions } from '../llama/build.js';
+import { decoderScaffold, llamaModulePaths, shiftLabels, type LlamaBuildOptions } from '../llama/build.js';
 import { ropeTables } from '../llama/rope.js';
-import { ALL_LINEAR } from '../targetModules.js';
 import type { ModelGraph } from '../types.js';
-import { ModelInputs, adaptedPaths } from '../weights.js';
 import { parseGemmaConfig, type GemmaConfig } from './config.js';
 import { GEMMA_UNREAD_ALLOWANCES, gemmaUnreadHint } from './unread.js';
 
@@ -49,31 +44,9 @@ function checkOptions(cfg: GemmaConfig, options: LlamaBuildOptions, seq: Dim): v
 /** Builds the causal-LM graph of a Gemma 2 or Gemma 3 text checkpoint (graph inputs named as the Llama build's). */
 export function buildGemma(options: LlamaBuildOptions): ModelGraph {
   const cfg = parseGemmaConfig(options.config);
-  const dtype = options.dtype ?? 'float32';
-  const trainAll = options.trainAll === true;
-  const { lora } = options;
   const seq: Dim = options.seqLen ?? 'seq';
   checkOptions(cfg, options, seq);
-  const g = new GraphBuilder(cfg.modelType);
-  const inputIds = g.input(LLAMA_INPUTS.inputIds, 'int64', ['batch', seq]);
-  const attentionMask = g.input(LLAMA_INPUTS.attentionMask, 'int64', ['batch', seq]);
-  const labels = g.input(LLAMA_INPUTS.labels, 'int64', ['batch', seq]);
-  const loraRate = options.training && !trainAll ? lora.dropout : 0;
-  const attnRate = options.training ? cfg.attentionDropout : 0;
-  const seed = loraRate > 0 || attnRate > 0 ? g.input(LLAMA_INPUTS.dropoutSeed, 'int64', []) : undefined;
-  let salt = 0;
-
-  const candidates = llamaModulePaths(cfg.layers).filter((p) => p !== 'lm_head' || !lora.targetModules.includes(ALL_LINEAR));
-  const adapted = adaptedPaths(candidates, lora, trainAll);
-  const inputs = new ModelInputs({ graph: g, tensors: options.tensors, dtype, trainAll, modulesToSave: trainAll ? [] : lora.modulesToSave });
-  /** `nn.Linear` at `path` (`[out, in]` weight), LoRA-adapted when selected. */
-  const proj = (x: Value, path: string, inF: number, outF: number, bias: boolean, weightName = `${path}.weight`): Value => {
-    const w = inputs.weight(weightName, [outF, inF]);
-    const b = bias ? inputs.weight(`${path}.bias`, [outF]) : undefined;
-    if (!adapted.has(path)) return linear(x, w, b, 'outIn');
-    const drop = seed !== undefined && loraRate > 0 ? { rate: loraRate, seed, salt: ++salt } : undefined;
-    return loraLinear(x, w, b, 'outIn', inputs.lora(path, inputs.findKey(weightName)!, 'linear', inF, outF, lora, drop));
-  };
+  const { g, inputIds, attentionMask, labels, seed, proj, attnDropout, inputs, dtype } = decoderScaffold(options, cfg, llamaModulePaths(cfg.layers), seq);
   /** Gemma's RMSNorm: the stored weight is the offset from 1. */
   const norm = (x: Value, name: string, width: number): Value => rmsNorm(x, add(inputs.weight(name, [width]), 1), cfg.rmsEps);
 
@@ -96,7 +69,6 @@ export function buildGemma(options: LlamaBuildOptions): ModelGraph {
   const fullRope = ropeTables(g, cfg.rope.full, seq, cfg.maxPositions, dtype, inputIds, 'rope.full');
   const slidingRope = cfg.rope.sliding === cfg.rope.full ? fullRope : ropeTables(g, cfg.rope.sliding, seq, cfg.maxPositions, dtype, inputIds, 'rope.sliding');
   const shape = { heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: hd };
-  const attnDropout = seed !== undefined && attnRate > 0 ? (p: Value): Value => dropout(p, { rate: attnRate, seed, salt: ++salt }) : undefined;
 
   for (let l = 0; l < cfg.layers; l++) {
     const p = `model.layers.${l}`;

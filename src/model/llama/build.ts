@@ -78,14 +78,32 @@ function checkOptions(cfg: LlamaConfig, options: LlamaBuildOptions, seq: Dim): v
   }
 }
 
-/** Builds the causal-LM graph of a Llama-family checkpoint. */
-export function buildLlama(options: LlamaBuildOptions): ModelGraph {
-  const cfg = parseLlamaConfig(options.config);
+/** What a decoder build of the Llama lineage (Llama, Phi-3, Gemma) starts from. */
+export interface DecoderScaffold {
+  readonly g: GraphBuilder;
+  readonly inputIds: Value;
+  readonly attentionMask: Value;
+  readonly labels: Value;
+  /** The dropout seed input, when any dropout is on. */
+  readonly seed: Value | undefined;
+  readonly inputs: ModelInputs;
+  readonly dtype: NonNullable<LlamaBuildOptions['dtype']>;
+  readonly lora: LlamaBuildOptions['lora'];
+  /** `nn.Linear` at `path` (`[out, in]` weight), LoRA-adapted (with LoRA dropout) when selected. */
+  proj(x: Value, path: string, inF: number, outF: number, bias: boolean, weightName?: string): Value;
+  /** Attention-probability dropout while training, or undefined. */
+  readonly attnDropout: ((p: Value) => Value) | undefined;
+}
+
+/**
+ * The graph, its data inputs (named as `LLAMA_INPUTS`), the dropout seed, the checkpoint inputs and
+ * the LoRA-aware projection over `modulePaths` (the LoRA candidates; `lm_head` only when named, not
+ * by `all-linear`), shared by every decoder of the Llama lineage. Dropout salts are drawn in call order.
+ */
+export function decoderScaffold(options: LlamaBuildOptions, cfg: { readonly modelType: string; readonly attentionDropout: number }, modulePaths: readonly string[], seq: Dim): DecoderScaffold {
   const dtype = options.dtype ?? 'float32';
   const trainAll = options.trainAll === true;
   const { lora } = options;
-  const seq: Dim = options.seqLen ?? 'seq';
-  checkOptions(cfg, options, seq);
   const g = new GraphBuilder(cfg.modelType);
   const inputIds = g.input(LLAMA_INPUTS.inputIds, 'int64', ['batch', seq]);
   const attentionMask = g.input(LLAMA_INPUTS.attentionMask, 'int64', ['batch', seq]);
@@ -94,11 +112,9 @@ export function buildLlama(options: LlamaBuildOptions): ModelGraph {
   const attnRate = options.training ? cfg.attentionDropout : 0;
   const seed = loraRate > 0 || attnRate > 0 ? g.input(LLAMA_INPUTS.dropoutSeed, 'int64', []) : undefined;
   let salt = 0;
-
-  const candidates = llamaModulePaths(cfg.layers, cfg.fused).filter((p) => p !== 'lm_head' || !lora.targetModules.includes(ALL_LINEAR));
+  const candidates = modulePaths.filter((p) => p !== 'lm_head' || !lora.targetModules.includes(ALL_LINEAR));
   const adapted = adaptedPaths(candidates, lora, trainAll);
   const inputs = new ModelInputs({ graph: g, tensors: options.tensors, dtype, trainAll, modulesToSave: trainAll ? [] : lora.modulesToSave });
-  /** `nn.Linear` at `path` (`[out, in]` weight), LoRA-adapted when selected. */
   const proj = (x: Value, path: string, inF: number, outF: number, bias: boolean, weightName = `${path}.weight`): Value => {
     const w = inputs.weight(weightName, [outF, inF]);
     const b = bias ? inputs.weight(`${path}.bias`, [outF]) : undefined;
@@ -106,6 +122,16 @@ export function buildLlama(options: LlamaBuildOptions): ModelGraph {
     const drop = seed !== undefined && loraRate > 0 ? { rate: loraRate, seed, salt: ++salt } : undefined;
     return loraLinear(x, w, b, 'outIn', inputs.lora(path, inputs.findKey(weightName)!, 'linear', inF, outF, lora, drop));
   };
+  const attnDropout = seed !== undefined && attnRate > 0 ? (p: Value): Value => dropout(p, { rate: attnRate, seed, salt: ++salt }) : undefined;
+  return { g, inputIds, attentionMask, labels, seed, inputs, dtype, lora, proj, attnDropout };
+}
+
+/** Builds the causal-LM graph of a Llama-family checkpoint. */
+export function buildLlama(options: LlamaBuildOptions): ModelGraph {
+  const cfg = parseLlamaConfig(options.config);
+  const seq: Dim = options.seqLen ?? 'seq';
+  checkOptions(cfg, options, seq);
+  const { g, inputIds, attentionMask, labels, seed, proj, attnDropout, inputs, dtype } = decoderScaffold(options, cfg, llamaModulePaths(cfg.layers, cfg.fused), seq);
 
   const d = cfg.hidden;
   const hd = cfg.headDim;
@@ -125,7 +151,6 @@ export function buildLlama(options: LlamaBuildOptions): ModelGraph {
   }
   const rope = ropeTables(g, cfg.rope, seq, cfg.maxPositions, dtype, inputIds);
   const shape = { heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: hd };
-  const attnDropout = seed !== undefined && attnRate > 0 ? (p: Value): Value => dropout(p, { rate: attnRate, seed, salt: ++salt }) : undefined;
 
   for (let l = 0; l < cfg.layers; l++) {
     const p = `model.layers.${l}`;
