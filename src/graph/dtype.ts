@@ -1,10 +1,11 @@
 /**
  * Element types of graph values: float32 (models), float64 (gradient checks and references),
- * int64 (token ids, shapes, indices), int32 and bool (masks).
+ * int64 (token ids, shapes, indices), int32 and bool (masks), uint32 (32-bit integer arithmetic
+ * where a provider has no int64 kernels: src/graph/lower.ts).
  */
 import { check } from './errors.js';
 
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint32' | 'bool';
 export type FloatDType = 'float32' | 'float64';
 
 /** The typed array that holds the data of each dtype (bool as one byte per element). */
@@ -13,6 +14,7 @@ export interface DTypeArrays {
   float64: Float64Array;
   int64: BigInt64Array;
   int32: Int32Array;
+  uint32: Uint32Array;
   bool: Uint8Array;
 }
 
@@ -29,6 +31,7 @@ export function dtypeOf(data: TypedData): DType {
   if (data instanceof Float64Array) return 'float64';
   if (data instanceof BigInt64Array) return 'int64';
   if (data instanceof Int32Array) return 'int32';
+  if (data instanceof Uint32Array) return 'uint32';
   return 'bool';
 }
 
@@ -43,6 +46,9 @@ export function scalarData(value: number, dtype: DType): TypedData {
     case 'int32':
       check(Number.isInteger(value), () => `scalar: ${value} is not an integer (dtype int32)`);
       return Int32Array.of(value);
+    case 'uint32':
+      check(Number.isInteger(value) && value >= 0 && value < 2 ** 32, () => `scalar: ${value} is not a 32-bit unsigned integer (dtype uint32)`);
+      return Uint32Array.of(value);
     case 'bool': return Uint8Array.of(value === 0 ? 0 : 1);
   }
 }

@@ -1,7 +1,14 @@
 /**
  * Emission: a built graph → the plain ONNX structures of onnx/model.ts → bytes. Shares common
  * subexpressions, drops every node the requested outputs do not need, names the outputs, and
- * writes frozen weights as initializers (raw data, or external data through a hook).
+ * writes frozen weights as initializers (raw data, or external data through a hook). Each node is
+ * named after its first output, so onnxruntime's logs (node placement, profiles) say which it is.
+ *
+ * With `sizes`, the graph is emitted for fixed sizes of its symbolic dimensions: the inputs and
+ * outputs get static shapes, and every Shape/Size node becomes a constant. onnxruntime then sees a
+ * static graph and folds all shape arithmetic (Range, the dims of a Reshape, masks built from
+ * them) when it loads it, so no shape op runs per step (execution providers leave such ops to
+ * the CPU).
  */
 import type { GraphBuilder, Node, Value } from './builder.js';
 import { check } from './errors.js';
@@ -9,6 +16,7 @@ import { encodeModel, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxV
 import { OPS, attrKind } from './opTable.js';
 import { liveNodes, shareCommonSubexpressions } from './prune.js';
 import { rawBytes, type DType, type TypedData } from './dtype.js';
+import { dimSize, symbolSizes, type SymbolSizes } from './memory.js';
 import { isStatic, type Shape } from './shape.js';
 
 /** What the external-data hook learns about one initializer. */
@@ -38,6 +46,8 @@ export interface EmitOptions {
   /** Merge identical nodes (default true). */
   readonly shareSubexpressions?: boolean;
   readonly externalData?: ExternalDataHook;
+  /** Emit for these sizes of the symbolic dimensions (see the module comment); each symbol the outputs need must have one. */
+  readonly sizes?: SymbolSizes;
 }
 
 /** Builds the ONNX model structures for the given outputs of a graph. */
@@ -69,12 +79,14 @@ export function toOnnx(g: GraphBuilder, options: EmitOptions): OnnxModel {
   }
   const nameOf = (v: Value | undefined): string => (v === undefined ? '' : names.get(v) ?? v.name);
 
-  const onnxNodes: OnnxNode[] = nodes.map((n) => emitNode(n, nameOf, used));
+  const sizes = options.sizes === undefined ? undefined : symbolSizes(nodes, options.sizes);
+  const fixed = (shape: Shape): Shape => (sizes === undefined ? shape : shape.map((d) => dimSize(d, sizes)));
+  const onnxNodes: OnnxNode[] = nodes.map((n) => (sizes !== undefined && (n.op === 'Shape' || n.op === 'Size') ? emitShapeConstant(n, nameOf, sizes) : emitNode(n, nameOf, used)));
   const initializers: OnnxTensor[] = [...used]
     .filter((v) => v.source === 'initializer')
     .sort((a, b) => a.id - b.id)
     .map((v) => emitInitializer(g, v, options.externalData));
-  const info = (name: string, v: Value): OnnxValueInfo => ({ name, elemType: v.dtype, shape: v.shape });
+  const info = (name: string, v: Value): OnnxValueInfo => ({ name, elemType: v.dtype, shape: fixed(v.shape) });
   return {
     opset: options.opset ?? 18,
     graph: {
@@ -103,7 +115,23 @@ function emitNode(n: Node, nameOf: (v: Value | undefined) => string, used: Reado
     check(kind !== undefined, () => `toOnnx: ${n.op} has no attribute ${key}`);
     attributes[key] = { kind, value } as NonNullable<OnnxNode['attributes']>[string];
   }
-  return { opType: n.op, inputs: n.inputs.map(nameOf), outputs, attributes };
+  return { opType: n.op, name: outputs[0], inputs: n.inputs.map(nameOf), outputs, attributes };
+}
+
+/** A Shape or Size node at fixed sizes: a Constant holding the dims (Shape's start/end honoured) or the element count. */
+function emitShapeConstant(n: Node, nameOf: (v: Value | undefined) => string, sizes: SymbolSizes): OnnxNode {
+  const x = n.inputs[0]!;
+  const dims = x.shape.map((d) => dimSize(d, sizes));
+  let values: number[];
+  if (n.op === 'Size') {
+    values = [dims.reduce((a, b) => a * b, 1)];
+  } else {
+    const at = (a: number | undefined, fallback: number): number => (a === undefined ? fallback : Math.min(Math.max(a < 0 ? a + dims.length : a, 0), dims.length));
+    values = dims.slice(at(n.attrs.start as number | undefined, 0), at(n.attrs.end as number | undefined, dims.length));
+  }
+  const output = nameOf(n.outputs[0]);
+  const value: OnnxTensor = { name: '', elemType: 'int64', dims: n.op === 'Size' ? [] : [values.length], raw: rawBytes(BigInt64Array.from(values, BigInt)) };
+  return { opType: 'Constant', name: output, inputs: [], outputs: [output], attributes: { value: { kind: 'tensor', value } } };
 }
 
 function emitInitializer(g: GraphBuilder, v: Value, hook: ExternalDataHook | undefined): OnnxTensor {

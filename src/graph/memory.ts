@@ -23,7 +23,7 @@ import { formatShape, parseDim, type Dim } from './shape.js';
 /** Sizes of symbolic dimensions, e.g. `{ batch: 8, seq: 128 }`. */
 export type SymbolSizes = Readonly<Record<string, number>>;
 
-const DTYPE_BYTES: Readonly<Record<DType, number>> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1 };
+const DTYPE_BYTES: Readonly<Record<DType, number>> = { float32: 4, float64: 8, int64: 8, int32: 4, uint32: 4, bool: 1 };
 
 /** Bytes per element of a dtype (bool: one byte, as onnxruntime stores it). */
 export function dtypeBytes(dtype: DType): number {
@@ -44,6 +44,8 @@ export function dimSize(d: Dim, sizes: SymbolSizes): number {
 export interface MemoryProfile {
   /** Graph inputs the outputs need (weights, parameters, optimizer state, batch tensors): held the whole run. */
   readonly inputBytes: number;
+  /** The same bytes by input name. */
+  readonly inputSizes: Readonly<Record<string, number>>;
   /** Most bytes of node outputs alive at once (the requested outputs included, as they stay to the end). */
   readonly peakBytes: number;
   /** The node running when the peak is reached: `op name` (for messages and tuning). */
@@ -55,10 +57,10 @@ export interface MemoryProfile {
 }
 
 /**
- * Sizes of the symbols that ops invent while building (Concat over a symbolic axis names its
- * result dim after itself): each is the sum of its inputs' sizes on that axis.
+ * `given` plus the sizes of the symbols that ops invent while building (Concat over a symbolic
+ * axis names its result dim after itself): each is the sum of its inputs' sizes on that axis.
  */
-function inventedSymbols(nodes: readonly Node[], given: SymbolSizes): Record<string, number> {
+export function symbolSizes(nodes: readonly Node[], given: SymbolSizes): Record<string, number> {
   const sizes: Record<string, number> = { ...given };
   for (const n of nodes) {
     if (n.op !== 'Concat') continue;
@@ -101,7 +103,7 @@ export function memoryModel(g: GraphBuilder, outputs: readonly Value[]): MemoryM
   ]);
 
   return (sizes) => {
-    const all = inventedSymbols(nodes, sizes);
+    const all = symbolSizes(nodes, sizes);
     const bytes = (v: Value): number => {
       let n = dtypeBytes(v.dtype);
       for (const d of v.shape) {
@@ -124,8 +126,10 @@ export function memoryModel(g: GraphBuilder, outputs: readonly Value[]): MemoryM
       }
       for (const v of freed[i]) live -= bytes(v);
     });
+    const inputSizes = Object.fromEntries([...inputs].map((v) => [v.name, bytes(v)]));
     return {
-      inputBytes: [...inputs].reduce((s, v) => s + bytes(v), 0),
+      inputBytes: Object.values(inputSizes).reduce((s, b) => s + b, 0),
+      inputSizes,
       peakBytes: peak,
       peakAt,
       outputBytes: [...kept].reduce((s, v) => s + bytes(v), 0),

@@ -92,8 +92,20 @@ export function executionProviders(device: string): string[] {
   return [device];
 }
 
+/**
+ * onnxruntime's log severities, most detailed first. `verbose` prints, among much else, where each
+ * node runs ("Node placements": the nodes placed on each execution provider).
+ */
+export const ORT_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'] as const;
+export type OrtLogLevel = (typeof ORT_LOG_LEVELS)[number];
+
 export interface SessionOptions {
   device?: Device;
+  /**
+   * onnxruntime's own log for this session, written by the native library to the process's stderr
+   * (default `fatal`: failures are rethrown with the feeds' shapes and dtypes instead).
+   */
+  logLevel?: OrtLogLevel;
   /** Threads for one operator; onnxruntime's default is all cores. */
   intraOpThreads?: number;
   /**
@@ -113,7 +125,7 @@ export async function createSession(model: Uint8Array, options: SessionOptions =
       executionProviders: providers,
       graphOptimizationLevel: 'all',
       // Failures are rethrown with the feeds' shapes and dtypes; onnxruntime's own log would print them twice.
-      logSeverityLevel: 4,
+      logSeverityLevel: ORT_LOG_LEVELS.indexOf(options.logLevel ?? 'fatal') as 0 | 1 | 2 | 3 | 4,
       ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
       ...(options.memoryPattern !== undefined ? { enableMemPattern: options.memoryPattern } : {}),
     });
@@ -136,6 +148,16 @@ export function float64Tensor(data: Float64Array, dims: readonly number[]): OrtT
 /** Wraps a uint16 array as an onnxruntime tensor without copying (bf16/f16 bits, reinterpreted in the graph). */
 export function uint16Tensor(data: Uint16Array, dims: readonly number[]): OrtTensor {
   return new ort.Tensor('uint16', data, dims);
+}
+
+/** Wraps an int32 array as an onnxruntime tensor without copying (batch tensors where int64 has no kernels). */
+export function int32Tensor(data: Int32Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor('int32', data, dims);
+}
+
+/** Wraps a uint32 array as an onnxruntime tensor without copying (a dropout seed where int64 has no kernels). */
+export function uint32Tensor(data: Uint32Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor('uint32', data, dims);
 }
 
 /** Wraps an int64 array as an onnxruntime tensor without copying. */

@@ -11,7 +11,8 @@
  * - `eval`: the loss, and for classification the predicted class (argmax), never the logits;
  * - `generate`: the argmax token at chosen rows of the flattened `[batch·seq]` logits (greedy decoding).
  *
- * Outputs stay small: parameters, their optimizer state, scalars and ids.
+ * Outputs stay small: parameters, their optimizer state, scalars and ids. Each session is compiled
+ * in its device's form (deviceForm.ts: on WebGPU lowered and at fixed sizes, given by SessionShape).
  */
 import type { GraphBuilder, Value } from '../graph/builder.js';
 import { grad } from '../graph/autodiff.js';
@@ -28,17 +29,23 @@ import { reshape } from '../graph/ops/reshape.js';
 import { add } from '../graph/ops/add.js';
 import { where } from '../graph/ops/where.js';
 import { GraphBuilder as Builder } from '../graph/builder.js';
+import { lowerGraph } from '../graph/lower.js';
 import { buildTrainStep } from '../graph/trainStep.js';
 import type { OptimizerConfig } from '../graph/trainStep.js';
 import type { ModelGraph } from '../model/types.js';
 import { createSession } from '../runtime/session.js';
-import type { Device, OrtSession } from '../runtime/session.js';
+import type { Device, OrtLogLevel, OrtSession } from '../runtime/session.js';
+import { deviceForm, integerInputs, lowerOptions, type DeviceForm, type IntegerInputs } from './deviceForm.js';
 
 /** Where and how sessions run. */
 export interface SessionSettings {
   readonly device: Device;
   /** onnxruntime intra-op threads (default: onnxruntime's, all cores). */
   readonly threads?: number;
+  /** onnxruntime's log for the trainer's sessions (`verbose` shows where each node runs); default none. */
+  readonly logLevel?: OrtLogLevel;
+  /** How the graphs are compiled; default the device's (deviceForm). */
+  readonly form?: DeviceForm;
 }
 
 /** The optimizer part of a training session. */
@@ -57,10 +64,34 @@ export const PREDICTED = 'predicted';
 /** Input of the `generate` session: flat row indices (b·seq + t) whose next token is wanted. */
 export const ROWS = 'rows';
 
-async function session(g: GraphBuilder, outputs: Record<string, Value>, settings: SessionSettings, inputs?: readonly Value[]): Promise<OrtSession> {
-  const bytes = toOnnxBytes(g, { outputs, ...(inputs !== undefined ? { inputs } : {}) });
-  // Batch and sequence dims are symbolic: memory-pattern planning costs more than it saves (bench/trainer.ts).
-  return createSession(bytes, { device: settings.device, memoryPattern: false, ...(settings.threads !== undefined ? { intraOpThreads: settings.threads } : {}) });
+/**
+ * Rows and tokens a session is compiled for. Only a device whose form fixes shapes (deviceForm:
+ * webgpu) uses them; the CPU's sessions take any batch.
+ */
+export interface SessionShape {
+  readonly batch: number;
+  readonly seq: number;
+}
+
+async function session(
+  g: GraphBuilder, outputs: Record<string, Value>, settings: SessionSettings, what: string,
+  shape?: SessionShape & { readonly rows?: number }, ints: IntegerInputs = { batch: [] },
+): Promise<OrtSession> {
+  const form = settings.form ?? deviceForm(settings.device);
+  const lower = lowerOptions(form, ints);
+  const lowered = lower === undefined ? { graph: g, outputs } : lowerGraph(g, outputs, lower);
+  let sizes: Record<string, number> | undefined;
+  if (form.fixedShapes) {
+    if (shape === undefined) throw new Error(`trainer: the ${what} session on ${settings.device} is compiled for a fixed batch and sequence length; none was given`);
+    sizes = { batch: shape.batch, seq: shape.seq, ...(shape.rows !== undefined ? { rows: shape.rows } : {}) };
+  }
+  const bytes = toOnnxBytes(lowered.graph, { outputs: lowered.outputs, ...(sizes !== undefined ? { sizes } : {}) });
+  // Batch and sequence dims are symbolic on the CPU: memory-pattern planning costs more than it saves (bench/trainer.ts).
+  return createSession(bytes, {
+    device: settings.device, memoryPattern: false,
+    ...(settings.threads !== undefined ? { intraOpThreads: settings.threads } : {}),
+    ...(settings.logLevel !== undefined ? { logLevel: settings.logLevel } : {}),
+  });
 }
 
 function checkTrainable(model: ModelGraph): void {
@@ -72,21 +103,21 @@ function checkTrainable(model: ModelGraph): void {
 }
 
 /** The fused train-step session (forward, backward, clip, update). */
-export async function compileStep(model: ModelGraph, step: StepSettings, settings: SessionSettings): Promise<OrtSession> {
+export async function compileStep(model: ModelGraph, step: StepSettings, settings: SessionSettings, shape?: SessionShape): Promise<OrtSession> {
   checkTrainable(model);
   const built = buildTrainStep({ loss: model.loss, params: model.trainable, optimizer: step.optimizer, ...(step.maxGradNorm !== undefined ? { maxGradNorm: step.maxGradNorm } : {}) });
-  return session(model.graph, built.outputs, settings);
+  return session(model.graph, built.outputs, settings, 'train step', shape, integerInputs(model));
 }
 
 /** The gradient session: `loss` and `<param>.grad` for one micro-batch. */
-export async function compileGrads(model: ModelGraph, settings: SessionSettings): Promise<OrtSession> {
+export async function compileGrads(model: ModelGraph, settings: SessionSettings, shape?: SessionShape): Promise<OrtSession> {
   checkTrainable(model);
   const grads = grad(model.loss, model.trainable);
   const outputs: Record<string, Value> = { loss: model.loss };
   model.trainable.forEach((p, i) => {
     outputs[gradName(p.name)] = grads[i];
   });
-  return session(model.graph, outputs, settings);
+  return session(model.graph, outputs, settings, 'gradient', shape, integerInputs(model));
 }
 
 /** The update session: clips the summed gradients `<param>.grad` and applies the optimizer. */
@@ -102,7 +133,8 @@ export async function compileApply(params: readonly { name: string; shape: reado
   });
   const built = buildTrainStep({ loss: pseudo!, params: values, optimizer: step.optimizer, ...(step.maxGradNorm !== undefined ? { maxGradNorm: step.maxGradNorm } : {}) });
   const { loss: _unused, ...outputs } = built.outputs;
-  return session(g, outputs, settings);
+  // Parameter-shaped only: static already.
+  return session(g, outputs, settings, 'update', { batch: 1, seq: 1 });
 }
 
 /** Index of the largest value along the last axis (first one on ties), as int64; built from ReduceMax. */
@@ -116,18 +148,22 @@ export function argmaxLast(x: Value): Value {
 }
 
 /** The eval session: `loss` (mean over the batch's counted tokens or examples) and, for classification, `predicted` [batch]. */
-export async function compileEval(model: ModelGraph, settings: SessionSettings): Promise<OrtSession> {
+export async function compileEval(model: ModelGraph, settings: SessionSettings, shape?: SessionShape): Promise<OrtSession> {
   const outputs: Record<string, Value> = { loss: model.loss };
   if (model.task === 'sequence-classification') outputs[PREDICTED] = argmaxLast(model.logits);
-  return session(model.graph, outputs, settings);
+  return session(model.graph, outputs, settings, 'eval', shape, integerInputs(model));
 }
 
-/** The greedy-decoding session: `predicted` [n], the argmax token at flat rows `rows` [n] of the logits. */
-export async function compileGenerate(model: ModelGraph, settings: SessionSettings): Promise<OrtSession> {
+/**
+ * The greedy-decoding session: `predicted` [n], the argmax token at flat rows `rows` [n] of the
+ * logits. With fixed shapes, n = the batch rows (pad rows may point anywhere, their token is unused).
+ */
+export async function compileGenerate(model: ModelGraph, settings: SessionSettings, shape?: SessionShape): Promise<OrtSession> {
   if (model.task !== 'causal-lm') throw new Error(`trainer: greedy decoding needs a causal-lm model, this one is ${model.task}`);
   const g = model.graph;
   const vocab = model.logits.shape[model.logits.rank - 1];
   const rows = g.input(ROWS, 'int64', ['rows']);
   const flat = reshape(model.logits, [-1, vocab]);
-  return session(g, { [PREDICTED]: argmaxLast(gather(flat, rows, 0)) }, settings);
+  return session(g, { [PREDICTED]: argmaxLast(gather(flat, rows, 0)) }, settings, 'generate',
+    shape === undefined ? undefined : { ...shape, rows: shape.batch }, integerInputs(model, ROWS));
 }

@@ -8,7 +8,7 @@
  * completion has (its eos included), stopping at eos; the generated text (eos removed) must equal
  * the reference completion's text after trimming surrounding whitespace.
  */
-import { epochBatches } from './data/batching.js';
+import { epochBatches, padBatchTo } from './data/batching.js';
 import type { Batch } from './data/batching.js';
 import type { EncodedDataset, EncodedExample } from './data/encode.js';
 import { IGNORE_INDEX } from './data/records.js';
@@ -16,7 +16,7 @@ import type { TextTokenizer } from './data/tokenizer.js';
 import { PREDICTED, ROWS } from './compile.js';
 import { throwIfAborted } from './errors.js';
 import type { AbortLike } from './errors.js';
-import { int64Tensor, runSession } from '../runtime/session.js';
+import { int32Tensor, int64Tensor, runSession } from '../runtime/session.js';
 import type { OrtSession, OrtTensor } from '../runtime/session.js';
 import { selectFeeds } from './stepRunner.js';
 import type { Feeds } from './stepRunner.js';
@@ -29,9 +29,35 @@ export interface BatchInputNames {
   readonly labels: string;
 }
 
+/**
+ * How batch tensors are fed (the device's form, deviceForm.ts): padded to the fixed rows and
+ * tokens the sessions were compiled for, or as batched; integers as int32 or int64.
+ */
+export interface FeedLayout {
+  readonly fixed?: { readonly rows: number; readonly seq: number };
+  readonly int32: boolean;
+  /** Token id of padded positions (masked, never scored). */
+  readonly padId: number;
+}
+
+/** Batches fed as they are, integers as int64 (the CPU). */
+export const AS_BATCHED: FeedLayout = { int32: false, padId: 0 };
+
+/** An integer tensor in the layout's type. */
+export function integerTensor(values: BigInt64Array, dims: readonly number[], layout: FeedLayout): OrtTensor {
+  return layout.int32 ? int32Tensor(Int32Array.from(values, Number), dims) : int64Tensor(values, dims);
+}
+
+/** A predicted-ids output (int64, or int32 where the form narrows it) as numbers. */
+function idsOf(t: OrtTensor): number[] {
+  return Array.from(t.data as BigInt64Array | Int32Array, Number);
+}
+
 /** What evaluation runs on. */
 export interface EvalContext {
   readonly names: BatchInputNames;
+  /** How the eval and generate sessions take their batch tensors; default {@link AS_BATCHED}. */
+  readonly layout?: FeedLayout;
   readonly evalSession: OrtSession;
   /** Compiles (once) and returns the greedy-decoding session. */
   readonly generateSession: () => Promise<OrtSession>;
@@ -45,14 +71,15 @@ export interface EvalContext {
   readonly signal?: AbortLike;
 }
 
-/** Feeds of a batch's ids, mask (as int64) and labels. */
-export function batchFeeds(batch: Batch, names: BatchInputNames): Feeds {
+/** Feeds of a batch's ids, mask and labels, as `layout` says (default: as batched, int64). */
+export function batchFeeds(given: Batch, names: BatchInputNames, layout: FeedLayout = AS_BATCHED): Feeds {
+  const batch = layout.fixed === undefined ? given : padBatchTo(given, layout.fixed.rows, layout.fixed.seq, layout.padId);
   const mask = new BigInt64Array(batch.attentionMask.length);
   for (let i = 0; i < mask.length; i++) mask[i] = batch.attentionMask[i] !== 0 ? 1n : 0n;
   return {
-    [names.inputIds]: int64Tensor(batch.inputIds, batch.shape),
-    [names.attentionMask]: int64Tensor(mask, batch.shape),
-    [names.labels]: int64Tensor(batch.labels, batch.labelShape),
+    [names.inputIds]: integerTensor(batch.inputIds, batch.shape, layout),
+    [names.attentionMask]: integerTensor(mask, batch.shape, layout),
+    [names.labels]: integerTensor(batch.labels, batch.labelShape, layout),
   };
 }
 
@@ -66,13 +93,14 @@ export async function evaluateExamples(ctx: EvalContext, data: EncodedDataset, o
   const classification = data.kind === 'classification';
   for (const batch of epochBatches(examples, { batchSize: ctx.batchSize, seqLen: ctx.seqLen, padId: ctx.padId, seed: 0, epoch: 0, shuffle: false, padTo: 'longest' })) {
     throwIfAborted(ctx.signal, 'evaluation');
-    const out = await runSession(ctx.evalSession, selectFeeds(ctx.evalSession, 'eval', ctx.constants, batchFeeds(batch, ctx.names)));
+    const out = await runSession(ctx.evalSession, selectFeeds(ctx.evalSession, 'eval', ctx.constants, batchFeeds(batch, ctx.names, ctx.layout)));
     const loss = (out.loss.data as Float32Array)[0];
     lossSum += loss * batch.lossTokens;
     scored += batch.lossTokens;
     if (classification) {
-      const predicted = out[PREDICTED].data as BigInt64Array;
-      for (let b = 0; b < predicted.length; b++) if (predicted[b] === batch.labels[b]) correct++;
+      // Rows past the batch's own are padding (fixed shapes).
+      const predicted = idsOf(out[PREDICTED]);
+      for (let b = 0; b < batch.shape[0]; b++) if (predicted[b] === Number(batch.labels[b])) correct++;
     }
   }
   const loss = scored > 0 ? lossSum / scored : 0;
@@ -106,26 +134,29 @@ async function exactMatch(ctx: EvalContext, examples: readonly EncodedExample[])
       throwIfAborted(ctx.signal, 'evaluation');
       const active = rows.filter((r) => !r.done);
       if (active.length === 0) break;
-      const T = Math.max(...active.map((r) => r.ids.length));
-      const ids = new BigInt64Array(active.length * T).fill(BigInt(ctx.padId));
-      const mask = new BigInt64Array(active.length * T);
-      const flat = new BigInt64Array(active.length);
+      // Fixed shapes: every call has the session's rows and tokens (pad rows point at row 0, unused).
+      const layout = ctx.layout ?? AS_BATCHED;
+      const T = layout.fixed?.seq ?? Math.max(...active.map((r) => r.ids.length));
+      const R = layout.fixed?.rows ?? active.length;
+      const inputIds = new BigInt64Array(R * T).fill(BigInt(ctx.padId));
+      const mask = new BigInt64Array(R * T);
+      const flat = new BigInt64Array(R);
       active.forEach((r, b) => {
         r.ids.forEach((id, t) => {
-          ids[b * T + t] = BigInt(id);
+          inputIds[b * T + t] = BigInt(id);
           mask[b * T + t] = 1n;
         });
         flat[b] = BigInt(b * T + r.ids.length - 1);
       });
       const feeds: Feeds = {
-        [ctx.names.inputIds]: int64Tensor(ids, [active.length, T]),
-        [ctx.names.attentionMask]: int64Tensor(mask, [active.length, T]),
-        [ROWS]: int64Tensor(flat, [active.length]),
+        [ctx.names.inputIds]: integerTensor(inputIds, [R, T], layout),
+        [ctx.names.attentionMask]: integerTensor(mask, [R, T], layout),
+        [ROWS]: integerTensor(flat, [R], layout),
       };
       const out = await runSession(session, selectFeeds(session, 'generate', ctx.constants, feeds));
-      const next = out[PREDICTED].data as BigInt64Array;
+      const next = idsOf(out[PREDICTED]);
       active.forEach((r, b) => {
-        const id = Number(next[b]);
+        const id = next[b];
         r.generated.push(id);
         r.ids.push(id);
         if (id === ctx.eosId || r.generated.length >= r.reference.length || r.ids.length >= ctx.seqLen) r.done = true;

@@ -11,7 +11,7 @@ import { loraScaling } from '../core/lora.js';
 import type { OptimizerConfig } from '../graph/trainStep.js';
 import { initLoraAdapters } from '../model/loraInit.js';
 import type { FullTrainable, ModelGraph, ModelTask } from '../model/types.js';
-import { float32Tensor, int64Tensor } from '../runtime/session.js';
+import { float32Tensor, int64Tensor, uint32Tensor } from '../runtime/session.js';
 import type { OrtSession, OrtTensor } from '../runtime/session.js';
 import { BatchStream } from './batchStream.js';
 import { compileApply, compileEval, compileGenerate, compileGrads, compileStep } from './compile.js';
@@ -27,8 +27,10 @@ import { checkTokenizerMatchesModel } from './data/tokenizer.js';
 import type { TextTokenizer } from './data/tokenizer.js';
 import { throwIfAborted } from './errors.js';
 import type { AbortLike } from './errors.js';
+import { DROPOUT_SIZES, deviceForm } from './deviceForm.js';
+import type { DeviceForm } from './deviceForm.js';
 import { batchFeeds, evaluateExamples } from './evaluate.js';
-import type { BatchInputNames } from './evaluate.js';
+import type { BatchInputNames, FeedLayout } from './evaluate.js';
 import type { ModelSource } from './modelSource.js';
 import { systemMemoryProbe } from './memoryBudget.js';
 import type { MemoryProbe } from './memoryBudget.js';
@@ -56,12 +58,13 @@ function numel(shape: readonly (number | string)[]): number {
   return shape.reduce<number>((a, b) => a * (b as number), 1);
 }
 
-function optimizerConfig(setup: TrainerSetup): OptimizerConfig {
+function optimizerConfig(setup: Pick<TrainerSetup, 'optimizer' | 'weightDecay'>): OptimizerConfig {
   const weightDecay = setup.weightDecay ?? 0;
   return setup.optimizer === 'adamw' ? { kind: 'adamw', weightDecay } : { kind: 'sgd', weightDecay };
 }
 
-function stepSettings(setup: TrainerSetup): StepSettings {
+/** The optimizer and clipping of a setup's train step. */
+export function stepSettings(setup: Pick<TrainerSetup, 'optimizer' | 'weightDecay' | 'maxGradNorm'>): StepSettings {
   return { optimizer: optimizerConfig(setup), ...(setup.maxGradNorm !== undefined ? { maxGradNorm: setup.maxGradNorm } : {}) };
 }
 
@@ -84,6 +87,8 @@ export class InProcessTrainer implements LoraTrainer {
   private disposed = false;
   /** Micro-batches run by this trainer (seeds dropout, so no two micro-batches share a mask). */
   private microBatches = 0;
+  /** How this device's sessions are compiled and fed (deviceForm.ts). */
+  private readonly form: DeviceForm;
   readonly info: TrainerInfo;
 
   private constructor(
@@ -98,6 +103,7 @@ export class InProcessTrainer implements LoraTrainer {
     private readonly plan: BatchPlan,
   ) {
     const modules = trainModel.modules;
+    this.form = setup.form ?? deviceForm(setup.device);
     this.info = {
       modules,
       saved: roles.flatMap((r) => (r.saved === undefined ? [] : [{ name: r.saved.name, input: r.name, shape: r.shape, ...(r.saved.key !== undefined ? { key: r.saved.key } : {}) }])),
@@ -140,7 +146,7 @@ export class InProcessTrainer implements LoraTrainer {
     checkClasses(model, data.labelNames);
     const evalModel = build(false);
     // Before any weight is loaded: a setup that cannot fit fails here, with the figures.
-    const plan = planForSetup(setup, new StepMemoryModel(build(true), evalModel, stepSettings(setup)), probe);
+    const plan = planForSetup(setup, new StepMemoryModel(build(true), evalModel, stepSettings(setup), setup.form ?? deviceForm(setup.device)), probe);
     const roles = paramRoles(model);
     const padId = tokenizer !== null ? padIdFor(tokenizer.special) : 0;
     const eosId = tokenizer?.special.eos ?? undefined;
@@ -156,7 +162,18 @@ export class InProcessTrainer implements LoraTrainer {
   }
 
   private get sessionSettings(): SessionSettings {
-    return { device: this.setup.device, ...(this.setup.threads !== undefined ? { threads: this.setup.threads } : {}) };
+    return {
+      device: this.setup.device,
+      ...(this.setup.threads !== undefined ? { threads: this.setup.threads } : {}),
+      ...(this.setup.ortLogLevel !== undefined ? { logLevel: this.setup.ortLogLevel } : {}),
+      form: this.form,
+    };
+  }
+
+  /** Feeds of `rows`-row batches: padded to rows × seqLen where the device's sessions have fixed shapes. */
+  private layout(rows: number): FeedLayout {
+    const padId = this.tokenizer !== null ? padIdFor(this.tokenizer.special) : 0;
+    return { int32: this.form.int32Batch, padId, ...(this.form.fixedShapes ? { fixed: { rows, seq: this.setup.seqLen } } : {}) };
   }
 
   private async loadFrozen(model: ModelGraph): Promise<void> {
@@ -184,9 +201,10 @@ export class InProcessTrainer implements LoraTrainer {
   private async compileTraining(): Promise<void> {
     const step = stepSettings(this.setup);
     const params = this.roles.map((r) => ({ name: r.name, shape: r.shape }));
+    const shape = { batch: this.plan.microBatchSize, seq: this.setup.seqLen };
     const sessions = this.plan.gradAccumulation === 1
-      ? { step: await compileStep(this.trainModel, step, this.sessionSettings) }
-      : { grads: await compileGrads(this.trainModel, this.sessionSettings), apply: await compileApply(params, step, this.sessionSettings) };
+      ? { step: await compileStep(this.trainModel, step, this.sessionSettings, shape) }
+      : { grads: await compileGrads(this.trainModel, this.sessionSettings, shape), apply: await compileApply(params, step, this.sessionSettings) };
     this.runner = new StepRunner(params, step.optimizer, sessions);
   }
 
@@ -266,6 +284,7 @@ export class InProcessTrainer implements LoraTrainer {
     if (run.resetOptimizer !== false) runner.resetOptimizer();
     const constants = { ...this.baseFeeds(start.baseOverrides, this.trainModel), ...InProcessTrainer.tensorFeeds(values, this.trainModel) };
     const seedInput = this.trainModel.dropoutSeed?.name;
+    const layout = this.layout(this.plan.microBatchSize);
     const started = performance.now();
     let tokens = 0;
     let examples = 0;
@@ -280,8 +299,14 @@ export class InProcessTrainer implements LoraTrainer {
         epoch = next.epoch;
         // A batch too large for the memory budget runs as several micro-batches of the same step.
         for (const part of splitBatch(next.batch, this.plan.microBatchSize)) {
-          const feeds: Feeds = batchFeeds(part, this.names);
-          if (seedInput !== undefined) feeds[seedInput] = int64Tensor(BigInt64Array.of(BigInt(deriveSeed(this.setup.seed, 'dropout', this.microBatches))), []);
+          const feeds: Feeds = batchFeeds(part, this.names, layout);
+          if (seedInput !== undefined) {
+            // deriveSeed is below 2³²: the same seed as uint32 where the form narrows it (lower.ts).
+            const seed = deriveSeed(this.setup.seed, 'dropout', this.microBatches);
+            feeds[seedInput] = this.form.int32Batch ? uint32Tensor(Uint32Array.of(seed), []) : int64Tensor(BigInt64Array.of(BigInt(seed)), []);
+            // Fixed shapes: the masks of the batch as it is, not as padded.
+            if (this.form.fixedShapes) feeds[DROPOUT_SIZES] = uint32Tensor(Uint32Array.from(part.shape), [2]);
+          }
           this.microBatches++;
           batches.push({ feeds, lossTokens: part.lossTokens });
         }
@@ -336,7 +361,7 @@ export class InProcessTrainer implements LoraTrainer {
   private async evalSessions(): Promise<{ model: ModelGraph; session: OrtSession }> {
     if (this.evalSession === null) {
       await this.loadFrozen(this.evalModel);
-      this.evalSession = await compileEval(this.evalModel, this.sessionSettings);
+      this.evalSession = await compileEval(this.evalModel, this.sessionSettings, { batch: this.plan.evalBatchSize, seq: this.setup.seqLen });
     }
     return { model: this.evalModel, session: this.evalSession };
   }
@@ -351,7 +376,8 @@ export class InProcessTrainer implements LoraTrainer {
     return evaluateExamples({
       names: this.names,
       evalSession: session,
-      generateSession: async () => (this.generateSession ??= await compileGenerate(model, this.sessionSettings)),
+      generateSession: async () => (this.generateSession ??= await compileGenerate(model, this.sessionSettings, { batch: this.plan.evalBatchSize, seq: this.setup.seqLen })),
+      layout: this.layout(this.plan.evalBatchSize),
       constants,
       tokenizer: this.tokenizer,
       padId: this.tokenizer !== null ? padIdFor(this.tokenizer.special) : 0,

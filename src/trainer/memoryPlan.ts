@@ -32,10 +32,13 @@
  * because onnxruntime fuses nodes and writes some outputs in place: a safe bound, roughly right,
  * not a trace.
  */
+import type { Value } from '../graph/builder.js';
+import { lowerGraph } from '../graph/lower.js';
 import { memoryModel, type MemoryModel } from '../graph/memory.js';
 import { buildTrainStep } from '../graph/trainStep.js';
 import type { ModelGraph } from '../model/types.js';
 import type { StepSettings } from './compile.js';
+import { integerInputs, lowerOptions, type DeviceForm } from './deviceForm.js';
 import { formatBytes, memoryBudget, type MemoryBudget, type MemoryProbe } from './memoryBudget.js';
 import type { TrainerSetup } from './types.js';
 
@@ -45,12 +48,25 @@ export const RUNTIME_OVERHEAD_BYTES = 160 * 2 ** 20;
 /** The evaluation arena's growth over its liveness count, rounded up from the 1.08–1.27 measured (module comment). */
 export const EVAL_ARENA_FACTOR = 1.25;
 
+/** The train step's inputs (MemoryEstimate.inputBytes) by what they hold. */
+export interface InputParts {
+  /** Frozen checkpoint weights, as the session holds them (float32). */
+  readonly frozenBytes: number;
+  /** Trainable tensors: LoRA factors and modules_to_save. */
+  readonly trainableBytes: number;
+  /** Optimizer state: AdamW's m and v (SGD's velocity), one of each per trainable tensor. */
+  readonly optimizerBytes: number;
+  /** Batch tensors (ids, mask, labels, dropout seed) and the graph's constants (RoPE tables, …). */
+  readonly otherBytes: number;
+}
+
 /** What one training step holds, in bytes, by part (see the module comment). */
 export interface MemoryEstimate {
   readonly microBatch: number;
   readonly seqLen: number;
   readonly evalBatch: number;
   readonly inputBytes: number;
+  readonly inputParts: InputParts;
   readonly trainBytes: number;
   readonly evalBytes: number;
   readonly hostBytes: number;
@@ -63,16 +79,33 @@ export class StepMemoryModel {
   private readonly train: MemoryModel;
   private readonly eval: MemoryModel | undefined;
   private readonly trainableBytes: number;
+  private readonly frozen: ReadonlySet<string>;
+  private readonly trainable: ReadonlySet<string>;
 
   /**
    * `train` must be a graph built for estimating only (the train step is appended to it); `evalModel`
    * (training: false) is only read and may be the one the trainer compiles. Undefined: no evaluation.
+   * `form`: the device's (deviceForm.ts); the graphs are counted as that device runs them (lowered).
    */
-  constructor(train: ModelGraph, evalModel: ModelGraph | undefined, step: StepSettings) {
+  constructor(train: ModelGraph, evalModel: ModelGraph | undefined, step: StepSettings, form?: DeviceForm) {
     const built = buildTrainStep({ loss: train.loss, params: train.trainable, optimizer: step.optimizer, ...(step.maxGradNorm !== undefined ? { maxGradNorm: step.maxGradNorm } : {}) });
-    this.train = memoryModel(train.graph, Object.values(built.outputs));
-    this.eval = evalModel === undefined ? undefined : memoryModel(evalModel.graph, [evalModel.loss]);
+    this.train = formModel(train, built.outputs, form);
+    this.eval = evalModel === undefined ? undefined : formModel(evalModel, { loss: evalModel.loss }, form);
     this.trainableBytes = train.trainable.reduce((s, p) => s + 4 * p.shape.reduce<number>((a, d) => a * (d as number), 1), 0);
+    this.frozen = new Set(train.frozen.map((f) => f.input));
+    this.trainable = new Set(train.trainable.map((p) => p.name));
+  }
+
+  private parts(sizes: Readonly<Record<string, number>>): InputParts {
+    const parts = { frozenBytes: 0, trainableBytes: 0, optimizerBytes: 0, otherBytes: 0 };
+    for (const [name, bytes] of Object.entries(sizes)) {
+      const dot = name.lastIndexOf('.');
+      if (this.frozen.has(name)) parts.frozenBytes += bytes;
+      else if (this.trainable.has(name)) parts.trainableBytes += bytes;
+      else if (dot > 0 && this.trainable.has(name.slice(0, dot))) parts.optimizerBytes += bytes;
+      else parts.otherBytes += bytes;
+    }
+    return parts;
   }
 
   /** The estimate at `microBatch` rows of `seqLen` tokens, evaluating `evalBatch` rows; `accumulate`: gradients summed on the host. */
@@ -81,8 +114,19 @@ export class StepMemoryModel {
     const evalBytes = this.eval === undefined ? 0 : Math.ceil(EVAL_ARENA_FACTOR * this.eval({ batch: evalBatch, seq: seqLen }).peakBytes);
     const hostBytes = accumulate ? 2 * this.trainableBytes : 0;
     const totalBytes = train.inputBytes + train.peakBytes + evalBytes + hostBytes + RUNTIME_OVERHEAD_BYTES;
-    return { microBatch, seqLen, evalBatch, inputBytes: train.inputBytes, trainBytes: train.peakBytes, evalBytes, hostBytes, runtimeBytes: RUNTIME_OVERHEAD_BYTES, totalBytes };
+    return {
+      microBatch, seqLen, evalBatch, inputBytes: train.inputBytes, inputParts: this.parts(train.inputSizes),
+      trainBytes: train.peakBytes, evalBytes, hostBytes, runtimeBytes: RUNTIME_OVERHEAD_BYTES, totalBytes,
+    };
   }
+}
+
+/** The memory model of `outputs` of a model's graph as the device's form runs it. */
+function formModel(model: ModelGraph, outputs: Readonly<Record<string, Value>>, form: DeviceForm | undefined): MemoryModel {
+  const lower = form === undefined ? undefined : lowerOptions(form, integerInputs(model));
+  if (lower === undefined) return memoryModel(model.graph, Object.values(outputs));
+  const lowered = lowerGraph(model.graph, outputs, lower);
+  return memoryModel(lowered.graph, Object.values(lowered.outputs));
 }
 
 /** Raised before training when even one row at the requested sequence length does not fit the budget. */

@@ -47,7 +47,7 @@ export function checkSetup(setup: TrainerSetup): void {
 }
 
 /** Refuses a seqLen beyond the model's position table (onnxruntime would fail mid-run on the first long example). */
-export function checkSeqLen(setup: TrainerSetup, source: ModelSource): void {
+export function checkSeqLen(setup: Pick<TrainerSetup, 'seqLen'>, source: Pick<ModelSource, 'name' | 'config' | 'architecture'>): void {
   const max = source.architecture.maxSeqLen?.(source.config);
   if (max !== undefined && setup.seqLen > max.value) {
     throw new RangeError(`trainer setup: seqLen ${setup.seqLen} is longer than the model takes: ${source.name} has ${max.key} = ${max.value} in config.json; lower --seq-len (seqLen) to ${max.value} or less`);

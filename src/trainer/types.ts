@@ -5,8 +5,9 @@
  */
 import type { LoraFactors } from '../core/lora.js';
 import type { AdaptedModule, LoraSettings, ModelTask } from '../model/types.js';
-import type { Device } from '../runtime/session.js';
+import type { Device, OrtLogLevel } from '../runtime/session.js';
 import type { ShardSpec } from './data/pipeline.js';
+import type { DeviceForm } from './deviceForm.js';
 import type { DataReport } from './data/report.js';
 import type { BatchPlan } from './memoryPlan.js';
 import type { ScheduleKind } from './schedule.js';
@@ -57,8 +58,18 @@ export interface TrainerSetup {
   readonly trainAll?: boolean;
   /** Default 'cpu'. */
   readonly device: Device;
+  /**
+   * How the graphs are compiled and fed (deviceForm.ts); default: the device's. Tests run the
+   * WebGPU form on the CPU to check it against the graphs as built.
+   */
+  readonly form?: DeviceForm;
   /** onnxruntime intra-op threads; default: all cores. */
   readonly threads?: number;
+  /**
+   * onnxruntime's own log for the trainer's sessions, written to stderr by the native library
+   * (`verbose` lists where every node runs: "Node placements"). Default: none.
+   */
+  readonly ortLogLevel?: OrtLogLevel;
   /**
    * Bytes a training step (with evaluation) may use; batches that would need more are split
    * (src/trainer/memoryPlan.ts). Default: 60 % of the memory available when the trainer is built

@@ -7,7 +7,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseEventLine, type CliEventOf } from '../../src/federation/events/events.js';
-import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
+import { spawnFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
 
@@ -37,7 +37,7 @@ describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, 
       '--min-clients', '2', '--quorum', '2', '--token', 'secret-token', '--out', runDir, '--events', eventsFile);
     running.push(host);
     const url = await waitForHostUrl(host);
-    assert.match(host.output(), /join token: secret-token/);
+    await waitForOutput(host, /join token: secret-token/);
     const joins = [1, 2].map((i) => fedex('join', url, '--token', 'secret-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`,
       '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`, '--events', join(tmp.path, `join-${i}.jsonl`), ...(i === 1 ? ['--out', join(tmp.path, 'final-1')] : [])));
     running.push(...joins);

@@ -50,7 +50,7 @@ describe('fedex keygen + fedex clients + fedex host --clients + fedex join --ide
 
     const host = fedex('host', '--port', '0', '--rounds', '3', '--clients', registry, '--out', join(tmp.path, 'run'));
     const url = await waitForHostUrl(host, 60_000);
-    assert.match(host.output(), /clients admitted by key: 2 enrolled/);
+    await waitForOutput(host, /clients admitted by key: 2 enrolled/);
     assert.doesNotMatch(host.output(), /join token:/, 'no shared token is offered when clients are admitted by key');
     const cache = join(tmp.path, 'model-cache');
     const refused = await fedex('join', url, '--identity', eve.key, '--data', 'task:arith', '--model-cache', cache).done;

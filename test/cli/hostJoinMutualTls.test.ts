@@ -45,8 +45,8 @@ describe('fedex host --client-ca + fedex join --client-cert/--client-key', { tim
     running.push(host);
     const [, url] = await waitForOutput(host, /clients use (wss:\/\/localhost:\d+\/)\)/);
     await waitForOutput(host, /waiting for 2 clients/);
-    assert.match(host.output(), /mutual TLS: only clients presenting a certificate signed by --client-ca \S*ca\.pem/);
-    assert.match(host.output(), /fedex join wss:\/\/localhost:\d+\/ .*--client-cert <their certificate> --client-key <its key>/);
+    await waitForOutput(host, /mutual TLS: only clients presenting a certificate signed by --client-ca \S*ca\.pem/);
+    await waitForOutput(host, /fedex join wss:\/\/localhost:\d+\/ .*--client-cert <their certificate> --client-key <its key>/);
     const env = { FEDEX_TOKEN: 'mtls-token' };
     const client = (name: string, ...extra: string[]): FedexRun => {
       const run = spawnFedex(['join', url, '--data', 'task:arith', '--name', name,

@@ -31,8 +31,9 @@ describe('fedex host --cert/--key + fedex join --ca', { timeout: 120_000 }, () =
       '--cert', tls.certPath, '--key', tls.keyPath, '--out', join(tmp.path, 'run')]);
     running.push(host);
     const [, joinUrl] = await waitForOutput(host, /clients use (wss:\/\/localhost:\d+\/)\)/);
-    assert.match(host.output(), /join token: tls-token/);
-    assert.match(host.output(), new RegExp(`FEDEX_TOKEN=tls-token fedex join ${joinUrl.replace(/[/.]/g, '\\$&')} `), 'the printed command uses the certificate\'s name');
+    await waitForOutput(host, /join token: tls-token/);
+    // The printed command uses the certificate's name (waited for: the host writes it after the URL).
+    await waitForOutput(host, new RegExp(`FEDEX_TOKEN=tls-token fedex join ${joinUrl.replace(/[/.]/g, '\\$&')} `));
     const env = { FEDEX_TOKEN: 'tls-token' };
     const untrusted = await spawnFedex(['join', joinUrl, '--model', 'synthetic', '--retries', '1'], { env }).done;
     assert.equal(untrusted.code, 1);

@@ -1,7 +1,9 @@
 // The trainer on onnxruntime's WebGPU provider against the CPU: `fedex train --device webgpu` and
 // `--device cpu` with the same seed on GPT-2 (the shipped models/tiny-gpt2), a Llama-family and a
 // BERT classification checkpoint (small ones generated here), comparing the per-step losses, every
-// tensor of the trained adapter and the eval loss within the tolerances below.
+// tensor of the trained adapter and the eval loss within the tolerances below. The WebGPU run logs
+// onnxruntime's node placement (`--ort-log verbose`) and fails when any node of its sessions (train
+// step or gradient + update, eval, greedy decoding) runs on the CPU provider (docs/devices.md).
 //
 // Without a GPU this runs on SwiftShader, the software Vulkan driver in Debian's chromium-common
 // (scripts/webgpu/setup.sh installs it; .ci/run runs it). Its variables must be set when a process
@@ -10,7 +12,8 @@
 // batch (train and eval) holds all examples of its split, so every step sees the same shapes.
 // Without the driver the file skips locally and fails in CI (CI set).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,18 +24,20 @@ import { writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.
 import type { SyntheticModelSpec } from '../../src/model/checkpoints/synthetic.js';
 import { saveBpeTokenizer } from '../../src/trainer/data/bpeTrainer.js';
 import { cli } from '../helpers/cliRun.js';
-import { spawnFedex } from '../helpers/fedexProcess.js';
 import { makeTempDir } from '../helpers/tempDir.js';
 import type { TempDir } from '../helpers/tempDir.js';
 import { taskTokenizerFiles } from '../trainer/fixtures.js';
+import { nodePlacements } from './placement.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SETUP = join(ROOT, 'scripts', 'webgpu', 'setup.sh');
 
 /**
  * Tolerances, WebGPU (SwiftShader) against CPU, float32 throughout. Measured (the same on every run:
- * SwiftShader is deterministic): step losses up to 9.5e-7, eval loss up to 3.8e-6 (GPT-2), adapter
- * tensors up to 3.1e-5 (Llama; GPT-2 1.7e-5, BERT 8.0e-6). The adapter bound is loosest because
+ * SwiftShader is deterministic) with the WebGPU form of the graphs (fixed shapes, LogSoftmax
+ * decomposed, int32 batch tensors, the dropout hash in uint32): step losses up to 9.5e-7, eval loss
+ * up to 4.3e-6 (GPT-2), adapter tensors up to 3.1e-5 (Llama; GPT-2 1.7e-5, BERT 7.9e-6; BERT trains
+ * with its config's dropout 0.1, the same masks on both). The adapter bound is loosest because
  * AdamW divides each gradient entry by its own magnitude, so an entry whose gradient is near zero
  * moves by a visible part of lr = 1e-2 on rounding alone; a wrong kernel or gradient moves entries by
  * about lr itself and the losses by far more than these bounds.
@@ -64,6 +69,8 @@ interface Case {
   /** Model folder: the shipped GPT-2, or a checkpoint generated in `before`. */
   readonly model: () => string;
   readonly flags: readonly string[];
+  /** Sessions the WebGPU run creates: train step (or gradient + update), eval, and greedy decoding for prompt/completion data. */
+  readonly sessions: number;
 }
 
 interface Run {
@@ -82,6 +89,25 @@ async function readRun(out: string): Promise<Run> {
     return tensors;
   });
   return { losses: lines.filter((l) => l.type === 'step').map((l) => l.loss!), evalLoss: evaluation.loss, adapter };
+}
+
+/**
+ * `fedex <args>` in a child process started with `env`, its stderr written to `logFile`: onnxruntime
+ * writes its log to file descriptor 2 natively, and a pipe (non-blocking under Node) drops what it
+ * cannot take at once, so the placement log goes through a file.
+ */
+async function fedexLogged(args: readonly string[], env: Record<string, string>, logFile: string): Promise<{ code: number | null; stderr: string }> {
+  const fd = openSync(logFile, 'w');
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', fd], env: { ...process.env, ...env } });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', resolve);
+    });
+    return { code, stderr: await readFile(logFile, 'utf8') };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -111,14 +137,18 @@ describe('fedex train --device webgpu matches --device cpu', { skip, timeout: 30
 
   const common = ['--steps', String(STEPS), '--lr', '0.01', '--schedule', 'constant', '--rank', '4', '--alpha', '8', '--seed', '1', '--threads', '1'];
   // Language models: 8 examples packed into rows of 32 tokens, 2 rows per batch; 2 eval examples in one batch.
-  const lm = ['--data', 'task:arith?count=8&evalCount=2&seed=1', '--pack', '--seq-len', '32', '--batch-size', '2', '--eval-examples', '2'];
+  const lmData = ['--data', 'task:arith?count=8&evalCount=2&seed=1', '--pack', '--seq-len', '32', '--eval-examples', '2'];
+  const lm = [...lmData, '--batch-size', '2'];
   const cases: Case[] = [
-    { id: 'gpt2', name: 'GPT-2 (models/tiny-gpt2, c_attn)', model: () => join(ROOT, 'models', 'tiny-gpt2'), flags: lm },
+    { id: 'gpt2', name: 'GPT-2 (models/tiny-gpt2, c_attn)', model: () => join(ROOT, 'models', 'tiny-gpt2'), flags: lm, sessions: 3 },
     { id: 'llama', name: 'Llama (2 layers, grouped-query, all seven projections)', model: () => join(tmp.path, 'llama'),
-      flags: [...lm, '--target-modules', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'] },
-    // Classification: 4 examples, all in each batch (the same padded width every step), 4 eval examples.
+      flags: [...lm, '--target-modules', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'], sessions: 3 },
+    // Classification: 4 examples, all in each batch, 4 eval examples; padded to --seq-len on WebGPU, to the longest example on the CPU.
     { id: 'bert', name: 'BERT sequence classification (query, value + classifier)', model: () => join(tmp.path, 'bert'),
-      flags: ['--data', 'task:sentiment?count=4&evalCount=4&seed=1', '--seq-len', '32', '--batch-size', '4', '--eval-examples', '4'] },
+      flags: ['--data', 'task:sentiment?count=4&evalCount=4&seed=1', '--seq-len', '32', '--batch-size', '4', '--eval-examples', '4'], sessions: 2 },
+    // Gradient accumulation: the gradient and update sessions instead of the fused step.
+    { id: 'gpt2-accum', name: 'GPT-2, 2 micro-batches per step (gradient + update sessions)', model: () => join(ROOT, 'models', 'tiny-gpt2'),
+      flags: [...lmData, '--batch-size', '1', '--grad-accum', '2'], sessions: 4 },
   ];
 
   for (const c of cases) {
@@ -126,10 +156,18 @@ describe('fedex train --device webgpu matches --device cpu', { skip, timeout: 30
       const out = (device: string): string => join(tmp.path, `${c.id}-${device}`);
       const args = (device: string): string[] => ['train', '--model', c.model(), ...c.flags, ...common, '--device', device, '--out', out(device)];
 
-      const [cpuExit, gpuExit] = await Promise.all([cli(...args('cpu')), spawnFedex(args('webgpu'), { env }).done]);
+      const [cpuExit, gpuExit] = await Promise.all([cli(...args('cpu')), fedexLogged([...args('webgpu'), '--ort-log', 'verbose'], env, `${out('webgpu')}.log`)]);
 
       assert.equal(cpuExit.code, 0, cpuExit.stderr);
-      assert.equal(gpuExit.code, 0, gpuExit.stderr);
+      assert.equal(gpuExit.code, 0, gpuExit.stderr.slice(-4000));
+      // Every node of every session on the WebGPU provider: no CPU islands, no copies between them.
+      const placements = nodePlacements(gpuExit.stderr);
+      assert.equal(placements.length, c.sessions, `${placements.length} node placements in the log, expected one per session (${c.sessions})`);
+      for (const [i, session] of placements.entries()) {
+        const elsewhere = [...session].filter(([provider]) => provider !== 'WebGpuExecutionProvider');
+        assert.deepEqual(elsewhere.map(([provider, p]) => `${provider}: ${p.count} nodes (${p.nodes.slice(0, 12).join(', ')})`), [], `session ${i + 1} of ${placements.length} runs nodes off the GPU`);
+      }
+      t.diagnostic(`WebGPU nodes per session: ${placements.map((p) => p.get('WebGpuExecutionProvider')?.count ?? 0).join(', ')}`);
       const cpu = await readRun(out('cpu'));
       const gpu = await readRun(out('webgpu'));
       assert.equal(cpu.losses.length, STEPS);

@@ -4,7 +4,10 @@ import { GraphBuilder } from '../../src/graph/builder.js';
 import { toOnnx, toOnnxBytes } from '../../src/graph/emit.js';
 import { layerNormalization } from '../../src/graph/ops/layerNormalization.js';
 import { matMul } from '../../src/graph/ops/matMul.js';
+import { cast } from '../../src/graph/ops/cast.js';
 import { mul } from '../../src/graph/ops/mul.js';
+import { reshape } from '../../src/graph/ops/reshape.js';
+import { createSession, float32Tensor, runSession } from '../../src/runtime/session.js';
 import { assertClose, runGraph } from './gradCheck.js';
 
 describe('toOnnx', () => {
@@ -43,5 +46,26 @@ describe('toOnnx', () => {
     const ln = model.graph.nodes.find((n) => n.opType === 'LayerNormalization');
     assert.deepEqual(ln?.outputs, ['y']);
     assert.deepEqual(model.graph.outputs[0].shape, ['batch', 4]);
+  });
+
+  test('sizes: inputs and outputs get static shapes, Shape and Size become constants, and the result is the same', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', ['batch', 'seq', 2]);
+    // Reshape through run-time dims (Shape → Concat), and the element count as a float.
+    const y = mul(reshape(x, ['batch', -1]), cast(g.sizeOf(x), 'float32'));
+    const data = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+
+    const model = toOnnx(g, { outputs: { y }, sizes: { batch: 2, seq: 3 } });
+
+    assert.deepEqual(model.graph.inputs[0].shape, [2, 3, 2]);
+    assert.deepEqual(model.graph.outputs[0].shape, [2, 6]);
+    assert.ok(!model.graph.nodes.some((n) => n.opType === 'Shape' || n.opType === 'Size'), 'a Shape or Size node is left');
+    assert.ok(toOnnx(g, { outputs: { y } }).graph.nodes.some((n) => n.opType === 'Shape'));
+    assert.ok(model.graph.nodes.every((n) => n.opType === 'Identity' || n.name === n.outputs[0]), 'nodes are named after their first output');
+    const session = await createSession(toOnnxBytes(g, { outputs: { y }, sizes: { batch: 2, seq: 3 } }));
+    const out = await runSession(session, { x: float32Tensor(data, [2, 3, 2]) });
+    assertClose(out.y.data as Float32Array, Array.from(data, (v) => 12 * v), 0, 0, 'y');
+    await assert.rejects(runSession(session, { x: float32Tensor(data.subarray(0, 6), [1, 3, 2]) }), /onnxruntime failed/);
+    assert.throws(() => toOnnx(g, { outputs: { y }, sizes: { batch: 2 } }), /no size given for symbol 'seq'/);
   });
 });

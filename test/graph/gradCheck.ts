@@ -10,7 +10,7 @@ import { mul } from '../../src/graph/ops/mul.js';
 import { reduceSum } from '../../src/graph/ops/reduceSum.js';
 import { createSession, runSession, OrtTensorCtor, type OrtTensor } from '../../src/runtime/session.js';
 
-export type Data = Float32Array | Float64Array | BigInt64Array | Uint8Array;
+export type Data = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint32Array | Uint8Array;
 
 /** Deterministic uniform numbers in [lo, hi) (mulberry32). */
 export function random(n: number, seed: number, lo = -1, hi = 1): number[] {
@@ -36,6 +36,8 @@ export function toTensor(data: Data, dims: readonly number[]): OrtTensor {
   if (data instanceof Float32Array) return new OrtTensorCtor('float32', data, dims);
   if (data instanceof Float64Array) return new OrtTensorCtor('float64', data, dims);
   if (data instanceof BigInt64Array) return new OrtTensorCtor('int64', data, dims);
+  if (data instanceof Int32Array) return new OrtTensorCtor('int32', data, dims);
+  if (data instanceof Uint32Array) return new OrtTensorCtor('uint32', data, dims);
   return new OrtTensorCtor('bool', data, dims);
 }
 

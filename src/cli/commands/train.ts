@@ -6,7 +6,7 @@
 import { mkdir, open, readdir } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DEVICES } from '../../runtime/session.js';
+import { DEVICES, ORT_LOG_LEVELS } from '../../runtime/session.js';
 import { readLoraConfig } from '../../formats/peft.js';
 import type { LoraSettings } from '../../model/types.js';
 import { loraSettingsOfAdapter, readAdapterFolder, writeAdapterFolder } from '../../trainer/adapterFolder.js';
@@ -17,12 +17,16 @@ import { isAbortError } from '../../trainer/errors.js';
 import { createTrainer } from '../../trainer/loraTrainer.js';
 import { SCHEDULES } from '../../trainer/schedule.js';
 import { defaultLoraSettings } from '../../trainer/setup.js';
+import { systemMemoryProbe } from '../../trainer/memoryBudget.js';
+import { planRows, planTraining, planVerdict } from '../../trainer/trainingPlan.js';
+import type { PlanSetup } from '../../trainer/trainingPlan.js';
 import type { EvalResult, LoraTrainer, TrainerSetup } from '../../trainer/types.js';
-import type { CliCommand, CliIO } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, optionalString, parseFlags, renderHelp, stringFlag } from '../args.js';
+import { defineCommand, type CliCommand, type CliIO } from '../command.js';
+import { booleanFlag, choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js';
 import type { FlagSpecs, ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
 import { ProgressBar } from '../ui/progress.js';
+import { renderTable } from '../ui/table.js';
 import { formatEval, listFlag } from './eval.js';
 
 const FLAGS: FlagSpecs = {
@@ -50,6 +54,10 @@ const FLAGS: FlagSpecs = {
   seed: { type: 'string', value: 's', help: 'seed (data order, dropout, adapter init)', default: '0' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
+  'ort-log': {
+    type: 'string', value: ORT_LOG_LEVELS.join('|'),
+    help: "onnxruntime's own log of the training and eval sessions (verbose: where each node runs), written to stderr by the native library: redirect it to a file (a pipe may drop lines)",
+  },
   'memory-budget': {
     type: 'string', value: 'GB', default: '60 % of the available memory',
     help: 'memory (decimal GB) a training step and evaluation may use: a batch that needs more runs as several micro-batches of the same step, '
@@ -58,13 +66,19 @@ const FLAGS: FlagSpecs = {
   adapter: { type: 'string', value: 'dir', help: 'start from this PEFT adapter instead of a fresh one (its r, lora_alpha, target_modules are used)' },
   'eval-examples': { type: 'string', value: 'n', help: 'examples evaluated after training (0 = skip)', default: '200' },
   force: { type: 'boolean', help: 'overwrite an adapter already in --out' },
-  json: { type: 'boolean', help: 'print the summary as JSON' },
+  plan: {
+    type: 'boolean',
+    help: 'print the memory plan (weights by precision, adapter, optimizer state, activations, micro-batches) from config.json and the '
+      + 'safetensors headers only, without reading a weight or training; exit 1 when it does not fit (--data optional: it sets the task)',
+  },
+  json: { type: 'boolean', help: 'print the summary (with --plan: the plan) as JSON' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const USAGE = 'fedex train [--model <dir>] --data <jsonl|task:NAME> --out <dir> [--steps N | --epochs N] [--lr X] [--rank R] [--alpha A] [--target-modules a,b] …';
+const USAGE = 'fedex train [--model <dir>] --data <jsonl|task:NAME> --out <dir> [--steps N | --epochs N] [--lr X] [--rank R] [--alpha A] [--target-modules a,b] …\n'
+  + '       fedex train --plan [--model <dir>] [--data …] [--batch-size B] [--seq-len T] [--device D] [--memory-budget GB] [--json]';
 const SUMMARY = [
-  'Fine-tunes LoRA adapters on a model folder (GPT-2, Llama family, BERT/RoBERTa) with onnxruntime and writes a PEFT adapter',
+  'Fine-tunes LoRA adapters on a model folder (GPT-2, the Llama family with Qwen2/3, Mistral and Phi-3, Gemma 2/3, BERT/RoBERTa; docs/models.md) with onnxruntime and writes a PEFT adapter',
   'folder that loads in Hugging Face PEFT, plus metrics.jsonl. Without --model, the shipped tiny GPT-2.',
 ].join('\n');
 
@@ -107,16 +121,19 @@ async function loraFromFlags(args: ParsedArgs, initDir: string | undefined): Pro
   });
 }
 
-/** The trainer setup the flags describe (shared with `fedex eval`'s model/data/device flags). */
-function setupFromFlags(args: ParsedArgs, modelDir: string, lora: LoraSettings): TrainerSetup {
+/** The trainer setup the flags describe (shared with `fedex eval`'s model/data/device flags); `--plan` needs no data. */
+function setupFromFlags(args: ParsedArgs, modelDir: string, lora: LoraSettings): TrainerSetup;
+function setupFromFlags(args: ParsedArgs, modelDir: string, lora: LoraSettings, dataOptional: true): PlanSetup;
+function setupFromFlags(args: ParsedArgs, modelDir: string, lora: LoraSettings, dataOptional = false): PlanSetup {
   const cmd = 'train';
+  const data = dataOptional ? optionalString(args, 'data') : stringFlag(args, 'data', cmd);
   const maxGradNorm = numberFlag(args, 'max-grad-norm', cmd, 1, { min: 0 });
   const evalData = optionalString(args, 'eval-data');
   const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', cmd, 1, { min: 1, max: 256, integer: true });
   const budgetGb = args.values['memory-budget'] === undefined ? undefined : numberFlag(args, 'memory-budget', cmd, 0, { min: 0.001, max: 1e6 });
   return {
     modelDir,
-    data: stringFlag(args, 'data', cmd),
+    ...(data !== undefined ? { data } : {}),
     ...(evalData !== undefined ? { evalData } : {}),
     lora,
     batchSize: numberFlag(args, 'batch-size', cmd, 8, { min: 1, max: 4096, integer: true }),
@@ -132,6 +149,7 @@ function setupFromFlags(args: ParsedArgs, modelDir: string, lora: LoraSettings):
     ...(booleanFlag(args, 'pack') ? { packing: true } : {}),
     device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'),
     ...(threads !== undefined ? { threads } : {}),
+    ...(args.values['ort-log'] !== undefined ? { ortLogLevel: choiceFlag(args, 'ort-log', cmd, ORT_LOG_LEVELS, 'fatal') } : {}),
     ...(budgetGb !== undefined ? { memoryBudgetBytes: Math.round(budgetGb * 1e9) } : {}),
   };
 }
@@ -148,7 +166,22 @@ async function writeLine(file: FileHandle, record: Record<string, unknown>): Pro
   await file.write(`${JSON.stringify(record)}\n`);
 }
 
+/** `--plan`: the memory plan of the flags' setup from config.json and the safetensors headers (planTraining), as a table or JSON. */
+async function plan(args: ParsedArgs, io: CliIO): Promise<number> {
+  const modelDir = resolveModelDir(optionalString(args, 'model'), 'train');
+  const setup = setupFromFlags(args, modelDir, await loraFromFlags(args, optionalString(args, 'adapter')), true);
+  const result = await planTraining(setup, systemMemoryProbe());
+  if (booleanFlag(args, 'json')) {
+    io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    io.stdout.write(`memory plan of ${modelDir} (${result.modelType}, ${result.task}${result.taskFrom === 'architecture' && result.tasks.length > 1 ? ': give --data to plan for its task' : ''}) on ${result.device}; no weight was read\n\n`);
+    io.stdout.write(`${renderTable(['part', 'size'], planRows(result, setup.optimizer))}\n\n${planVerdict(result)}\n`);
+  }
+  return result.batches === null ? 1 : 0;
+}
+
 async function train(args: ParsedArgs, io: CliIO): Promise<number> {
+  if (booleanFlag(args, 'plan')) return plan(args, io);
   const modelDir = resolveModelDir(optionalString(args, 'model'), 'train');
   const out = resolve(stringFlag(args, 'out', 'train'));
   const initDir = optionalString(args, 'adapter');
@@ -221,16 +254,9 @@ async function train(args: ParsedArgs, io: CliIO): Promise<number> {
   }
 }
 
-export const trainCommand: CliCommand = {
+export const trainCommand: CliCommand = defineCommand({
   name: 'train',
   summary: 'LoRA fine-tuning of a model on JSONL or a built-in task; writes a PEFT adapter',
-  async run(argv, io) {
-    const args = parseFlags('train', argv, FLAGS);
-    if (booleanFlag(args, 'help')) {
-      io.stdout.write(`${renderHelp(USAGE, SUMMARY, FLAGS)}\n`);
-      return 0;
-    }
-    if (args.positionals.length > 0) throw usageError(`fedex train: unexpected argument '${args.positionals[0]}'. See 'fedex train --help'.`);
-    return train(args, io);
-  },
-};
+  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  run: (args, io) => train(args, io),
+});

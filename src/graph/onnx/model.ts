@@ -12,6 +12,7 @@ export const OnnxDataType = {
   int8: 3,
   uint16: 4,
   int32: 6,
+  uint32: 12,
   int64: 7,
   bool: 9,
   float16: 10,

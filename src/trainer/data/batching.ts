@@ -215,6 +215,28 @@ export function splitBatch(batch: Batch, rows: number): Batch[] {
   return out;
 }
 
+/**
+ * The batch padded to exactly `rows` × `seq` (sessions compiled for fixed shapes): new tokens and
+ * rows hold id `padId`, mask 0 and label -100 (a padded row's class label too), so they score
+ * nothing; the loss tokens are the batch's.
+ */
+export function padBatchTo(batch: Batch, rows: number, seq: number, padId: number): Batch {
+  const [B, T] = batch.shape;
+  if (B > rows || T > seq) throw new RangeError(`padBatchTo: a batch of ${B} × ${T} does not fit ${rows} × ${seq}`);
+  if (B === rows && T === seq) return batch;
+  const classification = batch.labelShape.length === 1;
+  const inputIds = new BigInt64Array(rows * seq).fill(BigInt(padId));
+  const attentionMask = new Float32Array(rows * seq);
+  const labels = new BigInt64Array(classification ? rows : rows * seq).fill(BigInt(IGNORE_INDEX));
+  for (let b = 0; b < B; b++) {
+    inputIds.set(batch.inputIds.subarray(b * T, (b + 1) * T), b * seq);
+    attentionMask.set(batch.attentionMask.subarray(b * T, (b + 1) * T), b * seq);
+    if (!classification) labels.set(batch.labels.subarray(b * T, (b + 1) * T), b * seq);
+  }
+  if (classification) labels.set(batch.labels);
+  return { shape: [rows, seq], inputIds, attentionMask, labels, labelShape: classification ? [rows] : [rows, seq], lossTokens: batch.lossTokens };
+}
+
 function stackRows(rows: readonly PackedRow[], T: number): Batch {
   const B = rows.length;
   const inputIds = new BigInt64Array(B * T);

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accumulate, epochBatches, packExamples, padBatch, padIdFor, splitBatch } from '../../../src/trainer/data/batching.js';
+import { accumulate, epochBatches, packExamples, padBatch, padBatchTo, padIdFor, splitBatch } from '../../../src/trainer/data/batching.js';
 import type { EncodedExample } from '../../../src/trainer/data/encode.js';
 
 function ex(ids: number[], labels: number[] = ids, classLabel = -1): EncodedExample {
@@ -130,5 +130,32 @@ describe('epochBatches', () => {
     const classes = splitBatch(padBatch([ex([2, 4], [-100, -100], 1), ex([3], [-100], 0)], { seqLen: 2, padId: 0 }), 1);
     assert.deepEqual(classes.map((p) => [num(p.labels), p.labelShape, p.lossTokens]), [[[1], [1], 1], [[0], [1], 1]]);
     assert.throws(() => splitBatch(batch, 0), /rows must be a positive integer, got 0/);
+  });
+});
+
+describe('padBatchTo (sessions with fixed shapes)', () => {
+  test('language modelling: rows and tokens padded with the pad id, mask 0, label -100; the loss tokens are the batch\'s', () => {
+    const batch = padBatch([ex([5, 6, 7], [-100, 6, 7]), ex([8, 9])], { seqLen: 8, padId: 1, padTo: 'longest' });
+
+    const fixed = padBatchTo(batch, 3, 5, 1);
+
+    assert.deepEqual(fixed.shape, [3, 5]);
+    assert.deepEqual(num(fixed.inputIds), [5, 6, 7, 1, 1, 8, 9, 1, 1, 1, 1, 1, 1, 1, 1]);
+    assert.deepEqual(Array.from(fixed.attentionMask), [1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(num(fixed.labels), [-100, 6, 7, -100, -100, 8, 9, -100, -100, -100, -100, -100, -100, -100, -100]);
+    assert.deepEqual(fixed.labelShape, [3, 5]);
+    assert.equal(fixed.lossTokens, batch.lossTokens);
+  });
+
+  test('classification: padded rows get label -100; a batch already at the size is returned as is; a larger one is refused', () => {
+    const batch = padBatch([ex([2, 4, 3], [-100, -100, -100], 1)], { seqLen: 4, padId: 0, padTo: 'longest' });
+
+    const fixed = padBatchTo(batch, 2, 4, 0);
+
+    assert.deepEqual(num(fixed.labels), [1, -100]);
+    assert.deepEqual(fixed.labelShape, [2]);
+    assert.deepEqual(num(fixed.inputIds), [2, 4, 3, 0, 0, 0, 0, 0]);
+    assert.equal(padBatchTo(fixed, 2, 4, 0), fixed);
+    assert.throws(() => padBatchTo(fixed, 1, 4, 0), /padBatchTo: a batch of 2 × 4 does not fit 1 × 4/);
   });
 });

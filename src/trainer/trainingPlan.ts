@@ -1,0 +1,154 @@
+/**
+ * The memory plan of a training setup before anything is loaded: what `fedex train --plan` prints.
+ * It reads config.json and the safetensors headers only (no weight, no tokenizer, no session),
+ * builds the training and evaluation graphs from the tensor shapes (as the device runs them:
+ * deviceForm.ts), and runs the trainer's own planner (memoryPlan.ts) on them: the same estimate and
+ * the same micro-batch split the trainer would choose, or the reason nothing fits.
+ */
+import { itemSize } from '../formats/safetensorsHeader.js';
+import { withCheckpoint } from '../model/checkpoint.js';
+import { architectureFor } from '../model/registry.js';
+import type { ModelTask } from '../model/types.js';
+import type { Device } from '../runtime/session.js';
+import { loadSpec } from './data/pipeline.js';
+import { isTaskSpec } from './data/tasks.js';
+import { deviceForm } from './deviceForm.js';
+import { stepSettings } from './inProcessTrainer.js';
+import { memoryBudget } from './memoryBudget.js';
+import type { MemoryBudget, MemoryProbe } from './memoryBudget.js';
+import { MemoryBudgetError, planBatches, StepMemoryModel } from './memoryPlan.js';
+import type { BatchPlan, BatchRequest, MemoryEstimate } from './memoryPlan.js';
+import { checkSeqLen, checkSetup } from './setup.js';
+import type { TrainerSetup } from './types.js';
+
+/** A trainer setup whose data is optional (it only decides the task when given). */
+export type PlanSetup = Omit<TrainerSetup, 'data'> & { readonly data?: string };
+
+/** Frozen weights of one stored dtype. */
+export interface StoredWeights {
+  /** safetensors dtype: BF16, F16, F32, … */
+  readonly dtype: string;
+  readonly parameters: number;
+  readonly bytes: number;
+}
+
+/** See the module comment. Sizes are bytes. */
+export interface TrainingPlan {
+  readonly modelDir: string;
+  readonly modelType: string;
+  readonly task: ModelTask;
+  /** The tasks the architecture trains. */
+  readonly tasks: readonly ModelTask[];
+  /** Where the task came from: the setup, the kind of its data, or the architecture's default. */
+  readonly taskFrom: 'setup' | 'data' | 'architecture';
+  readonly device: Device;
+  /** Adapted modules and their LoRA rank. */
+  readonly modules: number;
+  readonly rank: number;
+  /** The frozen weights the graphs read, as stored on disk, by dtype (the session holds them as float32: estimate.inputParts.frozenBytes). */
+  readonly storedWeights: readonly StoredWeights[];
+  /** Trainable parameters (LoRA factors and modules_to_save). */
+  readonly trainableParameters: number;
+  readonly request: BatchRequest;
+  readonly budget: MemoryBudget;
+  /** How each requested batch runs when it fits; null when one row does not fit the budget. */
+  readonly batches: Pick<BatchPlan, 'microBatchSize' | 'splits' | 'gradAccumulation' | 'evalBatchSize' | 'note'> | null;
+  /** The estimate at the planned micro-batch, or at one row when nothing fits. */
+  readonly estimate: MemoryEstimate;
+  /** Why nothing fits (the trainer's own message), when batches is null. */
+  readonly error?: string;
+}
+
+async function taskOf(setup: PlanSetup, tasks: readonly ModelTask[]): Promise<{ task: ModelTask; from: TrainingPlan['taskFrom'] }> {
+  if (setup.task !== undefined) return { task: setup.task, from: 'setup' };
+  if (setup.data !== undefined) {
+    const data = await loadSpec(setup.data, setup.seed, isTaskSpec(setup.data) ? 'train' : undefined);
+    return { task: data.kind === 'classification' ? 'sequence-classification' : 'causal-lm', from: 'data' };
+  }
+  return { task: tasks.includes('causal-lm') ? 'causal-lm' : tasks[0], from: 'architecture' };
+}
+
+/** The plan of `setup` (see the module comment); `probe` says what memory is available when the setup gives no budget. */
+export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promise<TrainingPlan> {
+  checkSetup({ ...setup, data: setup.data ?? 'none' });
+  return withCheckpoint(setup.modelDir, async (checkpoint) => {
+    const architecture = architectureFor(checkpoint.config);
+    checkSeqLen(setup, { name: setup.modelDir, config: checkpoint.config, architecture });
+    const { task, from } = await taskOf(setup, architecture.tasks);
+    const lora = { ...setup.lora, targetModules: setup.lora.targetModules.length > 0 ? setup.lora.targetModules : architecture.defaultTargetModules };
+    const build = (training: boolean): ReturnType<typeof architecture.build> =>
+      architecture.build({ config: checkpoint.config, tensors: checkpoint.tensors, lora, task, training, trainAll: setup.trainAll === true });
+    const model = build(true);
+    const memory = new StepMemoryModel(build(true), build(false), stepSettings(setup), setup.form ?? deviceForm(setup.device));
+
+    const stored = new Map<string, StoredWeights>();
+    for (const f of model.frozen) {
+      const { dtype } = checkpoint.info(f.key);
+      const parameters = f.shape.reduce((a, b) => a * b, 1);
+      const before = stored.get(dtype) ?? { dtype, parameters: 0, bytes: 0 };
+      stored.set(dtype, { dtype, parameters: before.parameters + parameters, bytes: before.bytes + parameters * itemSize(dtype) });
+    }
+    const request: BatchRequest = {
+      batchSize: setup.batchSize, gradAccumulation: setup.gradAccumulation ?? 1, seqLen: setup.seqLen,
+      ...(setup.evalBatchSize !== undefined ? { evalBatchSize: setup.evalBatchSize } : {}),
+    };
+    const budget = memoryBudget(setup.memoryBudgetBytes, setup.device, probe);
+    const estimateAt = (micro: number, evalBatch: number, accumulate: boolean): MemoryEstimate => memory.estimate(micro, setup.seqLen, evalBatch, accumulate);
+    const common = {
+      modelDir: setup.modelDir, modelType: checkpoint.modelType, task, tasks: architecture.tasks, taskFrom: from, device: setup.device, modules: model.modules.length, rank: lora.r,
+      storedWeights: [...stored.values()], trainableParameters: model.trainable.reduce((s, p) => s + p.shape.reduce<number>((a, d) => a * (d as number), 1), 0),
+      request, budget,
+    };
+    try {
+      const plan = planBatches(request, budget, estimateAt);
+      const { microBatchSize, splits, gradAccumulation, evalBatchSize, note } = plan;
+      return { ...common, batches: { microBatchSize, splits, gradAccumulation, evalBatchSize, ...(note !== undefined ? { note } : {}) }, estimate: plan.estimate };
+    } catch (err) {
+      if (!(err instanceof MemoryBudgetError)) throw err;
+      const k = request.gradAccumulation;
+      return { ...common, batches: null, estimate: estimateAt(1, request.evalBatchSize ?? 1, k * request.batchSize > 1), error: err.message };
+    }
+  });
+}
+
+/** Bytes for people: GB, MB or kB (decimal, the unit of --memory-budget). */
+export function formatSize(bytes: number): string {
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} kB`;
+  return `${bytes} B`;
+}
+
+function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
+  return String(n);
+}
+
+/** The plan as [what, size] rows (the estimate's parts, then its total and the budget). */
+export function planRows(plan: TrainingPlan, optimizer: TrainerSetup['optimizer']): [string, string][] {
+  const e = plan.estimate;
+  const p = e.inputParts;
+  const rows: [string, string][] = plan.storedWeights.map((w) => [`frozen weights on disk, ${w.dtype} (${formatCount(w.parameters)} parameters; not counted below)`, formatSize(w.bytes)]);
+  rows.push(
+    ['frozen weights held in the session, float32', formatSize(p.frozenBytes)],
+    [`trainable: LoRA r ${plan.rank} on ${plan.modules} modules (${formatCount(plan.trainableParameters)} parameters), float32`, formatSize(p.trainableBytes)],
+    [`optimizer state (${optimizer === 'adamw' ? 'AdamW m and v' : 'SGD momentum'})`, formatSize(p.optimizerBytes)],
+    ['batch tensors and graph constants', formatSize(p.otherBytes)],
+    [`training activations, peak (${e.microBatch} rows × ${e.seqLen} tokens)`, formatSize(e.trainBytes)],
+    [`evaluation activations (${e.evalBatch} rows)`, formatSize(e.evalBytes)],
+  );
+  if (e.hostBytes > 0) rows.push(['summed gradients on the host (micro-batches)', formatSize(e.hostBytes)]);
+  rows.push(['runtime (Node, onnxruntime, the trainer)', formatSize(e.runtimeBytes)], ['total', formatSize(e.totalBytes)], [`budget: ${plan.budget.source}`, formatSize(plan.budget.bytes)]);
+  return rows;
+}
+
+/** One line: what the planner picks (or why nothing fits). */
+export function planVerdict(plan: TrainingPlan): string {
+  if (plan.batches === null) return `does not fit: ${plan.error ?? ''}`;
+  const { batchSize, gradAccumulation } = plan.request;
+  const b = plan.batches;
+  if (b.note !== undefined) return `fits when split: ${b.note}`;
+  return `fits: batches of ${batchSize} rows × ${plan.request.seqLen} tokens run whole${gradAccumulation > 1 ? `, ${gradAccumulation} per step` : ''}, evaluation in batches of ${b.evalBatchSize}`;
+}
