@@ -3,6 +3,7 @@
 // random weights and LoRA factors. Shared by the Llama and BERT tests.
 import type { Value } from '../../../src/graph/builder.js';
 import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
+import { grad } from '../../../src/graph/autodiff.js';
 import { random, runGraph, type Feed } from '../../graph/gradCheck.js';
 
 /** Seeded uniform data in [lo, hi). */
@@ -79,4 +80,58 @@ function floatFeed(v: Value, values: ReadonlyMap<string, Float64Array | Float32A
 export async function runModel(model: ModelGraph, data: ModelData): Promise<{ logits: number[]; loss: number }> {
   const out = await runGraph(model.graph, modelFeeds(model, data), { logits: model.logits, loss: model.loss });
   return { logits: out.logits.data, loss: out.loss.data[0] };
+}
+
+/** Largest |got − want| over max |want| (0 when both are zero). */
+export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    err = Math.max(err, Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return scale === 0 ? err : err / scale;
+}
+
+/** What a float64 reference gives for the real-width checks. */
+export interface ReferenceOutput {
+  readonly loss: number;
+  readonly logits: ArrayLike<number>;
+  /** d loss / d A and d B per module path. */
+  readonly grads: ReadonlyMap<string, { readonly a: ArrayLike<number>; readonly b: ArrayLike<number> }>;
+}
+
+/**
+ * The real-width check of a decoder family: rank-2 LoRA factors (A of std 1/√in, B of ±0.02, so the
+ * adapters' share stays small, as after some training) on `weights`; the float32 graph's loss, logits
+ * and every LoRA gradient against `reference(factors)`, within `lossRtol` (relative) and `tensorTol`
+ * (of each tensor's largest magnitude). Returns the measured errors for the test's diagnostic.
+ */
+export async function checkRealShapes(
+  model: ModelGraph, weights: ReadonlyMap<string, Float32Array>, data: { ids: number[][]; mask: number[][]; labels: number[][] },
+  reference: (factors: ReadonlyMap<string, { a: Float32Array; b: Float32Array }>) => ReferenceOutput, tol: { lossRtol: number; tensorTol: number },
+): Promise<{ loss: number; lossErr: number; worst: number; errors: string[] }> {
+  const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
+  model.modules.forEach((m, i) => factors.set(m.path, {
+    a: Float32Array.from(uniform(2 * m.inFeatures, 100 + 2 * i, -Math.sqrt(3 / m.inFeatures), Math.sqrt(3 / m.inFeatures))),
+    b: Float32Array.from(uniform(m.outFeatures * 2, 101 + 2 * i, -0.02, 0.02)),
+  }));
+  const values = new Map<string, Float32Array>([...weights, ...model.modules.flatMap((m) => [[m.aInput, factors.get(m.path)!.a], [m.bInput, factors.get(m.path)!.b]] as const)]);
+  const ds = grad(model.loss, model.trainable);
+  const out = await runGraph(model.graph, modelFeeds(model, { values, ...data }),
+    { loss: model.loss, logits: model.logits, ...Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])) });
+  const ref = reference(factors);
+  const errors: string[] = [];
+  const lossErr = Math.abs(out.loss.data[0] - ref.loss) / Math.abs(ref.loss);
+  if (!(lossErr <= tol.lossRtol)) errors.push(`loss ${out.loss.data[0]} vs reference ${ref.loss}: relative error ${lossErr.toExponential(2)}`);
+  let worst = relErr(out.logits.data, ref.logits);
+  if (worst > tol.tensorTol) errors.push(`logits: relative error ${worst.toExponential(2)}`);
+  model.trainable.forEach((input, i) => {
+    const m = model.modules.find((mm) => mm.aInput === input.name || mm.bInput === input.name)!;
+    const want = ref.grads.get(m.path)![input.name === m.aInput ? 'a' : 'b'];
+    const e = relErr(out[`d${i}`].data, want);
+    worst = Math.max(worst, e);
+    if (e > tol.tensorTol) errors.push(`d loss / d ${input.name}: relative error ${e.toExponential(2)}`);
+  });
+  return { loss: ref.loss, lossErr, worst, errors };
 }

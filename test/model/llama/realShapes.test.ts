@@ -9,11 +9,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grad } from '../../../src/graph/autodiff.js';
 import { buildLlama } from '../../../src/model/llama/build.js';
-import { runGraph } from '../../graph/gradCheck.js';
 import { bf16Checkpoint, familyShapes } from './checkpoints.js';
-import { loraSettings, modelFeeds, uniform } from './harness.js';
+import { checkRealShapes, loraSettings } from './harness.js';
 import { defaultInvFreq, llamaReference, longRopeRef, type RefLlamaConfig } from './reference.js';
 
 /** Qwen/Qwen3-0.6B config.json. */
@@ -96,17 +94,6 @@ const CASES: readonly Case[] = [
     targets: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], ref: { ...refOf(PHI4_2L), window: 262144, rope: longRopeRef(PHI4_2L, 96, 4) } },
 ];
 
-/** Largest |got − want| over max |want| (0 when both are zero). */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  return scale === 0 ? err : err / scale;
-}
-
 // Measured (float32 graph vs float64 reference, three seeds' worth of runs): loss ≤ 2.4e-7 relative,
 // logits and each LoRA gradient ≤ 4.6e-6 of the tensor's largest magnitude. The bounds are ~10×
 // that, for other CPUs' summation orders; a wrong transpose, split order or RoPE dim is O(1).
@@ -119,33 +106,9 @@ describe('real widths and head layouts, 2 layers, bf16 weights: float32 graph vs
       const weights = bf16Checkpoint(c.config);
       const lora = loraSettings({ targetModules: [...c.targets], r: 2, alpha: 4 });
       const model = buildLlama({ config: c.config, tensors: familyShapes(c.config), lora, task: 'causal-lm', training: false, seqLen: 4 });
-      // A with std 1/√in, B of ±0.02: the adapters' share stays small, as after some training.
-      const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
-      model.modules.forEach((m, i) => factors.set(m.path, {
-        a: Float32Array.from(uniform(2 * m.inFeatures, 100 + 2 * i, -Math.sqrt(3 / m.inFeatures), Math.sqrt(3 / m.inFeatures))),
-        b: Float32Array.from(uniform(m.outFeatures * 2, 101 + 2 * i, -0.02, 0.02)),
-      }));
-      const values = new Map<string, Float32Array>([...weights, ...model.modules.flatMap((m) => [[m.aInput, factors.get(m.path)!.a], [m.bInput, factors.get(m.path)!.b]] as const)]);
-      const ds = grad(model.loss, model.trainable);
-      const out = await runGraph(model.graph, modelFeeds(model, { values, ids: IDS, mask: MASK, labels: LABELS }),
-        { loss: model.loss, logits: model.logits, ...Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])) });
-
-      const ref = llamaReference(c.ref, weights, { r: 2, scaling: 2, factors }, IDS, MASK, LABELS);
-
-      const errors: string[] = [];
-      const lossErr = Math.abs(out.loss.data[0] - ref.loss) / Math.abs(ref.loss);
-      let worst = relErr(out.logits.data, ref.logits);
-      if (worst > TENSOR_TOL) errors.push(`logits: relative error ${worst.toExponential(2)}`);
-      model.trainable.forEach((input, i) => {
-        const m = model.modules.find((mm) => mm.aInput === input.name || mm.bInput === input.name)!;
-        const want = ref.grads.get(m.path)![input.name === m.aInput ? 'a' : 'b'];
-        const e = relErr(out[`d${i}`].data, want);
-        worst = Math.max(worst, e);
-        if (e > TENSOR_TOL) errors.push(`d loss / d ${input.name}: relative error ${e.toExponential(2)}`);
-      });
-      t.diagnostic(`${c.name.split(' ')[0]}: loss ${ref.loss.toFixed(6)}, loss error ${lossErr.toExponential(2)}, worst tensor error ${worst.toExponential(2)}`);
-      assert.ok(lossErr <= LOSS_RTOL, `loss ${out.loss.data[0]} vs reference ${ref.loss}`);
-      assert.deepEqual(errors, []);
+      const r = await checkRealShapes(model, weights, { ids: IDS, mask: MASK, labels: LABELS }, (factors) => llamaReference(c.ref, weights, { r: 2, scaling: 2, factors }, IDS, MASK, LABELS), { lossRtol: LOSS_RTOL, tensorTol: TENSOR_TOL });
+      t.diagnostic(`${c.name.split(' ')[0]}: loss ${r.loss.toFixed(6)}, loss error ${r.lossErr.toExponential(2)}, worst tensor error ${r.worst.toExponential(2)}`);
+      assert.deepEqual(r.errors, []);
       assert.equal(model.modules.length, 2 * c.targets.length);
     });
   }
