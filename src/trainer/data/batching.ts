@@ -12,9 +12,9 @@
  * one label per row: `labels` is [batch].
  *
  * Epochs are shuffled by a permutation seeded from (seed, epoch), so a run is reproducible and can
- * resume at any epoch. For gradient accumulation, iterate micro-batches and group them with
- * {@link accumulate}; normalise the summed loss by the step's `lossTokens` (not by the number of
- * micro-batches), so that accumulation gives the same gradient as one large batch.
+ * resume at any epoch. For gradient accumulation the trainer splits batches into micro-batches
+ * ({@link splitBatch}) and weights each micro-batch's loss by its share of the step's `lossTokens`
+ * (not by the number of micro-batches), so that accumulation gives the same gradient as one large batch.
  */
 import type { EncodedExample } from './encode.js';
 import { IGNORE_INDEX } from './records.js';
@@ -30,12 +30,6 @@ export interface Batch {
   readonly labels: BigInt64Array;
   readonly labelShape: readonly number[];
   /** Labels the shifted loss scores: non-ignored labels at positions ≥ 1 (or batchSize for classification). */
-  readonly lossTokens: number;
-}
-
-/** One optimizer step: its micro-batches and their total loss tokens. */
-export interface Step {
-  readonly microBatches: readonly Batch[];
   readonly lossTokens: number;
 }
 
@@ -167,20 +161,6 @@ export function* epochBatches(examples: readonly EncodedExample[], options: Epoc
     if (chunk.length < batchSize && options.dropLast === true) break;
     yield stackRows(chunk, options.seqLen);
   }
-}
-
-/** Groups micro-batches into optimizer steps of `accumulationSteps` (the last step may have fewer). */
-export function* accumulate(batches: Iterable<Batch>, accumulationSteps: number): Generator<Step> {
-  if (!Number.isInteger(accumulationSteps) || accumulationSteps <= 0) throw new RangeError(`accumulate: accumulationSteps must be a positive integer, got ${accumulationSteps}`);
-  let group: Batch[] = [];
-  for (const batch of batches) {
-    group.push(batch);
-    if (group.length === accumulationSteps) {
-      yield { microBatches: group, lossTokens: group.reduce((s, b) => s + b.lossTokens, 0) };
-      group = [];
-    }
-  }
-  if (group.length > 0) yield { microBatches: group, lossTokens: group.reduce((s, b) => s + b.lossTokens, 0) };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accumulate, epochBatches, packExamples, padBatch, padBatchTo, padIdFor, splitBatch } from '../../../src/trainer/data/batching.js';
+import { epochBatches, packExamples, padBatch, padBatchTo, padIdFor, splitBatch } from '../../../src/trainer/data/batching.js';
 import type { EncodedExample } from '../../../src/trainer/data/encode.js';
 
 function ex(ids: number[], labels: number[] = ids, classLabel = -1): EncodedExample {
@@ -100,14 +100,6 @@ describe('epochBatches', () => {
     assert.deepEqual(packed.map((b) => b.shape), [[3, 4], [2, 4]]);
     assert.ok(packed.every((b) => b.attentionMask.every((m) => m === 1)));
     assert.deepEqual(packed, [...epochBatches(data, { ...base, mode: 'pack' })]);
-  });
-
-  test('accumulate groups micro-batches and sums their loss tokens', () => {
-    const steps = [...accumulate(epochBatches(data, base), 2)];
-
-    assert.deepEqual(steps.map((s) => s.microBatches.length), [2, 2]);
-    // Each example [id, 1] has one scored label (position 1).
-    assert.deepEqual(steps.map((s) => s.lossTokens), [6, 4]);
   });
 
   test('padIdFor: pad, else eos, else 0', () => {
