@@ -8,6 +8,7 @@ import type { Node, Value } from './builder.js';
 import { isFloat } from './dtype.js';
 import { check, GraphError } from './errors.js';
 import type { GradContext } from './gradRule.js';
+import { sumToShape } from './ops/reduceSum.js';
 import { add } from './ops/add.js';
 import { GRADIENTS } from './ops/registry.js';
 import { formatShape, shapeEquals } from './shape.js';
@@ -56,9 +57,11 @@ export function grad(loss: Value, params: readonly Value[]): Value[] {
     const ctx: GradContext = { node, inputs: node.inputs, outputs: node.outputs, dys, needs };
     const grads = rule.grad(ctx);
     node.inputs.forEach((x, k) => {
-      const dx = grads[k];
       if (!needs[k] || x === undefined) return;
-      check(dx !== undefined, () => `grad: the ${node.op} rule gave no gradient for input ${k} (${x.name})`);
+      const given = grads[k];
+      check(given !== undefined, () => `grad: the ${node.op} rule gave no gradient for input ${k} (${x.name})`);
+      // Rules give the gradient at the broadcast shape; it is summed back to the input's shape here, once.
+      const dx = shapeEquals(given.shape, x.shape) ? given : sumToShape(given, x.shape);
       check(dx.dtype === x.dtype && shapeEquals(dx.shape, x.shape),
         () => `grad: the ${node.op} rule gave ${dx.dtype}${formatShape(dx.shape)} for ${x.toString()}`);
       const parts = pending.get(x);

@@ -6,7 +6,6 @@ import { binary } from './binary.js';
 import type { Operand } from './common.js';
 import { mul } from './mul.js';
 import { neg } from './neg.js';
-import { sumToShape } from './reduceSum.js';
 
 /** `a / b` elementwise (numpy broadcasting; integer division for int dtypes). */
 export function div(a: Operand, b: Operand): Value {
@@ -18,12 +17,11 @@ export const divGrad: GradRule = {
   op: 'Div',
   grad: (ctx) => {
     const dy = dyOf(ctx);
-    const a = inputOf(ctx, 0);
     const b = inputOf(ctx, 1);
     const y = ctx.outputs[0];
     return [
-      ctx.needs[0] ? sumToShape(div(dy, b), a.shape) : undefined,
-      ctx.needs[1] ? neg(sumToShape(div(mul(dy, y), b), b.shape)) : undefined,
+      ctx.needs[0] ? div(dy, b) : undefined,
+      ctx.needs[1] ? neg(div(mul(dy, y), b)) : undefined,
     ];
   },
 };

@@ -1,9 +1,8 @@
 /** Expand (broadcast to a shape). */
 import type { Value } from '../builder.js';
 import type { GradRule } from '../gradRule.js';
-import { dyOf, inputOf } from '../gradRule.js';
+import { dyOf } from '../gradRule.js';
 import { broadcastShapes, shapeEquals, type Shape } from '../shape.js';
-import { sumToShape } from './reduceSum.js';
 
 /** Broadcasts x to `shape` (numpy rules; symbols are read at run time). */
 export function expand(x: Value, shape: Shape): Value {
@@ -21,5 +20,5 @@ export function expandAs(x: Value, like: Value): Value {
 /** d expand(x) = dy summed over the broadcast axes. */
 export const expandGrad: GradRule = {
   op: 'Expand',
-  grad: (ctx) => [sumToShape(dyOf(ctx), inputOf(ctx, 0).shape)],
+  grad: (ctx) => [dyOf(ctx)],
 };

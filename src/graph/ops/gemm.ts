@@ -6,7 +6,6 @@ import { dyOf, inputOf } from '../gradRule.js';
 import { broadcastShapes, dimEquals, formatShape } from '../shape.js';
 import { checkFloat, checkRank, checkSameDType, graphOf } from './common.js';
 import { mul } from './mul.js';
-import { sumToShape } from './reduceSum.js';
 
 export interface GemmOptions {
   alpha?: number;
@@ -56,7 +55,7 @@ export const gemmGrad: GradRule = {
     const db = !ctx.needs[1] ? undefined
       : tB ? gemm(dy, a, undefined, { alpha, transA: true, transB: tA })
         : gemm(a, dy, undefined, { alpha, transA: !tA });
-    const dc = c === undefined || !ctx.needs[2] ? undefined : sumToShape(beta === 1 ? dy : mul(dy, beta), c.shape);
+    const dc = c === undefined || !ctx.needs[2] ? undefined : beta === 1 ? dy : mul(dy, beta);
     return [da, db, dc];
   },
 };

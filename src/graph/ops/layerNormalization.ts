@@ -13,7 +13,6 @@ import { checkFloat, checkSameDType, graphOf, iota } from './common.js';
 import { div } from './div.js';
 import { mul } from './mul.js';
 import { reduceMean } from './reduceMean.js';
-import { sumToShape } from './reduceSum.js';
 import { sqrt } from './sqrt.js';
 import { sub } from './sub.js';
 
@@ -74,8 +73,8 @@ export const layerNormalizationGrad: GradRule = {
     }
     return [
       dx,
-      ctx.needs[1] ? sumToShape(mul(dy, xHat), scale.shape) : undefined,
-      bias !== undefined && ctx.needs[2] ? sumToShape(dy, bias.shape) : undefined,
+      ctx.needs[1] ? mul(dy, xHat) : undefined,
+      bias !== undefined && ctx.needs[2] ? dy : undefined,
     ];
   },
 };

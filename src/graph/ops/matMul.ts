@@ -6,7 +6,6 @@ import { dyOf, inputOf } from '../gradRule.js';
 import { broadcastShapes, dimEquals, formatShape } from '../shape.js';
 import { checkFloat, checkRank, checkSameDType, graphOf } from './common.js';
 import { gemm } from './gemm.js';
-import { sumToShape } from './reduceSum.js';
 import { reshape } from './reshape.js';
 import { transposeLast2 } from './transpose.js';
 
@@ -34,7 +33,7 @@ export const matMulGrad: GradRule = {
     const dy = dyOf(ctx);
     const a = inputOf(ctx, 0);
     const b = inputOf(ctx, 1);
-    const da = ctx.needs[0] ? sumToShape(matMul(dy, transposeLast2(b)), a.shape) : undefined;
+    const da = ctx.needs[0] ? matMul(dy, transposeLast2(b)) : undefined;
     let db: Value | undefined;
     if (ctx.needs[1]) {
       if (b.rank === 2 && a.rank > 2) {
@@ -42,7 +41,7 @@ export const matMulGrad: GradRule = {
         const n = b.shape[1];
         db = gemm(reshape(a, [-1, k]), reshape(dy, [-1, n]), undefined, { transA: true });
       } else {
-        db = sumToShape(matMul(transposeLast2(a), dy), b.shape);
+        db = matMul(transposeLast2(a), dy);
       }
     }
     return [da, db];

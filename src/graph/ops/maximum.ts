@@ -5,7 +5,6 @@ import { dyOf, inputOf } from '../gradRule.js';
 import { binary } from './binary.js';
 import type { Operand } from './common.js';
 import { less } from './logical.js';
-import { sumToShape } from './reduceSum.js';
 import { where } from './where.js';
 
 /** `max(a, b)` elementwise (numpy broadcasting). */
@@ -22,8 +21,8 @@ export const maximumGrad: GradRule = {
     const dy = dyOf(ctx);
     const bWins = less(a, b);
     return [
-      ctx.needs[0] ? sumToShape(where(bWins, 0, dy), a.shape) : undefined,
-      ctx.needs[1] ? sumToShape(where(bWins, dy, 0), b.shape) : undefined,
+      ctx.needs[0] ? where(bWins, 0, dy) : undefined,
+      ctx.needs[1] ? where(bWins, dy, 0) : undefined,
     ];
   },
 };

@@ -4,7 +4,6 @@ import type { GradRule } from '../gradRule.js';
 import { dyOf, inputOf } from '../gradRule.js';
 import { binary } from './binary.js';
 import type { Operand } from './common.js';
-import { sumToShape } from './reduceSum.js';
 
 /** `a * b` elementwise (numpy broadcasting). */
 export function mul(a: Operand, b: Operand): Value {
@@ -19,8 +18,8 @@ export const mulGrad: GradRule = {
     const a = inputOf(ctx, 0);
     const b = inputOf(ctx, 1);
     return [
-      ctx.needs[0] ? sumToShape(mul(dy, b), a.shape) : undefined,
-      ctx.needs[1] ? sumToShape(mul(dy, a), b.shape) : undefined,
+      ctx.needs[0] ? mul(dy, b) : undefined,
+      ctx.needs[1] ? mul(dy, a) : undefined,
     ];
   },
 };

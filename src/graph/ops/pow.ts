@@ -7,7 +7,6 @@ import { binary } from './binary.js';
 import { log } from './log.js';
 import { mul } from './mul.js';
 import { sub } from './sub.js';
-import { sumToShape } from './reduceSum.js';
 
 /** `x ** p`; a number exponent becomes a scalar constant of x's dtype. */
 export function pow(x: Value, p: Value | number): Value {
@@ -23,8 +22,8 @@ export const powGrad: GradRule = {
     const x = inputOf(ctx, 0);
     const p = inputOf(ctx, 1);
     return [
-      ctx.needs[0] ? sumToShape(mul(dy, mul(p, pow(x, sub(p, 1)))), x.shape) : undefined,
-      ctx.needs[1] ? sumToShape(mul(dy, mul(ctx.outputs[0], log(x))), p.shape) : undefined,
+      ctx.needs[0] ? mul(dy, mul(p, pow(x, sub(p, 1)))) : undefined,
+      ctx.needs[1] ? mul(dy, mul(ctx.outputs[0], log(x))) : undefined,
     ];
   },
 };

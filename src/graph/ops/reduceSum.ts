@@ -1,4 +1,4 @@
-/** ReduceSum, and `sumToShape`, which undoes broadcasting in gradient rules. */
+/** ReduceSum, and `sumToShape`, which autodiff uses to undo broadcasting once for every gradient rule. */
 import type { Value } from '../builder.js';
 import { check } from '../errors.js';
 import type { GradRule } from '../gradRule.js';

@@ -1,11 +1,10 @@
 /** Sub with broadcasting. */
 import type { Value } from '../builder.js';
 import type { GradRule } from '../gradRule.js';
-import { dyOf, inputOf } from '../gradRule.js';
+import { dyOf } from '../gradRule.js';
 import { binary } from './binary.js';
 import type { Operand } from './common.js';
 import { neg } from './neg.js';
-import { sumToShape } from './reduceSum.js';
 
 /** `a - b` (numpy broadcasting). */
 export function sub(a: Operand, b: Operand): Value {
@@ -18,8 +17,8 @@ export const subGrad: GradRule = {
   grad: (ctx) => {
     const dy = dyOf(ctx);
     return [
-      ctx.needs[0] ? sumToShape(dy, inputOf(ctx, 0).shape) : undefined,
-      ctx.needs[1] ? neg(sumToShape(dy, inputOf(ctx, 1).shape)) : undefined,
+      ctx.needs[0] ? dy : undefined,
+      ctx.needs[1] ? neg(dy) : undefined,
     ];
   },
 };

@@ -5,7 +5,6 @@ import type { GradRule } from '../gradRule.js';
 import { dyOf, inputOf } from '../gradRule.js';
 import { broadcastShapes } from '../shape.js';
 import { asValue, checkSameDType, dtypeOfOperands, graphOf, type Operand } from './common.js';
-import { sumToShape } from './reduceSum.js';
 
 /** `condition ? a : b` elementwise; numbers become scalars of the other operand's dtype. */
 export function where(condition: Value, a: Operand, b: Operand): Value {
@@ -27,8 +26,8 @@ export const whereGrad: GradRule = {
     const dy = dyOf(ctx);
     return [
       undefined,
-      ctx.needs[1] ? sumToShape(where(c, dy, 0), inputOf(ctx, 1).shape) : undefined,
-      ctx.needs[2] ? sumToShape(where(c, 0, dy), inputOf(ctx, 2).shape) : undefined,
+      ctx.needs[1] ? where(c, dy, 0) : undefined,
+      ctx.needs[2] ? where(c, 0, dy) : undefined,
     ];
   },
 };
