@@ -8,6 +8,7 @@
  */
 import { parseHfConfig } from '../../formats/hfConfig.js';
 import { ModelError } from '../errors.js';
+import { decoderDims } from '../llama/config.js';
 import { ropeSpec, type RopeSpec } from '../llama/rope.js';
 import { ropeFrequencies, type RopeSource } from '../llama/ropeScaling.js';
 
@@ -148,16 +149,7 @@ export function parseGemmaConfig(json: Raw): GemmaConfig {
   const finalCap = cap(raw, 'final_logit_softcapping');
   return {
     modelType,
-    hidden: c.hiddenSize,
-    layers: c.numLayers,
-    heads: c.numHeads,
-    kvHeads: c.numKvHeads,
-    headDim: c.headDim,
-    intermediate: c.intermediateSize,
-    vocab: c.vocabSize,
-    maxPositions: c.maxPositions,
-    rmsEps: c.normEps,
-    tieWordEmbeddings: c.tieWordEmbeddings,
+    ...decoderDims(c),
     attentionBias: raw.attention_bias === true,
     attentionScale: positive(raw, 'query_pre_attn_scalar') ** -0.5,
     ...(attentionCap !== undefined ? { attentionSoftcap: attentionCap } : {}),

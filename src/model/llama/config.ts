@@ -80,6 +80,14 @@ function slidingLayersOf(raw: Raw, modelType: string, layers: number): { window?
   return none;
 }
 
+/** The dimensions every decoder of the Llama lineage (Llama, Qwen, Phi-3, Gemma) reads from hfConfig's parse. */
+export function decoderDims(c: ReturnType<typeof parseHfConfig>): Pick<LlamaConfig, 'hidden' | 'layers' | 'heads' | 'kvHeads' | 'headDim' | 'intermediate' | 'vocab' | 'maxPositions' | 'rmsEps' | 'tieWordEmbeddings'> {
+  return {
+    hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim,
+    intermediate: c.intermediateSize, vocab: c.vocabSize, maxPositions: c.maxPositions, rmsEps: c.normEps, tieWordEmbeddings: c.tieWordEmbeddings,
+  };
+}
+
 /** Parses a Llama/Mistral/Qwen2/Qwen3/Phi-3 `config.json` object. */
 export function parseLlamaConfig(raw: Raw): LlamaConfig {
   const modelType = raw.model_type;
@@ -97,16 +105,7 @@ export function parseLlamaConfig(raw: Raw): LlamaConfig {
   const sliding = slidingLayersOf(raw, modelType, c.numLayers);
   return {
     modelType,
-    hidden: c.hiddenSize,
-    layers: c.numLayers,
-    heads: c.numHeads,
-    kvHeads: c.numKvHeads,
-    headDim: c.headDim,
-    intermediate: c.intermediateSize,
-    vocab: c.vocabSize,
-    maxPositions: c.maxPositions,
-    rmsEps: c.normEps,
-    tieWordEmbeddings: c.tieWordEmbeddings,
+    ...decoderDims(c),
     qkvBias: modelType === 'qwen2' || attentionBias,
     oBias: attentionBias,
     mlpBias: !fused && raw.mlp_bias === true,
