@@ -8,7 +8,7 @@
  */
 import { parseHfConfig } from '../../formats/hfConfig.js';
 import { ModelError } from '../errors.js';
-import { decoderDims } from '../llama/config.js';
+import { decoderDims, type DecoderDims } from '../llama/config.js';
 import { ropeSpec, type RopeSpec } from '../llama/rope.js';
 import { ropeFrequencies, type RopeSource } from '../llama/ropeScaling.js';
 
@@ -17,18 +17,8 @@ type Raw = Readonly<Record<string, unknown>>;
 /** Model types this family builds (PEFT's default targets for both: q_proj, v_proj). */
 export const GEMMA_MODEL_TYPES: readonly string[] = ['gemma2', 'gemma3_text'];
 
-export interface GemmaConfig {
+export interface GemmaConfig extends DecoderDims {
   readonly modelType: 'gemma2' | 'gemma3_text';
-  readonly hidden: number;
-  readonly layers: number;
-  readonly heads: number;
-  readonly kvHeads: number;
-  readonly headDim: number;
-  readonly intermediate: number;
-  readonly vocab: number;
-  readonly maxPositions: number;
-  readonly rmsEps: number;
-  readonly tieWordEmbeddings: boolean;
   /** q/k/v/o carry biases (`attention_bias`). */
   readonly attentionBias: boolean;
   /** Factor on q·kᵀ: `query_pre_attn_scalar^-0.5`. */

@@ -7,19 +7,23 @@ import { parseHfConfig } from '../../formats/hfConfig.js';
 import { ModelError } from '../errors.js';
 import { ropeSpec, type RopeSpec } from './rope.js';
 
-export interface LlamaConfig {
-  readonly modelType: string;
+/** The dimensions every decoder of the Llama lineage (Llama, Qwen, Phi-3, Gemma) has. */
+export interface DecoderDims {
   readonly hidden: number;
   readonly layers: number;
   readonly heads: number;
   readonly kvHeads: number;
-  /** Per-head width (`head_dim`; may differ from hidden / heads, as in Qwen3). */
+  /** Per-head width (`head_dim`; may differ from hidden / heads, as in Qwen3 and Gemma). */
   readonly headDim: number;
   readonly intermediate: number;
   readonly vocab: number;
   readonly maxPositions: number;
   readonly rmsEps: number;
   readonly tieWordEmbeddings: boolean;
+}
+
+export interface LlamaConfig extends DecoderDims {
+  readonly modelType: string;
   /** q_proj, k_proj, v_proj carry biases (Qwen2, or `attention_bias`). */
   readonly qkvBias: boolean;
   /** o_proj carries a bias (`attention_bias`). */
@@ -81,7 +85,7 @@ function slidingLayersOf(raw: Raw, modelType: string, layers: number): { window?
 }
 
 /** The dimensions every decoder of the Llama lineage (Llama, Qwen, Phi-3, Gemma) reads from hfConfig's parse. */
-export function decoderDims(c: ReturnType<typeof parseHfConfig>): Pick<LlamaConfig, 'hidden' | 'layers' | 'heads' | 'kvHeads' | 'headDim' | 'intermediate' | 'vocab' | 'maxPositions' | 'rmsEps' | 'tieWordEmbeddings'> {
+export function decoderDims(c: ReturnType<typeof parseHfConfig>): DecoderDims {
   return {
     hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim,
     intermediate: c.intermediateSize, vocab: c.vocabSize, maxPositions: c.maxPositions, rmsEps: c.normEps, tieWordEmbeddings: c.tieWordEmbeddings,
