@@ -34,6 +34,7 @@ import { log } from './ops/log.js';
 import { reduceMax } from './ops/reduceMax.js';
 import { reduceSum } from './ops/reduceSum.js';
 import { sub } from './ops/sub.js';
+import { liveNodes } from './prune.js';
 import { dropoutMaskOf, dropoutMaskUint32, type DropoutMaskSpec, type SymbolValues } from './nn/dropout.js';
 
 export interface LowerOptions {
@@ -134,7 +135,12 @@ export function lowerGraph(g: GraphBuilder, outputs: Readonly<Record<string, Val
     return spec !== undefined && seeds.has(spec.seed) ? spec : undefined;
   };
 
-  for (const node of neededNodes(g.nodes, Object.values(outputs), rebuilt)) {
+  // A value that is `rebuilt` needs its spec's x and seed instead of what computed it (the int64 hash is left out).
+  const needs = (n: Node): readonly (Value | undefined)[] => {
+    const spec = rebuilt(n.outputs[0]);
+    return spec !== undefined ? [spec.x, spec.seed] : n.inputs;
+  };
+  for (const node of liveNodes(g.nodes, Object.values(outputs), needs)) {
     const spec = rebuilt(node.outputs[0]);
     let results: Value[];
     if (spec !== undefined) results = [dropoutMaskUint32(lowered(spec.x), lowered(spec.seed), spec, dropoutSizes === undefined ? undefined : sizesInput())];
@@ -154,23 +160,6 @@ function inputsNamed(g: GraphBuilder, names: readonly string[], option: string):
     check(v.dtype === 'int64', () => `lowerGraph: ${option} names ${v.toString()}, which is not int64`);
     return v;
   }));
-}
-
-/**
- * The nodes the outputs need, in order; a value that is `rebuilt` needs its spec's x and seed
- * instead of what computed it (the int64 hash is left out).
- */
-function neededNodes(nodes: readonly Node[], outputs: readonly Value[], rebuilt: (v: Value) => DropoutMaskSpec | undefined): Node[] {
-  const needed = new Set<Value>(outputs);
-  const keep: Node[] = [];
-  for (let i = nodes.length - 1; i >= 0; i--) {
-    const n = nodes[i];
-    if (!n.outputs.some((o) => needed.has(o))) continue;
-    keep.push(n);
-    const spec = rebuilt(n.outputs[0]);
-    for (const v of spec !== undefined ? [spec.x, spec.seed] : n.inputs) if (v !== undefined) needed.add(v);
-  }
-  return keep.reverse();
 }
 
 /** The node again in `out`, its integer inputs and outputs narrowed or widened as the slots say. */

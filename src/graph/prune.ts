@@ -51,15 +51,19 @@ export function shareCommonSubexpressions(nodes: readonly Node[]): Shared {
   return { nodes: out, canonical };
 }
 
-/** The nodes that the `outputs` depend on, in their original (topological) order. */
-export function liveNodes(nodes: readonly Node[], outputs: readonly Value[]): Node[] {
+/**
+ * The nodes that the `outputs` depend on, in their original (topological) order. `inputsOf` says
+ * what a kept node needs (default its inputs; a rewrite that rebuilds a node from other values
+ * names those instead).
+ */
+export function liveNodes(nodes: readonly Node[], outputs: readonly Value[], inputsOf: (n: Node) => readonly (Value | undefined)[] = (n) => n.inputs): Node[] {
   const needed = new Set<Value>(outputs);
   const keep: Node[] = [];
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i];
     if (!n.outputs.some((o) => needed.has(o))) continue;
     keep.push(n);
-    for (const v of n.inputs) if (v !== undefined) needed.add(v);
+    for (const v of inputsOf(n)) if (v !== undefined) needed.add(v);
   }
   return keep.reverse();
 }

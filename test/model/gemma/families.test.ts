@@ -9,14 +9,13 @@
 // into a float32 attribute even in float64 graphs, so only scales exact in float32 give round-off.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grad } from '../../../src/graph/autodiff.js';
 import { buildGemma } from '../../../src/model/gemma/build.js';
 import type { LlamaBuildOptions } from '../../../src/model/llama/build.js';
-import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
-import { assertClose, runGraph } from '../../graph/gradCheck.js';
+import type { LoraSettings } from '../../../src/model/types.js';
+import { assertClose } from '../../graph/gradCheck.js';
 import { familyShapes, smallCheckpoint } from '../llama/checkpoints.js';
-import { loraSettings, modelFeeds, randomFactors } from '../llama/harness.js';
-import { defaultInvFreq, type RefResult } from '../llama/reference.js';
+import { assertMatchesReference, loraSettings, randomFactors, runBesideReference, type ReferenceRun } from '../llama/harness.js';
+import { defaultInvFreq } from '../llama/reference.js';
 import { gemmaReference, type RefGemmaConfig } from './reference.js';
 
 /** Gemma 2's layout: 3 layers (sliding, full, sliding), window 3, both soft caps; tied by default. */
@@ -57,34 +56,11 @@ function gemma3Ref(): RefGemmaConfig {
   };
 }
 
-interface Run {
-  readonly model: ModelGraph;
-  readonly loss: number;
-  readonly logits: number[];
-  readonly grads: Map<string, number[]>;
-  readonly ref: RefResult;
-}
-
-async function runBoth(config: Record<string, unknown>, ref: RefGemmaConfig, lora: LoraSettings, data: typeof DATA, extra: Partial<LlamaBuildOptions> = {}): Promise<Run> {
+/** The graph (float64) and the reference on the same weights and factors. */
+async function runBoth(config: Record<string, unknown>, ref: RefGemmaConfig, lora: LoraSettings, data: typeof DATA, extra: Partial<LlamaBuildOptions> = {}): Promise<ReferenceRun> {
   const weights = smallCheckpoint(config);
   const model = buildGemma({ config, tensors: familyShapes(config), lora, task: 'causal-lm', training: false, dtype: 'float64', ...extra });
-  const factors = randomFactors(model, lora.r, 50);
-  const feeds = modelFeeds(model, { values: new Map([...weights, ...factors.byInput]), ...data });
-  const ds = grad(model.loss, model.trainable);
-  const out = await runGraph(model.graph, feeds, { loss: model.loss, logits: model.logits, ...Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])) });
-  const grads = new Map(model.trainable.map((t, i) => [t.name, out[`d${i}`].data]));
-  const refResult = gemmaReference(ref, weights, { r: lora.r, scaling: lora.alpha / lora.r, factors: factors.byPath }, data.ids, data.mask, data.labels);
-  return { model, loss: out.loss.data[0], logits: out.logits.data, grads, ref: refResult };
-}
-
-function assertMatches(run: Run, tol: { rtol: number; atol: number }): void {
-  assertClose([run.loss], [run.ref.loss], tol.rtol, tol.atol, 'loss');
-  assertClose(run.logits, run.ref.logits, tol.rtol, tol.atol, 'logits');
-  for (const m of run.model.modules) {
-    const g = run.ref.grads.get(m.path)!;
-    assertClose(run.grads.get(m.aInput)!, g.a, tol.rtol, tol.atol, `d loss / d ${m.aInput}`);
-    assertClose(run.grads.get(m.bInput)!, g.b, tol.rtol, tol.atol, `d loss / d ${m.bInput}`);
-  }
+  return runBesideReference(model, weights, lora, data, (factors) => gemmaReference(ref, weights, { r: lora.r, scaling: lora.alpha / lora.r, factors }, data.ids, data.mask, data.labels));
 }
 
 // Float64 graph and float64 reference: the same sums in another order, so round-off only.
@@ -96,14 +72,14 @@ describe('gemma2 at small widths (4 heads of 16 over 2 kv heads, window 3 on lay
 
     assert.equal(run.model.modules.length, 3 * 7 + 1);
     assert.ok(run.model.frozen.some((f) => f.key === 'model.layers.2.post_feedforward_layernorm.weight'));
-    assertMatches(run, EXACT);
+    assertMatchesReference(run, EXACT);
   });
 
   test('symbolic seq (the trainer\'s graph), PEFT\'s default targets q_proj and v_proj', async () => {
     const run = await runBoth(GEMMA2_SMALL, gemma2Ref(), loraSettings(), DATA);
 
     assert.equal(run.model.modules.length, 6);
-    assertMatches(run, EXACT);
+    assertMatchesReference(run, EXACT);
   });
 });
 
@@ -114,8 +90,8 @@ describe('gemma3_text at small widths (q/k norms, 2 heads over 1 kv head, slidin
 
     assert.ok(run.model.frozen.some((f) => f.key === 'model.layers.0.self_attn.q_norm.weight'));
     assert.ok(run.model.frozen.some((f) => f.key === 'lm_head.weight'));
-    assertMatches(run, EXACT);
-    assertMatches(await runBoth(GEMMA3_SMALL, gemma3Ref(), lora, DATA), EXACT);
+    assertMatchesReference(run, EXACT);
+    assertMatchesReference(await runBoth(GEMMA3_SMALL, gemma3Ref(), lora, DATA), EXACT);
   });
 });
 

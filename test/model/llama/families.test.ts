@@ -8,13 +8,12 @@
 // 64, 256) give float64 graphs that agree to round-off (1/√6 costs ~1e-9 relative).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grad } from '../../../src/graph/autodiff.js';
 import { buildLlama, type LlamaBuildOptions } from '../../../src/model/llama/build.js';
-import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
-import { assertClose, runGraph } from '../../graph/gradCheck.js';
+import type { LoraSettings } from '../../../src/model/types.js';
+import { assertClose } from '../../graph/gradCheck.js';
 import { familyShapes, smallCheckpoint } from './checkpoints.js';
-import { loraSettings, modelFeeds, randomFactors } from './harness.js';
-import { defaultInvFreq, llamaReference, longRopeRef, type RefLlamaConfig, type RefResult } from './reference.js';
+import { assertMatchesReference, loraSettings, randomFactors, runBesideReference, type ReferenceRun } from './harness.js';
+import { defaultInvFreq, llamaReference, longRopeRef, type RefLlamaConfig } from './reference.js';
 
 const QWEN3_SMALL = {
   model_type: 'qwen3', hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
@@ -48,38 +47,11 @@ function phi3Ref(seqLen: number): RefLlamaConfig {
   };
 }
 
-interface Run {
-  readonly model: ModelGraph;
-  readonly loss: number;
-  readonly logits: number[];
-  /** d loss / d trainable input, by input name. */
-  readonly grads: Map<string, number[]>;
-  readonly ref: RefResult;
-}
-
-async function runBoth(config: Record<string, unknown>, ref: RefLlamaConfig, lora: LoraSettings, data: { ids: number[][]; mask: number[][]; labels: number[][] }, extra: Partial<LlamaBuildOptions> = {}): Promise<Run> {
+/** The graph (float64) and the reference on the same weights and factors. */
+async function runBoth(config: Record<string, unknown>, ref: RefLlamaConfig, lora: LoraSettings, data: { ids: number[][]; mask: number[][]; labels: number[][] }, extra: Partial<LlamaBuildOptions> = {}): Promise<ReferenceRun> {
   const weights = smallCheckpoint(config);
-  const model = buildLlama({
-    config, tensors: familyShapes(config), lora, task: 'causal-lm', training: false, dtype: 'float64', ...extra,
-  });
-  const factors = randomFactors(model, lora.r, 50);
-  const feeds = modelFeeds(model, { values: new Map([...weights, ...factors.byInput]), ...data });
-  const ds = grad(model.loss, model.trainable);
-  const out = await runGraph(model.graph, feeds, { loss: model.loss, logits: model.logits, ...Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])) });
-  const grads = new Map(model.trainable.map((t, i) => [t.name, out[`d${i}`].data]));
-  const refResult = llamaReference(ref, weights, { r: lora.r, scaling: lora.alpha / lora.r, factors: factors.byPath }, data.ids, data.mask, data.labels);
-  return { model, loss: out.loss.data[0], logits: out.logits.data, grads, ref: refResult };
-}
-
-/** Loss, logits and every LoRA gradient of the graph against the reference. */
-function assertMatches(run: Run, tol: { rtol: number; atol: number }): void {
-  assertClose([run.loss], [run.ref.loss], tol.rtol, tol.atol, 'loss');
-  assertClose(run.logits, run.ref.logits, tol.rtol, tol.atol, 'logits');
-  for (const m of run.model.modules) {
-    const g = run.ref.grads.get(m.path)!;
-    assertClose(run.grads.get(m.aInput)!, g.a, tol.rtol, tol.atol, `d loss / d ${m.aInput}`);
-    assertClose(run.grads.get(m.bInput)!, g.b, tol.rtol, tol.atol, `d loss / d ${m.bInput}`);
-  }
+  const model = buildLlama({ config, tensors: familyShapes(config), lora, task: 'causal-lm', training: false, dtype: 'float64', ...extra });
+  return runBesideReference(model, weights, lora, data, (factors) => llamaReference(ref, weights, { r: lora.r, scaling: lora.alpha / lora.r, factors }, data.ids, data.mask, data.labels));
 }
 
 // Float64 graph and float64 reference: the same sums in another order, so round-off only.
@@ -91,7 +63,7 @@ describe('qwen3 at small widths (hidden 16, 4 heads of head_dim 16, 2 kv heads, 
     assert.equal(run.model.modules.length, 14);
     assert.deepEqual(run.model.modules.find((m) => m.path === 'model.layers.0.self_attn.o_proj')?.inFeatures, 64);
     assert.ok(run.model.frozen.some((f) => f.key === 'model.layers.1.self_attn.k_norm.weight'));
-    assertMatches(run, EXACT);
+    assertMatchesReference(run, EXACT);
   });
 
   test('the q/k norms change the result: the reference without them differs', async () => {
@@ -107,15 +79,15 @@ describe('phi3 at small widths (fused qkv_proj / gate_up_proj, 2 heads of 16 ove
       ['model.layers.0.self_attn.qkv_proj', 32, 64], ['model.layers.0.self_attn.o_proj', 32, 32],
       ['model.layers.0.mlp.gate_up_proj', 32, 40], ['model.layers.0.mlp.down_proj', 20, 32],
     ]);
-    assertMatches(run, EXACT);
+    assertMatchesReference(run, EXACT);
   });
 
   test('symbolic seq (the trainer\'s graph): the long table at T = 6, the short table at T = 3', async () => {
     const lora = loraSettings({ targetModules: PHI3_TARGETS });
-    assertMatches(await runBoth(PHI3_SMALL, phi3Ref(6), lora, { ids: IDS, mask: MASK, labels: LABELS }), EXACT);
+    assertMatchesReference(await runBoth(PHI3_SMALL, phi3Ref(6), lora, { ids: IDS, mask: MASK, labels: LABELS }), EXACT);
     const short = { ids: IDS.map((r) => r.slice(0, 3)), mask: MASK.map((r) => r.slice(0, 3)), labels: LABELS.map((r) => r.slice(0, 3)) };
     const run = await runBoth(PHI3_SMALL, phi3Ref(3), lora, short);
-    assertMatches(run, EXACT);
+    assertMatchesReference(run, EXACT);
     // The short and long factors differ, so the regime matters.
     const wrong = llamaReference(phi3Ref(6), smallCheckpoint(PHI3_SMALL), undefined, short.ids, short.mask, short.labels);
     assert.ok(Math.abs(wrong.loss - run.ref.loss) > 1e-6);

@@ -4,7 +4,7 @@
 import type { Value } from '../../../src/graph/builder.js';
 import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
 import { grad } from '../../../src/graph/autodiff.js';
-import { random, runGraph, type Feed } from '../../graph/gradCheck.js';
+import { assertClose, random, runGraph, type Feed } from '../../graph/gradCheck.js';
 
 /** Seeded uniform data in [lo, hi). */
 export function uniform(n: number, seed: number, lo: number, hi: number): Float64Array {
@@ -134,4 +134,41 @@ export async function checkRealShapes(
     if (e > tol.tensorTol) errors.push(`d loss / d ${input.name}: relative error ${e.toExponential(2)}`);
   });
   return { loss: ref.loss, lossErr, worst, errors };
+}
+
+/** A float64 graph run beside its float64 reference: loss, logits and every trainable input's gradient. */
+export interface ReferenceRun {
+  readonly model: ModelGraph;
+  readonly loss: number;
+  readonly logits: number[];
+  /** d loss / d trainable input, by input name. */
+  readonly grads: Map<string, number[]>;
+  readonly ref: ReferenceOutput;
+}
+
+/**
+ * Runs `model` (built in float64) on `weights` and seeded rank-`lora.r` factors, and `reference` on the
+ * same factors (by module path): what the families' small-width tests compare.
+ */
+export async function runBesideReference(
+  model: ModelGraph, weights: ReadonlyMap<string, Float64Array>, lora: LoraSettings, data: { ids: number[][]; mask: number[][]; labels: number[][] },
+  reference: (factors: ReadonlyMap<string, { a: Float64Array; b: Float64Array }>) => ReferenceOutput,
+): Promise<ReferenceRun> {
+  const factors = randomFactors(model, lora.r, 50);
+  const feeds = modelFeeds(model, { values: new Map([...weights, ...factors.byInput]), ...data });
+  const ds = grad(model.loss, model.trainable);
+  const out = await runGraph(model.graph, feeds, { loss: model.loss, logits: model.logits, ...Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])) });
+  const grads = new Map(model.trainable.map((t, i) => [t.name, out[`d${i}`].data]));
+  return { model, loss: out.loss.data[0], logits: out.logits.data, grads, ref: reference(factors.byPath) };
+}
+
+/** Loss, logits and every LoRA gradient of the graph against the reference, within `tol`. */
+export function assertMatchesReference(run: ReferenceRun, tol: { rtol: number; atol: number }): void {
+  assertClose([run.loss], [run.ref.loss], tol.rtol, tol.atol, 'loss');
+  assertClose(run.logits, run.ref.logits, tol.rtol, tol.atol, 'logits');
+  for (const m of run.model.modules) {
+    const g = run.ref.grads.get(m.path)!;
+    assertClose(run.grads.get(m.aInput)!, g.a, tol.rtol, tol.atol, `d loss / d ${m.aInput}`);
+    assertClose(run.grads.get(m.bInput)!, g.b, tol.rtol, tol.atol, `d loss / d ${m.bInput}`);
+  }
 }
