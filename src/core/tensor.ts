@@ -41,6 +41,12 @@ export function matrix<T extends FloatArray>(data: T, rows: number, cols: number
   return { shape: [rows, cols], data };
 }
 
+/** True when every entry is exactly zero. */
+export function isAllZero(data: ArrayLike<number>): boolean {
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0) return false;
+  return true;
+}
+
 /** A zero-filled float32 or float64 matrix. */
 export function zeros(rows: number, cols: number, dtype: FloatDType = 'float32'): Matrix {
   const data = dtype === 'float32' ? new Float32Array(rows * cols) : new Float64Array(rows * cols);

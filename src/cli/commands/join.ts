@@ -25,7 +25,7 @@ import { defineCommand, type CliCommand, type CliIO } from '../command.js';
 import { booleanFlag, choiceFlag, numberFlag, optionalString, type FlagSpecs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
 import { readToken, TOKEN_ENV, TOKEN_FLAGS } from '../secrets.js';
-import { IdentityFileError, readIdentityFile, type ClientIdentity } from '../../federation/shared/identityFiles.js';
+import { IdentityFileError, isClientId, readIdentityFile, type ClientIdentity } from '../../federation/shared/identityFiles.js';
 import { certificateRefusal, CLIENT_CERTIFICATE_FLAGS, readClientCertificate } from '../mutualTls.js';
 import { ProgressBar } from '../ui/progress.js';
 import { describeTruncation, type DataReport } from '../../trainer/data/report.js';
@@ -207,7 +207,7 @@ export const joinCommand: CliCommand = defineCommand({
     const clientIdArg = optionalString(args, 'client-id');
     if (identity !== undefined && clientIdArg !== undefined && clientIdArg !== identity.clientId) throw usageError(`fedex join: --client-id ${clientIdArg} differs from the client id of --identity ${identityPath} ('${identity.clientId}'); leave --client-id out.`);
     const clientId = identity?.clientId ?? clientIdArg ?? `client-${randomBytes(6).toString('hex')}`;
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(clientId)) throw usageError(`fedex join: --client-id must be 1–64 letters, digits, _ or -, got '${clientId}'.`);
+    if (!isClientId(clientId)) throw usageError(`fedex join: --client-id must be 1–64 letters, digits, _ or -, got '${clientId}'.`);
     const caPath = optionalString(args, 'ca');
     const ca = caPath === undefined ? undefined : await readFile(caPath, 'utf8').catch((err: Error) => {
       throw usageError(`fedex join: cannot read --ca ${caPath}: ${err.message}`);

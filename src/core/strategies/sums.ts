@@ -11,14 +11,9 @@
  */
 import type { LoraFactors, LoraModuleSpec } from '../lora.js';
 import type { ProductBackend } from '../product.js';
-import type { Matrix } from '../tensor.js';
+import { isAllZero, type Matrix } from '../tensor.js';
 import { averageFactors, moduleMetrics, prepareModuleRound } from './common.js';
 import type { ModuleAccumulator, ModuleAggregate, StrategyName, StrategyOptions } from './types.js';
-
-/** True when every entry is exactly zero. */
-function allZero(m: Matrix<Float32Array>): boolean {
-  return m.data.every((v) => v === 0);
-}
 
 /**
  * An accumulator for `spec`: `fold` (FedEx) makes D the base update, otherwise (FedIT) D is only
@@ -43,7 +38,7 @@ export function sumsAccumulator(name: StrategyName, spec: LoraModuleSpec, backen
       for (let i = 0; i < d.length; i++) d[i] = f * sum.data[i];
       const residual: Matrix<Float32Array> = { shape: [spec.outFeatures, spec.inFeatures], data: d };
       await backend.addScaledProduct(residual, 'linear', factors.b, factors.a, -prepared.scale);
-      const baseUpdate = fold && !allZero(residual) ? { form: 'dense' as const, d: residual, scale: 1, layout: spec.layout } : null;
+      const baseUpdate = fold && !isAllZero(residual.data) ? { form: 'dense' as const, d: residual, scale: 1, layout: spec.layout } : null;
       return {
         global: { spec, factors },
         baseUpdate,

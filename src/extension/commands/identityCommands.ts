@@ -10,6 +10,7 @@ import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { EnrolledClient } from '../../federation/coordinator/enrollment.js';
 import { clientsArgs, keygenArgs } from '../config/cliArgs.js';
+import { isClientId } from '../../federation/shared/identityFiles.js';
 import type { CliResult } from '../process/cliProcess.js';
 import type { Services } from '../services.js';
 import { runWithProgress } from './progress.js';
@@ -89,7 +90,7 @@ export async function manageClients(services: Services): Promise<void> {
 export async function createIdentityKey(services: Services): Promise<void> {
   const clientId = await vscode.window.showInputBox({
     title: 'FedEx: Create Identity Key (1/2)', prompt: 'The client id you join under (the coordinator enrolls it with your public key)', ignoreFocusOut: true,
-    validateInput: (v) => (/^[A-Za-z0-9_-]{1,64}$/.test(v.trim()) ? null : '1–64 letters, digits, _ or -'),
+    validateInput: (v) => (isClientId(v.trim()) ? null : '1–64 letters, digits, _ or -'),
   });
   if (clientId === undefined) return;
   const id = clientId.trim();

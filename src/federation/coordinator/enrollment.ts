@@ -10,7 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import { writeFileAtomic } from '../../formats/atomicFile.js';
 import { parsePublicKey } from '../protocol/identity.js';
-import { STRING_FORMATS } from '../protocol/schema.js';
+import { isClientId } from '../shared/identityFiles.js';
 
 /** The file's `format` and `version`. */
 export const ENROLLMENT_FORMAT = 'fedex-clients';
@@ -59,7 +59,7 @@ export function parseEnrollment(text: string, path: string): EnrollmentFile {
   const seen = new Set<string>();
   o.clients.forEach((c: Partial<EnrolledClient>, i) => {
     const at = `${path}: clients[${i}]`;
-    if (typeof c.clientId !== 'string' || c.clientId.length > 64 || !STRING_FORMATS.id.test(c.clientId)) throw new EnrollmentError(`${at}.clientId must be 1–64 characters of A–Z a–z 0–9 _ -`);
+    if (typeof c.clientId !== 'string' || !isClientId(c.clientId)) throw new EnrollmentError(`${at}.clientId must be 1–64 characters of A–Z a–z 0–9 _ -`);
     if (seen.has(c.clientId)) throw new EnrollmentError(`${at}: client '${c.clientId}' is listed twice`);
     seen.add(c.clientId);
     try {
@@ -92,7 +92,7 @@ export async function writeEnrollment(path: string, file: EnrollmentFile): Promi
 
 /** The registry with `clientId` enrolled under `publicKey`; re-enrolling a revoked id or changing a live key is refused. */
 export function enrollClient(file: EnrollmentFile, clientId: string, publicKey: string, now: Date = new Date()): EnrollmentFile {
-  if (clientId.length > 64 || !STRING_FORMATS.id.test(clientId)) throw new EnrollmentError(`client id '${clientId}' must be 1–64 characters of A–Z a–z 0–9 _ -`);
+  if (!isClientId(clientId)) throw new EnrollmentError(`client id '${clientId}' must be 1–64 characters of A–Z a–z 0–9 _ -`);
   parsePublicKey(publicKey);
   const existing = file.clients.find((c) => c.clientId === clientId);
   if (existing !== undefined) {

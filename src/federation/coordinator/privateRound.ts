@@ -13,7 +13,7 @@ import { createSecureGaussianSource, type GaussianSource } from '../../core/priv
 import { privateModuleAggregate } from '../../core/privacy/privateAggregate.js';
 import { specScaling, type LoraFactors } from '../../core/lora.js';
 import type { ProductBackend } from '../../core/product.js';
-import type { Matrix } from '../../core/tensor.js';
+import { isAllZero, type Matrix } from '../../core/tensor.js';
 import { moduleLayout } from '../shared/baseWeights.js';
 import { addDense } from '../../core/baseChange.js';
 import type { AcceptedUpdate, RoundAggregate } from './aggregate.js';
@@ -52,11 +52,6 @@ export function clipUpdates(plan: FederationPlan, clip: number, global: Readonly
   return { norms, factors: norms.map((n) => clipFactor(n, clip)) };
 }
 
-/** True when every entry is exactly zero. */
-function allZero(m: Matrix<Float32Array>): boolean {
-  return m.data.every((v) => v === 0);
-}
-
 /**
  * Aggregates one round privately and folds FedEx's noisy step into `base` in place. `sampled` is
  * m, the fixed denominator (at least the number of updates: a sampled client that delivered
@@ -85,7 +80,7 @@ export async function aggregatePrivateRound(
       parts: plan.method, clientIds: updates.map((u) => u.clientId),
     }, noise, backend);
     let step: StepModule | null = null;
-    if (agg.baseUpdate !== null && !allZero(agg.baseUpdate)) {
+    if (agg.baseUpdate !== null && !isAllZero(agg.baseUpdate.data)) {
       const target = base.get(spec.name);
       if (target === undefined) throw new RangeError(`client-level DP: the master base has no weight for module '${spec.name}'`);
       step = { module: spec.name, form: 'dense', scale: 1, d: agg.baseUpdate };

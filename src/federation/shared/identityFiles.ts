@@ -32,11 +32,14 @@ export class IdentityFileError extends Error {
   override readonly name = 'IdentityFileError';
 }
 
-/** Checks a client id (the protocol's `id` format, at most 64 characters). */
+/** True for a client id the protocol accepts: its `id` format, 1–64 characters (`hello.clientId`). */
+export function isClientId(clientId: string): boolean {
+  return clientId.length > 0 && clientId.length <= 64 && STRING_FORMATS.id.test(clientId);
+}
+
+/** Checks a client id (see `isClientId`). */
 export function checkClientId(clientId: string): void {
-  if (clientId.length === 0 || clientId.length > 64 || !STRING_FORMATS.id.test(clientId)) {
-    throw new IdentityFileError(`client id '${clientId}' must be 1–64 characters of A–Z a–z 0–9 _ -`);
-  }
+  if (!isClientId(clientId)) throw new IdentityFileError(`client id '${clientId}' must be 1–64 characters of A–Z a–z 0–9 _ -`);
 }
 
 /** `ed25519 <base64url key> <client id>` */
