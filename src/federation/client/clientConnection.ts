@@ -14,7 +14,7 @@ import { adapterFromTensors, adapterToTensors } from '../shared/adapterWire.js';
 import type { FederationClient, TrainingJob } from './client.js';
 import { ClientError, rejectionError } from './errors.js';
 import { startHeartbeat } from './heartbeat.js';
-import { answerChallenge, helloCredential } from './credentials.js';
+import { helloCredential, respondToChallenge } from './credentials.js';
 import type { Adapter } from '../../core/lora.js';
 
 /** How a connection ended. */
@@ -188,12 +188,15 @@ export class ClientConnection {
 
   /** Signs the coordinator's challenge with the client's key (protocol 1.2); a token client never gets one. */
   private onChallenge(challenge: ParamsOf<'challenge'>): void {
-    const identity = this.client.credential.identity;
-    if (identity === undefined || this.hello === undefined) {
-      this.end({ kind: 'fatal', error: new ClientError('E_AUTH', `the coordinator at ${this.client.options.url} admits enrolled clients only (it sent a challenge); join with --identity <key file> (fedex keygen makes one)`) }, 1008, 'E_AUTH');
+    let response: ParamsOf<'challenge_response'>;
+    try {
+      response = respondToChallenge(this.client.credential, this.hello, challenge, this.client.options.url);
+    } catch (err) {
+      if (!(err instanceof ClientError)) throw err;
+      this.end({ kind: 'fatal', error: err }, 1008, err.code);
       return;
     }
-    this.send({ method: 'challenge_response', params: answerChallenge(identity, this.hello, challenge) });
+    this.send({ method: 'challenge_response', params: response });
   }
 
   private onReject(p: ParamsOf<'reject'>): void {

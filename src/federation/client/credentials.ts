@@ -6,6 +6,7 @@
 import type { ParamsOf } from '../protocol/messages.js';
 import { IDENTITY_SCHEME, signChallenge } from '../protocol/identity.js';
 import type { ClientIdentity } from '../shared/identityFiles.js';
+import { ClientError } from './errors.js';
 
 /** The shared token (trial mode) or the client's key. */
 export type ClientCredential = { readonly token: string; readonly identity?: undefined } | { readonly token?: undefined; readonly identity: ClientIdentity };
@@ -24,6 +25,18 @@ export function clientCredential(o: { readonly token?: string; readonly identity
 /** The hello fields that carry the credential. */
 export function helloCredential(c: ClientCredential): Pick<ParamsOf<'hello'>, 'token' | 'identity'> {
   return c.identity !== undefined ? { identity: { scheme: IDENTITY_SCHEME, publicKey: c.identity.publicKey } } : { token: c.token };
+}
+
+/**
+ * The answer to the coordinator's challenge for the hello this client sent; a fatal `E_AUTH`
+ * ClientError when the client has no key to sign with (a token client at a coordinator that admits
+ * clients by key).
+ */
+export function respondToChallenge(credential: ClientCredential, hello: ParamsOf<'hello'> | undefined, challenge: ParamsOf<'challenge'>, url: string): ParamsOf<'challenge_response'> {
+  if (credential.identity === undefined || hello === undefined) {
+    throw new ClientError('E_AUTH', `the coordinator at ${url} admits enrolled clients only (it sent a challenge); join with --identity <key file> (fedex keygen makes one)`);
+  }
+  return answerChallenge(credential.identity, hello, challenge);
 }
 
 /** The answer to a challenge, for the hello the client sent (its clientId, key and base model hash are signed). */

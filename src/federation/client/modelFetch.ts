@@ -19,7 +19,7 @@ import { TransportError, type ConnectOptions, type Connection } from '../transpo
 import { ClientError, rejectionError } from './errors.js';
 import { cacheFileName, type ModelCache, type ModelDownload } from './modelCache.js';
 import { startHeartbeat } from './heartbeat.js';
-import { answerChallenge, clientCredential, helloCredential } from './credentials.js';
+import { clientCredential, helloCredential, respondToChallenge } from './credentials.js';
 import type { ClientIdentity } from '../shared/identityFiles.js';
 import type { ModelManifest } from '../shared/modelBase.js';
 
@@ -231,9 +231,7 @@ class FetchConnection {
         return;
       }
       case 'challenge': {
-        const identity = this.job.o.identity;
-        if (identity === undefined || this.hello === undefined) throw new ClientError('E_AUTH', `the coordinator at ${this.job.o.url} admits enrolled clients only (it sent a challenge); join with --identity <key file>`);
-        this.send({ method: 'challenge_response', params: answerChallenge(identity, this.hello, message.params) });
+        this.send({ method: 'challenge_response', params: respondToChallenge(clientCredential(this.job.o), this.hello, message.params, this.job.o.url) });
         return;
       }
       case 'reject': {
