@@ -179,7 +179,7 @@ export async function exportBench(o: ExportBenchOptions): Promise<BenchRow[]> {
       const args: ExportCaseArgs = { impl: 'ort', out: spec.out, in: spec.in, rounds, clients, r, alpha, seed: 1000 + i, threads: o.threads, dir, write: true, profile: false };
       const ort = JSON.parse(runNode(args, [])) as ExportCaseResult;
       const ts = JSON.parse(runNode({ ...args, impl: 'ts', write: false }, [])) as ExportCaseResult;
-      o.log(`export: ${spec.name} ${spec.shape} m=${ort.m}: refactor ${(ort.ms / 1000).toFixed(2)} s on onnxruntime (peak RSS +${ort.peakRssDeltaMiB.toFixed(0)} MiB), ${(ts.ms / 1000).toFixed(2)} s in TypeScript (+${ts.peakRssDeltaMiB.toFixed(0)} MiB); exact rank ${ort.exactRank}`);
+      o.log(`export: ${spec.name} ${spec.shape} m=${ort.m} (core ${ort.coreDim}): refactor ${(ort.ms / 1000).toFixed(2)} s (CPU ${(ort.cpuMs / 1000).toFixed(2)} s) on onnxruntime (peak RSS +${ort.peakRssDeltaMiB.toFixed(0)} MiB), ${(ts.ms / 1000).toFixed(2)} s in TypeScript (+${ts.peakRssDeltaMiB.toFixed(0)} MiB); exact rank ${ort.exactRank}`);
       const tsDiff = maxRelDiff(ts.top, ort.top);
       if (!(tsDiff <= 1e-12)) throw new Error(`export bench: ${spec.name}: the two refactor paths' singular values differ by ${tsDiff.toExponential(2)} (relative)`);
       const svd = typeof py === 'string' ? `no dense SVD: ${py}`
@@ -218,7 +218,9 @@ export async function exportBench(o: ExportBenchOptions): Promise<BenchRow[]> {
       rows.push({
         suite: 'export', case: label, impl: labels[impl],
         medianMs: median(t), minMs: Math.min(...t), peakRssMiB: Math.max(...group.map((g) => g[impl].peakRssDeltaMiB)),
-        note: impl === 'ort' ? `exact rank ${[...new Set(group.map((g) => g.ort.exactRank))].join('/')}; peak RSS: growth during the call` : 'same result (σ to 1e-12)',
+        note: impl === 'ort'
+          ? `exact rank ${[...new Set(group.map((g) => g.ort.exactRank))].join('/')}, core m′ ${[...new Set(group.map((g) => g.ort.coreDim))].join('/')}, ‖ΔW − B·A‖/‖ΔW‖ ≤ ${Math.max(...group.map((g) => g.ort.relativeError)).toExponential(1)}; CPU ${(median(group.map((g) => g.ort.cpuMs)) / 1000).toFixed(2)} s (median, both threads); peak RSS: growth during the call`
+          : `same result (σ to 1e-12); CPU ${(median(group.map((g) => g.ts.cpuMs)) / 1000).toFixed(2)} s (median)`,
       });
     }
     const svds = group.map((g) => g.svd).filter((s): s is SvdResult => typeof s !== 'string');

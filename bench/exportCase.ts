@@ -20,7 +20,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { weightedAverage } from '../src/core/average.js';
 import type { LoraFactors } from '../src/core/lora.js';
 import { refactorLowRank, refactorLowRankWith, typeScriptGemm, type GemmBackend, type GemmRequest, type Refactored, type UpdateTerm } from '../src/core/lowRank.js';
@@ -56,14 +57,20 @@ export interface ExportPhase {
 
 export interface ExportCaseResult {
   readonly ms: number;
+  /** CPU time of the process during the call, every thread (onnxruntime's included). */
+  readonly cpuMs: number;
   /** High-water mark of RSS during the call minus RSS just before it. */
   readonly peakRssDeltaMiB: number;
   /** Whether the high-water mark was reset before the call (else it is the process's since its start). */
   readonly peakReset: boolean;
   readonly rssBeforeMiB: number;
   readonly m: number;
+  /** Inner size of the largest stack factored (m less the near-dependent rows taken out). */
+  readonly coreDim: number;
   readonly exactRank: number;
   readonly norm: number;
+  /** ‖ΔW − B·A‖_F / ‖ΔW‖_F of the exact-rank result (what the export reports for the module). */
+  readonly relativeError: number;
   readonly top: number[];
   readonly buildMs: number;
 }
@@ -156,6 +163,12 @@ const JS_PHASES: Record<string, string> = {
   transpose: 'JS: transposes',
   transposeAny: 'JS: transposes',
   refactorProducts: 'JS: σ, sorting, balance (refactorProducts)',
+  factorStack: 'JS: σ, sorting, balance (refactorProducts)',
+  merged: 'JS: σ, sorting, balance (refactorProducts)',
+  nearNullColumns: 'JS: compaction (near-dependent rows of each term)',
+  compactStack: 'JS: compaction (near-dependent rows of each term)',
+  pivotedEchelon: 'JS: compaction (near-dependent rows of each term)',
+  permuteColumns: 'JS: compaction (near-dependent rows of each term)',
 };
 const ENTRY = new Set(['refactorLowRank', 'refactorLowRankWith', 'runSync']);
 /** The benchmark's product wrapper: samples under it are products, timed by the wall clock instead. */
@@ -277,19 +290,24 @@ async function run(args: ExportCaseArgs): Promise<ExportCaseResult | ExportProfi
     }
     const reset = resetPeakRss();
     const rssBefore = process.memoryUsage.rss();
+    const cpu = process.cpuUsage();
     t = performance.now();
     const res = await refactor(terms, args.out, args.in);
     const ms = performance.now() - t;
+    const cpuUsed = process.cpuUsage(cpu);
     const peak = peakRss();
     if (args.write) await writeStacked(terms, args.out, args.in, args.dir);
     return {
       ms,
+      cpuMs: (cpuUsed.user + cpuUsed.system) / 1000,
       peakRssDeltaMiB: Math.max(0, peak - rssBefore) / 2 ** 20,
       peakReset: reset,
       rssBeforeMiB: rssBefore / 2 ** 20,
       m: res.innerDim,
+      coreDim: res.coreDim,
       exactRank: res.exactRank,
       norm: res.norm,
+      relativeError: res.relativeError,
       top: [...res.singularValues.subarray(0, 8)],
       buildMs,
     };
@@ -298,5 +316,7 @@ async function run(args: ExportCaseArgs): Promise<ExportCaseResult | ExportProfi
   }
 }
 
-const args = JSON.parse(process.argv[2]) as ExportCaseArgs;
-process.stdout.write(`${JSON.stringify(await run(args))}\n`);
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = JSON.parse(process.argv[2]) as ExportCaseArgs;
+  process.stdout.write(`${JSON.stringify(await run(args))}\n`);
+}

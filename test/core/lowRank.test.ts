@@ -261,6 +261,8 @@ describe('refactorLowRank: ΔW = Σ s_j·P_j·Q_j as one B·A', () => {
     const terms: UpdateTerm[] = [{ kind: 'factored', p: res.p, q: res.q, scale: 1 }];
     const r = refactorLowRank(terms, 70, 50);
     assert.equal(r.innerDim, 12);
+    // The r near-zero combinations of Q's rows are taken out before the factorization (lowRank/compact.ts).
+    assert.equal(r.coreDim, 8);
     // Σ w_i (A_i − Ā) = 0 up to the float32 rounding of Ā: (k − 1)·r directions carry the update, the
     // other r are rounding, kept only where they clear the resolution.
     assert.ok(r.singularValues[7] > 1e-3 * r.singularValues[0]);

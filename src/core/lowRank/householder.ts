@@ -1,0 +1,192 @@
+/**
+ * Blocked Householder QR (panels of {@link PANEL} columns, compact WY: H_1…H_b = I − Y·T·Yᵀ), so
+ * that nearly all of its O(n·m²) work is matrix products, yielded to the caller (products.ts).
+ */
+import { runSync, type Products } from './products.js';
+
+/** Columns per QR panel. */
+export const PANEL = 32;
+
+/** One panel of a blocked Householder QR: H_j0 … H_j0+nb−1 = I − Y·T·Yᵀ. */
+interface WyBlock {
+  readonly nb: number;
+  /** Yᵀ (nb × n, row-major): row l is v_{j0+l} (zeros before j0+l, then 1, then the reflector). */
+  readonly yt: Float64Array;
+  /** T (nb × nb, upper triangular, row-major). */
+  readonly t: Float64Array;
+}
+
+/** A thin Householder QR: R (t × m, row-major, t = min(n, m)) and Q as compact-WY blocks. */
+export interface HouseholderQR {
+  readonly n: number;
+  readonly m: number;
+  readonly t: number;
+  readonly r: Float64Array;
+  readonly blocks: readonly WyBlock[];
+}
+
+/**
+ * Householder QR of X (n × m), given as `xt` = Xᵀ row-major (X's columns contiguous), overwritten.
+ * Panels are factored column by column; each panel's reflectors update the columns right of it as
+ * two products (C ← C − Y·(Tᵀ·(Yᵀ·C))).
+ */
+export function* blockedQR(xt: Float64Array, n: number, m: number): Products<HouseholderQR> {
+  const t = Math.min(n, m);
+  const blocks: WyBlock[] = [];
+  for (let j0 = 0; j0 < t; j0 += PANEL) {
+    const j1 = Math.min(t, j0 + PANEL);
+    const nb = j1 - j0;
+    const tau = new Float64Array(nb);
+    for (let j = j0; j < j1; j++) {
+      const cj = j * n;
+      let amax = 0;
+      for (let i = j; i < n; i++) amax = Math.max(amax, Math.abs(xt[cj + i]));
+      if (amax === 0) continue;
+      let ss = 0;
+      for (let i = j; i < n; i++) {
+        const v = xt[cj + i] / amax;
+        ss += v * v;
+      }
+      const alpha = amax * Math.sqrt(ss);
+      const x0 = xt[cj + j];
+      const beta = x0 >= 0 ? -alpha : alpha;
+      const denom = x0 - beta;
+      for (let i = j + 1; i < n; i++) xt[cj + i] /= denom;
+      const tj = (beta - x0) / beta;
+      tau[j - j0] = tj;
+      xt[cj + j] = beta;
+      reflectColumns(xt, n, cj, j, tj, xt, j + 1, j1);
+    }
+    const yt = new Float64Array(nb * n);
+    for (let l = 0; l < nb; l++) {
+      const j = j0 + l;
+      yt[l * n + j] = 1;
+      yt.set(xt.subarray(j * n + j + 1, (j + 1) * n), l * n + j + 1);
+    }
+    const tm = yield* triangularFactor(yt, tau, nb, n);
+    blocks.push({ nb, yt, t: tm });
+    const rest = m - j1;
+    if (rest > 0) {
+      const ct = xt.subarray(j1 * n, m * n);
+      const wMat = new Float64Array(nb * rest);
+      yield { transA: false, transB: true, m: nb, n: rest, k: n, a: yt, b: ct, out: wMat };
+      const w2 = upperTimes(tm, nb, wMat, rest, true);
+      yield { transA: true, transB: false, m: rest, n, k: nb, a: w2, b: yt, out: ct, subtract: true };
+    }
+  }
+  const r = new Float64Array(t * m);
+  for (let k = 0; k < m; k++) for (let i = 0; i <= Math.min(k, t - 1); i++) r[i * m + k] = xt[k * n + i];
+  return { n, m, t, r, blocks };
+}
+
+/**
+ * T of a compact-WY block (LAPACK's dlarft, forward and columnwise): H_1…H_nb = I − Y·T·Yᵀ for the
+ * reflectors in the rows of Yᵀ (`yt`, nb × n): T[0:l, l] = −τ_l·T[0:l, 0:l]·(Y[:, 0:l]ᵀ·y_l),
+ * T[l][l] = τ_l, with every Y[:, q]ᵀ·y_l from one product S = Yᵀ·Y.
+ */
+export function* triangularFactor(yt: Float64Array, tau: Float64Array, nb: number, n: number): Products<Float64Array> {
+  const s = new Float64Array(nb * nb);
+  yield { transA: false, transB: true, m: nb, n: nb, k: n, a: yt, b: yt, out: s };
+  const tm = new Float64Array(nb * nb);
+  for (let l = 0; l < nb; l++) {
+    const tl = tau[l];
+    tm[l * nb + l] = tl;
+    if (tl === 0 || l === 0) continue;
+    for (let q = 0; q < l; q++) {
+      let acc = 0;
+      for (let z = q; z < l; z++) acc += tm[q * nb + z] * s[z * nb + l];
+      tm[q * nb + l] = -tl * acc;
+    }
+  }
+  return tm;
+}
+
+/** T·W or Tᵀ·W for T upper triangular (nb × nb) and W (nb × cols), row-major. */
+function upperTimes(tm: Float64Array, nb: number, w: Float64Array, cols: number, transposeT: boolean): Float64Array {
+  const out = new Float64Array(nb * cols);
+  for (let a = 0; a < nb; a++) {
+    const oa = a * cols;
+    // Tᵀ·W: row a = Σ_{l ≤ a} T[l][a]·W[l]; T·W: row a = Σ_{l ≥ a} T[a][l]·W[l].
+    const [l0, l1] = transposeT ? [0, a + 1] : [a, nb];
+    for (let l = l0; l < l1; l++) {
+      const f = transposeT ? tm[l * nb + a] : tm[a * nb + l];
+      if (f === 0) continue;
+      const wl = l * cols;
+      for (let c = 0; c < cols; c++) out[oa + c] += f * w[wl + c];
+    }
+  }
+  return out;
+}
+
+/** Q·Z for the Q of a QR, Z (n × k) given as `zt` = Zᵀ row-major with Z's first t rows set; overwritten. */
+export function* applyQ(qr: HouseholderQR, zt: Float64Array, k: number): Products<void> {
+  const { n } = qr;
+  for (let bi = qr.blocks.length - 1; bi >= 0; bi--) {
+    const { nb, yt, t } = qr.blocks[bi];
+    const w = new Float64Array(nb * k);
+    yield { transA: false, transB: true, m: nb, n: k, k: n, a: yt, b: zt, out: w };
+    const w2 = upperTimes(t, nb, w, k, false);
+    yield { transA: true, transB: false, m: k, n, k: nb, a: w2, b: yt, out: zt, subtract: true };
+  }
+}
+
+/**
+ * Householder QR of the column-major n × m matrix `x` (overwritten), products in TypeScript: R
+ * (t × m, row-major, t = min(n, m)) and Q as blocks for {@link applyHouseholderQ}.
+ */
+export function householderQR(x: Float64Array, n: number, m: number): HouseholderQR {
+  return runSync(blockedQR(x, n, m));
+}
+
+/** Q·Y for a {@link householderQR}: `y` is column-major n × k with Y in its first t rows (zeros below); overwritten. */
+export function applyHouseholderQ(qr: HouseholderQR, y: Float64Array, k: number): void {
+  runSync(applyQ(qr, y, k));
+}
+
+/**
+ * Applies H = I − τ·v·vᵀ (v = [1; x[cj + j + 1 .. cj + n)] on rows j..n) to columns [c0, c1) of the
+ * column-major n-row matrix `y`, four columns per pass over v (a quarter of the reads of v).
+ */
+function reflectColumns(x: Float64Array, n: number, cj: number, j: number, tj: number, y: Float64Array, c0: number, c1: number): void {
+  let c = c0;
+  for (; c + 3 < c1; c += 4) {
+    const ca = c * n;
+    const cb = ca + n;
+    const cc = cb + n;
+    const cd = cc + n;
+    let sa = y[ca + j];
+    let sb = y[cb + j];
+    let sc = y[cc + j];
+    let sd = y[cd + j];
+    for (let i = j + 1; i < n; i++) {
+      const v = x[cj + i];
+      sa += v * y[ca + i];
+      sb += v * y[cb + i];
+      sc += v * y[cc + i];
+      sd += v * y[cd + i];
+    }
+    sa *= tj;
+    sb *= tj;
+    sc *= tj;
+    sd *= tj;
+    y[ca + j] -= sa;
+    y[cb + j] -= sb;
+    y[cc + j] -= sc;
+    y[cd + j] -= sd;
+    for (let i = j + 1; i < n; i++) {
+      const v = x[cj + i];
+      y[ca + i] -= sa * v;
+      y[cb + i] -= sb * v;
+      y[cc + i] -= sc * v;
+      y[cd + i] -= sd * v;
+    }
+  }
+  for (; c < c1; c++) {
+    const ca = c * n;
+    let s = y[ca + j];
+    for (let i = j + 1; i < n; i++) s += x[cj + i] * y[ca + i];
+    s *= tj;
+    y[ca + j] -= s;
+    for (let i = j + 1; i < n; i++) y[ca + i] -= s * x[cj + i];
+  }
+}
