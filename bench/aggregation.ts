@@ -5,6 +5,7 @@
  * Every case runs in its own process (its own peak RSS), all in the same run, side by side.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,8 +31,14 @@ function runCase(args: CaseArgs): CaseResult {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as CaseResult;
 }
 
+interface TorchTiming {
+  median_ms: number;
+  min_ms: number;
+}
+
 interface TorchResult {
   torch: string;
+  strategies: Record<'fedex' | 'fedit' | 'ffa' | 'flora', TorchTiming>;
   fused: { median_ms: number; min_ms: number };
   dense: { median_ms: number; min_ms: number };
   stored: { median_ms: number; min_ms: number };
@@ -39,13 +46,50 @@ interface TorchResult {
   peak_rss_mib?: number;
 }
 
-function runTorch(args: { out: number; in: number; k: number; r: number; reps: number; threads: number }): TorchResult | string {
+/** The environment PyTorch imports in: the system's, else Debian's unpacked by bench/torch/fetch-debian.sh; null when neither. */
+function torchEnv(): NodeJS.ProcessEnv | null {
   const python = '/usr/bin/python3';
-  const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.status !== 0) return 'PyTorch not installed (apt-get install python3-torch libopenblas0-pthread, or bench/setup.sh)';
-  const r = spawnSync(python, [join(here, 'torch', 'aggregate.py'), JSON.stringify(args)], { encoding: 'utf8' });
+  if (spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0) return process.env;
+  const root = join(here, 'results', 'cache', 'torch', 'root');
+  if (!existsSync(root)) return null;
+  const env = {
+    ...process.env, PYTHONPATH: `${root}/usr/lib/python3/dist-packages`,
+    LD_LIBRARY_PATH: [`${root}/usr/lib/x86_64-linux-gnu/openblas-pthread`, `${root}/usr/lib/x86_64-linux-gnu`, `${root}/lib/x86_64-linux-gnu`, `${root}/usr/lib`, process.env.LD_LIBRARY_PATH ?? ''].filter((s) => s !== '').join(':'),
+  };
+  return spawnSync(python, ['-c', 'import torch'], { env, encoding: 'utf8' }).status === 0 ? env : null;
+}
+
+function runTorch<T = TorchResult>(args: { out: number; in: number; k: number; r: number; reps: number; threads: number; strategies_only?: boolean }): T | string {
+  const env = torchEnv();
+  if (env === null) return 'PyTorch not installed (apt-get install python3-torch libopenblas0-pthread, or bench/setup.sh, or bench/torch/fetch-debian.sh)';
+  const r = spawnSync('/usr/bin/python3', [join(here, 'torch', 'aggregate.py'), JSON.stringify(args)], { encoding: 'utf8', env });
   if (r.status !== 0) return `PyTorch run failed: ${r.stderr.split('\n').slice(-3).join(' ')}`;
-  return JSON.parse(r.stdout.trim()) as TorchResult;
+  return JSON.parse(r.stdout.trim()) as T;
+}
+
+const STRATEGIES = ['fedex', 'fedit', 'ffa', 'flora'] as const;
+
+/**
+ * Each strategy's round for one n×n module, r = 16, k = 3 and k = 10 (issue 16): the strategy's
+ * aggregate plus its fused base update (aggregationCase.ts `strategy`), and the same math in PyTorch
+ * in the same run (bench/torch/aggregate.py `strategies`).
+ */
+export function strategyRows(o: Pick<AggregationBenchOptions, 'smoke' | 'threads' | 'log'>, n: number): BenchRow[] {
+  const rows: BenchRow[] = [];
+  for (const k of [3, 10]) {
+    const mod = { out: n, in: n, k, r: 16, reps: o.smoke ? 3 : 15, threads: o.threads };
+    const label = `${n}×${n} r=16 k=${k}, per strategy`;
+    o.log(`aggregation: ${label}`);
+    const torch = runTorch<{ torch: string; strategies: TorchResult['strategies'] }>({ ...mod, strategies_only: true });
+    for (const method of STRATEGIES) {
+      const c = runCase({ kind: 'strategy', method, ...mod });
+      const inner = Number(c.extra?.inner ?? 0);
+      rows.push({ suite: 'aggregation', case: label, impl: `${method} (aggregate + fused base update)`, medianMs: c.medianMs, minMs: c.minMs, peakRssMiB: c.peakRssMiB, note: inner > 0 ? `base update inner ${inner}` : 'base unchanged' });
+      if (typeof torch === 'string') rows.push({ suite: 'aggregation', case: label, impl: `${method}, PyTorch`, medianMs: NaN, minMs: NaN, peakRssMiB: null, note: torch });
+      else rows.push({ suite: 'aggregation', case: label, impl: `${method}, PyTorch ${torch.torch}`, medianMs: torch.strategies[method].median_ms, minMs: torch.strategies[method].min_ms, peakRssMiB: null });
+    }
+  }
+  return rows;
 }
 
 export interface AggregationBenchOptions {
@@ -82,6 +126,8 @@ export async function aggregationBench(o: AggregationBenchOptions): Promise<Benc
     rows.push({ suite: 'aggregation', case: storedLabel, impl: `PyTorch ${torch.torch} float(), addmm_, copy_ (no report)`, medianMs: torch.stored.median_ms, minMs: torch.stored.min_ms, peakRssMiB: null });
     rows.push({ suite: 'aggregation', case: storedLabel, impl: `PyTorch ${torch.torch} the same + the same rounding report`, medianMs: torch.stored_measured.median_ms, minMs: torch.stored_measured.min_ms, peakRssMiB: null });
   }
+
+  rows.push(...strategyRows(o, n));
 
   // The whole Llama-7B-shaped set of adapted modules, streamed from safetensors on disk.
   const layers = o.smoke ? 1 : o.llamaLayers;

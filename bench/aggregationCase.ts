@@ -10,8 +10,14 @@
  * - `dense`: the paper's formulation in this project's code — every B_i·A_i formed densely
  *   (onnxruntime MatMul into a preallocated out×in buffer), summed, minus B̄·Ā, added to W0.
  * - `model`: `aggregateFolders` end to end on a checkpoint folder (streaming, exactness check).
+ * - `strategy`: one strategy's whole round for the module (`method`: fedex, fedit, ffa, flora) — its
+ *   `aggregate` (no deviation metrics, as the coordinator runs it) and, when it changes the base, the
+ *   fused onnxruntime update of W0 in place. FFA's clients share A.
  */
 import { createFedEx } from '../src/core/strategies/fedex.js';
+import { createStrategy } from '../src/core/strategies/registry.js';
+import { applyBaseChange } from '../src/core/baseChange.js';
+import type { StrategyName } from '../src/core/strategies/types.js';
 import { createRng, kaimingUniform, randomMatrix } from '../src/core/random.js';
 import { float32ToBfloat16 } from '../src/formats/halfFloat.js';
 import { weightedAverage } from '../src/core/average.js';
@@ -23,7 +29,9 @@ import { encodeModel } from '../src/graph/onnx/model.js';
 import { aggregateFolders } from '../src/federation/offline/aggregateFolders.js';
 
 export interface CaseArgs {
-  kind: 'fused' | 'stored' | 'dense' | 'model';
+  kind: 'fused' | 'stored' | 'dense' | 'model' | 'strategy';
+  /** strategy case */
+  method?: StrategyName;
   out: number;
   in: number;
   k: number;
@@ -139,6 +147,27 @@ async function denseCase(args: CaseArgs): Promise<CaseResult> {
   return { kind: 'dense', ...t, reps: Math.max(1, Math.floor(args.reps / 3)), peakRssMiB: process.resourceUsage().maxRSS / 1024 };
 }
 
+async function strategyCase(args: CaseArgs): Promise<CaseResult> {
+  const method = args.method ?? 'fedex';
+  const spec = { name: 'model.layers.0.self_attn.q_proj', inFeatures: args.in, outFeatures: args.out, rank: args.r, alpha: 2 * args.r, useRslora: false, layout: 'linear' as const };
+  const cs = clients(args);
+  // FFA-LoRA: every client holds the shared A (only B was trained).
+  const factors = method === 'ffa' ? cs.map((c) => ({ a: cs[0].a, b: c.b })) : cs;
+  const results = factors.map((f, client) => ({ client, factors: f }));
+  const global = { spec, factors: method === 'ffa' ? { a: cs[0].a, b: randomMatrix(args.out, args.r, createRng(2), 0) } : null };
+  const w0 = randomMatrix(args.out, args.in, createRng(1), 0.02);
+  const backend = createOrtProductBackend({ intraOpThreads: args.threads });
+  const strategy = createStrategy(method, { deviationMetrics: false });
+  let inner = 0;
+  const t = await timeIt(args.reps, async () => {
+    const agg = strategy.aggregate(1, global, results, [])!;
+    if (agg.baseUpdate !== null) await applyBaseChange(w0, 'linear', agg.baseUpdate, backend);
+    inner = agg.metrics.baseUpdateInner;
+  });
+  await backend.dispose();
+  return { kind: 'strategy', ...t, reps: args.reps, peakRssMiB: process.resourceUsage().maxRSS / 1024, extra: { method, inner } };
+}
+
 async function modelCase(args: CaseArgs): Promise<CaseResult> {
   const updater = createStoredUpdateKernel({ intraOpThreads: args.threads });
   const t = performance.now();
@@ -152,5 +181,5 @@ async function modelCase(args: CaseArgs): Promise<CaseResult> {
 }
 
 const args = JSON.parse(process.argv[2]) as CaseArgs;
-const run = { fused: fusedCase, stored: storedCase, dense: denseCase, model: modelCase }[args.kind];
+const run = { fused: fusedCase, stored: storedCase, dense: denseCase, model: modelCase, strategy: strategyCase }[args.kind];
 process.stdout.write(`${JSON.stringify(await run(args))}\n`);

@@ -12,6 +12,8 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRng } from '../src/core/random.js';
+import { BASE_PRECISIONS } from '../src/model/basePrecision.js';
+import { writeSyntheticCheckpoint } from '../src/model/checkpoints/synthetic.js';
 import { writeRandomGpt2Checkpoint } from '../src/model/checkpoints/tinyGpt2.js';
 import type { TinyGpt2Spec } from '../src/model/checkpoints/tinyGpt2.js';
 import { defaultModelDir } from '../src/trainer/defaultModel.js';
@@ -185,6 +187,49 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
   });
   await rm(data, { force: true });
   await rm(tinyData, { force: true });
+  if (o.smoke) await rm(dir, { recursive: true, force: true });
+  rows.push(...await precisionBench(o));
+  return rows;
+}
+
+/**
+ * The frozen base held in fp32, fp16, bf16 and int4, side by side in one run, one process each
+ * (its own peak RSS): a Llama-family model with random BF16 weights on disk (as released models
+ * are), LoRA r 8 on q_proj and v_proj, AdamW. bf16 is fed as stored; fp32 widens on the host, fp16
+ * rounds, int4 block-quantises when the trainer loads the weights.
+ */
+export async function precisionBench(o: TrainerBenchOptions): Promise<TrainerRow[]> {
+  const spec = o.smoke
+    ? { family: 'llama', layers: 2, hidden: 64, heads: 4, kvHeads: 2, intermediate: 128, vocab: 512, positions: 64, dtype: 'BF16', seed: 5 } as const
+    : { family: 'llama', layers: 6, hidden: 768, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000, positions: 256, dtype: 'BF16', seed: 5 } as const;
+  const seqLen = o.smoke ? 32 : 128;
+  const batchSize = o.smoke ? 2 : 4;
+  const dir = join(o.workDir, `llama-random-${spec.layers}l-${spec.hidden}d-v${spec.vocab}-bf16`);
+  const stamp = join(dir, 'bench-spec.json');
+  if (!await readFile(stamp, 'utf8').then((x) => x === JSON.stringify(spec), () => false)) {
+    o.log(`trainer: generating a random Llama checkpoint (${spec.layers} layers, d=${spec.hidden}, vocab ${spec.vocab}, BF16) in ${dir}`);
+    await rm(dir, { recursive: true, force: true });
+    await writeSyntheticCheckpoint(dir, spec);
+    await writeFile(stamp, JSON.stringify(spec));
+  }
+  const data = join(o.workDir, `trainer-data-${spec.vocab}-${batchSize}x${seqLen}.jsonl`);
+  await tokenRows(data, batchSize, seqLen, spec.vocab, 13);
+  const label = `Llama ${spec.layers}×${spec.hidden} (ff ${spec.intermediate}, vocab ${spec.vocab}, BF16 on disk), T=${seqLen}, batch ${batchSize}, r=8 on q_proj, v_proj${o.smoke ? ' (smoke)' : ''}`;
+  const rows: TrainerRow[] = [];
+  for (const basePrecision of BASE_PRECISIONS) {
+    o.log(`trainer: ${label}, frozen base in ${basePrecision}`);
+    const r = runOurs({
+      modelDir: dir, data, seqLen, batchSize, rank: 8, alpha: 16, targetModules: ['q_proj', 'v_proj'], warmup: 1, steps: o.smoke ? 2 : 4, threads: o.threads, lr: LR, basePrecision,
+    });
+    const med = median(r.stepMs);
+    const min = Math.min(...r.stepMs);
+    rows.push({
+      suite: 'trainer', case: label, impl: `fedex trainer, frozen base ${basePrecision}`, medianMs: med, minMs: min, peakRssMiB: r.peakRssMiB,
+      tokensPerSecond: tokensPerSecond(r.tokensPerStep, med, min), stepMs: r.stepMs.map(Math.round),
+      note: `step-1 loss ${r.firstLoss.toPrecision(6)}${r.relativeRounding === null ? '' : `; weight rounding ${r.relativeRounding.toExponential(1)}`}; setup ${r.setupSeconds.toFixed(1)} s; ${warmupNote(r.warmupMs)}`,
+    });
+  }
+  await rm(data, { force: true });
   if (o.smoke) await rm(dir, { recursive: true, force: true });
   return rows;
 }

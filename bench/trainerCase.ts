@@ -8,6 +8,7 @@
  * callbacks (each step: batch feeds, one session run of forward + backward + AdamW, swapping
  * the updated parameters in).
  */
+import type { BasePrecision } from '../src/model/basePrecision.js';
 import { createTrainer } from '../src/trainer/loraTrainer.js';
 import { defaultLoraSettings } from '../src/trainer/setup.js';
 import type { TrainerSetup } from '../src/trainer/types.js';
@@ -26,6 +27,8 @@ export interface TrainerCaseArgs {
   readonly steps: number;
   readonly threads: number;
   readonly lr: number;
+  /** Precision of the frozen base (default fp32; src/model/basePrecision.ts). */
+  readonly basePrecision?: BasePrecision;
 }
 
 export interface TrainerCaseResult {
@@ -43,6 +46,8 @@ export interface TrainerCaseResult {
   /** Seconds from createTrainer to a ready trainer (graph build, weights, session compile). */
   readonly setupSeconds: number;
   readonly peakRssMiB: number;
+  /** ‖W − stored(W)‖/‖W‖ of the weights held below float32 (null at fp32). */
+  readonly relativeRounding: number | null;
 }
 
 async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
@@ -58,6 +63,7 @@ async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
     lr: args.lr,
     device: 'cpu',
     threads: args.threads,
+    ...(args.basePrecision !== undefined ? { basePrecision: args.basePrecision } : {}),
   };
   const t0 = performance.now();
   const trainer = await createTrainer(setup, { worker: false });
@@ -83,6 +89,7 @@ async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
       modules: trainer.modules.map((m) => m.path),
       setupSeconds,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      relativeRounding: trainer.info.base.relativeRounding,
     };
   } finally {
     await trainer.dispose();

@@ -7,6 +7,10 @@ per case the median and min milliseconds of
             nearest even), and the same with the rounding report fedex computes (max |error|,
             Σ error², Σ x², max relative error, values flushed to zero)
   - dense:  paper-style, each B_i @ A_i formed densely, then W0 += s * (sum - Bbar @ Abar)
+  - strategies: each strategy's round for the module, as bench/aggregationCase.ts `strategy` runs it:
+            fedex (= fused), fedit (Abar, Bbar), ffa (Bbar; A shared), flora (Abar, Bbar for the
+            metrics, then W0.addmm_([w_i B_i], [A_i]) and a fresh A); with "strategies_only" the
+            other cases are skipped.
 Data are seeded normal values; only timings are compared, never results.
 """
 import json
@@ -74,8 +78,31 @@ def main():
         ideal = sum(w * (y @ x) for w, x, y in zip(wts, a, b))
         w0.add_(ideal - b_bar @ a_bar, alpha=s)
 
+    def fedit():
+        return sum(w * x for w, x in zip(wts, a)), sum(w * x for w, x in zip(wts, b))
+
+    def ffa():
+        return sum(w * x for w, x in zip(wts, b))
+
+    gen = torch.Generator().manual_seed(1)
+    bound = 1.0 / in_f ** 0.5
+
+    def flora():
+        fedit()
+        p = torch.cat([w * x for w, x in zip(wts, b)], dim=1)
+        q = torch.cat(a, dim=0)
+        w0.addmm_(p, q, alpha=s)
+        return torch.empty(r, in_f).uniform_(-bound, bound, generator=gen)
+
+    strategies = {"fedex": bench(fused, reps), "fedit": bench(fedit, reps), "ffa": bench(ffa, reps), "flora": bench(flora, reps)}
+    if args.get("strategies_only"):
+        print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "strategies": strategies,
+                          "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        return
+
     result = {
         "torch": torch.__version__,
+        "strategies": strategies,
         "threads": torch.get_num_threads(),
         "fused": bench(fused, reps),
         "dense": bench(dense, max(1, reps // 3)),

@@ -29,6 +29,11 @@ export interface LoraModuleSpec {
 export interface LoraFactors {
   readonly a: Matrix<Float32Array>;
   readonly b: Matrix<Float32Array>;
+  /**
+   * Fed-SB (LoRA-SB, core/loraSb.ts): the trained r × r matrix between the frozen B and A, so the
+   * module's product is B·R·A. Absent for plain LoRA; only the fedsb strategy accepts it.
+   */
+  readonly r?: Matrix<Float32Array>;
 }
 
 /** An adapter: LoRA factors by module path (`A` rank × in, `B` out × rank, float32, wire orientation). */

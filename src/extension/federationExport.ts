@@ -19,7 +19,7 @@ import { exitText } from './process/federationRuns.js';
 /**
  * A federation run folder as `fedex export` reads it: `run`, a folder with state.json (`fedex host
  * --out`, or one `runs/<method>` of a simulation); `simulation`, a `fedex simulate --out` folder
- * with `runs/<method>/state.json` for each method it ran (in the order fedex, fedit, ffa).
+ * with `runs/<method>/state.json` for each method it ran (in the order fedex, fedit, ffa, flora, fedsb).
  */
 export type FederationRun =
   | { readonly kind: 'run'; readonly dir: string; readonly method: string | null }

@@ -82,11 +82,13 @@ function stringList(v: unknown, name: string, file: string): string[] | null {
   return v as string[];
 }
 
-function numberMap(v: unknown, name: string, file: string): Record<string, number> {
+function numberMap(v: unknown, name: string, file: string, integers: boolean): Record<string, number> {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) fail(file, `'${name}' must be an object of numbers`);
   for (const [k, n] of Object.entries(v as Json)) {
-    if (typeof n !== 'number' || !(n > 0)) fail(file, `'${name}' entry '${k}' must be a positive number, got ${JSON.stringify(n)}`);
+    if (typeof n !== 'number' || !(n > 0) || (integers && !Number.isInteger(n))) {
+      fail(file, `'${name}' entry '${k}' must be a positive ${integers ? 'integer' : 'number'}, got ${JSON.stringify(n)}`);
+    }
   }
   return { ...(v as Record<string, number>) };
 }
@@ -97,6 +99,11 @@ function layerList(v: unknown, file: string): number[] | number | null {
   if (isIndex(v)) return v as number;
   if (Array.isArray(v) && v.every(isIndex)) return [...(v as number[])];
   fail(file, `'layers_to_transform' must be a layer index or a list of them, got ${JSON.stringify(v)}`);
+}
+
+function layersPatternOf(v: unknown, file: string): string[] | string | null {
+  if (v === undefined || v === null || typeof v === 'string') return v ?? null;
+  return stringList(v, 'layers_pattern', file);
 }
 
 /** Parses adapter_config.json contents; `file` names it in errors. Only LoRA is accepted. */
@@ -121,8 +128,8 @@ export function parseLoraConfig(json: unknown, file: string): LoraConfig {
   const str = (k: string): string | null => (typeof o[k] === 'string' ? (o[k] as string) : null);
   const init = o.init_lora_weights ?? true;
   const extra: Json = Object.fromEntries(Object.entries(o).filter(([k]) => !Object.hasOwn(KNOWN, k)));
-  const rankPattern = numberMap(o.rank_pattern, 'rank_pattern', file);
-  const alphaPattern = numberMap(o.alpha_pattern, 'alpha_pattern', file);
+  const rankPattern = numberMap(o.rank_pattern, 'rank_pattern', file, true);
+  const alphaPattern = numberMap(o.alpha_pattern, 'alpha_pattern', file, false);
   for (const pattern of [...(typeof targetModules === 'string' ? [targetModules] : []), ...Object.keys(rankPattern), ...Object.keys(alphaPattern)]) {
     try {
       new RegExp(pattern);
@@ -147,7 +154,7 @@ export function parseLoraConfig(json: unknown, file: string): LoraConfig {
     alphaPattern,
     revision: str('revision'),
     layersToTransform: layerList(o.layers_to_transform, file),
-    layersPattern: (o.layers_pattern ?? null) as string[] | string | null,
+    layersPattern: layersPatternOf(o.layers_pattern, file),
     extra,
   };
 }
@@ -182,7 +189,9 @@ export function serializeLoraConfig(config: LoraConfig): string {
 /**
  * PEFT's target rule: a string is a full-match regex; a list matches a name or a `.name` suffix and,
  * when layers_to_transform is set, only modules whose layer index (the number after the
- * layers_pattern component, or after any component when there is none) is listed.
+ * layers_pattern component, or after any component when there is none) is listed. (PEFT 0.8 and
+ * later also keep a path the list names exactly whatever its layer; 0.7 does not. The trainer
+ * refuses that case: src/model/targetModules.ts.)
  */
 export function isTargetModule(config: Pick<LoraConfig, 'targetModules'> & Partial<Pick<LoraConfig, 'layersToTransform' | 'layersPattern'>>, modulePath: string): boolean {
   const t = config.targetModules;
@@ -196,12 +205,16 @@ export function isTargetModule(config: Pick<LoraConfig, 'targetModules'> & Parti
   return layer !== undefined && (typeof layers === 'number' ? layer === layers : layers.includes(layer));
 }
 
-/** The layer index PEFT reads from a module path for layers_to_transform (`re.match` of `.*\.{pattern}\.(\d+)\.`). */
+/**
+ * The layer index PEFT reads from a module path for layers_to_transform (`re.match` of
+ * `.*?\.{pattern}\.(\d+)\.`: the first numbered component, so an expert index deeper in the path is
+ * not taken for the layer; PEFT before 0.20 matched greedily, which agrees on paths with one number).
+ */
 export function layerIndexOf(modulePath: string, layersPattern: readonly string[] | string | null): number | undefined {
   const patterns = layersPattern === null || layersPattern.length === 0 ? ['[^.]*'] : typeof layersPattern === 'string' ? [layersPattern] : layersPattern;
   for (const pattern of patterns) {
     // As PEFT builds it (ungrouped), so a pattern means what it means there.
-    const m = new RegExp(`^.*\\.${pattern}\\.(\\d+)\\.`).exec(modulePath);
+    const m = new RegExp(`^.*?\\.${pattern}\\.(\\d+)\\.`).exec(modulePath);
     if (m !== null) return Number(m[1]);
   }
   return undefined;

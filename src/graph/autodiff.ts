@@ -3,11 +3,14 @@
  * same graph and returns one gradient value per parameter. Only nodes that lie on a path from a
  * parameter to the loss are differentiated, and within a node only the inputs on such a path get
  * gradients (a frozen weight W0 in `x @ W0` costs no dW0). Fan-out gradients are summed with Add.
+ * A rule reading a value made by a `recompute` node (a frozen weight widened to float32) reads a
+ * copy made again at that point of the backward pass, so the forward's copy is not kept alive.
  */
 import type { Node, Value } from './builder.js';
 import { isFloat } from './dtype.js';
 import { check, GraphError } from './errors.js';
 import type { GradContext } from './gradRule.js';
+import type { AttrsOf, OpName } from './opTable.js';
 import { sumToShape } from './ops/reduceSum.js';
 import { add } from './ops/add.js';
 import { GRADIENTS } from './ops/registry.js';
@@ -54,7 +57,10 @@ export function grad(loss: Value, params: readonly Value[]): Value[] {
     if (rule === undefined) {
       throw new GraphError(`grad: ${node.op} (${node.outputs[0].name}) has no gradient rule but lies between the parameters and the loss`);
     }
-    const ctx: GradContext = { node, inputs: node.inputs, outputs: node.outputs, dys, needs };
+    // A rule that reads a recomputed value (a widened frozen weight) gets a fresh copy, built here,
+    // just before the backward nodes that use it: the forward's copy is freed after the forward.
+    const inputs = node.inputs.map((v) => (v?.producer?.recompute === true ? recomputed(v) : v));
+    const ctx: GradContext = { node, inputs, outputs: node.outputs, dys, needs };
     const grads = rule.grad(ctx);
     node.inputs.forEach((x, k) => {
       if (!needs[k] || x === undefined) return;
@@ -74,6 +80,18 @@ export function grad(loss: Value, params: readonly Value[]): Value[] {
     check(dp !== undefined, () => `grad: no gradient reached parameter ${p.name}`);
     return dp;
   });
+}
+
+/**
+ * `v` computed again by a copy of its producer, and of every recompute producer upstream of it
+ * (bfloat16's BitCast before its Cast), down to values computed once (graph inputs, constants).
+ */
+function recomputed(v: Value): Value {
+  const node = v.producer;
+  if (node?.recompute !== true) return v;
+  const inputs = node.inputs.map((x) => (x === undefined ? undefined : recomputed(x)));
+  const outs = v.graph.node(node.op, inputs, node.attrs as AttrsOf<OpName>, node.outputs.map((o) => ({ dtype: o.dtype, shape: o.shape })), `${node.op.charAt(0).toLowerCase()}${node.op.slice(1)}_recomputed`, { recompute: true });
+  return outs[node.outputs.indexOf(v)];
 }
 
 /** Values that depend on any of `params` (through float values only). */

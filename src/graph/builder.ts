@@ -45,6 +45,18 @@ export interface Node {
   readonly inputs: readonly (Value | undefined)[];
   readonly outputs: readonly Value[];
   readonly attrs: Readonly<Record<string, AnyAttrValue>>;
+  /**
+   * Cheap to compute again from graph inputs, and its output is large (a frozen weight widened to
+   * float32): never shared with an identical node, and autodiff builds a fresh copy where a
+   * gradient rule reads it, so the value is not held from the forward pass to the backward.
+   */
+  readonly recompute?: true;
+}
+
+/** Options of {@link GraphBuilder.node}. */
+export interface NodeOptions {
+  /** See {@link Node.recompute}. */
+  readonly recompute?: boolean;
 }
 
 /** The dtype and shape of a node output, as inferred by the op. */
@@ -144,7 +156,7 @@ export class GraphBuilder {
    * Appends a node. Ops call this after checking their inputs and inferring output shapes; the
    * op table types the attributes, and the input count is checked against it here.
    */
-  node<N extends OpName>(op: N, inputs: readonly (Value | undefined)[], attrs: AttrsOf<N>, outputs: readonly OutputSpec[], hint?: string): Value[] {
+  node<N extends OpName>(op: N, inputs: readonly (Value | undefined)[], attrs: AttrsOf<N>, outputs: readonly OutputSpec[], hint?: string, options: NodeOptions = {}): Value[] {
     const spec: readonly string[] = OPS[op].inputs;
     const variadic = spec.some((s) => s.endsWith('...'));
     const required = spec.filter((s) => !s.endsWith('?') && !s.endsWith('...')).length;
@@ -157,7 +169,7 @@ export class GraphBuilder {
     const id = this.nextId++;
     const base = hint ?? op.charAt(0).toLowerCase() + op.slice(1);
     const outs: Value[] = [];
-    const node: Node = { id, op, inputs: [...inputs], outputs: outs, attrs: { ...attrs } as Record<string, AnyAttrValue> };
+    const node: Node = { id, op, inputs: [...inputs], outputs: outs, attrs: { ...attrs } as Record<string, AnyAttrValue>, ...(options.recompute === true ? { recompute: true as const } : {}) };
     outputs.forEach((o, k) => {
       outs.push(this.makeValue(this.claim(op, outputs.length > 1 ? `${base}_${id}_${k}` : `${base}_${id}`), o.dtype, o.shape, 'node', node));
     });

@@ -13,7 +13,7 @@
 import type { GraphBuilder, Node, Value } from './builder.js';
 import { check } from './errors.js';
 import { encodeModel, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnx/model.js';
-import { OPS, attrKind } from './opTable.js';
+import { OPS, attrKind, type OpSpec } from './opTable.js';
 import { liveNodes, shareCommonSubexpressions } from './prune.js';
 import { rawBytes, type DType, type TypedData } from './dtype.js';
 import { dimSize, symbolSizes, type SymbolSizes } from './memory.js';
@@ -41,7 +41,7 @@ export interface EmitOptions {
    * order. Listing an input the outputs do not need keeps it (the session then expects a feed).
    */
   readonly inputs?: readonly Value[];
-  /** Default-domain opset (default 18). */
+  /** Default-domain opset (default 18; raised to the `since` of any op that needs a later one, e.g. BitCast: 26). */
   readonly opset?: number;
   /** Merge identical nodes (default true). */
   readonly shareSubexpressions?: boolean;
@@ -81,14 +81,16 @@ export function toOnnx(g: GraphBuilder, options: EmitOptions): OnnxModel {
 
   const sizes = options.sizes === undefined ? undefined : symbolSizes(nodes, options.sizes);
   const fixed = (shape: Shape): Shape => (sizes === undefined ? shape : shape.map((d) => dimSize(d, sizes)));
-  const onnxNodes: OnnxNode[] = nodes.map((n) => (sizes !== undefined && (n.op === 'Shape' || n.op === 'Size') ? emitShapeConstant(n, nameOf, sizes) : emitNode(n, nameOf, used)));
+  const onnxNodes: OnnxNode[] = recomputeFirst(nodes).map((n) => (sizes !== undefined && (n.op === 'Shape' || n.op === 'Size') ? emitShapeConstant(n, nameOf, sizes) : emitNode(n, nameOf, used)));
   const initializers: OnnxTensor[] = [...used]
     .filter((v) => v.source === 'initializer')
     .sort((a, b) => a.id - b.id)
     .map((v) => emitInitializer(g, v, options.externalData));
   const info = (name: string, v: Value): OnnxValueInfo => ({ name, elemType: v.dtype, shape: fixed(v.shape) });
+  const { opset, domains } = opsetsOf(nodes, options.opset ?? 18);
   return {
-    opset: options.opset ?? 18,
+    opset,
+    ...(Object.keys(domains).length > 0 ? { domains } : {}),
     graph: {
       name: g.name,
       nodes: [...onnxNodes, ...identities],
@@ -97,6 +99,44 @@ export function toOnnx(g: GraphBuilder, options: EmitOptions): OnnxModel {
       initializers,
     },
   };
+}
+
+/**
+ * The nodes with the recompute nodes (builder.ts) that depend on nothing computed (graph inputs,
+ * constants, other such nodes) moved to the front, keeping the order otherwise. onnxruntime orders
+ * a graph by a depth-first walk back from its outputs that visits a node's highest-indexed input
+ * first (its NodeCompare: node index, the position in the file). A widened weight made just
+ * before the Gemm that reads it would be visited before the Gemm's other input, so computed before
+ * that input's whole chain and held through it; at the front it is visited last, and computed just
+ * before the Gemm. onnxruntime resolves the edges by name, so this order loads as any other.
+ */
+function recomputeFirst(nodes: readonly Node[]): readonly Node[] {
+  if (!nodes.some((n) => n.recompute === true)) return nodes;
+  const early = new Set<Value>();
+  const front: Node[] = [];
+  const rest: Node[] = [];
+  for (const n of nodes) {
+    const movable = (n.recompute === true || n.op === 'Constant') && n.inputs.every((v) => v === undefined || v.source !== 'node' || early.has(v));
+    if (movable) {
+      front.push(n);
+      for (const o of n.outputs) early.add(o);
+    } else {
+      rest.push(n);
+    }
+  }
+  return [...front, ...rest];
+}
+
+/** The default-domain opset (at least `base`, and each op's `since`) and the other domains the nodes use. */
+function opsetsOf(nodes: readonly Node[], base: number): { opset: number; domains: Record<string, number> } {
+  let opset = base;
+  const domains: Record<string, number> = {};
+  for (const n of nodes) {
+    const spec: OpSpec = OPS[n.op];
+    if (spec.since !== undefined) opset = Math.max(opset, spec.since);
+    if (spec.domain !== undefined) domains[spec.domain] = 1;
+  }
+  return { opset, domains };
 }
 
 /** `toOnnx` then protobuf encoding: bytes for `createSession`. */
@@ -115,7 +155,8 @@ function emitNode(n: Node, nameOf: (v: Value | undefined) => string, used: Reado
     check(kind !== undefined, () => `toOnnx: ${n.op} has no attribute ${key}`);
     attributes[key] = { kind, value } as NonNullable<OnnxNode['attributes']>[string];
   }
-  return { opType: n.op, name: outputs[0], inputs: n.inputs.map(nameOf), outputs, attributes };
+  const { domain } = OPS[n.op] as OpSpec;
+  return { opType: n.op, name: outputs[0], inputs: n.inputs.map(nameOf), outputs, attributes, ...(domain !== undefined ? { domain } : {}) };
 }
 
 /** A Shape or Size node at fixed sizes: a Constant holding the dims (Shape's start/end honoured) or the element count. */

@@ -23,7 +23,7 @@ import { formatShape, parseDim, type Dim } from './shape.js';
 /** Sizes of symbolic dimensions, e.g. `{ batch: 8, seq: 128 }`. */
 export type SymbolSizes = Readonly<Record<string, number>>;
 
-const DTYPE_BYTES: Readonly<Record<DType, number>> = { float32: 4, float64: 8, int64: 8, int32: 4, uint32: 4, bool: 1 };
+const DTYPE_BYTES: Readonly<Record<DType, number>> = { float32: 4, float64: 8, int64: 8, int32: 4, uint32: 4, bool: 1, float16: 2, bfloat16: 2, uint16: 2, uint8: 1 };
 
 /** Bytes per element of a dtype (bool: one byte, as onnxruntime stores it). */
 export function dtypeBytes(dtype: DType): number {

@@ -12,12 +12,19 @@ export interface OpSpec {
   readonly inputs: readonly string[];
   readonly outputs: readonly string[];
   readonly attrs: Readonly<Record<string, AttrKind>>;
+  /** Operator domain other than ONNX's default (`com.microsoft`: onnxruntime's contrib ops, opset 1). */
+  readonly domain?: string;
+  /** The default-domain opset that introduced the op; a graph using it is emitted at that opset or later. */
+  readonly since?: number;
 }
 
 const y = ['Y'] as const;
 const none = {} as const;
 
-/** Every operator the builder emits (default ONNX domain, opset 18). */
+/**
+ * Every operator the builder emits (default ONNX domain, opset 18 unless an op's `since` needs
+ * more; contrib ops name their domain).
+ */
 export const OPS = {
   // Elementwise arithmetic (numpy broadcasting).
   Add: { inputs: ['A', 'B'], outputs: ['C'], attrs: none },
@@ -38,6 +45,8 @@ export const OPS = {
   Sigmoid: { inputs: ['X'], outputs: y, attrs: none },
   Identity: { inputs: ['X'], outputs: y, attrs: none },
   Cast: { inputs: ['X'], outputs: y, attrs: { to: 'int' } },
+  /** Reinterprets the bits (same element width): bfloat16 weights travel as uint16. */
+  BitCast: { inputs: ['X'], outputs: y, attrs: { to: 'int' }, since: 26 },
   // Comparisons and logic (not differentiable).
   Equal: { inputs: ['A', 'B'], outputs: ['C'], attrs: none },
   Less: { inputs: ['A', 'B'], outputs: ['C'], attrs: none },
@@ -68,6 +77,11 @@ export const OPS = {
   GatherElements: { inputs: ['data', 'indices'], outputs: ['output'], attrs: { axis: 'int' } },
   ScatterND: { inputs: ['data', 'indices', 'updates'], outputs: ['output'], attrs: { reduction: 'string' } },
   ScatterElements: { inputs: ['data', 'indices', 'updates'], outputs: ['output'], attrs: { axis: 'int', reduction: 'string' } },
+  /** onnxruntime's gather of block-quantised rows, dequantised (4-bit codes packed two per uint8; nn/storedWeight.ts). */
+  GatherBlockQuantized: {
+    inputs: ['data', 'indices', 'scales', 'zero_points?'], outputs: ['output'],
+    attrs: { gather_axis: 'int', quantize_axis: 'int', block_size: 'int', bits: 'int' }, domain: 'com.microsoft',
+  },
   // Reductions (opset 18: axes are an input).
   ReduceSum: { inputs: ['data', 'axes?'], outputs: ['reduced'], attrs: { keepdims: 'int', noop_with_empty_axes: 'int' } },
   ReduceMean: { inputs: ['data', 'axes?'], outputs: ['reduced'], attrs: { keepdims: 'int', noop_with_empty_axes: 'int' } },

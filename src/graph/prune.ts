@@ -28,8 +28,9 @@ function nodeKey(node: Node, inputs: readonly (Value | undefined)[]): string {
 }
 
 /**
- * Merges nodes that compute the same thing. Returns nodes whose inputs point at canonical values;
- * look up any other value (e.g. a requested output) in `canonical`.
+ * Merges nodes that compute the same thing, but for `recompute` nodes (builder.ts). Returns nodes
+ * whose inputs point at canonical values; look up any other value (e.g. a requested output) in
+ * `canonical`.
  */
 export function shareCommonSubexpressions(nodes: readonly Node[]): Shared {
   const canonical = new Map<Value, Value>();
@@ -38,6 +39,11 @@ export function shareCommonSubexpressions(nodes: readonly Node[]): Shared {
   const canon = (v: Value | undefined): Value | undefined => (v === undefined ? undefined : canonical.get(v) ?? v);
   for (const node of nodes) {
     const inputs = node.inputs.map(canon);
+    if (node.recompute === true) {
+      // Its copies are deliberate: one per use, each freed after it (builder.ts, Node.recompute).
+      out.push(inputs.every((v, i) => v === node.inputs[i]) ? node : { ...node, inputs });
+      continue;
+    }
     const key = nodeKey(node, inputs);
     const twin = seen.get(key);
     if (twin !== undefined && twin.outputs.length === node.outputs.length) {

@@ -55,6 +55,8 @@ export interface Checkpoint {
   info(key: string): CheckpointTensor;
   /** One tensor as float32, read by byte range. */
   readFloat32(key: string): Promise<Float32Array>;
+  /** One tensor's bytes as stored (little-endian, its `info(key).dtype`), read by byte range. */
+  readRaw(key: string): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -153,6 +155,11 @@ class FolderCheckpoint implements Checkpoint {
   async readFloat32(key: string): Promise<Float32Array> {
     const t = this.info(key);
     return this.readers.get(t.file)!.readFloat32(t.key);
+  }
+
+  async readRaw(key: string): Promise<Uint8Array> {
+    const t = this.info(key);
+    return this.readers.get(t.file)!.readRaw(t.key);
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,8 @@ export type ModelErrorCode =
   | 'TARGET_NOT_FOUND'
   /** A `target_modules` regular expression does not compile. */
   | 'INVALID_TARGET_PATTERN'
+  /** A `rank_pattern` / `alpha_pattern` key or a `layers_to_transform` index that selects no module of the model, or a bad rank. */
+  | 'LORA_PATTERN_INVALID'
   /** A `modules_to_save` entry names no module of the model. */
   | 'MODULE_TO_SAVE_NOT_FOUND'
   /** The checkpoint folder or a file it needs is missing. */

@@ -9,6 +9,9 @@
 import { createRng, kaimingUniform } from '../core/random.js';
 import type { Rng } from '../core/random.js';
 import type { LoraFactors } from '../core/lora.js';
+import { initSbFactors } from '../core/loraSb.js';
+import { moduleLora } from './targetModules.js';
+import type { ModuleLoraSettings } from './targetModules.js';
 
 /** Shape facts of one module to initialise. */
 export interface LoraInitModule {
@@ -16,6 +19,8 @@ export interface LoraInitModule {
   readonly path: string;
   readonly inFeatures: number;
   readonly outFeatures: number;
+  /** The module's own rank (PEFT rank_pattern) when it is not the adapter's r. */
+  readonly rank?: number;
 }
 
 /** A 32-bit seed for one module from the run seed and the module path (FNV-1a, then mixed with the seed). */
@@ -39,9 +44,20 @@ export function initLoraFactors(inFeatures: number, outFeatures: number, r: numb
   };
 }
 
-/** Fresh factors for every module, keyed by module path; deterministic in (seed, path). */
+/** Fresh factors for every module (rank `m.rank`, else `r`), keyed by module path; deterministic in (seed, path). */
 export function initLoraAdapters(modules: readonly LoraInitModule[], r: number, seed: number): Map<string, LoraFactors> {
   const out = new Map<string, LoraFactors>();
-  for (const m of modules) out.set(m.path, initLoraFactors(m.inFeatures, m.outFeatures, r, createRng(moduleSeed(seed, m.path))));
+  for (const m of modules) out.set(m.path, initLoraFactors(m.inFeatures, m.outFeatures, m.rank ?? r, createRng(moduleSeed(seed, m.path))));
   return out;
+}
+
+/**
+ * Fresh factors for a built model's adapted modules, each at the rank the settings give it
+ * (rank_pattern, else r); with `loraSb` the seeded LoRA-SB factors (A, B, R = 0; core/loraSb.ts).
+ */
+export function initAdaptedModules(modules: readonly LoraInitModule[], lora: ModuleLoraSettings & { readonly loraSb?: boolean }, seed: number): Map<string, LoraFactors> {
+  if (lora.loraSb === true) {
+    return new Map(modules.map((m) => [m.path, initSbFactors(seed >>> 0, { name: m.path, rank: moduleLora(lora, m.path).rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures })]));
+  }
+  return initLoraAdapters(modules.map((m) => ({ path: m.path, inFeatures: m.inFeatures, outFeatures: m.outFeatures, rank: moduleLora(lora, m.path).rank })), lora.r, seed);
 }

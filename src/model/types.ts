@@ -26,8 +26,25 @@ export interface LoraSettings {
   readonly targetModules: readonly string[];
   /** FFA-LoRA: A stays at its initialisation (a graph input that is not trained). */
   readonly freezeA: boolean;
+  /**
+   * LoRA-SB (Fed-SB, core/loraSb.ts): A and B are frozen graph inputs and an r × r matrix R between
+   * them, `<path>.lora_R`, is the module's only trainable tensor (y += s·((x·Aᵀ)·Rᵀ)·Bᵀ). Default false.
+   */
+  readonly loraSb?: boolean;
   /** PEFT `modules_to_save` (e.g. a classification head): trained in full and saved with the adapter. */
   readonly modulesToSave: readonly string[];
+  /**
+   * PEFT `rank_pattern`: module-path pattern → rank for the modules whose rank is not `r` (the first
+   * key that matches the end of the path at a dot, as PEFT's `get_pattern_key`; targetModules.ts).
+   * Absent or empty: every module has rank `r`.
+   */
+  readonly rankPattern?: Readonly<Record<string, number>>;
+  /** PEFT `alpha_pattern`: module-path pattern → alpha, matched as rankPattern. Absent or empty: `alpha` everywhere. */
+  readonly alphaPattern?: Readonly<Record<string, number>>;
+  /** PEFT `layers_to_transform`: only targeted modules in these layers are adapted. Absent, null or empty: every layer. */
+  readonly layersToTransform?: readonly number[] | number | null;
+  /** PEFT `layers_pattern`: the name of the layer list the index follows (`h`, `layers`); absent or null: any. */
+  readonly layersPattern?: readonly string[] | string | null;
 }
 
 /** One LoRA-adapted module of a built graph. */
@@ -42,6 +59,8 @@ export interface AdaptedModule {
   /** Graph input names of A `[r, in]` and B `[out, r]`. */
   readonly aInput: string;
   readonly bInput: string;
+  /** LoRA-SB (`LoraSettings.loraSb`): graph input name of R `[r, r]`, the module's trainable tensor. */
+  readonly rInput?: string;
 }
 
 /** Where a frozen graph input's float32 data comes from. */

@@ -7,14 +7,13 @@
  * comes from (`frozen`, `fullTrainable`, `modules`) for the trainer. A stored tensor that no request
  * read is an error ({@link ModelInputs.checkAllRead}) unless a listed allowance covers it.
  */
-import { loraScaling } from '../core/lora.js';
 import type { Layout } from '../core/lora.js';
 import type { GraphBuilder, Value } from '../graph/builder.js';
 import type { FloatDType } from '../graph/dtype.js';
 import type { LoraAdapter } from '../graph/nn/lora.js';
 import { baseKeyCandidates } from '../formats/adapterKeys.js';
 import { ModelError } from './errors.js';
-import { moduleNames, selectTargetModules } from './targetModules.js';
+import { moduleLora, moduleNames, selectLoraModules } from './targetModules.js';
 import type { AdaptedModule, FrozenInput, FullTrainable, LoraSettings } from './types.js';
 
 export interface ModelInputsOptions {
@@ -139,8 +138,9 @@ export class ModelInputs {
   }
 
   /**
-   * LoRA factors for the module at `path` (A `[r, in]`, B `[out, r]`), recorded as an adapted
-   * module; A is trainable unless `lora.freezeA`. Returns the adapter for nn/lora's loraLinear.
+   * LoRA factors for the module at `path` (A `[r, in]`, B `[out, r]`, r and the scaling the module's
+   * own: rank_pattern, alpha_pattern), recorded as an adapted module; A is trainable unless
+   * `lora.freezeA`; with `lora.loraSb` only R `[r, r]` is (A, B frozen). Returns the adapter for nn/lora's loraLinear.
    */
   lora(path: string, baseKey: string, layout: Layout, inFeatures: number, outFeatures: number, lora: LoraSettings, dropout?: LoraAdapter['dropout']): LoraAdapter {
     if (this.saveMatch(path)) {
@@ -149,12 +149,21 @@ export class ModelInputs {
     const g = this.options.graph;
     const aInput = `${path}.lora_A`;
     const bInput = `${path}.lora_B`;
-    const a = g.input(aInput, this.options.dtype, [lora.r, inFeatures]);
-    const b = g.input(bInput, this.options.dtype, [outFeatures, lora.r]);
+    const { rank, scaling } = moduleLora(lora, path);
+    const a = g.input(aInput, this.options.dtype, [rank, inFeatures]);
+    const b = g.input(bInput, this.options.dtype, [outFeatures, rank]);
+    if (lora.loraSb === true) {
+      // LoRA-SB: A and B are frozen inputs, R between them is the only trainable tensor of the module.
+      const rInput = `${path}.lora_R`;
+      const r = g.input(rInput, this.options.dtype, [rank, rank]);
+      this.loraValues.push(r);
+      this.modules.push({ path, baseKey, layout, inFeatures, outFeatures, aInput, bInput, rInput });
+      return { a, b, r, scaling, ...(dropout !== undefined ? { dropout } : {}) };
+    }
     if (!lora.freezeA) this.loraValues.push(a);
     this.loraValues.push(b);
     this.modules.push({ path, baseKey, layout, inFeatures, outFeatures, aInput, bInput });
-    return { a, b, scaling: loraScaling(lora.alpha, lora.r, lora.useRslora), ...(dropout !== undefined ? { dropout } : {}) };
+    return { a, b, scaling, ...(dropout !== undefined ? { dropout } : {}) };
   }
 
   /** Trainable inputs in contract order: LoRA factors of every module, then full tensors. */
@@ -195,7 +204,7 @@ export class ModelInputs {
   }
 }
 
-/** The module paths among `candidates` that LoRA adapts, with PEFT's target rule; none with trainAll. */
+/** The module paths among `candidates` that LoRA adapts, with PEFT's rules (target_modules, layers_to_transform); none with trainAll. */
 export function adaptedPaths(candidates: readonly string[], lora: LoraSettings, trainAll: boolean): Set<string> {
-  return trainAll ? new Set() : new Set(selectTargetModules(candidates, lora.targetModules));
+  return trainAll ? new Set() : new Set(selectLoraModules(candidates, lora));
 }

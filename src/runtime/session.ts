@@ -114,6 +114,12 @@ export interface SessionOptions {
    * memory, so those sessions turn it off.
    */
   memoryPattern?: boolean;
+  /**
+   * onnxruntime graph optimizers to leave out, by name. Graphs that widen a frozen weight once per
+   * use (src/graph/nn/storedWeight.ts) turn off `CommonSubexpressionElimination`, which would merge
+   * the copies into one held from the forward pass to the backward.
+   */
+  disabledOptimizers?: readonly string[];
 }
 
 /** Creates a session from ONNX model bytes on the given device. */
@@ -128,6 +134,8 @@ export async function createSession(model: Uint8Array, options: SessionOptions =
       logSeverityLevel: ORT_LOG_LEVELS.indexOf(options.logLevel ?? 'fatal') as 0 | 1 | 2 | 3 | 4,
       ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
       ...(options.memoryPattern !== undefined ? { enableMemPattern: options.memoryPattern } : {}),
+      ...(options.disabledOptimizers !== undefined && options.disabledOptimizers.length > 0
+        ? { extra: { optimization: { disable_specified_optimizers: options.disabledOptimizers.join(',') } } } : {}),
     });
   } catch (err) {
     if (device !== 'cpu') throw new DeviceUnavailableError(device, startFailure(device, (err as Error).message), true);
@@ -148,6 +156,16 @@ export function float64Tensor(data: Float64Array, dims: readonly number[]): OrtT
 /** Wraps a uint16 array as an onnxruntime tensor without copying (bf16/f16 bits, reinterpreted in the graph). */
 export function uint16Tensor(data: Uint16Array, dims: readonly number[]): OrtTensor {
   return new ort.Tensor('uint16', data, dims);
+}
+
+/** Wraps float16 bits as an onnxruntime float16 tensor without copying (frozen weights held in fp16). */
+export function float16Tensor(data: Uint16Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor('float16', data, dims);
+}
+
+/** Wraps a uint8 array as an onnxruntime tensor without copying (4-bit codes, two per byte). */
+export function uint8Tensor(data: Uint8Array, dims: readonly number[]): OrtTensor {
+  return new ort.Tensor('uint8', data, dims);
 }
 
 /** Wraps an int32 array as an onnxruntime tensor without copying (batch tensors where int64 has no kernels). */
@@ -188,7 +206,11 @@ export async function runSession(
   try {
     return fetches === undefined ? await session.run(feeds) : await session.run(feeds, fetches);
   } catch (err) {
-    throw new Error(`onnxruntime failed with feeds ${describeFeeds(feeds)}: ${(err as Error).message}`, { cause: err });
+    const message = (err as Error).message;
+    // WebGPU adapters without the shader-f16 feature (SwiftShader, some integrated GPUs) fail at the first run.
+    const hint = /requires f16 but the device does not support it/.test(message)
+      ? ' (this GPU adapter has no float16 shaders (WebGPU feature shader-f16): use --base-precision fp32 or int4 on it)' : '';
+    throw new Error(`onnxruntime failed with feeds ${describeFeeds(feeds)}: ${message}${hint}`, { cause: err });
   }
 }
 

@@ -2,8 +2,10 @@
  * Trainer adapters ↔ PEFT adapter folders (src/formats/peft.ts): what `fedex train` writes and what
  * `--adapter` / `fedex eval --adapter` read. The written folder loads with
  * `PeftModel.from_pretrained(base, dir)`: keys `base_model.model.<path>.lora_A.weight`, the trainer's
- * r / lora_alpha / use_rslora / target_modules, `fan_in_fan_out` for GPT-2's Conv1D layers,
- * `modules_to_save` tensors as `base_model.model.<name>`.
+ * r / lora_alpha / use_rslora / target_modules, its rank_pattern / alpha_pattern /
+ * layers_to_transform / layers_pattern when it has them (per-module ranks and alphas, some layers
+ * only: docs/models.md), `fan_in_fan_out` for GPT-2's Conv1D layers, `modules_to_save` tensors as
+ * `base_model.model.<name>`.
  */
 import type { LoraFactors } from '../core/lora.js';
 import type { Tensor } from '../core/tensor.js';
@@ -11,7 +13,8 @@ import { join } from 'node:path';
 import { ADAPTER_CONFIG_FILE, readPeftAdapter, writePeftAdapter } from '../formats/peft.js';
 import { PEFT_CLASSIFIER_MODULES, peftModulesToSave } from '../formats/peftConfig.js';
 import type { LoraConfig } from '../formats/peftConfig.js';
-import { peftTargetModules } from '../model/targetModules.js';
+import { moduleLora, peftTargetModules } from '../model/targetModules.js';
+import type { ModuleLoraSettings } from '../model/targetModules.js';
 import type { LoraSettings, ModelTask } from '../model/types.js';
 import { defaultLoraSettings } from './setup.js';
 import type { AdapterTensors, TrainerInfo } from './types.js';
@@ -35,7 +38,8 @@ export async function writeAdapterFolder(dir: string, adapter: AdapterTensors, m
   const modules = info.modules.map((m) => {
     const f = adapter.modules.get(m.path);
     if (f === undefined) throw new Error(`writeAdapterFolder: the adapter has no factors for module '${m.path}'`);
-    return { modulePath: m.path, A: f.a, B: f.b };
+    // Its own alpha (alpha_pattern), so the writer checks it against the pattern it writes.
+    return { modulePath: m.path, A: f.a, B: f.b, alpha: moduleLora(lora, m.path).alpha };
   });
   const extraTensors = new Map<string, Tensor>();
   for (const s of info.saved) {
@@ -51,6 +55,10 @@ export async function writeAdapterFolder(dir: string, adapter: AdapterTensors, m
       r: lora.r,
       loraAlpha: lora.alpha,
       useRslora: lora.useRslora,
+      rankPattern: lora.rankPattern ?? {},
+      alphaPattern: lora.alphaPattern ?? {},
+      layersToTransform: lora.layersToTransform ?? null,
+      layersPattern: lora.layersPattern ?? null,
       loraDropout: lora.dropout,
       targetModules: peftTargetModules(lora.targetModules, info.modules.map((m) => m.path)),
       fanInFanOut: info.modules.length > 0 && info.modules.every((m) => m.layout === 'conv1d'),
@@ -65,9 +73,10 @@ export async function writeAdapterFolder(dir: string, adapter: AdapterTensors, m
 
 /**
  * Reads a PEFT folder as a trainer adapter for `info`'s modules: every adapted module must be
- * present with rank `r`, and nothing else; saved tensors are taken when the trainer has them.
+ * present with the rank the trainer gives it (`lora`: its rank_pattern, else r; a number: that rank
+ * for every module), and nothing else; saved tensors are taken when the trainer has them.
  */
-export async function readAdapterFolder(dir: string, info: Pick<TrainerInfo, 'modules' | 'saved'>, r: number): Promise<AdapterTensors> {
+export async function readAdapterFolder(dir: string, info: Pick<TrainerInfo, 'modules' | 'saved'>, lora: number | ModuleLoraSettings): Promise<AdapterTensors> {
   const peft = await readPeftAdapter(dir);
   const byPath = new Map(peft.modules.map((m) => [m.modulePath, m]));
   const modules = new Map<string, LoraFactors>();
@@ -76,7 +85,12 @@ export async function readAdapterFolder(dir: string, info: Pick<TrainerInfo, 'mo
     if (found === undefined) {
       throw new Error(`${dir}: the adapter has no factors for module '${m.path}' (it holds ${peft.modules.map((x) => x.modulePath).join(', ') || 'none'}); train with the same target modules`);
     }
-    if (found.rank !== r) throw new Error(`${dir}: module '${m.path}' has rank ${found.rank}, the trainer uses r = ${r}`);
+    const own = typeof lora === 'number' ? undefined : moduleLora(lora, m.path);
+    const r = own?.rank ?? (lora as number);
+    if (found.rank !== r) throw new Error(`${dir}: module '${m.path}' has rank ${found.rank}, the trainer uses r = ${r} for it`);
+    if (own !== undefined && Math.abs(found.scaling - own.scaling) > 1e-12 * Math.abs(own.scaling)) {
+      throw new Error(`${dir}: module '${m.path}' has scaling ${found.scaling} (alpha ${found.alpha}, rank ${found.rank}), the trainer uses ${own.scaling} (alpha ${own.alpha}) for it`);
+    }
     if (found.A.shape[1] !== m.inFeatures || found.B.shape[0] !== m.outFeatures) {
       throw new Error(`${dir}: module '${m.path}' has A [${found.A.shape.join(', ')}] and B [${found.B.shape.join(', ')}], the model needs A [${r}, ${m.inFeatures}] and B [${m.outFeatures}, ${r}]`);
     }
@@ -120,18 +134,14 @@ function sameTargets(a: readonly string[], b: readonly string[]): boolean {
  * (flags); a value that contradicts the adapter is an error naming both (`names` maps a field to
  * its flag). PEFT's classifier head names (`classifier`, `score`) are left out of modules_to_save:
  * the trainer trains and saves a classification model's head whatever the list says, and
- * {@link readAdapterFolder} refuses saved tensors the model does not use. Refuses what the trainer
- * cannot represent: per-module ranks or alphas (rank_pattern, alpha_pattern) and layers_to_transform.
+ * {@link readAdapterFolder} refuses saved tensors the model does not use. Per-module ranks and
+ * alphas (rank_pattern, alpha_pattern) and layers_to_transform / layers_pattern are kept: the model
+ * build applies them as PEFT does and refuses a key or layer index that selects no module.
  */
 export function loraSettingsOfAdapter(config: LoraConfig, dir: string, given: ExplicitLora = {}, names: Partial<Record<keyof ExplicitLora, string>> = {}): LoraSettings {
   const file = join(dir, ADAPTER_CONFIG_FILE);
-  for (const [field, pattern] of [['rank_pattern', config.rankPattern], ['alpha_pattern', config.alphaPattern]] as const) {
-    if (Object.keys(pattern).length > 0) {
-      throw new Error(`${file}: ${field} ${JSON.stringify(pattern)} (per-module ${field === 'rank_pattern' ? 'ranks' : 'alphas'}) is not supported by the trainer; fedex aggregate reads such adapters`);
-    }
-  }
-  if (config.layersToTransform !== null) {
-    throw new Error(`${file}: layers_to_transform ${JSON.stringify(config.layersToTransform)} (LoRA on some layers only) is not supported by the trainer; fedex aggregate reads such adapters`);
+  if (typeof config.targetModules === 'string' && config.layersToTransform !== null) {
+    throw new Error(`${file}: layers_to_transform ${JSON.stringify(config.layersToTransform)} with a regular-expression target_modules ${JSON.stringify(config.targetModules)}: PEFT refuses the pair (older releases ignore layers_to_transform); list module names in target_modules`);
   }
   const targets = config.targetModules === null ? [] : typeof config.targetModules === 'string' ? [config.targetModules] : [...config.targetModules];
   const conflicts: string[] = [];
@@ -152,5 +162,8 @@ export function loraSettingsOfAdapter(config: LoraConfig, dir: string, given: Ex
     dropout: given.dropout ?? config.loraDropout,
     targetModules: targets,
     modulesToSave: (config.modulesToSave ?? []).filter((m) => !PEFT_CLASSIFIER_MODULES.includes(m)),
+    ...(Object.keys(config.rankPattern).length > 0 ? { rankPattern: { ...config.rankPattern } } : {}),
+    ...(Object.keys(config.alphaPattern).length > 0 ? { alphaPattern: { ...config.alphaPattern } } : {}),
+    ...(config.layersToTransform !== null ? { layersToTransform: config.layersToTransform, layersPattern: config.layersPattern } : {}),
   });
 }

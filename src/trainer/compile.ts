@@ -87,8 +87,11 @@ async function session(
   }
   const bytes = toOnnxBytes(lowered.graph, { outputs: lowered.outputs, ...(sizes !== undefined ? { sizes } : {}) });
   // Batch and sequence dims are symbolic on the CPU: memory-pattern planning costs more than it saves (bench/trainer.ts).
+  // One widened copy of a stored weight per use (src/graph/nn/storedWeight.ts): onnxruntime must not merge them back into one held copy.
+  const recomputes = lowered.graph.nodes.some((n) => n.recompute === true);
   return createSession(bytes, {
     device: settings.device, memoryPattern: false,
+    ...(recomputes ? { disabledOptimizers: ['CommonSubexpressionElimination'] } : {}),
     ...(settings.threads !== undefined ? { intraOpThreads: settings.threads } : {}),
     ...(settings.logLevel !== undefined ? { logLevel: settings.logLevel } : {}),
   });

@@ -9,7 +9,8 @@ import { createRng, fillGaussian } from '../core/random.js';
 import type { LoraFactors } from '../core/lora.js';
 import { loraScaling } from '../core/lora.js';
 import type { OptimizerConfig } from '../graph/trainStep.js';
-import { initLoraAdapters } from '../model/loraInit.js';
+import { initAdaptedModules } from '../model/loraInit.js';
+import { moduleLora } from '../model/targetModules.js';
 import type { FullTrainable, ModelGraph, ModelTask } from '../model/types.js';
 import { float32Tensor, int64Tensor, uint32Tensor } from '../runtime/session.js';
 import type { OrtSession, OrtTensor } from '../runtime/session.js';
@@ -36,6 +37,7 @@ import { systemMemoryProbe } from './memoryBudget.js';
 import type { MemoryProbe } from './memoryBudget.js';
 import { planForSetup, StepMemoryModel } from './memoryPlan.js';
 import type { BatchPlan } from './memoryPlan.js';
+import { FrozenWeights } from './frozenWeights.js';
 import { learningRate } from './schedule.js';
 import { checkSeqLen, checkSetup } from './setup.js';
 import { StepRunner } from './stepRunner.js';
@@ -73,7 +75,7 @@ interface ParamRole {
   readonly name: string;
   readonly shape: readonly number[];
   readonly module?: string;
-  readonly factor: 'a' | 'b' | 'saved';
+  readonly factor: 'a' | 'b' | 'r' | 'saved';
   readonly saved?: FullTrainable;
 }
 
@@ -82,7 +84,6 @@ export class InProcessTrainer implements LoraTrainer {
   private runner: StepRunner | null = null;
   private evalSession: OrtSession | null = null;
   private generateSession: OrtSession | null = null;
-  private readonly frozenFeeds: Record<string, OrtTensor> = {};
   private readonly savedInit = new Map<string, Float32Array>();
   private disposed = false;
   /** Micro-batches run by this trainer (seeds dropout, so no two micro-batches share a mask). */
@@ -101,6 +102,8 @@ export class InProcessTrainer implements LoraTrainer {
     private readonly roles: readonly ParamRole[],
     private readonly stream: BatchStream,
     private readonly plan: BatchPlan,
+    /** The frozen base weights, in the precision they are held in (frozenWeights.ts). */
+    private readonly frozen: FrozenWeights,
   ) {
     const modules = trainModel.modules;
     this.form = setup.form ?? deviceForm(setup.device);
@@ -116,6 +119,7 @@ export class InProcessTrainer implements LoraTrainer {
       device: setup.device,
       memory: plan,
       data: data.report,
+      base: frozen.summary(),
     };
   }
 
@@ -141,7 +145,10 @@ export class InProcessTrainer implements LoraTrainer {
     if ((task === 'sequence-classification') !== (data.kind === 'classification')) {
       throw new Error(`trainer: task ${task} does not fit ${data.kind} data from ${setup.data}`);
     }
-    const build = (training: boolean): ModelGraph => source.architecture.build({ config: source.config, tensors: source.tensors, lora: setup.lora, task, training, trainAll: setup.trainAll === true });
+    const buildAs = (training: boolean): ModelGraph => source.architecture.build({ config: source.config, tensors: source.tensors, lora: setup.lora, task, training, trainAll: setup.trainAll === true });
+    // Graphs with the frozen weights held in setup.basePrecision, widened where they are used.
+    const frozen = FrozenWeights.forSetup(setup, () => buildAs(false).modules);
+    const build = (training: boolean): ModelGraph => frozen.store(buildAs(training));
     const model = build(true);
     checkClasses(model, data.labelNames);
     const evalModel = build(false);
@@ -154,8 +161,8 @@ export class InProcessTrainer implements LoraTrainer {
       batchSize: setup.batchSize, seqLen: setup.seqLen, padId, seed: setup.seed,
       mode: setup.packing === true ? 'pack' : 'pad', ...(eosId !== undefined ? { eosId } : {}),
     });
-    const trainer = new InProcessTrainer(setup, source, tokenizer, data, model, evalModel, roles, stream, plan);
-    await trainer.loadFrozen(model);
+    await frozen.load(model, source);
+    const trainer = new InProcessTrainer(setup, source, tokenizer, data, model, evalModel, roles, stream, plan, frozen);
     await trainer.loadSavedInit();
     await trainer.compileTraining();
     return trainer;
@@ -177,12 +184,7 @@ export class InProcessTrainer implements LoraTrainer {
   }
 
   private async loadFrozen(model: ModelGraph): Promise<void> {
-    for (const f of model.frozen) {
-      if (f.input in this.frozenFeeds) continue;
-      const data = await this.source.readFloat32(f.key);
-      if (data.length !== numel(f.shape)) throw new Error(`trainer: ${this.source.name}: tensor ${f.key} has ${data.length} values, the graph input ${f.input} [${f.shape.join(', ')}] needs ${numel(f.shape)}`);
-      this.frozenFeeds[f.input] = float32Tensor(data, f.shape);
-    }
+    await this.frozen.load(model, this.source);
   }
 
   /** Initial values of modules_to_save tensors: the checkpoint's, or N(0, initStd²) seeded by (setup seed, name) for a new head. */
@@ -213,25 +215,13 @@ export class InProcessTrainer implements LoraTrainer {
   }
 
   initialAdapter(seed: number): AdapterTensors {
-    const modules = initLoraAdapters(this.modules.map((m) => ({ path: m.path, inFeatures: m.inFeatures, outFeatures: m.outFeatures })), this.setup.lora.r, seed);
+    const modules = initAdaptedModules(this.modules, this.setup.lora, seed);
     return { modules, saved: new Map([...this.savedInit].map(([k, v]) => [k, v.slice()])) };
   }
 
   /** Frozen weights with the overrides in place (by module path → the module's base tensor). */
   private baseFeeds(overrides: BaseOverrides | undefined, model: ModelGraph): Record<string, OrtTensor> {
-    if (overrides === undefined || overrides.size === 0) return this.frozenFeeds;
-    const feeds = { ...this.frozenFeeds };
-    for (const [path, data] of overrides) {
-      const m = this.modules.find((x) => x.path === path);
-      if (m === undefined) throw new Error(`trainer: baseOverrides names module '${path}', which is not adapted (adapted: ${this.modules.map((x) => x.path).join(', ')})`);
-      const inputs = model.frozen.filter((f) => f.key === m.baseKey);
-      if (inputs.length === 0) throw new Error(`trainer: the base weight ${m.baseKey} of module '${path}' is not a frozen graph input`);
-      for (const f of inputs) {
-        if (data.length !== numel(f.shape)) throw new Error(`trainer: baseOverrides['${path}'] has ${data.length} values, W0 ${m.baseKey} [${f.shape.join(', ')}] needs ${numel(f.shape)}`);
-        feeds[f.input] = float32Tensor(data, f.shape);
-      }
-    }
-    return feeds;
+    return this.frozen.withOverrides(overrides, model, this.modules);
   }
 
   /** Every adapter tensor by input name, checked against the modules. */
@@ -240,7 +230,7 @@ export class InProcessTrainer implements LoraTrainer {
     for (const m of this.modules) {
       const f: LoraFactors | undefined = adapter.modules.get(m.path);
       if (f === undefined) throw new Error(`trainer: the adapter has no factors for module '${m.path}'`);
-      const r = this.setup.lora.r;
+      const r = moduleLora(this.setup.lora, m.path).rank;
       if (f.a.shape[0] !== r || f.a.shape[1] !== m.inFeatures || f.a.data.length !== r * m.inFeatures) {
         throw new Error(`trainer: module '${m.path}': A is [${f.a.shape.join(', ')}], expected [${r}, ${m.inFeatures}]`);
       }
@@ -249,6 +239,14 @@ export class InProcessTrainer implements LoraTrainer {
       }
       values.set(m.aInput, f.a.data);
       values.set(m.bInput, f.b.data);
+      if (m.rInput !== undefined) {
+        // LoRA-SB: R is fed as well; a plain LoRA adapter has none to give, and an R given to a plain graph would be dropped.
+        if (f.r === undefined) throw new Error(`trainer: module '${m.path}': the trainer was built for LoRA-SB (Fed-SB) and the adapter has no R`);
+        if (f.r.shape[0] !== r || f.r.shape[1] !== r || f.r.data.length !== r * r) throw new Error(`trainer: module '${m.path}': R is [${f.r.shape.join(', ')}], expected [${r}, ${r}]`);
+        values.set(m.rInput, f.r.data);
+      } else if (f.r !== undefined) {
+        throw new Error(`trainer: module '${m.path}': the adapter carries a LoRA-SB R but the trainer was built for plain LoRA (set lora.loraSb, or pass the factors (A, B·R))`);
+      }
     }
     for (const s of this.info.saved) {
       const v = adapter.saved?.get(s.name) ?? this.savedInit.get(s.name)!;
@@ -340,7 +338,7 @@ export class InProcessTrainer implements LoraTrainer {
     };
   }
 
-  /** The runner's values as an adapter (fresh arrays; frozen A copied from the start adapter). */
+  /** The runner's values as an adapter (fresh arrays; frozen A — and LoRA-SB's frozen A, B — copied from the start adapter). */
   private adapterFromRunner(start: AdapterTensors, copy: boolean): AdapterTensors {
     const runner = this.runner!;
     const trainable = new Set(this.roles.map((r) => r.name));
@@ -351,7 +349,8 @@ export class InProcessTrainer implements LoraTrainer {
     const modules = new Map<string, LoraFactors>();
     for (const m of this.modules) {
       const f = start.modules.get(m.path)!;
-      modules.set(m.path, { a: { shape: f.a.shape, data: take(m.aInput, f.a.data) }, b: { shape: f.b.shape, data: take(m.bInput, f.b.data) } });
+      const r = m.rInput !== undefined && f.r !== undefined ? { r: { shape: f.r.shape, data: take(m.rInput, f.r.data) } } : {};
+      modules.set(m.path, { a: { shape: f.a.shape, data: take(m.aInput, f.a.data) }, b: { shape: f.b.shape, data: take(m.bInput, f.b.data) }, ...r });
     }
     const saved = new Map<string, Float32Array>();
     for (const s of this.info.saved) saved.set(s.name, take(s.input, start.saved?.get(s.name) ?? this.savedInit.get(s.name)!));
@@ -410,6 +409,8 @@ function paramRoles(model: ModelGraph): ParamRole[] {
     if (a !== undefined) return { name: p.name, shape, module: a.path, factor: 'a' as const };
     const b = model.modules.find((m) => m.bInput === p.name);
     if (b !== undefined) return { name: p.name, shape, module: b.path, factor: 'b' as const };
+    const r = model.modules.find((m) => m.rInput === p.name);
+    if (r !== undefined) return { name: p.name, shape, module: r.path, factor: 'r' as const };
     const f = full.find((x) => x.input === p.name);
     if (f === undefined) throw new Error(`trainer: trainable input ${p.name} is neither a LoRA factor nor listed in the model's fullTrainable`);
     return { name: p.name, shape, factor: 'saved' as const, saved: f };

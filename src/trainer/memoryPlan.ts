@@ -36,6 +36,8 @@ import type { Value } from '../graph/builder.js';
 import { lowerGraph } from '../graph/lower.js';
 import { memoryModel, type MemoryModel } from '../graph/memory.js';
 import { buildTrainStep } from '../graph/trainStep.js';
+import { scalesInputName } from '../graph/nn/storedWeight.js';
+import type { BasePrecision } from '../model/basePrecision.js';
 import type { ModelGraph } from '../model/types.js';
 import type { StepSettings } from './compile.js';
 import { integerInputs, lowerOptions, type DeviceForm } from './deviceForm.js';
@@ -50,8 +52,10 @@ export const EVAL_ARENA_FACTOR = 1.25;
 
 /** The train step's inputs (MemoryEstimate.inputBytes) by what they hold. */
 export interface InputParts {
-  /** Frozen checkpoint weights, as the session holds them (float32). */
+  /** Frozen checkpoint weights, as the session holds them (float32, or below: src/model/basePrecision.ts). */
   readonly frozenBytes: number;
+  /** The same bytes by the precision each weight is held in (int4: its codes and block scales). */
+  readonly frozenByPrecision: Readonly<Partial<Record<BasePrecision, number>>>;
   /** Trainable tensors: LoRA factors and modules_to_save. */
   readonly trainableBytes: number;
   /** Optimizer state: AdamW's m and v (SGD's velocity), one of each per trainable tensor. */
@@ -79,7 +83,8 @@ export class StepMemoryModel {
   private readonly train: MemoryModel;
   private readonly eval: MemoryModel | undefined;
   private readonly trainableBytes: number;
-  private readonly frozen: ReadonlySet<string>;
+  /** Frozen inputs (int4: codes and scales) → the precision they hold. */
+  private readonly frozen: ReadonlyMap<string, BasePrecision>;
   private readonly trainable: ReadonlySet<string>;
 
   /**
@@ -92,20 +97,24 @@ export class StepMemoryModel {
     this.train = formModel(train, built.outputs, form);
     this.eval = evalModel === undefined ? undefined : formModel(evalModel, { loss: evalModel.loss }, form);
     this.trainableBytes = train.trainable.reduce((s, p) => s + 4 * p.shape.reduce<number>((a, d) => a * (d as number), 1), 0);
-    this.frozen = new Set(train.frozen.map((f) => f.input));
+    this.frozen = frozenPrecisions(train);
     this.trainable = new Set(train.trainable.map((p) => p.name));
   }
 
   private parts(sizes: Readonly<Record<string, number>>): InputParts {
     const parts = { frozenBytes: 0, trainableBytes: 0, optimizerBytes: 0, otherBytes: 0 };
+    const byPrecision: Partial<Record<BasePrecision, number>> = {};
     for (const [name, bytes] of Object.entries(sizes)) {
       const dot = name.lastIndexOf('.');
-      if (this.frozen.has(name)) parts.frozenBytes += bytes;
-      else if (this.trainable.has(name)) parts.trainableBytes += bytes;
+      const held = this.frozen.get(name);
+      if (held !== undefined) {
+        parts.frozenBytes += bytes;
+        byPrecision[held] = (byPrecision[held] ?? 0) + bytes;
+      } else if (this.trainable.has(name)) parts.trainableBytes += bytes;
       else if (dot > 0 && this.trainable.has(name.slice(0, dot))) parts.optimizerBytes += bytes;
       else parts.otherBytes += bytes;
     }
-    return parts;
+    return { ...parts, frozenByPrecision: byPrecision };
   }
 
   /** The estimate at `microBatch` rows of `seqLen` tokens, evaluating `evalBatch` rows; `accumulate`: gradients summed on the host. */
@@ -119,6 +128,22 @@ export class StepMemoryModel {
       trainBytes: train.peakBytes, evalBytes, hostBytes, runtimeBytes: RUNTIME_OVERHEAD_BYTES, totalBytes,
     };
   }
+}
+
+/**
+ * Each frozen input's precision, read from the dtype the graph declares it with (fp16: float16;
+ * bf16: its uint16 bits; int4: uint8 codes, with float32 scales beside, `scalesInputName`).
+ */
+function frozenPrecisions(model: ModelGraph): Map<string, BasePrecision> {
+  const map = new Map<string, BasePrecision>();
+  const dtypes = new Map(model.graph.inputs.map((v) => [v.name, v.dtype]));
+  for (const f of model.frozen) {
+    const dtype = dtypes.get(f.input);
+    const precision: BasePrecision = dtype === 'float16' ? 'fp16' : dtype === 'uint16' ? 'bf16' : dtype === 'uint8' ? 'int4' : 'fp32';
+    map.set(f.input, precision);
+    if (precision === 'int4') map.set(scalesInputName(f.input), 'int4');
+  }
+  return map;
 }
 
 /** The memory model of `outputs` of a model's graph as the device's form runs it. */

@@ -18,6 +18,7 @@ export async function openModelSource(dir: string): Promise<ModelSource> {
       tensors: checkpoint.tensors,
       architecture,
       readFloat32: (key) => checkpoint.readFloat32(key),
+      readStored: async (key) => ({ dtype: checkpoint.info(key).dtype, bytes: await checkpoint.readRaw(key) }),
       loadTokenizer: async () => (checkpoint.tokenizerPath === undefined ? null : loadTokenizer(checkpoint.tokenizerPath)),
       close: () => checkpoint.close(),
     };

@@ -17,6 +17,11 @@ export interface ModelSource {
   readonly architecture: Architecture;
   /** A checkpoint tensor as float32 (converted from F16/BF16). */
   readFloat32(key: string): Promise<Float32Array>;
+  /**
+   * A checkpoint tensor as stored: its safetensors dtype (`F16`, `BF16`, …) and bytes. Optional; with
+   * it a weight stored in the precision the trainer holds it in is fed without widening on the host.
+   */
+  readStored?(key: string): Promise<{ readonly dtype: string; readonly bytes: Uint8Array }>;
   /** The model's tokenizer, or null when it has none (pre-tokenized data only). */
   loadTokenizer(): Promise<TextTokenizer | null>;
   close(): Promise<void>;

@@ -1,4 +1,5 @@
 /** Checks and defaults for a {@link TrainerSetup}; every error names the field and the bad value. */
+import { BASE_PRECISIONS } from '../model/basePrecision.js';
 import type { LoraSettings } from '../model/types.js';
 import { DEVICES } from '../runtime/session.js';
 import type { ModelSource } from './modelSource.js';
@@ -39,6 +40,13 @@ export function checkSetup(setup: TrainerSetup): void {
   if (setup.threads !== undefined) positiveInteger(setup.threads, 'threads');
   if (setup.memoryBudgetBytes !== undefined && !(Number.isFinite(setup.memoryBudgetBytes) && setup.memoryBudgetBytes > 0)) {
     throw new RangeError(`trainer setup: memoryBudgetBytes must be a number of bytes > 0, got ${setup.memoryBudgetBytes}`);
+  }
+  if (setup.basePrecision !== undefined && !BASE_PRECISIONS.includes(setup.basePrecision)) {
+    throw new RangeError(`trainer setup: basePrecision must be one of ${BASE_PRECISIONS.join(', ')}, got '${String(setup.basePrecision)}'`);
+  }
+  if (setup.basePrecision === 'bf16' && setup.device === 'webgpu') {
+    // bf16 travels as uint16 bits widened by BitCast, which onnxruntime's WebGPU provider leaves to the CPU (docs/devices.md).
+    throw new RangeError("trainer setup: basePrecision bf16 runs on the CPU only (onnxruntime's WebGPU provider has no BitCast or bfloat16 kernel); on webgpu use fp16 or int4");
   }
   const { lora } = setup;
   positiveInteger(lora.r, 'lora.r');

@@ -12,7 +12,11 @@ import type { ModelTask } from '../model/types.js';
 import type { Device } from '../runtime/session.js';
 import { loadSpec } from './data/pipeline.js';
 import { isTaskSpec } from './data/tasks.js';
+import { BASE_PRECISIONS } from '../model/basePrecision.js';
+import type { BasePrecision } from '../model/basePrecision.js';
 import { deviceForm } from './deviceForm.js';
+import { FrozenWeights } from './frozenWeights.js';
+import type { BaseStorageSummary } from './frozenWeights.js';
 import { stepSettings } from './inProcessTrainer.js';
 import { memoryBudget } from './memoryBudget.js';
 import type { MemoryBudget, MemoryProbe } from './memoryBudget.js';
@@ -45,8 +49,10 @@ export interface TrainingPlan {
   /** Adapted modules and their LoRA rank. */
   readonly modules: number;
   readonly rank: number;
-  /** The frozen weights the graphs read, as stored on disk, by dtype (the session holds them as float32: estimate.inputParts.frozenBytes). */
+  /** The frozen weights the graphs read, as stored on disk, by dtype (as the session holds them: `base`, estimate.inputParts.frozenByPrecision). */
   readonly storedWeights: readonly StoredWeights[];
+  /** The precision the session holds the frozen weights in (the setup's basePrecision), by precision; relativeRounding is null (no weight is read). */
+  readonly base: BaseStorageSummary;
   /** Trainable parameters (LoRA factors and modules_to_save). */
   readonly trainableParameters: number;
   readonly request: BatchRequest;
@@ -76,8 +82,11 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
     checkSeqLen(setup, { name: setup.modelDir, config: checkpoint.config, architecture });
     const { task, from } = await taskOf(setup, architecture.tasks);
     const lora = { ...setup.lora, targetModules: setup.lora.targetModules.length > 0 ? setup.lora.targetModules : architecture.defaultTargetModules };
-    const build = (training: boolean): ReturnType<typeof architecture.build> =>
+    const buildAs = (training: boolean): ReturnType<typeof architecture.build> =>
       architecture.build({ config: checkpoint.config, tensors: checkpoint.tensors, lora, task, training, trainAll: setup.trainAll === true });
+    // The frozen weights in the precision the trainer would hold them in (frozenWeights.ts).
+    const frozen = FrozenWeights.forSetup(setup, () => buildAs(false).modules);
+    const build = (training: boolean): ReturnType<typeof architecture.build> => frozen.store(buildAs(training));
     const model = build(true);
     const memory = new StepMemoryModel(build(true), build(false), stepSettings(setup), setup.form ?? deviceForm(setup.device));
 
@@ -96,7 +105,7 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
     const estimateAt = (micro: number, evalBatch: number, accumulate: boolean): MemoryEstimate => memory.estimate(micro, setup.seqLen, evalBatch, accumulate);
     const common = {
       modelDir: setup.modelDir, modelType: checkpoint.modelType, task, tasks: architecture.tasks, taskFrom: from, device: setup.device, modules: model.modules.length, rank: lora.r,
-      storedWeights: [...stored.values()], trainableParameters: model.trainable.reduce((s, p) => s + p.shape.reduce<number>((a, d) => a * (d as number), 1), 0),
+      storedWeights: [...stored.values()], base: frozen.summary(), trainableParameters: model.trainable.reduce((s, p) => s + p.shape.reduce<number>((a, d) => a * (d as number), 1), 0),
       request, budget,
     };
     try {
@@ -131,8 +140,13 @@ export function planRows(plan: TrainingPlan, optimizer: TrainerSetup['optimizer'
   const e = plan.estimate;
   const p = e.inputParts;
   const rows: [string, string][] = plan.storedWeights.map((w) => [`frozen weights on disk, ${w.dtype} (${formatCount(w.parameters)} parameters; not counted below)`, formatSize(w.bytes)]);
+  for (const precision of BASE_PRECISIONS) {
+    const bytes = p.frozenByPrecision[precision];
+    const share = plan.base.held[precision];
+    if (bytes === undefined || share === undefined) continue;
+    rows.push([`frozen weights held in the session, ${precision} (${formatCount(share.parameters)} parameters${heldNote(plan, precision)})`, formatSize(bytes)]);
+  }
   rows.push(
-    ['frozen weights held in the session, float32', formatSize(p.frozenBytes)],
     [`trainable: LoRA r ${plan.rank} on ${plan.modules} modules (${formatCount(plan.trainableParameters)} parameters), float32`, formatSize(p.trainableBytes)],
     [`optimizer state (${optimizer === 'adamw' ? 'AdamW m and v' : 'SGD momentum'})`, formatSize(p.optimizerBytes)],
     ['batch tensors and graph constants', formatSize(p.otherBytes)],
@@ -142,6 +156,16 @@ export function planRows(plan: TrainingPlan, optimizer: TrainerSetup['optimizer'
   if (e.hostBytes > 0) rows.push(['summed gradients on the host (micro-batches)', formatSize(e.hostBytes)]);
   rows.push(['runtime (Node, onnxruntime, the trainer)', formatSize(e.runtimeBytes)], ['total', formatSize(e.totalBytes)], [`budget: ${plan.budget.source}`, formatSize(plan.budget.bytes)]);
   return rows;
+}
+
+/** Why weights are held in float32 under a lower requested precision, for the plan's row. */
+function heldNote(plan: TrainingPlan, precision: BasePrecision): string {
+  if (precision !== 'fp32' || plan.base.precision === 'fp32') return '';
+  const { kept, blocks } = plan.base.float32Matrices;
+  const why = ['vectors (norms, biases)'];
+  if (kept > 0) why.push(`${kept} adapted bases kept for FedEx residuals`);
+  if (blocks > 0) why.push(`${blocks} matrices whose rows are not whole int4 blocks`);
+  return `: ${why.join(', ')}`;
 }
 
 /** One line: what the planner picks (or why nothing fits). */

@@ -4,11 +4,13 @@
  * worker_threads boundary by `WorkerTrainer`; `createTrainer` (loraTrainer.ts) picks one.
  */
 import type { LoraFactors } from '../core/lora.js';
+import type { BasePrecision } from '../model/basePrecision.js';
 import type { AdaptedModule, LoraSettings, ModelTask } from '../model/types.js';
 import type { Device, OrtLogLevel } from '../runtime/session.js';
 import type { ShardSpec } from './data/pipeline.js';
 import type { DeviceForm } from './deviceForm.js';
 import type { DataReport } from './data/report.js';
+import type { BaseStorageSummary } from './frozenWeights.js';
 import type { BatchPlan } from './memoryPlan.js';
 import type { ScheduleKind } from './schedule.js';
 
@@ -77,6 +79,18 @@ export interface TrainerSetup {
    * since there is no portable query of GPU memory: give the GPU's budget here.
    */
   readonly memoryBudgetBytes?: number;
+  /**
+   * Precision the frozen base weights are held in (src/model/basePrecision.ts, docs/devices.md):
+   * fp32 (default), fp16, bf16 or int4, widened to float32 inside the graph where used; the LoRA
+   * factors, their gradients, the optimizer state and the loss stay float32.
+   */
+  readonly basePrecision?: BasePrecision;
+  /**
+   * Keep the base weights of the LoRA-adapted modules in float32 whatever basePrecision says: in a
+   * federation they receive FedEx residuals (`baseOverrides`), which a bf16 or int4 base cannot
+   * absorb. fedex join and simulate set it.
+   */
+  readonly float32AdaptedBases?: boolean;
 }
 
 /** An adapter as the trainer takes and returns it. */
@@ -106,7 +120,7 @@ export interface TrainerInfo {
   readonly task: ModelTask;
   /** The LoRA settings in force (target modules resolved to the architecture's defaults when none were given). */
   readonly lora: LoraSettings;
-  /** LoRA scaling s (alpha/r or alpha/√r). */
+  /** LoRA scaling s (alpha/r or alpha/√r) of the modules no rank_pattern / alpha_pattern key matches; any module's: `moduleLora(lora, path)` (src/model/targetModules.ts). */
   readonly scaling: number;
   /** Training examples of this trainer's shard, after encoding. */
   readonly trainExamples: number;
@@ -119,6 +133,8 @@ export interface TrainerInfo {
   readonly memory: BatchPlan;
   /** What encoding did to the data: records cut at the sequence length (count, tokens dropped), packing. */
   readonly data: DataReport;
+  /** How the frozen base weights are held: by precision, and the rounding they carry. */
+  readonly base: BaseStorageSummary;
 }
 
 /** Reported after every optimizer step. */

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { initLoraAdapters } from '../model/loraInit.js';
+import { initAdaptedModules } from '../model/loraInit.js';
 import { TrainerAbortError } from './errors.js';
 import type { WireError, WorkerInit, WorkerReply, WorkerRequest } from './worker/protocol.js';
 import type { AdapterTensors, EvalOptions, EvalResult, LoraTrainer, TrainerInfo, TrainerSetup, TrainHooks, TrainOutcome, TrainRun, TrainStart } from './types.js';
@@ -247,7 +247,7 @@ export class WorkerTrainer implements LoraTrainer {
   }
 
   initialAdapter(seed: number): AdapterTensors {
-    const modules = initLoraAdapters(this.modules.map((m) => ({ path: m.path, inFeatures: m.inFeatures, outFeatures: m.outFeatures })), this.setup.lora.r, seed);
+    const modules = initAdaptedModules(this.modules, this.setup.lora, seed);
     return { modules, saved: new Map([...this.savedInit].map(([k, v]) => [k, v.slice()])) };
   }
 

@@ -52,7 +52,7 @@ describe('fedex aggregate --help', () => {
       assert.equal(r.code, 0);
       assert.equal(r.stderr, '');
       assert.match(r.stdout, /^Usage: fedex aggregate /);
-      for (const f of ['--method <fedex|fedit|ffa>', '--base <path>', '--adapters <dir…>', '--weights <w1,w2,…>', '--out <dir>', '--dtype <same|float32>',
+      for (const f of ['--method <fedex|fedit|ffa|flora>', '--base <path>', '--adapters <dir…>', '--weights <w1,w2,…>', '--out <dir>', '--dtype <same|float32>',
         '--check-rows <n>', '--device <', '--threads <n>', '--force', '--json', '-h, --help']) {
         assert.ok(r.stdout.includes(f), `help lists ${f}`);
       }
@@ -62,7 +62,7 @@ describe('fedex aggregate --help', () => {
 
 describe('fedex aggregate usage errors exit 2 and name the flag', () => {
   const cases: readonly { what: string; argv: () => string[]; mentions: readonly string[] }[] = [
-    { what: 'unknown method', argv: () => ['--method', 'nope', '--base', fx.base, '--adapters', ...fx.adapters, '--out', outPath('usage')], mentions: ['--method', "'nope'", 'fedex, fedit, ffa'] },
+    { what: 'unknown method', argv: () => ['--method', 'nope', '--base', fx.base, '--adapters', ...fx.adapters, '--out', outPath('usage')], mentions: ['--method', "'nope'", 'fedex, fedit, ffa, flora'] },
     { what: 'missing --out', argv: () => ['--base', fx.base, '--adapters', ...fx.adapters], mentions: ['--out', 'required'] },
     { what: 'missing --base', argv: () => ['--adapters', ...fx.adapters, '--out', outPath('usage')], mentions: ['--base', 'required'] },
     { what: 'a weight that is not a number', argv: () => ['--base', fx.base, '--adapters', ...fx.adapters, '--weights', '1,x', '--out', outPath('usage')], mentions: ['--weights', "'x'"] },

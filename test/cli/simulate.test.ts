@@ -65,8 +65,8 @@ describe('fedex simulate', { timeout: 90_000 }, () => {
   test('bad flags are usage errors (exit 2) naming the flag', async () => {
     const cases: [string[], RegExp][] = [
       [['--clients', '0'], /--clients must be an integer/],
-      [['--methods', 'fedex,fedavg'], /--methods must list some of fedex, fedit, ffa, centralized, got 'fedavg'/],
-      [['--split', 'random'], /--split must be one of non-iid, iid/],
+      [['--methods', 'fedex,fedavg'], /--methods must list some of fedex, fedit, ffa, flora, fedsb, centralized, got 'fedavg'/],
+      [['--split', 'random'], /--split must be one of non-iid, dirichlet, iid/],
       [['--lr', 'fast'], /--lr must be a number/],
       [['--bogus'], /Unknown option '--bogus'/],
       [['extra'], /unexpected argument 'extra'/],

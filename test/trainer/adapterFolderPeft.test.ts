@@ -95,12 +95,16 @@ describe('trainer adapter folders: PEFT round trips', () => {
     assert.throws(both, /--alpha 16 contradicts lora_alpha = 8; --target-modules \["c_proj"\] contradicts target_modules = \["c_attn"\] in \/a\/adapter_config\.json; leave them out/);
   });
 
-  test('rank_pattern, alpha_pattern and layers_to_transform are refused by name (the trainer has one rank and adapts every layer)', () => {
+  test('rank_pattern, alpha_pattern, layers_to_transform and layers_pattern are carried into the settings; with a regex target_modules layers_to_transform is refused as PEFT does', () => {
     const base = { r: 4, loraAlpha: 8, targetModules: ['c_attn'] };
 
-    assert.throws(() => loraSettingsOfAdapter(loraConfig({ ...base, rankPattern: { 'h.0.attn.c_attn': 2 } }), '/a'), /rank_pattern \{"h\.0\.attn\.c_attn":2\} \(per-module ranks\) is not supported by the trainer/);
-    assert.throws(() => loraSettingsOfAdapter(loraConfig({ ...base, alphaPattern: { c_attn: 2 } }), '/a'), /alpha_pattern \{"c_attn":2\} \(per-module alphas\) is not supported/);
-    assert.throws(() => loraSettingsOfAdapter(loraConfig({ ...base, layersToTransform: [0, 1] }), '/a'), /layers_to_transform \[0,1\] \(LoRA on some layers only\) is not supported by the trainer/);
+    const settings = loraSettingsOfAdapter(loraConfig({ ...base, rankPattern: { 'h.0.attn.c_attn': 2 }, alphaPattern: { c_attn: 3 }, layersToTransform: [0, 1], layersPattern: 'h' }), '/a');
+    const plain = loraSettingsOfAdapter(loraConfig(base), '/a');
+    const regex = (): unknown => loraSettingsOfAdapter(loraConfig({ ...base, targetModules: '.*c_attn', layersToTransform: [0] }), '/a');
+
+    assert.deepEqual([settings.rankPattern, settings.alphaPattern, settings.layersToTransform, settings.layersPattern], [{ 'h.0.attn.c_attn': 2 }, { c_attn: 3 }, [0, 1], 'h']);
+    assert.deepEqual([plain.rankPattern, plain.alphaPattern, plain.layersToTransform], [undefined, undefined, undefined], 'a uniform adapter gives the uniform settings');
+    assert.throws(regex, /layers_to_transform \[0\] with a regular-expression target_modules "\.\*c_attn": PEFT refuses the pair/);
   });
 
   test('a saved tensor the model has no place for is refused, not dropped', async () => {

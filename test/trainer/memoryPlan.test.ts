@@ -33,7 +33,7 @@ function tinyMemory(): { model: StepMemoryModel; vocab: number } {
 /** An estimate that is `perRow` bytes per row plus `fixed`. */
 function linearEstimate(perRow: number, fixed: number) {
   return (micro: number, evalBatch: number, accumulate: boolean): MemoryEstimate => ({
-    microBatch: micro, seqLen: 64, evalBatch, inputBytes: fixed, inputParts: { frozenBytes: fixed, trainableBytes: 0, optimizerBytes: 0, otherBytes: 0 },
+    microBatch: micro, seqLen: 64, evalBatch, inputBytes: fixed, inputParts: { frozenBytes: fixed, frozenByPrecision: { fp32: fixed }, trainableBytes: 0, optimizerBytes: 0, otherBytes: 0 },
     trainBytes: perRow * micro, evalBytes: 0, hostBytes: accumulate ? 1 : 0, runtimeBytes: 0,
     totalBytes: fixed + perRow * micro + (accumulate ? 1 : 0),
   });
@@ -57,7 +57,7 @@ describe('memory estimate', () => {
     // lr and step; input_ids and labels int64 [8, 32] (this LM loss never reads the attention mask).
     const byHand = 4 * (V * D + 2 * D * H) + 4 * 3 * 2 * R * (D + H) + 2 * 4 + 2 * 8 * 8 * 32;
     assert.equal(e.inputBytes, byHand);
-    assert.deepEqual(e.inputParts, { frozenBytes: 4 * (V * D + 2 * D * H), trainableBytes: 4 * 2 * R * (D + H), optimizerBytes: 4 * 2 * 2 * R * (D + H), otherBytes: 2 * 4 + 2 * 8 * 8 * 32 });
+    assert.deepEqual(e.inputParts, { frozenBytes: 4 * (V * D + 2 * D * H), frozenByPrecision: { fp32: 4 * (V * D + 2 * D * H) }, trainableBytes: 4 * 2 * R * (D + H), optimizerBytes: 4 * 2 * 2 * R * (D + H), otherBytes: 2 * 4 + 2 * 8 * 8 * 32 });
     // The cross-entropy backward holds at least the logits and their gradient, [8, 32, V] float32 each.
     const logits = 4 * 8 * 32 * V;
     assert.ok(e.trainBytes >= 2 * logits && e.trainBytes <= 6 * logits, `train ${e.trainBytes} vs logits ${logits}`);

@@ -125,8 +125,22 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
       assert.equal(plan.estimate.microBatch, 1);
       assert.match(plan.error ?? '', /one training step at batch 1, seq-len 1024 needs about \d+\.\d GB .* more than the memory budget of 24\.0 GB/);
       const rows = new Map(planRows(plan, 'adamw'));
-      assert.equal(rows.get('frozen weights held in the session, float32'), '32.12 GB');
+      assert.equal(rows.get('frozen weights held in the session, fp32 (8.03 B parameters)'), '32.12 GB');
       assert.equal(rows.get('frozen weights on disk, BF16 (8.03 B parameters; not counted below)'), '16.06 GB');
+    });
+
+    test('Llama-3.1-8B with --base-precision int4: the matrices in 4-bit blocks of 64, 4.52 GB held instead of 32.12 GB', async () => {
+      const plan = await planTraining({
+        modelDir: join(tmp.path, 'llama-3.1-8b'), lora: defaultLoraSettings({ r: 16, alpha: 32 }), batchSize: 8, seqLen: 1024, seed: 1,
+        optimizer: 'adamw', lr: 1e-4, maxGradNorm: 1, device: 'webgpu', memoryBudgetBytes: 24e9, basePrecision: 'int4',
+      }, PROBE);
+      // Norm weights (65 vectors of 4096) stay float32; every matrix's rows (4096, 14336) are whole blocks of 64.
+      const vectors = 4096 * (2 * 32 + 1);
+      const matrices = 8_030_261_248 - vectors;
+      assert.deepEqual(plan.estimate.inputParts.frozenByPrecision, { fp32: 4 * vectors, int4: matrices / 2 + 4 * (matrices / 64) });
+      assert.equal(plan.base.float32Matrices.blocks, 0);
+      const rows = new Map(planRows(plan, 'adamw'));
+      assert.equal(rows.get('frozen weights held in the session, int4 (8.03 B parameters)'), '4.52 GB');
     });
 
     test('no weight was read: the process grew by far less than one float32 copy of the smaller model', () => {

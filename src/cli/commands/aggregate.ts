@@ -14,7 +14,7 @@ import { ProgressBar } from '../ui/progress.js';
 import { formatNumber, renderTable } from '../ui/table.js';
 
 const FLAGS: FlagSpecs = {
-  method: { type: 'string', value: 'fedex|fedit|ffa', help: 'aggregation rule', default: 'fedex' },
+  method: { type: 'string', value: 'fedex|fedit|ffa|flora', help: 'aggregation rule (flora folds the whole mean update into the base; its adapter/ is a fresh start, A seeded, B = 0)', default: 'fedex' },
   base: { type: 'string', value: 'path', help: 'base model folder (model.safetensors, or shards listed by model.safetensors.index.json; + config.json) or a .safetensors file' },
   adapters: { type: 'string', multiple: true, value: 'dir…', help: 'PEFT adapter folders, one per client (list them after the flag)' },
   weights: { type: 'string', value: 'w1,w2,…', help: 'client weights (normalised); uniform when absent' },
@@ -29,7 +29,7 @@ const FLAGS: FlagSpecs = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const USAGE = 'fedex aggregate --method fedex|fedit|ffa --base <model dir or .safetensors> --adapters <dir> <dir> … [--weights 3,1,2] --out <dir>';
+const USAGE = 'fedex aggregate --method fedex|fedit|ffa|flora --base <model dir or .safetensors> --adapters <dir> <dir> … [--weights 3,1,2] --out <dir>';
 const SUMMARY = [
   'Aggregates client LoRA adapters in one offline round. FedEx-LoRA averages A and B and folds the',
   'residual s·(Σ w_i B_i A_i − B̄Ā) into the base weights (model.safetensors), so the result equals the',
@@ -74,7 +74,7 @@ function printSummary(report: AggregateReport, io: CliIO): void {
 
 export const aggregateCommand: CliCommand = defineCommand({
   name: 'aggregate',
-  summary: 'aggregate PEFT adapters offline (fedex | fedit | ffa) into a global adapter and base model',
+  summary: 'aggregate PEFT adapters offline (fedex | fedit | ffa | flora) into a global adapter and base model',
   usage: USAGE, help: SUMMARY, flags: FLAGS,
   preprocess: (argv) => expandMultiValue(argv, '--adapters'),
   positionals: { max: 0, hint: 'adapter folders go right after --adapters' },
@@ -82,6 +82,10 @@ export const aggregateCommand: CliCommand = defineCommand({
     const adapters = (args.values.adapters as string[] | undefined) ?? [];
     if (adapters.length === 0) throw usageError("fedex aggregate: --adapters needs at least one adapter folder. See 'fedex aggregate --help'.");
     const method = choiceFlag(args, 'method', 'aggregate', STRATEGY_NAMES, 'fedex');
+    if (method === 'fedsb') {
+      throw usageError('fedex aggregate: --method fedsb is not offered offline: a PEFT adapter folder holds a Fed-SB client as (A, B·R_i), without R; '
+        + 'their A is shared, so --method ffa averages B·R_i into B·R̄ and is exact for them (docs/math.md §1.5).');
+    }
     const weights = numberListFlag(args, 'weights', 'aggregate');
     const aggregation = aggregationFlags(args, 'aggregate', { ...(weights !== undefined ? { weightedBy: '--weights' } : {}), clients: adapters.length });
     const device = choiceFlag(args, 'device', 'aggregate', DEVICES, 'cpu');

@@ -7,6 +7,8 @@ import { join, resolve } from 'node:path';
 import { readJsonFile } from '../../formats/jsonFile.js';
 import { readLoraConfig } from '../../formats/peft.js';
 import { architectureFor } from '../../model/registry.js';
+import { BASE_PRECISIONS } from '../../model/basePrecision.js';
+import type { BasePrecision } from '../../model/basePrecision.js';
 import type { LoraSettings } from '../../model/types.js';
 import { DEVICES } from '../../runtime/session.js';
 import { loraSettingsOfAdapter, readAdapterFolder } from '../../trainer/adapterFolder.js';
@@ -29,6 +31,7 @@ const FLAGS: FlagSpecs = {
   'no-exact-match': { type: 'boolean', help: 'skip greedy decoding (loss and perplexity only)' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
+  'base-precision': { type: 'string', value: BASE_PRECISIONS.join('|'), help: 'precision the frozen base weights are held in (as fedex train; docs/devices.md)', default: 'fp32' },
   json: { type: 'boolean', help: 'print the result as JSON' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
@@ -45,6 +48,11 @@ export function listFlag(args: ParsedArgs, name: string, command: string): strin
   return items;
 }
 
+/** `--base-precision` as a setup field (absent: the trainer's default, fp32); shared by train, eval, join and simulate. */
+export function basePrecisionFlag(args: ParsedArgs, command: string): { basePrecision?: BasePrecision } {
+  return args.values['base-precision'] === undefined ? {} : { basePrecision: choiceFlag(args, 'base-precision', command, BASE_PRECISIONS, 'fp32') };
+}
+
 /** One line: loss, perplexity, accuracy / exact match, examples. */
 export function formatEval(r: EvalResult): string {
   const parts = [`loss ${r.loss.toFixed(4)}`, `perplexity ${r.perplexity.toPrecision(4)}`];
@@ -53,7 +61,7 @@ export function formatEval(r: EvalResult): string {
   return `${parts.join(', ')} (${r.examples} examples)`;
 }
 
-/** LoRA settings of a PEFT folder's adapter_config.json (what the trainer cannot represent is refused). */
+/** LoRA settings of a PEFT folder's adapter_config.json, per-module ranks, alphas and layers included (docs/models.md, "PEFT adapters"). */
 async function loraOfAdapter(dir: string): Promise<LoraSettings> {
   return loraSettingsOfAdapter(await readLoraConfig(dir), dir);
 }
@@ -89,11 +97,12 @@ async function evaluate(args: ParsedArgs, io: CliIO): Promise<{ result: EvalResu
     trainer = await createTrainer({
       modelDir: model, data, evalData: data, lora, batchSize, seqLen,
       seed: 0, optimizer: 'sgd', lr: 0, device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'), ...(threads !== undefined ? { threads } : {}),
+      ...basePrecisionFlag(args, cmd),
       // Evaluation runs no training step, so there is none to fit: batches stay as asked.
       memoryBudgetBytes: Number.MAX_SAFE_INTEGER,
     });
     // Without an adapter, B = 0: the LoRA path adds nothing and the base model is evaluated.
-    const adapter = adapterDir !== undefined ? await readAdapterFolder(resolve(adapterDir), trainer.info, lora.r) : trainer.initialAdapter(0);
+    const adapter = adapterDir !== undefined ? await readAdapterFolder(resolve(adapterDir), trainer.info, lora) : trainer.initialAdapter(0);
     const result = await trainer.evaluate({ adapter }, {
       maxExamples: numberFlag(args, 'max-examples', cmd, 200, { min: 1, integer: true }),
       exactMatch: !booleanFlag(args, 'no-exact-match'),

@@ -54,7 +54,8 @@ const FLAGS: FlagSpecs = {
   'local-epochs': { type: 'string', value: 'x', help: 'passes over local data per round (instead of --local-steps)' },
   'batch-size': { type: 'string', value: 'n', help: 'examples per step', default: '8' },
   lr: { type: 'string', value: 'x', help: 'learning rate', default: '0.003' },
-  rank: { type: 'string', value: 'r', help: 'LoRA rank', default: '8' },
+  rank: { type: 'string', value: 'r', help: 'LoRA rank (the global rank; default 8, or the largest of --ranks)' },
+  ranks: { type: 'string', value: 'r1,r2,…', help: 'ranks clients may train at (fedex join --rank r), each ≤ the global rank: heterogeneous clients, exact with fedex and flora (docs/math.md §1.4)' },
   alpha: { type: 'string', value: 'a', help: 'LoRA alpha', default: '16' },
   'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's)" },
   weighting: { type: 'string', value: 'uniform|examples', help: 'client weights', default: 'uniform' },
@@ -101,6 +102,16 @@ export function parseQuorum(raw: string): Quorum {
   if (Number.isInteger(v) && v >= 1) return { count: v };
   if (v > 0 && v < 1) return { fraction: v };
   throw usageError(`fedex host: --quorum must be a fraction in (0, 1) or a count ≥ 1, got '${raw}'.`);
+}
+
+/** `--ranks 4,8,16`: distinct integers in 1..4096, ascending; undefined when the flag is absent. */
+export function parseRanks(raw: string | undefined): number[] | undefined {
+  if (raw === undefined) return undefined;
+  const items = listFlag(raw);
+  const ranks = items.map(Number);
+  const bad = items.find((t, i) => !(Number.isInteger(ranks[i]) && ranks[i] >= 1 && ranks[i] <= 4096));
+  if (bad !== undefined || items.length === 0) throw usageError(`fedex host: --ranks must list integers in 1..4096 separated by commas (4,8,16), got '${bad ?? raw}'.`);
+  return [...new Set(ranks)].sort((a, b) => a - b);
 }
 
 /** The model of a resumed run: its folder (or null for the synthetic model), manifest and final-model writer. */
@@ -228,7 +239,10 @@ export const hostCommand: CliCommand = defineCommand({
         modelDir = resumed?.dir ?? null;
       } else {
         if (args.values['local-epochs'] !== undefined && args.values['local-steps'] !== undefined) throw usageError('fedex host: give --local-steps or --local-epochs, not both.');
-        const rank = int('rank', 8, 1, 4096);
+        const clientRanks = parseRanks(optionalString(args, 'ranks'));
+        const rank = args.values.rank !== undefined || clientRanks === undefined ? int('rank', 8, 1, 4096) : Math.max(...clientRanks);
+        const above = clientRanks?.find((r) => r > rank);
+        if (above !== undefined) throw usageError(`fedex host: --ranks ${above} is above the global rank ${rank} (--rank): clients train at most at the global rank.`);
         const alpha = numberFlag(args, 'alpha', 'host', 16, { min: Number.MIN_VALUE });
         const seed = int('seed', 0, 0, 0xffffffff);
         model = await federationModel(optionalString(args, 'model'), 'host', { rank, alpha, seed, targetModules: listFlag(optionalString(args, 'target-modules')) });
@@ -254,6 +268,7 @@ export const hostCommand: CliCommand = defineCommand({
           weighting: choiceFlag(args, 'weighting', 'host', ['uniform', 'examples'] as const, 'uniform'),
           ...(aggregation !== undefined ? { aggregation } : {}),
           ...(privacy !== undefined ? { privacy } : {}),
+          ...(clientRanks !== undefined ? { clientRanks } : {}),
           uplinkDtype: choiceFlag(args, 'uplink-dtype', 'host', ['float32', 'float16', 'bfloat16'] as const, 'float32'),
           ...(args.values['residual-rank'] !== undefined ? { residualRank: numberFlag(args, 'residual-rank', 'host', 0, { min: 1, integer: true }) } : {}),
           maxUpdateRatio: numberFlag(args, 'max-update-ratio', 'host', DEFAULT_MAX_UPDATE_RATIO, { min: 0, max: 1e12 }),
@@ -355,6 +370,7 @@ export const hostCommand: CliCommand = defineCommand({
       const url = await coordinator.start();
       out.write(`fedex host: ${plan.method} federation${plan.aggregation !== undefined ? ` (aggregation ${ruleLabel(plan.aggregation)})` : ''}, ${plan.rounds} rounds, ${plan.layout.length} adapted modules, run directory ${coordinator.runDir}\n`);
       if (plan.privacy !== undefined) out.write(`${privacyBanner(plan.privacy)}\n`);
+      if (plan.clientRanks !== undefined) out.write(`global rank ${plan.lora.rank}; clients may also train at rank ${plan.clientRanks.join(', ')} (fedex join --rank r): each starts from the global adapter truncated to its rank, and what that drops is folded into the base, exactly\n`);
       const joinUrl = certificateUrl(url, listen);
       if (joinUrl !== url) out.write(`listening on ${url} (certificate names ${new URL(joinUrl).hostname}: clients use ${joinUrl})\n`);
       else out.write(`listening on ${url}\n`);

@@ -33,6 +33,7 @@ import { resolveSplit } from '../../trainer/data/pipeline.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
 import { federationModel, humanOut, type FederationModel } from './federationCommon.js';
 import { loadTrainerFactory } from './trainerFactory.js';
+import { basePrecisionFlag } from './eval.js';
 
 const FLAGS: FlagSpecs = {
   ...TOKEN_FLAGS,
@@ -44,12 +45,17 @@ const FLAGS: FlagSpecs = {
   model: { type: 'string', value: 'dir|synthetic', help: "your copy of the base model (its content hash must be the federation's); without it the coordinator's model is fetched into --model-cache, or found there" },
   'model-cache': { type: 'string', value: 'dir', help: 'where base models fetched without --model are kept, one folder per content hash (default ~/.cache/fedex/models)' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
+  'base-precision': {
+    type: 'string', value: 'fp32|fp16|bf16|int4', default: 'fp32',
+    help: 'precision of the frozen base weights (as fedex train); the adapted modules\' bases stay float32: they receive FedEx residuals (docs/devices.md)',
+  },
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads (default: all cores)' },
   'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens (longer records are cut, and how many is reported)', default: '64' },
   pack: { type: 'boolean', help: 'pack language-modelling examples into full --seq-len rows instead of padding each (no example is cut; attention crosses example boundaries)' },
   name: { type: 'string', value: 'text', help: 'display name shown to the coordinator (default: host name)' },
   'client-id': { type: 'string', value: 'id', help: 'stable client id kept across restarts (default: random)' },
   seed: { type: 'string', value: 's', help: 'seed of data order (and of the synthetic model)', default: '0' },
+  rank: { type: 'string', value: 'r', help: "train at this LoRA rank, one the coordinator allows (fedex host --ranks); default: the federation's global rank. Each round starts from the global adapter truncated to it, exactly (docs/math.md §1.4)" },
   'reconnect-for': { type: 'string', value: 'seconds', help: 'keep reconnecting (capped exponential backoff, 0.5 s doubling to 30 s) this long after the coordinator becomes unreachable, e.g. while it restarts with --resume', default: '600' },
   retries: { type: 'string', value: 'n', help: 'also give up after this many consecutive failed connection attempts (default: only --reconnect-for limits them)' },
   ca: { type: 'string', value: 'file.pem', help: 'extra CA certificate to trust for wss://' },
@@ -104,6 +110,8 @@ function explain(err: ClientError, url: string, reconnect: Reconnect, fetching: 
         : `fedex join: ${url} refused this client (E_AUTH): ${err.message}.`);
     case 'E_VERSION':
       return new CliError(`fedex join: protocol version mismatch with ${url} (E_VERSION): ${err.message}. Use the same fedex version as the coordinator.`);
+    case 'E_RANK':
+      return new CliError(`fedex join: ${url} does not let this client train at that rank (E_RANK): ${err.message}. Use a rank the host allows (fedex host --ranks), or leave --rank out.`);
     case 'E_BASE_MISMATCH':
     case 'C_BASE_LAYOUT':
       return new CliError(`fedex join: your base model does not match the federation's (${err.code}): ${err.message}. Pass --model with the same model folder as the coordinator.`);
@@ -184,6 +192,7 @@ export const joinCommand: CliCommand = defineCommand({
     if (data === undefined && !synthetic) throw usageError("fedex join: --data is required (a JSONL file or task:NAME). See 'fedex join --help'.");
     const int = (name: string, fallback: number, min: number, max: number): number => numberFlag(args, name, 'join', fallback, { min, max, integer: true });
     const seed = int('seed', 0, 0, 0xffffffff);
+    const rank = args.values.rank === undefined ? undefined : int('rank', 8, 1, 4096);
     const reconnectFor = numberFlag(args, 'reconnect-for', 'join', 600, { min: 0, max: 86_400 * 30 });
     const maxAttempts = args.values.retries === undefined ? undefined : int('retries', 8, 1, 1_000_000);
     const reconnect: Reconnect = {
@@ -233,7 +242,7 @@ export const joinCommand: CliCommand = defineCommand({
     // Every uplink dtype: the coordinator picks the federation's (fedex host --uplink-dtype).
     const connection = {
       url, ...credential, name, clientId, device, uplinkDtypes: ['float32', 'float16', 'bfloat16'] as const, reconnect: reconnect.options,
-      ...(tls !== undefined ? { tls } : {}),
+      ...(tls !== undefined ? { tls } : {}), ...(rank !== undefined ? { rank } : {}),
     };
     // A real model: the client `fedex simulate` builds too (federation/client/modelClient.ts).
     const built: { client: FederationClient; trainer: LocalTrainer } = synthetic
@@ -246,7 +255,7 @@ export const joinCommand: CliCommand = defineCommand({
         training: {
           createTrainer: await loadTrainerFactory(), data: data!, device, seqLen: int('seq-len', 64, 2, 65_536),
           seed, onProgress, ...(optionalString(args, 'eval-data') !== undefined ? { evalData: optionalString(args, 'eval-data')! } : {}),
-          ...(booleanFlag(args, 'pack') ? { packing: true } : {}),
+          ...(booleanFlag(args, 'pack') ? { packing: true } : {}), ...basePrecisionFlag(args, 'join'),
           onData: (report: DataReport) => {
             const cut = describeTruncation(report);
             if (cut !== null) io.stderr.write(`warning: ${cut}\n`);
@@ -277,7 +286,7 @@ export const joinCommand: CliCommand = defineCommand({
     client.on('connected', (e) => sink.emit('join_connected', e));
     client.on('joined', (e) => {
       sink.emit('join_welcomed', { clientId, sessionId: e.sessionId, currentRound: e.currentRound });
-      out.write(`joined ${url} as ${name} (${clientId}), federation at round ${e.currentRound}\n`);
+      out.write(`joined ${url} as ${name} (${clientId}), federation at round ${e.currentRound}${rank !== undefined && rank !== e.config.rank ? `, training at rank ${rank} (global rank ${e.config.rank})` : ''}\n`);
     });
     client.on('reconnecting', (e) => {
       sink.emit('join_reconnecting', e);

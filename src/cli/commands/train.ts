@@ -8,12 +8,14 @@ import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEVICES, ORT_LOG_LEVELS } from '../../runtime/session.js';
 import { readLoraConfig } from '../../formats/peft.js';
+import { BASE_PRECISIONS } from '../../model/basePrecision.js';
 import type { LoraSettings } from '../../model/types.js';
 import { loraSettingsOfAdapter, readAdapterFolder, writeAdapterFolder } from '../../trainer/adapterFolder.js';
 import type { ExplicitLora } from '../../trainer/adapterFolder.js';
 import { resolveModelDir } from '../modelArg.js';
 import { describeTruncation } from '../../trainer/data/report.js';
 import { isAbortError } from '../../trainer/errors.js';
+import { describeBaseStorage } from '../../trainer/frozenWeights.js';
 import { createTrainer } from '../../trainer/loraTrainer.js';
 import { SCHEDULES } from '../../trainer/schedule.js';
 import { defaultLoraSettings } from '../../trainer/setup.js';
@@ -27,7 +29,7 @@ import type { FlagSpecs, ParsedArgs } from '../args.js';
 import { CliError, usageError } from '../errors.js';
 import { ProgressBar } from '../ui/progress.js';
 import { renderTable } from '../ui/table.js';
-import { formatEval, listFlag } from './eval.js';
+import { basePrecisionFlag, formatEval, listFlag } from './eval.js';
 
 const FLAGS: FlagSpecs = {
   model: { type: 'string', value: 'dir', help: 'model folder (config.json, model.safetensors, tokenizer.json)', default: 'models/tiny-gpt2 (shipped)' },
@@ -54,6 +56,11 @@ const FLAGS: FlagSpecs = {
   seed: { type: 'string', value: 's', help: 'seed (data order, dropout, adapter init)', default: '0' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
+  'base-precision': {
+    type: 'string', value: BASE_PRECISIONS.join('|'), default: 'fp32',
+    help: 'precision the frozen base weights are held in: fp16/bf16 halve their memory, int4 (4-bit blocks of 64 with a float32 scale) takes 4.5 bits a weight; '
+      + 'widened to float32 where used, LoRA, optimizer and loss stay float32 (docs/devices.md; bf16: cpu only)',
+  },
   'ort-log': {
     type: 'string', value: ORT_LOG_LEVELS.join('|'),
     help: "onnxruntime's own log of the training and eval sessions (verbose: where each node runs), written to stderr by the native library: redirect it to a file (a pipe may drop lines)",
@@ -63,7 +70,7 @@ const FLAGS: FlagSpecs = {
     help: 'memory (decimal GB) a training step and evaluation may use: a batch that needs more runs as several micro-batches of the same step, '
       + 'a step that cannot fit one example stops before training; for cuda/webgpu give the GPU memory (it cannot be queried)',
   },
-  adapter: { type: 'string', value: 'dir', help: 'start from this PEFT adapter instead of a fresh one (its r, lora_alpha, target_modules are used)' },
+  adapter: { type: 'string', value: 'dir', help: 'start from this PEFT adapter instead of a fresh one (its r, lora_alpha, target_modules, rank_pattern, alpha_pattern, layers_to_transform are used and written back)' },
   'eval-examples': { type: 'string', value: 'n', help: 'examples evaluated after training (0 = skip)', default: '200' },
   force: { type: 'boolean', help: 'overwrite an adapter already in --out' },
   plan: {
@@ -76,7 +83,7 @@ const FLAGS: FlagSpecs = {
 };
 
 const USAGE = 'fedex train [--model <dir>] --data <jsonl|task:NAME> --out <dir> [--steps N | --epochs N] [--lr X] [--rank R] [--alpha A] [--target-modules a,b] …\n'
-  + '       fedex train --plan [--model <dir>] [--data …] [--batch-size B] [--seq-len T] [--device D] [--memory-budget GB] [--json]';
+  + '       fedex train --plan [--model <dir>] [--data …] [--batch-size B] [--seq-len T] [--device D] [--base-precision P] [--memory-budget GB] [--json]';
 const SUMMARY = [
   'Fine-tunes LoRA adapters on a model folder (GPT-2, the Llama family with Qwen2/3, Mistral and Phi-3, Gemma 2/3, BERT/RoBERTa; docs/models.md) with onnxruntime and writes a PEFT adapter',
   'folder that loads in Hugging Face PEFT, plus metrics.jsonl. Without --model, the shipped tiny GPT-2.',
@@ -99,7 +106,8 @@ const LORA_FLAG_NAMES = { r: '--rank', alpha: '--alpha', useRslora: '--rslora', 
 
 /**
  * The LoRA settings of a run: from the flags, or with `--adapter DIR` from the adapter's own config
- * (r, lora_alpha, use_rslora, target_modules, lora_dropout), flags that contradict it refused naming both.
+ * (r, lora_alpha, use_rslora, target_modules, lora_dropout, per-module rank_pattern / alpha_pattern,
+ * layers_to_transform), flags that contradict it refused naming both.
  */
 async function loraFromFlags(args: ParsedArgs, initDir: string | undefined): Promise<LoraSettings> {
   const cmd = 'train';
@@ -151,6 +159,7 @@ function setupFromFlags(args: ParsedArgs, modelDir: string, lora: LoraSettings, 
     ...(threads !== undefined ? { threads } : {}),
     ...(args.values['ort-log'] !== undefined ? { ortLogLevel: choiceFlag(args, 'ort-log', cmd, ORT_LOG_LEVELS, 'fatal') } : {}),
     ...(budgetGb !== undefined ? { memoryBudgetBytes: Math.round(budgetGb * 1e9) } : {}),
+    ...basePrecisionFlag(args, cmd),
   };
 }
 
@@ -204,7 +213,9 @@ async function train(args: ParsedArgs, io: CliIO): Promise<number> {
     // TrainerInfo.data: the encoded data's report (src/trainer/data/report.ts), once the trainer passes it on.
     const truncation = describeTruncation(trainer.info.data);
     if (truncation !== null) io.stderr.write(`fedex train: ${truncation}\n`);
-    const start = initDir !== undefined ? await readAdapterFolder(resolve(initDir), trainer.info, setup.lora.r) : trainer.initialAdapter(setup.seed);
+    const base = describeBaseStorage(trainer.info.base);
+    if (base !== null) io.stderr.write(`fedex train: ${base}\n`);
+    const start = initDir !== undefined ? await readAdapterFolder(resolve(initDir), trainer.info, setup.lora) : trainer.initialAdapter(setup.seed);
     await mkdir(out, { recursive: true });
     const file = metrics = await open(join(out, 'metrics.jsonl'), 'w');
     let bar: ProgressBar | null = null;
@@ -230,6 +241,7 @@ async function train(args: ParsedArgs, io: CliIO): Promise<number> {
       out, model: modelDir, data: setup.data, modules: trainer.info.modules.length, targetModules: config.targetModules,
       steps: result.steps, examples: result.numExamples, tokens: result.tokens, seconds: result.seconds,
       tokensPerSecond: result.seconds > 0 ? result.tokens / result.seconds : 0, trainLoss: result.trainLoss, eval: evaluation,
+      base: trainer.info.base,
     };
     await writeLine(file, { type: 'summary', ...summary });
     if (booleanFlag(args, 'json')) {

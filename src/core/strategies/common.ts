@@ -2,7 +2,8 @@
  * What every strategy does first (check the module's results, resolve the weights, average the
  * factors) and last (assemble the metrics). Small pure functions shared by fedex, fedit and ffa.
  */
-import { validateFactors, validateSpec, specScaling } from '../lora.js';
+import { clientLabel, validateSpec, specScaling } from '../lora.js';
+import { factorsRank, padFactors, validateClientFactors } from '../clientRanks.js';
 import type { LoraFactors, LoraModuleSpec } from '../lora.js';
 import { resolveWeights } from '../weights.js';
 import { weightedAverage } from '../average.js';
@@ -16,6 +17,10 @@ export interface PreparedModuleRound {
   readonly spec: LoraModuleSpec;
   readonly scale: number;
   readonly factors: readonly LoraFactors[];
+  /** Each client's rank r_i (rows of its A), ≤ the spec's rank r_g. */
+  readonly ranks: readonly number[];
+  /** True when some client's rank is below r_g (core/clientRanks.ts). */
+  readonly heterogeneous: boolean;
   /** Normalised weights aligned with `factors`. */
   readonly weights: Float64Array;
   /** Clients with a non-zero weight. */
@@ -26,6 +31,7 @@ export interface PreparedModuleRound {
 /**
  * Checks a module's round: null when there is nothing usable (no results, or failures while
  * `acceptFailures` is false); otherwise validates the spec, every client's factors and the weights.
+ * With `heterogeneous` a client's rank may be below the spec's (fedex and flora); otherwise it must equal it.
  */
 export function prepareModuleRound(
   strategy: StrategyName,
@@ -33,12 +39,17 @@ export function prepareModuleRound(
   results: readonly ClientModuleResult[],
   failures: readonly ClientFailure[],
   options: StrategyOptions,
+  heterogeneous = false,
 ): PreparedModuleRound | null {
   if (results.length === 0) return null;
   if (options.acceptFailures === false && failures.length > 0) return null;
   const spec = global.spec;
   validateSpec(spec);
-  for (const r of results) validateFactors(spec, r.factors, r.client, r.clientId);
+  for (const r of results) {
+    // Nothing silently dropped: only Fed-SB reads R, any other rule would aggregate B·A without it.
+    if (r.factors.r !== undefined && strategy !== 'fedsb') throw new RangeError(`${strategy}: ${clientLabel(r.client, r.clientId)}: module '${spec.name}' carries a Fed-SB lora_R; only fedsb aggregates it`);
+    validateClientFactors(spec, r.factors, r.client, r.clientId, heterogeneous, strategy);
+  }
   let weights: Float64Array;
   try {
     weights = resolveWeights(options.weighting ?? 'uniform', results);
@@ -47,14 +58,24 @@ export function prepareModuleRound(
   }
   let contributors = 0;
   for (const w of weights) if (w > 0) contributors++;
-  return { spec, scale: specScaling(spec), factors: results.map((r) => r.factors), weights, contributors, deviationMetrics: options.deviationMetrics ?? true };
+  const ranks = results.map((r) => factorsRank(r.factors));
+  return {
+    spec, scale: specScaling(spec), factors: results.map((r) => r.factors), ranks, heterogeneous: ranks.some((r) => r !== spec.rank),
+    weights, contributors, deviationMetrics: options.deviationMetrics ?? true,
+  };
 }
 
-/** Ā = Σ w_i A_i and B̄ = Σ w_i B_i (float64 accumulation, float32 result). */
+/** The clients' factors zero-padded to the global rank (themselves when every rank is r_g). */
+export function paddedFactors(round: PreparedModuleRound): readonly LoraFactors[] {
+  return round.heterogeneous ? round.factors.map((f) => padFactors(f, round.spec.rank)) : round.factors;
+}
+
+/** Ā = Σ w_i A_i and B̄ = Σ w_i B_i, of the zero-padded factors (float64 accumulation, float32 result). */
 export function averageFactors(round: PreparedModuleRound): LoraFactors {
+  const padded = paddedFactors(round);
   return {
-    a: weightedAverage(round.factors.map((f) => f.a), round.weights, `module '${round.spec.name}': average of lora_A`),
-    b: weightedAverage(round.factors.map((f) => f.b), round.weights, `module '${round.spec.name}': average of lora_B`),
+    a: weightedAverage(padded.map((f) => f.a), round.weights, `module '${round.spec.name}': average of lora_A`),
+    b: weightedAverage(padded.map((f) => f.b), round.weights, `module '${round.spec.name}': average of lora_B`),
   };
 }
 
@@ -70,7 +91,7 @@ export function moduleMetrics(
 ): ModuleAggregateMetrics {
   const { spec } = round;
   const norms = round.deviationMetrics
-    ? deviationNorms(round.factors, round.weights, global.a, global.b, round.scale)
+    ? deviationNorms(paddedFactors(round), round.weights, global.a, global.b, round.scale)
     : { deviationNorm: NaN, idealUpdateNorm: NaN, relativeDeviation: NaN };
   const inner = baseUpdate === null ? 0 : changeInner(baseUpdate);
   return {

@@ -2,6 +2,8 @@
 import { createFedEx } from './fedex.js';
 import { createFedIt } from './fedit.js';
 import { createFfa } from './ffa.js';
+import { createFlora } from './flora.js';
+import { createFedSb } from './fedsb.js';
 import { createRobustStrategy } from './robust.js';
 import { isRobustRule } from '../robust.js';
 import { STRATEGY_NAMES } from './types.js';
@@ -26,5 +28,9 @@ export function createStrategy(name: string, options: FedExOptions = {}): Aggreg
       return createFedIt(options);
     case 'ffa':
       return createFfa(options);
+    case 'flora':
+      return createFlora(options);
+    case 'fedsb':
+      return createFedSb(options);
   }
 }

@@ -27,6 +27,10 @@ export function createRobustStrategy(name: StrategyName, rule: AggregationRule, 
   const checked = checkAggregationRule(rule);
   const label = ruleLabel(checked);
   if (checked.name === 'mean') throw new RangeError(`${name}: createRobustStrategy needs median or trimmed-mean, got mean`);
+  // FLoRA folds the whole mean update; a coordinate-wise rule over B_i·A_i would be FedEx under that rule.
+  if (name === 'flora') throw new RangeError(`flora: the ${label} rule is not supported (FLoRA stacks the weighted mean of the updates); use fedex with ${label}`);
+  // Fed-SB's exactness is that of the mean of R (B·rule(R_i)·A ≠ rule(B·R_i·A)); a robust R is not built.
+  if (name === 'fedsb') throw new RangeError(`fedsb: the ${label} rule is not supported (Fed-SB averages R; a coordinate-wise rule over R_i would not be the rule of the client models); use fedex with ${label}`);
   const weighting = options.weighting ?? 'uniform';
   if (weighting !== 'uniform') {
     throw new RangeError(`${name}: the ${checked.name} rule is unweighted (every client counts once): it cannot be combined with '${weighting}' weighting; use uniform weighting`);

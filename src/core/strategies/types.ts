@@ -12,8 +12,8 @@ import type { ModuleBaseChange } from '../baseChange.js';
 import type { ModuleDeviation } from '../deviation.js';
 import type { WeightingMode } from '../weights.js';
 
-export type StrategyName = 'fedex' | 'fedit' | 'ffa';
-export const STRATEGY_NAMES: readonly StrategyName[] = ['fedex', 'fedit', 'ffa'];
+export type StrategyName = 'fedex' | 'fedit' | 'ffa' | 'flora' | 'fedsb';
+export const STRATEGY_NAMES: readonly StrategyName[] = ['fedex', 'fedit', 'ffa', 'flora', 'fedsb'];
 
 /** The global state of one module: its spec and the adapter the round starts from. */
 export interface ModuleGlobalState {
@@ -85,6 +85,13 @@ export interface ModuleAggregate {
    * (from pre-summed uploads, or under a robust rule); the deviation metrics use it.
    */
   readonly deviation?: Matrix<Float32Array>;
+  /**
+   * Set when the base update is more than s·ΔR of plain averaging — FLoRA folds the whole update, and
+   * with client ranks below the global rank the truncation losses are folded too: the weighted means
+   * (Ā, B̄) of the zero-padded uploads, which the deviation of plain averaging is measured against.
+   * A caller must then not read that deviation off the base update.
+   */
+  readonly plainAverage?: LoraFactors;
   readonly metrics: ModuleAggregateMetrics;
 }
 
@@ -101,6 +108,8 @@ export interface StrategyOptions {
   readonly deviationMetrics?: boolean;
   /** The aggregation rule (default `mean`); `createStrategy` honours it (a robust rule needs uniform weighting). */
   readonly aggregation?: AggregationRule;
+  /** Seed of the fresh lora_A FLoRA starts every round from (default 0; the coordinator passes the federation's seed). */
+  readonly seed?: number;
 }
 
 /** FedEx-specific options. */
@@ -118,10 +127,16 @@ export interface FedExOptions extends StrategyOptions {
 /** A federated aggregation rule for LoRA factors, applied module by module. */
 export interface AggregationStrategy {
   readonly name: StrategyName;
-  /** True when the rule reproduces Σ w_i (W0 + s·B_i A_i) exactly (FedEx, FFA). */
+  /** True when the rule reproduces Σ w_i (W0 + s·B_i A_i) exactly (FedEx, FFA, FLoRA, Fed-SB). */
   readonly exact: boolean;
-  /** True when the rule changes the base weight (FedEx). */
+  /** True when the rule changes the base weight (FedEx, FLoRA). */
   readonly updatesBase: boolean;
+  /**
+   * True when clients may train at a rank below the module's (global) rank, each starting from the
+   * global adapter truncated to its rank (core/clientRanks.ts): the rule folds what the truncation
+   * drops into the base, so it stays exact (FedEx, FLoRA).
+   */
+  readonly heterogeneousRanks?: boolean;
   /**
    * True when lora_A stays frozen at its shared seeded init (FFA-LoRA): every upload must carry the
    * global lora_A bit for bit, so the server refuses one that does not as it arrives, and uploads

@@ -21,11 +21,13 @@ const METHOD_DETAIL: Record<string, string> = {
   fedex: 'FedEx-LoRA: average A and B and fold the residual into the base weights (exact)',
   fedit: 'FedIT: plain averaging of A and B (inexact)',
   ffa: 'FFA-LoRA: average B only (A must be the shared frozen init)',
+  flora: 'FLoRA: fold the whole mean update into the base (exact); the adapter written is a fresh start (B = 0)',
 };
 
 /** `FedEx: Aggregate Adapters…`. */
 export async function aggregateAdapters(services: Services): Promise<void> {
-  const method = await vscode.window.showQuickPick(METHODS.map((m) => ({ label: m, detail: METHOD_DETAIL[m] })), { title: 'FedEx: Aggregate Adapters (1/4): method' });
+  // fedex aggregate refuses fedsb (PEFT folders hold (A, B·R_i): ffa aggregates them exactly).
+  const method = await vscode.window.showQuickPick(METHODS.filter((m) => m !== 'fedsb').map((m) => ({ label: m, detail: METHOD_DETAIL[m] })), { title: 'FedEx: Aggregate Adapters (1/4): method' });
   if (method === undefined) return;
   const defaultUri = vscode.workspace.workspaceFolders?.[0]?.uri;
   const base = await vscode.window.showOpenDialog({ title: 'FedEx: Aggregate Adapters (2/4): base model (folder with model.safetensors or a sharded model.safetensors.index.json, or a .safetensors file)', canSelectFiles: true, canSelectFolders: true, canSelectMany: false, defaultUri, openLabel: 'Use as Base Model' });

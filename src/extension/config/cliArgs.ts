@@ -2,6 +2,7 @@
  * The `fedex.*` settings, read and checked, and their mapping onto `fedex` CLI arguments for
  * simulate, host, join, aggregate and export. No vscode here: `readSettings` takes a getter.
  */
+import type { BasePrecision } from '../../model/basePrecision.js';
 
 /** A remote federation listed in settings. */
 export interface RemoteFederation {
@@ -12,6 +13,8 @@ export interface RemoteFederation {
 /** The extension's settings (`fedex.*`), with defaults filled in. */
 export interface FedexSettings {
   readonly device: string;
+  /** Precision the frozen base weights are held in while training (`--base-precision`; docs/devices.md). */
+  readonly basePrecision: BasePrecision;
   /** Model folder; empty = the CLI's default tiny model. */
   readonly model: string;
   /** Data spec (`task:NAME` or a JSONL path); empty = the CLI's default synthetic task. */
@@ -28,7 +31,7 @@ export interface FedexSettings {
   /** A hosted federation runs each round only when asked (FedEx: Start Round), once `minClients` have joined. */
   readonly manualRounds: boolean;
   readonly localSteps: number;
-  readonly method: 'fedex' | 'fedit' | 'ffa';
+  readonly method: 'fedex' | 'fedit' | 'ffa' | 'flora' | 'fedsb';
   /** A hosted federation refuses an update farther than this × the global adapter's norm from it (0: off). */
   readonly maxUpdateRatio: number;
   /** FedEx with each round's residual truncated to this rank (the paper's best inexact variant); 0: exact. */
@@ -62,18 +65,21 @@ export interface FedexSettings {
 
 /** Defaults (also written as the defaults of `contributes.configuration` in package.json). */
 export const DEFAULT_SETTINGS: FedexSettings = {
-  device: 'cpu', model: '', data: '', rank: 8, alpha: 16, targetModules: [], port: 8765, bindAddress: '127.0.0.1',
+  device: 'cpu', basePrecision: 'fp32', model: '', data: '', rank: 8, alpha: 16, targetModules: [], port: 8765, bindAddress: '127.0.0.1',
   rounds: 5, minClients: 2, manualRounds: false, localSteps: 10, method: 'fedex', maxUpdateRatio: 1000, residualRank: 0, remoteFederations: [],
   aggregation: 'mean', aggregationTrim: 0.2,
   dpClip: 0, dpNoise: 1, dpDelta: 1e-5,
   hostCert: '', hostKey: '', hostClientCa: '', hostClients: '', joinIdentity: '', joinCa: '', joinClientCert: '', joinClientKey: '',
 };
 
+/** The base precisions (`fedex.basePrecision`), as src/model/basePrecision.ts lists them (a type import keeps the graph code out of the extension). */
+export const BASE_PRECISIONS: readonly BasePrecision[] = ['fp32', 'fp16', 'bf16', 'int4'];
+
 /** The aggregation rules (`fedex.aggregation`). */
 export const AGGREGATIONS: readonly FedexSettings['aggregation'][] = ['mean', 'median', 'trimmed-mean'];
 
 /** The federated methods (`fedex.method`). */
-export const METHODS: readonly FedexSettings['method'][] = ['fedex', 'fedit', 'ffa'];
+export const METHODS: readonly FedexSettings['method'][] = ['fedex', 'fedit', 'ffa', 'flora', 'fedsb'];
 
 /** Settings and the problems found while reading them (each names the setting and the bad value). */
 export interface SettingsRead {
@@ -119,6 +125,9 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
     if (typeof alphaRaw === 'number' && alphaRaw > 0 && Number.isFinite(alphaRaw)) alpha = alphaRaw;
     else problems.push(`fedex.alpha must be a number > 0, got ${JSON.stringify(alphaRaw)}; using ${d.alpha}`);
   }
+  const precisionRaw = str('basePrecision', d.basePrecision);
+  const basePrecision = (BASE_PRECISIONS as readonly string[]).includes(precisionRaw) ? (precisionRaw as BasePrecision) : d.basePrecision;
+  if (basePrecision !== precisionRaw) problems.push(`fedex.basePrecision must be one of ${BASE_PRECISIONS.join(', ')}, got '${precisionRaw}'; using ${d.basePrecision}`);
   const methodRaw = str('method', d.method);
   const method = (METHODS as readonly string[]).includes(methodRaw) ? (methodRaw as FedexSettings['method']) : d.method;
   if (method !== methodRaw) problems.push(`fedex.method must be one of ${METHODS.join(', ')}, got '${methodRaw}'; using ${d.method}`);
@@ -139,6 +148,7 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
   return {
     settings: {
       device: str('device', d.device) || d.device,
+      basePrecision,
       model: str('model', d.model),
       data: str('data', d.data),
       rank: int('rank', d.rank, 1, 4096),
@@ -238,6 +248,11 @@ function privacyArgs(s: FedexSettings): string[] {
   return s.dpClip > 0 ? ['--dp-clip', String(s.dpClip), '--dp-noise', String(s.dpNoise), '--dp-delta', String(s.dpDelta)] : [];
 }
 
+/** `--base-precision P` unless it is the CLI's default (fp32). */
+function precisionArgs(s: FedexSettings): string[] {
+  return s.basePrecision === 'fp32' ? [] : ['--base-precision', s.basePrecision];
+}
+
 /** `fedex simulate …` for a local simulation writing to `out`. */
 export function simulateArgs(s: FedexSettings, o: { out: string; methods?: readonly string[]; clients?: number }): string[] {
   return [
@@ -247,7 +262,7 @@ export function simulateArgs(s: FedexSettings, o: { out: string; methods?: reado
     '--rounds', String(s.rounds), '--local-steps', String(s.localSteps),
     ...loraArgs(s),
     ...optional('--model', s.model), ...optional('--data', s.data),
-    '--device', s.device,
+    '--device', s.device, ...precisionArgs(s),
     ...(s.residualRank > 0 ? ['--residual-rank', String(s.residualRank)] : []),
     ...aggregationArgs(s.aggregation, s.aggregationTrim),
     ...privacyArgs(s),
@@ -282,7 +297,7 @@ export function tokenEnv(token: string): Record<string, string> {
 /** `fedex join <url> …`: a client training on `data`; with `out`, the final global adapter is written there (PEFT). Its token goes in {@link tokenEnv}. */
 export function joinArgs(s: FedexSettings, o: { url: string; name?: string; out?: string }): string[] {
   return [
-    'join', o.url, ...optional('--data', s.data), ...optional('--model', s.model), '--device', s.device, ...optional('--identity', s.joinIdentity),
+    'join', o.url, ...optional('--data', s.data), ...optional('--model', s.model), '--device', s.device, ...precisionArgs(s), ...optional('--identity', s.joinIdentity),
     ...optional('--ca', s.joinCa), ...optional('--client-cert', s.joinClientCert), ...optional('--client-key', s.joinClientKey),
     ...(o.name !== undefined && o.name !== '' ? ['--name', o.name] : []),
     ...optional('--out', o.out ?? ''), ...EVENTS,

@@ -43,6 +43,11 @@ export interface FederationClientOptions {
   readonly trainer: LocalTrainer;
   /** Fused base updates (default: onnxruntime); use the coordinator's to hold the same bits. */
   readonly backend?: ProductBackend;
+  /**
+   * The LoRA rank this client trains at (protocol 1.3): one the coordinator allows, at most its global
+   * rank; absent: the global rank. Each round starts from the global adapter truncated to it.
+   */
+  readonly rank?: number;
   /** Accept factored (P, Q) residuals (default true). */
   readonly factoredResidual?: boolean;
   /** Dtypes this client can upload in (default float32 only). */

@@ -10,12 +10,15 @@ import { protocolError, type ProtocolError } from '../protocol/errors.js';
 import type { Method, ParamsOf } from '../protocol/messages.js';
 import { advanceSession, INITIAL_SESSION, type SessionState } from '../protocol/sessionState.js';
 import type { Connection } from '../transport/types.js';
-import { adapterFromTensors, adapterToTensors } from '../shared/adapterWire.js';
+import { adapterFromTensors, adapterToTensors, sbAdapterToTensors } from '../shared/adapterWire.js';
 import type { FederationClient, TrainingJob } from './client.js';
 import { ClientError, rejectionError } from './errors.js';
 import { startHeartbeat } from './heartbeat.js';
 import { helloCredential, respondToChallenge } from './credentials.js';
-import type { Adapter } from '../../core/lora.js';
+import type { Adapter, LoraFactors } from '../../core/lora.js';
+import { adapterFormOf, layoutAtRank } from '../protocol/adapterTensors.js';
+import { settingsAtRank, truncatedAdapter, truncatedBase } from './rankView.js';
+import type { BaseUpdateInfo } from './trainer.js';
 
 /** How a connection ended. */
 export type ConnectionOutcome = { readonly sessionId?: string } & (
@@ -33,6 +36,8 @@ export class ClientConnection {
   private state: SessionState = INITIAL_SESSION;
   private queue: Promise<void> = Promise.resolve();
   private welcome: ParamsOf<'welcome'> | undefined;
+  /** Fed-SB: the frozen A and B this connection received in its first global message (docs/protocol.md §5.7). */
+  private sbFrozen: Map<string, LoraFactors> | undefined;
   private ending: ConnectionOutcome | undefined;
   private lastSent = Date.now();
   private timer: NodeJS.Timeout | undefined;
@@ -53,6 +58,7 @@ export class ClientConnection {
         protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, ...helloCredential(this.client.credential), clientName: safeText(o.name, 64) || 'client',
         clientId: this.client.clientId, ...(this.resumeSessionId !== undefined ? { resumeSessionId: this.resumeSessionId } : {}),
         device: o.device ?? 'cpu', baseModelHash: o.base.hash, baseRevision: this.client.baseRevision,
+        ...(o.rank !== undefined ? { rank: o.rank } : {}),
         capabilities: {
           uplinkDtypes: ['float32', ...(o.uplinkDtypes ?? []).filter((d) => d !== 'float32')], factoredResidual: o.factoredResidual ?? true,
           modelTransfer: false, maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
@@ -80,7 +86,7 @@ export class ClientConnection {
 
   private send(message: AnyOutgoingMessage): void {
     if (message.method === 'hello') this.hello = message.params;
-    const o = { maxFrameBytes: this.welcome?.limits.maxFrameBytes, uplinkDtype: this.welcome?.config.uplinkDtype, layout: this.welcome?.config.layout };
+    const o = { maxFrameBytes: this.welcome?.limits.maxFrameBytes, uplinkDtype: this.welcome?.config.uplinkDtype, layout: this.welcome?.config.layout, ...(this.welcome !== undefined ? { adapterForm: adapterFormOf(this.welcome.config.method) } : {}) };
     this.sendFrame(encodeMessage(message, o), message.method, message.params);
   }
 
@@ -104,7 +110,7 @@ export class ClientConnection {
 
   private internalError(err: unknown): void {
     const error = err instanceof ClientError ? err : new ClientError('E_INTERNAL', `client ${this.client.options.name}: ${(err as Error).message ?? String(err)}`, { cause: err });
-    if (error.code === 'C_BASE_LAYOUT' || error.code === 'E_BASE_MISMATCH') {
+    if (error.code === 'C_BASE_LAYOUT' || error.code === 'E_BASE_MISMATCH' || error.code === 'E_RANK') {
       this.end({ kind: 'fatal', error }, 1000, error.code, { method: 'leave', params: { reason: safeText(error.message, 256) } });
       return;
     }
@@ -128,7 +134,10 @@ export class ClientConnection {
   private async handle(bytes: Uint8Array): Promise<void> {
     if (this.state.phase === 'closed') return;
     const maxFrameBytes = this.client.options.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes;
-    const decoded = tryDecodeMessage(bytes, { receiver: 'client', layout: this.welcome?.config.layout, limits: { maxFrameBytes }, viewResiduals: true });
+    const decoded = tryDecodeMessage(bytes, {
+      receiver: 'client', layout: this.welcome?.config.layout, limits: { maxFrameBytes }, viewResiduals: true,
+      ...(this.welcome !== undefined ? { adapterForm: adapterFormOf(this.welcome.config.method) } : {}),
+    });
     if (!decoded.ok) return this.protocolFailure(decoded.error);
     const message: AnyMessage = decoded.message;
     try {
@@ -173,6 +182,10 @@ export class ClientConnection {
     const hash = this.client.options.base.hash;
     if (w.config.baseModelHash !== hash) {
       throw new ClientError('E_BASE_MISMATCH', `the federation uses base model ${w.config.baseModelHash}, this client holds ${hash}`);
+    }
+    const wanted = this.client.options.rank;
+    if (wanted !== undefined && wanted !== w.config.rank && w.rank !== wanted) {
+      throw new ClientError('E_RANK', `this client asked to train at rank ${wanted}, but the coordinator's welcome does not confirm it (global rank ${w.config.rank}); it needs protocol 1.3 and a plan that allows rank ${wanted}`);
     }
     // The base copy holds exactly the federation's modules (loaded at the first welcome).
     await this.client.baseFor(w.config.layout);
@@ -236,11 +249,15 @@ export class ClientConnection {
     const job: TrainingJob = { round, controller: new AbortController() };
     client.job = job;
     const w = this.welcome!;
-    const global = adapterFromTensors(w.config.layout, message.tensors);
-    const info = { revision: client.base.revision, fromRevision: message.params.baseUpdate?.fromRevision ?? null, updatedModules: updated, modules: client.base.modules };
-    const config = { ...w.config, timeLimitMs: message.params.timeLimitMs, clientName: client.options.name };
+    const global = this.globalAdapter(message.tensors);
+    const base: BaseUpdateInfo = { revision: client.base.revision, fromRevision: message.params.baseUpdate?.fromRevision ?? null, updatedModules: updated, modules: client.base.modules };
+    // Below the global rank: the truncated global adapter, on the base plus what the truncation drops (rankView.ts).
+    const mine = settingsAtRank(w.config, w.rank);
+    const start = mine === w.config ? global : truncatedAdapter(global, mine.layout);
+    const config = { ...mine, timeLimitMs: message.params.timeLimitMs, clientName: client.options.name };
     const started = performance.now();
-    client.options.trainer.train(round, global, info, config, job.controller.signal).then((result) => {
+    const info = w.rank === undefined || mine === w.config ? Promise.resolve(base) : truncatedBase(base, global, w.config, w.rank, client.backend);
+    info.then((b) => client.options.trainer.train(round, start, b, config, job.controller.signal)).then((result) => {
       if (client.job !== job || job.controller.signal.aborted) return;
       job.result = result;
       client.emit('trained', { round, result, durationMs: performance.now() - started });
@@ -265,6 +282,18 @@ export class ClientConnection {
   }
 
   /** Uploads a finished job if this connection is in that round's training phase. */
+  /**
+   * The global adapter of a round_start or federation_done. Fed-SB: R from the message, A and B from
+   * it when it carries them (the first global message of a connection), else the ones kept from then.
+   */
+  private globalAdapter(tensors: Message<'round_start'>['tensors']): Map<string, LoraFactors> {
+    const config = this.welcome!.config;
+    const form = adapterFormOf(config.method);
+    const global = adapterFromTensors(config.layout, tensors, form, this.sbFrozen);
+    if (form === 'sb') this.sbFrozen = global;
+    return global;
+  }
+
   upload(job: TrainingJob): void {
     const r = job.result;
     const w = this.welcome;
@@ -278,7 +307,11 @@ export class ClientConnection {
     };
     let frame: Uint8Array;
     try {
-      frame = encodeMessage({ method: 'client_update', params, tensors: adapterToTensors(w.config.layout, r.adapter) }, { uplinkDtype: w.config.uplinkDtype, layout: w.config.layout, maxFrameBytes: w.limits.maxFrameBytes });
+      const layout = layoutAtRank(w.config.layout, w.rank);
+      // Fed-SB uploads R only (docs/protocol.md §5.7).
+      const form = adapterFormOf(w.config.method);
+      const tensors = form === 'sb' ? sbAdapterToTensors(layout, r.adapter, false) : adapterToTensors(layout, r.adapter);
+      frame = encodeMessage({ method: 'client_update', params, tensors }, { uplinkDtype: w.config.uplinkDtype, layout, maxFrameBytes: w.limits.maxFrameBytes, adapterForm: form });
     } catch (err) {
       job.failed = true;
       job.failure = `the trained adapter cannot be sent: ${(err as Error).message}`;
@@ -293,7 +326,7 @@ export class ClientConnection {
   private async onDone(message: Message<'federation_done'>): Promise<void> {
     this.client.job?.controller.abort();
     if ((await this.applyBase(message)) === null) return;
-    const global = adapterFromTensors(this.welcome!.config.layout, message.tensors);
+    const global = this.globalAdapter(message.tensors);
     this.end({ kind: 'done', reason: message.params.reason, roundsCompleted: message.params.roundsCompleted, global }, 1000, 'federation done');
   }
 }

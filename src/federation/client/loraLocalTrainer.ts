@@ -6,7 +6,8 @@
  * the adapter with the example count and mean train loss.
  *
  * The trainer is built lazily on the first round, from the federation's settings in `welcome`
- * (rank, alpha, target modules, batch size, learning rate, seed; FFA-LoRA freezes A), and rebuilt
+ * (rank, alpha, target modules, batch size, learning rate, seed; FFA-LoRA freezes A, Fed-SB trains
+ * only LoRA-SB's R between frozen A and B), and rebuilt
  * only when those change. Its adapted modules must match the federation's layout exactly.
  */
 import type { DataReport } from '../../trainer/data/report.js';
@@ -19,6 +20,7 @@ import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import { ClientError } from './errors.js';
 import type { BaseUpdateInfo, FederationSettings, LocalTrainer, TrainConfig, TrainResult } from './trainer.js';
 import type { Adapter } from '../../core/lora.js';
+import type { BasePrecision } from '../../model/basePrecision.js';
 
 /** Builds a LoRA trainer (src/trainer `createTrainer`; injected so tests can use the in-process one). */
 export type TrainerFactory = (setup: TrainerSetup, options?: { worker?: boolean }) => Promise<LoraTrainer>;
@@ -55,6 +57,11 @@ export interface OnnxTrainerOptions {
   readonly evaluateLocal?: boolean;
   /** Pack language-modelling examples into full rows instead of padding each (`--pack`). */
   readonly packing?: boolean;
+  /**
+   * Precision of the frozen base weights (`--base-precision`; src/model/basePrecision.ts). The bases
+   * of the adapted modules stay float32 whatever it is: they receive FedEx residuals (TrainerSetup.float32AdaptedBases).
+   */
+  readonly basePrecision?: BasePrecision;
   /** Told what encoding did to the data (records cut at `seqLen`, packing) each time a trainer is built. */
   readonly onData?: (report: DataReport) => void;
   readonly onProgress?: (p: OnnxStepProgress) => void;
@@ -68,7 +75,7 @@ export function federationLora(config: Pick<FederationSettings, 'rank' | 'alpha'
   }
   return {
     r: config.rank, alpha: config.alpha, useRslora: config.rsLora, dropout: 0, targetModules: [...config.targetModules],
-    freezeA: config.method === 'ffa', modulesToSave: [],
+    freezeA: config.method === 'ffa', modulesToSave: [], ...(config.method === 'fedsb' ? { loraSb: true } : {}),
   };
 }
 
@@ -91,9 +98,12 @@ export function checkTrainerLayout(trainer: Pick<LoraTrainer, 'modules'>, layout
   }
 }
 
-/** Float32 base weights the trainer should use instead of the checkpoint's (none at revision 0: the checkpoint is the pristine base). */
-export function baseOverrides(base: Pick<BaseUpdateInfo, 'revision' | 'modules'>): ReadonlyMap<string, Float32Array> | undefined {
-  if (base.revision === 0) return undefined;
+/**
+ * Float32 base weights the trainer should use instead of the checkpoint's (none at revision 0 unless
+ * some were adjusted for a truncated start: the checkpoint is the pristine base).
+ */
+export function baseOverrides(base: Pick<BaseUpdateInfo, 'revision' | 'modules' | 'adjustedModules'>): ReadonlyMap<string, Float32Array> | undefined {
+  if (base.revision === 0 && (base.adjustedModules ?? []).length === 0) return undefined;
   return new Map([...base.modules].map(([k, m]) => [k, m.data]));
 }
 
@@ -119,6 +129,7 @@ export function createOnnxTrainer(options: OnnxTrainerOptions): OnnxLocalTrainer
       optimizer: options.optimizer ?? 'adamw', lr: config.lr, device: options.device,
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
       ...(options.packing === true ? { packing: true } : {}),
+      ...(options.basePrecision !== undefined ? { basePrecision: options.basePrecision, float32AdaptedBases: true } : {}),
     };
     const key = JSON.stringify(setup);
     let built = false;

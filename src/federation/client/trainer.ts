@@ -33,6 +33,11 @@ export interface BaseUpdateInfo {
    * or in × out for `fanInFanOut` modules). Read-only for the trainer: the client owns them.
    */
   readonly modules: ReadonlyMap<string, Matrix<Float32Array>>;
+  /**
+   * Modules whose weight in `modules` differs from the revision's: a client below the global rank
+   * trains on its base plus what its truncated start drops (rankView.ts); absent when none.
+   */
+  readonly adjustedModules?: readonly string[];
 }
 
 /** A trainer's answer for one round. */

@@ -9,8 +9,10 @@
  * `deviationNormsBounded` computes them at bounded cost, and roundFigures.ts the adapter drift norms.
  */
 import { applyBaseChange, type BaseChange } from '../../core/baseChange.js';
+import { padFactors } from '../../core/clientRanks.js';
 import { deviationNormsBounded } from '../../core/deviation.js';
 import type { LoraFactors } from '../../core/lora.js';
+import { effectiveFactors } from '../../core/loraSb.js';
 import type { ProductBackend } from '../../core/product.js';
 import { aggregateModules, type ClientAdapterResult } from '../../core/strategies/round.js';
 import type { AggregationStrategy, ClientFailure, ModuleAggregate, ModuleGlobalState } from '../../core/strategies/types.js';
@@ -139,26 +141,38 @@ async function finishModule(ctx: ModuleContext, m: ModuleLayout, agg: ModuleAggr
   const scale = agg.metrics.scale;
   const change = agg.baseUpdate === null ? null : await travelling(agg.baseUpdate, m, backend);
   const step: StepModule | null = change === null ? null : { module: name, ...change };
-  // What the deviation norms measure: the dense residual when one was formed anyway.
-  const scaledResidual = change?.form === 'dense' && change.scale === 1 ? change.d : agg.deviation;
+  // What the deviation norms measure: the dense residual when one was formed anyway — not when the
+  // base change is more than s·ΔR (FLoRA's whole update, or truncation losses: `plainAverage`).
+  const scaledResidual = agg.plainAverage === undefined && change?.form === 'dense' && change.scale === 1 ? change.d : agg.deviation;
   // The inner size the residual had before it went dense (k·r from summed uploads; 0 under a robust rule).
   const inner = ctx.summed.has(name) ? ctx.active * m.rank : agg.baseUpdate?.form === 'factored' ? agg.baseUpdate.p.shape[1] : 0;
   if (step !== null) await applyBaseChange(ctx.base.get(name)!, moduleLayout(m), step, backend);
-  const clients = ctx.updates.map((x) => x.adapter.get(name)!);
-  const record = await moduleRecord(ctx.plan, m, scale, clients, agg.metrics.weights, ctx.global.get(name), factors, step, inner, scaledResidual, backend);
+  // Clients below the global rank, zero-padded: Σ w_i B_i A_i is unchanged by the padding.
+  // Fed-SB's figures on the standard factors (A, B·R) its modules equal.
+  const clients = ctx.updates.map((x) => padFactors(effectiveFactors(x.adapter.get(name)!), m.rank));
+  const previous = ctx.global.get(name);
+  const effective = effectiveFactors(factors);
+  const record = await moduleRecord(ctx.plan, m, scale, clients, agg.metrics.weights, previous !== undefined ? effectiveFactors(previous) : undefined, effective, agg.plainAverage ?? effective, step, inner, scaledResidual, backend);
   const truncation = agg.metrics.residualTruncation;
   return { step, record: truncation !== undefined ? { ...record, residualTruncation: truncation } : record };
+}
+
+/** The clients' drift from the weighted means (FLoRA's global adapter is a fresh one, unrelated to the uploads). */
+function clientDrift(averaged: LoraFactors, clients: readonly LoraFactors[]): Pick<ReturnType<typeof adapterDrift>, 'clientDeltaANorms' | 'clientDeltaBNorms'> {
+  const { clientDeltaANorms, clientDeltaBNorms } = adapterDrift(averaged, averaged, clients);
+  return { clientDeltaANorms, clientDeltaBNorms };
 }
 
 /** A module's figures: deviation norms (when enabled), residual form, adapter drift. */
 async function moduleRecord(
   plan: FederationPlan, m: ModuleLayout, scale: number, clients: LoraFactors[], weights: readonly number[],
-  previous: LoraFactors | undefined, factors: LoraFactors, step: StepModule | null, inner: number, scaledResidual: Matrix<Float32Array> | undefined, backend: ProductBackend,
+  previous: LoraFactors | undefined, factors: LoraFactors, averaged: LoraFactors, step: StepModule | null, inner: number, scaledResidual: Matrix<Float32Array> | undefined, backend: ProductBackend,
 ): Promise<ModuleRoundRecord> {
+  // The deviation of plain averaging: against the weighted means (the global adapter itself, except for FLoRA).
   const norms = plan.deviationMetrics
-    ? await deviationNormsBounded({ clients, weights, abar: factors.a, bbar: factors.b, scale, scaledResidual }, backend)
+    ? await deviationNormsBounded({ clients, weights, abar: averaged.a, bbar: averaged.b, scale, scaledResidual }, backend)
     : { deviationNorm: NaN, relativeDeviation: NaN };
-  const drift = previous !== undefined ? adapterDrift(previous, factors, clients) : undefined;
+  const drift = previous !== undefined ? { ...adapterDrift(previous, factors, clients), ...clientDrift(averaged, clients) } : undefined;
   return {
     module: m.module,
     deviation: finiteOrNull(norms.deviationNorm),

@@ -61,6 +61,8 @@ export type SessionAdmission = {
   readonly factoredOk: boolean;
   /** Base revision the client announced. */
   readonly revision: number;
+  /** The rank the client trains at, when it named one (protocol 1.3); absent: the global rank. */
+  readonly rank?: number;
 };
 
 /** A challenge sent and not yet answered: what the answer is checked against. */
@@ -78,6 +80,8 @@ export class CoordinatorSession {
   private admission: SessionAdmission | null = null;
   /** Base revision the client holds (hello, then what we sent it). */
   revision = 0;
+  /** Fed-SB: this session has been sent the frozen lora_A and lora_B (docs/protocol.md §5.7); later global frames carry R only. */
+  sbFrozenSent = false;
   private errors = 0;
   private lastSent = Date.now();
   private nonce = 0;
@@ -150,6 +154,11 @@ export class CoordinatorSession {
 
   get uplinkDtype(): FloatWireDType {
     return this.admission?.uplinkDtype ?? 'float32';
+  }
+
+  /** The rank the client trains at (undefined: the global rank). */
+  get rank(): number | undefined {
+    return this.admission?.rank;
   }
 
   get factoredOk(): boolean {

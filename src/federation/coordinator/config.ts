@@ -69,6 +69,8 @@ export interface FederationPlan {
   readonly privacy?: PrivacyPlan;
   /** A robust aggregation rule (core/robust.ts); absent (and in plans persisted before it existed): the weighted mean. */
   readonly aggregation?: AggregationRule;
+  /** Ranks below lora.rank that clients may train at (heterogeneous ranks, core/clientRanks.ts), ascending; absent: every client at lora.rank. */
+  readonly clientRanks?: readonly number[];
 }
 
 /** What the operator gives to start a federation. */
@@ -134,6 +136,12 @@ export interface CoordinatorConfig {
   readonly aggregation?: AggregationRule;
   /** Adapter of round 1; default A Kaiming-uniform from `seed`, B = 0 (PEFT's init). */
   readonly initialAdapter?: Adapter;
+  /**
+   * Ranks clients may train at besides lora.rank (`fedex host --ranks 4,8,16`): a client names its rank
+   * in its hello (protocol 1.3) and starts each round from the global adapter truncated to it. Needs
+   * a method that folds the truncation into the base (fedex, flora); not with DP or a robust rule.
+   */
+  readonly clientRanks?: readonly number[];
   /**
    * Frame size, heartbeat, hello timeout, protocol errors; and the limits before authentication
    * (docs/protocol.md §13, defaults in `DEFAULT_ADMISSION_LIMITS`): connections in total
@@ -221,7 +229,8 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     if (config.incrementalAggregation === 'always') fail('incrementalAggregation always cannot be combined with residualRank (the accumulated sums give the exact residual only)');
   }
   // The accumulated sums give the exact dense residual: with a truncated residual every module goes through the strategy.
-  const privacy = config.privacy !== undefined ? resolvePrivacy(config.privacy, { weighting: config.weighting ?? 'uniform', residualRank }) : undefined;
+  const clientRanks = resolveClientRanks(config);
+  const privacy = config.privacy !== undefined ? resolvePrivacy(config.privacy, { weighting: config.weighting ?? 'uniform', residualRank, method: config.method, clientRanks }) : undefined;
   // The private round forms its own noisy dense step (privateRound.ts): nothing to accumulate.
   const aggregation = resolveAggregation(config, minClients, quorum, sampleFraction);
   // DP's sensitivity C/m is the mean's: a median or trimmed mean of clipped updates needs another analysis.
@@ -255,7 +264,28 @@ export function resolvePlan(config: CoordinatorConfig): FederationPlan {
     incrementalAggregation: incremental,
     ...(privacy !== undefined ? { privacy } : {}),
     ...(aggregation !== undefined ? { aggregation } : {}),
+    ...(clientRanks !== undefined ? { clientRanks } : {}),
   };
+}
+
+/**
+ * The client ranks below lora.rank, distinct and ascending (undefined when none): each an integer in
+ * 1..lora.rank, for a method that folds a truncated start into the base, and not under a robust rule.
+ * lora.rank itself may be listed (it is always allowed) and is dropped.
+ */
+function resolveClientRanks(config: CoordinatorConfig): number[] | undefined {
+  if (config.clientRanks === undefined) return undefined;
+  const global = config.lora.rank;
+  for (const r of config.clientRanks) {
+    if (!Number.isInteger(r) || r < 1 || r > global) fail(`clientRanks: every rank must be an integer in 1..${global} (lora.rank, the global rank), got ${r}`);
+  }
+  const lower = [...new Set(config.clientRanks)].filter((r) => r < global).sort((a, b) => a - b);
+  if (lower.length === 0) return undefined;
+  if (createStrategy(config.method).heterogeneousRanks !== true) {
+    fail(`clientRanks ${lower.join(', ')}: method ${config.method} cannot take clients below the global rank ${global} exactly; use fedex or flora (they fold each client's truncated start into the base)`);
+  }
+  if (config.aggregation !== undefined && isRobustRule(config.aggregation)) fail(`clientRanks cannot be combined with aggregation ${ruleLabel(config.aggregation)} (a coordinate-wise rule over zero-padded factors is not defined here)`);
+  return lower;
 }
 
 /**
@@ -311,8 +341,8 @@ export function planScaling(plan: FederationPlan, rank: number): number {
   return loraScaling(plan.lora.alpha, rank, plan.lora.rsLora);
 }
 
-/** `welcome.config` for a client that uploads in `uplinkDtype`. */
-export function welcomeConfig(plan: FederationPlan, uplinkDtype: FloatWireDType): ParamsOf<'welcome'>['config'] {
+/** `welcome.config` for a client that uploads in `uplinkDtype` (`clientRanks` only for protocol 1.3 and later). */
+export function welcomeConfig(plan: FederationPlan, uplinkDtype: FloatWireDType, minor = 3): ParamsOf<'welcome'>['config'] {
   const t = plan.training;
   return {
     method: plan.method,
@@ -330,6 +360,7 @@ export function welcomeConfig(plan: FederationPlan, uplinkDtype: FloatWireDType)
     uplinkDtype,
     baseModelHash: plan.baseModelHash,
     layout: plan.layout.map((m) => ({ module: m.module, in: m.in, out: m.out, rank: m.rank, fanInFanOut: m.fanInFanOut === true })),
+    ...(plan.clientRanks !== undefined && minor >= 3 ? { clientRanks: [...plan.clientRanks] } : {}),
   };
 }
 

@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { LoraFactors } from '../../core/lora.js';
+import { effectiveFactors } from '../../core/loraSb.js';
 import type { ProductBackend } from '../../core/product.js';
 import { createStrategy } from '../../core/strategies/registry.js';
 import type { AggregationStrategy } from '../../core/strategies/types.js';
@@ -24,6 +25,7 @@ import type { Matrix } from '../../core/tensor.js';
 import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js';
 import type { Message } from '../protocol/envelope.js';
 import type { ParamsOf } from '../protocol/messages.js';
+import { adapterFormOf, layoutAtRank } from '../protocol/adapterTensors.js';
 import { protocolError, type ProtocolError } from '../protocol/errors.js';
 import { generateToken } from '../protocol/tokens.js';
 import { createTransportServer } from '../transport/server.js';
@@ -177,7 +179,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     // Deviation metrics are computed by aggregate.ts through the backend (bounded cost for many clients).
     // A robust rule (plan.aggregation) forms its own dense s·(rule_i(B_i A_i) − B̄Ā), which the deviation metrics then use.
     this.strategy = createStrategy(plan.method, {
-      weighting: plan.weighting, deviationMetrics: false, residualForm: plan.residualForm, ...(plan.residualRank !== undefined ? { residualRank: plan.residualRank } : {}),
+      weighting: plan.weighting, deviationMetrics: false, residualForm: plan.residualForm, seed: plan.seed, ...(plan.residualRank !== undefined ? { residualRank: plan.residualRank } : {}),
       ...(plan.aggregation !== undefined ? { aggregation: plan.aggregation, deviationMetrics: plan.deviationMetrics } : {}),
     });
     this.history = new ResidualHistory((rev) => store.loadStep(rev));
@@ -239,12 +241,13 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     return this.plan.limits;
   }
 
-  /** Copies of the global adapter and the master base weights (for checks and export). */
+  /** Copies of the global adapter (Fed-SB's as the standard LoRA factors (A, B·R̄) it equals) and the master base weights (for checks and export). */
   snapshot(): { round: number; revision: number; global: Map<string, LoraFactors>; base: Map<string, Matrix<Float32Array>> } {
     const copy = (m: Matrix<Float32Array>): Matrix<Float32Array> => ({ shape: [m.shape[0], m.shape[1]], data: Float32Array.from(m.data) });
     return {
       round: this.state.round, revision: this.state.revision,
-      global: new Map([...this.state.global].map(([k, f]) => [k, { a: copy(f.a), b: copy(f.b) }])),
+      // Fed-SB's (A, B, R̄) as the standard LoRA factors it equals, (A, B·R̄): what evaluations and PEFT folders read.
+      global: new Map([...this.state.global].map(([k, f]) => { const e = effectiveFactors(f); return [k, { a: copy(e.a), b: copy(e.b) }]; })),
       base: new Map([...this.state.base].map(([k, m]) => [k, copy(m)])),
     };
   }
@@ -374,9 +377,10 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
 
   receiveOptions(session: CoordinatorSession): ReturnType<SessionHost['receiveOptions']> {
     return {
-      receiver: 'coordinator', limits: { maxFrameBytes: this.plan.limits.maxFrameBytes }, layout: this.plan.layout,
-      uplinkDtypes: [session.uplinkDtype],
-      ...(this.runner.updateBound() !== undefined ? { maxUpdateNorm: this.runner.updateBound(), normReference: this.runner.normReference() } : {}),
+      // A client below the global rank uploads in the layout at its rank (docs/protocol.md §5.6).
+      receiver: 'coordinator', limits: { maxFrameBytes: this.plan.limits.maxFrameBytes }, layout: layoutAtRank(this.plan.layout, session.rank),
+      uplinkDtypes: [session.uplinkDtype], adapterForm: adapterFormOf(this.plan.method),
+      ...(this.runner.updateBound() !== undefined ? { maxUpdateNorm: this.runner.updateBound(), normReference: this.runner.normReference(session.rank) } : {}),
     };
   }
 
@@ -456,9 +460,13 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     session.admit({
       kind: 'joined', clientId, name: p.clientName, sessionId, minor: admission.minor, uplinkDtype: admission.uplinkDtype,
       peerMaxFrameBytes: p.capabilities.maxFrameBytes, factoredOk: p.capabilities.factoredResidual, revision: p.baseRevision ?? 0,
+      ...(admission.rank !== undefined ? { rank: admission.rank } : {}),
     });
     this.joined.set(clientId, session);
-    void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() => undefined);
+    void session.send({
+      method: 'welcome',
+      params: welcomeParams(this.plan, { sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype, ...(admission.rank !== undefined ? { rank: admission.rank } : {}) }, this.models),
+    }).catch(() => undefined);
     this.publish('client_joined', {
       clientId, name: p.clientName, sessionId, resumed: record !== undefined && p.resumeSessionId === record.sessionId, clients: this.joined.size,
       ...(session.conn.certificateSubject !== null ? { certificate: session.conn.certificateSubject } : {}),

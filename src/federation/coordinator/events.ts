@@ -4,6 +4,7 @@
  * run directory. Payloads are plain JSON (no tensors, no peer-controlled paths).
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
+import type { StrategyName } from '../../core/strategies/types.js';
 
 /** Bytes of a round: protocol frames, TCP payload (`wire*`) and the raw tensor bytes they carried. */
 export interface TrafficRecord {
@@ -67,7 +68,7 @@ export interface HeatmapModule {
 /** The `update_heatmap` event of an aggregated round. */
 export interface UpdateHeatmap {
   readonly round: number;
-  readonly method: 'fedex' | 'fedit' | 'ffa';
+  readonly method: StrategyName;
   /** The first layout modules (at most 64), in layout order. */
   readonly modules: readonly HeatmapModule[];
   /** Layout modules left out by the cap. */
@@ -137,7 +138,7 @@ export interface RoundPrivacy {
 
 /** Every event and its payload. */
 export interface CoordinatorEventMap {
-  listening: [{ readonly url: string; readonly runDir: string; readonly resumedFromRound: number | null; readonly method: 'fedex' | 'fedit' | 'ffa'; readonly rounds: number }];
+  listening: [{ readonly url: string; readonly runDir: string; readonly resumedFromRound: number | null; readonly method: StrategyName; readonly rounds: number }];
   /** `certificate`: the subject of the client certificate it connected with (mutual TLS, `ServerTlsOptions.clientCa`). */
   client_joined: [{ readonly clientId: string; readonly name: string; readonly sessionId: string; readonly resumed: boolean; readonly clients: number; readonly certificate?: string }];
   client_left: [{ readonly clientId: string; readonly name: string; readonly reason: string; readonly clients: number }];

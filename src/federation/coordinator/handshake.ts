@@ -21,6 +21,8 @@ import { DEFAULT_MAX_CHUNK_BYTES, type ModelServer } from './modelServer.js';
 export type Admission =
   | {
     readonly ok: true; readonly minor: number; readonly uplinkDtype: FloatWireDType;
+    /** The rank the client trains at when it asked for one (protocol 1.3; absent: the global rank). */
+    readonly rank?: number;
     /** Admitted without the base model, to fetch it: never sampled for a round. */
     readonly fetching: boolean;
   }
@@ -89,8 +91,25 @@ export function verifyResponse(hello: ParamsOf<'hello'>, nonce: string, key: Key
   return null;
 }
 
-/** Checks an authenticated hello against the federation: E_BASE_MISMATCH, then E_FULL. */
+/**
+ * What protocol 1.3 added, checked: a federation of method flora or fedsb needs a 1.3 client (older ones cannot
+ * read the method), and a hello's `rank` must be the global rank or one of the plan's client ranks (E_RANK).
+ */
+function checkRank(hello: ParamsOf<'hello'>, minor: number, plan: FederationPlan): Refusal | null {
+  if ((plan.method === 'flora' || plan.method === 'fedsb') && minor < 3) return { ok: false, code: 'E_VERSION', message: `this federation uses method ${plan.method}, which needs protocol 1.3; the client speaks 1.${hello.protocolMinor}` };
+  const r = hello.rank;
+  if (r === undefined || r === plan.lora.rank) return null;
+  const allowed = [...(plan.clientRanks ?? []), plan.lora.rank];
+  if (!allowed.includes(r)) {
+    return { ok: false, code: 'E_RANK', message: `this federation trains at rank ${plan.lora.rank}${plan.clientRanks !== undefined ? ` and lets clients train at ${plan.clientRanks.join(', ')}` : ' only'}; the client asked for rank ${r}` };
+  }
+  return null;
+}
+
+/** Checks an authenticated hello against the federation: E_VERSION and E_RANK (1.3), E_BASE_MISMATCH, then E_FULL. */
 export function admitAuthenticated(hello: ParamsOf<'hello'>, minor: number, ctx: Omit<AdmissionContext, 'auth'>): Admission {
+  const rankRefusal = checkRank(hello, minor, ctx.plan);
+  if (rankRefusal !== null) return rankRefusal;
   const fetching = hello.baseModelHash !== ctx.plan.baseModelHash;
   if (fetching && !(ctx.offersModel && hello.capabilities.modelTransfer)) {
     const has = hello.baseModelHash === undefined ? 'no base model' : `base model ${hello.baseModelHash.slice(0, 12)}…`;
@@ -100,7 +119,7 @@ export function admitAuthenticated(hello: ParamsOf<'hello'>, minor: number, ctx:
   if (ctx.joined >= ctx.plan.maxClients) return { ok: false, code: 'E_FULL', message: `the federation is full (${ctx.plan.maxClients} clients)`, retryAfterMs: 30_000 };
   const wanted = ctx.plan.uplinkDtype;
   const uplinkDtype: FloatWireDType = hello.capabilities.uplinkDtypes.includes(wanted) ? wanted : 'float32';
-  return { ok: true, minor, uplinkDtype, fetching };
+  return { ok: true, minor, uplinkDtype, fetching, ...(hello.rank !== undefined ? { rank: hello.rank } : {}) };
 }
 
 /** Checks a token hello completely: E_VERSION, E_AUTH, E_BASE_MISMATCH, E_FULL, in that order (keyed hellos need `authenticateHello` and a challenge). */
@@ -112,12 +131,14 @@ export function admitHello(hello: ParamsOf<'hello'>, ctx: AdmissionContext): Adm
 }
 
 /** The welcome for an admitted client; `baseModel` is in it whenever the coordinator offers the model. */
-export function welcomeParams(plan: FederationPlan, args: { sessionId: string; minor: number; currentRound: number; uplinkDtype: FloatWireDType }, models?: ModelServer): ParamsOf<'welcome'> {
+export function welcomeParams(plan: FederationPlan, args: { sessionId: string; minor: number; currentRound: number; uplinkDtype: FloatWireDType; rank?: number }, models?: ModelServer): ParamsOf<'welcome'> {
   return {
     sessionId: args.sessionId,
     protocolMinor: args.minor,
     currentRound: args.currentRound,
-    config: welcomeConfig(plan, args.uplinkDtype),
+    config: welcomeConfig(plan, args.uplinkDtype, args.minor),
+    // Protocol 1.3: the rank the client asked for (checkRank admitted it, so the minor is ≥ 3).
+    ...(args.rank !== undefined ? { rank: args.rank } : {}),
     limits: {
       maxFrameBytes: plan.limits.maxFrameBytes,
       maxChunkBytes: models?.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES,

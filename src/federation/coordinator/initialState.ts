@@ -1,10 +1,11 @@
 /**
  * The state of a new federation (round 0): the plan, a float32 copy of the pristine adapted base
  * weights checked against the layout, and the initial global adapter — given, or PEFT's init
- * (A Kaiming-uniform with a = √5 from the seed, B = 0).
+ * (A Kaiming-uniform with a = √5 from the seed, B = 0); for Fed-SB the seeded A, B and R = 0 of core/loraSb.ts.
  */
 import type { LoraFactors } from '../../core/lora.js';
 import { createRng, kaimingUniform } from '../../core/random.js';
+import { initSbFactors } from '../../core/loraSb.js';
 import type { Matrix } from '../../core/tensor.js';
 import { storedShape } from '../shared/baseWeights.js';
 import { resolvePlan, type CoordinatorConfig, type FederationPlan } from './config.js';
@@ -45,13 +46,18 @@ export async function initialState(config: CoordinatorConfig): Promise<{ plan: F
     base.set(m.module, copyMatrix(w));
   }
   const global = new Map<string, LoraFactors>();
-  const init = config.initialAdapter ?? initialAdapter(plan);
+  if (plan.method === 'fedsb') {
+    // Fed-SB's A and B stay at their seeded init for the whole federation; an adapter trained as plain LoRA has no R to start from.
+    if (config.initialAdapter !== undefined) throw new CoordinatorError('CONFIG_INVALID', 'coordinator config: fedsb starts from its own seeded A, B and R = 0 (core/loraSb.ts); an initialAdapter cannot be given');
+    for (const m of plan.layout) global.set(m.module, initSbFactors(plan.seed, { name: m.module, rank: m.rank, inFeatures: m.in, outFeatures: m.out }));
+  }
+  const init = plan.method === 'fedsb' ? global : config.initialAdapter ?? initialAdapter(plan);
   for (const m of plan.layout) {
     const f = init.get(m.module);
     if (f === undefined || f.a.shape[0] !== m.rank || f.a.shape[1] !== m.in || f.b.shape[0] !== m.out || f.b.shape[1] !== m.rank) {
       throw new CoordinatorError('CONFIG_INVALID', `coordinator config: initialAdapter lacks module ${m.module} or has the wrong shapes (need A [${m.rank}, ${m.in}], B [${m.out}, ${m.rank}])`);
     }
-    global.set(m.module, { a: copyMatrix(f.a), b: copyMatrix(f.b) });
+    global.set(m.module, { a: copyMatrix(f.a), b: copyMatrix(f.b), ...(f.r !== undefined ? { r: copyMatrix(f.r) } : {}) });
   }
   const files = RunStore.fileNames(0, 0);
   return {

@@ -40,7 +40,7 @@ function fail(message: string): never {
  * DP needs uniform weights (a client's weight must not depend on what it reports) and the exact
  * residual (the noisy base update is dense and full rank: a truncated one would not be exact).
  */
-export function resolvePrivacy(given: PrivacyConfig, context: { weighting: 'uniform' | 'examples'; residualRank?: number }): PrivacyPlan {
+export function resolvePrivacy(given: PrivacyConfig, context: { weighting: 'uniform' | 'examples'; residualRank?: number; method?: string; clientRanks?: readonly number[] }): PrivacyPlan {
   if (!(given.clip > 0 && Number.isFinite(given.clip))) fail(`privacy.clip must be a finite number > 0, got ${given.clip}`);
   if (!(given.noiseMultiplier >= 0 && Number.isFinite(given.noiseMultiplier))) fail(`privacy.noiseMultiplier must be a finite number ≥ 0, got ${given.noiseMultiplier}`);
   const delta = given.delta ?? DEFAULT_DP_DELTA;
@@ -49,5 +49,8 @@ export function resolvePrivacy(given: PrivacyConfig, context: { weighting: 'unif
     fail(`client-level DP needs uniform weighting, got '${context.weighting}' (a weight from a client's own example count would change its sensitivity; the noise is calibrated to a fixed denominator)`);
   }
   if (context.residualRank !== undefined) fail('client-level DP cannot be combined with residualRank (the noisy base update is dense and full rank; truncating it would break exactness)');
+  // The private round clips and noises the FedEx/FedIT/FFA parts of equal-rank updates (privateRound.ts).
+  if (context.method === 'flora' || context.method === 'fedsb') fail(`client-level DP is not implemented for ${context.method} (use fedex, fedit or ffa)`);
+  if (context.clientRanks !== undefined && context.clientRanks.length > 0) fail('client-level DP cannot be combined with clientRanks (the private round needs every client at the global rank)');
   return { clip: given.clip, noiseMultiplier: given.noiseMultiplier, delta };
 }

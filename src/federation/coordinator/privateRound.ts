@@ -21,6 +21,7 @@ import { moduleSpecs, type FederationPlan } from './config.js';
 import type { ModuleRoundRecord, RoundPrivacy, RoundRecord } from './events.js';
 import type { PrivacyPlan } from './privacyPlan.js';
 import type { StepModule } from './residuals.js';
+import type { PrivateParts } from '../../core/privacy/clientUpdate.js';
 import { adapterDrift } from './roundFigures.js';
 
 /** The sampling rate the accountant uses: the coordinator's seeded fixed-size sampling is not Poisson sampling. */
@@ -34,6 +35,12 @@ export interface ClippedUpdates {
   readonly factors: number[];
 }
 
+/** The parts of an update the plan's method releases (resolvePrivacy refuses flora). */
+function privateParts(plan: FederationPlan): PrivateParts {
+  if (plan.method === 'flora' || plan.method === 'fedsb') throw new RangeError(`client-level DP is not implemented for ${plan.method}`);
+  return plan.method;
+}
+
 /** The norms of each participant's whole update (all modules, the parts its method releases) and their clipping factors. */
 export function clipUpdates(plan: FederationPlan, clip: number, global: ReadonlyMap<string, LoraFactors>, updates: readonly AcceptedUpdate[]): ClippedUpdates {
   const specs = moduleSpecs(plan);
@@ -44,7 +51,7 @@ export function clipUpdates(plan: FederationPlan, clip: number, global: Readonly
       if (g === undefined) throw new RangeError(`client-level DP: the global adapter has no module '${spec.name}'`);
       const f = u.adapter.get(spec.name);
       if (f === undefined) throw new RangeError(`client-level DP: ${u.clientId} sent no factors for module '${spec.name}'`);
-      const n = moduleUpdateNorms(spec, specScaling(spec), g, f, plan.method, i, u.clientId);
+      const n = moduleUpdateNorms(spec, specScaling(spec), g, f, privateParts(plan), i, u.clientId);
       sq += n.a + n.b + n.product;
     }
     return Math.sqrt(sq);
@@ -77,7 +84,7 @@ export async function aggregatePrivateRound(
     const clients = updates.map((u) => u.adapter.get(spec.name)!);
     const agg = await privateModuleAggregate({
       spec, scale: specScaling(spec), global: previous, clients, coefficients, noiseStd,
-      parts: plan.method, clientIds: updates.map((u) => u.clientId),
+      parts: privateParts(plan), clientIds: updates.map((u) => u.clientId),
     }, noise, backend);
     let step: StepModule | null = null;
     if (agg.baseUpdate !== null && !isAllZero(agg.baseUpdate.data)) {

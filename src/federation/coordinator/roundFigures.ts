@@ -8,6 +8,7 @@
  * most `HEATMAP_MAX_MACS` multiply-adds; others get a note instead of values.
  */
 import type { LoraFactors } from '../../core/lora.js';
+import { effectiveFactors } from '../../core/loraSb.js';
 import type { ProductBackend } from '../../core/product.js';
 import type { Matrix } from '../../core/tensor.js';
 import type { ModuleLayout } from '../protocol/adapterTensors.js';
@@ -171,7 +172,7 @@ export async function roundHeatmap(
     if (cancelled()) return null;
     const step = byModule.get(m.module);
     modules.push(await moduleHeatmap({
-      layout: m, scale: planScaling(plan, m.rank), previous: previous.get(m.module)!, global: global.get(m.module)!, ...(step !== undefined ? { step } : {}),
+      layout: m, scale: planScaling(plan, m.rank), previous: effectiveFactors(previous.get(m.module)!), global: effectiveFactors(global.get(m.module)!), ...(step !== undefined ? { step } : {}),
     }, backend));
   }
   return { round, method: plan.method, modules, omittedModules: plan.layout.length - layout.length };

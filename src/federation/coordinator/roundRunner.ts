@@ -6,6 +6,8 @@
 import { safeText } from '../protocol/codec.js';
 import type { Message } from '../protocol/envelope.js';
 import { adapterFromTensors } from '../shared/adapterWire.js';
+import { adapterFormOf, layoutAtRank, ROLE_LORA_A, ROLE_LORA_B, tensorName } from '../protocol/adapterTensors.js';
+import { truncateFactors } from '../../core/clientRanks.js';
 import type { LoraFactors } from '../../core/lora.js';
 import { firstDifference, firstNonFinite, frobeniusNorm } from '../../core/tensor.js';
 import { ruleLabel } from '../../core/robust.js';
@@ -101,6 +103,8 @@ export class RoundRunner {
   private frames: GlobalFrames | null = null;
   private doneFrames: GlobalFrames | null = null;
   private normRef: Map<string, Float32Array> | undefined;
+  /** `normRef` truncated to each client rank asked for this round. */
+  private normRefAtRank = new Map<number, Map<string, Float32Array>>();
   private bound: number | undefined;
   /** The round's update ratio and the norm of the global adapter it started from (for the bound and the check at close). */
   private growth = { ratio: DEFAULT_MAX_UPDATE_RATIO, globalNorm: 0 };
@@ -198,6 +202,7 @@ export class RoundRunner {
     const bound = Math.min(plan.maxUpdateNorm ?? Infinity, relative > 0 ? relative : Infinity);
     this.bound = Number.isFinite(bound) ? bound : undefined;
     this.normRef = this.bound !== undefined ? this.frames.globalByName() : undefined;
+    this.normRefAtRank = new Map();
     this.accumulator?.dispose();
     this.privacy?.begin(sampled.length);
     const accumulated = new Set(accumulatedModules(plan.layout, c.strategy, plan.deviationMetrics, sampled.length, plan.incrementalAggregation ?? 'auto').map((m) => m.module));
@@ -228,10 +233,11 @@ export class RoundRunner {
     }
     try {
       const fixed = { round: tracker.round, deadline: tracker.deadline, timeLimitMs: Math.max(0, tracker.deadline - Date.now()) };
-      const f = await this.frames!.roundStart(fixed, session.revision, session.factoredOk, cache);
+      const f = await this.frames!.roundStart(fixed, session.revision, session.factoredOk, cache, session.sbFrozenSent);
       if (this.tracker !== tracker || !session.isOpen) return;
       const sent = session.sendFrame(f.frame, 'round_start', f.params, f.rawBytes);
       session.revision = f.params.baseRevision;
+      if (this.frames!.sendsFrozenOnce) session.sbFrozenSent = true;
       if (this.pending !== null) {
         this.pending.bytes += f.frame.length;
         this.pending.queuedAt = Date.now();
@@ -371,9 +377,10 @@ export class RoundRunner {
     this.doneFrames ??= new GlobalFrames(c.plan, c.state.global, c.history, c.state.revision, c.backend);
     try {
       const reason = c.state.done?.reason ?? 'completed';
-      const f = await this.doneFrames.federationDone({ roundsCompleted: c.state.roundsCompleted, reason }, session.revision, session.factoredOk);
+      const f = await this.doneFrames.federationDone({ roundsCompleted: c.state.roundsCompleted, reason }, session.revision, session.factoredOk, session.sbFrozenSent);
       const sent = session.sendFrame(f.frame, 'federation_done', f.params, f.rawBytes);
       session.revision = f.params.baseRevision;
+      if (this.doneFrames.sendsFrozenOnce) session.sbFrozenSent = true;
       if (this.pending !== null) {
         this.pending.bytes += f.frame.length;
         this.pending.queuedAt = Date.now();
@@ -415,7 +422,8 @@ export class RoundRunner {
     if (state === undefined) return reject('E_ROUND_MISMATCH', `client ${id} was not sampled for round ${round}`);
     if (state === 'reported') return reject('E_DUPLICATE', `a second update from ${id} for round ${round}`);
     if (state === 'failed') return reject('E_STATE', `round ${round} already counts ${id} as failed`);
-    const adapter = adapterFromTensors(c.plan.layout, update.tensors);
+    // Fed-SB uploads carry R only: A and B are the global adapter's (frozen), filled in here.
+    const adapter = adapterFromTensors(layoutAtRank(c.plan.layout, session.rank), update.tensors, adapterFormOf(c.plan.method), c.state.global);
     // The coordinator decides what an update weighs: a reported example count above the bound counts as the bound.
     const maxExamples = c.plan.maxExamples ?? null;
     const examples = maxExamples !== null && update.params.examples > maxExamples ? maxExamples : update.params.examples;
@@ -460,9 +468,24 @@ export class RoundRunner {
     else t.disconnect(clientId);
   }
 
-  /** The current global adapter by tensor name (the norm-bound reference). */
-  normReference(): Map<string, Float32Array> | undefined {
-    return this.normRef;
+  /**
+   * The current global adapter by tensor name (the norm-bound reference); for a client of lower rank,
+   * the global adapter truncated to that rank — what it started from.
+   */
+  normReference(rank?: number): Map<string, Float32Array> | undefined {
+    if (this.normRef === undefined || rank === undefined) return this.normRef;
+    const cached = this.normRefAtRank.get(rank);
+    if (cached !== undefined) return cached;
+    const ref = new Map<string, Float32Array>();
+    for (const m of layoutAtRank(this.c.plan.layout, rank)) {
+      const g = this.c.state.global.get(m.module);
+      if (g === undefined) continue;
+      const t = truncateFactors(g, m.rank);
+      ref.set(tensorName(m.module, ROLE_LORA_A), t.a.data);
+      ref.set(tensorName(m.module, ROLE_LORA_B), t.b.data);
+    }
+    this.normRefAtRank.set(rank, ref);
+    return ref;
   }
 
   /** This round's bound on ‖update − global‖₂ (undefined: none). */
@@ -493,7 +516,7 @@ export function frozenAChange(global: ReadonlyMap<string, LoraFactors>, upload: 
 /** ‖adapter‖₂ over every module's A and B. */
 export function adapterNorm(adapter: ReadonlyMap<string, LoraFactors>): number {
   let sum = 0;
-  for (const f of adapter.values()) sum += frobeniusNorm(f.a.data) ** 2 + frobeniusNorm(f.b.data) ** 2;
+  for (const f of adapter.values()) sum += frobeniusNorm(f.a.data) ** 2 + frobeniusNorm(f.b.data) ** 2 + (f.r !== undefined ? frobeniusNorm(f.r.data) ** 2 : 0);
   return Math.sqrt(sum);
 }
 
@@ -505,7 +528,7 @@ export function adapterNorm(adapter: ReadonlyMap<string, LoraFactors>): number {
  */
 export function brokenGlobal(previousNorm: number, outcome: Pick<RoundAggregate, 'global' | 'stepModules'>, base: ReadonlyMap<string, { readonly data: Float32Array }>, ratio: number): string | null {
   for (const [module, f] of outcome.global) {
-    if (firstNonFinite(f.a.data) >= 0 || firstNonFinite(f.b.data) >= 0) return `module ${module}: the averaged adapter holds a non-finite value`;
+    if (firstNonFinite(f.a.data) >= 0 || firstNonFinite(f.b.data) >= 0 || (f.r !== undefined && firstNonFinite(f.r.data) >= 0)) return `module ${module}: the averaged adapter holds a non-finite value`;
   }
   for (const step of outcome.stepModules) {
     const w = base.get(step.module);

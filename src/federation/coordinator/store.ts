@@ -20,7 +20,7 @@ import { fsyncDir, processAlive, writeFileAtomic } from '../../formats/atomicFil
 import { withSafetensors } from '../../formats/safetensors.js';
 import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
 import { ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName, type ResidualEntry } from '../protocol/adapterTensors.js';
-import { adapterToTensors } from '../shared/adapterWire.js';
+import { adapterToTensors, sbAdapterToTensors } from '../shared/adapterWire.js';
 import { storedShape } from '../shared/baseWeights.js';
 import type { FederationPlan } from './config.js';
 import { CoordinatorError } from './errors.js';
@@ -207,7 +207,8 @@ export class RunStore {
         await fsyncDir(join(this.dir, 'residuals'));
       }
       if (files.global !== undefined) {
-        const tensors = adapterToTensors(state.plan.layout, files.global);
+        // Fed-SB: A, B and R (lora_R), so a resumed run holds the frozen factors and R̄ (docs/protocol.md §5.7).
+        const tensors = state.plan.method === 'fedsb' ? sbAdapterToTensors(state.plan.layout, files.global, true) : adapterToTensors(state.plan.layout, files.global);
         await writeSafetensors(join(this.dir, state.globalFile), new Map(tensors.map((t) => [t.name, { dtype: 'F32', shape: t.shape, data: t.data }])));
       }
       if (files.base !== undefined) {
@@ -235,7 +236,10 @@ export class RunStore {
     const base = new Map<string, Matrix<Float32Array>>();
     try {
       await withSafetensors(join(this.dir, state.globalFile), async (r) => {
-        for (const m of layout) global.set(m.module, { a: await r.readMatrix(`${m.module}.lora_A`), b: await r.readMatrix(`${m.module}.lora_B`) });
+        for (const m of layout) {
+          const sb = state.plan.method === 'fedsb' ? { r: await r.readMatrix(`${m.module}.lora_R`) } : {};
+          global.set(m.module, { a: await r.readMatrix(`${m.module}.lora_A`), b: await r.readMatrix(`${m.module}.lora_B`), ...sb });
+        }
       });
       await withSafetensors(join(this.dir, state.baseFile), async (r) => {
         for (const m of layout) base.set(m.module, await r.readMatrix(`${m.module}.weight`));
@@ -244,10 +248,11 @@ export class RunStore {
       throw new CoordinatorError('RESUME_FAILED', `run directory ${this.dir}: ${(err as Error).message}`, { cause: err });
     }
     for (const m of layout) {
-      const { a, b } = global.get(m.module)!;
+      const { a, b, r } = global.get(m.module)!;
       const w = base.get(m.module)!;
       const [rows, cols] = storedShape(m);
-      if (a.shape[0] !== m.rank || a.shape[1] !== m.in || b.shape[0] !== m.out || b.shape[1] !== m.rank || w.shape[0] !== rows || w.shape[1] !== cols) {
+      const badR = r !== undefined && (r.shape[0] !== m.rank || r.shape[1] !== m.rank);
+      if (badR || a.shape[0] !== m.rank || a.shape[1] !== m.in || b.shape[0] !== m.out || b.shape[1] !== m.rank || w.shape[0] !== rows || w.shape[1] !== cols) {
         throw new CoordinatorError('RESUME_FAILED', `run directory ${this.dir}: tensors of module ${m.module} do not match the layout (${m.out}×${m.in}, rank ${m.rank})`);
       }
     }

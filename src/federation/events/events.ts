@@ -12,11 +12,11 @@
 import type { CoordinatorEventMap, CoordinatorEventName } from '../coordinator/events.js';
 import type { DataReport } from '../../trainer/data/report.js';
 
-/** A compared method: the three federated strategies and the centralized reference. */
-export type SimulationMethod = 'fedex' | 'fedit' | 'ffa' | 'centralized';
+/** A compared method: the federated strategies and the centralized reference. */
+export type SimulationMethod = 'fedex' | 'fedit' | 'ffa' | 'flora' | 'fedsb' | 'centralized';
 
 /** Every method `simulate` can run, in its default order. */
-export const SIMULATION_METHODS: readonly SimulationMethod[] = ['fedex', 'fedit', 'ffa', 'centralized'];
+export const SIMULATION_METHODS: readonly SimulationMethod[] = ['fedex', 'fedit', 'ffa', 'flora', 'fedsb', 'centralized'];
 
 /** Final figures of one method (also the rows of the comparison table and of report.json). */
 export interface MethodSummary {

@@ -11,6 +11,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loraScaling } from '../../core/lora.js';
+import { sbProduct } from '../../core/loraSb.js';
 import type { UpdateTerm } from '../../core/lowRank.js';
 import type { StrategyName } from '../../core/strategies/types.js';
 import { openSafetensors, type SafetensorsReader } from '../../formats/safetensors.js';
@@ -112,7 +113,10 @@ export async function openRunUpdate(runDir: string): Promise<ExportSource> {
           const e = entries.get(m.module);
           if (e !== undefined) terms.push(await residualTerm(reader, e));
         }
-        terms.push({ kind: 'factored', p: await global.readMatrix(`${m.module}.lora_B`), q: await global.readMatrix(`${m.module}.lora_A`), scale: loraScaling(lora.alpha, m.rank, lora.rsLora) });
+        // Fed-SB's global file holds A, B and R (lora_R): its update is s·(B·R)·A, a standard adapter (A, B·R).
+        const b = await global.readMatrix(`${m.module}.lora_B`);
+        const p = state.plan.method === 'fedsb' ? sbProduct(b, await global.readMatrix(`${m.module}.lora_R`)) : b;
+        terms.push({ kind: 'factored', p, q: await global.readMatrix(`${m.module}.lora_A`), scale: loraScaling(lora.alpha, m.rank, lora.rsLora) });
         return terms;
       },
       close: async () => {

@@ -7,6 +7,7 @@
  *   `<module>.residual_P`  P, out × innerDim       factored residual ΔR = P·Q
  *   `<module>.residual_Q`  Q, innerDim × in
  *   `<module>.residual`    dense residual, out × in
+ *   `<module>.lora_R`      Fed-SB's trained R, rank × rank (between the frozen B and A; docs/protocol.md §5.7)
  *
  * Shapes are always in the `nn.Linear` orientation (out × in), whatever the base layout; a peer
  * whose base stores the weight as in × out (GPT-2 `Conv1D`, `fanInFanOut`) transposes when it applies.
@@ -26,6 +27,15 @@ export interface ModuleLayout {
 /** The adapted modules of a federation, in a fixed order (the order tensors are sent in). */
 export type AdapterLayout = readonly ModuleLayout[];
 
+/**
+ * The layout a client of rank `rank` uploads in (docs/protocol.md §5.6): every module's rank capped
+ * at `rank`; the layout itself when no module is above it.
+ */
+export function layoutAtRank(layout: AdapterLayout, rank: number | undefined): AdapterLayout {
+  if (rank === undefined || layout.every((m) => m.rank <= rank)) return layout;
+  return layout.map((m) => (m.rank <= rank ? m : { ...m, rank }));
+}
+
 /** How a module's residual travels: as (P, Q) or as one dense out × in matrix. */
 export type ResidualForm = 'factored' | 'dense';
 
@@ -44,10 +54,23 @@ export const ROLE_LORA_B = 'lora_B';
 export const ROLE_RESIDUAL_P = 'residual_P';
 export const ROLE_RESIDUAL_Q = 'residual_Q';
 export const ROLE_RESIDUAL_DENSE = 'residual';
+export const ROLE_LORA_R = 'lora_R';
 
 /** Tensor roles, the last dot-separated segment of a tensor name. */
-export type TensorRole = typeof ROLE_LORA_A | typeof ROLE_LORA_B | typeof ROLE_RESIDUAL_P | typeof ROLE_RESIDUAL_Q | typeof ROLE_RESIDUAL_DENSE;
-export const TENSOR_ROLES: readonly TensorRole[] = [ROLE_LORA_A, ROLE_LORA_B, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, ROLE_RESIDUAL_DENSE];
+export type TensorRole = typeof ROLE_LORA_A | typeof ROLE_LORA_B | typeof ROLE_RESIDUAL_P | typeof ROLE_RESIDUAL_Q | typeof ROLE_RESIDUAL_DENSE | typeof ROLE_LORA_R;
+export const TENSOR_ROLES: readonly TensorRole[] = [ROLE_LORA_A, ROLE_LORA_B, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, ROLE_RESIDUAL_DENSE, ROLE_LORA_R];
+
+/**
+ * Which tensors carry a module's adapter: `lora` (A and B), or `sb` (Fed-SB, `config.method` fedsb:
+ * A and B frozen, R trained; a `client_update` carries `lora_R` only, a `global` message `lora_R` and,
+ * the first time a session receives one, `lora_A` and `lora_B`; docs/protocol.md §5.7).
+ */
+export type AdapterForm = 'lora' | 'sb';
+
+/** The adapter form of a federation's method: `sb` for fedsb, `lora` for every other. */
+export function adapterFormOf(method: string): AdapterForm {
+  return method === 'fedsb' ? 'sb' : 'lora';
+}
 
 /** The wire name of a module's tensor: `transformer.h.0.attn.c_attn.lora_A`. */
 export function tensorName(module: string, role: TensorRole): string {
@@ -70,6 +93,11 @@ export function adapterTensorShapes(layout: AdapterLayout): Map<string, readonly
     shapes.set(tensorName(m.module, ROLE_LORA_B), [m.out, m.rank]);
   }
   return shapes;
+}
+
+/** Expected name → shape of Fed-SB's `lora_R` (rank × rank) of every module, in layout order. */
+export function sbRTensorShapes(layout: AdapterLayout): Map<string, readonly number[]> {
+  return new Map(layout.map((m) => [tensorName(m.module, ROLE_LORA_R), [m.rank, m.rank]]));
 }
 
 /**

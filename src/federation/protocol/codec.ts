@@ -2,7 +2,7 @@
  * The two calls both ends use: `encodeMessage` (typed message → frame bytes, validated as strictly
  * as a receiver would) and `decodeMessage` (bytes → typed message, or a `ProtocolError`).
  */
-import type { AdapterLayout } from './adapterTensors.js';
+import type { AdapterForm, AdapterLayout } from './adapterTensors.js';
 import { encodeFloatTensor, firstNonFiniteIndex, type FloatWireDType } from './dtypes.js';
 import type { AnyMessage, AnyOutgoingMessage } from './envelope.js';
 import { ProtocolError, protocolError, type ProtocolErrorCode } from './errors.js';
@@ -16,6 +16,8 @@ export interface SendOptions {
   readonly uplinkDtype?: FloatWireDType;
   /** Checks tensor names and shapes against the layout before sending. */
   readonly layout?: AdapterLayout;
+  /** How adapters travel (`sb` for Fed-SB; default `lora`); see ReceiveOptions.adapterForm. */
+  readonly adapterForm?: AdapterForm;
   /** The peer's frame limit (hello.capabilities / welcome.limits): refuse to build a bigger frame. */
   readonly maxFrameBytes?: number;
 }
@@ -56,7 +58,7 @@ export function encodeMessage(message: AnyOutgoingMessage, options: SendOptions 
     inputs.push({ name: t.name, dtype, shape: t.shape, bytes });
   }
   if (message.blob !== undefined) inputs.push({ name: BLOB_TENSOR, dtype: 'uint8', shape: [message.blob.length], bytes: message.blob });
-  validateTensorSet(descriptor, message.params, inputs, { layout: options.layout, uplinkDtypes: [dtype] });
+  validateTensorSet(descriptor, message.params, inputs, { layout: options.layout, uplinkDtypes: [dtype], ...(options.adapterForm !== undefined ? { adapterForm: options.adapterForm } : {}) });
   const frame = encodeFrame(message.method, message.params, inputs);
   if (options.maxFrameBytes !== undefined && frame.length > options.maxFrameBytes) {
     throw protocolError('E_TOO_LARGE', `encodeMessage ${message.method}: frame of ${frame.length} bytes exceeds the peer's limit of ${options.maxFrameBytes}`);

@@ -10,7 +10,7 @@ export const MAGIC = new Uint8Array([0x46, 0x45, 0x44, 0x58]);
 export const PROTOCOL_MAJOR = 1;
 
 /** Minor version: backward-compatible additions; negotiated as min(client, coordinator) in the handshake. */
-export const PROTOCOL_MINOR = 2;
+export const PROTOCOL_MINOR = 3;
 
 /** Bytes before the JSON header: magic (4), major (u16), flags (u16), header length (u32). */
 export const PREFIX_BYTES = 12;

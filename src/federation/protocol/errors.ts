@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   E_INTERNAL: 'An unexpected failure inside the peer; the message says what.',
   E_FROZEN_A: 'FFA-LoRA: an uploaded lora_A is not bit-identical to the global (frozen) lora_A (protocol 1.1).',
   E_THROTTLED: 'Too many failed joins from this address: the hello was not checked; retry after retryAfterMs (protocol 1.1).',
+  E_RANK: 'The rank a hello asks to train at is not one the federation allows (protocol 1.3).',
 } as const;
 
 /** A stable protocol error code such as `E_SCHEMA`. */

@@ -94,6 +94,7 @@ export const Hello = defineMessage({
     device: required(s.string(1, 64, 'device'), 'Where the client trains: cpu, cuda, cuda:1, webgpu, …'),
     baseModelHash: optional(hash, 'Content hash of the base model the client already holds; absent if none.'),
     baseRevision: optional(revision, 'Base revision the client holds (0 = pristine); absent means 0.'),
+    rank: optional(s.integer(1, 4096), 'The LoRA rank the client trains at (1.3): one of welcome.config.clientRanks, at most config.rank; absent: config.rank.'),
     identity: optional(s.object({
       scheme: required(s.enum('ed25519'), 'Signature scheme of the key.'),
       publicKey: required(s.string(43, 43, 'base64url'), 'The client\'s public key: its 32 raw Ed25519 bytes.'),
@@ -147,7 +148,7 @@ export const Welcome = defineMessage({
     protocolMinor: required(s.integer(0, 65_535), 'Negotiated minor version: min(client, coordinator).'),
     currentRound: required(s.integer(0, 1_000_000), 'Last round started (0 before the first).'),
     config: required(s.object({
-      method: required(s.enum('fedex', 'fedit', 'ffa'), 'Aggregation strategy.'),
+      method: required(s.enum('fedex', 'fedit', 'ffa', 'flora', 'fedsb'), 'Aggregation strategy (flora, fedsb: 1.3).'),
       rounds: required(s.integer(1, 1_000_000), 'Number of rounds.'),
       localSteps: optional(s.integer(1, 100_000_000), 'Optimizer steps per round; absent when localEpochs is given.'),
       localEpochs: optional(s.number({ min: 0, exclusiveMin: true, max: 10_000 }), 'Passes over the local data per round; absent when localSteps is given.'),
@@ -163,7 +164,9 @@ export const Welcome = defineMessage({
       uplinkDtype: required(dtype, 'Dtype the client must use for client_update tensors.'),
       baseModelHash: required(hash, 'Content hash of the pristine base model.'),
       layout: required(s.array(layoutItem, 1, 100_000), 'Adapted modules in wire order; fixes every adapter tensor name and shape.'),
+      clientRanks: optional(s.array(s.integer(1, 4096), 1, 64), 'Ranks below config.rank that clients may train at (1.3, heterogeneous ranks; §5.6); absent: every client trains at config.rank.'),
     }), 'Federation settings, fixed for the whole federation.'),
+    rank: optional(s.integer(1, 4096), 'The rank this client trains at (1.3): its hello.rank, sent when it asked for one; a module of lower rank in layout keeps its own.'),
     limits: required(s.object({
       maxFrameBytes: required(s.integer(4096), 'Largest frame the coordinator accepts.'),
       maxChunkBytes: required(s.integer(1), 'Largest length a model_request may ask for.'),
@@ -188,6 +191,8 @@ export const Welcome = defineMessage({
     const names = new Set(c.layout.map((m) => m.module));
     if (names.size !== c.layout.length) return 'params.config.layout: a module appears twice';
     if (p.baseModel !== undefined && p.baseModel.hash !== c.baseModelHash) return 'params.baseModel.hash differs from config.baseModelHash';
+    if (c.clientRanks !== undefined && c.clientRanks.some((r) => r > c.rank)) return `params.config.clientRanks: every rank must be at most config.rank ${c.rank}`;
+    if (p.rank !== undefined && p.rank > c.rank) return `params.rank ${p.rank} is above config.rank ${c.rank}`;
     return undefined;
   },
 });

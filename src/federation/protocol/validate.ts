@@ -4,8 +4,8 @@
  * finite values, and the optional update-norm bound. Everything bad becomes a `ProtocolError`.
  */
 import {
-  adapterTensorShapes, parseTensorName, residualTensorShapes, ROLE_LORA_A, ROLE_LORA_B, ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q,
-  type AdapterLayout, type ModuleLayout, type ResidualEntry,
+  adapterTensorShapes, parseTensorName, residualTensorShapes, sbRTensorShapes, ROLE_LORA_A, ROLE_LORA_B, ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q,
+  type AdapterForm, type AdapterLayout, type ModuleLayout, type ResidualEntry,
 } from './adapterTensors.js';
 import type { FrameLimits } from './constants.js';
 import { decodeFloatTensor, viewFloat32Tensor, firstNonFiniteIndex, FLOAT_WIRE_DTYPES, type FloatWireDType, type WireDType } from './dtypes.js';
@@ -22,6 +22,8 @@ export interface ReceiveOptions {
   readonly limits?: Partial<FrameLimits>;
   /** The federation's adapter layout (welcome.config.layout): exact tensor names and shapes. */
   readonly layout?: AdapterLayout;
+  /** How adapters travel (adapterTensors.ts `adapterFormOf(config.method)`); default `lora`. `sb` needs `layout`. */
+  readonly adapterForm?: AdapterForm;
   /** Dtypes accepted for client_update tensors (default: float32, float16, bfloat16). */
   readonly uplinkDtypes?: readonly FloatWireDType[];
   /** Bound on the L2 norm of a client_update over all its tensors (of the difference to `normReference`). */
@@ -88,7 +90,7 @@ function inferLayout(method: string, entries: readonly TensorSignature[]): Adapt
  */
 export function validateTensorSet(
   descriptor: AnyDescriptor, params: unknown, entries: readonly TensorSignature[],
-  options: Pick<ReceiveOptions, 'layout' | 'uplinkDtypes'> = {},
+  options: Pick<ReceiveOptions, 'layout' | 'uplinkDtypes' | 'adapterForm'> = {},
 ): void {
   const method = descriptor.method;
   if (descriptor.tensors === 'none') {
@@ -106,8 +108,19 @@ export function validateTensorSet(
   for (const e of entries) {
     if (!allowed.includes(e.dtype)) throw protocolError('E_TENSOR_DTYPE', `${method}: tensor ${e.name} is ${e.dtype}, allowed: ${allowed.join(', ')}`);
   }
+  const sb = options.adapterForm === 'sb';
+  if (sb && options.layout === undefined) throw protocolError('E_INTERNAL', `${method}: Fed-SB tensors cannot be checked without the layout`);
   const layout = options.layout ?? inferLayout(method, entries);
-  const expected = adapterTensorShapes(layout);
+  // Fed-SB: uploads carry R only; a global message carries R, and the frozen A and B all or none (§5.7).
+  const expected = sb ? sbRTensorShapes(layout) : adapterTensorShapes(layout);
+  const frozen = sb && descriptor.tensors === 'global' ? adapterTensorShapes(layout) : new Map<string, readonly number[]>();
+  const frozenSent = entries.filter((e) => frozen.has(e.name)).length;
+  if (frozenSent > 0 && frozenSent < frozen.size) {
+    const present = new Set(entries.map((e) => e.name));
+    const missing = [...frozen.keys()].filter((n) => !present.has(n));
+    throw protocolError('E_TENSOR_NAME', `${method}: a Fed-SB message carries the frozen lora_A and lora_B of every module or of none; missing ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''}`);
+  }
+  if (frozenSent > 0) for (const [name, shape] of frozen) expected.set(name, shape);
   const update = (params as { baseUpdate?: { modules: readonly ResidualEntry[] } }).baseUpdate;
   if (descriptor.tensors === 'global' && update !== undefined) {
     for (const [name, shape] of residualTensorShapes(update.modules, layout)) expected.set(name, shape);

@@ -22,7 +22,8 @@ import { peftTargetModules } from '../../model/targetModules.js';
 import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
 import { storedShape } from './baseWeights.js';
 import type { Adapter } from '../../core/lora.js';
-import type { AdapterLayout } from '../protocol/adapterTensors.js';
+import { effectiveFactors } from '../../core/loraSb.js';
+import { layoutAtRank, type AdapterLayout } from '../protocol/adapterTensors.js';
 
 /** What writes a base state: the adapted modules, and a full model folder writer when there are model files. */
 export interface BaseWriter {
@@ -83,13 +84,14 @@ export function checkAdapterConfig(dir: string, layout: AdapterLayout, fields: A
   }, dir);
 }
 
-/** Writes one adapter as a PEFT folder. */
+/** Writes one adapter as a PEFT folder; a Fed-SB module (A, B, R) as the standard factors it equals, (A, B·R). */
 export async function writeFederationAdapter(dir: string, adapter: Adapter, layout: AdapterLayout, fields: AdapterConfigFields): Promise<void> {
   await writePeftAdapter(dir, {
     config: federationAdapterConfig(layout, fields),
     modules: layout.map((m) => {
-      const f = adapter.get(m.module);
-      if (f === undefined) throw new RangeError(`writeFederationAdapter: adapter has no module ${m.module}`);
+      const given = adapter.get(m.module);
+      if (given === undefined) throw new RangeError(`writeFederationAdapter: adapter has no module ${m.module}`);
+      const f = effectiveFactors(given);
       return { modulePath: m.module, A: f.a, B: f.b };
     }),
   });
@@ -127,10 +129,17 @@ export class AdapterSaver {
     });
   }
 
-  /** A client's uploaded adapter of `round` (copied now: the caller may reuse the buffers). */
+  /**
+   * A client's uploaded adapter of `round` (copied now: the caller may reuse the buffers). A client
+   * below the global rank (docs/math.md §1.4) is written at its rank r_i with lora_alpha scaled by
+   * r_i / r, so that its scaling alpha / r is the federation's (these folders carry no use_rslora).
+   */
   client(round: number, clientId: string, adapter: Adapter): void {
     const copy = copyAdapter(adapter);
-    this.enqueue(() => writeFederationAdapter(join(roundDir(this.dir, round), 'clients', clientId), copy, this.workload.layout, this.fields));
+    const rank = adapterRankBelow(adapter, this.workload.layout);
+    const layout = rank === undefined ? this.workload.layout : layoutAtRank(this.workload.layout, rank);
+    const fields = rank === undefined ? this.fields : { ...this.fields, rank, alpha: (this.fields.alpha * rank) / this.fields.rank };
+    this.enqueue(() => writeFederationAdapter(join(roundDir(this.dir, round), 'clients', clientId), copy, layout, fields));
   }
 
   /** The global adapter and base after `round` (round 0: the initial state). */
@@ -150,8 +159,19 @@ export class AdapterSaver {
   }
 }
 
+/** The rank r_i of an adapter trained below the layout's ranks (every module of rank above r_i has r_i); undefined when it has the layout's ranks. */
+export function adapterRankBelow(adapter: Adapter, layout: AdapterLayout): number | undefined {
+  const rank = Math.max(...layout.map((m) => adapter.get(m.module)?.a.shape[0] ?? m.rank));
+  const at = layoutAtRank(layout, rank);
+  if (at === layout) return undefined;
+  const off = at.find((m) => adapter.get(m.module)?.a.shape[0] !== m.rank);
+  if (off !== undefined) throw new RangeError(`adapter of rank ${rank}: module ${off.module} has rank ${adapter.get(off.module)?.a.shape[0]}, expected ${off.rank}`);
+  return rank;
+}
+
+/** Copies of the adapter's standard factors (a Fed-SB module as (A, B·R): what the PEFT folder holds). */
 function copyAdapter(adapter: Adapter): Adapter {
-  return new Map([...adapter].map(([k, f]) => [k, {
+  return new Map([...adapter].map(([k, given]) => [k, effectiveFactors(given)] as const).map(([k, f]) => [k, {
     a: { shape: f.a.shape, data: Float32Array.from(f.a.data) } as Matrix<Float32Array>,
     b: { shape: f.b.shape, data: Float32Array.from(f.b.data) } as Matrix<Float32Array>,
   }]));

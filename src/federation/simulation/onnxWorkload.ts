@@ -14,6 +14,7 @@ import { createOnnxTrainer, type OnnxLocalTrainer, type TrainerFactory } from '.
 import type { FederationSettings, LocalTrainer } from '../client/trainer.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
+import type { BasePrecision } from '../../model/basePrecision.js';
 
 /** Settings of the real workload. */
 export interface OnnxWorkloadOptions {
@@ -22,6 +23,8 @@ export interface OnnxWorkloadOptions {
   readonly data: string;
   readonly evalData?: string;
   readonly split: 'iid' | 'non-iid';
+  /** Non-IID only: a Dirichlet(α) group skew instead of the dominant-group split (trainer/data/split.ts `splitDirichlet`). */
+  readonly dirichletAlpha?: number;
   readonly rank: number;
   readonly alpha: number;
   /** PEFT target_modules (non-empty). */
@@ -41,6 +44,8 @@ export interface OnnxWorkloadOptions {
   readonly worker?: boolean;
   /** Pack language-modelling examples into full rows (`--pack`). */
   readonly packing?: boolean;
+  /** Precision of the frozen base weights (`--base-precision`); adapted bases stay float32 (OnnxTrainerOptions.basePrecision). */
+  readonly basePrecision?: BasePrecision;
   /** Told what encoding did to each trainer's data: `who` is `pooled` (evaluation, centralized) or `client i/k`. */
   readonly onData?: (who: string, report: DataReport) => void;
 }
@@ -61,6 +66,7 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
     createTrainer: o.createTrainer, modelDir: o.modelDir, data: o.data, device: o.device, seqLen: o.seqLen, seed: o.seed,
     ...(o.evalData !== undefined ? { evalData: o.evalData } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.worker !== undefined ? { worker: o.worker } : {}), ...(o.packing === true ? { packing: true } : {}),
+    ...(o.basePrecision !== undefined ? { basePrecision: o.basePrecision } : {}),
   };
   let onPooledProgress: ((p: StepProgress) => void) | undefined;
   const pooled: OnnxLocalTrainer = createOnnxTrainer({ ...common, onProgress: (p) => onPooledProgress?.(p), ...(o.onData !== undefined ? { onData: (r: DataReport) => o.onData!('pooled', r) } : {}) });
@@ -93,7 +99,7 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
       return createModelClient({
         ...connection, modelDir: o.modelDir, hash: manifest.hash, base,
         training: {
-          ...training, shard: { index: part.index, count: part.count, split: o.split, seed: o.seed }, ...(onProgress !== undefined ? { onProgress } : {}),
+          ...training, shard: { index: part.index, count: part.count, split: o.split, seed: o.seed, ...(o.dirichletAlpha !== undefined ? { alpha: o.dirichletAlpha } : {}) }, ...(onProgress !== undefined ? { onProgress } : {}),
           ...(o.onData !== undefined ? { onData: (r: DataReport) => o.onData!(`client ${part.index + 1}/${part.count}`, r) } : {}),
         },
       });

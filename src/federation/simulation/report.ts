@@ -26,6 +26,8 @@ export interface SimulationSettings extends SimulationHyperparameters {
   readonly aggregation?: string;
   /** Client-level DP of the federated methods (absent: off). */
   readonly privacy?: PrivacyPlan;
+  /** Heterogeneous client ranks of the federated methods: client i at clientRanks[i mod n] (absent: every client at `rank`). */
+  readonly clientRanks?: readonly number[];
 }
 
 /** One module's deviation in one round. */

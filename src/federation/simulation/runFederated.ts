@@ -34,6 +34,8 @@ export interface FederatedRunOptions extends SimulationHyperparameters {
   readonly aggregation?: AggregationRule;
   /** Client-level DP (privacyPlan.ts); absent: off. */
   readonly privacy?: PrivacyConfig;
+  /** Heterogeneous client ranks: client i trains at clientRanks[i mod n] (≤ `rank`, the global rank; fedex and flora). */
+  readonly clientRanks?: readonly number[];
   readonly sink: EventSink;
   /** Fused base updates, shared by the coordinator and the in-process clients. */
   readonly backend: ProductBackend;
@@ -80,6 +82,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
     ...(o.residualRank !== undefined ? { residualRank: o.residualRank } : {}),
     ...(o.aggregation !== undefined ? { aggregation: o.aggregation } : {}),
     ...(o.privacy !== undefined ? { privacy: o.privacy } : {}),
+    ...(o.clientRanks !== undefined ? { clientRanks: o.clientRanks } : {}),
   });
   // `fedex export` finds the original base through it, as for a hosted run.
   await recordModelSource(o.runDir, workload.modelDir);
@@ -117,6 +120,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
       const clientId = simulationClientId(i);
       const { client, trainer } = workload.createClient({ index: i, count: o.clients }, {
         url, token: coordinator.token, name: clientId, clientId, backend: o.backend,
+        ...(o.clientRanks !== undefined ? { rank: o.clientRanks[i % o.clientRanks.length] } : {}),
         reconnect: { maxAttempts: 5 }, ...(o.signal !== undefined ? { signal: o.signal } : {}),
       }, (p) => {
         progress(clientId, p);

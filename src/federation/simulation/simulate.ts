@@ -29,6 +29,8 @@ export interface SimulationOptions extends SimulationHyperparameters {
   readonly aggregation?: AggregationRule;
   /** Client-level DP for every federated method (privacyPlan.ts); absent: off. */
   readonly privacy?: PrivacyConfig;
+  /** Heterogeneous client ranks (fedex and flora): client i trains at clientRanks[i mod n] ≤ `rank`; centralized trains at `rank`. */
+  readonly clientRanks?: readonly number[];
   readonly workload: SimulationWorkload;
   /** Labels for the report: model folder, data spec, split, device. */
   readonly labels: { readonly model: string; readonly data: string; readonly split: string; readonly device: string };
@@ -64,6 +66,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     methods: o.methods, ...hp, model: o.labels.model, data: o.labels.data, split: o.labels.split, device: o.labels.device,
     workload: workload.kind, targetModules: workload.targetModules, modules: workload.layout.length, aggregation: ruleLabel(o.aggregation),
     ...(o.privacy !== undefined ? { privacy: { ...o.privacy, delta: o.privacy.delta ?? DEFAULT_DP_DELTA } } : {}),
+    ...(o.clientRanks !== undefined ? { clientRanks: [...o.clientRanks] } : {}),
   };
   // The initial global adapter has B = 0, so every method starts from the base model itself.
   const pristine = await workload.base.load(workload.layout);
@@ -88,6 +91,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
         ...(method === 'fedex' && o.residualRank !== undefined ? { residualRank: o.residualRank } : {}),
         ...(o.aggregation !== undefined ? { aggregation: o.aggregation } : {}),
         ...(o.privacy !== undefined ? { privacy: o.privacy } : {}),
+        ...(o.clientRanks !== undefined ? { clientRanks: o.clientRanks } : {}),
         onRound: (row, record) => o.onRound?.(method, row, record),
         ...(o.saveAdapters ? { saveAdaptersDir: join(out, 'adapters', method) } : {}),
       });

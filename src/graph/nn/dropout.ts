@@ -66,6 +66,15 @@ export function dropoutMaskOf(v: Value): DropoutMaskSpec | undefined {
   return maskSpecs.get(v);
 }
 
+/**
+ * Records that `mask` is the keep-scale mask `spec` describes: a pass that rebuilds a graph
+ * (storeInputs.ts) carries the record over to its copy of a mask, so lowering can still find it.
+ */
+export function recordDropoutMask(mask: Value, spec: DropoutMaskSpec): void {
+  check(mask.graph === spec.x.graph && mask.graph === spec.seed.graph, () => `recordDropoutMask: ${mask.name}, its x and its seed must belong to one graph`);
+  maskSpecs.set(mask, spec);
+}
+
 /** Two hash rounds over int64 values in [0, P). */
 function mix(h: Value): Value {
   let v = h;

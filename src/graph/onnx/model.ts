@@ -18,6 +18,8 @@ export const OnnxDataType = {
   float16: 10,
   float64: 11,
   bfloat16: 16,
+  uint4: 21,
+  int4: 22,
 } as const;
 
 export type OnnxElemType = keyof typeof OnnxDataType;
@@ -70,6 +72,8 @@ export interface OnnxModel {
   graph: OnnxGraph;
   /** Default-domain opset; 18 has ReduceSum/Mean with axes as inputs, LayerNormalization, Gelu needs 20. */
   opset?: number;
+  /** Opsets of other operator domains the nodes use, e.g. `{ 'com.microsoft': 1 }` (onnxruntime's contrib ops). */
+  domains?: Readonly<Record<string, number>>;
   producerName?: string;
 }
 
@@ -147,5 +151,6 @@ export function encodeModel(model: OnnxModel): Uint8Array {
   m.string(2, model.producerName ?? 'fedex');
   m.bytes(7, g.finish());
   m.bytes(8, opset);
+  for (const [domain, version] of Object.entries(model.domains ?? {})) m.bytes(8, new ProtoWriter().string(1, domain).int(2, version).finish().slice());
   return m.finish().slice();
 }

@@ -17,9 +17,13 @@ export interface NonIidOptions<T> {
   /**
    * Dirichlet concentration. When given, each group's items are shared across the k clients in
    * proportions drawn from Dirichlet(alpha, …, alpha): small alpha (0.1) → each group sits on one
-   * or two clients; large alpha (100) → close to IID. Some clients may then get no items at all.
+   * or two clients; large alpha (100) → close to IID. A draw that leaves a client with fewer than
+   * `minPerClient` items is redrawn, whole, as Flower Datasets' DirichletPartitioner does (see
+   * {@link splitDirichlet}).
    */
   readonly alpha?: number;
+  /** With alpha: the fewest items a client may get (default 1: no client is left empty). */
+  readonly minPerClient?: number;
   /**
    * Without alpha: the share of each group's items that goes to the client(s) it dominates; the
    * rest is dealt evenly to the other clients. Default 0.8; 1 gives each client its groups only.
@@ -49,6 +53,11 @@ export function splitIid<T>(items: readonly T[], k: number, options: IidOptions)
  */
 export function splitNonIid<T>(items: readonly T[], k: number, options: NonIidOptions<T>): T[][] {
   checkK(k, 'splitNonIid');
+  if (options.alpha !== undefined) {
+    const { alpha, seed, minPerClient, groupOf } = options;
+    if (!(alpha > 0 && Number.isFinite(alpha))) throw new RangeError(`splitNonIid: alpha must be a positive number, got ${alpha}`);
+    return splitDirichlet(items, k, { seed, alpha, ...(minPerClient !== undefined ? { minPerClient } : {}), ...(groupOf !== undefined ? { groupOf } : {}) }).parts;
+  }
   const groupOf = options.groupOf ?? defaultGroup;
   const byGroup = new Map<string, number[]>();
   items.forEach((item, i) => {
@@ -59,22 +68,11 @@ export function splitNonIid<T>(items: readonly T[], k: number, options: NonIidOp
   });
   const groups = [...byGroup.keys()].sort();
   const owner = new Int32Array(items.length);
-  const alpha = options.alpha;
-  if (alpha !== undefined && !(alpha > 0 && Number.isFinite(alpha))) throw new RangeError(`splitNonIid: alpha must be a positive number, got ${alpha}`);
   const dominance = options.dominance ?? 0.8;
   if (!(dominance >= 0 && dominance <= 1)) throw new RangeError(`splitNonIid: dominance must be in [0, 1], got ${dominance}`);
 
   groups.forEach((group, j) => {
     const members = shuffleInPlace(byGroup.get(group)!.slice(), createRng(deriveSeed(options.seed, 'non-iid', group)));
-    if (alpha !== undefined) {
-      const shares = sampleDirichlet(alpha, k, createRng(deriveSeed(options.seed, 'dirichlet', group)));
-      let start = 0;
-      roundShares(shares, members.length).forEach((n, client) => {
-        for (const i of members.slice(start, start + n)) owner[i] = client;
-        start += n;
-      });
-      return;
-    }
     const owners = Array.from({ length: k }, (_, c) => c).filter((c) => (k >= groups.length ? c % groups.length === j : c === j % k));
     const others = Array.from({ length: k }, (_, c) => c).filter((c) => !owners.includes(c));
     const nOwn = others.length === 0 ? members.length : Math.round(dominance * members.length);
@@ -83,6 +81,97 @@ export function splitNonIid<T>(items: readonly T[], k: number, options: NonIidOp
     });
   });
   return collect(items, owner, k);
+}
+
+/** Options of {@link splitDirichlet}. */
+export interface DirichletOptions<T> {
+  readonly seed: number;
+  /** Concentration α > 0 of the symmetric Dirichlet over the clients. */
+  readonly alpha: number;
+  /** The fewest items a client may get (default 1: no client is left empty). */
+  readonly minPerClient?: number;
+  /** Whole draws tried before giving up (default 100). */
+  readonly maxDraws?: number;
+  /** The group of an item (default: its `group` field, else `label:<n>`). */
+  readonly groupOf?: (item: T) => string;
+}
+
+/** A Dirichlet split, and how many whole draws it took (1: the first draw left no client short). */
+export interface DirichletSplit<T> {
+  readonly parts: T[][];
+  readonly draws: number;
+}
+
+const DEFAULT_MAX_DRAWS = 100;
+
+/**
+ * Group (label) skew by a Dirichlet draw, like Flower Datasets' DirichletPartitioner: for each
+ * group, in sorted order, proportions p ~ Dirichlet(α, …, α) over the k clients, and the group's
+ * items (shuffled by seed) dealt in counts proportional to p (largest remainder, so they sum to the
+ * group's size exactly). Small α puts each group on one or two clients, large α is close to IID.
+ *
+ * No client is left short: a draw that gives some client fewer than `minPerClient` items (default 1)
+ * is discarded and the whole draw, every group, repeated from the next derived seed — so the split is
+ * the Dirichlet split conditioned on every client getting at least that many items. After `maxDraws`
+ * draws (default 100) a RangeError names the sizes; raise α, use fewer clients or more data.
+ * Deterministic per seed; the first draw is the same as before the retry existed.
+ */
+export function splitDirichlet<T>(items: readonly T[], k: number, options: DirichletOptions<T>): DirichletSplit<T> {
+  checkK(k, 'splitDirichlet');
+  const { alpha, seed } = options;
+  if (!(alpha > 0 && Number.isFinite(alpha))) throw new RangeError(`splitDirichlet: alpha must be a positive number, got ${alpha}`);
+  const min = options.minPerClient ?? 1;
+  if (!Number.isInteger(min) || min < 0) throw new RangeError(`splitDirichlet: minPerClient must be a non-negative integer, got ${min}`);
+  if (min * k > items.length) throw new RangeError(`splitDirichlet: ${items.length} items cannot give each of ${k} clients at least ${min}`);
+  const maxDraws = options.maxDraws ?? DEFAULT_MAX_DRAWS;
+  if (!Number.isInteger(maxDraws) || maxDraws < 1) throw new RangeError(`splitDirichlet: maxDraws must be a positive integer, got ${maxDraws}`);
+  const groupOf = options.groupOf ?? defaultGroup;
+  const byGroup = new Map<string, number[]>();
+  items.forEach((item, i) => {
+    const g = groupOf(item);
+    const list = byGroup.get(g);
+    if (list === undefined) byGroup.set(g, [i]);
+    else list.push(i);
+  });
+  const groups = [...byGroup.keys()].sort();
+  const members = new Map(groups.map((g) => [g, shuffleInPlace(byGroup.get(g)!.slice(), createRng(deriveSeed(seed, 'non-iid', g)))]));
+  const owner = new Int32Array(items.length);
+  let smallest = 0;
+  for (let draw = 0; draw < maxDraws; draw++) {
+    const sizes = new Array<number>(k).fill(0);
+    for (const group of groups) {
+      const list = members.get(group)!;
+      const rng = createRng(draw === 0 ? deriveSeed(seed, 'dirichlet', group) : deriveSeed(seed, 'dirichlet', `draw ${draw}`, group));
+      let start = 0;
+      roundShares(sampleDirichlet(alpha, k, rng), list.length).forEach((n, client) => {
+        for (const i of list.slice(start, start + n)) owner[i] = client;
+        sizes[client] += n;
+        start += n;
+      });
+    }
+    smallest = Math.min(...sizes);
+    if (smallest >= min) return { parts: collect(items, owner, k), draws: draw + 1 };
+  }
+  throw new RangeError(`splitDirichlet: ${maxDraws} Dirichlet(α = ${alpha}) draws of ${items.length} items in ${groups.length} group${groups.length === 1 ? '' : 's'} over ${k} clients `
+    + `all left some client with fewer than ${min} item${min === 1 ? '' : 's'} (the last: ${smallest}); raise alpha, use fewer clients or more data`);
+}
+
+/**
+ * How far the parts' group mixes are from the pooled one: the mean over non-empty parts of the
+ * total variation distance ½·Σ_g |p_part(g) − p_all(g)|, in [0, 1). 0 for parts mixed exactly like
+ * the whole; near 1 − 1/G when each part holds one of G equal groups.
+ */
+export function groupSkew<T>(parts: readonly (readonly T[])[], groupOf: (item: T) => string = defaultGroup): number {
+  const hist = groupHistogram(parts, groupOf);
+  const total: Record<string, number> = {};
+  let n = 0;
+  for (const h of hist) for (const [g, c] of Object.entries(h)) { total[g] = (total[g] ?? 0) + c; n += c; }
+  const distances = hist.flatMap((h, i) => {
+    const size = parts[i].length;
+    if (size === 0) return [];
+    return [0.5 * Object.keys(total).reduce((s, g) => s + Math.abs((h[g] ?? 0) / size - total[g] / n), 0)];
+  });
+  return distances.length === 0 ? 0 : distances.reduce((a, b) => a + b, 0) / distances.length;
 }
 
 /** A seeded train/eval partition: `round(evalFraction·n)` items go to eval. */

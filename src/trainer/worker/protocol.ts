@@ -48,7 +48,7 @@ export function toWireError(err: unknown): WireError {
 export function adapterBuffers(adapter: AdapterTensors): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   for (const f of adapter.modules.values()) {
-    for (const data of [f.a.data, f.b.data]) if (data.buffer instanceof ArrayBuffer) out.add(data.buffer);
+    for (const data of [f.a.data, f.b.data, ...(f.r !== undefined ? [f.r.data] : [])]) if (data.buffer instanceof ArrayBuffer) out.add(data.buffer);
   }
   for (const data of adapter.saved?.values() ?? []) if (data.buffer instanceof ArrayBuffer) out.add(data.buffer);
   return [...out];

@@ -64,6 +64,6 @@ describe('whole-model rounds', () => {
     assert.equal(createStrategy('ffa').name, 'ffa');
     assert.equal(createStrategy('fedex').updatesBase, true);
     assert.equal(createStrategy('fedit').exact, false);
-    assert.throws(() => createStrategy('fedprox'), /unknown strategy 'fedprox' \(expected one of fedex, fedit, ffa\)/);
+    assert.throws(() => createStrategy('fedprox'), /unknown strategy 'fedprox' \(expected one of fedex, fedit, ffa, flora, fedsb\)/);
   });
 });

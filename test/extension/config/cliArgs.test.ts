@@ -234,3 +234,16 @@ describe("the extension's fedex arguments parse with the CLI's own flag tables",
     assert.deepEqual([keygen.values['client-id'], keygen.values.out], ['alice', '/k/alice.key']);
   });
 });
+
+describe('fedex.basePrecision', () => {
+  test('--base-precision for simulate and join, parsed by the CLI; nothing at fp32; a bad value is named', () => {
+    const s = { ...DEFAULT_SETTINGS, basePrecision: 'int4' as const };
+    for (const [command, args] of [[simulateCommand, simulateArgs(s, { out: '/o' })], [joinCommand, joinArgs(s, { url: 'ws://127.0.0.1:8765' })]] as const) {
+      assert.equal(command.parse!(args.slice(1)).values['base-precision'], 'int4');
+    }
+    assert.ok(!simulateArgs(DEFAULT_SETTINGS, { out: '/o' }).includes('--base-precision'));
+    const { settings, problems } = readSettings(getter({ basePrecision: 'fp8' }));
+    assert.equal(settings.basePrecision, 'fp32');
+    assert.match(problems.join(' | '), /fedex\.basePrecision must be one of fp32, fp16, bf16, int4, got 'fp8'/);
+  });
+});

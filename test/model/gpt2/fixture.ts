@@ -97,8 +97,8 @@ export function paddedBatch(lengths: readonly number[], seq: number, seed: numbe
 // Reference forward pass (float64, plain loops, HF GPT-2 semantics).
 
 export interface RefLora {
-  /** A [r, in], B [out, r], by module path `transformer.h.N.attn.c_attn`. */
-  readonly factors: ReadonlyMap<string, { a: Float64Array; b: Float64Array; r: number }>;
+  /** A [r, in], B [out, r], by module path `transformer.h.N.attn.c_attn`; a module's own scaling (rank_pattern, alpha_pattern) when given. */
+  readonly factors: ReadonlyMap<string, { a: Float64Array; b: Float64Array; r: number; scaling?: number }>;
   readonly scaling: number;
   /** Optional dropout keep-mask (scaled) applied to the adapter input, by module path: [rows·in]. */
   readonly inputScale?: ReadonlyMap<string, Float64Array>;
@@ -144,7 +144,7 @@ function conv1d(x: Rows, weights: Map<string, Float64Array>, key: string, path: 
         for (let k = 0; k < f.r; k++) ba += f.b[o * f.r + k] * f.a[k * inF + i];
         acc += row[i] * (scale === undefined ? 1 : scale[n * inF + i]) * ba;
       }
-      y[n][o] += lora!.scaling * acc;
+      y[n][o] += (f.scaling ?? lora!.scaling) * acc;
     }
   });
   return y;

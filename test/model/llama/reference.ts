@@ -30,11 +30,11 @@ export interface RefLlamaConfig {
   readonly rope?: { readonly invFreq: readonly number[]; readonly scale: number };
 }
 
-/** LoRA factors by module path: A `[r, in]`, B `[out, r]` row-major, and s = alpha/r. */
+/** LoRA factors by module path: A `[r, in]`, B `[out, r]` row-major, and s = alpha/r (a module's own r and s when given: rank_pattern, alpha_pattern). */
 export interface RefLora {
   readonly scaling: number;
   readonly r: number;
-  readonly factors: ReadonlyMap<string, { readonly a: WeightData; readonly b: WeightData }>;
+  readonly factors: ReadonlyMap<string, { readonly a: WeightData; readonly b: WeightData; readonly r?: number; readonly scaling?: number }>;
   /** Dropout on the adapter input: keep mask `[batch·seq, in]` per path, and the rate. */
   readonly dropout?: { readonly rate: number; readonly keep: ReadonlyMap<string, Uint8Array> };
 }
@@ -134,7 +134,7 @@ export function llamaReference(cfg: RefLlamaConfig, w: RefWeights, lora: RefLora
       if (lora === undefined || f === undefined) return undefined;
       const keep = lora.dropout?.keep.get(path);
       return {
-        a: f.a, b: f.b, r: lora.r, scaling: lora.scaling, grad: grads.get(path)!,
+        a: f.a, b: f.b, r: f.r ?? lora.r, scaling: f.scaling ?? lora.scaling, grad: grads.get(path)!,
         ...(keep !== undefined ? { keep: { mask: keep, rate: lora.dropout!.rate, rowOffset: b * seq } } : {}),
       };
     };

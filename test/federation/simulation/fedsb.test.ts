@@ -1,0 +1,90 @@
+// Fed-SB end to end (docs/math.md §1.5): a tiny GPT-2 (Conv1D c_attn, 32 → 96, non-square) trained by
+// onnxruntime, 3 clients over real loopback WebSockets, 3 rounds. From the saved adapters (PEFT
+// folders: each client as (A, B·R_i), the global as (A, B·R̄)) every round's global model equals the
+// mean of the client models to float32 round-off, with the base unchanged; every client kept the
+// global A bit for bit. On the wire each round's uploads are exactly k · Σ r² float32 values (R only),
+// and only the first round_start a client gets carries the frozen A and B.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createTypeScriptBackend } from '../../../src/core/product.js';
+import type { RoundRecord } from '../../../src/federation/coordinator/events.js';
+import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
+import { readPeftAdapter } from '../../../src/formats/peft.js';
+import { roundDir } from '../../../src/federation/shared/adapterFolders.js';
+import { createOnnxWorkload } from '../../../src/federation/simulation/onnxWorkload.js';
+import type { MethodReport } from '../../../src/federation/simulation/report.js';
+import { runFederated } from '../../../src/federation/simulation/runFederated.js';
+import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
+import { createTrainer } from '../../../src/trainer/loraTrainer.js';
+import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { checkSavedRoundWithRanks } from './savedRanks.js';
+import { readBase } from './savedRounds.js';
+import { writeTinyGpt2 } from './tinyModel.js';
+
+const SETTINGS = { clients: 3, rounds: 3, localSteps: 3, batchSize: 4, lr: 0.05, rank: 6, alpha: 12, seed: 8 };
+
+describe('fedsb: 3 clients, 3 rounds, exact every round, R only on the uplink', { timeout: 180_000 }, () => {
+  let tmp: TempDir;
+  let workload: SimulationWorkload;
+  let report: MethodReport;
+  const records: RoundRecord[] = [];
+
+  before(async () => {
+    tmp = await makeTempDir('fedsb-sim');
+    const modelDir = join(tmp.path, 'model');
+    await writeTinyGpt2(modelDir);
+    workload = await createOnnxWorkload({
+      createTrainer, modelDir, data: 'task:arith?count=200', split: 'non-iid', rank: SETTINGS.rank, alpha: SETTINGS.alpha, targetModules: ['c_attn'],
+      batchSize: SETTINGS.batchSize, lr: SETTINGS.lr, seed: SETTINGS.seed, seqLen: 48, device: 'cpu', threads: 1, evalExamples: 16, exactMatch: false,
+    });
+    report = await runFederated({
+      ...SETTINGS, method: 'fedsb', workload, runDir: join(tmp.path, 'run'), sink: NULL_SINK, backend: createTypeScriptBackend(),
+      initial: { loss: NaN, accuracy: null, exactMatch: null, examples: 0 }, saveAdaptersDir: join(tmp.path, 'adapters'),
+      onRound: (_row, record) => records.push(record),
+    });
+  });
+  after(async () => {
+    await workload?.dispose();
+    await tmp?.remove();
+  });
+
+  test('every round: global model = mean of the client models; base unchanged; A shared bit for bit', async () => {
+    const dir = join(tmp.path, 'adapters');
+    for (let round = 1; round <= SETTINGS.rounds; round++) {
+      for (const c of await checkSavedRoundWithRanks(dir, round, workload.layout)) {
+        assert.ok(c.size > 1e-5, `round ${round} ${c.module}: training changed the model (${c.size})`);
+        assert.ok(c.err <= 1e-5 * c.size + 5e-8, `round ${round} ${c.module}: error ${c.err} vs update ${c.size}`);
+      }
+      const before = await readBase(join(roundDir(dir, round - 1), 'base'), workload.layout);
+      const after = await readBase(join(roundDir(dir, round), 'base'), workload.layout);
+      for (const m of workload.layout) assert.deepEqual(after.get(m.module), before.get(m.module), `round ${round} ${m.module}: Fed-SB leaves the base as it is`);
+      const global = await readPeftAdapter(join(roundDir(dir, round), 'global'));
+      for (const c of ['client-1', 'client-2', 'client-3']) {
+        const client = await readPeftAdapter(join(roundDir(dir, round), 'clients', c));
+        for (const m of global.modules) {
+          assert.deepEqual(client.modules.find((x) => x.modulePath === m.modulePath)!.A.data, m.A.data, `round ${round} ${c} ${m.modulePath}: lora_A frozen`);
+        }
+      }
+    }
+    assert.equal(report.rounds.length, SETTINGS.rounds + 1);
+    for (const row of report.rounds.slice(1)) assert.ok(Number.isFinite(row.evalLoss) && row.evalLoss > 0);
+  });
+
+  test('uplink: k · Σ r² · 4 raw bytes a round; downlink: A and B once, then R only', async () => {
+    const state = JSON.parse(await readFile(join(tmp.path, 'run', 'state.json'), 'utf8')) as { plan: { method: string } };
+    assert.equal(state.plan.method, 'fedsb');
+    const layout = workload.layout;
+    const rBytes = layout.reduce((n, m) => n + 4 * m.rank * m.rank, 0);
+    const abBytes = layout.reduce((n, m) => n + 4 * m.rank * (m.in + m.out), 0);
+    assert.equal(records.length, SETTINGS.rounds);
+    for (const r of records) {
+      assert.equal(r.traffic.rawReceived, SETTINGS.clients * rBytes, `round ${r.round}: uploads carry R only`);
+      // Framing: one small JSON header and tensor table per upload.
+      assert.ok(r.traffic.received - r.traffic.rawReceived < SETTINGS.clients * 1024, `round ${r.round}: ${r.traffic.received} frame bytes for ${r.traffic.rawReceived} raw`);
+      const expectedSent = SETTINGS.clients * (rBytes + (r.round === 1 ? abBytes : 0));
+      assert.equal(r.traffic.rawSent, expectedSent, `round ${r.round}: round_start carries ${r.round === 1 ? 'A, B and R' : 'R only'}`);
+    }
+  });
+});
