@@ -8,6 +8,7 @@
 import { itemSize } from '../formats/safetensorsHeader.js';
 import { withCheckpoint } from '../model/checkpoint.js';
 import { architectureFor } from '../model/registry.js';
+import { moduleLora } from '../model/targetModules.js';
 import type { ModelTask } from '../model/types.js';
 import type { Device } from '../runtime/session.js';
 import { loadSpec } from './data/pipeline.js';
@@ -46,9 +47,11 @@ export interface TrainingPlan {
   /** Where the task came from: the setup, the kind of its data, or the architecture's default. */
   readonly taskFrom: 'setup' | 'data' | 'architecture';
   readonly device: Device;
-  /** Adapted modules and their LoRA rank. */
+  /** Adapted modules and their LoRA rank (`r`; with rank_pattern some modules differ: `ranks`). */
   readonly modules: number;
   readonly rank: number;
+  /** The distinct ranks of the adapted modules, ascending (one entry without a rank_pattern). */
+  readonly ranks: readonly number[];
   /** The frozen weights the graphs read, as stored on disk, by dtype (as the session holds them: `base`, estimate.inputParts.frozenByPrecision). */
   readonly storedWeights: readonly StoredWeights[];
   /** The precision the session holds the frozen weights in (the setup's basePrecision), by precision; relativeRounding is null (no weight is read). */
@@ -105,6 +108,7 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
     const estimateAt = (micro: number, evalBatch: number, accumulate: boolean): MemoryEstimate => memory.estimate(micro, setup.seqLen, evalBatch, accumulate);
     const common = {
       modelDir: setup.modelDir, modelType: checkpoint.modelType, task, tasks: architecture.tasks, taskFrom: from, device: setup.device, modules: model.modules.length, rank: lora.r,
+      ranks: [...new Set(model.modules.map((m) => moduleLora(lora, m.path).rank))].sort((a, b) => a - b),
       storedWeights: [...stored.values()], base: frozen.summary(), trainableParameters: model.trainable.reduce((s, p) => s + p.shape.reduce<number>((a, d) => a * (d as number), 1), 0),
       request, budget,
     };
@@ -147,7 +151,7 @@ export function planRows(plan: TrainingPlan, optimizer: TrainerSetup['optimizer'
     rows.push([`frozen weights held in the session, ${precision} (${formatCount(share.parameters)} parameters${heldNote(plan, precision)})`, formatSize(bytes)]);
   }
   rows.push(
-    [`trainable: LoRA r ${plan.rank} on ${plan.modules} modules (${formatCount(plan.trainableParameters)} parameters), float32`, formatSize(p.trainableBytes)],
+    [`trainable: LoRA r ${plan.ranks.length > 1 ? `${plan.ranks.join('/')} (rank_pattern)` : plan.rank} on ${plan.modules} modules (${formatCount(plan.trainableParameters)} parameters), float32`, formatSize(p.trainableBytes)],
     [`optimizer state (${optimizer === 'adamw' ? 'AdamW m and v' : 'SGD momentum'})`, formatSize(p.optimizerBytes)],
     ['batch tensors and graph constants', formatSize(p.otherBytes)],
     [`training activations, peak (${e.microBatch} rows × ${e.seqLen} tokens)`, formatSize(e.trainBytes)],

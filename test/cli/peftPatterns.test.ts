@@ -131,6 +131,24 @@ describe('fedex eval / train --adapter with rank_pattern, alpha_pattern, use_rsl
     for (const [key, value] of Object.entries(LLAMA_CONFIG)) assert.deepEqual(written[key], value, `adapter_config.json ${key}`);
   });
 
+  test('fedex train --plan --adapter: the plan names every module rank of the rank_pattern (table and JSON)', async () => {
+    const adapter = join(tmp.path, 'llama-plan-adapter');
+    await writePeftFolderByHand(adapter, LLAMA_CONFIG, patternFactors(LLAMA_MODULES, 701, 0.3), LLAMA_MODULES);
+    const flags = ['train', '--plan', '--model', llama, '--adapter', adapter, '--data', data, '--seq-len', String(SEQ)];
+
+    const json = await fedex(...flags, '--json');
+    const table = await fedex(...flags);
+
+    assert.equal(json.code, 0, json.stderr);
+    const plan = JSON.parse(json.stdout) as { rank: number; ranks: number[]; modules: number; trainableParameters: number };
+    assert.deepEqual(plan.ranks, [2, 3, 4]);
+    assert.equal(plan.rank, 4);
+    assert.equal(plan.modules, LLAMA_MODULES.length);
+    assert.equal(plan.trainableParameters, LLAMA_MODULES.reduce((s, m) => s + m.rank * (m.inFeatures + m.outFeatures), 0));
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /LoRA r 2\/3\/4 \(rank_pattern\) on 6 modules/);
+  });
+
   test('refused with a message naming the problem: a rank_pattern key that matches no module, a rank ≤ 0, a layer past the model\'s depth', async () => {
     const modules: PatternModule[] = [0, 1, 2].map((l) => ({ path: `transformer.h.${l}.attn.c_attn`, inFeatures: 96, outFeatures: 288, rank: 4, scaling: 2 }));
     const cases: [string, Record<string, unknown>, RegExp][] = [
