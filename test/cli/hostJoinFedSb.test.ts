@@ -35,6 +35,12 @@ describe('fedex host --method fedsb + fedex join as separate processes', { timeo
     await tmp.remove();
   });
 
+  test('fedex aggregate --method fedsb is refused, pointing at ffa (PEFT folders hold (A, B·R_i))', async () => {
+    const r = await cli('aggregate', '--method', 'fedsb', '--base', model, '--adapters', join(tmp.path, 'a1'), '--out', join(tmp.path, 'agg'));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--method fedsb is not offered offline: .*--method ffa averages B·R_i into B·R̄ and is exact for them/);
+  });
+
   test('2 clients, 2 exact rounds, R-only uploads; the exported adapter evaluates to the federation\'s final model', async () => {
     const runDir = join(tmp.path, 'run');
     const events = join(tmp.path, 'host.jsonl');

@@ -63,6 +63,12 @@ export function createSyntheticTrainer(options: SyntheticTrainerOptions): LocalT
       for (const m of config.layout) {
         const g = global.get(m.module);
         if (g === undefined) throw new RangeError(`syntheticTrainer: the global adapter has no module ${m.module}`);
+        if (config.method === 'fedsb') {
+          // Fed-SB: A and B stay as given, R moves.
+          if (g.r === undefined) throw new RangeError(`syntheticTrainer: the Fed-SB global adapter has no R for module ${m.module}`);
+          adapter.set(m.module, { a: g.a, b: g.b, r: { shape: g.r.shape, data: perturb(Float32Array.from(g.r.data), rng, noise) } });
+          continue;
+        }
         const a = Float32Array.from(g.a.data);
         if (config.method !== 'ffa') perturb(a, rng, noise);
         const b = perturb(Float32Array.from(g.b.data), rng, noise);

@@ -72,8 +72,8 @@ const CHART_SCRIPT = `
 (function () {
   var report = JSON.parse(document.getElementById('report-data').textContent);
   if (typeof Chart === 'undefined') { document.getElementById('no-charts').hidden = false; return; }
-  var colors = { fedex: '#1f77b4', fedit: '#d62728', ffa: '#2ca02c', flora: '#9467bd', centralized: '#7f7f7f' };
-  var dashes = { fedex: [], fedit: [6, 4], ffa: [2, 3], flora: [8, 2, 2, 2], centralized: [10, 3, 2, 3] };
+  var colors = { fedex: '#1f77b4', fedit: '#d62728', ffa: '#2ca02c', flora: '#9467bd', fedsb: '#ff7f0e', centralized: '#7f7f7f' };
+  var dashes = { fedex: [], fedit: [6, 4], ffa: [2, 3], flora: [8, 2, 2, 2], fedsb: [4, 2], centralized: [10, 3, 2, 3] };
   var palette = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
   function line(id, datasets, yTitle, log) {
     var el = document.getElementById(id);
