@@ -103,13 +103,13 @@ const SPLIT_LIMIT = 2 ** -20;
 const F_RESOLUTION = 2 ** -24;
 
 /** The stacked factors of a sum of terms: P column-major (out × m), Qᵀ column-major (in × m). */
-function stack(terms: readonly UpdateTerm[], out: number, inF: number): { p: Float64Array; qt: Float64Array; m: number; factored: TermColumns[] } {
+function stack(terms: readonly UpdateTerm[], out: number, inF: number): { p: Float64Array; qt: Float64Array; m: number; columns: TermColumns[] } {
   const inner = (t: UpdateTerm): number => (t.kind === 'factored' ? t.p.shape[1] : Math.min(out, inF));
   const m = terms.reduce((n, t) => n + inner(t), 0);
   const p = new Float64Array(out * m);
   const qt = new Float64Array(inF * m);
   let col = 0;
-  const factored: TermColumns[] = [];
+  const columns: TermColumns[] = [];
   for (const [j, t] of terms.entries()) {
     if (t.kind === 'factored') {
       const k = t.p.shape[1];
@@ -127,7 +127,7 @@ function stack(terms: readonly UpdateTerm[], out: number, inF: number): { p: Flo
         }
       }
       for (let c = 0; c < k; c++) qt.set(qd.subarray(c * inF, (c + 1) * inF), (col + c) * inF);
-      factored.push({ start: col, width: k });
+      columns.push({ start: col, width: k });
       col += k;
     } else {
       if (t.d.shape[0] !== out || t.d.shape[1] !== inF) throw new RangeError(`refactor: dense term ${j} is ${t.d.shape.join('×')}, expected ${out}×${inF}`);
@@ -138,17 +138,19 @@ function stack(terms: readonly UpdateTerm[], out: number, inF: number): { p: Flo
           for (let o = 0; o < out; o++) p[(col + c) * out + o] = t.scale * dd[o * inF + c];
           qt[(col + c) * inF + c] = 1;
         }
+        columns.push({ start: col, width: inF, search: false });
         col += inF;
       } else {
         for (let c = 0; c < out; c++) {
           p[(col + c) * out + c] = 1;
           for (let i = 0; i < inF; i++) qt[(col + c) * inF + i] = t.scale * dd[c * inF + i];
         }
+        columns.push({ start: col, width: out, search: false });
         col += out;
       }
     }
   }
-  return { p, qt, m, factored };
+  return { p, qt, m, columns };
 }
 
 /**
@@ -188,7 +190,7 @@ function* refactorProducts(terms: readonly UpdateTerm[], out: number, inF: numbe
   const { p, qt, m } = stacked;
   if (compact) {
     // The terms' Q side: FedEx's near-dependent rows (Qᵀ's columns here, P's when transposed).
-    const c = yield* compactStack(p, qt, out, inF, stacked.factored, flipped ? 'p' : 'q');
+    const c = yield* compactStack(p, qt, out, inF, stacked.columns, flipped ? 'p' : 'q');
     if (c.d > 0) {
       const g = yield* factorStack(p, qt, c.m, out, inF, (norm2) => c.omittedNormBound ** 2 <= SPLIT_LIMIT ** 2 * norm2);
       if (g !== null) {

@@ -4,7 +4,7 @@
 // adapter alone must not (that is the residual every round folded in).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,8 @@ import { spawnFedex } from '../helpers/fedexProcess.js';
 import { openRunUpdate } from '../../src/federation/export/runUpdate.js';
 import { readRunState } from '../../src/federation/coordinator/store.js';
 import { withSafetensors } from '../../src/formats/safetensors.js';
-import type { ExportReport } from '../../src/federation/export/exportFederation.js';
+import { exportFederation, type ExportReport } from '../../src/federation/export/exportFederation.js';
+import { typeScriptGemm, type GemmBackend } from '../../src/core/lowRank.js';
 import type { UpdateTerm } from '../../src/core/lowRank.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -207,5 +208,20 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
     assert.match(wrongBase.stderr, /has content hash .* started from .*; give the original base with --base/);
     const exists = await cli('export', sim, '--out', join(dir, 'both'), '--as', 'adapter');
     assert.match(exists.stderr, /already exists; pass --force/);
+  });
+
+  test('a re-factorization that does not reproduce the update is refused by the row check, and nothing is written', async () => {
+    // Fault injection at the products seam: the TypeScript Gemm, with every product off by 1e-3 relative.
+    const skewed: GemmBackend = {
+      name: 'skewed', async gemm(r) {
+        typeScriptGemm(r);
+        for (let i = 0; i < r.out.length; i++) r.out[i] *= 1 + 1e-3 * ((i % 3) - 1);
+      },
+    };
+    const out = join(dir, 'skewed');
+
+    await assert.rejects(exportFederation({ source: join(sim, 'runs', 'fedex'), out, as: 'adapter', gemm: skewed }),
+      (err: Error & { code?: string }) => err.code === 'EXPORT_CHECK' && /differs from the exact one by .* nothing was written/.test(err.message));
+    await assert.rejects(stat(out), { code: 'ENOENT' });
   });
 });

@@ -129,6 +129,24 @@ describe('refactorLowRank on stacked FedEx residuals (compaction)', () => {
     });
   }
 
+  // A residual stored dense (smaller than its factors) joins the stack as (s·D, I) or (I, s·D): its
+  // columns must be kept whole beside the compacted factored terms (they once were dropped).
+  for (const [out, inF] of [[16, 16], [8, 16], [16, 8]] as const) {
+    test(`${out} × ${inF}: a dense residual, a compacted FedEx round and the global adapter together give ΔW to float64 round-off`, () => {
+      const rng = createRng(out * 31 + inF);
+      const [round, global] = fedexTerms(out, inF, 1, 2, rng).slice(-2);
+      const dense = dense64(fedexTerms(out, inF, 1, 4, rng).slice(0, 1), out, inF);
+      const terms: UpdateTerm[] = [{ kind: 'dense', d: { shape: [out, inF], data: Float32Array.from(dense) }, scale: 1 }, round, global];
+      const ref = dense64(terms, out, inF);
+
+      const r = refactorLowRank(terms, out, inF);
+
+      const measured = frobeniusDiff(refMatmul(r.b, r.a), ref);
+      assert.ok(measured <= 1e-7 * frobenius(ref), `‖B·A − ΔW‖ = ${measured.toExponential(2)} of ‖ΔW‖ = ${frobenius(ref).toExponential(2)}`);
+      assert.ok(Math.abs(measured - r.truncationError) <= 1e-13 * frobenius(ref), `measured ${measured}, reported ${r.truncationError}`);
+    });
+  }
+
   test('exactly dependent rows inside a term: taken out exactly, B·A = ΔW to 1e-13 at the true rank', () => {
     const rng = createRng(17);
     const out = 30;

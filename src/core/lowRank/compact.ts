@@ -27,6 +27,8 @@ export const NEAR_NULL = 2 ** -16;
 export interface TermColumns {
   readonly start: number;
   readonly width: number;
+  /** False for a dense term's (D, I) columns: kept whole, never searched. Default true. */
+  readonly search?: boolean;
 }
 
 /** The stack after {@link compactStack}: its first `m` columns are kept; the set-aside part is `omittedP·omittedQtᵀ`. */
@@ -44,8 +46,8 @@ export interface CompactedStack {
 
 /**
  * Compacts the stack in place: P (`p`, out × m) and Qᵀ (`qt`, in × m), both column-major, with the
- * terms' column ranges. Each term loses the columns of `side` that are near-dependent (module docs);
- * the kept columns are moved to the front.
+ * column ranges of every term, in order and covering the stack. Each searched term loses the columns
+ * of `side` that are near-dependent (module docs); the kept columns are moved to the front.
  */
 export function* compactStack(p: Float64Array, qt: Float64Array, out: number, inF: number, terms: readonly TermColumns[], side: 'p' | 'q'): Products<CompactedStack> {
   const omittedP: Float64Array[] = [];
@@ -54,7 +56,7 @@ export function* compactStack(p: Float64Array, qt: Float64Array, out: number, in
   let bound = 0;
   const [x, lx, y, ly] = side === 'q' ? [qt, inF, p, out] : [p, out, qt, inF];
   for (const t of terms) {
-    const found = t.width < 2 ? null : yield* nearNullColumns(x, lx, y, ly, t.start, t.width);
+    const found = t.width < 2 || t.search === false ? null : yield* nearNullColumns(x, lx, y, ly, t.start, t.width);
     if (found !== null) {
       bound += found.norm;
       (side === 'q' ? omittedQt : omittedP).push(found.e);

@@ -156,6 +156,9 @@ function exactStoredRows(terms: readonly UpdateTerm[], m: ModuleLayout, rows: re
   return acc;
 }
 
+/** What the adapter check may exceed the reported truncation by: float32 rounding of the factors (measured ≤ 1e-7) with a wide margin. */
+const CHECK_TOLERANCE = 1e-5;
+
 /** The stored rows of a module's base weight that the merged check samples (stored layout: conv1d is in × out). */
 function mergedSampleRows(m: ModuleLayout, i: number, checkRows: number): number[] {
   return exactnessSampleRows(m.fanInFanOut === true ? m.in : m.out, checkRows, 1000 + i);
@@ -250,6 +253,14 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
       const outRows = exactnessSampleRows(m.out, checkRows, i + 1);
       const linear: ModuleLayout = { ...m, fanInFanOut: false };
       const adapterCheck = rowCheck(productStoredRows(toF32(kept.b), toF32(kept.a), linear, outRows), exactStoredRows(terms, linear, outRows), outRows.length);
+      // Every direction kept (what the merged model and an untruncated adapter hold), as float32
+      // factors on the sampled rows against the exact terms: float32 rounding (measured ≤ 1e-7) and
+      // the directions below the resolution. More means the re-factorization is wrong.
+      const fullCheck = kept.rank === full.rank ? adapterCheck : rowCheck(productStoredRows(b, a, linear, outRows), exactStoredRows(terms, linear, outRows), outRows.length);
+      if (!(fullCheck.relativeError <= full.relativeError + CHECK_TOLERANCE)) {
+        throw new ExportError('EXPORT_CHECK', `module ${m.module}: the re-factored update differs from the exact one by ${fullCheck.relativeError.toExponential(2)} (relative, on ${outRows.length} sampled rows), `
+          + `more than float32 rounding allows (${CHECK_TOLERANCE}); nothing was written. Please report this with the run directory.`);
+      }
       modules.push({
         module: m.module, out: m.out, in: m.in, layout: moduleLayout(m), federationRank: m.rank, terms: terms.length,
         innerDim: full.innerDim, exactRank: full.exactRank, rank: kept.rank, updateNorm: full.norm, truncationError: kept.relativeError,
