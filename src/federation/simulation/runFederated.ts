@@ -96,8 +96,13 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
   let evalError: Error | undefined;
   const initial = coordinator.snapshot();
   saver?.global(0, initial.global, initial.base);
+  // Why rounds aggregated nothing, for the error when the run ends short (each reason once).
+  const shortfall = new Set<string>();
   coordinator.on('round_closed', (record) => {
-    if (!record.aggregated) return;
+    if (!record.aggregated) {
+      for (const f of record.failures) shortfall.add(`round ${record.round}: ${f.clientId}: ${f.reason}`);
+      return;
+    }
     const snap = coordinator.snapshot();
     saver?.global(record.round, snap.global, snap.base);
     evaluations = evaluations.then(async () => {
@@ -131,14 +136,21 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
         sink.emit('client_round_done', { method, clientId, round, trainLoss: result.trainLoss, examples: result.numExamples, steps: result.steps ?? o.localSteps, seconds: durationMs / 1000 }, method);
         saver?.client(round, clientId, result.adapter);
       });
-      client.on('training_failed', ({ round, message }) => sink.emit('warning', { message: `${clientId}, round ${round}: training failed: ${message}` }, method));
+      client.on('training_failed', ({ round, message }) => {
+        shortfall.add(`round ${round}: ${clientId}: training failed: ${message}`);
+        sink.emit('warning', { message: `${clientId}, round ${round}: training failed: ${message}` }, method);
+      });
       clients.push(client);
     }
     const onAbort = (): void => void coordinator.close();
     o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const [summary] = await Promise.all([coordinator.run(), ...clients.map((c) => c.run())]);
-      if (summary.roundsCompleted < o.rounds) throw new Error(`${method}: only ${summary.roundsCompleted} of ${o.rounds} rounds completed`);
+      if (summary.roundsCompleted < o.rounds) {
+        const why = [...shortfall];
+        const listed = why.length === 0 ? '' : ` (${why.slice(0, 5).join('; ')}${why.length > 5 ? `; ${why.length - 5} more` : ''})`;
+        throw new Error(`${method}: only ${summary.roundsCompleted} of ${o.rounds} rounds completed${listed}`);
+      }
     } finally {
       o.signal?.removeEventListener('abort', onAbort);
     }
