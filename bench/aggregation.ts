@@ -53,7 +53,8 @@ function torchEnv(): NodeJS.ProcessEnv | null {
   const root = join(here, 'results', 'cache', 'torch', 'root');
   if (!existsSync(root)) return null;
   const env = {
-    ...process.env, PYTHONPATH: `${root}/usr/lib/python3/dist-packages`,
+    ...process.env,
+    PYTHONPATH: `${root}/usr/lib/python3/dist-packages`,
     LD_LIBRARY_PATH: [`${root}/usr/lib/x86_64-linux-gnu/openblas-pthread`, `${root}/usr/lib/x86_64-linux-gnu`, `${root}/lib/x86_64-linux-gnu`, `${root}/usr/lib`, process.env.LD_LIBRARY_PATH ?? ''].filter((s) => s !== '').join(':'),
   };
   return spawnSync(python, ['-c', 'import torch'], { env, encoding: 'utf8' }).status === 0 ? env : null;
@@ -147,8 +148,12 @@ export async function aggregationBench(o: AggregationBenchOptions): Promise<Benc
   o.log(`aggregation: whole set, ${(size / 2 ** 30).toFixed(2)} GiB bf16 on disk`);
   const model = runCase({ kind: 'model', ...mod, base, adapters, outDir: join(dir, 'out') });
   rows.push({
-    suite: 'aggregation', case: `Llama-shaped set, ${layers}×7 modules, bf16 ${(size / 2 ** 30).toFixed(1)} GiB`, impl: 'fedex aggregate (stream, fused, exactness check)',
-    medianMs: model.medianMs, minMs: model.minMs, peakRssMiB: model.peakRssMiB,
+    suite: 'aggregation',
+    case: `Llama-shaped set, ${layers}×7 modules, bf16 ${(size / 2 ** 30).toFixed(1)} GiB`,
+    impl: 'fedex aggregate (stream, fused, exactness check)',
+    medianMs: model.medianMs,
+    minMs: model.minMs,
+    peakRssMiB: model.peakRssMiB,
     note: `${model.extra?.modules} modules, exact=${String(model.extra?.exact)}, ${(size / model.medianMs / 1e6).toFixed(2)} GB/s of base read`,
   });
   await rm(join(dir, 'out'), { recursive: true, force: true });

@@ -106,13 +106,11 @@ async function storedCase(args: CaseArgs): Promise<CaseResult> {
     const agg = fedex.aggregate(1, { spec, factors: null }, results, [])!;
     if (agg.baseUpdate !== null && agg.baseUpdate.form !== 'factored') throw new Error('bench: FedEx under the mean gives a factored update');
     let at = 0;
-    const r = await kernel.run({ shape: [args.out, args.in], inDtype: 'BF16', outDtype: 'BF16', update: agg.baseUpdate, sampleRows: [] }, {
-      read: async (start, into) => into.set(stored.subarray(start, start + into.byteLength)),
+    const r = await kernel.run({ shape: [args.out, args.in], inDtype: 'BF16', outDtype: 'BF16', update: agg.baseUpdate, sampleRows: [] }, { read: async (start, into) => into.set(stored.subarray(start, start + into.byteLength)),
       write: async (bytes) => {
         written.set(bytes, at);
         at += bytes.byteLength;
-      },
-    });
+      } });
     maxAbs = r.downcast!.maxAbsError;
   });
   await kernel.dispose();
@@ -124,7 +122,13 @@ async function denseCase(args: CaseArgs): Promise<CaseResult> {
   const w = new Float64Array(args.k).fill(1 / args.k);
   const s = 2;
   const w0 = randomMatrix(args.out, args.in, createRng(1), 0.02);
-  const mm = await createSession(encodeModel({ graph: { name: 'mm', nodes: [{ opType: 'MatMul', inputs: ['X', 'Y'], outputs: ['Z'] }], inputs: [{ name: 'X', elemType: 'float32', shape: ['m', 'k'] }, { name: 'Y', elemType: 'float32', shape: ['k', 'n'] }], outputs: [{ name: 'Z', elemType: 'float32', shape: ['m', 'n'] }] } }), { intraOpThreads: args.threads });
+  const mm = await createSession(
+    encodeModel({
+      graph: { name: 'mm', nodes: [{ opType: 'MatMul', inputs: ['X', 'Y'], outputs: ['Z'] }], inputs: [{ name: 'X', elemType: 'float32', shape: ['m', 'k'] }, { name: 'Y', elemType: 'float32', shape: ['k', 'n'] }],
+        outputs: [{ name: 'Z', elemType: 'float32', shape: ['m', 'n'] }] },
+    }),
+    { intraOpThreads: args.threads },
+  );
   const prod = new Float32Array(args.out * args.in);
   const acc = new Float32Array(args.out * args.in);
   const matmulInto = async (b: Float32Array, a: Float32Array): Promise<void> => {
@@ -175,7 +179,11 @@ async function modelCase(args: CaseArgs): Promise<CaseResult> {
   const ms = performance.now() - t;
   await updater.dispose();
   return {
-    kind: 'model', medianMs: ms, minMs: ms, reps: 1, peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    kind: 'model',
+    medianMs: ms,
+    minMs: ms,
+    reps: 1,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
     extra: { modules: report.modules.length, exact: report.summary.allWithinTolerance, maxExactnessRelativeError: report.summary.maxExactnessRelativeError },
   };
 }

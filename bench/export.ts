@@ -179,16 +179,25 @@ export async function exportBench(o: ExportBenchOptions): Promise<BenchRow[]> {
       const args: ExportCaseArgs = { impl: 'ort', out: spec.out, in: spec.in, rounds, clients, r, alpha, seed: 1000 + i, threads: o.threads, dir, write: true, profile: false };
       const ort = JSON.parse(runNode(args, [])) as ExportCaseResult;
       const ts = JSON.parse(runNode({ ...args, impl: 'ts', write: false }, [])) as ExportCaseResult;
-      o.log(`export: ${spec.name} ${spec.shape} m=${ort.m} (core ${ort.coreDim}): refactor ${(ort.ms / 1000).toFixed(2)} s (CPU ${(ort.cpuMs / 1000).toFixed(2)} s) on onnxruntime (peak RSS +${ort.peakRssDeltaMiB.toFixed(0)} MiB), ${(ts.ms / 1000).toFixed(2)} s in TypeScript (+${ts.peakRssDeltaMiB.toFixed(0)} MiB); exact rank ${ort.exactRank}`);
+      o.log(
+        `export: ${spec.name} ${spec.shape} m=${ort.m} (core ${ort.coreDim}): refactor ${(ort.ms / 1000).toFixed(2)} s (CPU ${(ort.cpuMs / 1000).toFixed(2)} s) on onnxruntime (peak RSS +${ort.peakRssDeltaMiB.toFixed(0)} MiB), ${
+          (ts.ms / 1000).toFixed(2)
+        } s in TypeScript (+${ts.peakRssDeltaMiB.toFixed(0)} MiB); exact rank ${ort.exactRank}`,
+      );
       const tsDiff = maxRelDiff(ts.top, ort.top);
       if (!(tsDiff <= 1e-12)) throw new Error(`export bench: ${spec.name}: the two refactor paths' singular values differ by ${tsDiff.toExponential(2)} (relative)`);
-      const svd = typeof py === 'string' ? `no dense SVD: ${py}`
+      const svd = typeof py === 'string' ?
+        `no dense SVD: ${py}`
         : runSvd(py, { p: join(dir, 'p.f32'), q: join(dir, 'q.f32'), scales: join(dir, 'scales.f64'), out: spec.out, in: spec.in, m: ort.m, threads: o.threads, top: 8, dtypes: ['float32', 'float64'] });
       if (typeof svd === 'string') o.log(`export: ${svd}`);
       else {
         for (const dt of ['float32', 'float64'] as const) {
           const run = svd.runs[dt];
-          o.log(`export:   ${svd.lib} svd ${dt}: ${run.svd_s.toFixed(2)} s (${(run.svd_s * 1000 / ort.ms).toFixed(2)}× the onnxruntime refactor, ${(run.svd_s * 1000 / ts.ms).toFixed(2)}× the TypeScript one), peak RSS +${run.peak_rss_mib.toFixed(0)} MiB, σ1..8 max rel diff ${maxRelDiff(ort.top, run.top).toExponential(1)}, rank ${run.rank}`);
+          o.log(
+            `export:   ${svd.lib} svd ${dt}: ${run.svd_s.toFixed(2)} s (${(run.svd_s * 1000 / ort.ms).toFixed(2)}× the onnxruntime refactor, ${(run.svd_s * 1000 / ts.ms).toFixed(2)}× the TypeScript one), peak RSS +${
+              run.peak_rss_mib.toFixed(0)
+            } MiB, σ1..8 max rel diff ${maxRelDiff(ort.top, run.top).toExponential(1)}, rank ${run.rank}`,
+          );
         }
         const diff = maxRelDiff(ort.top, svd.runs.float64.top);
         if (!(diff <= SIGMA_TOLERANCE)) throw new Error(`export bench: ${spec.name}: the refactor's leading singular values differ from the float64 SVD's by ${diff.toExponential(2)} (relative), more than ${SIGMA_TOLERANCE}`);
@@ -216,10 +225,16 @@ export async function exportBench(o: ExportBenchOptions): Promise<BenchRow[]> {
     for (const impl of ['ort', 'ts'] as const) {
       const t = group.map((g) => g[impl].ms);
       rows.push({
-        suite: 'export', case: label, impl: labels[impl],
-        medianMs: median(t), minMs: Math.min(...t), peakRssMiB: Math.max(...group.map((g) => g[impl].peakRssDeltaMiB)),
+        suite: 'export',
+        case: label,
+        impl: labels[impl],
+        medianMs: median(t),
+        minMs: Math.min(...t),
+        peakRssMiB: Math.max(...group.map((g) => g[impl].peakRssDeltaMiB)),
         note: impl === 'ort'
-          ? `exact rank ${[...new Set(group.map((g) => g.ort.exactRank))].join('/')}, core m′ ${[...new Set(group.map((g) => g.ort.coreDim))].join('/')}, ‖ΔW − B·A‖/‖ΔW‖ ≤ ${Math.max(...group.map((g) => g.ort.relativeError)).toExponential(1)}; CPU ${(median(group.map((g) => g.ort.cpuMs)) / 1000).toFixed(2)} s (median, both threads); peak RSS: growth during the call`
+          ? `exact rank ${[...new Set(group.map((g) => g.ort.exactRank))].join('/')}, core m′ ${[...new Set(group.map((g) => g.ort.coreDim))].join('/')}, ‖ΔW − B·A‖/‖ΔW‖ ≤ ${
+            Math.max(...group.map((g) => g.ort.relativeError)).toExponential(1)
+          }; CPU ${(median(group.map((g) => g.ort.cpuMs)) / 1000).toFixed(2)} s (median, both threads); peak RSS: growth during the call`
           : `same result (σ to 1e-12); CPU ${(median(group.map((g) => g.ts.cpuMs)) / 1000).toFixed(2)} s (median)`,
       });
     }
@@ -235,9 +250,15 @@ export async function exportBench(o: ExportBenchOptions): Promise<BenchRow[]> {
       const t = svds.map((s) => s.runs[dt].svd_s * 1000);
       const diffs = group.filter((g) => typeof g.svd !== 'string').map((g) => maxRelDiff(g.ort.top, (g.svd as SvdResult).runs[dt].top));
       rows.push({
-        suite: 'export', case: label, impl: `${libLabel} ${dt} (gesdd, ${lapackLabel(s0, o.threads)})`,
-        medianMs: median(t), minMs: Math.min(...t), peakRssMiB: Math.max(...svds.map((s) => s.runs[dt].peak_rss_mib)),
-        note: `${(median(t) / tsMedian).toFixed(2)}× the TypeScript refactor; σ1..8 vs refactor ≤ ${Math.max(...diffs).toExponential(1)} rel; rank ${[...new Set(svds.map((s) => s.runs[dt].rank))].join('/')}; forming ΔW ${median(svds.map((s) => s.runs[dt].form_s)).toFixed(2)} s (not timed)`,
+        suite: 'export',
+        case: label,
+        impl: `${libLabel} ${dt} (gesdd, ${lapackLabel(s0, o.threads)})`,
+        medianMs: median(t),
+        minMs: Math.min(...t),
+        peakRssMiB: Math.max(...svds.map((s) => s.runs[dt].peak_rss_mib)),
+        note: `${(median(t) / tsMedian).toFixed(2)}× the TypeScript refactor; σ1..8 vs refactor ≤ ${Math.max(...diffs).toExponential(1)} rel; rank ${[...new Set(svds.map((s) => s.runs[dt].rank))].join('/')}; forming ΔW ${
+          median(svds.map((s) => s.runs[dt].form_s)).toFixed(2)
+        } s (not timed)`,
       });
     }
   }

@@ -258,8 +258,7 @@ function peakRss(): number {
 async function run(args: ExportCaseArgs): Promise<ExportCaseResult | ExportProfileResult> {
   const gc = (globalThis as { gc?: () => void }).gc;
   const ort = args.impl === 'ort' ? createOrtGemmBackend({ intraOpThreads: args.threads }) : null;
-  const refactor = (terms: readonly UpdateTerm[], out: number, inF: number): Promise<Refactored> | Refactored =>
-    ort !== null ? refactorLowRankWith(ort, terms, out, inF) : refactorLowRank(terms, out, inF);
+  const refactor = (terms: readonly UpdateTerm[], out: number, inF: number): Promise<Refactored> | Refactored => ort !== null ? refactorLowRankWith(ort, terms, out, inF) : refactorLowRank(terms, out, inF);
   // Warm-up on a small module of the same structure: optimised code, onnxruntime sessions built.
   const n = Math.max(64, Math.min(512, Math.floor(Math.min(args.out, args.in) / 4)));
   await refactor(federationTerms(n, n, args.rounds, args.clients, Math.min(args.r, 4), args.alpha, args.seed + 1), n, n);

@@ -44,10 +44,19 @@ function gpt2(layers: number, d: number, rank: number): AdapterLayout {
 
 function config(runDir: string, layout: AdapterLayout, method: StrategyName, clients: number, rounds: number, extra: Partial<CoordinatorConfig> = {}): CoordinatorConfig {
   return {
-    runDir, method, rounds, layout, base: createSyntheticBase(layout, 1),
+    runDir,
+    method,
+    rounds,
+    layout,
+    base: createSyntheticBase(layout, 1),
     lora: { rank: layout[0].rank, alpha: 2 * layout[0].rank, targetModules: ['proj'] },
-    training: { localSteps: 1, batchSize: 1, lr: 1e-3 }, token: TOKEN, minClients: clients, quorum: { fraction: 1 },
-    roundTimeoutMs: 300_000, limits: { heartbeatMs: 30_000, maxFrameBytes: 512 * 1024 * 1024 }, ...extra,
+    training: { localSteps: 1, batchSize: 1, lr: 1e-3 },
+    token: TOKEN,
+    minClients: clients,
+    quorum: { fraction: 1 },
+    roundTimeoutMs: 300_000,
+    limits: { heartbeatMs: 30_000, maxFrameBytes: 512 * 1024 * 1024 },
+    ...extra,
   };
 }
 
@@ -62,9 +71,17 @@ async function inProcess(layout: AdapterLayout, method: StrategyName, clients: n
   try {
     const url = await coordinator.start();
     const cs = Array.from({ length: clients }, (_, i) => new FederationClient({
-      url, token: TOKEN, name: `c${i}`, clientId: `c${i}`, base: cfg.base, backend, factoredResidual, trainer: createSyntheticTrainer({ seed: i }),
+      url,
+      token: TOKEN,
+      name: `c${i}`,
+      clientId: `c${i}`,
+      base: cfg.base,
+      backend,
+      factoredResidual,
+      trainer: createSyntheticTrainer({ seed: i }),
       // A dense GPT-2-small residual is 113 MB: more than the protocol's default 64 MiB frame limit.
-      maxFrameBytes: 512 * 1024 * 1024, reconnect: { maxAttempts: 5 },
+      maxFrameBytes: 512 * 1024 * 1024,
+      reconnect: { maxAttempts: 5 },
     }));
     await Promise.all([coordinator.run(), ...cs.map((c) => c.run())]);
     return records;
@@ -116,9 +133,12 @@ async function overhead(layout: AdapterLayout, method: StrategyName, clients: nu
     if (lost.length > 0 || result.completed !== clients) throw new Error(`federation bench: updates lost (${lost.join('; ')}), ${result.completed}/${clients} clients completed`);
     const down = median(records.map((r) => r.traffic.sent)) / clients;
     return {
-      suite: 'federation', case: `round overhead, ${clients} loopback clients, ${(adapterBytes(layout) / MB).toFixed(2)} MB adapters`,
+      suite: 'federation',
+      case: `round overhead, ${clients} loopback clients, ${(adapterBytes(layout) / MB).toFixed(2)} MB adapters`,
       impl: `${method}${deviationMetrics ? ' + deviation metrics' : ''}: last upload → round_closed + next round_start sent`,
-      medianMs: median(overheads), minMs: Math.min(...overheads), peakRssMiB: null,
+      medianMs: median(overheads),
+      minMs: Math.min(...overheads),
+      peakRssMiB: null,
       note: `${records.length} rounds, no update lost; of which aggregation ${median(records.map((r) => r.aggregationMs)).toFixed(0)} ms, persist ${median(persists).toFixed(0)} ms, `
         + `coordinator done (every frame queued) after ${queued.length > 0 ? `${median(queued).toFixed(0)} ms` : '?'}, `
         + `broadcast ${(median(sent) / MB).toFixed(0)} MB (${(down / MB).toFixed(2)} MB/client); client process peak RSS ${result.maxRssMiB.toFixed(0)} MiB; target < 1000 ms`,
@@ -143,8 +163,13 @@ export async function federationBench(o: FederationBenchOptions): Promise<BenchR
     const t = r.traffic;
     const ratio = (t.wireSent + t.wireReceived) / (t.rawSent + t.rawReceived);
     rows.push({
-      suite: 'federation', case: `wire bytes per round, 3 clients, ${wireLayout.length}×(768×768, r=8)`, impl: `${method}: TCP payload / raw tensor bytes`, ...none,
-      note: `${ratio.toFixed(4)}× (${((t.rawSent + t.rawReceived) / MB).toFixed(2)} MB raw, ${((t.wireSent + t.wireReceived) / MB).toFixed(2)} MB on the wire; frames ${((t.sent + t.received) / (t.rawSent + t.rawReceived)).toFixed(4)}×); target ≤ 1.02×`,
+      suite: 'federation',
+      case: `wire bytes per round, 3 clients, ${wireLayout.length}×(768×768, r=8)`,
+      impl: `${method}: TCP payload / raw tensor bytes`,
+      ...none,
+      note: `${ratio.toFixed(4)}× (${((t.rawSent + t.rawReceived) / MB).toFixed(2)} MB raw, ${((t.wireSent + t.wireReceived) / MB).toFixed(2)} MB on the wire; frames ${
+        ((t.sent + t.received) / (t.rawSent + t.rawReceived)).toFixed(4)
+      }×); target ≤ 1.02×`,
     });
   }
 
@@ -159,7 +184,10 @@ export async function federationBench(o: FederationBenchOptions): Promise<BenchR
   }
   for (const name of Object.keys(down)) {
     rows.push({
-      suite: 'federation', case: `downlink per client, round 2, ${label}`, impl: name, ...none,
+      suite: 'federation',
+      case: `downlink per client, round 2, ${label}`,
+      impl: name,
+      ...none,
       note: `${(down[name] / MB).toFixed(2)} MB (${(down[name] / down.fedit).toFixed(2)}× FedIT${name === 'fedex factored' ? `, ${(down['fedex dense'] / down[name]).toFixed(1)}× smaller than dense` : ''})`,
     });
   }

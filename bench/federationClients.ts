@@ -28,9 +28,16 @@ async function main(args: ClientsArgs): Promise<ClientsResult> {
   const base = createSyntheticBase(args.layout, args.baseSeed);
   const backend = createOrtProductBackend({ intraOpThreads: 1 });
   const clients = Array.from({ length: args.clients }, (_, i) => new FederationClient({
-    url: args.url, token: args.token, name: `bench ${i}`, clientId: `b${String(i).padStart(3, '0')}`, base, backend,
-    trainer: createSyntheticTrainer({ seed: 1000 + i, numExamples: 100 }), factoredResidual: args.factoredResidual,
-    heartbeatMs: 30_000, reconnect: { initialDelayMs: 100, maxDelayMs: 2_000 },
+    url: args.url,
+    token: args.token,
+    name: `bench ${i}`,
+    clientId: `b${String(i).padStart(3, '0')}`,
+    base,
+    backend,
+    trainer: createSyntheticTrainer({ seed: 1000 + i, numExamples: 100 }),
+    factoredResidual: args.factoredResidual,
+    heartbeatMs: 30_000,
+    reconnect: { initialDelayMs: 100, maxDelayMs: 2_000 },
   }));
   const outcomes = await Promise.all(clients.map((c) => c.run()));
   await backend.dispose();

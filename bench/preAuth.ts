@@ -42,11 +42,16 @@ const LAYOUT: AdapterLayout = [{ module: 'layers.0.proj', in: 64, out: 64, rank:
 /** One honest join: connect, hello (token, or key and challenge response), welcome, close; retried (and counted) when the upgrade is refused. */
 async function honestJoin(url: string, i: number, baseHash: string, identity?: ClientIdentity): Promise<{ ms: number; refusals: number }> {
   const t0 = performance.now();
-  for (let refusals = 0; ; refusals++) {
+  for (let refusals = 0;; refusals++) {
     try {
       const conn = await connectTransport(url, { maxFrameBytes: 1 << 20, heartbeatMs: 30_000 });
       const hello: ParamsOf<'hello'> = {
-        protocolMajor: 1, protocolMinor: 2, clientName: `honest ${i}`, clientId: identity?.clientId ?? `honest-${i}`, device: 'cpu', baseModelHash: baseHash,
+        protocolMajor: 1,
+        protocolMinor: 2,
+        clientName: `honest ${i}`,
+        clientId: identity?.clientId ?? `honest-${i}`,
+        device: 'cpu',
+        baseModelHash: baseHash,
         ...(identity !== undefined ? { identity: { scheme: IDENTITY_SCHEME, publicKey: identity.publicKey } } : { token: TOKEN }),
         capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: false, maxFrameBytes: 1 << 20 },
       };
@@ -138,9 +143,19 @@ export async function preAuthBench(o: PreAuthBenchOptions): Promise<BenchRow[]> 
       await writeEnrollment(clients, file);
     }
     const coordinator = await Coordinator.create({
-      runDir: join(dir, 'run'), method: 'fedit', rounds: 1, layout: LAYOUT, base, lora: { rank: 4, alpha: 8, targetModules: ['proj'] },
-      training: { localSteps: 1, batchSize: 1, lr: 1e-3 }, token: TOKEN, minClients: 1_000, deviationMetrics: false, updateHeatmap: false,
-      backend: createTypeScriptBackend(), ...(clients !== undefined ? { clients } : {}),
+      runDir: join(dir, 'run'),
+      method: 'fedit',
+      rounds: 1,
+      layout: LAYOUT,
+      base,
+      lora: { rank: 4, alpha: 8, targetModules: ['proj'] },
+      training: { localSteps: 1, batchSize: 1, lr: 1e-3 },
+      token: TOKEN,
+      minClients: 1_000,
+      deviationMetrics: false,
+      updateHeatmap: false,
+      backend: createTypeScriptBackend(),
+      ...(clients !== undefined ? { clients } : {}),
     });
     const idFor = (i: number): ClientIdentity | undefined => (s.auth === 'key' ? identities[(i + identities.length) % identities.length] : undefined);
     let logged = 0;
@@ -167,10 +182,16 @@ export async function preAuthBench(o: PreAuthBenchOptions): Promise<BenchRow[]> 
       }
       const end = flooder?.latest();
       rows.push({
-        suite: 'preauth', case: `honest join by ${s.auth === 'key' ? 'key (connect, hello → challenge → signed response → welcome)' : 'token (connect, hello → welcome)'}, ${joins} one after another${gapMs > 0 ? `, ${gapMs} ms apart` : ''}`, impl: s.impl,
-        medianMs: median(times), minMs: Math.min(...times), peakRssMiB: null,
+        suite: 'preauth',
+        case: `honest join by ${s.auth === 'key' ? 'key (connect, hello → challenge → signed response → welcome)' : 'token (connect, hello → welcome)'}, ${joins} one after another${gapMs > 0 ? `, ${gapMs} ms apart` : ''}`,
+        impl: s.impl,
+        medianMs: median(times),
+        minMs: Math.min(...times),
+        peakRssMiB: null,
         note: `p90 ${quantile(times, 0.9).toFixed(1)} ms; ${refusals} honest attempts refused`
-          + (status === undefined || end === undefined ? '' : `; flood: ${status.open} held after ${(status.settleMs / 1000).toFixed(1)} s, ${end.open} at the end, ${end.refused} upgrades refused (503) and ${end.dropped} dropped, ${end.closedByServer} closed by the coordinator`)
+          + (status === undefined || end === undefined
+            ? ''
+            : `; flood: ${status.open} held after ${(status.settleMs / 1000).toFixed(1)} s, ${end.open} at the end, ${end.refused} upgrades refused (503) and ${end.dropped} dropped, ${end.closedByServer} closed by the coordinator`)
           + `; ${logged} rejection lines logged`,
       });
     } finally {
@@ -182,8 +203,12 @@ export async function preAuthBench(o: PreAuthBenchOptions): Promise<BenchRow[]> 
   const n = o.smoke ? 200 : 5_000;
   const cost = signatureCost(n);
   rows.push({
-    suite: 'preauth', case: `Ed25519 challenge signature alone, ${n} challenges`, impl: 'node:crypto sign (client) / verify (coordinator)',
-    medianMs: cost.verifyUs / 1000, minMs: cost.verifyUs / 1000, peakRssMiB: null,
+    suite: 'preauth',
+    case: `Ed25519 challenge signature alone, ${n} challenges`,
+    impl: 'node:crypto sign (client) / verify (coordinator)',
+    medianMs: cost.verifyUs / 1000,
+    minMs: cost.verifyUs / 1000,
+    peakRssMiB: null,
     note: `verify ${cost.verifyUs.toFixed(1)} µs, sign ${cost.signUs.toFixed(1)} µs per handshake (mean)`,
   });
   return rows;

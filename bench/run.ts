@@ -89,10 +89,14 @@ if (trainerRows.length > 0) {
   const tps = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(1));
   const times = (x: number | undefined): string => (x === undefined ? '–' : `${x.toFixed(2)}×`);
   const trainerTable = trainerRows.map((r) => [
-    r.case, r.impl,
+    r.case,
+    r.impl,
     r.ratio !== undefined ? times(r.ratio.median) : tps(r.tokensPerSecond?.median),
     r.ratio !== undefined ? times(r.ratio.best) : tps(r.tokensPerSecond?.best),
-    fmt(r.medianMs), fmt(r.minMs), r.peakRssMiB === null ? '–' : fmt(r.peakRssMiB), r.note ?? '',
+    fmt(r.medianMs),
+    fmt(r.minMs),
+    r.peakRssMiB === null ? '–' : fmt(r.peakRssMiB),
+    r.note ?? '',
   ]);
   process.stdout.write(`\n${renderTable(['case', 'implementation', 'median tokens/s', 'best tokens/s', 'median step ms', 'min step ms', 'peak RSS MiB', 'note'], trainerTable)}\n`);
 }

@@ -75,8 +75,17 @@ function runTorch(args: TrainerCaseArgs): TorchResult | string {
   const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.error !== undefined || probe.status !== 0) return 'PyTorch not installed (bash bench/setup.sh: apt-get install python3-torch libopenblas0-pthread)';
   const py = {
-    model_dir: args.modelDir, data: args.data, seq_len: args.seqLen, batch_size: args.batchSize, rank: args.rank, alpha: args.alpha,
-    target_modules: args.targetModules, warmup: args.warmup, steps: args.steps, threads: args.threads, lr: args.lr,
+    model_dir: args.modelDir,
+    data: args.data,
+    seq_len: args.seqLen,
+    batch_size: args.batchSize,
+    rank: args.rank,
+    alpha: args.alpha,
+    target_modules: args.targetModules,
+    warmup: args.warmup,
+    steps: args.steps,
+    threads: args.threads,
+    lr: args.lr,
   };
   const r = spawnSync(PYTHON, [join(here, 'torch', 'train.py'), JSON.stringify(py)], { encoding: 'utf8', maxBuffer: 1 << 24, env: threadEnv(args.threads) });
   if (r.status !== 0) return `PyTorch run failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`;
@@ -137,7 +146,17 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
     ? `GPT-2 ${spec.nLayer}×${spec.nEmbd} LoRA step (smoke), T=${seqLen}, batch ${batchSize}`
     : `GPT-2-small LoRA step, T=${seqLen}, batch ${batchSize}`;
   const args: TrainerCaseArgs = {
-    modelDir: dir, data, seqLen, batchSize, rank: 8, alpha: 16, targetModules: ['c_attn', 'c_proj'], warmup, steps, threads: o.threads, lr: LR,
+    modelDir: dir,
+    data,
+    seqLen,
+    batchSize,
+    rank: 8,
+    alpha: 16,
+    targetModules: ['c_attn', 'c_proj'],
+    warmup,
+    steps,
+    threads: o.threads,
+    lr: LR,
   };
   o.log(`trainer: ${label}, ours (${warmup} warm-up + ${steps} timed steps)`);
   const ours = runOurs(args);
@@ -145,8 +164,14 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
   const oursMin = Math.min(...ours.stepMs);
   const oursTps = tokensPerSecond(ours.tokensPerStep, oursMedian, oursMin);
   rows.push({
-    suite: 'trainer', case: label, impl: 'fedex trainer (createTrainer, onnxruntime)', medianMs: oursMedian, minMs: oursMin, peakRssMiB: ours.peakRssMiB,
-    tokensPerSecond: oursTps, stepMs: ours.stepMs.map(Math.round),
+    suite: 'trainer',
+    case: label,
+    impl: 'fedex trainer (createTrainer, onnxruntime)',
+    medianMs: oursMedian,
+    minMs: oursMin,
+    peakRssMiB: ours.peakRssMiB,
+    tokensPerSecond: oursTps,
+    stepMs: ours.stepMs.map(Math.round),
     note: `${describeModules(ours.modules)}; step-1 loss ${ours.firstLoss.toPrecision(8)}; setup ${ours.setupSeconds.toFixed(1)} s; ${warmupNote(ours.warmupMs)}`,
   });
 
@@ -159,12 +184,25 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
     const lossGap = Math.abs(torch.first_loss - ours.firstLoss) / Math.abs(torch.first_loss);
     const torchTps = tokensPerSecond(torch.tokens_per_step, torch.median_ms, torch.min_ms);
     rows.push({
-      suite: 'trainer', case: label, impl: `PyTorch ${torch.torch} (${torch.threads} threads)`, medianMs: torch.median_ms, minMs: torch.min_ms, peakRssMiB: torch.peak_rss_mib,
-      tokensPerSecond: torchTps, stepMs: torch.step_ms.map(Math.round),
-      note: `${same ? 'same modules' : `MODULES DIFFER: ${describeModules(torch.modules)}`}; step-1 loss ${torch.first_loss.toPrecision(8)} (${lossGap < 1e-4 ? 'matches' : 'DIFFERS'}, rel. ${lossGap.toExponential(1)}); ${warmupNote(torch.warmup_ms)}`,
+      suite: 'trainer',
+      case: label,
+      impl: `PyTorch ${torch.torch} (${torch.threads} threads)`,
+      medianMs: torch.median_ms,
+      minMs: torch.min_ms,
+      peakRssMiB: torch.peak_rss_mib,
+      tokensPerSecond: torchTps,
+      stepMs: torch.step_ms.map(Math.round),
+      note: `${same ? 'same modules' : `MODULES DIFFER: ${describeModules(torch.modules)}`}; step-1 loss ${torch.first_loss.toPrecision(8)} (${lossGap < 1e-4 ? 'matches' : 'DIFFERS'}, rel. ${lossGap.toExponential(1)}); ${
+        warmupNote(torch.warmup_ms)
+      }`,
     });
     rows.push({
-      suite: 'trainer', case: label, impl: 'ratio ours / PyTorch (tokens/s)', medianMs: NaN, minMs: NaN, peakRssMiB: null,
+      suite: 'trainer',
+      case: label,
+      impl: 'ratio ours / PyTorch (tokens/s)',
+      medianMs: NaN,
+      minMs: NaN,
+      peakRssMiB: null,
       ratio: { median: oursTps.median / torchTps.median, best: oursTps.best / torchTps.best },
       note: 'target ≥ 1.0×',
     });
@@ -181,8 +219,14 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
   const tMedian = median(t.stepMs);
   const tMin = Math.min(...t.stepMs);
   rows.push({
-    suite: 'trainer', case: `tiny default model (models/tiny-gpt2), T=${tinyT}, batch 8, r=8 on c_attn`, impl: 'fedex trainer (createTrainer, onnxruntime)',
-    medianMs: tMedian, minMs: tMin, peakRssMiB: t.peakRssMiB, tokensPerSecond: tokensPerSecond(t.tokensPerStep, tMedian, tMin), stepMs: t.stepMs.map((x) => Math.round(x * 10) / 10),
+    suite: 'trainer',
+    case: `tiny default model (models/tiny-gpt2), T=${tinyT}, batch 8, r=8 on c_attn`,
+    impl: 'fedex trainer (createTrainer, onnxruntime)',
+    medianMs: tMedian,
+    minMs: tMin,
+    peakRssMiB: t.peakRssMiB,
+    tokensPerSecond: tokensPerSecond(t.tokensPerStep, tMedian, tMin),
+    stepMs: t.stepMs.map((x) => Math.round(x * 10) / 10),
     note: `${describeModules(t.modules)}; setup ${t.setupSeconds.toFixed(1)} s; ${warmupNote(t.warmupMs)}`,
   });
   await rm(data, { force: true });
@@ -219,13 +263,30 @@ export async function precisionBench(o: TrainerBenchOptions): Promise<TrainerRow
   for (const basePrecision of BASE_PRECISIONS) {
     o.log(`trainer: ${label}, frozen base in ${basePrecision}`);
     const r = runOurs({
-      modelDir: dir, data, seqLen, batchSize, rank: 8, alpha: 16, targetModules: ['q_proj', 'v_proj'], warmup: 1, steps: o.smoke ? 2 : 4, threads: o.threads, lr: LR, basePrecision,
+      modelDir: dir,
+      data,
+      seqLen,
+      batchSize,
+      rank: 8,
+      alpha: 16,
+      targetModules: ['q_proj', 'v_proj'],
+      warmup: 1,
+      steps: o.smoke ? 2 : 4,
+      threads: o.threads,
+      lr: LR,
+      basePrecision,
     });
     const med = median(r.stepMs);
     const min = Math.min(...r.stepMs);
     rows.push({
-      suite: 'trainer', case: label, impl: `fedex trainer, frozen base ${basePrecision}`, medianMs: med, minMs: min, peakRssMiB: r.peakRssMiB,
-      tokensPerSecond: tokensPerSecond(r.tokensPerStep, med, min), stepMs: r.stepMs.map(Math.round),
+      suite: 'trainer',
+      case: label,
+      impl: `fedex trainer, frozen base ${basePrecision}`,
+      medianMs: med,
+      minMs: min,
+      peakRssMiB: r.peakRssMiB,
+      tokensPerSecond: tokensPerSecond(r.tokensPerStep, med, min),
+      stepMs: r.stepMs.map(Math.round),
       note: `step-1 loss ${r.firstLoss.toPrecision(6)}${r.relativeRounding === null ? '' : `; weight rounding ${r.relativeRounding.toExponential(1)}`}; setup ${r.setupSeconds.toFixed(1)} s; ${warmupNote(r.warmupMs)}`,
     });
   }

@@ -72,12 +72,10 @@ async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
     const stamps: number[] = [];
     const losses: number[] = [];
     const start = performance.now();
-    await trainer.train({ adapter: trainer.initialAdapter(1) }, { steps: args.warmup + args.steps }, {
-      onProgress: (p) => {
-        stamps.push(performance.now());
-        losses.push(p.loss);
-      },
-    });
+    await trainer.train({ adapter: trainer.initialAdapter(1) }, { steps: args.warmup + args.steps }, { onProgress: (p) => {
+      stamps.push(performance.now());
+      losses.push(p.loss);
+    } });
     const ends = [start, ...stamps];
     const allMs = stamps.map((t, i) => t - ends[i]);
     return {

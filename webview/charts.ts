@@ -5,8 +5,22 @@
  * series (series.ts) to datasets, styled from the VS Code theme.
  */
 import {
-  BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, LogarithmicScale, PointElement,
-  ScatterController, Title, Tooltip, type ChartConfiguration, type ChartDataset, type ScaleOptions,
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  LogarithmicScale,
+  PointElement,
+  ScatterController,
+  Title,
+  Tooltip,
+  type ChartConfiguration,
+  type ChartDataset,
+  type ScaleOptions,
 } from 'chart.js';
 import { seriesStyle, toCss } from './colors.js';
 import { countPoints, type BarSeries, type LineSeries } from './series.js';
@@ -54,8 +68,11 @@ function pluginOptions(theme: ChartTheme, title: string, kind: PanelKind, toolti
     legend: { position: 'bottom', labels: { color: toCss(theme.foreground), ...sample, font: { family: theme.fontFamily, size: theme.fontSize - 2 } } },
     title: { display: true, text: title, color: toCss(theme.foreground), font: { family: theme.fontFamily, size: theme.fontSize, weight: 'bold' } },
     tooltip: {
-      backgroundColor: toCss(theme.background, 0.95), titleColor: toCss(theme.foreground), bodyColor: toCss(theme.foreground),
-      borderColor: toCss(theme.border, 0.8), borderWidth: 1,
+      backgroundColor: toCss(theme.background, 0.95),
+      titleColor: toCss(theme.foreground),
+      bodyColor: toCss(theme.foreground),
+      borderColor: toCss(theme.border, 0.8),
+      borderWidth: 1,
       ...(tooltipTitle === undefined ? {} : { callbacks: { title: (items: { dataIndex: number }[]) => (items.length > 0 ? tooltipTitle(items[0].dataIndex) : '') } }),
     },
   };
@@ -72,8 +89,7 @@ export class ChartPanel {
   readonly box: HTMLDivElement;
   private readonly canvas: HTMLCanvasElement;
 
-  constructor(parent: HTMLElement, readonly testId: string, private readonly kind: PanelKind, private readonly title: string,
-    private readonly xTitle: string, private readonly yTitle: string, private theme: ChartTheme, emptyText?: string) {
+  constructor(parent: HTMLElement, readonly testId: string, private readonly kind: PanelKind, private readonly title: string, private readonly xTitle: string, private readonly yTitle: string, private theme: ChartTheme, emptyText?: string) {
     ({ box: this.box, canvas: this.canvas } = chartContainer(parent, testId, title, emptyText));
   }
 
@@ -86,8 +102,15 @@ export class ChartPanel {
       const color = this.theme.charts[style.color];
       const strong = s.role === 'global' || s.role === 'method';
       return {
-        label: s.label, data: s.points, borderColor: toCss(color), backgroundColor: toCss(color, 0.6), borderDash: style.dash,
-        borderWidth: strong ? this.theme.lineWidth + 1 : this.theme.lineWidth, pointRadius: s.points.length > 40 ? 0 : 3, tension: 0, spanGaps: true,
+        label: s.label,
+        data: s.points,
+        borderColor: toCss(color),
+        backgroundColor: toCss(color, 0.6),
+        borderDash: style.dash,
+        borderWidth: strong ? this.theme.lineWidth + 1 : this.theme.lineWidth,
+        pointRadius: s.points.length > 40 ? 0 : 3,
+        tension: 0,
+        spanGaps: true,
       };
     });
     const maxX = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p.x)));
@@ -132,7 +155,10 @@ export class ChartPanel {
 
   private baseOptions(scales: Record<string, ScaleOptions>, tooltipTitle?: (index: number) => string): ChartConfiguration['options'] {
     return {
-      responsive: true, maintainAspectRatio: false, animation: false, normalized: true,
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      normalized: true,
       interaction: { mode: 'nearest', intersect: false },
       color: toCss(this.theme.foreground),
       font: { family: this.theme.fontFamily },

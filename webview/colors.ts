@@ -83,8 +83,20 @@ export type ChartColorName = (typeof CHART_COLOR_NAMES)[number];
 
 /** Fixed colours of well-known series keys (methods and module types); others cycle by index. */
 const FIXED: Readonly<Record<string, ChartColorName>> = {
-  'method:fedex': 'blue', 'method:fedit': 'orange', 'method:ffa': 'purple', 'method:flora': 'yellow', 'method:fedsb': 'red', 'method:centralized': 'green',
-  'type:q': 'blue', 'type:k': 'orange', 'type:v': 'green', 'type:o': 'purple', 'type:qkv': 'yellow', 'type:mlp': 'red', a: 'blue', b: 'orange',
+  'method:fedex': 'blue',
+  'method:fedit': 'orange',
+  'method:ffa': 'purple',
+  'method:flora': 'yellow',
+  'method:fedsb': 'red',
+  'method:centralized': 'green',
+  'type:q': 'blue',
+  'type:k': 'orange',
+  'type:v': 'green',
+  'type:o': 'purple',
+  'type:qkv': 'yellow',
+  'type:mlp': 'red',
+  a: 'blue',
+  b: 'orange',
 };
 
 /** A series' colour name and dash pattern: fixed for known keys, else by index (dashed after one cycle). */

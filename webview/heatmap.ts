@@ -149,7 +149,7 @@ export class HeatmapPanel {
   private cellDataset(): ChartConfiguration<'scatter', CellPoint[]>['data']['datasets'][number] {
     const map = this.map;
     const data: CellPoint[] = [];
-    if (map !== null) for (let i = 0; i < map.rows; i++) for (let j = 0; j < map.cols; j++) data.push({ x: j + 0.5, y: i + 0.5, v: map.values[i * map.cols + j] });
+    if (map !== null) { for (let i = 0; i < map.rows; i++) for (let j = 0; j < map.cols; j++) data.push({ x: j + 0.5, y: i + 0.5, v: map.values[i * map.cols + j] }); }
     return { label: 'update', data, pointRadius: 0, pointHoverRadius: 0, pointHitRadius: 6, backgroundColor: 'transparent', borderColor: 'transparent' };
   }
 
@@ -162,7 +162,9 @@ export class HeatmapPanel {
       data: { datasets: [this.cellDataset()] },
       plugins: [cellsPlugin(() => ({ map: this.map, theme: this.theme }))],
       options: {
-        responsive: true, maintainAspectRatio: false, animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
         scales: {
           x: axis(this.theme, 'input block', { type: 'linear', min: 0, max: cols, ticks, grid: { display: false } }) as never,
           y: axis(this.theme, 'output block', { type: 'linear', min: 0, max: rows, reverse: true, ticks, grid: { display: false } }) as never,
@@ -171,8 +173,11 @@ export class HeatmapPanel {
           legend: { display: false },
           title: { display: false },
           tooltip: {
-            backgroundColor: toCss(this.theme.background, 0.95), titleColor: toCss(this.theme.foreground), bodyColor: toCss(this.theme.foreground),
-            borderColor: toCss(this.theme.border, 0.8), borderWidth: 1,
+            backgroundColor: toCss(this.theme.background, 0.95),
+            titleColor: toCss(this.theme.foreground),
+            bodyColor: toCss(this.theme.foreground),
+            borderColor: toCss(this.theme.border, 0.8),
+            borderWidth: 1,
             callbacks: {
               title: () => '',
               label: (item) => {
@@ -193,10 +198,13 @@ export class HeatmapPanel {
       data: { datasets: [{ data: [] }] },
       plugins: [gradientPlugin(() => ({ theme: this.theme, scale: this.scale() }))],
       options: {
-        responsive: true, maintainAspectRatio: false, animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
         scales: {
           x: { display: false, min: 0, max: 1 },
-          y: axis(this.theme, '', { type: 'linear', position: 'right', min: scale.min, max: scale.max, ticks: { ...tickStyle(this.theme), maxTicksLimit: 5, callback: (v: number | string) => compact(Number(v)) }, grid: { display: false } }) as never,
+          y: axis(this.theme, '', { type: 'linear', position: 'right', min: scale.min, max: scale.max, ticks: { ...tickStyle(this.theme), maxTicksLimit: 5, callback: (v: number | string) => compact(Number(v)) },
+            grid: { display: false } }) as never,
         },
         plugins: { legend: { display: false }, title: { display: false }, tooltip: { enabled: false } },
       },

@@ -19,9 +19,20 @@ import { privacySummary, progress } from './series.js';
 
 /** The phases as the panel says them (the sidebar shows their names). */
 const PHASE_TEXT: Readonly<Record<FederationPhase, string>> = {
-  idle: 'not joined', starting: 'starting', connecting: 'connecting', reconnecting: 'reconnecting', disconnected: 'disconnected',
-  waiting: 'waiting for clients', ready: 'ready — run FedEx: Start Round', training: 'local training', uploaded: 'update sent',
-  aggregating: 'aggregating', closed: 'round closed', done: 'done', stopped: 'stopped', failed: 'failed',
+  idle: 'not joined',
+  starting: 'starting',
+  connecting: 'connecting',
+  reconnecting: 'reconnecting',
+  disconnected: 'disconnected',
+  waiting: 'waiting for clients',
+  ready: 'ready — run FedEx: Start Round',
+  training: 'local training',
+  uploaded: 'update sent',
+  aggregating: 'aggregating',
+  closed: 'round closed',
+  done: 'done',
+  stopped: 'stopped',
+  failed: 'failed',
 };
 
 /** Phases in which a live federation is busy (the ring turns). */
@@ -46,11 +57,11 @@ export class ProgressPanel {
   private readonly table: HTMLElement;
 
   constructor(parent: HTMLElement) {
-    const table = (this.table = el('vscode-table', { 'data-testid': 'clients-table', 'bordered-rows': '', zebra: '', columns: '["30%","16%","18%","18%","18%"]' },
-      el('vscode-table-header', { slot: 'header' }, ...['client', 'status', 'step', 'last loss', 'examples'].map((h) => el('vscode-table-header-cell', {}, h))),
-      this.body));
-    this.box = el('section', { class: 'progress', id: 'round-progress', 'data-testid': 'round-progress' },
-      el('div', { class: 'progress-line' }, this.headline, this.phase, this.reported, this.privacy, this.ring), this.bar, table, this.notes);
+    const table =
+      (this.table = el('vscode-table', { 'data-testid': 'clients-table', 'bordered-rows': '', zebra: '', columns: '["30%","16%","18%","18%","18%"]' },
+        el('vscode-table-header', { slot: 'header' }, ...['client', 'status', 'step', 'last loss', 'examples'].map((h) => el('vscode-table-header-cell', {}, h))), this.body));
+    this.box = el('section', { class: 'progress', id: 'round-progress', 'data-testid': 'round-progress' }, el('div', { class: 'progress-line' }, this.headline, this.phase, this.reported, this.privacy, this.ring), this.bar, table,
+      this.notes);
     parent.append(this.box);
   }
 

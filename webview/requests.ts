@@ -5,7 +5,12 @@
  * (its stable code and the extension's sentence). No DOM.
  */
 import type {
-  DashboardReply, DashboardRequest, DashboardRequestErrorCode, DashboardRequestMap, DashboardRequestMethod, WebviewToExtensionMessage,
+  DashboardReply,
+  DashboardRequest,
+  DashboardRequestErrorCode,
+  DashboardRequestMap,
+  DashboardRequestMethod,
+  WebviewToExtensionMessage,
 } from '../src/extension/dashboard/messages.js';
 
 /** A request the extension could not carry out. */

@@ -46,10 +46,13 @@ export class RoundsTable {
     const privacy = rows.some((r) => r.epsilon !== undefined);
     this.setHeader(privacy);
     this.table.dataset.rows = String(rows.length);
-    this.body.replaceChildren(...rows.map((r) => el('vscode-table-row', { 'data-round': String(r.round) },
-      ...[String(r.round), r.aggregated ? String(r.participants) : `${r.participants} (not aggregated)`, fmt(r.meanLoss), fmt(r.evalLoss), fmt(r.meanRelativeDeviation, 3),
-        ...(privacy ? [r.epsilon === undefined ? '–' : r.epsilon === null ? '∞' : fmt(r.epsilon)] : []),
-        r.durationMs === null ? '–' : `${(r.durationMs / 1000).toFixed(2)} s`, bytes(r.bytes)].map((t) => el('vscode-table-cell', {}, t)))));
+    this.body.replaceChildren(
+      ...rows.map((r) =>
+        el('vscode-table-row', { 'data-round': String(r.round) },
+          ...[String(r.round), r.aggregated ? String(r.participants) : `${r.participants} (not aggregated)`, fmt(r.meanLoss), fmt(r.evalLoss), fmt(r.meanRelativeDeviation, 3),
+            ...(privacy ? [r.epsilon === undefined ? '–' : r.epsilon === null ? '∞' : fmt(r.epsilon)] : []), r.durationMs === null ? '–' : `${(r.durationMs / 1000).toFixed(2)} s`, bytes(r.bytes)].map((t) => el('vscode-table-cell', {}, t)))
+      ),
+    );
     this.table.style.height = `${30 + 24 * Math.min(Math.max(rows.length, 1), 12)}px`;
   }
 }

@@ -118,7 +118,9 @@ export function deviationSeries(view: FederationState, run: RunState): LineSerie
 /** ‖ΔR‖_F per module type per round (√Σ over the type's modules, i.e. the norm of their concatenation). */
 export function residualByType(run: RunState): LineSeries[] {
   return typesPresent(run.rounds.flatMap((r) => r.modules)).map((t) => ({
-    key: `type:${t}`, label: t, role: 'type' as const,
+    key: `type:${t}`,
+    label: t,
+    role: 'type' as const,
     points: points(run.rounds, (r) => r.round, (r) => rootSumSquares(r.modules.filter((m) => m.type === t).map((m) => m.residualNorm))),
   })).filter((s) => s.points.length > 0);
 }
@@ -131,7 +133,8 @@ export function residualByLayer(round: RoundPoint | null): BarSeries {
     categories: layers.map((l) => (l === null ? 'other' : `layer ${l}`)),
     titles: layers.map((l) => modules.filter((m) => m.layer === l).map((m) => m.module).join(', ')),
     series: typesPresent(modules).map((t) => ({
-      key: `type:${t}`, label: t,
+      key: `type:${t}`,
+      label: t,
       values: layers.map((l) => rootSumSquares(modules.filter((m) => m.layer === l && m.type === t).map((m) => m.residualNorm))),
     })),
   };
@@ -166,7 +169,8 @@ export function clientDiffs(run: RunState, round: RoundPoint | null, factor: 'a'
     categories: modules.map((module) => moduleLabel({ module, layer: layerOf(module) })),
     titles: modules,
     series: clients.map((id) => ({
-      key: `client:${id}`, label: run.clients.find((c) => c.id === id)?.name ?? id,
+      key: `client:${id}`,
+      label: run.clients.find((c) => c.id === id)?.name ?? id,
       values: modules.map((module) => diffs.find((d) => d.client === id && d.module === module)?.[factor] ?? null),
     })),
   };
@@ -215,9 +219,15 @@ export interface RoundRow {
 /** The closed rounds of a run with their eval loss, oldest first. */
 export function roundRows(run: RunState): RoundRow[] {
   return run.rounds.map((r) => ({
-    round: r.round, aggregated: r.aggregated, participants: r.participants, meanLoss: r.meanLoss,
-    evalLoss: run.evals.find((e) => e.round === r.round)?.loss ?? null, meanRelativeDeviation: r.meanRelativeDeviation,
-    durationMs: r.durationMs, bytes: r.bytes, ...(r.privacy !== undefined ? { epsilon: r.privacy.epsilon } : {}),
+    round: r.round,
+    aggregated: r.aggregated,
+    participants: r.participants,
+    meanLoss: r.meanLoss,
+    evalLoss: run.evals.find((e) => e.round === r.round)?.loss ?? null,
+    meanRelativeDeviation: r.meanRelativeDeviation,
+    durationMs: r.durationMs,
+    bytes: r.bytes,
+    ...(r.privacy !== undefined ? { epsilon: r.privacy.epsilon } : {}),
   }));
 }
 
@@ -254,8 +264,13 @@ export function progress(run: RunState): ProgressView {
   const closed = run.rounds.length;
   const done = run.phase === 'done';
   return {
-    round: run.round, totalRounds: run.totalRounds, phase: run.phase, reported: run.reported.length, sampled: run.sampled.length,
-    failed: run.failed.length, quorum: run.quorum,
+    round: run.round,
+    totalRounds: run.totalRounds,
+    phase: run.phase,
+    reported: run.reported.length,
+    sampled: run.sampled.length,
+    failed: run.failed.length,
+    quorum: run.quorum,
     fraction: run.totalRounds === null || run.totalRounds <= 0 ? null : done ? 1 : Math.min(1, closed / run.totalRounds),
   };
 }

@@ -21,10 +21,24 @@ export interface ChartTheme {
 }
 
 const FALLBACK_DARK: Readonly<Record<string, string>> = {
-  foreground: '#cccccc', background: '#1f1f1f', blue: '#3794ff', orange: '#d18616', green: '#89d185', purple: '#b180d7', yellow: '#cca700', red: '#f14c4c',
+  foreground: '#cccccc',
+  background: '#1f1f1f',
+  blue: '#3794ff',
+  orange: '#d18616',
+  green: '#89d185',
+  purple: '#b180d7',
+  yellow: '#cca700',
+  red: '#f14c4c',
 };
 const FALLBACK_LIGHT: Readonly<Record<string, string>> = {
-  foreground: '#3b3b3b', background: '#ffffff', blue: '#1a85ff', orange: '#d18616', green: '#388a34', purple: '#652d90', yellow: '#bf8803', red: '#e51400',
+  foreground: '#3b3b3b',
+  background: '#ffffff',
+  blue: '#1a85ff',
+  orange: '#d18616',
+  green: '#388a34',
+  purple: '#652d90',
+  yellow: '#bf8803',
+  red: '#e51400',
 };
 
 /** The body's theme kind, from VS Code's classes. */
@@ -53,7 +67,9 @@ export function readTheme(body: HTMLElement): ChartTheme {
   const charts = Object.fromEntries(CHART_COLOR_NAMES.map((n) => [n, color([`--vscode-charts-${n}`], fallback[n])])) as Record<ChartColorName, Rgba>;
   const fontSize = Number.parseFloat(style.getPropertyValue('--vscode-font-size'));
   return {
-    kind, foreground, background,
+    kind,
+    foreground,
+    background,
     grid: color(highContrast ? ['--vscode-contrastBorder', '--vscode-charts-lines'] : ['--vscode-charts-lines', '--vscode-panel-border'], fallback.foreground),
     border: color(['--vscode-contrastBorder', '--vscode-panel-border', '--vscode-widget-border'], fallback.foreground),
     charts: { ...charts, foreground },

@@ -15,7 +15,16 @@ import type { DashboardState, UiChoice } from './model.js';
 import { ProgressPanel } from './progressPanel.js';
 import { RoundsTable } from './roundsTable.js';
 import {
-  adapterDiffs, clientDiffs, deviationSeries, heatmapModules, lossSeries, residualByLayer, residualByType, selectedHeatmap, selectedRound, selectedRun,
+  adapterDiffs,
+  clientDiffs,
+  deviationSeries,
+  heatmapModules,
+  lossSeries,
+  residualByLayer,
+  residualByType,
+  selectedHeatmap,
+  selectedRound,
+  selectedRun,
 } from './series.js';
 import type { ChartTheme } from './theme.js';
 import type { FederationKind } from '../src/extension/state/phases.js';
@@ -63,9 +72,8 @@ export class DashboardView {
   private readonly charts: HTMLElement;
 
   constructor(root: HTMLElement, theme: ChartTheme, private readonly onChoice: (choice: UiChoice) => void) {
-    const toolbar = el('header', { class: 'toolbar' },
-      el('label', {}, 'Federation', this.federation), el('label', {}, 'Method', this.run), el('label', {}, 'Round', this.round),
-      this.subtitle, el('span', { class: 'spacer' }), this.exportStatus, this.exportButton);
+    const toolbar = el('header', { class: 'toolbar' }, el('label', {}, 'Federation', this.federation), el('label', {}, 'Method', this.run), el('label', {}, 'Round', this.round), this.subtitle, el('span', { class: 'spacer' }),
+      this.exportStatus, this.exportButton);
     root.replaceChildren(toolbar, this.empty); // drops the static "Loading…" placeholder
     this.progress = new ProgressPanel(root);
     this.charts = el('div', { class: 'sections' });
@@ -100,7 +108,8 @@ export class DashboardView {
     this.charts.hidden = view === null;
     this.exportButton.toggleAttribute('disabled', view === null || this.exportStatus.dataset.status === 'pending');
     setOptions(this.federation, state.federations.map((f) => ({
-      value: f.id, label: `${f.label} (${FEDERATION_KIND_TEXT[f.kind]}${state.restored.includes(f.id) ? ', restored' : f.live ? ', live' : ''})`,
+      value: f.id,
+      label: `${f.label} (${FEDERATION_KIND_TEXT[f.kind]}${state.restored.includes(f.id) ? ', restored' : f.live ? ', live' : ''})`,
     })), state.selected ?? '');
     this.federation.parentElement!.hidden = state.federations.length < 2;
     this.progress.update(view, run);

@@ -9,7 +9,9 @@ import { usageError } from './errors.js';
 /** The two flags, for a command's `FlagSpecs`. */
 export const AGGREGATION_FLAGS: FlagSpecs = {
   aggregation: {
-    type: 'string', value: AGGREGATION_RULE_NAMES.join('|'), default: 'mean',
+    type: 'string',
+    value: AGGREGATION_RULE_NAMES.join('|'),
+    default: 'mean',
     help: 'how client adapters are combined: the mean, or the coordinate-wise median / trimmed mean (robust to outlier updates; unweighted; FedEx then folds a dense residual into the base)',
   },
   trim: { type: 'string', value: 'β', help: `trimmed-mean: share of clients dropped at each end of every coordinate, in [0, 0.5) (default ${DEFAULT_TRIM})` },

@@ -36,7 +36,8 @@ function topHelp(): string {
 /** The process's streams; stdin is opened only when a command asks for it (touching it opens the handle). */
 function processIO(): CliIO {
   return {
-    stdout: process.stdout, stderr: process.stderr,
+    stdout: process.stdout,
+    stderr: process.stderr,
     get stdin(): NodeJS.ReadableStream {
       return process.stdin;
     },

@@ -75,7 +75,9 @@ export function certificateRefusal(err: ClientError, url: string, certPath: stri
   }
   const code = (transport.cause as { code?: unknown } | undefined)?.code;
   if (certPath !== undefined && url.startsWith('wss://') && code === 'ECONNRESET') {
-    return new CliError(`fedex join: ${url} closed the connection during the TLS handshake (${transport.message}). A coordinator that requires client certificates does this to a certificate its CA did not sign: check that --client-cert ${certPath} is signed by the coordinator's --client-ca.`);
+    return new CliError(
+      `fedex join: ${url} closed the connection during the TLS handshake (${transport.message}). A coordinator that requires client certificates does this to a certificate its CA did not sign: check that --client-cert ${certPath} is signed by the coordinator's --client-ca.`,
+    );
   }
   return null;
 }

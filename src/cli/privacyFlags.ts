@@ -11,7 +11,8 @@ import { formatNumber } from './ui/table.js';
 
 /** The flags (spread into a command's `FlagSpecs`). */
 export const DP_FLAGS: FlagSpecs = {
-  'dp-clip': { type: 'string', value: 'C', help: "client-level differential privacy: clip each client's whole update (L2 over every module; FedEx: A, B and the effective-weight change) to C, and add Gaussian noise (--dp-noise) to their average" },
+  'dp-clip': { type: 'string', value: 'C',
+    help: "client-level differential privacy: clip each client's whole update (L2 over every module; FedEx: A, B and the effective-weight change) to C, and add Gaussian noise (--dp-noise) to their average" },
   'dp-noise': { type: 'string', value: 'σ', help: 'DP noise multiplier: noise of std σ·C/m on every released coordinate, m = clients sampled per round (0: clipping only, no privacy)' },
   'dp-delta': { type: 'string', value: 'δ', help: 'δ of the (ε, δ) reported after every round; keep it well below 1/(number of clients)', default: String(DEFAULT_DP_DELTA) },
 };

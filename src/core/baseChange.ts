@@ -54,7 +54,7 @@ export function addDense(target: Matrix<Float32Array>, layout: Layout, d: Matrix
   const w = from.data;
   const src = d.data;
   if (layout === 'linear') {
-    if (scale === 1) for (let i = 0; i < src.length; i++) t[i] = w[i] + src[i];
+    if (scale === 1) { for (let i = 0; i < src.length; i++) t[i] = w[i] + src[i]; }
     else for (let i = 0; i < src.length; i++) t[i] = w[i] + Math.fround(scale * src[i]);
     return;
   }

@@ -37,10 +37,23 @@ export function gramOfRows(data: ArrayLike<number>, rows: number, cols: number):
         const y1 = data[b1 + x];
         const y2 = data[b2 + x];
         const y3 = data[b3 + x];
-        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
-        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        s00 += x0 * y0;
+        s01 += x0 * y1;
+        s02 += x0 * y2;
+        s03 += x0 * y3;
+        s10 += x1 * y0;
+        s11 += x1 * y1;
+        s12 += x1 * y2;
+        s13 += x1 * y3;
       }
-      s[0] = s00; s[1] = s01; s[2] = s02; s[3] = s03; s[4] = s10; s[5] = s11; s[6] = s12; s[7] = s13;
+      s[0] = s00;
+      s[1] = s01;
+      s[2] = s02;
+      s[3] = s03;
+      s[4] = s10;
+      s[5] = s11;
+      s[6] = s12;
+      s[7] = s13;
       for (let u = 0; u < 2 && i + u < rows; u++) {
         for (let v = 0; v < 4 && j + v < rows; v++) {
           g[(i + u) * rows + j + v] = s[u * 4 + v];

@@ -39,10 +39,10 @@ import { compactStack, type TermColumns } from './lowRank/compact.js';
 import { applyQ, blockedQR } from './lowRank/householder.js';
 import { runSync, transposeRows, type GemmBackend, type Products } from './lowRank/products.js';
 
+export { symmetricEigen } from './lowRank/eigen.js';
+export { householderQR, applyHouseholderQ, type HouseholderQR } from './lowRank/householder.js';
 export type { GemmBackend, GemmRequest } from './lowRank/products.js';
 export { typeScriptGemm } from './lowRank/products.js';
-export { householderQR, applyHouseholderQ, type HouseholderQR } from './lowRank/householder.js';
-export { symmetricEigen } from './lowRank/eigen.js';
 
 /** One term of ΔW: s·P·Q (P out × inner, Q inner × in) or s·D (D out × in). Row-major. */
 export type UpdateTerm =
@@ -172,7 +172,6 @@ export async function refactorLowRankWith(backend: GemmBackend, terms: readonly 
   return truncateLowRank(step.value, options);
 }
 
-
 /**
  * The exact factorization (every direction above the rank floor), its products yielded. With
  * `compact`, near-dependent columns are first taken out of each term (lowRank/compact.ts): ΔW = G + F
@@ -273,8 +272,16 @@ function refactored(f: StackFactors | null, out: number, inF: number, innerDim: 
   const norm = Math.sqrt(sigma.reduce((s, x) => s + x * x, 0));
   const error = tailError(sigma, rank);
   return {
-    b: { shape: [out, rank], data: b }, a: { shape: [rank, inF], data: a },
-    rank, exactRank: rank, innerDim, coreDim, norm, truncationError: error, relativeError: norm === 0 ? 0 : error / norm, singularValues: sigma,
+    b: { shape: [out, rank], data: b },
+    a: { shape: [rank, inF], data: a },
+    rank,
+    exactRank: rank,
+    innerDim,
+    coreDim,
+    norm,
+    truncationError: error,
+    relativeError: norm === 0 ? 0 : error / norm,
+    singularValues: sigma,
   };
 }
 
@@ -338,8 +345,12 @@ export function truncateLowRank(full: Refactored, options: RefactorOptions): Ref
   const a = full.a.data.slice(0, rank * inF);
   const truncationError = tailError(full.singularValues, rank);
   return {
-    ...full, b: { shape: [out, rank], data: b }, a: { shape: [rank, inF], data: a }, rank,
-    truncationError, relativeError: full.norm === 0 ? 0 : truncationError / full.norm,
+    ...full,
+    b: { shape: [out, rank], data: b },
+    a: { shape: [rank, inF], data: a },
+    rank,
+    truncationError,
+    relativeError: full.norm === 0 ? 0 : truncationError / full.norm,
   };
 }
 

@@ -168,7 +168,10 @@ const BLOCK_VALUES = 1 << 20;
  * itself when `keep` (default true; false: the norms only).
  */
 export function robustResidual(
-  clients: readonly LoraFactors[], global: LoraFactors, scale: number, rule: AggregationRule,
+  clients: readonly LoraFactors[],
+  global: LoraFactors,
+  scale: number,
+  rule: AggregationRule,
   options: { readonly keep?: boolean; readonly blockValues?: number } = {},
 ): RobustResidual {
   const k = clients.length;

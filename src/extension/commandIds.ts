@@ -1,8 +1,16 @@
 /** Every command the extension contributes (package.json `contributes.commands` lists the same; a test checks it). */
 export const COMMAND_IDS = [
-  'fedex.startRound', 'fedex.hostFederation', 'fedex.joinFederation', 'fedex.leaveFederation', 'fedex.stopFederation',
-  'fedex.openDashboard', 'fedex.runSimulation', 'fedex.aggregateAdapters', 'fedex.exportAdapter',
-  'fedex.manageClients', 'fedex.createIdentityKey',
+  'fedex.startRound',
+  'fedex.hostFederation',
+  'fedex.joinFederation',
+  'fedex.leaveFederation',
+  'fedex.stopFederation',
+  'fedex.openDashboard',
+  'fedex.runSimulation',
+  'fedex.aggregateAdapters',
+  'fedex.exportAdapter',
+  'fedex.manageClients',
+  'fedex.createIdentityKey',
 ] as const;
 
 /** A contributed command id. */

@@ -41,7 +41,11 @@ export function createServices(context: vscode.ExtensionContext, openDashboard: 
   let reported = '';
   const workspaceDir = (): string | undefined => vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === 'file')?.uri.fsPath;
   return {
-    context, store, runs, log, output,
+    context,
+    store,
+    runs,
+    log,
+    output,
     tokens: new TokenStore(context.secrets),
     settings: () => {
       const config = vscode.workspace.getConfiguration('fedex');

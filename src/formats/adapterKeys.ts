@@ -72,8 +72,7 @@ export function resolveBaseKey(modulePath: string, baseKeys: ReadonlySet<string>
   const all = [...keys];
   const near = closeKeys(candidates[0], all);
   const hint = near.length > 0 ? `close keys: ${near.map((k) => `'${k}'`).join(', ')}` : `the checkpoint has ${all.length} keys, e.g. ${all.slice(0, 3).map((k) => `'${k}'`).join(', ')}`;
-  throw new FormatError('KEY_NOT_FOUND', `no base weight for module '${modulePath}' (tried ${candidates.map((c) => `'${c}'`).join(', ')}); ${hint}`,
-    options.file === undefined ? {} : { file: options.file });
+  throw new FormatError('KEY_NOT_FOUND', `no base weight for module '${modulePath}' (tried ${candidates.map((c) => `'${c}'`).join(', ')}); ${hint}`, options.file === undefined ? {} : { file: options.file });
 }
 
 /** Shape of the base weight of a module with `inFeatures` inputs and `outFeatures` outputs. */
@@ -102,8 +101,7 @@ export function checkBaseShape(
   const [outFeatures, rB] = lora.B.shape;
   const ctx = { ...(where.file !== undefined ? { file: where.file } : {}), tensor: where.baseKey ?? where.modulePath };
   if (lora.A.shape.length !== 2 || lora.B.shape.length !== 2 || r !== rB) {
-    throw new FormatError('BASE_SHAPE_MISMATCH',
-      `module '${where.modulePath}': lora_A [${lora.A.shape.join(', ')}] and lora_B [${lora.B.shape.join(', ')}] are not r × in and out × r`, ctx);
+    throw new FormatError('BASE_SHAPE_MISMATCH', `module '${where.modulePath}': lora_A [${lora.A.shape.join(', ')}] and lora_B [${lora.B.shape.join(', ')}] are not r × in and out × r`, ctx);
   }
   const want = expectedBaseShape(layout, inFeatures, outFeatures);
   if (baseShape.length === 2 && baseShape[0] === want[0] && baseShape[1] === want[1]) return;
@@ -111,7 +109,6 @@ export function checkBaseShape(
   const fitsOther = baseShape.length === 2 && baseShape[0] === other[0] && baseShape[1] === other[1];
   throw new FormatError('BASE_SHAPE_MISMATCH',
     `module '${where.modulePath}': base weight has shape [${baseShape.join(', ')}], expected [${want.join(', ')}] ` +
-    `(${layout === 'linear' ? 'Linear: out × in' : 'Conv1D: in × out'}, in = ${inFeatures}, out = ${outFeatures})` +
-    (fitsOther ? `; it fits the ${layout === 'linear' ? 'Conv1D (fan_in_fan_out = true)' : 'Linear (fan_in_fan_out = false)'} layout instead` : ''),
-    ctx);
+      `(${layout === 'linear' ? 'Linear: out × in' : 'Conv1D: in × out'}, in = ${inFeatures}, out = ${outFeatures})` +
+      (fitsOther ? `; it fits the ${layout === 'linear' ? 'Conv1D (fan_in_fan_out = true)' : 'Linear (fan_in_fan_out = false)'} layout instead` : ''), ctx);
 }

@@ -30,7 +30,7 @@ function roundHalfEven(v: number): number {
 function encode(x: number, fmt: HalfFormat): number {
   const { expBits, mantBits } = fmt;
   const expMax = (1 << expBits) - 1;
-  const bias = (expMax >> 1);
+  const bias = expMax >> 1;
   const inf = expMax << mantBits;
   if (Number.isNaN(x)) return inf | (1 << (mantBits - 1));
   const sign = x < 0 || Object.is(x, -0) ? 1 << (expBits + mantBits) : 0;

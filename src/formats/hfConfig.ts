@@ -128,8 +128,7 @@ export function parseHfConfig(json: unknown, source: string): HfModelConfig {
   const family = Object.hasOwn(SUPPORTED_MODEL_TYPES, modelType) ? SUPPORTED_MODEL_TYPES[modelType] : undefined;
   if (Object.hasOwn(REFUSED_MODEL_TYPES, modelType)) throw new FormatError('CONFIG_UNSUPPORTED_MODEL', REFUSED_MODEL_TYPES[modelType], { file: source });
   if (family === undefined) {
-    throw new FormatError('CONFIG_UNSUPPORTED_MODEL',
-      `model_type '${modelType}' is not supported (supported: ${Object.keys(SUPPORTED_MODEL_TYPES).join(', ')})`, { file: source });
+    throw new FormatError('CONFIG_UNSUPPORTED_MODEL', `model_type '${modelType}' is not supported (supported: ${Object.keys(SUPPORTED_MODEL_TYPES).join(', ')})`, { file: source });
   }
   const architectures = Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [];
   const torchDtype = typeof raw.torch_dtype === 'string' ? raw.torch_dtype : typeof raw.dtype === 'string' ? raw.dtype : undefined;

@@ -20,4 +20,3 @@ export async function readJsonFile(file: string, missing: string, invalidCode: F
     throw new FormatError(invalidCode, `invalid JSON (${(cause as Error).message})`, { file }, { cause });
   }
 }
-

@@ -137,8 +137,7 @@ function resolveConfig(input: PeftAdapterPlan, dir: string, exactTargets: boolea
       const given = key === undefined ? fallback : patterns[key];
       if (given === value) continue;
       if (key !== undefined) {
-        throw new FormatError(what === 'rank' ? 'PEFT_RANK_MISMATCH' : 'PEFT_CONFIG_INVALID',
-          `module '${m.modulePath}' has ${what} ${value} but ${what}_pattern '${key}' gives ${given}`, { file: dir, tensor });
+        throw new FormatError(what === 'rank' ? 'PEFT_RANK_MISMATCH' : 'PEFT_CONFIG_INVALID', `module '${m.modulePath}' has ${what} ${value} but ${what}_pattern '${key}' gives ${given}`, { file: dir, tensor });
       }
       patterns[uniquePatternKey(m.modulePath, paths)] = value;
     }
@@ -158,8 +157,10 @@ function checkModule(m: LoraModuleInput, dir: string, plan?: LoraModulePlan): vo
     throw new FormatError('PEFT_RANK_MISMATCH', `module '${m.modulePath}': A is [${m.A.shape.join(', ')}] (r × in) but B is [${m.B.shape.join(', ')}] (out × r)`, { file: dir, tensor });
   }
   if (plan !== undefined && (r !== plan.rank || inF !== plan.inFeatures || outF !== plan.outFeatures)) {
-    throw new FormatError('PEFT_SHAPE_MISMATCH',
-      `module '${m.modulePath}': A [${m.A.shape.join(', ')}] and B [${m.B.shape.join(', ')}] differ from the planned [${plan.rank}, ${plan.inFeatures}] and [${plan.outFeatures}, ${plan.rank}]`, { file: dir, tensor });
+    throw new FormatError('PEFT_SHAPE_MISMATCH', `module '${m.modulePath}': A [${m.A.shape.join(', ')}] and B [${m.B.shape.join(', ')}] differ from the planned [${plan.rank}, ${plan.inFeatures}] and [${plan.outFeatures}, ${plan.rank}]`, {
+      file: dir,
+      tensor,
+    });
   }
   checkFinite(m.A.data, dir, adapterTensorKey(m.modulePath, 'A'));
   checkFinite(m.B.data, dir, tensor);

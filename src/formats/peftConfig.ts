@@ -65,9 +65,24 @@ export function loraConfig(fields: Partial<LoraConfig> & { r: number; loraAlpha:
 }
 
 const KNOWN: Record<string, true> = {
-  peft_type: true, r: true, lora_alpha: true, use_rslora: true, fan_in_fan_out: true, target_modules: true, lora_dropout: true,
-  bias: true, task_type: true, base_model_name_or_path: true, modules_to_save: true, init_lora_weights: true, inference_mode: true,
-  rank_pattern: true, alpha_pattern: true, revision: true, layers_to_transform: true, layers_pattern: true,
+  peft_type: true,
+  r: true,
+  lora_alpha: true,
+  use_rslora: true,
+  fan_in_fan_out: true,
+  target_modules: true,
+  lora_dropout: true,
+  bias: true,
+  task_type: true,
+  base_model_name_or_path: true,
+  modules_to_save: true,
+  init_lora_weights: true,
+  inference_mode: true,
+  rank_pattern: true,
+  alpha_pattern: true,
+  revision: true,
+  layers_to_transform: true,
+  layers_pattern: true,
 };
 
 type Json = Record<string, unknown>;

@@ -110,8 +110,7 @@ function classifyKeys(keys: Iterable<string>, file: string): { pairs: Map<string
       pair[m[2] as 'A' | 'B'] = key;
       pairs.set(m[1], pair);
     } else if (/(^|\.)lora_/.test(path)) {
-      throw new FormatError('PEFT_UNSUPPORTED',
-        'is not a plain LoRA factor (lora_A/lora_B .weight without adapter name); embedding LoRA, DoRA and LoRA biases are not supported', { file, tensor: key });
+      throw new FormatError('PEFT_UNSUPPORTED', 'is not a plain LoRA factor (lora_A/lora_B .weight without adapter name); embedding LoRA, DoRA and LoRA biases are not supported', { file, tensor: key });
     } else {
       extras.push(key);
     }
@@ -144,7 +143,14 @@ function moduleEntry(reader: SafetensorsReader, config: LoraConfig, modulePath: 
   }
   const alpha = alphaOf(config, modulePath);
   return {
-    modulePath, keyA: pair.A, keyB: pair.B, inFeatures: infoA.shape[1], outFeatures: infoB.shape[0], rank, alpha, scaling: loraScaling(alpha, rank, config.useRslora),
+    modulePath,
+    keyA: pair.A,
+    keyB: pair.B,
+    inFeatures: infoA.shape[1],
+    outFeatures: infoB.shape[0],
+    rank,
+    alpha,
+    scaling: loraScaling(alpha, rank, config.useRslora),
   };
 }
 

@@ -108,9 +108,7 @@ class FileReader implements SafetensorsReader {
     const info = this.tensors.get(name);
     if (info === undefined) {
       const near = closeNames(name, this.tensors.keys());
-      throw new FormatError('SAFETENSORS_TENSOR_NOT_FOUND',
-        `no such tensor (${this.tensors.size} tensors${near.length > 0 ? `; e.g. ${near.map((n) => `'${n}'`).join(', ')}` : ''})`,
-        { file: this.path, tensor: name });
+      throw new FormatError('SAFETENSORS_TENSOR_NOT_FOUND', `no such tensor (${this.tensors.size} tensors${near.length > 0 ? `; e.g. ${near.map((n) => `'${n}'`).join(', ')}` : ''})`, { file: this.path, tensor: name });
     }
     return info;
   }
@@ -219,8 +217,7 @@ class FileReader implements SafetensorsReader {
 
   private requireFloat(info: TensorInfo): void {
     if (!isFloatDType(info.dtype)) {
-      throw new FormatError('SAFETENSORS_NOT_FLOAT', `dtype ${info.dtype} is not a float type (F16, BF16, F32, F64); use readRaw for pass-through`,
-        { file: this.path, tensor: info.name });
+      throw new FormatError('SAFETENSORS_NOT_FLOAT', `dtype ${info.dtype} is not a float type (F16, BF16, F32, F64); use readRaw for pass-through`, { file: this.path, tensor: info.name });
     }
   }
 }

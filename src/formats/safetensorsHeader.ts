@@ -10,7 +10,21 @@ import { FormatError } from './errors.js';
 
 /** Dtypes of the format, in the reference implementation's order (used for its sort). */
 export const SAFETENSORS_DTYPES = [
-  'BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64',
+  'BOOL',
+  'U8',
+  'I8',
+  'F8_E5M2',
+  'F8_E4M3',
+  'I16',
+  'U16',
+  'F16',
+  'BF16',
+  'I32',
+  'U32',
+  'F32',
+  'F64',
+  'I64',
+  'U64',
 ] as const;
 export type SafetensorsDType = (typeof SAFETENSORS_DTYPES)[number];
 
@@ -18,7 +32,21 @@ export type SafetensorsDType = (typeof SAFETENSORS_DTYPES)[number];
 export type FloatDTypeName = 'F16' | 'BF16' | 'F32' | 'F64';
 
 const ITEM_SIZE: Record<SafetensorsDType, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U64: 8,
 };
 
 /** The reference implementation refuses headers above 100 MB. */
@@ -117,8 +145,7 @@ export function parseHeader(bytes: Uint8Array, fileSize: number, file: string): 
     const expected = numel * ITEM_SIZE[dtype];
     if (!Number.isSafeInteger(expected)) throw new FormatError('SAFETENSORS_INVALID_SHAPE', `shape [${shape.join(', ')}] is too large`, ctx);
     if (end - begin !== expected) {
-      throw new FormatError('SAFETENSORS_SIZE_MISMATCH',
-        `data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype}[${shape.join(', ')}] needs ${expected}`, ctx);
+      throw new FormatError('SAFETENSORS_SIZE_MISMATCH', `data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype}[${shape.join(', ')}] needs ${expected}`, ctx);
     }
     entries.push({ name, dtype, shape, begin, end });
   }

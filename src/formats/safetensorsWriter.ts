@@ -154,8 +154,7 @@ class FileWriter implements SafetensorsWriter {
     if (missing.length > 0) {
       await this.abort();
       throw new FormatError('SAFETENSORS_WRITE_INCOMPLETE',
-        `closed with ${missing.length} of ${this.tensors.length} tensors unwritten (${missing.slice(0, 5).map((n) => `'${n}'`).join(', ')}${missing.length > 5 ? ', …' : ''}); file not written`,
-        { file: this.path });
+        `closed with ${missing.length} of ${this.tensors.length} tensors unwritten (${missing.slice(0, 5).map((n) => `'${n}'`).join(', ')}${missing.length > 5 ? ', …' : ''}); file not written`, { file: this.path });
     }
     this.state = 'closed';
     await this.fh.sync();

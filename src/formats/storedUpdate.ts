@@ -14,7 +14,11 @@ import type { Layout } from '../core/lora.js';
 import type { ProductBackend } from '../core/product.js';
 import type { FactoredUpdate } from '../core/residual.js';
 import {
-  bfloat16ToFloat32, DowncastMeter, float16ToFloat32, float32ToBfloat16, float32ToFloat16,
+  bfloat16ToFloat32,
+  DowncastMeter,
+  float16ToFloat32,
+  float32ToBfloat16,
+  float32ToFloat16,
 } from './halfFloat.js';
 import type { DowncastReport } from './halfFloat.js';
 import { bytesToFloat32 } from './safetensors.js';

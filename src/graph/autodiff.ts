@@ -68,8 +68,7 @@ export function grad(loss: Value, params: readonly Value[]): Value[] {
       check(given !== undefined, () => `grad: the ${node.op} rule gave no gradient for input ${k} (${x.name})`);
       // Rules give the gradient at the broadcast shape; it is summed back to the input's shape here, once.
       const dx = shapeEquals(given.shape, x.shape) ? given : sumToShape(given, x.shape);
-      check(dx.dtype === x.dtype && shapeEquals(dx.shape, x.shape),
-        () => `grad: the ${node.op} rule gave ${dx.dtype}${formatShape(dx.shape)} for ${x.toString()}`);
+      check(dx.dtype === x.dtype && shapeEquals(dx.shape, x.shape), () => `grad: the ${node.op} rule gave ${dx.dtype}${formatShape(dx.shape)} for ${x.toString()}`);
       const parts = pending.get(x);
       if (parts === undefined) pending.set(x, [dx]);
       else parts.push(dx);
@@ -110,7 +109,7 @@ function backwardReach(nodes: readonly Node[], loss: Value): Set<Value> {
   const reach = new Set<Value>([loss]);
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i];
-    if (n.outputs.some((o) => reach.has(o))) for (const v of n.inputs) if (v !== undefined) reach.add(v);
+    if (n.outputs.some((o) => reach.has(o))) { for (const v of n.inputs) if (v !== undefined) reach.add(v); }
   }
   return reach;
 }

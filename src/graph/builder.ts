@@ -110,8 +110,7 @@ export class GraphBuilder {
    */
   input(name: string, dtype: DType, shape: Shape): Value {
     shape.forEach((d, axis) => {
-      check(typeof d === 'number' ? Number.isInteger(d) && d >= 0 : isSymbol(d),
-        () => `input: ${name} has an invalid dimension ${String(d)} on axis ${axis} (numbers ≥ 0 or symbol names)`);
+      check(typeof d === 'number' ? Number.isInteger(d) && d >= 0 : isSymbol(d), () => `input: ${name} has an invalid dimension ${String(d)} on axis ${axis} (numbers ≥ 0 or symbol names)`);
     });
     const v = this.makeValue(this.claim('input', name), dtype, shape, 'input', undefined);
     this.inputList.push(v);
@@ -160,8 +159,7 @@ export class GraphBuilder {
     const spec: readonly string[] = OPS[op].inputs;
     const variadic = spec.some((s) => s.endsWith('...'));
     const required = spec.filter((s) => !s.endsWith('?') && !s.endsWith('...')).length;
-    check(variadic ? inputs.length >= 1 : inputs.length >= required && inputs.length <= spec.length,
-      () => `${op}: got ${inputs.length} inputs, expects ${variadic ? 'at least 1' : spec.join(', ') || 'none'}`);
+    check(variadic ? inputs.length >= 1 : inputs.length >= required && inputs.length <= spec.length, () => `${op}: got ${inputs.length} inputs, expects ${variadic ? 'at least 1' : spec.join(', ') || 'none'}`);
     inputs.forEach((v, i) => {
       check(v !== undefined || spec[i]?.endsWith('?') === true, () => `${op}: input ${spec[i]} is required`);
       check(v === undefined || v.graph === this, () => `${op}: input ${v?.name} belongs to another graph`);

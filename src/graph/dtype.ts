@@ -51,8 +51,10 @@ export function dtypeOf(data: TypedData): DType {
 /** A typed array of one element holding `value` in `dtype`. */
 export function scalarData(value: number, dtype: DType): TypedData {
   switch (dtype) {
-    case 'float32': return Float32Array.of(value);
-    case 'float64': return Float64Array.of(value);
+    case 'float32':
+      return Float32Array.of(value);
+    case 'float64':
+      return Float64Array.of(value);
     case 'int64':
       check(Number.isInteger(value), () => `scalar: ${value} is not an integer (dtype int64)`);
       return BigInt64Array.of(BigInt(value));
@@ -62,7 +64,8 @@ export function scalarData(value: number, dtype: DType): TypedData {
     case 'uint32':
       check(Number.isInteger(value) && value >= 0 && value < 2 ** 32, () => `scalar: ${value} is not a 32-bit unsigned integer (dtype uint32)`);
       return Uint32Array.of(value);
-    case 'bool': return Uint8Array.of(value === 0 ? 0 : 1);
+    case 'bool':
+      return Uint8Array.of(value === 0 ? 0 : 1);
     case 'uint16':
     case 'uint8':
       check(Number.isInteger(value) && value >= 0 && value < 2 ** (dtype === 'uint8' ? 8 : 16), () => `scalar: ${value} is not a ${dtype} value`);

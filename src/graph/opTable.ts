@@ -79,8 +79,10 @@ export const OPS = {
   ScatterElements: { inputs: ['data', 'indices', 'updates'], outputs: ['output'], attrs: { axis: 'int', reduction: 'string' } },
   /** onnxruntime's gather of block-quantised rows, dequantised (4-bit codes packed two per uint8; nn/storedWeight.ts). */
   GatherBlockQuantized: {
-    inputs: ['data', 'indices', 'scales', 'zero_points?'], outputs: ['output'],
-    attrs: { gather_axis: 'int', quantize_axis: 'int', block_size: 'int', bits: 'int' }, domain: 'com.microsoft',
+    inputs: ['data', 'indices', 'scales', 'zero_points?'],
+    outputs: ['output'],
+    attrs: { gather_axis: 'int', quantize_axis: 'int', block_size: 'int', bits: 'int' },
+    domain: 'com.microsoft',
   },
   // Reductions (opset 18: axes are an input).
   ReduceSum: { inputs: ['data', 'axes?'], outputs: ['reduced'], attrs: { keepdims: 'int', noop_with_empty_axes: 'int' } },
@@ -95,11 +97,10 @@ export const OPS = {
 export type OpName = keyof typeof OPS;
 
 /** The TypeScript type of an attribute of a given kind. */
-export type AttrValue<K extends AttrKind> =
-  K extends 'int' | 'float' ? number
-    : K extends 'ints' | 'floats' ? readonly number[]
-      : K extends 'string' ? string
-        : OnnxTensor;
+export type AttrValue<K extends AttrKind> = K extends 'int' | 'float' ? number
+  : K extends 'ints' | 'floats' ? readonly number[]
+  : K extends 'string' ? string
+  : OnnxTensor;
 
 /** The attributes an op accepts, all optional (ONNX defaults apply), each with its typed value. */
 export type AttrsOf<N extends OpName> = {

@@ -91,8 +91,12 @@ export function storeFrozen(model: ModelGraph, storage: readonly FrozenStorage[]
     model: {
       ...model,
       graph: stored.graph,
-      inputIds: v(model.inputIds), attentionMask: v(model.attentionMask), labels: v(model.labels),
-      logits: v(model.logits), loss: v(model.loss), trainable: model.trainable.map(v),
+      inputIds: v(model.inputIds),
+      attentionMask: v(model.attentionMask),
+      labels: v(model.labels),
+      logits: v(model.logits),
+      loss: v(model.loss),
+      trainable: model.trainable.map(v),
       ...(model.dropoutSeed !== undefined ? { dropoutSeed: v(model.dropoutSeed) } : {}),
     },
   };
@@ -107,9 +111,12 @@ export type StoredData =
 /** float32 values of `shape` in `precision` (rounded to nearest even, or block-quantised); `name` for errors. */
 export function toStored(values: Float32Array, shape: readonly number[], precision: BasePrecision, name: string): StoredData {
   switch (precision) {
-    case 'fp32': return { precision, data: values };
-    case 'fp16': return { precision, data: float32ToFloat16(values) };
-    case 'bf16': return { precision, data: float32ToBfloat16(values) };
+    case 'fp32':
+      return { precision, data: values };
+    case 'fp16':
+      return { precision, data: float32ToFloat16(values) };
+    case 'bf16':
+      return { precision, data: float32ToBfloat16(values) };
     case 'int4': {
       const block = int4BlockSize(shape);
       if (block === undefined) throw new RangeError(`int4: ${name} has shape [${shape.join(', ')}]; only matrices whose rows are whole blocks of ${INT4_BLOCK_SIZES.join(' or ')} are block-quantised`);
@@ -154,9 +161,12 @@ export function roundingOf(values: Float32Array, stored: StoredData, shape: read
 /** The float32 values stored data stands for (exact: every stored value is a float32 value). */
 export function fromStored(stored: StoredData, shape: readonly number[]): Float32Array {
   switch (stored.precision) {
-    case 'fp32': return stored.data;
-    case 'fp16': return float16ToFloat32(stored.data);
-    case 'bf16': return bfloat16ToFloat32(stored.data);
+    case 'fp32':
+      return stored.data;
+    case 'fp16':
+      return float16ToFloat32(stored.data);
+    case 'bf16':
+      return bfloat16ToFloat32(stored.data);
     case 'int4': {
       const blockSize = (shape[0] * shape[1]) / stored.scales.length;
       return dequantizeInt4({ rows: shape[0], cols: shape[1], blockSize, codes: stored.data, scales: stored.scales }, new Float32Array(shape[0] * shape[1])) as Float32Array;

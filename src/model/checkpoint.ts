@@ -145,7 +145,7 @@ class FolderCheckpoint implements Checkpoint {
     const near = closeKeys(key, [...this.where.keys()]);
     throw new ModelError('TENSOR_NOT_FOUND',
       `${this.source}: no tensor '${key}' (with or without a 'transformer.'/'model.' prefix) among ${this.where.size} tensors; ` +
-      `close keys: ${near.map((k) => `'${k}'`).join(', ')}`);
+        `close keys: ${near.map((k) => `'${k}'`).join(', ')}`);
   }
 
   info(key: string): CheckpointTensor {
@@ -203,7 +203,7 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     if (pytorch.length > 0) {
       throw new ModelError('CHECKPOINT_NOT_SAFETENSORS',
         `${dir}: holds PyTorch weights only (${pytorch.join(', ')}); convert to safetensors first, e.g. in Python: ` +
-        `AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)`);
+          `AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)`);
     }
     throw new ModelError('CHECKPOINT_NOT_FOUND', `${dir}: no ${SAFETENSORS_FILE} or ${SAFETENSORS_INDEX_FILE} in this folder`);
   }

@@ -71,7 +71,7 @@ export function selectTargetModules(candidates: readonly string[], targets: read
     const names = moduleNames(candidates);
     throw new ModelError('TARGET_NOT_FOUND',
       `target_modules ${describe(targets)} matched none of the model's ${candidates.length} adaptable modules; ` +
-      `module names: ${names.join(', ') || '(none)'}${candidates.length > 0 ? ` (full paths look like '${candidates[0]}')` : ''}`);
+        `module names: ${names.join(', ') || '(none)'}${candidates.length > 0 ? ` (full paths look like '${candidates[0]}')` : ''}`);
   }
   return selected;
 }
@@ -147,7 +147,11 @@ function restrictToLayers(candidates: readonly string[], selected: readonly stri
   const missing = wanted.filter((i) => !depth.has(i));
   if (missing.length > 0) {
     const known = [...depth].sort((a, b) => a - b);
-    throw patternError(`layers_to_transform ${shown} names layer${missing.length === 1 ? '' : 's'} ${missing.join(', ')}, but the model's adaptable modules sit in ${known.length} layer${known.length === 1 ? '' : 's'} (${known[0]}–${known[known.length - 1]})${where}`);
+    throw patternError(
+      `layers_to_transform ${shown} names layer${missing.length === 1 ? '' : 's'} ${missing.join(', ')}, but the model's adaptable modules sit in ${known.length} layer${known.length === 1 ? '' : 's'} (${known[0]}–${
+        known[known.length - 1]
+      })${where}`,
+    );
   }
   const exact = new Set(targets);
   const kept = selected.filter((p) => {

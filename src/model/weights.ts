@@ -100,7 +100,7 @@ export class ModelInputs {
       const tried = [...new Set([name, ...(dot > 0 ? baseKeyCandidates(name.slice(0, dot), name.slice(dot + 1)) : [])])];
       throw new ModelError('TENSOR_NOT_FOUND',
         `checkpoint has no tensor '${name}' (tried ${tried.map((k) => `'${k}'`).join(', ')}); ` +
-        (near.length > 0 ? `close keys: ${near.map((k) => `'${k}'`).join(', ')}` : `it has ${all.length} tensors, e.g. ${all.slice(0, 3).map((k) => `'${k}'`).join(', ')}`));
+          (near.length > 0 ? `close keys: ${near.map((k) => `'${k}'`).join(', ')}` : `it has ${all.length} tensors, e.g. ${all.slice(0, 3).map((k) => `'${k}'`).join(', ')}`));
     }
     const stored = this.options.tensors.get(key)!;
     if (stored.length !== shape.length || stored.some((d, i) => d !== shape[i])) {
@@ -190,7 +190,7 @@ export class ModelInputs {
     const advice = hint?.(unread);
     throw new ModelError('TENSOR_UNUSED',
       `the checkpoint has ${unread.length} tensor${unread.length === 1 ? '' : 's'} that no part of the built model reads: ${named}${more}; ` +
-      `training would silently ignore ${unread.length === 1 ? 'it' : 'them'}${allowed}.${advice !== undefined ? ` ${advice}` : ''}`);
+        `training would silently ignore ${unread.length === 1 ? 'it' : 'them'}${allowed}.${advice !== undefined ? ` ${advice}` : ''}`);
   }
 
   /** Throws MODULE_TO_SAVE_NOT_FOUND for a modules_to_save entry that matched no module. */
@@ -198,8 +198,7 @@ export class ModelInputs {
     if (this.options.trainAll) return;
     const missing = this.options.modulesToSave.filter((m) => !this.savedHits.has(m));
     if (missing.length > 0) {
-      throw new ModelError('MODULE_TO_SAVE_NOT_FOUND',
-        `modules_to_save ${missing.map((m) => `'${m}'`).join(', ')} matched no module; module names: ${moduleNames(this.modulePaths).join(', ')}`);
+      throw new ModelError('MODULE_TO_SAVE_NOT_FOUND', `modules_to_save ${missing.map((m) => `'${m}'`).join(', ')} matched no module; module names: ${moduleNames(this.modulePaths).join(', ')}`);
     }
   }
 }

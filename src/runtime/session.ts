@@ -61,12 +61,11 @@ export const SWIFTSHADER_ENV: Readonly<Record<'VK_ICD_FILENAMES' | 'LD_LIBRARY_P
  */
 export function noWebGpuAdapter(env: Readonly<Record<string, string | undefined>>, fileExists: (path: string) => boolean): string {
   // The Vulkan loader reads VK_DRIVER_FILES (newer name) or VK_ICD_FILENAMES: manifest paths, PATH-style.
-  const missing = ['VK_DRIVER_FILES', 'VK_ICD_FILENAMES'].flatMap((name) =>
-    (env[name] ?? '').split(delimiter).filter((f) => f !== '' && !fileExists(f)).map((f) => ` ${name} names ${f}, which does not exist.`));
+  const missing = ['VK_DRIVER_FILES', 'VK_ICD_FILENAMES'].flatMap((name) => (env[name] ?? '').split(delimiter).filter((f) => f !== '' && !fileExists(f)).map((f) => ` ${name} names ${f}, which does not exist.`));
   const software = Object.entries(SWIFTSHADER_ENV).map(([k, v]) => `${k}=${v}`).join(' ');
   return 'the WebGPU provider is installed but found no GPU adapter on this machine.' + missing.join('')
     + " It needs Linux x64 with the Vulkan loader (libvulkan.so.1) and the GPU driver's Vulkan ICD (NVIDIA: nvidia_icd.json;"
-    + " in a container NVIDIA_DRIVER_CAPABILITIES must include graphics), Windows with D3D12, or macOS on Apple silicon (Metal)."
+    + ' in a container NVIDIA_DRIVER_CAPABILITIES must include graphics), Windows with D3D12, or macOS on Apple silicon (Metal).'
     + " Without a GPU (CI, testing), Linux x64 runs it on SwiftShader, the software Vulkan driver in Debian's chromium-common package:"
     + ` start the process with ${software} (scripts/webgpu/setup.sh in the FedEx repository fetches it)`;
 }
@@ -135,7 +134,8 @@ export async function createSession(model: Uint8Array, options: SessionOptions =
       ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
       ...(options.memoryPattern !== undefined ? { enableMemPattern: options.memoryPattern } : {}),
       ...(options.disabledOptimizers !== undefined && options.disabledOptimizers.length > 0
-        ? { extra: { optimization: { disable_specified_optimizers: options.disabledOptimizers.join(',') } } } : {}),
+        ? { extra: { optimization: { disable_specified_optimizers: options.disabledOptimizers.join(',') } } } :
+        {}),
     });
   } catch (err) {
     if (device !== 'cpu') throw new DeviceUnavailableError(device, startFailure(device, (err as Error).message), true);
@@ -209,7 +209,8 @@ export async function runSession(
     const message = (err as Error).message;
     // WebGPU adapters without the shader-f16 feature (SwiftShader, some integrated GPUs) fail at the first run.
     const hint = /requires f16 but the device does not support it/.test(message)
-      ? ' (this GPU adapter has no float16 shaders (WebGPU feature shader-f16): use --base-precision fp32 or int4 on it)' : '';
+      ? ' (this GPU adapter has no float16 shaders (WebGPU feature shader-f16): use --base-precision fp32 or int4 on it)' :
+      '';
     throw new Error(`onnxruntime failed with feeds ${describeFeeds(feeds)}: ${message}${hint}`, { cause: err });
   }
 }

@@ -141,7 +141,11 @@ function sameTargets(a: readonly string[], b: readonly string[]): boolean {
 export function loraSettingsOfAdapter(config: LoraConfig, dir: string, given: ExplicitLora = {}, names: Partial<Record<keyof ExplicitLora, string>> = {}): LoraSettings {
   const file = join(dir, ADAPTER_CONFIG_FILE);
   if (typeof config.targetModules === 'string' && config.layersToTransform !== null) {
-    throw new Error(`${file}: layers_to_transform ${JSON.stringify(config.layersToTransform)} with a regular-expression target_modules ${JSON.stringify(config.targetModules)}: PEFT refuses the pair (older releases ignore layers_to_transform); list module names in target_modules`);
+    throw new Error(
+      `${file}: layers_to_transform ${JSON.stringify(config.layersToTransform)} with a regular-expression target_modules ${
+        JSON.stringify(config.targetModules)
+      }: PEFT refuses the pair (older releases ignore layers_to_transform); list module names in target_modules`,
+    );
   }
   const targets = config.targetModules === null ? [] : typeof config.targetModules === 'string' ? [config.targetModules] : [...config.targetModules];
   const conflicts: string[] = [];

@@ -74,8 +74,12 @@ export interface SessionShape {
 }
 
 async function session(
-  g: GraphBuilder, outputs: Record<string, Value>, settings: SessionSettings, what: string,
-  shape?: SessionShape & { readonly rows?: number }, ints: IntegerInputs = { batch: [] },
+  g: GraphBuilder,
+  outputs: Record<string, Value>,
+  settings: SessionSettings,
+  what: string,
+  shape?: SessionShape & { readonly rows?: number },
+  ints: IntegerInputs = { batch: [] },
 ): Promise<OrtSession> {
   const form = settings.form ?? deviceForm(settings.device);
   const lower = lowerOptions(form, ints);
@@ -90,7 +94,8 @@ async function session(
   // One widened copy of a stored weight per use (src/graph/nn/storedWeight.ts): onnxruntime must not merge them back into one held copy.
   const recomputes = lowered.graph.nodes.some((n) => n.recompute === true);
   return createSession(bytes, {
-    device: settings.device, memoryPattern: false,
+    device: settings.device,
+    memoryPattern: false,
     ...(recomputes ? { disabledOptimizers: ['CommonSubexpressionElimination'] } : {}),
     ...(settings.threads !== undefined ? { intraOpThreads: settings.threads } : {}),
     ...(settings.logLevel !== undefined ? { logLevel: settings.logLevel } : {}),
@@ -167,6 +172,5 @@ export async function compileGenerate(model: ModelGraph, settings: SessionSettin
   const vocab = model.logits.shape[model.logits.rank - 1];
   const rows = g.input(ROWS, 'int64', ['rows']);
   const flat = reshape(model.logits, [-1, vocab]);
-  return session(g, { [PREDICTED]: argmaxLast(gather(flat, rows, 0)) }, settings, 'generate',
-    shape === undefined ? undefined : { ...shape, rows: shape.batch }, integerInputs(model, ROWS));
+  return session(g, { [PREDICTED]: argmaxLast(gather(flat, rows, 0)) }, settings, 'generate', shape === undefined ? undefined : { ...shape, rows: shape.batch }, integerInputs(model, ROWS));
 }

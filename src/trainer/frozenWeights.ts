@@ -107,9 +107,15 @@ export class FrozenWeights {
 
   private feed(s: FrozenStorage, stored: StoredData): void {
     switch (stored.precision) {
-      case 'fp32': this.loaded[s.input] = float32Tensor(stored.data, s.shape); break;
-      case 'fp16': this.loaded[s.input] = float16Tensor(stored.data, s.shape); break;
-      case 'bf16': this.loaded[s.input] = uint16Tensor(stored.data, s.shape); break;
+      case 'fp32':
+        this.loaded[s.input] = float32Tensor(stored.data, s.shape);
+        break;
+      case 'fp16':
+        this.loaded[s.input] = float16Tensor(stored.data, s.shape);
+        break;
+      case 'bf16':
+        this.loaded[s.input] = uint16Tensor(stored.data, s.shape);
+        break;
       case 'int4':
         this.loaded[s.input] = uint8Tensor(stored.data, [s.shape[0], s.shape[1] / 2]);
         this.loaded[s.scalesInput!] = float32Tensor(stored.scales, [s.shape[0], stored.scales.length / s.shape[0]]);

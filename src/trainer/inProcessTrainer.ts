@@ -158,8 +158,12 @@ export class InProcessTrainer implements LoraTrainer {
     const padId = tokenizer !== null ? padIdFor(tokenizer.special) : 0;
     const eosId = tokenizer?.special.eos ?? undefined;
     const stream = new BatchStream(data.train.examples, {
-      batchSize: setup.batchSize, seqLen: setup.seqLen, padId, seed: setup.seed,
-      mode: setup.packing === true ? 'pack' : 'pad', ...(eosId !== undefined ? { eosId } : {}),
+      batchSize: setup.batchSize,
+      seqLen: setup.seqLen,
+      padId,
+      seed: setup.seed,
+      mode: setup.packing === true ? 'pack' : 'pad',
+      ...(eosId !== undefined ? { eosId } : {}),
     });
     await frozen.load(model, source);
     const trainer = new InProcessTrainer(setup, source, tokenizer, data, model, evalModel, roles, stream, plan, frozen);
@@ -321,7 +325,11 @@ export class InProcessTrainer implements LoraTrainer {
       if (hooks.onProgress !== undefined) {
         const elapsed = (performance.now() - started) / 1000;
         const progress: TrainProgress = {
-          step: step + 1, totalSteps, loss: stepLoss, lr: stepLr, epoch,
+          step: step + 1,
+          totalSteps,
+          loss: stepLoss,
+          lr: stepLr,
+          epoch,
           tokensPerSecond: elapsed > 0 ? tokens / elapsed : 0,
           etaSeconds: (elapsed / (step + 1)) * (totalSteps - step - 1),
         };

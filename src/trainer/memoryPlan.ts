@@ -124,8 +124,16 @@ export class StepMemoryModel {
     const hostBytes = accumulate ? 2 * this.trainableBytes : 0;
     const totalBytes = train.inputBytes + train.peakBytes + evalBytes + hostBytes + RUNTIME_OVERHEAD_BYTES;
     return {
-      microBatch, seqLen, evalBatch, inputBytes: train.inputBytes, inputParts: this.parts(train.inputSizes),
-      trainBytes: train.peakBytes, evalBytes, hostBytes, runtimeBytes: RUNTIME_OVERHEAD_BYTES, totalBytes,
+      microBatch,
+      seqLen,
+      evalBatch,
+      inputBytes: train.inputBytes,
+      inputParts: this.parts(train.inputSizes),
+      trainBytes: train.peakBytes,
+      evalBytes,
+      hostBytes,
+      runtimeBytes: RUNTIME_OVERHEAD_BYTES,
+      totalBytes,
     };
   }
 }

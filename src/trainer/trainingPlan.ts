@@ -85,8 +85,7 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
     checkSeqLen(setup, { name: setup.modelDir, config: checkpoint.config, architecture });
     const { task, from } = await taskOf(setup, architecture.tasks);
     const lora = { ...setup.lora, targetModules: setup.lora.targetModules.length > 0 ? setup.lora.targetModules : architecture.defaultTargetModules };
-    const buildAs = (training: boolean): ReturnType<typeof architecture.build> =>
-      architecture.build({ config: checkpoint.config, tensors: checkpoint.tensors, lora, task, training, trainAll: setup.trainAll === true });
+    const buildAs = (training: boolean): ReturnType<typeof architecture.build> => architecture.build({ config: checkpoint.config, tensors: checkpoint.tensors, lora, task, training, trainAll: setup.trainAll === true });
     // The frozen weights in the precision the trainer would hold them in (frozenWeights.ts).
     const frozen = FrozenWeights.forSetup(setup, () => buildAs(false).modules);
     const build = (training: boolean): ReturnType<typeof architecture.build> => frozen.store(buildAs(training));
@@ -101,16 +100,28 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
       stored.set(dtype, { dtype, parameters: before.parameters + parameters, bytes: before.bytes + parameters * itemSize(dtype) });
     }
     const request: BatchRequest = {
-      batchSize: setup.batchSize, gradAccumulation: setup.gradAccumulation ?? 1, seqLen: setup.seqLen,
+      batchSize: setup.batchSize,
+      gradAccumulation: setup.gradAccumulation ?? 1,
+      seqLen: setup.seqLen,
       ...(setup.evalBatchSize !== undefined ? { evalBatchSize: setup.evalBatchSize } : {}),
     };
     const budget = memoryBudget(setup.memoryBudgetBytes, setup.device, probe);
     const estimateAt = (micro: number, evalBatch: number, accumulate: boolean): MemoryEstimate => memory.estimate(micro, setup.seqLen, evalBatch, accumulate);
     const common = {
-      modelDir: setup.modelDir, modelType: checkpoint.modelType, task, tasks: architecture.tasks, taskFrom: from, device: setup.device, modules: model.modules.length, rank: lora.r,
+      modelDir: setup.modelDir,
+      modelType: checkpoint.modelType,
+      task,
+      tasks: architecture.tasks,
+      taskFrom: from,
+      device: setup.device,
+      modules: model.modules.length,
+      rank: lora.r,
       ranks: [...new Set(model.modules.map((m) => moduleLora(lora, m.path).rank))].sort((a, b) => a - b),
-      storedWeights: [...stored.values()], base: frozen.summary(), trainableParameters: model.trainable.reduce((s, p) => s + p.shape.reduce<number>((a, d) => a * (d as number), 1), 0),
-      request, budget,
+      storedWeights: [...stored.values()],
+      base: frozen.summary(),
+      trainableParameters: model.trainable.reduce((s, p) => s + p.shape.reduce<number>((a, d) => a * (d as number), 1), 0),
+      request,
+      budget,
     };
     try {
       const plan = planBatches(request, budget, estimateAt);

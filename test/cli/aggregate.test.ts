@@ -52,8 +52,8 @@ describe('fedex aggregate --help', () => {
       assert.equal(r.code, 0);
       assert.equal(r.stderr, '');
       assert.match(r.stdout, /^Usage: fedex aggregate /);
-      for (const f of ['--method <fedex|fedit|ffa|flora>', '--base <path>', '--adapters <dir…>', '--weights <w1,w2,…>', '--out <dir>', '--dtype <same|float32>',
-        '--check-rows <n>', '--device <', '--threads <n>', '--force', '--json', '-h, --help']) {
+      for (const f of ['--method <fedex|fedit|ffa|flora>', '--base <path>', '--adapters <dir…>', '--weights <w1,w2,…>', '--out <dir>', '--dtype <same|float32>', '--check-rows <n>', '--device <', '--threads <n>', '--force', '--json',
+        '-h, --help']) {
         assert.ok(r.stdout.includes(f), `help lists ${f}`);
       }
     }

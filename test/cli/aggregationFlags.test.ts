@@ -23,8 +23,8 @@ describe('--aggregation on the command line', { timeout: 120_000 }, () => {
   test('fedex simulate --aggregation median: 3 rounds of fedex, fedit and ffa, the rule in the output, report and events; fedex aggregate reproduces round 1', async () => {
     const out = join(tmp.path, 'median');
     const eventsFile = join(tmp.path, 'median.jsonl');
-    const { code, stdout, stderr } = await cli('simulate', '--model', 'synthetic', '--methods', 'fedex,fedit,ffa', '--clients', '3', '--rounds', '3', '--local-steps', '1',
-      '--aggregation', 'median', '--save-adapters', '--out', out, '--events', eventsFile);
+    const { code, stdout, stderr } = await cli('simulate', '--model', 'synthetic', '--methods', 'fedex,fedit,ffa', '--clients', '3', '--rounds', '3', '--local-steps', '1', '--aggregation', 'median', '--save-adapters', '--out', out,
+      '--events', eventsFile);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /methods fedex, fedit, ffa, aggregation median/);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as SimulationReport;
@@ -33,8 +33,8 @@ describe('--aggregation on the command line', { timeout: 120_000 }, () => {
     const html = await readFile(join(out, 'report.html'), 'utf8');
     assert.ok(html.includes('Aggregation: <strong>median</strong>'), 'report.html names the rule');
     assert.match(html, /<td>aggregation<\/td><td>median<\/td>/);
-    const closed = (await readFile(eventsFile, 'utf8')).trim().split('\n').map((l) => parseEventLine(l)!).filter((e) => e.type === 'round_closed') as unknown as
-      { method: string; aggregated: boolean; aggregation: string; modules: { residualForm: string | null }[] }[];
+    const closed = (await readFile(eventsFile, 'utf8')).trim().split('\n').map((l) => parseEventLine(l)!).filter((e) => e.type === 'round_closed') as unknown as { method: string; aggregated: boolean; aggregation: string;
+      modules: { residualForm: string | null }[] }[];
     assert.equal(closed.length, 9);
     for (const r of closed) {
       assert.ok(r.aggregated);
@@ -63,7 +63,8 @@ describe('--aggregation on the command line', { timeout: 120_000 }, () => {
 
   test('bad combinations are usage errors (exit 2) naming the flag', async () => {
     const cases: [string[], RegExp][] = [
-      [['simulate', '--model', 'synthetic', '--clients', '3', '--aggregation', 'trimmed-mean', '--trim', '0.2'], /--aggregation trimmed-mean --trim: trimmed-mean with trim 0\.2 drops ⌊0\.2·3⌋ = 0 of 3 clients at each end .*needs at least 5 clients, or a trim of at least 0\.334 for 3/],
+      [['simulate', '--model', 'synthetic', '--clients', '3', '--aggregation', 'trimmed-mean', '--trim', '0.2'],
+        /--aggregation trimmed-mean --trim: trimmed-mean with trim 0\.2 drops ⌊0\.2·3⌋ = 0 of 3 clients at each end .*needs at least 5 clients, or a trim of at least 0\.334 for 3/],
       [['simulate', '--model', 'synthetic', '--trim', '0.2'], /--trim applies to --aggregation trimmed-mean only \(got --aggregation mean\)/],
       [['simulate', '--model', 'synthetic', '--aggregation', 'trimmed-mean', '--trim', '0.5'], /--trim: trimmed-mean: trim must be in \[0, 0\.5\)/],
       [['simulate', '--model', 'synthetic', '--aggregation', 'mode'], /--aggregation must be one of mean, median, trimmed-mean, got 'mode'/],

@@ -39,10 +39,11 @@ function dense(terms: readonly UpdateTerm[], out: number, inF: number): Float64A
       continue;
     }
     const k = t.p.shape[1];
-    for (let o = 0; o < out; o++) for (let j = 0; j < k; j++) {
-      const f = t.scale * t.p.data[o * k + j];
-      for (let c = 0; c < inF; c++) acc[o * inF + c] += f * t.q.data[j * inF + c];
-    }
+    for (let o = 0; o < out; o++)
+      for (let j = 0; j < k; j++) {
+        const f = t.scale * t.p.data[o * k + j];
+        for (let c = 0; c < inF; c++) acc[o * inF + c] += f * t.q.data[j * inF + c];
+      }
   }
   return acc;
 }
@@ -70,7 +71,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('adapter and merged model give the federated model\'s eval loss (float32 round-off); the global adapter alone does not', async () => {
+  test("adapter and merged model give the federated model's eval loss (float32 round-off); the global adapter alone does not", async () => {
     const out = join(dir, 'both');
     const r = await run(['export', sim, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
@@ -129,7 +130,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
     }
   });
 
-  test('the adapter follows PEFT\'s conventions: per-module ranks and alphas by rank_pattern/alpha_pattern, key names, fan_in_fan_out for GPT-2', async () => {
+  test("the adapter follows PEFT's conventions: per-module ranks and alphas by rank_pattern/alpha_pattern, key names, fan_in_fan_out for GPT-2", async () => {
     const out = join(dir, 'budget');
     const r = await cli('export', sim, '--out', out, '--as', 'adapter', '--max-error', '0.01', '--json');
     assert.equal(r.code, 0, r.stderr);
@@ -173,7 +174,9 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
     const rr = join(dir, 'rr');
     const r = await run(['simulate', '--methods', 'fedex', '--rounds', '2', '--local-steps', '4', '--eval-examples', '24', '--out', rr, '--save-adapters', '--residual-rank', '4']);
     assert.equal(r.code, 0, r.stderr);
-    const events = (await readFile(join(rr, 'runs', 'fedex', 'events.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; modules?: { residualInnerDim: number; residualTruncation?: { rank: number; exactRank: number; relativeError: number } }[] });
+    const events = (await readFile(join(rr, 'runs', 'fedex', 'events.jsonl'), 'utf8')).trim().split('\n').map((l) =>
+      JSON.parse(l) as { type: string; modules?: { residualInnerDim: number; residualTruncation?: { rank: number; exactRank: number; relativeError: number } }[] }
+    );
     const closed = events.filter((e) => e.type === 'round_closed');
     assert.equal(closed.length, 2);
     for (const e of closed) {
@@ -213,7 +216,8 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
   test('a re-factorization that does not reproduce the update is refused by the row check, and nothing is written', async () => {
     // Fault injection at the products seam: the TypeScript Gemm, with every product off by 1e-3 relative.
     const skewed: GemmBackend = {
-      name: 'skewed', async gemm(r) {
+      name: 'skewed',
+      async gemm(r) {
         typeScriptGemm(r);
         for (let i = 0; i < r.out.length; i++) r.out[i] *= 1 + 1e-3 * ((i % 3) - 1);
       },

@@ -41,8 +41,8 @@ describe('fedex export of a fedex aggregate output', { timeout: 300_000 }, () =>
     clients = [];
     for (const seed of [1, 2, 3]) {
       const out = join(tmp.path, 'clients', `client-${seed}`);
-      const r = await cli('train', '--data', 'task:arith', '--steps', '6', '--lr', '0.02', '--batch-size', '8', '--seq-len', '48', '--rank', '4', '--alpha', '8',
-        '--threads', '1', '--seed', String(seed), '--eval-examples', '0', '--out', out);
+      const r = await cli('train', '--data', 'task:arith', '--steps', '6', '--lr', '0.02', '--batch-size', '8', '--seq-len', '48', '--rank', '4', '--alpha', '8', '--threads', '1', '--seed', String(seed), '--eval-examples', '0', '--out',
+        out);
       assert.equal(r.code, 0, r.stderr);
       clients.push(out);
     }
@@ -56,7 +56,7 @@ describe('fedex export of a fedex aggregate output', { timeout: 300_000 }, () =>
     await tmp.remove();
   });
 
-  test('adapter on the original base and merged model give the aggregate\'s own loss (1e-5); the export is exact; the global adapter alone is not the result', async () => {
+  test("adapter on the original base and merged model give the aggregate's own loss (1e-5); the export is exact; the global adapter alone is not the result", async () => {
     // act
     const out = join(tmp.path, 'both');
     const r = await cli('export', agg, '--out', out, '--as', 'both', '--threads', '1');
@@ -123,7 +123,7 @@ describe('fedex export of a fedex aggregate output', { timeout: 300_000 }, () =>
     assert.equal(await readFile(join(out, 'export-report.json')).catch(() => null), null, 'nothing written');
   });
 
-  test('a bare .safetensors base records no folder: a merged export needs --base; with it, the merged model is the aggregate\'s', async () => {
+  test("a bare .safetensors base records no folder: a merged export needs --base; with it, the merged model is the aggregate's", async () => {
     const bare = join(tmp.path, 'agg-bare');
     const report = await aggregate('fedex', join(SHIPPED, 'model.safetensors'), clients, bare);
     assert.deepEqual([report.baseDir, report.baseHash], [null, null]);

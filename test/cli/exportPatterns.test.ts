@@ -35,8 +35,8 @@ describe('fedex export --as adapter with per-module ranks → fedex eval / train
     model = join(tmp.path, 'llama');
     await writeTinyLlamaFolder(model);
     const sim = join(tmp.path, 'sim');
-    const run = await fedex('simulate', '--model', model, '--methods', 'fedex', '--clients', '3', '--rounds', '1', '--local-steps', '3', '--rank', '4', '--alpha', '8',
-      '--lr', '0.05', '--target-modules', 'q_proj,v_proj', '--data', DATA, '--split', 'iid', '--seq-len', '32', '--eval-examples', '16', '--threads', '1', '--out', sim, '--save-adapters');
+    const run = await fedex('simulate', '--model', model, '--methods', 'fedex', '--clients', '3', '--rounds', '1', '--local-steps', '3', '--rank', '4', '--alpha', '8', '--lr', '0.05', '--target-modules', 'q_proj,v_proj', '--data', DATA,
+      '--split', 'iid', '--seq-len', '32', '--eval-examples', '16', '--threads', '1', '--out', sim, '--save-adapters');
     assert.equal(run.code, 0, run.stderr);
     const last = join(sim, 'adapters', 'fedex', 'round-001');
     federatedLoss = await evalLoss('--model', join(last, 'base'), '--adapter', join(last, 'global'));
@@ -46,11 +46,11 @@ describe('fedex export --as adapter with per-module ranks → fedex eval / train
   });
   after(() => tmp?.remove());
 
-  test('the exported adapter has per-module ranks (rank_pattern, alpha_pattern) and on the original base gives the federated model\'s eval loss', async () => {
+  test("the exported adapter has per-module ranks (rank_pattern, alpha_pattern) and on the original base gives the federated model's eval loss", async () => {
     const adapter = join(exported, 'adapter');
     const config = JSON.parse(await readFile(join(adapter, 'adapter_config.json'), 'utf8')) as { r: number; rank_pattern: Record<string, number>; alpha_pattern: Record<string, number> };
-    const ranks = await withSafetensors(join(adapter, 'adapter_model.safetensors'), async (st) =>
-      new Map([...st.tensors.keys()].filter((k) => k.endsWith('lora_A.weight')).map((k) => [k.slice('base_model.model.'.length, -'.lora_A.weight'.length), st.info(k).shape[0]])));
+    const ranks = await withSafetensors(join(adapter, 'adapter_model.safetensors'),
+      async (st) => new Map([...st.tensors.keys()].filter((k) => k.endsWith('lora_A.weight')).map((k) => [k.slice('base_model.model.'.length, -'.lora_A.weight'.length), st.info(k).shape[0]])));
 
     const loss = await evalLoss('--model', model, '--adapter', adapter);
 

@@ -13,9 +13,6 @@ import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
 
 const fedex = (...args: string[]): FedexRun => spawnFedex(args);
 
-
-
-
 describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, () => {
   let tmp: TempDir;
   let model: string;
@@ -33,13 +30,15 @@ describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, 
   test('a coordinator and two clients complete a FedEx round; the host writes events, the final adapter and base', async () => {
     const runDir = join(tmp.path, 'run');
     const eventsFile = join(tmp.path, 'host-events.jsonl');
-    const host = fedex('host', '--model', model, '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8',
-      '--min-clients', '2', '--quorum', '2', '--token', 'secret-token', '--out', runDir, '--events', eventsFile);
+    const host = fedex('host', '--model', model, '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8', '--min-clients', '2', '--quorum', '2', '--token', 'secret-token', '--out', runDir,
+      '--events', eventsFile);
     running.push(host);
     const url = await waitForHostUrl(host);
     await waitForOutput(host, /join token: secret-token/);
-    const joins = [1, 2].map((i) => fedex('join', url, '--token', 'secret-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`,
-      '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`, '--events', join(tmp.path, `join-${i}.jsonl`), ...(i === 1 ? ['--out', join(tmp.path, 'final-1')] : [])));
+    const joins = [1, 2].map((i) =>
+      fedex('join', url, '--token', 'secret-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`, '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`, '--events',
+        join(tmp.path, `join-${i}.jsonl`), ...(i === 1 ? ['--out', join(tmp.path, 'final-1')] : []))
+    );
     running.push(...joins);
     const [h, j1, j2] = await Promise.all([host.done, ...joins.map((j) => j.done)]);
     assert.equal(j1.code, 0, j1.stderr);

@@ -41,15 +41,14 @@ describe('fedex host --method fedsb + fedex join as separate processes', { timeo
     assert.match(r.stderr, /--method fedsb is not offered offline: .*--method ffa averages B·R_i into B·R̄ and is exact for them/);
   });
 
-  test('2 clients, 2 exact rounds, R-only uploads; the exported adapter evaluates to the federation\'s final model', async () => {
+  test("2 clients, 2 exact rounds, R-only uploads; the exported adapter evaluates to the federation's final model", async () => {
     const runDir = join(tmp.path, 'run');
     const events = join(tmp.path, 'host.jsonl');
-    const host = fedex('host', '--model', model, '--port', '0', '--method', 'fedsb', '--rounds', '2', '--local-steps', '3', '--batch-size', '4', '--rank', '6', '--alpha', '12',
-      '--lr', '0.05', '--min-clients', '2', '--quorum', '2', '--token', 'sb-token', '--out', runDir, '--save-adapters', '--events', events);
+    const host = fedex('host', '--model', model, '--port', '0', '--method', 'fedsb', '--rounds', '2', '--local-steps', '3', '--batch-size', '4', '--rank', '6', '--alpha', '12', '--lr', '0.05', '--min-clients', '2', '--quorum', '2',
+      '--token', 'sb-token', '--out', runDir, '--save-adapters', '--events', events);
     running.push(host);
     const url = await waitForHostUrl(host);
-    const joins = [1, 2].map((i) => fedex('join', url, '--token', 'sb-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`,
-      '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`));
+    const joins = [1, 2].map((i) => fedex('join', url, '--token', 'sb-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`, '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`));
     running.push(...joins);
     const [h, j1, j2] = await Promise.all([host.done, ...joins.map((j) => j.done)]);
     assert.equal(j1.code, 0, j1.stderr);

@@ -17,9 +17,6 @@ import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const fedex = (...args: string[]): FedexRun => spawnFedex(args);
 
-
-
-
 async function events(file: string): Promise<CliEvent[]> {
   return (await readFile(file, 'utf8')).trim().split('\n').map((l) => parseEventLine(l) as CliEvent);
 }
@@ -40,14 +37,12 @@ describe('fedex join without --model fetches the base model from fedex host', { 
   });
 
   const host = (name: string, ...extra: string[]): FedexRun => {
-    const run = fedex('host', '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8', '--token', 'tok',
-      '--out', join(tmp.path, name), '--events', join(tmp.path, `${name}.jsonl`), ...extra);
+    const run = fedex('host', '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8', '--token', 'tok', '--out', join(tmp.path, name), '--events', join(tmp.path, `${name}.jsonl`), ...extra);
     running.push(run);
     return run;
   };
   const client = (url: string, id: string, ...extra: string[]): FedexRun => {
-    const run = fedex('join', url, '--token', 'tok', '--data', 'task:arith?count=80', '--seq-len', '32', '--threads', '1', '--client-id', id, '--name', id,
-      '--events', join(tmp.path, `${id}.jsonl`), ...extra);
+    const run = fedex('join', url, '--token', 'tok', '--data', 'task:arith?count=80', '--seq-len', '32', '--threads', '1', '--client-id', id, '--name', id, '--events', join(tmp.path, `${id}.jsonl`), ...extra);
     running.push(run);
     return run;
   };

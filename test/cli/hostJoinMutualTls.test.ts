@@ -24,7 +24,7 @@ describe('fedex host --client-ca + fedex join --client-cert/--client-key', { tim
     await tmp.remove();
   });
 
-  test('clients with certificates the CA signed complete 3 rounds; no certificate, another CA\'s, or a wrong key are refused with clear messages', async (t) => {
+  test("clients with certificates the CA signed complete 3 rounds; no certificate, another CA's, or a wrong key are refused with clear messages", async (t) => {
     const server = await makeTestCertificate(t, 'DNS:localhost');
     if (server === null) return;
     t.after(() => server.dir.remove());
@@ -40,8 +40,7 @@ describe('fedex host --client-ca + fedex join --client-cert/--client-key', { tim
     await writeFile(tokenFile, 'mtls-token\n');
 
     // Prepare: a coordinator requiring client certificates (the shipped model, offered to clients; the default 2 clients per round).
-    const host = spawnFedex(['host', '--port', '0', '--rounds', '3', '--token-file', tokenFile,
-      '--cert', server.certPath, '--key', server.keyPath, '--client-ca', ca.certPath, '--out', join(tmp.path, 'run')]);
+    const host = spawnFedex(['host', '--port', '0', '--rounds', '3', '--token-file', tokenFile, '--cert', server.certPath, '--key', server.keyPath, '--client-ca', ca.certPath, '--out', join(tmp.path, 'run')]);
     running.push(host);
     const [, url] = await waitForOutput(host, /clients use (wss:\/\/localhost:\d+\/)\)/);
     await waitForOutput(host, /waiting for 2 clients/);
@@ -49,8 +48,7 @@ describe('fedex host --client-ca + fedex join --client-cert/--client-key', { tim
     await waitForOutput(host, /fedex join wss:\/\/localhost:\d+\/ .*--client-cert <their certificate> --client-key <its key>/);
     const env = { FEDEX_TOKEN: 'mtls-token' };
     const client = (name: string, ...extra: string[]): FedexRun => {
-      const run = spawnFedex(['join', url, '--data', 'task:arith', '--name', name,
-        '--model-cache', join(tmp.path, `cache-${name}`), '--ca', server.certPath, ...extra], { env });
+      const run = spawnFedex(['join', url, '--data', 'task:arith', '--name', name, '--model-cache', join(tmp.path, `cache-${name}`), '--ca', server.certPath, ...extra], { env });
       running.push(run);
       return run;
     };

@@ -30,16 +30,18 @@ describe('fedex host --ranks + fedex join --rank as separate processes', { timeo
 
   test('clients at ranks 2 and 4 complete 2 exact FedEx rounds; rank 3 is refused (E_RANK)', async () => {
     const runDir = join(tmp.path, 'run');
-    const host = fedex('host', '--model', model, '--port', '0', '--rounds', '2', '--local-steps', '3', '--batch-size', '4', '--rank', '4', '--ranks', '2', '--alpha', '8',
-      '--lr', '0.02', '--min-clients', '2', '--quorum', '2', '--token', 'rank-token', '--out', runDir, '--save-adapters');
+    const host = fedex('host', '--model', model, '--port', '0', '--rounds', '2', '--local-steps', '3', '--batch-size', '4', '--rank', '4', '--ranks', '2', '--alpha', '8', '--lr', '0.02', '--min-clients', '2', '--quorum', '2', '--token',
+      'rank-token', '--out', runDir, '--save-adapters');
     running.push(host);
     const url = await waitForHostUrl(host);
     await waitForOutput(host, /clients may also train at rank 2/);
     const refused = await fedex('join', url, '--token', 'rank-token', '--model', model, '--data', 'task:arith?count=60', '--rank', '3', '--client-id', 'c3').done;
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /does not let this client train at that rank \(E_RANK\): .*trains at rank 4 and lets clients train at 2; the client asked for rank 3/);
-    const joins = [1, 2].map((i) => fedex('join', url, '--token', 'rank-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`,
-      '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`, ...(i === 1 ? ['--rank', '2'] : [])));
+    const joins = [1, 2].map((i) =>
+      fedex('join', url, '--token', 'rank-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`, '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`,
+        ...(i === 1 ? ['--rank', '2'] : []))
+    );
     running.push(...joins);
     const [h, j1, j2] = await Promise.all([host.done, ...joins.map((j) => j.done)]);
     assert.equal(j1.code, 0, j1.stderr);

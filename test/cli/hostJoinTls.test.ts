@@ -27,8 +27,7 @@ describe('fedex host --cert/--key + fedex join --ca', { timeout: 120_000 }, () =
     t.after(() => tls.dir.remove());
     const tokenFile = join(tmp.path, 'token');
     await writeFile(tokenFile, 'tls-token\n');
-    const host = spawnFedex(['host', '--model', 'synthetic', '--port', '0', '--rounds', '1', '--min-clients', '1', '--token-file', tokenFile,
-      '--cert', tls.certPath, '--key', tls.keyPath, '--out', join(tmp.path, 'run')]);
+    const host = spawnFedex(['host', '--model', 'synthetic', '--port', '0', '--rounds', '1', '--min-clients', '1', '--token-file', tokenFile, '--cert', tls.certPath, '--key', tls.keyPath, '--out', join(tmp.path, 'run')]);
     running.push(host);
     const [, joinUrl] = await waitForOutput(host, /clients use (wss:\/\/localhost:\d+\/)\)/);
     await waitForOutput(host, /join token: tls-token/);

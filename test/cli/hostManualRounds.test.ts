@@ -13,9 +13,6 @@ import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 
 const fedex = (...args: string[]): FedexRun => spawnFedex(args, { stdin: 'pipe' });
 
-
-
-
 async function eventTypes(file: string): Promise<{ type: string; round?: number }[]> {
   return (await readFile(file, 'utf8')).trim().split('\n').map((l) => parseEventLine(l) as { type: string; round?: number });
 }
@@ -32,8 +29,7 @@ describe('fedex host --manual-rounds', { timeout: 90_000 }, () => {
   });
 
   const host = (out: string, rounds: number, minClients: number, events: string): FedexRun => {
-    const run = fedex('host', '--model', 'synthetic', '--port', '0', '--rounds', String(rounds), '--min-clients', String(minClients), '--local-steps', '2',
-      '--token', 'manual-token', '--out', out, '--events', events, '--manual-rounds');
+    const run = fedex('host', '--model', 'synthetic', '--port', '0', '--rounds', String(rounds), '--min-clients', String(minClients), '--local-steps', '2', '--token', 'manual-token', '--out', out, '--events', events, '--manual-rounds');
     running.push(run);
     return run;
   };

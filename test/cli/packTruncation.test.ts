@@ -38,7 +38,7 @@ describe('--seq-len truncation in federations: reported, or --pack', { timeout: 
     assert.equal(packed.code, 0, packed.stderr);
     assert.doesNotMatch(packed.stdout, /cut \d+ of \d+ training records/, 'packed training records are not cut');
     const nonIid = await cli(...base, '--split', 'non-iid', '--out', join(tmp.path, 'sim-noniid'));
-    assert.equal(nonIid.code, 2, "an explicit non-IID split of data without groups is a usage error, before any training");
+    assert.equal(nonIid.code, 2, 'an explicit non-IID split of data without groups is a usage error, before any training');
     assert.match(nonIid.stdout + nonIid.stderr, /non-IID split \(--split non-iid\) groups records by their "group".*record 1 has neither: use --split iid/);
   });
 
@@ -52,7 +52,7 @@ describe('--seq-len truncation in federations: reported, or --pack', { timeout: 
     const [h, j] = await Promise.all([host.done, joined.done]);
     assert.equal(h.code, 0, h.stderr);
     assert.equal(j.code, 0, j.stderr);
-    assert.match(j.stderr, /warning: --seq-len 16 cut \d+ of 22 training records \(\d+ of \d+ tokens dropped/, "22 of the 24 records train; 2 are held out for eval");
+    assert.match(j.stderr, /warning: --seq-len 16 cut \d+ of 22 training records \(\d+ of \d+ tokens dropped/, '22 of the 24 records train; 2 are held out for eval');
     const lines = (await readFile(events, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; seqLen?: number; packed?: boolean; train?: { truncated: number } });
     const report = lines.find((e) => e.type === 'join_data');
     assert.ok(report !== undefined, 'a join_data event');

@@ -16,7 +16,14 @@ import { spawnFedex } from '../helpers/fedexProcess.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 import type { TinyConfig } from '../model/gpt2/fixture.js';
 import {
-  encodedExamples, gpt2ReferenceLoss, llamaReferenceLoss, patternFactors, readWeights64, writeArithJsonl, writePeftFolderByHand, writeTinyLlamaFolder,
+  encodedExamples,
+  gpt2ReferenceLoss,
+  llamaReferenceLoss,
+  patternFactors,
+  readWeights64,
+  writeArithJsonl,
+  writePeftFolderByHand,
+  writeTinyLlamaFolder,
   type PatternModule,
 } from '../trainer/peftPatterns.js';
 
@@ -28,8 +35,15 @@ const LOSS_RTOL = 1e-6;
 
 /** The GPT-2 adapter: r 4, alpha 8, rsLoRA; layers 0 and 2 of 3 (layers_pattern 'h'). */
 const GPT2_CONFIG = {
-  r: 4, lora_alpha: 8, use_rslora: true, fan_in_fan_out: true, target_modules: ['c_attn', 'c_proj', 'c_fc'],
-  rank_pattern: { 'h.0.attn.c_attn': 2, 'mlp.c_proj': 6 }, alpha_pattern: { c_fc: 3 }, layers_to_transform: [0, 2], layers_pattern: 'h',
+  r: 4,
+  lora_alpha: 8,
+  use_rslora: true,
+  fan_in_fan_out: true,
+  target_modules: ['c_attn', 'c_proj', 'c_fc'],
+  rank_pattern: { 'h.0.attn.c_attn': 2, 'mlp.c_proj': 6 },
+  alpha_pattern: { c_fc: 3 },
+  layers_to_transform: [0, 2],
+  layers_pattern: 'h',
 };
 /** Rank and scaling alpha/√rank by PEFT's rules: 'mlp.c_proj' does not match attn.c_proj; layer 1 is left out. */
 const GPT2_MODULES: PatternModule[] = [0, 2].flatMap((l) => [
@@ -41,8 +55,14 @@ const GPT2_MODULES: PatternModule[] = [0, 2].flatMap((l) => [
 
 /** The Llama adapter: r 4, alpha 8, rsLoRA; layers 0 and 2 of 3 (layers_pattern 'layers'). */
 const LLAMA_CONFIG = {
-  r: 4, lora_alpha: 8, use_rslora: true, target_modules: ['q_proj', 'v_proj', 'down_proj'],
-  rank_pattern: { 'layers.0.self_attn.q_proj': 2, down_proj: 3 }, alpha_pattern: { v_proj: 5 }, layers_to_transform: [0, 2], layers_pattern: 'layers',
+  r: 4,
+  lora_alpha: 8,
+  use_rslora: true,
+  target_modules: ['q_proj', 'v_proj', 'down_proj'],
+  rank_pattern: { 'layers.0.self_attn.q_proj': 2, down_proj: 3 },
+  alpha_pattern: { v_proj: 5 },
+  layers_to_transform: [0, 2],
+  layers_pattern: 'layers',
 };
 const LLAMA_MODULES: PatternModule[] = [0, 2].flatMap((l) => [
   { path: `model.layers.${l}.self_attn.q_proj`, inFeatures: 16, outFeatures: 16, rank: l === 0 ? 2 : 4, scaling: l === 0 ? 8 / Math.sqrt(2) : 8 / 2 },
@@ -78,7 +98,7 @@ describe('fedex eval / train --adapter with rank_pattern, alpha_pattern, use_rsl
   });
   after(() => tmp?.remove());
 
-  test('GPT-2 (Conv1D, fan_in_fan_out): the eval loss equals the float64 reference with each module\'s rank and scaling', async () => {
+  test("GPT-2 (Conv1D, fan_in_fan_out): the eval loss equals the float64 reference with each module's rank and scaling", async () => {
     const adapter = join(tmp.path, 'gpt2-adapter');
     const factors = patternFactors(GPT2_MODULES, 500, 0.1);
     await writePeftFolderByHand(adapter, GPT2_CONFIG, factors, GPT2_MODULES);
@@ -103,8 +123,8 @@ describe('fedex eval / train --adapter with rank_pattern, alpha_pattern, use_rsl
     const lr = 20;
 
     const loss = await evalLoss(llama, adapter, data);
-    const step = await fedex('train', '--model', llama, '--adapter', adapter, '--data', data, '--eval-data', data, '--steps', '1', '--optimizer', 'sgd', '--lr', String(lr),
-      '--schedule', 'constant', '--max-grad-norm', '0', '--batch-size', '6', '--seq-len', String(SEQ), '--eval-examples', '0', '--threads', '1', '--out', out);
+    const step = await fedex('train', '--model', llama, '--adapter', adapter, '--data', data, '--eval-data', data, '--steps', '1', '--optimizer', 'sgd', '--lr', String(lr), '--schedule', 'constant', '--max-grad-norm', '0', '--batch-size',
+      '6', '--seq-len', String(SEQ), '--eval-examples', '0', '--threads', '1', '--out', out);
 
     assert.equal(step.code, 0, step.stderr);
     const weights = await readWeights64(join(llama, 'model.safetensors'));
@@ -149,7 +169,7 @@ describe('fedex eval / train --adapter with rank_pattern, alpha_pattern, use_rsl
     assert.match(table.stdout, /LoRA r 2\/3\/4 \(rank_pattern\) on 6 modules/);
   });
 
-  test('refused with a message naming the problem: a rank_pattern key that matches no module, a rank ≤ 0, a layer past the model\'s depth', async () => {
+  test("refused with a message naming the problem: a rank_pattern key that matches no module, a rank ≤ 0, a layer past the model's depth", async () => {
     const modules: PatternModule[] = [0, 1, 2].map((l) => ({ path: `transformer.h.${l}.attn.c_attn`, inFeatures: 96, outFeatures: 288, rank: 4, scaling: 2 }));
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ['no-match', { rank_pattern: { q_proj: 2 } }, /rank_pattern key 'q_proj' matches none of the 3 adapted modules/],

@@ -11,7 +11,6 @@ import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
 import { cli } from '../helpers/cliRun.js';
 
-
 describe('fedex simulate', { timeout: 90_000 }, () => {
   let tmp: TempDir;
   before(async () => {
@@ -29,8 +28,8 @@ describe('fedex simulate', { timeout: 90_000 }, () => {
   test('the main job on a tiny model with the real trainer: JSONL events on stdout, tables on stderr, report.json', async () => {
     const out = join(tmp.path, 'real');
     const started = performance.now();
-    const { code, stdout, stderr } = await cli('simulate', '--model', join(tmp.path, 'model'), '--data', 'task:arith?count=160', '--clients', '2', '--rounds', '2',
-      '--local-steps', '2', '--batch-size', '4', '--seq-len', '48', '--eval-examples', '8', '--rank', '4', '--out', out, '--events', '-');
+    const { code, stdout, stderr } = await cli('simulate', '--model', join(tmp.path, 'model'), '--data', 'task:arith?count=160', '--clients', '2', '--rounds', '2', '--local-steps', '2', '--batch-size', '4', '--seq-len', '48',
+      '--eval-examples', '8', '--rank', '4', '--out', out, '--events', '-');
     const seconds = (performance.now() - started) / 1000;
     assert.equal(code, 0, stderr);
     assert.ok(seconds < 60, `took ${seconds.toFixed(1)} s`);

@@ -35,16 +35,15 @@ function close(actual: number | null, expected: number | null, what: string): vo
 async function checkSummary(out: string, report: ComparisonReport): Promise<void> {
   for (const r of report.runs) {
     const own = JSON.parse(await readFile(join(out, r.label, 'report.json'), 'utf8')) as SimulationReport;
-    assert.deepEqual(r.comparison.map((m) => [m.method, m.evalLoss, m.exactMatch, m.meanRelativeDeviation, m.bytesSent]),
-      own.comparison.map((m) => [m.method, m.evalLoss, m.exactMatch, m.meanRelativeDeviation, m.bytesSent]), `${r.label}: figures from its own run`);
+    assert.deepEqual(r.comparison.map((m) => [m.method, m.evalLoss, m.exactMatch, m.meanRelativeDeviation, m.bytesSent]), own.comparison.map((m) => [m.method, m.evalLoss, m.exactMatch, m.meanRelativeDeviation, m.bytesSent]),
+      `${r.label}: figures from its own run`);
   }
   const values = report.settings.sweep?.values ?? [null];
   assert.deepEqual(report.summary.map((p) => p.sweepValue), values);
   for (const point of report.summary) {
     const runs: RunEntry[] = report.runs.filter((r) => r.sweepValue === point.sweepValue);
     assert.deepEqual(point.seeds, runs.map((r) => r.seed));
-    const fig = (r: RunEntry, method: string, key: 'evalLoss' | 'exactMatch' | 'meanRelativeDeviation' | 'bytesSent'): number | null =>
-      r.comparison.find((m) => m.method === method)?.[key] ?? null;
+    const fig = (r: RunEntry, method: string, key: 'evalLoss' | 'exactMatch' | 'meanRelativeDeviation' | 'bytesSent'): number | null => r.comparison.find((m) => m.method === method)?.[key] ?? null;
     for (const m of point.methods) {
       for (const key of ['evalLoss', 'exactMatch', 'meanRelativeDeviation', 'bytesSent'] as const) {
         const want = reference(runs.map((r) => fig(r, m.method, key)));
@@ -74,8 +73,7 @@ describe('fedex simulate --seeds / --sweep', { timeout: 240_000 }, () => {
   test('--seeds 2 with --split dirichlet: one run per seed, mean ± sd table and gap, recomputed from report.json', async () => {
     const out = join(tmp.path, 'seeds');
 
-    const { code, stdout, stderr } = await spawnFedex(['simulate', '--model', join(tmp.path, 'model'), ...SMALL, '--local-steps', '2', '--seeds', '2', '--seed', '7',
-      '--split', 'dirichlet', '--dirichlet-alpha', '0.5', '--out', out]).done;
+    const { code, stdout, stderr } = await spawnFedex(['simulate', '--model', join(tmp.path, 'model'), ...SMALL, '--local-steps', '2', '--seeds', '2', '--seed', '7', '--split', 'dirichlet', '--dirichlet-alpha', '0.5', '--out', out]).done;
 
     assert.equal(code, 0, stderr);
     assert.match(stdout, /── run 1 of 2: seed 7 → .*seed-7\n/);

@@ -20,10 +20,8 @@ const SHIPPED_MODEL = join(ROOT, 'models', 'tiny-gpt2');
 const DATA = 'task:sentiment?count=256&evalCount=64&seed=1';
 
 function trainFlags(steps: number): string[] {
-  return ['--data', DATA, '--steps', String(steps), '--lr', '0.01', '--schedule', 'constant', '--batch-size', '16', '--seq-len', '32',
-    '--rank', '4', '--alpha', '8', '--threads', '1', '--seed', '1', '--eval-examples', '64'];
+  return ['--data', DATA, '--steps', String(steps), '--lr', '0.01', '--schedule', 'constant', '--batch-size', '16', '--seq-len', '32', '--rank', '4', '--alpha', '8', '--threads', '1', '--seed', '1', '--eval-examples', '64'];
 }
-
 
 interface EvalJson {
   model: string;

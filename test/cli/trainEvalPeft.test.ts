@@ -50,7 +50,7 @@ describe('fedex train / eval: PEFT round trips', { timeout: 120_000 }, () => {
   });
   after(() => tmp.remove());
 
-  test("eval --adapter takes a classification adapter with PEFT's modules_to_save [\"classifier\", \"score\"] and gives train's own evaluation", async () => {
+  test('eval --adapter takes a classification adapter with PEFT\'s modules_to_save ["classifier", "score"] and gives train\'s own evaluation', async () => {
     assert.equal(trained.code, 0, trained.stderr);
     const configFile = join(adapter, 'adapter_config.json');
     // What PEFT writes for SEQ_CLS (and what fedex now writes itself).
@@ -84,7 +84,7 @@ describe('fedex train / eval: PEFT round trips', { timeout: 120_000 }, () => {
     assert.match(run.stderr, /fedex train: --adapter: --rank 8 contradicts r = 4 in .*adapter_config\.json; leave it out to use the adapter's own settings/);
   });
 
-  test("eval on a model with 48 positions (fewer than the default --seq-len 64) uses 48 and says so", async () => {
+  test('eval on a model with 48 positions (fewer than the default --seq-len 64) uses 48 and says so', async () => {
     const model = join(tmp.path, 'short-model');
     await shortModel(model, 48);
 

@@ -9,7 +9,6 @@ import { makeTempDir } from '../helpers/tempDir.js';
 import type { TempDir } from '../helpers/tempDir.js';
 import { cli } from '../helpers/cliRun.js';
 
-
 const FLAGS = ['--data', 'task:arith?count=128&evalCount=8', '--steps', '1', '--batch-size', '64', '--seq-len', '128', '--threads', '1', '--eval-examples', '0'];
 
 describe('fedex train --memory-budget', { timeout: 60_000 }, () => {

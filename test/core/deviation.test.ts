@@ -10,7 +10,11 @@ import { frobenius, randomClients, refMatmul, spec } from './reference.js';
 /** Dense float64 Σ w_i B_i A_i. */
 function denseIdeal(clients: readonly LoraFactors[], w: readonly number[]): Float64Array {
   const out = new Float64Array(clients[0].b.shape[0] * clients[0].a.shape[1]);
-  clients.forEach((c, i) => refMatmul(c.b, c.a).forEach((v, x) => { out[x] += w[i] * v; }));
+  clients.forEach((c, i) =>
+    refMatmul(c.b, c.a).forEach((v, x) => {
+      out[x] += w[i] * v;
+    })
+  );
   return out;
 }
 
@@ -62,7 +66,7 @@ describe('deviation metrics (Gram identities, no dense product)', () => {
     });
   }
 
-  test('identical A on every client: deviation is only B̄\'s float32 rounding (≤ 1e-7 relative)', () => {
+  test("identical A on every client: deviation is only B̄'s float32 rounding (≤ 1e-7 relative)", () => {
     const s = spec('m', 9, 7, 2, 'linear');
     const base = randomClients(s, 3, createRng(6));
     const clients = base.map((c) => ({ a: base[0].a, b: c.b }));

@@ -46,7 +46,7 @@ describe('exactness check (float64 recomputation)', () => {
     });
   }
 
-  test('a merged float32 weight W0\' + s·B̄Ā is checked the same way', () => {
+  test("a merged float32 weight W0' + s·B̄Ā is checked the same way", () => {
     const { input, w0New, global } = round('conv1d', 'fedex', 6, 10);
     const effective = refEffectiveWeight(w0New, global, input.scale, 'conv1d');
     const merged = { shape: w0New.shape, data: Float32Array.from(effective) };
@@ -72,7 +72,7 @@ describe('exactness check (float64 recomputation)', () => {
     assert.deepEqual(all, full);
   });
 
-  test('only the sampled rows of W0 and W0\' kept (packed): the same report; a corrupted sampled row is caught', () => {
+  test("only the sampled rows of W0 and W0' kept (packed): the same report; a corrupted sampled row is caught", () => {
     // prepare: the rows a streaming caller keeps before updating W0 in place
     const { input, w0, w0New, global } = round('linear', 'fedex', 30, 9);
     const rows = exactnessSampleRows(30, 6, 3);

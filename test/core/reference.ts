@@ -111,7 +111,11 @@ export function numericalRank(data: Float64Array, rows: number, cols: number, to
       for (let j = 0; j < cols; j++) {
         if (usedCol[j]) continue;
         const v = Math.abs(m[i * cols + j]);
-        if (v > best) { best = v; pr = i; pc = j; }
+        if (v > best) {
+          best = v;
+          pr = i;
+          pc = j;
+        }
       }
     }
     if (best <= threshold) break;

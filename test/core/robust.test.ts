@@ -4,14 +4,20 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  aggregationRule, denseAsFactored, robustCombine, robustResidual, ruleIsMean, ruleLabel, ruleProblem, trimmedPerEnd,
+  aggregationRule,
+  denseAsFactored,
+  robustCombine,
+  robustResidual,
+  ruleIsMean,
+  ruleLabel,
+  ruleProblem,
+  trimmedPerEnd,
 } from '../../src/core/robust.js';
 import type { AggregationRule } from '../../src/core/robust.js';
 import { addScaledProductSync } from '../../src/core/product.js';
 import { createRng, randomMatrix } from '../../src/core/random.js';
 import type { Matrix } from '../../src/core/tensor.js';
 import { maxAbs, maxAbsDiff, randomClients, refMatmul, spec, refRule } from './reference.js';
-
 
 const MEDIAN: AggregationRule = { name: 'median' };
 const TRIM_20: AggregationRule = { name: 'trimmed-mean', trim: 0.2 };

@@ -18,8 +18,20 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Frame, Page } from 'playwright-core';
 import {
-  allowClipboard, clickNotificationButton, e2eEnvironment, findFrame, findNotification, freePort, freshWorkspace, openWorkbench, readClipboard,
-  runCommand, screenshot, showFedexSideBar, treeRows, waitUntil,
+  allowClipboard,
+  clickNotificationButton,
+  e2eEnvironment,
+  findFrame,
+  findNotification,
+  freePort,
+  freshWorkspace,
+  openWorkbench,
+  readClipboard,
+  runCommand,
+  screenshot,
+  showFedexSideBar,
+  treeRows,
+  waitUntil,
 } from './workbench.js';
 import type { E2eEnvironment } from './workbench.js';
 
@@ -49,9 +61,18 @@ function startJoin(env: E2eEnvironment, url: string, token: string, shard: numbe
   const name = `e2e-client-${shard}`;
   const log = join(env.artifacts, `host-${name}.log`);
   const args = [
-    FEDEX_BIN, 'join', url, '--data', 'task:arith', '--shard', `${shard}/${CLIENTS}`, '--name', name,
+    FEDEX_BIN,
+    'join',
+    url,
+    '--data',
+    'task:arith',
+    '--shard',
+    `${shard}/${CLIENTS}`,
+    '--name',
+    name,
     ...(MODEL !== '' ? ['--model', MODEL] : ['--model-cache', cacheDir]),
-    '--events', join(env.artifacts, `host-${name}.events.jsonl`),
+    '--events',
+    join(env.artifacts, `host-${name}.events.jsonl`),
   ];
   // The token in FEDEX_TOKEN, as the host's printed join command says (never on the command line).
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDEX_TOKEN: token } });
@@ -59,7 +80,10 @@ function startJoin(env: E2eEnvironment, url: string, token: string, shard: numbe
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });
   const proc: JoinProcess = {
-    name, child, log, code: undefined,
+    name,
+    child,
+    log,
+    code: undefined,
     exited: new Promise((done) => child.once('close', (code, signal) => {
       out.end(`\n[e2e] ${name} exited with ${code ?? signal}\n`);
       proc.code = code;
@@ -73,7 +97,9 @@ function startJoin(env: E2eEnvironment, url: string, token: string, shard: numbe
 async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([promise, new Promise<F>((r) => { timer = setTimeout(() => r(fallback), ms); })]);
+    return await Promise.race([promise, new Promise<F>((r) => {
+      timer = setTimeout(() => r(fallback), ms);
+    })]);
   } finally {
     clearTimeout(timer);
   }
@@ -141,7 +167,6 @@ async function statusBarText(page: Page): Promise<string> {
   return (await item.textContent())?.trim() ?? '';
 }
 
-
 interface DashboardProgress {
   readonly round: string;
   readonly totalRounds: string;
@@ -159,12 +184,15 @@ async function readDashboard(frame: Frame): Promise<DashboardProgress> {
     let inked = 0;
     if (canvas !== null && canvas !== undefined && canvas.width > 0 && canvas.height > 0) {
       const data = canvas.getContext('2d')?.getImageData(0, 0, canvas.width, canvas.height).data;
-      if (data !== undefined) for (let i = 3; i < data.length; i += 4) if (data[i] > 0) inked++;
+      if (data !== undefined) { for (let i = 3; i < data.length; i += 4) if (data[i] > 0) inked++; }
     }
     return {
-      round: box?.dataset.round ?? '', totalRounds: box?.dataset.totalRounds ?? '', phase: box?.dataset.phase ?? '',
+      round: box?.dataset.round ?? '',
+      totalRounds: box?.dataset.totalRounds ?? '',
+      phase: box?.dataset.phase ?? '',
       label: document.querySelector('[data-testid="round-label"]')?.textContent ?? '',
-      lossPoints: Number(loss?.dataset.points ?? '0'), lossInked: inked,
+      lossPoints: Number(loss?.dataset.points ?? '0'),
+      lossInked: inked,
     };
   });
 }
@@ -185,7 +213,10 @@ test('FedEx: Host Federation with two fedex join clients fills the views, the st
   const workspace = freshWorkspace(env, 'host');
   const port = await freePort();
   const settings = {
-    'fedex.rounds': ROUNDS, 'fedex.minClients': CLIENTS, 'fedex.localSteps': 2, 'fedex.port': port,
+    'fedex.rounds': ROUNDS,
+    'fedex.minClients': CLIENTS,
+    'fedex.localSteps': 2,
+    'fedex.port': port,
     ...(MODEL !== '' ? { 'fedex.model': MODEL } : {}),
   };
   mkdirSync(join(workspace, '.vscode'), { recursive: true });
@@ -214,8 +245,8 @@ test('FedEx: Host Federation with two fedex join clients fills the views, the st
 
     // The run folder tells the same (what a user reads when the notification is gone).
     runDir = await waitUntil('the host run folder with its token and events.jsonl', async () => hostRunDir(workspace), (d) => d !== null && existsSync(join(d, 'token')) && listeningUrl(d) !== null, 30_000);
-    assert.equal(readFileSync(join(runDir!, 'token'), 'utf8').trim(), token, 'the copied token differs from the run folder\'s token file');
-    assert.equal(listeningUrl(runDir!), url, 'the notification\'s URL differs from the listening event of events.jsonl');
+    assert.equal(readFileSync(join(runDir!, 'token'), 'utf8').trim(), token, "the copied token differs from the run folder's token file");
+    assert.equal(listeningUrl(runDir!), url, "the notification's URL differs from the listening event of events.jsonl");
 
     // act: two clients join from outside the editor, as participants would
     for (let shard = 1; shard <= CLIENTS; shard++) joins.push(startJoin(env, url, token, shard, cacheDir));
@@ -229,14 +260,13 @@ test('FedEx: Host Federation with two fedex join clients fills the views, the st
 
     // assert: the clients appear in the Clients view while the federation runs
     const hostedLabel = `Hosted :${port}`;
-    await waitUntil(`both clients in the Clients view`, () => readRows(page, /^clients$/i),
-      (rows) => joins.every((j) => rows.some((r) => r.label === j.name)), RUN_TIMEOUT_MS, joinFailed);
+    await waitUntil(`both clients in the Clients view`, () => readRows(page, /^clients$/i), (rows) => joins.every((j) => rows.some((r) => r.label === j.name)), RUN_TIMEOUT_MS, joinFailed);
     step('both clients joined');
     await screenshot(page, env, 'host-02-clients-joined');
 
     // assert: the federation finishes (the views say done, round 3/3)
-    const federations = await waitUntil(`'${hostedLabel}' done in the Federations view`, () => readRows(page, /^federations$/i),
-      (rows) => rows.some((r) => r.label === hostedLabel && /^done\b/.test(r.description)), RUN_TIMEOUT_MS, joinFailed);
+    const federations = await waitUntil(`'${hostedLabel}' done in the Federations view`, () => readRows(page, /^federations$/i), (rows) => rows.some((r) => r.label === hostedLabel && /^done\b/.test(r.description)), RUN_TIMEOUT_MS,
+      joinFailed);
     step('federation done');
     const hosted = federations.find((r) => r.label === hostedLabel)!;
     assert.match(hosted.description, new RegExp(`round ${ROUNDS}/${ROUNDS}`), `Federations view: '${hosted.description}'`);
@@ -248,8 +278,7 @@ test('FedEx: Host Federation with two fedex join clients fills the views, the st
     joins.forEach((j, i) => assert.equal(codes[i], 0, `${j.name} exited with ${codes[i]}:\n${tail(j.log)}`));
     step('both join processes exited 0');
 
-    const clients = await waitUntil('both clients listed under the hosted federation', () => readRows(page, /^clients$/i),
-      (rows) => joins.every((j) => rows.some((r) => r.label === j.name)), 10_000);
+    const clients = await waitUntil('both clients listed under the hosted federation', () => readRows(page, /^clients$/i), (rows) => joins.every((j) => rows.some((r) => r.label === j.name)), 10_000);
     const group = clients.find((r) => r.label === hostedLabel);
     assert.ok(group !== undefined, `Clients view: no '${hostedLabel}' group in ${JSON.stringify(clients)}`);
     for (const j of joins) {
@@ -280,8 +309,7 @@ test('FedEx: Host Federation with two fedex join clients fills the views, the st
     const frame = await findFrame(page, '[data-testid="round-progress"]', 60_000);
 
     // assert: round progress 3/3, done; the loss chart holds points and its canvas shows them
-    const dashboard = await waitUntil('the dashboard at round 3, done, with loss points drawn', () => readDashboard(frame),
-      (d) => d.round === String(ROUNDS) && d.phase === 'done' && d.lossPoints > 0 && d.lossInked > 0, 60_000);
+    const dashboard = await waitUntil('the dashboard at round 3, done, with loss points drawn', () => readDashboard(frame), (d) => d.round === String(ROUNDS) && d.phase === 'done' && d.lossPoints > 0 && d.lossInked > 0, 60_000);
     console.log(`e2e host: dashboard '${dashboard.label}' (${dashboard.phase}, total rounds '${dashboard.totalRounds}'), loss-chart ${dashboard.lossPoints} points`);
     await screenshot(page, env, 'host-04-dashboard');
     assert.equal(dashboard.totalRounds, String(ROUNDS), `the dashboard's round progress does not know the hosted federation's ${ROUNDS} rounds (headline '${dashboard.label}')`);

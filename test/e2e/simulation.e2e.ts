@@ -48,7 +48,7 @@ async function readCharts(frame: Frame): Promise<ChartState[]> {
       let inked = 0;
       if (canvas !== null && canvas.width > 0 && canvas.height > 0) {
         const data = canvas.getContext('2d')?.getImageData(0, 0, canvas.width, canvas.height).data;
-        if (data !== undefined) for (let i = 3; i < data.length; i += 4) if (data[i] > 0) inked++;
+        if (data !== undefined) { for (let i = 3; i < data.length; i += 4) if (data[i] > 0) inked++; }
       }
       out.push({ testId: el.dataset.testid ?? '', points: Number(el.dataset.points ?? '0'), inked });
     }
@@ -60,7 +60,6 @@ function prepareWorkspace(folder: string): void {
   mkdirSync(join(folder, '.vscode'), { recursive: true });
   writeFileSync(join(folder, '.vscode', 'settings.json'), `${JSON.stringify(WORKSPACE_SETTINGS, null, 2)}\n`);
 }
-
 
 /** A reason to stop waiting: the federation row says the run failed (the FedEx log says why). */
 async function simulationFailure(page: Page): Promise<string | null> {
@@ -96,7 +95,11 @@ test('FedEx: Run Local Simulation fills the views and the dashboard charts', { t
     // assert: the charts hold points from this run and the canvas shows them
     const charts = await waitUntil('data points drawn in the loss and deviation charts', () => readCharts(frame),
       // Both: a chart that just received data may be between a clear and its next frame for a moment.
-      (list) => REQUIRED_CHARTS.every((id) => { const c = list.find((x) => x.testId === id); return c !== undefined && c.points > 0 && c.inked > 0; }), RUN_TIMEOUT_MS);
+      (list) =>
+        REQUIRED_CHARTS.every((id) => {
+          const c = list.find((x) => x.testId === id);
+          return c !== undefined && c.points > 0 && c.inked > 0;
+        }), RUN_TIMEOUT_MS);
     for (const id of REQUIRED_CHARTS) {
       const chart = charts.find((c) => c.testId === id)!;
       assert.ok(chart.points > 0, `${id}: no data points`);

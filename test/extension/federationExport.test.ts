@@ -20,13 +20,18 @@ function runFolder(dir: string, method: string): string {
 
 function report(over: Record<string, unknown> = {}, summary: Record<string, unknown> = {}): string {
   return JSON.stringify({
-    format: 'fedex-export', version: 1,
+    format: 'fedex-export',
+    version: 1,
     source: { runDir: '/runs/s/runs/fedex', method: 'fedex', roundsCompleted: 2, rounds: 2, finished: true, baseSteps: 2 },
-    base: '/models/tiny-gpt2', as: 'adapter', options: { maxRank: null, maxRelativeError: null },
-    adapterDir: '/out/fedex-export-fedex-1/adapter', modelDir: null,
+    base: '/models/tiny-gpt2',
+    as: 'adapter',
+    options: { maxRank: null, maxRelativeError: null },
+    adapterDir: '/out/fedex-export-fedex-1/adapter',
+    modelDir: null,
     modules: [{ module: 'a', rank: 56, exactRank: 56 }, { module: 'b', rank: 56, exactRank: 56 }, { module: 'c', rank: 56, exactRank: 56 }],
     summary: { modules: 3, exactModules: 3, maxTruncationError: 0, adapterBytes: 1, maxDowncastAbsError: 0, ...summary },
-    seconds: 0.5, ...over,
+    seconds: 0.5,
+    ...over,
   });
 }
 
@@ -72,7 +77,8 @@ describe('federation export: the fedex export command line', () => {
     const plan = exportPlan(run, { as: 'adapter', parent: '/exports', device: 'cpu', stamp: '20250102-030405' });
     // assert
     assert.deepEqual(plan, {
-      out: '/exports/fedex-export-fedex-20250102-030405', method: 'fedex',
+      out: '/exports/fedex-export-fedex-20250102-030405',
+      method: 'fedex',
       args: ['export', '/ws/.fedex/runs/host-20250101-000000', '--out', '/exports/fedex-export-fedex-20250102-030405', '--as', 'adapter', '--device', 'cpu', '--json'],
     });
     const parsed = parse(plan.args);
@@ -100,8 +106,8 @@ describe('federation export: the fedex export command line', () => {
     // the method is never left to the CLI's default when there is a choice; a single run needs none
     assert.throws(() => exportPlan(run, { as: 'adapter', parent: '/e', device: 'cpu', stamp: 's' }), /holds runs of fedex, fedit, ffa: choose one/);
     assert.throws(() => exportPlan({ ...run, methods: ['fedex'] }, { as: 'adapter', parent: '/e', device: 'cpu', stamp: 's', method: 'ffa' }), /has no ffa run/);
-    assert.deepEqual(exportPlan({ ...run, methods: ['ffa'] }, { as: 'merged', parent: '/e', device: 'cpu', stamp: 's' }).args,
-      ['export', run.dir, '--out', '/e/fedex-export-ffa-s', '--as', 'merged', '--method', 'ffa', '--device', 'cpu', '--json']);
+    assert.deepEqual(exportPlan({ ...run, methods: ['ffa'] }, { as: 'merged', parent: '/e', device: 'cpu', stamp: 's' }).args, ['export', run.dir, '--out', '/e/fedex-export-ffa-s', '--as', 'merged', '--method', 'ffa', '--device', 'cpu',
+      '--json']);
   });
 });
 
@@ -114,11 +120,12 @@ describe('federation export: what the user is told', () => {
   });
 
   test('truncated modules, an unfinished run, a merged model, a synthetic base; unreadable reports are null', () => {
-    const truncated = summarizeExportReport(report({
-      modules: [{ rank: 4, exactRank: 16 }, { rank: 8, exactRank: 8 }, { rank: 4, exactRank: 9 }], modelDir: '/out/x/model',
-      source: { method: 'fedex', roundsCompleted: 1, rounds: 3, finished: false },
-    }, { exactModules: 1, maxTruncationError: 0.01234 }));
-    assert.equal(truncated?.text, 'fedex federation exported (1/3 rounds, unfinished). Adapter (PEFT, on the original base /models/tiny-gpt2): /out/fedex-export-fedex-1/adapter, 2 of 3 modules truncated, max relative error 1.2e-2, ranks 4–8. Merged model: /out/x/model.');
+    const truncated = summarizeExportReport(
+      report({ modules: [{ rank: 4, exactRank: 16 }, { rank: 8, exactRank: 8 }, { rank: 4, exactRank: 9 }], modelDir: '/out/x/model', source: { method: 'fedex', roundsCompleted: 1, rounds: 3, finished: false } }, { exactModules: 1,
+        maxTruncationError: 0.01234 }),
+    );
+    assert.equal(truncated?.text,
+      'fedex federation exported (1/3 rounds, unfinished). Adapter (PEFT, on the original base /models/tiny-gpt2): /out/fedex-export-fedex-1/adapter, 2 of 3 modules truncated, max relative error 1.2e-2, ranks 4–8. Merged model: /out/x/model.');
     const merged = summarizeExportReport(report({ adapterDir: null, modelDir: '/out/x/model' }));
     assert.deepEqual(merged, { text: 'fedex federation exported (2/2 rounds). Merged model: /out/x/model.', reveal: '/out/x/model' });
     assert.match(summarizeExportReport(report({ base: null }))?.text ?? '', /synthetic model: no base folder/);
@@ -128,7 +135,8 @@ describe('federation export: what the user is told', () => {
 
   test("a failure shows the CLI's error line, without its prefix; a spawn failure says so", () => {
     const exit = { code: 1, signal: null, stopped: false };
-    assert.equal(exportFailureText({ exit, stdout: '', stderr: ['fedex export: exporting the fedex run of /s', 'fedex export: [EXPORT_BASE] cannot read the base model folder /m: gone', ''] }), '[EXPORT_BASE] cannot read the base model folder /m: gone');
+    assert.equal(exportFailureText({ exit, stdout: '', stderr: ['fedex export: exporting the fedex run of /s', 'fedex export: [EXPORT_BASE] cannot read the base model folder /m: gone', ''] }),
+      '[EXPORT_BASE] cannot read the base model folder /m: gone');
     assert.equal(exportFailureText({ exit, stdout: '', stderr: [] }), 'exited with code 1');
     assert.equal(exportFailureText({ exit: { code: null, signal: null, stopped: false, error: 'spawn /x ENOENT' }, stdout: '', stderr: [] }), 'could not start fedex: spawn /x ENOENT');
   });
@@ -147,7 +155,7 @@ describe('federation export: the real CLI', () => {
   // The CLI from source (the extension starts dist/cli.cjs the same way, with the editor's Node).
   const cli = { nodePath: process.execPath, cliPath: join(ROOT, 'src', 'cli', 'bin.ts'), cwd: ROOT, env: { NODE_OPTIONS: '--import tsx' } };
 
-  test('a small simulated run exports as one exact adapter; exporting again into the same folder fails with the CLI\'s reason', async () => {
+  test("a small simulated run exports as one exact adapter; exporting again into the same folder fails with the CLI's reason", async () => {
     // prepare: a two-round FedEx-LoRA simulation
     const root = mkdtempSync(join(tmpdir(), 'fedex-export-real-'));
     const sim = join(root, 'simulate');

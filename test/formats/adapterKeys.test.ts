@@ -67,11 +67,10 @@ describe('layouts', () => {
     checkBaseShape([24, 8], 'linear', lora, { modulePath: 'q' });
     checkBaseShape([8, 24], 'conv1d', lora, { modulePath: 'c_attn' });
     assert.throws(() => checkBaseShape([8, 24], 'linear', lora, { modulePath: 'transformer.h.0.attn.c_attn', baseKey: 'h.0.attn.c_attn.weight', file: 'm.safetensors' }),
-      (e: unknown) => e instanceof FormatError && e.code === 'BASE_SHAPE_MISMATCH' && e.message.includes('Conv1D (fan_in_fan_out = true)')
+      (e: unknown) =>
+        e instanceof FormatError && e.code === 'BASE_SHAPE_MISMATCH' && e.message.includes('Conv1D (fan_in_fan_out = true)')
         && e.message.includes("tensor 'h.0.attn.c_attn.weight'") && e.message.includes('m.safetensors'));
-    assert.throws(() => checkBaseShape([24, 9], 'linear', lora, { modulePath: 'q' }),
-      (e: unknown) => e instanceof FormatError && e.code === 'BASE_SHAPE_MISMATCH' && !e.message.includes('fits'));
-    assert.throws(() => checkBaseShape([24, 8], 'linear', { A: { shape: [4, 8] }, B: { shape: [24, 5] } }, { modulePath: 'q' }),
-      (e: unknown) => e instanceof FormatError && e.code === 'BASE_SHAPE_MISMATCH');
+    assert.throws(() => checkBaseShape([24, 9], 'linear', lora, { modulePath: 'q' }), (e: unknown) => e instanceof FormatError && e.code === 'BASE_SHAPE_MISMATCH' && !e.message.includes('fits'));
+    assert.throws(() => checkBaseShape([24, 8], 'linear', { A: { shape: [4, 8] }, B: { shape: [24, 5] } }, { modulePath: 'q' }), (e: unknown) => e instanceof FormatError && e.code === 'BASE_SHAPE_MISMATCH');
   });
 });

@@ -96,13 +96,11 @@ describe('PEFT adapter folders: round trip', () => {
 
   test('exactTargets writes full module paths, so an adapter covering some layers targets only those', async () => {
     const folder = join(dir, 'exact');
-    const written = await writePeftAdapter(folder, {
-      config: { loraAlpha: 8 },
+    const written = await writePeftAdapter(folder, { config: { loraAlpha: 8 },
       modules: [
         { modulePath: 'model.layers.1.self_attn.q_proj', A: filled(2, 4, 1), B: filled(4, 2, 2) },
         { modulePath: 'model.layers.0.self_attn.q_proj', A: filled(2, 4, 3), B: filled(4, 2, 4) },
-      ],
-    }, { exactTargets: true });
+      ] }, { exactTargets: true });
     const back = await readPeftAdapter(folder);
     assert.deepEqual(written.targetModules, ['model.layers.1.self_attn.q_proj', 'model.layers.0.self_attn.q_proj']);
     assert.deepEqual(back.config.targetModules, written.targetModules);
@@ -143,10 +141,8 @@ describe('PEFT adapter folders: reading what PEFT writes', () => {
   test('a PEFT-style folder with rsLoRA: scaling alpha/√r; extra config fields kept', async () => {
     const A = filled(16, 8, 1);
     const B = filled(8, 16, 2);
-    const folder = await handMadeAdapter('rslora', { ...GPT2_CONFIG, r: 16, lora_alpha: 32, use_rslora: true, use_dora: false, loftq_config: {} }, {
-      'base_model.model.transformer.h.0.attn.c_attn.lora_A.weight': f32(A),
-      'base_model.model.transformer.h.0.attn.c_attn.lora_B.weight': f32(B),
-    });
+    const folder = await handMadeAdapter('rslora', { ...GPT2_CONFIG, r: 16, lora_alpha: 32, use_rslora: true, use_dora: false, loftq_config: {} }, { 'base_model.model.transformer.h.0.attn.c_attn.lora_A.weight': f32(A),
+      'base_model.model.transformer.h.0.attn.c_attn.lora_B.weight': f32(B) });
     const adapter = await readPeftAdapter(folder);
     assert.equal(adapter.modules[0].scaling, 8);
     assert.equal(adapter.modules[0].alpha, 32);
@@ -168,7 +164,8 @@ describe('PEFT adapter folders: reading what PEFT writes', () => {
     {
       name: 'embedding',
       tensors: { [key('A')]: f32(A), [key('B')]: f32(B), 'base_model.model.transformer.wte.lora_embedding_A': f32(A) },
-      code: 'PEFT_UNSUPPORTED', tensor: 'base_model.model.transformer.wte.lora_embedding_A',
+      code: 'PEFT_UNSUPPORTED',
+      tensor: 'base_model.model.transformer.wte.lora_embedding_A',
     },
   ];
   for (const c of bad) {
@@ -187,8 +184,7 @@ describe('PEFT adapter folders: reading what PEFT writes', () => {
   test('a folder without adapter_config.json is FILE_NOT_FOUND naming it', async () => {
     const folder = join(dir, 'no-config');
     await mkdir(folder, { recursive: true });
-    await assert.rejects(readPeftAdapter(folder), (e: unknown) =>
-      e instanceof FormatError && e.code === 'FILE_NOT_FOUND' && e.message.includes(join(folder, ADAPTER_CONFIG_FILE)));
+    await assert.rejects(readPeftAdapter(folder), (e: unknown) => e instanceof FormatError && e.code === 'FILE_NOT_FOUND' && e.message.includes(join(folder, ADAPTER_CONFIG_FILE)));
   });
 
   test('a folder with only adapter_model.bin says safetensors is needed', async () => {
@@ -212,8 +208,7 @@ describe('PEFT adapter folders: writing refuses what PEFT could not load', () =>
   test('rank mismatch between A and B', () => refuse('rank', { config: { loraAlpha: 8 }, modules: [{ modulePath: 'q', A, B: filled(24, 3, 2) }] }, 'PEFT_RANK_MISMATCH'));
   test('non-finite values', () => refuse('nan', { config: { loraAlpha: 8 }, modules: [{ modulePath: 'q', A: matrix(A.data.map(() => NaN), 4, 8), B }] }, 'PEFT_NON_FINITE'));
   test('a module target_modules does not match', () => refuse('target', { config: { loraAlpha: 8, targetModules: ['v_proj'] }, modules: [{ modulePath: 'm.q_proj', A, B }] }, 'PEFT_TARGET_MISMATCH'));
-  test('a rank that contradicts a given rank_pattern', () =>
-    refuse('pattern', { config: { loraAlpha: 8, r: 4, rankPattern: { q_proj: 2 } }, modules: [{ modulePath: 'm.q_proj', A, B }] }, 'PEFT_RANK_MISMATCH'));
+  test('a rank that contradicts a given rank_pattern', () => refuse('pattern', { config: { loraAlpha: 8, r: 4, rankPattern: { q_proj: 2 } }, modules: [{ modulePath: 'm.q_proj', A, B }] }, 'PEFT_RANK_MISMATCH'));
   test('duplicate modules', () => refuse('dup', { config: { loraAlpha: 8 }, modules: [{ modulePath: 'q', A, B }, { modulePath: 'q', A, B }] }, 'PEFT_CONFIG_INVALID'));
 });
 
@@ -246,8 +241,8 @@ describe('PEFT adapter folders: module by module', () => {
       ['model.layers.1.self_attn.q_proj', 4, 8, 12, 8, 2],
     ]);
     assert.deepEqual(first.B.data, modules[1].B.data);
-    await assert.rejects(index.readModule('model.layers.1.self_attn.q_proj'), (e: unknown) =>
-      e instanceof FormatError && e.code === 'PEFT_NON_FINITE' && e.tensor === 'base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight' && e.message.includes('flat index 3'));
+    await assert.rejects(index.readModule('model.layers.1.self_attn.q_proj'),
+      (e: unknown) => e instanceof FormatError && e.code === 'PEFT_NON_FINITE' && e.tensor === 'base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight' && e.message.includes('flat index 3'));
     await assert.rejects(index.readModule('model.layers.2.self_attn.q_proj'), (e: unknown) => e instanceof FormatError && e.code === 'PEFT_MISSING_TENSOR');
     await index.close();
     await assert.rejects(readPeftAdapter(folder), (e: unknown) => e instanceof FormatError && e.code === 'PEFT_NON_FINITE', 'reading whole still refuses it');

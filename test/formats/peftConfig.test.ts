@@ -42,9 +42,24 @@ describe('adapter_config.json', () => {
     const json = JSON.parse(text) as Record<string, unknown>;
     // assert
     assert.deepEqual(json, {
-      alpha_pattern: {}, base_model_name_or_path: 'gpt2', bias: 'none', fan_in_fan_out: true, inference_mode: true, init_lora_weights: true,
-      layers_pattern: null, layers_to_transform: null, lora_alpha: 8, lora_dropout: 0, modules_to_save: null, peft_type: 'LORA', r: 4,
-      rank_pattern: {}, revision: null, target_modules: ['c_attn'], task_type: 'CAUSAL_LM', use_rslora: false,
+      alpha_pattern: {},
+      base_model_name_or_path: 'gpt2',
+      bias: 'none',
+      fan_in_fan_out: true,
+      inference_mode: true,
+      init_lora_weights: true,
+      layers_pattern: null,
+      layers_to_transform: null,
+      lora_alpha: 8,
+      lora_dropout: 0,
+      modules_to_save: null,
+      peft_type: 'LORA',
+      r: 4,
+      rank_pattern: {},
+      revision: null,
+      target_modules: ['c_attn'],
+      task_type: 'CAUSAL_LM',
+      use_rslora: false,
     });
     assert.deepEqual(Object.keys(json), Object.keys(json).sort());
     assert.ok(text.startsWith('{\n  "alpha_pattern": {},\n'));
@@ -66,8 +81,7 @@ describe('adapter_config.json', () => {
       [{ ...base, bias: 'some' }, 'PEFT_CONFIG_INVALID'],
     ];
     for (const [json, code] of cases) {
-      assert.throws(() => parseLoraConfig(json, 'ad/adapter_config.json'), (e: unknown) =>
-        e instanceof FormatError && e.code === code && e.message.startsWith('ad/adapter_config.json: '), JSON.stringify(json));
+      assert.throws(() => parseLoraConfig(json, 'ad/adapter_config.json'), (e: unknown) => e instanceof FormatError && e.code === code && e.message.startsWith('ad/adapter_config.json: '), JSON.stringify(json));
     }
   });
 });

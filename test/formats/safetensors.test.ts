@@ -77,8 +77,7 @@ describe('safetensors reader: dtypes', () => {
     const r = await openSafetensors(path);
     assert.deepEqual(new BigInt64Array((await r.readRaw('position_ids')).buffer), ids);
     assert.deepEqual(await r.readRaw('mask'), mask);
-    await assert.rejects(r.readFloat32('position_ids'), (e: unknown) =>
-      e instanceof FormatError && e.code === 'SAFETENSORS_NOT_FLOAT' && e.message.includes('position_ids') && e.message.includes('I64'));
+    await assert.rejects(r.readFloat32('position_ids'), (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_NOT_FLOAT' && e.message.includes('position_ids') && e.message.includes('I64'));
     await r.close();
   });
 });
@@ -169,8 +168,7 @@ describe('safetensors reader: by range', () => {
     const path = join(dir, 'names.safetensors');
     await writeSafetensors(path, { 'h.0.attn.c_attn.weight': { dtype: 'F32', shape: [1], data: Float32Array.of(1) } });
     const r = await openSafetensors(path);
-    assert.throws(() => r.info('transformer.h.0.attn.c_attn.weight'), (e: unknown) =>
-      e instanceof FormatError && e.code === 'SAFETENSORS_TENSOR_NOT_FOUND' && e.message.includes("'h.0.attn.c_attn.weight'"));
+    assert.throws(() => r.info('transformer.h.0.attn.c_attn.weight'), (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_TENSOR_NOT_FOUND' && e.message.includes("'h.0.attn.c_attn.weight'"));
     await r.close();
     await assert.rejects(r.readRaw('h.0.attn.c_attn.weight'), (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_CLOSED');
   });
@@ -185,7 +183,11 @@ describe('safetensors reader: corrupt files', () => {
     { name: 'header length near 2^64', bytes: handMade('{}', new Uint8Array(0), 2n ** 64n - 1n), code: 'SAFETENSORS_HEADER_TOO_LARGE' },
     { name: 'invalid JSON', bytes: handMade('{"w": {"dtype": "F32",'), code: 'SAFETENSORS_INVALID_HEADER' },
     { name: 'header not an object', bytes: handMade('[1, 2]   '), code: 'SAFETENSORS_INVALID_HEADER' },
-    { name: 'invalid UTF-8', bytes: (() => { const b = handMade('{"\u00e9":1}'); b[10] = 0xff; return b; })(), code: 'SAFETENSORS_INVALID_HEADER' },
+    { name: 'invalid UTF-8', bytes: (() => {
+      const b = handMade('{"\u00e9":1}');
+      b[10] = 0xff;
+      return b;
+    })(), code: 'SAFETENSORS_INVALID_HEADER' },
     { name: 'metadata value not a string', bytes: handMade('{"__metadata__":{"step":3}}'), code: 'SAFETENSORS_INVALID_HEADER', mentions: 'step' },
     { name: 'unknown dtype', bytes: handMade('{"w":{"dtype":"F12","shape":[2],"data_offsets":[0,4]}}', new Uint8Array(4)), tensor: 'w', code: 'SAFETENSORS_UNKNOWN_DTYPE', mentions: 'F12' },
     { name: 'negative dimension', bytes: handMade('{"w":{"dtype":"F32","shape":[-1,4],"data_offsets":[0,16]}}', f32x4), tensor: 'w', code: 'SAFETENSORS_INVALID_SHAPE' },
@@ -195,12 +197,14 @@ describe('safetensors reader: corrupt files', () => {
     {
       name: 'overlapping ranges',
       bytes: handMade('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', new Uint8Array(12)),
-      tensor: 'w', code: 'SAFETENSORS_OVERLAP',
+      tensor: 'w',
+      code: 'SAFETENSORS_OVERLAP',
     },
     {
       name: 'gap between ranges',
       bytes: handMade('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}', new Uint8Array(12)),
-      tensor: 'w', code: 'SAFETENSORS_GAP',
+      tensor: 'w',
+      code: 'SAFETENSORS_GAP',
     },
     { name: 'data past the end of the file', bytes: handMade('{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}', new Uint8Array(10)), tensor: 'w', code: 'SAFETENSORS_TRUNCATED' },
     { name: 'trailing bytes after the last tensor', bytes: handMade('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(9)), code: 'SAFETENSORS_TRAILING_DATA' },
@@ -226,8 +230,7 @@ describe('safetensors reader: corrupt files', () => {
   test('entries that name a tensor name it in the message', async () => {
     const path = join(dir, 'bad-named.safetensors');
     await writeFile(path, handMade('{"lm_head.weight":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', new Uint8Array(8)));
-    await assert.rejects(openSafetensors(path), (e: unknown) =>
-      e instanceof FormatError && e.code === 'SAFETENSORS_SIZE_MISMATCH' && e.tensor === 'lm_head.weight' && e.message.includes("tensor 'lm_head.weight'"));
+    await assert.rejects(openSafetensors(path), (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_SIZE_MISMATCH' && e.tensor === 'lm_head.weight' && e.message.includes("tensor 'lm_head.weight'"));
   });
 
   test('data truncated after a valid header names the last tensor', async () => {

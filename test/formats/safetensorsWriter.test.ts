@@ -141,8 +141,7 @@ describe('safetensors writer: streaming', () => {
       { name: 'b', dtype: 'F32', shape: [1] },
     ]);
     await writer.writeTensor('a', Float32Array.of(1));
-    await assert.rejects(writer.close(), (e: unknown) =>
-      e instanceof FormatError && e.code === 'SAFETENSORS_WRITE_INCOMPLETE' && e.message.includes("'b'") && e.message.includes(path));
+    await assert.rejects(writer.close(), (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_WRITE_INCOMPLETE' && e.message.includes("'b'") && e.message.includes(path));
     await assert.rejects(access(path));
     assert.deepEqual(await readdir(sub), []);
   });
@@ -166,12 +165,9 @@ describe('safetensors writer: streaming', () => {
 
   test('duplicate or reserved names and bad shapes are refused before anything is written', async () => {
     const path = join(dir, 'plan.safetensors');
-    await assert.rejects(createSafetensorsWriter(path, [{ name: 'a', dtype: 'F32', shape: [1] }, { name: 'a', dtype: 'F32', shape: [1] }]),
-      (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_WRITE_INVALID');
-    await assert.rejects(createSafetensorsWriter(path, [{ name: '__metadata__', dtype: 'F32', shape: [1] }]),
-      (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_WRITE_INVALID');
-    await assert.rejects(createSafetensorsWriter(path, [{ name: 'a', dtype: 'F32', shape: [2, -1] }]),
-      (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_INVALID_SHAPE');
+    await assert.rejects(createSafetensorsWriter(path, [{ name: 'a', dtype: 'F32', shape: [1] }, { name: 'a', dtype: 'F32', shape: [1] }]), (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_WRITE_INVALID');
+    await assert.rejects(createSafetensorsWriter(path, [{ name: '__metadata__', dtype: 'F32', shape: [1] }]), (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_WRITE_INVALID');
+    await assert.rejects(createSafetensorsWriter(path, [{ name: 'a', dtype: 'F32', shape: [2, -1] }]), (e: unknown) => e instanceof FormatError && e.code === 'SAFETENSORS_INVALID_SHAPE');
     await assert.rejects(access(path));
   });
 });

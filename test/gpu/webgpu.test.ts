@@ -141,14 +141,12 @@ describe('fedex train --device webgpu matches --device cpu', { skip, timeout: 30
   const lm = [...lmData, '--batch-size', '2'];
   const cases: Case[] = [
     { id: 'gpt2', name: 'GPT-2 (models/tiny-gpt2, c_attn)', model: () => join(ROOT, 'models', 'tiny-gpt2'), flags: lm, sessions: 3 },
-    { id: 'llama', name: 'Llama (2 layers, grouped-query, all seven projections)', model: () => join(tmp.path, 'llama'),
-      flags: [...lm, '--target-modules', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'], sessions: 3 },
+    { id: 'llama', name: 'Llama (2 layers, grouped-query, all seven projections)', model: () => join(tmp.path, 'llama'), flags: [...lm, '--target-modules', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'], sessions: 3 },
     // Classification: 4 examples, all in each batch, 4 eval examples; padded to --seq-len on WebGPU, to the longest example on the CPU.
     { id: 'bert', name: 'BERT sequence classification (query, value + classifier)', model: () => join(tmp.path, 'bert'),
       flags: ['--data', 'task:sentiment?count=4&evalCount=4&seed=1', '--seq-len', '32', '--batch-size', '4', '--eval-examples', '4'], sessions: 2 },
     // Gradient accumulation: the gradient and update sessions instead of the fused step.
-    { id: 'gpt2-accum', name: 'GPT-2, 2 micro-batches per step (gradient + update sessions)', model: () => join(ROOT, 'models', 'tiny-gpt2'),
-      flags: [...lmData, '--batch-size', '1', '--grad-accum', '2'], sessions: 4 },
+    { id: 'gpt2-accum', name: 'GPT-2, 2 micro-batches per step (gradient + update sessions)', model: () => join(ROOT, 'models', 'tiny-gpt2'), flags: [...lmData, '--batch-size', '1', '--grad-accum', '2'], sessions: 4 },
   ];
 
   for (const c of cases) {

@@ -88,11 +88,12 @@ export async function gradCheck(g: GraphBuilder, out: Value, feeds: readonly Fee
   const grads = grad(loss, params);
   const inputs = allFeeds.map((f) => f.value);
   const outputs: Record<string, Value> = { loss };
-  grads.forEach((d, i) => { outputs[`d${i}`] = d; });
+  grads.forEach((d, i) => {
+    outputs[`d${i}`] = d;
+  });
   const full = await createSession(toOnnxBytes(g, { outputs, inputs }), { intraOpThreads: 1 });
   const lossOnly = await createSession(toOnnxBytes(g, { outputs: { loss }, inputs }), { intraOpThreads: 1 });
-  const feedMap = (override?: Feed): Record<string, OrtTensor> =>
-    Object.fromEntries(allFeeds.map((f) => [f.value.name, toTensor(override !== undefined && override.value === f.value ? override.data : f.data, f.dims)]));
+  const feedMap = (override?: Feed): Record<string, OrtTensor> => Object.fromEntries(allFeeds.map((f) => [f.value.name, toTensor(override !== undefined && override.value === f.value ? override.data : f.data, f.dims)]));
   const analytic = await runSession(full, feedMap());
   const results: number[][] = [];
   for (let p = 0; p < params.length; p++) {
@@ -113,8 +114,7 @@ export async function gradCheck(g: GraphBuilder, out: Value, feeds: readonly Fee
       };
       const numeric = (await evalAt(options.eps) - await evalAt(-options.eps)) / (2 * options.eps);
       const tol = options.atol + options.rtol * Math.max(Math.abs(a[c]), Math.abs(numeric));
-      assert.ok(Math.abs(a[c] - numeric) <= tol,
-        `d loss / d ${params[p].name}[${c}]: analytic ${a[c]}, finite difference ${numeric} (tolerance ${tol.toExponential(2)})`);
+      assert.ok(Math.abs(a[c] - numeric) <= tol, `d loss / d ${params[p].name}[${c}]: analytic ${a[c]}, finite difference ${numeric} (tolerance ${tol.toExponential(2)})`);
     }
   }
   return results;

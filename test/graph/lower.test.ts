@@ -40,7 +40,7 @@ function int64FromInputData(g: GraphBuilder): Value[] {
   const dependent = new Set<Value>(g.inputs);
   for (const n of g.nodes) {
     if (n.op === 'Shape' || n.op === 'Size') continue;
-    if (n.inputs.some((v) => v !== undefined && dependent.has(v))) for (const o of n.outputs) dependent.add(o);
+    if (n.inputs.some((v) => v !== undefined && dependent.has(v))) { for (const o of n.outputs) dependent.add(o); }
   }
   return [...dependent].filter((v) => v.dtype === 'int64');
 }
@@ -80,7 +80,9 @@ describe('lowerGraph', () => {
 
     const lowered = lowerGraph(g, { loss, dlogits }, { decomposeLogSoftmax: true });
     const feeds = (gr: GraphBuilder): { value: Value; data: Float32Array | BigInt64Array; dims: number[] }[] => [
-      { value: gr.inputs[0], data, dims: [16, 64] }, { value: gr.inputs[1], data: ids, dims: [16] }];
+      { value: gr.inputs[0], data, dims: [16, 64] },
+      { value: gr.inputs[1], data: ids, dims: [16] },
+    ];
     const want = await runGraph(g, feeds(g), { loss, dlogits });
     const got = await runGraph(lowered.graph, feeds(lowered.graph), lowered.outputs);
 
@@ -120,11 +122,17 @@ describe('lowerGraph', () => {
     const labelData = [1, 2, 3, 0, 3, 0, 1, 1, 2, 2];
     const tableData = Float32Array.from(random(40, 3));
     const want = await runGraph(g, [
-      { value: ids, data: BigInt64Array.from(idData, BigInt), dims: [2, 5] }, { value: mask, data: BigInt64Array.from(maskData, BigInt), dims: [2, 5] },
-      { value: labels, data: BigInt64Array.from(labelData, BigInt), dims: [2, 5] }, { value: table, data: tableData, dims: [10, 4] }], { loss, last, shifted });
+      { value: ids, data: BigInt64Array.from(idData, BigInt), dims: [2, 5] },
+      { value: mask, data: BigInt64Array.from(maskData, BigInt), dims: [2, 5] },
+      { value: labels, data: BigInt64Array.from(labelData, BigInt), dims: [2, 5] },
+      { value: table, data: tableData, dims: [10, 4] },
+    ], { loss, last, shifted });
     const got = await runGraph(L, [
-      { value: L.inputs[0], data: Int32Array.from(idData), dims: [2, 5] }, { value: L.inputs[1], data: Int32Array.from(maskData), dims: [2, 5] },
-      { value: L.inputs[2], data: Int32Array.from(labelData), dims: [2, 5] }, { value: L.inputs[3], data: tableData, dims: [10, 4] }], lowered.outputs);
+      { value: L.inputs[0], data: Int32Array.from(idData), dims: [2, 5] },
+      { value: L.inputs[1], data: Int32Array.from(maskData), dims: [2, 5] },
+      { value: L.inputs[2], data: Int32Array.from(labelData), dims: [2, 5] },
+      { value: L.inputs[3], data: tableData, dims: [10, 4] },
+    ], lowered.outputs);
     assert.deepEqual(got.shifted.data, want.shifted.data);
     assert.deepEqual(got.last.data, want.last.data);
     assert.equal(got.loss.data[0], want.loss.data[0]);
@@ -172,7 +180,8 @@ describe('lowerGraph', () => {
     const out = await runGraph(L, [
       { value: L.inputs[0], data: new Float32Array(4 * 5 * 4).fill(1), dims: [4, 5, 4] },
       { value: L.inputs[1], data: Uint32Array.of(77), dims: [] },
-      { value: L.inputs[2], data: Uint32Array.of(2, 3), dims: [2] }], lowered.outputs);
+      { value: L.inputs[2], data: Uint32Array.of(2, 3), dims: [2] },
+    ], lowered.outputs);
     const keep = dropoutKeepMask(77n, 3, 2 * 3, 4, 0.5);
     for (let b = 0; b < 2; b++) {
       for (let t = 0; t < 3; t++) {

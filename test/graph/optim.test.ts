@@ -69,8 +69,7 @@ describe('optimizers in the graph (float64 against float64 TypeScript references
     const b = g.input('b', 'float64', [1, 2]);
     const clipped = clipByGlobalNorm([a, b], 1);
     const loose = clipByGlobalNorm([a, b], 100);
-    const out = await runGraph(g, [{ value: a, data: Float64Array.of(3, 0), dims: [2] }, { value: b, data: Float64Array.of(0, 4), dims: [1, 2] }],
-      { norm: clipped.norm, a2: clipped.grads[0], b2: clipped.grads[1], a3: loose.grads[0] });
+    const out = await runGraph(g, [{ value: a, data: Float64Array.of(3, 0), dims: [2] }, { value: b, data: Float64Array.of(0, 4), dims: [1, 2] }], { norm: clipped.norm, a2: clipped.grads[0], b2: clipped.grads[1], a3: loose.grads[0] });
     assert.equal(out.norm.data[0], 5);
     const c = 1 / (5 + 1e-6);
     assertClose([...out.a2.data, ...out.b2.data], [3 * c, 0, 0, 4 * c], 1e-14, 0, 'clipped');

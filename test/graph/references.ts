@@ -1,7 +1,8 @@
 /** Float64 TypeScript references for the optimizer tests. */
 
 /** torch.optim.AdamW for one step, in float64. */
-export function adamWRef(p: readonly number[], gr: readonly number[], m: readonly number[], v: readonly number[], o: { lr: number; step: number; beta1: number; beta2: number; eps: number; weightDecay: number }): { p: number[]; m: number[]; v: number[] } {
+export function adamWRef(p: readonly number[], gr: readonly number[], m: readonly number[], v: readonly number[],
+  o: { lr: number; step: number; beta1: number; beta2: number; eps: number; weightDecay: number }): { p: number[]; m: number[]; v: number[] } {
   const bc1 = 1 - o.beta1 ** o.step;
   const bc2 = 1 - o.beta2 ** o.step;
   const m2 = m.map((mi, i) => o.beta1 * mi + (1 - o.beta1) * gr[i]);

@@ -25,8 +25,7 @@ describe('symbolic shapes', () => {
   });
 
   test('a symbol never broadcasts against another symbol or a number other than 1', () => {
-    assert.throws(() => broadcastShapes('add', [{ name: 'a', shape: ['batch', 4] }, { name: 'b', shape: [5, 4] }]),
-      /add: b \[5, 4\] does not broadcast with a \[batch, 4\] on axis -2 \(5 vs batch\)/);
+    assert.throws(() => broadcastShapes('add', [{ name: 'a', shape: ['batch', 4] }, { name: 'b', shape: [5, 4] }]), /add: b \[5, 4\] does not broadcast with a \[batch, 4\] on axis -2 \(5 vs batch\)/);
     assert.throws(() => broadcastShapes('mul', [{ name: 'a', shape: ['batch'] }, { name: 'b', shape: ['seq'] }]), /mul: b \[seq\]/);
   });
 });

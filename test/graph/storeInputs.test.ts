@@ -56,10 +56,14 @@ const common = (): Record<string, OrtTensor> => ({
 
 function feedsOf(name: string, stored: StoredData, shape: [number, number]): Record<string, OrtTensor> {
   switch (stored.precision) {
-    case 'fp32': return { [name]: float32Tensor(stored.data, shape) };
-    case 'fp16': return { [name]: float16Tensor(stored.data, shape) };
-    case 'bf16': return { [name]: uint16Tensor(stored.data, shape) };
-    case 'int4': return { [name]: uint8Tensor(stored.data, [shape[0], shape[1] / 2]), [`${name}.scales`]: float32Tensor(stored.scales, [shape[0], stored.scales.length / shape[0]]) };
+    case 'fp32':
+      return { [name]: float32Tensor(stored.data, shape) };
+    case 'fp16':
+      return { [name]: float16Tensor(stored.data, shape) };
+    case 'bf16':
+      return { [name]: uint16Tensor(stored.data, shape) };
+    case 'int4':
+      return { [name]: uint8Tensor(stored.data, [shape[0], shape[1] / 2]), [`${name}.scales`]: float32Tensor(stored.scales, [shape[0], stored.scales.length / shape[0]]) };
   }
 }
 
@@ -84,9 +88,7 @@ describe('storeInputs', () => {
       const stored = { E: toStored(weights.E, shapes.E, precision, 'E'), W: toStored(weights.W, shapes.W, precision, 'W') };
       // Reference: the float32 graph, fed the values the stored weights stand for.
       const ref = buildModel();
-      const refOut = await run(ref.g, { loss: ref.loss, dp: grad(ref.loss, [ref.p])[0] }, {
-        ...common(), E: float32Tensor(fromStored(stored.E, shapes.E), shapes.E), W: float32Tensor(fromStored(stored.W, shapes.W), shapes.W),
-      });
+      const refOut = await run(ref.g, { loss: ref.loss, dp: grad(ref.loss, [ref.p])[0] }, { ...common(), E: float32Tensor(fromStored(stored.E, shapes.E), shapes.E), W: float32Tensor(fromStored(stored.W, shapes.W), shapes.W) });
       const m = buildModel();
       const s = storeInputs(m.g, new Map([['E', FORMS[precision]], ['W', FORMS[precision]]]));
       const loss = s.value(m.loss);
@@ -130,9 +132,7 @@ describe('storeInputs', () => {
     const ids = g.input('ids', 'int64', [4]);
     const all = widen(w);
     const some = gatherBlockQuantized(w.data, ids, w.scales!, 32);
-    const out = await run(g, { all, some }, {
-      W: uint8Tensor(q.codes, [rows, cols / 2]), 'W.scales': float32Tensor(q.scales, [rows, cols / 32]), ids: int64Tensor(BigInt64Array.of(5n, 0n, 5n, 2n), [4]),
-    });
+    const out = await run(g, { all, some }, { W: uint8Tensor(q.codes, [rows, cols / 2]), 'W.scales': float32Tensor(q.scales, [rows, cols / 32]), ids: int64Tensor(BigInt64Array.of(5n, 0n, 5n, 2n), [4]) });
     for (let i = 0; i < ref.length; i++) {
       assert.ok(Math.abs(out.all[i] - ref[i]) <= 2 ** -24 * Math.abs(ref[i]), `element ${i}: ${out.all[i]} vs float64 ${ref[i]}`);
     }

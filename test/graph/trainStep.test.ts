@@ -74,7 +74,9 @@ function buildBlock(g: GraphBuilder, dtype: Float): { loss: Value; params: Value
     { value: ids, data: BigInt64Array.from([1, 3, 3, 6, 0, 2, 5, 3], BigInt), dims: [batch, seq] },
     { value: labels, data: BigInt64Array.from([3, 3, 6, -100, 2, 5, 3, -100], BigInt), dims: [batch, seq] },
     { value: seed, data: BigInt64Array.of(42n), dims: [] },
-    ...q.feeds, ...v.feeds, ...o.feeds,
+    ...q.feeds,
+    ...v.feeds,
+    ...o.feeds,
   ];
   return { loss, params: [q.a, q.b, v.a, v.b, o.a, o.b], feeds };
 }

@@ -18,7 +18,9 @@ export interface FedexRun {
 /** Starts `fedex <args>`; `stdin: 'pipe'` keeps its standard input open for writing. */
 export function spawnFedex(args: readonly string[], options: { stdin?: 'ignore' | 'pipe'; env?: Readonly<Record<string, string>> } = {}): FedexRun {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], {
-    cwd: ROOT, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'], ...(options.env !== undefined ? { env: { ...process.env, ...options.env } } : {}),
+    cwd: ROOT,
+    stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
+    ...(options.env !== undefined ? { env: { ...process.env, ...options.env } } : {}),
   });
   let stdout = '';
   let stderr = '';

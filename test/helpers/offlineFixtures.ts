@@ -32,7 +32,13 @@ export async function makeFixture(
   const base = join(root, 'base');
   await writeSyntheticCheckpoint(base, spec);
   const adapters = await writeSyntheticAdapters(join(root, 'clients'), spec, {
-    clients: 3, rank: 4, alpha: 8, targetModules: targets, bStd: 0.05, seed: 21, ...adapter,
+    clients: 3,
+    rank: 4,
+    alpha: 8,
+    targetModules: targets,
+    bStd: 0.05,
+    seed: 21,
+    ...adapter,
   });
   return { base, adapters };
 }

@@ -67,11 +67,14 @@ export async function makeTestCertificateAuthority(t: TestContext, name: string)
   const dir = await makeTempDir('tls-ca');
   const certPath = join(dir.path, 'ca.pem');
   const keyPath = join(dir.path, 'ca-key.pem');
-  if (!await openssl(t, dir, ['req', '-x509', ...NEW_EC_KEY, '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', `/CN=${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])) return null;
+  if (!await openssl(t, dir, ['req', '-x509', ...NEW_EC_KEY, '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']))
+    return null;
   let serial = 1;
   return {
-    cert: readFileSync(certPath, 'utf8'), certPath, keyPath, dir,
+    cert: readFileSync(certPath, 'utf8'),
+    certPath,
+    keyPath,
+    dir,
     issueClientCertificate(clientName: string, subj: string): TestCertificate {
       const key = join(dir.path, `${clientName}-key.pem`);
       const csr = join(dir.path, `${clientName}.csr`);

@@ -87,8 +87,7 @@ describe('loadCheckpoint: single file, dtypes, prefixes', () => {
   test('a missing tensor is TENSOR_NOT_FOUND naming the file, the key and close keys', async () => {
     const dir = await folder('missing-tensor', { 'model.safetensors': new Map([['h.0.ln_1.weight', { dtype: 'F32' as const, shape: [6], data: VALUES }]]) });
     await withCheckpoint(dir, async (ckpt) => {
-      await assert.rejects(ckpt.readFloat32('h.1.ln_1.weight'),
-        isModelError('TENSOR_NOT_FOUND', /model\.safetensors/, /'h\.1\.ln_1\.weight'/, /close keys: 'h\.0\.ln_1\.weight'/));
+      await assert.rejects(ckpt.readFloat32('h.1.ln_1.weight'), isModelError('TENSOR_NOT_FOUND', /model\.safetensors/, /'h\.1\.ln_1\.weight'/, /close keys: 'h\.0\.ln_1\.weight'/));
     });
   });
 });

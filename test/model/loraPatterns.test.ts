@@ -15,12 +15,12 @@ function code(c: string, message: RegExp): (e: unknown) => boolean {
   return (e: unknown) => e instanceof ModelError && e.code === c && message.test(e.message);
 }
 
-describe('moduleLora: each module\'s rank, alpha and scaling', () => {
+describe("moduleLora: each module's rank, alpha and scaling", () => {
   test('no patterns: r and alpha everywhere (the uniform case)', () => {
     assert.deepEqual(moduleLora({ r: 8, alpha: 16, useRslora: false }, 'model.layers.0.self_attn.q_proj'), { rank: 8, alpha: 16, scaling: 2 });
   });
 
-  test('the first key matching the end of the path at a dot wins; rsLoRA divides each module\'s alpha by √ its rank', () => {
+  test("the first key matching the end of the path at a dot wins; rsLoRA divides each module's alpha by √ its rank", () => {
     const lora = { r: 8, alpha: 16, useRslora: true, rankPattern: { 'layers.1.self_attn.q_proj': 4, q_proj: 2, 'self_attn\\.(k|v)_proj': 6 }, alphaPattern: { '^model\\.layers\\.0\\..*': 3 } };
 
     assert.deepEqual(moduleLora(lora, 'model.layers.1.self_attn.q_proj'), { rank: 4, alpha: 16, scaling: 16 / 2 });
@@ -33,15 +33,14 @@ describe('moduleLora: each module\'s rank, alpha and scaling', () => {
 
 describe('selectLoraModules: target_modules, then layers_to_transform', () => {
   test('layers_to_transform keeps the listed layers, by the number after layers_pattern or after any component; none or [] keeps all', () => {
-    assert.deepEqual(selectLoraModules(LLAMA, { targetModules: ['q_proj'], layersToTransform: [0, 2], layersPattern: 'layers' }),
-      ['model.layers.0.self_attn.q_proj', 'model.layers.2.self_attn.q_proj']);
+    assert.deepEqual(selectLoraModules(LLAMA, { targetModules: ['q_proj'], layersToTransform: [0, 2], layersPattern: 'layers' }), ['model.layers.0.self_attn.q_proj', 'model.layers.2.self_attn.q_proj']);
     assert.deepEqual(selectLoraModules(GPT2, { targetModules: ['c_proj'], layersToTransform: 1 }), ['transformer.h.1.attn.c_proj', 'transformer.h.1.mlp.c_proj']);
     assert.equal(selectLoraModules(LLAMA, { targetModules: ['q_proj'], layersToTransform: [] }).length, 3);
     assert.equal(selectLoraModules(LLAMA, { targetModules: ['q_proj'], layersToTransform: null }).length, 3);
     assert.deepEqual(selectLoraModules(LLAMA, { targetModules: ['all-linear'], layersToTransform: [1] }), LLAMA.filter((p) => p.includes('layers.1.')), 'lm_head has no layer index');
   });
 
-  test('a layers_to_transform index past the model\'s depth is LORA_PATTERN_INVALID naming the index and the layers', () => {
+  test("a layers_to_transform index past the model's depth is LORA_PATTERN_INVALID naming the index and the layers", () => {
     assert.throws(() => selectLoraModules(LLAMA, { targetModules: ['q_proj'], layersToTransform: [1, 3] }),
       code('LORA_PATTERN_INVALID', /layers_to_transform \[1,3\] names layer 3, but the model's adaptable modules sit in 3 layers \(0–2\)/));
   });
@@ -63,8 +62,7 @@ describe('selectLoraModules: target_modules, then layers_to_transform', () => {
   test('a rank_pattern or alpha_pattern key matching no adapted module is LORA_PATTERN_INVALID, also when the layers restriction removed its module', () => {
     const base = { targetModules: ['q_proj', 'v_proj'] };
 
-    assert.throws(() => selectLoraModules(LLAMA, { ...base, rankPattern: { k_proj: 2 } }),
-      code('LORA_PATTERN_INVALID', /rank_pattern key 'k_proj' matches none of the 6 adapted modules/));
+    assert.throws(() => selectLoraModules(LLAMA, { ...base, rankPattern: { k_proj: 2 } }), code('LORA_PATTERN_INVALID', /rank_pattern key 'k_proj' matches none of the 6 adapted modules/));
     assert.throws(() => selectLoraModules(LLAMA, { ...base, alphaPattern: { 'layers.1.self_attn.q_proj': 2 }, layersToTransform: [0, 2] }),
       code('LORA_PATTERN_INVALID', /alpha_pattern key 'layers\.1\.self_attn\.q_proj' matches none of the 4 adapted modules/));
     assert.equal(selectLoraModules(LLAMA, { ...base, rankPattern: { 'layers.1.self_attn.q_proj': 2 } }).length, 6);

@@ -13,8 +13,7 @@ describe('architecture registry', () => {
   });
 
   test('an unknown or missing model_type is UNSUPPORTED_MODEL listing the supported types', () => {
-    assert.throws(() => architectureFor({ model_type: 't5' }), (e: unknown) =>
-      e instanceof ModelError && e.code === 'UNSUPPORTED_MODEL' && /'t5'/.test(e.message) && /supported: .*gpt2/.test(e.message));
+    assert.throws(() => architectureFor({ model_type: 't5' }), (e: unknown) => e instanceof ModelError && e.code === 'UNSUPPORTED_MODEL' && /'t5'/.test(e.message) && /supported: .*gpt2/.test(e.message));
     assert.throws(() => architectureFor({}), (e: unknown) => e instanceof ModelError && e.code === 'UNSUPPORTED_MODEL' && /model_type/.test(e.message));
   });
 });

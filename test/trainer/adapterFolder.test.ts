@@ -76,8 +76,10 @@ describe('adapter folders (PEFT)', () => {
     const reader = await openSafetensors(join(dir, 'adapter_model.safetensors'));
     try {
       assert.deepEqual([...reader.tensors.keys()].sort(), [
-        'base_model.model.model.fc.lora_A.weight', 'base_model.model.model.fc.lora_B.weight',
-        'base_model.model.model.out.lora_A.weight', 'base_model.model.model.out.lora_B.weight',
+        'base_model.model.model.fc.lora_A.weight',
+        'base_model.model.model.fc.lora_B.weight',
+        'base_model.model.model.out.lora_A.weight',
+        'base_model.model.model.out.lora_B.weight',
         'base_model.model.score.weight',
       ]);
       assert.deepEqual(reader.tensors.get('base_model.model.model.fc.lora_A.weight')!.shape, [3, 8]);
@@ -91,8 +93,13 @@ describe('adapter folders (PEFT)', () => {
   test('an adapter of Conv1D modules only (GPT-2) is written with fan_in_fan_out and task CAUSAL_LM', async () => {
     const dir = join(tmp.path, 'gpt2');
     const module: AdaptedModule = {
-      path: 'transformer.h.0.attn.c_attn', baseKey: 'transformer.h.0.attn.c_attn.weight', layout: 'conv1d',
-      inFeatures: 16, outFeatures: 48, aInput: 'a', bInput: 'b',
+      path: 'transformer.h.0.attn.c_attn',
+      baseKey: 'transformer.h.0.attn.c_attn.weight',
+      layout: 'conv1d',
+      inFeatures: 16,
+      outFeatures: 48,
+      aInput: 'a',
+      bInput: 'b',
     };
     const info: Pick<TrainerInfo, 'modules' | 'saved' | 'task' | 'lora'> = { modules: [module], saved: [], task: 'causal-lm', lora: defaultLoraSettings({ r: 2, alpha: 4, targetModules: ['c_attn'] }) };
     const factors: LoraFactors = { a: { shape: [2, 16], data: fillGaussian(new Float32Array(32), createRng(1)) }, b: { shape: [48, 2], data: fillGaussian(new Float32Array(96), createRng(2)) } };

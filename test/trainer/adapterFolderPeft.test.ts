@@ -21,8 +21,13 @@ import type { TempDir } from '../helpers/tempDir.js';
 const D = 6;
 const LABELS = 3;
 const QUERY: AdaptedModule = {
-  path: 'roberta.encoder.layer.0.attention.self.query', baseKey: 'roberta.encoder.layer.0.attention.self.query.weight', layout: 'linear',
-  inFeatures: D, outFeatures: D, aInput: 'a', bInput: 'b',
+  path: 'roberta.encoder.layer.0.attention.self.query',
+  baseKey: 'roberta.encoder.layer.0.attention.self.query.weight',
+  layout: 'linear',
+  inFeatures: D,
+  outFeatures: D,
+  aInput: 'a',
+  bInput: 'b',
 };
 const HEAD: SavedTensor[] = [
   { name: 'classifier.dense.weight', input: 'cdw', shape: [D, D] },
@@ -31,7 +36,10 @@ const HEAD: SavedTensor[] = [
   { name: 'classifier.out_proj.bias', input: 'cob', shape: [LABELS] },
 ];
 const INFO: Pick<TrainerInfo, 'modules' | 'saved' | 'task' | 'lora'> = {
-  modules: [QUERY], saved: HEAD, task: 'sequence-classification', lora: defaultLoraSettings({ r: 2, alpha: 4, targetModules: ['query'] }),
+  modules: [QUERY],
+  saved: HEAD,
+  task: 'sequence-classification',
+  lora: defaultLoraSettings({ r: 2, alpha: 4, targetModules: ['query'] }),
 };
 
 function robertaAdapter(seed: number): AdapterTensors {
@@ -62,8 +70,10 @@ describe('trainer adapter folders: PEFT round trips', () => {
     const reader = await openSafetensors(join(dir, 'adapter_model.safetensors'));
     try {
       assert.deepEqual([...reader.tensors.keys()].filter((k) => !k.includes('lora_')).sort(), [
-        'base_model.model.classifier.dense.bias', 'base_model.model.classifier.dense.weight',
-        'base_model.model.classifier.out_proj.bias', 'base_model.model.classifier.out_proj.weight',
+        'base_model.model.classifier.dense.bias',
+        'base_model.model.classifier.dense.weight',
+        'base_model.model.classifier.out_proj.bias',
+        'base_model.model.classifier.out_proj.weight',
       ]);
     } finally {
       await reader.close();

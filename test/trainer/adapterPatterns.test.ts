@@ -18,13 +18,25 @@ import { writeTinyLlamaFolder } from './peftPatterns.js';
 import { adapterBytes, smallSetup } from './setups.js';
 
 const CONFIG = {
-  peft_type: 'LORA', r: 4, lora_alpha: 8, use_rslora: true, target_modules: ['q_proj', 'v_proj', 'down_proj'], task_type: 'CAUSAL_LM',
-  rank_pattern: { 'layers.0.self_attn.q_proj': 2, down_proj: 3 }, alpha_pattern: { v_proj: 5 }, layers_to_transform: [0, 2], layers_pattern: 'layers',
+  peft_type: 'LORA',
+  r: 4,
+  lora_alpha: 8,
+  use_rslora: true,
+  target_modules: ['q_proj', 'v_proj', 'down_proj'],
+  task_type: 'CAUSAL_LM',
+  rank_pattern: { 'layers.0.self_attn.q_proj': 2, down_proj: 3 },
+  alpha_pattern: { v_proj: 5 },
+  layers_to_transform: [0, 2],
+  layers_pattern: 'layers',
 };
 /** Path → rank by PEFT's rules (layer 1 left out). */
-const RANKS: [string, number][] = [0, 2].flatMap((l) => [
-  [`model.layers.${l}.self_attn.q_proj`, l === 0 ? 2 : 4], [`model.layers.${l}.self_attn.v_proj`, 4], [`model.layers.${l}.mlp.down_proj`, 3],
-] as [string, number][]);
+const RANKS: [string, number][] = [0, 2].flatMap((l) =>
+  [
+    [`model.layers.${l}.self_attn.q_proj`, l === 0 ? 2 : 4],
+    [`model.layers.${l}.self_attn.v_proj`, 4],
+    [`model.layers.${l}.mlp.down_proj`, 3],
+  ] as [string, number][]
+);
 
 function randomized(adapter: AdapterTensors, seed: number): AdapterTensors {
   const rng = createRng(seed);

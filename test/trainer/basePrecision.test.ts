@@ -57,7 +57,8 @@ function maxDiff(a: readonly number[] | Float32Array, b: readonly number[] | Flo
 /** The folder's source with every matrix replaced by the values `precision` stores it as (rounded on the host). */
 function preRounded(source: ModelSource, precision: BasePrecision): ModelSource {
   return {
-    ...source, readStored: undefined,
+    ...source,
+    readStored: undefined,
     readFloat32: async (key) => {
       const w = await source.readFloat32(key);
       const shape = source.tensors.get(key)!;
@@ -136,8 +137,7 @@ describe('trainer: frozen base weights below float32', () => {
     assert.deepEqual(reads, []);
     assert.equal(held.trainer.info.base.relativeRounding, 0, 'nothing was rounded');
     const fp32 = keep(await train(llamaBf16, {}));
-    assert.ok(maxDiff(held.losses, fp32.losses) <= PRE_ROUNDED_TOL && maxDiff(held.end, fp32.end) <= PRE_ROUNDED_TOL,
-      `bf16 losses ${held.losses.join(', ')} vs fp32 ${fp32.losses.join(', ')}`);
+    assert.ok(maxDiff(held.losses, fp32.losses) <= PRE_ROUNDED_TOL && maxDiff(held.end, fp32.end) <= PRE_ROUNDED_TOL, `bf16 losses ${held.losses.join(', ')} vs fp32 ${fp32.losses.join(', ')}`);
   });
 
   test('base overrides replace float32 bases only: refused for a base held in bf16, accepted with float32AdaptedBases', async () => {
@@ -145,8 +145,7 @@ describe('trainer: frozen base weights below float32', () => {
     const m = held.trainer.modules[0];
     const w0 = new Float32Array(m.inFeatures * m.outFeatures).fill(0.01);
     const adapter = held.trainer.initialAdapter(1);
-    await assert.rejects(held.trainer.train({ adapter, baseOverrides: new Map([[m.path, w0]]) }, { steps: 1 }),
-      new RegExp(`base of module '${m.path.replace(/\./g, '\\.')}', which is held in bf16 .*float32AdaptedBases`));
+    await assert.rejects(held.trainer.train({ adapter, baseOverrides: new Map([[m.path, w0]]) }, { steps: 1 }), new RegExp(`base of module '${m.path.replace(/\./g, '\\.')}', which is held in bf16 .*float32AdaptedBases`));
 
     const kept = keep(await train(SHIPPED_MODEL, { basePrecision: 'bf16', float32AdaptedBases: true }));
     const { base } = kept.trainer.info;

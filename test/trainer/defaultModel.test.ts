@@ -22,7 +22,15 @@ import { SHIPPED_MODEL, smallSetup } from './setups.js';
 /** Eval loss of the base model (B = 0) on `data`: all of a JSONL file, or a task's eval split. */
 async function baseEval(modelDir: string, data: string): Promise<EvalResult> {
   const trainer = await createTrainer(smallSetup({
-    modelDir, data, evalData: data, lora: defaultLoraSettings(), batchSize: 32, seqLen: 64, seed: 0, optimizer: 'sgd', lr: 0,
+    modelDir,
+    data,
+    evalData: data,
+    lora: defaultLoraSettings(),
+    batchSize: 32,
+    seqLen: 64,
+    seed: 0,
+    optimizer: 'sgd',
+    lr: 0,
   }), { worker: false });
   try {
     return await trainer.evaluate({ adapter: trainer.initialAdapter(0) }, { data, exactMatch: false });

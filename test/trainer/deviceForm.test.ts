@@ -72,7 +72,11 @@ describe('the WebGPU form of the graphs, run on the CPU, matches the graphs as b
     {
       name: 'Llama (grouped-query, all projections), LoRA dropout 0.1, 2 micro-batches per step (grads + apply sessions)',
       setup: () => smallSetup({
-        modelDir: join(tmp.path, 'llama'), data: 'task:arith?count=7&evalCount=4&seed=1', batchSize: 2, seqLen: 32, gradAccumulation: 2,
+        modelDir: join(tmp.path, 'llama'),
+        data: 'task:arith?count=7&evalCount=4&seed=1',
+        batchSize: 2,
+        seqLen: 32,
+        gradAccumulation: 2,
         lora: defaultLoraSettings({ r: 4, alpha: 8, dropout: 0.1, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] }),
       }),
       steps: 3,

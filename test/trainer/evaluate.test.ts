@@ -190,8 +190,7 @@ describe('evaluate (tiny model, float64 reference)', () => {
 
       assert.equal(result.examples, 5);
       assert.ok(Math.abs(result.loss - firstFive.loss) < 1e-5 * firstFive.loss);
-      await assert.rejects(trainer.evaluate({ adapter }, { data: 'task:arith?evalCount=4' }),
-        /evaluate: task:arith\?evalCount=4 holds prompt-completion records, the trainer was built for classification data/);
+      await assert.rejects(trainer.evaluate({ adapter }, { data: 'task:arith?evalCount=4' }), /evaluate: task:arith\?evalCount=4 holds prompt-completion records, the trainer was built for classification data/);
     } finally {
       await trainer.dispose();
     }

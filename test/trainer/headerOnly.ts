@@ -29,10 +29,15 @@ export function llamaTensors(config: Readonly<Record<string, unknown>>): TensorS
   for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}`;
     out.push(
-      t(`${p}.input_layernorm.weight`, [d]), t(`${p}.post_attention_layernorm.weight`, [d]),
-      t(`${p}.self_attn.q_proj.weight`, [heads * hd, d]), t(`${p}.self_attn.k_proj.weight`, [kv * hd, d]),
-      t(`${p}.self_attn.v_proj.weight`, [kv * hd, d]), t(`${p}.self_attn.o_proj.weight`, [d, heads * hd]),
-      t(`${p}.mlp.gate_proj.weight`, [ff, d]), t(`${p}.mlp.up_proj.weight`, [ff, d]), t(`${p}.mlp.down_proj.weight`, [d, ff]),
+      t(`${p}.input_layernorm.weight`, [d]),
+      t(`${p}.post_attention_layernorm.weight`, [d]),
+      t(`${p}.self_attn.q_proj.weight`, [heads * hd, d]),
+      t(`${p}.self_attn.k_proj.weight`, [kv * hd, d]),
+      t(`${p}.self_attn.v_proj.weight`, [kv * hd, d]),
+      t(`${p}.self_attn.o_proj.weight`, [d, heads * hd]),
+      t(`${p}.mlp.gate_proj.weight`, [ff, d]),
+      t(`${p}.mlp.up_proj.weight`, [ff, d]),
+      t(`${p}.mlp.down_proj.weight`, [d, ff]),
     );
   }
   return out;

@@ -17,7 +17,13 @@ function mean(xs: readonly number[]): number {
 describe('InProcessTrainer', () => {
   test('150 steps of LoRA on the shipped tiny GPT-2 take task:sentiment from chance to ≥ 85% held-out accuracy, and the loss falls', { timeout: 60_000 }, async () => {
     const setup = smallSetup({
-      modelDir: SHIPPED_MODEL, data: 'task:sentiment?count=512&evalCount=100', batchSize: 16, seqLen: 32, seed: 1, lr: 1e-2, maxGradNorm: 1,
+      modelDir: SHIPPED_MODEL,
+      data: 'task:sentiment?count=512&evalCount=100',
+      batchSize: 16,
+      seqLen: 32,
+      seed: 1,
+      lr: 1e-2,
+      maxGradNorm: 1,
     });
     const trainer = await createTrainer(setup, { worker: false });
     try {

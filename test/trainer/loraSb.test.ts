@@ -20,8 +20,7 @@ describe('LoRA-SB trainer (tiny GPT-2, Conv1D c_attn, AdamW)', () => {
     const tmp = await makeTempDir('lora-sb-trainer');
     const modelDir = join(tmp.path, 'model');
     await writeTinyGpt2Folder(modelDir);
-    const setup = (loraSb: boolean): ReturnType<typeof smallSetup> =>
-      smallSetup({ modelDir, data, lora: defaultLoraSettings({ r: 3, alpha: 6, targetModules: ['c_attn'], ...(loraSb ? { loraSb } : {}) }), seed: 2, batchSize: 8, lr: 0.3 });
+    const setup = (loraSb: boolean): ReturnType<typeof smallSetup> => smallSetup({ modelDir, data, lora: defaultLoraSettings({ r: 3, alpha: 6, targetModules: ['c_attn'], ...(loraSb ? { loraSb } : {}) }), seed: 2, batchSize: 8, lr: 0.3 });
     const sb = await createTrainer(setup(true), { worker: false });
     const plain = await createTrainer(setup(false), { worker: false });
     try {

@@ -24,8 +24,7 @@ const R = 4;
 function tinyMemory(): { model: StepMemoryModel; vocab: number } {
   const source = tinySource({ D, H });
   const lora = defaultLoraSettings({ r: R, alpha: 8, targetModules: ['fc', 'out'] });
-  const build = (training: boolean): ReturnType<typeof source.architecture.build> =>
-    source.architecture.build({ config: source.config, tensors: source.tensors, lora, task: 'causal-lm', training });
+  const build = (training: boolean): ReturnType<typeof source.architecture.build> => source.architecture.build({ config: source.config, tensors: source.tensors, lora, task: 'causal-lm', training });
   const model = new StepMemoryModel(build(true), build(false), { optimizer: { kind: 'adamw', weightDecay: 0 }, maxGradNorm: 1 });
   return { model, vocab: source.config.vocab_size as number };
 }
@@ -33,8 +32,15 @@ function tinyMemory(): { model: StepMemoryModel; vocab: number } {
 /** An estimate that is `perRow` bytes per row plus `fixed`. */
 function linearEstimate(perRow: number, fixed: number) {
   return (micro: number, evalBatch: number, accumulate: boolean): MemoryEstimate => ({
-    microBatch: micro, seqLen: 64, evalBatch, inputBytes: fixed, inputParts: { frozenBytes: fixed, frozenByPrecision: { fp32: fixed }, trainableBytes: 0, optimizerBytes: 0, otherBytes: 0 },
-    trainBytes: perRow * micro, evalBytes: 0, hostBytes: accumulate ? 1 : 0, runtimeBytes: 0,
+    microBatch: micro,
+    seqLen: 64,
+    evalBatch,
+    inputBytes: fixed,
+    inputParts: { frozenBytes: fixed, frozenByPrecision: { fp32: fixed }, trainableBytes: 0, optimizerBytes: 0, otherBytes: 0 },
+    trainBytes: perRow * micro,
+    evalBytes: 0,
+    hostBytes: accumulate ? 1 : 0,
+    runtimeBytes: 0,
     totalBytes: fixed + perRow * micro + (accumulate ? 1 : 0),
   });
 }
@@ -48,7 +54,7 @@ async function trainThreeSteps(setup: TrainerSetup): Promise<{ trainer: InProces
 }
 
 describe('memory estimate', () => {
-  test('the fixed part is the count by hand of the step\'s inputs; activations are 2–6 × the logits and grow linearly in batch × seq', () => {
+  test("the fixed part is the count by hand of the step's inputs; activations are 2–6 × the logits and grow linearly in batch × seq", () => {
     const { model, vocab: V } = tinyMemory();
 
     const e = model.estimate(8, 32, 8, false);
@@ -57,7 +63,8 @@ describe('memory estimate', () => {
     // lr and step; input_ids and labels int64 [8, 32] (this LM loss never reads the attention mask).
     const byHand = 4 * (V * D + 2 * D * H) + 4 * 3 * 2 * R * (D + H) + 2 * 4 + 2 * 8 * 8 * 32;
     assert.equal(e.inputBytes, byHand);
-    assert.deepEqual(e.inputParts, { frozenBytes: 4 * (V * D + 2 * D * H), frozenByPrecision: { fp32: 4 * (V * D + 2 * D * H) }, trainableBytes: 4 * 2 * R * (D + H), optimizerBytes: 4 * 2 * 2 * R * (D + H), otherBytes: 2 * 4 + 2 * 8 * 8 * 32 });
+    assert.deepEqual(e.inputParts, { frozenBytes: 4 * (V * D + 2 * D * H), frozenByPrecision: { fp32: 4 * (V * D + 2 * D * H) }, trainableBytes: 4 * 2 * R * (D + H), optimizerBytes: 4 * 2 * 2 * R * (D + H),
+      otherBytes: 2 * 4 + 2 * 8 * 8 * 32 });
     // The cross-entropy backward holds at least the logits and their gradient, [8, 32, V] float32 each.
     const logits = 4 * 8 * 32 * V;
     assert.ok(e.trainBytes >= 2 * logits && e.trainBytes <= 6 * logits, `train ${e.trainBytes} vs logits ${logits}`);
@@ -77,8 +84,7 @@ describe('memory estimate', () => {
     const source = await openModelSource(SHIPPED_MODEL);
     try {
       const lora = defaultLoraSettings({ r: 8, alpha: 16, targetModules: ['c_attn'] });
-      const build = (training: boolean): ReturnType<typeof source.architecture.build> =>
-        source.architecture.build({ config: source.config, tensors: source.tensors, lora, task: 'causal-lm', training });
+      const build = (training: boolean): ReturnType<typeof source.architecture.build> => source.architecture.build({ config: source.config, tensors: source.tensors, lora, task: 'causal-lm', training });
       const model = new StepMemoryModel(build(true), build(false), { optimizer: { kind: 'adamw' } });
       const t = (b: number, s: number): number => model.estimate(b, s, b, false).trainBytes;
 
@@ -114,16 +120,15 @@ describe('planBatches', () => {
   });
 
   test('when one row does not fit: an error with the estimate, the budget and what to change', () => {
-    assert.throws(() => planBatches({ batchSize: 4, gradAccumulation: 1, seqLen: 4096 }, { bytes: 2e9, source: 'as set' }, linearEstimate(3e9, 1e8)),
-      (err: unknown) => {
-        assert.ok(err instanceof MemoryBudgetError);
-        assert.equal(err.code, 'MEMORY_BUDGET');
-        assert.match(err.message, /one training step at batch 1, seq-len 4096 needs about 3\.1 GB .* more than the memory budget of 2\.0 GB \(as set\)/);
-        assert.match(err.message, /--seq-len/);
-        assert.match(err.message, /--memory-budget/);
-        assert.match(err.message, /--batch-size does not help/);
-        return true;
-      });
+    assert.throws(() => planBatches({ batchSize: 4, gradAccumulation: 1, seqLen: 4096 }, { bytes: 2e9, source: 'as set' }, linearEstimate(3e9, 1e8)), (err: unknown) => {
+      assert.ok(err instanceof MemoryBudgetError);
+      assert.equal(err.code, 'MEMORY_BUDGET');
+      assert.match(err.message, /one training step at batch 1, seq-len 4096 needs about 3\.1 GB .* more than the memory budget of 2\.0 GB \(as set\)/);
+      assert.match(err.message, /--seq-len/);
+      assert.match(err.message, /--memory-budget/);
+      assert.match(err.message, /--batch-size does not help/);
+      return true;
+    });
   });
 });
 
@@ -158,8 +163,7 @@ describe('the trainer under a memory budget', () => {
     const sgd = { optimizer: { kind: 'sgd' as const, weightDecay: 0 }, maxGradNorm: 0.5 };
     const source = tinySource({ D, H });
     const lora = { ...smallSetup().lora, targetModules: ['fc', 'out'] };
-    const build = (training: boolean): ReturnType<typeof source.architecture.build> =>
-      source.architecture.build({ config: source.config, tensors: source.tensors, lora, task: 'causal-lm', training });
+    const build = (training: boolean): ReturnType<typeof source.architecture.build> => source.architecture.build({ config: source.config, tensors: source.tensors, lora, task: 'causal-lm', training });
     // What the trainer's plan computes at 8 rows (accumulating, evaluating 8): 9 rows need more.
     const budget = new StepMemoryModel(build(true), build(false), sgd).estimate(8, 96, 8, true).totalBytes;
 
@@ -196,13 +200,14 @@ describe('the trainer under a memory budget', () => {
 
     await assert.rejects(InProcessTrainer.create(smallSetup({ ...common, memoryBudgetBytes: 1e8 }), tinySource({ D, H })), (err: unknown) => {
       assert.ok(err instanceof MemoryBudgetError);
-      assert.match(err.message, /^trainer: one training step at batch 1, seq-len 96 needs about \d+ MB \(.*runtime 168 MB\), more than the memory budget of 100 MB \(as set by --memory-budget \/ memoryBudgetBytes\)\. Lower the sequence length \(--seq-len, seqLen\)/);
+      assert.match(err.message,
+        /^trainer: one training step at batch 1, seq-len 96 needs about \d+ MB \(.*runtime 168 MB\), more than the memory budget of 100 MB \(as set by --memory-budget \/ memoryBudgetBytes\)\. Lower the sequence length \(--seq-len, seqLen\)/);
       return true;
     });
     await assert.rejects(InProcessTrainer.create(smallSetup({ memoryBudgetBytes: 0 }), tinySource()), /memoryBudgetBytes must be a number of bytes > 0, got 0/);
   });
 
-  test('a seqLen beyond the model\'s positions is refused before anything loads', async () => {
+  test("a seqLen beyond the model's positions is refused before anything loads", async () => {
     let trainer: LoraTrainer | null = null;
     await assert.rejects(async () => {
       trainer = await createTrainer(smallSetup({ modelDir: SHIPPED_MODEL, seqLen: 256 }), { worker: false });

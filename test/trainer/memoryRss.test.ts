@@ -23,10 +23,8 @@ test('estimate / peak RSS of a real step + evaluation is between 1 and 2 (shippe
     const rows = Array.from({ length: B }, () => JSON.stringify({ input_ids: Array.from({ length: T }, () => rng.int(511)) }));
     const data = join(tmp.path, 'rows.jsonl');
     await writeFile(data, `${rows.join('\n')}\n`);
-    const trainer = await createTrainer({
-      modelDir: SHIPPED_MODEL, data, evalData: data, lora: defaultLoraSettings({ r: 8, alpha: 16 }), batchSize: B, seqLen: T,
-      seed: 1, optimizer: 'adamw', lr: 1e-3, maxGradNorm: 1, device: 'cpu', threads: 2,
-    }, { worker: false });
+    const trainer = await createTrainer({ modelDir: SHIPPED_MODEL, data, evalData: data, lora: defaultLoraSettings({ r: 8, alpha: 16 }), batchSize: B, seqLen: T, seed: 1, optimizer: 'adamw', lr: 1e-3, maxGradNorm: 1, device: 'cpu',
+      threads: 2 }, { worker: false });
     try {
       await trainer.train({ adapter: trainer.initialAdapter(1) }, { steps: 2 });
       await trainer.evaluate({ adapter: trainer.initialAdapter(1) }, { maxExamples: B });

@@ -40,9 +40,22 @@ export function patternFactors(modules: readonly PatternModule[], seed: number, 
 export async function writePeftFolderByHand(dir: string, config: Record<string, unknown>, factors: ReadonlyMap<string, { a: Float64Array; b: Float64Array }>, modules: readonly PatternModule[]): Promise<void> {
   await mkdir(dir, { recursive: true });
   const json = {
-    alpha_pattern: {}, base_model_name_or_path: null, bias: 'none', fan_in_fan_out: false, inference_mode: true, init_lora_weights: true,
-    layers_pattern: null, layers_to_transform: null, lora_dropout: 0, modules_to_save: null, peft_type: 'LORA', rank_pattern: {},
-    revision: null, task_type: 'CAUSAL_LM', use_rslora: false, ...config,
+    alpha_pattern: {},
+    base_model_name_or_path: null,
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layers_pattern: null,
+    layers_to_transform: null,
+    lora_dropout: 0,
+    modules_to_save: null,
+    peft_type: 'LORA',
+    rank_pattern: {},
+    revision: null,
+    task_type: 'CAUSAL_LM',
+    use_rslora: false,
+    ...config,
   };
   await writeFile(join(dir, 'adapter_config.json'), `${JSON.stringify(json, null, 2)}\n`);
   const tensors = new Map<string, TensorToWrite>();
@@ -110,7 +123,10 @@ export function gpt2ReferenceLoss(config: TinyConfig, weights: Map<string, Float
 
 /** The token-weighted mean loss of the examples under the float64 Llama reference, and its gradient for every factor. */
 export function llamaReferenceLoss(
-  config: RefLlamaConfig, weights: Map<string, Float64Array>, examples: readonly EncodedExample[], modules: readonly PatternModule[],
+  config: RefLlamaConfig,
+  weights: Map<string, Float64Array>,
+  examples: readonly EncodedExample[],
+  modules: readonly PatternModule[],
   factors: ReadonlyMap<string, { a: Float64Array; b: Float64Array }>,
 ): { loss: number; grads: Map<string, { a: Float64Array; b: Float64Array }> } {
   const lora = { r: Number.NaN, scaling: Number.NaN, factors: new Map(modules.map((m) => [m.path, { ...factors.get(m.path)!, r: m.rank, scaling: m.scaling }])) };

@@ -46,7 +46,7 @@ describe('checkSetup', () => {
     });
   }
 
-  test('defaultLoraSettings: r 8, alpha 16, no dropout, the architecture\'s target modules, overrides win', () => {
+  test("defaultLoraSettings: r 8, alpha 16, no dropout, the architecture's target modules, overrides win", () => {
     const lora = defaultLoraSettings({ r: 2 });
 
     assert.deepEqual(lora, { r: 2, alpha: 16, useRslora: false, dropout: 0, targetModules: [], freezeA: false, modulesToSave: [] });
@@ -68,7 +68,8 @@ describe('createTrainer pre-checks', () => {
 
     const created = createTrainer(setup, { workerEntry: NO_WORKER });
 
-    await assert.rejects(created, (err: unknown) => err instanceof Error && err.name === 'DeviceUnavailableError'
+    await assert.rejects(created, (err: unknown) =>
+      err instanceof Error && err.name === 'DeviceUnavailableError'
       && err.message.includes(`device '${missing!}' is not available`) && err.message.includes(`Available here: ${availableDevices().join(', ')}`));
   });
 

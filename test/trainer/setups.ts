@@ -10,8 +10,17 @@ export const SHIPPED_MODEL = fileURLToPath(new URL('../../models/tiny-gpt2', imp
 /** A valid setup: r 4, batch 8, seqLen 32, AdamW, one onnxruntime thread. `modelDir` is a placeholder unless overridden. */
 export function smallSetup(overrides: Partial<TrainerSetup> = {}): TrainerSetup {
   return {
-    modelDir: 'in-memory', data: 'task:sentiment?count=64&evalCount=32', lora: defaultLoraSettings({ r: 4, alpha: 8 }),
-    batchSize: 8, seqLen: 32, seed: 1, optimizer: 'adamw', lr: 1e-2, device: 'cpu', threads: 1, ...overrides,
+    modelDir: 'in-memory',
+    data: 'task:sentiment?count=64&evalCount=32',
+    lora: defaultLoraSettings({ r: 4, alpha: 8 }),
+    batchSize: 8,
+    seqLen: 32,
+    seed: 1,
+    optimizer: 'adamw',
+    lr: 1e-2,
+    device: 'cpu',
+    threads: 1,
+    ...overrides,
   };
 }
 

@@ -59,7 +59,8 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
       await trainer.dispose();
 
       assert.deepEqual(plan.estimate, memory.estimate);
-      assert.deepEqual(plan.batches, { microBatchSize: memory.microBatchSize, splits: memory.splits, gradAccumulation: memory.gradAccumulation, evalBatchSize: memory.evalBatchSize, ...(memory.note !== undefined ? { note: memory.note } : {}) });
+      assert.deepEqual(plan.batches, { microBatchSize: memory.microBatchSize, splits: memory.splits, gradAccumulation: memory.gradAccumulation, evalBatchSize: memory.evalBatchSize,
+        ...(memory.note !== undefined ? { note: memory.note } : {}) });
       assert.equal(plan.modules, trainer.info.modules.length);
       assert.equal(plan.task, trainer.info.task);
       assert.equal(plan.taskFrom, 'data');
@@ -89,8 +90,16 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
         await writeHeaderOnlyCheckpoint(dir, config);
         // PEFT's default targets for Llama (q_proj, v_proj), r 16, 8 rows of 1024 tokens.
         plans.set(name, await planTraining({
-          modelDir: dir, lora: defaultLoraSettings({ r: 16, alpha: 32 }), batchSize: 8, seqLen: 1024, seed: 1,
-          optimizer: 'adamw', lr: 1e-4, maxGradNorm: 1, device: 'webgpu', memoryBudgetBytes: 24e9,
+          modelDir: dir,
+          lora: defaultLoraSettings({ r: 16, alpha: 32 }),
+          batchSize: 8,
+          seqLen: 1024,
+          seed: 1,
+          optimizer: 'adamw',
+          lr: 1e-4,
+          maxGradNorm: 1,
+          device: 'webgpu',
+          memoryBudgetBytes: 24e9,
         }, PROBE));
         rssGrowth = Math.max(rssGrowth, process.memoryUsage().rss - rss);
       }
@@ -131,8 +140,17 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
 
     test('Llama-3.1-8B with --base-precision int4: the matrices in 4-bit blocks of 64, 4.52 GB held instead of 32.12 GB', async () => {
       const plan = await planTraining({
-        modelDir: join(tmp.path, 'llama-3.1-8b'), lora: defaultLoraSettings({ r: 16, alpha: 32 }), batchSize: 8, seqLen: 1024, seed: 1,
-        optimizer: 'adamw', lr: 1e-4, maxGradNorm: 1, device: 'webgpu', memoryBudgetBytes: 24e9, basePrecision: 'int4',
+        modelDir: join(tmp.path, 'llama-3.1-8b'),
+        lora: defaultLoraSettings({ r: 16, alpha: 32 }),
+        batchSize: 8,
+        seqLen: 1024,
+        seed: 1,
+        optimizer: 'adamw',
+        lr: 1e-4,
+        maxGradNorm: 1,
+        device: 'webgpu',
+        memoryBudgetBytes: 24e9,
+        basePrecision: 'int4',
       }, PROBE);
       // Norm weights (65 vectors of 4096) stay float32; every matrix's rows (4096, 14336) are whole blocks of 64.
       const vectors = 4096 * (2 * 32 + 1);

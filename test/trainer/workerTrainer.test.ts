@@ -26,8 +26,14 @@ describe('WorkerTrainer (createTrainer default)', { timeout: 60_000 }, () => {
     modelDir = join(tmp.path, 'model');
     await writeTinyGpt2Folder(modelDir);
     setup = smallSetup({
-      modelDir, data: 'task:arith?count=40&evalCount=8', lora: defaultLoraSettings({ r: 2, alpha: 4 }), batchSize: 4, seqLen: 64,
-      lr: 1e-2, schedule: 'linear', warmupSteps: 2,
+      modelDir,
+      data: 'task:arith?count=40&evalCount=8',
+      lora: defaultLoraSettings({ r: 2, alpha: 4 }),
+      batchSize: 4,
+      seqLen: 64,
+      lr: 1e-2,
+      schedule: 'linear',
+      warmupSteps: 2,
     });
     trainer = await createTrainer(setup);
   });
@@ -66,12 +72,10 @@ describe('WorkerTrainer (createTrainer default)', { timeout: 60_000 }, () => {
     let seen = 0;
     const started = performance.now();
 
-    const run = trainer.train({ adapter: trainer.initialAdapter(0) }, { steps: 1_000_000 }, {
-      signal: controller.signal,
+    const run = trainer.train({ adapter: trainer.initialAdapter(0) }, { steps: 1_000_000 }, { signal: controller.signal,
       onProgress: () => {
         if (++seen === 3) controller.abort();
-      },
-    });
+      } });
 
     await assert.rejects(run, (err: unknown) => err instanceof TrainerAbortError && err.name === 'AbortError' && err.code === 'ABORT_ERR' && /training was aborted/.test(err.message));
     assert.ok(performance.now() - started < 10_000, 'stopped well before the million steps');
@@ -95,17 +99,19 @@ describe('WorkerTrainer (createTrainer default)', { timeout: 60_000 }, () => {
     const noFactors = (): Promise<TrainOutcome> => trainer.train({ adapter: { modules: new Map() } }, { steps: 1 });
 
     await assert.rejects(badSteps, (err: unknown) => err instanceof Error && err.name === 'RangeError' && err.message === 'train: steps must be a non-negative integer, got -1');
-    await assert.rejects(noFactors, (err: unknown) => err instanceof Error && err.message === `trainer: the adapter has no factors for module '${trainer.modules[0].path}'`
+    await assert.rejects(noFactors, (err: unknown) =>
+      err instanceof Error && err.message === `trainer: the adapter has no factors for module '${trainer.modules[0].path}'`
       && (err.stack ?? '').includes('(in the trainer worker)'));
     const ok = await trainer.train({ adapter: start }, { steps: 1 });
     assert.equal(ok.steps, 1);
   });
 
-  test('a worker that cannot build its trainer rejects createTrainer with the worker\'s typed error', async () => {
+  test("a worker that cannot build its trainer rejects createTrainer with the worker's typed error", async () => {
     const missingFolder = (): Promise<LoraTrainer> => createTrainer({ ...setup, modelDir: join(tmp.path, 'no-such-model') });
     const unknownTask = (): Promise<LoraTrainer> => createTrainer({ ...setup, data: 'task:nope' });
 
-    await assert.rejects(missingFolder, (err: unknown) => err instanceof Error && err.name === 'ModelError'
+    await assert.rejects(missingFolder, (err: unknown) =>
+      err instanceof Error && err.name === 'ModelError'
       && (err as Error & { code?: string }).code === 'CHECKPOINT_NOT_FOUND' && err.message.includes(join(tmp.path, 'no-such-model')));
     await assert.rejects(unknownTask, /unknown task "task:nope"; built-in tasks: task:arith, .*task:sentiment/);
   });
@@ -117,18 +123,21 @@ describe('WorkerTrainer abort grace', { timeout: 60_000 }, () => {
     // 15 ms into step 2 and the grace is 10 ms, so the worker is still inside onnxruntime when the grace
     // ends. Terminating it there used to abort this whole process (onnxruntime-node's std::terminate).
     const setup = smallSetup({
-      modelDir: SHIPPED_MODEL, data: 'task:arith?count=256&evalCount=8', packing: true, batchSize: 16, seqLen: 128, lr: 1e-3,
+      modelDir: SHIPPED_MODEL,
+      data: 'task:arith?count=256&evalCount=8',
+      packing: true,
+      batchSize: 16,
+      seqLen: 128,
+      lr: 1e-3,
     });
     const trainer = await createTrainer(setup, { abortGraceMs: 10 });
     try {
       const controller = new AbortController();
 
-      const run = trainer.train({ adapter: trainer.initialAdapter(0) }, { steps: 1000 }, {
-        signal: controller.signal,
+      const run = trainer.train({ adapter: trainer.initialAdapter(0) }, { steps: 1000 }, { signal: controller.signal,
         onProgress: (p) => {
           if (p.step === 1) setTimeout(() => controller.abort(), 15);
-        },
-      });
+        } });
 
       await assert.rejects(run, (err: unknown) => isAbortError(err) && /the worker did not stop within 10 ms and is ended after its current step/.test((err as Error).message));
       const next = await trainer.evaluate({ adapter: trainer.initialAdapter(0) }, { exactMatch: false, maxExamples: 4 });

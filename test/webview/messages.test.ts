@@ -3,7 +3,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  checkExtensionToWebview, checkWebviewToExtension, DASHBOARD_PROTOCOL_VERSION, isExtensionToWebviewMessage, isWebviewToExtensionMessage, MAX_MESSAGE_STRING,
+  checkExtensionToWebview,
+  checkWebviewToExtension,
+  DASHBOARD_PROTOCOL_VERSION,
+  isExtensionToWebviewMessage,
+  isWebviewToExtensionMessage,
+  MAX_MESSAGE_STRING,
 } from '../../src/extension/dashboard/messages.js';
 import { initialFederation, reduceFederation } from '../../src/extension/state/federationState.js';
 import { folded } from './helpers.js';

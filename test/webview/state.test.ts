@@ -7,7 +7,15 @@ import { initialFederation } from '../../src/extension/state/federationState.js'
 import { createDashboardState } from '../../webview/model.js';
 import { applyEvents, applyMessage } from '../../webview/state.js';
 import {
-  adapterDiffs, clientDiffs, deviationSeries, lossSeries, progress, residualByLayer, residualByType, selectedRound, selectedRun,
+  adapterDiffs,
+  clientDiffs,
+  deviationSeries,
+  lossSeries,
+  progress,
+  residualByLayer,
+  residualByType,
+  selectedRound,
+  selectedRun,
 } from '../../webview/series.js';
 import { fixtureEvents, rawModules, replayed, roundRecords, type RawEvent } from './helpers.js';
 

@@ -19,7 +19,7 @@ const FLAGS: FlagSpecs = {
   adapters: { type: 'string', multiple: true, value: 'dir…', help: 'PEFT adapter folders, one per client (list them after the flag)' },
   weights: { type: 'string', value: 'w1,w2,…', help: 'client weights (normalised); uniform when absent' },
   ...AGGREGATION_FLAGS,
-  out: { type: 'string', value: 'dir', help: 'output folder: adapter/, model.safetensors or the base\'s shards + index and its config/tokenizer files (fedex), report.json' },
+  out: { type: 'string', value: 'dir', help: "output folder: adapter/, model.safetensors or the base's shards + index and its config/tokenizer files (fedex), report.json" },
   dtype: { type: 'string', value: 'same|float32', help: 'dtype of the written base weights', default: 'same' },
   'check-rows': { type: 'string', value: 'n', help: 'rows per module checked against float64 (0 = all)', default: '64' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for the fused update', default: 'cpu' },
@@ -71,11 +71,12 @@ function printSummary(report: AggregateReport, io: CliIO): void {
     + '\n');
 }
 
-
 export const aggregateCommand: CliCommand = defineCommand({
   name: 'aggregate',
   summary: 'aggregate PEFT adapters offline (fedex | fedit | ffa | flora) into a global adapter and base model',
-  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  usage: USAGE,
+  help: SUMMARY,
+  flags: FLAGS,
   preprocess: (argv) => expandMultiValue(argv, '--adapters'),
   positionals: { max: 0, hint: 'adapter folders go right after --adapters' },
   async run(args, io) {
@@ -118,4 +119,4 @@ export const aggregateCommand: CliCommand = defineCommand({
       await updater.dispose();
     }
   },
-});;
+});

@@ -87,14 +87,18 @@ async function list(args: ParsedArgs, io: CliIO): Promise<number> {
 export const clientsCommand: CliCommand = defineCommand({
   name: 'clients',
   summary: SUMMARY,
-  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  usage: USAGE,
+  help: SUMMARY,
+  flags: FLAGS,
   positionals: { max: 2 },
   async run(args, io) {
     const [action, operand] = args.positionals;
     try {
       switch (action) {
-        case 'add': return await add(args, operand, io);
-        case 'revoke': return await revoke(args, operand, io);
+        case 'add':
+          return await add(args, operand, io);
+        case 'revoke':
+          return await revoke(args, operand, io);
         case 'list':
           if (operand !== undefined) throw usageError(`fedex clients list: unexpected argument '${operand}'.`);
           return await list(args, io);
@@ -106,4 +110,4 @@ export const clientsCommand: CliCommand = defineCommand({
       throw err;
     }
   },
-});;
+});

@@ -25,7 +25,8 @@ const FLAGS: FlagSpecs = {
 
 const MODELS: readonly { label: string; spec: SyntheticModelSpec; targets: string[] }[] = [
   { label: 'gpt2 (Conv1D)', spec: { family: 'gpt2', layers: 4, hidden: 128, heads: 4, vocab: 512, positions: 64 }, targets: ['c_attn', 'c_proj'] },
-  { label: 'llama (Linear, GQA, bf16)', spec: { family: 'llama', layers: 4, hidden: 128, heads: 4, kvHeads: 2, intermediate: 344, vocab: 512, dtype: 'BF16' }, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
+  { label: 'llama (Linear, GQA, bf16)', spec: { family: 'llama', layers: 4, hidden: 128, heads: 4, kvHeads: 2, intermediate: 344, vocab: 512, dtype: 'BF16' },
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
 ];
 
 const METHODS: readonly StrategyName[] = ['fedex', 'fedit'];
@@ -56,7 +57,9 @@ export const demoCommand: CliCommand = defineCommand({
           const s = report.summary;
           if (report.exactMethod && !s.allWithinTolerance) failed = true;
           rows.push([
-            m.label, method, String(report.modules.length),
+            m.label,
+            method,
+            String(report.modules.length),
             `${(s.total.relativeDeviation * 100).toPrecision(3)}%`,
             report.exactMethod ? formatNumber(s.maxExactnessRelativeError) : `${(s.total.relativeDeviation * 100).toPrecision(3)}% lost`,
             report.modelWritten ? 'yes' : 'no (unchanged)',
@@ -68,7 +71,9 @@ export const demoCommand: CliCommand = defineCommand({
       await updater.dispose();
     }
     io.stdout.write(`\n${renderTable(['model', 'method', 'modules', 'plain-avg deviation', 'global vs. mean of clients', 'base updated', 'time'], rows)}\n`);
-    io.stdout.write(`\nFedEx-LoRA folds the residual into the base, so the global model equals the mean of the client models to float32 round-off;\nFedIT (plain averaging) loses the share shown. Outputs (PEFT adapter, model.safetensors, report.json) are under ${out}.\n`);
+    io.stdout.write(
+      `\nFedEx-LoRA folds the residual into the base, so the global model equals the mean of the client models to float32 round-off;\nFedIT (plain averaging) loses the share shown. Outputs (PEFT adapter, model.safetensors, report.json) are under ${out}.\n`,
+    );
     return failed ? 1 : 0;
   },
-});;
+});

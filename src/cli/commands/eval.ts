@@ -24,7 +24,7 @@ import { usageError } from '../errors.js';
 const FLAGS: FlagSpecs = {
   model: { type: 'string', value: 'dir', help: 'model folder', default: 'models/tiny-gpt2 (shipped)' },
   adapter: { type: 'string', value: 'dir', help: 'PEFT adapter folder to apply (default: the base model alone)' },
-  data: { type: 'string', value: 'jsonl|task:NAME', help: "a JSONL file (all of it) or a built-in task (its held-out split)" },
+  data: { type: 'string', value: 'jsonl|task:NAME', help: 'a JSONL file (all of it) or a built-in task (its held-out split)' },
   'max-examples': { type: 'string', value: 'n', help: 'evaluate at most this many examples', default: '200' },
   'batch-size': { type: 'string', value: 'b', help: 'examples per batch', default: '16' },
   'seq-len': { type: 'string', value: 't', help: 'longest sequence (longer examples are cut)', default: "64, or the model's position limit when shorter" },
@@ -95,18 +95,24 @@ async function evaluate(args: ParsedArgs, io: CliIO): Promise<{ result: EvalResu
   let trainer: LoraTrainer | null = null;
   try {
     trainer = await createTrainer({
-      modelDir: model, data, evalData: data, lora, batchSize, seqLen,
-      seed: 0, optimizer: 'sgd', lr: 0, device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'), ...(threads !== undefined ? { threads } : {}),
+      modelDir: model,
+      data,
+      evalData: data,
+      lora,
+      batchSize,
+      seqLen,
+      seed: 0,
+      optimizer: 'sgd',
+      lr: 0,
+      device: choiceFlag(args, 'device', cmd, DEVICES, 'cpu'),
+      ...(threads !== undefined ? { threads } : {}),
       ...basePrecisionFlag(args, cmd),
       // Evaluation runs no training step, so there is none to fit: batches stay as asked.
       memoryBudgetBytes: Number.MAX_SAFE_INTEGER,
     });
     // Without an adapter, B = 0: the LoRA path adds nothing and the base model is evaluated.
     const adapter = adapterDir !== undefined ? await readAdapterFolder(resolve(adapterDir), trainer.info, lora) : trainer.initialAdapter(0);
-    const result = await trainer.evaluate({ adapter }, {
-      maxExamples: numberFlag(args, 'max-examples', cmd, 200, { min: 1, integer: true }),
-      exactMatch: !booleanFlag(args, 'no-exact-match'),
-    });
+    const result = await trainer.evaluate({ adapter }, { maxExamples: numberFlag(args, 'max-examples', cmd, 200, { min: 1, integer: true }), exactMatch: !booleanFlag(args, 'no-exact-match') });
     return { result, model, adapter: adapterDir !== undefined ? resolve(adapterDir) : null, data };
   } finally {
     await trainer?.dispose();
@@ -116,11 +122,13 @@ async function evaluate(args: ParsedArgs, io: CliIO): Promise<{ result: EvalResu
 export const evalCommand: CliCommand = defineCommand({
   name: 'eval',
   summary: 'evaluate a model (+ PEFT adapter): loss, perplexity, accuracy or exact match',
-  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  usage: USAGE,
+  help: SUMMARY,
+  flags: FLAGS,
   async run(args, io) {
     const { result, model, adapter, data } = await evaluate(args, io);
     if (booleanFlag(args, 'json')) io.stdout.write(`${JSON.stringify({ model, adapter, data, ...result }, null, 2)}\n`);
     else io.stdout.write(`${formatEval(result)}\n`);
     return 0;
   },
-});;
+});

@@ -16,9 +16,9 @@ const FLAGS: FlagSpecs = {
   as: { type: 'string', value: 'adapter|merged|both', help: 'what to write', default: 'both' },
   method: { type: 'string', value: STRATEGY_NAMES.join('|'), help: 'which run of a fedex simulate folder (default: fedex when present)' },
   'max-rank': { type: 'string', value: 'k', help: 'keep at most k directions per module in the adapter (default: the exact rank)' },
-  'max-error': { type: 'string', value: 'x', help: 'lower a module\'s adapter rank while ‖ΔW − B·A‖_F ≤ x·‖ΔW‖_F (default 0: exact)' },
+  'max-error': { type: 'string', value: 'x', help: "lower a module's adapter rank while ‖ΔW − B·A‖_F ≤ x·‖ΔW‖_F (default 0: exact)" },
   base: { type: 'string', value: 'dir', help: 'the original base model folder (default: the one the run recorded)' },
-  dtype: { type: 'string', value: 'same|float32', help: 'dtype of the merged model\'s adapted weights', default: 'same' },
+  dtype: { type: 'string', value: 'same|float32', help: "dtype of the merged model's adapted weights", default: 'same' },
   'check-rows': { type: 'string', value: 'n', help: 'rows per module checked against the exact update in float64', default: '8' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for the merged weights (the re-factoring runs in float64 on the CPU)', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
@@ -29,18 +29,22 @@ const FLAGS: FlagSpecs = {
 
 const USAGE = 'fedex export <run dir | simulate out dir | aggregate out dir> --out <dir> [--as adapter|merged|both] [--max-rank k] [--max-error x]';
 const SUMMARY = [
-  'Writes a federation\'s result as users deploy it. FedEx-LoRA\'s result is the base with every round\'s',
+  "Writes a federation's result as users deploy it. FedEx-LoRA's result is the base with every round's",
   'residual folded in plus the global adapter, so the global adapter alone is NOT the result. `adapter`',
   'is one PEFT LoRA adapter on the ORIGINAL base whose B·A equals the total update per module (exact',
   'numerical rank, or lower with --max-rank/--max-error, the loss reported); `merged` is the final model',
-  'in the base\'s dtype and sharding. FedIT and FFA-LoRA runs export their global adapter the same way.',
+  "in the base's dtype and sharding. FedIT and FFA-LoRA runs export their global adapter the same way.",
   'Works on a finished or interrupted `fedex host --out` folder, on `fedex simulate --out` folders and on',
   '`fedex aggregate --out` folders (relative to the base given to the aggregation).',
 ].join('\n');
 
 function printSummary(report: ExportReport, io: CliIO): void {
   const rows = report.modules.map((m) => [
-    m.module, `${m.out}×${m.in}`, String(m.innerDim), String(m.exactRank), String(m.rank),
+    m.module,
+    `${m.out}×${m.in}`,
+    String(m.innerDim),
+    String(m.exactRank),
+    String(m.rank),
     m.truncationError === 0 ? '0' : formatNumber(m.truncationError),
     m.adapterCheck !== undefined ? formatNumber(m.adapterCheck.relativeError) : '—',
     m.mergedCheck !== undefined ? formatNumber(m.mergedCheck.relativeError) : '—',
@@ -59,11 +63,12 @@ function printSummary(report: ExportReport, io: CliIO): void {
     + 'Report: export-report.json.\n');
 }
 
-
 export const exportCommand: CliCommand = defineCommand({
   name: 'export',
   summary: 'export a federation as one exact PEFT adapter on the original base and/or a merged model',
-  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  usage: USAGE,
+  help: SUMMARY,
+  flags: FLAGS,
   positionals: { max: 1 },
   async run(args, io) {
     if (args.positionals.length !== 1) throw usageError(`fedex export: give one run directory (a fedex host --out, fedex simulate --out or fedex aggregate --out folder), got ${args.positionals.length}. See 'fedex export --help'.`);
@@ -108,4 +113,4 @@ export const exportCommand: CliCommand = defineCommand({
       await gemm.dispose?.();
     }
   },
-});;
+});

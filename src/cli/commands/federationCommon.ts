@@ -35,7 +35,9 @@ export async function modelLayout(modelDir: string, lora: { rank: number; alpha:
     if (graph.modules.length === 0) throw usageError(`target modules ${targetModules.join(', ')} match no module of ${modelDir}`);
     return {
       layout: graph.modules.map((m) => ({ module: m.path, in: m.inFeatures, out: m.outFeatures, rank: lora.rank, fanInFanOut: m.layout === 'conv1d' })),
-      modules: graph.modules, targetModules, modelType: checkpoint.modelType,
+      modules: graph.modules,
+      targetModules,
+      modelType: checkpoint.modelType,
     };
   });
 }
@@ -88,7 +90,11 @@ export async function federationModel(given: string | undefined, command: string
   const resolved = await modelLayout(modelDir, lora);
   const manifest = known ?? await modelManifest(modelDir);
   return {
-    modelDir, label: modelDir, layout: resolved.layout, targetModules: resolved.targetModules, manifest,
+    modelDir,
+    label: modelDir,
+    layout: resolved.layout,
+    targetModules: resolved.targetModules,
+    manifest,
     base: modelBaseSource(modelDir, manifest.hash, resolved.modules.map((m) => ({ path: m.path, baseKey: m.baseKey }))),
     writeModel: modelFolderWriter(modelDir, resolved.modules),
   };

@@ -63,7 +63,8 @@ const FLAGS: FlagSpecs = {
   'max-update-norm': { type: 'string', value: 'x', help: 'also refuse an update farther than x (L2, all its tensors) from the global adapter' },
   'max-examples': { type: 'string', value: 'n', help: 'count no update with more examples than n (examples weighting; default --local-steps × --batch-size)' },
   ...DP_FLAGS,
-  'residual-rank': { type: 'string', value: 'k', help: "FedEx only: fold the best rank-k approximation of each round's residual (the paper's best inexact variant: downlink k·(out + in) per module; the share dropped is reported per round)" },
+  'residual-rank': { type: 'string', value: 'k',
+    help: "FedEx only: fold the best rank-k approximation of each round's residual (the paper's best inexact variant: downlink k·(out + in) per module; the share dropped is reported per round)" },
   ...AGGREGATION_FLAGS,
   'uplink-dtype': { type: 'string', value: 'float32|float16|bfloat16', help: 'dtype clients upload adapters in (half the bytes with float16/bfloat16; clients that cannot send it use float32; FFA-LoRA needs float32)', default: 'float32' },
   'min-clients': { type: 'string', value: 'n', help: 'clients needed before a round starts', default: '2' },
@@ -71,7 +72,7 @@ const FLAGS: FlagSpecs = {
   'round-timeout': { type: 'string', value: 'seconds', help: 'deadline of a round', default: '600' },
   'sample-fraction': { type: 'string', value: 'x', help: 'share of joined clients sampled per round', default: '1' },
   seed: { type: 'string', value: 's', help: 'seed of sampling and adapter init', default: '0' },
-  model: { type: 'string', value: 'dir|synthetic', help: 'base model folder (offered to clients that lack it; with --resume: offered when it is the run\'s model)', default: DEFAULT_MODEL },
+  model: { type: 'string', value: 'dir|synthetic', help: "base model folder (offered to clients that lack it; with --resume: offered when it is the run's model)", default: DEFAULT_MODEL },
   'no-model-transfer': { type: 'boolean', help: 'do not send the base model to clients that lack it (each client then needs --model with its own copy)' },
   out: { type: 'string', value: 'dir', help: 'run directory (state, events.jsonl, final/)', default: 'runs/host' },
   resume: { type: 'string', value: 'dir', help: 'continue the federation persisted in this run directory' },
@@ -203,11 +204,12 @@ async function tlsOptions(args: ParsedArgs): Promise<ServerTlsOptions | undefine
   return { cert: await read(cert, 'cert'), key: await read(key, 'key'), ...(clientCa !== undefined ? { clientCa: await readClientCa(clientCa) } : {}) };
 }
 
-
 export const hostCommand: CliCommand = defineCommand({
   name: 'host',
   summary: 'run a federation coordinator that clients join over WebSocket',
-  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  usage: USAGE,
+  help: SUMMARY,
+  flags: FLAGS,
   async run(args, io) {
     const int = (name: string, fallback: number, min: number, max: number): number => numberFlag(args, name, 'host', fallback, { min, max, integer: true });
     const port = int('port', 7777, 0, 65535);
@@ -232,7 +234,11 @@ export const hostCommand: CliCommand = defineCommand({
         const runDir = resolve(resumeDir);
         let resumed: ResumedModel | undefined;
         coordinator = await Coordinator.resume(runDir, {
-          listen, backend, manualRounds, ...(token !== undefined ? { token } : {}), ...(clients !== undefined ? { clients } : {}),
+          listen,
+          backend,
+          manualRounds,
+          ...(token !== undefined ? { token } : {}),
+          ...(clients !== undefined ? { clients } : {}),
           modelOffer: async (_hash, plan) => (resumed = await resumedModel(args, runDir, plan)).offer,
         });
         writeModel = resumed?.writeModel;
@@ -251,7 +257,8 @@ export const hostCommand: CliCommand = defineCommand({
         const weightedBy = (optionalString(args, 'weighting') ?? 'uniform') === 'uniform' ? undefined : `--weighting ${optionalString(args, 'weighting')}`;
         const aggregation = aggregationFlags(args, 'host', weightedBy !== undefined ? { weightedBy } : {});
         const privacy = privacyFlags(args, 'host', [
-          ...(weightedBy !== undefined ? [weightedBy] : []), ...(args.values['residual-rank'] !== undefined ? ['--residual-rank'] : []),
+          ...(weightedBy !== undefined ? [weightedBy] : []),
+          ...(args.values['residual-rank'] !== undefined ? ['--residual-rank'] : []),
           ...(aggregation !== undefined ? [`--aggregation ${optionalString(args, 'aggregation')}`] : []),
         ]);
         const config: CoordinatorConfig = {
@@ -262,7 +269,8 @@ export const hostCommand: CliCommand = defineCommand({
           lora: { rank, alpha, targetModules: model.targetModules },
           training: {
             ...(epochs !== undefined ? { localEpochs: epochs } : { localSteps: int('local-steps', 10, 1, 100_000_000) }),
-            batchSize: int('batch-size', 8, 1, 65_536), lr: numberFlag(args, 'lr', 'host', 0.003, { min: Number.MIN_VALUE, max: 10 }),
+            batchSize: int('batch-size', 8, 1, 65_536),
+            lr: numberFlag(args, 'lr', 'host', 0.003, { min: Number.MIN_VALUE, max: 10 }),
           },
           base: model.base,
           weighting: choiceFlag(args, 'weighting', 'host', ['uniform', 'examples'] as const, 'uniform'),
@@ -278,12 +286,16 @@ export const hostCommand: CliCommand = defineCommand({
           quorum: parseQuorum(optionalString(args, 'quorum') ?? '0.5'),
           roundTimeoutMs: Math.round(1000 * numberFlag(args, 'round-timeout', 'host', 600, { min: 0.1, max: 86_400 * 7 })),
           sampleFraction: numberFlag(args, 'sample-fraction', 'host', 1, { min: Number.MIN_VALUE, max: 1 }),
-          seed, backend, listen, ...(token !== undefined ? { token } : {}),
+          seed,
+          backend,
+          listen,
+          ...(token !== undefined ? { token } : {}),
         };
         // The final adapter's config is checked now, not after the last round.
         checkAdapterConfig(join(config.runDir, 'final', 'adapter'), config.layout, adapterFields(config.layout, config.lora));
         const offer = booleanFlag(args, 'no-model-transfer') || model.modelDir === null || model.manifest === undefined
-          ? undefined : { dir: model.modelDir, hash: model.manifest.hash, files: model.manifest.files };
+          ? undefined :
+          { dir: model.modelDir, hash: model.manifest.hash, files: model.manifest.files };
         coordinator = await Coordinator.create({ ...config, manualRounds, ...(offer !== undefined ? { modelOffer: offer } : {}), ...(clients !== undefined ? { clients } : {}) });
         await recordModelSource(config.runDir, model.modelDir);
         writeModel = model.writeModel;
@@ -329,11 +341,13 @@ export const hostCommand: CliCommand = defineCommand({
         s.global(r.round, snap.global, snap.base);
       });
     }
-    coordinator.on('client_joined', (e) => out.write(`+ ${e.name}${coordinator.keys !== undefined ? ` (client ${e.clientId}, by key)` : ''} joined${e.certificate !== undefined ? ` with certificate ${e.certificate}` : ''} (${e.clients} connected)\n`));
+    coordinator.on('client_joined',
+      (e) => out.write(`+ ${e.name}${coordinator.keys !== undefined ? ` (client ${e.clientId}, by key)` : ''} joined${e.certificate !== undefined ? ` with certificate ${e.certificate}` : ''} (${e.clients} connected)\n`));
     coordinator.on('client_left', (e) => out.write(`- ${e.name}${coordinator.keys !== undefined ? ` (client ${e.clientId})` : ''} left: ${e.reason} (${e.clients} connected)\n`));
-    coordinator.on('client_rejected', (e) => out.write(/^\d+ more rejected/.test(e.message)
-      ? `! ${e.message}\n` // a per-minute summary of rejections no longer logged one by one
-      : `! refused a connection from ${e.remote}: ${e.code} ${e.message}\n`));
+    coordinator.on('client_rejected', (e) =>
+      out.write(/^\d+ more rejected/.test(e.message)
+        ? `! ${e.message}\n` // a per-minute summary of rejections no longer logged one by one
+        : `! refused a connection from ${e.remote}: ${e.code} ${e.message}\n`));
     coordinator.on('round_ready', (e) => out.write(`${readyText(e.round, plan.rounds)}\n`));
     coordinator.on('round_started', (e) => out.write(`round ${e.round}/${plan.rounds}: ${e.sampled.length} clients sampled, quorum ${e.quorum}\n`));
     coordinator.on('update_accepted', (e) => out.write(`  ${e.clientId}: update for round ${e.round} (${e.examples} examples, train loss ${formatNumber(e.trainLoss)})\n`));
@@ -368,9 +382,16 @@ export const hostCommand: CliCommand = defineCommand({
     let prompt: { close(): void } | undefined;
     try {
       const url = await coordinator.start();
-      out.write(`fedex host: ${plan.method} federation${plan.aggregation !== undefined ? ` (aggregation ${ruleLabel(plan.aggregation)})` : ''}, ${plan.rounds} rounds, ${plan.layout.length} adapted modules, run directory ${coordinator.runDir}\n`);
+      out.write(
+        `fedex host: ${plan.method} federation${plan.aggregation !== undefined ? ` (aggregation ${ruleLabel(plan.aggregation)})` : ''}, ${plan.rounds} rounds, ${plan.layout.length} adapted modules, run directory ${coordinator.runDir}\n`,
+      );
       if (plan.privacy !== undefined) out.write(`${privacyBanner(plan.privacy)}\n`);
-      if (plan.clientRanks !== undefined) out.write(`global rank ${plan.lora.rank}; clients may also train at rank ${plan.clientRanks.join(', ')} (fedex join --rank r): each starts from the global adapter truncated to its rank, and what that drops is folded into the base, exactly\n`);
+      if (plan.clientRanks !== undefined)
+        out.write(
+          `global rank ${plan.lora.rank}; clients may also train at rank ${
+            plan.clientRanks.join(', ')
+          } (fedex join --rank r): each starts from the global adapter truncated to its rank, and what that drops is folded into the base, exactly\n`,
+        );
       const joinUrl = certificateUrl(url, listen);
       if (joinUrl !== url) out.write(`listening on ${url} (certificate names ${new URL(joinUrl).hostname}: clients use ${joinUrl})\n`);
       else out.write(`listening on ${url}\n`);
@@ -434,4 +455,4 @@ export const hostCommand: CliCommand = defineCommand({
       await sink.close();
     }
   },
-});;
+});

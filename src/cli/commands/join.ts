@@ -37,7 +37,7 @@ import { basePrecisionFlag } from './eval.js';
 
 const FLAGS: FlagSpecs = {
   ...TOKEN_FLAGS,
-  identity: { type: 'string', value: 'file.key', help: 'join with your own key (fedex keygen) at a coordinator that admits clients by key (fedex host --clients); your client id is the key\'s' },
+  identity: { type: 'string', value: 'file.key', help: "join with your own key (fedex keygen) at a coordinator that admits clients by key (fedex host --clients); your client id is the key's" },
   data: { type: 'string', value: 'file.jsonl|task:NAME', help: 'your training data (docs/data.md)' },
   'eval-data': { type: 'string', value: 'file.jsonl|task:NAME', help: 'eval data for local metrics (default: held out from --data)' },
   shard: { type: 'string', value: 'i/k', help: 'train on part i of k of --data (e.g. 2/3; for demos on one machine)' },
@@ -46,8 +46,10 @@ const FLAGS: FlagSpecs = {
   'model-cache': { type: 'string', value: 'dir', help: 'where base models fetched without --model are kept, one folder per content hash (default ~/.cache/fedex/models)' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   'base-precision': {
-    type: 'string', value: 'fp32|fp16|bf16|int4', default: 'fp32',
-    help: 'precision of the frozen base weights (as fedex train); the adapted modules\' bases stay float32: they receive FedEx residuals (docs/devices.md)',
+    type: 'string',
+    value: 'fp32|fp16|bf16|int4',
+    default: 'fp32',
+    help: "precision of the frozen base weights (as fedex train); the adapted modules' bases stay float32: they receive FedEx residuals (docs/devices.md)",
   },
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads (default: all cores)' },
   'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens (longer records are cut, and how many is reported)', default: '64' },
@@ -55,8 +57,10 @@ const FLAGS: FlagSpecs = {
   name: { type: 'string', value: 'text', help: 'display name shown to the coordinator (default: host name)' },
   'client-id': { type: 'string', value: 'id', help: 'stable client id kept across restarts (default: random)' },
   seed: { type: 'string', value: 's', help: 'seed of data order (and of the synthetic model)', default: '0' },
-  rank: { type: 'string', value: 'r', help: "train at this LoRA rank, one the coordinator allows (fedex host --ranks); default: the federation's global rank. Each round starts from the global adapter truncated to it, exactly (docs/math.md §1.4)" },
-  'reconnect-for': { type: 'string', value: 'seconds', help: 'keep reconnecting (capped exponential backoff, 0.5 s doubling to 30 s) this long after the coordinator becomes unreachable, e.g. while it restarts with --resume', default: '600' },
+  rank: { type: 'string', value: 'r',
+    help: "train at this LoRA rank, one the coordinator allows (fedex host --ranks); default: the federation's global rank. Each round starts from the global adapter truncated to it, exactly (docs/math.md §1.4)" },
+  'reconnect-for': { type: 'string', value: 'seconds', help: 'keep reconnecting (capped exponential backoff, 0.5 s doubling to 30 s) this long after the coordinator becomes unreachable, e.g. while it restarts with --resume',
+    default: '600' },
   retries: { type: 'string', value: 'n', help: 'also give up after this many consecutive failed connection attempts (default: only --reconnect-for limits them)' },
   ca: { type: 'string', value: 'file.pem', help: 'extra CA certificate to trust for wss://' },
   ...CLIENT_CERTIFICATE_FLAGS,
@@ -103,7 +107,9 @@ function explain(err: ClientError, url: string, reconnect: Reconnect, fetching: 
   switch (err.code) {
     case 'C_CONNECT':
       return new CliError(`fedex join: cannot reach ${url} after ${Math.max(1, reconnect.attempts + 1)} attempt${reconnect.attempts === 0 ? '' : 's'}`
-        + `${reconnect.options.maxAttempts === undefined ? ` over ${reconnect.seconds} s (--reconnect-for)` : ''}: ${err.cause instanceof Error ? err.cause.message : err.message}. Is \`fedex host\` running there, and are the scheme (ws:// or wss://), host and port right?`);
+        + `${reconnect.options.maxAttempts === undefined ? ` over ${reconnect.seconds} s (--reconnect-for)` : ''}: ${
+          err.cause instanceof Error ? err.cause.message : err.message
+        }. Is \`fedex host\` running there, and are the scheme (ws:// or wss://), host and port right?`);
     case 'E_AUTH':
       return new CliError(/token/.test(err.message) && !/key/.test(err.message)
         ? `fedex join: ${url} refused the token (E_AUTH). Use the token \`fedex host\` printed.`
@@ -122,8 +128,19 @@ function explain(err: ClientError, url: string, reconnect: Reconnect, fetching: 
 
 /** The coordinator's base model from the model cache, fetched first when it is not there (Ctrl-C stops the fetch). */
 async function fetchedModel(o: {
-  url: string; token?: string; identity?: ClientIdentity; name: string; clientId: string; device: string; reconnect: Reconnect; tls: ConnectOptions['tls']; clientCertPath: string | undefined; cacheDir: string | undefined;
-  out: CliIO['stdout']; stderr: CliIO['stderr']; sink: ReturnType<typeof eventsFlagSink>;
+  url: string;
+  token?: string;
+  identity?: ClientIdentity;
+  name: string;
+  clientId: string;
+  device: string;
+  reconnect: Reconnect;
+  tls: ConnectOptions['tls'];
+  clientCertPath: string | undefined;
+  cacheDir: string | undefined;
+  out: CliIO['stdout'];
+  stderr: CliIO['stderr'];
+  sink: ReturnType<typeof eventsFlagSink>;
   lora: Parameters<typeof federationModel>[2];
 }): Promise<FederationModel> {
   const cache = new ModelCache(resolve(o.cacheDir ?? defaultModelCacheDir()));
@@ -145,8 +162,16 @@ async function fetchedModel(o: {
   };
   try {
     const fetched = await fetchBaseModel({
-      url: o.url, ...(o.identity !== undefined ? { identity: o.identity } : { token: o.token }), name: o.name, clientId: o.clientId, device: o.device, cache, signal: stop.signal, onProgress,
-      reconnect: o.reconnect.options, ...(o.tls !== undefined ? { tls: o.tls } : {}),
+      url: o.url,
+      ...(o.identity !== undefined ? { identity: o.identity } : { token: o.token }),
+      name: o.name,
+      clientId: o.clientId,
+      device: o.device,
+      cache,
+      signal: stop.signal,
+      onProgress,
+      reconnect: o.reconnect.options,
+      ...(o.tls !== undefined ? { tls: o.tls } : {}),
       onRetry: (attempt, delayMs, message) => {
         o.reconnect.attempts = attempt + 1;
         o.out.write(`cannot connect (${message}); retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1}${o.reconnect.label})\n`);
@@ -168,11 +193,12 @@ async function fetchedModel(o: {
   }
 }
 
-
 export const joinCommand: CliCommand = defineCommand({
   name: 'join',
   summary: 'join a federation as a client: train on local data, upload the adapter',
-  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  usage: USAGE,
+  help: SUMMARY,
+  flags: FLAGS,
   positionals: { max: 1 },
   async run(args, io) {
     const [url] = args.positionals;
@@ -184,7 +210,8 @@ export const joinCommand: CliCommand = defineCommand({
     });
     const token = (await readToken(args, 'join', (line) => io.stderr.write(`${line}\n`), identity !== undefined ? {} : process.env))?.token;
     if (identity !== undefined && token !== undefined) throw usageError('fedex join: give --identity or a join token, not both (a coordinator admits clients either by key or by its shared token).');
-    if (identity === undefined && token === undefined) throw usageError(`fedex join: the join token is required (the coordinator prints it): set ${TOKEN_ENV}, or give --token-file; at a coordinator that admits clients by key, give --identity <file.key>. See 'fedex join --help'.`);
+    if (identity === undefined && token === undefined)
+      throw usageError(`fedex join: the join token is required (the coordinator prints it): set ${TOKEN_ENV}, or give --token-file; at a coordinator that admits clients by key, give --identity <file.key>. See 'fedex join --help'.`);
     const credential = identity !== undefined ? { identity } : { token: token! };
     const data = optionalString(args, 'data');
     const modelArg = optionalString(args, 'model');
@@ -197,7 +224,8 @@ export const joinCommand: CliCommand = defineCommand({
     const maxAttempts = args.values.retries === undefined ? undefined : int('retries', 8, 1, 1_000_000);
     const reconnect: Reconnect = {
       options: { maxDurationMs: Math.round(reconnectFor * 1000), ...(maxAttempts !== undefined ? { maxAttempts } : {}) },
-      attempts: 0, seconds: reconnectFor,
+      attempts: 0,
+      seconds: reconnectFor,
       label: maxAttempts !== undefined ? `/${maxAttempts}` : `, giving up ${reconnectFor} s after the connection was lost`,
     };
     const device = choiceFlag(args, 'device', 'join', DEVICES, 'cpu');
@@ -214,7 +242,8 @@ export const joinCommand: CliCommand = defineCommand({
     const shard = shardRaw === undefined ? undefined : { ...parseShard(shardRaw), split, seed };
     const name = optionalString(args, 'name') ?? hostname().slice(0, 64);
     const clientIdArg = optionalString(args, 'client-id');
-    if (identity !== undefined && clientIdArg !== undefined && clientIdArg !== identity.clientId) throw usageError(`fedex join: --client-id ${clientIdArg} differs from the client id of --identity ${identityPath} ('${identity.clientId}'); leave --client-id out.`);
+    if (identity !== undefined && clientIdArg !== undefined && clientIdArg !== identity.clientId)
+      throw usageError(`fedex join: --client-id ${clientIdArg} differs from the client id of --identity ${identityPath} ('${identity.clientId}'); leave --client-id out.`);
     const clientId = identity?.clientId ?? clientIdArg ?? `client-${randomBytes(6).toString('hex')}`;
     if (!isClientId(clientId)) throw usageError(`fedex join: --client-id must be 1–64 letters, digits, _ or -, got '${clientId}'.`);
     const caPath = optionalString(args, 'ca');
@@ -241,8 +270,15 @@ export const joinCommand: CliCommand = defineCommand({
     };
     // Every uplink dtype: the coordinator picks the federation's (fedex host --uplink-dtype).
     const connection = {
-      url, ...credential, name, clientId, device, uplinkDtypes: ['float32', 'float16', 'bfloat16'] as const, reconnect: reconnect.options,
-      ...(tls !== undefined ? { tls } : {}), ...(rank !== undefined ? { rank } : {}),
+      url,
+      ...credential,
+      name,
+      clientId,
+      device,
+      uplinkDtypes: ['float32', 'float16', 'bfloat16'] as const,
+      reconnect: reconnect.options,
+      ...(tls !== undefined ? { tls } : {}),
+      ...(rank !== undefined ? { rank } : {}),
     };
     // A real model: the client `fedex simulate` builds too (federation/client/modelClient.ts).
     const built: { client: FederationClient; trainer: LocalTrainer } = synthetic
@@ -251,11 +287,20 @@ export const joinCommand: CliCommand = defineCommand({
         return { client: new FederationClient({ ...connection, base: model.base, trainer }), trainer };
       })()
       : createModelClient({
-        ...connection, modelDir: model.modelDir!, hash: model.base.hash, base: model.base,
+        ...connection,
+        modelDir: model.modelDir!,
+        hash: model.base.hash,
+        base: model.base,
         training: {
-          createTrainer: await loadTrainerFactory(), data: data!, device, seqLen: int('seq-len', 64, 2, 65_536),
-          seed, onProgress, ...(optionalString(args, 'eval-data') !== undefined ? { evalData: optionalString(args, 'eval-data')! } : {}),
-          ...(booleanFlag(args, 'pack') ? { packing: true } : {}), ...basePrecisionFlag(args, 'join'),
+          createTrainer: await loadTrainerFactory(),
+          data: data!,
+          device,
+          seqLen: int('seq-len', 64, 2, 65_536),
+          seed,
+          onProgress,
+          ...(optionalString(args, 'eval-data') !== undefined ? { evalData: optionalString(args, 'eval-data')! } : {}),
+          ...(booleanFlag(args, 'pack') ? { packing: true } : {}),
+          ...basePrecisionFlag(args, 'join'),
           onData: (report: DataReport) => {
             const cut = describeTruncation(report);
             if (cut !== null) io.stderr.write(`warning: ${cut}\n`);
@@ -329,7 +374,11 @@ export const joinCommand: CliCommand = defineCommand({
       const aggregated = p.aggregated ?? p.participants > 0;
       sink.emit('join_round_closed', { round: p.round, participants: p.participants, aggregated, meanLoss: p.loss?.mean ?? null, meanRelativeDeviation: dev });
       if (!aggregated) notAggregated.push(p.round);
-      out.write(`round ${p.round} closed: ${aggregated ? `${p.participants} updates aggregated` : 'NOT aggregated (the global model is unchanged)'}${p.loss !== undefined ? `, mean train loss ${formatNumber(p.loss.mean)}` : ''}${dev !== null ? `, mean rel. deviation ${formatNumber(dev)}` : ''}\n`);
+      out.write(
+        `round ${p.round} closed: ${aggregated ? `${p.participants} updates aggregated` : 'NOT aggregated (the global model is unchanged)'}${p.loss !== undefined ? `, mean train loss ${formatNumber(p.loss.mean)}` : ''}${
+          dev !== null ? `, mean rel. deviation ${formatNumber(dev)}` : ''
+        }\n`,
+      );
     });
     const onSigint = (): void => {
       out.write('\nleaving the federation…\n');
@@ -375,4 +424,4 @@ export const joinCommand: CliCommand = defineCommand({
       await sink.close();
     }
   },
-});;
+});

@@ -22,7 +22,9 @@ const SUMMARY = 'Makes a client identity key (Ed25519) for federations that admi
 export const keygenCommand: CliCommand = defineCommand({
   name: 'keygen',
   summary: SUMMARY,
-  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  usage: USAGE,
+  help: SUMMARY,
+  flags: FLAGS,
   async run(args, io) {
     const clientId = optionalString(args, 'client-id');
     if (clientId === undefined) throw usageError("fedex keygen: --client-id is required (the id you join under). See 'fedex keygen --help'.");
@@ -38,4 +40,4 @@ export const keygenCommand: CliCommand = defineCommand({
       throw err;
     }
   },
-});;
+});

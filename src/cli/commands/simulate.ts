@@ -38,8 +38,22 @@ import { basePrecisionFlag } from './eval.js';
 
 /** Defaults of the main job (sized to finish in a few minutes on 2 cores; see docs/cli.md). */
 export const SIMULATE_DEFAULTS = {
-  clients: 3, rounds: 5, localSteps: 10, rank: 8, alpha: 16, batchSize: 8, lr: 3e-3, seed: 0, seqLen: 64, evalExamples: 120,
-  data: 'task:arith', split: 'non-iid', dirichletAlpha: 0.1, seeds: 1, out: 'runs/simulate', methods: 'fedex,fedit,ffa,centralized',
+  clients: 3,
+  rounds: 5,
+  localSteps: 10,
+  rank: 8,
+  alpha: 16,
+  batchSize: 8,
+  lr: 3e-3,
+  seed: 0,
+  seqLen: 64,
+  evalExamples: 120,
+  data: 'task:arith',
+  split: 'non-iid',
+  dirichletAlpha: 0.1,
+  seeds: 1,
+  out: 'runs/simulate',
+  methods: 'fedex,fedit,ffa,centralized',
 } as const;
 
 const D = SIMULATE_DEFAULTS;
@@ -53,7 +67,10 @@ const FLAGS: FlagSpecs = {
   model: { type: 'string', value: 'dir|synthetic', help: "model folder, or 'synthetic' (no model: protocol and aggregation only)", default: DEFAULT_MODEL },
   data: { type: 'string', value: 'task:NAME|file.jsonl', help: 'training data (eval: its held-out split)', default: D.data },
   'eval-data': { type: 'string', value: 'task:NAME|file.jsonl', help: 'eval data (default: held out from --data)' },
-  split: { type: 'string', value: 'non-iid|dirichlet|iid', help: 'how the data is shared among clients (non-iid groups records by "group" or "label"; data with neither is split iid, with a note; dirichlet: each group\'s records shared in Dirichlet(--dirichlet-alpha) proportions, no client left empty)', default: D.split },
+  split: { type: 'string', value: 'non-iid|dirichlet|iid',
+    help:
+      'how the data is shared among clients (non-iid groups records by "group" or "label"; data with neither is split iid, with a note; dirichlet: each group\'s records shared in Dirichlet(--dirichlet-alpha) proportions, no client left empty)',
+    default: D.split },
   'dirichlet-alpha': { type: 'string', value: 'a', help: 'concentration of --split dirichlet (> 0; 0.1: each group on one or two clients, 100: near IID)', default: String(D.dirichletAlpha) },
   seeds: { type: 'string', value: 'n', help: 'run every method on seeds --seed … --seed+n−1 and report mean ± sd (each run in <out>/seed-s/); 1 keeps the quick single run — use 3 or more to compare methods', default: String(D.seeds) },
   sweep: { type: 'string', value: 'axis=v1,v2,…', help: `run the comparison at each value of one axis (${SWEEP_AXES.join(' or ')}), e.g. local-steps=5,20,50; reports how the deviation of plain averaging and the FedEx − FedIT gap change` },
@@ -62,8 +79,10 @@ const FLAGS: FlagSpecs = {
   seed: { type: 'string', value: 's', help: 'seed of data split, order and adapter init', default: String(D.seed) },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for training', default: 'cpu' },
   'base-precision': {
-    type: 'string', value: 'fp32|fp16|bf16|int4', default: 'fp32',
-    help: 'precision of the frozen base weights (as fedex train); the adapted modules\' bases stay float32: they receive FedEx residuals (docs/devices.md)',
+    type: 'string',
+    value: 'fp32|fp16|bf16|int4',
+    default: 'fp32',
+    help: "precision of the frozen base weights (as fedex train); the adapted modules' bases stay float32: they receive FedEx residuals (docs/devices.md)",
   },
   'batch-size': { type: 'string', value: 'n', help: 'examples per step', default: String(D.batchSize) },
   lr: { type: 'string', value: 'x', help: 'learning rate (AdamW)', default: String(D.lr) },
@@ -72,7 +91,8 @@ const FLAGS: FlagSpecs = {
   'eval-examples': { type: 'string', value: 'n', help: 'eval examples per evaluation (0 = all)', default: String(D.evalExamples) },
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads per trainer (default: cores / (clients + 1), at least 1)' },
   'residual-rank': { type: 'string', value: 'k', help: "FedEx only: fold the best rank-k approximation of each round's residual (smaller downlink, inexact; the share dropped is reported per round)" },
-  'client-ranks': { type: 'string', value: 'r1,r2,…', help: 'heterogeneous clients: client i trains at rank r(i mod n), each ≤ --rank (default --rank: the largest); fedex and flora stay exact (docs/math.md §1.4); centralized trains at --rank' },
+  'client-ranks': { type: 'string', value: 'r1,r2,…',
+    help: 'heterogeneous clients: client i trains at rank r(i mod n), each ≤ --rank (default --rank: the largest); fedex and flora stay exact (docs/math.md §1.4); centralized trains at --rank' },
   ...AGGREGATION_FLAGS,
   ...DP_FLAGS,
   'save-adapters': { type: 'boolean', help: "keep every round's client/global adapters (PEFT) and global base (safetensors) under <out>/adapters" },
@@ -89,7 +109,7 @@ const SUMMARY = [
   'and report.html (opens offline). With no arguments: the shipped tiny GPT-2 on task:arith.',
   'To compare methods honestly, run several seeds: --seeds N runs everything on seeds --seed … --seed+N−1',
   '(the data, its split, the LoRA init and the data order change with the seed) and reports mean ± sd',
-  'and the FedEx − FedIT gap against the seeds\' spread; --sweep local-steps=5,20,50 or clients=2,4,8',
+  "and the FedEx − FedIT gap against the seeds' spread; --sweep local-steps=5,20,50 or clients=2,4,8",
   'repeats that at each value (one axis per run). Each run gets its own folder under --out and the',
   'top-level report.json/report.html summarize them. The default, --seeds 1, keeps the quick start one',
   'run long (each seed costs one more full run); see docs/simulate.md.',
@@ -116,9 +136,16 @@ function int(args: ParsedArgs, name: string, fallback: number, min: number, max:
 }
 
 const COLUMNS = [
-  { header: 'method', width: 11, align: 'left' as const }, { header: 'round', width: 5 }, { header: 'train loss', width: 10 },
-  { header: 'eval loss', width: 9 }, { header: 'accuracy', width: 8 }, { header: 'exact', width: 6 }, { header: 'rel. dev.', width: 9 },
-  { header: 'sent', width: 10 }, { header: 'received', width: 10 }, { header: 'time', width: 8 },
+  { header: 'method', width: 11, align: 'left' as const },
+  { header: 'round', width: 5 },
+  { header: 'train loss', width: 10 },
+  { header: 'eval loss', width: 9 },
+  { header: 'accuracy', width: 8 },
+  { header: 'exact', width: 6 },
+  { header: 'rel. dev.', width: 9 },
+  { header: 'sent', width: 10 },
+  { header: 'received', width: 10 },
+  { header: 'time', width: 8 },
 ];
 
 function pct(x: number | null): string {
@@ -148,11 +175,12 @@ function num(x: number | null): string {
   return x === null || !Number.isFinite(x) ? '–' : formatNumber(x, 4);
 }
 
-
 export const simulateCommand: CliCommand = defineCommand({
   name: 'simulate',
   summary: 'THE MAIN JOB: compare FedEx-LoRA, FedIT, FFA-LoRA and centralized LoRA on one machine (no arguments needed)',
-  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  usage: USAGE,
+  help: SUMMARY,
+  flags: FLAGS,
   async run(args, io) {
     const hp: SimulationHyperparameters = {
       clients: int(args, 'clients', D.clients, 1, 64),
@@ -187,10 +215,11 @@ export const simulateCommand: CliCommand = defineCommand({
     const targetModules = listFlag(optionalString(args, 'target-modules'));
     // Every round aggregates all the clients (quorum = clients): a trim must drop someone out of them.
     const aggregation = aggregationFlags(args, 'simulate', { clients });
-    if (sweep?.axis === 'clients') for (const k of sweep.values) aggregationFlags(args, 'simulate', { clients: k });
+    if (sweep?.axis === 'clients') { for (const k of sweep.values) aggregationFlags(args, 'simulate', { clients: k }); }
     if (aggregation !== undefined && args.values['residual-rank'] !== undefined) throw usageError(`fedex simulate: --residual-rank applies to the mean rule only, not to --aggregation ${aggregation.name}.`);
     const privacy = privacyFlags(args, 'simulate', [
-      ...(args.values['residual-rank'] !== undefined ? ['--residual-rank'] : []), ...(aggregation !== undefined ? [`--aggregation ${aggregation.name}`] : []),
+      ...(args.values['residual-rank'] !== undefined ? ['--residual-rank'] : []),
+      ...(aggregation !== undefined ? [`--aggregation ${aggregation.name}`] : []),
     ]);
     const clientRanks = args.values['client-ranks'] === undefined ? undefined : checkClientRanks(parseClientRanks(optionalString(args, 'client-ranks')!), rank, methods, aggregation !== undefined || privacy !== undefined);
 
@@ -218,11 +247,24 @@ export const simulateCommand: CliCommand = defineCommand({
         human.write(`building ${run.clients + 1} trainers for ${modelDir} (${resolved.modelType}, ${resolved.layout.length} adapted modules: ${resolved.targetModules.join(', ')})…\n`);
         const shardSizes = new Map<string, number>();
         return createOnnxWorkload({
-          createTrainer, modelDir, data, ...(evalData !== undefined ? { evalData } : {}), split, rank, alpha,
+          createTrainer,
+          modelDir,
+          data,
+          ...(evalData !== undefined ? { evalData } : {}),
+          split,
+          rank,
+          alpha,
           ...(dirichletAlpha !== undefined ? { dirichletAlpha } : {}),
-          targetModules: resolved.targetModules, batchSize, lr, seed: run.seed, seqLen, device,
-          threads: threads ?? Math.max(1, Math.floor(cores / (run.clients + 1))), ...(evalExamples > 0 ? { evalExamples } : {}),
-          ...(booleanFlag(args, 'pack') ? { packing: true } : {}), ...basePrecisionFlag(args, 'simulate'),
+          targetModules: resolved.targetModules,
+          batchSize,
+          lr,
+          seed: run.seed,
+          seqLen,
+          device,
+          threads: threads ?? Math.max(1, Math.floor(cores / (run.clients + 1))),
+          ...(evalExamples > 0 ? { evalExamples } : {}),
+          ...(booleanFlag(args, 'pack') ? { packing: true } : {}),
+          ...basePrecisionFlag(args, 'simulate'),
           onData: (who, report) => {
             const cut = describeTruncation(report);
             if (cut !== null && !reported.has(`${who}:${cut}`)) {
@@ -263,11 +305,18 @@ export const simulateCommand: CliCommand = defineCommand({
     // Each run's comparison table, as it finishes.
     const printRun = (result: SimulationResult): void => {
       clearBar();
-      const rows = result.report.comparison.map((m) => [m.method, num(m.evalLoss), pct(m.evalAccuracy), pct(m.exactMatch),
-        m.meanRelativeDeviation === null ? '–' : formatNumber(m.meanRelativeDeviation), formatBytes(m.bytesSent), formatBytes(m.bytesReceived), formatSeconds(m.seconds)]);
+      const rows = result.report.comparison.map((
+        m,
+      ) => [m.method, num(m.evalLoss), pct(m.evalAccuracy), pct(m.exactMatch), m.meanRelativeDeviation === null ? '–' : formatNumber(m.meanRelativeDeviation), formatBytes(m.bytesSent), formatBytes(m.bytesReceived),
+        formatSeconds(m.seconds)]
+      );
       const initial = result.report.methods[0]?.rounds[0];
       human.write(`\n${renderTable(['method', 'final eval loss', 'accuracy', 'exact match', 'mean rel. deviation', 'sent', 'received', 'time'], rows)}\n`);
-      human.write(`\n${initial !== undefined ? `Initial model: eval loss ${num(initial.evalLoss)}. ` : ''}Relative deviation = the share of the ideal update that plain averaging loses (FedIT keeps the error; FedEx-LoRA folds it into the base weights).\n`);
+      human.write(
+        `\n${
+          initial !== undefined ? `Initial model: eval loss ${num(initial.evalLoss)}. ` : ''
+        }Relative deviation = the share of the ideal update that plain averaging loses (FedIT keeps the error; FedEx-LoRA folds it into the base weights).\n`,
+      );
       const spent = result.report.methods.flatMap((m) => {
         const dp = m.rounds.at(-1)?.privacy;
         return dp === undefined ? [] : [`${m.method} ε = ${epsilonText(dp.epsilon)}`];
@@ -276,12 +325,21 @@ export const simulateCommand: CliCommand = defineCommand({
     };
     try {
       const outcome = await runComparison({
-        methods, ...hp, seeds, ...(sweep !== undefined ? { sweep } : {}), out, saveAdapters: booleanFlag(args, 'save-adapters'),
+        methods,
+        ...hp,
+        seeds,
+        ...(sweep !== undefined ? { sweep } : {}),
+        out,
+        saveAdapters: booleanFlag(args, 'save-adapters'),
         ...(args.values['residual-rank'] !== undefined ? { residualRank: numberFlag(args, 'residual-rank', 'simulate', 0, { min: 1, integer: true }) } : {}),
         ...(aggregation !== undefined ? { aggregation } : {}),
         ...(privacy !== undefined ? { privacy } : {}),
         ...(clientRanks !== undefined ? { clientRanks } : {}),
-        createWorkload, labels: { model: modelLabel, data, split: splitLabel, device }, sink, backend, signal: controller.signal,
+        createWorkload,
+        labels: { model: modelLabel, data, split: splitLabel, device },
+        sink,
+        backend,
+        signal: controller.signal,
         onRunStart: (run, total) => {
           running = run;
           if (total > 1) human.write(`\n── run ${run.index + 1} of ${total}: seed ${run.seed}${sweep !== undefined ? `, ${sweep.axis} ${run.sweepValue}` : ''} → ${join(out, run.label)}\n`);
@@ -298,12 +356,17 @@ export const simulateCommand: CliCommand = defineCommand({
         },
         onRound: (method, row) => {
           clearBar();
-          table.row([method, String(row.round), num(row.trainLoss), num(row.evalLoss), pct(row.evalAccuracy), pct(row.exactMatch),
-            row.meanRelativeDeviation === null ? '–' : formatNumber(row.meanRelativeDeviation), formatBytes(row.bytesSent), formatBytes(row.bytesReceived), formatSeconds(row.seconds)]);
+          table.row([method, String(row.round), num(row.trainLoss), num(row.evalLoss), pct(row.evalAccuracy), pct(row.exactMatch), row.meanRelativeDeviation === null ? '–' : formatNumber(row.meanRelativeDeviation),
+            formatBytes(row.bytesSent), formatBytes(row.bytesReceived), formatSeconds(row.seconds)]);
           const cut = row.residualTruncation;
           if (cut !== undefined) human.write(`  ${method} round ${row.round}: residual truncated to rank ${cut.rank}, up to ${formatNumber(cut.maxRelativeError)} of a module's ‖ΔR‖ dropped\n`);
           const dp = row.privacy;
-          if (dp !== undefined) human.write(`  ${method} round ${row.round}: DP ε = ${epsilonText(dp.epsilon)} at δ = ${deltaText(dp.delta)} after ${dp.releases} round${dp.releases === 1 ? '' : 's'}, ${dp.clipped} of ${dp.updateNorms.length} updates clipped (noise std ${formatNumber(dp.noiseStd)})\n`);
+          if (dp !== undefined)
+            human.write(
+              `  ${method} round ${row.round}: DP ε = ${epsilonText(dp.epsilon)} at δ = ${deltaText(dp.delta)} after ${dp.releases} round${
+                dp.releases === 1 ? '' : 's'
+              }, ${dp.clipped} of ${dp.updateNorms.length} updates clipped (noise std ${formatNumber(dp.noiseStd)})\n`,
+            );
         },
         onMethodStart: () => {
           clearBar();
@@ -324,4 +387,4 @@ export const simulateCommand: CliCommand = defineCommand({
       await sink.close();
     }
   },
-});;
+});

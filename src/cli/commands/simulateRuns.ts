@@ -45,8 +45,11 @@ function gapLine(name: string, g: GapStat, f: (x: number) => string): string | n
 
 /** The mean ± sd table of one sweep point, and the FedEx − FedIT gap under it. */
 export function seedsTable(p: PointSummary): string {
-  const rows = p.methods.map((m) => [m.method, formatStat(m.evalLoss, num), formatStat(m.evalAccuracy, pct), formatStat(m.exactMatch, pct),
-    formatStat(m.meanRelativeDeviation, (x) => formatNumber(x)), formatStat(m.bytesSent, bytes), formatStat(m.bytesReceived, bytes)]);
+  const rows = p.methods.map((
+    m,
+  ) => [m.method, formatStat(m.evalLoss, num), formatStat(m.evalAccuracy, pct), formatStat(m.exactMatch, pct), formatStat(m.meanRelativeDeviation, (x) => formatNumber(x)), formatStat(m.bytesSent, bytes),
+    formatStat(m.bytesReceived, bytes)]
+  );
   const table = renderTable(['method', 'final eval loss', 'accuracy', 'exact match', 'mean rel. deviation', 'sent', 'received'], rows);
   if (p.gap === null) return table;
   const lines = [gapLine('eval loss', p.gap.evalLoss, num), gapLine('accuracy', p.gap.evalAccuracy, pct), gapLine('exact match', p.gap.exactMatch, pct)].filter((l): l is string => l !== null);
@@ -63,11 +66,17 @@ export function comparisonText(report: ComparisonReport): string {
       const m = p.methods.find((x) => x.method === method);
       return m === undefined ? '–' : f(m);
     };
-    const rows = report.summary.map((p) => [String(p.sweepValue), of(p, 'fedit', (m) => formatStat(m.meanRelativeDeviation, (x) => formatNumber(x))),
-      of(p, 'fedex', (m) => formatStat(m.evalLoss, num)), of(p, 'fedit', (m) => formatStat(m.evalLoss, num)),
-      p.gap === null ? '–' : formatStat(p.gap.evalLoss, num), p.gap === null ? '–' : formatStat(p.gap.exactMatch, pct)]);
-    parts.push(`Sweep over ${sweep.axis} (${seeds.length} seed${seeds.length === 1 ? '' : 's'} each): deviation of plain averaging and the FedEx − FedIT gap\n${renderTable(
-      [sweep.axis, 'FedIT rel. deviation', 'FedEx eval loss', 'FedIT eval loss', 'gap: eval loss', 'gap: exact match'], rows)}`);
+    const rows = report.summary.map((
+      p,
+    ) => [String(p.sweepValue), of(p, 'fedit', (m) => formatStat(m.meanRelativeDeviation, (x) => formatNumber(x))), of(p, 'fedex', (m) => formatStat(m.evalLoss, num)), of(p, 'fedit', (m) => formatStat(m.evalLoss, num)),
+      p.gap === null ? '–' : formatStat(p.gap.evalLoss, num), p.gap === null ? '–' : formatStat(p.gap.exactMatch, pct)]
+    );
+    parts.push(`Sweep over ${sweep.axis} (${seeds.length} seed${seeds.length === 1 ? '' : 's'} each): deviation of plain averaging and the FedEx − FedIT gap\n${
+      renderTable(
+        [sweep.axis, 'FedIT rel. deviation', 'FedEx eval loss', 'FedIT eval loss', 'gap: eval loss', 'gap: exact match'],
+        rows,
+      )
+    }`);
   }
   return parts.join('\n\n');
 }

@@ -45,8 +45,8 @@ const FLAGS: FlagSpecs = {
   'weight-decay': { type: 'string', value: 'x', help: 'weight decay', default: '0' },
   'max-grad-norm': { type: 'string', value: 'x', help: 'clip the global gradient norm (0 = off)', default: '1' },
   'grad-accum': { type: 'string', value: 'k', help: 'micro-batches per optimizer step', default: '1' },
-  rank: { type: 'string', value: 'r', help: 'LoRA rank (with --adapter: the adapter\'s r)', default: '8' },
-  alpha: { type: 'string', value: 'a', help: 'lora_alpha (scaling alpha/r; with --adapter: the adapter\'s)', default: '16' },
+  rank: { type: 'string', value: 'r', help: "LoRA rank (with --adapter: the adapter's r)", default: '8' },
+  alpha: { type: 'string', value: 'a', help: "lora_alpha (scaling alpha/r; with --adapter: the adapter's)", default: '16' },
   dropout: { type: 'string', value: 'p', help: 'lora_dropout', default: '0' },
   rslora: { type: 'boolean', help: 'rsLoRA scaling alpha/√r' },
   'target-modules': { type: 'string', value: 'a,b', help: "modules to adapt (default: the architecture's, e.g. c_attn for GPT-2)" },
@@ -57,16 +57,21 @@ const FLAGS: FlagSpecs = {
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
   'base-precision': {
-    type: 'string', value: BASE_PRECISIONS.join('|'), default: 'fp32',
+    type: 'string',
+    value: BASE_PRECISIONS.join('|'),
+    default: 'fp32',
     help: 'precision the frozen base weights are held in: fp16/bf16 halve their memory, int4 (4-bit blocks of 64 with a float32 scale) takes 4.5 bits a weight; '
       + 'widened to float32 where used, LoRA, optimizer and loss stay float32 (docs/devices.md; bf16: cpu only)',
   },
   'ort-log': {
-    type: 'string', value: ORT_LOG_LEVELS.join('|'),
+    type: 'string',
+    value: ORT_LOG_LEVELS.join('|'),
     help: "onnxruntime's own log of the training and eval sessions (verbose: where each node runs), written to stderr by the native library: redirect it to a file (a pipe may drop lines)",
   },
   'memory-budget': {
-    type: 'string', value: 'GB', default: '60 % of the available memory',
+    type: 'string',
+    value: 'GB',
+    default: '60 % of the available memory',
     help: 'memory (decimal GB) a training step and evaluation may use: a batch that needs more runs as several micro-batches of the same step, '
       + 'a step that cannot fit one example stops before training; for cuda/webgpu give the GPU memory (it cannot be queried)',
   },
@@ -221,14 +226,12 @@ async function train(args: ParsedArgs, io: CliIO): Promise<number> {
     let bar: ProgressBar | null = null;
     // One write at a time, in order.
     let writes = Promise.resolve();
-    const result = await trainer.train({ adapter: start }, { ...(steps !== undefined ? { steps } : {}), ...(epochs !== undefined ? { epochs } : {}) }, {
-      signal: controller.signal,
+    const result = await trainer.train({ adapter: start }, { ...(steps !== undefined ? { steps } : {}), ...(epochs !== undefined ? { epochs } : {}) }, { signal: controller.signal,
       onProgress: (p) => {
         bar ??= new ProgressBar('training', p.totalSteps, io.stderr);
         bar.tick(1, `loss ${p.loss.toFixed(3)} · ${Math.round(p.tokensPerSecond)} tok/s`);
         writes = writes.then(() => writeLine(file, { type: 'step', ...p }));
-      },
-    });
+      } });
     (bar as ProgressBar | null)?.done();
     await writes;
     const config = await writeAdapterFolder(out, result.adapter, { info: trainer.info, baseModel: modelDir });
@@ -238,9 +241,18 @@ async function train(args: ParsedArgs, io: CliIO): Promise<number> {
       await writeLine(file, { type: 'eval', ...evaluation });
     }
     const summary = {
-      out, model: modelDir, data: setup.data, modules: trainer.info.modules.length, targetModules: config.targetModules,
-      steps: result.steps, examples: result.numExamples, tokens: result.tokens, seconds: result.seconds,
-      tokensPerSecond: result.seconds > 0 ? result.tokens / result.seconds : 0, trainLoss: result.trainLoss, eval: evaluation,
+      out,
+      model: modelDir,
+      data: setup.data,
+      modules: trainer.info.modules.length,
+      targetModules: config.targetModules,
+      steps: result.steps,
+      examples: result.numExamples,
+      tokens: result.tokens,
+      seconds: result.seconds,
+      tokensPerSecond: result.seconds > 0 ? result.tokens / result.seconds : 0,
+      trainLoss: result.trainLoss,
+      eval: evaluation,
       base: trainer.info.base,
     };
     await writeLine(file, { type: 'summary', ...summary });
@@ -269,6 +281,8 @@ async function train(args: ParsedArgs, io: CliIO): Promise<number> {
 export const trainCommand: CliCommand = defineCommand({
   name: 'train',
   summary: 'LoRA fine-tuning of a model on JSONL or a built-in task; writes a PEFT adapter',
-  usage: USAGE, help: SUMMARY, flags: FLAGS,
+  usage: USAGE,
+  help: SUMMARY,
+  flags: FLAGS,
   run: (args, io) => train(args, io),
 });

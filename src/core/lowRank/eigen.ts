@@ -105,7 +105,7 @@ export function* eigenProducts(a: Float64Array, n: number): Products<{ values: F
 /** Implicit QL on the tridiagonal (d, e) with e[i] = T[i][i+1]; rotations applied to the rows of `zt`. */
 function tridiagonalQL(d: Float64Array, e: Float64Array, zt: Float64Array, n: number): void {
   for (let l = 0; l < n; l++) {
-    for (let iter = 0; ; iter++) {
+    for (let iter = 0;; iter++) {
       let m = l;
       for (; m < n - 1; m++) {
         const dd = Math.abs(d[m]) + Math.abs(d[m + 1]);

@@ -21,7 +21,9 @@ import { logErfc } from './special.js';
 export const DEFAULT_RDP_ORDERS: readonly number[] = [
   ...Array.from({ length: 99 }, (_, i) => 1 + (i + 1) / 10),
   ...Array.from({ length: 52 }, (_, i) => 12 + i),
-  128, 256, 512,
+  128,
+  256,
+  512,
 ];
 
 /** log(e^x + e^y). */
@@ -70,7 +72,7 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
   let logA1 = -Infinity;
   let logBinom = 0;
   let sign = 1;
-  for (let i = 0; ; i++) {
+  for (let i = 0;; i++) {
     if (i > 100_000) throw new RangeError(`accountant: ${what()}: the series for log A_α did not converge`);
     const j = alpha - i;
     const logS0 = logBinom + i * logQ + j * log1mQ + (i * i - i) / (2 * sigma * sigma) + Math.log(0.5) + logErfc((i - z0) / s2);

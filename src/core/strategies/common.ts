@@ -60,8 +60,14 @@ export function prepareModuleRound(
   for (const w of weights) if (w > 0) contributors++;
   const ranks = results.map((r) => factorsRank(r.factors));
   return {
-    spec, scale: specScaling(spec), factors: results.map((r) => r.factors), ranks, heterogeneous: ranks.some((r) => r !== spec.rank),
-    weights, contributors, deviationMetrics: options.deviationMetrics ?? true,
+    spec,
+    scale: specScaling(spec),
+    factors: results.map((r) => r.factors),
+    ranks,
+    heterogeneous: ranks.some((r) => r !== spec.rank),
+    weights,
+    contributors,
+    deviationMetrics: options.deviationMetrics ?? true,
   };
 }
 

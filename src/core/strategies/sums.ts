@@ -26,7 +26,11 @@ import type { ModuleAccumulator, ModuleAggregate, StrategyName, StrategyOptions 
  * update and the new global adapter is `fresh(round, spec)`.
  */
 export function sumsAccumulator(
-  name: StrategyName, spec: LoraModuleSpec, backend: ProductBackend, fold: boolean, options: StrategyOptions,
+  name: StrategyName,
+  spec: LoraModuleSpec,
+  backend: ProductBackend,
+  fold: boolean,
+  options: StrategyOptions,
   fresh?: (round: number, spec: LoraModuleSpec) => LoraFactors,
 ): ModuleAccumulator {
   const sum: Matrix<Float32Array> = { shape: [spec.outFeatures, spec.inFeatures], data: new Float32Array(spec.outFeatures * spec.inFeatures) };

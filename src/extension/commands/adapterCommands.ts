@@ -30,9 +30,11 @@ export async function aggregateAdapters(services: Services): Promise<void> {
   const method = await vscode.window.showQuickPick(METHODS.filter((m) => m !== 'fedsb').map((m) => ({ label: m, detail: METHOD_DETAIL[m] })), { title: 'FedEx: Aggregate Adapters (1/4): method' });
   if (method === undefined) return;
   const defaultUri = vscode.workspace.workspaceFolders?.[0]?.uri;
-  const base = await vscode.window.showOpenDialog({ title: 'FedEx: Aggregate Adapters (2/4): base model (folder with model.safetensors or a sharded model.safetensors.index.json, or a .safetensors file)', canSelectFiles: true, canSelectFolders: true, canSelectMany: false, defaultUri, openLabel: 'Use as Base Model' });
+  const base = await vscode.window.showOpenDialog({ title: 'FedEx: Aggregate Adapters (2/4): base model (folder with model.safetensors or a sharded model.safetensors.index.json, or a .safetensors file)', canSelectFiles: true,
+    canSelectFolders: true, canSelectMany: false, defaultUri, openLabel: 'Use as Base Model' });
   if (base?.[0] === undefined) return;
-  const adapters = await vscode.window.showOpenDialog({ title: 'FedEx: Aggregate Adapters (3/4): client adapter folders (PEFT, two or more)', canSelectFiles: false, canSelectFolders: true, canSelectMany: true, defaultUri, openLabel: 'Aggregate These' });
+  const adapters = await vscode.window.showOpenDialog({ title: 'FedEx: Aggregate Adapters (3/4): client adapter folders (PEFT, two or more)', canSelectFiles: false, canSelectFolders: true, canSelectMany: true, defaultUri,
+    openLabel: 'Aggregate These' });
   if (adapters === undefined || adapters.length === 0) return;
   const notAdapters = (await Promise.all(adapters.map(async (a) => ((await isAdapterFolder(a.fsPath)) ? null : a.fsPath)))).filter((p): p is string => p !== null);
   if (notAdapters.length > 0) {
@@ -56,7 +58,8 @@ export async function aggregateAdapters(services: Services): Promise<void> {
 
 /** What `FedEx: Export Adapter…` offers to write for a federation (`fedex export --as`). */
 const EXPORT_CHOICES: readonly (vscode.QuickPickItem & { readonly as: ExportKind })[] = [
-  { as: 'adapter', label: 'Adapter on the original base', description: 'recommended', detail: "One PEFT LoRA adapter whose B·A is the federation's whole update (every folded residual plus the global adapter); load it on the original base with PeftModel.from_pretrained." },
+  { as: 'adapter', label: 'Adapter on the original base', description: 'recommended',
+    detail: "One PEFT LoRA adapter whose B·A is the federation's whole update (every folded residual plus the global adapter); load it on the original base with PeftModel.from_pretrained." },
   { as: 'merged', label: 'Merged model', detail: "The original base with the federation's update added: a Hugging Face model folder in the base's dtype and sharding." },
   { as: 'both', label: 'Both', detail: 'The adapter (adapter/) and the merged model (model/) side by side.' },
 ];
@@ -74,7 +77,8 @@ export async function exportAdapter(services: Services, arg?: unknown): Promise<
     picked = await pickFederation(services.store, arg, finished, { title: 'FedEx: Export Adapter', none: 'no finished run with an output folder.' });
     root = picked?.outDir ?? undefined;
   } else {
-    const folder = await vscode.window.showOpenDialog({ title: 'FedEx: Export Adapter: a federation run folder (fedex host --out, fedex simulate --out) or a folder with PEFT adapters', canSelectFiles: false, canSelectFolders: true, canSelectMany: false, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri });
+    const folder = await vscode.window.showOpenDialog({ title: 'FedEx: Export Adapter: a federation run folder (fedex host --out, fedex simulate --out) or a folder with PEFT adapters', canSelectFiles: false, canSelectFolders: true,
+      canSelectMany: false, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri });
     root = folder?.[0]?.fsPath;
   }
   if (root === undefined) return;
@@ -96,13 +100,15 @@ async function exportFederationRun(services: Services, run: FederationRun, label
   const steps = askMethod ? 3 : 2;
   let method: string | undefined;
   if (askMethod) {
-    const m = await vscode.window.showQuickPick(run.methods.map((name) => ({ label: name, description: `runs/${name}`, detail: METHOD_DETAIL[name], name })), { title: `FedEx: Export Adapter (1/${steps}): which run of ${label}`, placeHolder: 'The simulation ran several methods: export which one' });
+    const m = await vscode.window.showQuickPick(run.methods.map((name) => ({ label: name, description: `runs/${name}`, detail: METHOD_DETAIL[name], name })), { title: `FedEx: Export Adapter (1/${steps}): which run of ${label}`,
+      placeHolder: 'The simulation ran several methods: export which one' });
     if (m === undefined) return;
     method = m.name;
   }
   const what = await vscode.window.showQuickPick(EXPORT_CHOICES, { title: `FedEx: Export Adapter (${steps - 1}/${steps}): what to write`, placeHolder: `Export ${label}${method !== undefined ? ` (${method})` : ''} as` });
   if (what === undefined) return;
-  const dest = await vscode.window.showOpenDialog({ title: `FedEx: Export Adapter (${steps}/${steps}): where to write the export (a new fedex-export-… folder)`, canSelectFiles: false, canSelectFolders: true, canSelectMany: false, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri, openLabel: 'Export Here' });
+  const dest = await vscode.window.showOpenDialog({ title: `FedEx: Export Adapter (${steps}/${steps}): where to write the export (a new fedex-export-… folder)`, canSelectFiles: false, canSelectFolders: true, canSelectMany: false,
+    defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri, openLabel: 'Export Here' });
   if (dest?.[0] === undefined) return;
   const plan = exportPlan(run, { as: what.as, parent: dest[0].fsPath, device: services.settings().device, stamp: runStamp(), ...(method !== undefined ? { method } : {}) });
   const name = `${label}${plan.method !== null ? ` (${plan.method})` : ''}`;
@@ -133,10 +139,14 @@ async function exportFederationRun(services: Services, run: FederationRun, label
 async function copyAdapter(services: Services, dir: string): Promise<void> {
   const found = await findAdapterFolders(dir);
   if (found.length === 0) {
-    void vscode.window.showWarningMessage(`FedEx: ${dir} is not a federation run (fedex host --out or fedex simulate --out) and has no PEFT adapter folder under it. \`fedex train\`, \`fedex simulate --save-adapters\` and \`fedex aggregate\` write them.`);
+    void vscode.window.showWarningMessage(
+      `FedEx: ${dir} is not a federation run (fedex host --out or fedex simulate --out) and has no PEFT adapter folder under it. \`fedex train\`, \`fedex simulate --save-adapters\` and \`fedex aggregate\` write them.`,
+    );
     return;
   }
-  const choice = found.length === 1 ? { path: found[0] } : await vscode.window.showQuickPick(found.map((p) => ({ label: p.slice(dir.length + 1) || basename(p), path: p })), { title: 'FedEx: Export Adapter (copy as is)', placeHolder: 'Adapter to copy' });
+  const choice = found.length === 1
+    ? { path: found[0] }
+    : await vscode.window.showQuickPick(found.map((p) => ({ label: p.slice(dir.length + 1) || basename(p), path: p })), { title: 'FedEx: Export Adapter (copy as is)', placeHolder: 'Adapter to copy' });
   if (choice === undefined) return;
   const dest = await vscode.window.showOpenDialog({ title: 'FedEx: Export Adapter: destination folder (the adapter is copied as is)', canSelectFiles: false, canSelectFolders: true, canSelectMany: false, openLabel: 'Copy Here' });
   if (dest?.[0] === undefined) return;
@@ -145,7 +155,9 @@ async function copyAdapter(services: Services, dir: string): Promise<void> {
     if (await stat(target).then(() => true, () => false)) throw new Error(`${target} already exists`);
     await cp(choice.path, target, { recursive: true, errorOnExist: true, force: false });
     services.log.info(`copied the adapter ${choice.path} as is → ${target}`);
-    void vscode.window.showInformationMessage(`FedEx: adapter copied as is to ${target} (${dir} is not a federation run, so nothing was folded in; loads with PEFT's PeftModel.from_pretrained).`, 'Reveal').then((a) => a !== undefined && vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(target)));
+    void vscode.window.showInformationMessage(`FedEx: adapter copied as is to ${target} (${dir} is not a federation run, so nothing was folded in; loads with PEFT's PeftModel.from_pretrained).`, 'Reveal').then((a) =>
+      a !== undefined && vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(target))
+    );
   } catch (err) {
     services.log.error(`copying the adapter to ${target} failed: ${(err as Error).message}`);
     void vscode.window.showErrorMessage(`FedEx: could not copy the adapter: ${(err as Error).message}`);

@@ -40,9 +40,14 @@ export async function runSimulation(services: Services, options: SimulationOptio
   const id = newId('simulation');
   try {
     services.runs.start({
-      id, kind: 'simulation', label: `Local simulation ${new Date().toLocaleTimeString()}`,
+      id,
+      kind: 'simulation',
+      label: `Local simulation ${new Date().toLocaleTimeString()}`,
       args: simulateArgs(settings, { out, methods: options.methods, clients: options.clients }),
-      outDir: out, totalRounds: settings.rounds, method: options.methods?.[0] ?? null, cwd: services.cwd(),
+      outDir: out,
+      totalRounds: settings.rounds,
+      method: options.methods?.[0] ?? null,
+      cwd: services.cwd(),
     });
   } catch (err) {
     startFailed(services, 'the simulation', err);
@@ -77,8 +82,16 @@ export async function hostFederation(services: Services): Promise<FederationStat
   const url = `ws://${hostPart === '0.0.0.0' ? '127.0.0.1' : hostPart}:${settings.port}`;
   try {
     services.runs.start({
-      id, kind: 'host', label: `Hosted :${settings.port}`, args: hostArgs(settings, { out }), env: tokenEnv(token),
-      outDir: out, totalRounds: settings.rounds, method: settings.method, manualRounds: settings.manualRounds, cwd: services.cwd(),
+      id,
+      kind: 'host',
+      label: `Hosted :${settings.port}`,
+      args: hostArgs(settings, { out }),
+      env: tokenEnv(token),
+      outDir: out,
+      totalRounds: settings.rounds,
+      method: settings.method,
+      manualRounds: settings.manualRounds,
+      cwd: services.cwd(),
     });
   } catch (err) {
     startFailed(services, 'the federation', err);
@@ -133,7 +146,10 @@ async function askUrl(services: Services): Promise<{ url: string; name: string }
     if (picked !== typed) ({ url, name } = picked);
   }
   url ??= await vscode.window.showInputBox({
-    title: 'FedEx: Join Federation', prompt: 'Coordinator URL', placeHolder: 'ws://host:8765', ignoreFocusOut: true,
+    title: 'FedEx: Join Federation',
+    prompt: 'Coordinator URL',
+    placeHolder: 'ws://host:8765',
+    ignoreFocusOut: true,
     validateInput: (v) => validateFederationUrl(v.trim()),
   });
   if (url === undefined) return undefined;
@@ -163,8 +179,14 @@ export async function joinFederation(services: Services, arg?: unknown): Promise
   const out = services.newRunDir('join');
   try {
     services.runs.start({
-      id, kind: 'join', label: target.name, url: target.url, outDir: out,
-      args: joinArgs(services.settings(), { url: target.url, out: join(out, 'final-adapter') }), env: byKey ? {} : tokenEnv(token), cwd: services.cwd(),
+      id,
+      kind: 'join',
+      label: target.name,
+      url: target.url,
+      outDir: out,
+      args: joinArgs(services.settings(), { url: target.url, out: join(out, 'final-adapter') }),
+      env: byKey ? {} : tokenEnv(token),
+      cwd: services.cwd(),
     });
   } catch (err) {
     startFailed(services, `joining ${target.url}`, err);
@@ -176,7 +198,9 @@ export async function joinFederation(services: Services, arg?: unknown): Promise
     if (c.id !== id || s === undefined || s.live) return;
     sub.dispose();
     if (s.phase === 'failed' && byKey && /E_AUTH/.test(s.lastError ?? '')) {
-      void vscode.window.showErrorMessage(`FedEx: ${target.name} refused this client's key: ${s.lastError ?? 'E_AUTH'}. Ask its operator to enroll your public key (.pub).`, 'Show Log').then((a) => a !== undefined && services.output.show(true));
+      void vscode.window.showErrorMessage(`FedEx: ${target.name} refused this client's key: ${s.lastError ?? 'E_AUTH'}. Ask its operator to enroll your public key (.pub).`, 'Show Log').then((a) =>
+        a !== undefined && services.output.show(true)
+      );
     } else if (s.phase === 'failed' && /E_AUTH/.test(s.lastError ?? '')) {
       void services.tokens.delete(target.url);
       void vscode.window.showErrorMessage(`FedEx: ${target.name} refused the join token; it was forgotten. Join again to enter another.`);

@@ -32,7 +32,9 @@ async function registryPath(services: Services): Promise<string | undefined> {
   if (configured !== '') return resolveIn(configured);
   const picked = await vscode.window.showSaveDialog({
     title: 'FedEx: where to keep the registry of enrolled clients (fedex.hostClients)',
-    defaultUri: vscode.Uri.file(join(baseDir(services), 'clients.json')), filters: { 'Client registry': ['json'] }, saveLabel: 'Use This Registry',
+    defaultUri: vscode.Uri.file(join(baseDir(services), 'clients.json')),
+    filters: { 'Client registry': ['json'] },
+    saveLabel: 'Use This Registry',
   });
   if (picked === undefined) return undefined;
   await vscode.workspace.getConfiguration('fedex').update('hostClients', picked.fsPath, vscode.ConfigurationTarget.Workspace);
@@ -70,7 +72,10 @@ export async function manageClients(services: Services): Promise<void> {
   if (action.id === 'list') {
     const lines = clients.map((c) => `${c.clientId}: ${c.revokedAt === undefined ? `enrolled ${c.enrolledAt}` : `revoked ${c.revokedAt}`}`);
     services.log.info(`[clients] ${registry}:\n  ${lines.join('\n  ') || 'none'}`);
-    void vscode.window.showInformationMessage(`FedEx: ${live.length} enrolled client${live.length === 1 ? '' : 's'} (${clients.length - live.length} revoked) in ${registry}${live.length > 0 ? `: ${live.map((c) => c.clientId).join(', ')}` : ''}.`, 'Show Log')
+    void vscode.window.showInformationMessage(
+      `FedEx: ${live.length} enrolled client${live.length === 1 ? '' : 's'} (${clients.length - live.length} revoked) in ${registry}${live.length > 0 ? `: ${live.map((c) => c.clientId).join(', ')}` : ''}.`,
+      'Show Log',
+    )
       .then((a) => a !== undefined && services.output.show(true));
     return;
   }
@@ -89,12 +94,15 @@ export async function manageClients(services: Services): Promise<void> {
 /** `FedEx: Create Identity Key…`. */
 export async function createIdentityKey(services: Services): Promise<void> {
   const clientId = await vscode.window.showInputBox({
-    title: 'FedEx: Create Identity Key (1/2)', prompt: 'The client id you join under (the coordinator enrolls it with your public key)', ignoreFocusOut: true,
+    title: 'FedEx: Create Identity Key (1/2)',
+    prompt: 'The client id you join under (the coordinator enrolls it with your public key)',
+    ignoreFocusOut: true,
     validateInput: (v) => (isClientId(v.trim()) ? null : '1–64 letters, digits, _ or -'),
   });
   if (clientId === undefined) return;
   const id = clientId.trim();
-  const target = await vscode.window.showSaveDialog({ title: 'FedEx: Create Identity Key (2/2): the private key file (keep it secret)', defaultUri: vscode.Uri.file(join(baseDir(services), `${id}.key`)), filters: { 'Identity key': ['key'] }, saveLabel: 'Create Key' });
+  const target = await vscode.window.showSaveDialog({ title: 'FedEx: Create Identity Key (2/2): the private key file (keep it secret)', defaultUri: vscode.Uri.file(join(baseDir(services), `${id}.key`)), filters: { 'Identity key': ['key'] },
+    saveLabel: 'Create Key' });
   if (target === undefined) return;
   const done = await run(services, 'FedEx: creating the identity key', keygenArgs(id, target.fsPath));
   if (done === undefined) return;

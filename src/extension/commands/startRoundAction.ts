@@ -39,10 +39,10 @@ export function startRoundAction(states: readonly FederationState[], minClients:
   const when = hosted.phase === 'ready'
     ? 'starting now'
     : RUNNING.has(hosted.phase)
-      ? `it starts when round ${round} has closed`
-      : joined < needed
-        ? `it starts once ${needed} clients have joined (${joined} so far)`
-        : 'it starts as soon as the coordinator is ready';
+    ? `it starts when round ${round} has closed`
+    : joined < needed
+    ? `it starts once ${needed} clients have joined (${joined} so far)`
+    : 'it starts as soon as the coordinator is ready';
   const startsNow = hosted.phase === 'ready';
   return { kind: 'send', federationId: hosted.id, line: 'start', round: next, startsNow, message: `round ${next}${total} of ${hosted.label}: ${when}.` };
 }

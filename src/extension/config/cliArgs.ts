@@ -65,11 +65,36 @@ export interface FedexSettings {
 
 /** Defaults (also written as the defaults of `contributes.configuration` in package.json). */
 export const DEFAULT_SETTINGS: FedexSettings = {
-  device: 'cpu', basePrecision: 'fp32', model: '', data: '', rank: 8, alpha: 16, targetModules: [], port: 8765, bindAddress: '127.0.0.1',
-  rounds: 5, minClients: 2, manualRounds: false, localSteps: 10, method: 'fedex', maxUpdateRatio: 1000, residualRank: 0, remoteFederations: [],
-  aggregation: 'mean', aggregationTrim: 0.2,
-  dpClip: 0, dpNoise: 1, dpDelta: 1e-5,
-  hostCert: '', hostKey: '', hostClientCa: '', hostClients: '', joinIdentity: '', joinCa: '', joinClientCert: '', joinClientKey: '',
+  device: 'cpu',
+  basePrecision: 'fp32',
+  model: '',
+  data: '',
+  rank: 8,
+  alpha: 16,
+  targetModules: [],
+  port: 8765,
+  bindAddress: '127.0.0.1',
+  rounds: 5,
+  minClients: 2,
+  manualRounds: false,
+  localSteps: 10,
+  method: 'fedex',
+  maxUpdateRatio: 1000,
+  residualRank: 0,
+  remoteFederations: [],
+  aggregation: 'mean',
+  aggregationTrim: 0.2,
+  dpClip: 0,
+  dpNoise: 1,
+  dpDelta: 1e-5,
+  hostCert: '',
+  hostKey: '',
+  hostClientCa: '',
+  hostClients: '',
+  joinIdentity: '',
+  joinCa: '',
+  joinClientCert: '',
+  joinClientKey: '',
 };
 
 /** The base precisions (`fedex.basePrecision`), as src/model/basePrecision.ts lists them (a type import keeps the graph code out of the extension). */
@@ -228,7 +253,10 @@ const EVENTS = ['--events', '-'] as const;
 
 function loraArgs(s: FedexSettings): string[] {
   return [
-    '--rank', String(s.rank), '--alpha', String(s.alpha),
+    '--rank',
+    String(s.rank),
+    '--alpha',
+    String(s.alpha),
     ...(s.targetModules.length > 0 ? ['--target-modules', s.targetModules.join(',')] : []),
   ];
 }
@@ -259,14 +287,22 @@ export function simulateArgs(s: FedexSettings, o: { out: string; methods?: reado
     'simulate',
     ...(o.methods !== undefined && o.methods.length > 0 ? ['--methods', o.methods.join(',')] : []),
     ...(o.clients !== undefined ? ['--clients', String(o.clients)] : []),
-    '--rounds', String(s.rounds), '--local-steps', String(s.localSteps),
+    '--rounds',
+    String(s.rounds),
+    '--local-steps',
+    String(s.localSteps),
     ...loraArgs(s),
-    ...optional('--model', s.model), ...optional('--data', s.data),
-    '--device', s.device, ...precisionArgs(s),
+    ...optional('--model', s.model),
+    ...optional('--data', s.data),
+    '--device',
+    s.device,
+    ...precisionArgs(s),
     ...(s.residualRank > 0 ? ['--residual-rank', String(s.residualRank)] : []),
     ...aggregationArgs(s.aggregation, s.aggregationTrim),
     ...privacyArgs(s),
-    '--out', o.out, ...EVENTS,
+    '--out',
+    o.out,
+    ...EVENTS,
   ];
 }
 
@@ -277,15 +313,34 @@ export function simulateArgs(s: FedexSettings, o: { out: string; methods?: reado
  */
 export function hostArgs(s: FedexSettings, o: { out: string; port?: number }): string[] {
   return [
-    'host', '--host', s.bindAddress, '--port', String(o.port ?? s.port),
-    '--rounds', String(s.rounds), '--min-clients', String(s.minClients), '--method', s.method, '--local-steps', String(s.localSteps),
-    '--max-update-ratio', String(s.maxUpdateRatio),
+    'host',
+    '--host',
+    s.bindAddress,
+    '--port',
+    String(o.port ?? s.port),
+    '--rounds',
+    String(s.rounds),
+    '--min-clients',
+    String(s.minClients),
+    '--method',
+    s.method,
+    '--local-steps',
+    String(s.localSteps),
+    '--max-update-ratio',
+    String(s.maxUpdateRatio),
     ...(s.residualRank > 0 && s.method === 'fedex' ? ['--residual-rank', String(s.residualRank)] : []),
     ...aggregationArgs(s.aggregation, s.aggregationTrim),
     ...privacyArgs(s),
-    ...optional('--cert', s.hostCert), ...optional('--key', s.hostKey), ...optional('--client-ca', s.hostClientCa), ...optional('--clients', s.hostClients),
-    ...loraArgs(s), ...optional('--model', s.model), ...(s.manualRounds ? ['--manual-rounds'] : []),
-    '--out', o.out, ...EVENTS,
+    ...optional('--cert', s.hostCert),
+    ...optional('--key', s.hostKey),
+    ...optional('--client-ca', s.hostClientCa),
+    ...optional('--clients', s.hostClients),
+    ...loraArgs(s),
+    ...optional('--model', s.model),
+    ...(s.manualRounds ? ['--manual-rounds'] : []),
+    '--out',
+    o.out,
+    ...EVENTS,
   ];
 }
 
@@ -297,10 +352,20 @@ export function tokenEnv(token: string): Record<string, string> {
 /** `fedex join <url> …`: a client training on `data`; with `out`, the final global adapter is written there (PEFT). Its token goes in {@link tokenEnv}. */
 export function joinArgs(s: FedexSettings, o: { url: string; name?: string; out?: string }): string[] {
   return [
-    'join', o.url, ...optional('--data', s.data), ...optional('--model', s.model), '--device', s.device, ...precisionArgs(s), ...optional('--identity', s.joinIdentity),
-    ...optional('--ca', s.joinCa), ...optional('--client-cert', s.joinClientCert), ...optional('--client-key', s.joinClientKey),
+    'join',
+    o.url,
+    ...optional('--data', s.data),
+    ...optional('--model', s.model),
+    '--device',
+    s.device,
+    ...precisionArgs(s),
+    ...optional('--identity', s.joinIdentity),
+    ...optional('--ca', s.joinCa),
+    ...optional('--client-cert', s.joinClientCert),
+    ...optional('--client-key', s.joinClientKey),
     ...(o.name !== undefined && o.name !== '' ? ['--name', o.name] : []),
-    ...optional('--out', o.out ?? ''), ...EVENTS,
+    ...optional('--out', o.out ?? ''),
+    ...EVENTS,
   ];
 }
 
@@ -317,15 +382,33 @@ export function keygenArgs(clientId: string, out: string): string[] {
 
 /** `fedex aggregate …` over PEFT adapter folders (a robust `aggregation` is unweighted: not with `weights`). */
 export function aggregateArgs(o: {
-  method: string; base: string; adapters: readonly string[]; out: string; device: string; weights?: readonly number[]; force?: boolean;
-  aggregation?: FedexSettings['aggregation']; trim?: number;
+  method: string;
+  base: string;
+  adapters: readonly string[];
+  out: string;
+  device: string;
+  weights?: readonly number[];
+  force?: boolean;
+  aggregation?: FedexSettings['aggregation'];
+  trim?: number;
 }): string[] {
   if (o.adapters.length === 0) throw new Error('aggregateArgs: no adapter folders given');
   return [
-    'aggregate', '--method', o.method, '--base', o.base, '--adapters', ...o.adapters,
+    'aggregate',
+    '--method',
+    o.method,
+    '--base',
+    o.base,
+    '--adapters',
+    ...o.adapters,
     ...(o.weights !== undefined && o.weights.length > 0 ? ['--weights', o.weights.join(',')] : []),
     ...aggregationArgs(o.aggregation, o.trim),
-    '--out', o.out, '--device', o.device, ...(o.force === true ? ['--force'] : []), '--json',
+    '--out',
+    o.out,
+    '--device',
+    o.device,
+    ...(o.force === true ? ['--force'] : []),
+    '--json',
   ];
 }
 
@@ -342,10 +425,18 @@ export const EXPORT_KINDS: readonly ExportKind[] = ['adapter', 'merged', 'both']
  */
 export function exportArgs(o: { source: string; out: string; as: ExportKind; method?: string; device: string; maxRank?: number; maxError?: number; force?: boolean }): string[] {
   return [
-    'export', o.source, '--out', o.out, '--as', o.as,
+    'export',
+    o.source,
+    '--out',
+    o.out,
+    '--as',
+    o.as,
     ...(o.method !== undefined ? ['--method', o.method] : []),
     ...(o.maxRank !== undefined ? ['--max-rank', String(o.maxRank)] : []),
     ...(o.maxError !== undefined ? ['--max-error', String(o.maxError)] : []),
-    '--device', o.device, ...(o.force === true ? ['--force'] : []), '--json',
+    '--device',
+    o.device,
+    ...(o.force === true ? ['--force'] : []),
+    '--json',
   ];
 }

@@ -14,7 +14,9 @@ export type ChooseTarget = (o: { readonly title: string; readonly format: Report
 
 /** Saves the report of `params.federationId`; `path` is null when the user cancelled. */
 export async function exportReport(
-  store: Pick<FederationStore, 'get' | 'events'>, params: DashboardRequestMap['exportReport']['params'], chooseTarget: ChooseTarget,
+  store: Pick<FederationStore, 'get' | 'events'>,
+  params: DashboardRequestMap['exportReport']['params'],
+  chooseTarget: ChooseTarget,
 ): Promise<DashboardRequestMap['exportReport']['result']> {
   const state = store.get(params.federationId);
   if (state === undefined) throw new RequestFailure('E_UNKNOWN_FEDERATION', `The extension no longer knows federation ${params.federationId}.`);

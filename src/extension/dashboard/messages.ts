@@ -70,12 +70,12 @@ export interface DashboardRequestError {
 
 /** A request (`id`: chosen by the webview, unique among its pending requests). */
 export type DashboardRequest = {
-  [M in DashboardRequestMethod]: { readonly id: number; readonly method: M; readonly params: DashboardRequestMap[M]['params'] }
+  [M in DashboardRequestMethod]: { readonly id: number; readonly method: M; readonly params: DashboardRequestMap[M]['params'] };
 }[DashboardRequestMethod];
 
 /** The reply to request `id`: its result, or an error. */
 export type DashboardReply = {
-  [M in DashboardRequestMethod]: { readonly id: number; readonly method: M } & ({ readonly result: DashboardRequestMap[M]['result'] } | { readonly error: DashboardRequestError })
+  [M in DashboardRequestMethod]: { readonly id: number; readonly method: M } & ({ readonly result: DashboardRequestMap[M]['result'] } | { readonly error: DashboardRequestError });
 }[DashboardRequestMethod];
 
 /** Payloads of the messages the extension posts to the webview. */

@@ -21,10 +21,14 @@ export const DASHBOARD_VIEW_TYPE = 'fedex.dashboard';
 
 function themeKind(kind: vscode.ColorThemeKind): DashboardThemeKind {
   switch (kind) {
-    case vscode.ColorThemeKind.Light: return 'light';
-    case vscode.ColorThemeKind.HighContrast: return 'high-contrast';
-    case vscode.ColorThemeKind.HighContrastLight: return 'high-contrast-light';
-    default: return 'dark';
+    case vscode.ColorThemeKind.Light:
+      return 'light';
+    case vscode.ColorThemeKind.HighContrast:
+      return 'high-contrast';
+    case vscode.ColorThemeKind.HighContrastLight:
+      return 'high-contrast-light';
+    default:
+      return 'dark';
   }
 }
 
@@ -144,9 +148,12 @@ export class DashboardController implements vscode.Disposable {
   /** Carries out a request and posts its reply (to the panel that is there then). */
   private async answer(request: DashboardRequest): Promise<void> {
     const reply = await answerRequest(request, {
-      exportReport: (params) => exportReport(this.store, params, async (o) => (await vscode.window.showSaveDialog({
-        title: o.title, filters: o.format === 'html' ? { HTML: ['html'] } : { JSON: ['json'] }, defaultUri: vscode.Uri.file(o.defaultName),
-      }))?.fsPath),
+      exportReport: (params) => exportReport(this.store, params, async (o) =>
+        (await vscode.window.showSaveDialog({
+          title: o.title,
+          filters: o.format === 'html' ? { HTML: ['html'] } : { JSON: ['json'] },
+          defaultUri: vscode.Uri.file(o.defaultName),
+        }))?.fsPath),
     }, (err) => this.log.error(`dashboard: ${request.method} failed: ${(err as Error).stack ?? String(err)}`));
     if ('error' in reply) this.log.warn(`dashboard: ${request.method} failed (${reply.error.code}): ${reply.error.message}`);
     else if (request.method === 'exportReport' && reply.result.path !== null) this.log.info(`dashboard: report of ${request.params.federationId} written to ${reply.result.path}`);

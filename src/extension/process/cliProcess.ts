@@ -187,14 +187,11 @@ export interface CliResult {
 export async function runCliToEnd(options: Omit<CliProcessOptions, 'stdout'>, onStderr?: (line: string) => void): Promise<CliResult> {
   let stdout = '';
   const stderr: string[] = [];
-  const proc = startCliProcess({ ...options, stdout: 'raw' }, {
-    onEvent: () => undefined,
-    onStdout: (text) => (stdout += text),
+  const proc = startCliProcess({ ...options, stdout: 'raw' }, { onEvent: () => undefined, onStdout: (text) => (stdout += text),
     onStderr: (line) => {
       stderr.push(line);
       onStderr?.(line);
-    },
-  });
+    } });
   const exit = await proc.exited;
   return { exit, stdout, stderr };
 }

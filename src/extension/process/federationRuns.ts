@@ -58,7 +58,8 @@ export class FederationRuns {
   /** Starts a federation; its state (cleared) and events appear in the store under `spec.id`. */
   start(spec: RunSpec): CliProcess {
     if (this.processes.get(spec.id)?.running === true) throw new FederationBusyError(spec.id);
-    this.store.add({ id: spec.id, kind: spec.kind, label: spec.label, url: spec.url ?? null, outDir: spec.outDir ?? null, method: spec.method ?? null, totalRounds: spec.totalRounds ?? null, manualRounds: spec.manualRounds === true, live: true });
+    this.store.add({ id: spec.id, kind: spec.kind, label: spec.label, url: spec.url ?? null, outDir: spec.outDir ?? null, method: spec.method ?? null, totalRounds: spec.totalRounds ?? null, manualRounds: spec.manualRounds === true,
+      live: true });
     const tag = `[${spec.label}]`;
     this.log.info(`${tag} fedex ${describeCommand(spec.args)}`);
     let pending: StreamEvent[] = [];

@@ -216,11 +216,27 @@ export function initialFederation(init: {
 }): FederationState {
   const live = init.live ?? init.kind !== 'remote';
   return {
-    id: init.id, kind: init.kind, label: init.label, url: init.url ?? null, outDir: init.outDir ?? null,
-    live, phase: !live ? 'idle' : init.kind === 'join' ? 'connecting' : 'starting',
-    method: init.method ?? null, totalRounds: init.totalRounds ?? null, runs: [], simulation: null,
-    manualRounds: init.manualRounds === true, ready: null, clientId: null, notes: [], lastError: null,
-    reportJson: null, reportHtml: null, eventCount: 0, startedAt: null, updatedAt: null,
+    id: init.id,
+    kind: init.kind,
+    label: init.label,
+    url: init.url ?? null,
+    outDir: init.outDir ?? null,
+    live,
+    phase: !live ? 'idle' : init.kind === 'join' ? 'connecting' : 'starting',
+    method: init.method ?? null,
+    totalRounds: init.totalRounds ?? null,
+    runs: [],
+    simulation: null,
+    manualRounds: init.manualRounds === true,
+    ready: null,
+    clientId: null,
+    notes: [],
+    lastError: null,
+    reportJson: null,
+    reportHtml: null,
+    eventCount: 0,
+    startedAt: null,
+    updatedAt: null,
   };
 }
 

@@ -48,8 +48,18 @@ export const JOIN_HANDLERS: Handlers = {
     if (round === null) return s;
     const participants = num(p.participants) ?? 0;
     const point: RoundPoint = {
-      round, aggregated: p.aggregated !== false, closedAt: time, durationMs: null, sampled: 0, participants,
-      meanLoss: num(p.meanLoss), meanRelativeDeviation: num(p.meanRelativeDeviation), clientLoss: [], modules: [], clientDiffs: [], bytes: null,
+      round,
+      aggregated: p.aggregated !== false,
+      closedAt: time,
+      durationMs: null,
+      sampled: 0,
+      participants,
+      meanLoss: num(p.meanLoss),
+      meanRelativeDeviation: num(p.meanRelativeDeviation),
+      clientLoss: [],
+      modules: [],
+      clientDiffs: [],
+      bytes: null,
     };
     const next = updateRun(s, '', (r) => ({ ...r, rounds: upsertByRound(r.rounds, point), round: Math.max(r.round, round), phase: 'closed' }));
     return { ...next, phase: 'closed' };

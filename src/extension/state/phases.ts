@@ -24,13 +24,23 @@ export const FEDERATION_KINDS: readonly FederationKind[] = ['simulation', 'host'
  * A federation's phase follows its active run's, except for the connection phases and the end of
  * the process (a simulation is `done` after its last method, not after each).
  */
-export type FederationPhase =
-  | 'idle' | 'starting' | 'connecting' | 'reconnecting' | 'disconnected' | 'waiting' | 'ready'
-  | 'training' | 'uploaded' | 'aggregating' | 'closed' | 'done' | 'stopped' | 'failed';
+export type FederationPhase = 'idle' | 'starting' | 'connecting' | 'reconnecting' | 'disconnected' | 'waiting' | 'ready' | 'training' | 'uploaded' | 'aggregating' | 'closed' | 'done' | 'stopped' | 'failed';
 // Exhaustive by construction: a phase added to the type and not here is a type error.
 const PHASES: Record<FederationPhase, true> = {
-  idle: true, starting: true, connecting: true, reconnecting: true, disconnected: true, waiting: true, ready: true,
-  training: true, uploaded: true, aggregating: true, closed: true, done: true, stopped: true, failed: true,
+  idle: true,
+  starting: true,
+  connecting: true,
+  reconnecting: true,
+  disconnected: true,
+  waiting: true,
+  ready: true,
+  training: true,
+  uploaded: true,
+  aggregating: true,
+  closed: true,
+  done: true,
+  stopped: true,
+  failed: true,
 };
 /** Every phase, in the order of a federation's life. */
 export const FEDERATION_PHASES: readonly FederationPhase[] = Object.keys(PHASES) as FederationPhase[];

@@ -27,9 +27,14 @@ export function readRoundClosed(p: Fields, time: number): RoundPoint | null {
     const module = m === null ? null : str(m.module);
     if (m === null || module === null) continue;
     modules.push({
-      module, type: classifyModule(module), layer: layerIndex(module),
-      deviation: num(m.deviation), relativeDeviation: num(m.relativeDeviation), residualNorm: num(m.residualNorm),
-      deltaA: num(m.globalDeltaANorm), deltaB: num(m.globalDeltaBNorm),
+      module,
+      type: classifyModule(module),
+      layer: layerIndex(module),
+      deviation: num(m.deviation),
+      relativeDeviation: num(m.relativeDeviation),
+      residualNorm: num(m.residualNorm),
+      deltaA: num(m.globalDeltaANorm),
+      deltaB: num(m.globalDeltaBNorm),
     });
     const a = arr(m.clientDeltaANorms);
     const b = arr(m.clientDeltaBNorms);

@@ -40,8 +40,11 @@ export const RUN_HANDLERS: Handlers = {
     const methods = strings(p.methods);
     const rounds = num(p.rounds);
     let next: FederationState = {
-      ...s, simulation: { methods, clients: num(p.clients), rounds, model: str(p.model) ?? '', data: str(p.data) ?? '' },
-      totalRounds: rounds ?? s.totalRounds, outDir: str(p.out) ?? s.outDir, phase: 'starting',
+      ...s,
+      simulation: { methods, clients: num(p.clients), rounds, model: str(p.model) ?? '', data: str(p.data) ?? '' },
+      totalRounds: rounds ?? s.totalRounds,
+      outDir: str(p.out) ?? s.outDir,
+      phase: 'starting',
     };
     // Every method's run exists from the start, in the order they will run.
     for (const m of methods) next = updateRun(next, m, (r) => ({ ...r, totalRounds: rounds ?? r.totalRounds }));
@@ -95,8 +98,12 @@ export const RUN_HANDLERS: Handlers = {
     return follow(putRun(s, { ...run, phase, round: Math.max(r.round, num(p.round) ?? 0) }), key, phase);
   },
   client_round_done: (s, p) => updateRun(s, runKeyOf(s, p), (r) => updateClient(r, str(p.clientId) ?? '?', (c) => ({
-    ...c, status: 'trained', lastLoss: num(p.trainLoss) ?? c.lastLoss, examples: num(p.examples) ?? c.examples,
-    step: num(p.steps) ?? c.totalSteps ?? c.step, totalSteps: num(p.steps) ?? c.totalSteps,
+    ...c,
+    status: 'trained',
+    lastLoss: num(p.trainLoss) ?? c.lastLoss,
+    examples: num(p.examples) ?? c.examples,
+    step: num(p.steps) ?? c.totalSteps ?? c.step,
+    totalSteps: num(p.steps) ?? c.totalSteps,
   }))),
   update_accepted: (s, p) => {
     const key = runKeyOf(s, p);
@@ -150,7 +157,8 @@ export const RUN_HANDLERS: Handlers = {
     return { ...updateRun(s, key, (r) => ({ ...r, phase })), phase };
   },
   method_done: (s, p) => updateRun(s, runKeyOf(s, p), (r) => ({
-    ...r, phase: TERMINAL_PHASES.has(r.phase) && r.phase !== 'done' ? r.phase : 'done',
+    ...r,
+    phase: TERMINAL_PHASES.has(r.phase) && r.phase !== 'done' ? r.phase : 'done',
     summary: { evalLoss: num(p.evalLoss), evalAccuracy: num(p.evalAccuracy), meanRelativeDeviation: num(p.meanRelativeDeviation), seconds: num(p.seconds) },
   })),
   simulation_done: (s, p) => ({ ...s, reportJson: str(p.reportJson), reportHtml: str(p.reportHtml), phase: 'done' }),

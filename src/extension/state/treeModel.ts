@@ -75,8 +75,16 @@ export function runRoundViews(run: RunState): RoundView[] {
   const rows = new Map<number, RoundView>();
   for (const r of run.rounds) {
     rows.set(r.round, {
-      ...empty, round: r.round, status: 'closed', sampled: r.sampled, participants: r.participants, meanLoss: r.meanLoss,
-      meanRelativeDeviation: r.meanRelativeDeviation, bytes: r.bytes, durationMs: r.durationMs, aggregated: r.aggregated,
+      ...empty,
+      round: r.round,
+      status: 'closed',
+      sampled: r.sampled,
+      participants: r.participants,
+      meanLoss: r.meanLoss,
+      meanRelativeDeviation: r.meanRelativeDeviation,
+      bytes: r.bytes,
+      durationMs: r.durationMs,
+      aggregated: r.aggregated,
     });
   }
   for (const e of run.evals) {

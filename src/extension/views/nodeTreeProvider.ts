@@ -44,10 +44,11 @@ export class NodeTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     if (node !== undefined) return [...(node.children ?? [])];
     const roots = this.build();
     this.parents = new Map();
-    const index = (parent: TreeNode): void => parent.children?.forEach((c) => {
-      this.parents.set(c.id, parent);
-      index(c);
-    });
+    const index = (parent: TreeNode): void =>
+      parent.children?.forEach((c) => {
+        this.parents.set(c.id, parent);
+        index(c);
+      });
     roots.forEach(index);
     return [...roots];
   }

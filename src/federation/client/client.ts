@@ -178,7 +178,10 @@ export class FederationClient extends EventEmitter<ClientEventMap> {
         if (this.stopRequested !== undefined) return this.finish({ reason: 'left', roundsCompleted: 0, global: null });
         if (failedSessions > 0) await sleep(backoffDelay(failedSessions - 1, o.reconnect), o.signal);
         const conn = await connectWithRetry(o.url, {
-          maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes, heartbeatMs: o.heartbeatMs, tls: o.tls, signal: o.signal,
+          maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
+          heartbeatMs: o.heartbeatMs,
+          tls: o.tls,
+          signal: o.signal,
         }, {
           ...o.reconnect,
           onRetry: (attempt, delayMs, error) => this.emit('reconnecting', { attempt, delayMs, message: error.message }),

@@ -55,13 +55,21 @@ export class ClientConnection {
     this.send({
       method: 'hello',
       params: {
-        protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, ...helloCredential(this.client.credential), clientName: safeText(o.name, 64) || 'client',
-        clientId: this.client.clientId, ...(this.resumeSessionId !== undefined ? { resumeSessionId: this.resumeSessionId } : {}),
-        device: o.device ?? 'cpu', baseModelHash: o.base.hash, baseRevision: this.client.baseRevision,
+        protocolMajor: PROTOCOL_MAJOR,
+        protocolMinor: PROTOCOL_MINOR,
+        ...helloCredential(this.client.credential),
+        clientName: safeText(o.name, 64) || 'client',
+        clientId: this.client.clientId,
+        ...(this.resumeSessionId !== undefined ? { resumeSessionId: this.resumeSessionId } : {}),
+        device: o.device ?? 'cpu',
+        baseModelHash: o.base.hash,
+        baseRevision: this.client.baseRevision,
         ...(o.rank !== undefined ? { rank: o.rank } : {}),
         capabilities: {
-          uplinkDtypes: ['float32', ...(o.uplinkDtypes ?? []).filter((d) => d !== 'float32')], factoredResidual: o.factoredResidual ?? true,
-          modelTransfer: false, maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
+          uplinkDtypes: ['float32', ...(o.uplinkDtypes ?? []).filter((d) => d !== 'float32')],
+          factoredResidual: o.factoredResidual ?? true,
+          modelTransfer: false,
+          maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
         },
       },
     });
@@ -86,7 +94,8 @@ export class ClientConnection {
 
   private send(message: AnyOutgoingMessage): void {
     if (message.method === 'hello') this.hello = message.params;
-    const o = { maxFrameBytes: this.welcome?.limits.maxFrameBytes, uplinkDtype: this.welcome?.config.uplinkDtype, layout: this.welcome?.config.layout, ...(this.welcome !== undefined ? { adapterForm: adapterFormOf(this.welcome.config.method) } : {}) };
+    const o = { maxFrameBytes: this.welcome?.limits.maxFrameBytes, uplinkDtype: this.welcome?.config.uplinkDtype, layout: this.welcome?.config.layout,
+      ...(this.welcome !== undefined ? { adapterForm: adapterFormOf(this.welcome.config.method) } : {}) };
     this.sendFrame(encodeMessage(message, o), message.method, message.params);
   }
 
@@ -135,7 +144,10 @@ export class ClientConnection {
     if (this.state.phase === 'closed') return;
     const maxFrameBytes = this.client.options.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes;
     const decoded = tryDecodeMessage(bytes, {
-      receiver: 'client', layout: this.welcome?.config.layout, limits: { maxFrameBytes }, viewResiduals: true,
+      receiver: 'client',
+      layout: this.welcome?.config.layout,
+      limits: { maxFrameBytes },
+      viewResiduals: true,
       ...(this.welcome !== undefined ? { adapterForm: adapterFormOf(this.welcome.config.method) } : {}),
     });
     if (!decoded.ok) return this.protocolFailure(decoded.error);
@@ -146,11 +158,16 @@ export class ClientConnection {
       return this.protocolFailure(err as ProtocolError);
     }
     switch (message.method) {
-      case 'welcome': return this.onWelcome(message);
-      case 'challenge': return this.onChallenge(message.params);
-      case 'reject': return this.onReject(message.params);
-      case 'round_start': return this.onRoundStart(message);
-      case 'federation_done': return this.onDone(message);
+      case 'welcome':
+        return this.onWelcome(message);
+      case 'challenge':
+        return this.onChallenge(message.params);
+      case 'reject':
+        return this.onReject(message.params);
+      case 'round_start':
+        return this.onRoundStart(message);
+      case 'federation_done':
+        return this.onDone(message);
       case 'update_ack':
         if (this.client.job?.round === message.params.round) this.client.participated++;
         this.client.emit('update_acked', { round: message.params.round });
@@ -301,7 +318,9 @@ export class ClientConnection {
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(r.metrics ?? {}).slice(0, 64)) if (METRIC_KEY.test(k) && !RESERVED.has(k) && Number.isFinite(v)) metrics[k] = v;
     const params: ParamsOf<'client_update'> = {
-      round: job.round, examples: Math.max(0, Math.round(r.numExamples)), trainLoss: r.trainLoss,
+      round: job.round,
+      examples: Math.max(0, Math.round(r.numExamples)),
+      trainLoss: r.trainLoss,
       ...(r.steps !== undefined ? { steps: Math.max(0, Math.round(r.steps)) } : {}),
       ...(Object.keys(metrics).length > 0 ? { metrics } : {}),
     };

@@ -43,7 +43,11 @@ export function respondToChallenge(credential: ClientCredential, hello: ParamsOf
 export function answerChallenge(identity: ClientIdentity, hello: ParamsOf<'hello'>, challenge: ParamsOf<'challenge'>, now: number = Date.now()): ParamsOf<'challenge_response'> {
   const signedAt = Math.max(0, Math.round(now));
   const signature = signChallenge(identity.privateKey, {
-    nonce: challenge.nonce, clientId: hello.clientId ?? identity.clientId, publicKey: identity.publicKey, baseModelHash: hello.baseModelHash ?? '', signedAt,
+    nonce: challenge.nonce,
+    clientId: hello.clientId ?? identity.clientId,
+    publicKey: identity.publicKey,
+    baseModelHash: hello.baseModelHash ?? '',
+    signedAt,
   });
   return { signature, signedAt };
 }

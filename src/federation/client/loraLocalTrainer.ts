@@ -74,8 +74,14 @@ export function federationLora(config: Pick<FederationSettings, 'rank' | 'alpha'
     throw new ClientError('C_BASE_LAYOUT', `the federation uses per-module ranks ${[...ranks].join(', ')}; this trainer supports one rank (r = ${config.rank}) for every module`);
   }
   return {
-    r: config.rank, alpha: config.alpha, useRslora: config.rsLora, dropout: 0, targetModules: [...config.targetModules],
-    freezeA: config.method === 'ffa', modulesToSave: [], ...(config.method === 'fedsb' ? { loraSb: true } : {}),
+    r: config.rank,
+    alpha: config.alpha,
+    useRslora: config.rsLora,
+    dropout: 0,
+    targetModules: [...config.targetModules],
+    freezeA: config.method === 'ffa',
+    modulesToSave: [],
+    ...(config.method === 'fedsb' ? { loraSb: true } : {}),
   };
 }
 
@@ -89,7 +95,8 @@ export function checkTrainerLayout(trainer: Pick<LoraTrainer, 'modules'>, layout
     }
     const fan = t.layout === 'conv1d';
     if (t.inFeatures !== m.in || t.outFeatures !== m.out || fan !== (m.fanInFanOut === true)) {
-      throw new ClientError('C_BASE_LAYOUT', `module ${m.module}: the federation expects in ${m.in}, out ${m.out}${m.fanInFanOut ? ', fanInFanOut' : ''}; the local model has in ${t.inFeatures}, out ${t.outFeatures}${fan ? ', fanInFanOut' : ''}`);
+      throw new ClientError('C_BASE_LAYOUT',
+        `module ${m.module}: the federation expects in ${m.in}, out ${m.out}${m.fanInFanOut ? ', fanInFanOut' : ''}; the local model has in ${t.inFeatures}, out ${t.outFeatures}${fan ? ', fanInFanOut' : ''}`);
     }
   }
   if (mine.size !== layout.length) {
@@ -123,10 +130,17 @@ export function createOnnxTrainer(options: OnnxTrainerOptions): OnnxLocalTrainer
   const trainerFor = async (config: FederationSettings, check: { checkLayout?: boolean } = {}): Promise<LoraTrainer> => {
     const lora = federationLora(config);
     const setup: TrainerSetup = {
-      modelDir: options.modelDir, data: options.data, ...(options.evalData !== undefined ? { evalData: options.evalData } : {}),
+      modelDir: options.modelDir,
+      data: options.data,
+      ...(options.evalData !== undefined ? { evalData: options.evalData } : {}),
       ...(options.shard !== undefined ? { shard: options.shard } : {}),
-      lora, batchSize: config.batchSize, seqLen: options.seqLen ?? 64, seed: options.seed ?? config.seed,
-      optimizer: options.optimizer ?? 'adamw', lr: config.lr, device: options.device,
+      lora,
+      batchSize: config.batchSize,
+      seqLen: options.seqLen ?? 64,
+      seed: options.seed ?? config.seed,
+      optimizer: options.optimizer ?? 'adamw',
+      lr: config.lr,
+      device: options.device,
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
       ...(options.packing === true ? { packing: true } : {}),
       ...(options.basePrecision !== undefined ? { basePrecision: options.basePrecision, float32AdaptedBases: true } : {}),

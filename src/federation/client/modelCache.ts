@@ -47,7 +47,6 @@ function checkHash(hash: string): string {
   return hash;
 }
 
-
 /** A cache of base models under `root`. */
 export class ModelCache {
   constructor(readonly root: string) {}

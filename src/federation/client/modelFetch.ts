@@ -106,9 +106,8 @@ export async function fetchBaseModel(o: ModelFetchOptions): Promise<FetchedModel
     for (;;) {
       if (o.signal?.aborted) throw new ClientError('C_ABORTED', `client ${o.name}: aborted while fetching the base model`);
       if (failed > 0) await sleep(backoffDelay(failed - 1, o.reconnect), o.signal);
-      const conn = await connectWithRetry(o.url, {
-        maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes, heartbeatMs: o.heartbeatMs, tls: o.tls, signal: o.signal,
-      }, { ...o.reconnect, onRetry: (attempt, delayMs, error) => o.onRetry?.(attempt, delayMs, error.message) });
+      const conn = await connectWithRetry(o.url, { maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes, heartbeatMs: o.heartbeatMs, tls: o.tls, signal: o.signal }, { ...o.reconnect,
+        onRetry: (attempt, delayMs, error) => o.onRetry?.(attempt, delayMs, error.message) });
       const onAbort = (): void => conn.terminate();
       o.signal?.addEventListener('abort', onAbort, { once: true });
       const outcome = await new FetchConnection(conn, job).run().finally(() => o.signal?.removeEventListener('abort', onAbort));
@@ -144,7 +143,8 @@ function acceptOffer(job: FetchJob, w: ParamsOf<'welcome'>): { hash: string; fil
   for (const f of offer.files) {
     const name = cacheFileName(f.name);
     if (name === null || name !== f.name || names.includes(name)) {
-      throw new ClientError('E_MODEL_TRANSFER', `the base model lists a file '${safeText(f.name, 128)}' this client does not store (config.json, model.safetensors, model-0000N-of-0000M.safetensors, model.safetensors.index.json, tokenizer.json, tokenizer_config.json, each once)`);
+      throw new ClientError('E_MODEL_TRANSFER',
+        `the base model lists a file '${safeText(f.name, 128)}' this client does not store (config.json, model.safetensors, model-0000N-of-0000M.safetensors, model.safetensors.index.json, tokenizer.json, tokenizer_config.json, each once)`);
     }
     names.push(name);
   }
@@ -178,8 +178,12 @@ class FetchConnection {
     this.send({
       method: 'hello',
       params: {
-        protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, ...helloCredential(clientCredential(o)), clientName: safeText(o.name, 64) || 'client',
-        clientId: o.clientId, device: o.device ?? 'cpu',
+        protocolMajor: PROTOCOL_MAJOR,
+        protocolMinor: PROTOCOL_MINOR,
+        ...helloCredential(clientCredential(o)),
+        clientName: safeText(o.name, 64) || 'client',
+        clientId: o.clientId,
+        device: o.device ?? 'cpu',
         capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: true, maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes },
       },
     });
@@ -202,7 +206,8 @@ class FetchConnection {
   /** Ends the connection: done, or a fatal error (told to the coordinator with `leave`); anything else retries. */
   private finish(err: unknown, result?: FetchedModel): void {
     if (err instanceof Gone) return;
-    this.ending ??= result !== undefined ? { kind: 'done', result }
+    this.ending ??= result !== undefined ?
+      { kind: 'done', result }
       : { kind: 'fatal', error: err instanceof ClientError ? err : new ClientError('E_INTERNAL', `client ${this.job.o.name}: ${(err as Error).message ?? String(err)}`, { cause: err }) };
     if (this.conn.isOpen && this.state.phase !== 'closed') {
       const reason = result !== undefined ? 'base model fetched' : `fetching the base model failed: ${(err as Error).message}`;

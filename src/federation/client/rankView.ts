@@ -47,7 +47,11 @@ export function truncatedAdapter(global: Adapter, layout: FederationSettings['la
  * through `backend`); the base itself otherwise. `adjusted` names the modules that differ from the revision.
  */
 export async function truncatedBase(
-  base: BaseUpdateInfo, global: Adapter, config: FederationSettings, rank: number, backend: ProductBackend,
+  base: BaseUpdateInfo,
+  global: Adapter,
+  config: FederationSettings,
+  rank: number,
+  backend: ProductBackend,
 ): Promise<BaseUpdateInfo> {
   const modules = new Map(base.modules);
   const adjusted: string[] = [];

@@ -11,7 +11,6 @@ import type { ParamsOf } from '../protocol/messages.js';
 /** The federation settings from `welcome.config` (method, rounds, LoRA settings, layout, …). */
 export type FederationSettings = ParamsOf<'welcome'>['config'];
 
-
 /** What a trainer is told about the round besides the federation settings. */
 export interface TrainConfig extends FederationSettings {
   /** Time from the round's start to its deadline, as the coordinator announced it. */

@@ -95,9 +95,15 @@ export class UploadAccumulator {
  * (≥ `INCREMENTAL_MIN_MACS`).
  */
 export function accumulatedModules(
-  layout: readonly ModuleLayout[], strategy: Pick<AggregationStrategy, 'accumulator' | 'updatesBase'>, deviationMetrics: boolean, sampled: number, mode: IncrementalMode,
+  layout: readonly ModuleLayout[],
+  strategy: Pick<AggregationStrategy, 'accumulator' | 'updatesBase'>,
+  deviationMetrics: boolean,
+  sampled: number,
+  mode: IncrementalMode,
 ): ModuleLayout[] {
   if (mode === 'off' || sampled < 2 || strategy.accumulator === undefined || !(strategy.updatesBase || deviationMetrics)) return [];
-  return layout.filter((m) => chooseResidualForm(m.out, m.in, sampled * m.rank) === 'dense'
-    && (mode === 'always' || m.out * m.in * sampled * m.rank >= INCREMENTAL_MIN_MACS));
+  return layout.filter((m) =>
+    chooseResidualForm(m.out, m.in, sampled * m.rank) === 'dense'
+    && (mode === 'always' || m.out * m.in * sampled * m.rank >= INCREMENTAL_MIN_MACS)
+  );
 }

@@ -280,7 +280,9 @@ export class AdmissionLimits {
   preAuthOptions(helloTimeoutMs: number): PreAuthOptions {
     const s = this.resolved().settings;
     return {
-      maxConnections: s.maxConnections, maxPendingPerAddress: s.maxPendingPerAddress, maxFrameBytes: s.preAuthMaxFrameBytes,
+      maxConnections: s.maxConnections,
+      maxPendingPerAddress: s.maxPendingPerAddress,
+      maxFrameBytes: s.preAuthMaxFrameBytes,
       upgradeTimeoutMs: Math.max(MIN_UPGRADE_TIMEOUT_MS, helloTimeoutMs),
       onRefused: (r: Refusal) => {
         const code = REFUSAL_CODES[r.reason];
@@ -293,7 +295,7 @@ export class AdmissionLimits {
   flushSummaries(): void {
     this.cancelFlush?.();
     this.cancelFlush = undefined;
-    if (this.state !== undefined) for (const s of this.state.log.flush()) this.deps.log(s);
+    if (this.state !== undefined) { for (const s of this.state.log.flush()) this.deps.log(s); }
   }
 
   /** Summaries are due at the end of the window: one timer while some wait. */

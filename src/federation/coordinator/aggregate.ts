@@ -165,8 +165,18 @@ function clientDrift(averaged: LoraFactors, clients: readonly LoraFactors[]): Pi
 
 /** A module's figures: deviation norms (when enabled), residual form, adapter drift. */
 async function moduleRecord(
-  plan: FederationPlan, m: ModuleLayout, scale: number, clients: LoraFactors[], weights: readonly number[],
-  previous: LoraFactors | undefined, factors: LoraFactors, averaged: LoraFactors, step: StepModule | null, inner: number, scaledResidual: Matrix<Float32Array> | undefined, backend: ProductBackend,
+  plan: FederationPlan,
+  m: ModuleLayout,
+  scale: number,
+  clients: LoraFactors[],
+  weights: readonly number[],
+  previous: LoraFactors | undefined,
+  factors: LoraFactors,
+  averaged: LoraFactors,
+  step: StepModule | null,
+  inner: number,
+  scaledResidual: Matrix<Float32Array> | undefined,
+  backend: ProductBackend,
 ): Promise<ModuleRoundRecord> {
   // The deviation of plain averaging: against the weighted means (the global adapter itself, except for FLoRA).
   const norms = plan.deviationMetrics

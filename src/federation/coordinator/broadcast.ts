@@ -22,7 +22,11 @@ export interface EncodedFrame<M extends Method> {
 
 type Method = 'round_start' | 'federation_done';
 type Fixed<M extends Method> = Omit<ParamsOf<M>, 'baseRevision' | 'baseUpdate'>;
-interface Built { readonly frame: Uint8Array; readonly params: unknown; readonly rawBytes: number }
+interface Built {
+  readonly frame: Uint8Array;
+  readonly params: unknown;
+  readonly rawBytes: number;
+}
 
 /** Builds and caches the frames of one broadcast (one round's start, or the end). */
 export class GlobalFrames {

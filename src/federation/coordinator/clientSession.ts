@@ -337,7 +337,6 @@ function asProtocolError(err: unknown): ProtocolError {
   return err instanceof ProtocolError ? err : protocolError('E_INTERNAL', err instanceof Error ? err.message : String(err));
 }
 
-
 function itemSize(dtype: FloatWireDType): number {
   return dtype === 'float32' ? 4 : 2;
 }

@@ -331,8 +331,13 @@ function resolveAdmissionLimits(given: Partial<AdmissionLimitSettings>, maxFrame
 /** The core's module specs for the plan's layout (scaling from lora.alpha and each module's rank). */
 export function moduleSpecs(plan: FederationPlan): LoraModuleSpec[] {
   return plan.layout.map((m) => ({
-    name: m.module, inFeatures: m.in, outFeatures: m.out, rank: m.rank,
-    alpha: plan.lora.alpha, useRslora: plan.lora.rsLora, layout: moduleLayout(m),
+    name: m.module,
+    inFeatures: m.in,
+    outFeatures: m.out,
+    rank: m.rank,
+    alpha: plan.lora.alpha,
+    useRslora: plan.lora.rsLora,
+    layout: moduleLayout(m),
   }));
 }
 

@@ -179,7 +179,11 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     // Deviation metrics are computed by aggregate.ts through the backend (bounded cost for many clients).
     // A robust rule (plan.aggregation) forms its own dense s·(rule_i(B_i A_i) − B̄Ā), which the deviation metrics then use.
     this.strategy = createStrategy(plan.method, {
-      weighting: plan.weighting, deviationMetrics: false, residualForm: plan.residualForm, seed: plan.seed, ...(plan.residualRank !== undefined ? { residualRank: plan.residualRank } : {}),
+      weighting: plan.weighting,
+      deviationMetrics: false,
+      residualForm: plan.residualForm,
+      seed: plan.seed,
+      ...(plan.residualRank !== undefined ? { residualRank: plan.residualRank } : {}),
       ...(plan.aggregation !== undefined ? { aggregation: plan.aggregation, deviationMetrics: plan.deviationMetrics } : {}),
     });
     this.history = new ResidualHistory((rev) => store.loadStep(rev));
@@ -197,8 +201,17 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     if (keys !== undefined) await store.writeAuth(keys.path);
     const backend = config.backend ?? createOrtProductBackend();
     const c = new Coordinator({
-      plan, store, state, token, backend, ownsBackend: config.backend === undefined, listen: config.listen ?? {}, resumedFrom: null,
-      manualRounds: config.manualRounds === true, modelOffer: config.modelOffer, keys,
+      plan,
+      store,
+      state,
+      token,
+      backend,
+      ownsBackend: config.backend === undefined,
+      listen: config.listen ?? {},
+      resumedFrom: null,
+      manualRounds: config.manualRounds === true,
+      modelOffer: config.modelOffer,
+      keys,
     });
     await c.persist({ global: state.global, base: state.base });
     return c;
@@ -210,20 +223,38 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     const { state: saved, global, base } = await store.load();
     const token = options.token ?? await store.readToken();
     const state: CoordinatorState = {
-      round: saved.round, revision: saved.revision, roundsCompleted: saved.roundsCompleted, global, base,
-      registry: new Map(saved.registry.map((r) => [r.clientId, r])), history: [...saved.history],
-      globalFile: saved.globalFile, baseFile: saved.baseFile, done: saved.done,
+      round: saved.round,
+      revision: saved.revision,
+      roundsCompleted: saved.roundsCompleted,
+      global,
+      base,
+      registry: new Map(saved.registry.map((r) => [r.clientId, r])),
+      history: [...saved.history],
+      globalFile: saved.globalFile,
+      baseFile: saved.baseFile,
+      done: saved.done,
     };
-    const offer = typeof options.modelOffer === 'function' ? await options.modelOffer(saved.plan.baseModelHash, saved.plan).catch(async (err: unknown) => {
-      await store.unlock();
-      throw err;
-    }) : options.modelOffer;
+    const offer = typeof options.modelOffer === 'function' ?
+      await options.modelOffer(saved.plan.baseModelHash, saved.plan).catch(async (err: unknown) => {
+        await store.unlock();
+        throw err;
+      }) :
+      options.modelOffer;
     const keys = await openKeys(options.clients ?? await store.readAuth(), store);
     if (keys !== undefined) await store.writeAuth(keys.path);
     const backend = options.backend ?? createOrtProductBackend();
     return new Coordinator({
-      plan: saved.plan, store, state, token, backend, ownsBackend: options.backend === undefined, listen: options.listen ?? {}, resumedFrom: saved.round,
-      manualRounds: options.manualRounds === true, modelOffer: offer, keys,
+      plan: saved.plan,
+      store,
+      state,
+      token,
+      backend,
+      ownsBackend: options.backend === undefined,
+      listen: options.listen ?? {},
+      resumedFrom: saved.round,
+      manualRounds: options.manualRounds === true,
+      modelOffer: offer,
+      keys,
     });
   }
 
@@ -245,9 +276,13 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   snapshot(): { round: number; revision: number; global: Map<string, LoraFactors>; base: Map<string, Matrix<Float32Array>> } {
     const copy = (m: Matrix<Float32Array>): Matrix<Float32Array> => ({ shape: [m.shape[0], m.shape[1]], data: Float32Array.from(m.data) });
     return {
-      round: this.state.round, revision: this.state.revision,
+      round: this.state.round,
+      revision: this.state.revision,
       // Fed-SB's (A, B, R̄) as the standard LoRA factors it equals, (A, B·R̄): what evaluations and PEFT folders read.
-      global: new Map([...this.state.global].map(([k, f]) => { const e = effectiveFactors(f); return [k, { a: copy(e.a), b: copy(e.b) }]; })),
+      global: new Map([...this.state.global].map(([k, f]) => {
+        const e = effectiveFactors(f);
+        return [k, { a: copy(e.a), b: copy(e.b) }];
+      })),
       base: new Map([...this.state.base].map(([k, m]) => [k, copy(m)])),
     };
   }
@@ -256,7 +291,9 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   async start(): Promise<string> {
     if (this.server !== undefined) return this.server.url;
     this.server = await createTransportServer({
-      ...this.listen, maxFrameBytes: this.plan.limits.maxFrameBytes, heartbeatMs: this.plan.limits.heartbeatMs,
+      ...this.listen,
+      maxFrameBytes: this.plan.limits.maxFrameBytes,
+      heartbeatMs: this.plan.limits.heartbeatMs,
       preAuth: this.admissionLimits.preAuthOptions(this.plan.limits.helloTimeoutMs),
     });
     this.server.on('connection', (conn) => this.accept(conn));
@@ -357,9 +394,18 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     if (this.killed) throw new CoordinatorError('STOPPED', 'the coordinator was killed');
     const s = this.state;
     await this.store.commit({
-      format: 'fedex-coordinator-run', version: 1, plan: this.plan, round: s.round, revision: s.revision,
-      roundsCompleted: s.roundsCompleted, globalFile: s.globalFile, baseFile: s.baseFile,
-      registry: [...s.registry.values()], history: s.history, done: s.done, updatedAt: Date.now(),
+      format: 'fedex-coordinator-run',
+      version: 1,
+      plan: this.plan,
+      round: s.round,
+      revision: s.revision,
+      roundsCompleted: s.roundsCompleted,
+      globalFile: s.globalFile,
+      baseFile: s.baseFile,
+      registry: [...s.registry.values()],
+      history: s.history,
+      done: s.done,
+      updatedAt: Date.now(),
     }, files);
   }
 
@@ -378,8 +424,11 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   receiveOptions(session: CoordinatorSession): ReturnType<SessionHost['receiveOptions']> {
     return {
       // A client below the global rank uploads in the layout at its rank (docs/protocol.md §5.6).
-      receiver: 'coordinator', limits: { maxFrameBytes: this.plan.limits.maxFrameBytes }, layout: layoutAtRank(this.plan.layout, session.rank),
-      uplinkDtypes: [session.uplinkDtype], adapterForm: adapterFormOf(this.plan.method),
+      receiver: 'coordinator',
+      limits: { maxFrameBytes: this.plan.limits.maxFrameBytes },
+      layout: layoutAtRank(this.plan.layout, session.rank),
+      uplinkDtypes: [session.uplinkDtype],
+      adapterForm: adapterFormOf(this.plan.method),
       ...(this.runner.updateBound() !== undefined ? { maxUpdateNorm: this.runner.updateBound(), normReference: this.runner.normReference(session.rank) } : {}),
     };
   }
@@ -446,11 +495,20 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     if (admission.fetching) {
       // Only here to fetch the base model: no registry entry, no round; it rejoins with the hash.
       session.admit({
-        kind: 'fetching', clientId, name: p.clientName, sessionId: randomBytes(12).toString('base64url'), minor: admission.minor,
-        uplinkDtype: admission.uplinkDtype, peerMaxFrameBytes: p.capabilities.maxFrameBytes, factoredOk: p.capabilities.factoredResidual, revision: 0,
+        kind: 'fetching',
+        clientId,
+        name: p.clientName,
+        sessionId: randomBytes(12).toString('base64url'),
+        minor: admission.minor,
+        uplinkDtype: admission.uplinkDtype,
+        peerMaxFrameBytes: p.capabilities.maxFrameBytes,
+        factoredOk: p.capabilities.factoredResidual,
+        revision: 0,
       });
       this.fetching.set(clientId, session);
-      void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId: session.sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() => undefined);
+      void session.send({ method: 'welcome', params: welcomeParams(this.plan, { sessionId: session.sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype }, this.models) }).catch(() =>
+        undefined
+      );
       return;
     }
     const now = Date.now();
@@ -458,8 +516,15 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     const sessionId = record?.sessionId ?? randomBytes(12).toString('base64url');
     this.state.registry.set(clientId, { clientId, name: p.clientName, sessionId, firstSeen: record?.firstSeen ?? now, lastSeen: now, roundsParticipated: record?.roundsParticipated ?? 0 });
     session.admit({
-      kind: 'joined', clientId, name: p.clientName, sessionId, minor: admission.minor, uplinkDtype: admission.uplinkDtype,
-      peerMaxFrameBytes: p.capabilities.maxFrameBytes, factoredOk: p.capabilities.factoredResidual, revision: p.baseRevision ?? 0,
+      kind: 'joined',
+      clientId,
+      name: p.clientName,
+      sessionId,
+      minor: admission.minor,
+      uplinkDtype: admission.uplinkDtype,
+      peerMaxFrameBytes: p.capabilities.maxFrameBytes,
+      factoredOk: p.capabilities.factoredResidual,
+      revision: p.baseRevision ?? 0,
       ...(admission.rank !== undefined ? { rank: admission.rank } : {}),
     });
     this.joined.set(clientId, session);
@@ -468,7 +533,11 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       params: welcomeParams(this.plan, { sessionId, minor: admission.minor, currentRound: this.runner.startedRound, uplinkDtype: admission.uplinkDtype, ...(admission.rank !== undefined ? { rank: admission.rank } : {}) }, this.models),
     }).catch(() => undefined);
     this.publish('client_joined', {
-      clientId, name: p.clientName, sessionId, resumed: record !== undefined && p.resumeSessionId === record.sessionId, clients: this.joined.size,
+      clientId,
+      name: p.clientName,
+      sessionId,
+      resumed: record !== undefined && p.resumeSessionId === record.sessionId,
+      clients: this.joined.size,
       ...(session.conn.certificateSubject !== null ? { certificate: session.conn.certificateSubject } : {}),
     });
     this.runner.onJoined(session);

@@ -155,7 +155,12 @@ export interface CoordinatorEventMap {
   round_closed: [RoundRecord];
   /** The broadcast after a round finished: from its last upload to round_closed + the next round_start (or federation_done) handed to every socket. */
   round_broadcast: [{
-    readonly round: number; readonly overheadMs: number; readonly aggregationMs: number; readonly persistMs: number; readonly clients: number; readonly bytes: number;
+    readonly round: number;
+    readonly overheadMs: number;
+    readonly aggregationMs: number;
+    readonly persistMs: number;
+    readonly clients: number;
+    readonly bytes: number;
     /** From the last upload until every frame was handed to its socket (queued; the coordinator's own work). `overheadMs` waits until the sockets accepted the bytes. */
     readonly queuedMs?: number;
   }];

@@ -20,7 +20,9 @@ import { DEFAULT_MAX_CHUNK_BYTES, type ModelServer } from './modelServer.js';
 /** The verdict on a hello. */
 export type Admission =
   | {
-    readonly ok: true; readonly minor: number; readonly uplinkDtype: FloatWireDType;
+    readonly ok: true;
+    readonly minor: number;
+    readonly uplinkDtype: FloatWireDType;
     /** The rank the client trains at when it asked for one (protocol 1.3; absent: the global rank). */
     readonly rank?: number;
     /** Admitted without the base model, to fetch it: never sampled for a round. */
@@ -67,7 +69,7 @@ export function authenticateHello(hello: ParamsOf<'hello'>, auth: Authentication
   }
   if (auth.kind === 'token') {
     if (hello.identity !== undefined) return { ok: false, code: 'E_AUTH', message: 'this coordinator admits clients by its shared join token, not by key; ask its operator for the token' };
-    if (!tokensEqual(hello.token, auth.token)) return { ok: false, code: 'E_AUTH', message: 'the join token is wrong; ask the coordinator\'s operator for the current token' };
+    if (!tokensEqual(hello.token, auth.token)) return { ok: false, code: 'E_AUTH', message: "the join token is wrong; ask the coordinator's operator for the current token" };
     return { ok: true, minor, challenge: null };
   }
   if (hello.identity === undefined || hello.clientId === undefined) {
@@ -84,7 +86,8 @@ export function authenticateHello(hello: ParamsOf<'hello'>, auth: Authentication
 export function verifyResponse(hello: ParamsOf<'hello'>, nonce: string, key: KeyObject, response: ParamsOf<'challenge_response'>, now: number = Date.now()): Refusal | null {
   const skew = response.signedAt - now;
   if (Math.abs(skew) > MAX_CLOCK_SKEW_MS) {
-    return { ok: false, code: 'E_AUTH', message: `the challenge was signed at a time ${Math.round(Math.abs(skew) / 1000)} s ${skew > 0 ? 'ahead of' : 'behind'} the coordinator's clock (at most ${MAX_CLOCK_SKEW_MS / 1000} s allowed); check the client's clock` };
+    return { ok: false, code: 'E_AUTH',
+      message: `the challenge was signed at a time ${Math.round(Math.abs(skew) / 1000)} s ${skew > 0 ? 'ahead of' : 'behind'} the coordinator's clock (at most ${MAX_CLOCK_SKEW_MS / 1000} s allowed); check the client's clock` };
   }
   const context = { nonce, clientId: hello.clientId ?? '', publicKey: hello.identity?.publicKey ?? '', baseModelHash: hello.baseModelHash ?? '', signedAt: response.signedAt };
   if (!verifyChallenge(key, context, response.signature)) return { ok: false, code: 'E_AUTH', message: `the challenge signature does not verify with the key enrolled for client '${hello.clientId ?? ''}'` };

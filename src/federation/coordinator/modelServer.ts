@@ -177,7 +177,9 @@ export class ModelServer {
       throw err;
     }
     if (p.length + MODEL_CHUNK_OVERHEAD_BYTES > peer.peerMaxFrameBytes) {
-      return peer.refuse(protocolError('E_MODEL_TRANSFER', `model_request: a chunk of ${p.length} bytes does not fit the client's maxFrameBytes ${peer.peerMaxFrameBytes}; ask for at most ${peer.peerMaxFrameBytes - MODEL_CHUNK_OVERHEAD_BYTES}`));
+      return peer.refuse(
+        protocolError('E_MODEL_TRANSFER', `model_request: a chunk of ${p.length} bytes does not fit the client's maxFrameBytes ${peer.peerMaxFrameBytes}; ask for at most ${peer.peerMaxFrameBytes - MODEL_CHUNK_OVERHEAD_BYTES}`),
+      );
     }
     // The file is the one at this index of our own manifest: its name never came from the peer.
     const bytes = await readRange(join(this.offer.dir, file.name), p.offset, p.length);

@@ -66,8 +66,14 @@ export function clipUpdates(plan: FederationPlan, clip: number, global: Readonly
  * noisy mean of the clipped updates; FedIT and FFA-LoRA release only the factors.
  */
 export async function aggregatePrivateRound(
-  plan: FederationPlan, privacy: PrivacyPlan, global: ReadonlyMap<string, LoraFactors>, base: Map<string, Matrix<Float32Array>>,
-  updates: readonly AcceptedUpdate[], sampled: number, backend: ProductBackend, noise: GaussianSource,
+  plan: FederationPlan,
+  privacy: PrivacyPlan,
+  global: ReadonlyMap<string, LoraFactors>,
+  base: Map<string, Matrix<Float32Array>>,
+  updates: readonly AcceptedUpdate[],
+  sampled: number,
+  backend: ProductBackend,
+  noise: GaussianSource,
 ): Promise<{ aggregate: RoundAggregate; clipping: ClippedUpdates; noiseStd: number }> {
   if (updates.length === 0) throw new RangeError('client-level DP: no update to aggregate');
   if (!(Number.isInteger(sampled) && sampled >= updates.length)) throw new RangeError(`client-level DP: the denominator (clients sampled) must be an integer ≥ the ${updates.length} updates, got ${sampled}`);
@@ -83,8 +89,14 @@ export async function aggregatePrivateRound(
     const previous = global.get(spec.name)!;
     const clients = updates.map((u) => u.adapter.get(spec.name)!);
     const agg = await privateModuleAggregate({
-      spec, scale: specScaling(spec), global: previous, clients, coefficients, noiseStd,
-      parts: privateParts(plan), clientIds: updates.map((u) => u.clientId),
+      spec,
+      scale: specScaling(spec),
+      global: previous,
+      clients,
+      coefficients,
+      noiseStd,
+      parts: privateParts(plan),
+      clientIds: updates.map((u) => u.clientId),
     }, noise, backend);
     let step: StepModule | null = null;
     if (agg.baseUpdate !== null && !isAllZero(agg.baseUpdate.data)) {
@@ -98,7 +110,12 @@ export async function aggregatePrivateRound(
     newGlobal.set(spec.name, agg.factors);
     // Deviation figures describe plain averaging's loss; under DP the base step is the noisy residual instead.
     modules.push({
-      module: spec.name, deviation: null, relativeDeviation: null, residualNorm: null, residualForm: step === null ? null : 'dense', residualInnerDim: 0,
+      module: spec.name,
+      deviation: null,
+      relativeDeviation: null,
+      residualNorm: null,
+      residualForm: step === null ? null : 'dense',
+      residualInnerDim: 0,
       ...adapterDrift(previous, agg.factors, clients),
     });
   }
@@ -150,9 +167,18 @@ export class PrivacyLedger {
     const spent = gaussianPrivacySpent({ samplingRate: DP_SAMPLING_RATE, noiseMultiplier: p.noiseMultiplier, rounds: this.releases, delta: p.delta });
     const norms = this.round.clipping?.norms ?? [];
     return {
-      epsilon: Number.isFinite(spent.epsilon) ? spent.epsilon : null, delta: p.delta, order: spent.order, releases: this.releases, released: this.round.released,
-      samplingRate: DP_SAMPLING_RATE, clip: p.clip, noiseMultiplier: p.noiseMultiplier, denominator: this.round.denominator, noiseStd: this.round.noiseStd,
-      clipped: this.round.clipping?.factors.filter((g) => g < 1).length ?? 0, updateNorms: norms,
+      epsilon: Number.isFinite(spent.epsilon) ? spent.epsilon : null,
+      delta: p.delta,
+      order: spent.order,
+      releases: this.releases,
+      released: this.round.released,
+      samplingRate: DP_SAMPLING_RATE,
+      clip: p.clip,
+      noiseMultiplier: p.noiseMultiplier,
+      denominator: this.round.denominator,
+      noiseStd: this.round.noiseStd,
+      clipped: this.round.clipping?.factors.filter((g) => g < 1).length ?? 0,
+      updateNorms: norms,
     };
   }
 }

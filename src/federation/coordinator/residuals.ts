@@ -9,8 +9,14 @@
 import type { ProductBackend } from '../../core/product.js';
 import type { Matrix } from '../../core/tensor.js';
 import {
-  chooseResidualForm, ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q, tensorName,
-  type AdapterLayout, type ModuleLayout, type ResidualEntry,
+  chooseResidualForm,
+  ROLE_RESIDUAL_DENSE,
+  ROLE_RESIDUAL_P,
+  ROLE_RESIDUAL_Q,
+  tensorName,
+  type AdapterLayout,
+  type ModuleLayout,
+  type ResidualEntry,
 } from '../protocol/adapterTensors.js';
 import type { NamedTensor } from '../protocol/envelope.js';
 import { addDense, type BaseChange } from '../../core/baseChange.js';

@@ -121,7 +121,7 @@ export async function effectiveUpdate(input: HeatmapInput, backend: ProductBacke
       p[o * inner + j] = scale * global.b.data[o * r + j];
       p[o * inner + r + j] = -scale * previous.b.data[o * r + j];
     }
-    if (step?.form === 'factored') for (let j = 0; j < extra; j++) p[o * inner + 2 * r + j] = step.scale * step.p.data[o * extra + j];
+    if (step?.form === 'factored') { for (let j = 0; j < extra; j++) p[o * inner + 2 * r + j] = step.scale * step.p.data[o * extra + j]; }
   }
   q.set(global.a.data, 0);
   q.set(previous.a.data, r * m.in);
@@ -152,8 +152,14 @@ export async function moduleHeatmap(input: HeatmapInput, backend: ProductBackend
   let maxAbs = 0;
   for (const v of pooled.values) if (v > maxAbs) maxAbs = v;
   return {
-    ...head, rows: pooled.rows, cols: pooled.cols, poolRows: pooled.poolRows, poolCols: pooled.poolCols,
-    maxAbs, norm: differenceNorm(delta.data), values: Array.from(pooled.values, compact),
+    ...head,
+    rows: pooled.rows,
+    cols: pooled.cols,
+    poolRows: pooled.poolRows,
+    poolCols: pooled.poolCols,
+    maxAbs,
+    norm: differenceNorm(delta.data),
+    values: Array.from(pooled.values, compact),
   };
 }
 
@@ -162,8 +168,13 @@ export async function moduleHeatmap(input: HeatmapInput, backend: ProductBackend
  * at a time (one dense update alive at a time). Null when `cancelled()` turns true on the way.
  */
 export async function roundHeatmap(
-  plan: FederationPlan, round: number, previous: ReadonlyMap<string, LoraFactors>, global: ReadonlyMap<string, LoraFactors>,
-  steps: readonly StepModule[], backend: ProductBackend, cancelled: () => boolean = () => false,
+  plan: FederationPlan,
+  round: number,
+  previous: ReadonlyMap<string, LoraFactors>,
+  global: ReadonlyMap<string, LoraFactors>,
+  steps: readonly StepModule[],
+  backend: ProductBackend,
+  cancelled: () => boolean = () => false,
 ): Promise<UpdateHeatmap | null> {
   const byModule = new Map(steps.map((m) => [m.module, m]));
   const layout = plan.layout.slice(0, HEATMAP_MAX_MODULES);
@@ -172,7 +183,11 @@ export async function roundHeatmap(
     if (cancelled()) return null;
     const step = byModule.get(m.module);
     modules.push(await moduleHeatmap({
-      layout: m, scale: planScaling(plan, m.rank), previous: effectiveFactors(previous.get(m.module)!), global: effectiveFactors(global.get(m.module)!), ...(step !== undefined ? { step } : {}),
+      layout: m,
+      scale: planScaling(plan, m.rank),
+      previous: effectiveFactors(previous.get(m.module)!),
+      global: effectiveFactors(global.get(m.module)!),
+      ...(step !== undefined ? { step } : {}),
     }, backend));
   }
   return { round, method: plan.method, modules, omittedModules: plan.layout.length - layout.length };

@@ -74,7 +74,11 @@ export interface RoundHost {
  * changed); the caller persists and broadcasts. The round counts even when nothing aggregated.
  */
 export function applyRoundOutcome(
-  s: Readonly<CoordinatorState>, round: number, outcome: Pick<RoundAggregate, 'global' | 'stepModules'> | null, participants: readonly string[], closedAt: number,
+  s: Readonly<CoordinatorState>,
+  round: number,
+  outcome: Pick<RoundAggregate, 'global' | 'stepModules'> | null,
+  participants: readonly string[],
+  closedAt: number,
 ): { state: CoordinatorState; step: ResidualStep | undefined } {
   if (outcome === null) return { state: { ...s, round }, step: undefined };
   const changed = outcome.stepModules.length > 0;
@@ -87,8 +91,14 @@ export function applyRoundOutcome(
   const files = RunStore.fileNames(round, revision);
   return {
     state: {
-      ...s, round, global: outcome.global, roundsCompleted: s.roundsCompleted + 1, registry, revision,
-      globalFile: files.globalFile, baseFile: changed ? files.baseFile : s.baseFile,
+      ...s,
+      round,
+      global: outcome.global,
+      roundsCompleted: s.roundsCompleted + 1,
+      registry,
+      revision,
+      globalFile: files.globalFile,
+      baseFile: changed ? files.baseFile : s.baseFile,
     },
     step: changed ? { revision, round, modules: outcome.stepModules } : undefined,
   };
@@ -302,9 +312,14 @@ export class RoundRunner {
       ? record.modules.map((m) => ({ module: m.module, deviation: m.deviation!, relativeDeviation: m.relativeDeviation!, residualNorm: m.residualNorm! }))
       : [];
     const params = {
-      round, participants: outcome !== null ? participants.length : 0, dropped: failures.length, durationMs: record.durationMs, baseRevision: s.revision,
+      round,
+      participants: outcome !== null ? participants.length : 0,
+      dropped: failures.length,
+      durationMs: record.durationMs,
+      baseRevision: s.revision,
       // Under DP the participants' losses are not released to clients (they are not covered by ε).
-      ...(record.loss !== null && record.privacy === undefined ? { loss: record.loss } : {}), modules,
+      ...(record.loss !== null && record.privacy === undefined ? { loss: record.loss } : {}),
+      modules,
     };
     // `aggregated` exists from protocol 1.1 on: only sessions that negotiated it get it.
     await Promise.all([...c.joined.values()].map(async (session) => {
@@ -316,15 +331,34 @@ export class RoundRunner {
   }
 
   private record(
-    tracker: RoundTracker, closedBy: ClosedBy, closedAt: number, participants: string[], updates: AcceptedUpdate[],
-    failures: { clientId: string; reason: string }[], outcome: RoundAggregate | null, aggregationMs: number,
+    tracker: RoundTracker,
+    closedBy: ClosedBy,
+    closedAt: number,
+    participants: string[],
+    updates: AcceptedUpdate[],
+    failures: { clientId: string; reason: string }[],
+    outcome: RoundAggregate | null,
+    aggregationMs: number,
   ): RoundRecord {
     const clients: Record<string, { trainLoss: number; examples: number; weight: number }> = {};
     updates.forEach((u, i) => (clients[u.clientId] = { trainLoss: u.trainLoss, examples: u.numExamples, weight: outcome?.weights[i] ?? 0 }));
     return {
-      round: tracker.round, aggregated: outcome !== null, sampled: tracker.sampled, quorum: tracker.quorum, participants, failures,
-      startedAt: tracker.startedAt, closedAt, durationMs: closedAt - tracker.startedAt, closedBy, baseRevision: this.c.state.revision,
-      loss: outcome?.loss ?? null, clients, modules: outcome?.modules ?? [], traffic: this.c.traffic.snapshot(), aggregationMs,
+      round: tracker.round,
+      aggregated: outcome !== null,
+      sampled: tracker.sampled,
+      quorum: tracker.quorum,
+      participants,
+      failures,
+      startedAt: tracker.startedAt,
+      closedAt,
+      durationMs: closedAt - tracker.startedAt,
+      closedBy,
+      baseRevision: this.c.state.revision,
+      loss: outcome?.loss ?? null,
+      clients,
+      modules: outcome?.modules ?? [],
+      traffic: this.c.traffic.snapshot(),
+      aggregationMs,
       aggregation: ruleLabel(this.c.plan.aggregation),
     };
   }
@@ -334,7 +368,12 @@ export class RoundRunner {
     if (p === null) return;
     this.pending = null;
     this.c.publish('round_broadcast', {
-      round: p.round, overheadMs: Date.now() - p.from, aggregationMs: p.aggregationMs, persistMs: p.persistMs, clients: this.c.joined.size, bytes: p.bytes,
+      round: p.round,
+      overheadMs: Date.now() - p.from,
+      aggregationMs: p.aggregationMs,
+      persistMs: p.persistMs,
+      clients: this.c.joined.size,
+      bytes: p.bytes,
       queuedMs: p.queuedAt - p.from,
     });
   }

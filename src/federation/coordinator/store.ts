@@ -87,7 +87,6 @@ const LOCK = 'host.lock';
 /** Lock files this process holds (a crashed coordinator in this process leaves none behind: kill() releases). */
 const heldLocks = new Set<string>();
 
-
 /**
  * Takes the run directory's lock (`host.lock`, holding the pid): one coordinator per run directory.
  * A lock whose process is gone (a crash) is taken over; a live one is refused with `RUN_DIR_LOCKED`
@@ -95,7 +94,7 @@ const heldLocks = new Set<string>();
  */
 async function lockRunDir(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, LOCK);
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0;; attempt++) {
     try {
       await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
       heldLocks.add(path);

@@ -107,7 +107,11 @@ export interface JoinEventMap {
    */
   join_model: {
     readonly status: 'offered' | 'cached' | 'waiting' | 'progress' | 'verified';
-    readonly hash: string; readonly files: number; readonly bytes: number; readonly totalBytes: number; readonly requests: number;
+    readonly hash: string;
+    readonly files: number;
+    readonly bytes: number;
+    readonly totalBytes: number;
+    readonly requests: number;
   };
   /**
    * What encoding did to this client's data when its trainer was built: `train`/`eval` counts of
@@ -133,17 +137,47 @@ export type CliEvent = { [K in CliEventType]: CliEventOf<K> }[CliEventType];
 
 // Exhaustive by construction: adding a coordinator event without listing it here is a type error.
 const COORDINATOR_TYPES: Record<CoordinatorEventName, true> = {
-  listening: true, client_joined: true, client_left: true, client_rejected: true, round_ready: true, round_started: true,
-  update_accepted: true, update_rejected: true, client_failed: true, round_closed: true, round_broadcast: true,
-  update_heatmap: true, model_transfer: true, protocol_error: true, federation_done: true, warning: true,
+  listening: true,
+  client_joined: true,
+  client_left: true,
+  client_rejected: true,
+  round_ready: true,
+  round_started: true,
+  update_accepted: true,
+  update_rejected: true,
+  client_failed: true,
+  round_closed: true,
+  round_broadcast: true,
+  update_heatmap: true,
+  model_transfer: true,
+  protocol_error: true,
+  federation_done: true,
+  warning: true,
 };
 const SIMULATION_TYPES: Record<keyof SimulationEventMap, true> = {
-  simulation_started: true, method_started: true, client_progress: true, client_round_done: true,
-  round_evaluated: true, method_done: true, simulation_done: true, error: true,
+  simulation_started: true,
+  method_started: true,
+  client_progress: true,
+  client_round_done: true,
+  round_evaluated: true,
+  method_done: true,
+  simulation_done: true,
+  error: true,
 };
 const JOIN_TYPES: Record<keyof JoinEventMap, true> = {
-  join_connected: true, join_welcomed: true, join_reconnecting: true, join_disconnected: true, join_round_started: true,
-  join_uploaded: true, join_update_acked: true, join_update_rejected: true, join_training_failed: true, join_round_closed: true, join_done: true, join_model: true, join_data: true,
+  join_connected: true,
+  join_welcomed: true,
+  join_reconnecting: true,
+  join_disconnected: true,
+  join_round_started: true,
+  join_uploaded: true,
+  join_update_acked: true,
+  join_update_rejected: true,
+  join_training_failed: true,
+  join_round_closed: true,
+  join_done: true,
+  join_model: true,
+  join_data: true,
 };
 
 /** The coordinator's event types (what `simulate` and `host` forward). */
@@ -151,7 +185,9 @@ export const COORDINATOR_EVENT_TYPES: readonly CoordinatorEventName[] = Object.k
 
 /** Every event type of the stream. */
 export const CLI_EVENT_TYPES: readonly CliEventType[] = [
-  ...Object.keys(COORDINATOR_TYPES), ...Object.keys(SIMULATION_TYPES), ...Object.keys(JOIN_TYPES),
+  ...Object.keys(COORDINATOR_TYPES),
+  ...Object.keys(SIMULATION_TYPES),
+  ...Object.keys(JOIN_TYPES),
 ] as CliEventType[];
 
 const KNOWN = new Set<string>(CLI_EVENT_TYPES);

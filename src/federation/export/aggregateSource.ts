@@ -81,7 +81,7 @@ export async function openAggregateUpdate(path: string): Promise<ExportSource & 
   if (method === 'fedex' && !(await isFile(residualPath))) {
     throw new ExportError('EXPORT_SOURCE',
       `${dir} is a fedex aggregate output without ${RESIDUAL_FILE} (written by a version before it was kept): its model has the residual folded in, `
-      + `but the residual itself is not there, so no adapter relative to the input base can be rebuilt; re-run \`fedex aggregate\` with this version (same --base, --adapters and --weights) and export that output`);
+        + `but the residual itself is not there, so no adapter relative to the input base can be rebuilt; re-run \`fedex aggregate\` with this version (same --base, --adapters and --weights) and export that output`);
   }
   let index: PeftAdapterIndex | null = null;
   let residual: SafetensorsReader | null = null;
@@ -122,12 +122,19 @@ export async function openAggregateUpdate(path: string): Promise<ExportSource & 
     const reader = residual;
     const targets = adapter.config.targetModules;
     return {
-      kind: 'aggregate', runDir: dir, method, layout,
+      kind: 'aggregate',
+      runDir: dir,
+      method,
+      layout,
       targetModules: targets === null ? [] : typeof targets === 'string' ? [targets] : targets,
       baseHash: report.baseHash ?? null,
       // undefined, not null: null means the synthetic model; a bare .safetensors base records no folder.
       modelDir: report.baseDir ?? undefined,
-      roundsCompleted: 1, rounds: 1, round: 1, finished: true, steps: method === 'fedex' ? 1 : 0,
+      roundsCompleted: 1,
+      rounds: 1,
+      round: 1,
+      finished: true,
+      steps: method === 'fedex' ? 1 : 0,
       aggregate: {
         extraTensors: adapter.extraKeys.map((k) => (k.startsWith(PEFT_KEY_PREFIX) ? k.slice(PEFT_KEY_PREFIX.length) : k)),
         taskType: adapter.config.taskType,
@@ -180,12 +187,18 @@ export async function openExportSource(source: string, options: OpenExportSource
     const details = run.aggregate;
     if (options.merged && options.base === undefined && run.modelDir === undefined) {
       throw new ExportError('EXPORT_BASE', details.baseRecorded
-        ? `aggregate output ${dir} was made from a bare .safetensors file (${details.base ?? 'see its report.json'}), not a model folder, so it records no base folder: a merged model needs the original base model folder (config.json and weights); give it with --base`
+        ? `aggregate output ${dir} was made from a bare .safetensors file (${
+          details.base ?? 'see its report.json'
+        }), not a model folder, so it records no base folder: a merged model needs the original base model folder (config.json and weights); give it with --base`
         : `aggregate output ${dir} does not record its base model folder (written by an older fedex aggregate); give the original base model folder with --base`);
     }
     if (details.extraTensors.length > 0) {
       const [first, ...rest] = details.extraTensors;
-      options.onWarning?.(`the global adapter in ${join(dir, ADAPTER_DIR)} also holds trained full tensors (${first}${rest.length > 0 ? ` and ${rest.length} more` : ''}; task_type ${details.taskType ?? 'none'}), which the export does not carry: the exported adapter holds the LoRA update only`);
+      options.onWarning?.(
+        `the global adapter in ${join(dir, ADAPTER_DIR)} also holds trained full tensors (${first}${rest.length > 0 ? ` and ${rest.length} more` : ''}; task_type ${
+          details.taskType ?? 'none'
+        }), which the export does not carry: the exported adapter holds the LoRA update only`,
+      );
     }
     return run;
   } catch (err) {

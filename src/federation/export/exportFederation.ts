@@ -142,7 +142,7 @@ function exactStoredRows(terms: readonly UpdateTerm[], m: ModuleLayout, rows: re
       if (!conv) {
         for (let j = 0; j < k; j++) {
           const f = t.scale * p[row * k + j];
-          if (f !== 0) for (let c = 0; c < cols; c++) acc[dst + c] += f * q[j * m.in + c];
+          if (f !== 0) { for (let c = 0; c < cols; c++) acc[dst + c] += f * q[j * m.in + c]; }
         }
       } else {
         for (let o = 0; o < cols; o++) {
@@ -262,8 +262,17 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
           + `more than float32 rounding allows (${CHECK_TOLERANCE}); nothing was written. Please report this with the run directory.`);
       }
       modules.push({
-        module: m.module, out: m.out, in: m.in, layout: moduleLayout(m), federationRank: m.rank, terms: terms.length,
-        innerDim: full.innerDim, exactRank: full.exactRank, rank: kept.rank, updateNorm: full.norm, truncationError: kept.relativeError,
+        module: m.module,
+        out: m.out,
+        in: m.in,
+        layout: moduleLayout(m),
+        federationRank: m.rank,
+        terms: terms.length,
+        innerDim: full.innerDim,
+        exactRank: full.exactRank,
+        rank: kept.rank,
+        updateNorm: full.norm,
+        truncationError: kept.relativeError,
         ...(wantAdapter ? { adapterCheck } : {}),
       });
       options.onModule?.(i + 1, run.layout.length * (wantMerged ? 2 : 1), m.module);
@@ -275,9 +284,11 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
     }
     await rm(parts, { recursive: true, force: true });
     const report: ExportReport = {
-      format: 'fedex-export', version: 1,
+      format: 'fedex-export',
+      version: 1,
       source: { kind: run.kind, runDir: run.runDir, method: run.method, roundsCompleted: run.roundsCompleted, rounds: run.rounds, finished: run.finished, baseSteps: run.steps },
-      base: baseDir, as: options.as,
+      base: baseDir,
+      as: options.as,
       options: { maxRank: options.maxRank ?? null, maxRelativeError: options.maxRelativeError ?? null },
       adapterDir: wantAdapter ? join(out, 'adapter') : null,
       modelDir: wantMerged ? join(out, 'model') : null,
@@ -304,14 +315,20 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
 
 /** Writes the PEFT adapter from the parts (one module in memory at a time); returns its tensor bytes. */
 async function writeAdapter(
-  dir: string, layout: readonly ModuleLayout[], modules: ExportModuleReport[], partOf: (i: number) => string,
+  dir: string,
+  layout: readonly ModuleLayout[],
+  modules: ExportModuleReport[],
+  partOf: (i: number) => string,
   fields: { readonly targetModules: readonly string[]; readonly baseDir: string | null },
 ): Promise<number> {
   const ranks = modules.map((m) => Math.max(1, m.rank));
   const r = mostCommon(ranks);
   const writer = await createPeftAdapterWriter(dir, {
     config: {
-      r, loraAlpha: r, useRslora: false, fanInFanOut: layout.some((m) => m.fanInFanOut === true),
+      r,
+      loraAlpha: r,
+      useRslora: false,
+      fanInFanOut: layout.some((m) => m.fanInFanOut === true),
       targetModules: peftTargetModules(fields.targetModules, layout.map((m) => m.module)),
       taskType: FEDERATION_TASK_TYPE,
       ...(fields.baseDir !== null ? { baseModelNameOrPath: fields.baseDir } : {}),
@@ -327,7 +344,7 @@ async function writeAdapter(
       const kept = Math.max(1, k);
       const bk = new Float32Array(m.out * kept);
       const had = b.shape[1];
-      if (k > 0) for (let o = 0; o < m.out; o++) bk.set(b.data.subarray(o * had, o * had + k), o * kept);
+      if (k > 0) { for (let o = 0; o < m.out; o++) bk.set(b.data.subarray(o * had, o * had + k), o * kept); }
       const ak = k > 0 ? a.data.slice(0, k * m.in) : new Float32Array(m.in);
       await writer.writeModule({ modulePath: m.module, A: { shape: [kept, m.in], data: ak }, B: { shape: [m.out, kept], data: bk } });
       bytes += 4 * kept * (m.in + m.out);
@@ -342,7 +359,11 @@ async function writeAdapter(
 
 /** Streams the original base into `dir` with each adapted weight W0 + B·A (exact factors), in the base's dtype and sharding. */
 async function writeMerged(
-  dir: string, baseDir: string, layout: readonly ModuleLayout[], modules: ExportModuleReport[], partOf: (i: number) => string,
+  dir: string,
+  baseDir: string,
+  layout: readonly ModuleLayout[],
+  modules: ExportModuleReport[],
+  partOf: (i: number) => string,
   options: ExportOptions,
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
@@ -373,7 +394,8 @@ async function writeMerged(
         const m = layout[i];
         const rows = mergedSampleRows(m, i, options.checkRows ?? 8);
         const { a, b, exact } = await withSafetensors(partOf(i), async (r) => ({
-          a: await r.readMatrix('A'), b: await r.readMatrix('B'),
+          a: await r.readMatrix('A'),
+          b: await r.readMatrix('B'),
           // The exact update on those rows, computed in pass 1 from the terms.
           exact: rows.length > 0 ? await r.readFloat64('exactRows') : new Float64Array(0),
         }));
@@ -381,7 +403,10 @@ async function writeMerged(
         const w = writer;
         const result = await updater.run(
           {
-            shape, inDtype: info.dtype as StoredFloat, outDtype: (toF32Dtype ? 'F32' : info.dtype) as StoredFloat, sampleRows: rows,
+            shape,
+            inDtype: info.dtype as StoredFloat,
+            outDtype: (toF32Dtype ? 'F32' : info.dtype) as StoredFloat,
+            sampleRows: rows,
             update: b.shape[1] === 0 ? null : { form: 'factored', p: b, q: a, scale: 1, layout: moduleLayout(m) },
           },
           { read: (start, into) => reader.readRawRangeInto(info.name, start, into), write: (bytes) => w.writeRawPart(info.name, bytes) },

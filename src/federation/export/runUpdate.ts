@@ -77,7 +77,8 @@ export async function findRunDir(path: string, method?: StrategyName): Promise<{
   const found: string[] = [];
   for (const n of names) if (await isFile(join(runs, n, 'state.json'))) found.push(n);
   if (found.length === 0) {
-    throw new ExportError('EXPORT_SOURCE', `${dir} is not a federation run: it has no state.json (a fedex host --out folder), no runs/<method>/state.json (a fedex simulate --out folder), and no report.json with adapter/ (a fedex aggregate --out folder)`);
+    throw new ExportError('EXPORT_SOURCE',
+      `${dir} is not a federation run: it has no state.json (a fedex host --out folder), no runs/<method>/state.json (a fedex simulate --out folder), and no report.json with adapter/ (a fedex aggregate --out folder)`);
   }
   if (method !== undefined) {
     if (!found.includes(method)) throw new ExportError('EXPORT_SOURCE', `${dir} has no ${method} run (it has ${found.join(', ')})`);
@@ -105,8 +106,18 @@ export async function openRunUpdate(runDir: string): Promise<ExportSource> {
     }
     const { lora } = state.plan;
     return {
-      kind: 'run', runDir, method: state.plan.method, layout: state.plan.layout, targetModules: lora.targetModules, baseHash: state.plan.baseModelHash, modelDir,
-      roundsCompleted: state.roundsCompleted, rounds: state.plan.rounds, round: state.round, finished: state.done !== null, steps: steps.length,
+      kind: 'run',
+      runDir,
+      method: state.plan.method,
+      layout: state.plan.layout,
+      targetModules: lora.targetModules,
+      baseHash: state.plan.baseModelHash,
+      modelDir,
+      roundsCompleted: state.roundsCompleted,
+      rounds: state.plan.rounds,
+      round: state.round,
+      finished: state.done !== null,
+      steps: steps.length,
       async terms(m) {
         const terms: UpdateTerm[] = [];
         for (const { reader, entries } of steps) {

@@ -245,7 +245,8 @@ async function writeResidualFile(path: string, residuals: readonly ParkedResidua
     : [
       { name: tensorName(entry.module, ROLE_RESIDUAL_P), dtype: 'F32' as const, shape: [out, entry.innerDim] },
       { name: tensorName(entry.module, ROLE_RESIDUAL_Q), dtype: 'F32' as const, shape: [entry.innerDim, inF] },
-    ]));
+    ])
+  );
   const writer = await createSafetensorsWriter(path, header, { 'fedex.entries': JSON.stringify(residuals.map((r) => r.entry)), 'fedex.round': '1' });
   try {
     for (const { entry, part } of residuals) {
@@ -265,7 +266,6 @@ async function writeResidualFile(path: string, residuals: readonly ParkedResidua
     throw err;
   }
 }
-
 
 /** Reads stored rows `rows` of a base tensor only (when the weight is neither updated nor written). */
 async function readSampledRows(reader: SafetensorsReader, name: string, cols: number, rows: readonly number[]): Promise<Float32Array> {
@@ -322,11 +322,9 @@ async function runModules(
   try {
     // Tensors sit in the adapter's module order (as PEFT lists them), written as each module is done.
     // Each module keeps its own rank and alpha (rank_pattern / alpha_pattern carried over in the config).
-    adapterWriter = await createPeftAdapterWriter(paths.adapter, {
-      config: { ...first.config },
+    adapterWriter = await createPeftAdapterWriter(paths.adapter, { config: { ...first.config },
       modules: [...plan.values()].map((p) => ({ modulePath: p.spec.name, rank: p.spec.rank, inFeatures: p.spec.inFeatures, outFeatures: p.spec.outFeatures, alpha: p.spec.alpha })),
-      extraTensors: new Map(first.extraKeys.map((key) => [extraPath(key), { shape: first.extraShape(key) }])),
-    }, { dtype: first.dtype === 'F16' || first.dtype === 'BF16' ? first.dtype : 'F32' });
+      extraTensors: new Map(first.extraKeys.map((key) => [extraPath(key), { shape: first.extraShape(key) }])) }, { dtype: first.dtype === 'F16' || first.dtype === 'BF16' ? first.dtype : 'F32' });
     for (const [fileIndex, reader] of view.readers.entries()) {
       const entries = [...reader.tensors.values()].map((t) => ({
         name: t.name,
@@ -368,14 +366,21 @@ async function runModules(
           const w = writer;
           const result = await options.updater.run(
             { shape, inDtype: info.dtype as StoredFloat, outDtype: storedDtype as StoredFloat, update: baseUpdate, sampleRows: rows },
-            { read: (start, into) => reader.readRawRangeInto(info.name, start, into), write: async (bytes) => { if (w !== null) await w.writeRawPart(info.name, bytes); } },
+            { read: (start, into) => reader.readRawRangeInto(info.name, start, into), write: async (bytes) => {
+              if (w !== null) await w.writeRawPart(info.name, bytes);
+            } },
           );
           w0 = { shape, rows, data: result.before };
           w0New = { shape, rows, data: result.after };
           downcast = result.downcast;
         }
         const exactness = checkExactness({
-          w0, result: { kind: 'adapter', w0New, global }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: p.spec.layout,
+          w0,
+          result: { kind: 'adapter', w0New, global },
+          clients: results.map((r) => r.factors),
+          weights: agg.metrics.weights,
+          scale: agg.metrics.scale,
+          layout: p.spec.layout,
           ...(strategy.aggregation !== undefined ? { rule: strategy.aggregation } : {}),
         }, rows);
         await adapterWriter.writeModule({ modulePath: p.spec.name, A: global.a, B: global.b });

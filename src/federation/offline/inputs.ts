@@ -61,8 +61,16 @@ export async function resolveBase(path: string): Promise<ResolvedBase> {
 
 /** Files of a Hugging Face model folder that describe it besides the weights (copied to a written model). */
 export const MODEL_FOLDER_FILES = [
-  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
-  'vocab.json', 'merges.txt', 'vocab.txt', 'tokenizer.model', 'added_tokens.json',
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'vocab.json',
+  'merges.txt',
+  'vocab.txt',
+  'tokenizer.model',
+  'added_tokens.json',
 ] as const;
 
 /** Copies those of {@link MODEL_FOLDER_FILES} that `from` has into `to`. */

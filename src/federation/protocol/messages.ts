@@ -31,13 +31,21 @@ export interface MessageDescriptor<M extends string = string, F extends Fields =
 }
 
 function defineMessage<const M extends string, F extends Fields>(spec: {
-  method: M; sender: Sender; tensors: TensorPolicy; doc: string; fields: F;
+  method: M;
+  sender: Sender;
+  tensors: TensorPolicy;
+  doc: string;
+  fields: F;
   refine?: (params: InferFields<F>) => string | undefined;
 }): MessageDescriptor<M, F> {
   const params = s.object(spec.fields);
   const refine = spec.refine;
   return {
-    method: spec.method, sender: spec.sender, tensors: spec.tensors, params, doc: spec.doc,
+    method: spec.method,
+    sender: spec.sender,
+    tensors: spec.tensors,
+    params,
+    doc: spec.doc,
     ...(refine ? { refine } : {}),
     is(value: unknown): value is InferFields<F> {
       return checkFields(spec.fields, value, 'params') === undefined && (refine === undefined || refine(value as InferFields<F>) === undefined);
@@ -82,12 +90,14 @@ function residualsAreConsistent(p: { baseRevision: number; baseUpdate?: { fromRe
 }
 
 export const Hello = defineMessage({
-  method: 'hello', sender: 'client', tensors: 'none',
+  method: 'hello',
+  sender: 'client',
+  tensors: 'none',
   doc: 'First message of a connection: who the client is and what it can do.',
   fields: {
-    protocolMajor: required(s.integer(1, 65_535), 'Protocol major version the client speaks; must equal the coordinator\'s.'),
+    protocolMajor: required(s.integer(1, 65_535), "Protocol major version the client speaks; must equal the coordinator's."),
     protocolMinor: required(s.integer(0, 65_535), 'Highest minor version the client speaks.'),
-    token: optional(s.string(1, 512, 'token'), 'Shared join token given by the coordinator\'s operator; absent when `identity` is given (1.2).'),
+    token: optional(s.string(1, 512, 'token'), "Shared join token given by the coordinator's operator; absent when `identity` is given (1.2)."),
     clientName: required(s.text(1, 64), 'Display name, plain text (never a path or HTML).'),
     clientId: optional(s.string(1, 64, 'id'), 'Stable random id kept across reconnects, to recognise the same client.'),
     resumeSessionId: optional(s.string(1, 64, 'id'), 'Session id from an earlier welcome, when reconnecting.'),
@@ -97,7 +107,7 @@ export const Hello = defineMessage({
     rank: optional(s.integer(1, 4096), 'The LoRA rank the client trains at (1.3): one of welcome.config.clientRanks, at most config.rank; absent: config.rank.'),
     identity: optional(s.object({
       scheme: required(s.enum('ed25519'), 'Signature scheme of the key.'),
-      publicKey: required(s.string(43, 43, 'base64url'), 'The client\'s public key: its 32 raw Ed25519 bytes.'),
+      publicKey: required(s.string(43, 43, 'base64url'), "The client's public key: its 32 raw Ed25519 bytes."),
     }), 'Per-client identity (1.2): the key the coordinator enrolled for clientId; the client proves it holds it by answering `challenge`.'),
     capabilities: required(s.object({
       uplinkDtypes: required(s.array(dtype, 1, 3), 'Dtypes the client can send adapters in; float32 must be listed.'),
@@ -115,20 +125,24 @@ export const Hello = defineMessage({
 });
 
 export const Challenge = defineMessage({
-  method: 'challenge', sender: 'coordinator', tensors: 'none',
+  method: 'challenge',
+  sender: 'coordinator',
+  tensors: 'none',
   doc: 'Answers a hello with `identity` (1.2): a fresh nonce for the client to sign.',
   fields: {
     nonce: required(s.string(43, 43, 'base64url'), '32 random bytes, never sent twice.'),
-    issuedAt: required(epochMs, 'The coordinator\'s clock when it sent the challenge (ms since the epoch).'),
+    issuedAt: required(epochMs, "The coordinator's clock when it sent the challenge (ms since the epoch)."),
   },
 });
 
 export const ChallengeResponse = defineMessage({
-  method: 'challenge_response', sender: 'client', tensors: 'none',
-  doc: 'The client\'s Ed25519 signature of the challenge (1.2, §7.2).',
+  method: 'challenge_response',
+  sender: 'client',
+  tensors: 'none',
+  doc: "The client's Ed25519 signature of the challenge (1.2, §7.2).",
   fields: {
     signature: required(s.string(86, 86, 'base64url'), 'The 64-byte Ed25519 signature of the bytes in §7.2.'),
-    signedAt: required(epochMs, 'The client\'s clock when it signed (ms since the epoch); signed too.'),
+    signedAt: required(epochMs, "The client's clock when it signed (ms since the epoch); signed too."),
   },
 });
 
@@ -141,10 +155,12 @@ const layoutItem = s.object({
 });
 
 export const Welcome = defineMessage({
-  method: 'welcome', sender: 'coordinator', tensors: 'none',
+  method: 'welcome',
+  sender: 'coordinator',
+  tensors: 'none',
   doc: 'Accepts a hello: the session, the federation config and the adapter layout.',
   fields: {
-    sessionId: required(s.string(1, 64, 'id'), 'Identifies this client\'s session; send it back as resumeSessionId when reconnecting.'),
+    sessionId: required(s.string(1, 64, 'id'), "Identifies this client's session; send it back as resumeSessionId when reconnecting."),
     protocolMinor: required(s.integer(0, 65_535), 'Negotiated minor version: min(client, coordinator).'),
     currentRound: required(s.integer(0, 1_000_000), 'Last round started (0 before the first).'),
     config: required(s.object({
@@ -198,7 +214,9 @@ export const Welcome = defineMessage({
 });
 
 export const Reject = defineMessage({
-  method: 'reject', sender: 'coordinator', tensors: 'none',
+  method: 'reject',
+  sender: 'coordinator',
+  tensors: 'none',
   doc: 'Refuses a hello; the coordinator closes the connection after it.',
   fields: {
     code: required(errorCode, 'Stable error code (E_AUTH, E_VERSION, E_FULL, E_BASE_MISMATCH, …).'),
@@ -208,7 +226,9 @@ export const Reject = defineMessage({
 });
 
 export const RoundStart = defineMessage({
-  method: 'round_start', sender: 'coordinator', tensors: 'global',
+  method: 'round_start',
+  sender: 'coordinator',
+  tensors: 'global',
   doc: 'Starts a round for this client: the global adapter and the base update to apply first.',
   fields: {
     round: required(round, 'Round number, from 1.'),
@@ -221,8 +241,10 @@ export const RoundStart = defineMessage({
 });
 
 export const ClientUpdate = defineMessage({
-  method: 'client_update', sender: 'client', tensors: 'adapter',
-  doc: 'The client\'s trained adapter for a round.',
+  method: 'client_update',
+  sender: 'client',
+  tensors: 'adapter',
+  doc: "The client's trained adapter for a round.",
   fields: {
     round: required(round, 'Round this update belongs to.'),
     examples: required(s.integer(0), 'Training examples seen this round (used by examples weighting).'),
@@ -234,8 +256,10 @@ export const ClientUpdate = defineMessage({
 });
 
 export const ClientFailed = defineMessage({
-  method: 'client_failed', sender: 'client', tensors: 'none',
-  doc: 'Protocol 1.1: the client\'s training for a round failed; it sends no update for that round.',
+  method: 'client_failed',
+  sender: 'client',
+  tensors: 'none',
+  doc: "Protocol 1.1: the client's training for a round failed; it sends no update for that round.",
   fields: {
     round: required(round, 'Round the client was training for.'),
     reason: required(humanText, 'What went wrong, for the operator (plain text).'),
@@ -243,13 +267,17 @@ export const ClientFailed = defineMessage({
 });
 
 export const UpdateAck = defineMessage({
-  method: 'update_ack', sender: 'coordinator', tensors: 'none',
+  method: 'update_ack',
+  sender: 'coordinator',
+  tensors: 'none',
   doc: 'The update was validated and counts for the round.',
   fields: { round: required(round, 'Round of the accepted update.') },
 });
 
 export const UpdateRejected = defineMessage({
-  method: 'update_rejected', sender: 'coordinator', tensors: 'none',
+  method: 'update_rejected',
+  sender: 'coordinator',
+  tensors: 'none',
   doc: 'The update does not count (round closed, shape mismatch, non-finite, norm bound, …).',
   fields: {
     round: required(round, 'Round the rejected update named.'),
@@ -259,7 +287,9 @@ export const UpdateRejected = defineMessage({
 });
 
 export const RoundClosed = defineMessage({
-  method: 'round_closed', sender: 'coordinator', tensors: 'none',
+  method: 'round_closed',
+  sender: 'coordinator',
+  tensors: 'none',
   doc: 'A round ended (every sampled client accounted for, or the deadline); its summary. Sent to every joined client.',
   fields: {
     round: required(round, 'Round that closed.'),
@@ -283,7 +313,9 @@ export const RoundClosed = defineMessage({
 });
 
 export const Ping = defineMessage({
-  method: 'ping', sender: 'both', tensors: 'none',
+  method: 'ping',
+  sender: 'both',
+  tensors: 'none',
   doc: 'Heartbeat; the peer answers pong with the same nonce.',
   fields: {
     nonce: required(s.integer(0, 0xffffffff), 'Echoed in pong.'),
@@ -292,19 +324,25 @@ export const Ping = defineMessage({
 });
 
 export const Pong = defineMessage({
-  method: 'pong', sender: 'both', tensors: 'none',
+  method: 'pong',
+  sender: 'both',
+  tensors: 'none',
   doc: 'Answer to ping.',
-  fields: { nonce: required(s.integer(0, 0xffffffff), 'The ping\'s nonce.') },
+  fields: { nonce: required(s.integer(0, 0xffffffff), "The ping's nonce.") },
 });
 
 export const Leave = defineMessage({
-  method: 'leave', sender: 'client', tensors: 'none',
+  method: 'leave',
+  sender: 'client',
+  tensors: 'none',
   doc: 'The client leaves for good; the coordinator stops counting on it.',
   fields: { reason: optional(s.text(0, 256), 'Why, for the operator.') },
 });
 
 export const FederationDone = defineMessage({
-  method: 'federation_done', sender: 'coordinator', tensors: 'global',
+  method: 'federation_done',
+  sender: 'coordinator',
+  tensors: 'global',
   doc: 'The federation is over: the final global adapter and the residual that brings the base to its final revision.',
   fields: {
     roundsCompleted: required(s.integer(0, 1_000_000), 'Rounds that closed with an aggregate.'),
@@ -317,7 +355,9 @@ export const FederationDone = defineMessage({
 });
 
 export const ErrorMessage = defineMessage({
-  method: 'error', sender: 'both', tensors: 'none',
+  method: 'error',
+  sender: 'both',
+  tensors: 'none',
   doc: 'A protocol error report; fatal ones are followed by closing the connection.',
   fields: {
     code: required(errorCode, 'Stable error code.'),
@@ -328,7 +368,9 @@ export const ErrorMessage = defineMessage({
 });
 
 export const ModelRequest = defineMessage({
-  method: 'model_request', sender: 'client', tensors: 'none',
+  method: 'model_request',
+  sender: 'client',
+  tensors: 'none',
   doc: 'Asks for a byte range of one base model file (when welcome offered baseModel).',
   fields: {
     hash: required(hash, 'Base model content hash (must equal baseModel.hash).'),
@@ -339,7 +381,9 @@ export const ModelRequest = defineMessage({
 });
 
 export const ModelChunk = defineMessage({
-  method: 'model_chunk', sender: 'coordinator', tensors: 'blob',
+  method: 'model_chunk',
+  sender: 'coordinator',
+  tensors: 'blob',
   doc: 'A byte range of a base model file, as one uint8 tensor named `chunk`.',
   fields: {
     hash: required(hash, 'Base model content hash.'),
@@ -350,8 +394,24 @@ export const ModelChunk = defineMessage({
 
 /** Every message, in documentation order. */
 export const MESSAGES = [
-  Hello, Welcome, Reject, RoundStart, ClientUpdate, ClientFailed, UpdateAck, UpdateRejected, RoundClosed,
-  Ping, Pong, Leave, FederationDone, ErrorMessage, ModelRequest, ModelChunk, Challenge, ChallengeResponse,
+  Hello,
+  Welcome,
+  Reject,
+  RoundStart,
+  ClientUpdate,
+  ClientFailed,
+  UpdateAck,
+  UpdateRejected,
+  RoundClosed,
+  Ping,
+  Pong,
+  Leave,
+  FederationDone,
+  ErrorMessage,
+  ModelRequest,
+  ModelChunk,
+  Challenge,
+  ChallengeResponse,
 ] as const;
 
 /** The descriptor type of the catalogue. */

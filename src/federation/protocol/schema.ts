@@ -29,14 +29,45 @@ export const STRING_FORMATS = {
 
 export type StringFormat = keyof typeof STRING_FORMATS;
 
-export interface StringSchema { readonly kind: 'string'; readonly min: number; readonly max: number; readonly format?: StringFormat }
-export interface IntegerSchema { readonly kind: 'integer'; readonly min: number; readonly max: number }
-export interface NumberSchema { readonly kind: 'number'; readonly min?: number; readonly exclusiveMin?: boolean; readonly max?: number }
-export interface BooleanSchema { readonly kind: 'boolean' }
-export interface EnumSchema<V extends string = string> { readonly kind: 'enum'; readonly values: readonly V[] }
-export interface ArraySchema<I extends Schema = Schema> { readonly kind: 'array'; readonly item: I; readonly min: number; readonly max: number }
-export interface ObjectSchema<F extends Fields = Fields> { readonly kind: 'object'; readonly fields: F }
-export interface RecordSchema<V extends Schema = Schema> { readonly kind: 'record'; readonly value: V; readonly max: number }
+export interface StringSchema {
+  readonly kind: 'string';
+  readonly min: number;
+  readonly max: number;
+  readonly format?: StringFormat;
+}
+export interface IntegerSchema {
+  readonly kind: 'integer';
+  readonly min: number;
+  readonly max: number;
+}
+export interface NumberSchema {
+  readonly kind: 'number';
+  readonly min?: number;
+  readonly exclusiveMin?: boolean;
+  readonly max?: number;
+}
+export interface BooleanSchema {
+  readonly kind: 'boolean';
+}
+export interface EnumSchema<V extends string = string> {
+  readonly kind: 'enum';
+  readonly values: readonly V[];
+}
+export interface ArraySchema<I extends Schema = Schema> {
+  readonly kind: 'array';
+  readonly item: I;
+  readonly min: number;
+  readonly max: number;
+}
+export interface ObjectSchema<F extends Fields = Fields> {
+  readonly kind: 'object';
+  readonly fields: F;
+}
+export interface RecordSchema<V extends Schema = Schema> {
+  readonly kind: 'record';
+  readonly value: V;
+  readonly max: number;
+}
 
 export type Schema = StringSchema | IntegerSchema | NumberSchema | BooleanSchema | EnumSchema | ArraySchema | ObjectSchema | RecordSchema;
 
@@ -55,12 +86,12 @@ type OptionalKeys<F extends Fields> = Exclude<keyof F, RequiredKeys<F>>;
 /** The TypeScript type a schema describes (read-only, as received). */
 export type Infer<S> = S extends StringSchema ? string
   : S extends IntegerSchema | NumberSchema ? number
-    : S extends BooleanSchema ? boolean
-      : S extends EnumSchema<infer V> ? V
-        : S extends ArraySchema<infer I> ? readonly Infer<I>[]
-          : S extends ObjectSchema<infer F> ? InferFields<F>
-            : S extends RecordSchema<infer V> ? Readonly<Record<string, Infer<V>>>
-              : never;
+  : S extends BooleanSchema ? boolean
+  : S extends EnumSchema<infer V> ? V
+  : S extends ArraySchema<infer I> ? readonly Infer<I>[]
+  : S extends ObjectSchema<infer F> ? InferFields<F>
+  : S extends RecordSchema<infer V> ? Readonly<Record<string, Infer<V>>>
+  : never;
 
 /** The object type of a field list: required fields plain, optional ones with `?`. */
 export type InferFields<F extends Fields> = Simplify<

@@ -4,8 +4,19 @@
  * finite values, and the optional update-norm bound. Everything bad becomes a `ProtocolError`.
  */
 import {
-  adapterTensorShapes, parseTensorName, residualTensorShapes, sbRTensorShapes, ROLE_LORA_A, ROLE_LORA_B, ROLE_RESIDUAL_DENSE, ROLE_RESIDUAL_P, ROLE_RESIDUAL_Q,
-  type AdapterForm, type AdapterLayout, type ModuleLayout, type ResidualEntry,
+  adapterTensorShapes,
+  parseTensorName,
+  residualTensorShapes,
+  sbRTensorShapes,
+  ROLE_LORA_A,
+  ROLE_LORA_B,
+  ROLE_RESIDUAL_DENSE,
+  ROLE_RESIDUAL_P,
+  ROLE_RESIDUAL_Q,
+  type AdapterForm,
+  type AdapterLayout,
+  type ModuleLayout,
+  type ResidualEntry,
 } from './adapterTensors.js';
 import type { FrameLimits } from './constants.js';
 import { decodeFloatTensor, viewFloat32Tensor, firstNonFiniteIndex, FLOAT_WIRE_DTYPES, type FloatWireDType, type WireDType } from './dtypes.js';
@@ -89,7 +100,9 @@ function inferLayout(method: string, entries: readonly TensorSignature[]): Adapt
  * shapes as the layout (given, or inferred from the lora pairs) and the residual entries demand.
  */
 export function validateTensorSet(
-  descriptor: AnyDescriptor, params: unknown, entries: readonly TensorSignature[],
+  descriptor: AnyDescriptor,
+  params: unknown,
+  entries: readonly TensorSignature[],
   options: Pick<ReceiveOptions, 'layout' | 'uplinkDtypes' | 'adapterForm'> = {},
 ): void {
   const method = descriptor.method;
@@ -118,9 +131,10 @@ export function validateTensorSet(
   if (frozenSent > 0 && frozenSent < frozen.size) {
     const present = new Set(entries.map((e) => e.name));
     const missing = [...frozen.keys()].filter((n) => !present.has(n));
-    throw protocolError('E_TENSOR_NAME', `${method}: a Fed-SB message carries the frozen lora_A and lora_B of every module or of none; missing ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''}`);
+    throw protocolError('E_TENSOR_NAME',
+      `${method}: a Fed-SB message carries the frozen lora_A and lora_B of every module or of none; missing ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''}`);
   }
-  if (frozenSent > 0) for (const [name, shape] of frozen) expected.set(name, shape);
+  if (frozenSent > 0) { for (const [name, shape] of frozen) expected.set(name, shape); }
   const update = (params as { baseUpdate?: { modules: readonly ResidualEntry[] } }).baseUpdate;
   if (descriptor.tensors === 'global' && update !== undefined) {
     for (const [name, shape] of residualTensorShapes(update.modules, layout)) expected.set(name, shape);

@@ -50,7 +50,10 @@ export interface AdapterConfigFields {
 /** The adapter fields of a federation with these LoRA settings and layout. */
 export function adapterFields(layout: AdapterLayout, lora: { readonly rank: number; readonly alpha: number; readonly targetModules: readonly string[] }, baseModel?: string | null): AdapterConfigFields {
   return {
-    rank: lora.rank, alpha: lora.alpha, targetModules: lora.targetModules, fanInFanOut: layout.some((m) => m.fanInFanOut === true),
+    rank: lora.rank,
+    alpha: lora.alpha,
+    targetModules: lora.targetModules,
+    fanInFanOut: layout.some((m) => m.fanInFanOut === true),
     ...(baseModel !== undefined && baseModel !== null ? { baseModel } : {}),
   };
 }
@@ -64,7 +67,10 @@ export function roundDir(dir: string, round: number): string {
 function federationAdapterConfig(layout: AdapterLayout, fields: AdapterConfigFields): Partial<LoraConfig> & { r: number; loraAlpha: number } {
   // task_type (and base_model_name_or_path) let AutoPeftModelForCausalLM load the folder.
   return {
-    r: fields.rank, loraAlpha: fields.alpha, fanInFanOut: fields.fanInFanOut, targetModules: peftTargetModules(fields.targetModules, layout.map((m) => m.module)),
+    r: fields.rank,
+    loraAlpha: fields.alpha,
+    fanInFanOut: fields.fanInFanOut,
+    targetModules: peftTargetModules(fields.targetModules, layout.map((m) => m.module)),
     taskType: fields.taskType ?? FEDERATION_TASK_TYPE,
     ...(fields.baseModel !== undefined ? { baseModelNameOrPath: fields.baseModel } : {}),
   };

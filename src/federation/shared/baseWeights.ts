@@ -27,7 +27,8 @@ export function storedShape(m: ModuleLayout): [number, number] {
 export function entryChange(module: ModuleLayout, entry: ResidualEntry, tensors: ReadonlyMap<string, NamedTensor>): BaseChange {
   return entry.form === 'factored'
     ? {
-      form: 'factored', scale: entry.scale,
+      form: 'factored',
+      scale: entry.scale,
       p: tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_P), module.out, entry.innerDim),
       q: tensorMatrix(tensors, tensorName(module.module, ROLE_RESIDUAL_Q), entry.innerDim, module.in),
     }
@@ -36,8 +37,12 @@ export function entryChange(module: ModuleLayout, entry: ResidualEntry, tensors:
 
 /** Folds one residual entry (with its tensors from the message) into the module's stored base weight (`from`: copy-and-update in one pass). */
 export async function applyResidual(
-  target: Matrix<Float32Array>, module: ModuleLayout, entry: ResidualEntry,
-  tensors: ReadonlyMap<string, NamedTensor>, backend: ProductBackend, from?: Matrix<Float32Array>,
+  target: Matrix<Float32Array>,
+  module: ModuleLayout,
+  entry: ResidualEntry,
+  tensors: ReadonlyMap<string, NamedTensor>,
+  backend: ProductBackend,
+  from?: Matrix<Float32Array>,
 ): Promise<void> {
   await applyBaseChange(target, moduleLayout(module), entryChange(module, entry, tensors), backend, from);
 }

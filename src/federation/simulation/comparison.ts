@@ -56,7 +56,9 @@ export function planRuns(o: { seed: number; seeds: number; clients: number; loca
     const seed = o.seed + i;
     const prefix = o.sweep === undefined ? '' : `${o.sweep.axis}-${value}/`;
     return {
-      index: v * o.seeds + i, label: lone ? '.' : `${prefix}seed-${seed}`, seed,
+      index: v * o.seeds + i,
+      label: lone ? '.' : `${prefix}seed-${seed}`,
+      seed,
       clients: o.sweep?.axis === 'clients' && value !== null ? value : o.clients,
       localSteps: o.sweep?.axis === 'local-steps' && value !== null ? value : o.localSteps,
       sweepValue: value,
@@ -85,16 +87,26 @@ export async function runComparison(o: ComparisonOptions): Promise<ComparisonRes
     results.push(result);
     const r = result.report;
     entries.push({
-      label: run.label, seed: run.seed, clients: run.clients, localSteps: run.localSteps, sweepValue: run.sweepValue,
-      initialEvalLoss: r.methods[0]?.rounds[0]?.evalLoss ?? NaN, comparison: r.comparison, seconds: r.seconds,
+      label: run.label,
+      seed: run.seed,
+      clients: run.clients,
+      localSteps: run.localSteps,
+      sweepValue: run.sweepValue,
+      initialEvalLoss: r.methods[0]?.rounds[0]?.evalLoss ?? NaN,
+      comparison: r.comparison,
+      seconds: r.seconds,
     });
     onRunDone?.(run, result);
   }
   if (plan.length === 1 && sweep === undefined) return { runs: results, report: null, reportJson: results[0].reportJson, reportHtml: results[0].reportHtml };
   const first = results[0].report.settings;
   const report = buildComparisonReport({
-    ...first, seed: o.seed, clients: o.clients, localSteps: o.localSteps,
-    seeds: plan.filter((p) => p.sweepValue === plan[0].sweepValue).map((p) => p.seed), sweep: sweep ?? null,
+    ...first,
+    seed: o.seed,
+    clients: o.clients,
+    localSteps: o.localSteps,
+    seeds: plan.filter((p) => p.sweepValue === plan[0].sweepValue).map((p) => p.seed),
+    sweep: sweep ?? null,
   }, entries, (performance.now() - started) / 1000);
   const reportJson = join(out, 'report.json');
   const reportHtml = join(out, 'report.html');

@@ -41,13 +41,15 @@ function pointSection(p: PointSummary, report: ComparisonReport): string {
   const axis = report.settings.sweep?.axis;
   const title = axis === undefined ? '' : `<h3>${escapeHtml(axis)} = ${escapeHtml(String(p.sweepValue))}</h3>\n`;
   const methods = table(['method', 'final eval loss', 'accuracy', 'exact match', 'mean rel. deviation', 'sent', 'received', 'time (s)'],
-    p.methods.map((m) => [escapeHtml(m.method), cell(m.evalLoss, fmt), cell(m.evalAccuracy, pct), cell(m.exactMatch, pct), cell(m.meanRelativeDeviation, fmt),
-      cell(m.bytesSent, bytes), cell(m.bytesReceived, bytes), cell(m.seconds, (x) => x.toFixed(1))]));
-  const gap = p.gap === null ? '' : `<p>FedEx − FedIT, paired by seed (n = ${p.gap.evalLoss.n}), against the seeds' spread (the larger of the two methods' standard deviations):</p>\n${table(
-    ['figure', 'FedEx − FedIT', 'spread', '|gap| > spread'],
-    [gapRow('final eval loss (negative: FedEx better)', p.gap.evalLoss, fmt), gapRow('accuracy (positive: FedEx better)', p.gap.evalAccuracy, pct),
-      gapRow('exact match (positive: FedEx better)', p.gap.exactMatch, pct)],
-  )}`;
+    p.methods.map((
+      m,
+    ) => [escapeHtml(m.method), cell(m.evalLoss, fmt), cell(m.evalAccuracy, pct), cell(m.exactMatch, pct), cell(m.meanRelativeDeviation, fmt), cell(m.bytesSent, bytes), cell(m.bytesReceived, bytes), cell(m.seconds, (x) => x.toFixed(1))]));
+  const gap = p.gap === null ? '' : `<p>FedEx − FedIT, paired by seed (n = ${p.gap.evalLoss.n}), against the seeds' spread (the larger of the two methods' standard deviations):</p>\n${
+    table(
+      ['figure', 'FedEx − FedIT', 'spread', '|gap| > spread'],
+      [gapRow('final eval loss (negative: FedEx better)', p.gap.evalLoss, fmt), gapRow('accuracy (positive: FedEx better)', p.gap.evalAccuracy, pct), gapRow('exact match (positive: FedEx better)', p.gap.exactMatch, pct)],
+    )
+  }`;
   return `${title}<p class="note">Seeds ${escapeHtml(p.seeds.join(', '))}; ${p.clients} clients × ${p.localSteps} local steps.</p>\n${methods}\n${gap}`;
 }
 
@@ -58,8 +60,11 @@ function sweepSection(report: ComparisonReport): string {
     const m = p.methods.find((x) => x.method === method);
     return m === undefined ? '–' : cell(pick(m), f);
   };
-  const rows = report.summary.map((p) => [escapeHtml(String(p.sweepValue)), stat(p, 'fedit', (m) => m.meanRelativeDeviation, fmt), stat(p, 'fedex', (m) => m.evalLoss, fmt),
-    stat(p, 'fedit', (m) => m.evalLoss, fmt), p.gap === null ? '–' : cell(p.gap.evalLoss, fmt), p.gap === null ? '–' : cell(p.gap.exactMatch, pct)]);
+  const rows = report.summary.map((
+    p,
+  ) => [escapeHtml(String(p.sweepValue)), stat(p, 'fedit', (m) => m.meanRelativeDeviation, fmt), stat(p, 'fedex', (m) => m.evalLoss, fmt), stat(p, 'fedit', (m) => m.evalLoss, fmt), p.gap === null ? '–' : cell(p.gap.evalLoss, fmt),
+    p.gap === null ? '–' : cell(p.gap.exactMatch, pct)]
+  );
   return `<h2>Sweep: ${escapeHtml(sweep.axis)}</h2>
 <p class="note">How the deviation of plain averaging (FedIT's mean relative deviation ‖s·ΔR‖/‖s·Σ wᵢBᵢAᵢ‖ over rounds and modules) and the FedEx − FedIT gap change with ${escapeHtml(sweep.axis)}; mean ± sd over the seeds.</p>
 ${table([sweep.axis, 'FedIT rel. deviation', 'FedEx eval loss', 'FedIT eval loss', 'gap: eval loss', 'gap: exact match'], rows)}
@@ -107,13 +112,26 @@ export function renderComparisonHtml(report: ComparisonReport, chartJs: string |
       ...methods.flatMap((m) => {
         const c = r.comparison.find((x) => x.method === m);
         return [c === undefined ? '–' : fmt(c.evalLoss), c?.exactMatch === null || c === undefined ? '–' : pct(c.exactMatch)];
-      }), r.seconds.toFixed(1)]));
+      }), r.seconds.toFixed(1)]
+    ));
   const settings = table(['setting', 'value'], [
-    ['model', s.model], ['data', s.data], ['split', s.split], ['seeds', s.seeds.join(', ')], ['sweep', s.sweep === null ? 'none' : `${s.sweep.axis} = ${s.sweep.values.join(', ')}`],
-    ['clients', String(s.clients)], ['rounds', String(s.rounds)], ['local steps', String(s.localSteps)], ['batch size', String(s.batchSize)], ['learning rate', String(s.lr)],
-    ['rank / alpha', `${s.rank} / ${s.alpha}`], ['aggregation', s.aggregation ?? 'mean'], ['device', s.device], ['trainer', s.workload],
+    ['model', s.model],
+    ['data', s.data],
+    ['split', s.split],
+    ['seeds', s.seeds.join(', ')],
+    ['sweep', s.sweep === null ? 'none' : `${s.sweep.axis} = ${s.sweep.values.join(', ')}`],
+    ['clients', String(s.clients)],
+    ['rounds', String(s.rounds)],
+    ['local steps', String(s.localSteps)],
+    ['batch size', String(s.batchSize)],
+    ['learning rate', String(s.lr)],
+    ['rank / alpha', `${s.rank} / ${s.alpha}`],
+    ['aggregation', s.aggregation ?? 'mean'],
+    ['device', s.device],
+    ['trainer', s.workload],
     ['machine', `${report.machine.cpus} CPUs, ${report.machine.platform}-${report.machine.arch}, Node ${report.machine.node}`],
-    ['total time', `${report.seconds.toFixed(1)} s`], ['created', report.createdAt],
+    ['total time', `${report.seconds.toFixed(1)} s`],
+    ['created', report.createdAt],
   ].map((r) => r.map(escapeHtml)));
   return `<!DOCTYPE html>
 <html lang="en">
@@ -136,7 +154,9 @@ canvas { max-height: 360px; }
 </head>
 <body>
 <h1>FedEx simulation comparison</h1>
-<p class="note">${report.runs.length} runs: every method on ${escapeHtml(String(s.seeds.length))} seed${s.seeds.length === 1 ? '' : 's'}${s.sweep === null ? '' : ` at each ${escapeHtml(s.sweep.axis)} value`}. The seed varies the data, its split across clients, the LoRA initialisation and the data order; within a seed every method sees the same. Figures are mean ± sample standard deviation over the seeds, computed from the runs below (each with its own report).</p>
+<p class="note">${report.runs.length} runs: every method on ${escapeHtml(String(s.seeds.length))} seed${s.seeds.length === 1 ? '' : 's'}${
+  s.sweep === null ? '' : ` at each ${escapeHtml(s.sweep.axis)} value`
+}. The seed varies the data, its split across clients, the LoRA initialisation and the data order; within a seed every method sees the same. Figures are mean ± sample standard deviation over the seeds, computed from the runs below (each with its own report).</p>
 <h2>Seeds: mean ± sd</h2>
 ${report.summary.map((p) => pointSection(p, report)).join('\n')}
 <p id="no-charts" class="note" hidden>Charts are unavailable: Chart.js was not found when this report was written.</p>

@@ -138,14 +138,22 @@ export function summarizeRuns(runs: readonly RunEntry[], methods: readonly Simul
     const stats = methods.map((method): MethodStats => {
       const of = (metric: Metric): Stat => meanSd(at.map((r) => figure(r, method, metric)));
       return {
-        method, evalLoss: of('evalLoss'), evalAccuracy: of('evalAccuracy'), exactMatch: of('exactMatch'), meanRelativeDeviation: of('meanRelativeDeviation'),
-        bytesSent: of('bytesSent'), bytesReceived: of('bytesReceived'), seconds: of('seconds'),
+        method,
+        evalLoss: of('evalLoss'),
+        evalAccuracy: of('evalAccuracy'),
+        exactMatch: of('exactMatch'),
+        meanRelativeDeviation: of('meanRelativeDeviation'),
+        bytesSent: of('bytesSent'),
+        bytesReceived: of('bytesReceived'),
+        seconds: of('seconds'),
       };
     });
     const fedex = stats.find((m) => m.method === 'fedex');
     const fedit = stats.find((m) => m.method === 'fedit');
     const gap = fedex === undefined || fedit === undefined ? null : {
-      evalLoss: gapStat(at, fedex, fedit, 'evalLoss'), evalAccuracy: gapStat(at, fedex, fedit, 'evalAccuracy'), exactMatch: gapStat(at, fedex, fedit, 'exactMatch'),
+      evalLoss: gapStat(at, fedex, fedit, 'evalLoss'),
+      evalAccuracy: gapStat(at, fedex, fedit, 'evalAccuracy'),
+      exactMatch: gapStat(at, fedex, fedit, 'exactMatch'),
     };
     return { sweepValue: value, clients: at[0].clients, localSteps: at[0].localSteps, seeds: at.map((r) => r.seed), methods: stats, gap };
   });

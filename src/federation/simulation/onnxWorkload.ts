@@ -53,9 +53,21 @@ export interface OnnxWorkloadOptions {
 /** Federation settings for a trainer of this workload (method decides whether A is frozen). */
 function settingsFor(o: OnnxWorkloadOptions, layout: AdapterLayout, hash: string, method: FederationSettings['method']): FederationSettings {
   return {
-    method, rounds: 1, localSteps: 1, batchSize: o.batchSize, rank: o.rank, alpha: o.alpha, rsLora: false,
-    targetModules: [...o.targetModules], lr: o.lr, seed: o.seed, weighting: 'uniform', resetOptimizer: true, uplinkDtype: 'float32',
-    baseModelHash: hash, layout: layout.map((m) => ({ ...m, fanInFanOut: m.fanInFanOut === true })),
+    method,
+    rounds: 1,
+    localSteps: 1,
+    batchSize: o.batchSize,
+    rank: o.rank,
+    alpha: o.alpha,
+    rsLora: false,
+    targetModules: [...o.targetModules],
+    lr: o.lr,
+    seed: o.seed,
+    weighting: 'uniform',
+    resetOptimizer: true,
+    uplinkDtype: 'float32',
+    baseModelHash: hash,
+    layout: layout.map((m) => ({ ...m, fanInFanOut: m.fanInFanOut === true })),
   };
 }
 
@@ -63,9 +75,16 @@ function settingsFor(o: OnnxWorkloadOptions, layout: AdapterLayout, hash: string
 export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<SimulationWorkload> {
   const manifest = await modelManifest(o.modelDir);
   const common = {
-    createTrainer: o.createTrainer, modelDir: o.modelDir, data: o.data, device: o.device, seqLen: o.seqLen, seed: o.seed,
-    ...(o.evalData !== undefined ? { evalData: o.evalData } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.worker !== undefined ? { worker: o.worker } : {}), ...(o.packing === true ? { packing: true } : {}),
+    createTrainer: o.createTrainer,
+    modelDir: o.modelDir,
+    data: o.data,
+    device: o.device,
+    seqLen: o.seqLen,
+    seed: o.seed,
+    ...(o.evalData !== undefined ? { evalData: o.evalData } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.worker !== undefined ? { worker: o.worker } : {}),
+    ...(o.packing === true ? { packing: true } : {}),
     ...(o.basePrecision !== undefined ? { basePrecision: o.basePrecision } : {}),
   };
   let onPooledProgress: ((p: StepProgress) => void) | undefined;
@@ -91,22 +110,30 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
     createTrainer(_part: null, onProgress?: (p: StepProgress) => void): LocalTrainer {
       // The pooled trainer is also the evaluator: hand out a view whose dispose keeps it alive.
       onPooledProgress = onProgress;
-      return { train: (...args) => pooled.train(...args), dispose: async () => { onPooledProgress = undefined; } };
+      return { train: (...args) => pooled.train(...args), dispose: async () => {
+        onPooledProgress = undefined;
+      } };
     },
     createClient(part, connection, onProgress) {
       // Exactly what `fedex join` builds (client/modelClient.ts), sharing one base source.
       const { modelDir: _dir, ...training } = common;
       return createModelClient({
-        ...connection, modelDir: o.modelDir, hash: manifest.hash, base,
+        ...connection,
+        modelDir: o.modelDir,
+        hash: manifest.hash,
+        base,
         training: {
-          ...training, shard: { index: part.index, count: part.count, split: o.split, seed: o.seed, ...(o.dirichletAlpha !== undefined ? { alpha: o.dirichletAlpha } : {}) }, ...(onProgress !== undefined ? { onProgress } : {}),
+          ...training,
+          shard: { index: part.index, count: part.count, split: o.split, seed: o.seed, ...(o.dirichletAlpha !== undefined ? { alpha: o.dirichletAlpha } : {}) },
+          ...(onProgress !== undefined ? { onProgress } : {}),
           ...(o.onData !== undefined ? { onData: (r: DataReport) => o.onData!(`client ${part.index + 1}/${part.count}`, r) } : {}),
         },
       });
     },
     async evaluate(adapter, weights): Promise<EvalMetrics> {
       const e = await pooled.evaluate(evalSettings, adapter, weights, {
-        ...(o.evalExamples !== undefined ? { maxExamples: o.evalExamples } : {}), exactMatch: o.exactMatch ?? true,
+        ...(o.evalExamples !== undefined ? { maxExamples: o.evalExamples } : {}),
+        exactMatch: o.exactMatch ?? true,
       });
       return { loss: e.loss, accuracy: e.accuracy ?? null, exactMatch: e.exactMatch ?? null, examples: e.examples };
     },

@@ -135,8 +135,18 @@ function truncationOf(record: RoundRecord): Pick<RoundReport, 'residualTruncatio
 /** The round-0 row: the initial model, shared by every method. */
 export function initialRound(evaluation: EvalMetrics): RoundReport {
   return {
-    round: 0, evalLoss: evaluation.loss, evalAccuracy: evaluation.accuracy, exactMatch: evaluation.exactMatch, trainLoss: null,
-    participants: 0, bytesSent: 0, bytesReceived: 0, seconds: 0, meanRelativeDeviation: null, layers: [], modules: [],
+    round: 0,
+    evalLoss: evaluation.loss,
+    evalAccuracy: evaluation.accuracy,
+    exactMatch: evaluation.exactMatch,
+    trainLoss: null,
+    participants: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    seconds: 0,
+    meanRelativeDeviation: null,
+    layers: [],
+    modules: [],
   };
 }
 

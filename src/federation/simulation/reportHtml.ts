@@ -35,7 +35,7 @@ export function findChartJs(): string | null {
   if (process.argv[1] !== undefined) starts.push(dirname(resolve(process.argv[1])));
   starts.push(process.cwd());
   for (const start of starts) {
-    for (let dir = start; ; dir = dirname(dir)) {
+    for (let dir = start;; dir = dirname(dir)) {
       const candidate = join(dir, CHART_FILE);
       if (existsSync(candidate)) return candidate;
       const vendored = join(dir, 'dist', 'vendor', 'chart.umd.js');
@@ -123,7 +123,9 @@ function showDeviation(m: SimulationReport['methods'][number]): boolean {
 /** The intro's sentence on a robust aggregation rule (empty for the mean). */
 function robustNote(rule: string | undefined): string {
   if (rule === undefined || rule === 'mean') return '';
-  return ` Aggregation: <strong>${escapeHtml(rule)}</strong>, coordinate-wise over the clients (unweighted) instead of the mean: Ā and B̄ are the ${escapeHtml(rule)} of the clients' factors, FedEx-LoRA folds the dense s·(${escapeHtml(rule)}ᵢ(BᵢAᵢ) − B̄Ā) into the base weights, and relative deviation is measured against s·${escapeHtml(rule)}ᵢ(BᵢAᵢ).`;
+  return ` Aggregation: <strong>${escapeHtml(rule)}</strong>, coordinate-wise over the clients (unweighted) instead of the mean: Ā and B̄ are the ${escapeHtml(rule)} of the clients' factors, FedEx-LoRA folds the dense s·(${
+    escapeHtml(rule)
+  }ᵢ(BᵢAᵢ) − B̄Ā) into the base weights, and relative deviation is measured against s·${escapeHtml(rule)}ᵢ(BᵢAᵢ).`;
 }
 
 /** The DP columns of a round: ε so far (∞ without noise, – at round 0) and `k/n` updates clipped. */
@@ -135,7 +137,11 @@ function privacyCells(p: SimulationReport['methods'][number]['rounds'][number]['
 /** The intro's sentence on client-level DP (empty without it). */
 function privacyIntro(p: SimulationReport['settings']['privacy']): string {
   if (p === undefined) return '';
-  return ` Client-level differential privacy on the federated methods: each client's update is clipped to L2 norm ${escapeHtml(String(p.clip))} and Gaussian noise of std σ·C/m (σ = ${escapeHtml(String(p.noiseMultiplier))}, m clients per round) is added to the average; ε is at δ = ${escapeHtml(String(p.delta))} with sampling rate 1 (no amplification by sampling claimed). FedEx-LoRA folds the noisy residual into the base, so its global model is exactly the noisy mean of the clipped updates; deviation figures are not computed under DP. Centralized LoRA is not private.`;
+  return ` Client-level differential privacy on the federated methods: each client's update is clipped to L2 norm ${escapeHtml(String(p.clip))} and Gaussian noise of std σ·C/m (σ = ${
+    escapeHtml(String(p.noiseMultiplier))
+  }, m clients per round) is added to the average; ε is at δ = ${
+    escapeHtml(String(p.delta))
+  } with sampling rate 1 (no amplification by sampling claimed). FedEx-LoRA folds the noisy residual into the base, so its global model is exactly the noisy mean of the clipped updates; deviation figures are not computed under DP. Centralized LoRA is not private.`;
 }
 
 /** Renders the page. `chartJs` is the Chart.js UMD source, or null (tables only, with a note). */
@@ -150,26 +156,26 @@ export function renderReportHtml(report: SimulationReport, chartJs: string | nul
     const cut = m.rounds.some((r) => r.residualTruncation !== undefined);
     // Client-level DP: ε spent after the round and the updates clipped.
     const dp = m.rounds.some((r) => r.privacy !== undefined);
-    return `<h3>${escapeHtml(m.method)}</h3>\n${table(
-      ['round', 'eval loss', 'accuracy', 'train loss', 'clients', 'mean rel. deviation', ...(cut ? ['residual dropped (rank)'] : []), ...(dp ? ['DP ε', 'clipped'] : []), 'bytes ↓', 'bytes ↑', 'time'],
-      m.rounds.map((r) => [String(r.round), fmt(r.evalLoss), pct(r.evalAccuracy), fmt(r.trainLoss), String(r.participants), fmt(r.meanRelativeDeviation, 3),
-        ...(cut ? [r.residualTruncation === undefined ? '–' : `${fmt(r.residualTruncation.maxRelativeError, 3)} (${r.residualTruncation.rank})`] : []),
-        ...(dp ? privacyCells(r.privacy) : []),
-        bytes(r.bytesSent), bytes(r.bytesReceived), `${r.seconds.toFixed(1)} s`]),
-    )}`;
+    return `<h3>${escapeHtml(m.method)}</h3>\n${
+      table(
+        ['round', 'eval loss', 'accuracy', 'train loss', 'clients', 'mean rel. deviation', ...(cut ? ['residual dropped (rank)'] : []), ...(dp ? ['DP ε', 'clipped'] : []), 'bytes ↓', 'bytes ↑', 'time'],
+        m.rounds.map((
+          r,
+        ) => [String(r.round), fmt(r.evalLoss), pct(r.evalAccuracy), fmt(r.trainLoss), String(r.participants), fmt(r.meanRelativeDeviation, 3),
+          ...(cut ? [r.residualTruncation === undefined ? '–' : `${fmt(r.residualTruncation.maxRelativeError, 3)} (${r.residualTruncation.rank})`] : []), ...(dp ? privacyCells(r.privacy) : []), bytes(r.bytesSent), bytes(r.bytesReceived),
+          `${r.seconds.toFixed(1)} s`]
+        ),
+      )
+    }`;
   }).join('\n');
   const devCharts = report.methods.map((m, i) => (showDeviation(m)
-    ? `<figure><figcaption>${escapeHtml(m.method)}: relative deviation per layer per round${DEVIATION_NOTE[m.method] ?? ''}</figcaption><canvas id="chart-dev-${i}"></canvas></figure>` : '')).join('\n');
-  const settings = table(['setting', 'value'], [
-    ['model', s.model], ['data', s.data], ['split', s.split], ['clients', String(s.clients)], ['rounds', String(s.rounds)],
-    ['local steps', String(s.localSteps)], ['batch size', String(s.batchSize)], ['learning rate', String(s.lr)],
-    ['rank / alpha', `${s.rank} / ${s.alpha}`], ['adapted modules', `${s.modules} (${s.targetModules.join(', ')})`],
-    ['aggregation', s.aggregation ?? 'mean'],
-    ...(s.privacy !== undefined ? [['client-level DP', `clip C = ${s.privacy.clip}, noise multiplier σ = ${s.privacy.noiseMultiplier}, δ = ${s.privacy.delta}`]] : []),
-    ['seed', String(s.seed)], ['device', s.device], ['trainer', s.workload],
-    ['machine', `${report.machine.cpus} CPUs, ${report.machine.platform}-${report.machine.arch}, Node ${report.machine.node}`],
-    ['total time', `${report.seconds.toFixed(1)} s`], ['created', report.createdAt],
-  ]);
+    ? `<figure><figcaption>${escapeHtml(m.method)}: relative deviation per layer per round${DEVIATION_NOTE[m.method] ?? ''}</figcaption><canvas id="chart-dev-${i}"></canvas></figure>` :
+    '')
+  ).join('\n');
+  const settings = table(['setting', 'value'], [['model', s.model], ['data', s.data], ['split', s.split], ['clients', String(s.clients)], ['rounds', String(s.rounds)], ['local steps', String(s.localSteps)], ['batch size',
+    String(s.batchSize)], ['learning rate', String(s.lr)], ['rank / alpha', `${s.rank} / ${s.alpha}`], ['adapted modules', `${s.modules} (${s.targetModules.join(', ')})`], ['aggregation', s.aggregation ?? 'mean'],
+    ...(s.privacy !== undefined ? [['client-level DP', `clip C = ${s.privacy.clip}, noise multiplier σ = ${s.privacy.noiseMultiplier}, δ = ${s.privacy.delta}`]] : []), ['seed', String(s.seed)], ['device', s.device], ['trainer', s.workload],
+    ['machine', `${report.machine.cpus} CPUs, ${report.machine.platform}-${report.machine.arch}, Node ${report.machine.node}`], ['total time', `${report.seconds.toFixed(1)} s`], ['created', report.createdAt]]);
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -191,7 +197,11 @@ canvas { max-height: 360px; }
 </head>
 <body>
 <h1>FedEx simulation report</h1>
-<p class="note">The same federation (${escapeHtml(String(s.clients))} clients, ${escapeHtml(String(s.rounds))} rounds × ${escapeHtml(String(s.localSteps))} local steps, data split ${escapeHtml(s.split)}) run with each method; centralized LoRA trains one model on the pooled data with the same number of steps and examples. Relative deviation is ‖s·ΔR‖_F / ‖s·Σ wᵢBᵢAᵢ‖_F: the share of the ideal update that plain averaging (FedIT) loses and FedEx-LoRA folds into the base weights.${robustNote(s.aggregation)}${privacyIntro(s.privacy)}</p>
+<p class="note">The same federation (${escapeHtml(String(s.clients))} clients, ${escapeHtml(String(s.rounds))} rounds × ${escapeHtml(String(s.localSteps))} local steps, data split ${
+  escapeHtml(s.split)
+}) run with each method; centralized LoRA trains one model on the pooled data with the same number of steps and examples. Relative deviation is ‖s·ΔR‖_F / ‖s·Σ wᵢBᵢAᵢ‖_F: the share of the ideal update that plain averaging (FedIT) loses and FedEx-LoRA folds into the base weights.${
+  robustNote(s.aggregation)
+}${privacyIntro(s.privacy)}</p>
 <h2>Comparison</h2>
 ${comparison}
 <p id="no-charts" class="note" hidden>Charts are unavailable: Chart.js was not found when this report was written.</p>

@@ -32,9 +32,14 @@ export const CENTRALIZED_ID = 'centralized';
 /** The initial global adapter of a federation with these settings (what the coordinator sends in round 1). */
 export function federationInitialAdapter(workload: SimulationWorkload, o: { rank: number; alpha: number; seed: number; lr: number; batchSize: number; localSteps: number }): Map<string, LoraFactors> {
   return initialAdapter(resolvePlan({
-    runDir: '', method: 'fedex', rounds: 1, layout: workload.layout, base: workload.base,
+    runDir: '',
+    method: 'fedex',
+    rounds: 1,
+    layout: workload.layout,
+    base: workload.base,
     lora: { rank: o.rank, alpha: o.alpha, targetModules: workload.targetModules },
-    training: { localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr }, seed: o.seed,
+    training: { localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr },
+    seed: o.seed,
   }));
 }
 
@@ -51,11 +56,23 @@ export async function runCentralized(o: CentralizedRunOptions): Promise<MethodRe
   const base: ReadonlyMap<string, Matrix<Float32Array>> = await o.workload.base.load(o.workload.layout);
   const info: BaseUpdateInfo = { revision: 0, fromRevision: null, updatedModules: [], modules: base };
   const config: TrainConfig = {
-    method: 'fedit', rounds: o.rounds, localSteps: steps, batchSize: o.batchSize, rank: o.rank, alpha: o.alpha, rsLora: false,
-    targetModules: [...o.workload.targetModules], lr: o.lr, seed: o.seed, weighting: 'uniform', resetOptimizer: false,
-    uplinkDtype: 'float32', baseModelHash: o.workload.base.hash,
+    method: 'fedit',
+    rounds: o.rounds,
+    localSteps: steps,
+    batchSize: o.batchSize,
+    rank: o.rank,
+    alpha: o.alpha,
+    rsLora: false,
+    targetModules: [...o.workload.targetModules],
+    lr: o.lr,
+    seed: o.seed,
+    weighting: 'uniform',
+    resetOptimizer: false,
+    uplinkDtype: 'float32',
+    baseModelHash: o.workload.base.hash,
     layout: o.workload.layout.map((m) => ({ module: m.module, in: m.in, out: m.out, rank: m.rank, fanInFanOut: m.fanInFanOut === true })),
-    timeLimitMs: 0, clientName: CENTRALIZED_ID,
+    timeLimitMs: 0,
+    clientName: CENTRALIZED_ID,
   };
   let adapter: Adapter = federationInitialAdapter(o.workload, o);
   const rounds: RoundReport[] = [initialRound(o.initial)];
@@ -71,8 +88,18 @@ export async function runCentralized(o: CentralizedRunOptions): Promise<MethodRe
       o.sink.emit('client_round_done', { method, clientId: CENTRALIZED_ID, round, trainLoss: result.trainLoss, examples: result.numExamples, steps: result.steps ?? steps, seconds }, method);
       const evaluation = await o.workload.evaluate(adapter, base);
       const row: RoundReport = {
-        round, evalLoss: evaluation.loss, evalAccuracy: evaluation.accuracy, exactMatch: evaluation.exactMatch, trainLoss: result.trainLoss,
-        participants: 1, bytesSent: 0, bytesReceived: 0, seconds, meanRelativeDeviation: null, layers: [], modules: [],
+        round,
+        evalLoss: evaluation.loss,
+        evalAccuracy: evaluation.accuracy,
+        exactMatch: evaluation.exactMatch,
+        trainLoss: result.trainLoss,
+        participants: 1,
+        bytesSent: 0,
+        bytesReceived: 0,
+        seconds,
+        meanRelativeDeviation: null,
+        layers: [],
+        modules: [],
       };
       rounds.push(row);
       o.sink.emit('round_evaluated', { method, round, evalLoss: evaluation.loss, evalAccuracy: evaluation.accuracy, exactMatch: evaluation.exactMatch }, method);

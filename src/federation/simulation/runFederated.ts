@@ -74,11 +74,19 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
   const { method, sink, workload } = o;
   await rm(o.runDir, { recursive: true, force: true });
   const coordinator = await Coordinator.create({
-    runDir: o.runDir, method, rounds: o.rounds, layout: workload.layout,
+    runDir: o.runDir,
+    method,
+    rounds: o.rounds,
+    layout: workload.layout,
     lora: { rank: o.rank, alpha: o.alpha, targetModules: workload.targetModules },
     training: { localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr },
-    base: workload.base, backend: o.backend, seed: o.seed,
-    minClients: o.clients, maxClients: o.clients, quorum: { count: o.clients }, roundTimeoutMs: o.roundTimeoutMs ?? 1_800_000,
+    base: workload.base,
+    backend: o.backend,
+    seed: o.seed,
+    minClients: o.clients,
+    maxClients: o.clients,
+    quorum: { count: o.clients },
+    roundTimeoutMs: o.roundTimeoutMs ?? 1_800_000,
     ...(o.residualRank !== undefined ? { residualRank: o.residualRank } : {}),
     ...(o.aggregation !== undefined ? { aggregation: o.aggregation } : {}),
     ...(o.privacy !== undefined ? { privacy: o.privacy } : {}),
@@ -123,11 +131,8 @@ export async function runFederated(o: FederatedRunOptions): Promise<MethodReport
     const url = await coordinator.start();
     for (let i = 0; i < o.clients; i++) {
       const clientId = simulationClientId(i);
-      const { client, trainer } = workload.createClient({ index: i, count: o.clients }, {
-        url, token: coordinator.token, name: clientId, clientId, backend: o.backend,
-        ...(o.clientRanks !== undefined ? { rank: o.clientRanks[i % o.clientRanks.length] } : {}),
-        reconnect: { maxAttempts: 5 }, ...(o.signal !== undefined ? { signal: o.signal } : {}),
-      }, (p) => {
+      const { client, trainer } = workload.createClient({ index: i, count: o.clients }, { url, token: coordinator.token, name: clientId, clientId, backend: o.backend,
+        ...(o.clientRanks !== undefined ? { rank: o.clientRanks[i % o.clientRanks.length] } : {}), reconnect: { maxAttempts: 5 }, ...(o.signal !== undefined ? { signal: o.signal } : {}) }, (p) => {
         progress(clientId, p);
         o.onStep?.(clientId, p);
       });

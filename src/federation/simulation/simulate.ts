@@ -59,12 +59,28 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
   const { workload, sink } = o;
   const hp: SimulationHyperparameters = { clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, batchSize: o.batchSize, lr: o.lr, rank: o.rank, alpha: o.alpha, seed: o.seed };
   sink.emit('simulation_started', {
-    methods: o.methods, clients: o.clients, rounds: o.rounds, localSteps: o.localSteps, model: o.labels.model, data: o.labels.data,
-    out, rank: o.rank, alpha: o.alpha, seed: o.seed,
+    methods: o.methods,
+    clients: o.clients,
+    rounds: o.rounds,
+    localSteps: o.localSteps,
+    model: o.labels.model,
+    data: o.labels.data,
+    out,
+    rank: o.rank,
+    alpha: o.alpha,
+    seed: o.seed,
   });
   const settings: SimulationSettings = {
-    methods: o.methods, ...hp, model: o.labels.model, data: o.labels.data, split: o.labels.split, device: o.labels.device,
-    workload: workload.kind, targetModules: workload.targetModules, modules: workload.layout.length, aggregation: ruleLabel(o.aggregation),
+    methods: o.methods,
+    ...hp,
+    model: o.labels.model,
+    data: o.labels.data,
+    split: o.labels.split,
+    device: o.labels.device,
+    workload: workload.kind,
+    targetModules: workload.targetModules,
+    modules: workload.layout.length,
+    aggregation: ruleLabel(o.aggregation),
     ...(o.privacy !== undefined ? { privacy: { ...o.privacy, delta: o.privacy.delta ?? DEFAULT_DP_DELTA } } : {}),
     ...(o.clientRanks !== undefined ? { clientRanks: [...o.clientRanks] } : {}),
   };
@@ -81,13 +97,20 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     sink.emit('method_started', { method }, method);
     o.onMethodStart?.(method);
     const common = {
-      workload, ...hp, initial, onStep: (id: string, p: StepProgress) => o.onStep?.(method, id, p),
+      workload,
+      ...hp,
+      initial,
+      onStep: (id: string, p: StepProgress) => o.onStep?.(method, id, p),
       ...(o.signal !== undefined ? { signal: o.signal } : {}),
     };
     const report = method === 'centralized'
       ? await runCentralized({ ...common, sink, onRound: (row) => o.onRound?.(method, row, null) })
       : await runFederated({
-        ...common, method, sink, backend: o.backend, runDir: methodRunDir(out, method),
+        ...common,
+        method,
+        sink,
+        backend: o.backend,
+        runDir: methodRunDir(out, method),
         ...(method === 'fedex' && o.residualRank !== undefined ? { residualRank: o.residualRank } : {}),
         ...(o.aggregation !== undefined ? { aggregation: o.aggregation } : {}),
         ...(o.privacy !== undefined ? { privacy: o.privacy } : {}),

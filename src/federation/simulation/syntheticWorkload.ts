@@ -26,7 +26,6 @@ export interface SyntheticWorkloadOptions {
   readonly stepDelayMs?: number;
 }
 
-
 /** Creates the synthetic workload. */
 export function createSyntheticWorkload(options: SyntheticWorkloadOptions): SimulationWorkload {
   const layout = syntheticLayout(options.rank, options.layers, options.hidden);

@@ -108,7 +108,7 @@ export interface RetryOptions extends BackoffOptions {
 export async function connectWithRetry(url: string, options: ConnectOptions, retry: RetryOptions = {}): Promise<Connection> {
   const maxAttempts = retry.maxAttempts ?? Infinity;
   let firstFailure: number | undefined;
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0;; attempt++) {
     try {
       return await connectTransport(url, options);
     } catch (err) {

@@ -154,11 +154,17 @@ export class WsConnection extends EventEmitter<ConnectionEvents> implements Conn
 
 function describe(cause: CloseCause): string {
   switch (cause) {
-    case 'text_frame': return 'peer sent a text message';
-    case 'too_large': return 'frame exceeds the size limit';
-    case 'heartbeat': return 'peer stopped answering the heartbeat';
-    case 'terminated': return 'connection terminated';
-    case 'error': return 'connection lost';
-    case 'normal': return 'closed';
+    case 'text_frame':
+      return 'peer sent a text message';
+    case 'too_large':
+      return 'frame exceeds the size limit';
+    case 'heartbeat':
+      return 'peer stopped answering the heartbeat';
+    case 'terminated':
+      return 'connection terminated';
+    case 'error':
+      return 'connection lost';
+    case 'normal':
+      return 'closed';
   }
 }

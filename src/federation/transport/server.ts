@@ -92,7 +92,8 @@ export async function createTransportServer(options: TransportServerOptions & { 
   const http = options.tls === undefined
     ? createHttpServer(rejectPlainHttp)
     : createHttpsServer({
-      cert: Buffer.from(options.tls.cert), key: Buffer.from(options.tls.key),
+      cert: Buffer.from(options.tls.cert),
+      key: Buffer.from(options.tls.key),
       ...(clientCa !== undefined ? { ca: Buffer.from(clientCa), requestCert: true, rejectUnauthorized: true } : {}),
     }, rejectPlainHttp);
   const gate = options.preAuth === undefined ? undefined : new PreAuthGate(options.preAuth);

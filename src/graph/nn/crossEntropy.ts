@@ -29,8 +29,7 @@ export interface CrossEntropyOptions {
 export function crossEntropy(logits: Value, labels: Value, options: CrossEntropyOptions = {}): Value {
   checkFloat('crossEntropy', 'logits', logits);
   checkIndex('crossEntropy', 'labels', labels);
-  check(shapeEquals(labels.shape, logits.shape.slice(0, -1)),
-    () => `crossEntropy: labels ${formatShape(labels.shape)} must match logits ${formatShape(logits.shape)} without the class axis`);
+  check(shapeEquals(labels.shape, logits.shape.slice(0, -1)), () => `crossEntropy: labels ${formatShape(labels.shape)} must match logits ${formatShape(logits.shape)} without the class axis`);
   const valid = logicalNot(equal(labels, options.ignoreIndex ?? -100));
   const safe = where(valid, labels, 0);
   const picked = squeeze(gatherElements(logSoftmax(logits, -1), unsqueeze(safe, labels.rank), -1), -1);

@@ -13,8 +13,7 @@ import { dimEquals, formatShape } from '../shape.js';
 export function rmsNorm(x: Value, weight: Value, epsilon = 1e-6): Value {
   checkFloat('rmsNorm', 'x', x);
   checkSameDType('rmsNorm', x, 'x', weight, 'weight');
-  check(weight.rank === 1 && dimEquals(weight.shape[0], x.shape[x.rank - 1]),
-    () => `rmsNorm: weight ${formatShape(weight.shape)} must be [${String(x.shape[x.rank - 1])}] (x ${formatShape(x.shape)})`);
+  check(weight.rank === 1 && dimEquals(weight.shape[0], x.shape[x.rank - 1]), () => `rmsNorm: weight ${formatShape(weight.shape)} must be [${String(x.shape[x.rank - 1])}] (x ${formatShape(x.shape)})`);
   const inv = div(1, sqrt(add(reduceMean(mul(x, x), -1, true), epsilon)));
   return mul(weight, mul(x, inv));
 }

@@ -58,8 +58,10 @@ export function declareStored(g: GraphBuilder, name: string, shape: readonly num
   const why = unstorableReason(shape, form);
   check(why === undefined, () => `declareStored: ${name} ${formatShape(shape)} cannot be stored as ${form.kind}: ${why ?? ''}`);
   switch (form.kind) {
-    case 'float16': return { name, form, data: g.input(name, 'float16', shape), shape };
-    case 'bfloat16': return { name, form, data: g.input(name, 'uint16', shape), shape };
+    case 'float16':
+      return { name, form, data: g.input(name, 'float16', shape), shape };
+    case 'bfloat16':
+      return { name, form, data: g.input(name, 'uint16', shape), shape };
     case 'int4': {
       const [rows, cols] = shape;
       const data = g.input(name, 'uint8', [rows, cols / 2]);

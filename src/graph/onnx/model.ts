@@ -115,12 +115,24 @@ function encodeValueInfo(v: OnnxValueInfo): Uint8Array {
 function encodeAttribute(name: string, a: OnnxAttributeValue): Uint8Array {
   const w = new ProtoWriter().string(1, name);
   switch (a.kind) {
-    case 'float': w.float(2, a.value); break;
-    case 'int': w.int(3, a.value); break;
-    case 'string': w.string(4, a.value); break;
-    case 'tensor': w.bytes(5, encodeTensor(a.value)); break;
-    case 'floats': w.packedFloats(7, a.value); break;
-    case 'ints': w.packedInts(8, a.value); break;
+    case 'float':
+      w.float(2, a.value);
+      break;
+    case 'int':
+      w.int(3, a.value);
+      break;
+    case 'string':
+      w.string(4, a.value);
+      break;
+    case 'tensor':
+      w.bytes(5, encodeTensor(a.value));
+      break;
+    case 'floats':
+      w.packedFloats(7, a.value);
+      break;
+    case 'ints':
+      w.packedInts(8, a.value);
+      break;
   }
   w.int(20, ATTR_TYPE[a.kind]);
   return w.finish().slice();

@@ -47,8 +47,7 @@ export function checkSameDType(op: string, a: Value, aName: string, b: Value, bN
 
 /** Requires a given rank, or a minimum rank. */
 export function checkRank(op: string, arg: string, v: Value, rank: number, atLeast = false): void {
-  check(atLeast ? v.rank >= rank : v.rank === rank,
-    () => `${op}: ${arg} has ${v.rank} dims ${formatShape(v.shape)}, expected ${atLeast ? 'at least ' : ''}${rank}`);
+  check(atLeast ? v.rank >= rank : v.rank === rank, () => `${op}: ${arg} has ${v.rank} dims ${formatShape(v.shape)}, expected ${atLeast ? 'at least ' : ''}${rank}`);
 }
 
 /** An int64 1-D constant, e.g. the axes input of a reduction. */

@@ -18,8 +18,7 @@ export function concat(xs: readonly Value[], axis: number): Value {
   const ax = normalizeAxis('concat', 'axis', axis, first.rank);
   xs.forEach((x, i) => {
     check(x.dtype === first.dtype, () => `concat: input ${i} is ${x.dtype}, input 0 is ${first.dtype}`);
-    check(x.rank === first.rank && x.shape.every((d, j) => j === ax || dimEquals(d, first.shape[j])),
-      () => `concat: input ${i} ${formatShape(x.shape)} does not match input 0 ${formatShape(first.shape)} off axis ${ax}`);
+    check(x.rank === first.rank && x.shape.every((d, j) => j === ax || dimEquals(d, first.shape[j])), () => `concat: input ${i} ${formatShape(x.shape)} does not match input 0 ${formatShape(first.shape)} off axis ${ax}`);
   });
   const sizes = xs.map((x) => x.shape[ax]);
   const joined: Dim = sizes.every((d) => typeof d === 'number')

@@ -32,6 +32,5 @@ export function gatherBlockQuantized(codes: Value, indices: Value, scales: Value
   const cols = 2 * half;
   check(cols % blockSize === 0 && dimEquals(scales.shape[0], rows) && dimEquals(scales.shape[1], cols / blockSize),
     () => `gatherBlockQuantized: scales ${formatShape(scales.shape)} do not fit codes ${formatShape(codes.shape)} (${cols} columns) in blocks of ${blockSize}: expected [${String(rows)}, ${cols / blockSize}]`);
-  return g.node('GatherBlockQuantized', [codes, indices, scales], { gather_axis: 0, quantize_axis: 1, block_size: blockSize, bits: 4 },
-    [{ dtype: 'float32', shape: [...indices.shape, cols] }], 'gatherBlockQuantized', options)[0];
+  return g.node('GatherBlockQuantized', [codes, indices, scales], { gather_axis: 0, quantize_axis: 1, block_size: blockSize, bits: 4 }, [{ dtype: 'float32', shape: [...indices.shape, cols] }], 'gatherBlockQuantized', options)[0];
 }

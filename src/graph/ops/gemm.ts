@@ -49,12 +49,16 @@ export const gemmGrad: GradRule = {
     const beta = (ctx.node.attrs.beta as number | undefined) ?? 1;
     const tA = ctx.node.attrs.transA === 1;
     const tB = ctx.node.attrs.transB === 1;
-    const da = !ctx.needs[0] ? undefined
-      : tA ? gemm(b, dy, undefined, { alpha, transA: tB, transB: true })
-        : gemm(dy, b, undefined, { alpha, transB: !tB });
-    const db = !ctx.needs[1] ? undefined
-      : tB ? gemm(dy, a, undefined, { alpha, transA: true, transB: tA })
-        : gemm(a, dy, undefined, { alpha, transA: !tA });
+    const da = !ctx.needs[0] ?
+      undefined
+      : tA ?
+      gemm(b, dy, undefined, { alpha, transA: tB, transB: true })
+      : gemm(dy, b, undefined, { alpha, transB: !tB });
+    const db = !ctx.needs[1] ?
+      undefined
+      : tB ?
+      gemm(dy, a, undefined, { alpha, transA: true, transB: tA })
+      : gemm(a, dy, undefined, { alpha, transA: !tA });
     const dc = c === undefined || !ctx.needs[2] ? undefined : beta === 1 ? dy : mul(dy, beta);
     return [da, db, dc];
   },

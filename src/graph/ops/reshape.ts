@@ -15,8 +15,7 @@ export function reshape(x: Value, dims: readonly TargetDim[]): Value {
   const total = numel(x.shape);
   const unknown = dims.filter((d) => d === -1).length;
   check(unknown <= 1, () => `reshape: target ${formatShape(dims)} has more than one -1`);
-  check(dims.every((d) => d === -1 || typeof d === 'string' || (Number.isInteger(d) && d > 0)),
-    () => `reshape: target ${formatShape(dims)} has a dim that is not a positive integer, a symbol or -1`);
+  check(dims.every((d) => d === -1 || typeof d === 'string' || (Number.isInteger(d) && d > 0)), () => `reshape: target ${formatShape(dims)} has a dim that is not a positive integer, a symbol or -1`);
   const known = numel(dims.filter((d) => d !== -1));
   let out: Dim[];
   if (unknown === 1) {

@@ -61,8 +61,7 @@ export const sliceGrad: GradRule = {
     const info = { axis: axes[0] < 0 ? axes[0] + x.rank : axes[0], start: starts[0], step: steps[0] };
     const dim = x.shape[info.axis];
     const len = y.shape[info.axis];
-    check(typeof dim === 'number' && typeof len === 'number' && info.step === 1,
-      () => `slice: the gradient needs a numeric axis and step 1 (axis ${info.axis} of ${x.toString()}, step ${info.step})`);
+    check(typeof dim === 'number' && typeof len === 'number' && info.step === 1, () => `slice: the gradient needs a numeric axis and step 1 (axis ${info.axis} of ${x.toString()}, step ${info.step})`);
     const begin = info.start < 0 ? Math.max(info.start + dim, 0) : Math.min(info.start, dim);
     const pads = new Array<number>(2 * x.rank).fill(0);
     pads[info.axis] = begin;

@@ -8,8 +8,7 @@ import { iota } from './common.js';
 /** Permutes the axes of x (reverses them when `perm` is omitted, like ONNX). */
 export function transpose(x: Value, perm?: readonly number[]): Value {
   const p = perm ?? iota(x.rank).reverse();
-  check(p.length === x.rank && [...p].sort((a, b) => a - b).every((v, i) => v === i),
-    () => `transpose: perm [${p.join(', ')}] is not a permutation of ${x.rank} axes (x is ${x.toString()})`);
+  check(p.length === x.rank && [...p].sort((a, b) => a - b).every((v, i) => v === i), () => `transpose: perm [${p.join(', ')}] is not a permutation of ${x.rank} axes (x is ${x.toString()})`);
   return x.graph.node('Transpose', [x], { perm: p }, [{ dtype: x.dtype, shape: p.map((i) => x.shape[i]) }], 'transpose')[0];
 }
 
@@ -27,7 +26,9 @@ export const transposeGrad: GradRule = {
   grad: (ctx) => {
     const perm = ctx.node.attrs.perm as readonly number[];
     const inverse = new Array<number>(perm.length);
-    perm.forEach((p, i) => { inverse[p] = i; });
+    perm.forEach((p, i) => {
+      inverse[p] = i;
+    });
     return [transpose(dyOf(ctx), inverse)];
   },
 };

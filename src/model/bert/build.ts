@@ -100,8 +100,7 @@ function encoderLayer(ctx: BertContext, h: Value, l: number, mask: Value): Value
   const q = ctx.proj(h, `${p}.attention.self.query`, d, d);
   const k = ctx.proj(h, `${p}.attention.self.key`, d, d);
   const v = ctx.proj(h, `${p}.attention.self.value`, d, d);
-  const attn = multiHeadAttention(q, k, v, { heads: cfg.heads, kvHeads: cfg.heads, headDim: d / cfg.heads },
-    { mask, dropout: (probs) => ctx.drop(probs, cfg.attentionDropout) });
+  const attn = multiHeadAttention(q, k, v, { heads: cfg.heads, kvHeads: cfg.heads, headDim: d / cfg.heads }, { mask, dropout: (probs) => ctx.drop(probs, cfg.attentionDropout) });
   const attnOut = ctx.drop(ctx.proj(attn, `${p}.attention.output.dense`, d, d), cfg.hiddenDropout);
   const h1 = layerNorm(ctx, add(attnOut, h), `${p}.attention.output.LayerNorm`);
   const inner = ctx.proj(h1, `${p}.intermediate.dense`, d, cfg.intermediate);
@@ -156,8 +155,16 @@ export function buildBert(options: BertBuildOptions): ModelGraph {
   inputs.checkModulesToSave();
   inputs.checkAllRead(bertUnreadAllowances(cfg), (unread) => bertUnreadHint(cfg, unread));
   return {
-    graph: g, task: 'sequence-classification', inputIds, attentionMask, labels, logits, loss,
-    trainable: inputs.trainable(), frozen: inputs.frozen, modules: inputs.modules,
+    graph: g,
+    task: 'sequence-classification',
+    inputIds,
+    attentionMask,
+    labels,
+    logits,
+    loss,
+    trainable: inputs.trainable(),
+    frozen: inputs.frozen,
+    modules: inputs.modules,
     ...(seed !== undefined ? { dropoutSeed: seed } : {}),
     fullTrainable: inputs.fullTrainable,
   };

@@ -189,12 +189,25 @@ function bertConfigJson(spec: SyntheticModelSpec, torchDtype: string): Record<st
   const labels = spec.numLabels ?? 2;
   const id2label = Object.fromEntries(Array.from({ length: labels }, (_, i) => [String(i), `LABEL_${i}`]));
   return {
-    model_type: bertPrefix(spec), architectures: [roberta ? 'RobertaForSequenceClassification' : 'BertForSequenceClassification'],
-    hidden_size: spec.hidden, num_hidden_layers: spec.layers, num_attention_heads: spec.heads, intermediate_size: mlpWidth(spec),
-    vocab_size: spec.vocab, max_position_embeddings: bertPositionRows(spec), type_vocab_size: roberta ? 1 : 2,
-    layer_norm_eps: roberta ? 1e-5 : 1e-12, hidden_act: 'gelu', hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1,
-    initializer_range: 0.02, pad_token_id: roberta ? 1 : 0, position_embedding_type: 'absolute', id2label,
-    label2id: Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)])), torch_dtype: torchDtype,
+    model_type: bertPrefix(spec),
+    architectures: [roberta ? 'RobertaForSequenceClassification' : 'BertForSequenceClassification'],
+    hidden_size: spec.hidden,
+    num_hidden_layers: spec.layers,
+    num_attention_heads: spec.heads,
+    intermediate_size: mlpWidth(spec),
+    vocab_size: spec.vocab,
+    max_position_embeddings: bertPositionRows(spec),
+    type_vocab_size: roberta ? 1 : 2,
+    layer_norm_eps: roberta ? 1e-5 : 1e-12,
+    hidden_act: 'gelu',
+    hidden_dropout_prob: 0.1,
+    attention_probs_dropout_prob: 0.1,
+    initializer_range: 0.02,
+    pad_token_id: roberta ? 1 : 0,
+    position_embedding_type: 'absolute',
+    id2label,
+    label2id: Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)])),
+    torch_dtype: torchDtype,
   };
 }
 
@@ -203,16 +216,36 @@ function configJson(spec: SyntheticModelSpec): Record<string, unknown> {
   if (spec.family === 'bert') return bertConfigJson(spec, torchDtype);
   if (spec.family === 'gpt2') {
     return {
-      model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_embd: spec.hidden, n_layer: spec.layers, n_head: spec.heads,
-      n_inner: spec.intermediate ?? null, vocab_size: spec.vocab, n_positions: spec.positions ?? 64, n_ctx: spec.positions ?? 64,
-      layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', tie_word_embeddings: true, torch_dtype: torchDtype,
+      model_type: 'gpt2',
+      architectures: ['GPT2LMHeadModel'],
+      n_embd: spec.hidden,
+      n_layer: spec.layers,
+      n_head: spec.heads,
+      n_inner: spec.intermediate ?? null,
+      vocab_size: spec.vocab,
+      n_positions: spec.positions ?? 64,
+      n_ctx: spec.positions ?? 64,
+      layer_norm_epsilon: 1e-5,
+      activation_function: 'gelu_new',
+      tie_word_embeddings: true,
+      torch_dtype: torchDtype,
     };
   }
   return {
-    model_type: 'llama', architectures: ['LlamaForCausalLM'], hidden_size: spec.hidden, num_hidden_layers: spec.layers,
-    num_attention_heads: spec.heads, num_key_value_heads: spec.kvHeads ?? spec.heads, intermediate_size: mlpWidth(spec),
-    vocab_size: spec.vocab, max_position_embeddings: spec.positions ?? 64, rms_norm_eps: 1e-6, hidden_act: 'silu',
-    rope_theta: 10000, tie_word_embeddings: false, torch_dtype: torchDtype,
+    model_type: 'llama',
+    architectures: ['LlamaForCausalLM'],
+    hidden_size: spec.hidden,
+    num_hidden_layers: spec.layers,
+    num_attention_heads: spec.heads,
+    num_key_value_heads: spec.kvHeads ?? spec.heads,
+    intermediate_size: mlpWidth(spec),
+    vocab_size: spec.vocab,
+    max_position_embeddings: spec.positions ?? 64,
+    rms_norm_eps: 1e-6,
+    hidden_act: 'silu',
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+    torch_dtype: torchDtype,
   };
 }
 
@@ -299,8 +332,13 @@ export async function writeSyntheticAdapters(dir: string, spec: SyntheticModelSp
     });
     await writePeftAdapter(folder, {
       config: {
-        r: options.rank, loraAlpha: options.alpha, useRslora: options.useRslora ?? false, fanInFanOut: spec.family === 'gpt2',
-        targetModules: [...options.targetModules], taskType: spec.family === 'bert' ? 'SEQ_CLS' : 'CAUSAL_LM', baseModelNameOrPath: `synthetic-${spec.family}`,
+        r: options.rank,
+        loraAlpha: options.alpha,
+        useRslora: options.useRslora ?? false,
+        fanInFanOut: spec.family === 'gpt2',
+        targetModules: [...options.targetModules],
+        taskType: spec.family === 'bert' ? 'SEQ_CLS' : 'CAUSAL_LM',
+        baseModelNameOrPath: `synthetic-${spec.family}`,
       },
       modules: factors,
     });

@@ -77,10 +77,12 @@ export function buildGemma(options: LlamaBuildOptions): ModelGraph {
     const q = proj(x, `${p}.self_attn.q_proj`, d, qDim, cfg.attentionBias);
     const k = proj(x, `${p}.self_attn.k_proj`, d, kvDim, cfg.attentionBias);
     const v = proj(x, `${p}.self_attn.v_proj`, d, kvDim, cfg.attentionBias);
-    const headNorms = cfg.qkNorm ? {
-      qNorm: (t: Value): Value => norm(t, `${p}.self_attn.q_norm.weight`, hd),
-      kNorm: (t: Value): Value => norm(t, `${p}.self_attn.k_norm.weight`, hd),
-    } : {};
+    const headNorms = cfg.qkNorm ?
+      {
+        qNorm: (t: Value): Value => norm(t, `${p}.self_attn.q_norm.weight`, hd),
+        kNorm: (t: Value): Value => norm(t, `${p}.self_attn.k_norm.weight`, hd),
+      } :
+      {};
     const attn = multiHeadAttention(q, k, v, shape, {
       mask: sliding ? windowMask : fullMask,
       rope: sliding ? slidingRope : fullRope,
@@ -103,8 +105,16 @@ export function buildGemma(options: LlamaBuildOptions): ModelGraph {
   inputs.checkModulesToSave();
   inputs.checkAllRead(GEMMA_UNREAD_ALLOWANCES, (unread) => gemmaUnreadHint(cfg, unread));
   return {
-    graph: g, task: 'causal-lm', inputIds, attentionMask, labels, logits, loss,
-    trainable: inputs.trainable(), frozen: inputs.frozen, modules: inputs.modules,
+    graph: g,
+    task: 'causal-lm',
+    inputIds,
+    attentionMask,
+    labels,
+    logits,
+    loss,
+    trainable: inputs.trainable(),
+    frozen: inputs.frozen,
+    modules: inputs.modules,
     ...(seed !== undefined ? { dropoutSeed: seed } : {}),
     fullTrainable: inputs.fullTrainable,
   };

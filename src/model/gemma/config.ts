@@ -46,14 +46,31 @@ export interface GemmaConfig extends DecoderDims {
 /** The config class defaults transformers fills absent fields with (the fields parseHfConfig does not require). */
 const DEFAULTS: Readonly<Record<GemmaConfig['modelType'], Raw>> = {
   gemma2: {
-    head_dim: 256, hidden_activation: 'gelu_pytorch_tanh', rms_norm_eps: 1e-6, tie_word_embeddings: true,
-    attention_bias: false, attention_dropout: 0, query_pre_attn_scalar: 256, sliding_window: 4096,
-    final_logit_softcapping: 30, attn_logit_softcapping: 50,
+    head_dim: 256,
+    hidden_activation: 'gelu_pytorch_tanh',
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: true,
+    attention_bias: false,
+    attention_dropout: 0,
+    query_pre_attn_scalar: 256,
+    sliding_window: 4096,
+    final_logit_softcapping: 30,
+    attn_logit_softcapping: 50,
   },
   gemma3_text: {
-    head_dim: 256, hidden_activation: 'gelu_pytorch_tanh', rms_norm_eps: 1e-6, tie_word_embeddings: true, rope_theta: 1_000_000,
-    rope_local_base_freq: 10000, attention_bias: false, attention_dropout: 0, query_pre_attn_scalar: 256, sliding_window: 4096,
-    final_logit_softcapping: null, attn_logit_softcapping: null, sliding_window_pattern: 6,
+    head_dim: 256,
+    hidden_activation: 'gelu_pytorch_tanh',
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: true,
+    rope_theta: 1_000_000,
+    rope_local_base_freq: 10000,
+    attention_bias: false,
+    attention_dropout: 0,
+    query_pre_attn_scalar: 256,
+    sliding_window: 4096,
+    final_logit_softcapping: null,
+    attn_logit_softcapping: null,
+    sliding_window_pattern: 6,
   },
 };
 

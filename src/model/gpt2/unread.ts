@@ -29,6 +29,6 @@ export function gpt2UnreadHint(cfg: Gpt2Config, unread: readonly string[]): stri
   if (unread.some((k) => k === 'score.weight' || k.startsWith('score.'))) hints.push('score.* is a sequence-classification head: train with a classification task (data with labels).');
   const extra = unread.map((k) => LAYER.exec(k)).filter((m) => m !== null && Number(m[1]) >= cfg.nLayer);
   if (extra.length > 0) hints.push(`config.json says n_layer ${cfg.nLayer}, but the checkpoint holds layer ${Math.max(...extra.map((m) => Number(m![1])))}.`);
-  if (unread.some((k) => /(^|\.)(layers|self_attn|mlp\.(gate|up|down)_proj)\./.test(k))) hints.push('These look like Llama-family weights: config.json\'s model_type should name that family, not gpt2.');
+  if (unread.some((k) => /(^|\.)(layers|self_attn|mlp\.(gate|up|down)_proj)\./.test(k))) hints.push("These look like Llama-family weights: config.json's model_type should name that family, not gpt2.");
   return hints.length > 0 ? hints.join(' ') : 'If these tensors belong to the model, config.json (gpt2) does not describe this checkpoint.';
 }

@@ -73,8 +73,7 @@ function checkOptions(cfg: LlamaConfig, options: LlamaBuildOptions, seq: Dim): v
     throw new ModelError('UNSUPPORTED_OPTION', `${cfg.modelType}: seqLen ${seq} must be an integer in [1, max_position_embeddings = ${cfg.maxPositions}]`);
   }
   if (options.training && (cfg.residDropout > 0 || cfg.embedDropout > 0)) {
-    throw new ModelError('UNSUPPORTED_OPTION',
-      `${cfg.modelType}: residual/embedding dropout (resid_pdrop ${cfg.residDropout}, embd_pdrop ${cfg.embedDropout}) is not supported in training; set them to 0 in config.json`);
+    throw new ModelError('UNSUPPORTED_OPTION', `${cfg.modelType}: residual/embedding dropout (resid_pdrop ${cfg.residDropout}, embd_pdrop ${cfg.embedDropout}) is not supported in training; set them to 0 in config.json`);
   }
 }
 
@@ -165,10 +164,12 @@ export function buildLlama(options: LlamaBuildOptions): ModelGraph {
       k = proj(x, `${p}.self_attn.k_proj`, d, kvDim, cfg.qkvBias);
       v = proj(x, `${p}.self_attn.v_proj`, d, kvDim, cfg.qkvBias);
     }
-    const headNorms = cfg.qkNorm ? {
-      qNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.q_norm.weight`, [hd]), cfg.rmsEps),
-      kNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.k_norm.weight`, [hd]), cfg.rmsEps),
-    } : {};
+    const headNorms = cfg.qkNorm ?
+      {
+        qNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.q_norm.weight`, [hd]), cfg.rmsEps),
+        kNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.k_norm.weight`, [hd]), cfg.rmsEps),
+      } :
+      {};
     const mask = windowMask !== undefined && cfg.slidingLayers[l] ? windowMask : fullMask;
     const attn = multiHeadAttention(q, k, v, shape, { mask, rope, ...headNorms, ...(attnDropout !== undefined ? { dropout: attnDropout } : {}) });
     h = add(h, proj(attn, `${p}.self_attn.o_proj`, qDim, d, cfg.oBias));
@@ -190,8 +191,16 @@ export function buildLlama(options: LlamaBuildOptions): ModelGraph {
   inputs.checkModulesToSave();
   inputs.checkAllRead(LLAMA_UNREAD_ALLOWANCES, (unread) => llamaUnreadHint(cfg, unread));
   return {
-    graph: g, task: 'causal-lm', inputIds, attentionMask, labels, logits, loss,
-    trainable: inputs.trainable(), frozen: inputs.frozen, modules: inputs.modules,
+    graph: g,
+    task: 'causal-lm',
+    inputIds,
+    attentionMask,
+    labels,
+    logits,
+    loss,
+    trainable: inputs.trainable(),
+    frozen: inputs.frozen,
+    modules: inputs.modules,
     ...(seed !== undefined ? { dropoutSeed: seed } : {}),
     fullTrainable: inputs.fullTrainable,
   };

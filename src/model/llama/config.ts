@@ -87,8 +87,16 @@ function slidingLayersOf(raw: Raw, modelType: string, layers: number): { window?
 /** The dimensions every decoder of the Llama lineage (Llama, Qwen, Phi-3, Gemma) reads from hfConfig's parse. */
 export function decoderDims(c: ReturnType<typeof parseHfConfig>): DecoderDims {
   return {
-    hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim,
-    intermediate: c.intermediateSize, vocab: c.vocabSize, maxPositions: c.maxPositions, rmsEps: c.normEps, tieWordEmbeddings: c.tieWordEmbeddings,
+    hidden: c.hiddenSize,
+    layers: c.numLayers,
+    heads: c.numHeads,
+    kvHeads: c.numKvHeads,
+    headDim: c.headDim,
+    intermediate: c.intermediateSize,
+    vocab: c.vocabSize,
+    maxPositions: c.maxPositions,
+    rmsEps: c.normEps,
+    tieWordEmbeddings: c.tieWordEmbeddings,
   };
 }
 

@@ -22,9 +22,13 @@ export function gemm64Model(transA: boolean, transB: boolean, subtract = false):
     graph: {
       name: `gemm64_${transA ? 't' : 'n'}${transB ? 't' : 'n'}${subtract ? '_sub' : ''}`,
       nodes: [{
-        opType: 'Gemm', name: 'gemm', inputs: subtract ? ['A', 'B', 'C'] : ['A', 'B'], outputs: ['Y'],
+        opType: 'Gemm',
+        name: 'gemm',
+        inputs: subtract ? ['A', 'B', 'C'] : ['A', 'B'],
+        outputs: ['Y'],
         attributes: {
-          transA: { kind: 'int', value: transA ? 1 : 0 }, transB: { kind: 'int', value: transB ? 1 : 0 },
+          transA: { kind: 'int', value: transA ? 1 : 0 },
+          transB: { kind: 'int', value: transB ? 1 : 0 },
           ...(subtract ? { alpha: { kind: 'float', value: -1 }, beta: { kind: 'float', value: 1 } } : {}),
         },
       }],
@@ -62,11 +66,7 @@ class OrtGemmBackend implements GemmBackend {
     const session = await this.session(r.transA, r.transB, subtract);
     // With `subtract`, C and Y are the same buffer: onnxruntime's CPU Gemm copies C into Y (here a
     // no-op) and then accumulates into Y, as the float32 fused update relies on (factoredUpdate.ts).
-    await runSession(session, {
-      A: float64Tensor(r.a, r.transA ? [k, m] : [m, k]),
-      B: float64Tensor(r.b, r.transB ? [n, k] : [k, n]),
-      ...(subtract ? { C: float64Tensor(r.out, [m, n]) } : {}),
-    }, { Y: float64Tensor(r.out, [m, n]) });
+    await runSession(session, { A: float64Tensor(r.a, r.transA ? [k, m] : [m, k]), B: float64Tensor(r.b, r.transB ? [n, k] : [k, n]), ...(subtract ? { C: float64Tensor(r.out, [m, n]) } : {}) }, { Y: float64Tensor(r.out, [m, n]) });
   }
 
   async dispose(): Promise<void> {

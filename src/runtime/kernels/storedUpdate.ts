@@ -264,8 +264,13 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
         let bytes = bytesOf(out.Y);
         if (meter !== null) {
           const r = {
-            count: n * cols, maxAbs: finish(out.maxAbs, 'max'), errSq: finish(out.errSq, 'sum'), normSq: finish(out.normSq, 'sum'),
-            maxRel: finish(out.maxRel, 'max'), overflow: 0, underflow: finish(out.underflow, 'sum'),
+            count: n * cols,
+            maxAbs: finish(out.maxAbs, 'max'),
+            errSq: finish(out.errSq, 'sum'),
+            normSq: finish(out.normSq, 'sum'),
+            maxRel: finish(out.maxRel, 'max'),
+            overflow: 0,
+            underflow: finish(out.underflow, 'sum'),
           };
           // NaN, ±Inf or an overflow in this block make a reduction non-finite, and tiny weights can
           // underflow float32 squares: such a block is rounded and measured the exact way.

@@ -265,9 +265,7 @@ class PairHeap {
 /** tokenizer.json, laid out like the Python library's pretty output, with ids in vocabulary order. */
 function serializeTokenizer(tokens: readonly string[], merges: ReadonlyArray<readonly [string, string]>, specials: readonly string[], splitDigits: boolean): string {
   const q = (s: string): string => JSON.stringify(s);
-  const addedTokens = specials.map((content, i) =>
-    `    ${JSON.stringify({ id: tokens.length + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })}`,
-  );
+  const addedTokens = specials.map((content, i) => `    ${JSON.stringify({ id: tokens.length + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })}`);
   const vocab = [...tokens, ...specials].map((t, i) => `      ${q(t)}: ${i}`);
   // Byte-level tokens never contain a space, so the classic "left right" merge format is unambiguous
   // and readable by every version of the Python library.

@@ -164,8 +164,8 @@ function pythonStrip(mode: (typeof STRIP_NAMES)[number]): (value: unknown, chars
     const points = Array.from(value);
     let start = 0;
     let end = points.length;
-    if (mode !== 'rstrip') while (start < end && set.has(points[start])) start++;
-    if (mode !== 'lstrip') while (end > start && set.has(points[end - 1])) end--;
+    if (mode !== 'rstrip') { while (start < end && set.has(points[start])) start++; }
+    if (mode !== 'lstrip') { while (end > start && set.has(points[end - 1])) end--; }
     return points.slice(start, end).join('');
   };
 }

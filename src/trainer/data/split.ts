@@ -165,7 +165,11 @@ export function groupSkew<T>(parts: readonly (readonly T[])[], groupOf: (item: T
   const hist = groupHistogram(parts, groupOf);
   const total: Record<string, number> = {};
   let n = 0;
-  for (const h of hist) for (const [g, c] of Object.entries(h)) { total[g] = (total[g] ?? 0) + c; n += c; }
+  for (const h of hist)
+    for (const [g, c] of Object.entries(h)) {
+      total[g] = (total[g] ?? 0) + c;
+      n += c;
+    }
   const distances = hist.flatMap((h, i) => {
     const size = parts[i].length;
     if (size === 0) return [];

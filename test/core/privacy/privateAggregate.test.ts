@@ -201,6 +201,7 @@ describe('private module aggregate: bad input', () => {
     await assert.rejects(privateModuleAggregate({ ...input(s, global, clients, [1, 1], 2, 0, 'fedex'), coefficients: [0.5, 1.5] }, noise, backend), /coefficient of client 1 must be in \[0, 1\], got 1\.5/);
     await assert.rejects(privateModuleAggregate(input(s, global, clients, [1, 1], 2, -1, 'fedex'), noise, backend), /noise std must be a finite number ≥ 0, got -1/);
     const bad = [clients[0], { a: clients[1].a, b: randomMatrix(5, 2, createRng(1)) }];
-    await assert.rejects(privateModuleAggregate({ ...input(s, global, bad, [1, 1], 2, 0, 'fedex'), clientIds: ['a', 'b'] }, noise, backend), /client 1 \('b'\): module 'transformer\.h\.0\.attn\.c_attn': lora_B has shape \[5, 2\], expected \[6, 2\]/);
+    await assert.rejects(privateModuleAggregate({ ...input(s, global, bad, [1, 1], 2, 0, 'fedex'), clientIds: ['a', 'b'] }, noise, backend),
+      /client 1 \('b'\): module 'transformer\.h\.0\.attn\.c_attn': lora_B has shape \[5, 2\], expected \[6, 2\]/);
   });
 });

@@ -38,7 +38,7 @@ async function fedexRound(s: LoraModuleSpec, k: number, raw: readonly number[] |
   return { clients, w0, agg, ideal, effective, updateSize, weights };
 }
 
-describe('FedEx-LoRA exactness: W0\' + s·B̄Ā = Σ w_i (W0 + s·B_i A_i)', () => {
+describe("FedEx-LoRA exactness: W0' + s·B̄Ā = Σ w_i (W0 + s·B_i A_i)", () => {
   const shapes: [string, number, number][] = [['square', 12, 12], ['wide', 7, 19], ['tall', 21, 9]];
   const layouts: Layout[] = ['linear', 'conv1d'];
   const weightings: [string, ((k: number) => number[]) | undefined][] = [

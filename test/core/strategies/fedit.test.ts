@@ -8,10 +8,7 @@ describe('FedIT (FedAvg of A and B)', () => {
   test('averages A and B with the weights, leaves the base alone and reports a non-zero deviation', () => {
     const s = spec('model.layers.4.mlp.up_proj', 5, 3, 2, 'linear');
     const clients = randomClients(s, 2, createRng(12));
-    const agg = createFedIt({ weighting: 'examples' }).aggregate(3, { spec: s, factors: null }, [
-      { client: 0, factors: clients[0], numExamples: 30 },
-      { client: 1, factors: clients[1], numExamples: 10 },
-    ], []);
+    const agg = createFedIt({ weighting: 'examples' }).aggregate(3, { spec: s, factors: null }, [{ client: 0, factors: clients[0], numExamples: 30 }, { client: 1, factors: clients[1], numExamples: 10 }], []);
 
     assert.ok(agg !== null);
     for (let i = 0; i < 6; i++) assert.ok(Math.abs(agg.global.factors!.a.data[i] - (0.75 * clients[0].a.data[i] + 0.25 * clients[1].a.data[i])) < 1e-7);

@@ -33,7 +33,7 @@ async function applied(w0: { shape: readonly [number, number]; data: Float32Arra
   return w;
 }
 
-describe('FLoRA exactness: W0\' + s·B_g A_g = Σ w_i (W0 + s·B_i A_i)', () => {
+describe("FLoRA exactness: W0' + s·B_g A_g = Σ w_i (W0 + s·B_i A_i)", () => {
   const shapes: [string, number, number][] = [['square', 12, 12], ['wide', 7, 19], ['tall', 21, 9]];
   const rankSets: [string, number[]][] = [['equal ranks', [4, 4, 4]], ['ranks 1, 2, 4', [1, 2, 4]]];
   let seed = 500;

@@ -39,7 +39,7 @@ describe('FedEx --residual-rank', () => {
     });
   }
 
-  test('a rank at least the residual\'s inner size changes nothing', () => {
+  test("a rank at least the residual's inner size changes nothing", () => {
     const s = spec('m', 20, 16, 2, 'linear');
     const results: ClientModuleResult[] = randomClients(s, 3, createRng(5)).map((factors, client) => ({ client, factors }));
     const exact = createFedEx().aggregate(1, { spec: s, factors: null }, results, [])!;

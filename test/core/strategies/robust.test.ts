@@ -26,7 +26,6 @@ function results(clients: readonly LoraFactors[]): ClientModuleResult[] {
   return clients.map((factors, client) => ({ client, factors, numExamples: 10 + client }));
 }
 
-
 /** rule_i(W0 + s·B_i A_i) in float64, stored layout: the rule applied to the client MODELS. */
 function refRobustModel(w0: Matrix, clients: readonly LoraFactors[], scale: number, layout: Layout, rule: AggregationRule): Float64Array {
   const models = clients.map((c) => {
@@ -134,7 +133,7 @@ describe('FedEx-LoRA under a robust rule: W0 + D + s·B̄Ā = rule_i(W0 + s·B_i
     assert.deepEqual(dense(two.baseUpdate).d.data, dense(one.baseUpdate).d.data);
   });
 
-  test('one client: the base stays as it is and the global adapter is the client\'s', () => {
+  test("one client: the base stays as it is and the global adapter is the client's", () => {
     const s = spec('m', 5, 7, 2, 'linear');
     const [c] = randomClients(s, 1, createRng(9));
     const agg = createStrategy('fedex', { aggregation: { name: 'median' } }).aggregate(1, { spec: s, factors: null }, results([c]), [])!;

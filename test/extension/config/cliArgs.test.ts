@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aggregateArgs, DEFAULT_SETTINGS, EXPORT_KINDS, exportArgs, hostArgs, joinArgs, readSettings, simulateArgs, tokenEnv, validateFederationUrl, type FedexSettings, clientsArgs, keygenArgs } from '../../../src/extension/config/cliArgs.js';
+import { aggregateArgs, DEFAULT_SETTINGS, EXPORT_KINDS, exportArgs, hostArgs, joinArgs, readSettings, simulateArgs, tokenEnv, validateFederationUrl, type FedexSettings, clientsArgs,
+  keygenArgs } from '../../../src/extension/config/cliArgs.js';
 import type { ParsedArgs } from '../../../src/cli/args.js';
 import { aggregateCommand } from '../../../src/cli/commands/aggregate.js';
 import { exportCommand } from '../../../src/cli/commands/export.js';
@@ -22,7 +23,12 @@ describe('readSettings', () => {
 
   test('bad values fall back to the default and are named', () => {
     const { settings, problems } = readSettings(getter({
-      rank: 0, alpha: -1, port: 70000, method: 'fedprox', rounds: 2.5, targetModules: 'q_proj, v_proj',
+      rank: 0,
+      alpha: -1,
+      port: 70000,
+      method: 'fedprox',
+      rounds: 2.5,
+      targetModules: 'q_proj, v_proj',
       remoteFederations: [{ name: 'Lab', url: 'ws://lab:8765' }, { url: 'http://nope' }, { name: '', url: 'wss://x.org/fed' }],
     }));
     assert.equal(settings.rank, DEFAULT_SETTINGS.rank);
@@ -49,9 +55,31 @@ describe('settings → CLI arguments', () => {
 
   test('simulate', () => {
     assert.deepEqual(simulateArgs(s, { out: '/o', methods: ['fedex', 'fedit'], clients: 3 }), [
-      'simulate', '--methods', 'fedex,fedit', '--clients', '3', '--rounds', '3', '--local-steps', '7',
-      '--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny', '--data', 'task:copy',
-      '--device', 'cuda', '--out', '/o', '--events', '-',
+      'simulate',
+      '--methods',
+      'fedex,fedit',
+      '--clients',
+      '3',
+      '--rounds',
+      '3',
+      '--local-steps',
+      '7',
+      '--rank',
+      '4',
+      '--alpha',
+      '8',
+      '--target-modules',
+      'c_attn,c_proj',
+      '--model',
+      'models/tiny',
+      '--data',
+      'task:copy',
+      '--device',
+      'cuda',
+      '--out',
+      '/o',
+      '--events',
+      '-',
     ]);
     // empty model/data/targets are left to the CLI's defaults
     const bare = simulateArgs(DEFAULT_SETTINGS, { out: '/o' });
@@ -60,8 +88,33 @@ describe('settings → CLI arguments', () => {
 
   test('host', () => {
     assert.deepEqual(hostArgs(s, { out: '/run' }), [
-      'host', '--host', '0.0.0.0', '--port', '9000', '--rounds', '3', '--min-clients', '2', '--method', 'fedit', '--local-steps', '7',
-      '--max-update-ratio', '1000', '--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny', '--out', '/run', '--events', '-',
+      'host',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '9000',
+      '--rounds',
+      '3',
+      '--min-clients',
+      '2',
+      '--method',
+      'fedit',
+      '--local-steps',
+      '7',
+      '--max-update-ratio',
+      '1000',
+      '--rank',
+      '4',
+      '--alpha',
+      '8',
+      '--target-modules',
+      'c_attn,c_proj',
+      '--model',
+      'models/tiny',
+      '--out',
+      '/run',
+      '--events',
+      '-',
     ]);
     assert.ok(!hostArgs(s, { out: '/run' }).some((a) => a.startsWith('--token')), 'the token is never an argument');
     assert.deepEqual(tokenEnv('tok'), { FEDEX_TOKEN: 'tok' });
@@ -130,17 +183,49 @@ describe('settings → CLI arguments', () => {
 
   test('join and aggregate', () => {
     assert.deepEqual(joinArgs(s, { url: 'ws://h:1', name: 'me', out: '/run/final-adapter' }), [
-      'join', 'ws://h:1', '--data', 'task:copy', '--model', 'models/tiny', '--device', 'cuda', '--name', 'me', '--out', '/run/final-adapter', '--events', '-',
+      'join',
+      'ws://h:1',
+      '--data',
+      'task:copy',
+      '--model',
+      'models/tiny',
+      '--device',
+      'cuda',
+      '--name',
+      'me',
+      '--out',
+      '/run/final-adapter',
+      '--events',
+      '-',
     ]);
     assert.deepEqual(aggregateArgs({ method: 'fedex', base: '/b', adapters: ['/a1', '/a2'], out: '/o', device: 'cpu', weights: [3, 1] }), [
-      'aggregate', '--method', 'fedex', '--base', '/b', '--adapters', '/a1', '/a2', '--weights', '3,1', '--out', '/o', '--device', 'cpu', '--json',
+      'aggregate',
+      '--method',
+      'fedex',
+      '--base',
+      '/b',
+      '--adapters',
+      '/a1',
+      '/a2',
+      '--weights',
+      '3,1',
+      '--out',
+      '/o',
+      '--device',
+      'cpu',
+      '--json',
     ]);
     assert.throws(() => aggregateArgs({ method: 'fedex', base: '/b', adapters: [], out: '/o', device: 'cpu' }), /no adapter folders/);
   });
 
   test('TLS settings: --cert, --key, --client-ca for a host; --ca, --client-cert, --client-key for a join; nothing when empty', () => {
     const { settings, problems } = readSettings(getter({
-      hostCert: ' certs/server.pem ', hostKey: 'certs/server-key.pem', hostClientCa: '/pki/ca.pem', joinCa: 'certs/ca.pem', joinClientCert: 'me.pem', joinClientKey: 'me-key.pem',
+      hostCert: ' certs/server.pem ',
+      hostKey: 'certs/server-key.pem',
+      hostClientCa: '/pki/ca.pem',
+      joinCa: 'certs/ca.pem',
+      joinClientCert: 'me.pem',
+      joinClientKey: 'me-key.pem',
     }));
     assert.deepEqual(problems, []);
     const host = hostArgs(settings, { out: '/run' });
@@ -160,7 +245,22 @@ describe('settings → CLI arguments', () => {
   test('export', () => {
     assert.deepEqual(exportArgs({ source: '/runs/h', out: '/o', as: 'adapter', device: 'cpu' }), ['export', '/runs/h', '--out', '/o', '--as', 'adapter', '--device', 'cpu', '--json']);
     assert.deepEqual(exportArgs({ source: '/runs/s', out: '/o', as: 'both', method: 'fedit', device: 'cuda', maxRank: 16, maxError: 0.01, force: true }), [
-      'export', '/runs/s', '--out', '/o', '--as', 'both', '--method', 'fedit', '--max-rank', '16', '--max-error', '0.01', '--device', 'cuda', '--force', '--json',
+      'export',
+      '/runs/s',
+      '--out',
+      '/o',
+      '--as',
+      'both',
+      '--method',
+      'fedit',
+      '--max-rank',
+      '16',
+      '--max-error',
+      '0.01',
+      '--device',
+      'cuda',
+      '--force',
+      '--json',
     ]);
   });
 });
@@ -204,8 +304,8 @@ describe("the extension's fedex arguments parse with the CLI's own flag tables",
       for (const as of EXPORT_KINDS) {
         const simRun = parse(exportArgs({ source: '/runs/s', out: '/exports/e', as, method: s.method, device: s.device, maxRank: 8, maxError: 0.001, force: true }));
         assert.deepEqual(simRun.positionals, ['/runs/s']);
-        assert.deepEqual([simRun.values.out, simRun.values.as, simRun.values.method, simRun.values['max-rank'], simRun.values['max-error'], simRun.values.device, simRun.values.force, simRun.values.json],
-          ['/exports/e', as, s.method, '8', '0.001', s.device, true, true]);
+        assert.deepEqual([simRun.values.out, simRun.values.as, simRun.values.method, simRun.values['max-rank'], simRun.values['max-error'], simRun.values.device, simRun.values.force, simRun.values.json], ['/exports/e', as, s.method, '8',
+          '0.001', s.device, true, true]);
       }
     });
   }

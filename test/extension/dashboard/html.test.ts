@@ -26,7 +26,8 @@ describe('renderDashboardHtml', () => {
 
   test('the CSP is strict: nothing by default, scripts by nonce only, local styles, images and fonts', () => {
     const csp = cspOf(renderDashboardHtml({ ...opts, nonce: 'abc123==' }));
-    assert.equal(csp, "default-src 'none'; script-src 'nonce-abc123=='; style-src https://file+.vscode-resource.vscode-cdn.net 'nonce-abc123=='; img-src https://file+.vscode-resource.vscode-cdn.net data:; font-src https://file+.vscode-resource.vscode-cdn.net");
+    assert.equal(csp,
+      "default-src 'none'; script-src 'nonce-abc123=='; style-src https://file+.vscode-resource.vscode-cdn.net 'nonce-abc123=='; img-src https://file+.vscode-resource.vscode-cdn.net data:; font-src https://file+.vscode-resource.vscode-cdn.net");
     assert.ok(!csp.includes('unsafe'));
   });
 

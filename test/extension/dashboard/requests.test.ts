@@ -95,9 +95,7 @@ describe('export as a request with a reply', () => {
 
   test('a handler that throws something else still gets the request answered, E_INTERNAL, and the bug reported', async () => {
     const bugs: unknown[] = [];
-    const reply = await answerRequest({ id: 7, method: 'exportReport', params: { federationId: 'h', format: 'json' } }, {
-      exportReport: () => Promise.reject(new TypeError('boom')),
-    }, (err) => bugs.push(err));
+    const reply = await answerRequest({ id: 7, method: 'exportReport', params: { federationId: 'h', format: 'json' } }, { exportReport: () => Promise.reject(new TypeError('boom')) }, (err) => bugs.push(err));
     assert.equal('error' in reply ? reply.error.code : 'result', 'E_INTERNAL');
     assert.match('error' in reply ? reply.error.message : '', /could not carry out exportReport: boom/);
     assert.equal(checkExtensionToWebview({ type: 'reply', ...reply }).ok, true);

@@ -14,7 +14,10 @@ function recorder(): CliProcessHandlers & { events: StreamEvent[]; malformed: st
   let resolveFirst: () => void = () => undefined;
   const firstEvent = new Promise<void>((r) => (resolveFirst = r));
   const rec = {
-    events: [] as StreamEvent[], malformed: [] as string[], stderr: [] as string[], firstEvent,
+    events: [] as StreamEvent[],
+    malformed: [] as string[],
+    stderr: [] as string[],
+    firstEvent,
     onEvent: (e: StreamEvent) => {
       rec.events.push(e);
       resolveFirst();
@@ -103,7 +106,7 @@ describe('startCliProcess', () => {
     assert.equal(rec.malformed.length, 0);
   });
 
-  test('send() writes lines to the child\'s stdin; after the exit it writes nothing and says so', async () => {
+  test("send() writes lines to the child's stdin; after the exit it writes nothing and says so", async () => {
     // prepare: a fake manual-rounds host that starts a round per `start` line
     const rec = recorder();
     const proc = startCliProcess({ nodePath: process.execPath, cliPath: FAKE_CLI, args: ['manual'] }, rec);
@@ -114,8 +117,7 @@ describe('startCliProcess', () => {
     // assert
     assert.deepEqual(sent, [true, true, true, true]);
     assert.equal(exit.code, 0);
-    assert.deepEqual(rec.events.map((e) => ('round' in e && e.type === 'round_started' ? `round_started ${String(e.round)}` : e.type)),
-      ['round_ready', 'round_started 1', 'warning', 'round_started 2', 'federation_done']);
+    assert.deepEqual(rec.events.map((e) => ('round' in e && e.type === 'round_started' ? `round_started ${String(e.round)}` : e.type)), ['round_ready', 'round_started 1', 'warning', 'round_started 2', 'federation_done']);
     assert.equal(proc.send('start'), false, 'nothing to write to after the exit');
     assert.throws(() => proc.send('start\nstart'), /one line without line breaks/);
   });

@@ -87,7 +87,8 @@ describe('reduceFederation with manual rounds', () => {
   const joined = (id: string, clients: number): StreamEvent => ({ type: 'client_joined', time: 2, clientId: id, name: id, sessionId: `s-${id}`, resumed: false, clients });
   const events: StreamEvent[] = [
     { type: 'listening', time: 1, url: 'ws://127.0.0.1:8765', runDir: '/runs/m', resumedFromRound: null },
-    joined('a', 1), joined('b', 2),
+    joined('a', 1),
+    joined('b', 2),
     { type: 'round_ready', time: 3, round: 1, clients: 2, minClients: 2 },
   ];
 

@@ -35,7 +35,8 @@ interface Stream {
 const STREAMS: Stream[] = [
   { name: 'simulation (recorded)', init: { id: 'sim:1', kind: 'simulation', label: 'Local simulation', totalRounds: 3 }, events: jsonl(new URL('../../webview/fixtures/simulation.events.jsonl', import.meta.url)) },
   {
-    name: 'host (hand-written)', init: { id: 'host:1', kind: 'host', label: 'Hosted :8765', totalRounds: 2, method: 'fedex' },
+    name: 'host (hand-written)',
+    init: { id: 'host:1', kind: 'host', label: 'Hosted :8765', totalRounds: 2, method: 'fedex' },
     events: [...jsonl(new URL('../fixtures/hostRun.jsonl', import.meta.url)), ...jsonl(new URL('../fixtures/hostRunEnd.jsonl', import.meta.url))],
   },
   { name: 'host with client-level DP (recorded)', init: { id: 'host:2', kind: 'host', label: 'Hosted :0', totalRounds: 3, method: 'fedex' }, events: jsonl(new URL('../fixtures/hostDpRun.jsonl', import.meta.url)) },

@@ -62,7 +62,7 @@ test('clients joining after two FedEx rounds catch up on the base (combined upda
   }
 });
 
-test('a client whose base differs from the federation\'s, or lacks a layout module, stops with a clear error', { timeout: 10_000 }, async () => {
+test("a client whose base differs from the federation's, or lacks a layout module, stops with a clear error", { timeout: 10_000 }, async () => {
   const { dir, cleanup } = await tempRunDir();
   const coordinator = await Coordinator.create(coordinatorConfig(dir, { minClients: 1 }));
   try {

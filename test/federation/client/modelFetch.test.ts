@@ -54,7 +54,8 @@ describe('client: fetching the base model', { timeout: 60_000 }, () => {
   after(() => tmp.remove());
 
   async function withCoordinator(
-    config: Partial<CoordinatorConfig>, offer: ModelOffer | undefined,
+    config: Partial<CoordinatorConfig>,
+    offer: ModelOffer | undefined,
     body: (c: Coordinator, url: string, transfers: Transfer[]) => Promise<void>,
   ): Promise<void> {
     const { dir, cleanup } = await tempRunDir();
@@ -77,7 +78,7 @@ describe('client: fetching the base model', { timeout: 60_000 }, () => {
     return new ModelCache(join(tmp.path, `cache-${++n}`));
   }
 
-  test('fetched in 4 KiB chunks, verified and cached under its hash; the client then federates holding the coordinator\'s base; the cache is reused without a request', async () => {
+  test("fetched in 4 KiB chunks, verified and cached under its hash; the client then federates holding the coordinator's base; the cache is reused without a request", async () => {
     await withCoordinator({ minClients: 2, quorum: { count: 2 }, rounds: 2 }, m.offer(4096), async (c, url, transfers) => {
       const cache = newCache();
       const fetched = await fetchBaseModel(fetchOptions(url, cache, { clientId: 'c1' }));
@@ -126,13 +127,14 @@ describe('client: fetching the base model', { timeout: 60_000 }, () => {
     await writeFile(path, bytes);
     await withCoordinator({}, { ...m.offer(4096), dir }, async (_c, url) => {
       const cache = newCache();
-      await assert.rejects(fetchBaseModel(fetchOptions(url, cache)), (err: unknown) => err instanceof ClientError && err.code === 'E_MODEL_TRANSFER'
+      await assert.rejects(fetchBaseModel(fetchOptions(url, cache)), (err: unknown) =>
+        err instanceof ClientError && err.code === 'E_MODEL_TRANSFER'
         && err.message.includes(`base model file ${w} (model.safetensors)`) && /SHA-256/.test(err.message));
       assert.deepEqual(await readdir(cache.root), [], 'no model, partial folder or lock');
     });
   });
 
-  test('a file outside the client\'s allow-list is refused before anything is written; no offer is E_BASE_MISMATCH', async () => {
+  test("a file outside the client's allow-list is refused before anything is written; no offer is E_BASE_MISMATCH", async () => {
     const dir = join(tmp.path, 'odd-name');
     await cp(m.dir, dir, { recursive: true });
     await writeFile(join(dir, 'notes.txt'), 'hello');

@@ -17,8 +17,21 @@ const LAYOUT = [
 
 function settings(rsLora = false): FederationSettings {
   return {
-    method: 'fedex', rounds: 2, localSteps: 1, batchSize: 1, rank: 8, alpha: 16, rsLora, targetModules: ['c_attn', 'q_proj'], lr: 0.01, seed: 0,
-    weighting: 'uniform', resetOptimizer: true, uplinkDtype: 'float32', baseModelHash: '0'.repeat(64), layout: LAYOUT,
+    method: 'fedex',
+    rounds: 2,
+    localSteps: 1,
+    batchSize: 1,
+    rank: 8,
+    alpha: 16,
+    rsLora,
+    targetModules: ['c_attn', 'q_proj'],
+    lr: 0.01,
+    seed: 0,
+    weighting: 'uniform',
+    resetOptimizer: true,
+    uplinkDtype: 'float32',
+    baseModelHash: '0'.repeat(64),
+    layout: LAYOUT,
   };
 }
 

@@ -21,7 +21,9 @@ const DENSE = LAYOUT[2];
 function updates(k: number, examples: (i: number) => number): AcceptedUpdate[] {
   const rng = createRng(5);
   return Array.from({ length: k }, (_, i) => ({
-    clientId: `c${i}`, numExamples: examples(i), trainLoss: 1,
+    clientId: `c${i}`,
+    numExamples: examples(i),
+    trainLoss: 1,
     adapter: new Map(LAYOUT.map((m) => [m.module, { a: randomMatrix(m.rank, m.in, rng, 0.4), b: randomMatrix(m.out, m.rank, rng, 0.4) } as LoraFactors])),
   }));
 }
@@ -76,14 +78,15 @@ describe('aggregation from accumulated uploads', () => {
         const w = plain.result.weights;
         const s = loraScaling(4, m.rank, false);
         let size = 0;
-        for (let o = 0; o < m.out; o++) for (let x = 0; x < m.in; x++) {
-          let v = 0;
-          ups.forEach((u, i) => {
-            const f = u.adapter.get(m.module)!;
-            for (let j = 0; j < m.rank; j++) v += w[i] * f.b.data[o * m.rank + j] * f.a.data[j * m.in + x];
-          });
-          size = Math.max(size, Math.abs(s * v));
-        }
+        for (let o = 0; o < m.out; o++)
+          for (let x = 0; x < m.in; x++) {
+            let v = 0;
+            ups.forEach((u, i) => {
+              const f = u.adapter.get(m.module)!;
+              for (let j = 0; j < m.rank; j++) v += w[i] * f.b.data[o * m.rank + j] * f.a.data[j * m.in + x];
+            });
+            size = Math.max(size, Math.abs(s * v));
+          }
         let err = 0;
         for (let i = 0; i < a.d.data.length; i++) err = Math.max(err, Math.abs(a.d.data[i] - b.d.data[i]));
         assert.ok(size > 0.1 && err <= 2e-6 * size, `${m.module}: max difference ${err} for an update of size ${size}`);
@@ -100,7 +103,7 @@ describe('aggregation from accumulated uploads', () => {
   });
 });
 
-test('a live FedEx federation aggregating during the uploads stays exact and clients hold the coordinator\'s bits', { timeout: 20_000 }, async () => {
+test("a live FedEx federation aggregating during the uploads stays exact and clients hold the coordinator's bits", { timeout: 20_000 }, async () => {
   const { dir, cleanup } = await tempRunDir();
   const coordinator = await Coordinator.create(coordinatorConfig(dir, { rounds: 2, minClients: 4, incrementalAggregation: 'always' }));
   const snaps = [coordinator.snapshot()];

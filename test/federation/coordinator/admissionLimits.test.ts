@@ -68,7 +68,8 @@ describe('AdmissionLimits', () => {
     const logged: RejectionEvent[] = [];
     const timers: { at: number; fn: () => void }[] = [];
     const a = new AdmissionLimits(() => ({ ...DEFAULT_ADMISSION_LIMITS, authFailuresPerAddress: 2, rejectionsLoggedPerAddress: 1 }), {
-      log: (e) => logged.push(e), now: () => now.t,
+      log: (e) => logged.push(e),
+      now: () => now.t,
       schedule: (fn, ms) => {
         const timer = { at: now.t + ms, fn };
         timers.push(timer);
@@ -124,7 +125,8 @@ describe('limit settings', () => {
   test('a plan carries the defaults; maxConnections makes room for maxClients', () => {
     const plan = resolvePlan(coordinatorConfig('/unused'));
     assert.deepEqual(
-      { maxConnections: plan.limits.maxConnections, maxPendingPerAddress: plan.limits.maxPendingPerAddress, preAuthMaxFrameBytes: plan.limits.preAuthMaxFrameBytes, authFailuresPerAddress: plan.limits.authFailuresPerAddress, authBackoffMs: plan.limits.authBackoffMs, rejectionsLoggedPerAddress: plan.limits.rejectionsLoggedPerAddress },
+      { maxConnections: plan.limits.maxConnections, maxPendingPerAddress: plan.limits.maxPendingPerAddress, preAuthMaxFrameBytes: plan.limits.preAuthMaxFrameBytes, authFailuresPerAddress: plan.limits.authFailuresPerAddress,
+        authBackoffMs: plan.limits.authBackoffMs, rejectionsLoggedPerAddress: plan.limits.rejectionsLoggedPerAddress },
       DEFAULT_ADMISSION_LIMITS,
     );
     assert.equal(resolvePlan(coordinatorConfig('/unused', { maxClients: 5_000 })).limits.maxConnections, 5_024);

@@ -11,7 +11,13 @@ import { BASE, coordinatorConfig, TOKEN } from './fixtures.js';
 
 function hello(overrides: Partial<ParamsOf<'hello'>> = {}): ParamsOf<'hello'> {
   return {
-    protocolMajor: 1, protocolMinor: 3, token: TOKEN, clientName: 'c', clientId: 'c1', device: 'cpu', baseModelHash: BASE.hash,
+    protocolMajor: 1,
+    protocolMinor: 3,
+    token: TOKEN,
+    clientName: 'c',
+    clientId: 'c1',
+    device: 'cpu',
+    baseModelHash: BASE.hash,
     capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: false, maxFrameBytes: 1 << 20 },
     ...overrides,
   };
@@ -56,7 +62,7 @@ describe('client ranks in the coordinator plan and handshake', () => {
     assert.ok(!only.ok && only.code === 'E_RANK' && /trains at rank 4 only/.test(only.message));
   });
 
-  test('welcome: the ranks and the client\'s rank go to 1.3 clients; a FLoRA federation refuses older ones', () => {
+  test("welcome: the ranks and the client's rank go to 1.3 clients; a FLoRA federation refuses older ones", () => {
     const plan = resolvePlan(coordinatorConfig('unused', { ...rank4, clientRanks: [2] }));
     const w3 = welcomeParams(plan, { sessionId: 's', minor: 3, currentRound: 0, uplinkDtype: 'float32', rank: 2 });
     assert.deepEqual(w3.config.clientRanks, [2]);

@@ -32,10 +32,18 @@ export async function tempRunDir(): Promise<{ dir: string; cleanup: () => Promis
 
 export function coordinatorConfig(runDir: string, overrides: Partial<CoordinatorConfig> = {}): CoordinatorConfig {
   return {
-    runDir, method: 'fedex', rounds: 3, layout: LAYOUT,
+    runDir,
+    method: 'fedex',
+    rounds: 3,
+    layout: LAYOUT,
     lora: { rank: 2, alpha: 4, targetModules: ['c_attn', 'c_proj', 'down_proj'] },
     training: { localSteps: 5, batchSize: 4, lr: 1e-3 },
-    base: BASE, token: TOKEN, backend, minClients: 3, quorum: { fraction: 0.5 }, roundTimeoutMs: 8_000,
+    base: BASE,
+    token: TOKEN,
+    backend,
+    minClients: 3,
+    quorum: { fraction: 0.5 },
+    roundTimeoutMs: 8_000,
     limits: { heartbeatMs: 200, helloTimeoutMs: 2_000 },
     ...overrides,
   };
@@ -62,9 +70,15 @@ export function recording(inner: LocalTrainer, seen: Map<number, Seen>): LocalTr
 
 export function clientOptions(url: string, i: number, overrides: Partial<FederationClientOptions> = {}): FederationClientOptions {
   return {
-    url, token: TOKEN, name: `client ${i}`, clientId: `c${i}`, base: BASE, backend,
+    url,
+    token: TOKEN,
+    name: `client ${i}`,
+    clientId: `c${i}`,
+    base: BASE,
+    backend,
     trainer: createSyntheticTrainer({ seed: 100 + i, numExamples: 50 * (i + 1) }),
-    heartbeatMs: 200, reconnect: { initialDelayMs: 50, maxDelayMs: 400 },
+    heartbeatMs: 200,
+    reconnect: { initialDelayMs: 50, maxDelayMs: 400 },
     ...overrides,
   };
 }

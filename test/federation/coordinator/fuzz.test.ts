@@ -17,7 +17,8 @@ const SEEDS = [
     method: 'hello',
     params: { protocolMajor: 1, protocolMinor: 0, token: TOKEN, clientName: 'fuzz', device: 'cpu', baseModelHash: BASE.hash, capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: false, maxFrameBytes: 8192 } },
   }),
-  encodeMessage({ method: 'client_update', params: { round: 1, examples: 1, trainLoss: 1 }, tensors: [{ name: 'm.lora_A', shape: [1, 2], data: new Float32Array([1, 2]) }, { name: 'm.lora_B', shape: [2, 1], data: new Float32Array([3, 4]) }] }),
+  encodeMessage({ method: 'client_update', params: { round: 1, examples: 1, trainLoss: 1 },
+    tensors: [{ name: 'm.lora_A', shape: [1, 2], data: new Float32Array([1, 2]) }, { name: 'm.lora_B', shape: [2, 1], data: new Float32Array([3, 4]) }] }),
 ];
 
 function fuzzFrame(rng: ReturnType<typeof createRng>): Uint8Array {

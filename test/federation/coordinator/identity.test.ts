@@ -28,7 +28,8 @@ async function registry(path: string, ids: readonly ClientIdentity[]): Promise<E
 }
 
 /** A keyed coordinator with c0, c1, c2 and mallory enrolled. */
-async function withKeyed(overrides: Parameters<typeof coordinatorConfig>[1], body: (ctx: { c: Coordinator; url: string; ids: ClientIdentity[]; mallory: ClientIdentity; registryPath: string; file: EnrollmentFile; dir: string }) => Promise<void>): Promise<void> {
+async function withKeyed(overrides: Parameters<typeof coordinatorConfig>[1],
+  body: (ctx: { c: Coordinator; url: string; ids: ClientIdentity[]; mallory: ClientIdentity; registryPath: string; file: EnrollmentFile; dir: string }) => Promise<void>): Promise<void> {
   const { dir, cleanup } = await tempRunDir();
   const ids = [0, 1, 2].map((i) => identity(`c${i}`));
   const mallory = identity('mallory');

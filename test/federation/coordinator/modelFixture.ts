@@ -28,7 +28,10 @@ export async function tinyModel(root: string): Promise<TinyModel> {
   const model = await federationModel(dir, 'host', { rank: 2, alpha: 4, seed: 0, targetModules: [] });
   const manifest = model.manifest!;
   return {
-    dir, model, manifest, totalBytes: manifest.files.reduce((n, f) => n + f.bytes, 0),
+    dir,
+    model,
+    manifest,
+    totalBytes: manifest.files.reduce((n, f) => n + f.bytes, 0),
     offer: (maxChunkBytes = 4096) => ({ dir, hash: manifest.hash, files: manifest.files, maxChunkBytes }),
     bytes: (i) => readFile(join(dir, manifest.files[i].name)),
   };
@@ -37,8 +40,13 @@ export async function tinyModel(root: string): Promise<TinyModel> {
 /** A coordinator config on the tiny model (1 client, 1 round by default). */
 export function modelConfig(runDir: string, m: TinyModel, overrides: Partial<CoordinatorConfig> = {}): CoordinatorConfig {
   return coordinatorConfig(runDir, {
-    layout: m.model.layout, base: m.model.base, lora: { rank: 2, alpha: 4, targetModules: m.model.targetModules },
-    minClients: 1, quorum: { count: 1 }, rounds: 1, ...overrides,
+    layout: m.model.layout,
+    base: m.model.base,
+    lora: { rank: 2, alpha: 4, targetModules: m.model.targetModules },
+    minClients: 1,
+    quorum: { count: 1 },
+    rounds: 1,
+    ...overrides,
   });
 }
 
@@ -47,7 +55,12 @@ export function fetchHello(overrides: Partial<ParamsOf<'hello'>> = {}): { method
   return {
     method: 'hello',
     params: {
-      protocolMajor: 1, protocolMinor: 0, token: TOKEN, clientName: 'fetcher', clientId: 'fetcher', device: 'cpu',
+      protocolMajor: 1,
+      protocolMinor: 0,
+      token: TOKEN,
+      clientName: 'fetcher',
+      clientId: 'fetcher',
+      device: 'cpu',
       capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: true, maxFrameBytes: 1 << 24 },
       ...overrides,
     },

@@ -135,7 +135,7 @@ describe('coordinator: base model transfer', { timeout: 30_000 }, () => {
     });
   });
 
-  test('a chunk that would not fit the client\'s frame limit is refused; so is a base it holds but cannot replace', async () => {
+  test("a chunk that would not fit the client's frame limit is refused; so is a base it holds but cannot replace", async () => {
     await withCoordinator(true, async (_c, url) => {
       const small = await RawPeer.connect(url);
       await small.send(fetchHello({ clientId: 'small', capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: true, maxFrameBytes: 4096 } }));
@@ -174,7 +174,7 @@ describe('coordinator: base model transfer', { timeout: 30_000 }, () => {
     });
   });
 
-  test('a resumed run chooses its offer once it knows the run\'s base model hash', async () => {
+  test("a resumed run chooses its offer once it knows the run's base model hash", async () => {
     const { dir, cleanup } = await tempRunDir();
     try {
       await (await Coordinator.create(modelConfig(dir, m))).close();
@@ -194,7 +194,7 @@ describe('coordinator: base model transfer', { timeout: 30_000 }, () => {
     }
   });
 
-  test('an offer that is not the federation\'s base model is refused at creation', async () => {
+  test("an offer that is not the federation's base model is refused at creation", async () => {
     const { dir, cleanup } = await tempRunDir();
     try {
       const files = m.manifest.files.slice(1);

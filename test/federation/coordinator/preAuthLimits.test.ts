@@ -37,8 +37,14 @@ function hello(overrides: Partial<ParamsOf<'hello'>> = {}): Uint8Array {
   return encodeMessage({
     method: 'hello',
     params: {
-      protocolMajor: 1, protocolMinor: 1, token: TOKEN, clientName: 'peer', device: 'cpu', baseModelHash: BASE.hash,
-      capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: false, maxFrameBytes: 1 << 24 }, ...overrides,
+      protocolMajor: 1,
+      protocolMinor: 1,
+      token: TOKEN,
+      clientName: 'peer',
+      device: 'cpu',
+      baseModelHash: BASE.hash,
+      capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: false, maxFrameBytes: 1 << 24 },
+      ...overrides,
     },
   });
 }

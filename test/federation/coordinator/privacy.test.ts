@@ -25,7 +25,8 @@ interface Check {
   readonly snapshot: ReturnType<Coordinator['snapshot']>;
 }
 
-async function federate(privacy: { clip: number; noiseMultiplier: number }, ort = false): Promise<{ checks: Check[]; seen: Map<number, Seen>[]; closed: ParamsOf<'round_closed'>[]; outcomes: ClientOutcome[]; start: ReturnType<Coordinator['snapshot']> }> {
+async function federate(privacy: { clip: number; noiseMultiplier: number },
+  ort = false): Promise<{ checks: Check[]; seen: Map<number, Seen>[]; closed: ParamsOf<'round_closed'>[]; outcomes: ClientOutcome[]; start: ReturnType<Coordinator['snapshot']> }> {
   const { dir, cleanup } = await tempRunDir();
   // With `ort`, the coordinator and every client get their own onnxruntime backend, as separate processes would.
   const coordinator = await Coordinator.create(coordinatorConfig(dir, { privacy, quorum: { count: 3 }, ...(ort ? { backend: createOrtProductBackend() } : {}) }));
@@ -36,7 +37,8 @@ async function federate(privacy: { clip: number; noiseMultiplier: number }, ort 
     const url = await coordinator.start();
     const seen = [0, 1, 2].map(() => new Map<number, Seen>());
     const { clients, runs } = startClients(url, 3, (i) => ({
-      trainer: recording(createSyntheticTrainer({ seed: 100 + i, numExamples: 50, noise: 0.05 }), seen[i]), ...(ort ? { backend: createOrtProductBackend() } : {}),
+      trainer: recording(createSyntheticTrainer({ seed: 100 + i, numExamples: 50, noise: 0.05 }), seen[i]),
+      ...(ort ? { backend: createOrtProductBackend() } : {}),
     }));
     const closed: ParamsOf<'round_closed'>[] = [];
     clients[0].on('round_closed', (p) => closed.push(p));
@@ -55,11 +57,12 @@ function product(b: Matrix, a: Matrix): Float64Array {
   const [out, r] = b.shape;
   const inF = a.shape[1];
   const p = new Float64Array(out * inF);
-  for (let o = 0; o < out; o++) for (let x = 0; x < inF; x++) {
-    let s = 0;
-    for (let j = 0; j < r; j++) s += b.data[o * r + j] * a.data[j * inF + x];
-    p[o * inF + x] = s;
-  }
+  for (let o = 0; o < out; o++)
+    for (let x = 0; x < inF; x++) {
+      let s = 0;
+      for (let j = 0; j < r; j++) s += b.data[o * r + j] * a.data[j * inF + x];
+      p[o * inF + x] = s;
+    }
   return p;
 }
 
@@ -67,61 +70,63 @@ function product(b: Matrix, a: Matrix): Float64Array {
 const at = (fanInFanOut: boolean, out: number, inF: number, o: number, x: number): number => (fanInFanOut ? x * out + o : o * inF + x);
 
 describe('client-level DP over loopback, 3 clients × 3 rounds', { timeout: 30_000 }, () => {
-  for (const ort of [false, true]) test(`σ = 0 (${ort ? 'onnxruntime' : 'TypeScript'} products): after every round the global model is W0 + s·B̄_gĀ_g + the mean of the jointly clipped client updates`, async () => {
-    const clip = 0.05;
-    const { checks, seen, start, outcomes } = await federate({ clip, noiseMultiplier: 0 }, ort);
-    let before = start;
-    for (const [r, { record, snapshot }] of checks.entries()) {
-      const round = r + 1;
-      const ids = record.participants;
-      // The reference: each client's update vector over all modules, its norm and clipping factor, in float64.
-      const results = ids.map((id) => seen[Number(id.slice(1))].get(round)!.result.adapter);
-      const norms = results.map((adapter) => Math.sqrt(LAYOUT.reduce((sq, m) => {
-        const s = loraScaling(4, m.rank, false);
-        const g = before.global.get(m.module)!;
-        const c = adapter.get(m.module)!;
-        const gp = product(g.b, g.a);
-        const cp = product(c.b, c.a);
-        let acc = 0;
-        for (let x = 0; x < g.a.data.length; x++) acc += (c.a.data[x] - g.a.data[x]) ** 2;
-        for (let x = 0; x < g.b.data.length; x++) acc += (c.b.data[x] - g.b.data[x]) ** 2;
-        for (let x = 0; x < gp.length; x++) acc += (s * (cp[x] - gp[x])) ** 2;
-        return sq + acc;
-      }, 0)));
-      const gammas = norms.map((n) => Math.min(1, clip / n));
-      assert.ok(gammas.some((g) => g < 1), `round ${round}: some client is clipped (norms ${norms.join(', ')})`);
-      assert.equal(record.privacy!.clipped, gammas.filter((g) => g < 1).length);
-      record.privacy!.updateNorms.forEach((n, i) => assert.ok(Math.abs(n - norms[i]) <= 1e-9 * norms[i], `norm of ${ids[i]}`));
-      for (const m of LAYOUT) {
-        const s = loraScaling(4, m.rank, false);
-        const g = before.global.get(m.module)!;
-        const gp = product(g.b, g.a);
-        const mean = new Float64Array(gp.length);
-        results.forEach((adapter, i) => {
-          const cp = product(adapter.get(m.module)!.b, adapter.get(m.module)!.a);
-          for (let x = 0; x < gp.length; x++) mean[x] += (gammas[i] / 3) * s * (cp[x] - gp[x]);
-        });
-        const now = snapshot.global.get(m.module)!;
-        const np = product(now.b, now.a);
-        const w0 = before.base.get(m.module)!.data;
-        const w1 = snapshot.base.get(m.module)!.data;
-        let err = 0;
-        for (let o = 0; o < m.out; o++) for (let x = 0; x < m.in; x++) {
-          const k = at(m.fanInFanOut === true, m.out, m.in, o, x);
-          const mine = w1[k] + s * np[o * m.in + x];
-          const want = w0[k] + s * gp[o * m.in + x] + mean[o * m.in + x];
-          err = Math.max(err, Math.abs(mine - want));
+  for (const ort of [false, true])
+    test(`σ = 0 (${ort ? 'onnxruntime' : 'TypeScript'} products): after every round the global model is W0 + s·B̄_gĀ_g + the mean of the jointly clipped client updates`, async () => {
+      const clip = 0.05;
+      const { checks, seen, start, outcomes } = await federate({ clip, noiseMultiplier: 0 }, ort);
+      let before = start;
+      for (const [r, { record, snapshot }] of checks.entries()) {
+        const round = r + 1;
+        const ids = record.participants;
+        // The reference: each client's update vector over all modules, its norm and clipping factor, in float64.
+        const results = ids.map((id) => seen[Number(id.slice(1))].get(round)!.result.adapter);
+        const norms = results.map((adapter) => Math.sqrt(LAYOUT.reduce((sq, m) => {
+          const s = loraScaling(4, m.rank, false);
+          const g = before.global.get(m.module)!;
+          const c = adapter.get(m.module)!;
+          const gp = product(g.b, g.a);
+          const cp = product(c.b, c.a);
+          let acc = 0;
+          for (let x = 0; x < g.a.data.length; x++) acc += (c.a.data[x] - g.a.data[x]) ** 2;
+          for (let x = 0; x < g.b.data.length; x++) acc += (c.b.data[x] - g.b.data[x]) ** 2;
+          for (let x = 0; x < gp.length; x++) acc += (s * (cp[x] - gp[x])) ** 2;
+          return sq + acc;
+        }, 0)));
+        const gammas = norms.map((n) => Math.min(1, clip / n));
+        assert.ok(gammas.some((g) => g < 1), `round ${round}: some client is clipped (norms ${norms.join(', ')})`);
+        assert.equal(record.privacy!.clipped, gammas.filter((g) => g < 1).length);
+        record.privacy!.updateNorms.forEach((n, i) => assert.ok(Math.abs(n - norms[i]) <= 1e-9 * norms[i], `norm of ${ids[i]}`));
+        for (const m of LAYOUT) {
+          const s = loraScaling(4, m.rank, false);
+          const g = before.global.get(m.module)!;
+          const gp = product(g.b, g.a);
+          const mean = new Float64Array(gp.length);
+          results.forEach((adapter, i) => {
+            const cp = product(adapter.get(m.module)!.b, adapter.get(m.module)!.a);
+            for (let x = 0; x < gp.length; x++) mean[x] += (gammas[i] / 3) * s * (cp[x] - gp[x]);
+          });
+          const now = snapshot.global.get(m.module)!;
+          const np = product(now.b, now.a);
+          const w0 = before.base.get(m.module)!.data;
+          const w1 = snapshot.base.get(m.module)!.data;
+          let err = 0;
+          for (let o = 0; o < m.out; o++)
+            for (let x = 0; x < m.in; x++) {
+              const k = at(m.fanInFanOut === true, m.out, m.in, o, x);
+              const mine = w1[k] + s * np[o * m.in + x];
+              const want = w0[k] + s * gp[o * m.in + x] + mean[o * m.in + x];
+              err = Math.max(err, Math.abs(mine - want));
+            }
+          assert.ok(maxAbs(mean) > 1e-4, `round ${round} ${m.module}: the round moved the model`);
+          assert.ok(err <= 1e-5 * maxAbs(mean) + 5e-8, `round ${round} ${m.module}: max error ${err} vs update ${maxAbs(mean)}`);
         }
-        assert.ok(maxAbs(mean) > 1e-4, `round ${round} ${m.module}: the round moved the model`);
-        assert.ok(err <= 1e-5 * maxAbs(mean) + 5e-8, `round ${round} ${m.module}: max error ${err} vs update ${maxAbs(mean)}`);
+        assert.equal(record.privacy!.epsilon, null, 'no noise: no ε bound');
+        before = snapshot;
       }
-      assert.equal(record.privacy!.epsilon, null, 'no noise: no ε bound');
-      before = snapshot;
-    }
-    for (const o of outcomes) for (const m of LAYOUT) assert.deepEqual(o.base!.modules.get(m.module)!.data, before.base.get(m.module)!.data, `client base of ${m.module}`);
-  });
+      for (const o of outcomes) for (const m of LAYOUT) assert.deepEqual(o.base!.modules.get(m.module)!.data, before.base.get(m.module)!.data, `client base of ${m.module}`);
+    });
 
-  test('σ > 0: ε per round is the accountant\'s for that many releases and grows; clients hold the coordinator\'s base; no loss goes to clients', async () => {
+  test("σ > 0: ε per round is the accountant's for that many releases and grows; clients hold the coordinator's base; no loss goes to clients", async () => {
     const clip = 0.05;
     const noiseMultiplier = 1.1;
     const { checks, closed, outcomes } = await federate({ clip, noiseMultiplier });
@@ -141,7 +146,7 @@ describe('client-level DP over loopback, 3 clients × 3 rounds', { timeout: 30_0
     }
     assert.equal(closed.length, 3);
     for (const c of closed) {
-      assert.equal(c.loss, undefined, 'the participants\' losses are not released under DP');
+      assert.equal(c.loss, undefined, "the participants' losses are not released under DP");
       assert.deepEqual(c.modules, []);
     }
     const last = checks[2].snapshot;

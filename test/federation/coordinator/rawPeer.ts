@@ -82,7 +82,13 @@ export class RawPeer {
     return this.send({
       method: 'hello',
       params: {
-        protocolMajor: 1, protocolMinor: 0, token: TOKEN, clientName: 'raw peer', clientId: 'raw', device: 'cpu', baseModelHash: BASE.hash,
+        protocolMajor: 1,
+        protocolMinor: 0,
+        token: TOKEN,
+        clientName: 'raw peer',
+        clientId: 'raw',
+        device: 'cpu',
+        baseModelHash: BASE.hash,
         capabilities: { uplinkDtypes: ['float32'], factoredResidual: true, modelTransfer: false, maxFrameBytes: 1 << 24 },
         ...overrides,
       },

@@ -21,11 +21,12 @@ function product64(b: Matrix, a: Matrix, scale: number): Float64Array {
   const [out, r] = b.shape;
   const inF = a.shape[1];
   const y = new Float64Array(out * inF);
-  for (let o = 0; o < out; o++) for (let x = 0; x < inF; x++) {
-    let s = 0;
-    for (let j = 0; j < r; j++) s += b.data[o * r + j] * a.data[j * inF + x];
-    y[o * inF + x] = scale * s;
-  }
+  for (let o = 0; o < out; o++)
+    for (let x = 0; x < inF; x++) {
+      let s = 0;
+      for (let j = 0; j < r; j++) s += b.data[o * r + j] * a.data[j * inF + x];
+      y[o * inF + x] = scale * s;
+    }
   return y;
 }
 
@@ -44,11 +45,12 @@ describe('maxAbsPool', () => {
       const fc = Math.ceil(cols / 32);
       assert.deepEqual([pooled.poolRows, pooled.poolCols, pooled.rows, pooled.cols], [fr, fc, Math.ceil(rows / fr), Math.ceil(cols / fc)]);
       assert.ok(pooled.rows <= 32 && pooled.cols <= 32);
-      for (let i = 0; i < pooled.rows; i++) for (let j = 0; j < pooled.cols; j++) {
-        let want = 0;
-        for (let y = i * fr; y < Math.min(rows, (i + 1) * fr); y++) for (let x = j * fc; x < Math.min(cols, (j + 1) * fc); x++) want = Math.max(want, Math.abs(m.data[y * cols + x]));
-        assert.equal(pooled.values[i * pooled.cols + j], want, `cell ${i}, ${j}`);
-      }
+      for (let i = 0; i < pooled.rows; i++)
+        for (let j = 0; j < pooled.cols; j++) {
+          let want = 0;
+          for (let y = i * fr; y < Math.min(rows, (i + 1) * fr); y++) for (let x = j * fc; x < Math.min(cols, (j + 1) * fc); x++) want = Math.max(want, Math.abs(m.data[y * cols + x]));
+          assert.equal(pooled.values[i * pooled.cols + j], want, `cell ${i}, ${j}`);
+        }
     });
   }
 });

@@ -14,9 +14,16 @@ const factors = (v: number): LoraFactors => ({ a: { shape: [1, 2], data: new Flo
 function state(): CoordinatorState {
   const files = RunStore.fileNames(2, 1);
   return {
-    round: 2, revision: 1, roundsCompleted: 2, global: new Map([['m', factors(1)]]), base: new Map(),
+    round: 2,
+    revision: 1,
+    roundsCompleted: 2,
+    global: new Map([['m', factors(1)]]),
+    base: new Map(),
     registry: new Map([['a', { clientId: 'a', name: 'A', sessionId: 's', firstSeen: 0, lastSeen: 10, roundsParticipated: 2 }], ['b', { clientId: 'b', name: 'B', sessionId: 't', firstSeen: 0, lastSeen: 10, roundsParticipated: 1 }]]),
-    history: [], globalFile: files.globalFile, baseFile: files.baseFile, done: null,
+    history: [],
+    globalFile: files.globalFile,
+    baseFile: files.baseFile,
+    done: null,
   };
 }
 

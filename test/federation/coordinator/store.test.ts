@@ -15,8 +15,17 @@ import { BASE, LAYOUT, coordinatorConfig, tempRunDir } from './fixtures.js';
 
 function state(round: number, revision: number, plan: PersistedState['plan']): PersistedState {
   return {
-    format: 'fedex-coordinator-run', version: 1, plan, round, revision, roundsCompleted: round,
-    ...RunStore.fileNames(round, revision), registry: [], history: [], done: null, updatedAt: 0,
+    format: 'fedex-coordinator-run',
+    version: 1,
+    plan,
+    round,
+    revision,
+    roundsCompleted: round,
+    ...RunStore.fileNames(round, revision),
+    registry: [],
+    history: [],
+    done: null,
+    updatedAt: 0,
   };
 }
 

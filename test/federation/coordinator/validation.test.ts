@@ -138,7 +138,8 @@ describe('coordinator input validation', { timeout: 20_000 }, () => {
   test('FFA-LoRA with a half-precision uplink is refused when the federation is configured', async () => {
     const { dir, cleanup } = await tempRunDir();
     try {
-      await assert.rejects(Coordinator.create(coordinatorConfig(dir, { method: 'ffa', uplinkDtype: 'bfloat16' })), (e: unknown) => (e as { code?: string }).code === 'CONFIG_INVALID' && /ffa needs a float32 uplink/.test((e as Error).message));
+      await assert.rejects(Coordinator.create(coordinatorConfig(dir, { method: 'ffa', uplinkDtype: 'bfloat16' })),
+        (e: unknown) => (e as { code?: string }).code === 'CONFIG_INVALID' && /ffa needs a float32 uplink/.test((e as Error).message));
     } finally {
       await cleanup();
     }

@@ -104,7 +104,7 @@ describe('aggregateFolders fedex on a GPT-2 (Conv1D, F32) checkpoint', () => {
     assert.equal(seen.length, 8, 'onModule called once per adapted module (2 layers × 4)');
   });
 
-  test('W0\' + s·(B̄Ā)ᵀ equals the mean of the client models in float64', async () => {
+  test("W0' + s·(B̄Ā)ᵀ equals the mean of the client models in float64", async () => {
     const checks = await verifyFedex(fx, out, 'conv1d');
     assert.equal(checks.length, 8);
     assertReportExact(report, 8);
@@ -150,13 +150,13 @@ describe('aggregateFolders fedex on a GPT-2 (Conv1D, F32) checkpoint', () => {
     assert.equal((await verifyFedex(fx, fileOut, 'conv1d')).length, 8);
   });
 
-  test('writes a loadable PEFT adapter with the clients\' config and a report.json equal to the result', async () => {
+  test("writes a loadable PEFT adapter with the clients' config and a report.json equal to the result", async () => {
     const global = await readPeftAdapter(join(out, 'adapter'));
     const client = await readPeftAdapter(fx.adapters[0]);
     assert.equal(global.config.r, client.config.r);
     assert.equal(global.config.loraAlpha, client.config.loraAlpha);
     assert.equal(global.config.fanInFanOut, true);
-    assert.deepEqual(global.modules.map((m) => m.modulePath), client.modules.map((m) => m.modulePath), 'modules in the adapter\'s order');
+    assert.deepEqual(global.modules.map((m) => m.modulePath), client.modules.map((m) => m.modulePath), "modules in the adapter's order");
     const json = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as AggregateReport;
     assert.equal(json.method, 'fedex');
     assert.deepEqual(json.modules.map((m) => m.module), report.modules.map((m) => m.module));
@@ -295,7 +295,12 @@ async function inMemoryAggregation(fx: Fixture, out: string, weights: readonly n
     const u = factored(agg.baseUpdate);
     await backend.addScaledProduct(updated, 'linear', u.p, u.q, u.scale);
     exactness.push(checkExactnessSampled({
-      w0, result: { kind: 'adapter', w0New: updated, global: agg.global.factors! }, clients: results.map((r) => r.factors), weights: agg.metrics.weights, scale: agg.metrics.scale, layout: 'linear',
+      w0,
+      result: { kind: 'adapter', w0New: updated, global: agg.global.factors! },
+      clients: results.map((r) => r.factors),
+      weights: agg.metrics.weights,
+      scale: agg.metrics.scale,
+      layout: 'linear',
     }, checkRows, exactness.length + 1));
     downcast.push(downcastError(updated.data, 'BF16'));
     tensors.set(info.name, { dtype: info.dtype, shape: info.shape, data: updated.data });
@@ -343,13 +348,20 @@ describe('aggregateFolders streams module by module', () => {
       name: 'faulty',
       async addScaledProduct(target, layout, p, q, scale) {
         await backend.addScaledProduct(target, layout, p, q, scale);
-        if (modulesDone === 2) for (let i = 0; i < target.data.length; i++) target.data[i] += 1e-3;
+        if (modulesDone === 2) { for (let i = 0; i < target.data.length; i++) target.data[i] += 1e-3; }
       },
     };
     // act
     const report = await aggregateFolders({
-      method: 'fedex', base: fx.base, adapters: fx.adapters, out: join(tmp.path, 'corrupt-out'), updater: createBlockwiseUpdater(faulty, 256), checkRows: 2,
-      onModule: (done) => { modulesDone = done; },
+      method: 'fedex',
+      base: fx.base,
+      adapters: fx.adapters,
+      out: join(tmp.path, 'corrupt-out'),
+      updater: createBlockwiseUpdater(faulty, 256),
+      checkRows: 2,
+      onModule: (done) => {
+        modulesDone = done;
+      },
     });
     // assert
     assert.equal(report.summary.allWithinTolerance, false);

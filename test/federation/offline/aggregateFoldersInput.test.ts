@@ -70,36 +70,26 @@ async function expectFailure(overrides: Partial<AggregateFoldersOptions>, expect
 
 /** Writes one adapter folder (client-0 of `<root>`) with different options. */
 async function oneAdapter(root: string, options: { rank?: number; targets?: string[]; hidden?: number }): Promise<string> {
-  const [dir] = await writeSyntheticAdapters(join(tmp.path, root), { ...GPT2_SPEC, hidden: options.hidden ?? GPT2_SPEC.hidden }, {
-    clients: 1, rank: options.rank ?? 4, alpha: 8, targetModules: options.targets ?? TARGETS, seed: 99,
-  });
+  const [dir] = await writeSyntheticAdapters(join(tmp.path, root), { ...GPT2_SPEC, hidden: options.hidden ?? GPT2_SPEC.hidden }, { clients: 1, rank: options.rank ?? 4, alpha: 8, targetModules: options.targets ?? TARGETS, seed: 99 });
   return dir;
 }
 
 describe('aggregateFolders: mismatched adapters', () => {
   test('ranks differ between clients: names the folder, the module and both ranks', async () => {
     const r2 = await oneAdapter('rank2', { rank: 2 });
-    await expectFailure({ adapters: [fx.adapters[0], fx.adapters[1], r2] }, {
-      kind: 'input', code: 'ADAPTER_MISMATCH', mentions: [r2, "'transformer.h.0.attn.c_attn'", 'rank 2', 'rank 4'],
-    });
+    await expectFailure({ adapters: [fx.adapters[0], fx.adapters[1], r2] }, { kind: 'input', code: 'ADAPTER_MISMATCH', mentions: [r2, "'transformer.h.0.attn.c_attn'", 'rank 2', 'rank 4'] });
   });
 
   test('a client lacks a module: names the folder and the module', async () => {
     const attnOnly = await oneAdapter('attn-only', { targets: ['c_attn'] });
-    await expectFailure({ adapters: [fx.adapters[0], fx.adapters[1], attnOnly] }, {
-      kind: 'input', code: 'ADAPTER_MISMATCH', mentions: [attnOnly, "'transformer.h.0.attn.c_proj'", 'lacks'],
-    });
+    await expectFailure({ adapters: [fx.adapters[0], fx.adapters[1], attnOnly] }, { kind: 'input', code: 'ADAPTER_MISMATCH', mentions: [attnOnly, "'transformer.h.0.attn.c_proj'", 'lacks'] });
     // The other way round: the first client has fewer modules than the rest.
-    await expectFailure({ adapters: [attnOnly, fx.adapters[0]] }, {
-      kind: 'input', code: 'ADAPTER_MISMATCH', mentions: [fx.adapters[0], "'transformer.h.0.attn.c_proj'"],
-    });
+    await expectFailure({ adapters: [attnOnly, fx.adapters[0]] }, { kind: 'input', code: 'ADAPTER_MISMATCH', mentions: [fx.adapters[0], "'transformer.h.0.attn.c_proj'"] });
   });
 
   test('adapters for a different base (hidden 48 vs 32): shape mismatch naming the module and the base file', async () => {
     const dirs = await writeSyntheticAdapters(join(tmp.path, 'hidden48'), { ...GPT2_SPEC, hidden: 48 }, { clients: 3, rank: 4, alpha: 8, targetModules: TARGETS });
-    await expectFailure({ adapters: dirs }, {
-      kind: 'format', code: 'BASE_SHAPE_MISMATCH', mentions: ["'transformer.h.0.attn.c_attn'", join(fx.base, 'model.safetensors')],
-    });
+    await expectFailure({ adapters: dirs }, { kind: 'format', code: 'BASE_SHAPE_MISMATCH', mentions: ["'transformer.h.0.attn.c_attn'", join(fx.base, 'model.safetensors')] });
   });
 
   test('a NaN in the last module of one adapter: found mid-stream, names the file and the tensor, nothing partial left', async () => {
@@ -118,8 +108,7 @@ describe('aggregateFolders: mismatched adapters', () => {
     // act + assert: refused with the tensor named, after the other modules were aggregated and
     // written (streaming), and still no output folder nor any partial file beside it
     await expectFailure({ adapters: [fx.adapters[0], fx.adapters[1], bad], onModule: (_d, _t, m) => streamed.push(m) }, { kind: 'format', code: 'PEFT_NON_FINITE', mentions: [file, key, 'NaN', 'flat index 5'] });
-    assert.deepEqual(streamed, ['transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.0.mlp.c_proj', 'transformer.h.1.attn.c_attn', 'transformer.h.1.attn.c_proj'],
-      'every module before it in the base was done first');
+    assert.deepEqual(streamed, ['transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.0.mlp.c_proj', 'transformer.h.1.attn.c_attn', 'transformer.h.1.attn.c_proj'], 'every module before it in the base was done first');
   });
 });
 

@@ -90,14 +90,17 @@ describe('aggregateFolders over PEFT adapters with rank_pattern, alpha_pattern a
     }
   });
 
-  test('the global adapter keeps the patterns and reads back with each module\'s rank and alpha', async () => {
+  test("the global adapter keeps the patterns and reads back with each module's rank and alpha", async () => {
     const config = JSON.parse(await readFile(join(out, 'adapter', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     const back = await readPeftAdapter(join(out, 'adapter'));
 
     assert.deepEqual(config.alpha_pattern, ALPHA_PATTERN);
     assert.deepEqual(config.rank_pattern, RANK_PATTERN);
     assert.deepEqual(back.modules.map((m) => [m.modulePath, m.rank, m.alpha]).filter(([p]) => String(p).includes('h.0.')), [
-      ['transformer.h.0.attn.c_attn', 4, 32], ['transformer.h.0.attn.c_proj', 4, 8], ['transformer.h.0.mlp.c_fc', 2, 8], ['transformer.h.0.mlp.c_proj', 4, 8],
+      ['transformer.h.0.attn.c_attn', 4, 32],
+      ['transformer.h.0.attn.c_proj', 4, 8],
+      ['transformer.h.0.mlp.c_fc', 2, 8],
+      ['transformer.h.0.mlp.c_proj', 4, 8],
     ]);
   });
 

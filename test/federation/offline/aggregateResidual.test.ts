@@ -90,7 +90,7 @@ async function verifyResidual(fx: Fixture, out: string, report: AggregateReport,
 }
 
 describe('fedex aggregate keeps the residual it folds into the base', () => {
-  test('GPT-2 (Conv1D): residual.safetensors in the linear orientation, s·(P·Q)ᵀ = W0\' − W0; report.json records the base folder and its content hash', async () => {
+  test("GPT-2 (Conv1D): residual.safetensors in the linear orientation, s·(P·Q)ᵀ = W0' − W0; report.json records the base folder and its content hash", async () => {
     // prepare
     const fx = await makeFixture(join(tmp.path, 'gpt2'), GPT2_SPEC, GPT2_TARGETS);
     const out = join(tmp.path, 'gpt2-out');
@@ -117,7 +117,7 @@ describe('fedex aggregate keeps the residual it folds into the base', () => {
     assert.deepEqual(await entries(out), ['adapter', 'config.json', 'model.safetensors', 'report.json', RESIDUAL_FILE].sort(), 'no part files left behind');
   });
 
-  test('Llama (Linear, GQA, non-square k/v) with weights 3,1,2: s·P·Q = W0\' − W0', async () => {
+  test("Llama (Linear, GQA, non-square k/v) with weights 3,1,2: s·P·Q = W0' − W0", async () => {
     const fx = await makeFixture(join(tmp.path, 'llama'), LLAMA_SPEC, LLAMA_TARGETS);
     const out = join(tmp.path, 'llama-out');
     const report = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, weights: [3, 1, 2], out, updater, checkRows: 0 });
@@ -175,10 +175,11 @@ function dense(terms: readonly UpdateTerm[], out: number, inF: number): Mat64 {
     assert.equal(t.kind, 'factored');
     if (t.kind !== 'factored') continue;
     const k = t.p.shape[1];
-    for (let o = 0; o < out; o++) for (let j = 0; j < k; j++) {
-      const f = t.scale * t.p.data[o * k + j];
-      for (let c = 0; c < inF; c++) acc[o * inF + c] += f * t.q.data[j * inF + c];
-    }
+    for (let o = 0; o < out; o++)
+      for (let j = 0; j < k; j++) {
+        const f = t.scale * t.p.data[o * k + j];
+        for (let c = 0; c < inF; c++) acc[o * inF + c] += f * t.q.data[j * inF + c];
+      }
   }
   return { rows: out, cols: inF, data: acc };
 }
@@ -195,7 +196,7 @@ describe('an aggregate output as an export source (openAggregateUpdate)', () => 
     }
   });
 
-  test('fedex: the residual then the global adapter at its own scaling add up to W0\' − W0 + s·B̄Ā; one base step, base folder and hash from report.json', async () => {
+  test("fedex: the residual then the global adapter at its own scaling add up to W0' − W0 + s·B̄Ā; one base step, base folder and hash from report.json", async () => {
     const out = join(tmp.path, 'source-fedex');
     const report = await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out, updater, checkRows: 0 });
     const w0s = await readAll64(join(fx.base, 'model.safetensors'));
@@ -251,7 +252,8 @@ describe('an aggregate output as an export source (openAggregateUpdate)', () => 
     const out = join(tmp.path, 'source-old');
     await aggregateFolders({ method: 'fedex', base: fx.base, adapters: fx.adapters, out, updater });
     await rm(join(out, RESIDUAL_FILE));
-    await assert.rejects(openAggregateUpdate(out), (err: Error) => err instanceof ExportError && err.code === 'EXPORT_SOURCE'
+    await assert.rejects(openAggregateUpdate(out), (err: Error) =>
+      err instanceof ExportError && err.code === 'EXPORT_SOURCE'
       && err.message.includes(resolve(out)) && /without residual\.safetensors/.test(err.message) && /re-run `fedex aggregate` with this version/.test(err.message));
   });
 });

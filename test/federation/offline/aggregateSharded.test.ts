@@ -210,10 +210,12 @@ describe('commitOutput', () => {
     await mkdir(join(root, 'new'), { recursive: true });
     await assert.rejects(commitOutput(join(root, 'new'), out, false), (err: Error) => err instanceof AggregationInputError && err.code === 'OUTPUT_EXISTS' && /appeared while aggregating; pass --force/.test(err.message));
     assert.equal(await readFile(join(out, 'mine.txt'), 'utf8'), 'keep');
-    const noRm = { rename, rm: async () => { throw new Error('EBUSY'); } };
+    const noRm = { rename, rm: async () => {
+      throw new Error('EBUSY');
+    } };
     const leftover = await commitOutput(join(root, 'new'), out, true, noRm);
     assert.match(leftover ?? '', /out\.old-[0-9a-f]{8}$/);
     assert.equal(await readFile(join(leftover!, 'mine.txt'), 'utf8'), 'keep', 'the previous output is where the returned path says');
-    assert.deepEqual((await readdir(out)), [], 'the new output is in place');
+    assert.deepEqual(await readdir(out), [], 'the new output is in place');
   });
 });

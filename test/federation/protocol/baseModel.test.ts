@@ -23,8 +23,11 @@ test('checkModelRequest: E_MODEL_TRANSFER for no offer, wrong hash, bad index, t
 
   assert.equal(checkModelRequest(ok, offer, 4096), files[1]);
   for (const [request, available, max] of [
-    [ok, undefined, 4096], [{ ...ok, hash: 'cd'.repeat(32) }, offer, 4096], [{ ...ok, file: 2 }, offer, 4096],
-    [ok, offer, 99], [{ ...ok, offset: 901 }, offer, 4096],
+    [ok, undefined, 4096],
+    [{ ...ok, hash: 'cd'.repeat(32) }, offer, 4096],
+    [{ ...ok, file: 2 }, offer, 4096],
+    [ok, offer, 99],
+    [{ ...ok, offset: 901 }, offer, 4096],
   ] as const) {
     assert.throws(() => checkModelRequest(request, available, max), { code: 'E_MODEL_TRANSFER' });
   }

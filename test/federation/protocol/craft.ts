@@ -19,7 +19,7 @@ export interface CraftOptions {
 /** prefix + header + data, with the same layout rules as encodeFrame unless options say otherwise. */
 export function craftFrame(header: unknown, data: Uint8Array = new Uint8Array(0), options: CraftOptions = {}): Uint8Array {
   let text = options.headerText ?? JSON.stringify(header);
-  if (!options.noPad) while ((PREFIX_BYTES + Buffer.byteLength(text)) % 8 !== 0) text += ' ';
+  if (!options.noPad) { while ((PREFIX_BYTES + Buffer.byteLength(text)) % 8 !== 0) text += ' '; }
   const json = new TextEncoder().encode(text);
   const frame = new Uint8Array(PREFIX_BYTES + json.length + data.length);
   frame.set(options.magic ?? [0x46, 0x45, 0x44, 0x58], 0);

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  bfloat16BitsToFloat32, decodeFloatTensor, encodeFloatTensor, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits,
+  bfloat16BitsToFloat32,
+  decodeFloatTensor,
+  encodeFloatTensor,
+  float16BitsToFloat32,
+  float32ToBfloat16Bits,
+  float32ToFloat16Bits,
 } from '../../../src/federation/protocol/dtypes.js';
 
 /** Reference float16 value of bits, computed in float64 from the IEEE definition. */
@@ -18,7 +23,10 @@ test('float16: every one of the 65 536 bit patterns decodes as the IEEE referenc
   for (let h = 0; h < 0x10000; h++) {
     const v = float16BitsToFloat32(h);
     const ref = halfReference(h);
-    if (Number.isNaN(ref)) { assert.ok(Number.isNaN(v)); continue; }
+    if (Number.isNaN(ref)) {
+      assert.ok(Number.isNaN(v));
+      continue;
+    }
     assert.ok(Object.is(v, ref), `bits 0x${h.toString(16)}: ${v} vs ${ref}`);
     assert.equal(float32ToFloat16Bits(v), h);
   }

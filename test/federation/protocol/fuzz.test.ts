@@ -73,12 +73,26 @@ function mutateBytes(frame: Uint8Array, next: () => number): Uint8Array {
   for (let r = 0; r < rounds; r++) {
     const at = Math.floor(next() * Math.max(1, bytes.length));
     switch (Math.floor(next() * 6)) {
-      case 0: bytes[at] ^= 1 << Math.floor(next() * 8); break;
-      case 1: bytes[at] = Math.floor(next() * 256); break;
-      case 2: bytes = bytes.slice(0, at); break;
-      case 3: { const ins = randomBytes(next, 1 + Math.floor(next() * 16)); bytes = Uint8Array.from([...bytes.subarray(0, at), ...ins, ...bytes.subarray(at)]); break; }
-      case 4: if (bytes.length >= 12) new DataView(bytes.buffer).setUint32(8, Math.floor(next() * 2 ** 32), true); break;
-      default: if (bytes.length >= 12) bytes[12 + Math.floor(next() * Math.min(64, bytes.length - 12))] = Math.floor(next() * 128); break;
+      case 0:
+        bytes[at] ^= 1 << Math.floor(next() * 8);
+        break;
+      case 1:
+        bytes[at] = Math.floor(next() * 256);
+        break;
+      case 2:
+        bytes = bytes.slice(0, at);
+        break;
+      case 3: {
+        const ins = randomBytes(next, 1 + Math.floor(next() * 16));
+        bytes = Uint8Array.from([...bytes.subarray(0, at), ...ins, ...bytes.subarray(at)]);
+        break;
+      }
+      case 4:
+        if (bytes.length >= 12) new DataView(bytes.buffer).setUint32(8, Math.floor(next() * 2 ** 32), true);
+        break;
+      default:
+        if (bytes.length >= 12) bytes[12 + Math.floor(next() * Math.min(64, bytes.length - 12))] = Math.floor(next() * 128);
+        break;
     }
   }
   return bytes;
@@ -87,13 +101,18 @@ function mutateBytes(frame: Uint8Array, next: () => number): Uint8Array {
 test(`fuzz: ${ITERATIONS} random inputs, ${ITERATIONS} byte mutations, ${ITERATIONS} header mutations`, { timeout: 60_000 }, (t) => {
   const next = rng(20240501);
   const seen = new Map<string, number>();
-  const count = (k: string): void => { seen.set(k, (seen.get(k) ?? 0) + 1); };
+  const count = (k: string): void => {
+    seen.set(k, (seen.get(k) ?? 0) + 1);
+  };
 
   for (let i = 0; i < ITERATIONS; i++) {
     const n = Math.floor(next() * 200);
     const bytes = randomBytes(next, n);
     // Half of them get a valid prefix so the header paths are reached too.
-    if (next() < 0.5 && n >= 12) { bytes.set([0x46, 0x45, 0x44, 0x58, 1, 0, 0, 0], 0); new DataView(bytes.buffer).setUint32(8, Math.floor(next() * (n - 8)), true); }
+    if (next() < 0.5 && n >= 12) {
+      bytes.set([0x46, 0x45, 0x44, 0x58, 1, 0, 0, 0], 0);
+      new DataView(bytes.buffer).setUint32(8, Math.floor(next() * (n - 8)), true);
+    }
     count(outcome(bytes));
   }
   for (let i = 0; i < ITERATIONS; i++) count(outcome(mutateBytes(valid[Math.floor(next() * valid.length)], next)));

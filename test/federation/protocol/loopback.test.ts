@@ -45,7 +45,10 @@ test('hello → welcome → client_update → update_ack over a loopback WebSock
   });
 
   const client = new WebSocket(`ws://127.0.0.1:${port}`);
-  await new Promise<void>((resolve, reject) => { client.once('open', resolve); client.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    client.once('open', resolve);
+    client.once('error', reject);
+  });
   try {
     client.send(encodeMessage(sampleMessages().hello));
     const welcome = decodeMessage(await nextMessage(client), { receiver: 'client' });

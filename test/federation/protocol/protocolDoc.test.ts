@@ -89,9 +89,16 @@ describe('docs/protocol.md matches the other tables of the code', () => {
     const values = Object.fromEntries(tableAfter(markerLine('constants')).map(([name, value]) => [name, value]));
     assert.deepEqual(values, {
       MAGIC: [...MAGIC].map((b) => b.toString(16)).join(' '),
-      PROTOCOL_MAJOR: String(PROTOCOL_MAJOR), PROTOCOL_MINOR: String(PROTOCOL_MINOR), PREFIX_BYTES: String(PREFIX_BYTES),
-      TENSOR_ALIGN: String(TENSOR_ALIGN), MAX_DIMS: String(MAX_DIMS), MAX_DIM: String(MAX_DIM), MAX_TENSOR_NAME: String(MAX_TENSOR_NAME),
-      maxFrameBytes: String(DEFAULT_LIMITS.maxFrameBytes), maxHeaderBytes: String(DEFAULT_LIMITS.maxHeaderBytes), maxTensors: String(DEFAULT_LIMITS.maxTensors),
+      PROTOCOL_MAJOR: String(PROTOCOL_MAJOR),
+      PROTOCOL_MINOR: String(PROTOCOL_MINOR),
+      PREFIX_BYTES: String(PREFIX_BYTES),
+      TENSOR_ALIGN: String(TENSOR_ALIGN),
+      MAX_DIMS: String(MAX_DIMS),
+      MAX_DIM: String(MAX_DIM),
+      MAX_TENSOR_NAME: String(MAX_TENSOR_NAME),
+      maxFrameBytes: String(DEFAULT_LIMITS.maxFrameBytes),
+      maxHeaderBytes: String(DEFAULT_LIMITS.maxHeaderBytes),
+      maxTensors: String(DEFAULT_LIMITS.maxTensors),
     });
   });
 

@@ -20,9 +20,15 @@ describe('session state machine (client view)', () => {
   test('a full federation: handshake, two rounds, done', () => {
     const end = run([
       ...joined,
-      ['coordinator', 'round_start', { round: 1 }], ['client', 'ping'], ['coordinator', 'pong'],
-      ['client', 'client_update', { round: 1 }], ['coordinator', 'update_ack', { round: 1 }], ['coordinator', 'round_closed', { round: 1 }],
-      ['coordinator', 'round_start', { round: 2 }], ['client', 'client_update', { round: 2 }], ['coordinator', 'round_closed', { round: 2 }],
+      ['coordinator', 'round_start', { round: 1 }],
+      ['client', 'ping'],
+      ['coordinator', 'pong'],
+      ['client', 'client_update', { round: 1 }],
+      ['coordinator', 'update_ack', { round: 1 }],
+      ['coordinator', 'round_closed', { round: 1 }],
+      ['coordinator', 'round_start', { round: 2 }],
+      ['client', 'client_update', { round: 2 }],
+      ['coordinator', 'round_closed', { round: 2 }],
       ['coordinator', 'federation_done'],
     ]);
     assert.deepEqual(end, { phase: 'done', round: 2, closedRound: 2 });

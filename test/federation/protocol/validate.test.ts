@@ -67,13 +67,27 @@ describe('frame-level failures', () => {
   });
 
   test('header that lies about offsets and lengths', () => {
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[0].offset = 1 << 20; }), 'E_TENSOR_BOUNDS');
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[0].offset = 4; }), 'E_TENSOR_TABLE');
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[0].offset = -8; }), 'E_TENSOR_TABLE');
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[0].length = (h.tensors[0].length as number) - 4; }), 'E_TENSOR_TABLE');
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[0].shape = [2, 8.5]; }), 'E_TENSOR_TABLE');
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[0].shape = [1, 1, 1, 1, 1, 1, 1, 1, 64]; }), 'E_TENSOR_TABLE');
-    expectCode(withHeader(updateFrame, (h) => { delete h.tensors[0].length; }), 'E_TENSOR_TABLE');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[0].offset = 1 << 20;
+    }), 'E_TENSOR_BOUNDS');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[0].offset = 4;
+    }), 'E_TENSOR_TABLE');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[0].offset = -8;
+    }), 'E_TENSOR_TABLE');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[0].length = (h.tensors[0].length as number) - 4;
+    }), 'E_TENSOR_TABLE');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[0].shape = [2, 8.5];
+    }), 'E_TENSOR_TABLE');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[0].shape = [1, 1, 1, 1, 1, 1, 1, 1, 64];
+    }), 'E_TENSOR_TABLE');
+    expectCode(withHeader(updateFrame, (h) => {
+      delete h.tensors[0].length;
+    }), 'E_TENSOR_TABLE');
   });
 
   test('bytes trailing after the last tensor → E_TENSOR_BOUNDS', () => {
@@ -85,13 +99,21 @@ describe('frame-level failures', () => {
   });
 
   test('overlapping tensors → E_TENSOR_OVERLAP', () => {
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[1].offset = (h.tensors[0].offset as number) + 8; }), 'E_TENSOR_OVERLAP');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[1].offset = (h.tensors[0].offset as number) + 8;
+    }), 'E_TENSOR_OVERLAP');
   });
 
   test('unknown dtype → E_TENSOR_DTYPE; duplicate or badly formed name → E_TENSOR_NAME', () => {
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[0].dtype = 'float64'; }), 'E_TENSOR_DTYPE');
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[1].name = h.tensors[0].name; }), 'E_TENSOR_NAME');
-    expectCode(withHeader(updateFrame, (h) => { h.tensors[0].name = '../../etc/passwd'; }), 'E_TENSOR_NAME');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[0].dtype = 'float64';
+    }), 'E_TENSOR_DTYPE');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[1].name = h.tensors[0].name;
+    }), 'E_TENSOR_NAME');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.tensors[0].name = '../../etc/passwd';
+    }), 'E_TENSOR_NAME');
   });
 });
 
@@ -108,23 +130,57 @@ describe('message-level failures', () => {
   });
 
   const schemaCases: [string, (h: ReturnType<typeof headerOf>) => void][] = [
-    ['missing required field', (h) => { delete h.params.token; }],
-    ['extra field', (h) => { h.params.isAdmin = true; }],
-    ['wrong type', (h) => { h.params.protocolMinor = '0'; }],
-    ['non-integer', (h) => { h.params.protocolMinor = 0.5; }],
-    ['out of range', (h) => { h.params.protocolMajor = 0; }],
-    ['null for an optional field', (h) => { h.params.clientId = null; }],
-    ['nested missing field', (h) => { delete (h.params.capabilities as Record<string, unknown>).factoredResidual; }],
-    ['nested extra field', (h) => { (h.params.capabilities as Record<string, unknown>).root = true; }],
-    ['bad enum value in an array', (h) => { (h.params.capabilities as Record<string, unknown>).uplinkDtypes = ['float32', 'int8']; }],
-    ['control character in clientName', (h) => { h.params.clientName = 'eve\u0007'; }],
-    ['bidi override in clientName', (h) => { h.params.clientName = 'eve\u202egnp.exe'; }],
-    ['lone surrogate in clientName', (h) => { h.params.clientName = 'eve\ud800'; }],
-    ['clientName of 65 characters', (h) => { h.params.clientName = 'x'.repeat(65); }],
-    ['empty clientName', (h) => { h.params.clientName = ''; }],
-    ['path-like clientId', (h) => { h.params.clientId = '../x'; }],
-    ['upper-case hash', (h) => { h.params.baseModelHash = 'AB'.repeat(32); }],
-    ['cross-field rule (uplinkDtypes without float32)', (h) => { (h.params.capabilities as Record<string, unknown>).uplinkDtypes = ['float16']; }],
+    ['missing required field', (h) => {
+      delete h.params.token;
+    }],
+    ['extra field', (h) => {
+      h.params.isAdmin = true;
+    }],
+    ['wrong type', (h) => {
+      h.params.protocolMinor = '0';
+    }],
+    ['non-integer', (h) => {
+      h.params.protocolMinor = 0.5;
+    }],
+    ['out of range', (h) => {
+      h.params.protocolMajor = 0;
+    }],
+    ['null for an optional field', (h) => {
+      h.params.clientId = null;
+    }],
+    ['nested missing field', (h) => {
+      delete (h.params.capabilities as Record<string, unknown>).factoredResidual;
+    }],
+    ['nested extra field', (h) => {
+      (h.params.capabilities as Record<string, unknown>).root = true;
+    }],
+    ['bad enum value in an array', (h) => {
+      (h.params.capabilities as Record<string, unknown>).uplinkDtypes = ['float32', 'int8'];
+    }],
+    ['control character in clientName', (h) => {
+      h.params.clientName = 'eve\u0007';
+    }],
+    ['bidi override in clientName', (h) => {
+      h.params.clientName = 'eve\u202egnp.exe';
+    }],
+    ['lone surrogate in clientName', (h) => {
+      h.params.clientName = 'eve\ud800';
+    }],
+    ['clientName of 65 characters', (h) => {
+      h.params.clientName = 'x'.repeat(65);
+    }],
+    ['empty clientName', (h) => {
+      h.params.clientName = '';
+    }],
+    ['path-like clientId', (h) => {
+      h.params.clientId = '../x';
+    }],
+    ['upper-case hash', (h) => {
+      h.params.baseModelHash = 'AB'.repeat(32);
+    }],
+    ['cross-field rule (uplinkDtypes without float32)', (h) => {
+      (h.params.capabilities as Record<string, unknown>).uplinkDtypes = ['float16'];
+    }],
   ];
   for (const [name, edit] of schemaCases) {
     test(`hello with ${name} → E_SCHEMA`, () => expectCode(withHeader(helloFrame, edit), 'E_SCHEMA'));
@@ -139,15 +195,23 @@ describe('message-level failures', () => {
 
   test('welcome and client_update cross-field and record rules → E_SCHEMA', () => {
     const welcome = encodeMessage({ method: 'welcome', params: welcomeParams() });
-    expectCode(withHeader(welcome, (h) => { (h.params.config as Record<string, unknown>).localEpochs = 1; }), 'E_SCHEMA');
-    expectCode(withHeader(welcome, (h) => { (h.params.config as Record<string, unknown>).lr = 0; }), 'E_SCHEMA');
-    expectCode(withHeader(updateFrame, (h) => { h.params.metrics = JSON.parse('{"__proto__": 1}'); }), 'E_SCHEMA');
+    expectCode(withHeader(welcome, (h) => {
+      (h.params.config as Record<string, unknown>).localEpochs = 1;
+    }), 'E_SCHEMA');
+    expectCode(withHeader(welcome, (h) => {
+      (h.params.config as Record<string, unknown>).lr = 0;
+    }), 'E_SCHEMA');
+    expectCode(withHeader(updateFrame, (h) => {
+      h.params.metrics = JSON.parse('{"__proto__": 1}');
+    }), 'E_SCHEMA');
     // JSON numbers beyond float64 parse to Infinity: still refused.
     const hugeLoss = JSON.stringify(headerOf(updateFrame)).replace('"trainLoss":2.5', '"trainLoss":1e400');
     assert.ok(hugeLoss.includes('1e400'));
     expectCode(craftFrame(null, dataOf(updateFrame), { headerText: hugeLoss }), 'E_SCHEMA');
     const start = encodeMessage(samples.round_start);
-    expectCode(withHeader(start, (h) => { h.params.baseRevision = 0; }), 'E_SCHEMA');
+    expectCode(withHeader(start, (h) => {
+      h.params.baseRevision = 0;
+    }), 'E_SCHEMA');
   });
 
   test('wrong tensor shape for the layout → E_TENSOR_SHAPE', () => {
@@ -164,9 +228,15 @@ describe('message-level failures', () => {
     const half = encodeMessage(samples.client_update, { uplinkDtype: 'float16' });
     expectCode(half, 'E_TENSOR_DTYPE', { layout: LAYOUT, uplinkDtypes: ['float32'] });
     const start = encodeMessage(samples.round_start);
-    expectCode(withHeader(start, (h) => { h.tensors[0].dtype = 'float16'; h.tensors[0].length = (h.tensors[0].length as number) / 2; }), 'E_TENSOR_DTYPE');
+    expectCode(withHeader(start, (h) => {
+      h.tensors[0].dtype = 'float16';
+      h.tensors[0].length = (h.tensors[0].length as number) / 2;
+    }), 'E_TENSOR_DTYPE');
     const chunk = encodeMessage(samples.model_chunk);
-    expectCode(withHeader(chunk, (h) => { h.tensors[0].dtype = 'float32'; h.tensors[0].shape = [25]; }), 'E_TENSOR_DTYPE');
+    expectCode(withHeader(chunk, (h) => {
+      h.tensors[0].dtype = 'float32';
+      h.tensors[0].shape = [25];
+    }), 'E_TENSOR_DTYPE');
   });
 
   test('missing, unexpected or unannounced tensors → E_TENSOR_NAME', () => {
@@ -180,10 +250,14 @@ describe('message-level failures', () => {
     expectCode(rawEncode({ ...update, tensors: renamed }), 'E_TENSOR_NAME');
     const unknownRole = update.tensors!.map((t, i) => (i === 0 ? { ...t, name: 'transformer.h.0.attn.c_attn.lora_C' } : t));
     expectCode(rawEncode({ ...update, tensors: unknownRole }), 'E_TENSOR_NAME', {});
-    expectCode(withHeader(helloFrame, (h) => { h.tensors = headerOf(updateFrame).tensors; }, dataOf(updateFrame)), 'E_TENSOR_NAME');
+    expectCode(withHeader(helloFrame, (h) => {
+      h.tensors = headerOf(updateFrame).tensors;
+    }, dataOf(updateFrame)), 'E_TENSOR_NAME');
     const start = samples.round_start;
     // Residual tensors that baseUpdate does not announce.
-    expectCode(withHeader(encodeMessage(start), (h) => { delete h.params.baseUpdate; }), 'E_TENSOR_NAME');
+    expectCode(withHeader(encodeMessage(start), (h) => {
+      delete h.params.baseUpdate;
+    }), 'E_TENSOR_NAME');
     // A residual for a module outside the layout.
     expectCode(withHeader(encodeMessage(start), (h) => {
       ((h.params.baseUpdate as Record<string, unknown>).modules as Record<string, unknown>[])[1].module = 'lm_head';

@@ -29,14 +29,34 @@ describe('FedEx with the frozen base held in bf16', { timeout: 180_000 }, () => 
 
   async function run(precision: BasePrecision, rounds: number): Promise<void> {
     const workload = await createOnnxWorkload({
-      createTrainer, modelDir: join(tmp.path, 'model'), data: 'task:arith?count=200', split: 'non-iid', rank: SETTINGS.rank, alpha: SETTINGS.alpha, targetModules: ['c_attn'],
-      batchSize: SETTINGS.batchSize, lr: SETTINGS.lr, seed: SETTINGS.seed, seqLen: 48, device: 'cpu', threads: 1, evalExamples: 16, exactMatch: false,
+      createTrainer,
+      modelDir: join(tmp.path, 'model'),
+      data: 'task:arith?count=200',
+      split: 'non-iid',
+      rank: SETTINGS.rank,
+      alpha: SETTINGS.alpha,
+      targetModules: ['c_attn'],
+      batchSize: SETTINGS.batchSize,
+      lr: SETTINGS.lr,
+      seed: SETTINGS.seed,
+      seqLen: 48,
+      device: 'cpu',
+      threads: 1,
+      evalExamples: 16,
+      exactMatch: false,
       ...(precision !== 'fp32' ? { basePrecision: precision } : {}),
     });
     workloads.push(workload);
     reports.set(precision, await runFederated({
-      ...SETTINGS, rounds, method: 'fedex', workload, runDir: join(tmp.path, 'runs', precision), sink: NULL_SINK, backend: createTypeScriptBackend(),
-      initial: { loss: NaN, accuracy: null, exactMatch: null, examples: 0 }, saveAdaptersDir: join(tmp.path, 'adapters', precision),
+      ...SETTINGS,
+      rounds,
+      method: 'fedex',
+      workload,
+      runDir: join(tmp.path, 'runs', precision),
+      sink: NULL_SINK,
+      backend: createTypeScriptBackend(),
+      initial: { loss: NaN, accuracy: null, exactMatch: null, examples: 0 },
+      saveAdaptersDir: join(tmp.path, 'adapters', precision),
     }));
   }
 

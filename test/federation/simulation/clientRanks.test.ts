@@ -30,15 +30,35 @@ describe('client ranks 4, 8, 16 under a global rank 16: exact every round (fedex
     const modelDir = join(tmp.path, 'model');
     await writeTinyGpt2(modelDir);
     workload = await createOnnxWorkload({
-      createTrainer, modelDir, data: 'task:arith?count=200', split: 'non-iid', rank: SETTINGS.rank, alpha: SETTINGS.alpha, targetModules: ['c_attn'],
-      batchSize: SETTINGS.batchSize, lr: SETTINGS.lr, seed: SETTINGS.seed, seqLen: 48, device: 'cpu', threads: 1, evalExamples: 16, exactMatch: false,
+      createTrainer,
+      modelDir,
+      data: 'task:arith?count=200',
+      split: 'non-iid',
+      rank: SETTINGS.rank,
+      alpha: SETTINGS.alpha,
+      targetModules: ['c_attn'],
+      batchSize: SETTINGS.batchSize,
+      lr: SETTINGS.lr,
+      seed: SETTINGS.seed,
+      seqLen: 48,
+      device: 'cpu',
+      threads: 1,
+      evalExamples: 16,
+      exactMatch: false,
     });
     const backend = createTypeScriptBackend();
     const initial = { loss: NaN, accuracy: null, exactMatch: null, examples: 0 };
     for (const method of ['fedex', 'flora'] as const) {
       reports.set(method, await runFederated({
-        ...SETTINGS, method, workload, runDir: join(tmp.path, 'runs', method), sink: NULL_SINK, backend, initial,
-        clientRanks: CLIENT_RANKS, saveAdaptersDir: join(tmp.path, 'adapters', method),
+        ...SETTINGS,
+        method,
+        workload,
+        runDir: join(tmp.path, 'runs', method),
+        sink: NULL_SINK,
+        backend,
+        initial,
+        clientRanks: CLIENT_RANKS,
+        saveAdaptersDir: join(tmp.path, 'adapters', method),
       }));
     }
   });

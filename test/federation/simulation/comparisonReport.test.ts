@@ -13,7 +13,13 @@ function summary(method: MethodSummary['method'], evalLoss: number, exactMatch: 
 
 function run(seed: number, sweepValue: number | null, fedex: number, fedit: number, em: [number, number] | null = null): RunEntry {
   return {
-    label: `seed-${seed}`, seed, clients: 3, localSteps: sweepValue ?? 10, sweepValue, initialEvalLoss: 5, seconds: 2,
+    label: `seed-${seed}`,
+    seed,
+    clients: 3,
+    localSteps: sweepValue ?? 10,
+    sweepValue,
+    initialEvalLoss: 5,
+    seconds: 2,
     comparison: [summary('fedex', fedex, em?.[0] ?? null, 0.1), summary('fedit', fedit, em?.[1] ?? null, 0.1), summary('centralized', 1, null, null)],
   };
 }
@@ -62,7 +68,7 @@ describe('summarizeRuns', () => {
     assert.deepEqual(point.seeds, [0, 1, 2]);
   });
 
-  test('a gap larger than both methods\' spread is flagged; points follow the sweep order', () => {
+  test("a gap larger than both methods' spread is flagged; points follow the sweep order", () => {
     const runs = [run(0, 50, 1.0, 2.0), run(1, 50, 1.1, 2.1), run(0, 5, 1.0, 1.0), run(1, 5, 1.2, 1.2)];
 
     const points = summarizeRuns(runs, ['fedex', 'fedit'], [50, 5]);
@@ -88,7 +94,10 @@ describe('planRuns', () => {
     const plan = planRuns({ seed: 4, seeds: 2, clients: 3, localSteps: 10, sweep: { axis: 'clients', values: [2, 8] } });
 
     assert.deepEqual(plan.map((p) => [p.label, p.seed, p.clients, p.localSteps]), [
-      ['clients-2/seed-4', 4, 2, 10], ['clients-2/seed-5', 5, 2, 10], ['clients-8/seed-4', 4, 8, 10], ['clients-8/seed-5', 5, 8, 10],
+      ['clients-2/seed-4', 4, 2, 10],
+      ['clients-2/seed-5', 5, 2, 10],
+      ['clients-8/seed-4', 4, 8, 10],
+      ['clients-8/seed-5', 5, 8, 10],
     ]);
     assert.deepEqual(planRuns({ seed: 0, seeds: 1, clients: 3, localSteps: 10 }).map((p) => p.label), ['.'], 'one run: straight into out');
     assert.deepEqual(planRuns({ seed: 0, seeds: 3, clients: 3, localSteps: 10 }).map((p) => p.label), ['seed-0', 'seed-1', 'seed-2']);

@@ -28,14 +28,33 @@ describe('FedEx-LoRA vs FedIT with the onnxruntime trainer over loopback WebSock
     const modelDir = join(tmp.path, 'model');
     await writeTinyGpt2(modelDir);
     workload = await createOnnxWorkload({
-      createTrainer, modelDir, data: 'task:arith?count=200', split: 'non-iid', rank: SETTINGS.rank, alpha: SETTINGS.alpha, targetModules: ['c_attn'],
-      batchSize: SETTINGS.batchSize, lr: SETTINGS.lr, seed: SETTINGS.seed, seqLen: 48, device: 'cpu', threads: 1, evalExamples: 16, exactMatch: false,
+      createTrainer,
+      modelDir,
+      data: 'task:arith?count=200',
+      split: 'non-iid',
+      rank: SETTINGS.rank,
+      alpha: SETTINGS.alpha,
+      targetModules: ['c_attn'],
+      batchSize: SETTINGS.batchSize,
+      lr: SETTINGS.lr,
+      seed: SETTINGS.seed,
+      seqLen: 48,
+      device: 'cpu',
+      threads: 1,
+      evalExamples: 16,
+      exactMatch: false,
     });
     const backend = createTypeScriptBackend();
     const initial = { loss: NaN, accuracy: null, exactMatch: null, examples: 0 };
     for (const method of ['fedex', 'fedit'] as const) {
       reports.set(method, await runFederated({
-        ...SETTINGS, method, workload, runDir: join(tmp.path, 'runs', method), sink: NULL_SINK, backend, initial,
+        ...SETTINGS,
+        method,
+        workload,
+        runDir: join(tmp.path, 'runs', method),
+        sink: NULL_SINK,
+        backend,
+        initial,
         saveAdaptersDir: join(tmp.path, 'adapters', method),
       }));
     }
@@ -47,7 +66,8 @@ describe('FedEx-LoRA vs FedIT with the onnxruntime trainer over loopback WebSock
 
   test('the layout comes from the model: both c_attn modules, Conv1D (fanInFanOut), non-square', () => {
     assert.deepEqual(workload.layout.map((m) => [m.module, m.in, m.out, m.fanInFanOut]), [
-      ['transformer.h.0.attn.c_attn', 32, 96, true], ['transformer.h.1.attn.c_attn', 32, 96, true],
+      ['transformer.h.0.attn.c_attn', 32, 96, true],
+      ['transformer.h.1.attn.c_attn', 32, 96, true],
     ]);
   });
 

@@ -36,12 +36,31 @@ describe('fedsb: 3 clients, 3 rounds, exact every round, R only on the uplink', 
     const modelDir = join(tmp.path, 'model');
     await writeTinyGpt2(modelDir);
     workload = await createOnnxWorkload({
-      createTrainer, modelDir, data: 'task:arith?count=200', split: 'non-iid', rank: SETTINGS.rank, alpha: SETTINGS.alpha, targetModules: ['c_attn'],
-      batchSize: SETTINGS.batchSize, lr: SETTINGS.lr, seed: SETTINGS.seed, seqLen: 48, device: 'cpu', threads: 1, evalExamples: 16, exactMatch: false,
+      createTrainer,
+      modelDir,
+      data: 'task:arith?count=200',
+      split: 'non-iid',
+      rank: SETTINGS.rank,
+      alpha: SETTINGS.alpha,
+      targetModules: ['c_attn'],
+      batchSize: SETTINGS.batchSize,
+      lr: SETTINGS.lr,
+      seed: SETTINGS.seed,
+      seqLen: 48,
+      device: 'cpu',
+      threads: 1,
+      evalExamples: 16,
+      exactMatch: false,
     });
     report = await runFederated({
-      ...SETTINGS, method: 'fedsb', workload, runDir: join(tmp.path, 'run'), sink: NULL_SINK, backend: createTypeScriptBackend(),
-      initial: { loss: NaN, accuracy: null, exactMatch: null, examples: 0 }, saveAdaptersDir: join(tmp.path, 'adapters'),
+      ...SETTINGS,
+      method: 'fedsb',
+      workload,
+      runDir: join(tmp.path, 'run'),
+      sink: NULL_SINK,
+      backend: createTypeScriptBackend(),
+      initial: { loss: NaN, accuracy: null, exactMatch: null, examples: 0 },
+      saveAdaptersDir: join(tmp.path, 'adapters'),
       onRound: (_row, record) => records.push(record),
     });
   });

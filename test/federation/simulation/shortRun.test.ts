@@ -36,8 +36,20 @@ describe('runFederated: a run that ends short names its failures', { timeout: 60
     };
 
     await assert.rejects(runFederated({
-      method: 'fedex', workload, runDir: join(tmp.path, 'run'), sink: NULL_SINK, backend: createTypeScriptBackend(),
-      clients: 2, rounds: 2, localSteps: 1, batchSize: 2, lr: 0.01, rank: 2, alpha: 4, seed: 1, roundTimeoutMs: 20_000,
+      method: 'fedex',
+      workload,
+      runDir: join(tmp.path, 'run'),
+      sink: NULL_SINK,
+      backend: createTypeScriptBackend(),
+      clients: 2,
+      rounds: 2,
+      localSteps: 1,
+      batchSize: 2,
+      lr: 0.01,
+      rank: 2,
+      alpha: 4,
+      seed: 1,
+      roundTimeoutMs: 20_000,
       initial: { loss: NaN, accuracy: null, exactMatch: null, examples: 0 },
     }), (err: Error) => /fedex: only 0 of 2 rounds completed \(.*round 1: client-2: training failed: injected: out of memory/.test(err.message) || assert.fail(err.message));
   });

@@ -30,10 +30,22 @@ describe('runSimulation (synthetic workload, 3 clients × 2 rounds, all four met
   before(async () => {
     tmp = await makeTempDir('simulate');
     result = await runSimulation({
-      methods: ['fedex', 'fedit', 'ffa', 'centralized'], clients: CLIENTS, rounds: ROUNDS, localSteps: 3, batchSize: 4, lr: 0.01, rank: 4, alpha: 8, seed: 1,
-      out: tmp.path, saveAdapters: true, workload, labels: { model: 'synthetic', data: 'none', split: 'non-iid', device: 'cpu' },
+      methods: ['fedex', 'fedit', 'ffa', 'centralized'],
+      clients: CLIENTS,
+      rounds: ROUNDS,
+      localSteps: 3,
+      batchSize: 4,
+      lr: 0.01,
+      rank: 4,
+      alpha: 8,
+      seed: 1,
+      out: tmp.path,
+      saveAdapters: true,
+      workload,
+      labels: { model: 'synthetic', data: 'none', split: 'non-iid', device: 'cpu' },
       sink: listenerSink((type, payload, method) => events.push({ type, payload: payload as unknown as Record<string, unknown>, method })),
-      backend: createTypeScriptBackend(), chartJsSource: '/* chart.js stand-in */',
+      backend: createTypeScriptBackend(),
+      chartJsSource: '/* chart.js stand-in */',
     });
   });
   after(async () => {

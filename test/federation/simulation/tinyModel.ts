@@ -11,6 +11,12 @@ export async function writeTinyGpt2(dir: string, options: { layers?: number; hid
   const tokenizer = trainByteLevelBpe(records.map((r) => r.prompt + r.completion), { vocabSize: 320, splitDigits: true });
   await saveBpeTokenizer(dir, tokenizer);
   await writeSyntheticCheckpoint(dir, {
-    family: 'gpt2', layers: options.layers ?? 2, hidden: options.hidden ?? 32, heads: 2, vocab: tokenizer.vocabSize, positions: 64, seed: options.seed ?? 5,
+    family: 'gpt2',
+    layers: options.layers ?? 2,
+    hidden: options.hidden ?? 32,
+    heads: 2,
+    vocab: tokenizer.vocabSize,
+    positions: 64,
+    seed: options.seed ?? 5,
   });
 }

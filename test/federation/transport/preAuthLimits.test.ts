@@ -21,7 +21,9 @@ interface Served {
 async function serve(preAuth: Partial<PreAuthOptions> = {}, tls?: { cert: string; key: string }): Promise<Served> {
   const refusals: Refusal[] = [];
   const server = await createTransportServer({
-    maxFrameBytes: 1 << 20, heartbeatMs: 5_000, ...(tls !== undefined ? { tls } : {}),
+    maxFrameBytes: 1 << 20,
+    heartbeatMs: 5_000,
+    ...(tls !== undefined ? { tls } : {}),
     preAuth: { maxConnections: 64, maxPendingPerAddress: 8, maxFrameBytes: 4096, upgradeTimeoutMs: 5_000, onRefused: (r) => refusals.push(r), ...preAuth },
   });
   const accepted: Connection[] = [];
@@ -220,11 +222,19 @@ describe('FrameLengthScanner', () => {
   test('follows frames of all three length forms, split anywhere, and sums fragments of one message', () => {
     const s = new FrameLengthScanner(70_000);
     const stream = Buffer.concat([
-      frameHeader(5), Buffer.alloc(5),
-      frameHeader(300), Buffer.alloc(300),
-      frameHeader(66_000), Buffer.alloc(66_000),
+      frameHeader(5),
+      Buffer.alloc(5),
+      frameHeader(300),
+      Buffer.alloc(300),
+      frameHeader(66_000),
+      Buffer.alloc(66_000),
       // A fragmented message: 40 000 + ping (not counted) + 29 000 = 69 000 ≤ 70 000.
-      frameHeader(40_000, 0x2, false), Buffer.alloc(40_000), frameHeader(4, 0x9), Buffer.alloc(4), frameHeader(29_000, 0x0, true), Buffer.alloc(29_000),
+      frameHeader(40_000, 0x2, false),
+      Buffer.alloc(40_000),
+      frameHeader(4, 0x9),
+      Buffer.alloc(4),
+      frameHeader(29_000, 0x0, true),
+      Buffer.alloc(29_000),
     ]);
     assert.equal(feedBytewise(s, stream), null);
     assert.equal(s.scan(stream), null, 'the same stream in one chunk');

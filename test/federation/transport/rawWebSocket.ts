@@ -22,8 +22,14 @@ export async function rawUpgrade(url: string, localAddress = '127.0.0.1'): Promi
   const socket = await openTcp(url, localAddress);
   const u = new URL(url);
   socket.write([
-    `GET ${u.pathname} HTTP/1.1`, `Host: ${u.host}`, 'Upgrade: websocket', 'Connection: Upgrade',
-    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13', '', '',
+    `GET ${u.pathname} HTTP/1.1`,
+    `Host: ${u.host}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    'Sec-WebSocket-Version: 13',
+    '',
+    '',
   ].join('\r\n'));
   const head = await new Promise<string>((resolve, reject) => {
     let text = '';

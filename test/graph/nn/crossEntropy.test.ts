@@ -46,10 +46,11 @@ describe('crossEntropy with ignore index (float64, gradient check eps 1e-6, rtol
     const labels = g.input('labels', 'int64', [2]);
     const loss = crossEntropy(logits, labels, { ignoreIndex: -1 });
     const data = Float64Array.of(1000, -1000, 0, 0, 0, 700);
-    const run = (ls: number[]): ReturnType<typeof runGraph> => runGraph(g, [
-      { value: logits, data, dims: [2, 3] },
-      { value: labels, data: BigInt64Array.from(ls, BigInt), dims: [2] },
-    ], { loss });
+    const run = (ls: number[]): ReturnType<typeof runGraph> =>
+      runGraph(g, [
+        { value: logits, data, dims: [2, 3] },
+        { value: labels, data: BigInt64Array.from(ls, BigInt), dims: [2] },
+      ], { loss });
     const some = await run([1, 2]);
     assert.ok(Math.abs(some.loss.data[0] - crossEntropyRef(data, [1, 2], 3, -1)) < 1e-9);
     const none = await run([-1, -1]);

@@ -10,7 +10,8 @@ import { reduceSum } from '../../../src/graph/ops/reduceSum.js';
 import { F64, assertClose, gradCheck, randomData, runGraph } from '../gradCheck.js';
 
 /** Reference y = x·(W0 + s·B·R·A)ᵀ + b, with W0 read in the [out, in] orientation. */
-function sbRef(x: ArrayLike<number>, rows: number, w0OutIn: (o: number, i: number) => number, a: ArrayLike<number>, b: ArrayLike<number>, r: ArrayLike<number>, bias: ArrayLike<number>, s: number, inDim: number, outDim: number, rank: number): number[] {
+function sbRef(x: ArrayLike<number>, rows: number, w0OutIn: (o: number, i: number) => number, a: ArrayLike<number>, b: ArrayLike<number>, r: ArrayLike<number>, bias: ArrayLike<number>, s: number, inDim: number, outDim: number,
+  rank: number): number[] {
   const out: number[] = [];
   for (let n = 0; n < rows; n++) {
     for (let o = 0; o < outDim; o++) {
@@ -26,7 +27,7 @@ function sbRef(x: ArrayLike<number>, rows: number, w0OutIn: (o: number, i: numbe
   return out;
 }
 
-describe('loraLinear with LoRA-SB\'s R (float64)', () => {
+describe("loraLinear with LoRA-SB's R (float64)", () => {
   for (const [inDim, outDim] of [[5, 3], [4, 4]] as const) {
     for (const layout of ['outIn', 'inOut'] as const) {
       test(`${layout}, in ${inDim}, out ${outDim}: forward matches W0 + s·B·R·A; gradients of x and R check`, async () => {

@@ -21,7 +21,8 @@ describe('arithmetic modulo 2³¹ − 1 in uint32', () => {
     const vz = g.input('z', 'uint32', ['m']);
 
     const out = await runGraph(g, [
-      { value: va, data: Uint32Array.from(a), dims: [a.length] }, { value: vb, data: Uint32Array.from(b), dims: [b.length] },
+      { value: va, data: Uint32Array.from(a), dims: [a.length] },
+      { value: vb, data: Uint32Array.from(b), dims: [b.length] },
       { value: vz, data: Uint32Array.from(z), dims: [z.length] },
     ], { mod: modP(vz), sum: addModP(va, vb), product: mulModP(va, vb), square: mulModP(va, va), scaled: mulModP(va, c) });
 

@@ -78,9 +78,6 @@ describe('broadcasting arithmetic (float64, gradient check eps 1e-6, rtol 1e-5)'
     const x = g.input('x', 'float64', [2, 3]);
     const p = g.input('p', 'float64', []);
     const y = pow(x, p);
-    await gradCheck(g, y, [
-      { value: x, data: randomData(x, [2, 3], 4, 0.5, 2), dims: [2, 3] },
-      { value: p, data: Float64Array.of(1.7), dims: [] },
-    ], [x, p], F64);
+    await gradCheck(g, y, [{ value: x, data: randomData(x, [2, 3], 4, 0.5, 2), dims: [2, 3] }, { value: p, data: Float64Array.of(1.7), dims: [] }], [x, p], F64);
   });
 });

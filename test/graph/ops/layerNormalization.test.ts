@@ -37,10 +37,7 @@ describe('layerNormalization', () => {
     const x = g.input('x', 'float64', [2, 3, 2]);
     const scale = g.input('scale', 'float64', [3, 2]);
     const y = layerNormalization(x, scale, undefined, { axis: 1 });
-    await gradCheck(g, y, [
-      { value: x, data: randomData(x, [2, 3, 2], 4, -2, 2), dims: [2, 3, 2] },
-      { value: scale, data: randomData(scale, [3, 2], 5, 0.5, 1.5), dims: [3, 2] },
-    ], [x, scale], F64);
+    await gradCheck(g, y, [{ value: x, data: randomData(x, [2, 3, 2], 4, -2, 2), dims: [2, 3, 2] }, { value: scale, data: randomData(scale, [3, 2], 5, 0.5, 1.5), dims: [3, 2] }], [x, scale], F64);
   });
 
   test('float32 (gradient reuses the Mean/InvStdDev outputs; eps 1e-2, rtol 2e-2, atol 2e-3)', async () => {

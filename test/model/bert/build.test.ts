@@ -35,9 +35,19 @@ function loraSettings(overrides: Partial<LoraSettings> = {}): LoraSettings {
 
 function rawConfig(v: Variant): Record<string, unknown> {
   return {
-    model_type: v.prefix, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 24, vocab_size: 40,
-    max_position_embeddings: 16, type_vocab_size: v.prefix === 'bert' ? 2 : 1, layer_norm_eps: v.prefix === 'bert' ? 1e-12 : 1e-5,
-    hidden_act: v.act ?? 'gelu_new', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0, pad_token_id: v.prefix === 'bert' ? 0 : PAD,
+    model_type: v.prefix,
+    hidden_size: 16,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    intermediate_size: 24,
+    vocab_size: 40,
+    max_position_embeddings: 16,
+    type_vocab_size: v.prefix === 'bert' ? 2 : 1,
+    layer_norm_eps: v.prefix === 'bert' ? 1e-12 : 1e-5,
+    hidden_act: v.act ?? 'gelu_new',
+    hidden_dropout_prob: 0,
+    attention_probs_dropout_prob: 0,
+    pad_token_id: v.prefix === 'bert' ? 0 : PAD,
     id2label: { 0: 'neg', 1: 'neutral', 2: 'pos' },
   };
 }
@@ -89,8 +99,13 @@ function checkpoint(v: Variant): Map<string, { shape: number[]; data: Float64Arr
 function build(v: Variant, lora: LoraSettings, extra: Partial<BertBuildOptions> = {}): { model: ModelGraph; weights: Map<string, Float64Array> } {
   const ckpt = checkpoint(v);
   const model = buildBert({
-    config: rawConfig(v), tensors: new Map([...ckpt].map(([k, t]) => [k, t.shape])), lora, task: 'sequence-classification', training: false,
-    dtype: v.act === 'gelu' ? 'float32' : 'float64', ...extra,
+    config: rawConfig(v),
+    tensors: new Map([...ckpt].map(([k, t]) => [k, t.shape])),
+    lora,
+    task: 'sequence-classification',
+    training: false,
+    dtype: v.act === 'gelu' ? 'float32' : 'float64',
+    ...extra,
   });
   return { model, weights: new Map([...ckpt].map(([k, t]) => [k, t.data])) };
 }
@@ -300,10 +315,8 @@ describe('BERT-family checkpoint tensors the classifier does not read', () => {
     new Map<string, readonly number[]>([...[...checkpoint(v)].map(([k, t]) => [k, t.shape] as [string, readonly number[]]), ...Object.entries(extra)]);
   const make = (v: Variant, tensors: Map<string, readonly number[]>): ModelGraph => buildBert({ config: rawConfig(v), tensors, lora: loraSettings(), task: 'sequence-classification', training: false });
 
-  test('allowed as in transformers: the pretraining heads, the position-id buffer, and RoBERTa\'s pooler', () => {
-    make({ prefix: 'bert' }, shapes({ prefix: 'bert' }, {
-      'cls.predictions.bias': [40], 'cls.predictions.transform.dense.weight': [16, 16], 'cls.seq_relationship.weight': [2, 16], 'bert.embeddings.position_ids': [1, 16],
-    }));
+  test("allowed as in transformers: the pretraining heads, the position-id buffer, and RoBERTa's pooler", () => {
+    make({ prefix: 'bert' }, shapes({ prefix: 'bert' }, { 'cls.predictions.bias': [40], 'cls.predictions.transform.dense.weight': [16, 16], 'cls.seq_relationship.weight': [2, 16], 'bert.embeddings.position_ids': [1, 16] }));
     make({ prefix: 'roberta' }, shapes({ prefix: 'roberta' }, { 'roberta.pooler.dense.weight': [16, 16], 'roberta.pooler.dense.bias': [16], 'lm_head.dense.weight': [16, 16] }));
   });
 
@@ -311,8 +324,7 @@ describe('BERT-family checkpoint tensors the classifier does not read', () => {
     const unused = (re: RegExp) => (e: unknown): boolean => e instanceof ModelError && e.code === 'TENSOR_UNUSED' && re.test(e.message);
     assert.throws(() => make({ prefix: 'bert' }, shapes({ prefix: 'bert' }, { 'bert.encoder.layer.2.output.dense.weight': [16, 24] })),
       unused(/'bert\.encoder\.layer\.2\.output\.dense\.weight'.*num_hidden_layers 2, but the checkpoint holds layer 2/));
-    assert.throws(() => make({ prefix: 'bert' }, shapes({ prefix: 'bert' }, { 'roberta.pooler.dense.weight': [16, 16] })),
-      unused(/keys start with 'roberta\.'/));
+    assert.throws(() => make({ prefix: 'bert' }, shapes({ prefix: 'bert' }, { 'roberta.pooler.dense.weight': [16, 16] })), unused(/keys start with 'roberta\.'/));
     // A BERT model has a pooler it reads: the allowance is RoBERTa's only.
     assert.throws(() => make({ prefix: 'roberta' }, shapes({ prefix: 'roberta' }, { 'bert.pooler.dense.weight': [16, 16] })), unused(/'bert\.pooler\.dense\.weight'/));
   });

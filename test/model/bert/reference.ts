@@ -83,8 +83,7 @@ export function bertReference(cfg: RefBertConfig, w: Weights, lora: RefLora | un
     h = layerNormRef(h, seq, d, get(w, `${prefix}.embeddings.LayerNorm.weight`), get(w, `${prefix}.embeddings.LayerNorm.bias`), cfg.eps);
     for (let l = 0; l < cfg.layers; l++) {
       const p = `${prefix}.encoder.layer.${l}`;
-      const lin = (x: Float64Array, name: string, inF: number, outF: number): Float64Array =>
-        linearRef(x, seq, inF, outF, get(w, `${p}.${name}.weight`), get(w, `${p}.${name}.bias`), lora, `${p}.${name}`, rowOffset);
+      const lin = (x: Float64Array, name: string, inF: number, outF: number): Float64Array => linearRef(x, seq, inF, outF, get(w, `${p}.${name}.weight`), get(w, `${p}.${name}.bias`), lora, `${p}.${name}`, rowOffset);
       const q = lin(h, 'attention.self.query', d, d);
       const k = lin(h, 'attention.self.key', d, d);
       const v = lin(h, 'attention.self.value', d, d);

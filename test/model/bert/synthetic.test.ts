@@ -43,7 +43,8 @@ function expected(prefix: 'bert' | 'roberta', head: boolean): Map<string, number
     [`${prefix}.embeddings.word_embeddings.weight`, [40, 16]],
     [`${prefix}.embeddings.position_embeddings.weight`, [prefix === 'bert' ? 8 : 10, 16]],
     [`${prefix}.embeddings.token_type_embeddings.weight`, [prefix === 'bert' ? 2 : 1, 16]],
-    [`${prefix}.embeddings.LayerNorm.weight`, [16]], [`${prefix}.embeddings.LayerNorm.bias`, [16]],
+    [`${prefix}.embeddings.LayerNorm.weight`, [16]],
+    [`${prefix}.embeddings.LayerNorm.bias`, [16]],
   ]);
   for (const l of [0, 1]) {
     const p = `${prefix}.encoder.layer.${l}`;
@@ -92,8 +93,7 @@ describe('synthetic BERT/RoBERTa checkpoints', () => {
     // Act.
     const out = await runModel(model, { values: new Map([...weights, ...factors.byInput]), ids, mask, labels: [2, 1] });
     // Assert.
-    const ref = bertReference({ prefix: 'roberta', hidden: 16, layers: 2, heads: 4, intermediate: 24, eps: 1e-5, numLabels: 3, pad: 1, gelu: 'erf' },
-      weights, { r: 2, scaling: 2, factors: factors.byPath }, ids, mask, [2, 1]);
+    const ref = bertReference({ prefix: 'roberta', hidden: 16, layers: 2, heads: 4, intermediate: 24, eps: 1e-5, numLabels: 3, pad: 1, gelu: 'erf' }, weights, { r: 2, scaling: 2, factors: factors.byPath }, ids, mask, [2, 1]);
     assertClose(out.logits, ref.logits, 1e-4, 1e-6, 'logits');
     assertClose([out.loss], [ref.loss], 1e-5, 1e-6, 'loss');
   });

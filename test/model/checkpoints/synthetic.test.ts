@@ -44,9 +44,18 @@ function gpt2Expected(): Map<string, number[]> {
   for (const l of [0, 1]) {
     const p = `transformer.h.${l}`;
     for (const [k, s] of [
-      ['ln_1.weight', [16]], ['ln_1.bias', [16]], ['attn.c_attn.weight', [16, 48]], ['attn.c_attn.bias', [48]], ['attn.c_proj.weight', [16, 16]],
-      ['attn.c_proj.bias', [16]], ['ln_2.weight', [16]], ['ln_2.bias', [16]], ['mlp.c_fc.weight', [16, 64]], ['mlp.c_fc.bias', [64]],
-      ['mlp.c_proj.weight', [64, 16]], ['mlp.c_proj.bias', [16]],
+      ['ln_1.weight', [16]],
+      ['ln_1.bias', [16]],
+      ['attn.c_attn.weight', [16, 48]],
+      ['attn.c_attn.bias', [48]],
+      ['attn.c_proj.weight', [16, 16]],
+      ['attn.c_proj.bias', [16]],
+      ['ln_2.weight', [16]],
+      ['ln_2.bias', [16]],
+      ['mlp.c_fc.weight', [16, 64]],
+      ['mlp.c_fc.bias', [64]],
+      ['mlp.c_proj.weight', [64, 16]],
+      ['mlp.c_proj.bias', [16]],
     ] as const) e.set(`${p}.${k}`, [...s]);
   }
   e.set('transformer.ln_f.weight', [16]).set('transformer.ln_f.bias', [16]);
@@ -59,8 +68,14 @@ function llamaExpected(): Map<string, number[]> {
   for (const l of [0, 1]) {
     const p = `model.layers.${l}`;
     for (const [k, s] of [
-      ['input_layernorm.weight', [32]], ['post_attention_layernorm.weight', [32]], ['self_attn.q_proj.weight', [32, 32]], ['self_attn.k_proj.weight', [16, 32]],
-      ['self_attn.v_proj.weight', [16, 32]], ['self_attn.o_proj.weight', [32, 32]], ['mlp.gate_proj.weight', [48, 32]], ['mlp.up_proj.weight', [48, 32]],
+      ['input_layernorm.weight', [32]],
+      ['post_attention_layernorm.weight', [32]],
+      ['self_attn.q_proj.weight', [32, 32]],
+      ['self_attn.k_proj.weight', [16, 32]],
+      ['self_attn.v_proj.weight', [16, 32]],
+      ['self_attn.o_proj.weight', [32, 32]],
+      ['mlp.gate_proj.weight', [48, 32]],
+      ['mlp.up_proj.weight', [48, 32]],
       ['mlp.down_proj.weight', [32, 48]],
     ] as const) e.set(`${p}.${k}`, [...s]);
   }
@@ -170,7 +185,7 @@ describe('writeSyntheticAdapters', () => {
     assert.ok(!(await bytes(a)).equals(await bytes(c)));
   });
 
-  test('A per client: own Kaiming draws by default, identical with sharedA, close to client 0\'s with aDrift', async () => {
+  test("A per client: own Kaiming draws by default, identical with sharedA, close to client 0's with aDrift", async () => {
     const base = { clients: 3, rank: 4, alpha: 8, targetModules: ['q_proj', 'down_proj'], seed: 5 };
     const own = await readAll(await writeSyntheticAdapters(fresh(), LLAMA, base));
     const shared = await readAll(await writeSyntheticAdapters(fresh(), LLAMA, { ...base, sharedA: true }));

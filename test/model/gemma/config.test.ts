@@ -14,7 +14,13 @@ import { familyShapes } from '../llama/checkpoints.js';
 import { loraSettings } from '../llama/harness.js';
 
 const BASE = {
-  hidden_size: 16, num_hidden_layers: 4, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, intermediate_size: 24, vocab_size: 40,
+  hidden_size: 16,
+  num_hidden_layers: 4,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  head_dim: 8,
+  intermediate_size: 24,
+  vocab_size: 40,
   max_position_embeddings: 64,
 };
 const GEMMA2 = { ...BASE, model_type: 'gemma2' };
@@ -28,8 +34,7 @@ describe('gemma configs', () => {
   test('gemma2 with the class defaults: tied, caps 50 and 30, scale 256^-½, window 4096 on even layers, one RoPE (θ 1e4)', () => {
     const cfg = parseGemmaConfig(GEMMA2);
 
-    assert.deepEqual([cfg.tieWordEmbeddings, cfg.attentionSoftcap, cfg.finalSoftcap, cfg.attentionScale, cfg.slidingWindow, cfg.qkNorm],
-      [true, 50, 30, 1 / 16, 4096, false]);
+    assert.deepEqual([cfg.tieWordEmbeddings, cfg.attentionSoftcap, cfg.finalSoftcap, cfg.attentionScale, cfg.slidingWindow, cfg.qkNorm], [true, 50, 30, 1 / 16, 4096, false]);
     assert.deepEqual(cfg.slidingLayers, [true, false, true, false]);
     assert.equal(cfg.rope.full, cfg.rope.sliding);
     assertClose(cfg.rope.full.invFreq, [1, 0.1, 0.01, 0.001], 1e-12, 0, 'θ 1e4 over head_dim 8');
@@ -50,7 +55,7 @@ describe('gemma configs', () => {
     assert.deepEqual([capped.attentionSoftcap, capped.finalSoftcap], [undefined, 30]);
   });
 
-  test('gemma3_text RoPE: rope_theta (1e6) + rope_scaling on full layers, rope_local_base_freq (1e4) on sliding ones; transformers 5\'s rope_parameters by layer type', () => {
+  test("gemma3_text RoPE: rope_theta (1e6) + rope_scaling on full layers, rope_local_base_freq (1e4) on sliding ones; transformers 5's rope_parameters by layer type", () => {
     const v4 = parseGemmaConfig({ ...GEMMA3, rope_scaling: { rope_type: 'linear', factor: 8 } });
     assertClose(v4.rope.full.invFreq, [1, 10 ** -1.5, 1e-3, 10 ** -4.5].map((f) => f / 8), 1e-12, 0, 'full: 1e6, ÷ 8');
     assertClose(v4.rope.sliding.invFreq, [1, 0.1, 0.01, 0.001], 1e-12, 0, 'sliding: 1e4');
@@ -60,7 +65,7 @@ describe('gemma configs', () => {
     assert.throws(() => parseGemmaConfig({ ...GEMMA3, rope_parameters: { rope_type: 'linear', factor: 8 } }), refused('CONFIG_INVALID', /keyed by layer type/));
   });
 
-  test('embeddings × √hidden as transformers\' float32 buffer holds it: fround(√1152) = 33.941123962402344 (a bfloat16 model: 34)', () => {
+  test("embeddings × √hidden as transformers' float32 buffer holds it: fround(√1152) = 33.941123962402344 (a bfloat16 model: 34)", () => {
     assert.equal(parseGemmaConfig({ ...GEMMA3, hidden_size: 1152 }).embedScale, 33.941123962402344);
     assert.equal(parseGemmaConfig(GEMMA2).embedScale, 4);
   });
@@ -70,11 +75,10 @@ describe('gemma configs', () => {
     assert.throws(() => parseGemmaConfig({ ...GEMMA3, use_bidirectional_attention: true }), refused('UNSUPPORTED_OPTION', /use_bidirectional_attention/));
     assert.throws(() => parseGemmaConfig({ ...GEMMA2, sliding_window: null }), refused('CONFIG_INVALID', /sliding layers need a positive integer sliding_window, got null/));
     assert.throws(() => architectureFor({ model_type: 'gemma3', text_config: GEMMA3 }), refused('UNSUPPORTED_MODEL', /multimodal .*gemma3_text.*docs\/models\.md/));
-    assert.throws(() => parseHfConfig({ model_type: 'gemma3', text_config: GEMMA3 }, 'm/config.json'),
-      (e: unknown) => e instanceof FormatError && e.code === 'CONFIG_UNSUPPORTED_MODEL' && /Gemma3ForConditionalGeneration/.test(e.message));
+    assert.throws(() => parseHfConfig({ model_type: 'gemma3', text_config: GEMMA3 }, 'm/config.json'), (e: unknown) => e instanceof FormatError && e.code === 'CONFIG_UNSUPPORTED_MODEL' && /Gemma3ForConditionalGeneration/.test(e.message));
   });
 
-  test('registered: PEFT\'s default targets q_proj and v_proj, max_position_embeddings as the sequence limit', () => {
+  test("registered: PEFT's default targets q_proj and v_proj, max_position_embeddings as the sequence limit", () => {
     const arch = architectureFor(GEMMA3);
     assert.deepEqual([arch.defaultTargetModules, arch.maxSeqLen?.(GEMMA3)], [['q_proj', 'v_proj'], { value: 64, key: 'max_position_embeddings' }]);
     assert.equal(architectureFor(GEMMA2), arch);
@@ -82,16 +86,14 @@ describe('gemma configs', () => {
 });
 
 describe('gemma checkpoint tensors the built model does not read', () => {
-  const build = (config: Record<string, unknown>, tensors: ReadonlyMap<string, readonly number[]>): unknown =>
-    architectureFor(config).build({ config, tensors, lora: loraSettings(), task: 'causal-lm', training: true });
-  const unused = (re: RegExp): ((e: unknown) => boolean) => (e) => e instanceof ModelError && e.code === 'TENSOR_UNUSED' && re.test(e.message);
+  const build = (config: Record<string, unknown>, tensors: ReadonlyMap<string, readonly number[]>): unknown => architectureFor(config).build({ config, tensors, lora: loraSettings(), task: 'causal-lm', training: true });
+  const unused = (re: RegExp): (e: unknown) => boolean => (e) => e instanceof ModelError && e.code === 'TENSOR_UNUSED' && re.test(e.message);
 
   test('a Gemma 3 checkpoint labelled gemma2: its q/k norms are named and gemma3_text suggested', () => {
-    assert.throws(() => build(GEMMA2, familyShapes({ ...GEMMA2, model_type: 'gemma3_text' })),
-      unused(/8 tensors .*'model\.layers\.0\.self_attn\.q_norm\.weight'.*"model_type": "gemma3_text"/));
+    assert.throws(() => build(GEMMA2, familyShapes({ ...GEMMA2, model_type: 'gemma3_text' })), unused(/8 tensors .*'model\.layers\.0\.self_attn\.q_norm\.weight'.*"model_type": "gemma3_text"/));
   });
 
-  test('a stored lm_head beside tied embeddings, and a multimodal checkpoint\'s vision tower', () => {
+  test("a stored lm_head beside tied embeddings, and a multimodal checkpoint's vision tower", () => {
     const tied = new Map([...familyShapes(GEMMA3), ['lm_head.weight', [40, 16]]]);
     assert.throws(() => build(GEMMA3, tied), unused(/'lm_head\.weight'.*tie_word_embeddings, true by default for Gemma/));
     const vision = new Map([...familyShapes(GEMMA3), ['vision_tower.vision_model.post_layernorm.weight', [8]]]);

@@ -20,17 +20,46 @@ import { gemmaReference, type RefGemmaConfig } from './reference.js';
 
 /** Gemma 2's layout: 3 layers (sliding, full, sliding), window 3, both soft caps; tied by default. */
 const GEMMA2_SMALL = {
-  model_type: 'gemma2', hidden_size: 16, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
-  intermediate_size: 24, vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-6, hidden_activation: 'gelu_pytorch_tanh',
-  query_pre_attn_scalar: 64, sliding_window: 3, attn_logit_softcapping: 1.0, final_logit_softcapping: 3.0, rope_theta: 10000.0,
+  model_type: 'gemma2',
+  hidden_size: 16,
+  num_hidden_layers: 3,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 16,
+  intermediate_size: 24,
+  vocab_size: 40,
+  max_position_embeddings: 32,
+  rms_norm_eps: 1e-6,
+  hidden_activation: 'gelu_pytorch_tanh',
+  query_pre_attn_scalar: 64,
+  sliding_window: 3,
+  attn_logit_softcapping: 1.0,
+  final_logit_softcapping: 3.0,
+  rope_theta: 10000.0,
 };
 
 /** Gemma 3's layout: q/k norms, one full layer in three, global RoPE 1e6 with linear × 8, local base 1e4, an untied head. */
 const GEMMA3_SMALL = {
-  model_type: 'gemma3_text', hidden_size: 16, num_hidden_layers: 3, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16,
-  intermediate_size: 24, vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-6, hidden_activation: 'gelu_pytorch_tanh',
-  query_pre_attn_scalar: 16, sliding_window: 3, sliding_window_pattern: 3, rope_theta: 1000000.0, rope_local_base_freq: 10000.0,
-  rope_scaling: { rope_type: 'linear', factor: 8.0 }, final_logit_softcapping: null, attn_logit_softcapping: null, tie_word_embeddings: false,
+  model_type: 'gemma3_text',
+  hidden_size: 16,
+  num_hidden_layers: 3,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  head_dim: 16,
+  intermediate_size: 24,
+  vocab_size: 40,
+  max_position_embeddings: 32,
+  rms_norm_eps: 1e-6,
+  hidden_activation: 'gelu_pytorch_tanh',
+  query_pre_attn_scalar: 16,
+  sliding_window: 3,
+  sliding_window_pattern: 3,
+  rope_theta: 1000000.0,
+  rope_local_base_freq: 10000.0,
+  rope_scaling: { rope_type: 'linear', factor: 8.0 },
+  final_logit_softcapping: null,
+  attn_logit_softcapping: null,
+  tie_word_embeddings: false,
 };
 
 const ALL_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'];
@@ -43,16 +72,43 @@ const DATA = { ids: IDS, mask: MASK, labels: LABELS };
 function gemma2Ref(): RefGemmaConfig {
   const rope = { invFreq: defaultInvFreq(16, 10000), scale: 1 };
   return {
-    hidden: 16, layers: 3, heads: 4, kvHeads: 2, headDim: 16, intermediate: 24, vocab: 40, eps: 1e-6, tie: true, queryPreAttnScalar: 64,
-    attnSoftcap: 1, finalSoftcap: 3, qkNorm: false, window: 3, sliding: [true, false, true], ropeFull: rope, ropeSliding: rope,
+    hidden: 16,
+    layers: 3,
+    heads: 4,
+    kvHeads: 2,
+    headDim: 16,
+    intermediate: 24,
+    vocab: 40,
+    eps: 1e-6,
+    tie: true,
+    queryPreAttnScalar: 64,
+    attnSoftcap: 1,
+    finalSoftcap: 3,
+    qkNorm: false,
+    window: 3,
+    sliding: [true, false, true],
+    ropeFull: rope,
+    ropeSliding: rope,
   };
 }
 
 function gemma3Ref(): RefGemmaConfig {
   return {
-    hidden: 16, layers: 3, heads: 2, kvHeads: 1, headDim: 16, intermediate: 24, vocab: 40, eps: 1e-6, tie: false, queryPreAttnScalar: 16,
-    qkNorm: true, window: 3, sliding: [true, true, false],
-    ropeFull: { invFreq: defaultInvFreq(16, 1e6).map((f) => f / 8), scale: 1 }, ropeSliding: { invFreq: defaultInvFreq(16, 1e4), scale: 1 },
+    hidden: 16,
+    layers: 3,
+    heads: 2,
+    kvHeads: 1,
+    headDim: 16,
+    intermediate: 24,
+    vocab: 40,
+    eps: 1e-6,
+    tie: false,
+    queryPreAttnScalar: 16,
+    qkNorm: true,
+    window: 3,
+    sliding: [true, true, false],
+    ropeFull: { invFreq: defaultInvFreq(16, 1e6).map((f) => f / 8), scale: 1 },
+    ropeSliding: { invFreq: defaultInvFreq(16, 1e4), scale: 1 },
   };
 }
 
@@ -75,7 +131,7 @@ describe('gemma2 at small widths (4 heads of 16 over 2 kv heads, window 3 on lay
     assertMatchesReference(run, EXACT);
   });
 
-  test('symbolic seq (the trainer\'s graph), PEFT\'s default targets q_proj and v_proj', async () => {
+  test("symbolic seq (the trainer's graph), PEFT's default targets q_proj and v_proj", async () => {
     const run = await runBoth(GEMMA2_SMALL, gemma2Ref(), loraSettings(), DATA);
 
     assert.equal(run.model.modules.length, 6);
@@ -114,7 +170,7 @@ describe('each Gemma feature changes the result at these sizes (so matching the 
   });
 });
 
-describe('the reference\'s backward (finite differences of its own loss, eps 1e-6, rtol 1e-6, atol 1e-9)', () => {
+describe("the reference's backward (finite differences of its own loss, eps 1e-6, rtol 1e-6, atol 1e-9)", () => {
   for (const [name, config, ref] of [['gemma2', GEMMA2_SMALL, gemma2Ref()], ['gemma3_text', GEMMA3_SMALL, gemma3Ref()]] as const) {
     test(`${name}: d loss / d A and d B at coordinates of every module type, lm_head included`, () => {
       const weights = smallCheckpoint(config);

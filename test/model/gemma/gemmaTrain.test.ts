@@ -24,17 +24,39 @@ const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 /** google/gemma-3-270m's config.json at hidden 64 (2 heads of 32 over 1 kv head), 2 layers; vocabulary, RoPE and the rest as published. */
 const GEMMA3_TINY = {
-  architectures: ['Gemma3ForCausalLM'], attention_bias: false, attention_dropout: 0.0, attn_logit_softcapping: null, bos_token_id: 2, eos_token_id: 1,
-  final_logit_softcapping: null, head_dim: 32, hidden_activation: 'gelu_pytorch_tanh', hidden_size: 64, initializer_range: 0.02, intermediate_size: 128,
-  layer_types: ['sliding_attention', 'full_attention'], max_position_embeddings: 32768, model_type: 'gemma3_text', num_attention_heads: 2,
-  num_hidden_layers: 2, num_key_value_heads: 1, pad_token_id: 0, query_pre_attn_scalar: 256, rms_norm_eps: 1e-6, rope_local_base_freq: 10000.0,
-  rope_scaling: null, rope_theta: 1000000.0, sliding_window: 16, torch_dtype: 'bfloat16', use_bidirectional_attention: false, vocab_size: 262144,
+  architectures: ['Gemma3ForCausalLM'],
+  attention_bias: false,
+  attention_dropout: 0.0,
+  attn_logit_softcapping: null,
+  bos_token_id: 2,
+  eos_token_id: 1,
+  final_logit_softcapping: null,
+  head_dim: 32,
+  hidden_activation: 'gelu_pytorch_tanh',
+  hidden_size: 64,
+  initializer_range: 0.02,
+  intermediate_size: 128,
+  layer_types: ['sliding_attention', 'full_attention'],
+  max_position_embeddings: 32768,
+  model_type: 'gemma3_text',
+  num_attention_heads: 2,
+  num_hidden_layers: 2,
+  num_key_value_heads: 1,
+  pad_token_id: 0,
+  query_pre_attn_scalar: 256,
+  rms_norm_eps: 1e-6,
+  rope_local_base_freq: 10000.0,
+  rope_scaling: null,
+  rope_theta: 1000000.0,
+  sliding_window: 16,
+  torch_dtype: 'bfloat16',
+  use_bidirectional_attention: false,
+  vocab_size: 262144,
 };
 
 const CHATS = [
   [{ role: 'user', content: 'What is the capital of France?' }, { role: 'assistant', content: 'Paris.' }],
-  [{ role: 'system', content: 'Answer in one word.' }, { role: 'user', content: 'Capital of Italy?' }, { role: 'assistant', content: 'Rome' },
-    { role: 'user', content: 'And of Spain?' }, { role: 'assistant', content: 'Madrid' }],
+  [{ role: 'system', content: 'Answer in one word.' }, { role: 'user', content: 'Capital of Italy?' }, { role: 'assistant', content: 'Rome' }, { role: 'user', content: 'And of Spain?' }, { role: 'assistant', content: 'Madrid' }],
   [{ role: 'user', content: 'Translate "merci" to English.' }, { role: 'assistant', content: 'Thank you.' }],
   [{ role: 'user', content: '2 + 2 = ?' }, { role: 'assistant', content: '4 — it is 2 doubled. 🙂' }],
 ];
@@ -76,8 +98,7 @@ describe('fedex train on Gemma folders', { timeout: 300_000 }, () => {
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(realTokenizerDir('gemma3'), f), join(model, f));
     await writeFile(data, CHATS.map((messages) => JSON.stringify({ messages })).join('\n'));
 
-    const trained = await fedex('train', '--model', model, '--data', data, '--eval-data', data, '--steps', '2', '--batch-size', '2', '--seq-len', '48',
-      '--lr', '0.01', '--threads', '1', '--seed', '1', '--eval-examples', '4', '--out', out);
+    const trained = await fedex('train', '--model', model, '--data', data, '--eval-data', data, '--steps', '2', '--batch-size', '2', '--seq-len', '48', '--lr', '0.01', '--threads', '1', '--seed', '1', '--eval-examples', '4', '--out', out);
 
     assert.equal(trained.code, 0, `${trained.stderr}\n${trained.stdout}`);
     assert.match(trained.stdout, /^trained 2 steps \(4 examples, 4 LoRA modules\) in .*; train loss \d+\.\d{4}$/m);
@@ -102,14 +123,25 @@ describe('fedex train on Gemma folders', { timeout: 300_000 }, () => {
     const files = taskTokenizerFiles();
     const model = join(tmp.path, 'gemma2');
     await writeModel(model, {
-      model_type: 'gemma2', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16, intermediate_size: 64,
-      vocab_size: files.vocabSize, max_position_embeddings: 128, sliding_window: 8, query_pre_attn_scalar: 16, attn_logit_softcapping: 50.0,
-      final_logit_softcapping: 30.0, torch_dtype: 'bfloat16',
+      model_type: 'gemma2',
+      hidden_size: 32,
+      num_hidden_layers: 2,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      head_dim: 16,
+      intermediate_size: 64,
+      vocab_size: files.vocabSize,
+      max_position_embeddings: 128,
+      sliding_window: 8,
+      query_pre_attn_scalar: 16,
+      attn_logit_softcapping: 50.0,
+      final_logit_softcapping: 30.0,
+      torch_dtype: 'bfloat16',
     });
     await saveBpeTokenizer(model, files);
 
-    const { code, stdout, stderr } = await cli('train', '--model', model, '--data', 'task:arith?count=32&evalCount=4', '--steps', '2',
-      '--batch-size', '4', '--seq-len', '32', '--threads', '1', '--seed', '1', '--out', join(tmp.path, 'adapter2'));
+    const { code, stdout, stderr } = await cli('train', '--model', model, '--data', 'task:arith?count=32&evalCount=4', '--steps', '2', '--batch-size', '4', '--seq-len', '32', '--threads', '1', '--seed', '1', '--out',
+      join(tmp.path, 'adapter2'));
 
     assert.equal(code, 0, `${stderr}\n${stdout}`);
     assert.match(stdout, /^trained 2 steps \(8 examples, 4 LoRA modules\) in .*; train loss \d+\.\d{4}$/m);

@@ -51,7 +51,6 @@ describe('GPT2ForSequenceClassification', () => {
     const tensors = tinyShapes().set('score.weight', [LABELS, TINY.d]);
     const model = buildGpt2({ config: tinyConfigJson(TINY, { num_labels: LABELS }), tensors, lora: loraSettings(), task: 'sequence-classification', training: false });
     assert.equal(model.fullTrainable?.[0].key, 'score.weight');
-    assert.throws(() => buildGpt2({ config: tinyConfigJson(TINY, { num_labels: 1 }), tensors, lora: loraSettings(), task: 'sequence-classification', training: false }),
-      /num_labels ≥ 2 \(got 1; regression is not supported\)/);
+    assert.throws(() => buildGpt2({ config: tinyConfigJson(TINY, { num_labels: 1 }), tensors, lora: loraSettings(), task: 'sequence-classification', training: false }), /num_labels ≥ 2 \(got 1; regression is not supported\)/);
   });
 });

@@ -21,9 +21,19 @@ export const TINY: TinyConfig = { vocab: 40, d: 16, layers: 2, heads: 2, inner: 
 /** config.json for a tiny config (dropouts off unless given). */
 export function tinyConfigJson(c: TinyConfig = TINY, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    model_type: 'gpt2', vocab_size: c.vocab, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_inner: c.inner,
-    n_positions: c.positions, layer_norm_epsilon: c.eps, activation_function: 'gelu_new',
-    embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0, ...extra,
+    model_type: 'gpt2',
+    vocab_size: c.vocab,
+    n_embd: c.d,
+    n_layer: c.layers,
+    n_head: c.heads,
+    n_inner: c.inner,
+    n_positions: c.positions,
+    layer_norm_epsilon: c.eps,
+    activation_function: 'gelu_new',
+    embd_pdrop: 0,
+    attn_pdrop: 0,
+    resid_pdrop: 0,
+    ...extra,
   };
 }
 
@@ -249,7 +259,8 @@ export function refCausalLoss(logits: Float64Array, labels: readonly number[], b
 // Feeds for the graph.
 
 /** Feeds for every input of a built graph: weights by HF name (from stored keys), LoRA and extras by input name. */
-export function feedsFor(model: ModelGraph, dtype: 'float32' | 'float64', weights: Map<string, Float64Array>, input: Batch, labels: readonly number[], extra: ReadonlyMap<string, Float64Array> = new Map(), seed?: bigint): Record<string, OrtTensor> {
+export function feedsFor(model: ModelGraph, dtype: 'float32' | 'float64', weights: Map<string, Float64Array>, input: Batch, labels: readonly number[], extra: ReadonlyMap<string, Float64Array> = new Map(),
+  seed?: bigint): Record<string, OrtTensor> {
   const feeds: Record<string, OrtTensor> = {};
   const { batch: B, seq: T } = input;
   const float = (data: Float64Array, dims: readonly number[]): OrtTensor => (dtype === 'float64' ? float64Tensor(data, dims) : float32Tensor(Float32Array.from(data), dims));

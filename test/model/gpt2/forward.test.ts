@@ -5,7 +5,18 @@ import { dropoutKeepMask } from '../../../src/graph/nn/dropout.js';
 import { buildGpt2 } from '../../../src/model/gpt2/build.js';
 import { createSession, runSession } from '../../../src/runtime/session.js';
 import {
-  TINY, feedsFor, loraSettings, maxRelError, paddedBatch, randomLora, refCausalLoss, refHidden, refLogits, tinyConfigJson, tinyShapes, tinyWeights,
+  TINY,
+  feedsFor,
+  loraSettings,
+  maxRelError,
+  paddedBatch,
+  randomLora,
+  refCausalLoss,
+  refHidden,
+  refLogits,
+  tinyConfigJson,
+  tinyShapes,
+  tinyWeights,
   type RefLora,
 } from './fixture.js';
 import type { ModelGraph } from '../../../src/model/types.js';
@@ -83,7 +94,7 @@ describe('GPT-2 causal LM against an independent float64 reference', () => {
     assert.ok(Math.abs(got.loss - loss) <= 1e-7 * loss, `loss ${got.loss} vs reference ${loss} (rsLoRA)`);
   });
 
-  test('lora_dropout in training drops the adapter input only, with the graph\'s seeded mask (float64)', async () => {
+  test("lora_dropout in training drops the adapter input only, with the graph's seeded mask (float64)", async () => {
     const rate = 0.3;
     const lora = loraSettings({ dropout: rate, targetModules: ['c_attn'] });
     const model = buildGpt2({ config: tinyConfigJson(), tensors: tinyShapes(), lora, task: 'causal-lm', training: true, dtype: 'float64' });

@@ -15,9 +15,13 @@ import { TINY, feedsFor, loraSettings, maxRelError, paddedBatch, randomLora, ref
 
 /** r 3, lora_alpha 5; layer 1 only; c_attn of layer 1 at rank 4 and alpha 2, c_fc at alpha 7, the MLP's c_proj at rank 2. */
 const LORA = loraSettings({
-  r: 3, alpha: 5, targetModules: ['c_attn', 'c_proj', 'c_fc'],
-  rankPattern: { 'h.1.attn.c_attn': 4, 'mlp.c_proj': 2 }, alphaPattern: { c_fc: 7, c_attn: 2 },
-  layersToTransform: 1, layersPattern: 'h',
+  r: 3,
+  alpha: 5,
+  targetModules: ['c_attn', 'c_proj', 'c_fc'],
+  rankPattern: { 'h.1.attn.c_attn': 4, 'mlp.c_proj': 2 },
+  alphaPattern: { c_fc: 7, c_attn: 2 },
+  layersToTransform: 1,
+  layersPattern: 'h',
 });
 
 /** Path → [rank, scaling] by PEFT's rules ('mlp.c_proj' does not match attn.c_proj; layer 0 is left out). */

@@ -27,16 +27,35 @@ interface Variant {
 
 function rawConfig(v: Variant = {}): Record<string, unknown> {
   return {
-    model_type: v.modelType ?? 'llama', hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: v.kvHeads ?? 2,
-    intermediate_size: 24, vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-6, hidden_act: 'silu', rope_theta: 10000,
-    tie_word_embeddings: v.tie ?? false, ...(v.window !== undefined ? { sliding_window: v.window } : {}),
+    model_type: v.modelType ?? 'llama',
+    hidden_size: 16,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: v.kvHeads ?? 2,
+    intermediate_size: 24,
+    vocab_size: 40,
+    max_position_embeddings: 32,
+    rms_norm_eps: 1e-6,
+    hidden_act: 'silu',
+    rope_theta: 10000,
+    tie_word_embeddings: v.tie ?? false,
+    ...(v.window !== undefined ? { sliding_window: v.window } : {}),
   };
 }
 
 function refConfig(v: Variant = {}): RefLlamaConfig {
   return {
-    hidden: 16, layers: 2, heads: 4, kvHeads: v.kvHeads ?? 2, intermediate: 24, vocab: 40, eps: 1e-6, theta: 10000,
-    tie: v.tie ?? false, qkvBias: v.modelType === 'qwen2', ...(v.window !== undefined ? { window: v.window } : {}),
+    hidden: 16,
+    layers: 2,
+    heads: 4,
+    kvHeads: v.kvHeads ?? 2,
+    intermediate: 24,
+    vocab: 40,
+    eps: 1e-6,
+    theta: 10000,
+    tie: v.tie ?? false,
+    qkvBias: v.modelType === 'qwen2',
+    ...(v.window !== undefined ? { window: v.window } : {}),
   };
 }
 
@@ -74,7 +93,13 @@ function checkpoint(v: Variant = {}, seed = 1): Map<string, { shape: number[]; d
 function build(v: Variant, lora: LoraSettings, extra: Partial<LlamaBuildOptions> = {}): { model: ModelGraph; weights: Map<string, Float64Array> } {
   const ckpt = checkpoint(v);
   const model = buildLlama({
-    config: rawConfig(v), tensors: new Map([...ckpt].map(([k, t]) => [k, t.shape])), lora, task: 'causal-lm', training: false, dtype: 'float64', ...extra,
+    config: rawConfig(v),
+    tensors: new Map([...ckpt].map(([k, t]) => [k, t.shape])),
+    lora,
+    task: 'causal-lm',
+    training: false,
+    dtype: 'float64',
+    ...extra,
   });
   return { model, weights: new Map([...ckpt].map(([k, t]) => [k, t.data])) };
 }
@@ -103,7 +128,7 @@ describe('llama forward vs the float64 reference (B = 2, T = 6, hidden 16, 4 hea
     assert.equal(model.modules.length, 14);
   });
 
-  test('float32 graph with a symbolic sequence length (the trainer\'s graph): rtol 1e-4, atol 1e-5', async () => {
+  test("float32 graph with a symbolic sequence length (the trainer's graph): rtol 1e-4, atol 1e-5", async () => {
     await compare({}, loraSettings({ targetModules: ALL_PROJ, alpha: 8, useRslora: true }), { rtol: 1e-4, atol: 1e-5 }, { dtype: 'float32', seqLen: undefined });
   });
 
@@ -122,7 +147,7 @@ describe('llama forward vs the float64 reference (B = 2, T = 6, hidden 16, 4 hea
     await compare({ modelType: 'mistral', window: 3 }, loraSettings(), EXACT);
   });
 
-  test('left padding and pad token values do not change the real tokens\' logits (RoPE is relative)', async () => {
+  test("left padding and pad token values do not change the real tokens' logits (RoPE is relative)", async () => {
     const lora = loraSettings({ targetModules: ALL_PROJ });
     const { model, weights } = build({}, lora);
     const values = new Map([...weights, ...randomFactors(model, 2, 9).byInput]);
@@ -162,7 +187,7 @@ describe('llama gradients (float64 graph, central differences eps 1e-6, rtol 1e-
 });
 
 describe('llama float32 training graph', () => {
-  test('float32 gradients (the trainer\'s graph) agree with the float64 graph\'s: rtol 1e-3, atol 1e-5', async () => {
+  test("float32 gradients (the trainer's graph) agree with the float64 graph's: rtol 1e-3, atol 1e-5", async () => {
     const lora = loraSettings({ targetModules: ALL_PROJ });
     const grads: number[][][] = [];
     for (const dtype of ['float64', 'float32'] as const) {
@@ -194,8 +219,7 @@ describe('llama float32 training graph', () => {
 
 describe('llama config', () => {
   test('RoPE frequencies: 1/θ^(2i/d); llama3 scaling keeps high frequencies, divides low ones by the factor, blends between', () => {
-    const inv = (params: Record<string, unknown> | undefined, dim: number, theta: number): Float64Array =>
-      ropeFrequencies({ ...(params !== undefined ? { params } : {}), theta, maxPositions: 4096 }, dim).invFreq;
+    const inv = (params: Record<string, unknown> | undefined, dim: number, theta: number): Float64Array => ropeFrequencies({ ...(params !== undefined ? { params } : {}), theta, maxPositions: 4096 }, dim).invFreq;
     const plain = inv(undefined, 8, 10000);
     assertClose(plain, [1, 0.1, 0.01, 0.001], 1e-12, 0, 'default');
     const scaled = inv({ rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 1024 }, 8, 10000);
@@ -212,10 +236,8 @@ describe('llama ModelGraph bookkeeping', () => {
     const { model } = build({}, loraSettings());
     assert.deepEqual(model.modules.map((m) => m.path), ['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj', 'model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj']);
     const v0 = model.modules[1];
-    assert.deepEqual({ ...v0 }, {
-      path: 'model.layers.0.self_attn.v_proj', baseKey: 'model.layers.0.self_attn.v_proj.weight', layout: 'linear', inFeatures: 16, outFeatures: 8,
-      aInput: 'model.layers.0.self_attn.v_proj.lora_A', bInput: 'model.layers.0.self_attn.v_proj.lora_B',
-    });
+    assert.deepEqual({ ...v0 }, { path: 'model.layers.0.self_attn.v_proj', baseKey: 'model.layers.0.self_attn.v_proj.weight', layout: 'linear', inFeatures: 16, outFeatures: 8, aInput: 'model.layers.0.self_attn.v_proj.lora_A',
+      bInput: 'model.layers.0.self_attn.v_proj.lora_B' });
     assert.deepEqual(model.trainable.map((t) => t.name), model.modules.flatMap((m) => [m.aInput, m.bInput]));
     assert.deepEqual(model.frozen.map((f) => f.key).sort(), [...checkpoint().keys()].sort());
     assert.ok(model.frozen.every((f) => f.input === f.key));

@@ -12,8 +12,16 @@ import { familyShapes } from './checkpoints.js';
 import { loraSettings } from './harness.js';
 
 const BASE = {
-  hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 20, vocab_size: 40,
-  max_position_embeddings: 64, rms_norm_eps: 1e-5, hidden_act: 'silu', rope_theta: 10000,
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  intermediate_size: 20,
+  vocab_size: 40,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-5,
+  hidden_act: 'silu',
+  rope_theta: 10000,
 };
 const LONG = { type: 'longrope', short_factor: [1, 1, 1, 1, 1, 1, 1, 1], long_factor: [1, 2, 3, 4, 5, 6, 7, 8] };
 
@@ -48,7 +56,7 @@ describe('qwen3 and phi3 configs', () => {
     assert.deepEqual([su.attentionScaling, su.long], [1.5, undefined]);
   });
 
-  test('LongRoPE\'s switch point: a top-level original_max_position_embeddings wins over the rope dict\'s; Phi-3 defaults to 4096 (Phi3Config)', () => {
+  test("LongRoPE's switch point: a top-level original_max_position_embeddings wins over the rope dict's; Phi-3 defaults to 4096 (Phi3Config)", () => {
     const phi3 = (extra: Record<string, unknown>): ReturnType<typeof parseLlamaConfig>['rope'] => parseLlamaConfig({ ...BASE, model_type: 'phi3', max_position_embeddings: 8192, ...extra }).rope;
     assert.equal(phi3({ rope_scaling: LONG }).long?.afterLength, 4096);
     assert.equal(phi3({ original_max_position_embeddings: 2048, rope_scaling: { ...LONG, original_max_position_embeddings: 1024 } }).long?.afterLength, 2048);

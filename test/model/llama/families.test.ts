@@ -16,15 +16,41 @@ import { assertMatchesReference, loraSettings, randomFactors, runBesideReference
 import { defaultInvFreq, llamaReference, longRopeRef, type RefLlamaConfig } from './reference.js';
 
 const QWEN3_SMALL = {
-  model_type: 'qwen3', hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
-  intermediate_size: 24, vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-6, hidden_act: 'silu', rope_theta: 1000000,
-  tie_word_embeddings: true, attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: 2,
+  model_type: 'qwen3',
+  hidden_size: 16,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 16,
+  intermediate_size: 24,
+  vocab_size: 40,
+  max_position_embeddings: 32,
+  rms_norm_eps: 1e-6,
+  hidden_act: 'silu',
+  rope_theta: 1000000,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  use_sliding_window: false,
+  sliding_window: null,
+  max_window_layers: 2,
 };
 
 const PHI3_SMALL = {
-  model_type: 'phi3', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 20,
-  vocab_size: 40, max_position_embeddings: 64, original_max_position_embeddings: 4, rms_norm_eps: 1e-5, hidden_act: 'silu',
-  rope_theta: 10000, partial_rotary_factor: 0.75, sliding_window: 5, tie_word_embeddings: false,
+  model_type: 'phi3',
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  intermediate_size: 20,
+  vocab_size: 40,
+  max_position_embeddings: 64,
+  original_max_position_embeddings: 4,
+  rms_norm_eps: 1e-5,
+  hidden_act: 'silu',
+  rope_theta: 10000,
+  partial_rotary_factor: 0.75,
+  sliding_window: 5,
+  tie_word_embeddings: false,
   rope_scaling: { type: 'longrope', short_factor: [1, 1.2, 1.5, 2, 2.5, 3], long_factor: [2, 3, 5, 8, 13, 21] },
 };
 
@@ -42,8 +68,19 @@ function qwen3Ref(): RefLlamaConfig {
 /** Phi-3's reference for a `seqLen`-token batch: LongRoPE picks its factors by the length. */
 function phi3Ref(seqLen: number): RefLlamaConfig {
   return {
-    hidden: 32, layers: 2, heads: 2, kvHeads: 1, intermediate: 20, vocab: 40, eps: 1e-5, theta: 10000, tie: false, qkvBias: false,
-    fused: true, window: 5, rope: longRopeRef(PHI3_SMALL, 12, seqLen),
+    hidden: 32,
+    layers: 2,
+    heads: 2,
+    kvHeads: 1,
+    intermediate: 20,
+    vocab: 40,
+    eps: 1e-5,
+    theta: 10000,
+    tie: false,
+    qkvBias: false,
+    fused: true,
+    window: 5,
+    rope: longRopeRef(PHI3_SMALL, 12, seqLen),
   };
 }
 
@@ -76,13 +113,15 @@ describe('phi3 at small widths (fused qkv_proj / gate_up_proj, 2 heads of 16 ove
   test('T = 6 > original_max_position_embeddings 4 (long factors), sliding window 5, fixed seq: to 1e-9', async () => {
     const run = await runBoth(PHI3_SMALL, phi3Ref(6), loraSettings({ targetModules: PHI3_TARGETS }), { ids: IDS, mask: MASK, labels: LABELS }, { seqLen: 6 });
     assert.deepEqual(run.model.modules.slice(0, 4).map((m) => [m.path, m.inFeatures, m.outFeatures]), [
-      ['model.layers.0.self_attn.qkv_proj', 32, 64], ['model.layers.0.self_attn.o_proj', 32, 32],
-      ['model.layers.0.mlp.gate_up_proj', 32, 40], ['model.layers.0.mlp.down_proj', 20, 32],
+      ['model.layers.0.self_attn.qkv_proj', 32, 64],
+      ['model.layers.0.self_attn.o_proj', 32, 32],
+      ['model.layers.0.mlp.gate_up_proj', 32, 40],
+      ['model.layers.0.mlp.down_proj', 20, 32],
     ]);
     assertMatchesReference(run, EXACT);
   });
 
-  test('symbolic seq (the trainer\'s graph): the long table at T = 6, the short table at T = 3', async () => {
+  test("symbolic seq (the trainer's graph): the long table at T = 6, the short table at T = 3", async () => {
     const lora = loraSettings({ targetModules: PHI3_TARGETS });
     assertMatchesReference(await runBoth(PHI3_SMALL, phi3Ref(6), lora, { ids: IDS, mask: MASK, labels: LABELS }), EXACT);
     const short = { ids: IDS.map((r) => r.slice(0, 3)), mask: MASK.map((r) => r.slice(0, 3)), labels: LABELS.map((r) => r.slice(0, 3)) };
@@ -93,7 +132,7 @@ describe('phi3 at small widths (fused qkv_proj / gate_up_proj, 2 heads of 16 ove
     assert.ok(Math.abs(wrong.loss - run.ref.loss) > 1e-6);
   });
 
-  test('the order of gate_up_proj\'s halves matters (so matching the reference, gate rows first as transformers\' chunk(2), pins it)', () => {
+  test("the order of gate_up_proj's halves matters (so matching the reference, gate rows first as transformers' chunk(2), pins it)", () => {
     const weights = smallCheckpoint(PHI3_SMALL);
     const plain = llamaReference(phi3Ref(6), weights, undefined, IDS, MASK, LABELS);
     for (const l of [0, 1]) {
@@ -106,7 +145,7 @@ describe('phi3 at small widths (fused qkv_proj / gate_up_proj, 2 heads of 16 ove
   });
 });
 
-describe('the reference\'s backward (finite differences of its own loss, eps 1e-6, rtol 1e-6, atol 1e-9)', () => {
+describe("the reference's backward (finite differences of its own loss, eps 1e-6, rtol 1e-6, atol 1e-9)", () => {
   for (const [name, config, ref, targets] of [
     ['qwen3', QWEN3_SMALL, qwen3Ref(), QWEN3_TARGETS],
     ['phi3', PHI3_SMALL, phi3Ref(6), PHI3_TARGETS],
@@ -134,7 +173,7 @@ describe('the reference\'s backward (finite differences of its own loss, eps 1e-
     });
   }
 
-  test('the reference\'s default RoPE is HF\'s 1/θ^(2i/d)', () => {
+  test("the reference's default RoPE is HF's 1/θ^(2i/d)", () => {
     assertClose(defaultInvFreq(8, 10000), [1, 0.1, 0.01, 0.001], 1e-12, 0, 'inv freq');
   });
 });

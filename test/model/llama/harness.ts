@@ -108,8 +108,11 @@ export interface ReferenceOutput {
  * (of each tensor's largest magnitude). Returns the measured errors for the test's diagnostic.
  */
 export async function checkRealShapes(
-  model: ModelGraph, weights: ReadonlyMap<string, Float32Array>, data: { ids: number[][]; mask: number[][]; labels: number[][] },
-  reference: (factors: ReadonlyMap<string, { a: Float32Array; b: Float32Array }>) => ReferenceOutput, tol: { lossRtol: number; tensorTol: number },
+  model: ModelGraph,
+  weights: ReadonlyMap<string, Float32Array>,
+  data: { ids: number[][]; mask: number[][]; labels: number[][] },
+  reference: (factors: ReadonlyMap<string, { a: Float32Array; b: Float32Array }>) => ReferenceOutput,
+  tol: { lossRtol: number; tensorTol: number },
 ): Promise<{ loss: number; lossErr: number; worst: number; errors: string[] }> {
   const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
   model.modules.forEach((m, i) => factors.set(m.path, {
@@ -118,8 +121,7 @@ export async function checkRealShapes(
   }));
   const values = new Map<string, Float32Array>([...weights, ...model.modules.flatMap((m) => [[m.aInput, factors.get(m.path)!.a], [m.bInput, factors.get(m.path)!.b]] as const)]);
   const ds = grad(model.loss, model.trainable);
-  const out = await runGraph(model.graph, modelFeeds(model, { values, ...data }),
-    { loss: model.loss, logits: model.logits, ...Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])) });
+  const out = await runGraph(model.graph, modelFeeds(model, { values, ...data }), { loss: model.loss, logits: model.logits, ...Object.fromEntries(ds.map((dv, i) => [`d${i}`, dv])) });
   const ref = reference(factors);
   const errors: string[] = [];
   const lossErr = Math.abs(out.loss.data[0] - ref.loss) / Math.abs(ref.loss);
@@ -151,7 +153,10 @@ export interface ReferenceRun {
  * same factors (by module path): what the families' small-width tests compare.
  */
 export async function runBesideReference(
-  model: ModelGraph, weights: ReadonlyMap<string, Float64Array>, lora: LoraSettings, data: { ids: number[][]; mask: number[][]; labels: number[][] },
+  model: ModelGraph,
+  weights: ReadonlyMap<string, Float64Array>,
+  lora: LoraSettings,
+  data: { ids: number[][]; mask: number[][]; labels: number[][] },
   reference: (factors: ReadonlyMap<string, { a: Float64Array; b: Float64Array }>) => ReferenceOutput,
 ): Promise<ReferenceRun> {
   const factors = randomFactors(model, lora.r, 50);

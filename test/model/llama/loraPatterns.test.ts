@@ -13,16 +13,30 @@ import { loraSettings, modelFeeds, uniform } from './harness.js';
 import { llamaReference, type RefLlamaConfig } from './reference.js';
 
 const CONFIG = {
-  model_type: 'llama', hidden_size: 16, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 24,
-  vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-6, hidden_act: 'silu', rope_theta: 10000, tie_word_embeddings: false,
+  model_type: 'llama',
+  hidden_size: 16,
+  num_hidden_layers: 3,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  intermediate_size: 24,
+  vocab_size: 40,
+  max_position_embeddings: 32,
+  rms_norm_eps: 1e-6,
+  hidden_act: 'silu',
+  rope_theta: 10000,
+  tie_word_embeddings: false,
 };
 const REF: RefLlamaConfig = { hidden: 16, layers: 3, heads: 4, kvHeads: 2, intermediate: 24, vocab: 40, eps: 1e-6, theta: 10000, tie: false, qkvBias: false };
 
 const LORA = loraSettings({
-  r: 4, alpha: 8, useRslora: true, targetModules: ['q_proj', 'v_proj', 'down_proj'],
+  r: 4,
+  alpha: 8,
+  useRslora: true,
+  targetModules: ['q_proj', 'v_proj', 'down_proj'],
   rankPattern: { 'layers.0.self_attn.q_proj': 2, down_proj: 3 },
   alphaPattern: { v_proj: 5, '^model\\.layers\\.2\\.mlp\\.down_proj': 1.5 },
-  layersToTransform: [0, 2], layersPattern: 'layers',
+  layersToTransform: [0, 2],
+  layersPattern: 'layers',
 });
 
 /** Path → [rank, scaling = alpha/√rank]: layer 1 left out; keys matched at the path's end after a dot. */
@@ -40,7 +54,7 @@ const mask = [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]];
 const labels = [[3, 17, 5, 9, 30, 2], [8, 1, 22, 39, -100, -100]];
 
 describe('Llama with per-module ranks, alphas, rsLoRA and layers (PEFT rank_pattern, alpha_pattern, layers_to_transform)', () => {
-  test('float64: logits, loss and every dA, dB equal the float64 reference with each module\'s rank and scaling (rtol 1e-9)', async () => {
+  test("float64: logits, loss and every dA, dB equal the float64 reference with each module's rank and scaling (rtol 1e-9)", async () => {
     const weights = smallCheckpoint(CONFIG, 4);
     const model = buildLlama({ config: CONFIG, tensors: familyShapes(CONFIG), lora: LORA, task: 'causal-lm', training: false, dtype: 'float64' });
     const factors = new Map(EXPECTED.map(([path, r, scaling], i) => {

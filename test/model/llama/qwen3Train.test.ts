@@ -15,10 +15,26 @@ import { bf16Uniform, familyShapes } from './checkpoints.js';
 
 function qwen3Config(vocab: number): Record<string, unknown> {
   return {
-    architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-    head_dim: 16, intermediate_size: 48, vocab_size: vocab, max_position_embeddings: 128, rms_norm_eps: 1e-6, hidden_act: 'silu',
-    rope_theta: 1000000, rope_scaling: null, tie_word_embeddings: true, attention_bias: false, use_sliding_window: false, sliding_window: null,
-    max_window_layers: 2, torch_dtype: 'bfloat16',
+    architectures: ['Qwen3ForCausalLM'],
+    model_type: 'qwen3',
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 16,
+    intermediate_size: 48,
+    vocab_size: vocab,
+    max_position_embeddings: 128,
+    rms_norm_eps: 1e-6,
+    hidden_act: 'silu',
+    rope_theta: 1000000,
+    rope_scaling: null,
+    tie_word_embeddings: true,
+    attention_bias: false,
+    use_sliding_window: false,
+    sliding_window: null,
+    max_window_layers: 2,
+    torch_dtype: 'bfloat16',
   };
 }
 
@@ -49,8 +65,7 @@ describe('fedex train on a tiny Qwen3 checkpoint', { timeout: 120_000 }, () => {
     const out = join(tmp.path, 'adapter');
     await writeQwen3Folder(model, 'qwen3');
 
-    const { code, stdout, stderr } = await cli('train', '--model', model, '--data', 'task:arith?count=32&evalCount=4', '--steps', '2',
-      '--batch-size', '4', '--seq-len', '32', '--threads', '1', '--seed', '1', '--out', out);
+    const { code, stdout, stderr } = await cli('train', '--model', model, '--data', 'task:arith?count=32&evalCount=4', '--steps', '2', '--batch-size', '4', '--seq-len', '32', '--threads', '1', '--seed', '1', '--out', out);
 
     assert.equal(code, 0, `${stderr}\n${stdout}`);
     assert.match(stdout, /^trained 2 steps \(8 examples, 4 LoRA modules\) in .*; train loss \d+\.\d{4}$/m);
@@ -62,8 +77,7 @@ describe('fedex train on a tiny Qwen3 checkpoint', { timeout: 120_000 }, () => {
     const model = join(tmp.path, 'relabelled');
     await writeQwen3Folder(model, 'llama');
 
-    const { code, stderr, stdout } = await cli('train', '--model', model, '--data', 'task:arith?count=32&evalCount=4', '--steps', '2',
-      '--batch-size', '4', '--seq-len', '32', '--threads', '1', '--out', join(tmp.path, 'never'));
+    const { code, stderr, stdout } = await cli('train', '--model', model, '--data', 'task:arith?count=32&evalCount=4', '--steps', '2', '--batch-size', '4', '--seq-len', '32', '--threads', '1', '--out', join(tmp.path, 'never'));
 
     assert.notEqual(code, 0, stdout);
     assert.match(stderr, /model\.layers\.0\.self_attn\.q_norm\.weight/);

@@ -134,7 +134,11 @@ export function llamaReference(cfg: RefLlamaConfig, w: RefWeights, lora: RefLora
       if (lora === undefined || f === undefined) return undefined;
       const keep = lora.dropout?.keep.get(path);
       return {
-        a: f.a, b: f.b, r: f.r ?? lora.r, scaling: f.scaling ?? lora.scaling, grad: grads.get(path)!,
+        a: f.a,
+        b: f.b,
+        r: f.r ?? lora.r,
+        scaling: f.scaling ?? lora.scaling,
+        grad: grads.get(path)!,
         ...(keep !== undefined ? { keep: { mask: keep, rate: lora.dropout!.rate, rowOffset: b * seq } } : {}),
       };
     };
@@ -145,8 +149,7 @@ export function llamaReference(cfg: RefLlamaConfig, w: RefWeights, lora: RefLora
     const visible = (i: number, j: number): boolean => j <= i && mask[b][j] !== 0 && (cfg.window === undefined || i - j < cfg.window);
     for (let l = 0; l < cfg.layers; l++) {
       const p = `model.layers.${l}`;
-      const lin = (x: Node, name: string, outF: number, bias: boolean): Node =>
-        tape.linear(x, get(w, `${p}.${name}.weight`), outF, bias ? get(w, `${p}.${name}.bias`) : undefined, branch(`${p}.${name}`));
+      const lin = (x: Node, name: string, outF: number, bias: boolean): Node => tape.linear(x, get(w, `${p}.${name}.weight`), outF, bias ? get(w, `${p}.${name}.bias`) : undefined, branch(`${p}.${name}`));
       const x = tape.rmsNorm(h, get(w, `${p}.input_layernorm.weight`), cfg.eps);
       let q: Node;
       let k: Node;

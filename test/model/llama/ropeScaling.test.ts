@@ -49,7 +49,7 @@ describe(`RoPE frequencies and attention factor vs ${references.generator}`, () 
     });
   }
 
-  test('the cases tell the types apart: yarn, LongRoPE\'s two regimes and Gemma 3\'s two layer types all differ from plain RoPE', () => {
+  test("the cases tell the types apart: yarn, LongRoPE's two regimes and Gemma 3's two layer types all differ from plain RoPE", () => {
     const byName = (prefix: string): RopeCase => references.cases.find((c) => c.name.startsWith(prefix))!;
     const plainOf = (c: RopeCase): number[] => c.invFreq.map((_, i) => 1 / (c.config.rope_theta as number) ** ((2 * i) / (2 * c.invFreq.length)));
     const yarn = byName('Qwen3-0.6B with the yarn block');

@@ -37,7 +37,10 @@ export class Tape {
 
   node(value: Float64Array, rows: number, cols: number, back?: (self: Node) => void): Node {
     const n: Node = { value, rows, cols };
-    if (back !== undefined) this.steps.push(() => { if (n.grad !== undefined) back(n); });
+    if (back !== undefined)
+      this.steps.push(() => {
+        if (n.grad !== undefined) back(n);
+      });
     return n;
   }
 
@@ -51,7 +54,7 @@ export class Tape {
     const inF = x.cols;
     const xv = x.value;
     const y = matVecRows(xv, n, inF, w, outF);
-    if (bias !== undefined) for (let i = 0; i < n; i++) for (let o = 0; o < outF; o++) y[i * outF + o] += bias[o];
+    if (bias !== undefined) { for (let i = 0; i < n; i++) for (let o = 0; o < outF; o++) y[i * outF + o] += bias[o]; }
     let xd: Float64Array | undefined;
     let low: Float64Array | undefined;
     if (lora !== undefined) {
@@ -61,16 +64,18 @@ export class Tape {
         return val * keep.mask[(keep.rowOffset + i) * inF + (idx % inF)] / (1 - keep.rate);
       });
       low = new Float64Array(n * r);
-      for (let i = 0; i < n; i++) for (let j = 0; j < r; j++) {
-        let acc = 0;
-        for (let k = 0; k < inF; k++) acc += xd[i * inF + k] * a[j * inF + k];
-        low[i * r + j] = acc;
-      }
-      for (let i = 0; i < n; i++) for (let o = 0; o < outF; o++) {
-        let acc = 0;
-        for (let j = 0; j < r; j++) acc += b[o * r + j] * low[i * r + j];
-        y[i * outF + o] += scaling * acc;
-      }
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < r; j++) {
+          let acc = 0;
+          for (let k = 0; k < inF; k++) acc += xd[i * inF + k] * a[j * inF + k];
+          low[i * r + j] = acc;
+        }
+      for (let i = 0; i < n; i++)
+        for (let o = 0; o < outF; o++) {
+          let acc = 0;
+          for (let j = 0; j < r; j++) acc += b[o * r + j] * low[i * r + j];
+          y[i * outF + o] += scaling * acc;
+        }
     }
     return this.node(y, n, outF, (self) => {
       const dy = self.grad!;
@@ -80,27 +85,31 @@ export class Tape {
       const { a, b, r, scaling, keep, grad } = lora;
       // u = s·dy·B [n, r]: the gradient at the low-rank activation.
       const u = new Float64Array(n * r);
-      for (let i = 0; i < n; i++) for (let j = 0; j < r; j++) {
-        let acc = 0;
-        for (let o = 0; o < outF; o++) acc += dy[i * outF + o] * b[o * r + j];
-        u[i * r + j] = scaling * acc;
-      }
-      for (let i = 0; i < n; i++) for (let k = 0; k < inF; k++) {
-        let acc = 0;
-        for (let j = 0; j < r; j++) acc += u[i * r + j] * a[j * inF + k];
-        dx[i * inF + k] += keep === undefined ? acc : acc * keep.mask[(keep.rowOffset + i) * inF + k] / (1 - keep.rate);
-      }
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < r; j++) {
+          let acc = 0;
+          for (let o = 0; o < outF; o++) acc += dy[i * outF + o] * b[o * r + j];
+          u[i * r + j] = scaling * acc;
+        }
+      for (let i = 0; i < n; i++)
+        for (let k = 0; k < inF; k++) {
+          let acc = 0;
+          for (let j = 0; j < r; j++) acc += u[i * r + j] * a[j * inF + k];
+          dx[i * inF + k] += keep === undefined ? acc : acc * keep.mask[(keep.rowOffset + i) * inF + k] / (1 - keep.rate);
+        }
       if (grad === undefined) return;
-      for (let j = 0; j < r; j++) for (let k = 0; k < inF; k++) {
-        let acc = 0;
-        for (let i = 0; i < n; i++) acc += u[i * r + j] * xd![i * inF + k];
-        grad.a[j * inF + k] += acc;
-      }
-      for (let o = 0; o < outF; o++) for (let j = 0; j < r; j++) {
-        let acc = 0;
-        for (let i = 0; i < n; i++) acc += dy[i * outF + o] * low![i * r + j];
-        grad.b[o * r + j] += scaling * acc;
-      }
+      for (let j = 0; j < r; j++)
+        for (let k = 0; k < inF; k++) {
+          let acc = 0;
+          for (let i = 0; i < n; i++) acc += u[i * r + j] * xd![i * inF + k];
+          grad.a[j * inF + k] += acc;
+        }
+      for (let o = 0; o < outF; o++)
+        for (let j = 0; j < r; j++) {
+          let acc = 0;
+          for (let i = 0; i < n; i++) acc += dy[i * outF + o] * low![i * r + j];
+          grad.b[o * r + j] += scaling * acc;
+        }
     });
   }
 
@@ -138,28 +147,36 @@ export class Tape {
     const heads = x.cols / hd;
     const cs = (t: number, i: number): [number, number] => [scale * Math.cos(t * invFreq[i % half]), scale * Math.sin(t * invFreq[i % half])];
     const y = new Float64Array(x.value.length);
-    for (let t = 0; t < x.rows; t++) for (let hh = 0; hh < heads; hh++) {
-      const o = t * x.cols + hh * hd;
-      for (let i = 0; i < hd; i++) {
-        if (i >= 2 * half) { y[o + i] = x.value[o + i]; continue; }
-        const [c, s] = cs(t, i);
-        const rotated = i < half ? -x.value[o + i + half] : x.value[o + i - half];
-        y[o + i] = x.value[o + i] * c + rotated * s;
+    for (let t = 0; t < x.rows; t++)
+      for (let hh = 0; hh < heads; hh++) {
+        const o = t * x.cols + hh * hd;
+        for (let i = 0; i < hd; i++) {
+          if (i >= 2 * half) {
+            y[o + i] = x.value[o + i];
+            continue;
+          }
+          const [c, s] = cs(t, i);
+          const rotated = i < half ? -x.value[o + i + half] : x.value[o + i - half];
+          y[o + i] = x.value[o + i] * c + rotated * s;
+        }
       }
-    }
     return this.node(y, x.rows, x.cols, (self) => {
       const dy = self.grad!;
       const dx = gradOf(x);
-      for (let t = 0; t < x.rows; t++) for (let hh = 0; hh < heads; hh++) {
-        const o = t * x.cols + hh * hd;
-        for (let i = 0; i < hd; i++) {
-          if (i >= 2 * half) { dx[o + i] += dy[o + i]; continue; }
-          const [c, s] = cs(t, i);
-          dx[o + i] += dy[o + i] * c;
-          if (i < half) dx[o + i + half] -= dy[o + i] * s;
-          else dx[o + i - half] += dy[o + i] * s;
+      for (let t = 0; t < x.rows; t++)
+        for (let hh = 0; hh < heads; hh++) {
+          const o = t * x.cols + hh * hd;
+          for (let i = 0; i < hd; i++) {
+            if (i >= 2 * half) {
+              dx[o + i] += dy[o + i];
+              continue;
+            }
+            const [c, s] = cs(t, i);
+            dx[o + i] += dy[o + i] * c;
+            if (i < half) dx[o + i + half] -= dy[o + i] * s;
+            else dx[o + i - half] += dy[o + i] * s;
+          }
         }
-      }
     });
   }
 
@@ -246,7 +263,10 @@ export class Tape {
     return this.node(a.value.map((x, i) => x + b.value[i]), a.rows, a.cols, (self) => {
       const da = gradOf(a);
       const db = gradOf(b);
-      self.grad!.forEach((g, i) => { da[i] += g; db[i] += g; });
+      self.grad!.forEach((g, i) => {
+        da[i] += g;
+        db[i] += g;
+      });
     });
   }
 

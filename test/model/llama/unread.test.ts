@@ -11,8 +11,19 @@ import { familyShapes } from './checkpoints.js';
 import { loraSettings } from './harness.js';
 
 const QWEN3 = {
-  model_type: 'qwen3', hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8,
-  intermediate_size: 24, vocab_size: 40, max_position_embeddings: 32, rms_norm_eps: 1e-6, hidden_act: 'silu', rope_theta: 1000000, tie_word_embeddings: true,
+  model_type: 'qwen3',
+  hidden_size: 16,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 8,
+  intermediate_size: 24,
+  vocab_size: 40,
+  max_position_embeddings: 32,
+  rms_norm_eps: 1e-6,
+  hidden_act: 'silu',
+  rope_theta: 1000000,
+  tie_word_embeddings: true,
 };
 const LLAMA = { ...QWEN3, model_type: 'llama' };
 

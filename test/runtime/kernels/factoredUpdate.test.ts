@@ -23,7 +23,6 @@ function referenceUpdate(layout: Layout, p: Matrix, q: Matrix, scale: number): F
   return laid.data.map((v) => scale * v);
 }
 
-
 describe('onnxruntime factored update (Gemm, in place)', () => {
   const backends = [createOrtProductBackend({ intraOpThreads: 1 }), createOrtProductBackend({ intraOpThreads: 2, rowBlock: 5 })];
   after(async () => {

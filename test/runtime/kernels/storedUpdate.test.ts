@@ -9,7 +9,11 @@ import { productFixture } from '../../helpers/productFixture.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
 import {
-  bfloat16ToFloat32, DowncastMeter, float16ToFloat32, float32ToBfloat16, float32ToFloat16,
+  bfloat16ToFloat32,
+  DowncastMeter,
+  float16ToFloat32,
+  float32ToBfloat16,
+  float32ToFloat16,
 } from '../../../src/formats/halfFloat.js';
 
 /** Encodes float32 values as the stored bytes of `dtype` (the TypeScript encoders: the reference). */
@@ -26,7 +30,6 @@ function decode(bytes: Uint8Array, dtype: StoredFloat): Float32Array {
   const bits = new Uint16Array(copy);
   return dtype === 'BF16' ? bfloat16ToFloat32(bits) : float16ToFloat32(bits);
 }
-
 
 /** In-memory io over stored bytes; records the order and sizes of writes. */
 function memoryIo(stored: Uint8Array): StoredMatrixIo & { written: Uint8Array[]; output(): Uint8Array } {
@@ -51,7 +54,6 @@ function memoryIo(stored: Uint8Array): StoredMatrixIo & { written: Uint8Array[];
     },
   };
 }
-
 
 /** Float64 reference of W + s·P·Q in the stored layout. */
 function reference(layout: Layout, w: Float32Array, p: Matrix, q: Matrix, scale: number): Float64Array {
@@ -230,9 +232,13 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
     const [blocked, once] = [decode(io.output(), 'F32'), decode(whole.output(), 'F32')];
     assert.equal(blocked.length, once.length);
     blocked.forEach((x, i) => assert.ok(Math.abs(x - once[i]) <= 4e-7 * Math.abs(once[i]) + 1e-12, `element ${i}: ${x} vs ${once[i]}`));
-    const failRead: StoredMatrixIo = { read: async (start: number) => { if (start > 0) throw new Error('disk gone'); }, write: async () => undefined };
+    const failRead: StoredMatrixIo = { read: async (start: number) => {
+      if (start > 0) throw new Error('disk gone');
+    }, write: async () => undefined };
     await assert.rejects(kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: null, sampleRows: [] }, failRead), /disk gone/);
-    const failWrite: StoredMatrixIo = { read: async () => undefined, write: async () => { throw new Error('disk full'); } };
+    const failWrite: StoredMatrixIo = { read: async () => undefined, write: async () => {
+      throw new Error('disk full');
+    } };
     await assert.rejects(kernels[1].run({ shape: [40, 17], inDtype: 'F32', outDtype: 'F32', update: null, sampleRows: [] }, failWrite), /disk full/);
   });
 
@@ -244,4 +250,3 @@ describe('stored-weight update (onnxruntime graph: widen, Gemm, round, measure)'
     await assert.rejects(kernels[0].run({ shape: [4, 5], inDtype: 'F32', outDtype: 'F32', update: { form: 'factored', p, q, scale: NaN, layout: 'linear' }, sampleRows: [] }, io), /scale must be finite/);
   });
 });
-

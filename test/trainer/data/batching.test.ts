@@ -54,7 +54,7 @@ describe('packExamples', () => {
     assert.deepEqual([...rows[1].attentionMask], [1, 1, 1, 0]);
   });
 
-  test('the eos put after an example is scored only when the example\'s last token is (a chat ending in an unscored newline)', () => {
+  test("the eos put after an example is scored only when the example's last token is (a chat ending in an unscored newline)", () => {
     const rows = packExamples([ex([5, 6, 7], [-100, 6, -100]), ex([8, 9])], { seqLen: 8, padId: 0, eosId: 1 });
 
     assert.deepEqual([...rows[0].inputIds], [5, 6, 7, 1, 8, 9, 1, 0]);
@@ -75,8 +75,7 @@ describe('packExamples', () => {
 describe('epochBatches', () => {
   const data = Array.from({ length: 10 }, (_, i) => ex([100 + i, 1]));
   const base = { batchSize: 3, seqLen: 4, padId: 0, eosId: 1, seed: 42, epoch: 0 };
-  const firstIds = (batches: Iterable<{ inputIds: BigInt64Array; shape: readonly [number, number] }>): number[] =>
-    [...batches].flatMap((b) => Array.from({ length: b.shape[0] }, (_, r) => Number(b.inputIds[r * b.shape[1]])));
+  const firstIds = (batches: Iterable<{ inputIds: BigInt64Array; shape: readonly [number, number] }>): number[] => [...batches].flatMap((b) => Array.from({ length: b.shape[0] }, (_, r) => Number(b.inputIds[r * b.shape[1]])));
 
   test('each epoch is a permutation: every example once; same seed and epoch → same order', () => {
     const order = firstIds(epochBatches(data, base));
@@ -108,7 +107,7 @@ describe('epochBatches', () => {
     assert.equal(padIdFor({ pad: null, eos: null }), 0);
   });
 
-  test('splitBatch: row slices of the same width whose loss tokens add up to the batch\'s; classification keeps one label per row', () => {
+  test("splitBatch: row slices of the same width whose loss tokens add up to the batch's; classification keeps one label per row", () => {
     const batch = padBatch([ex([5, 6, 7], [-100, 6, 7]), ex([8, 9]), ex([1, 2, 3]), ex([4])], { seqLen: 4, padId: 0, padTo: 'longest' });
 
     const parts = splitBatch(batch, 3);
@@ -126,7 +125,7 @@ describe('epochBatches', () => {
 });
 
 describe('padBatchTo (sessions with fixed shapes)', () => {
-  test('language modelling: rows and tokens padded with the pad id, mask 0, label -100; the loss tokens are the batch\'s', () => {
+  test("language modelling: rows and tokens padded with the pad id, mask 0, label -100; the loss tokens are the batch's", () => {
     const batch = padBatch([ex([5, 6, 7], [-100, 6, 7]), ex([8, 9])], { seqLen: 8, padId: 1, padTo: 'longest' });
 
     const fixed = padBatchTo(batch, 3, 5, 1);

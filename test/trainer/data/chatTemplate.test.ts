@@ -53,10 +53,11 @@ describe('ChatTemplate: assistant spans by rendering prefixes', () => {
   test('a template whose rendering of the messages before a turn is not a prefix of the whole is refused naming the message', () => {
     const counting = `{{ messages|length }}${CHATML}`;
 
-    assert.throws(() => compile(counting).renderForTraining(TWO_TURNS), /cannot find assistant message 2 in the rendered conversation: the conversation before it renders differently on its own; a template with \{% generation %\} blocks marks its turns/);
+    assert.throws(() => compile(counting).renderForTraining(TWO_TURNS),
+      /cannot find assistant message 2 in the rendered conversation: the conversation before it renders differently on its own; a template with \{% generation %\} blocks marks its turns/);
   });
 
-  test('a template that fails on the messages before a turn names the turn and the template\'s message', () => {
+  test("a template that fails on the messages before a turn names the turn and the template's message", () => {
     const noPrompt = "{%- if add_generation_prompt %}{{ raise_exception('no generation prompt here') }}{%- endif %}" + CHATML;
 
     assert.throws(() => compile(noPrompt).renderForTraining(TWO_TURNS), /cannot find assistant message 2: the template fails on the messages before it: no generation prompt here/);
@@ -68,7 +69,7 @@ describe('ChatTemplate: {% generation %} blocks', () => {
     + "{%- if m.role == 'assistant' %}{%- generation -%}\n  {{ m.content }}\n{%- endgeneration %}\n{{- '<|im_end|>\\n' }}"
     + "{%- else %}{{- m.content + '<|im_end|>\\n' }}{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
 
-  test('the blocks mark the spans (here without the end token); the text is the template\'s own rendering (whitespace control kept)', () => {
+  test("the blocks mark the spans (here without the end token); the text is the template's own rendering (whitespace control kept)", () => {
     const template = compile(GENERATION);
 
     const { text, assistantSpans } = template.renderForTraining(TWO_TURNS);
@@ -100,7 +101,7 @@ describe('ChatTemplate: rendering', () => {
   });
 
   test('special tokens, tools, documents, the generation prompt and template kwargs reach the template as transformers passes them', () => {
-    const template = compile("{{ bos_token }}{{ eos_token }}[{{ pad_token is defined }}][{{ tools is none }}][{{ documents is none }}]{% if tools %}{{ tools|length }}{% endif %}{{ flag }}{{ add_generation_prompt }}");
+    const template = compile('{{ bos_token }}{{ eos_token }}[{{ pad_token is defined }}][{{ tools is none }}][{{ documents is none }}]{% if tools %}{{ tools|length }}{% endif %}{{ flag }}{{ add_generation_prompt }}');
 
     assert.equal(template.render({ messages: [] }, true), '<s></s>[false][true][true]true');
     assert.equal(template.render({ messages: [], tools: [{ a: 1 }], templateKwargs: { flag: 'F' } }, false), '<s></s>[false][false][true]1Ffalse');

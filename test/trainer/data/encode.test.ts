@@ -55,11 +55,12 @@ describe('encodeDataset', () => {
     assert.notEqual(tok.encode('Tom has ').at(-1), inputIds[tok.encode('Tom has ').length - 1]);
   });
 
-  test('chat: rendered with the tokenizer\'s template, encoded without added special tokens, loss on the assistant turns', () => {
+  test("chat: rendered with the tokenizer's template, encoded without added special tokens, loss on the assistant turns", () => {
     const template = "{%- for m in messages %}{{ m.role + ': ' + m.content + '<|endoftext|>' }}{%- endfor %}{%- if add_generation_prompt %}{{ 'assistant: ' }}{%- endif %}";
     const chatTok = { ...tok, chatTemplates: { default: template } };
     const ds: Dataset = {
-      source: 'c.jsonl', kind: 'chat',
+      source: 'c.jsonl',
+      kind: 'chat',
       records: [{ kind: 'chat', messages: [{ role: 'user', content: 'Tom has apples?' }, { role: 'assistant', content: 'Tom has 2 apples.' }] }],
     };
 

@@ -134,7 +134,7 @@ describe('fixture tokenizers: chat templates', () => {
     });
   }
 
-  test('{% generation %} blocks: the assistant mask is transformers\' return_assistant_tokens_mask', () => {
+  test("{% generation %} blocks: the assistant mask is transformers' return_assistant_tokens_mask", () => {
     const { template, chats, tokenizer } = refs.generationTemplate;
     const tok = realTokenizer(tokenizer);
     const withTemplate = { ...tok, chatTemplates: { default: template } };
@@ -146,7 +146,7 @@ describe('fixture tokenizers: chat templates', () => {
     }
   });
 
-  test('a conversation the template refuses (Gemma: roles must alternate) names the record and the template\'s message', () => {
+  test("a conversation the template refuses (Gemma: roles must alternate) names the record and the template's message", () => {
     const tok = realTokenizer('gemma3');
     const record: ChatRecord = { kind: 'chat', line: 7, messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }, { role: 'assistant', content: 'c' }] };
 

@@ -92,7 +92,8 @@ describe('loadJsonl: record kinds', () => {
     assert.equal(ds.kind, 'prompt-completion');
     assert.deepEqual(ds.records, [
       {
-        kind: 'prompt-completion', completion: '5',
+        kind: 'prompt-completion',
+        completion: '5',
         prompt: 'Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n'
           + '### Instruction:\nAdd.\n\n### Input:\n2 and 3\n\n### Response:\n',
       },

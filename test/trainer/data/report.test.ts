@@ -9,8 +9,7 @@ describe('describeTruncation', () => {
   test('names the records cut, the tokens dropped and their share, the records skipped, and what to do', () => {
     const report: DataReport = { seqLen: 64, packed: false, train: { records: 500, truncated: 12, dropped: 3, tokens: 15000, truncatedTokens: 1234 }, eval: none };
 
-    assert.equal(describeTruncation(report),
-      '--seq-len 64 cut 12 of 500 training records (1234 of 15000 tokens dropped, 8.2 %); 3 training records had nothing left to score and were skipped; raise --seq-len, or --pack text data');
+    assert.equal(describeTruncation(report), '--seq-len 64 cut 12 of 500 training records (1234 of 15000 tokens dropped, 8.2 %); 3 training records had nothing left to score and were skipped; raise --seq-len, or --pack text data');
   });
 
   test('eval cuts are named too; packed training data only advises --seq-len', () => {

@@ -35,7 +35,7 @@ describe('tokenizerFromJson', () => {
     assert.deepEqual(none.specialTokens, { bos: null, eos: '[SEP]', pad: '[PAD]', unk: null });
   });
 
-  test('a Llama-class config rebuilds the post-processor from add_bos_token/add_eos_token; other classes keep tokenizer.json\'s', () => {
+  test("a Llama-class config rebuilds the post-processor from add_bos_token/add_eos_token; other classes keep tokenizer.json's", () => {
     const llama = tokenizerFromJson(bertLikeJson(), { tokenizer_class: 'LlamaTokenizerFast', bos_token: '[CLS]', eos_token: '[SEP]', add_eos_token: true });
     const noBos = tokenizerFromJson(bertLikeJson(), { tokenizer_class: 'LlamaTokenizer', bos_token: '[CLS]', add_bos_token: false });
     const bert = tokenizerFromJson(bertLikeJson(), { tokenizer_class: 'BertTokenizer', add_bos_token: false, add_eos_token: false });
@@ -46,7 +46,7 @@ describe('tokenizerFromJson', () => {
     assert.throws(() => tokenizerFromJson(bertLikeJson(), { tokenizer_class: 'GemmaTokenizer', bos_token: null }, 'g.json'), /g\.json: add_bos_token is true but tokenizer_config\.json has no bos_token/);
   });
 
-  test('chat templates: a string, named templates, or chat_template.jinja over the config\'s', () => {
+  test("chat templates: a string, named templates, or chat_template.jinja over the config's", () => {
     const plain = tokenizerFromJson(bertLikeJson(), { chat_template: '{{ messages[0].content }}' });
     const named = tokenizerFromJson(bertLikeJson(), { chat_template: [{ name: 'default', template: 'a' }, { name: 'tool_use', template: 'b' }] });
     const jinja = tokenizerFromJson(bertLikeJson(), { chat_template: 'a' }, 'x', 'from file');
@@ -118,7 +118,7 @@ describe('checkTokenizerMatchesModel', () => {
     assert.throws(() => checkTokenizerMatchesModel(tok, 0), /positive integer/);
   });
 
-  test('special added tokens past the table are allowed (Gemma 3\'s <image_soft_token> beyond its text models\' vocab_size), others are not', () => {
+  test("special added tokens past the table are allowed (Gemma 3's <image_soft_token> beyond its text models' vocab_size), others are not", () => {
     const json = bertLikeJson();
     const image = { id: 11, content: '<image_soft_token>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
     const plain = { ...image, id: 12, content: '<unused0>', special: false };
