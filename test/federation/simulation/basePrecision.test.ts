@@ -7,17 +7,12 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createTypeScriptBackend } from '../../../src/core/product.js';
-import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
-import { createOnnxWorkload } from '../../../src/federation/simulation/onnxWorkload.js';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
-import { runFederated } from '../../../src/federation/simulation/runFederated.js';
 import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
 import type { BasePrecision } from '../../../src/model/basePrecision.js';
-import { createTrainer } from '../../../src/trainer/loraTrainer.js';
 import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
 import { checkSavedRound } from './savedRounds.js';
-import { writeTinyGpt2 } from './tinyModel.js';
+import { runTinyMethod, tinyWorkload, writeTinyGpt2 } from './tinyModel.js';
 
 const SETTINGS = { clients: 2, localSteps: 3, batchSize: 4, lr: 0.02, rank: 4, alpha: 8, seed: 3 };
 const ROUNDS = 3;
@@ -28,36 +23,9 @@ describe('FedEx with the frozen base held in bf16', { timeout: 180_000 }, () => 
   const reports = new Map<BasePrecision, MethodReport>();
 
   async function run(precision: BasePrecision, rounds: number): Promise<void> {
-    const workload = await createOnnxWorkload({
-      createTrainer,
-      modelDir: join(tmp.path, 'model'),
-      data: 'task:arith?count=200',
-      split: 'non-iid',
-      rank: SETTINGS.rank,
-      alpha: SETTINGS.alpha,
-      targetModules: ['c_attn'],
-      batchSize: SETTINGS.batchSize,
-      lr: SETTINGS.lr,
-      seed: SETTINGS.seed,
-      seqLen: 48,
-      device: 'cpu',
-      threads: 1,
-      evalExamples: 16,
-      exactMatch: false,
-      ...(precision !== 'fp32' ? { basePrecision: precision } : {}),
-    });
+    const workload = await tinyWorkload(join(tmp.path, 'model'), SETTINGS, precision !== 'fp32' ? { basePrecision: precision } : {});
     workloads.push(workload);
-    reports.set(precision, await runFederated({
-      ...SETTINGS,
-      rounds,
-      method: 'fedex',
-      workload,
-      runDir: join(tmp.path, 'runs', precision),
-      sink: NULL_SINK,
-      backend: createTypeScriptBackend(),
-      initial: { loss: NaN, accuracy: null, exactMatch: null, examples: 0 },
-      saveAdaptersDir: join(tmp.path, 'adapters', precision),
-    }));
+    reports.set(precision, await runTinyMethod(tmp.path, precision, 'fedex', workload, { ...SETTINGS, rounds }));
   }
 
   before(async () => {

@@ -6,16 +6,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createTypeScriptBackend } from '../../../src/core/product.js';
-import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
-import { createOnnxWorkload } from '../../../src/federation/simulation/onnxWorkload.js';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
-import { runFederated } from '../../../src/federation/simulation/runFederated.js';
 import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
-import { createTrainer } from '../../../src/trainer/loraTrainer.js';
 import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
 import { checkSavedRoundWithRanks } from './savedRanks.js';
-import { writeTinyGpt2 } from './tinyModel.js';
+import { runTinyMethod, tinyWorkload, writeTinyGpt2 } from './tinyModel.js';
 
 const SETTINGS = { clients: 3, rounds: 3, localSteps: 3, batchSize: 4, lr: 0.02, rank: 16, alpha: 32, seed: 4 };
 const CLIENT_RANKS = [4, 8, 16];
@@ -29,37 +24,9 @@ describe('client ranks 4, 8, 16 under a global rank 16: exact every round (fedex
     tmp = await makeTempDir('client-ranks');
     const modelDir = join(tmp.path, 'model');
     await writeTinyGpt2(modelDir);
-    workload = await createOnnxWorkload({
-      createTrainer,
-      modelDir,
-      data: 'task:arith?count=200',
-      split: 'non-iid',
-      rank: SETTINGS.rank,
-      alpha: SETTINGS.alpha,
-      targetModules: ['c_attn'],
-      batchSize: SETTINGS.batchSize,
-      lr: SETTINGS.lr,
-      seed: SETTINGS.seed,
-      seqLen: 48,
-      device: 'cpu',
-      threads: 1,
-      evalExamples: 16,
-      exactMatch: false,
-    });
-    const backend = createTypeScriptBackend();
-    const initial = { loss: NaN, accuracy: null, exactMatch: null, examples: 0 };
+    workload = await tinyWorkload(modelDir, SETTINGS);
     for (const method of ['fedex', 'flora'] as const) {
-      reports.set(method, await runFederated({
-        ...SETTINGS,
-        method,
-        workload,
-        runDir: join(tmp.path, 'runs', method),
-        sink: NULL_SINK,
-        backend,
-        initial,
-        clientRanks: CLIENT_RANKS,
-        saveAdaptersDir: join(tmp.path, 'adapters', method),
-      }));
+      reports.set(method, await runTinyMethod(tmp.path, method, method, workload, SETTINGS, { clientRanks: CLIENT_RANKS }));
     }
   });
   after(async () => {

@@ -5,16 +5,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createTypeScriptBackend } from '../../../src/core/product.js';
-import { createOnnxWorkload } from '../../../src/federation/simulation/onnxWorkload.js';
-import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
-import { runFederated } from '../../../src/federation/simulation/runFederated.js';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
 import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
-import { createTrainer } from '../../../src/trainer/loraTrainer.js';
 import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
 import { checkSavedRound } from './savedRounds.js';
-import { writeTinyGpt2 } from './tinyModel.js';
+import { runTinyMethod, tinyWorkload, writeTinyGpt2 } from './tinyModel.js';
 
 const SETTINGS = { clients: 2, rounds: 2, localSteps: 3, batchSize: 4, lr: 0.02, rank: 4, alpha: 8, seed: 3 };
 
@@ -27,37 +22,8 @@ describe('FedEx-LoRA vs FedIT with the onnxruntime trainer over loopback WebSock
     tmp = await makeTempDir('exactness');
     const modelDir = join(tmp.path, 'model');
     await writeTinyGpt2(modelDir);
-    workload = await createOnnxWorkload({
-      createTrainer,
-      modelDir,
-      data: 'task:arith?count=200',
-      split: 'non-iid',
-      rank: SETTINGS.rank,
-      alpha: SETTINGS.alpha,
-      targetModules: ['c_attn'],
-      batchSize: SETTINGS.batchSize,
-      lr: SETTINGS.lr,
-      seed: SETTINGS.seed,
-      seqLen: 48,
-      device: 'cpu',
-      threads: 1,
-      evalExamples: 16,
-      exactMatch: false,
-    });
-    const backend = createTypeScriptBackend();
-    const initial = { loss: NaN, accuracy: null, exactMatch: null, examples: 0 };
-    for (const method of ['fedex', 'fedit'] as const) {
-      reports.set(method, await runFederated({
-        ...SETTINGS,
-        method,
-        workload,
-        runDir: join(tmp.path, 'runs', method),
-        sink: NULL_SINK,
-        backend,
-        initial,
-        saveAdaptersDir: join(tmp.path, 'adapters', method),
-      }));
-    }
+    workload = await tinyWorkload(modelDir, SETTINGS);
+    for (const method of ['fedex', 'fedit'] as const) reports.set(method, await runTinyMethod(tmp.path, method, method, workload, SETTINGS));
   });
   after(async () => {
     await workload?.dispose();

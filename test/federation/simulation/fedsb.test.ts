@@ -8,20 +8,15 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createTypeScriptBackend } from '../../../src/core/product.js';
 import type { RoundRecord } from '../../../src/federation/coordinator/events.js';
-import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
 import { readPeftAdapter } from '../../../src/formats/peft.js';
 import { roundDir } from '../../../src/federation/shared/adapterFolders.js';
-import { createOnnxWorkload } from '../../../src/federation/simulation/onnxWorkload.js';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
-import { runFederated } from '../../../src/federation/simulation/runFederated.js';
 import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
-import { createTrainer } from '../../../src/trainer/loraTrainer.js';
 import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
 import { checkSavedRoundWithRanks } from './savedRanks.js';
 import { readBase } from './savedRounds.js';
-import { writeTinyGpt2 } from './tinyModel.js';
+import { runTinyMethod, tinyWorkload, writeTinyGpt2 } from './tinyModel.js';
 
 const SETTINGS = { clients: 3, rounds: 3, localSteps: 3, batchSize: 4, lr: 0.05, rank: 6, alpha: 12, seed: 8 };
 
@@ -35,34 +30,8 @@ describe('fedsb: 3 clients, 3 rounds, exact every round, R only on the uplink', 
     tmp = await makeTempDir('fedsb-sim');
     const modelDir = join(tmp.path, 'model');
     await writeTinyGpt2(modelDir);
-    workload = await createOnnxWorkload({
-      createTrainer,
-      modelDir,
-      data: 'task:arith?count=200',
-      split: 'non-iid',
-      rank: SETTINGS.rank,
-      alpha: SETTINGS.alpha,
-      targetModules: ['c_attn'],
-      batchSize: SETTINGS.batchSize,
-      lr: SETTINGS.lr,
-      seed: SETTINGS.seed,
-      seqLen: 48,
-      device: 'cpu',
-      threads: 1,
-      evalExamples: 16,
-      exactMatch: false,
-    });
-    report = await runFederated({
-      ...SETTINGS,
-      method: 'fedsb',
-      workload,
-      runDir: join(tmp.path, 'run'),
-      sink: NULL_SINK,
-      backend: createTypeScriptBackend(),
-      initial: { loss: NaN, accuracy: null, exactMatch: null, examples: 0 },
-      saveAdaptersDir: join(tmp.path, 'adapters'),
-      onRound: (_row, record) => records.push(record),
-    });
+    workload = await tinyWorkload(modelDir, SETTINGS);
+    report = await runTinyMethod(tmp.path, 'fedsb', 'fedsb', workload, SETTINGS, { onRound: (_row, record) => records.push(record) });
   });
   after(async () => {
     await workload?.dispose();
@@ -70,7 +39,7 @@ describe('fedsb: 3 clients, 3 rounds, exact every round, R only on the uplink', 
   });
 
   test('every round: global model = mean of the client models; base unchanged; A shared bit for bit', async () => {
-    const dir = join(tmp.path, 'adapters');
+    const dir = join(tmp.path, 'adapters', 'fedsb');
     for (let round = 1; round <= SETTINGS.rounds; round++) {
       for (const c of await checkSavedRoundWithRanks(dir, round, workload.layout)) {
         assert.ok(c.size > 1e-5, `round ${round} ${c.module}: training changed the model (${c.size})`);
@@ -92,7 +61,7 @@ describe('fedsb: 3 clients, 3 rounds, exact every round, R only on the uplink', 
   });
 
   test('uplink: k · Σ r² · 4 raw bytes a round; downlink: A and B once, then R only', async () => {
-    const state = JSON.parse(await readFile(join(tmp.path, 'run', 'state.json'), 'utf8')) as { plan: { method: string } };
+    const state = JSON.parse(await readFile(join(tmp.path, 'runs', 'fedsb', 'state.json'), 'utf8')) as { plan: { method: string } };
     assert.equal(state.plan.method, 'fedsb');
     const layout = workload.layout;
     const rBytes = layout.reduce((n, m) => n + 4 * m.rank * m.rank, 0);

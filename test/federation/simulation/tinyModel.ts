@@ -1,7 +1,17 @@
 // A tiny GPT-2 model folder on disk for the simulation and CLI tests: seeded weights
 // (src/model/checkpoints/synthetic.ts) and a byte-level BPE tokenizer trained on task:arith text,
-// so the real trainer (onnxruntime) can train and evaluate it in well under a second per step.
+// so the real trainer (onnxruntime) can train and evaluate it in well under a second per step; and
+// the workload and run of a tiny federation on it that the simulation tests share.
+import { join } from 'node:path';
+import { createTypeScriptBackend } from '../../../src/core/product.js';
+import type { StrategyName } from '../../../src/core/strategies/types.js';
+import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
+import { createOnnxWorkload, type OnnxWorkloadOptions } from '../../../src/federation/simulation/onnxWorkload.js';
+import type { MethodReport } from '../../../src/federation/simulation/report.js';
+import { runFederated, type FederatedRunOptions } from '../../../src/federation/simulation/runFederated.js';
+import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
 import { writeSyntheticCheckpoint } from '../../../src/model/checkpoints/synthetic.js';
+import { createTrainer } from '../../../src/trainer/loraTrainer.js';
 import { saveBpeTokenizer, trainByteLevelBpe } from '../../../src/trainer/data/bpeTrainer.js';
 import { generateTask } from '../../../src/trainer/data/tasks.js';
 
@@ -18,5 +28,54 @@ export async function writeTinyGpt2(dir: string, options: { layers?: number; hid
     vocab: tokenizer.vocabSize,
     positions: 64,
     seed: options.seed ?? 5,
+  });
+}
+
+/** The hyperparameters a tiny federation test sets. */
+export interface TinySettings {
+  readonly clients: number;
+  readonly rounds: number;
+  readonly localSteps: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly rank: number;
+  readonly alpha: number;
+  readonly seed: number;
+}
+
+/** The onnxruntime workload on the tiny GPT-2 in `modelDir`: task:arith (200 records, non-IID), LoRA on c_attn, T = 48, one thread, 16 eval examples. */
+export function tinyWorkload(modelDir: string, s: Pick<TinySettings, 'rank' | 'alpha' | 'batchSize' | 'lr' | 'seed'>, extra: Partial<OnnxWorkloadOptions> = {}): Promise<SimulationWorkload> {
+  return createOnnxWorkload({
+    createTrainer,
+    modelDir,
+    data: 'task:arith?count=200',
+    split: 'non-iid',
+    rank: s.rank,
+    alpha: s.alpha,
+    targetModules: ['c_attn'],
+    batchSize: s.batchSize,
+    lr: s.lr,
+    seed: s.seed,
+    seqLen: 48,
+    device: 'cpu',
+    threads: 1,
+    evalExamples: 16,
+    exactMatch: false,
+    ...extra,
+  });
+}
+
+/** Runs one method of a tiny federation on TypeScript products: the run in `dir`/runs/`label`, every round's adapters in `dir`/adapters/`label`. */
+export function runTinyMethod(dir: string, label: string, method: StrategyName, workload: SimulationWorkload, s: TinySettings, extra: Partial<FederatedRunOptions> = {}): Promise<MethodReport> {
+  return runFederated({
+    ...s,
+    method,
+    workload,
+    runDir: join(dir, 'runs', label),
+    sink: NULL_SINK,
+    backend: createTypeScriptBackend(),
+    initial: { loss: NaN, accuracy: null, exactMatch: null, examples: 0 },
+    saveAdaptersDir: join(dir, 'adapters', label),
+    ...extra,
   });
 }
