@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../formats/atomicFile.js';
 import { formatStat, type ComparisonReport, type GapStat, type PointSummary, type Stat } from './comparisonReport.js';
-import { escapeHtml, findChartJs, scriptJson } from './reportHtml.js';
+import { escapeHtml, findChartJs, reportPageHead, scriptJson } from './reportHtml.js';
 
 function fmt(x: number): string {
   const a = Math.abs(x);
@@ -133,27 +133,7 @@ export function renderComparisonHtml(report: ComparisonReport, chartJs: string |
     ['total time', `${report.seconds.toFixed(1)} s`],
     ['created', report.createdAt],
   ].map((r) => r.map(escapeHtml)));
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
-<title>FedEx simulation comparison</title>
-<style>
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-th { background: #f3f3f3; }
-figure { margin: 1em 0 2em; }
-figcaption { font-weight: 600; margin-bottom: 0.4em; }
-canvas { max-height: 360px; }
-.note { color: #555; }
-</style>
-</head>
-<body>
-<h1>FedEx simulation comparison</h1>
+  return `${reportPageHead('FedEx simulation comparison')}
 <p class="note">${report.runs.length} runs: every method on ${escapeHtml(String(s.seeds.length))} seed${s.seeds.length === 1 ? '' : 's'}${
   s.sweep === null ? '' : ` at each ${escapeHtml(s.sweep.axis)} value`
 }. The seed varies the data, its split across clients, the LoRA initialisation and the data order; within a seed every method sees the same. Figures are mean ± sample standard deviation over the seeds, computed from the runs below (each with its own report).</p>

@@ -176,27 +176,7 @@ export function renderReportHtml(report: SimulationReport, chartJs: string | nul
     String(s.batchSize)], ['learning rate', String(s.lr)], ['rank / alpha', `${s.rank} / ${s.alpha}`], ['adapted modules', `${s.modules} (${s.targetModules.join(', ')})`], ['aggregation', s.aggregation ?? 'mean'],
     ...(s.privacy !== undefined ? [['client-level DP', `clip C = ${s.privacy.clip}, noise multiplier σ = ${s.privacy.noiseMultiplier}, δ = ${s.privacy.delta}`]] : []), ['seed', String(s.seed)], ['device', s.device], ['trainer', s.workload],
     ['machine', `${report.machine.cpus} CPUs, ${report.machine.platform}-${report.machine.arch}, Node ${report.machine.node}`], ['total time', `${report.seconds.toFixed(1)} s`], ['created', report.createdAt]]);
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
-<title>FedEx simulation report</title>
-<style>
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-th { background: #f3f3f3; }
-figure { margin: 1em 0 2em; }
-figcaption { font-weight: 600; margin-bottom: 0.4em; }
-canvas { max-height: 360px; }
-.note { color: #555; }
-</style>
-</head>
-<body>
-<h1>FedEx simulation report</h1>
+  return `${reportPageHead('FedEx simulation report')}
 <p class="note">The same federation (${escapeHtml(String(s.clients))} clients, ${escapeHtml(String(s.rounds))} rounds × ${escapeHtml(String(s.localSteps))} local steps, data split ${
   escapeHtml(s.split)
 }) run with each method; centralized LoRA trains one model on the pooled data with the same number of steps and examples. Relative deviation is ‖s·ΔR‖_F / ‖s·Σ wᵢBᵢAᵢ‖_F: the share of the ideal update that plain averaging (FedIT) loses and FedEx-LoRA folds into the base weights.${
@@ -228,4 +208,29 @@ export async function writeReportHtml(path: string, report: SimulationReport, ch
     chartJs = file !== null ? readFileSync(file, 'utf8') : null;
   }
   await writeFileAtomic(path, renderReportHtml(report, chartJs));
+}
+
+/** The head of a report page (offline: inline styles and scripts only, by CSP) and its title heading, up to the open body. */
+export function reportPageHead(title: string): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<title>${escapeHtml(title)}</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f3f3f3; }
+figure { margin: 1em 0 2em; }
+figcaption { font-weight: 600; margin-bottom: 0.4em; }
+canvas { max-height: 360px; }
+.note { color: #555; }
+</style>
+</head>
+<body>
+<h1>${escapeHtml(title)}</h1>`;
 }
