@@ -3,56 +3,9 @@ import assert from 'node:assert/strict';
 import { applyHouseholderQ, householderQR, refactorLowRank, symmetricEigen, type UpdateTerm } from '../../src/core/lowRank.js';
 import { createRng, randomMatrix, type Rng } from '../../src/core/random.js';
 import type { Matrix } from '../../src/core/tensor.js';
-import { frobenius, frobeniusDiff, randomClients, refMatmul, spec } from './reference.js';
+import { dense64, frobenius, frobeniusDiff, jacobiSingularValues, randomClients, refMatmul, spec } from './reference.js';
 import { factorResidual } from '../../src/core/residual.js';
 import { weightedAverage } from '../../src/core/average.js';
-
-/** Singular values of a dense row-major matrix by one-sided Jacobi (Hestenes), float64: the independent reference. */
-function jacobiSingularValues(data: Float64Array, rows: number, cols: number): Float64Array {
-  // Orthogonalise the columns of M (rows × cols, rows ≥ cols after a transpose if needed).
-  const tall = rows >= cols;
-  const n = tall ? rows : cols;
-  const k = tall ? cols : rows;
-  const col = Array.from({ length: k }, (_, j) => Float64Array.from({ length: n }, (_, i) => (tall ? data[i * cols + j] : data[j * cols + i])));
-  for (let sweep = 0; sweep < 60; sweep++) {
-    let off = 0;
-    for (let p = 0; p < k - 1; p++) {
-      for (let q = p + 1; q < k; q++) {
-        let alpha = 0;
-        let beta = 0;
-        let gamma = 0;
-        for (let i = 0; i < n; i++) {
-          alpha += col[p][i] * col[p][i];
-          beta += col[q][i] * col[q][i];
-          gamma += col[p][i] * col[q][i];
-        }
-        if (gamma === 0 || Math.abs(gamma) <= 1e-15 * Math.sqrt(alpha * beta)) continue;
-        off = Math.max(off, Math.abs(gamma) / Math.sqrt(alpha * beta));
-        const zeta = (beta - alpha) / (2 * gamma);
-        const t = Math.sign(zeta || 1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
-        const c = 1 / Math.sqrt(1 + t * t);
-        const s = c * t;
-        for (let i = 0; i < n; i++) {
-          const x = col[p][i];
-          const y = col[q][i];
-          col[p][i] = c * x - s * y;
-          col[q][i] = s * x + c * y;
-        }
-      }
-    }
-    if (off <= 1e-15) break;
-  }
-  return Float64Array.from(col.map((c) => Math.hypot(...c))).sort((a, b) => b - a);
-}
-
-function dense64(terms: readonly UpdateTerm[], out: number, inF: number): Float64Array {
-  const acc = new Float64Array(out * inF);
-  for (const t of terms) {
-    const part = t.kind === 'factored' ? refMatmul(t.p, t.q) : Float64Array.from(t.d.data);
-    for (let i = 0; i < acc.length; i++) acc[i] += t.scale * part[i];
-  }
-  return acc;
-}
 
 function product(b: Matrix, a: Matrix): Float64Array {
   return refMatmul(b, a);

@@ -9,50 +9,7 @@ import { weightedAverage } from '../../src/core/average.js';
 import { factorResidual } from '../../src/core/residual.js';
 import { createRng, randomMatrix, type Rng } from '../../src/core/random.js';
 import type { Matrix } from '../../src/core/tensor.js';
-import { frobenius, frobeniusDiff, refMatmul } from './reference.js';
-
-function dense64(terms: readonly UpdateTerm[], out: number, inF: number): Float64Array {
-  const acc = new Float64Array(out * inF);
-  for (const t of terms) {
-    const part = t.kind === 'factored' ? refMatmul(t.p, t.q) : Float64Array.from(t.d.data);
-    for (let i = 0; i < acc.length; i++) acc[i] += t.scale * part[i];
-  }
-  return acc;
-}
-
-/** Singular values of a dense row-major matrix (eigenvalues of MᵀM by cyclic Jacobi rotations on M's columns), float64. */
-function singularValues(data: Float64Array, rows: number, cols: number): Float64Array {
-  const col = Array.from({ length: cols }, (_, j) => Float64Array.from({ length: rows }, (_, i) => data[i * cols + j]));
-  for (let sweep = 0; sweep < 60; sweep++) {
-    let rotated = false;
-    for (let p = 0; p < cols - 1; p++) {
-      for (let q = p + 1; q < cols; q++) {
-        let alpha = 0;
-        let beta = 0;
-        let gamma = 0;
-        for (let i = 0; i < rows; i++) {
-          alpha += col[p][i] * col[p][i];
-          beta += col[q][i] * col[q][i];
-          gamma += col[p][i] * col[q][i];
-        }
-        if (gamma === 0 || Math.abs(gamma) <= 1e-15 * Math.sqrt(alpha * beta)) continue;
-        rotated = true;
-        const zeta = (beta - alpha) / (2 * gamma);
-        const t = Math.sign(zeta || 1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
-        const c = 1 / Math.sqrt(1 + t * t);
-        const s = c * t;
-        for (let i = 0; i < rows; i++) {
-          const x = col[p][i];
-          const y = col[q][i];
-          col[p][i] = c * x - s * y;
-          col[q][i] = s * x + c * y;
-        }
-      }
-    }
-    if (!rotated) break;
-  }
-  return Float64Array.from(col.map((c) => Math.hypot(...c))).sort((a, b) => b - a);
-}
+import { dense64, frobenius, frobeniusDiff, jacobiSingularValues, refMatmul } from './reference.js';
 
 /**
  * What `fedex export` reads for one module of a FedEx federation: `rounds` stacked residuals of k
@@ -123,7 +80,7 @@ describe('refactorLowRank on stacked FedEx residuals (compaction)', () => {
       assert.ok(r.relativeError < 1e-7, `relative error ${r.relativeError}`);
       // ‖ΔW‖ from G and F apart: within ‖F‖_F (here ~1e-8·‖ΔW‖) of the exact value.
       assert.ok(Math.abs(r.norm - norm) <= 1e-7 * norm, `norm ${r.norm} vs ${norm}`);
-      const sv = singularValues(ref, out, inF);
+      const sv = jacobiSingularValues(ref, out, inF);
       // The σ listed (G's, then F's) are ΔW's to within ‖F‖₂ (Weyl), here ~1e-8·σ_1.
       for (let i = 0; i < 27; i++) assert.ok(Math.abs(r.singularValues[i] - sv[i]) <= 1e-7 * sv[0], `σ_${i}: ${r.singularValues[i]} vs ${sv[i]}`);
     });
@@ -201,7 +158,7 @@ describe('refactorLowRank on stacked FedEx residuals (compaction)', () => {
       const lost = frobeniusDiff(refMatmul(r.b, r.a), ref);
       // Exact up to the cross term of the dropped G directions with F (at most √2·‖F‖ ≈ 1e-7·‖ΔW‖).
       assert.ok(Math.abs(r.truncationError - lost) <= 1e-7 * norm, `reported ${r.truncationError}, measured ${lost}`);
-      const sv = singularValues(ref, 50, 35);
+      const sv = jacobiSingularValues(ref, 50, 35);
       const eckartYoung = Math.sqrt(sv.slice(k).reduce((s, v) => s + v * v, 0));
       assert.ok(lost <= eckartYoung + 1e-7 * norm, `lost ${lost}, optimal ${eckartYoung}`);
     }
