@@ -59,14 +59,7 @@ export function splitNonIid<T>(items: readonly T[], k: number, options: NonIidOp
     return splitDirichlet(items, k, { seed, alpha, ...(minPerClient !== undefined ? { minPerClient } : {}), ...(groupOf !== undefined ? { groupOf } : {}) }).parts;
   }
   const groupOf = options.groupOf ?? defaultGroup;
-  const byGroup = new Map<string, number[]>();
-  items.forEach((item, i) => {
-    const g = groupOf(item);
-    const list = byGroup.get(g);
-    if (list === undefined) byGroup.set(g, [i]);
-    else list.push(i);
-  });
-  const groups = [...byGroup.keys()].sort();
+  const { byGroup, groups } = indexByGroup(items, groupOf);
   const owner = new Int32Array(items.length);
   const dominance = options.dominance ?? 0.8;
   if (!(dominance >= 0 && dominance <= 1)) throw new RangeError(`splitNonIid: dominance must be in [0, 1], got ${dominance}`);
@@ -126,14 +119,7 @@ export function splitDirichlet<T>(items: readonly T[], k: number, options: Diric
   const maxDraws = options.maxDraws ?? DEFAULT_MAX_DRAWS;
   if (!Number.isInteger(maxDraws) || maxDraws < 1) throw new RangeError(`splitDirichlet: maxDraws must be a positive integer, got ${maxDraws}`);
   const groupOf = options.groupOf ?? defaultGroup;
-  const byGroup = new Map<string, number[]>();
-  items.forEach((item, i) => {
-    const g = groupOf(item);
-    const list = byGroup.get(g);
-    if (list === undefined) byGroup.set(g, [i]);
-    else list.push(i);
-  });
-  const groups = [...byGroup.keys()].sort();
+  const { byGroup, groups } = indexByGroup(items, groupOf);
   const members = new Map(groups.map((g) => [g, shuffleInPlace(byGroup.get(g)!.slice(), createRng(deriveSeed(seed, 'non-iid', g)))]));
   const owner = new Int32Array(items.length);
   let smallest = 0;
@@ -228,4 +214,16 @@ function defaultGroup(item: unknown): string {
   const label = (item as { label?: unknown } | null)?.label;
   if (typeof label === 'number') return `label:${label}`;
   throw new Error('splitNonIid: an item has no string "group" (nor a numeric "label"); pass groupOf');
+}
+
+/** The items' indices by group (in item order) and the groups sorted. */
+function indexByGroup<T>(items: readonly T[], groupOf: (item: T) => string): { byGroup: Map<string, number[]>; groups: string[] } {
+  const byGroup = new Map<string, number[]>();
+  items.forEach((item, i) => {
+    const g = groupOf(item);
+    const list = byGroup.get(g);
+    if (list === undefined) byGroup.set(g, [i]);
+    else list.push(i);
+  });
+  return { byGroup, groups: [...byGroup.keys()].sort() };
 }
