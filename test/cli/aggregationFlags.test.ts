@@ -23,8 +23,8 @@ describe('--aggregation on the command line', { timeout: 120_000 }, () => {
   test('fedex simulate --aggregation median: 3 rounds of fedex, fedit and ffa, the rule in the output, report and events; fedex aggregate reproduces round 1', async () => {
     const out = join(tmp.path, 'median');
     const eventsFile = join(tmp.path, 'median.jsonl');
-    const { code, stdout, stderr } = await cli('simulate', '--model', 'synthetic', '--methods', 'fedex,fedit,ffa', '--clients', '3', '--rounds', '3', '--local-steps', '1', '--aggregation', 'median', '--save-adapters', '--out', out,
-      '--events', eventsFile);
+    const { code, stdout, stderr } = await cli('simulate', '--seeds', '1', '--model', 'synthetic', '--methods', 'fedex,fedit,ffa', '--clients', '3', '--rounds', '3', '--local-steps', '1', '--aggregation', 'median', '--save-adapters',
+      '--out', out, '--events', eventsFile);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /methods fedex, fedit, ffa, aggregation median/);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as SimulationReport;

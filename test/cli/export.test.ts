@@ -62,7 +62,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fedex-export-'));
     sim = join(dir, 'sim');
-    const r = await run(['simulate', '--methods', 'fedex,fedit', '--rounds', '3', '--local-steps', '4', '--eval-examples', '24', '--out', sim, '--save-adapters']);
+    const r = await run(['simulate', '--seeds', '1', '--methods', 'fedex,fedit', '--rounds', '3', '--local-steps', '4', '--eval-examples', '24', '--out', sim, '--save-adapters']);
     assert.equal(r.code, 0, r.stderr);
     const last = join(sim, 'adapters', 'fedex', 'round-003');
     federatedLoss = await evalLoss('--model', join(last, 'base'), '--adapter', join(last, 'global'));
@@ -172,7 +172,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
 
   test('--residual-rank (the best inexact variant): the downlink is rank k, the share dropped is reported per round, and the export is the model as federated', async () => {
     const rr = join(dir, 'rr');
-    const r = await run(['simulate', '--methods', 'fedex', '--rounds', '2', '--local-steps', '4', '--eval-examples', '24', '--out', rr, '--save-adapters', '--residual-rank', '4']);
+    const r = await run(['simulate', '--seeds', '1', '--methods', 'fedex', '--rounds', '2', '--local-steps', '4', '--eval-examples', '24', '--out', rr, '--save-adapters', '--residual-rank', '4']);
     assert.equal(r.code, 0, r.stderr);
     const events = (await readFile(join(rr, 'runs', 'fedex', 'events.jsonl'), 'utf8')).trim().split('\n').map((l) =>
       JSON.parse(l) as { type: string; modules?: { residualInnerDim: number; residualTruncation?: { rank: number; exactRank: number; relativeError: number } }[] }

@@ -61,7 +61,7 @@ test('merged export of a bfloat16, sharded base: same shards, index and dtype; e
   const base = join(dir, 'base');
   await bf16ShardedCopy(base);
   const sim = join(dir, 'sim');
-  const r = await spawnFedex(['simulate', '--methods', 'fedex', '--rounds', '2', '--local-steps', '3', '--eval-examples', '16', '--model', base, '--out', sim]).done;
+  const r = await spawnFedex(['simulate', '--seeds', '1', '--methods', 'fedex', '--rounds', '2', '--local-steps', '3', '--eval-examples', '16', '--model', base, '--out', sim]).done;
   assert.equal(r.code, 0, r.stderr);
   const out = join(dir, 'export');
   const e = await spawnFedex(['export', sim, '--out', out, '--as', 'merged', '--json']).done;

@@ -35,8 +35,8 @@ describe('fedex export --as adapter with per-module ranks → fedex eval / train
     model = join(tmp.path, 'llama');
     await writeTinyLlamaFolder(model);
     const sim = join(tmp.path, 'sim');
-    const run = await fedex('simulate', '--model', model, '--methods', 'fedex', '--clients', '3', '--rounds', '1', '--local-steps', '3', '--rank', '4', '--alpha', '8', '--lr', '0.05', '--target-modules', 'q_proj,v_proj', '--data', DATA,
-      '--split', 'iid', '--seq-len', '32', '--eval-examples', '16', '--threads', '1', '--out', sim, '--save-adapters');
+    const run = await fedex('simulate', '--seeds', '1', '--model', model, '--methods', 'fedex', '--clients', '3', '--rounds', '1', '--local-steps', '3', '--rank', '4', '--alpha', '8', '--lr', '0.05', '--target-modules', 'q_proj,v_proj',
+      '--data', DATA, '--split', 'iid', '--seq-len', '32', '--eval-examples', '16', '--threads', '1', '--out', sim, '--save-adapters');
     assert.equal(run.code, 0, run.stderr);
     const last = join(sim, 'adapters', 'fedex', 'round-001');
     federatedLoss = await evalLoss('--model', join(last, 'base'), '--adapter', join(last, 'global'));

@@ -28,7 +28,7 @@ after(async () => {
 
 describe('--seq-len truncation in federations: reported, or --pack', { timeout: 180_000 }, () => {
   test('fedex simulate names what --seq-len cut for each client; with --pack no training record is cut; text without groups is split IID with a note', async () => {
-    const base = ['simulate', '--data', data, '--clients', '2', '--rounds', '1', '--local-steps', '1', '--methods', 'fedex', '--seq-len', '16', '--eval-examples', '4'];
+    const base = ['simulate', '--seeds', '1', '--data', data, '--clients', '2', '--rounds', '1', '--local-steps', '1', '--methods', 'fedex', '--seq-len', '16', '--eval-examples', '4'];
     const cut = await cli(...base, '--out', join(tmp.path, 'sim-cut'));
     assert.equal(cut.code, 0, cut.stderr);
     assert.match(cut.stdout, /warning: client 1\/2: --seq-len 16 cut \d+ of \d+ training records \(\d+ of \d+ tokens dropped, [\d.]+ %\).*raise --seq-len, or --pack text data/);

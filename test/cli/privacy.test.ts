@@ -38,8 +38,8 @@ describe('client-level DP from the command line', { timeout: 120_000 }, () => {
     const out = join(tmp.path, 'sim');
     const eventsFile = join(tmp.path, 'sim.jsonl');
     const sigma = 1.1;
-    const { code, stdout, stderr } = await cli('simulate', '--model', 'synthetic', '--methods', 'fedex,ffa', '--clients', '3', '--rounds', '3', '--local-steps', '2', '--dp-clip', '0.05', '--dp-noise', String(sigma), '--out', out,
-      '--events', eventsFile);
+    const { code, stdout, stderr } = await cli('simulate', '--seeds', '1', '--model', 'synthetic', '--methods', 'fedex,ffa', '--clients', '3', '--rounds', '3', '--local-steps', '2', '--dp-clip', '0.05', '--dp-noise', String(sigma), '--out',
+      out, '--events', eventsFile);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /client-level DP: each client's update clipped to L2 norm 0\.0500, noise multiplier 1\.10 .* sampling rate 1/);
     const closed = await events(eventsFile);

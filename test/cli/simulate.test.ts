@@ -28,8 +28,8 @@ describe('fedex simulate', { timeout: 90_000 }, () => {
   test('the main job on a tiny model with the real trainer: JSONL events on stdout, tables on stderr, report.json', async () => {
     const out = join(tmp.path, 'real');
     const started = performance.now();
-    const { code, stdout, stderr } = await cli('simulate', '--model', join(tmp.path, 'model'), '--data', 'task:arith?count=160', '--clients', '2', '--rounds', '2', '--local-steps', '2', '--batch-size', '4', '--seq-len', '48',
-      '--eval-examples', '8', '--rank', '4', '--out', out, '--events', '-');
+    const { code, stdout, stderr } = await cli('simulate', '--seeds', '1', '--model', join(tmp.path, 'model'), '--data', 'task:arith?count=160', '--clients', '2', '--rounds', '2', '--local-steps', '2', '--batch-size', '4', '--seq-len',
+      '48', '--eval-examples', '8', '--rank', '4', '--out', out, '--events', '-');
     const seconds = (performance.now() - started) / 1000;
     assert.equal(code, 0, stderr);
     assert.ok(seconds < 60, `took ${seconds.toFixed(1)} s`);
@@ -54,7 +54,7 @@ describe('fedex simulate', { timeout: 90_000 }, () => {
   test('model-free run with --events <file> and --methods subset', async () => {
     const out = join(tmp.path, 'synthetic');
     const eventsFile = join(tmp.path, 'events.jsonl');
-    const { code, stdout } = await cli('simulate', '--model', 'synthetic', '--methods', 'fedit,fedex', '--clients', '2', '--rounds', '1', '--local-steps', '1', '--out', out, '--events', eventsFile);
+    const { code, stdout } = await cli('simulate', '--seeds', '1', '--model', 'synthetic', '--methods', 'fedit,fedex', '--clients', '2', '--rounds', '1', '--local-steps', '1', '--out', out, '--events', eventsFile);
     assert.equal(code, 0);
     assert.match(stdout, /^fedit +1 /m, 'live round table on stdout');
     const lines = (await readFile(eventsFile, 'utf8')).trim().split('\n').map((l) => parseEventLine(l)!);

@@ -95,12 +95,16 @@ describe('fedex simulate --seeds / --sweep', { timeout: 240_000 }, () => {
     const html = await readFile(join(out, 'report.html'), 'utf8');
     assert.match(html, /<h2>Seeds: mean ± sd<\/h2>/);
     assert.match(html, /<a href="seed-8\/report\.html">seed-8<\/a>/);
+    // fedex export of the whole folder names the runs to export instead.
+    const exported = await cli('export', out, '--out', join(tmp.path, 'seeds-export'));
+    assert.notEqual(exported.code, 0);
+    assert.match(exported.stderr, /holds 2 simulations \(fedex simulate --seeds\/--sweep\), each a simulate folder of its own: export one of them, e\.g\. .*seed-7 \(runs: seed-7, seed-8\)/);
   });
 
   test('--sweep local-steps=1,2: one point per value, the sweep table and charts, recomputed from report.json', async () => {
     const out = join(tmp.path, 'sweep');
 
-    const { code, stdout, stderr } = await spawnFedex(['simulate', '--model', join(tmp.path, 'model'), ...SMALL, '--sweep', 'local-steps=1,2', '--out', out]).done;
+    const { code, stdout, stderr } = await spawnFedex(['simulate', '--model', join(tmp.path, 'model'), ...SMALL, '--seeds', '1', '--sweep', 'local-steps=1,2', '--out', out]).done;
 
     assert.equal(code, 0, stderr);
     assert.match(stdout, /local-steps = 1: mean ± sd over seeds 0 \(2 clients × 1 local steps\)/);

@@ -159,7 +159,7 @@ describe('federation export: the real CLI', () => {
     // prepare: a two-round FedEx-LoRA simulation
     const root = mkdtempSync(join(tmpdir(), 'fedex-export-real-'));
     const sim = join(root, 'simulate');
-    const simulated = await runCliToEnd({ ...cli, args: ['simulate', '--methods', 'fedex', '--rounds', '2', '--local-steps', '2', '--eval-examples', '8', '--out', sim] });
+    const simulated = await runCliToEnd({ ...cli, args: ['simulate', '--seeds', '1', '--methods', 'fedex', '--rounds', '2', '--local-steps', '2', '--eval-examples', '8', '--out', sim] });
     assert.equal(simulated.exit.code, 0, simulated.stderr.join('\n'));
     const run = await findFederationRun(sim);
     assert.deepEqual(run, { kind: 'simulation', dir: sim, methods: ['fedex'] });

@@ -51,7 +51,7 @@ export const SIMULATE_DEFAULTS = {
   data: 'task:arith',
   split: 'non-iid',
   dirichletAlpha: 0.1,
-  seeds: 1,
+  seeds: 3,
   out: 'runs/simulate',
   methods: 'fedex,fedit,ffa,centralized',
 } as const;
@@ -72,7 +72,8 @@ const FLAGS: FlagSpecs = {
       'how the data is shared among clients (non-iid groups records by "group" or "label"; data with neither is split iid, with a note; dirichlet: each group\'s records shared in Dirichlet(--dirichlet-alpha) proportions, no client left empty)',
     default: D.split },
   'dirichlet-alpha': { type: 'string', value: 'a', help: 'concentration of --split dirichlet (> 0; 0.1: each group on one or two clients, 100: near IID)', default: String(D.dirichletAlpha) },
-  seeds: { type: 'string', value: 'n', help: 'run every method on seeds --seed … --seed+n−1 and report mean ± sd (each run in <out>/seed-s/); 1 keeps the quick single run — use 3 or more to compare methods', default: String(D.seeds) },
+  seeds: { type: 'string', value: 'n', help: "run every method on seeds --seed … --seed+n−1 and report mean ± sd and the FedEx − FedIT gap against the seeds' spread (each run in <out>/seed-s/); 1: one run, written straight into --out",
+    default: String(D.seeds) },
   sweep: { type: 'string', value: 'axis=v1,v2,…', help: `run the comparison at each value of one axis (${SWEEP_AXES.join(' or ')}), e.g. local-steps=5,20,50; reports how the deviation of plain averaging and the FedEx − FedIT gap change` },
   methods: { type: 'string', value: 'list', help: `methods to compare, from ${SIMULATION_METHODS.join(',')}`, default: D.methods },
   out: { type: 'string', value: 'dir', help: 'output folder (report.json, report.html, runs/, adapters/)', default: D.out },
@@ -100,19 +101,19 @@ const FLAGS: FlagSpecs = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const USAGE = 'fedex simulate [--clients 3] [--rounds 5] [--local-steps 10] [--methods fedex,fedit,ffa,centralized] [--model dir] [--data task:arith] [--seeds 1] [--sweep local-steps=5,20,50] [--split dirichlet] [--out dir]';
+const USAGE = 'fedex simulate [--clients 3] [--rounds 5] [--local-steps 10] [--methods fedex,fedit,ffa,centralized] [--model dir] [--data task:arith] [--seeds 3] [--sweep local-steps=5,20,50] [--split dirichlet] [--out dir]';
 const SUMMARY = [
   'Runs the same federated LoRA fine-tuning with FedEx-LoRA, FedIT and FFA-LoRA — a coordinator and',
   'k clients in this process over real WebSocket connections on 127.0.0.1, each client training on its',
   'non-IID share of the data — and centralized LoRA on the pooled data with the same number of steps.',
   'Prints a round table and a comparison (eval loss, accuracy, deviation, bytes); writes report.json',
   'and report.html (opens offline). With no arguments: the shipped tiny GPT-2 on task:arith.',
-  'To compare methods honestly, run several seeds: --seeds N runs everything on seeds --seed … --seed+N−1',
-  '(the data, its split, the LoRA init and the data order change with the seed) and reports mean ± sd',
-  "and the FedEx − FedIT gap against the seeds' spread; --sweep local-steps=5,20,50 or clients=2,4,8",
-  'repeats that at each value (one axis per run). Each run gets its own folder under --out and the',
-  'top-level report.json/report.html summarize them. The default, --seeds 1, keeps the quick start one',
-  'run long (each seed costs one more full run); see docs/simulate.md.',
+  'Every method runs on 3 seeds by default (--seeds N: seeds --seed … --seed+N−1; the data, its split,',
+  'the LoRA init and the data order change with the seed) and the comparison is mean ± sd, with the',
+  "FedEx − FedIT gap against the seeds' spread; --seeds 1 is one quick run written straight into --out.",
+  '--sweep local-steps=5,20,50 or clients=2,4,8 repeats that at each value (one axis per run). Each run',
+  'gets its own folder under --out and the top-level report.json/report.html summarize them; see',
+  'docs/simulate.md.',
 ].join('\n');
 
 function parseMethods(raw: string): SimulationMethod[] {

@@ -281,10 +281,15 @@ function precisionArgs(s: FedexSettings): string[] {
   return s.basePrecision === 'fp32' ? [] : ['--base-precision', s.basePrecision];
 }
 
-/** `fedex simulate …` for a local simulation writing to `out`. */
+/**
+ * `fedex simulate …` for a local simulation writing to `out`: one seed (the dashboard follows one
+ * run; `fedex simulate --seeds N` in a terminal compares methods over seeds, docs/simulate.md).
+ */
 export function simulateArgs(s: FedexSettings, o: { out: string; methods?: readonly string[]; clients?: number }): string[] {
   return [
     'simulate',
+    '--seeds',
+    '1',
     ...(o.methods !== undefined && o.methods.length > 0 ? ['--methods', o.methods.join(',')] : []),
     ...(o.clients !== undefined ? ['--clients', String(o.clients)] : []),
     '--rounds',

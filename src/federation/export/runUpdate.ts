@@ -8,7 +8,7 @@
  * persisted (residuals/step-v*.safetensors), read module by module, so one module's terms are in
  * memory at a time; the dense matrix is never formed where the steps were factored.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loraScaling } from '../../core/lora.js';
 import { sbProduct } from '../../core/loraSb.js';
@@ -58,6 +58,17 @@ export async function isFile(path: string): Promise<boolean> {
   return (await stat(path).catch(() => null))?.isFile() === true;
 }
 
+/** The run folders (labels) a multi-run `fedex simulate --out` lists in its report.json, or none. */
+async function comparisonRuns(dir: string): Promise<string[]> {
+  try {
+    const report = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as { format?: unknown; runs?: { label?: unknown }[] };
+    if (report.format !== 'fedex-simulation-comparison' || !Array.isArray(report.runs)) return [];
+    return report.runs.flatMap((r) => (typeof r.label === 'string' ? [r.label] : []));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * The run directory `path` names: itself when it holds state.json, else one of `<path>/runs/<method>/`
  * (a `fedex simulate` output): `method` when given, else `fedex` when it is there, else the only one.
@@ -77,6 +88,10 @@ export async function findRunDir(path: string, method?: StrategyName): Promise<{
   const found: string[] = [];
   for (const n of names) if (await isFile(join(runs, n, 'state.json'))) found.push(n);
   if (found.length === 0) {
+    const runsOf = await comparisonRuns(dir);
+    if (runsOf.length > 0) {
+      throw new ExportError('EXPORT_SOURCE', `${dir} holds ${runsOf.length} simulations (fedex simulate --seeds/--sweep), each a simulate folder of its own: export one of them, e.g. ${join(dir, runsOf[0])} (runs: ${runsOf.join(', ')})`);
+    }
     throw new ExportError('EXPORT_SOURCE',
       `${dir} is not a federation run: it has no state.json (a fedex host --out folder), no runs/<method>/state.json (a fedex simulate --out folder), and no report.json with adapter/ (a fedex aggregate --out folder)`);
   }

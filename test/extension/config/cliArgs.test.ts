@@ -56,6 +56,8 @@ describe('settings → CLI arguments', () => {
   test('simulate', () => {
     assert.deepEqual(simulateArgs(s, { out: '/o', methods: ['fedex', 'fedit'], clients: 3 }), [
       'simulate',
+      '--seeds',
+      '1',
       '--methods',
       'fedex,fedit',
       '--clients',
