@@ -38,7 +38,7 @@ interface TorchTiming {
 
 interface TorchResult {
   torch: string;
-  strategies: Record<'fedex' | 'fedit' | 'ffa' | 'flora', TorchTiming>;
+  strategies: Record<'fedex' | 'fedit' | 'ffa' | 'flora' | 'fedsb', TorchTiming>;
   fused: { median_ms: number; min_ms: number };
   dense: { median_ms: number; min_ms: number };
   stored: { median_ms: number; min_ms: number };
@@ -68,7 +68,7 @@ function runTorch<T = TorchResult>(args: { out: number; in: number; k: number; r
   return JSON.parse(r.stdout.trim()) as T;
 }
 
-const STRATEGIES = ['fedex', 'fedit', 'ffa', 'flora'] as const;
+const STRATEGIES = ['fedex', 'fedit', 'ffa', 'flora', 'fedsb'] as const;
 
 /**
  * Each strategy's round for one n×n module, r = 16, k = 3 and k = 10 (issue 16): the strategy's

@@ -10,7 +10,7 @@
  * - `dense`: the paper's formulation in this project's code — every B_i·A_i formed densely
  *   (onnxruntime MatMul into a preallocated out×in buffer), summed, minus B̄·Ā, added to W0.
  * - `model`: `aggregateFolders` end to end on a checkpoint folder (streaming, exactness check).
- * - `strategy`: one strategy's whole round for the module (`method`: fedex, fedit, ffa, flora) — its
+ * - `strategy`: one strategy's whole round for the module (`method`: fedex, fedit, ffa, flora, fedsb) — its
  *   `aggregate` (no deviation metrics, as the coordinator runs it) and, when it changes the base, the
  *   fused onnxruntime update of W0 in place. FFA's clients share A.
  */
@@ -155,10 +155,15 @@ async function strategyCase(args: CaseArgs): Promise<CaseResult> {
   const method = args.method ?? 'fedex';
   const spec = { name: 'model.layers.0.self_attn.q_proj', inFeatures: args.in, outFeatures: args.out, rank: args.r, alpha: 2 * args.r, useRslora: false, layout: 'linear' as const };
   const cs = clients(args);
-  // FFA-LoRA: every client holds the shared A (only B was trained).
-  const factors = method === 'ffa' ? cs.map((c) => ({ a: cs[0].a, b: c.b })) : cs;
+  // FFA-LoRA: every client holds the shared A (only B was trained). Fed-SB: the shared A and B, and
+  // each client its own r × r R.
+  const shared = { a: cs[0].a, b: cs[0].b };
+  const factors = method === 'ffa' ? cs.map((c) => ({ a: cs[0].a, b: c.b })) : method === 'fedsb' ? cs.map((_, i) => ({ ...shared, r: randomMatrix(args.r, args.r, createRng(10 + i), 0.1) })) : cs;
   const results = factors.map((f, client) => ({ client, factors: f }));
-  const global = { spec, factors: method === 'ffa' ? { a: cs[0].a, b: randomMatrix(args.out, args.r, createRng(2), 0) } : null };
+  const global = {
+    spec,
+    factors: method === 'ffa' ? { a: cs[0].a, b: randomMatrix(args.out, args.r, createRng(2), 0) } : method === 'fedsb' ? { ...shared, r: randomMatrix(args.r, args.r, createRng(3), 0.1) } : null,
+  };
   const w0 = randomMatrix(args.out, args.in, createRng(1), 0.02);
   const backend = createOrtProductBackend({ intraOpThreads: args.threads });
   const strategy = createStrategy(method, { deviationMetrics: false });

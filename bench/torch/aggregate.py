@@ -8,7 +8,7 @@ per case the median and min milliseconds of
             Σ error², Σ x², max relative error, values flushed to zero)
   - dense:  paper-style, each B_i @ A_i formed densely, then W0 += s * (sum - Bbar @ Abar)
   - strategies: each strategy's round for the module, as bench/aggregationCase.ts `strategy` runs it:
-            fedex (= fused), fedit (Abar, Bbar), ffa (Bbar; A shared), flora (Abar, Bbar for the
+            fedex (= fused), fedit (Abar, Bbar), ffa (Bbar; A shared), fedsb (Rbar: R is r x r), flora (Abar, Bbar for the
             metrics, then W0.addmm_([w_i B_i], [A_i]) and a fresh A); with "strategies_only" the
             other cases are skipped.
 Data are seeded normal values; only timings are compared, never results.
@@ -94,7 +94,12 @@ def main():
         w0.addmm_(p, q, alpha=s)
         return torch.empty(r, in_f).uniform_(-bound, bound, generator=gen)
 
-    strategies = {"fedex": bench(fused, reps), "fedit": bench(fedit, reps), "ffa": bench(ffa, reps), "flora": bench(flora, reps)}
+    rs = [torch.randn(r, r, generator=gen) * 0.1 for _ in range(k)]
+
+    def fedsb():
+        return sum(w * x for w, x in zip(wts, rs))
+
+    strategies = {"fedex": bench(fused, reps), "fedit": bench(fedit, reps), "ffa": bench(ffa, reps), "flora": bench(flora, reps), "fedsb": bench(fedsb, reps)}
     if args.get("strategies_only"):
         print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "strategies": strategies,
                           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
