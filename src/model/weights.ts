@@ -14,7 +14,7 @@ import type { LoraAdapter } from '../graph/nn/lora.js';
 import { baseKeyCandidates } from '../formats/adapterKeys.js';
 import { ModelError } from './errors.js';
 import { moduleLora, moduleNames, selectLoraModules } from './targetModules.js';
-import type { AdaptedModule, FrozenInput, FullTrainable, LoraSettings } from './types.js';
+import type { AdaptedModule, FrozenInput, FullTrainable, LoraSettings, ModelGraph } from './types.js';
 
 export interface ModelInputsOptions {
   readonly graph: GraphBuilder;
@@ -191,6 +191,29 @@ export class ModelInputs {
     throw new ModelError('TENSOR_UNUSED',
       `the checkpoint has ${unread.length} tensor${unread.length === 1 ? '' : 's'} that no part of the built model reads: ${named}${more}; ` +
         `training would silently ignore ${unread.length === 1 ? 'it' : 'them'}${allowed}.${advice !== undefined ? ` ${advice}` : ''}`);
+  }
+
+  /**
+   * The built model: checks that every modules_to_save entry matched and that every stored tensor
+   * was read (`checkModulesToSave`, `checkAllRead`), then adds what the inputs know (trainable,
+   * frozen, modules, fullTrainable) to what the family built.
+   */
+  finish(
+    built: Pick<ModelGraph, 'graph' | 'task' | 'inputIds' | 'attentionMask' | 'labels' | 'logits' | 'loss'> & { readonly dropoutSeed: Value | undefined },
+    allowances: readonly UnreadAllowance[],
+    hint?: (unread: readonly string[]) => string | undefined,
+  ): ModelGraph {
+    this.checkModulesToSave();
+    this.checkAllRead(allowances, hint);
+    const { dropoutSeed, ...rest } = built;
+    return {
+      ...rest,
+      trainable: this.trainable(),
+      frozen: this.frozen,
+      modules: this.modules,
+      ...(dropoutSeed !== undefined ? { dropoutSeed } : {}),
+      fullTrainable: this.fullTrainable,
+    };
   }
 
   /** Throws MODULE_TO_SAVE_NOT_FOUND for a modules_to_save entry that matched no module. */

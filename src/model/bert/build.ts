@@ -152,20 +152,5 @@ export function buildBert(options: BertBuildOptions): ModelGraph {
   for (let l = 0; l < cfg.layers; l++) h = encoderLayer(ctx, h, l, mask);
   const logits = classificationHead(ctx, h);
   const loss = crossEntropy(logits, labels);
-  inputs.checkModulesToSave();
-  inputs.checkAllRead(bertUnreadAllowances(cfg), (unread) => bertUnreadHint(cfg, unread));
-  return {
-    graph: g,
-    task: 'sequence-classification',
-    inputIds,
-    attentionMask,
-    labels,
-    logits,
-    loss,
-    trainable: inputs.trainable(),
-    frozen: inputs.frozen,
-    modules: inputs.modules,
-    ...(seed !== undefined ? { dropoutSeed: seed } : {}),
-    fullTrainable: inputs.fullTrainable,
-  };
+  return inputs.finish({ graph: g, task: 'sequence-classification', inputIds, attentionMask, labels, logits, loss, dropoutSeed: seed }, bertUnreadAllowances(cfg), (unread) => bertUnreadHint(cfg, unread));
 }

@@ -102,20 +102,5 @@ export function buildGemma(options: LlamaBuildOptions): ModelGraph {
   let logits = proj(h, 'lm_head', d, cfg.vocab, false, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
   if (cfg.finalSoftcap !== undefined) logits = softcap(logits, cfg.finalSoftcap);
   const loss = crossEntropy(logits, shiftLabels(labels, attentionMask, seq));
-  inputs.checkModulesToSave();
-  inputs.checkAllRead(GEMMA_UNREAD_ALLOWANCES, (unread) => gemmaUnreadHint(cfg, unread));
-  return {
-    graph: g,
-    task: 'causal-lm',
-    inputIds,
-    attentionMask,
-    labels,
-    logits,
-    loss,
-    trainable: inputs.trainable(),
-    frozen: inputs.frozen,
-    modules: inputs.modules,
-    ...(seed !== undefined ? { dropoutSeed: seed } : {}),
-    fullTrainable: inputs.fullTrainable,
-  };
+  return inputs.finish({ graph: g, task: 'causal-lm', inputIds, attentionMask, labels, logits, loss, dropoutSeed: seed }, GEMMA_UNREAD_ALLOWANCES, (unread) => gemmaUnreadHint(cfg, unread));
 }

@@ -137,20 +137,5 @@ export function buildGpt2(options: Gpt2BuildOptions): ModelGraph {
     logits = linear(lastTokenState(hidden, mask, ids, seq), score, undefined, 'outIn');
     loss = crossEntropy(logits, labels);
   }
-  inputs.checkModulesToSave();
-  inputs.checkAllRead(gpt2UnreadAllowances(options.task), (unread) => gpt2UnreadHint(config, unread));
-  return {
-    graph: g,
-    task: options.task,
-    inputIds: ids,
-    attentionMask: mask,
-    labels,
-    logits,
-    loss,
-    trainable: inputs.trainable(),
-    frozen: inputs.frozen,
-    modules: inputs.modules,
-    ...(seed !== undefined ? { dropoutSeed: seed } : {}),
-    fullTrainable: inputs.fullTrainable,
-  };
+  return inputs.finish({ graph: g, task: options.task, inputIds: ids, attentionMask: mask, labels, logits, loss, dropoutSeed: seed }, gpt2UnreadAllowances(options.task), (unread) => gpt2UnreadHint(config, unread));
 }

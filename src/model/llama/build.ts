@@ -188,20 +188,5 @@ export function buildLlama(options: LlamaBuildOptions): ModelGraph {
   h = rmsNorm(h, inputs.weight('model.norm.weight', [d]), cfg.rmsEps);
   const logits = proj(h, 'lm_head', d, cfg.vocab, false, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
   const loss = crossEntropy(logits, shiftLabels(labels, attentionMask, seq));
-  inputs.checkModulesToSave();
-  inputs.checkAllRead(LLAMA_UNREAD_ALLOWANCES, (unread) => llamaUnreadHint(cfg, unread));
-  return {
-    graph: g,
-    task: 'causal-lm',
-    inputIds,
-    attentionMask,
-    labels,
-    logits,
-    loss,
-    trainable: inputs.trainable(),
-    frozen: inputs.frozen,
-    modules: inputs.modules,
-    ...(seed !== undefined ? { dropoutSeed: seed } : {}),
-    fullTrainable: inputs.fullTrainable,
-  };
+  return inputs.finish({ graph: g, task: 'causal-lm', inputIds, attentionMask, labels, logits, loss, dropoutSeed: seed }, LLAMA_UNREAD_ALLOWANCES, (unread) => llamaUnreadHint(cfg, unread));
 }
