@@ -54,6 +54,10 @@ export interface FedexSettings {
   readonly hostClientCa: string;
   /** A hosted federation admits only the clients enrolled in this registry (JSON path), each by its own key; empty: the shared join token. */
   readonly hostClients: string;
+  /** Ranks clients may train at below the global rank (`fedex host --ranks`); empty: every client at `rank`. */
+  readonly hostRanks: readonly number[];
+  /** The rank this client trains at when joining (`fedex join --rank`); 0: the coordinator's global rank. */
+  readonly joinRank: number;
   /** The identity key file (`fedex keygen`) a joining client presents instead of a token; empty: the token. */
   readonly joinIdentity: string;
   /** A CA certificate (PEM path) a joining client trusts in addition to the system's. */
@@ -91,6 +95,8 @@ export const DEFAULT_SETTINGS: FedexSettings = {
   hostKey: '',
   hostClientCa: '',
   hostClients: '',
+  hostRanks: [],
+  joinRank: 0,
   joinIdentity: '',
   joinCa: '',
   joinClientCert: '',
@@ -198,6 +204,8 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
       hostKey: str('hostKey', d.hostKey),
       hostClientCa: str('hostClientCa', d.hostClientCa),
       hostClients: str('hostClients', d.hostClients),
+      hostRanks: readRanks(get('hostRanks'), problems),
+      joinRank: int('joinRank', d.joinRank, 0, 4096),
       joinIdentity: str('joinIdentity', d.joinIdentity),
       joinCa: str('joinCa', d.joinCa),
       joinClientCert: str('joinClientCert', d.joinClientCert),
@@ -281,6 +289,14 @@ function precisionArgs(s: FedexSettings): string[] {
   return s.basePrecision === 'fp32' ? [] : ['--base-precision', s.basePrecision];
 }
 
+/** `fedex.hostRanks`: a list of integers in 1..4096 (empty when absent); anything else is reported and ignored. */
+function readRanks(raw: unknown, problems: string[]): number[] {
+  if (raw === undefined || raw === null) return [];
+  if (Array.isArray(raw) && raw.every((r) => Number.isInteger(r) && (r as number) >= 1 && (r as number) <= 4096)) return [...new Set(raw as number[])].sort((a, b) => a - b);
+  problems.push(`fedex.hostRanks must be a list of integers in 1..4096 (e.g. [4, 8]), got ${JSON.stringify(raw)}; clients train at fedex.rank`);
+  return [];
+}
+
 /**
  * `fedex simulate …` for a local simulation writing to `out`: one seed (the dashboard follows one
  * run; `fedex simulate --seeds N` in a terminal compares methods over seeds, docs/simulate.md).
@@ -340,6 +356,7 @@ export function hostArgs(s: FedexSettings, o: { out: string; port?: number }): s
     ...optional('--key', s.hostKey),
     ...optional('--client-ca', s.hostClientCa),
     ...optional('--clients', s.hostClients),
+    ...(s.hostRanks.length > 0 ? ['--ranks', s.hostRanks.join(',')] : []),
     ...loraArgs(s),
     ...optional('--model', s.model),
     ...(s.manualRounds ? ['--manual-rounds'] : []),
@@ -364,6 +381,7 @@ export function joinArgs(s: FedexSettings, o: { url: string; name?: string; out?
     '--device',
     s.device,
     ...precisionArgs(s),
+    ...(s.joinRank > 0 ? ['--rank', String(s.joinRank)] : []),
     ...optional('--identity', s.joinIdentity),
     ...optional('--ca', s.joinCa),
     ...optional('--client-cert', s.joinClientCert),

@@ -349,3 +349,22 @@ describe('fedex.basePrecision', () => {
     assert.match(problems.join(' | '), /fedex\.basePrecision must be one of fp32, fp16, bf16, int4, got 'fp8'/);
   });
 });
+
+describe('fedex.hostRanks and fedex.joinRank', () => {
+  test('fedex host --ranks and fedex join --rank, parsed by the CLI; nothing by default; bad values named', () => {
+    const s = { ...DEFAULT_SETTINGS, rank: 16, hostRanks: [4, 8], joinRank: 4 };
+    const host = hostCommand.parse!(hostArgs(s, { out: '/runs/h' }).slice(1));
+    const join = joinCommand.parse!(joinArgs(s, { url: 'ws://127.0.0.1:8765' }).slice(1));
+    const { settings, problems } = readSettings(getter({ hostRanks: [8, 4, 8], joinRank: 2 }));
+    const bad = readSettings(getter({ hostRanks: [4, 0], joinRank: -1 }));
+
+    assert.deepEqual([host.values.ranks, host.values.rank], ['4,8', '16']);
+    assert.equal(join.values.rank, '4');
+    assert.ok(!hostArgs(DEFAULT_SETTINGS, { out: '/runs/h' }).includes('--ranks'));
+    assert.ok(!joinArgs(DEFAULT_SETTINGS, { url: 'ws://127.0.0.1:8765' }).includes('--rank'));
+    assert.deepEqual([settings.hostRanks, settings.joinRank, problems], [[4, 8], 2, []]);
+    assert.deepEqual([bad.settings.hostRanks, bad.settings.joinRank], [[], 0]);
+    assert.match(bad.problems.join(' | '), /fedex\.hostRanks must be a list of integers in 1\.\.4096 \(e\.g\. \[4, 8\]\), got \[4,0\]/);
+    assert.match(bad.problems.join(' | '), /fedex\.joinRank/);
+  });
+});
