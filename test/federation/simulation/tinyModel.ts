@@ -9,7 +9,7 @@ import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
 import { createOnnxWorkload, type OnnxWorkloadOptions } from '../../../src/federation/simulation/onnxWorkload.js';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
 import { runFederated, type FederatedRunOptions } from '../../../src/federation/simulation/runFederated.js';
-import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
+import type { SimulationHyperparameters, SimulationWorkload } from '../../../src/federation/simulation/workload.js';
 import { writeSyntheticCheckpoint } from '../../../src/model/checkpoints/synthetic.js';
 import { createTrainer } from '../../../src/trainer/loraTrainer.js';
 import { saveBpeTokenizer, trainByteLevelBpe } from '../../../src/trainer/data/bpeTrainer.js';
@@ -31,17 +31,8 @@ export async function writeTinyGpt2(dir: string, options: { layers?: number; hid
   });
 }
 
-/** The hyperparameters a tiny federation test sets. */
-export interface TinySettings {
-  readonly clients: number;
-  readonly rounds: number;
-  readonly localSteps: number;
-  readonly batchSize: number;
-  readonly lr: number;
-  readonly rank: number;
-  readonly alpha: number;
-  readonly seed: number;
-}
+/** The hyperparameters a tiny federation test sets (the simulation's own record). */
+export type TinySettings = SimulationHyperparameters;
 
 /** The onnxruntime workload on the tiny GPT-2 in `modelDir`: task:arith (200 records, non-IID), LoRA on c_attn, T = 48, one thread, 16 eval examples. */
 export function tinyWorkload(modelDir: string, s: Pick<TinySettings, 'rank' | 'alpha' | 'batchSize' | 'lr' | 'seed'>, extra: Partial<OnnxWorkloadOptions> = {}): Promise<SimulationWorkload> {
