@@ -252,11 +252,12 @@ export async function exportFederation(options: ExportOptions): Promise<ExportRe
       await writeSafetensors(partOf(i), part);
       const outRows = exactnessSampleRows(m.out, checkRows, i + 1);
       const linear: ModuleLayout = { ...m, fanInFanOut: false };
-      const adapterCheck = rowCheck(productStoredRows(toF32(kept.b), toF32(kept.a), linear, outRows), exactStoredRows(terms, linear, outRows), outRows.length);
+      const exactRows = exactStoredRows(terms, linear, outRows);
+      const adapterCheck = rowCheck(productStoredRows(toF32(kept.b), toF32(kept.a), linear, outRows), exactRows, outRows.length);
       // Every direction kept (what the merged model and an untruncated adapter hold), as float32
       // factors on the sampled rows against the exact terms: float32 rounding (measured ≤ 1e-7) and
       // the directions below the resolution. More means the re-factorization is wrong.
-      const fullCheck = kept.rank === full.rank ? adapterCheck : rowCheck(productStoredRows(b, a, linear, outRows), exactStoredRows(terms, linear, outRows), outRows.length);
+      const fullCheck = kept.rank === full.rank ? adapterCheck : rowCheck(productStoredRows(b, a, linear, outRows), exactRows, outRows.length);
       if (!(fullCheck.relativeError <= full.relativeError + CHECK_TOLERANCE)) {
         throw new ExportError('EXPORT_CHECK', `module ${m.module}: the re-factored update differs from the exact one by ${fullCheck.relativeError.toExponential(2)} (relative, on ${outRows.length} sampled rows), `
           + `more than float32 rounding allows (${CHECK_TOLERANCE}); nothing was written. Please report this with the run directory.`);
