@@ -81,6 +81,19 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
   });
 
   describe('real shapes, header-only checkpoints, a 24 GB GPU (--device webgpu --memory-budget 24)', () => {
+    /** PEFT's default targets for Llama (q_proj, v_proj), r 16, 8 rows of 1024 tokens, AdamW, on a 24 GB GPU. */
+    const realSetup = (modelDir: string): PlanSetup => ({
+      modelDir,
+      lora: defaultLoraSettings({ r: 16, alpha: 32 }),
+      batchSize: 8,
+      seqLen: 1024,
+      seed: 1,
+      optimizer: 'adamw',
+      lr: 1e-4,
+      maxGradNorm: 1,
+      device: 'webgpu',
+      memoryBudgetBytes: 24e9,
+    });
     const plans = new Map<string, TrainingPlan>();
     let rssGrowth = 0;
     before(async () => {
@@ -88,19 +101,7 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
       for (const [name, config] of Object.entries(REAL_CONFIGS)) {
         const dir = join(tmp.path, name);
         await writeHeaderOnlyCheckpoint(dir, config);
-        // PEFT's default targets for Llama (q_proj, v_proj), r 16, 8 rows of 1024 tokens.
-        plans.set(name, await planTraining({
-          modelDir: dir,
-          lora: defaultLoraSettings({ r: 16, alpha: 32 }),
-          batchSize: 8,
-          seqLen: 1024,
-          seed: 1,
-          optimizer: 'adamw',
-          lr: 1e-4,
-          maxGradNorm: 1,
-          device: 'webgpu',
-          memoryBudgetBytes: 24e9,
-        }, PROBE));
+        plans.set(name, await planTraining(realSetup(dir), PROBE));
         rssGrowth = Math.max(rssGrowth, process.memoryUsage().rss - rss);
       }
     });
@@ -139,19 +140,7 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
     });
 
     test('Llama-3.1-8B with --base-precision int4: the matrices in 4-bit blocks of 64, 4.52 GB held instead of 32.12 GB', async () => {
-      const plan = await planTraining({
-        modelDir: join(tmp.path, 'llama-3.1-8b'),
-        lora: defaultLoraSettings({ r: 16, alpha: 32 }),
-        batchSize: 8,
-        seqLen: 1024,
-        seed: 1,
-        optimizer: 'adamw',
-        lr: 1e-4,
-        maxGradNorm: 1,
-        device: 'webgpu',
-        memoryBudgetBytes: 24e9,
-        basePrecision: 'int4',
-      }, PROBE);
+      const plan = await planTraining({ ...realSetup(join(tmp.path, 'llama-3.1-8b')), basePrecision: 'int4' }, PROBE);
       // Norm weights (65 vectors of 4096) stay float32; every matrix's rows (4096, 14336) are whole blocks of 64.
       const vectors = 4096 * (2 * 32 + 1);
       const matrices = 8_030_261_248 - vectors;

@@ -3,27 +3,11 @@ import assert from 'node:assert/strict';
 import type { PromptCompletionRecord } from '../../../src/trainer/data/records.js';
 import { groupHistogram, splitIid, splitNonIid, splitTrainEval } from '../../../src/trainer/data/split.js';
 import { generateTask } from '../../../src/trainer/data/tasks.js';
+import { assertPartition } from './partition.js';
 
 /** 600 arithmetic records, 100 per family; families sorted: add count max mod mul sub. */
 const records = generateTask('task:arith', { count: 600, seed: 5 }).records as PromptCompletionRecord[];
 const FAMILIES = ['add', 'count', 'max', 'mod', 'mul', 'sub'];
-
-/** Every item in exactly one part, each part in the original relative order. */
-function assertPartition<T>(items: readonly T[], parts: readonly (readonly T[])[]): void {
-  const position = new Map(items.map((item, i) => [item, i]));
-  const seen = new Set<T>();
-  for (const part of parts) {
-    let last = -1;
-    for (const item of part) {
-      assert.ok(position.has(item), 'an item not in the input');
-      assert.ok(!seen.has(item), 'an item in two parts');
-      seen.add(item);
-      assert.ok(position.get(item)! > last, 'order not kept');
-      last = position.get(item)!;
-    }
-  }
-  assert.equal(seen.size, items.length, 'items lost');
-}
 
 describe('splitIid', () => {
   test('a partition with sizes within one, deterministic by seed', () => {

@@ -5,24 +5,10 @@ import assert from 'node:assert/strict';
 import type { PromptCompletionRecord } from '../../../src/trainer/data/records.js';
 import { groupHistogram, groupSkew, splitDirichlet, splitNonIid } from '../../../src/trainer/data/split.js';
 import { generateTask } from '../../../src/trainer/data/tasks.js';
+import { assertPartition } from './partition.js';
 
 /** 600 arithmetic records, 100 per family (6 families). */
 const records = generateTask('task:arith', { count: 600, seed: 5 }).records as PromptCompletionRecord[];
-
-function assertPartition<T>(items: readonly T[], parts: readonly (readonly T[])[]): void {
-  const position = new Map(items.map((item, i) => [item, i]));
-  const seen = new Set<T>();
-  for (const part of parts) {
-    let last = -1;
-    for (const item of part) {
-      assert.ok(!seen.has(item), 'an item in two parts');
-      seen.add(item);
-      assert.ok(position.get(item)! > last, 'order not kept');
-      last = position.get(item)!;
-    }
-  }
-  assert.equal(seen.size, items.length, 'items lost');
-}
 
 describe('splitDirichlet', () => {
   test('a partition whose sizes sum to n, the same for the same seed, another for another seed', () => {
