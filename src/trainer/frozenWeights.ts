@@ -52,22 +52,19 @@ export class FrozenWeights {
   private normSq = 0;
   private lowLoaded = 0;
 
-  private constructor(readonly precision: BasePrecision, private readonly keepFloat32: ReadonlySet<string>) {}
+  private constructor(readonly precision: BasePrecision, private readonly keepAdaptedFloat32: boolean) {}
 
-  /**
-   * The setup's precision; with `float32AdaptedBases` the bases of the adapted modules (`modules()`,
-   * called only then) stay float32.
-   */
-  static forSetup(setup: Pick<TrainerSetup, 'basePrecision' | 'float32AdaptedBases'>, modules: () => readonly AdaptedModule[]): FrozenWeights {
+  /** The setup's precision; with `float32AdaptedBases` the bases of the adapted modules stay float32. */
+  static forSetup(setup: Pick<TrainerSetup, 'basePrecision' | 'float32AdaptedBases'>): FrozenWeights {
     const precision = setup.basePrecision ?? 'fp32';
     if (!BASE_PRECISIONS.includes(precision)) throw new RangeError(`trainer setup: basePrecision must be one of ${BASE_PRECISIONS.join(', ')}, got '${String(precision)}'`);
-    const keep = precision !== 'fp32' && setup.float32AdaptedBases === true ? modules().map((m) => m.baseKey) : [];
-    return new FrozenWeights(precision, new Set(keep));
+    return new FrozenWeights(precision, precision !== 'fp32' && setup.float32AdaptedBases === true);
   }
 
-  /** `model` with its frozen inputs held in this precision (the same model at fp32). */
+  /** `model` with its frozen inputs held in this precision (the same model at fp32); its adapted modules' bases kept float32 when asked. */
   store(model: ModelGraph): ModelGraph {
-    const storage = frozenStorage(model.frozen, this.precision, this.keepFloat32);
+    const keep = this.keepAdaptedFloat32 ? new Set(model.modules.map((m) => m.baseKey)) : undefined;
+    const storage = frozenStorage(model.frozen, this.precision, keep);
     for (const s of storage) this.storage.set(s.input, s);
     return storeFrozen(model, storage).model;
   }

@@ -147,7 +147,7 @@ export class InProcessTrainer implements LoraTrainer {
     }
     const buildAs = (training: boolean): ModelGraph => source.architecture.build({ config: source.config, tensors: source.tensors, lora: setup.lora, task, training, trainAll: setup.trainAll === true });
     // Graphs with the frozen weights held in setup.basePrecision, widened where they are used.
-    const frozen = FrozenWeights.forSetup(setup, () => buildAs(false).modules);
+    const frozen = FrozenWeights.forSetup(setup);
     const build = (training: boolean): ModelGraph => frozen.store(buildAs(training));
     const model = build(true);
     checkClasses(model, data.labelNames);

@@ -87,7 +87,7 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
     const lora = { ...setup.lora, targetModules: setup.lora.targetModules.length > 0 ? setup.lora.targetModules : architecture.defaultTargetModules };
     const buildAs = (training: boolean): ReturnType<typeof architecture.build> => architecture.build({ config: checkpoint.config, tensors: checkpoint.tensors, lora, task, training, trainAll: setup.trainAll === true });
     // The frozen weights in the precision the trainer would hold them in (frozenWeights.ts).
-    const frozen = FrozenWeights.forSetup(setup, () => buildAs(false).modules);
+    const frozen = FrozenWeights.forSetup(setup);
     const build = (training: boolean): ReturnType<typeof architecture.build> => frozen.store(buildAs(training));
     const model = build(true);
     const memory = new StepMemoryModel(build(true), build(false), stepSettings(setup), setup.form ?? deviceForm(setup.device));
