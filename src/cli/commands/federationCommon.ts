@@ -47,6 +47,15 @@ export function listFlag(value: string | undefined): string[] {
   return value === undefined ? [] : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
+/** A comma-separated list of LoRA ranks (`--ranks`, `--client-ranks`), in the order given: integers in 1..max, at least one. */
+export function rankListFlag(raw: string, command: string, flag: string, max: number): number[] {
+  const items = listFlag(raw);
+  const ranks = items.map(Number);
+  const bad = items.find((_, i) => !(Number.isInteger(ranks[i]) && ranks[i] >= 1 && ranks[i] <= max));
+  if (bad !== undefined || items.length === 0) throw usageError(`fedex ${command}: --${flag} must list integers in 1..${max} separated by commas (4,8,16), got '${bad ?? raw}'.`);
+  return ranks;
+}
+
 /** Where human-readable output goes: stderr when the event stream takes stdout (`--events -`). */
 export function humanOut(io: CliIO, eventsTarget: string | undefined): CliIO['stdout'] {
   return eventsTarget === '-' ? io.stderr : io.stdout;

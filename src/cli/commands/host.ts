@@ -38,7 +38,7 @@ import { CLIENT_CA_FLAG, readClientCa } from '../mutualTls.js';
 import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { readRoundCommands, readyText } from '../ui/roundPrompt.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
-import { federationModel, humanOut, listFlag, type FederationModel } from './federationCommon.js';
+import { federationModel, humanOut, listFlag, rankListFlag, type FederationModel } from './federationCommon.js';
 
 const FLAGS: FlagSpecs = {
   port: { type: 'string', value: 'n', help: 'TCP port (0 = any free port)', default: '7777' },
@@ -108,11 +108,7 @@ export function parseQuorum(raw: string): Quorum {
 /** `--ranks 4,8,16`: distinct integers in 1..4096, ascending; undefined when the flag is absent. */
 export function parseRanks(raw: string | undefined): number[] | undefined {
   if (raw === undefined) return undefined;
-  const items = listFlag(raw);
-  const ranks = items.map(Number);
-  const bad = items.find((t, i) => !(Number.isInteger(ranks[i]) && ranks[i] >= 1 && ranks[i] <= 4096));
-  if (bad !== undefined || items.length === 0) throw usageError(`fedex host: --ranks must list integers in 1..4096 separated by commas (4,8,16), got '${bad ?? raw}'.`);
-  return [...new Set(ranks)].sort((a, b) => a - b);
+  return [...new Set(rankListFlag(raw, 'host', 'ranks', 4096))].sort((a, b) => a - b);
 }
 
 /** The model of a resumed run: its folder (or null for the synthetic model), manifest and final-model writer. */

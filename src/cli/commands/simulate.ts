@@ -25,7 +25,7 @@ import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { ProgressBar } from '../ui/progress.js';
 import { LiveTable } from '../ui/liveTable.js';
 import { formatBytes, formatNumber, renderTable } from '../ui/table.js';
-import { formatSeconds, humanOut, listFlag, modelLayout } from './federationCommon.js';
+import { formatSeconds, humanOut, listFlag, modelLayout, rankListFlag } from './federationCommon.js';
 import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
 import { deltaText, DP_FLAGS, epsilonText, privacyBanner, privacyFlags } from '../privacyFlags.js';
 import { DEFAULT_DP_DELTA } from '../../federation/coordinator/privacyPlan.js';
@@ -155,11 +155,7 @@ function pct(x: number | null): string {
 
 /** `--client-ranks 4,8,16`: integers in 1..1024, in the order given (client i gets the i-th, cyclically). */
 export function parseClientRanks(raw: string): number[] {
-  const items = listFlag(raw);
-  const ranks = items.map(Number);
-  const bad = items.find((_, i) => !(Number.isInteger(ranks[i]) && ranks[i] >= 1 && ranks[i] <= 1024));
-  if (bad !== undefined || items.length === 0) throw usageError(`fedex simulate: --client-ranks must list integers in 1..1024 separated by commas (4,8,16), got '${bad ?? raw}'.`);
-  return ranks;
+  return rankListFlag(raw, 'simulate', 'client-ranks', 1024);
 }
 
 /** The client ranks, checked: each ≤ the global rank, federated methods that stay exact with them (fedex, flora), no robust rule or DP. */
