@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { writeSyntheticAdapters, writeSyntheticCheckpoint } from '../src/model/checkpoints/synthetic.js';
 import type { SyntheticModelSpec } from '../src/model/checkpoints/synthetic.js';
 import type { CaseArgs, CaseResult } from './aggregationCase.js';
+import { PYTHON, type BenchOptions } from './common.js';
 
 export interface BenchRow {
   suite: string;
@@ -48,8 +49,7 @@ interface TorchResult {
 
 /** The environment PyTorch imports in: the system's, else Debian's unpacked by bench/torch/fetch-debian.sh; null when neither. */
 function torchEnv(): NodeJS.ProcessEnv | null {
-  const python = '/usr/bin/python3';
-  if (spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0) return process.env;
+  if (spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0) return process.env;
   const root = join(here, 'results', 'cache', 'torch', 'root');
   if (!existsSync(root)) return null;
   const env = {
@@ -57,13 +57,13 @@ function torchEnv(): NodeJS.ProcessEnv | null {
     PYTHONPATH: `${root}/usr/lib/python3/dist-packages`,
     LD_LIBRARY_PATH: [`${root}/usr/lib/x86_64-linux-gnu/openblas-pthread`, `${root}/usr/lib/x86_64-linux-gnu`, `${root}/lib/x86_64-linux-gnu`, `${root}/usr/lib`, process.env.LD_LIBRARY_PATH ?? ''].filter((s) => s !== '').join(':'),
   };
-  return spawnSync(python, ['-c', 'import torch'], { env, encoding: 'utf8' }).status === 0 ? env : null;
+  return spawnSync(PYTHON, ['-c', 'import torch'], { env, encoding: 'utf8' }).status === 0 ? env : null;
 }
 
 function runTorch<T = TorchResult>(args: { out: number; in: number; k: number; r: number; reps: number; threads: number; strategies_only?: boolean }): T | string {
   const env = torchEnv();
   if (env === null) return 'PyTorch not installed (apt-get install python3-torch libopenblas0-pthread, or bench/setup.sh, or bench/torch/fetch-debian.sh)';
-  const r = spawnSync('/usr/bin/python3', [join(here, 'torch', 'aggregate.py'), JSON.stringify(args)], { encoding: 'utf8', env });
+  const r = spawnSync(PYTHON, [join(here, 'torch', 'aggregate.py'), JSON.stringify(args)], { encoding: 'utf8', env });
   if (r.status !== 0) return `PyTorch run failed: ${r.stderr.split('\n').slice(-3).join(' ')}`;
   return JSON.parse(r.stdout.trim()) as T;
 }
@@ -93,13 +93,9 @@ export function strategyRows(o: Pick<AggregationBenchOptions, 'smoke' | 'threads
   return rows;
 }
 
-export interface AggregationBenchOptions {
-  smoke: boolean;
-  threads: number;
+export interface AggregationBenchOptions extends BenchOptions {
   /** Layers of the Llama-7B-shaped set (32 for the full model). */
-  llamaLayers: number;
-  workDir: string;
-  log: (line: string) => void;
+  readonly llamaLayers: number;
 }
 
 /** Runs the aggregation suite; returns rows for the table. */

@@ -18,6 +18,7 @@ import { writeRandomGpt2Checkpoint } from '../src/model/checkpoints/tinyGpt2.js'
 import type { TinyGpt2Spec } from '../src/model/checkpoints/tinyGpt2.js';
 import { defaultModelDir } from '../src/trainer/defaultModel.js';
 import type { BenchRow } from './aggregation.js';
+import { PYTHON, type BenchOptions } from './common.js';
 import type { TrainerCaseArgs, TrainerCaseResult } from './trainerCase.js';
 
 /** A trainer row: step times in medianMs/minMs, and tokens/s (or, for the ratio row, ours / PyTorch). */
@@ -29,15 +30,7 @@ export interface TrainerRow extends BenchRow {
   readonly stepMs?: readonly number[];
 }
 
-export interface TrainerBenchOptions {
-  readonly smoke: boolean;
-  readonly threads: number;
-  readonly workDir: string;
-  readonly log: (line: string) => void;
-}
-
 const here = fileURLToPath(new URL('.', import.meta.url));
-const PYTHON = '/usr/bin/python3';
 const LR = 1e-4;
 
 interface TorchResult {
@@ -118,6 +111,18 @@ function tokensPerSecond(tokens: number, medianMs: number, minMs: number): { med
   return { median: (tokens * 1000) / medianMs, best: (tokens * 1000) / minMs };
 }
 
+/** A case of ours as every trainer case trains: LoRA r 8, alpha 16, learning rate LR, the suite's threads. */
+function caseArgs(o: BenchOptions, c: Omit<TrainerCaseArgs, 'rank' | 'alpha' | 'threads' | 'lr'>): TrainerCaseArgs {
+  return { ...c, rank: 8, alpha: 16, threads: o.threads, lr: LR };
+}
+
+/** The timing fields of a row of ours: median and best step, peak RSS, tokens/s, and every step rounded by `round`. */
+function timedRow(r: TrainerCaseResult, round: (ms: number) => number = Math.round): Required<Pick<TrainerRow, 'medianMs' | 'minMs' | 'peakRssMiB' | 'tokensPerSecond' | 'stepMs'>> {
+  const medianMs = median(r.stepMs);
+  const minMs = Math.min(...r.stepMs);
+  return { medianMs, minMs, peakRssMiB: r.peakRssMiB, tokensPerSecond: tokensPerSecond(r.tokensPerStep, medianMs, minMs), stepMs: r.stepMs.map(round) };
+}
+
 /** `transformer.h.N.attn.c_attn` … → `attn.c_attn, attn.c_proj, mlp.c_proj × 12`. */
 function describeModules(paths: readonly string[]): string {
   const kinds = [...new Set(paths.map((p) => p.replace(/^transformer\.h\.\d+\./, '')))];
@@ -126,7 +131,7 @@ function describeModules(paths: readonly string[]): string {
 }
 
 /** Runs the trainer suite; returns rows for the table. */
-export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]> {
+export async function trainerBench(o: BenchOptions): Promise<TrainerRow[]> {
   const rows: TrainerRow[] = [];
   const spec: TinyGpt2Spec = o.smoke
     ? { vocabSize: 512, nEmbd: 64, nLayer: 2, nHead: 4, nPositions: 64, seed: 7, dropout: 0 }
@@ -145,33 +150,15 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
   const label = o.smoke
     ? `GPT-2 ${spec.nLayer}×${spec.nEmbd} LoRA step (smoke), T=${seqLen}, batch ${batchSize}`
     : `GPT-2-small LoRA step, T=${seqLen}, batch ${batchSize}`;
-  const args: TrainerCaseArgs = {
-    modelDir: dir,
-    data,
-    seqLen,
-    batchSize,
-    rank: 8,
-    alpha: 16,
-    targetModules: ['c_attn', 'c_proj'],
-    warmup,
-    steps,
-    threads: o.threads,
-    lr: LR,
-  };
+  const args = caseArgs(o, { modelDir: dir, data, seqLen, batchSize, targetModules: ['c_attn', 'c_proj'], warmup, steps });
   o.log(`trainer: ${label}, ours (${warmup} warm-up + ${steps} timed steps)`);
   const ours = runOurs(args);
-  const oursMedian = median(ours.stepMs);
-  const oursMin = Math.min(...ours.stepMs);
-  const oursTps = tokensPerSecond(ours.tokensPerStep, oursMedian, oursMin);
+  const oursTimed = timedRow(ours);
   rows.push({
     suite: 'trainer',
     case: label,
     impl: 'fedex trainer (createTrainer, onnxruntime)',
-    medianMs: oursMedian,
-    minMs: oursMin,
-    peakRssMiB: ours.peakRssMiB,
-    tokensPerSecond: oursTps,
-    stepMs: ours.stepMs.map(Math.round),
+    ...oursTimed,
     note: `${describeModules(ours.modules)}; step-1 loss ${ours.firstLoss.toPrecision(8)}; setup ${ours.setupSeconds.toFixed(1)} s; ${warmupNote(ours.warmupMs)}`,
   });
 
@@ -203,7 +190,7 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
       medianMs: NaN,
       minMs: NaN,
       peakRssMiB: null,
-      ratio: { median: oursTps.median / torchTps.median, best: oursTps.best / torchTps.best },
+      ratio: { median: oursTimed.tokensPerSecond.median / torchTps.median, best: oursTimed.tokensPerSecond.best / torchTps.best },
       note: 'target ≥ 1.0×',
     });
   }
@@ -216,17 +203,11 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
   await tokenRows(tinyData, 8, tinyT, tinyConfig.vocab_size, 12);
   o.log('trainer: tiny default model (models/tiny-gpt2), ours');
   const t = runOurs({ ...args, modelDir: tiny, data: tinyData, seqLen: tinyT, batchSize: 8, targetModules: ['c_attn'], warmup: o.smoke ? 1 : 3, steps: o.smoke ? 3 : 20 });
-  const tMedian = median(t.stepMs);
-  const tMin = Math.min(...t.stepMs);
   rows.push({
     suite: 'trainer',
     case: `tiny default model (models/tiny-gpt2), T=${tinyT}, batch 8, r=8 on c_attn`,
     impl: 'fedex trainer (createTrainer, onnxruntime)',
-    medianMs: tMedian,
-    minMs: tMin,
-    peakRssMiB: t.peakRssMiB,
-    tokensPerSecond: tokensPerSecond(t.tokensPerStep, tMedian, tMin),
-    stepMs: t.stepMs.map((x) => Math.round(x * 10) / 10),
+    ...timedRow(t, (x) => Math.round(x * 10) / 10),
     note: `${describeModules(t.modules)}; setup ${t.setupSeconds.toFixed(1)} s; ${warmupNote(t.warmupMs)}`,
   });
   await rm(data, { force: true });
@@ -242,7 +223,7 @@ export async function trainerBench(o: TrainerBenchOptions): Promise<TrainerRow[]
  * are), LoRA r 8 on q_proj and v_proj, AdamW. bf16 is fed as stored; fp32 widens on the host, fp16
  * rounds, int4 block-quantises when the trainer loads the weights.
  */
-export async function precisionBench(o: TrainerBenchOptions): Promise<TrainerRow[]> {
+export async function precisionBench(o: BenchOptions): Promise<TrainerRow[]> {
   const spec = o.smoke
     ? { family: 'llama', layers: 2, hidden: 64, heads: 4, kvHeads: 2, intermediate: 128, vocab: 512, positions: 64, dtype: 'BF16', seed: 5 } as const
     : { family: 'llama', layers: 6, hidden: 768, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000, positions: 256, dtype: 'BF16', seed: 5 } as const;
@@ -262,31 +243,12 @@ export async function precisionBench(o: TrainerBenchOptions): Promise<TrainerRow
   const rows: TrainerRow[] = [];
   for (const basePrecision of BASE_PRECISIONS) {
     o.log(`trainer: ${label}, frozen base in ${basePrecision}`);
-    const r = runOurs({
-      modelDir: dir,
-      data,
-      seqLen,
-      batchSize,
-      rank: 8,
-      alpha: 16,
-      targetModules: ['q_proj', 'v_proj'],
-      warmup: 1,
-      steps: o.smoke ? 2 : 4,
-      threads: o.threads,
-      lr: LR,
-      basePrecision,
-    });
-    const med = median(r.stepMs);
-    const min = Math.min(...r.stepMs);
+    const r = runOurs(caseArgs(o, { modelDir: dir, data, seqLen, batchSize, targetModules: ['q_proj', 'v_proj'], warmup: 1, steps: o.smoke ? 2 : 4, basePrecision }));
     rows.push({
       suite: 'trainer',
       case: label,
       impl: `fedex trainer, frozen base ${basePrecision}`,
-      medianMs: med,
-      minMs: min,
-      peakRssMiB: r.peakRssMiB,
-      tokensPerSecond: tokensPerSecond(r.tokensPerStep, med, min),
-      stepMs: r.stepMs.map(Math.round),
+      ...timedRow(r),
       note: `step-1 loss ${r.firstLoss.toPrecision(6)}${r.relativeRounding === null ? '' : `; weight rounding ${r.relativeRounding.toExponential(1)}`}; setup ${r.setupSeconds.toFixed(1)} s; ${warmupNote(r.warmupMs)}`,
     });
   }

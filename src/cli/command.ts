@@ -1,5 +1,8 @@
-import { booleanFlag, parseFlags, renderHelp, type FlagSpecs, type ParsedArgs } from './args.js';
+import { booleanFlag, parseFlags, renderHelp, type FlagSpec, type FlagSpecs, type ParsedArgs } from './args.js';
 import { usageError } from './errors.js';
+
+/** `-h, --help`, which every subcommand answers: added after the flags of its spec. */
+const HELP_FLAG: FlagSpec = { type: 'boolean', short: 'h', help: 'show this help' };
 
 /** The shape of one `fedex` subcommand. */
 export interface CliCommand {
@@ -28,6 +31,7 @@ export interface CommandSpec {
   /** The usage line(s) and the paragraph `fedex <name> --help` shows above the flags. */
   readonly usage: string;
   readonly help: string;
+  /** Its own flags; `-h, --help` is added to them. */
   readonly flags: FlagSpecs;
   /**
    * Positional arguments accepted (default 0): more are a usage error naming the first extra one,
@@ -42,10 +46,11 @@ export interface CommandSpec {
 
 /**
  * A `CliCommand` from its spec: the preamble every subcommand shares — parse with its own flag
- * table, answer `--help`, refuse extra positional arguments — written once.
+ * table and `--help`, answer `--help`, refuse extra positional arguments — written once.
  */
 export function defineCommand(spec: CommandSpec): CliCommand {
-  const parse = (argv: readonly string[]): ParsedArgs => parseFlags(spec.name, spec.preprocess?.(argv) ?? argv, spec.flags);
+  const flags: FlagSpecs = { ...spec.flags, help: HELP_FLAG };
+  const parse = (argv: readonly string[]): ParsedArgs => parseFlags(spec.name, spec.preprocess?.(argv) ?? argv, flags);
   return {
     name: spec.name,
     summary: spec.summary,
@@ -53,7 +58,7 @@ export function defineCommand(spec: CommandSpec): CliCommand {
     async run(argv, io) {
       const args = parse(argv);
       if (booleanFlag(args, 'help')) {
-        io.stdout.write(`${renderHelp(spec.usage, spec.help, spec.flags)}\n`);
+        io.stdout.write(`${renderHelp(spec.usage, spec.help, flags)}\n`);
         return 0;
       }
       const max = spec.positionals?.max ?? 0;

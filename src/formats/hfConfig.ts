@@ -70,6 +70,65 @@ export interface HfModelConfig {
 
 type Raw = Readonly<Record<string, unknown>>;
 
+/**
+ * Where a family's config.json keeps each number: the keys tried in order, the first present wins.
+ * A number none of them holds is an error, except numKvHeads (= numHeads) and headDim (= hiddenSize /
+ * numHeads), which a family without keys for them always derives, and GPT-2's intermediate size.
+ */
+interface FamilyKeys {
+  readonly hiddenSize: readonly string[];
+  readonly numLayers: readonly string[];
+  readonly numHeads: readonly string[];
+  readonly numKvHeads: readonly string[];
+  readonly headDim: readonly string[];
+  readonly intermediateSize: readonly string[];
+  readonly vocabSize: readonly string[];
+  readonly maxPositions: readonly string[];
+  readonly normEps: { readonly name: string; readonly fallback: number };
+  readonly activation: { readonly names: readonly string[]; readonly fallback: string };
+}
+
+/** Where transformers' configs keep the sizes, as the Llama and BERT families name them. */
+const GENERIC_SIZE_KEYS = {
+  hiddenSize: ['hidden_size'],
+  numLayers: ['num_hidden_layers'],
+  numHeads: ['num_attention_heads'],
+  intermediateSize: ['intermediate_size'],
+  vocabSize: ['vocab_size'],
+  maxPositions: ['max_position_embeddings'],
+} as const;
+
+const FAMILY_KEYS: Readonly<Record<ModelFamily, FamilyKeys>> = {
+  // GPT-2's own names first, then the generic ones GPT2Config maps them to.
+  gpt2: {
+    hiddenSize: ['n_embd', 'hidden_size'],
+    numLayers: ['n_layer', 'num_hidden_layers'],
+    numHeads: ['n_head', 'num_attention_heads'],
+    numKvHeads: [],
+    headDim: [],
+    intermediateSize: ['n_inner'],
+    vocabSize: ['vocab_size'],
+    maxPositions: ['n_positions', 'n_ctx'],
+    normEps: { name: 'layer_norm_epsilon', fallback: 1e-5 },
+    activation: { names: ['activation_function'], fallback: 'gelu_new' },
+  },
+  llama: {
+    ...GENERIC_SIZE_KEYS,
+    numKvHeads: ['num_key_value_heads'],
+    headDim: ['head_dim'],
+    normEps: { name: 'rms_norm_eps', fallback: 1e-6 },
+    // Gemma's configs name the activation `hidden_activation`.
+    activation: { names: ['hidden_activation', 'hidden_act'], fallback: 'silu' },
+  },
+  bert: {
+    ...GENERIC_SIZE_KEYS,
+    numKvHeads: [],
+    headDim: [],
+    normEps: { name: 'layer_norm_eps', fallback: 1e-12 },
+    activation: { names: ['hidden_act'], fallback: 'gelu' },
+  },
+};
+
 function field(raw: Raw, source: string, names: readonly string[], fallback?: number): number {
   for (const name of names) {
     const v = raw[name];
@@ -92,9 +151,9 @@ function real(raw: Raw, source: string, name: string, fallback: number): number 
   return v;
 }
 
-function text(raw: Raw, name: string, fallback: string): string {
-  const v = raw[name];
-  return typeof v === 'string' ? v : fallback;
+/** The first of `names` that holds a string, else `fallback`. */
+function text(raw: Raw, names: readonly string[], fallback: string): string {
+  return names.map((name) => raw[name]).find((v): v is string => typeof v === 'string') ?? fallback;
 }
 
 function flag(raw: Raw, name: string, fallback: boolean): boolean {
@@ -134,62 +193,27 @@ export function parseHfConfig(json: unknown, source: string): HfModelConfig {
   const torchDtype = typeof raw.torch_dtype === 'string' ? raw.torch_dtype : typeof raw.dtype === 'string' ? raw.dtype : undefined;
   const common = { source, modelType, family, architectures, raw, numLabels: numLabels(raw), torchDtype };
 
-  let config: HfModelConfig;
-  if (family === 'gpt2') {
-    const hiddenSize = field(raw, source, ['n_embd', 'hidden_size']);
-    const numHeads = field(raw, source, ['n_head', 'num_attention_heads']);
-    config = {
-      ...common,
-      hiddenSize,
-      numLayers: field(raw, source, ['n_layer', 'num_hidden_layers']),
-      numHeads,
-      numKvHeads: numHeads,
-      headDim: hiddenSize / numHeads,
-      intermediateSize: field(raw, source, ['n_inner'], 4 * hiddenSize),
-      vocabSize: field(raw, source, ['vocab_size']),
-      maxPositions: field(raw, source, ['n_positions', 'n_ctx']),
-      normEps: real(raw, source, 'layer_norm_epsilon', 1e-5),
-      activation: text(raw, 'activation_function', 'gelu_new'),
-      tieWordEmbeddings: flag(raw, 'tie_word_embeddings', true),
-    };
-  } else if (family === 'llama') {
-    const hiddenSize = field(raw, source, ['hidden_size']);
-    const numHeads = field(raw, source, ['num_attention_heads']);
-    config = {
-      ...common,
-      hiddenSize,
-      numLayers: field(raw, source, ['num_hidden_layers']),
-      numHeads,
-      numKvHeads: field(raw, source, ['num_key_value_heads'], numHeads),
-      headDim: field(raw, source, ['head_dim'], hiddenSize / numHeads),
-      intermediateSize: field(raw, source, ['intermediate_size']),
-      vocabSize: field(raw, source, ['vocab_size']),
-      maxPositions: field(raw, source, ['max_position_embeddings']),
-      normEps: real(raw, source, 'rms_norm_eps', 1e-6),
-      // Gemma's configs name the activation `hidden_activation` and tie by default.
-      activation: text(raw, 'hidden_activation', text(raw, 'hidden_act', 'silu')),
-      tieWordEmbeddings: flag(raw, 'tie_word_embeddings', modelType.startsWith('gemma')),
-      ropeTheta: ropeTheta(raw),
-    };
-  } else {
-    const hiddenSize = field(raw, source, ['hidden_size']);
-    const numHeads = field(raw, source, ['num_attention_heads']);
-    config = {
-      ...common,
-      hiddenSize,
-      numLayers: field(raw, source, ['num_hidden_layers']),
-      numHeads,
-      numKvHeads: numHeads,
-      headDim: hiddenSize / numHeads,
-      intermediateSize: field(raw, source, ['intermediate_size']),
-      vocabSize: field(raw, source, ['vocab_size']),
-      maxPositions: field(raw, source, ['max_position_embeddings']),
-      normEps: real(raw, source, 'layer_norm_eps', 1e-12),
-      activation: text(raw, 'hidden_act', 'gelu'),
-      tieWordEmbeddings: flag(raw, 'tie_word_embeddings', true),
-      typeVocabSize: field(raw, source, ['type_vocab_size'], 2),
-    };
-  }
+  const keys = FAMILY_KEYS[family];
+  const hiddenSize = field(raw, source, keys.hiddenSize);
+  const numHeads = field(raw, source, keys.numHeads);
+  const config: HfModelConfig = {
+    ...common,
+    hiddenSize,
+    numLayers: field(raw, source, keys.numLayers),
+    numHeads,
+    numKvHeads: field(raw, source, keys.numKvHeads, numHeads),
+    headDim: field(raw, source, keys.headDim, hiddenSize / numHeads),
+    // GPT-2's n_inner is null unless set: 4 × the hidden size.
+    intermediateSize: field(raw, source, keys.intermediateSize, family === 'gpt2' ? 4 * hiddenSize : undefined),
+    vocabSize: field(raw, source, keys.vocabSize),
+    maxPositions: field(raw, source, keys.maxPositions),
+    normEps: real(raw, source, keys.normEps.name, keys.normEps.fallback),
+    activation: text(raw, keys.activation.names, keys.activation.fallback),
+    // Of the Llama family only Gemma ties by default.
+    tieWordEmbeddings: flag(raw, 'tie_word_embeddings', family !== 'llama' || modelType.startsWith('gemma')),
+    ...(family === 'llama' ? { ropeTheta: ropeTheta(raw) } : {}),
+    ...(family === 'bert' ? { typeVocabSize: field(raw, source, ['type_vocab_size'], 2) } : {}),
+  };
   if (!Number.isInteger(config.headDim)) {
     throw new FormatError('CONFIG_INVALID_FIELD', `hidden size ${config.hiddenSize} is not divisible by ${config.numHeads} heads`, { file: source });
   }

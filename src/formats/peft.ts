@@ -53,20 +53,32 @@ export async function readPeftAdapter(dir: string, options: { allowNonFinite?: b
   }
 }
 
-/** A module to write. `alpha` defaults to the config's loraAlpha. */
-export interface LoraModuleInput {
+/**
+ * An adapter to write, its modules and extra tensors described by their values (`PeftAdapterInput`)
+ * or, to be written later, by their shapes (`PeftAdapterPlan`).
+ */
+interface AdapterToWrite<Module, Extra> {
+  /** Config fields; r and target_modules are derived from the modules when absent. */
+  readonly config: Partial<LoraConfig> & { readonly loraAlpha: number };
+  readonly modules: readonly Module[];
+  /** Extra tensors by path without `base_model.model.`. */
+  readonly extraTensors?: ReadonlyMap<string, Extra>;
+}
+
+/** A module of an adapter to write. `alpha` defaults to the config's loraAlpha. */
+interface ModuleToWrite {
   readonly modulePath: string;
-  readonly A: Matrix;
-  readonly B: Matrix;
   readonly alpha?: number;
 }
 
-/** What to write: config fields (r and target_modules are derived from the modules when absent). */
-export interface PeftAdapterInput {
-  readonly config: Partial<LoraConfig> & { readonly loraAlpha: number };
-  readonly modules: readonly LoraModuleInput[];
-  readonly extraTensors?: ReadonlyMap<string, Tensor>;
+/** A module to write, with its factors. */
+export interface LoraModuleInput extends ModuleToWrite {
+  readonly A: Matrix;
+  readonly B: Matrix;
 }
+
+/** What to write, values and all ({@link writePeftAdapter}). */
+export type PeftAdapterInput = AdapterToWrite<LoraModuleInput, Tensor>;
 
 /** The most frequent value (the first seen among ties): an adapter's `r` when modules differ in rank. */
 export function mostCommon(values: readonly number[]): number {
@@ -91,22 +103,15 @@ function uniquePatternKey(path: string, all: readonly string[]): string {
   return path;
 }
 
-/** A module of an adapter to be written: its shape and alpha, values later. */
-export interface LoraModulePlan {
-  readonly modulePath: string;
+/** A module of an adapter to be written: its shape, values later. */
+export interface LoraModulePlan extends ModuleToWrite {
   readonly rank: number;
   readonly inFeatures: number;
   readonly outFeatures: number;
-  readonly alpha?: number;
 }
 
-/** An adapter to be written module by module (see {@link createPeftAdapterWriter}). */
-export interface PeftAdapterPlan {
-  readonly config: Partial<LoraConfig> & { readonly loraAlpha: number };
-  readonly modules: readonly LoraModulePlan[];
-  /** Shapes of the extra tensors by path without `base_model.model.`. */
-  readonly extraTensors?: ReadonlyMap<string, { readonly shape: readonly number[] }>;
-}
+/** An adapter to be written module by module, extra tensors by their shapes (see {@link createPeftAdapterWriter}). */
+export type PeftAdapterPlan = AdapterToWrite<LoraModulePlan, { readonly shape: readonly number[] }>;
 
 /**
  * The adapter_config.json a plan would write, checked as the writer checks it (every module matched

@@ -8,6 +8,9 @@ import type { Rng } from '../../src/core/random.js';
 import type { AggregationRule } from '../../src/core/robust.js';
 import type { DenseChange, ModuleBaseChange } from '../../src/core/baseChange.js';
 import type { FactoredUpdate } from '../../src/core/residual.js';
+import { maxAbs } from '../helpers/norms.js';
+
+export { frobenius, frobeniusDiff, maxAbs, maxAbsDiff } from '../helpers/norms.js';
 
 /** A module spec with defaults for tests. */
 export function spec(name: string, out: number, inF: number, rank: number, layout: Layout, alpha = 16, useRslora = false): LoraModuleSpec {
@@ -69,31 +72,6 @@ export function refIdealWeight(w0: Matrix, clients: readonly LoraFactors[], weig
 export function refEffectiveWeight(w0New: Matrix, global: LoraFactors, scale: number, layout: Layout): Float64Array {
   const d = refDelta(global, layout);
   return Float64Array.from(w0New.data, (v, x) => v + scale * d[x]);
-}
-
-export function maxAbs(data: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < data.length; i++) m = Math.max(m, Math.abs(data[i]));
-  return m;
-}
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`maxAbsDiff: lengths ${a.length} and ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-export function frobenius(data: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < data.length; i++) s += data[i] * data[i];
-  return Math.sqrt(s);
-}
-
-export function frobeniusDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) * (a[i] - b[i]);
-  return Math.sqrt(s);
 }
 
 /** Numerical rank by Gaussian elimination with full pivoting; pivots ≤ tol·max|m| count as zero. */

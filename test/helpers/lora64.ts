@@ -5,6 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSafetensors } from '../../src/formats/safetensors.js';
+import { frobenius, maxAbs, maxAbsDiff } from './norms.js';
+
+export { frobenius, maxAbs, maxAbsDiff } from './norms.js';
 
 /** A dense row-major float64 matrix. */
 export interface Mat64 {
@@ -94,25 +97,6 @@ export function combine64(terms: readonly { c: number; m: Mat64 }[]): Mat64 {
     for (let x = 0; x < out.length; x++) out[x] += c * m.data[x];
   }
   return { rows, cols, data: out };
-}
-
-export function maxAbs(data: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < data.length; i++) m = Math.max(m, Math.abs(data[i]));
-  return m;
-}
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`reference maxAbsDiff: lengths ${a.length} and ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-export function frobenius(data: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < data.length; i++) s += data[i] * data[i];
-  return Math.sqrt(s);
 }
 
 /** Normalised weights (uniform when absent). */

@@ -4,14 +4,16 @@ import type { AggregateReport } from '../../federation/offline/aggregateFolders.
 import { STRATEGY_NAMES } from '../../core/strategies/types.js';
 import { classifyModule } from '../../core/moduleNames.js';
 import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
-import { DEVICES } from '../../runtime/session.js';
 import { defineCommand, type CliCommand, type CliIO } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, numberListFlag, stringFlag } from '../args.js';
+import { choiceFlag, numberListFlag, stringFlag } from '../args.js';
 import type { FlagSpecs } from '../args.js';
 import { usageError } from '../errors.js';
 import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
+import { printReport, weightWrite, weightWriteFlags, type CheckRowsFlag } from '../weightWriteFlags.js';
 import { ProgressBar } from '../ui/progress.js';
 import { formatNumber, renderTable } from '../ui/table.js';
+
+const CHECK_ROWS: CheckRowsFlag = { fallback: 64, help: 'rows per module checked against float64 (0 = all)' };
 
 const FLAGS: FlagSpecs = {
   method: { type: 'string', value: 'fedex|fedit|ffa|flora', help: 'aggregation rule (flora folds the whole mean update into the base; its adapter/ is a fresh start, A seeded, B = 0)', default: 'fedex' },
@@ -20,13 +22,7 @@ const FLAGS: FlagSpecs = {
   weights: { type: 'string', value: 'w1,w2,…', help: 'client weights (normalised); uniform when absent' },
   ...AGGREGATION_FLAGS,
   out: { type: 'string', value: 'dir', help: "output folder: adapter/, model.safetensors or the base's shards + index and its config/tokenizer files (fedex), report.json" },
-  dtype: { type: 'string', value: 'same|float32', help: 'dtype of the written base weights', default: 'same' },
-  'check-rows': { type: 'string', value: 'n', help: 'rows per module checked against float64 (0 = all)', default: '64' },
-  device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for the fused update', default: 'cpu' },
-  threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
-  force: { type: 'boolean', help: 'replace an existing output folder' },
-  json: { type: 'boolean', help: 'print the report as JSON instead of the summary table' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
+  ...weightWriteFlags(CHECK_ROWS, 'the fused update'),
 };
 
 const USAGE = 'fedex aggregate --method fedex|fedit|ffa|flora --base <model dir or .safetensors> --adapters <dir> <dir> … [--weights 3,1,2] --out <dir>';
@@ -89,9 +85,8 @@ export const aggregateCommand: CliCommand = defineCommand({
     }
     const weights = numberListFlag(args, 'weights', 'aggregate');
     const aggregation = aggregationFlags(args, 'aggregate', { ...(weights !== undefined ? { weightedBy: '--weights' } : {}), clients: adapters.length });
-    const device = choiceFlag(args, 'device', 'aggregate', DEVICES, 'cpu');
-    const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', 'aggregate', 0, { min: 1, max: 256, integer: true });
-    const updater = createStoredUpdateKernel({ device, ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
+    const write = weightWrite(args, 'aggregate', CHECK_ROWS);
+    const updater = createStoredUpdateKernel(write.kernel);
     let bar: ProgressBar | null = null;
     try {
       const report = await aggregateFolders({
@@ -101,9 +96,9 @@ export const aggregateCommand: CliCommand = defineCommand({
         weights,
         ...(aggregation !== undefined ? { aggregation } : {}),
         out: stringFlag(args, 'out', 'aggregate'),
-        dtype: choiceFlag(args, 'dtype', 'aggregate', ['same', 'float32'] as const, 'same'),
-        force: booleanFlag(args, 'force'),
-        checkRows: numberFlag(args, 'check-rows', 'aggregate', 64, { min: 0, integer: true }),
+        dtype: write.dtype,
+        force: write.force,
+        checkRows: write.checkRows,
         updater,
         onModule: (_done, total, module) => {
           bar ??= new ProgressBar('aggregating', total, io.stderr);
@@ -112,8 +107,7 @@ export const aggregateCommand: CliCommand = defineCommand({
         onWarning: (message) => io.stderr.write(`fedex aggregate: warning: ${message}\n`),
       });
       (bar as ProgressBar | null)?.done();
-      if (booleanFlag(args, 'json')) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else printSummary(report, io);
+      printReport(args, io, report, printSummary);
       return report.exactMethod && !report.summary.allWithinTolerance ? 1 : 0;
     } finally {
       await updater.dispose();

@@ -16,7 +16,6 @@ const FLAGS: FlagSpecs = {
   clients: { type: 'string', value: 'file.json', help: 'the client registry (made by the first add)' },
   'client-id': { type: 'string', value: 'id', help: "add: enroll under this id instead of the .pub file's" },
   json: { type: 'boolean', help: 'list: print the registry as JSON' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
 const USAGE = [

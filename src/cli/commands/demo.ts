@@ -20,7 +20,6 @@ const FLAGS: FlagSpecs = {
   clients: { type: 'string', value: 'k', help: 'number of client adapters', default: '3' },
   rank: { type: 'string', value: 'r', help: 'LoRA rank', default: '8' },
   seed: { type: 'string', value: 's', help: 'random seed', default: '1' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
 const MODELS: readonly { label: string; spec: SyntheticModelSpec; targets: string[] }[] = [

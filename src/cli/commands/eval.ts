@@ -33,7 +33,6 @@ const FLAGS: FlagSpecs = {
   threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
   'base-precision': { type: 'string', value: BASE_PRECISIONS.join('|'), help: 'precision the frozen base weights are held in (as fedex train; docs/devices.md)', default: 'fp32' },
   json: { type: 'boolean', help: 'print the result as JSON' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
 const USAGE = 'fedex eval [--model <dir>] [--adapter <dir>] --data <jsonl|task:NAME> [--json]';

@@ -3,13 +3,15 @@ import { exportFederation, type ExportKind, type ExportReport } from '../../fede
 import { STRATEGY_NAMES } from '../../core/strategies/types.js';
 import { createOrtGemmBackend } from '../../runtime/kernels/gemm64.js';
 import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
-import { DEVICES } from '../../runtime/session.js';
 import { defineCommand, type CliCommand, type CliIO } from '../command.js';
-import { booleanFlag, choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js';
+import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js';
 import type { FlagSpecs } from '../args.js';
 import { usageError } from '../errors.js';
+import { printReport, weightWrite, weightWriteFlags, type CheckRowsFlag } from '../weightWriteFlags.js';
 import { ProgressBar } from '../ui/progress.js';
 import { formatNumber, renderTable } from '../ui/table.js';
+
+const CHECK_ROWS: CheckRowsFlag = { fallback: 8, help: 'rows per module checked against the exact update in float64' };
 
 const FLAGS: FlagSpecs = {
   out: { type: 'string', value: 'dir', help: 'output folder: adapter/ (PEFT), model/ (merged HF folder), export-report.json' },
@@ -18,13 +20,7 @@ const FLAGS: FlagSpecs = {
   'max-rank': { type: 'string', value: 'k', help: 'keep at most k directions per module in the adapter (default: the exact rank)' },
   'max-error': { type: 'string', value: 'x', help: "lower a module's adapter rank while ‖ΔW − B·A‖_F ≤ x·‖ΔW‖_F (default 0: exact)" },
   base: { type: 'string', value: 'dir', help: 'the original base model folder (default: the one the run recorded)' },
-  dtype: { type: 'string', value: 'same|float32', help: "dtype of the merged model's adapted weights", default: 'same' },
-  'check-rows': { type: 'string', value: 'n', help: 'rows per module checked against the exact update in float64', default: '8' },
-  device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for the merged weights (the re-factoring runs in float64 on the CPU)', default: 'cpu' },
-  threads: { type: 'string', value: 'n', help: 'onnxruntime intra-op threads (default: all cores)' },
-  force: { type: 'boolean', help: 'replace an existing output folder' },
-  json: { type: 'boolean', help: 'print the report as JSON instead of the summary table' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
+  ...weightWriteFlags(CHECK_ROWS, 'the merged weights (the re-factoring runs in float64 on the CPU)'),
 };
 
 const USAGE = 'fedex export <run dir | simulate out dir | aggregate out dir> --out <dir> [--as adapter|merged|both] [--max-rank k] [--max-error x]';
@@ -77,11 +73,10 @@ export const exportCommand: CliCommand = defineCommand({
     const method = methodRaw === undefined ? undefined : choiceFlag(args, 'method', 'export', STRATEGY_NAMES, 'fedex');
     const maxRank = args.values['max-rank'] === undefined ? undefined : numberFlag(args, 'max-rank', 'export', 0, { min: 1, integer: true });
     const maxError = args.values['max-error'] === undefined ? undefined : numberFlag(args, 'max-error', 'export', 0, { min: 0, max: 0.999999 });
-    const device = choiceFlag(args, 'device', 'export', DEVICES, 'cpu');
-    const threads = args.values.threads === undefined ? undefined : numberFlag(args, 'threads', 'export', 0, { min: 1, max: 256, integer: true });
-    const updater = as === 'adapter' ? undefined : createStoredUpdateKernel({ device, ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
+    const write = weightWrite(args, 'export', CHECK_ROWS);
+    const updater = as === 'adapter' ? undefined : createStoredUpdateKernel(write.kernel);
     // The re-factoring's float64 products run on onnxruntime's CPU DGEMM (WebGPU has no float64).
-    const gemm = createOrtGemmBackend(threads !== undefined ? { intraOpThreads: threads } : {});
+    const gemm = createOrtGemmBackend({ intraOpThreads: write.kernel.intraOpThreads });
     let bar: ProgressBar | null = null;
     try {
       const base = optionalString(args, 'base');
@@ -93,9 +88,9 @@ export const exportCommand: CliCommand = defineCommand({
         ...(maxRank !== undefined ? { maxRank } : {}),
         ...(maxError !== undefined ? { maxRelativeError: maxError } : {}),
         ...(base !== undefined ? { base } : {}),
-        dtype: choiceFlag(args, 'dtype', 'export', ['same', 'float32'] as const, 'same'),
-        force: booleanFlag(args, 'force'),
-        checkRows: numberFlag(args, 'check-rows', 'export', 8, { min: 0, integer: true }),
+        dtype: write.dtype,
+        force: write.force,
+        checkRows: write.checkRows,
         ...(updater !== undefined ? { updater } : {}),
         gemm,
         onModule: (_done, total, module) => {
@@ -105,8 +100,7 @@ export const exportCommand: CliCommand = defineCommand({
         onWarning: (message) => io.stderr.write(`fedex export: ${message}\n`),
       });
       (bar as ProgressBar | null)?.done();
-      if (booleanFlag(args, 'json')) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else printSummary(report, io);
+      printReport(args, io, report, printSummary);
       return 0;
     } finally {
       await updater?.dispose();

@@ -12,6 +12,7 @@ import { modelBaseSource, modelManifest, type ModelManifest } from '../../federa
 import type { AdapterLayout } from '../../federation/protocol/adapterTensors.js';
 import { modelFolderWriter } from '../../federation/shared/modelFolder.js';
 import { createSyntheticBase, SYNTHETIC_TARGET_MODULES, syntheticLayout } from '../../federation/client/syntheticTrainer.js';
+import type { FlagSpecs } from '../args.js';
 import type { CliIO } from '../command.js';
 import { usageError } from '../errors.js';
 import { resolveModelDir } from '../modelArg.js';
@@ -55,6 +56,11 @@ export function rankListFlag(raw: string, command: string, flag: string, max: nu
   if (bad !== undefined || items.length === 0) throw usageError(`fedex ${command}: --${flag} must list integers in 1..${max} separated by commas (4,8,16), got '${bad ?? raw}'.`);
   return ranks;
 }
+
+/** `--events file|-`: the JSONL event stream (federation/events/eventSink.ts's `eventsFlagSink`). */
+export const EVENTS_FLAG: FlagSpecs = {
+  events: { type: 'string', value: 'file|-', help: "JSONL event stream to a file, or '-' for stdout (human output to stderr)" },
+};
 
 /** Where human-readable output goes: stderr when the event stream takes stdout (`--events -`). */
 export function humanOut(io: CliIO, eventsTarget: string | undefined): CliIO['stdout'] {

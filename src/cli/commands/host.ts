@@ -38,7 +38,7 @@ import { CLIENT_CA_FLAG, readClientCa } from '../mutualTls.js';
 import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { readRoundCommands, readyText } from '../ui/roundPrompt.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
-import { federationModel, humanOut, listFlag, rankListFlag, type FederationModel } from './federationCommon.js';
+import { EVENTS_FLAG, federationModel, humanOut, listFlag, rankListFlag, type FederationModel } from './federationCommon.js';
 
 const FLAGS: FlagSpecs = {
   port: { type: 'string', value: 'n', help: 'TCP port (0 = any free port)', default: '7777' },
@@ -78,8 +78,7 @@ const FLAGS: FlagSpecs = {
   resume: { type: 'string', value: 'dir', help: 'continue the federation persisted in this run directory' },
   'save-adapters': { type: 'boolean', help: "keep every round's accepted client adapters and global adapter (PEFT folders) and the base after it under <run>/adapters/, to check exactness offline (fedex aggregate)" },
   'manual-rounds': { type: 'boolean', help: 'each round waits for the operator: Enter (or a line "start") on standard input runs the next one (not persisted: choose again with --resume)' },
-  events: { type: 'string', value: 'file|-', help: "JSONL event stream to a file, or '-' for stdout (human output to stderr)" },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
+  ...EVENTS_FLAG,
 };
 
 const USAGE = 'fedex host [--port 7777] [--method fedex] [--rounds 5] [--min-clients 2] [--model dir] [--out runs/host] [--resume dir] [--manual-rounds] [--no-model-transfer]';

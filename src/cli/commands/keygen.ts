@@ -13,7 +13,6 @@ const FLAGS: FlagSpecs = {
   'client-id': { type: 'string', value: 'id', help: 'the id this client joins under (1–64 of A–Z a–z 0–9 _ -)' },
   out: { type: 'string', value: 'file.key', help: 'the private key file to write (default <client-id>.key); the public key goes beside it as .pub' },
   force: { type: 'boolean', help: 'replace existing key files' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
 const USAGE = 'fedex keygen --client-id <id> [--out <file.key>] [--force]';

@@ -10,6 +10,7 @@
  * Readers must ignore event types they do not know (a newer CLI may add some).
  */
 import type { CoordinatorEventMap, CoordinatorEventName } from '../coordinator/events.js';
+import type { ModelFetchProgress } from '../client/modelFetch.js';
 import type { DataReport } from '../../trainer/data/report.js';
 
 /** A compared method: the federated strategies and the centralized reference. */
@@ -105,14 +106,7 @@ export interface JoinEventMap {
    * Fetching the coordinator's base model (no --model): offered, cached (found in the model cache),
    * waiting (another process fetches it), progress (throttled), verified (fetched and checked).
    */
-  join_model: {
-    readonly status: 'offered' | 'cached' | 'waiting' | 'progress' | 'verified';
-    readonly hash: string;
-    readonly files: number;
-    readonly bytes: number;
-    readonly totalBytes: number;
-    readonly requests: number;
-  };
+  join_model: ModelFetchProgress;
   /**
    * What encoding did to this client's data when its trainer was built: `train`/`eval` counts of
    * records cut at `seqLen` (and tokens dropped), and whether training examples were packed.

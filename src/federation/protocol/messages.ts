@@ -63,6 +63,13 @@ const modulePath = s.string(1, 256, 'module');
 const dtype = s.enum('float32', 'float16', 'bfloat16');
 const nonNegative = s.number({ min: 0 });
 const epochMs = s.integer(0);
+const minorVersion = s.integer(0, 65_535);
+const id = s.string(1, 64, 'id');
+const loraRank = s.integer(1, 4096);
+const uint32 = s.integer(0, 0xffffffff);
+const frameBytes = s.integer(4096);
+/** 32 bytes in base64url (a key, a nonce). */
+const base64url32 = s.string(43, 43, 'base64url');
 
 const residualModule = s.object({
   module: required(modulePath, 'Module whose base weight receives the residual.'),
@@ -96,24 +103,24 @@ export const Hello = defineMessage({
   doc: 'First message of a connection: who the client is and what it can do.',
   fields: {
     protocolMajor: required(s.integer(1, 65_535), "Protocol major version the client speaks; must equal the coordinator's."),
-    protocolMinor: required(s.integer(0, 65_535), 'Highest minor version the client speaks.'),
+    protocolMinor: required(minorVersion, 'Highest minor version the client speaks.'),
     token: optional(s.string(1, 512, 'token'), "Shared join token given by the coordinator's operator; absent when `identity` is given (1.2)."),
     clientName: required(s.text(1, 64), 'Display name, plain text (never a path or HTML).'),
-    clientId: optional(s.string(1, 64, 'id'), 'Stable random id kept across reconnects, to recognise the same client.'),
-    resumeSessionId: optional(s.string(1, 64, 'id'), 'Session id from an earlier welcome, when reconnecting.'),
+    clientId: optional(id, 'Stable random id kept across reconnects, to recognise the same client.'),
+    resumeSessionId: optional(id, 'Session id from an earlier welcome, when reconnecting.'),
     device: required(s.string(1, 64, 'device'), 'Where the client trains: cpu, cuda, cuda:1, webgpu, …'),
     baseModelHash: optional(hash, 'Content hash of the base model the client already holds; absent if none.'),
     baseRevision: optional(revision, 'Base revision the client holds (0 = pristine); absent means 0.'),
-    rank: optional(s.integer(1, 4096), 'The LoRA rank the client trains at (1.3): one of welcome.config.clientRanks, at most config.rank; absent: config.rank.'),
+    rank: optional(loraRank, 'The LoRA rank the client trains at (1.3): one of welcome.config.clientRanks, at most config.rank; absent: config.rank.'),
     identity: optional(s.object({
       scheme: required(s.enum('ed25519'), 'Signature scheme of the key.'),
-      publicKey: required(s.string(43, 43, 'base64url'), "The client's public key: its 32 raw Ed25519 bytes."),
+      publicKey: required(base64url32, "The client's public key: its 32 raw Ed25519 bytes."),
     }), 'Per-client identity (1.2): the key the coordinator enrolled for clientId; the client proves it holds it by answering `challenge`.'),
     capabilities: required(s.object({
       uplinkDtypes: required(s.array(dtype, 1, 3), 'Dtypes the client can send adapters in; float32 must be listed.'),
       factoredResidual: required(s.boolean(), 'Whether the client applies factored (P, Q) residuals; otherwise it gets dense ones.'),
       modelTransfer: required(s.boolean(), 'Whether the client can fetch the base model with model_request.'),
-      maxFrameBytes: required(s.integer(4096), 'Largest frame the client accepts.'),
+      maxFrameBytes: required(frameBytes, 'Largest frame the client accepts.'),
     }), 'What the client supports.'),
   },
   refine: (p) => {
@@ -130,7 +137,7 @@ export const Challenge = defineMessage({
   tensors: 'none',
   doc: 'Answers a hello with `identity` (1.2): a fresh nonce for the client to sign.',
   fields: {
-    nonce: required(s.string(43, 43, 'base64url'), '32 random bytes, never sent twice.'),
+    nonce: required(base64url32, '32 random bytes, never sent twice.'),
     issuedAt: required(epochMs, "The coordinator's clock when it sent the challenge (ms since the epoch)."),
   },
 });
@@ -150,7 +157,7 @@ const layoutItem = s.object({
   module: required(modulePath, 'PEFT module path (`transformer.h.0.attn.c_attn`).'),
   in: required(s.integer(1, 1 << 24), 'Input features of the linear.'),
   out: required(s.integer(1, 1 << 24), 'Output features of the linear.'),
-  rank: required(s.integer(1, 4096), 'LoRA rank r of this module.'),
+  rank: required(loraRank, 'LoRA rank r of this module.'),
   fanInFanOut: required(s.boolean(), 'True when the base stores W0 as in × out (GPT-2 Conv1D).'),
 });
 
@@ -160,8 +167,8 @@ export const Welcome = defineMessage({
   tensors: 'none',
   doc: 'Accepts a hello: the session, the federation config and the adapter layout.',
   fields: {
-    sessionId: required(s.string(1, 64, 'id'), "Identifies this client's session; send it back as resumeSessionId when reconnecting."),
-    protocolMinor: required(s.integer(0, 65_535), 'Negotiated minor version: min(client, coordinator).'),
+    sessionId: required(id, "Identifies this client's session; send it back as resumeSessionId when reconnecting."),
+    protocolMinor: required(minorVersion, 'Negotiated minor version: min(client, coordinator).'),
     currentRound: required(s.integer(0, 1_000_000), 'Last round started (0 before the first).'),
     config: required(s.object({
       method: required(s.enum('fedex', 'fedit', 'ffa', 'flora', 'fedsb'), 'Aggregation strategy (flora, fedsb: 1.3).'),
@@ -169,22 +176,22 @@ export const Welcome = defineMessage({
       localSteps: optional(s.integer(1, 100_000_000), 'Optimizer steps per round; absent when localEpochs is given.'),
       localEpochs: optional(s.number({ min: 0, exclusiveMin: true, max: 10_000 }), 'Passes over the local data per round; absent when localSteps is given.'),
       batchSize: required(s.integer(1, 65_536), 'Examples per step.'),
-      rank: required(s.integer(1, 4096), 'Default LoRA rank r (per-module ranks are in layout).'),
+      rank: required(loraRank, 'Default LoRA rank r (per-module ranks are in layout).'),
       alpha: required(s.number({ min: 0, exclusiveMin: true }), 'lora_alpha; scaling s = alpha / r (alpha / √r with rsLora).'),
       rsLora: required(s.boolean(), 'Use rank-stabilised scaling.'),
       targetModules: required(s.array(s.string(1, 128, 'module'), 1, 1024), 'PEFT target_modules names (e.g. c_attn, q_proj).'),
       lr: required(s.number({ min: 0, exclusiveMin: true, max: 10 }), 'Learning rate.'),
-      seed: required(s.integer(0, 0xffffffff), 'Seed of the shared adapter init (FFA keeps A at this init).'),
+      seed: required(uint32, 'Seed of the shared adapter init (FFA keeps A at this init).'),
       weighting: required(s.enum('uniform', 'examples'), 'Client weights w_i: uniform, or by number of examples.'),
       resetOptimizer: required(s.boolean(), 'Reset optimizer state at the start of every round.'),
       uplinkDtype: required(dtype, 'Dtype the client must use for client_update tensors.'),
       baseModelHash: required(hash, 'Content hash of the pristine base model.'),
       layout: required(s.array(layoutItem, 1, 100_000), 'Adapted modules in wire order; fixes every adapter tensor name and shape.'),
-      clientRanks: optional(s.array(s.integer(1, 4096), 1, 64), 'Ranks below config.rank that clients may train at (1.3, heterogeneous ranks; §5.6); absent: every client trains at config.rank.'),
+      clientRanks: optional(s.array(loraRank, 1, 64), 'Ranks below config.rank that clients may train at (1.3, heterogeneous ranks; §5.6); absent: every client trains at config.rank.'),
     }), 'Federation settings, fixed for the whole federation.'),
-    rank: optional(s.integer(1, 4096), 'The rank this client trains at (1.3): its hello.rank, sent when it asked for one; a module of lower rank in layout keeps its own.'),
+    rank: optional(loraRank, 'The rank this client trains at (1.3): its hello.rank, sent when it asked for one; a module of lower rank in layout keeps its own.'),
     limits: required(s.object({
-      maxFrameBytes: required(s.integer(4096), 'Largest frame the coordinator accepts.'),
+      maxFrameBytes: required(frameBytes, 'Largest frame the coordinator accepts.'),
       maxChunkBytes: required(s.integer(1), 'Largest length a model_request may ask for.'),
       heartbeatMs: required(s.integer(100, 3_600_000), 'Send something (ping if idle) at least this often.'),
       maxUpdateNorm: optional(s.number({ min: 0, exclusiveMin: true }), 'Bound on the L2 norm of an update, if the coordinator enforces one.'),
@@ -318,7 +325,7 @@ export const Ping = defineMessage({
   tensors: 'none',
   doc: 'Heartbeat; the peer answers pong with the same nonce.',
   fields: {
-    nonce: required(s.integer(0, 0xffffffff), 'Echoed in pong.'),
+    nonce: required(uint32, 'Echoed in pong.'),
     sentAt: required(epochMs, 'Sender clock, ms since the Unix epoch (for round-trip time).'),
   },
 });
@@ -328,7 +335,7 @@ export const Pong = defineMessage({
   sender: 'both',
   tensors: 'none',
   doc: 'Answer to ping.',
-  fields: { nonce: required(s.integer(0, 0xffffffff), "The ping's nonce.") },
+  fields: { nonce: required(uint32, "The ping's nonce.") },
 });
 
 export const Leave = defineMessage({
@@ -367,15 +374,20 @@ export const ErrorMessage = defineMessage({
   },
 });
 
+/** Where a byte range of the offered base model starts: a model_request asks for it, its model_chunk says it. */
+const modelByteRangeStart = {
+  hash: required(hash, 'Base model content hash (must equal baseModel.hash).'),
+  file: required(s.integer(0, 1023), 'Index into welcome.baseModel.files.'),
+  offset: required(s.integer(0), 'First byte of the range in the file.'),
+};
+
 export const ModelRequest = defineMessage({
   method: 'model_request',
   sender: 'client',
   tensors: 'none',
   doc: 'Asks for a byte range of one base model file (when welcome offered baseModel).',
   fields: {
-    hash: required(hash, 'Base model content hash (must equal baseModel.hash).'),
-    file: required(s.integer(0, 1023), 'Index into welcome.baseModel.files.'),
-    offset: required(s.integer(0), 'First byte.'),
+    ...modelByteRangeStart,
     length: required(s.integer(1, 0x7fffffff), 'Bytes wanted; at most limits.maxChunkBytes.'),
   },
 });
@@ -385,11 +397,7 @@ export const ModelChunk = defineMessage({
   sender: 'coordinator',
   tensors: 'blob',
   doc: 'A byte range of a base model file, as one uint8 tensor named `chunk`.',
-  fields: {
-    hash: required(hash, 'Base model content hash.'),
-    file: required(s.integer(0, 1023), 'Index into welcome.baseModel.files.'),
-    offset: required(s.integer(0), 'First byte of the chunk in the file.'),
-  },
+  fields: modelByteRangeStart,
 });
 
 /** Every message, in documentation order. */

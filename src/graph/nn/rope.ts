@@ -6,7 +6,7 @@
 import type { Value } from '../builder.js';
 import { check } from '../errors.js';
 import { add } from '../ops/add.js';
-import { checkFloat, checkSameDType } from '../ops/common.js';
+import { checkFloatOperands } from '../ops/common.js';
 import { concat } from '../ops/concat.js';
 import { mul } from '../ops/mul.js';
 import { neg } from '../ops/neg.js';
@@ -26,9 +26,7 @@ export function rotateHalf(x: Value): Value {
  * `[seq, headDim]`, graph inputs or constants from {@link ropeTables}).
  */
 export function rope(x: Value, cos: Value, sin: Value): Value {
-  checkFloat('rope', 'x', x);
-  checkSameDType('rope', x, 'x', cos, 'cos');
-  checkSameDType('rope', x, 'x', sin, 'sin');
+  checkFloatOperands('rope', { x, cos, sin });
   check(cos.rank <= x.rank && sin.rank <= x.rank, () => `rope: cos ${formatShape(cos.shape)} / sin ${formatShape(sin.shape)} have more dims than x ${formatShape(x.shape)}`);
   return add(mul(x, cos), mul(rotateHalf(x), sin));
 }

@@ -45,6 +45,16 @@ export function checkSameDType(op: string, a: Value, aName: string, b: Value, bN
   check(a.dtype === b.dtype, () => `${op}: ${aName} is ${a.dtype}, ${bName} is ${b.dtype}`);
 }
 
+/**
+ * Requires float operands of one dtype: the first float32 or float64, each other of its dtype. The
+ * keys name the arguments in errors; undefined ones (optional inputs not given) are skipped.
+ */
+export function checkFloatOperands(op: string, operands: Readonly<Record<string, Value | undefined>>): void {
+  const [[name, first], ...others] = Object.entries(operands).filter((e): e is [string, Value] => e[1] !== undefined);
+  checkFloat(op, name, first);
+  for (const [otherName, other] of others) checkSameDType(op, first, name, other, otherName);
+}
+
 /** Requires a given rank, or a minimum rank. */
 export function checkRank(op: string, arg: string, v: Value, rank: number, atLeast = false): void {
   check(atLeast ? v.rank >= rank : v.rank === rank, () => `${op}: ${arg} has ${v.rank} dims ${formatShape(v.shape)}, expected ${atLeast ? 'at least ' : ''}${rank}`);

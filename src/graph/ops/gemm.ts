@@ -4,7 +4,7 @@ import { check } from '../errors.js';
 import type { GradRule } from '../gradRule.js';
 import { dyOf, inputOf } from '../gradRule.js';
 import { broadcastShapes, dimEquals, formatShape } from '../shape.js';
-import { checkFloat, checkRank, checkSameDType, graphOf } from './common.js';
+import { checkFloatOperands, checkRank, graphOf } from './common.js';
 import { mul } from './mul.js';
 
 export interface GemmOptions {
@@ -17,8 +17,7 @@ export interface GemmOptions {
 /** `alpha·op(a)·op(b) + beta·c` with a, b 2-D and c broadcastable to the `[m, n]` result. */
 export function gemm(a: Value, b: Value, c?: Value, options: GemmOptions = {}): Value {
   const g = graphOf('gemm', a, b, c);
-  checkFloat('gemm', 'a', a);
-  checkSameDType('gemm', a, 'a', b, 'b');
+  checkFloatOperands('gemm', { a, b, c });
   checkRank('gemm', 'a', a, 2);
   checkRank('gemm', 'b', b, 2);
   const { alpha = 1, beta = 1, transA = false, transB = false } = options;
@@ -26,7 +25,6 @@ export function gemm(a: Value, b: Value, c?: Value, options: GemmOptions = {}): 
   const [k2, n] = transB ? [b.shape[1], b.shape[0]] : b.shape;
   check(dimEquals(k, k2), () => `gemm: op(a) of ${formatShape(a.shape)} has inner dim ${String(k)}, op(b) of ${formatShape(b.shape)} has ${String(k2)}`);
   if (c !== undefined) {
-    checkSameDType('gemm', a, 'a', c, 'c');
     const out = broadcastShapes('gemm', [{ name: 'result', shape: [m, n] }, { name: 'c', shape: c.shape }]);
     check(out.length === 2 && dimEquals(out[0], m) && dimEquals(out[1], n), () => `gemm: c ${formatShape(c.shape)} does not broadcast to [${String(m)}, ${String(n)}]`);
   }

@@ -9,7 +9,7 @@ import type { GradRule } from '../gradRule.js';
 import { dyOf, inputOf } from '../gradRule.js';
 import { formatShape, normalizeAxis, shapeEquals } from '../shape.js';
 import { add } from './add.js';
-import { checkFloat, checkSameDType, graphOf, iota } from './common.js';
+import { checkFloatOperands, graphOf, iota } from './common.js';
 import { div } from './div.js';
 import { mul } from './mul.js';
 import { reduceMean } from './reduceMean.js';
@@ -25,15 +25,11 @@ export interface LayerNormOptions {
 /** `(x − mean) / √(var + ε) · scale + bias`, statistics over the axes from `axis` on. */
 export function layerNormalization(x: Value, scale: Value, bias?: Value, options: LayerNormOptions = {}): Value {
   const g = graphOf('layerNormalization', x, scale, bias);
-  checkFloat('layerNormalization', 'x', x);
-  checkSameDType('layerNormalization', x, 'x', scale, 'scale');
+  checkFloatOperands('layerNormalization', { x, scale, bias });
   const axis = normalizeAxis('layerNormalization', 'axis', options.axis ?? -1, x.rank);
   const normShape = x.shape.slice(axis);
   check(shapeEquals(scale.shape, normShape), () => `layerNormalization: scale ${formatShape(scale.shape)} must be ${formatShape(normShape)} (x ${formatShape(x.shape)}, axis ${axis})`);
-  if (bias !== undefined) {
-    checkSameDType('layerNormalization', x, 'x', bias, 'bias');
-    check(shapeEquals(bias.shape, normShape), () => `layerNormalization: bias ${formatShape(bias.shape)} must be ${formatShape(normShape)}`);
-  }
+  if (bias !== undefined) check(shapeEquals(bias.shape, normShape), () => `layerNormalization: bias ${formatShape(bias.shape)} must be ${formatShape(normShape)}`);
   const stats = [...x.shape.slice(0, axis), ...normShape.map(() => 1)];
   const outputs = x.dtype === 'float32'
     ? [{ dtype: x.dtype, shape: x.shape }, { dtype: x.dtype, shape: stats }, { dtype: x.dtype, shape: stats }]

@@ -4,7 +4,7 @@ import { check } from '../errors.js';
 import type { GradRule } from '../gradRule.js';
 import { dyOf, inputOf } from '../gradRule.js';
 import { broadcastShapes, dimEquals, formatShape } from '../shape.js';
-import { checkFloat, checkRank, checkSameDType, graphOf } from './common.js';
+import { checkFloatOperands, checkRank, graphOf } from './common.js';
 import { gemm } from './gemm.js';
 import { reshape } from './reshape.js';
 import { transposeLast2 } from './transpose.js';
@@ -12,8 +12,7 @@ import { transposeLast2 } from './transpose.js';
 /** `a @ b` for a `[..., m, k]` and b `[..., k, n]`; batch dims broadcast. Both need rank ≥ 2. */
 export function matMul(a: Value, b: Value): Value {
   const g = graphOf('matMul', a, b);
-  checkFloat('matMul', 'a', a);
-  checkSameDType('matMul', a, 'a', b, 'b');
+  checkFloatOperands('matMul', { a, b });
   checkRank('matMul', 'a', a, 2, true);
   checkRank('matMul', 'b', b, 2, true);
   const k = a.shape[a.rank - 1];

@@ -52,6 +52,8 @@ describe('readSettings', () => {
 
 describe('settings → CLI arguments', () => {
   const s = { ...DEFAULT_SETTINGS, model: 'models/tiny', data: 'task:copy', rank: 4, alpha: 8, targetModules: ['c_attn', 'c_proj'], rounds: 3, localSteps: 7, method: 'fedit' as const, device: 'cuda', port: 9000, bindAddress: '0.0.0.0' };
+  // What simulate and host both pass from s: the adapter's shape, then the model.
+  const loraAndModel = ['--rank', '4', '--alpha', '8', '--target-modules', 'c_attn,c_proj', '--model', 'models/tiny'];
 
   test('simulate', () => {
     assert.deepEqual(simulateArgs(s, { out: '/o', methods: ['fedex', 'fedit'], clients: 3 }), [
@@ -66,14 +68,7 @@ describe('settings → CLI arguments', () => {
       '3',
       '--local-steps',
       '7',
-      '--rank',
-      '4',
-      '--alpha',
-      '8',
-      '--target-modules',
-      'c_attn,c_proj',
-      '--model',
-      'models/tiny',
+      ...loraAndModel,
       '--data',
       'task:copy',
       '--device',
@@ -105,14 +100,7 @@ describe('settings → CLI arguments', () => {
       '7',
       '--max-update-ratio',
       '1000',
-      '--rank',
-      '4',
-      '--alpha',
-      '8',
-      '--target-modules',
-      'c_attn,c_proj',
-      '--model',
-      'models/tiny',
+      ...loraAndModel,
       '--out',
       '/run',
       '--events',

@@ -10,29 +10,34 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildGemma } from '../../../src/model/gemma/build.js';
-import type { LlamaBuildOptions } from '../../../src/model/llama/build.js';
-import type { LoraSettings } from '../../../src/model/types.js';
-import { assertClose } from '../../graph/gradCheck.js';
-import { familyShapes, smallCheckpoint } from '../llama/checkpoints.js';
-import { assertMatchesReference, loraSettings, randomFactors, runBesideReference, type ReferenceRun } from '../llama/harness.js';
+import { smallCheckpoint } from '../llama/checkpoints.js';
+import { checkReferenceBackward, IDS, LABELS, MASK, runFamily, type Family } from '../llama/familyCheck.js';
+import { assertMatchesReference, loraSettings } from '../llama/harness.js';
 import { defaultInvFreq } from '../llama/reference.js';
 import { gemmaReference, type RefGemmaConfig } from './reference.js';
 
-/** Gemma 2's layout: 3 layers (sliding, full, sliding), window 3, both soft caps; tied by default. */
-const GEMMA2_SMALL = {
-  model_type: 'gemma2',
+/** The widths both small Gemmas share: hidden 16, 3 layers, heads of 16, intermediate 24, vocab 40, window 3. */
+const SMALL = {
   hidden_size: 16,
   num_hidden_layers: 3,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
   head_dim: 16,
   intermediate_size: 24,
   vocab_size: 40,
   max_position_embeddings: 32,
   rms_norm_eps: 1e-6,
   hidden_activation: 'gelu_pytorch_tanh',
-  query_pre_attn_scalar: 64,
   sliding_window: 3,
+};
+/** The reference's view of SMALL. */
+const SMALL_REF = { hidden: 16, layers: 3, headDim: 16, intermediate: 24, vocab: 40, eps: 1e-6, window: 3 };
+
+/** Gemma 2's layout: 3 layers (sliding, full, sliding), window 3, both soft caps; tied by default. */
+const GEMMA2_SMALL = {
+  model_type: 'gemma2',
+  ...SMALL,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  query_pre_attn_scalar: 64,
   attn_logit_softcapping: 1.0,
   final_logit_softcapping: 3.0,
   rope_theta: 10000.0,
@@ -41,18 +46,10 @@ const GEMMA2_SMALL = {
 /** Gemma 3's layout: q/k norms, one full layer in three, global RoPE 1e6 with linear × 8, local base 1e4, an untied head. */
 const GEMMA3_SMALL = {
   model_type: 'gemma3_text',
-  hidden_size: 16,
-  num_hidden_layers: 3,
+  ...SMALL,
   num_attention_heads: 2,
   num_key_value_heads: 1,
-  head_dim: 16,
-  intermediate_size: 24,
-  vocab_size: 40,
-  max_position_embeddings: 32,
-  rms_norm_eps: 1e-6,
-  hidden_activation: 'gelu_pytorch_tanh',
   query_pre_attn_scalar: 16,
-  sliding_window: 3,
   sliding_window_pattern: 3,
   rope_theta: 1000000.0,
   rope_local_base_freq: 10000.0,
@@ -64,28 +61,19 @@ const GEMMA3_SMALL = {
 
 const ALL_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'];
 
-const IDS = [[3, 17, 29, 5, 11, 38], [7, 0, 22, 31, 2, 2]];
-const MASK = [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]];
-const LABELS = [[3, 17, 29, 5, 11, 38], [7, 0, 22, 31, -100, -100]];
 const DATA = { ids: IDS, mask: MASK, labels: LABELS };
 
 function gemma2Ref(): RefGemmaConfig {
   const rope = { invFreq: defaultInvFreq(16, 10000), scale: 1 };
   return {
-    hidden: 16,
-    layers: 3,
+    ...SMALL_REF,
     heads: 4,
     kvHeads: 2,
-    headDim: 16,
-    intermediate: 24,
-    vocab: 40,
-    eps: 1e-6,
     tie: true,
     queryPreAttnScalar: 64,
     attnSoftcap: 1,
     finalSoftcap: 3,
     qkNorm: false,
-    window: 3,
     sliding: [true, false, true],
     ropeFull: rope,
     ropeSliding: rope,
@@ -94,37 +82,27 @@ function gemma2Ref(): RefGemmaConfig {
 
 function gemma3Ref(): RefGemmaConfig {
   return {
-    hidden: 16,
-    layers: 3,
+    ...SMALL_REF,
     heads: 2,
     kvHeads: 1,
-    headDim: 16,
-    intermediate: 24,
-    vocab: 40,
-    eps: 1e-6,
     tie: false,
     queryPreAttnScalar: 16,
     qkNorm: true,
-    window: 3,
     sliding: [true, true, false],
     ropeFull: { invFreq: defaultInvFreq(16, 1e6).map((f) => f / 8), scale: 1 },
     ropeSliding: { invFreq: defaultInvFreq(16, 1e4), scale: 1 },
   };
 }
 
-/** The graph (float64) and the reference on the same weights and factors. */
-async function runBoth(config: Record<string, unknown>, ref: RefGemmaConfig, lora: LoraSettings, data: typeof DATA, extra: Partial<LlamaBuildOptions> = {}): Promise<ReferenceRun> {
-  const weights = smallCheckpoint(config);
-  const model = buildGemma({ config, tensors: familyShapes(config), lora, task: 'causal-lm', training: false, dtype: 'float64', ...extra });
-  return runBesideReference(model, weights, lora, data, (factors) => gemmaReference(ref, weights, { r: lora.r, scaling: lora.alpha / lora.r, factors }, data.ids, data.mask, data.labels));
-}
+/** The graph of src/model/gemma and the float64 reference. */
+const GEMMA: Family<RefGemmaConfig> = { build: buildGemma, reference: gemmaReference };
 
 // Float64 graph and float64 reference: the same sums in another order, so round-off only.
 const EXACT = { rtol: 1e-9, atol: 1e-11 };
 
 describe('gemma2 at small widths (4 heads of 16 over 2 kv heads, window 3 on layers 0 and 2, soft caps 1 and 3, tied) vs the float64 reference', () => {
   test('LoRA on all seven projections and lm_head, fixed seq 6: loss, logits and LoRA gradients to 1e-9', async () => {
-    const run = await runBoth(GEMMA2_SMALL, gemma2Ref(), loraSettings({ targetModules: ALL_TARGETS }), DATA, { seqLen: 6 });
+    const run = await runFamily(GEMMA, GEMMA2_SMALL, gemma2Ref(), loraSettings({ targetModules: ALL_TARGETS }), DATA, { seqLen: 6 });
 
     assert.equal(run.model.modules.length, 3 * 7 + 1);
     assert.ok(run.model.frozen.some((f) => f.key === 'model.layers.2.post_feedforward_layernorm.weight'));
@@ -132,7 +110,7 @@ describe('gemma2 at small widths (4 heads of 16 over 2 kv heads, window 3 on lay
   });
 
   test("symbolic seq (the trainer's graph), PEFT's default targets q_proj and v_proj", async () => {
-    const run = await runBoth(GEMMA2_SMALL, gemma2Ref(), loraSettings(), DATA);
+    const run = await runFamily(GEMMA, GEMMA2_SMALL, gemma2Ref(), loraSettings(), DATA);
 
     assert.equal(run.model.modules.length, 6);
     assertMatchesReference(run, EXACT);
@@ -142,12 +120,12 @@ describe('gemma2 at small widths (4 heads of 16 over 2 kv heads, window 3 on lay
 describe('gemma3_text at small widths (q/k norms, 2 heads over 1 kv head, sliding layers 0–1 with base 1e4, full layer 2 with 1e6 / 8, untied) vs the float64 reference', () => {
   test('LoRA on all seven projections and lm_head, fixed and symbolic seq: to 1e-9', async () => {
     const lora = loraSettings({ targetModules: ALL_TARGETS });
-    const run = await runBoth(GEMMA3_SMALL, gemma3Ref(), lora, DATA, { seqLen: 6 });
+    const run = await runFamily(GEMMA, GEMMA3_SMALL, gemma3Ref(), lora, DATA, { seqLen: 6 });
 
     assert.ok(run.model.frozen.some((f) => f.key === 'model.layers.0.self_attn.q_norm.weight'));
     assert.ok(run.model.frozen.some((f) => f.key === 'lm_head.weight'));
     assertMatchesReference(run, EXACT);
-    assertMatchesReference(await runBoth(GEMMA3_SMALL, gemma3Ref(), lora, DATA), EXACT);
+    assertMatchesReference(await runFamily(GEMMA, GEMMA3_SMALL, gemma3Ref(), lora, DATA), EXACT);
   });
 });
 
@@ -172,27 +150,6 @@ describe('each Gemma feature changes the result at these sizes (so matching the 
 
 describe("the reference's backward (finite differences of its own loss, eps 1e-6, rtol 1e-6, atol 1e-9)", () => {
   for (const [name, config, ref] of [['gemma2', GEMMA2_SMALL, gemma2Ref()], ['gemma3_text', GEMMA3_SMALL, gemma3Ref()]] as const) {
-    test(`${name}: d loss / d A and d B at coordinates of every module type, lm_head included`, () => {
-      const weights = smallCheckpoint(config);
-      const model = buildGemma({ config, tensors: familyShapes(config), lora: loraSettings({ targetModules: ALL_TARGETS }), task: 'causal-lm', training: false });
-      const factors = randomFactors(model, 2, 50).byPath;
-      const lora = { r: 2, scaling: 2, factors };
-      const base = gemmaReference(ref, weights, lora, IDS, MASK, LABELS);
-      const eps = 1e-6;
-      for (const [i, m] of model.modules.entries()) {
-        if (!/layers\.0\.|lm_head/.test(m.path)) continue;
-        for (const which of ['a', 'b'] as const) {
-          const data = factors.get(m.path)![which];
-          const at = (i * 7 + (which === 'a' ? 1 : 3)) % data.length;
-          const saved = data[at];
-          data[at] = saved + eps;
-          const up = gemmaReference(ref, weights, lora, IDS, MASK, LABELS).loss;
-          data[at] = saved - eps;
-          const down = gemmaReference(ref, weights, lora, IDS, MASK, LABELS).loss;
-          data[at] = saved;
-          assertClose([base.grads.get(m.path)![which][at]], [(up - down) / (2 * eps)], 1e-6, 1e-9, `${m.path}.${which}[${at}]`);
-        }
-      }
-    });
+    test(`${name}: d loss / d A and d B at coordinates of every module type, lm_head included`, () => checkReferenceBackward(GEMMA, config, ref, ALL_TARGETS, (path) => /layers\.0\.|lm_head/.test(path)));
   }
 });

@@ -1,23 +1,15 @@
 // Independent float64 reference of HF's Gemma2ForCausalLM and Gemma3ForCausalLM, written with plain
 // loops from transformers' modelling code (modeling_gemma2.py, modeling_gemma3.py) on the ops of the
-// Llama reference's tape plus Gemma's own (scaled embeddings, GeGLU, soft cap): nothing here uses
-// src/graph or src/model. One sequence at a time; the padding mask hides keys whose mask is 0.
-// Gives the loss, the logits, and (by the tape's hand-written backward) the gradient of the loss
-// with respect to every LoRA factor.
-import type { RefLora, RefResult, RefWeights } from '../llama/reference.js';
+// Llama reference's tape (and its batch set-up, LoRA branches and embedding lookup) plus Gemma's own
+// (scaled embeddings, GeGLU, soft cap): nothing here uses src/graph or src/model. One sequence at a
+// time; the padding mask hides keys whose mask is 0. Gives the loss, the logits, and (by the tape's
+// hand-written backward) the gradient of the loss with respect to every LoRA factor.
+import { causalLmBatch, embedRows, loraBranch, type RefDecoderDims, type RefLora, type RefResult, type RefWeights } from '../llama/reference.js';
 import { Tape, type LoraBranch, type Node, type WeightData } from '../llama/tape.js';
 
 /** The numbers of a Gemma model, spelled out by the test. */
-export interface RefGemmaConfig {
-  readonly hidden: number;
-  readonly layers: number;
-  readonly heads: number;
-  readonly kvHeads: number;
+export interface RefGemmaConfig extends RefDecoderDims {
   readonly headDim: number;
-  readonly intermediate: number;
-  readonly vocab: number;
-  readonly eps: number;
-  readonly tie: boolean;
   /** Attention scores are multiplied by `queryPreAttnScalar^-0.5`. */
   readonly queryPreAttnScalar: number;
   /** Gemma 2: `cap·tanh(score/cap)` on the attention scores. */
@@ -88,12 +80,7 @@ export function gemmaReference(cfg: RefGemmaConfig, w: RefWeights, lora: RefLora
   // transformers keeps √hidden in a float32 buffer and casts it to the weights' dtype: fround(√d)
   // for a float32 or float64 model.
   const embedScale = Math.fround(Math.sqrt(d));
-  const batch = ids.length;
-  const seq = ids[0].length;
-  const logits = new Float64Array(batch * seq * vocab);
-  const grads = new Map([...(lora?.factors ?? new Map<string, { a: WeightData; b: WeightData }>())].map(([p, f]) => [p, { a: new Float64Array(f.a.length), b: new Float64Array(f.b.length) }]));
-  const targets = labels.map((row, b) => row.map((_, t) => (t + 1 < seq && row[t + 1] !== -100 && mask[b][t + 1] !== 0 ? row[t + 1] : -1)));
-  const count = Math.max(1, targets.flat().filter((x) => x >= 0).length);
+  const { batch, seq, logits, grads, targets, count } = causalLmBatch(lora, ids, mask, labels, vocab);
   const norms = new Map<string, Float64Array>();
   const normWeight = (key: string): Float64Array => {
     if (!norms.has(key)) norms.set(key, onePlus(get(w, key)));
@@ -102,16 +89,10 @@ export function gemmaReference(cfg: RefGemmaConfig, w: RefWeights, lora: RefLora
   let loss = 0;
   for (let b = 0; b < batch; b++) {
     const tape = new Tape();
-    const branch = (path: string): LoraBranch | undefined => {
-      const f = lora?.factors.get(path);
-      if (lora === undefined || f === undefined) return undefined;
-      return { a: f.a, b: f.b, r: lora.r, scaling: lora.scaling, grad: grads.get(path)! };
-    };
+    const branch = (path: string): LoraBranch | undefined => loraBranch(lora, grads, path, b * seq);
     const norm = (x: Node, key: string): Node => tape.rmsNorm(x, normWeight(key), cfg.eps);
     const embed = get(w, 'model.embed_tokens.weight');
-    const h0 = new Float64Array(seq * d);
-    for (let t = 0; t < seq; t++) for (let k = 0; k < d; k++) h0[t * d + k] = embed[ids[b][t] * d + k];
-    let h: Node = scaled(tape, tape.node(h0, seq, d), embedScale);
+    let h: Node = scaled(tape, tape.node(embedRows(embed, ids[b], d), seq, d), embedScale);
     for (let l = 0; l < cfg.layers; l++) {
       const p = `model.layers.${l}`;
       const sliding = cfg.sliding[l];

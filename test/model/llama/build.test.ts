@@ -14,61 +14,22 @@ import { architectureFor } from '../../../src/model/registry.js';
 import type { LoraSettings, ModelGraph } from '../../../src/model/types.js';
 import { F64, assertClose, gradCheck, runGraph } from '../../graph/gradCheck.js';
 import { loraSettings, modelFeeds, randomFactors, runModel, uniform } from './harness.js';
-import { llamaReference, type RefLlamaConfig, type RefLora } from './reference.js';
+import { rawConfig, refConfig, withDefaults, type Variant } from './configs.js';
+import { llamaReference, type RefLora } from './reference.js';
 
 const ALL_PROJ = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
-interface Variant {
-  readonly modelType?: string;
-  readonly kvHeads?: number;
-  readonly tie?: boolean;
-  readonly window?: number;
-}
-
-function rawConfig(v: Variant = {}): Record<string, unknown> {
-  return {
-    model_type: v.modelType ?? 'llama',
-    hidden_size: 16,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: v.kvHeads ?? 2,
-    intermediate_size: 24,
-    vocab_size: 40,
-    max_position_embeddings: 32,
-    rms_norm_eps: 1e-6,
-    hidden_act: 'silu',
-    rope_theta: 10000,
-    tie_word_embeddings: v.tie ?? false,
-    ...(v.window !== undefined ? { sliding_window: v.window } : {}),
-  };
-}
-
-function refConfig(v: Variant = {}): RefLlamaConfig {
-  return {
-    hidden: 16,
-    layers: 2,
-    heads: 4,
-    kvHeads: v.kvHeads ?? 2,
-    intermediate: 24,
-    vocab: 40,
-    eps: 1e-6,
-    theta: 10000,
-    tie: v.tie ?? false,
-    qkvBias: v.modelType === 'qwen2',
-    ...(v.window !== undefined ? { window: v.window } : {}),
-  };
-}
-
 /** The checkpoint's tensors, written out by hand from HF's Llama state dict, filled with seeded random values. */
-function checkpoint(v: Variant = {}, seed = 1): Map<string, { shape: number[]; data: Float64Array }> {
-  const kv = (v.kvHeads ?? 2) * 4;
+function checkpoint(variant: Variant = {}, seed = 1): Map<string, { shape: number[]; data: Float64Array }> {
+  const v = withDefaults(variant);
+  const kv = v.kvHeads * 4;
   const out = new Map<string, { shape: number[]; data: Float64Array }>();
   let s = seed * 1000;
   const put = (key: string, shape: number[], lo = -0.5, hi = 0.5): void => {
     out.set(key, { shape, data: uniform(shape.reduce((a, b) => a * b, 1), s++, lo, hi) });
   };
   put('model.embed_tokens.weight', [40, 16], -1, 1);
-  for (const l of [0, 1]) {
+  for (let l = 0; l < v.layers; l++) {
     const p = `model.layers.${l}`;
     put(`${p}.input_layernorm.weight`, [16], 0.8, 1.2);
     put(`${p}.self_attn.q_proj.weight`, [16, 16]);

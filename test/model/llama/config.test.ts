@@ -9,20 +9,9 @@ import { ropeSpec } from '../../../src/model/llama/rope.js';
 import { ModelError } from '../../../src/model/errors.js';
 import { assertClose } from '../../graph/gradCheck.js';
 import { familyShapes } from './checkpoints.js';
+import { SMALL_DECODER as BASE } from './configs.js';
 import { loraSettings } from './harness.js';
 
-const BASE = {
-  hidden_size: 32,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  intermediate_size: 20,
-  vocab_size: 40,
-  max_position_embeddings: 64,
-  rms_norm_eps: 1e-5,
-  hidden_act: 'silu',
-  rope_theta: 10000,
-};
 const LONG = { type: 'longrope', short_factor: [1, 1, 1, 1, 1, 1, 1, 1], long_factor: [1, 2, 3, 4, 5, 6, 7, 8] };
 
 function refused(code: string, re: RegExp): (e: unknown) => boolean {

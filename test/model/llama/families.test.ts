@@ -8,46 +8,18 @@
 // 64, 256) give float64 graphs that agree to round-off (1/√6 costs ~1e-9 relative).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildLlama, type LlamaBuildOptions } from '../../../src/model/llama/build.js';
-import type { LoraSettings } from '../../../src/model/types.js';
+import { buildLlama } from '../../../src/model/llama/build.js';
 import { assertClose } from '../../graph/gradCheck.js';
-import { familyShapes, smallCheckpoint } from './checkpoints.js';
-import { assertMatchesReference, loraSettings, randomFactors, runBesideReference, type ReferenceRun } from './harness.js';
+import { smallCheckpoint } from './checkpoints.js';
+import { QWEN3_SMALL, SMALL_DECODER } from './configs.js';
+import { checkReferenceBackward, IDS, LABELS, MASK, runFamily, type Family } from './familyCheck.js';
+import { assertMatchesReference, loraSettings } from './harness.js';
 import { defaultInvFreq, llamaReference, longRopeRef, type RefLlamaConfig } from './reference.js';
-
-const QWEN3_SMALL = {
-  model_type: 'qwen3',
-  hidden_size: 16,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 16,
-  intermediate_size: 24,
-  vocab_size: 40,
-  max_position_embeddings: 32,
-  rms_norm_eps: 1e-6,
-  hidden_act: 'silu',
-  rope_theta: 1000000,
-  tie_word_embeddings: true,
-  attention_bias: false,
-  use_sliding_window: false,
-  sliding_window: null,
-  max_window_layers: 2,
-};
 
 const PHI3_SMALL = {
   model_type: 'phi3',
-  hidden_size: 32,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  intermediate_size: 20,
-  vocab_size: 40,
-  max_position_embeddings: 64,
+  ...SMALL_DECODER,
   original_max_position_embeddings: 4,
-  rms_norm_eps: 1e-5,
-  hidden_act: 'silu',
-  rope_theta: 10000,
   partial_rotary_factor: 0.75,
   sliding_window: 5,
   tie_word_embeddings: false,
@@ -57,9 +29,8 @@ const PHI3_SMALL = {
 const QWEN3_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const PHI3_TARGETS = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'];
 
-const IDS = [[3, 17, 29, 5, 11, 38], [7, 0, 22, 31, 2, 2]];
-const MASK = [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]];
-const LABELS = [[3, 17, 29, 5, 11, 38], [7, 0, 22, 31, -100, -100]];
+/** The graph of src/model/llama and the float64 reference. */
+const LLAMA: Family<RefLlamaConfig> = { build: buildLlama, reference: llamaReference };
 
 function qwen3Ref(): RefLlamaConfig {
   return { hidden: 16, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 24, vocab: 40, eps: 1e-6, theta: 1000000, tie: true, qkvBias: false, qkNorm: true };
@@ -84,19 +55,12 @@ function phi3Ref(seqLen: number): RefLlamaConfig {
   };
 }
 
-/** The graph (float64) and the reference on the same weights and factors. */
-async function runBoth(config: Record<string, unknown>, ref: RefLlamaConfig, lora: LoraSettings, data: { ids: number[][]; mask: number[][]; labels: number[][] }, extra: Partial<LlamaBuildOptions> = {}): Promise<ReferenceRun> {
-  const weights = smallCheckpoint(config);
-  const model = buildLlama({ config, tensors: familyShapes(config), lora, task: 'causal-lm', training: false, dtype: 'float64', ...extra });
-  return runBesideReference(model, weights, lora, data, (factors) => llamaReference(ref, weights, { r: lora.r, scaling: lora.alpha / lora.r, factors }, data.ids, data.mask, data.labels));
-}
-
 // Float64 graph and float64 reference: the same sums in another order, so round-off only.
 const EXACT = { rtol: 1e-9, atol: 1e-11 };
 
 describe('qwen3 at small widths (hidden 16, 4 heads of head_dim 16, 2 kv heads, tied) vs the float64 reference', () => {
   test('q_norm/k_norm per head, LoRA on all seven projections: loss, logits and LoRA gradients to 1e-9', async () => {
-    const run = await runBoth(QWEN3_SMALL, qwen3Ref(), loraSettings({ targetModules: QWEN3_TARGETS }), { ids: IDS, mask: MASK, labels: LABELS });
+    const run = await runFamily(LLAMA, QWEN3_SMALL, qwen3Ref(), loraSettings({ targetModules: QWEN3_TARGETS }), { ids: IDS, mask: MASK, labels: LABELS });
     assert.equal(run.model.modules.length, 14);
     assert.deepEqual(run.model.modules.find((m) => m.path === 'model.layers.0.self_attn.o_proj')?.inFeatures, 64);
     assert.ok(run.model.frozen.some((f) => f.key === 'model.layers.1.self_attn.k_norm.weight'));
@@ -104,14 +68,14 @@ describe('qwen3 at small widths (hidden 16, 4 heads of head_dim 16, 2 kv heads, 
   });
 
   test('the q/k norms change the result: the reference without them differs', async () => {
-    const run = await runBoth(QWEN3_SMALL, { ...qwen3Ref(), qkNorm: false }, loraSettings(), { ids: IDS, mask: MASK, labels: LABELS });
+    const run = await runFamily(LLAMA, QWEN3_SMALL, { ...qwen3Ref(), qkNorm: false }, loraSettings(), { ids: IDS, mask: MASK, labels: LABELS });
     assert.ok(Math.abs(run.loss - run.ref.loss) > 1e-3, `loss ${run.loss} vs ${run.ref.loss} without q/k norms`);
   });
 });
 
 describe('phi3 at small widths (fused qkv_proj / gate_up_proj, 2 heads of 16 over 1 kv head, partial RoPE 12 of 16, LongRoPE) vs the float64 reference', () => {
   test('T = 6 > original_max_position_embeddings 4 (long factors), sliding window 5, fixed seq: to 1e-9', async () => {
-    const run = await runBoth(PHI3_SMALL, phi3Ref(6), loraSettings({ targetModules: PHI3_TARGETS }), { ids: IDS, mask: MASK, labels: LABELS }, { seqLen: 6 });
+    const run = await runFamily(LLAMA, PHI3_SMALL, phi3Ref(6), loraSettings({ targetModules: PHI3_TARGETS }), { ids: IDS, mask: MASK, labels: LABELS }, { seqLen: 6 });
     assert.deepEqual(run.model.modules.slice(0, 4).map((m) => [m.path, m.inFeatures, m.outFeatures]), [
       ['model.layers.0.self_attn.qkv_proj', 32, 64],
       ['model.layers.0.self_attn.o_proj', 32, 32],
@@ -123,9 +87,9 @@ describe('phi3 at small widths (fused qkv_proj / gate_up_proj, 2 heads of 16 ove
 
   test("symbolic seq (the trainer's graph): the long table at T = 6, the short table at T = 3", async () => {
     const lora = loraSettings({ targetModules: PHI3_TARGETS });
-    assertMatchesReference(await runBoth(PHI3_SMALL, phi3Ref(6), lora, { ids: IDS, mask: MASK, labels: LABELS }), EXACT);
+    assertMatchesReference(await runFamily(LLAMA, PHI3_SMALL, phi3Ref(6), lora, { ids: IDS, mask: MASK, labels: LABELS }), EXACT);
     const short = { ids: IDS.map((r) => r.slice(0, 3)), mask: MASK.map((r) => r.slice(0, 3)), labels: LABELS.map((r) => r.slice(0, 3)) };
-    const run = await runBoth(PHI3_SMALL, phi3Ref(3), lora, short);
+    const run = await runFamily(LLAMA, PHI3_SMALL, phi3Ref(3), lora, short);
     assertMatchesReference(run, EXACT);
     // The short and long factors differ, so the regime matters.
     const wrong = llamaReference(phi3Ref(6), smallCheckpoint(PHI3_SMALL), undefined, short.ids, short.mask, short.labels);
@@ -150,27 +114,7 @@ describe("the reference's backward (finite differences of its own loss, eps 1e-6
     ['qwen3', QWEN3_SMALL, qwen3Ref(), QWEN3_TARGETS],
     ['phi3', PHI3_SMALL, phi3Ref(6), PHI3_TARGETS],
   ] as const) {
-    test(`${name}: d loss / d A and d B at coordinates of every module type`, () => {
-      const weights = smallCheckpoint(config);
-      const model = buildLlama({ config, tensors: familyShapes(config), lora: loraSettings({ targetModules: [...targets] }), task: 'causal-lm', training: false });
-      const factors = randomFactors(model, 2, 50).byPath;
-      const lora = { r: 2, scaling: 2, factors };
-      const base = llamaReference(ref, weights, lora, IDS, MASK, LABELS);
-      const eps = 1e-6;
-      for (const [i, m] of model.modules.entries()) {
-        for (const which of ['a', 'b'] as const) {
-          const data = factors.get(m.path)![which];
-          const at = (i * 7 + (which === 'a' ? 1 : 3)) % data.length;
-          const saved = data[at];
-          data[at] = saved + eps;
-          const up = llamaReference(ref, weights, lora, IDS, MASK, LABELS).loss;
-          data[at] = saved - eps;
-          const down = llamaReference(ref, weights, lora, IDS, MASK, LABELS).loss;
-          data[at] = saved;
-          assertClose([base.grads.get(m.path)![which][at]], [(up - down) / (2 * eps)], 1e-6, 1e-9, `${m.path}.${which}[${at}]`);
-        }
-      }
-    });
+    test(`${name}: d loss / d A and d B at coordinates of every module type`, () => checkReferenceBackward(LLAMA, config, ref, [...targets]));
   }
 
   test("the reference's default RoPE is HF's 1/θ^(2i/d)", () => {

@@ -10,23 +10,12 @@ import { buildLlama } from '../../../src/model/llama/build.js';
 import { assertClose, runGraph } from '../../graph/gradCheck.js';
 import { familyShapes, smallCheckpoint } from './checkpoints.js';
 import { loraSettings, modelFeeds, uniform } from './harness.js';
-import { llamaReference, type RefLlamaConfig } from './reference.js';
+import { rawConfig, refConfig } from './configs.js';
+import { llamaReference } from './reference.js';
 
-const CONFIG = {
-  model_type: 'llama',
-  hidden_size: 16,
-  num_hidden_layers: 3,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  intermediate_size: 24,
-  vocab_size: 40,
-  max_position_embeddings: 32,
-  rms_norm_eps: 1e-6,
-  hidden_act: 'silu',
-  rope_theta: 10000,
-  tie_word_embeddings: false,
-};
-const REF: RefLlamaConfig = { hidden: 16, layers: 3, heads: 4, kvHeads: 2, intermediate: 24, vocab: 40, eps: 1e-6, theta: 10000, tie: false, qkvBias: false };
+// The tiny Llama of build.test.ts with 3 layers, untied.
+const CONFIG = rawConfig({ layers: 3 });
+const REF = refConfig({ layers: 3 });
 
 const LORA = loraSettings({
   r: 4,

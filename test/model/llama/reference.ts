@@ -6,8 +6,8 @@
 // hand-written backward) the gradient of the loss with respect to every LoRA factor.
 import { Tape, type LoraBranch, type Node, type WeightData } from './tape.js';
 
-/** The numbers of a Llama-family model, spelled out by the test. */
-export interface RefLlamaConfig {
+/** The numbers every decoder reference (this one and ../gemma/reference.ts) reads, spelled out by the test. */
+export interface RefDecoderDims {
   readonly hidden: number;
   readonly layers: number;
   readonly heads: number;
@@ -15,8 +15,12 @@ export interface RefLlamaConfig {
   readonly intermediate: number;
   readonly vocab: number;
   readonly eps: number;
-  readonly theta: number;
   readonly tie: boolean;
+}
+
+/** The numbers of a Llama-family model, spelled out by the test. */
+export interface RefLlamaConfig extends RefDecoderDims {
+  readonly theta: number;
   readonly qkvBias: boolean;
   /** Sliding window width (all layers), if any. */
   readonly window?: number;
@@ -91,6 +95,55 @@ export function linearRef(x: Float64Array, n: number, inF: number, outF: number,
   return y;
 }
 
+/** The batch a decoder reference walks, and what it fills. */
+export interface CausalLmBatch {
+  readonly batch: number;
+  readonly seq: number;
+  /** `[batch, seq, vocab]`, to fill. */
+  readonly logits: Float64Array;
+  /** d loss / d A, d B per adapted path, zeroed. */
+  readonly grads: Map<string, { a: Float64Array; b: Float64Array }>;
+  /** Per sequence and position the next token to predict; −1 at the last position, before padding and before a −100 label. */
+  readonly targets: number[][];
+  /** How many targets there are (at least 1): the loss is their mean. */
+  readonly count: number;
+}
+
+/** Sets up a reference's pass over `ids` (HF's shifted next-token loss, masked by `mask` and by −100 labels). */
+export function causalLmBatch(lora: RefLora | undefined, ids: number[][], mask: number[][], labels: number[][], vocab: number): CausalLmBatch {
+  const batch = ids.length;
+  const seq = ids[0].length;
+  const grads = new Map([...(lora?.factors ?? new Map<string, { a: WeightData; b: WeightData }>())].map(([p, f]) => [p, { a: new Float64Array(f.a.length), b: new Float64Array(f.b.length) }]));
+  const targets = labels.map((row, b) => row.map((_, t) => (t + 1 < seq && row[t + 1] !== -100 && mask[b][t + 1] !== 0 ? row[t + 1] : -1)));
+  const count = Math.max(1, targets.flat().filter((x) => x >= 0).length);
+  return { batch, seq, logits: new Float64Array(batch * seq * vocab), grads, targets, count };
+}
+
+/**
+ * The tape's LoRA branch of module `path` in the sequence whose first row is `rowOffset` of the
+ * flattened batch (for the dropout mask): undefined where `path` is not adapted.
+ */
+export function loraBranch(lora: RefLora | undefined, grads: CausalLmBatch['grads'], path: string, rowOffset: number): LoraBranch | undefined {
+  const f = lora?.factors.get(path);
+  if (lora === undefined || f === undefined) return undefined;
+  const keep = lora.dropout?.keep.get(path);
+  return {
+    a: f.a,
+    b: f.b,
+    r: f.r ?? lora.r,
+    scaling: f.scaling ?? lora.scaling,
+    grad: grads.get(path)!,
+    ...(keep !== undefined ? { keep: { mask: keep, rate: lora.dropout!.rate, rowOffset } } : {}),
+  };
+}
+
+/** The token embeddings of one sequence, `[seq, hidden]`. */
+export function embedRows(embed: WeightData, ids: readonly number[], hidden: number): Float64Array {
+  const h0 = new Float64Array(ids.length * hidden);
+  for (let t = 0; t < ids.length; t++) for (let k = 0; k < hidden; k++) h0[t * hidden + k] = embed[ids[t] * hidden + k];
+  return h0;
+}
+
 /** HF default RoPE frequencies `1/θ^(2i/dim)`, i < dim/2. */
 export function defaultInvFreq(dim: number, theta: number): number[] {
   return Array.from({ length: dim / 2 }, (_, i) => 1 / theta ** ((2 * i) / dim));
@@ -120,32 +173,13 @@ export function llamaReference(cfg: RefLlamaConfig, w: RefWeights, lora: RefLora
   const qDim = heads * hd;
   const kvDim = kvHeads * hd;
   const rope = cfg.rope ?? { invFreq: defaultInvFreq(hd, cfg.theta), scale: 1 };
-  const batch = ids.length;
-  const seq = ids[0].length;
-  const logits = new Float64Array(batch * seq * vocab);
-  const grads = new Map([...(lora?.factors ?? new Map<string, { a: WeightData; b: WeightData }>())].map(([p, f]) => [p, { a: new Float64Array(f.a.length), b: new Float64Array(f.b.length) }]));
-  const targets = labels.map((row, b) => row.map((_, t) => (t + 1 < seq && row[t + 1] !== -100 && mask[b][t + 1] !== 0 ? row[t + 1] : -1)));
-  const count = Math.max(1, targets.flat().filter((x) => x >= 0).length);
+  const { batch, seq, logits, grads, targets, count } = causalLmBatch(lora, ids, mask, labels, vocab);
   let loss = 0;
   for (let b = 0; b < batch; b++) {
     const tape = new Tape();
-    const branch = (path: string): LoraBranch | undefined => {
-      const f = lora?.factors.get(path);
-      if (lora === undefined || f === undefined) return undefined;
-      const keep = lora.dropout?.keep.get(path);
-      return {
-        a: f.a,
-        b: f.b,
-        r: f.r ?? lora.r,
-        scaling: f.scaling ?? lora.scaling,
-        grad: grads.get(path)!,
-        ...(keep !== undefined ? { keep: { mask: keep, rate: lora.dropout!.rate, rowOffset: b * seq } } : {}),
-      };
-    };
+    const branch = (path: string): LoraBranch | undefined => loraBranch(lora, grads, path, b * seq);
     const embed = get(w, 'model.embed_tokens.weight');
-    const h0 = new Float64Array(seq * d);
-    for (let t = 0; t < seq; t++) for (let k = 0; k < d; k++) h0[t * d + k] = embed[ids[b][t] * d + k];
-    let h: Node = tape.node(h0, seq, d);
+    let h: Node = tape.node(embedRows(embed, ids[b], d), seq, d);
     const visible = (i: number, j: number): boolean => j <= i && mask[b][j] !== 0 && (cfg.window === undefined || i - j < cfg.window);
     for (let l = 0; l < cfg.layers; l++) {
       const p = `model.layers.${l}`;

@@ -8,23 +8,10 @@ import { buildLlama } from '../../../src/model/llama/build.js';
 import { ModelError } from '../../../src/model/errors.js';
 import { architectureFor } from '../../../src/model/registry.js';
 import { familyShapes } from './checkpoints.js';
+import { QWEN3_SMALL } from './configs.js';
 import { loraSettings } from './harness.js';
 
-const QWEN3 = {
-  model_type: 'qwen3',
-  hidden_size: 16,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 8,
-  intermediate_size: 24,
-  vocab_size: 40,
-  max_position_embeddings: 32,
-  rms_norm_eps: 1e-6,
-  hidden_act: 'silu',
-  rope_theta: 1000000,
-  tie_word_embeddings: true,
-};
+const QWEN3 = { ...QWEN3_SMALL, head_dim: 8 };
 const LLAMA = { ...QWEN3, model_type: 'llama' };
 
 function build(config: Record<string, unknown>, tensors: ReadonlyMap<string, readonly number[]>): ReturnType<typeof buildLlama> {
