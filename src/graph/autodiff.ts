@@ -5,6 +5,14 @@
  * gradients (a frozen weight W0 in `x @ W0` costs no dW0). Fan-out gradients are summed with Add.
  * A rule reading a value made by a `recompute` node (a frozen weight widened to float32) reads a
  * copy made again at that point of the backward pass, so the forward's copy is not kept alive.
+ *
+ * Activation recomputation (`recomputeSegments`): a node built in a segment (a transformer block,
+ * GraphBuilder.segment) whose outputs only that segment reads is recomputed for the backward pass,
+ * once, from the values the segment keeps (its inputs from outside it: the block's input, weights,
+ * masks) — the first time one of the block's gradient rules reads it. The forward's values are
+ * then freed inside the forward pass, so the backward holds one block's activations at a time
+ * instead of every block's. The copies are `recompute` nodes, so nothing merges them back into the
+ * forward ones (prune.ts, compile.ts) and emit.ts orders them for onnxruntime.
  */
 import type { Node, Value } from './builder.js';
 import { isFloat } from './dtype.js';
@@ -21,7 +29,12 @@ import { formatShape, shapeEquals } from './shape.js';
  * same graph, usually inputs). Throws if the loss is not a scalar, a parameter does not reach the
  * loss, or an op on the way has no gradient rule.
  */
-export function grad(loss: Value, params: readonly Value[]): Value[] {
+export interface GradOptions {
+  /** Recompute what segments do not hand on instead of keeping it for the backward (see the module comment). */
+  readonly recomputeSegments?: boolean;
+}
+
+export function grad(loss: Value, params: readonly Value[], options: GradOptions = {}): Value[] {
   const g = loss.graph;
   check(loss.rank === 0, () => `grad: loss ${loss.toString()} is not a scalar (reduce it first, e.g. with reduceMean)`);
   check(isFloat(loss.dtype), () => `grad: loss ${loss.toString()} is not float32/float64`);
@@ -36,6 +49,7 @@ export function grad(loss: Value, params: readonly Value[]): Value[] {
   const toLoss = backwardReach(nodes, loss);
   for (const p of params) check(toLoss.has(p), () => `grad: parameter ${p.name} does not reach the loss ${loss.name}`);
   const active = (v: Value | undefined): v is Value => v !== undefined && fromParams.has(v) && toLoss.has(v) && isFloat(v.dtype);
+  const again = new Recomputation(options.recomputeSegments === true ? internalNodes(nodes, loss) : new Set());
 
   const pending = new Map<Value, Value[]>([[loss, [g.scalar(1, loss.dtype)]]]);
   const total = (v: Value): Value | undefined => {
@@ -57,10 +71,19 @@ export function grad(loss: Value, params: readonly Value[]): Value[] {
     if (rule === undefined) {
       throw new GraphError(`grad: ${node.op} (${node.outputs[0].name}) has no gradient rule but lies between the parameters and the loss`);
     }
-    // A rule that reads a recomputed value (a widened frozen weight) gets a fresh copy, built here,
-    // just before the backward nodes that use it: the forward's copy is freed after the forward.
-    const inputs = node.inputs.map((v) => (v?.producer?.recompute === true ? recomputed(v) : v));
-    const ctx: GradContext = { node, inputs, outputs: node.outputs, dys, needs };
+    // A rule reads recomputed values (a widened frozen weight, a block's activations) from copies
+    // built here, just before the backward nodes that use them: the forward's values are freed in the forward.
+    const inputs = node.inputs.map((v) => again.value(v));
+    // Outputs are copied only when the rule reads them (softmax's does, a matmul's does not).
+    const ctx: GradContext = {
+      node,
+      inputs,
+      get outputs() {
+        return again.outputs(node);
+      },
+      dys,
+      needs,
+    };
     const grads = rule.grad(ctx);
     node.inputs.forEach((x, k) => {
       if (!needs[k] || x === undefined) return;
@@ -82,15 +105,46 @@ export function grad(loss: Value, params: readonly Value[]): Value[] {
 }
 
 /**
- * `v` computed again by a copy of its producer, and of every recompute producer upstream of it
- * (bfloat16's BitCast before its Cast), down to values computed once (graph inputs, constants).
+ * The copies the backward reads instead of forward values. A `recompute` node (a widened weight)
+ * is copied afresh for each read, with every recompute producer upstream of it (bfloat16's BitCast
+ * before its Cast); a segment-internal node is copied once and its copy shared by all the rules
+ * that read it, its inputs resolved the same way, down to values the forward keeps.
  */
-function recomputed(v: Value): Value {
-  const node = v.producer;
-  if (node?.recompute !== true) return v;
-  const inputs = node.inputs.map((x) => (x === undefined ? undefined : recomputed(x)));
-  const outs = v.graph.node(node.op, inputs, node.attrs as AttrsOf<OpName>, node.outputs.map((o) => ({ dtype: o.dtype, shape: o.shape })), `${node.op.charAt(0).toLowerCase()}${node.op.slice(1)}_recomputed`, { recompute: true });
-  return outs[node.outputs.indexOf(v)];
+class Recomputation {
+  private readonly copies = new Map<Node, readonly Value[]>();
+
+  constructor(private readonly internal: ReadonlySet<Node>) {}
+
+  /** What the backward reads for forward value `v`. */
+  value(v: Value | undefined): Value | undefined {
+    const node = v?.producer;
+    if (v === undefined || node === undefined || (node.recompute !== true && !this.internal.has(node))) return v;
+    return this.outputs(node)[node.outputs.indexOf(v)];
+  }
+
+  /** What the backward reads for `node`'s outputs. */
+  outputs(node: Node): readonly Value[] {
+    if (node.recompute !== true && !this.internal.has(node)) return node.outputs;
+    const shared = this.copies.get(node);
+    if (shared !== undefined) return shared;
+    const inputs = node.inputs.map((x) => this.value(x));
+    const g = node.outputs[0].graph;
+    const copy = g.node(node.op, inputs, node.attrs as AttrsOf<OpName>, node.outputs.map((o) => ({ dtype: o.dtype, shape: o.shape })), `${node.op.charAt(0).toLowerCase()}${node.op.slice(1)}_recomputed`, { recompute: true });
+    if (this.internal.has(node)) this.copies.set(node, copy);
+    return copy;
+  }
+}
+
+/**
+ * The nodes of segments whose outputs no node outside their segment reads (nor is any the loss):
+ * what activation recomputation does not keep. `recompute` nodes are copied per read anyway.
+ */
+function internalNodes(nodes: readonly Node[], loss: Value): Set<Node> {
+  const handedOn = new Set<Value>([loss]);
+  for (const n of nodes) {
+    for (const v of n.inputs) if (v?.producer !== undefined && v.producer.segment !== n.segment) handedOn.add(v);
+  }
+  return new Set(nodes.filter((n) => n.segment !== undefined && n.recompute !== true && !n.outputs.some((o) => handedOn.has(o))));
 }
 
 /** Values that depend on any of `params` (through float values only). */

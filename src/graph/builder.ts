@@ -51,12 +51,20 @@ export interface Node {
    * gradient rule reads it, so the value is not held from the forward pass to the backward.
    */
   readonly recompute?: true;
+  /**
+   * The recomputation segment (a transformer block, {@link GraphBuilder.segment}) the node was
+   * built in. Autodiff asked to recompute segments keeps only the values a segment hands to the
+   * rest of the graph; the backward builds the segment again from them where its rules need it.
+   */
+  readonly segment?: number;
 }
 
 /** Options of {@link GraphBuilder.node}. */
 export interface NodeOptions {
   /** See {@link Node.recompute}. */
   readonly recompute?: boolean;
+  /** See {@link Node.segment}; default: the segment being built, if any. */
+  readonly segment?: number;
 }
 
 /** The dtype and shape of a node output, as inferred by the op. */
@@ -83,6 +91,8 @@ export class GraphBuilder {
   private readonly scalars = new Map<string, Value>();
   private readonly shapes = new Map<Value, Value>();
   private nextId = 0;
+  private segmentCount = 0;
+  private openSegment: number | undefined;
 
   constructor(readonly name = 'fedex') {}
 
@@ -167,12 +177,35 @@ export class GraphBuilder {
     const id = this.nextId++;
     const base = hint ?? op.charAt(0).toLowerCase() + op.slice(1);
     const outs: Value[] = [];
-    const node: Node = { id, op, inputs: [...inputs], outputs: outs, attrs: { ...attrs } as Record<string, AnyAttrValue>, ...(options.recompute === true ? { recompute: true as const } : {}) };
+    const segment = options.segment ?? this.openSegment;
+    const node: Node = {
+      id,
+      op,
+      inputs: [...inputs],
+      outputs: outs,
+      attrs: { ...attrs } as Record<string, AnyAttrValue>,
+      ...(options.recompute === true ? { recompute: true as const } : {}),
+      ...(segment !== undefined ? { segment } : {}),
+    };
     outputs.forEach((o, k) => {
       outs.push(this.makeValue(this.claim(op, outputs.length > 1 ? `${base}_${id}_${k}` : `${base}_${id}`), o.dtype, o.shape, 'node', node));
     });
     this.nodeList.push(node);
     return outs;
+  }
+
+  /**
+   * Runs `build` with every node it appends in one new recomputation segment ({@link Node.segment}):
+   * a model wraps each transformer block in one. Segments do not nest.
+   */
+  segment<T>(build: () => T): T {
+    check(this.openSegment === undefined, () => `segment: segment ${this.openSegment} is still open; segments do not nest`);
+    this.openSegment = this.segmentCount++;
+    try {
+      return build();
+    } finally {
+      this.openSegment = undefined;
+    }
   }
 
   /** `Shape(x)` as an int64 1-D value, one per value. */

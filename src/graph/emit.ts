@@ -81,7 +81,7 @@ export function toOnnx(g: GraphBuilder, options: EmitOptions): OnnxModel {
 
   const sizes = options.sizes === undefined ? undefined : symbolSizes(nodes, options.sizes);
   const fixed = (shape: Shape): Shape => (sizes === undefined ? shape : shape.map((d) => dimSize(d, sizes)));
-  const onnxNodes: OnnxNode[] = recomputeFirst(nodes).map((n) => (sizes !== undefined && (n.op === 'Shape' || n.op === 'Size') ? emitShapeConstant(n, nameOf, sizes) : emitNode(n, nameOf, used)));
+  const onnxNodes: OnnxNode[] = recomputeEarly(nodes).map((n) => (sizes !== undefined && (n.op === 'Shape' || n.op === 'Size') ? emitShapeConstant(n, nameOf, sizes) : emitNode(n, nameOf, used)));
   const initializers: OnnxTensor[] = [...used]
     .filter((v) => v.source === 'initializer')
     .sort((a, b) => a.id - b.id)
@@ -102,29 +102,38 @@ export function toOnnx(g: GraphBuilder, options: EmitOptions): OnnxModel {
 }
 
 /**
- * The nodes with the recompute nodes (builder.ts) that depend on nothing computed (graph inputs,
- * constants, other such nodes) moved to the front, keeping the order otherwise. onnxruntime orders
- * a graph by a depth-first walk back from its outputs that visits a node's highest-indexed input
- * first (its NodeCompare: node index, the position in the file). A widened weight made just
- * before the Gemm that reads it would be visited before the Gemm's other input, so computed before
- * that input's whole chain and held through it; at the front it is visited last, and computed just
- * before the Gemm. onnxruntime resolves the edges by name, so this order loads as any other.
+ * The nodes in the order onnxruntime should see them: every `Constant` first, and each recompute
+ * node (builder.ts) right after the last node it reads from (at the front when it reads only graph
+ * inputs and constants), the rest in their order. onnxruntime orders a graph by a depth-first walk
+ * back from its outputs that visits a node's highest-indexed input first (its NodeCompare: node
+ * index, the position in the file). A copy made for the backward pass sits in the file just before
+ * the backward node that reads it, so the walk would visit it before that node's other input, the
+ * incoming gradient, and compute it (a widened weight, a recomputed block) before that gradient's
+ * whole chain, holding it through the rest of the forward pass and the backward of the later
+ * blocks. Placed as early as its inputs allow, it is visited after the gradient, and computed just
+ * before the node that reads it. onnxruntime resolves the edges by name, so this order loads as any other.
  */
-function recomputeFirst(nodes: readonly Node[]): readonly Node[] {
+function recomputeEarly(nodes: readonly Node[]): readonly Node[] {
   if (!nodes.some((n) => n.recompute === true)) return nodes;
-  const early = new Set<Value>();
-  const front: Node[] = [];
-  const rest: Node[] = [];
+  // after[0]: the front; after[i + 1]: the recompute nodes placed right after kept[i].
+  const kept: Node[] = [];
+  const after: Node[][] = [[]];
+  const slot = new Map<Node, number>();
   for (const n of nodes) {
-    const movable = (n.recompute === true || n.op === 'Constant') && n.inputs.every((v) => v === undefined || v.source !== 'node' || early.has(v));
-    if (movable) {
-      front.push(n);
-      for (const o of n.outputs) early.add(o);
+    if (n.op === 'Constant') {
+      after[0].push(n);
+      slot.set(n, 0);
+    } else if (n.recompute === true) {
+      const at = n.inputs.reduce((m, v) => (v?.producer === undefined ? m : Math.max(m, slot.get(v.producer) ?? 0)), 0);
+      after[at].push(n);
+      slot.set(n, at);
     } else {
-      rest.push(n);
+      kept.push(n);
+      after.push([]);
+      slot.set(n, kept.length);
     }
   }
-  return [...front, ...rest];
+  return [...after[0], ...kept.flatMap((n, i) => [n, ...after[i + 1]])];
 }
 
 /** The default-domain opset (at least `base`, and each op's `since`) and the other domains the nodes use. */

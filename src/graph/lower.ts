@@ -183,7 +183,7 @@ function replay(out: GraphBuilder, node: Node, inputs: readonly (Value | undefin
     specs = specs.map((s) => (s.dtype === 'int64' ? { ...s, dtype: 'int32' } : s));
   }
   // The attributes are the node's own (typed when it was built), passed on unchanged but for Cast's `to`.
-  const results = out.node(node.op, args, attrs as AttrsOf<OpName>, specs, hintOf(node.outputs[0]), { recompute: node.recompute === true });
+  const results = out.node(node.op, args, attrs as AttrsOf<OpName>, specs, hintOf(node.outputs[0]), { recompute: node.recompute === true, ...(node.segment !== undefined ? { segment: node.segment } : {}) });
   if (node.op === 'Concat') {
     // A symbol Concat invented for its joined axis is read from its output, as concat() arranged in g.
     const axis = node.attrs.axis as number;

@@ -86,7 +86,8 @@ function replay(out: GraphBuilder, node: Node, stored: ReadonlyMap<Value, Stored
     if (wide === undefined) widened.set(v, wide = widen(w));
     return wide;
   });
-  const results = out.node(node.op, inputs, node.attrs as AttrsOf<OpName>, node.outputs.map((o) => ({ dtype: o.dtype, shape: o.shape })), hintOf(node.outputs[0]), { recompute: node.recompute === true });
+  const results = out.node(node.op, inputs, node.attrs as AttrsOf<OpName>, node.outputs.map((o) => ({ dtype: o.dtype, shape: o.shape })), hintOf(node.outputs[0]), { recompute: node.recompute === true,
+    ...(node.segment !== undefined ? { segment: node.segment } : {}) });
   if (node.op === 'Concat') {
     // A symbol Concat invented for its joined axis is read from its output, as concat() arranged in the original.
     const axis = node.attrs.axis as number;

@@ -27,6 +27,8 @@ export interface TrainStepOptions {
   optimizer: OptimizerConfig;
   /** Clip the global gradient norm to this value before the update. */
   maxGradNorm?: number;
+  /** Activation recomputation: the backward recomputes each segment (block) instead of keeping its activations (autodiff.ts). */
+  recomputeSegments?: boolean;
 }
 
 export interface TrainStep {
@@ -43,7 +45,7 @@ export function buildTrainStep(options: TrainStepOptions): TrainStep {
   check(params.length > 0, () => 'buildTrainStep: no parameters');
   const dtype = params[0].dtype;
   check(params.every((p) => p.dtype === dtype), () => 'buildTrainStep: parameters must share one dtype');
-  let grads = grad(loss, params);
+  let grads = grad(loss, params, { recomputeSegments: options.recomputeSegments === true });
   const outputs: Record<string, Value> = { loss };
   const stateInputs: Record<string, Value> = {};
   if (options.maxGradNorm !== undefined) {

@@ -31,7 +31,7 @@ import { where } from '../graph/ops/where.js';
 import { GraphBuilder as Builder } from '../graph/builder.js';
 import { lowerGraph } from '../graph/lower.js';
 import { buildTrainStep } from '../graph/trainStep.js';
-import type { OptimizerConfig } from '../graph/trainStep.js';
+import type { OptimizerConfig, TrainStepOptions } from '../graph/trainStep.js';
 import type { ModelGraph } from '../model/types.js';
 import { createSession } from '../runtime/session.js';
 import type { Device, OrtLogLevel, OrtSession } from '../runtime/session.js';
@@ -52,6 +52,19 @@ export interface SessionSettings {
 export interface StepSettings {
   readonly optimizer: OptimizerConfig;
   readonly maxGradNorm?: number;
+  /** Activation recomputation per block (src/graph/autodiff.ts); the memory plan decides it (memoryPlan.ts). */
+  readonly recompute?: boolean;
+}
+
+/** The train-step options of `model` under `step`. */
+export function trainStepOf(model: ModelGraph, step: StepSettings): TrainStepOptions {
+  return {
+    loss: model.loss,
+    params: model.trainable,
+    optimizer: step.optimizer,
+    ...(step.maxGradNorm !== undefined ? { maxGradNorm: step.maxGradNorm } : {}),
+    ...(step.recompute === true ? { recomputeSegments: true } : {}),
+  };
 }
 
 /** Name of the gradient output of a trainable tensor in the `grads` session and input of `apply`. */
@@ -113,14 +126,14 @@ function checkTrainable(model: ModelGraph): void {
 /** The fused train-step session (forward, backward, clip, update). */
 export async function compileStep(model: ModelGraph, step: StepSettings, settings: SessionSettings, shape?: SessionShape): Promise<OrtSession> {
   checkTrainable(model);
-  const built = buildTrainStep({ loss: model.loss, params: model.trainable, optimizer: step.optimizer, ...(step.maxGradNorm !== undefined ? { maxGradNorm: step.maxGradNorm } : {}) });
+  const built = buildTrainStep(trainStepOf(model, step));
   return session(model.graph, built.outputs, settings, 'train step', shape, integerInputs(model));
 }
 
-/** The gradient session: `loss` and `<param>.grad` for one micro-batch. */
-export async function compileGrads(model: ModelGraph, settings: SessionSettings, shape?: SessionShape): Promise<OrtSession> {
+/** The gradient session: `loss` and `<param>.grad` for one micro-batch; `recompute`: activation recomputation per block. */
+export async function compileGrads(model: ModelGraph, settings: SessionSettings, shape?: SessionShape, recompute = false): Promise<OrtSession> {
   checkTrainable(model);
-  const grads = grad(model.loss, model.trainable);
+  const grads = grad(model.loss, model.trainable, { recomputeSegments: recompute });
   const outputs: Record<string, Value> = { loss: model.loss };
   model.trainable.forEach((p, i) => {
     outputs[gradName(p.name)] = grads[i];

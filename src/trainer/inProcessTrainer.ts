@@ -153,7 +153,7 @@ export class InProcessTrainer implements LoraTrainer {
     checkClasses(model, data.labelNames);
     const evalModel = build(false);
     // Before any weight is loaded: a setup that cannot fit fails here, with the figures.
-    const plan = planForSetup(setup, new StepMemoryModel(build(true), evalModel, stepSettings(setup), setup.form ?? deviceForm(setup.device)), probe);
+    const plan = planForSetup(setup, model, (recompute) => new StepMemoryModel(build(true), evalModel, { ...stepSettings(setup), recompute }, setup.form ?? deviceForm(setup.device)), probe);
     const roles = paramRoles(model);
     const padId = tokenizer !== null ? padIdFor(tokenizer.special) : 0;
     const eosId = tokenizer?.special.eos ?? undefined;
@@ -205,12 +205,12 @@ export class InProcessTrainer implements LoraTrainer {
   }
 
   private async compileTraining(): Promise<void> {
-    const step = stepSettings(this.setup);
+    const step = { ...stepSettings(this.setup), recompute: this.plan.recompute };
     const params = this.roles.map((r) => ({ name: r.name, shape: r.shape }));
     const shape = { batch: this.plan.microBatchSize, seq: this.setup.seqLen };
     const sessions = this.plan.gradAccumulation === 1
       ? { step: await compileStep(this.trainModel, step, this.sessionSettings, shape) }
-      : { grads: await compileGrads(this.trainModel, this.sessionSettings, shape), apply: await compileApply(params, step, this.sessionSettings) };
+      : { grads: await compileGrads(this.trainModel, this.sessionSettings, shape, this.plan.recompute), apply: await compileApply(params, step, this.sessionSettings) };
     this.runner = new StepRunner(params, step.optimizer, sessions);
   }
 

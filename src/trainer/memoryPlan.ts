@@ -28,6 +28,14 @@
  * | same, 2.5 / 1.2 GB budget | 16 × 256 as 4 × 4 / 32 × 128 as 8 × 4 | 1709 / 962 | 1404 / 804 | 1.22 / 1.20 |
  * | GPT-2-small shapes (12 × 768), LoRA on c_attn | 8 × 128 | 3743 | 2931 | 1.28 |
  *
+ * With activation recomputation (`--recompute`), the training peak counted × RECOMPUTE_ARENA_FACTOR:
+ *
+ * | model | batch × seq | estimate MiB | peak RSS MiB | ratio | kept: estimate / peak RSS |
+ * |---|---|---:|---:|---:|---|
+ * | random Llama-family 6 × 256 (4 heads, 2 kv), MLP 1024 | 4 × 384 | 415 | 379 | 1.09 | 865 / 720 |
+ * | same, 8 layers | 4 × 512 | 530 | 509 | 1.04 | 1486 / 1236 |
+ *
+ * The peak fell to 53 % and 41 % of the kept run's (test/trainer/recomputeRss.test.ts measures the first row).
  * Training alone (before the evaluation) was 1.19–1.31 × its peak. The estimate is high mostly
  * because onnxruntime fuses nodes and writes some outputs in place: a safe bound, roughly right,
  * not a trace.
@@ -39,7 +47,7 @@ import { buildTrainStep } from '../graph/trainStep.js';
 import { scalesInputName } from '../graph/nn/storedWeight.js';
 import type { BasePrecision } from '../model/basePrecision.js';
 import type { ModelGraph } from '../model/types.js';
-import type { StepSettings } from './compile.js';
+import { trainStepOf, type StepSettings } from './compile.js';
 import { integerInputs, lowerOptions, type DeviceForm } from './deviceForm.js';
 import { formatBytes, memoryBudget, type MemoryBudget, type MemoryProbe } from './memoryBudget.js';
 import type { TrainerSetup } from './types.js';
@@ -49,6 +57,15 @@ export const RUNTIME_OVERHEAD_BYTES = 160 * 2 ** 20;
 
 /** The evaluation arena's growth over its liveness count, rounded up from the 1.08–1.27 measured (module comment). */
 export const EVAL_ARENA_FACTOR = 1.25;
+
+/**
+ * With activation recomputation the training peak is counted × this. onnxruntime runs the
+ * recomputed blocks where the count puts them (its profile shows each block's copies just before
+ * that block's backward), but the many short-lived block-sized values grow its arena past their
+ * live count: the measured training peak over the counted one was 1.40 and 1.47 (Llama-family,
+ * hidden 256, 6 layers at 4 × 384 tokens and 8 layers at 4 × 512; module comment), rounded up.
+ */
+export const RECOMPUTE_ARENA_FACTOR = 1.6;
 
 /** The train step's inputs (MemoryEstimate.inputBytes) by what they hold. */
 export interface InputParts {
@@ -86,6 +103,7 @@ export class StepMemoryModel {
   /** Frozen inputs (int4: codes and scales) → the precision they hold. */
   private readonly frozen: ReadonlyMap<string, BasePrecision>;
   private readonly trainable: ReadonlySet<string>;
+  private readonly recompute: boolean;
 
   /**
    * `train` must be a graph built for estimating only (the train step is appended to it); `evalModel`
@@ -93,12 +111,13 @@ export class StepMemoryModel {
    * `form`: the device's (deviceForm.ts); the graphs are counted as that device runs them (lowered).
    */
   constructor(train: ModelGraph, evalModel: ModelGraph | undefined, step: StepSettings, form?: DeviceForm) {
-    const built = buildTrainStep({ loss: train.loss, params: train.trainable, optimizer: step.optimizer, ...(step.maxGradNorm !== undefined ? { maxGradNorm: step.maxGradNorm } : {}) });
+    const built = buildTrainStep(trainStepOf(train, step));
     this.train = formModel(train, built.outputs, form);
     this.eval = evalModel === undefined ? undefined : formModel(evalModel, { loss: evalModel.loss }, form);
     this.trainableBytes = train.trainable.reduce((s, p) => s + 4 * p.shape.reduce<number>((a, d) => a * (d as number), 1), 0);
     this.frozen = frozenPrecisions(train);
     this.trainable = new Set(train.trainable.map((p) => p.name));
+    this.recompute = step.recompute === true;
   }
 
   private parts(sizes: Readonly<Record<string, number>>): InputParts {
@@ -119,7 +138,8 @@ export class StepMemoryModel {
 
   /** The estimate at `microBatch` rows of `seqLen` tokens, evaluating `evalBatch` rows; `accumulate`: gradients summed on the host. */
   estimate(microBatch: number, seqLen: number, evalBatch: number, accumulate: boolean): MemoryEstimate {
-    const train = this.train({ batch: microBatch, seq: seqLen });
+    const counted = this.train({ batch: microBatch, seq: seqLen });
+    const train = this.recompute ? { ...counted, peakBytes: Math.ceil(RECOMPUTE_ARENA_FACTOR * counted.peakBytes) } : counted;
     const evalBytes = this.eval === undefined ? 0 : Math.ceil(EVAL_ARENA_FACTOR * this.eval({ batch: evalBatch, seq: seqLen }).peakBytes);
     const hostBytes = accumulate ? 2 * this.trainableBytes : 0;
     const totalBytes = train.inputBytes + train.peakBytes + evalBytes + hostBytes + RUNTIME_OVERHEAD_BYTES;
@@ -197,9 +217,15 @@ export interface BatchPlan {
   /** The estimate at microBatchSize. */
   readonly estimate: MemoryEstimate;
   readonly budget: MemoryBudget;
-  /** One line saying why and how the batch was split; undefined when it was not. */
+  /** Activation recomputation per block: chosen by `--recompute auto` when one row does not fit without it, or set by the setup. */
+  readonly recompute: boolean;
+  /** One line saying why and how the batch was split or recomputed; undefined when it was neither. */
   readonly note?: string;
 }
+
+/** Activation recomputation (TrainerSetup.recompute, `--recompute`): on, off, or on only when one row does not fit without it. */
+export const RECOMPUTE_MODES = ['auto', 'on', 'off'] as const;
+export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
 
 /** `estimate(micro, evalBatch, accumulate)` in bytes at the request's seqLen. */
 export type EstimateAt = (microBatch: number, evalBatch: number, accumulate: boolean) => MemoryEstimate;
@@ -214,7 +240,7 @@ function describeEstimate(e: MemoryEstimate): string {
  * equal micro-batches (the last may be smaller) and gradAccumulation raised to match, so the
  * optimizer sees the same batches. Throws {@link MemoryBudgetError} when one row does not fit.
  */
-export function planBatches(request: BatchRequest, budget: MemoryBudget, estimateAt: EstimateAt): BatchPlan {
+export function planBatches(request: BatchRequest, budget: MemoryBudget, estimateAt: EstimateAt, recompute = false): BatchPlan {
   const { batchSize: B, gradAccumulation: k, seqLen } = request;
   const at = (m: number): MemoryEstimate => estimateAt(m, request.evalBatchSize ?? m, k * Math.ceil(B / m) > 1);
   const fits = (m: number): boolean => at(m).totalBytes <= budget.bytes;
@@ -222,7 +248,7 @@ export function planBatches(request: BatchRequest, budget: MemoryBudget, estimat
   if (!fits(B)) {
     if (!fits(1)) {
       const e = at(1);
-      throw new MemoryBudgetError(`trainer: one training step at batch 1, seq-len ${seqLen} needs about ${formatBytes(e.totalBytes)} (${describeEstimate(e)}), `
+      throw new MemoryBudgetError(`trainer: one training step at batch 1, seq-len ${seqLen}${recompute ? ', with activation recomputation,' : ''} needs about ${formatBytes(e.totalBytes)} (${describeEstimate(e)}), `
         + `more than the memory budget of ${formatBytes(budget.bytes)} (${budget.source}). Lower the sequence length (--seq-len, seqLen)`
         + `${request.evalBatchSize !== undefined && request.evalBatchSize > 1 ? ' or the eval batch (evalBatchSize)' : ''}, or raise the budget (--memory-budget <GB>, memoryBudgetBytes) if the machine has the memory. `
         + `A smaller --batch-size does not help: batches are already split down to 1 row.`);
@@ -240,7 +266,7 @@ export function planBatches(request: BatchRequest, budget: MemoryBudget, estimat
   const splits = Math.ceil(B / micro);
   const size = Math.ceil(B / splits);
   const estimate = at(size);
-  const plan = { batchSize: B, microBatchSize: size, splits, gradAccumulation: k * splits, seqLen, evalBatchSize: estimate.evalBatch, estimate, budget };
+  const plan = { batchSize: B, microBatchSize: size, splits, gradAccumulation: k * splits, seqLen, evalBatchSize: estimate.evalBatch, estimate, budget, recompute };
   if (splits === 1) return plan;
   const each = B % splits === 0 ? `${size}` : `up to ${size}`;
   const perStep = k === 1 ? '' : ` (${k} batches of ${B}, each in ${splits})`;
@@ -250,11 +276,51 @@ export function planBatches(request: BatchRequest, budget: MemoryBudget, estimat
   };
 }
 
-/** The plan of a trainer's setup: its batches, its budget (or `probe`'s default), the estimates of `memory`. */
-export function planForSetup(setup: TrainerSetup, memory: StepMemoryModel, probe: MemoryProbe): BatchPlan {
-  return planBatches(
+/**
+ * The plan under a recomputation mode: `auto` plans without recomputation and turns it on only
+ * when one row does not fit without it (splitting the batch cannot help then, and recomputing
+ * costs about one more forward pass per step); `estimateWith(recompute)` gives the estimates. A
+ * model without recomputation segments (GraphBuilder.segment) is planned without, whatever the mode.
+ */
+export function planWithRecompute(request: BatchRequest, budget: MemoryBudget, mode: RecomputeMode, estimateWith: (recompute: boolean) => EstimateAt, recomputable = true): BatchPlan {
+  if (!recomputable) return planBatches(request, budget, estimateWith(false));
+  if (mode !== 'auto') {
+    try {
+      return planBatches(request, budget, estimateWith(mode === 'on'), mode === 'on');
+    } catch (err) {
+      if (mode === 'off' && err instanceof MemoryBudgetError) {
+        throw new MemoryBudgetError(`${err.message} Activation recomputation is off (--recompute off); --recompute auto would turn it on here.`);
+      }
+      throw err;
+    }
+  }
+  try {
+    return planBatches(request, budget, estimateWith(false));
+  } catch (err) {
+    if (!(err instanceof MemoryBudgetError)) throw err;
+    const plan = planBatches(request, budget, estimateWith(true), true);
+    const without = estimateWith(false)(1, request.evalBatchSize ?? 1, request.gradAccumulation * request.batchSize > 1);
+    const why = `activation recomputation on: one row at seq-len ${request.seqLen} needs about ${formatBytes(without.totalBytes)} keeping every block's activations, `
+      + `more than the ${formatBytes(budget.bytes)} budget; the backward pass recomputes each block instead (about one more forward pass per step)`;
+    return { ...plan, note: plan.note === undefined ? why : `${why}; ${plan.note}` };
+  }
+}
+
+/** Whether the model's graph has recomputation segments (its blocks: GraphBuilder.segment). */
+export function hasSegments(model: ModelGraph): boolean {
+  return model.graph.nodes.some((n) => n.segment !== undefined);
+}
+
+/** The plan of a trainer's setup for `model`: its batches, its budget (or `probe`'s default), the estimates of `memoryWith(recompute)`. */
+export function planForSetup(setup: TrainerSetup, model: ModelGraph, memoryWith: (recompute: boolean) => StepMemoryModel, probe: MemoryProbe): BatchPlan {
+  return planWithRecompute(
     { batchSize: setup.batchSize, gradAccumulation: setup.gradAccumulation ?? 1, seqLen: setup.seqLen, ...(setup.evalBatchSize !== undefined ? { evalBatchSize: setup.evalBatchSize } : {}) },
     memoryBudget(setup.memoryBudgetBytes, setup.device, probe),
-    (micro, evalBatch, accumulate) => memory.estimate(micro, setup.seqLen, evalBatch, accumulate),
+    setup.recompute ?? 'auto',
+    (recompute) => {
+      const memory = memoryWith(recompute);
+      return (micro, evalBatch, accumulate) => memory.estimate(micro, setup.seqLen, evalBatch, accumulate);
+    },
+    hasSegments(model),
   );
 }

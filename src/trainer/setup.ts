@@ -1,5 +1,6 @@
 /** Checks and defaults for a {@link TrainerSetup}; every error names the field and the bad value. */
 import { BASE_PRECISIONS } from '../model/basePrecision.js';
+import { RECOMPUTE_MODES } from './memoryPlan.js';
 import type { LoraSettings } from '../model/types.js';
 import { DEVICES } from '../runtime/session.js';
 import type { ModelSource } from './modelSource.js';
@@ -47,6 +48,9 @@ export function checkSetup(setup: TrainerSetup): void {
   if (setup.basePrecision === 'bf16' && setup.device === 'webgpu') {
     // bf16 travels as uint16 bits widened by BitCast, which onnxruntime's WebGPU provider leaves to the CPU (docs/devices.md).
     throw new RangeError("trainer setup: basePrecision bf16 runs on the CPU only (onnxruntime's WebGPU provider has no BitCast or bfloat16 kernel); on webgpu use fp16 or int4");
+  }
+  if (setup.recompute !== undefined && !RECOMPUTE_MODES.includes(setup.recompute)) {
+    throw new RangeError(`trainer setup: recompute must be one of ${RECOMPUTE_MODES.join(', ')}, got '${String(setup.recompute)}'`);
   }
   const { lora } = setup;
   positiveInteger(lora.r, 'lora.r');

@@ -21,8 +21,8 @@ import type { BaseStorageSummary } from './frozenWeights.js';
 import { stepSettings } from './inProcessTrainer.js';
 import { memoryBudget } from './memoryBudget.js';
 import type { MemoryBudget, MemoryProbe } from './memoryBudget.js';
-import { MemoryBudgetError, planBatches, StepMemoryModel } from './memoryPlan.js';
-import type { BatchPlan, BatchRequest, MemoryEstimate } from './memoryPlan.js';
+import { hasSegments, MemoryBudgetError, planWithRecompute, StepMemoryModel } from './memoryPlan.js';
+import type { BatchPlan, BatchRequest, MemoryEstimate, RecomputeMode } from './memoryPlan.js';
 import { checkSeqLen, checkSetup } from './setup.js';
 import type { TrainerSetup } from './types.js';
 
@@ -61,7 +61,11 @@ export interface TrainingPlan {
   readonly request: BatchRequest;
   readonly budget: MemoryBudget;
   /** How each requested batch runs when it fits; null when one row does not fit the budget. */
-  readonly batches: Pick<BatchPlan, 'microBatchSize' | 'splits' | 'gradAccumulation' | 'evalBatchSize' | 'note'> | null;
+  readonly batches: Pick<BatchPlan, 'microBatchSize' | 'splits' | 'gradAccumulation' | 'evalBatchSize' | 'recompute' | 'note'> | null;
+  /** The setup's recomputation mode. */
+  readonly recompute: RecomputeMode;
+  /** Whether `estimate` is with activation recomputation: the planner chose it, or, when nothing fits, it was tried last. */
+  readonly recomputed: boolean;
   /** The estimate at the planned micro-batch, or at one row when nothing fits. */
   readonly estimate: MemoryEstimate;
   /** Why nothing fits (the trainer's own message), when batches is null. */
@@ -90,7 +94,13 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
     const frozen = FrozenWeights.forSetup(setup);
     const build = (training: boolean): ReturnType<typeof architecture.build> => frozen.store(buildAs(training));
     const model = build(true);
-    const memory = new StepMemoryModel(build(true), build(false), stepSettings(setup), setup.form ?? deviceForm(setup.device));
+    const evalModel = build(false);
+    const memories = new Map<boolean, StepMemoryModel>();
+    const memoryWith = (recompute: boolean): StepMemoryModel => {
+      let m = memories.get(recompute);
+      if (m === undefined) memories.set(recompute, m = new StepMemoryModel(build(true), evalModel, { ...stepSettings(setup), recompute }, setup.form ?? deviceForm(setup.device)));
+      return m;
+    };
 
     const stored = new Map<string, StoredWeights>();
     for (const f of model.frozen) {
@@ -106,7 +116,8 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
       ...(setup.evalBatchSize !== undefined ? { evalBatchSize: setup.evalBatchSize } : {}),
     };
     const budget = memoryBudget(setup.memoryBudgetBytes, setup.device, probe);
-    const estimateAt = (micro: number, evalBatch: number, accumulate: boolean): MemoryEstimate => memory.estimate(micro, setup.seqLen, evalBatch, accumulate);
+    const estimateWith = (recompute: boolean) => (micro: number, evalBatch: number, accumulate: boolean): MemoryEstimate => memoryWith(recompute).estimate(micro, setup.seqLen, evalBatch, accumulate);
+    const mode = setup.recompute ?? 'auto';
     const common = {
       modelDir: setup.modelDir,
       modelType: checkpoint.modelType,
@@ -122,15 +133,17 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
       trainableParameters: model.trainable.reduce((s, p) => s + p.shape.reduce<number>((a, d) => a * (d as number), 1), 0),
       request,
       budget,
+      recompute: mode,
     };
     try {
-      const plan = planBatches(request, budget, estimateAt);
-      const { microBatchSize, splits, gradAccumulation, evalBatchSize, note } = plan;
-      return { ...common, batches: { microBatchSize, splits, gradAccumulation, evalBatchSize, ...(note !== undefined ? { note } : {}) }, estimate: plan.estimate };
+      const plan = planWithRecompute(request, budget, mode, estimateWith, hasSegments(model));
+      const { microBatchSize, splits, gradAccumulation, evalBatchSize, recompute, note } = plan;
+      return { ...common, batches: { microBatchSize, splits, gradAccumulation, evalBatchSize, recompute, ...(note !== undefined ? { note } : {}) }, recomputed: recompute, estimate: plan.estimate };
     } catch (err) {
       if (!(err instanceof MemoryBudgetError)) throw err;
       const k = request.gradAccumulation;
-      return { ...common, batches: null, estimate: estimateAt(1, request.evalBatchSize ?? 1, k * request.batchSize > 1), error: err.message };
+      const recomputed = mode !== 'off' && hasSegments(model);
+      return { ...common, batches: null, recomputed, estimate: estimateWith(recomputed)(1, request.evalBatchSize ?? 1, k * request.batchSize > 1), error: err.message };
     }
   });
 }
@@ -165,7 +178,7 @@ export function planRows(plan: TrainingPlan, optimizer: TrainerSetup['optimizer'
     [`trainable: LoRA r ${plan.ranks.length > 1 ? `${plan.ranks.join('/')} (rank_pattern)` : plan.rank} on ${plan.modules} modules (${formatCount(plan.trainableParameters)} parameters), float32`, formatSize(p.trainableBytes)],
     [`optimizer state (${optimizer === 'adamw' ? 'AdamW m and v' : 'SGD momentum'})`, formatSize(p.optimizerBytes)],
     ['batch tensors and graph constants', formatSize(p.otherBytes)],
-    [`training activations, peak (${e.microBatch} rows × ${e.seqLen} tokens)`, formatSize(e.trainBytes)],
+    [`training activations, peak (${e.microBatch} rows × ${e.seqLen} tokens${plan.recomputed ? ', blocks recomputed in the backward' : ''})`, formatSize(e.trainBytes)],
     [`evaluation activations (${e.evalBatch} rows)`, formatSize(e.evalBytes)],
   );
   if (e.hostBytes > 0) rows.push(['summed gradients on the host (micro-batches)', formatSize(e.hostBytes)]);
@@ -188,6 +201,7 @@ export function planVerdict(plan: TrainingPlan): string {
   if (plan.batches === null) return `does not fit: ${plan.error ?? ''}`;
   const { batchSize, gradAccumulation } = plan.request;
   const b = plan.batches;
-  if (b.note !== undefined) return `fits when split: ${b.note}`;
-  return `fits: batches of ${batchSize} rows × ${plan.request.seqLen} tokens run whole${gradAccumulation > 1 ? `, ${gradAccumulation} per step` : ''}, evaluation in batches of ${b.evalBatchSize}`;
+  if (b.note !== undefined) return `fits ${b.splits > 1 ? 'when split' : 'with activation recomputation'}: ${b.note}`;
+  return `fits: batches of ${batchSize} rows × ${plan.request.seqLen} tokens run whole${gradAccumulation > 1 ? `, ${gradAccumulation} per step` : ''}, evaluation in batches of ${b.evalBatchSize}`
+    + `${b.recompute ? ', activation recomputation on (--recompute on)' : ''}`;
 }

@@ -5,6 +5,7 @@
  */
 import type { LoraFactors } from '../core/lora.js';
 import type { BasePrecision } from '../model/basePrecision.js';
+import type { RecomputeMode } from './memoryPlan.js';
 import type { AdaptedModule, LoraSettings, ModelTask } from '../model/types.js';
 import type { Device, OrtLogLevel } from '../runtime/session.js';
 import type { ShardSpec } from './data/pipeline.js';
@@ -91,6 +92,12 @@ export interface TrainerSetup {
    * absorb. fedex join and simulate set it.
    */
   readonly float32AdaptedBases?: boolean;
+  /**
+   * Activation recomputation (gradient checkpointing) per transformer block (src/graph/autodiff.ts,
+   * memoryPlan.ts): `auto` (default) turns it on when one row at seqLen does not fit the memory
+   * budget without it; `on` always, `off` never.
+   */
+  readonly recompute?: RecomputeMode;
 }
 
 /** An adapter as the trainer takes and returns it. */

@@ -59,7 +59,7 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
       await trainer.dispose();
 
       assert.deepEqual(plan.estimate, memory.estimate);
-      assert.deepEqual(plan.batches, { microBatchSize: memory.microBatchSize, splits: memory.splits, gradAccumulation: memory.gradAccumulation, evalBatchSize: memory.evalBatchSize,
+      assert.deepEqual(plan.batches, { microBatchSize: memory.microBatchSize, splits: memory.splits, gradAccumulation: memory.gradAccumulation, evalBatchSize: memory.evalBatchSize, recompute: memory.recompute,
         ...(memory.note !== undefined ? { note: memory.note } : {}) });
       assert.equal(plan.modules, trainer.info.modules.length);
       assert.equal(plan.task, trainer.info.task);
@@ -118,7 +118,7 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
       assert.equal(plan.trainableParameters, 16 * 16 * (4096 + 2560));
       assert.equal(plan.estimate.inputParts.trainableBytes, 4 * plan.trainableParameters);
       assert.equal(plan.estimate.inputParts.optimizerBytes, 8 * plan.trainableParameters);
-      assert.deepEqual(plan.batches, { microBatchSize: 1, splits: 8, gradAccumulation: 8, evalBatchSize: 1, note: plan.batches?.note });
+      assert.deepEqual(plan.batches, { microBatchSize: 1, splits: 8, gradAccumulation: 8, evalBatchSize: 1, recompute: false, note: plan.batches?.note });
       assert.ok(plan.estimate.totalBytes <= 24e9 && plan.estimate.totalBytes > 4 * parameters, `total ${plan.estimate.totalBytes}`);
       assert.match(planVerdict(plan), /fits when split: batch 8 does not fit the 24\.0 GB budget at seq-len 1024: running 8 micro-batches of 1 per step/);
     });
@@ -133,7 +133,8 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
       assert.equal(plan.trainableParameters, 32 * 16 * (8192 + 5120));
       assert.equal(plan.batches, null);
       assert.equal(plan.estimate.microBatch, 1);
-      assert.match(plan.error ?? '', /one training step at batch 1, seq-len 1024 needs about \d+\.\d GB .* more than the memory budget of 24\.0 GB/);
+      // Recomputation (tried by the default --recompute auto) cannot help: the float32 weights alone exceed the budget.
+      assert.match(plan.error ?? '', /one training step at batch 1, seq-len 1024, with activation recomputation, needs about \d+\.\d GB \(weights, adapter and optimizer state 32\.3 GB.* more than the memory budget of 24\.0 GB/);
       const rows = new Map(planRows(plan, 'adamw'));
       assert.equal(rows.get('frozen weights held in the session, fp32 (8.03 B parameters)'), '32.12 GB');
       assert.equal(rows.get('frozen weights on disk, BF16 (8.03 B parameters; not counted below)'), '16.06 GB');
@@ -148,6 +149,21 @@ describe('planTraining (the memory plan without weights)', { timeout: 180_000 },
       assert.equal(plan.base.float32Matrices.blocks, 0);
       const rows = new Map(planRows(plan, 'adamw'));
       assert.equal(rows.get('frozen weights held in the session, int4 (8.03 B parameters)'), '4.52 GB');
+    });
+
+    test('Llama-3.1-8B, int4, 2048 tokens: fits 24 GB only with activation recomputation, which --recompute auto turns on', async () => {
+      const setup = { ...realSetup(join(tmp.path, 'llama-3.1-8b')), basePrecision: 'int4' as const, seqLen: 2048 };
+      const auto = await planTraining(setup, PROBE);
+      const off = await planTraining({ ...setup, recompute: 'off' }, PROBE);
+
+      assert.deepEqual(auto.batches, { microBatchSize: 1, splits: 8, gradAccumulation: 8, evalBatchSize: 1, recompute: true, note: auto.batches?.note });
+      assert.ok(auto.recomputed && auto.estimate.totalBytes <= 24e9, `total ${auto.estimate.totalBytes}`);
+      assert.match(planVerdict(auto), /^fits when split: activation recomputation on: one row at seq-len 2048 needs about 111\.\d GB keeping every block's activations/);
+      assert.match(planRows(auto, 'adamw').map(([what]) => what).join('\n'), /training activations, peak \(1 rows × 2048 tokens, blocks recomputed in the backward\)/);
+      assert.equal(off.batches, null);
+      assert.equal(off.recomputed, false);
+      assert.ok(off.estimate.trainBytes > 10 * auto.estimate.trainBytes, `one row: kept ${off.estimate.trainBytes}, recomputed ${auto.estimate.trainBytes}`);
+      assert.match(off.error ?? '', /--recompute auto would turn it on here\.$/);
     });
 
     test('no weight was read: the process grew by far less than one float32 copy of the smaller model', () => {

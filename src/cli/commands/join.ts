@@ -31,9 +31,10 @@ import { ProgressBar } from '../ui/progress.js';
 import { describeTruncation, type DataReport } from '../../trainer/data/report.js';
 import { resolveSplit } from '../../trainer/data/pipeline.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
-import { federationModel, humanOut, type FederationModel } from './federationCommon.js';
+import { EVENTS_FLAG, federationModel, humanOut, type FederationModel } from './federationCommon.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 import { basePrecisionFlag } from './eval.js';
+import { RECOMPUTE_FLAG, recomputeFlag } from '../recomputeFlag.js';
 
 const FLAGS: FlagSpecs = {
   ...TOKEN_FLAGS,
@@ -51,6 +52,7 @@ const FLAGS: FlagSpecs = {
     default: 'fp32',
     help: "precision of the frozen base weights (as fedex train); the adapted modules' bases stay float32: they receive FedEx residuals (docs/devices.md)",
   },
+  ...RECOMPUTE_FLAG,
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads (default: all cores)' },
   'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens (longer records are cut, and how many is reported)', default: '64' },
   pack: { type: 'boolean', help: 'pack language-modelling examples into full --seq-len rows instead of padding each (no example is cut; attention crosses example boundaries)' },
@@ -65,8 +67,7 @@ const FLAGS: FlagSpecs = {
   ca: { type: 'string', value: 'file.pem', help: 'extra CA certificate to trust for wss://' },
   ...CLIENT_CERTIFICATE_FLAGS,
   out: { type: 'string', value: 'dir', help: 'write the final global adapter here as a PEFT folder' },
-  events: { type: 'string', value: 'file|-', help: "JSONL event stream to a file, or '-' for stdout (human output to stderr)" },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
+  ...EVENTS_FLAG,
 };
 
 const USAGE = 'FEDEX_TOKEN=<T> fedex join <ws://host:port/> [--token-file file] --data <file.jsonl|task:NAME> [--model dir | --model-cache dir] [--device cpu] [--name text]';
@@ -301,6 +302,7 @@ export const joinCommand: CliCommand = defineCommand({
           ...(optionalString(args, 'eval-data') !== undefined ? { evalData: optionalString(args, 'eval-data')! } : {}),
           ...(booleanFlag(args, 'pack') ? { packing: true } : {}),
           ...basePrecisionFlag(args, 'join'),
+          ...recomputeFlag(args, 'join'),
           onData: (report: DataReport) => {
             const cut = describeTruncation(report);
             if (cut !== null) io.stderr.write(`warning: ${cut}\n`);

@@ -25,7 +25,7 @@ import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { ProgressBar } from '../ui/progress.js';
 import { LiveTable } from '../ui/liveTable.js';
 import { formatBytes, formatNumber, renderTable } from '../ui/table.js';
-import { formatSeconds, humanOut, listFlag, modelLayout, rankListFlag } from './federationCommon.js';
+import { EVENTS_FLAG, formatSeconds, humanOut, listFlag, modelLayout, rankListFlag } from './federationCommon.js';
 import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
 import { deltaText, DP_FLAGS, epsilonText, privacyBanner, privacyFlags } from '../privacyFlags.js';
 import { DEFAULT_DP_DELTA } from '../../federation/coordinator/privacyPlan.js';
@@ -35,6 +35,7 @@ import { describeTruncation } from '../../trainer/data/report.js';
 import { resolveSplit } from '../../trainer/data/pipeline.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 import { basePrecisionFlag } from './eval.js';
+import { RECOMPUTE_FLAG, recomputeFlag } from '../recomputeFlag.js';
 
 /** Defaults of the main job (sized to finish in a few minutes on 2 cores; see docs/cli.md). */
 export const SIMULATE_DEFAULTS = {
@@ -85,6 +86,7 @@ const FLAGS: FlagSpecs = {
     default: 'fp32',
     help: "precision of the frozen base weights (as fedex train); the adapted modules' bases stay float32: they receive FedEx residuals (docs/devices.md)",
   },
+  ...RECOMPUTE_FLAG,
   'batch-size': { type: 'string', value: 'n', help: 'examples per step', default: String(D.batchSize) },
   lr: { type: 'string', value: 'x', help: 'learning rate (AdamW)', default: String(D.lr) },
   'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens (longer records are cut, and how many is reported)', default: String(D.seqLen) },
@@ -97,8 +99,7 @@ const FLAGS: FlagSpecs = {
   ...AGGREGATION_FLAGS,
   ...DP_FLAGS,
   'save-adapters': { type: 'boolean', help: "keep every round's client/global adapters (PEFT) and global base (safetensors) under <out>/adapters" },
-  events: { type: 'string', value: 'file|-', help: "write the JSONL event stream to a file, or '-' for stdout (human output then goes to stderr)" },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
+  ...EVENTS_FLAG,
 };
 
 const USAGE = 'fedex simulate [--clients 3] [--rounds 5] [--local-steps 10] [--methods fedex,fedit,ffa,centralized] [--model dir] [--data task:arith] [--seeds 3] [--sweep local-steps=5,20,50] [--split dirichlet] [--out dir]';
@@ -262,6 +263,7 @@ export const simulateCommand: CliCommand = defineCommand({
           ...(evalExamples > 0 ? { evalExamples } : {}),
           ...(booleanFlag(args, 'pack') ? { packing: true } : {}),
           ...basePrecisionFlag(args, 'simulate'),
+          ...recomputeFlag(args, 'simulate'),
           onData: (who, report) => {
             const cut = describeTruncation(report);
             if (cut !== null && !reported.has(`${who}:${cut}`)) {

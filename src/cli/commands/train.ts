@@ -30,6 +30,7 @@ import { CliError, usageError } from '../errors.js';
 import { ProgressBar } from '../ui/progress.js';
 import { renderTable } from '../ui/table.js';
 import { basePrecisionFlag, formatEval, listFlag } from './eval.js';
+import { RECOMPUTE_FLAG, recomputeFlag } from '../recomputeFlag.js';
 
 const FLAGS: FlagSpecs = {
   model: { type: 'string', value: 'dir', help: 'model folder (config.json, model.safetensors, tokenizer.json)', default: 'models/tiny-gpt2 (shipped)' },
@@ -63,6 +64,7 @@ const FLAGS: FlagSpecs = {
     help: 'precision the frozen base weights are held in: fp16/bf16 halve their memory, int4 (4-bit blocks of 64 with a float32 scale) takes 4.5 bits a weight; '
       + 'widened to float32 where used, LoRA, optimizer and loss stay float32 (docs/devices.md; bf16: cpu only)',
   },
+  ...RECOMPUTE_FLAG,
   'ort-log': {
     type: 'string',
     value: ORT_LOG_LEVELS.join('|'),
@@ -84,11 +86,10 @@ const FLAGS: FlagSpecs = {
       + 'safetensors headers only, without reading a weight or training; exit 1 when it does not fit (--data optional: it sets the task)',
   },
   json: { type: 'boolean', help: 'print the summary (with --plan: the plan) as JSON' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
 const USAGE = 'fedex train [--model <dir>] --data <jsonl|task:NAME> --out <dir> [--steps N | --epochs N] [--lr X] [--rank R] [--alpha A] [--target-modules a,b] …\n'
-  + '       fedex train --plan [--model <dir>] [--data …] [--batch-size B] [--seq-len T] [--device D] [--base-precision P] [--memory-budget GB] [--json]';
+  + '       fedex train --plan [--model <dir>] [--data …] [--batch-size B] [--seq-len T] [--device D] [--base-precision P] [--recompute M] [--memory-budget GB] [--json]';
 const SUMMARY = [
   'Fine-tunes LoRA adapters on a model folder (GPT-2, the Llama family with Qwen2/3, Mistral and Phi-3, Gemma 2/3, BERT/RoBERTa; docs/models.md) with onnxruntime and writes a PEFT adapter',
   'folder that loads in Hugging Face PEFT, plus metrics.jsonl. Without --model, the shipped tiny GPT-2.',
@@ -165,6 +166,7 @@ function setupFromFlags(args: ParsedArgs, modelDir: string, lora: LoraSettings, 
     ...(args.values['ort-log'] !== undefined ? { ortLogLevel: choiceFlag(args, 'ort-log', cmd, ORT_LOG_LEVELS, 'fatal') } : {}),
     ...(budgetGb !== undefined ? { memoryBudgetBytes: Math.round(budgetGb * 1e9) } : {}),
     ...basePrecisionFlag(args, cmd),
+    ...recomputeFlag(args, cmd),
   };
 }
 
@@ -213,8 +215,9 @@ async function train(args: ParsedArgs, io: CliIO): Promise<number> {
   let metrics: FileHandle | null = null;
   try {
     trainer = await createTrainer(setup);
-    const { note } = trainer.info.memory;
+    const { note, recompute } = trainer.info.memory;
     if (note !== undefined) io.stderr.write(`fedex train: ${note}\n`);
+    else if (recompute) io.stderr.write('fedex train: activation recomputation on (--recompute on): the backward pass recomputes each block from its input\n');
     // TrainerInfo.data: the encoded data's report (src/trainer/data/report.ts), once the trainer passes it on.
     const truncation = describeTruncation(trainer.info.data);
     if (truncation !== null) io.stderr.write(`fedex train: ${truncation}\n`);

@@ -21,6 +21,7 @@ import { ClientError } from './errors.js';
 import type { BaseUpdateInfo, FederationSettings, LocalTrainer, TrainConfig, TrainResult } from './trainer.js';
 import type { Adapter } from '../../core/lora.js';
 import type { BasePrecision } from '../../model/basePrecision.js';
+import type { RecomputeMode } from '../../trainer/memoryPlan.js';
 
 /** Builds a LoRA trainer (src/trainer `createTrainer`; injected so tests can use the in-process one). */
 export type TrainerFactory = (setup: TrainerSetup, options?: { worker?: boolean }) => Promise<LoraTrainer>;
@@ -62,6 +63,8 @@ export interface OnnxTrainerOptions {
    * of the adapted modules stay float32 whatever it is: they receive FedEx residuals (TrainerSetup.float32AdaptedBases).
    */
   readonly basePrecision?: BasePrecision;
+  /** Activation recomputation per block (`--recompute`; TrainerSetup.recompute). */
+  readonly recompute?: RecomputeMode;
   /** Told what encoding did to the data (records cut at `seqLen`, packing) each time a trainer is built. */
   readonly onData?: (report: DataReport) => void;
   readonly onProgress?: (p: OnnxStepProgress) => void;
@@ -144,6 +147,7 @@ export function createOnnxTrainer(options: OnnxTrainerOptions): OnnxLocalTrainer
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
       ...(options.packing === true ? { packing: true } : {}),
       ...(options.basePrecision !== undefined ? { basePrecision: options.basePrecision, float32AdaptedBases: true } : {}),
+      ...(options.recompute !== undefined ? { recompute: options.recompute } : {}),
     };
     const key = JSON.stringify(setup);
     let built = false;

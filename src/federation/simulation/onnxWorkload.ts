@@ -15,6 +15,7 @@ import type { FederationSettings, LocalTrainer } from '../client/trainer.js';
 import type { AdapterLayout } from '../protocol/adapterTensors.js';
 import type { EvalMetrics, SimulationWorkload, StepProgress } from './workload.js';
 import type { BasePrecision } from '../../model/basePrecision.js';
+import type { RecomputeMode } from '../../trainer/memoryPlan.js';
 
 /** Settings of the real workload. */
 export interface OnnxWorkloadOptions {
@@ -46,6 +47,8 @@ export interface OnnxWorkloadOptions {
   readonly packing?: boolean;
   /** Precision of the frozen base weights (`--base-precision`); adapted bases stay float32 (OnnxTrainerOptions.basePrecision). */
   readonly basePrecision?: BasePrecision;
+  /** Activation recomputation per block (`--recompute`). */
+  readonly recompute?: RecomputeMode;
   /** Told what encoding did to each trainer's data: `who` is `pooled` (evaluation, centralized) or `client i/k`. */
   readonly onData?: (who: string, report: DataReport) => void;
 }
@@ -86,6 +89,7 @@ export async function createOnnxWorkload(o: OnnxWorkloadOptions): Promise<Simula
     ...(o.worker !== undefined ? { worker: o.worker } : {}),
     ...(o.packing === true ? { packing: true } : {}),
     ...(o.basePrecision !== undefined ? { basePrecision: o.basePrecision } : {}),
+    ...(o.recompute !== undefined ? { recompute: o.recompute } : {}),
   };
   let onPooledProgress: ((p: StepProgress) => void) | undefined;
   const pooled: OnnxLocalTrainer = createOnnxTrainer({ ...common, onProgress: (p) => onPooledProgress?.(p), ...(o.onData !== undefined ? { onData: (r: DataReport) => o.onData!('pooled', r) } : {}) });

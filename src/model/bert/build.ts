@@ -149,7 +149,7 @@ export function buildBert(options: BertBuildOptions): ModelGraph {
 
   let h = embeddings(ctx, inputIds, seq, dtype);
   const mask = unsqueeze(cast(attentionMask, 'bool'), [1, 2]);
-  for (let l = 0; l < cfg.layers; l++) h = encoderLayer(ctx, h, l, mask);
+  for (let l = 0; l < cfg.layers; l++) h = g.segment(() => encoderLayer(ctx, h, l, mask));
   const logits = classificationHead(ctx, h);
   const loss = crossEntropy(logits, labels);
   return inputs.finish({ graph: g, task: 'sequence-classification', inputIds, attentionMask, labels, logits, loss, dropoutSeed: seed }, bertUnreadAllowances(cfg), (unread) => bertUnreadHint(cfg, unread));

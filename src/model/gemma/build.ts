@@ -71,32 +71,35 @@ export function buildGemma(options: LlamaBuildOptions): ModelGraph {
   const shape = { heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: hd };
 
   for (let l = 0; l < cfg.layers; l++) {
-    const p = `model.layers.${l}`;
-    const sliding = cfg.slidingLayers[l];
-    const x = norm(h, `${p}.input_layernorm.weight`, d);
-    const q = proj(x, `${p}.self_attn.q_proj`, d, qDim, cfg.attentionBias);
-    const k = proj(x, `${p}.self_attn.k_proj`, d, kvDim, cfg.attentionBias);
-    const v = proj(x, `${p}.self_attn.v_proj`, d, kvDim, cfg.attentionBias);
-    const headNorms = cfg.qkNorm ?
-      {
-        qNorm: (t: Value): Value => norm(t, `${p}.self_attn.q_norm.weight`, hd),
-        kNorm: (t: Value): Value => norm(t, `${p}.self_attn.k_norm.weight`, hd),
-      } :
-      {};
-    const attn = multiHeadAttention(q, k, v, shape, {
-      mask: sliding ? windowMask : fullMask,
-      rope: sliding ? slidingRope : fullRope,
-      scale: cfg.attentionScale,
-      ...(cfg.attentionSoftcap !== undefined ? { softcap: cfg.attentionSoftcap } : {}),
-      ...headNorms,
-      ...(attnDropout !== undefined ? { dropout: attnDropout } : {}),
+    // Each block is one recomputation segment (GraphBuilder.segment).
+    g.segment(() => {
+      const p = `model.layers.${l}`;
+      const sliding = cfg.slidingLayers[l];
+      const x = norm(h, `${p}.input_layernorm.weight`, d);
+      const q = proj(x, `${p}.self_attn.q_proj`, d, qDim, cfg.attentionBias);
+      const k = proj(x, `${p}.self_attn.k_proj`, d, kvDim, cfg.attentionBias);
+      const v = proj(x, `${p}.self_attn.v_proj`, d, kvDim, cfg.attentionBias);
+      const headNorms = cfg.qkNorm ?
+        {
+          qNorm: (t: Value): Value => norm(t, `${p}.self_attn.q_norm.weight`, hd),
+          kNorm: (t: Value): Value => norm(t, `${p}.self_attn.k_norm.weight`, hd),
+        } :
+        {};
+      const attn = multiHeadAttention(q, k, v, shape, {
+        mask: sliding ? windowMask : fullMask,
+        rope: sliding ? slidingRope : fullRope,
+        scale: cfg.attentionScale,
+        ...(cfg.attentionSoftcap !== undefined ? { softcap: cfg.attentionSoftcap } : {}),
+        ...headNorms,
+        ...(attnDropout !== undefined ? { dropout: attnDropout } : {}),
+      });
+      h = add(h, norm(proj(attn, `${p}.self_attn.o_proj`, qDim, d, cfg.attentionBias), `${p}.post_attention_layernorm.weight`, d));
+      const y = norm(h, `${p}.pre_feedforward_layernorm.weight`, d);
+      const gate = proj(y, `${p}.mlp.gate_proj`, d, ff, false);
+      const up = proj(y, `${p}.mlp.up_proj`, d, ff, false);
+      const mlp = proj(mul(geluTanh(gate), up), `${p}.mlp.down_proj`, ff, d, false);
+      h = add(h, norm(mlp, `${p}.post_feedforward_layernorm.weight`, d));
     });
-    h = add(h, norm(proj(attn, `${p}.self_attn.o_proj`, qDim, d, cfg.attentionBias), `${p}.post_attention_layernorm.weight`, d));
-    const y = norm(h, `${p}.pre_feedforward_layernorm.weight`, d);
-    const gate = proj(y, `${p}.mlp.gate_proj`, d, ff, false);
-    const up = proj(y, `${p}.mlp.up_proj`, d, ff, false);
-    const mlp = proj(mul(geluTanh(gate), up), `${p}.mlp.down_proj`, ff, d, false);
-    h = add(h, norm(mlp, `${p}.post_feedforward_layernorm.weight`, d));
   }
   h = norm(h, 'model.norm.weight', d);
   let logits = proj(h, 'lm_head', d, cfg.vocab, false, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');

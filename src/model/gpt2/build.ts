@@ -123,7 +123,8 @@ export function buildGpt2(options: Gpt2BuildOptions): ModelGraph {
   let h = drop(add(gather(wte, ids), gather(wpe, arange(ids, seq))), config.embdPdrop);
   const attnMask = logicalAnd(unsqueeze(cast(mask, 'bool'), [1, 2]), causalMask(ids, seq));
   const ctx: BlockContext = { config, seq, attnMask, weight, conv1d, dropout: drop };
-  for (let l = 0; l < config.nLayer; l++) h = gpt2Block(ctx, h, l);
+  // Each block is one recomputation segment (GraphBuilder.segment), as every family's.
+  for (let l = 0; l < config.nLayer; l++) h = g.segment(() => gpt2Block(ctx, h, l));
   const hidden = layerNormalization(h, weight('transformer.ln_f.weight', [d]), weight('transformer.ln_f.bias', [d]), { epsilon: config.layerNormEpsilon });
 
   let logits: Value;

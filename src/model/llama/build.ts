@@ -152,38 +152,41 @@ export function buildLlama(options: LlamaBuildOptions): ModelGraph {
   const shape = { heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: hd };
 
   for (let l = 0; l < cfg.layers; l++) {
-    const p = `model.layers.${l}`;
-    const x = rmsNorm(h, inputs.weight(`${p}.input_layernorm.weight`, [d]), cfg.rmsEps);
-    let q: Value;
-    let k: Value;
-    let v: Value;
-    if (cfg.fused) {
-      [q, k, v] = split(proj(x, `${p}.self_attn.qkv_proj`, d, qDim + 2 * kvDim, false), -1, [qDim, kvDim, kvDim]);
-    } else {
-      q = proj(x, `${p}.self_attn.q_proj`, d, qDim, cfg.qkvBias);
-      k = proj(x, `${p}.self_attn.k_proj`, d, kvDim, cfg.qkvBias);
-      v = proj(x, `${p}.self_attn.v_proj`, d, kvDim, cfg.qkvBias);
-    }
-    const headNorms = cfg.qkNorm ?
-      {
-        qNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.q_norm.weight`, [hd]), cfg.rmsEps),
-        kNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.k_norm.weight`, [hd]), cfg.rmsEps),
-      } :
-      {};
-    const mask = windowMask !== undefined && cfg.slidingLayers[l] ? windowMask : fullMask;
-    const attn = multiHeadAttention(q, k, v, shape, { mask, rope, ...headNorms, ...(attnDropout !== undefined ? { dropout: attnDropout } : {}) });
-    h = add(h, proj(attn, `${p}.self_attn.o_proj`, qDim, d, cfg.oBias));
-    const y = rmsNorm(h, inputs.weight(`${p}.post_attention_layernorm.weight`, [d]), cfg.rmsEps);
-    let gate: Value;
-    let up: Value;
-    if (cfg.fused) {
-      // transformers' Phi3MLP: `gate, up = gate_up_proj(y).chunk(2, dim=-1)`.
-      [gate, up] = split(proj(y, `${p}.mlp.gate_up_proj`, d, 2 * ff, false), -1, [ff, ff]);
-    } else {
-      gate = proj(y, `${p}.mlp.gate_proj`, d, ff, cfg.mlpBias);
-      up = proj(y, `${p}.mlp.up_proj`, d, ff, cfg.mlpBias);
-    }
-    h = add(h, proj(mul(silu(gate), up), `${p}.mlp.down_proj`, ff, d, cfg.mlpBias));
+    // Each block is one recomputation segment (GraphBuilder.segment).
+    g.segment(() => {
+      const p = `model.layers.${l}`;
+      const x = rmsNorm(h, inputs.weight(`${p}.input_layernorm.weight`, [d]), cfg.rmsEps);
+      let q: Value;
+      let k: Value;
+      let v: Value;
+      if (cfg.fused) {
+        [q, k, v] = split(proj(x, `${p}.self_attn.qkv_proj`, d, qDim + 2 * kvDim, false), -1, [qDim, kvDim, kvDim]);
+      } else {
+        q = proj(x, `${p}.self_attn.q_proj`, d, qDim, cfg.qkvBias);
+        k = proj(x, `${p}.self_attn.k_proj`, d, kvDim, cfg.qkvBias);
+        v = proj(x, `${p}.self_attn.v_proj`, d, kvDim, cfg.qkvBias);
+      }
+      const headNorms = cfg.qkNorm ?
+        {
+          qNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.q_norm.weight`, [hd]), cfg.rmsEps),
+          kNorm: (t: Value): Value => rmsNorm(t, inputs.weight(`${p}.self_attn.k_norm.weight`, [hd]), cfg.rmsEps),
+        } :
+        {};
+      const mask = windowMask !== undefined && cfg.slidingLayers[l] ? windowMask : fullMask;
+      const attn = multiHeadAttention(q, k, v, shape, { mask, rope, ...headNorms, ...(attnDropout !== undefined ? { dropout: attnDropout } : {}) });
+      h = add(h, proj(attn, `${p}.self_attn.o_proj`, qDim, d, cfg.oBias));
+      const y = rmsNorm(h, inputs.weight(`${p}.post_attention_layernorm.weight`, [d]), cfg.rmsEps);
+      let gate: Value;
+      let up: Value;
+      if (cfg.fused) {
+        // transformers' Phi3MLP: `gate, up = gate_up_proj(y).chunk(2, dim=-1)`.
+        [gate, up] = split(proj(y, `${p}.mlp.gate_up_proj`, d, 2 * ff, false), -1, [ff, ff]);
+      } else {
+        gate = proj(y, `${p}.mlp.gate_proj`, d, ff, cfg.mlpBias);
+        up = proj(y, `${p}.mlp.up_proj`, d, ff, cfg.mlpBias);
+      }
+      h = add(h, proj(mul(silu(gate), up), `${p}.mlp.down_proj`, ff, d, cfg.mlpBias));
+    });
   }
   h = rmsNorm(h, inputs.weight('model.norm.weight', [d]), cfg.rmsEps);
   const logits = proj(h, 'lm_head', d, cfg.vocab, false, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');

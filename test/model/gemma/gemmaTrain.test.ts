@@ -12,46 +12,26 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
-import { writeSafetensors } from '../../../src/formats/safetensorsWriter.js';
 import { saveBpeTokenizer } from '../../../src/trainer/data/bpeTrainer.js';
 import { cli } from '../../helpers/cliRun.js';
 import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
 import { realTokenizerDir } from '../../trainer/data/realTokenizers.js';
 import { taskTokenizerFiles } from '../../trainer/fixtures.js';
-import { bf16Uniform, familyShapes } from '../llama/checkpoints.js';
+import { GEMMA3_270M } from './configs.js';
+import { gemma2Tiny, writeGemmaFolder } from './tinyFolder.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
-/** google/gemma-3-270m's config.json at hidden 64 (2 heads of 32 over 1 kv head), 2 layers; vocabulary, RoPE and the rest as published. */
+/** google/gemma-3-270m's config.json at hidden 64 (2 heads of 32 over 1 kv head), 2 layers (one sliding, one full, window 16); vocabulary, RoPE and the rest as published. */
 const GEMMA3_TINY = {
-  architectures: ['Gemma3ForCausalLM'],
-  attention_bias: false,
-  attention_dropout: 0.0,
-  attn_logit_softcapping: null,
-  bos_token_id: 2,
-  eos_token_id: 1,
-  final_logit_softcapping: null,
+  ...GEMMA3_270M,
   head_dim: 32,
-  hidden_activation: 'gelu_pytorch_tanh',
   hidden_size: 64,
-  initializer_range: 0.02,
   intermediate_size: 128,
   layer_types: ['sliding_attention', 'full_attention'],
-  max_position_embeddings: 32768,
-  model_type: 'gemma3_text',
   num_attention_heads: 2,
   num_hidden_layers: 2,
-  num_key_value_heads: 1,
-  pad_token_id: 0,
-  query_pre_attn_scalar: 256,
-  rms_norm_eps: 1e-6,
-  rope_local_base_freq: 10000.0,
-  rope_scaling: null,
-  rope_theta: 1000000.0,
   sliding_window: 16,
-  torch_dtype: 'bfloat16',
-  use_bidirectional_attention: false,
-  vocab_size: 262144,
 };
 
 const CHATS = [
@@ -60,18 +40,6 @@ const CHATS = [
   [{ role: 'user', content: 'Translate "merci" to English.' }, { role: 'assistant', content: 'Thank you.' }],
   [{ role: 'user', content: '2 + 2 = ?' }, { role: 'assistant', content: '4 — it is 2 doubled. 🙂' }],
 ];
-
-async function writeModel(dir: string, config: Record<string, unknown>): Promise<void> {
-  let seed = 1;
-  const tensors = new Map([...familyShapes(config)].map(([k, shape]) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = /norm\.weight$/.test(k) ? bf16Uniform(n, seed++, -0.1, 0.1) : bf16Uniform(n, seed++, -0.1, 0.1);
-    return [k, { dtype: 'BF16' as const, shape, data }];
-  }));
-  await mkdir(dir, { recursive: true });
-  await writeSafetensors(join(dir, 'model.safetensors'), tensors);
-  await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-}
 
 /** `fedex <args>` as its own process (the sources through tsx, as bin/fedex.cjs runs them without a build). */
 function fedex(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -94,7 +62,7 @@ describe('fedex train on Gemma folders', { timeout: 300_000 }, () => {
     const model = join(tmp.path, 'gemma3');
     const out = join(tmp.path, 'adapter3');
     const data = join(tmp.path, 'chat.jsonl');
-    await writeModel(model, GEMMA3_TINY);
+    await writeGemmaFolder(model, GEMMA3_TINY);
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(realTokenizerDir('gemma3'), f), join(model, f));
     await writeFile(data, CHATS.map((messages) => JSON.stringify({ messages })).join('\n'));
 
@@ -122,22 +90,7 @@ describe('fedex train on Gemma folders', { timeout: 300_000 }, () => {
   test('gemma2 (soft caps, alternating windows) with the test BPE tokenizer: --data task:arith --steps 2 trains and writes the adapter', async () => {
     const files = taskTokenizerFiles();
     const model = join(tmp.path, 'gemma2');
-    await writeModel(model, {
-      model_type: 'gemma2',
-      hidden_size: 32,
-      num_hidden_layers: 2,
-      num_attention_heads: 2,
-      num_key_value_heads: 1,
-      head_dim: 16,
-      intermediate_size: 64,
-      vocab_size: files.vocabSize,
-      max_position_embeddings: 128,
-      sliding_window: 8,
-      query_pre_attn_scalar: 16,
-      attn_logit_softcapping: 50.0,
-      final_logit_softcapping: 30.0,
-      torch_dtype: 'bfloat16',
-    });
+    await writeGemmaFolder(model, gemma2Tiny(files.vocabSize));
     await saveBpeTokenizer(model, files);
 
     const { code, stdout, stderr } = await cli('train', '--model', model, '--data', 'task:arith?count=32&evalCount=4', '--steps', '2', '--batch-size', '4', '--seq-len', '32', '--threads', '1', '--seed', '1', '--out',
