@@ -13,6 +13,7 @@ import type { AdapterLayout } from '../../federation/protocol/adapterTensors.js'
 import { modelFolderWriter } from '../../federation/shared/modelFolder.js';
 import { createSyntheticBase, SYNTHETIC_TARGET_MODULES, syntheticLayout } from '../../federation/client/syntheticTrainer.js';
 import type { FlagSpecs } from '../args.js';
+import { RECOMPUTE_FLAG } from '../recomputeFlag.js';
 import type { CliIO } from '../command.js';
 import { usageError } from '../errors.js';
 import { resolveModelDir } from '../modelArg.js';
@@ -56,6 +57,17 @@ export function rankListFlag(raw: string, command: string, flag: string, max: nu
   if (bad !== undefined || items.length === 0) throw usageError(`fedex ${command}: --${flag} must list integers in 1..${max} separated by commas (4,8,16), got '${bad ?? raw}'.`);
   return ranks;
 }
+
+/** How a federation client holds and trains its model (`fedex join`, `fedex simulate`): --base-precision and --recompute. */
+export const CLIENT_TRAINER_FLAGS: FlagSpecs = {
+  'base-precision': {
+    type: 'string',
+    value: 'fp32|fp16|bf16|int4',
+    default: 'fp32',
+    help: "precision of the frozen base weights (as fedex train); the adapted modules' bases stay float32: they receive FedEx residuals (docs/devices.md)",
+  },
+  ...RECOMPUTE_FLAG,
+};
 
 /** `--events file|-`: the JSONL event stream (federation/events/eventSink.ts's `eventsFlagSink`). */
 export const EVENTS_FLAG: FlagSpecs = {

@@ -31,10 +31,10 @@ import { ProgressBar } from '../ui/progress.js';
 import { describeTruncation, type DataReport } from '../../trainer/data/report.js';
 import { resolveSplit } from '../../trainer/data/pipeline.js';
 import { formatBytes, formatNumber } from '../ui/table.js';
-import { EVENTS_FLAG, federationModel, humanOut, type FederationModel } from './federationCommon.js';
+import { CLIENT_TRAINER_FLAGS, EVENTS_FLAG, federationModel, humanOut, type FederationModel } from './federationCommon.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 import { basePrecisionFlag } from './eval.js';
-import { RECOMPUTE_FLAG, recomputeFlag } from '../recomputeFlag.js';
+import { recomputeFlag } from '../recomputeFlag.js';
 
 const FLAGS: FlagSpecs = {
   ...TOKEN_FLAGS,
@@ -46,13 +46,7 @@ const FLAGS: FlagSpecs = {
   model: { type: 'string', value: 'dir|synthetic', help: "your copy of the base model (its content hash must be the federation's); without it the coordinator's model is fetched into --model-cache, or found there" },
   'model-cache': { type: 'string', value: 'dir', help: 'where base models fetched without --model are kept, one folder per content hash (default ~/.cache/fedex/models)' },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device', default: 'cpu' },
-  'base-precision': {
-    type: 'string',
-    value: 'fp32|fp16|bf16|int4',
-    default: 'fp32',
-    help: "precision of the frozen base weights (as fedex train); the adapted modules' bases stay float32: they receive FedEx residuals (docs/devices.md)",
-  },
-  ...RECOMPUTE_FLAG,
+  ...CLIENT_TRAINER_FLAGS,
   threads: { type: 'string', value: 'n', help: 'onnxruntime threads (default: all cores)' },
   'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens (longer records are cut, and how many is reported)', default: '64' },
   pack: { type: 'boolean', help: 'pack language-modelling examples into full --seq-len rows instead of padding each (no example is cut; attention crosses example boundaries)' },

@@ -25,7 +25,7 @@ import { DEFAULT_MODEL, resolveModelDir } from '../modelArg.js';
 import { ProgressBar } from '../ui/progress.js';
 import { LiveTable } from '../ui/liveTable.js';
 import { formatBytes, formatNumber, renderTable } from '../ui/table.js';
-import { EVENTS_FLAG, formatSeconds, humanOut, listFlag, modelLayout, rankListFlag } from './federationCommon.js';
+import { CLIENT_TRAINER_FLAGS, EVENTS_FLAG, formatSeconds, humanOut, listFlag, modelLayout, rankListFlag } from './federationCommon.js';
 import { AGGREGATION_FLAGS, aggregationFlags } from '../aggregationFlags.js';
 import { deltaText, DP_FLAGS, epsilonText, privacyBanner, privacyFlags } from '../privacyFlags.js';
 import { DEFAULT_DP_DELTA } from '../../federation/coordinator/privacyPlan.js';
@@ -35,7 +35,7 @@ import { describeTruncation } from '../../trainer/data/report.js';
 import { resolveSplit } from '../../trainer/data/pipeline.js';
 import { loadTrainerFactory } from './trainerFactory.js';
 import { basePrecisionFlag } from './eval.js';
-import { RECOMPUTE_FLAG, recomputeFlag } from '../recomputeFlag.js';
+import { recomputeFlag } from '../recomputeFlag.js';
 
 /** Defaults of the main job (sized to finish in a few minutes on 2 cores; see docs/cli.md). */
 export const SIMULATE_DEFAULTS = {
@@ -80,13 +80,7 @@ const FLAGS: FlagSpecs = {
   out: { type: 'string', value: 'dir', help: 'output folder (report.json, report.html, runs/, adapters/)', default: D.out },
   seed: { type: 'string', value: 's', help: 'seed of data split, order and adapter init', default: String(D.seed) },
   device: { type: 'string', value: DEVICES.join('|'), help: 'onnxruntime device for training', default: 'cpu' },
-  'base-precision': {
-    type: 'string',
-    value: 'fp32|fp16|bf16|int4',
-    default: 'fp32',
-    help: "precision of the frozen base weights (as fedex train); the adapted modules' bases stay float32: they receive FedEx residuals (docs/devices.md)",
-  },
-  ...RECOMPUTE_FLAG,
+  ...CLIENT_TRAINER_FLAGS,
   'batch-size': { type: 'string', value: 'n', help: 'examples per step', default: String(D.batchSize) },
   lr: { type: 'string', value: 'x', help: 'learning rate (AdamW)', default: String(D.lr) },
   'seq-len': { type: 'string', value: 'n', help: 'longest sequence in tokens (longer records are cut, and how many is reported)', default: String(D.seqLen) },
