@@ -151,19 +151,29 @@ const JS_PHASES: Record<string, string> = {
   multiplyNT: 'JS: products in TypeScript (typeScriptGemm)',
   transposeRows: 'JS: products in TypeScript (typeScriptGemm)',
   typeScriptGemm: 'JS: products in TypeScript (typeScriptGemm)',
-  reflectColumns: 'JS: QR panels (reflectors within a panel of 32)',
-  blockedQR: 'JS: QR panels (reflectors within a panel of 32)',
+  reflectColumns: 'JS: QR leaves (reflectors within a leaf of 16 columns)',
+  leafQR: 'JS: QR leaves (reflectors within a leaf of 16 columns)',
+  panelQR: 'JS: QR panels (recursion, T assembly)',
+  blockedQR: 'JS: QR panels (recursion, T assembly)',
   triangularFactor: 'JS: compact-WY T factors (QR and eigenvectors)',
   upperTimes: 'JS: T·W (QR updates, A = Q_q·V_k)',
+  applyBlockTransposed: 'JS: T·W (QR updates, A = Q_q·V_k)',
   applyQ: 'JS: T·W (QR updates, A = Q_q·V_k)',
-  tridiagonalQL: 'JS: eigen, implicit QL on the tridiagonal (m × m rotations)',
-  eigenProducts: 'JS: eigen, Householder tridiagonalization of CᵀC',
+  tridiagonalQL: 'JS: eigen, implicit QL on the tridiagonal',
+  rotateColumns: 'JS: eigen, QL rotations applied to the m × m vectors',
+  tridiagonalize: 'JS: eigen, Householder tridiagonalization of CᵀC',
+  eigenProducts: 'JS: eigen, back-transformation and sorting',
+  transposeSquare: 'JS: eigen, back-transformation and sorting',
+  symmetricEigenvalues: 'JS: eigen, Householder tridiagonalization of CᵀC',
+  omittedSpectrum: 'JS: spectrum of the rounding part F (Grams)',
+  wellConditionedInverse: 'JS: R_q⁻¹ (A = Z·Q)',
   stack: 'JS: stack the terms (float64)',
   transposeTerm: 'JS: transposes',
   transpose: 'JS: transposes',
   transposeAny: 'JS: transposes',
   refactorProducts: 'JS: σ, sorting, balance (refactorProducts)',
   factorStack: 'JS: σ, sorting, balance (refactorProducts)',
+  symmetrize: 'JS: σ, sorting, balance (refactorProducts)',
   merged: 'JS: σ, sorting, balance (refactorProducts)',
   nearNullColumns: 'JS: compaction (near-dependent rows of each term)',
   compactStack: 'JS: compaction (near-dependent rows of each term)',
@@ -209,21 +219,23 @@ function jsPhases(profile: { nodes: ProfileNode[]; samples?: number[]; timeDelta
   return totals;
 }
 
-/** The kind of a product, from its shape: m is the inner size of the stacked factors. */
-function productKind(r: GemmRequest, m: number): string {
+/** The kind of a product, from its shape: m is the inner size of the stacked factors, out × in the module's. */
+function productKind(r: GemmRequest, m: number, out: number, inF: number): string {
   if (Math.max(r.m, r.n, r.k) <= m) return 'products of m × m size (core C, CᵀC, eigenvectors, C·V, X)';
-  if (Math.min(r.m, r.n, r.k) <= 32) return 'reflector products (QR of P and Qᵀ, A = Q_q·V_k)';
-  return 'B = P·X';
+  if (r.transA && r.transB && r.m === out) return 'B = P·X';
+  if (!r.transA && !r.transB && r.n === inF) return 'A = Z·Q (Z = diag(√σ)·V_kᵀ·R_q⁻ᵀ)';
+  if (r.transB && !r.transA && r.m === r.n && (r.k === out || r.k === inF) && r.a === r.b) return "Grams of a term or of F (compaction, F's spectrum)";
+  return 'reflector products (QR of P and Qᵀ, A = Q_q·V_k)';
 }
 
 /** A backend that times every product (wall clock, by kind) around `inner`. */
-function timingBackend(inner: (r: GemmRequest) => Promise<void> | void, m: number, totals: Map<string, { ms: number; calls: number }>): GemmBackend {
+function timingBackend(inner: (r: GemmRequest) => Promise<void> | void, m: number, out: number, inF: number, totals: Map<string, { ms: number; calls: number }>): GemmBackend {
   return {
     name: 'timed',
     gemm: async function timedProduct(r: GemmRequest): Promise<void> {
       const t = performance.now();
       await inner(r);
-      const kind = productKind(r, m);
+      const kind = productKind(r, m, out, inF);
       const e = totals.get(kind) ?? { ms: 0, calls: 0 };
       totals.set(kind, { ms: e.ms + performance.now() - t, calls: e.calls + 1 });
     },
@@ -270,7 +282,7 @@ async function run(args: ExportCaseArgs): Promise<ExportCaseResult | ExportProfi
     if (args.profile) {
       const m = terms.reduce((s, x) => s + (x.kind === 'factored' ? x.p.shape[1] : 0), 0);
       const products = new Map<string, { ms: number; calls: number }>();
-      const backend = timingBackend(ort !== null ? (r) => ort.gemm(r) : typeScriptGemm, m, products);
+      const backend = timingBackend(ort !== null ? (r) => ort.gemm(r) : typeScriptGemm, m, args.out, args.in, products);
       const session = new Session();
       session.connect();
       await session.post('Profiler.enable');

@@ -10,36 +10,42 @@
  * 2. the small core C = R_p·R_qᵀ and its right singular vectors V, from the symmetric
  *    eigendecomposition of CᵀC (Householder tridiagonalization, then implicit QL);
  * 3. B = P·(R_qᵀ·V_k) and A = (Q_q·V_k)ᵀ, columns of B and rows of A rescaled by √σ_i, σ_i = ‖C·v_i‖.
+ *    Q_q·V_k is (V_kᵀ·R_q⁻ᵀ)ᵀ·Q's rows, one product with a copy of Q (2·n·m·k flops), when R_q is
+ *    square and ‖R_q‖_F·‖R_q⁻¹‖_F ≤ 2¹² ({@link COND_LIMIT}); else Q_q's reflectors are applied
+ *    (4·n·m·k flops, in blocks).
  *
  * So B·A = P·R_qᵀ·V_k·V_kᵀ·Q_qᵀ, which is P·Q = ΔW when V_k holds every direction with σ_i > 0,
  * whatever the accuracy of the individual singular vectors (V is orthogonal): exactness needs no
- * division by a singular value, and nearly dependent columns in P or Q are harmless. Truncating to
- * k directions loses exactly ‖C·V_tail‖_F (Q_p and Q_q are orthonormal), the error reported. The
- * side applied through Householder reflectors (4·n·m·k flops) is the smaller of out and in; the other
- * is one product (2·n·m·k). Cost O((out + in)·m² + m³); the dense out × in matrix is never formed.
+ * division by a singular value, and nearly dependent columns in P or Q are harmless (through R_q⁻¹
+ * the error is κ(R_q)·2⁻⁵²·‖P‖‖Q‖ instead, hence the bound on κ). Truncating to k directions loses
+ * exactly ‖C·V_tail‖_F (Q_p and Q_q are orthonormal), the error reported. The side whose QR is
+ * applied to V_k is the smaller of out and in; the other is one product (2·n·m·k). Cost
+ * O((out + in)·m² + m³); the dense out × in matrix is never formed.
  *
  * Before that, each factored term loses its near-dependent rows of Q (lowRank/compact.ts): a FedEx
  * residual stacked as [A_i − Ā] has r combinations that are zero up to the float32 rounding of Ā, so
  * 10 rounds × 3 clients at r = 16 factor at m′ = 336 instead of m = 496. The rewrite is exact,
  * ΔW = G + F with G the compacted stack and F = P_F·Q_F (inner size m − m′) what those rows carried;
  * when F is rounding-sized (‖F‖_F ≤ 2⁻²⁰·‖G‖_F) G and F are factored apart and their directions put
- * side by side (F's above σ_1·2⁻²⁴), else the whole stack is factored as above. Then B·A = G_k + F_k
+ * side by side (F's above σ_1·2⁻²⁴; when its Grams show none can reach that, F's σ come from them
+ * and F is not factored: {@link omittedSpectrum}), else the whole stack is factored as above. Then B·A = G_k + F_k
  * exactly, the error reported is √(Σ dropped σ²) (exact when only F's directions are dropped; within
  * √2·‖F‖_F when G's are truncated too), and the σ and ‖ΔW‖ reported are ΔW's to within ‖F‖_F.
  *
- * The QR is blocked (panels of {@link PANEL} columns, compact WY: H_1…H_b = I − Y·T·Yᵀ, T from one
- * product Yᵀ·Y), so nearly all of the O((out + in)·m²) work is matrix products. The algorithm is written once, as a generator
+ * The QR is blocked (blocks of 128 columns, compact WY: H_1…H_b = I − Y·T·Yᵀ, each block's panel
+ * factored recursively down to leaves of 16 columns: lowRank/householder.ts), so nearly all of the
+ * O((out + in)·m²) work is matrix products. The algorithm is written once, as a generator
  * that yields its products ({@link GemmRequest}); {@link refactorLowRank} computes them in TypeScript
  * (synchronous, for the strategies), {@link refactorLowRankWith} on a {@link GemmBackend} (the
  * onnxruntime one in src/runtime/kernels/gemm64.ts, about 20× faster per product).
  */
 import type { Matrix } from './tensor.js';
-import { eigenProducts } from './lowRank/eigen.js';
+import { eigenProducts, symmetricEigenvalues } from './lowRank/eigen.js';
 import { compactStack, type TermColumns } from './lowRank/compact.js';
 import { applyQ, blockedQR } from './lowRank/householder.js';
 import { runSync, transposeRows, type GemmBackend, type Products } from './lowRank/products.js';
 
-export { symmetricEigen } from './lowRank/eigen.js';
+export { symmetricEigen, symmetricEigenvalues } from './lowRank/eigen.js';
 export { householderQR, applyHouseholderQ, type HouseholderQR } from './lowRank/householder.js';
 export type { GemmBackend, GemmRequest } from './lowRank/products.js';
 export { typeScriptGemm } from './lowRank/products.js';
@@ -101,6 +107,14 @@ const SPLIT_LIMIT = 2 ** -20;
  * there; those below float32's resolution are dropped and counted in truncationError.
  */
 const F_RESOLUTION = 2 ** -24;
+/**
+ * A = diag(√σ)·V_kᵀ·Q_qᵀ is computed as (diag(√σ)·V_kᵀ·R_q⁻ᵀ)·Q (one product with the kept Q, half
+ * the flops of applying Q_q's reflectors and in one efficient product) when R_q is this well
+ * conditioned (‖R_q‖_F·‖R_q⁻¹‖_F): B·A then differs from P·Q by about κ·2⁻⁵²·‖P‖·‖Q‖ (the computed
+ * inverse's residual), at most ~2⁻⁴⁰ relative. Otherwise through the reflectors, whose error does not
+ * depend on κ.
+ */
+const COND_LIMIT = 2 ** 12;
 
 /** The stacked factors of a sum of terms: P column-major (out × m), Qᵀ column-major (in × m). */
 function stack(terms: readonly UpdateTerm[], out: number, inF: number): { p: Float64Array; qt: Float64Array; m: number; columns: TermColumns[] } {
@@ -181,7 +195,7 @@ export async function refactorLowRankWith(backend: GemmBackend, terms: readonly 
  */
 function* refactorProducts(terms: readonly UpdateTerm[], out: number, inF: number, compact = true, flipped = false): Products<Refactored> {
   if (inF > out) {
-    // Work on ΔWᵀ = Σ s·Qᵀ·Pᵀ so that the reflector side (the costlier one) is the smaller dimension.
+    // Work on ΔWᵀ = Σ s·Qᵀ·Pᵀ so that the side A comes from (the costlier one) is the smaller dimension.
     const t = yield* refactorProducts(terms.map(transposeTerm), inF, out, compact, true);
     return { ...t, b: transposed(t.a), a: transposed(t.b) };
   }
@@ -196,7 +210,7 @@ function* refactorProducts(terms: readonly UpdateTerm[], out: number, inF: numbe
         // F: its own stack (P_F column-major is P_Fᵀ row-major), its directions above float32's
         // resolution of ΔW ({@link F_RESOLUTION}).
         const floor = (g.sigma[0] ?? 0) * F_RESOLUTION;
-        const f = yield* factorStack(c.omittedP, c.omittedQt, c.d, out, inF, () => true, floor);
+        const f = (yield* omittedSpectrum(c.omittedP, c.omittedQt, c.d, out, inF, floor)) ?? (yield* factorStack(c.omittedP, c.omittedQt, c.d, out, inF, () => true, floor));
         return merged(g, f!, out, inF, m, Math.max(c.m, c.d));
       }
       // F is not rounding-sized: factor the terms as they are.
@@ -223,6 +237,8 @@ interface StackFactors {
 function* factorStack(p: Float64Array, qt: Float64Array, m: number, out: number, inF: number, proceed: (norm2: number) => boolean, floor?: number): Products<StackFactors | null> {
   const pt = p.slice(0, out * m); // Pᵀ row-major (m × out), kept for B = P·X
   const { r: rp, t: tp } = yield* blockedQR(p.subarray(0, out * m), out, m);
+  // Q (m × in row-major), kept for A = Z·Q when R_q turns out square and well conditioned.
+  const qs = m <= inF ? qt.slice(0, inF * m) : null;
   const qrQ = yield* blockedQR(qt.subarray(0, inF * m), inF, m);
   const { r: rq, t: tq } = qrQ;
   // C = R_p·R_qᵀ (tp × tq), G = CᵀC (tq × tq), its eigenvectors V (rows), and C·v_c (rows of V·Cᵀ).
@@ -231,7 +247,7 @@ function* factorStack(p: Float64Array, qt: Float64Array, m: number, out: number,
   if (!proceed(core.reduce((s, x) => s + x * x, 0))) return null;
   const gram = new Float64Array(tq * tq);
   if (tq > 0) yield { transA: true, transB: false, m: tq, n: tq, k: tp, a: core, b: core, out: gram };
-  for (let a = 0; a < tq; a++) for (let b = 0; b < a; b++) gram[a * tq + b] = gram[b * tq + a] = (gram[a * tq + b] + gram[b * tq + a]) / 2;
+  symmetrize(gram, tq);
   const { vectors } = yield* eigenProducts(gram, tq);
   const cv = new Float64Array(tq * tp);
   if (tq * tp > 0) yield { transA: false, transB: true, m: tq, n: tp, k: tq, a: vectors, b: core, out: cv };
@@ -246,25 +262,114 @@ function* factorStack(p: Float64Array, qt: Float64Array, m: number, out: number,
   const below = floor ?? (sorted[0] ?? 0) * RESOLUTION;
   let rank = 0;
   while (rank < sorted.length && sorted[rank] > below && sorted[rank] > 0) rank++;
+  // Each direction balanced: column c of B and row c of A carry √σ_c, through the small factors.
+  // Xᵀ = diag(1/√σ)·V_kᵀ·R_q (rank × m); B = P·X (out × rank); A = diag(√σ)·V_kᵀ·Q_qᵀ (rank × in).
   const vk = new Float64Array(rank * tq);
-  for (let c = 0; c < rank; c++) vk.set(vectors.subarray(order[c] * tq, (order[c] + 1) * tq), c * tq);
-  // Xᵀ = V_kᵀ·R_q (rank × m); B = P·X (out × rank); A = (Q_q·V_k)ᵀ (rank × in).
+  const va = new Float64Array(rank * tq);
+  for (let c = 0; c < rank; c++) {
+    const v = vectors.subarray(order[c] * tq, (order[c] + 1) * tq);
+    const f = Math.sqrt(sorted[c]);
+    for (let i = 0; i < tq; i++) {
+      vk[c * tq + i] = v[i] / f;
+      va[c * tq + i] = v[i] * f;
+    }
+  }
   const xt = new Float64Array(rank * m);
   const b = new Float64Array(out * rank);
   const a = new Float64Array(rank * inF);
   if (rank > 0) {
     yield { transA: false, transB: false, m: rank, n: m, k: tq, a: vk, b: rq, out: xt };
     yield { transA: true, transB: true, m: out, n: rank, k: m, a: pt, b: xt, out: b };
-    for (let c = 0; c < rank; c++) a.set(vk.subarray(c * tq, (c + 1) * tq), c * inF);
-    yield* applyQ(qrQ, a, rank);
-  }
-  // Balance: column c of B and row c of A each carry √σ_c.
-  for (let c = 0; c < rank; c++) {
-    const f = Math.sqrt(sorted[c]);
-    for (let o = 0; o < out; o++) b[o * rank + c] /= f;
-    for (let i = 0; i < inF; i++) a[c * inF + i] *= f;
+    const rinv = qs !== null && tq === m ? wellConditionedInverse(rq, m) : null;
+    if (rinv !== null) {
+      // Q_qᵀ = R_q⁻ᵀ·Q: A = (diag(√σ)·V_kᵀ·R_q⁻ᵀ)·Q, two products, the second one n·m·rank.
+      const z = new Float64Array(rank * m);
+      yield { transA: false, transB: true, m: rank, n: m, k: m, a: va, b: rinv, out: z };
+      yield { transA: false, transB: false, m: rank, n: inF, k: m, a: z, b: qs!, out: a };
+    } else {
+      for (let c = 0; c < rank; c++) a.set(va.subarray(c * tq, (c + 1) * tq), c * inF);
+      yield* applyQ(qrQ, a, rank);
+    }
   }
   return { b, a, rank, sigma: sorted };
+}
+
+/**
+ * F = P_F·Q_F (`p` out × d and `qt` in × d, column-major) when none of its directions reaches
+ * `floor`, else null. F's singular values are those of the d × d Grams: σ² = λ(Wᵀ·G_q·W) with
+ * G_p = P_Fᵀ·P_F = W·Wᵀ (W = U·Λ^½ from G_p's eigendecomposition) and G_q = Q_F·Q_Fᵀ, each Gram one
+ * product; σ² is then off by at most (out + in + 8d)·2⁻⁵²·‖P_F‖_F²·‖Q_F‖_F² (the Grams' rounding,
+ * carried through). When the largest σ² plus that bound stays below floor², F keeps no direction
+ * (as a factorization of F would find) and only its σ are needed: for the tail and the error. This
+ * saves the two QRs of F's stack; otherwise the caller factors F.
+ */
+function* omittedSpectrum(p: Float64Array, qt: Float64Array, d: number, out: number, inF: number, floor: number): Products<StackFactors | null> {
+  if (d === 0) return { b: new Float64Array(0), a: new Float64Array(0), rank: 0, sigma: new Float64Array(0) };
+  const gp = new Float64Array(d * d);
+  const gq = new Float64Array(d * d);
+  yield { transA: false, transB: true, m: d, n: d, k: out, a: p.subarray(0, out * d), b: p.subarray(0, out * d), out: gp };
+  yield { transA: false, transB: true, m: d, n: d, k: inF, a: qt.subarray(0, inF * d), b: qt.subarray(0, inF * d), out: gq };
+  let tp = 0;
+  let tq = 0;
+  for (let i = 0; i < d; i++) {
+    tp += gp[i * d + i];
+    tq += gq[i * d + i];
+  }
+  const bound = (out + inF + 8 * d) * 2 ** -52 * tp * tq;
+  if (!(bound < floor * floor)) return null;
+  symmetrize(gp, d);
+  symmetrize(gq, d);
+  const { values, vectors } = yield* eigenProducts(gp, d);
+  // Wᵀ = Λ^½·Uᵀ: row c of `vectors` scaled by √λ_c (λ_c < 0 is rounding: 0).
+  const wt = new Float64Array(d * d);
+  for (let c = 0; c < d; c++) {
+    const f = Math.sqrt(Math.max(0, values[c]));
+    for (let i = 0; i < d; i++) wt[c * d + i] = vectors[c * d + i] * f;
+  }
+  const wg = new Float64Array(d * d);
+  const core = new Float64Array(d * d);
+  yield { transA: false, transB: false, m: d, n: d, k: d, a: wt, b: gq, out: wg };
+  yield { transA: false, transB: true, m: d, n: d, k: d, a: wg, b: wt, out: core };
+  symmetrize(core, d);
+  const lambda = symmetricEigenvalues(core, d);
+  if (!((lambda[0] ?? 0) + bound < floor * floor)) return null;
+  const sigma = Float64Array.from(lambda, (x) => Math.sqrt(Math.max(0, x)));
+  return { b: new Float64Array(0), a: new Float64Array(0), rank: 0, sigma };
+}
+
+/** a ← (a + aᵀ)/2 for the row-major n × n `a`. */
+function symmetrize(a: Float64Array, n: number): void {
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a[i * n + j] = a[j * n + i] = (a[i * n + j] + a[j * n + i]) / 2;
+}
+
+/**
+ * R⁻¹ (row-major m × m) of the upper triangular `r` (row-major m × m) when ‖R‖_F·‖R⁻¹‖_F ≤
+ * {@link COND_LIMIT}, else null (a zero or non-finite pivot included). Column j of R⁻¹ by back
+ * substitution, rows of R read contiguously.
+ */
+function wellConditionedInverse(r: Float64Array, m: number): Float64Array | null {
+  const x = new Float64Array(m * m);
+  const col = new Float64Array(m);
+  let rNorm2 = 0;
+  for (let i = 0; i < m; i++) for (let j = i; j < m; j++) rNorm2 += r[i * m + j] * r[i * m + j];
+  let xNorm2 = 0;
+  for (let j = 0; j < m; j++) {
+    // R·x = e_j: x[j] = 1/R[j][j], x[i] = −(Σ_{l=i+1..j} R[i][l]·x[l]) / R[i][i] for i < j.
+    col.fill(0, 0, j + 1);
+    col[j] = 1 / r[j * m + j];
+    for (let i = j - 1; i >= 0; i--) {
+      const ri = i * m;
+      let s = 0;
+      for (let l = i + 1; l <= j; l++) s += r[ri + l] * col[l];
+      col[i] = -s / r[ri + i];
+    }
+    for (let i = 0; i <= j; i++) {
+      x[i * m + j] = col[i];
+      xNorm2 += col[i] * col[i];
+    }
+    if (!(xNorm2 * rNorm2 <= COND_LIMIT * COND_LIMIT)) return null;
+  }
+  return x;
 }
 
 function refactored(f: StackFactors | null, out: number, inF: number, innerDim: number, coreDim: number): Refactored {
@@ -290,16 +395,19 @@ function refactored(f: StackFactors | null, out: number, inF: number, innerDim: 
  * dropped ones. B·A = G_k + F_k exactly; the σ listed are G's and F's, within ‖F‖₂ of ΔW's.
  */
 function merged(g: StackFactors, f: StackFactors, out: number, inF: number, innerDim: number, coreDim: number): Refactored {
+  const tail = [...g.sigma.subarray(g.rank), ...f.sigma.subarray(f.rank)].sort((x, y) => y - x);
+  if (f.rank === 0) return refactored({ b: g.b, a: g.a, rank: g.rank, sigma: Float64Array.from([...g.sigma.subarray(0, g.rank), ...tail]) }, out, inF, innerDim, coreDim);
   const rank = g.rank + f.rank;
   const kept = [...Array.from({ length: g.rank }, (_, c) => ({ from: g, c })), ...Array.from({ length: f.rank }, (_, c) => ({ from: f, c }))]
     .sort((x, y) => y.from.sigma[y.c] - x.from.sigma[x.c]);
   const b = new Float64Array(out * rank);
   const a = new Float64Array(rank * inF);
-  kept.forEach(({ from, c }, dst) => {
-    for (let o = 0; o < out; o++) b[o * rank + dst] = from.b[o * from.rank + c];
-    a.set(from.a.subarray(c * inF, (c + 1) * inF), dst * inF);
-  });
-  const tail = [...g.sigma.subarray(g.rank), ...f.sigma.subarray(f.rank)].sort((x, y) => y - x);
+  const fromG = kept.map(({ from }) => from === g);
+  const col = kept.map(({ c }) => c);
+  for (let o = 0; o < out; o++) {
+    for (let dst = 0; dst < rank; dst++) b[o * rank + dst] = fromG[dst] ? g.b[o * g.rank + col[dst]] : f.b[o * f.rank + col[dst]];
+  }
+  kept.forEach(({ from, c }, dst) => a.set(from.a.subarray(c * inF, (c + 1) * inF), dst * inF));
   const sigma = Float64Array.from([...kept.map(({ from, c }) => from.sigma[c]), ...tail]);
   return refactored({ b, a, rank, sigma }, out, inF, innerDim, coreDim);
 }

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyHouseholderQ, householderQR, refactorLowRank, symmetricEigen, type UpdateTerm } from '../../src/core/lowRank.js';
+import { applyHouseholderQ, householderQR, refactorLowRank, symmetricEigen, symmetricEigenvalues, type UpdateTerm } from '../../src/core/lowRank.js';
 import { createRng, randomMatrix, type Rng } from '../../src/core/random.js';
 import type { Matrix } from '../../src/core/tensor.js';
 import { dense64, frobenius, frobeniusDiff, jacobiSingularValues, randomClients, refMatmul, spec } from './reference.js';
@@ -16,10 +16,19 @@ function factoredTerm(out: number, inF: number, k: number, rng: Rng, scale = 1):
 }
 
 describe('householderQR', () => {
-  for (const [n, m] of [[9, 4], [4, 9], [6, 6], [30, 11], [150, 70], [70, 150]] as const) {
-    test(`Q·R reproduces a ${n} × ${m} matrix and Q has orthonormal columns`, () => {
+  // 300 × 200: two blocks of the blocked QR, each panel split recursively down to its leaves
+  // (uneven halves); the rank-deficient cases have zero and repeated columns (zero reflectors).
+  const cases: [number, number, string][] = [[9, 4, ''], [4, 9, ''], [6, 6, ''], [30, 11, ''], [150, 70, ''], [70, 150, ''], [300, 200, ''], [120, 60, 'rank-deficient '], [40, 90, 'rank-deficient ']];
+  for (const [n, m, what] of cases) {
+    test(`Q·R reproduces a ${what}${n} × ${m} matrix and Q has orthonormal columns`, () => {
       const rng = createRng(n * 100 + m);
       const x0 = Float64Array.from({ length: n * m }, () => rng.gaussian());
+      if (what !== '') {
+        // Column 3 zero, column 20 a copy of column 5, columns 40.. zero.
+        x0.fill(0, 3 * n, 4 * n);
+        x0.copyWithin(20 * n, 5 * n, 6 * n);
+        x0.fill(0, 40 * n);
+      }
       const x = x0.slice();
       const qrx = householderQR(x, n, m);
       const { r, t } = qrx;
@@ -76,6 +85,69 @@ describe('symmetricEigen', () => {
     });
   }
 });
+
+describe('symmetricEigen against a known spectrum (A = U·Λ·Uᵀ, U a random orthogonal matrix)', () => {
+  // n = 150 and 97: several back-transformation blocks, rows left over by the rotations' groups of 4.
+  const spectra: [string, number, (i: number, n: number) => number][] = [
+    ['random', 150, (i) => Math.sin(7.3 * i + 1) * 3],
+    ['clustered (1 + 1e-10·i, three clusters)', 97, (i) => [1, -2, 5][i % 3] + 1e-10 * i],
+    ['degenerate (2, −1 and 0 repeated: multiplicities 48, 24, 25)', 97, (i) => [2, 2, -1, 0][i % 4]],
+    ['graded (1 … 1e-15)', 60, (i, n) => 10 ** (-15 * i / (n - 1))],
+  ];
+  for (const [what, n, value] of spectra) {
+    test(`${what}, ${n} × ${n}: λ to ≤ 1e-13·‖A‖₂, A·v = λ·v and orthonormal vectors to ≤ 1e-13·‖A‖; the values-only path agrees`, () => {
+      const rng = createRng(n + 7);
+      const lambda = Float64Array.from({ length: n }, (_, i) => value(i, n));
+      const a0 = conjugated(lambda, n, rng);
+      const norm2 = Math.max(...Array.from(lambda, Math.abs));
+      const expected = lambda.slice().sort().reverse();
+      const { values, vectors } = symmetricEigen(a0.slice(), n);
+      const only = symmetricEigenvalues(a0.slice(), n);
+      for (let c = 0; c < n; c++) {
+        assert.ok(Math.abs(values[c] - expected[c]) <= 1e-13 * norm2, `λ_${c}: ${values[c]} vs ${expected[c]}`);
+        assert.ok(Math.abs(only[c] - expected[c]) <= 1e-13 * norm2, `values only, λ_${c}: ${only[c]} vs ${expected[c]}`);
+        let res = 0;
+        for (let i = 0; i < n; i++) {
+          let s = 0;
+          for (let j = 0; j < n; j++) s += a0[i * n + j] * vectors[c * n + j];
+          res = Math.max(res, Math.abs(s - values[c] * vectors[c * n + i]));
+        }
+        assert.ok(res <= 1e-13 * norm2, `residual ${res} for λ_${c}`);
+      }
+      for (let c = 0; c < n; c++) {
+        for (let d = 0; d <= c; d++) {
+          let s = 0;
+          for (let i = 0; i < n; i++) s += vectors[c * n + i] * vectors[d * n + i];
+          assert.ok(Math.abs(s - (c === d ? 1 : 0)) <= 1e-13, `v_${c}·v_${d} = ${s}`);
+        }
+      }
+    });
+  }
+});
+
+/** U·diag(λ)·Uᵀ with U = H_1·…·H_n (random Householder reflectors), symmetrized, in float64. */
+function conjugated(lambda: Float64Array, n: number, rng: Rng): Float64Array {
+  const a = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) a[i * n + i] = lambda[i];
+  for (let h = 0; h < n; h++) {
+    const v = Float64Array.from({ length: n }, () => rng.gaussian());
+    const vv = v.reduce((s, x) => s + x * x, 0);
+    // A ← H·A·H with H = I − 2·v·vᵀ/(vᵀv): rows, then columns.
+    for (const side of [0, 1]) {
+      for (let k = 0; k < n; k++) {
+        let s = 0;
+        for (let i = 0; i < n; i++) s += v[i] * (side === 0 ? a[i * n + k] : a[k * n + i]);
+        const f = (2 * s) / vv;
+        for (let i = 0; i < n; i++) {
+          if (side === 0) a[i * n + k] -= f * v[i];
+          else a[k * n + i] -= f * v[i];
+        }
+      }
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a[i * n + j] = a[j * n + i] = (a[i * n + j] + a[j * n + i]) / 2;
+  return a;
+}
 
 function randomSymmetric(rng: Rng, n: number): Float64Array {
   const a = new Float64Array(n * n);
@@ -155,6 +227,25 @@ describe('refactorLowRank: ΔW = Σ s_j·P_j·Q_j as one B·A', () => {
     // The singular values agree with a Jacobi SVD of the dense sum to the accuracy the dense sum itself has.
     const sv = jacobiSingularValues(ref, out, inF);
     assert.ok(Math.abs(r.singularValues[0] - sv[0]) <= 1e-14 * sizes);
+  });
+
+  test("Q rows nearly dependent across terms (κ(R_q) ≈ 1e6, A through Q_q's reflectors) and well conditioned (A through R_q⁻¹): exact B·A (≤ 1e-13 relative)", () => {
+    for (const eps of [1e-6, 0.5]) {
+      const rng = createRng(23);
+      const out = 50;
+      const inF = 40;
+      const t1 = factoredTerm(out, inF, 5, rng);
+      // The second term's Q: the first one's rows plus eps times noise (so R_q of the stack has σ_min ~ eps).
+      const q2 = Float64Array.from(t1.kind === 'factored' ? t1.q.data : [], (v) => v + eps * rng.gaussian());
+      const t2: UpdateTerm = { kind: 'factored', p: randomMatrix(out, 5, rng), q: { shape: [5, inF], data: q2 }, scale: 0.7 };
+      const terms = [t1, t2];
+      const ref = dense64(terms, out, inF);
+      const r = refactorLowRank(terms, out, inF);
+      assert.equal(r.exactRank, 10);
+      assert.ok(frobeniusDiff(product(r.b, r.a), ref) <= 1e-13 * frobenius(ref), `eps ${eps}: ${frobeniusDiff(product(r.b, r.a), ref)} of ${frobenius(ref)}`);
+      const sv = jacobiSingularValues(ref, out, inF);
+      for (let i = 0; i < 10; i++) assert.ok(Math.abs(r.singularValues[i] - sv[i]) <= 1e-12 * sv[0], `eps ${eps}, σ_${i}: ${r.singularValues[i]} vs ${sv[i]}`);
+    }
   });
 
   test('a dense term joins the stack (both orientations)', () => {

@@ -2,6 +2,10 @@
  * Symmetric eigendecomposition (Householder tridiagonalization, implicit QL with Wilkinson shifts,
  * the reflectors applied back in compact-WY blocks as products), for the m × m core of the
  * re-factorization (core/lowRank.ts).
+ *
+ * The tridiagonalization reads and updates the upper triangle only, row by row (2/3 of the flops of a
+ * full update, contiguous). The QL sweeps record their rotations and apply them as one sequence per
+ * row of Z (LAPACK's dlasr: each entry loaded and stored once per sweep, not twice per rotation).
  */
 import { PANEL, triangularFactor } from './householder.js';
 import { runSync, type Products } from './products.js';
@@ -19,60 +23,25 @@ export function symmetricEigen(a: Float64Array, n: number): { values: Float64Arr
   return runSync(eigenProducts(a, n));
 }
 
+/** The eigenvalues of the symmetric n × n matrix `a` (row-major; destroyed), descending: tridiagonalization and QL without vectors. */
+export function symmetricEigenvalues(a: Float64Array, n: number): Float64Array {
+  const { d, e } = tridiagonalize(a, n, null, null);
+  tridiagonalQL(d, e, null, n);
+  return d.sort().reverse();
+}
+
 export function* eigenProducts(a: Float64Array, n: number): Products<{ values: Float64Array; vectors: Float64Array }> {
   const count = Math.max(0, n - 2);
   // Row k of `refl`: the reflector H_k = I − τ_k·v·vᵀ that zeroes a[k+2.., k] (its 1 at k + 1).
   const refl = new Float64Array(count * n);
   const tau = new Float64Array(count);
-  const p = new Float64Array(n);
-  for (let k = 0; k < count; k++) {
-    const lo = k + 1;
-    let amax = 0;
-    for (let i = lo; i < n; i++) amax = Math.max(amax, Math.abs(a[i * n + k]));
-    if (amax === 0) continue;
-    let ss = 0;
-    for (let i = lo; i < n; i++) {
-      const x = a[i * n + k] / amax;
-      ss += x * x;
-    }
-    const alpha = amax * Math.sqrt(ss);
-    const x0 = a[lo * n + k];
-    const beta = x0 >= 0 ? -alpha : alpha;
-    const denom = x0 - beta;
-    const v = refl.subarray(k * n, (k + 1) * n);
-    v[lo] = 1;
-    for (let i = lo + 1; i < n; i++) v[i] = a[i * n + k] / denom;
-    const tk = (beta - x0) / beta;
-    tau[k] = tk;
-    // p = τ·A'·v, w = p − (τ/2)(pᵀv)·v, A' −= v·wᵀ + w·vᵀ.
-    let pv = 0;
-    for (let i = lo; i < n; i++) {
-      let s = 0;
-      const ri = i * n;
-      for (let j = lo; j < n; j++) s += a[ri + j] * v[j];
-      p[i] = tk * s;
-      pv += p[i] * v[i];
-    }
-    const half = (tk / 2) * pv;
-    for (let i = lo; i < n; i++) p[i] -= half * v[i];
-    for (let i = lo; i < n; i++) {
-      const ri = i * n;
-      const vi = v[i];
-      const wi = p[i];
-      for (let j = lo; j < n; j++) a[ri + j] -= vi * p[j] + wi * v[j];
-    }
-    a[lo * n + k] = beta;
-    a[k * n + lo] = beta;
-  }
-  const d = new Float64Array(n);
-  const e = new Float64Array(n); // e[i] = T[i][i + 1]
-  for (let i = 0; i < n; i++) d[i] = a[i * n + i];
-  for (let i = 0; i < n - 1; i++) e[i] = a[i * n + i + 1];
-  // QL on T = Z_ql·Λ·Z_qlᵀ with the rotations on the rows of zt = Z_qlᵀ.
-  const zt = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) zt[i * n + i] = 1;
-  tridiagonalQL(d, e, zt, n);
-  // Eigenvectors as rows: (Z_hh·Z_ql)ᵀ = zt·H_{n−3}·…·H_0, a block at a time from the last:
+  const { d, e } = tridiagonalize(a, n, refl, tau);
+  // QL on T = Z·Λ·Zᵀ with the rotations on the columns of z (row-major), then zt = Zᵀ.
+  const z = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) z[i * n + i] = 1;
+  tridiagonalQL(d, e, z, n);
+  const zt = transposeSquare(z, n);
+  // Eigenvectors as rows: (Z_hh·Z)ᵀ = zt·H_{n−3}·…·H_0, a block at a time from the last:
   // M·(H_k0 … H_k1−1)ᵀ = M − (M·Y)·Tᵀ·Yᵀ.
   for (let k1 = count; k1 > 0; k1 -= PANEL) {
     const k0 = Math.max(0, k1 - PANEL);
@@ -102,8 +71,92 @@ export function* eigenProducts(a: Float64Array, n: number): Products<{ values: F
   return { values, vectors };
 }
 
-/** Implicit QL on the tridiagonal (d, e) with e[i] = T[i][i+1]; rotations applied to the rows of `zt`. */
-function tridiagonalQL(d: Float64Array, e: Float64Array, zt: Float64Array, n: number): void {
+/**
+ * Householder tridiagonalization of the symmetric `a` (row-major, only its upper triangle read;
+ * destroyed): the diagonal d and the superdiagonal e (e[i] = T[i][i+1]). Step k zeroes a[k][k+2..]
+ * (= a[k+2.., k]) with H_k = I − τ_k·v·vᵀ, v[k+1] = 1, kept in row k of `refl` (and τ_k in `tau`)
+ * when given. The trailing block is updated in its upper triangle: p = τ·A'·v (one pass over the
+ * rows, each entry used for both of its symmetric places), w = p − (τ/2)(pᵀv)·v, A' −= v·wᵀ + w·vᵀ.
+ */
+function tridiagonalize(a: Float64Array, n: number, refl: Float64Array | null, tau: Float64Array | null): { d: Float64Array; e: Float64Array } {
+  const v = new Float64Array(n);
+  const p = new Float64Array(n);
+  for (let k = 0; k < n - 2; k++) {
+    const lo = k + 1;
+    const rk = k * n;
+    let amax = 0;
+    for (let i = lo; i < n; i++) amax = Math.max(amax, Math.abs(a[rk + i]));
+    if (amax === 0) continue;
+    let ss = 0;
+    for (let i = lo; i < n; i++) {
+      const x = a[rk + i] / amax;
+      ss += x * x;
+    }
+    const alpha = amax * Math.sqrt(ss);
+    const x0 = a[rk + lo];
+    const beta = x0 >= 0 ? -alpha : alpha;
+    const denom = x0 - beta;
+    v[lo] = 1;
+    for (let i = lo + 1; i < n; i++) v[i] = a[rk + i] / denom;
+    const tk = (beta - x0) / beta;
+    if (refl !== null) refl.set(v.subarray(lo), k * n + lo);
+    if (tau !== null) tau[k] = tk;
+    p.fill(0, lo, n);
+    for (let i = lo; i < n; i++) {
+      const ri = i * n;
+      const vi = v[i];
+      let s = a[ri + i] * vi;
+      for (let j = i + 1; j < n; j++) {
+        const aij = a[ri + j];
+        s += aij * v[j];
+        p[j] += aij * vi;
+      }
+      p[i] += s;
+    }
+    let pv = 0;
+    for (let i = lo; i < n; i++) {
+      p[i] *= tk;
+      pv += p[i] * v[i];
+    }
+    const half = (tk / 2) * pv;
+    for (let i = lo; i < n; i++) p[i] -= half * v[i];
+    for (let i = lo; i < n; i++) {
+      const ri = i * n;
+      const vi = v[i];
+      const wi = p[i];
+      for (let j = i; j < n; j++) a[ri + j] -= vi * p[j] + wi * v[j];
+    }
+    a[rk + lo] = beta;
+    for (let i = lo + 1; i < n; i++) a[rk + i] = 0;
+  }
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  for (let i = 0; i < n; i++) d[i] = a[i * n + i];
+  for (let i = 0; i < n - 1; i++) e[i] = a[i * n + i + 1];
+  return { d, e };
+}
+
+/** The transpose of a row-major n × n matrix, in 8 × 8 tiles. */
+function transposeSquare(x: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let r0 = 0; r0 < n; r0 += 8) {
+    const r1 = Math.min(n, r0 + 8);
+    for (let c0 = 0; c0 < n; c0 += 8) {
+      const c1 = Math.min(n, c0 + 8);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * n + r] = x[r * n + c];
+    }
+  }
+  return out;
+}
+
+/**
+ * Implicit QL on the tridiagonal (d, e) with e[i] = T[i][i+1]. With `z` (row-major n × n), each
+ * sweep's rotations (on indices i, i + 1, from m − 1 down to l) are recorded and then applied to the
+ * columns of z, row by row ({@link rotateColumns}).
+ */
+function tridiagonalQL(d: Float64Array, e: Float64Array, z: Float64Array | null, n: number): void {
+  const cs = new Float64Array(n);
+  const sn = new Float64Array(n);
   for (let l = 0; l < n; l++) {
     for (let iter = 0;; iter++) {
       let m = l;
@@ -115,7 +168,7 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, zt: Float64Array, n: nu
       if (iter === 60) throw new Error(`symmetricEigen: no convergence for eigenvalue ${l} of ${n}`);
       // Wilkinson shift from the leading 2 × 2 block at l.
       let g = (d[l + 1] - d[l]) / (2 * e[l]);
-      let r = Math.hypot(g, 1);
+      let r = hypot(g, 1);
       g = d[m] - d[l] + e[l] / (g + (g >= 0 ? r : -r));
       let s = 1;
       let c = 1;
@@ -125,7 +178,7 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, zt: Float64Array, n: nu
       for (; i >= l; i--) {
         const f = s * e[i];
         const b = c * e[i];
-        r = Math.hypot(f, g);
+        r = hypot(f, g);
         e[i + 1] = r;
         if (r === 0) {
           d[i + 1] -= pShift;
@@ -140,20 +193,75 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, zt: Float64Array, n: nu
         pShift = s * r;
         d[i + 1] = g + pShift;
         g = c * r - b;
-        // Rotate eigenvector rows i and i+1.
-        const ri = i * n;
-        const rj = (i + 1) * n;
-        for (let k = 0; k < n; k++) {
-          const zi = zt[ri + k];
-          const zj = zt[rj + k];
-          zt[rj + k] = s * zi + c * zj;
-          zt[ri + k] = c * zi - s * zj;
-        }
+        cs[i] = c;
+        sn[i] = s;
       }
+      // The rotations applied: i + 1 .. m − 1 after an underflow, l .. m − 1 otherwise.
+      if (z !== null && i + 1 < m) rotateColumns(z, n, underflow ? i + 1 : l, m, cs, sn);
       if (underflow) continue;
       d[l] -= pShift;
       e[l] = g;
       e[m] = 0;
     }
   }
+}
+
+/**
+ * Applies the rotations i = m − 1 down to lo (columns i and i + 1 of the row-major n × n `z`:
+ * z_{i+1} ← s_i·z_i + c_i·z_{i+1}, z_i ← c_i·z_i − s_i·z_{i+1}) row by row, carrying the entry that
+ * moves down the chain in a register; four rows at a time, so that four independent chains hide
+ * the latency of each step.
+ */
+function rotateColumns(z: Float64Array, n: number, lo: number, m: number, cs: Float64Array, sn: Float64Array): void {
+  let k = 0;
+  for (; k + 3 < n; k += 4) {
+    const ra = k * n;
+    const rb = ra + n;
+    const rc = rb + n;
+    const rd = rc + n;
+    let xa = z[ra + m];
+    let xb = z[rb + m];
+    let xc = z[rc + m];
+    let xd = z[rd + m];
+    for (let i = m - 1; i >= lo; i--) {
+      const c = cs[i];
+      const s = sn[i];
+      const za = z[ra + i];
+      const zb = z[rb + i];
+      const zc = z[rc + i];
+      const zd = z[rd + i];
+      z[ra + i + 1] = s * za + c * xa;
+      z[rb + i + 1] = s * zb + c * xb;
+      z[rc + i + 1] = s * zc + c * xc;
+      z[rd + i + 1] = s * zd + c * xd;
+      xa = c * za - s * xa;
+      xb = c * zb - s * xb;
+      xc = c * zc - s * xc;
+      xd = c * zd - s * xd;
+    }
+    z[ra + lo] = xa;
+    z[rb + lo] = xb;
+    z[rc + lo] = xc;
+    z[rd + lo] = xd;
+  }
+  for (; k < n; k++) {
+    const ra = k * n;
+    let xa = z[ra + m];
+    for (let i = m - 1; i >= lo; i--) {
+      const za = z[ra + i];
+      z[ra + i + 1] = sn[i] * za + cs[i] * xa;
+      xa = cs[i] * za - sn[i] * xa;
+    }
+    z[ra + lo] = xa;
+  }
+}
+
+/** √(x² + y²) without overflow or underflow (Math.hypot is several times slower in V8). */
+function hypot(x: number, y: number): number {
+  const ax = Math.abs(x);
+  const ay = Math.abs(y);
+  const big = Math.max(ax, ay);
+  if (big === 0 || big === Infinity) return big;
+  const small = Math.min(ax, ay) / big;
+  return big * Math.sqrt(1 + small * small);
 }

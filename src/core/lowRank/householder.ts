@@ -1,16 +1,23 @@
 /**
- * Blocked Householder QR (panels of {@link PANEL} columns, compact WY: H_1…H_b = I − Y·T·Yᵀ), so
- * that nearly all of its O(n·m²) work is matrix products, yielded to the caller (products.ts).
+ * Blocked Householder QR (blocks of {@link BLOCK} columns, compact WY: H_1…H_b = I − Y·T·Yᵀ), so
+ * that nearly all of its O(n·m²) work is matrix products, yielded to the caller (products.ts). Each
+ * block's panel is itself factored recursively (halves down to {@link LEAF} columns, the left half's
+ * reflectors applied to the right half as products, T assembled from the halves' T), so that only
+ * leaves of LEAF columns are factored column by column in JavaScript.
  */
 import { runSync, type Products } from './products.js';
 
-/** Columns per QR panel. */
+/** Columns per block of the eigenvectors' back-transformation (eigen.ts). */
 export const PANEL = 32;
+/** Columns per QR block: the width of the trailing updates and of the blocks {@link applyQ} applies. */
+export const BLOCK = 128;
+/** Columns factored one by one in JavaScript at the bottom of a panel's recursion. */
+export const LEAF = 16;
 
-/** One panel of a blocked Householder QR: H_j0 … H_j0+nb−1 = I − Y·T·Yᵀ. */
+/** One block of a blocked Householder QR: H_j0 … H_j0+nb−1 = I − Y·T·Yᵀ. */
 interface WyBlock {
   readonly nb: number;
-  /** Yᵀ (nb × n, row-major): row l is v_{j0+l} (zeros before j0+l, then 1, then the reflector). */
+  /** Yᵀ (nb × n, row-major): row l is v_{j0+l} (zeros before j0+l, then 1, then the reflector); a view of the factored matrix. */
   readonly yt: Float64Array;
   /** T (nb × nb, upper triangular, row-major). */
   readonly t: Float64Array;
@@ -26,57 +33,115 @@ export interface HouseholderQR {
 }
 
 /**
- * Householder QR of X (n × m), given as `xt` = Xᵀ row-major (X's columns contiguous), overwritten.
- * Panels are factored column by column; each panel's reflectors update the columns right of it as
- * two products (C ← C − Y·(Tᵀ·(Yᵀ·C))).
+ * Householder QR of X (n × m), given as `xt` = Xᵀ row-major (X's columns contiguous), overwritten:
+ * its first t rows end up holding the reflectors (Yᵀ, unit diagonal, zeros above), which the
+ * returned blocks view, so `xt` must stay untouched while they are used ({@link applyQ}). R is
+ * copied out column by column as the columns are factored. Each block's panel is factored
+ * recursively ({@link panelQR}); the block's reflectors then update the columns right of it as two
+ * products (C ← C − Y·(Tᵀ·(Yᵀ·C))).
  */
 export function* blockedQR(xt: Float64Array, n: number, m: number): Products<HouseholderQR> {
   const t = Math.min(n, m);
+  const r = new Float64Array(t * m);
   const blocks: WyBlock[] = [];
-  for (let j0 = 0; j0 < t; j0 += PANEL) {
-    const j1 = Math.min(t, j0 + PANEL);
+  for (let j0 = 0; j0 < t; j0 += BLOCK) {
+    const j1 = Math.min(t, j0 + BLOCK);
     const nb = j1 - j0;
-    const tau = new Float64Array(nb);
-    for (let j = j0; j < j1; j++) {
-      const cj = j * n;
-      let amax = 0;
-      for (let i = j; i < n; i++) amax = Math.max(amax, Math.abs(xt[cj + i]));
-      if (amax === 0) continue;
-      let ss = 0;
-      for (let i = j; i < n; i++) {
-        const v = xt[cj + i] / amax;
-        ss += v * v;
-      }
-      const alpha = amax * Math.sqrt(ss);
-      const x0 = xt[cj + j];
-      const beta = x0 >= 0 ? -alpha : alpha;
-      const denom = x0 - beta;
-      for (let i = j + 1; i < n; i++) xt[cj + i] /= denom;
-      const tj = (beta - x0) / beta;
-      tau[j - j0] = tj;
-      xt[cj + j] = beta;
-      reflectColumns(xt, n, cj, j, tj, xt, j + 1, j1);
-    }
-    const yt = new Float64Array(nb * n);
-    for (let l = 0; l < nb; l++) {
-      const j = j0 + l;
-      yt[l * n + j] = 1;
-      yt.set(xt.subarray(j * n + j + 1, (j + 1) * n), l * n + j + 1);
-    }
-    const tm = yield* triangularFactor(yt, tau, nb, n);
+    const tm = yield* panelQR(xt, n, m, r, j0, j1);
+    const yt = xt.subarray(j0 * n, j1 * n);
     blocks.push({ nb, yt, t: tm });
     const rest = m - j1;
-    if (rest > 0) {
-      const ct = xt.subarray(j1 * n, m * n);
-      const wMat = new Float64Array(nb * rest);
-      yield { transA: false, transB: true, m: nb, n: rest, k: n, a: yt, b: ct, out: wMat };
-      const w2 = upperTimes(tm, nb, wMat, rest, true);
-      yield { transA: true, transB: false, m: rest, n, k: nb, a: w2, b: yt, out: ct, subtract: true };
+    if (rest > 0) yield* applyBlockTransposed(yt, tm, nb, n, xt.subarray(j1 * n, m * n), rest);
+  }
+  // Columns beyond t (m > n) are not factored: their R entries are what the reflectors left.
+  for (let k = t; k < m; k++) for (let i = 0; i < t; i++) r[i * m + k] = xt[k * n + i];
+  return { n, m, t, r, blocks };
+}
+
+/** C ← (I − Y·T·Yᵀ)ᵀ·C = C − Y·(Tᵀ·(Yᵀ·C)) for C (n × cols) given as `ct` = Cᵀ row-major. */
+function* applyBlockTransposed(yt: Float64Array, tm: Float64Array, nb: number, n: number, ct: Float64Array, cols: number): Products<void> {
+  const w = new Float64Array(nb * cols);
+  yield { transA: false, transB: true, m: nb, n: cols, k: n, a: yt, b: ct, out: w };
+  const w2 = upperTimes(tm, nb, w, cols, true);
+  yield { transA: true, transB: false, m: cols, n, k: nb, a: w2, b: yt, out: ct, subtract: true };
+}
+
+/**
+ * Factors columns [j0, j1) of the QR in progress (the reflectors of columns < j0 already applied to
+ * them) and returns the T of their compact-WY block. Leaves of at most {@link LEAF} columns are
+ * factored column by column; a wider panel as its left half (recursively), the left half's
+ * reflectors applied to the right half, the right half (recursively), and
+ * T = [T_L, −T_L·(Y_Lᵀ·Y_R)·T_R; 0, T_R] (LAPACK's dgeqrt3).
+ */
+function* panelQR(xt: Float64Array, n: number, m: number, r: Float64Array, j0: number, j1: number): Products<Float64Array> {
+  const w = j1 - j0;
+  if (w <= LEAF) {
+    const tau = leafQR(xt, n, m, r, j0, j1);
+    return yield* triangularFactor(xt.subarray(j0 * n, j1 * n), tau, w, n);
+  }
+  const mid = j0 + LEAF * Math.ceil(w / (2 * LEAF));
+  const h = mid - j0;
+  const wr = j1 - mid;
+  const tl = yield* panelQR(xt, n, m, r, j0, mid);
+  const yl = xt.subarray(j0 * n, mid * n);
+  const yr = xt.subarray(mid * n, j1 * n);
+  yield* applyBlockTransposed(yl, tl, h, n, yr, wr);
+  const tr = yield* panelQR(xt, n, m, r, mid, j1);
+  // T_12 = −T_L·(Y_Lᵀ·Y_R)·T_R.
+  const s = new Float64Array(h * wr);
+  yield { transA: false, transB: true, m: h, n: wr, k: n, a: yl, b: yr, out: s };
+  const ts = upperTimes(tl, h, s, wr, false);
+  const tm = new Float64Array(w * w);
+  for (let a = 0; a < h; a++) {
+    tm.set(tl.subarray(a * h, (a + 1) * h), a * w);
+    // Row a of T_L·S·T_R: Σ_l (T_L·S)[a][l]·T_R[l][c], T_R upper triangular.
+    const row = a * w + h;
+    for (let l = 0; l < wr; l++) {
+      const f = -ts[a * wr + l];
+      if (f === 0) continue;
+      for (let c = l; c < wr; c++) tm[row + c] += f * tr[l * wr + c];
     }
   }
-  const r = new Float64Array(t * m);
-  for (let k = 0; k < m; k++) for (let i = 0; i <= Math.min(k, t - 1); i++) r[i * m + k] = xt[k * n + i];
-  return { n, m, t, r, blocks };
+  for (let a = 0; a < wr; a++) tm.set(tr.subarray(a * wr, (a + 1) * wr), (h + a) * w + h);
+  return tm;
+}
+
+/**
+ * Factors columns [j0, j1) column by column (the reflectors of columns < j0 already applied): for
+ * each, its R entries are moved to `r` (row-major t × m) and replaced by the reflector's zeros and
+ * unit diagonal, and its reflector is applied to the leaf's columns right of it. Returns the τ's.
+ */
+function leafQR(xt: Float64Array, n: number, m: number, r: Float64Array, j0: number, j1: number): Float64Array {
+  const tau = new Float64Array(j1 - j0);
+  for (let j = j0; j < j1; j++) {
+    const cj = j * n;
+    for (let i = 0; i < j; i++) {
+      r[i * m + j] = xt[cj + i];
+      xt[cj + i] = 0;
+    }
+    let amax = 0;
+    for (let i = j; i < n; i++) amax = Math.max(amax, Math.abs(xt[cj + i]));
+    if (amax === 0) {
+      xt[cj + j] = 1;
+      continue;
+    }
+    let ss = 0;
+    for (let i = j; i < n; i++) {
+      const v = xt[cj + i] / amax;
+      ss += v * v;
+    }
+    const alpha = amax * Math.sqrt(ss);
+    const x0 = xt[cj + j];
+    const beta = x0 >= 0 ? -alpha : alpha;
+    const denom = x0 - beta;
+    for (let i = j + 1; i < n; i++) xt[cj + i] /= denom;
+    const tj = (beta - x0) / beta;
+    tau[j - j0] = tj;
+    r[j * m + j] = beta;
+    xt[cj + j] = 1;
+    reflectColumns(xt, n, cj, j, tj, xt, j + 1, j1);
+  }
+  return tau;
 }
 
 /**
