@@ -3,6 +3,7 @@
  * simulate, host, join, aggregate and export. No vscode here: `readSettings` takes a getter.
  */
 import type { BasePrecision } from '../../model/basePrecision.js';
+import type { RecomputeMode } from '../../trainer/memoryPlan.js';
 
 /** A remote federation listed in settings. */
 export interface RemoteFederation {
@@ -15,6 +16,8 @@ export interface FedexSettings {
   readonly device: string;
   /** Precision the frozen base weights are held in while training (`--base-precision`; docs/devices.md). */
   readonly basePrecision: BasePrecision;
+  /** Activation recomputation per transformer block while training (`--recompute`; docs/devices.md). */
+  readonly recompute: RecomputeMode;
   /** Model folder; empty = the CLI's default tiny model. */
   readonly model: string;
   /** Data spec (`task:NAME` or a JSONL path); empty = the CLI's default synthetic task. */
@@ -71,6 +74,7 @@ export interface FedexSettings {
 export const DEFAULT_SETTINGS: FedexSettings = {
   device: 'cpu',
   basePrecision: 'fp32',
+  recompute: 'auto',
   model: '',
   data: '',
   rank: 8,
@@ -105,6 +109,9 @@ export const DEFAULT_SETTINGS: FedexSettings = {
 
 /** The base precisions (`fedex.basePrecision`), as src/model/basePrecision.ts lists them (a type import keeps the graph code out of the extension). */
 export const BASE_PRECISIONS: readonly BasePrecision[] = ['fp32', 'fp16', 'bf16', 'int4'];
+
+/** The recomputation modes (`fedex.recompute`), as src/trainer/memoryPlan.ts lists them. */
+export const RECOMPUTE_MODES: readonly RecomputeMode[] = ['auto', 'on', 'off'];
 
 /** The aggregation rules (`fedex.aggregation`). */
 export const AGGREGATIONS: readonly FedexSettings['aggregation'][] = ['mean', 'median', 'trimmed-mean'];
@@ -159,6 +166,9 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
   const precisionRaw = str('basePrecision', d.basePrecision);
   const basePrecision = (BASE_PRECISIONS as readonly string[]).includes(precisionRaw) ? (precisionRaw as BasePrecision) : d.basePrecision;
   if (basePrecision !== precisionRaw) problems.push(`fedex.basePrecision must be one of ${BASE_PRECISIONS.join(', ')}, got '${precisionRaw}'; using ${d.basePrecision}`);
+  const recomputeRaw = str('recompute', d.recompute);
+  const recompute = (RECOMPUTE_MODES as readonly string[]).includes(recomputeRaw) ? (recomputeRaw as RecomputeMode) : d.recompute;
+  if (recompute !== recomputeRaw) problems.push(`fedex.recompute must be one of ${RECOMPUTE_MODES.join(', ')}, got '${recomputeRaw}'; using ${d.recompute}`);
   const methodRaw = str('method', d.method);
   const method = (METHODS as readonly string[]).includes(methodRaw) ? (methodRaw as FedexSettings['method']) : d.method;
   if (method !== methodRaw) problems.push(`fedex.method must be one of ${METHODS.join(', ')}, got '${methodRaw}'; using ${d.method}`);
@@ -180,6 +190,7 @@ export function readSettings(get: (key: string) => unknown): SettingsRead {
     settings: {
       device: str('device', d.device) || d.device,
       basePrecision,
+      recompute,
       model: str('model', d.model),
       data: str('data', d.data),
       rank: int('rank', d.rank, 1, 4096),
@@ -286,7 +297,7 @@ function privacyArgs(s: FedexSettings): string[] {
 
 /** `--base-precision P` unless it is the CLI's default (fp32). */
 function precisionArgs(s: FedexSettings): string[] {
-  return s.basePrecision === 'fp32' ? [] : ['--base-precision', s.basePrecision];
+  return [...(s.basePrecision === 'fp32' ? [] : ['--base-precision', s.basePrecision]), ...(s.recompute === 'auto' ? [] : ['--recompute', s.recompute])];
 }
 
 /** `fedex.hostRanks`: a list of integers in 1..4096 (empty when absent); anything else is reported and ignored. */

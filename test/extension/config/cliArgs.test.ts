@@ -338,6 +338,19 @@ describe('fedex.basePrecision', () => {
   });
 });
 
+describe('fedex.recompute', () => {
+  test('--recompute for simulate and join, parsed by the CLI; nothing at auto; a bad value is named', () => {
+    const s = { ...DEFAULT_SETTINGS, recompute: 'on' as const };
+    for (const [command, args] of [[simulateCommand, simulateArgs(s, { out: '/o' })], [joinCommand, joinArgs(s, { url: 'ws://127.0.0.1:8765' })]] as const) {
+      assert.equal(command.parse!(args.slice(1)).values.recompute, 'on');
+    }
+    assert.ok(!joinArgs(DEFAULT_SETTINGS, { url: 'ws://127.0.0.1:8765' }).includes('--recompute'));
+    const { settings, problems } = readSettings(getter({ recompute: 'sometimes' }));
+    assert.equal(settings.recompute, 'auto');
+    assert.match(problems.join(' | '), /fedex\.recompute must be one of auto, on, off, got 'sometimes'/);
+  });
+});
+
 describe('fedex.hostRanks and fedex.joinRank', () => {
   test('fedex host --ranks and fedex join --rank, parsed by the CLI; nothing by default; bad values named', () => {
     const s = { ...DEFAULT_SETTINGS, rank: 16, hostRanks: [4, 8], joinRank: 4 };
