@@ -1,6 +1,6 @@
 // The trainer on onnxruntime's WebGPU provider against the CPU: `fedex train --device webgpu` and
-// `--device cpu` with the same seed on GPT-2 (the shipped models/tiny-gpt2), a Llama-family and a
-// BERT classification checkpoint (small ones generated here), comparing the per-step losses, every
+// `--device cpu` with the same seed on GPT-2 (the shipped models/tiny-gpt2), a Llama-family (also
+// with activation recomputation) and a BERT classification checkpoint (small ones generated here), comparing the per-step losses, every
 // tensor of the trained adapter and the eval loss within the tolerances below. The WebGPU run logs
 // onnxruntime's node placement (`--ort-log verbose`) and fails when any node of its sessions (train
 // step or gradient + update, eval, greedy decoding) runs on the CPU provider (docs/devices.md).
@@ -145,6 +145,8 @@ describe('fedex train --device webgpu matches --device cpu', { skip, timeout: 30
     // Classification: 4 examples, all in each batch, 4 eval examples; padded to --seq-len on WebGPU, to the longest example on the CPU.
     { id: 'bert', name: 'BERT sequence classification (query, value + classifier)', model: () => join(tmp.path, 'bert'),
       flags: ['--data', 'task:sentiment?count=4&evalCount=4&seed=1', '--seq-len', '32', '--batch-size', '4', '--eval-examples', '4'], sessions: 2 },
+    // Activation recomputation: each block's copies (recompute nodes) must run on the GPU too.
+    { id: 'llama-recompute', name: 'Llama, activation recomputation (--recompute on)', model: () => join(tmp.path, 'llama'), flags: [...lm, '--target-modules', 'q_proj,v_proj,down_proj', '--recompute', 'on'], sessions: 3 },
     // Gradient accumulation: the gradient and update sessions instead of the fused step.
     { id: 'gpt2-accum', name: 'GPT-2, 2 micro-batches per step (gradient + update sessions)', model: () => join(ROOT, 'models', 'tiny-gpt2'), flags: [...lmData, '--batch-size', '1', '--grad-accum', '2'], sessions: 4 },
   ];
