@@ -3,7 +3,8 @@
  * `fedex train` runs — against PyTorch doing the identical step (bench/torch/train.py), in the same
  * run, on a GPT-2-small-shaped model with random weights (12 layers, d = 768, 12 heads, vocab
  * 50257, T = 128, batch 8, LoRA r = 8, alpha 16 on PEFT target_modules ['c_attn', 'c_proj'],
- * AdamW, float32, no dropout); and the trainer alone on the shipped models/tiny-gpt2.
+ * AdamW, float32, no dropout); and the trainer alone on the shipped models/tiny-gpt2; then the
+ * frozen base's precisions (precisionBench) and activation recomputation on / off (recomputeBench).
  * Every case runs in its own process (its own peak RSS). Both sides train on the same rows of the
  * same pre-tokenized file from the same checkpoint, so their first-step losses must agree.
  */
@@ -13,13 +14,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRng } from '../src/core/random.js';
 import { BASE_PRECISIONS } from '../src/model/basePrecision.js';
-import { writeSyntheticCheckpoint } from '../src/model/checkpoints/synthetic.js';
+import { writeSyntheticCheckpoint, type SyntheticModelSpec } from '../src/model/checkpoints/synthetic.js';
 import { writeRandomGpt2Checkpoint } from '../src/model/checkpoints/tinyGpt2.js';
 import type { TinyGpt2Spec } from '../src/model/checkpoints/tinyGpt2.js';
 import { defaultModelDir } from '../src/trainer/defaultModel.js';
 import type { BenchRow } from './aggregation.js';
 import { PYTHON, type BenchOptions } from './common.js';
 import type { TrainerCaseArgs, TrainerCaseResult } from './trainerCase.js';
+import type { RecomputeCaseArgs, RecomputeCaseResult } from './trainerRecomputeCase.js';
 
 /** A trainer row: step times in medianMs/minMs, and tokens/s (or, for the ratio row, ours / PyTorch). */
 export interface TrainerRow extends BenchRow {
@@ -28,6 +30,9 @@ export interface TrainerRow extends BenchRow {
   readonly ratio?: { readonly median: number; readonly best: number };
   /** Every timed step, in milliseconds (for the JSON rows). */
   readonly stepMs?: readonly number[];
+  /** Recompute rows: every step's loss (warm-up included) and the trainer's own estimate (trainer.info.memory.estimate), MiB. */
+  readonly losses?: readonly number[];
+  readonly estimateMiB?: { readonly total: number; readonly train: number };
 }
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -94,6 +99,22 @@ async function cachedCheckpoint(dir: string, spec: TinyGpt2Spec, log: (line: str
   await rm(dir, { recursive: true, force: true });
   await writeRandomGpt2Checkpoint(dir, spec);
   await writeFile(stamp, want);
+}
+
+function runRecompute(args: RecomputeCaseArgs): RecomputeCaseResult {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'trainerRecomputeCase.ts'), JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24, env: threadEnv(args.threads) });
+  if (r.status !== 0) throw new Error(`trainer bench recompute case (${args.recompute}) failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as RecomputeCaseResult;
+}
+
+/** A random checkpoint of `spec` (writeSyntheticCheckpoint), generated once per spec and kept in `dir`. */
+async function cachedSynthetic(dir: string, spec: SyntheticModelSpec, log: (line: string) => void): Promise<void> {
+  const stamp = join(dir, 'bench-spec.json');
+  if (await readFile(stamp, 'utf8').then((x) => x === JSON.stringify(spec), () => false)) return;
+  log(`trainer: generating a random ${spec.family} checkpoint (${spec.layers} layers, d=${spec.hidden}, vocab ${spec.vocab}, ${spec.dtype ?? 'F32'}) in ${dir}`);
+  await rm(dir, { recursive: true, force: true });
+  await writeSyntheticCheckpoint(dir, spec);
+  await writeFile(stamp, JSON.stringify(spec));
 }
 
 /** `rows` rows of `seqLen` seeded random token ids in [0, vocab), as pre-tokenized JSONL. */
@@ -214,6 +235,7 @@ export async function trainerBench(o: BenchOptions): Promise<TrainerRow[]> {
   await rm(tinyData, { force: true });
   if (o.smoke) await rm(dir, { recursive: true, force: true });
   rows.push(...await precisionBench(o));
+  rows.push(...await recomputeBench(o));
   return rows;
 }
 
@@ -230,13 +252,7 @@ export async function precisionBench(o: BenchOptions): Promise<TrainerRow[]> {
   const seqLen = o.smoke ? 32 : 128;
   const batchSize = o.smoke ? 2 : 4;
   const dir = join(o.workDir, `llama-random-${spec.layers}l-${spec.hidden}d-v${spec.vocab}-bf16`);
-  const stamp = join(dir, 'bench-spec.json');
-  if (!await readFile(stamp, 'utf8').then((x) => x === JSON.stringify(spec), () => false)) {
-    o.log(`trainer: generating a random Llama checkpoint (${spec.layers} layers, d=${spec.hidden}, vocab ${spec.vocab}, BF16) in ${dir}`);
-    await rm(dir, { recursive: true, force: true });
-    await writeSyntheticCheckpoint(dir, spec);
-    await writeFile(stamp, JSON.stringify(spec));
-  }
+  await cachedSynthetic(dir, spec, o.log);
   const data = join(o.workDir, `trainer-data-${spec.vocab}-${batchSize}x${seqLen}.jsonl`);
   await tokenRows(data, batchSize, seqLen, spec.vocab, 13);
   const label = `Llama ${spec.layers}×${spec.hidden} (ff ${spec.intermediate}, vocab ${spec.vocab}, BF16 on disk), T=${seqLen}, batch ${batchSize}, r=8 on q_proj, v_proj${o.smoke ? ' (smoke)' : ''}`;
@@ -254,5 +270,107 @@ export async function precisionBench(o: BenchOptions): Promise<TrainerRow[]> {
   }
   await rm(data, { force: true });
   if (o.smoke) await rm(dir, { recursive: true, force: true });
+  return rows;
+}
+
+/**
+ * Activation recomputation (TrainerSetup.recompute, docs/devices.md): the same steps trained with
+ * `recompute: 'off'` and `'on'`, side by side in one run, one process per run (its own peak RSS),
+ * on a Llama-family model with random float32 weights where the activations dominate the step's
+ * memory: 8 layers, d = 256, 4 heads, 2 key/value heads, ff 1024, vocab 4096, 4 rows × 512
+ * tokens, LoRA r 8 on q_proj, v_proj, down_proj (as test/trainer/recomputeRss.test.ts). The
+ * budget is high enough that neither run splits its batch. The processes alternate off, on, on,
+ * off, off, on, on, off (4 pairs; `--smoke`: one pair, 2 layers, d = 64, 2 × 32 tokens) so that
+ * both modes meet the same competing load; each runs 1 warm-up and 4 timed steps. tokens/s is the
+ * median over every timed step of a mode's processes, the peak RSS the largest of them; the ratio
+ * row gives on / off of those medians and of the best steps, and in its note the ratio of each
+ * pair's medians (two processes next to each other in time) and their median. Both modes start
+ * from the same adapter on the same rows: the first step's loss (B = 0) must be bit-equal, later
+ * ones equal up to float32 rounding (onnxruntime may fuse the recomputed kernels differently).
+ */
+export async function recomputeBench(o: BenchOptions): Promise<TrainerRow[]> {
+  const spec = o.smoke
+    ? { family: 'llama', layers: 2, hidden: 64, heads: 4, kvHeads: 2, intermediate: 128, vocab: 512, positions: 64, seed: 9 } as const
+    : { family: 'llama', layers: 8, hidden: 256, heads: 4, kvHeads: 2, intermediate: 1024, vocab: 4096, positions: 512, seed: 9 } as const;
+  const seqLen = o.smoke ? 32 : 512;
+  const batchSize = o.smoke ? 2 : 4;
+  const warmup = 1;
+  const steps = o.smoke ? 2 : 4;
+  const rounds = o.smoke ? 1 : 4;
+  const targetModules = ['q_proj', 'v_proj', 'down_proj'];
+  const dir = join(o.workDir, `llama-random-${spec.layers}l-${spec.hidden}d-v${spec.vocab}-f32`);
+  await mkdir(o.workDir, { recursive: true });
+  await cachedSynthetic(dir, spec, o.log);
+  const data = join(o.workDir, `recompute-data-${spec.vocab}-${batchSize}x${seqLen}.jsonl`);
+  await tokenRows(data, batchSize, seqLen, spec.vocab, 17);
+  const label = `recompute: Llama ${spec.layers}×${spec.hidden} (ff ${spec.intermediate}, vocab ${spec.vocab}), T=${seqLen}, batch ${batchSize}, r=8 on ${targetModules.join(', ')}${o.smoke ? ' (smoke)' : ''}`;
+  const modes = ['off', 'on'] as const;
+  const runs = new Map<'off' | 'on', RecomputeCaseResult[]>(modes.map((m) => [m, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const recompute of round % 2 === 0 ? modes : [...modes].reverse()) {
+      o.log(`trainer: ${label}, recompute ${recompute}${rounds > 1 ? ` (round ${round + 1} of ${rounds})` : ''}`);
+      runs.get(recompute)!.push(runRecompute({ ...caseArgs(o, { modelDir: dir, data, seqLen, batchSize, targetModules, warmup, steps }), recompute, memoryBudgetBytes: 64 * 2 ** 30 }));
+    }
+  }
+  await rm(data, { force: true });
+  if (o.smoke) await rm(dir, { recursive: true, force: true });
+
+  const mib = (b: number): number => b / 2 ** 20;
+  const [off, on] = modes.map((m) => runs.get(m)!);
+  const reference = off[0].losses;
+  let lossGap = 0;
+  for (const r of [...off, ...on]) {
+    if (r.losses.length !== reference.length) lossGap = Infinity;
+    else for (let i = 0; i < reference.length; i++) lossGap = Math.max(lossGap, Math.abs(r.losses[i] - reference[i]) / Math.abs(reference[i]));
+  }
+  // Step 1 runs on B = 0 (the base model's loss) and must be bit-equal; later steps may differ by float32
+  // rounding where onnxruntime fuses the recomputed kernels differently (docs/devices.md: adapters within 2.5e-5).
+  const firstEqual = [...off, ...on].every((r) => r.losses[0] === reference[0]);
+  const losses = reference.map((x) => x.toPrecision(8)).join(', ');
+  const lossNote = lossGap === 0
+    ? `step losses equal (${losses})`
+    : firstEqual && lossGap < 1e-5
+    ? `step-1 loss equal, later steps within rel. ${lossGap.toExponential(1)} (${losses})`
+    : `step losses DIFFER (max rel. ${lossGap.toExponential(1)})`;
+  const rows: TrainerRow[] = [];
+  const tps: number[][] = [];
+  for (const [recompute, rs] of [['off', off], ['on', on]] as const) {
+    const stepMs = rs.flatMap((r) => r.stepMs);
+    const medianMs = median(stepMs);
+    const minMs = Math.min(...stepMs);
+    const tokensPerStep = rs[0].tokensPerStep;
+    const t = tokensPerSecond(tokensPerStep, medianMs, minMs);
+    tps.push([t.median, t.best]);
+    const planned = rs.every((r) => r.recompute === (recompute === 'on') && r.splits === 1);
+    const estimate = { total: mib(rs[0].estimateTotalBytes), train: mib(rs[0].estimateTrainBytes) };
+    rows.push({
+      suite: 'trainer',
+      case: label,
+      impl: `fedex trainer, recompute ${recompute}`,
+      medianMs,
+      minMs,
+      peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
+      tokensPerSecond: t,
+      stepMs: stepMs.map(Math.round),
+      losses: rs[0].losses,
+      estimateMiB: estimate,
+      note: `${planned ? '' : 'PLAN DIFFERS (recompute or split); '}estimate ${estimate.total.toFixed(0)} MiB (train step ${estimate.train.toFixed(0)} MiB); `
+        + `peak RSS ${rs.map((r) => r.peakRssMiB.toFixed(0)).join(' / ')} MiB; setup ${rs.map((r) => r.setupSeconds.toFixed(1)).join(' / ')} s; ${warmupNote(rs.flatMap((r) => r.warmupMs))}`,
+    });
+  }
+  const pairRatios = off.map((r, i) => median(r.stepMs) / median(on[i].stepMs));
+  const sorted = [...pairRatios].sort((a, b) => a - b);
+  const pairMedian = (sorted[Math.floor((sorted.length - 1) / 2)] + sorted[Math.ceil((sorted.length - 1) / 2)]) / 2;
+  const pairs = pairRatios.length > 1 ? `per pair ${pairRatios.map((x) => `${x.toFixed(2)}×`).join(', ')} (median ${pairMedian.toFixed(2)}×); ` : '';
+  rows.push({
+    suite: 'trainer',
+    case: label,
+    impl: 'ratio recompute on / off (tokens/s)',
+    medianMs: NaN,
+    minMs: NaN,
+    peakRssMiB: null,
+    ratio: { median: tps[1][0] / tps[0][0], best: tps[1][1] / tps[0][1] },
+    note: `${pairs}peak RSS on / off ${(rows[1].peakRssMiB! / rows[0].peakRssMiB!).toFixed(2)}×; ${lossNote}`,
+  });
   return rows;
 }
