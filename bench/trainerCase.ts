@@ -9,6 +9,7 @@
  * the updated parameters in).
  */
 import type { BasePrecision } from '../src/model/basePrecision.js';
+import type { Device } from '../src/runtime/session.js';
 import { createTrainer } from '../src/trainer/loraTrainer.js';
 import { defaultLoraSettings } from '../src/trainer/setup.js';
 import type { TrainerSetup } from '../src/trainer/types.js';
@@ -29,6 +30,8 @@ export interface TrainerCaseArgs {
   readonly lr: number;
   /** Precision of the frozen base (default fp32; src/model/basePrecision.ts). */
   readonly basePrecision?: BasePrecision;
+  /** onnxruntime device (default cpu; bench/gpuTrainer.ts runs webgpu). */
+  readonly device?: Device;
 }
 
 export interface TrainerCaseResult {
@@ -61,7 +64,7 @@ async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
     seed: 1,
     optimizer: 'adamw',
     lr: args.lr,
-    device: 'cpu',
+    device: args.device ?? 'cpu',
     threads: args.threads,
     ...(args.basePrecision !== undefined ? { basePrecision: args.basePrecision } : {}),
   };

@@ -47,8 +47,14 @@ const EVAL_TOL = 2e-5;
 const ADAPTER_TOL = 2e-4;
 const STEPS = 3;
 
-/** The variables scripts/webgpu/setup.sh --check prints (`export NAME=value`, shell-quoted), or why there are none. */
-function swiftShader(): { env: Record<string, string> } | { missing: string } {
+/**
+ * The Vulkan driver the WebGPU runs use: a real GPU's ICD when FEDEX_WEBGPU_ICD names one (bench/gpu.sh
+ * on an NVIDIA machine), else the variables scripts/webgpu/setup.sh --check prints for SwiftShader
+ * (`export NAME=value`, shell-quoted), or why there are none.
+ */
+function vulkanDriver(): { env: Record<string, string> } | { missing: string } {
+  const icd = process.env.FEDEX_WEBGPU_ICD;
+  if (icd !== undefined && icd !== '') return { env: { VK_ICD_FILENAMES: icd } };
   const probe = spawnSync('bash', [SETUP, '--check'], { encoding: 'utf8' });
   if (probe.error) return { missing: `bash not runnable: ${probe.error.message}` };
   if (probe.status !== 0) return { missing: probe.stderr.trim() };
@@ -57,7 +63,7 @@ function swiftShader(): { env: Record<string, string> } | { missing: string } {
   return { env };
 }
 
-const driver = swiftShader();
+const driver = vulkanDriver();
 const inCi = !['', '0', 'false'].includes((process.env.CI ?? '').toLowerCase());
 const skip = 'missing' in driver && !inCi
   ? `WebGPU checks skipped: ${driver.missing} (in CI this fails instead)`
