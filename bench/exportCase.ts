@@ -166,6 +166,10 @@ const JS_PHASES: Record<string, string> = {
   transposeSquare: 'JS: eigen, back-transformation and sorting',
   symmetricEigenvalues: 'JS: eigen, Householder tridiagonalization of CᵀC',
   omittedSpectrum: 'JS: spectrum of the rounding part F (Grams)',
+  gramCore: 'JS: core from the Grams (R·PᵀP·Rᵀ)',
+  qrCore: 'JS: core from a QR of P (C = R_p·R_qᵀ)',
+  choleskySide: 'JS: Cholesky of Q·Qᵀ (R)',
+  cholesky: 'JS: Cholesky of Q·Qᵀ (R)',
   wellConditionedInverse: 'JS: R_q⁻¹ (A = Z·Q)',
   stack: 'JS: stack the terms (float64)',
   transposeTerm: 'JS: transposes',
@@ -223,8 +227,9 @@ function jsPhases(profile: { nodes: ProfileNode[]; samples?: number[]; timeDelta
 function productKind(r: GemmRequest, m: number, out: number, inF: number): string {
   if (Math.max(r.m, r.n, r.k) <= m) return 'products of m × m size (core C, CᵀC, eigenvectors, C·V, X)';
   if (r.transA && r.transB && r.m === out) return 'B = P·X';
-  if (!r.transA && !r.transB && r.n === inF) return 'A = Z·Q (Z = diag(√σ)·V_kᵀ·R_q⁻ᵀ)';
-  if (r.transB && !r.transA && r.m === r.n && (r.k === out || r.k === inF) && r.a === r.b) return "Grams of a term or of F (compaction, F's spectrum)";
+  if (!r.transA && !r.transB && r.n === inF && r.k > m / 4) return 'A = Z·Q (Z = diag(√σ)·V_kᵀ·R⁻ᵀ)';
+  if (r.transB && !r.transA && r.m === r.n && (r.k === out || r.k === inF) && r.a === r.b) return r.m > m / 2 ? 'Grams PᵀP and Q·Qᵀ of the stack' : "Grams of a term or of F (compaction, F's spectrum)";
+  if (r.k <= m / 4 || r.m <= m / 4) return 'thin products (compaction: E = X_J + X_K·Mᵀ, Y_K −= Y_J·M; QR panels when taken)';
   return 'reflector products (QR of P and Qᵀ, A = Q_q·V_k)';
 }
 

@@ -196,7 +196,9 @@ async function main(): Promise<void> {
   process.stdout.write(`${result.card}; Llama ${values.shape} shape, ${batch} × ${seq} tokens, LoRA r 16 on q_proj, v_proj\n`);
   process.stdout.write(`${line('fedex', oursSide)}\n${line('PyTorch', torchSide)}\n`);
   process.stdout.write(`fedex / PyTorch tokens/s: ${result.ratio.median.toFixed(3)} median, ${result.ratio.best.toFixed(3)} best; step-1 loss gap ${result.firstLossGap.toExponential(1)} (relative)\n`);
-  process.stdout.write(`fedex model FLOP/s: ${achieved.toFixed(2)} TFLOP/s (${result.modelTflopsPerStep.toFixed(2)} TFLOP a step)${peak !== undefined ? `, ${(100 * achieved / peak).toFixed(1)} % of the card's ${peak} TFLOP/s float32 peak` : ''}\n`);
+  process.stdout.write(
+    `fedex model FLOP/s: ${achieved.toFixed(2)} TFLOP/s (${result.modelTflopsPerStep.toFixed(2)} TFLOP a step)${peak !== undefined ? `, ${(100 * achieved / peak).toFixed(1)} % of the card's ${peak} TFLOP/s float32 peak` : ''}\n`,
+  );
   if (values.json !== undefined) await writeFile(values.json, `${JSON.stringify(result, null, 2)}\n`);
 }
 

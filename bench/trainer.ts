@@ -21,7 +21,6 @@ import { defaultModelDir } from '../src/trainer/defaultModel.js';
 import type { BenchRow } from './aggregation.js';
 import { PYTHON, type BenchOptions } from './common.js';
 import type { TrainerCaseArgs, TrainerCaseResult } from './trainerCase.js';
-import type { RecomputeCaseArgs, RecomputeCaseResult } from './trainerRecomputeCase.js';
 
 /** A trainer row: step times in medianMs/minMs, and tokens/s (or, for the ratio row, ours / PyTorch). */
 export interface TrainerRow extends BenchRow {
@@ -99,12 +98,6 @@ async function cachedCheckpoint(dir: string, spec: TinyGpt2Spec, log: (line: str
   await rm(dir, { recursive: true, force: true });
   await writeRandomGpt2Checkpoint(dir, spec);
   await writeFile(stamp, want);
-}
-
-function runRecompute(args: RecomputeCaseArgs): RecomputeCaseResult {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'trainerRecomputeCase.ts'), JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24, env: threadEnv(args.threads) });
-  if (r.status !== 0) throw new Error(`trainer bench recompute case (${args.recompute}) failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as RecomputeCaseResult;
 }
 
 /** A random checkpoint of `spec` (writeSyntheticCheckpoint), generated once per spec and kept in `dir`. */
@@ -305,11 +298,11 @@ export async function recomputeBench(o: BenchOptions): Promise<TrainerRow[]> {
   await tokenRows(data, batchSize, seqLen, spec.vocab, 17);
   const label = `recompute: Llama ${spec.layers}×${spec.hidden} (ff ${spec.intermediate}, vocab ${spec.vocab}), T=${seqLen}, batch ${batchSize}, r=8 on ${targetModules.join(', ')}${o.smoke ? ' (smoke)' : ''}`;
   const modes = ['off', 'on'] as const;
-  const runs = new Map<'off' | 'on', RecomputeCaseResult[]>(modes.map((m) => [m, []]));
+  const runs = new Map<'off' | 'on', TrainerCaseResult[]>(modes.map((m) => [m, []]));
   for (let round = 0; round < rounds; round++) {
     for (const recompute of round % 2 === 0 ? modes : [...modes].reverse()) {
       o.log(`trainer: ${label}, recompute ${recompute}${rounds > 1 ? ` (round ${round + 1} of ${rounds})` : ''}`);
-      runs.get(recompute)!.push(runRecompute({ ...caseArgs(o, { modelDir: dir, data, seqLen, batchSize, targetModules, warmup, steps }), recompute, memoryBudgetBytes: 64 * 2 ** 30 }));
+      runs.get(recompute)!.push(runOurs({ ...caseArgs(o, { modelDir: dir, data, seqLen, batchSize, targetModules, warmup, steps }), recompute, memoryBudgetBytes: 64 * 2 ** 30 }));
     }
   }
   await rm(data, { force: true });

@@ -10,6 +10,7 @@
  */
 import type { BasePrecision } from '../src/model/basePrecision.js';
 import type { Device } from '../src/runtime/session.js';
+import type { RecomputeMode } from '../src/trainer/memoryPlan.js';
 import { createTrainer } from '../src/trainer/loraTrainer.js';
 import { defaultLoraSettings } from '../src/trainer/setup.js';
 import type { TrainerSetup } from '../src/trainer/types.js';
@@ -32,6 +33,10 @@ export interface TrainerCaseArgs {
   readonly basePrecision?: BasePrecision;
   /** onnxruntime device (default cpu; bench/gpuTrainer.ts runs webgpu). */
   readonly device?: Device;
+  /** Activation recomputation (default: the trainer's, auto; bench/trainer.ts recomputeBench sets on and off). */
+  readonly recompute?: RecomputeMode;
+  /** The trainer's memory budget (default: its own, 60 % of the available memory). */
+  readonly memoryBudgetBytes?: number;
 }
 
 export interface TrainerCaseResult {
@@ -44,6 +49,8 @@ export interface TrainerCaseResult {
   /** Loss of the first step (the base model's: B starts at zero). */
   readonly firstLoss: number;
   readonly lastLoss: number;
+  /** Every step's loss, warm-up included. */
+  readonly losses: number[];
   /** Adapted module paths. */
   readonly modules: string[];
   /** Seconds from createTrainer to a ready trainer (graph build, weights, session compile). */
@@ -51,6 +58,11 @@ export interface TrainerCaseResult {
   readonly peakRssMiB: number;
   /** ‖W − stored(W)‖/‖W‖ of the weights held below float32 (null at fp32). */
   readonly relativeRounding: number | null;
+  /** The trainer's plan (trainer.info.memory): recomputing or not, micro-batches per batch, its estimate. */
+  readonly recompute: boolean;
+  readonly splits: number;
+  readonly estimateTotalBytes: number;
+  readonly estimateTrainBytes: number;
 }
 
 async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
@@ -67,6 +79,8 @@ async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
     device: args.device ?? 'cpu',
     threads: args.threads,
     ...(args.basePrecision !== undefined ? { basePrecision: args.basePrecision } : {}),
+    ...(args.recompute !== undefined ? { recompute: args.recompute } : {}),
+    ...(args.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: args.memoryBudgetBytes } : {}),
   };
   const t0 = performance.now();
   const trainer = await createTrainer(setup, { worker: false });
@@ -81,16 +95,22 @@ async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
     } });
     const ends = [start, ...stamps];
     const allMs = stamps.map((t, i) => t - ends[i]);
+    const { estimate, recompute, splits } = trainer.info.memory;
     return {
       stepMs: allMs.slice(args.warmup),
       warmupMs: allMs.slice(0, args.warmup),
       tokensPerStep: args.batchSize * args.seqLen,
       firstLoss: losses[0],
       lastLoss: losses[losses.length - 1],
+      losses,
       modules: trainer.modules.map((m) => m.path),
       setupSeconds,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       relativeRounding: trainer.info.base.relativeRounding,
+      recompute,
+      splits,
+      estimateTotalBytes: estimate.totalBytes,
+      estimateTrainBytes: estimate.trainBytes,
     };
   } finally {
     await trainer.dispose();

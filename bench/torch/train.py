@@ -15,37 +15,12 @@ the base model's loss) must equal the project's; it is reported for that check.
 """
 import json
 import math
-import resource
-import struct
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-
-def median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
-
-
-def read_safetensors(path):
-    """F32 tensors of a safetensors file, by name (torch 1.13 has no safetensors package here)."""
-    out = {}
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            if info["dtype"] != "F32":
-                raise ValueError(f"{name}: only F32 checkpoints are supported, got {info['dtype']}")
-            begin, end = info["data_offsets"]
-            buf = bytearray(end - begin)  # one tensor at a time: peak memory is the weights once
-            f.seek(8 + n + begin)
-            f.readinto(buf)
-            out[name] = torch.frombuffer(buf, dtype=torch.float32).reshape(info["shape"])
-    return out
+from common import read_rows, read_safetensors, train_and_report
 
 
 class LoraConv1D(torch.nn.Module):
@@ -163,43 +138,8 @@ def main():
     w = read_safetensors(args["model_dir"] + "/model.safetensors")
     model = Gpt2Lm(w, cfg, args["rank"], args["alpha"], args["target_modules"])
     del w
-    rows = []
-    with open(args["data"]) as f:
-        for line in f:
-            if line.strip():
-                rows.append(json.loads(line)["input_ids"][: args["seq_len"]])
-    ids = torch.tensor(rows[: args["batch_size"]], dtype=torch.long)
-    if ids.shape != (args["batch_size"], args["seq_len"]):
-        raise ValueError(f"data: need {args['batch_size']} rows of {args['seq_len']} tokens, got {tuple(ids.shape)}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args["lr"], weight_decay=0.0)
-    model.train()
-
-    losses = []
-    times = []
-    for i in range(args["warmup"] + args["steps"]):
-        t = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = model(ids)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        times.append((time.perf_counter() - t) * 1e3)
-    step_ms = times[args["warmup"]:]
-    print(json.dumps({
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "step_ms": step_ms,
-        "warmup_ms": times[: args["warmup"]],
-        "median_ms": median(step_ms),
-        "min_ms": min(step_ms),
-        "tokens_per_step": args["batch_size"] * args["seq_len"],
-        "first_loss": losses[0],
-        "last_loss": losses[-1],
-        "modules": model.adapted,
-        "trainable": sum(p.numel() for p in params),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
+    ids = read_rows(args)
+    train_and_report(model, ids, args)
 
 
 if __name__ == "__main__":

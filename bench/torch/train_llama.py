@@ -18,44 +18,14 @@ under torch.autocast in that dtype, the usual way to train over half-precision w
 The first step's loss is the base model's (B = 0), so at frozen float32 it must equal the project's
 trainer on the same rows; it is reported for that check.
 """
-import contextlib
 import json
 import math
-import resource
-import struct
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
-
-
-def median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
-
-
-def read_safetensors(path, dtype, device):
-    """Every tensor of a safetensors file as `dtype` on `device`, one tensor at a time."""
-    out = {}
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            if info["dtype"] not in DTYPES:
-                raise ValueError(f"{name}: dtype {info['dtype']} is not F32, F16 or BF16")
-            begin, end = info["data_offsets"]
-            buf = bytearray(end - begin)
-            f.seek(8 + n + begin)
-            f.readinto(buf)
-            t = torch.frombuffer(buf, dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
-            out[name] = t.to(device=device, dtype=dtype)
-    return out
-
+from common import read_rows, read_safetensors, train_and_report
 
 class LoraLinear(torch.nn.Module):
     """nn.Linear (weight [out, in], no bias) with an optional PEFT LoRA adapter (float32 factors)."""
@@ -169,52 +139,12 @@ def main():
     w = read_safetensors(args["model_dir"] + "/model.safetensors", frozen, device)
     model = LlamaLm(w, cfg, args["rank"], args["alpha"], args["target_modules"])
     del w
-    rows = []
-    with open(args["data"]) as f:
-        for line in f:
-            if line.strip():
-                rows.append(json.loads(line)["input_ids"][: args["seq_len"]])
-    ids = torch.tensor(rows[: args["batch_size"]], dtype=torch.long, device=device)
-    if ids.shape != (args["batch_size"], args["seq_len"]):
-        raise ValueError(f"data: need {args['batch_size']} rows of {args['seq_len']} tokens, got {tuple(ids.shape)}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args["lr"], weight_decay=0.0)
-    autocast = frozen != torch.float32
-
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    losses, times = [], []
-    for _ in range(args["warmup"] + args["steps"]):
-        sync()
-        t = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device, dtype=frozen) if autocast else contextlib.nullcontext():
-            loss = model(ids)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        sync()
-        times.append((time.perf_counter() - t) * 1e3)
-    step_ms = times[args["warmup"]:]
-    print(json.dumps({
-        "torch": torch.__version__,
+    ids = read_rows(args, device)
+    train_and_report(model, ids, args, device, frozen if frozen != torch.float32 else None, lambda: {
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "frozen": args.get("frozen", "float32"),
-        "threads": torch.get_num_threads(),
-        "step_ms": step_ms,
-        "warmup_ms": times[: args["warmup"]],
-        "median_ms": median(step_ms),
-        "min_ms": min(step_ms),
-        "tokens_per_step": args["batch_size"] * args["seq_len"],
-        "first_loss": losses[0],
-        "last_loss": losses[-1],
-        "modules": model.adapted,
-        "trainable": sum(p.numel() for p in params),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
-    }))
+    })
 
 
 if __name__ == "__main__":
