@@ -6,7 +6,8 @@
  * A dense term s·D (out × in) joins the stack as (s·D, I) or (I, s·D), whichever side is smaller.
  * Everything is float64:
  *
- * 1. thin Householder QR on both sides: P = Q_p·R_p, Qᵀ = Q_q·R_q (R upper triangular, at most m × m);
+ * 1. thin Householder QR on both sides: P = Q_p·R_p, Qᵀ = Q_q·R_q (R upper triangular, at most m × m)
+ *    (or, where their error bounds allow, their Gram matrices instead: below);
  * 2. the small core C = R_p·R_qᵀ and its right singular vectors V, from the symmetric
  *    eigendecomposition of CᵀC (Householder tridiagonalization, then implicit QL);
  * 3. B = P·(R_qᵀ·V_k) and A = (Q_q·V_k)ᵀ, columns of B and rows of A rescaled by √σ_i, σ_i = ‖C·v_i‖.
@@ -22,6 +23,23 @@
  * applied to V_k is the smaller of out and in; the other is one product (2·n·m·k). Cost
  * O((out + in)·m² + m³); the dense out × in matrix is never formed.
  *
+ * Neither QR is needed when the stack is well conditioned enough (the usual case: a FedEx stack
+ * after compaction is, measured in docs/benchmarks.md "Export"), and neither is then taken:
+ *
+ * - Q's side: R with RᵀR = Q·Qᵀ, the Cholesky factor of Q's Gram matrix ({@link choleskySide}), in
+ *   place of R_q; A = (diag(√σ)·V_kᵀ·R⁻ᵀ)·Q as above. B·A = P·Rᵀ·V·Vᵀ·R⁻ᵀ·Q is still P·Q (to
+ *   κ(R)·2⁻⁵²) for any invertible R; the σ found are those of P·Rᵀ, within a relative 2⁻¹⁷ of P·Q's
+ *   when the bound on ‖R⁻ᵀ·Q·Qᵀ·R⁻¹ − I‖ allows it, else Householder QR as above.
+ * - P's side: V and σ² are the eigenvectors and eigenvalues of M = R_q·(PᵀP)·R_qᵀ = CᵀC
+ *   ({@link gramCore}), from P's Gram matrix; the error this adds to each σ² is bounded by
+ *   β = (out + 4m)·2⁻⁵²·‖P‖_F²·‖R_q‖_F² (it grows with the cancellation in P·Q, as ‖P‖²·‖Q‖²), so the
+ *   route is taken only when β ≤ 2⁻¹⁶·σ_min² (every σ within a relative 2⁻¹⁷) and every direction
+ *   clears the rank floor by it (all kept, so B·A = P·Q exactly, as with the QR). Else the QR of P.
+ *
+ * Either way B·A = P·Q and the rank are those of the QR route; only the σ reported (and a truncation
+ * error computed from them) may differ, within those bounds. Both Grams leave P and Q untouched, so
+ * the stack needs no copies (B = P·X and A = Z·Q read them as they are).
+ *
  * Before that, each factored term loses its near-dependent rows of Q (lowRank/compact.ts): a FedEx
  * residual stacked as [A_i − Ā] has r combinations that are zero up to the float32 rounding of Ā, so
  * 10 rounds × 3 clients at r = 16 factor at m′ = 336 instead of m = 496. The rewrite is exact,
@@ -31,6 +49,9 @@
  * and F is not factored: {@link omittedSpectrum}), else the whole stack is factored as above. Then B·A = G_k + F_k
  * exactly, the error reported is √(Σ dropped σ²) (exact when only F's directions are dropped; within
  * √2·‖F‖_F when G's are truncated too), and the σ and ‖ΔW‖ reported are ΔW's to within ‖F‖_F.
+ *
+ * The compaction keeps the stack in place (kept columns moved to the front, F's factors to its back),
+ * so that the call holds the float64 stack (out + in)·m, B and A, and little more.
  *
  * The QR is blocked (blocks of 128 columns, compact WY: H_1…H_b = I − Y·T·Yᵀ, each block's panel
  * factored recursively down to leaves of 16 columns: lowRank/householder.ts), so nearly all of the
@@ -42,13 +63,19 @@
 import type { Matrix } from './tensor.js';
 import { eigenProducts, symmetricEigenvalues } from './lowRank/eigen.js';
 import { compactStack, type TermColumns } from './lowRank/compact.js';
-import { applyQ, blockedQR } from './lowRank/householder.js';
+import { applyQ, blockedQR, type HouseholderQR } from './lowRank/householder.js';
 import { runSync, transposeRows, type GemmBackend, type Products } from './lowRank/products.js';
 
 export { symmetricEigen, symmetricEigenvalues } from './lowRank/eigen.js';
 export { householderQR, applyHouseholderQ, type HouseholderQR } from './lowRank/householder.js';
 export type { GemmBackend, GemmRequest } from './lowRank/products.js';
 export { typeScriptGemm } from './lowRank/products.js';
+
+/** How each side of a stack was reduced ({@link Refactored.coreRoute}). */
+export interface CoreRoute {
+  readonly p: 'gram' | 'qr';
+  readonly q: 'gram' | 'qr';
+}
 
 /** One term of ΔW: s·P·Q (P out × inner, Q inner × in) or s·D (D out × in). Row-major. */
 export type UpdateTerm =
@@ -84,6 +111,8 @@ export interface Refactored {
   readonly relativeError: number;
   /** σ_1 ≥ σ_2 ≥ … of ΔW (as many as the core has). */
   readonly singularValues: Float64Array;
+  /** How the largest stack's sides were reduced: through their Gram matrices (PᵀP; Q·Qᵀ and its Cholesky factor) where the error bounds allow, else Householder QR (module docs). */
+  readonly coreRoute: CoreRoute;
 }
 
 /**
@@ -115,6 +144,17 @@ const F_RESOLUTION = 2 ** -24;
  * depend on κ.
  */
 const COND_LIMIT = 2 ** 12;
+/**
+ * Each side is reduced through its Gram matrix ({@link gramCore}, {@link choleskySide}) when the bound
+ * on the relative error this adds to every σ² stays ≤ GRAM_LIMIT (every σ within a relative 2⁻¹⁷,
+ * ≈ 8·10⁻⁶, of what the QR route computes; 2⁻¹⁶ with both sides), and, for P's, every direction
+ * clears the rank floor by it; else by its QR. B·A = P·Q stays exact either way (V orthogonal, all
+ * directions kept); only the reported σ (and the error of a truncation, which is computed from them)
+ * are less accurate, within that bound. The bounds are worst cases: on the benchmark's FedEx stacks
+ * the σ of the two routes agree to 1.1·10⁻¹² (docs/benchmarks.md "Export").
+ */
+const GRAM_LIMIT = 2 ** -16;
+const GRAM_ROUTE: CoreRoute = { p: 'gram', q: 'gram' };
 
 /** The stacked factors of a sum of terms: P column-major (out × m), Qᵀ column-major (in × m). */
 function stack(terms: readonly UpdateTerm[], out: number, inF: number): { p: Float64Array; qt: Float64Array; m: number; columns: TermColumns[] } {
@@ -227,36 +267,49 @@ interface StackFactors {
   readonly a: Float64Array;
   readonly rank: number;
   readonly sigma: Float64Array;
+  readonly route: CoreRoute;
 }
 
 /**
- * Factors the stack P (`p`, out × m) · Q (`qt` = Qᵀ, in × m), both column-major and overwritten:
- * the directions with σ above `floor` (default σ_1·2⁻²⁶). `proceed` sees ‖P·Q‖_F² once the core is
- * formed; when it says no, the factorization stops there and returns null.
+ * Factors the stack P (`p`, out × m) · Q (`qt` = Qᵀ, in × m), both column-major; `qt` is
+ * overwritten, `p` too when P's side takes the QR: the directions with σ above `floor` (default
+ * σ_1·2⁻²⁶). Qᵀ = Q_q·R_q by Householder QR; the core's right singular vectors V and σ from
+ * {@link gramCore} when its check passes, else from C = R_p·R_qᵀ after a QR of P. `proceed` sees
+ * ‖P·Q‖_F² once the core is formed; when it says no, the factorization stops there and returns null.
  */
 function* factorStack(p: Float64Array, qt: Float64Array, m: number, out: number, inF: number, proceed: (norm2: number) => boolean, floor?: number): Products<StackFactors | null> {
-  const pt = p.slice(0, out * m); // Pᵀ row-major (m × out), kept for B = P·X
-  const { r: rp, t: tp } = yield* blockedQR(p.subarray(0, out * m), out, m);
-  // Q (m × in row-major), kept for A = Z·Q when R_q turns out square and well conditioned.
-  const qs = m <= inF ? qt.slice(0, inF * m) : null;
-  const qrQ = yield* blockedQR(qt.subarray(0, inF * m), inF, m);
-  const { r: rq, t: tq } = qrQ;
-  // C = R_p·R_qᵀ (tp × tq), G = CᵀC (tq × tq), its eigenvectors V (rows), and C·v_c (rows of V·Cᵀ).
-  const core = new Float64Array(tp * tq);
-  if (tp * tq > 0) yield { transA: false, transB: true, m: tp, n: tq, k: m, a: rp, b: rq, out: core };
-  if (!proceed(core.reduce((s, x) => s + x * x, 0))) return null;
-  const gram = new Float64Array(tq * tq);
-  if (tq > 0) yield { transA: true, transB: false, m: tq, n: tq, k: tp, a: core, b: core, out: gram };
-  symmetrize(gram, tq);
-  const { vectors } = yield* eigenProducts(gram, tq);
-  const cv = new Float64Array(tq * tp);
-  if (tq * tp > 0) yield { transA: false, transB: true, m: tq, n: tp, k: tq, a: vectors, b: core, out: cv };
-  const sigma = new Float64Array(tq);
-  for (let c = 0; c < tq; c++) {
-    let ss = 0;
-    for (let i = 0; i < tp; i++) ss += cv[c * tp + i] ** 2;
-    sigma[c] = Math.sqrt(ss);
+  const ps = p.subarray(0, out * m); // Pᵀ row-major (m × out)
+  const qm = qt.subarray(0, inF * m); // Q row-major (m × in)
+  const gp = new Float64Array(m * m);
+  if (m > 0) yield { transA: false, transB: true, m, n: m, k: out, a: ps, b: ps, out: gp };
+  // Q's side: R with RᵀR = Q·Qᵀ from the Cholesky factor of the Gram matrix when its bound allows
+  // (Q left as it is, for A = Z·Q), else Householder QR (Q overwritten: a copy kept for A = Z·Q).
+  const viaGram = yield* choleskySide(qm, m, inF);
+  let rq: Float64Array;
+  let tq: number;
+  let qs: Float64Array | null;
+  let qrQ: HouseholderQR | null = null;
+  let rinv: Float64Array | null;
+  if (viaGram !== null) {
+    ({ r: rq, rinv } = viaGram);
+    tq = m;
+    qs = qm;
+  } else {
+    qs = m <= inF ? qm.slice() : null;
+    qrQ = yield* blockedQR(qm, inF, m);
+    ({ r: rq, t: tq } = qrQ);
+    rinv = qs !== null && tq === m ? wellConditionedInverse(rq, m) : null;
   }
+  const orth = viaGram?.orth ?? 0;
+  let core = yield* gramCore(gp, rq, m, tq, out, floor, orth);
+  let pt = ps; // B = P·X from P as it is: the Gram route leaves it untouched
+  if (core === null) {
+    pt = ps.slice(); // the QR overwrites P: Pᵀ kept for B = P·X
+    core = yield* qrCore(ps, rq, m, tq, out);
+  }
+  core = { ...core, route: { p: core.route.p, q: viaGram !== null ? 'gram' : 'qr' } };
+  if (!proceed(core.norm2)) return null;
+  const { vectors, sigma, route } = core;
   const order = [...sigma.keys()].sort((x, y) => sigma[y] - sigma[x]);
   const sorted = Float64Array.from(order, (c) => sigma[c]);
   const below = floor ?? (sorted[0] ?? 0) * RESOLUTION;
@@ -280,7 +333,6 @@ function* factorStack(p: Float64Array, qt: Float64Array, m: number, out: number,
   if (rank > 0) {
     yield { transA: false, transB: false, m: rank, n: m, k: tq, a: vk, b: rq, out: xt };
     yield { transA: true, transB: true, m: out, n: rank, k: m, a: pt, b: xt, out: b };
-    const rinv = qs !== null && tq === m ? wellConditionedInverse(rq, m) : null;
     if (rinv !== null) {
       // Q_qᵀ = R_q⁻ᵀ·Q: A = (diag(√σ)·V_kᵀ·R_q⁻ᵀ)·Q, two products, the second one n·m·rank.
       const z = new Float64Array(rank * m);
@@ -288,10 +340,125 @@ function* factorStack(p: Float64Array, qt: Float64Array, m: number, out: number,
       yield { transA: false, transB: false, m: rank, n: inF, k: m, a: z, b: qs!, out: a };
     } else {
       for (let c = 0; c < rank; c++) a.set(va.subarray(c * tq, (c + 1) * tq), c * inF);
-      yield* applyQ(qrQ, a, rank);
+      yield* applyQ(qrQ!, a, rank);
     }
   }
-  return { b, a, rank, sigma: sorted };
+  return { b, a, rank, sigma: sorted, route };
+}
+
+/** The core's right singular vectors (rows of `vectors`, tq × tq), σ (unsorted) and ‖P·Q‖_F². */
+interface CoreSpectrum {
+  readonly vectors: Float64Array;
+  readonly sigma: Float64Array;
+  readonly norm2: number;
+  readonly route: CoreRoute;
+}
+
+/**
+ * The core through P's Gram matrix G_p = PᵀP (`gp`, m × m, one product; P itself is not touched):
+ * M = R_q·G_p·R_qᵀ = CᵀC for any R_p with R_pᵀR_p = G_p, so V and σ² are M's eigenvectors and
+ * eigenvalues, without the QR of P. Forming G_p squares the cancellation in P·Q: each λ of the
+ * computed M is within β = (out + 4m)·2⁻⁵²·‖P‖_F²·‖R_q‖_F² of M's (the rounding of G_p and of the two
+ * products, Weyl; the eigensolver's own error is the QR route's too). Used only when that cannot
+ * matter: every λ clears the floor by β (so every direction is kept, as the QR route would, and
+ * B·A = P·Q exactly: V orthogonal), and β ≤ {@link GRAM_LIMIT}·λ_min (every σ within a relative
+ * GRAM_LIMIT/2 of its value). Otherwise null, and the caller takes the QR of P.
+ */
+function* gramCore(gp: Float64Array, rq: Float64Array, m: number, tq: number, out: number, floor: number | undefined, orth: number): Products<CoreSpectrum | null> {
+  if (tq === 0) return null;
+  let pNorm2 = 0;
+  for (let i = 0; i < m; i++) pNorm2 += gp[i * m + i];
+  let rNorm2 = 0;
+  for (let i = 0; i < tq * m; i++) rNorm2 += rq[i] * rq[i];
+  const beta = (out + 4 * m) * 2 ** -52 * pNorm2 * rNorm2;
+  // M = (R_q·G_p)·R_qᵀ (tq × tq).
+  const rg = new Float64Array(tq * m);
+  yield { transA: false, transB: false, m: tq, n: m, k: m, a: rq, b: gp, out: rg };
+  const mm = new Float64Array(tq * tq);
+  yield { transA: false, transB: true, m: tq, n: tq, k: m, a: rg, b: rq, out: mm };
+  let norm2 = 0;
+  for (let i = 0; i < tq; i++) norm2 += mm[i * tq + i];
+  symmetrize(mm, tq);
+  const { values, vectors } = yield* eigenProducts(mm, tq);
+  const lmin = values[tq - 1];
+  const lmax = values[0];
+  const floor2 = (floor ?? Math.sqrt(Math.max(0, lmax + beta)) * RESOLUTION) ** 2;
+  if (!((lmin - beta) * (1 - orth) > floor2 && beta <= GRAM_LIMIT * lmin)) return null;
+  return { vectors, sigma: Float64Array.from(values, Math.sqrt), norm2, route: GRAM_ROUTE };
+}
+
+/**
+ * Q's side through its Gram matrix G_q = Q·Qᵀ (`qm` = Q row-major m × in, not touched; one product)
+ * and its Cholesky factor, G_q ≈ RᵀR: R stands for Householder QR's R_q, and Q = Rᵀ·U with
+ * U = R⁻ᵀ·Q. U's rows are orthonormal only to ‖U·Uᵀ − I‖₂ ≤ orth = (in + 2m)·2⁻⁵²·‖R‖_F²·‖R⁻¹‖_F²
+ * (the rounding of G_q and of the Cholesky factorization, carried through R⁻¹), so every σ of P·Rᵀ
+ * is within a relative factor √(1 ± orth) of P·Q's; B·A = P·Rᵀ·V·Vᵀ·R⁻ᵀ·Q stays P·Q to κ(R)·2⁻⁵²
+ * (as A = Z·Q after a QR). Used when R is well conditioned ({@link wellConditionedInverse}) and
+ * orth ≤ {@link GRAM_LIMIT}; else null (a QR of Q instead; also for m > in and a singular G_q).
+ */
+function* choleskySide(qm: Float64Array, m: number, inF: number): Products<{ r: Float64Array; rinv: Float64Array; orth: number } | null> {
+  if (m === 0 || m > inF) return null;
+  const gq = new Float64Array(m * m);
+  yield { transA: false, transB: true, m, n: m, k: inF, a: qm, b: qm, out: gq };
+  symmetrize(gq, m);
+  const r = cholesky(gq, m);
+  const rinv = r === null ? null : wellConditionedInverse(r, m);
+  if (rinv === null) return null;
+  let r2 = 0;
+  let x2 = 0;
+  for (let i = 0; i < m * m; i++) {
+    r2 += r![i] * r![i];
+    x2 += rinv[i] * rinv[i];
+  }
+  const orth = (inF + 2 * m) * 2 ** -52 * r2 * x2;
+  return orth <= GRAM_LIMIT ? { r: r!, rinv, orth } : null;
+}
+
+/**
+ * R (row-major m × m, upper triangular) with RᵀR = G for the symmetric `g` (row-major m × m,
+ * overwritten: R is formed in place), or null when G is not numerically positive definite (a pivot
+ * ≤ 0 or not finite). Right-looking, row by row: each step scales row i and updates the rows below it
+ * in their upper triangles (contiguous).
+ */
+function cholesky(g: Float64Array, m: number): Float64Array | null {
+  for (let i = 0; i < m; i++) {
+    const ri = i * m;
+    const d = g[ri + i];
+    if (!(d > 0) || d === Infinity) return null;
+    const f = Math.sqrt(d);
+    g[ri + i] = f;
+    for (let j = i + 1; j < m; j++) g[ri + j] /= f;
+    for (let k = i + 1; k < m; k++) {
+      const rk = k * m;
+      const x = g[ri + k];
+      if (x === 0) continue;
+      for (let j = k; j < m; j++) g[rk + j] -= x * g[ri + j];
+    }
+    g.fill(0, ri, ri + i);
+  }
+  return g;
+}
+
+/** The core through a QR of P (`ps`, overwritten): C = R_p·R_qᵀ, V from CᵀC, σ_c = ‖C·v_c‖. */
+function* qrCore(ps: Float64Array, rq: Float64Array, m: number, tq: number, out: number): Products<CoreSpectrum> {
+  const { r: rp, t: tp } = yield* blockedQR(ps, out, m);
+  // C = R_p·R_qᵀ (tp × tq), G = CᵀC (tq × tq), its eigenvectors V (rows), and C·v_c (rows of V·Cᵀ).
+  const core = new Float64Array(tp * tq);
+  if (tp * tq > 0) yield { transA: false, transB: true, m: tp, n: tq, k: m, a: rp, b: rq, out: core };
+  const norm2 = core.reduce((s, x) => s + x * x, 0);
+  const gram = new Float64Array(tq * tq);
+  if (tq > 0) yield { transA: true, transB: false, m: tq, n: tq, k: tp, a: core, b: core, out: gram };
+  symmetrize(gram, tq);
+  const { vectors } = yield* eigenProducts(gram, tq);
+  const cv = new Float64Array(tq * tp);
+  if (tq * tp > 0) yield { transA: false, transB: true, m: tq, n: tp, k: tq, a: vectors, b: core, out: cv };
+  const sigma = new Float64Array(tq);
+  for (let c = 0; c < tq; c++) {
+    let ss = 0;
+    for (let i = 0; i < tp; i++) ss += cv[c * tp + i] ** 2;
+    sigma[c] = Math.sqrt(ss);
+  }
+  return { vectors, sigma, norm2, route: { p: 'qr', q: 'qr' } };
 }
 
 /**
@@ -304,11 +471,13 @@ function* factorStack(p: Float64Array, qt: Float64Array, m: number, out: number,
  * saves the two QRs of F's stack; otherwise the caller factors F.
  */
 function* omittedSpectrum(p: Float64Array, qt: Float64Array, d: number, out: number, inF: number, floor: number): Products<StackFactors | null> {
-  if (d === 0) return { b: new Float64Array(0), a: new Float64Array(0), rank: 0, sigma: new Float64Array(0) };
+  if (d === 0) return { b: new Float64Array(0), a: new Float64Array(0), rank: 0, sigma: new Float64Array(0), route: GRAM_ROUTE };
   const gp = new Float64Array(d * d);
   const gq = new Float64Array(d * d);
-  yield { transA: false, transB: true, m: d, n: d, k: out, a: p.subarray(0, out * d), b: p.subarray(0, out * d), out: gp };
-  yield { transA: false, transB: true, m: d, n: d, k: inF, a: qt.subarray(0, inF * d), b: qt.subarray(0, inF * d), out: gq };
+  const pf = p.subarray(0, out * d);
+  const qf = qt.subarray(0, inF * d);
+  yield { transA: false, transB: true, m: d, n: d, k: out, a: pf, b: pf, out: gp };
+  yield { transA: false, transB: true, m: d, n: d, k: inF, a: qf, b: qf, out: gq };
   let tp = 0;
   let tq = 0;
   for (let i = 0; i < d; i++) {
@@ -334,7 +503,7 @@ function* omittedSpectrum(p: Float64Array, qt: Float64Array, d: number, out: num
   const lambda = symmetricEigenvalues(core, d);
   if (!((lambda[0] ?? 0) + bound < floor * floor)) return null;
   const sigma = Float64Array.from(lambda, (x) => Math.sqrt(Math.max(0, x)));
-  return { b: new Float64Array(0), a: new Float64Array(0), rank: 0, sigma };
+  return { b: new Float64Array(0), a: new Float64Array(0), rank: 0, sigma, route: GRAM_ROUTE };
 }
 
 /** a ← (a + aᵀ)/2 for the row-major n × n `a`. */
@@ -373,7 +542,7 @@ function wellConditionedInverse(r: Float64Array, m: number): Float64Array | null
 }
 
 function refactored(f: StackFactors | null, out: number, inF: number, innerDim: number, coreDim: number): Refactored {
-  const { b, a, rank, sigma } = f!;
+  const { b, a, rank, sigma, route } = f!;
   const norm = Math.sqrt(sigma.reduce((s, x) => s + x * x, 0));
   const error = tailError(sigma, rank);
   return {
@@ -387,6 +556,7 @@ function refactored(f: StackFactors | null, out: number, inF: number, innerDim: 
     truncationError: error,
     relativeError: norm === 0 ? 0 : error / norm,
     singularValues: sigma,
+    coreRoute: route,
   };
 }
 
@@ -396,7 +566,7 @@ function refactored(f: StackFactors | null, out: number, inF: number, innerDim: 
  */
 function merged(g: StackFactors, f: StackFactors, out: number, inF: number, innerDim: number, coreDim: number): Refactored {
   const tail = [...g.sigma.subarray(g.rank), ...f.sigma.subarray(f.rank)].sort((x, y) => y - x);
-  if (f.rank === 0) return refactored({ b: g.b, a: g.a, rank: g.rank, sigma: Float64Array.from([...g.sigma.subarray(0, g.rank), ...tail]) }, out, inF, innerDim, coreDim);
+  if (f.rank === 0) return refactored({ b: g.b, a: g.a, rank: g.rank, sigma: Float64Array.from([...g.sigma.subarray(0, g.rank), ...tail]), route: g.route }, out, inF, innerDim, coreDim);
   const rank = g.rank + f.rank;
   const kept = [...Array.from({ length: g.rank }, (_, c) => ({ from: g, c })), ...Array.from({ length: f.rank }, (_, c) => ({ from: f, c }))]
     .sort((x, y) => y.from.sigma[y.c] - x.from.sigma[x.c]);
@@ -409,7 +579,7 @@ function merged(g: StackFactors, f: StackFactors, out: number, inF: number, inne
   }
   kept.forEach(({ from, c }, dst) => a.set(from.a.subarray(c * inF, (c + 1) * inF), dst * inF));
   const sigma = Float64Array.from([...kept.map(({ from, c }) => from.sigma[c]), ...tail]);
-  return refactored({ b, a, rank, sigma }, out, inF, innerDim, coreDim);
+  return refactored({ b, a, rank, sigma, route: g.route }, out, inF, innerDim, coreDim);
 }
 
 /** ‖ΔW − B·A‖_F when the first `rank` directions are kept: √(Σ_tail σ²). */

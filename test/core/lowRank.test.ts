@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyHouseholderQ, householderQR, refactorLowRank, symmetricEigen, symmetricEigenvalues, type UpdateTerm } from '../../src/core/lowRank.js';
+import { applyHouseholderQ, householderQR, refactorLowRank, symmetricEigen, symmetricEigenvalues, type CoreRoute, type UpdateTerm } from '../../src/core/lowRank.js';
 import { createRng, randomMatrix, type Rng } from '../../src/core/random.js';
 import type { Matrix } from '../../src/core/tensor.js';
 import { dense64, frobenius, frobeniusDiff, jacobiSingularValues, randomClients, refMatmul, spec } from './reference.js';
@@ -315,6 +315,87 @@ describe('refactorLowRank: ΔW = Σ s_j·P_j·Q_j as one B·A', () => {
     assert.ok(r.relativeError < 1e-7, `${r.relativeError}`);
     const ref = dense64(terms, 70, 50);
     assert.ok(Math.abs(frobeniusDiff(product(r.b, r.a), ref) - r.truncationError) <= 1e-12 * frobenius(ref));
+  });
+
+  // Each side through its Gram matrix (PᵀP; Q·Qᵀ and its Cholesky factor: lowRank.ts gramCore,
+  // choleskySide) where its error bound allows, else its QR. Stated tolerance for every route, with S = max(‖ΔW‖_F, Σ_j |s_j|·‖P_j‖_F‖Q_j‖_F) (S > ‖ΔW‖ under
+  // cancellation, which no float64 method resolves below ε·S): ‖ΔW − B·A‖_F within 1e-13·S plus the
+  // reported truncation error (directions below the rank floor), the kept σ as a Jacobi SVD of the dense
+  // float64 sum to 1e-12·S, and every σ_i within 2⁻¹⁷·σ_i per side taken through its Gram (the guards' bounds).
+  function checkRoute(terms: UpdateTerm[], out: number, inF: number, what: string): CoreRoute {
+    const ref = dense64(terms, out, inF);
+    const sizes = terms.reduce((sum, t) => sum + (t.kind === 'factored' ? Math.abs(t.scale) * frobenius(Float64Array.from(t.p.data)) * frobenius(Float64Array.from(t.q.data)) : 0), 0);
+    const scale = Math.max(frobenius(ref), sizes);
+    const r = refactorLowRank(terms, out, inF);
+    const err = frobeniusDiff(product(r.b, r.a), ref);
+    assert.ok(err <= 1e-13 * scale + r.truncationError, `${what} (${JSON.stringify(r.coreRoute)}): ${err} of ${frobenius(ref)}, truncation ${r.truncationError}`);
+    const sv = jacobiSingularValues(ref, out, inF);
+    for (let i = 0; i < r.rank; i++) {
+      const e = Math.abs(r.singularValues[i] - sv[i]);
+      assert.ok(e <= 1e-12 * scale, `${what} (${JSON.stringify(r.coreRoute)}), σ_${i}: ${r.singularValues[i]} vs ${sv[i]}`);
+      const sides = (r.coreRoute.p === 'gram' ? 1 : 0) + (r.coreRoute.q === 'gram' ? 1 : 0);
+      assert.ok(e <= sides * 2 ** -17 * sv[i] || sides === 0, `${what}: σ_${i} off by ${e / sv[i]} (relative)`);
+    }
+    return r.coreRoute;
+  }
+
+  test("P's Gram route: taken on well-conditioned stacks, not where P's columns are nearly dependent (the guard switches as δ shrinks)", () => {
+    const out = 80;
+    const inF = 60;
+    const routes: CoreRoute[] = [];
+    for (const delta of [1, 1e-2, 1e-4, 1e-6, 1e-9]) {
+      const rng = createRng(31);
+      // Two terms whose P columns differ by δ·noise and whose Q rows are independent: σ_min(ΔW) ~ δ.
+      const p1 = randomMatrix(out, 6, rng);
+      const p2 = Float64Array.from(p1.data, (v) => v + delta * rng.gaussian());
+      const terms: UpdateTerm[] = [
+        { kind: 'factored', p: p1, q: randomMatrix(6, inF, rng), scale: 1 },
+        { kind: 'factored', p: { shape: [out, 6], data: p2 }, q: randomMatrix(6, inF, rng), scale: 0.8 },
+      ];
+      routes.push(checkRoute(terms, out, inF, `δ = ${delta}`));
+    }
+    assert.deepEqual(routes[0], { p: 'gram', q: 'gram' });
+    // Q's rows stay independent: its Cholesky route with P's QR (C = R_p·Rᵀ).
+    assert.deepEqual(routes[routes.length - 1], { p: 'qr', q: 'gram' });
+  });
+
+  test("Q's Cholesky route: taken on well-conditioned rows, not where Q's rows are nearly dependent (κ(R) ≈ 1/ε)", () => {
+    const out = 70;
+    const inF = 60;
+    const routes: CoreRoute[] = [];
+    for (const eps of [0.5, 1e-2, 1e-4, 1e-7]) {
+      const rng = createRng(41);
+      const t1 = factoredTerm(out, inF, 6, rng);
+      // The second term's Q rows: the first one's plus eps times noise (σ_min(R) ~ eps).
+      const q2 = Float64Array.from(t1.kind === 'factored' ? t1.q.data : [], (v) => v + eps * rng.gaussian());
+      const terms: UpdateTerm[] = [t1, { kind: 'factored', p: randomMatrix(out, 6, rng), q: { shape: [6, inF], data: q2 }, scale: 0.7 }];
+      routes.push(checkRoute(terms, out, inF, `eps = ${eps}`));
+    }
+    assert.equal(routes[0].q, 'gram');
+    assert.equal(routes[routes.length - 1].q, 'qr');
+    // Q's rows over a huge dynamic range (scaled 1 … 1e-9, κ(R) ≈ 1e9): the QR, same tolerances.
+    const rng = createRng(43);
+    const q = randomMatrix(10, inF, rng);
+    for (let i = 0; i < 10; i++) for (let j = 0; j < inF; j++) q.data[i * inF + j] *= 10 ** -i;
+    const graded: UpdateTerm[] = [{ kind: 'factored', p: randomMatrix(out, 10, rng), q, scale: 1 }];
+    assert.equal(checkRoute(graded, out, inF, 'Q rows 1 … 1e-9').q, 'qr');
+  });
+
+  test("P's Gram route: refused under heavy cancellation (‖P‖‖Q‖ ≫ ‖ΔW‖) and huge dynamic range (σ over 1e-10 … 1)", () => {
+    const rng = createRng(37);
+    const out = 50;
+    const inF = 70;
+    // Cancellation: P·Q − (P + 1e-7·E)·Q, so ‖ΔW‖ ≈ 1e-7·‖P‖‖Q‖.
+    const p = randomMatrix(out, 5, rng);
+    const q = randomMatrix(5, inF, rng);
+    const pe = Float64Array.from(p.data, (v) => v + 1e-7 * rng.gaussian());
+    const cancel: UpdateTerm[] = [{ kind: 'factored', p, q, scale: 1 }, { kind: 'factored', p: { shape: [out, 5], data: pe }, q, scale: -1 }];
+    assert.equal(checkRoute(cancel, out, inF, 'cancellation').p, 'qr');
+    const graded: UpdateTerm[] = [1, 1e-5, 1e-10].map((s) => factoredTerm(out, inF, 4, rng, s));
+    assert.equal(checkRoute(graded, out, inF, 'dynamic range 1e-10').p, 'qr');
+    // A moderate range (1e-2) still takes the Gram route, within the same tolerances.
+    const moderate: UpdateTerm[] = [1, 1e-1, 1e-2].map((s) => factoredTerm(out, inF, 4, rng, s));
+    assert.deepEqual(checkRoute(moderate, out, inF, 'dynamic range 1e-2'), { p: 'gram', q: 'gram' });
   });
 
   test('zero update and no terms give rank 0', () => {

@@ -31,14 +31,17 @@ export interface TermColumns {
   readonly search?: boolean;
 }
 
-/** The stack after {@link compactStack}: its first `m` columns are kept; the set-aside part is `omittedP·omittedQtᵀ`. */
+/**
+ * The stack after {@link compactStack}: its first `m` columns are kept; the set-aside part is
+ * `omittedP·omittedQtᵀ`, held in the stack's last d columns (no copy).
+ */
 export interface CompactedStack {
   readonly m: number;
   /** How many columns were set aside (the inner size of the omitted part). */
   readonly d: number;
-  /** out × d, column-major. */
+  /** out × d, column-major: a view of P's columns [m, m + d). */
   readonly omittedP: Float64Array;
-  /** in × d, column-major. */
+  /** in × d, column-major: a view of Qᵀ's columns [m, m + d). */
   readonly omittedQt: Float64Array;
   /** Σ over the terms of the set-aside part's ‖Y_J·Eᵀ‖_F: at least ‖omittedP·omittedQtᵀ‖_F. */
   readonly omittedNormBound: number;
@@ -47,51 +50,37 @@ export interface CompactedStack {
 /**
  * Compacts the stack in place: P (`p`, out × m) and Qᵀ (`qt`, in × m), both column-major, with the
  * column ranges of every term, in order and covering the stack. Each searched term loses the columns
- * of `side` that are near-dependent (module docs); the kept columns are moved to the front.
+ * of `side` that are near-dependent (module docs): its kept columns move to the front of the stack,
+ * in order, and its set-aside factors (Y_J, E) to the back, so that the whole rewrite needs no more
+ * memory than one column per side.
  */
 export function* compactStack(p: Float64Array, qt: Float64Array, out: number, inF: number, terms: readonly TermColumns[], side: 'p' | 'q'): Products<CompactedStack> {
-  const omittedP: Float64Array[] = [];
-  const omittedQt: Float64Array[] = [];
-  const kept: TermColumns[] = [];
+  const kept: number[] = [];
+  const omitted: number[] = [];
   let bound = 0;
   const [x, lx, y, ly] = side === 'q' ? [qt, inF, p, out] : [p, out, qt, inF];
   for (const t of terms) {
     const found = t.width < 2 || t.search === false ? null : yield* nearNullColumns(x, lx, y, ly, t.start, t.width);
-    if (found !== null) {
-      bound += found.norm;
-      (side === 'q' ? omittedQt : omittedP).push(found.e);
-      (side === 'q' ? omittedP : omittedQt).push(found.yj);
-    }
-    kept.push({ start: t.start, width: t.width - (found?.d ?? 0) });
+    const nk = t.width - (found?.d ?? 0);
+    if (found !== null) bound += found.norm;
+    for (let c = t.start; c < t.start + nk; c++) kept.push(c);
+    for (let c = t.start + nk; c < t.start + t.width; c++) omitted.push(c);
   }
-  let dst = 0;
-  for (const t of kept) {
-    for (let c = t.start; c < t.start + t.width; c++, dst++) {
-      if (c === dst) continue;
-      p.copyWithin(dst * out, c * out, (c + 1) * out);
-      qt.copyWithin(dst * inF, c * inF, (c + 1) * inF);
-    }
-  }
-  const d = omittedP.reduce((s, x) => s + x.length / out, 0);
-  return { m: dst, d, omittedP: concat(omittedP, out * d), omittedQt: concat(omittedQt, inF * d), omittedNormBound: bound };
-}
-
-function concat(parts: readonly Float64Array[], length: number): Float64Array {
-  const all = new Float64Array(length);
-  let at = 0;
-  for (const x of parts) {
-    all.set(x, at);
-    at += x.length;
-  }
-  return all;
+  const mk = kept.length;
+  const order = [...kept, ...omitted];
+  permuteColumns(p, out, 0, order);
+  permuteColumns(qt, inF, 0, order);
+  const d = omitted.length;
+  return { m: mk, d, omittedP: p.subarray(mk * out, (mk + d) * out), omittedQt: qt.subarray(mk * inF, (mk + d) * inF), omittedNormBound: bound };
 }
 
 /**
  * One side of one term (module docs): columns [c0, c0 + w) of `x` (length lx each) and of `y`
- * (length ly). When near-null combinations exist, reorders the columns to K then J, updates Y_K, and
- * returns d with the set-aside factors Y_J (ly × d) and E (lx × d), column-major, and ‖Y_J·Eᵀ‖_F.
+ * (length ly). When near-null combinations exist, reorders the columns to K then J on both sides,
+ * updates Y_K, overwrites X_J with E (lx × d), and returns d and ‖Y_J·Eᵀ‖_F; Y_J and E are then
+ * the term's last d columns.
  */
-function* nearNullColumns(x: Float64Array, lx: number, y: Float64Array, ly: number, c0: number, w: number): Products<{ d: number; yj: Float64Array; e: Float64Array; norm: number } | null> {
+function* nearNullColumns(x: Float64Array, lx: number, y: Float64Array, ly: number, c0: number, w: number): Products<{ d: number; norm: number } | null> {
   const xs = x.subarray(c0 * lx, (c0 + w) * lx);
   const gram = new Float64Array(w * w);
   yield { transA: false, transB: true, m: w, n: w, k: lx, a: xs, b: xs, out: gram };
@@ -110,9 +99,9 @@ function* nearNullColumns(x: Float64Array, lx: number, y: Float64Array, ly: numb
   const nk = w - d;
   const xk = x.subarray(c0 * lx, (c0 + nk) * lx);
   const yk = y.subarray(c0 * ly, (c0 + nk) * ly);
-  // E = X_J + X_K·Mᵀ (rows of Eᵀ = X_Jᵀ + M·X_Kᵀ), from a copy of X_J.
-  const e = x.slice((c0 + nk) * lx, (c0 + w) * lx);
-  const yj = y.slice((c0 + nk) * ly, (c0 + w) * ly);
+  // E = X_J + X_K·Mᵀ (rows of Eᵀ = X_Jᵀ + M·X_Kᵀ), in place of X_J.
+  const e = x.subarray((c0 + nk) * lx, (c0 + w) * lx);
+  const yj = y.subarray((c0 + nk) * ly, (c0 + w) * ly);
   const minusM = Float64Array.from(m, (v) => -v);
   yield { transA: false, transB: false, m: d, n: lx, k: nk, a: minusM, b: xk, out: e, subtract: true };
   // Y_K ← Y_K − Y_J·M (rows: Y_Kᵀ −= Mᵀ·Y_Jᵀ).
@@ -124,7 +113,7 @@ function* nearNullColumns(x: Float64Array, lx: number, y: Float64Array, ly: numb
   yield { transA: false, transB: true, m: d, n: d, k: lx, a: e, b: e, out: ge };
   let norm2 = 0;
   for (let i = 0; i < d * d; i++) norm2 += gy[i] * ge[i];
-  return { d, yj, e, norm: Math.sqrt(Math.max(0, norm2)) };
+  return { d, norm: Math.sqrt(Math.max(0, norm2)) };
 }
 
 /**
@@ -178,8 +167,27 @@ export function pivotedEchelon(nt: Float64Array, d: number, w: number): { pivots
   return { pivots, others, m };
 }
 
-/** Rewrites columns [c0, c0 + order.length) of the column-major `x` (columns of length `len`) in `order`. */
+/**
+ * Rewrites columns [c0, c0 + order.length) of the column-major `x` (columns of length `len`) in
+ * `order` (new column c = old column order[c]), in place: each cycle of the permutation with one
+ * column set aside.
+ */
 function permuteColumns(x: Float64Array, len: number, c0: number, order: readonly number[]): void {
-  const block = x.slice(c0 * len, (c0 + order.length) * len);
-  order.forEach((src, dst) => x.set(block.subarray(src * len, (src + 1) * len), (c0 + dst) * len));
+  const done = new Uint8Array(order.length);
+  let tmp: Float64Array | null = null;
+  for (let s = 0; s < order.length; s++) {
+    if (done[s] === 1 || order[s] === s) continue;
+    tmp ??= new Float64Array(len);
+    tmp.set(x.subarray((c0 + s) * len, (c0 + s + 1) * len));
+    for (let dst = s;;) {
+      done[dst] = 1;
+      const src = order[dst];
+      if (src === s) {
+        x.set(tmp, (c0 + dst) * len);
+        break;
+      }
+      x.copyWithin((c0 + dst) * len, (c0 + src) * len, (c0 + src + 1) * len);
+      dst = src;
+    }
+  }
 }

@@ -7,7 +7,7 @@
  * full update, contiguous). The QL sweeps record their rotations and apply them as one sequence per
  * row of Z (LAPACK's dlasr: each entry loaded and stored once per sweep, not twice per rotation).
  */
-import { PANEL, triangularFactor } from './householder.js';
+import { householderVector, PANEL, triangularFactor } from './householder.js';
 import { runSync, type Products } from './products.js';
 
 const EPS = 2 ** -52;
@@ -84,21 +84,11 @@ function tridiagonalize(a: Float64Array, n: number, refl: Float64Array | null, t
   for (let k = 0; k < n - 2; k++) {
     const lo = k + 1;
     const rk = k * n;
-    let amax = 0;
-    for (let i = lo; i < n; i++) amax = Math.max(amax, Math.abs(a[rk + i]));
-    if (amax === 0) continue;
-    let ss = 0;
-    for (let i = lo; i < n; i++) {
-      const x = a[rk + i] / amax;
-      ss += x * x;
-    }
-    const alpha = amax * Math.sqrt(ss);
-    const x0 = a[rk + lo];
-    const beta = x0 >= 0 ? -alpha : alpha;
-    const denom = x0 - beta;
+    const tk = householderVector(a, rk + lo, rk + n);
+    if (tk === 0) continue;
+    const beta = a[rk + lo];
     v[lo] = 1;
-    for (let i = lo + 1; i < n; i++) v[i] = a[rk + i] / denom;
-    const tk = (beta - x0) / beta;
+    for (let i = lo + 1; i < n; i++) v[i] = a[rk + i];
     if (refl !== null) refl.set(v.subarray(lo), k * n + lo);
     if (tau !== null) tau[k] = tk;
     p.fill(0, lo, n);

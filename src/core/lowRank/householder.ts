@@ -119,29 +119,37 @@ function leafQR(xt: Float64Array, n: number, m: number, r: Float64Array, j0: num
       r[i * m + j] = xt[cj + i];
       xt[cj + i] = 0;
     }
-    let amax = 0;
-    for (let i = j; i < n; i++) amax = Math.max(amax, Math.abs(xt[cj + i]));
-    if (amax === 0) {
-      xt[cj + j] = 1;
-      continue;
-    }
-    let ss = 0;
-    for (let i = j; i < n; i++) {
-      const v = xt[cj + i] / amax;
-      ss += v * v;
-    }
-    const alpha = amax * Math.sqrt(ss);
-    const x0 = xt[cj + j];
-    const beta = x0 >= 0 ? -alpha : alpha;
-    const denom = x0 - beta;
-    for (let i = j + 1; i < n; i++) xt[cj + i] /= denom;
-    const tj = (beta - x0) / beta;
+    const tj = householderVector(xt, cj + j, cj + n);
     tau[j - j0] = tj;
-    r[j * m + j] = beta;
+    r[j * m + j] = xt[cj + j];
     xt[cj + j] = 1;
+    if (tj === 0) continue;
     reflectColumns(xt, n, cj, j, tj, xt, j + 1, j1);
   }
   return tau;
+}
+
+/**
+ * The Householder reflector H = I − τ·v·vᵀ with H·x = β·e_1 for x = `x[start .. end)`, in place: x[start]
+ * becomes β (−sign(x_0)·‖x‖, the norm scaled by max |x_i| against overflow and underflow) and x[start + 1
+ * .. end) the tail of v (v_0 = 1 implied). Returns τ = (β − x_0)/β, 0 (x left as it is) for x = 0.
+ */
+export function householderVector(x: Float64Array, start: number, end: number): number {
+  let amax = 0;
+  for (let i = start; i < end; i++) amax = Math.max(amax, Math.abs(x[i]));
+  if (amax === 0) return 0;
+  let ss = 0;
+  for (let i = start; i < end; i++) {
+    const v = x[i] / amax;
+    ss += v * v;
+  }
+  const alpha = amax * Math.sqrt(ss);
+  const x0 = x[start];
+  const beta = x0 >= 0 ? -alpha : alpha;
+  const denom = x0 - beta;
+  for (let i = start + 1; i < end; i++) x[i] /= denom;
+  x[start] = beta;
+  return (beta - x0) / beta;
 }
 
 /**
