@@ -36,6 +36,14 @@ function fedexTerms(out: number, inF: number, rounds: number, r: number, rng: Rn
   return terms;
 }
 
+/** The `rows` × `inF` row-major `x` with one more row, `extra(i)` in column i (called in column order). */
+function withExtraRow(x: ArrayLike<number>, rows: number, inF: number, extra: (i: number) => number): { shape: [number, number]; data: Float64Array } {
+  const data = new Float64Array((rows + 1) * inF);
+  data.set(Float64Array.from(x));
+  for (let i = 0; i < inF; i++) data[rows * inF + i] = extra(i);
+  return { shape: [rows + 1, inF], data };
+}
+
 describe('pivotedEchelon', () => {
   test('picks d distinct pivot columns with Nᵀ[:, K] = Nᵀ[:, J]·M (≤ 1e-14), pivots where |Nᵀ| is largest', () => {
     const rng = createRng(3);
@@ -110,11 +118,9 @@ describe('refactorLowRank on stacked FedEx residuals (compaction)', () => {
     const inF = 25;
     const x = randomMatrix(3, inF, rng);
     // Q = [X; 2·X₀ − X₁] (row 3 a combination of rows 0 and 1, in float64 exactly representable).
-    const q = new Float64Array(4 * inF);
-    q.set(Float64Array.from(x.data));
-    for (let i = 0; i < inF; i++) q[3 * inF + i] = 2 * x.data[i] - x.data[inF + i];
+    const q = withExtraRow(x.data, 3, inF, (i) => 2 * x.data[i] - x.data[inF + i]);
     const terms: UpdateTerm[] = [
-      { kind: 'factored', p: randomMatrix(out, 4, rng), q: { shape: [4, inF], data: q }, scale: 1 },
+      { kind: 'factored', p: randomMatrix(out, 4, rng), q, scale: 1 },
       { kind: 'factored', p: randomMatrix(out, 2, rng), q: randomMatrix(2, inF, rng), scale: -0.5 },
     ];
     const ref = dense64(terms, out, inF);
@@ -130,14 +136,12 @@ describe('refactorLowRank on stacked FedEx residuals (compaction)', () => {
     const out = 36;
     const inF = 28;
     const x = randomMatrix(4, inF, rng);
-    const q = new Float64Array(5 * inF);
-    q.set(Float64Array.from(x.data));
     // Row 4 = row 0 / 2 + 1e-6·noise: near-dependent (below 2⁻¹⁶); the pivot is row 4 (the larger
     // coefficient of the combination), and its P column is 1e4 times larger than the others.
-    for (let i = 0; i < inF; i++) q[4 * inF + i] = 0.5 * x.data[i] + 1e-6 * rng.gaussian();
+    const q = withExtraRow(x.data, 4, inF, (i) => 0.5 * x.data[i] + 1e-6 * rng.gaussian());
     const p = Float64Array.from(randomMatrix(out, 5, rng).data);
     for (let o = 0; o < out; o++) p[o * 5 + 4] *= 1e4;
-    const terms: UpdateTerm[] = [{ kind: 'factored', p: { shape: [out, 5], data: p }, q: { shape: [5, inF], data: q }, scale: 1 }];
+    const terms: UpdateTerm[] = [{ kind: 'factored', p: { shape: [out, 5], data: p }, q, scale: 1 }];
     const ref = dense64(terms, out, inF);
     const r = refactorLowRank(terms, out, inF);
     assert.equal(r.coreDim, 5, 'factored whole');
