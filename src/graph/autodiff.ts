@@ -74,12 +74,13 @@ export function grad(loss: Value, params: readonly Value[], options: GradOptions
     // A rule reads recomputed values (a widened frozen weight, a block's activations) from copies
     // built here, just before the backward nodes that use them: the forward's values are freed in the forward.
     const inputs = node.inputs.map((v) => again.value(v));
-    // Outputs are copied only when the rule reads them (softmax's does, a matmul's does not).
+    // Outputs are copied only when the rule reads them (softmax's does, a matmul's does not), once.
+    let outputs: readonly Value[] | undefined;
     const ctx: GradContext = {
       node,
       inputs,
       get outputs() {
-        return again.outputs(node);
+        return (outputs ??= again.outputs(node));
       },
       dys,
       needs,

@@ -306,6 +306,20 @@ export function planWithRecompute(request: BatchRequest, budget: MemoryBudget, m
   }
 }
 
+/**
+ * `estimateWith(recompute)` for planWithRecompute at `seqLen`, each memory model built by
+ * `memoryWith` at most once (building one compiles the training graph: seconds at real sizes).
+ */
+export function estimatesOf(memoryWith: (recompute: boolean) => StepMemoryModel, seqLen: number): (recompute: boolean) => EstimateAt {
+  const models = new Map<boolean, StepMemoryModel>();
+  return (recompute) => {
+    let memory = models.get(recompute);
+    if (memory === undefined) models.set(recompute, memory = memoryWith(recompute));
+    const built = memory;
+    return (micro, evalBatch, accumulate) => built.estimate(micro, seqLen, evalBatch, accumulate);
+  };
+}
+
 /** Whether the model's graph has recomputation segments (its blocks: GraphBuilder.segment). */
 export function hasSegments(model: ModelGraph): boolean {
   return model.graph.nodes.some((n) => n.segment !== undefined);
@@ -317,10 +331,7 @@ export function planForSetup(setup: TrainerSetup, model: ModelGraph, memoryWith:
     { batchSize: setup.batchSize, gradAccumulation: setup.gradAccumulation ?? 1, seqLen: setup.seqLen, ...(setup.evalBatchSize !== undefined ? { evalBatchSize: setup.evalBatchSize } : {}) },
     memoryBudget(setup.memoryBudgetBytes, setup.device, probe),
     setup.recompute ?? 'auto',
-    (recompute) => {
-      const memory = memoryWith(recompute);
-      return (micro, evalBatch, accumulate) => memory.estimate(micro, setup.seqLen, evalBatch, accumulate);
-    },
+    estimatesOf(memoryWith, setup.seqLen),
     hasSegments(model),
   );
 }

@@ -21,7 +21,7 @@ import type { BaseStorageSummary } from './frozenWeights.js';
 import { stepSettings } from './inProcessTrainer.js';
 import { memoryBudget } from './memoryBudget.js';
 import type { MemoryBudget, MemoryProbe } from './memoryBudget.js';
-import { hasSegments, MemoryBudgetError, planWithRecompute, StepMemoryModel } from './memoryPlan.js';
+import { estimatesOf, hasSegments, MemoryBudgetError, planWithRecompute, StepMemoryModel } from './memoryPlan.js';
 import type { BatchPlan, BatchRequest, MemoryEstimate, RecomputeMode } from './memoryPlan.js';
 import { checkSeqLen, checkSetup } from './setup.js';
 import type { TrainerSetup } from './types.js';
@@ -95,12 +95,7 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
     const build = (training: boolean): ReturnType<typeof architecture.build> => frozen.store(buildAs(training));
     const model = build(true);
     const evalModel = build(false);
-    const memories = new Map<boolean, StepMemoryModel>();
-    const memoryWith = (recompute: boolean): StepMemoryModel => {
-      let m = memories.get(recompute);
-      if (m === undefined) memories.set(recompute, m = new StepMemoryModel(build(true), evalModel, { ...stepSettings(setup), recompute }, setup.form ?? deviceForm(setup.device)));
-      return m;
-    };
+    const estimateWith = estimatesOf((recompute) => new StepMemoryModel(build(true), evalModel, { ...stepSettings(setup), recompute }, setup.form ?? deviceForm(setup.device)), setup.seqLen);
 
     const stored = new Map<string, StoredWeights>();
     for (const f of model.frozen) {
@@ -116,7 +111,6 @@ export async function planTraining(setup: PlanSetup, probe: MemoryProbe): Promis
       ...(setup.evalBatchSize !== undefined ? { evalBatchSize: setup.evalBatchSize } : {}),
     };
     const budget = memoryBudget(setup.memoryBudgetBytes, setup.device, probe);
-    const estimateWith = (recompute: boolean) => (micro: number, evalBatch: number, accumulate: boolean): MemoryEstimate => memoryWith(recompute).estimate(micro, setup.seqLen, evalBatch, accumulate);
     const mode = setup.recompute ?? 'auto';
     const common = {
       modelDir: setup.modelDir,
