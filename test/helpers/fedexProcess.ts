@@ -3,6 +3,7 @@
  * `node --import tsx src/cli/bin.ts …` from the repository root, output collected as it arrives.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -28,6 +29,27 @@ export function spawnFedex(args: readonly string[], options: { stdin?: 'ignore' 
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
   return { child, done, output: () => stdout };
+}
+
+/** The options of {@link spawnFedex}. */
+export type SpawnOptions = Parameters<typeof spawnFedex>[1];
+
+/**
+ * The `fedex` processes of the enclosing `describe` (or file): the function it returns spawns one, and every one still
+ * running when the suite ends is killed, so a failed test leaves no host or join behind. Call it
+ * before `suiteTempDir`: `after` hooks run in the order they were added, so the processes die
+ * before their folder is removed.
+ */
+export function suiteFedex(): (args: readonly string[], options?: SpawnOptions) => FedexRun {
+  const running: FedexRun[] = [];
+  after(() => {
+    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
+  });
+  return (args, options) => {
+    const run = spawnFedex(args, options);
+    running.push(run);
+    return run;
+  };
 }
 
 /** Resolves with the first match of `pattern` in the run's stdout; rejects when it exits first or after `ms`. */
