@@ -24,7 +24,7 @@ import { weightedAverage } from '../src/core/average.js';
 import type { LoraFactors } from '../src/core/lora.js';
 import { createOrtProductBackend } from '../src/runtime/kernels/factoredUpdate.js';
 import { createStoredUpdateKernel } from '../src/runtime/kernels/storedUpdate.js';
-import { createSession, float32Tensor, runSession } from '../src/runtime/session.js';
+import { createSession, ortTensor, runSession } from '../src/runtime/session.js';
 import { encodeModel } from '../src/graph/onnx/model.js';
 import { aggregateFolders } from '../src/federation/offline/aggregateFolders.js';
 
@@ -132,7 +132,7 @@ async function denseCase(args: CaseArgs): Promise<CaseResult> {
   const prod = new Float32Array(args.out * args.in);
   const acc = new Float32Array(args.out * args.in);
   const matmulInto = async (b: Float32Array, a: Float32Array): Promise<void> => {
-    await runSession(mm, { X: float32Tensor(b, [args.out, args.r]), Y: float32Tensor(a, [args.r, args.in]) }, { Z: float32Tensor(prod, [args.out, args.in]) });
+    await runSession(mm, { X: ortTensor('float32', b, [args.out, args.r]), Y: ortTensor('float32', a, [args.r, args.in]) }, { Z: ortTensor('float32', prod, [args.out, args.in]) });
   };
   const t = await timeIt(Math.max(1, Math.floor(args.reps / 3)), async () => {
     const abar = weightedAverage(cs.map((c) => c.a), w);

@@ -143,44 +143,16 @@ export async function createSession(model: Uint8Array, options: SessionOptions =
   }
 }
 
-/** Wraps a float32 array as an onnxruntime tensor without copying. */
-export function float32Tensor(data: Float32Array, dims: readonly number[]): OrtTensor {
-  return new ort.Tensor('float32', data, dims);
-}
+/**
+ * The element types the project feeds onnxruntime, each with the typed array it wraps: float32 and
+ * float64 values, float16 and bf16 as their bits (uint16: reinterpreted in the graph), 4-bit codes
+ * two per byte (uint8), and int32/uint32 where int64 has no GPU kernels.
+ */
+export type OrtFeedType = 'float32' | 'float64' | 'float16' | 'uint16' | 'uint8' | 'int32' | 'uint32' | 'int64';
 
-/** Wraps a float64 array as an onnxruntime tensor without copying (gradient checks, references). */
-export function float64Tensor(data: Float64Array, dims: readonly number[]): OrtTensor {
-  return new ort.Tensor('float64', data, dims);
-}
-
-/** Wraps a uint16 array as an onnxruntime tensor without copying (bf16/f16 bits, reinterpreted in the graph). */
-export function uint16Tensor(data: Uint16Array, dims: readonly number[]): OrtTensor {
-  return new ort.Tensor('uint16', data, dims);
-}
-
-/** Wraps float16 bits as an onnxruntime float16 tensor without copying (frozen weights held in fp16). */
-export function float16Tensor(data: Uint16Array, dims: readonly number[]): OrtTensor {
-  return new ort.Tensor('float16', data, dims);
-}
-
-/** Wraps a uint8 array as an onnxruntime tensor without copying (4-bit codes, two per byte). */
-export function uint8Tensor(data: Uint8Array, dims: readonly number[]): OrtTensor {
-  return new ort.Tensor('uint8', data, dims);
-}
-
-/** Wraps an int32 array as an onnxruntime tensor without copying (batch tensors where int64 has no kernels). */
-export function int32Tensor(data: Int32Array, dims: readonly number[]): OrtTensor {
-  return new ort.Tensor('int32', data, dims);
-}
-
-/** Wraps a uint32 array as an onnxruntime tensor without copying (a dropout seed where int64 has no kernels). */
-export function uint32Tensor(data: Uint32Array, dims: readonly number[]): OrtTensor {
-  return new ort.Tensor('uint32', data, dims);
-}
-
-/** Wraps an int64 array as an onnxruntime tensor without copying. */
-export function int64Tensor(data: BigInt64Array, dims: readonly number[]): OrtTensor {
-  return new ort.Tensor('int64', data, dims);
+/** Wraps `data` as an onnxruntime tensor of `type` and shape `dims`, without copying. */
+export function ortTensor<T extends OrtFeedType>(type: T, data: ort.Tensor.DataTypeMap[T], dims: readonly number[]): OrtTensor {
+  return new ort.Tensor(type, data, dims);
 }
 
 function describeFeeds(feeds: Record<string, OrtTensor>): string {

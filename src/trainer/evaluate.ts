@@ -16,7 +16,7 @@ import type { TextTokenizer } from './data/tokenizer.js';
 import { PREDICTED, ROWS } from './compile.js';
 import { throwIfAborted } from './errors.js';
 import type { AbortLike } from './errors.js';
-import { int32Tensor, int64Tensor, runSession } from '../runtime/session.js';
+import { ortTensor, runSession } from '../runtime/session.js';
 import type { OrtSession, OrtTensor } from '../runtime/session.js';
 import { selectFeeds } from './stepRunner.js';
 import type { Feeds } from './stepRunner.js';
@@ -45,7 +45,7 @@ export const AS_BATCHED: FeedLayout = { int32: false, padId: 0 };
 
 /** An integer tensor in the layout's type. */
 export function integerTensor(values: BigInt64Array, dims: readonly number[], layout: FeedLayout): OrtTensor {
-  return layout.int32 ? int32Tensor(Int32Array.from(values, Number), dims) : int64Tensor(values, dims);
+  return layout.int32 ? ortTensor('int32', Int32Array.from(values, Number), dims) : ortTensor('int64', values, dims);
 }
 
 /** A predicted-ids output (int64, or int32 where the form narrows it) as numbers. */

@@ -11,7 +11,7 @@
 import { BASE_PRECISIONS, frozenStorage, heldBytes, roundingOf, storeFrozen, toStored } from '../model/basePrecision.js';
 import type { BasePrecision, FrozenStorage, StoredData } from '../model/basePrecision.js';
 import type { AdaptedModule, ModelGraph } from '../model/types.js';
-import { float16Tensor, float32Tensor, uint16Tensor, uint8Tensor } from '../runtime/session.js';
+import { ortTensor } from '../runtime/session.js';
 import type { OrtTensor } from '../runtime/session.js';
 import type { ModelSource } from './modelSource.js';
 import type { TrainerSetup } from './types.js';
@@ -105,17 +105,17 @@ export class FrozenWeights {
   private feed(s: FrozenStorage, stored: StoredData): void {
     switch (stored.precision) {
       case 'fp32':
-        this.loaded[s.input] = float32Tensor(stored.data, s.shape);
+        this.loaded[s.input] = ortTensor('float32', stored.data, s.shape);
         break;
       case 'fp16':
-        this.loaded[s.input] = float16Tensor(stored.data, s.shape);
+        this.loaded[s.input] = ortTensor('float16', stored.data, s.shape);
         break;
       case 'bf16':
-        this.loaded[s.input] = uint16Tensor(stored.data, s.shape);
+        this.loaded[s.input] = ortTensor('uint16', stored.data, s.shape);
         break;
       case 'int4':
-        this.loaded[s.input] = uint8Tensor(stored.data, [s.shape[0], s.shape[1] / 2]);
-        this.loaded[s.scalesInput!] = float32Tensor(stored.scales, [s.shape[0], stored.scales.length / s.shape[0]]);
+        this.loaded[s.input] = ortTensor('uint8', stored.data, [s.shape[0], s.shape[1] / 2]);
+        this.loaded[s.scalesInput!] = ortTensor('float32', stored.scales, [s.shape[0], stored.scales.length / s.shape[0]]);
         break;
     }
   }
@@ -145,7 +145,7 @@ export class FrozenWeights {
           throw new Error(`trainer: baseOverrides replace the base of module '${path}', which is held in ${held} (basePrecision ${this.precision}); `
             + 'a base that changes during a run must stay float32: set float32AdaptedBases (fedex join and simulate do)');
         }
-        feeds[f.input] = float32Tensor(data, f.shape);
+        feeds[f.input] = ortTensor('float32', data, f.shape);
       }
     }
     return feeds;

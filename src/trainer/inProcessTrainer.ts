@@ -12,7 +12,7 @@ import type { OptimizerConfig } from '../graph/trainStep.js';
 import { initAdaptedModules } from '../model/loraInit.js';
 import { moduleLora } from '../model/targetModules.js';
 import type { FullTrainable, ModelGraph, ModelTask } from '../model/types.js';
-import { float32Tensor, int64Tensor, uint32Tensor } from '../runtime/session.js';
+import { ortTensor } from '../runtime/session.js';
 import type { OrtSession, OrtTensor } from '../runtime/session.js';
 import { BatchStream } from './batchStream.js';
 import { compileApply, compileEval, compileGenerate, compileGrads, compileStep } from './compile.js';
@@ -264,7 +264,7 @@ export class InProcessTrainer implements LoraTrainer {
     const feeds: Record<string, OrtTensor> = {};
     for (const v of model.graph.inputs) {
       const data = values.get(v.name);
-      if (data !== undefined) feeds[v.name] = float32Tensor(data, v.shape as number[]);
+      if (data !== undefined) feeds[v.name] = ortTensor('float32', data, v.shape as number[]);
     }
     return feeds;
   }
@@ -305,9 +305,9 @@ export class InProcessTrainer implements LoraTrainer {
           if (seedInput !== undefined) {
             // deriveSeed is below 2³²: the same seed as uint32 where the form narrows it (lower.ts).
             const seed = deriveSeed(this.setup.seed, 'dropout', this.microBatches);
-            feeds[seedInput] = this.form.int32Batch ? uint32Tensor(Uint32Array.of(seed), []) : int64Tensor(BigInt64Array.of(BigInt(seed)), []);
+            feeds[seedInput] = this.form.int32Batch ? ortTensor('uint32', Uint32Array.of(seed), []) : ortTensor('int64', BigInt64Array.of(BigInt(seed)), []);
             // Fixed shapes: the masks of the batch as it is, not as padded.
-            if (this.form.fixedShapes) feeds[DROPOUT_SIZES] = uint32Tensor(Uint32Array.from(part.shape), [2]);
+            if (this.form.fixedShapes) feeds[DROPOUT_SIZES] = ortTensor('uint32', Uint32Array.from(part.shape), [2]);
           }
           this.microBatches++;
           batches.push({ feeds, lossTokens: part.lossTokens });

@@ -7,7 +7,7 @@
  * micro-batches give the gradient of one batch of all their tokens), and `apply` updates.
  */
 import type { OptimizerConfig } from '../graph/trainStep.js';
-import { float32Tensor, runSession } from '../runtime/session.js';
+import { ortTensor, runSession } from '../runtime/session.js';
 import type { OrtSession, OrtTensor } from '../runtime/session.js';
 import { gradName } from './compile.js';
 
@@ -104,11 +104,11 @@ export class StepRunner {
   }
 
   private stateFeeds(lr: number): Feeds {
-    const feeds: Feeds = { lr: float32Tensor(Float32Array.of(lr), []) };
-    if (this.optimizer.kind === 'adamw') feeds.step = float32Tensor(Float32Array.of(this.updates + 1), []);
+    const feeds: Feeds = { lr: ortTensor('float32', Float32Array.of(lr), []) };
+    if (this.optimizer.kind === 'adamw') feeds.step = ortTensor('float32', Float32Array.of(this.updates + 1), []);
     for (const p of this.params) {
-      feeds[p.name] = float32Tensor(this.values.get(p.name)!, p.shape);
-      for (const slot of slotNames(this.optimizer, p.name)) feeds[slot] = float32Tensor(this.state.get(slot)!, p.shape);
+      feeds[p.name] = ortTensor('float32', this.values.get(p.name)!, p.shape);
+      for (const slot of slotNames(this.optimizer, p.name)) feeds[slot] = ortTensor('float32', this.state.get(slot)!, p.shape);
     }
     return feeds;
   }
@@ -150,7 +150,7 @@ export class StepRunner {
       }
     }
     const gradFeeds: Feeds = {};
-    for (const p of this.params) gradFeeds[gradName(p.name)] = float32Tensor(sums.get(p.name)!, p.shape);
+    for (const p of this.params) gradFeeds[gradName(p.name)] = ortTensor('float32', sums.get(p.name)!, p.shape);
     const out = await runSession(apply, selectFeeds(apply, 'optimizer update', paramFeeds, gradFeeds));
     this.swap(out);
     return losses;

@@ -7,7 +7,7 @@ import { matMul } from '../../src/graph/ops/matMul.js';
 import { cast } from '../../src/graph/ops/cast.js';
 import { mul } from '../../src/graph/ops/mul.js';
 import { reshape } from '../../src/graph/ops/reshape.js';
-import { createSession, float32Tensor, runSession } from '../../src/runtime/session.js';
+import { createSession, ortTensor, runSession } from '../../src/runtime/session.js';
 import { assertClose, runGraph } from './gradCheck.js';
 
 describe('toOnnx', () => {
@@ -63,9 +63,9 @@ describe('toOnnx', () => {
     assert.ok(toOnnx(g, { outputs: { y } }).graph.nodes.some((n) => n.opType === 'Shape'));
     assert.ok(model.graph.nodes.every((n) => n.opType === 'Identity' || n.name === n.outputs[0]), 'nodes are named after their first output');
     const session = await createSession(toOnnxBytes(g, { outputs: { y }, sizes: { batch: 2, seq: 3 } }));
-    const out = await runSession(session, { x: float32Tensor(data, [2, 3, 2]) });
+    const out = await runSession(session, { x: ortTensor('float32', data, [2, 3, 2]) });
     assertClose(out.y.data as Float32Array, Array.from(data, (v) => 12 * v), 0, 0, 'y');
-    await assert.rejects(runSession(session, { x: float32Tensor(data.subarray(0, 6), [1, 3, 2]) }), /onnxruntime failed/);
+    await assert.rejects(runSession(session, { x: ortTensor('float32', data.subarray(0, 6), [1, 3, 2]) }), /onnxruntime failed/);
     assert.throws(() => toOnnx(g, { outputs: { y }, sizes: { batch: 2 } }), /no size given for symbol 'seq'/);
   });
 });

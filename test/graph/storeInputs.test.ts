@@ -23,7 +23,7 @@ import { reduceSum } from '../../src/graph/ops/reduceSum.js';
 import { tanh } from '../../src/graph/ops/tanh.js';
 import { storeInputs } from '../../src/graph/storeInputs.js';
 import { fromStored, toStored, type BasePrecision, type StoredData } from '../../src/model/basePrecision.js';
-import { createSession, float16Tensor, float32Tensor, int64Tensor, runSession, uint16Tensor, uint8Tensor, type OrtTensor } from '../../src/runtime/session.js';
+import { createSession, type OrtTensor, ortTensor, runSession } from '../../src/runtime/session.js';
 import { random } from './gradCheck.js';
 
 const D = 64;
@@ -49,21 +49,21 @@ function buildModel(): { g: GraphBuilder; loss: Value; p: Value } {
 const weights = { E: Float32Array.from(random(VOCAB * D, 1, -1, 1)), W: Float32Array.from(random(OUT * D, 2, -0.5, 0.5)) };
 const shapes: Record<'E' | 'W', [number, number]> = { E: [VOCAB, D], W: [OUT, D] };
 const common = (): Record<string, OrtTensor> => ({
-  ids: int64Tensor(BigInt64Array.from(IDS, BigInt), [IDS.length]),
-  p: float32Tensor(Float32Array.from(random(D, 3, 0.5, 1.5)), [D]),
-  c: float32Tensor(Float32Array.from(random(IDS.length * VOCAB, 4, -1, 1)), [IDS.length, VOCAB]),
+  ids: ortTensor('int64', BigInt64Array.from(IDS, BigInt), [IDS.length]),
+  p: ortTensor('float32', Float32Array.from(random(D, 3, 0.5, 1.5)), [D]),
+  c: ortTensor('float32', Float32Array.from(random(IDS.length * VOCAB, 4, -1, 1)), [IDS.length, VOCAB]),
 });
 
 function feedsOf(name: string, stored: StoredData, shape: [number, number]): Record<string, OrtTensor> {
   switch (stored.precision) {
     case 'fp32':
-      return { [name]: float32Tensor(stored.data, shape) };
+      return { [name]: ortTensor('float32', stored.data, shape) };
     case 'fp16':
-      return { [name]: float16Tensor(stored.data, shape) };
+      return { [name]: ortTensor('float16', stored.data, shape) };
     case 'bf16':
-      return { [name]: uint16Tensor(stored.data, shape) };
+      return { [name]: ortTensor('uint16', stored.data, shape) };
     case 'int4':
-      return { [name]: uint8Tensor(stored.data, [shape[0], shape[1] / 2]), [`${name}.scales`]: float32Tensor(stored.scales, [shape[0], stored.scales.length / shape[0]]) };
+      return { [name]: ortTensor('uint8', stored.data, [shape[0], shape[1] / 2]), [`${name}.scales`]: ortTensor('float32', stored.scales, [shape[0], stored.scales.length / shape[0]]) };
   }
 }
 
@@ -88,7 +88,8 @@ describe('storeInputs', () => {
       const stored = { E: toStored(weights.E, shapes.E, precision, 'E'), W: toStored(weights.W, shapes.W, precision, 'W') };
       // Reference: the float32 graph, fed the values the stored weights stand for.
       const ref = buildModel();
-      const refOut = await run(ref.g, { loss: ref.loss, dp: grad(ref.loss, [ref.p])[0] }, { ...common(), E: float32Tensor(fromStored(stored.E, shapes.E), shapes.E), W: float32Tensor(fromStored(stored.W, shapes.W), shapes.W) });
+      const refOut = await run(ref.g, { loss: ref.loss, dp: grad(ref.loss, [ref.p])[0] }, { ...common(), E: ortTensor('float32', fromStored(stored.E, shapes.E), shapes.E),
+        W: ortTensor('float32', fromStored(stored.W, shapes.W), shapes.W) });
       const m = buildModel();
       const s = storeInputs(m.g, new Map([['E', FORMS[precision]], ['W', FORMS[precision]]]));
       const loss = s.value(m.loss);
@@ -98,7 +99,7 @@ describe('storeInputs', () => {
       assert.ok(maxRel(out.dp, refOut.dp) <= 1e-6, `dp differs by ${maxRel(out.dp, refOut.dp)}`);
       // And the rounding itself moves the loss (the comparison above is not between equal inputs by accident).
       const exact = buildModel();
-      const exactOut = await run(exact.g, { loss: exact.loss }, { ...common(), E: float32Tensor(weights.E, shapes.E), W: float32Tensor(weights.W, shapes.W) });
+      const exactOut = await run(exact.g, { loss: exact.loss }, { ...common(), E: ortTensor('float32', weights.E, shapes.E), W: ortTensor('float32', weights.W, shapes.W) });
       assert.notEqual(exactOut.loss[0], out.loss[0]);
     });
   }
@@ -132,7 +133,7 @@ describe('storeInputs', () => {
     const ids = g.input('ids', 'int64', [4]);
     const all = widen(w);
     const some = gatherBlockQuantized(w.data, ids, w.scales!, 32);
-    const out = await run(g, { all, some }, { W: uint8Tensor(q.codes, [rows, cols / 2]), 'W.scales': float32Tensor(q.scales, [rows, cols / 32]), ids: int64Tensor(BigInt64Array.of(5n, 0n, 5n, 2n), [4]) });
+    const out = await run(g, { all, some }, { W: ortTensor('uint8', q.codes, [rows, cols / 2]), 'W.scales': ortTensor('float32', q.scales, [rows, cols / 32]), ids: ortTensor('int64', BigInt64Array.of(5n, 0n, 5n, 2n), [4]) });
     for (let i = 0; i < ref.length; i++) {
       assert.ok(Math.abs(out.all[i] - ref[i]) <= 2 ** -24 * Math.abs(ref[i]), `element ${i}: ${out.all[i]} vs float64 ${ref[i]}`);
     }

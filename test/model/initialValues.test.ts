@@ -10,7 +10,7 @@ import { writeRandomGpt2Checkpoint } from '../../src/model/checkpoints/tinyGpt2.
 import { initialTrainableValues, readFrozenInputs } from '../../src/model/initialValues.js';
 import { architectureFor } from '../../src/model/registry.js';
 import type { LoraSettings } from '../../src/model/types.js';
-import { createSession, float32Tensor, int64Tensor, runSession, type OrtTensor } from '../../src/runtime/session.js';
+import { createSession, type OrtTensor, ortTensor, runSession } from '../../src/runtime/session.js';
 import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
 
 let tmp: TempDir;
@@ -74,23 +74,23 @@ async function train(ckpt: Checkpoint, trainAll: boolean, steps: number, lr: num
   const [B, T] = [2, 8];
   const ids = BigInt64Array.from({ length: B * T }, (_, i) => BigInt((i * 7) % 40));
   const feeds: Record<string, OrtTensor> = {
-    input_ids: int64Tensor(ids, [B, T]),
-    attention_mask: int64Tensor(new BigInt64Array(B * T).fill(1n), [B, T]),
-    labels: int64Tensor(ids, [B, T]),
-    lr: float32Tensor(Float32Array.of(lr), []),
+    input_ids: ortTensor('int64', ids, [B, T]),
+    attention_mask: ortTensor('int64', new BigInt64Array(B * T).fill(1n), [B, T]),
+    labels: ortTensor('int64', ids, [B, T]),
+    lr: ortTensor('float32', Float32Array.of(lr), []),
   };
-  for (const [name, data] of await readFrozenInputs(model, ckpt)) feeds[name] = float32Tensor(data, model.frozen.find((f) => f.input === name)!.shape);
+  for (const [name, data] of await readFrozenInputs(model, ckpt)) feeds[name] = ortTensor('float32', data, model.frozen.find((f) => f.input === name)!.shape);
   const params = await initialTrainableValues(model, 3, ckpt);
   const state = new Map<string, { m: Float32Array; v: Float32Array }>(model.trainable.map((p) => [p.name, { m: new Float32Array(params.get(p.name)!.length), v: new Float32Array(params.get(p.name)!.length) }]));
   const losses: number[] = [];
   for (let s = 1; s <= steps; s++) {
-    feeds.step = float32Tensor(Float32Array.of(s), []);
-    feeds.dropout_seed = int64Tensor(BigInt64Array.of(BigInt(s)), []);
+    feeds.step = ortTensor('float32', Float32Array.of(s), []);
+    feeds.dropout_seed = ortTensor('int64', BigInt64Array.of(BigInt(s)), []);
     for (const p of model.trainable) {
       const dims = p.shape as number[];
-      feeds[p.name] = float32Tensor(params.get(p.name)!, dims);
-      feeds[`${p.name}.m`] = float32Tensor(state.get(p.name)!.m, dims);
-      feeds[`${p.name}.v`] = float32Tensor(state.get(p.name)!.v, dims);
+      feeds[p.name] = ortTensor('float32', params.get(p.name)!, dims);
+      feeds[`${p.name}.m`] = ortTensor('float32', state.get(p.name)!.m, dims);
+      feeds[`${p.name}.v`] = ortTensor('float32', state.get(p.name)!.v, dims);
     }
     const out = await runSession(session, feeds);
     losses.push(Number((out.loss.data as Float32Array)[0]));

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { availableDevices, createSession, DeviceUnavailableError, executionProviders, float32Tensor, noWebGpuAdapter, runSession, SWIFTSHADER_ENV } from '../../src/runtime/session.js';
+import { availableDevices, createSession, DeviceUnavailableError, executionProviders, noWebGpuAdapter, ortTensor, runSession, SWIFTSHADER_ENV } from '../../src/runtime/session.js';
 import { encodeModel } from '../../src/graph/onnx/model.js';
 
 const addModel = encodeModel({
@@ -16,7 +16,7 @@ describe('runtime/session', () => {
   test('cpu is always available and runs a model built by our ONNX encoder', async () => {
     assert.ok(availableDevices().includes('cpu'));
     const s = await createSession(addModel);
-    const out = await runSession(s, { x: float32Tensor(new Float32Array([1, 2]), [2]), y: float32Tensor(new Float32Array([10, 20]), [2]) });
+    const out = await runSession(s, { x: ortTensor('float32', new Float32Array([1, 2]), [2]), y: ortTensor('float32', new Float32Array([10, 20]), [2]) });
     assert.deepEqual([...(out.z.data as Float32Array)], [11, 22]);
   });
 
@@ -42,7 +42,7 @@ describe('runtime/session', () => {
       return;
     }
     // A machine with a WebGPU adapter: the session works.
-    const out = await runSession(session, { x: float32Tensor(new Float32Array([1, 2]), [2]), y: float32Tensor(new Float32Array([10, 20]), [2]) });
+    const out = await runSession(session, { x: ortTensor('float32', new Float32Array([1, 2]), [2]), y: ortTensor('float32', new Float32Array([10, 20]), [2]) });
     assert.deepEqual([...(out.z.data as Float32Array)], [11, 22]);
   });
 
@@ -64,11 +64,11 @@ describe('runtime/session', () => {
 
   test('feeds that do not match the model inputs name what is missing and unexpected', async () => {
     const s = await createSession(addModel);
-    await assert.rejects(runSession(s, { x: float32Tensor(new Float32Array([1]), [1]), w: float32Tensor(new Float32Array([1]), [1]) }), /missing: y; unexpected: w/);
+    await assert.rejects(runSession(s, { x: ortTensor('float32', new Float32Array([1]), [1]), w: ortTensor('float32', new Float32Array([1]), [1]) }), /missing: y; unexpected: w/);
   });
 
   test('an onnxruntime failure names the feeds shapes and dtypes', async () => {
     const s = await createSession(addModel);
-    await assert.rejects(runSession(s, { x: float32Tensor(new Float32Array([1, 2]), [2]), y: float32Tensor(new Float32Array([1, 2, 3]), [3]) }), /x: float32\[2\]; y: float32\[3\]/);
+    await assert.rejects(runSession(s, { x: ortTensor('float32', new Float32Array([1, 2]), [2]), y: ortTensor('float32', new Float32Array([1, 2, 3]), [3]) }), /x: float32\[2\]; y: float32\[3\]/);
   });
 });

@@ -22,7 +22,7 @@ import { columnSlice } from '../../formats/storedUpdate.js';
 import type { ProductBackend } from '../../core/product.js';
 import type { Layout } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
-import { createSession, float32Tensor, runSession, SessionCache } from '../session.js';
+import { createSession, ortTensor, runSession, SessionCache } from '../session.js';
 import type { Device, OrtSession } from '../session.js';
 
 /** Options of the onnxruntime product backend. */
@@ -99,11 +99,11 @@ export class OrtProductBackend implements ProductBackend {
       const r1 = Math.min(rows, r0 + block);
       const n = r1 - r0;
       const view = target.data.subarray(r0 * cols, r1 * cols);
-      const c = float32Tensor(view, [n, cols]);
-      const y = float32Tensor(view, [n, cols]);
+      const c = ortTensor('float32', view, [n, cols]);
+      const y = ortTensor('float32', view, [n, cols]);
       const feeds = layout === 'linear'
-        ? { P: float32Tensor(sp.subarray(r0 * inner, r1 * inner), [n, inner]), Q: float32Tensor(q.data, [inner, inF]), C: c }
-        : { P: float32Tensor(sp, [out, inner]), Q: float32Tensor(n === inF ? q.data : columnSlice(q.data, inner, inF, r0, r1), [inner, n]), C: c };
+        ? { P: ortTensor('float32', sp.subarray(r0 * inner, r1 * inner), [n, inner]), Q: ortTensor('float32', q.data, [inner, inF]), C: c }
+        : { P: ortTensor('float32', sp, [out, inner]), Q: ortTensor('float32', n === inF ? q.data : columnSlice(q.data, inner, inF, r0, r1), [inner, n]), C: c };
       await runSession(session, feeds, { Y: y });
     }
   }

@@ -7,7 +7,7 @@
  */
 import type { GemmBackend, GemmRequest } from '../../core/lowRank.js';
 import { encodeModel, type OnnxModel } from '../../graph/onnx/model.js';
-import { createSession, float64Tensor, runSession, SessionCache, type Device, type OrtSession } from '../session.js';
+import { createSession, type Device, type OrtSession, ortTensor, runSession, SessionCache } from '../session.js';
 
 export interface OrtGemmBackendOptions {
   readonly device?: Device;
@@ -66,7 +66,9 @@ class OrtGemmBackend implements GemmBackend {
     const session = await this.session(r.transA, r.transB, subtract);
     // With `subtract`, C and Y are the same buffer: onnxruntime's CPU Gemm copies C into Y (here a
     // no-op) and then accumulates into Y, as the float32 fused update relies on (factoredUpdate.ts).
-    await runSession(session, { A: float64Tensor(r.a, r.transA ? [k, m] : [m, k]), B: float64Tensor(r.b, r.transB ? [n, k] : [k, n]), ...(subtract ? { C: float64Tensor(r.out, [m, n]) } : {}) }, { Y: float64Tensor(r.out, [m, n]) });
+    await runSession(session, { A: ortTensor('float64', r.a, r.transA ? [k, m] : [m, k]), B: ortTensor('float64', r.b, r.transB ? [n, k] : [k, n]), ...(subtract ? { C: ortTensor('float64', r.out, [m, n]) } : {}) }, {
+      Y: ortTensor('float64', r.out, [m, n]),
+    });
   }
 
   async dispose(): Promise<void> {

@@ -29,7 +29,7 @@ import { prescaled } from '../../core/product.js';
 import { DowncastMeter } from '../../formats/halfFloat.js';
 import { blockRows, checkStoredJob, columnSlice, float32ToStored, STORED_BYTES } from '../../formats/storedUpdate.js';
 import type { StoredFloat, StoredMatrixIo, StoredMatrixJob, StoredMatrixResult, StoredWeightUpdater } from '../../formats/storedUpdate.js';
-import { createSession, float32Tensor, float64Tensor, int64Tensor, runSession, SessionCache, uint16Tensor } from '../session.js';
+import { createSession, ortTensor, runSession, SessionCache } from '../session.js';
 import type { Device, OrtSession, OrtTensor } from '../session.js';
 
 /** ONNX TensorProto.DataType codes. */
@@ -148,9 +148,9 @@ const DEFAULT_BLOCK_BYTES = 1024 * 1024;
 
 function storedTensor(dtype: StoredFloat, bytes: Uint8Array, dims: readonly number[]): OrtTensor {
   const { buffer, byteOffset, byteLength } = bytes;
-  if (dtype === 'F32') return float32Tensor(new Float32Array(buffer, byteOffset, byteLength / 4), dims);
-  if (dtype === 'F64') return float64Tensor(new Float64Array(buffer, byteOffset, byteLength / 8), dims);
-  return uint16Tensor(new Uint16Array(buffer, byteOffset, byteLength / 2), dims);
+  if (dtype === 'F32') return ortTensor('float32', new Float32Array(buffer, byteOffset, byteLength / 4), dims);
+  if (dtype === 'F64') return ortTensor('float64', new Float64Array(buffer, byteOffset, byteLength / 8), dims);
+  return ortTensor('uint16', new Uint16Array(buffer, byteOffset, byteLength / 2), dims);
 }
 
 function bytesOf(t: OrtTensor): Uint8Array {
@@ -246,16 +246,16 @@ export class StoredUpdateKernel implements StoredWeightUpdater {
         const first = sampleIdx;
         while (sampleIdx < job.sampleRows.length && job.sampleRows[sampleIdx] < r0 + n) sampleIdx++;
         const local = BigInt64Array.from(job.sampleRows.slice(first, sampleIdx), (t) => BigInt(t - r0));
-        const feeds: Record<string, OrtTensor> = { X: storedTensor(job.inDtype, raw, [n, cols]), R: int64Tensor(local, [local.length]) };
+        const feeds: Record<string, OrtTensor> = { X: storedTensor(job.inDtype, raw, [n, cols]), R: ortTensor('int64', local, [local.length]) };
         if (update !== null && sp !== null) {
           const q = update.q.data;
           const inF = update.q.shape[1];
           if (layout === 'linear') {
-            feeds.P = float32Tensor(sp.subarray(r0 * inner, (r0 + n) * inner), [n, inner]);
-            feeds.Q = float32Tensor(q, [inner, inF]);
+            feeds.P = ortTensor('float32', sp.subarray(r0 * inner, (r0 + n) * inner), [n, inner]);
+            feeds.Q = ortTensor('float32', q, [inner, inF]);
           } else {
-            feeds.P = float32Tensor(sp, [update.p.shape[0], inner]);
-            feeds.Q = float32Tensor(n === inF ? q : columnSlice(q, inner, inF, r0, r0 + n), [inner, n]);
+            feeds.P = ortTensor('float32', sp, [update.p.shape[0], inner]);
+            feeds.Q = ortTensor('float32', n === inF ? q : columnSlice(q, inner, inF, r0, r0 + n), [inner, n]);
           }
         }
         const out = await runSession(session, feeds);

@@ -4,7 +4,7 @@
 // Conv1D transpose cannot hide.
 import { createRng } from '../../../src/core/random.js';
 import type { ModelGraph, LoraSettings } from '../../../src/model/types.js';
-import { float32Tensor, float64Tensor, int64Tensor, type OrtTensor } from '../../../src/runtime/session.js';
+import { type OrtTensor, ortTensor } from '../../../src/runtime/session.js';
 
 export interface TinyConfig {
   readonly vocab: number;
@@ -263,15 +263,15 @@ export function feedsFor(model: ModelGraph, dtype: 'float32' | 'float64', weight
   seed?: bigint): Record<string, OrtTensor> {
   const feeds: Record<string, OrtTensor> = {};
   const { batch: B, seq: T } = input;
-  const float = (data: Float64Array, dims: readonly number[]): OrtTensor => (dtype === 'float64' ? float64Tensor(data, dims) : float32Tensor(Float32Array.from(data), dims));
+  const float = (data: Float64Array, dims: readonly number[]): OrtTensor => (dtype === 'float64' ? ortTensor('float64', data, dims) : ortTensor('float32', Float32Array.from(data), dims));
   const keyOf = new Map<string, string>(model.frozen.map((f) => [f.input, f.key]));
   for (const f of model.fullTrainable ?? []) if (f.key !== undefined) keyOf.set(f.input, f.key);
   for (const v of model.graph.inputs) {
     const dims = v.shape as number[];
-    if (v.name === 'input_ids') feeds[v.name] = int64Tensor(BigInt64Array.from(input.ids, BigInt), [B, T]);
-    else if (v.name === 'attention_mask') feeds[v.name] = int64Tensor(BigInt64Array.from(input.mask, BigInt), [B, T]);
-    else if (v.name === 'labels') feeds[v.name] = int64Tensor(BigInt64Array.from(labels, BigInt), labels.length === B ? [B] : [B, T]);
-    else if (v.name === 'dropout_seed') feeds[v.name] = int64Tensor(BigInt64Array.of(seed ?? 0n), []);
+    if (v.name === 'input_ids') feeds[v.name] = ortTensor('int64', BigInt64Array.from(input.ids, BigInt), [B, T]);
+    else if (v.name === 'attention_mask') feeds[v.name] = ortTensor('int64', BigInt64Array.from(input.mask, BigInt), [B, T]);
+    else if (v.name === 'labels') feeds[v.name] = ortTensor('int64', BigInt64Array.from(labels, BigInt), labels.length === B ? [B] : [B, T]);
+    else if (v.name === 'dropout_seed') feeds[v.name] = ortTensor('int64', BigInt64Array.of(seed ?? 0n), []);
     else if (extra.has(v.name)) feeds[v.name] = float(extra.get(v.name)!, dims);
     else if (keyOf.has(v.name)) feeds[v.name] = float(weights.get(keyOf.get(v.name)!)!, dims);
   }
