@@ -107,16 +107,18 @@ interface CoordinatorParts {
   readonly store: RunStore;
   readonly state: CoordinatorState;
   readonly token: string;
-  readonly backend: ProductBackend;
-  /** The coordinator made the backend, so it disposes of it. */
-  readonly ownsBackend: boolean;
-  readonly listen: ListenOptions;
   /** The round a resumed run continues after (null for a new run). */
   readonly resumedFrom: number | null;
-  readonly manualRounds: boolean;
   readonly modelOffer: ModelOffer | undefined;
   /** Enrolled keys, when clients are admitted by key. */
   readonly keys: ClientKeys | undefined;
+}
+
+/** How a coordinator runs, new or resumed: the options' backend (default: onnxruntime's, which it then disposes of), listener and rounds. */
+interface RunSettings {
+  readonly backend?: ProductBackend;
+  readonly listen?: ListenOptions;
+  readonly manualRounds?: boolean;
 }
 
 /** The coordinator; create with `Coordinator.create` (new run) or `Coordinator.resume` (after a crash). */
@@ -160,7 +162,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
   private readonly listen: ListenOptions;
   private readonly resumedFrom: number | null;
 
-  private constructor(o: CoordinatorParts) {
+  private constructor(o: CoordinatorParts, run: RunSettings) {
     super();
     const { plan, store, modelOffer } = o;
     this.plan = plan;
@@ -168,11 +170,11 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     this.state = o.state;
     this.token = o.token;
     this.keys = o.keys;
-    this.backend = o.backend;
-    this.ownsBackend = o.ownsBackend;
-    this.listen = o.listen;
+    this.backend = run.backend ?? createOrtProductBackend();
+    this.ownsBackend = run.backend === undefined;
+    this.listen = run.listen ?? {};
     this.resumedFrom = o.resumedFrom;
-    this.manualRounds = o.manualRounds;
+    this.manualRounds = run.manualRounds === true;
     if (modelOffer !== undefined) checkOffer(modelOffer, plan.baseModelHash);
     this.models = modelOffer === undefined ? undefined : new ModelServer(modelOffer, (e) => this.publish('model_transfer', e));
     this.log = new EventLog(store.eventsPath);
@@ -199,20 +201,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
     const keys = await openKeys(config.clients, store);
     await store.writeToken(token);
     if (keys !== undefined) await store.writeAuth(keys.path);
-    const backend = config.backend ?? createOrtProductBackend();
-    const c = new Coordinator({
-      plan,
-      store,
-      state,
-      token,
-      backend,
-      ownsBackend: config.backend === undefined,
-      listen: config.listen ?? {},
-      resumedFrom: null,
-      manualRounds: config.manualRounds === true,
-      modelOffer: config.modelOffer,
-      keys,
-    });
+    const c = new Coordinator({ plan, store, state, token, resumedFrom: null, modelOffer: config.modelOffer, keys }, config);
     await c.persist({ global: state.global, base: state.base });
     return c;
   }
@@ -242,20 +231,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       options.modelOffer;
     const keys = await openKeys(options.clients ?? await store.readAuth(), store);
     if (keys !== undefined) await store.writeAuth(keys.path);
-    const backend = options.backend ?? createOrtProductBackend();
-    return new Coordinator({
-      plan: saved.plan,
-      store,
-      state,
-      token,
-      backend,
-      ownsBackend: options.backend === undefined,
-      listen: options.listen ?? {},
-      resumedFrom: saved.round,
-      manualRounds: options.manualRounds === true,
-      modelOffer: offer,
-      keys,
-    });
+    return new Coordinator({ plan: saved.plan, store, state, token, resumedFrom: saved.round, modelOffer: offer, keys }, options);
   }
 
   get runDir(): string {

@@ -6,10 +6,9 @@
  * in: {@link summarizeRuns} derives every figure from `runs`, and a test recomputes it from
  * report.json.
  */
-import { arch, cpus, platform } from 'node:os';
 import { writeFileAtomic } from '../../formats/atomicFile.js';
 import type { MethodSummary, SimulationMethod } from '../events/events.js';
-import type { SimulationSettings } from './report.js';
+import { machineInfo, type MachineInfo, type SimulationSettings } from './report.js';
 
 /** The hyperparameters a sweep can vary (one axis per run of `fedex simulate`). */
 export const SWEEP_AXES = ['local-steps', 'clients'] as const;
@@ -91,7 +90,7 @@ export interface ComparisonReport {
   readonly createdAt: string;
   /** The flags, resolved: `seed` is the first seed, `clients`/`localSteps` the values a sweep overrides. */
   readonly settings: SimulationSettings & { readonly seeds: readonly number[]; readonly sweep: SweepSpec | null };
-  readonly machine: { readonly cpus: number; readonly platform: string; readonly arch: string; readonly node: string };
+  readonly machine: MachineInfo;
   readonly runs: readonly RunEntry[];
   /** Per sweep point, in the sweep's order: computed from `runs` by {@link summarizeRuns}. */
   readonly summary: readonly PointSummary[];
@@ -166,7 +165,7 @@ export function buildComparisonReport(settings: ComparisonReport['settings'], ru
     version: 1,
     createdAt: new Date().toISOString(),
     settings,
-    machine: { cpus: cpus().length, platform: platform(), arch: arch(), node: process.version },
+    machine: machineInfo(),
     runs,
     summary: summarizeRuns(runs, settings.methods, settings.sweep?.values ?? null),
     seconds,

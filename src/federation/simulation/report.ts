@@ -83,7 +83,7 @@ export interface SimulationReport {
   readonly version: 1;
   readonly createdAt: string;
   readonly settings: SimulationSettings;
-  readonly machine: { readonly cpus: number; readonly platform: string; readonly arch: string; readonly node: string };
+  readonly machine: MachineInfo;
   readonly methods: readonly MethodReport[];
   /** The final figures of every method, in run order. */
   readonly comparison: readonly MethodSummary[];
@@ -166,6 +166,19 @@ export function summarize(method: SimulationMethod, rounds: readonly RoundReport
   };
 }
 
+/** The machine a report was made on. */
+export interface MachineInfo {
+  readonly cpus: number;
+  readonly platform: string;
+  readonly arch: string;
+  readonly node: string;
+}
+
+/** This machine, for a report's `machine` field. */
+export function machineInfo(): MachineInfo {
+  return { cpus: cpus().length, platform: platform(), arch: arch(), node: process.version };
+}
+
 /** Assembles the report. */
 export function buildReport(settings: SimulationSettings, methods: readonly MethodReport[], seconds: number): SimulationReport {
   return {
@@ -173,7 +186,7 @@ export function buildReport(settings: SimulationSettings, methods: readonly Meth
     version: 1,
     createdAt: new Date().toISOString(),
     settings,
-    machine: { cpus: cpus().length, platform: platform(), arch: arch(), node: process.version },
+    machine: machineInfo(),
     methods,
     comparison: methods.map((m) => m.summary),
     seconds,
