@@ -1,48 +1,28 @@
 // `fedex aggregate` run in-process through runCli with captured stdout/stderr: help, usage errors
 // (exit 2, naming the flag), multi-value --adapters, a successful run (table or --json) and a
 // runtime error (exit 1).
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli } from '../../src/cli/main.js';
-import type { CliIO } from '../../src/cli/command.js';
 import { expandMultiValue } from '../../src/cli/commands/aggregate.js';
 import type { AggregateReport } from '../../src/federation/offline/aggregateFolders.js';
 import { GPT2_SPEC, makeFixture, SHARDS, shardCheckpoint } from '../helpers/offlineFixtures.js';
 import type { Fixture } from '../helpers/offlineFixtures.js';
-import { entries, makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { entries, suiteTempDir } from '../helpers/tempDir.js';
+import { cli as fedexCli } from '../helpers/cliRun.js';
 
-interface Captured {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** `fedex aggregate <argv>` in process, its output collected. */
+const cli = (...argv: string[]): ReturnType<typeof fedexCli> => fedexCli('aggregate', ...argv);
 
-async function cli(...argv: string[]): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = {
-    stdout: { write: (c: string) => ((stdout += c), true) },
-    stderr: { write: (c: string) => ((stderr += c), true) },
-  };
-  const code = await runCli(['aggregate', ...argv], io);
-  return { code, stdout, stderr };
-}
-
-let tmp: TempDir;
+const tmp = suiteTempDir('cli-aggregate');
 let fx: Fixture;
 let n = 0;
 /** A fresh output path under `<tmp>/<group>`. */
 const outPath = (group = 'outs'): string => join(tmp.path, group, `out-${n++}`);
 
 before(async () => {
-  tmp = await makeTempDir('cli-aggregate');
   fx = await makeFixture(join(tmp.path, 'fx'), GPT2_SPEC, ['c_attn', 'c_proj']);
-});
-after(async () => {
-  await tmp.remove();
 });
 
 describe('fedex aggregate --help', () => {

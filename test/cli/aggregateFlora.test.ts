@@ -4,32 +4,22 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { CliIO } from '../../src/cli/command.js';
-import { runCli } from '../../src/cli/main.js';
+import { before, describe, test } from 'node:test';
 import { readPeftAdapter } from '../../src/formats/peft.js';
 import type { AggregateReport } from '../../src/federation/offline/aggregateFolders.js';
 import { readBase } from '../federation/simulation/savedRounds.js';
 import { GPT2_SPEC, makeFixture, type Fixture } from '../helpers/offlineFixtures.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
+import { cli as fedexCli } from '../helpers/cliRun.js';
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = { stdout: { write: (c: string) => ((stdout += c), true) }, stderr: { write: (c: string) => ((stderr += c), true) } };
-  const code = await runCli(['aggregate', ...argv], io);
-  return { code, stdout, stderr };
-}
+/** `fedex aggregate <argv>` in process, its output collected. */
+const cli = (...argv: string[]): ReturnType<typeof fedexCli> => fedexCli('aggregate', ...argv);
 
 describe('fedex aggregate --method flora', () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('cli-aggregate-flora');
   let fx: Fixture;
   before(async () => {
-    tmp = await makeTempDir('cli-aggregate-flora');
     fx = await makeFixture(join(tmp.path, 'fx'), GPT2_SPEC, ['c_attn', 'c_proj']);
-  });
-  after(async () => {
-    await tmp.remove();
   });
 
   test('writes the mean of the client models (float64 reference from the files) and a B = 0 adapter', async () => {

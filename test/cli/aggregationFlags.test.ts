@@ -6,19 +6,15 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parseEventLine } from '../../src/federation/events/events.js';
 import type { SimulationReport } from '../../src/federation/simulation/report.js';
 import type { AggregateReport } from '../../src/federation/offline/aggregateFolders.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { cli } from '../helpers/cliRun.js';
 
 describe('--aggregation on the command line', { timeout: 120_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('cli-aggregation');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('cli-aggregation');
 
   test('fedex simulate --aggregation median: 3 rounds of fedex, fedit and ffa, the rule in the output, report and events; fedex aggregate reproduces round 1', async () => {
     const out = join(tmp.path, 'median');

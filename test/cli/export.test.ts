@@ -2,14 +2,14 @@
 // `fedex export` as real processes, then `fedex eval` on what was written. The exported adapter on
 // the ORIGINAL base and the merged model must give the federated model's eval loss; the global
 // adapter alone must not (that is the residual every round folded in).
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cli } from '../helpers/cliRun.js';
 import { spawnFedex } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { openRunUpdate } from '../../src/federation/export/runUpdate.js';
 import { readRunState } from '../../src/federation/coordinator/store.js';
 import { withSafetensors } from '../../src/formats/safetensors.js';
@@ -55,24 +55,20 @@ function peftPattern(patterns: Record<string, number>, fallback: number, moduleP
 }
 
 describe('fedex export: a FedEx federation as one exact PEFT adapter on the original base, and as a merged model', { timeout: 600_000 }, () => {
-  let dir: string;
+  const tmp = suiteTempDir('export');
   let sim: string;
   let federatedLoss: number;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fedex-export-'));
-    sim = join(dir, 'sim');
+    sim = join(tmp.path, 'sim');
     const r = await run(['simulate', '--seeds', '1', '--methods', 'fedex,fedit', '--rounds', '3', '--local-steps', '4', '--eval-examples', '24', '--out', sim, '--save-adapters']);
     assert.equal(r.code, 0, r.stderr);
     const last = join(sim, 'adapters', 'fedex', 'round-003');
     federatedLoss = await evalLoss('--model', join(last, 'base'), '--adapter', join(last, 'global'));
   });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
 
   test("adapter and merged model give the federated model's eval loss (float32 round-off); the global adapter alone does not", async () => {
-    const out = join(dir, 'both');
+    const out = join(tmp.path, 'both');
     const r = await run(['export', sim, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /exporting the fedex run of .* \(it also holds fedit; --method chooses\)/);
@@ -98,7 +94,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
   });
 
   test('--max-rank: the reported truncation error matches a float64 recomputation from the run directory', async () => {
-    const out = join(dir, 'rank12');
+    const out = join(tmp.path, 'rank12');
     const r = await run(['export', sim, '--out', out, '--as', 'adapter', '--max-rank', '12']);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(await readFile(join(out, 'export-report.json'), 'utf8')) as ExportReport;
@@ -131,7 +127,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
   });
 
   test("the adapter follows PEFT's conventions: per-module ranks and alphas by rank_pattern/alpha_pattern, key names, fan_in_fan_out for GPT-2", async () => {
-    const out = join(dir, 'budget');
+    const out = join(tmp.path, 'budget');
     const r = await cli('export', sim, '--out', out, '--as', 'adapter', '--max-error', '0.01', '--json');
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as ExportReport;
@@ -159,7 +155,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
   });
 
   test('a FedIT run exports its global adapter the same way (no base steps)', async () => {
-    const out = join(dir, 'fedit');
+    const out = join(tmp.path, 'fedit');
     const r = await cli('export', sim, '--method', 'fedit', '--out', out, '--as', 'adapter');
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(await readFile(join(out, 'export-report.json'), 'utf8')) as ExportReport;
@@ -171,7 +167,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
   });
 
   test('--residual-rank (the best inexact variant): the downlink is rank k, the share dropped is reported per round, and the export is the model as federated', async () => {
-    const rr = join(dir, 'rr');
+    const rr = join(tmp.path, 'rr');
     const r = await run(['simulate', '--seeds', '1', '--methods', 'fedex', '--rounds', '2', '--local-steps', '4', '--eval-examples', '24', '--out', rr, '--save-adapters', '--residual-rank', '4']);
     assert.equal(r.code, 0, r.stderr);
     const events = (await readFile(join(rr, 'runs', 'fedex', 'events.jsonl'), 'utf8')).trim().split('\n').map((l) =>
@@ -192,7 +188,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
     assert.equal(fedexRounds.length, 2);
     for (const x of fedexRounds) assert.ok(x.residualTruncation!.rank === 4 && x.residualTruncation!.maxRelativeError > 0);
     assert.match(await readFile(join(rr, 'report.html'), 'utf8'), /residual dropped \(rank\)[\s\S]*\(4\)/);
-    const out = join(dir, 'rrx');
+    const out = join(tmp.path, 'rrx');
     assert.equal((await run(['export', rr, '--out', out, '--as', 'adapter'])).code, 0);
     const report = JSON.parse(await readFile(join(out, 'export-report.json'), 'utf8')) as ExportReport;
     for (const m of report.modules) assert.equal(m.innerDim, 2 * 4 + 8);
@@ -202,14 +198,14 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
   });
 
   test('bad sources and options are refused naming what is wrong', async () => {
-    const notRun = await cli('export', join(dir), '--out', join(dir, 'x'));
+    const notRun = await cli('export', join(tmp.path), '--out', join(tmp.path, 'x'));
     assert.notEqual(notRun.code, 0);
     assert.match(notRun.stderr, /is not a federation run: it has no state\.json/);
-    const noMethod = await cli('export', sim, '--method', 'ffa', '--out', join(dir, 'y'));
+    const noMethod = await cli('export', sim, '--method', 'ffa', '--out', join(tmp.path, 'y'));
     assert.match(noMethod.stderr, /has no ffa run \(it has fedex, fedit\)/);
-    const wrongBase = await cli('export', sim, '--out', join(dir, 'z'), '--base', join(sim, 'adapters', 'fedex', 'round-003', 'base'));
+    const wrongBase = await cli('export', sim, '--out', join(tmp.path, 'z'), '--base', join(sim, 'adapters', 'fedex', 'round-003', 'base'));
     assert.match(wrongBase.stderr, /has content hash .* started from .*; give the original base with --base/);
-    const exists = await cli('export', sim, '--out', join(dir, 'both'), '--as', 'adapter');
+    const exists = await cli('export', sim, '--out', join(tmp.path, 'both'), '--as', 'adapter');
     assert.match(exists.stderr, /already exists; pass --force/);
   });
 
@@ -222,7 +218,7 @@ describe('fedex export: a FedEx federation as one exact PEFT adapter on the orig
         for (let i = 0; i < r.out.length; i++) r.out[i] *= 1 + 1e-3 * ((i % 3) - 1);
       },
     };
-    const out = join(dir, 'skewed');
+    const out = join(tmp.path, 'skewed');
 
     await assert.rejects(exportFederation({ source: join(sim, 'runs', 'fedex'), out, as: 'adapter', gemm: skewed }),
       (err: Error & { code?: string }) => err.code === 'EXPORT_CHECK' && /differs from the exact one by .* nothing was written/.test(err.message));

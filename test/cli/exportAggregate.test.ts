@@ -5,14 +5,13 @@
 // adapter); the global adapter alone on the original base must not (that is the residual folded in).
 // A FedIT output exports its global adapter; an output without residual.safetensors (an older fedex
 // aggregate) is refused; a bare .safetensors base records no folder, so a merged export needs --base.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cli } from '../helpers/cliRun.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import type { ExportReport } from '../../src/federation/export/exportFederation.js';
 import type { AggregateReport } from '../../src/federation/offline/aggregateFolders.js';
 
@@ -31,13 +30,12 @@ async function aggregate(method: string, base: string, adapters: readonly string
 }
 
 describe('fedex export of a fedex aggregate output', { timeout: 300_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('cli-export-aggregate');
   let clients: string[];
   let agg: string;
   let aggregated: number;
 
   before(async () => {
-    tmp = await makeTempDir('cli-export-aggregate');
     clients = [];
     for (const seed of [1, 2, 3]) {
       const out = join(tmp.path, 'clients', `client-${seed}`);
@@ -51,9 +49,6 @@ describe('fedex export of a fedex aggregate output', { timeout: 300_000 }, () =>
     assert.ok(report.summary.allWithinTolerance);
     assert.equal(report.residualFile, 'residual.safetensors');
     aggregated = await evalLoss('--model', agg, '--adapter', join(agg, 'adapter'));
-  });
-  after(async () => {
-    await tmp.remove();
   });
 
   test("adapter on the original base and merged model give the aggregate's own loss (1e-5); the export is exact; the global adapter alone is not the result", async () => {

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { withSafetensors } from '../../src/formats/safetensors.js';
 import { spawnFedex } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { writeTinyLlamaFolder } from '../trainer/peftPatterns.js';
 
 const DATA = 'task:arith?count=48';
@@ -26,12 +26,11 @@ async function evalLoss(...args: string[]): Promise<number> {
 }
 
 describe('fedex export --as adapter with per-module ranks → fedex eval / train --adapter', { timeout: 300_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('export-patterns');
   let model: string;
   let exported: string;
   let federatedLoss: number;
   before(async () => {
-    tmp = await makeTempDir('export-patterns');
     model = join(tmp.path, 'llama');
     await writeTinyLlamaFolder(model);
     const sim = join(tmp.path, 'sim');
@@ -44,7 +43,6 @@ describe('fedex export --as adapter with per-module ranks → fedex eval / train
     const r = await fedex('export', sim, '--out', exported, '--as', 'adapter');
     assert.equal(r.code, 0, r.stderr);
   });
-  after(() => tmp?.remove());
 
   test("the exported adapter has per-module ranks (rank_pattern, alpha_pattern) and on the original base gives the federated model's eval loss", async () => {
     const adapter = join(exported, 'adapter');

@@ -9,35 +9,23 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { readPeftAdapter } from '../../src/formats/peft.js';
 import { withSafetensors } from '../../src/formats/safetensors.js';
 import type { AdapterLayout } from '../../src/federation/protocol/adapterTensors.js';
 import { roundDir } from '../../src/federation/shared/adapterFolders.js';
-import { spawnFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { checkSavedRound } from '../federation/simulation/savedRounds.js';
 
 const SHIPPED = 'models/tiny-gpt2';
 /** Float32 round-off relative to the size of the update (docs: exactness to float32 round-off). */
 const EXACT = 1e-5;
 
-let tmp: TempDir;
-const running: FedexRun[] = [];
+const start = suiteFedex();
+const tmp = suiteTempDir('federation-processes');
 const fedex = (...args: string[]): FedexRun => fedexWith({}, ...args);
-const fedexWith = (env: Record<string, string>, ...args: string[]): FedexRun => {
-  const run = spawnFedex(args, { env });
-  running.push(run);
-  return run;
-};
-
-before(async () => {
-  tmp = await makeTempDir('federation-processes');
-});
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await tmp.remove();
-});
+const fedexWith = (env: Record<string, string>, ...args: string[]): FedexRun => start(args, { env });
 
 /** Waits for every run to exit; after `ms`, fails with what each printed (a hang is diagnosed, not just cancelled). */
 async function settle(runs: readonly FedexRun[], ms = 150_000): Promise<{ code: number | null; stdout: string; stderr: string }[]> {

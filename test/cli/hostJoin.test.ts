@@ -5,41 +5,29 @@
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parseEventLine, type CliEventOf } from '../../src/federation/events/events.js';
-import { spawnFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
-import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
-
-const fedex = (...args: string[]): FedexRun => spawnFedex(args);
+import { suiteFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
+import { suiteTinyGpt2 } from '../helpers/cliTinyGpt2.js';
 
 describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, () => {
-  let tmp: TempDir;
-  let model: string;
-  const running: FedexRun[] = [];
-  before(async () => {
-    tmp = await makeTempDir('cli-host');
-    model = join(tmp.path, 'model');
-    await writeTinyGpt2(model);
-  });
-  after(async () => {
-    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-    await tmp.remove();
-  });
+  const start = suiteFedex();
+  const fedex = (...args: string[]): FedexRun => start(args);
+  const tmp = suiteTempDir('cli-host');
+  const model = suiteTinyGpt2(tmp);
 
   test('a coordinator and two clients complete a FedEx round; the host writes events, the final adapter and base', async () => {
     const runDir = join(tmp.path, 'run');
     const eventsFile = join(tmp.path, 'host-events.jsonl');
-    const host = fedex('host', '--model', model, '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8', '--min-clients', '2', '--quorum', '2', '--token', 'secret-token', '--out', runDir,
-      '--events', eventsFile);
-    running.push(host);
+    const host = fedex('host', '--model', model.path, '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8', '--min-clients', '2', '--quorum', '2', '--token', 'secret-token', '--out',
+      runDir, '--events', eventsFile);
     const url = await waitForHostUrl(host);
     await waitForOutput(host, /join token: secret-token/);
     const joins = [1, 2].map((i) =>
-      fedex('join', url, '--token', 'secret-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`, '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`, '--events',
+      fedex('join', url, '--token', 'secret-token', '--model', model.path, '--data', 'task:arith?count=120', '--shard', `${i}/2`, '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`, '--events',
         join(tmp.path, `join-${i}.jsonl`), ...(i === 1 ? ['--out', join(tmp.path, 'final-1')] : []))
     );
-    running.push(...joins);
     const [h, j1, j2] = await Promise.all([host.done, ...joins.map((j) => j.done)]);
     assert.equal(j1.code, 0, j1.stderr);
     assert.equal(j2.code, 0, j2.stderr);
@@ -65,7 +53,6 @@ describe('fedex host + fedex join as separate processes', { timeout: 120_000 }, 
 
   test('clear failures: wrong token, different base model, unreachable host', async () => {
     const host = fedex('host', '--model', 'synthetic', '--port', '0', '--rounds', '1', '--min-clients', '1', '--token', 'right', '--out', join(tmp.path, 'run2'));
-    running.push(host);
     const url = await waitForHostUrl(host);
     const [wrongToken, wrongBase, unreachable] = await Promise.all([
       fedex('join', url, '--token', 'wrong', '--model', 'synthetic').done,

@@ -6,14 +6,12 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { cli } from '../helpers/cliRun.js';
-import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
-import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
+import { suiteFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
+import { suiteTinyGpt2 } from '../helpers/cliTinyGpt2.js';
 import { checkSavedRoundWithRanks } from '../federation/simulation/savedRanks.js';
-
-const fedex = (...args: string[]): FedexRun => spawnFedex(args);
 
 async function evalLoss(model: string, adapter?: string): Promise<number> {
   const r = await cli('eval', '--model', model, ...(adapter !== undefined ? ['--adapter', adapter] : []), '--data', 'task:arith?count=60', '--max-examples', '24', '--seq-len', '48', '--no-exact-match', '--json');
@@ -22,21 +20,13 @@ async function evalLoss(model: string, adapter?: string): Promise<number> {
 }
 
 describe('fedex host --method fedsb + fedex join as separate processes', { timeout: 300_000 }, () => {
-  let tmp: TempDir;
-  let model: string;
-  const running: FedexRun[] = [];
-  before(async () => {
-    tmp = await makeTempDir('cli-fedsb');
-    model = join(tmp.path, 'model');
-    await writeTinyGpt2(model);
-  });
-  after(async () => {
-    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-    await tmp.remove();
-  });
+  const start = suiteFedex();
+  const fedex = (...args: string[]): FedexRun => start(args);
+  const tmp = suiteTempDir('cli-fedsb');
+  const model = suiteTinyGpt2(tmp);
 
   test('fedex aggregate --method fedsb is refused, pointing at ffa (PEFT folders hold (A, B·R_i))', async () => {
-    const r = await cli('aggregate', '--method', 'fedsb', '--base', model, '--adapters', join(tmp.path, 'a1'), '--out', join(tmp.path, 'agg'));
+    const r = await cli('aggregate', '--method', 'fedsb', '--base', model.path, '--adapters', join(tmp.path, 'a1'), '--out', join(tmp.path, 'agg'));
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /--method fedsb is not offered offline: .*--method ffa averages B·R_i into B·R̄ and is exact for them/);
   });
@@ -44,12 +34,12 @@ describe('fedex host --method fedsb + fedex join as separate processes', { timeo
   test("2 clients, 2 exact rounds, R-only uploads; the exported adapter evaluates to the federation's final model", async () => {
     const runDir = join(tmp.path, 'run');
     const events = join(tmp.path, 'host.jsonl');
-    const host = fedex('host', '--model', model, '--port', '0', '--method', 'fedsb', '--rounds', '2', '--local-steps', '3', '--batch-size', '4', '--rank', '6', '--alpha', '12', '--lr', '0.05', '--min-clients', '2', '--quorum', '2',
+    const host = fedex('host', '--model', model.path, '--port', '0', '--method', 'fedsb', '--rounds', '2', '--local-steps', '3', '--batch-size', '4', '--rank', '6', '--alpha', '12', '--lr', '0.05', '--min-clients', '2', '--quorum', '2',
       '--token', 'sb-token', '--out', runDir, '--save-adapters', '--events', events);
-    running.push(host);
     const url = await waitForHostUrl(host);
-    const joins = [1, 2].map((i) => fedex('join', url, '--token', 'sb-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`, '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`));
-    running.push(...joins);
+    const joins = [1, 2].map((i) =>
+      fedex('join', url, '--token', 'sb-token', '--model', model.path, '--data', 'task:arith?count=120', '--shard', `${i}/2`, '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`)
+    );
     const [h, j1, j2] = await Promise.all([host.done, ...joins.map((j) => j.done)]);
     assert.equal(j1.code, 0, j1.stderr);
     assert.equal(j2.code, 0, j2.stderr);
@@ -78,10 +68,10 @@ describe('fedex host --method fedsb + fedex join as separate processes', { timeo
     assert.equal(x.code, 0, x.stderr);
     const last = join(adapters, 'round-002');
     const federated = await evalLoss(join(last, 'base'), join(last, 'global'));
-    const viaExport = await evalLoss(model, join(exported, 'adapter'));
+    const viaExport = await evalLoss(model.path, join(exported, 'adapter'));
     assert.ok(Math.abs(viaExport - federated) <= 1e-4 * Math.abs(federated), `exported ${viaExport} vs federated ${federated}`);
     // The check has teeth: the federation moved the loss well beyond that tolerance.
-    const untrained = await evalLoss(model);
+    const untrained = await evalLoss(model.path);
     assert.ok(Math.abs(untrained - federated) > 1e-2 * Math.abs(federated), `base ${untrained} vs federated ${federated}`);
   });
 });

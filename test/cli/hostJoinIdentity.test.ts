@@ -5,25 +5,13 @@
 import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { spawnFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { describe, test } from 'node:test';
+import { suiteFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
-let tmp: TempDir;
-const running: FedexRun[] = [];
-const fedex = (...args: string[]): FedexRun => {
-  const run = spawnFedex(args);
-  running.push(run);
-  return run;
-};
-
-before(async () => {
-  tmp = await makeTempDir('cli-identity');
-});
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await tmp.remove();
-});
+const start = suiteFedex();
+const fedex = (...args: string[]): FedexRun => start(args);
+const tmp = suiteTempDir('cli-identity');
 
 /** `fedex keygen` for `id` in the test folder; its key and .pub paths. */
 async function keygen(id: string): Promise<{ key: string; pub: string }> {

@@ -7,45 +7,34 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { modelManifest, type ModelManifest } from '../../src/federation/shared/modelBase.js';
 import { parseEventLine, type CliEvent, type CliEventOf } from '../../src/federation/events/events.js';
-import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const fedex = (...args: string[]): FedexRun => spawnFedex(args);
 
 async function events(file: string): Promise<CliEvent[]> {
   return (await readFile(file, 'utf8')).trim().split('\n').map((l) => parseEventLine(l) as CliEvent);
 }
 
 describe('fedex join without --model fetches the base model from fedex host', { timeout: 120_000 }, () => {
-  let tmp: TempDir;
+  const start = suiteFedex();
+  const fedex = (...args: string[]): FedexRun => start(args);
+  const tmp = suiteTempDir('cli-model-transfer');
   let shipped: ModelManifest;
   let cache: string;
-  const running: FedexRun[] = [];
   before(async () => {
-    tmp = await makeTempDir('cli-model-transfer');
     shipped = await modelManifest(join(ROOT, 'models', 'tiny-gpt2'));
     cache = join(tmp.path, 'cache');
   });
-  after(async () => {
-    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-    await tmp.remove();
-  });
 
-  const host = (name: string, ...extra: string[]): FedexRun => {
-    const run = fedex('host', '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8', '--token', 'tok', '--out', join(tmp.path, name), '--events', join(tmp.path, `${name}.jsonl`), ...extra);
-    running.push(run);
-    return run;
-  };
-  const client = (url: string, id: string, ...extra: string[]): FedexRun => {
-    const run = fedex('join', url, '--token', 'tok', '--data', 'task:arith?count=80', '--seq-len', '32', '--threads', '1', '--client-id', id, '--name', id, '--events', join(tmp.path, `${id}.jsonl`), ...extra);
-    running.push(run);
-    return run;
-  };
+  const host = (name: string, ...extra: string[]): FedexRun =>
+    fedex('host', '--port', '0', '--rounds', '1', '--local-steps', '2', '--batch-size', '4', '--rank', '4', '--alpha', '8', '--token', 'tok', '--out', join(tmp.path, name), '--events', join(tmp.path, `${name}.jsonl`), ...extra);
+  const client = (url: string, id: string, ...extra: string[]): FedexRun =>
+    fedex('join', url, '--token', 'tok', '--data', 'task:arith?count=80', '--seq-len', '32', '--threads', '1', '--client-id', id, '--name', id, '--events', join(tmp.path, `${id}.jsonl`), ...extra);
 
   test('a client without the model fetches it, verifies it and completes a FedEx round beside a client with its own copy', async () => {
     const h = host('run1', '--min-clients', '2', '--quorum', '2');

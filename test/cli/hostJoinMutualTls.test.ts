@@ -8,21 +8,14 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { spawnFedex, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { describe, test } from 'node:test';
+import { suiteFedex, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { makeTestCertificate, makeTestCertificateAuthority } from '../helpers/testCertificate.js';
 
 describe('fedex host --client-ca + fedex join --client-cert/--client-key', { timeout: 240_000 }, () => {
-  let tmp: TempDir;
-  const running: FedexRun[] = [];
-  before(async () => {
-    tmp = await makeTempDir('cli-mtls');
-  });
-  after(async () => {
-    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-    await tmp.remove();
-  });
+  const start = suiteFedex();
+  const tmp = suiteTempDir('cli-mtls');
 
   test("clients with certificates the CA signed complete 3 rounds; no certificate, another CA's, or a wrong key are refused with clear messages", async (t) => {
     const server = await makeTestCertificate(t, 'DNS:localhost');
@@ -40,18 +33,13 @@ describe('fedex host --client-ca + fedex join --client-cert/--client-key', { tim
     await writeFile(tokenFile, 'mtls-token\n');
 
     // Prepare: a coordinator requiring client certificates (the shipped model, offered to clients; the default 2 clients per round).
-    const host = spawnFedex(['host', '--port', '0', '--rounds', '3', '--token-file', tokenFile, '--cert', server.certPath, '--key', server.keyPath, '--client-ca', ca.certPath, '--out', join(tmp.path, 'run')]);
-    running.push(host);
+    const host = start(['host', '--port', '0', '--rounds', '3', '--token-file', tokenFile, '--cert', server.certPath, '--key', server.keyPath, '--client-ca', ca.certPath, '--out', join(tmp.path, 'run')]);
     const [, url] = await waitForOutput(host, /clients use (wss:\/\/localhost:\d+\/)\)/);
     await waitForOutput(host, /waiting for 2 clients/);
     await waitForOutput(host, /mutual TLS: only clients presenting a certificate signed by --client-ca \S*ca\.pem/);
     await waitForOutput(host, /fedex join wss:\/\/localhost:\d+\/ .*--client-cert <their certificate> --client-key <its key>/);
     const env = { FEDEX_TOKEN: 'mtls-token' };
-    const client = (name: string, ...extra: string[]): FedexRun => {
-      const run = spawnFedex(['join', url, '--data', 'task:arith', '--name', name, '--model-cache', join(tmp.path, `cache-${name}`), '--ca', server.certPath, ...extra], { env });
-      running.push(run);
-      return run;
-    };
+    const client = (name: string, ...extra: string[]): FedexRun => start(['join', url, '--data', 'task:arith', '--name', name, '--model-cache', join(tmp.path, `cache-${name}`), '--ca', server.certPath, ...extra], { env });
 
     // Act and assert: refusals first (the host still waits for its two clients).
     const started = Date.now();

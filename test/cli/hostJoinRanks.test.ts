@@ -6,43 +6,31 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { spawnFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
-import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
+import { describe, test } from 'node:test';
+import { suiteFedex, waitForHostUrl, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
+import { suiteTinyGpt2 } from '../helpers/cliTinyGpt2.js';
 import { checkSavedRoundWithRanks } from '../federation/simulation/savedRanks.js';
 
-const fedex = (...args: string[]): FedexRun => spawnFedex(args);
-
 describe('fedex host --ranks + fedex join --rank as separate processes', { timeout: 180_000 }, () => {
-  let tmp: TempDir;
-  let model: string;
-  const running: FedexRun[] = [];
-  before(async () => {
-    tmp = await makeTempDir('cli-ranks');
-    model = join(tmp.path, 'model');
-    await writeTinyGpt2(model);
-  });
-  after(async () => {
-    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-    await tmp.remove();
-  });
+  const start = suiteFedex();
+  const fedex = (...args: string[]): FedexRun => start(args);
+  const tmp = suiteTempDir('cli-ranks');
+  const model = suiteTinyGpt2(tmp);
 
   test('clients at ranks 2 and 4 complete 2 exact FedEx rounds; rank 3 is refused (E_RANK)', async () => {
     const runDir = join(tmp.path, 'run');
-    const host = fedex('host', '--model', model, '--port', '0', '--rounds', '2', '--local-steps', '3', '--batch-size', '4', '--rank', '4', '--ranks', '2', '--alpha', '8', '--lr', '0.02', '--min-clients', '2', '--quorum', '2', '--token',
-      'rank-token', '--out', runDir, '--save-adapters');
-    running.push(host);
+    const host = fedex('host', '--model', model.path, '--port', '0', '--rounds', '2', '--local-steps', '3', '--batch-size', '4', '--rank', '4', '--ranks', '2', '--alpha', '8', '--lr', '0.02', '--min-clients', '2', '--quorum', '2',
+      '--token', 'rank-token', '--out', runDir, '--save-adapters');
     const url = await waitForHostUrl(host);
     await waitForOutput(host, /clients may also train at rank 2/);
-    const refused = await fedex('join', url, '--token', 'rank-token', '--model', model, '--data', 'task:arith?count=60', '--rank', '3', '--client-id', 'c3').done;
+    const refused = await fedex('join', url, '--token', 'rank-token', '--model', model.path, '--data', 'task:arith?count=60', '--rank', '3', '--client-id', 'c3').done;
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /does not let this client train at that rank \(E_RANK\): .*trains at rank 4 and lets clients train at 2; the client asked for rank 3/);
     const joins = [1, 2].map((i) =>
-      fedex('join', url, '--token', 'rank-token', '--model', model, '--data', 'task:arith?count=120', '--shard', `${i}/2`, '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`,
+      fedex('join', url, '--token', 'rank-token', '--model', model.path, '--data', 'task:arith?count=120', '--shard', `${i}/2`, '--seq-len', '48', '--threads', '1', '--name', `client ${i}`, '--client-id', `c${i}`,
         ...(i === 1 ? ['--rank', '2'] : []))
     );
-    running.push(...joins);
     const [h, j1, j2] = await Promise.all([host.done, ...joins.map((j) => j.done)]);
     assert.equal(j1.code, 0, j1.stderr);
     assert.equal(j2.code, 0, j2.stderr);

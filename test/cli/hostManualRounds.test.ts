@@ -6,38 +6,23 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parseEventLine } from '../../src/federation/events/events.js';
-import { spawnFedex, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
-
-const fedex = (...args: string[]): FedexRun => spawnFedex(args, { stdin: 'pipe' });
+import { suiteFedex, waitForOutput, type FedexRun } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
 async function eventTypes(file: string): Promise<{ type: string; round?: number }[]> {
   return (await readFile(file, 'utf8')).trim().split('\n').map((l) => parseEventLine(l) as { type: string; round?: number });
 }
 
 describe('fedex host --manual-rounds', { timeout: 90_000 }, () => {
-  let tmp: TempDir;
-  const running: FedexRun[] = [];
-  before(async () => {
-    tmp = await makeTempDir('cli-manual');
-  });
-  after(async () => {
-    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-    await tmp.remove();
-  });
+  const start = suiteFedex();
+  const fedex = (...args: string[]): FedexRun => start(args, { stdin: 'pipe' });
+  const tmp = suiteTempDir('cli-manual');
 
-  const host = (out: string, rounds: number, minClients: number, events: string): FedexRun => {
-    const run = fedex('host', '--model', 'synthetic', '--port', '0', '--rounds', String(rounds), '--min-clients', String(minClients), '--local-steps', '2', '--token', 'manual-token', '--out', out, '--events', events, '--manual-rounds');
-    running.push(run);
-    return run;
-  };
-  const client = (url: string, i: number): FedexRun => {
-    const run = fedex('join', url, '--token', 'manual-token', '--model', 'synthetic', '--name', `client ${i}`, '--client-id', `c${i}`);
-    running.push(run);
-    return run;
-  };
+  const host = (out: string, rounds: number, minClients: number, events: string): FedexRun =>
+    fedex('host', '--model', 'synthetic', '--port', '0', '--rounds', String(rounds), '--min-clients', String(minClients), '--local-steps', '2', '--token', 'manual-token', '--out', out, '--events', events, '--manual-rounds');
+  const client = (url: string, i: number): FedexRun => fedex('join', url, '--token', 'manual-token', '--model', 'synthetic', '--name', `client ${i}`, '--client-id', `c${i}`);
 
   test('start before the clients runs round 1 once they joined; round 2 waits for Enter; the host exits with stdin open', async () => {
     // prepare

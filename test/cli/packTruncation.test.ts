@@ -4,29 +4,23 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { cli } from '../helpers/cliRun.js';
-import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
-
-let tmp: TempDir;
-let data: string;
-const running: FedexRun[] = [];
-
-before(async () => {
-  tmp = await makeTempDir('cli-pack');
-  data = join(tmp.path, 'long.jsonl');
-  // 24 records of ~60–110 words: far over a 16-token window.
-  const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
-  const lines = Array.from({ length: 24 }, (_, i) => JSON.stringify({ text: Array.from({ length: 60 + 2 * i }, (_, j) => words[(i + j) % words.length]).join(' ') }));
-  await writeFile(data, `${lines.join('\n')}\n`);
-});
-after(async () => {
-  for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-  await tmp.remove();
-});
+import { suiteFedex, waitForHostUrl } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
 describe('--seq-len truncation in federations: reported, or --pack', { timeout: 180_000 }, () => {
+  const start = suiteFedex();
+  const tmp = suiteTempDir('cli-pack');
+  let data: string;
+  before(async () => {
+    data = join(tmp.path, 'long.jsonl');
+    // 24 records of ~60–110 words: far over a 16-token window.
+    const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
+    const lines = Array.from({ length: 24 }, (_, i) => JSON.stringify({ text: Array.from({ length: 60 + 2 * i }, (_, j) => words[(i + j) % words.length]).join(' ') }));
+    await writeFile(data, `${lines.join('\n')}\n`);
+  });
+
   test('fedex simulate names what --seq-len cut for each client; with --pack no training record is cut; text without groups is split IID with a note', async () => {
     const base = ['simulate', '--seeds', '1', '--data', data, '--clients', '2', '--rounds', '1', '--local-steps', '1', '--methods', 'fedex', '--seq-len', '16', '--eval-examples', '4'];
     const cut = await cli(...base, '--out', join(tmp.path, 'sim-cut'));
@@ -43,12 +37,10 @@ describe('--seq-len truncation in federations: reported, or --pack', { timeout: 
   });
 
   test('fedex join warns what --seq-len cut and emits join_data; the host federation completes', async () => {
-    const host = spawnFedex(['host', '--port', '0', '--rounds', '1', '--min-clients', '1', '--local-steps', '1', '--token', 'pack-token', '--out', join(tmp.path, 'run')]);
-    running.push(host);
+    const host = start(['host', '--port', '0', '--rounds', '1', '--min-clients', '1', '--local-steps', '1', '--token', 'pack-token', '--out', join(tmp.path, 'run')]);
     const url = await waitForHostUrl(host, 60_000);
     const events = join(tmp.path, 'join.jsonl');
-    const joined = spawnFedex(['join', url, '--data', data, '--seq-len', '16', '--model-cache', join(tmp.path, 'cache'), '--events', events], { env: { FEDEX_TOKEN: 'pack-token' } });
-    running.push(joined);
+    const joined = start(['join', url, '--data', data, '--seq-len', '16', '--model-cache', join(tmp.path, 'cache'), '--events', events], { env: { FEDEX_TOKEN: 'pack-token' } });
     const [h, j] = await Promise.all([host.done, joined.done]);
     assert.equal(h.code, 0, h.stderr);
     assert.equal(j.code, 0, j.stderr);

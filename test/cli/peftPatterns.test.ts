@@ -9,11 +9,11 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { withSafetensors } from '../../src/formats/safetensors.js';
 import { spawnFedex } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import type { TinyConfig } from '../model/gpt2/fixture.js';
 import {
   encodedExamples,
@@ -85,18 +85,16 @@ function assertLoss(got: number, want: number, what: string): void {
 }
 
 describe('fedex eval / train --adapter with rank_pattern, alpha_pattern, use_rslora and layers_to_transform', { timeout: 300_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('peft-patterns');
   let data: string;
   let llama: string;
   let llamaRef: Awaited<ReturnType<typeof writeTinyLlamaFolder>>;
   before(async () => {
-    tmp = await makeTempDir('peft-patterns');
     data = join(tmp.path, 'arith.jsonl');
     await writeArithJsonl(data, 6, 3);
     llama = join(tmp.path, 'llama');
     llamaRef = await writeTinyLlamaFolder(llama);
   });
-  after(() => tmp?.remove());
 
   test("GPT-2 (Conv1D, fan_in_fan_out): the eval loss equals the float64 reference with each module's rank and scaling", async () => {
     const adapter = join(tmp.path, 'gpt2-adapter');

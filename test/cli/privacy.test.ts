@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { gaussianPrivacySpent } from '../../src/core/privacy/accountant.js';
 import { epsilonText } from '../../src/cli/privacyFlags.js';
 import { parseEventLine, type CliEventOf } from '../../src/federation/events/events.js';
@@ -14,8 +14,8 @@ import type { SimulationReport } from '../../src/federation/simulation/report.js
 import { initialFederation, reduceFederation } from '../../src/extension/state/federationState.js';
 import { privacySummary, roundRows } from '../../webview/series.js';
 import { cli } from '../helpers/cliRun.js';
-import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteFedex, waitForHostUrl } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
 const spent = (noiseMultiplier: number, rounds: number, delta = 1e-5): number => gaussianPrivacySpent({ samplingRate: 1, noiseMultiplier, rounds, delta }).epsilon;
 
@@ -24,15 +24,8 @@ async function events(path: string): Promise<CliEventOf<'round_closed'>[]> {
 }
 
 describe('client-level DP from the command line', { timeout: 120_000 }, () => {
-  let tmp: TempDir;
-  const running: FedexRun[] = [];
-  before(async () => {
-    tmp = await makeTempDir('cli-dp');
-  });
-  after(async () => {
-    for (const r of running) if (r.child.exitCode === null) r.child.kill('SIGKILL');
-    await tmp.remove();
-  });
+  const start = suiteFedex();
+  const tmp = suiteTempDir('cli-dp');
 
   test('fedex simulate --dp-clip --dp-noise: ε per round in the events, the terminal, report.json, report.html and the dashboard', async () => {
     const out = join(tmp.path, 'sim');
@@ -78,12 +71,10 @@ describe('client-level DP from the command line', { timeout: 120_000 }, () => {
     const eventsFile = join(tmp.path, 'host.jsonl');
     const env = { FEDEX_TOKEN: 'dp-token-0123456789abcdef' };
     const sigma = 2;
-    const host = spawnFedex(['host', '--model', 'synthetic', '--port', '0', '--rounds', '3', '--local-steps', '2', '--min-clients', '2', '--quorum', '2', '--dp-clip', '0.05', '--dp-noise', String(sigma), '--dp-delta', '1e-6', '--out',
-      runDir, '--events', eventsFile], { env });
-    running.push(host);
+    const host = start(['host', '--model', 'synthetic', '--port', '0', '--rounds', '3', '--local-steps', '2', '--min-clients', '2', '--quorum', '2', '--dp-clip', '0.05', '--dp-noise', String(sigma), '--dp-delta', '1e-6', '--out', runDir,
+      '--events', eventsFile], { env });
     const url = await waitForHostUrl(host);
-    const joins = [1, 2].map((i) => spawnFedex(['join', url, '--model', 'synthetic', '--client-id', `c${i}`, '--events', join(tmp.path, `join-${i}.jsonl`)], { env }));
-    running.push(...joins);
+    const joins = [1, 2].map((i) => start(['join', url, '--model', 'synthetic', '--client-id', `c${i}`, '--events', join(tmp.path, `join-${i}.jsonl`)], { env }));
     const [h, ...js] = await Promise.all([host.done, ...joins.map((j) => j.done)]);
     for (const j of js) assert.equal(j.code, 0, j.stderr);
     assert.equal(h.code, 0, h.stderr);

@@ -4,20 +4,16 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { CLI_EVENT_TYPES, parseEventLine } from '../../src/federation/events/events.js';
 import type { SimulationReport } from '../../src/federation/simulation/report.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
-import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
+import { suiteTinyGpt2 } from '../helpers/cliTinyGpt2.js';
 import { cli } from '../helpers/cliRun.js';
 
 describe('fedex simulate', { timeout: 90_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('cli-simulate');
-    await writeTinyGpt2(join(tmp.path, 'model'));
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('cli-simulate');
+  const model = suiteTinyGpt2(tmp);
 
   test('is the first command of fedex --help', async () => {
     const { code, stdout } = await cli('--help');
@@ -28,8 +24,8 @@ describe('fedex simulate', { timeout: 90_000 }, () => {
   test('the main job on a tiny model with the real trainer: JSONL events on stdout, tables on stderr, report.json', async () => {
     const out = join(tmp.path, 'real');
     const started = performance.now();
-    const { code, stdout, stderr } = await cli('simulate', '--seeds', '1', '--model', join(tmp.path, 'model'), '--data', 'task:arith?count=160', '--clients', '2', '--rounds', '2', '--local-steps', '2', '--batch-size', '4', '--seq-len',
-      '48', '--eval-examples', '8', '--rank', '4', '--out', out, '--events', '-');
+    const { code, stdout, stderr } = await cli('simulate', '--seeds', '1', '--model', model.path, '--data', 'task:arith?count=160', '--clients', '2', '--rounds', '2', '--local-steps', '2', '--batch-size', '4', '--seq-len', '48',
+      '--eval-examples', '8', '--rank', '4', '--out', out, '--events', '-');
     const seconds = (performance.now() - started) / 1000;
     assert.equal(code, 0, stderr);
     assert.ok(seconds < 60, `took ${seconds.toFixed(1)} s`);

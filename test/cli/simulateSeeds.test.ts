@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ComparisonReport, RunEntry } from '../../src/federation/simulation/comparisonReport.js';
 import type { SimulationReport } from '../../src/federation/simulation/report.js';
 import { cli } from '../helpers/cliRun.js';
 import { spawnFedex } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
-import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
+import { suiteTinyGpt2 } from '../helpers/cliTinyGpt2.js';
 
 /** Mean and sample sd recomputed independently (two-pass, float64), nulls left out. */
 function reference(values: readonly (number | null)[]): { n: number; mean: number | null; sd: number | null } {
@@ -63,17 +63,13 @@ async function checkSummary(out: string, report: ComparisonReport): Promise<void
 const SMALL = ['--data', 'task:arith?count=160', '--clients', '2', '--rounds', '1', '--batch-size', '4', '--seq-len', '48', '--eval-examples', '8', '--rank', '4', '--methods', 'fedex,fedit'];
 
 describe('fedex simulate --seeds / --sweep', { timeout: 240_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('cli-simulate-seeds');
-    await writeTinyGpt2(join(tmp.path, 'model'));
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('cli-simulate-seeds');
+  const model = suiteTinyGpt2(tmp);
 
   test('--seeds 2 with --split dirichlet: one run per seed, mean ± sd table and gap, recomputed from report.json', async () => {
     const out = join(tmp.path, 'seeds');
 
-    const { code, stdout, stderr } = await spawnFedex(['simulate', '--model', join(tmp.path, 'model'), ...SMALL, '--local-steps', '2', '--seeds', '2', '--seed', '7', '--split', 'dirichlet', '--dirichlet-alpha', '0.5', '--out', out]).done;
+    const { code, stdout, stderr } = await spawnFedex(['simulate', '--model', model.path, ...SMALL, '--local-steps', '2', '--seeds', '2', '--seed', '7', '--split', 'dirichlet', '--dirichlet-alpha', '0.5', '--out', out]).done;
 
     assert.equal(code, 0, stderr);
     assert.match(stdout, /── run 1 of 2: seed 7 → .*seed-7\n/);
@@ -104,7 +100,7 @@ describe('fedex simulate --seeds / --sweep', { timeout: 240_000 }, () => {
   test('--sweep local-steps=1,2: one point per value, the sweep table and charts, recomputed from report.json', async () => {
     const out = join(tmp.path, 'sweep');
 
-    const { code, stdout, stderr } = await spawnFedex(['simulate', '--model', join(tmp.path, 'model'), ...SMALL, '--seeds', '1', '--sweep', 'local-steps=1,2', '--out', out]).done;
+    const { code, stdout, stderr } = await spawnFedex(['simulate', '--model', model.path, ...SMALL, '--seeds', '1', '--sweep', 'local-steps=1,2', '--out', out]).done;
 
     assert.equal(code, 0, stderr);
     assert.match(stdout, /local-steps = 1: mean ± sd over seeds 0 \(2 clients × 1 local steps\)/);

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { spawnFedex } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
 // models/tiny-gpt2: 393 216 parameters in matrices, 3 936 in vectors. int4: 4 bits a weight, and a
 // float32 scale per block of 64 for c_fc (rows of 384: 3 × 96·384 weights) and of 32 for the rest (rows of 96, 288).
@@ -17,11 +17,7 @@ const INT4_BYTES = MATRICES / 2 + 4 * (C_FC / 64 + (MATRICES - C_FC) / 32);
 const DATA = ['--data', 'task:arith?count=48&evalCount=8', '--threads', '1'];
 
 describe('fedex train --base-precision (a fedex process)', { timeout: 120_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('cli-base-precision');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('cli-base-precision');
 
   test('bf16: trains, writes the adapter, reports what is held in bf16 and the rounding', async () => {
     const out = join(tmp.path, 'bf16');

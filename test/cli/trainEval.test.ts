@@ -8,10 +8,9 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { cli } from '../helpers/cliRun.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -34,16 +33,14 @@ interface EvalJson {
 }
 
 describe('fedex train + fedex eval', { timeout: 120_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('cli-train-eval');
   let out: string;
   let trained: { code: number; stdout: string; stderr: string };
   before(async () => {
-    tmp = await makeTempDir('cli-train-eval');
     out = join(tmp.path, 'adapter');
     // No --model: the shipped default model.
     trained = await cli('train', ...trainFlags(80), '--out', out);
   });
-  after(() => tmp.remove());
 
   test('train prints steps, throughput, train loss, the evaluation and where the adapter went', () => {
     const { code, stdout, stderr } = trained;
@@ -155,11 +152,7 @@ describe('fedex train + fedex eval', { timeout: 120_000 }, () => {
 });
 
 describe('fedex train, interrupted', { timeout: 60_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('cli-train-sigint');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('cli-train-sigint');
 
   test('Ctrl-C (SIGINT) mid-run: exit 130, "interrupted; no adapter was written", no adapter files', async () => {
     const out = join(tmp.path, 'out');

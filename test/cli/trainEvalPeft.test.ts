@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { writeSafetensors } from '../../src/formats/safetensorsWriter.js';
 import type { TensorToWrite } from '../../src/formats/safetensorsWriter.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { cli } from '../helpers/cliRun.js';
 
 const SHIPPED_MODEL = fileURLToPath(new URL('../../models/tiny-gpt2', import.meta.url));
@@ -40,15 +39,13 @@ async function shortModel(dir: string, positions: number): Promise<void> {
 }
 
 describe('fedex train / eval: PEFT round trips', { timeout: 120_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('cli-peft');
   let adapter: string;
   let trained: { code: number; stdout: string; stderr: string };
   before(async () => {
-    tmp = await makeTempDir('cli-peft');
     adapter = join(tmp.path, 'adapter');
     trained = await cli('train', ...COMMON, '--steps', '6', '--lr', '0.01', '--rank', '4', '--alpha', '8', '--eval-examples', '32', '--out', adapter);
   });
-  after(() => tmp.remove());
 
   test('eval --adapter takes a classification adapter with PEFT\'s modules_to_save ["classifier", "score"] and gives train\'s own evaluation', async () => {
     assert.equal(trained.code, 0, trained.stderr);

@@ -4,19 +4,14 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { describe, test } from 'node:test';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { cli } from '../helpers/cliRun.js';
 
 const FLAGS = ['--data', 'task:arith?count=128&evalCount=8', '--steps', '1', '--batch-size', '64', '--seq-len', '128', '--threads', '1', '--eval-examples', '0'];
 
 describe('fedex train --memory-budget', { timeout: 60_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('cli-memory-budget');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('cli-memory-budget');
 
   test('--help documents the flag and its default', async () => {
     const { code, stdout } = await cli('train', '--help');

@@ -1,13 +1,17 @@
 // Shared fixtures of the offline aggregation tests: small generated checkpoints with client
-// adapters, and structural checks of an output model against its input.
+// adapters, the onnxruntime kernels the aggregations run on, and structural checks of an output model
+// against its input.
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { writeSafetensors } from '../../src/formats/safetensorsWriter.js';
 import type { TensorToWrite } from '../../src/formats/safetensorsWriter.js';
 import { writeSyntheticAdapters, writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.js';
 import type { SyntheticAdapterOptions, SyntheticModelSpec } from '../../src/model/checkpoints/synthetic.js';
+import { createOrtProductBackend, type OrtProductBackend } from '../../src/runtime/kernels/factoredUpdate.js';
+import { createStoredUpdateKernel, type StoredUpdateKernel } from '../../src/runtime/kernels/storedUpdate.js';
 
 /** GPT-2 layout (Conv1D, in × out): c_attn [32, 96], attn.c_proj [32, 32] (square), c_fc [32, 128], mlp.c_proj [128, 32]. */
 export const GPT2_SPEC: SyntheticModelSpec = { family: 'gpt2', layers: 2, hidden: 32, heads: 4, vocab: 64, positions: 16, seed: 11 };
@@ -16,6 +20,23 @@ export const GPT2_TARGETS = ['c_attn', 'c_proj', 'c_fc'];
 /** Llama layout (Linear, out × in), grouped-query: q/o [48, 48], k/v [24, 48], gate/up [80, 48], down [48, 80]. */
 export const LLAMA_SPEC: SyntheticModelSpec = { family: 'llama', layers: 2, hidden: 48, heads: 4, kvHeads: 2, intermediate: 80, vocab: 64, seed: 12 };
 export const LLAMA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/**
+ * The stored-weight update kernel (onnxruntime, one intra-op thread) of the enclosing `describe` (or file), disposed
+ * after its last test. Call it before suiteTempDir, so that it is disposed before the folder is removed.
+ */
+export function suiteUpdater(): StoredUpdateKernel {
+  const updater = createStoredUpdateKernel({ intraOpThreads: 1 });
+  after(() => updater.dispose());
+  return updater;
+}
+
+/** The onnxruntime product backend (one intra-op thread) of the enclosing `describe` (or file), disposed as suiteUpdater's kernel is. */
+export function suiteProductBackend(): OrtProductBackend {
+  const backend = createOrtProductBackend({ intraOpThreads: 1 });
+  after(() => backend.dispose());
+  return backend;
+}
 
 export interface Fixture {
   readonly base: string;

@@ -1,9 +1,9 @@
 // Temporary folders for tests that write files, and checks that a failed run left nothing behind.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before } from 'node:test';
+import { after } from 'node:test';
 
 /** A fresh folder under the OS temp dir; `remove()` deletes it and everything in it. */
 export interface TempDir {
@@ -17,21 +17,16 @@ export async function makeTempDir(prefix: string): Promise<TempDir> {
 }
 
 /**
- * A temp folder for the enclosing `describe` (or file): made before its first test, removed with
- * everything in it after its last. Read `.path` inside hooks and tests, not while the suite is built.
+ * A temp folder for the enclosing `describe` (or file), made now, while the suite is built, and
+ * removed with everything in it after the suite's last test. Made at once rather than in a
+ * `before()` hook because Node 20 starts a file's top-level `before()` hooks together: a hook that
+ * reads the path could run before the hook that made it.
  */
-export function suiteTempDir(prefix: string): { readonly path: string } {
-  let dir: TempDir | undefined;
-  before(async () => {
-    dir = await makeTempDir(prefix);
-  });
-  after(() => dir?.remove());
-  return {
-    get path(): string {
-      if (dir === undefined) throw new Error(`suiteTempDir('${prefix}'): .path read before the suite's before() hook ran`);
-      return dir.path;
-    },
-  };
+export function suiteTempDir(prefix: string): TempDir {
+  const path = mkdtempSync(join(tmpdir(), `fedex-${prefix}-`));
+  const dir: TempDir = { path, remove: () => rm(path, { recursive: true, force: true }) };
+  after(() => dir.remove());
+  return dir;
 }
 
 /** Sorted entry names of a folder (hidden ones included). */
