@@ -62,14 +62,18 @@ const BF16_CASES: [number, number][] = [
   [2 ** -134, 0x0000], // tie: even is 0
 ];
 
+/** Each case's value encodes to its bits on the scalar path and on the bulk float32 path. */
+function checkKnownBits(cases: readonly [number, number][], scalar: (x: number) => number, bulk: (src: Float32Array) => Uint16Array): void {
+  const encoded = bulk(Float32Array.from(cases.map(([x]) => x)));
+  cases.forEach(([x, bits], i) => {
+    assert.equal(scalar(x), bits, `scalar ${x}`);
+    assert.equal(encoded[i], bits, `bulk ${x}`);
+  });
+}
+
 describe('float16', () => {
   test('known bit patterns, scalar and bulk float32 paths', () => {
-    const src = Float32Array.from(F16_CASES.map(([x]) => x));
-    const bulk = float32ToFloat16(src);
-    F16_CASES.forEach(([x, bits], i) => {
-      assert.equal(toFloat16Bits(x), bits, `scalar ${x}`);
-      assert.equal(bulk[i], bits, `bulk ${x}`);
-    });
+    checkKnownBits(F16_CASES, toFloat16Bits, float32ToFloat16);
   });
 
   test('NaN stays NaN on both paths, including a signalling NaN with a low payload', () => {
@@ -118,12 +122,7 @@ describe('float16', () => {
 
 describe('bfloat16', () => {
   test('known bit patterns, scalar and bulk float32 paths', () => {
-    const src = Float32Array.from(BF16_CASES.map(([x]) => x));
-    const bulk = float32ToBfloat16(src);
-    BF16_CASES.forEach(([x, bits], i) => {
-      assert.equal(toBfloat16Bits(x), bits, `scalar ${x}`);
-      assert.equal(bulk[i], bits, `bulk ${x}`);
-    });
+    checkKnownBits(BF16_CASES, toBfloat16Bits, float32ToBfloat16);
     assert.ok(isBF16NaN(float32ToBfloat16(Float32Array.of(NaN))[0]));
     assert.ok(isBF16NaN(toBfloat16Bits(NaN)));
   });

@@ -1,26 +1,21 @@
 // PEFT's layers_to_transform in adapter folders: a folder whose modules are all in the listed layers
 // is read and written back with the field; a module outside them is refused (PEFT would not create
 // it, so its factors would be silently ignored on load).
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.js';
 import { readPeftAdapter, writePeftAdapter } from '../../src/formats/peft.js';
 import type { LoraModuleInput } from '../../src/formats/peft.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
 function module(path: string): LoraModuleInput {
   return { modulePath: path, A: { shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) }, B: { shape: [3, 2], data: new Float32Array([6, 5, 4, 3, 2, 1]) } };
 }
 
 describe('layers_to_transform in adapter folders', () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('peft-layers');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('peft-layers');
 
   test('modules in the listed layers are written and read back with layers_to_transform and layers_pattern', async () => {
     const dir = join(tmp.path, 'ok');

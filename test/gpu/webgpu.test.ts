@@ -16,7 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { withSafetensors } from '../../src/formats/safetensors.js';
@@ -24,8 +24,7 @@ import { writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.
 import type { SyntheticModelSpec } from '../../src/model/checkpoints/synthetic.js';
 import { saveBpeTokenizer } from '../../src/trainer/data/bpeTrainer.js';
 import { cli } from '../helpers/cliRun.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { taskTokenizerFiles } from '../trainer/fixtures.js';
 import { nodePlacements } from './placement.js';
 
@@ -123,12 +122,11 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('fedex train --device webgpu matches --device cpu', { skip, timeout: 300_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('webgpu');
   let env: Record<string, string>;
   before(async () => {
     if ('missing' in driver) throw new Error(`no SwiftShader Vulkan driver for the WebGPU checks: ${driver.missing}`);
     env = driver.env;
-    tmp = await makeTempDir('webgpu');
     const tokenizer = taskTokenizerFiles();
     const specs: Record<string, SyntheticModelSpec> = {
       llama: { family: 'llama', layers: 2, hidden: 16, heads: 2, kvHeads: 1, intermediate: 24, vocab: tokenizer.vocabSize, positions: 64, seed: 3 },
@@ -139,7 +137,6 @@ describe('fedex train --device webgpu matches --device cpu', { skip, timeout: 30
       await saveBpeTokenizer(join(tmp.path, name), tokenizer);
     }
   });
-  after(() => tmp?.remove());
 
   const common = ['--steps', String(STEPS), '--lr', '0.01', '--schedule', 'constant', '--rank', '4', '--alpha', '8', '--seed', '1', '--threads', '1'];
   // Language models: 8 examples packed into rows of 32 tokens, 2 rows per batch; 2 eval examples in one batch.

@@ -3,7 +3,7 @@
  * against central finite differences of the same graph's loss.
  */
 import assert from 'node:assert/strict';
-import type { GraphBuilder, Value } from '../../src/graph/builder.js';
+import { GraphBuilder, type Value } from '../../src/graph/builder.js';
 import { grad } from '../../src/graph/autodiff.js';
 import { toOnnxBytes } from '../../src/graph/emit.js';
 import { mul } from '../../src/graph/ops/mul.js';
@@ -127,4 +127,44 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     const tol = atol + rtol * Math.abs(expected[i]);
     assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (tolerance ${tol.toExponential(2)})`);
   }
+}
+
+/** erf by its Taylor series, for references in float64 (|x| < 3: the series has converged long before its 80 terms). */
+export function erfRef(x: number): number {
+  let sum = 0;
+  let term = x;
+  for (let n = 0; n < 80; n++) {
+    sum += term / (2 * n + 1);
+    term *= (-x * x) / (n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+export interface UnaryCheck {
+  readonly dtype: 'float32' | 'float64';
+  readonly dims: readonly number[];
+  /** The seed and range of the random input (randomData). */
+  readonly seed: number;
+  readonly range: readonly [lo: number, hi: number];
+  /** The op elementwise, in float64. */
+  readonly ref: (x: number) => number;
+  /** assertClose's tolerances for the forward pass. */
+  readonly rtol: number;
+  readonly atol: number;
+  readonly what: string;
+}
+
+/**
+ * A one-input op on a random input `x`: its output matches `ref` element by element, and its gradient passes gradCheck
+ * (F64 for float64, F32 for float32).
+ */
+export async function checkUnary(op: (x: Value) => Value, c: UnaryCheck): Promise<void> {
+  const g = new GraphBuilder();
+  const x = g.input('x', c.dtype, c.dims);
+  const y = op(x);
+  const data = randomData(x, c.dims, c.seed, c.range[0], c.range[1]);
+  const feeds = [{ value: x, data, dims: c.dims }];
+  const out = await runGraph(g, feeds, { y });
+  assertClose(out.y.data, Array.from(data, c.ref), c.rtol, c.atol, c.what);
+  await gradCheck(g, y, feeds, [x], c.dtype === 'float64' ? F64 : F32);
 }

@@ -12,9 +12,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, test } from 'node:test';
-import { spawnFedex, waitForHostUrl, type FedexRun } from '../helpers/fedexProcess.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { before, describe, test } from 'node:test';
+import { suiteFedex, waitForHostUrl } from '../helpers/fedexProcess.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { writeTinyGpt2 } from '../federation/simulation/tinyModel.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -88,25 +88,20 @@ interface PyIndex {
 }
 
 describe('independent Python client (docs/protocol.md only) against fedex host', { skip, timeout: 120_000 }, () => {
-  let tmp: TempDir;
+  const fedex = suiteFedex();
+  const tmp = suiteTempDir('py-interop');
   let model: string;
-  let host: FedexRun | undefined;
   before(async () => {
     if (missing !== null) assert.fail(`CI is set but ${missing}: .ci/run must install python3-websockets and python3-numpy`);
-    tmp = await makeTempDir('py-interop');
     model = join(tmp.path, 'model');
     await writeTinyGpt2(model);
-  });
-  after(async () => {
-    if (host !== undefined && host.child.exitCode === null) host.child.kill('SIGKILL');
-    await tmp?.remove();
   });
 
   test('3 FedEx rounds with K = 2 Python clients: means, residuals and final weights check out in float64', async () => {
     const token = 'py-interop-token';
     const runDir = join(tmp.path, 'run');
     const pyOut = join(tmp.path, 'py-final');
-    host = spawnFedex(['host', '--model', model, '--port', '0', '--rounds', '3', '--min-clients', '2', '--quorum', '2', '--local-steps', '1',
+    const host = fedex(['host', '--model', model, '--port', '0', '--rounds', '3', '--min-clients', '2', '--quorum', '2', '--local-steps', '1',
       // c_attn (96 × 32) gets factored residuals, attn.c_proj (32 × 32) dense ones (§5.3: factored only when smaller)
       '--target-modules', 'c_attn,c_proj', '--token', token, '--out', runDir]);
     const url = await waitForHostUrl(host);

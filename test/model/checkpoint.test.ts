@@ -1,25 +1,18 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeSafetensors } from '../../src/formats/safetensorsWriter.js';
 import type { TensorToWrite } from '../../src/formats/safetensorsWriter.js';
-import { ModelError } from '../../src/model/errors.js';
-import type { ModelErrorCode } from '../../src/model/errors.js';
 import { loadCheckpoint, withCheckpoint } from '../../src/model/checkpoint.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
+import { isModelError } from './modelErrors.js';
 
 const CONFIG = { model_type: 'gpt2', n_embd: 4, n_head: 2, n_layer: 1, vocab_size: 3, n_positions: 8 };
 // Values exactly representable in F16 and BF16, so every dtype reads back identically.
 const VALUES = Float32Array.of(0.5, -1.25, 3, 0, 2, -0.375);
 
-let tmp: TempDir;
-before(async () => {
-  tmp = await makeTempDir('checkpoint');
-});
-after(async () => {
-  await tmp.remove();
-});
+const tmp = suiteTempDir('checkpoint');
 
 async function folder(name: string, files: Record<string, Map<string, TensorToWrite> | string>, config: object = CONFIG): Promise<string> {
   const dir = join(tmp.path, name);
@@ -30,15 +23,6 @@ async function folder(name: string, files: Record<string, Map<string, TensorToWr
     else await writeSafetensors(join(dir, file), content);
   }
   return dir;
-}
-
-function isModelError(code: ModelErrorCode, ...parts: RegExp[]): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof ModelError, `expected a ModelError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const p of parts) assert.match(e.message, p);
-    return true;
-  };
 }
 
 describe('loadCheckpoint: single file, dtypes, prefixes', () => {

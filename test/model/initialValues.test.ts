@@ -1,7 +1,7 @@
 // From a checkpoint folder to training: load, pick the architecture, build, feed the frozen
 // weights and the initial trainable values, run AdamW steps through onnxruntime.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { join } from 'node:path';
 import { toOnnxBytes } from '../../src/graph/emit.js';
 import { buildTrainStep } from '../../src/graph/trainStep.js';
@@ -11,17 +11,13 @@ import { initialTrainableValues, readFrozenInputs } from '../../src/model/initia
 import { architectureFor } from '../../src/model/registry.js';
 import type { LoraSettings } from '../../src/model/types.js';
 import { createSession, type OrtTensor, ortTensor, runSession } from '../../src/runtime/session.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
-let tmp: TempDir;
+const tmp = suiteTempDir('initial-values');
 let dir: string;
 before(async () => {
-  tmp = await makeTempDir('initial-values');
   dir = join(tmp.path, 'model');
   await writeRandomGpt2Checkpoint(dir, { vocabSize: 40, nEmbd: 16, nLayer: 2, nHead: 2, nPositions: 8, seed: 1, dropout: 0 });
-});
-after(async () => {
-  await tmp.remove();
 });
 
 const LORA: LoraSettings = { r: 4, alpha: 8, useRslora: false, dropout: 0.05, targetModules: ['c_attn', 'c_proj'], freezeA: false, modulesToSave: [] };

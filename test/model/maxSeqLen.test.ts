@@ -3,19 +3,14 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.js';
 import type { SyntheticModelSpec } from '../../src/model/checkpoints/synthetic.js';
 import { architectureFor } from '../../src/model/registry.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
 describe('Architecture.maxSeqLen', () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('max-seq-len');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('max-seq-len');
 
   async function maxSeqLen(name: string, spec: SyntheticModelSpec): Promise<{ value: number; key: string } | undefined> {
     const dir = join(tmp.path, name);

@@ -14,8 +14,7 @@ import { readAdapterFolder, writeAdapterFolder } from '../../src/trainer/adapter
 import { InProcessTrainer } from '../../src/trainer/inProcessTrainer.js';
 import { defaultLoraSettings } from '../../src/trainer/setup.js';
 import type { AdapterTensors, TrainerInfo } from '../../src/trainer/types.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { tinySource } from './fixtures.js';
 import { adapterBytes, smallSetup } from './setups.js';
 
@@ -31,15 +30,11 @@ function randomized(adapter: AdapterTensors, seed: number): AdapterTensors {
 }
 
 describe('adapter folders (PEFT)', () => {
-  let tmp: TempDir;
   let trainer: InProcessTrainer;
+  after(() => trainer.dispose());
+  const tmp = suiteTempDir('adapter-folder');
   before(async () => {
-    tmp = await makeTempDir('adapter-folder');
     trainer = await InProcessTrainer.create(smallSetup({ lora: defaultLoraSettings({ r: 3, alpha: 12 }) }), tinySource({ D: 8, H: 12 }));
-  });
-  after(async () => {
-    await trainer.dispose();
-    await tmp.remove();
   });
 
   test('write then read gives back every factor and the saved head bit for bit', async () => {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { createRng, fillGaussian } from '../../src/core/random.js';
 import { loraConfig } from '../../src/formats/peftConfig.js';
 import { openSafetensors } from '../../src/formats/safetensors.js';
@@ -15,8 +15,7 @@ import type { AdaptedModule } from '../../src/model/types.js';
 import { loraSettingsOfAdapter, readAdapterFolder, writeAdapterFolder } from '../../src/trainer/adapterFolder.js';
 import { defaultLoraSettings } from '../../src/trainer/setup.js';
 import type { AdapterTensors, SavedTensor, TrainerInfo } from '../../src/trainer/types.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 
 const D = 6;
 const LABELS = 3;
@@ -52,11 +51,7 @@ function robertaAdapter(seed: number): AdapterTensors {
 }
 
 describe('trainer adapter folders: PEFT round trips', () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('adapter-folder-peft');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('adapter-folder-peft');
 
   test('a RoBERTa head is written as PEFT writes it: modules_to_save ["classifier", "score"], keys base_model.model.classifier.dense.weight …', async () => {
     const dir = join(tmp.path, 'roberta');

@@ -13,7 +13,7 @@ import { loraSettingsOfAdapter, readAdapterFolder, writeAdapterFolder } from '..
 import { InProcessTrainer } from '../../src/trainer/inProcessTrainer.js';
 import { openModelSource } from '../../src/trainer/modelFolder.js';
 import type { AdapterTensors } from '../../src/trainer/types.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { writeTinyLlamaFolder } from './peftPatterns.js';
 import { adapterBytes, smallSetup } from './setups.js';
 
@@ -48,18 +48,14 @@ function randomized(adapter: AdapterTensors, seed: number): AdapterTensors {
 }
 
 describe('the trainer with per-module ranks, alphas and layers', () => {
-  let tmp: TempDir;
   let trainer: InProcessTrainer;
+  after(() => trainer?.dispose());
+  const tmp = suiteTempDir('adapter-patterns');
   const lora = loraSettingsOfAdapter(parseLoraConfig(CONFIG, 'given/adapter_config.json'), 'given');
   before(async () => {
-    tmp = await makeTempDir('adapter-patterns');
     const model = join(tmp.path, 'llama');
     await writeTinyLlamaFolder(model);
     trainer = await InProcessTrainer.create(smallSetup({ modelDir: model, data: 'task:arith?count=16&evalCount=8', lora }), await openModelSource(model));
-  });
-  after(async () => {
-    await trainer?.dispose();
-    await tmp?.remove();
   });
 
   test('fresh factors: each module at its own rank, A uniform within ±1/√in, B zero', () => {

@@ -22,7 +22,7 @@ import { InProcessTrainer } from '../../src/trainer/inProcessTrainer.js';
 import { openModelSource } from '../../src/trainer/modelFolder.js';
 import type { ModelSource } from '../../src/trainer/modelSource.js';
 import type { AdapterTensors, TrainerSetup } from '../../src/trainer/types.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { taskTokenizerFiles } from './fixtures.js';
 import { smallSetup, SHIPPED_MODEL } from './setups.js';
 
@@ -77,17 +77,19 @@ async function train(model: string, overrides: Partial<TrainerSetup>, wrap: (s: 
 }
 
 describe('trainer: frozen base weights below float32', () => {
-  let tmp: TempDir;
+  const trainers: InProcessTrainer[] = [];
+  after(async () => {
+    for (const t of trainers) await t.dispose();
+  });
+  const tmp = suiteTempDir('base-precision');
   let llama: string;
   let llamaBf16: string;
-  const trainers: InProcessTrainer[] = [];
   const keep = (r: Run): Run => {
     trainers.push(r.trainer);
     return r;
   };
 
   before(async () => {
-    tmp = await makeTempDir('base-precision');
     const tokenizer = taskTokenizerFiles();
     const spec = { family: 'llama', layers: 2, hidden: 32, heads: 2, kvHeads: 1, intermediate: 64, vocab: tokenizer.vocabSize, positions: 64, seed: 3 } as const;
     llama = join(tmp.path, 'llama');
@@ -95,11 +97,6 @@ describe('trainer: frozen base weights below float32', () => {
     await writeSyntheticCheckpoint(llama, spec);
     await writeSyntheticCheckpoint(llamaBf16, { ...spec, dtype: 'BF16' });
     for (const dir of [llama, llamaBf16]) await saveBpeTokenizer(dir, tokenizer);
-  });
-
-  after(async () => {
-    for (const t of trainers) await t.dispose();
-    await tmp.remove();
   });
 
   for (const [name, model] of [['GPT-2 (models/tiny-gpt2)', (): string => SHIPPED_MODEL], ['Llama (2 layers, GQA, 7 projections)', (): string => llama]] as const) {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { writeRandomGpt2Checkpoint } from '../../src/model/checkpoints/tinyGpt2.js';
 import type { PromptCompletionRecord } from '../../src/trainer/data/records.js';
 import { generateTask } from '../../src/trainer/data/tasks.js';
@@ -15,8 +15,7 @@ import { createTrainer } from '../../src/trainer/loraTrainer.js';
 import { openModelSource } from '../../src/trainer/modelFolder.js';
 import { defaultLoraSettings } from '../../src/trainer/setup.js';
 import type { EvalResult } from '../../src/trainer/types.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { SHIPPED_MODEL, smallSetup } from './setups.js';
 
 /** Eval loss of the base model (B = 0) on `data`: all of a JSONL file, or a task's eval split. */
@@ -40,11 +39,7 @@ async function baseEval(modelDir: string, data: string): Promise<EvalResult> {
 }
 
 describe('the shipped model (models/tiny-gpt2)', () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('default-model');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('default-model');
 
   test('defaultModelDir finds models/tiny-gpt2 of this checkout', () => {
     const dir = defaultModelDir();

@@ -5,7 +5,7 @@
 // runs the same form on the WebGPU provider.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.js';
 import { saveBpeTokenizer } from '../../src/trainer/data/bpeTrainer.js';
 import { AS_BUILT_FORM, WEBGPU_FORM, deviceForm } from '../../src/trainer/deviceForm.js';
@@ -13,8 +13,7 @@ import type { DeviceForm } from '../../src/trainer/deviceForm.js';
 import { createTrainer } from '../../src/trainer/loraTrainer.js';
 import { defaultLoraSettings } from '../../src/trainer/setup.js';
 import type { EvalResult, TrainerSetup, TrainOutcome } from '../../src/trainer/types.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { taskTokenizerFiles } from './fixtures.js';
 import { maxAdapterDiff, SHIPPED_MODEL, smallSetup } from './setups.js';
 
@@ -46,15 +45,13 @@ async function run(setup: TrainerSetup, form: DeviceForm, steps: number): Promis
 }
 
 describe('the WebGPU form of the graphs, run on the CPU, matches the graphs as built', { timeout: 180_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('device-form');
   before(async () => {
-    tmp = await makeTempDir('device-form');
     const tokenizer = taskTokenizerFiles();
     await writeSyntheticCheckpoint(join(tmp.path, 'llama'), { family: 'llama', layers: 2, hidden: 16, heads: 2, kvHeads: 1, intermediate: 24, vocab: tokenizer.vocabSize, positions: 64, seed: 3 });
     await writeSyntheticCheckpoint(join(tmp.path, 'bert'), { family: 'bert', layers: 2, hidden: 16, heads: 2, intermediate: 24, vocab: tokenizer.vocabSize, positions: 64, seed: 5 });
     for (const name of ['llama', 'bert']) await saveBpeTokenizer(join(tmp.path, name), tokenizer);
   });
-  after(() => tmp?.remove());
 
   test('the CPU compiles as built; WebGPU gets the lowered, fixed-shape form', () => {
     assert.deepEqual(deviceForm('cpu'), AS_BUILT_FORM);

@@ -17,9 +17,8 @@ import { generateTask } from '../../src/trainer/data/tasks.js';
 import { InProcessTrainer } from '../../src/trainer/inProcessTrainer.js';
 import { createTrainer } from '../../src/trainer/loraTrainer.js';
 import { defaultLoraSettings } from '../../src/trainer/setup.js';
-import type { AdapterTensors, LoraTrainer } from '../../src/trainer/types.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import type { AdapterTensors, LoraTrainer, TrainerSetup } from '../../src/trainer/types.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { taskTokenizer, tinySource, tinyWeights } from './fixtures.js';
 import { SHIPPED_MODEL, smallSetup } from './setups.js';
 
@@ -135,10 +134,19 @@ describe('evaluate (tiny model, float64 reference)', () => {
   const weights = tinyWeights(taskTokenizer().vocabSize, D, H, 4);
   const lora = defaultLoraSettings({ r: R, alpha: ALPHA });
 
+  /** Runs `body` with an in-process trainer on the tiny model (`weights`) for `data`, seed 5, disposed after. */
+  async function withTrainer(data: string, overrides: Partial<TrainerSetup>, body: (trainer: InProcessTrainer) => Promise<void>): Promise<void> {
+    const trainer = await InProcessTrainer.create(smallSetup({ data, lora, seqLen: SEQ_LEN, seed: 5, ...overrides }), tinySource({ D, H, weights }));
+    try {
+      await body(trainer);
+    } finally {
+      await trainer.dispose();
+    }
+  }
+
   test('causal LM: loss is the token-weighted mean over batches of 3, 3 and 1 examples; perplexity = exp(loss); no accuracy', async () => {
     const spec = 'task:arith?count=4&evalCount=7&seed=5';
-    const trainer = await InProcessTrainer.create(smallSetup({ data: spec, lora, seqLen: SEQ_LEN, seed: 5, evalBatchSize: 3 }), tinySource({ D, H, weights }));
-    try {
+    await withTrainer(spec, { evalBatchSize: 3 }, async (trainer) => {
       const adapter = nonZeroAdapter(trainer);
       const examples = await encoded(spec);
       const reference = new Reference(weights, adapter, taskTokenizer().vocabSize).lmLoss(examples);
@@ -152,15 +160,12 @@ describe('evaluate (tiny model, float64 reference)', () => {
       assert.equal(result.perplexity, Math.exp(result.loss));
       assert.equal(result.accuracy, undefined);
       assert.equal(result.exactMatch, undefined);
-    } finally {
-      await trainer.dispose();
-    }
+    });
   });
 
   test('classification: loss is the mean per example and accuracy the share of argmax hits, as in the reference', async () => {
     const spec = 'task:sentiment?count=4&evalCount=40&seed=5';
-    const trainer = await InProcessTrainer.create(smallSetup({ data: spec, lora, seqLen: SEQ_LEN, seed: 5, evalBatchSize: 16 }), tinySource({ D, H, weights }));
-    try {
+    await withTrainer(spec, { evalBatchSize: 16 }, async (trainer) => {
       const adapter = nonZeroAdapter(trainer);
       const examples = await encoded(spec);
       const reference = new Reference(weights, adapter, taskTokenizer().vocabSize).classify(examples);
@@ -174,15 +179,12 @@ describe('evaluate (tiny model, float64 reference)', () => {
       assert.ok(reference.accuracy > 0 && reference.accuracy < 1, `a test that can tell: reference accuracy ${reference.accuracy}`);
       assert.equal(result.accuracy, reference.accuracy);
       assert.equal(result.exactMatch, undefined);
-    } finally {
-      await trainer.dispose();
-    }
+    });
   });
 
   test('maxExamples takes the first n examples; eval data of another kind is refused naming both kinds', async () => {
     const spec = 'task:sentiment?count=4&evalCount=20&seed=5';
-    const trainer = await InProcessTrainer.create(smallSetup({ data: spec, lora, seqLen: SEQ_LEN, seed: 5 }), tinySource({ D, H, weights }));
-    try {
+    await withTrainer(spec, {}, async (trainer) => {
       const adapter = nonZeroAdapter(trainer);
       const firstFive = new Reference(weights, adapter, taskTokenizer().vocabSize).classify((await encoded(spec)).slice(0, 5));
 
@@ -191,21 +193,22 @@ describe('evaluate (tiny model, float64 reference)', () => {
       assert.equal(result.examples, 5);
       assert.ok(Math.abs(result.loss - firstFive.loss) < 1e-5 * firstFive.loss);
       await assert.rejects(trainer.evaluate({ adapter }, { data: 'task:arith?evalCount=4' }), /evaluate: task:arith\?evalCount=4 holds prompt-completion records, the trainer was built for classification data/);
-    } finally {
-      await trainer.dispose();
-    }
+    });
   });
 });
 
 describe('evaluate (shipped model): greedy exact match', () => {
   // The shipped model was pretrained on task:arith questions, each followed by eos: asked to finish a
   // held-out question (its last 3 words, ending in " A:"), it often does so exactly, then stops.
-  let tmp: TempDir;
-  let data: string;
   let oneByOne: LoraTrainer;
   let batched: LoraTrainer;
+  after(async () => {
+    await oneByOne.dispose();
+    await batched.dispose();
+  });
+  const tmp = suiteTempDir('evaluate-em');
+  let data: string;
   before(async () => {
-    tmp = await makeTempDir('evaluate-em');
     data = join(tmp.path, 'finish-the-question.jsonl');
     const questions = generateTask('task:arith', { split: 'eval', count: 48, seed: 0 }).records as PromptCompletionRecord[];
     await writeFile(data, questions.map((q) => {
@@ -215,11 +218,6 @@ describe('evaluate (shipped model): greedy exact match', () => {
     const setup = smallSetup({ modelDir: SHIPPED_MODEL, data, evalData: data, lora: defaultLoraSettings(), seqLen: 64, seed: 0 });
     oneByOne = await createTrainer({ ...setup, evalBatchSize: 1 }, { worker: false });
     batched = await createTrainer({ ...setup, evalBatchSize: 16 }, { worker: false });
-  });
-  after(async () => {
-    await oneByOne.dispose();
-    await batched.dispose();
-    await tmp.remove();
   });
 
   test('exact match is the same for prompts decoded one at a time and in padded batches of 16, and strictly between 0.2 and 1', async () => {

@@ -4,50 +4,35 @@
 import assert from 'node:assert/strict';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { writeFullModel } from '../../src/trainer/fullModel.js';
 import { createTrainer } from '../../src/trainer/loraTrainer.js';
 import { openModelSource } from '../../src/trainer/modelFolder.js';
-import type { AdapterTensors, LoraTrainer, TrainerSetup } from '../../src/trainer/types.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
-import { writeTinyGpt2Folder } from './fixtures.js';
-import { smallSetup } from './setups.js';
+import type { AdapterTensors } from '../../src/trainer/types.js';
+import { suiteTinyGpt2Trainer } from './tinyTrainer.js';
 
 describe('writeFullModel', () => {
-  let tmp: TempDir;
-  let modelDir: string;
-  let setup: TrainerSetup;
-  let trainer: LoraTrainer;
+  const tiny = suiteTinyGpt2Trainer('full-model', 'base', { data: 'task:arith?count=32&evalCount=8', seqLen: 64, trainAll: true, lr: 1e-2 }, { worker: false });
   let trained: AdapterTensors;
   before(async () => {
-    tmp = await makeTempDir('full-model');
-    modelDir = join(tmp.path, 'base');
-    await writeTinyGpt2Folder(modelDir);
-    setup = smallSetup({ modelDir, data: 'task:arith?count=32&evalCount=8', seqLen: 64, trainAll: true, lr: 1e-2 });
-    trainer = await createTrainer(setup, { worker: false });
-    trained = (await trainer.train({ adapter: trainer.initialAdapter(0) }, { steps: 3 })).adapter;
-  });
-  after(async () => {
-    await trainer.dispose();
-    await tmp.remove();
+    trained = (await tiny.trainer.train({ adapter: tiny.trainer.initialAdapter(0) }, { steps: 3 })).adapter;
   });
 
   test('writes every trained tensor under its checkpoint key; the folder reloads with the trained values', async () => {
-    const out = join(tmp.path, 'trained');
+    const out = join(tiny.path, 'trained');
     await mkdir(out);
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await copyFile(join(modelDir, f), join(out, f));
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await copyFile(join(tiny.modelDir, f), join(out, f));
 
-    await writeFullModel(out, trained, trainer.info, { recipe: 'test' });
+    await writeFullModel(out, trained, tiny.trainer.info, { recipe: 'test' });
 
-    const original = await openModelSource(modelDir);
+    const original = await openModelSource(tiny.modelDir);
     const reloaded = await openModelSource(out);
     try {
-      assert.ok(trainer.info.saved.length > 0);
-      assert.deepEqual([...reloaded.tensors.keys()].sort(), trainer.info.saved.map((s) => s.key!).sort());
+      assert.ok(tiny.trainer.info.saved.length > 0);
+      assert.deepEqual([...reloaded.tensors.keys()].sort(), tiny.trainer.info.saved.map((s) => s.key!).sort());
       let moved = 0;
-      for (const s of trainer.info.saved) {
+      for (const s of tiny.trainer.info.saved) {
         assert.deepEqual(reloaded.tensors.get(s.key!), s.shape, `${s.key} shape`);
         assert.deepEqual(await reloaded.readFloat32(s.key!), trained.saved!.get(s.name), `${s.key} values`);
         assert.deepEqual(original.tensors.get(s.key!), s.shape, `${s.key} is a key of the base checkpoint`);
@@ -69,14 +54,14 @@ describe('writeFullModel', () => {
   });
 
   test('the written folder evaluates exactly as the trained weights did', async () => {
-    const out = join(tmp.path, 'trained-eval');
+    const out = join(tiny.path, 'trained-eval');
     await mkdir(out);
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await copyFile(join(modelDir, f), join(out, f));
-    await writeFullModel(out, trained, trainer.info);
-    const expected = await trainer.evaluate({ adapter: trained }, { exactMatch: false });
-    const base = await trainer.evaluate({ adapter: trainer.initialAdapter(0) }, { exactMatch: false });
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await copyFile(join(tiny.modelDir, f), join(out, f));
+    await writeFullModel(out, trained, tiny.trainer.info);
+    const expected = await tiny.trainer.evaluate({ adapter: trained }, { exactMatch: false });
+    const base = await tiny.trainer.evaluate({ adapter: tiny.trainer.initialAdapter(0) }, { exactMatch: false });
 
-    const reloaded = await createTrainer({ ...setup, modelDir: out, trainAll: false }, { worker: false });
+    const reloaded = await createTrainer({ ...tiny.setup, modelDir: out, trainAll: false }, { worker: false });
     try {
       const got = await reloaded.evaluate({ adapter: reloaded.initialAdapter(0) }, { exactMatch: false });
 
@@ -91,7 +76,7 @@ describe('writeFullModel', () => {
   test('a trainer without fully trained tensors is refused', async () => {
     const info = { saved: [] };
 
-    const write = writeFullModel(join(tmp.path, 'none'), trained, info);
+    const write = writeFullModel(join(tiny.path, 'none'), trained, info);
 
     await assert.rejects(write, /writeFullModel: the trainer has no fully trained tensors \(was it built with trainAll\?\)/);
   });

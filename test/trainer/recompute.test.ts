@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.js';
 import { saveBpeTokenizer } from '../../src/trainer/data/bpeTrainer.js';
 import { InProcessTrainer } from '../../src/trainer/inProcessTrainer.js';
@@ -20,7 +20,7 @@ import { MemoryBudgetError } from '../../src/trainer/memoryPlan.js';
 import { openModelSource } from '../../src/trainer/modelFolder.js';
 import type { TrainerSetup } from '../../src/trainer/types.js';
 import { cli } from '../helpers/cliRun.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { gemma2Tiny, writeGemmaFolder } from '../model/gemma/tinyFolder.js';
 import { taskTokenizerFiles } from './fixtures.js';
 import { maxAdapterDiff, smallSetup, SHIPPED_MODEL } from './setups.js';
@@ -51,13 +51,12 @@ async function run(model: string, overrides: Partial<TrainerSetup>): Promise<Run
 }
 
 describe('trainer: activation recomputation', { timeout: 600_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('recompute');
   let llama: string;
   let gemma: string;
   let bert: string;
 
   before(async () => {
-    tmp = await makeTempDir('recompute');
     const tokenizer = taskTokenizerFiles();
     llama = join(tmp.path, 'llama');
     gemma = join(tmp.path, 'gemma2');
@@ -67,8 +66,6 @@ describe('trainer: activation recomputation', { timeout: 600_000 }, () => {
     await writeSyntheticCheckpoint(bert, { family: 'bert', layers: 2, hidden: 32, heads: 2, intermediate: 64, vocab: tokenizer.vocabSize, positions: 64, seed: 4 });
     for (const dir of [llama, gemma, bert]) await saveBpeTokenizer(dir, tokenizer);
   });
-
-  after(() => tmp.remove());
 
   const all = { ...smallSetup().lora, targetModules: [] as string[], dropout: 0.1 };
   const cases: readonly { name: string; model: () => string; setup: Partial<TrainerSetup> }[] = [

@@ -11,10 +11,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.js';
 import { saveBpeTokenizer } from '../../src/trainer/data/bpeTrainer.js';
-import { makeTempDir, type TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { taskTokenizerFiles } from './fixtures.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -44,18 +44,16 @@ function measure(model: string, mode: 'on' | 'off', vocab: number): Promise<Meas
 }
 
 describe('activation recomputation: peak RSS of a real step', { timeout: 300_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('recompute-rss');
   let model: string;
   let vocab: number;
   before(async () => {
-    tmp = await makeTempDir('recompute-rss');
     const tokenizer = taskTokenizerFiles();
     vocab = tokenizer.vocabSize;
     model = join(tmp.path, 'llama');
     await writeSyntheticCheckpoint(model, { family: 'llama', layers: 6, hidden: 256, heads: 4, kvHeads: 2, intermediate: 1024, vocab, positions: 1024, seed: 3 });
     await saveBpeTokenizer(model, tokenizer);
   });
-  after(() => tmp.remove());
 
   test('recomputing lowers the peak by at least half the estimated saving, with the same loss', async (t) => {
     const kept = await measure(model, 'off', vocab);

@@ -4,7 +4,7 @@
 // GPU budget is planned without reading a weight.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { writeSyntheticCheckpoint } from '../../src/model/checkpoints/synthetic.js';
 import { saveBpeTokenizer } from '../../src/trainer/data/bpeTrainer.js';
 import { WEBGPU_FORM } from '../../src/trainer/deviceForm.js';
@@ -16,8 +16,7 @@ import { planRows, planTraining, planVerdict } from '../../src/trainer/trainingP
 import type { PlanSetup, TrainingPlan } from '../../src/trainer/trainingPlan.js';
 import type { TrainerSetup } from '../../src/trainer/types.js';
 import { cli } from '../helpers/cliRun.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
+import { suiteTempDir } from '../helpers/tempDir.js';
 import { taskTokenizerFiles } from './fixtures.js';
 import { REAL_CONFIGS, writeHeaderOnlyCheckpoint } from './headerOnly.js';
 import { SHIPPED_MODEL, smallSetup } from './setups.js';
@@ -26,11 +25,7 @@ import { SHIPPED_MODEL, smallSetup } from './setups.js';
 const PROBE: MemoryProbe = { freeBytes: () => 4e9, cgroup: () => undefined };
 
 describe('planTraining (the memory plan without weights)', { timeout: 180_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('plan');
-  });
-  after(() => tmp?.remove());
+  const tmp = suiteTempDir('plan');
 
   // The trainer plans from the same graphs after loading everything; the plan must be its plan.
   const cases: { name: string; setup: () => Promise<TrainerSetup> }[] = [

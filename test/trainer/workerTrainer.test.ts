@@ -5,48 +5,31 @@
 // and message.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { isAbortError, TrainerAbortError } from '../../src/trainer/errors.js';
 import { createTrainer } from '../../src/trainer/loraTrainer.js';
 import { learningRate } from '../../src/trainer/schedule.js';
 import { defaultLoraSettings } from '../../src/trainer/setup.js';
-import type { LoraTrainer, TrainerSetup, TrainOutcome, TrainProgress } from '../../src/trainer/types.js';
-import { makeTempDir } from '../helpers/tempDir.js';
-import type { TempDir } from '../helpers/tempDir.js';
-import { writeTinyGpt2Folder } from './fixtures.js';
+import type { LoraTrainer, TrainOutcome, TrainProgress } from '../../src/trainer/types.js';
 import { SHIPPED_MODEL, smallSetup } from './setups.js';
+import { suiteTinyGpt2Trainer } from './tinyTrainer.js';
 
 describe('WorkerTrainer (createTrainer default)', { timeout: 60_000 }, () => {
-  let tmp: TempDir;
-  let modelDir: string;
-  let trainer: LoraTrainer;
-  let setup: TrainerSetup;
-  before(async () => {
-    tmp = await makeTempDir('worker-trainer');
-    modelDir = join(tmp.path, 'model');
-    await writeTinyGpt2Folder(modelDir);
-    setup = smallSetup({
-      modelDir,
-      data: 'task:arith?count=40&evalCount=8',
-      lora: defaultLoraSettings({ r: 2, alpha: 4 }),
-      batchSize: 4,
-      seqLen: 64,
-      lr: 1e-2,
-      schedule: 'linear',
-      warmupSteps: 2,
-    });
-    trainer = await createTrainer(setup);
-  });
-  after(async () => {
-    await trainer.dispose();
-    await tmp.remove();
+  const tiny = suiteTinyGpt2Trainer('worker-trainer', 'model', {
+    data: 'task:arith?count=40&evalCount=8',
+    lora: defaultLoraSettings({ r: 2, alpha: 4 }),
+    batchSize: 4,
+    seqLen: 64,
+    lr: 1e-2,
+    schedule: 'linear',
+    warmupSteps: 2,
   });
 
   test('reports every step: step/totalSteps, finite loss, the scheduled lr, tokens/s, an ETA ≥ 0 ending at 0, the epoch', async () => {
     const events: TrainProgress[] = [];
-    const perEpoch = Math.ceil(trainer.info.trainExamples / setup.batchSize);
+    const perEpoch = Math.ceil(tiny.trainer.info.trainExamples / tiny.setup.batchSize);
 
-    const outcome = await trainer.train({ adapter: trainer.initialAdapter(0) }, { steps: 12 }, { onProgress: (p) => events.push(p) });
+    const outcome = await tiny.trainer.train({ adapter: tiny.trainer.initialAdapter(0) }, { steps: 12 }, { onProgress: (p) => events.push(p) });
 
     assert.ok(perEpoch < 12, `the run crosses an epoch (${perEpoch} batches per epoch)`);
     assert.deepEqual(events.map((e) => e.step), Array.from({ length: 12 }, (_, i) => i + 1));
@@ -61,7 +44,7 @@ describe('WorkerTrainer (createTrainer default)', { timeout: 60_000 }, () => {
     assert.equal(events[0].lr, 0, 'warm-up starts at lr 0');
     assert.equal(events[11].etaSeconds, 0);
     assert.equal(outcome.steps, 12);
-    const m = trainer.modules[0];
+    const m = tiny.trainer.modules[0];
     const factors = outcome.adapter.modules.get(m.path)!;
     assert.ok(factors.b.data instanceof Float32Array && factors.b.data.length === m.outFeatures * 2, 'B crossed the thread boundary whole');
     assert.ok(factors.b.data.some((v) => v !== 0), 'training moved B');
@@ -72,47 +55,47 @@ describe('WorkerTrainer (createTrainer default)', { timeout: 60_000 }, () => {
     let seen = 0;
     const started = performance.now();
 
-    const run = trainer.train({ adapter: trainer.initialAdapter(0) }, { steps: 1_000_000 }, { signal: controller.signal,
+    const run = tiny.trainer.train({ adapter: tiny.trainer.initialAdapter(0) }, { steps: 1_000_000 }, { signal: controller.signal,
       onProgress: () => {
         if (++seen === 3) controller.abort();
       } });
 
     await assert.rejects(run, (err: unknown) => err instanceof TrainerAbortError && err.name === 'AbortError' && err.code === 'ABORT_ERR' && /training was aborted/.test(err.message));
     assert.ok(performance.now() - started < 10_000, 'stopped well before the million steps');
-    const next = await trainer.evaluate({ adapter: trainer.initialAdapter(0) }, { exactMatch: false });
+    const next = await tiny.trainer.evaluate({ adapter: tiny.trainer.initialAdapter(0) }, { exactMatch: false });
     assert.ok(Number.isFinite(next.loss));
   });
 
   test('an already-aborted signal rejects without running a step', async () => {
     const events: TrainProgress[] = [];
 
-    const run = trainer.train({ adapter: trainer.initialAdapter(0) }, { steps: 5 }, { signal: AbortSignal.abort(), onProgress: (p) => events.push(p) });
+    const run = tiny.trainer.train({ adapter: tiny.trainer.initialAdapter(0) }, { steps: 5 }, { signal: AbortSignal.abort(), onProgress: (p) => events.push(p) });
 
     await assert.rejects(run, (err: unknown) => isAbortError(err) && /aborted before it started/.test((err as Error).message));
     assert.equal(events.length, 0);
   });
 
   test('errors thrown in the worker arrive with their name and message; the trainer keeps working', async () => {
-    const start = trainer.initialAdapter(0);
+    const start = tiny.trainer.initialAdapter(0);
 
-    const badSteps = (): Promise<TrainOutcome> => trainer.train({ adapter: start }, { steps: -1 });
-    const noFactors = (): Promise<TrainOutcome> => trainer.train({ adapter: { modules: new Map() } }, { steps: 1 });
+    const badSteps = (): Promise<TrainOutcome> => tiny.trainer.train({ adapter: start }, { steps: -1 });
+    const noFactors = (): Promise<TrainOutcome> => tiny.trainer.train({ adapter: { modules: new Map() } }, { steps: 1 });
 
     await assert.rejects(badSteps, (err: unknown) => err instanceof Error && err.name === 'RangeError' && err.message === 'train: steps must be a non-negative integer, got -1');
     await assert.rejects(noFactors, (err: unknown) =>
-      err instanceof Error && err.message === `trainer: the adapter has no factors for module '${trainer.modules[0].path}'`
+      err instanceof Error && err.message === `trainer: the adapter has no factors for module '${tiny.trainer.modules[0].path}'`
       && (err.stack ?? '').includes('(in the trainer worker)'));
-    const ok = await trainer.train({ adapter: start }, { steps: 1 });
+    const ok = await tiny.trainer.train({ adapter: start }, { steps: 1 });
     assert.equal(ok.steps, 1);
   });
 
   test("a worker that cannot build its trainer rejects createTrainer with the worker's typed error", async () => {
-    const missingFolder = (): Promise<LoraTrainer> => createTrainer({ ...setup, modelDir: join(tmp.path, 'no-such-model') });
-    const unknownTask = (): Promise<LoraTrainer> => createTrainer({ ...setup, data: 'task:nope' });
+    const missingFolder = (): Promise<LoraTrainer> => createTrainer({ ...tiny.setup, modelDir: join(tiny.path, 'no-such-model') });
+    const unknownTask = (): Promise<LoraTrainer> => createTrainer({ ...tiny.setup, data: 'task:nope' });
 
     await assert.rejects(missingFolder, (err: unknown) =>
       err instanceof Error && err.name === 'ModelError'
-      && (err as Error & { code?: string }).code === 'CHECKPOINT_NOT_FOUND' && err.message.includes(join(tmp.path, 'no-such-model')));
+      && (err as Error & { code?: string }).code === 'CHECKPOINT_NOT_FOUND' && err.message.includes(join(tiny.path, 'no-such-model')));
     await assert.rejects(unknownTask, /unknown task "task:nope"; built-in tasks: task:arith, .*task:sentiment/);
   });
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { federationModel } from '../../../src/cli/commands/federationCommon.js';
 import { FederationClient, type ClientOutcome } from '../../../src/federation/client/client.js';
 import { ClientError } from '../../../src/federation/client/errors.js';
@@ -18,7 +18,7 @@ import type { CoordinatorConfig } from '../../../src/federation/coordinator/conf
 import type { CoordinatorEventMap } from '../../../src/federation/coordinator/events.js';
 import type { ModelOffer } from '../../../src/federation/coordinator/modelServer.js';
 import { baseModelHash } from '../../../src/federation/protocol/baseModel.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 import { clientOptions, tempRunDir, TOKEN } from '../coordinator/fixtures.js';
 import { modelConfig, tinyModel, type TinyModel } from '../coordinator/modelFixture.js';
 
@@ -44,14 +44,12 @@ function relErr(a: { data: Float32Array }, b: { data: Float32Array }): number {
 }
 
 describe('client: fetching the base model', { timeout: 60_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('model-fetch');
   let m: TinyModel;
   let n = 0;
   before(async () => {
-    tmp = await makeTempDir('model-fetch');
     m = await tinyModel(tmp.path);
   });
-  after(() => tmp.remove());
 
   async function withCoordinator(
     config: Partial<CoordinatorConfig>,

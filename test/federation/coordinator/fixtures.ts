@@ -121,6 +121,20 @@ export function effective(w: Matrix, f: LoraFactors, scale: number, fanInFanOut:
   return e;
 }
 
+/** Float64 s·B·A (out × in); s = 1 unless given. */
+export function product64(b: Matrix, a: Matrix, scale = 1): Float64Array {
+  const [out, r] = b.shape;
+  const inF = a.shape[1];
+  const y = new Float64Array(out * inF);
+  for (let o = 0; o < out; o++)
+    for (let x = 0; x < inF; x++) {
+      let s = 0;
+      for (let j = 0; j < r; j++) s += b.data[o * r + j] * a.data[j * inF + x];
+      y[o * inF + x] = scale * s;
+    }
+  return y;
+}
+
 export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));

@@ -3,11 +3,11 @@
 // E_MODEL_TRANSFER refusals (index, range, length, hash, frame limit) after which it keeps serving,
 // model_transfer events, a fetching client never sampled, and the refusals without an offer.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { sha256Hex } from '../../../src/federation/protocol/baseModel.js';
 import { Coordinator } from '../../../src/federation/coordinator/coordinator.js';
 import type { CoordinatorEventMap } from '../../../src/federation/coordinator/events.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 import { tempRunDir, waitFor } from './fixtures.js';
 import { fetchHello, modelConfig, tinyModel, type TinyModel } from './modelFixture.js';
 import { RawPeer } from './rawPeer.js';
@@ -15,13 +15,11 @@ import { RawPeer } from './rawPeer.js';
 type Transfer = CoordinatorEventMap['model_transfer'][0];
 
 describe('coordinator: base model transfer', { timeout: 30_000 }, () => {
-  let tmp: TempDir;
+  const tmp = suiteTempDir('model-transfer');
   let m: TinyModel;
   before(async () => {
-    tmp = await makeTempDir('model-transfer');
     m = await tinyModel(tmp.path);
   });
-  after(() => tmp.remove());
 
   async function withCoordinator(offer: boolean, body: (c: Coordinator, url: string, transfers: Transfer[], codes: string[]) => Promise<void>): Promise<void> {
     const { dir, cleanup } = await tempRunDir();

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { gaussianPrivacySpent } from '../../../src/core/privacy/accountant.js';
 import { loraScaling } from '../../../src/core/lora.js';
-import type { Matrix } from '../../../src/core/tensor.js';
 import type { ClientOutcome } from '../../../src/federation/client/client.js';
 import { createSyntheticTrainer } from '../../../src/federation/client/syntheticTrainer.js';
 import { resolvePlan } from '../../../src/federation/coordinator/config.js';
@@ -18,7 +17,7 @@ import { DEFAULT_DP_DELTA } from '../../../src/federation/coordinator/privacyPla
 import { PrivacyLedger } from '../../../src/federation/coordinator/privateRound.js';
 import { createOrtProductBackend } from '../../../src/runtime/kernels/factoredUpdate.js';
 import type { ParamsOf } from '../../../src/federation/protocol/messages.js';
-import { LAYOUT, coordinatorConfig, maxAbs, recording, startClients, tempRunDir, type Seen } from './fixtures.js';
+import { LAYOUT, coordinatorConfig, maxAbs, product64, recording, startClients, tempRunDir, type Seen } from './fixtures.js';
 
 interface Check {
   readonly record: RoundRecord;
@@ -52,20 +51,6 @@ async function federate(privacy: { clip: number; noiseMultiplier: number },
   }
 }
 
-/** B·A in float64, out × in. */
-function product(b: Matrix, a: Matrix): Float64Array {
-  const [out, r] = b.shape;
-  const inF = a.shape[1];
-  const p = new Float64Array(out * inF);
-  for (let o = 0; o < out; o++)
-    for (let x = 0; x < inF; x++) {
-      let s = 0;
-      for (let j = 0; j < r; j++) s += b.data[o * r + j] * a.data[j * inF + x];
-      p[o * inF + x] = s;
-    }
-  return p;
-}
-
 /** Stored index of (o, x) for a module. */
 const at = (fanInFanOut: boolean, out: number, inF: number, o: number, x: number): number => (fanInFanOut ? x * out + o : o * inF + x);
 
@@ -84,8 +69,8 @@ describe('client-level DP over loopback, 3 clients × 3 rounds', { timeout: 30_0
           const s = loraScaling(4, m.rank, false);
           const g = before.global.get(m.module)!;
           const c = adapter.get(m.module)!;
-          const gp = product(g.b, g.a);
-          const cp = product(c.b, c.a);
+          const gp = product64(g.b, g.a);
+          const cp = product64(c.b, c.a);
           let acc = 0;
           for (let x = 0; x < g.a.data.length; x++) acc += (c.a.data[x] - g.a.data[x]) ** 2;
           for (let x = 0; x < g.b.data.length; x++) acc += (c.b.data[x] - g.b.data[x]) ** 2;
@@ -99,14 +84,14 @@ describe('client-level DP over loopback, 3 clients × 3 rounds', { timeout: 30_0
         for (const m of LAYOUT) {
           const s = loraScaling(4, m.rank, false);
           const g = before.global.get(m.module)!;
-          const gp = product(g.b, g.a);
+          const gp = product64(g.b, g.a);
           const mean = new Float64Array(gp.length);
           results.forEach((adapter, i) => {
-            const cp = product(adapter.get(m.module)!.b, adapter.get(m.module)!.a);
+            const cp = product64(adapter.get(m.module)!.b, adapter.get(m.module)!.a);
             for (let x = 0; x < gp.length; x++) mean[x] += (gammas[i] / 3) * s * (cp[x] - gp[x]);
           });
           const now = snapshot.global.get(m.module)!;
-          const np = product(now.b, now.a);
+          const np = product64(now.b, now.a);
           const w0 = before.base.get(m.module)!.data;
           const w1 = snapshot.base.get(m.module)!.data;
           let err = 0;

@@ -5,29 +5,15 @@ import { describe, test } from 'node:test';
 import type { LoraFactors } from '../../../src/core/lora.js';
 import { createTypeScriptBackend } from '../../../src/core/product.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
-import type { Matrix } from '../../../src/core/tensor.js';
 import { adapterDrift, effectiveUpdate, HEATMAP_MAX_ELEMENTS, maxAbsPool, moduleHeatmap } from '../../../src/federation/coordinator/roundFigures.js';
 import type { StepModule } from '../../../src/federation/coordinator/residuals.js';
+import { product64 } from './fixtures.js';
 
 const backend = createTypeScriptBackend();
 
 function factors(out: number, inF: number, r: number, seed: number): LoraFactors {
   const rng = createRng(seed);
   return { a: randomMatrix(r, inF, rng, 0.5), b: randomMatrix(out, r, rng, 0.5) };
-}
-
-/** Float64 s·B·A (out × in). */
-function product64(b: Matrix, a: Matrix, scale: number): Float64Array {
-  const [out, r] = b.shape;
-  const inF = a.shape[1];
-  const y = new Float64Array(out * inF);
-  for (let o = 0; o < out; o++)
-    for (let x = 0; x < inF; x++) {
-      let s = 0;
-      for (let j = 0; j < r; j++) s += b.data[o * r + j] * a.data[j * inF + x];
-      y[o * inF + x] = scale * s;
-    }
-  return y;
 }
 
 function norm64(x: ArrayLike<number>, y: ArrayLike<number>): number {

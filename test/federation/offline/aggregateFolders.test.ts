@@ -6,16 +6,14 @@
 // ≤ 1e-5·max|s·Σ w_i B_i A_i| + 1e-6·max|W0|: float32 storage of W0', Ā, B̄ and one float32 Gemm
 // round each entry at ~1e-7 relative, far below; a missing or mis-oriented residual is of the order
 // of the update itself (checked below to be > 100× the tolerance).
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { factored } from '../../core/reference.js';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aggregateFolders } from '../../../src/federation/offline/aggregateFolders.js';
 import type { AggregateReport } from '../../../src/federation/offline/aggregateFolders.js';
-import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
 import { createBlockwiseUpdater } from '../../../src/formats/storedUpdate.js';
-import { createOrtProductBackend } from '../../../src/runtime/kernels/factoredUpdate.js';
 import { readPeftAdapter, writePeftAdapter } from '../../../src/formats/peft.js';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { writeSafetensors } from '../../../src/formats/safetensorsWriter.js';
@@ -29,22 +27,13 @@ import type { ProductBackend } from '../../../src/core/product.js';
 import type { DowncastReport } from '../../../src/formats/halfFloat.js';
 import { combine64, exactness64, laidOut, maxAbs, mul64, normalised, readAdapter64, readAll64, relativeDeviation64, idealUpdate } from '../../helpers/lora64.js';
 import type { Adapter64, Exactness64, StoredLayout } from '../../helpers/lora64.js';
-import { GPT2_SPEC, GPT2_TARGETS, LLAMA_SPEC, LLAMA_TARGETS, assertStructurePreserved, makeFixture } from '../../helpers/offlineFixtures.js';
+import { GPT2_SPEC, GPT2_TARGETS, LLAMA_SPEC, LLAMA_TARGETS, assertStructurePreserved, makeFixture, suiteProductBackend, suiteUpdater } from '../../helpers/offlineFixtures.js';
 import type { Fixture } from '../../helpers/offlineFixtures.js';
-import { entries, makeTempDir } from '../../helpers/tempDir.js';
-import type { TempDir } from '../../helpers/tempDir.js';
+import { entries, suiteTempDir } from '../../helpers/tempDir.js';
 
-const backend = createOrtProductBackend({ intraOpThreads: 1 });
-const updater = createStoredUpdateKernel({ intraOpThreads: 1 });
-let tmp: TempDir;
-before(async () => {
-  tmp = await makeTempDir('aggregate');
-});
-after(async () => {
-  await backend.dispose();
-  await updater.dispose();
-  await tmp.remove();
-});
+const backend = suiteProductBackend();
+const updater = suiteUpdater();
+const tmp = suiteTempDir('aggregate');
 
 interface ModuleCheck extends Exactness64 {
   readonly module: string;

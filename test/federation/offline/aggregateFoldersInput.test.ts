@@ -1,7 +1,7 @@
 // Bad input to offline aggregation: every case fails with an error that names the file, module or
 // tensor at fault, and leaves nothing behind (no output folder, no `.partial`/`.old` sibling, no
 // parent folder created for it, no open file).
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, mkdir, open, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,29 +14,20 @@ import type { FormatErrorCode } from '../../../src/formats/errors.js';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { matrix } from '../../../src/core/tensor.js';
 import { writeSyntheticAdapters } from '../../../src/model/checkpoints/synthetic.js';
-import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
-import { createOrtProductBackend } from '../../../src/runtime/kernels/factoredUpdate.js';
-import { GPT2_SPEC, makeFixture } from '../../helpers/offlineFixtures.js';
+import { GPT2_SPEC, makeFixture, suiteProductBackend, suiteUpdater } from '../../helpers/offlineFixtures.js';
 import type { Fixture } from '../../helpers/offlineFixtures.js';
-import { entries, makeTempDir, openFdCount } from '../../helpers/tempDir.js';
-import type { TempDir } from '../../helpers/tempDir.js';
+import { entries, openFdCount, suiteTempDir } from '../../helpers/tempDir.js';
 
 const TARGETS = ['c_attn', 'c_proj'];
-const backend = createOrtProductBackend({ intraOpThreads: 1 });
-const updater = createStoredUpdateKernel({ intraOpThreads: 1 });
-let tmp: TempDir;
+const backend = suiteProductBackend();
+const updater = suiteUpdater();
+const tmp = suiteTempDir('aggregate-input');
 let fx: Fixture;
 before(async () => {
-  tmp = await makeTempDir('aggregate-input');
   fx = await makeFixture(join(tmp.path, 'fx'), GPT2_SPEC, TARGETS);
   // onnxruntime opens files of its own (a cache database) on its first session and keeps them: open
   // them now, so that the file-handle counts below see only what an aggregation leaves open.
   await backend.addScaledProduct(matrix(new Float32Array(4), 2, 2), 'linear', matrix(new Float32Array(2), 2, 1), matrix(new Float32Array(2), 1, 2), 1);
-});
-after(async () => {
-  await backend.dispose();
-  await updater.dispose();
-  await tmp.remove();
 });
 
 type Expected =

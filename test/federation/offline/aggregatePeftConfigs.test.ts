@@ -2,7 +2,7 @@
 // alpha_pattern (each module scaled by its own alpha/r, checked against the clients in float64, the
 // patterns written back unchanged), and trained classifier heads (modules_to_save tensors) averaged
 // with the clients' weights and written beside the global factors.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,19 +11,17 @@ import { aggregateFolders } from '../../../src/federation/offline/aggregateFolde
 import type { AggregateReport } from '../../../src/federation/offline/aggregateFolders.js';
 import { readPeftAdapter, writePeftAdapter } from '../../../src/formats/peft.js';
 import type { LoraModuleInput } from '../../../src/formats/peft.js';
-import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
 import { exactness64, normalised, readAdapter64, readAll64 } from '../../helpers/lora64.js';
-import { GPT2_SPEC, GPT2_TARGETS, makeFixture } from '../../helpers/offlineFixtures.js';
+import { GPT2_SPEC, GPT2_TARGETS, makeFixture, suiteUpdater } from '../../helpers/offlineFixtures.js';
 import type { Fixture } from '../../helpers/offlineFixtures.js';
-import { makeTempDir } from '../../helpers/tempDir.js';
-import type { TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 
-const updater = createStoredUpdateKernel({ intraOpThreads: 1 });
+const updater = suiteUpdater();
 const ALPHA_PATTERN = { 'h.0.attn.c_attn': 32 };
 const RANK_PATTERN = { 'mlp.c_fc': 2 };
 const HEAD_SHAPE = [3, GPT2_SPEC.hidden];
 const WEIGHTS = [1, 2, 3];
-let tmp: TempDir;
+const tmp = suiteTempDir('aggregate-peft');
 let fx: Fixture;
 /** The clients' heads as written, for the reference mean. */
 const heads: Float32Array[] = [];
@@ -54,13 +52,8 @@ async function rewriteClients(adapters: readonly string[]): Promise<void> {
 }
 
 before(async () => {
-  tmp = await makeTempDir('aggregate-peft');
   fx = await makeFixture(join(tmp.path, 'gpt2'), GPT2_SPEC, GPT2_TARGETS);
   await rewriteClients(fx.adapters);
-});
-after(async () => {
-  await updater.dispose();
-  await tmp.remove();
 });
 
 describe('aggregateFolders over PEFT adapters with rank_pattern, alpha_pattern and a modules_to_save head', () => {

@@ -7,7 +7,7 @@
 // Tolerance, per module: max |s·lay(P·Q) − (W0' − W0)| ≤ 1e-5·max|s·P·Q| + 1e-6·max|W0|: W0' is the
 // float32 rounding of W0 + s·lay(P·Q) computed in float32 (~1e-7 relative per entry); a missing or
 // mis-oriented residual is of the order of the update itself (checked to be > 100× the tolerance).
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -18,23 +18,14 @@ import { aggregateFolders, RESIDUAL_FILE } from '../../../src/federation/offline
 import type { AggregateReport } from '../../../src/federation/offline/aggregateFolders.js';
 import type { ResidualEntry } from '../../../src/federation/protocol/adapterTensors.js';
 import { modelManifest } from '../../../src/federation/shared/modelBase.js';
-import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
 import { combine64, laidOut, maxAbs, mul64, readAdapter64, readAll64 } from '../../helpers/lora64.js';
 import type { Mat64, StoredLayout } from '../../helpers/lora64.js';
-import { GPT2_SPEC, GPT2_TARGETS, LLAMA_SPEC, LLAMA_TARGETS, layoutOf, makeFixture } from '../../helpers/offlineFixtures.js';
+import { GPT2_SPEC, GPT2_TARGETS, LLAMA_SPEC, LLAMA_TARGETS, layoutOf, makeFixture, suiteUpdater } from '../../helpers/offlineFixtures.js';
 import type { Fixture } from '../../helpers/offlineFixtures.js';
-import { entries, makeTempDir } from '../../helpers/tempDir.js';
-import type { TempDir } from '../../helpers/tempDir.js';
+import { entries, suiteTempDir } from '../../helpers/tempDir.js';
 
-const updater = createStoredUpdateKernel({ intraOpThreads: 1 });
-let tmp: TempDir;
-before(async () => {
-  tmp = await makeTempDir('aggregate-residual');
-});
-after(async () => {
-  await updater.dispose();
-  await tmp.remove();
-});
+const updater = suiteUpdater();
+const tmp = suiteTempDir('aggregate-residual');
 
 interface ResidualFile {
   readonly entries: ResidualEntry[];

@@ -1,31 +1,22 @@
 // Sharded bases (model.safetensors.index.json) in offline aggregation, and the commit of the output
 // folder when a rename fails.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aggregateFolders } from '../../../src/federation/offline/aggregateFolders.js';
 import { AggregationInputError } from '../../../src/federation/offline/errors.js';
 import { commitOutput } from '../../../src/federation/offline/outputFolder.js';
-import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { writeSafetensors } from '../../../src/formats/safetensorsWriter.js';
 import type { TensorToWrite } from '../../../src/formats/safetensorsWriter.js';
-import { LLAMA_SPEC, LLAMA_TARGETS, makeFixture, SHARDS, shardCheckpoint } from '../../helpers/offlineFixtures.js';
+import { LLAMA_SPEC, LLAMA_TARGETS, makeFixture, SHARDS, shardCheckpoint, suiteUpdater } from '../../helpers/offlineFixtures.js';
 import type { Fixture } from '../../helpers/offlineFixtures.js';
-import { makeTempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 import { withCheckpoint } from '../../../src/model/checkpoint.js';
-import type { TempDir } from '../../helpers/tempDir.js';
 
-const updater = createStoredUpdateKernel({ intraOpThreads: 1 });
-let tmp: TempDir;
-before(async () => {
-  tmp = await makeTempDir('fedex-sharded-');
-});
-after(async () => {
-  await updater.dispose();
-  await tmp.remove();
-});
+const updater = suiteUpdater();
+const tmp = suiteTempDir('fedex-sharded-');
 
 /** Every tensor of a single file or of the shards an index lists: name → [dtype, shape, bytes]. */
 async function tensorsOf(files: readonly string[]): Promise<Map<string, [string, readonly number[], Buffer]>> {

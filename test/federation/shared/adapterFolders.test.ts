@@ -4,13 +4,12 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Adapter } from '../../../src/core/lora.js';
 import { adapterFields, writeFederationAdapter } from '../../../src/federation/shared/adapterFolders.js';
 import type { AdapterLayout } from '../../../src/federation/protocol/adapterTensors.js';
 import { readPeftAdapter } from '../../../src/formats/peft.js';
-import { makeTempDir } from '../../helpers/tempDir.js';
-import type { TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 
 const LAYOUT: AdapterLayout = [{ module: 'model.layers.0.self_attn.q_proj', in: 4, out: 6, rank: 2 }];
 const ADAPTER: Adapter = new Map([[LAYOUT[0].module, {
@@ -19,11 +18,7 @@ const ADAPTER: Adapter = new Map([[LAYOUT[0].module, {
 }]]);
 
 describe('writeFederationAdapter', () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('federation-adapter');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('federation-adapter');
 
   test('writes task_type CAUSAL_LM so AutoPeftModelForCausalLM loads the folder', async () => {
     const dir = join(tmp.path, 'causal');

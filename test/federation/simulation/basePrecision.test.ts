@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
 import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
 import type { BasePrecision } from '../../../src/model/basePrecision.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 import { checkSavedRound } from './savedRounds.js';
 import { runTinyMethod, tinyWorkload, writeTinyGpt2 } from './tinyModel.js';
 
@@ -18,8 +18,11 @@ const SETTINGS = { clients: 2, localSteps: 3, batchSize: 4, lr: 0.02, rank: 4, a
 const ROUNDS = 3;
 
 describe('FedEx with the frozen base held in bf16', { timeout: 180_000 }, () => {
-  let tmp: TempDir;
   const workloads: SimulationWorkload[] = [];
+  after(async () => {
+    for (const w of workloads) await w.dispose();
+  });
+  const tmp = suiteTempDir('bf16-federation');
   const reports = new Map<BasePrecision, MethodReport>();
 
   async function run(precision: BasePrecision, rounds: number): Promise<void> {
@@ -29,14 +32,9 @@ describe('FedEx with the frozen base held in bf16', { timeout: 180_000 }, () => 
   }
 
   before(async () => {
-    tmp = await makeTempDir('bf16-federation');
     await writeTinyGpt2(join(tmp.path, 'model'));
     await run('bf16', ROUNDS);
     await run('fp32', 1);
-  });
-  after(async () => {
-    for (const w of workloads) await w.dispose();
-    await tmp?.remove();
   });
 
   test('every round, the global model equals the mean of the client models to float32 round-off', async () => {

@@ -5,39 +5,28 @@
 // float32 round-off; and the saved client folders have the ranks the clients trained at.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
-import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
 import { checkSavedRoundWithRanks } from './savedRanks.js';
-import { runTinyMethod, tinyWorkload, writeTinyGpt2 } from './tinyModel.js';
+import { runTinyMethod, suiteTinyFederation } from './tinyModel.js';
 
 const SETTINGS = { clients: 3, rounds: 3, localSteps: 3, batchSize: 4, lr: 0.02, rank: 16, alpha: 32, seed: 4 };
 const CLIENT_RANKS = [4, 8, 16];
 
 describe('client ranks 4, 8, 16 under a global rank 16: exact every round (fedex, flora)', { timeout: 180_000 }, () => {
-  let tmp: TempDir;
-  let workload: SimulationWorkload;
+  const tiny = suiteTinyFederation('client-ranks', SETTINGS);
   const reports = new Map<string, MethodReport>();
 
   before(async () => {
-    tmp = await makeTempDir('client-ranks');
-    const modelDir = join(tmp.path, 'model');
-    await writeTinyGpt2(modelDir);
-    workload = await tinyWorkload(modelDir, SETTINGS);
     for (const method of ['fedex', 'flora'] as const) {
-      reports.set(method, await runTinyMethod(tmp.path, method, method, workload, SETTINGS, { clientRanks: CLIENT_RANKS }));
+      reports.set(method, await runTinyMethod(tiny.path, method, method, tiny.workload, SETTINGS, { clientRanks: CLIENT_RANKS }));
     }
-  });
-  after(async () => {
-    await workload?.dispose();
-    await tmp?.remove();
   });
 
   for (const method of ['fedex', 'flora'] as const) {
     test(`${method}: every round, global model = mean of the client models on their own bases`, async () => {
       for (let round = 1; round <= SETTINGS.rounds; round++) {
-        for (const c of await checkSavedRoundWithRanks(join(tmp.path, 'adapters', method), round, workload.layout)) {
+        for (const c of await checkSavedRoundWithRanks(join(tiny.path, 'adapters', method), round, tiny.workload.layout)) {
           assert.deepEqual([...c.ranks].sort((a, b) => a - b), CLIENT_RANKS, `round ${round} ${c.module}: the clients trained at their ranks`);
           assert.ok(c.size > 1e-5, `round ${round} ${c.module}: training changed the model (${c.size})`);
           assert.ok(c.err <= 1e-5 * c.size + 5e-8, `round ${round} ${c.module}: error ${c.err} vs update ${c.size}`);

@@ -4,34 +4,23 @@
 // model equals the mean of the client models to float32 round-off in every round; FedIT's does not.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
-import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
 import { checkSavedRound } from './savedRounds.js';
-import { runTinyMethod, tinyWorkload, writeTinyGpt2 } from './tinyModel.js';
+import { runTinyMethod, suiteTinyFederation } from './tinyModel.js';
 
 const SETTINGS = { clients: 2, rounds: 2, localSteps: 3, batchSize: 4, lr: 0.02, rank: 4, alpha: 8, seed: 3 };
 
 describe('FedEx-LoRA vs FedIT with the onnxruntime trainer over loopback WebSockets', { timeout: 90_000 }, () => {
-  let tmp: TempDir;
-  let workload: SimulationWorkload;
+  const tiny = suiteTinyFederation('exactness', SETTINGS);
   const reports = new Map<string, MethodReport>();
 
   before(async () => {
-    tmp = await makeTempDir('exactness');
-    const modelDir = join(tmp.path, 'model');
-    await writeTinyGpt2(modelDir);
-    workload = await tinyWorkload(modelDir, SETTINGS);
-    for (const method of ['fedex', 'fedit'] as const) reports.set(method, await runTinyMethod(tmp.path, method, method, workload, SETTINGS));
-  });
-  after(async () => {
-    await workload?.dispose();
-    await tmp?.remove();
+    for (const method of ['fedex', 'fedit'] as const) reports.set(method, await runTinyMethod(tiny.path, method, method, tiny.workload, SETTINGS));
   });
 
   test('the layout comes from the model: both c_attn modules, Conv1D (fanInFanOut), non-square', () => {
-    assert.deepEqual(workload.layout.map((m) => [m.module, m.in, m.out, m.fanInFanOut]), [
+    assert.deepEqual(tiny.workload.layout.map((m) => [m.module, m.in, m.out, m.fanInFanOut]), [
       ['transformer.h.0.attn.c_attn', 32, 96, true],
       ['transformer.h.1.attn.c_attn', 32, 96, true],
     ]);
@@ -39,7 +28,7 @@ describe('FedEx-LoRA vs FedIT with the onnxruntime trainer over loopback WebSock
 
   test('FedEx: every round, global model = mean of the client models to float32 round-off', async () => {
     for (let round = 1; round <= SETTINGS.rounds; round++) {
-      for (const c of await checkSavedRound(join(tmp.path, 'adapters', 'fedex'), round, workload.layout)) {
+      for (const c of await checkSavedRound(join(tiny.path, 'adapters', 'fedex'), round, tiny.workload.layout)) {
         assert.ok(c.size > 1e-5, `round ${round} ${c.module}: training changed the model (${c.size})`);
         assert.ok(c.err <= 1e-5 * c.size + 5e-8, `round ${round} ${c.module}: error ${c.err} vs update ${c.size}`);
       }
@@ -49,7 +38,7 @@ describe('FedEx-LoRA vs FedIT with the onnxruntime trainer over loopback WebSock
   });
 
   test('FedIT: the global model misses the mean of the client models by far more than round-off', async () => {
-    const checks = await checkSavedRound(join(tmp.path, 'adapters', 'fedit'), 1, workload.layout);
+    const checks = await checkSavedRound(join(tiny.path, 'adapters', 'fedit'), 1, tiny.workload.layout);
     assert.ok(checks.every((c) => c.err > 1e-4 * c.size), `FedIT errors ${checks.map((c) => `${c.err} / ${c.size}`).join(', ')}`);
   });
 

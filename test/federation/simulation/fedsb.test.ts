@@ -7,47 +7,36 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { RoundRecord } from '../../../src/federation/coordinator/events.js';
 import { readPeftAdapter } from '../../../src/formats/peft.js';
 import { roundDir } from '../../../src/federation/shared/adapterFolders.js';
 import type { MethodReport } from '../../../src/federation/simulation/report.js';
-import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
 import { checkSavedRoundWithRanks } from './savedRanks.js';
 import { readBase } from './savedRounds.js';
-import { runTinyMethod, tinyWorkload, writeTinyGpt2 } from './tinyModel.js';
+import { runTinyMethod, suiteTinyFederation } from './tinyModel.js';
 
 const SETTINGS = { clients: 3, rounds: 3, localSteps: 3, batchSize: 4, lr: 0.05, rank: 6, alpha: 12, seed: 8 };
 
 describe('fedsb: 3 clients, 3 rounds, exact every round, R only on the uplink', { timeout: 180_000 }, () => {
-  let tmp: TempDir;
-  let workload: SimulationWorkload;
+  const tiny = suiteTinyFederation('fedsb-sim', SETTINGS);
   let report: MethodReport;
   const records: RoundRecord[] = [];
 
   before(async () => {
-    tmp = await makeTempDir('fedsb-sim');
-    const modelDir = join(tmp.path, 'model');
-    await writeTinyGpt2(modelDir);
-    workload = await tinyWorkload(modelDir, SETTINGS);
-    report = await runTinyMethod(tmp.path, 'fedsb', 'fedsb', workload, SETTINGS, { onRound: (_row, record) => records.push(record) });
-  });
-  after(async () => {
-    await workload?.dispose();
-    await tmp?.remove();
+    report = await runTinyMethod(tiny.path, 'fedsb', 'fedsb', tiny.workload, SETTINGS, { onRound: (_row, record) => records.push(record) });
   });
 
   test('every round: global model = mean of the client models; base unchanged; A shared bit for bit', async () => {
-    const dir = join(tmp.path, 'adapters', 'fedsb');
+    const dir = join(tiny.path, 'adapters', 'fedsb');
     for (let round = 1; round <= SETTINGS.rounds; round++) {
-      for (const c of await checkSavedRoundWithRanks(dir, round, workload.layout)) {
+      for (const c of await checkSavedRoundWithRanks(dir, round, tiny.workload.layout)) {
         assert.ok(c.size > 1e-5, `round ${round} ${c.module}: training changed the model (${c.size})`);
         assert.ok(c.err <= 1e-5 * c.size + 5e-8, `round ${round} ${c.module}: error ${c.err} vs update ${c.size}`);
       }
-      const before = await readBase(join(roundDir(dir, round - 1), 'base'), workload.layout);
-      const after = await readBase(join(roundDir(dir, round), 'base'), workload.layout);
-      for (const m of workload.layout) assert.deepEqual(after.get(m.module), before.get(m.module), `round ${round} ${m.module}: Fed-SB leaves the base as it is`);
+      const before = await readBase(join(roundDir(dir, round - 1), 'base'), tiny.workload.layout);
+      const after = await readBase(join(roundDir(dir, round), 'base'), tiny.workload.layout);
+      for (const m of tiny.workload.layout) assert.deepEqual(after.get(m.module), before.get(m.module), `round ${round} ${m.module}: Fed-SB leaves the base as it is`);
       const global = await readPeftAdapter(join(roundDir(dir, round), 'global'));
       for (const c of ['client-1', 'client-2', 'client-3']) {
         const client = await readPeftAdapter(join(roundDir(dir, round), 'clients', c));
@@ -61,9 +50,9 @@ describe('fedsb: 3 clients, 3 rounds, exact every round, R only on the uplink', 
   });
 
   test('uplink: k · Σ r² · 4 raw bytes a round; downlink: A and B once, then R only', async () => {
-    const state = JSON.parse(await readFile(join(tmp.path, 'runs', 'fedsb', 'state.json'), 'utf8')) as { plan: { method: string } };
+    const state = JSON.parse(await readFile(join(tiny.path, 'runs', 'fedsb', 'state.json'), 'utf8')) as { plan: { method: string } };
     assert.equal(state.plan.method, 'fedsb');
-    const layout = workload.layout;
+    const layout = tiny.workload.layout;
     const rBytes = layout.reduce((n, m) => n + 4 * m.rank * m.rank, 0);
     const abBytes = layout.reduce((n, m) => n + 4 * m.rank * (m.in + m.out), 0);
     assert.equal(records.length, SETTINGS.rounds);

@@ -2,7 +2,7 @@
 // throws) are named in the error, not only "0 of 2 rounds completed".
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { createTypeScriptBackend } from '../../../src/core/product.js';
 import { FederationClient } from '../../../src/federation/client/client.js';
 import type { LocalTrainer } from '../../../src/federation/client/trainer.js';
@@ -10,14 +10,10 @@ import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
 import { runFederated } from '../../../src/federation/simulation/runFederated.js';
 import { createSyntheticWorkload } from '../../../src/federation/simulation/syntheticWorkload.js';
 import type { SimulationWorkload } from '../../../src/federation/simulation/workload.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 
 describe('runFederated: a run that ends short names its failures', { timeout: 60_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('short-run');
-  });
-  after(() => tmp?.remove());
+  const tmp = suiteTempDir('short-run');
 
   test('a client whose training throws: the error names the round, the client and the reason', async () => {
     const synthetic = createSyntheticWorkload({ rank: 2, alpha: 4, layers: 1, hidden: 8, seed: 3 });

@@ -15,20 +15,20 @@ import type { SimulationReport } from '../../../src/federation/simulation/report
 import { roundDir } from '../../../src/federation/shared/adapterFolders.js';
 import { runSimulation, type SimulationResult } from '../../../src/federation/simulation/simulate.js';
 import { createSyntheticWorkload } from '../../../src/federation/simulation/syntheticWorkload.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 import { checkSavedRound, readBase } from './savedRounds.js';
 
 const ROUNDS = 2;
 const CLIENTS = 3;
 
 describe('runSimulation (synthetic workload, 3 clients × 2 rounds, all four methods)', { timeout: 30_000 }, () => {
-  let tmp: TempDir;
+  const workload = createSyntheticWorkload({ rank: 4, alpha: 8, seed: 1 });
+  after(() => workload.dispose());
+  const tmp = suiteTempDir('simulate');
   let result: SimulationResult;
   const events: { type: CliEventType; payload: Record<string, unknown>; method: SimulationMethod | undefined }[] = [];
-  const workload = createSyntheticWorkload({ rank: 4, alpha: 8, seed: 1 });
 
   before(async () => {
-    tmp = await makeTempDir('simulate');
     result = await runSimulation({
       methods: ['fedex', 'fedit', 'ffa', 'centralized'],
       clients: CLIENTS,
@@ -47,10 +47,6 @@ describe('runSimulation (synthetic workload, 3 clients × 2 rounds, all four met
       backend: createTypeScriptBackend(),
       chartJsSource: '/* chart.js stand-in */',
     });
-  });
-  after(async () => {
-    await workload.dispose();
-    await tmp.remove();
   });
 
   test('report.json holds every method with round 0..R, the comparison and consistent totals', async () => {

@@ -3,6 +3,7 @@
 // so the real trainer (onnxruntime) can train and evaluate it in well under a second per step; and
 // the workload and run of a tiny federation on it that the simulation tests share.
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { createTypeScriptBackend } from '../../../src/core/product.js';
 import type { StrategyName } from '../../../src/core/strategies/types.js';
 import { NULL_SINK } from '../../../src/federation/events/eventSink.js';
@@ -14,6 +15,7 @@ import { writeSyntheticCheckpoint } from '../../../src/model/checkpoints/synthet
 import { createTrainer } from '../../../src/trainer/loraTrainer.js';
 import { saveBpeTokenizer, trainByteLevelBpe } from '../../../src/trainer/data/bpeTrainer.js';
 import { generateTask } from '../../../src/trainer/data/tasks.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 
 /** Writes the model folder (config.json, model.safetensors, tokenizer.json, tokenizer_config.json). */
 export async function writeTinyGpt2(dir: string, options: { layers?: number; hidden?: number; seed?: number } = {}): Promise<void> {
@@ -69,4 +71,29 @@ export function runTinyMethod(dir: string, label: string, method: StrategyName, 
     saveAdaptersDir: join(dir, 'adapters', label),
     ...extra,
   });
+}
+
+/**
+ * The tiny federation of the enclosing `describe`: a suite temp folder (`path`, see suiteTempDir) with the tiny GPT-2 in
+ * `path`/model, and its workload (tinyWorkload), made before the suite's tests and disposed after them, before the
+ * folder is removed. Read `.path` and `.workload` inside hooks and tests.
+ */
+export function suiteTinyFederation(prefix: string, s: Pick<TinySettings, 'rank' | 'alpha' | 'batchSize' | 'lr' | 'seed'>): { readonly path: string; readonly workload: SimulationWorkload } {
+  let workload: SimulationWorkload | undefined;
+  after(() => workload?.dispose());
+  const tmp = suiteTempDir(prefix);
+  before(async () => {
+    const modelDir = join(tmp.path, 'model');
+    await writeTinyGpt2(modelDir);
+    workload = await tinyWorkload(modelDir, s);
+  });
+  return {
+    get path(): string {
+      return tmp.path;
+    },
+    get workload(): SimulationWorkload {
+      if (workload === undefined) throw new Error(`suiteTinyFederation('${prefix}'): .workload read before the suite's before() hook made it`);
+      return workload;
+    },
+  };
 }

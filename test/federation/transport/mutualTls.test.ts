@@ -39,6 +39,18 @@ async function serveMutual(pki: Pki): Promise<{ server: TransportServer; accepte
   return { server, accepted };
 }
 
+/** Runs `body` with a fresh PKI (makePki) and a server requiring its client certificates (serveMutual), closed after; nothing when makePki skips. */
+async function withMutualServer(t: TestContext, body: (pki: Pki, server: TransportServer, accepted: Connection[]) => Promise<void>): Promise<void> {
+  const pki = await makePki(t);
+  if (pki === null) return;
+  const { server, accepted } = await serveMutual(pki);
+  try {
+    await body(pki, server, accepted);
+  } finally {
+    await server.close();
+  }
+}
+
 /** The HTTP status a plain HTTPS GET gets (426 from the server's HTTP layer), or the error that ended it. */
 function httpsStatus(url: string, tls: { ca: string; cert?: string; key?: string }): Promise<number | Error> {
   return new Promise((resolve) => {
@@ -53,10 +65,7 @@ function httpsStatus(url: string, tls: { ca: string; cert?: string; key?: string
 
 describe('mutual TLS (tls.clientCa)', { timeout: 30_000 }, () => {
   test('a client certificate signed by the CA connects, frames travel, and the server knows its subject', async (t) => {
-    const pki = await makePki(t);
-    if (pki === null) return;
-    const { server, accepted } = await serveMutual(pki);
-    try {
+    await withMutualServer(t, async (pki, server, accepted) => {
       const client = await connectTransport(server.url, { maxFrameBytes: 1024, tls: { ca: pki.server.cert, cert: pki.alice.cert, key: pki.alice.key } });
       await new Promise((resolve) => setImmediate(resolve));
       const [peer] = accepted;
@@ -67,16 +76,11 @@ describe('mutual TLS (tls.clientCa)', { timeout: 30_000 }, () => {
       assert.equal(client.certificateSubject, 'CN=127.0.0.1', "the client's peer is the server: its certificate");
       client.close();
       assert.equal((await peer.closed).cause, 'normal');
-    } finally {
-      await server.close();
-    }
+    });
   });
 
   test('without a client certificate the TLS handshake is refused (T_CERTIFICATE, not retried); no request reaches the server', async (t) => {
-    const pki = await makePki(t);
-    if (pki === null) return;
-    const { server, accepted } = await serveMutual(pki);
-    try {
+    await withMutualServer(t, async (pki, server, accepted) => {
       const retries: number[] = [];
       await assert.rejects(
         connectWithRetry(server.url, { maxFrameBytes: 1024, tls: { ca: pki.server.cert } }, { initialDelayMs: 1, maxAttempts: 5, onRetry: (a) => retries.push(a) }),
@@ -88,16 +92,11 @@ describe('mutual TLS (tls.clientCa)', { timeout: 30_000 }, () => {
       assert.ok(plain instanceof Error, `the server answered HTTP ${String(plain)}`);
       assert.equal(await httpsStatus(server.url, { ca: pki.server.cert, cert: pki.alice.cert, key: pki.alice.key }), 426);
       assert.equal(accepted.length, 0);
-    } finally {
-      await server.close();
-    }
+    });
   });
 
   test('a certificate from another CA, or a self-signed one, is cut off in the TLS handshake', async (t) => {
-    const pki = await makePki(t);
-    if (pki === null) return;
-    const { server, accepted } = await serveMutual(pki);
-    try {
+    await withMutualServer(t, async (pki, server, accepted) => {
       for (const stranger of [pki.mallory, pki.server]) {
         await assert.rejects(
           connectTransport(server.url, { maxFrameBytes: 1024, tls: { ca: pki.server.cert, cert: stranger.cert, key: stranger.key } }),
@@ -111,9 +110,7 @@ describe('mutual TLS (tls.clientCa)', { timeout: 30_000 }, () => {
       const ok = await connectTransport(server.url, { maxFrameBytes: 1024, tls: { ca: pki.server.cert, cert: pki.alice.cert, key: pki.alice.key } });
       assert.ok(ok.isOpen);
       ok.terminate();
-    } finally {
-      await server.close();
-    }
+    });
   });
 
   test('without clientCa no certificate is asked for: certificateSubject is null', async (t) => {

@@ -45,6 +45,27 @@ async function wsFrom(url: string, localAddress: string, ca?: string): Promise<{
   });
 }
 
+/** Runs `body` on a fresh server (serve); afterwards terminates the clients it put in `open` and closes the server abruptly. */
+async function withServed(preAuth: Partial<PreAuthOptions>, body: (served: Served, open: WebSocket[]) => Promise<void>): Promise<void> {
+  const served = await serve(preAuth);
+  const open: WebSocket[] = [];
+  try {
+    await body(served, open);
+  } finally {
+    for (const ws of open) ws.terminate();
+    await served.server.close({ abrupt: true });
+  }
+}
+
+/** Opens a ws client from each of `addresses` in turn, into `open`; each must open. */
+async function openFrom(url: string, addresses: readonly string[], open: WebSocket[]): Promise<void> {
+  for (const [i, address] of addresses.entries()) {
+    const r = await wsFrom(url, address);
+    assert.ok('ws' in r, `connection ${i} should open`);
+    open.push(r.ws);
+  }
+}
+
 /** `p`, or a failure naming `what` after `ms`. */
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -96,15 +117,9 @@ describe('transport limits before authentication', { timeout: 30_000 }, () => {
   });
 
   test('per address: beyond maxPendingPerAddress the upgrade gets 503 at once; other addresses and authenticated peers do not count', { timeout: 6_000 }, async () => {
-    const { server, accepted, refusals } = await serve({ maxPendingPerAddress: 3 });
-    const open: WebSocket[] = [];
-    try {
+    await withServed({ maxPendingPerAddress: 3 }, async ({ server, accepted, refusals }, open) => {
       // Prepare: three pending connections from 127.0.0.2.
-      for (let i = 0; i < 3; i++) {
-        const r = await wsFrom(server.url, '127.0.0.2');
-        assert.ok('ws' in r, `connection ${i} should open`);
-        open.push(r.ws);
-      }
+      await openFrom(server.url, ['127.0.0.2', '127.0.0.2', '127.0.0.2'], open);
       // Act + assert: the fourth is refused promptly; 127.0.0.3 is not.
       const t0 = performance.now();
       const fourth = await wsFrom(server.url, '127.0.0.2');
@@ -122,21 +137,12 @@ describe('transport limits before authentication', { timeout: 30_000 }, () => {
       const fifth = await wsFrom(server.url, '127.0.0.2');
       assert.ok('ws' in fifth);
       open.push(fifth.ws);
-    } finally {
-      for (const ws of open) ws.terminate();
-      await server.close({ abrupt: true });
-    }
+    });
   });
 
   test('in total: beyond maxConnections every address is refused, authenticated peers counted; a closed one frees its place', { timeout: 6_000 }, async () => {
-    const { server, accepted, refusals } = await serve({ maxConnections: 4 });
-    const open: WebSocket[] = [];
-    try {
-      for (let i = 0; i < 4; i++) {
-        const r = await wsFrom(server.url, `127.0.0.${10 + i}`);
-        assert.ok('ws' in r);
-        open.push(r.ws);
-      }
+    await withServed({ maxConnections: 4 }, async ({ server, accepted, refusals }, open) => {
+      await openFrom(server.url, ['127.0.0.10', '127.0.0.11', '127.0.0.12', '127.0.0.13'], open);
       await until('four accepted', () => accepted.length === 4);
       for (const c of accepted) markAuthenticated(c);
       const fifth = await wsFrom(server.url, '127.0.0.20');
@@ -152,10 +158,7 @@ describe('transport limits before authentication', { timeout: 30_000 }, () => {
       }
       assert.ok('ws' in again);
       open.push(again.ws);
-    } finally {
-      for (const ws of open) ws.terminate();
-      await server.close({ abrupt: true });
-    }
+    });
   });
 
   test('a TCP connection that does not upgrade in time is destroyed, and counts against its address meanwhile', { timeout: 6_000 }, async () => {

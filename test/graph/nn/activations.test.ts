@@ -3,63 +3,24 @@ import { GraphBuilder } from '../../../src/graph/builder.js';
 import { geluErf, geluTanh } from '../../../src/graph/nn/gelu.js';
 import { rmsNorm } from '../../../src/graph/nn/rmsNorm.js';
 import { silu } from '../../../src/graph/nn/silu.js';
-import { F32, F64, assertClose, gradCheck, randomData, runGraph } from '../gradCheck.js';
-
-/** erf by its Taylor series (|x| < 3 in these tests). */
-function erfRef(x: number): number {
-  let sum = 0;
-  let term = x;
-  for (let n = 0; n < 80; n++) {
-    sum += term / (2 * n + 1);
-    term *= (-x * x) / (n + 1);
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-}
+import { F64, assertClose, checkUnary, erfRef, gradCheck, randomData, runGraph } from '../gradCheck.js';
 
 describe('activations and RMSNorm', () => {
   test('geluTanh (GPT-2 gelu_new) in float64: forward and gradient (eps 1e-6, rtol 1e-5)', async () => {
-    const g = new GraphBuilder();
-    const x = g.input('x', 'float64', [3, 4]);
-    const y = geluTanh(x);
-    const data = randomData(x, [3, 4], 1, -3, 3);
-    const feeds = [{ value: x, data, dims: [3, 4] }];
-    const out = await runGraph(g, feeds, { y });
-    const ref = Array.from(data, (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
-    assertClose(out.y.data, ref, 1e-12, 1e-14, 'geluTanh');
-    await gradCheck(g, y, feeds, [x], F64);
+    const ref = (v: number): number => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+    await checkUnary(geluTanh, { dtype: 'float64', dims: [3, 4], seed: 1, range: [-3, 3], ref, rtol: 1e-12, atol: 1e-14, what: 'geluTanh' });
   });
 
   test('geluErf (BERT gelu) in float32, as the CPU provider has no float64 Erf (eps 1e-2, rtol 2e-2, atol 2e-3)', async () => {
-    const g = new GraphBuilder();
-    const x = g.input('x', 'float32', [3, 4]);
-    const y = geluErf(x);
-    const data = randomData(x, [3, 4], 2, -3, 3);
-    const feeds = [{ value: x, data, dims: [3, 4] }];
-    const out = await runGraph(g, feeds, { y });
-    assertClose(out.y.data, Array.from(data, (v) => 0.5 * v * (1 + erfRef(v / Math.SQRT2))), 1e-5, 1e-6, 'geluErf');
-    await gradCheck(g, y, feeds, [x], F32);
+    await checkUnary(geluErf, { dtype: 'float32', dims: [3, 4], seed: 2, range: [-3, 3], ref: (v) => 0.5 * v * (1 + erfRef(v / Math.SQRT2)), rtol: 1e-5, atol: 1e-6, what: 'geluErf' });
   });
 
   test('silu in float64 (eps 1e-6, rtol 1e-5)', async () => {
-    const g = new GraphBuilder();
-    const x = g.input('x', 'float64', [2, 5]);
-    const y = silu(x);
-    const data = randomData(x, [2, 5], 3, -4, 4);
-    const feeds = [{ value: x, data, dims: [2, 5] }];
-    const out = await runGraph(g, feeds, { y });
-    assertClose(out.y.data, Array.from(data, (v) => v / (1 + Math.exp(-v))), 1e-12, 1e-14, 'silu');
-    await gradCheck(g, y, feeds, [x], F64);
+    await checkUnary(silu, { dtype: 'float64', dims: [2, 5], seed: 3, range: [-4, 4], ref: (v) => v / (1 + Math.exp(-v)), rtol: 1e-12, atol: 1e-14, what: 'silu' });
   });
 
   test('silu in float32, where onnxruntime fuses it (eps 1e-2, rtol 2e-2, atol 2e-3)', async () => {
-    const g = new GraphBuilder();
-    const x = g.input('x', 'float32', [2, 5]);
-    const y = silu(x);
-    const data = randomData(x, [2, 5], 3, -4, 4);
-    const feeds = [{ value: x, data, dims: [2, 5] }];
-    const out = await runGraph(g, feeds, { y });
-    assertClose(out.y.data, Array.from(data, (v) => v / (1 + Math.exp(-v))), 1e-5, 1e-6, 'silu f32');
-    await gradCheck(g, y, feeds, [x], F32);
+    await checkUnary(silu, { dtype: 'float32', dims: [2, 5], seed: 3, range: [-4, 4], ref: (v) => v / (1 + Math.exp(-v)), rtol: 1e-5, atol: 1e-6, what: 'silu f32' });
   });
 
   test('rmsNorm (HF LlamaRMSNorm) in float64 (eps 1e-6, rtol 1e-5)', async () => {

@@ -10,19 +10,7 @@ import { neg } from '../../../src/graph/ops/neg.js';
 import { sigmoid } from '../../../src/graph/ops/sigmoid.js';
 import { sqrt } from '../../../src/graph/ops/sqrt.js';
 import { tanh } from '../../../src/graph/ops/tanh.js';
-import { F32, F64, assertClose, gradCheck, randomData, runGraph } from '../gradCheck.js';
-
-/** Error function reference (Abramowitz–Stegun 7.1.26 is too coarse; use a series/continued fraction). */
-function erfRef(x: number): number {
-  // Taylor series converges fast for |x| < 3, which covers the test range.
-  let sum = 0;
-  let term = x;
-  for (let n = 0; n < 60; n++) {
-    sum += term / (2 * n + 1);
-    term *= (-x * x) / (n + 1);
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-}
+import { F32, checkUnary, erfRef, gradCheck } from '../gradCheck.js';
 
 const UNARY: readonly [string, (x: Value) => Value, (x: number) => number, number, number][] = [
   ['neg', neg, (x) => -x, -1, 1],
@@ -37,26 +25,12 @@ const UNARY: readonly [string, (x: Value) => Value, (x: number) => number, numbe
 describe('unary ops', () => {
   for (const [name, op, ref, lo, hi] of UNARY) {
     test(`${name}: forward matches Math, gradient check (float64, eps 1e-6, rtol 1e-5)`, async () => {
-      const g = new GraphBuilder();
-      const x = g.input('x', 'float64', [2, 4]);
-      const y = op(x);
-      const data = randomData(x, [2, 4], 7, lo, hi);
-      const feeds = [{ value: x, data, dims: [2, 4] }];
-      const out = await runGraph(g, feeds, { y });
-      assertClose(out.y.data, Array.from(data, ref), 1e-12, 1e-14, name);
-      await gradCheck(g, y, feeds, [x], F64);
+      await checkUnary(op, { dtype: 'float64', dims: [2, 4], seed: 7, range: [lo, hi], ref, rtol: 1e-12, atol: 1e-14, what: name });
     });
   }
 
   test('erf: float32 only on the CPU provider; forward and gradient check (eps 1e-2, rtol 2e-2, atol 2e-3)', async () => {
-    const g = new GraphBuilder();
-    const x = g.input('x', 'float32', [2, 4]);
-    const y = erf(x);
-    const data = randomData(x, [2, 4], 8, -2, 2);
-    const feeds = [{ value: x, data, dims: [2, 4] }];
-    const out = await runGraph(g, feeds, { y });
-    assertClose(out.y.data, Array.from(data, erfRef), 1e-5, 1e-6, 'erf');
-    await gradCheck(g, y, feeds, [x], F32);
+    await checkUnary(erf, { dtype: 'float32', dims: [2, 4], seed: 8, range: [-2, 2], ref: erfRef, rtol: 1e-5, atol: 1e-6, what: 'erf' });
   });
 
   test('cast float32 → float64 passes the gradient back as float32', async () => {

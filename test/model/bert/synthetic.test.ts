@@ -1,41 +1,21 @@
 // Synthetic BERT/RoBERTa checkpoints and adapters (src/model/checkpoints/synthetic.ts, family
 // 'bert'): the state dict written out by hand here, a config the BERT builder accepts, a forward
 // pass from the file's tensors against the float64 reference, and SEQ_CLS adapters.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { readPeftAdapter } from '../../../src/formats/peft.js';
 import { buildBert } from '../../../src/model/bert/build.js';
 import { syntheticModules, writeSyntheticAdapters, writeSyntheticCheckpoint, type SyntheticModelSpec } from '../../../src/model/checkpoints/synthetic.js';
 import { assertClose } from '../../graph/gradCheck.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { readTensors64, suiteFreshDirs } from '../checkpoints/syntheticFixture.js';
 import { loraSettings, randomFactors, runModel, uniform } from '../llama/harness.js';
 import { bertReference } from './reference.js';
 
 const BERT: SyntheticModelSpec = { family: 'bert', layers: 2, hidden: 16, heads: 4, intermediate: 24, vocab: 40, positions: 8, seed: 6 };
 
-let tmp: TempDir;
-let dirNo = 0;
-const fresh = (): string => join(tmp.path, `d${dirNo++}`);
-before(async () => {
-  tmp = await makeTempDir('synthetic-bert');
-});
-after(async () => {
-  await tmp.remove();
-});
-
-async function readTensors(file: string): Promise<Map<string, { shape: number[]; data: Float64Array }>> {
-  const reader = await openSafetensors(file);
-  try {
-    const out = new Map<string, { shape: number[]; data: Float64Array }>();
-    for (const t of reader.tensors.values()) out.set(t.name, { shape: [...t.shape], data: await reader.readFloat64(t.name) });
-    return out;
-  } finally {
-    await reader.close();
-  }
-}
+const fresh = suiteFreshDirs('synthetic-bert');
 
 /** The expected state dict, written out by hand (d = 16, MLP 24, 2 layers). */
 function expected(prefix: 'bert' | 'roberta', head: boolean): Map<string, number[]> {
@@ -64,7 +44,7 @@ function expected(prefix: 'bert' | 'roberta', head: boolean): Map<string, number
 describe('synthetic BERT/RoBERTa checkpoints', () => {
   test('bert: HF key names and Linear shapes, no head by default, LayerNorms at one/zero', async () => {
     const { file, tensors } = await writeSyntheticCheckpoint(fresh(), BERT);
-    const got = await readTensors(file);
+    const got = await readTensors64(file);
     assert.equal(tensors, got.size);
     assert.deepEqual(new Map([...got].map(([k, t]) => [k, t.shape])), expected('bert', false));
     for (const [k, t] of got) {
@@ -78,7 +58,7 @@ describe('synthetic BERT/RoBERTa checkpoints', () => {
     const dir = fresh();
     const spec: SyntheticModelSpec = { ...BERT, modelType: 'roberta', numLabels: 3, classifierHead: true };
     const { file } = await writeSyntheticCheckpoint(dir, spec);
-    const got = await readTensors(file);
+    const got = await readTensors64(file);
     assert.deepEqual(new Map([...got].map(([k, t]) => [k, t.shape])), expected('roberta', true));
     const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual([config.model_type, config.max_position_embeddings, config.pad_token_id, config.hidden_act, Object.keys(config.id2label as object).length], ['roberta', 10, 1, 'gelu', 3]);

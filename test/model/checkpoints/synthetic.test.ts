@@ -1,42 +1,21 @@
 // Synthetic GPT-2 (Conv1D, in × out) and Llama (Linear, out × in, grouped-query) checkpoints and
 // client adapters: key names and stored shapes written out by hand here, config.json read back with
 // readHfConfig, determinism by seed, and how clients' A relate (own, shared, drifted).
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syntheticModules, writeSyntheticAdapters, writeSyntheticCheckpoint } from '../../../src/model/checkpoints/synthetic.js';
 import type { SyntheticModelSpec } from '../../../src/model/checkpoints/synthetic.js';
-import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { readHfConfig } from '../../../src/formats/hfConfig.js';
 import { readPeftAdapter } from '../../../src/formats/peft.js';
 import type { PeftAdapter } from '../../../src/formats/peft.js';
-import { makeTempDir } from '../../helpers/tempDir.js';
-import type { TempDir } from '../../helpers/tempDir.js';
+import { readTensors64, suiteFreshDirs } from './syntheticFixture.js';
 
 const GPT2: SyntheticModelSpec = { family: 'gpt2', layers: 2, hidden: 16, heads: 2, vocab: 32, positions: 8, seed: 3 };
 const LLAMA: SyntheticModelSpec = { family: 'llama', layers: 2, hidden: 32, heads: 4, kvHeads: 2, intermediate: 48, vocab: 40, seed: 4 };
 
-let tmp: TempDir;
-let dirNo = 0;
-const fresh = (): string => join(tmp.path, `d${dirNo++}`);
-before(async () => {
-  tmp = await makeTempDir('synthetic');
-});
-after(async () => {
-  await tmp.remove();
-});
-
-async function tensorsOf(file: string): Promise<Map<string, { dtype: string; shape: number[]; data: Float64Array }>> {
-  const reader = await openSafetensors(file);
-  try {
-    const out = new Map<string, { dtype: string; shape: number[]; data: Float64Array }>();
-    for (const t of reader.tensors.values()) out.set(t.name, { dtype: t.dtype, shape: [...t.shape], data: await reader.readFloat64(t.name) });
-    return out;
-  } finally {
-    await reader.close();
-  }
-}
+const fresh = suiteFreshDirs('synthetic');
 
 /** The expected GPT-2 state dict (d = 16, 4d MLP), written out by hand: Conv1D weights are in × out. */
 function gpt2Expected(): Map<string, number[]> {
@@ -87,7 +66,7 @@ describe('writeSyntheticCheckpoint', () => {
   test('GPT-2: real key names, Conv1D shapes (c_attn is [d, 3d]), F32, norms at one, biases at zero', async () => {
     const dir = fresh();
     const { file, tensors } = await writeSyntheticCheckpoint(dir, GPT2);
-    const got = await tensorsOf(file);
+    const got = await readTensors64(file);
     const want = gpt2Expected();
     assert.equal(tensors, want.size);
     assert.deepEqual(new Map([...got].map(([k, v]) => [k, v.shape])), want);
@@ -101,7 +80,7 @@ describe('writeSyntheticCheckpoint', () => {
 
   test('Llama: real key names, Linear shapes (k_proj is [kvHeads·headDim, d]), stored as BF16 when asked', async () => {
     const { file } = await writeSyntheticCheckpoint(fresh(), { ...LLAMA, dtype: 'BF16' });
-    const got = await tensorsOf(file);
+    const got = await readTensors64(file);
     assert.deepEqual(new Map([...got].map(([k, v]) => [k, v.shape])), llamaExpected());
     for (const [name, t] of got) assert.equal(t.dtype, 'BF16', name);
   });
@@ -131,7 +110,7 @@ describe('writeSyntheticCheckpoint', () => {
   });
 
   test('onlyModules keeps just those weights; bad specs are refused with a clear error', async () => {
-    const got = await tensorsOf((await writeSyntheticCheckpoint(fresh(), { ...LLAMA, onlyModules: ['q_proj'] })).file);
+    const got = await readTensors64((await writeSyntheticCheckpoint(fresh(), { ...LLAMA, onlyModules: ['q_proj'] })).file);
     assert.deepEqual([...got.keys()].sort(), ['model.layers.0.self_attn.q_proj.weight', 'model.layers.1.self_attn.q_proj.weight']);
     await assert.rejects(writeSyntheticCheckpoint(fresh(), { ...LLAMA, hidden: 30 }), /hidden 30 is not divisible by heads 4/);
     await assert.rejects(writeSyntheticAdapters(fresh(), GPT2, { clients: 1, rank: 2, alpha: 4, targetModules: ['q_proj'] }), /gpt2.*q_proj/);

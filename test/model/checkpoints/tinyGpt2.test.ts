@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { loadCheckpoint, withCheckpoint } from '../../../src/model/checkpoint.js';
 import { writeRandomGpt2Checkpoint } from '../../../src/model/checkpoints/tinyGpt2.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 
-let tmp: TempDir;
-before(async () => {
-  tmp = await makeTempDir('tiny-gpt2');
-});
-after(async () => {
-  await tmp.remove();
-});
+const tmp = suiteTempDir('tiny-gpt2');
 
 const SPEC = { vocabSize: 300, nEmbd: 32, nLayer: 3, nHead: 4, nPositions: 64, seed: 9 };
 

@@ -10,11 +10,11 @@ import { spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { saveBpeTokenizer } from '../../../src/trainer/data/bpeTrainer.js';
 import { cli } from '../../helpers/cliRun.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 import { realTokenizerDir } from '../../trainer/data/realTokenizers.js';
 import { taskTokenizerFiles } from '../../trainer/fixtures.js';
 import { GEMMA3_270M } from './configs.js';
@@ -52,11 +52,7 @@ function fedex(...args: string[]): Promise<{ code: number | null; stdout: string
 }
 
 describe('fedex train on Gemma folders', { timeout: 300_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('gemma-train');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('gemma-train');
 
   test('gemma3_text + the real Gemma 3 tokenizer and chat template: trains q_proj and v_proj of both layers; fedex eval --adapter gives the same loss', async () => {
     const model = join(tmp.path, 'gemma3');

@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { writeSafetensors } from '../../../src/formats/safetensorsWriter.js';
 import { saveBpeTokenizer } from '../../../src/trainer/data/bpeTrainer.js';
 import { cli } from '../../helpers/cliRun.js';
-import { makeTempDir, type TempDir } from '../../helpers/tempDir.js';
+import { suiteTempDir } from '../../helpers/tempDir.js';
 import { taskTokenizerFiles } from '../../trainer/fixtures.js';
 import { bf16Uniform, familyShapes } from './checkpoints.js';
 
@@ -54,11 +54,7 @@ async function writeQwen3Folder(dir: string, modelType: string): Promise<void> {
 }
 
 describe('fedex train on a tiny Qwen3 checkpoint', { timeout: 120_000 }, () => {
-  let tmp: TempDir;
-  before(async () => {
-    tmp = await makeTempDir('qwen3-train');
-  });
-  after(() => tmp.remove());
+  const tmp = suiteTempDir('qwen3-train');
 
   test('--data task:arith --steps 2: trains q_proj and v_proj of both layers and writes a PEFT adapter', async () => {
     const model = join(tmp.path, 'qwen3');
