@@ -6,6 +6,7 @@
 import { activeRun, currentRound, lastWarning, roundsTotal } from './federationState.js';
 import type { ClientState, FederationState, RunState } from './federationState.js';
 import { TERMINAL_PHASES } from './phases.js';
+import { formatBytes } from '../../cli/ui/table.js';
 
 /** One tree item, independent of VS Code. `icon` is a codicon id. */
 export interface TreeNode {
@@ -28,19 +29,6 @@ const KIND_ICON: Record<FederationState['kind'], string> = { simulation: 'beaker
 export function formatMetric(x: number | null, digits = 3): string {
   if (x === null || !Number.isFinite(x)) return '–';
   return Math.abs(x) >= 1000 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(2) : x.toPrecision(digits);
-}
-
-/** Bytes as B / KB / MB / GB (decimal). */
-export function formatBytes(n: number | null): string {
-  if (n === null) return '–';
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
 /** One row of the rounds view: a closed round, a round evaluated without a coordinator, or the running one. */
@@ -234,7 +222,7 @@ function roundNode(s: FederationState, r: RoundView): TreeNode {
     `eval accuracy: ${formatMetric(r.evalAccuracy, 4)}`,
     `mean relative deviation of plain averaging: ${formatMetric(r.meanRelativeDeviation, 4)}`,
     `participants: ${r.participants} of ${r.sampled} sampled`,
-    `bytes on the wire: ${formatBytes(r.bytes)}`,
+    `bytes on the wire: ${r.bytes !== null ? formatBytes(r.bytes) : '–'}`,
     `duration: ${r.durationMs !== null ? `${(r.durationMs / 1000).toFixed(1)} s` : '–'}`,
   ].join('\n');
   return {

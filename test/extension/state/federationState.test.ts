@@ -39,7 +39,7 @@ describe('reduceFederation on a recorded host run', () => {
       ['Round 2', 'running'],
       ['Round 1', 'loss 2.60 · dev 0.20 · 2/2 clients'],
     ]);
-    assert.match(rounds.children?.[1].tooltip ?? '', /bytes on the wire: 18\.2 KB/);
+    assert.match(rounds.children?.[1].tooltip ?? '', /bytes on the wire: 17\.8 KiB/);
     // assert: federations view
     const [fed] = federationNodes([s]);
     assert.equal(fed.description, 'training · round 2/2');
