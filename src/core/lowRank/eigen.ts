@@ -8,7 +8,7 @@
  * row of Z (LAPACK's dlasr: each entry loaded and stored once per sweep, not twice per rotation).
  */
 import { householderVector, PANEL, triangularFactor } from './householder.js';
-import { runSync, type Products } from './products.js';
+import { runSync, transposeRows, type Products } from './products.js';
 
 const EPS = 2 ** -52;
 
@@ -40,7 +40,7 @@ export function* eigenProducts(a: Float64Array, n: number): Products<{ values: F
   const z = new Float64Array(n * n);
   for (let i = 0; i < n; i++) z[i * n + i] = 1;
   tridiagonalQL(d, e, z, n);
-  const zt = transposeSquare(z, n);
+  const zt = transposeRows(z, n, n);
   // Eigenvectors as rows: (Z_hh·Z)ᵀ = zt·H_{n−3}·…·H_0, a block at a time from the last:
   // M·(H_k0 … H_k1−1)ᵀ = M − (M·Y)·Tᵀ·Yᵀ.
   for (let k1 = count; k1 > 0; k1 -= PANEL) {
@@ -124,19 +124,6 @@ function tridiagonalize(a: Float64Array, n: number, refl: Float64Array | null, t
   for (let i = 0; i < n; i++) d[i] = a[i * n + i];
   for (let i = 0; i < n - 1; i++) e[i] = a[i * n + i + 1];
   return { d, e };
-}
-
-/** The transpose of a row-major n × n matrix, in 8 × 8 tiles. */
-function transposeSquare(x: Float64Array, n: number): Float64Array {
-  const out = new Float64Array(n * n);
-  for (let r0 = 0; r0 < n; r0 += 8) {
-    const r1 = Math.min(n, r0 + 8);
-    for (let c0 = 0; c0 < n; c0 += 8) {
-      const c1 = Math.min(n, c0 + 8);
-      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * n + r] = x[r * n + c];
-    }
-  }
-  return out;
 }
 
 /**
