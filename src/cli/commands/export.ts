@@ -1,5 +1,5 @@
 /** `fedex export`: a federation's result as one exact PEFT adapter on the original base, and/or a merged model. */
-import { exportFederation, type ExportKind, type ExportReport } from '../../federation/export/exportFederation.js';
+import { EXPORT_KINDS, exportFederation, type ExportReport } from '../../federation/export/exportFederation.js';
 import { STRATEGY_NAMES } from '../../core/strategies/types.js';
 import { createOrtGemmBackend } from '../../runtime/kernels/gemm64.js';
 import { createStoredUpdateKernel } from '../../runtime/kernels/storedUpdate.js';
@@ -9,13 +9,13 @@ import type { FlagSpecs } from '../args.js';
 import { usageError } from '../errors.js';
 import { printReport, weightWrite, weightWriteFlags, type CheckRowsFlag } from '../weightWriteFlags.js';
 import { ProgressBar } from '../ui/progress.js';
-import { formatNumber, renderTable } from '../ui/table.js';
+import { formatBytes, formatNumber, renderTable } from '../ui/table.js';
 
 const CHECK_ROWS: CheckRowsFlag = { fallback: 8, help: 'rows per module checked against the exact update in float64' };
 
 const FLAGS: FlagSpecs = {
   out: { type: 'string', value: 'dir', help: 'output folder: adapter/ (PEFT), model/ (merged HF folder), export-report.json' },
-  as: { type: 'string', value: 'adapter|merged|both', help: 'what to write', default: 'both' },
+  as: { type: 'string', value: EXPORT_KINDS.join('|'), help: 'what to write', default: 'both' },
   method: { type: 'string', value: STRATEGY_NAMES.join('|'), help: 'which run of a fedex simulate folder (default: fedex when present)' },
   'max-rank': { type: 'string', value: 'k', help: 'keep at most k directions per module in the adapter (default: the exact rank)' },
   'max-error': { type: 'string', value: 'x', help: "lower a module's adapter rank while ‖ΔW − B·A‖_F ≤ x·‖ΔW‖_F (default 0: exact)" },
@@ -23,7 +23,7 @@ const FLAGS: FlagSpecs = {
   ...weightWriteFlags(CHECK_ROWS, 'the merged weights (the re-factoring runs in float64 on the CPU)'),
 };
 
-const USAGE = 'fedex export <run dir | simulate out dir | aggregate out dir> --out <dir> [--as adapter|merged|both] [--max-rank k] [--max-error x]';
+const USAGE = `fedex export <run dir | simulate out dir | aggregate out dir> --out <dir> [--as ${EXPORT_KINDS.join('|')}] [--max-rank k] [--max-error x]`;
 const SUMMARY = [
   "Writes a federation's result as users deploy it. FedEx-LoRA's result is the base with every round's",
   'residual folded in plus the global adapter, so the global adapter alone is NOT the result. `adapter`',
@@ -50,7 +50,7 @@ function printSummary(report: ExportReport, io: CliIO): void {
   const src = report.source;
   io.stdout.write(`\n${src.method}: ${src.roundsCompleted}/${src.rounds} rounds, ${src.baseSteps} base step(s) + the global adapter, ${s.modules} modules in ${report.seconds.toFixed(2)} s. `
     + (report.adapterDir !== null
-      ? `Adapter (PEFT, on the original base ${report.base ?? '(synthetic model)'}): ${report.adapterDir}, ${(s.adapterBytes / 1e6).toFixed(2)} MB; `
+      ? `Adapter (PEFT, on the original base ${report.base ?? '(synthetic model)'}): ${report.adapterDir}, ${formatBytes(s.adapterBytes)}; `
         + (s.exactModules === s.modules
           ? `exact in every module (below the resolution of 2⁻²⁶·σ₁: at most ${formatNumber(s.maxTruncationError)} of a module's update). `
           : `${s.modules - s.exactModules} module(s) truncated, largest relative Frobenius error ${formatNumber(s.maxTruncationError)}. `)
@@ -68,7 +68,7 @@ export const exportCommand: CliCommand = defineCommand({
   positionals: { max: 1 },
   async run(args, io) {
     if (args.positionals.length !== 1) throw usageError(`fedex export: give one run directory (a fedex host --out, fedex simulate --out or fedex aggregate --out folder), got ${args.positionals.length}. See 'fedex export --help'.`);
-    const as = choiceFlag(args, 'as', 'export', ['adapter', 'merged', 'both'] as const, 'both') as ExportKind;
+    const as = choiceFlag(args, 'as', 'export', EXPORT_KINDS, 'both');
     const methodRaw = optionalString(args, 'method');
     const method = methodRaw === undefined ? undefined : choiceFlag(args, 'method', 'export', STRATEGY_NAMES, 'fedex');
     const maxRank = args.values['max-rank'] === undefined ? undefined : numberFlag(args, 'max-rank', 'export', 0, { min: 1, integer: true });
