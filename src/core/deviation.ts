@@ -7,8 +7,8 @@
 import { frobeniusNorm, shapeString } from './tensor.js';
 import type { Matrix } from './tensor.js';
 import type { LoraFactors } from './lora.js';
-import type { ProductBackend } from './product.js';
-import { denseBytes, factorResidual, factoredBytes } from './residual.js';
+import { materializeUpdate, type ProductBackend } from './product.js';
+import { factorResidual, preferFactored } from './residual.js';
 import { classifyModule, layerIndex } from './moduleNames.js';
 import type { ModuleType } from './moduleNames.js';
 
@@ -185,14 +185,13 @@ export async function deviationNormsBounded(input: BoundedDeviationInput, backen
   const out = bbar.shape[0];
   let active = 0;
   for (let i = 0; i < weights.length; i++) if (weights[i] !== 0) active++;
-  if (input.scaledResidual === undefined && factoredBytes(out, inF, active * r) < denseBytes(out, inF)) {
+  if (input.scaledResidual === undefined && preferFactored(out, inF, active, r, 'stacked')) {
     return deviationNorms(clients, weights, abar, bbar, scale);
   }
   let d = input.scaledResidual;
   if (d === undefined) {
     const { p, q } = factorResidual(clients, weights, abar, 'stacked');
-    d = { shape: [out, inF], data: new Float32Array(out * inF) };
-    await backend.addScaledProduct(d, 'linear', p, q, scale);
+    d = await materializeUpdate(backend, { form: 'factored', p, q, scale, layout: 'linear' });
   } else if (d.shape[0] !== out || d.shape[1] !== inF) {
     throw new RangeError(`deviationNormsBounded: scaledResidual is ${shapeString(d.shape)}, expected [${out}, ${inF}]`);
   }

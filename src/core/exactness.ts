@@ -7,7 +7,7 @@
  */
 import { shapeString } from './tensor.js';
 import type { Matrix } from './tensor.js';
-import type { Layout, LoraFactors } from './lora.js';
+import { baseWeightShape, type Layout, type LoraFactors } from './lora.js';
 import { createRng, sampleWithoutReplacement } from './random.js';
 import { addRobustDeltaRow, isRobustRule, type AggregationRule } from './robust.js';
 
@@ -76,7 +76,7 @@ function checkInput(x: ExactnessInput): [number, number] {
   if (x.clients.length !== x.weights.length) throw new RangeError(`checkExactness: ${x.clients.length} clients but ${x.weights.length} weights`);
   const [r, inF] = x.clients[0].a.shape;
   const out = x.clients[0].b.shape[0];
-  const shape: [number, number] = x.layout === 'linear' ? [out, inF] : [inF, out];
+  const shape = baseWeightShape(x.layout, inF, out);
   const factors: [string, LoraFactors][] = x.clients.map((c, i) => [`client ${i}`, c]);
   const weightsToCheck: [string, CheckedMatrix][] = [['w0', x.w0]];
   if (x.result.kind === 'adapter') {

@@ -51,9 +51,12 @@ export function specScaling(spec: LoraModuleSpec): number {
   return loraScaling(spec.alpha, spec.rank, spec.useRslora);
 }
 
-/** Stored shape of the base weight W0: [out, in] for `linear`, [in, out] for `conv1d`. */
-export function baseWeightShape(spec: LoraModuleSpec): [number, number] {
-  return spec.layout === 'linear' ? [spec.outFeatures, spec.inFeatures] : [spec.inFeatures, spec.outFeatures];
+/**
+ * Stored shape of the base weight W0 of a module with `inFeatures` inputs and `outFeatures` outputs:
+ * [out, in] for `linear`, [in, out] for `conv1d`.
+ */
+export function baseWeightShape(layout: Layout, inFeatures: number, outFeatures: number): [number, number] {
+  return layout === 'linear' ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
 }
 
 /** Throws unless the spec is well-formed (positive integer sizes, finite alpha, known layout). */

@@ -66,17 +66,6 @@ export function effectiveFactors(f: LoraFactors): LoraFactors {
   return f.r === undefined ? f : { a: f.a, b: sbProduct(f.b, f.r) };
 }
 
-/** Every module's standard LoRA factors (`effectiveFactors`), in the same order. */
-export function effectiveAdapter(adapter: ReadonlyMap<string, LoraFactors>): Map<string, LoraFactors> {
-  return new Map([...adapter].map(([k, f]) => [k, effectiveFactors(f)]));
-}
-
-/** True when any module of the adapter carries LoRA-SB's R. */
-export function hasSbFactors(adapter: ReadonlyMap<string, LoraFactors>): boolean {
-  for (const f of adapter.values()) if (f.r !== undefined) return true;
-  return false;
-}
-
 /**
  * Checks one client's LoRA-SB factors: A, B as `validateFactors`, and R present, r × r, float32 and
  * finite. Errors name the client, the module and the tensor.

@@ -2,11 +2,11 @@
  * The fused low-rank update target += scale·P·Q (`linear`) or target += scale·(P·Q)ᵀ (`conv1d`,
  * target stored in × out), in one pass over the target and without forming P·Q. `ProductBackend`
  * is the seam: src/runtime/kernels/factoredUpdate.ts implements it with onnxruntime (Gemm) for real
- * sizes; the TypeScript backend here is for small shapes and tests. Also a float64 reference matmul.
+ * sizes; the TypeScript backend here is for small shapes and tests.
  */
 import { shapeString } from './tensor.js';
 import type { Matrix } from './tensor.js';
-import type { Layout } from './lora.js';
+import { baseWeightShape, type Layout } from './lora.js';
 import type { FactoredUpdate } from './residual.js';
 
 /** Applies scale·P·Q to a float32 target in place, honouring the weight layout. */
@@ -26,7 +26,7 @@ export function checkProductShapes(target: Matrix, layout: Layout, p: Matrix, q:
   const [out, innerP] = p.shape;
   const [innerQ, inF] = q.shape;
   if (innerP !== innerQ) throw new RangeError(`${op}: P is ${shapeString(p.shape)} and Q is ${shapeString(q.shape)}: inner sizes differ`);
-  const expected = layout === 'linear' ? [out, inF] : [inF, out];
+  const expected = baseWeightShape(layout, inF, out);
   if (target.shape[0] !== expected[0] || target.shape[1] !== expected[1]) {
     throw new RangeError(`${op}: target is ${shapeString(target.shape)} but ${layout} layout with P ${shapeString(p.shape)}, Q ${shapeString(q.shape)} needs ${shapeString(expected)}`);
   }
@@ -107,37 +107,12 @@ export function createTypeScriptBackend(): ProductBackend {
 
 /**
  * The dense float32 update scale·P·Q in the stored layout of W0 (out × in for `linear`, in × out for
- * `conv1d`), for sending the residual densely when that is smaller (see `preferFactored`).
+ * `conv1d`): one fused product into zeros, for when the dense form is the smaller (`preferFactored`).
  */
 export async function materializeUpdate(backend: ProductBackend, update: FactoredUpdate): Promise<Matrix<Float32Array>> {
   const out = update.p.shape[0];
   const inF = update.q.shape[1];
-  const shape: [number, number] = update.layout === 'linear' ? [out, inF] : [inF, out];
-  const target = { shape, data: new Float32Array(out * inF) };
+  const target = { shape: baseWeightShape(update.layout, inF, out), data: new Float32Array(out * inF) };
   await backend.addScaledProduct(target, update.layout, update.p, update.q, update.scale);
   return target;
-}
-
-/** Float64 reference product a·b (a: m × k, b: k × n), straightforward triple loop. For tests and checks. */
-export function matmul64(a: Matrix, b: Matrix): Matrix<Float64Array> {
-  const [m, k] = a.shape;
-  const [k2, n] = b.shape;
-  if (k !== k2) throw new RangeError(`matmul64: a is ${shapeString(a.shape)} and b is ${shapeString(b.shape)}: inner sizes differ`);
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let t = 0; t < k; t++) {
-      const c = a.data[i * k + t];
-      if (c === 0) continue;
-      for (let j = 0; j < n; j++) out[i * n + j] += c * b.data[t * n + j];
-    }
-  }
-  return { shape: [m, n], data: out };
-}
-
-/** Float64 transpose of a matrix. */
-export function transpose64(m: Matrix): Matrix<Float64Array> {
-  const [rows, cols] = m.shape;
-  const out = new Float64Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = m.data[i * cols + j];
-  return { shape: [cols, rows], data: out };
 }

@@ -120,28 +120,3 @@ export function isZeroResidual(res: { readonly p: Matrix; readonly q: Matrix }):
   if (res.p.data.length === 0 || res.q.data.length === 0) return true;
   return res.q.data.every((v) => v === 0) || res.p.data.every((v) => v === 0);
 }
-
-/**
- * Dense float64 reference of ΔR = Σ w_i B_i A_i − B̄Ā straight from the definition (one product per
- * client). For tests and checks only: O(k·r·out·in) time and out × in memory.
- */
-export function denseResidual(clients: readonly LoraFactors[], weights: ArrayLike<number>, abar: Matrix, bbar: Matrix): Matrix<Float64Array> {
-  checkClients(clients, weights, abar);
-  const [r, inF] = abar.shape;
-  const out = clients[0].b.shape[0];
-  const acc = new Float64Array(out * inF);
-  const addProduct = (b: Matrix, a: Matrix, w: number): void => {
-    for (let o = 0; o < out; o++) {
-      for (let j = 0; j < r; j++) {
-        const c = w * b.data[o * r + j];
-        if (c === 0) continue;
-        const row = j * inF;
-        const dst = o * inF;
-        for (let x = 0; x < inF; x++) acc[dst + x] += c * a.data[row + x];
-      }
-    }
-  };
-  clients.forEach((c, i) => addProduct(c.b, c.a, weights[i]));
-  addProduct(bbar, abar, -1);
-  return { shape: [out, inF], data: acc };
-}

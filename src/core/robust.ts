@@ -31,9 +31,6 @@ export type AggregationRule =
   | { readonly name: 'median' }
   | { readonly name: 'trimmed-mean'; /** β ∈ [0, 0.5): the share of clients dropped at each end. */ readonly trim: number };
 
-/** The default rule. */
-export const MEAN_RULE: AggregationRule = { name: 'mean' };
-
 /** The trim of `--aggregation trimmed-mean` when none is given. */
 export const DEFAULT_TRIM = 0.2;
 

@@ -5,7 +5,6 @@
  */
 
 export type FloatArray = Float32Array | Float64Array;
-export type FloatDType = 'float32' | 'float64';
 
 /** A dense row-major tensor. `data.length` always equals the product of `shape`. */
 export interface Tensor<T extends FloatArray = FloatArray> {
@@ -45,17 +44,6 @@ export function matrix<T extends FloatArray>(data: T, rows: number, cols: number
 export function isAllZero(data: ArrayLike<number>): boolean {
   for (let i = 0; i < data.length; i++) if (data[i] !== 0) return false;
   return true;
-}
-
-/** A zero-filled float32 or float64 matrix. */
-export function zeros(rows: number, cols: number, dtype: FloatDType = 'float32'): Matrix {
-  const data = dtype === 'float32' ? new Float32Array(rows * cols) : new Float64Array(rows * cols);
-  return { shape: [rows, cols], data };
-}
-
-/** Copies a matrix into float64 (for references). */
-export function toFloat64(m: Matrix): Matrix<Float64Array> {
-  return { shape: m.shape, data: Float64Array.from(m.data) };
 }
 
 /** Frobenius norm, accumulated in float64. */

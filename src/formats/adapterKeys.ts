@@ -11,7 +11,7 @@ import { FormatError } from './errors.js';
 
 /** 'linear': weight is out × in (nn.Linear). 'conv1d': weight is in × out (GPT-2 Conv1D, PEFT fan_in_fan_out). */
 export type { Layout as WeightLayout } from '../core/lora.js';
-import type { Layout as WeightLayout } from '../core/lora.js';
+import { baseWeightShape, type Layout as WeightLayout } from '../core/lora.js';
 
 /** GPT-2 modules built on transformers' Conv1D. Its lm_head and embeddings are not. */
 export const GPT2_CONV1D_MODULES: readonly string[] = ['c_attn', 'c_proj', 'c_fc'];
@@ -75,11 +75,6 @@ export function resolveBaseKey(modulePath: string, baseKeys: ReadonlySet<string>
   throw new FormatError('KEY_NOT_FOUND', `no base weight for module '${modulePath}' (tried ${candidates.map((c) => `'${c}'`).join(', ')}); ${hint}`, options.file === undefined ? {} : { file: options.file });
 }
 
-/** Shape of the base weight of a module with `inFeatures` inputs and `outFeatures` outputs. */
-export function expectedBaseShape(layout: WeightLayout, inFeatures: number, outFeatures: number): [number, number] {
-  return layout === 'linear' ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
-}
-
 /** The LoRA factor shapes of one module: A is r × in, B is out × r. */
 export interface LoraShapes {
   readonly A: { readonly shape: readonly number[] };
@@ -103,9 +98,9 @@ export function checkBaseShape(
   if (lora.A.shape.length !== 2 || lora.B.shape.length !== 2 || r !== rB) {
     throw new FormatError('BASE_SHAPE_MISMATCH', `module '${where.modulePath}': lora_A [${lora.A.shape.join(', ')}] and lora_B [${lora.B.shape.join(', ')}] are not r × in and out × r`, ctx);
   }
-  const want = expectedBaseShape(layout, inFeatures, outFeatures);
+  const want = baseWeightShape(layout, inFeatures, outFeatures);
   if (baseShape.length === 2 && baseShape[0] === want[0] && baseShape[1] === want[1]) return;
-  const other = expectedBaseShape(layout === 'linear' ? 'conv1d' : 'linear', inFeatures, outFeatures);
+  const other = baseWeightShape(layout === 'linear' ? 'conv1d' : 'linear', inFeatures, outFeatures);
   const fitsOther = baseShape.length === 2 && baseShape[0] === other[0] && baseShape[1] === other[1];
   throw new FormatError('BASE_SHAPE_MISMATCH',
     `module '${where.modulePath}': base weight has shape [${baseShape.join(', ')}], expected [${want.join(', ')}] ` +

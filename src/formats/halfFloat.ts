@@ -1,8 +1,8 @@
 /**
  * IEEE binary16 (F16) and bfloat16 (BF16) conversions, round-to-nearest-even, with NaN and ±Inf
- * kept and subnormals handled. Bulk float32 paths work on bit patterns (fast, for whole tensors);
- * the scalar paths work on any JS number (float64) with exact arithmetic, so float64 data is
- * rounded once, never twice through float32.
+ * kept and subnormals handled. The float32 paths work on bit patterns (fast, for whole tensors);
+ * the float64 paths encode each value with exact arithmetic, so float64 data is rounded once, never
+ * twice through float32.
  */
 
 /** Half formats: exponent and mantissa widths. */
@@ -12,11 +12,6 @@ interface HalfFormat {
 }
 const F16: HalfFormat = { expBits: 5, mantBits: 10 };
 const BF16: HalfFormat = { expBits: 8, mantBits: 7 };
-
-/** Largest finite float16 value, 65504. */
-export const FLOAT16_MAX = 65504;
-/** Largest finite bfloat16 value, (2 − 2⁻⁷)·2¹²⁷. */
-export const BFLOAT16_MAX = (2 - 2 ** -7) * 2 ** 127;
 
 /** Rounds a non-negative number to an integer, ties to even. Exact for v < 2^52. */
 function roundHalfEven(v: number): number {
@@ -65,26 +60,6 @@ function decode(h: number, fmt: HalfFormat): number {
   else if (e === 0) v = m * 2 ** (1 - bias - mantBits);
   else v = (2 ** mantBits + m) * 2 ** (e - bias - mantBits);
   return negative ? -v : v;
-}
-
-/** float16 bits (0..0xffff) of a number, rounded to nearest even. NaN becomes 0x7e00. */
-export function toFloat16Bits(x: number): number {
-  return encode(x, F16);
-}
-
-/** bfloat16 bits (0..0xffff) of a number, rounded to nearest even. NaN becomes 0x7fc0. */
-export function toBfloat16Bits(x: number): number {
-  return encode(x, BF16);
-}
-
-/** The value of float16 bits. */
-export function float16BitsToNumber(h: number): number {
-  return decode(h & 0xffff, F16);
-}
-
-/** The value of bfloat16 bits. */
-export function bfloat16BitsToNumber(h: number): number {
-  return decode(h & 0xffff, BF16);
 }
 
 let f16Table: Float32Array | undefined;

@@ -10,7 +10,7 @@
  * that rounding is measured (a {@link DowncastReport}) whenever it can lose something: the written
  * dtype is f16/bf16 and the weight was updated or changes dtype.
  */
-import type { Layout } from '../core/lora.js';
+import { baseWeightShape, type Layout } from '../core/lora.js';
 import type { ProductBackend } from '../core/product.js';
 import type { FactoredUpdate } from '../core/residual.js';
 import {
@@ -72,7 +72,7 @@ export function checkStoredJob(job: StoredMatrixJob, op: string): { layout: Layo
   if (update !== null) {
     const [out, inner] = update.p.shape;
     const inF = update.q.shape[1];
-    const expected = layout === 'linear' ? [out, inF] : [inF, out];
+    const expected = baseWeightShape(layout, inF, out);
     if (update.q.shape[0] !== inner || rows !== expected[0] || cols !== expected[1]) {
       throw new RangeError(`${op}: stored weight is [${rows}, ${cols}] but the ${layout} update has P [${out}, ${inner}] and Q [${update.q.shape[0]}, ${inF}]`);
     }

@@ -13,7 +13,6 @@ export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
 
 export type OrtTensor = ort.Tensor;
 export type OrtSession = ort.InferenceSession;
-export const OrtTensorCtor = ort.Tensor;
 
 /** Raised when a device is requested that this installation cannot provide. */
 export class DeviceUnavailableError extends Error {

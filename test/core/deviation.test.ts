@@ -2,10 +2,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deviationNorms, factoredFrobeniusNorm, gramOfColumns, gramOfRows, moduleDeviation, relativeDeviation, summarizeDeviations } from '../../src/core/deviation.js';
 import { weightedAverage } from '../../src/core/average.js';
-import { denseResidual } from '../../src/core/residual.js';
 import { createRng, randomMatrix } from '../../src/core/random.js';
 import type { LoraFactors } from '../../src/core/lora.js';
 import { frobenius, randomClients, refMatmul, spec } from './reference.js';
+import { denseResidual } from './residualReference.js';
 
 /** Dense float64 Σ w_i B_i A_i. */
 function denseIdeal(clients: readonly LoraFactors[], w: readonly number[]): Float64Array {

@@ -12,8 +12,8 @@ describe('LoRA module spec', () => {
   });
 
   test('the stored base shape follows the layout', () => {
-    assert.deepEqual(baseWeightShape(spec('m', 6, 4, 2, 'linear')), [6, 4]);
-    assert.deepEqual(baseWeightShape(spec('m', 6, 4, 2, 'conv1d')), [4, 6]);
+    assert.deepEqual(baseWeightShape('linear', 4, 6), [6, 4]);
+    assert.deepEqual(baseWeightShape('conv1d', 4, 6), [4, 6]);
   });
 
   test('valid factors pass; wrong shapes, dtypes and non-finite values name client, module and tensor', () => {

@@ -1,10 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { denseResidual, factorResidual, factoredBytes, isZeroResidual, preferFactored, residualInnerDim, residualRankBound } from '../../src/core/residual.js';
+import { factorResidual, factoredBytes, isZeroResidual, preferFactored, residualInnerDim, residualRankBound } from '../../src/core/residual.js';
 import { weightedAverage } from '../../src/core/average.js';
 import type { LoraFactors } from '../../src/core/lora.js';
 import { createRng } from '../../src/core/random.js';
 import { frobenius, maxAbs, maxAbsDiff, numericalRank, randomClients, refMatmul, spec } from './reference.js';
+import { denseResidual } from './residualReference.js';
 
 function averages(clients: readonly LoraFactors[], w: ArrayLike<number>) {
   return { abar: weightedAverage(clients.map((c) => c.a), w), bbar: weightedAverage(clients.map((c) => c.b), w) };

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkBaseShape, expectedBaseShape, inferLayout, resolveBaseKey } from '../../src/formats/adapterKeys.js';
+import { checkBaseShape, inferLayout, resolveBaseKey } from '../../src/formats/adapterKeys.js';
 import { FormatError } from '../../src/formats/errors.js';
 
 // Key names as GPT-2 hub checkpoints (no `transformer.` prefix) and Llama checkpoints store them.
@@ -62,8 +62,6 @@ describe('layouts', () => {
   test('checkBaseShape: Linear is out × in, Conv1D is in × out (non-square, so a transpose cannot hide)', () => {
     // A is r × in = 4 × 8, B is out × r = 24 × 4
     const lora = { A: { shape: [4, 8] }, B: { shape: [24, 4] } };
-    assert.deepEqual(expectedBaseShape('linear', 8, 24), [24, 8]);
-    assert.deepEqual(expectedBaseShape('conv1d', 8, 24), [8, 24]);
     checkBaseShape([24, 8], 'linear', lora, { modulePath: 'q' });
     checkBaseShape([8, 24], 'conv1d', lora, { modulePath: 'c_attn' });
     assert.throws(() => checkBaseShape([8, 24], 'linear', lora, { modulePath: 'transformer.h.0.attn.c_attn', baseKey: 'h.0.attn.c_attn.weight', file: 'm.safetensors' }),

@@ -1,20 +1,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  BFLOAT16_MAX,
   DowncastMeter,
-  FLOAT16_MAX,
-  bfloat16BitsToNumber,
   bfloat16ToFloat32,
   downcastError,
-  float16BitsToNumber,
   float16ToFloat32,
   float32ToBfloat16,
   float32ToFloat16,
   float64ToBfloat16,
-  toBfloat16Bits,
-  toFloat16Bits,
+  float64ToFloat16,
 } from '../../src/formats/halfFloat.js';
+import { bfloat16Value, float16Value } from './halfFloatReference.js';
 
 const isF16NaN = (h: number): boolean => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
 const isBF16NaN = (h: number): boolean => (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0;
@@ -27,7 +23,7 @@ const F16_CASES: [number, number][] = [
   [-2, 0xc000],
   [0.1, 0x2e66],
   [1 / 3, 0x3555],
-  [FLOAT16_MAX, 0x7bff],
+  [65504, 0x7bff], // largest finite
   [65519.99, 0x7bff], // below the midpoint to 65536: rounds down
   [65520, 0x7c00], // midpoint between 65504 (odd mantissa) and 2^16: ties to even = Inf
   [Infinity, 0x7c00],
@@ -51,7 +47,7 @@ const BF16_CASES: [number, number][] = [
   [-2, 0xc000],
   [0.1, 0x3dcd],
   [Math.PI, 0x4049],
-  [BFLOAT16_MAX, 0x7f7f],
+  [(2 - 2 ** -7) * 2 ** 127, 0x7f7f], // largest finite
   [3.4028234663852886e38, 0x7f80], // float32 max rounds past the bf16 max: Inf
   [Infinity, 0x7f80],
   [-Infinity, 0xff80],
@@ -62,18 +58,19 @@ const BF16_CASES: [number, number][] = [
   [2 ** -134, 0x0000], // tie: even is 0
 ];
 
-/** Each case's value encodes to its bits on the scalar path and on the bulk float32 path. */
-function checkKnownBits(cases: readonly [number, number][], scalar: (x: number) => number, bulk: (src: Float32Array) => Uint16Array): void {
-  const encoded = bulk(Float32Array.from(cases.map(([x]) => x)));
+/** Each case's value encodes to its bits on the exact float64 path and on the float32 bit path. */
+function checkKnownBits(cases: readonly [number, number][], exact: (src: Float64Array) => Uint16Array, bulk: (src: Float32Array) => Uint16Array): void {
+  const fromFloat64 = exact(Float64Array.from(cases.map(([x]) => x)));
+  const fromFloat32 = bulk(Float32Array.from(cases.map(([x]) => x)));
   cases.forEach(([x, bits], i) => {
-    assert.equal(scalar(x), bits, `scalar ${x}`);
-    assert.equal(encoded[i], bits, `bulk ${x}`);
+    assert.equal(fromFloat64[i], bits, `float64 ${x}`);
+    assert.equal(fromFloat32[i], bits, `float32 ${x}`);
   });
 }
 
 describe('float16', () => {
-  test('known bit patterns, scalar and bulk float32 paths', () => {
-    checkKnownBits(F16_CASES, toFloat16Bits, float32ToFloat16);
+  test('known bit patterns, float64 and float32 paths', () => {
+    checkKnownBits(F16_CASES, float64ToFloat16, float32ToFloat16);
   });
 
   test('NaN stays NaN on both paths, including a signalling NaN with a low payload', () => {
@@ -81,29 +78,35 @@ describe('float16', () => {
     new Uint32Array(src.buffer).set([0x7fc00000, 0x7f800001, 0xffa00000]);
     const bulk = float32ToFloat16(src);
     for (const h of bulk) assert.ok(isF16NaN(h), `0x${h.toString(16)} is NaN`);
-    assert.ok(isF16NaN(toFloat16Bits(NaN)));
+    assert.ok(isF16NaN(float64ToFloat16(Float64Array.of(NaN))[0]));
   });
 
   test('decodes known bits', () => {
-    assert.equal(float16BitsToNumber(0x3c00), 1);
-    assert.equal(float16BitsToNumber(0x0001), 2 ** -24);
-    assert.equal(float16BitsToNumber(0x03ff), 1023 * 2 ** -24);
-    assert.equal(float16BitsToNumber(0x7bff), 65504);
-    assert.equal(float16BitsToNumber(0xfc00), -Infinity);
-    assert.ok(Number.isNaN(float16BitsToNumber(0x7e00)));
-    assert.ok(Object.is(float16BitsToNumber(0x8000), -0));
+    const [one, tiny, subMax, max, negInf, nan, negZero] = float16ToFloat32(Uint16Array.of(0x3c00, 0x0001, 0x03ff, 0x7bff, 0xfc00, 0x7e00, 0x8000));
+    assert.equal(one, 1);
+    assert.equal(tiny, 2 ** -24);
+    assert.equal(subMax, 1023 * 2 ** -24);
+    assert.equal(max, 65504);
+    assert.equal(negInf, -Infinity);
+    assert.ok(Number.isNaN(nan));
+    assert.ok(Object.is(negZero, -0));
   });
 
-  test('every float16 value survives f16 → f32 → f16 exactly', () => {
+  test('every float16 value survives f16 → f32 → f16 exactly, and decodes as the float64 reference', () => {
     const all = new Uint16Array(65536).map((_, i) => i);
-    const back = float32ToFloat16(float16ToFloat32(all));
+    const wide = float16ToFloat32(all);
+    const back = float32ToFloat16(wide);
     for (let h = 0; h < 65536; h++) {
-      if (isF16NaN(h)) assert.ok(isF16NaN(back[h]), `NaN 0x${h.toString(16)}`);
-      else assert.equal(back[h], h, `0x${h.toString(16)}`);
+      if (isF16NaN(h)) {
+        assert.ok(isF16NaN(back[h]) && Number.isNaN(wide[h]), `NaN 0x${h.toString(16)}`);
+      } else {
+        assert.equal(back[h], h, `0x${h.toString(16)}`);
+        assert.equal(wide[h], float16Value(h), `0x${h.toString(16)}`);
+      }
     }
   });
 
-  test('bulk bit path agrees with the exact scalar path on random float32 bit patterns', () => {
+  test('the float32 bit path agrees with the exact float64 path on random float32 bit patterns', () => {
     const bits = new Uint32Array(100_000);
     let s = 12345;
     for (let i = 0; i < bits.length; i++) {
@@ -112,22 +115,23 @@ describe('float16', () => {
     }
     const src = new Float32Array(bits.buffer);
     const bulk = float32ToFloat16(src);
+    const exact = float64ToFloat16(src);
     for (let i = 0; i < src.length; i++) {
-      const want = toFloat16Bits(src[i]);
+      const want = exact[i];
       if (isF16NaN(want)) assert.ok(isF16NaN(bulk[i]));
-      else if (bulk[i] !== want) assert.fail(`${src[i]}: bulk 0x${bulk[i].toString(16)} vs scalar 0x${want.toString(16)}`);
+      else if (bulk[i] !== want) assert.fail(`${src[i]}: float32 path 0x${bulk[i].toString(16)} vs float64 path 0x${want.toString(16)}`);
     }
   });
 });
 
 describe('bfloat16', () => {
-  test('known bit patterns, scalar and bulk float32 paths', () => {
-    checkKnownBits(BF16_CASES, toBfloat16Bits, float32ToBfloat16);
+  test('known bit patterns, float64 and float32 paths', () => {
+    checkKnownBits(BF16_CASES, float64ToBfloat16, float32ToBfloat16);
     assert.ok(isBF16NaN(float32ToBfloat16(Float32Array.of(NaN))[0]));
-    assert.ok(isBF16NaN(toBfloat16Bits(NaN)));
+    assert.ok(isBF16NaN(float64ToBfloat16(Float64Array.of(NaN))[0]));
   });
 
-  test('every bfloat16 value survives bf16 → f32 → bf16 exactly, and decodes as the scalar reference', () => {
+  test('every bfloat16 value survives bf16 → f32 → bf16 exactly, and decodes as the float64 reference', () => {
     const all = new Uint16Array(65536).map((_, i) => i);
     const wide = bfloat16ToFloat32(all);
     const back = float32ToBfloat16(wide);
@@ -136,7 +140,7 @@ describe('bfloat16', () => {
         assert.ok(isBF16NaN(back[h]) && Number.isNaN(wide[h]));
       } else {
         assert.equal(back[h], h);
-        assert.equal(wide[h], bfloat16BitsToNumber(h));
+        assert.equal(wide[h], bfloat16Value(h));
       }
     }
   });

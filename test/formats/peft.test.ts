@@ -7,12 +7,13 @@ import { matrix } from '../../src/core/tensor.js';
 import type { Matrix } from '../../src/core/tensor.js';
 import { FormatError } from '../../src/formats/errors.js';
 import type { FormatErrorCode } from '../../src/formats/errors.js';
-import { toBfloat16Bits, bfloat16BitsToNumber } from '../../src/formats/halfFloat.js';
+import { float64ToBfloat16 } from '../../src/formats/halfFloat.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, createPeftAdapterWriter, readPeftAdapter, writePeftAdapter } from '../../src/formats/peft.js';
 import { openPeftAdapterIndex } from '../../src/formats/peftIndex.js';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { writeSafetensors } from '../../src/formats/safetensorsWriter.js';
 import type { TensorToWrite } from '../../src/formats/safetensorsWriter.js';
+import { bfloat16Value } from './halfFloatReference.js';
 
 let dir: string;
 before(async () => {
@@ -113,7 +114,7 @@ describe('PEFT adapter folders: round trip', () => {
     const B = filled(5, 2, 10);
     await writePeftAdapter(folder, { config: { loraAlpha: 4 }, modules: [{ modulePath: 'q_proj', A, B }] }, { dtype: 'BF16' });
     const back = await readPeftAdapter(folder);
-    const expected = Float32Array.from(A.data, (x) => bfloat16BitsToNumber(toBfloat16Bits(x)));
+    const expected = Float32Array.from(float64ToBfloat16(A.data), bfloat16Value);
     assert.equal(back.dtype, 'BF16');
     assert.deepEqual(back.modules[0].A.data, expected);
   });

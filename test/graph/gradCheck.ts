@@ -8,7 +8,8 @@ import { grad } from '../../src/graph/autodiff.js';
 import { toOnnxBytes } from '../../src/graph/emit.js';
 import { mul } from '../../src/graph/ops/mul.js';
 import { reduceSum } from '../../src/graph/ops/reduceSum.js';
-import { createSession, runSession, OrtTensorCtor, type OrtTensor } from '../../src/runtime/session.js';
+import ort from 'onnxruntime-node';
+import { createSession, ortTensor, runSession, type OrtTensor } from '../../src/runtime/session.js';
 
 export type Data = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint32Array | Uint8Array;
 
@@ -31,14 +32,17 @@ export function randomData(v: Value, dims: readonly number[], seed: number, lo =
   return v.dtype === 'float64' ? Float64Array.from(values) : Float32Array.from(values);
 }
 
-/** An onnxruntime tensor for a feed. */
+/**
+ * An onnxruntime tensor for a feed, wrapped by the runtime's `ortTensor` as the trainer's feeds are;
+ * a bool feed (the graph tests' masks; the models take int64 masks) straight through onnxruntime.
+ */
 export function toTensor(data: Data, dims: readonly number[]): OrtTensor {
-  if (data instanceof Float32Array) return new OrtTensorCtor('float32', data, dims);
-  if (data instanceof Float64Array) return new OrtTensorCtor('float64', data, dims);
-  if (data instanceof BigInt64Array) return new OrtTensorCtor('int64', data, dims);
-  if (data instanceof Int32Array) return new OrtTensorCtor('int32', data, dims);
-  if (data instanceof Uint32Array) return new OrtTensorCtor('uint32', data, dims);
-  return new OrtTensorCtor('bool', data, dims);
+  if (data instanceof Float32Array) return ortTensor('float32', data, dims);
+  if (data instanceof Float64Array) return ortTensor('float64', data, dims);
+  if (data instanceof BigInt64Array) return ortTensor('int64', data, dims);
+  if (data instanceof Int32Array) return ortTensor('int32', data, dims);
+  if (data instanceof Uint32Array) return ortTensor('uint32', data, dims);
+  return new ort.Tensor('bool', data, dims);
 }
 
 export interface Feed {

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GraphBuilder, type Value } from '../../src/graph/builder.js';
-import { scaledDotProductAttention } from '../../src/graph/nn/attention.js';
 import { crossEntropy } from '../../src/graph/nn/crossEntropy.js';
 import { linear } from '../../src/graph/nn/linear.js';
 import { loraLinear } from '../../src/graph/nn/lora.js';
@@ -23,6 +22,7 @@ import { toOnnx } from '../../src/graph/emit.js';
 import { buildTrainStep } from '../../src/graph/trainStep.js';
 import { F64, assertClose, gradCheck, random, randomData, runGraph, type Feed } from './gradCheck.js';
 import { adamWRef } from './references.js';
+import { causalAttention } from './nn/attentionCase.js';
 
 const [VOCAB, D, HEADS, HD, R, MAX_SEQ] = [7, 8, 2, 4, 2, 6];
 
@@ -64,7 +64,7 @@ function buildBlock(g: GraphBuilder, dtype: Float): { loss: Value; params: Value
   const kh = rope(heads(linear(h, constant(g, dtype, 'k.w0', [D, D], 5))), cos, sin);
   // GPT-2 Conv1D layout ([in, out]) for v, with a bias.
   const vh = heads(loraLinear(h, constant(g, dtype, 'v.w0', [D, D], 6), constant(g, dtype, 'v.bias', [D], 7), 'inOut', { a: v.a, b: v.b, scaling: 2 }));
-  const attn = reshape(transpose(scaledDotProductAttention(qh, kh, vh, { causal: true }), [0, 2, 1, 3]), ['batch', 'seq', D]);
+  const attn = reshape(transpose(causalAttention(qh, kh, vh), [0, 2, 1, 3]), ['batch', 'seq', D]);
   const out = add(x, loraLinear(attn, constant(g, dtype, 'o.w0', [D, D], 8), undefined, 'outIn', { a: o.a, b: o.b, scaling: 2 }));
   const logits = linear(out, embedding);
   const loss = crossEntropy(logits, labels);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { join } from 'node:path';
-import { effectiveAdapter } from '../../src/core/loraSb.js';
+import { effectiveFactors } from '../../src/core/loraSb.js';
 import { createTrainer } from '../../src/trainer/loraTrainer.js';
 import { defaultLoraSettings } from '../../src/trainer/setup.js';
 import type { AdapterTensors } from '../../src/trainer/types.js';
@@ -37,7 +37,7 @@ describe('LoRA-SB trainer (tiny GPT-2, Conv1D c_attn, AdamW)', () => {
         assert.ok(f.r!.data.some((v) => v !== 0), `${path}: R trained`);
       }
       const viaSb = await sb.evaluate({ adapter: outcome.adapter });
-      const standard: AdapterTensors = { modules: effectiveAdapter(outcome.adapter.modules), ...(outcome.adapter.saved !== undefined ? { saved: outcome.adapter.saved } : {}) };
+      const standard: AdapterTensors = { modules: new Map([...outcome.adapter.modules].map(([k, f]) => [k, effectiveFactors(f)])), ...(outcome.adapter.saved !== undefined ? { saved: outcome.adapter.saved } : {}) };
       const viaPlain = await plain.evaluate({ adapter: standard });
       const untrained = await sb.evaluate({ adapter: start });
       assert.ok(Math.abs(viaSb.loss - viaPlain.loss) <= 1e-5 * viaPlain.loss, `LoRA-SB ${viaSb.loss} vs plain (A, B·R) ${viaPlain.loss}`);

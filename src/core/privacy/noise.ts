@@ -1,8 +1,9 @@
 /**
  * Gaussian noise for client-level DP. In production the noise comes from the operating system's
  * cryptographically secure generator (node:crypto `randomFillSync`): 53-bit uniforms from two
- * 32-bit words each, turned into normal pairs by Box–Muller in float64. A seeded source (mulberry32,
- * core/random.ts) exists for tests only: its stream is predictable, so it gives no privacy.
+ * 32-bit words each, turned into normal pairs by Box–Muller in float64. The product has no other
+ * source; the tests inject a seeded one (test/core/privacy/seededNoise.ts), whose predictable stream
+ * gives no privacy.
  *
  * Floating-point caveat (docs/security.md): Box–Muller in float64 samples a discrete approximation
  * of the normal distribution (|z| ≤ √(−2 ln 2⁻⁵³) ≈ 8.57, values on a non-uniform grid), and the
@@ -11,7 +12,6 @@
  * is not ruled out here. A discrete Gaussian (Canonne, Kamath, Steinke 2020) would remove it.
  */
 import { randomFillSync } from 'node:crypto';
-import { createRng } from '../random.js';
 
 /** A source of independent standard normal samples. */
 export interface GaussianSource {
@@ -57,20 +57,6 @@ export function createSecureGaussianSource(): GaussianSource {
     kind: 'secure',
     fill(out) {
       boxMuller(out, words, () => randomFillSync(words));
-    },
-  };
-}
-
-/** Standard normals from a seeded mulberry32 stream: reproducible, for tests only (no privacy). */
-export function createSeededGaussianSource(seed: number): GaussianSource {
-  const rng = createRng(seed);
-  const words = new Uint32Array(WORDS);
-  return {
-    kind: 'seeded',
-    fill(out) {
-      boxMuller(out, words, () => {
-        for (let i = 0; i < words.length; i++) words[i] = Math.floor(rng.next() * TWO_POW_32);
-      });
     },
   };
 }

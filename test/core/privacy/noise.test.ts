@@ -1,9 +1,10 @@
 // The Gaussian sources: moments of ≥ 1e5 samples within stated statistical tolerances (standard
-// errors of the sample mean, variance and kurtosis of a normal sample), reproducibility of the
-// seeded source, and independence of two secure sources.
+// errors of the sample mean, variance and kurtosis of a normal sample), independence of two secure
+// sources, and reproducibility of the seeded source the other DP tests inject (./seededNoise.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createSecureGaussianSource, createSeededGaussianSource, type GaussianSource } from '../../../src/core/privacy/noise.js';
+import { createSecureGaussianSource, type GaussianSource } from '../../../src/core/privacy/noise.js';
+import { seededGaussianSource } from './seededNoise.js';
 
 const N = 200_001; // odd: the last pair's second value is dropped
 
@@ -48,16 +49,16 @@ describe('Gaussian noise sources', () => {
     assert.ok(x.some((v, i) => v !== y[i]));
   });
 
-  test('seeded (tests only): standard normal moments, and the same seed gives the same stream', () => {
-    const s = createSeededGaussianSource(7);
+  test('seeded (the source the DP tests inject): standard normal moments, and the same seed gives the same stream', () => {
+    const s = seededGaussianSource(7);
     assert.equal(s.kind, 'seeded');
     assertStandardNormal(s, 'seeded');
     const x = new Float64Array(1001);
     const y = new Float64Array(1001);
-    createSeededGaussianSource(3).fill(x);
-    createSeededGaussianSource(3).fill(y);
+    seededGaussianSource(3).fill(x);
+    seededGaussianSource(3).fill(y);
     assert.deepEqual(x, y);
-    createSeededGaussianSource(4).fill(y);
+    seededGaussianSource(4).fill(y);
     assert.notDeepEqual(x, y);
   });
 });

@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { clipFactor, moduleUpdateNorms, type PrivateParts } from '../../../src/core/privacy/clientUpdate.js';
-import { createSeededGaussianSource } from '../../../src/core/privacy/noise.js';
 import { privateModuleAggregate, type PrivateModuleInput } from '../../../src/core/privacy/privateAggregate.js';
 import { specScaling, type Layout, type LoraFactors, type LoraModuleSpec } from '../../../src/core/lora.js';
 import { createTypeScriptBackend } from '../../../src/core/product.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import { maxAbs, maxAbsDiff, randomBase, refMatmul, refTranspose, spec } from '../reference.js';
+import { seededGaussianSource } from './seededNoise.js';
 
 const backend = createTypeScriptBackend();
 
@@ -97,7 +97,7 @@ describe('private module aggregate (σ = 0): the global model is W0 + s·B̄_gĀ
       const g = gammas(s, global, clients, clip, 'fedex');
       assert.ok(g[0] < 1 && g[1] === 1 && g[2] === 1, `one client clipped: ${g.join(', ')}`);
       const m = 4;
-      const agg = await privateModuleAggregate(input(s, global, clients, g, m, 0, 'fedex'), createSeededGaussianSource(1), backend);
+      const agg = await privateModuleAggregate(input(s, global, clients, g, m, 0, 'fedex'), seededGaussianSource(1), backend);
       // The factors: Ā = Ā_g + Σ (γ_i/m)(A_i − Ā_g), likewise B̄.
       const refA = Float64Array.from(global.a.data, (v, x) => v + clients.reduce((acc, c, i) => acc + (g[i] / m) * (c.a.data[x] - v), 0));
       const refB = Float64Array.from(global.b.data, (v, x) => v + clients.reduce((acc, c, i) => acc + (g[i] / m) * (c.b.data[x] - v), 0));
@@ -128,7 +128,7 @@ describe('private module aggregate (σ = 0): the global model is W0 + s·B̄_gĀ
     const clip = 0.25;
     const g = gammas(s, global, clients, clip, 'fedex');
     assert.ok(g[0] < 0.1);
-    const agg = await privateModuleAggregate(input(s, global, clients, g, 1, 0, 'fedex'), createSeededGaussianSource(2), backend);
+    const agg = await privateModuleAggregate(input(s, global, clients, g, 1, 0, 'fedex'), seededGaussianSource(2), backend);
     const released = releasedNorm(s, global, agg);
     assert.ok(Math.abs(released - clip) <= 1e-5 * clip, `released norm ${released}, C = ${clip}`);
   });
@@ -139,18 +139,18 @@ describe('private module aggregate (σ = 0): the global model is W0 + s·B̄_gĀ
     const clip = 0.25;
     const g = gammas(s, global, [huge], clip, 'fedex');
     assert.ok(g[0] < 1e-76, `γ = ${g[0]}`);
-    const agg = await privateModuleAggregate(input(s, global, [huge], g, 1, 0, 'fedex'), createSeededGaussianSource(2), backend);
+    const agg = await privateModuleAggregate(input(s, global, [huge], g, 1, 0, 'fedex'), seededGaussianSource(2), backend);
     const released = releasedNorm(s, global, agg);
     assert.ok(Math.abs(released - clip) <= 1e-5 * clip, `released norm ${released}, C = ${clip}`);
   });
 
   test('FedIT releases the factors only; FFA-LoRA keeps A bit for bit', async () => {
     const { s, global, clients } = fixture(8, 5, 2, 'linear', 2, 9);
-    const fedit = await privateModuleAggregate(input(s, global, clients, [1, 1], 2, 0.01, 'fedit'), createSeededGaussianSource(3), backend);
+    const fedit = await privateModuleAggregate(input(s, global, clients, [1, 1], 2, 0.01, 'fedit'), seededGaussianSource(3), backend);
     assert.equal(fedit.baseUpdate, null);
     assert.ok(maxAbsDiff(fedit.factors.a.data, global.a.data) > 0);
     const frozen = clients.map((c) => ({ a: global.a, b: c.b }));
-    const ffa = await privateModuleAggregate(input(s, global, frozen, [1, 1], 2, 0.01, 'ffa'), createSeededGaussianSource(3), backend);
+    const ffa = await privateModuleAggregate(input(s, global, frozen, [1, 1], 2, 0.01, 'ffa'), seededGaussianSource(3), backend);
     assert.equal(ffa.baseUpdate, null);
     assert.deepEqual(ffa.factors.a.data, global.a.data);
     assert.ok(maxAbsDiff(ffa.factors.b.data, global.b.data) > 0);
@@ -170,7 +170,7 @@ describe('private module aggregate (σ > 0): the noise', () => {
   test('zero-update clients: Ā − Ā_g, B̄ − B̄_g and the effective weight change all have std σC/m', async () => {
     const { s, global } = fixture(out, inF, r, 'linear', 0, 11);
     const same = [global, global, global];
-    const agg = await privateModuleAggregate(input(s, global, same, [1, 1, 1], m, std, 'fedex'), createSeededGaussianSource(12), backend);
+    const agg = await privateModuleAggregate(input(s, global, same, [1, 1, 1], m, std, 'fedex'), seededGaussianSource(12), backend);
     const factorNoise = [...Array.from(agg.factors.a.data, (v, x) => v - global.a.data[x]), ...Array.from(agg.factors.b.data, (v, x) => v - global.b.data[x])];
     assert.ok(factorNoise.length >= 1e5);
     assertStd(factorNoise, std, 'factors');
@@ -182,8 +182,8 @@ describe('private module aggregate (σ > 0): the noise', () => {
     const { s, global, clients } = fixture(out, inF, r, 'conv1d', 3, 13);
     const g = gammas(s, global, clients, clip, 'fedex');
     assert.ok(g.every((x) => x < 1), 'all clipped (so every client moves the aggregate by exactly C/m)');
-    const exact = await privateModuleAggregate(input(s, global, clients, g, m, 0, 'fedex'), createSeededGaussianSource(14), backend);
-    const noisy = await privateModuleAggregate(input(s, global, clients, g, m, std, 'fedex'), createSeededGaussianSource(15), backend);
+    const exact = await privateModuleAggregate(input(s, global, clients, g, m, 0, 'fedex'), seededGaussianSource(14), backend);
+    const noisy = await privateModuleAggregate(input(s, global, clients, g, m, std, 'fedex'), seededGaussianSource(15), backend);
     const da = Array.from(noisy.factors.a.data, (v, x) => v - exact.factors.a.data[x]);
     const db = Array.from(noisy.factors.b.data, (v, x) => v - exact.factors.b.data[x]);
     assertStd([...da, ...db], std, 'factors');
@@ -196,7 +196,7 @@ describe('private module aggregate (σ > 0): the noise', () => {
 describe('private module aggregate: bad input', () => {
   test('errors name the module, the client and the value', async () => {
     const { s, global, clients } = fixture(6, 4, 2, 'linear', 2, 3);
-    const noise = createSeededGaussianSource(1);
+    const noise = seededGaussianSource(1);
     await assert.rejects(privateModuleAggregate({ ...input(s, global, clients, [1, 1], 2, 0, 'fedex'), coefficients: [0.5] }, noise, backend), /2 clients but 1 coefficients/);
     await assert.rejects(privateModuleAggregate({ ...input(s, global, clients, [1, 1], 2, 0, 'fedex'), coefficients: [0.5, 1.5] }, noise, backend), /coefficient of client 1 must be in \[0, 1\], got 1\.5/);
     await assert.rejects(privateModuleAggregate(input(s, global, clients, [1, 1], 2, -1, 'fedex'), noise, backend), /noise std must be a finite number ≥ 0, got -1/);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GraphBuilder } from '../../../src/graph/builder.js';
-import { scaledDotProductAttention } from '../../../src/graph/nn/attention.js';
 import { F64, assertClose, gradCheck, randomData, runGraph } from '../gradCheck.js';
+import { causalAttention } from './attentionCase.js';
 
 /** Causal attention for one head: softmax(q kᵀ/√d, j ≤ i) v. */
 function attentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, seq: number, d: number, keep: (j: number) => boolean = () => true): number[] {
@@ -21,14 +21,14 @@ function attentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<n
   return out;
 }
 
-describe('scaled dot-product attention (float64, gradient check eps 1e-6, rtol 1e-5)', () => {
+describe('causal attention from causalMask and maskedSoftmax, as the models build it (float64, gradient check eps 1e-6, rtol 1e-5)', () => {
   test('causal', async () => {
     const [heads, seq, d] = [2, 4, 3];
     const g = new GraphBuilder();
     const q = g.input('q', 'float64', [heads, 'seq', d]);
     const k = g.input('k', 'float64', [heads, 'seq', d]);
     const v = g.input('v', 'float64', [heads, 'seq', d]);
-    const y = scaledDotProductAttention(q, k, v, { causal: true });
+    const y = causalAttention(q, k, v);
     assert.deepEqual(y.shape, [heads, 'seq', d]);
     const feeds = [q, k, v].map((x, i) => ({ value: x, data: randomData(x, [heads, seq, d], i + 1), dims: [heads, seq, d] }));
     const out = await runGraph(g, feeds, { y });
@@ -46,7 +46,7 @@ describe('scaled dot-product attention (float64, gradient check eps 1e-6, rtol 1
     const k = g.input('k', 'float64', [seq, d]);
     const v = g.input('v', 'float64', [seq, d]);
     const pad = g.input('pad', 'bool', [1, seq]);
-    const y = scaledDotProductAttention(q, k, v, { causal: true, mask: pad });
+    const y = causalAttention(q, k, v, pad);
     const feeds = [q, k, v].map((x, i) => ({ value: x, data: randomData(x, [seq, d], i + 7), dims: [seq, d] }));
     const padData = Uint8Array.of(1, 0, 1);
     const all = [...feeds, { value: pad, data: padData, dims: [1, seq] }];

@@ -1,14 +1,14 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createOrtProductBackend, factoredUpdateModel } from '../../../src/runtime/kernels/factoredUpdate.js';
-import { addScaledProductSync, matmul64, transpose64 } from '../../../src/core/product.js';
+import { addScaledProductSync } from '../../../src/core/product.js';
 import type { Layout } from '../../../src/core/lora.js';
 import { productFixture } from '../../helpers/productFixture.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import { createRng } from '../../../src/core/random.js';
 import { createFedEx } from '../../../src/core/strategies/fedex.js';
 import { specScaling } from '../../../src/core/lora.js';
-import { maxAbs, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, spec, factored } from '../../core/reference.js';
+import { maxAbs, maxAbsDiff, randomBase, randomClients, refEffectiveWeight, refIdealWeight, refMatmul, refTranspose, spec, factored } from '../../core/reference.js';
 
 // Tolerance: both backends round the float32 update once per entry (plus the pre-scaled P for
 // onnxruntime), so they agree with the float64 reference to ≤ 1e-6·max|s·P·Q| + 1e-7·max|W|.
@@ -18,9 +18,9 @@ function tolerance(update: Float64Array, w: Matrix): number {
 
 /** Float64 reference: s·P·Q, transposed explicitly for conv1d. */
 function referenceUpdate(layout: Layout, p: Matrix, q: Matrix, scale: number): Float64Array {
-  const pq = matmul64(p, q);
-  const laid = layout === 'linear' ? pq : transpose64(pq);
-  return laid.data.map((v) => scale * v);
+  const pq = refMatmul(p, q);
+  const laid = layout === 'linear' ? pq : refTranspose(pq, p.shape[0], q.shape[1]);
+  return laid.map((v) => scale * v);
 }
 
 describe('onnxruntime factored update (Gemm, in place)', () => {

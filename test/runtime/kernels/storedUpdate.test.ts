@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
 import { createBlockwiseUpdater } from '../../../src/formats/storedUpdate.js';
 import type { StoredFloat, StoredMatrixIo, StoredWeightUpdater } from '../../../src/formats/storedUpdate.js';
-import { createTypeScriptBackend, matmul64, transpose64 } from '../../../src/core/product.js';
+import { createTypeScriptBackend } from '../../../src/core/product.js';
 import type { Layout } from '../../../src/core/lora.js';
 import { productFixture } from '../../helpers/productFixture.js';
+import { refMatmul, refTranspose } from '../../core/reference.js';
 import type { Matrix } from '../../../src/core/tensor.js';
 import { createRng, randomMatrix } from '../../../src/core/random.js';
 import {
@@ -57,9 +58,9 @@ function memoryIo(stored: Uint8Array): StoredMatrixIo & { written: Uint8Array[];
 
 /** Float64 reference of W + s·P·Q in the stored layout. */
 function reference(layout: Layout, w: Float32Array, p: Matrix, q: Matrix, scale: number): Float64Array {
-  const pq = matmul64(p, q);
-  const laid = layout === 'linear' ? pq : transpose64(pq);
-  return laid.data.map((u, i) => w[i] + scale * u);
+  const pq = refMatmul(p, q);
+  const laid = layout === 'linear' ? pq : refTranspose(pq, p.shape[0], q.shape[1]);
+  return laid.map((u, i) => w[i] + scale * u);
 }
 
 /** Half a unit in the last place of `dtype` at |x| (an upper bound on one rounding to it). */
