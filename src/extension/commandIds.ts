@@ -16,5 +16,8 @@ export const COMMAND_IDS = [
 /** A contributed command id. */
 export type CommandId = (typeof COMMAND_IDS)[number];
 
-/** The views of the FedEx activity-bar container. */
+/** The views of the FedEx activity-bar container (package.json `contributes.views.fedex` lists the same; a test checks it). */
 export const VIEW_IDS = ['fedex.federations', 'fedex.clients', 'fedex.rounds'] as const;
+
+/** A contributed view id. */
+export type ViewId = (typeof VIEW_IDS)[number];

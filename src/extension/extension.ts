@@ -15,8 +15,10 @@ import { createIdentityKey, manageClients } from './commands/identityCommands.js
 import { hostFederation, joinFederation, leaveFederation, runSimulation, startRound, stopFederation } from './commands/federationCommands.js';
 import type { SimulationOptions } from './commands/federationCommands.js';
 import { federationIdOf } from './commands/pickFederation.js';
-import { COMMAND_IDS } from './commandIds.js';
-import type { CommandId } from './commandIds.js';
+import { COMMAND_IDS, VIEW_IDS } from './commandIds.js';
+import type { CommandId, ViewId } from './commandIds.js';
+import type { FederationState } from './state/federationState.js';
+import type { TreeNode } from './state/treeModel.js';
 
 /** What `activate` returns: handles for tests (the test-electron suite reads them). */
 export interface FedexApi {
@@ -43,6 +45,13 @@ const HANDLERS: Readonly<Record<CommandId, Handler>> = {
   'fedex.createIdentityKey': (s) => createIdentityKey(s),
 };
 
+/** The nodes each sidebar view shows. */
+const VIEW_NODES: Readonly<Record<ViewId, (states: readonly FederationState[]) => TreeNode[]>> = {
+  'fedex.federations': federationNodes,
+  'fedex.clients': clientNodes,
+  'fedex.rounds': roundNodes,
+};
+
 /** Mirrors `fedex.remoteFederations` into the store (as `remote` federations). */
 function syncRemotes(services: Services): void {
   const wanted = new Map(services.settings().remoteFederations.map((r) => [`remote:${r.url}`, r]));
@@ -63,11 +72,7 @@ export function activate(context: vscode.ExtensionContext): FedexApi {
   holder.dashboard = dashboard;
   context.subscriptions.push(dashboard, vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, new DashboardSerializer(dashboard)));
 
-  const views = [
-    ['fedex.federations', new NodeTreeProvider(() => federationNodes(services.store.list()))],
-    ['fedex.clients', new NodeTreeProvider(() => clientNodes(services.store.list()))],
-    ['fedex.rounds', new NodeTreeProvider(() => roundNodes(services.store.list()))],
-  ] as const;
+  const views = VIEW_IDS.map((id) => [id, new NodeTreeProvider(() => VIEW_NODES[id](services.store.list()))] as const);
   for (const [id, provider] of views) {
     context.subscriptions.push(provider, vscode.window.createTreeView(id, { treeDataProvider: provider, showCollapseAll: id !== 'fedex.federations' }));
   }

@@ -10,9 +10,8 @@
  */
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { ExportReport } from '../federation/export/exportFederation.js';
+import type { ExportKind, ExportReport } from '../federation/export/exportFederation.js';
 import { exportArgs, METHODS } from './config/cliArgs.js';
-import type { ExportKind } from './config/cliArgs.js';
 import type { CliResult } from './process/cliProcess.js';
 import { exitText } from './process/federationRuns.js';
 

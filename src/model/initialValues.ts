@@ -1,7 +1,8 @@
 /**
- * The data a built model's inputs start from: frozen weights read from the checkpoint, LoRA
- * factors at PEFT's initialisation, and full trainable tensors (modules_to_save, trainAll) from
- * the checkpoint or, for a new head, N(0, initStd²). All float32, by graph input name.
+ * The data a built model's trainable inputs start from: LoRA factors at PEFT's initialisation, and
+ * full trainable tensors (modules_to_save, trainAll) from the checkpoint or, for a new head,
+ * N(0, initStd²). All float32, by graph input name. The frozen weights are fed by the trainer
+ * (src/trainer/frozenWeights.ts), in the precision it holds them in.
  */
 import { createRng, fillGaussian } from '../core/random.js';
 import type { Checkpoint } from './checkpoint.js';
@@ -10,14 +11,6 @@ import type { ModelGraph } from './types.js';
 
 /** Reads one checkpoint tensor as float32 (e.g. `checkpoint.readFloat32`). */
 export type TensorReader = (key: string) => Promise<Float32Array>;
-
-/** Every frozen input's data, read one tensor at a time. */
-export async function readFrozenInputs(model: ModelGraph, read: TensorReader | Checkpoint): Promise<Map<string, Float32Array>> {
-  const reader = typeof read === 'function' ? read : (key: string): Promise<Float32Array> => read.readFloat32(key);
-  const out = new Map<string, Float32Array>();
-  for (const f of model.frozen) out.set(f.input, await reader(f.key));
-  return out;
-}
 
 /**
  * Starting values of the LoRA factors (A and B of every module, A included when frozen) and of

@@ -49,11 +49,6 @@ export function targetMatcher(targets: readonly string[]): (path: string) => boo
   return (path) => targets.some((name) => path === name || path.endsWith(`.${name}`));
 }
 
-/** True when PEFT would adapt the module at `path` for these `target_modules`. */
-export function matchesTarget(path: string, targets: readonly string[]): boolean {
-  return targetMatcher(targets)(path);
-}
-
 /** The distinct last components of module paths, in first-seen order (`c_attn`, `c_proj`, …). */
 export function moduleNames(paths: readonly string[]): string[] {
   return [...new Set(paths.map((p) => p.slice(p.lastIndexOf('.') + 1)))];

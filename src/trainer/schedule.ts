@@ -24,16 +24,6 @@ export interface ScheduleOptions {
   readonly warmupSteps?: number;
 }
 
-/** Throws a RangeError naming the bad field. */
-export function checkSchedule(options: ScheduleOptions): void {
-  const { kind, lr, totalSteps } = options;
-  const warmup = options.warmupSteps ?? 0;
-  if (!SCHEDULES.includes(kind)) throw new RangeError(`schedule: kind must be one of ${SCHEDULES.join(', ')}, got '${String(kind)}'`);
-  if (!(Number.isFinite(lr) && lr >= 0)) throw new RangeError(`schedule: lr must be a finite number ≥ 0, got ${lr}`);
-  if (!(Number.isInteger(totalSteps) && totalSteps >= 0)) throw new RangeError(`schedule: totalSteps must be a non-negative integer, got ${totalSteps}`);
-  if (!(Number.isInteger(warmup) && warmup >= 0)) throw new RangeError(`schedule: warmupSteps must be a non-negative integer, got ${warmup}`);
-}
-
 /** The multiplier of the peak lr at 0-based optimizer step `step` (see the module comment). */
 export function scheduleFactor(options: ScheduleOptions, step: number): number {
   const warmup = options.warmupSteps ?? 0;

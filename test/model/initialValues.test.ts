@@ -7,9 +7,9 @@ import { toOnnxBytes } from '../../src/graph/emit.js';
 import { buildTrainStep } from '../../src/graph/trainStep.js';
 import { withCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import { writeRandomGpt2Checkpoint } from '../../src/model/checkpoints/tinyGpt2.js';
-import { initialTrainableValues, readFrozenInputs } from '../../src/model/initialValues.js';
+import { initialTrainableValues } from '../../src/model/initialValues.js';
 import { architectureFor } from '../../src/model/registry.js';
-import type { LoraSettings } from '../../src/model/types.js';
+import type { LoraSettings, ModelGraph } from '../../src/model/types.js';
 import { createSession, type OrtTensor, ortTensor, runSession } from '../../src/runtime/session.js';
 import { suiteTempDir } from '../helpers/tempDir.js';
 
@@ -21,6 +21,13 @@ before(async () => {
 });
 
 const LORA: LoraSettings = { r: 4, alpha: 8, useRslora: false, dropout: 0.05, targetModules: ['c_attn', 'c_proj'], freezeA: false, modulesToSave: [] };
+
+/** Every frozen input's data as float32, read from the checkpoint one tensor at a time (what the trainer feeds at basePrecision fp32). */
+async function readFrozenInputs(model: ModelGraph, ckpt: Checkpoint): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const f of model.frozen) out.set(f.input, await ckpt.readFloat32(f.key));
+  return out;
+}
 
 describe('initial values and a training run from a checkpoint folder', () => {
   test('LoRA starts as a no-op (B = 0, A uniform in ±1/√in), frozen inputs come from the checkpoint', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ModelError } from '../../src/model/errors.js';
-import { isPlainModuleName, matchesTarget, moduleNames, peftTargetModules, selectTargetModules } from '../../src/model/targetModules.js';
+import { isPlainModuleName, moduleNames, peftTargetModules, selectTargetModules, targetMatcher } from '../../src/model/targetModules.js';
 
 const GPT2 = [0, 1].flatMap((l) => [
   `transformer.h.${l}.attn.c_attn`,
@@ -13,8 +13,8 @@ const GPT2 = [0, 1].flatMap((l) => [
 describe('target_modules matching (PEFT rules)', () => {
   test('a name matches paths that end with .name, not paths that merely contain it', () => {
     assert.deepEqual(selectTargetModules(GPT2, ['c_attn']), ['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']);
-    assert.equal(matchesTarget('transformer.h.0.attn.c_attn', ['attn']), false);
-    assert.equal(matchesTarget('transformer.h.0.attn.xc_attn', ['c_attn']), false);
+    assert.equal(targetMatcher(['attn'])('transformer.h.0.attn.c_attn'), false);
+    assert.equal(targetMatcher(['c_attn'])('transformer.h.0.attn.xc_attn'), false);
   });
 
   test('c_proj matches both the attention and the MLP projection; a dotted suffix picks one', () => {

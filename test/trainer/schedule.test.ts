@@ -1,8 +1,9 @@
 // Learning-rate schedules against values worked out by hand from transformers' definitions
-// (get_constant/linear/cosine_schedule_with_warmup), and the checks that name the bad field.
+// (get_constant/linear/cosine_schedule_with_warmup). The trainer checks a schedule's fields
+// (test/trainer/setup.test.ts: lr, warmupSteps, schedule; workerTrainer.test.ts: steps).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { checkSchedule, learningRate, scheduleFactor } from '../../src/trainer/schedule.js';
+import { learningRate, scheduleFactor } from '../../src/trainer/schedule.js';
 import type { ScheduleOptions } from '../../src/trainer/schedule.js';
 
 function factors(options: ScheduleOptions, steps: readonly number[]): number[] {
@@ -53,15 +54,5 @@ describe('learning-rate schedules', () => {
     const lrs = [0, 1, 2, 3].map((s) => learningRate(options, s));
 
     assertClose(lrs, [3e-3, 2.25e-3, 1.5e-3, 0.75e-3]);
-  });
-
-  test('checkSchedule names the bad field and value', () => {
-    const ok: ScheduleOptions = { kind: 'linear', lr: 1e-3, totalSteps: 10, warmupSteps: 2 };
-
-    assert.doesNotThrow(() => checkSchedule(ok));
-    assert.throws(() => checkSchedule({ ...ok, kind: 'step' as ScheduleOptions['kind'] }), /kind must be one of constant, linear, cosine, got 'step'/);
-    assert.throws(() => checkSchedule({ ...ok, lr: -1 }), /lr must be a finite number ≥ 0, got -1/);
-    assert.throws(() => checkSchedule({ ...ok, totalSteps: 2.5 }), /totalSteps must be a non-negative integer, got 2.5/);
-    assert.throws(() => checkSchedule({ ...ok, warmupSteps: -3 }), /warmupSteps must be a non-negative integer, got -3/);
   });
 });

@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { basename, join } from 'node:path';
 import { cp, stat } from 'node:fs/promises';
 import { aggregateArgs, METHODS } from '../config/cliArgs.js';
-import type { ExportKind } from '../config/cliArgs.js';
+import type { ExportKind } from '../../federation/export/exportFederation.js';
 import { findAdapterFolders, isAdapterFolder, runStamp, summarizeAggregateReport } from '../adapterFiles.js';
 import { exportFailureText, exportPlan, findFederationRun, removePartialExport, summarizeExportReport } from '../federationExport.js';
 import type { FederationRun } from '../federationExport.js';

@@ -4,10 +4,7 @@ import type { FederationState } from '../state/federationState.js';
 import type { FederationStore } from '../state/federationStore.js';
 import { roundText } from '../state/treeModel.js';
 
-/** What a command may be invoked with: a tree node (from a context menu), a federation id, or nothing. */
-export type FederationArg = { readonly federationId?: string } | string | undefined;
-
-/** The federation id in a command argument, if any. */
+/** The federation id in a command argument (a tree node from a context menu, or a federation id), if any. */
 export function federationIdOf(arg: unknown): string | undefined {
   if (typeof arg === 'string') return arg;
   if (typeof arg === 'object' && arg !== null && typeof (arg as { federationId?: unknown }).federationId === 'string') return (arg as { federationId: string }).federationId;

@@ -4,6 +4,7 @@
  */
 import type { BasePrecision } from '../../model/basePrecision.js';
 import type { RecomputeMode } from '../../trainer/memoryPlan.js';
+import type { ExportKind } from '../../federation/export/exportFederation.js';
 
 /** A remote federation listed in settings. */
 export interface RemoteFederation {
@@ -445,12 +446,6 @@ export function aggregateArgs(o: {
     '--json',
   ];
 }
-
-/** What `fedex export --as` writes: one PEFT adapter on the original base, the merged model, or both. */
-export type ExportKind = 'adapter' | 'merged' | 'both';
-
-/** The values of `fedex export --as`. */
-export const EXPORT_KINDS: readonly ExportKind[] = ['adapter', 'merged', 'both'];
 
 /**
  * `fedex export <source> …` of a finished federation: `source` is a run folder (`fedex host --out`,

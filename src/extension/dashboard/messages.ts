@@ -244,13 +244,3 @@ export function checkExtensionToWebview(value: unknown): MessageCheck<ExtensionT
 export function checkWebviewToExtension(value: unknown): MessageCheck<WebviewToExtensionMessage> {
   return check<WebviewToExtensionMessage>(value, WEBVIEW_TO_EXTENSION, 'webview→extension');
 }
-
-/** Type guard of `checkExtensionToWebview`. */
-export function isExtensionToWebviewMessage(value: unknown): value is ExtensionToWebviewMessage {
-  return checkExtensionToWebview(value).ok;
-}
-
-/** Type guard of `checkWebviewToExtension`. */
-export function isWebviewToExtensionMessage(value: unknown): value is WebviewToExtensionMessage {
-  return checkWebviewToExtension(value).ok;
-}

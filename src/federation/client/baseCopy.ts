@@ -6,7 +6,7 @@
 import type { ProductBackend } from '../../core/product.js';
 import type { Matrix } from '../../core/tensor.js';
 import type { AdapterLayout, ResidualEntry } from '../protocol/adapterTensors.js';
-import type { NamedTensor } from '../protocol/envelope.js';
+import { tensorMap, type NamedTensor } from '../protocol/envelope.js';
 import { applyResidual, storedShape, type BaseSource } from '../shared/baseWeights.js';
 import { ClientError } from './errors.js';
 
@@ -123,7 +123,7 @@ export class BaseCopy {
     }
     if (update.fromRevision !== this.rev) await this.reload();
     const byModule = new Map(layout.map((m) => [m.module, m]));
-    const byName = new Map(tensors.map((t) => [t.name, t]));
+    const byName = tensorMap(tensors);
     for (const entry of update.modules) {
       const m = byModule.get(entry.module);
       if (m === undefined || !this.current.has(entry.module)) throw new ClientError('E_BASE_MISMATCH', `base update names module ${entry.module}, which is not adapted here`);

@@ -1,7 +1,7 @@
 /**
- * Where the CLI's event stream goes: a JSONL file, a writable stream (stdout for `--events -`),
- * an in-process listener, or nowhere. Writing never throws into the federation: a failed sink keeps
- * its first error in `error` and drops later events.
+ * Where the CLI's event stream goes: a JSONL file, a writable stream (stdout for `--events -`), or
+ * nowhere. Writing never throws into the federation: a failed sink keeps its first error in `error`
+ * and drops later events.
  */
 import { createWriteStream } from 'node:fs';
 import { formatEventLine, type CliEventMap, type CliEventType, type SimulationMethod } from './events.js';
@@ -61,11 +61,6 @@ export function fileSink(path: string): EventSink {
       return failed;
     },
   };
-}
-
-/** A sink that calls `listener` with each event as it would be written (for the extension and tests). */
-export function listenerSink(listener: <K extends CliEventType>(type: K, payload: CliEventMap[K], method?: SimulationMethod) => void): EventSink {
-  return { emit: (type, payload, method) => listener(type, payload, method), close: async () => undefined };
 }
 
 /** Sends every event to all `sinks`. */

@@ -39,7 +39,11 @@ import { ExportError } from './errors.js';
 import { openExportSource } from './aggregateSource.js';
 import type { ExportSource } from './runUpdate.js';
 
-export type ExportKind = 'adapter' | 'merged' | 'both';
+/** The values of `fedex export --as`: one PEFT adapter on the original base, the merged model, or both. */
+export const EXPORT_KINDS = ['adapter', 'merged', 'both'] as const;
+
+/** What `fedex export --as` writes. */
+export type ExportKind = (typeof EXPORT_KINDS)[number];
 
 export interface ExportOptions {
   /** A run directory (`fedex host --out`) or a `fedex simulate --out` folder. */

@@ -57,7 +57,7 @@ export function isMessage<M extends Method>(value: unknown, method: M): value is
   return tensorsOk && (v.blob === undefined || v.blob instanceof Uint8Array);
 }
 
-/** Tensors of a message by name. */
-export function tensorMap(message: { readonly tensors: readonly NamedTensor[] }): Map<string, NamedTensor> {
-  return new Map(message.tensors.map((t) => [t.name, t]));
+/** A message's tensors by name. */
+export function tensorMap(tensors: readonly NamedTensor[]): Map<string, NamedTensor> {
+  return new Map(tensors.map((t) => [t.name, t]));
 }

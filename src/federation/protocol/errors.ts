@@ -6,7 +6,7 @@
 
 /**
  * Stable error codes. Never renumber or reuse one; new codes may be added in a minor version, so
- * receivers must accept codes they do not know (the wire field is a pattern, not this list).
+ * receivers must accept codes they do not know (the wire field is the schema's `code` format, not this list).
  */
 export const ERROR_CODES = {
   E_TOO_LARGE: 'The frame, its header or its tensor count exceeds a configured limit.',
@@ -43,12 +43,6 @@ export const ERROR_CODES = {
 
 /** A stable protocol error code such as `E_SCHEMA`. */
 export type ProtocolErrorCode = keyof typeof ERROR_CODES;
-
-/** Every known code, in catalogue order. */
-export const PROTOCOL_ERROR_CODES: readonly ProtocolErrorCode[] = Object.keys(ERROR_CODES) as ProtocolErrorCode[];
-
-/** Pattern every error code on the wire matches (known or from a newer peer). */
-export const ERROR_CODE_PATTERN = /^E_[A-Z0-9_]{1,62}$/;
 
 /** The one error type of the protocol layer: `code` is stable, `message` is for people. */
 export class ProtocolError extends Error {

@@ -5,7 +5,7 @@
 import type { LoraFactors } from '../../core/lora.js';
 import type { Matrix } from '../../core/tensor.js';
 import { ROLE_LORA_A, ROLE_LORA_B, ROLE_LORA_R, tensorName, type AdapterForm, type AdapterLayout } from '../protocol/adapterTensors.js';
-import type { NamedTensor } from '../protocol/envelope.js';
+import { tensorMap, type NamedTensor } from '../protocol/envelope.js';
 import { protocolError } from '../protocol/errors.js';
 
 /** The named tensor as a matrix (no copy); throws `E_TENSOR_NAME`/`E_TENSOR_SHAPE` when missing or not rows × cols. */
@@ -25,7 +25,7 @@ export function tensorMatrix(tensors: ReadonlyMap<string, NamedTensor>, name: st
  * the coordinator's global adapter); throws `E_TENSOR_NAME` when neither has them.
  */
 export function adapterFromTensors(layout: AdapterLayout, tensors: readonly NamedTensor[], form: AdapterForm = 'lora', frozen?: ReadonlyMap<string, LoraFactors>): Map<string, LoraFactors> {
-  const byName = new Map(tensors.map((t) => [t.name, t]));
+  const byName = tensorMap(tensors);
   const adapter = new Map<string, LoraFactors>();
   for (const m of layout) {
     const carried = form === 'lora' || byName.has(tensorName(m.module, ROLE_LORA_A));

@@ -142,28 +142,6 @@ export function splitDirichlet<T>(items: readonly T[], k: number, options: Diric
     + `all left some client with fewer than ${min} item${min === 1 ? '' : 's'} (the last: ${smallest}); raise alpha, use fewer clients or more data`);
 }
 
-/**
- * How far the parts' group mixes are from the pooled one: the mean over non-empty parts of the
- * total variation distance ½·Σ_g |p_part(g) − p_all(g)|, in [0, 1). 0 for parts mixed exactly like
- * the whole; near 1 − 1/G when each part holds one of G equal groups.
- */
-export function groupSkew<T>(parts: readonly (readonly T[])[], groupOf: (item: T) => string = defaultGroup): number {
-  const hist = groupHistogram(parts, groupOf);
-  const total: Record<string, number> = {};
-  let n = 0;
-  for (const h of hist)
-    for (const [g, c] of Object.entries(h)) {
-      total[g] = (total[g] ?? 0) + c;
-      n += c;
-    }
-  const distances = hist.flatMap((h, i) => {
-    const size = parts[i].length;
-    if (size === 0) return [];
-    return [0.5 * Object.keys(total).reduce((s, g) => s + Math.abs((h[g] ?? 0) / size - total[g] / n), 0)];
-  });
-  return distances.length === 0 ? 0 : distances.reduce((a, b) => a + b, 0) / distances.length;
-}
-
 /** A seeded train/eval partition: `round(evalFraction·n)` items go to eval. */
 export function splitTrainEval<T>(items: readonly T[], evalFraction: number, seed: number): { train: T[]; eval: T[] } {
   if (!(evalFraction >= 0 && evalFraction < 1)) throw new RangeError(`splitTrainEval: evalFraction must be in [0, 1), got ${evalFraction}`);
@@ -174,18 +152,6 @@ export function splitTrainEval<T>(items: readonly T[], evalFraction: number, see
   });
   const [train, evalPart] = collect(items, owner, 2);
   return { train, eval: evalPart };
-}
-
-/** Per part, how many items of each group it holds (for reports and tests). */
-export function groupHistogram<T>(parts: readonly (readonly T[])[], groupOf: (item: T) => string = defaultGroup): Array<Record<string, number>> {
-  return parts.map((part) => {
-    const h: Record<string, number> = {};
-    for (const item of part) {
-      const g = groupOf(item);
-      h[g] = (h[g] ?? 0) + 1;
-    }
-    return h;
-  });
 }
 
 /** Integer counts summing to n, proportional to shares (largest remainder, ties to the lower index). */

@@ -27,16 +27,13 @@ export interface TaskOptions {
   readonly evalShare?: number;
 }
 
-/** A task of the registry. */
-export interface TaskInfo {
+type TaskRecord = PromptCompletionRecord | ClassificationRecord;
+
+/** A task of the registry (docs/data.md lists them; a test checks it). */
+interface TaskDef {
   readonly name: string;
   readonly kind: 'prompt-completion' | 'classification';
   readonly description: string;
-}
-
-type TaskRecord = PromptCompletionRecord | ClassificationRecord;
-
-interface TaskDef extends TaskInfo {
   /** The i-th example (i lets a task balance its families exactly). */
   readonly make: (i: number, rng: Rng) => TaskRecord;
   readonly labelNames?: readonly string[];
@@ -78,11 +75,6 @@ const TASKS: readonly TaskDef[] = [
     labelNames: PARITY_LABELS,
   },
 ];
-
-/** The built-in tasks. */
-export function listTasks(): TaskInfo[] {
-  return TASKS.map(({ name, kind, description }) => ({ name, kind, description }));
-}
 
 /** True for `task:…` dataset specs. */
 export function isTaskSpec(spec: string): boolean {

@@ -1,10 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aggregateArgs, DEFAULT_SETTINGS, EXPORT_KINDS, exportArgs, hostArgs, joinArgs, readSettings, simulateArgs, tokenEnv, validateFederationUrl, type FedexSettings, clientsArgs,
-  keygenArgs } from '../../../src/extension/config/cliArgs.js';
+import { aggregateArgs, DEFAULT_SETTINGS, exportArgs, hostArgs, joinArgs, readSettings, simulateArgs, tokenEnv, validateFederationUrl, type FedexSettings, clientsArgs, keygenArgs } from '../../../src/extension/config/cliArgs.js';
 import type { ParsedArgs } from '../../../src/cli/args.js';
 import { aggregateCommand } from '../../../src/cli/commands/aggregate.js';
 import { exportCommand } from '../../../src/cli/commands/export.js';
+import { EXPORT_KINDS } from '../../../src/federation/export/exportFederation.js';
 import { clientsCommand } from '../../../src/cli/commands/clients.js';
 import { keygenCommand } from '../../../src/cli/commands/keygen.js';
 import { hostCommand } from '../../../src/cli/commands/host.js';

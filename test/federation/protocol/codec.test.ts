@@ -110,7 +110,7 @@ describe('encodeMessage / decodeMessage round trips', () => {
 
   test('tensorMap indexes tensors by name', () => {
     const message = sampleMessages().round_start;
-    const map = tensorMap(decodeMessage(encodeMessage(message)));
+    const map = tensorMap(decodeMessage(encodeMessage(message)).tensors);
     assert.deepEqual([...map.keys()], message.tensors!.map((t) => t.name));
   });
 });

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { createTypeScriptBackend } from '../../../src/core/product.js';
 import { aggregateFolders } from '../../../src/federation/offline/aggregateFolders.js';
 import { readPeftAdapter } from '../../../src/formats/peft.js';
-import { listenerSink } from '../../../src/federation/events/eventSink.js';
+import type { EventSink } from '../../../src/federation/events/eventSink.js';
 import { CLI_EVENT_TYPES, type CliEventType, type SimulationMethod } from '../../../src/federation/events/events.js';
 import type { SimulationReport } from '../../../src/federation/simulation/report.js';
 import { roundDir } from '../../../src/federation/shared/adapterFolders.js';
@@ -27,6 +27,11 @@ describe('runSimulation (synthetic workload, 3 clients × 2 rounds, all four met
   const tmp = suiteTempDir('simulate');
   let result: SimulationResult;
   const events: { type: CliEventType; payload: Record<string, unknown>; method: SimulationMethod | undefined }[] = [];
+  /** Collects each event in process, as the simulation emits it. */
+  const sink: EventSink = {
+    emit: (type, payload, method) => events.push({ type, payload: payload as unknown as Record<string, unknown>, method }),
+    close: async () => undefined,
+  };
 
   before(async () => {
     result = await runSimulation({
@@ -43,7 +48,7 @@ describe('runSimulation (synthetic workload, 3 clients × 2 rounds, all four met
       saveAdapters: true,
       workload,
       labels: { model: 'synthetic', data: 'none', split: 'non-iid', device: 'cpu' },
-      sink: listenerSink((type, payload, method) => events.push({ type, payload: payload as unknown as Record<string, unknown>, method })),
+      sink,
       backend: createTypeScriptBackend(),
       chartJsSource: '/* chart.js stand-in */',
     });

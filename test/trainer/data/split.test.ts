@@ -1,9 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PromptCompletionRecord } from '../../../src/trainer/data/records.js';
-import { groupHistogram, splitIid, splitNonIid, splitTrainEval } from '../../../src/trainer/data/split.js';
+import { splitIid, splitNonIid, splitTrainEval } from '../../../src/trainer/data/split.js';
 import { generateTask } from '../../../src/trainer/data/tasks.js';
-import { assertPartition } from './partition.js';
+import { assertPartition, groupHistogram } from './partition.js';
 
 /** 600 arithmetic records, 100 per family; families sorted: add count max mod mul sub. */
 const records = generateTask('task:arith', { count: 600, seed: 5 }).records as PromptCompletionRecord[];

@@ -3,9 +3,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PromptCompletionRecord } from '../../../src/trainer/data/records.js';
-import { groupHistogram, groupSkew, splitDirichlet, splitNonIid } from '../../../src/trainer/data/split.js';
+import { splitDirichlet, splitNonIid } from '../../../src/trainer/data/split.js';
 import { generateTask } from '../../../src/trainer/data/tasks.js';
-import { assertPartition } from './partition.js';
+import { assertPartition, groupHistogram, groupSkew } from './partition.js';
 
 /** 600 arithmetic records, 100 per family (6 families). */
 const records = generateTask('task:arith', { count: 600, seed: 5 }).records as PromptCompletionRecord[];

@@ -1,9 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { ARITH_FAMILIES } from '../../../src/trainer/data/arithmetic.js';
 import { NEGATIVE_WORDS, POSITIVE_WORDS } from '../../../src/trainer/data/classification.js';
 import type { ClassificationRecord, PromptCompletionRecord } from '../../../src/trainer/data/records.js';
-import { generateTask, listTasks } from '../../../src/trainer/data/tasks.js';
+import { generateTask } from '../../../src/trainer/data/tasks.js';
 
 /** Recomputes an answer from the prompt text alone (independently of the generator). */
 function recompute(family: string, prompt: string): number {
@@ -107,11 +108,14 @@ describe('classification tasks', () => {
 });
 
 describe('task registry', () => {
-  test('lists every task and names them all when one is unknown', () => {
-    const names = listTasks().map((t) => t.name);
+  test("every task of docs/data.md's table generates records of its kind; an unknown one is refused, naming them all", () => {
+    const doc = readFileSync(new URL('../../../docs/data.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## Built-in tasks'), doc.indexOf('\n## ', doc.indexOf('## Built-in tasks') + 1));
+    const rows = [...section.matchAll(/^\| `(task:[a-z-]+)` \| ([a-z-]+) \|/gm)].map(([, name, kind]) => ({ name, kind }));
 
-    assert.ok(['task:arith', 'task:arith-add', 'task:arith-count', 'task:sentiment', 'task:parity'].every((n) => names.includes(n)));
-    assert.throws(() => generateTask('task:nope'), /unknown task "task:nope"; built-in tasks: task:arith, task:arith-add/);
+    assert.deepEqual(rows.map((r) => r.name), ['task:arith', ...ARITH_FAMILIES.map((f) => `task:arith-${f}`), 'task:sentiment', 'task:parity']);
+    for (const { name, kind } of rows) assert.equal(generateTask(name, { count: 4 }).kind, kind, name);
+    assert.throws(() => generateTask('task:nope'), (e: unknown) => e instanceof Error && e.message === `unknown task "task:nope"; built-in tasks: ${rows.map((r) => r.name).join(', ')}`);
     assert.throws(() => generateTask('task:arith', { count: -1 }), /count must be a non-negative integer/);
   });
 });
