@@ -280,6 +280,7 @@ export class InProcessTrainer implements LoraTrainer {
     const totalSteps = run.steps ?? Math.ceil(((run.epochs ?? 1) * this.stream.batchesPerEpoch) / k);
     if (!Number.isInteger(totalSteps) || totalSteps < 0) throw new RangeError(`train: steps must be a non-negative integer, got ${totalSteps}`);
     const lr = run.lr ?? this.setup.lr;
+    if (!(Number.isFinite(lr) && lr >= 0)) throw new RangeError(`train: lr must be a finite number ≥ 0, got ${lr}`);
     const schedule = { kind: this.setup.schedule ?? 'constant', lr, totalSteps, warmupSteps: this.setup.warmupSteps ?? 0 } as const;
     const values = this.adapterValues(start.adapter);
     runner.setValues(values);

@@ -82,6 +82,9 @@ describe('WorkerTrainer (createTrainer default)', { timeout: 60_000 }, () => {
     const noFactors = (): Promise<TrainOutcome> => tiny.trainer.train({ adapter: { modules: new Map() } }, { steps: 1 });
 
     await assert.rejects(badSteps, (err: unknown) => err instanceof Error && err.name === 'RangeError' && err.message === 'train: steps must be a non-negative integer, got -1');
+    for (const lr of [Number.NaN, -0.1, Infinity]) {
+      await assert.rejects(tiny.trainer.train({ adapter: start }, { steps: 1, lr }), (err: unknown) => err instanceof Error && err.name === 'RangeError' && err.message === `train: lr must be a finite number ≥ 0, got ${lr}`);
+    }
     await assert.rejects(noFactors, (err: unknown) =>
       err instanceof Error && err.message === `trainer: the adapter has no factors for module '${tiny.trainer.modules[0].path}'`
       && (err.stack ?? '').includes('(in the trainer worker)'));
