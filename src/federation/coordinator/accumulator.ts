@@ -12,8 +12,9 @@
  */
 import type { Adapter, LoraModuleSpec } from '../../core/lora.js';
 import type { ProductBackend } from '../../core/product.js';
+import { preferFactored } from '../../core/residual.js';
 import type { AggregationStrategy, ModuleAccumulator } from '../../core/strategies/types.js';
-import { chooseResidualForm, type ModuleLayout } from '../protocol/adapterTensors.js';
+import type { ModuleLayout } from '../protocol/adapterTensors.js';
 
 /** Below this many multiply-adds of the close-time product (out·in·k·r) `auto` keeps the factored path. */
 export const INCREMENTAL_MIN_MACS = 1 << 27;
@@ -103,7 +104,7 @@ export function accumulatedModules(
 ): ModuleLayout[] {
   if (mode === 'off' || sampled < 2 || strategy.accumulator === undefined || !(strategy.updatesBase || deviationMetrics)) return [];
   return layout.filter((m) =>
-    chooseResidualForm(m.out, m.in, sampled * m.rank) === 'dense'
+    !preferFactored(m.out, m.in, sampled, m.rank)
     && (mode === 'always' || m.out * m.in * sampled * m.rank >= INCREMENTAL_MIN_MACS)
   );
 }

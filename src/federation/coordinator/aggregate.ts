@@ -13,12 +13,13 @@ import { padFactors } from '../../core/clientRanks.js';
 import { deviationNormsBounded } from '../../core/deviation.js';
 import type { LoraFactors } from '../../core/lora.js';
 import { effectiveFactors } from '../../core/loraSb.js';
-import type { ProductBackend } from '../../core/product.js';
+import { materializeUpdate, type ProductBackend } from '../../core/product.js';
+import { factoredIsSmaller } from '../../core/residual.js';
 import { aggregateModules, type ClientAdapterResult } from '../../core/strategies/round.js';
 import type { AggregationStrategy, ClientFailure, ModuleAggregate, ModuleGlobalState } from '../../core/strategies/types.js';
 import type { Matrix } from '../../core/tensor.js';
 import { resolveWeights } from '../../core/weights.js';
-import { chooseResidualForm, type ModuleLayout } from '../protocol/adapterTensors.js';
+import type { ModuleLayout } from '../protocol/adapterTensors.js';
 import { moduleLayout } from '../shared/baseWeights.js';
 import type { UploadAccumulator } from './accumulator.js';
 import { moduleSpecs, type FederationPlan } from './config.js';
@@ -127,10 +128,9 @@ interface ModuleContext {
  * becomes D = s·P·Q (scale 1), the same bits the master gets; a dense one travels as it is.
  */
 async function travelling(change: BaseChange, m: ModuleLayout, backend: ProductBackend): Promise<BaseChange> {
-  if (change.form === 'dense' || chooseResidualForm(m.out, m.in, change.p.shape[1]) === 'factored') return change;
-  const d: Matrix<Float32Array> = { shape: [m.out, m.in], data: new Float32Array(m.out * m.in) };
-  await backend.addScaledProduct(d, 'linear', change.p, change.q, change.scale);
-  return { form: 'dense', d, scale: 1 };
+  if (change.form === 'dense' || factoredIsSmaller(m.out, m.in, change.p.shape[1])) return change;
+  // In the wire orientation (`linear`, out × in), whatever the base's stored layout.
+  return { form: 'dense', d: await materializeUpdate(backend, { ...change, layout: 'linear' }), scale: 1 };
 }
 
 /** Decides a module's base step in the form it travels, folds it into the master, and records the module. */

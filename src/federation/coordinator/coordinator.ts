@@ -17,7 +17,6 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { LoraFactors } from '../../core/lora.js';
-import { effectiveFactors } from '../../core/loraSb.js';
 import type { ProductBackend } from '../../core/product.js';
 import { createStrategy } from '../../core/strategies/registry.js';
 import type { AggregationStrategy } from '../../core/strategies/types.js';
@@ -26,6 +25,7 @@ import { createOrtProductBackend } from '../../runtime/kernels/factoredUpdate.js
 import type { Message } from '../protocol/envelope.js';
 import type { ParamsOf } from '../protocol/messages.js';
 import { adapterFormOf, layoutAtRank } from '../protocol/adapterTensors.js';
+import { copyStandardAdapter } from '../shared/adapterFolders.js';
 import { protocolError, type ProtocolError } from '../protocol/errors.js';
 import { generateToken } from '../protocol/tokens.js';
 import { createTransportServer } from '../transport/server.js';
@@ -255,10 +255,7 @@ export class Coordinator extends EventEmitter<CoordinatorEventMap> implements Se
       round: this.state.round,
       revision: this.state.revision,
       // Fed-SB's (A, B, R̄) as the standard LoRA factors it equals, (A, B·R̄): what evaluations and PEFT folders read.
-      global: new Map([...this.state.global].map(([k, f]) => {
-        const e = effectiveFactors(f);
-        return [k, { a: copy(e.a), b: copy(e.b) }];
-      })),
+      global: copyStandardAdapter(this.state.global),
       base: new Map([...this.state.base].map(([k, m]) => [k, copy(m)])),
     };
   }

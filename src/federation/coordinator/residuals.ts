@@ -7,9 +7,9 @@
  * smaller) when it missed several rounds.
  */
 import type { ProductBackend } from '../../core/product.js';
+import { factoredIsSmaller } from '../../core/residual.js';
 import type { Matrix } from '../../core/tensor.js';
 import {
-  chooseResidualForm,
   ROLE_RESIDUAL_DENSE,
   ROLE_RESIDUAL_P,
   ROLE_RESIDUAL_Q,
@@ -65,7 +65,7 @@ async function combine(layout: ModuleLayout, parts: readonly StepModule[], facto
   const { out, in: inF } = layout;
   const factoredParts = parts.filter((p): p is Extract<StepModule, { form: 'factored' }> => p.form === 'factored');
   const inner = factoredParts.reduce((n, p) => n + p.p.shape[1], 0);
-  if (factoredOk && factoredParts.length === parts.length && chooseResidualForm(out, inF, inner) === 'factored') {
+  if (factoredOk && factoredParts.length === parts.length && factoredIsSmaller(out, inF, inner)) {
     const p = new Float32Array(out * inner);
     const q = new Float32Array(inner * inF);
     let col = 0;

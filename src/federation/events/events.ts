@@ -148,48 +148,9 @@ const COORDINATOR_TYPES: Record<CoordinatorEventName, true> = {
   federation_done: true,
   warning: true,
 };
-const SIMULATION_TYPES: Record<keyof SimulationEventMap, true> = {
-  simulation_started: true,
-  method_started: true,
-  client_progress: true,
-  client_round_done: true,
-  round_evaluated: true,
-  method_done: true,
-  simulation_done: true,
-  error: true,
-};
-const JOIN_TYPES: Record<keyof JoinEventMap, true> = {
-  join_connected: true,
-  join_welcomed: true,
-  join_reconnecting: true,
-  join_disconnected: true,
-  join_round_started: true,
-  join_uploaded: true,
-  join_update_acked: true,
-  join_update_rejected: true,
-  join_training_failed: true,
-  join_round_closed: true,
-  join_done: true,
-  join_model: true,
-  join_data: true,
-};
 
 /** The coordinator's event types (what `simulate` and `host` forward). */
 export const COORDINATOR_EVENT_TYPES: readonly CoordinatorEventName[] = Object.keys(COORDINATOR_TYPES) as CoordinatorEventName[];
-
-/** Every event type of the stream. */
-export const CLI_EVENT_TYPES: readonly CliEventType[] = [
-  ...Object.keys(COORDINATOR_TYPES),
-  ...Object.keys(SIMULATION_TYPES),
-  ...Object.keys(JOIN_TYPES),
-] as CliEventType[];
-
-const KNOWN = new Set<string>(CLI_EVENT_TYPES);
-
-/** True when `type` is an event type this version declares. */
-export function isCliEventType(type: string): type is CliEventType {
-  return KNOWN.has(type);
-}
 
 /** JSON has no NaN or ∞: written as null. */
 function jsonSafe(_key: string, value: unknown): unknown {
@@ -205,7 +166,7 @@ export function formatEventLine<K extends CliEventType>(type: K, payload: CliEve
 /**
  * Parses one line of the stream. Returns null for a blank line; throws a `SyntaxError` naming the
  * problem for a line that is not a JSON object with a string `type` and a numeric `time`. Lines of
- * unknown types are returned as they are (check `isCliEventType(event.type)` before narrowing).
+ * unknown types are returned as they are (check `event.type` before narrowing).
  * Payload fields are not validated: the stream comes from a local CLI the reader started.
  */
 export function parseEventLine(line: string): CliEvent | { readonly type: string; readonly time: number } | null {

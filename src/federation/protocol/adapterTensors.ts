@@ -119,11 +119,3 @@ export function residualTensorShapes(entries: readonly ResidualEntry[], layout: 
   }
   return shapes;
 }
-
-/**
- * Factored when (out + in)·innerDim < out·in elements, dense otherwise: the sender's choice that
- * keeps the downlink at the smaller of the two.
- */
-export function chooseResidualForm(out: number, inFeatures: number, innerDim: number): ResidualForm {
-  return (out + inFeatures) * innerDim < out * inFeatures ? 'factored' : 'dense';
-}

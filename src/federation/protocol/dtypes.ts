@@ -1,8 +1,10 @@
 /**
  * Wire dtypes and their little-endian byte encodings. Float tensors are float32 in memory; the
- * uplink may carry float16 or bfloat16 (rounded to nearest, ties to even) and the receiver widens
- * them back to float32 exactly. `uint8` is for opaque blobs (base model chunks) only.
+ * uplink may carry float16 or bfloat16 (rounded to nearest, ties to even, by src/formats/halfFloat.ts,
+ * the conversions safetensors files use too) and the receiver widens them back to float32 exactly.
+ * `uint8` is for opaque blobs (base model chunks) only.
  */
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../../formats/halfFloat.js';
 
 /** Dtypes a tensor table may name. */
 export type WireDType = 'float32' | 'float16' | 'bfloat16' | 'uint8';
@@ -23,61 +25,6 @@ export function isWireDType(value: unknown): value is WireDType {
 /** Typed arrays use the host byte order; the wire is little-endian. */
 export const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** float32 → float16 bits, round to nearest even; overflow gives ±Inf, NaN stays NaN. */
-export function float32ToFloat16Bits(value: number): number {
-  f32[0] = value;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
-  const e = exp - 112; // rebias 127 → 15
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && (h & 1) === 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  // A carry out of the mantissa bumps the exponent, which is the right result (up to Inf).
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++;
-  return sign | h;
-}
-
-/** float16 bits → float32 value (exact). */
-export function float16BitsToFloat32(h: number): number {
-  const sign = (h & 0x8000) !== 0 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return sign * m * 2 ** -24;
-  if (e === 0x1f) return m !== 0 ? NaN : sign * Infinity;
-  u32[0] = ((h & 0x8000) << 16) | ((e + 112) << 23) | (m << 13);
-  return f32[0];
-}
-
-/** float32 → bfloat16 bits, round to nearest even; NaN stays NaN. */
-export function float32ToBfloat16Bits(value: number): number {
-  f32[0] = value;
-  const x = u32[0];
-  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return ((x >>> 16) & 0x8000) | 0x7fc0;
-  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-/** bfloat16 bits → float32 value (exact). */
-export function bfloat16BitsToFloat32(b: number): number {
-  u32[0] = (b & 0xffff) << 16;
-  return f32[0];
-}
-
 function swapBytes(bytes: Uint8Array, size: number): void {
   for (let i = 0; i < bytes.length; i += size) bytes.subarray(i, i + size).reverse();
 }
@@ -94,13 +41,9 @@ export function encodeFloatTensor(data: Float32Array, dtype: FloatWireDType): Ui
     swapBytes(copy, 4);
     return copy;
   }
-  const toBits = dtype === 'float16' ? float32ToFloat16Bits : float32ToBfloat16Bits;
-  const out = new Uint8Array(data.length * 2);
-  for (let i = 0; i < data.length; i++) {
-    const b = toBits(data[i]);
-    out[2 * i] = b & 0xff;
-    out[2 * i + 1] = b >>> 8;
-  }
+  const bits = dtype === 'float16' ? float32ToFloat16(data) : float32ToBfloat16(data);
+  const out = new Uint8Array(bits.buffer, 0, bits.byteLength);
+  if (!HOST_IS_LITTLE_ENDIAN) swapBytes(out, 2);
   return out;
 }
 
@@ -112,11 +55,10 @@ export function decodeFloatTensor(bytes: Uint8Array, dtype: FloatWireDType): Flo
     if (!HOST_IS_LITTLE_ENDIAN) swapBytes(copy, 4);
     return new Float32Array(copy.buffer, 0, copy.length / 4);
   }
-  const fromBits = dtype === 'float16' ? float16BitsToFloat32 : bfloat16BitsToFloat32;
   const n = bytes.length / 2;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = fromBits(bytes[2 * i] | (bytes[2 * i + 1] << 8));
-  return out;
+  const bits = new Uint16Array(n);
+  for (let i = 0; i < n; i++) bits[i] = bytes[2 * i] | (bytes[2 * i + 1] << 8);
+  return dtype === 'float16' ? float16ToFloat32(bits) : bfloat16ToFloat32(bits);
 }
 
 /**

@@ -21,7 +21,7 @@ import type { LoraConfig } from '../../formats/peftConfig.js';
 import { peftTargetModules } from '../../model/targetModules.js';
 import { writeSafetensors, type TensorToWrite } from '../../formats/safetensorsWriter.js';
 import { storedShape } from './baseWeights.js';
-import type { Adapter } from '../../core/lora.js';
+import type { Adapter, LoraFactors } from '../../core/lora.js';
 import { effectiveFactors } from '../../core/loraSb.js';
 import { layoutAtRank, type AdapterLayout } from '../protocol/adapterTensors.js';
 
@@ -141,7 +141,7 @@ export class AdapterSaver {
    * r_i / r, so that its scaling alpha / r is the federation's (these folders carry no use_rslora).
    */
   client(round: number, clientId: string, adapter: Adapter): void {
-    const copy = copyAdapter(adapter);
+    const copy = copyStandardAdapter(adapter);
     const rank = adapterRankBelow(adapter, this.workload.layout);
     const layout = rank === undefined ? this.workload.layout : layoutAtRank(this.workload.layout, rank);
     const fields = rank === undefined ? this.fields : { ...this.fields, rank, alpha: (this.fields.alpha * rank) / this.fields.rank };
@@ -150,7 +150,7 @@ export class AdapterSaver {
 
   /** The global adapter and base after `round` (round 0: the initial state). */
   global(round: number, adapter: Adapter, base: ReadonlyMap<string, Matrix<Float32Array>>): void {
-    const a = copyAdapter(adapter);
+    const a = copyStandardAdapter(adapter);
     const b = new Map([...base].map(([k, m]) => [k, { shape: m.shape, data: Float32Array.from(m.data) } as Matrix<Float32Array>]));
     this.enqueue(async () => {
       if (round > 0) await writeFederationAdapter(join(roundDir(this.dir, round), 'global'), a, this.workload.layout, this.fields);
@@ -175,10 +175,15 @@ export function adapterRankBelow(adapter: Adapter, layout: AdapterLayout): numbe
   return rank;
 }
 
-/** Copies of the adapter's standard factors (a Fed-SB module as (A, B·R): what the PEFT folder holds). */
-function copyAdapter(adapter: Adapter): Adapter {
-  return new Map([...adapter].map(([k, given]) => [k, effectiveFactors(given)] as const).map(([k, f]) => [k, {
-    a: { shape: f.a.shape, data: Float32Array.from(f.a.data) } as Matrix<Float32Array>,
-    b: { shape: f.b.shape, data: Float32Array.from(f.b.data) } as Matrix<Float32Array>,
-  }]));
+/**
+ * Copies of an adapter's standard LoRA factors, module by module: a Fed-SB module (A, B, R) as the
+ * (A, B·R) it equals (what PEFT folders hold and evaluations read), every matrix and shape fresh, so
+ * the caller may reuse or change the given buffers.
+ */
+export function copyStandardAdapter(adapter: Adapter): Map<string, LoraFactors> {
+  const copy = (m: Matrix): Matrix<Float32Array> => ({ shape: [m.shape[0], m.shape[1]], data: Float32Array.from(m.data) });
+  return new Map([...adapter].map(([k, given]) => {
+    const f = effectiveFactors(given);
+    return [k, { a: copy(f.a), b: copy(f.b) }];
+  }));
 }

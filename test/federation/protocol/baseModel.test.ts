@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { baseModelHash, checkModelRequest, sha256Hex } from '../../../src/federation/protocol/baseModel.js';
-import { chooseResidualForm, parseTensorName, tensorName } from '../../../src/federation/protocol/adapterTensors.js';
+import { parseTensorName, tensorName } from '../../../src/federation/protocol/adapterTensors.js';
+import { preferFactored } from '../../../src/core/residual.js';
 
 const files = [
   { name: 'config.json', bytes: 3, sha256: sha256Hex(new TextEncoder().encode('{}\n')) },
@@ -38,8 +39,9 @@ test('tensor names: PEFT module path + role, parsed back; residual form picks th
   assert.deepEqual(parseTensorName('transformer.h.11.attn.c_attn.residual_P'), { module: 'transformer.h.11.attn.c_attn', role: 'residual_P' });
   assert.equal(parseTensorName('transformer.h.0.attn.c_attn.weight'), undefined);
   assert.equal(parseTensorName('lora_A'), undefined);
+  // The sender's rule (docs/protocol.md §5.3), core's preferFactored with innerDim terms of rank 1 as the coordinator calls it.
   // 768×768, k·r = 24: (768+768)·24 = 36 864 < 589 824 elements → factored; innerDim 384 → dense.
-  assert.equal(chooseResidualForm(768, 768, 24), 'factored');
-  assert.equal(chooseResidualForm(768, 768, 384), 'dense');
-  assert.equal(chooseResidualForm(8, 8, 4), 'dense');
+  assert.equal(preferFactored(768, 768, 24, 1), true);
+  assert.equal(preferFactored(768, 768, 384, 1), false);
+  assert.equal(preferFactored(8, 8, 4, 1), false);
 });

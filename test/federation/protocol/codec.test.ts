@@ -2,14 +2,35 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { adapterTensorShapes, residualTensorShapes, type AdapterLayout, type ResidualEntry } from '../../../src/federation/protocol/adapterTensors.js';
 import { decodeMessage, encodeMessage, errorParams, safeText, tryDecodeMessage } from '../../../src/federation/protocol/codec.js';
-import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits } from '../../../src/federation/protocol/dtypes.js';
-import { isMessage, tensorMap, type AnyMessage, type NamedTensor } from '../../../src/federation/protocol/envelope.js';
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../../../src/formats/halfFloat.js';
+import { tensorMap, type AnyMessage, type Message, type NamedTensor } from '../../../src/federation/protocol/envelope.js';
 import { ProtocolError } from '../../../src/federation/protocol/errors.js';
-import { MESSAGES, type Method } from '../../../src/federation/protocol/messages.js';
+import { descriptorFor, MESSAGES, type DescriptorOf, type Method } from '../../../src/federation/protocol/messages.js';
 import { LAYOUT, randomTensors, sampleMessages } from './sample.js';
 
 function bytesOf(t: NamedTensor): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+/**
+ * Structural type guard: `value` is a `method` message whose params satisfy the catalogue schema
+ * (and cross-field rules), with well-formed tensors. Tensor names and shapes against an adapter
+ * layout are checked on decoding, not here.
+ */
+function isMessage<M extends Method>(value: unknown, method: M): value is Message<M> {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as { method?: unknown; params?: unknown; tensors?: unknown; blob?: unknown };
+  if (v.method !== method) return false;
+  const d = descriptorFor(method) as DescriptorOf<M> | undefined;
+  if (d === undefined || !d.is(v.params)) return false;
+  if (!Array.isArray(v.tensors)) return false;
+  const tensorsOk = v.tensors.every((t: unknown) => {
+    if (typeof t !== 'object' || t === null) return false;
+    const { name, shape, data } = t as { name?: unknown; shape?: unknown; data?: unknown };
+    return typeof name === 'string' && Array.isArray(shape) && data instanceof Float32Array
+      && shape.every((n) => Number.isInteger(n) && n >= 0) && shape.reduce((a: number, b: number) => a * b, 1) === data.length;
+  });
+  return tensorsOk && (v.blob === undefined || v.blob instanceof Uint8Array);
 }
 
 function receiverFor(method: Method): 'client' | 'coordinator' {
@@ -67,8 +88,7 @@ describe('encodeMessage / decodeMessage round trips', () => {
   for (const dtype of ['float16', 'bfloat16'] as const) {
     test(`${dtype} uplink: about half the bytes, decoded to float32 equal to the rounded values`, () => {
       const message = sampleMessages().client_update;
-      const toBits = dtype === 'float16' ? float32ToFloat16Bits : float32ToBfloat16Bits;
-      const fromBits = dtype === 'float16' ? float16BitsToFloat32 : bfloat16BitsToFloat32;
+      const rounded = (data: Float32Array): Float32Array => (dtype === 'float16' ? float16ToFloat32(float32ToFloat16(data)) : bfloat16ToFloat32(float32ToBfloat16(data)));
 
       const frame = encodeMessage(message, { uplinkDtype: dtype, layout: LAYOUT });
       const decoded = decodeMessage(frame, { layout: LAYOUT, uplinkDtypes: [dtype] });
@@ -76,7 +96,7 @@ describe('encodeMessage / decodeMessage round trips', () => {
       const rawBytes = message.tensors!.reduce((n, t) => n + t.data.byteLength, 0);
       assert.ok(frame.length < 0.5 * rawBytes + 2048, `frame ${frame.length} vs raw float32 ${rawBytes}`);
       message.tensors!.forEach((t, i) => {
-        const expected = Float32Array.from(t.data, (v) => fromBits(toBits(v)));
+        const expected = rounded(t.data);
         assert.deepEqual(decoded.tensors[i].data, expected);
       });
     });

@@ -1,13 +1,23 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  bfloat16BitsToFloat32,
-  decodeFloatTensor,
-  encodeFloatTensor,
-  float16BitsToFloat32,
-  float32ToBfloat16Bits,
-  float32ToFloat16Bits,
-} from '../../../src/federation/protocol/dtypes.js';
+import { decodeFloatTensor, encodeFloatTensor, type FloatWireDType } from '../../../src/federation/protocol/dtypes.js';
+
+/** The wire bits of one value (its two little-endian bytes, as `encodeFloatTensor` writes them). */
+function wireBits(value: number, dtype: Exclude<FloatWireDType, 'float32'>): number {
+  const bytes = encodeFloatTensor(Float32Array.of(value), dtype);
+  assert.equal(bytes.length, 2);
+  return bytes[0] | (bytes[1] << 8);
+}
+
+/** The float32 value of one element's wire bits (as `decodeFloatTensor` reads them). */
+function wireValue(bits: number, dtype: Exclude<FloatWireDType, 'float32'>): number {
+  return decodeFloatTensor(Uint8Array.of(bits & 0xff, bits >>> 8), dtype)[0];
+}
+
+const float32ToFloat16Bits = (v: number): number => wireBits(v, 'float16');
+const float16BitsToFloat32 = (h: number): number => wireValue(h, 'float16');
+const float32ToBfloat16Bits = (v: number): number => wireBits(v, 'bfloat16');
+const bfloat16BitsToFloat32 = (b: number): number => wireValue(b, 'bfloat16');
 
 /** Reference float16 value of bits, computed in float64 from the IEEE definition. */
 function halfReference(h: number): number {
