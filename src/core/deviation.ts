@@ -78,7 +78,7 @@ function hadamardSum(a: Float64Array, b: Float64Array): number {
   return s;
 }
 
-/** ‖P·Q‖_F without forming P·Q (Gram identity, float64). */
+/** ‖P·Q‖_F without forming P·Q (Gram identity, float64): the norm of a client's update under DP (privacy/clientUpdate.ts). */
 export function factoredFrobeniusNorm(p: Matrix, q: Matrix): number {
   const [rows, n] = p.shape;
   if (q.shape[0] !== n) throw new RangeError(`factoredFrobeniusNorm: P is ${shapeString(p.shape)} and Q is ${shapeString(q.shape)}: inner sizes differ`);

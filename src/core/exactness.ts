@@ -192,15 +192,10 @@ export function checkExactness(input: ExactnessInput, rows?: readonly number[], 
 }
 
 /**
- * The stored rows {@link checkExactnessSampled} checks for a matrix of `nRows` rows, sorted: a
- * streaming caller keeps just these rows of W0 before updating it in place.
+ * `sampleRows` stored rows of a matrix of `nRows` rows (all of them if there are fewer), drawn by a
+ * seeded generator and sorted, for a sampled {@link checkExactness}: a streaming caller keeps just
+ * these rows of W0 before updating it in place.
  */
 export function exactnessSampleRows(nRows: number, sampleRows: number, seed: number): number[] {
   return sampleWithoutReplacement(nRows, Math.min(nRows, Math.max(0, Math.floor(sampleRows))), createRng(seed));
-}
-
-/** The same check on `sampleRows` stored rows drawn by a seeded generator (all rows if there are fewer). */
-export function checkExactnessSampled(input: ExactnessInput, sampleRows: number, seed: number, tolerance: ExactnessTolerance = DEFAULT_EXACTNESS_TOLERANCE): ExactnessReport {
-  const [nRows] = checkInput(input);
-  return checkExactness(input, exactnessSampleRows(nRows, sampleRows, seed), tolerance);
 }

@@ -51,9 +51,14 @@ export function denseBytes(outFeatures: number, inFeatures: number, bytesPerValu
   return outFeatures * inFeatures * bytesPerValue;
 }
 
+/** True when a factored (P, Q) of inner size `inner` is smaller than the dense out × in residual. */
+export function factoredIsSmaller(outFeatures: number, inFeatures: number, inner: number): boolean {
+  return factoredBytes(outFeatures, inFeatures, inner) < denseBytes(outFeatures, inFeatures);
+}
+
 /** True when sending (P, Q) for k clients of rank r is smaller than sending the dense residual. */
 export function preferFactored(outFeatures: number, inFeatures: number, k: number, r: number, form: ResidualForm = 'stacked'): boolean {
-  return factoredBytes(outFeatures, inFeatures, residualInnerDim(k, r, form)) < denseBytes(outFeatures, inFeatures);
+  return factoredIsSmaller(outFeatures, inFeatures, residualInnerDim(k, r, form));
 }
 
 function checkClients(clients: readonly LoraFactors[], weights: ArrayLike<number>, abar: Matrix): void {

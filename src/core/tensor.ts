@@ -17,29 +17,6 @@ export interface Matrix<T extends FloatArray = FloatArray> extends Tensor<T> {
   readonly shape: readonly [number, number];
 }
 
-/** Number of elements of a shape; throws on negative or fractional dimensions. */
-export function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new RangeError(`shape [${shape.join(', ')}] has an invalid dimension ${d}`);
-    n *= d;
-  }
-  return n;
-}
-
-/** Wraps `data` as a tensor of `shape`, checking that the sizes agree. */
-export function tensor<T extends FloatArray>(data: T, shape: readonly number[]): Tensor<T> {
-  const n = sizeOf(shape);
-  if (data.length !== n) throw new RangeError(`tensor: shape [${shape.join(', ')}] needs ${n} values, got ${data.length}`);
-  return { shape: [...shape], data };
-}
-
-/** Wraps `data` as a rows × cols matrix. */
-export function matrix<T extends FloatArray>(data: T, rows: number, cols: number): Matrix<T> {
-  if (data.length !== rows * cols) throw new RangeError(`matrix: ${rows}×${cols} needs ${rows * cols} values, got ${data.length}`);
-  return { shape: [rows, cols], data };
-}
-
 /** True when every entry is exactly zero. */
 export function isAllZero(data: ArrayLike<number>): boolean {
   for (let i = 0; i < data.length; i++) if (data[i] !== 0) return false;

@@ -1,27 +1,23 @@
 /**
  * Updating a weight as it is stored: the seam between streaming aggregation (which reads and writes
  * safetensors) and what computes W0 + s·P·Q block by block. `StoredWeightUpdater` is that seam;
- * src/runtime/kernels/storedUpdate.ts implements it as one onnxruntime graph per block (the fast
- * path), and `createBlockwiseUpdater` here implements it on any `ProductBackend` with the
- * TypeScript encoders (small shapes, tests, and the reference the graph is checked against).
+ * src/runtime/kernels/storedUpdate.ts implements it as one onnxruntime graph per block; its tests
+ * hold a TypeScript reference on a `ProductBackend` (test/helpers/blockwiseUpdater.ts) to the same checks.
  *
- * Semantics both follow: the stored block is widened exactly to float32 (f64 rounds), the update is
- * added in float32, the float32 result is rounded to the written dtype (round to nearest even), and
- * that rounding is measured (a {@link DowncastReport}) whenever it can lose something: the written
- * dtype is f16/bf16 and the weight was updated or changes dtype.
+ * Semantics an updater follows: the stored block is widened exactly to float32 (f64 rounds), the
+ * update is added in float32, the float32 result is rounded to the written dtype (round to nearest
+ * even), and that rounding is measured (a {@link DowncastReport}) whenever it can lose something: the
+ * written dtype is f16/bf16 and the weight was updated or changes dtype.
  */
 import { baseWeightShape, type Layout } from '../core/lora.js';
-import type { ProductBackend } from '../core/product.js';
 import type { FactoredUpdate } from '../core/residual.js';
 import {
   bfloat16ToFloat32,
-  DowncastMeter,
   float16ToFloat32,
   float32ToBfloat16,
   float32ToFloat16,
 } from './halfFloat.js';
 import type { DowncastReport } from './halfFloat.js';
-import { bytesToFloat32 } from './safetensors.js';
 
 /** A float dtype a weight is stored as. */
 export type StoredFloat = 'F32' | 'F16' | 'BF16' | 'F64';
@@ -94,16 +90,6 @@ export function blockRows(rows: number, cols: number, blockBytes: number): numbe
   return Math.max(1, Math.min(rows, Math.floor(blockBytes / (4 * Math.max(1, cols)))));
 }
 
-/**
- * Stored bytes → a new float32 array (exact for f16/bf16; f64 rounds to nearest), never a view of
- * `bytes`, which a streaming caller reuses for the next block.
- */
-export function storedToFloat32(bytes: Uint8Array, dtype: StoredFloat): Float32Array {
-  const aligned = bytes.byteOffset % STORED_BYTES[dtype] === 0 ? bytes : Uint8Array.from(bytes);
-  const values = bytesToFloat32(aligned, dtype, { file: '(stored block)', tensor: '(stored block)' });
-  return dtype === 'F32' ? Float32Array.from(values) : values;
-}
-
 /** Float32 → stored bytes (round to nearest even for f16/bf16), and the stored values as float32 for a meter. */
 export function float32ToStored(values: Float32Array, dtype: StoredFloat): { bytes: Uint8Array; stored: Float32Array } {
   if (dtype === 'F32') return { bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength), stored: values };
@@ -121,51 +107,4 @@ export function columnSlice(data: Float32Array, rows: number, cols: number, c0: 
   const out = new Float32Array(rows * width);
   for (let i = 0; i < rows; i++) out.set(data.subarray(i * cols + c0, i * cols + c1), i * width);
   return out;
-}
-
-/**
- * A `StoredWeightUpdater` on a `ProductBackend`: each block is decoded with the TypeScript decoders,
- * updated through `backend.addScaledProduct` on the block (linear: P's rows of the block; conv1d:
- * Q's columns of the block), sampled, encoded and measured with {@link DowncastMeter}.
- */
-export function createBlockwiseUpdater(backend: ProductBackend, blockBytes = 4 * 1024 * 1024): StoredWeightUpdater {
-  return {
-    name: `blockwise ${backend.name}`,
-    async run(job, io) {
-      const { layout, doUpdate, measure } = checkStoredJob(job, 'blockwise updater');
-      const [rows, cols] = job.shape;
-      const meter = measure ? new DowncastMeter(job.outDtype) : null;
-      const before = new Float32Array(job.sampleRows.length * cols);
-      const after = new Float32Array(job.sampleRows.length * cols);
-      const rowBytes = cols * STORED_BYTES[job.inDtype];
-      const block = blockRows(rows, cols, blockBytes);
-      const raw = new Uint8Array(block * rowBytes);
-      let s = 0;
-      if (rows === 0 || cols === 0) await io.write(new Uint8Array(0));
-      for (let r0 = 0; r0 < rows && cols > 0; r0 += block) {
-        const n = Math.min(block, rows - r0);
-        const bytes = raw.subarray(0, n * rowBytes);
-        await io.read(r0 * rowBytes, bytes);
-        const data = storedToFloat32(bytes, job.inDtype);
-        const first = s;
-        while (s < job.sampleRows.length && job.sampleRows[s] < r0 + n) s++;
-        for (let i = first; i < s; i++) before.set(data.subarray((job.sampleRows[i] - r0) * cols, (job.sampleRows[i] - r0 + 1) * cols), i * cols);
-        if (doUpdate) {
-          const u = job.update!;
-          const inner = u.p.shape[1];
-          const target = { shape: [n, cols] as [number, number], data };
-          if (layout === 'linear') {
-            await backend.addScaledProduct(target, layout, { shape: [n, inner], data: u.p.data.subarray(r0 * inner, (r0 + n) * inner) }, u.q, u.scale);
-          } else {
-            await backend.addScaledProduct(target, layout, u.p, { shape: [inner, n], data: columnSlice(u.q.data, inner, u.q.shape[1], r0, r0 + n) }, u.scale);
-          }
-        }
-        for (let i = first; i < s; i++) after.set(data.subarray((job.sampleRows[i] - r0) * cols, (job.sampleRows[i] - r0 + 1) * cols), i * cols);
-        const out = float32ToStored(data, job.outDtype);
-        meter?.add(data, out.stored);
-        await io.write(out.bytes);
-      }
-      return { before, after, ...(meter !== null ? { downcast: meter.report() } : {}) };
-    },
-  };
 }

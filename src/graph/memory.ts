@@ -80,7 +80,7 @@ export type MemoryModel = (sizes: SymbolSizes) => MemoryProfile;
  * counted); call the result with the symbol sizes.
  */
 export function memoryModel(g: GraphBuilder, outputs: readonly Value[]): MemoryModel {
-  check(outputs.length > 0, () => 'memoryProfile: no outputs');
+  check(outputs.length > 0, () => 'memoryModel: no outputs');
   const shared = shareCommonSubexpressions(g.nodes);
   const wanted = outputs.map((v) => shared.canonical.get(v) ?? v);
   const nodes = liveNodes(shared.nodes, wanted);
@@ -110,7 +110,7 @@ export function memoryModel(g: GraphBuilder, outputs: readonly Value[]): MemoryM
         try {
           n *= dimSize(d, all);
         } catch (err) {
-          throw new GraphError(`memoryProfile: ${v.name} ${formatShape(v.shape)}: ${(err as Error).message}`);
+          throw new GraphError(`memoryModel: ${v.name} ${formatShape(v.shape)}: ${(err as Error).message}`);
         }
       }
       return n;
@@ -136,9 +136,4 @@ export function memoryModel(g: GraphBuilder, outputs: readonly Value[]): MemoryM
       nodes: nodes.length,
     };
   };
-}
-
-/** {@link memoryModel} at one set of symbol sizes. */
-export function memoryProfile(g: GraphBuilder, outputs: readonly Value[], sizes: SymbolSizes): MemoryProfile {
-  return memoryModel(g, outputs)(sizes);
 }

@@ -43,7 +43,6 @@ export const OPS = {
   Tanh: { inputs: ['X'], outputs: y, attrs: none },
   Erf: { inputs: ['X'], outputs: y, attrs: none },
   Sigmoid: { inputs: ['X'], outputs: y, attrs: none },
-  Identity: { inputs: ['X'], outputs: y, attrs: none },
   Cast: { inputs: ['X'], outputs: y, attrs: { to: 'int' } },
   /** Reinterprets the bits (same element width): bfloat16 weights travel as uint16. */
   BitCast: { inputs: ['X'], outputs: y, attrs: { to: 'int' }, since: 26 },

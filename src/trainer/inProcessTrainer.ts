@@ -5,7 +5,6 @@
  * call without rebuilding anything. onnxruntime's run blocks the thread: in an application, use
  * the worker (createTrainer) instead.
  */
-import { createRng, fillGaussian } from '../core/random.js';
 import type { LoraFactors } from '../core/lora.js';
 import { loraScaling } from '../core/lora.js';
 import type { OptimizerConfig } from '../graph/trainStep.js';
@@ -38,6 +37,7 @@ import type { MemoryProbe } from './memoryBudget.js';
 import { planForSetup, StepMemoryModel } from './memoryPlan.js';
 import type { BatchPlan } from './memoryPlan.js';
 import { FrozenWeights } from './frozenWeights.js';
+import { savedInitialValue } from './initialValues.js';
 import { learningRate } from './schedule.js';
 import { checkSeqLen, checkSetup } from './setup.js';
 import { StepRunner } from './stepRunner.js';
@@ -194,13 +194,7 @@ export class InProcessTrainer implements LoraTrainer {
   /** Initial values of modules_to_save tensors: the checkpoint's, or N(0, initStd²) seeded by (setup seed, name) for a new head. */
   private async loadSavedInit(): Promise<void> {
     for (const r of this.roles) {
-      if (r.saved === undefined) continue;
-      const f = r.saved;
-      const data = f.key !== undefined
-        ? await this.source.readFloat32(f.key)
-        : fillGaussian(new Float32Array(numel(f.shape)), createRng(deriveSeed(this.setup.seed, 'saved', f.name)), f.initStd);
-      if (data.length !== numel(f.shape)) throw new Error(`trainer: ${this.source.name}: tensor ${f.key ?? f.name} has ${data.length} values, [${f.shape.join(', ')}] needs ${numel(f.shape)}`);
-      this.savedInit.set(f.name, data);
+      if (r.saved !== undefined) this.savedInit.set(r.saved.name, await savedInitialValue(r.saved, this.setup.seed, this.source));
     }
   }
 

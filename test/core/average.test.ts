@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { weightedAverage } from '../../src/core/average.js';
-import { matrix } from '../../src/core/tensor.js';
+import { matrix } from '../helpers/matrix.js';
 
 describe('weightedAverage', () => {
   test('Σ w_i M_i with one rounding to float32', () => {

@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import {
   DowncastMeter,
   bfloat16ToFloat32,
-  downcastError,
   float16ToFloat32,
   float32ToBfloat16,
   float32ToFloat16,
   float64ToBfloat16,
   float64ToFloat16,
 } from '../../src/formats/halfFloat.js';
+import { downcastError } from '../helpers/downcast.js';
 import { bfloat16Value, float16Value } from './halfFloatReference.js';
 
 const isF16NaN = (h: number): boolean => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
@@ -153,7 +153,7 @@ describe('bfloat16', () => {
   });
 });
 
-describe('downcastError', () => {
+describe('down-cast report (DowncastMeter, over a whole tensor through downcastError)', () => {
   test('reports max abs/rel error, relative norm error, overflow and underflow', () => {
     const data = Float64Array.of(1, 1 + 2 ** -12, 70000, 1e-9, 0, -3);
     const r = downcastError(data, 'F16');

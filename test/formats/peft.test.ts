@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { matrix } from '../../src/core/tensor.js';
+import { matrix } from '../helpers/matrix.js';
 import type { Matrix } from '../../src/core/tensor.js';
 import { FormatError } from '../../src/formats/errors.js';
 import type { FormatErrorCode } from '../../src/formats/errors.js';

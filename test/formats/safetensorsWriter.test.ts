@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.js';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { createSafetensorsWriter, writeSafetensors } from '../../src/formats/safetensorsWriter.js';
-import { DowncastMeter, bfloat16ToFloat32, downcastError, float32ToBfloat16 } from '../../src/formats/halfFloat.js';
+import { DowncastMeter, bfloat16ToFloat32, float32ToBfloat16 } from '../../src/formats/halfFloat.js';
+import { downcastError } from '../helpers/downcast.js';
 
 let dir: string;
 before(async () => {

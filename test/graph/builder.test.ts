@@ -3,7 +3,6 @@ import { describe, test } from 'node:test';
 import { GraphBuilder } from '../../src/graph/builder.js';
 import { add } from '../../src/graph/ops/add.js';
 import { concat } from '../../src/graph/ops/concat.js';
-import { expand } from '../../src/graph/ops/expand.js';
 import { gather } from '../../src/graph/ops/gather.js';
 import { gemm } from '../../src/graph/ops/gemm.js';
 import { layerNormalization } from '../../src/graph/ops/layerNormalization.js';
@@ -35,7 +34,7 @@ describe('shape inference errors name the op and the argument', () => {
     ['gather indices', () => gather(w, w), /^gather: indices must be int64 or int32, got float32$/],
     ['layerNorm scale', () => layerNormalization(x, w), /^layerNormalization: scale \[512, 64\] must be \[768\]/],
     ['axis range', () => transpose(x, [0, 1, 2, 3]), /^transpose: perm/],
-    ['unknown symbol', () => expand(x, ['beams', 'batch', 'seq', 768]), /^dims: symbol 'beams' \(in 'beams'\) is not a dimension of any graph input/],
+    ['unknown symbol', () => g.dimsTensor(['beams', 'batch', 'seq', 768], x), /^dims: symbol 'beams' \(in 'beams'\) is not a dimension of any graph input/],
     ['duplicate name', () => g.input('x', 'float32', [1]), /^input: the name 'x' is already used in this graph$/],
     ['bad dim', () => g.input('z', 'float32', [2.5]), /^input: z has an invalid dimension 2.5 on axis 0/],
   ];

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GraphBuilder } from '../../src/graph/builder.js';
-import { dimSize, memoryModel, memoryProfile } from '../../src/graph/memory.js';
+import { dimSize, memoryModel } from '../../src/graph/memory.js';
 import { add } from '../../src/graph/ops/add.js';
 import { cast } from '../../src/graph/ops/cast.js';
 import { concat } from '../../src/graph/ops/concat.js';
@@ -12,7 +12,7 @@ import { exp } from '../../src/graph/ops/exp.js';
 import { log } from '../../src/graph/ops/log.js';
 import { neg } from '../../src/graph/ops/neg.js';
 
-describe('memoryProfile', () => {
+describe('memoryModel', () => {
   test('peak = the values alive at once, counted by hand (x → a = exp x, b = −exp x, c = a + b, d = exp c)', () => {
     const g = new GraphBuilder();
     const x = g.input('x', 'float32', ['batch', 'seq']);
@@ -21,7 +21,7 @@ describe('memoryProfile', () => {
     log(x); // dead: nothing requested reads it
     const d = exp(c);
 
-    const p = memoryProfile(g, [d], { batch: 2, seq: 3 });
+    const p = memoryModel(g, [d])({ batch: 2, seq: 3 });
 
     // n = 2·3 floats = 24 bytes. Exp: a (24). Neg: a, b (48). Add: a, b, c (72), then a and b die. Exp: c, d (48), then c dies.
     assert.equal(p.peakBytes, 72);
@@ -44,8 +44,8 @@ describe('memoryProfile', () => {
     const g = new GraphBuilder();
     const x = g.input('x', 'float32', ['batch']);
 
-    assert.equal(memoryProfile(g, [cast(x, 'int64')], { batch: 5 }).peakBytes, 40);
-    assert.equal(memoryProfile(g, [cast(x, 'bool')], { batch: 5 }).peakBytes, 5);
+    assert.equal(memoryModel(g, [cast(x, 'int64')])({ batch: 5 }).peakBytes, 40);
+    assert.equal(memoryModel(g, [cast(x, 'bool')])({ batch: 5 }).peakBytes, 5);
   });
 
   test("a symbol Concat invents is the sum of its inputs' sizes", () => {
@@ -54,14 +54,14 @@ describe('memoryProfile', () => {
     const y = concat([x, x], 1);
 
     assert.equal(typeof y.shape[1], 'string');
-    assert.equal(memoryProfile(g, [y], { batch: 2, seq: 3 }).outputBytes, 2 * 6 * 4);
+    assert.equal(memoryModel(g, [y])({ batch: 2, seq: 3 }).outputBytes, 2 * 6 * 4);
   });
 
   test('a symbol without a size is an error naming it and the value', () => {
     const g = new GraphBuilder();
     const x = g.input('x', 'float32', ['batch', 'seq']);
 
-    assert.throws(() => memoryProfile(g, [exp(x)], { batch: 2 }), /memoryProfile: exp_\d+ \[batch, seq\]: dimSize: no size given for symbol 'seq'/);
+    assert.throws(() => memoryModel(g, [exp(x)])({ batch: 2 }), /memoryModel: exp_\d+ \[batch, seq\]: dimSize: no size given for symbol 'seq'/);
     assert.equal(dimSize('12*batch*seq', { batch: 2, seq: 3 }), 72);
   });
 });

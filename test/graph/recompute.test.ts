@@ -14,7 +14,7 @@ import { describe, test } from 'node:test';
 import { grad } from '../../src/graph/autodiff.js';
 import { GraphBuilder, type Value } from '../../src/graph/builder.js';
 import { toOnnx } from '../../src/graph/emit.js';
-import { memoryProfile } from '../../src/graph/memory.js';
+import { memoryModel } from '../../src/graph/memory.js';
 import { add } from '../../src/graph/ops/add.js';
 import { layerNormalization } from '../../src/graph/ops/layerNormalization.js';
 import { matMul } from '../../src/graph/ops/matMul.js';
@@ -103,7 +103,7 @@ describe('activation recomputation (graph)', () => {
     const peak = (recompute: boolean): number => {
       const s = stack(layers, 'float32', 'batch');
       const grads = grad(s.loss, s.weights, { recomputeSegments: recompute });
-      return memoryProfile(s.g, [s.loss, ...grads], { batch: rows }).peakBytes;
+      return memoryModel(s.g, [s.loss, ...grads])({ batch: rows }).peakBytes;
     };
     const kept = peak(false);
     const again = peak(true);

@@ -12,7 +12,7 @@ import { dequantizeInt4, quantizeInt4 } from '../../src/core/int4Blocks.js';
 import { grad } from '../../src/graph/autodiff.js';
 import { GraphBuilder, type Value } from '../../src/graph/builder.js';
 import { toOnnx, toOnnxBytes } from '../../src/graph/emit.js';
-import { memoryProfile } from '../../src/graph/memory.js';
+import { memoryModel } from '../../src/graph/memory.js';
 import { linear } from '../../src/graph/nn/linear.js';
 import { declareStored, widen, type StoredForm } from '../../src/graph/nn/storedWeight.js';
 import { cast } from '../../src/graph/ops/cast.js';
@@ -179,7 +179,7 @@ describe('stored weights in the liveness model', () => {
       loss = s.value(loss);
       param = s.value(p);
     }
-    const profile = memoryProfile(graph, [loss, grad(loss, [param])[0]], { batch: 4 });
+    const profile = memoryModel(graph, [loss, grad(loss, [param])[0]])({ batch: 4 });
     const weightInputs = Object.entries(profile.inputSizes).filter(([k]) => k.startsWith('W')).reduce((sum, [, b]) => sum + b, 0);
     return { inputs: weightInputs, peak: profile.peakBytes };
   }

@@ -1,5 +1,6 @@
 // From a checkpoint folder to training: load, pick the architecture, build, feed the frozen
-// weights and the initial trainable values, run AdamW steps through onnxruntime.
+// weights and the trainable values the trainer starts from (its LoRA init and savedInitialValue),
+// run AdamW steps through onnxruntime.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { join } from 'node:path';
@@ -7,10 +8,11 @@ import { toOnnxBytes } from '../../src/graph/emit.js';
 import { buildTrainStep } from '../../src/graph/trainStep.js';
 import { withCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import { writeRandomGpt2Checkpoint } from '../../src/model/checkpoints/tinyGpt2.js';
-import { initialTrainableValues } from '../../src/model/initialValues.js';
+import { initAdaptedModules } from '../../src/model/loraInit.js';
 import { architectureFor } from '../../src/model/registry.js';
 import type { LoraSettings, ModelGraph } from '../../src/model/types.js';
 import { createSession, type OrtTensor, ortTensor, runSession } from '../../src/runtime/session.js';
+import { savedInitialValue } from '../../src/trainer/initialValues.js';
 import { suiteTempDir } from '../helpers/tempDir.js';
 
 const tmp = suiteTempDir('initial-values');
@@ -29,6 +31,22 @@ async function readFrozenInputs(model: ModelGraph, ckpt: Checkpoint): Promise<Ma
   return out;
 }
 
+/**
+ * The values the trainer starts a model's trainable inputs from, by graph input name: the LoRA
+ * factors of `initAdaptedModules` (its `initialAdapter`) and each full trainable tensor's
+ * `savedInitialValue` (its `loadSavedInit`).
+ */
+async function startingValues(model: ModelGraph, lora: LoraSettings, seed: number, ckpt: Checkpoint): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  const factors = initAdaptedModules(model.modules, lora, seed);
+  for (const m of model.modules) {
+    out.set(m.aInput, factors.get(m.path)!.a.data);
+    out.set(m.bInput, factors.get(m.path)!.b.data);
+  }
+  for (const f of model.fullTrainable ?? []) out.set(f.input, await savedInitialValue(f, seed, { name: dir, readFloat32: (key) => ckpt.readFloat32(key) }));
+  return out;
+}
+
 describe('initial values and a training run from a checkpoint folder', () => {
   test('LoRA starts as a no-op (B = 0, A uniform in ±1/√in), frozen inputs come from the checkpoint', async () => {
     await withCheckpoint(dir, async (ckpt) => {
@@ -36,12 +54,15 @@ describe('initial values and a training run from a checkpoint folder', () => {
       const frozen = await readFrozenInputs(model, ckpt);
       assert.equal(frozen.size, model.frozen.length);
       assert.deepEqual(frozen.get('transformer.wte.weight'), await ckpt.readFloat32('wte.weight'));
-      const values = await initialTrainableValues(model, 3, ckpt);
+      const values = await startingValues(model, LORA, 3, ckpt);
+      assert.equal(values.size, model.trainable.length);
       for (const m of model.modules) {
         assert.ok(values.get(m.bInput)!.every((v) => v === 0));
         assert.ok(values.get(m.aInput)!.every((v) => Math.abs(v) <= 1 / Math.sqrt(m.inFeatures)));
       }
-      assert.deepEqual(values.get('transformer.h.0.attn.c_attn.lora_A'), (await initialTrainableValues(model, 3)).get('transformer.h.0.attn.c_attn.lora_A'));
+      // The same seed gives the same A whatever order the modules come in (every client starts alike).
+      const reversed = initAdaptedModules([...model.modules].reverse(), LORA, 3);
+      assert.deepEqual(values.get('transformer.h.0.attn.c_attn.lora_A'), reversed.get('transformer.h.0.attn.c_attn')!.a.data);
     });
   });
 
@@ -49,7 +70,7 @@ describe('initial values and a training run from a checkpoint folder', () => {
     await withCheckpoint(dir, async (ckpt) => {
       const cls = architectureFor(ckpt.config).build({ config: { ...ckpt.config, num_labels: 2 }, tensors: ckpt.tensors, lora: LORA, task: 'sequence-classification', training: true });
       assert.equal(cls.trainable.at(-1)?.name, 'score.weight');
-      const score = (await initialTrainableValues(cls, 3, ckpt)).get('score.weight')!;
+      const score = (await startingValues(cls, LORA, 3, ckpt)).get('score.weight')!;
       const rms = Math.sqrt(score.reduce((s, v) => s + v * v, 0) / score.length);
       assert.ok(rms > 0.01 && rms < 0.03, `score init rms ${rms}`);
     });
@@ -83,7 +104,7 @@ async function train(ckpt: Checkpoint, trainAll: boolean, steps: number, lr: num
     lr: ortTensor('float32', Float32Array.of(lr), []),
   };
   for (const [name, data] of await readFrozenInputs(model, ckpt)) feeds[name] = ortTensor('float32', data, model.frozen.find((f) => f.input === name)!.shape);
-  const params = await initialTrainableValues(model, 3, ckpt);
+  const params = await startingValues(model, lora, 3, ckpt);
   const state = new Map<string, { m: Float32Array; v: Float32Array }>(model.trainable.map((p) => [p.name, { m: new Float32Array(params.get(p.name)!.length), v: new Float32Array(params.get(p.name)!.length) }]));
   const losses: number[] = [];
   for (let s = 1; s <= steps; s++) {

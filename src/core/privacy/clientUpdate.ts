@@ -7,9 +7,10 @@
  *
  *   B_i A_i − B̄_g Ā_g = ΔB·A_i + B̄_g·ΔA = [ΔB | B̄_g]·[A_i ; ΔA] = P·Q,   ‖P·Q‖²_F = Σ (PᵀP) ∘ (Q·Qᵀ)
  *
- * two 2r × 2r Gram matrices in float64 (O((out + in)·r²)), written in the differences so that a
- * small update next to a large global product keeps its digits. docs/math.md §4.
+ * two 2r × 2r Gram matrices in float64 (O((out + in)·r²); `factoredFrobeniusNorm`, deviation.ts), written
+ * in the differences so that a small update next to a large global product keeps its digits. docs/math.md §4.
  */
+import { factoredFrobeniusNorm } from '../deviation.js';
 import { validateFactors, type LoraFactors, type LoraModuleSpec } from '../lora.js';
 import { firstNonFinite } from '../tensor.js';
 
@@ -43,37 +44,22 @@ function sumSquares(x: ArrayLike<number>): number {
 }
 
 /**
- * ‖P·Q‖²_F for P = [ΔB | Bg] (out × 2r, row-major blocks given separately) and Q = [Ai ; ΔA] (2r × in),
- * as the sum of the elementwise product of the Gram matrices PᵀP and Q·Qᵀ.
+ * ‖P·Q‖²_F for P = [ΔB | Bg] (out × 2r) and Q = [Ai ; ΔA] (2r × in), assembled in float64 from their
+ * blocks, through the Gram identity of {@link factoredFrobeniusNorm}.
  */
 function productNormSq(db: Float64Array, bg: Float32Array, ai: Float32Array, da: Float64Array, out: number, inF: number, r: number): number {
   const k = 2 * r;
-  const gp = new Float64Array(k * k);
-  const row = new Float64Array(k);
+  const p = new Float64Array(out * k);
   for (let o = 0; o < out; o++) {
     for (let j = 0; j < r; j++) {
-      row[j] = db[o * r + j];
-      row[r + j] = bg[o * r + j];
-    }
-    for (let x = 0; x < k; x++) {
-      const v = row[x];
-      if (v === 0) continue;
-      for (let y = x; y < k; y++) gp[x * k + y] += v * row[y];
+      p[o * k + j] = db[o * r + j];
+      p[o * k + r + j] = bg[o * r + j];
     }
   }
-  const qRow = (x: number): ArrayLike<number> => (x < r ? ai.subarray(x * inF, (x + 1) * inF) : da.subarray((x - r) * inF, (x - r + 1) * inF));
-  let total = 0;
-  for (let x = 0; x < k; x++) {
-    const qx = qRow(x);
-    for (let y = x; y < k; y++) {
-      const qy = qRow(y);
-      let dot = 0;
-      for (let c = 0; c < inF; c++) dot += qx[c] * qy[c];
-      total += (x === y ? 1 : 2) * gp[x * k + y] * dot;
-    }
-  }
-  // Round-off can leave a tiny negative value for a vanishing product.
-  return Math.max(0, total);
+  const q = new Float64Array(k * inF);
+  q.set(ai);
+  q.set(da, r * inF);
+  return factoredFrobeniusNorm({ shape: [out, k], data: p }, { shape: [k, inF], data: q }) ** 2;
 }
 
 /**

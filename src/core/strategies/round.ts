@@ -1,15 +1,11 @@
 /**
  * Whole-model rounds on top of the per-module strategies: cut adapter-level client results into
  * module results, and stream the modules through a strategy one at a time (`aggregateModules`, peak
- * memory ≈ one module's update: what the coordinator runs) or collect them all (`aggregateModel`, for
- * small models and tests).
+ * memory ≈ one module's update: what the coordinator runs).
  */
 import { clientLabel } from '../lora.js';
 import type { LoraFactors } from '../lora.js';
-import type { ModuleBaseChange } from '../baseChange.js';
-import { summarizeDeviations } from '../deviation.js';
-import type { DeviationSummary } from '../deviation.js';
-import type { AggregationStrategy, ClientFailure, ClientModuleResult, ModuleAccumulator, ModuleAggregate, ModuleAggregateMetrics, ModuleGlobalState } from './types.js';
+import type { AggregationStrategy, ClientFailure, ClientModuleResult, ModuleAccumulator, ModuleAggregate, ModuleGlobalState } from './types.js';
 
 /** One client's whole adapter for a round. */
 export interface ClientAdapterResult {
@@ -75,34 +71,4 @@ export async function aggregateModules(
       yield next;
     }
   })();
-}
-
-/** A whole round's outcome, all modules at once. */
-export interface ModelAggregate {
-  readonly global: readonly ModuleGlobalState[];
-  /** Base updates by module name (FedEx; modules whose residual vanished are absent): factored, or dense under a robust rule. */
-  readonly baseUpdates: ReadonlyMap<string, ModuleBaseChange>;
-  readonly metrics: readonly ModuleAggregateMetrics[];
-  readonly summary: DeviationSummary;
-}
-
-/** Aggregates every module of a round and summarises the deviation by type and layer; null when nothing is usable. */
-export async function aggregateModel(
-  strategy: AggregationStrategy,
-  round: number,
-  globals: readonly ModuleGlobalState[],
-  results: readonly ClientAdapterResult[],
-  failures: readonly ClientFailure[],
-): Promise<ModelAggregate | null> {
-  const stream = await aggregateModules(strategy, round, globals, results, failures);
-  if (stream === null) return null;
-  const global: ModuleGlobalState[] = [];
-  const baseUpdates = new Map<string, ModuleBaseChange>();
-  const metrics: ModuleAggregateMetrics[] = [];
-  for await (const m of stream) {
-    global.push(m.global);
-    if (m.baseUpdate !== null) baseUpdates.set(m.global.spec.name, m.baseUpdate);
-    metrics.push(m.metrics);
-  }
-  return { global, baseUpdates, metrics, summary: summarizeDeviations(metrics) };
 }

@@ -2,8 +2,8 @@
  * Dropout in training mode, deterministic per seed. onnxruntime's RandomUniformLike cannot be
  * re-seeded per run, so the mask is a counter-based hash computed in the graph from an int64
  * `seed` input: the same seed gives the same mask in every session and on every machine, so a
- * step is reproducible (the trainer feeds e.g. `seed = hash(runSeed, step)`), and
- * {@link dropoutKeepMask} recomputes the mask in TypeScript for tests.
+ * step is reproducible (the trainer feeds e.g. `seed = hash(runSeed, step)`); the tests recompute
+ * the mask in TypeScript (test/helpers/dropoutMask.ts).
  *
  * The hash works on int64 values below P = 2³¹−1, so every product stays below 2⁶² (no
  * overflow). To keep the full-size work small, x is seen as rows × cols (cols = last axis): row
@@ -170,29 +170,4 @@ export function dropoutMaskUint32(x: Value, seed: Value, spec: Pick<DropoutMaskS
   const h0 = addModP(rowHash, colHash);
   const h = addModP(mulModP(h0, h0), FINAL);
   return where(greaterOrEqual(h, Math.floor(rate * P)), g.scalar(1 / (1 - rate), x.dtype), 0);
-}
-
-/** The keep mask (1 = kept) that {@link dropout} uses for a tensor of `rows × cols` elements (cols = last axis), in TypeScript. */
-export function dropoutKeepMask(seed: bigint, salt: number, rows: number, cols: number, rate: number): Uint8Array {
-  const p = BigInt(P);
-  const m = (v: bigint): bigint => ((v % p) + p) % p;
-  const mixRef = (h: bigint): bigint => {
-    let v = h;
-    for (const [c, a] of ROUNDS) v = m(m(v * v + BigInt(c)) * BigInt(a));
-    return v;
-  };
-  const s = m(seed);
-  const rowOffset = m(s * BigInt(ROW_SEED) + BigInt(salt));
-  const colOffset = m(s * BigInt(COL_SEED) + BigInt((salt * COL_SALT) % P + 1));
-  const colHash = Array.from({ length: cols }, (_, c) => mixRef(m(BigInt(c) + colOffset)));
-  const threshold = BigInt(Math.floor(rate * P));
-  const out = new Uint8Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const rowHash = mixRef(m(BigInt(r) + rowOffset));
-    for (let c = 0; c < cols; c++) {
-      const h0 = m(rowHash + colHash[c]);
-      out[r * cols + c] = m(h0 * h0 + BigInt(FINAL)) >= threshold ? 1 : 0;
-    }
-  }
-  return out;
 }

@@ -23,26 +23,10 @@ export function rotateHalf(x: Value): Value {
 
 /**
  * Applies RoPE to x `[..., seq, headDim]` with cos/sin broadcastable to it (typically
- * `[seq, headDim]`, graph inputs or constants from {@link ropeTables}).
+ * `[seq, headDim]`, graph inputs or constants: the models' from `ropeTables` in src/model/llama/rope.ts).
  */
 export function rope(x: Value, cos: Value, sin: Value): Value {
   checkFloatOperands('rope', { x, cos, sin });
   check(cos.rank <= x.rank && sin.rank <= x.rank, () => `rope: cos ${formatShape(cos.shape)} / sin ${formatShape(sin.shape)} have more dims than x ${formatShape(x.shape)}`);
   return add(mul(x, cos), mul(rotateHalf(x), sin));
-}
-
-/** cos/sin tables `[seqLen, headDim]` (row-major, float64): angle(t, i) = t / base^(2(i mod d/2)/d). */
-export function ropeTables(seqLen: number, headDim: number, base = 10000): { cos: Float64Array; sin: Float64Array } {
-  check(headDim % 2 === 0, () => `ropeTables: headDim ${headDim} must be even`);
-  const half = headDim / 2;
-  const cos = new Float64Array(seqLen * headDim);
-  const sin = new Float64Array(seqLen * headDim);
-  for (let t = 0; t < seqLen; t++) {
-    for (let i = 0; i < headDim; i++) {
-      const angle = t / base ** ((2 * (i % half)) / headDim);
-      cos[t * headDim + i] = Math.cos(angle);
-      sin[t * headDim + i] = Math.sin(angle);
-    }
-  }
-  return { cos, sin };
 }

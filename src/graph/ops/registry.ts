@@ -11,11 +11,9 @@ import { concatGrad } from './concat.js';
 import { divGrad } from './div.js';
 import { erfGrad } from './erf.js';
 import { expGrad } from './exp.js';
-import { expandGrad } from './expand.js';
 import { gatherGrad } from './gather.js';
 import { gatherElementsGrad } from './gatherElements.js';
 import { gemmGrad } from './gemm.js';
-import { identityGrad } from './identity.js';
 import { layerNormalizationGrad } from './layerNormalization.js';
 import { logGrad } from './log.js';
 import { logSoftmaxGrad } from './logSoftmax.js';
@@ -53,7 +51,6 @@ const RULES: readonly GradRule[] = [
   tanhGrad,
   erfGrad,
   sigmoidGrad,
-  identityGrad,
   castGrad,
   minimumGrad,
   maximumGrad,
@@ -67,7 +64,6 @@ const RULES: readonly GradRule[] = [
   concatGrad,
   unsqueezeGrad,
   squeezeGrad,
-  expandGrad,
   gatherGrad,
   gatherElementsGrad,
   reduceSumGrad,

@@ -2,7 +2,7 @@
 import type { Value } from '../builder.js';
 import { checkFloat } from './common.js';
 
-export type UnaryOp = 'Neg' | 'Sqrt' | 'Exp' | 'Log' | 'Tanh' | 'Erf' | 'Sigmoid' | 'Identity' | 'Not';
+export type UnaryOp = 'Neg' | 'Sqrt' | 'Exp' | 'Log' | 'Tanh' | 'Erf' | 'Sigmoid' | 'Not';
 
 /** Builds `op(x)`; float ops check that x is float32/float64. */
 export function unary(op: UnaryOp, name: string, x: Value, float = true): Value {

@@ -13,14 +13,14 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aggregateFolders } from '../../../src/federation/offline/aggregateFolders.js';
 import type { AggregateReport } from '../../../src/federation/offline/aggregateFolders.js';
-import { createBlockwiseUpdater } from '../../../src/formats/storedUpdate.js';
+import { createBlockwiseUpdater } from '../../helpers/blockwiseUpdater.js';
 import { readPeftAdapter, writePeftAdapter } from '../../../src/formats/peft.js';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
 import { writeSafetensors } from '../../../src/formats/safetensorsWriter.js';
 import type { TensorToWrite } from '../../../src/formats/safetensorsWriter.js';
-import { downcastError } from '../../../src/formats/halfFloat.js';
+import { downcastError } from '../../helpers/downcast.js';
 import { createStrategy } from '../../../src/core/strategies/registry.js';
-import { checkExactnessSampled } from '../../../src/core/exactness.js';
+import { checkExactness, exactnessSampleRows } from '../../../src/core/exactness.js';
 import type { ExactnessReport } from '../../../src/core/exactness.js';
 import type { LoraModuleInput } from '../../../src/formats/peft.js';
 import type { ProductBackend } from '../../../src/core/product.js';
@@ -283,14 +283,14 @@ async function inMemoryAggregation(fx: Fixture, out: string, weights: readonly n
     const updated = { shape: w0.shape, data: Float32Array.from(w0.data) };
     const u = factored(agg.baseUpdate);
     await backend.addScaledProduct(updated, 'linear', u.p, u.q, u.scale);
-    exactness.push(checkExactnessSampled({
+    exactness.push(checkExactness({
       w0,
       result: { kind: 'adapter', w0New: updated, global: agg.global.factors! },
       clients: results.map((r) => r.factors),
       weights: agg.metrics.weights,
       scale: agg.metrics.scale,
       layout: 'linear',
-    }, checkRows, exactness.length + 1));
+    }, exactnessSampleRows(w0.shape[0], checkRows, exactness.length + 1)));
     downcast.push(downcastError(updated.data, 'BF16'));
     tensors.set(info.name, { dtype: info.dtype, shape: info.shape, data: updated.data });
     globals.set(m.modulePath, { modulePath: m.modulePath, A: agg.global.factors!.a, B: agg.global.factors!.b });

@@ -12,7 +12,7 @@ import type { AggregationErrorCode } from '../../../src/federation/offline/error
 import { FormatError } from '../../../src/formats/errors.js';
 import type { FormatErrorCode } from '../../../src/formats/errors.js';
 import { openSafetensors } from '../../../src/formats/safetensors.js';
-import { matrix } from '../../../src/core/tensor.js';
+import { matrix } from '../../helpers/matrix.js';
 import { writeSyntheticAdapters } from '../../../src/model/checkpoints/synthetic.js';
 import { GPT2_SPEC, makeFixture, suiteProductBackend, suiteUpdater } from '../../helpers/offlineFixtures.js';
 import type { Fixture } from '../../helpers/offlineFixtures.js';

@@ -1,7 +1,7 @@
 // runSimulation end to end on the model-free synthetic workload (real coordinator and clients over
 // loopback WebSockets, real aggregation; only training is synthetic): the report's contents, the
 // event stream, and the saved adapters, which `fedex aggregate` (aggregateFolders) must reproduce.
-import { createBlockwiseUpdater } from '../../../src/formats/storedUpdate.js';
+import { createBlockwiseUpdater } from '../../helpers/blockwiseUpdater.js';
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,7 +10,8 @@ import { createTypeScriptBackend } from '../../../src/core/product.js';
 import { aggregateFolders } from '../../../src/federation/offline/aggregateFolders.js';
 import { readPeftAdapter } from '../../../src/formats/peft.js';
 import type { EventSink } from '../../../src/federation/events/eventSink.js';
-import { CLI_EVENT_TYPES, type CliEventType, type SimulationMethod } from '../../../src/federation/events/events.js';
+import type { CliEventType, SimulationMethod } from '../../../src/federation/events/events.js';
+import { CLI_EVENT_TYPES } from '../../helpers/eventTypes.js';
 import type { SimulationReport } from '../../../src/federation/simulation/report.js';
 import { roundDir } from '../../../src/federation/shared/adapterFolders.js';
 import { runSimulation, type SimulationResult } from '../../../src/federation/simulation/simulate.js';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GraphBuilder } from '../../../src/graph/builder.js';
-import { dropout, dropoutKeepMask } from '../../../src/graph/nn/dropout.js';
+import { dropout } from '../../../src/graph/nn/dropout.js';
+import { dropoutKeepMask } from '../../helpers/dropoutMask.js';
 import { F64, gradCheck, randomData, runGraph } from '../gradCheck.js';
 
 describe('dropout (seeded, deterministic)', () => {

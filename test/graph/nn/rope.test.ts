@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import { GraphBuilder } from '../../../src/graph/builder.js';
-import { rope, ropeTables } from '../../../src/graph/nn/rope.js';
+import { rope } from '../../../src/graph/nn/rope.js';
+import { ropeTables } from '../../helpers/ropeTables.js';
 import { slice } from '../../../src/graph/ops/slice.js';
 import { F64, assertClose, gradCheck, randomData, runGraph } from '../gradCheck.js';
 

@@ -3,7 +3,6 @@ import { GraphBuilder, type Value } from '../../../src/graph/builder.js';
 import { cast } from '../../../src/graph/ops/cast.js';
 import { erf } from '../../../src/graph/ops/erf.js';
 import { exp } from '../../../src/graph/ops/exp.js';
-import { identity } from '../../../src/graph/ops/identity.js';
 import { log } from '../../../src/graph/ops/log.js';
 import { mul } from '../../../src/graph/ops/mul.js';
 import { neg } from '../../../src/graph/ops/neg.js';
@@ -19,7 +18,6 @@ const UNARY: readonly [string, (x: Value) => Value, (x: number) => number, numbe
   ['log', log, Math.log, 0.3, 2],
   ['tanh', tanh, Math.tanh, -2, 2],
   ['sigmoid', sigmoid, (x) => 1 / (1 + Math.exp(-x)), -3, 3],
-  ['identity', identity, (x) => x, -1, 1],
 ];
 
 describe('unary ops', () => {

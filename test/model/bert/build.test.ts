@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grad } from '../../../src/graph/autodiff.js';
-import { dropoutKeepMask } from '../../../src/graph/nn/dropout.js';
+import { dropoutKeepMask } from '../../helpers/dropoutMask.js';
 import { bertArchitecture } from '../../../src/model/bert/architecture.js';
 import { architectureFor } from '../../../src/model/registry.js';
 import { buildBert, type BertBuildOptions } from '../../../src/model/bert/build.js';

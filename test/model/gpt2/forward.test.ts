@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { toOnnxBytes } from '../../../src/graph/emit.js';
-import { dropoutKeepMask } from '../../../src/graph/nn/dropout.js';
+import { dropoutKeepMask } from '../../helpers/dropoutMask.js';
 import { buildGpt2 } from '../../../src/model/gpt2/build.js';
 import { createSession, runSession } from '../../../src/runtime/session.js';
 import {

@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grad } from '../../../src/graph/autodiff.js';
-import { dropoutKeepMask } from '../../../src/graph/nn/dropout.js';
+import { dropoutKeepMask } from '../../helpers/dropoutMask.js';
 import { ropeFrequencies } from '../../../src/model/llama/ropeScaling.js';
 import { buildLlama, llamaModulePaths, type LlamaBuildOptions } from '../../../src/model/llama/build.js';
 import { llamaArchitecture } from '../../../src/model/llama/architecture.js';

@@ -1,7 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createStoredUpdateKernel } from '../../../src/runtime/kernels/storedUpdate.js';
-import { createBlockwiseUpdater } from '../../../src/formats/storedUpdate.js';
+import { createBlockwiseUpdater } from '../../helpers/blockwiseUpdater.js';
 import type { StoredFloat, StoredMatrixIo, StoredWeightUpdater } from '../../../src/formats/storedUpdate.js';
 import { createTypeScriptBackend } from '../../../src/core/product.js';
 import type { Layout } from '../../../src/core/lora.js';
