@@ -1,17 +1,20 @@
 /**
  * The trainer on a GPU against PyTorch on the same card (issue 17, item 5), run by bench/gpu.sh:
- * `node --import tsx bench/gpuTrainer.ts [--shape 1b|tiny] [--device webgpu|cpu] [--precision fp16|fp32]
+ * `node --import tsx bench/gpuTrainer.ts [--shape 1b|tiny] [--device webgpu|cpu] [--precision fp16|fp32|bf16|int4[,…]]
  * [--torch-device cuda|cpu] [--batch B] [--seq T] [--warmup n] [--steps n] [--work dir] [--json file]`.
+ * The same at Llama-3.2-1B's shape on the CPU (issue 17's CPU benchmark: fp32, bf16-stored and int4
+ * frozen weights against PyTorch float32): `--device cpu --torch-device cpu --precision fp32,bf16,int4`.
  *
  * A random Llama-family checkpoint (BF16 on disk) of the chosen shape — `1b`: Llama-3.2-1B's
  * widths (16 layers, hidden 2048, 32 heads over 8 key/value heads, MLP 8192, vocabulary 128256);
  * `tiny`: 2 layers of 64 for checking the pipeline on any machine — and B pre-tokenized rows of T
  * tokens. Each side trains the same LoRA (r 16, alpha 32, q_proj and v_proj) for warm-up + timed
- * steps in its own process: the project's trainer (bench/trainerCase.ts) on `--device` with the
- * frozen weights held in `--precision`, and bench/torch/train_llama.py on `--torch-device` with the
- * frozen weights in the same precision (below float32 under torch.autocast). Printed: tokens/s of
- * each (median and best step), the ratio, the step-1 losses (the base model's; equal to ~1e-4 at
- * float32, to half precision's rounding otherwise), and the model FLOP/s the trainer reached: per
+ * steps in its own process: the project's trainer (bench/trainerCase.ts) on `--device` once for each
+ * `--precision` its frozen weights are held in, and bench/torch/train_llama.py on `--torch-device`
+ * once, its frozen weights in float16 (under torch.autocast) when fp16 is the only precision asked
+ * for, else in float32. Printed: tokens/s of each (median and best step) and peak RSS, the ratios to
+ * PyTorch, the step-1 losses (the base model's; equal to ~1e-4 at float32, to the weights' rounding
+ * otherwise), and the model FLOP/s the trainer reached: per
  * token 4·P (forward and the input gradient of every frozen matrix of P weights, no weight
  * gradient) plus 12·T·d·L for attention scores and mixing (forward and backward, causal mask not
  * discounted), against the card's float32 peak when nvidia-smi names a card listed below (the
@@ -63,19 +66,21 @@ function fail(message: string): never {
 
 const spec = SHAPES[values.shape!] ?? fail(`--shape takes ${Object.keys(SHAPES).join(' or ')}`);
 if (!['webgpu', 'cpu', 'cuda'].includes(values.device!)) fail('--device takes webgpu, cuda or cpu');
-if (!['fp16', 'fp32'].includes(values.precision!)) fail('--precision takes fp16 or fp32');
+const PRECISIONS: readonly BasePrecision[] = ['fp32', 'fp16', 'bf16', 'int4'];
+const precisions = values.precision!.split(',').map((p) => p.trim()) as BasePrecision[];
+if (precisions.length === 0 || precisions.some((p) => !PRECISIONS.includes(p))) fail(`--precision takes a comma-separated list of ${PRECISIONS.join(', ')}; got '${values.precision}'`);
 const [batch, seq, warmup, steps, threads] = ['batch', 'seq', 'warmup', 'steps', 'threads'].map((k) => {
   const n = Number(values[k as 'batch']);
   if (!Number.isInteger(n) || n < 1) fail(`--${k} takes a positive integer`);
   return n;
 });
-const precision = values.precision as BasePrecision;
 
 interface Side {
   readonly medianTokensPerSecond: number;
   readonly bestTokensPerSecond: number;
   readonly medianMs: number;
   readonly firstLoss: number;
+  readonly peakRssMiB: number;
   readonly note: string;
 }
 
@@ -109,27 +114,33 @@ async function main(): Promise<void> {
   await writeFile(data, `${Array.from({ length: batch }, () => JSON.stringify({ input_ids: Array.from({ length: seq }, () => rng.int(spec.vocab - 1)) })).join('\n')}\n`);
   const lora = { rank: 16, alpha: 32, targetModules: ['q_proj', 'v_proj'], lr: 1e-4 };
 
-  const caseArgs: TrainerCaseArgs = {
-    modelDir: dir,
-    data,
-    seqLen: seq,
-    batchSize: batch,
-    ...lora,
-    warmup,
-    steps,
-    threads,
-    device: values.device as Device,
-    ...(precision !== 'fp32' ? { basePrecision: precision } : {}),
-  };
-  const ours = JSON.parse(run(process.execPath, ['--import', 'tsx', join(here, 'trainerCase.ts'), JSON.stringify(caseArgs)])) as TrainerCaseResult;
   const tps = (ms: number): number => (batch * seq) / (ms / 1000);
-  const oursSide: Side = {
-    medianTokensPerSecond: tps(median(ours.stepMs)),
-    bestTokensPerSecond: tps(Math.min(...ours.stepMs)),
-    medianMs: median(ours.stepMs),
-    firstLoss: ours.firstLoss,
-    note: `fedex ${values.device} ${precision}; setup ${ours.setupSeconds.toFixed(1)} s; warm-up ${ours.warmupMs.map(Math.round).join(', ')} ms; peak RSS ${ours.peakRssMiB.toFixed(0)} MiB`,
-  };
+  const oursSides = precisions.map((precision): Side & { readonly precision: BasePrecision; readonly modules: number } => {
+    const caseArgs: TrainerCaseArgs = {
+      modelDir: dir,
+      data,
+      seqLen: seq,
+      batchSize: batch,
+      ...lora,
+      warmup,
+      steps,
+      threads,
+      device: values.device as Device,
+      ...(precision !== 'fp32' ? { basePrecision: precision } : {}),
+    };
+    const ours = JSON.parse(run(process.execPath, ['--import', 'tsx', join(here, 'trainerCase.ts'), JSON.stringify(caseArgs)])) as TrainerCaseResult;
+    process.stderr.write(`fedex ${precision}: steps ${ours.stepMs.map(Math.round).join(', ')} ms\n`);
+    return {
+      precision,
+      modules: ours.modules.length,
+      medianTokensPerSecond: tps(median(ours.stepMs)),
+      bestTokensPerSecond: tps(Math.min(...ours.stepMs)),
+      medianMs: median(ours.stepMs),
+      firstLoss: ours.firstLoss,
+      peakRssMiB: ours.peakRssMiB,
+      note: `fedex ${values.device} ${precision}; setup ${ours.setupSeconds.toFixed(1)} s, peak RSS by then ${ours.setupPeakRssMiB.toFixed(0)} MiB; warm-up ${ours.warmupMs.map(Math.round).join(', ')} ms`,
+    };
+  });
 
   const python = process.env.FEDEX_PYTHON ?? 'python3';
   const torchArgs = {
@@ -145,7 +156,7 @@ async function main(): Promise<void> {
     steps,
     threads,
     device: values['torch-device'],
-    frozen: precision === 'fp16' ? 'float16' : 'float32',
+    frozen: precisions.every((p) => p === 'fp16') ? 'float16' : 'float32',
   };
   const torch = JSON.parse(run(python, [join(here, 'torch', 'train_llama.py'), JSON.stringify(torchArgs)])) as {
     torch: string;
@@ -156,6 +167,7 @@ async function main(): Promise<void> {
     first_loss: number;
     warmup_ms: number[];
     peak_gpu_mib: number | null;
+    peak_rss_mib: number;
     modules: string[];
   };
   const torchSide: Side = {
@@ -163,9 +175,10 @@ async function main(): Promise<void> {
     bestTokensPerSecond: tps(torch.min_ms),
     medianMs: torch.median_ms,
     firstLoss: torch.first_loss,
+    peakRssMiB: torch.peak_rss_mib,
     note: `PyTorch ${torch.torch} on ${torch.device}, frozen ${torchArgs.frozen}; warm-up ${torch.warmup_ms.map(Math.round).join(', ')} ms${torch.peak_gpu_mib !== null ? `; peak GPU memory ${torch.peak_gpu_mib.toFixed(0)} MiB` : ''}`,
   };
-  if (torch.modules.length !== ours.modules.length) fail(`the two sides adapt different modules: ${ours.modules.length} against ${torch.modules.length}`);
+  for (const o of oursSides) if (torch.modules.length !== o.modules) fail(`the two sides adapt different modules: ${o.modules} against ${torch.modules.length}`);
 
   // Model FLOPs per step (see the module comment).
   const d = spec.hidden;
@@ -176,29 +189,40 @@ async function main(): Promise<void> {
   const flopsPerStep = batch * seq * (4 * matrixParams + 12 * seq * d * spec.layers);
   const card = cardName();
   const peak = card === undefined ? undefined : FP32_PEAK_TFLOPS.find(([re]) => re.test(card))?.[1];
-  const achieved = flopsPerStep / (oursSide.medianMs / 1000) / 1e12;
+  const achieved = (o: Side): number => flopsPerStep / (o.medianMs / 1000) / 1e12;
   const result = {
     shape: values.shape,
     spec,
     batch,
     seq,
     card: card ?? 'no NVIDIA GPU (nvidia-smi)',
-    ours: oursSide,
+    ours: oursSides.map((o) => ({
+      ...o,
+      ratio: { median: o.medianTokensPerSecond / torchSide.medianTokensPerSecond, best: o.bestTokensPerSecond / torchSide.bestTokensPerSecond, peakRss: o.peakRssMiB / torchSide.peakRssMiB },
+      firstLossGap: Math.abs(o.firstLoss - torchSide.firstLoss) / Math.abs(torchSide.firstLoss),
+      achievedTflops: achieved(o),
+      ...(peak !== undefined ? { shareOfPeak: achieved(o) / peak } : {}),
+    })),
     torch: torchSide,
-    ratio: { median: oursSide.medianTokensPerSecond / torchSide.medianTokensPerSecond, best: oursSide.bestTokensPerSecond / torchSide.bestTokensPerSecond },
-    firstLossGap: Math.abs(oursSide.firstLoss - torchSide.firstLoss) / Math.abs(torchSide.firstLoss),
     modelTflopsPerStep: flopsPerStep / 1e12,
-    achievedTflops: achieved,
-    ...(peak !== undefined ? { fp32PeakTflops: peak, shareOfPeak: achieved / peak } : {}),
+    ...(peak !== undefined ? { fp32PeakTflops: peak } : {}),
   };
   const line = (name: string, s: Side): string =>
-    `${name.padEnd(8)} ${s.medianTokensPerSecond.toFixed(0).padStart(9)} tok/s median, ${s.bestTokensPerSecond.toFixed(0).padStart(9)} best, step ${s.medianMs.toFixed(0)} ms, step-1 loss ${s.firstLoss.toPrecision(7)}  (${s.note})`;
-  process.stdout.write(`${result.card}; Llama ${values.shape} shape, ${batch} × ${seq} tokens, LoRA r 16 on q_proj, v_proj\n`);
-  process.stdout.write(`${line('fedex', oursSide)}\n${line('PyTorch', torchSide)}\n`);
-  process.stdout.write(`fedex / PyTorch tokens/s: ${result.ratio.median.toFixed(3)} median, ${result.ratio.best.toFixed(3)} best; step-1 loss gap ${result.firstLossGap.toExponential(1)} (relative)\n`);
-  process.stdout.write(
-    `fedex model FLOP/s: ${achieved.toFixed(2)} TFLOP/s (${result.modelTflopsPerStep.toFixed(2)} TFLOP a step)${peak !== undefined ? `, ${(100 * achieved / peak).toFixed(1)} % of the card's ${peak} TFLOP/s float32 peak` : ''}\n`,
-  );
+    `${name.padEnd(12)} ${s.medianTokensPerSecond.toFixed(1).padStart(9)} tok/s median, ${s.bestTokensPerSecond.toFixed(1).padStart(9)} best, step ${s.medianMs.toFixed(0)} ms, peak RSS ${s.peakRssMiB.toFixed(0)} MiB, step-1 loss ${
+      s.firstLoss.toPrecision(7)
+    }  (${s.note})`;
+  process.stdout.write(`${result.card}; Llama ${values.shape} shape, ${batch} × ${seq} tokens, LoRA r 16 on q_proj, v_proj, ${threads} threads\n`);
+  for (const o of result.ours) process.stdout.write(`${line(`fedex ${o.precision}`, o)}\n`);
+  process.stdout.write(`${line('PyTorch', torchSide)}\n`);
+  for (const o of result.ours) {
+    process.stdout.write(
+      `fedex ${o.precision} / PyTorch: tokens/s ${o.ratio.median.toFixed(3)} median, ${o.ratio.best.toFixed(3)} best; peak RSS ${o.ratio.peakRss.toFixed(2)}; step-1 loss gap ${o.firstLossGap.toExponential(1)} (relative); model FLOP/s ${
+        o.achievedTflops.toFixed(3)
+      } TFLOP/s`
+        + `${peak !== undefined ? `, ${(100 * o.achievedTflops / peak).toFixed(1)} % of the card's ${peak} TFLOP/s float32 peak` : ''}\n`,
+    );
+  }
+  process.stdout.write(`model work: ${result.modelTflopsPerStep.toFixed(2)} TFLOP a step\n`);
   if (values.json !== undefined) await writeFile(values.json, `${JSON.stringify(result, null, 2)}\n`);
 }
 

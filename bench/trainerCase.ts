@@ -56,6 +56,8 @@ export interface TrainerCaseResult {
   /** Seconds from createTrainer to a ready trainer (graph build, weights, session compile). */
   readonly setupSeconds: number;
   readonly peakRssMiB: number;
+  /** Peak RSS when the trainer was built, before the first step: the weights' load alone. */
+  readonly setupPeakRssMiB: number;
   /** ‖W − stored(W)‖/‖W‖ of the weights held below float32 (null at fp32). */
   readonly relativeRounding: number | null;
   /** The trainer's plan (trainer.info.memory): recomputing or not, micro-batches per batch, its estimate. */
@@ -85,6 +87,7 @@ async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
   const t0 = performance.now();
   const trainer = await createTrainer(setup, { worker: false });
   const setupSeconds = (performance.now() - t0) / 1000;
+  const setupPeakRssMiB = process.resourceUsage().maxRSS / 1024;
   try {
     const stamps: number[] = [];
     const losses: number[] = [];
@@ -106,6 +109,7 @@ async function main(args: TrainerCaseArgs): Promise<TrainerCaseResult> {
       modules: trainer.modules.map((m) => m.path),
       setupSeconds,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      setupPeakRssMiB,
       relativeRounding: trainer.info.base.relativeRounding,
       recompute,
       splits,
