@@ -49,15 +49,14 @@ export function encodeFloatTensor(data: Float32Array, dtype: FloatWireDType): Ui
 
 /** float32 values of little-endian `bytes` in `dtype` (always a fresh array). */
 export function decodeFloatTensor(bytes: Uint8Array, dtype: FloatWireDType): Float32Array {
+  // new Uint8Array(x) always copies; Buffer#slice would return a view of Node's shared pool.
+  const copy = new Uint8Array(bytes);
   if (dtype === 'float32') {
-    // new Uint8Array(x) always copies; Buffer#slice would return a view of Node's shared pool.
-    const copy = new Uint8Array(bytes);
     if (!HOST_IS_LITTLE_ENDIAN) swapBytes(copy, 4);
     return new Float32Array(copy.buffer, 0, copy.length / 4);
   }
-  const n = bytes.length / 2;
-  const bits = new Uint16Array(n);
-  for (let i = 0; i < n; i++) bits[i] = bytes[2 * i] | (bytes[2 * i + 1] << 8);
+  if (!HOST_IS_LITTLE_ENDIAN) swapBytes(copy, 2);
+  const bits = new Uint16Array(copy.buffer, 0, copy.length / 2);
   return dtype === 'float16' ? float16ToFloat32(bits) : bfloat16ToFloat32(bits);
 }
 
