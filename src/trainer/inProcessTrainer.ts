@@ -39,7 +39,7 @@ import type { BatchPlan } from './memoryPlan.js';
 import { FrozenWeights } from './frozenWeights.js';
 import { savedInitialValue } from './initialValues.js';
 import { learningRate } from './schedule.js';
-import { checkSeqLen, checkSetup } from './setup.js';
+import { checkLearningRate, checkSeqLen, checkSetup } from './setup.js';
 import { StepRunner } from './stepRunner.js';
 import type { Feeds, MicroBatch } from './stepRunner.js';
 import type { AdapterTensors, EvalOptions, EvalResult, LoraTrainer, TrainerInfo, TrainerSetup, TrainHooks, TrainOutcome, TrainProgress, TrainRun, TrainStart } from './types.js';
@@ -274,7 +274,7 @@ export class InProcessTrainer implements LoraTrainer {
     const totalSteps = run.steps ?? Math.ceil(((run.epochs ?? 1) * this.stream.batchesPerEpoch) / k);
     if (!Number.isInteger(totalSteps) || totalSteps < 0) throw new RangeError(`train: steps must be a non-negative integer, got ${totalSteps}`);
     const lr = run.lr ?? this.setup.lr;
-    if (!(Number.isFinite(lr) && lr >= 0)) throw new RangeError(`train: lr must be a finite number ≥ 0, got ${lr}`);
+    checkLearningRate(lr, 'train');
     const schedule = { kind: this.setup.schedule ?? 'constant', lr, totalSteps, warmupSteps: this.setup.warmupSteps ?? 0 } as const;
     const values = this.adapterValues(start.adapter);
     runner.setValues(values);

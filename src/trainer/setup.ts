@@ -16,6 +16,11 @@ function positiveInteger(value: number, field: string): void {
   if (!Number.isInteger(value) || value <= 0) throw new RangeError(`trainer setup: ${field} must be a positive integer, got ${value}`);
 }
 
+/** Throws a RangeError naming `where` unless `lr` is a finite number ≥ 0 (the setup's, or one run's own). */
+export function checkLearningRate(lr: number, where: string): void {
+  if (!(Number.isFinite(lr) && lr >= 0)) throw new RangeError(`${where}: lr must be a finite number ≥ 0, got ${lr}`);
+}
+
 /** Throws a RangeError naming the first bad field of `setup`. */
 export function checkSetup(setup: TrainerSetup): void {
   if (typeof setup.modelDir !== 'string' || setup.modelDir.length === 0) throw new RangeError('trainer setup: modelDir is empty');
@@ -24,7 +29,7 @@ export function checkSetup(setup: TrainerSetup): void {
   if (!Number.isInteger(setup.seqLen) || setup.seqLen < 2) throw new RangeError(`trainer setup: seqLen must be an integer ≥ 2, got ${setup.seqLen}`);
   if (!Number.isFinite(setup.seed)) throw new RangeError(`trainer setup: seed must be a finite number, got ${setup.seed}`);
   if (setup.optimizer !== 'adamw' && setup.optimizer !== 'sgd') throw new RangeError(`trainer setup: optimizer must be adamw or sgd, got '${String(setup.optimizer)}'`);
-  if (!(Number.isFinite(setup.lr) && setup.lr >= 0)) throw new RangeError(`trainer setup: lr must be a finite number ≥ 0, got ${setup.lr}`);
+  checkLearningRate(setup.lr, 'trainer setup');
   if (setup.warmupSteps !== undefined && !(Number.isInteger(setup.warmupSteps) && setup.warmupSteps >= 0)) {
     throw new RangeError(`trainer setup: warmupSteps must be a non-negative integer, got ${setup.warmupSteps}`);
   }
